@@ -1,0 +1,67 @@
+"""Seeded generators whose outputs are cached on disk under a key derived from their config.
+
+    >>> arrays = cached_arrays("mobifuse-scenes", cfg_dict, lambda: simulate(cfg))
+
+The key is a hash of (name, config as canonical JSON, version). Change the generator's logic →
+bump `version`. The cache lives in $PAPERBENCH_CACHE or `<repo>/.cache`; entries are written
+atomically, so an interrupted generation never leaves a corrupt entry behind (a corrupt one found
+anyway is regenerated).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.io import atomic_path
+
+__all__ = ["cache_dir", "cache_key", "cached_arrays", "cached_file"]
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("PAPERBENCH_CACHE")
+    d = Path(env) if env else Path(__file__).resolve().parent.parent / ".cache"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def cache_key(name: str, config: Any, version: int | str = 1) -> str:
+    blob = json.dumps({"name": name, "config": config, "version": version}, sort_keys=True,
+                      default=str)
+    return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def cached_arrays(name: str, config: Any, generate: Callable[[], dict[str, np.ndarray]],
+                  version: int | str = 1) -> dict[str, np.ndarray]:
+    """Return `generate()`'s dict of arrays, from the cache when present (`.npz`)."""
+    path = cache_dir() / f"{cache_key(name, config, version)}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except Exception as e:  # corrupt entry: regenerate
+            log.warning("cache entry %s unreadable (%s); regenerating", path, e)
+    arrays = generate()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    return arrays
+
+
+def cached_file(name: str, config: Any, build: Callable[[Path], None], suffix: str = "",
+                version: int | str = 1) -> Path:
+    """Path of a cached artefact; `build(tmp_path)` writes it once (atomically) if missing."""
+    path = cache_dir() / f"{cache_key(name, config, version)}{suffix}"
+    if not path.exists():
+        with atomic_path(path) as tmp:
+            build(tmp)
+    return path

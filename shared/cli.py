@@ -1,0 +1,96 @@
+"""The common CLI skeleton of `python -m <package>.train|eval|bench --config ...`.
+
+    def main(argv=None):
+        args, cfg = parse_args(argv, TrainConfig, prog="lemo.train",
+                               description="Fine-tune with token elimination.",
+                               default_config="configs/lemo/tiny.yaml")
+        ...
+
+    if __name__ == "__main__":
+        run(main)
+
+Standard flags: `--config`, `--set key=value` (repeatable), `--seed`, `--device`, `--out`,
+`--quick`, `-v`. `--seed`/`--device` are written into the config when it has such a field, so the
+saved config is the whole truth about a run. `run(main)` turns a `UserError` into one line on
+stderr and exit code 2 (a traceback only with -v), and Ctrl-C into exit code 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shared.config import load_config
+from shared.errors import UserError
+from shared.log import setup_logging
+
+T = TypeVar("T")
+
+__all__ = ["build_parser", "parse_args", "run"]
+
+_VERBOSE = False
+
+
+def build_parser(prog: str, description: str, default_config: str | None = None,
+                 epilog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"python -m {prog}", description=description, epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", "-c", default=default_config,
+                   help=f"YAML config file (default: {default_config or 'built-in defaults'})")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr=3e-4 (repeatable)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (overrides config.seed)")
+    p.add_argument("--device", default=None,
+                   help="auto | cpu | cuda | cuda:N (overrides config.device)")
+    p.add_argument("--out", default=None,
+                   help="run directory for results and checkpoints "
+                        "(default: runs/<package>/<kind>-<time>)")
+    p.add_argument("--quick", action="store_true",
+                   help="a small, fast setting (minutes on 2 CPU cores) for smoke runs "
+                        "and summaries")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+    return p
+
+
+def parse_args(argv: list[str] | None, cls: type[T], prog: str, description: str,
+               default_config: str | None = None,
+               parser: argparse.ArgumentParser | None = None) -> tuple[argparse.Namespace, T]:
+    """Parse the standard flags (plus any on `parser`), load and override the typed config."""
+    global _VERBOSE
+    p = parser or build_parser(prog, description, default_config)
+    args = p.parse_args(argv)
+    _VERBOSE = args.verbose
+    setup_logging(args.verbose)
+    overrides = list(args.overrides)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for flag in ("seed", "device"):
+        val = getattr(args, flag)
+        if val is not None:
+            if flag not in names:
+                raise UserError(f"--{flag} given but {cls.__name__} has no '{flag}' field")
+            overrides.append(f"{flag}={val}")
+    if args.config is not None and not Path(args.config).is_file():
+        raise UserError(f"config file not found: {args.config}")
+    cfg = load_config(args.config, cls, overrides)
+    return args, cfg
+
+
+def run(main: Callable[..., Any], argv: list[str] | None = None) -> None:
+    """Call `main(argv)`; exit 0, 2 on a UserError (one line), 130 on Ctrl-C."""
+    try:
+        rc = main(argv)
+    except UserError as e:
+        if _VERBOSE:
+            logging.getLogger("cli").exception("error")
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(rc or 0)

@@ -1,0 +1,144 @@
+"""Run directories, atomic writes and resumable checkpoints.
+
+Every result file is written to a temporary file in the same directory and `os.replace`d into
+place, so a crash or Ctrl-C mid-write leaves the previous file intact, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from shared.errors import DataError
+
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_write_csv",
+    "atomic_torch_save",
+    "read_json",
+    "make_run_dir",
+    "Checkpointer",
+]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside `path`; on success it replaces `path`, on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def _jsonable(o: Any) -> Any:
+    if hasattr(o, "tolist"):  # numpy / torch scalars and arrays
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, default=_jsonable, allow_nan=True)
+    atomic_write_text(path, text + "\n")
+
+
+def atomic_write_csv(path: str | Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    if rows:
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        w = csv.DictWriter(buf, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def read_json(path: str | Path) -> Any:
+    """Read JSON; a missing or corrupt (e.g. truncated) file is a DataError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: corrupt JSON ({e})") from None
+
+
+def make_run_dir(out: str | Path | None, package: str, kind: str) -> Path:
+    """`out` if given, else `runs/<package>/<kind>-<timestamp>`; created if missing."""
+    if out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / package / f"{kind}-{stamp}"
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+class Checkpointer:
+    """Atomic `ckpt.pt` (+ the previous one as `ckpt.prev.pt`) in a run dir, for resume.
+
+    `save(state)` writes atomically; `load()` returns the latest readable state or None. A
+    corrupt latest checkpoint falls back to the previous one with a warning rather than
+    silently restarting from scratch.
+    """
+
+    def __init__(self, run_dir: str | Path, name: str = "ckpt"):
+        self.path = Path(run_dir) / f"{name}.pt"
+        self.prev = Path(run_dir) / f"{name}.prev.pt"
+
+    def save(self, state: dict) -> None:
+        if self.path.exists():
+            os.replace(self.path, self.prev)
+        atomic_torch_save(state, self.path)
+
+    def load(self, map_location: str = "cpu") -> dict | None:
+        import logging
+
+        import torch
+
+        for p in (self.path, self.prev):
+            if not p.exists():
+                continue
+            try:
+                return torch.load(p, map_location=map_location, weights_only=False)
+            except Exception as e:  # corrupt file: try the older one
+                logging.getLogger(__name__).warning("checkpoint %s unreadable (%s)", p, e)
+        if self.path.exists() or self.prev.exists():
+            raise DataError(f"no readable checkpoint in {self.path.parent}")
+        return None
