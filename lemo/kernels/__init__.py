@@ -1,0 +1,116 @@
+"""LeMo's hot-path operators behind one dispatch point (paper §4.4).
+
+Each public function has a PyTorch implementation (`*_torch`, the reference and the CPU path) and,
+where Triton and CUDA are present, a Triton kernel selected automatically. The model code
+(`lemo.attention`, `lemo.loss`) calls only the dispatchers below, so kernels can be swapped without
+touching it. `LEMO_KERNELS=torch` forces the fallbacks (used by tests that compare the two).
+
+Contracts (b = batch, s = sequence, h = query heads, hk = key/value heads, d = head dim):
+- `block_tile_scores(q, k, block_size, causal)`: q (b, h, s, d), k (b, hk, s, d) with h % hk == 0,
+  s % block_size == 0. Pre-softmax logits q·kᵀ/√d, positive part, summed over heads and divided by
+  h, then max over each block_size×block_size tile -> (b, s/B, s/B) float32. With `causal`, element
+  (i, j) with j > i is excluded and tiles above the diagonal are 0. Never materialises s×s.
+- `gather_rows(x, idx)`: x (b, s, d), idx (b, k) long -> (b, k, d) (`x[b, idx[b]]`).
+- `project_rows(linear, x, idx)`: `linear(gather_rows(x, idx))` for an `nn.Linear` or a peft LoRA
+  Linear; the kernel path reads the kept rows straight from x (no gathered copy).
+- `scatter_add_rows(residual, idx, src)`: out = residual, with out[b, idx[b]] += src[b]; idx rows
+  are unique. Differentiable w.r.t. residual and src.
+- `segmented_lm_loss(hidden, weight, labels, segment, ignore_index=-100)`: mean cross-entropy of
+  `hidden @ weightᵀ` against `labels` (already shifted), computed `segment` tokens at a time with
+  recomputation in backward, so (tokens × vocab) logits never exist at once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+__all__ = [
+    "block_tile_scores",
+    "gather_rows",
+    "project_rows",
+    "scatter_add_rows",
+    "segmented_lm_loss",
+    "block_tile_scores_torch",
+    "backend",
+]
+
+
+def backend() -> str:
+    """'triton' when a CUDA device and Triton are usable and not disabled, else 'torch'."""
+    if os.environ.get("LEMO_KERNELS", "auto") == "torch":
+        return "torch"
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return "torch"
+    return "triton" if torch.cuda.is_available() else "torch"
+
+
+def block_tile_scores_torch(q: torch.Tensor, k: torch.Tensor, block_size: int = 64,
+                            causal: bool = True) -> torch.Tensor:
+    """Reference: loops over query blocks, materialising one (B × s) logit strip at a time."""
+    b, h, s, d = q.shape
+    hk = k.shape[1]
+    if s % block_size:
+        raise ValueError(f"sequence length {s} is not a multiple of block_size {block_size}")
+    nb = s // block_size
+    kk = k.repeat_interleave(h // hk, dim=1) if hk != h else k
+    scale = 1.0 / math.sqrt(d)
+    out = torch.zeros(b, nb, nb, dtype=torch.float32, device=q.device)
+    kpos = torch.arange(s, device=q.device)
+    for i in range(nb):
+        qs = q[:, :, i * block_size:(i + 1) * block_size].float()
+        hi = (i + 1) * block_size if causal else s
+        logits = torch.einsum("bhqd,bhkd->bhqk", qs, kk[:, :, :hi].float()) * scale
+        pos = logits.clamp_min(0).sum(1) / h  # (b, B, hi)
+        if causal:
+            qpos = torch.arange(i * block_size, (i + 1) * block_size, device=q.device)
+            pos = pos.masked_fill(kpos[None, :hi] > qpos[:, None], 0.0)
+        tiles = pos.view(b, block_size, hi // block_size, block_size).amax(dim=(1, 3))
+        out[:, i, : hi // block_size] = tiles
+    return out
+
+
+def block_tile_scores(q: torch.Tensor, k: torch.Tensor, block_size: int = 64,
+                      causal: bool = True) -> torch.Tensor:
+    return block_tile_scores_torch(q, k, block_size, causal)
+
+
+def gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def project_rows(linear: torch.nn.Module, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    return linear(gather_rows(x, idx))
+
+
+def scatter_add_rows(residual: torch.Tensor, idx: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    return residual.scatter_add(1, idx.unsqueeze(-1).expand(-1, -1, residual.shape[-1]),
+                                src.to(residual.dtype))
+
+
+def _segment_ce_sum(h: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
+                    ignore_index: int) -> torch.Tensor:
+    logits = (h @ w.t()).float()
+    return F.cross_entropy(logits, y, ignore_index=ignore_index, reduction="sum")
+
+
+def segmented_lm_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
+                      segment: int = 2048, ignore_index: int = -100) -> torch.Tensor:
+    h = hidden.reshape(-1, hidden.shape[-1])
+    y = labels.reshape(-1)
+    count = (y != ignore_index).sum().clamp_min(1)
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, h.shape[0], segment):
+        hs, ys = h[start:start + segment], y[start:start + segment]
+        if torch.is_grad_enabled() and (hs.requires_grad or weight.requires_grad):
+            total = total + checkpoint(_segment_ce_sum, hs, weight, ys, ignore_index,
+                                       use_reentrant=False)
+        else:
+            total = total + _segment_ce_sum(hs, weight, ys, ignore_index)
+    return total / count
