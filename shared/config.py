@@ -37,27 +37,27 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _check(value: Any, tp: Any, where: str) -> Any:
-    """Return `value` converted to `tp`, or raise ConfigError naming `where`."""
+def _check(value: Any, tp: Any, path: str) -> Any:
+    """Return `value` converted to `tp`, or raise ConfigError naming the key `path`."""
+    where = f"'{path}'"
     origin = get_origin(tp)
     if tp is Any:
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
-        return _build(tp, value, where)
+        return _build(tp, value, path)
     if origin is Union or origin is types.UnionType:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
-                return _check(value, arg, where)
-            except ConfigError as e:
-                errors.append(str(e))
+                return _check(value, arg, path)
+            except ConfigError:
+                pass
         raise ConfigError(f"{where}: {value!r} does not fit {_type_name(tp)}")
     if origin is Literal:
         if value not in get_args(tp):
@@ -68,13 +68,13 @@ def _check(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         args = get_args(tp)
         item = args[0] if args else Any
-        out = [_check(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        out = [_check(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         _, vt = get_args(tp) or (str, Any)
-        return {str(k): _check(v, vt, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): _check(v, vt, f"{path}.{k}") for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
@@ -106,7 +106,7 @@ def _build(cls: type[T], data: dict, where: str) -> T:
     kwargs = {}
     for name, value in data.items():
         key = f"{where}.{name}" if where else name
-        kwargs[name] = _check(value, hints[name], f"'{key}'")
+        kwargs[name] = _check(value, hints[name], key)
     try:
         obj = cls(**kwargs)
     except TypeError as e:  # a required field missing

@@ -122,7 +122,7 @@ def pretrain_causal_lm(model, train_tokens: np.ndarray, steps: int, seq_len: int
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if on_step:
             on_step(step, losses[-1])
         if hasattr(bar, "set_postfix") and step % 10 == 0:
