@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from shared.memory import SavedTensorMeter
@@ -52,3 +53,14 @@ def test_no_grad_saves_nothing():
     with torch.no_grad(), SavedTensorMeter() as m:
         (x * x).sum()
     assert m.bytes == 0
+
+
+@pytest.mark.gpu
+def test_cuda_peak_sees_a_temporary_allocation():
+    from shared.memory import cuda_peak
+
+    keep = torch.empty(1 << 20, device="cuda")  # allocated before: not part of the peak delta
+    with cuda_peak() as m:
+        tmp = torch.empty(4 << 20, dtype=torch.uint8, device="cuda")
+        del tmp
+    assert m["activation"] >= 4 << 20 and m["before"] >= keep.numel() * 4
