@@ -1,0 +1,155 @@
+"""Typed configs of `lemo` (YAML -> dataclasses via `shared.config`).
+
+`LemoConfig` is the technique's knobs (paper §4); `ModelConfig` the tiny embedded LM (or a path
+to any supported HF checkpoint); `LoraConfig` the peft adapter (paper's AE: r=8, α=16, q/k/v/o);
+`TrainConfig` / `EvalConfig` the recipes' whole truth, saved into every run dir.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["LemoConfig", "ModelConfig", "LoraConfig", "DataConfig", "TrainConfig", "EvalConfig",
+           "PredictorConfig"]
+
+
+@dataclass
+class LemoConfig:
+    """Contextual token sparsity (paper §4.2-§4.4)."""
+
+    enabled: bool = True  # False: plain LoRA (dense), the baseline
+    block_size: int = 64  # tokens per block (paper: 64); sequence length must be a multiple
+    keep_ratio: float = 0.4  # top-k selection: fraction of key blocks kept (AE --thresh 0.4)
+    selection: Literal["topk", "threshold"] = "topk"  # threshold = paper Algorithm 1
+    thresholds: list[float] = field(default_factory=list)  # per layer; empty: the input's mean
+    dense_first: float = 0.5  # leading fraction of layers that stay dense
+    dense_last: bool = True  # the last layer stays dense
+    scorer: Literal["exact", "predictor"] = "exact"  # exact block scores or learned predictors
+    mlp_prune_ratio: float = 0.0  # share of MLP channels NOT saved for backward (AE: 0.8)
+    segment_size: int = 2048  # tokens per lm_head+CE segment; 0 = unsegmented HF loss
+    eliminate_in_eval: bool = False  # evaluation runs dense unless asked
+    attention: Literal["lemo", "s2"] = "lemo"  # "s2": LongLoRA shifted group attention baseline
+    s2_groups: int = 4  # S2-Attn: group size = s / s2_groups
+
+    def validate(self) -> None:
+        if self.block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {self.block_size}")
+        if not 0.0 < self.keep_ratio <= 1.0:
+            raise ValueError(f"keep_ratio must be in (0, 1], got {self.keep_ratio}")
+        if not 0.0 <= self.dense_first <= 1.0:
+            raise ValueError(f"dense_first must be in [0, 1], got {self.dense_first}")
+        if not 0.0 <= self.mlp_prune_ratio < 1.0:
+            raise ValueError(f"mlp_prune_ratio must be in [0, 1), got {self.mlp_prune_ratio}")
+        if self.segment_size < 0:
+            raise ValueError(f"segment_size must be >= 0, got {self.segment_size}")
+        if self.s2_groups < 1:
+            raise ValueError(f"s2_groups must be >= 1, got {self.s2_groups}")
+
+
+@dataclass
+class ModelConfig:
+    """The embedded tiny byte-level LM (pretrained here) or an HF checkpoint directory."""
+
+    path: str | None = None  # HF save_pretrained dir; None: the embedded model (cached)
+    arch: Literal["llama", "mistral", "qwen2", "opt"] = "llama"  # embedded model's family
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2  # GQA (ignored by OPT)
+    intermediate_size: int = 352
+    max_position_embeddings: int = 8192  # RoPE needs no table; OPT learns one this long
+    rope_theta: float = 10000.0
+    pretrained: bool = True  # embedded model: pretrain on the stdlib corpus (else random init)
+    pretrain_steps: int = 600
+    pretrain_seq_len: int = 512
+    pretrain_batch: int = 8
+    pretrain_lr: float = 2e-3
+
+    def validate(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} not divisible by num_heads "
+                             f"{self.num_heads}")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"num_heads {self.num_heads} not divisible by num_kv_heads "
+                             f"{self.num_kv_heads}")
+        if self.num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
+
+
+@dataclass
+class LoraConfig:
+    """peft LoRA adapter (paper AE: r=8, alpha=16, dropout 0, q/k/v/o)."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class DataConfig:
+    """Fine-tuning text: the stdlib corpus (default) or a .txt / .jsonl file."""
+
+    train_path: str | None = None  # .txt or .jsonl ({"text": ...} per line); None: stdlib corpus
+    val_path: str | None = None
+    text_key: str = "text"  # jsonl field holding the text
+    seq_len: int = 2048
+    batch_size: int = 1
+    passkey_mix: float = 0.5  # share of fine-tuning windows that are passkey examples
+    max_corpus_bytes: int = 4_000_000  # cap on the corpus read into memory
+
+
+@dataclass
+class TrainConfig:
+    """`python -m lemo.train`: LoRA fine-tuning with (or without) LeMo."""
+
+    seed: int = 0
+    device: str = "auto"
+    steps: int = 100
+    lr: float = 1e-3  # LoRA lr (paper: 2e-5 for 7B; tiny models want more)
+    warmup: int = 10
+    grad_checkpointing: bool = False
+    log_every: int = 10
+    save_every: int = 50  # checkpoint (resume) every N steps
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    lemo: LemoConfig = field(default_factory=LemoConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    predictor: PredictorConfig | None = None  # needed when lemo.scorer == "predictor"
+
+    def validate(self) -> None:
+        if self.data.seq_len % self.lemo.block_size:
+            raise ValueError(f"data.seq_len {self.data.seq_len} is not a multiple of "
+                             f"lemo.block_size {self.lemo.block_size} (pad the data or change one)")
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+
+
+@dataclass
+class PredictorConfig:
+    """Pattern predictors (paper §4.3) and their elastic size transformation."""
+
+    hidden: int = 128  # hidden units per predictor MLP (pruned by elastic sizing)
+    out_dim: int = 128  # Q̂/K̂ width
+    steps: int = 200  # training steps (LM frozen)
+    lr: float = 1e-3
+    windows: int = 8  # captured training windows
+    prune_every: int = 50  # elastic: prune mostly-inactive units every N steps ...
+    prune_until: int = 150  # ... until this step
+    dead_threshold: float = 0.8  # first round's dead-ratio threshold (then -0.05 per round)
+
+
+@dataclass
+class EvalConfig:
+    """`python -m lemo.eval`: held-out perplexity and passkey accuracy of a trained run."""
+
+    seed: int = 0
+    device: str = "auto"
+    run_dir: str | None = None  # a lemo.train run dir (adapter + config); None: base model only
+    seq_len: int = 2048
+    ppl_windows: int = 8
+    passkey_trials: int = 20
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lemo: LemoConfig = field(default_factory=LemoConfig)
+    data: DataConfig = field(default_factory=DataConfig)

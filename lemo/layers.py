@@ -1,0 +1,209 @@
+"""Decoder layers with token elimination (paper §4.2, AE `LlamaFlashAttention2.forward`).
+
+`LemoLlamaDecoderLayer` (Llama / Mistral / Qwen2: GQA, RoPE, SwiGLU) and `LemoOPTDecoderLayer`
+(OPT: learned positions, ReLU FFN, pre- or post-LN) take over the *submodules* of the HF decoder
+layer they replace (same attribute names, so state-dict keys and peft LoRA targets are unchanged)
+and subclass transformers' public `GradientCheckpointingLayer`, so
+`model.gradient_checkpointing_enable()` keeps working.
+
+An eliminating layer (b = batch, s = tokens, k = kept tokens):
+1. scores key blocks under no_grad (exact informativeness tiles, or the layer's
+   `PatternPredictor`) and keeps k tokens, idx (b, k) sorted;
+2. gathers the kept rows of the residual stream (b, k, D) and computes norm and q/k/v for kept
+   tokens only; RoPE uses their original positions (cos/sin gathered at idx);
+3. causal attention among kept tokens (original order, so causal in the original sense);
+4. adds `o_proj`'s output into the residual at idx only: dropped tokens pass the attention
+   block unchanged, and autograd saves only kept tokens' activations.
+The MLP runs on all tokens, optionally with saved-channel pruning (`lemo.mlp`). Each layer selects
+anew, so a token dropped here comes back in the next layer.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+from lemo import kernels
+from lemo.baselines import s2_attention
+from lemo.config import LemoConfig
+from lemo.mlp import channel_pruned_ffn, channel_pruned_mlp
+from lemo.scoring import TokenEliminator, informativeness_tiles, key_block_scores
+
+__all__ = ["LemoDecoderLayer", "LemoLlamaDecoderLayer", "LemoOPTDecoderLayer"]
+
+
+class LemoDecoderLayer(GradientCheckpointingLayer):
+    """State and policy shared by the Llama-family and OPT layers."""
+
+    def _init_lemo(self, layer: nn.Module, layer_idx: int, num_layers: int,
+                   cfg: LemoConfig) -> None:
+        for name, child in layer.named_children():
+            setattr(self, name, child)
+        for name in ("attention_type", "layer_type"):  # read by some HF models' forward
+            if hasattr(layer, name):
+                setattr(self, name, getattr(layer, name))
+        self.layer_idx, self.num_layers = layer_idx, num_layers
+        self.__dict__["predictor"] = None  # not a submodule: kept out of the LM's state dict
+        self.capture: list | None = None  # when a list: (x, exact tiles) appended per forward
+        self.last_idx: torch.Tensor | None = None  # last kept token ids (diagnostics, tests)
+        self.configure(cfg)
+
+    def configure(self, cfg: LemoConfig) -> None:
+        self.cfg = cfg
+        thr = cfg.thresholds[self.layer_idx] if self.layer_idx < len(cfg.thresholds) else None
+        self.eliminator = TokenEliminator(cfg.block_size, cfg.keep_ratio, cfg.selection, thr)
+
+    def set_predictor(self, predictor: nn.Module | None) -> None:
+        self.__dict__["predictor"] = predictor
+
+    @property
+    def eliminating(self) -> bool:
+        """Layer policy: the first `dense_first` of layers (and the last) stay dense."""
+        n_dense = int(round(self.cfg.dense_first * self.num_layers))
+        last = self.cfg.dense_last and self.layer_idx == self.num_layers - 1
+        return self.layer_idx >= n_dense and not last
+
+    def mode(self) -> str:
+        """'dense', 'lemo' or 's2' for this forward."""
+        c = self.cfg
+        if not c.enabled:
+            return "dense"
+        if c.attention == "s2":
+            return "s2" if self.training else "dense"
+        if self.eliminating and (self.training or c.eliminate_in_eval or self.capture is not None):
+            return "lemo"
+        return "dense"
+
+    def mlp_ratio(self) -> float:
+        return self.cfg.mlp_prune_ratio if self.cfg.enabled and self.training else 0.0
+
+    def _select(self, x: torch.Tensor, qk) -> torch.Tensor:
+        """x: attention input (b, s, D); qk(): exact (q, k) -> kept token ids (b, k)."""
+        s = x.shape[1]
+        if s % self.cfg.block_size:
+            raise ValueError(f"sequence length {s} is not a multiple of lemo.block_size "
+                             f"{self.cfg.block_size}; pad inputs to a multiple of it")
+        pred = self.predictor
+        if self.cfg.scorer == "predictor" and pred is not None and self.capture is None:
+            scores = pred.key_scores(x.float())
+        else:
+            q, k = qk()
+            tiles = informativeness_tiles(q, k, self.cfg.block_size)
+            if self.capture is not None:
+                self.capture.append((x.detach().float().cpu(), tiles.cpu()))
+            scores = key_block_scores(tiles)
+        idx = self.eliminator.select(scores)
+        self.last_idx = idx
+        return idx
+
+
+def _sdpa(q, k, v, scale: float) -> torch.Tensor:
+    """Causal attention (b, h, k, d) with GQA; the CPU flash path saves only out + LSE."""
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale,
+                                          enable_gqa=q.shape[1] != k.shape[1])
+
+
+class LemoLlamaDecoderLayer(LemoDecoderLayer):
+    """Replaces LlamaDecoderLayer / MistralDecoderLayer / Qwen2DecoderLayer (pre-norm, RoPE)."""
+
+    def __init__(self, layer: nn.Module, layer_idx: int, num_layers: int, cfg: LemoConfig):
+        super().__init__()
+        self._init_lemo(layer, layer_idx, num_layers, cfg)
+
+    def _qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+        a = self.self_attn
+        b, n, _ = x.shape
+        q = a.q_proj(x).view(b, n, -1, a.head_dim).transpose(1, 2)
+        k = a.k_proj(x).view(b, n, -1, a.head_dim).transpose(1, 2)
+        v = a.v_proj(x).view(b, n, -1, a.head_dim).transpose(1, 2)
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        return q, k, v
+
+    def _eliminating_attention(self, h: torch.Tensor, cos, sin) -> torch.Tensor:
+        b = h.shape[0]
+        cos, sin = cos.expand(b, -1, -1), sin.expand(b, -1, -1)
+        with torch.no_grad():
+            x_all = self.input_layernorm(h)
+            idx = self._select(x_all, lambda: self._qkv(x_all, cos, sin)[:2])
+        x = self.input_layernorm(kernels.gather_rows(h, idx))  # (b, k, D)
+        q, k, v = self._qkv(x, kernels.gather_rows(cos, idx), kernels.gather_rows(sin, idx))
+        o = _sdpa(q, k, v, self.self_attn.scaling).transpose(1, 2).reshape(b, idx.shape[1], -1)
+        return kernels.scatter_add_rows(h, idx, self.self_attn.o_proj(o))
+
+    def _s2_attention(self, h: torch.Tensor, cos, sin) -> torch.Tensor:
+        b, s, _ = h.shape
+        q, k, v = self._qkv(self.input_layernorm(h), cos, sin)
+        rep = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+        o = s2_attention(q, k, v, self.cfg.s2_groups, self.self_attn.scaling)
+        return h + self.self_attn.o_proj(o.transpose(1, 2).reshape(b, s, -1))
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask=None, position_ids=None,
+                cache=None, use_cache=False, position_embeddings=None, **kwargs) -> torch.Tensor:
+        mode = self.mode()
+        if mode == "lemo":
+            h = self._eliminating_attention(hidden_states, *position_embeddings)
+        elif mode == "s2":
+            h = self._s2_attention(hidden_states, *position_embeddings)
+        else:
+            a, _ = self.self_attn(
+                hidden_states=self.input_layernorm(hidden_states), attention_mask=attention_mask,
+                position_ids=position_ids, cache=cache, use_cache=use_cache,
+                position_embeddings=position_embeddings, **kwargs)
+            h = hidden_states + a
+        return h + channel_pruned_mlp(self.mlp, self.post_attention_layernorm(h), self.mlp_ratio())
+
+
+class LemoOPTDecoderLayer(LemoDecoderLayer):
+    """Replaces OPTDecoderLayer (learned absolute positions, so no RoPE; ReLU FFN)."""
+
+    def __init__(self, layer: nn.Module, layer_idx: int, num_layers: int, cfg: LemoConfig):
+        super().__init__()
+        self.do_layer_norm_before = layer.do_layer_norm_before
+        self.dropout = layer.dropout
+        self.activation_fn = layer.activation_fn
+        self.activation_name = layer.self_attn.config.activation_function
+        self._init_lemo(layer, layer_idx, num_layers, cfg)
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        b, n, _ = t.shape
+        return t.view(b, n, self.self_attn.num_heads, -1).transpose(1, 2)
+
+    def _attn_in(self, h: torch.Tensor) -> torch.Tensor:
+        return self.self_attn_layer_norm(h) if self.do_layer_norm_before else h
+
+    def _eliminating_attention(self, h: torch.Tensor) -> torch.Tensor:
+        a, b = self.self_attn, h.shape[0]
+        with torch.no_grad():
+            x_all = self._attn_in(h)
+            idx = self._select(x_all, lambda: (self._heads(a.q_proj(x_all)),
+                                               self._heads(a.k_proj(x_all))))
+        x = self._attn_in(kernels.gather_rows(h, idx))
+        q = self._heads(a.q_proj(x) * a.scaling)
+        o = _sdpa(q, self._heads(a.k_proj(x)), self._heads(a.v_proj(x)), 1.0)
+        o = a.out_proj(o.transpose(1, 2).reshape(b, idx.shape[1], -1))
+        o = F.dropout(o, p=self.dropout, training=self.training)
+        return kernels.scatter_add_rows(h, idx, o)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask=None, cache=None,
+                use_cache=False, position_ids=None, **kwargs) -> torch.Tensor:
+        if self.mode() == "lemo":
+            h = self._eliminating_attention(hidden_states)
+        else:
+            a, _ = self.self_attn(hidden_states=self._attn_in(hidden_states), cache=cache,
+                                  position_ids=position_ids, attention_mask=attention_mask,
+                                  **kwargs)
+            h = hidden_states + F.dropout(a, p=self.dropout, training=self.training)
+        if not self.do_layer_norm_before:
+            h = self.self_attn_layer_norm(h)
+        x = self.final_layer_norm(h) if self.do_layer_norm_before else h
+        ratio = self.mlp_ratio()
+        if ratio > 0:
+            y = channel_pruned_ffn(self.fc1, self.fc2, x, ratio, self.activation_name)
+        else:
+            y = self.fc2(self.activation_fn(self.fc1(x)))
+        h = h + F.dropout(y, p=self.dropout, training=self.training)
+        return self.final_layer_norm(h) if not self.do_layer_norm_before else h

@@ -1,0 +1,100 @@
+"""MLP saved-channel pruning (paper §6.3 / AE `PrunedLlamaMLPFunction`).
+
+The forward pass is dense and exact. For backward, only the top (1 − p) intermediate channels,
+ranked by ‖silu(gate)‖₂ + ‖up‖₂ over all tokens (ReLU MLPs: ‖relu(fc1)‖₂), are saved; the
+gradient w.r.t. the MLP input uses those channels only, so **it is approximate** (exactly the
+gradient of the MLP restricted to the kept channels). The MLP weights must be frozen (LoRA on
+attention), as no weight gradient is computed. Shapes: x (..., D), gate/up (N, I), kept C channels.
+
+Saved per token: the input x (D floats) + 2·C (SwiGLU) or C (ReLU) instead of ~4·I.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["PrunedSwiGLUFunction", "PrunedReluFunction", "channel_pruned_mlp", "channel_pruned_ffn"]
+
+
+def _top_channels(score: torch.Tensor, n_keep: int) -> torch.Tensor:
+    return score.topk(n_keep).indices.sort().values
+
+
+def _frozen(*ws: torch.Tensor | None) -> None:
+    if any(w is not None and w.requires_grad for w in ws):
+        raise ValueError("MLP channel pruning needs frozen MLP weights (apply LoRA to attention "
+                         "only, or set lemo.mlp_prune_ratio=0)")
+
+
+class PrunedSwiGLUFunction(torch.autograd.Function):
+    """y = down(silu(gate(x)) ⊙ up(x)); saves x and the kept channels of gate/up only."""
+
+    @staticmethod
+    def forward(ctx, x, wg, wu, wd, bg, bu, bd, n_keep: int):
+        x2 = x.reshape(-1, x.shape[-1])
+        g = F.linear(x2, wg, bg)
+        u = F.linear(x2, wu, bu)
+        a = F.silu(g)
+        y = F.linear(a * u, wd, bd)
+        ch = _top_channels(a.norm(dim=0) + u.norm(dim=0), n_keep)
+        ctx.save_for_backward(x, g[:, ch], u[:, ch], ch, wg, wu, wd)
+        return y.view(*x.shape[:-1], -1)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, g, u, ch, wg, wu, wd = ctx.saved_tensors
+        gp = gy.reshape(-1, gy.shape[-1]) @ wd[:, ch]  # (N, C)
+        sg = torch.sigmoid(g)
+        du = gp * (g * sg)
+        dg = gp * u * (sg * (1 + g * (1 - sg)))
+        dx = dg @ wg[ch] + du @ wu[ch]
+        return dx.view_as(x), None, None, None, None, None, None, None
+
+
+class PrunedReluFunction(torch.autograd.Function):
+    """y = fc2(relu(fc1(x))) (OPT); saves x and the kept channels of fc1's output only."""
+
+    @staticmethod
+    def forward(ctx, x, w1, b1, w2, b2, n_keep: int):
+        x2 = x.reshape(-1, x.shape[-1])
+        pre = F.linear(x2, w1, b1)
+        a = F.relu(pre)
+        y = F.linear(a, w2, b2)
+        ch = _top_channels(a.norm(dim=0), n_keep)
+        ctx.save_for_backward(x, pre[:, ch], ch, w1, w2)
+        return y.view(*x.shape[:-1], -1)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, pre, ch, w1, w2 = ctx.saved_tensors
+        da = (gy.reshape(-1, gy.shape[-1]) @ w2[:, ch]) * (pre > 0)
+        return (da @ w1[ch]).view_as(x), None, None, None, None, None
+
+
+def channel_pruned_mlp(mlp: nn.Module, x: torch.Tensor, prune_ratio: float) -> torch.Tensor:
+    """A Llama-family SwiGLU MLP (gate_proj/up_proj/down_proj, silu) on x (b, s, D), saving only
+    the top (1 - prune_ratio) channels for backward; plain `mlp(x)` without grad or at ratio 0."""
+    if prune_ratio <= 0 or not (torch.is_grad_enabled() and x.requires_grad):
+        return mlp(x)
+    act = getattr(getattr(mlp, "config", None), "hidden_act", "silu")
+    if act not in ("silu", "swish"):
+        raise ValueError(f"MLP channel pruning supports SwiGLU with silu, got '{act}'")
+    ws = (mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight)
+    bs = (mlp.gate_proj.bias, mlp.up_proj.bias, mlp.down_proj.bias)
+    _frozen(*ws, *bs)
+    n_keep = max(1, round((1 - prune_ratio) * ws[0].shape[0]))
+    return PrunedSwiGLUFunction.apply(x, *ws, *bs, n_keep)
+
+
+def channel_pruned_ffn(fc1: nn.Linear, fc2: nn.Linear, x: torch.Tensor, prune_ratio: float,
+                       activation: str = "relu") -> torch.Tensor:
+    """OPT's feed-forward fc2(relu(fc1(x))) with saved-channel pruning (see module docstring)."""
+    if activation != "relu":
+        raise ValueError(f"OPT MLP channel pruning supports relu, got '{activation}'")
+    if prune_ratio <= 0 or not (torch.is_grad_enabled() and x.requires_grad):
+        return fc2(F.relu(fc1(x)))
+    _frozen(fc1.weight, fc1.bias, fc2.weight, fc2.bias)
+    n_keep = max(1, round((1 - prune_ratio) * fc1.weight.shape[0]))
+    return PrunedReluFunction.apply(x, fc1.weight, fc1.bias, fc2.weight, fc2.bias, n_keep)

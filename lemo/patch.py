@@ -1,0 +1,77 @@
+"""Install LeMo into a transformers model (optionally peft-wrapped), without forking modeling files.
+
+    >>> layers = apply_lemo(model, LemoConfig(keep_ratio=0.4))     # before or after peft
+    >>> configure_lemo(model, LemoConfig(enabled=False))            # switch arms in place
+
+`apply_lemo` replaces each public decoder layer (`model.model.layers[i]` for Llama / Mistral /
+Qwen2, `model.model.decoder.layers[i]` for OPT) by a `lemo.layers` wrapper that owns the same
+submodules, so peft LoRA targets, state-dict keys and gradient checkpointing are unchanged.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from lemo.config import LemoConfig
+from lemo.layers import LemoDecoderLayer, LemoLlamaDecoderLayer, LemoOPTDecoderLayer
+from shared.errors import ConfigError
+
+__all__ = ["SUPPORTED", "UnsupportedModelError", "apply_lemo", "configure_lemo", "lemo_layers",
+           "base_model", "decoder_layers"]
+
+# model_type -> (path of the layer list, wrapper)
+SUPPORTED: dict[str, tuple[str, type[LemoDecoderLayer]]] = {
+    "llama": ("model.layers", LemoLlamaDecoderLayer),
+    "mistral": ("model.layers", LemoLlamaDecoderLayer),
+    "qwen2": ("model.layers", LemoLlamaDecoderLayer),
+    "opt": ("model.decoder.layers", LemoOPTDecoderLayer),
+}
+
+
+class UnsupportedModelError(ConfigError):
+    """The architecture has no LeMo layer."""
+
+
+def base_model(model: nn.Module) -> nn.Module:
+    """The transformers model under an optional peft wrapper."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    base = base_model(model)
+    mtype = getattr(getattr(base, "config", None), "model_type", type(base).__name__)
+    if mtype not in SUPPORTED:
+        raise UnsupportedModelError(
+            f"LeMo does not support model_type '{mtype}' (supported: {', '.join(SUPPORTED)})")
+    node = base
+    for part in SUPPORTED[mtype][0].split("."):
+        node = getattr(node, part)
+    return node
+
+
+def apply_lemo(model: nn.Module, cfg: LemoConfig) -> list[LemoDecoderLayer]:
+    """Wrap every decoder layer of `model` (idempotent: already wrapped layers are reconfigured)."""
+    layers = decoder_layers(model)
+    wrapper = SUPPORTED[base_model(model).config.model_type][1]
+    n = len(layers)
+    for i, layer in enumerate(layers):
+        if isinstance(layer, LemoDecoderLayer):
+            layer.configure(cfg)
+        else:
+            new = wrapper(layer, i, n, cfg)
+            new.train(layer.training)
+            layers[i] = new
+    return list(layers)
+
+
+def lemo_layers(model: nn.Module) -> list[LemoDecoderLayer]:
+    return [m for m in decoder_layers(model) if isinstance(m, LemoDecoderLayer)]
+
+
+def configure_lemo(model: nn.Module, cfg: LemoConfig) -> None:
+    """Set a new LemoConfig on every wrapped layer (e.g. switch bench arms on one model)."""
+    layers = lemo_layers(model)
+    if not layers:
+        raise ValueError("model has no LeMo layers; call apply_lemo first")
+    for layer in layers:
+        layer.configure(cfg)

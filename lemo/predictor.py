@@ -1,0 +1,124 @@
+"""Pattern predictors with elastic size (paper §4.3; AE `models/predictor.py`,
+`trainer/predictor_trainer.py`).
+
+Per layer, a Q- and a K-predictor, shared across heads: the attention-input hidden state x
+(b, s, D) is viewed per head (h heads of D/h) and per B-token block, flattened to (b, h, nb, B·D/h),
+and mapped by a bias-free MLP (B·D/h → hidden → out, ReLU) to Q̂, K̂ (b, h, nb, out). The predicted
+tile scores are Σ_h Q̂ K̂ᵀ / h (b, nb, nb), causal, and their column sums rank key blocks as the exact
+scores do. Training (LM frozen) fits the exact tile scores with SmoothL1.
+
+Elastic size transformation: every `prune_every` steps until `prune_until`, hidden units whose
+output was ≤ 0 on more than `threshold` of the inputs seen since the last round are removed
+(threshold starts at `dead_threshold` and drops by 0.05 per round), shrinking both Linear layers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lemo.scoring import causal_tile_mask
+
+__all__ = ["PatternPredictor", "BlockMLP", "train_predictor"]
+
+
+class BlockMLP(nn.Module):
+    """Bias-free in → hidden → out MLP with ReLU, counting how often each hidden unit is dead."""
+
+    def __init__(self, d_in: int, hidden: int, d_out: int):
+        super().__init__()
+        self.fc1 = nn.Linear(d_in, hidden, bias=False)
+        self.fc2 = nn.Linear(hidden, d_out, bias=False)
+        self.register_buffer("dead", torch.zeros(hidden), persistent=False)
+        self.seen = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.fc1(x)
+        if self.training:
+            with torch.no_grad():
+                self.dead += (z <= 0).reshape(-1, z.shape[-1]).sum(0).float()
+                self.seen += z.numel() // z.shape[-1]
+        return self.fc2(F.relu(z))
+
+    @property
+    def hidden(self) -> int:
+        return self.fc1.out_features
+
+    def prune(self, threshold: float) -> int:
+        """Drop hidden units dead on > `threshold` of inputs since the last call; return count."""
+        ratio = self.dead / max(1, self.seen)
+        keep = (ratio <= threshold).nonzero().flatten()
+        if keep.numel() == 0:  # never remove every unit
+            keep = ratio.argmin().reshape(1)
+        removed = self.hidden - keep.numel()
+        if removed:
+            fc1 = nn.Linear(self.fc1.in_features, keep.numel(), bias=False)
+            fc2 = nn.Linear(keep.numel(), self.fc2.out_features, bias=False)
+            fc1.weight.data.copy_(self.fc1.weight.data[keep])
+            fc2.weight.data.copy_(self.fc2.weight.data[:, keep])
+            self.fc1, self.fc2 = fc1.to(self.fc1.weight.device), fc2.to(self.fc2.weight.device)
+        self.dead = torch.zeros(keep.numel(), device=self.dead.device)
+        self.seen = 0
+        return removed
+
+
+class PatternPredictor(nn.Module):
+    """Predicts one layer's block tile scores from its attention input x (b, s, D)."""
+
+    def __init__(self, hidden_size: int, num_heads: int, block_size: int = 64, hidden: int = 128,
+                 out_dim: int = 128):
+        super().__init__()
+        self.num_heads, self.block_size = num_heads, block_size
+        d_in = block_size * hidden_size // num_heads
+        self.q_net = BlockMLP(d_in, hidden, out_dim)
+        self.k_net = BlockMLP(d_in, hidden, out_dim)
+
+    def _blocks(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        nb, h = s // self.block_size, self.num_heads
+        x = x.reshape(b, nb, self.block_size, h, d // h).permute(0, 3, 1, 2, 4)
+        return x.reshape(b, h, nb, -1)
+
+    def tiles(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, s, D) -> predicted causal tile scores (b, nb, nb)."""
+        xb = self._blocks(x)
+        q, k = self.q_net(xb), self.k_net(xb)
+        t = torch.einsum("bhio,bhjo->bij", q, k) / self.num_heads
+        return t * causal_tile_mask(t.shape[-1], t.device)
+
+    def key_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, s, D) -> (b, nb) key-block scores (column sums of the predicted tiles)."""
+        return self.tiles(x).sum(-2)
+
+    def prune(self, threshold: float) -> int:
+        return self.q_net.prune(threshold) + self.k_net.prune(threshold)
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def train_predictor(pred: PatternPredictor, data: list[tuple[torch.Tensor, torch.Tensor]],
+                    steps: int, lr: float = 1e-3, prune_every: int = 50, prune_until: int = 150,
+                    dead_threshold: float = 0.8, seed: int = 0) -> dict:
+    """Fit `pred` to exact tiles: `data` is [(x (1, s, D), tiles (1, nb, nb))] captured with the
+    LM frozen. SmoothL1 on tiles normalised by the batch's mean exact score. Returns a log."""
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(pred.parameters(), lr=lr)
+    pred.train()
+    losses, sizes, thr = [], [], dead_threshold
+    for step in range(steps):
+        x, tiles = data[int(torch.randint(len(data), (1,), generator=g))]
+        scale = tiles[tiles > 0].mean().clamp_min(1e-6)
+        loss = F.smooth_l1_loss(pred.tiles(x) / scale, tiles / scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+        if prune_every and (step + 1) % prune_every == 0 and step + 1 <= prune_until:
+            if pred.prune(thr):
+                opt = torch.optim.Adam(pred.parameters(), lr=lr)
+            sizes.append((step + 1, pred.q_net.hidden, pred.k_net.hidden))
+            thr = max(0.0, thr - 0.05)
+    pred.eval()
+    return {"losses": losses, "sizes": sizes}
