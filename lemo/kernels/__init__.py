@@ -18,6 +18,15 @@ Contracts (b = batch, s = sequence, h = query heads, hk = key/value heads, d = h
 - `segmented_lm_loss(hidden, weight, labels, segment, ignore_index=-100)`: mean cross-entropy of
   `hidden @ weightᵀ` against `labels` (already shifted), computed `segment` tokens at a time with
   recomputation in backward, so (tokens × vocab) logits never exist at once.
+
+Kernels (issue 4; one module each): `block_scores` (tile pooling), `selective_load` (gathered-row
+GEMM behind `gather_rows`/`project_rows`), `scatter_add` (in-place residual epilogue,
+`scatter_add_rows(..., inplace=True)` is the optional in-place form), `segment_loss` (segmented
+linear + CE with recomputation). A call takes the Triton path when `backend()` is 'triton' and
+its tensors are on CUDA, or under Triton's CPU interpreter (`TRITON_INTERPRET=1` and
+`LEMO_KERNELS=triton`, used by the CPU tests); anything a kernel does not cover (a block size
+that is not a power of two >= 16, a LoRA layer with active dropout or a variant such as DoRA)
+goes to the fallback, which computes the same function.
 """
 
 from __future__ import annotations
@@ -36,19 +45,31 @@ __all__ = [
     "scatter_add_rows",
     "segmented_lm_loss",
     "block_tile_scores_torch",
+    "segmented_lm_loss_torch",
     "backend",
 ]
 
 
 def backend() -> str:
-    """'triton' when a CUDA device and Triton are usable and not disabled, else 'torch'."""
-    if os.environ.get("LEMO_KERNELS", "auto") == "torch":
+    """'triton' when a CUDA device and Triton are usable and not disabled, else 'torch'.
+
+    `LEMO_KERNELS=torch` forces the fallbacks; `LEMO_KERNELS=triton` with `TRITON_INTERPRET=1`
+    selects the kernels on CPU tensors under Triton's interpreter (slow: tests only).
+    """
+    mode = os.environ.get("LEMO_KERNELS", "auto")
+    if mode == "torch":
         return "torch"
     try:
         import triton  # noqa: F401
     except ImportError:
         return "torch"
+    if mode == "triton" and os.environ.get("TRITON_INTERPRET", "0") == "1":
+        return "triton"
     return "triton" if torch.cuda.is_available() else "torch"
+
+
+def _use_triton(t: torch.Tensor) -> bool:
+    return backend() == "triton" and (t.is_cuda or os.environ.get("TRITON_INTERPRET") == "1")
 
 
 def block_tile_scores_torch(q: torch.Tensor, k: torch.Tensor, block_size: int = 64,
@@ -78,18 +99,39 @@ def block_tile_scores_torch(q: torch.Tensor, k: torch.Tensor, block_size: int = 
 
 def block_tile_scores(q: torch.Tensor, k: torch.Tensor, block_size: int = 64,
                       causal: bool = True) -> torch.Tensor:
+    if _use_triton(q):
+        from lemo.kernels.block_scores import block_tile_scores_triton, supports_block
+
+        if supports_block(block_size):
+            return block_tile_scores_triton(q, k, block_size, causal)
     return block_tile_scores_torch(q, k, block_size, causal)
 
 
 def gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    if _use_triton(x):
+        from lemo.kernels.selective_load import GatherRows
+
+        return GatherRows.apply(x, idx)
     return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
 def project_rows(linear: torch.nn.Module, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    if _use_triton(x):
+        from lemo.kernels.selective_load import project_rows_triton
+
+        y = project_rows_triton(linear, x, idx)
+        if y is not None:
+            return y
     return linear(gather_rows(x, idx))
 
 
-def scatter_add_rows(residual: torch.Tensor, idx: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+def scatter_add_rows(residual: torch.Tensor, idx: torch.Tensor, src: torch.Tensor,
+                     inplace: bool = False) -> torch.Tensor:
+    """`inplace=True` (optional, kernel path only) updates `residual`'s buffer and returns it."""
+    if _use_triton(residual):
+        from lemo.kernels.scatter_add import scatter_add_rows_triton
+
+        return scatter_add_rows_triton(residual, idx, src, inplace=inplace)
     return residual.scatter_add(1, idx.unsqueeze(-1).expand(-1, -1, residual.shape[-1]),
                                 src.to(residual.dtype))
 
@@ -102,6 +144,16 @@ def _segment_ce_sum(h: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
 
 def segmented_lm_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
                       segment: int = 2048, ignore_index: int = -100) -> torch.Tensor:
+    if _use_triton(hidden):
+        from lemo.kernels.segment_loss import segmented_lm_loss_triton
+
+        return segmented_lm_loss_triton(hidden, weight, labels, segment, ignore_index)
+    return segmented_lm_loss_torch(hidden, weight, labels, segment, ignore_index)
+
+
+def segmented_lm_loss_torch(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
+                            segment: int = 2048, ignore_index: int = -100) -> torch.Tensor:
+    """Reference: per-segment `torch.utils.checkpoint` around lm_head + CE (the AE's recipe)."""
     h = hidden.reshape(-1, hidden.shape[-1])
     y = labels.reshape(-1)
     count = (y != ignore_index).sum().clamp_min(1)
