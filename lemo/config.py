@@ -23,6 +23,7 @@ class LemoConfig:
     keep_ratio: float = 0.4  # top-k selection: fraction of key blocks kept (AE --thresh 0.4)
     selection: Literal["topk", "threshold"] = "topk"  # threshold = paper Algorithm 1
     thresholds: list[float] = field(default_factory=list)  # per layer; empty: the input's mean
+    score_reduce: Literal["sum", "mean"] = "sum"  # key-block score over query tiles (paper: sum)
     dense_first: float = 0.5  # leading fraction of layers that stay dense
     dense_last: bool = True  # the last layer stays dense
     scorer: Literal["exact", "predictor"] = "exact"  # exact block scores or learned predictors

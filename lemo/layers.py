@@ -88,13 +88,13 @@ class LemoDecoderLayer(GradientCheckpointingLayer):
                              f"{self.cfg.block_size}; pad inputs to a multiple of it")
         pred = self.predictor
         if self.cfg.scorer == "predictor" and pred is not None and self.capture is None:
-            scores = pred.key_scores(x.float())
+            scores = pred.key_scores(x.float(), self.cfg.score_reduce)
         else:
             q, k = qk()
             tiles = informativeness_tiles(q, k, self.cfg.block_size)
             if self.capture is not None:
                 self.capture.append((x.detach().float().cpu(), tiles.cpu()))
-            scores = key_block_scores(tiles)
+            scores = key_block_scores(tiles, self.cfg.score_reduce)
         idx = self.eliminator.select(scores)
         self.last_idx = idx
         return idx

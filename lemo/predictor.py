@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lemo.scoring import causal_tile_mask
+from lemo.scoring import causal_tile_mask, key_block_scores
 
 __all__ = ["PatternPredictor", "BlockMLP", "train_predictor"]
 
@@ -87,9 +87,9 @@ class PatternPredictor(nn.Module):
         t = torch.einsum("bhio,bhjo->bij", q, k) / self.num_heads
         return t * causal_tile_mask(t.shape[-1], t.device)
 
-    def key_scores(self, x: torch.Tensor) -> torch.Tensor:
+    def key_scores(self, x: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
         """(b, s, D) -> (b, nb) key-block scores (column sums of the predicted tiles)."""
-        return self.tiles(x).sum(-2)
+        return key_block_scores(self.tiles(x), reduce)
 
     def prune(self, threshold: float) -> int:
         return self.q_net.prune(threshold) + self.k_net.prune(threshold)

@@ -38,10 +38,18 @@ def causal_tile_mask(nb: int, device=None) -> torch.Tensor:
     return torch.ones(nb, nb, dtype=torch.bool, device=device).tril()
 
 
-def key_block_scores(tiles: torch.Tensor) -> torch.Tensor:
-    """(b, nb, nb) tile scores -> (b, nb) key-block scores: column sums over query tiles (Eq. 2)."""
-    mask = causal_tile_mask(tiles.shape[-1], tiles.device)
-    return (tiles * mask).sum(dim=-2)
+def key_block_scores(tiles: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
+    """(b, nb, nb) tile scores -> (b, nb) key-block scores: column sums over query tiles (Eq. 2).
+
+    Under a causal mask key block j has nb − j query tiles, so sums favour early blocks;
+    `reduce="mean"` (our option, not the paper's) divides by that count."""
+    nb = tiles.shape[-1]
+    col = (tiles * causal_tile_mask(nb, tiles.device)).sum(dim=-2)
+    if reduce == "mean":
+        col = col / torch.arange(nb, 0, -1, device=tiles.device, dtype=col.dtype)
+    elif reduce != "sum":
+        raise ValueError(f"unknown score_reduce '{reduce}' (sum, mean)")
+    return col
 
 
 def blocks_to_tokens(blocks: torch.Tensor, block_size: int) -> torch.Tensor:

@@ -1,0 +1,342 @@
+"""Techniques of lemo against independent slow references (tiny shapes, CPU)."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lemo.baselines import s2_attention
+from lemo.config import LemoConfig, LoraConfig, ModelConfig
+from lemo.layers import LemoLlamaDecoderLayer
+from lemo.loss import causal_lm_loss, full_lm_loss
+from lemo.mlp import PrunedReluFunction, PrunedSwiGLUFunction
+from lemo.models import add_lora, build_model
+from lemo.patch import apply_lemo, configure_lemo, lemo_layers
+from lemo.predictor import PatternPredictor, train_predictor
+from lemo.scoring import (TokenEliminator, informativeness_tiles, key_block_scores,
+                          selection_recall)
+from shared.memory import SavedTensorMeter
+
+torch.set_num_threads(1)
+B = 16  # block size in tests
+
+
+def tiny(arch="llama", layers=4, seed=0):
+    return build_model(ModelConfig(arch=arch, hidden_size=32, num_layers=layers, num_heads=4,
+                                   num_kv_heads=2, intermediate_size=64), seed=seed).train()
+
+
+def brute_force_tiles(q, k, block):
+    """Full s×s logits, positive part, head mean, causal, tile max: obviously correct, O(s²)."""
+    b, h, s, d = q.shape
+    kk = k.repeat_interleave(h // k.shape[1], dim=1)
+    logits = (q @ kk.transpose(-1, -2)) / math.sqrt(d)
+    pos = logits.clamp_min(0).sum(1) / h
+    pos = pos * torch.ones(s, s).tril()
+    nb = s // block
+    out = torch.zeros(b, nb, nb)
+    for i in range(nb):
+        for j in range(nb):
+            out[:, i, j] = pos[:, i * block:(i + 1) * block, j * block:(j + 1) * block].amax((1, 2))
+    return out
+
+
+def test_block_scores_equal_brute_force():
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, 4, 96, 8, generator=g), torch.randn(2, 2, 96, 8, generator=g)
+    tiles = informativeness_tiles(q, k, 16)
+    ref = brute_force_tiles(q, k, 16)
+    assert torch.allclose(tiles, ref, atol=1e-5)
+    assert torch.all(tiles.triu(1) == 0)
+    col = key_block_scores(tiles)
+    assert torch.allclose(col, torch.stack([ref[:, j:, j].sum(-1) for j in range(6)], -1))
+    mean = key_block_scores(tiles, "mean")
+    assert torch.allclose(mean, torch.stack([ref[:, j:, j].mean(-1) for j in range(6)], -1))
+
+
+def test_sequence_not_multiple_of_block_is_an_error():
+    with pytest.raises(ValueError, match="multiple of block_size"):
+        informativeness_tiles(torch.randn(1, 2, 50, 4), torch.randn(1, 2, 50, 4), 16)
+    m = tiny()
+    apply_lemo(m, LemoConfig(block_size=B))
+    with pytest.raises(ValueError, match="not a multiple of lemo.block_size"):
+        causal_lm_loss(m, torch.randint(0, 256, (1, 40)), segment=32)
+
+
+def test_eliminator_topk_and_threshold():
+    scores = torch.tensor([[5.0, 1.0, 3.0, 0.5, 4.0], [0.1, 0.2, 9.0, 8.0, 0.3]])
+    e = TokenEliminator(block_size=2, keep_ratio=0.4)
+    assert e.select_blocks(scores).tolist() == [[0, 4], [2, 3]]
+    assert e.select(scores)[0].tolist() == [0, 1, 8, 9]
+    # threshold = mean: row 0 has 3 blocks >= 2.7, row 1 has 2 >= 3.52 -> both keep 3
+    t = TokenEliminator(block_size=2, mode="threshold")
+    assert t.select_blocks(scores).tolist() == [[0, 2, 4], [2, 3, 4]]
+    assert TokenEliminator(2, 1.0).select_blocks(scores).tolist() == [[0, 1, 2, 3, 4]] * 2
+    p = torch.tensor([[0, 4], [2, 4]])
+    assert selection_recall(p, torch.tensor([[0, 4], [2, 3]]), 5) == 0.75
+
+
+def grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("arch", ["llama", "opt"])
+def test_keep_ratio_one_reproduces_dense(arch):
+    x = torch.randint(0, 256, (2, 64))
+    dense = add_lora(tiny(arch), LoraConfig())
+    # non-zero LoRA B so adapters affect outputs and receive gradients through A as well
+    for n, p in dense.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.1)
+    l0 = causal_lm_loss(dense, x, segment=0)
+    l0.backward()
+    g0 = grads(dense)
+    dense.zero_grad()
+    apply_lemo(dense, LemoConfig(keep_ratio=1.0, block_size=B, dense_first=0.0, dense_last=False))
+    l1 = causal_lm_loss(dense, x, segment=32)
+    l1.backward()
+    g1 = grads(dense)
+    assert all(layer.last_idx.shape[1] == 64 for layer in lemo_layers(dense))
+    assert torch.allclose(l0, l1, atol=1e-5)
+    assert g0.keys() == g1.keys() and len(g0) > 0
+    for n in g0:
+        assert torch.allclose(g0[n], g1[n], atol=1e-5, rtol=1e-4), n
+
+
+def slow_eliminating_layer(layer, h, cos, sin, idx, rope_positions=None):
+    """Reference: full-length q/k/v, eager attention masked to kept→kept causal pairs, output added
+    at kept positions only. `rope_positions` overrides the RoPE positions of kept tokens."""
+    a = layer.self_attn
+    b, s, _ = h.shape
+    x = layer.input_layernorm(h)
+    q = a.q_proj(x).view(b, s, -1, a.head_dim).transpose(1, 2)
+    k = a.k_proj(x).view(b, s, -1, a.head_dim).transpose(1, 2)
+    v = a.v_proj(x).view(b, s, -1, a.head_dim).transpose(1, 2)
+    if rope_positions is not None:
+        pos = torch.zeros(b, s, dtype=torch.long)
+        pos.scatter_(1, idx, rope_positions)
+        cos, sin = cos[0][pos], sin[0][pos]
+
+    def rot(t):
+        t1, t2 = t.chunk(2, -1)
+        return torch.cat([-t2, t1], -1)
+    c, sn = cos.unsqueeze(1), sin.unsqueeze(1)
+    q, k = q * c + rot(q) * sn, k * c + rot(k) * sn
+    rep = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+    kept = torch.zeros(b, s, dtype=torch.bool).scatter_(1, idx, True)
+    allow = kept[:, :, None] & kept[:, None, :] & torch.ones(s, s, dtype=torch.bool).tril()
+    allow = allow | torch.eye(s, dtype=torch.bool)  # dropped rows: any finite value (masked below)
+    logits = (q @ k.transpose(-1, -2)) * a.scaling
+    logits = logits.masked_fill(~allow[:, None], float("-inf"))
+    o = (logits.softmax(-1) @ v).transpose(1, 2).reshape(b, s, -1)
+    out = h + a.o_proj(o) * kept[..., None]
+    return out + layer.mlp(layer.post_attention_layernorm(out))
+
+
+def _one_layer():
+    m = add_lora(tiny(layers=4), LoraConfig())
+    for n, p in m.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.1)
+    # mean-reduced scores: column sums alone would keep a prefix under the causal mask
+    apply_lemo(m, LemoConfig(keep_ratio=0.5, block_size=B, score_reduce="mean"))
+    layer = lemo_layers(m)[2]
+    assert isinstance(layer, LemoLlamaDecoderLayer) and layer.eliminating
+    h = torch.randn(2, 128, 32, requires_grad=True)
+    pos = torch.arange(128)[None]
+    cos, sin = m.get_base_model().model.rotary_emb(h, pos)
+    return m, layer, h, cos, sin
+
+
+def test_eliminating_layer_matches_slow_reference_with_gradients():
+    m, layer, h, cos, sin = _one_layer()
+    w = torch.randn(2, 128, 32)
+    out = layer(h, position_embeddings=(cos, sin))
+    idx = layer.last_idx
+    assert idx.shape == (2, 64) and not torch.equal(idx[0], torch.arange(64))  # not a prefix
+    (out * w).sum().backward()
+    g = {n: p.grad.clone() for n, p in layer.named_parameters() if p.grad is not None}
+    gh = h.grad.clone()
+    layer.zero_grad()
+    h.grad = None
+    ref = slow_eliminating_layer(layer, h, cos, sin, idx)
+    (ref * w).sum().backward()
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert torch.allclose(gh, h.grad, atol=1e-5)
+    dropped = torch.ones(2, 128, dtype=torch.bool).scatter_(1, idx, False)
+    # dropped tokens pass the attention block unchanged (only the MLP touches them)
+    mlp_only = h + layer.mlp(layer.post_attention_layernorm(h))
+    assert torch.allclose(out[dropped], mlp_only[dropped], atol=1e-6)
+    assert len(g) == 8  # A and B of q/k/v/o LoRA
+    for n, p in layer.named_parameters():
+        if n in g:
+            assert torch.allclose(g[n], p.grad, atol=1e-5), n
+
+
+def test_rope_uses_original_positions():
+    m, layer, h, cos, sin = _one_layer()
+    with torch.no_grad():
+        out = layer(h, position_embeddings=(cos, sin))
+        idx = layer.last_idx
+        at_orig = slow_eliminating_layer(layer, h, cos, sin, idx, rope_positions=idx)
+        compact = torch.arange(64).expand(2, 64)
+        at_compact = slow_eliminating_layer(layer, h, cos, sin, idx, rope_positions=compact)
+    assert torch.allclose(out, at_orig, atol=1e-5)
+    assert not torch.allclose(out, at_compact, atol=1e-3)
+
+
+def saved_bytes(model, x, cfg):
+    configure_lemo(model, cfg)
+    with SavedTensorMeter(exclude=list(model.parameters())) as meter:
+        loss = causal_lm_loss(model, x, segment=cfg.segment_size)
+    loss.backward()
+    return meter.bytes
+
+
+def test_saved_bytes_fall_with_keep_ratio():
+    m = add_lora(tiny(layers=4), LoraConfig())
+    apply_lemo(m, LemoConfig(block_size=B))
+    x = torch.randint(0, 256, (1, 256))
+    by = {r: saved_bytes(m, x, LemoConfig(block_size=B, keep_ratio=r, dense_first=0.0,
+                                          dense_last=False)) for r in (1.0, 0.5, 0.25)}
+    assert by[1.0] > by[0.5] > by[0.25]
+    # attention-block bytes are linear in kept tokens: halving twice saves 2:1
+    ratio = (by[1.0] - by[0.5]) / (by[0.5] - by[0.25])
+    assert 1.8 < ratio < 2.2, ratio
+    pruned = saved_bytes(m, x, LemoConfig(block_size=B, keep_ratio=1.0, dense_first=0.0,
+                                          dense_last=False, mlp_prune_ratio=0.8))
+    assert pruned < by[1.0]
+
+
+def test_segment_loss_equals_full_loss_and_gradients():
+    g = torch.Generator().manual_seed(1)
+    h = torch.randn(2, 50, 16, generator=g, requires_grad=True)
+    w = torch.randn(256, 16, generator=g, requires_grad=True)
+    y = torch.randint(0, 256, (2, 50), generator=g)
+    y[0, 10:20] = -100
+    from lemo import kernels
+    from lemo.loss import shift_labels
+    ref = full_lm_loss(h, w, y)
+    gh, gw = torch.autograd.grad(ref, (h, w))
+    seg = kernels.segmented_lm_loss(h, w, shift_labels(y), 16)
+    sh, sw = torch.autograd.grad(seg, (h, w))
+    assert torch.allclose(ref, seg, atol=1e-6)
+    assert torch.allclose(gh, sh, atol=1e-6) and torch.allclose(gw, sw, atol=1e-6)
+    m = tiny()
+    x = torch.randint(0, 256, (2, 64))
+    assert torch.allclose(causal_lm_loss(m, x, segment=0), causal_lm_loss(m, x, segment=16),
+                          atol=1e-5)
+
+
+def test_pruned_swiglu_gradient_is_the_kept_channel_gradient():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 7, 8, generator=g, requires_grad=True)
+    wg, wu, wd = (torch.randn(12, 8, generator=g), torch.randn(12, 8, generator=g),
+                  torch.randn(8, 12, generator=g))
+    y = PrunedSwiGLUFunction.apply(x, wg, wu, wd, None, None, None, 4)
+    dense = F.linear(F.silu(x @ wg.t()) * (x @ wu.t()), wd)
+    assert torch.allclose(y, dense, atol=1e-5)  # forward is exact
+    (gx,) = torch.autograd.grad(y.sum(), x)
+    a, u = F.silu(x @ wg.t()), x @ wu.t()
+    ch = (a.reshape(-1, 12).norm(dim=0) + u.reshape(-1, 12).norm(dim=0)).topk(4).indices
+    xr = x.detach().requires_grad_()
+    restricted = F.linear(F.silu(xr @ wg[ch].t()) * (xr @ wu[ch].t()), wd[:, ch])
+    (rx,) = torch.autograd.grad(restricted.sum(), xr)
+    assert torch.allclose(gx, rx, atol=1e-5)
+    y_all = PrunedSwiGLUFunction.apply(x, wg, wu, wd, None, None, None, 12)
+    (fx,) = torch.autograd.grad(y_all.sum(), x)
+    (dx,) = torch.autograd.grad(dense.sum(), x)
+    assert torch.allclose(fx, dx, atol=1e-5)  # keeping every channel is the exact gradient
+
+
+def test_pruned_relu_gradient_is_the_kept_channel_gradient():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(10, 8, generator=g, requires_grad=True)
+    w1, b1, w2 = torch.randn(12, 8, generator=g), torch.randn(12, generator=g), torch.randn(8, 12)
+    y = PrunedReluFunction.apply(x, w1, b1, w2, None, 5)
+    (gx,) = torch.autograd.grad(y.sum(), x)
+    ch = F.relu(x @ w1.t() + b1).norm(dim=0).topk(5).indices
+    xr = x.detach().requires_grad_()
+    (rx,) = torch.autograd.grad(F.linear(F.relu(xr @ w1[ch].t() + b1[ch]), w2[:, ch]).sum(), xr)
+    assert torch.allclose(gx, rx, atol=1e-5)
+
+
+def test_s2_attention_matches_per_group_reference():
+    g = torch.Generator().manual_seed(4)
+    q, k, v = (torch.randn(1, 4, 32, 8, generator=g) for _ in range(3))
+    out = s2_attention(q, k, v, groups=4, scale=0.3)
+    ref = torch.empty_like(out)
+    for head in range(4):
+        shift = 4 if head >= 2 else 0  # group 8, shifted heads rolled by half a group
+        perm = (torch.arange(32) + shift) % 32  # position p of the rolled seq holds token perm[p]
+        for grp in range(4):
+            p = perm[grp * 8:(grp + 1) * 8]
+            att = (q[0, head, p] @ k[0, head, p].t() * 0.3)
+            att = att.masked_fill(~torch.ones(8, 8, dtype=torch.bool).tril(), float("-inf"))
+            ref[0, head, p] = att.softmax(-1) @ v[0, head, p]
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_predictor_learns_and_elastic_size_shrinks():
+    torch.manual_seed(0)
+    target = PatternPredictor(32, 4, block_size=B, hidden=16, out_dim=8)
+    data = []
+    with torch.no_grad():
+        for _ in range(4):
+            x = torch.randn(1, 128, 32)
+            data.append((x, target.tiles(x).clamp_min(0)))
+    pred = PatternPredictor(32, 4, block_size=B, hidden=32, out_dim=8)
+    first = F.smooth_l1_loss(pred.tiles(data[0][0]), data[0][1]).item()
+    log = train_predictor(pred, data, steps=120, lr=3e-3, prune_every=40, prune_until=80,
+                          dead_threshold=0.5)
+    after = F.smooth_l1_loss(pred.tiles(data[0][0]), data[0][1]).item()
+    assert after < first
+    assert len(log["sizes"]) == 2
+    # units dead on > 50% of inputs are removed; the predictor still runs at its new size
+    assert pred.q_net.hidden <= 32 and pred.k_net.hidden <= 32
+    assert pred.key_scores(data[0][0]).shape == (1, 8)
+
+
+def test_elastic_prune_removes_exactly_the_dead_units():
+    from lemo.predictor import BlockMLP
+    net = BlockMLP(4, 3, 2)
+    with torch.no_grad():
+        net.fc1.weight.copy_(torch.tensor([[1.0, 0, 0, 0], [-1, -1, -1, -1], [0, 1, 0, 0]]))
+    x = torch.rand(10, 4) + 0.1  # unit 1 is always <= 0
+    before = net(x)
+    assert net.prune(0.8) == 1 and net.hidden == 2
+    assert torch.allclose(net(x), before, atol=1e-6)  # dead ReLU unit contributed nothing
+
+
+def test_gradient_checkpointing_keeps_gradients():
+    x = torch.randint(0, 256, (1, 64))
+    m = add_lora(tiny(), LoraConfig())
+    for n, p in m.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.1)
+    apply_lemo(m, LemoConfig(keep_ratio=0.5, block_size=B, mlp_prune_ratio=0.5))
+    causal_lm_loss(m, x, segment=32).backward()
+    g0 = grads(m)
+    m.zero_grad()
+    m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    with SavedTensorMeter(exclude=list(m.parameters())) as meter:
+        loss = causal_lm_loss(m, x, segment=32)
+    loss.backward()
+    g1 = grads(m)
+    assert meter.bytes > 0 and g0.keys() == g1.keys()
+    for n in g0:
+        assert torch.allclose(g0[n], g1[n], atol=1e-5), n
+
+
+def test_eval_runs_dense_unless_asked():
+    m = tiny()
+    x = torch.randint(0, 256, (1, 64))
+    m.eval()
+    with torch.no_grad():
+        ref = m(input_ids=x).logits
+        apply_lemo(m, LemoConfig(keep_ratio=0.25, block_size=B))
+        assert torch.allclose(m(input_ids=x).logits, ref, atol=1e-5)
+        configure_lemo(m, LemoConfig(keep_ratio=0.25, block_size=B, eliminate_in_eval=True))
+        assert not torch.allclose(m(input_ids=x).logits, ref, atol=1e-3)
