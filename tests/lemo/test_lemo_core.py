@@ -14,8 +14,7 @@ from lemo.mlp import PrunedReluFunction, PrunedSwiGLUFunction
 from lemo.models import add_lora, build_model
 from lemo.patch import apply_lemo, configure_lemo, lemo_layers
 from lemo.predictor import PatternPredictor, train_predictor
-from lemo.scoring import (TokenEliminator, informativeness_tiles, key_block_scores,
-                          selection_recall)
+from lemo.scoring import TokenEliminator, informativeness_tiles, key_block_scores, selection_recall
 from shared.memory import SavedTensorMeter
 
 torch.set_num_threads(1)
