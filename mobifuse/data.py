@@ -1,0 +1,243 @@
+"""Datasets: cached simulated scenes (issue 10, item 1) and loaders for real formats (item 7).
+
+Simulated: `build_dataset(seeds, sim, stereo, dei, overrides)` renders each seeded scene
+(`mobifuse.simulator`), runs the fusion pipeline (`mobifuse.pipeline.prepare_frame`) and stacks
+everything at the work resolution, cached with `shared.cache.cached_arrays` under a key derived
+from the configs and seeds. Arrays (N = scenes, h x w work resolution):
+  geom (N, 4, h, w): ToF depth, ToF valid, SGBM depth, SGBM valid;
+  err (N, 1 + len(DEI_CHANNELS), h, w): grey image then the DEI channels;
+  sigma_tof, sigma_st, gt, mask_* (N, h, w); left (N, H, W, 3) RGB; factors (N, 2).
+
+Real formats:
+- PFM (`read_pfm` / `write_pfm`): 'Pf' (1 channel) or 'PF' (3), scale sign = endianness,
+  rows stored bottom-to-top;
+- Middlebury 2014 `calib.txt` (`read_middlebury_calib`) and scene folders
+  (`load_middlebury_scene`: im0.png, im1.png, disp0.pfm or disp0GT.pfm -> depth);
+- a ToF + stereo capture folder (`load_capture`, layout in its docstring).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mobifuse.config import DEIConfig, SimConfig, StereoConfig
+from mobifuse.pipeline import Calibration, prepare_frame
+from mobifuse.simulator import MASKS, intrinsics, simulate_scene
+from shared.cache import cached_arrays
+from shared.config import to_dict
+from shared.errors import DataError
+from shared.log import get_logger, progress
+
+__all__ = ["sim_calibration", "build_dataset", "read_pfm", "write_pfm", "read_middlebury_calib",
+           "load_middlebury_scene", "load_capture", "DATA_VERSION"]
+
+log = get_logger(__name__)
+DATA_VERSION = 4
+
+
+def sim_calibration(cfg: SimConfig) -> Calibration:
+    """The simulator rig as a `Calibration` (what a real capture would provide)."""
+    from mobifuse.simulator import rot_y
+
+    T = np.eye(4)
+    T[:3, :3] = rot_y(cfg.tof_yaw_deg)
+    T[:3, 3] = cfg.tof_offset_m
+    return Calibration(K_left=intrinsics(cfg.width, cfg.height, cfg.focal_px),
+                       K_tof=intrinsics(cfg.tof_width, cfg.tof_height, cfg.tof_focal_px),
+                       T_left_tof=T, baseline_m=cfg.baseline_m, mod_freq_hz=cfg.mod_freq_hz,
+                       tof_read_noise=cfg.tof_read_noise)
+
+
+def _one(seed: int, sim: SimConfig, stereo: StereoConfig, dei: DEIConfig,
+         overrides: dict | None) -> dict:
+    raw = simulate_scene(seed, sim, overrides)
+    fr = prepare_frame(raw["left"], raw["right"], raw["tof_depth"], raw["tof_valid"],
+                       sim_calibration(sim), raw["tof_amplitude"], raw["tof_ambient"],
+                       sim.work_downsample, stereo, dei)
+    geom = np.stack([fr["tof"], fr["tof_valid"], fr["st"], fr["st_valid"]]).astype(np.float32)
+    err = np.concatenate([fr["gray"][None], fr["dei"]]).astype(np.float32)
+    out = {"geom": geom, "err": err, "sigma_tof": fr["sigma_tof"], "sigma_st": fr["sigma_st"],
+           "tof_sparse": fr["tof_sparse"], "gt": raw["depth"], "left": raw["left"],
+           "factors": raw["factors"]}
+    for m in MASKS:
+        out[f"mask_{m}"] = raw[f"mask_{m}"]
+    return out
+
+
+def build_dataset(seeds: list[int], sim: SimConfig, stereo: StereoConfig, dei: DEIConfig,
+                  overrides: dict | None = None, desc: str = "scenes") -> dict[str, np.ndarray]:
+    """Simulate + prepare every seeded scene; cached on disk by (configs, seeds, overrides)."""
+    key = {"seeds": list(map(int, seeds)), "sim": to_dict(sim), "stereo": to_dict(stereo),
+           "dei": to_dict(dei), "overrides": overrides or {}}
+
+    def generate() -> dict[str, np.ndarray]:
+        rows = [_one(s, sim, stereo, dei, overrides)
+                for s in progress(seeds, desc=desc, leave=False)]
+        return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+
+    return cached_arrays("mobifuse-scenes", key, generate, version=DATA_VERSION)
+
+
+# ----------------------------------------------------------------------------- PFM
+
+
+def read_pfm(path: str | Path) -> np.ndarray:
+    """(H, W) or (H, W, 3) float32, top row first. Corrupt or truncated files raise DataError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    data = path.read_bytes()
+    try:
+        parts = data.split(b"\n", 3)
+        kind, dims, scale = parts[0].strip(), parts[1].split(), float(parts[2].strip())
+        w, h = int(dims[0]), int(dims[1])
+    except (IndexError, ValueError):
+        raise DataError(f"{path}: not a PFM file (bad header)") from None
+    if kind not in (b"PF", b"Pf"):
+        raise DataError(f"{path}: not a PFM file (magic {kind[:4]!r})")
+    ch = 3 if kind == b"PF" else 1
+    dtype = "<f4" if scale < 0 else ">f4"
+    body = parts[3]
+    need = w * h * ch * 4
+    if len(body) < need:
+        raise DataError(f"{path}: truncated PFM ({len(body)} of {need} data bytes)")
+    arr = np.frombuffer(body[:need], dtype=dtype).reshape(h, w, ch) if ch == 3 else \
+        np.frombuffer(body[:need], dtype=dtype).reshape(h, w)
+    return np.flipud(arr).astype(np.float32)
+
+
+def write_pfm(path: str | Path, arr: np.ndarray) -> None:
+    """Write (H, W) or (H, W, 3) float32 as little-endian PFM (atomically)."""
+    from shared.io import atomic_write_bytes
+
+    a = np.asarray(arr, dtype="<f4")
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3):
+        raise DataError(f"PFM needs (H, W) or (H, W, 3), got {a.shape}")
+    kind = b"PF" if a.ndim == 3 else b"Pf"
+    header = kind + b"\n" + f"{a.shape[1]} {a.shape[0]}\n".encode() + b"-1.0\n"
+    atomic_write_bytes(path, header + np.flipud(a).tobytes())
+
+
+# ----------------------------------------------------------------------------- Middlebury
+
+
+def read_middlebury_calib(path: str | Path) -> dict:
+    """Parse a Middlebury 2014 calib.txt: cam0/cam1 (3, 3), doffs, baseline (mm), width, ..."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"calibration file not found: {path}")
+    out: dict = {}
+    for ln, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        if "=" not in line:
+            raise DataError(f"{path}:{ln}: expected key=value, got {line.strip()!r}")
+        key, val = (s.strip() for s in line.split("=", 1))
+        try:
+            if val.startswith("["):
+                rows = [r.split() for r in val.strip("[]").split(";")]
+                out[key] = np.array(rows, dtype=np.float64)
+            else:
+                out[key] = float(val)
+        except ValueError:
+            raise DataError(f"{path}:{ln}: cannot parse value of '{key}'") from None
+    for key in ("cam0", "cam1", "baseline", "doffs"):
+        if key not in out:
+            raise DataError(f"{path}: missing key '{key}'")
+    if np.shape(out["cam0"]) != (3, 3):
+        raise DataError(f"{path}: 'cam0' must be a 3x3 matrix")
+    return out
+
+
+def load_middlebury_scene(folder: str | Path) -> dict:
+    """im0/im1 (RGB uint8), K, baseline (m), disparity and depth (m; NaN where unknown)."""
+    folder = Path(folder)
+    calib = read_middlebury_calib(folder / "calib.txt")
+    imgs = {}
+    for name in ("im0", "im1"):
+        p = folder / f"{name}.png"
+        im = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if im is None:
+            raise DataError(f"missing or unreadable image: {p}")
+        imgs[name] = im[:, :, ::-1].copy()
+    disp_path = next((folder / n for n in ("disp0.pfm", "disp0GT.pfm")
+                      if (folder / n).is_file()), None)
+    out = {"left": imgs["im0"], "right": imgs["im1"], "K": calib["cam0"],
+           "baseline_m": calib["baseline"] / 1000.0}
+    if disp_path is not None:
+        disp = read_pfm(disp_path)
+        if disp.shape != imgs["im0"].shape[:2]:
+            raise DataError(f"{disp_path}: shape {disp.shape} != image {imgs['im0'].shape[:2]}")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            depth = calib["baseline"] * calib["cam0"][0, 0] / (disp + calib["doffs"]) / 1000.0
+        out["disparity"] = disp
+        out["depth"] = np.where(np.isfinite(disp), depth, np.nan).astype(np.float32)
+    return out
+
+
+# ----------------------------------------------------------------------------- captures
+
+
+_CALIB_KEYS = ("K_left", "K_tof", "T_left_tof", "baseline_m")
+
+
+def load_capture(folder: str | Path) -> dict:
+    """A ToF + stereo capture folder:
+
+        left.png, right.png         rectified RGB pair (same size)
+        tof_depth.pfm | .png        ToF depth: PFM in metres, or 16-bit PNG in millimetres
+        tof_amplitude.pfm           optional ToF amplitude (electrons)
+        calib.json                  {"K_left": 3x3, "K_tof": 3x3, "T_left_tof": 4x4,
+                                     "baseline_m": float, "mod_freq_hz": float (optional)}
+        gt_depth.pfm                optional ground-truth depth (m) in the left view
+
+    Returns arrays and a `Calibration`; anything missing or malformed is a DataError.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"capture folder not found: {folder}")
+    out: dict = {}
+    for name in ("left", "right"):
+        p = folder / f"{name}.png"
+        im = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if im is None:
+            raise DataError(f"missing or unreadable image: {p}")
+        out[name] = im[:, :, ::-1].copy()
+    if folder.joinpath("tof_depth.pfm").is_file():
+        out["tof_depth"] = read_pfm(folder / "tof_depth.pfm")
+    elif folder.joinpath("tof_depth.png").is_file():
+        raw = cv2.imread(str(folder / "tof_depth.png"), cv2.IMREAD_UNCHANGED)
+        if raw is None or raw.dtype != np.uint16:
+            raise DataError(f"{folder / 'tof_depth.png'}: expected a 16-bit PNG in millimetres")
+        out["tof_depth"] = raw.astype(np.float32) / 1000.0
+    else:
+        raise DataError(f"{folder}: missing ToF depth (tof_depth.pfm or tof_depth.png)")
+    if folder.joinpath("tof_amplitude.pfm").is_file():
+        out["tof_amplitude"] = read_pfm(folder / "tof_amplitude.pfm")
+    if folder.joinpath("gt_depth.pfm").is_file():
+        out["gt_depth"] = read_pfm(folder / "gt_depth.pfm")
+    cpath = folder / "calib.json"
+    if not cpath.is_file():
+        raise DataError(f"calibration file not found: {cpath}")
+    try:
+        c = json.loads(cpath.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"{cpath}: corrupt JSON ({e})") from None
+    missing = [k for k in _CALIB_KEYS if k not in c]
+    if missing:
+        raise DataError(f"{cpath}: missing key '{missing[0]}'")
+    known = {f.name for f in dataclasses.fields(Calibration)}
+    unknown = sorted(set(c) - known)
+    if unknown:
+        raise DataError(f"{cpath}: unknown key '{unknown[0]}'")
+    calib = Calibration(**{k: (np.asarray(v, dtype=np.float64) if re.match(r"[KT]_", k) else v)
+                           for k, v in c.items()})
+    calib.validate()
+    out["calib"] = calib
+    return out

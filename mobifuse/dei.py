@@ -1,0 +1,101 @@
+"""Depth Error Indication (DEI): per-pixel expected depth error of each sensor from physics
+(MobiFuse §"DEI modality"; issue 10, item 3; formulas reconstructed in paper notes §2.3, since
+the paper's own are unpublished).
+
+ToF, sigma_tof (m) = sqrt(shot^2 + mpi^2 + edge^2 + wrap^2 + hole^2):
+- shot: c / (4 pi f) * sqrt((A + B) / 2 + read^2) / A  -- amplitude A and ambient offset B in
+  electrons (grows with distance, low IR albedo, grazing angles, ambient light);
+- mpi: multipath proxy = mpi_coef * Z * clip(concavity / 0.05, 0, 1), concavity being the
+  positive Laplacian of inverse depth (zero on planes, > 0 in concave corners) x f x Z;
+- edge: flying-pixel proxy = edge_coef * max_3x3 |grad Z| (m per px);
+- wrap: risk near the unambiguous range c / (2 f);
+- hole: `hole_sigma` where no ToF sample landed (dropouts, reprojection holes).
+
+Stereo, sigma_st (m) = Z^2 / (f B) * sigma_disp, with sigma_disp (px) = floor
++ texture_coef / sqrt(eps + structure-tensor trace) + lr_coef * LR inconsistency
++ uniq_coef * (1 - matching margin) + dark_coef / (brightness + 10); `hole_sigma` where SGBM
+gave nothing.
+
+Every map is (H, W) float32. `dei_channels` stacks the network's error-branch input (C, H, W).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from mobifuse.config import DEIConfig
+from mobifuse.simulator import C_LIGHT, unambiguous_range
+
+__all__ = ["concavity", "edge_strength", "texture_strength", "tof_dei", "stereo_dei",
+           "dei_channels", "DEI_CHANNELS"]
+
+DEI_CHANNELS = ("log_sigma_tof", "log_sigma_st", "log_shot", "mpi", "log_edge", "tof_hole",
+                "log_sigma_disp", "lr_error", "uniqueness", "wrap_risk")
+
+
+def concavity(depth: np.ndarray, focal_px: float) -> np.ndarray:
+    """Positive Laplacian of (smoothed) inverse depth x f x Z: 0 on planes and convex shapes,
+    > 0 where surfaces meet in a concave corner (the multipath-prone geometry)."""
+    z = np.maximum(depth, 1e-3)
+    inv = ndimage.gaussian_filter(1.0 / z, 1.5)
+    return np.maximum(ndimage.laplace(inv) * focal_px * z, 0).astype(np.float32)
+
+
+def edge_strength(depth: np.ndarray) -> np.ndarray:
+    """max over a 3x3 window of |grad Z| (m per px): large at depth discontinuities."""
+    gy, gx = np.gradient(depth.astype(np.float64))
+    return ndimage.maximum_filter(np.hypot(gx, gy), size=3).astype(np.float32)
+
+
+def texture_strength(gray: np.ndarray, sigma: float = 1.5) -> np.ndarray:
+    """Trace of the structure tensor (grey levels^2 per px^2), smoothed over `sigma` px."""
+    g = gray.astype(np.float32)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) / 8
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) / 8
+    return ndimage.gaussian_filter(gx * gx + gy * gy, sigma).astype(np.float32)
+
+
+def tof_dei(depth: np.ndarray, amplitude: np.ndarray, ambient: np.ndarray,
+            hole: np.ndarray, focal_px: float, mod_freq_hz: float, read_noise: float,
+            cfg: DEIConfig) -> dict:
+    """ToF expected error (m) and its components; inputs (H, W) in the left view."""
+    a = np.maximum(amplitude.astype(np.float64), 1.0)
+    b = np.maximum(ambient.astype(np.float64), 0.0)
+    shot = C_LIGHT / (4 * np.pi * mod_freq_hz) * np.sqrt((a + b) / 2 + read_noise**2) / a
+    conc = concavity(depth, focal_px)
+    mpi = cfg.mpi_coef * depth * np.clip(conc / 0.05, 0, 1)
+    edge_g = edge_strength(depth)
+    edge = cfg.edge_coef * edge_g
+    r_u = unambiguous_range(mod_freq_hz)
+    wrap = cfg.hole_sigma / (1 + np.exp(-(depth - (1 - cfg.wrap_margin) * r_u) / (0.03 * r_u)))
+    hole_s = cfg.hole_sigma * hole.astype(np.float64)
+    sigma = np.sqrt(shot**2 + mpi**2 + edge**2 + wrap**2 + hole_s**2) + 1e-3
+    f32 = np.float32
+    return {"sigma": sigma.astype(f32), "shot": shot.astype(f32), "mpi": mpi.astype(f32),
+            "concavity": conc, "edge": edge_g, "wrap": wrap.astype(f32), "hole": hole.astype(f32)}
+
+
+def stereo_dei(depth: np.ndarray, valid: np.ndarray, texture: np.ndarray, lr_error: np.ndarray,
+               uniqueness: np.ndarray, brightness: np.ndarray, focal_px: float,
+               baseline_m: float, cfg: DEIConfig) -> dict:
+    """Stereo expected error (m) and sigma_disp (px); `focal_px` at the disparity's resolution."""
+    lr = np.minimum(np.nan_to_num(lr_error, nan=5.0, posinf=5.0), 5.0)
+    sigma_disp = (cfg.disp_noise_px + cfg.texture_coef / np.sqrt(cfg.texture_eps + texture)
+                  + cfg.lr_coef * lr + cfg.uniq_coef * (1 - uniqueness)
+                  + cfg.dark_coef / (brightness + 10.0))
+    z = np.maximum(depth.astype(np.float64), 0.05)
+    sigma_z = z**2 / (focal_px * baseline_m) * sigma_disp
+    hole = ~valid
+    sigma = np.sqrt(sigma_z**2 + (cfg.hole_sigma * hole) ** 2) + 1e-3
+    return {"sigma": sigma.astype(np.float32), "sigma_disp": sigma_disp.astype(np.float32),
+            "lr": lr.astype(np.float32), "hole": hole.astype(np.float32)}
+
+
+def dei_channels(tof: dict, st: dict, uniqueness: np.ndarray) -> np.ndarray:
+    """The error branch's DEI input (len(DEI_CHANNELS), H, W), roughly unit-scaled."""
+    ch = [np.log(tof["sigma"]), np.log(st["sigma"]), np.log(tof["shot"] + 1e-4),
+          np.clip(tof["concavity"] / 0.05, 0, 3), np.log(tof["edge"] + 1e-3), tof["hole"],
+          np.log(st["sigma_disp"]), st["lr"] / 5.0, uniqueness, tof["wrap"]]
+    return np.stack(ch).astype(np.float32)

@@ -1,0 +1,142 @@
+"""The progressive two-stage fusion network ("TSFuseNet"; MobiFuse §"progressive fusion", issue
+10 item 4; layer sizes are ours, the paper does not publish them, see paper notes §2.4).
+
+Inputs (B = batch, h x w work resolution, multiples of 8):
+  geom (B, 4, h, w): ToF depth, ToF valid, SGBM depth, SGBM valid  (depths in metres)
+  err  (B, 1 + D, h, w): grey image, then D = len(DEI_CHANNELS) DEI maps
+Output: dict with 'depth' (B, 1, h, w) and 'coarse' (B, 1, h, w) in metres, 'gates' (B, 2, h, w).
+
+Stage 1 encodes geometry per sensor (ToF branch, stereo branch) and error (DEI + grey) separately
+at scales 1/2, 1/4, 1/8. At every scale a 1x1 conv on the error features gives per-pixel softmax
+weights over the two sensors that gate (convexly mix) their geometry features; a U-Net decoder
+over the gated features predicts a correction to the gate-weighted input depths -> coarse depth.
+Stage 2 re-encodes [coarse, ToF, SGBM, grey] and, at every scale, concatenates stage 1's decoder
+features (the backward connections); its decoder predicts a residual added to the coarse depth,
+refined by two full-resolution convs.
+
+`use_dei=False` is the key ablation: the same network with the DEI channels zeroed (grey kept).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mobifuse.config import NetConfig
+from mobifuse.dei import DEI_CHANNELS
+
+__all__ = ["TwoStageFusionNet", "fusion_loss", "N_ERR"]
+
+N_ERR = 1 + len(DEI_CHANNELS)
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.LeakyReLU(0.1, inplace=True))
+
+
+class _Encoder(nn.Module):
+    """Features at 1/2, 1/4, 1/8 of the input resolution, widths w[0], w[1], w[2]."""
+
+    def __init__(self, cin: int, widths: tuple[int, ...], extra: tuple[int, ...] = (0, 0, 0)):
+        super().__init__()
+        w0, w1, w2 = widths
+        self.s1 = nn.Sequential(_conv(cin, w0, 2), _conv(w0, w0))
+        self.m1 = _conv(w0 + extra[0], w0) if extra[0] else nn.Identity()
+        self.s2 = nn.Sequential(_conv(w0, w1, 2), _conv(w1, w1))
+        self.m2 = _conv(w1 + extra[1], w1) if extra[1] else nn.Identity()
+        self.s3 = nn.Sequential(_conv(w1, w2, 2), _conv(w2, w2))
+        self.m3 = _conv(w2 + extra[2], w2) if extra[2] else nn.Identity()
+
+    def forward(self, x, skips=None):
+        cat = (lambda f, i: torch.cat([f, skips[i]], 1)) if skips else (lambda f, i: f)
+        f1 = self.m1(cat(self.s1(x), 0))
+        f2 = self.m2(cat(self.s2(f1), 1))
+        f3 = self.m3(cat(self.s3(f2), 2))
+        return [f1, f2, f3]
+
+
+class _Decoder(nn.Module):
+    """U-Net decoder: 1/8 -> 1/2 with skip features; returns features at 1/8, 1/4, 1/2."""
+
+    def __init__(self, cins: tuple[int, ...], widths: tuple[int, ...]):
+        super().__init__()
+        w0, w1, w2 = widths
+        self.d3 = _conv(cins[2], w2)
+        self.d2 = _conv(cins[1] + w2, w1)
+        self.d1 = _conv(cins[0] + w1, w0)
+
+    def forward(self, feats):
+        up = lambda x, ref: F.interpolate(x, size=ref.shape[-2:], mode="bilinear",  # noqa: E731
+                                          align_corners=False)
+        d3 = self.d3(feats[2])
+        d2 = self.d2(torch.cat([feats[1], up(d3, feats[1])], 1))
+        d1 = self.d1(torch.cat([feats[0], up(d2, feats[0])], 1))
+        return [d1, d2, d3]
+
+
+class TwoStageFusionNet(nn.Module):
+    """ToF + stereo depth fusion guided by DEI; see the module docstring for shapes."""
+
+    def __init__(self, cfg: NetConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or NetConfig()
+        w = tuple(cfg.widths)
+        if len(w) != 3:
+            raise ValueError(f"net.widths must have 3 entries, got {list(w)}")
+        self.tof_enc = _Encoder(2, w)
+        self.st_enc = _Encoder(2, w)
+        self.err_enc = _Encoder(N_ERR, w)
+        self.gates = nn.ModuleList(nn.Conv2d(c, 2, 1) for c in w)
+        self.dec1 = _Decoder(tuple(2 * c for c in w), w)  # gated geometry + error features
+        self.head1 = nn.Conv2d(w[0], 1, 3, 1, 1)
+        self.enc2 = _Encoder(4, w, extra=w)  # + stage-1 decoder features (backward connections)
+        self.dec2 = _Decoder(w, w)
+        self.head2 = nn.Conv2d(w[0], 8, 3, 1, 1)
+        self.refine = nn.Sequential(_conv(8 + 3, 8), nn.Conv2d(8, 1, 3, 1, 1))
+
+    def forward(self, geom: torch.Tensor, err: torch.Tensor) -> dict:
+        s = self.cfg.max_depth
+        if not self.cfg.use_dei:
+            err = torch.cat([err[:, :1], torch.zeros_like(err[:, 1:])], 1)
+        d_tof, d_st = geom[:, 0:1] / s, geom[:, 2:3] / s
+        gray = err[:, :1]
+        t = self.tof_enc(torch.cat([d_tof, geom[:, 1:2]], 1))
+        st = self.st_enc(torch.cat([d_st, geom[:, 3:4]], 1))
+        e = self.err_enc(err)
+        gated, weights = [], []
+        for i in range(3):
+            wgt = torch.softmax(self.gates[i](e[i]), dim=1)  # (B, 2, h/2^i+1, w/2^i+1)
+            weights.append(wgt)
+            gated.append(torch.cat([wgt[:, :1] * t[i] + wgt[:, 1:] * st[i], e[i]], 1))
+        d1 = self.dec1(gated)
+        size = geom.shape[-2:]
+        gate_full = F.interpolate(weights[0], size=size, mode="bilinear", align_corners=False)
+        mix = gate_full[:, :1] * d_tof + gate_full[:, 1:] * d_st
+        coarse = mix + F.interpolate(self.head1(d1[0]), size=size, mode="bilinear",
+                                     align_corners=False)
+        f2 = self.enc2(torch.cat([coarse, d_tof, d_st, gray], 1), skips=d1)
+        d2 = self.dec2(f2)
+        r = F.interpolate(self.head2(d2[0]), size=size, mode="bilinear", align_corners=False)
+        fine = coarse + self.refine(torch.cat([r, coarse, d_tof, gray], 1))
+        return {"depth": fine * s, "coarse": coarse * s, "gates": gate_full}
+
+
+def _grad_l1(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    loss = 0.0
+    for dim in (-1, -2):
+        dp, dg = torch.diff(pred, dim=dim), torch.diff(gt, dim=dim)
+        m = torch.minimum(mask.narrow(dim, 0, mask.shape[dim] - 1), mask.narrow(dim, 1,
+                          mask.shape[dim] - 1))
+        loss = loss + (m * (dp - dg).abs()).sum() / m.sum().clamp_min(1)
+    return loss
+
+
+def fusion_loss(out: dict, gt: torch.Tensor, mask: torch.Tensor,
+                grad_weight: float = 0.5) -> torch.Tensor:
+    """Masked L1 on the final (and, at half weight, the coarse) depth + gradient L1.
+    gt, mask: (B, 1, h, w)."""
+    n = mask.sum().clamp_min(1)
+    l1 = (mask * (out["depth"] - gt).abs()).sum() / n
+    l1c = (mask * (out["coarse"] - gt).abs()).sum() / n
+    return l1 + 0.5 * l1c + grad_weight * _grad_l1(out["depth"], gt, mask)
