@@ -1,0 +1,165 @@
+"""Neuron bundles and the flash layout file (Ripple §4.1 "neuron bundles", §4.2 file layout).
+
+A *bundle* is everything one FFN neuron needs, stored together so one read fetches it: neuron i
+= row i of up (fc1.weight[i], d values) + column i of down (fc2.weight[:, i], d values); biases
+stay in DRAM (n + d values, negligible). Bundle bytes = 2·d·itemsize.
+
+File format (all offsets page-aligned, little-endian):
+
+    page 0..      b"RIPLFLSH" | u32 header_len | JSON header (layers, n, d, dtype, page,
+                  bundle_bytes, perm_offset, data_offsets, perm_crc32, data_crc32)
+    perm_offset   int64 (layers, n): order[l] (slot -> neuron), i.e. the placement
+    data_offsets[l]  n bundles of layer l in placement order: slot s holds neuron order[l][s]
+
+`FlashLayout` opens a file, checks magic, sizes and the permutation's CRC (a corrupt or truncated
+file is a DataError), and loads bundles either by neuron id or as raw slot extents.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ripple.placement import check_placement, slots_of
+from shared.errors import DataError
+from shared.io import atomic_path
+
+__all__ = ["MAGIC", "make_bundles", "write_layout", "FlashLayout"]
+
+MAGIC = b"RIPLFLSH"
+_VERSION = 1
+
+
+def _align(x: int, page: int) -> int:
+    return -(-x // page) * page
+
+
+def make_bundles(up: np.ndarray, down: np.ndarray) -> np.ndarray:
+    """Row-column bundles: up (n, d), down (n, d) -> (n, 2, d), bundle i = [up_i, down_i]."""
+    up, down = np.asarray(up), np.asarray(down)
+    if up.ndim != 2 or up.shape != down.shape:
+        raise DataError(f"bundles: up {up.shape} and down {down.shape} must both be (n, d)")
+    return np.stack([up, down], axis=1)
+
+
+def write_layout(path: str | Path, bundles: list[np.ndarray], orders: list[np.ndarray],
+                 dtype: str = "float32", page: int = 4096) -> Path:
+    """Write per-layer bundles (n, 2, d) in placement order to `path`, atomically."""
+    if not bundles or len(bundles) != len(orders):
+        raise DataError(f"layout: {len(bundles)} bundle arrays for {len(orders)} placements")
+    n, two, d = np.asarray(bundles[0]).shape
+    if two != 2:
+        raise DataError(f"layout: bundles must be (n, 2, d), got {np.asarray(bundles[0]).shape}")
+    for li, b in enumerate(bundles):
+        if np.asarray(b).shape != (n, 2, d):
+            raise DataError(f"layout: layer {li} bundles {np.asarray(b).shape} != {(n, 2, d)}")
+    orders = [check_placement(o, n, f"placement of layer {li}") for li, o in enumerate(orders)]
+    itemsize = np.dtype(dtype).itemsize
+    bundle_bytes = 2 * d * itemsize
+    perm = np.stack(orders).astype("<i8")
+    header = {"version": _VERSION, "layers": len(bundles), "n": n, "d": d, "dtype": dtype,
+              "page": page, "bundle_bytes": bundle_bytes, "perm_crc32": zlib.crc32(perm.tobytes())}
+    # header size must be known before offsets; reserve generously (offsets are short ints)
+    head_room = _align(len(json.dumps(header)) + 64 * (len(bundles) + 4) + 256, page)
+    perm_off = head_room
+    data_off = [_align(perm_off + perm.nbytes, page) + li * _align(n * bundle_bytes, page)
+                for li in range(len(bundles))]
+    datas = [np.ascontiguousarray(np.asarray(b, dtype=dtype)[o]).astype(
+        np.dtype(dtype).newbyteorder("<")).tobytes() for b, o in zip(bundles, orders)]
+    header.update(perm_offset=perm_off, data_offsets=data_off,
+                  data_crc32=[zlib.crc32(x) for x in datas])
+    blob = json.dumps(header).encode()
+    if len(MAGIC) + 4 + len(blob) > head_room:
+        raise DataError("layout: header does not fit its reserved pages")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + struct.pack("<I", len(blob)) + blob)
+            f.seek(perm_off)
+            f.write(perm.tobytes())
+            for off, x in zip(data_off, datas):
+                f.seek(off)
+                f.write(x)
+            f.truncate(_align(data_off[-1] + len(datas[-1]), page))
+    return path
+
+
+class FlashLayout:
+    """An opened layout file: placement per layer and bundle reads (by neuron or by slot)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError(f"layout file not found: {self.path}")
+        size = self.path.stat().st_size
+        with open(self.path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:8] != MAGIC:
+                raise DataError(f"{self.path}: not a Ripple layout file (bad magic)")
+            (hlen,) = struct.unpack("<I", head[8:])
+            try:
+                h = json.loads(f.read(hlen))
+                self.layers, self.n, self.d = int(h["layers"]), int(h["n"]), int(h["d"])
+                self.dtype, self.page = np.dtype(h["dtype"]), int(h["page"])
+                self.bundle_bytes = int(h["bundle_bytes"])
+                self.data_offsets = [int(x) for x in h["data_offsets"]]
+                self.data_crc32 = [int(x) for x in h["data_crc32"]]
+                perm_off, perm_crc = int(h["perm_offset"]), int(h["perm_crc32"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise DataError(f"{self.path}: corrupt layout header ({e})") from None
+            end = self.data_offsets[-1] + self.n * self.bundle_bytes
+            if size < end:
+                raise DataError(f"{self.path}: truncated ({size} bytes, layout needs {end})")
+            f.seek(perm_off)
+            raw = f.read(self.layers * self.n * 8)
+        if zlib.crc32(raw) != perm_crc:
+            raise DataError(f"{self.path}: permutation block fails its CRC (corrupt file)")
+        perm = np.frombuffer(raw, dtype="<i8").reshape(self.layers, self.n).astype(np.int64)
+        self.orders = [check_placement(p, self.n, f"{self.path} layer {i}")
+                       for i, p in enumerate(perm)]
+        self.slots = [slots_of(o) for o in self.orders]
+
+    def check_placement(self, layer: int, order: np.ndarray) -> None:
+        """Raise DataError unless `order` is exactly the placement stored for `layer`."""
+        o = check_placement(order, self.n, f"placement of layer {layer}")
+        if not np.array_equal(o, self.orders[layer]):
+            raise DataError(f"{self.path}: placement of layer {layer} does not match the "
+                            f"permutation stored in the layout file")
+
+    def extent(self, layer: int, slot: np.ndarray, count: np.ndarray) -> tuple:
+        """Byte (offsets, lengths) of slot runs [slot, slot+count) of `layer`."""
+        slot, count = np.asarray(slot, dtype=np.int64), np.asarray(count, dtype=np.int64)
+        return self.data_offsets[layer] + slot * self.bundle_bytes, count * self.bundle_bytes
+
+    def decode(self, raw: bytes | memoryview, count: int) -> np.ndarray:
+        """Raw bytes of `count` consecutive bundles -> (count, 2, d) float32."""
+        a = np.frombuffer(raw, dtype=self.dtype.newbyteorder("<"), count=count * 2 * self.d)
+        return a.reshape(count, 2, self.d).astype(np.float32)
+
+    def read_slots(self, layer: int, start: int, count: int) -> np.ndarray:
+        """Bundles of slots [start, start+count) of `layer` (count, 2, d), buffered read."""
+        off, ln = self.extent(layer, start, count)
+        with open(self.path, "rb") as f:
+            raw = os.pread(f.fileno(), int(ln), int(off))
+        if len(raw) != ln:
+            raise DataError(f"{self.path}: short read at offset {off}")
+        return self.decode(raw, count)
+
+    def read_neurons(self, layer: int, neurons: np.ndarray) -> np.ndarray:
+        """Bundles of the given neuron ids (k, 2, d), one read per neuron (slow, for checks)."""
+        return np.stack([self.read_slots(layer, int(self.slots[layer][i]), 1)[0]
+                         for i in np.asarray(neurons).tolist()]) if len(neurons) else \
+            np.zeros((0, 2, self.d), np.float32)
+
+    def verify(self) -> None:
+        """Check every layer's data block against its CRC (reads the whole file)."""
+        with open(self.path, "rb") as f:
+            for li, off in enumerate(self.data_offsets):
+                raw = os.pread(f.fileno(), self.n * self.bundle_bytes, off)
+                if zlib.crc32(raw) != self.data_crc32[li]:
+                    raise DataError(f"{self.path}: data of layer {li} fails its CRC")

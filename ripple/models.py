@@ -1,0 +1,170 @@
+"""The small ReLU OPT model, its cached training, and FFN activation masks from forward hooks.
+
+Ripple's statistics must come from a *trained* model (random weights have no co-activation
+structure; `build_model` without training is only the negative control). `trained_model` trains
+a byte-level OPT with `activation_function="relu"` on the stdlib corpus (`shared.text`), with an
+optional L1 penalty on the FFN activations so the activated fraction approaches the 3-10% of the
+paper's OPT models, and caches the `save_pretrained` directory under a key of the model+training
+config (`shared.cache.cached_file`). Any HF OPT checkpoint can be used instead by path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ripple.config import ModelConfig, TrainConfig
+from shared.config import to_dict
+from shared.errors import DataError
+
+__all__ = ["build_model", "ffn_layers", "trained_model", "load_model", "collect_masks",
+           "ffn_weights"]
+
+log = logging.getLogger(__name__)
+
+
+def build_model(cfg: ModelConfig, seed: int = 0):
+    """A randomly initialised byte-level OPT with ReLU FFNs (vocab 256)."""
+    from transformers import OPTConfig, OPTForCausalLM
+
+    torch.manual_seed(seed)
+    conf = OPTConfig(vocab_size=256, hidden_size=cfg.d_model, num_hidden_layers=cfg.layers,
+                     ffn_dim=cfg.ffn_dim, num_attention_heads=cfg.heads,
+                     max_position_embeddings=cfg.max_positions, word_embed_proj_dim=cfg.d_model,
+                     activation_function="relu", dropout=0.0, attention_dropout=0.0,
+                     do_layer_norm_before=True, pad_token_id=0, bos_token_id=0, eos_token_id=0)
+    return OPTForCausalLM(conf)
+
+
+def ffn_layers(model) -> list[nn.Module]:
+    """The decoder layers of an OPT model (each has `fc1` = up, `fc2` = down)."""
+    try:
+        layers = model.model.decoder.layers
+    except AttributeError:
+        raise DataError(f"{type(model).__name__} is not an OPT model "
+                        "(no model.decoder.layers)") from None
+    return list(layers)
+
+
+class _L1Sparsified(nn.Module):
+    """Wraps a causal LM so `.loss` = LM loss + l1 * mean |ReLU(fc1 x)| (over all FFN layers)."""
+
+    def __init__(self, model, l1: float):
+        super().__init__()
+        self.model, self.l1, self._acts = model, l1, []
+        for layer in ffn_layers(model):
+            layer.fc1.register_forward_hook(lambda m, i, o: self._acts.append(o))
+
+    def forward(self, input_ids, labels):
+        self._acts.clear()
+        out = self.model(input_ids=input_ids, labels=labels)
+        if self.l1 > 0:
+            penalty = torch.stack([torch.relu(a).mean() for a in self._acts]).mean()
+            out.loss = out.loss + self.l1 * penalty
+        self._acts.clear()
+        return out
+
+
+def trained_model(mcfg: ModelConfig, tcfg: TrainConfig, seed: int = 0, device: str = "cpu"):
+    """The ReLU OPT trained on the stdlib-py train split; cached on disk by config."""
+    from shared.cache import cached_file
+    from shared.text import load_corpus, pretrain_causal_lm
+
+    def build(tmp: Path) -> None:
+        model = build_model(mcfg, seed)
+        tokens = load_corpus("train", "stdlib-py", max_bytes=tcfg.train_bytes)
+        log.info("training ReLU OPT (d=%d, ffn=%d, %d layers) for %d steps on %d bytes",
+                 mcfg.d_model, mcfg.ffn_dim, mcfg.layers, tcfg.steps, len(tokens))
+        losses = pretrain_causal_lm(_L1Sparsified(model, tcfg.l1), tokens, steps=tcfg.steps,
+                                    seq_len=tcfg.seq_len, batch_size=tcfg.batch_size, lr=tcfg.lr,
+                                    seed=seed, device=device, warmup=min(50, tcfg.steps // 5))
+        log.info("final train loss %.3f (first %.3f)", np.mean(losses[-20:]), losses[0])
+        with tempfile.TemporaryDirectory() as d:
+            model.to("cpu").save_pretrained(d)
+            with tarfile.open(tmp, "w") as tar:
+                tar.add(d, arcname="checkpoint")
+
+    # cached_file caches one file, so the save_pretrained dir is cached as a tar and unpacked
+    key = {"model": to_dict(mcfg), "train": to_dict(tcfg), "seed": seed}
+    archive = cached_file("ripple-opt-relu", key, build, suffix=".tar", version=1)
+    return load_model(_unpacked(archive))
+
+
+def _unpacked(archive: Path) -> Path:
+    """The checkpoint dir of a cached tar, unpacked beside it once (atomic rename)."""
+    out = archive.with_suffix("")
+    if not (out / "config.json").is_file():
+        with tempfile.TemporaryDirectory(dir=archive.parent) as d:
+            try:
+                with tarfile.open(archive) as tar:
+                    tar.extractall(d, filter="data")
+            except (tarfile.TarError, OSError) as e:
+                raise DataError(f"cached checkpoint {archive} is corrupt ({e}); delete it") \
+                    from None
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(Path(d) / "checkpoint", out)
+    return out
+
+
+def load_model(path: str | Path):
+    """An HF OPT checkpoint (a `save_pretrained` dir) with ReLU FFNs, in eval mode."""
+    from transformers import OPTForCausalLM
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise DataError(f"checkpoint dir {path} has no config.json")
+    try:
+        model = OPTForCausalLM.from_pretrained(path)
+    except Exception as e:  # corrupt weights, wrong architecture
+        raise DataError(f"checkpoint {path}: cannot load ({type(e).__name__}: {e})") from None
+    act = getattr(model.config, "activation_function", "?")
+    if act != "relu":
+        raise DataError(f"checkpoint {path}: activation_function='{act}', Ripple needs 'relu'")
+    return model.eval()
+
+
+@torch.no_grad()
+def collect_masks(model, tokens: np.ndarray, n_tokens: int, seq_len: int,
+                  device: str = "cpu") -> np.ndarray:
+    """Activation bitmasks from real forward passes over the first `n_tokens` of `tokens`.
+
+    Returns bool (layers, T, n_neurons) with T = n_tokens rounded down to whole windows:
+    M[l, t, i] = ReLU(fc1_l x_t)_i > 0 (Ripple §4.1's per-layer token x neuron matrix).
+    """
+    windows = min(n_tokens, len(tokens) - 1) // seq_len
+    if windows < 1:
+        raise DataError(f"text has {len(tokens)} tokens, fewer than one window of {seq_len}")
+    x = torch.from_numpy(tokens[: windows * seq_len].astype(np.int64).reshape(windows, seq_len))
+    layers = ffn_layers(model)
+    out: list[list[torch.Tensor]] = [[] for _ in layers]
+    hooks = [layer.fc1.register_forward_hook(
+        lambda m, i, o, k=k: out[k].append((o > 0).reshape(-1, o.shape[-1]).cpu()))
+        for k, layer in enumerate(layers)]
+    model.to(device).eval()
+    try:
+        for b in range(0, windows, 8):
+            model(input_ids=x[b: b + 8].to(device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return np.stack([torch.cat(o).numpy() for o in out])
+
+
+def ffn_weights(model) -> list[dict[str, np.ndarray]]:
+    """Per layer: up (n, d) = fc1 rows, b1 (n,), down (n, d) = fc2 columns, b2 (d,), float32."""
+    res = []
+    for layer in ffn_layers(model):
+        res.append({"up": layer.fc1.weight.detach().float().numpy().copy(),
+                    "b1": layer.fc1.bias.detach().float().numpy().copy(),
+                    "down": layer.fc2.weight.detach().float().numpy().T.copy(),
+                    "b2": layer.fc2.bias.detach().float().numpy().copy()})
+    return res
