@@ -1,0 +1,95 @@
+"""`python -m lemo.gpu_bench`: the harness on a tiny model on the CPU (every arm runs a real
+training step through the public lemo API), its config errors, and the FLOP count."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lemo.gpu_bench import ARMS, GpuModelConfig, arm_setup, dense_flops, main
+from shared.cli import run
+
+TINY = """
+device: cpu
+model: {arch: llama, hidden_size: 64, num_layers: 4, num_heads: 4, num_kv_heads: 2,
+        intermediate_size: 128, vocab_size: 300, dtype: float32}
+seq_lens: [256]
+arms: [lora, lora_segment, lora_ckpt, longlora_s2, lemo_attn, lemo_full, lemo_full_ckpt,
+       lemo_full_exact]
+warmup: 1
+repeats: 2
+segment: 128
+predictor_hidden: 16
+search_arms: [lora]
+search_step: 128
+search_max: 512
+micro: false
+"""
+
+
+def _write(tmp_path, text, name="cfg.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_gpu_bench_tiny_cpu_all_arms(tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "out"
+    assert main(["--config", _write(tmp_path, TINY), "--out", str(out)]) == 0
+    data = json.loads((out / "bench.json").read_text())
+    rows = {(r["arm"], r["setting"]): r for r in data["rows"]}
+    for arm in ARMS:
+        r = rows[(arm, "256")]
+        assert r["status"] == "ok" and r["step_s"] > 0 and r["tflops"] > 0
+    assert rows[("lora", "longest")]["longest_tokens"] == 512  # capped search: never OOM on CPU
+    assert data["command"].startswith("python -m lemo.gpu_bench ")
+    assert (out / "bench.png").is_file() and (out / "bench.md").is_file()
+    assert data["predictor_params"] > 0
+
+
+def test_arm_table_matches_the_issue():
+    from lemo.gpu_bench import GpuBenchConfig
+
+    cfg = GpuBenchConfig()
+    lora, seg, ckpt = arm_setup("lora", cfg)
+    assert not lora.enabled and seg == 0 and not ckpt
+    full, seg, ckpt = arm_setup("lemo_full_ckpt", cfg)
+    assert full.enabled and full.keep_ratio == 0.4 and full.mlp_prune_ratio == 0.8
+    assert seg == 2048 and ckpt
+    s2, seg, _ = arm_setup("longlora_s2", cfg)
+    assert s2.attention == "s2" and s2.s2_groups == 4 and seg == 0
+
+
+def test_dense_flops_closed_form():
+    mc = GpuModelConfig(hidden_size=8, num_layers=1, num_heads=2, num_kv_heads=1,
+                        intermediate_size=16, vocab_size=10)
+    # linear params: q,o 2·64, k,v 2·8·4, mlp 3·8·16, head 10·8 = 128 + 64 + 384 + 80 = 656
+    s = 4
+    assert dense_flops(mc, s) == 2 * (2 * s * 656) + 3 * (2 * s * s * 8)
+
+
+@pytest.mark.parametrize("bad, msg", [
+    ("arms: [lora, nope]", "unknown arm"),
+    ("arms: [lemo_full]", "baseline 'lora'"),
+    ("seq_lens: [1000]", "multiples of 128"),
+    ("warmpu: 3", "warmpu"),
+])
+def test_gpu_bench_bad_config(tmp_path, capsys, bad, msg):
+    cfg = _write(tmp_path, "device: cpu\nmicro: false\n" + bad + "\n")
+    with pytest.raises(SystemExit) as e:
+        run(main, ["--config", cfg, "--out", str(tmp_path / "o")])
+    assert e.value.code == 2
+    assert msg in capsys.readouterr().err
+    assert not (tmp_path / "o" / "bench.json").exists()
+
+
+def test_gpu_bench_micro_needs_cuda(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("has CUDA")
+    cfg = _write(tmp_path, "device: cpu\nmicro: true\n")
+    with pytest.raises(SystemExit) as e:
+        run(main, ["--config", cfg, "--out", str(tmp_path / "o")])
+    assert e.value.code == 2 and "CUDA" in capsys.readouterr().err
