@@ -99,8 +99,8 @@ def _case_project(s: int, g: torch.Generator, keep: float):
             self.v_proj = torch.nn.Linear(2048, 512, bias=False)
 
     torch.manual_seed(0)
-    m = get_peft_model(Attn().to("cuda", torch.bfloat16),
-                       LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj"]))
+    lora = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj"])
+    m = get_peft_model(Attn().to("cuda", torch.bfloat16), lora)
     for p in m.parameters():
         if p.requires_grad:
             torch.nn.init.normal_(p, std=0.02)
