@@ -55,14 +55,14 @@ class ModelConfig:
     path: str | None = None  # HF save_pretrained dir; None: the embedded model (cached)
     arch: Literal["llama", "mistral", "qwen2", "opt"] = "llama"  # embedded model's family
     hidden_size: int = 128
-    num_layers: int = 4
+    num_layers: int = 6
     num_heads: int = 4
     num_kv_heads: int = 2  # GQA (ignored by OPT)
     intermediate_size: int = 352
     max_position_embeddings: int = 8192  # RoPE needs no table; OPT learns one this long
     rope_theta: float = 10000.0
     pretrained: bool = True  # embedded model: pretrain on the stdlib corpus (else random init)
-    pretrain_steps: int = 600
+    pretrain_steps: int = 500
     pretrain_seq_len: int = 512
     pretrain_batch: int = 8
     pretrain_lr: float = 2e-3

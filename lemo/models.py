@@ -17,7 +17,7 @@ from shared.cache import cached_file
 from shared.errors import ConfigError, DataError
 from shared.text import VOCAB_SIZE, load_corpus, pretrain_causal_lm
 
-__all__ = ["tiny_config", "build_model", "embedded_model_dir", "load_model", "add_lora"]
+__all__ = ["tiny_config", "build_model", "embedded_model_file", "load_model", "add_lora"]
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ def build_model(cfg: ModelConfig, seed: int = 0) -> nn.Module:
     return AutoModelForCausalLM.from_config(tiny_config(cfg), attn_implementation="sdpa")
 
 
-def embedded_model_dir(cfg: ModelConfig, seed: int = 0) -> Path:
-    """save_pretrained dir of the tiny LM pretrained on the stdlib corpus, built once and cached
+def embedded_model_file(cfg: ModelConfig, seed: int = 0) -> Path:
+    """Cached weights (a torch file) of the tiny LM pretrained on the stdlib corpus, built once
     under a key of the model config (`pretrained=False`: saved at random init)."""
     key = {**dataclasses.asdict(cfg), "path": None, "seed": seed}
 
@@ -64,17 +64,21 @@ def embedded_model_dir(cfg: ModelConfig, seed: int = 0) -> Path:
                                         cfg.pretrain_batch, lr=cfg.pretrain_lr, seed=seed,
                                         warmup=min(50, cfg.pretrain_steps // 10))
             log.info("pretraining loss %.3f -> %.3f", losses[0], losses[-1])
-        tmp.unlink(missing_ok=True)
-        model.save_pretrained(str(tmp))
+        torch.save(model.state_dict(), tmp)
 
-    return cached_file("lemo-tiny-lm", key, build, version=1)
+    return cached_file("lemo-tiny-lm", key, build, suffix=".pt", version=1)
 
 
 def load_model(cfg: ModelConfig, seed: int = 0) -> nn.Module:
-    """`cfg.path` (any supported HF checkpoint dir) or the embedded pretrained LM, in train mode."""
+    """`cfg.path` (any supported HF save_pretrained dir) or the embedded pretrained LM, in train
+    mode, float32, sdpa attention."""
+    if cfg.path is None:
+        model = build_model(cfg, seed)
+        model.load_state_dict(torch.load(embedded_model_file(cfg, seed), map_location="cpu"))
+        return model.train()
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    path = Path(cfg.path) if cfg.path else embedded_model_dir(cfg, seed)
+    path = Path(cfg.path)
     if not (path / "config.json").is_file():
         raise DataError(f"model.path '{path}' is not a save_pretrained directory (no config.json)")
     try:

@@ -114,7 +114,7 @@ def train_predictor(pred: PatternPredictor, data: list[tuple[torch.Tensor, torch
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if prune_every and (step + 1) % prune_every == 0 and step + 1 <= prune_until:
             if pred.prune(thr):
                 opt = torch.optim.Adam(pred.parameters(), lr=lr)
@@ -122,3 +122,71 @@ def train_predictor(pred: PatternPredictor, data: list[tuple[torch.Tensor, torch
             thr = max(0.0, thr - 0.05)
     pred.eval()
     return {"losses": losses, "sizes": sizes}
+
+
+@torch.no_grad()
+def capture_scores(model: nn.Module, batches) -> dict[int, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Run the frozen model (exact scorer) on `batches` of input ids (1, s); return per
+    eliminating layer the [(attention input x (1, s, D), exact tiles (1, nb, nb))] it saw."""
+    from lemo.patch import lemo_layers
+
+    layers = [m for m in lemo_layers(model) if m.eliminating]
+    for m in layers:
+        m.capture = []
+    was_training = model.training
+    model.eval()
+    try:
+        for x in batches:
+            model(input_ids=x)
+        return {m.layer_idx: m.capture for m in layers}
+    finally:
+        for m in layers:
+            m.capture = None
+        model.train(was_training)
+
+
+def fit_predictors(model: nn.Module, batches, cfg) -> dict:
+    """Train one `PatternPredictor` per eliminating layer on captured exact scores (LM frozen)
+    and install it (`layer.set_predictor`). `cfg`: a `PredictorConfig`. Returns a summary."""
+    from lemo.patch import lemo_layers
+
+    data = capture_scores(model, batches)
+    out = {}
+    for layer in lemo_layers(model):
+        if layer.layer_idx not in data:
+            continue
+        hc = layer.self_attn.config
+        pred = PatternPredictor(hc.hidden_size, hc.num_attention_heads, layer.cfg.block_size,
+                                cfg.hidden, cfg.out_dim)
+        full = pred.n_params()
+        log = train_predictor(pred, data[layer.layer_idx], cfg.steps, cfg.lr, cfg.prune_every,
+                              cfg.prune_until, cfg.dead_threshold, seed=layer.layer_idx)
+        layer.set_predictor(pred.to(next(model.parameters()).device))
+        out[layer.layer_idx] = {"final_loss": sum(log["losses"][-10:]) / 10,
+                                "params": pred.n_params(), "params_before_elastic": full,
+                                "hidden": [pred.q_net.hidden, pred.k_net.hidden]}
+    return out
+
+
+def predictor_recall(model: nn.Module, batches) -> float:
+    """Mean recall of the predictors' kept blocks vs the exact scorer's, over eliminating layers
+    and held-out `batches`."""
+    from lemo.patch import lemo_layers
+    from lemo.scoring import selection_recall
+
+    data = capture_scores(model, batches)
+    recalls = []
+    for layer in lemo_layers(model):
+        if layer.layer_idx not in data or layer.predictor is None:
+            continue
+        reduce = layer.cfg.score_reduce
+        with torch.no_grad():
+            for x, tiles in data[layer.layer_idx]:
+                exact = layer.eliminator.select_blocks(key_block_scores(tiles, reduce))
+                dev = next(layer.predictor.parameters()).device
+                pred = layer.eliminator.select_blocks(
+                    layer.predictor.key_scores(x.to(dev), reduce).cpu())
+                recalls.append(selection_recall(pred, exact, tiles.shape[-1]))
+    if not recalls:
+        raise ValueError("no eliminating layer has a predictor")
+    return sum(recalls) / len(recalls)

@@ -1,0 +1,106 @@
+"""Fine-tuning data: byte-level text (stdlib corpus, .txt or .jsonl files) and passkey retrieval.
+
+Passkey retrieval (LongLoRA's `passkey_retrivial.py` format, byte tokens): a 5-digit key is stated
+once at a random depth inside repetitive filler, and the sequence ends with "The pass key is
+NNNNN". A model retrieves it if its greedy next-byte predictions reproduce all five digits
+(teacher-forced argmax over the answer = greedy decoding for an exact match). Sequences are
+exactly `seq_len` bytes; generation is seeded by the caller's numpy Generator.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shared.errors import DataError
+from shared.text import encode, load_corpus, sample_windows
+
+__all__ = ["load_text_file", "load_text", "make_passkey_batch", "passkey_accuracy",
+           "finetune_batch", "ANSWER_LEN"]
+
+ANSWER_LEN = 5
+_INTRO = ("There is an important info hidden inside a lot of irrelevant text. Find it and "
+          "memorize it. I will quiz you about the important information there.\n")
+_FILLER = ("The grass is green. The sky is blue. The sun is yellow. Here we go. There and back "
+           "again.\n")
+_NEEDLE = "The pass key is {key}. Remember it. {key} is the pass key.\n"
+_QUESTION = "What is the pass key? The pass key is {key}"
+
+
+def load_text_file(path: str | Path, text_key: str = "text") -> np.ndarray:
+    """uint8 byte tokens of a .txt file or of a .jsonl file's `text_key` fields (joined by a
+    blank line). Missing / empty / malformed files raise a DataError naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    if path.suffix == ".jsonl":
+        texts = []
+        for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                raise DataError(f"{path}:{i}: not valid JSON") from None
+            if not isinstance(rec, dict) or not isinstance(rec.get(text_key), str):
+                raise DataError(f"{path}:{i}: missing string field '{text_key}'")
+            texts.append(rec[text_key])
+        tokens = encode("\n\n".join(texts))
+    elif path.suffix in (".txt", ".md", ".py", ""):
+        tokens = np.frombuffer(path.read_bytes(), dtype=np.uint8).copy()
+    else:
+        raise DataError(f"{path}: unsupported data format '{path.suffix}' (.txt or .jsonl)")
+    if tokens.size == 0:
+        raise DataError(f"{path}: no text")
+    return tokens
+
+
+def load_text(path: str | None, split: str, text_key: str, max_bytes: int) -> np.ndarray:
+    """A file's tokens, or the stdlib corpus split when `path` is None."""
+    if path is None:
+        return load_corpus(split, max_bytes=max_bytes)
+    return load_text_file(path, text_key)[:max_bytes]
+
+
+def make_passkey_batch(n: int, seq_len: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, seq_len) int64 passkey sequences; the answer is each row's last ANSWER_LEN bytes."""
+    keys = rng.integers(10_000, 100_000, size=n)
+    depths = rng.random(n)
+    rows = []
+    for key, depth in zip(keys, depths):
+        needle, question = _NEEDLE.format(key=key), _QUESTION.format(key=key)
+        room = seq_len - len(_INTRO) - len(needle) - len(question)
+        if room < 0:
+            raise DataError(f"seq_len {seq_len} is too short for a passkey example")
+        fill = (_FILLER * (room // len(_FILLER) + 2))
+        cut = int(depth * room)
+        text = _INTRO + fill[:cut] + needle + fill[cut:room] + question
+        rows.append(encode(text))
+    return np.stack(rows).astype(np.int64)
+
+
+@torch.no_grad()
+def passkey_accuracy(model, tokens: np.ndarray, batch_size: int = 1, device: str = "cpu") -> float:
+    """Share of rows whose last ANSWER_LEN bytes are all the model's argmax predictions."""
+    was_training = model.training
+    model.eval()
+    hits = []
+    for start in range(0, len(tokens), batch_size):
+        x = torch.from_numpy(tokens[start:start + batch_size]).to(device)
+        logits = model(input_ids=x[:, :-1]).logits[:, -ANSWER_LEN:]
+        hits.append((logits.argmax(-1) == x[:, -ANSWER_LEN:]).all(-1).cpu())
+    model.train(was_training)
+    return float(torch.cat(hits).float().mean())
+
+
+def finetune_batch(tokens: np.ndarray, seq_len: int, batch_size: int, passkey_mix: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """(batch, seq_len) windows of `tokens`, each replaced by a passkey example w.p. passkey_mix."""
+    x = sample_windows(tokens, seq_len, batch_size, rng)
+    swap = rng.random(batch_size) < passkey_mix
+    if swap.any():
+        x[swap] = make_passkey_batch(int(swap.sum()), seq_len, rng)
+    return x

@@ -1,0 +1,178 @@
+"""`python -m lemo.train`: long-context LoRA fine-tuning with LeMo token elimination.
+
+Recipe: load the model (`model.path` or the embedded pretrained byte-level LM) -> `apply_lemo`
+-> peft LoRA -> (scorer=predictor: fit pattern predictors with the LM frozen) -> AdamW on the
+LoRA weights, constant lr after warm-up (the paper's AE schedule) -> adapter + predictors saved
+in the run dir. Checkpoints every `save_every` steps; rerunning with the same `--out` resumes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lemo.config import PredictorConfig, TrainConfig
+from lemo.data import finetune_batch, load_text
+from lemo.loss import causal_lm_loss
+from lemo.models import add_lora, load_model
+from lemo.patch import apply_lemo, lemo_layers
+from lemo.predictor import fit_predictors
+from shared.cli import parse_args, run
+from shared.config import save_config, to_dict
+from shared.errors import ConfigError, DataError
+from shared.io import (
+    Checkpointer,
+    atomic_torch_save,
+    atomic_write_csv,
+    atomic_write_json,
+    make_run_dir,
+)
+from shared.log import get_logger, progress
+from shared.runtime import pick_device, set_seed
+
+__all__ = ["build_model", "finetune", "predictor_batches", "main"]
+
+log = get_logger("lemo.train")
+
+DESCRIPTION = """Fine-tune a causal LM with LoRA and LeMo contextual token sparsity.
+
+Each eliminating layer keeps only the most informative 64-token blocks in its attention block,
+so dropped tokens' activations are never saved for backward; MLP saved-channel pruning and the
+segment-based loss cut the rest of the activation peak. Set lemo.enabled=false for plain LoRA.
+
+examples:
+  python -m lemo.train --config configs/lemo/tiny.yaml --out runs/lemo/tiny
+  python -m lemo.train --config configs/lemo/tiny.yaml --set lemo.keep_ratio=0.3 --set steps=50
+  python -m lemo.train --set model.path=/path/to/hf_checkpoint --set data.train_path=data.jsonl
+"""
+
+
+def build_model(cfg: TrainConfig, device: str) -> torch.nn.Module:
+    """Loaded LM with LeMo layers and a LoRA adapter (seeded), on `device`, in train mode."""
+    model = load_model(cfg.model, cfg.seed)
+    apply_lemo(model, cfg.lemo)
+    torch.manual_seed(cfg.seed)
+    model = add_lora(model, cfg.lora)
+    if cfg.grad_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model.to(device).train()
+
+
+def predictor_batches(tokens: np.ndarray, cfg: TrainConfig, n: int, seed: int,
+                      device: str) -> list[torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    return [torch.from_numpy(finetune_batch(tokens, cfg.data.seq_len, 1, cfg.data.passkey_mix,
+                                            rng)).to(device) for _ in range(n)]
+
+
+def finetune(model: torch.nn.Module, tokens: np.ndarray, cfg: TrainConfig, device: str,
+             state: dict | None = None, on_step=None, desc: str = "finetune") -> dict:
+    """Run (or resume from `state`) cfg.steps LoRA steps; return the state dict (step, losses,
+    optimizer, rngs). `on_step(state)` is called after every step (checkpointing hook)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("no trainable parameters: check lora.targets")
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    rng = np.random.default_rng(cfg.seed)
+    state = state or {"step": 0, "losses": []}
+    if "opt" in state:
+        opt.load_state_dict(state["opt"])
+        rng.bit_generator.state = state["rng"]
+    for step in progress(range(state["step"], cfg.steps), desc=desc, leave=False,
+                         initial=state["step"], total=cfg.steps):
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+        x = torch.from_numpy(finetune_batch(tokens, cfg.data.seq_len, cfg.data.batch_size,
+                                            cfg.data.passkey_mix, rng)).to(device)
+        loss = causal_lm_loss(model, x, segment=cfg.lemo.segment_size)
+        if not torch.isfinite(loss):
+            raise DataError(f"loss is {float(loss)} at step {step} (lower lr or check the data)")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        state["losses"].append(loss.item())
+        state.update(step=step + 1, opt=opt.state_dict(), rng=rng.bit_generator.state)
+        if cfg.log_every and (step + 1) % cfg.log_every == 0:
+            log.info("step %d/%d loss %.4f", step + 1, cfg.steps, state["losses"][-1])
+        if on_step:
+            on_step(state)
+    return state
+
+
+def _save_adapter(model, run_dir: Path) -> None:
+    tmp, final = run_dir / ".adapter.tmp", run_dir / "adapter"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, cfg = parse_args(argv, TrainConfig, prog="lemo.train", description=DESCRIPTION,
+                           default_config="configs/lemo/tiny.yaml")
+    if args.quick:
+        cfg.steps = min(cfg.steps, 10)
+    set_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    tokens = load_text(cfg.data.train_path, "train", cfg.data.text_key, cfg.data.max_corpus_bytes)
+    if len(tokens) <= cfg.data.seq_len:
+        raise DataError(f"training text has {len(tokens)} bytes, fewer than data.seq_len="
+                        f"{cfg.data.seq_len}")
+    run_dir = make_run_dir(args.out, "lemo", "train")
+    save_config(cfg, run_dir / "config.yaml")
+    model = build_model(cfg, device)
+    ckpt = Checkpointer(run_dir)
+    state = ckpt.load()
+    if state is not None:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, state["lora"])
+        log.info("resuming from step %d in %s", state["step"], run_dir)
+    predictors = {}
+    if cfg.lemo.enabled and cfg.lemo.scorer == "predictor":
+        if state is not None and "predictors" in state:
+            predictors = state["predictors"]
+        else:
+            pcfg = cfg.predictor or PredictorConfig()
+            info = fit_predictors(model, predictor_batches(tokens, cfg, pcfg.windows,
+                                                           cfg.seed + 1, device), pcfg)
+            log.info("pattern predictors: %s", info)
+            predictors = {m.layer_idx: m.predictor for m in lemo_layers(model) if m.predictor}
+        for m in lemo_layers(model):
+            m.set_predictor(predictors.get(m.layer_idx))
+
+    from peft import get_peft_model_state_dict
+
+    def on_step(st: dict) -> None:
+        if cfg.save_every and st["step"] % cfg.save_every == 0 and st["step"] < cfg.steps:
+            ckpt.save({**st, "lora": get_peft_model_state_dict(model), "predictors": predictors})
+
+    t0 = time.perf_counter()
+    state = finetune(model, tokens, cfg, device, state, on_step)
+    elapsed = time.perf_counter() - t0
+    ckpt.save({**state, "lora": get_peft_model_state_dict(model), "predictors": predictors})
+    _save_adapter(model, run_dir)
+    if predictors:
+        atomic_torch_save(predictors, run_dir / "predictors.pt")
+    losses = state["losses"]
+    atomic_write_csv(run_dir / "metrics.csv",
+                     [{"step": i + 1, "loss": v} for i, v in enumerate(losses)])
+    summary = {"steps": state["step"], "final_loss": float(np.mean(losses[-10:])) if losses
+               else math.nan, "seconds_this_run": elapsed, "config": to_dict(cfg),
+               "command": " ".join(sys.argv)}
+    atomic_write_json(run_dir / "summary.json", summary)
+    log.info("done: %d steps, final loss %.4f -> %s", state["step"], summary["final_loss"], run_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
