@@ -1,0 +1,291 @@
+"""Benchmark: Ripple vs llama.cpp-style and LLM-in-a-flash loading, on identical oracle masks.
+
+    python -m ripple.bench [--quick] [--out DIR] [--set key=value ...]
+
+One process, one seed: train (or load the cached) small ReLU OPT, record activation masks on
+calibration text (stdlib-py train split) and held-out text (stdlib-py and pydoc-topics test
+splits), place neurons, replay every arm, then
+- modelled UFS 4.0 I/O per token at the small model's true bundle size and with bundle bytes
+  scaled to the paper's shapes (d_model 2048 / 4096, fp16), same activation pattern;
+- real reads of a layout file on local disk (O_DIRECT when possible), queue depth 1 and 32;
+- cross-corpus robustness (calibrate on stdlib-py, test on pydoc-topics vs calibrate there);
+- a random-weights negative control and the offline placement time vs neurons per layer.
+Writes bench.json (rows, checks, headline), bench.md, bench.png and placement.png.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ripple.config import RippleConfig
+from ripple.data import synthetic_masks
+from ripple.engine import ARMS
+from ripple.layout import FlashLayout, make_bundles, write_layout
+from ripple.pipeline import (
+    activated_fraction,
+    bundle_settings,
+    get_model,
+    mask_sets,
+    placements,
+    replay_arms,
+)
+from ripple.placement import GreedyEdgePlacement
+from ripple.storage import DirectReader
+from shared.bench import BenchReport, save_figure
+from shared.cli import parse_args, run
+from shared.config import save_config
+from shared.io import make_run_dir
+from shared.runtime import set_seed
+
+log = logging.getLogger("ripple.bench")
+
+METRICS = ["ios_per_token", "mean_run", "max_run", "mean_read", "latency_ms", "lower_bound_ms",
+           "eff_bw_gbs", "hit_rate", "read_amp"]
+REAL_ARMS = ["llama.cpp", "llmflash", "ripple-place", "ripple+collapse", "ripple"]
+QUICK = ["masks.calib_tokens=4096", "masks.test_tokens=1024", "real_read_tokens=24",
+         "placement_sizes=[4096, 16384]"]
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def real_reads(path: Path, lay_offsets: list[int], bundle_bytes: int, extents: list,
+               page: int) -> dict:
+    """Mean seconds per token to read the recorded extents, at queue depth 1 and 32."""
+    out = {}
+    with DirectReader(path, page=page, workers=32) as r:
+        for qd in (1, 32):
+            per_tok = []
+            for tok in extents:
+                per_tok.append(sum(
+                    r.read(lay_offsets[li] + s * bundle_bytes, ln * bundle_bytes, qd)
+                    for li, (s, ln) in enumerate(tok) if len(s)))
+            out[f"disk_qd{qd}_ms"] = float(np.mean(per_tok) * 1e3)
+        out["o_direct"] = r.direct
+    return out
+
+
+def placement_scaling(sizes: list[int], top_k: int, seed: int) -> list[dict]:
+    """Offline placement seconds vs neurons per layer, on simulated masks (1024 tokens)."""
+    rows = []
+    for n in sizes:
+        m = synthetic_masks(n, 1024, seed=seed)[0]
+        p = GreedyEdgePlacement(top_k)
+        p.fit(m)
+        rows.append({"neurons": n, "seconds": p.seconds, "links": len(p.links)})
+        log.info("placement of %d neurons: %.1f s", n, p.seconds)
+    return rows
+
+
+def plot(rows: list[dict], scaling: list[dict], settings: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = [a.name for a in ARMS]
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
+    for ax, metric, log_y in zip(axes[:3], ["ios_per_token", "latency_ms", "mean_run"],
+                                 [True, True, False]):
+        w = 0.8 / len(settings)
+        for k, s in enumerate(settings):
+            vals = [next((r[metric] for r in rows if r["arm"] == a and r["setting"] == s),
+                         np.nan) for a in arms]
+            ax.bar(np.arange(len(arms)) + k * w, vals, w, label=s)
+            if metric == "latency_ms":
+                lb = next(r["lower_bound_ms"] for r in rows if r["setting"] == s)
+                ax.axhline(lb, color=f"C{k}", ls=":", lw=1)
+        ax.set_xticks(np.arange(len(arms)) + 0.4 - w / 2, arms, rotation=30, fontsize=7)
+        ax.set_title(metric + (" (dotted: lower bound)" if metric == "latency_ms" else ""))
+        if log_y:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    axes[3].plot([r["neurons"] for r in scaling], [r["seconds"] for r in scaling], marker="o")
+    axes[3].axhline(120, color="r", ls="--", lw=1)
+    axes[3].set_xlabel("neurons per layer")
+    axes[3].set_title("offline placement seconds (2-min target dashed)")
+    axes[3].grid(alpha=0.3)
+    fig.suptitle("ripple: modelled UFS I/O per token (stdlib-py test masks, cache ratio 0.1)")
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    args, cfg = parse_args(
+        argv, RippleConfig, prog="ripple.bench", default_config="configs/ripple/bench.yaml",
+        description="Ripple (neuron co-activation placement + access collapsing + linking-"
+                    "aligned cache) vs llama.cpp-style and LLM-in-a-flash loading, on the same "
+                    "activation masks of a trained ReLU OPT. Modelled UFS 4.0 and real local-"
+                    "disk O_DIRECT reads; writes bench.json/md/png to the run dir.")
+    if args.quick:
+        from shared.config import apply_overrides, from_dict, to_dict
+
+        cfg = from_dict(RippleConfig, apply_overrides(to_dict(cfg), QUICK + args.overrides))
+    set_seed(cfg.seed)
+    run_dir = make_run_dir(args.out, "ripple", "bench")
+    save_config(cfg, run_dir / "config.yaml")
+    t_start = time.perf_counter()
+    rep = BenchReport("ripple", baseline="llmflash", command=sys.argv)
+
+    model = get_model(cfg)
+    masks = mask_sets(model, cfg)
+    src = cfg.masks.calib_source
+    calib, test = masks[f"calib:{src}"], masks[f"test:{src}"]
+    d_model, n = model.config.hidden_size, calib.shape[2]
+    frac = {k: activated_fraction(v) for k, v in masks.items()}
+    orders, place_s = placements(calib, cfg.online.top_k)
+    log.info("placed %d layers x %d neurons in %.1f s", calib.shape[0], n, place_s)
+
+    settings = bundle_settings(d_model, cfg)
+    results = {}
+    for setting, bb in settings.items():
+        results[setting] = replay_arms(test, orders, cfg, bb, record=cfg.real_read_tokens)
+        for arm, r in results[setting].items():
+            rep.add(arm, setting, bundle_bytes=bb, **{k: r[k] for k in METRICS})
+    true_s, big_s = list(settings)[0], list(settings)[-1]
+
+    # real reads: one layout file of the true model (Ripple order) and one at the largest shape
+    from ripple.models import ffn_weights
+
+    w = ffn_weights(model)
+    true_file = write_layout(run_dir / "layout-ripple.bin",
+                             [make_bundles(x["up"], x["down"]) for x in w], orders["ripple"],
+                             page=cfg.storage.page)
+    lay = FlashLayout(true_file)
+    probe = np.arange(0, n, max(1, n // 64))
+    assert np.array_equal(lay.read_neurons(0, probe), make_bundles(w[0]["up"], w[0]["down"])[probe])
+    d_big = cfg.scaled_d_models[-1] if cfg.scaled_d_models else d_model
+    rng = np.random.default_rng(cfg.seed)
+    big_file = write_layout(run_dir / "layout-scaled.bin",
+                            [rng.standard_normal((n, 2, d_big), dtype=np.float32)
+                             .astype(np.float16) for _ in range(calib.shape[0])],
+                            [np.arange(n)] * calib.shape[0], dtype="float16",
+                            page=cfg.storage.page)
+    direct = True
+    for setting, path in ((true_s, true_file), (big_s, big_file)):
+        lay_s = FlashLayout(path)
+        for arm in REAL_ARMS:
+            disk = real_reads(path, lay_s.data_offsets, lay_s.bundle_bytes,
+                              results[setting][arm]["extents"], cfg.storage.page)
+            direct &= disk.pop("o_direct")
+            for r in rep.rows:
+                if r["arm"] == arm and r["setting"] == setting:
+                    r.update(disk)
+    big_file.unlink()  # 100+ MB of random bytes: only its offsets mattered
+
+    # cross-corpus: calibrate on stdlib-py vs on the test corpus itself
+    cross = {}
+    for other in [s for s in cfg.masks.test_sources if s != src]:
+        native, _ = placements(masks[f"calib:{other}"], cfg.online.top_k)
+        t_other = masks[f"test:{other}"]
+        for setting in (true_s, big_s):
+            bb = settings[setting]
+            sel = [a for a in ARMS if a.name in ("llmflash", "ripple")]
+            got_cross = replay_arms(t_other, orders, cfg, bb, sel)
+            got_native = replay_arms(t_other, native, cfg, bb, sel)
+            g_cross = _ratio(got_cross["llmflash"]["latency_ms"], got_cross["ripple"]["latency_ms"])
+            g_native = _ratio(got_native["llmflash"]["latency_ms"],
+                              got_native["ripple"]["latency_ms"])
+            for name, got in ((f"{other} test, calib {src}", got_cross),
+                              (f"{other} test, calib {other}", got_native)):
+                for arm, r in got.items():
+                    rep.add(arm, f"{setting} | {name}", bundle_bytes=bb,
+                            **{k: r[k] for k in METRICS})
+            cross[f"{other} | {setting}"] = {"gain_cross": g_cross, "gain_native": g_native,
+                                             "loss": 1 - g_cross / g_native}
+
+    # negative control: an untrained model's masks have no co-activation structure
+    from ripple.models import build_model
+
+    rcfg = from_cfg_tokens(cfg, 2048, 1024)
+    rmasks = mask_sets(build_model(cfg.model, cfg.seed), rcfg)
+    rorders, _ = placements(rmasks[f"calib:{src}"], cfg.online.top_k)
+    ctrl = replay_arms(rmasks[f"test:{src}"], rorders, cfg, settings[true_s],
+                       [a for a in ARMS if a.name in ("naive-runs", "ripple-place")])
+    control_gain = _ratio(ctrl["ripple-place"]["mean_run"], ctrl["naive-runs"]["mean_run"])
+    scaling = placement_scaling(cfg.placement_sizes, cfg.online.top_k, cfg.seed)
+
+    # checks: the issue's "done when" targets, on the figures just measured
+    def v(arm, setting, metric):
+        return rep.value(arm, metric, setting)
+
+    rep.check("mean run length: ripple placement / naive placement",
+              _ratio(v("ripple-place", true_s, "mean_run"), v("naive-runs", true_s, "mean_run")),
+              ">=", 2.0)
+    for s in (true_s, big_s):
+        rep.check(f"I/O ops per token: LLMFlash / Ripple [{s}]",
+                  _ratio(v("llmflash", s, "ios_per_token"), v("ripple", s, "ios_per_token")),
+                  ">=", 1.5)
+        rep.check(f"modelled latency: LLMFlash / Ripple [{s}]",
+                  _ratio(v("llmflash", s, "latency_ms"), v("ripple", s, "latency_ms")), ">=", 2.0)
+        rep.check(f"effective bandwidth: +collapse / placement only [{s}]",
+                  _ratio(v("ripple+collapse", s, "eff_bw_gbs"), v("ripple-place", s, "eff_bw_gbs")),
+                  ">=", 1.1)
+    for key, c in cross.items():
+        rep.check(f"cross-corpus loss of gain [{key}]", c["loss"], "<=", 0.10)
+    n16 = [r["seconds"] for r in scaling if r["neurons"] == 16384]
+    rep.check("placement seconds for 16K neurons/layer", n16[0] if n16 else None, "<=", 120)
+
+    lat = {a: v(a, big_s, "latency_ms") for a in ("llama.cpp", "llmflash", "ripple")}
+    rep.headline("I/O latency up to 5.93x lower than llama.cpp",
+                 f"{lat['llama.cpp'] / lat['ripple']:.2f}x", "llama.cpp",
+                 lat["llama.cpp"] / lat["ripple"], f"modelled UFS, {big_s}")
+    rep.headline("I/O latency 2.23x (OPT avg) / up to 3.23x lower than LLM in a flash",
+                 f"{lat['llmflash'] / lat['ripple']:.2f}x", "llmflash",
+                 lat["llmflash"] / lat["ripple"], f"modelled UFS, {big_s}")
+    run_gain = _ratio(v("ripple", true_s, "mean_run"), v("llmflash", true_s, "mean_run"))
+    rep.headline("mean contiguous read +213% over LLM in a flash (OPT)",
+                 f"{(run_gain - 1) * 100:+.0f}%", "llmflash", run_gain, "stdlib-py test masks")
+    bw_gain = _ratio(v("ripple+collapse", big_s, "eff_bw_gbs"),
+                     v("ripple-place", big_s, "eff_bw_gbs"))
+    rep.headline("access collapse: 1.21x effective bandwidth (OPT-6.7B)", f"{bw_gain:.2f}x",
+                 "ripple-place", bw_gain, f"modelled UFS, {big_s}")
+
+    for k, f in frac.items():
+        rep.notes.append(f"activated fraction per layer, {k}: "
+                         + ", ".join(f"{x:.3f}" for x in f))
+    rep.notes += [
+        f"settings: '{true_s}' is the small model's real bundle; 'scaled' settings keep its "
+        "activation pattern and scale the bundle bytes to the paper's shapes (fp16)",
+        "disk_qd*_ms: real reads of the layout file on this machine's local disk "
+        f"({'O_DIRECT' if direct else 'BUFFERED fallback: O_DIRECT unsupported'}), not UFS; "
+        "extents rounded out to 4 KB pages; the scaled file holds random fp16 bytes",
+        f"random-weights control: mean run ripple/identity = {control_gain:.2f}x "
+        "(no co-activation structure to exploit)",
+        f"offline placement of the model ({calib.shape[0]} layers x {n}): {place_s:.1f} s",
+        f"cache ratio {cfg.online.cache_ratio} for every arm (S3-FIFO; LLMFlash: windowing "
+        f"k={cfg.online.window} capped at the same budget)",
+    ]
+    rep.extra.update({"activated_fraction": frac, "cross_corpus": cross,
+                      "random_weights_control_run_gain": control_gain,
+                      "placement_scaling": scaling, "model_placement_seconds": place_s,
+                      "o_direct": direct, "model": {"d_model": d_model, "neurons": n},
+                      "wall_seconds": time.perf_counter() - t_start})
+    rep.write(run_dir)
+    plot(rep.rows, scaling, list(settings), run_dir / "bench.png")
+    for c in rep.checks:
+        log.info("%-60s %8.3f %s %s", c.name, c.measured if c.measured is not None else
+                 float("nan"), c.target, "ok" if c.holds else "NO")
+    log.info("wrote %s", run_dir / "bench.json")
+    return 0
+
+
+def from_cfg_tokens(cfg: RippleConfig, calib: int, test: int) -> RippleConfig:
+    """A copy of `cfg` recording fewer mask tokens (for the control)."""
+    from shared.config import apply_overrides, from_dict, to_dict
+
+    return from_dict(RippleConfig, apply_overrides(
+        to_dict(cfg), [f"masks.calib_tokens={calib}", f"masks.test_tokens={test}",
+                       f"masks.test_sources=[{cfg.masks.calib_source}]"]))
+
+
+if __name__ == "__main__":
+    run(main)
