@@ -45,10 +45,10 @@ from typing import Literal
 
 import torch
 
-from shared.bench import BenchReport
+from shared.bench import BenchReport, markdown_table
 from shared.cli import build_parser, parse_args, run
 from shared.errors import ConfigError
-from shared.io import make_run_dir
+from shared.io import atomic_write_text, make_run_dir
 from shared.runtime import pick_device, set_seed
 
 log = logging.getLogger("lemo.gpu_bench")
@@ -489,12 +489,44 @@ def main(argv: list[str] | None = None) -> int:
     _summarise(rep, cfg, longest)
     rep.extra["elapsed_s"] = time.monotonic() - t0
     write()
+    atomic_write_text(run_dir / "details.md", details_markdown(rep.to_dict()))
     log.info("wrote %s", run_dir / "bench.json")
     for c in rep.checks:
         log.info("check %-52s measured %s target %s -> %s", c.name,
                  "n/a" if c.measured is None else f"{c.measured:.3g}", c.target,
                  "holds" if c.holds else "MISSED")
     return 0
+
+
+def details_markdown(data: dict) -> str:
+    """The per-length table, kernel micro-benchmarks, longest lengths and the step profile."""
+    v = data["versions"]
+    parts = [f"Command: `{data['command']}`\n",
+             f"Device: {v.get('device')}; torch {v.get('torch')}, triton {v.get('triton')}, "
+             f"transformers {v.get('transformers')}, peft {v.get('peft')}, CUDA {v.get('cuda')}; "
+             f"kernels: {data.get('kernel_backend')}\n"]
+    cols = ["arm", "setting", "status", "peak_gib", "act_gib", "step_s", "tflops"]
+    rows = [r for r in data["rows"] if r["setting"] != "longest"]
+    parts += ["## Memory and step time\n", markdown_table(rows, cols)]
+    ratios = data.get("ratios", {})
+    for metric in ("peak_gib", "step_s"):
+        if ratios.get(metric):
+            parts += [f"\n## {metric}: LoRA / arm (> 1: the arm is better)\n",
+                      markdown_table(ratios[metric])]
+    if data.get("longest"):
+        parts += ["\n## Longest trainable length (tokens, batch 1)\n", markdown_table(
+            [{"arm": a, **r} for a, r in data["longest"].items()])]
+    if data.get("microbench"):
+        parts += ["\n## Kernel micro-benchmarks (Triton vs PyTorch fallback, fwd+bwd)\n",
+                  markdown_table(data["microbench"])]
+    prof = data.get("profile")
+    if prof:
+        for arm, rows in prof["arms"].items():
+            parts += [f"\n## CUDA time by kernel, {arm} @ {prof['seq_len']} tokens (one step)\n",
+                      markdown_table(rows)]
+    if data.get("checks"):
+        parts += ["\n## Targets\n", markdown_table(data["checks"])]
+    return "\n".join(parts)
 
 
 def _backend() -> str:
