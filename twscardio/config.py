@@ -1,0 +1,175 @@
+"""Typed configs for twscardio (YAML -> dataclasses via `shared.config`).
+
+One dataclass per pipeline stage, nested in `TrainConfig` (the recipe config) and `BenchConfig`.
+Every field carries a one-line comment; `validate()` rejects values outside the ranges the
+paper's setting and the simulator support.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class ChannelConfig:
+    """Bluetooth link: a Gilbert-Elliott packet-loss channel per bud (paper notes 3.4)."""
+
+    loss: float = 0.1  # stationary packet-loss rate, 0..0.3 in the paper's sweep
+    burst: float = 3.0  # mean burst length in packets (1/r), 1..8
+    samples_per_packet: int = 2  # IMU samples per BLE packet, 1..4
+    independent_buds: bool = True  # each bud has its own link (else one loss pattern for both)
+
+    def validate(self) -> None:
+        if not 0.0 <= self.loss < 0.9:
+            raise ValueError(f"channel.loss={self.loss} must be in [0, 0.9)")
+        if self.burst < 1.0:
+            raise ValueError(f"channel.burst={self.burst} must be >= 1 packet")
+        if not 1 <= self.samples_per_packet <= 16:
+            raise ValueError(f"channel.samples_per_packet={self.samples_per_packet} not in 1..16")
+
+
+@dataclass
+class SimConfig:
+    """Physiological earbud-IMU simulator (see `twscardio.simulator` for the assumptions)."""
+
+    duration_s: float = 60.0  # recording length
+    fs_sim: float = 500.0  # internal physics rate (Hz)
+    fs_in: float = 50.0  # IMU output rate delivered to the phone (15/25/50/100 Hz)
+    fs_ref: float = 100.0  # reference SCG/ECG rate (Hz), also the network's output grid
+    hr_range: list[float] = field(default_factory=lambda: [55.0, 95.0])  # subject mean HR, bpm
+    motion_level: float = 0.0  # 0 none, 1 low, 2 medium, 3 high (head turns/nods, chewing)
+    walking: bool = False  # add gait impacts (1.6-2.2 Hz) to the motion
+    accel_noise_ug: float = 100.0  # accelerometer noise density, ug/sqrt(Hz)
+    gyro_noise_dps: float = 0.005  # gyroscope noise density, deg/s/sqrt(Hz)
+    timestamp_jitter_s: float = 0.0005  # std of sampling-instant jitter
+    clock_drift_ppm: float = 20.0  # max |drift| of the bud clock
+    rate_jitter: float = 0.0  # relative std of the IMU output interval (irregular AirPods rate)
+    channel: ChannelConfig = field(default_factory=ChannelConfig)
+
+    def validate(self) -> None:
+        if self.duration_s < 2.0:
+            raise ValueError(f"sim.duration_s={self.duration_s} must be >= 2 s")
+        if not 5.0 <= self.fs_in <= self.fs_sim / 4:
+            raise ValueError(f"sim.fs_in={self.fs_in} must be in [5, fs_sim/4]")
+        if self.fs_ref > self.fs_sim / 2:
+            raise ValueError(f"sim.fs_ref={self.fs_ref} must be <= fs_sim/2")
+        if len(self.hr_range) != 2 or not 30 <= self.hr_range[0] <= self.hr_range[1] <= 180:
+            raise ValueError(f"sim.hr_range={self.hr_range} must be [lo, hi] within 30..180")
+        if not 0.0 <= self.motion_level <= 5.0:
+            raise ValueError(f"sim.motion_level={self.motion_level} must be in [0, 5]")
+        if not 0.0 <= self.rate_jitter < 0.3:
+            raise ValueError(f"sim.rate_jitter={self.rate_jitter} must be in [0, 0.3)")
+
+
+@dataclass
+class EnhanceConfig:
+    """Signal enhancement: gaps, validity mask, short-gap fill, uniform resampling (sec. 2.2.1-2)."""
+
+    fs_out: float = 100.0  # uniform output grid (Hz)
+    gap_factor: float = 1.5  # a gap is an interval > gap_factor / fs_nominal
+    max_short_gap: int = 2  # missing samples filled by PCHIP and marked valid
+    method: Literal["spline", "pchip", "linear", "bandlimited"] = "spline"  # upsampler
+
+    def validate(self) -> None:
+        if self.gap_factor <= 1.0:
+            raise ValueError(f"enhance.gap_factor={self.gap_factor} must be > 1")
+        if self.max_short_gap < 0:
+            raise ValueError("enhance.max_short_gap must be >= 0")
+
+
+@dataclass
+class FusionConfig:
+    """Motion handling by multi-axis fusion (sec. 2.2.3)."""
+
+    band_hz: list[float] = field(default_factory=lambda: [0.7, 15.0])  # BCG band-pass
+    window_s: float = 5.0  # fusion / SQI window
+    ridge: float = 1e-5  # ridge of the gyro-referenced canceller (relative to regressor power)
+    gate_gyro_rms: float = 0.05  # rad/s: below this the canceller only detrends (no gyro fit)
+    period_range_s: list[float] = field(default_factory=lambda: [0.4, 1.5])  # beat lags for SQI
+    reject_gyro_rms: float = 1.5  # rad/s: above this the window is rejected as unusable
+    reject_sqi: float = 0.15  # fused SQI below this: window rejected
+
+    def validate(self) -> None:
+        lo, hi = self.band_hz
+        if not 0 < lo < hi:
+            raise ValueError(f"fusion.band_hz={self.band_hz} must be 0 < lo < hi")
+        plo, phi = self.period_range_s
+        if not 0 < plo < phi < self.window_s:
+            raise ValueError("fusion.period_range_s must satisfy 0 < lo < hi < window_s")
+
+
+@dataclass
+class NetConfig:
+    """BCG->SCG network (non-autoregressive dilated TCN), `twscardio.models.BCG2SCGNet`."""
+
+    channels: int = 32  # hidden width
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 1])  # residual blocks
+    kernel: int = 5  # conv kernel size
+    dropout: float = 0.05  # dropout inside residual blocks
+
+    def validate(self) -> None:
+        if self.channels < 1 or self.kernel < 1 or self.kernel % 2 == 0:
+            raise ValueError("net.channels must be >= 1 and net.kernel odd")
+
+
+@dataclass
+class LossConfig:
+    """Region-focused loss (sec. 2.2.4): w(t) = 1 + lam * sum_beats G(t-AO) + G(t-AC)."""
+
+    kind: Literal["region", "l1"] = "region"  # 'l1' is the plain-L1 ablation (public code)
+    lam: float = 4.0  # up-weighting of the AO/AC regions
+    sigma_ms: float = 20.0  # Gaussian width of each region
+    corr_weight: float = 0.5  # weight of the (1 - Pearson r) term
+
+
+@dataclass
+class TrainConfig:
+    """`python -m twscardio.train`: simulate subjects, train the BCG->SCG network."""
+
+    seed: int = 0  # seeds simulator subjects, conditions and the network init
+    device: str = "cpu"  # auto | cpu | cuda
+    sim: SimConfig = field(default_factory=SimConfig)
+    enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    n_subjects: int = 24  # training subjects (test subjects use disjoint seeds)
+    recordings_per_subject: int = 2  # each with randomly drawn rate / loss / motion
+    fs_choices: list[float] = field(default_factory=lambda: [15.0, 25.0, 50.0, 100.0])
+    max_loss: float = 0.3  # training loss rates drawn in [0, max_loss]
+    max_motion: float = 3.0  # training motion levels drawn in [0, max_motion]
+    window_s: float = 5.0  # network window
+    hop_s: float = 2.5  # network window hop
+    steps: int = 1500  # optimiser steps
+    batch_size: int = 16
+    crop_s: float = 2.56  # random crop of each window per step (the TCN is fully convolutional)
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    ckpt_every: int = 250  # steps between checkpoints (resume)
+
+    def validate(self) -> None:
+        if self.n_subjects < 1 or self.recordings_per_subject < 1:
+            raise ValueError("n_subjects and recordings_per_subject must be >= 1")
+        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("steps, batch_size and lr must be positive")
+        if not 0 < self.crop_s <= self.window_s:
+            raise ValueError(f"crop_s={self.crop_s} must be in (0, window_s]")
+        if not 0 < self.hop_s <= self.window_s <= self.sim.duration_s:
+            raise ValueError("need 0 < hop_s <= window_s <= sim.duration_s")
+        if not 0 <= self.max_loss < 0.9:
+            raise ValueError(f"max_loss={self.max_loss} must be in [0, 0.9)")
+
+
+@dataclass
+class BenchConfig:
+    """`python -m twscardio.bench`: arms (a)-(d) on held-out subjects, sweeps, checks."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    n_test_subjects: int = 8  # held-out subjects per setting
+    duration_s: float = 60.0  # test recording length
+    loss_sweep: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2, 0.3])
+    burst_sweep: list[float] = field(default_factory=lambda: [1.0, 3.0, 8.0])
+    fs_sweep: list[float] = field(default_factory=lambda: [15.0, 25.0, 50.0, 100.0])
+    motion_sweep: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 3.0])
+    stream_seconds: float = 60.0  # signal streamed through the real-time API for timing

@@ -1,0 +1,199 @@
+"""Motion handling by multi-axis fusion (paper sec. 2.2.3; design in paper notes 2.2.3).
+
+Stages, all on the uniform grid (fs, default 100 Hz), per `window_s` window:
+
+1. `bandpass` 0.7-15 Hz (zero-phase Butterworth) on every axis.
+2. `cancel_motion` (GyroReferencedCanceller): a rigid head rotating with angular velocity w
+   moves a bud at lever arm p by dw/dt x p + w x (w x p): linear in dw/dt and in the products
+   w_i w_j. Regressing each accel axis on [w, dw/dt, w_i w_j] of its own bud's gyro (12
+   regressors, ridge least squares per window, i.e. the converged block form of NLMS) and
+   subtracting the fit removes the rotational motion. Gated: windows with little rotation are
+   left untouched, so at rest the BCG is not regressed away.
+3. `signal_quality` (per-axis SQI): peak normalised autocorrelation at beat lags 0.4-1.5 s.
+4. `fuse_window`: SQI-weighted periodic component analysis across the 6 accel axes of both buds:
+   maximise w^T C_tau w / w^T C_0 w with tau the beat period (a generalised eigenproblem), so the
+   fused signal is the most beat-periodic combination; BCG is common-mode across buds, motion is
+   not. Samples inside long gaps get zero weight (per bud mask) with the weights renormalised.
+5. Rejection of unusable windows: high gyro RMS or low fused SQI.
+
+`fuse(X, mask, fs, cfg)` takes X (T, 12) = [L acc, L gyro, R acc, R gyro] and mask (T, 2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg, ndimage, signal, stats
+
+from twscardio.config import FusionConfig
+
+__all__ = ["bandpass", "motion_regressors", "cancel_motion", "autocorrelation", "signal_quality", "window_statistics",
+           "periodic_weights", "combine",
+           "fuse", "best_axis", "window_bounds"]
+
+
+def bandpass(x: np.ndarray, fs: float, band: list[float], order: int = 2) -> np.ndarray:
+    """Zero-phase Butterworth band-pass along axis 0; the upper edge is capped at 0.45 fs."""
+    lo, hi = band[0], min(band[1], 0.45 * fs)
+    sos = signal.butter(order, [lo, hi], btype="band", fs=fs, output="sos")
+    return signal.sosfiltfilt(sos, x, axis=0)
+
+
+def motion_regressors(gyro: np.ndarray, fs: float) -> np.ndarray:
+    """Rigid-body regressors [w (3), dw/dt (3), w_i w_j (6)]: gyro (n, 3) rad/s -> (n, 12)."""
+    wdot = np.gradient(gyro, axis=0) * fs
+    i, j = np.triu_indices(3)
+    return np.concatenate([gyro, wdot, gyro[:, i] * gyro[:, j]], axis=1)
+
+
+def cancel_motion(acc: np.ndarray, phi: np.ndarray, valid: np.ndarray | None = None,
+                  ridge: float = 1e-5, gate: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """GyroReferencedCanceller on one window: acc (n, 3) g, phi (n, 12) `motion_regressors`.
+
+    Ridge least squares of acc on [phi, 1, t, t^2] over the `valid` rows (n,) bool (delivered
+    data, not gap fills); the residual is returned with invalid rows set to 0, so gap fills never
+    reach the band-pass. With `gate` False (little rotation) only the polynomial trend is
+    removed, so at rest the BCG is not regressed onto the gyro's tiny BCG component.
+    Returns (residual (n, 3), coefficients on phi (12, 3)).
+    """
+    n = len(acc)
+    v = np.ones(n, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    u = np.linspace(-1, 1, n)[:, None]
+    poly = np.concatenate([np.ones((n, 1)), u, u ** 2], axis=1)
+    reg = np.concatenate([phi, poly], axis=1) if gate else poly
+    if v.sum() < 2 * reg.shape[1]:
+        return np.zeros_like(acc), np.zeros((phi.shape[1], acc.shape[1]))
+    scale = reg[v].std(axis=0) + 1e-12
+    scale[-3 if gate else 0] = 1.0  # the constant column
+    zr = reg / scale
+    gram = zr[v].T @ zr[v]
+    lam = ridge * np.trace(gram) / gram.shape[0]
+    coef = np.linalg.solve(gram + lam * np.eye(gram.shape[0]), zr[v].T @ acc[v])
+    res = (acc - zr @ coef) * v[:, None]
+    c = (coef / scale[:, None])[:phi.shape[1]] if gate else np.zeros((phi.shape[1], acc.shape[1]))
+    return res, c
+
+
+def autocorrelation(x: np.ndarray) -> np.ndarray:
+    """Unbiased, lag-0-normalised autocorrelation per column via FFT: (n, C) -> (n, C)."""
+    x = x - x.mean(axis=0, keepdims=True)
+    n = x.shape[0]
+    f = np.fft.rfft(x, n=2 * n, axis=0)
+    ac = np.fft.irfft(f * np.conj(f), axis=0)[:n]
+    ac = ac / (n - np.arange(n))[:, None]
+    return ac / (ac[:1] + 1e-20)
+
+
+def signal_quality(x: np.ndarray, fs: float, period_range: list[float]):
+    """Per-axis SQI = peak autocorrelation at lags in period_range: (n, C) -> sqi (C,), period (C,) s."""
+    ac = autocorrelation(x)
+    lo = int(round(period_range[0] * fs))
+    hi = min(int(round(period_range[1] * fs)), x.shape[0] // 2)
+    seg = ac[lo:hi + 1]
+    k = np.argmax(seg, axis=0)
+    return np.clip(seg[k, np.arange(x.shape[1])], 0.0, 1.0), (lo + k) / fs
+
+
+def window_statistics(z: np.ndarray, fs: float, cfg: FusionConfig):
+    """Periodic-component statistics of one window of z-scored, masked axes z (n, C).
+
+    Returns c0 (C, C) zero-lag and ct (C, C) beat-lag covariances (symmetrised, averaged over
+    tau-2..tau+2 samples to absorb HRV), per-axis sqi (C,) and the beat period tau (s).
+    """
+    n, C = z.shape
+    sqi, _ = signal_quality(z, fs, cfg.period_range_s)
+    q = np.maximum(sqi, 0.02) ** 2
+    ac = autocorrelation(z) @ q / q.sum()  # quality-weighted mean autocorrelation (n,)
+    lo = int(round(cfg.period_range_s[0] * fs))
+    hi = min(int(round(cfg.period_range_s[1] * fs)), n // 2)
+    tau = lo + int(np.argmax(ac[lo:hi + 1]))
+    c0 = z.T @ z / n
+    ct = np.zeros((C, C))
+    for lag in range(max(1, tau - 2), tau + 3):
+        c = z[lag:].T @ z[:-lag] / (n - lag)
+        ct += 0.1 * (c + c.T)
+    return c0, ct, sqi, tau / fs
+
+
+def periodic_weights(c0s: np.ndarray, cts: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Fusion weights (C,): the top generalised eigenvector of sum_k q_k Ct_k vs sum_k q_k C0_k.
+
+    c0s, cts (W, C, C) per-window covariances (each window normalised to unit trace first, so a
+    loud motion window does not dominate), quality (W,) >= 0.
+    """
+    norm = np.trace(c0s, axis1=1, axis2=2)[:, None, None] + 1e-12
+    q = quality[:, None, None]
+    c0 = (q * c0s / norm).sum(axis=0)
+    ct = (q * cts / norm).sum(axis=0)
+    C = c0.shape[0]
+    _, vecs = linalg.eigh(ct, c0 + 1e-6 * np.trace(c0) / C * np.eye(C))
+    return vecs[:, -1]
+
+
+def combine(z: np.ndarray, m: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """z (n, C) @ w, renormalised where some axes are missing (m (n, C) bool): the available
+    weight carries the common-mode estimate. -> (n,)."""
+    avail = (np.abs(w)[None, :] * m).sum(axis=1) / (np.abs(w).sum() + 1e-12)
+    return z @ w / np.maximum(avail, 0.25)
+
+
+def window_bounds(T: int, fs: float, window_s: float) -> np.ndarray:
+    """(W, 2) [start, stop) sample bounds of non-overlapping windows; the tail joins the last."""
+    w = max(int(round(window_s * fs)), 8)
+    starts = np.arange(0, max(T - w, 0) + 1, w)
+    stops = np.append(starts[1:], T)
+    return np.stack([starts, stops], axis=1)
+
+
+def fuse(X: np.ndarray, mask: np.ndarray, fs: float, cfg: FusionConfig) -> dict:
+    """Whole-recording fusion. X (T, 12) = [L acc, L gyro, R acc, R gyro], mask (T, 2) bool.
+
+    Returns "fused" (T,), "acc_clean" (T, 6), "sqi" (W, 6), "fused_sqi" (W,), "period_s" (W,),
+    "gyro_rms" (W,), "rejected" (W,) bool, "bounds" (W, 2).
+    """
+    acc = np.concatenate([X[:, 0:3], X[:, 6:9]], axis=1)
+    gyro = [X[:, 3:6], X[:, 9:12]]
+    acc_bp = bandpass(acc, fs, cfg.band_hz)
+    phi = [motion_regressors(g, fs) for g in gyro]
+    gyro_bp = bandpass(np.concatenate(gyro, axis=1), fs, cfg.band_hz)
+    # gap fills (and the derivative stencil next to them) are not data
+    valid = ~ndimage.binary_dilation(~mask.astype(bool), structure=np.ones((3, 1), dtype=bool))
+    m6 = np.repeat(valid, 3, axis=1)
+    bounds = window_bounds(X.shape[0], fs, cfg.window_s)
+    W = len(bounds)
+    resid = np.zeros_like(acc)
+    sqi, period, grms = np.zeros((W, 6)), np.zeros(W), np.zeros(W)
+    c0s, cts = np.zeros((W, 6, 6)), np.zeros((W, 6, 6))
+    for k, (s, e) in enumerate(bounds):  # loop over 5-s windows, not samples
+        grms[k] = np.sqrt(np.mean(gyro_bp[s:e] ** 2) * 3)  # 3-axis rate magnitude, bud mean
+        for b in range(2):
+            resid[s:e, 3 * b:3 * b + 3], _ = cancel_motion(
+                acc[s:e, 3 * b:3 * b + 3], phi[b][s:e], valid[s:e, b], cfg.ridge,
+                gate=grms[k] > cfg.gate_gyro_rms)
+    clean = bandpass(resid, fs, cfg.band_hz) * m6
+    z = np.zeros_like(clean)
+    for k, (s, e) in enumerate(bounds):
+        cnt = np.maximum(m6[s:e].sum(axis=0), 1)
+        sd = np.sqrt((clean[s:e] ** 2).sum(axis=0) / cnt) + 1e-12
+        z[s:e] = clean[s:e] / sd
+        c0s[k], cts[k], sqi[k], period[k] = window_statistics(z[s:e], fs, cfg)
+    # BCG geometry is fixed per subject: one set of weights, quality-weighted over windows
+    w = periodic_weights(c0s, cts, sqi.max(axis=1) ** 4)
+    fused = combine(z, m6, w)
+    fsqi = np.zeros(W)
+    for k, (s, e) in enumerate(bounds):
+        seg = fused[s:e]
+        fused[s:e] = (seg - seg.mean()) / (seg.std() + 1e-12)
+        fsqi[k] = signal_quality(fused[s:e, None], fs, cfg.period_range_s)[0][0]
+    if stats.skew(fused) < 0:
+        fused, w = -fused, -w
+    rejected = (grms > cfg.reject_gyro_rms) | (fsqi < cfg.reject_sqi)
+    return {"fused": fused, "acc_clean": clean, "acc_bp": acc_bp, "sqi": sqi,
+            "fused_sqi": fsqi, "period_s": period, "gyro_rms": grms, "rejected": rejected,
+            "bounds": bounds, "weights": w}
+
+
+def best_axis(acc_bp: np.ndarray, fs: float, cfg: FusionConfig) -> int:
+    """Baseline (a): the single accel axis with the highest mean per-window SQI."""
+    bounds = window_bounds(acc_bp.shape[0], fs, cfg.window_s)
+    s = np.stack([signal_quality(acc_bp[a:b], fs, cfg.period_range_s)[0] for a, b in bounds])
+    return int(np.argmax(s.mean(axis=0)))

@@ -1,0 +1,146 @@
+"""The whole pipeline, neurokit2-style: `clean` -> `fuse` -> `reconstruct` -> `peaks` -> `process`.
+
+* `prepare(rec, cfg)` - enhancement of both buds onto the uniform fs_out grid:
+  X (T, 12) = [L acc, L gyro, R acc, R gyro], mask (T, 2), tsv (T, 2), plus baseline (a)'s
+  linear-fill + spline front-end X_lin (T, 12).
+* `network_features(X, mask, tsv, fus)` - the learned path's input (T, 17): motion-cancelled
+  accel (6), gyro (6), fused BCG (1), validity masks (2), time-since-valid encodings (2).
+* `reconstruct(model, feats, fs, window_s, hop_s)` - windowed, batched, Hann overlap-add.
+* `process(rec, cfg, arm, model)` - arms (a) single axis, (b) fusion, (c)/(d) network; returns
+  beat times and an info dict (fused signal, SCG, AO/AC, rejected windows).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared.errors import DataError
+from twscardio.beats import find_ac, find_ao, find_jpeaks
+from twscardio.config import TrainConfig
+from twscardio.enhance import enhance_bud, estimate_rate, linear_fill_upsample, output_grid
+from twscardio.fusion import bandpass, best_axis, fuse
+
+__all__ = ["prepare", "network_features", "window_starts", "reconstruct", "process",
+           "N_FEATURES", "normalise_windows"]
+
+N_FEATURES = 17
+
+
+def _bud(rec: dict, side: str) -> tuple[np.ndarray, np.ndarray]:
+    if side not in rec:
+        raise DataError(f"recording has no '{side}' bud stream")
+    b = rec[side]
+    for key in ("relative_time", "acc", "gyro"):
+        if key not in b:
+            raise DataError(f"{side} bud stream lacks field '{key}'")
+    acc, gyro = np.asarray(b["acc"], dtype=np.float64), np.asarray(b["gyro"], dtype=np.float64)
+    if acc.ndim != 2 or acc.shape[1] != 3 or gyro.shape != acc.shape:
+        raise DataError(f"{side}: acc and gyro must both be (n, 3), got {acc.shape}, {gyro.shape}")
+    return np.asarray(b["relative_time"], dtype=np.float64), np.concatenate([acc, gyro], axis=1)
+
+
+def prepare(rec: dict, cfg: TrainConfig, t_range: tuple[float, float] | None = None,
+            baseline: bool = True) -> dict:
+    """Enhance both buds onto the uniform grid covering t_range (default [0, duration))."""
+    fs = cfg.enhance.fs_out
+    if t_range is None:
+        t_range = (0.0, float(rec.get("duration_s", 0.0)) or max(
+            rec["left"]["relative_time"][-1], rec["right"]["relative_time"][-1]))
+    t_out = output_grid(*t_range, fs)
+    if t_out.size < 2 * fs:
+        raise DataError(f"window too short: {t_out.size / fs:.2f} s (need >= 2 s)")
+    X, X_lin, mask, tsv = [], [], [], []
+    fs_in = rec.get("fs_in")
+    for side in ("left", "right"):
+        t, x = _bud(rec, side)
+        y, m, s = enhance_bud(t, x, cfg.enhance, t_out, name=side, fs_nominal=fs_in)
+        X.append(y)
+        mask.append(m)
+        tsv.append(s)
+        if baseline:
+            X_lin.append(linear_fill_upsample(t, x, t_out, name=side, fs_nominal=fs_in))
+    out = {"t": t_out, "fs": fs, "X": np.concatenate(X, axis=1),
+           "mask": np.stack(mask, axis=1), "tsv": np.stack(tsv, axis=1),
+           "fs_in": float(fs_in or estimate_rate(rec["left"]["relative_time"]))}
+    if baseline:
+        out["X_lin"] = np.concatenate(X_lin, axis=1)
+    return out
+
+
+def network_features(prep: dict, fus: dict) -> np.ndarray:
+    """(T, 17) float32 features; the time encoding saturates at 0.5 s."""
+    X = prep["X"]
+    gyro = np.concatenate([X[:, 3:6], X[:, 9:12]], axis=1)
+    tsv = np.clip(prep["tsv"] * prep["fs_in"], 0, 10) / 10.0  # in input-sample periods
+    feats = np.concatenate([fus["acc_clean"], gyro, fus["fused"][:, None],
+                            prep["mask"].astype(np.float64), tsv], axis=1)
+    return feats.astype(np.float32)
+
+
+def normalise_windows(x: np.ndarray) -> np.ndarray:
+    """Per-window, per-channel z-score of the 13 signal channels (B, C, L); masks/time kept.
+
+    The public code z-scores with one scalar over all columns (time included); we do not.
+    """
+    sig = x[:, :13]
+    mu = sig.mean(axis=2, keepdims=True)
+    sd = sig.std(axis=2, keepdims=True) + 1e-6
+    return np.concatenate([(sig - mu) / sd, x[:, 13:]], axis=1)
+
+
+def window_starts(T: int, win: int, hop: int) -> np.ndarray:
+    if T < win:
+        raise DataError(f"recording shorter ({T} samples) than one network window ({win})")
+    s = np.arange(0, T - win + 1, hop)
+    if s[-1] != T - win:
+        s = np.append(s, T - win)
+    return s
+
+
+def reconstruct(model, feats: np.ndarray, fs: float, window_s: float, hop_s: float,
+                batch: int = 64) -> np.ndarray:
+    """SCG (T,) from features (T, C): batched windows, Hann-weighted overlap-add."""
+    import torch
+
+    T = feats.shape[0]
+    win, hop = int(round(window_s * fs)), int(round(hop_s * fs))
+    starts = window_starts(T, win, hop)
+    idx = starts[:, None] + np.arange(win)[None, :]
+    xw = normalise_windows(np.transpose(feats[idx], (0, 2, 1)))
+    model.eval()
+    with torch.no_grad():
+        ys = [model(torch.from_numpy(np.ascontiguousarray(xw[i:i + batch])).float()).numpy()
+              for i in range(0, len(xw), batch)]
+    y = np.concatenate(ys, axis=0)  # (W, win)
+    taper = np.hanning(win + 2)[1:-1]
+    num = np.bincount(idx.ravel(), weights=(y * taper).ravel(), minlength=T)
+    den = np.bincount(idx.ravel(), weights=np.broadcast_to(taper, y.shape).ravel(), minlength=T)
+    return num / np.maximum(den, 1e-6)
+
+
+def process(rec: dict, cfg: TrainConfig, arm: str = "d", model=None) -> dict:
+    """Run one arm on a recording; returns {"beats_s", "fallback", "rejected_mask", ...}."""
+    if arm not in ("a", "b", "c", "d"):
+        raise DataError(f"unknown arm '{arm}' (use a, b, c or d)")
+    prep = prepare(rec, cfg, baseline=(arm == "a"))
+    fs = prep["fs"]
+    if arm == "a":
+        acc = np.concatenate([prep["X_lin"][:, 0:3], prep["X_lin"][:, 6:9]], axis=1)
+        acc_bp = bandpass(acc, fs, cfg.fusion.band_hz)
+        ax = best_axis(acc_bp, fs, cfg.fusion)
+        sig = acc_bp[:, ax]
+        return {"beats_s": find_jpeaks(sig, fs), "fallback": sig, "axis": ax, "prep": prep}
+    fus = fuse(prep["X"], prep["mask"], fs, cfg.fusion)
+    rej = np.zeros(prep["t"].size, dtype=bool)
+    for (s, e), r in zip(fus["bounds"], fus["rejected"]):
+        rej[s:e] = r
+    out = {"fusion": fus, "rejected_mask": rej, "prep": prep}
+    if arm == "b":
+        out.update(beats_s=find_jpeaks(fus["fused"], fs), fallback=fus["fused"])
+        return out
+    if model is None:
+        raise DataError(f"arm '{arm}' needs a trained BCG->SCG model")
+    scg = reconstruct(model, network_features(prep, fus), fs, cfg.window_s, cfg.hop_s)
+    ao = find_ao(scg, fs)
+    out.update(beats_s=ao, fallback=scg, scg=scg, ao_s=ao, ac_s=find_ac(scg, fs, ao))
+    return out
