@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -26,13 +27,18 @@ __all__ = ["fine_tune_attack", "prune_attack", "overwrite_attack", "uniqueness_m
 
 
 def fine_tune_attack(model: FedRepNet, x: torch.Tensor, y: torch.Tensor, epochs: int,
-                     fl: FLConfig, gen: torch.Generator) -> FedRepNet:
-    """A copy of `model` fine-tuned (all parameters, CE only) on x: (n, C, H, W), y: (n,)."""
+                     fl: FLConfig, gen: torch.Generator,
+                     on_epoch: Callable[[int, FedRepNet], None] | None = None) -> FedRepNet:
+    """A copy of `model` fine-tuned (all parameters, CE only) on x: (n, C, H, W), y: (n,);
+    `on_epoch(e, model)` is called after each epoch e = 1..epochs (for curves)."""
     model = copy.deepcopy(model)
     model.train()
     opt = make_optimizer(list(model.named_parameters()), fl)
-    train_epochs(lambda b: F.cross_entropy(model(x[b]), y[b]), len(y), epochs, fl.batch_size,
-                 opt, gen)
+    for e in range(1, epochs + 1):
+        train_epochs(lambda b: F.cross_entropy(model(x[b]), y[b]), len(y), 1, fl.batch_size,
+                     opt, gen)
+        if on_epoch is not None:
+            on_epoch(e, model)
     return model
 
 
