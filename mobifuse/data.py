@@ -38,7 +38,7 @@ __all__ = ["sim_calibration", "build_dataset", "read_pfm", "write_pfm", "read_mi
            "load_middlebury_scene", "load_capture", "DATA_VERSION"]
 
 log = get_logger(__name__)
-DATA_VERSION = 4
+DATA_VERSION = 6
 
 
 def sim_calibration(cfg: SimConfig) -> Calibration:

@@ -450,8 +450,8 @@ def _multipath(p_pts, p_n, p_r, p_ir, th, tw, cfg: SimConfig, k: float) -> np.nd
     cos_q = np.clip(-dot_q / dd, 0, 1)
     w = (q_ir / np.pi)[None, :] * cfg.tof_power * omega * cos_p * cos_q / dd**2
     w = np.where(d > 0.02, w, 0.0)
-    path = q_r[None, :] + d + p_r[:, None]
-    return p_ir * (w * np.exp(1j * k * path)).sum(axis=1)
+    path = q_r[None, :] + d + p_r[:, None]  # emitter -> q -> p -> sensor, vs 2 r_p direct
+    return p_ir * (w * np.exp(0.5j * k * path)).sum(axis=1)
 
 
 # ----------------------------------------------------------------------------- ground truth

@@ -82,12 +82,15 @@ def matching_uniqueness(left: np.ndarray, right: np.ndarray, max_disp: int,
         diff = np.full((h, w), 255.0, dtype=np.float32)
         diff[:, d:] = np.abs(gl[:, d:] - gr[:, : w - d])
         cost[d] = cv2.boxFilter(diff, -1, (block, block), normalize=True)
+        cost[d, :, : d + block // 2] = np.inf  # hypothesis leaves the right image
     best = cost.argmin(axis=0)
     c1 = np.take_along_axis(cost, best[None], 0)[0]
     ds = np.arange(max_disp)[:, None, None]
     masked = np.where(np.abs(ds - best[None]) <= 1, np.inf, cost)
     c2 = masked.min(axis=0)
-    return np.clip((c2 - c1) / (c2 + 1e-3), 0, 1).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        margin = (c2 - c1) / (c2 + 1e-3)
+    return np.where(np.isfinite(margin), np.clip(margin, 0, 1), 0.0).astype(np.float32)
 
 
 def stereo_depth(disp: np.ndarray, focal_px: float, baseline_m: float,

@@ -111,7 +111,7 @@ def train_fusion_net(cfg: TrainConfig, train: dict, val: dict | None = None,
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if ckpt and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps):
             ckpt.save({"model": model.state_dict(), "opt": opt.state_dict(),
                        "sched": sched.state_dict(), "gen": gen.get_state(),

@@ -1,0 +1,100 @@
+"""The train / eval / bench commands: help text, bad config, a tiny end-to-end run, resume."""
+
+import subprocess
+import sys
+
+import pytest
+
+from mobifuse import bench, eval as mf_eval, train
+from shared.cli import run
+from shared.io import read_json
+
+TINY = ["--set", "sim.width=96", "--set", "sim.height=64", "--set", "sim.focal_px=84.0",
+        "--set", "sim.tof_width=48", "--set", "sim.tof_height=32",
+        "--set", "sim.tof_focal_px=42.0", "--set", "stereo.num_disparities=16",
+        "--set", "train_scenes=2", "--set", "val_scenes=1", "--set", "steps=4",
+        "--set", "batch_size=2", "--set", "crop=32", "--set", "ckpt_every=2",
+        "--set", "net.widths=[4, 8, 8]"]
+
+
+class _Result:
+    def __init__(self, code, out, err):
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+
+def _run(mod, *args):
+    """Run a command's `main` through `shared.cli.run` in-process (no torch re-import)."""
+    import contextlib
+    import io
+
+    main = {"mobifuse.train": train.main, "mobifuse.eval": mf_eval.main,
+            "mobifuse.bench": bench.main}[mod]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            run(main, list(args))
+        except SystemExit as e:
+            code = e.code or 0
+    return _Result(code, out.getvalue(), err.getvalue())
+
+
+def test_module_entry_point():
+    r = subprocess.run([sys.executable, "-m", "mobifuse.train", "--help"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "python -m mobifuse.train" in r.stdout
+
+
+def test_help_explains():
+    r = _run("mobifuse.train", "--help")
+    assert r.returncode == 0 and "fusion network" in r.stdout and "--set" in r.stdout
+    r = _run("mobifuse.bench", "--help")
+    assert r.returncode == 0 and "inverse-variance" in r.stdout
+
+
+def test_unknown_and_mistyped_keys_fail_with_one_line(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("train_scenes: 2\nlearning_rat: 0.1\n")
+    r = _run("mobifuse.train", "--config", str(cfg), "--out", str(tmp_path / "run"))
+    assert r.returncode == 2
+    assert "learning_rat" in r.stderr and "bad.yaml" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "model.pt").exists()
+    r = _run("mobifuse.train", "--set", "sim.baseline_m=fast", "--out", str(tmp_path / "r2"))
+    assert r.returncode == 2 and "sim.baseline_m" in r.stderr
+    r = _run("mobifuse.train", "--set", "stereo.num_disparities=20")
+    assert r.returncode == 2 and "multiple of 16" in r.stderr
+
+
+def test_train_then_eval_then_resume(tmp_path):
+    out = tmp_path / "run"
+    assert train.main(["--config", "configs/mobifuse/tiny.yaml", *TINY, "--out", str(out)]) == 0
+    assert (out / "model.pt").is_file() and (out / "ckpt.pt").is_file()
+    m = read_json(out / "metrics.json")
+    assert m["steps"] == 4 and m["val_mae"] > 0
+    # rerun with more steps resumes from the checkpoint at step 4
+    assert train.main(["--config", "configs/mobifuse/tiny.yaml", *TINY,
+                       "--set", "steps=6", "--out", str(out)]) == 0
+    assert read_json(out / "metrics.json")["steps"] == 6
+    ev = tmp_path / "ev"
+    assert mf_eval.main(["--config", "configs/mobifuse/tiny.yaml", *TINY[:14],
+                         "--model", str(out / "model.pt"), "--scenes", "1",
+                         "--out", str(ev)]) == 0
+    assert "mobifuse" in read_json(ev / "metrics.json")
+
+
+def test_eval_missing_or_corrupt_model(tmp_path):
+    r = _run("mobifuse.eval", "--model", str(tmp_path / "none.pt"))
+    assert r.returncode == 2 and "model file not found" in r.stderr
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a zip")
+    r = _run("mobifuse.eval", "--model", str(bad))
+    assert r.returncode == 2 and "not a mobifuse model" in r.stderr
+
+
+@pytest.mark.slow
+def test_bench_quick_writes_report(tmp_path):
+    assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
+    rep = read_json(tmp_path / "bench.json")
+    assert {c["name"] for c in rep["checks"]} and rep["headline"]
+    for f in ("bench.png", "sweeps.png", "qualitative.png", "bench.md"):
+        assert (tmp_path / f).is_file()
