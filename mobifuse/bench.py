@@ -34,8 +34,14 @@ from mobifuse.evaluate import dei_spearman, depth_metrics, mean_chamfer, region_
 from mobifuse.models import N_ERR, TwoStageFusionNet
 from mobifuse.simulator import MASKS, simulate_scene
 from mobifuse.stereo import run_stereo
-from mobifuse.train import load_model, predict, save_model, scene_seeds, to_tensors, \
-    train_fusion_net
+from mobifuse.train import (
+    load_model,
+    predict,
+    save_model,
+    scene_seeds,
+    to_tensors,
+    train_fusion_net,
+)
 from shared.bench import BenchReport, measure, save_figure
 from shared.cache import cached_file
 from shared.cli import parse_args, run

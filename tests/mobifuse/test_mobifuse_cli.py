@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from mobifuse import bench, eval as mf_eval, train
+from mobifuse import bench, train
+from mobifuse import eval as mf_eval
 from shared.cli import run
 from shared.io import read_json
 
