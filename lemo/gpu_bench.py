@@ -24,8 +24,10 @@ memory before the forward), step time (CUDA events, median of `repeats` steps af
 effective TFLOP/s (the dense LoRA model's FLOPs for that length over the step time, the same
 numerator for every arm, so it ranks speed), and the longest trainable length (doubling, then
 bisection to `search_step`, up to OOM). Also the kernels' micro-benchmarks vs their fallbacks
-(`lemo.kernels.microbench`) and a CUDA-kernel time profile of the checkpointed arms at
-`profile_len`, which says what dominates a step. Writes bench.json / bench.md / bench.png.
+(`lemo.kernels.microbench`) and CUDA-kernel time profiles of chosen arm@length steps (which
+kernel dominates, and how busy the GPU is). Writes bench.json / bench.md / bench.png and
+details.md. The memory step also counts the bytes its forward saves for backward (`saved_gib`),
+so peak − before − saved is what transient buffers add at the peak.
 
 On a CPU (`--device cpu`, tests) the same code runs a tiny model: times use the host clock and
 memory fields are absent.
@@ -49,6 +51,7 @@ from shared.bench import BenchReport, markdown_table
 from shared.cli import build_parser, parse_args, run
 from shared.errors import ConfigError
 from shared.io import atomic_write_text, make_run_dir
+from shared.memory import SavedTensorMeter
 from shared.runtime import pick_device, set_seed
 
 log = logging.getLogger("lemo.gpu_bench")
@@ -90,7 +93,8 @@ class GpuBenchConfig:
     mlp_prune_ratio: float = 0.8  # LeMo full: MLP channels not saved for backward (AE: 0.8)
     segment: int = 2048  # tokens per lm_head + CE segment
     scorer: Literal["predictor", "exact"] = "predictor"  # LeMo arms' block scorer
-    predictor_hidden: int = 83  # ~64.6% of 128 units remain after elastic sizing (paper Tab. 8)
+    predictor_hidden: int = 88  # ~64.6% of 128 units remain after elastic sizing (paper Tab. 8),
+    # rounded up to a multiple of 8 for tensor-core GEMM shapes
     lora_r: int = 8
     lora_alpha: int = 16
     search_arms: list[str] = field(default_factory=lambda: ["lora", "lemo_full"])
@@ -98,7 +102,7 @@ class GpuBenchConfig:
     search_max: int = 262144
     micro: bool = True  # kernel micro-benchmarks
     micro_seq_lens: list[int] = field(default_factory=lambda: [4096, 16384])
-    profile_len: int = 0  # >0: profile lora_ckpt and lemo_full_ckpt at this length
+    profile: list[str] = field(default_factory=list)  # "arm@length": CUDA kernel-time profiles
     time_budget_s: float = 520.0  # stop starting new work after this (the device call's limit)
 
     def validate(self) -> None:
@@ -113,6 +117,10 @@ class GpuBenchConfig:
             raise ValueError("repeats must be >= 1 and warmup >= 0")
         if self.search_step % 128:
             raise ValueError("search_step must be a multiple of 128")
+        for spec in self.profile:
+            arm, _, length = spec.partition("@")
+            if arm not in ARMS or not length.isdigit():
+                raise ValueError(f"profile entry '{spec}' is not 'arm@length' with a known arm")
 
 
 # --------------------------------------------------------------------------- model and arms
@@ -235,10 +243,16 @@ class Runner:
         self.opt = torch.optim.AdamW(self.params, lr=2e-5, betas=(0.9, 0.95), weight_decay=0.0)
         return segment
 
-    def step(self, ids: torch.Tensor, segment: int) -> None:
+    def step(self, ids: torch.Tensor, segment: int, meter: SavedTensorMeter | None = None
+             ) -> None:
+        """Forward, backward and AdamW update; `meter` counts what the forward saves."""
         from lemo.loss import causal_lm_loss
 
-        loss = causal_lm_loss(self.model, ids, segment=segment)
+        if meter is not None:
+            with meter:  # exits before backward, so it holds nothing longer than autograd does
+                loss = causal_lm_loss(self.model, ids, segment=segment)
+        else:
+            loss = causal_lm_loss(self.model, ids, segment=segment)
         loss.backward()
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
@@ -284,13 +298,15 @@ class Runner:
                 self.step(ids, segment)
             self.sync()
             if self.cuda:
+                meter = SavedTensorMeter(exclude=list(self.model.parameters()))
                 torch.cuda.reset_peak_memory_stats()
                 before = torch.cuda.memory_allocated()
-                self.step(ids, segment)
+                self.step(ids, segment, meter)
                 self.sync()
                 peak = torch.cuda.max_memory_allocated()
                 row["peak_gib"] = peak / 2**30
                 row["act_gib"] = (peak - before) / 2**30
+                row["saved_gib"] = meter.bytes / 2**30  # saved for backward by the forward
             row["step_s"] = self._time(ids, segment)
         except torch.OutOfMemoryError:
             oom = True
@@ -343,23 +359,30 @@ class Runner:
                 hi = s
         return {"longest": lo, "upper": hi, "complete": True}
 
-    def profile(self, arm: str, s: int, top: int = 12) -> list[dict]:
-        """CUDA time by kernel over one step (torch.profiler), the `top` largest."""
+    def profile(self, arm: str, s: int, top: int = 12) -> dict:
+        """CUDA time by kernel over one step (torch.profiler), the `top` largest, and the sum of
+        kernel times against the step's wall time (busy < 1: the GPU waits on the host)."""
         from torch.profiler import ProfilerActivity, profile
 
         segment = self.configure(arm)
         ids = self.tokens(s)
         self.step(ids, segment)
         self.sync()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        act = ProfilerActivity.CUDA if self.cuda else ProfilerActivity.CPU
+        key = "device_time_total" if self.cuda else "self_cpu_time_total"  # CPU: op times
+        with profile(activities=[act]) as prof:
+            t0 = time.perf_counter()
             self.step(ids, segment)
             self.sync()
+            wall = time.perf_counter() - t0
         self.free()
         events = prof.key_averages()
-        total = sum(e.device_time_total for e in events) or 1.0
-        rows = sorted(events, key=lambda e: -e.device_time_total)[:top]
-        return [{"kernel": e.key[:90], "cuda_ms": e.device_time_total / 1e3,
-                 "share": e.device_time_total / total, "calls": e.count} for e in rows]
+        total = sum(getattr(e, key) for e in events) or 1.0
+        rows = sorted(events, key=lambda e: -getattr(e, key))[:top]
+        return {"wall_ms": wall * 1e3, "kernels_ms": total / 1e3,
+                "busy": total / 1e3 / (wall * 1e3), "launches": sum(e.count for e in events),
+                "top": [{"kernel": e.key[:90], "cuda_ms": getattr(e, key) / 1e3,
+                         "share": getattr(e, key) / total, "calls": e.count} for e in rows]}
 
 
 # --------------------------------------------------------------------------- the recipe
@@ -406,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(cfg.device)
     if args.quick:
         cfg.seq_lens, cfg.repeats, cfg.warmup = cfg.seq_lens[:1], 3, 2
-        cfg.search_arms, cfg.micro_seq_lens, cfg.profile_len = [], cfg.micro_seq_lens[:1], 0
+        cfg.search_arms, cfg.micro_seq_lens, cfg.profile = [], cfg.micro_seq_lens[:1], []
     if device == "cpu" and cfg.micro:
         raise ConfigError("micro: true needs a CUDA device (set micro=false for a CPU run)")
     t0 = time.monotonic()
@@ -476,15 +499,20 @@ def main(argv: list[str] | None = None) -> int:
     for arm, res in longest.items():
         rep.add(arm, "longest", longest_tokens=res["longest"], search_complete=res["complete"])
 
-    if cfg.profile_len and time.monotonic() < deadline:
-        prof = {}
-        for arm in ("lora_ckpt", "lemo_full_ckpt"):
-            try:
-                prof[arm] = runner.profile(arm, cfg.profile_len)
-            except torch.OutOfMemoryError:
-                runner.free()
-                prof[arm] = [{"kernel": "out of memory"}]
-        rep.extra["profile"] = {"seq_len": cfg.profile_len, "arms": prof}
+    prof = []
+    for spec in cfg.profile:
+        arm, _, length = spec.partition("@")
+        if time.monotonic() > deadline:
+            break
+        try:
+            res = runner.profile(arm, int(length))
+        except torch.OutOfMemoryError:
+            runner.free()
+            res = {"error": "out of memory"}
+        prof.append({"arm": arm, "seq_len": int(length), **res})
+        log.info("profile %s: %s", spec, {k: v for k, v in res.items() if k != "top"})
+    if prof:
+        rep.extra["profile"] = prof
 
     _summarise(rep, cfg, longest)
     rep.extra["elapsed_s"] = time.monotonic() - t0
@@ -505,7 +533,7 @@ def details_markdown(data: dict) -> str:
              f"Device: {v.get('device')}; torch {v.get('torch')}, triton {v.get('triton')}, "
              f"transformers {v.get('transformers')}, peft {v.get('peft')}, CUDA {v.get('cuda')}; "
              f"kernels: {data.get('kernel_backend')}\n"]
-    cols = ["arm", "setting", "status", "peak_gib", "act_gib", "step_s", "tflops"]
+    cols = ["arm", "setting", "status", "peak_gib", "act_gib", "saved_gib", "step_s", "tflops"]
     rows = [r for r in data["rows"] if r["setting"] != "longest"]
     parts += ["## Memory and step time\n", markdown_table(rows, cols)]
     ratios = data.get("ratios", {})
@@ -519,11 +547,12 @@ def details_markdown(data: dict) -> str:
     if data.get("microbench"):
         parts += ["\n## Kernel micro-benchmarks (Triton vs PyTorch fallback, fwd+bwd)\n",
                   markdown_table(data["microbench"])]
-    prof = data.get("profile")
-    if prof:
-        for arm, rows in prof["arms"].items():
-            parts += [f"\n## CUDA time by kernel, {arm} @ {prof['seq_len']} tokens (one step)\n",
-                      markdown_table(rows)]
+    for p in data.get("profile", []):
+        head = {k: v for k, v in p.items() if k != "top"}
+        parts += [f"\n## CUDA time by kernel, {p['arm']} @ {p['seq_len']} tokens (one step)\n",
+                  markdown_table([head])]
+        if p.get("top"):
+            parts.append(markdown_table(p["top"]))
     if data.get("checks"):
         parts += ["\n## Targets\n", markdown_table(data["checks"])]
     return "\n".join(parts)

@@ -26,6 +26,7 @@ search_arms: [lora]
 search_step: 128
 search_max: 512
 micro: false
+profile: [lemo_full@256]
 """
 
 
@@ -47,6 +48,9 @@ def test_gpu_bench_tiny_cpu_all_arms(tmp_path):
     assert rows[("lora", "longest")]["longest_tokens"] == 512  # capped search: never OOM on CPU
     assert data["command"].startswith("python -m lemo.gpu_bench ")
     assert (out / "bench.png").is_file() and (out / "bench.md").is_file()
+    assert "## Memory and step time" in (out / "details.md").read_text()
+    prof = data["profile"][0]
+    assert prof["arm"] == "lemo_full" and prof["kernels_ms"] >= 0 and prof["wall_ms"] > 0
     assert data["predictor_params"] > 0
 
 
@@ -76,6 +80,7 @@ def test_dense_flops_closed_form():
     ("arms: [lemo_full]", "baseline 'lora'"),
     ("seq_lens: [1000]", "multiples of 128"),
     ("warmpu: 3", "warmpu"),
+    ("profile: [lora-4096]", "arm@length"),
 ])
 def test_gpu_bench_bad_config(tmp_path, capsys, bad, msg):
     cfg = _write(tmp_path, "device: cpu\nmicro: false\n" + bad + "\n")
