@@ -74,7 +74,7 @@ class StorageConfig:
 class OnlineConfig:
     cache_ratio: float = 0.1  # DRAM cache size as a fraction of each layer's neurons (all arms)
     window: int = 5  # LLM-in-a-flash windowing: keep neurons active in the last k tokens
-    top_k: int = 32  # neighbours kept per neuron by the offline placement (memory O(nK))
+    top_k: int = 128  # neighbours kept per neuron by the offline placement (memory O(nK))
     gap_candidates: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 6, 8, 12, 16])
     retune_every: int = 16  # tokens between run-time re-tunings of the collapse threshold
     saturation: float = 0.9  # bottleneck detector: collapse off when bw >= this x device max

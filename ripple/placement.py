@@ -150,7 +150,7 @@ class GreedyEdgePlacement:
     After `fit`, `links` (L, 2) holds the chosen adjacencies and `seconds` the wall time.
     """
 
-    def __init__(self, top_k: int = 32, block: int = 1024):
+    def __init__(self, top_k: int = 128, block: int = 1024):
         self.top_k, self.block = top_k, block
         self.links: np.ndarray | None = None
         self.seconds = 0.0
