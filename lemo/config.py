@@ -133,7 +133,7 @@ class PredictorConfig:
 
     hidden: int = 128  # hidden units per predictor MLP (pruned by elastic sizing)
     out_dim: int = 128  # Q̂/K̂ width
-    steps: int = 200  # training steps (LM frozen)
+    steps: int = 300  # training steps (LM frozen)
     lr: float = 1e-3
     windows: int = 8  # captured training windows
     prune_every: int = 50  # elastic: prune mostly-inactive units every N steps ...
@@ -147,10 +147,10 @@ class EvalConfig:
 
     seed: int = 0
     device: str = "auto"
-    run_dir: str | None = None  # a lemo.train run dir (adapter + config); None: base model only
+    run_dir: str | None = None  # a lemo.train run dir (config.yaml + adapter/); None: base model
     seq_len: int = 2048
     ppl_windows: int = 8
     passkey_trials: int = 20
-    model: ModelConfig = field(default_factory=ModelConfig)
-    lemo: LemoConfig = field(default_factory=LemoConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    eliminate: bool = False  # evaluate with token elimination (default: dense, as the paper)
+    model: ModelConfig = field(default_factory=ModelConfig)  # used when run_dir is None
+    data: DataConfig = field(default_factory=DataConfig)  # val_path: held-out text (else stdlib)

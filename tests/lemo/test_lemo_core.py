@@ -80,7 +80,7 @@ def grads(model):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("arch", ["llama", "opt"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "opt"])
 def test_keep_ratio_one_reproduces_dense(arch):
     x = torch.randint(0, 256, (2, 64))
     dense = add_lora(tiny(arch), LoraConfig())

@@ -1,0 +1,88 @@
+"""`python -m lemo.eval`: held-out perplexity and passkey-retrieval accuracy.
+
+Loads a `lemo.train` run dir (its config.yaml, LoRA adapter and predictors) or, without
+`run_dir`, the base model; evaluates dense unless `eliminate=true` (the paper evaluates dense).
+Writes eval.json into --out (default: the run dir).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lemo.config import EvalConfig, TrainConfig
+from lemo.data import load_text, make_passkey_batch, passkey_accuracy
+from lemo.models import load_model
+from lemo.patch import apply_lemo, lemo_layers
+from shared.cli import parse_args, run
+from shared.config import load_config, to_dict
+from shared.errors import DataError
+from shared.io import atomic_write_json, make_run_dir
+from shared.log import get_logger
+from shared.runtime import pick_device, set_seed
+from shared.text import evaluate_perplexity
+
+log = get_logger("lemo.eval")
+
+DESCRIPTION = """Evaluate a LeMo / LoRA fine-tuning run: held-out perplexity (byte-level, dense
+unless eliminate=true) and passkey-retrieval accuracy at seq_len.
+
+examples:
+  python -m lemo.eval --set run_dir=runs/lemo/tiny --set seq_len=512
+  python -m lemo.eval --config configs/lemo/eval_2k.yaml --set run_dir=runs/lemo/lemo_2k
+"""
+
+
+def load_run(ec: EvalConfig, device: str):
+    """(model, TrainConfig | None) for `ec.run_dir` or the base model."""
+    if ec.run_dir is None:
+        model = load_model(ec.model, ec.seed)
+        return model.to(device).eval(), None
+    run_dir = Path(ec.run_dir)
+    tc = load_config(run_dir / "config.yaml", TrainConfig)
+    adapter = run_dir / "adapter"
+    if not (adapter / "adapter_config.json").is_file():
+        raise DataError(f"{adapter}: no LoRA adapter (has the training run finished?)")
+    from peft import PeftModel
+
+    model = load_model(tc.model, tc.seed)
+    apply_lemo(model, dataclasses.replace(tc.lemo, eliminate_in_eval=ec.eliminate))
+    model = PeftModel.from_pretrained(model, str(adapter))
+    preds = run_dir / "predictors.pt"
+    if preds.is_file():
+        try:
+            table = torch.load(preds, map_location=device, weights_only=False)
+        except Exception as e:
+            raise DataError(f"{preds}: unreadable ({e})") from None
+        for m in lemo_layers(model):
+            m.set_predictor(table.get(m.layer_idx))
+    return model.to(device).eval(), tc
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, ec = parse_args(argv, EvalConfig, prog="lemo.eval", description=DESCRIPTION)
+    if args.quick:
+        ec.ppl_windows, ec.passkey_trials = min(ec.ppl_windows, 2), min(ec.passkey_trials, 4)
+    set_seed(ec.seed)
+    device = pick_device(ec.device)
+    model, tc = load_run(ec, device)
+    val = load_text(ec.data.val_path, "val", ec.data.text_key, ec.data.max_corpus_bytes)
+    ppl = evaluate_perplexity(model, val, ec.seq_len, ec.ppl_windows, device)
+    keys = make_passkey_batch(ec.passkey_trials, ec.seq_len, np.random.default_rng(ec.seed + 7))
+    acc = passkey_accuracy(model, keys, device=device)
+    out_dir = Path(args.out) if args.out else (Path(ec.run_dir) if ec.run_dir else
+                                               make_run_dir(None, "lemo", "eval"))
+    result = {"perplexity": ppl, "passkey_accuracy": acc, "seq_len": ec.seq_len,
+              "eliminate": ec.eliminate, "config": to_dict(ec), "command": " ".join(sys.argv)}
+    atomic_write_json(out_dir / "eval.json", result)
+    log.info("perplexity %.4f, passkey accuracy %.3f (%d trials) -> %s", ppl, acc,
+             ec.passkey_trials, out_dir / "eval.json")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
