@@ -72,7 +72,7 @@ class GilbertElliottChannel:
 
 def packet_loss_mask(n_samples: int, samples_per_packet: int, channel: GilbertElliottChannel,
                      rng: np.random.Generator) -> np.ndarray:
-    """bool (n_samples,), True = sample delivered; samples travel in packets of `samples_per_packet`."""
+    """bool (n_samples,), True = delivered; samples travel in packets of `samples_per_packet`."""
     n_packets = -(-n_samples // samples_per_packet)
     lost = channel.lost(n_packets, rng)
     return ~np.repeat(lost, samples_per_packet)[:n_samples]

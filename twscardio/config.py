@@ -64,7 +64,7 @@ class SimConfig:
 
 @dataclass
 class EnhanceConfig:
-    """Signal enhancement: gaps, validity mask, short-gap fill, uniform resampling (sec. 2.2.1-2)."""
+    """Enhancement: gaps, validity mask, short-gap fill, uniform resampling (sec. 2.2.1-2)."""
 
     fs_out: float = 100.0  # uniform output grid (Hz)
     gap_factor: float = 1.5  # a gap is an interval > gap_factor / fs_nominal

@@ -148,7 +148,8 @@ def _read_csv(path: Path, columns: list[str]) -> dict[str, np.ndarray]:
     if arr.ndim != 2 or arr.shape[1] != len(header):
         raise DataError(f"{path}: rows have {arr.shape[-1]} fields, header has {len(header)}")
     if not np.all(np.isfinite(arr)):
-        raise DataError(f"{path}: NaN/inf in column '{header[np.flatnonzero(~np.isfinite(arr).all(0))[0]]}'")
+        col = header[int(np.flatnonzero(~np.isfinite(arr).all(axis=0))[0])]
+        raise DataError(f"{path}: NaN/inf in column '{col}'")
     return {c: arr[:, header.index(c)] for c in columns}
 
 

@@ -28,7 +28,8 @@ __all__ = ["validate_stream", "estimate_rate", "detect_gaps", "validity_mask",
            "linear_fill_upsample", "output_grid"]
 
 
-def validate_stream(t, x, name: str = "stream", min_samples: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def validate_stream(t, x, name: str = "stream",
+                    min_samples: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Check one bud's stream; return float arrays. DataError names the field on bad input."""
     t = np.asarray(t, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)

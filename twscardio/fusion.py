@@ -1,19 +1,20 @@
 """Motion handling by multi-axis fusion (paper sec. 2.2.3; design in paper notes 2.2.3).
 
-Stages, all on the uniform grid (fs, default 100 Hz), per `window_s` window:
+Stages on the uniform grid (fs, default 100 Hz), in `window_s` windows:
 
-1. `bandpass` 0.7-15 Hz (zero-phase Butterworth) on every axis.
-2. `cancel_motion` (GyroReferencedCanceller): a rigid head rotating with angular velocity w
-   moves a bud at lever arm p by dw/dt x p + w x (w x p): linear in dw/dt and in the products
-   w_i w_j. Regressing each accel axis on [w, dw/dt, w_i w_j] of its own bud's gyro (12
-   regressors, ridge least squares per window, i.e. the converged block form of NLMS) and
-   subtracting the fit removes the rotational motion. Gated: windows with little rotation are
-   left untouched, so at rest the BCG is not regressed away.
+1. `cancel_motion` (the GyroReferencedCanceller): a rigid head rotating with angular velocity w
+   moves a bud at lever arm p by dw/dt x p + w x (w x p), linear in dw/dt and in the products
+   w_i w_j. Each accel axis is regressed on [w, dw/dt, w_i w_j] of its own bud's gyro plus a
+   quadratic trend (ridge least squares per window over delivered samples only: the converged
+   block form of NLMS) and the fit subtracted; gap fills are zeroed, never band-passed.
+   Gated: windows with little rotation are only detrended, so at rest the BCG is kept whole.
+2. `bandpass` 0.7-15 Hz (zero-phase Butterworth) of the residuals.
 3. `signal_quality` (per-axis SQI): peak normalised autocorrelation at beat lags 0.4-1.5 s.
-4. `fuse_window`: SQI-weighted periodic component analysis across the 6 accel axes of both buds:
-   maximise w^T C_tau w / w^T C_0 w with tau the beat period (a generalised eigenproblem), so the
-   fused signal is the most beat-periodic combination; BCG is common-mode across buds, motion is
-   not. Samples inside long gaps get zero weight (per bud mask) with the weights renormalised.
+4. Quality-weighted periodic-component fusion over the 6 accel axes of both buds: the BCG
+   direction in each bud's frame is fixed per subject, so one weight vector maximises
+   sum_k q_k w^T Ct_k w / sum_k q_k w^T C0_k w over windows k (Ct at the window's beat lag,
+   q_k = SQI^4: clean windows teach the geometry), `periodic_weights`. BCG is common-mode across
+   buds; motion residue is not. Where a bud is missing, `combine` renormalises the weights.
 5. Rejection of unusable windows: high gyro RMS or low fused SQI.
 
 `fuse(X, mask, fs, cfg)` takes X (T, 12) = [L acc, L gyro, R acc, R gyro] and mask (T, 2).
@@ -26,9 +27,9 @@ from scipy import linalg, ndimage, signal, stats
 
 from twscardio.config import FusionConfig
 
-__all__ = ["bandpass", "motion_regressors", "cancel_motion", "autocorrelation", "signal_quality", "window_statistics",
-           "periodic_weights", "combine",
-           "fuse", "best_axis", "window_bounds"]
+__all__ = ["bandpass", "motion_regressors", "cancel_motion", "autocorrelation", "signal_quality",
+           "window_statistics", "periodic_weights", "combine", "fuse", "best_axis",
+           "window_bounds"]
 
 
 def bandpass(x: np.ndarray, fs: float, band: list[float], order: int = 2) -> np.ndarray:
@@ -84,7 +85,7 @@ def autocorrelation(x: np.ndarray) -> np.ndarray:
 
 
 def signal_quality(x: np.ndarray, fs: float, period_range: list[float]):
-    """Per-axis SQI = peak autocorrelation at lags in period_range: (n, C) -> sqi (C,), period (C,) s."""
+    """Per-axis SQI = peak autocorrelation at beat lags: (n, C) -> sqi (C,), period (C,) s."""
     ac = autocorrelation(x)
     lo = int(round(period_range[0] * fs))
     hi = min(int(round(period_range[1] * fs)), x.shape[0] // 2)

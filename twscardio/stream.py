@@ -59,7 +59,8 @@ class StreamingMonitor:
         if side not in self._buf:
             raise DataError(f"unknown bud '{side}' (use 'left' or 'right')")
         t = np.atleast_1d(np.asarray(relative_time, dtype=np.float64))
-        a, g = np.atleast_2d(np.asarray(acc, np.float64)), np.atleast_2d(np.asarray(gyro, np.float64))
+        a = np.atleast_2d(np.asarray(acc, np.float64))
+        g = np.atleast_2d(np.asarray(gyro, np.float64))
         if t.ndim != 1 or a.shape != (t.size, 3) or g.shape != (t.size, 3):
             raise DataError(f"{side} packet: need relative_time (n,), acc (n, 3), gyro (n, 3); got "
                             f"{t.shape}, {a.shape}, {g.shape}")
@@ -68,8 +69,8 @@ class StreamingMonitor:
         if not (np.isfinite(t).all() and np.isfinite(a).all() and np.isfinite(g).all()):
             raise DataError(f"{side} packet contains NaN/inf")
         if np.any(np.diff(t) <= 0) or t[0] <= self._last_t[side]:
-            raise DataError(f"{side} packet: timestamps not increasing (last {self._last_t[side]:.4f},"
-                            f" got {t[0]:.4f})")
+            raise DataError(f"{side} packet: timestamps not increasing "
+                            f"(last {self._last_t[side]:.4f}, got {t[0]:.4f})")
         self._last_t[side] = t[-1]
         self._buf[side].append(np.concatenate([t[:, None], a, g], axis=1))
         if self._next_emit is None:

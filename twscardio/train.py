@@ -87,13 +87,14 @@ def train_model(cfg: TrainConfig, run_dir=None, n_val_subjects: int = 4) -> tupl
         log.info("resumed from step %d", step)
     x_all = torch.from_numpy(normalise_windows(tr["x"])).float()
     y_all, w_all = torch.from_numpy(tr["y"]), torch.from_numpy(tr["w"])
-    gen = np.random.default_rng(cfg.seed + step)
+    start = step
+    gen = np.random.default_rng(cfg.seed + start)
     L = x_all.shape[-1]
     crop = min(int(round(cfg.crop_s * cfg.enhance.fs_out)), L)
     t0 = time.perf_counter()
     model.train()
-    for step in progress(range(step, cfg.steps), desc=f"train ({cfg.loss.kind})",
-                         initial=step, total=cfg.steps):
+    for step in progress(range(start, cfg.steps), desc=f"train ({cfg.loss.kind})",
+                         initial=start, total=cfg.steps):
         b = gen.integers(0, len(x_all), cfg.batch_size)
         o = int(gen.integers(0, L - crop + 1))
         xb = x_all[b, :, o:o + crop].to(device)
@@ -111,6 +112,9 @@ def train_model(cfg: TrainConfig, run_dir=None, n_val_subjects: int = 4) -> tupl
         if (step + 1) % max(cfg.steps // 5, 1) == 0:
             log.info("step %d/%d loss %.4f", step + 1, cfg.steps,
                      float(np.mean(hist["loss"][-50:])))
+    if ck and start < cfg.steps:
+        ck.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                 "sched": sched.state_dict(), "step": cfg.steps, "hist": hist})
     hist["train_s"] = time.perf_counter() - t0
     hist["val"] = _evaluate(model, {k: v for k, v in va.items()}, loss_fn)
     hist["n_params"] = sum(p.numel() for p in model.parameters())

@@ -5,8 +5,14 @@ import pytest
 from scipy.stats import pearsonr
 
 from shared.errors import DataError
-from twscardio.beats import (beat_metrics, find_ac, find_ao, find_jpeaks, match_beats,
-                             per_beat_pearson)
+from twscardio.beats import (
+    beat_metrics,
+    find_ac,
+    find_ao,
+    find_jpeaks,
+    match_beats,
+    per_beat_pearson,
+)
 from twscardio.simulator import render_atoms
 
 FS = 100.0
@@ -18,8 +24,9 @@ def _scg(seed=0, n_beats=40):
     ao = r + 0.06
     ac = ao + 0.3 + rng.normal(0, 0.005, n_beats)
     n = int((r[-1] + 1.0) * FS)
-    x = render_atoms(n, FS, np.concatenate([ao, ac]), np.r_[np.ones(n_beats), 0.5 * np.ones(n_beats)],
-                     np.full(2 * n_beats, 0.016), np.full(2 * n_beats, 12.0), 0.08)
+    amps = np.r_[np.ones(n_beats), 0.5 * np.ones(n_beats)]
+    x = render_atoms(n, FS, np.concatenate([ao, ac]), amps, np.full(2 * n_beats, 0.016),
+                     np.full(2 * n_beats, 12.0), 0.08)
     return x + rng.normal(0, 0.02, n), r, ao, ac
 
 

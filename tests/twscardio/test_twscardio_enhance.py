@@ -5,9 +5,16 @@ import pytest
 
 from shared.errors import DataError
 from twscardio.config import EnhanceConfig
-from twscardio.enhance import (bandlimited_interpolate, detect_gaps, enhance_bud,
-                               linear_fill_upsample, resample_uniform, time_since_valid,
-                               validate_stream, validity_mask)
+from twscardio.enhance import (
+    bandlimited_interpolate,
+    detect_gaps,
+    enhance_bud,
+    linear_fill_upsample,
+    resample_uniform,
+    time_since_valid,
+    validate_stream,
+    validity_mask,
+)
 
 
 def _trig(t, P, K, rng):

@@ -1,0 +1,48 @@
+"""Recipes: train writes its run dir; bad config gets one clear line and exit code 2."""
+
+import json
+
+import pytest
+
+from shared.cli import run
+from twscardio import bench, train
+
+TINY = ["--set", "steps=3", "--set", "n_subjects=1", "--set", "recordings_per_subject=1",
+        "--set", "sim.duration_s=10.0", "--set", "window_s=5.0", "--set", "net.channels=8"]
+
+
+def test_train_writes_run_dir(tmp_path):
+    out = tmp_path / "run"
+    assert train.main(["--config", "configs/twscardio/default.yaml", "--out", str(out), *TINY]) == 0
+    for f in ("config.yaml", "metrics.json", "model.pt", "ckpt.pt"):
+        assert (out / f).is_file(), f
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_params"] > 0 and "val" in m
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--set", "loss.kindd=l1"], "unknown key 'loss.kindd'"),
+    (["--set", "sim.channel.loss=1.5"], "channel.loss=1.5"),
+    (["--set", "loss.kind=huber"], "not one of"),
+    (["--config", "configs/twscardio/missing.yaml"], "config file not found"),
+])
+def test_bad_config_is_one_line_exit_2(args, msg, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        run(train.main, ["--out", str(tmp_path / "x"), *args])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x" / "model.pt").exists()
+
+
+@pytest.mark.slow
+def test_bench_smoke(tmp_path):
+    args = ["--out", str(tmp_path), "--set", "train.steps=5", "--set", "train.n_subjects=1",
+            "--set", "n_test_subjects=1", "--set", "duration_s=20.0",
+            "--set", "loss_sweep=[0.1]", "--set", "burst_sweep=[3.0]", "--set", "fs_sweep=[50.0]",
+            "--set", "motion_sweep=[0.0, 3.0]", "--set", "stream_seconds=10.0"]
+    assert bench.main(args) == 0
+    b = json.loads((tmp_path / "bench.json").read_text())
+    assert len(b["checks"]) == 9 and b["headline"]
+    for f in ("bench.png", "sweeps.png", "overlay.png"):
+        assert (tmp_path / f).is_file()

@@ -1,0 +1,94 @@
+"""Loaders for the EarCardio CSV layout and PhysioNet CEBS (WFDB), on files the tests write."""
+
+import numpy as np
+import pytest
+import wfdb
+
+from shared.errors import DataError
+from twscardio.config import SimConfig
+from twscardio.data import cebs_reference, load_cebs, load_earcardio, write_earcardio
+from twscardio.simulator import simulate
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return simulate(SimConfig(duration_s=10.0, fs_in=25.0), seed=0)
+
+
+def test_earcardio_roundtrip(tmp_path, rec):
+    ids = write_earcardio(tmp_path / "5SecDataset" / "user1", rec, window_s=5.0)
+    assert ids == ["0", "1"]
+    wins = load_earcardio(tmp_path)
+    assert [w["id"] for w in wins] == ["0", "1"]
+    sel = rec["left"]["relative_time"] < 5.0
+    assert np.allclose(wins[0]["left"]["acc"], rec["left"]["acc"][sel], atol=1e-8)
+    assert np.allclose(wins[0]["left"]["relative_time"], rec["left"]["relative_time"][sel])
+    assert wins[1]["scg"].shape == (500,) and wins[1]["ecg"].shape == (500,)
+
+
+def test_incomplete_windows_are_skipped(tmp_path, rec):
+    write_earcardio(tmp_path, rec, window_s=5.0)
+    (tmp_path / "ecg_1.csv").unlink()
+    assert [w["id"] for w in load_earcardio(tmp_path)] == ["0"]
+
+
+def test_wrong_columns_named(tmp_path, rec):
+    write_earcardio(tmp_path, rec, window_s=5.0)
+    p = tmp_path / "r_0.csv"
+    p.write_text(p.read_text().replace("rotationRateY", "gyroY", 1))
+    with pytest.raises(DataError, match="r_0.csv: missing column 'rotationRateY'"):
+        load_earcardio(tmp_path)
+
+
+def test_nan_and_non_monotonic_rows(tmp_path, rec):
+    write_earcardio(tmp_path, rec, window_s=5.0)
+    p = tmp_path / "l_0.csv"
+    lines = p.read_text().splitlines()
+    lines[3], lines[4] = lines[4], lines[3]
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="not strictly increasing"):
+        load_earcardio(tmp_path)
+    lines[3] = "nan," + lines[3].split(",", 1)[1]
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="NaN"):
+        load_earcardio(tmp_path)
+
+
+def test_missing_root_and_empty_dir(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        load_earcardio(tmp_path / "nope")
+    with pytest.raises(DataError, match="no complete"):
+        load_earcardio(tmp_path)
+
+
+def _write_cebs(d, names=("I", "II", "RESP", "SCG"), fs=500):
+    import neurokit2 as nk
+
+    ecg = nk.ecg_simulate(duration=12, sampling_rate=fs, heart_rate=70, random_state=0,
+                          method="simple")
+    n = len(ecg)
+    t = np.arange(n) / fs
+    sig = np.stack([ecg, ecg, np.sin(2 * np.pi * 0.25 * t), 0.01 * np.sin(2 * np.pi * 10 * t)],
+                   axis=1)[:, :len(names)]
+    wfdb.wrsamp("b001", fs=fs, units=["mV"] * len(names), sig_name=list(names), p_signal=sig,
+                fmt=["16"] * len(names), write_dir=str(d))
+    return d / "b001"
+
+
+def test_cebs_record_loads_and_gives_r_peaks(tmp_path):
+    c = load_cebs(_write_cebs(tmp_path))
+    assert c["fs"] == 500 and c["scg"].shape == c["ecg"].shape and c["resp"] is not None
+    ref = cebs_reference(c, fs_ref=100.0)
+    assert abs(60 / np.median(np.diff(ref["r_s"])) - 70) < 3
+    assert ref["scg"].shape == (1200,)
+
+
+def test_cebs_errors(tmp_path):
+    with pytest.raises(DataError, match="header not found"):
+        load_cebs(tmp_path / "b002")
+    rec = _write_cebs(tmp_path, names=("I", "II", "RESP"))
+    with pytest.raises(DataError, match="no 'SCG' channel"):
+        load_cebs(rec)
+    (tmp_path / "b001.hea").write_text("garbage\n")
+    with pytest.raises(DataError, match="unreadable"):
+        load_cebs(rec)
