@@ -90,6 +90,8 @@ class GpuBenchConfig:
     warmup: int = 3  # untimed steps per arm × length (also Triton autotuning)
     repeats: int = 10  # timed steps; the median is reported
     keep_ratio: float = 0.4  # LeMo: fraction of key blocks kept (AE --thresh 0.4)
+    dense_first: float = 0.4375  # leading layers kept dense (+ the last): 7/16 makes half of
+    # the 16 layers eliminate, the AE's share for Llama (layers 15-30 of 32)
     mlp_prune_ratio: float = 0.8  # LeMo full: MLP channels not saved for backward (AE: 0.8)
     segment: int = 2048  # tokens per lm_head + CE segment
     scorer: Literal["predictor", "exact"] = "predictor"  # LeMo arms' block scorer
@@ -163,7 +165,7 @@ def arm_setup(arm: str, cfg: GpuBenchConfig) -> tuple[object, int, bool]:
     from lemo.config import LemoConfig
 
     lemo = dict(enabled=True, keep_ratio=cfg.keep_ratio, scorer=cfg.scorer,
-                segment_size=cfg.segment)
+                segment_size=cfg.segment, dense_first=cfg.dense_first)
     table = {
         "lora": (dict(enabled=False, segment_size=0), False),
         "lora_segment": (dict(enabled=False, segment_size=cfg.segment), False),
@@ -186,7 +188,8 @@ def attach_predictors(model, cfg: GpuBenchConfig, device: str) -> int:
     from lemo.patch import configure_lemo, lemo_layers
     from lemo.predictor import PatternPredictor
 
-    configure_lemo(model, LemoConfig(enabled=True, keep_ratio=cfg.keep_ratio))
+    configure_lemo(model, LemoConfig(enabled=True, keep_ratio=cfg.keep_ratio,
+                                     dense_first=cfg.dense_first))
     mc = cfg.model
     n = 0
     for layer in lemo_layers(model):
