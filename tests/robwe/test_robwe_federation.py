@@ -1,7 +1,7 @@
 """A tiny RobWE federation end to end: watermarks embedded, a forger flagged, on the
 in-process loop and on Flower; plus the train / eval CLIs (progress, resume, bad input)."""
 
-import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,25 +10,17 @@ import torch
 from robwe.config import RobWEConfig
 from robwe.evaluation import prune_curve, uniqueness
 from robwe.federation import build_federation, evaluate_clients
-from shared.config import from_dict
+from shared.config import load_config
 from shared.errors import ConfigError
 from shared.fl import run_rounds
 
-TINY = {
-    "data": {"dataset": "digits", "num_clients": 6, "partition": "klabel", "k": 4},
-    "model": {"kind": "mlp", "hidden": [64, 32]},
-    "fl": {"rounds": 4, "fraction": 1.0, "head_epochs": 2, "batch_size": 20},
-    "watermark": {"head_bits": 32, "slice_bits": 50},
-    "threat": {"malicious_frac": 0.17},
-    "seed": 3,
-}
+TINY = Path(__file__).resolve().parents[2] / "configs" / "robwe" / "tiny.yaml"
 
 
 def tiny_cfg(**sections) -> RobWEConfig:
-    data = json.loads(json.dumps(TINY))
-    for k, v in sections.items():
-        data.setdefault(k, {}).update(v)
-    return from_dict(RobWEConfig, data)
+    """configs/robwe/tiny.yaml with `section={field: value}` overrides."""
+    return load_config(TINY, RobWEConfig, [f"{s}.{k}={v}" for s, kv in sections.items()
+                                           for k, v in kv.items()])
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +58,7 @@ def test_uniqueness_and_pruning_on_trained_models(trained):
 
 def test_seeded_arms_share_data_and_initial_weights():
     a = build_federation(tiny_cfg())
-    b = build_federation(tiny_cfg(watermark={"head": False, "slice": False}))
+    b = build_federation(tiny_cfg(watermark={"head": "false", "slice": "false"}))
     assert all(torch.equal(a.strategy.global_state[k], b.strategy.global_state[k])
                for k in a.strategy.global_state)
     assert all(np.array_equal(x, y) for x, y in zip(a.data.train, b.data.train))
