@@ -33,6 +33,7 @@ from lemo.data import load_text, make_passkey_batch, passkey_accuracy
 from lemo.loss import causal_lm_loss
 from lemo.patch import configure_lemo, lemo_layers
 from lemo.predictor import capture_scores, fit_predictors, predictor_recall
+from lemo.scoring import key_block_scores
 from lemo.train import build_model, finetune, predictor_batches
 from shared.bench import BenchReport, measure
 from shared.cli import build_parser, parse_args, run
@@ -156,12 +157,40 @@ def predictor_share(rep: BenchReport, model, bc: BenchConfig, device: str) -> di
                 m.predictor.key_scores(data[m.layer_idx][0][0].to(device))
 
     t_pred = measure(run_predictors, warmup=1, repeats=3)["median_s"]
+    # how positional is the exact selection? share of kept blocks inside the first-k prefix
+    prefix = []
+    for m in layers:
+        tiles = data[m.layer_idx][0][1]
+        kept = m.eliminator.select_blocks(key_block_scores(tiles, m.cfg.score_reduce))
+        prefix.append(float((kept < kept.shape[1]).float().mean()))
     step = rep.value("lemo_full_pred", "step_s", label(s))
     saved = rep.value("lemo_full_pred", "saved_MB", label(s))
     p_bytes = sum(p.numel() * p.element_size() for m in layers for p in m.predictor.parameters())
     return {"predictor_time_share": t_pred / step if step else float("nan"),
             "predictor_mem_share_of_saved": p_bytes / 2**20 / saved if saved else float("nan"),
-            "predictor_params": sum(m.predictor.n_params() for m in layers)}
+            "predictor_params": sum(m.predictor.n_params() for m in layers),
+            "exact_selection_prefix_share": sum(prefix) / max(1, len(prefix))}
+
+
+def mlp_pruning_fidelity(model, bc: BenchConfig, device: str) -> dict:
+    """Effect of MLP saved-channel pruning on one step: loss (equal: forward is exact) and
+    cosine similarity of the LoRA gradients with vs without pruning (same batch, selection)."""
+    x = torch.randint(0, 256, (1, bc.ft_seq_len),
+                      generator=torch.Generator().manual_seed(bc.seed + 3)).to(device)
+    model.train()
+    a = arms(bc.lemo, bc.mlp_prune_ratio)
+    grads, losses = [], []
+    for name in ("lemo_attn", "lemo_full"):
+        configure_lemo(model, a[name][0])
+        model.zero_grad(set_to_none=True)
+        loss = causal_lm_loss(model, x, segment=a[name][0].segment_size)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()
+                                if p.grad is not None]))
+    model.zero_grad(set_to_none=True)
+    cos = torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0).item()
+    return {"loss_no_prune": losses[0], "loss_prune": losses[1], "lora_grad_cosine": cos}
 
 
 def accuracy_part(rep: BenchReport, bc: BenchConfig, device: str, train_tokens: np.ndarray,
@@ -232,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     memory_part(rep, model, bc, device)
     shares = predictor_share(rep, model, bc, device)
     rep.extra["predictor"] = shares
+    rep.extra["mlp_pruning"] = mlp_pruning_fidelity(model, bc, device)
+    log.info("predictor: %s; MLP pruning: %s", shares, rep.extra["mlp_pruning"])
 
     tgt = label(bc.target_seq_len)
     lora_b = rep.value("lora", "saved_MB", tgt)

@@ -339,3 +339,16 @@ def test_eval_runs_dense_unless_asked():
         assert torch.allclose(m(input_ids=x).logits, ref, atol=1e-5)
         configure_lemo(m, LemoConfig(keep_ratio=0.25, block_size=B, eliminate_in_eval=True))
         assert not torch.allclose(m(input_ids=x).logits, ref, atol=1e-3)
+
+
+def test_threshold_tuning_starts_at_mean_and_respects_tolerance():
+    from lemo.threshold import tune_thresholds
+    m = tiny()
+    apply_lemo(m, LemoConfig(block_size=B))
+    batches = [torch.randint(0, 256, (1, 128)) for _ in range(2)]
+    thr, log = tune_thresholds(m, batches, LemoConfig(block_size=B), tol=0.02)
+    elim = [layer.layer_idx for layer in lemo_layers(m) if layer.eliminating]
+    assert elim == [2]
+    assert log["start"][2] > 0 and thr[2] >= log["start"][2]
+    assert log["loss"] <= log["dense_loss"] * 1.02 + 1e-6
+    assert m.training  # restored
