@@ -178,6 +178,9 @@ def beat_metrics(det_s: np.ndarray, truth: dict, fallback: np.ndarray | None = N
         err = err[frac < 0.5]
     det_ibi = np.diff(det_s)
     det_ibi = det_ibi[(det_ibi > 0.33) & (det_ibi < 1.5)]
+    if det_ibi.size:  # HRV from normal-to-normal intervals: drop missed/extra-beat artefacts
+        med = np.median(det_ibi)
+        det_ibi = det_ibi[(det_ibi > 0.7 * med) & (det_ibi < 1.3 * med)]
     sd_d, rm_d = hrv(det_ibi)
     sd_r, rm_r = hrv(np.diff(r_s))
     n = mt["count"].size

@@ -134,14 +134,14 @@ class TrainConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     net: NetConfig = field(default_factory=NetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    n_subjects: int = 24  # training subjects (test subjects use disjoint seeds)
+    n_subjects: int = 48  # training subjects (test subjects use disjoint seeds)
     recordings_per_subject: int = 2  # each with randomly drawn rate / loss / motion
     fs_choices: list[float] = field(default_factory=lambda: [15.0, 25.0, 50.0, 100.0])
     max_loss: float = 0.3  # training loss rates drawn in [0, max_loss]
     max_motion: float = 3.0  # training motion levels drawn in [0, max_motion]
     window_s: float = 5.0  # network window
     hop_s: float = 2.5  # network window hop
-    steps: int = 1500  # optimiser steps
+    steps: int = 4000  # optimiser steps
     batch_size: int = 16
     crop_s: float = 2.56  # random crop of each window per step (the TCN is fully convolutional)
     lr: float = 2e-3
