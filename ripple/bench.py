@@ -33,6 +33,7 @@ from ripple.pipeline import (
     mask_sets,
     placements,
     replay_arms,
+    with_quick,
 )
 from ripple.placement import GreedyEdgePlacement
 from ripple.storage import DirectReader
@@ -47,8 +48,6 @@ log = logging.getLogger("ripple.bench")
 METRICS = ["ios_per_token", "mean_run", "max_run", "mean_read", "latency_ms", "lower_bound_ms",
            "eff_bw_gbs", "hit_rate", "read_amp"]
 REAL_ARMS = ["llama.cpp", "llmflash", "ripple-place", "ripple+collapse", "ripple"]
-QUICK = ["masks.calib_tokens=4096", "masks.test_tokens=1024", "real_read_tokens=24",
-         "placement_sizes=[4096, 16384]"]
 
 
 def _ratio(a: float, b: float) -> float:
@@ -125,10 +124,7 @@ def main(argv=None) -> int:
                     "aligned cache) vs llama.cpp-style and LLM-in-a-flash loading, on the same "
                     "activation masks of a trained ReLU OPT. Modelled UFS 4.0 and real local-"
                     "disk O_DIRECT reads; writes bench.json/md/png to the run dir.")
-    if args.quick:
-        from shared.config import apply_overrides, from_dict, to_dict
-
-        cfg = from_dict(RippleConfig, apply_overrides(to_dict(cfg), QUICK + args.overrides))
+    cfg = with_quick(cfg, args)
     set_seed(cfg.seed)
     run_dir = make_run_dir(args.out, "ripple", "bench")
     save_config(cfg, run_dir / "config.yaml")

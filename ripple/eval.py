@@ -19,7 +19,14 @@ import numpy as np
 from ripple.config import RippleConfig
 from ripple.data import load_masks
 from ripple.layout import make_bundles, write_layout
-from ripple.pipeline import bundle_settings, get_model, mask_sets, placements, replay_arms
+from ripple.pipeline import (
+    bundle_settings,
+    get_model,
+    mask_sets,
+    placements,
+    replay_arms,
+    with_quick,
+)
 from shared.cli import build_parser, parse_args, run
 from shared.config import save_config
 from shared.errors import DataError
@@ -50,6 +57,7 @@ def main(argv=None) -> int:
                    help="a ripple.train run dir holding masks-*.npz (default: record masks now)")
     args, cfg = parse_args(argv, RippleConfig, prog="ripple.eval", description=DESCRIPTION,
                            parser=p)
+    cfg = with_quick(cfg, args)
     set_seed(cfg.seed)
     model = None
     if args.masks:
