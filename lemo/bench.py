@@ -301,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     path = rep.write(run_dir, plot_metrics=["saved_MB", "step_s"])
     log.info("wrote %s", path)
     for c in rep.checks:
-        log.info("check %-45s measured %-10.4g %s  %s", c.name, c.measured or float("nan"),
+        measured = float("nan") if c.measured is None else c.measured
+        log.info("check %-45s measured %-10.4g %s  %s", c.name, measured,
                  c.target, "holds" if c.holds else "DOES NOT HOLD")
     return 0
 
