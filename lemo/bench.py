@@ -135,7 +135,8 @@ def memory_part(rep: BenchReport, model, bc: BenchConfig, device: str) -> None:
             row = {"saved_MB": meter.bytes / 2**20}
             if s == bc.target_seq_len:
                 # the metered step above warmed up; CPU steps at 4K+ take many seconds each
-                t = measure(step_fn(model, x, cfg), warmup=0, repeats=bc.time_repeats)
+                sync = torch.cuda.synchronize if device.startswith("cuda") else None
+                t = measure(step_fn(model, x, cfg), warmup=0, repeats=bc.time_repeats, sync=sync)
                 row["step_s"] = t["median_s"]
             rep.add(name, setting=label(s), **row)
             log.info("%s @%d: %s", name, s, {k: round(v, 3) for k, v in row.items()})
@@ -156,7 +157,8 @@ def predictor_share(rep: BenchReport, model, bc: BenchConfig, device: str) -> di
             for m in layers:
                 m.predictor.key_scores(data[m.layer_idx][0][0].to(device))
 
-    t_pred = measure(run_predictors, warmup=1, repeats=3)["median_s"]
+    sync = torch.cuda.synchronize if device.startswith("cuda") else None
+    t_pred = measure(run_predictors, warmup=1, repeats=3, sync=sync)["median_s"]
     # how positional is the exact selection? share of kept blocks inside the first-k prefix
     prefix = []
     for m in layers:
@@ -298,7 +300,14 @@ def main(argv: list[str] | None = None) -> int:
         "(approximate input gradient).",
         f"total bench time {time.perf_counter() - t_start:.0f} s",
     ]
-    path = rep.write(run_dir, plot_metrics=["saved_MB", "step_s"])
+    try:
+        import matplotlib  # noqa: F401
+
+        plots = ["saved_MB", "step_s"]
+    except ImportError:
+        plots = None
+        rep.notes.append("matplotlib missing: no bench.png")
+    path = rep.write(run_dir, plot_metrics=plots)
     log.info("wrote %s", path)
     for c in rep.checks:
         measured = float("nan") if c.measured is None else c.measured

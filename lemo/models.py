@@ -49,7 +49,7 @@ def build_model(cfg: ModelConfig, seed: int = 0) -> nn.Module:
     return AutoModelForCausalLM.from_config(tiny_config(cfg), attn_implementation="sdpa")
 
 
-def embedded_model_file(cfg: ModelConfig, seed: int = 0) -> Path:
+def embedded_model_file(cfg: ModelConfig, seed: int = 0, device: str = "cpu") -> Path:
     """Cached weights (a torch file) of the tiny LM pretrained on the stdlib corpus, built once
     under a key of the model config (`pretrained=False`: saved at random init)."""
     key = {**dataclasses.asdict(cfg), "path": None, "seed": seed}
@@ -62,19 +62,22 @@ def embedded_model_file(cfg: ModelConfig, seed: int = 0) -> Path:
             losses = pretrain_causal_lm(model, load_corpus("train", max_bytes=8_000_000),
                                         cfg.pretrain_steps, cfg.pretrain_seq_len,
                                         cfg.pretrain_batch, lr=cfg.pretrain_lr, seed=seed,
-                                        warmup=min(50, cfg.pretrain_steps // 10))
+                                        warmup=min(50, cfg.pretrain_steps // 10),
+                                        device=device)
+            model.cpu()
             log.info("pretraining loss %.3f -> %.3f", losses[0], losses[-1])
         torch.save(model.state_dict(), tmp)
 
     return cached_file("lemo-tiny-lm", key, build, suffix=".pt", version=1)
 
 
-def load_model(cfg: ModelConfig, seed: int = 0) -> nn.Module:
+def load_model(cfg: ModelConfig, seed: int = 0, device: str = "cpu") -> nn.Module:
     """`cfg.path` (any supported HF save_pretrained dir) or the embedded pretrained LM, in train
-    mode, float32, sdpa attention."""
+    mode, float32, sdpa attention, on the CPU (`device`: where the embedded LM pretrains)."""
     if cfg.path is None:
         model = build_model(cfg, seed)
-        model.load_state_dict(torch.load(embedded_model_file(cfg, seed), map_location="cpu"))
+        model.load_state_dict(torch.load(embedded_model_file(cfg, seed, device),
+                                         map_location="cpu"))
         return model.train()
     from transformers import AutoConfig, AutoModelForCausalLM
 
