@@ -67,16 +67,16 @@ class BenchConfig:
     target_seq_len: int = 4096  # where the memory target is checked and time is measured
     time_repeats: int = 2
     ft_seq_len: int = 2048  # fine-tuning / evaluation length (pretrained at model.pretrain_seq_len)
-    ft_steps: int = 120
+    ft_steps: int = 80
     ft_lr: float = 1e-3
     passkey_mix: float = 0.5
     ppl_windows: int = 8
-    passkey_trials: int = 40
+    passkey_trials: int = 20
     recall_windows: int = 4
     accuracy: bool = True  # run the fine-tuning + accuracy part
 
 
-QUICK = {"model.pretrain_steps": 150, "model.pretrain_seq_len": 256, "mem_seq_lens": [2048, 4096],
+QUICK = {"mem_seq_lens": [2048, 4096],
          "ft_seq_len": 1024, "ft_steps": 30, "ppl_windows": 4, "passkey_trials": 10,
          "predictor.steps": 100, "predictor.windows": 4, "predictor.prune_every": 25,
          "predictor.prune_until": 75, "recall_windows": 2, "time_repeats": 1}

@@ -62,8 +62,8 @@ class ModelConfig:
     max_position_embeddings: int = 8192  # RoPE needs no table; OPT learns one this long
     rope_theta: float = 10000.0
     pretrained: bool = True  # embedded model: pretrain on the stdlib corpus (else random init)
-    pretrain_steps: int = 500
-    pretrain_seq_len: int = 512
+    pretrain_steps: int = 150  # small: the CPU budget (see README)
+    pretrain_seq_len: int = 256
     pretrain_batch: int = 8
     pretrain_lr: float = 2e-3
 
