@@ -7,6 +7,7 @@ differs):
 - `shared-L`, `shared-fedipr`: every client embeds its slice key into the *same* shared
   weights (carrier of length L = one slice, or FedIPR-sized `fedipr_len`): the conflict;
 - `robwe-mal{p}`: p% malicious clients forging their key, detection on;
+- `gaussmal{p}`: the paper's mean/std detector instead of our median/MAD one;
 - `nodetect-mal{p}`: the same forgers, detection off.
 Then, on the `robwe` models: the N x N uniqueness matrix, fine-tuning (on another client's
 data), magnitude pruning and overwriting attacks. Writes bench.json / bench.md / bench.png,
@@ -47,6 +48,7 @@ log = get_logger("robwe.bench")
 class BenchConfig(RobWEConfig):
     malicious_fracs: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3])
     nodetect_frac: float = 0.2  # forgers in the detection-off arm
+    gaussian_arm: bool = True  # also run the paper's mean/std detector at nodetect_frac
     fedipr_len: int = 200  # carrier length of the FedIPR-style shared baseline
     attack_clients: int = 5  # victims of the fine-tuning / pruning / overwriting attacks
     finetune_epochs: int = 10
@@ -171,16 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     setting = f"{cfg.data.dataset}/N{cfg.data.num_clients}/{cfg.fl.rounds}r"
     t_start = time.perf_counter()
 
-    fed, priv, secs = _arm(cfg, "fedrep", data, **{"watermark.head": False,
+    fed, priv, _ = _arm(cfg, "fedrep", data, **{"watermark.head": False,
                                                    "watermark.slice": False})
     base = _summary(fed, priv)
-    rep.add("fedrep", setting, **base, train_s=secs)
+    rep.add("fedrep", setting, **base)
 
-    fed, priv, secs = _arm(cfg, "robwe", data)
+    fed, priv, _ = _arm(cfg, "robwe", data)
     main_sum = _summary(fed, priv)
     clean_det = _detection(fed)
-    rep.add("robwe", setting, **main_sum, false_flag_rate=clean_det["false_flag_rate"],
-            train_s=secs)
+    rep.add("robwe", setting, **main_sum, false_flag_rate=clean_det["false_flag_rate"])
     uniq = uniqueness(fed, priv)
     off = uniq[~np.eye(len(uniq), dtype=bool)]
     vic = victims(fed, cfg.attack_clients)
@@ -190,25 +191,34 @@ def main(argv: list[str] | None = None) -> int:
 
     shared = {}
     for name, length in (("shared-L", 0), ("shared-fedipr", cfg.fedipr_len)):
-        f, p, secs = _arm(cfg, name, data, **{"watermark.placement": "shared",
+        f, p, _ = _arm(cfg, name, data, **{"watermark.placement": "shared",
                                               "watermark.shared_len": length,
                                               "detection.enabled": False})
         shared[name] = _summary(f, p)
-        rep.add(name, setting, **shared[name], train_s=secs)
+        rep.add(name, setting, **shared[name])
 
     detection = []
     for frac in cfg.malicious_fracs:
-        f, p, secs = _arm(cfg, f"robwe-mal{frac:g}", data, **{"threat.malicious_frac": frac})
+        f, p, _ = _arm(cfg, f"robwe-mal{frac:g}", data, **{"threat.malicious_frac": frac})
         d = {"malicious_frac": frac, "num_malicious": len(f.malicious), **_detection(f)}
         detection.append(d)
         rep.add(f"robwe-mal{round(100 * frac)}", setting, **_summary(f, p),
-                **{k: v for k, v in d.items() if k != "flag_rounds"}, train_s=secs)
-    f, p, secs = _arm(cfg, "nodetect", data, **{"threat.malicious_frac": cfg.nodetect_frac,
+                **{k: v for k, v in d.items() if k != "flag_rounds"})
+    if cfg.gaussian_arm:
+        f, p, _ = _arm(cfg, "gauss", data, **{"threat.malicious_frac": cfg.nodetect_frac,
+                                              "detection.estimator": "gaussian",
+                                              "detection.min_std": 0.0})
+        d = {"malicious_frac": cfg.nodetect_frac, "estimator": "gaussian", **_detection(f)}
+        rep.extra["gaussian_detector"] = d
+        rep.add(f"gaussmal{round(100 * cfg.nodetect_frac)}", setting, **_summary(f, p),
+                **{k: v for k, v in d.items() if k not in ("flag_rounds", "estimator")})
+    f, p, _ = _arm(cfg, "nodetect", data, **{"threat.malicious_frac": cfg.nodetect_frac,
                                                  "detection.enabled": False})
     nd = _detection(f)
     rep.add(f"nodetect-mal{round(100 * cfg.nodetect_frac)}", setting, **_summary(f, p),
             forger_true_key_bits=nd.get("forger_true_key_bits"),
-            forger_forged_key_bits=nd.get("forger_forged_key_bits"), train_s=secs)
+            forger_forged_key_bits=nd.get("forger_forged_key_bits"))
+    rep.extra["ratios"] = rep.ratios("acc", lower_is_better=False)
 
     # ---- checks: the "done when" targets on the figures just measured ----
     delta = 100 * (main_sum["acc"] - base["acc"])
@@ -271,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{d['malicious_frac']:.0%}: {d['detection_rate']:.2f} detected, "
             f"{d['false_flag_rate']:.2f} false flags, flagged in rounds {d['flag_rounds']}"
             for d in detection),
+        "paper's mean/std detector: " + (
+            f"{rep.extra['gaussian_detector']['detection_rate']:.2f} detected, "
+            f"{rep.extra['gaussian_detector']['false_flag_rate']:.2f} false flags @"
+            f"{cfg.nodetect_frac:.0%}" if cfg.gaussian_arm else "not run"),
         f"detection off, {cfg.nodetect_frac:.0%} forgers: their slices in the aggregated body "
         f"read {nd.get('forger_true_key_bits', float('nan')):.3f} under the true key, "
         f"{nd.get('forger_forged_key_bits', float('nan')):.3f} under the forged key",

@@ -99,3 +99,12 @@ def test_flower_simulation_engine_embeds_and_flags():
     honest = [c for c in range(6) if c not in fl.malicious]
     assert min(result["evaluate"][c]["head_bits"] for c in honest) >= 0.99
     assert min(result["evaluate"][c]["slice_bits"] for c in honest) >= 0.99
+
+
+def test_cnn_body_on_digits_runs_a_round():
+    fed = build_federation(tiny_cfg(model={"kind": "cnn", "channels": "[4, 8]", "cnn_fc": 32},
+                                    fl={"rounds": 1, "head_epochs": 1},
+                                    watermark={"slice_bits": 20}))
+    assert fed.template.shared_weight_names()[0] == "body.0.weight"  # conv weights carry y
+    hist = run_rounds(fed.strategy, fed.client, fed.client_ids, 1)
+    assert hist[0]["sampled"] == list(range(6))
