@@ -499,9 +499,6 @@ def main(argv: list[str] | None = None) -> int:
         log.info("longest trainable %-15s %s", arm, res)
         rep.extra["longest"] = longest
         write()
-    for arm, res in longest.items():
-        rep.add(arm, "longest", longest_tokens=res["longest"], search_complete=res["complete"])
-
     prof = []
     for spec in cfg.profile:
         arm, _, length = spec.partition("@")
@@ -537,8 +534,7 @@ def details_markdown(data: dict) -> str:
              f"transformers {v.get('transformers')}, peft {v.get('peft')}, CUDA {v.get('cuda')}; "
              f"kernels: {data.get('kernel_backend')}\n"]
     cols = ["arm", "setting", "status", "peak_gib", "act_gib", "saved_gib", "step_s", "tflops"]
-    rows = [r for r in data["rows"] if r["setting"] != "longest"]
-    parts += ["## Memory and step time\n", markdown_table(rows, cols)]
+    parts += ["## Memory and step time\n", markdown_table(data["rows"], cols)]
     ratios = data.get("ratios", {})
     for metric in ("peak_gib", "step_s"):
         if ratios.get(metric):
