@@ -110,7 +110,9 @@ def replay(masks: np.ndarray, orders: list[np.ndarray], spec: ArmSpec, online: O
     """Replay oracle masks (L, T, n) through one arm; per-token I/O metrics under `ufs`.
 
     Layers are loaded one after another for each token (the FFN of layer l needs its neurons
-    before layer l+1 can be predicted), so a token's latency is the sum over layers.
+    before layer l+1 can be predicted), so a token's latency is the sum over layers. The loop
+    over tokens is inherent (each token's cache state depends on the previous token); work
+    inside a token is vectorised over its neurons, except S3-FIFO's per-miss queue updates.
     Returns metrics and, for the first `record` tokens, per token and layer (starts, lengths)
     of the reads in slots (`extents`).
     """
