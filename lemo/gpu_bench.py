@@ -105,6 +105,7 @@ class GpuBenchConfig:
     micro: bool = True  # kernel micro-benchmarks
     micro_seq_lens: list[int] = field(default_factory=lambda: [4096, 16384])
     profile: list[str] = field(default_factory=list)  # "arm@length": CUDA kernel-time profiles
+    peak_traces: list[str] = field(default_factory=list)  # "arm@length": what is live at the peak
     time_budget_s: float = 520.0  # stop starting new work after this (the device call's limit)
 
     def validate(self) -> None:
@@ -119,7 +120,7 @@ class GpuBenchConfig:
             raise ValueError("repeats must be >= 1 and warmup >= 0")
         if self.search_step % 128:
             raise ValueError("search_step must be a multiple of 128")
-        for spec in self.profile:
+        for spec in [*self.profile, *self.peak_traces]:
             arm, _, length = spec.partition("@")
             if arm not in ARMS or not length.isdigit():
                 raise ValueError(f"profile entry '{spec}' is not 'arm@length' with a known arm")
@@ -215,6 +216,46 @@ def dense_flops(mc: GpuModelConfig, s: int) -> float:
 
 
 # --------------------------------------------------------------------------- measurement
+
+
+def _site(frames: list[dict]) -> str:
+    """The first two Python frames outside torch itself: the model line that allocated."""
+    own = [f for f in frames if "/torch/" not in f.get("filename", "")][:2]
+    return " < ".join(f"{'/'.join(f['filename'].split('/')[-2:])}:{f['line']} {f['name']}"
+                      for f in own) or "torch internals"
+
+
+def analyse_trace(trace: list[dict], top: int = 12) -> dict:
+    """Allocator trace (`torch.cuda.memory._snapshot()['device_traces'][0]`) -> the peak of bytes
+    allocated during the trace, the line whose allocation reached it, and the live bytes at that
+    moment grouped by allocating line (largest first)."""
+    cur = peak = 0
+    peak_i = -1
+    sizes: dict[int, int] = {}
+    for i, e in enumerate(trace):
+        if e["action"] == "alloc":
+            sizes[e["addr"]] = e["size"]
+            cur += e["size"]
+            if cur > peak:
+                peak, peak_i = cur, i
+        elif e["action"] == "free_requested" and e["addr"] in sizes:
+            cur -= sizes.pop(e["addr"])
+    live: dict[int, tuple[int, str]] = {}
+    for e in trace[:peak_i + 1]:
+        if e["action"] == "alloc":
+            live[e["addr"]] = (e["size"], _site(e.get("frames", [])))
+        elif e["action"] == "free_requested":
+            live.pop(e["addr"], None)
+    groups: dict[str, list[int]] = {}
+    for size, site in live.values():
+        g = groups.setdefault(site, [0, 0])
+        g[0] += size
+        g[1] += 1
+    rows = sorted(groups.items(), key=lambda kv: -kv[1][0])[:top]
+    return {"peak_gib_in_step": peak / 2**30,
+            "peak_site": _site(trace[peak_i].get("frames", [])) if peak_i >= 0 else None,
+            "live_at_peak": [{"site": k[:110], "gib": v[0] / 2**30, "tensors": v[1]}
+                             for k, v in rows]}
 
 
 class Runner:
@@ -361,6 +402,25 @@ class Runner:
             else:
                 hi = s
         return {"longest": lo, "upper": hi, "complete": True}
+
+    def peak_trace(self, arm: str, s: int, top: int = 12) -> dict:
+        """Record the CUDA allocator's history over one step and report what is live at its
+        peak, grouped by the Python line that allocated it (`analyse_trace`)."""
+        from torch.cuda import memory as cm
+
+        segment = self.configure(arm)
+        ids = self.tokens(s)
+        self.step(ids, segment)
+        self.sync()
+        cm._record_memory_history(max_entries=2_000_000, stacks="python")
+        try:
+            self.step(ids, segment)
+            self.sync()
+            trace = cm._snapshot()["device_traces"][0]
+        finally:
+            cm._record_memory_history(enabled=None)
+        self.free()
+        return analyse_trace(trace, top)
 
     def profile(self, arm: str, s: int, top: int = 12) -> dict:
         """CUDA time by kernel over one step (torch.profiler), the `top` largest, and the sum of
@@ -513,6 +573,21 @@ def main(argv: list[str] | None = None) -> int:
         log.info("profile %s: %s", spec, {k: v for k, v in res.items() if k != "top"})
     if prof:
         rep.extra["profile"] = prof
+    traces = []
+    for spec in cfg.peak_traces:
+        arm, _, length = spec.partition("@")
+        if time.monotonic() > deadline or not runner.cuda:
+            break
+        try:
+            res = runner.peak_trace(arm, int(length))
+        except torch.OutOfMemoryError:
+            runner.free()
+            res = {"error": "out of memory"}
+        traces.append({"arm": arm, "seq_len": int(length), **res})
+        log.info("peak trace %s: %.2f GiB, reached at %s", spec,
+                 res.get("peak_gib_in_step", float("nan")), res.get("peak_site"))
+    if traces:
+        rep.extra["peak_traces"] = traces
 
     _summarise(rep, cfg, longest)
     rep.extra["elapsed_s"] = time.monotonic() - t0
@@ -552,6 +627,11 @@ def details_markdown(data: dict) -> str:
                   markdown_table([head])]
         if p.get("top"):
             parts.append(markdown_table(p["top"]))
+    for t in data.get("peak_traces", []):
+        parts += [f"\n## Live at the memory peak, {t['arm']} @ {t['seq_len']} tokens "
+                  f"({t.get('peak_gib_in_step', float('nan')):.2f} GiB allocated in the step; "
+                  f"peak reached at `{t.get('peak_site')}`)\n",
+                  markdown_table(t.get("live_at_peak", []))]
     if data.get("checks"):
         parts += ["\n## Targets\n", markdown_table(data["checks"])]
     return "\n".join(parts)

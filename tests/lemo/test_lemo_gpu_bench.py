@@ -98,3 +98,26 @@ def test_gpu_bench_micro_needs_cuda(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         run(main, ["--config", cfg, "--out", str(tmp_path / "o")])
     assert e.value.code == 2 and "CUDA" in capsys.readouterr().err
+
+
+def test_analyse_trace_finds_peak_and_live_sites():
+    from lemo.gpu_bench import analyse_trace
+
+    def fr(name):
+        return [{"filename": "/x/torch/nn/f.py", "line": 1, "name": "inner"},
+                {"filename": f"/w/lemo/{name}.py", "line": 7, "name": name}]
+
+    trace = [
+        {"action": "alloc", "addr": 1, "size": 100, "frames": fr("saved")},
+        {"action": "alloc", "addr": 2, "size": 50, "frames": fr("temp")},
+        {"action": "free_requested", "addr": 2, "size": 50},
+        {"action": "free_completed", "addr": 2, "size": 50},
+        {"action": "alloc", "addr": 3, "size": 80, "frames": fr("spike")},  # 180: the peak
+        {"action": "free_requested", "addr": 3, "size": 80},
+        {"action": "alloc", "addr": 4, "size": 60, "frames": fr("late")},  # 160 < 180
+    ]
+    res = analyse_trace(trace)
+    assert res["peak_gib_in_step"] * 2**30 == 180
+    assert res["peak_site"] == "lemo/spike.py:7 spike"
+    assert [(r["site"], r["gib"] * 2**30) for r in res["live_at_peak"]] == [
+        ("lemo/saved.py:7 saved", 100), ("lemo/spike.py:7 spike", 80)]
