@@ -25,7 +25,7 @@ import numpy as np
 from ripple.config import RippleConfig
 from ripple.data import synthetic_masks
 from ripple.engine import ARMS
-from ripple.layout import FlashLayout, make_bundles, write_layout
+from ripple.layout import FlashLayout, write_layout
 from ripple.pipeline import (
     activated_fraction,
     bundle_settings,
@@ -140,7 +140,10 @@ def main(argv=None) -> int:
     orders, place_s = placements(calib, cfg.online.top_k)
     log.info("placed %d layers x %d neurons in %.1f s", calib.shape[0], n, place_s)
 
-    settings = bundle_settings(d_model, cfg)
+    from ripple.models import ffn_weights
+
+    w = ffn_weights(model)
+    settings = bundle_settings(d_model, cfg, parts=w[0]["bundles"].shape[1])
     results = {}
     for setting, bb in settings.items():
         results[setting] = replay_arms(test, orders, cfg, bb, record=cfg.real_read_tokens)
@@ -149,20 +152,19 @@ def main(argv=None) -> int:
     true_s, big_s = list(settings)[0], list(settings)[-1]
 
     # real reads: one layout file of the true model (Ripple order) and one at the largest shape
-    from ripple.models import ffn_weights
-
-    w = ffn_weights(model)
     true_file = write_layout(run_dir / "layout-ripple.bin",
-                             [make_bundles(x["up"], x["down"]) for x in w], orders["ripple"],
+                             [x["bundles"] for x in w], orders["ripple"],
                              page=cfg.storage.page)
     lay = FlashLayout(true_file)
     probe = np.arange(0, n, max(1, n // 64))
-    assert np.array_equal(lay.read_neurons(0, probe), make_bundles(w[0]["up"], w[0]["down"])[probe])
+    if not np.array_equal(lay.read_neurons(0, probe), w[0]["bundles"][probe]):
+        raise RuntimeError(f"{true_file}: neurons read back differ from the model's weights")
     d_big = cfg.scaled_d_models[-1] if cfg.scaled_d_models else d_model
     rng = np.random.default_rng(cfg.seed)
+    big_shape = (n, w[0]["bundles"].shape[1], d_big)
     big_file = write_layout(run_dir / "layout-scaled.bin",
-                            [rng.standard_normal((n, 2, d_big), dtype=np.float32)
-                             .astype(np.float16) for _ in range(calib.shape[0])],
+                            [rng.standard_normal(big_shape, dtype=np.float32).astype(np.float16)
+                             for _ in range(calib.shape[0])],
                             [np.arange(n)] * calib.shape[0], dtype="float16",
                             page=cfg.storage.page)
     direct = True

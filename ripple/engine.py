@@ -9,8 +9,8 @@ uses, so the baselines and Ripple's ablations run through the same code on the s
 metrics under the UFS model, plus the slot extents of the first tokens for real reads.
 
 `FlashFFN` computes one layer's FFN for a token from bundles read through the layout file with
-the same pipeline: y = Σ_{i in active} ReLU(up_i·x + b1_i) down_i + b2, which equals the dense
-FFN on the activated set (tested).
+the same pipeline: y = Σ_{i in active} ReLU(up_i·x + b1_i) down_i + b2 (gated, Llama-style:
+Σ ReLU(gate_i·x)(up_i·x) down_i), which equals the dense FFN on the activated set (tested).
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ class FlashFFN:
         self.layout, self.layer, self.b1, self.b2 = layout, layer, b1, b2
         self.loader = FlashLoader(order, spec, online, ufs, layout.bundle_bytes,
                                   np.random.default_rng(seed))
-        self.dram = np.zeros((layout.n, 2, layout.d), dtype=np.float32)
+        self.dram = np.zeros((layout.n, layout.parts, layout.d), dtype=np.float32)
         self.reads = 0
 
     def forward(self, x: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -192,11 +192,13 @@ class FlashFFN:
             block = self.layout.read_slots(self.layer, s, ln)
             self.reads += 1
             slot_rows.update(zip(range(s, s + ln), block))
-        w = np.empty((len(active), 2, self.layout.d), dtype=np.float32)
+        w = np.empty((len(active), self.layout.parts, self.layout.d), dtype=np.float32)
         w[was_cached] = self.dram[active[was_cached]]
         missed = active[~was_cached]
         if len(missed):
             w[~was_cached] = np.stack([slot_rows[s] for s in self.loader.slot[missed].tolist()])
             self.dram[missed] = w[~was_cached]  # cache keeps what it admitted; the rest unused
         h = np.maximum(w[:, 0] @ x + self.b1[active], 0.0)
-        return h @ w[:, 1] + self.b2
+        if self.layout.parts == 3:  # [gate, up, down]: ReLU(gate x) * (up x)
+            h = h * (w[:, 1] @ x)
+        return h @ w[:, -1] + self.b2

@@ -18,7 +18,7 @@ import numpy as np
 
 from ripple.config import RippleConfig
 from ripple.data import load_masks
-from ripple.layout import make_bundles, write_layout
+from ripple.layout import write_layout
 from ripple.pipeline import (
     bundle_settings,
     get_model,
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     with atomic_path(run_dir / "placement.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **{k: np.stack(v) for k, v in orders.items()})
-    d_model = cfg.model.d_model
+    d_model, parts = cfg.model.d_model, 2
     if model is not None:
         from ripple.models import ffn_weights
 
@@ -87,12 +87,12 @@ def main(argv=None) -> int:
         if w[0]["up"].shape[0] != calib.shape[2]:
             raise DataError(f"model has {w[0]['up'].shape[0]} neurons per layer, masks "
                             f"{calib.shape[2]}")
-        write_layout(run_dir / "layout-ripple.bin", [make_bundles(x["up"], x["down"]) for x in w],
+        write_layout(run_dir / "layout-ripple.bin", [x["bundles"] for x in w],
                      orders["ripple"], page=cfg.storage.page)
-        d_model = model.config.hidden_size
+        d_model, parts = model.config.hidden_size, w[0]["bundles"].shape[1]
     rows = []
     for src in cfg.masks.test_sources:
-        for setting, bb in bundle_settings(d_model, cfg).items():
+        for setting, bb in bundle_settings(d_model, cfg, parts=parts).items():
             for arm, r in replay_arms(masks[f"test:{src}"], orders, cfg, bb).items():
                 r.pop("extents")
                 rows.append({"test": src, "setting": setting, "arm": arm, **r})

@@ -1,12 +1,13 @@
 """Neuron bundles and the flash layout file (Ripple §4.1 "neuron bundles", §4.2 file layout).
 
 A *bundle* is everything one FFN neuron needs, stored together so one read fetches it: neuron i
-= row i of up (fc1.weight[i], d values) + column i of down (fc2.weight[:, i], d values); biases
-stay in DRAM (n + d values, negligible). Bundle bytes = 2·d·itemsize.
+= row i of up (fc1.weight[i], d values) + column i of down (fc2.weight[:, i], d values), and for
+gated (Llama-style) FFNs row i of gate first; biases stay in DRAM (n + d values, negligible).
+Bundle bytes = P·d·itemsize with P = 2 (OPT) or 3 parts.
 
 File format (all offsets page-aligned, little-endian):
 
-    page 0..      b"RIPLFLSH" | u32 header_len | JSON header (layers, n, d, dtype, page,
+    page 0..      b"RIPLFLSH" | u32 header_len | JSON header (layers, n, parts, d, dtype, page,
                   bundle_bytes, perm_offset, data_offsets, perm_crc32, data_crc32)
     perm_offset   int64 (layers, n): order[l] (slot -> neuron), i.e. the placement
     data_offsets[l]  n bundles of layer l in placement order: slot s holds neuron order[l][s]
@@ -39,30 +40,34 @@ def _align(x: int, page: int) -> int:
     return -(-x // page) * page
 
 
-def make_bundles(up: np.ndarray, down: np.ndarray) -> np.ndarray:
-    """Row-column bundles: up (n, d), down (n, d) -> (n, 2, d), bundle i = [up_i, down_i]."""
-    up, down = np.asarray(up), np.asarray(down)
-    if up.ndim != 2 or up.shape != down.shape:
-        raise DataError(f"bundles: up {up.shape} and down {down.shape} must both be (n, d)")
-    return np.stack([up, down], axis=1)
+def make_bundles(up: np.ndarray, down: np.ndarray, gate: np.ndarray | None = None) -> np.ndarray:
+    """Row-column bundles: up, down (and gate) (n, d) -> (n, P, d): [up_i, down_i] or
+    [gate_i, up_i, down_i]."""
+    parts = [np.asarray(x) for x in ([gate] if gate is not None else []) + [up, down]]
+    if parts[0].ndim != 2 or any(x.shape != parts[0].shape for x in parts):
+        raise DataError(f"bundles: up/down/gate must all be (n, d), got "
+                        f"{[x.shape for x in parts]}")
+    return np.stack(parts, axis=1)
 
 
 def write_layout(path: str | Path, bundles: list[np.ndarray], orders: list[np.ndarray],
                  dtype: str = "float32", page: int = 4096) -> Path:
-    """Write per-layer bundles (n, 2, d) in placement order to `path`, atomically."""
+    """Write per-layer bundles (n, P, d) in placement order to `path`, atomically."""
     if not bundles or len(bundles) != len(orders):
         raise DataError(f"layout: {len(bundles)} bundle arrays for {len(orders)} placements")
-    n, two, d = np.asarray(bundles[0]).shape
-    if two != 2:
-        raise DataError(f"layout: bundles must be (n, 2, d), got {np.asarray(bundles[0]).shape}")
+    shape = np.asarray(bundles[0]).shape
+    if len(shape) != 3 or shape[1] < 2:
+        raise DataError(f"layout: bundles must be (n, parts>=2, d), got {shape}")
+    n, parts, d = shape
     for li, b in enumerate(bundles):
-        if np.asarray(b).shape != (n, 2, d):
-            raise DataError(f"layout: layer {li} bundles {np.asarray(b).shape} != {(n, 2, d)}")
+        if np.asarray(b).shape != shape:
+            raise DataError(f"layout: layer {li} bundles {np.asarray(b).shape} != {shape}")
     orders = [check_placement(o, n, f"placement of layer {li}") for li, o in enumerate(orders)]
     itemsize = np.dtype(dtype).itemsize
-    bundle_bytes = 2 * d * itemsize
+    bundle_bytes = parts * d * itemsize
     perm = np.stack(orders).astype("<i8")
-    header = {"version": _VERSION, "layers": len(bundles), "n": n, "d": d, "dtype": dtype,
+    header = {"version": _VERSION, "layers": len(bundles), "n": n, "parts": parts, "d": d,
+              "dtype": dtype,
               "page": page, "bundle_bytes": bundle_bytes, "perm_crc32": zlib.crc32(perm.tobytes())}
     # header size must be known before offsets; reserve generously (offsets are short ints)
     head_room = _align(len(json.dumps(header)) + 64 * (len(bundles) + 4) + 256, page)
@@ -105,6 +110,7 @@ class FlashLayout:
             try:
                 h = json.loads(f.read(hlen))
                 self.layers, self.n, self.d = int(h["layers"]), int(h["n"]), int(h["d"])
+                self.parts = int(h["parts"])
                 self.dtype, self.page = np.dtype(h["dtype"]), int(h["page"])
                 self.bundle_bytes = int(h["bundle_bytes"])
                 self.data_offsets = [int(x) for x in h["data_offsets"]]
@@ -137,12 +143,13 @@ class FlashLayout:
         return self.data_offsets[layer] + slot * self.bundle_bytes, count * self.bundle_bytes
 
     def decode(self, raw: bytes | memoryview, count: int) -> np.ndarray:
-        """Raw bytes of `count` consecutive bundles -> (count, 2, d) float32."""
-        a = np.frombuffer(raw, dtype=self.dtype.newbyteorder("<"), count=count * 2 * self.d)
-        return a.reshape(count, 2, self.d).astype(np.float32)
+        """Raw bytes of `count` consecutive bundles -> (count, P, d) float32."""
+        a = np.frombuffer(raw, dtype=self.dtype.newbyteorder("<"),
+                          count=count * self.parts * self.d)
+        return a.reshape(count, self.parts, self.d).astype(np.float32)
 
     def read_slots(self, layer: int, start: int, count: int) -> np.ndarray:
-        """Bundles of slots [start, start+count) of `layer` (count, 2, d), buffered read."""
+        """Bundles of slots [start, start+count) of `layer` (count, P, d), buffered read."""
         off, ln = self.extent(layer, start, count)
         with open(self.path, "rb") as f:
             raw = os.pread(f.fileno(), int(ln), int(off))
@@ -151,10 +158,10 @@ class FlashLayout:
         return self.decode(raw, count)
 
     def read_neurons(self, layer: int, neurons: np.ndarray) -> np.ndarray:
-        """Bundles of the given neuron ids (k, 2, d), one read per neuron (slow, for checks)."""
+        """Bundles of the given neuron ids (k, P, d), one read per neuron (slow, for checks)."""
         return np.stack([self.read_slots(layer, int(self.slots[layer][i]), 1)[0]
                          for i in np.asarray(neurons).tolist()]) if len(neurons) else \
-            np.zeros((0, 2, self.d), np.float32)
+            np.zeros((0, self.parts, self.d), np.float32)
 
     def verify(self) -> None:
         """Check every layer's data block against its CRC (reads the whole file)."""

@@ -1,5 +1,8 @@
 """The small ReLU OPT model, its cached training, and FFN activation masks from forward hooks.
 
+Checkpoints loaded by path may be OPT (`fc1`/`fc2`) or Llama-style (`mlp.gate/up/down_proj`,
+e.g. ReLU-Llama) with `relu` activations; their neuron bundles are [up, down] or [gate, up, down].
+
 Ripple's statistics must come from a *trained* model (random weights have no co-activation
 structure; `build_model` without training is only the negative control). `trained_model` trains
 a byte-level OPT with `activation_function="relu"` on the stdlib corpus (`shared.text`), with an
@@ -22,11 +25,12 @@ import torch
 from torch import nn
 
 from ripple.config import ModelConfig, TrainConfig
+from ripple.layout import make_bundles
 from shared.config import to_dict
 from shared.errors import DataError
 
-__all__ = ["build_model", "ffn_layers", "trained_model", "load_model", "collect_masks",
-           "ffn_weights"]
+__all__ = ["build_model", "ffn_layers", "mask_module", "trained_model", "load_model",
+           "collect_masks", "ffn_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +49,25 @@ def build_model(cfg: ModelConfig, seed: int = 0):
 
 
 def ffn_layers(model) -> list[nn.Module]:
-    """The decoder layers of an OPT model (each has `fc1` = up, `fc2` = down)."""
-    try:
-        layers = model.model.decoder.layers
-    except AttributeError:
-        raise DataError(f"{type(model).__name__} is not an OPT model "
-                        "(no model.decoder.layers)") from None
+    """The decoder layers of an OPT (`fc1` = up, `fc2` = down) or Llama-style model (`mlp`)."""
+    inner = getattr(model, "model", None)
+    layers = getattr(getattr(inner, "decoder", None), "layers", None)
+    if layers is None:
+        layers = getattr(inner, "layers", None)
+    if layers is None or not len(layers):
+        raise DataError(f"{type(model).__name__} is neither OPT (model.decoder.layers) nor "
+                        "Llama-style (model.layers)")
     return list(layers)
+
+
+def mask_module(layer: nn.Module) -> nn.Module:
+    """The linear whose output > 0 marks activated neurons: OPT fc1, Llama mlp.gate_proj."""
+    if hasattr(layer, "fc1"):
+        return layer.fc1
+    mlp = getattr(layer, "mlp", None)
+    if mlp is not None and hasattr(mlp, "gate_proj"):
+        return mlp.gate_proj
+    raise DataError(f"{type(layer).__name__} has neither fc1 nor mlp.gate_proj")
 
 
 class _L1Sparsified(nn.Module):
@@ -61,7 +77,7 @@ class _L1Sparsified(nn.Module):
         super().__init__()
         self.model, self.l1, self._acts = model, l1, []
         for layer in ffn_layers(model):
-            layer.fc1.register_forward_hook(lambda m, i, o: self._acts.append(o))
+            mask_module(layer).register_forward_hook(lambda m, i, o: self._acts.append(o))
 
     def forward(self, input_ids, labels):
         self._acts.clear()
@@ -116,19 +132,21 @@ def _unpacked(archive: Path) -> Path:
 
 
 def load_model(path: str | Path):
-    """An HF OPT checkpoint (a `save_pretrained` dir) with ReLU FFNs, in eval mode."""
-    from transformers import OPTForCausalLM
+    """An HF checkpoint dir (`save_pretrained`) of an OPT or Llama-style model with ReLU FFNs."""
+    from transformers import AutoModelForCausalLM
 
     path = Path(path)
     if not (path / "config.json").is_file():
         raise DataError(f"checkpoint dir {path} has no config.json")
     try:
-        model = OPTForCausalLM.from_pretrained(path)
-    except Exception as e:  # corrupt weights, wrong architecture
+        model = AutoModelForCausalLM.from_pretrained(path)
+    except Exception as e:  # corrupt weights, unknown architecture
         raise DataError(f"checkpoint {path}: cannot load ({type(e).__name__}: {e})") from None
-    act = getattr(model.config, "activation_function", "?")
+    conf = model.config
+    act = getattr(conf, "activation_function", None) or getattr(conf, "hidden_act", "?")
     if act != "relu":
-        raise DataError(f"checkpoint {path}: activation_function='{act}', Ripple needs 'relu'")
+        raise DataError(f"checkpoint {path}: FFN activation '{act}', Ripple needs 'relu'")
+    ffn_layers(model)
     return model.eval()
 
 
@@ -138,7 +156,8 @@ def collect_masks(model, tokens: np.ndarray, n_tokens: int, seq_len: int,
     """Activation bitmasks from real forward passes over the first `n_tokens` of `tokens`.
 
     Returns bool (layers, T, n_neurons) with T = n_tokens rounded down to whole windows:
-    M[l, t, i] = ReLU(fc1_l x_t)_i > 0 (Ripple §4.1's per-layer token x neuron matrix).
+    M[l, t, i] = ReLU(fc1_l x_t)_i > 0 (Llama: ReLU(gate_l x_t)_i > 0), Ripple §4.1's per-layer
+    token x neuron matrix.
     """
     windows = min(n_tokens, len(tokens) - 1) // seq_len
     if windows < 1:
@@ -146,7 +165,7 @@ def collect_masks(model, tokens: np.ndarray, n_tokens: int, seq_len: int,
     x = torch.from_numpy(tokens[: windows * seq_len].astype(np.int64).reshape(windows, seq_len))
     layers = ffn_layers(model)
     out: list[list[torch.Tensor]] = [[] for _ in layers]
-    hooks = [layer.fc1.register_forward_hook(
+    hooks = [mask_module(layer).register_forward_hook(
         lambda m, i, o, k=k: out[k].append((o > 0).reshape(-1, o.shape[-1]).cpu()))
         for k, layer in enumerate(layers)]
     model.to(device).eval()
@@ -160,11 +179,26 @@ def collect_masks(model, tokens: np.ndarray, n_tokens: int, seq_len: int,
 
 
 def ffn_weights(model) -> list[dict[str, np.ndarray]]:
-    """Per layer: up (n, d) = fc1 rows, b1 (n,), down (n, d) = fc2 columns, b2 (d,), float32."""
+    """Per layer, float32: up (n, d), down (n, d) = down-projection columns, b1 (n,), b2 (d,),
+    for Llama-style models gate (n, d) too (biases zero when the model has none), and
+    `bundles` (n, P, d): [up, down] (OPT) or [gate, up, down] (Llama), as stored in flash."""
+    def arr(t):
+        return t.detach().float().numpy().copy()
+
     res = []
     for layer in ffn_layers(model):
-        res.append({"up": layer.fc1.weight.detach().float().numpy().copy(),
-                    "b1": layer.fc1.bias.detach().float().numpy().copy(),
-                    "down": layer.fc2.weight.detach().float().numpy().T.copy(),
-                    "b2": layer.fc2.bias.detach().float().numpy().copy()})
+        if hasattr(layer, "fc1"):
+            up, down = layer.fc1, layer.fc2
+            w = {"up": arr(up.weight), "down": arr(down.weight).T.copy()}
+        else:
+            mlp = layer.mlp
+            up, down = mlp.up_proj, mlp.down_proj
+            w = {"gate": arr(mlp.gate_proj.weight), "up": arr(up.weight),
+                 "down": arr(down.weight).T.copy()}
+        n, d = w["up"].shape
+        w["b1"] = arr(up.bias) if hasattr(layer, "fc1") and up.bias is not None \
+            else np.zeros(n, np.float32)
+        w["b2"] = arr(down.bias) if down.bias is not None else np.zeros(d, np.float32)
+        w["bundles"] = make_bundles(w["up"], w["down"], w.get("gate"))
+        res.append(w)
     return res

@@ -83,11 +83,12 @@ def ufs_of(cfg: RippleConfig) -> UFSModel:
     return UFSModel(s.bandwidth, s.knee_bytes, s.queue_depth)
 
 
-def bundle_settings(d_model: int, cfg: RippleConfig, itemsize: int = 4) -> dict[str, int]:
-    """Bundle bytes: the small model's true size, then the paper's shapes at fp16 (scaled)."""
-    out = {f"true d{d_model} fp32": 2 * d_model * itemsize}
+def bundle_settings(d_model: int, cfg: RippleConfig, itemsize: int = 4,
+                    parts: int = 2) -> dict[str, int]:
+    """Bundle bytes: the model's true size, then the paper's shapes at fp16 (scaled)."""
+    out = {f"true d{d_model} fp32": parts * d_model * itemsize}
     for d in cfg.scaled_d_models:
-        out[f"scaled d{d} fp16"] = 2 * d * 2
+        out[f"scaled d{d} fp16"] = parts * d * 2
     return out
 
 

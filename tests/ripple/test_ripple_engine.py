@@ -88,3 +88,44 @@ def test_replay_accounting():
         replay(masks, orders[:1], ARMS[0], online, UFSModel(), 1024)
     with pytest.raises(DataError, match="3-D"):
         replay(masks[0], orders, ARMS[0], online, UFSModel(), 1024)
+
+
+def test_gated_relu_llama_checkpoint_end_to_end(tmp_path):
+    """A Llama-style ReLU checkpoint by path: masks from gate_proj, [gate, up, down] bundles,
+    and the flash FFN equals the model's MLP on real forward-pass inputs."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ripple.models import collect_masks, load_model
+
+    torch.manual_seed(0)
+    conf = LlamaConfig(vocab_size=256, hidden_size=16, intermediate_size=48, num_hidden_layers=2,
+                       num_attention_heads=2, num_key_value_heads=2, hidden_act="relu",
+                       max_position_embeddings=64)
+    LlamaForCausalLM(conf).save_pretrained(tmp_path / "llama")
+    model = load_model(tmp_path / "llama")
+    tokens = np.random.default_rng(0).integers(0, 256, size=100).astype(np.uint8)
+    masks = collect_masks(model, tokens, 64, 32)
+    assert masks.shape == (2, 64, 48) and 0 < masks.mean() < 1
+    w = ffn_weights(model)
+    assert w[0]["bundles"].shape == (48, 3, 16)
+    ins, outs = {}, {}
+    mlp = ffn_layers(model)[1].mlp
+
+    def grab(m, i, o):
+        ins[0], outs[0] = i[0].reshape(-1, 16).numpy(), o.reshape(-1, 16).numpy()
+
+    mlp.register_forward_hook(grab)
+    with torch.no_grad():
+        model(input_ids=torch.from_numpy(tokens[:64].astype(np.int64).reshape(2, 32)))
+    order = GreedyEdgePlacement(top_k=8).fit(masks[1])
+    lay = FlashLayout(write_layout(tmp_path / "l.bin", [x["bundles"] for x in w],
+                                   [np.arange(48), order]))
+    assert lay.parts == 3
+    ffn = FlashFFN(lay, 1, order, w[1]["b1"], w[1]["b2"], ARMS[-1], OnlineConfig(), UFSModel())
+    for t in range(64):
+        np.testing.assert_allclose(ffn.forward(ins[0][t], np.flatnonzero(masks[1, t])),
+                                   outs[0][t], rtol=1e-5, atol=1e-5)
+    conf.hidden_act = "silu"
+    LlamaForCausalLM(conf).save_pretrained(tmp_path / "silu")
+    with pytest.raises(DataError, match="needs 'relu'"):
+        load_model(tmp_path / "silu")
