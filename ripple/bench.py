@@ -150,6 +150,9 @@ def main(argv=None) -> int:
         for arm, r in results[setting].items():
             rep.add(arm, setting, bundle_bytes=bb, **{k: r[k] for k in METRICS})
     true_s, big_s = list(settings)[0], list(settings)[-1]
+    per_layer = {f"{arm} | {s}": {"ios": r["layer_ios_per_token"],
+                                  "latency_ms": r["layer_latency_ms"]}
+                 for s in (true_s, big_s) for arm, r in results[s].items()}
 
     # real reads: one layout file of the true model (Ripple order) and one at the largest shape
     true_file = write_layout(run_dir / "layout-ripple.bin",
@@ -262,7 +265,13 @@ def main(argv=None) -> int:
         f"cache ratio {cfg.online.cache_ratio} for every arm (S3-FIFO; LLMFlash: windowing "
         f"k={cfg.online.window} capped at the same budget)",
     ]
-    rep.extra.update({"activated_fraction": frac, "cross_corpus": cross,
+    for s in (true_s, big_s):
+        a, b = per_layer[f"llmflash | {s}"], per_layer[f"ripple | {s}"]
+        rep.notes.append(
+            f"per layer [{s}], LLMFlash/Ripple modelled latency: "
+            + ", ".join(f"{x / y:.2f}x" for x, y in zip(a["latency_ms"], b["latency_ms"]))
+            + f"; layers 1.. only: {sum(a['latency_ms'][1:]) / sum(b['latency_ms'][1:]):.2f}x")
+    rep.extra.update({"per_layer": per_layer, "activated_fraction": frac, "cross_corpus": cross,
                       "random_weights_control_run_gain": control_gain,
                       "placement_scaling": scaling, "model_placement_seconds": place_s,
                       "o_direct": direct, "model": {"d_model": d_model, "neurons": n},

@@ -125,6 +125,8 @@ def replay(masks: np.ndarray, orders: list[np.ndarray], spec: ArmSpec, online: O
     lists = [_token_lists(m[li]) for li in range(n_layers)]
     lat = np.zeros(n_tok)
     ios = np.zeros(n_tok, dtype=np.int64)
+    layer_lat = np.zeros(n_layers)  # summed over tokens
+    layer_ios = np.zeros(n_layers)
     need = np.zeros(n_tok, dtype=np.int64)  # activated bundles read (misses)
     read = np.zeros(n_tok, dtype=np.int64)  # bundles read incl. collapsed gaps
     hits = 0
@@ -134,8 +136,11 @@ def replay(masks: np.ndarray, orders: list[np.ndarray], spec: ArmSpec, online: O
         per_layer = []
         for li in range(n_layers):
             p = loaders[li].step(lists[li][t])
-            lat[t] += ufs.latency(p["read_lengths"] * bundle_bytes)
+            lt = ufs.latency(p["read_lengths"] * bundle_bytes)
+            lat[t] += lt
             ios[t] += len(p["read_lengths"])
+            layer_lat[li] += lt
+            layer_ios[li] += len(p["read_lengths"])
             need[t] += len(p["miss_slots"])
             read[t] += int(p["read_lengths"].sum())
             hits += p["hits"]
@@ -150,6 +155,8 @@ def replay(masks: np.ndarray, orders: list[np.ndarray], spec: ArmSpec, online: O
     total_lat = lat.sum()
     return {
         "ios_per_token": float(ios.mean()),
+        "layer_ios_per_token": (layer_ios / n_tok).tolist(),
+        "layer_latency_ms": (layer_lat / n_tok * 1e3).tolist(),
         "mean_run": run_sum / max(run_cnt, 1),
         "max_run": run_max,
         "mean_read": float(read.sum() / max(ios.sum(), 1)),

@@ -94,7 +94,8 @@ def main(argv=None) -> int:
     for src in cfg.masks.test_sources:
         for setting, bb in bundle_settings(d_model, cfg, parts=parts).items():
             for arm, r in replay_arms(masks[f"test:{src}"], orders, cfg, bb).items():
-                r.pop("extents")
+                for k in ("extents", "layer_ios_per_token", "layer_latency_ms"):
+                    r.pop(k)
                 rows.append({"test": src, "setting": setting, "arm": arm, **r})
     atomic_write_json(run_dir / "results.json", {"placement_seconds": secs, "rows": rows})
     atomic_write_csv(run_dir / "results.csv", rows)
