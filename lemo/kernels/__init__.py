@@ -31,6 +31,7 @@ goes to the fallback, which computes the same function.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -50,6 +51,16 @@ __all__ = [
 ]
 
 
+@functools.cache
+def _triton_importable() -> bool:
+    """Checked once: a failed import is retried (a path scan) on every attempt otherwise."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def backend() -> str:
     """'triton' when a CUDA device and Triton are usable and not disabled, else 'torch'.
 
@@ -57,11 +68,7 @@ def backend() -> str:
     selects the kernels on CPU tensors under Triton's interpreter (slow: tests only).
     """
     mode = os.environ.get("LEMO_KERNELS", "auto")
-    if mode == "torch":
-        return "torch"
-    try:
-        import triton  # noqa: F401
-    except ImportError:
+    if mode == "torch" or not _triton_importable():
         return "torch"
     if mode == "triton" and os.environ.get("TRITON_INTERPRET", "0") == "1":
         return "triton"
@@ -127,13 +134,16 @@ def project_rows(linear: torch.nn.Module, x: torch.Tensor, idx: torch.Tensor) ->
 
 def scatter_add_rows(residual: torch.Tensor, idx: torch.Tensor, src: torch.Tensor,
                      inplace: bool = False) -> torch.Tensor:
-    """`inplace=True` (optional, kernel path only) updates `residual`'s buffer and returns it."""
+    """`inplace=True` (optional) updates `residual`'s buffer and returns it (autograd's version
+    counter then rejects a residual that something saved for backward)."""
     if _use_triton(residual):
         from lemo.kernels.scatter_add import scatter_add_rows_triton
 
         return scatter_add_rows_triton(residual, idx, src, inplace=inplace)
-    return residual.scatter_add(1, idx.unsqueeze(-1).expand(-1, -1, residual.shape[-1]),
-                                src.to(residual.dtype))
+    index = idx.unsqueeze(-1).expand(-1, -1, residual.shape[-1])
+    if inplace:
+        return residual.scatter_add_(1, index, src.to(residual.dtype))
+    return residual.scatter_add(1, index, src.to(residual.dtype))
 
 
 def _segment_ce_sum(h: torch.Tensor, w: torch.Tensor, y: torch.Tensor,

@@ -235,3 +235,10 @@ def test_fallback_selected_on_cpu(monkeypatch):
     y = K.project_rows(lin, torch.randn(1, 10, 8, requires_grad=True),
                        torch.tensor([[1, 4, 7]]))
     assert torch.cuda.is_available() or "ProjectRows" not in type(y.grad_fn).__name__
+    # the fallback honours inplace= like the kernel: same buffer, same values
+    res, src, idx = torch.randn(1, 6, 3), torch.randn(1, 2, 3), torch.tensor([[4, 1]])
+    ref = res.clone()
+    ref[0, [4, 1]] += src[0]
+    monkeypatch.setenv("LEMO_KERNELS", "torch")
+    out = K.scatter_add_rows(res, idx, src, inplace=True)
+    assert out.data_ptr() == res.data_ptr() and torch.equal(out, ref)
