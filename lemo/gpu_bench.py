@@ -486,7 +486,12 @@ def main(argv: list[str] | None = None) -> int:
         "LeMo vs LoRA / LongLoRA / chunked loss on a GPU: peak and activation memory, step "
         "time, TFLOP/s and longest trainable length for every arm and sequence length, plus "
         "the Triton kernels' micro-benchmarks. --quick: 4K only, 3 timed steps, no search.",
-        default_config="configs/lemo/gpu_llama.yaml")
+        default_config="configs/lemo/gpu_llama.yaml",
+        epilog="arms: " + ", ".join(ARMS) + "\n\nexamples:\n"
+               "  python -m lemo.gpu_bench --out results/lemo_gpu\n"
+               "  python -m lemo.gpu_bench --config configs/lemo/gpu_opt.yaml\n"
+               "  python -m lemo.gpu_bench --set 'seq_lens=[8192]' --set 'arms=[lora,lemo_full]' "
+               "--set 'peak_traces=[lemo_full@8192]' --set micro=false --set 'search_arms=[]'")
     args, cfg = parse_args(argv, GpuBenchConfig, prog="lemo.gpu_bench",
                            description="", parser=parser)
     device = pick_device(cfg.device)
