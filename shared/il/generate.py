@@ -32,6 +32,7 @@ log = get_logger("shared.il.generate")
 POLICY_DIR = Path(__file__).parent / "policies"
 REFERENCE_FILE = "reference_returns.json"
 ENVS = ("Hopper-v5", "HalfCheetah-v5")
+ROLLOUT_VERSION = 2  # bump when rollout() changes what a seed produces
 
 
 def env_stem(env_id: str) -> str:
@@ -68,7 +69,7 @@ def dataset(env_id: str, kind: str, n_episodes: int, seed: int,
         log.info("rolling out %d %s episodes of %s (seed %d)", n_episodes, kind, env_id, seed)
         return rollout(env_id, n_episodes, seed, kind, policy, noise_levels, max_steps=max_steps)
 
-    return cached_arrays("shared-il-rollout", key, gen)
+    return cached_arrays("shared-il-rollout", key, gen, version=ROLLOUT_VERSION)
 
 
 def reference_returns(env_id: str, policy_dir: str | Path | None = None) -> dict:

@@ -48,6 +48,16 @@ class GaussianPolicy(nn.Module):
         self.obs_dim, self.act_dim, self.hidden, self.depth = obs_dim, act_dim, hidden, depth
 
     @torch.no_grad()
+    def mean_std(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pre-tanh Gaussian parameters (N, A), (N, A) for obs (N, S)."""
+        mean, raw = self.net(torch.as_tensor(np.asarray(obs), dtype=torch.float32)).chunk(2, -1)
+        return mean.numpy(), squash_log_std(raw).exp().numpy()
+
+    def squash(self, u: np.ndarray) -> np.ndarray:
+        """Pre-tanh u (N, A) -> action within the bounds."""
+        return np.tanh(u) * self.scale.numpy() + self.bias.numpy()
+
+    @torch.no_grad()
     def act(self, obs: np.ndarray | torch.Tensor, deterministic: bool = True,
             generator: torch.Generator | None = None) -> np.ndarray:
         """obs (N, S) -> actions (N, A) as float32 numpy; sampling uses `generator` if given."""

@@ -9,14 +9,13 @@ Dataset kinds (what D4RL calls them, built the same way):
   std is stored per transition in `infos/noise_std`).
 
 Episodes are rolled out `batch` at a time (one env each, one batched policy forward per step).
-Everything is seeded: episode i resets its env with `seed + i`, and the action noise comes from
-one numpy generator seeded with `seed`, consumed in a fixed order, so a seed fixes the dataset.
+Everything is seeded per episode: episode i resets its env with `seed + i` and draws its action
+noise from `numpy.random.default_rng([seed, i])`, so a seed fixes the dataset whatever `batch`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from shared.il.envs import make_env
 from shared.il.policy import GaussianPolicy
@@ -48,21 +47,21 @@ def rollout(env_id: str, n_episodes: int, seed: int, kind: str = "expert",
         raise ValueError(f"unknown dataset kind '{kind}' (use one of {DATASET_KINDS})")
     if kind != "random" and policy is None:
         raise ValueError(f"kind '{kind}' needs a policy")
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator().manual_seed(seed)
     envs = [make_env(env_id) for _ in range(min(batch, n_episodes))]
     low, high = envs[0].action_space.low, envs[0].action_space.high
     cap = max_steps or envs[0].spec.max_episode_steps or 1000
     episodes: list[dict[str, np.ndarray] | None] = [None] * n_episodes
-    noise = rng.choice(np.asarray(noise_levels, np.float32), size=n_episodes) \
-        if kind == "noisy_expert" else np.zeros(n_episodes, np.float32)
+    noise = np.zeros(n_episodes, np.float32)
     next_ep = 0
     slots: list[dict] = []  # per active env: episode index, obs, and step lists
 
     def start(env):
         nonlocal next_ep
         obs, _ = env.reset(seed=seed + next_ep)
-        slot = {"env": env, "ep": next_ep, "obs": obs, "steps": []}
+        rng = np.random.default_rng([seed, next_ep])
+        if kind == "noisy_expert":
+            noise[next_ep] = rng.choice(np.asarray(noise_levels, np.float32))
+        slot = {"env": env, "ep": next_ep, "obs": obs, "steps": [], "rng": rng}
         next_ep += 1
         return slot
 
@@ -70,14 +69,15 @@ def rollout(env_id: str, n_episodes: int, seed: int, kind: str = "expert",
         slots.append(start(env))
     while slots:
         obs = np.stack([s["obs"] for s in slots]).astype(np.float32)
+        eps = np.stack([s["rng"].standard_normal(len(low)) for s in slots])
         if kind == "random":
-            act = rng.uniform(low, high, size=(len(slots), len(low))).astype(np.float32)
+            act = np.stack([s["rng"].uniform(low, high) for s in slots])
         elif kind == "noisy_expert":
             act = policy.act(obs, deterministic=True)
-            std = noise[[s["ep"] for s in slots]][:, None]
-            act = np.clip(act + std * rng.standard_normal(act.shape), low, high)
+            act = np.clip(act + noise[[s["ep"] for s in slots]][:, None] * eps, low, high)
         else:
-            act = policy.act(obs, deterministic=False, generator=gen)
+            mean, std = policy.mean_std(obs)
+            act = policy.squash(mean + std * eps)
         act = act.astype(np.float32)
         keep = []
         for s, o, a in zip(slots, obs, act):

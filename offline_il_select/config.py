@@ -1,0 +1,85 @@
+"""Typed configs for ILID training, the baselines and the benchmark (YAML -> dataclasses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["DataConfig", "ILIDConfig", "PolicyConfig", "BaselineConfig", "TrainConfig",
+           "METHODS"]
+
+METHODS = ("ilid", "bc_expert", "bc_all", "dwbc", "iswbc")
+
+
+@dataclass
+class DataConfig:
+    env_id: str = "Hopper-v5"  # gymnasium MuJoCo env the datasets come from
+    # D_b recipe: 'random' = n_random random episodes; 'medium_random' = n_medium medium episodes
+    # + n_random random; 'noisy' = n_noisy noisy-expert episodes (known per-episode quality).
+    imperfect: Literal["random", "medium_random", "noisy"] = "random"
+    n_expert: int = 1  # expert episodes in D_e
+    n_random: int = 1000  # random episodes in D_b
+    n_medium: int = 10  # medium-policy episodes in D_b ('medium_random')
+    n_noisy: int = 50  # noisy-expert episodes in D_b ('noisy')
+    data_seed: int = 0  # seed of the dataset rollouts (fixed across training seeds)
+    policy_dir: str = ""  # expert/medium policy files; '' = shared/il/policies
+    expert_file: str = ""  # a D4RL-layout HDF5 to use as D_e instead of a rollout
+    imperfect_file: str = ""  # a D4RL-layout HDF5 (or Minari dir) to use as D_b
+    max_episode_steps: int = 1000  # episode cap of the rollouts
+
+
+@dataclass
+class PolicyConfig:
+    hidden: int = 256  # tanh-Gaussian MLP width (2 hidden layers)
+    lr: float = 1e-4  # Adam learning rate
+    weight_decay: float = 5e-3  # Adam weight decay (paper code)
+    steps: int = 10_000  # gradient steps (the paper runs 1M)
+    batch_size: int = 256  # per data source
+
+
+@dataclass
+class ILIDConfig:
+    sigma: float = 0.4  # expert-likeness threshold on d(s) (paper's `bar`)
+    rollback: int = 20  # K: look-ahead window of resultant states (same episode only)
+    use_beta: bool = True  # gate the D_s term by beta = 1[d(s) <= sigma] (the public code skips it)
+    disc_hidden: int = 256  # width of d(s) and D(s,a)
+    disc_lr: float = 1e-4  # Adam lr of both discriminators (paper: 1e-5 for 100k steps)
+    disc_weight_decay: float = 5e-3  # Adam weight decay of both discriminators
+    disc_steps: int = 2_000  # gradient steps of each discriminator (paper: 100k)
+    disc_batch: int = 256  # per side
+    clip: tuple[float, float] = (0.1, 0.9)  # discriminator output clip
+
+
+@dataclass
+class BaselineConfig:
+    dwbc_alpha: float = 7.5  # DWBC's weight on the plain expert BC term
+    dwbc_eta: float = 0.5  # DWBC's PU-learning class prior
+    iswbc_grad_penalty: float = 1.0  # ISW-BC's gradient-penalty coefficient
+    iswbc_tau: float = 0.0  # ISW-BC: weights below tau are set to 0
+
+
+@dataclass
+class TrainConfig:
+    method: Literal["ilid", "bc_expert", "bc_all", "dwbc", "iswbc"] = "ilid"  # what to train
+    seed: int = 0  # networks, batches
+    device: str = "cpu"  # cpu | cuda | auto
+    data: DataConfig = field(default_factory=DataConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    ilid: ILIDConfig = field(default_factory=ILIDConfig)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    eval_every: int = 2_000  # policy steps between evaluations (learning curve)
+    eval_episodes: int = 10  # deterministic episodes per evaluation
+    ckpt_every: int = 2_000  # policy steps between resumable checkpoints
+
+    def validate(self) -> None:
+        lo, hi = self.ilid.clip
+        if not 0 < lo < hi < 1:
+            raise ValueError(f"ilid.clip must satisfy 0 < lo < hi < 1, got {self.ilid.clip}")
+        if not lo <= self.ilid.sigma <= hi:
+            raise ValueError(f"ilid.sigma={self.ilid.sigma} outside the clip {self.ilid.clip}")
+        if self.ilid.rollback < 1:
+            raise ValueError("ilid.rollback (K) must be >= 1")
+        if self.policy.steps < 1 or self.eval_every < 1 or self.eval_episodes < 1:
+            raise ValueError("policy.steps, eval_every and eval_episodes must be >= 1")
+        if self.data.n_expert < 1:
+            raise ValueError("data.n_expert must be >= 1")

@@ -1,0 +1,97 @@
+"""The two datasets ILID learns from: D_e (a few expert episodes) and D_b (imperfect, unlabeled).
+
+Built from `shared.il` (SAC expert / medium policies rolled out on gymnasium MuJoCo v5 envs, in
+D4RL's layout), or read from user files (`expert_file` / `imperfect_file`: a D4RL-layout HDF5
+file or a Minari dataset directory). The expert episodes of D_e use a different rollout seed from
+anything in D_b. `selection_quality` scores a selection against ground truth: the share of
+selected transitions that come from D_b episodes with a return above D_b's median episode return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from offline_il_select.config import DataConfig
+from shared.errors import DataError
+from shared.il.datasets import (
+    concat_datasets,
+    episode_ids,
+    episode_returns,
+    load_d4rl_hdf5,
+    load_minari,
+    validate_dataset,
+)
+from shared.il.generate import dataset, reference_returns
+
+__all__ = ["ILData", "build_data", "load_user_dataset", "selection_quality", "state_stats"]
+
+
+@dataclass
+class ILData:
+    expert: dict[str, np.ndarray]  # D_e, D4RL layout
+    imperfect: dict[str, np.ndarray]  # D_b, D4RL layout
+    env_id: str
+    ref_random: float  # returns that map to normalised score 0 and 100
+    ref_expert: float
+    description: str
+
+
+def load_user_dataset(path: str | Path) -> dict[str, np.ndarray]:
+    """A D4RL-layout HDF5 file, or a Minari dataset directory."""
+    path = Path(path)
+    if path.is_dir():
+        return load_minari(path)[0]
+    return load_d4rl_hdf5(path)[0]
+
+
+def build_data(cfg: DataConfig) -> ILData:
+    """D_e and D_b for `cfg` (rollouts are cached; each part deterministic for data_seed)."""
+    pdir = cfg.policy_dir or None
+    steps = cfg.max_episode_steps
+    seed = cfg.data_seed
+    if cfg.expert_file:
+        expert = load_user_dataset(cfg.expert_file)
+    else:
+        expert = dataset(cfg.env_id, "expert", cfg.n_expert, 1_000_000 + seed, pdir, steps)
+    if cfg.imperfect_file:
+        imperfect = load_user_dataset(cfg.imperfect_file)
+        desc = f"D_b from {cfg.imperfect_file}"
+    elif cfg.imperfect == "random":
+        imperfect = dataset(cfg.env_id, "random", cfg.n_random, seed, pdir, steps)
+        desc = f"{cfg.n_expert} expert + {cfg.n_random} random episodes"
+    elif cfg.imperfect == "medium_random":
+        imperfect = concat_datasets(
+            dataset(cfg.env_id, "medium", cfg.n_medium, 2_000_000 + seed, pdir, steps),
+            dataset(cfg.env_id, "random", cfg.n_random, seed, pdir, steps))
+        desc = f"{cfg.n_expert} expert + {cfg.n_medium} medium + {cfg.n_random} random episodes"
+    else:
+        imperfect = dataset(cfg.env_id, "noisy_expert", cfg.n_noisy, 3_000_000 + seed, pdir, steps)
+        desc = f"{cfg.n_expert} expert + {cfg.n_noisy} noisy-expert episodes"
+    expert, imperfect = validate_dataset(expert, "D_e"), validate_dataset(imperfect, "D_b")
+    if expert["observations"].shape[1] != imperfect["observations"].shape[1]:
+        raise DataError(f"D_e states have {expert['observations'].shape[1]} dims but D_b's have "
+                        f"{imperfect['observations'].shape[1]}")
+    if expert["actions"].shape[1] != imperfect["actions"].shape[1]:
+        raise DataError(f"D_e actions have {expert['actions'].shape[1]} dims but D_b's have "
+                        f"{imperfect['actions'].shape[1]}")
+    ref = reference_returns(cfg.env_id, pdir)
+    return ILData(expert, imperfect, cfg.env_id, ref["random"], ref["expert"], desc)
+
+
+def state_stats(data: ILData) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std (S,) of the states of D_e ∪ D_b (ILID normalises with these)."""
+    s = np.concatenate([data.expert["observations"], data.imperfect["observations"]])
+    return s.mean(0), s.std(0)
+
+
+def selection_quality(imperfect: dict[str, np.ndarray], selected: np.ndarray) -> float:
+    """Share of selected transitions whose D_b episode returns more than D_b's median episode."""
+    rets = episode_returns(imperfect)
+    good = rets > np.median(rets)
+    sel = np.asarray(selected, bool)
+    if not sel.any():
+        return float("nan")
+    return float(good[episode_ids(imperfect)][sel].mean())

@@ -1,0 +1,96 @@
+"""ILID: imitation learning from imperfect demonstrations by resultant-state selection.
+
+Yue et al., "How to Leverage Diverse Demonstrations in Offline Imitation Learning", ICML 2024,
+Alg. 1:
+1. state-only discriminator d(s): D_e states vs D_b states (`discriminator.py`, Eq. (7));
+2. D_s = transitions of D_b with an expert-like resultant state within K steps
+   (`selection.ResultantStateSelector`, Eq. (6));
+3. state-action discriminator D(s, a): D_e vs D_u = D_e ∪ D_s; alpha = D/(1 - D);
+4. weighted BC (`wbc.weighted_bc_loss`, Eq. (9)) with beta = 1[d(s) <= sigma] on D_s (the public
+   code computes beta but drops it; `use_beta=False` reproduces that as an ablation).
+
+Steps 1-3 run once in `prepare()`; `loss()` is then one weighted-BC minibatch loss. Shapes: D_e
+(N_e, S)/(N_e, A), D_b (N_b, .), D_s (N_s, .); batches (B, .).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from offline_il_select.config import ILIDConfig, PolicyConfig
+from offline_il_select.discriminator import train_discriminator
+from offline_il_select.models import Discriminator, Normalizer, TanhGaussianPolicy
+from offline_il_select.selection import ResultantStateSelector, beta_gate
+from offline_il_select.wbc import importance_weight, weighted_bc_loss
+
+__all__ = ["ILID", "t32"]
+
+
+def t32(x: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x), dtype=torch.float32)
+
+
+class ILID:
+    """ILID's data selection + weighting (`prepare`) and its weighted-BC loss (`loss`)."""
+
+    name = "ilid"
+
+    def __init__(self, expert: dict, imperfect: dict, norm: Normalizer, cfg: ILIDConfig,
+                 pcfg: PolicyConfig):
+        self.e, self.b, self.norm, self.cfg, self.pcfg = expert, imperfect, norm, cfg, pcfg
+        self.artifacts: dict[str, torch.Tensor] = {}
+
+    def prepare(self, gen: torch.Generator) -> dict:
+        """Train d(s), select D_s, train D(s,a); fix alpha over D_u and beta over D_s."""
+        cfg, S = self.cfg, self.e["observations"].shape[1]
+        s_e, a_e = t32(self.e["observations"]), t32(self.e["actions"])
+        s_b, a_b = t32(self.b["observations"]), t32(self.b["actions"])
+        d = Discriminator(S, cfg.disc_hidden, cfg.clip, self.norm)
+        train_discriminator(d, s_e, s_b, cfg.disc_steps, cfg.disc_batch, cfg.disc_lr,
+                            cfg.disc_weight_decay, gen)
+        with torch.no_grad():
+            d_next = d(t32(self.b["next_observations"])).numpy()
+        selected = ResultantStateSelector(cfg.sigma, cfg.rollback)(
+            d_next, self.b["terminals"], self.b["timeouts"])
+        sel = torch.as_tensor(np.flatnonzero(selected))
+        s_s, a_s = s_b[sel], a_b[sel]
+        with torch.no_grad():  # beta needs d(s) on D_s only
+            d_state = d(s_s).numpy()
+        beta = beta_gate(d_state, cfg.sigma) if cfg.use_beta else np.ones(len(sel), np.float32)
+        s_u, a_u = torch.cat([s_e, s_s]), torch.cat([a_e, a_s])
+        sa_norm = self.norm.with_actions(a_e.shape[1])
+        big_d = Discriminator(S + a_e.shape[1], cfg.disc_hidden, cfg.clip, sa_norm)
+        train_discriminator(big_d, torch.cat([s_e, a_e], 1), torch.cat([s_u, a_u], 1),
+                            cfg.disc_steps, cfg.disc_batch, cfg.disc_lr, cfg.disc_weight_decay,
+                            gen)
+        with torch.no_grad():
+            alpha = importance_weight(big_d(torch.cat([s_u, a_u], 1)))
+        self.artifacts = {"s_u": s_u, "a_u": a_u, "alpha": alpha, "s_s": s_s, "a_s": a_s,
+                          "beta": t32(beta), "selected": torch.as_tensor(selected),
+                          "d_state": t32(d_state), "d_next": t32(d_next)}  # d_state on D_s
+        return self.stats()
+
+    def stats(self) -> dict:
+        a = self.artifacts
+        return {"n_selected": int(a["selected"].sum()), "n_imperfect": len(a["selected"]),
+                "beta_mean": float(a["beta"].mean()) if len(a["beta"]) else float("nan"),
+                "alpha_mean_expert": float(a["alpha"][:len(self.e["observations"])].mean()),
+                "alpha_mean_selected": float(a["alpha"][len(self.e["observations"]):].mean())
+                if len(a["s_s"]) else float("nan"),
+                "expert_like_share": float((a["d_next"] >= self.cfg.sigma).float().mean())}
+
+    def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
+        a, B = self.artifacts, self.pcfg.batch_size
+        iu = torch.randint(len(a["s_u"]), (B,), generator=gen)
+        if len(a["s_s"]) == 0:  # nothing selected: alpha-weighted BC on D_e alone
+            return weighted_bc_loss(policy, a["s_u"][iu], a["a_u"][iu], a["alpha"][iu])
+        i_s = torch.randint(len(a["s_s"]), (B,), generator=gen)
+        return weighted_bc_loss(policy, a["s_u"][iu], a["a_u"][iu], a["alpha"][iu],
+                                a["s_s"][i_s], a["a_s"][i_s], a["beta"][i_s])
+
+    def state_dict(self) -> dict:
+        return dict(self.artifacts)
+
+    def load_state_dict(self, st: dict) -> None:
+        self.artifacts = dict(st)

@@ -1,0 +1,177 @@
+"""Train ILID or a baseline.
+
+    python -m offline_il_select.train --config configs/offline_il_select/hopper_random.yaml
+
+The recipe: build D_e and D_b (`data.py`), normalise states with D_e ∪ D_b statistics, let the
+method prepare (ILID: discriminators + selection; ISW-BC: its discriminator), then run
+`policy.steps` weighted-BC steps, evaluating the deterministic policy every `eval_every` steps
+(normalised score, D4RL convention, against the reference returns of `shared.il`). The run dir
+holds `config.yaml`, a resumable `ckpt.pt` (rerun with the same --out to resume), `curve.csv`,
+`result.json` and `policy.pt`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from offline_il_select.baselines import BC, DWBC, ISWBC
+from offline_il_select.config import TrainConfig
+from offline_il_select.data import ILData, build_data, selection_quality, state_stats
+from offline_il_select.ilid import ILID
+from offline_il_select.models import Normalizer, TanhGaussianPolicy
+from shared.cli import parse_args, run
+from shared.config import save_config
+from shared.errors import ConfigError
+from shared.il.rollout import evaluate_policy
+from shared.io import (
+    Checkpointer,
+    atomic_torch_save,
+    atomic_write_csv,
+    atomic_write_json,
+    make_run_dir,
+)
+from shared.log import get_logger, progress
+from shared.metrics import normalized_return
+from shared.runtime import set_seed
+
+__all__ = ["build_method", "fit", "evaluate", "main"]
+
+log = get_logger("offline_il_select.train")
+
+
+def build_method(cfg: TrainConfig, data: ILData, norm: Normalizer):
+    e, b = data.expert, data.imperfect
+    if cfg.method == "ilid":
+        return ILID(e, b, norm, cfg.ilid, cfg.policy)
+    if cfg.method == "bc_expert":
+        return BC(e, b, cfg.policy, "expert")
+    if cfg.method == "bc_all":
+        return BC(e, b, cfg.policy, "all")
+    if cfg.method == "dwbc":
+        return DWBC(e, b, norm, cfg.policy, cfg.baselines, cfg.ilid)
+    if cfg.method == "iswbc":
+        return ISWBC(e, b, norm, cfg.policy, cfg.baselines, cfg.ilid)
+    raise ConfigError(f"method: unknown '{cfg.method}'")
+
+
+def evaluate(policy: TanhGaussianPolicy, data: ILData, episodes: int, seed: int) -> dict:
+    rets = evaluate_policy(lambda o: policy.act(torch.as_tensor(o)).numpy(), data.env_id,
+                           episodes, seed)
+    return {"return": float(rets.mean()),
+            "score": normalized_return(float(rets.mean()), data.ref_random, data.ref_expert)}
+
+
+def fit(cfg: TrainConfig, data: ILData, run_dir: str | Path | None = None,
+        prepared: tuple[dict, dict] | None = None) -> dict:
+    """Train `cfg.method` on `data`; resumes from `run_dir/ckpt.pt` when present.
+
+    Returns the final score/return (mean of the last two evaluations), the learning curve,
+    `train_s` / `train_cpu_s` (wall-clock and process CPU seconds of preparation + policy steps,
+    evaluation excluded; on a shared machine the CPU time is the fair cost) and the method's
+    preparation statistics. `prepared` = (artifacts, stats) of an earlier `prepare()` with the
+    same data and seed skips preparation (the bench's no-beta ablation reuses ILID's selection).
+    """
+    set_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    mean, std = state_stats(data)
+    norm = Normalizer(torch.as_tensor(mean), torch.as_tensor(std))
+    method = build_method(cfg, data, norm)
+    S, A = data.expert["observations"].shape[1], data.expert["actions"].shape[1]
+    policy = TanhGaussianPolicy(S, A, cfg.policy.hidden, norm)
+    opt = torch.optim.Adam(policy.parameters(), lr=cfg.policy.lr,
+                           weight_decay=cfg.policy.weight_decay)
+    ckpt = Checkpointer(run_dir) if run_dir is not None else None
+    st = ckpt.load() if ckpt else None
+    if st is not None:
+        policy.load_state_dict(st["policy"])
+        opt.load_state_dict(st["opt"])
+        method.load_state_dict(st["method"])
+        gen.set_state(st["gen"])
+        start, curve, prep = st["step"], st["curve"], st["prep"]
+        train_s, cpu_s = st["train_s"], st["train_cpu_s"]
+        log.info("resumed %s at step %d", run_dir, start)
+    elif prepared is not None:
+        method.load_state_dict(prepared[0])
+        prep, train_s, cpu_s = dict(prepared[1]), prepared[1]["prep_s"], prepared[1]["prep_cpu_s"]
+        start, curve = 0, []
+    else:
+        t0, c0 = time.perf_counter(), time.process_time()
+        prep = method.prepare(gen)
+        train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        prep.update(prep_s=train_s, prep_cpu_s=cpu_s)
+        if cfg.method == "ilid":
+            prep["selection_quality"] = selection_quality(
+                data.imperfect, method.artifacts["selected"].numpy())
+        start, curve = 0, []
+        log.info("%s prepared in %.1fs: %s", cfg.method, train_s, prep)
+    steps = cfg.policy.steps
+    t0, c0 = time.perf_counter(), time.process_time()
+    for step in progress(range(start, steps), desc=cfg.method, initial=start, total=steps):
+        loss = method.loss(policy, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        n = step + 1
+        if n % cfg.eval_every == 0 or n == steps:
+            train_s, cpu_s = train_s + time.perf_counter() - t0, cpu_s + time.process_time() - c0
+            ev = evaluate(policy, data, cfg.eval_episodes, seed=100_000 + 1000 * cfg.seed)
+            curve.append({"step": n, "loss": loss.item(), **ev})
+            log.debug("%s step %d: score %.1f", cfg.method, n, ev["score"])
+            t0, c0 = time.perf_counter(), time.process_time()
+        if ckpt and (n % cfg.ckpt_every == 0 or n == steps):
+            train_s, cpu_s = train_s + time.perf_counter() - t0, cpu_s + time.process_time() - c0
+            ckpt.save({"policy": policy.state_dict(), "opt": opt.state_dict(),
+                       "method": method.state_dict(), "gen": gen.get_state(), "step": n,
+                       "curve": curve, "prep": prep, "train_s": train_s, "train_cpu_s": cpu_s})
+            t0, c0 = time.perf_counter(), time.process_time()
+    train_s, cpu_s = train_s + time.perf_counter() - t0, cpu_s + time.process_time() - c0
+    last = curve[-2:]
+    return {"method": cfg.method, "score": sum(c["score"] for c in last) / len(last),
+            "return": sum(c["return"] for c in last) / len(last), "curve": curve,
+            "train_s": train_s, "train_cpu_s": cpu_s, "prep": prep, "policy": policy,
+            "artifacts": getattr(method, "artifacts", None)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, cfg = parse_args(
+        argv, TrainConfig, prog="offline_il_select.train",
+        description="Offline imitation from one expert episode plus imperfect data: ILID "
+                    "(resultant-state selection + weighted BC) or a baseline (bc_expert, bc_all, "
+                    "dwbc, iswbc; --set method=...). Datasets come from shared.il's committed "
+                    "SAC policies (or --set data.imperfect_file=...). Rerun with the same --out "
+                    "to resume.",
+        default_config="configs/offline_il_select/hopper_random.yaml")
+    if args.quick:
+        cfg.policy.steps, cfg.eval_every, cfg.ckpt_every, cfg.eval_episodes = 500, 250, 250, 3
+        cfg.ilid.disc_steps = 200
+        cfg.data.n_random = min(cfg.data.n_random, 100)
+    try:
+        cfg.validate()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    torch.set_num_threads(1)
+    data = build_data(cfg.data)  # fails on bad data before the run dir is made
+    run_dir = make_run_dir(args.out, "offline_il_select", f"train-{cfg.method}")
+    save_config(cfg, run_dir / "config.yaml")
+    log.info("%s on %s (%s) -> %s", cfg.method, cfg.data.env_id, data.description, run_dir)
+    res = fit(cfg, data, run_dir)
+    atomic_write_csv(run_dir / "curve.csv", res["curve"])
+    pol = res["policy"]
+    atomic_torch_save({"state_dict": pol.state_dict(), "obs_dim": pol.net[0].in_features,
+                       "act_dim": pol.net[-1].out_features // 2, "hidden": cfg.policy.hidden,
+                       "env_id": cfg.data.env_id}, run_dir / "policy.pt")
+    out = {k: res[k] for k in ("method", "score", "return", "train_s", "train_cpu_s", "prep")}
+    out["n_expert_transitions"] = int(len(data.expert["rewards"]))
+    out["n_imperfect_transitions"] = int(len(data.imperfect["rewards"]))
+    atomic_write_json(run_dir / "result.json", out)
+    log.info("%s: normalised score %.1f (return %.0f) in %.1fs of training", cfg.method,
+             res["score"], res["return"], res["train_s"])
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, sys.argv[1:])

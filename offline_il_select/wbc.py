@@ -1,0 +1,42 @@
+"""Weighted behaviour cloning (ILID Sec. 5.2, Eq. (9)) and the importance weight alpha.
+
+    max_pi  E_{D_u}[alpha(s,a) log pi(a|s)] + E_{D_s}[beta(s) log pi(a|s)]
+
+D_u = D_e ∪ D_s, alpha = D/(1 - D) with D(s, a) the state-action discriminator of D_e vs D_u
+(an importance weight d_e/d_u; in [1/9, 9] with the [0.1, 0.9] clip), beta = 1[d(s) <= sigma]
+(`selection.beta_gate`). Each term is a mean over its own batch, so the two sources weigh alike
+regardless of their sizes (as in the paper's code).
+
+Shapes: s (B, S), a (B, A), weights (B,) -> scalar loss (to minimise).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from offline_il_select.models import TanhGaussianPolicy
+
+__all__ = ["importance_weight", "weighted_bc_loss", "bc_loss"]
+
+
+def importance_weight(d: torch.Tensor) -> torch.Tensor:
+    """alpha = D / (1 - D) for discriminator outputs D (B,) in (0, 1)."""
+    return d / (1 - d)
+
+
+def bc_loss(policy: TanhGaussianPolicy, s: torch.Tensor, a: torch.Tensor,
+            w: torch.Tensor | None = None) -> torch.Tensor:
+    """-mean_B w * log pi(a|s) (w = 1 when None)."""
+    logp = policy.log_prob(s, a)
+    return -(logp if w is None else w * logp).mean()
+
+
+def weighted_bc_loss(policy: TanhGaussianPolicy, s_u: torch.Tensor, a_u: torch.Tensor,
+                     alpha_u: torch.Tensor, s_s: torch.Tensor | None = None,
+                     a_s: torch.Tensor | None = None, beta_s: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+    """ILID's loss: alpha-weighted BC on a D_u batch + beta-gated BC on a D_s batch (if given)."""
+    loss = bc_loss(policy, s_u, a_u, alpha_u)
+    if s_s is not None:
+        loss = loss + bc_loss(policy, s_s, a_s, beta_s)
+    return loss
