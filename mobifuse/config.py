@@ -81,8 +81,8 @@ class StereoConfig:
 class DEIConfig:
     """Depth Error Indication coefficients (`mobifuse.dei`)."""
 
-    mpi_coef: float = 0.08  # metres of expected error per unit concavity x depth
-    edge_coef: float = 0.5  # expected error per metre of depth jump across a pixel
+    mpi_coef: float = 0.03  # metres of expected error per unit concavity x depth
+    edge_coef: float = 3.0  # expected error per metre of depth jump across a pixel
     wrap_margin: float = 0.15  # fraction of the unambiguous range where wrap risk rises
     hole_sigma: float = 1.0  # sigma (m) assigned where the sensor gave nothing
     texture_eps: float = 2.0  # regulariser of the texture term (grey levels^2)
@@ -98,6 +98,7 @@ class NetConfig:
     """The two-stage fusion network (`mobifuse.models.TwoStageFusionNet`)."""
 
     widths: tuple[int, ...] = (8, 16, 32)  # channels at scales 1/2, 1/4, 1/8
+    refine_width: int = 8  # channels of the full-resolution refinement convs
     use_dei: bool = True  # False: the no-DEI ablation (DEI channels zeroed)
     max_depth: float = 5.0  # depth normaliser (m)
 
@@ -121,7 +122,7 @@ class TrainConfig:
     weight_decay: float = 1e-4  # AdamW weight decay
     grad_weight: float = 0.5  # weight of the gradient-matching loss term
     ckpt_every: int = 250  # steps between resumable checkpoints
-    threads: int = 2  # torch CPU threads
+    threads: int = 1  # torch CPU threads (1: OpenMP barriers thrash on a shared CPU)
 
     def validate(self) -> None:
         if self.train_scenes < 1 or self.steps < 1 or self.batch_size < 1:

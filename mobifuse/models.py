@@ -12,7 +12,7 @@ weights over the two sensors that gate (convexly mix) their geometry features; a
 over the gated features predicts a correction to the gate-weighted input depths -> coarse depth.
 Stage 2 re-encodes [coarse, ToF, SGBM, grey] and, at every scale, concatenates stage 1's decoder
 features (the backward connections); its decoder predicts a residual added to the coarse depth,
-refined by two full-resolution convs.
+refined by three full-resolution convs that see the grey image (edge snapping).
 
 `use_dei=False` is the key ablation: the same network with the DEI channels zeroed (grey kept).
 """
@@ -93,7 +93,8 @@ class TwoStageFusionNet(nn.Module):
         self.enc2 = _Encoder(4, w, extra=w)  # + stage-1 decoder features (backward connections)
         self.dec2 = _Decoder(w, w)
         self.head2 = nn.Conv2d(w[0], 8, 3, 1, 1)
-        self.refine = nn.Sequential(_conv(8 + 3, 8), nn.Conv2d(8, 1, 3, 1, 1))
+        r = cfg.refine_width
+        self.refine = nn.Sequential(_conv(8 + 4, r), _conv(r, r), nn.Conv2d(r, 1, 3, 1, 1))
 
     def forward(self, geom: torch.Tensor, err: torch.Tensor) -> dict:
         s = self.cfg.max_depth
@@ -118,7 +119,7 @@ class TwoStageFusionNet(nn.Module):
         f2 = self.enc2(torch.cat([coarse, d_tof, d_st, gray], 1), skips=d1)
         d2 = self.dec2(f2)
         r = F.interpolate(self.head2(d2[0]), size=size, mode="bilinear", align_corners=False)
-        fine = coarse + self.refine(torch.cat([r, coarse, d_tof, gray], 1))
+        fine = coarse + self.refine(torch.cat([r, coarse, d_tof, d_st, gray], 1))
         return {"depth": fine * s, "coarse": coarse * s, "gates": gate_full}
 
 
