@@ -22,11 +22,12 @@ Contracts (b = batch, s = sequence, h = query heads, hk = key/value heads, d = h
 Kernels (issue 4; one module each): `block_scores` (tile pooling), `selective_load` (gathered-row
 GEMM behind `gather_rows`/`project_rows`), `scatter_add` (in-place residual epilogue,
 `scatter_add_rows(..., inplace=True)` is the optional in-place form), `segment_loss` (segmented
-linear + CE with recomputation). A call takes the Triton path when `backend()` is 'triton' and
-its tensors are on CUDA, or under Triton's CPU interpreter (`TRITON_INTERPRET=1` and
-`LEMO_KERNELS=triton`, used by the CPU tests); anything a kernel does not cover (a block size
-that is not a power of two >= 16, a LoRA layer with active dropout or a variant such as DoRA)
-goes to the fallback, which computes the same function.
+linear + CE with recomputation), `pruned_mlp` (`pruned_swiglu`: a token-chunked forward for the
+MLP saved-channel pruning of `lemo.mlp`, a PyTorch composition on every device). A call takes
+the Triton path when `backend()` is 'triton' and its tensors are on CUDA, or under Triton's CPU
+interpreter (`TRITON_INTERPRET=1` and `LEMO_KERNELS=triton`, used by the CPU tests); anything a
+kernel does not cover (a block size that is not a power of two >= 16, a LoRA layer with active
+dropout or a variant such as DoRA) goes to the fallback, which computes the same function.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "project_rows",
     "scatter_add_rows",
     "segmented_lm_loss",
+    "pruned_swiglu",
     "block_tile_scores_torch",
     "segmented_lm_loss_torch",
     "backend",
@@ -144,6 +146,21 @@ def scatter_add_rows(residual: torch.Tensor, idx: torch.Tensor, src: torch.Tenso
     if inplace:
         return residual.scatter_add_(1, index, src.to(residual.dtype))
     return residual.scatter_add(1, index, src.to(residual.dtype))
+
+
+def pruned_swiglu(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor,
+                  w_down: torch.Tensor, b_gate: torch.Tensor | None = None,
+                  b_up: torch.Tensor | None = None, b_down: torch.Tensor | None = None,
+                  n_keep: int = 1, chunk: int = 2048) -> torch.Tensor:
+    """`lemo.mlp.PrunedSwiGLUFunction` (MLP saved-channel pruning) with a token-chunked forward:
+    the same output, saved tensors and backward, but no (tokens × intermediate) buffer; see
+    `lemo.kernels.pruned_mlp`. x (..., D), w_gate/w_up (I, D), w_down (D, I) -> (..., D)."""
+    from lemo.kernels.pruned_mlp import ChunkedPrunedSwiGLU
+
+    if chunk < 1 or not 1 <= n_keep <= w_gate.shape[0]:
+        raise ValueError(f"pruned_swiglu: need chunk >= 1 and 1 <= n_keep <= {w_gate.shape[0]}, "
+                         f"got chunk={chunk}, n_keep={n_keep}")
+    return ChunkedPrunedSwiGLU.apply(x, w_gate, w_up, w_down, b_gate, b_up, b_down, n_keep, chunk)
 
 
 def _segment_ce_sum(h: torch.Tensor, w: torch.Tensor, y: torch.Tensor,

@@ -56,14 +56,15 @@ def _peak_mib(fn: Callable[[], object]) -> float:
     return (torch.cuda.max_memory_allocated() - before) / 2**20
 
 
-def _compare(name: str, setting: str, make: Callable[[], Callable[[], list[torch.Tensor]]]
+def _compare(name: str, setting: str, make: Callable[..., Callable[[], list[torch.Tensor]]]
              ) -> dict:
-    """make() -> run(): list of result tensors (output, grads...). Same inputs for both modes."""
+    """make(mode) -> run(): list of result tensors (output, grads...); same inputs for both
+    modes ('triton': the kernel path, 'torch': the fallback, also set in LEMO_KERNELS)."""
     out = {"kernel": name, "setting": setting}
     results = {}
     for mode in ("triton", "torch"):
         with kernels_mode(mode):
-            run = make()
+            run = make(mode)
             results[mode] = [t.detach().clone() for t in run()]
             out[f"{mode}_ms"] = _time_ms(run)
             out[f"{mode}_peak_mib"] = _peak_mib(run)
@@ -80,7 +81,7 @@ def _case_block_scores(s: int, g: torch.Generator):
     q = torch.randn(1, 32, s, 128, device="cuda", dtype=torch.bfloat16, generator=g)
     k = torch.randn(1, 4, s, 128, device="cuda", dtype=torch.bfloat16, generator=g)
 
-    def make():
+    def make(mode=None):
         return lambda: [kernels.block_tile_scores(q, k, 64, True)]
     return make
 
@@ -110,7 +111,7 @@ def _case_project(s: int, g: torch.Generator, keep: float):
     idx = torch.randperm(s, device="cuda", generator=g)[:kept].sort().values[None]
     params = [p for p in m.parameters() if p.requires_grad]
 
-    def make():
+    def make(mode=None):
         def run():
             x = x0.detach().requires_grad_()
             ys = [kernels.project_rows(mod, x, idx) for mod in mods]
@@ -140,7 +141,7 @@ def _case_scatter(s: int, g: torch.Generator, keep: float):
     idx = torch.randperm(s, device="cuda", generator=g)[:kept].sort().values[None]
     w = torch.randn(1, s, 2048, device="cuda", dtype=torch.bfloat16, generator=g)
 
-    def make():
+    def make(mode=None):
         def run():
             r, src = res0.detach().requires_grad_(), src0.detach().requires_grad_()
             out = kernels.scatter_add_rows(r, idx, src)
@@ -157,12 +158,37 @@ def _case_loss(s: int, g: torch.Generator):
     w0 = torch.randn(32000, 2048, device="cuda", dtype=torch.bfloat16, generator=g) * 0.02
     y = torch.randint(0, 32000, (1, s), device="cuda", generator=g)
 
-    def make():
+    def make(mode=None):
         def run():
             h = h0.detach().requires_grad_()
             loss = kernels.segmented_lm_loss(h, w0, y, 2048)
             (gh,) = torch.autograd.grad(loss, [h])
             return [loss, gh]
+        return run
+    return make
+
+
+def _case_pruned_mlp(s: int, g: torch.Generator, n_keep: int = 1128):
+    """MLP saved-channel pruning (Llama MLP 2048 -> 5632): the token-chunked forward
+    (`kernels.pruned_swiglu`, 'triton' column) vs `lemo.mlp.PrunedSwiGLUFunction` ('torch')."""
+    from lemo import kernels
+    from lemo.mlp import PrunedSwiGLUFunction
+
+    dev, bf = "cuda", torch.bfloat16
+    ws = [torch.randn(5632, 2048, device=dev, dtype=bf, generator=g) * 0.02,
+          torch.randn(5632, 2048, device=dev, dtype=bf, generator=g) * 0.02,
+          torch.randn(2048, 5632, device=dev, dtype=bf, generator=g) * 0.02]
+    x0 = torch.randn(1, s, 2048, device=dev, dtype=bf, generator=g)
+
+    def make(mode=None):
+        def run():
+            x = x0.detach().requires_grad_()
+            if mode == "torch":
+                y = PrunedSwiGLUFunction.apply(x, *ws, None, None, None, n_keep)
+            else:
+                y = kernels.pruned_swiglu(x, *ws, n_keep=n_keep)
+            (gx,) = torch.autograd.grad((y.float() ** 2).mean(), [x])
+            return [y, gx]
         return run
     return make
 
@@ -184,5 +210,6 @@ def run_microbench(seq_lens: tuple[int, ...] = (4096, 16384), keep: float = 0.4,
         rows.append(row)
         rows.append(_compare("scatter_add_rows", setting, _case_scatter(s, g, keep)))
         rows.append(_compare("segmented_lm_loss", setting, _case_loss(s, g)))
+        rows.append(_compare("pruned_swiglu (chunked fwd)", setting, _case_pruned_mlp(s, g)))
         torch.cuda.empty_cache()
     return rows

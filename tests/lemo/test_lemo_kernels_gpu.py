@@ -127,7 +127,25 @@ def test_gpu_microbench_agrees_and_times():
 
     rows = run_microbench(seq_lens=(2048,))
     assert {r["kernel"] for r in rows} == {"block_tile_scores", "project_rows(q,k,v)",
-                                           "scatter_add_rows", "segmented_lm_loss"}
+                                           "scatter_add_rows", "segmented_lm_loss",
+                                           "pruned_swiglu (chunked fwd)"}
     for r in rows:
         assert r["max_rel_err"] < 1e-2, r
         assert r["triton_ms"] > 0 and r["torch_ms"] > 0
+
+
+def test_gpu_pruned_swiglu_matches_unchunked():
+    from lemo.mlp import PrunedSwiGLUFunction
+
+    g = torch.Generator(device="cuda").manual_seed(5)
+    ws = [torch.randn(*shape, device="cuda", generator=g) * 0.05
+          for shape in ((704, 256), (704, 256), (256, 704))]
+    x0 = torch.randn(1, 3000, 256, device="cuda", generator=g)
+    outs = []
+    for chunked in (False, True):
+        x = x0.clone().requires_grad_()
+        y = (kernels.pruned_swiglu(x, *ws, n_keep=136, chunk=1024) if chunked
+             else PrunedSwiGLUFunction.apply(x, *ws, None, None, None, 136))
+        outs.append((y, *torch.autograd.grad((y ** 2).sum(), [x])))
+    for a, r in zip(*outs):
+        assert _rel(a, r) < 1e-5

@@ -1,0 +1,50 @@
+"""`lemo.kernels.pruned_swiglu` (token-chunked forward of MLP saved-channel pruning) against the
+unchunked `lemo.mlp.PrunedSwiGLUFunction`: same output, kept channels, saved bytes, gradients."""
+
+import pytest
+import torch
+
+from lemo import kernels
+from lemo.mlp import PrunedSwiGLUFunction
+from shared.memory import SavedTensorMeter
+
+torch.set_num_threads(1)
+
+
+def _weights(d=24, inter=40, bias=False, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ws = [torch.randn(inter, d, generator=g) * 0.3, torch.randn(inter, d, generator=g) * 0.3,
+          torch.randn(d, inter, generator=g) * 0.3]
+    bs = [torch.randn(inter, generator=g) * 0.1, torch.randn(inter, generator=g) * 0.1,
+          torch.randn(d, generator=g) * 0.1] if bias else [None, None, None]
+    return ws, bs
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("chunk", [7, 64, 1000])  # not dividing the 2·37 tokens; one chunk
+def test_chunked_equals_unchunked(bias, chunk):
+    ws, bs = _weights(bias=bias)
+    x0 = torch.randn(2, 37, 24)
+    outs = []
+    for fn in ("ref", "chunked"):
+        x = x0.clone().requires_grad_()
+        with SavedTensorMeter(exclude=ws) as meter:
+            if fn == "ref":
+                y = PrunedSwiGLUFunction.apply(x, *ws, *bs, 9)
+            else:
+                y = kernels.pruned_swiglu(x, *ws, *bs, n_keep=9, chunk=chunk)
+        kept = y.grad_fn.saved_tensors[3]
+        (gx,) = torch.autograd.grad((y * torch.linspace(-1, 1, 24)).sum(), [x])
+        outs.append((y.detach(), gx, meter.bytes, kept))
+    (y_r, g_r, b_r, ch_r), (y_c, g_c, b_c, ch_c) = outs
+    assert torch.equal(ch_r, ch_c)  # same channels kept
+    assert torch.allclose(y_c, y_r, atol=1e-5) and torch.allclose(g_c, g_r, atol=1e-5)
+    assert b_c == b_r  # the same tensors are saved for backward
+
+
+def test_pruned_swiglu_bad_arguments():
+    ws, bs = _weights()
+    with pytest.raises(ValueError, match="n_keep"):
+        kernels.pruned_swiglu(torch.randn(1, 4, 24), *ws, n_keep=41)
+    with pytest.raises(ValueError, match="chunk"):
+        kernels.pruned_swiglu(torch.randn(1, 4, 24), *ws, n_keep=4, chunk=0)
