@@ -206,7 +206,7 @@ def _grid_class():
     return InProcessGridImpl
 
 
-def InProcessGrid(client_app, num_nodes: int, run_id: int = 1):  # noqa: N802 (a class factory)
+def InProcessGrid(client_app, num_nodes: int, run_id: int = 1):  # a class factory
     """Build the in-process `Grid` (see `_grid_class`)."""
     return _grid_class()(client_app, num_nodes, run_id)
 

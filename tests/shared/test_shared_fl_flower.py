@@ -55,3 +55,12 @@ def test_flower_simulation_engine_matches_run_rounds():
     run_flower(app, make_client_app(MeanClient()), num_clients=4, engine="simulation")
     assert torch.equal(strat.global_state["w"], ref.global_state["w"])
     assert len(result["history"]) == 2
+
+
+@pytest.mark.skipif(_SIM_OK, reason="the Simulation Engine is available here")
+def test_flower_simulation_without_ray_is_a_clear_error():
+    from shared.errors import ConfigError
+
+    app, _ = make_server_app(FedAvg({"w": torch.zeros(())}), 1)
+    with pytest.raises(ConfigError, match="Ray"):
+        run_flower(app, make_client_app(MeanClient()), 2, engine="simulation")
