@@ -58,3 +58,7 @@ def test_fuse_bad_inputs(frame):
         fuse(raw["left"], raw["right"], tof, bad, T)
     with pytest.raises(DataError, match="not found"):
         fuse(raw["left"], raw["right"], tof, intr, T, model="/nonexistent/model.pt")
+    nan_left = raw["left"].astype(np.float32)
+    nan_left[0, 0, 0] = np.nan
+    with pytest.raises(DataError, match="'left' contains NaN"):
+        fuse(nan_left, raw["right"], tof, intr, T)
