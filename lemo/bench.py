@@ -174,11 +174,10 @@ def predictor_share(rep: BenchReport, model, bc: BenchConfig, device: str) -> di
             "exact_selection_prefix_share": sum(prefix) / max(1, len(prefix))}
 
 
-def mlp_pruning_fidelity(model, bc: BenchConfig, device: str) -> dict:
-    """Effect of MLP saved-channel pruning on one step: loss (equal: forward is exact) and
-    cosine similarity of the LoRA gradients with vs without pruning (same batch, selection)."""
-    x = torch.randint(0, 256, (1, bc.ft_seq_len),
-                      generator=torch.Generator().manual_seed(bc.seed + 3)).to(device)
+def mlp_pruning_fidelity(model, bc: BenchConfig, device: str, tokens: np.ndarray) -> dict:
+    """Effect of MLP saved-channel pruning on one step of held-out text: loss (equal: the
+    forward is exact) and cosine similarity of the LoRA gradients with vs without pruning."""
+    x = torch.from_numpy(tokens[: bc.ft_seq_len].astype(np.int64))[None].to(device)
     model.train()
     a = arms(bc.lemo, bc.mlp_prune_ratio)
     grads, losses = [], []
@@ -263,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     memory_part(rep, model, bc, device)
     shares = predictor_share(rep, model, bc, device)
     rep.extra["predictor"] = shares
-    rep.extra["mlp_pruning"] = mlp_pruning_fidelity(model, bc, device)
+    rep.extra["mlp_pruning"] = mlp_pruning_fidelity(model, bc, device, val_tokens)
     log.info("predictor: %s; MLP pruning: %s", shares, rep.extra["mlp_pruning"])
 
     tgt = label(bc.target_seq_len)
@@ -284,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         pk_l, pk_m = rep.value("lora", "passkey", ft), rep.value("lemo_full", "passkey", ft)
         rep.check("LeMo ppl / LoRA ppl - 1", ppl_m / ppl_l - 1, "<=", 0.03)
         rep.check("LoRA passkey accuracy (precondition)", pk_l, ">=", 0.8)
-        rep.check("LoRA passkey - LeMo passkey (points)", 100 * (pk_l - pk_m), "<=", 2)
+        rep.check("LoRA passkey - LeMo passkey (points; vacuous unless LoRA >= 80%)",
+                  100 * (pk_l - pk_m), "<=", 2)
         rep.check("predictor recall vs exact selection",
                   rep.value("lemo_full_pred", "recall", ft), ">=", 0.9)
         rep.headline("perplexity within ~0.1-0.2 of LoRA (7B, PG19)",
