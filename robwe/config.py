@@ -98,5 +98,11 @@ class RobWEConfig:
     threat: ThreatConfig = field(default_factory=ThreatConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     seed: int = 0
-    device: str = "cpu"
+    device: str = "cpu"  # cpu (or auto): the tiny models and thousands of small steps run on CPU
     checkpoint_every: int = 5  # rounds between checkpoints (train.py resume)
+
+    def validate(self) -> None:
+        if self.device not in ("cpu", "auto"):
+            raise ValueError(f"device '{self.device}' is not supported: robwe runs on cpu")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
