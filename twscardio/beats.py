@@ -22,7 +22,7 @@ from scipy import signal, stats
 from shared.errors import DataError
 from twscardio.fusion import autocorrelation
 
-__all__ = ["estimate_period", "refine_peaks", "find_jpeaks", "find_ao", "find_ac", "segment_hr",
+__all__ = ["estimate_period", "refine_peaks", "template_refine", "find_jpeaks", "find_ao", "find_ac", "segment_hr",
            "match_beats", "beat_metrics", "fiducial_metrics", "per_beat_pearson", "hrv"]
 
 
@@ -45,6 +45,43 @@ def refine_peaks(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
     a, b, c = x[i - 1], x[i], x[i + 1]
     den = a - 2 * b + c
     out[ok] = i + np.where(np.abs(den) > 1e-12, 0.5 * (a - c) / np.where(den == 0, 1, den), 0.0)
+    return out
+
+
+def template_refine(x: np.ndarray, fs: float, idx: np.ndarray, half_s: float = 0.25,
+                    max_shift_s: float = 0.06, iters: int = 2) -> np.ndarray:
+    """Align each beat to the recording's median beat template; -> refined fiducial indices.
+
+    Segments x[idx + o], |o| <= half_s, are cross-correlated (Pearson r) with the median template
+    at shifts |s| <= max_shift_s; the best shift (parabolic sub-sample) moves each beat, and the
+    fiducial is the template's own peak in the aligned beat. A beat whose largest peak is the
+    wrong wave (a side lobe, the next wave) is thus timed by its whole complex. Vectorised:
+    (B, S, L) gathers. Beats too close to the edges keep their peak.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    H, S = int(round(half_s * fs)), int(round(max_shift_s * fs))
+    ok = (idx - H - S >= 0) & (idx + H + S + 1 < len(x))
+    out = refine_peaks(x, idx)
+    if ok.sum() < 3:
+        return out
+    cur = idx[ok].astype(np.float64)
+    o, sh = np.arange(-H, H + 1), np.arange(-S, S + 1)
+    for _ in range(iters):
+        base = np.round(cur).astype(np.int64)
+        tmpl = np.median(x[base[:, None] + o[None, :]], axis=0)
+        seg = x[base[:, None, None] + sh[None, :, None] + o[None, None, :]]  # (B, S, L)
+        a = seg - seg.mean(axis=2, keepdims=True)
+        t = tmpl - tmpl.mean()
+        r = (a @ t) / (np.linalg.norm(a, axis=2) * np.linalg.norm(t) + 1e-12)  # (B, S)
+        k = np.clip(np.argmax(r, axis=1), 1, len(sh) - 2)
+        rows = np.arange(len(k))
+        y0, y1, y2 = r[rows, k - 1], r[rows, k], r[rows, k + 1]
+        den = y0 - 2 * y1 + y2
+        frac = np.where(np.abs(den) > 1e-12, 0.5 * (y0 - y2) / np.where(den == 0, 1, den), 0)
+        cur = base + sh[k] + np.clip(frac, -0.5, 0.5)
+    peak = int(np.argmax(tmpl))
+    p = refine_peaks(tmpl, np.array([peak]))[0] - H
+    out[ok] = cur + p
     return out
 
 
@@ -71,7 +108,7 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
     idx, props = signal.find_peaks(x, distance=distance, prominence=0.5 * scale)
     if idx.size:  # drop peaks far below the typical beat (noise between/around beats)
         idx = idx[props["prominences"] >= 0.25 * np.median(props["prominences"])]
-    return refine_peaks(x, idx) / fs
+    return np.sort(template_refine(x, fs, idx)) / fs
 
 
 def find_ao(scg: np.ndarray, fs: float) -> np.ndarray:
@@ -94,7 +131,7 @@ def find_ac(scg: np.ndarray, fs: float, ao_s: np.ndarray) -> np.ndarray:
     if ok.any():
         win = scg[idx[ok]]
         best = idx[ok][np.arange(ok.sum()), np.argmax(win, axis=1)]
-        out[ok] = refine_peaks(scg, best) / fs
+        out[ok] = template_refine(scg, fs, best, half_s=0.1, max_shift_s=0.04) / fs
     return out
 
 

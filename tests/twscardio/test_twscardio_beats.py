@@ -80,3 +80,14 @@ def test_bad_inputs():
         find_jpeaks(np.zeros(10), FS)
     with pytest.raises(DataError, match="shape"):
         per_beat_pearson(np.zeros(10), np.zeros(11), np.array([2]), FS)
+
+
+def test_template_refine_times_beats_by_their_whole_complex():
+    from twscardio.beats import template_refine
+
+    x, r, ao, _ = _scg(4)
+    true = np.round(ao * FS).astype(int)
+    picks = true.copy()
+    picks[::5] += 4  # every 5th beat picked on the wrong lobe, 40 ms late
+    got = template_refine(x, FS, picks) / FS
+    assert np.max(np.abs(got - ao)) < 0.004

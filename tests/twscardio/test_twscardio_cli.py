@@ -43,6 +43,6 @@ def test_bench_smoke(tmp_path):
             "--set", "motion_sweep=[0.0, 3.0]", "--set", "stream_seconds=10.0"]
     assert bench.main(args) == 0
     b = json.loads((tmp_path / "bench.json").read_text())
-    assert len(b["checks"]) == 9 and b["headline"]
+    assert len(b["checks"]) == 8 and b["headline"]
     for f in ("bench.png", "sweeps.png", "overlay.png"):
         assert (tmp_path / f).is_file()
