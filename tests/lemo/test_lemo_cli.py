@@ -191,3 +191,15 @@ def test_bench_no_accuracy_smoke(tmp_path):
     assert saved["lemo_full"] < saved["lemo_attn"] < saved["lora"]
     assert saved["lora+gc"] < saved["lora"]
     assert rep["checks"] and rep["headline"] and (out / "bench.png").is_file()
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    from lemo.config import EvalConfig
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "lemo"
+    files = [p for p in root.glob("*.yaml") if not p.name.startswith("gpu_")]
+    assert len(files) >= 6
+    for p in files:
+        load_config(p, EvalConfig if p.name.startswith("eval") else TrainConfig)
