@@ -180,17 +180,30 @@ def _case_pruned_mlp(s: int, g: torch.Generator, n_keep: int = 1128):
           torch.randn(2048, 5632, device=dev, dtype=bf, generator=g) * 0.02]
     x0 = torch.randn(1, s, 2048, device=dev, dtype=bf, generator=g)
 
+    def forward(mode, x):
+        if mode == "torch":
+            return PrunedSwiGLUFunction.apply(x, *ws, None, None, None, n_keep)
+        return kernels.pruned_swiglu(x, *ws, n_keep=n_keep)
+
     def make(mode=None):
         def run():
             x = x0.detach().requires_grad_()
-            if mode == "torch":
-                y = PrunedSwiGLUFunction.apply(x, *ws, None, None, None, n_keep)
-            else:
-                y = kernels.pruned_swiglu(x, *ws, n_keep=n_keep)
+            y = forward(mode, x)
             (gx,) = torch.autograd.grad((y.float() ** 2).mean(), [x])
             return [y, gx]
         return run
-    return make
+
+    def transient_mib(mode: str) -> float:
+        """Peak during the forward minus what the forward leaves allocated (output + saved):
+        the buffers that sit on top of all earlier layers' activations in a model."""
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        y = forward(mode, x0.detach().requires_grad_())
+        torch.cuda.synchronize()
+        out = (torch.cuda.max_memory_allocated() - torch.cuda.memory_allocated()) / 2**20
+        del y
+        return out
+    return make, transient_mib
 
 
 def run_microbench(seq_lens: tuple[int, ...] = (4096, 16384), keep: float = 0.4,
@@ -210,6 +223,10 @@ def run_microbench(seq_lens: tuple[int, ...] = (4096, 16384), keep: float = 0.4,
         rows.append(row)
         rows.append(_compare("scatter_add_rows", setting, _case_scatter(s, g, keep)))
         rows.append(_compare("segmented_lm_loss", setting, _case_loss(s, g)))
-        rows.append(_compare("pruned_swiglu (chunked fwd)", setting, _case_pruned_mlp(s, g)))
+        make, transient = _case_pruned_mlp(s, g)
+        row = _compare("pruned_swiglu (chunked fwd)", setting, make)
+        row["triton_fwd_transient_mib"] = transient("triton")
+        row["torch_fwd_transient_mib"] = transient("torch")
+        rows.append(row)
         torch.cuda.empty_cache()
     return rows

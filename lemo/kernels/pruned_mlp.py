@@ -14,8 +14,8 @@ MLP forward, on top of every activation saved so far (`results/lemo_gpu/peak_tra
 The transient memory falls from 4·s·I to 4·chunk·I elements, at the cost of the narrow GEMMs
 (2·s·D·C FLOPs, about (1 − prune ratio) of the gate/up GEMMs). The saved tensors and the backward
 are those of `PrunedSwiGLUFunction`, reused as they are. The gradient w.r.t. x is approximate in
-the same way. Ranking uses fp32 norms, so in bf16 near-ties may pick other channels than the
-original's bf16 norms.
+the same way. The norms are accumulated in fp32 per chunk and ranked in the activation dtype like
+the original's; in bf16 a norm that rounds differently can still swap a near-tied channel.
 
 Shapes: x (..., D), W_gate/W_up (I, D), W_down (D, I) -> (..., D).
 """
@@ -47,7 +47,10 @@ class ChunkedPrunedSwiGLU(PrunedSwiGLUFunction):
             sq_u += u.float().square().sum(0)
             y[start:start + chunk] = F.linear(a * u, wd, bd)
             del g, u, a
-        ch = (sq_a.sqrt() + sq_u.sqrt()).topk(n_keep).indices.sort().values
+        # Rank in the activation dtype, as `a.norm(dim=0) + u.norm(dim=0)` does in the original,
+        # so bf16 ties resolve the same way and the same channels are kept.
+        score = sq_a.sqrt().to(x.dtype) + sq_u.sqrt().to(x.dtype)
+        ch = score.topk(n_keep).indices.sort().values
         g_kept = F.linear(x2, wg[ch], None if bg is None else bg[ch])
         u_kept = F.linear(x2, wu[ch], None if bu is None else bu[ch])
         ctx.save_for_backward(x, g_kept, u_kept, ch, wg, wu, wd)

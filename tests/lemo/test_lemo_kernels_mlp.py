@@ -48,3 +48,14 @@ def test_pruned_swiglu_bad_arguments():
         kernels.pruned_swiglu(torch.randn(1, 4, 24), *ws, n_keep=41)
     with pytest.raises(ValueError, match="chunk"):
         kernels.pruned_swiglu(torch.randn(1, 4, 24), *ws, n_keep=4, chunk=0)
+
+
+def test_chunked_bf16_keeps_the_same_channels():
+    """bf16 norms rank like the original's (activation-dtype norms), so the kept set agrees."""
+    ws, bs = _weights(d=64, inter=176)
+    ws = [w.bfloat16() for w in ws]
+    x = torch.randn(1, 300, 64).bfloat16().requires_grad_()
+    ref = PrunedSwiGLUFunction.apply(x, *ws, *bs, 36)
+    got = kernels.pruned_swiglu(x, *ws, n_keep=36, chunk=128)
+    assert torch.equal(ref.grad_fn.saved_tensors[3], got.grad_fn.saved_tensors[3])
+    assert torch.allclose(got.float(), ref.float(), atol=2e-2, rtol=2e-2)
