@@ -104,4 +104,11 @@ class RippleConfig:
     online: OnlineConfig = field(default_factory=OnlineConfig)
     scaled_d_models: list[int] = field(default_factory=lambda: [2048, 4096])  # fp16 bundle shapes
     real_read_tokens: int = 64  # tokens replayed as real O_DIRECT reads per arm
+    real_read_repeats: int = 3  # interleaved passes over the arms; the median pass is reported
     placement_sizes: list[int] = field(default_factory=lambda: [2048, 4096, 8192, 16384])
+
+    def validate(self) -> None:
+        if self.real_read_tokens < 1 or self.real_read_repeats < 1:
+            raise ValueError("real_read_tokens and real_read_repeats must be >= 1")
+        if not self.placement_sizes or min(self.placement_sizes) < 2:
+            raise ValueError("placement_sizes must list layer sizes >= 2")
