@@ -28,6 +28,7 @@ from ripple.layout import FlashLayout
 from ripple.placement import check_placement, slots_of
 from ripple.storage import UFSModel
 from shared.errors import DataError
+from shared.log import progress
 
 __all__ = ["ArmSpec", "ARMS", "FlashLoader", "replay", "FlashFFN"]
 
@@ -132,7 +133,7 @@ def replay(masks: np.ndarray, orders: list[np.ndarray], spec: ArmSpec, online: O
     hits = 0
     run_sum = run_cnt = run_max = 0
     extents = []
-    for t in range(n_tok):
+    for t in progress(range(n_tok), desc=f"replay {spec.name}", leave=False):
         per_layer = []
         for li in range(n_layers):
             p = loaders[li].step(lists[li][t])
