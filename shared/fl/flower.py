@@ -104,10 +104,30 @@ def _replies(grid, messages: list) -> list:
     return replies
 
 
-def make_server_app(strategy: Strategy, num_rounds: int, evaluate_config: dict | None = None):
+def _wait_for_nodes(grid, min_nodes: int | None, timeout: float = 60.0) -> list[int]:
+    """Node ids once `min_nodes` have connected (or, with None, once the count is non-zero and
+    unchanged for a second): Flower's engines register SuperNodes asynchronously."""
+    import time
+
+    start, last, stable_since = time.monotonic(), -1, time.monotonic()
+    while True:
+        nodes = sorted(grid.get_node_ids())
+        now = time.monotonic()
+        if len(nodes) != last:
+            last, stable_since = len(nodes), now
+        if nodes and (len(nodes) >= min_nodes if min_nodes else now - stable_since >= 1.0):
+            return nodes
+        if now - start > timeout:
+            raise RuntimeError(f"only {len(nodes)} Flower nodes connected after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def make_server_app(strategy: Strategy, num_rounds: int, evaluate_config: dict | None = None,
+                    min_nodes: int | None = None):
     """A `flwr.serverapp.ServerApp` running `strategy` for `num_rounds`, then one evaluate pass
     over the clients that are not banned. Returns (app, result); `result` is filled with
-    "history" (one record per round, as `run_rounds`) and "evaluate" ({client_id: metrics})."""
+    "history" (one record per round, as `run_rounds`) and "evaluate" ({client_id: metrics}).
+    The app first waits for `min_nodes` clients (None: until the connected count settles)."""
     _require_flwr()
     from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
     from flwr.serverapp import ServerApp
@@ -122,7 +142,7 @@ def make_server_app(strategy: Strategy, num_rounds: int, evaluate_config: dict |
 
     @app.main()
     def main(grid, context):
-        nodes = sorted(grid.get_node_ids())
+        nodes = _wait_for_nodes(grid, min_nodes)
         found = _replies(grid, [Message(RecordDict(), dst_node_id=n, message_type="query")
                                 for n in nodes])
         node_of = {int(r.content["info"]["partition-id"]): r.metadata.src_node_id for r in found}

@@ -46,6 +46,7 @@ def test_flower_unknown_engine_is_an_error():
 _SIM_OK, _SIM_WHY = simulation_available()
 
 
+@pytest.mark.slow  # ~30 s of Ray start-up; tests/robwe runs the engine in the default suite
 @pytest.mark.skipif(not _SIM_OK, reason=_SIM_WHY)
 def test_flower_simulation_engine_matches_run_rounds():
     ref = DropOdd({"w": torch.zeros(())}, fraction=1.0, seed=0)
