@@ -352,3 +352,20 @@ def test_threshold_tuning_starts_at_mean_and_respects_tolerance():
     assert log["start"][2] > 0 and thr[2] >= log["start"][2]
     assert log["loss"] <= log["dense_loss"] * 1.02 + 1e-6
     assert m.training  # restored
+
+
+def test_opt_post_layernorm_keep_ratio_one_is_dense():
+    """OPT-350m style (layer norm after the residual add) also runs through the LeMo layer."""
+    from transformers import AutoModelForCausalLM, OPTConfig
+
+    torch.manual_seed(0)
+    cfg = OPTConfig(vocab_size=256, hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+                    ffn_dim=64, dropout=0.0, attention_dropout=0.0, do_layer_norm_before=False,
+                    word_embed_proj_dim=32, max_position_embeddings=256)
+    m = AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa").train()
+    x = torch.randint(0, 256, (1, 64))
+    ref = causal_lm_loss(m, x, segment=0)
+    apply_lemo(m, LemoConfig(keep_ratio=1.0, block_size=B, dense_first=0.0, dense_last=False))
+    assert torch.allclose(causal_lm_loss(m, x, segment=32), ref, atol=1e-5)
+    configure_lemo(m, LemoConfig(keep_ratio=0.5, block_size=B, dense_first=0.0, dense_last=False))
+    assert torch.isfinite(causal_lm_loss(m, x, segment=32))
