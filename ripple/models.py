@@ -8,16 +8,12 @@ structure; `build_model` without training is only the negative control). `traine
 a byte-level OPT with `activation_function="relu"` on the stdlib corpus (`shared.text`), with an
 optional L1 penalty on the FFN activations so the activated fraction approaches the 3-10% of the
 paper's OPT models, and caches the `save_pretrained` directory under a key of the model+training
-config (`shared.cache.cached_file`). Any HF OPT checkpoint can be used instead by path.
+config (`shared.cache.cached_dir`). Any HF OPT checkpoint can be used instead by path.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tarfile
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -91,10 +87,10 @@ class _L1Sparsified(nn.Module):
 
 def trained_model(mcfg: ModelConfig, tcfg: TrainConfig, seed: int = 0, device: str = "cpu"):
     """The ReLU OPT trained on the stdlib-py train split; cached on disk by config."""
-    from shared.cache import cached_file
+    from shared.cache import cached_dir
     from shared.text import load_corpus, pretrain_causal_lm
 
-    def build(tmp: Path) -> None:
+    def build(out: Path) -> None:
         model = build_model(mcfg, seed)
         tokens = load_corpus("train", "stdlib-py", max_bytes=tcfg.train_bytes)
         log.info("training ReLU OPT (d=%d, ffn=%d, %d layers) for %d steps on %d bytes",
@@ -103,32 +99,10 @@ def trained_model(mcfg: ModelConfig, tcfg: TrainConfig, seed: int = 0, device: s
                                     seq_len=tcfg.seq_len, batch_size=tcfg.batch_size, lr=tcfg.lr,
                                     seed=seed, device=device, warmup=min(50, tcfg.steps // 5))
         log.info("final train loss %.3f (first %.3f)", np.mean(losses[-20:]), losses[0])
-        with tempfile.TemporaryDirectory() as d:
-            model.to("cpu").save_pretrained(d)
-            with tarfile.open(tmp, "w") as tar:
-                tar.add(d, arcname="checkpoint")
+        model.to("cpu").save_pretrained(out)
 
-    # cached_file caches one file, so the save_pretrained dir is cached as a tar and unpacked
     key = {"model": to_dict(mcfg), "train": to_dict(tcfg), "seed": seed}
-    archive = cached_file("ripple-opt-relu", key, build, suffix=".tar", version=1)
-    return load_model(_unpacked(archive))
-
-
-def _unpacked(archive: Path) -> Path:
-    """The checkpoint dir of a cached tar, unpacked beside it once (atomic rename)."""
-    out = archive.with_suffix("")
-    if not (out / "config.json").is_file():
-        with tempfile.TemporaryDirectory(dir=archive.parent) as d:
-            try:
-                with tarfile.open(archive) as tar:
-                    tar.extractall(d, filter="data")
-            except (tarfile.TarError, OSError) as e:
-                raise DataError(f"cached checkpoint {archive} is corrupt ({e}); delete it") \
-                    from None
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(Path(d) / "checkpoint", out)
-    return out
+    return load_model(cached_dir("ripple-opt-relu", key, build, version=2))
 
 
 def load_model(path: str | Path):

@@ -14,6 +14,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import numpy as np
 
 from shared.io import atomic_path
 
-__all__ = ["cache_dir", "cache_key", "cached_arrays", "cached_file"]
+__all__ = ["cache_dir", "cache_key", "cached_arrays", "cached_file", "cached_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -64,4 +66,24 @@ def cached_file(name: str, config: Any, build: Callable[[Path], None], suffix: s
     if not path.exists():
         with atomic_path(path) as tmp:
             build(tmp)
+    return path
+
+
+def cached_dir(name: str, config: Any, build: Callable[[Path], None],
+               version: int | str = 1) -> Path:
+    """Path of a cached directory (e.g. a `save_pretrained` checkpoint); `build(tmp_dir)` fills
+    an empty temporary directory once, which is then renamed into place (a failed build leaves
+    nothing behind)."""
+    path = cache_dir() / cache_key(name, config, version)
+    if not path.is_dir():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            build(tmp)
+            if path.is_dir():  # another process won the race: keep theirs
+                shutil.rmtree(tmp)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return path

@@ -209,3 +209,25 @@ def test_progress_quiet_in_ci(monkeypatch):
     assert not progress_enabled()
     assert list(progress(range(3))) == [0, 1, 2]
 
+
+
+def test_cached_dir_builds_once_and_failed_build_leaves_nothing():
+    from shared.cache import cached_dir
+
+    calls = []
+
+    def bad(d):
+        (d / "half").write_text("x")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        cached_dir("d", {"a": 1}, bad)
+
+    def good(d):
+        calls.append(1)
+        (d / "config.json").write_text("{}")
+
+    p1 = cached_dir("d", {"a": 1}, good)
+    p2 = cached_dir("d", {"a": 1}, good)
+    assert p1 == p2 and calls == [1] and (p1 / "config.json").is_file()
+    assert not [x for x in p1.parent.iterdir() if x.name.startswith(f".{p1.name}")]
