@@ -22,8 +22,9 @@ from scipy import signal, stats
 from shared.errors import DataError
 from twscardio.fusion import autocorrelation
 
-__all__ = ["estimate_period", "refine_peaks", "template_refine", "find_jpeaks", "find_ao", "find_ac", "segment_hr",
-           "match_beats", "beat_metrics", "fiducial_metrics", "per_beat_pearson", "hrv"]
+__all__ = ["estimate_period", "refine_peaks", "template_refine", "find_jpeaks", "find_ao",
+           "find_ac", "segment_hr", "match_beats", "beat_metrics", "fiducial_metrics",
+           "per_beat_pearson", "hrv"]
 
 
 def estimate_period(x: np.ndarray, fs: float, lo_s: float = 0.4, hi_s: float = 1.5) -> float:

@@ -22,6 +22,8 @@ Stages on the uniform grid (fs, default 100 Hz), in `window_s` windows:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import linalg, ndimage, signal, stats
 
@@ -32,10 +34,14 @@ __all__ = ["bandpass", "motion_regressors", "cancel_motion", "autocorrelation", 
            "window_bounds"]
 
 
+@functools.lru_cache(maxsize=64)
+def _butter_band(order: int, lo: float, hi: float, fs: float) -> np.ndarray:
+    return signal.butter(order, [lo, hi], btype="band", fs=fs, output="sos")
+
+
 def bandpass(x: np.ndarray, fs: float, band: list[float], order: int = 2) -> np.ndarray:
     """Zero-phase Butterworth band-pass along axis 0; the upper edge is capped at 0.45 fs."""
-    lo, hi = band[0], min(band[1], 0.45 * fs)
-    sos = signal.butter(order, [lo, hi], btype="band", fs=fs, output="sos")
+    sos = _butter_band(order, float(band[0]), float(min(band[1], 0.45 * fs)), float(fs))
     return signal.sosfiltfilt(sos, x, axis=0)
 
 

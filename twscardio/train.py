@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -23,19 +24,19 @@ from shared.config import save_config, to_dict
 from shared.io import Checkpointer, atomic_torch_save, atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
-from twscardio.config import TrainConfig
+from twscardio.config import SimConfig, TrainConfig
 from twscardio.data import build_windows
 from twscardio.models import BCG2SCGNet, RegionFocusedLoss, build_model
 from twscardio.pipeline import N_FEATURES, normalise_windows
 
-__all__ = ["train_model", "get_model", "windows", "main"]
+__all__ = ["train_model", "get_model", "training_view", "windows", "main"]
 
 log = get_logger("twscardio.train")
 DATA_VERSION = 1
 
 
 def _data_key(cfg: TrainConfig, split: str, n: int) -> dict:
-    d = to_dict(cfg)
+    d = to_dict(training_view(cfg))
     keep = ("seed", "sim", "enhance", "fusion", "loss", "recordings_per_subject", "fs_choices",
             "max_loss", "max_motion", "window_s", "hop_s")
     return {"split": split, "n": n, **{k: d[k] for k in keep}}
@@ -121,8 +122,19 @@ def train_model(cfg: TrainConfig, run_dir=None, n_val_subjects: int = 4) -> tupl
     return model.cpu().eval(), hist
 
 
+def training_view(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` with the per-recording conditions that training draws at random (rate, loss,
+    burst, packet size, motion) reset to their defaults: they do not change the trained model,
+    so an evaluation setting (`--set sim.fs_in=25`) reuses the cached weights."""
+    d = SimConfig()
+    chan = replace(cfg.sim.channel, loss=d.channel.loss, burst=d.channel.burst,
+                   samples_per_packet=d.channel.samples_per_packet)
+    sim = replace(cfg.sim, fs_in=d.fs_in, motion_level=d.motion_level, channel=chan)
+    return replace(cfg, sim=sim)
+
+
 def _model_key(cfg: TrainConfig) -> dict:
-    d = to_dict(cfg)
+    d = to_dict(training_view(cfg))
     d.pop("device")
     d.pop("ckpt_every")
     return d
@@ -132,7 +144,7 @@ def get_model(cfg: TrainConfig) -> BCG2SCGNet:
     """Trained weights for `cfg`, from the cache when present (trained once otherwise)."""
 
     def build(tmp):
-        model, hist = train_model(cfg)
+        model, hist = train_model(training_view(cfg))
         torch.save({"model": model.state_dict(), "hist": hist}, tmp)
 
     path = cached_file("twscardio-bcg2scg", _model_key(cfg), build, suffix=".pt")
