@@ -185,8 +185,7 @@ def _plots(run_dir, sweep_rows: dict, d: dict, preds: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv, BenchConfig, prog="mobifuse.bench",
-                           description=__doc__.split("\n\n")[0] + "\n\n" +
-                           __doc__.split("\n\n", 2)[2],
+                           description=__doc__,
                            default_config="configs/mobifuse/bench.yaml")
     if args.quick:
         cfg = quick_config(cfg)

@@ -30,9 +30,7 @@ EVAL_SEED0 = 50_000
 
 
 def main(argv: list[str] | None = None) -> int:
-    doc = __doc__.split("\n\n")
-    parser = build_parser("mobifuse.eval", doc[0] + "\n\n" + doc[1] + "\n\n" + doc[2],
-                          default_config="configs/mobifuse/tiny.yaml")
+    parser = build_parser("mobifuse.eval", __doc__, default_config="configs/mobifuse/tiny.yaml")
     parser.add_argument("--model", required=True, help="model.pt written by mobifuse.train")
     parser.add_argument("--capture", default=None, help="a ToF + stereo capture folder")
     parser.add_argument("--scenes", type=int, default=8, help="held-out simulated scenes")

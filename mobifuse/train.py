@@ -152,8 +152,7 @@ def load_model(path: str | Path) -> TwoStageFusionNet:
 
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv, TrainConfig, prog="mobifuse.train",
-                           description=__doc__.split("\n\n")[0] + "\n\n" +
-                           __doc__.split("\n\n", 2)[2],
+                           description=__doc__,
                            default_config="configs/mobifuse/tiny.yaml")
     if args.quick:
         cfg.train_scenes, cfg.val_scenes, cfg.steps = min(cfg.train_scenes, 24), 4, 100
