@@ -1,12 +1,18 @@
 """The train / eval / bench commands: help text, bad config, a tiny end-to-end run, resume."""
 
+import json
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 
 from mobifuse import bench, train
 from mobifuse import eval as mf_eval
+from mobifuse.config import SimConfig
+from mobifuse.data import read_pfm, sim_calibration, write_pfm
+from mobifuse.simulator import simulate_scene
 from shared.cli import run
 from shared.io import read_json
 
@@ -81,6 +87,33 @@ def test_train_then_eval_then_resume(tmp_path):
                          "--model", str(out / "model.pt"), "--scenes", "1",
                          "--out", str(ev)]) == 0
     assert "mobifuse" in read_json(ev / "metrics.json")
+    # a capture folder (the real-data layout) written from a simulated frame
+    cap = _write_capture(tmp_path / "cap")
+    ev2 = tmp_path / "ev2"
+    assert mf_eval.main(["--config", "configs/mobifuse/tiny.yaml", *TINY[:14],
+                         "--model", str(out / "model.pt"), "--capture", str(cap),
+                         "--out", str(ev2)]) == 0
+    fused = read_pfm(ev2 / "fused.pfm")
+    assert fused.shape == (32, 48) and np.isfinite(fused).all()
+    assert read_json(ev2 / "metrics.json")["mobifuse"]["mae"] < 1.0
+
+
+def _write_capture(folder):
+    sim = SimConfig(width=96, height=64, focal_px=84.0, tof_width=48, tof_height=32,
+                    tof_focal_px=42.0)
+    raw = simulate_scene(11, sim)
+    folder.mkdir()
+    cv2.imwrite(str(folder / "left.png"), raw["left"][:, :, ::-1])
+    cv2.imwrite(str(folder / "right.png"), raw["right"][:, :, ::-1])
+    write_pfm(folder / "tof_depth.pfm", np.where(raw["tof_valid"], raw["tof_depth"], 0))
+    write_pfm(folder / "tof_amplitude.pfm", raw["tof_amplitude"])
+    write_pfm(folder / "gt_depth.pfm", raw["depth"])
+    c = sim_calibration(sim)
+    (folder / "calib.json").write_text(json.dumps(
+        {"K_left": c.K_left.tolist(), "K_tof": c.K_tof.tolist(),
+         "T_left_tof": c.T_left_tof.tolist(), "baseline_m": c.baseline_m,
+         "mod_freq_hz": c.mod_freq_hz}))
+    return folder
 
 
 def test_eval_missing_or_corrupt_model(tmp_path):
