@@ -104,6 +104,9 @@ def reconstruct(model, feats: np.ndarray, fs: float, window_s: float, hop_s: flo
 
     T = feats.shape[0]
     win, hop = int(round(window_s * fs)), int(round(hop_s * fs))
+    if T < win:  # a short recording: zero-pad (masks 0 = no data) and crop the output
+        pad = np.zeros((win - T, feats.shape[1]), dtype=feats.dtype)
+        return reconstruct(model, np.concatenate([feats, pad]), fs, window_s, hop_s, batch)[:T]
     starts = window_starts(T, win, hop)
     idx = starts[:, None] + np.arange(win)[None, :]
     xw = normalise_windows(np.transpose(feats[idx], (0, 2, 1)))

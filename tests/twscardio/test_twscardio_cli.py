@@ -46,3 +46,23 @@ def test_bench_smoke(tmp_path):
     assert len(b["checks"]) == 8 and b["headline"]
     for f in ("bench.png", "sweeps.png", "overlay.png"):
         assert (tmp_path / f).is_file()
+
+
+def test_simulate_writes_earcardio_layout(tmp_path):
+    from twscardio import simulate
+    from twscardio.data import load_earcardio
+
+    out = tmp_path / "sim"
+    args = ["--subjects", "1", "--out", str(out), "--set", "sim.duration_s=10.0"]
+    assert simulate.main(args) == 0
+    wins = load_earcardio(out)
+    assert len(wins) == 2 and (out / "subject0" / "truth.npz").is_file()
+
+
+def test_eval_missing_earcardio_dir_exit_2(capsys, tmp_path):
+    from twscardio import eval as tws_eval
+
+    with pytest.raises(SystemExit) as e:
+        run(tws_eval.main, ["--earcardio", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+    assert e.value.code == 2 and "EarCardio root not found" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -92,3 +92,16 @@ def test_cebs_errors(tmp_path):
     (tmp_path / "b001.hea").write_text("garbage\n")
     with pytest.raises(DataError, match="unreadable"):
         load_cebs(rec)
+
+
+def test_earcardio_windows_through_the_pipeline(tmp_path, rec):
+    from twscardio.config import NetConfig, TrainConfig
+    from twscardio.eval import evaluate_earcardio
+    from twscardio.models import BCG2SCGNet
+    from twscardio.pipeline import N_FEATURES
+
+    write_earcardio(tmp_path, rec, window_s=5.0)
+    model = BCG2SCGNet(N_FEATURES, NetConfig(channels=8, dilations=[1])).eval()
+    rows = evaluate_earcardio(load_earcardio(tmp_path), TrainConfig(), model)
+    assert [r["id"] for r in rows] == ["0", "1"]
+    assert all(np.isfinite(r["r"]) and -1 <= r["r"] <= 1 for r in rows)
