@@ -90,7 +90,9 @@ def passkey_accuracy(model, tokens: np.ndarray, batch_size: int = 1, device: str
     hits = []
     for start in range(0, len(tokens), batch_size):
         x = torch.from_numpy(tokens[start:start + batch_size]).to(device)
-        logits = model(input_ids=x[:, :-1]).logits[:, -ANSWER_LEN:]
+        # full rows (their length stays a multiple of the block size); causal, so the logits
+        # before each answer byte see only the bytes before it
+        logits = model(input_ids=x).logits[:, -ANSWER_LEN - 1:-1]
         hits.append((logits.argmax(-1) == x[:, -ANSWER_LEN:]).all(-1).cpu())
     model.train(was_training)
     return float(torch.cat(hits).float().mean())

@@ -20,7 +20,7 @@ from lemo.models import load_model
 from lemo.patch import apply_lemo, lemo_layers
 from shared.cli import parse_args, run
 from shared.config import load_config, to_dict
-from shared.errors import DataError
+from shared.errors import ConfigError, DataError
 from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger
 from shared.runtime import pick_device, set_seed
@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     set_seed(ec.seed)
     device = pick_device(ec.device)
     model, tc = load_run(ec, device)
+    if ec.eliminate and tc is not None and ec.seq_len % tc.lemo.block_size:
+        raise ConfigError(f"seq_len {ec.seq_len} is not a multiple of the run's lemo.block_size "
+                          f"{tc.lemo.block_size} (needed with eliminate=true)")
     val = load_text(ec.data.val_path, "val", ec.data.text_key, ec.data.max_corpus_bytes)
     ppl = evaluate_perplexity(model, val, ec.seq_len, ec.ppl_windows, device)
     keys = make_passkey_batch(ec.passkey_trials, ec.seq_len, np.random.default_rng(ec.seed + 7))

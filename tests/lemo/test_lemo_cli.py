@@ -114,7 +114,8 @@ class _Oracle(torch.nn.Module):
     def forward(self, input_ids):
         n = input_ids.shape[1]
         rows = (self.seqs[None, :, :n] == input_ids[:, None]).all(-1).float().argmax(1)
-        nxt = self.seqs[rows, 1:n + 1]
+        nxt = self.seqs[rows, 1:n]
+        nxt = torch.cat([nxt, torch.zeros_like(nxt[:, :1])], dim=1)  # last position: no next
         return type("Out", (), {"logits": torch.nn.functional.one_hot(nxt, 256).float()})()
 
 
@@ -203,3 +204,19 @@ def test_shipped_configs_load():
     assert len(files) >= 6
     for p in files:
         load_config(p, EvalConfig if p.name.startswith("eval") else TrainConfig)
+
+
+def test_train_with_predictors_then_eval_with_elimination(tmp_path):
+    run_dir = tmp_path / "pred"
+    assert train.main(TINY + ["--set", "lemo.scorer=predictor", "--set", "predictor.steps=4",
+                              "--set", "predictor.windows=1", "--set", "predictor.hidden=8",
+                              "--set", "steps=2", "--out", str(run_dir)]) == 0
+    table = torch.load(run_dir / "predictors.pt", weights_only=False)
+    assert sorted(table) == [2]  # 4 layers: 0-1 dense, 3 dense (last) -> only layer 2
+    assert lemo_eval.main(["--set", f"run_dir={run_dir}", "--set", "eliminate=true",
+                           "--set", "seq_len=256", "--set", "ppl_windows=1",
+                           "--set", "passkey_trials=1"]) == 0
+    assert json.loads((run_dir / "eval.json").read_text())["eliminate"] is True
+    with pytest.raises(ConfigError, match="multiple of the run's lemo.block_size"):
+        lemo_eval.main(["--set", f"run_dir={run_dir}", "--set", "eliminate=true",
+                        "--set", "seq_len=250"])
