@@ -105,3 +105,22 @@ def test_earcardio_windows_through_the_pipeline(tmp_path, rec):
     rows = evaluate_earcardio(load_earcardio(tmp_path), TrainConfig(), model)
     assert [r["id"] for r in rows] == ["0", "1"]
     assert all(np.isfinite(r["r"]) and -1 <= r["r"] <= 1 for r in rows)
+
+
+def test_corrupt_csv_and_wrong_shapes(tmp_path, rec):
+    from twscardio.config import TrainConfig
+    from twscardio.pipeline import process
+
+    write_earcardio(tmp_path, rec, window_s=5.0)
+    p = tmp_path / "scg_0.csv"
+    p.write_text("scg\n0.1\nabc\n")
+    with pytest.raises(DataError, match="scg_0.csv: non-numeric"):
+        load_earcardio(tmp_path)
+    bad = {**rec, "left": {**rec["left"], "acc": rec["left"]["acc"][:, :2]}}
+    with pytest.raises(DataError, match=r"left: acc and gyro must both be \(n, 3\)"):
+        process(bad, TrainConfig(), "b")
+    empty = {**rec, "right": {k: v[:0] for k, v in rec["right"].items()}}
+    with pytest.raises(DataError, match="right is empty"):
+        process(empty, TrainConfig(), "b")
+    with pytest.raises(DataError, match="needs a trained"):
+        process(rec, TrainConfig(), "d")
