@@ -66,3 +66,19 @@ def test_eval_missing_earcardio_dir_exit_2(capsys, tmp_path):
         run(tws_eval.main, ["--earcardio", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
     assert e.value.code == 2 and "EarCardio root not found" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_train_resumes_from_checkpoint(tmp_path, caplog):
+    import logging
+
+    import torch
+
+    out = tmp_path / "run"
+    assert train.main(["--out", str(out), *TINY]) == 0
+    assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 3
+    caplog.set_level(logging.INFO)
+    more = [a if a != "steps=3" else "steps=5" for a in TINY]
+    assert train.main(["--out", str(out), *more]) == 0
+    assert "resumed from step 3" in caplog.text
+    state = torch.load(out / "ckpt.pt", weights_only=False)
+    assert state["step"] == 5 and len(state["hist"]["loss"]) == 5
