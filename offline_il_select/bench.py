@@ -31,7 +31,7 @@ from offline_il_select.train import fit
 from shared.bench import BenchReport, save_figure
 from shared.cli import build_parser, parse_args, run
 from shared.config import load_config
-from shared.io import atomic_write_json, make_run_dir
+from shared.io import atomic_write_json, make_run_dir, read_json
 from shared.log import get_logger
 
 log = get_logger("offline_il_select.bench")
@@ -230,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settings", default="",
                    help="comma-separated subset of " + ", ".join(SETTINGS))
     p.add_argument("--seeds", type=int, default=3, help="training seeds per setting (default 3)")
+    p.add_argument("--from-rows", default="",
+                   help="summarise the rows.json of an earlier (possibly partial) run instead "
+                        "of training")
     args, _ = parse_args(argv, TrainConfig, prog="offline_il_select.bench",
                          description=__doc__, parser=p)
     settings = [s for s in args.settings.split(",") if s] or (
@@ -243,10 +246,17 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = make_run_dir(args.out, "offline_il_select", "bench-quick" if args.quick else "bench")
     jobs = [(s, seed, args.quick) for s in settings for seed in range(seeds)]
     rows: list[dict] = []
-    with ProcessPoolExecutor(args.workers) as ex:
-        for rs in ex.map(run_job, jobs):  # rows.json after each job: a crash loses little
-            rows += rs
-            atomic_write_json(run_dir / "rows.json", rows)
+    if args.from_rows:
+        rows = read_json(args.from_rows)
+        settings = list(dict.fromkeys(r["setting"] for r in rows))
+        rows = [r for r in rows if sum(q["setting"] == r["setting"] and q["seed"] == r["seed"]
+                                       for q in rows) == len(ARMS)]  # complete jobs only
+        atomic_write_json(run_dir / "rows.json", rows)
+    else:
+        with ProcessPoolExecutor(args.workers) as ex:
+            for rs in ex.map(run_job, jobs):  # rows.json after each job: a crash loses little
+                rows += rs
+                atomic_write_json(run_dir / "rows.json", rows)
     envs = dict.fromkeys(s.split("-")[0] + "-random" for s in settings)
     studies = {e.split("-")[0]: selection_study(e, args.quick) for e in envs}
     rep = summarise(rows, studies, args.quick, ["python", "-m", "offline_il_select.bench"] +
@@ -254,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     rep.write(run_dir, plot_metrics=["score", "train_cpu_s"])
     _plot(rows, studies, run_dir / "curves.png")
     for c in rep.checks:
-        log.info("check %-60s measured %-10.4g target %s: %s", c.name, c.measured or float("nan"),
-                 c.target, "holds" if c.holds else "does NOT hold")
+        measured = float("nan") if c.measured is None else c.measured
+        log.info("check %-60s measured %-10.4g target %s: %s", c.name, measured, c.target,
+                 "holds" if c.holds else "does NOT hold")
     log.info("wrote %s", run_dir)
     return 0
 
