@@ -113,6 +113,7 @@ class TrainConfig:
     grad_checkpointing: bool = False
     log_every: int = 10
     save_every: int = 50  # checkpoint (resume) every N steps
+    distributed: Literal["ddp", "fsdp"] = "ddp"  # under torchrun (WORLD_SIZE > 1): DDP or FSDP2
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     lemo: LemoConfig = field(default_factory=LemoConfig)

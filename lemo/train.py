@@ -20,6 +20,19 @@ import torch
 
 from lemo.config import PredictorConfig, TrainConfig
 from lemo.data import finetune_batch, load_text
+from lemo.distributed import (
+    DistEnv,
+    cleanup,
+    full_trainable_state,
+    has_checkpoint,
+    init_distributed,
+    load_checkpoint,
+    mean_over_ranks,
+    save_checkpoint,
+    shard_batch,
+    shared_run_dir,
+    wrap_for_training,
+)
 from lemo.loss import causal_lm_loss
 from lemo.models import add_lora, load_model
 from lemo.patch import apply_lemo, lemo_layers
@@ -32,12 +45,11 @@ from shared.io import (
     atomic_torch_save,
     atomic_write_csv,
     atomic_write_json,
-    make_run_dir,
 )
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
 
-__all__ = ["build_model", "finetune", "predictor_batches", "main"]
+__all__ = ["build_model", "make_optimizer", "finetune", "predictor_batches", "main"]
 
 log = get_logger("lemo.train")
 
@@ -72,18 +84,31 @@ def predictor_batches(tokens: np.ndarray, cfg: TrainConfig, n: int, seed: int,
                                             rng)).to(device) for _ in range(n)]
 
 
-def finetune(model: torch.nn.Module, tokens: np.ndarray, cfg: TrainConfig, device: str,
-             state: dict | None = None, on_step=None, desc: str = "finetune") -> dict:
-    """Run (or resume from `state`) cfg.steps LoRA steps; return the state dict (step, losses,
-    optimizer, rngs). `on_step(state)` is called after every step (checkpointing hook)."""
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("no trainable parameters: check lora.targets")
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    return torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
+
+
+def finetune(model: torch.nn.Module, tokens: np.ndarray, cfg: TrainConfig, device: str,
+             state: dict | None = None, on_step=None, desc: str = "finetune",
+             opt: torch.optim.Optimizer | None = None, train_module=None,
+             env: DistEnv | None = None) -> dict:
+    """Run (or resume from `state`) cfg.steps LoRA steps; return the state dict (step, losses,
+    optimizer, rngs). `on_step(state)` is called after every step (checkpointing hook).
+
+    Distributed (`lemo.distributed`): `train_module` is the DDP/FSDP-wrapped loss, `opt` was
+    built after wrapping, and each rank trains on its `shard_batch` slice of the same global
+    batch (every rank draws the global batch from the same seeded generator)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = opt or make_optimizer(model, cfg)
+    env = env or DistEnv(device=device)
     rng = np.random.default_rng(cfg.seed)
     state = state or {"step": 0, "losses": []}
     if "opt" in state:
         opt.load_state_dict(state["opt"])
+    if "rng" in state:
         rng.bit_generator.state = state["rng"]
     for step in progress(range(state["step"], cfg.steps), desc=desc, leave=False,
                          initial=state["step"], total=cfg.steps):
@@ -91,15 +116,21 @@ def finetune(model: torch.nn.Module, tokens: np.ndarray, cfg: TrainConfig, devic
             g["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
         x = torch.from_numpy(finetune_batch(tokens, cfg.data.seq_len, cfg.data.batch_size,
                                             cfg.data.passkey_mix, rng)).to(device)
-        loss = causal_lm_loss(model, x, segment=cfg.lemo.segment_size)
+        x = shard_batch(x, env)
+        if train_module is not None:
+            loss = train_module(x)
+        else:
+            loss = causal_lm_loss(model, x, segment=cfg.lemo.segment_size)
         if not torch.isfinite(loss):
             raise DataError(f"loss is {float(loss)} at step {step} (lower lr or check the data)")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        state["losses"].append(loss.item())
-        state.update(step=step + 1, opt=opt.state_dict(), rng=rng.bit_generator.state)
+        state["losses"].append(mean_over_ranks(loss, env))
+        state.update(step=step + 1, rng=rng.bit_generator.state)
+        if not env.active:  # distributed runs checkpoint the optimizer through DCP
+            state["opt"] = opt.state_dict()
         if cfg.log_every and (step + 1) % cfg.log_every == 0:
             log.info("step %d/%d loss %.4f", step + 1, cfg.steps, state["losses"][-1])
         if on_step:
@@ -107,10 +138,19 @@ def finetune(model: torch.nn.Module, tokens: np.ndarray, cfg: TrainConfig, devic
     return state
 
 
-def _save_adapter(model, run_dir: Path) -> None:
+def _save_adapter(model, run_dir: Path, lora_state: dict | None = None) -> None:
+    """peft adapter dir, atomically; `lora_state` (peft-format keys) when gathered from ranks."""
     tmp, final = run_dir / ".adapter.tmp", run_dir / "adapter"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp))
+    if lora_state is None:
+        model.save_pretrained(str(tmp))
+    else:
+        from safetensors.torch import save_file
+
+        tmp.mkdir(parents=True)
+        model.peft_config["default"].save_pretrained(str(tmp))
+        save_file({k: v.contiguous() for k, v in lora_state.items()},
+                  str(tmp / "adapter_model.safetensors"))
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -122,20 +162,39 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         cfg.steps = min(cfg.steps, 10)
     set_seed(cfg.seed)
-    device = pick_device(cfg.device)
+    env = init_distributed(cfg.distributed, pick_device(cfg.device))
+    try:
+        return _train(args, cfg, env)
+    finally:
+        cleanup(env)
+
+
+def _train(args, cfg: TrainConfig, env: DistEnv) -> int:
+    device = env.device
     tokens = load_text(cfg.data.train_path, "train", cfg.data.text_key, cfg.data.max_corpus_bytes)
     if len(tokens) <= cfg.data.seq_len:
         raise DataError(f"training text has {len(tokens)} bytes, fewer than data.seq_len="
                         f"{cfg.data.seq_len}")
-    run_dir = make_run_dir(args.out, "lemo", "train")
-    save_config(cfg, run_dir / "config.yaml")
+    run_dir = shared_run_dir(args.out, env)
+    if env.is_main:
+        save_config(cfg, run_dir / "config.yaml")
     model = build_model(cfg, device)
+    # One process without a distributed checkpoint: a single-file Checkpointer. Under torchrun,
+    # or resuming a run that was checkpointed by several ranks: sharded DCP checkpoints.
+    sharded = env.active or has_checkpoint(run_dir)
     ckpt = Checkpointer(run_dir)
-    state = ckpt.load()
-    if state is not None:
-        from peft import set_peft_model_state_dict
+    train_module, opt, state = None, None, None
+    if sharded:
+        train_module = wrap_for_training(model, env, cfg.lemo.segment_size)
+        opt = make_optimizer(model, cfg)
+        state = load_checkpoint(run_dir, model, opt, env)
+    else:
+        state = ckpt.load()
+        if state is not None:
+            from peft import set_peft_model_state_dict
 
-        set_peft_model_state_dict(model, state["lora"])
+            set_peft_model_state_dict(model, state["lora"])
+    if state is not None:
         log.info("resuming from step %d in %s", state["step"], run_dir)
     predictors = {}
     if cfg.lemo.enabled and cfg.lemo.scorer == "predictor":
@@ -152,23 +211,38 @@ def main(argv: list[str] | None = None) -> int:
 
     from peft import get_peft_model_state_dict
 
-    def on_step(st: dict) -> None:
-        if cfg.save_every and st["step"] % cfg.save_every == 0 and st["step"] < cfg.steps:
+    def save(st: dict) -> None:
+        if sharded:
+            meta = {k: v for k, v in st.items() if k != "opt"}
+            save_checkpoint(run_dir, model, opt, {**meta, "predictors": predictors}, env)
+        else:
             ckpt.save({**st, "lora": get_peft_model_state_dict(model), "predictors": predictors})
 
+    def on_step(st: dict) -> None:
+        if cfg.save_every and st["step"] % cfg.save_every == 0 and st["step"] < cfg.steps:
+            save(st)
+
     t0 = time.perf_counter()
-    state = finetune(model, tokens, cfg, device, state, on_step)
+    state = finetune(model, tokens, cfg, device, state, on_step, opt=opt,
+                     train_module=train_module, env=env)
     elapsed = time.perf_counter() - t0
-    ckpt.save({**state, "lora": get_peft_model_state_dict(model), "predictors": predictors})
-    _save_adapter(model, run_dir)
+    save(state)
+    if sharded:
+        lora_state = full_trainable_state(model, env)  # a collective: every rank takes part
+        if env.is_main:
+            _save_adapter(model, run_dir, get_peft_model_state_dict(model, state_dict=lora_state))
+    elif env.is_main:
+        _save_adapter(model, run_dir)
+    if not env.is_main:
+        return 0
     if predictors:
         atomic_torch_save(predictors, run_dir / "predictors.pt")
     losses = state["losses"]
     atomic_write_csv(run_dir / "metrics.csv",
                      [{"step": i + 1, "loss": v} for i, v in enumerate(losses)])
     summary = {"steps": state["step"], "final_loss": float(np.mean(losses[-10:])) if losses
-               else math.nan, "seconds_this_run": elapsed, "config": to_dict(cfg),
-               "command": " ".join(sys.argv)}
+               else math.nan, "seconds_this_run": elapsed, "world_size": env.world_size,
+               "strategy": env.strategy, "config": to_dict(cfg), "command": " ".join(sys.argv)}
     atomic_write_json(run_dir / "summary.json", summary)
     log.info("done: %d steps, final loss %.4f -> %s", state["step"], summary["final_loss"], run_dir)
     return 0
