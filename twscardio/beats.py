@@ -22,8 +22,8 @@ from scipy import signal, stats
 from shared.errors import DataError
 from twscardio.fusion import autocorrelation
 
-__all__ = ["estimate_period", "refine_peaks", "template_refine", "find_jpeaks", "find_ao",
-           "find_ac", "segment_hr", "match_beats", "beat_metrics", "fiducial_metrics",
+__all__ = ["estimate_period", "envelope", "refine_peaks", "template_refine", "find_jpeaks",
+           "find_ao", "find_ac", "segment_hr", "match_beats", "beat_metrics", "fiducial_metrics",
            "per_beat_pearson", "hrv"]
 
 
@@ -50,14 +50,16 @@ def refine_peaks(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def template_refine(x: np.ndarray, fs: float, idx: np.ndarray, half_s: float = 0.25,
-                    max_shift_s: float = 0.06, iters: int = 2) -> np.ndarray:
+                    max_shift_s: float = 0.06, iters: int = 2,
+                    at_peak: bool = True) -> np.ndarray:
     """Align each beat to the recording's median beat template; -> refined fiducial indices.
 
     Segments x[idx + o], |o| <= half_s, are cross-correlated (Pearson r) with the median template
     at shifts |s| <= max_shift_s; the best shift (parabolic sub-sample) moves each beat, and the
     fiducial is the template's own peak in the aligned beat. A beat whose largest peak is the
     wrong wave (a side lobe, the next wave) is thus timed by its whole complex. Vectorised:
-    (B, S, L) gathers. Beats too close to the edges keep their peak.
+    (B, S, L) gathers. Beats too close to the edges keep their peak. `at_peak=False` returns the
+    aligned positions of the template's centre (the majority's pick) instead of its peak.
     """
     idx = np.asarray(idx, dtype=np.int64)
     H, S = int(round(half_s * fs)), int(round(max_shift_s * fs))
@@ -80,18 +82,31 @@ def template_refine(x: np.ndarray, fs: float, idx: np.ndarray, half_s: float = 0
         den = y0 - 2 * y1 + y2
         frac = np.where(np.abs(den) > 1e-12, 0.5 * (y0 - y2) / np.where(den == 0, 1, den), 0)
         cur = base + sh[k] + np.clip(frac, -0.5, 0.5)
-    peak = int(np.argmax(tmpl))
-    p = refine_peaks(tmpl, np.array([peak]))[0] - H
+    p = refine_peaks(tmpl, np.array([int(np.argmax(tmpl))]))[0] - H if at_peak else 0.0
     out[ok] = cur + p
     return out
 
 
+def envelope(x: np.ndarray, fs: float, cutoff_hz: float = 3.0) -> np.ndarray:
+    """Amplitude envelope (T,): |analytic signal| low-passed (zero phase) at cutoff_hz."""
+    sos = signal.butter(2, min(cutoff_hz, 0.45 * fs), fs=fs, output="sos")
+    return signal.sosfiltfilt(sos, np.abs(signal.hilbert(x)))
+
+
 def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
-                window_s: float = 10.0) -> np.ndarray:
+                window_s: float = 10.0, wave_shift_s: float = 0.0,
+                envelope_period: bool = False) -> np.ndarray:
     """Beat times (s) of the dominant peak per cycle. x (T,), uniform at fs.
 
     The refractory distance comes from the autocorrelation period of each `window_s` segment
     (clipped to >= 0.33 s), so a heart-rate change across a long recording is followed.
+    `wave_shift_s` > 0 adds a coarse `template_refine` pass before the fine one: each beat is
+    aligned to a +-(wave_shift_s + 0.1 s) median template (the whole complex, e.g. AO ... AC of
+    an SCG beat) at shifts up to +-wave_shift_s, so a cycle whose largest peak is a *different
+    wave* (AC picked instead of AO, one LVET ~ 0.28 s late) is moved onto the right one.
+    `envelope_period` estimates the period on the 3-Hz envelope instead of the signal: an SCG
+    oscillates at 10-15 Hz, so beat-to-beat RR changes of a few tens of ms decorrelate the raw
+    signal at the beat lag and its autocorrelation can peak at 2 RR (every other beat missed).
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size < int(fs):
@@ -102,19 +117,28 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
         x = -x
     n = int(window_s * fs)
     starts = np.arange(0, max(len(x) - n // 2, 1), n)
-    dist = np.array([estimate_period(x[s:s + n], fs) if len(x[s:s + n]) > 1.6 * fs else 0.8
+    xp = envelope(x, fs) if envelope_period else x
+    dist = np.array([estimate_period(xp[s:s + n], fs) if len(x[s:s + n]) > 1.6 * fs else 0.8
                      for s in starts])
     distance = max(0.33, 0.6 * float(np.median(dist))) * fs
     scale = np.median(np.abs(x - np.median(x))) * 1.4826 + 1e-12
     idx, props = signal.find_peaks(x, distance=distance, prominence=0.5 * scale)
     if idx.size:  # drop peaks far below the typical beat (noise between/around beats)
         idx = idx[props["prominences"] >= 0.25 * np.median(props["prominences"])]
+    if wave_shift_s > 0 and idx.size:
+        coarse = template_refine(x, fs, idx, half_s=wave_shift_s + 0.1, max_shift_s=wave_shift_s,
+                                 at_peak=False)
+        idx = np.unique(np.clip(np.round(coarse), 0, len(x) - 1).astype(np.int64))
+        keep = np.r_[True, np.diff(idx) >= distance]  # two picks moved onto one beat: keep one
+        idx = idx[keep]
     return np.sort(template_refine(x, fs, idx)) / fs
 
 
-def find_ao(scg: np.ndarray, fs: float) -> np.ndarray:
-    """AO times (s): the dominant positive SCG peak per cycle."""
-    return find_jpeaks(scg, fs, polarity="positive")
+def find_ao(scg: np.ndarray, fs: float, wave_shift_s: float = 0.3) -> np.ndarray:
+    """AO times (s): the dominant positive SCG peak per cycle, wave identity checked against the
+    recording's median AO...AC complex (a cycle whose AC outgrew its AO keeps its AO)."""
+    return find_jpeaks(scg, fs, polarity="positive", wave_shift_s=wave_shift_s,
+                       envelope_period=True)
 
 
 def find_ac(scg: np.ndarray, fs: float, ao_s: np.ndarray) -> np.ndarray:

@@ -91,3 +91,43 @@ def test_template_refine_times_beats_by_their_whole_complex():
     picks[::5] += 4  # every 5th beat picked on the wrong lobe, 40 ms late
     got = template_refine(x, FS, picks) / FS
     assert np.max(np.abs(got - ao)) < 0.004
+
+
+def test_find_ao_keeps_ao_when_ac_outgrows_it():
+    """Cycles whose AC is larger than their AO (a weak reconstructed AO) must not be timed at
+    AC (one LVET, ~0.3 s, late): the wave-identity pass aligns them to the median complex."""
+    rng = np.random.default_rng(5)
+    n_beats = 40
+    r = 0.5 + np.cumsum(rng.uniform(0.75, 0.95, n_beats))
+    ao = r + 0.06
+    ac = ao + 0.3
+    n = int((r[-1] + 1.0) * FS)
+    a_ao = np.ones(n_beats)
+    a_ao[5:35:6] = 0.3  # every 6th beat: AO at 0.3, AC at 0.5 -> AC is the largest peak
+    amps = np.r_[a_ao, 0.5 * np.ones(n_beats)]
+    x = render_atoms(n, FS, np.concatenate([ao, ac]), amps, np.full(2 * n_beats, 0.016),
+                     np.full(2 * n_beats, 12.0), 0.08) + rng.normal(0, 0.01, n)
+    det = find_ao(x, FS)
+    assert len(det) == n_beats
+    assert np.max(np.abs(det - ao)) < 0.005
+    old = find_ao(x, FS, wave_shift_s=0.0)  # single-stage detector: those beats land on AC
+    assert np.sum(np.abs(old - ao) > 0.2) >= 4
+
+
+def test_find_ao_period_from_envelope_under_rr_variability():
+    """A 12.5-Hz SCG whose RR swings +-8 % decorrelates at the beat lag; the raw-signal
+    autocorrelation then peaks at 2 RR and the refractory distance drops every other beat.
+    The envelope period keeps every beat."""
+    rng = np.random.default_rng(0)
+    n_beats = 70
+    rr = 0.7 * (1 + 0.08 * np.sin(2 * np.pi * np.arange(n_beats) / 4.0))
+    rr = rr + rng.normal(0, 0.01, n_beats)
+    ao = 0.56 + np.cumsum(rr)
+    n = int((ao[-1] + 1.0) * FS)
+    x = render_atoms(n, FS, np.concatenate([ao, ao + 0.27]),
+                     np.r_[np.ones(n_beats), 0.6 * np.ones(n_beats)],
+                     np.full(2 * n_beats, 0.016), np.full(2 * n_beats, 12.5), 0.08)
+    x += rng.normal(0, 0.05, n)
+    det = find_ao(x, FS)
+    assert len(det) == n_beats and np.max(np.abs(det - ao)) < 0.005
+    assert len(find_jpeaks(x, FS, polarity="positive")) < 0.7 * n_beats  # raw-signal period
