@@ -62,7 +62,7 @@ class BaselineConfig:
 class TrainConfig:
     method: Literal["ilid", "bc_expert", "bc_all", "dwbc", "iswbc"] = "ilid"  # what to train
     seed: int = 0  # networks, batches
-    device: str = "cpu"  # cpu | cuda | auto
+    device: str = "cpu"  # runs on CPU (tiny MLPs); the field exists for the standard --device flag
     data: DataConfig = field(default_factory=DataConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     ilid: ILIDConfig = field(default_factory=ILIDConfig)
