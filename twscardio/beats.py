@@ -87,10 +87,11 @@ def template_refine(x: np.ndarray, fs: float, idx: np.ndarray, half_s: float = 0
     return out
 
 
-def envelope(x: np.ndarray, fs: float, cutoff_hz: float = 3.0) -> np.ndarray:
-    """Amplitude envelope (T,): |analytic signal| low-passed (zero phase) at cutoff_hz."""
-    sos = signal.butter(2, min(cutoff_hz, 0.45 * fs), fs=fs, output="sos")
-    return signal.sosfiltfilt(sos, np.abs(signal.hilbert(x)))
+def envelope(x: np.ndarray, fs: float, smooth_s: float = 0.15) -> np.ndarray:
+    """Amplitude envelope (T,): |analytic signal| smoothed by a centred smooth_s moving average
+    (zero phase, first null at 1/smooth_s ~ 7 Hz)."""
+    k = max(1, int(round(smooth_s * fs)))
+    return np.convolve(np.abs(signal.hilbert(x)), np.ones(k) / k, mode="same")
 
 
 def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
@@ -104,7 +105,7 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
     aligned to a +-(wave_shift_s + 0.1 s) median template (the whole complex, e.g. AO ... AC of
     an SCG beat) at shifts up to +-wave_shift_s, so a cycle whose largest peak is a *different
     wave* (AC picked instead of AO, one LVET ~ 0.28 s late) is moved onto the right one.
-    `envelope_period` estimates the period on the 3-Hz envelope instead of the signal: an SCG
+    `envelope_period` estimates the period on the amplitude envelope instead of the signal: an SCG
     oscillates at 10-15 Hz, so beat-to-beat RR changes of a few tens of ms decorrelate the raw
     signal at the beat lag and its autocorrelation can peak at 2 RR (every other beat missed).
     """
