@@ -70,7 +70,7 @@ def template_refine(x: np.ndarray, fs: float, idx: np.ndarray, half_s: float = 0
     cur = idx[ok].astype(np.float64)
     o, sh = np.arange(-H, H + 1), np.arange(-S, S + 1)
     for _ in range(iters):
-        base = np.round(cur).astype(np.int64)
+        base = np.clip(np.round(cur).astype(np.int64), H + S, len(x) - H - S - 2)  # in range
         tmpl = np.median(x[base[:, None] + o[None, :]], axis=0)
         seg = x[base[:, None, None] + sh[None, :, None] + o[None, None, :]]  # (B, S, L)
         a = seg - seg.mean(axis=2, keepdims=True)

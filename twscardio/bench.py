@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     args, bc = parse_args(argv, BenchConfig, prog="twscardio.bench", description="",
                           parser=parser)
     if args.quick:
-        bc.train.steps, bc.train.n_subjects = 1000, 24
+        bc.train.steps, bc.train.n_subjects = 1000, 48
         bc.n_test_subjects, bc.duration_s = 3, 40.0
         bc.loss_sweep, bc.burst_sweep = [0.0, 0.1, 0.2, 0.3], [3.0]
         bc.stream_seconds = 20.0

@@ -134,8 +134,9 @@ class TrainConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     net: NetConfig = field(default_factory=NetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    n_subjects: int = 48  # training subjects (test subjects use disjoint seeds)
-    recordings_per_subject: int = 2  # each with randomly drawn rate / loss / motion
+    n_subjects: int = 96  # training subjects (test subjects use disjoint seeds); many distinct
+    # head responses matter more than several recordings of the same head (per-subject AO lag)
+    recordings_per_subject: int = 1  # each with randomly drawn rate / loss / motion
     fs_choices: list[float] = field(default_factory=lambda: [15.0, 25.0, 50.0, 100.0])
     max_loss: float = 0.3  # training loss rates drawn in [0, max_loss]
     max_motion: float = 3.0  # training motion levels drawn in [0, max_motion]
@@ -166,7 +167,7 @@ class BenchConfig:
     """`python -m twscardio.bench`: arms (a)-(d) on held-out subjects, sweeps, checks."""
 
     train: TrainConfig = field(default_factory=TrainConfig)
-    n_test_subjects: int = 8  # held-out subjects per setting
+    n_test_subjects: int = 16  # held-out subjects per setting (per-subject AO offsets: 8 is noisy)
     duration_s: float = 60.0  # test recording length
     loss_sweep: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2, 0.3])
     burst_sweep: list[float] = field(default_factory=lambda: [1.0, 3.0, 8.0])

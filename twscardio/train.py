@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                     "or plain L1 (loss.kind=l1). Rerun with the same --out to resume.",
         default_config="configs/twscardio/default.yaml")
     if args.quick:
-        cfg.steps, cfg.n_subjects = min(cfg.steps, 300), min(cfg.n_subjects, 8)
+        cfg.steps, cfg.n_subjects = min(cfg.steps, 300), min(cfg.n_subjects, 16)
     run_dir = make_run_dir(args.out, "twscardio", "train")
     save_config(cfg, run_dir / "config.yaml")
     model, hist = train_model(cfg, run_dir)

@@ -131,3 +131,17 @@ def test_find_ao_period_from_envelope_under_rr_variability():
     det = find_ao(x, FS)
     assert len(det) == n_beats and np.max(np.abs(det - ao)) < 0.005
     assert len(find_jpeaks(x, FS, polarity="positive")) < 0.7 * n_beats  # raw-signal period
+
+
+def test_template_refine_near_the_signal_end():
+    """A beat picked early and close to the end moves towards the edge on the first pass; the
+    second pass must stay inside the signal (it used to index past the end)."""
+    from twscardio.beats import template_refine
+
+    x, r, ao, _ = _scg(6, n_beats=8)
+    true = np.round(ao * FS).astype(int)
+    x = x[: true[-1] + 27]  # last peak 27 samples before the end
+    picks = true.copy()
+    picks[-1] -= 6  # picked 60 ms early: inside the refine range, then shifted outward
+    got = template_refine(x, FS, picks) / FS
+    assert np.all(np.isfinite(got)) and np.max(np.abs(got[:-1] - ao[:-1])) < 0.004
