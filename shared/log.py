@@ -15,12 +15,28 @@ __all__ = ["setup_logging", "get_logger", "progress", "progress_enabled"]
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at emit time, so a redirected or captured stderr
+    (pytest's capsys, a notebook) never leaves the handler writing to a closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(verbose: bool = False) -> None:
     """Configure the root logger once (idempotent): INFO, or DEBUG with `verbose`."""
     root = logging.getLogger()
     level = logging.DEBUG if verbose else logging.INFO
     if not any(getattr(h, "_shared", False) for h in root.handlers):
-        h = logging.StreamHandler(sys.stderr)
+        h = _StderrHandler()
         h.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
         h._shared = True  # type: ignore[attr-defined]
         root.addHandler(h)

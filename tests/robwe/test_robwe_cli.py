@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,12 @@ def _run(main, *args):
         except SystemExit as e:
             code = e.code or 0
     return code, out.getvalue(), err.getvalue()
+
+
+def _problems(err: str) -> list[str]:
+    """stderr lines other than ordinary INFO/DEBUG log records (e.g. 'run dir ...')."""
+    return [line for line in err.strip().splitlines()
+            if not re.match(r"^\d\d:\d\d:\d\d (INFO|DEBUG) ", line)]
 
 
 def _cfg(tmp_path):
@@ -52,11 +59,11 @@ def test_bad_input_is_one_line_exit_2(tmp_path):
     bad.write_text("fl:\n  roundz: 3\n")
     code, _, err = _run(train.main, "--config", bad, "--out", tmp_path / "r1")
     assert code == 2 and "fl.roundz" in err and "bad.yaml" in err
-    assert len(err.strip().splitlines()) == 1
+    assert len(_problems(err)) == 1
     cfg = _cfg(tmp_path)
     code, _, err = _run(train.main, "--config", cfg, "--set", "watermark.slice_bits=900",
                         "--out", tmp_path / "r2")
-    assert code == 2 and "too short" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "too short" in err and len(_problems(err)) == 1
     code, _, err = _run(train.main, "--config", cfg, "--set", "data.dataset=imagenet")
     assert code == 2 and "imagenet" in err
     code, _, err = _run(train.main, "--config", cfg, "--set", "data.dataset=cifar10",

@@ -231,3 +231,20 @@ def test_cached_dir_builds_once_and_failed_build_leaves_nothing():
     p2 = cached_dir("d", {"a": 1}, good)
     assert p1 == p2 and calls == [1] and (p1 / "config.json").is_file()
     assert not [x for x in p1.parent.iterdir() if x.name.startswith(f".{p1.name}")]
+
+
+def test_logging_follows_a_replaced_stderr(monkeypatch):
+    import io
+    import logging
+
+    from shared.log import setup_logging
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    setup_logging()
+    first.close()  # e.g. pytest's capture of an earlier test
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    setup_logging()
+    logging.getLogger("demo").warning("hello")
+    assert "hello" in second.getvalue()
