@@ -70,7 +70,8 @@ def summarise(results: dict[str, dict], out_dir: Path) -> str:
                                              f"{x['target']})" for x in c if not x.get("holds"))
                        or "-",
                        "device": bench.get("versions", {}).get("device", "?"),
-                       "wall": f"{info['seconds']:.0f} s"})
+                       "wall": f"{info['seconds']:.0f} s" if info["seconds"] == info["seconds"]
+                       else "-"})
     text = ["# Results summary", "",
             f"Made by `scripts/reproduce` on {time.strftime('%Y-%m-%d %H:%M %Z')}; each package's "
             "full results (bench.json, bench.md, plots) are in `results/<package>/`.", "",
@@ -95,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--full", action="store_true", help="full benchmark settings (slow)")
     p.add_argument("--out", default=str(ROOT / "results"), help="results folder")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per package")
+    p.add_argument("--collect", action="store_true",
+                   help="run nothing: rebuild SUMMARY.md from the bench.json files already in "
+                        "the results folder (e.g. after running packages one by one)")
     args = p.parse_args(argv)
     setup_logging()
     os.environ.setdefault("PROGRESS", "1" if sys.stderr.isatty() else "0")
@@ -107,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     selected = args.packages or [x for x in PACKAGES if (ROOT / x / "bench.py").exists()]
     results: dict[str, dict] = {}
     for pkg in selected:
+        if args.collect:
+            path = out_dir / pkg / "bench.json"
+            if path.exists():
+                results[pkg] = {"status": "ok", "seconds": float("nan"), "bench": read_json(path)}
+            continue
         if not (ROOT / pkg / "bench.py").exists():
             results[pkg] = {"status": "no benchmark yet", "seconds": 0.0}
             continue

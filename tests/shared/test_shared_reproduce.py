@@ -34,3 +34,12 @@ def test_summary_lists_claims_ratios_and_failed_targets(tmp_path):
 def test_unknown_package_is_an_error(capsys):
     assert reproduce.main(["nope"]) == 2
     assert "unknown package 'nope'" in capsys.readouterr().err
+
+
+def test_collect_rebuilds_summary_from_existing_results(tmp_path):
+    rep = BenchReport("ripple", baseline="naive", command="python -m ripple.bench --quick")
+    rep.headline("5.93x lower I/O latency", "6.2x", "llama.cpp-style", 6.2)
+    rep.write(tmp_path / "ripple")
+    assert reproduce.main(["--collect", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "SUMMARY.md").read_text()
+    assert "| ripple | 5.93x lower I/O latency | 6.2x | llama.cpp-style | 6.20x |" in text
