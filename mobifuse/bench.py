@@ -32,7 +32,7 @@ from mobifuse.baselines import (
 from mobifuse.config import BenchConfig, TrainConfig
 from mobifuse.data import DATA_VERSION, build_dataset, sim_calibration
 from mobifuse.evaluate import dei_spearman, depth_metrics, mean_chamfer, region_metrics
-from mobifuse.models import N_ERR, TwoStageFusionNet
+from mobifuse.models import MODEL_VERSION, N_ERR, TwoStageFusionNet
 from mobifuse.simulator import MASKS, simulate_scene
 from mobifuse.stereo import run_stereo
 from mobifuse.train import (
@@ -83,7 +83,8 @@ def trained_net(cfg: TrainConfig, train: dict, use_dei: bool) -> TwoStageFusionN
         info.update(metrics)
         save_model(model, tmp)
 
-    path = cached_file("mobifuse-net", {"train": to_dict(tcfg), "data": DATA_VERSION}, build,
+    path = cached_file("mobifuse-net", {"train": to_dict(tcfg), "data": DATA_VERSION,
+                                              "model": MODEL_VERSION}, build,
                        suffix=".pt")
     log.info("fusion net use_dei=%s: %s%s", use_dei, path,
              f" (trained in {info['train_s']:.0f} s)" if info else " (cached)")

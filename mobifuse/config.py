@@ -99,6 +99,8 @@ class NetConfig:
 
     widths: tuple[int, ...] = (8, 16, 32)  # channels at scales 1/2, 1/4, 1/8
     refine_width: int = 8  # channels of the full-resolution refinement convs
+    snap_radius: int = 2  # EdgeSnap window radius (candidates (2r+1)^2); 0 disables the stage
+    snap_dilation: int = 2  # EdgeSnap candidate spacing (work px); ToF px = 2 work px
     use_dei: bool = True  # False: the no-DEI ablation (DEI channels zeroed)
     max_depth: float = 5.0  # depth normaliser (m)
 

@@ -4,7 +4,8 @@
 Inputs (B = batch, h x w work resolution, multiples of 8):
   geom (B, 4, h, w): ToF depth, ToF valid, SGBM depth, SGBM valid  (depths in metres)
   err  (B, 1 + D, h, w): grey image, then D = len(DEI_CHANNELS) DEI maps
-Output: dict with 'depth' (B, 1, h, w) and 'coarse' (B, 1, h, w) in metres, 'gates' (B, 2, h, w).
+Output: dict with 'depth', 'coarse' and (with EdgeSnap) 'pre_snap', each (B, 1, h, w) in metres,
+and 'gates' (B, 2, h, w).
 
 Stage 1 encodes geometry per sensor (ToF branch, stereo branch) and error (DEI + grey) separately
 at scales 1/2, 1/4, 1/8. At every scale a 1x1 conv on the error features gives per-pixel softmax
@@ -12,7 +13,17 @@ weights over the two sensors that gate (convexly mix) their geometry features; a
 over the gated features predicts a correction to the gate-weighted input depths -> coarse depth.
 Stage 2 re-encodes [coarse, ToF, SGBM, grey] and, at every scale, concatenates stage 1's decoder
 features (the backward connections); its decoder predicts a residual added to the coarse depth,
-refined by three full-resolution convs that see the grey image (edge snapping).
+refined by three full-resolution convs that see the grey image.
+
+Edge-aware selection (`EdgeSnap`, our addition for the paper's "DEI guides fusion at depth
+edges"): at a depth discontinuity the true depth is the depth of one of the two surfaces, but ToF
+flying pixels, normalised-convolution upsampling and L1 regression by a smooth CNN all produce
+values *between* them. The last stage therefore predicts, per pixel, softmax weights over a
+(2r+1)^2 window of candidate depths (stage 2's output at dilation `snap_dilation`) from
+[depth, ToF, SGBM, grey + DEI] and the grey-level affinity of each candidate to the pixel (RGB
+guidance, as in joint bilateral upsampling); the output is their convex mix, so a confident
+pixel copies the depth of the surface it belongs to instead of averaging across the jump. The
+DEI edge / flying-pixel and hole channels tell it where that is needed.
 
 `use_dei=False` is the key ablation: the same network with the DEI channels zeroed (grey kept).
 """
@@ -26,9 +37,10 @@ from torch import nn
 from mobifuse.config import NetConfig
 from mobifuse.dei import DEI_CHANNELS
 
-__all__ = ["TwoStageFusionNet", "fusion_loss", "N_ERR"]
+__all__ = ["TwoStageFusionNet", "EdgeSnap", "fusion_loss", "N_ERR"]
 
 N_ERR = 1 + len(DEI_CHANNELS)
+MODEL_VERSION = 2  # bump when the architecture changes (keys cached trained weights)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -75,6 +87,45 @@ class _Decoder(nn.Module):
         return [d1, d2, d3]
 
 
+class EdgeSnap(nn.Module):
+    """Edge-aware candidate selection: out(p) = sum_k softmax(logits(p))_k * depth(p + o_k).
+
+    depth, guide (B, 1, h, w); feats (B, cin, h, w). K = (2 radius + 1)^2 offsets o_k on a grid
+    of step `dilation` (replicate padding). logits_k(p) = a_k(p) - s(p) * 10 |g(p) - g(p + o_k)|
+    with a (B, K, h, w) and the sharpness s = softplus(.) >= 0 predicted from `feats`: like a
+    joint bilateral filter, a candidate whose grey level differs from the pixel's (probably the
+    other surface) is down-weighted, as strongly as the features (DEI edge/hole channels) ask.
+    The output lies between the window's min and max depth; it starts near the identity."""
+
+    def __init__(self, cin: int, width: int, radius: int, dilation: int):
+        super().__init__()
+        self.radius, self.dilation = radius, dilation
+        self.k = k = (2 * radius + 1) ** 2
+        self.head = nn.Sequential(_conv(cin, width), _conv(width, width),
+                                  nn.Conv2d(width, k + 1, 1))
+        last = self.head[-1]
+        nn.init.zeros_(last.weight)
+        with torch.no_grad():
+            last.bias.zero_()
+            last.bias[k // 2] = 4.0  # start close to the identity (centre weight ~0.7)
+
+    def candidates(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, h, w) -> (B, K, h, w): the map's value at every window offset."""
+        pad = self.radius * self.dilation
+        xp = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+        B, _, h, w = x.shape
+        k = 2 * self.radius + 1
+        return F.unfold(xp, k, dilation=self.dilation).view(B, k * k, h, w)
+
+    def forward(self, depth: torch.Tensor, feats: torch.Tensor,
+                guide: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.head(feats)
+        affinity = (self.candidates(guide) - guide).abs()
+        logits = h[:, :self.k] - F.softplus(h[:, self.k:]) * 10.0 * affinity
+        wgt = torch.softmax(logits, dim=1)
+        return (wgt * self.candidates(depth)).sum(1, keepdim=True), wgt
+
+
 class TwoStageFusionNet(nn.Module):
     """ToF + stereo depth fusion guided by DEI; see the module docstring for shapes."""
 
@@ -95,6 +146,8 @@ class TwoStageFusionNet(nn.Module):
         self.head2 = nn.Conv2d(w[0], 8, 3, 1, 1)
         r = cfg.refine_width
         self.refine = nn.Sequential(_conv(8 + 4, r), _conv(r, r), nn.Conv2d(r, 1, 3, 1, 1))
+        self.snap = (EdgeSnap(3 + N_ERR, r, cfg.snap_radius, cfg.snap_dilation)
+                     if cfg.snap_radius > 0 else None)
 
     def forward(self, geom: torch.Tensor, err: torch.Tensor) -> dict:
         s = self.cfg.max_depth
@@ -120,7 +173,12 @@ class TwoStageFusionNet(nn.Module):
         d2 = self.dec2(f2)
         r = F.interpolate(self.head2(d2[0]), size=size, mode="bilinear", align_corners=False)
         fine = coarse + self.refine(torch.cat([r, coarse, d_tof, d_st, gray], 1))
-        return {"depth": fine * s, "coarse": coarse * s, "gates": gate_full}
+        out = {"coarse": coarse * s, "gates": gate_full}
+        if self.snap is not None:
+            out["pre_snap"] = fine * s
+            fine, _ = self.snap(fine, torch.cat([fine, d_tof, d_st, err], 1), gray)
+        out["depth"] = fine * s
+        return out
 
 
 def _grad_l1(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -135,9 +193,9 @@ def _grad_l1(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> torch.
 
 def fusion_loss(out: dict, gt: torch.Tensor, mask: torch.Tensor,
                 grad_weight: float = 0.5) -> torch.Tensor:
-    """Masked L1 on the final (and, at half weight, the coarse) depth + gradient L1.
-    gt, mask: (B, 1, h, w)."""
+    """Masked L1 on the final (and, at half weight, the coarse and pre-snap) depth + gradient
+    L1. gt, mask: (B, 1, h, w)."""
     n = mask.sum().clamp_min(1)
     l1 = (mask * (out["depth"] - gt).abs()).sum() / n
-    l1c = (mask * (out["coarse"] - gt).abs()).sum() / n
+    l1c = sum((mask * (out[k] - gt).abs()).sum() / n for k in ("coarse", "pre_snap") if k in out)
     return l1 + 0.5 * l1c + grad_weight * _grad_l1(out["depth"], gt, mask)

@@ -143,7 +143,9 @@ def load_model(path: str | Path) -> TwoStageFusionNet:
         raise DataError(f"model file not found: {path}")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=False)
-        model = TwoStageFusionNet(from_dict(NetConfig, blob["net"]))
+        net = dict(blob["net"])
+        net.setdefault("snap_radius", 0)  # weights saved before the EdgeSnap stage existed
+        model = TwoStageFusionNet(from_dict(NetConfig, net))
         model.load_state_dict(blob["state_dict"])
     except Exception as e:  # truncated zip, wrong keys, shape mismatch
         raise DataError(f"{path}: not a mobifuse model ({type(e).__name__}: {e})") from None

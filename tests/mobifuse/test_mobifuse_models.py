@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mobifuse.config import NetConfig
-from mobifuse.models import N_ERR, TwoStageFusionNet, fusion_loss
+from mobifuse.models import N_ERR, EdgeSnap, TwoStageFusionNet, fusion_loss
 
 
 def _inputs(b=2, h=32, w=48, seed=0):
@@ -65,3 +65,59 @@ def test_short_training_run_reduces_loss():
 def test_bad_width_config_rejected():
     with pytest.raises(ValueError, match="widths"):
         TwoStageFusionNet(NetConfig(widths=(4, 8)))
+
+
+def _snap_reference(depth, wgt, radius, dilation):
+    """Slow reference: explicit loops over pixels and window offsets, clamped (replicate) index."""
+    _, _, h, w = depth.shape
+    out = np.zeros((h, w))
+    d, wt = depth[0, 0].numpy(), wgt[0].numpy()
+    offs = [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)]
+    for y in range(h):
+        for x in range(w):
+            for k, (dy, dx) in enumerate(offs):
+                yy = min(max(y + dy * dilation, 0), h - 1)
+                xx = min(max(x + dx * dilation, 0), w - 1)
+                out[y, x] += wt[k, y, x] * d[yy, xx]
+    return out
+
+
+def test_edge_snap_matches_loop_reference_and_is_a_convex_mix():
+    torch.manual_seed(0)
+    snap = EdgeSnap(cin=3, width=4, radius=1, dilation=2)
+    torch.nn.init.normal_(snap.head[-1].weight)  # non-trivial weights
+    depth = torch.rand(1, 1, 7, 9) * 3 + 0.5
+    feats = torch.randn(1, 3, 7, 9)
+    out, wgt = snap(depth, feats, torch.rand(1, 1, 7, 9))
+    assert wgt.shape == (1, 9, 7, 9)
+    torch.testing.assert_close(wgt.sum(1), torch.ones(1, 7, 9))
+    ref = _snap_reference(depth, wgt.detach(), radius=1, dilation=2)
+    np.testing.assert_allclose(out[0, 0].detach().numpy(), ref, rtol=1e-5, atol=1e-6)
+    cand = snap.candidates(depth)
+    assert (out >= cand.min(1, keepdim=True).values - 1e-6).all()
+    assert (out <= cand.max(1, keepdim=True).values + 1e-6).all()
+
+
+def test_edge_snap_copies_one_side_of_a_step_not_the_average():
+    # a hard choice of the left neighbour at a blurred step returns the left surface's depth
+    snap = EdgeSnap(cin=1, width=2, radius=1, dilation=1)
+    depth = torch.tensor([[1.0, 1.0, 2.0, 3.0, 3.0]]).view(1, 1, 1, 5)  # 2.0 = flying pixel
+    with torch.no_grad():
+        snap.head[-1].bias.zero_()
+        snap.head[-1].bias[3] = 50.0  # offset (0, -1): the left neighbour
+    out, _ = snap(depth, torch.zeros(1, 1, 1, 5), torch.zeros(1, 1, 1, 5))
+    torch.testing.assert_close(out[0, 0, 0], torch.tensor([1.0, 1.0, 1.0, 2.0, 3.0]))
+
+
+def test_edge_snap_guide_affinity_picks_the_candidate_of_the_same_grey_level():
+    # uniform learned logits; the grey guide alone decides: the flying pixel (grey 0.9, like the
+    # right surface) takes the right surface's depth, pixels of the left surface keep theirs
+    snap = EdgeSnap(cin=1, width=2, radius=1, dilation=1)
+    with torch.no_grad():
+        snap.head[-1].bias.zero_()
+        snap.head[-1].bias[-1] = 20.0  # sharpness softplus(20) ~ 20
+    depth = torch.tensor([[1.0, 1.0, 2.0, 3.0, 3.0]]).view(1, 1, 1, 5)
+    guide = torch.tensor([[0.1, 0.1, 0.9, 0.9, 0.9]]).view(1, 1, 1, 5)
+    out, _ = snap(depth, torch.zeros(1, 1, 1, 5), guide)
+    assert out[0, 0, 0, 1].item() == pytest.approx(1.0, abs=1e-3)
+    assert out[0, 0, 0, 2].item() > 2.4  # mean of {2, 3, 3} for 3 surviving candidates
