@@ -30,6 +30,10 @@ log = logging.getLogger("reproduce")
 
 
 def run_bench(pkg: str, out: Path, full: bool, timeout: int) -> tuple[str, float]:
+    try:  # a relative --out keeps the command in bench.json copy-pasteable
+        out = out.resolve().relative_to(ROOT)
+    except ValueError:
+        pass
     cmd = [sys.executable, "-m", f"{pkg}.bench", "--out", str(out)]
     if not full:
         cmd.append("--quick")
