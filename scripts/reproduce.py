@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.bench import markdown_table  # noqa: E402
+from shared.bench import fmt_number, markdown_table  # noqa: E402
 from shared.errors import DataError  # noqa: E402
 from shared.io import atomic_write_text, read_json  # noqa: E402
 from shared.log import setup_logging  # noqa: E402
@@ -65,12 +65,12 @@ def summarise(results: dict[str, dict], out_dir: Path) -> str:
                 + (f" ({h['setting']})" if h.get("setting") else ""),
                 "baseline": h.get("baseline", "-"),
                 "ratio": f"{ratio:.2f}x" if isinstance(ratio, (int, float)) else "-",
-                "command": f"`{bench.get('command', '-')}`",
+                "command": "`" + str(bench.get("command", "-")).replace(f"{ROOT}/", "") + "`",
             })
         c = bench.get("checks", [])
         held = sum(1 for x in c if x.get("holds"))
         checks.append({"package": pkg, "targets held": f"{held}/{len(c)}",
-                       "not held": "; ".join(f"{x['name']} (measured {x['measured']}, target "
+                       "not held": "; ".join(f"{x['name']} (measured {fmt_number(x['measured'])}, target "
                                              f"{x['target']})" for x in c if not x.get("holds"))
                        or "-",
                        "device": bench.get("versions", {}).get("device", "?"),

@@ -32,7 +32,7 @@ from typing import Any
 from shared.io import atomic_path, atomic_write_json, atomic_write_text
 from shared.runtime import versions
 
-__all__ = ["measure", "Check", "BenchReport", "save_figure", "markdown_table"]
+__all__ = ["measure", "Check", "BenchReport", "save_figure", "markdown_table", "fmt_number"]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": lambda a, b: a <= b,
@@ -85,7 +85,8 @@ class Check:
         return cls(name=name, measured=measured, target=f"{op} {target:g}", holds=bool(ok))
 
 
-def _fmt(v: Any) -> str:
+def fmt_number(v: Any) -> str:
+    """4 significant digits (scientific for very large/small), 'nan' for NaN; others as str."""
     if isinstance(v, float):
         if math.isnan(v):
             return "nan"
@@ -102,7 +103,7 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
     cols = columns or list(dict.fromkeys(k for r in rows for k in r))
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        lines.append("| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |")
+        lines.append("| " + " | ".join(fmt_number(r.get(c, "")) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
