@@ -69,10 +69,10 @@ def summarise(results: dict[str, dict], out_dir: Path) -> str:
             })
         c = bench.get("checks", [])
         held = sum(1 for x in c if x.get("holds"))
+        missed = [f"{x['name']} (measured {fmt_number(x['measured'])}, target {x['target']})"
+                  for x in c if not x.get("holds")]
         checks.append({"package": pkg, "targets held": f"{held}/{len(c)}",
-                       "not held": "; ".join(f"{x['name']} (measured {fmt_number(x['measured'])}, target "
-                                             f"{x['target']})" for x in c if not x.get("holds"))
-                       or "-",
+                       "not held": "; ".join(missed) or "-",
                        "device": bench.get("versions", {}).get("device", "?"),
                        "wall": f"{info['seconds']:.0f} s" if info["seconds"] == info["seconds"]
                        else "-"})
