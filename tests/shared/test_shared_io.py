@@ -78,3 +78,15 @@ def test_checkpointer_resume_and_corrupt_fallback(tmp_path):
     ck.prev.write_bytes(b"garbage")
     with pytest.raises(DataError, match="no readable checkpoint"):
         ck.load()
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "r.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r.txt").stat().st_mode) == 0o644
