@@ -14,6 +14,9 @@ An eliminating layer (b = batch, s = tokens, k = kept tokens):
 3. causal attention among kept tokens (original order, so causal in the original sense);
 4. adds `o_proj`'s output into the residual at idx only: dropped tokens pass the attention
    block unchanged, and autograd saves only kept tokens' activations.
+The q/k/v/o projections of kept rows go through `kernels.lora_linear`: the same function as the
+peft modules, but the (k, D) input is saved once in the model dtype rather than once per
+projection in the adapter dtype (fp32 copies on a bf16 model).
 The MLP runs on all tokens, optionally with saved-channel pruning (`lemo.mlp`). Each layer selects
 anew, so a token dropped here comes back in the next layer.
 """
@@ -113,12 +116,15 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
         super().__init__()
         self._init_lemo(layer, layer_idx, num_layers, cfg)
 
-    def _qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
+    def _qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, lean: bool = False):
+        """q, k (RoPE applied), v as (b, heads, n, head_dim); `lean`: the projections save x
+        once in its own dtype (`kernels.lora_linear`) instead of peft's per-projection copies."""
         a = self.self_attn
         b, n, _ = x.shape
-        q = a.q_proj(x).view(b, n, -1, a.head_dim).transpose(1, 2)
-        k = a.k_proj(x).view(b, n, -1, a.head_dim).transpose(1, 2)
-        v = a.v_proj(x).view(b, n, -1, a.head_dim).transpose(1, 2)
+        proj = (lambda m, t: kernels.lora_linear(m, t)) if lean else (lambda m, t: m(t))
+        q = proj(a.q_proj, x).view(b, n, -1, a.head_dim).transpose(1, 2)
+        k = proj(a.k_proj, x).view(b, n, -1, a.head_dim).transpose(1, 2)
+        v = proj(a.v_proj, x).view(b, n, -1, a.head_dim).transpose(1, 2)
         q, k = apply_rotary_pos_emb(q, k, cos, sin)
         return q, k, v
 
@@ -129,9 +135,10 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
             x_all = self.input_layernorm(h)
             idx = self._select(x_all, lambda: self._qkv(x_all, cos, sin)[:2])
         x = self.input_layernorm(kernels.gather_rows(h, idx))  # (b, k, D)
-        q, k, v = self._qkv(x, kernels.gather_rows(cos, idx), kernels.gather_rows(sin, idx))
+        q, k, v = self._qkv(x, kernels.gather_rows(cos, idx), kernels.gather_rows(sin, idx),
+                            lean=True)
         o = _sdpa(q, k, v, self.self_attn.scaling).transpose(1, 2).reshape(b, idx.shape[1], -1)
-        return kernels.scatter_add_rows(h, idx, self.self_attn.o_proj(o))
+        return kernels.scatter_add_rows(h, idx, kernels.lora_linear(self.self_attn.o_proj, o))
 
     def _s2_attention(self, h: torch.Tensor, cos, sin) -> torch.Tensor:
         b, s, _ = h.shape
@@ -182,9 +189,10 @@ class LemoOPTDecoderLayer(LemoDecoderLayer):
             idx = self._select(x_all, lambda: (self._heads(a.q_proj(x_all)),
                                                self._heads(a.k_proj(x_all))))
         x = self._attn_in(kernels.gather_rows(h, idx))
-        q = self._heads(a.q_proj(x) * a.scaling)
-        o = _sdpa(q, self._heads(a.k_proj(x)), self._heads(a.v_proj(x)), 1.0)
-        o = a.out_proj(o.transpose(1, 2).reshape(b, idx.shape[1], -1))
+        proj = kernels.lora_linear  # saves x once (see LemoLlamaDecoderLayer._qkv)
+        q = self._heads(proj(a.q_proj, x) * a.scaling)
+        o = _sdpa(q, self._heads(proj(a.k_proj, x)), self._heads(proj(a.v_proj, x)), 1.0)
+        o = proj(a.out_proj, o.transpose(1, 2).reshape(b, idx.shape[1], -1))
         o = F.dropout(o, p=self.dropout, training=self.training)
         return kernels.scatter_add_rows(h, idx, o)
 

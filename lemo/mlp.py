@@ -18,6 +18,12 @@ from torch import nn
 __all__ = ["PrunedSwiGLUFunction", "PrunedReluFunction", "channel_pruned_mlp", "channel_pruned_ffn"]
 
 
+# CUDA inputs longer than CHUNK_ABOVE tokens take the token-chunked forward
+# (`lemo.kernels.pruned_swiglu`, CHUNK_TOKENS at a time), which recomputes the kept channels with a
+# narrow GEMM; shorter ones are not memory-bound and skip that cost.
+CHUNK_ABOVE, CHUNK_TOKENS = 4096, 2048
+
+
 def _top_channels(score: torch.Tensor, n_keep: int) -> torch.Tensor:
     return score.topk(n_keep).indices.sort().values
 
@@ -85,6 +91,12 @@ def channel_pruned_mlp(mlp: nn.Module, x: torch.Tensor, prune_ratio: float) -> t
     bs = (mlp.gate_proj.bias, mlp.up_proj.bias, mlp.down_proj.bias)
     _frozen(*ws, *bs)
     n_keep = max(1, round((1 - prune_ratio) * ws[0].shape[0]))
+    if x.is_cuda and x.numel() // x.shape[-1] > CHUNK_ABOVE:
+        # Same function, saved tensors and backward, but no (tokens x intermediate) buffers:
+        # on the GPU they set LeMo's memory peak (results/lemo_gpu/peak_trace).
+        from lemo import kernels
+
+        return kernels.pruned_swiglu(x, *ws, *bs, n_keep=n_keep, chunk=CHUNK_TOKENS)
     return PrunedSwiGLUFunction.apply(x, *ws, *bs, n_keep)
 
 

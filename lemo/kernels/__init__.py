@@ -13,6 +13,8 @@ Contracts (b = batch, s = sequence, h = query heads, hk = key/value heads, d = h
 - `gather_rows(x, idx)`: x (b, s, d), idx (b, k) long -> (b, k, d) (`x[b, idx[b]]`).
 - `project_rows(linear, x, idx)`: `linear(gather_rows(x, idx))` for an `nn.Linear` or a peft LoRA
   Linear; the kernel path reads the kept rows straight from x (no gathered copy).
+- `lora_linear(linear, x)`: `linear(x)` for an `nn.Linear` or a peft LoRA Linear, saving x once
+  in its own dtype (peft saves an adapter-dtype copy per projection); a PyTorch composition.
 - `scatter_add_rows(residual, idx, src)`: out = residual, with out[b, idx[b]] += src[b]; idx rows
   are unique. Differentiable w.r.t. residual and src.
 - `segmented_lm_loss(hidden, weight, labels, segment, ignore_index=-100)`: mean cross-entropy of
@@ -44,6 +46,7 @@ __all__ = [
     "block_tile_scores",
     "gather_rows",
     "project_rows",
+    "lora_linear",
     "scatter_add_rows",
     "segmented_lm_loss",
     "pruned_swiglu",
@@ -132,6 +135,14 @@ def project_rows(linear: torch.nn.Module, x: torch.Tensor, idx: torch.Tensor) ->
         if y is not None:
             return y
     return linear(gather_rows(x, idx))
+
+
+def lora_linear(linear: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`linear(x)` (nn.Linear or vanilla peft LoRA Linear) saving x once in its own dtype instead
+    of peft's per-projection adapter-dtype copies; see `lemo.kernels.lean_lora`."""
+    from lemo.kernels.lean_lora import lora_linear as _lora_linear
+
+    return _lora_linear(linear, x)
 
 
 def scatter_add_rows(residual: torch.Tensor, idx: torch.Tensor, src: torch.Tensor,

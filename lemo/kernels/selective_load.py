@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 
 from lemo.kernels._triton import dot_precision, interpreting, num_warps
+from lemo.kernels.lean_lora import lora_parts
 
 __all__ = ["rows_matmul", "gather_rows_triton", "scatter_rows", "project_rows_triton",
            "lora_parts", "ProjectRows", "GatherRows"]
@@ -171,31 +172,6 @@ def rows_matmul(x: torch.Tensor, idx: torch.Tensor, w: torch.Tensor,
             return (triton.cdiv(m, c["BM"]) * triton.cdiv(n, c["BN"]),)
         _rows_matmul_tuned[grid](*args, **meta)
     return y
-
-
-def lora_parts(linear: torch.nn.Module):
-    """(base nn.Linear, [(A, B, B-bias, scaling)]) when `linear` is an nn.Linear or a vanilla,
-    unmerged peft LoRA Linear without active dropout; None for anything else (the caller then
-    uses the module's own forward)."""
-    if isinstance(linear, torch.nn.Linear):
-        return linear, []
-    base = getattr(linear, "base_layer", None)
-    if not isinstance(base, torch.nn.Linear) or not hasattr(linear, "lora_A"):
-        return None
-    if linear.disable_adapters or linear.merged or getattr(linear, "lora_variant", None):
-        return None
-    adapters = []
-    for name in linear.active_adapters:
-        if name not in linear.lora_A.keys():
-            continue
-        drop = linear.lora_dropout[name]
-        if isinstance(drop, torch.nn.Dropout) and drop.p > 0 and drop.training:
-            return None
-        if not isinstance(drop, (torch.nn.Identity, torch.nn.Dropout)):
-            return None
-        a, bm = linear.lora_A[name], linear.lora_B[name]
-        adapters.append((a.weight, bm.weight, bm.bias, float(linear.scaling[name])))
-    return base, adapters
 
 
 class ProjectRows(torch.autograd.Function):

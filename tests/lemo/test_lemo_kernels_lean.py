@@ -1,0 +1,86 @@
+"""`lemo.kernels.lora_linear` against peft's own LoRA Linear forward: same outputs and gradients
+(x, A, B), and on a bf16 model it saves x once instead of one fp32 copy per projection."""
+
+import pytest
+import torch
+from torch import nn
+
+from lemo import kernels
+from shared.memory import SavedTensorMeter
+
+torch.set_num_threads(1)
+
+
+def _lora_qkv(dtype, lora_bias=False):
+    from peft import LoraConfig, get_peft_model
+
+    class Attn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q_proj, self.k_proj, self.v_proj = (nn.Linear(32, n, bias=b) for n, b in
+                                                     ((48, False), (16, True), (16, False)))
+
+        def forward(self, x):
+            return self.q_proj(x)
+
+    torch.manual_seed(0)
+    model = Attn().to(dtype)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj",
+                                                                                 "v_proj"],
+                                             lora_bias=lora_bias))
+    inner = model.base_model.model
+    for name, p in model.named_parameters():  # peft initialises B = 0: make the test non-trivial
+        if "lora_B" in name:
+            nn.init.normal_(p, std=0.5)
+    return model, [inner.q_proj, inner.k_proj, inner.v_proj]
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+@pytest.mark.parametrize("lora_bias", [False, True])
+def test_lora_linear_equals_peft(dtype, tol, lora_bias):
+    model, mods = _lora_qkv(dtype, lora_bias)
+    assert mods[0].lora_A["default"].weight.dtype == torch.float32  # peft's default: fp32 adapters
+    x0 = torch.randn(2, 10, 32).to(dtype)
+    params = [p for p in model.parameters() if p.requires_grad]
+    res = []
+    for fn in (lambda m, x: m(x), kernels.lora_linear):
+        x = x0.clone().requires_grad_()
+        ys = [fn(m, x) for m in mods]
+        loss = sum((y.float() * torch.linspace(-1, 1, y.shape[-1])).sum() for y in ys)
+        grads = torch.autograd.grad(loss, [x, *params])
+        res.append((ys, grads))
+    (y_p, g_p), (y_l, g_l) = res
+    for a, b in zip(y_p, y_l):
+        assert a.dtype == b.dtype == dtype
+        torch.testing.assert_close(b, a, rtol=tol, atol=tol)
+    for a, b in zip(g_p, g_l):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(b.float(), a.float(), rtol=tol, atol=tol * 10)
+
+
+def test_lora_linear_saves_the_input_once_in_bf16():
+    model, mods = _lora_qkv(torch.bfloat16)
+    weights = [p for p in model.parameters()]
+    x = torch.randn(1, 64, 32, dtype=torch.bfloat16, requires_grad=True)
+    sizes = {}
+    for name, fn in (("peft", lambda m, t: m(t)), ("lean", kernels.lora_linear)):
+        with SavedTensorMeter(exclude=weights) as meter:
+            [fn(m, x) for m in mods]
+        sizes[name] = meter.bytes
+    x_bytes, r_bytes = 64 * 32 * 2, 64 * 4 * 4
+    assert sizes["lean"] == x_bytes + 3 * r_bytes  # x once + three (64, r) fp32 activations
+    assert sizes["peft"] >= 3 * 64 * 32 * 4  # three fp32 copies of x
+    assert sizes["lean"] < sizes["peft"] / 3
+
+
+def test_lora_linear_falls_back_for_dropout_and_plain_modules():
+    from peft import LoraConfig, get_peft_model
+
+    lin = nn.Linear(8, 8)
+    x = torch.randn(3, 8, requires_grad=True)
+    assert "LoraLinear" in type(kernels.lora_linear(lin, x).grad_fn).__name__  # plain Linear: lean
+    m = get_peft_model(nn.Sequential(nn.Linear(8, 8)),
+                       LoraConfig(r=2, target_modules=["0"], lora_dropout=0.5))
+    m.train()
+    y = kernels.lora_linear(m.base_model.model[0], x)  # active dropout: peft's own forward
+    assert "LoraLinear" not in type(y.grad_fn).__name__
