@@ -139,8 +139,7 @@ class ISWBC:
                             torch.cat([self.s_u, self.a_u], 1), c.disc_steps, c.disc_batch,
                             c.disc_lr, c.disc_weight_decay, gen,
                             grad_penalty=self.bcfg.iswbc_grad_penalty)
-        with torch.no_grad():
-            w = importance_weight(disc(torch.cat([self.s_u, self.a_u], 1)))
+        w = importance_weight(disc.predict(torch.cat([self.s_u, self.a_u], 1)))
         self.w = torch.where(w < self.bcfg.iswbc_tau, torch.zeros_like(w), w)
         return {"weight_mean_expert": float(self.w[:len(self.s_e)].mean()),
                 "weight_mean_imperfect": float(self.w[len(self.s_e):].mean())}

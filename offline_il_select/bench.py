@@ -15,14 +15,21 @@ from __future__ import annotations
 
 import statistics
 import sys
-from concurrent.futures import ProcessPoolExecutor
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from offline_il_select.config import TrainConfig
-from offline_il_select.data import build_data, selection_quality, state_stats
+from offline_il_select.data import (
+    build_data,
+    dataset_specs,
+    generate_spec,
+    selection_quality,
+    state_stats,
+)
 from offline_il_select.discriminator import train_discriminator
 from offline_il_select.ilid import t32
 from offline_il_select.models import Discriminator, Normalizer
@@ -31,6 +38,7 @@ from offline_il_select.train import fit
 from shared.bench import BenchReport, save_figure
 from shared.cli import build_parser, parse_args, run
 from shared.config import load_config
+from shared.errors import ConfigError
 from shared.io import atomic_write_json, make_run_dir, read_json
 from shared.log import get_logger
 
@@ -56,53 +64,75 @@ K_SWEEP = (1, 2, 5, 10, 20, 50)
 # A 2-core shared CPU cannot afford the paper's 1M steps at lr 1e-4: shorter runs, higher lr.
 SHARED_BUDGET = ["policy.lr=3e-4", "policy.batch_size=128", "ilid.disc_lr=3e-4",
                  "ilid.disc_batch=128"]
+FULL_STEPS, QUICK_STEPS = 1500, 400  # default policy steps of the full and quick benches
+DISC_FRACTION = 10  # the paper: 100k steps per discriminator for 1M policy steps
+MIN_DISC_STEPS = 100  # floor for short (quick) budgets
 
 
-def budget(quick: bool) -> list[str]:
+def budget(quick: bool, steps: int | None = None) -> list[str]:
+    """Config overrides shared by every arm: `steps` policy steps (default FULL_STEPS or
+    QUICK_STEPS), steps / 10 per discriminator (the paper's proportion), 5 evaluations."""
+    steps = steps or (QUICK_STEPS if quick else FULL_STEPS)
+    disc = max(steps // DISC_FRACTION, MIN_DISC_STEPS)
+    common = [f"policy.steps={steps}", f"ilid.disc_steps={disc}", f"eval_every={steps // 5}"]
     if quick:
-        return ["policy.steps=400", "ilid.disc_steps=200", "eval_every=200", "eval_episodes=3",
-                "data.n_random=100"] + SHARED_BUDGET
-    return ["policy.steps=1500", "ilid.disc_steps=500", "eval_every=500",
-            "eval_episodes=5"] + SHARED_BUDGET
+        return common + ["eval_episodes=3", "data.n_random=100"] + SHARED_BUDGET
+    return common + ["eval_episodes=10"] + SHARED_BUDGET
 
 
-def _arm_cfg(setting: str, arm: str, seed: int, quick: bool) -> TrainConfig:
-    over = budget(quick) + [f"{k}={v}" for k, v in ARMS[arm].items()] + [f"seed={seed}"]
+def _arm_cfg(setting: str, arm: str, seed: int, quick: bool, steps: int | None) -> TrainConfig:
+    over = budget(quick, steps) + [f"{k}={v}" for k, v in ARMS[arm].items()] + [f"seed={seed}"]
     return load_config(SETTINGS[setting], TrainConfig, over)
 
 
-def run_job(job: tuple[str, int, bool]) -> list[dict]:
-    """All arms on one (setting, seed): same data, same budget. Returns result rows."""
-    setting, seed, quick = job
+def run_job(job: tuple[str, int, str, bool, int | None]) -> dict:
+    """One arm on one (setting, seed). Every arm of a (setting, seed) sees the same data and
+    budget; `ilid_no_beta` repeats ILID's (deterministic) preparation, so it has the same d(s),
+    D_s and D(s, a) as `ilid` and differs only in beta. Returns one result row."""
+    setting, seed, arm, quick, steps = job
     torch.set_num_threads(1)
-    rows = []
-    data = build_data(_arm_cfg(setting, "ilid", seed, quick).data)
-    ilid_prep = None
-    for arm in ARMS:
-        cfg = _arm_cfg(setting, arm, seed, quick)
-        if arm == "ilid_no_beta":  # same d(s), D_s and D(s,a) as ILID: only beta differs
-            art = dict(ilid_prep[0], beta=torch.ones_like(ilid_prep[0]["beta"]))
-            res = fit(cfg, data, prepared=(art, ilid_prep[1]))
-        else:
-            res = fit(cfg, data)
-        if arm == "ilid":
-            ilid_prep = (res["artifacts"], res["prep"])
-        row = {"setting": setting, "seed": seed, "arm": arm, "score": res["score"],
-               "return": res["return"], "train_s": res["train_s"],
-               "train_cpu_s": res["train_cpu_s"], "curve": res["curve"]}
-        if cfg.method == "ilid":
-            row["n_selected"] = res["prep"]["n_selected"]
-            row["selection_quality"] = res["prep"]["selection_quality"]
-        log.info("%s seed %d %-13s score %6.1f  (%.1fs)", setting, seed, arm, res["score"],
-                 res["train_s"])
-        rows.append(row)
-    return rows
+    cfg = _arm_cfg(setting, arm, seed, quick, steps)
+    res = fit(cfg, build_data(cfg.data))
+    row = {"setting": setting, "seed": seed, "arm": arm, "score": res["score"],
+           "return": res["return"], "train_s": res["train_s"], "train_cpu_s": res["train_cpu_s"],
+           "prep_cpu_s": res["prep"].get("prep_cpu_s", 0.0), "curve": res["curve"]}
+    if cfg.method == "ilid":
+        row["n_selected"] = res["prep"]["n_selected"]
+        row["selection_quality"] = res["prep"]["selection_quality"]
+        row["beta_mean"] = res["prep"]["beta_mean"]
+    log.info("%s seed %d %-13s score %6.1f  (%.1f CPU s)", setting, seed, arm, res["score"],
+             res["train_cpu_s"])
+    return row
 
 
-def selection_study(env_setting: str, quick: bool) -> dict:
-    """On 1 expert + noisy-expert episodes: selection quality and |D_s| for each K."""
-    over = budget(quick) + ["data.imperfect=noisy", "data.n_noisy=" + ("20" if quick else "50")]
-    cfg = load_config(SETTINGS[env_setting], TrainConfig, over)
+def warm_data(settings: list[str], quick: bool, ex: ProcessPoolExecutor) -> None:
+    """Roll out every dataset the bench needs once, in parallel, before the runs read the cache."""
+    cfgs = [_arm_cfg(s, "ilid", 0, quick, None).data for s in settings]
+    cfgs += [_study_cfg(e, quick).data for e in _study_envs(settings)]
+    specs = {}
+    for c in cfgs:
+        for sp in dataset_specs(c)["expert"] + dataset_specs(c)["imperfect"]:
+            specs.setdefault(sp, c)
+    # Largest first, so the long HalfCheetah random rollout starts at once.
+    order = sorted(specs, key=lambda sp: -sp[2] * (1000 if sp[1] == "random" else 1))
+    list(ex.map(generate_spec, order, [specs[sp] for sp in order]))
+
+
+def _study_envs(settings: list[str]) -> list[str]:
+    return list(dict.fromkeys(s.split("-")[0] + "-random" for s in settings))
+
+
+def _study_cfg(env_setting: str, quick: bool, steps: int | None = None) -> TrainConfig:
+    over = budget(quick, steps) + ["data.imperfect=noisy",
+                                   "data.n_noisy=" + ("20" if quick else "50")]
+    return load_config(SETTINGS[env_setting], TrainConfig, over)
+
+
+def selection_study(env_setting: str, quick: bool, steps: int | None = None) -> dict:
+    """On 1 expert + noisy-expert episodes: selection quality and |D_s| for each K (d(s) trained
+    with the discriminator budget that goes with `steps` policy steps)."""
+    torch.set_num_threads(1)
+    cfg = _study_cfg(env_setting, quick, steps)
     data = build_data(cfg.data)
     mean, std = state_stats(data)
     norm = Normalizer(torch.as_tensor(mean), torch.as_tensor(std))
@@ -111,8 +141,7 @@ def selection_study(env_setting: str, quick: bool) -> dict:
     d = Discriminator(mean.shape[0], c.disc_hidden, c.clip, norm)
     train_discriminator(d, t32(data.expert["observations"]), t32(data.imperfect["observations"]),
                         c.disc_steps, c.disc_batch, c.disc_lr, c.disc_weight_decay, gen)
-    with torch.no_grad():
-        d_next = d(t32(data.imperfect["next_observations"])).numpy()
+    d_next = d.predict(t32(data.imperfect["next_observations"])).numpy()
     b = data.imperfect
     out = {"K": [], "n_selected": [], "selection_quality": [], "n_imperfect": len(b["rewards"])}
     for k in K_SWEEP:
@@ -226,10 +255,16 @@ def summarise(rows: list[dict], studies: dict, quick: bool, command: list[str]) 
 def main(argv: list[str] | None = None) -> int:
     p = build_parser("offline_il_select.bench", __doc__.split("\n\n")[0])
     p.add_argument("--workers", type=int, default=1,
-                   help="parallel (setting, seed) jobs, one process each (default 1)")
+                   help="worker processes (one thread each) for the (setting, seed, arm) jobs "
+                        "(default 1)")
     p.add_argument("--settings", default="",
                    help="comma-separated subset of " + ", ".join(SETTINGS))
     p.add_argument("--seeds", type=int, default=3, help="training seeds per setting (default 3)")
+    p.add_argument("--steps", type=int, default=0,
+                   help=f"policy steps per arm (default {FULL_STEPS}, --quick {QUICK_STEPS}); "
+                        f"each discriminator gets 1/{DISC_FRACTION} of them, as in the paper")
+    p.add_argument("--data-only", action="store_true",
+                   help="roll out (and cache) every dataset the chosen settings need, then stop")
     p.add_argument("--from-rows", default="",
                    help="summarise the rows.json of an earlier (possibly partial) run instead "
                         "of training")
@@ -239,26 +274,53 @@ def main(argv: list[str] | None = None) -> int:
         ["hopper-random", "hopper-medium+random"] if args.quick else list(SETTINGS))
     for s in settings:
         if s not in SETTINGS:
-            from shared.errors import ConfigError
-
             raise ConfigError(f"--settings: unknown '{s}' (known: {', '.join(SETTINGS)})")
+    if args.steps < 0 or args.workers < 1:
+        raise ConfigError("--steps must be >= 0 and --workers >= 1")
+    steps = args.steps or None
     seeds = 1 if args.quick else args.seeds
+    if args.data_only:
+        t0 = time.perf_counter()
+        with ProcessPoolExecutor(args.workers) as ex:
+            warm_data(settings, args.quick, ex)
+        log.info("datasets ready in %.0f s", time.perf_counter() - t0)
+        return 0
     run_dir = make_run_dir(args.out, "offline_il_select", "bench-quick" if args.quick else "bench")
-    jobs = [(s, seed, args.quick) for s in settings for seed in range(seeds)]
+    # One job per (setting, seed, arm); HalfCheetah and the two-network arms first (longest).
+    jobs = [(s, seed, arm, args.quick, steps) for s in settings for seed in range(seeds)
+            for arm in ARMS]
+    jobs.sort(key=lambda j: (not j[0].startswith("halfcheetah"), j[2] not in ("ilid", "dwbc",
+                                                                              "ilid_no_beta",
+                                                                              "ilid_k1")))
     rows: list[dict] = []
+    studies: dict = {}
     if args.from_rows:
         rows = read_json(args.from_rows)
         settings = list(dict.fromkeys(r["setting"] for r in rows))
         rows = [r for r in rows if sum(q["setting"] == r["setting"] and q["seed"] == r["seed"]
-                                       for q in rows) == len(ARMS)]  # complete jobs only
+                                       for q in rows) == len(ARMS)]  # complete (setting, seed)s
         atomic_write_json(run_dir / "rows.json", rows)
+        studies = {e.split("-")[0]: selection_study(e, args.quick, steps)
+                   for e in _study_envs(settings)}
     else:
         with ProcessPoolExecutor(args.workers) as ex:
-            for rs in ex.map(run_job, jobs):  # rows.json after each job: a crash loses little
-                rows += rs
-                atomic_write_json(run_dir / "rows.json", rows)
-    envs = dict.fromkeys(s.split("-")[0] + "-random" for s in settings)
-    studies = {e.split("-")[0]: selection_study(e, args.quick) for e in envs}
+            t0 = time.perf_counter()
+            warm_data(settings, args.quick, ex)
+            log.info("datasets ready in %.0f s", time.perf_counter() - t0)
+            futs = {ex.submit(selection_study, e, args.quick, steps): e.split("-")[0]
+                    for e in _study_envs(settings)}
+            futs.update({ex.submit(run_job, j): None for j in jobs})
+            for f in as_completed(futs):  # rows.json after each job: a crash loses little
+                if futs[f] is None:
+                    rows.append(f.result())
+                    atomic_write_json(run_dir / "rows.json", rows)
+                else:
+                    studies[futs[f]] = f.result()
+        rows.sort(key=lambda r: (settings.index(r["setting"]), r["seed"], list(ARMS).index(
+            r["arm"])))
+        atomic_write_json(run_dir / "rows.json", rows)
+    studies = {k: studies[k] for k in (e.split("-")[0] for e in _study_envs(settings))
+               if k in studies}
     rep = summarise(rows, studies, args.quick, ["python", "-m", "offline_il_select.bench"] +
                     list(sys.argv[1:] if argv is None else argv))
     rep.write(run_dir, plot_metrics=["score", "train_cpu_s"])

@@ -26,7 +26,8 @@ from shared.il.datasets import (
 )
 from shared.il.generate import dataset, reference_returns
 
-__all__ = ["ILData", "build_data", "load_user_dataset", "selection_quality", "state_stats"]
+__all__ = ["ILData", "build_data", "dataset_specs", "generate_spec", "load_user_dataset",
+           "selection_quality", "state_stats"]
 
 
 @dataclass
@@ -47,29 +48,46 @@ def load_user_dataset(path: str | Path) -> dict[str, np.ndarray]:
     return load_d4rl_hdf5(path)[0]
 
 
+def dataset_specs(cfg: DataConfig) -> dict[str, list[tuple]]:
+    """The `shared.il.generate.dataset` calls behind D_e and D_b: {'expert': [...], 'imperfect':
+    [...]}, each a list of (env_id, kind, episodes, seed) (empty where a user file is given)."""
+    seed, env = cfg.data_seed, cfg.env_id
+    expert = [] if cfg.expert_file else [(env, "expert", cfg.n_expert, 1_000_000 + seed)]
+    if cfg.imperfect_file:
+        imperfect = []
+    elif cfg.imperfect == "random":
+        imperfect = [(env, "random", cfg.n_random, seed)]
+    elif cfg.imperfect == "medium_random":
+        imperfect = [(env, "medium", cfg.n_medium, 2_000_000 + seed),
+                     (env, "random", cfg.n_random, seed)]
+    else:
+        imperfect = [(env, "noisy_expert", cfg.n_noisy, 3_000_000 + seed)]
+    return {"expert": expert, "imperfect": imperfect}
+
+
+def generate_spec(spec: tuple, cfg: DataConfig) -> dict[str, np.ndarray]:
+    """Roll out (or read from the cache) one (env_id, kind, episodes, seed) dataset."""
+    return dataset(*spec, cfg.policy_dir or None, cfg.max_episode_steps)
+
+
 def build_data(cfg: DataConfig) -> ILData:
     """D_e and D_b for `cfg` (rollouts are cached; each part deterministic for data_seed)."""
-    pdir = cfg.policy_dir or None
-    steps = cfg.max_episode_steps
-    seed = cfg.data_seed
+    specs = dataset_specs(cfg)
     if cfg.expert_file:
         expert = load_user_dataset(cfg.expert_file)
     else:
-        expert = dataset(cfg.env_id, "expert", cfg.n_expert, 1_000_000 + seed, pdir, steps)
+        expert = generate_spec(specs["expert"][0], cfg)
     if cfg.imperfect_file:
         imperfect = load_user_dataset(cfg.imperfect_file)
         desc = f"D_b from {cfg.imperfect_file}"
-    elif cfg.imperfect == "random":
-        imperfect = dataset(cfg.env_id, "random", cfg.n_random, seed, pdir, steps)
-        desc = f"{cfg.n_expert} expert + {cfg.n_random} random episodes"
-    elif cfg.imperfect == "medium_random":
-        imperfect = concat_datasets(
-            dataset(cfg.env_id, "medium", cfg.n_medium, 2_000_000 + seed, pdir, steps),
-            dataset(cfg.env_id, "random", cfg.n_random, seed, pdir, steps))
-        desc = f"{cfg.n_expert} expert + {cfg.n_medium} medium + {cfg.n_random} random episodes"
     else:
-        imperfect = dataset(cfg.env_id, "noisy_expert", cfg.n_noisy, 3_000_000 + seed, pdir, steps)
-        desc = f"{cfg.n_expert} expert + {cfg.n_noisy} noisy-expert episodes"
+        parts = [generate_spec(sp, cfg) for sp in specs["imperfect"]]
+        imperfect = parts[0] if len(parts) == 1 else concat_datasets(*parts)
+        desc = {"random": f"{cfg.n_expert} expert + {cfg.n_random} random episodes",
+                "medium_random": f"{cfg.n_expert} expert + {cfg.n_medium} medium + "
+                                 f"{cfg.n_random} random episodes",
+                "noisy": f"{cfg.n_expert} expert + {cfg.n_noisy} noisy-expert episodes"
+                }[cfg.imperfect]
     expert, imperfect = validate_dataset(expert, "D_e"), validate_dataset(imperfect, "D_b")
     if expert["observations"].shape[1] != imperfect["observations"].shape[1]:
         raise DataError(f"D_e states have {expert['observations'].shape[1]} dims but D_b's have "
@@ -77,7 +95,7 @@ def build_data(cfg: DataConfig) -> ILData:
     if expert["actions"].shape[1] != imperfect["actions"].shape[1]:
         raise DataError(f"D_e actions have {expert['actions'].shape[1]} dims but D_b's have "
                         f"{imperfect['actions'].shape[1]}")
-    ref = reference_returns(cfg.env_id, pdir)
+    ref = reference_returns(cfg.env_id, cfg.policy_dir or None)
     return ILData(expert, imperfect, cfg.env_id, ref["random"], ref["expert"], desc)
 
 

@@ -3,8 +3,9 @@
     max_d  E_pos[log d(x)] + E_neg[log(1 - d(x))]
 
 x is a state (B, S) for the state-only d(s) or a state-action pair (B, S + A) for D(s, a). Each
-step draws independent batches from both sides. An optional gradient penalty on random
-interpolates (ISW-BC's regulariser) pushes ||grad_x logit|| towards 0.
+step draws independent batches from both sides and runs one forward over their concatenation
+(the network has no cross-row layers, so this equals two forwards). An optional gradient penalty
+on random interpolates (ISW-BC's regulariser) pushes ||grad_x logit|| towards 0.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ __all__ = ["train_discriminator", "sample_rows"]
 
 def sample_rows(x: torch.Tensor, batch: int, gen: torch.Generator) -> torch.Tensor:
     """`batch` uniform rows of x (N, D) with replacement."""
-    return x[torch.randint(len(x), (batch,), generator=gen)]
+    return x[torch.randint(len(x), (batch,), generator=gen, device=gen.device)]
 
 
 def train_discriminator(disc: Discriminator, pos: torch.Tensor, neg: torch.Tensor, steps: int,
@@ -29,9 +30,10 @@ def train_discriminator(disc: Discriminator, pos: torch.Tensor, neg: torch.Tenso
     losses = []
     for _ in range(steps):
         xp, xn = sample_rows(pos, batch, gen), sample_rows(neg, batch, gen)
-        loss = -(torch.log(disc(xp)).mean() + torch.log(1 - disc(xn)).mean())
+        p = disc(torch.cat([xp, xn]))
+        loss = -(torch.log(p[:batch]).mean() + torch.log(1 - p[batch:]).mean())
         if grad_penalty > 0:
-            w = torch.rand(batch, 1, generator=gen)
+            w = torch.rand(batch, 1, generator=gen, device=gen.device)
             xi = (w * xp + (1 - w) * xn).requires_grad_(True)
             logit = disc.net(disc.norm(xi)).sum()
             (g,) = torch.autograd.grad(logit, xi, create_graph=True)

@@ -9,8 +9,11 @@ Alg. 1:
 4. weighted BC (`wbc.weighted_bc_loss`, Eq. (9)) with beta = 1[d(s) <= sigma] on D_s (the public
    code computes beta but drops it; `use_beta=False` reproduces that as an ablation).
 
-Steps 1-3 run once in `prepare()`; `loss()` is then one weighted-BC minibatch loss. Shapes: D_e
-(N_e, S)/(N_e, A), D_b (N_b, .), D_s (N_s, .); batches (B, .).
+Steps 1-3 run once in `prepare()`, which also fixes alpha(s, a) for every row of D_u and beta(s)
+for every row of D_s: both depend only on the trained discriminators, so the policy loop never runs
+a discriminator. `loss()` is then one weighted-BC minibatch loss: a D_u batch and a D_s batch
+(index lookups into the precomputed weights) through ONE policy forward over their concatenation.
+Shapes: D_e (N_e, S)/(N_e, A), D_b (N_b, .), D_s (N_s, .); batches (B, .).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class ILID:
                  pcfg: PolicyConfig):
         self.e, self.b, self.norm, self.cfg, self.pcfg = expert, imperfect, norm, cfg, pcfg
         self.artifacts: dict[str, torch.Tensor] = {}
+        self.state_disc: Discriminator | None = None  # d(s), kept after prepare() for inspection
+        self.sa_disc: Discriminator | None = None  # D(s, a)
 
     def prepare(self, gen: torch.Generator) -> dict:
         """Train d(s), select D_s, train D(s,a); fix alpha over D_u and beta over D_s."""
@@ -49,14 +54,12 @@ class ILID:
         d = Discriminator(S, cfg.disc_hidden, cfg.clip, self.norm)
         train_discriminator(d, s_e, s_b, cfg.disc_steps, cfg.disc_batch, cfg.disc_lr,
                             cfg.disc_weight_decay, gen)
-        with torch.no_grad():
-            d_next = d(t32(self.b["next_observations"])).numpy()
+        d_next = d.predict(t32(self.b["next_observations"])).numpy()
         selected = ResultantStateSelector(cfg.sigma, cfg.rollback)(
             d_next, self.b["terminals"], self.b["timeouts"])
         sel = torch.as_tensor(np.flatnonzero(selected))
         s_s, a_s = s_b[sel], a_b[sel]
-        with torch.no_grad():  # beta needs d(s) on D_s only
-            d_state = d(s_s).numpy()
+        d_state = d.predict(s_s).numpy()  # beta needs d(s) on D_s only
         beta = beta_gate(d_state, cfg.sigma) if cfg.use_beta else np.ones(len(sel), np.float32)
         s_u, a_u = torch.cat([s_e, s_s]), torch.cat([a_e, a_s])
         sa_norm = self.norm.with_actions(a_e.shape[1])
@@ -64,8 +67,8 @@ class ILID:
         train_discriminator(big_d, torch.cat([s_e, a_e], 1), torch.cat([s_u, a_u], 1),
                             cfg.disc_steps, cfg.disc_batch, cfg.disc_lr, cfg.disc_weight_decay,
                             gen)
-        with torch.no_grad():
-            alpha = importance_weight(big_d(torch.cat([s_u, a_u], 1)))
+        alpha = importance_weight(big_d.predict(torch.cat([s_u, a_u], 1)))
+        self.state_disc, self.sa_disc = d, big_d
         self.artifacts = {"s_u": s_u, "a_u": a_u, "alpha": alpha, "s_s": s_s, "a_s": a_s,
                           "beta": t32(beta), "selected": torch.as_tensor(selected),
                           "d_state": t32(d_state), "d_next": t32(d_next)}  # d_state on D_s

@@ -82,3 +82,11 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(self.norm(x))).squeeze(-1).clamp(self.lo, self.hi)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+        """forward() over a whole dataset x (N, D) -> (N,), without autograd, in row chunks
+        (chunks that stay in cache run about twice as fast on a CPU as one huge matmul)."""
+        if len(x) <= chunk:
+            return self(x)
+        return torch.cat([self(x[i:i + chunk]) for i in range(0, len(x), chunk)])

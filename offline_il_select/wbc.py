@@ -35,8 +35,13 @@ def weighted_bc_loss(policy: TanhGaussianPolicy, s_u: torch.Tensor, a_u: torch.T
                      alpha_u: torch.Tensor, s_s: torch.Tensor | None = None,
                      a_s: torch.Tensor | None = None, beta_s: torch.Tensor | None = None
                      ) -> torch.Tensor:
-    """ILID's loss: alpha-weighted BC on a D_u batch + beta-gated BC on a D_s batch (if given)."""
-    loss = bc_loss(policy, s_u, a_u, alpha_u)
-    if s_s is not None:
-        loss = loss + bc_loss(policy, s_s, a_s, beta_s)
-    return loss
+    """ILID's loss: alpha-weighted BC on a D_u batch + beta-gated BC on a D_s batch (if given).
+
+    Both batches go through ONE policy forward over their concatenation (B_u + B_s rows); each
+    term is still the mean over its own batch.
+    """
+    if s_s is None:
+        return bc_loss(policy, s_u, a_u, alpha_u)
+    logp = policy.log_prob(torch.cat([s_u, s_s]), torch.cat([a_u, a_s]))
+    n = len(s_u)
+    return -(alpha_u * logp[:n]).mean() - (beta_s * logp[n:]).mean()

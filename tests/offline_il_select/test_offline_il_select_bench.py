@@ -37,3 +37,11 @@ def test_summary_checks_follow_the_rows(tmp_path):
     _plot(_rows(), study, tmp_path / "curves.png")
     d = json.loads((tmp_path / "bench.json").read_text())
     assert d["checks"] and d["headline"] and (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_budget_keeps_the_papers_discriminator_proportion():
+    from offline_il_select.bench import budget
+
+    full = budget(False, 30_000)
+    assert "policy.steps=30000" in full and "ilid.disc_steps=3000" in full  # 1M : 100k
+    assert "ilid.disc_steps=100" in budget(True)  # floor for the short quick budget

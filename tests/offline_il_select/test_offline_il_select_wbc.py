@@ -94,3 +94,35 @@ def test_ilid_prepare_selects_transitions_leading_to_expert_states():
     np.testing.assert_array_equal(ilid.artifacts["beta"].numpy(), (d_state <= 0.4).astype(float))
     loss = ilid.loss(TanhGaussianPolicy(S, 1, 16, norm), torch.Generator().manual_seed(1))
     assert torch.isfinite(loss)
+
+
+def test_precomputed_weights_equal_per_batch_discriminator_outputs():
+    """prepare() fixes alpha over D_u and beta over D_s once; loss() must equal the loss computed
+    with both discriminators run on the sampled batch itself (two separate policy forwards)."""
+    expert, imperfect, S = _synthetic()
+    s_all = np.concatenate([expert["observations"], imperfect["observations"]])
+    norm = Normalizer(torch.as_tensor(s_all.mean(0)), torch.as_tensor(s_all.std(0)))
+    cfg = ILIDConfig(rollback=5, disc_steps=300, disc_hidden=32, disc_lr=3e-3, disc_batch=64)
+    B = 64
+    ilid = ILID(expert, imperfect, norm, cfg, PolicyConfig(batch_size=B, hidden=16))
+    ilid.prepare(torch.Generator().manual_seed(0))
+    art = ilid.artifacts
+    assert len(art["s_s"]) > 0
+    pol = TanhGaussianPolicy(S, 1, 16, norm)
+    loss = ilid.loss(pol, torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)  # the same draws as loss()
+    iu = torch.randint(len(art["s_u"]), (B,), generator=gen)
+    i_s = torch.randint(len(art["s_s"]), (B,), generator=gen)
+    s_u, a_u, s_s, a_s = art["s_u"][iu], art["a_u"][iu], art["s_s"][i_s], art["a_s"][i_s]
+    with torch.no_grad():
+        d_sa = ilid.sa_disc(torch.cat([s_u, a_u], 1))
+        alpha = d_sa / (1 - d_sa)
+        beta = (ilid.state_disc(s_s) <= cfg.sigma).float()
+    torch.testing.assert_close(art["alpha"][iu], alpha)
+    torch.testing.assert_close(art["beta"][i_s], beta)
+    manual = -(alpha * pol.log_prob(s_u, a_u)).mean() - (beta * pol.log_prob(s_s, a_s)).mean()
+    torch.testing.assert_close(loss, manual)
+    # Chunked whole-dataset prediction equals one plain forward.
+    x = torch.as_tensor(s_all, dtype=torch.float32)
+    with torch.no_grad():
+        torch.testing.assert_close(ilid.state_disc.predict(x, chunk=7), ilid.state_disc(x))

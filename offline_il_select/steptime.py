@@ -1,0 +1,120 @@
+"""Per-step training cost of ILID vs BC on one device (CPU or CUDA), with the real losses.
+
+    python -m offline_il_select.steptime [--device cuda] [--steps 30000] [--out DIR]
+
+ILID's extra cost over BC-E (ILID Sec. 5, Alg. 1): two discriminators (steps / 10 each, the
+paper's 100k : 1M), one pass of d(s) over all of D_b, and a policy step on a D_u batch + a D_s
+batch (one forward over 2B rows) instead of one batch of B rows. This tool times each piece on
+synthetic tensors of the bench's shapes (HalfCheetah: S = 17, A = 6, |D_b| = 1M, B = 128) and
+projects the training-time ratio ILID / BC-E at `--steps` policy steps:
+
+    (steps * t_ilid_step + 2 * steps / 10 * t_disc_step + t_d_over_D_b) / (steps * t_bc_step)
+
+On a CPU a step's cost grows with its rows; on a GPU a step of this size costs its kernel
+launches, so the 2B rows of ILID cost about what BC's B rows do. Writes steptime.json.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+from offline_il_select.bench import DISC_FRACTION
+from offline_il_select.discriminator import train_discriminator
+from offline_il_select.models import Discriminator, TanhGaussianPolicy
+from offline_il_select.wbc import bc_loss, weighted_bc_loss
+from shared.cli import build_parser, run
+from shared.errors import ConfigError
+from shared.io import atomic_write_json, make_run_dir
+from shared.log import get_logger, setup_logging
+
+log = get_logger("offline_il_select.steptime")
+
+
+def _timed(fn, device: torch.device, n: int) -> float:
+    """Seconds per call of fn() (after a warm-up), synchronising CUDA around the loop."""
+    for _ in range(min(max(n // 10, 5), n)):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / n
+
+
+def measure(device: torch.device, steps: int, n_b: int = 1_000_000, S: int = 17, A: int = 6,
+            B: int = 128, n: int = 300) -> dict:
+    """Per-step seconds of BC-E, ILID's policy step and a discriminator step; d over D_b."""
+    g = torch.Generator(device=device).manual_seed(0)
+    s = torch.randn(n_b, S, device=device)
+    a = torch.rand(n_b, A, device=device, generator=g) * 2 - 1
+    w = torch.rand(n_b, device=device, generator=g)
+    pol = TanhGaussianPolicy(S, A).to(device)
+    opt = torch.optim.Adam(pol.parameters(), lr=3e-4, weight_decay=5e-3)
+
+    def idx():
+        return torch.randint(n_b, (B,), generator=g, device=device)
+
+    def step(loss):
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def bc():
+        i = idx()
+        step(bc_loss(pol, s[i], a[i]))
+
+    def ilid():
+        i, j = idx(), idx()
+        step(weighted_bc_loss(pol, s[i], a[i], w[i], s[j], a[j], w[j]))
+
+    disc = Discriminator(S).to(device)
+    train_discriminator(disc, s[:1000], s, 10, B, 3e-4, 5e-3, g)  # warm-up
+    t_disc = _timed(lambda: train_discriminator(disc, s[:1000], s, n, B, 3e-4, 5e-3, g),
+                    device, 1) / n
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    disc.predict(s)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t_pass = time.perf_counter() - t0
+    t_bc, t_ilid = _timed(bc, device, n), _timed(ilid, device, n)
+    ilid_total = steps * t_ilid + 2 * steps // DISC_FRACTION * t_disc + t_pass
+    return {"device": str(device), "steps": steps, "bc_step_ms": 1e3 * t_bc,
+            "ilid_step_ms": 1e3 * t_ilid, "disc_step_ms": 1e3 * t_disc,
+            "d_over_D_b_s": t_pass, "n_b": n_b, "batch": B,
+            "ilid_over_bc_step": t_ilid / t_bc,
+            "ilid_over_bc_projected": ilid_total / (steps * t_bc)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser("offline_il_select.steptime", __doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=30_000, help="policy steps for the projection")
+    args = p.parse_args(argv)
+    setup_logging(args.verbose)
+    if args.device not in (None, "cpu") and not args.device.startswith("cuda"):
+        raise ConfigError(f"--device: use cpu or cuda, not '{args.device}'")
+    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device here")
+    if args.steps < 1:
+        raise ConfigError("--steps must be >= 1")
+    device = torch.device(args.device or "cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    res = measure(device, args.steps, n=50 if args.quick else 300)
+    if device.type == "cuda":
+        res["gpu"] = torch.cuda.get_device_name(device)
+    run_dir = make_run_dir(args.out, "offline_il_select", "steptime")
+    atomic_write_json(run_dir / "steptime.json", res)
+    log.info("%s", {k: round(v, 3) if isinstance(v, float) else v for k, v in res.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, sys.argv[1:])
