@@ -71,7 +71,12 @@ class BenchConfig:
     ft_lr: float = 1e-3
     passkey_mix: float = 0.5
     ppl_windows: int = 8
-    passkey_trials: int = 20
+    passkey_trials: int = 100  # per length; the same examples for every arm
+    passkey_extra_lens: list[int] = field(default_factory=list)  # also evaluated (e.g. 4096)
+    passkey_batch: int = 4
+    # an extra dense LoRA arm fine-tuned with this RoPE scaling factor (1 = none; 0: no arm)
+    compare_rope_scaling: float = 2.0
+    selection_examples: int = 20  # passkey examples for the needle/question-block diagnostic
     recall_windows: int = 4
     accuracy: bool = True  # run the fine-tuning + accuracy part
 
@@ -194,37 +199,98 @@ def mlp_pruning_fidelity(model, bc: BenchConfig, device: str, tokens: np.ndarray
     return {"loss_no_prune": losses[0], "loss_prune": losses[1], "lora_grad_cosine": cos}
 
 
+def accuracy_arms(bc: BenchConfig) -> dict[str, tuple[LemoConfig, ModelConfig, bool]]:
+    """Accuracy arm -> (LemoConfig, ModelConfig, fine-tuned?). `lora_rope<f>` is dense LoRA with
+    linear RoPE scaling (position interpolation) by `compare_rope_scaling` = f instead of
+    model.rope_scaling_factor (0: no such arm)."""
+    a = arms(bc.lemo, bc.mlp_prune_ratio)
+    out = {"base": (a["lora"][0], bc.model, False), "lora": (a["lora"][0], bc.model, True)}
+    f = bc.compare_rope_scaling
+    if f and f != bc.model.rope_scaling_factor:
+        out[f"lora_rope{f:g}"] = (a["lora"][0],
+                                  dataclasses.replace(bc.model, rope_scaling_factor=f), True)
+    out["lemo_full"] = (a["lemo_full"][0], bc.model, True)
+    out["lemo_full_pred"] = (a["lemo_full_pred"][0], bc.model, True)
+    return out
+
+
+def passkey_sets(bc: BenchConfig) -> dict[int, np.ndarray]:
+    """Seeded passkey examples per evaluated length (the same for every arm)."""
+    lens = [bc.ft_seq_len] + [s for s in bc.passkey_extra_lens if s != bc.ft_seq_len]
+    return {s: make_passkey_batch(bc.passkey_trials, s, np.random.default_rng(bc.seed + 7 + s))
+            for s in lens}
+
+
+def accuracy_arm(name: str, bc: BenchConfig, device: str, train_tokens: np.ndarray,
+                 val_tokens: np.ndarray, passkeys: dict[int, np.ndarray]) -> tuple[dict, object]:
+    """Fine-tune one accuracy arm from the embedded LM (same steps, batches, seed as every
+    other arm), then held-out perplexity (dense) and passkey accuracy per length.
+    Returns (row, model)."""
+    lemo_cfg, model_cfg, tuned = accuracy_arms(bc)[name]
+    tc = TrainConfig(seed=bc.seed, device=device, steps=bc.ft_steps, lr=bc.ft_lr, warmup=10,
+                     log_every=0, model=model_cfg, lora=bc.lora, lemo=lemo_cfg,
+                     data=DataConfig(seq_len=bc.ft_seq_len, passkey_mix=bc.passkey_mix),
+                     predictor=bc.predictor)
+    model = build_model(tc, device)
+    row, info = {}, None
+    if lemo_cfg.enabled and lemo_cfg.scorer == "predictor":
+        info = fit_predictors(model, predictor_batches(train_tokens, tc, bc.predictor.windows,
+                                                       bc.seed + 1, device), bc.predictor)
+        held_out = predictor_batches(train_tokens, tc, bc.recall_windows, bc.seed + 2, device)
+        row["recall"] = predictor_recall(model, held_out)
+        before = sum(v["params_before_elastic"] for v in info.values())
+        row["predictor_size_kept"] = sum(v["params"] for v in info.values()) / before
+    if tuned:
+        t0 = time.perf_counter()
+        st = finetune(model, train_tokens, tc, device, desc=name)
+        row["ft_s"] = time.perf_counter() - t0
+        row["ft_final_loss"] = float(np.mean(st["losses"][-10:]))
+    row["ppl"] = evaluate_perplexity(model, val_tokens, bc.ft_seq_len, bc.ppl_windows, device)
+    for s, keys in passkeys.items():
+        metric = "passkey" if s == bc.ft_seq_len else f"passkey@{label(s)}"
+        row[metric] = passkey_accuracy(model, keys, batch_size=bc.passkey_batch, device=device)
+    if info is not None:
+        row["_predictor_info"] = info
+    return row, model
+
+
+def passkey_selection(model, keys: np.ndarray, device: str) -> dict:
+    """Does token elimination keep what retrieval needs? Over passkey examples (n, s) and every
+    eliminating layer (exact scores, as in training): the share of examples whose needle block
+    (the block holding the key's first statement) and whose question block (the last one) are
+    kept, and the share of kept blocks inside the first-k prefix (positional bias)."""
+    needle = np.array([bytes(r.astype(np.uint8).tolist()).find(b"The pass key is")
+                       for r in keys])  # diagnostic only: one search per example
+    x = [torch.from_numpy(r[None]).to(device) for r in keys]
+    data = capture_scores(model, x)
+    out = {"needle_block_kept": [], "question_block_kept": [], "kept_prefix_share": []}
+    for m in lemo_layers(model):
+        if m.layer_idx not in data:
+            continue
+        nb = keys.shape[1] // m.cfg.block_size
+        for (_, tiles), pos in zip(data[m.layer_idx], needle):
+            kept = m.eliminator.select_blocks(key_block_scores(tiles, m.cfg.score_reduce))[0]
+            out["needle_block_kept"].append(float((kept == pos // m.cfg.block_size).any()))
+            out["question_block_kept"].append(float((kept == nb - 1).any()))
+            out["kept_prefix_share"].append(float((kept < kept.numel()).float().mean()))
+    return {k: float(np.mean(v)) if v else float("nan") for k, v in out.items()}
+
+
 def accuracy_part(rep: BenchReport, bc: BenchConfig, device: str, train_tokens: np.ndarray,
                   val_tokens: np.ndarray) -> dict:
     out = {}
-    passkeys = make_passkey_batch(bc.passkey_trials, bc.ft_seq_len,
-                                  np.random.default_rng(bc.seed + 7))
-    a = arms(bc.lemo, bc.mlp_prune_ratio)
-    for name in ("base", "lora", "lemo_full", "lemo_full_pred"):
-        lemo_cfg = a["lora" if name == "base" else name][0]
-        tc = TrainConfig(seed=bc.seed, device=device, steps=bc.ft_steps, lr=bc.ft_lr, warmup=10,
-                         log_every=0, model=bc.model, lora=bc.lora, lemo=lemo_cfg,
-                         data=DataConfig(seq_len=bc.ft_seq_len, passkey_mix=bc.passkey_mix),
-                         predictor=bc.predictor)
-        model = build_model(tc, device)
-        row = {}
-        if lemo_cfg.enabled and lemo_cfg.scorer == "predictor":
-            info = fit_predictors(model, predictor_batches(train_tokens, tc, bc.predictor.windows,
-                                                           bc.seed + 1, device), bc.predictor)
-            held_out = predictor_batches(train_tokens, tc, bc.recall_windows, bc.seed + 2, device)
-            row["recall"] = predictor_recall(model, held_out)
-            before = sum(v["params_before_elastic"] for v in info.values())
-            row["predictor_size_kept"] = sum(v["params"] for v in info.values()) / before
+    passkeys = passkey_sets(bc)
+    for name in accuracy_arms(bc):
+        row, model = accuracy_arm(name, bc, device, train_tokens, val_tokens, passkeys)
+        info = row.pop("_predictor_info", None)
+        if info is not None:
             out["predictor_info"] = info
-        if name != "base":
-            t0 = time.perf_counter()
-            st = finetune(model, train_tokens, tc, device, desc=name)
-            row["ft_s"] = time.perf_counter() - t0
-            row["ft_final_loss"] = float(np.mean(st["losses"][-10:]))
-        row["ppl"] = evaluate_perplexity(model, val_tokens, bc.ft_seq_len, bc.ppl_windows, device)
-        row["passkey"] = passkey_accuracy(model, passkeys, device=device)
         rep.add(name, setting="ft" + label(bc.ft_seq_len), **row)
-        log.info("%s: %s", name, row)
+        log.info("%s: %s", name, {k: round(v, 4) for k, v in row.items()})
+        if name == "lemo_full":
+            out["passkey_selection"] = passkey_selection(
+                model, passkeys[bc.ft_seq_len][: bc.selection_examples], device)
+            log.info("passkey blocks under elimination: %s", out["passkey_selection"])
         if name == "lemo_full_pred":
             out["model"] = model
     return out
@@ -253,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     if bc.accuracy:
         acc = accuracy_part(rep, bc, device, train_tokens, val_tokens)
         model = acc["model"]  # fine-tuned, with trained predictors: reused for memory arms
+        rep.extra["passkey_selection"] = acc.get("passkey_selection")
     else:
         tc = TrainConfig(seed=bc.seed, model=bc.model, lora=bc.lora, lemo=bc.lemo,
                          data=DataConfig(seq_len=bc.ft_seq_len), predictor=bc.predictor)
@@ -282,9 +349,16 @@ def main(argv: list[str] | None = None) -> int:
         ppl_l, ppl_m = rep.value("lora", "ppl", ft), rep.value("lemo_full", "ppl", ft)
         pk_l, pk_m = rep.value("lora", "passkey", ft), rep.value("lemo_full", "passkey", ft)
         rep.check("LeMo ppl / LoRA ppl - 1", ppl_m / ppl_l - 1, "<=", 0.03)
-        rep.check("LoRA passkey accuracy (precondition)", pk_l, ">=", 0.8)
-        rep.check("LoRA passkey - LeMo passkey (points; vacuous unless LoRA >= 80%)",
-                  100 * (pk_l - pk_m), "<=", 2)
+        rep.check(f"LoRA passkey accuracy @{label(bc.ft_seq_len)} (precondition)", pk_l, ">=",
+                  0.8)
+        rep.check(f"LoRA passkey - LeMo passkey @{label(bc.ft_seq_len)} (points; vacuous unless "
+                  "LoRA >= 80%)", 100 * (pk_l - pk_m), "<=", 2)
+        for s in bc.passkey_extra_lens:  # beyond the fine-tuning length
+            m = f"passkey@{label(s)}"
+            pk_l_s, pk_m_s = rep.value("lora", m, ft), rep.value("lemo_full", m, ft)
+            rep.check(f"LoRA passkey accuracy @{label(s)} (precondition)", pk_l_s, ">=", 0.8)
+            rep.check(f"LoRA passkey - LeMo passkey @{label(s)} (points; vacuous unless "
+                      "LoRA >= 80%)", 100 * (pk_l_s - pk_m_s), "<=", 2)
         rep.check("predictor recall vs exact selection",
                   rep.value("lemo_full_pred", "recall", ft), ">=", 0.9)
         rep.headline("perplexity within ~0.1-0.2 of LoRA (7B, PG19)",

@@ -50,22 +50,34 @@ class LemoConfig:
 
 @dataclass
 class ModelConfig:
-    """The embedded tiny byte-level LM (pretrained here) or an HF checkpoint directory."""
+    """The embedded byte-level LM (pretrained by `lemo.pretrain`, shipped in `lemo/weights/`) or
+    an HF checkpoint directory. The `pretrain_*` fields are the embedded LM's recipe: they (and
+    the shape fields) form the key under which its weights are found or built."""
 
-    path: str | None = None  # HF save_pretrained dir; None: the embedded model (cached)
+    path: str | None = None  # HF save_pretrained dir; None: the embedded model
     arch: Literal["llama", "mistral", "qwen2", "opt"] = "llama"  # embedded model's family
-    hidden_size: int = 128
+    hidden_size: int = 192
     num_layers: int = 6
     num_heads: int = 4
     num_kv_heads: int = 2  # GQA (ignored by OPT)
-    intermediate_size: int = 352
+    intermediate_size: int = 512
     max_position_embeddings: int = 8192  # RoPE needs no table; OPT learns one this long
     rope_theta: float = 10000.0
+    # linear RoPE scaling (position interpolation, Chen et al. 2023): positions are divided by
+    # this factor when the LM is loaded for fine-tuning / evaluation (1.0 = off). Not part of
+    # the embedded LM's key: pretraining always runs unscaled.
+    rope_scaling_factor: float = 1.0
     pretrained: bool = True  # embedded model: pretrain on the stdlib corpus (else random init)
-    pretrain_steps: int = 150  # small: the CPU budget (see README)
-    pretrain_seq_len: int = 256
-    pretrain_batch: int = 8
-    pretrain_lr: float = 2e-3
+    pretrain_steps: int = 3000
+    pretrain_seq_len: int = 512  # the "pretrained length" that fine-tuning extends
+    pretrain_batch: int = 64
+    pretrain_lr: float = 1.5e-3
+    pretrain_warmup: int = 100
+    # share of pretraining windows that are passkey examples (at pretrain_seq_len): retrieval is
+    # a skill the LM needs before context extension can be measured on it
+    pretrain_passkey_mix: float = 0.2
+    pretrain_corpus_bytes: int = 32_000_000  # stdlib train split read for pretraining (cap)
+    pretrain_seed: int = 0  # init + data order of the embedded LM (not the fine-tuning seed)
 
     def validate(self) -> None:
         if self.hidden_size % self.num_heads:
@@ -76,6 +88,12 @@ class ModelConfig:
                              f"{self.num_kv_heads}")
         if self.num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
+        if self.rope_scaling_factor < 1.0:
+            raise ValueError(f"rope_scaling_factor must be >= 1.0 (1.0 = off), got "
+                             f"{self.rope_scaling_factor}")
+        if not 0.0 <= self.pretrain_passkey_mix <= 1.0:
+            raise ValueError(f"pretrain_passkey_mix must be in [0, 1], got "
+                             f"{self.pretrain_passkey_mix}")
 
 
 @dataclass
@@ -86,6 +104,9 @@ class LoraConfig:
     alpha: int = 16
     dropout: float = 0.0
     targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    # LongLoRA (Chen et al. 2024, §3.3): also train the embeddings and all norm layers (peft
+    # modules_to_save "embed_tokens" + every module whose name ends in "norm"; tied lm_head too)
+    train_embed_norm: bool = False
 
 
 @dataclass

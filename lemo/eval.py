@@ -40,7 +40,7 @@ examples:
 def load_run(ec: EvalConfig, device: str):
     """(model, TrainConfig | None) for `ec.run_dir` or the base model."""
     if ec.run_dir is None:
-        model = load_model(ec.model, ec.seed)
+        model = load_model(ec.model)
         return model.to(device).eval(), None
     run_dir = Path(ec.run_dir)
     tc = load_config(run_dir / "config.yaml", TrainConfig)
@@ -49,7 +49,7 @@ def load_run(ec: EvalConfig, device: str):
         raise DataError(f"{adapter}: no LoRA adapter (has the training run finished?)")
     from peft import PeftModel
 
-    model = load_model(tc.model, tc.seed)
+    model = load_model(tc.model)
     apply_lemo(model, dataclasses.replace(tc.lemo, eliminate_in_eval=ec.eliminate))
     model = PeftModel.from_pretrained(model, str(adapter))
     preds = run_dir / "predictors.pt"

@@ -1,10 +1,12 @@
-"""Models: tiny HF configs built from `ModelConfig`, the embedded pretrained byte-level LM (cached),
-`from_pretrained` loading of any supported checkpoint, and the peft LoRA adapter.
+"""Models: tiny HF configs built from `ModelConfig`, the embedded pretrained byte-level LM
+(shipped in `lemo/weights/`, else pretrained here and cached), `from_pretrained` loading of any
+supported checkpoint, linear RoPE scaling (position interpolation), and the peft LoRA adapter.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from pathlib import Path
 
@@ -13,13 +15,26 @@ from torch import nn
 
 from lemo.config import LoraConfig, ModelConfig
 from lemo.patch import SUPPORTED
-from shared.cache import cached_file
+from shared.cache import cache_key, cached_file
 from shared.errors import ConfigError, DataError
-from shared.text import VOCAB_SIZE, load_corpus, pretrain_causal_lm
+from shared.text import VOCAB_SIZE
 
-__all__ = ["tiny_config", "build_model", "embedded_model_file", "load_model", "add_lora"]
+__all__ = ["tiny_config", "rope_parameters", "build_model", "embedded_key", "embedded_model_file",
+           "load_model", "add_lora", "WEIGHTS_DIR", "EMBEDDED_NAME"]
 
 log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"  # committed checkpoints (+ .json)
+EMBEDDED_NAME = "lemo-tiny-lm"
+_RECIPE_VERSION = 2  # bump when lemo.pretrain's recipe changes (invalidates cached and shipped)
+
+
+def rope_parameters(theta: float, factor: float = 1.0) -> dict:
+    """transformers 5 `rope_parameters`: default RoPE, or linear scaling (position interpolation:
+    position p is rotated as p / factor) when factor > 1."""
+    if factor == 1.0:
+        return {"rope_type": "default", "rope_theta": theta}
+    return {"rope_type": "linear", "rope_theta": theta, "factor": float(factor)}
 
 
 def tiny_config(cfg: ModelConfig):
@@ -38,7 +53,7 @@ def tiny_config(cfg: ModelConfig):
     extra = {"sliding_window": None} if cfg.arch in ("mistral", "qwen2") else {}
     return cls(**common, **extra, num_key_value_heads=cfg.num_kv_heads,
                intermediate_size=cfg.intermediate_size,
-               rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta})
+               rope_parameters=rope_parameters(cfg.rope_theta, cfg.rope_scaling_factor))
 
 
 def build_model(cfg: ModelConfig, seed: int = 0) -> nn.Module:
@@ -49,35 +64,57 @@ def build_model(cfg: ModelConfig, seed: int = 0) -> nn.Module:
     return AutoModelForCausalLM.from_config(tiny_config(cfg), attn_implementation="sdpa")
 
 
-def embedded_model_file(cfg: ModelConfig, seed: int = 0, device: str = "cpu") -> Path:
-    """Cached weights (a torch file) of the tiny LM pretrained on the stdlib corpus, built once
-    under a key of the model config (`pretrained=False`: saved at random init)."""
-    key = {**dataclasses.asdict(cfg), "path": None, "seed": seed}
+def _embedded_fields(cfg: ModelConfig) -> dict:
+    """What defines the embedded LM: its shape and pretraining recipe (not `path`, not the
+    fine-tuning-time `rope_scaling_factor`)."""
+    fields = {**dataclasses.asdict(cfg), "path": None}
+    fields.pop("rope_scaling_factor")
+    return fields
+
+
+def embedded_key(cfg: ModelConfig) -> str:
+    """File stem of the embedded LM's weights, shipped (`lemo/weights/`) or cached."""
+    return cache_key(EMBEDDED_NAME, _embedded_fields(cfg), _RECIPE_VERSION)
+
+
+def embedded_model_file(cfg: ModelConfig, device: str = "cpu") -> Path:
+    """Weights (a torch state-dict file) of the embedded LM: the committed
+    `lemo/weights/<key>.pt` when its key matches `cfg`, else pretrained here by `lemo.pretrain`
+    once and cached under the key (`pretrained=False`: saved at random init)."""
+    key = embedded_key(cfg)
+    shipped = WEIGHTS_DIR / f"{key}.pt"
+    if shipped.is_file():
+        return shipped
 
     def build(tmp: Path) -> None:
-        model = build_model(cfg, seed)
+        from lemo.pretrain import pretrain_embedded
+
+        model = build_model(dataclasses.replace(cfg, rope_scaling_factor=1.0), cfg.pretrain_seed)
         if cfg.pretrained and cfg.pretrain_steps > 0:
-            log.info("pretraining the embedded %s LM (%d steps, seq %d) - cached afterwards",
-                     cfg.arch, cfg.pretrain_steps, cfg.pretrain_seq_len)
-            losses = pretrain_causal_lm(model, load_corpus("train", max_bytes=8_000_000),
-                                        cfg.pretrain_steps, cfg.pretrain_seq_len,
-                                        cfg.pretrain_batch, lr=cfg.pretrain_lr, seed=seed,
-                                        warmup=min(50, cfg.pretrain_steps // 10),
-                                        device=device)
+            log.warning("no shipped weights for this model config (key %s): pretraining the "
+                        "embedded LM here (%d steps of %dx%d on %s) - cached afterwards", key,
+                        cfg.pretrain_steps, cfg.pretrain_batch, cfg.pretrain_seq_len, device)
+            pretrain_embedded(model, cfg, device)
             model.cpu()
-            log.info("pretraining loss %.3f -> %.3f", losses[0], losses[-1])
         torch.save(model.state_dict(), tmp)
 
-    return cached_file("lemo-tiny-lm", key, build, suffix=".pt", version=1)
+    return cached_file(EMBEDDED_NAME, _embedded_fields(cfg), build, suffix=".pt",
+                       version=_RECIPE_VERSION)
 
 
-def load_model(cfg: ModelConfig, seed: int = 0, device: str = "cpu") -> nn.Module:
+def shipped_info(cfg: ModelConfig) -> dict | None:
+    """The JSON record (config, command, versions, losses) of the committed weights for `cfg`."""
+    meta = WEIGHTS_DIR / f"{embedded_key(cfg)}.json"
+    return json.loads(meta.read_text()) if meta.is_file() else None
+
+
+def load_model(cfg: ModelConfig, device: str = "cpu") -> nn.Module:
     """`cfg.path` (any supported HF save_pretrained dir) or the embedded pretrained LM, in train
     mode, float32, sdpa attention, on the CPU (`device`: where the embedded LM pretrains)."""
     if cfg.path is None:
-        model = build_model(cfg, seed)
-        model.load_state_dict(torch.load(embedded_model_file(cfg, seed, device),
-                                         map_location="cpu"))
+        model = build_model(cfg, cfg.pretrain_seed)
+        state = torch.load(embedded_model_file(cfg, device), map_location="cpu")
+        model.load_state_dict({k: v.float() for k, v in state.items()})
         return model.train()
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -91,8 +128,19 @@ def load_model(cfg: ModelConfig, seed: int = 0, device: str = "cpu") -> nn.Modul
     if hf_cfg.model_type not in SUPPORTED:
         raise ConfigError(f"model.path '{path}': model_type '{hf_cfg.model_type}' is not supported "
                           f"(supported: {', '.join(SUPPORTED)})")
+    if cfg.rope_scaling_factor != 1.0:
+        rp = getattr(hf_cfg, "rope_parameters", None)
+        if not isinstance(rp, dict) or "rope_theta" not in rp:
+            raise ConfigError(f"model.rope_scaling_factor: model.path '{path}' "
+                              f"({hf_cfg.model_type}) has no RoPE to scale")
+        if rp.get("rope_type", "default") != "default":
+            raise ConfigError(f"model.rope_scaling_factor: model.path '{path}' already uses "
+                              f"rope_type '{rp['rope_type']}'")
+        hf_cfg.rope_parameters = {**rp, **rope_parameters(rp["rope_theta"],
+                                                          cfg.rope_scaling_factor)}
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), attn_implementation="sdpa",
+        model = AutoModelForCausalLM.from_pretrained(str(path), config=hf_cfg,
+                                                     attn_implementation="sdpa",
                                                      dtype=torch.float32)
     except (OSError, RuntimeError, ValueError) as e:
         raise DataError(f"model.path '{path}': cannot load weights ({e})") from None
@@ -107,8 +155,12 @@ def add_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
     targets = list(cfg.targets)
     if getattr(model.config, "model_type", "") == "opt":
         targets = ["out_proj" if t == "o_proj" else t for t in targets]
+    # LongLoRA's trainable embeddings and norms: peft trains a copy of every module whose name
+    # ends in one of these (all *norm layers); weight tying keeps a tied lm_head the same copy
+    extra = dict(modules_to_save=["embed_tokens", "norm"], ensure_weight_tying=True) \
+        if cfg.train_embed_norm else {}
     pc = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                        target_modules=targets, bias="none", task_type="CAUSAL_LM")
+                        target_modules=targets, bias="none", task_type="CAUSAL_LM", **extra)
     try:
         return get_peft_model(model, pc)
     except ValueError as e:

@@ -68,7 +68,7 @@ examples:
 
 def build_model(cfg: TrainConfig, device: str) -> torch.nn.Module:
     """Loaded LM with LeMo layers and a LoRA adapter (seeded), on `device`, in train mode."""
-    model = load_model(cfg.model, cfg.seed, device)
+    model = load_model(cfg.model, device)
     apply_lemo(model, cfg.lemo)
     torch.manual_seed(cfg.seed)
     model = add_lora(model, cfg.lora)
