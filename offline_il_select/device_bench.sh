@@ -5,22 +5,25 @@
 # WHEELS_DIR holds the gymnasium/mujoco wheels (pip download --no-deps). Steps, all timed:
 # 1. roll out the datasets (cached) while timing a policy step on the GPU (steptime --device cuda);
 # 2. probe: WORKERS single-thread CPU step timings side by side (the bench's load);
-# 3. budget N = what fits the time left, from the probe and this cost model (ms per policy step,
-#    summed over the 7 arms of one (setting, seed), measured on the 2-core dev machine):
-#    bc_expert 1.5, bc_all 1.7, iswbc 1.95, dwbc 5.5, 3 ILID arms 2.7 each = 18.75 ms, where an
-#    ILID step costs ILID_REF_MS; plus ~4 s per run of data loading, d over D_b and evaluation;
+# 3. budget N = what fits the time left, from the probe and a cost model: the 7 arms of one
+#    (setting, seed) cost COST_ILID_STEPS ILID steps per policy step. 16.3 is what the first run
+#    measured on the lent H100 host (16 vCPUs, 16 workers, HalfCheetah, 12k steps: ms/step
+#    bc_expert 5.3, bc_all 12.3, dwbc 21.7, iswbc 11, ILID arms 3.9-4.8); the 2-core dev machine's
+#    costs (8.2 ILID steps) underestimated it 2x, so that run finished only the HalfCheetah jobs.
+#    Plus ~8 s per run of data loading, d over D_b and evaluation;
 # 4. the bench with --steps N under `timeout`; if it is cut short, the summary of the rows done.
 set -u
 W=$1; OUT=$2; T=$3; WORKERS=${4:-16}
 START=$(date +%s)
-ILID_REF_MS=2.29
+ILID_REF_MS=2.29  # ILID step, one process, 2-core dev machine
+COST_ILID_STEPS=16.3
 python3 -m pip install -q --no-deps --no-index --no-compile --target /tmp/site \
   --find-links "$W" gymnasium mujoco mujoco-core glfw farama-notifications 2>&1 | tail -3
 export PYTHONPATH=/tmp/site:$PWD OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1
 python3 -c "import sys, torch, gymnasium, mujoco, numpy; print('python', sys.version.split()[0], \
 'torch', torch.__version__, 'numpy', numpy.__version__, 'gymnasium', gymnasium.__version__, \
 'mujoco', mujoco.__version__, torch.cuda.get_device_name(0))"
-echo "cpus: $(nproc)"; lscpu | grep -E 'Model name|Thread|Core|Socket|MHz' | head -5
+echo "cpus: $(python3 -c 'import os; print(os.cpu_count())')"; lscpu | grep -E 'Model name|Thread|Core|Socket|MHz' | head -5
 t=$(date +%s)
 python3 -m offline_il_select.bench --data-only --workers 8 2>&1 | grep -v settotalmass &
 DATA=$!
@@ -32,15 +35,16 @@ for i in $(seq "$WORKERS"); do
     > /dev/null 2>&1 &
 done
 wait
-N=$(python3 - "$WORKERS" "$START" "$T" "$ILID_REF_MS" <<'EOF'
+N=$(python3 - "$WORKERS" "$START" "$T" "$ILID_REF_MS" "$COST_ILID_STEPS" <<'EOF'
 import json, statistics, sys, time
-workers, start, limit, ref = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+workers, start, limit = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+ref, cost = float(sys.argv[4]), float(sys.argv[5])
 ms = [json.load(open(f"/tmp/probe{i}/steptime.json"))["ilid_step_ms"] for i in range(1, workers + 1)]
-f = statistics.median(ms) / ref  # this machine's cost, loaded, relative to the cost model's
+ilid_ms = statistics.median(ms)  # one ILID step on this machine under the bench's load
 avail = limit - (time.time() - start) - 60  # summary + margin
-n = ((0.9 * avail * workers / f) - 84 * 4) / (12 * 18.75e-3)
+n = (0.9 * avail * workers - 84 * 8) / (12 * cost * ilid_ms * 1e-3)
 n = int(max(5000, min(50000, n)) // 1000 * 1000)
-print(f"probe: ILID step {statistics.median(ms):.2f} ms loaded (x{f:.2f} of the model), "
+print(f"probe: ILID step {ilid_ms:.2f} ms loaded ({ilid_ms / ref:.2f}x the dev machine's), "
       f"{avail:.0f} s left -> {n} policy steps", file=sys.stderr)
 print(n)
 EOF

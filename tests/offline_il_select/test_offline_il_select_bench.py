@@ -45,3 +45,15 @@ def test_budget_keeps_the_papers_discriminator_proportion():
     full = budget(False, 30_000)
     assert "policy.steps=30000" in full and "ilid.disc_steps=3000" in full  # 1M : 100k
     assert "ilid.disc_steps=100" in budget(True)  # floor for the short quick budget
+
+
+def test_bad_bench_flags_fail_before_any_output(tmp_path):
+    import pytest
+
+    from offline_il_select.bench import main
+    from shared.errors import ConfigError
+
+    for flags in (["--seed-list", "1,x"], ["--settings", "walker-random"], ["--steps", "-5"]):
+        with pytest.raises(ConfigError):
+            main(flags + ["--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
