@@ -19,9 +19,11 @@ __all__ = ["PrunedSwiGLUFunction", "PrunedReluFunction", "channel_pruned_mlp", "
 
 
 # CUDA inputs longer than CHUNK_ABOVE tokens take the token-chunked forward
-# (`lemo.kernels.pruned_swiglu`, CHUNK_TOKENS at a time), which recomputes the kept channels with a
-# narrow GEMM; shorter ones are not memory-bound and skip that cost.
-CHUNK_ABOVE, CHUNK_TOKENS = 4096, 2048
+# (`lemo.kernels.pruned_swiglu`, CHUNK_TOKENS at a time): it never holds four (tokens x
+# intermediate) buffers, which matters for the longest trainable sequence, at the cost of a narrow
+# GEMM recomputing the kept channels and more launches (a slower step; H100 numbers in
+# results/lemo_gpu/README.md). Up to 32K tokens the transient is small beside the saved activations.
+CHUNK_ABOVE, CHUNK_TOKENS = 32768, 8192
 
 
 def _top_channels(score: torch.Tensor, n_keep: int) -> torch.Tensor:
