@@ -33,7 +33,7 @@ from lemo.data import load_text, make_passkey_batch, passkey_accuracy
 from lemo.loss import causal_lm_loss
 from lemo.patch import configure_lemo, lemo_layers
 from lemo.predictor import capture_scores, fit_predictors, predictor_recall
-from lemo.scoring import key_block_scores
+from lemo.scoring import RecentBlockEliminator, key_block_scores
 from lemo.train import build_model, finetune, predictor_batches
 from shared.bench import BenchReport, measure
 from shared.cli import build_parser, parse_args, run
@@ -67,22 +67,26 @@ class BenchConfig:
     target_seq_len: int = 4096  # where the memory target is checked and time is measured
     time_repeats: int = 2
     ft_seq_len: int = 2048  # fine-tuning / evaluation length (pretrained at model.pretrain_seq_len)
-    ft_steps: int = 80
-    ft_lr: float = 1e-3
-    passkey_mix: float = 0.5
+    ft_steps: int = 300  # fewer left dense LoRA under 80% passkey (passkey_sweep, README)
+    ft_lr: float = 3e-3
+    passkey_mix: float = 0.9  # share of fine-tuning windows that are passkey examples
     ppl_windows: int = 8
     passkey_trials: int = 100  # per length; the same examples for every arm
     passkey_extra_lens: list[int] = field(default_factory=list)  # also evaluated (e.g. 4096)
     passkey_batch: int = 4
     # an extra dense LoRA arm fine-tuned with this RoPE scaling factor (1 = none; 0: no arm)
-    compare_rope_scaling: float = 2.0
+    compare_rope_scaling: float = 0.0
     selection_examples: int = 20  # passkey examples for the needle/question-block diagnostic
+    sparse_eval_diagnostic: bool = True  # LeMo arms: also evaluate with elimination on
+    # diagnostic probe, not the paper: LeMo layers always keep their last N blocks (0 = off)
+    probe_keep_recent: int = 0
     recall_windows: int = 4
     accuracy: bool = True  # run the fine-tuning + accuracy part
 
 
 QUICK = {"mem_seq_lens": [2048, 4096],
-         "ft_seq_len": 1024, "ft_steps": 30, "ppl_windows": 4, "passkey_trials": 10,
+         "ft_seq_len": 1024, "ft_steps": 60, "ppl_windows": 4, "passkey_trials": 20,
+         "selection_examples": 10,
          "predictor.steps": 100, "predictor.windows": 4, "predictor.prune_every": 25,
          "predictor.prune_until": 75, "recall_windows": 2, "time_repeats": 1}
 
@@ -221,6 +225,13 @@ def passkey_sets(bc: BenchConfig) -> dict[int, np.ndarray]:
             for s in lens}
 
 
+def _install_recent_eliminator(model, cfg: LemoConfig, recent: int) -> None:
+    """Diagnostic probe (BenchConfig.probe_keep_recent): every LeMo layer keeps its last
+    `recent` blocks (`RecentBlockEliminator`) instead of the paper's top-k rule."""
+    for m in lemo_layers(model):
+        m.eliminator = RecentBlockEliminator(cfg.block_size, cfg.keep_ratio, recent)
+
+
 def accuracy_arm(name: str, bc: BenchConfig, device: str, train_tokens: np.ndarray,
                  val_tokens: np.ndarray, passkeys: dict[int, np.ndarray]) -> tuple[dict, object]:
     """Fine-tune one accuracy arm from the embedded LM (same steps, batches, seed as every
@@ -232,6 +243,8 @@ def accuracy_arm(name: str, bc: BenchConfig, device: str, train_tokens: np.ndarr
                      data=DataConfig(seq_len=bc.ft_seq_len, passkey_mix=bc.passkey_mix),
                      predictor=bc.predictor)
     model = build_model(tc, device)
+    if bc.probe_keep_recent and lemo_cfg.enabled:
+        _install_recent_eliminator(model, lemo_cfg, bc.probe_keep_recent)
     row, info = {}, None
     if lemo_cfg.enabled and lemo_cfg.scorer == "predictor":
         info = fit_predictors(model, predictor_batches(train_tokens, tc, bc.predictor.windows,
@@ -249,6 +262,18 @@ def accuracy_arm(name: str, bc: BenchConfig, device: str, train_tokens: np.ndarr
     for s, keys in passkeys.items():
         metric = "passkey" if s == bc.ft_seq_len else f"passkey@{label(s)}"
         row[metric] = passkey_accuracy(model, keys, batch_size=bc.passkey_batch, device=device)
+    if tuned and lemo_cfg.enabled and bc.sparse_eval_diagnostic:
+        # diagnostic, not the target: evaluate with the same elimination as in training
+        configure_lemo(model, dataclasses.replace(lemo_cfg, eliminate_in_eval=True))
+        if bc.probe_keep_recent:
+            _install_recent_eliminator(model, lemo_cfg, bc.probe_keep_recent)
+        row["ppl_sparse_eval"] = evaluate_perplexity(model, val_tokens, bc.ft_seq_len,
+                                                     bc.ppl_windows, device)
+        row["passkey_sparse_eval"] = passkey_accuracy(model, passkeys[bc.ft_seq_len],
+                                                      batch_size=bc.passkey_batch, device=device)
+        configure_lemo(model, lemo_cfg)
+        if bc.probe_keep_recent:
+            _install_recent_eliminator(model, lemo_cfg, bc.probe_keep_recent)
     if info is not None:
         row["_predictor_info"] = info
     return row, model

@@ -21,6 +21,7 @@ import torch
 from lemo import kernels
 
 __all__ = ["informativeness_tiles", "key_block_scores", "causal_tile_mask", "TokenEliminator",
+           "RecentBlockEliminator",
            "blocks_to_tokens", "selection_recall"]
 
 
@@ -102,3 +103,28 @@ class TokenEliminator:
     def select(self, scores: torch.Tensor) -> torch.Tensor:
         """(b, nb) key-block scores -> (b, k·B) sorted kept token ids."""
         return blocks_to_tokens(self.select_blocks(scores), self.block_size)
+
+
+class RecentBlockEliminator(TokenEliminator):
+    """Diagnostic variant, NOT the paper's rule: the last `recent` blocks are always kept, the
+    rest of the budget goes to the top-scoring earlier blocks (the same kept count k).
+
+    Under the causal mask key block j is summed over nb - j query tiles, so the paper's column
+    sum ranks the last blocks lowest and `TokenEliminator` drops them in every eliminating layer
+    (`lemo.bench.passkey_selection`). This locality prior (as in sliding-window sparse attention)
+    tests whether that is what costs LeMo its long-context retrieval. (b, nb) -> (b, k).
+    """
+
+    def __init__(self, block_size: int = 64, keep_ratio: float = 0.4, recent: int = 1):
+        super().__init__(block_size, keep_ratio, "topk")
+        self.recent = recent
+
+    def select_blocks(self, scores: torch.Tensor) -> torch.Tensor:
+        nb = scores.shape[-1]
+        k = self.n_keep(nb)
+        if k >= nb:
+            return super().select_blocks(scores)
+        boosted = scores.clone()
+        boosted[:, max(0, nb - min(self.recent, k)):] = float("inf")
+        return boosted.topk(k, dim=-1, sorted=False).indices.sort(dim=-1).values
+

@@ -149,3 +149,16 @@ def test_longlora_trainable_embed_and_norms_get_exactly_those_gradients(train_em
     assert sum("model.norm" in n for n in rest) == 1
     assert sum("embed_tokens" in n for n in rest) == 1
     assert not any(k in n for n in rest for k in ("mlp", "q_proj", "o_proj"))
+
+
+def test_recent_block_eliminator_keeps_the_last_blocks_within_the_budget():
+    """The diagnostic probe keeps the last `recent` blocks plus the best earlier ones; the
+    paper's rule on the same (causally biased, decreasing) scores keeps a pure prefix."""
+    from lemo.scoring import RecentBlockEliminator, TokenEliminator
+
+    scores = torch.linspace(10, 1, 10).repeat(3, 1) + torch.rand(3, 10) * 0.1
+    paper = TokenEliminator(16, 0.4).select_blocks(scores)
+    assert paper.tolist() == [[0, 1, 2, 3]] * 3
+    probe = RecentBlockEliminator(16, 0.4, recent=2).select_blocks(scores)
+    assert probe.tolist() == [[0, 1, 8, 9]] * 3  # same count k = 4, sorted
+    assert RecentBlockEliminator(16, 1.0, recent=2).select_blocks(scores).shape == (3, 10)
