@@ -198,12 +198,14 @@ def test_shipped_configs_load():
     from pathlib import Path
 
     from lemo.config import EvalConfig
+    from lemo.pretrain import PretrainConfig
 
     root = Path(__file__).resolve().parents[2] / "configs" / "lemo"
     files = [p for p in root.glob("*.yaml") if not p.name.startswith("gpu_")]
-    assert len(files) >= 6
+    assert len(files) >= 7
+    kinds = {"eval": EvalConfig, "pretrain": PretrainConfig}
     for p in files:
-        load_config(p, EvalConfig if p.name.startswith("eval") else TrainConfig)
+        load_config(p, kinds.get(p.stem.split("_")[0], TrainConfig))
 
 
 def test_train_with_predictors_then_eval_with_elimination(tmp_path):
