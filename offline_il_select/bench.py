@@ -189,7 +189,8 @@ def _plot(rows: list[dict], studies: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def summarise(rows: list[dict], studies: dict, quick: bool, command: list[str]) -> BenchReport:
+def summarise(rows: list[dict], studies: dict, quick: bool, command: list[str],
+              steps: int | None = None) -> BenchReport:
     rep = BenchReport("offline_il_select", baseline="bc_expert", command=command)
     settings = list(dict.fromkeys(r["setting"] for r in rows))
     mean_of = {}
@@ -250,8 +251,8 @@ def summarise(rows: list[dict], studies: dict, quick: bool, command: list[str]) 
     rep.notes.append("normalised score = 100 (R - R_random) / (R_expert - R_random) with our v5 "
                      "references (100 random / 100 expert episodes, shared/il/policies/"
                      "reference_returns.json); D4RL's v2 references are listed there too")
-    rep.notes.append("budget: " + ", ".join(budget(quick)) + "; the paper trains 1M policy and "
-                     "100k discriminator steps")
+    rep.notes.append("budget: " + ", ".join(budget(quick, steps)) + "; the paper trains 1M "
+                     "policy and 100k discriminator steps")
     for name, st in studies.items():
         quality = [round(q, 3) for q in st["selection_quality"]]
         rep.notes.append(f"selection on {name} noisy-expert D_b: K={st['K']} |D_s|="
@@ -337,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     studies = {k: studies[k] for k in (e.split("-")[0] for e in _study_envs(settings))
                if k in studies}
     rep = summarise(rows, studies, args.quick, ["python", "-m", "offline_il_select.bench"] +
-                    list(sys.argv[1:] if argv is None else argv))
+                    list(sys.argv[1:] if argv is None else argv), steps)
     rep.write(run_dir, plot_metrics=["score", "train_cpu_s"])
     _plot(rows, studies, run_dir / "curves.png")
     for c in rep.checks:
