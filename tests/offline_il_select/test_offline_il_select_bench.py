@@ -57,3 +57,17 @@ def test_bad_bench_flags_fail_before_any_output(tmp_path):
         with pytest.raises(ConfigError):
             main(flags + ["--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
+
+
+def test_diagnose_random_init_policy_and_bad_flags(tmp_path):
+    import numpy as np
+    import pytest
+
+    from offline_il_select.diagnose import _RandomInitPolicy, main
+    from shared.errors import ConfigError
+
+    mean, std = _RandomInitPolicy(5, 2).mean_std(np.random.default_rng(0).normal(size=(3, 5)))
+    assert mean.shape == (3, 2) and np.all(std == 1.0) and np.ptp(mean) > 0  # state-dependent
+    with pytest.raises(ConfigError):
+        main(["prep", "--setting", "walker-random", "--out", str(tmp_path / "d")])
+    assert not (tmp_path / "d").exists()
