@@ -7,9 +7,10 @@
 # 2. probe: WORKERS single-thread CPU step timings side by side (the bench's load);
 # 3. budget N = what fits the time left, from the probe and a cost model: the 7 arms of one
 #    (setting, seed) cost COST_ILID_STEPS ILID steps per policy step. 16.3 is what the first run
-#    measured on the lent H100 host (16 vCPUs, 16 workers, HalfCheetah, 12k steps: ms/step
-#    bc_expert 5.3, bc_all 12.3, dwbc 21.7, iswbc 11, ILID arms 3.9-4.8); the 2-core dev machine's
-#    costs (8.2 ILID steps) underestimated it 2x, so that run finished only the HalfCheetah jobs.
+#    measured on the lent H100 host (16 vCPUs, 16 workers, 12k steps; HalfCheetah-random ms/step:
+#    bc_expert 5.6, bc_all 12.8, dwbc 22.7, iswbc 13.8, ILID arms 3.9-4.8, i.e. 17.5 ILID steps;
+#    HalfCheetah-medium+random 15.0). The 2-core dev machine's costs (8.2 ILID steps)
+#    underestimated it 2x, so that run finished only the HalfCheetah jobs.
 #    Plus ~8 s per run of data loading, d over D_b and evaluation;
 # 4. the bench with --steps N under `timeout`; if it is cut short, the summary of the rows done.
 set -u
