@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=1000, help="randominit: D_b episodes")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
+    if args.config or args.overrides:
+        raise ConfigError("--config/--set: diagnose takes no config (it uses the bench's "
+                          "settings and budget)")
     if args.setting not in SETTINGS:
         raise ConfigError(f"--setting: unknown '{args.setting}' (known: {', '.join(SETTINGS)})")
     if args.steps < 1 or args.episodes < 1:

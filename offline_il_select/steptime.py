@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=30_000, help="policy steps for the projection")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
+    if args.config or args.overrides:
+        raise ConfigError("--config/--set: steptime takes no config (it uses the bench's "
+                          "settings and budget)")
     if args.device not in (None, "cpu") and not args.device.startswith("cuda"):
         raise ConfigError(f"--device: use cpu or cuda, not '{args.device}'")
     if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
