@@ -24,6 +24,8 @@ class LemoConfig:
     selection: Literal["topk", "threshold"] = "topk"  # threshold = paper Algorithm 1
     thresholds: list[float] = field(default_factory=list)  # per layer; empty: the input's mean
     score_reduce: Literal["sum", "mean"] = "sum"  # key-block score over query tiles (paper: sum)
+    causal_scores: bool = True  # tiles at or below the diagonal only; False: every query tile,
+    # as the paper's I(T_j) = sum over all i != j (selection then depends on later tokens)
     dense_first: float = 0.5  # leading fraction of layers that stay dense
     dense_last: bool = True  # the last layer stays dense
     scorer: Literal["exact", "predictor"] = "exact"  # exact block scores or learned predictors
@@ -36,6 +38,8 @@ class LemoConfig:
     def validate(self) -> None:
         if self.block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {self.block_size}")
+        if not self.causal_scores and self.scorer == "predictor":
+            raise ValueError("causal_scores=false needs scorer=exact (the predictors are causal)")
         if not 0.0 < self.keep_ratio <= 1.0:
             raise ValueError(f"keep_ratio must be in (0, 1], got {self.keep_ratio}")
         if not 0.0 <= self.dense_first <= 1.0:

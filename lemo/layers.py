@@ -94,10 +94,10 @@ class LemoDecoderLayer(GradientCheckpointingLayer):
             scores = pred.key_scores(x.float(), self.cfg.score_reduce)
         else:
             q, k = qk()
-            tiles = informativeness_tiles(q, k, self.cfg.block_size)
+            tiles = informativeness_tiles(q, k, self.cfg.block_size, self.cfg.causal_scores)
             if self.capture is not None:
                 self.capture.append((x.detach().float().cpu(), tiles.cpu()))
-            scores = key_block_scores(tiles, self.cfg.score_reduce)
+            scores = key_block_scores(tiles, self.cfg.score_reduce, self.cfg.causal_scores)
         idx = self.eliminator.select(scores)
         self.last_idx = idx
         return idx

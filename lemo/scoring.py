@@ -25,13 +25,15 @@ __all__ = ["informativeness_tiles", "key_block_scores", "causal_tile_mask", "Tok
            "blocks_to_tokens", "selection_recall"]
 
 
-def informativeness_tiles(q: torch.Tensor, k: torch.Tensor, block_size: int) -> torch.Tensor:
-    """(b, h, s, d), (b, hk, s, d) -> causal tile scores (b, nb, nb) float32 (paper Eq. 1)."""
+def informativeness_tiles(q: torch.Tensor, k: torch.Tensor, block_size: int,
+                          causal: bool = True) -> torch.Tensor:
+    """(b, h, s, d), (b, hk, s, d) -> tile scores (b, nb, nb) float32 (paper Eq. 1); `causal`:
+    only logits with key <= query count and tiles above the diagonal are 0."""
     s = q.shape[2]
     if s % block_size:
         raise ValueError(f"sequence length {s} is not a multiple of block_size {block_size}; "
                          "pad the input to a multiple of the block size")
-    return kernels.block_tile_scores(q, k, block_size, True)
+    return kernels.block_tile_scores(q, k, block_size, causal)
 
 
 def causal_tile_mask(nb: int, device=None) -> torch.Tensor:
@@ -39,15 +41,19 @@ def causal_tile_mask(nb: int, device=None) -> torch.Tensor:
     return torch.ones(nb, nb, dtype=torch.bool, device=device).tril()
 
 
-def key_block_scores(tiles: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
+def key_block_scores(tiles: torch.Tensor, reduce: str = "sum", causal: bool = True
+                     ) -> torch.Tensor:
     """(b, nb, nb) tile scores -> (b, nb) key-block scores: column sums over query tiles (Eq. 2).
 
     Under a causal mask key block j has nb − j query tiles, so sums favour early blocks;
-    `reduce="mean"` (our option, not the paper's) divides by that count."""
+    `reduce="mean"` (our option, not the paper's) divides by that count. `causal=False` sums
+    every query tile (the paper's Σ over all i ≠ j)."""
     nb = tiles.shape[-1]
-    col = (tiles * causal_tile_mask(nb, tiles.device)).sum(dim=-2)
+    col = (tiles * causal_tile_mask(nb, tiles.device)).sum(dim=-2) if causal else tiles.sum(-2)
     if reduce == "mean":
-        col = col / torch.arange(nb, 0, -1, device=tiles.device, dtype=col.dtype)
+        count = torch.arange(nb, 0, -1, device=tiles.device) if causal else torch.full(
+            (nb,), nb, device=tiles.device)
+        col = col / count.to(col.dtype)
     elif reduce != "sum":
         raise ValueError(f"unknown score_reduce '{reduce}' (sum, mean)")
     return col

@@ -54,6 +54,20 @@ def test_block_scores_equal_brute_force():
     assert torch.allclose(mean, torch.stack([ref[:, j:, j].mean(-1) for j in range(6)], -1))
 
 
+def test_non_causal_block_scores_use_every_query_tile():
+    g = torch.Generator().manual_seed(1)
+    q, k = torch.randn(1, 4, 64, 8, generator=g), torch.randn(1, 2, 64, 8, generator=g)
+    tiles = informativeness_tiles(q, k, 16, causal=False)
+    kk = k.repeat_interleave(2, dim=1)
+    pos = ((q @ kk.transpose(-1, -2)) / math.sqrt(8)).clamp_min(0).sum(1) / 4  # no causal mask
+    ref = pos.view(1, 4, 16, 4, 16).amax(dim=(2, 4))
+    assert torch.allclose(tiles, ref, atol=1e-5)
+    assert torch.allclose(key_block_scores(tiles, causal=False), ref.sum(1))
+    assert torch.allclose(key_block_scores(tiles, "mean", causal=False), ref.mean(1))
+    with pytest.raises(ValueError, match="causal_scores"):
+        LemoConfig(causal_scores=False, scorer="predictor").validate()
+
+
 def test_sequence_not_multiple_of_block_is_an_error():
     with pytest.raises(ValueError, match="multiple of block_size"):
         informativeness_tiles(torch.randn(1, 2, 50, 4), torch.randn(1, 2, 50, 4), 16)
