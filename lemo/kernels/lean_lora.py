@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["lora_parts", "LoraLinear", "lora_linear"]
+__all__ = ["lora_parts", "LoraLinear", "lora_linear", "lora_linear_grads"]
 
 
 def lora_parts(linear: torch.nn.Module):
@@ -70,31 +70,38 @@ class LoraLinear(torch.autograd.Function):
     def backward(ctx, dy):
         x, weight, *rest = ctx.saved_tensors
         na = ctx.n_adapters
-        loras, xas = rest[:2 * na], rest[2 * na:]
         need = ctx.needs_input_grad
-        grads = [None] * (4 + 4 * na)
-        dy2 = dy.reshape(-1, dy.shape[-1])
-        x2 = x.reshape(-1, x.shape[-1])
-        dx = dy @ weight.to(dy.dtype) if need[0] else None
-        if need[1]:
-            grads[1] = (dy2.t() @ x2.to(dy.dtype)).to(weight.dtype)
-        if need[2]:
-            grads[2] = dy2.sum(0).to(weight.dtype)
-        for t in range(na):
-            a, bw = loras[2 * t], loras[2 * t + 1]
-            s = ctx.scalings[t]
-            dup = dy2.to(bw.dtype) * s  # (m, d_out) in the adapter dtype, as peft's sum is
-            d_xa = dup @ bw  # (m, r)
-            if need[4 + 4 * t]:
-                grads[4 + 4 * t] = d_xa.t() @ x2.to(a.dtype)
-            if need[5 + 4 * t]:
-                grads[5 + 4 * t] = dup.t() @ xas[t].reshape(-1, xas[t].shape[-1])
-            if ctx.has_lora_bias[t] and need[6 + 4 * t]:
-                grads[6 + 4 * t] = dup.sum(0)
-            if dx is not None:
-                dx = dx + (d_xa @ a).to(dx.dtype).view_as(dx)
-        grads[0] = dx
-        return tuple(grads)
+        dx, grads = lora_linear_grads(
+            dy.reshape(-1, dy.shape[-1]), x.reshape(-1, x.shape[-1]), weight,
+            rest[:2 * na], rest[2 * na:], ctx.scalings, ctx.has_lora_bias, need[0], need[1:])
+        return (None if dx is None else dx.view(*x.shape[:-1], -1), *grads)
+
+
+def lora_linear_grads(dy2, x2, weight, loras, xas, scalings, has_lora_bias, need_dx, need):
+    """Backward of y = x2·Wᵀ (+ b) + Σ_t s_t·((x2·A_tᵀ)·B_tᵀ + b_t) over flattened rows, with
+    peft's rounding steps (the adapter terms in the adapter dtype). dy2 (m, d_out); x2 (m, d_in),
+    or None when no weight gradient is needed; loras [A_0, B_0, A_1, ...]; xas [x2·A_tᵀ (m, r)];
+    `need` flags (weight, bias, n_adapters, A_0, B_0, b_0, scaling_0, A_1, ...). Returns
+    (dx2 (m, d_in) or None, gradients in `need`'s order)."""
+    grads = [None] * len(need)
+    dx = dy2 @ weight.to(dy2.dtype) if need_dx else None
+    if need[0]:
+        grads[0] = (dy2.t() @ x2.to(dy2.dtype)).to(weight.dtype)
+    if need[1]:
+        grads[1] = dy2.sum(0).to(weight.dtype)
+    for t in range(len(xas)):
+        a, bw = loras[2 * t], loras[2 * t + 1]
+        dup = dy2.to(bw.dtype) * scalings[t]  # (m, d_out) in the adapter dtype, as peft's sum is
+        d_xa = dup @ bw  # (m, r)
+        if need[3 + 4 * t]:
+            grads[3 + 4 * t] = d_xa.t() @ x2.to(a.dtype)
+        if need[4 + 4 * t]:
+            grads[4 + 4 * t] = dup.t() @ xas[t].reshape(-1, xas[t].shape[-1])
+        if has_lora_bias[t] and need[5 + 4 * t]:
+            grads[5 + 4 * t] = dup.sum(0)
+        if dx is not None:
+            dx = dx + (d_xa @ a).to(dx.dtype)
+    return dx, grads
 
 
 def lora_linear(linear: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ import triton
 import triton.language as tl
 
 from lemo.kernels._triton import dot_precision, interpreting, num_warps
-from lemo.kernels.lean_lora import lora_parts
+from lemo.kernels.lean_lora import lora_linear_grads, lora_parts
 
 __all__ = ["rows_matmul", "gather_rows_triton", "scatter_rows", "project_rows_triton",
            "lora_parts", "ProjectRows", "GatherRows"]
@@ -210,25 +210,9 @@ class ProjectRows(torch.autograd.Function):
         need = ctx.needs_input_grad
         need_xg = need[2] or any(need[5 + 4 * t] for t in range(na))
         xg = gather_rows_triton(x, idx).view(b * kept, -1) if need_xg else None
-        grads = [None] * (5 + 4 * na)
-        dxk = dy2 @ weight.to(dy2.dtype) if need[0] else None
-        if need[2]:
-            grads[2] = (dy2.t() @ xg.to(dy2.dtype)).to(weight.dtype)
-        if need[3]:
-            grads[3] = dy2.sum(0).to(weight.dtype)
-        for t in range(na):
-            a, bw = loras[2 * t], loras[2 * t + 1]
-            s = ctx.scalings[t]
-            dyl = dy2.to(bw.dtype)
-            d_xa = (dyl @ bw) * s  # (m, r)
-            if need[5 + 4 * t]:
-                grads[5 + 4 * t] = d_xa.t() @ xg.to(a.dtype)
-            if need[6 + 4 * t]:
-                grads[6 + 4 * t] = (dyl.t() @ xas[t]) * s
-            if ctx.has_lora_bias[t] and need[7 + 4 * t]:
-                grads[7 + 4 * t] = dyl.sum(0) * s
-            if dxk is not None:
-                dxk += (d_xa @ a).to(dxk.dtype)
+        dxk, grads = lora_linear_grads(dy2, xg, weight, loras, xas, ctx.scalings,
+                                       ctx.has_lora_bias, need[0], need[2:])
+        grads = [None, None, *grads]
         if dxk is not None:
             dx = torch.zeros(ctx.x_shape, dtype=x.dtype, device=x.device)
             grads[0] = scatter_rows(dx, idx, dxk.view(b, kept, -1), add=False)
