@@ -34,6 +34,13 @@ class LemoConfig:
     eliminate_in_eval: bool = False  # evaluation runs dense unless asked
     attention: Literal["lemo", "s2"] = "lemo"  # "s2": LongLoRA shifted group attention baseline
     s2_groups: int = 4  # S2-Attn: group size = s / s2_groups
+    # CUDA: an eliminating layer's attention (selection, gathers, q/k/v/o, attention, scatter) runs
+    # as captured CUDA graphs (forward and backward; `torch.cuda.make_graphed_callables`) when a
+    # training input has at most this many tokens (batch x sequence); 0 = never. Shapes are static
+    # at a fixed keep ratio, so one capture per input shape serves every step. It removes the
+    # host's per-op cost, which decides the step time of short sequences on a fast GPU, at the
+    # price of static buffers (inputs, outputs, saved activations) held between steps.
+    cuda_graph_max_tokens: int = 0
 
     def validate(self) -> None:
         if self.block_size < 1:
@@ -50,6 +57,9 @@ class LemoConfig:
             raise ValueError(f"segment_size must be >= 0, got {self.segment_size}")
         if self.s2_groups < 1:
             raise ValueError(f"s2_groups must be >= 1, got {self.s2_groups}")
+        if self.cuda_graph_max_tokens < 0:
+            raise ValueError(f"cuda_graph_max_tokens must be >= 0, got "
+                             f"{self.cuda_graph_max_tokens}")
 
 
 @dataclass

@@ -95,6 +95,7 @@ class GpuBenchConfig:
     mlp_prune_ratio: float = 0.8  # LeMo full: MLP channels not saved for backward (AE: 0.8)
     segment: int = 2048  # tokens per lm_head + CE segment
     scorer: Literal["predictor", "exact"] = "predictor"  # LeMo arms' block scorer
+    cuda_graph_max_tokens: int = 0  # LeMo arms: CUDA-graph eliminating attention up to this
     predictor_hidden: int = 88  # ~64.6% of 128 units remain after elastic sizing (paper Tab. 8),
     # rounded up to a multiple of 8 for tensor-core GEMM shapes
     lora_r: int = 8
@@ -104,6 +105,12 @@ class GpuBenchConfig:
     search_max: int = 262144
     micro: bool = True  # kernel micro-benchmarks
     micro_seq_lens: list[int] = field(default_factory=lambda: [4096, 16384])
+    # "armA/armB@length": step times of the two arms timed in alternation, `paired_rounds` rounds
+    # of (warm-up + `repeats` steps) each; the targets' speed ratios use the median of the
+    # per-round ratios, which host-speed drift during the run cannot bias (the 4K step is
+    # host-bound; results/lemo_gpu/README.md)
+    paired: list[str] = field(default_factory=list)
+    paired_rounds: int = 5
     profile: list[str] = field(default_factory=list)  # "arm@length": CUDA kernel-time profiles
     peak_traces: list[str] = field(default_factory=list)  # "arm@length": what is live at the peak
     time_budget_s: float = 520.0  # stop starting new work after this (the device call's limit)
@@ -124,6 +131,13 @@ class GpuBenchConfig:
             arm, _, length = spec.partition("@")
             if arm not in ARMS or not length.isdigit():
                 raise ValueError(f"profile entry '{spec}' is not 'arm@length' with a known arm")
+        for spec in self.paired:
+            pair, _, length = spec.partition("@")
+            arms = pair.split("/")
+            if len(arms) != 2 or any(a not in ARMS for a in arms) or not length.isdigit():
+                raise ValueError(f"paired entry '{spec}' is not 'armA/armB@length' with known arms")
+        if self.paired_rounds < 1:
+            raise ValueError("paired_rounds must be >= 1")
 
 
 # --------------------------------------------------------------------------- model and arms
@@ -166,7 +180,8 @@ def arm_setup(arm: str, cfg: GpuBenchConfig) -> tuple[object, int, bool]:
     from lemo.config import LemoConfig
 
     lemo = dict(enabled=True, keep_ratio=cfg.keep_ratio, scorer=cfg.scorer,
-                segment_size=cfg.segment, dense_first=cfg.dense_first)
+                segment_size=cfg.segment, dense_first=cfg.dense_first,
+                cuda_graph_max_tokens=cfg.cuda_graph_max_tokens)
     table = {
         "lora": (dict(enabled=False, segment_size=0), False),
         "lora_segment": (dict(enabled=False, segment_size=cfg.segment), False),
@@ -383,6 +398,24 @@ class Runner:
                 times.append(time.perf_counter() - t0)
         return statistics.median(times)
 
+    def paired(self, arm_a: str, arm_b: str, s: int, rounds: int) -> dict:
+        """Median step time of arm_a and arm_b in alternating rounds (each: configure, warm-up,
+        `repeats` timed steps); the ratio b / a per round and its median."""
+        ids = self.tokens(s)
+        times: dict[str, list[float]] = {arm_a: [], arm_b: []}
+        for _ in range(rounds):
+            for arm in (arm_a, arm_b):
+                segment = self.configure(arm)
+                for _ in range(self.cfg.warmup):
+                    self.step(ids, segment)
+                self.sync()
+                times[arm].append(self._time(ids, segment))
+                self.free()
+        ratios = [b / a for a, b in zip(times[arm_a], times[arm_b])]
+        return {"a": arm_a, "b": arm_b, "seq_len": s, "times_s": times, "ratios_b_over_a": ratios,
+                "median_ratio": statistics.median(ratios),
+                "median_s": {k: statistics.median(v) for k, v in times.items()}}
+
     def longest(self, arm: str, start_ok: int, start_bad: int | None, deadline: float) -> dict:
         """Largest trainable length: double from a known-good length until OOM, then bisect to
         `search_step`. Returns {longest, upper (first failing length or None), complete}."""
@@ -476,13 +509,23 @@ def evaluate_targets(rep: BenchReport, cfg: GpuBenchConfig, longest: dict) -> No
     if "lora" in longest and "lemo_full" in longest:
         rep.check("longest trainable length LeMo full / LoRA",
                   _ratio(longest["lemo_full"]["longest"], longest["lora"]["longest"]), ">=", 2.0)
+    pairs = {(p["a"], p["b"], p["seq_len"]): p["median_ratio"] for p in
+             rep.extra.get("paired", [])}
+
+    def speed(a: str, b: str, s: int) -> float | None:
+        """Step time b / a: the paired measurement's median ratio when there is one."""
+        if (a, b, s) in pairs:
+            return pairs[(a, b, s)]
+        if (b, a, s) in pairs:
+            return 1.0 / pairs[(b, a, s)]
+        return _ratio(v(b, "step_s", s), v(a, "step_s", s))
+
     if 32768 in cfg.seq_lens:
         rep.check("step time LoRA+ckpt / LeMo full+ckpt @32K",
-                  _ratio(v("lora_ckpt", "step_s", 32768), v("lemo_full_ckpt", "step_s", 32768)),
-                  ">=", 1.36)
+                  speed("lemo_full_ckpt", "lora_ckpt", 32768), ">=", 1.36)
     if 4096 in cfg.seq_lens:
-        rep.check("step time LeMo full / LoRA @4K (no ckpt)",
-                  _ratio(v("lemo_full", "step_s", 4096), v("lora", "step_s", 4096)), "<=", 1.10)
+        rep.check("step time LeMo full / LoRA @4K (no ckpt)", speed("lora", "lemo_full", 4096),
+                  "<=", 1.10)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -558,6 +601,18 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 bad_len[arm] = s
                 log.info("%-15s %6d  out of memory", arm, s)
+        write()
+
+    pairs = []
+    for spec in cfg.paired:
+        pair, _, length = spec.partition("@")
+        if time.monotonic() > deadline:
+            break
+        res = runner.paired(*pair.split("/"), int(length), cfg.paired_rounds)
+        pairs.append(res)
+        log.info("paired %s: %s / %s per round %s (median %.3f)", spec, res["b"], res["a"],
+                 [round(r, 3) for r in res["ratios_b_over_a"]], res["median_ratio"])
+        rep.extra["paired"] = pairs
         write()
 
     longest: dict[str, dict] = {}

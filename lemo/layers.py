@@ -14,9 +14,9 @@ An eliminating layer (b = batch, s = tokens, k = kept tokens):
 3. causal attention among kept tokens (original order, so causal in the original sense);
 4. adds `o_proj`'s output into the residual at idx only: dropped tokens pass the attention
    block unchanged, and autograd saves only kept tokens' activations.
-The q/k/v/o projections of kept rows go through `kernels.lora_linear`: the same function as the
-peft modules, but the (k, D) input is saved once in the model dtype rather than once per
-projection in the adapter dtype (fp32 copies on a bf16 model).
+The q/k/v/o projections of kept rows go through `kernels.lora_linear_group`: the same function as
+the peft modules, but the (k, D) input is saved once in the model dtype rather than once per
+projection in the adapter dtype (fp32 copies on a bf16 model), and q/k/v share one adapter GEMM.
 The MLP runs on all tokens, optionally with saved-channel pruning (`lemo.mlp`). Each layer selects
 anew, so a token dropped here comes back in the next layer.
 """
@@ -38,6 +38,11 @@ from lemo.scoring import TokenEliminator, informativeness_tiles, key_block_score
 __all__ = ["LemoDecoderLayer", "LemoLlamaDecoderLayer", "LemoOPTDecoderLayer"]
 
 
+# One CUDA-graph memory pool per device, shared by the captures made since the last
+# `configure`/`set_predictor` (they replay in capture order, so their temporaries can share).
+_GRAPH_POOL: dict[int, object] = {}
+
+
 class LemoDecoderLayer(GradientCheckpointingLayer):
     """State and policy shared by the Llama-family and OPT layers."""
 
@@ -56,11 +61,15 @@ class LemoDecoderLayer(GradientCheckpointingLayer):
 
     def configure(self, cfg: LemoConfig) -> None:
         self.cfg = cfg
+        self.__dict__["_graphs"] = {}  # captured eliminating attention per input shape
+        _GRAPH_POOL.clear()  # a pool whose graphs are all gone cannot take new captures
         thr = cfg.thresholds[self.layer_idx] if self.layer_idx < len(cfg.thresholds) else None
         self.eliminator = TokenEliminator(cfg.block_size, cfg.keep_ratio, cfg.selection, thr)
 
     def set_predictor(self, predictor: nn.Module | None) -> None:
         self.__dict__["predictor"] = predictor
+        self.__dict__["_graphs"] = {}
+        _GRAPH_POOL.clear()
 
     @property
     def eliminating(self) -> bool:
@@ -121,10 +130,9 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
         once in its own dtype (`kernels.lora_linear`) instead of peft's per-projection copies."""
         a = self.self_attn
         b, n, _ = x.shape
-        proj = (lambda m, t: kernels.lora_linear(m, t)) if lean else (lambda m, t: m(t))
-        q = proj(a.q_proj, x).view(b, n, -1, a.head_dim).transpose(1, 2)
-        k = proj(a.k_proj, x).view(b, n, -1, a.head_dim).transpose(1, 2)
-        v = proj(a.v_proj, x).view(b, n, -1, a.head_dim).transpose(1, 2)
+        mods = [a.q_proj, a.k_proj, a.v_proj]
+        qkv = kernels.lora_linear_group(mods, x) if lean else [m(x) for m in mods]
+        q, k, v = (t.view(b, n, -1, a.head_dim).transpose(1, 2) for t in qkv)
         q, k = apply_rotary_pos_emb(q, k, cos, sin)
         return q, k, v
 
@@ -140,6 +148,24 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
         o = _sdpa(q, k, v, self.self_attn.scaling).transpose(1, 2).reshape(b, idx.shape[1], -1)
         return kernels.scatter_add_rows(h, idx, kernels.lora_linear(self.self_attn.o_proj, o))
 
+    def _lemo_attention(self, h: torch.Tensor, cos, sin) -> torch.Tensor:
+        """`_eliminating_attention`, replayed from CUDA graphs where `_graphable` allows."""
+        if not self._graphable(h, cos):
+            return self._eliminating_attention(h, cos, sin)
+        key = (tuple(h.shape), h.dtype, tuple(cos.shape), cos.dtype, h.device)
+        graphed = self._graphs.get(key)
+        if graphed is None:
+            graphed = _capture(self, h, cos, sin)
+            self._graphs[key] = graphed
+        return graphed(h, cos, sin)
+
+    def _graphable(self, h: torch.Tensor, cos: torch.Tensor) -> bool:
+        limit = self.cfg.cuda_graph_max_tokens
+        return (0 < h.shape[0] * h.shape[1] <= limit and h.is_cuda and self.training
+                and torch.is_grad_enabled() and h.requires_grad and not cos.requires_grad
+                and self.capture is None and not getattr(self, "gradient_checkpointing", False)
+                and not torch.cuda.is_current_stream_capturing())
+
     def _s2_attention(self, h: torch.Tensor, cos, sin) -> torch.Tensor:
         b, s, _ = h.shape
         q, k, v = self._qkv(self.input_layernorm(h), cos, sin)
@@ -152,7 +178,7 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
                 cache=None, use_cache=False, position_embeddings=None, **kwargs) -> torch.Tensor:
         mode = self.mode()
         if mode == "lemo":
-            h = self._eliminating_attention(hidden_states, *position_embeddings)
+            h = self._lemo_attention(hidden_states, *position_embeddings)
         elif mode == "s2":
             h = self._s2_attention(hidden_states, *position_embeddings)
         else:
@@ -162,6 +188,30 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
                 position_embeddings=position_embeddings, **kwargs)
             h = hidden_states + a
         return h + channel_pruned_mlp(self.mlp, self.post_attention_layernorm(h), self.mlp_ratio())
+
+
+class _EliminatingAttention(nn.Module):
+    """The parameters an eliminating layer's attention uses (norm, q/k/v/o with their LoRA
+    adapters) as one module, for `torch.cuda.make_graphed_callables`."""
+
+    def __init__(self, layer: LemoLlamaDecoderLayer):
+        super().__init__()
+        self.self_attn, self.input_layernorm = layer.self_attn, layer.input_layernorm
+        self.__dict__["layer"] = layer
+
+    def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        return self.layer._eliminating_attention(h, cos, sin)
+
+
+
+
+def _capture(layer: LemoLlamaDecoderLayer, h: torch.Tensor, cos: torch.Tensor,
+             sin: torch.Tensor):
+    """Capture the layer's eliminating attention (forward and backward) for inputs shaped like
+    (h, cos, sin). The warm-up runs on a side stream and leaves parameter gradients alone."""
+    pool = _GRAPH_POOL.setdefault(h.device.index or 0, torch.cuda.graph_pool_handle())
+    sample = (torch.zeros_like(h).requires_grad_(), cos.detach().clone(), sin.detach().clone())
+    return torch.cuda.make_graphed_callables(_EliminatingAttention(layer), sample, pool=pool)
 
 
 class LemoOPTDecoderLayer(LemoDecoderLayer):
@@ -189,10 +239,10 @@ class LemoOPTDecoderLayer(LemoDecoderLayer):
             idx = self._select(x_all, lambda: (self._heads(a.q_proj(x_all)),
                                                self._heads(a.k_proj(x_all))))
         x = self._attn_in(kernels.gather_rows(h, idx))
-        proj = kernels.lora_linear  # saves x once (see LemoLlamaDecoderLayer._qkv)
-        q = self._heads(proj(a.q_proj, x) * a.scaling)
-        o = _sdpa(q, self._heads(proj(a.k_proj, x)), self._heads(proj(a.v_proj, x)), 1.0)
-        o = proj(a.out_proj, o.transpose(1, 2).reshape(b, idx.shape[1], -1))
+        # saves x once (see LemoLlamaDecoderLayer._qkv)
+        q, k, v = kernels.lora_linear_group([a.q_proj, a.k_proj, a.v_proj], x)
+        o = _sdpa(self._heads(q * a.scaling), self._heads(k), self._heads(v), 1.0)
+        o = kernels.lora_linear(a.out_proj, o.transpose(1, 2).reshape(b, idx.shape[1], -1))
         o = F.dropout(o, p=self.dropout, training=self.training)
         return kernels.scatter_add_rows(h, idx, o)
 

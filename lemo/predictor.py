@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lemo.scoring import causal_tile_mask, key_block_scores
+from lemo.scoring import key_block_scores
 
 __all__ = ["PatternPredictor", "BlockMLP", "train_predictor"]
 
@@ -85,7 +85,7 @@ class PatternPredictor(nn.Module):
         xb = self._blocks(x)
         q, k = self.q_net(xb), self.k_net(xb)
         t = torch.einsum("bhio,bhjo->bij", q, k) / self.num_heads
-        return t * causal_tile_mask(t.shape[-1], t.device)
+        return t.tril()  # causal: tiles above the diagonal (key block > query block) are 0
 
     def key_scores(self, x: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
         """(b, s, D) -> (b, nb) key-block scores (column sums of the predicted tiles)."""

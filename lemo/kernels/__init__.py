@@ -15,6 +15,7 @@ Contracts (b = batch, s = sequence, h = query heads, hk = key/value heads, d = h
   Linear; the kernel path reads the kept rows straight from x (no gathered copy).
 - `lora_linear(linear, x)`: `linear(x)` for an `nn.Linear` or a peft LoRA Linear, saving x once
   in its own dtype (peft saves an adapter-dtype copy per projection); a PyTorch composition.
+  `lora_linear_group(linears, x)` does it for several projections of the same x at once.
 - `scatter_add_rows(residual, idx, src)`: out = residual, with out[b, idx[b]] += src[b]; idx rows
   are unique. Differentiable w.r.t. residual and src.
 - `segmented_lm_loss(hidden, weight, labels, segment, ignore_index=-100)`: mean cross-entropy of
@@ -27,7 +28,9 @@ GEMM behind `gather_rows`/`project_rows`), `scatter_add` (in-place residual epil
 linear + CE with recomputation), `pruned_mlp` (`pruned_swiglu`: a token-chunked forward for the
 MLP saved-channel pruning of `lemo.mlp`, a PyTorch composition on every device). A call takes
 the Triton path when `backend()` is 'triton' and its tensors are on CUDA, or under Triton's CPU
-interpreter (`TRITON_INTERPRET=1` and `LEMO_KERNELS=triton`, used by the CPU tests); anything a
+interpreter (`TRITON_INTERPRET=1` and `LEMO_KERNELS=triton`, used by the CPU tests), except
+`gather_rows` and `scatter_add_rows`, which lose to PyTorch's ops on the H100 and so take the
+Triton path only when `LEMO_KERNELS=triton` forces it; anything a
 kernel does not cover (a block size that is not a power of two >= 16, a LoRA layer with active
 dropout or a variant such as DoRA) goes to the fallback, which computes the same function.
 """
@@ -47,6 +50,7 @@ __all__ = [
     "gather_rows",
     "project_rows",
     "lora_linear",
+    "lora_linear_group",
     "scatter_add_rows",
     "segmented_lm_loss",
     "pruned_swiglu",
@@ -80,7 +84,17 @@ def backend() -> str:
     return "triton" if torch.cuda.is_available() else "torch"
 
 
-def _use_triton(t: torch.Tensor) -> bool:
+# Kernels that lose to the PyTorch op at every measured shape run only when forced with
+# LEMO_KERNELS=triton (tests, micro-benchmarks). H100 (results/lemo_gpu): the Triton scatter-add
+# takes 0.59 ms against torch's 0.22 ms at 4K (0.24 vs 0.15 ms at 16K); both gathers are one
+# memory-bound copy, and a Triton launch from Python costs the host several times an aten op's,
+# which decides the step time at 4K tokens.
+_AUTO_TORCH = frozenset({"gather_rows", "scatter_add_rows"})
+
+
+def _use_triton(t: torch.Tensor, op: str = "") -> bool:
+    if op in _AUTO_TORCH and os.environ.get("LEMO_KERNELS", "auto") != "triton":
+        return False
     return backend() == "triton" and (t.is_cuda or os.environ.get("TRITON_INTERPRET") == "1")
 
 
@@ -120,7 +134,7 @@ def block_tile_scores(q: torch.Tensor, k: torch.Tensor, block_size: int = 64,
 
 
 def gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    if _use_triton(x):
+    if _use_triton(x, "gather_rows"):
         from lemo.kernels.selective_load import GatherRows
 
         return GatherRows.apply(x, idx)
@@ -145,11 +159,19 @@ def lora_linear(linear: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return _lora_linear(linear, x)
 
 
+def lora_linear_group(linears: list[torch.nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
+    """`[m(x) for m in linears]` for projections sharing x (q, k, v), saving x once; one GEMM
+    for all adapters' x·Aᵀ (`lemo.kernels.lean_lora.lora_linear_group`)."""
+    from lemo.kernels.lean_lora import lora_linear_group as _group
+
+    return _group(linears, x)
+
+
 def scatter_add_rows(residual: torch.Tensor, idx: torch.Tensor, src: torch.Tensor,
                      inplace: bool = False) -> torch.Tensor:
     """`inplace=True` (optional) updates `residual`'s buffer and returns it (autograd's version
     counter then rejects a residual that something saved for backward)."""
-    if _use_triton(residual):
+    if _use_triton(residual, "scatter_add_rows"):
         from lemo.kernels.scatter_add import scatter_add_rows_triton
 
         return scatter_add_rows_triton(residual, idx, src, inplace=inplace)

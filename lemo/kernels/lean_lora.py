@@ -3,11 +3,17 @@
 peft's LoRA `Linear` computes `base(x) + scaling · B(A(x.to(A.dtype)))`. With fp32 adapters on a
 bf16 model (peft's default), autograd saves a fresh fp32 copy of x for every projection: an
 eliminating layer's q, k and v projections store three fp32 copies of the same (k × D) rows, and
-`o_proj` a fourth of its input. `LoraLinear` computes the same function with the same rounding
-steps but saves only x itself (shared by every projection of the same x, and 2 bytes an element
-in bf16) and the rank-r activation x·Aᵀ; backward re-casts x. This is the memory property of
-the selective-load kernel (`selective_load.ProjectRows`) on the cuBLAS path, used by
-`lemo.layers` for the kept rows of eliminating layers; dense layers keep peft's own forward.
+`o_proj` a fourth of its input. `lora_linear_group` computes the same function with the same
+rounding steps but saves only x itself (shared by every projection of the same x, and 2 bytes an
+element in bf16) and the rank-r activations x·Aᵀ; backward re-casts x. This is the memory
+property of the selective-load kernel (`selective_load.ProjectRows`, whose backward is
+`lora_linear_grads`) on the cuBLAS path, used by `lemo.layers` for the kept rows of eliminating
+layers; dense layers keep peft's own forward.
+
+Everything but the x·Aᵀ product (`AdapterInput`) is autograd's own ops, and one GEMM serves the
+A matrices of every projection of the same x: at 4K tokens on an H100 the training step is bound
+by the host's per-op cost, and Python-level backward functions cost the most there
+(results/lemo_gpu/README.md).
 
 Shapes: x (..., d_in), base weight (d_out, d_in), A (r, d_in), B (d_out, r) -> (..., d_out).
 """
@@ -17,7 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["lora_parts", "LoraLinear", "lora_linear", "lora_linear_grads"]
+__all__ = ["lora_parts", "AdapterInput", "lora_linear", "lora_linear_group",
+           "lora_linear_grads"]
 
 
 def lora_parts(linear: torch.nn.Module):
@@ -43,38 +50,6 @@ def lora_parts(linear: torch.nn.Module):
         a, bm = linear.lora_A[name], linear.lora_B[name]
         adapters.append((a.weight, bm.weight, bm.bias, float(linear.scaling[name])))
     return base, adapters
-
-
-class LoraLinear(torch.autograd.Function):
-    """y = base(x) + Σ s·B(A(x.to(A.dtype))), accumulated like peft (in the adapter dtype, then
-    cast back to x's dtype); saves x, the weights and x·Aᵀ (..., r) per adapter."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, n_adapters, *lora):
-        y = F.linear(x, weight, bias)
-        out = y
-        xas = []
-        for t in range(n_adapters):
-            a, bw, bb, s = lora[4 * t: 4 * t + 4]
-            xa = F.linear(x.to(a.dtype), a)
-            out = out + F.linear(xa, bw, bb) * s
-            xas.append(xa)
-        ctx.n_adapters = n_adapters
-        ctx.scalings = [lora[4 * t + 3] for t in range(n_adapters)]
-        ctx.has_lora_bias = [lora[4 * t + 2] is not None for t in range(n_adapters)]
-        loras = [lora[4 * t + u] for t in range(n_adapters) for u in (0, 1)]
-        ctx.save_for_backward(x, weight, *loras, *xas)
-        return out.to(y.dtype)
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, weight, *rest = ctx.saved_tensors
-        na = ctx.n_adapters
-        need = ctx.needs_input_grad
-        dx, grads = lora_linear_grads(
-            dy.reshape(-1, dy.shape[-1]), x.reshape(-1, x.shape[-1]), weight,
-            rest[:2 * na], rest[2 * na:], ctx.scalings, ctx.has_lora_bias, need[0], need[1:])
-        return (None if dx is None else dx.view(*x.shape[:-1], -1), *grads)
 
 
 def lora_linear_grads(dy2, x2, weight, loras, xas, scalings, has_lora_bias, need_dx, need):
@@ -104,12 +79,58 @@ def lora_linear_grads(dy2, x2, weight, loras, xas, scalings, has_lora_bias, need
     return dx, grads
 
 
+class AdapterInput(torch.autograd.Function):
+    """x·Aᵀ computed as peft does (x cast to the adapter dtype), saving x in its own dtype.
+
+    The only hand-written piece of `lora_linear_group`: autograd's linear would save the
+    adapter-dtype copy of x. Backward: dA = dxaᵀ·x (x re-cast), dx = (dxa·A) cast to x's dtype."""
+
+    @staticmethod
+    def forward(ctx, x, a):
+        ctx.save_for_backward(x, a)
+        return F.linear(x.to(a.dtype), a)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, a = ctx.saved_tensors
+        dx = (g @ a).to(x.dtype) if ctx.needs_input_grad[0] else None
+        da = None
+        if ctx.needs_input_grad[1]:
+            da = g.reshape(-1, g.shape[-1]).t() @ x.reshape(-1, x.shape[-1]).to(a.dtype)
+        return dx, da
+
+
+def lora_linear_group(linears: list[torch.nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
+    """`[m(x) for m in linears]` for nn.Linear / vanilla peft LoRA Linear modules sharing the
+    input x (an attention block's q, k, v), saving x once in its own dtype.
+
+    Composed of autograd's own ops (its C++ backward nodes: little host time per step) around
+    one `AdapterInput` over the adapters' concatenated A matrices: one GEMM computes every
+    adapter's x·Aᵀ. Outputs follow peft's rounding: base(x) in x's dtype, plus s·B(x·Aᵀ) in the
+    adapter dtype, cast back to x's dtype. Modules this does not cover (dropout, DoRA, merged
+    adapters) and calls without grad run their own forward."""
+    parts = [lora_parts(m) for m in linears] if torch.is_grad_enabled() else [None]
+    if any(p is None for p in parts):
+        return [m(x) for m in linears]
+    adapters = [(i, ad) for i, (_, ads) in enumerate(parts) for ad in ads]
+    outs = [F.linear(x, base.weight, base.bias) for base, _ in parts]
+    if not adapters:
+        return outs
+    a_all = [ad[0] for _, ad in adapters]
+    if len({a.dtype for a in a_all}) > 1:
+        return [m(x) for m in linears]
+    xa = AdapterInput.apply(x, a_all[0] if len(a_all) == 1 else torch.cat(a_all))
+    start = 0
+    lora = [None] * len(outs)
+    for i, (a, bw, bb, s) in adapters:
+        r = a.shape[0]
+        term = F.linear(xa if len(a_all) == 1 else xa[..., start:start + r], bw, bb) * s
+        start += r
+        lora[i] = outs[i] + term if lora[i] is None else lora[i] + term
+    return [o if t is None else t.to(o.dtype) for o, t in zip(outs, lora)]
+
+
 def lora_linear(linear: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """`linear(x)` for an nn.Linear or a vanilla peft LoRA Linear, saving x once (see module
-    docstring); other modules (dropout, DoRA, merged adapters) run their own forward."""
-    parts = lora_parts(linear)
-    if parts is None or not torch.is_grad_enabled():
-        return linear(x)
-    base, adapters = parts
-    flat = [v for ad in adapters for v in ad]
-    return LoraLinear.apply(x, base.weight, base.bias, len(adapters), *flat)
+    """`linear(x)` for an nn.Linear or a vanilla peft LoRA Linear, saving x once (see
+    `lora_linear_group`); other modules (dropout, DoRA, merged adapters) run their own forward."""
+    return lora_linear_group([linear], x)[0]

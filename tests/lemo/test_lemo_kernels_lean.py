@@ -35,17 +35,26 @@ def _lora_qkv(dtype, lora_bias=False):
     return model, [inner.q_proj, inner.k_proj, inner.v_proj]
 
 
+def _group(mods, x):
+    return kernels.lora_linear_group(mods, x)
+
+
+def _single(mods, x):
+    return [kernels.lora_linear(m, x) for m in mods]
+
+
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
 @pytest.mark.parametrize("lora_bias", [False, True])
-def test_lora_linear_equals_peft(dtype, tol, lora_bias):
+@pytest.mark.parametrize("lean", [_single, _group])
+def test_lora_linear_equals_peft(dtype, tol, lora_bias, lean):
     model, mods = _lora_qkv(dtype, lora_bias)
     assert mods[0].lora_A["default"].weight.dtype == torch.float32  # peft's default: fp32 adapters
     x0 = torch.randn(2, 10, 32).to(dtype)
     params = [p for p in model.parameters() if p.requires_grad]
     res = []
-    for fn in (lambda m, x: m(x), kernels.lora_linear):
+    for fn in (lambda ms, x: [m(x) for m in ms], lean):
         x = x0.clone().requires_grad_()
-        ys = [fn(m, x) for m in mods]
+        ys = fn(mods, x)
         loss = sum((y.float() * torch.linspace(-1, 1, y.shape[-1])).sum() for y in ys)
         grads = torch.autograd.grad(loss, [x, *params])
         res.append((ys, grads))
@@ -58,17 +67,21 @@ def test_lora_linear_equals_peft(dtype, tol, lora_bias):
         torch.testing.assert_close(b.float(), a.float(), rtol=tol, atol=tol * 10)
 
 
-def test_lora_linear_saves_the_input_once_in_bf16():
+@pytest.mark.parametrize("lean", [_single, _group])
+def test_lora_linear_saves_the_input_once_in_bf16(lean):
     model, mods = _lora_qkv(torch.bfloat16)
     weights = [p for p in model.parameters()]
     x = torch.randn(1, 64, 32, dtype=torch.bfloat16, requires_grad=True)
     sizes = {}
-    for name, fn in (("peft", lambda m, t: m(t)), ("lean", kernels.lora_linear)):
+    for name, fn in (("peft", lambda ms, t: [m(t) for m in ms]), ("lean", lean)):
         with SavedTensorMeter(exclude=weights) as meter:
-            [fn(m, x) for m in mods]
+            fn(mods, x)
         sizes[name] = meter.bytes
     x_bytes, r_bytes = 64 * 32 * 2, 64 * 4 * 4
-    assert sizes["lean"] == x_bytes + 3 * r_bytes  # x once + three (64, r) fp32 activations
+    # x once + three (64, r) fp32 activations; the group also saves its concatenated A (3r, 32),
+    # a parameter-sized tensor that does not grow with tokens
+    a_cat = 3 * 4 * 32 * 4 if lean is _group else 0
+    assert sizes["lean"] == x_bytes + 3 * r_bytes + a_cat
     assert sizes["peft"] >= 3 * 64 * 32 * 4  # three fp32 copies of x
     assert sizes["lean"] < sizes["peft"] / 3
 
@@ -78,9 +91,23 @@ def test_lora_linear_falls_back_for_dropout_and_plain_modules():
 
     lin = nn.Linear(8, 8)
     x = torch.randn(3, 8, requires_grad=True)
-    assert "LoraLinear" in type(kernels.lora_linear(lin, x).grad_fn).__name__  # plain Linear: lean
+    torch.testing.assert_close(kernels.lora_linear(lin, x), lin(x))  # plain Linear
     m = get_peft_model(nn.Sequential(nn.Linear(8, 8)),
                        LoraConfig(r=2, target_modules=["0"], lora_dropout=0.5))
     m.train()
-    y = kernels.lora_linear(m.base_model.model[0], x)  # active dropout: peft's own forward
-    assert "LoraLinear" not in type(y.grad_fn).__name__
+    mod = m.base_model.model[0]
+    torch.manual_seed(0)
+    y = kernels.lora_linear(mod, x)  # active dropout: peft's own forward (same mask per seed)
+    torch.manual_seed(0)
+    torch.testing.assert_close(y, mod(x))
+    mod.eval()  # dropout off: the lean path (an AdapterInput node in the graph)
+    y = kernels.lora_linear(mod, x)
+
+    def nodes(fn, seen=()):
+        out = [type(fn).__name__]
+        for nxt, _ in fn.next_functions:
+            if nxt is not None:
+                out += nodes(nxt)
+        return out
+
+    assert any("AdapterInput" in n for n in nodes(y.grad_fn))
