@@ -301,7 +301,8 @@ class Runner:
         from lemo.patch import configure_lemo
 
         lemo_cfg, segment, ckpt = arm_setup(arm, self.cfg)
-        configure_lemo(self.model, lemo_cfg)
+        configure_lemo(self.model, lemo_cfg)  # drops the previous arm's CUDA graphs
+        self.free()
         set_checkpointing(self.model, ckpt)
         self.model.train()
         self.opt = torch.optim.AdamW(self.params, lr=2e-5, betas=(0.9, 0.95), weight_decay=0.0)

@@ -23,6 +23,8 @@ anew, so a token dropped here comes back in the next layer.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -62,6 +64,7 @@ class LemoDecoderLayer(GradientCheckpointingLayer):
     def configure(self, cfg: LemoConfig) -> None:
         self.cfg = cfg
         self.__dict__["_graphs"] = {}  # captured eliminating attention per input shape
+        self.last_idx = None  # may point into a graph's memory pool
         _GRAPH_POOL.clear()  # a pool whose graphs are all gone cannot take new captures
         thr = cfg.thresholds[self.layer_idx] if self.layer_idx < len(cfg.thresholds) else None
         self.eliminator = TokenEliminator(cfg.block_size, cfg.keep_ratio, cfg.selection, thr)
@@ -197,10 +200,11 @@ class _EliminatingAttention(nn.Module):
     def __init__(self, layer: LemoLlamaDecoderLayer):
         super().__init__()
         self.self_attn, self.input_layernorm = layer.self_attn, layer.input_layernorm
-        self.__dict__["layer"] = layer
+        # weak: the layer holds this module's graphs, which then die with `configure`
+        self.__dict__["layer"] = weakref.ref(layer)
 
     def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        return self.layer._eliminating_attention(h, cos, sin)
+        return self.layer()._eliminating_attention(h, cos, sin)
 
 
 

@@ -138,7 +138,11 @@ def gather_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         from lemo.kernels.selective_load import GatherRows
 
         return GatherRows.apply(x, idx)
-    return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+    # index_select on the flattened rows saves only the index for backward (torch.gather would
+    # save all of x: a full (s x D) copy per eliminating layer)
+    b, s, d = x.shape
+    flat = idx if b == 1 else idx + torch.arange(b, device=idx.device).unsqueeze(1) * s
+    return x.reshape(b * s, d).index_select(0, flat.reshape(-1)).view(b, idx.shape[1], d)
 
 
 def project_rows(linear: torch.nn.Module, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

@@ -111,3 +111,21 @@ def test_lora_linear_falls_back_for_dropout_and_plain_modules():
         return out
 
     assert any("AdapterInput" in n for n in nodes(y.grad_fn))
+
+
+@pytest.mark.parametrize("b", [1, 3])
+def test_gather_rows_fallback_saves_only_the_index(b, monkeypatch):
+    """The PyTorch gather keeps no copy of x for backward (torch.gather would save all of x)."""
+    monkeypatch.setenv("LEMO_KERNELS", "torch")
+    g = torch.Generator().manual_seed(b)
+    x = torch.randn(b, 64, 32, generator=g, requires_grad=True)
+    idx = torch.stack([torch.randperm(64, generator=g)[:20].sort().values for _ in range(b)])
+    with SavedTensorMeter() as meter:
+        y = kernels.gather_rows(x, idx)
+    assert meter.bytes <= idx.numel() * 8  # the (flattened) index only
+    ref = torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, 32))
+    assert torch.equal(y, ref)
+    w = torch.randn(y.shape, generator=g)
+    (gx,) = torch.autograd.grad((y * w).sum(), x)
+    (rx,) = torch.autograd.grad((ref * w).sum(), x)
+    assert torch.equal(gx, rx)
