@@ -40,11 +40,6 @@ from lemo.scoring import TokenEliminator, informativeness_tiles, key_block_score
 __all__ = ["LemoDecoderLayer", "LemoLlamaDecoderLayer", "LemoOPTDecoderLayer"]
 
 
-# One CUDA-graph memory pool per device, shared by the captures made since the last
-# `configure`/`set_predictor` (they replay in capture order, so their temporaries can share).
-_GRAPH_POOL: dict[int, object] = {}
-
-
 class LemoDecoderLayer(GradientCheckpointingLayer):
     """State and policy shared by the Llama-family and OPT layers."""
 
@@ -59,20 +54,21 @@ class LemoDecoderLayer(GradientCheckpointingLayer):
         self.__dict__["predictor"] = None  # not a submodule: kept out of the LM's state dict
         self.capture: list | None = None  # when a list: (x, exact tiles) appended per forward
         self.last_idx: torch.Tensor | None = None  # last kept token ids (diagnostics, tests)
+        self.__dict__["_peers"] = [self]  # the model's LeMo layers (`lemo.patch` links them)
         self.configure(cfg)
 
     def configure(self, cfg: LemoConfig) -> None:
         self.cfg = cfg
-        self.__dict__["_graphs"] = {}  # captured eliminating attention per input shape
+        for peer in self._peers:  # captured eliminating attention per input shape; peers'
+            peer.__dict__["_graphs"] = {}  # graphs were captured with this layer's (`_capture`)
         self.last_idx = None  # may point into a graph's memory pool
-        _GRAPH_POOL.clear()  # a pool whose graphs are all gone cannot take new captures
         thr = cfg.thresholds[self.layer_idx] if self.layer_idx < len(cfg.thresholds) else None
         self.eliminator = TokenEliminator(cfg.block_size, cfg.keep_ratio, cfg.selection, thr)
 
     def set_predictor(self, predictor: nn.Module | None) -> None:
         self.__dict__["predictor"] = predictor
-        self.__dict__["_graphs"] = {}
-        _GRAPH_POOL.clear()
+        for peer in self._peers:  # captured together (`_capture`), so dropped together
+            peer.__dict__["_graphs"] = {}
 
     @property
     def eliminating(self) -> bool:
@@ -156,11 +152,9 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
         if not self._graphable(h, cos):
             return self._eliminating_attention(h, cos, sin)
         key = (tuple(h.shape), h.dtype, tuple(cos.shape), cos.dtype, h.device)
-        graphed = self._graphs.get(key)
-        if graphed is None:
-            graphed = _capture(self, h, cos, sin)
-            self._graphs[key] = graphed
-        return graphed(h, cos, sin)
+        if key not in self._graphs:
+            _capture(self, key, h, cos, sin)
+        return self._graphs[key](h, cos, sin)
 
     def _graphable(self, h: torch.Tensor, cos: torch.Tensor) -> bool:
         limit = self.cfg.cuda_graph_max_tokens
@@ -209,13 +203,24 @@ class _EliminatingAttention(nn.Module):
 
 
 
-def _capture(layer: LemoLlamaDecoderLayer, h: torch.Tensor, cos: torch.Tensor,
-             sin: torch.Tensor):
-    """Capture the layer's eliminating attention (forward and backward) for inputs shaped like
-    (h, cos, sin). The warm-up runs on a side stream and leaves parameter gradients alone."""
-    pool = _GRAPH_POOL.setdefault(h.device.index or 0, torch.cuda.graph_pool_handle())
-    sample = (torch.zeros_like(h).requires_grad_(), cos.detach().clone(), sin.detach().clone())
-    return torch.cuda.make_graphed_callables(_EliminatingAttention(layer), sample, pool=pool)
+def _capture(layer: LemoLlamaDecoderLayer, key: tuple, h: torch.Tensor, cos: torch.Tensor,
+             sin: torch.Tensor) -> None:
+    """Capture the eliminating attention (forward and backward) of `layer` and of every later
+    eliminating peer, for inputs shaped like (h, cos, sin), in one
+    `torch.cuda.make_graphed_callables` call: one warm-up stream (each new stream gets its own
+    cached cuBLAS workspace) and one memory pool, replayed in layer order (forward) and reverse
+    order (backward), as a training step calls them. One forward per backward: two forwards
+    before a backward would overwrite the first one's static outputs. The warm-up leaves
+    parameter gradients alone."""
+    start = layer._peers.index(layer)
+    group = [p for p in layer._peers[start:] if isinstance(p, LemoLlamaDecoderLayer)
+             and p.mode() == "lemo" and p._graphable(h, cos) and key not in p._graphs]
+    mods = tuple(_EliminatingAttention(p) for p in group)
+    samples = tuple((torch.zeros_like(h).requires_grad_(), cos.detach().clone(),
+                     sin.detach().clone()) for _ in group)
+    graphed = torch.cuda.make_graphed_callables(mods, samples)
+    for p, g in zip(group, graphed):
+        p._graphs[key] = g
 
 
 class LemoOPTDecoderLayer(LemoDecoderLayer):

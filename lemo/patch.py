@@ -61,6 +61,9 @@ def apply_lemo(model: nn.Module, cfg: LemoConfig) -> list[LemoDecoderLayer]:
             new = wrapper(layer, i, n, cfg)
             new.train(layer.training)
             layers[i] = new
+    wrapped = [m for m in layers if isinstance(m, LemoDecoderLayer)]
+    for m in wrapped:
+        m.__dict__["_peers"] = wrapped  # CUDA graphs are captured for all layers at once
     return list(layers)
 
 
@@ -75,3 +78,4 @@ def configure_lemo(model: nn.Module, cfg: LemoConfig) -> None:
         raise ValueError("model has no LeMo layers; call apply_lemo first")
     for layer in layers:
         layer.configure(cfg)
+        layer.__dict__["_peers"] = layers  # CUDA graphs are captured for all layers at once

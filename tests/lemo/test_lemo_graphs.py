@@ -78,3 +78,32 @@ def test_graphed_attention_equals_eager(dtype):
     loss = causal_lm_loss(model, torch.randint(0, 512, (1, 1024), device="cuda"), segment=256)
     loss.backward()
     assert all(not m._graphs for m in layers)
+
+
+def test_one_capture_for_all_eliminating_layers(monkeypatch):
+    """The first graphable call captures every eliminating layer at once, in layer order (one
+    warm-up stream and pool); later steps replay; reconfiguring drops every capture. On the
+    CPU, with a stand-in for `torch.cuda.make_graphed_callables` that records its calls."""
+    calls = []
+
+    def fake(callables, samples):
+        calls.append([m.layer().layer_idx for m in callables])
+        assert all(s[0].requires_grad and s[0].shape == (1, 256, 256) for s in samples)
+        return callables  # eager: the modules themselves
+
+    monkeypatch.setattr(torch.cuda, "make_graphed_callables", fake)
+    monkeypatch.setattr(LemoLlamaDecoderLayer, "_graphable",
+                        lambda self, h, cos: self.cfg.cuda_graph_max_tokens >= h.shape[1])
+    model = _model("cpu", "float32")
+    ids = torch.randint(0, 512, (1, 256))
+    cfg = LemoConfig(enabled=True, keep_ratio=0.5, dense_first=0.25, dense_last=True,
+                     cuda_graph_max_tokens=256)
+    l_graph, _ = _steps(model, cfg, ids, 2)
+    layers = lemo_layers(model)
+    assert calls == [[m.layer_idx for m in layers if m.eliminating]] == [[1, 2]]
+    assert all(bool(m._graphs) == m.eliminating for m in layers)
+    l_eager, _ = _steps(model, LemoConfig(**{**cfg.__dict__, "cuda_graph_max_tokens": 0}), ids, 2)
+    assert all(not m._graphs for m in layers)  # reconfigured: captures dropped
+    torch.testing.assert_close(l_graph, l_eager)
+    _steps(model, cfg, ids, 1)
+    assert len(calls) == 2  # captured again after reconfiguring
