@@ -34,8 +34,9 @@ class LemoConfig:
     eliminate_in_eval: bool = False  # evaluation runs dense unless asked
     attention: Literal["lemo", "s2"] = "lemo"  # "s2": LongLoRA shifted group attention baseline
     s2_groups: int = 4  # S2-Attn: group size = s / s2_groups
-    # CUDA: an eliminating layer's attention (selection, gathers, q/k/v/o, attention, scatter) runs
-    # as captured CUDA graphs (forward and backward; `torch.cuda.make_graphed_callables`) when a
+    # CUDA, Llama-family layers: an eliminating layer's attention (selection, gathers, q/k/v/o,
+    # attention, scatter-add) runs as captured CUDA graphs (forward and backward;
+    # `torch.cuda.make_graphed_callables`, all eliminating layers in one capture) when a
     # training input has at most this many tokens (batch x sequence); 0 = never. Shapes are static
     # at a fixed keep ratio, so one capture per input shape serves every step. It removes the
     # host's per-op cost, which decides the step time of short sequences on a fast GPU, at the

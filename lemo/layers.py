@@ -158,7 +158,9 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
 
     def _graphable(self, h: torch.Tensor, cos: torch.Tensor) -> bool:
         limit = self.cfg.cuda_graph_max_tokens
+        # threshold selection keeps a data-dependent count (a host sync): eager only
         return (0 < h.shape[0] * h.shape[1] <= limit and h.is_cuda and self.training
+                and self.cfg.selection == "topk"
                 and torch.is_grad_enabled() and h.requires_grad and not cos.requires_grad
                 and self.capture is None and not getattr(self, "gradient_checkpointing", False)
                 and not torch.cuda.is_current_stream_capturing())
