@@ -21,7 +21,7 @@ import torch
 from lemo import kernels
 
 __all__ = ["informativeness_tiles", "key_block_scores", "causal_tile_mask", "TokenEliminator",
-           "RecentBlockEliminator",
+           "RecentBlockEliminator", "OracleBlockEliminator", "RandomBlockEliminator",
            "blocks_to_tokens", "selection_recall"]
 
 
@@ -134,3 +134,45 @@ class RecentBlockEliminator(TokenEliminator):
         boosted[:, max(0, nb - min(self.recent, k)):] = float("inf")
         return boosted.topk(k, dim=-1, sorted=False).indices.sort(dim=-1).values
 
+
+
+class OracleBlockEliminator(TokenEliminator):
+    """Diagnostic variant, NOT the paper's rule (it reads the answer's location from the data):
+    the blocks flagged in `forced` (b, nb) bool, set by the caller before each forward (e.g. the
+    passkey needle's and question's blocks), are always kept; the rest of the same budget k goes
+    to the top-scoring other blocks. `forced=None` (or a batch of another shape): the paper's
+    top-k. Tests whether *which* blocks are kept is what costs LeMo its retrieval.
+    (b, nb) -> (b, k).
+    """
+
+    def __init__(self, block_size: int = 64, keep_ratio: float = 0.4):
+        super().__init__(block_size, keep_ratio, "topk")
+        self.forced: torch.Tensor | None = None
+
+    def select_blocks(self, scores: torch.Tensor) -> torch.Tensor:
+        nb = scores.shape[-1]
+        k = self.n_keep(nb)
+        f = self.forced
+        if k >= nb or f is None or f.shape != scores.shape:
+            return super().select_blocks(scores)
+        boosted = scores.masked_fill(f.to(scores.device), float("inf"))
+        return boosted.topk(k, dim=-1, sorted=False).indices.sort(dim=-1).values
+
+
+class RandomBlockEliminator(TokenEliminator):
+    """Diagnostic variant, NOT the paper's rule: k blocks drawn uniformly at random per row
+    (seeded), ignoring the scores. Every position is then kept equally often, so it separates
+    *where* the kept blocks lie (the causal column sum keeps a prefix) from how many are kept.
+    (b, nb) -> (b, k)."""
+
+    def __init__(self, block_size: int = 64, keep_ratio: float = 0.4, seed: int = 0):
+        super().__init__(block_size, keep_ratio, "topk")
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def select_blocks(self, scores: torch.Tensor) -> torch.Tensor:
+        b, nb = scores.shape
+        k = self.n_keep(nb)
+        if k >= nb:
+            return super().select_blocks(scores)
+        r = torch.rand(b, nb, generator=self.gen).to(scores.device)
+        return r.topk(k, dim=-1, sorted=False).indices.sort(dim=-1).values
