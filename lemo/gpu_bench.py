@@ -584,25 +584,50 @@ def main(argv: list[str] | None = None) -> int:
     runner = Runner(model, cfg, device)
     ok_len: dict[str, int] = {}
     bad_len: dict[str, int] = {}
-    for s in cfg.seq_lens:
-        for arm in cfg.arms:
-            if arm in bad_len:  # already out of memory at a shorter length
-                rep.add(arm, _setting(s), status="oom")
+
+    def measure_lengths(lengths: list[int]) -> None:
+        for s in lengths:
+            for arm in cfg.arms:
+                if bad_len.get(arm, s + 1) <= s:  # already out of memory at a shorter length
+                    rep.add(arm, _setting(s), status="oom")
+                    continue
+                if time.monotonic() > deadline:
+                    rep.add(arm, _setting(s), status="skipped (time budget)")
+                    continue
+                row = runner.measure(arm, s)
+                rep.add(arm, _setting(s), seq_len=s, **row)
+                if row["status"] == "ok":
+                    ok_len[arm] = max(s, ok_len.get(arm, 0))
+                    log.info("%-15s %6d  peak %6.2f GiB  act %6.2f GiB  step %.3f s  %.0f TFLOP/s",
+                             arm, s, row.get("peak_gib", float("nan")),
+                             row.get("act_gib", float("nan")), row["step_s"], row["tflops"])
+                else:
+                    bad_len[arm] = min(s, bad_len.get(arm, s))
+                    log.info("%-15s %6d  out of memory", arm, s)
+            write()
+
+    longest: dict[str, dict] = {}
+
+    def search() -> None:
+        for arm in cfg.search_arms:
+            if arm not in ok_len or time.monotonic() > deadline:
                 continue
-            if time.monotonic() > deadline:
-                rep.add(arm, _setting(s), status="skipped (time budget)")
-                continue
-            row = runner.measure(arm, s)
-            rep.add(arm, _setting(s), seq_len=s, **row)
-            if row["status"] == "ok":
-                ok_len[arm] = s
-                log.info("%-15s %6d  peak %6.2f GiB  act %6.2f GiB  step %.3f s  %.0f TFLOP/s",
-                         arm, s, row.get("peak_gib", float("nan")),
-                         row.get("act_gib", float("nan")), row["step_s"], row["tflops"])
-            else:
-                bad_len[arm] = s
-                log.info("%-15s %6d  out of memory", arm, s)
-        write()
+            res = runner.longest(arm, ok_len[arm], bad_len.get(arm), deadline)
+            longest[arm] = res
+            log.info("longest trainable %-15s %s", arm, res)
+            rep.extra["longest"] = longest
+            write()
+
+    # Lengths whose LeMo arms run CUDA graphs go last, after the longest-length search: whatever
+    # the graphs leave allocated in this process cannot then raise other rows' peaks.
+    graphed = [s for s in cfg.seq_lens if s <= cfg.cuda_graph_max_tokens]
+    eager = [s for s in cfg.seq_lens if s not in graphed]
+    measure_lengths(eager)
+    if eager:
+        search()
+    measure_lengths(graphed)
+    if not eager:
+        search()
 
     pairs = []
     for spec in cfg.paired:
@@ -616,15 +641,6 @@ def main(argv: list[str] | None = None) -> int:
         rep.extra["paired"] = pairs
         write()
 
-    longest: dict[str, dict] = {}
-    for arm in cfg.search_arms:
-        if arm not in ok_len or time.monotonic() > deadline:
-            continue
-        res = runner.longest(arm, ok_len[arm], bad_len.get(arm), deadline)
-        longest[arm] = res
-        log.info("longest trainable %-15s %s", arm, res)
-        rep.extra["longest"] = longest
-        write()
     prof = []
     for spec in cfg.profile:
         arm, _, length = spec.partition("@")

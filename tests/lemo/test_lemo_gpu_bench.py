@@ -121,3 +121,24 @@ def test_analyse_trace_finds_peak_and_live_sites():
     assert res["peak_site"] == "lemo/spike.py:7 spike"
     assert [(r["site"], r["gib"] * 2**30) for r in res["live_at_peak"]] == [
         ("lemo/saved.py:7 saved", 100), ("lemo/spike.py:7 spike", 80)]
+
+
+def test_graphed_lengths_run_last(tmp_path):
+    """Lengths at or below cuda_graph_max_tokens are measured after the others and after the
+    longest-length search, so CUDA-graph leftovers cannot raise the other rows' peaks."""
+    torch.set_num_threads(1)
+    cfg = TINY.replace("seq_lens: [256]", "seq_lens: [256, 512]").replace(
+        "arms: [lora, lora_segment, lora_ckpt, longlora_s2, lemo_attn, lemo_full, lemo_full_ckpt,\n"
+        "       lemo_full_exact]", "arms: [lora, lemo_full]").replace(
+        "profile: [lemo_full@256]", "profile: []\ncuda_graph_max_tokens: 256\n"
+                                    "paired: [lora/lemo_full@256]\npaired_rounds: 2")
+    out = tmp_path / "out"
+    assert main(["--config", _write(tmp_path, cfg), "--out", str(out)]) == 0
+    data = json.loads((out / "bench.json").read_text())
+    assert [(r["arm"], r["setting"]) for r in data["rows"]] == [
+        ("lora", "512"), ("lemo_full", "512"), ("lora", "256"), ("lemo_full", "256")]
+    assert data["longest"]["lora"]["longest"] == 512
+    pair = data["paired"][0]
+    assert len(pair["ratios_b_over_a"]) == 2 and pair["median_ratio"] > 0
+    check = {c["name"]: c for c in data["checks"]}
+    assert not any("@4K" in n for n in check)  # no 4K in this config: no 4K speed check
