@@ -95,6 +95,7 @@ def main() -> None:
 
     from lemo.gpu_bench import GpuBenchConfig, Runner, attach_predictors, build_model
     from shared.config import from_dict
+    from shared.io import atomic_write_json
 
     cfg = from_dict(GpuBenchConfig, yaml.safe_load(open(args.config)))
     dev = "cuda"
@@ -188,8 +189,7 @@ def main() -> None:
         for g in gaps["by_op"][:12]:
             print(f"   idle {g[1]:7.2f} ms  n={g[2]:4d}  {g[0]}", flush=True)
         r.free()
-    with open(f"{args.out}/host_probe.json", "w") as f:
-        json.dump(out, f, indent=1)
+    atomic_write_json(f"{args.out}/host_probe.json", out)
 
 
 if __name__ == "__main__":

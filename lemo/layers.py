@@ -126,7 +126,8 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
 
     def _qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, lean: bool = False):
         """q, k (RoPE applied), v as (b, heads, n, head_dim); `lean`: the projections save x
-        once in its own dtype (`kernels.lora_linear`) instead of peft's per-projection copies."""
+        once in its own dtype (`kernels.lora_linear_group`) instead of peft's per-projection
+        copies."""
         a = self.self_attn
         b, n, _ = x.shape
         mods = [a.q_proj, a.k_proj, a.v_proj]
@@ -201,8 +202,6 @@ class _EliminatingAttention(nn.Module):
 
     def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         return self.layer()._eliminating_attention(h, cos, sin)
-
-
 
 
 def _capture(layer: LemoLlamaDecoderLayer, key: tuple, h: torch.Tensor, cos: torch.Tensor,

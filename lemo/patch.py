@@ -78,4 +78,3 @@ def configure_lemo(model: nn.Module, cfg: LemoConfig) -> None:
         raise ValueError("model has no LeMo layers; call apply_lemo first")
     for layer in layers:
         layer.configure(cfg)
-        layer.__dict__["_peers"] = layers  # CUDA graphs are captured for all layers at once

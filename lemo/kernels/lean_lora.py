@@ -124,7 +124,7 @@ def lora_linear_group(linears: list[torch.nn.Module], x: torch.Tensor) -> list[t
     lora = [None] * len(outs)
     for i, (a, bw, bb, s) in adapters:
         r = a.shape[0]
-        term = F.linear(xa if len(a_all) == 1 else xa[..., start:start + r], bw, bb) * s
+        term = F.linear(xa[..., start:start + r], bw, bb) * s
         start += r
         lora[i] = outs[i] + term if lora[i] is None else lora[i] + term
     return [o if t is None else t.to(o.dtype) for o, t in zip(outs, lora)]
