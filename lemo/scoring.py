@@ -104,7 +104,12 @@ class TokenEliminator:
             k = int((scores >= thr).sum(-1).max().clamp_min(1))
         if k >= nb:
             return torch.arange(nb, device=scores.device).expand(scores.shape[0], nb)
-        return scores.topk(k, dim=-1, sorted=False).indices.sort(dim=-1).values
+        return self.rank(scores, k).topk(k, dim=-1, sorted=False).indices.sort(dim=-1).values
+
+    def rank(self, scores: torch.Tensor, k: int) -> torch.Tensor:
+        """The values whose top k are kept when k < nb blocks are (the paper: the scores
+        themselves; the diagnostic variants below override this)."""
+        return scores
 
     def select(self, scores: torch.Tensor) -> torch.Tensor:
         """(b, nb) key-block scores -> (b, k·B) sorted kept token ids."""
@@ -125,15 +130,10 @@ class RecentBlockEliminator(TokenEliminator):
         super().__init__(block_size, keep_ratio, "topk")
         self.recent = recent
 
-    def select_blocks(self, scores: torch.Tensor) -> torch.Tensor:
-        nb = scores.shape[-1]
-        k = self.n_keep(nb)
-        if k >= nb:
-            return super().select_blocks(scores)
+    def rank(self, scores: torch.Tensor, k: int) -> torch.Tensor:
         boosted = scores.clone()
-        boosted[:, max(0, nb - min(self.recent, k)):] = float("inf")
-        return boosted.topk(k, dim=-1, sorted=False).indices.sort(dim=-1).values
-
+        boosted[:, max(0, scores.shape[-1] - min(self.recent, k)):] = float("inf")
+        return boosted
 
 
 class OracleBlockEliminator(TokenEliminator):
@@ -149,14 +149,11 @@ class OracleBlockEliminator(TokenEliminator):
         super().__init__(block_size, keep_ratio, "topk")
         self.forced: torch.Tensor | None = None
 
-    def select_blocks(self, scores: torch.Tensor) -> torch.Tensor:
-        nb = scores.shape[-1]
-        k = self.n_keep(nb)
+    def rank(self, scores: torch.Tensor, k: int) -> torch.Tensor:
         f = self.forced
-        if k >= nb or f is None or f.shape != scores.shape:
-            return super().select_blocks(scores)
-        boosted = scores.masked_fill(f.to(scores.device), float("inf"))
-        return boosted.topk(k, dim=-1, sorted=False).indices.sort(dim=-1).values
+        if f is None or f.shape != scores.shape:
+            return scores
+        return scores.masked_fill(f.to(scores.device), float("inf"))
 
 
 class RandomBlockEliminator(TokenEliminator):
@@ -169,10 +166,5 @@ class RandomBlockEliminator(TokenEliminator):
         super().__init__(block_size, keep_ratio, "topk")
         self.gen = torch.Generator().manual_seed(seed)
 
-    def select_blocks(self, scores: torch.Tensor) -> torch.Tensor:
-        b, nb = scores.shape
-        k = self.n_keep(nb)
-        if k >= nb:
-            return super().select_blocks(scores)
-        r = torch.rand(b, nb, generator=self.gen).to(scores.device)
-        return r.topk(k, dim=-1, sorted=False).indices.sort(dim=-1).values
+    def rank(self, scores: torch.Tensor, k: int) -> torch.Tensor:
+        return torch.rand(scores.shape, generator=self.gen).to(scores.device)
