@@ -39,6 +39,20 @@ def test_summary_checks_follow_the_rows(tmp_path):
     assert d["checks"] and d["headline"] and (tmp_path / "curves.png").stat().st_size > 0
 
 
+def test_summary_of_an_arm_subset():
+    """--arms ilid,bc_expert: the win check drops DWBC, the ablation checks are left out."""
+    study = {"toy": {"K": [1], "n_selected": [3], "selection_quality": [0.9],
+                     "random_pick_quality": 0.5, "n_imperfect": 100}}
+    rows = [r for r in _rows(dwbc=99.0) if r["arm"] in ("ilid", "bc_expert")]
+    rep = summarise(rows, study, quick=True, command=["x"])
+    names = [c.name for c in rep.checks]
+    assert names[0] == "settings where ILID >= 1.5x BC-E (of 2)" and rep.checks[0].measured == 2
+    assert not any("ablation" in n for n in names)
+    assert {r["arm"] for r in rep.rows} == {"ilid", "bc_expert"}
+    full = summarise(_rows(dwbc=99.0), study, quick=True, command=["x"])  # DWBC beats ILID
+    assert full.checks[0].measured == 0
+
+
 def test_budget_keeps_the_papers_discriminator_proportion():
     from offline_il_select.bench import budget
 
@@ -53,7 +67,8 @@ def test_bad_bench_flags_fail_before_any_output(tmp_path):
     from offline_il_select.bench import main
     from shared.errors import ConfigError
 
-    for flags in (["--seed-list", "1,x"], ["--settings", "walker-random"], ["--steps", "-5"]):
+    for flags in (["--seed-list", "1,x"], ["--settings", "walker-random"], ["--steps", "-5"],
+                  ["--arms", "ilid,gail"], ["--arms", "ilid,dwbc"]):
         with pytest.raises(ConfigError):
             main(flags + ["--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
