@@ -1,0 +1,64 @@
+"""Saved-for-backward bytes of LeMo full relative to LoRA over a keep-ratio x MLP-prune grid.
+
+usage: python scripts/lemo_saved_grid.py OUT.json [--seq-len 4096]
+
+The bench's memory part for one length (`lemo.bench`'s embedded LM and settings, CPU, one
+training step on random bytes, parameters excluded; `shared.memory.SavedTensorMeter`), for
+every keep ratio in {0.4, 0.6, 0.8, 0.9, 1.0} and MLP prune ratio in {0, 0.5, 0.6, 0.8}. Causal and
+non-causal scores keep the same number of blocks, so they save the same bytes (checked).
+Together with `python -m lemo.passkey_sweep` it maps issue #3's memory/accuracy trade-off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+
+import torch
+
+from lemo.bench import BenchConfig
+from lemo.config import TrainConfig
+from lemo.loss import causal_lm_loss
+from lemo.patch import configure_lemo
+from lemo.train import build_model
+from shared.io import atomic_write_json
+from shared.memory import SavedTensorMeter
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out")
+    p.add_argument("--seq-len", type=int, default=4096)
+    args = p.parse_args()
+    bc = BenchConfig()
+    model = build_model(TrainConfig(seed=bc.seed, model=bc.model, lora=bc.lora, lemo=bc.lemo),
+                        "cpu")
+    model.train()
+    params = list(model.parameters())
+    x = torch.randint(0, 256, (1, args.seq_len), generator=torch.Generator().manual_seed(0))
+
+    def saved_mb(cfg) -> float:
+        configure_lemo(model, cfg)
+        with SavedTensorMeter(exclude=params) as meter:
+            loss = causal_lm_loss(model, x, segment=cfg.segment_size)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+        return meter.bytes / 2**20
+
+    r = dataclasses.replace
+    lora = saved_mb(r(bc.lemo, enabled=False, segment_size=0, mlp_prune_ratio=0.0))
+    grid = {}
+    for keep, prune, causal in itertools.product((0.4, 0.6, 0.8, 0.9, 1.0), (0.0, 0.5, 0.6, 0.8),
+                                                 (True, False)):
+        cfg = r(bc.lemo, segment_size=2048, scorer="exact", keep_ratio=keep,
+                mlp_prune_ratio=prune, causal_scores=causal)
+        grid[f"keep={keep} prune={prune} causal={causal}"] = saved_mb(cfg) / lora
+        print(f"keep {keep} prune {prune} causal {causal}: "
+              f"{grid[f'keep={keep} prune={prune} causal={causal}']:.4f} x LoRA", flush=True)
+    atomic_write_json(args.out, {"seq_len": args.seq_len, "lora_saved_MB": lora,
+                                 "saved_over_lora": grid})
+
+
+if __name__ == "__main__":
+    main()
