@@ -23,6 +23,7 @@ anew, so a token dropped here comes back in the next layer.
 
 from __future__ import annotations
 
+import warnings
 import weakref
 
 import torch
@@ -219,7 +220,13 @@ def _capture(layer: LemoLlamaDecoderLayer, key: tuple, h: torch.Tensor, cos: tor
     mods = tuple(_EliminatingAttention(p) for p in group)
     samples = tuple((torch.zeros_like(h).requires_grad_(), cos.detach().clone(),
                      sin.detach().clone()) for _ in group)
-    graphed = torch.cuda.make_graphed_callables(mods, samples)
+    with warnings.catch_warnings():
+        # The warm-up's torch.autograd.grad runs on a side stream while the LoRA weights'
+        # AccumulateGrad nodes (kept from earlier eager steps) belong to the default stream;
+        # autograd warns once. The warm-up only computes gradients, it does not accumulate them.
+        warnings.filterwarnings("ignore", message="The AccumulateGrad node's stream",
+                                category=UserWarning)
+        graphed = torch.cuda.make_graphed_callables(mods, samples)
     for p, g in zip(group, graphed):
         p._graphs[key] = g
 
