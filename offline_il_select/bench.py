@@ -323,10 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_rows:
         all_rows = read_json(args.from_rows)
         atomic_write_json(run_dir / "rows.json", all_rows)  # all of them, even when incomplete
+        # summarise the complete (setting, seed)s of the chosen arms only
         rows = [r for r in all_rows if r["arm"] in arms
                 and sum(q["setting"] == r["setting"] and q["seed"] == r["seed"]
                         and q["arm"] in arms for q in all_rows) == len(arms)]
-        # (summarise complete (setting, seed)s only)
         settings = list(dict.fromkeys(r["setting"] for r in rows))
         studies = {e.split("-")[0]: selection_study(e, args.quick, steps)
                    for e in _study_envs(settings)}
