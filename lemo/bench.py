@@ -174,7 +174,8 @@ def predictor_share(rep: BenchReport, model, bc: BenchConfig, device: str) -> di
     def run_predictors():
         with torch.no_grad():
             for m in layers:
-                m.predictor.key_scores(data[m.layer_idx][0][0].to(device))
+                m.predictor.key_scores(data[m.layer_idx][0][0].to(device), m.cfg.score_reduce,
+                                       m.cfg.causal_scores)
 
     sync = torch.cuda.synchronize if device.startswith("cuda") else None
     t_pred = measure(run_predictors, warmup=1, repeats=3, sync=sync)["median_s"]

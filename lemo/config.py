@@ -46,8 +46,6 @@ class LemoConfig:
     def validate(self) -> None:
         if self.block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {self.block_size}")
-        if not self.causal_scores and self.scorer == "predictor":
-            raise ValueError("causal_scores=false needs scorer=exact (the predictors are causal)")
         if not 0.0 < self.keep_ratio <= 1.0:
             raise ValueError(f"keep_ratio must be in (0, 1], got {self.keep_ratio}")
         if not 0.0 <= self.dense_first <= 1.0:

@@ -100,7 +100,7 @@ class LemoDecoderLayer(GradientCheckpointingLayer):
                              f"{self.cfg.block_size}; pad inputs to a multiple of it")
         pred = self.predictor
         if self.cfg.scorer == "predictor" and pred is not None and self.capture is None:
-            scores = pred.key_scores(x.float(), self.cfg.score_reduce)
+            scores = pred.key_scores(x.float(), self.cfg.score_reduce, self.cfg.causal_scores)
         else:
             q, k = qk()
             tiles = informativeness_tiles(q, k, self.cfg.block_size, self.cfg.causal_scores)

@@ -4,8 +4,9 @@
 Per layer, a Q- and a K-predictor, shared across heads: the attention-input hidden state x
 (b, s, D) is viewed per head (h heads of D/h) and per B-token block, flattened to (b, h, nb, B·D/h),
 and mapped by a bias-free MLP (B·D/h → hidden → out, ReLU) to Q̂, K̂ (b, h, nb, out). The predicted
-tile scores are Σ_h Q̂ K̂ᵀ / h (b, nb, nb), causal, and their column sums rank key blocks as the exact
-scores do. Training (LM frozen) fits the exact tile scores with SmoothL1.
+tile scores are Σ_h Q̂ K̂ᵀ / h (b, nb, nb), causal (lower triangle) or over every tile, as the
+layer's `causal_scores`, and their column sums rank key blocks as the exact scores do. Training
+(LM frozen) fits the exact tile scores with SmoothL1.
 
 Elastic size transformation: every `prune_every` steps until `prune_until`, hidden units whose
 output was ≤ 0 on more than `threshold` of the inputs seen since the last round are removed
@@ -80,16 +81,18 @@ class PatternPredictor(nn.Module):
         x = x.reshape(b, nb, self.block_size, h, d // h).permute(0, 3, 1, 2, 4)
         return x.reshape(b, h, nb, -1)
 
-    def tiles(self, x: torch.Tensor) -> torch.Tensor:
-        """(b, s, D) -> predicted causal tile scores (b, nb, nb)."""
+    def tiles(self, x: torch.Tensor, causal: bool = True) -> torch.Tensor:
+        """(b, s, D) -> predicted tile scores (b, nb, nb); `causal`: tiles above the diagonal
+        (key block > query block) are 0, as in the exact causal scores."""
         xb = self._blocks(x)
         q, k = self.q_net(xb), self.k_net(xb)
         t = torch.einsum("bhio,bhjo->bij", q, k) / self.num_heads
-        return t.tril()  # causal: tiles above the diagonal (key block > query block) are 0
+        return t.tril() if causal else t
 
-    def key_scores(self, x: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
+    def key_scores(self, x: torch.Tensor, reduce: str = "sum", causal: bool = True
+                   ) -> torch.Tensor:
         """(b, s, D) -> (b, nb) key-block scores (column sums of the predicted tiles)."""
-        return key_block_scores(self.tiles(x), reduce)
+        return key_block_scores(self.tiles(x, causal), reduce, causal)
 
     def prune(self, threshold: float) -> int:
         return self.q_net.prune(threshold) + self.k_net.prune(threshold)
@@ -100,9 +103,10 @@ class PatternPredictor(nn.Module):
 
 def train_predictor(pred: PatternPredictor, data: list[tuple[torch.Tensor, torch.Tensor]],
                     steps: int, lr: float = 1e-3, prune_every: int = 50, prune_until: int = 150,
-                    dead_threshold: float = 0.8, seed: int = 0) -> dict:
+                    dead_threshold: float = 0.8, seed: int = 0, causal: bool = True) -> dict:
     """Fit `pred` to exact tiles: `data` is [(x (1, s, D), tiles (1, nb, nb))] captured with the
-    LM frozen. SmoothL1 on tiles normalised by the batch's mean exact score. Returns a log."""
+    LM frozen (causal or not, as `causal`). SmoothL1 on tiles normalised by the batch's mean
+    exact score. Returns a log."""
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(pred.parameters(), lr=lr)
     pred.train()
@@ -110,7 +114,7 @@ def train_predictor(pred: PatternPredictor, data: list[tuple[torch.Tensor, torch
     for step in range(steps):
         x, tiles = data[int(torch.randint(len(data), (1,), generator=g))]
         scale = tiles[tiles > 0].mean().clamp_min(1e-6)
-        loss = F.smooth_l1_loss(pred.tiles(x) / scale, tiles / scale)
+        loss = F.smooth_l1_loss(pred.tiles(x, causal) / scale, tiles / scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -160,7 +164,8 @@ def fit_predictors(model: nn.Module, batches, cfg) -> dict:
                                 cfg.hidden, cfg.out_dim)
         full = pred.n_params()
         log = train_predictor(pred, data[layer.layer_idx], cfg.steps, cfg.lr, cfg.prune_every,
-                              cfg.prune_until, cfg.dead_threshold, seed=layer.layer_idx)
+                              cfg.prune_until, cfg.dead_threshold, seed=layer.layer_idx,
+                              causal=layer.cfg.causal_scores)
         layer.set_predictor(pred.to(next(model.parameters()).device))
         out[layer.layer_idx] = {"final_loss": sum(log["losses"][-10:]) / 10,
                                 "params": pred.n_params(), "params_before_elastic": full,
@@ -179,13 +184,13 @@ def predictor_recall(model: nn.Module, batches) -> float:
     for layer in lemo_layers(model):
         if layer.layer_idx not in data or layer.predictor is None:
             continue
-        reduce = layer.cfg.score_reduce
+        reduce, causal = layer.cfg.score_reduce, layer.cfg.causal_scores
         with torch.no_grad():
             for x, tiles in data[layer.layer_idx]:
-                exact = layer.eliminator.select_blocks(key_block_scores(tiles, reduce))
+                exact = layer.eliminator.select_blocks(key_block_scores(tiles, reduce, causal))
                 dev = next(layer.predictor.parameters()).device
                 pred = layer.eliminator.select_blocks(
-                    layer.predictor.key_scores(x.to(dev), reduce).cpu())
+                    layer.predictor.key_scores(x.to(dev), reduce, causal).cpu())
                 recalls.append(selection_recall(pred, exact, tiles.shape[-1]))
     if not recalls:
         raise ValueError("no eliminating layer has a predictor")

@@ -64,8 +64,24 @@ def test_non_causal_block_scores_use_every_query_tile():
     assert torch.allclose(tiles, ref, atol=1e-5)
     assert torch.allclose(key_block_scores(tiles, causal=False), ref.sum(1))
     assert torch.allclose(key_block_scores(tiles, "mean", causal=False), ref.mean(1))
-    with pytest.raises(ValueError, match="causal_scores"):
-        LemoConfig(causal_scores=False, scorer="predictor").validate()
+
+
+def test_predictor_tiles_causal_and_not_equal_a_brute_force_product():
+    torch.manual_seed(0)
+    pred = PatternPredictor(32, 4, block_size=B, hidden=16, out_dim=8)
+    x = torch.randn(1, 4 * B, 32)
+    with torch.no_grad():
+        xb = x.view(1, 4, B, 4, 8).permute(0, 3, 1, 2, 4).reshape(1, 4, 4, B * 8)
+        qh = torch.relu(xb @ pred.q_net.fc1.weight.T) @ pred.q_net.fc2.weight.T
+        kh = torch.relu(xb @ pred.k_net.fc1.weight.T) @ pred.k_net.fc2.weight.T
+        ref = torch.zeros(1, 4, 4)
+        for i in range(4):
+            for j in range(4):
+                ref[0, i, j] = sum(qh[0, h, i] @ kh[0, h, j] for h in range(4)) / 4
+        assert torch.allclose(pred.tiles(x, causal=False), ref, atol=1e-5)
+        assert torch.allclose(pred.tiles(x), ref.tril(), atol=1e-5)
+        assert torch.allclose(pred.key_scores(x, causal=False), ref.sum(1), atol=1e-5)
+        assert torch.allclose(pred.key_scores(x), ref.tril().sum(1), atol=1e-5)
 
 
 def test_sequence_not_multiple_of_block_is_an_error():
@@ -310,6 +326,44 @@ def test_predictor_learns_and_elastic_size_shrinks():
     # units dead on > 50% of inputs are removed; the predictor still runs at its new size
     assert pred.q_net.hidden <= 32 and pred.k_net.hidden <= 32
     assert pred.key_scores(data[0][0]).shape == (1, 8)
+
+
+def test_non_causal_predictors_fit_and_score_every_tile(monkeypatch):
+    """causal_scores=false with scorer=predictor: the predictors are fitted to the full exact
+    tile matrix, the layers score with non-causal column sums, and recall compares like with
+    like."""
+    from lemo.config import PredictorConfig
+    from lemo.predictor import capture_scores, fit_predictors, predictor_recall
+
+    torch.manual_seed(0)
+    m = tiny()
+    cfg = LemoConfig(keep_ratio=0.5, block_size=B, causal_scores=False)
+    apply_lemo(m, cfg)
+    batches = [torch.randint(0, 256, (1, 4 * B)) for _ in range(2)]
+    fit_predictors(m, batches, PredictorConfig(hidden=8, out_dim=8, steps=30, lr=1e-2,
+                                               prune_every=0))
+    layer = next(la for la in lemo_layers(m) if la.predictor is not None)
+    x, exact = capture_scores(m, batches[:1])[layer.layer_idx][0]
+    assert exact.triu(1).abs().sum() > 0  # the targets include tiles above the diagonal
+    data = capture_scores(m, batches)[layer.layer_idx]
+    err = {}
+    for causal in (True, False):  # fitted as causal, a predictor cannot match the upper tiles
+        torch.manual_seed(1)
+        pred = PatternPredictor(32, 4, block_size=B, hidden=8, out_dim=8)
+        train_predictor(pred, data, steps=60, lr=1e-2, prune_every=0, causal=causal)
+        with torch.no_grad():
+            err[causal] = F.smooth_l1_loss(pred.tiles(x, causal=False), exact).item()
+    assert err[False] < err[True]
+    seen = []
+    real = PatternPredictor.key_scores
+    monkeypatch.setattr(PatternPredictor, "key_scores",
+                        lambda self, x, reduce="sum", causal=True: seen.append(causal)
+                        or real(self, x, reduce, causal))
+    configure_lemo(m, LemoConfig(**{**cfg.__dict__, "scorer": "predictor"}))
+    m.train()
+    causal_lm_loss(m, batches[0], segment=32).backward()
+    assert seen and not any(seen)  # every eliminating layer scored non-causally
+    assert 0.0 <= predictor_recall(m, batches) <= 1.0
 
 
 def test_elastic_prune_removes_exactly_the_dead_units():
