@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             if env.is_main:
                 log.info("%-15s %6d  %s", arm, s, row)
                 rep.write(run_dir, plot_metrics=["peak_gib_per_gpu", "tokens_per_s"])
-    cleanup(env)
+    cleanup(env, barrier=True)  # every rank gets here
     return 0
 
 

@@ -100,8 +100,14 @@ def shared_run_dir(out: str | None, env: DistEnv) -> Path:
     return Path(box[0])
 
 
-def cleanup(env: DistEnv) -> None:
+def cleanup(env: DistEnv, barrier: bool = False) -> None:
+    """Destroy the process group. `barrier` (the success path: every rank gets here): wait for
+    all ranks first, so that no rank tears down its connections while a peer still completes the
+    last collective (under load, gloo then aborted the process: "terminate called without an
+    active exception"). Not after an error: the other ranks may never arrive."""
     if env.active and dist.is_initialized():
+        if barrier:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -163,10 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg.steps = min(cfg.steps, 10)
     set_seed(cfg.seed)
     env = init_distributed(cfg.distributed, pick_device(cfg.device))
+    done = False
     try:
-        return _train(args, cfg, env)
+        rc = _train(args, cfg, env)
+        done = True
+        return rc
     finally:
-        cleanup(env)
+        cleanup(env, barrier=done)
 
 
 def _train(args, cfg: TrainConfig, env: DistEnv) -> int:

@@ -87,3 +87,23 @@ def test_two_ranks_match_one_process_and_resume_on_one(tmp_path, strategy):
     assert a.keys() == b.keys() and len(a) == 4 * 4 * 2  # 4 layers x q/k/v/o x A/B
     for k in a:
         assert float((a[k] - b[k]).norm() / a[k].norm()) < 0.15, k
+
+
+def test_cleanup_waits_for_every_rank_only_on_success(monkeypatch):
+    """The success path barriers before destroying the group (no rank tears down while a peer
+    finishes the last collective); the error path does not (peers may never arrive)."""
+    import lemo.distributed as ld
+
+    calls = []
+    monkeypatch.setattr(ld.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(ld.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(ld.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    env = DistEnv(rank=1, world_size=2, strategy="ddp")
+    ld.cleanup(env, barrier=True)
+    assert calls == ["barrier", "destroy"]
+    calls.clear()
+    ld.cleanup(env)
+    assert calls == ["destroy"]
+    calls.clear()
+    ld.cleanup(DistEnv())  # one process: nothing to tear down
+    assert calls == []
