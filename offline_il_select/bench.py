@@ -69,6 +69,14 @@ DISC_FRACTION = 10  # the paper: 100k steps per discriminator for 1M policy step
 MIN_DISC_STEPS = 100  # floor for short (quick) budgets
 
 
+def refuse_config(args, tool: str) -> None:
+    """The bench's side tools (diagnose, steptime) share its settings and budget: their
+    --config/--set flags (from `build_parser`) are an error."""
+    if args.config or args.overrides:
+        raise ConfigError(f"--config/--set: {tool} takes no config (it uses the bench's "
+                          "settings and budget)")
+
+
 def budget(quick: bool, steps: int | None = None) -> list[str]:
     """Config overrides shared by every arm: `steps` policy steps (default FULL_STEPS or
     QUICK_STEPS), steps / 10 per discriminator (the paper's proportion), 5 evaluations."""

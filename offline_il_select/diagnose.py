@@ -22,7 +22,7 @@ import sys
 import numpy as np
 import torch
 
-from offline_il_select.bench import SETTINGS, _arm_cfg
+from offline_il_select.bench import SETTINGS, _arm_cfg, refuse_config
 from offline_il_select.data import ILData, build_data, state_stats
 from offline_il_select.ilid import ILID
 from offline_il_select.models import Normalizer, TanhGaussianPolicy
@@ -154,9 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=1000, help="randominit: D_b episodes")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
-    if args.config or args.overrides:
-        raise ConfigError("--config/--set: diagnose takes no config (it uses the bench's "
-                          "settings and budget)")
+    refuse_config(args, "diagnose")
     if args.setting not in SETTINGS:
         raise ConfigError(f"--setting: unknown '{args.setting}' (known: {', '.join(SETTINGS)})")
     if args.steps < 1 or args.episodes < 1:

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from offline_il_select.bench import DISC_FRACTION
+from offline_il_select.bench import DISC_FRACTION, refuse_config
 from offline_il_select.discriminator import train_discriminator
 from offline_il_select.models import Discriminator, TanhGaussianPolicy
 from offline_il_select.wbc import bc_loss, weighted_bc_loss
@@ -98,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=30_000, help="policy steps for the projection")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
-    if args.config or args.overrides:
-        raise ConfigError("--config/--set: steptime takes no config (it uses the bench's "
-                          "settings and budget)")
+    refuse_config(args, "steptime")
     if args.device not in (None, "cpu") and not args.device.startswith("cuda"):
         raise ConfigError(f"--device: use cpu or cuda, not '{args.device}'")
     if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
