@@ -1,6 +1,6 @@
 """Saved-for-backward bytes of LeMo full relative to LoRA over a keep-ratio x MLP-prune grid.
 
-usage: python scripts/lemo_saved_grid.py OUT.json [--seq-len 4096]
+usage: python scripts/lemo_saved_grid.py OUT.json [--seq-len 4096] [--set model.num_layers=16 ...]
 
 The bench's memory part for one length (`lemo.bench`'s embedded LM and settings, CPU, one
 training step on random bytes, parameters excluded; `shared.memory.SavedTensorMeter`), for
@@ -23,6 +23,7 @@ from lemo.config import TrainConfig
 from lemo.loss import causal_lm_loss
 from lemo.patch import configure_lemo
 from lemo.train import build_model
+from shared.config import apply_overrides, from_dict, to_dict
 from shared.io import atomic_write_json
 from shared.memory import SavedTensorMeter
 
@@ -31,8 +32,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out")
     p.add_argument("--seq-len", type=int, default=4096)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="BenchConfig override (e.g. model.num_layers=16); bytes do not depend "
+                        "on the weights, so model.pretrained=false measures a shape untrained")
     args = p.parse_args()
-    bc = BenchConfig()
+    bc = from_dict(BenchConfig, apply_overrides(to_dict(BenchConfig()), args.set))
     model = build_model(TrainConfig(seed=bc.seed, model=bc.model, lora=bc.lora, lemo=bc.lemo),
                         "cpu")
     model.train()
@@ -60,7 +64,8 @@ def main() -> None:
         grid[f"keep={keep} prune={prune}"] = ratio[0]
         print(f"keep {keep} prune {prune}: {ratio[0]:.4f} x LoRA (causal = non-causal)",
               flush=True)
-    atomic_write_json(args.out, {"seq_len": args.seq_len, "lora_saved_MB": lora,
+    atomic_write_json(args.out, {"seq_len": args.seq_len, "overrides": args.set,
+                                 "lora_saved_MB": lora,
                                  "saved_over_lora": grid})
 
 
