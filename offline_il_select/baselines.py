@@ -8,6 +8,7 @@
   d_o < 0.5 set to 0.
 - `ISWBC` (Li et al., NeurIPS 2023): discriminator c(s, a) of D_e vs D_e ∪ D_b with a gradient
   penalty, then BC on the union weighted by c / (1 - c) (weights below tau set to 0).
+Data and networks live on the device of the state normaliser (`train.fit`: `cfg.device`).
 Shapes: batches s (B, S), a (B, A).
 """
 
@@ -30,20 +31,21 @@ LOG_PI_MIN, LOG_PI_MAX = -20.0, 10.0  # DWBC's normalisation range of log pi
 class BC:
     """Plain BC on D_e ('expert', BC-E) or on D_e ∪ D_b ('all', BC-U)."""
 
-    def __init__(self, expert: dict, imperfect: dict, pcfg: PolicyConfig, source: str):
+    def __init__(self, expert: dict, imperfect: dict, pcfg: PolicyConfig, source: str,
+                 device: torch.device | str = "cpu"):
         self.name = {"expert": "bc_expert", "all": "bc_all"}[source]
         self.pcfg = pcfg
-        s, a = t32(expert["observations"]), t32(expert["actions"])
+        s, a = t32(expert["observations"], device), t32(expert["actions"], device)
         if source == "all":
-            s = torch.cat([s, t32(imperfect["observations"])])
-            a = torch.cat([a, t32(imperfect["actions"])])
+            s = torch.cat([s, t32(imperfect["observations"], device)])
+            a = torch.cat([a, t32(imperfect["actions"], device)])
         self.s, self.a = s, a
 
     def prepare(self, gen: torch.Generator) -> dict:
         return {"n_train": len(self.s)}
 
     def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
-        i = torch.randint(len(self.s), (self.pcfg.batch_size,), generator=gen)
+        i = torch.randint(len(self.s), (self.pcfg.batch_size,), generator=gen, device=gen.device)
         return bc_loss(policy, self.s[i], self.a[i])
 
     def state_dict(self) -> dict:
@@ -78,11 +80,12 @@ class DWBC:
     def __init__(self, expert: dict, imperfect: dict, norm: Normalizer, pcfg: PolicyConfig,
                  bcfg: BaselineConfig, icfg: ILIDConfig):
         self.pcfg, self.bcfg = pcfg, bcfg
-        self.s_e, self.a_e = t32(expert["observations"]), t32(expert["actions"])
-        self.s_o, self.a_o = t32(imperfect["observations"]), t32(imperfect["actions"])
+        dev = norm.mean.device
+        self.s_e, self.a_e = t32(expert["observations"], dev), t32(expert["actions"], dev)
+        self.s_o, self.a_o = t32(imperfect["observations"], dev), t32(imperfect["actions"], dev)
         A = self.a_e.shape[1]
         sa_norm = norm.with_actions(A)
-        self.disc = DWBCDiscriminator(self.s_e.shape[1] + A, sa_norm, icfg.clip)
+        self.disc = DWBCDiscriminator(self.s_e.shape[1] + A, sa_norm, icfg.clip).to(dev)
         self.opt = torch.optim.Adam(self.disc.parameters(), lr=pcfg.lr,
                                     weight_decay=pcfg.weight_decay)
 
@@ -91,8 +94,8 @@ class DWBC:
 
     def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
         B, eta = self.pcfg.batch_size, self.bcfg.dwbc_eta
-        ie = torch.randint(len(self.s_e), (B,), generator=gen)
-        io = torch.randint(len(self.s_o), (B,), generator=gen)
+        ie = torch.randint(len(self.s_e), (B,), generator=gen, device=gen.device)
+        io = torch.randint(len(self.s_o), (B,), generator=gen, device=gen.device)
         s_e, a_e, s_o, a_o = self.s_e[ie], self.a_e[ie], self.s_o[io], self.a_o[io]
         logp_e, logp_o = policy.log_prob(s_e, a_e), policy.log_prob(s_o, a_o)
         d_e = self.disc(torch.cat([s_e, a_e], 1), logp_e.detach())
@@ -124,17 +127,18 @@ class ISWBC:
     def __init__(self, expert: dict, imperfect: dict, norm: Normalizer, pcfg: PolicyConfig,
                  bcfg: BaselineConfig, icfg: ILIDConfig):
         self.pcfg, self.bcfg, self.icfg = pcfg, bcfg, icfg
-        self.s_e, self.a_e = t32(expert["observations"]), t32(expert["actions"])
-        self.s_u = torch.cat([self.s_e, t32(imperfect["observations"])])
-        self.a_u = torch.cat([self.a_e, t32(imperfect["actions"])])
+        self.dev = dev = norm.mean.device
+        self.s_e, self.a_e = t32(expert["observations"], dev), t32(expert["actions"], dev)
+        self.s_u = torch.cat([self.s_e, t32(imperfect["observations"], dev)])
+        self.a_u = torch.cat([self.a_e, t32(imperfect["actions"], dev)])
         A = self.a_e.shape[1]
         self.sa_norm = norm.with_actions(A)
-        self.w = torch.zeros(0)
+        self.w = torch.zeros(0, device=dev)
 
     def prepare(self, gen: torch.Generator) -> dict:
         c = self.icfg
         disc = Discriminator(self.s_e.shape[1] + self.a_e.shape[1], c.disc_hidden, c.clip,
-                             self.sa_norm)
+                             self.sa_norm).to(self.dev)
         train_discriminator(disc, torch.cat([self.s_e, self.a_e], 1),
                             torch.cat([self.s_u, self.a_u], 1), c.disc_steps, c.disc_batch,
                             c.disc_lr, c.disc_weight_decay, gen,
@@ -145,7 +149,8 @@ class ISWBC:
                 "weight_mean_imperfect": float(self.w[len(self.s_e):].mean())}
 
     def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
-        i = torch.randint(len(self.s_u), (self.pcfg.batch_size,), generator=gen)
+        i = torch.randint(len(self.s_u), (self.pcfg.batch_size,), generator=gen,
+                          device=gen.device)
         return bc_loss(policy, self.s_u[i], self.a_u[i], self.w[i])
 
     def state_dict(self) -> dict:

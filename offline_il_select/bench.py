@@ -13,6 +13,7 @@ smaller D_b and a short budget (a few minutes on 2 cores).
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import statistics
 import sys
 import time
@@ -41,6 +42,7 @@ from shared.config import load_config
 from shared.errors import ConfigError
 from shared.io import atomic_write_json, make_run_dir, read_json
 from shared.log import get_logger
+from shared.runtime import pick_device
 
 log = get_logger("offline_il_select.bench")
 
@@ -88,20 +90,23 @@ def budget(quick: bool, steps: int | None = None) -> list[str]:
     return common + ["eval_episodes=10"] + SHARED_BUDGET
 
 
-def _arm_cfg(setting: str, arm: str, seed: int, quick: bool, steps: int | None) -> TrainConfig:
-    over = budget(quick, steps) + [f"{k}={v}" for k, v in ARMS[arm].items()] + [f"seed={seed}"]
+def _arm_cfg(setting: str, arm: str, seed: int, quick: bool, steps: int | None,
+             device: str = "cpu") -> TrainConfig:
+    over = budget(quick, steps) + [f"{k}={v}" for k, v in ARMS[arm].items()] + [
+        f"seed={seed}", f"device={device}"]
     return load_config(SETTINGS[setting], TrainConfig, over)
 
 
-def run_job(job: tuple[str, int, str, bool, int | None]) -> dict:
-    """One arm on one (setting, seed). Every arm of a (setting, seed) sees the same data and
-    budget; `ilid_no_beta` repeats ILID's (deterministic) preparation, so it has the same d(s),
-    D_s and D(s, a) as `ilid` and differs only in beta. Returns one result row."""
-    setting, seed, arm, quick, steps = job
+def run_job(job: tuple) -> dict:
+    """One arm on one (setting, seed[, device]). Every arm of a (setting, seed) sees the same
+    data and budget; `ilid_no_beta` repeats ILID's (deterministic) preparation, so it has the same
+    d(s), D_s and D(s, a) as `ilid` and differs only in beta. Returns one result row."""
+    setting, seed, arm, quick, steps, *rest = job
+    device = rest[0] if rest else "cpu"
     torch.set_num_threads(1)
-    cfg = _arm_cfg(setting, arm, seed, quick, steps)
+    cfg = _arm_cfg(setting, arm, seed, quick, steps, device)
     res = fit(cfg, build_data(cfg.data))
-    row = {"setting": setting, "seed": seed, "arm": arm, "score": res["score"],
+    row = {"setting": setting, "seed": seed, "arm": arm, "device": device, "score": res["score"],
            "return": res["return"], "train_s": res["train_s"], "train_cpu_s": res["train_cpu_s"],
            "prep_cpu_s": res["prep"].get("prep_cpu_s", 0.0), "curve": res["curve"]}
     if cfg.method == "ilid":
@@ -229,16 +234,19 @@ def summarise(rows: list[dict], studies: dict, quick: bool, command: list[str],
         if abl in arms:
             rep.check(f"ILID minus {name} ablation, mean normalised score",
                       avg["ilid"] - avg[abl], ">", 0)
-    # CPU seconds of the training process: on a shared machine wall-clock mostly measures others.
-    # Per setting (all arms of a setting run on one machine, so merged runs stay comparable),
-    # then the mean over settings.
-    cpu = {(s, arm): statistics.mean(r["train_cpu_s"] for r in rows
+    # On a CPU: seconds of the training process (on a shared machine wall-clock mostly measures
+    # others). On a GPU: wall-clock seconds, synchronised (the host's CPU time there is mostly
+    # launch overhead and spin-waiting). Per setting (all arms of a setting run on one machine,
+    # so merged runs stay comparable), then the mean over settings.
+    on_gpu = all(str(r.get("device", "cpu")).startswith("cuda") for r in rows)
+    key, what = ("train_s", "wall time on the GPU") if on_gpu else ("train_cpu_s", "CPU time")
+    cpu = {(s, arm): statistics.mean(r[key] for r in rows
                                      if r["setting"] == s and r["arm"] == arm)
            for s in settings for arm in arms}
     t = {arm: statistics.mean(cpu[(s, arm)] for s in settings) for arm in arms}
     t_ratio = {s: cpu[(s, "ilid")] / cpu[(s, "bc_expert")] for s in settings}
     time_ratio = statistics.mean(t_ratio.values())
-    rep.check("ILID training CPU time / BC-E training CPU time (mean over settings)",
+    rep.check(f"ILID training {what} / BC-E training {what} (mean over settings)",
               time_ratio, "<=", 1.5)
     best_base = max((a for a in BASELINES if a in arms), key=lambda a: avg[a])
     rep.headline(claim="ILID beats BC-E/DWBC/ISW-BC, typically 2-5x (20 of 21 D4RL tasks)",
@@ -248,14 +256,15 @@ def summarise(rows: list[dict], studies: dict, quick: bool, command: list[str],
                  baseline="bc_expert", ratio=avg["ilid"] / max(avg["bc_expert"], 1e-9),
                  setting="quick" if quick else "full")
     rep.headline(claim="ILID runs at about BC's cost",
-                 measured=f"{time_ratio:.2f}x BC-E training CPU time",
+                 measured=f"{time_ratio:.2f}x BC-E training {what}",
                  baseline="bc_expert", ratio=1 / time_ratio,
                  setting="quick" if quick else "full")
     rep.extra["ilid_over_bc_expert"] = ratios
     rep.extra["settings_won"] = wins
     rep.extra["mean_score"] = avg
-    rep.extra["train_cpu_s"] = t
-    rep.extra["ilid_over_bc_expert_cpu_time"] = t_ratio
+    rep.extra[key] = t
+    rep.extra["ilid_over_bc_expert_cpu_time" if not on_gpu else "ilid_over_bc_expert_gpu_wall"] = \
+        t_ratio
     rep.extra["selection_study"] = studies
     rep.extra["curves"] = [{k: r[k] for k in ("setting", "seed", "arm", "curve")} for r in rows]
     rep.notes.append("normalised score = 100 (R - R_random) / (R_expert - R_random) with our v5 "
@@ -322,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     run_dir = make_run_dir(args.out, "offline_il_select", "bench-quick" if args.quick else "bench")
     # One job per (setting, seed, arm); HalfCheetah and the two-network arms first (longest).
-    jobs = [(s, seed, arm, args.quick, steps) for s in settings for seed in seeds for arm in arms]
+    device = pick_device(args.device or "cpu")
+    jobs = [(s, seed, arm, args.quick, steps, device) for s in settings for seed in seeds
+            for arm in arms]
     jobs.sort(key=lambda j: (not j[0].startswith("halfcheetah"), j[2] not in ("ilid", "dwbc",
                                                                               "ilid_no_beta",
                                                                               "ilid_k1")))
@@ -339,7 +350,9 @@ def main(argv: list[str] | None = None) -> int:
         studies = {e.split("-")[0]: selection_study(e, args.quick, steps)
                    for e in _study_envs(settings)}
     else:
-        with ProcessPoolExecutor(args.workers) as ex:
+        # CUDA in forked workers needs a parent without a CUDA context; spawn avoids the question
+        ctx = mp.get_context("spawn") if device.startswith("cuda") else None
+        with ProcessPoolExecutor(args.workers, mp_context=ctx) as ex:
             t0 = time.perf_counter()
             warm_data(settings, args.quick, ex)
             log.info("datasets ready in %.0f s", time.perf_counter() - t0)

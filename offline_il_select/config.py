@@ -62,7 +62,9 @@ class BaselineConfig:
 class TrainConfig:
     method: Literal["ilid", "bc_expert", "bc_all", "dwbc", "iswbc"] = "ilid"  # what to train
     seed: int = 0  # networks, batches
-    device: str = "cpu"  # runs on CPU (tiny MLPs); the field exists for the standard --device flag
+    # where the networks train: cpu, cuda[:N] or auto (evaluation rollouts step MuJoCo on the CPU;
+    # a CUDA generator draws other batches than the CPU one, so a seed differs across devices)
+    device: str = "cpu"
     data: DataConfig = field(default_factory=DataConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     ilid: ILIDConfig = field(default_factory=ILIDConfig)

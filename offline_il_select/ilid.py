@@ -13,7 +13,9 @@ Steps 1-3 run once in `prepare()`, which also fixes alpha(s, a) for every row of
 for every row of D_s: both depend only on the trained discriminators, so the policy loop never runs
 a discriminator. `loss()` is then one weighted-BC minibatch loss: a D_u batch and a D_s batch
 (index lookups into the precomputed weights) through ONE policy forward over their concatenation.
-Shapes: D_e (N_e, S)/(N_e, A), D_b (N_b, .), D_s (N_s, .); batches (B, .).
+Everything trains on the device of the state normaliser (`train.fit` puts it on `cfg.device`);
+the selection itself is numpy on the CPU. Shapes: D_e (N_e, S)/(N_e, A), D_b (N_b, .),
+D_s (N_s, .); batches (B, .).
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from offline_il_select.wbc import importance_weight, weighted_bc_loss
 __all__ = ["ILID", "t32"]
 
 
-def t32(x: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(x), dtype=torch.float32)
+def t32(x: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x), dtype=torch.float32, device=device)
 
 
 class ILID:
@@ -42,35 +44,36 @@ class ILID:
     def __init__(self, expert: dict, imperfect: dict, norm: Normalizer, cfg: ILIDConfig,
                  pcfg: PolicyConfig):
         self.e, self.b, self.norm, self.cfg, self.pcfg = expert, imperfect, norm, cfg, pcfg
+        self.dev = norm.mean.device
         self.artifacts: dict[str, torch.Tensor] = {}
         self.state_disc: Discriminator | None = None  # d(s), kept after prepare() for inspection
         self.sa_disc: Discriminator | None = None  # D(s, a)
 
     def prepare(self, gen: torch.Generator) -> dict:
         """Train d(s), select D_s, train D(s,a); fix alpha over D_u and beta over D_s."""
-        cfg, S = self.cfg, self.e["observations"].shape[1]
-        s_e, a_e = t32(self.e["observations"]), t32(self.e["actions"])
-        s_b, a_b = t32(self.b["observations"]), t32(self.b["actions"])
-        d = Discriminator(S, cfg.disc_hidden, cfg.clip, self.norm)
+        cfg, S, dev = self.cfg, self.e["observations"].shape[1], self.dev
+        s_e, a_e = t32(self.e["observations"], dev), t32(self.e["actions"], dev)
+        s_b, a_b = t32(self.b["observations"], dev), t32(self.b["actions"], dev)
+        d = Discriminator(S, cfg.disc_hidden, cfg.clip, self.norm).to(dev)
         train_discriminator(d, s_e, s_b, cfg.disc_steps, cfg.disc_batch, cfg.disc_lr,
                             cfg.disc_weight_decay, gen)
-        d_next = d.predict(t32(self.b["next_observations"])).numpy()
+        d_next = d.predict(t32(self.b["next_observations"], dev)).cpu().numpy()
         selected = ResultantStateSelector(cfg.sigma, cfg.rollback)(
             d_next, self.b["terminals"], self.b["timeouts"])
-        sel = torch.as_tensor(np.flatnonzero(selected))
+        sel = torch.as_tensor(np.flatnonzero(selected), device=dev)
         s_s, a_s = s_b[sel], a_b[sel]
-        d_state = d.predict(s_s).numpy()  # beta needs d(s) on D_s only
+        d_state = d.predict(s_s).cpu().numpy()  # beta needs d(s) on D_s only
         beta = beta_gate(d_state, cfg.sigma) if cfg.use_beta else np.ones(len(sel), np.float32)
         s_u, a_u = torch.cat([s_e, s_s]), torch.cat([a_e, a_s])
         sa_norm = self.norm.with_actions(a_e.shape[1])
-        big_d = Discriminator(S + a_e.shape[1], cfg.disc_hidden, cfg.clip, sa_norm)
+        big_d = Discriminator(S + a_e.shape[1], cfg.disc_hidden, cfg.clip, sa_norm).to(dev)
         train_discriminator(big_d, torch.cat([s_e, a_e], 1), torch.cat([s_u, a_u], 1),
                             cfg.disc_steps, cfg.disc_batch, cfg.disc_lr, cfg.disc_weight_decay,
                             gen)
         alpha = importance_weight(big_d.predict(torch.cat([s_u, a_u], 1)))
         self.state_disc, self.sa_disc = d, big_d
         self.artifacts = {"s_u": s_u, "a_u": a_u, "alpha": alpha, "s_s": s_s, "a_s": a_s,
-                          "beta": t32(beta), "selected": torch.as_tensor(selected),
+                          "beta": t32(beta, dev), "selected": torch.as_tensor(selected),
                           "d_state": t32(d_state), "d_next": t32(d_next)}  # d_state on D_s
         return self.stats()
 
@@ -85,10 +88,10 @@ class ILID:
 
     def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
         a, B = self.artifacts, self.pcfg.batch_size
-        iu = torch.randint(len(a["s_u"]), (B,), generator=gen)
+        iu = torch.randint(len(a["s_u"]), (B,), generator=gen, device=gen.device)
         if len(a["s_s"]) == 0:  # nothing selected: alpha-weighted BC on D_e alone
             return weighted_bc_loss(policy, a["s_u"][iu], a["a_u"][iu], a["alpha"][iu])
-        i_s = torch.randint(len(a["s_s"]), (B,), generator=gen)
+        i_s = torch.randint(len(a["s_s"]), (B,), generator=gen, device=gen.device)
         return weighted_bc_loss(policy, a["s_u"][iu], a["a_u"][iu], a["alpha"][iu],
                                 a["s_s"][i_s], a["a_s"][i_s], a["beta"][i_s])
 

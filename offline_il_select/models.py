@@ -39,8 +39,9 @@ class Normalizer(nn.Module):
 
     def with_actions(self, action_dim: int) -> Normalizer:
         """Normaliser of (s, a) rows: states as here, actions (already in [-1, 1]) unchanged."""
-        return Normalizer(torch.cat([self.mean, torch.zeros(action_dim)]),
-                          torch.cat([self.std, torch.ones(action_dim)]))
+        dev = self.mean.device
+        return Normalizer(torch.cat([self.mean, torch.zeros(action_dim, device=dev)]),
+                          torch.cat([self.std, torch.ones(action_dim, device=dev)]))
 
 
 class TanhGaussianPolicy(nn.Module):

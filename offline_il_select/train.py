@@ -36,9 +36,9 @@ from shared.io import (
 )
 from shared.log import get_logger, progress
 from shared.metrics import normalized_return
-from shared.runtime import set_seed
+from shared.runtime import pick_device, set_seed
 
-__all__ = ["build_method", "fit", "evaluate", "main"]
+__all__ = ["build_method", "fit", "resume_state", "evaluate", "main"]
 
 log = get_logger("offline_il_select.train")
 
@@ -48,9 +48,9 @@ def build_method(cfg: TrainConfig, data: ILData, norm: Normalizer):
     if cfg.method == "ilid":
         return ILID(e, b, norm, cfg.ilid, cfg.policy)
     if cfg.method == "bc_expert":
-        return BC(e, b, cfg.policy, "expert")
+        return BC(e, b, cfg.policy, "expert", norm.mean.device)
     if cfg.method == "bc_all":
-        return BC(e, b, cfg.policy, "all")
+        return BC(e, b, cfg.policy, "all", norm.mean.device)
     if cfg.method == "dwbc":
         return DWBC(e, b, norm, cfg.policy, cfg.baselines, cfg.ilid)
     if cfg.method == "iswbc":
@@ -59,10 +59,22 @@ def build_method(cfg: TrainConfig, data: ILData, norm: Normalizer):
 
 
 def evaluate(policy: TanhGaussianPolicy, data: ILData, episodes: int, seed: int) -> dict:
-    rets = evaluate_policy(lambda o: policy.act(torch.as_tensor(o)).numpy(), data.env_id,
-                           episodes, seed)
+    dev = next(policy.parameters()).device
+    rets = evaluate_policy(lambda o: policy.act(torch.as_tensor(o, device=dev)).cpu().numpy(),
+                           data.env_id, episodes, seed)
     return {"return": float(rets.mean()),
             "score": normalized_return(float(rets.mean()), data.ref_random, data.ref_expert)}
+
+
+def resume_state(run_dir: str | Path, device: torch.device) -> dict | None:
+    """The run's latest checkpoint mapped onto `device` (None if there is none). A run resumes
+    only on the device type it was trained on: the batch generator's state belongs to it."""
+    st = Checkpointer(run_dir).load(map_location=str(device))
+    if st is not None and st.get("device", "cpu") != device.type:
+        was = st.get("device", "cpu")
+        raise ConfigError(f"device: {run_dir} was trained on {was}; resume it with --set "
+                          f"device={was} (not {device.type})")
+    return st
 
 
 def fit(cfg: TrainConfig, data: ILData, run_dir: str | Path | None = None,
@@ -75,22 +87,29 @@ def fit(cfg: TrainConfig, data: ILData, run_dir: str | Path | None = None,
     preparation statistics. `prepared` = (artifacts, stats) of an earlier `prepare()` with the
     same data and seed skips preparation (the bench's no-beta ablation reuses ILID's selection).
     """
+    device = torch.device(pick_device(cfg.device))
+
+    def clocks() -> tuple[float, float]:  # wall and CPU seconds, after the device's queued work
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter(), time.process_time()
+
     set_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
     mean, std = state_stats(data)
-    norm = Normalizer(torch.as_tensor(mean), torch.as_tensor(std))
+    norm = Normalizer(torch.as_tensor(mean), torch.as_tensor(std)).to(device)
     method = build_method(cfg, data, norm)
     S, A = data.expert["observations"].shape[1], data.expert["actions"].shape[1]
-    policy = TanhGaussianPolicy(S, A, cfg.policy.hidden, norm)
-    opt = torch.optim.Adam(policy.parameters(), lr=cfg.policy.lr,
+    policy = TanhGaussianPolicy(S, A, cfg.policy.hidden, norm).to(device)  # CPU init: same
+    opt = torch.optim.Adam(policy.parameters(), lr=cfg.policy.lr,  # weights on every device
                            weight_decay=cfg.policy.weight_decay)
     ckpt = Checkpointer(run_dir) if run_dir is not None else None
-    st = ckpt.load() if ckpt else None
+    st = resume_state(run_dir, device) if run_dir is not None else None
     if st is not None:
         policy.load_state_dict(st["policy"])
         opt.load_state_dict(st["opt"])
         method.load_state_dict(st["method"])
-        gen.set_state(st["gen"])
+        gen.set_state(st["gen"].cpu())
         start, curve, prep = st["step"], st["curve"], st["prep"]
         train_s, cpu_s = st["train_s"], st["train_cpu_s"]
         log.info("resumed %s at step %d", run_dir, start)
@@ -99,9 +118,10 @@ def fit(cfg: TrainConfig, data: ILData, run_dir: str | Path | None = None,
         prep, train_s, cpu_s = dict(prepared[1]), prepared[1]["prep_s"], prepared[1]["prep_cpu_s"]
         start, curve = 0, []
     else:
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0 = clocks()
         prep = method.prepare(gen)
-        train_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        t1, c1 = clocks()
+        train_s, cpu_s = t1 - t0, c1 - c0
         prep.update(prep_s=train_s, prep_cpu_s=cpu_s)
         if cfg.method == "ilid":
             prep["selection_quality"] = selection_quality(
@@ -109,7 +129,7 @@ def fit(cfg: TrainConfig, data: ILData, run_dir: str | Path | None = None,
         start, curve = 0, []
         log.info("%s prepared in %.1fs: %s", cfg.method, train_s, prep)
     steps = cfg.policy.steps
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0 = clocks()
     for step in progress(range(start, steps), desc=cfg.method, initial=start, total=steps):
         loss = method.loss(policy, gen)
         opt.zero_grad(set_to_none=True)
@@ -117,18 +137,22 @@ def fit(cfg: TrainConfig, data: ILData, run_dir: str | Path | None = None,
         opt.step()
         n = step + 1
         if n % cfg.eval_every == 0 or n == steps:
-            train_s, cpu_s = train_s + time.perf_counter() - t0, cpu_s + time.process_time() - c0
+            t1, c1 = clocks()
+            train_s, cpu_s = train_s + t1 - t0, cpu_s + c1 - c0
             ev = evaluate(policy, data, cfg.eval_episodes, seed=100_000 + 1000 * cfg.seed)
             curve.append({"step": n, "loss": loss.item(), **ev})
             log.debug("%s step %d: score %.1f", cfg.method, n, ev["score"])
             t0, c0 = time.perf_counter(), time.process_time()
         if ckpt and (n % cfg.ckpt_every == 0 or n == steps):
-            train_s, cpu_s = train_s + time.perf_counter() - t0, cpu_s + time.process_time() - c0
+            t1, c1 = clocks()
+            train_s, cpu_s = train_s + t1 - t0, cpu_s + c1 - c0
             ckpt.save({"policy": policy.state_dict(), "opt": opt.state_dict(),
                        "method": method.state_dict(), "gen": gen.get_state(), "step": n,
-                       "curve": curve, "prep": prep, "train_s": train_s, "train_cpu_s": cpu_s})
+                       "curve": curve, "prep": prep, "train_s": train_s, "train_cpu_s": cpu_s,
+                       "device": device.type})
             t0, c0 = time.perf_counter(), time.process_time()
-    train_s, cpu_s = train_s + time.perf_counter() - t0, cpu_s + time.process_time() - c0
+    t1, c1 = clocks()
+    train_s, cpu_s = train_s + t1 - t0, cpu_s + c1 - c0
     last = curve[-2:]
     return {"method": cfg.method, "score": sum(c["score"] for c in last) / len(last),
             "return": sum(c["return"] for c in last) / len(last), "curve": curve,
@@ -153,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg.validate()
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    cfg.device = pick_device(cfg.device)  # no CUDA here: an error before anything is written
+    if args.out and Path(args.out).is_dir():  # resuming: refuse a device change up front
+        resume_state(args.out, torch.device(cfg.device))
     torch.set_num_threads(1)
     data = build_data(cfg.data)  # fails on bad data before the run dir is made
     run_dir = make_run_dir(args.out, "offline_il_select", f"train-{cfg.method}")

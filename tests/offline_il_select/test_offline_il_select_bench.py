@@ -39,6 +39,22 @@ def test_summary_checks_follow_the_rows(tmp_path):
     assert d["checks"] and d["headline"] and (tmp_path / "curves.png").stat().st_size > 0
 
 
+def test_summary_times_gpu_runs_by_wall_clock():
+    """Rows trained on CUDA: the runtime check uses synchronised wall time, not CPU time."""
+    study = {"toy": {"K": [1], "n_selected": [3], "selection_quality": [0.9],
+                     "random_pick_quality": 0.5, "n_imperfect": 100}}
+    rows = [dict(r, device="cuda", train_s=1.2 if "ilid" in r["arm"] else 1.0) for r in _rows()]
+    rep = summarise(rows, study, quick=True, command=["x"])
+    (check,) = [c for c in rep.checks if "BC-E training" in c.name]
+    assert "wall time on the GPU" in check.name and abs(check.measured - 1.2) < 1e-9
+    assert check.holds
+    assert rep.extra["ilid_over_bc_expert_gpu_wall"] == {"a": 1.2, "b": 1.2}
+    mixed = rows[:-1] + [dict(rows[-1], device="cpu")]  # not all on a GPU: CPU time as before
+    (check,) = [c for c in summarise(mixed, study, quick=True, command=["x"]).checks
+                if "BC-E training" in c.name]
+    assert "CPU time" in check.name and check.measured == 2.0
+
+
 def test_summary_of_an_arm_subset():
     """--arms ilid,bc_expert: the win check drops DWBC, the ablation checks are left out."""
     study = {"toy": {"K": [1], "n_selected": [3], "selection_quality": [0.9],

@@ -34,6 +34,61 @@ def test_tiny_run_then_resume(tmp_path, caplog):
     assert [line.split(",")[0] for line in curve[1:]] == ["20", "40", "60"]
 
 
+def test_resume_on_another_device_is_refused(tmp_path):
+    """The batch generator's state belongs to its device: a CUDA run does not resume on the
+    CPU (nor the reverse); the error names the device to use and the run dir is left as it was."""
+    import torch
+
+    out = tmp_path / "run"
+    assert main(["--config", TINY, "--out", str(out), "--set", "policy.steps=20"]) == 0
+    st = torch.load(out / "ckpt.pt", weights_only=False)
+    assert st["device"] == "cpu"
+    st["device"] = "cuda"  # as if trained on a GPU
+    torch.save(st, out / "ckpt.pt")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    r = _cli("--config", TINY, "--out", str(out), "--set", "policy.steps=40")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "trained on cuda" in r.stderr and "device=cuda" in r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # config.yaml too
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    r = _cli("--config", TINY, "--out", str(tmp_path / "x"), "--device", "cuda")
+    assert r.returncode == 2 and "CUDA is not available" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["ilid", "bc_expert", "dwbc", "iswbc"])
+def test_methods_train_and_resume_on_cuda(tmp_path, method):
+    """Every method trains on the GPU (data, networks and batches there) and resumes there."""
+    import torch
+
+    from offline_il_select.config import TrainConfig
+    from offline_il_select.data import build_data
+    from offline_il_select.train import fit
+    from shared.config import load_config
+
+    cfg = load_config(TINY, TrainConfig, [f"method={method}", "device=cuda", "policy.steps=20"])
+    data = build_data(cfg.data)
+    res = fit(cfg, data, tmp_path / "run")
+    assert np.isfinite(res["score"]) and res["train_s"] > 0
+    assert next(res["policy"].parameters()).is_cuda
+    if method == "ilid":
+        a = res["artifacts"]
+        assert a["s_u"].is_cuda and a["alpha"].is_cuda and a["beta"].is_cuda
+        assert a["selected"].device.type == "cpu"  # the selection mask is numpy's
+    st = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    assert st["device"] == "cuda"
+    res2 = fit(load_config(TINY, TrainConfig, [f"method={method}", "device=cuda",
+                                               "policy.steps=40"]), data, tmp_path / "run")
+    assert [c["step"] for c in res2["curve"]] == [20, 40]
+
+
 @pytest.mark.parametrize("method", ["bc_expert", "bc_all", "dwbc", "iswbc"])
 def test_baselines_run(tmp_path, method):
     out = tmp_path / method
