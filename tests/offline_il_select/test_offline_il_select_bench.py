@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from offline_il_select.bench import ARMS, _plot, summarise
 
 
@@ -103,3 +105,14 @@ def test_diagnose_random_init_policy_and_bad_flags(tmp_path):
         with pytest.raises(ConfigError):
             main(["prep"] + flags + ["--out", str(tmp_path / "d")])
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.gpu
+def test_gpu_warm_up_runs_once_per_device():
+    from offline_il_select import bench
+
+    bench._WARM.discard("cuda")
+    bench.warm_up("cuda")
+    assert "cuda" in bench._WARM
+    bench.warm_up("cpu")  # nothing to warm on a CPU
+    assert "cpu" not in bench._WARM
