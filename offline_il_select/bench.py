@@ -126,12 +126,11 @@ def warm_up(device: str) -> None:
     _WARM.add(device)
 
 
-def run_job(job: tuple) -> dict:
-    """One arm on one (setting, seed[, device]). Every arm of a (setting, seed) sees the same
+def run_job(job: tuple[str, int, str, bool, int | None, str]) -> dict:
+    """One arm on one (setting, seed) on a device. Every arm of a (setting, seed) sees the same
     data and budget; `ilid_no_beta` repeats ILID's (deterministic) preparation, so it has the same
     d(s), D_s and D(s, a) as `ilid` and differs only in beta. Returns one result row."""
-    setting, seed, arm, quick, steps, *rest = job
-    device = rest[0] if rest else "cpu"
+    setting, seed, arm, quick, steps, device = job
     torch.set_num_threads(1)
     warm_up(device)
     cfg = _arm_cfg(setting, arm, seed, quick, steps, device)
@@ -293,8 +292,7 @@ def summarise(rows: list[dict], studies: dict, quick: bool, command: list[str],
     rep.extra["settings_won"] = wins
     rep.extra["mean_score"] = avg
     rep.extra[key] = t
-    rep.extra["ilid_over_bc_expert_cpu_time" if not on_gpu else "ilid_over_bc_expert_gpu_wall"] = \
-        t_ratio
+    rep.extra["ilid_over_bc_expert_" + ("gpu_wall" if on_gpu else "cpu_time")] = t_ratio
     rep.extra["selection_study"] = studies
     rep.extra["curves"] = [{k: r[k] for k in ("setting", "seed", "arm", "curve")} for r in rows]
     rep.notes.append("normalised score = 100 (R - R_random) / (R_expert - R_random) with our v5 "
