@@ -142,7 +142,7 @@ def fit(cfg: TrainConfig, data: ILData, run_dir: str | Path | None = None,
             ev = evaluate(policy, data, cfg.eval_episodes, seed=100_000 + 1000 * cfg.seed)
             curve.append({"step": n, "loss": loss.item(), **ev})
             log.debug("%s step %d: score %.1f", cfg.method, n, ev["score"])
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0 = clocks()
         if ckpt and (n % cfg.ckpt_every == 0 or n == steps):
             t1, c1 = clocks()
             train_s, cpu_s = train_s + t1 - t0, cpu_s + c1 - c0
@@ -150,7 +150,7 @@ def fit(cfg: TrainConfig, data: ILData, run_dir: str | Path | None = None,
                        "method": method.state_dict(), "gen": gen.get_state(), "step": n,
                        "curve": curve, "prep": prep, "train_s": train_s, "train_cpu_s": cpu_s,
                        "device": device.type})
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0 = clocks()
     t1, c1 = clocks()
     train_s, cpu_s = train_s + t1 - t0, cpu_s + c1 - c0
     last = curve[-2:]
