@@ -31,6 +31,7 @@ from lemo.config import (
 )
 from lemo.data import load_text, make_passkey_batch, passkey_accuracy
 from lemo.loss import causal_lm_loss
+from lemo.models import set_checkpointing
 from lemo.patch import base_model, configure_lemo, lemo_layers
 from lemo.predictor import capture_scores, fit_predictors, predictor_recall
 from lemo.scoring import (
@@ -122,13 +123,6 @@ def arms(base: LemoConfig, mlp_prune_ratio: float) -> dict[str, tuple[LemoConfig
     }
 
 
-def _set_gc(model, on: bool) -> None:
-    if on:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    else:
-        model.gradient_checkpointing_disable()
-
-
 def step_fn(model, x, cfg: LemoConfig):
     def step():
         model.zero_grad(set_to_none=True)
@@ -146,7 +140,7 @@ def memory_part(rep: BenchReport, model, bc: BenchConfig, device: str) -> None:
         x = torch.randint(0, 256, (1, s), generator=g).to(device)
         for name, (cfg, gc) in arms(bc.lemo, bc.mlp_prune_ratio).items():
             configure_lemo(model, cfg)
-            _set_gc(model, gc)
+            set_checkpointing(model, gc)
             with SavedTensorMeter(exclude=params) as meter:
                 loss = causal_lm_loss(model, x, segment=cfg.segment_size)
             loss.backward()
@@ -159,7 +153,7 @@ def memory_part(rep: BenchReport, model, bc: BenchConfig, device: str) -> None:
                 row["step_s"] = t["median_s"]
             rep.add(name, setting=label(s), **row)
             log.info("%s @%d: %s", name, s, {k: round(v, 3) for k, v in row.items()})
-    _set_gc(model, False)
+    set_checkpointing(model, False)
 
 
 def predictor_share(rep: BenchReport, model, bc: BenchConfig, device: str) -> dict:

@@ -30,8 +30,8 @@ from lemo.gpu_bench import (
     GpuModelConfig,
     arm_setup,
     attach_predictors,
-    set_checkpointing,
 )
+from lemo.models import set_checkpointing
 from shared.bench import BenchReport
 from shared.cli import build_parser, parse_args, run
 from shared.io import make_run_dir

@@ -197,22 +197,6 @@ def arm_setup(arm: str, cfg: GpuBenchConfig) -> tuple[object, int, bool]:
     return LemoConfig(**kw), kw["segment_size"], ckpt
 
 
-def set_checkpointing(model, on: bool) -> None:
-    """HF gradient checkpointing (non-reentrant) on or off for a peft-wrapped model."""
-    base = model.get_base_model()
-    kw = {"use_reentrant": False}
-    # transformers 5.2x renamed these (the old names warn); older versions have only those.
-    if hasattr(base, "activation_checkpointing_enable"):
-        if on:
-            base.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
-        else:
-            base.activation_checkpointing_disable()
-    elif on:
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
-    else:
-        base.gradient_checkpointing_disable()
-
-
 def attach_predictors(model, cfg: GpuBenchConfig, device: str) -> int:
     """A `PatternPredictor` (random weights; its cost does not depend on them) per eliminating
     layer; returns their parameter count."""
@@ -298,6 +282,7 @@ class Runner:
         self.params = [p for p in model.parameters() if p.requires_grad]
 
     def configure(self, arm: str) -> int:
+        from lemo.models import set_checkpointing
         from lemo.patch import configure_lemo
 
         lemo_cfg, segment, ckpt = arm_setup(arm, self.cfg)

@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from lemo import kernels
 from lemo.baselines import s2_attention
@@ -38,7 +37,22 @@ from lemo.config import LemoConfig
 from lemo.mlp import channel_pruned_ffn, channel_pruned_mlp
 from lemo.scoring import TokenEliminator, informativeness_tiles, key_block_scores
 
-__all__ = ["LemoDecoderLayer", "LemoLlamaDecoderLayer", "LemoOPTDecoderLayer"]
+__all__ = ["apply_rope", "LemoDecoderLayer", "LemoLlamaDecoderLayer", "LemoOPTDecoderLayer"]
+
+
+def apply_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor,
+               sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary position embedding (RoFormer, Su et al. 2021) in the half-split layout of HF's
+    Llama family: x * cos + rotate_half(x) * sin. q, k: (b, heads, n, head_dim); cos, sin:
+    (b, n, head_dim). Our own, so a transformers release that wraps or renames its helper
+    cannot change it; `test_keep_ratio_one_reproduces_dense` pins it to HF's attention."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+
+    def rotate_half(x: torch.Tensor) -> torch.Tensor:
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((-x2, x1), dim=-1)
+
+    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
 
 class LemoDecoderLayer(GradientCheckpointingLayer):
@@ -134,7 +148,7 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
         mods = [a.q_proj, a.k_proj, a.v_proj]
         qkv = kernels.lora_linear_group(mods, x) if lean else [m(x) for m in mods]
         q, k, v = (t.view(b, n, -1, a.head_dim).transpose(1, 2) for t in qkv)
-        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        q, k = apply_rope(q, k, cos, sin)
         return q, k, v
 
     def _eliminating_attention(self, h: torch.Tensor, cos, sin) -> torch.Tensor:

@@ -147,6 +147,23 @@ def load_model(cfg: ModelConfig, device: str = "cpu") -> nn.Module:
     return model.train()
 
 
+def set_checkpointing(model: nn.Module, on: bool) -> None:
+    """HF activation (gradient) checkpointing, non-reentrant, on or off; `model` may be
+    peft-wrapped. transformers >= 5.25 names it `activation_checkpointing_*` (the old
+    `gradient_checkpointing_*` names warn there); older releases have only the old names."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    kw = {"use_reentrant": False}
+    if hasattr(base, "activation_checkpointing_enable"):
+        if on:
+            base.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+        else:
+            base.activation_checkpointing_disable()
+    elif on:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+    else:
+        base.gradient_checkpointing_disable()
+
+
 def add_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
     """peft LoRA on `cfg.targets` (OPT's o_proj is called out_proj; mapped automatically)."""
     from peft import LoraConfig as PeftLoraConfig

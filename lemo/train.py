@@ -34,7 +34,7 @@ from lemo.distributed import (
     wrap_for_training,
 )
 from lemo.loss import causal_lm_loss
-from lemo.models import add_lora, load_model
+from lemo.models import add_lora, load_model, set_checkpointing
 from lemo.patch import apply_lemo, lemo_layers
 from lemo.predictor import fit_predictors
 from shared.cli import parse_args, run
@@ -73,7 +73,7 @@ def build_model(cfg: TrainConfig, device: str) -> torch.nn.Module:
     torch.manual_seed(cfg.seed)
     model = add_lora(model, cfg.lora)
     if cfg.grad_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        set_checkpointing(model, True)
     return model.to(device).train()
 
 
@@ -122,7 +122,7 @@ def finetune(model: torch.nn.Module, tokens: np.ndarray, cfg: TrainConfig, devic
         else:
             loss = causal_lm_loss(model, x, segment=cfg.lemo.segment_size)
         if not torch.isfinite(loss):
-            raise DataError(f"loss is {float(loss)} at step {step} (lower lr or check the data)")
+            raise DataError(f"loss is {loss.item()} at step {step} (lower lr or check the data)")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

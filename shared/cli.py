@@ -22,7 +22,6 @@ import dataclasses
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from shared.config import load_config
@@ -75,8 +74,6 @@ def parse_args(argv: list[str] | None, cls: type[T], prog: str, description: str
             if flag not in names:
                 raise UserError(f"--{flag} given but {cls.__name__} has no '{flag}' field")
             overrides.append(f"{flag}={val}")
-    if args.config is not None and not Path(args.config).is_file():
-        raise UserError(f"config file not found: {args.config}")
     cfg = load_config(args.config, cls, overrides)
     return args, cfg
 

@@ -204,14 +204,37 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
+def resolve_config(path: str | Path) -> Path:
+    """A config path as given (absolute, or relative to the current directory); failing that, a
+    package's shipped default: `configs/<package>/<name>.yaml` is read from the installed
+    package's `configs/` folder (importlib.resources), so recipes run from any directory and
+    from an installed wheel. A path that is neither is a ConfigError naming it."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    parts = path.parts
+    if not path.is_absolute() and len(parts) == 3 and parts[0] == "configs" \
+            and parts[1].isidentifier():
+        import importlib.resources
+
+        try:
+            shipped = importlib.resources.files(parts[1]) / "configs" / parts[2]
+        except ModuleNotFoundError:
+            shipped = None
+        if shipped is not None and shipped.is_file():
+            return Path(str(shipped))
+    raise ConfigError(f"config file not found: {path}")
+
+
 def load_config(
     path: str | Path | None, cls: type[T], overrides: list[str] | None = None
 ) -> T:
     """Load `path` (or the dataclass defaults when None) into `cls`, then apply overrides.
+    `path` is found by `resolve_config` (a package's shipped configs from any directory).
 
     Errors name the file: "configs/x.yaml: unknown key 'optim.lrr' (known keys: ...)".
     """
-    data = read_yaml(path) if path is not None else {}
+    data = read_yaml(resolve_config(path)) if path is not None else {}
     source = str(path) if path is not None else "<defaults>"
     try:
         data = apply_overrides(data, overrides)

@@ -10,7 +10,7 @@ import numpy as np
 
 from shared.errors import ConfigError
 
-__all__ = ["set_seed", "pick_device", "versions", "cpu_count"]
+__all__ = ["set_seed", "pick_device", "versions", "cpu_count", "configure_threads"]
 
 
 def set_seed(seed: int, deterministic: bool = False) -> np.random.Generator:
@@ -42,11 +42,46 @@ def pick_device(name: str = "auto") -> str:
     return name
 
 
-def cpu_count() -> int:
+def _cgroup_cpus(path: str = "/sys/fs/cgroup/cpu.max") -> float | None:
+    """CPUs granted by a cgroup v2 quota ("200000 100000" -> 2.0); None when unlimited/absent."""
     try:
-        return len(os.sched_getaffinity(0))
+        quota, period = open(path).read().split()[:2]
+        return None if quota == "max" else max(1.0, int(quota) / int(period))
+    except (OSError, ValueError):
+        return None
+
+
+def cpu_count() -> int:
+    """Cores this process may actually use: the affinity mask, capped by a cgroup quota."""
+    try:
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    quota = _cgroup_cpus()
+    return max(1, min(n, int(quota)) if quota else n)
+
+
+_THREADS: int | None = None
+
+
+def configure_threads(env: dict | None = None) -> int:
+    """Set torch's intra-op threads once per process: `OMP_NUM_THREADS` when it is a positive
+    integer, else the cores actually available (`cpu_count`). torch's own default counts the
+    host's cores, which oversubscribes a container or a shared machine. Returns the count."""
+    global _THREADS
+    if _THREADS is not None:
+        return _THREADS
+    env = os.environ if env is None else env
+    raw = env.get("OMP_NUM_THREADS", "").strip()
+    n = int(raw) if raw.isdigit() and int(raw) > 0 else cpu_count()
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    _THREADS = n
+    return n
 
 
 def versions() -> dict:

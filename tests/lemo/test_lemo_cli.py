@@ -1,6 +1,5 @@
 """Recipes, loaders, bad input and the transformers API lemo relies on."""
 
-import inspect
 import json
 
 import numpy as np
@@ -33,10 +32,9 @@ def exit_code(main, argv, capsys):
 def test_transformers_layer_api_we_rely_on():
     """Fails clearly if transformers renames what lemo.layers wraps."""
     from transformers.modeling_layers import GradientCheckpointingLayer
-    from transformers.models.llama.modeling_llama import LlamaDecoderLayer, apply_rotary_pos_emb
+    from transformers.models.llama.modeling_llama import LlamaDecoderLayer
     from transformers.models.opt.modeling_opt import OPTDecoderLayer
 
-    assert list(inspect.signature(apply_rotary_pos_emb).parameters)[:4] == ["q", "k", "cos", "sin"]
     assert issubclass(LlamaDecoderLayer, GradientCheckpointingLayer)
     for arch, names in {"llama": ["self_attn", "mlp", "input_layernorm",
                                   "post_attention_layernorm"],

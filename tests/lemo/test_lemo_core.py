@@ -11,7 +11,7 @@ from lemo.config import LemoConfig, LoraConfig, ModelConfig
 from lemo.layers import LemoLlamaDecoderLayer
 from lemo.loss import causal_lm_loss, full_lm_loss
 from lemo.mlp import PrunedReluFunction, PrunedSwiGLUFunction
-from lemo.models import add_lora, build_model
+from lemo.models import add_lora, build_model, set_checkpointing
 from lemo.patch import apply_lemo, configure_lemo, lemo_layers
 from lemo.predictor import PatternPredictor, train_predictor
 from lemo.scoring import TokenEliminator, informativeness_tiles, key_block_scores, selection_recall
@@ -387,7 +387,7 @@ def test_gradient_checkpointing_keeps_gradients():
     causal_lm_loss(m, x, segment=32).backward()
     g0 = grads(m)
     m.zero_grad()
-    m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    set_checkpointing(m, True)
     with SavedTensorMeter(exclude=list(m.parameters())) as meter:
         loss = causal_lm_loss(m, x, segment=32)
     loss.backward()
