@@ -43,7 +43,7 @@ from lemo.scoring import (
 from lemo.train import build_model, finetune, predictor_batches
 from shared.bench import BenchReport, measure
 from shared.cli import build_parser, parse_args, run
-from shared.config import apply_overrides, from_dict, to_dict
+from shared.config import to_dict
 from shared.io import make_run_dir
 from shared.log import get_logger
 from shared.memory import SavedTensorMeter
@@ -95,7 +95,9 @@ class BenchConfig:
     accuracy: bool = True  # run the fine-tuning + accuracy part
 
 
-QUICK = {"mem_seq_lens": [2048, 4096],
+# --quick: the memory, step-time and predictor arms only (fine-tuning three LMs for the accuracy
+# arms takes ~10 minutes on 2 cores; `--quick --set accuracy=true` brings them back, small)
+QUICK = {"accuracy": False, "mem_seq_lens": [2048, 4096],
          "ft_seq_len": 1024, "ft_steps": 60, "ppl_windows": 4, "passkey_trials": 20,
          "selection_examples": 10,
          "predictor.steps": 100, "predictor.windows": 4, "predictor.prune_every": 25,
@@ -381,10 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-accuracy", action="store_true",
                         help="skip pretraining/fine-tuning (memory and time arms only)")
     args, bc = parse_args(argv, BenchConfig, prog="lemo.bench", description=DESCRIPTION,
-                          parser=parser)
-    if args.quick:
-        overrides = [f"{k}={v}" for k, v in QUICK.items()]
-        bc = from_dict(BenchConfig, apply_overrides(to_dict(bc), overrides))
+                          parser=parser, quick=QUICK)
     if args.no_accuracy:
         bc.accuracy = False
     set_seed(bc.seed)

@@ -178,10 +178,10 @@ def _train(args, cfg: TrainConfig, env: DistEnv) -> int:
     if len(tokens) <= cfg.data.seq_len:
         raise DataError(f"training text has {len(tokens)} bytes, fewer than data.seq_len="
                         f"{cfg.data.seq_len}")
+    model = build_model(cfg, device)  # checks the model (path, type, RoPE) before any file
     run_dir = shared_run_dir(args.out, env)
     if env.is_main:
         save_config(cfg, run_dir / "config.yaml")
-    model = build_model(cfg, device)
     # One process without a distributed checkpoint: a single-file Checkpointer. Under torchrun,
     # or resuming a run that was checkpointed by several ranks: sharded DCP checkpoints.
     sharded = env.active or has_checkpoint(run_dir)

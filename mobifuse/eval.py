@@ -37,20 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv, TrainConfig, prog="mobifuse.eval", description="",
                            parser=parser)
     model = load_model(args.model)
-    run_dir = make_run_dir(args.out, "mobifuse", "eval")
-    if args.capture:
+    if args.capture:  # every input is read and checked before the run dir is made
         cap = load_capture(args.capture)
         c = cap["calib"]
         out = fuse(cap["left"], cap["right"], cap["tof_depth"],
                    {"left": c.K_left, "tof": c.K_tof, "baseline_m": c.baseline_m},
                    c.T_left_tof, model=model, tof_amplitude=cap.get("tof_amplitude"),
                    mod_freq_hz=c.mod_freq_hz, downsample=cfg.sim.work_downsample)
+        if "gt_depth" in cap and cap["gt_depth"].shape != out["depth"].shape:
+            raise DataError(f"gt_depth.pfm shape {cap['gt_depth'].shape} != work "
+                            f"resolution {out['depth'].shape}")
+        run_dir = make_run_dir(args.out, "mobifuse", "eval")
         for k in ("depth", "sigma_tof", "sigma_st"):
             write_pfm(run_dir / f"{'fused' if k == 'depth' else k}.pfm", out[k])
         if "gt_depth" in cap:
-            if cap["gt_depth"].shape != out["depth"].shape:
-                raise DataError(f"gt_depth.pfm shape {cap['gt_depth'].shape} != work "
-                                f"resolution {out['depth'].shape}")
             metrics = {"mobifuse": depth_metrics(out["depth"], cap["gt_depth"]),
                        "tof_only": depth_metrics(out["tof"], cap["gt_depth"])}
             atomic_write_json(run_dir / "metrics.json", metrics)
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     masks = {m: d[f"mask_{m}"] for m in MASKS}
     metrics = {arm: {**depth_metrics(p, d["gt"]), **region_metrics(p, d["gt"], masks)}
                for arm, p in preds.items()}
+    run_dir = make_run_dir(args.out, "mobifuse", "eval")
     atomic_write_json(run_dir / "metrics.json", metrics)
     for arm, m in metrics.items():
         log.info("%-12s MAE %.4f m  RMSE %.4f m  bad5cm %.1f%%", arm, m["mae"], m["rmse"],

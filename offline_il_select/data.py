@@ -24,6 +24,7 @@ from shared.il.datasets import (
     load_minari,
     validate_dataset,
 )
+from shared.il.envs import make_env
 from shared.il.generate import dataset, reference_returns
 
 __all__ = ["ILData", "build_data", "dataset_specs", "generate_spec", "load_user_dataset",
@@ -95,8 +96,24 @@ def build_data(cfg: DataConfig) -> ILData:
     if expert["actions"].shape[1] != imperfect["actions"].shape[1]:
         raise DataError(f"D_e actions have {expert['actions'].shape[1]} dims but D_b's have "
                         f"{imperfect['actions'].shape[1]}")
+    check_env_shapes(expert, cfg.env_id, "D_e")
     ref = reference_returns(cfg.env_id, cfg.policy_dir or None)
     return ILData(expert, imperfect, cfg.env_id, ref["random"], ref["expert"], desc)
+
+
+def check_env_shapes(data: dict[str, np.ndarray], env_id: str, name: str) -> None:
+    """The dataset's state and action sizes must be the environment's (the policy is evaluated
+    there): a DataError naming both, before any training."""
+    env = make_env(env_id)
+    try:
+        obs, act = env.observation_space.shape, env.action_space.shape
+    finally:
+        env.close()
+    for key, want in (("observations", obs), ("actions", act)):
+        got = data[key].shape[1:]
+        if tuple(got) != tuple(want):
+            raise DataError(f"{name} {key} have shape {tuple(got)} per step but {env_id} "
+                            f"expects {tuple(want)} (data.env_id matches the dataset?)")
 
 
 def state_stats(data: ILData) -> tuple[np.ndarray, np.ndarray]:

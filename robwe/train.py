@@ -44,9 +44,11 @@ def summarise(fed: Federation, private: dict) -> dict:
     return out
 
 
-def train(cfg: RobWEConfig, run_dir: Path, engine: str = "loop") -> dict:
-    """Train (resuming from run_dir/ckpt.pt if present); return the summary."""
-    fed = build_federation(cfg)
+def train(cfg: RobWEConfig, run_dir: Path, engine: str = "loop",
+          fed: Federation | None = None) -> dict:
+    """Train (resuming from run_dir/ckpt.pt if present); return the summary. `fed`: the
+    federation already built from `cfg` (its data read and checked), else built here."""
+    fed = fed if fed is not None else build_federation(cfg)
     ckpt = Checkpointer(run_dir)
     private: dict[int, dict] = {}
     history: list[dict] = []
@@ -101,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         cfg.fl.rounds = min(cfg.fl.rounds, 5)
     set_seed(cfg.seed)
+    fed = build_federation(cfg)  # reads and checks the data before the run dir is made
     run_dir = make_run_dir(args.out, "robwe", "train")
     log.info("run dir %s", run_dir)
-    s = train(cfg, run_dir, args.engine)
+    s = train(cfg, run_dir, args.engine, fed)
     if "acc_honest_mean" in s:
         log.info("honest accuracy %.4f, head bits min %s, slice bits min %s, detection %s, "
                  "false flags %.3f", s["acc_honest_mean"], s.get("head_bits_honest_min"),

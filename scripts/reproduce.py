@@ -1,9 +1,10 @@
 """Run every package's benchmark and collect the headline rows into results/SUMMARY.md.
 
 Called by `scripts/reproduce` (which sets up the environment first). Each package that has a
-`bench.py` runs as `python -m <package>.bench --quick --out results/<package>` in its own process;
-a failing or timed-out package is reported in the summary and makes the exit code 1, the others
-still run.
+`bench.py` runs as `python -m <package>.bench --quick --out runs/reproduce/<package>` in its own
+process; a failing or timed-out package is reported in the summary and makes the exit code 1, the
+others still run. Output goes to the git-ignored `runs/reproduce/` so a checkout stays clean;
+`--update-results` writes into the committed `results/` instead (to refresh them on purpose).
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                     "command.")
     p.add_argument("packages", nargs="*", help="only these packages (default: all with a bench)")
     p.add_argument("--full", action="store_true", help="full benchmark settings (slow)")
-    p.add_argument("--out", default=str(ROOT / "results"), help="results folder")
+    p.add_argument("--out", default=None,
+                   help="results folder (default: runs/reproduce, git-ignored)")
+    p.add_argument("--update-results", action="store_true",
+                   help="write into the committed results/ folder (refresh the published results)")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per package")
     p.add_argument("--collect", action="store_true",
                    help="run nothing: rebuild SUMMARY.md from the bench.json files already in "
@@ -111,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown package '{unknown[0]}' (one of {', '.join(PACKAGES)})",
               file=sys.stderr)
         return 2
-    out_dir = Path(args.out)
+    if args.out and args.update_results:
+        print("error: --out and --update-results are exclusive", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out) if args.out else ROOT / ("results" if args.update_results
+                                                     else "runs/reproduce")
     selected = args.packages or [x for x in PACKAGES if (ROOT / x / "bench.py").exists()]
     results: dict[str, dict] = {}
     for pkg in selected:
@@ -133,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         results[pkg] = info
         log.info("%s: %s in %.0f s", pkg, info["status"], secs)
     atomic_write_text(out_dir / "SUMMARY.md", summarise(results, out_dir))
-    log.info("wrote %s", out_dir / "SUMMARY.md")
+    for pkg, info in results.items():
+        log.info("%-18s %-24s %6.0f s", pkg, info["status"], info["seconds"])
+    print(f"summary: {out_dir / 'SUMMARY.md'}")
     return 0 if all(r["status"] in ("ok", "no benchmark yet") for r in results.values()) else 1
 
 

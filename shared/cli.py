@@ -13,6 +13,8 @@ Standard flags: `--config`, `--set key=value` (repeatable), `--seed`, `--device`
 `--quick`, `-v`. `--seed`/`--device` are written into the config when it has such a field, so the
 saved config is the whole truth about a run. `run(main)` turns a `UserError` into one line on
 stderr and exit code 2 (a traceback only with -v), and Ctrl-C into exit code 130.
+`run` also sets torch's thread count from the cores actually available
+(`shared.runtime.configure_threads`), once, for every recipe.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, TypeVar
 from shared.config import load_config
 from shared.errors import UserError
 from shared.log import setup_logging
+from shared.runtime import configure_threads
 
 T = TypeVar("T")
 
@@ -59,14 +62,18 @@ def build_parser(prog: str, description: str, default_config: str | None = None,
 
 def parse_args(argv: list[str] | None, cls: type[T], prog: str, description: str,
                default_config: str | None = None,
-               parser: argparse.ArgumentParser | None = None) -> tuple[argparse.Namespace, T]:
-    """Parse the standard flags (plus any on `parser`), load and override the typed config."""
+               parser: argparse.ArgumentParser | None = None,
+               quick: dict[str, Any] | None = None) -> tuple[argparse.Namespace, T]:
+    """Parse the standard flags (plus any on `parser`), load and override the typed config.
+    `quick` ({'a.b': value}) is the `--quick` overlay: applied before the user's `--set`, so an
+    explicit `--set` of the same key always wins."""
     global _VERBOSE
     p = parser or build_parser(prog, description, default_config)
     args = p.parse_args(argv)
     _VERBOSE = args.verbose
     setup_logging(args.verbose)
-    overrides = list(args.overrides)
+    overrides = [f"{k}={v}" for k, v in (quick or {}).items()] if args.quick else []
+    overrides += list(args.overrides)
     names = {f.name for f in dataclasses.fields(cls)}
     for flag in ("seed", "device"):
         val = getattr(args, flag)
@@ -80,6 +87,7 @@ def parse_args(argv: list[str] | None, cls: type[T], prog: str, description: str
 
 def run(main: Callable[..., Any], argv: list[str] | None = None) -> None:
     """Call `main(argv)`; exit 0, 2 on a UserError (one line), 130 on Ctrl-C."""
+    configure_threads()
     try:
         rc = main(argv)
     except UserError as e:

@@ -1,4 +1,7 @@
-"""Repo-wide test options: `slow` tests run only with --runslow, `gpu` tests only with CUDA."""
+"""Repo-wide test options: `slow` tests run only with --runslow, `gpu` tests only with CUDA.
+Every test runs in its own empty working directory, so no recipe, loader or test may depend on
+being started from the repository root (defaults such as `configs/<package>/x.yaml` resolve to
+the package's shipped copy)."""
 
 import os
 
@@ -32,3 +35,9 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Tests share one cache dir per session, never the user's."""
     d = tmp_path_factory.getbasetemp() / "paperbench-cache"
     monkeypatch.setenv("PAPERBENCH_CACHE", str(d))
+
+
+@pytest.fixture(autouse=True)
+def _elsewhere(tmp_path, monkeypatch):
+    """Run from a fresh directory outside the repository."""
+    monkeypatch.chdir(tmp_path)
