@@ -3,7 +3,8 @@
     >>> arrays = cached_arrays("mobifuse-scenes", cfg_dict, lambda: simulate(cfg))
 
 The key is a hash of (name, config as canonical JSON, version). Change the generator's logic →
-bump `version`. The cache lives in $PAPERBENCH_CACHE or `<repo>/.cache`; entries are written
+bump `version`. The cache lives in $PAPERBENCH_CACHE, else `<repo>/.cache` in a source checkout,
+else (an installed wheel) `$XDG_CACHE_HOME/paperbench` (`~/.cache/paperbench`); entries are written
 atomically, so an interrupted generation never leaves a corrupt entry behind (a corrupt one found
 anyway is regenerated).
 """
@@ -31,7 +32,14 @@ log = logging.getLogger(__name__)
 
 def cache_dir() -> Path:
     env = os.environ.get("PAPERBENCH_CACHE")
-    d = Path(env) if env else Path(__file__).resolve().parent.parent / ".cache"
+    root = Path(__file__).resolve().parent.parent
+    if env:
+        d = Path(env)
+    elif (root / "pyproject.toml").is_file():  # a source checkout (or an editable install)
+        d = root / ".cache"
+    else:  # installed: never write into site-packages
+        xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        d = Path(xdg) / "paperbench"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -198,3 +198,47 @@ def test_quick_overlay_never_overrides_an_explicit_set():
     _, bc = parse_args(["--quick", "--set", "accuracy=true", "--set", "ft_steps=3"],
                        BenchConfig, "lemo.bench", "", quick=QUICK)
     assert bc.accuracy is True and bc.ft_steps == 3 and bc.mem_seq_lens == [2048, 4096]
+
+
+@pytest.mark.slow
+def test_an_installed_wheel_ships_configs_weights_and_runs_elsewhere(tmp_path):
+    """Build the wheel, install it into a bare folder and run a recipe from outside the repo
+    with only that folder (plus the venv's dependencies) on the path."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", str(ROOT), "-w", str(tmp_path / "whl")],
+                   check=True, cwd=tmp_path)
+    wheel = next((tmp_path / "whl").glob("paperbench-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for f in ROOT.glob("configs/*/*.yaml"):
+        assert f"{f.parent.name}/configs/{f.name}" in names, f
+    assert any(n.startswith("lemo/weights/") and n.endswith(".pt") for n in names)
+    assert "shared/il/policies/hopper_expert.pt" in names
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                    str(site), str(wheel)], check=True)
+    env = {**os.environ, "PYTHONPATH": str(site), "PAPERBENCH_CACHE": str(tmp_path / "c")}
+    r = subprocess.run([sys.executable, "-m", "ripple.train", "--config",
+                        "configs/ripple/tiny.yaml", "--out", "tr"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run([sys.executable, "-c", "import ripple; print(ripple.__file__)"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.stdout.startswith(str(site))
+
+
+def test_cache_lives_in_the_checkout_or_the_user_cache_never_site_packages(monkeypatch,
+                                                                          tmp_path):
+    import shared.cache as cache
+
+    monkeypatch.delenv("PAPERBENCH_CACHE")
+    assert cache.cache_dir() == ROOT / ".cache"
+    site = tmp_path / "site-packages" / "shared"
+    site.mkdir(parents=True)
+    monkeypatch.setattr(cache, "__file__", str(site / "cache.py"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.cache_dir() == tmp_path / "xdg" / "paperbench"
+    assert not (tmp_path / "site-packages" / ".cache").exists()
