@@ -13,9 +13,41 @@ kept tokens only, so dropped tokens' activations are never saved for backward. M
 - `lemo.baselines`: LongLoRA S2-Attn; `lemo.models`, `lemo.data`: tiny LM, corpus, passkey;
 - `lemo.kernels`: the hot operators' dispatch point (PyTorch reference / Triton);
 - recipes: `python -m lemo.train | lemo.eval | lemo.bench`.
+
+Example (what a notebook user types; about a second on a CPU): a tiny Llama with LoRA, then LeMo
+on it. The eliminating layers keep a quarter of the tokens, so autograd saves less.
+
+>>> import torch
+>>> from lemo import LemoConfig, LoraConfig, ModelConfig, add_lora, apply_lemo, build_model
+>>> from lemo import causal_lm_loss
+>>> from shared.memory import SavedTensorMeter
+>>> model = add_lora(build_model(ModelConfig(hidden_size=32, num_layers=4,
+...                                          intermediate_size=64)), LoraConfig())
+>>> x = torch.randint(0, 256, (1, 512))                  # byte tokens
+>>> with SavedTensorMeter(exclude=list(model.parameters())) as dense:
+...     causal_lm_loss(model, x).backward()
+>>> layers = apply_lemo(model, LemoConfig(keep_ratio=0.25, block_size=64))
+>>> [layer.eliminating for layer in layers]              # first and last layers stay dense
+[False, False, True, False]
+>>> with SavedTensorMeter(exclude=list(model.parameters())) as lemo:
+...     causal_lm_loss(model, x, segment=128).backward()
+>>> layers[2].last_idx.shape                             # tokens the eliminating layer kept
+torch.Size([1, 128])
+>>> lemo.bytes < dense.bytes
+True
+
+Any Llama / Mistral / Qwen2 / OPT checkpoint works the same way: `ModelConfig(path=dir)` and
+`load_model`, or `apply_lemo` on your own transformers (+ peft) model.
 """
 
-from lemo.config import LemoConfig
-from lemo.patch import apply_lemo, configure_lemo
+from lemo.config import LemoConfig, LoraConfig, ModelConfig, PredictorConfig
+from lemo.loss import causal_lm_loss
+from lemo.models import add_lora, build_model, load_model, set_checkpointing
+from lemo.patch import apply_lemo, configure_lemo, lemo_layers
+from lemo.predictor import PatternPredictor
+from lemo.scoring import TokenEliminator, informativeness_tiles, key_block_scores
 
-__all__ = ["LemoConfig", "apply_lemo", "configure_lemo"]
+__all__ = ["LemoConfig", "LoraConfig", "ModelConfig", "PredictorConfig", "apply_lemo",
+           "configure_lemo", "lemo_layers", "build_model", "load_model", "add_lora",
+           "set_checkpointing", "causal_lm_loss", "TokenEliminator", "PatternPredictor",
+           "informativeness_tiles", "key_block_scores"]

@@ -8,6 +8,21 @@ state-action discriminator (alpha = D/(1-D)) and runs weighted BC with the beta 
 (`wbc.weighted_bc_loss`). Modules: `config`, `data` (D_e/D_b from `shared.il`), `models`,
 `discriminator`, `selection`, `wbc`, `ilid` (the algorithm), `baselines` (BC-E, BC-U, DWBC,
 ISW-BC), `train` / `bench` (recipes behind `python -m`).
+
+Example (what a notebook user types; instant): resultant-state selection on two imperfect
+episodes. A transition is kept when an expert-like state (d(s') >= sigma) follows within K steps
+of the same episode; the episode end stops the look-ahead.
+
+>>> import numpy as np
+>>> from offline_il_select import ResultantStateSelector, beta_gate
+>>> d_next = np.array([0.1, 0.1, 0.1, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])  # d(s_{t+1})
+>>> ends = np.zeros(10, bool); ends[4] = True                           # two episodes
+>>> ResultantStateSelector(sigma=0.5, k=2)(d_next, ends, np.zeros(10, bool)).astype(int)
+array([0, 0, 1, 1, 0, 0, 0, 0, 0, 0])
+>>> beta_gate(np.array([0.2, 0.8]), sigma=0.5)                        # imitate only off-expert
+array([1., 0.], dtype=float32)
+
+The whole method on a dataset: `python -m offline_il_select.train` or `train.fit(cfg, data, dir)`.
 """
 
 from offline_il_select.ilid import ILID
