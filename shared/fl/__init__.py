@@ -13,6 +13,7 @@ server-side checks.
 """
 
 from shared.fl.loop import (
+    Failure,
     FedAvg,
     FLClient,
     Strategy,
@@ -31,6 +32,7 @@ from shared.fl.partition import (
 from shared.fl.sampling import sample_clients
 
 __all__ = [
+    "Failure",
     "FedAvg",
     "FLClient",
     "Strategy",

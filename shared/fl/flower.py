@@ -29,7 +29,7 @@ import importlib.util
 import itertools
 from collections.abc import Iterable
 
-from shared.fl.loop import FLClient, Strategy, Update, finish_round
+from shared.fl.loop import Failure, FLClient, Strategy, Update, finish_round
 from shared.log import get_logger
 
 __all__ = ["make_client_app", "make_server_app", "run_flower", "InProcessGrid",
@@ -94,11 +94,14 @@ def make_client_app(client: FLClient):
     return app
 
 
-def _replies(grid, messages: list) -> list:
+def _replies(grid, messages: list, tolerate: bool = False) -> list:
+    """The replies to `messages`. Error replies raise unless `tolerate` (then the caller gets
+    them and counts them as failures); a message without a reply always raises."""
     replies = list(grid.send_and_receive(messages))
-    for r in replies:
-        if r.has_error():
-            raise RuntimeError(f"a Flower client failed: {r.error.reason}")
+    if not tolerate:
+        for r in replies:
+            if r.has_error():
+                raise RuntimeError(f"a Flower client failed: {r.error.reason}")
     if len(replies) != len(messages):
         raise RuntimeError(f"{len(messages) - len(replies)} Flower clients did not reply")
     return replies
@@ -149,14 +152,19 @@ def make_server_app(strategy: Strategy, num_rounds: int, evaluate_config: dict |
         client_ids = sorted(node_of)
         for rnd in range(1, num_rounds + 1):
             plan = strategy.configure_fit(rnd, client_ids)
-            replies = _replies(grid, [request(node_of[c], "train", cfg) for c, cfg in plan.items()])
-            updates = []
+            replies = _replies(grid, [request(node_of[c], "train", cfg) for c, cfg in plan.items()],
+                               tolerate=True)
+            client_of = {n: c for c, n in node_of.items()}
+            updates, failures = [], []
             for r in replies:
+                if r.has_error():
+                    failures.append(Failure(client_of[r.metadata.src_node_id], r.error.reason))
+                    continue
                 m = dict(r.content["metrics"])
                 cid, n = int(m.pop("client-id")), int(m.pop("num-examples"))
                 updates.append(Update(cid, dict(r.content["arrays"].to_torch_state_dict()), n,
                                       {k: float(v) for k, v in m.items()}))
-            record = finish_round(strategy, rnd, updates)
+            record = finish_round(strategy, rnd, updates, failures)
             log.info("flower round %d: %d sampled, rejected %s", rnd, len(updates),
                      record["rejected"])
             result["history"].append(record)
@@ -210,10 +218,18 @@ def _grid_class():
             return list(self._contexts)
 
         def push_messages(self, messages):
+            from flwr.app import Error, Message
+            from flwr.common.constant import ErrorCode
+
             ids = []
             for msg in messages:
                 mid = f"m{next(self._ids)}"
-                self._inbox[mid] = self._client_app(msg, self._contexts[msg.metadata.dst_node_id])
+                try:
+                    reply = self._client_app(msg, self._contexts[msg.metadata.dst_node_id])
+                except Exception as e:  # as a SuperNode does: an error reply, not a crash
+                    reply = Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION,
+                                          reason=f"{type(e).__name__}: {e}"), reply_to=msg)
+                self._inbox[mid] = reply
                 ids.append(mid)
             return ids
 

@@ -4,6 +4,7 @@ One round (McMahan et al. 2017; the Strategy hooks of `flwr.server.strategy`):
 
     plan    = strategy.configure_fit(rnd, client_ids)        # {client_id: config}
     updates = [client.fit(cid, global_state, cfg, private[cid]) for cid, cfg in plan]
+    strategy.handle_failures(rnd, failures)                 # clients whose fit raised
     kept    = strategy.check_updates(rnd, updates)          # server-side checks (may ban)
     strategy.aggregate_fit(rnd, kept)                       # new global (shared) state
 
@@ -26,7 +27,7 @@ import torch
 from shared.fl.sampling import sample_clients
 from shared.log import get_logger, progress
 
-__all__ = ["Update", "FLClient", "Strategy", "FedAvg", "round_rng", "run_rounds",
+__all__ = ["Update", "Failure", "FLClient", "Strategy", "FedAvg", "round_rng", "run_rounds",
            "finish_round", "weighted_average"]
 
 log = get_logger(__name__)
@@ -74,20 +75,38 @@ def weighted_average(states: Sequence[State], weights: Sequence[float]) -> State
     return out
 
 
-class Strategy:
-    """Server-side logic as hooks (cf. `flwr.server.strategy.Strategy`).
+@dataclass
+class Failure:
+    """A sampled client whose round failed (its `fit` raised, or its node returned an error)."""
 
-    Subclasses override `aggregate_fit` (required) and optionally `configure_fit` (which
-    clients, with what config) and `check_updates` (drop suspicious uploads before
-    aggregation; may add clients to `self.banned`, who are never sampled again).
+    client_id: int
+    error: str
+
+
+class Strategy:
+    """Server-side logic as hooks (cf. `flwr.server.strategy.Strategy`), called in this order
+    each round:
+
+    - `configure_fit(rnd, client_ids) -> {client_id: config}`: which clients train this round,
+      with what config (default: a seeded `fraction` of the clients not banned);
+    - `handle_failures(rnd, failures)`: the sampled clients whose round failed. Default: log
+      them and carry on with the others, as Flower's `accept_failures=True`; with
+      `accept_failures=False` the round aggregates nothing (the global state is kept);
+    - `check_updates(rnd, updates) -> kept updates`: server-side checks before aggregation
+      (default: keep all); may add clients to `self.banned`, who are never sampled again;
+    - `aggregate_fit(rnd, kept) -> new global state` (required; an empty `kept` must keep the
+      current state).
+
+    `state_dict` / `load_state_dict` carry everything needed to resume the server.
     """
 
     def __init__(self, initial_state: State, fraction: float = 1.0, min_clients: int = 1,
-                 seed: int = 0):
+                 seed: int = 0, accept_failures: bool = True):
         self.global_state: State = {k: v.detach().clone() for k, v in initial_state.items()}
         self.fraction = fraction
         self.min_clients = min_clients
         self.seed = seed
+        self.accept_failures = accept_failures
         self.banned: set[int] = set()
 
     def configure_fit(self, rnd: int, client_ids: Sequence[int]) -> dict[int, dict]:
@@ -95,6 +114,12 @@ class Strategy:
         chosen = sample_clients(available, self.fraction, round_rng(self.seed, rnd),
                                 self.min_clients)
         return {c: {"round": rnd} for c in chosen}
+
+    def handle_failures(self, rnd: int, failures: list[Failure]) -> bool:
+        """Log the failed clients; return whether the round may still aggregate."""
+        for f in failures:
+            log.warning("round %d: client %d failed (%s)", rnd, f.client_id, f.error)
+        return self.accept_failures or not failures
 
     def check_updates(self, rnd: int, updates: list[Update]) -> list[Update]:
         return list(updates)
@@ -121,11 +146,16 @@ class FedAvg(Strategy):
         return self.global_state
 
 
-def finish_round(strategy: Strategy, rnd: int, updates: list[Update]) -> dict:
-    """Server half of a round (shared by both engines): check, aggregate, summarise."""
+def finish_round(strategy: Strategy, rnd: int, updates: list[Update],
+                 failures: Sequence[Failure] = ()) -> dict:
+    """Server half of a round (shared by both engines): failures, check, aggregate, summarise."""
     updates = sorted(updates, key=lambda u: u.client_id)
-    kept = strategy.check_updates(rnd, updates)
-    strategy.aggregate_fit(rnd, kept)
+    failures = sorted(failures, key=lambda f: f.client_id)
+    if strategy.handle_failures(rnd, failures):
+        kept = strategy.check_updates(rnd, updates)
+        strategy.aggregate_fit(rnd, kept)
+    else:
+        kept = []
     kept_ids = [u.client_id for u in kept]
     metrics: dict[str, float] = {}
     for key in sorted({k for u in updates for k in u.metrics}):
@@ -133,7 +163,7 @@ def finish_round(strategy: Strategy, rnd: int, updates: list[Update]) -> dict:
         metrics[key] = float(np.mean(vals))
     return {"round": rnd, "sampled": [u.client_id for u in updates], "accepted": kept_ids,
             "rejected": [u.client_id for u in updates if u.client_id not in kept_ids],
-            "metrics": metrics}
+            "failed": [f.client_id for f in failures], "metrics": metrics}
 
 
 def run_rounds(strategy: Strategy, client: FLClient, client_ids: Sequence[int],
@@ -149,9 +179,14 @@ def run_rounds(strategy: Strategy, client: FLClient, client_ids: Sequence[int],
     for rnd in progress(range(start_round, num_rounds + 1), desc="rounds",
                         initial=start_round - 1, total=num_rounds):
         plan = strategy.configure_fit(rnd, client_ids)
-        updates = [client.fit(cid, strategy.global_state, cfg, private.setdefault(cid, {}))
-                   for cid, cfg in plan.items()]
-        record = finish_round(strategy, rnd, updates)
+        updates, failures = [], []
+        for cid, cfg in plan.items():
+            try:
+                updates.append(client.fit(cid, strategy.global_state, cfg,
+                                          private.setdefault(cid, {})))
+            except Exception as e:  # a failing client must not end the federation
+                failures.append(Failure(cid, f"{type(e).__name__}: {e}"))
+        record = finish_round(strategy, rnd, updates, failures)
         log.debug("round %d: %s", rnd, record)
         history.append(record)
         if on_round is not None:

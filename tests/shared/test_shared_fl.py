@@ -140,3 +140,28 @@ def test_run_rounds_resume_equals_straight_run():
     c.load_state_dict(b.state_dict())
     run_rounds(c, MeanClient(), range(6), num_rounds=4, start_round=3)
     assert torch.equal(a.global_state["w"], c.global_state["w"])
+
+
+class FailingClient(MeanClient):
+    """MeanClient whose client 1 always fails (a crashed or disconnected device)."""
+
+    def fit(self, cid, global_state, config, private):
+        if cid == 1:
+            raise RuntimeError("device went away")
+        return super().fit(cid, global_state, config, private)
+
+
+def test_a_failing_client_is_recorded_and_the_round_aggregates_the_others(caplog):
+    strat = FedAvg({"w": torch.zeros(())}, fraction=1.0, seed=0)
+    hist = run_rounds(strat, FailingClient(), range(3), num_rounds=1)
+    assert hist[0]["failed"] == [1] and hist[0]["accepted"] == [0, 2]
+    # closed form over clients 0 and 2 only: mean(0 + 0.5 * (i - 0)) = 0.5
+    assert float(strat.global_state["w"]) == pytest.approx(0.5)
+    assert "client 1 failed (RuntimeError: device went away)" in caplog.text
+
+
+def test_accept_failures_false_keeps_the_global_state():
+    strat = FedAvg({"w": torch.zeros(())}, fraction=1.0, seed=0, accept_failures=False)
+    hist = run_rounds(strat, FailingClient(), range(3), num_rounds=2)
+    assert [h["failed"] for h in hist] == [[1], [1]] and hist[0]["accepted"] == []
+    assert float(strat.global_state["w"]) == 0.0

@@ -65,3 +65,15 @@ def test_flower_simulation_without_ray_is_a_clear_error():
     app, _ = make_server_app(FedAvg({"w": torch.zeros(())}), 1)
     with pytest.raises(ConfigError, match="Ray"):
         run_flower(app, make_client_app(MeanClient()), 2, engine="simulation")
+
+
+def test_flower_client_failure_matches_run_rounds():
+    from test_shared_fl import FailingClient
+
+    ref = FedAvg({"w": torch.zeros(())}, fraction=1.0, seed=0)
+    hist = run_rounds(ref, FailingClient(), range(3), num_rounds=2)
+    strat = FedAvg({"w": torch.zeros(())}, fraction=1.0, seed=0)
+    app, result = make_server_app(strat, num_rounds=2)
+    run_flower(app, make_client_app(FailingClient()), num_clients=3, engine="inprocess")
+    assert [h["failed"] for h in result["history"]] == [h["failed"] for h in hist] == [[1], [1]]
+    assert torch.equal(strat.global_state["w"], ref.global_state["w"])
