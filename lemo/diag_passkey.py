@@ -1,4 +1,4 @@
-"""`python -m lemo.diag_passkey`: why does LeMo lose passkey retrieval? (issue #3 diagnostics)
+"""`python -m lemo.diag_passkey`: why does LeMo lose passkey retrieval? (diagnostics)
 
 One bench accuracy arm (`lemo.bench.accuracy_arm`'s model, data, seeds and fine-tuning loop),
 then, on the fine-tuned (or untouched, `--set bench.ft_steps=0`) model:

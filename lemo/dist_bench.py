@@ -1,4 +1,4 @@
-"""LoRA vs LeMo under FSDP2 on several GPUs (issue 5, part 3): memory per GPU and throughput.
+"""LoRA vs LeMo under FSDP2 on several GPUs: memory per GPU and throughput.
 
     torchrun --nproc_per_node 2 -m lemo.dist_bench --out results/lemo_dist/n2   # FSDP2, 2 GPUs
     python -m lemo.dist_bench --out results/lemo_dist/n1                        # 1 GPU, no FSDP

@@ -1,4 +1,5 @@
-"""The GPU memory/speed benchmark of LeMo against LoRA, LongLoRA and chunked loss (issue 4).
+"""The GPU memory/speed benchmark of LeMo against LoRA, LongLoRA and chunked loss
+(paper §6.2: peak memory, step time and longest sequence, Fig. 12).
 
     python -m lemo.gpu_bench --config configs/lemo/gpu_llama.yaml --out results/lemo_gpu
 
@@ -62,7 +63,7 @@ ARMS = ("lora", "lora_segment", "lora_ckpt", "longlora_s2", "lemo_attn", "lemo_f
 
 @dataclass
 class GpuModelConfig:
-    """The benchmarked LM's shape (defaults: Llama-shaped, as in issue 4)."""
+    """The benchmarked LM's shape (defaults: Llama-2-shaped, as in the paper's §6.2)."""
 
     arch: Literal["llama", "opt"] = "llama"
     hidden_size: int = 2048
@@ -484,7 +485,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def evaluate_targets(rep: BenchReport, cfg: GpuBenchConfig, longest: dict) -> None:
-    """Issue 4's "done when" targets on the figures just measured."""
+    """The package's GPU targets (memory, step time, longest sequence) on the figures measured."""
     def v(arm, metric, s):
         return rep.value(arm, metric, _setting(s))
 

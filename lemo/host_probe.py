@@ -1,4 +1,4 @@
-"""Host-side cost of one training step (issue 4's 4K step): step time, host enqueue time,
+"""Host-side cost of one training step (the GPU bench's 4K step): step time, host enqueue time,
 syncs, and CPU time per LeMo component (torch.profiler + record_function labels).
 
     python -m lemo.host_probe --out DIR [--arms lora,lemo_full] [--seq 4096]

@@ -1,4 +1,4 @@
-"""`fuse(left, right, tof, intrinsics, extrinsics)`: MobiFuse on your own arrays (issue 10 #7).
+"""`fuse(left, right, tof, intrinsics, extrinsics)`: MobiFuse on your own arrays.
 
     >>> out = fuse(left, right, tof_depth,
     ...            intrinsics={"left": K_left, "tof": K_tof, "baseline_m": 0.015},

@@ -1,4 +1,4 @@
-"""Baselines run beside MobiFuse in the same benchmark (issue 10, item 5; paper notes §4).
+"""Baselines run beside MobiFuse in the same benchmark.
 
 All take and return work-resolution maps (h, w) in metres:
 - `tof_only`: the reprojected ToF, upsampled by normalised convolution, holes nearest-filled;

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             for arm, v in maes.items():
                 rep.add(arm, setting=f"{factor}={val:g}", mae=v)
 
-    # --- checks (issue 10 "done when"), on the figures just measured
+    # --- checks: the package's targets, on the figures just measured
     fused = overall["mobifuse"]["mae"]
     best_single = min(overall["tof_only"]["mae"], overall["sgbm_only"]["mae"])
     rep.check("fused MAE / min(ToF-only, SGBM-only) MAE", fused / best_single, "<=", 0.5)

@@ -1,4 +1,4 @@
-"""Datasets: cached simulated scenes (issue 10, item 1) and loaders for real formats (item 7).
+"""Datasets: cached simulated scenes and loaders for real formats.
 
 Simulated: `build_dataset(seeds, sim, stereo, dei, overrides)` renders each seeded scene
 (`mobifuse.simulator`), runs the fusion pipeline (`mobifuse.pipeline.prepare_frame`) and stacks

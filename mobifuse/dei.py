@@ -1,6 +1,6 @@
 """Depth Error Indication (DEI): per-pixel expected depth error of each sensor from physics
-(MobiFuse §"DEI modality"; issue 10, item 3; formulas reconstructed in paper notes §2.3, since
-the paper's own are unpublished).
+(MobiFuse §"DEI modality"; the formulas are our reconstruction from standard ToF and stereo
+sensor models, since the paper's own are unpublished).
 
 ToF, sigma_tof (m) = sqrt(shot^2 + mpi^2 + edge^2 + wrap^2 + hole^2):
 - shot: c / (4 pi f) * sqrt((A + B) / 2 + read^2) / A  -- amplitude A and ambient offset B in

@@ -1,10 +1,10 @@
 """Camera geometry shared by the pipeline, baselines and downstream metrics.
 
 - `reproject_tof`: z-buffered forward warp of a ToF depth map (and per-pixel channels such as
-  amplitude) into the left view (paper notes §2.1 "reprojection holes and occlusions");
+  amplitude) into the left view (this is where ToF reprojection holes and occlusions arise);
 - `densify`: normalised-convolution upsampling of a sparse map, nearest fill of the rest;
 - `backproject` / `chamfer_distance`: point clouds and their symmetric Chamfer distance
-  (issue 10, item 6).
+  (the paper's downstream 3D-reconstruction task).
 
 Shapes: depth maps (H, W); intrinsics K (3, 3); `T_left_tof` (4, 4) maps ToF-frame points into
 the left camera frame.

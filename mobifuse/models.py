@@ -1,5 +1,5 @@
-"""The progressive two-stage fusion network ("TSFuseNet"; MobiFuse §"progressive fusion", issue
-10 item 4; layer sizes are ours, the paper does not publish them, see paper notes §2.4).
+"""The progressive two-stage fusion network ("TSFuseNet"; MobiFuse §"progressive fusion"; layer
+sizes are ours, the paper does not publish them).
 
 Inputs (B = batch, h x w work resolution, multiples of 8):
   geom (B, 4, h, w): ToF depth, ToF valid, SGBM depth, SGBM valid  (depths in metres)

@@ -1,7 +1,8 @@
-"""Seeded ToF + stereo scene simulator: analytic ray casting of rooms with objects (issue 10 #1).
+"""Seeded ToF + stereo scene simulator: analytic ray casting of rooms with objects.
 
 MobiFuse (arXiv 2412.13848) trains and evaluates on its RealToF captures, which are not public;
-this module renders the physics the paper's DEI modality is built on (paper notes §2):
+this module renders the physics the paper's DEI modality is built on (standard
+sensor models; the paper does not publish its own):
 
 - **Scene** (`sample_scene`): a box-shaped room (floor, ceiling, three walls -> concave corners)
   with boxes, spheres and vertical cylinders at 0.3-4 m, seen by a pitched camera. Every surface

@@ -1,5 +1,5 @@
 """Stereo depth from a rectified pair with OpenCV SGBM, plus the cues the stereo DEI needs
-(issue 10, item 2; paper notes §2.2, §3).
+(stereo depth Z = f B / d, so its error grows as Z^2 sigma_disp / (f B)).
 
 - `sgbm_disparity`: `cv2.StereoSGBM` (3-way mode); OpenCV returns int16 disparity x16
   (`DISP_SCALE`), so we divide by 16 and mask values below `minDisparity` (and zero) as invalid.

@@ -212,7 +212,7 @@ def main(argv=None) -> int:
     control_gain = _ratio(ctrl["ripple-place"]["mean_run"], ctrl["naive-runs"]["mean_run"])
     scaling = placement_scaling(cfg.placement_sizes, cfg.online.top_k, cfg.seed)
 
-    # checks: the "done when" targets, on the figures just measured
+    # checks: the package's targets, on the figures just measured
     def v(arm, setting, metric):
         return rep.value(arm, metric, setting)
 

@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             forger_forged_key_bits=nd.get("forger_forged_key_bits"))
     rep.extra["ratios"] = rep.ratios("acc", lower_is_better=False)
 
-    # ---- checks: the "done when" targets on the figures just measured ----
+    # ---- checks: the package's targets on the figures just measured ----
     delta = 100 * (main_sum["acc"] - base["acc"])
     rep.check("FedRep (no watermark) personalised accuracy >= 0.90", base["acc"], ">=", 0.90)
     rep.check("RobWE accuracy - FedRep accuracy (points) >= -1", delta, ">=", -1.0)

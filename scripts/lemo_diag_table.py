@@ -1,4 +1,4 @@
-"""Summarise `python -m lemo.diag_passkey` runs (issue #3) as markdown tables.
+"""Summarise `python -m lemo.diag_passkey` runs as markdown tables.
 
 usage: python scripts/lemo_diag_table.py results/lemo/diag/*.json
 

@@ -7,7 +7,8 @@ training step on random bytes, parameters excluded; `shared.memory.SavedTensorMe
 every keep ratio in {0.4, 0.6, 0.8, 0.9, 1.0} and MLP prune ratio in {0, 0.5, 0.6, 0.8}. Causal and
 non-causal scores keep the same number of blocks, so they save the same bytes (the script
 checks it and stores one figure).
-Together with `python -m lemo.passkey_sweep` it maps issue #3's memory/accuracy trade-off.
+Together with `python -m lemo.passkey_sweep` it maps LeMo's memory/accuracy trade-off on the
+embedded LM.
 """
 
 from __future__ import annotations

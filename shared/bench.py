@@ -11,7 +11,7 @@ the same inputs and seeds, and hands the measured rows to a `BenchReport`:
     >>> rep.headline(claim="1.93x less memory", measured="2.4x", baseline="LoRA", ratio=2.4)
     >>> rep.write(run_dir)      # bench.json, bench.md, bench.png
 
-`bench.json` carries the rows, ratios, `checks` (each issue's "done when" targets evaluated on
+`bench.json` carries the rows, ratios, `checks` (each package's targets evaluated on
 the figures just measured: `{name, measured, target, holds}`), the headline rows that
 `scripts/reproduce` collects into `results/SUMMARY.md`, versions, device, CPU count and the
 exact command.
@@ -70,7 +70,7 @@ def measure(
 
 @dataclass
 class Check:
-    """One "done when" target evaluated on measured figures."""
+    """One target (a paper claim and its threshold) evaluated on measured figures."""
 
     name: str
     measured: float | None

@@ -1,4 +1,4 @@
-"""Beats, fiducials and metrics (paper sec. 2.2.5 and evaluation, paper notes sec. 5).
+"""Beats, fiducials and metrics (paper sec. 2.2.5 and its evaluation).
 
 Detection:
 * `find_jpeaks` - J peaks on a BCG-like signal: polarity by skewness, period from the

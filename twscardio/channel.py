@@ -1,4 +1,4 @@
-"""Bluetooth packet loss: the Gilbert-Elliott bursty channel (paper notes sec. 3.4).
+"""Bluetooth packet loss: the Gilbert-Elliott bursty channel.
 
 A two-state Markov chain over packets, Good (delivered) and Bad (lost), with p = P(G->B) and
 r = P(B->G). Mean burst length L = 1/r and stationary loss l = p / (p + r), so a target (l, L)

@@ -13,7 +13,7 @@ from typing import Literal
 
 @dataclass
 class ChannelConfig:
-    """Bluetooth link: a Gilbert-Elliott packet-loss channel per bud (paper notes 3.4)."""
+    """Bluetooth link: a Gilbert-Elliott packet-loss channel per bud."""
 
     loss: float = 0.1  # stationary packet-loss rate, 0..0.3 in the paper's sweep
     burst: float = 3.0  # mean burst length in packets (1/r), 1..8

@@ -1,4 +1,4 @@
-"""Motion handling by multi-axis fusion (paper sec. 2.2.3; design in paper notes 2.2.3).
+"""Motion handling by multi-axis fusion (paper sec. 2.2.3).
 
 Stages on the uniform grid (fs, default 100 Hz), in `window_s` windows:
 

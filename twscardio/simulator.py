@@ -4,7 +4,7 @@
 acceleration (g, gravity removed), rotation rate (rad/s), delivered samples only) plus ground
 truth on the reference grid. Every random draw comes from `np.random.default_rng(seed)`.
 
-Assumptions (paper notes sec. 3; ranges are literature-typical, not measured by us):
+Assumptions (ranges are literature-typical, not measured by us):
 
 * **Rhythm.** Instantaneous HR = HR0 * (1 + RSA + LF) with respiratory sinus arrhythmia at the
   breathing rate (0.2-0.35 Hz, 2-6 %) and a 0.1 Hz Mayer/LF wave (1-4 %); R peaks where the

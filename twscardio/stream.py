@@ -1,4 +1,4 @@
-"""Real-time streaming API (paper: real-time app; issue item 6).
+"""Real-time streaming API (paper: real-time app).
 
 `StreamingMonitor.push(side, relative_time, acc, gyro)` takes packets as they arrive from each
 bud (any number of samples, timestamps increasing per bud) and returns the `Update`s that became

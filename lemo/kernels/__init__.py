@@ -22,7 +22,7 @@ Contracts (b = batch, s = sequence, h = query heads, hk = key/value heads, d = h
   `hidden @ weightᵀ` against `labels` (already shifted), computed `segment` tokens at a time with
   recomputation in backward, so (tokens × vocab) logits never exist at once.
 
-Kernels (issue 4; one module each): `block_scores` (tile pooling), `selective_load` (gathered-row
+Kernels (paper §4.4; one module each): `block_scores` (tile pooling), `selective_load` (gathered-row
 GEMM behind `gather_rows`/`project_rows`), `scatter_add` (in-place residual epilogue,
 `scatter_add_rows(..., inplace=True)` is the optional in-place form), `segment_loss` (segmented
 linear + CE with recomputation), `pruned_mlp` (`pruned_swiglu`: a token-chunked forward for the

@@ -1,4 +1,4 @@
-"""Issue #3 diagnostics: the oracle eliminator probe, passkey block flags, and the eliminating
+"""Passkey diagnostics: the oracle eliminator probe, passkey block flags, and the eliminating
 layer's kept tokens checked against transformers' own dense decoder layer run on the kept rows."""
 
 import copy
