@@ -82,7 +82,7 @@ def summarise(results: dict[str, dict], out_dir: Path) -> str:
             "full results (bench.json, bench.md, plots) are in `results/<package>/`.", "",
             "## Paper claims vs our measurements", "",
             "A ratio > 1 means our method beats the named baseline on that metric.", "",
-            markdown_table(rows), "## Targets from the issues (evaluated on these runs)", "",
+            markdown_table(rows), "## Package targets (evaluated on these runs)", "",
             markdown_table(checks) if checks else "(no package ran)\n"]
     pngs = sorted(out_dir.glob("*/*.png"))
     if pngs:

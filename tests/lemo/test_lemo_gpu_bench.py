@@ -54,7 +54,7 @@ def test_gpu_bench_tiny_cpu_all_arms(tmp_path):
     assert data["predictor_params"] > 0
 
 
-def test_arm_table_matches_the_issue():
+def test_arm_table_matches_the_paper_setups():
     from lemo.gpu_bench import GpuBenchConfig
 
     cfg = GpuBenchConfig()
