@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,17 +31,12 @@ from lemo.config import (
     TrainConfig,
 )
 from lemo.data import load_text, make_passkey_batch, passkey_accuracy
+from lemo.finetune import build_finetune_model, finetune, predictor_batches
 from lemo.loss import causal_lm_loss
 from lemo.models import set_checkpointing
-from lemo.patch import base_model, configure_lemo, lemo_layers
+from lemo.patch import configure_lemo, lemo_layers
 from lemo.predictor import capture_scores, fit_predictors, predictor_recall
-from lemo.scoring import (
-    OracleBlockEliminator,
-    RandomBlockEliminator,
-    RecentBlockEliminator,
-    key_block_scores,
-)
-from lemo.train import build_model, finetune, predictor_batches
+from lemo.scoring import key_block_scores
 from shared.bench import BenchReport, measure
 from shared.cli import build_parser, parse_args, run
 from shared.config import to_dict
@@ -84,13 +80,6 @@ class BenchConfig:
     compare_rope_scaling: float = 0.0
     selection_examples: int = 20  # passkey examples for the needle/question-block diagnostic
     sparse_eval_diagnostic: bool = True  # LeMo arms: also evaluate with elimination on
-    # diagnostic probe, not the paper: LeMo layers always keep their last N blocks (0 = off)
-    probe_keep_recent: int = 0
-    # diagnostic probe, not the paper: LeMo layers always keep the passkey needle's and
-    # question's blocks (read from the data; OracleBlockEliminator), the rest by top-k
-    probe_oracle: bool = False
-    # diagnostic probe, not the paper: LeMo layers keep k random blocks (RandomBlockEliminator)
-    probe_random: bool = False
     recall_windows: int = 4
     accuracy: bool = True  # run the fine-tuning + accuracy part
 
@@ -233,74 +222,23 @@ def passkey_sets(bc: BenchConfig) -> dict[int, np.ndarray]:
             for s in lens}
 
 
-def _install_recent_eliminator(model, cfg: LemoConfig, recent: int) -> None:
-    """Diagnostic probe (BenchConfig.probe_keep_recent): every LeMo layer keeps its last
-    `recent` blocks (`RecentBlockEliminator`) instead of the paper's top-k rule."""
-    for m in lemo_layers(model):
-        m.eliminator = RecentBlockEliminator(cfg.block_size, cfg.keep_ratio, recent)
-
-
-_NEEDLE_LEN = len("The pass key is 12345. Remember it. 12345 is the pass key.\n")
-_QUESTION_LEN = len("What is the pass key? The pass key is 12345")
-
-
-def passkey_blocks(x: torch.Tensor, block_size: int) -> torch.Tensor:
-    """(b, s) byte ids -> (b, nb) bool: the blocks overlapping a passkey example's needle (its
-    first "The pass key is" statement) or its final question; all False for other windows."""
-    b, s = x.shape
-    out = torch.zeros(b, s // block_size, dtype=torch.bool)
-    for r, row in enumerate(x.detach().cpu().to(torch.uint8).numpy()):
-        raw = row.tobytes()
-        pos = raw.find(b"The pass key is")
-        if pos < 0 or pos >= s - _QUESTION_LEN:  # no needle before the question
-            continue
-        for a, e in ((pos, pos + _NEEDLE_LEN), (s - _QUESTION_LEN, s)):
-            out[r, a // block_size:(e - 1) // block_size + 1] = True
-    return out
-
-
-def _install_oracle_eliminator(model, cfg: LemoConfig) -> None:
-    """Diagnostic probe (BenchConfig.probe_oracle): every LeMo layer keeps the needle's and the
-    question's blocks (`OracleBlockEliminator`), fed from the input ids by a pre-hook on the
-    embedding (installed once per model)."""
-    layers = lemo_layers(model)
-    for m in layers:
-        m.eliminator = OracleBlockEliminator(cfg.block_size, cfg.keep_ratio)
-    emb = base_model(model).get_input_embeddings()
-    if getattr(emb, "_oracle_hook", None) is None:
-        def hook(_mod, args):
-            forced = passkey_blocks(args[0], cfg.block_size) if args[0].ndim == 2 else None
-            for m in lemo_layers(model):
-                if isinstance(m.eliminator, OracleBlockEliminator):
-                    m.eliminator.forced = forced
-        emb._oracle_hook = emb.register_forward_pre_hook(hook)
-
-
-def install_probe(model, cfg: LemoConfig, bc: BenchConfig) -> None:
-    """(Re)install the diagnostic eliminator a probe asks for (after every configure_lemo)."""
-    if bc.probe_keep_recent:
-        _install_recent_eliminator(model, cfg, bc.probe_keep_recent)
-    if bc.probe_oracle:
-        _install_oracle_eliminator(model, cfg)
-    if bc.probe_random:
-        for m in lemo_layers(model):
-            m.eliminator = RandomBlockEliminator(cfg.block_size, cfg.keep_ratio,
-                                                 bc.seed + 1000 * m.layer_idx)
-
-
 def accuracy_arm(name: str, bc: BenchConfig, device: str, train_tokens: np.ndarray,
-                 val_tokens: np.ndarray, passkeys: dict[int, np.ndarray]) -> tuple[dict, object]:
+                 val_tokens: np.ndarray, passkeys: dict[int, np.ndarray],
+                 hook: Callable[[torch.nn.Module, LemoConfig], None] | None = None
+                 ) -> tuple[dict, object]:
     """Fine-tune one accuracy arm from the embedded LM (same steps, batches, seed as every
     other arm), then held-out perplexity (dense) and passkey accuracy per length.
-    Returns (row, model)."""
+    `hook(model, lemo_cfg)` runs after every (re)configuration of LeMo layers (experiments
+    install their probes there). Returns (row, model)."""
+    hook = hook or (lambda model, cfg: None)
     lemo_cfg, model_cfg, tuned = accuracy_arms(bc)[name]
     tc = TrainConfig(seed=bc.seed, device=device, steps=bc.ft_steps, lr=bc.ft_lr, warmup=10,
                      log_every=0, model=model_cfg, lora=bc.lora, lemo=lemo_cfg,
                      data=DataConfig(seq_len=bc.ft_seq_len, passkey_mix=bc.passkey_mix),
                      predictor=bc.predictor)
-    model = build_model(tc, device)
+    model = build_finetune_model(tc, device)
     if lemo_cfg.enabled:
-        install_probe(model, lemo_cfg, bc)
+        hook(model, lemo_cfg)
     row, info = {}, None
     if lemo_cfg.enabled and lemo_cfg.scorer == "predictor":
         info = fit_predictors(model, predictor_batches(train_tokens, tc, bc.predictor.windows,
@@ -321,23 +259,26 @@ def accuracy_arm(name: str, bc: BenchConfig, device: str, train_tokens: np.ndarr
     if tuned and lemo_cfg.enabled and bc.sparse_eval_diagnostic:
         # diagnostic, not the target: evaluate with the same elimination as in training
         configure_lemo(model, dataclasses.replace(lemo_cfg, eliminate_in_eval=True))
-        install_probe(model, lemo_cfg, bc)
+        hook(model, lemo_cfg)
         row["ppl_sparse_eval"] = evaluate_perplexity(model, val_tokens, bc.ft_seq_len,
                                                      bc.ppl_windows, device)
         row["passkey_sparse_eval"] = passkey_accuracy(model, passkeys[bc.ft_seq_len],
                                                       batch_size=bc.passkey_batch, device=device)
         configure_lemo(model, lemo_cfg)
-        install_probe(model, lemo_cfg, bc)
+        hook(model, lemo_cfg)
     if info is not None:
         row["_predictor_info"] = info
     return row, model
 
 
-def passkey_selection(model, keys: np.ndarray, device: str) -> dict:
+def passkey_selection(model, keys: np.ndarray, device: str,
+                      prepare: Callable[[torch.nn.Module, torch.Tensor], None] | None = None
+                      ) -> dict:
     """Does token elimination keep what retrieval needs? Over passkey examples (n, s) and every
     eliminating layer (exact scores, as in training): the share of examples whose needle block
     (the block holding the key's first statement) and whose question block (the last one) are
-    kept, and the share of kept blocks inside the first-k prefix (positional bias)."""
+    kept, and the share of kept blocks inside the first-k prefix (positional bias).
+    `prepare(layer, x)` runs before a layer selects for example x (a probe's per-example state)."""
     needle = np.array([bytes(r.astype(np.uint8).tolist()).find(b"The pass key is")
                        for r in keys])  # diagnostic only: one search per example
     x = [torch.from_numpy(r[None]).to(device) for r in keys]
@@ -349,8 +290,8 @@ def passkey_selection(model, keys: np.ndarray, device: str) -> dict:
         nb = keys.shape[1] // m.cfg.block_size
         for (_, tiles), pos, xi in zip(data[m.layer_idx], needle, x):
             scores = key_block_scores(tiles, m.cfg.score_reduce, m.cfg.causal_scores)
-            if isinstance(m.eliminator, OracleBlockEliminator):  # the probe's flags for xi
-                m.eliminator.forced = passkey_blocks(xi, m.cfg.block_size)
+            if prepare is not None:
+                prepare(m, xi)
             kept = m.eliminator.select_blocks(scores)[0]
             out["needle_block_kept"].append(float((kept == pos // m.cfg.block_size).any()))
             out["question_block_kept"].append(float((kept == nb - 1).any()))
@@ -402,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tc = TrainConfig(seed=bc.seed, model=bc.model, lora=bc.lora, lemo=bc.lemo,
                          data=DataConfig(seq_len=bc.ft_seq_len), predictor=bc.predictor)
-        model = build_model(tc, device)
+        model = build_finetune_model(tc, device)
         fit_predictors(model, predictor_batches(train_tokens, tc, bc.predictor.windows,
                                                 bc.seed + 1, device), bc.predictor)
     memory_part(rep, model, bc, device)

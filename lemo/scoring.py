@@ -21,7 +21,6 @@ import torch
 from lemo import kernels
 
 __all__ = ["informativeness_tiles", "key_block_scores", "causal_tile_mask", "TokenEliminator",
-           "RecentBlockEliminator", "OracleBlockEliminator", "RandomBlockEliminator",
            "blocks_to_tokens", "selection_recall"]
 
 
@@ -114,57 +113,3 @@ class TokenEliminator:
     def select(self, scores: torch.Tensor) -> torch.Tensor:
         """(b, nb) key-block scores -> (b, k·B) sorted kept token ids."""
         return blocks_to_tokens(self.select_blocks(scores), self.block_size)
-
-
-class RecentBlockEliminator(TokenEliminator):
-    """Diagnostic variant, NOT the paper's rule: the last `recent` blocks are always kept, the
-    rest of the budget goes to the top-scoring earlier blocks (the same kept count k).
-
-    Under the causal mask key block j is summed over nb - j query tiles, so the paper's column
-    sum ranks the last blocks lowest and `TokenEliminator` drops them in every eliminating layer
-    (`lemo.bench.passkey_selection`). This locality prior (as in sliding-window sparse attention)
-    tests whether that is what costs LeMo its long-context retrieval. (b, nb) -> (b, k).
-    """
-
-    def __init__(self, block_size: int = 64, keep_ratio: float = 0.4, recent: int = 1):
-        super().__init__(block_size, keep_ratio, "topk")
-        self.recent = recent
-
-    def rank(self, scores: torch.Tensor, k: int) -> torch.Tensor:
-        boosted = scores.clone()
-        boosted[:, max(0, scores.shape[-1] - min(self.recent, k)):] = float("inf")
-        return boosted
-
-
-class OracleBlockEliminator(TokenEliminator):
-    """Diagnostic variant, NOT the paper's rule (it reads the answer's location from the data):
-    the blocks flagged in `forced` (b, nb) bool, set by the caller before each forward (e.g. the
-    passkey needle's and question's blocks), are always kept; the rest of the same budget k goes
-    to the top-scoring other blocks. `forced=None` (or a batch of another shape): the paper's
-    top-k. Tests whether *which* blocks are kept is what costs LeMo its retrieval.
-    (b, nb) -> (b, k).
-    """
-
-    def __init__(self, block_size: int = 64, keep_ratio: float = 0.4):
-        super().__init__(block_size, keep_ratio, "topk")
-        self.forced: torch.Tensor | None = None
-
-    def rank(self, scores: torch.Tensor, k: int) -> torch.Tensor:
-        f = self.forced
-        if f is None or f.shape != scores.shape:
-            return scores
-        return scores.masked_fill(f.to(scores.device), float("inf"))
-
-
-class RandomBlockEliminator(TokenEliminator):
-    """Diagnostic variant, NOT the paper's rule: k blocks drawn uniformly at random per row
-    (seeded), ignoring the scores. Every position is then kept equally often, so it separates
-    *where* the kept blocks lie (the causal column sum keeps a prefix) from how many are kept.
-    (b, nb) -> (b, k)."""
-
-    def __init__(self, block_size: int = 64, keep_ratio: float = 0.4, seed: int = 0):
-        super().__init__(block_size, keep_ratio, "topk")
-        self.gen = torch.Generator().manual_seed(seed)
-
-    def rank(self, scores: torch.Tensor, k: int) -> torch.Tensor:
-        return torch.rand(scores.shape, generator=self.gen).to(scores.device)

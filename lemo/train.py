@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lemo.config import PredictorConfig, TrainConfig
-from lemo.data import finetune_batch, load_text
+from lemo.data import load_text
 from lemo.distributed import (
     DistEnv,
     cleanup,
@@ -27,29 +26,26 @@ from lemo.distributed import (
     has_checkpoint,
     init_distributed,
     load_checkpoint,
-    mean_over_ranks,
     save_checkpoint,
-    shard_batch,
     shared_run_dir,
     wrap_for_training,
 )
-from lemo.loss import causal_lm_loss
-from lemo.models import add_lora, load_model, set_checkpointing
-from lemo.patch import apply_lemo, lemo_layers
+from lemo.finetune import build_finetune_model, finetune, make_optimizer, predictor_batches
+from lemo.patch import lemo_layers
 from lemo.predictor import fit_predictors
 from shared.cli import parse_args, run
 from shared.config import save_config, to_dict
-from shared.errors import ConfigError, DataError
+from shared.errors import DataError
 from shared.io import (
     Checkpointer,
     atomic_torch_save,
     atomic_write_csv,
     atomic_write_json,
 )
-from shared.log import get_logger, progress
+from shared.log import get_logger
 from shared.runtime import pick_device, set_seed
 
-__all__ = ["build_model", "make_optimizer", "finetune", "predictor_batches", "main"]
+__all__ = ["main"]
 
 log = get_logger("lemo.train")
 
@@ -64,78 +60,6 @@ examples:
   python -m lemo.train --config configs/lemo/tiny.yaml --set lemo.keep_ratio=0.3 --set steps=50
   python -m lemo.train --set model.path=/path/to/hf_checkpoint --set data.train_path=data.jsonl
 """
-
-
-def build_model(cfg: TrainConfig, device: str) -> torch.nn.Module:
-    """Loaded LM with LeMo layers and a LoRA adapter (seeded), on `device`, in train mode."""
-    model = load_model(cfg.model, device)
-    apply_lemo(model, cfg.lemo)
-    torch.manual_seed(cfg.seed)
-    model = add_lora(model, cfg.lora)
-    if cfg.grad_checkpointing:
-        set_checkpointing(model, True)
-    return model.to(device).train()
-
-
-def predictor_batches(tokens: np.ndarray, cfg: TrainConfig, n: int, seed: int,
-                      device: str) -> list[torch.Tensor]:
-    rng = np.random.default_rng(seed)
-    return [torch.from_numpy(finetune_batch(tokens, cfg.data.seq_len, 1, cfg.data.passkey_mix,
-                                            rng)).to(device) for _ in range(n)]
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ConfigError("no trainable parameters: check lora.targets")
-    return torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
-
-
-def finetune(model: torch.nn.Module, tokens: np.ndarray, cfg: TrainConfig, device: str,
-             state: dict | None = None, on_step=None, desc: str = "finetune",
-             opt: torch.optim.Optimizer | None = None, train_module=None,
-             env: DistEnv | None = None) -> dict:
-    """Run (or resume from `state`) cfg.steps LoRA steps; return the state dict (step, losses,
-    optimizer, rngs). `on_step(state)` is called after every step (checkpointing hook).
-
-    Distributed (`lemo.distributed`): `train_module` is the DDP/FSDP-wrapped loss, `opt` was
-    built after wrapping, and each rank trains on its `shard_batch` slice of the same global
-    batch (every rank draws the global batch from the same seeded generator)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = opt or make_optimizer(model, cfg)
-    env = env or DistEnv(device=device)
-    rng = np.random.default_rng(cfg.seed)
-    state = state or {"step": 0, "losses": []}
-    if "opt" in state:
-        opt.load_state_dict(state["opt"])
-    if "rng" in state:
-        rng.bit_generator.state = state["rng"]
-    for step in progress(range(state["step"], cfg.steps), desc=desc, leave=False,
-                         initial=state["step"], total=cfg.steps):
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
-        x = torch.from_numpy(finetune_batch(tokens, cfg.data.seq_len, cfg.data.batch_size,
-                                            cfg.data.passkey_mix, rng)).to(device)
-        x = shard_batch(x, env)
-        if train_module is not None:
-            loss = train_module(x)
-        else:
-            loss = causal_lm_loss(model, x, segment=cfg.lemo.segment_size)
-        if not torch.isfinite(loss):
-            raise DataError(f"loss is {loss.item()} at step {step} (lower lr or check the data)")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        state["losses"].append(mean_over_ranks(loss, env))
-        state.update(step=step + 1, rng=rng.bit_generator.state)
-        if not env.active:  # distributed runs checkpoint the optimizer through DCP
-            state["opt"] = opt.state_dict()
-        if cfg.log_every and (step + 1) % cfg.log_every == 0:
-            log.info("step %d/%d loss %.4f", step + 1, cfg.steps, state["losses"][-1])
-        if on_step:
-            on_step(state)
-    return state
 
 
 def _save_adapter(model, run_dir: Path, lora_state: dict | None = None) -> None:
@@ -178,7 +102,7 @@ def _train(args, cfg: TrainConfig, env: DistEnv) -> int:
     if len(tokens) <= cfg.data.seq_len:
         raise DataError(f"training text has {len(tokens)} bytes, fewer than data.seq_len="
                         f"{cfg.data.seq_len}")
-    model = build_model(cfg, device)  # checks the model (path, type, RoPE) before any file
+    model = build_finetune_model(cfg, device)  # checks the model (path, type, RoPE) before any file
     run_dir = shared_run_dir(args.out, env)
     if env.is_main:
         save_config(cfg, run_dir / "config.yaml")

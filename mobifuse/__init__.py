@@ -9,7 +9,7 @@ Modules (see README.md):
 - `dei`: per-sensor expected-error maps from physical factors;
 - `pipeline`: raw frames -> fusion inputs (`prepare_frame`); `data`: cached datasets, loaders;
 - `models`: `TwoStageFusionNet` (progressive two-stage fusion with backward connections);
-- `baselines`, `evaluate`; `api.fuse` for your own arrays;
+- `baselines`, `metrics`; `api.fuse` for your own arrays;
 - recipes: `python -m mobifuse.train | eval | bench`.
 
 Example (what a notebook user types; about a second): render a small simulated rig, then fuse

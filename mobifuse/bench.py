@@ -31,7 +31,7 @@ from mobifuse.baselines import (
 )
 from mobifuse.config import BenchConfig, TrainConfig
 from mobifuse.data import DATA_VERSION, build_dataset, sim_calibration
-from mobifuse.evaluate import dei_spearman, depth_metrics, mean_chamfer, region_metrics
+from mobifuse.metrics import dei_spearman, depth_metrics, mean_chamfer, region_metrics
 from mobifuse.models import MODEL_VERSION, N_ERR, TwoStageFusionNet
 from mobifuse.simulator import MASKS, simulate_scene
 from mobifuse.stereo import run_stereo

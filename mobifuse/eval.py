@@ -17,7 +17,7 @@ from mobifuse.api import fuse
 from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import TrainConfig
 from mobifuse.data import build_dataset, load_capture, write_pfm
-from mobifuse.evaluate import depth_metrics, region_metrics
+from mobifuse.metrics import depth_metrics, region_metrics
 from mobifuse.simulator import MASKS
 from mobifuse.train import load_model, predict, to_tensors
 from shared.cli import build_parser, parse_args, run

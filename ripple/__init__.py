@@ -4,7 +4,7 @@ ASPLOS'25), measured on I/O.
 Offline, neurons (row-column bundles of a ReLU FFN) are placed in flash along a short Hamiltonian
 path of co-activation (`placement.GreedyEdgePlacement`, `layout.write_layout`). Online, activated
 neurons become contiguous runs, merged by access collapsing (`collapse.AccessCollapser`) and
-cached by S3-FIFO with linking-aligned admission (`cache`). `engine` replays llama.cpp-style,
+cached by S3-FIFO with linking-aligned admission (`neuron_cache`). `engine` replays llama.cpp-style,
 LLM-in-a-flash (`baselines`) and Ripple loading on the same masks, against a modelled UFS 4.0
 device and real O_DIRECT reads (`storage`). Recipes: `python -m ripple.train|eval|bench`.
 See README.md.
@@ -26,10 +26,10 @@ Example (what a notebook user types; runs in well under a second):
 3.0
 """
 
-from ripple.cache import S3FIFO, linking_admission
 from ripple.collapse import AccessCollapser, collapse_runs, runs_of
 from ripple.engine import ArmSpec, FlashFFN, replay
 from ripple.layout import FlashLayout, write_layout
+from ripple.neuron_cache import S3FIFO, linking_admission
 from ripple.placement import GreedyEdgePlacement, slots_of
 from ripple.storage import UFSModel
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ripple.baselines import WindowCache
-from ripple.cache import S3FIFO, linking_admission
 from ripple.coactivation import check_masks
 from ripple.collapse import AccessCollapser, runs_of
 from ripple.config import OnlineConfig
 from ripple.layout import FlashLayout
+from ripple.neuron_cache import S3FIFO, linking_admission
 from ripple.placement import check_placement, slots_of
 from ripple.storage import UFSModel
 from shared.errors import DataError

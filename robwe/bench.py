@@ -24,15 +24,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robwe.config import RobWEConfig
-from robwe.evaluation import (
+from robwe.federation import build_federation, evaluate_clients
+from robwe.models import shared_weight_vector
+from robwe.robustness import (
     finetune_curve,
     overwrite_scores,
     prune_curve,
     uniqueness,
     victims,
 )
-from robwe.federation import build_federation, evaluate_clients
-from robwe.models import shared_weight_vector
 from robwe.watermark import bit_accuracy
 from shared.bench import BenchReport, save_figure
 from shared.cli import build_parser, parse_args, run

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from robwe.config import RobWEConfig
-from robwe.evaluation import finetune_curve, overwrite_scores, prune_curve, uniqueness, victims
 from robwe.federation import build_federation
+from robwe.robustness import finetune_curve, overwrite_scores, prune_curve, uniqueness, victims
 from shared.cli import run
 from shared.config import load_config
 from shared.errors import DataError

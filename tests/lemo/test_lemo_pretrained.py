@@ -154,7 +154,8 @@ def test_longlora_trainable_embed_and_norms_get_exactly_those_gradients(train_em
 def test_recent_block_eliminator_keeps_the_last_blocks_within_the_budget():
     """The diagnostic probe keeps the last `recent` blocks plus the best earlier ones; the
     paper's rule on the same (causally biased, decreasing) scores keeps a pure prefix."""
-    from lemo.scoring import RecentBlockEliminator, TokenEliminator
+    from lemo.experiments.probes import RecentBlockEliminator
+    from lemo.scoring import TokenEliminator
 
     scores = torch.linspace(10, 1, 10).repeat(3, 1) + torch.rand(3, 10) * 0.1
     paper = TokenEliminator(16, 0.4).select_blocks(scores)

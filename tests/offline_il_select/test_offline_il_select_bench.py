@@ -96,7 +96,7 @@ def test_diagnose_random_init_policy_and_bad_flags(tmp_path):
     import numpy as np
     import pytest
 
-    from offline_il_select.diagnose import _RandomInitPolicy, main
+    from offline_il_select.experiments.diagnose import _RandomInitPolicy, main
     from shared.errors import ConfigError
 
     mean, std = _RandomInitPolicy(5, 2).mean_std(np.random.default_rng(0).normal(size=(3, 5)))

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from robwe.config import RobWEConfig
-from robwe.evaluation import prune_curve, uniqueness
 from robwe.federation import build_federation, evaluate_clients
+from robwe.robustness import prune_curve, uniqueness
 from shared.config import load_config
 from shared.errors import ConfigError
 from shared.fl import run_rounds

@@ -48,13 +48,13 @@ def test_bench_smoke(tmp_path):
         assert (tmp_path / f).is_file()
 
 
-def test_simulate_writes_earcardio_layout(tmp_path):
-    from twscardio import simulate
+def test_export_writes_earcardio_layout(tmp_path):
+    from twscardio import export
     from twscardio.data import load_earcardio
 
     out = tmp_path / "sim"
     args = ["--subjects", "1", "--out", str(out), "--set", "sim.duration_s=10.0"]
-    assert simulate.main(args) == 0
+    assert export.main(args) == 0
     wins = load_earcardio(out)
     assert len(wins) == 2 and (out / "subject0" / "truth.npz").is_file()
 

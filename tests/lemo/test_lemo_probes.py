@@ -6,12 +6,12 @@ import copy
 import numpy as np
 import torch
 
-from lemo.bench import passkey_blocks
 from lemo.config import LemoConfig, LoraConfig, ModelConfig
 from lemo.data import make_passkey_batch
+from lemo.experiments.probes import OracleBlockEliminator, passkey_blocks
 from lemo.models import add_lora, build_model
 from lemo.patch import apply_lemo, lemo_layers
-from lemo.scoring import OracleBlockEliminator, TokenEliminator
+from lemo.scoring import TokenEliminator
 
 torch.set_num_threads(1)
 
@@ -75,7 +75,7 @@ def test_kept_tokens_equal_a_dense_hf_layer_on_the_kept_rows():
 
 
 def test_random_eliminator_keeps_k_sorted_blocks_anywhere():
-    from lemo.scoring import RandomBlockEliminator
+    from lemo.experiments.probes import RandomBlockEliminator
 
     scores = torch.linspace(10, 1, 16).repeat(64, 1)  # the paper's rule: always blocks 0..6
     kept = RandomBlockEliminator(16, 0.4, seed=0).select_blocks(scores)
@@ -112,3 +112,15 @@ def test_dense_eval_after_lemo_training_uses_the_trained_weights():
     plain.eval()
     with torch.no_grad():
         assert torch.allclose(m(input_ids=x).logits, plain(input_ids=x).logits, atol=1e-5)
+
+
+def test_sweep_routes_probe_overrides_to_the_probe():
+    from lemo.bench import BenchConfig
+    from lemo.experiments.passkey_sweep import job_configs, settings
+    from lemo.experiments.probes import ProbeConfig
+    from shared.config import to_dict
+
+    (combo,) = settings(["probe.keep_recent=1 & ft_steps=7"])
+    bc, probe = job_configs(to_dict(BenchConfig()), ProbeConfig(), combo)
+    assert bc.ft_steps == 7 and probe == ProbeConfig(keep_recent=1)
+    assert not any(f.startswith("probe") for f in to_dict(BenchConfig()))

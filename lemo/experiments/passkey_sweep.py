@@ -1,4 +1,4 @@
-"""`python -m lemo.passkey_sweep`: pick the bench's fine-tuning setting for the passkey comparison.
+"""`python -m lemo.experiments.passkey_sweep`: the bench's accuracy part over a grid of settings.
 
 Runs `lemo.bench`'s accuracy arms (the same `accuracy_arm` code, data and seeds) for every
 combination of a grid of BenchConfig overrides, each (setting, arm) job in its own worker
@@ -6,7 +6,8 @@ process (spawned; on one GPU the tiny LM leaves room for many at once). Writes s
 every finished job (so a killed sweep keeps what it measured) and sweep.md at the end.
 
 Axes: each is alternatives separated by " | ", an alternative being one or more `key=value`
-overrides joined by "&", e.g. "model.rope_scaling_factor=1 | model.rope_scaling_factor=4".
+overrides joined by "&", e.g. "model.rope_scaling_factor=1 | model.rope_scaling_factor=4". Keys
+are BenchConfig fields, or `probe.*` for the selection probe (`lemo.experiments.probes`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from lemo.bench import BenchConfig, accuracy_arm, passkey_sets
+from lemo.experiments.probes import ProbeConfig, probe_hook
 from shared.cli import build_parser, parse_args, run
 from shared.config import apply_overrides, from_dict, save_config, to_dict
 from shared.errors import ConfigError
@@ -26,14 +28,14 @@ from shared.runtime import pick_device
 
 __all__ = ["SweepConfig", "settings", "main"]
 
-log = get_logger("lemo.passkey_sweep")
+log = get_logger("lemo.experiments.passkey_sweep")
 
 DESCRIPTION = """Grid sweep of lemo.bench's accuracy part (fine-tuning steps, lr, passkey mix,
 RoPE scaling, trainable embeddings/norms, model ...): held-out perplexity and passkey accuracy
 of each arm per setting, in parallel worker processes. Writes sweep.json and sweep.md.
 
 example:
-  python -m lemo.passkey_sweep --device cuda --set workers=8 \\
+  python -m lemo.experiments.passkey_sweep --device cuda --set workers=8 \\
       --set 'axes=["model.rope_scaling_factor=1 | model.rope_scaling_factor=4",
                    "ft_lr=1e-3 | ft_lr=3e-3"]'
 """
@@ -41,12 +43,13 @@ example:
 
 @dataclass
 class SweepConfig:
-    """What `lemo.passkey_sweep` runs."""
+    """What `lemo.experiments.passkey_sweep` runs."""
 
     device: str = "auto"
     workers: int = 4  # parallel worker processes
     threads: int = 1  # torch threads per worker
     bench: BenchConfig = field(default_factory=BenchConfig)  # the base setting
+    probe: ProbeConfig = field(default_factory=ProbeConfig)  # selection probe (off: the paper)
     axes: list[str] = field(default_factory=list)  # grid axes (see the module docstring)
     arms: list[str] = field(default_factory=lambda: ["base", "lora", "lemo_full"])
 
@@ -62,11 +65,22 @@ def settings(axes: list[str]) -> list[list[str]]:
     return [sum(combo, []) for combo in itertools.product(*options)]
 
 
+def job_configs(bench_dict: dict, probe: ProbeConfig, overrides: list[str]
+                ) -> tuple[BenchConfig, ProbeConfig]:
+    """One setting: `probe.*` overrides go to the probe, the others to the bench config."""
+    ours = [o for o in overrides if o.startswith("probe.")]
+    bc = from_dict(BenchConfig, apply_overrides(bench_dict, [o for o in overrides
+                                                             if o not in ours]))
+    probe = from_dict(ProbeConfig, apply_overrides(to_dict(probe),
+                                                   [o.removeprefix("probe.") for o in ours]))
+    return bc, probe
+
+
 _TOKENS: dict = {}
 
 
 def _job(args: tuple) -> dict:
-    overrides, arm, bench_dict, device, threads = args
+    overrides, arm, bench_dict, probe, device, threads = args
     import torch
 
     from lemo.data import load_text
@@ -75,9 +89,10 @@ def _job(args: tuple) -> dict:
     if not _TOKENS:
         _TOKENS["train"] = load_text(None, "train", "text", 4_000_000)
         _TOKENS["val"] = load_text(None, "val", "text", 2_000_000)
-    bc = from_dict(BenchConfig, apply_overrides(bench_dict, overrides))
+    bc, probe = job_configs(bench_dict, probe, overrides)
     t0 = time.perf_counter()
-    row, _ = accuracy_arm(arm, bc, device, _TOKENS["train"], _TOKENS["val"], passkey_sets(bc))
+    row, _ = accuracy_arm(arm, bc, device, _TOKENS["train"], _TOKENS["val"], passkey_sets(bc),
+                          probe_hook(probe, bc.seed))
     row.pop("_predictor_info", None)
     return {"setting": " ".join(overrides), "arm": arm, **row,
             "job_s": time.perf_counter() - t0}
@@ -95,15 +110,16 @@ def _table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, cfg = parse_args(argv, SweepConfig, prog="lemo.passkey_sweep", description=DESCRIPTION,
-                           parser=build_parser("lemo.passkey_sweep", DESCRIPTION))
+    prog = "lemo.experiments.passkey_sweep"
+    args, cfg = parse_args(argv, SweepConfig, prog=prog, description=DESCRIPTION,
+                           parser=build_parser(prog, DESCRIPTION))
     device = pick_device(cfg.device)
     run_dir = make_run_dir(args.out, "lemo", "sweep")
     save_config(cfg, run_dir / "config.yaml")
     bench_dict = to_dict(cfg.bench)
     for overrides in settings(cfg.axes):  # fail on a bad key before any work starts
-        from_dict(BenchConfig, apply_overrides(bench_dict, overrides))
-    jobs = [(o, arm, bench_dict, device, cfg.threads) for o in settings(cfg.axes)
+        job_configs(bench_dict, cfg.probe, overrides)
+    jobs = [(o, arm, bench_dict, cfg.probe, device, cfg.threads) for o in settings(cfg.axes)
             for arm in cfg.arms]
     log.info("%d jobs on %d workers (%s)", len(jobs), cfg.workers, device)
     rows: list[dict] = []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mobifuse.config import SimConfig
-from mobifuse.evaluate import dei_spearman, depth_metrics, region_metrics
+from mobifuse.metrics import dei_spearman, depth_metrics, region_metrics
 from shared.config import from_dict
 from shared.errors import ConfigError, DataError
 

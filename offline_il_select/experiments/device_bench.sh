@@ -1,7 +1,7 @@
 #!/bin/bash
 # The full ILID bench (4 settings x 3 seeds x 7 arms = 84 runs) on a many-core machine without
 # network, at the largest policy budget that fits a time limit.
-# usage: bash offline_il_select/device_bench.sh WHEELS_DIR OUT_DIR TIME_LIMIT_S [WORKERS]
+# usage: bash offline_il_select/experiments/device_bench.sh WHEELS_DIR OUT_DIR TIME_LIMIT_S [WORKERS]
 # WHEELS_DIR holds the gymnasium/mujoco wheels (pip download --no-deps). Steps, all timed:
 # 1. roll out the datasets (cached) while timing a policy step on the GPU (steptime --device cuda);
 # 2. probe: WORKERS single-thread CPU step timings side by side (the bench's load);
@@ -28,11 +28,11 @@ echo "cpus: $(python3 -c 'import os; print(os.cpu_count())')"; lscpu | grep -E '
 t=$(date +%s)
 python3 -m offline_il_select.bench --data-only --workers 8 2>&1 | grep -v settotalmass &
 DATA=$!
-python3 -m offline_il_select.steptime --device cuda --steps 30000 --out "$OUT/gpu" 2>&1 | tail -1
+python3 -m offline_il_select.experiments.steptime --device cuda --steps 30000 --out "$OUT/gpu" 2>&1 | tail -1
 wait $DATA
 echo "datasets + GPU step timing: $(( $(date +%s) - t )) s"
 for i in $(seq "$WORKERS"); do
-  python3 -m offline_il_select.steptime --quick --steps 30000 --out "/tmp/probe$i" \
+  python3 -m offline_il_select.experiments.steptime --quick --steps 30000 --out "/tmp/probe$i" \
     > /dev/null 2>&1 &
 done
 wait

@@ -1,14 +1,15 @@
 """Saved-for-backward bytes of LeMo full relative to LoRA over a keep-ratio x MLP-prune grid.
 
-usage: python scripts/lemo_saved_grid.py OUT.json [--seq-len 4096] [--set model.num_layers=16 ...]
+usage: python -m lemo.experiments.saved_grid OUT.json [--seq-len 4096] \\
+           [--set model.num_layers=16 ...]
 
 The bench's memory part for one length (`lemo.bench`'s embedded LM and settings, CPU, one
 training step on random bytes, parameters excluded; `shared.memory.SavedTensorMeter`), for
 every keep ratio in {0.4, 0.6, 0.8, 0.9, 1.0} and MLP prune ratio in {0, 0.5, 0.6, 0.8}. Causal and
 non-causal scores keep the same number of blocks, so they save the same bytes (the script
 checks it and stores one figure).
-Together with `python -m lemo.passkey_sweep` it maps LeMo's memory/accuracy trade-off on the
-embedded LM.
+Together with `python -m lemo.experiments.passkey_sweep` it maps LeMo's memory/accuracy
+trade-off on the embedded LM.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import torch
 
 from lemo.bench import BenchConfig
 from lemo.config import TrainConfig
+from lemo.finetune import build_finetune_model
 from lemo.loss import causal_lm_loss
 from lemo.patch import configure_lemo
-from lemo.train import build_model
 from shared.config import apply_overrides, from_dict, to_dict
 from shared.io import atomic_write_json
 from shared.memory import SavedTensorMeter
@@ -38,8 +39,8 @@ def main() -> None:
                         "on the weights, so model.pretrained=false measures a shape untrained")
     args = p.parse_args()
     bc = from_dict(BenchConfig, apply_overrides(to_dict(BenchConfig()), args.set))
-    model = build_model(TrainConfig(seed=bc.seed, model=bc.model, lora=bc.lora, lemo=bc.lemo),
-                        "cpu")
+    tc = TrainConfig(seed=bc.seed, model=bc.model, lora=bc.lora, lemo=bc.lemo)
+    model = build_finetune_model(tc, "cpu")
     model.train()
     params = list(model.parameters())
     x = torch.randint(0, 256, (1, args.seq_len), generator=torch.Generator().manual_seed(0))

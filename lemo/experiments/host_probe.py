@@ -1,7 +1,7 @@
 """Host-side cost of one training step (the GPU bench's 4K step): step time, host enqueue time,
 syncs, and CPU time per LeMo component (torch.profiler + record_function labels).
 
-    python -m lemo.host_probe --out DIR [--arms lora,lemo_full] [--seq 4096]
+    python -m lemo.experiments.host_probe --out DIR [--arms lora,lemo_full] [--seq 4096]
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`python -m lemo.diag_passkey`: why does LeMo lose passkey retrieval? (diagnostics)
+"""`python -m lemo.experiments.diag_passkey`: why does LeMo lose passkey retrieval? (diagnostics)
 
 One bench accuracy arm (`lemo.bench.accuracy_arm`'s model, data, seeds and fine-tuning loop),
 then, on the fine-tuned (or untouched, `--set bench.ft_steps=0`) model:
@@ -13,9 +13,10 @@ then, on the fine-tuned (or untouched, `--set bench.ft_steps=0`) model:
 Writes diag.json to --out.
 
 examples:
-  python -m lemo.diag_passkey --set arm=base --set bench.ft_steps=0 --out runs/lemo/diag_e1
-  python -m lemo.diag_passkey --set arm=lora --out runs/lemo/diag_e2
-  python -m lemo.diag_passkey --set arm=lemo_full --set bench.probe_oracle=true \\
+  python -m lemo.experiments.diag_passkey --set arm=base --set bench.ft_steps=0 \\
+      --out runs/lemo/diag_e1
+  python -m lemo.experiments.diag_passkey --set arm=lora --out runs/lemo/diag_e2
+  python -m lemo.experiments.diag_passkey --set arm=lemo_full --set probe.oracle=true \\
       --out runs/lemo/diag_e3
 """
 
@@ -30,16 +31,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lemo.bench import (
-    BenchConfig,
-    accuracy_arms,
-    install_probe,
-    passkey_selection,
-)
+from lemo.bench import BenchConfig, accuracy_arms, passkey_selection
 from lemo.config import DataConfig, TrainConfig
 from lemo.data import ANSWER_LEN, finetune_batch, load_text, make_passkey_batch, passkey_accuracy
+from lemo.experiments.probes import ProbeConfig, install_probe, oracle_flags
+from lemo.finetune import build_finetune_model, finetune
 from lemo.patch import configure_lemo
-from lemo.train import build_model, finetune
 from shared.cli import build_parser, parse_args, run
 from shared.config import to_dict
 from shared.io import atomic_write_json, make_run_dir
@@ -54,10 +51,11 @@ DESCRIPTION = __doc__.split("\n\n")[0]
 
 @dataclass
 class DiagConfig:
-    """What `lemo.diag_passkey` runs."""
+    """What `lemo.experiments.diag_passkey` runs."""
 
     arm: str = "lemo_full"  # a lemo.bench accuracy arm: base, lora, lemo_full
-    bench: BenchConfig = field(default_factory=BenchConfig)  # the bench setting (+ probes)
+    bench: BenchConfig = field(default_factory=BenchConfig)  # the bench setting
+    probe: ProbeConfig = field(default_factory=ProbeConfig)  # the selection rule in training
     lens: list[int] = field(default_factory=lambda: [2048])  # evaluated lengths
     eval_keeps: list[float] = field(default_factory=lambda: [0.4, 0.8])  # elimination at eval
     # selection rules at eval: "topk" (the training rule: the paper's or the bench probe's),
@@ -105,8 +103,9 @@ def evaluate(model, dc: DiagConfig, val: np.ndarray, keys: dict[int, np.ndarray]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, dc = parse_args(argv, DiagConfig, prog="lemo.diag_passkey", description=DESCRIPTION,
-                          parser=build_parser("lemo.diag_passkey", DESCRIPTION))
+    prog = "lemo.experiments.diag_passkey"
+    args, dc = parse_args(argv, DiagConfig, prog=prog, description=DESCRIPTION,
+                          parser=build_parser(prog, DESCRIPTION))
     torch.set_num_threads(dc.threads)
     bc, device = dc.bench, "cpu"
     set_seed(bc.seed)
@@ -118,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     tc = TrainConfig(seed=bc.seed, device=device, steps=bc.ft_steps if tuned else 0, lr=bc.ft_lr,
                      warmup=10, log_every=0, model=model_cfg, lora=bc.lora, lemo=lemo_cfg,
                      data=DataConfig(seq_len=bc.ft_seq_len, passkey_mix=bc.passkey_mix))
-    model = build_model(tc, device)
+    model = build_finetune_model(tc, device)
     if lemo_cfg.enabled:
-        install_probe(model, lemo_cfg, bc)
+        install_probe(model, lemo_cfg, dc.probe, bc.seed)
     keys = {s: make_passkey_batch(bc.passkey_trials, s, np.random.default_rng(bc.seed + 7 + s))
             for s in dc.lens}
     curve_keys = make_passkey_batch(dc.curve_examples, bc.ft_seq_len,
@@ -131,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         row = {"step": step, "answer_nll_dense": answer_nll(model, curve_keys, device)}
         if lemo_cfg.enabled:
             configure_lemo(model, dataclasses.replace(lemo_cfg, eliminate_in_eval=True))
-            install_probe(model, lemo_cfg, bc)
+            install_probe(model, lemo_cfg, dc.probe, bc.seed)
             row["answer_nll_sparse"] = answer_nll(model, curve_keys, device)
             configure_lemo(model, lemo_cfg)
-            install_probe(model, lemo_cfg, bc)
+            install_probe(model, lemo_cfg, dc.probe, bc.seed)
         curve.append(row)
         log.info("curve %s", {k: round(v, 4) for k, v in row.items()})
 
@@ -157,16 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     base = dataclasses.replace(bc.lemo, enabled=True, mlp_prune_ratio=0.0, eliminate_in_eval=True,
                                segment_size=2048)
     for rule in dc.eval_rules:
-        probe = bc if rule == "topk" else dataclasses.replace(
-            bc, probe_oracle=rule == "oracle", probe_keep_recent=0, probe_random=False)
+        probe = dc.probe if rule == "topk" else ProbeConfig(oracle=rule == "oracle")
         for r in dc.eval_keeps:
             cfg = dataclasses.replace(base, keep_ratio=r)
             configure_lemo(model, cfg)  # dense arms' LeMo layers were built disabled
-            install_probe(model, cfg, probe)
+            install_probe(model, cfg, probe, bc.seed)
             row = evaluate(model, dc, val, keys, device)
             if rule != "oracle":
                 row["selection"] = {s: passkey_selection(model, k[:bc.selection_examples],
-                                                         device) for s, k in keys.items()}
+                                                         device, oracle_flags)
+                                    for s, k in keys.items()}
             name = f"eliminate_keep{r:g}" + ("" if rule == "topk" else f"_{rule}")
             rows[name] = row
             log.info("%s: %s", name, row)

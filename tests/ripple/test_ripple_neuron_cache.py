@@ -3,7 +3,7 @@
 import numpy as np
 
 from ripple.baselines import WindowCache
-from ripple.cache import S3FIFO, linking_admission
+from ripple.neuron_cache import S3FIFO, linking_admission
 
 
 def _run(cache, trace):

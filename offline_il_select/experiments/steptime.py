@@ -1,6 +1,6 @@
 """Per-step training cost of ILID vs BC on one device (CPU or CUDA), with the real losses.
 
-    python -m offline_il_select.steptime [--device cuda] [--steps 30000] [--out DIR]
+    python -m offline_il_select.experiments.steptime [--device cuda] [--steps 30000] [--out DIR]
 
 ILID's extra cost over BC-E (ILID Sec. 5, Alg. 1): two discriminators (steps / 10 each, the
 paper's 100k : 1M), one pass of d(s) over all of D_b, and a policy step on a D_u batch + a D_s
@@ -30,7 +30,7 @@ from shared.errors import ConfigError
 from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger, setup_logging
 
-log = get_logger("offline_il_select.steptime")
+log = get_logger("offline_il_select.experiments.steptime")
 
 
 def _timed(fn, device: torch.device, n: int) -> float:
@@ -94,7 +94,7 @@ def measure(device: torch.device, steps: int, n_b: int = 1_000_000, S: int = 17,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = build_parser("offline_il_select.steptime", __doc__.split("\n\n")[0])
+    p = build_parser("offline_il_select.experiments.steptime", __doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=30_000, help="policy steps for the projection")
     args = p.parse_args(argv)
     setup_logging(args.verbose)

@@ -1,4 +1,4 @@
-"""`python -m twscardio.simulate`: write simulated subjects in the EarCardio CSV layout.
+"""`python -m twscardio.export`: write simulated subjects in the EarCardio CSV layout.
 
 Per subject `<out>/subject<i>/`: `l_<k>.csv`, `r_<k>.csv`, `scg_<k>.csv`, `ecg_<k>.csv` for each
 5-s window k (the public code's `Code/dataset.py` layout), plus `truth.npz` with the ground truth
@@ -24,19 +24,19 @@ from twscardio.simulator import draw_subject, simulate
 
 __all__ = ["main"]
 
-log = get_logger("twscardio.simulate")
+log = get_logger("twscardio.export")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(
-        "twscardio.simulate",
+        "twscardio.export",
         "Simulate earbud-IMU recordings (in-ear BCG, motion, Bluetooth loss) with ground truth "
         "and write them in the EarCardio CSV layout (l_/r_/scg_/ecg_<id>.csv per 5-s window).",
         default_config="configs/twscardio/default.yaml")
     parser.add_argument("--subjects", type=int, default=2, help="subjects to write (default 2)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"],
                         help="seed range to draw subjects from (default test: held out)")
-    args, cfg = parse_args(argv, TrainConfig, prog="twscardio.simulate", description="",
+    args, cfg = parse_args(argv, TrainConfig, prog="twscardio.export", description="",
                            parser=parser)
     if args.subjects < 1:
         raise UserError("--subjects must be >= 1")

@@ -1,8 +1,8 @@
 """Diagnostics behind the README's reading of where ILID loses (not part of the method).
 
-    python -m offline_il_select.diagnose --setting halfcheetah-random --steps 12000 prep
-    python -m offline_il_select.diagnose --setting halfcheetah-random --steps 2000 variants
-    python -m offline_il_select.diagnose --setting halfcheetah-random --steps 5000 randominit
+    python -m offline_il_select.experiments.diagnose --setting halfcheetah-random --steps 12000 prep
+    python -m offline_il_select.experiments.diagnose --setting halfcheetah-random --steps 2000 variants
+    python -m offline_il_select.experiments.diagnose --setting halfcheetah-random --steps 5000 randominit
 
 - `prep`: ILID's preparation on the bench's data and budget: |D_s|, where in their episodes the
   selected transitions lie, d(s) on D_e (overall and its first states), the share of D_b's next
@@ -37,7 +37,7 @@ from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger, setup_logging
 from shared.runtime import set_seed
 
-log = get_logger("offline_il_select.diagnose")
+log = get_logger("offline_il_select.experiments.diagnose")
 
 
 def _prepared(setting: str, steps: int, seed: int) -> tuple[ILID, ILData, Normalizer]:
@@ -146,7 +146,7 @@ def random_init(setting: str, steps: int, seed: int, episodes: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = build_parser("offline_il_select.diagnose", __doc__.split("\n\n")[0])
+    p = build_parser("offline_il_select.experiments.diagnose", __doc__.split("\n\n")[0])
     p.add_argument("what", choices=("prep", "variants", "randominit"))
     p.add_argument("--setting", default="halfcheetah-random", help="one of " + ", ".join(SETTINGS))
     p.add_argument("--steps", type=int, default=12_000,

@@ -1,6 +1,6 @@
-"""Summarise `python -m lemo.diag_passkey` runs as markdown tables.
+"""Summarise `python -m lemo.experiments.diag_passkey` runs as markdown tables.
 
-usage: python scripts/lemo_diag_table.py results/lemo/diag/*.json
+usage: python -m lemo.experiments.diag_table results/lemo/diag/*.json
 
 Per run: the evaluations (dense and with elimination at inference) at every length, and for
 fine-tuned runs the training loss averaged over step ranges (all windows / passkey windows /

@@ -1,0 +1,10 @@
+"""Experiments behind lemo's findings (results/lemo/NOTES.md), apart from the library:
+
+- `probes`: token-selection probes that are not the paper's rule (recent / oracle / random);
+- `python -m lemo.experiments.diag_passkey`: why LeMo loses passkey retrieval (one arm, dense
+  and sparse evaluation, answer-NLL curve);
+- `python -m lemo.experiments.passkey_sweep`: grids over the bench's accuracy part;
+- `python -m lemo.experiments.saved_grid`: saved bytes over keep ratio x MLP pruning;
+- `python -m lemo.experiments.diag_table`: diag runs as markdown tables;
+- `python -m lemo.experiments.host_probe`: host-side cost of a GPU training step.
+"""
