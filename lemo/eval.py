@@ -18,7 +18,7 @@ from lemo.config import EvalConfig, TrainConfig
 from lemo.data import load_text, make_passkey_batch, passkey_accuracy
 from lemo.models import load_model
 from lemo.patch import apply_lemo, lemo_layers
-from shared.cli import parse_args, run
+from shared.cli import build_parser, parse_args, run
 from shared.config import load_config, to_dict
 from shared.errors import ConfigError, DataError
 from shared.io import atomic_write_json, make_run_dir
@@ -32,8 +32,8 @@ DESCRIPTION = """Evaluate a LeMo / LoRA fine-tuning run: held-out perplexity (by
 unless eliminate=true) and passkey-retrieval accuracy at seq_len.
 
 examples:
-  python -m lemo.eval --set run_dir=runs/lemo/tiny --set seq_len=512
-  python -m lemo.eval --config configs/lemo/eval_2k.yaml --set run_dir=runs/lemo/lemo_2k
+  python -m lemo.eval --run runs/lemo/tiny --set seq_len=512
+  python -m lemo.eval --config configs/lemo/eval_2k.yaml --run runs/lemo/lemo_2k
 """
 
 
@@ -64,9 +64,12 @@ def load_run(ec: EvalConfig, device: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, ec = parse_args(argv, EvalConfig, prog="lemo.eval", description=DESCRIPTION)
-    if args.quick:
-        ec.ppl_windows, ec.passkey_trials = min(ec.ppl_windows, 2), min(ec.passkey_trials, 4)
+    parser = build_parser("lemo.eval", DESCRIPTION,
+                          run="a lemo.train run dir (default: the base model, no adapter)")
+    args, ec = parse_args(argv, EvalConfig, prog="lemo.eval", description=DESCRIPTION,
+                          parser=parser, quick={"ppl_windows": 2, "passkey_trials": 4})
+    if args.run is not None:
+        ec.run_dir = args.run
     set_seed(ec.seed)
     device = pick_device(ec.device)
     model, tc = load_run(ec, device)

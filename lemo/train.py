@@ -82,9 +82,8 @@ def _save_adapter(model, run_dir: Path, lora_state: dict | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv, TrainConfig, prog="lemo.train", description=DESCRIPTION,
+                           quick={"steps": 10},
                            default_config="configs/lemo/tiny.yaml")
-    if args.quick:
-        cfg.steps = min(cfg.steps, 10)
     set_seed(cfg.seed)
     env = init_distributed(cfg.distributed, pick_device(cfg.device))
     done = False

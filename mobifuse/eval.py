@@ -1,7 +1,7 @@
 """Evaluate a trained MobiFuse model on held-out simulated scenes or on a real capture folder.
 
-    python -m mobifuse.eval --model runs/mobifuse/train-X/model.pt [--scenes 8]
-    python -m mobifuse.eval --model model.pt --capture path/to/capture [--out DIR]
+    python -m mobifuse.eval --run runs/mobifuse/train-X [--scenes 8]
+    python -m mobifuse.eval --run runs/mobifuse/train-X --capture path/to/capture [--out DIR]
 
 Simulated: metrics (MAE, RMSE, AbsRel, delta, bad-5cm, per region) of the model, ToF only,
 SGBM only and the DEI inverse-variance fusion, to metrics.json. Capture (layout in
@@ -12,6 +12,7 @@ when the folder holds gt_depth.pfm at the work resolution.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from mobifuse.api import fuse
 from mobifuse.baselines import inverse_variance_fusion
@@ -21,7 +22,7 @@ from mobifuse.metrics import depth_metrics, region_metrics
 from mobifuse.simulator import MASKS
 from mobifuse.train import load_model, predict, to_tensors
 from shared.cli import build_parser, parse_args, run
-from shared.errors import DataError
+from shared.errors import DataError, UserError
 from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger
 
@@ -30,13 +31,15 @@ EVAL_SEED0 = 50_000
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser("mobifuse.eval", __doc__, default_config="configs/mobifuse/tiny.yaml")
-    parser.add_argument("--model", required=True, help="model.pt written by mobifuse.train")
+    parser = build_parser("mobifuse.eval", __doc__, default_config="configs/mobifuse/tiny.yaml",
+                          run="a mobifuse.train run dir (its model.pt is evaluated)")
     parser.add_argument("--capture", default=None, help="a ToF + stereo capture folder")
     parser.add_argument("--scenes", type=int, default=8, help="held-out simulated scenes")
     args, cfg = parse_args(argv, TrainConfig, prog="mobifuse.eval", description="",
                            parser=parser)
-    model = load_model(args.model)
+    if args.run is None:
+        raise UserError("--run DIR is required (a mobifuse.train run dir)")
+    model = load_model(Path(args.run) / "model.pt")
     if args.capture:  # every input is read and checked before the run dir is made
         cap = load_capture(args.capture)
         c = cap["calib"]

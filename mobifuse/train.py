@@ -154,10 +154,9 @@ def load_model(path: str | Path) -> TwoStageFusionNet:
 
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv, TrainConfig, prog="mobifuse.train",
+                           quick={"train_scenes": 24, "val_scenes": 4, "steps": 100},
                            description=__doc__,
                            default_config="configs/mobifuse/tiny.yaml")
-    if args.quick:
-        cfg.train_scenes, cfg.val_scenes, cfg.steps = min(cfg.train_scenes, 24), 4, 100
     run_dir = make_run_dir(args.out, "mobifuse", "train")
     save_config(cfg, run_dir / "config.yaml")
     train_seeds, val_seeds = scene_seeds(cfg)

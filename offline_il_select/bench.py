@@ -402,10 +402,6 @@ def main(argv: list[str] | None = None) -> int:
                     list(sys.argv[1:] if argv is None else argv), steps)
     rep.write(run_dir, plot_metrics=["score", "train_cpu_s"])
     _plot(rows, studies, run_dir / "curves.png")
-    for c in rep.checks:
-        measured = float("nan") if c.measured is None else c.measured
-        log.info("check %-60s measured %-10.4g target %s: %s", c.name, measured, c.target,
-                 "holds" if c.holds else "does NOT hold")
     log.info("wrote %s", run_dir)
     return 0
 

@@ -163,16 +163,14 @@ def fit(cfg: TrainConfig, data: ILData, run_dir: str | Path | None = None,
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(
         argv, TrainConfig, prog="offline_il_select.train",
+        quick={"policy.steps": 500, "eval_every": 250, "ckpt_every": 250, "eval_episodes": 3,
+               "ilid.disc_steps": 200, "data.n_random": 100},
         description="Offline imitation from one expert episode plus imperfect data: ILID "
                     "(resultant-state selection + weighted BC) or a baseline (bc_expert, bc_all, "
                     "dwbc, iswbc; --set method=...). Datasets come from shared.il's committed "
                     "SAC policies (or --set data.imperfect_file=...). Rerun with the same --out "
                     "to resume.",
         default_config="configs/offline_il_select/hopper_random.yaml")
-    if args.quick:
-        cfg.policy.steps, cfg.eval_every, cfg.ckpt_every, cfg.eval_episodes = 500, 250, 250, 3
-        cfg.ilid.disc_steps = 200
-        cfg.data.n_random = min(cfg.data.n_random, 100)
     try:
         cfg.validate()
     except ValueError as e:

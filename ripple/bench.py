@@ -28,13 +28,13 @@ from ripple.data import synthetic_masks
 from ripple.engine import ARMS
 from ripple.layout import FlashLayout, write_layout
 from ripple.pipeline import (
+    QUICK,
     activated_fraction,
     bundle_settings,
     get_model,
     mask_sets,
     placements,
     replay_arms,
-    with_quick,
 )
 from ripple.placement import GreedyEdgePlacement
 from ripple.storage import DirectReader
@@ -114,11 +114,11 @@ def plot(rows: list[dict], scaling: list[dict], settings: list[str], path: Path)
 def main(argv=None) -> int:
     args, cfg = parse_args(
         argv, RippleConfig, prog="ripple.bench", default_config="configs/ripple/bench.yaml",
+        quick=QUICK,
         description="Ripple (neuron co-activation placement + access collapsing + linking-"
                     "aligned cache) vs llama.cpp-style and LLM-in-a-flash loading, on the same "
                     "activation masks of a trained ReLU OPT. Modelled UFS 4.0 and real local-"
                     "disk O_DIRECT reads; writes bench.json/md/png to the run dir.")
-    cfg = with_quick(cfg, args)
     set_seed(cfg.seed)
     run_dir = make_run_dir(args.out, "ripple", "bench")
     save_config(cfg, run_dir / "config.yaml")
@@ -277,9 +277,6 @@ def main(argv=None) -> int:
                       "wall_seconds": time.perf_counter() - t_start})
     rep.write(run_dir)
     plot(rep.rows, scaling, list(settings), run_dir / "bench.png")
-    for c in rep.checks:
-        log.info("%-60s %8.3f %s %s", c.name, c.measured if c.measured is not None else
-                 float("nan"), c.target, "ok" if c.holds else "NO")
     log.info("wrote %s", run_dir / "bench.json")
     return 0
 

@@ -1,11 +1,11 @@
 """Place neurons, write the flash layout file, and replay every arm's I/O on held-out masks.
 
-    python -m ripple.eval --config configs/ripple/bench.yaml [--masks TRAIN_RUN_DIR] [--out DIR]
+    python -m ripple.eval --config configs/ripple/bench.yaml [--run TRAIN_RUN_DIR] [--out DIR]
 
-Masks come from a `ripple.train` run dir (`--masks`) or are recorded now from the model
+Masks come from a `ripple.train` run dir (`--run`) or are recorded now from the model
 (`checkpoint=PATH` for any HF OPT/ReLU checkpoint). Writes `placement.npz` (per-layer orders of
 every placement), `layout-ripple.bin` (bundles in Ripple order, 4 KB aligned; needs the model's
-weights, so only without `--masks` or with the run's checkpoint), and `results.json` /
+weights, so only without `--run` or with the run's checkpoint), and `results.json` /
 `results.csv` (modelled UFS I/O per arm, bundle setting and test source).
 """
 
@@ -20,12 +20,12 @@ from ripple.config import RippleConfig
 from ripple.data import load_masks
 from ripple.layout import write_layout
 from ripple.pipeline import (
+    QUICK,
     bundle_settings,
     get_model,
     mask_sets,
     placements,
     replay_arms,
-    with_quick,
 )
 from shared.cli import build_parser, parse_args, run
 from shared.config import save_config
@@ -52,18 +52,14 @@ def _load_run_masks(run: Path, cfg: RippleConfig) -> dict[str, np.ndarray]:
 
 
 def main(argv=None) -> int:
-    p = build_parser("ripple.eval", DESCRIPTION, "configs/ripple/bench.yaml")
-    p.add_argument("--masks", default=None, metavar="DIR",
-                   help="a ripple.train run dir holding masks-*.npz (default: record masks now)")
+    p = build_parser("ripple.eval", DESCRIPTION, "configs/ripple/bench.yaml",
+                     run="a ripple.train run dir holding masks-*.npz (default: record masks now)")
     args, cfg = parse_args(argv, RippleConfig, prog="ripple.eval", description=DESCRIPTION,
-                           parser=p)
-    cfg = with_quick(cfg, args)
+                           parser=p, quick=QUICK)
     set_seed(cfg.seed)
     model = None
-    if args.masks:
-        run_in = Path(args.masks)
-        if not run_in.is_dir():
-            raise DataError(f"--masks: not a directory: {run_in}")
+    if args.run:
+        run_in = Path(args.run)
         masks = _load_run_masks(run_in, cfg)
         if (run_in / "checkpoint" / "config.json").is_file():
             from ripple.models import load_model

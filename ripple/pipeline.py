@@ -17,7 +17,7 @@ from ripple.engine import ARMS, ArmSpec, replay
 from ripple.placement import GreedyEdgePlacement
 from ripple.storage import UFSModel
 
-__all__ = ["QUICK", "with_quick", "get_model", "mask_sets", "activated_fraction", "placements",
+__all__ = ["QUICK", "get_model", "mask_sets", "activated_fraction", "placements",
            "ufs_of", "bundle_settings", "replay_arms"]
 
 log = logging.getLogger(__name__)
@@ -25,15 +25,6 @@ log = logging.getLogger(__name__)
 
 QUICK = ["masks.calib_tokens=4096", "masks.test_tokens=1024", "real_read_tokens=24",
          "placement_sizes=[4096, 16384]"]
-
-
-def with_quick(cfg: RippleConfig, args) -> RippleConfig:
-    """`cfg` with the --quick overrides (fewer mask tokens) if asked; --set still wins."""
-    if not args.quick:
-        return cfg
-    from shared.config import apply_overrides, from_dict, to_dict
-
-    return from_dict(RippleConfig, apply_overrides(to_dict(cfg), QUICK + args.overrides))
 
 
 def get_model(cfg: RippleConfig):

@@ -17,7 +17,7 @@ import tempfile
 
 from ripple.config import RippleConfig
 from ripple.data import save_masks
-from ripple.pipeline import activated_fraction, get_model, mask_sets, with_quick
+from ripple.pipeline import QUICK, activated_fraction, get_model, mask_sets
 from shared.cli import parse_args, run
 from shared.config import save_config
 from shared.io import atomic_write_json, make_run_dir
@@ -29,11 +29,11 @@ log = logging.getLogger("ripple.train")
 def main(argv=None) -> int:
     args, cfg = parse_args(
         argv, RippleConfig, prog="ripple.train", default_config="configs/ripple/bench.yaml",
+        quick=QUICK,
         description="Train a byte-level ReLU OPT (transformers OPTConfig, activation 'relu', L1 "
                     "on FFN activations) on the offline stdlib corpus, then record its FFN "
                     "activation masks on calibration and held-out text for Ripple's placement. "
                     "Set checkpoint=PATH to record masks of an existing HF OPT checkpoint.")
-    cfg = with_quick(cfg, args)
     set_seed(cfg.seed)
     run_dir = make_run_dir(args.out, "ripple", "train")
     save_config(cfg, run_dir / "config.yaml")

@@ -159,11 +159,7 @@ def _plots(run_dir, uniq: np.ndarray, prune: list[dict], finetune: list[dict],
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser("robwe.bench", __doc__, default_config="configs/robwe/bench.yaml")
     args, cfg = parse_args(argv, BenchConfig, prog="robwe.bench", description="",
-                           parser=parser)
-    if args.quick:
-        from shared.config import apply_overrides, from_dict, to_dict
-
-        cfg = from_dict(BenchConfig, apply_overrides(to_dict(cfg), QUICK + args.overrides))
+                           parser=parser, quick=QUICK)
     set_seed(cfg.seed)
     run_dir = make_run_dir(args.out, "robwe", "bench")
     from robwe.data import federate, load_dataset
@@ -291,8 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     ]
     _plots(run_dir, uniq, prune, finetune, detection)
     path = rep.write(run_dir, plot_metrics=["acc", "slice_bits_mean", "head_bits_mean"])
-    for c in rep.checks:
-        log.info("%-70s %s %s", c.name, c.measured, "ok" if c.holds else "FAILS")
     log.info("wrote %s", path)
     return 0
 

@@ -9,7 +9,7 @@ and overwriting with the attacker's own watermark.
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +17,11 @@ import numpy as np
 from robwe.config import RobWEConfig
 from robwe.federation import build_federation
 from robwe.robustness import finetune_curve, overwrite_scores, prune_curve, uniqueness, victims
-from shared.cli import run
+from shared.cli import build_parser, parse_args, run
 from shared.config import load_config
-from shared.errors import DataError
+from shared.errors import DataError, UserError
 from shared.io import Checkpointer, atomic_write_json
-from shared.log import get_logger, setup_logging
+from shared.log import get_logger
 
 log = get_logger("robwe.eval")
 
@@ -71,19 +71,27 @@ def _heatmap(u: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
+@dataclass
+class EvalConfig:
+    """What `robwe.eval` measures on a finished run."""
+
+    victims: int = 5  # clients attacked
+    finetune_epochs: int = 10  # fine-tuning attack epochs on another client's data
+    overwrite_epochs: int = 10  # overwriting attack epochs
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m robwe.eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="run directory written by robwe.train")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    p.add_argument("--victims", type=int, default=5, help="clients attacked (default 5)")
-    p.add_argument("--finetune-epochs", type=int, default=10)
-    args = p.parse_args(argv)
-    setup_logging(args.verbose)
+    parser = build_parser("robwe.eval", __doc__, run="a run directory written by robwe.train")
+    args, ec = parse_args(argv, EvalConfig, prog="robwe.eval", description=__doc__,
+                          parser=parser, quick={"victims": 2, "finetune_epochs": 2,
+                                                "overwrite_epochs": 2})
+    if args.run is None:
+        raise UserError("--run DIR is required (a robwe.train run dir)")
+    if ec.victims < 1 or ec.finetune_epochs < 0 or ec.overwrite_epochs < 0:
+        raise UserError("victims must be >= 1 and the epochs >= 0")
     run_dir = Path(args.run)
-    if not run_dir.is_dir():
-        raise DataError(f"run directory not found: {run_dir}")
-    out = evaluate_run(run_dir, args.victims, args.finetune_epochs)
+    out = evaluate_run(run_dir, ec.victims, ec.finetune_epochs,
+                       overwrite_epochs=ec.overwrite_epochs)
     if "uniqueness" in out:
         log.info("uniqueness: diagonal min %.3f, off-diagonal mean %.3f",
                  out["uniqueness"]["diagonal_min"], out["uniqueness"]["off_diagonal_mean"])

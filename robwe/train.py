@@ -99,9 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=["loop", "flower", "flower-inprocess"],
                         default="loop", help="round engine (default: the in-process loop)")
     args, cfg = parse_args(argv, RobWEConfig, prog="robwe.train", description=__doc__,
+                           quick={"fl.rounds": 5},
                            parser=parser)
-    if args.quick:
-        cfg.fl.rounds = min(cfg.fl.rounds, 5)
     set_seed(cfg.seed)
     fed = build_federation(cfg)  # reads and checks the data before the run dir is made
     run_dir = make_run_dir(args.out, "robwe", "train")

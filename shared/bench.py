@@ -19,6 +19,7 @@ exact command.
 
 from __future__ import annotations
 
+import logging
 import math
 import shlex
 import statistics
@@ -192,15 +193,30 @@ class BenchReport:
             parts += ["\n## Notes\n"] + [f"- {n}\n" for n in self.notes]
         return "\n".join(parts)
 
-    def write(self, out_dir: str | Path, plot_metrics: list[str] | None = None) -> Path:
-        """Write bench.json, bench.md and (if `plot_metrics`) bench.png; return the json path."""
+    def write(self, out_dir: str | Path, plot_metrics: list[str] | None = None,
+              config: Any = None) -> Path:
+        """Write bench.json, bench.md, (with `plot_metrics`) bench.png and (with `config`, a
+        config dataclass) config.yaml, then log every check; return the json path."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        if config is not None:
+            from shared.config import save_config
+
+            save_config(config, out_dir / "config.yaml")
         if plot_metrics:
             self.plot(out_dir / "bench.png", plot_metrics)
         atomic_write_text(out_dir / "bench.md", self.markdown())
         atomic_write_json(out_dir / "bench.json", self.to_dict())
+        self.log_checks()
+        logging.getLogger(f"{self.package}.bench").info("wrote %s", out_dir / "bench.json")
         return out_dir / "bench.json"
+
+    def log_checks(self) -> None:
+        """One log line per check: name, measured value, target, holds or not."""
+        log = logging.getLogger(f"{self.package}.bench")
+        for c in self.checks:
+            log.info("check %-60s measured %-10s target %-10s %s", c.name,
+                     fmt_number(c.measured), c.target, "holds" if c.holds else "DOES NOT HOLD")
 
     def plot(self, path: str | Path, metrics: list[str]) -> None:
         """One panel per metric: a line per arm over settings (bars when there is one setting)."""

@@ -24,6 +24,7 @@ import dataclasses
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from shared.config import load_config
@@ -39,7 +40,9 @@ _VERBOSE = False
 
 
 def build_parser(prog: str, description: str, default_config: str | None = None,
-                 epilog: str | None = None) -> argparse.ArgumentParser:
+                 epilog: str | None = None, run: str | None = None) -> argparse.ArgumentParser:
+    """The standard flags; `run` (a help text) adds `--run DIR`, the one way every recipe that
+    reads a finished run (an eval) names it; `parse_args` checks that DIR is a directory."""
     p = argparse.ArgumentParser(
         prog=f"python -m {prog}", description=description, epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,24 +60,31 @@ def build_parser(prog: str, description: str, default_config: str | None = None,
                    help="a small, fast setting (minutes on 2 CPU cores) for smoke runs "
                         "and summaries")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
+    if run is not None:
+        p.add_argument("--run", default=None, metavar="DIR", help=run)
     return p
 
 
 def parse_args(argv: list[str] | None, cls: type[T], prog: str, description: str,
                default_config: str | None = None,
                parser: argparse.ArgumentParser | None = None,
-               quick: dict[str, Any] | None = None) -> tuple[argparse.Namespace, T]:
+               quick: dict[str, Any] | list[str] | None = None
+               ) -> tuple[argparse.Namespace, T]:
     """Parse the standard flags (plus any on `parser`), load and override the typed config.
-    `quick` ({'a.b': value}) is the `--quick` overlay: applied before the user's `--set`, so an
-    explicit `--set` of the same key always wins."""
+    `quick` ({'a.b': value} or ['a.b=value', ...]) is the recipe's `--quick` overlay: applied
+    before the user's `--set`, so an explicit `--set` of the same key always wins."""
     global _VERBOSE
     p = parser or build_parser(prog, description, default_config)
     args = p.parse_args(argv)
     _VERBOSE = args.verbose
     setup_logging(args.verbose)
-    overrides = [f"{k}={v}" for k, v in (quick or {}).items()] if args.quick else []
+    if isinstance(quick, dict):
+        quick = [f"{k}={v}" for k, v in quick.items()]
+    overrides = list(quick or []) if args.quick else []
     overrides += list(args.overrides)
     names = {f.name for f in dataclasses.fields(cls)}
+    if getattr(args, "run", None) is not None and not Path(args.run).is_dir():
+        raise UserError(f"--run: not a run directory: {args.run}")
     for flag in ("seed", "device"):
         val = getattr(args, flag)
         if val is not None:

@@ -157,14 +157,12 @@ def get_model(cfg: TrainConfig) -> BCG2SCGNet:
 
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(
-        argv, TrainConfig, prog="twscardio.train",
+        argv, TrainConfig, prog="twscardio.train", quick={"steps": 300, "n_subjects": 16},
         description="Train the BCG->SCG reconstruction network (TWSCardio sec. 2.2.4) on "
                     "simulated earbud-IMU subjects: dual-bud multi-axis stream + validity mask "
                     "+ time encoding -> SCG at 100 Hz, region-focused loss (loss.kind=region) "
                     "or plain L1 (loss.kind=l1). Rerun with the same --out to resume.",
         default_config="configs/twscardio/default.yaml")
-    if args.quick:
-        cfg.steps, cfg.n_subjects = min(cfg.steps, 300), min(cfg.n_subjects, 16)
     run_dir = make_run_dir(args.out, "twscardio", "train")
     save_config(cfg, run_dir / "config.yaml")
     model, hist = train_model(cfg, run_dir)

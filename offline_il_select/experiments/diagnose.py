@@ -1,8 +1,7 @@
 """Diagnostics behind the README's reading of where ILID loses (not part of the method).
 
-    python -m offline_il_select.experiments.diagnose --setting halfcheetah-random --steps 12000 prep
-    python -m offline_il_select.experiments.diagnose --setting halfcheetah-random --steps 2000 variants
-    python -m offline_il_select.experiments.diagnose --setting halfcheetah-random --steps 5000 randominit
+    python -m offline_il_select.experiments.diagnose --setting halfcheetah-random \\
+        --steps 12000 prep            # or: --steps 2000 variants, --steps 5000 randominit
 
 - `prep`: ILID's preparation on the bench's data and budget: |D_s|, where in their episodes the
   selected transitions lie, d(s) on D_e (overall and its first states), the share of D_b's next

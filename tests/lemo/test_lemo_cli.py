@@ -150,7 +150,7 @@ def test_train_from_pretrained_dir_jsonl_resume_and_eval(tmp_path, capsys):
     assert train.main(argv[:-4] + ["--set", "steps=5", "--out", str(run_dir)]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 5  # resumed at 3, not restarted
-    assert lemo_eval.main(["--set", f"run_dir={run_dir}", "--set", "seq_len=256",
+    assert lemo_eval.main(["--run", str(run_dir), "--set", "seq_len=256",
                            "--set", "ppl_windows=1", "--set", "passkey_trials=1"]) == 0
     result = json.loads((run_dir / "eval.json").read_text())
     assert np.isfinite(result["perplexity"]) and 0 <= result["passkey_accuracy"] <= 1
@@ -213,10 +213,10 @@ def test_train_with_predictors_then_eval_with_elimination(tmp_path):
                               "--set", "steps=2", "--out", str(run_dir)]) == 0
     table = torch.load(run_dir / "predictors.pt", weights_only=False)
     assert sorted(table) == [2]  # 4 layers: 0-1 dense, 3 dense (last) -> only layer 2
-    assert lemo_eval.main(["--set", f"run_dir={run_dir}", "--set", "eliminate=true",
+    assert lemo_eval.main(["--run", str(run_dir), "--set", "eliminate=true",
                            "--set", "seq_len=256", "--set", "ppl_windows=1",
                            "--set", "passkey_trials=1"]) == 0
     assert json.loads((run_dir / "eval.json").read_text())["eliminate"] is True
     with pytest.raises(ConfigError, match="multiple of the run's lemo.block_size"):
-        lemo_eval.main(["--set", f"run_dir={run_dir}", "--set", "eliminate=true",
+        lemo_eval.main(["--run", str(run_dir), "--set", "eliminate=true",
                         "--set", "seq_len=250"])

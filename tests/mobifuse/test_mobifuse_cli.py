@@ -84,14 +84,14 @@ def test_train_then_eval_then_resume(tmp_path):
     assert read_json(out / "metrics.json")["steps"] == 6
     ev = tmp_path / "ev"
     assert mf_eval.main(["--config", "configs/mobifuse/tiny.yaml", *TINY[:14],
-                         "--model", str(out / "model.pt"), "--scenes", "1",
+                         "--run", str(out), "--scenes", "1",
                          "--out", str(ev)]) == 0
     assert "mobifuse" in read_json(ev / "metrics.json")
     # a capture folder (the real-data layout) written from a simulated frame
     cap = _write_capture(tmp_path / "cap")
     ev2 = tmp_path / "ev2"
     assert mf_eval.main(["--config", "configs/mobifuse/tiny.yaml", *TINY[:14],
-                         "--model", str(out / "model.pt"), "--capture", str(cap),
+                         "--run", str(out), "--capture", str(cap),
                          "--out", str(ev2)]) == 0
     fused = read_pfm(ev2 / "fused.pfm")
     assert fused.shape == (32, 48) and np.isfinite(fused).all()
@@ -117,11 +117,13 @@ def _write_capture(folder):
 
 
 def test_eval_missing_or_corrupt_model(tmp_path):
-    r = _run("mobifuse.eval", "--model", str(tmp_path / "none.pt"))
+    r = _run("mobifuse.eval", "--run", str(tmp_path))
     assert r.returncode == 2 and "model file not found" in r.stderr
-    bad = tmp_path / "bad.pt"
+    r = _run("mobifuse.eval", "--run", str(tmp_path / "none"))
+    assert r.returncode == 2 and "--run: not a run directory" in r.stderr
+    bad = tmp_path / "model.pt"
     bad.write_bytes(b"not a zip")
-    r = _run("mobifuse.eval", "--model", str(bad))
+    r = _run("mobifuse.eval", "--run", str(tmp_path))
     assert r.returncode == 2 and "not a mobifuse model" in r.stderr
 
 

@@ -38,7 +38,7 @@ def test_train_then_eval_round_trip(tmp_path, capsys):
     assert summary["neurons_per_layer"] == 256
     assert (tr / "checkpoint" / "config.json").is_file()
     ev = tmp_path / "eval"
-    assert _exit_code(eval_main, ["--config", TINY, "--masks", str(tr), "--out", str(ev)]) == 0
+    assert _exit_code(eval_main, ["--config", TINY, "--run", str(tr), "--out", str(ev)]) == 0
     rows = json.loads((ev / "results.json").read_text())["rows"]
     arms = {r["arm"] for r in rows}
     assert {"llama.cpp", "llmflash", "ripple"} <= arms
@@ -48,7 +48,7 @@ def test_train_then_eval_round_trip(tmp_path, capsys):
     # a corrupt mask file: one line, exit 2, no results written
     (tr / "masks-test-stdlib-py.npz").write_bytes(b"junk")
     bad = tmp_path / "eval-bad"
-    assert _exit_code(eval_main, ["--config", TINY, "--masks", str(tr), "--out", str(bad)]) == 2
+    assert _exit_code(eval_main, ["--config", TINY, "--run", str(tr), "--out", str(bad)]) == 2
     assert "corrupt mask file" in capsys.readouterr().err
     assert not (bad / "results.json").exists()
 

@@ -64,10 +64,16 @@ def test_help_from_another_directory(module):
     assert code == 0
 
 
+@pytest.mark.parametrize("module", RECIPES)
+def test_every_recipe_refuses_an_unknown_flag(module):
+    code, err = cli(module, "--no-such-flag")
+    assert code == 2 and "unrecognized arguments: --no-such-flag" in err
+
+
 def test_ripple_and_mobifuse_eval_find_their_default_configs(tmp_path):
     # the defaults are relative paths (configs/<package>/...): before, these failed outside
     # the repo root with "config file not found"
-    code, err = cli("mobifuse.eval", "--model", str(tmp_path / "none.pt"))
+    code, err = cli("mobifuse.eval", "--run", str(tmp_path))
     assert code == 2 and "model file not found" in err
     code, err = cli("ripple.eval", "--set", "nope=1")
     assert code == 2 and "unknown key 'nope'" in err and "not found" not in err
@@ -76,7 +82,7 @@ def test_ripple_and_mobifuse_eval_find_their_default_configs(tmp_path):
 def test_ripple_tiny_train_then_eval_from_another_directory(tmp_path):
     code, err = cli("ripple.train", "--config", "configs/ripple/tiny.yaml", "--out", "tr")
     assert code == 0, err
-    code, err = cli("ripple.eval", "--config", "configs/ripple/tiny.yaml", "--masks", "tr",
+    code, err = cli("ripple.eval", "--config", "configs/ripple/tiny.yaml", "--run", "tr",
                     "--out", "ev")
     assert code == 0, err
     assert (tmp_path / "tr").is_dir() and any((tmp_path / "ev").iterdir())
@@ -118,7 +124,7 @@ def test_mobifuse_eval_of_a_missing_capture_leaves_no_run_dir(tmp_path):
     from mobifuse.train import save_model
 
     save_model(TwoStageFusionNet(TrainConfig().net), tmp_path / "model.pt")
-    code, err = cli("mobifuse.eval", "--model", str(tmp_path / "model.pt"),
+    code, err = cli("mobifuse.eval", "--run", str(tmp_path),
                     "--capture", str(tmp_path / "no_capture"), "--out", "ev")
     assert code == 2 and "no_capture" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "ev").exists()
