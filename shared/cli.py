@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None, cls: type[T], prog: str, description: str
     overrides += list(args.overrides)
     names = {f.name for f in dataclasses.fields(cls)}
     if getattr(args, "run", None) is not None and not Path(args.run).is_dir():
-        raise UserError(f"--run: not a run directory: {args.run}")
+        raise UserError(f"--run: run directory not found: {args.run}")
     for flag in ("seed", "device"):
         val = getattr(args, flag)
         if val is not None:

@@ -120,7 +120,7 @@ def test_eval_missing_or_corrupt_model(tmp_path):
     r = _run("mobifuse.eval", "--run", str(tmp_path))
     assert r.returncode == 2 and "model file not found" in r.stderr
     r = _run("mobifuse.eval", "--run", str(tmp_path / "none"))
-    assert r.returncode == 2 and "--run: not a run directory" in r.stderr
+    assert r.returncode == 2 and "--run: run directory not found" in r.stderr
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"not a zip")
     r = _run("mobifuse.eval", "--run", str(tmp_path))
