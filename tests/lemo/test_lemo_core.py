@@ -323,8 +323,12 @@ def test_predictor_learns_and_elastic_size_shrinks():
     after = F.smooth_l1_loss(pred.tiles(data[0][0]), data[0][1]).item()
     assert after < first
     assert len(log["sizes"]) == 2
-    # units dead on > 50% of inputs are removed; the predictor still runs at its new size
-    assert pred.q_net.hidden <= 32 and pred.k_net.hidden <= 32
+    # units dead on > 50% of inputs are removed at steps 40 and 80 (ReLU units on random
+    # inputs die often, so the 32-unit nets shrink); the log records the nets' real sizes,
+    # sizes never grow, and the predictor still runs at its new size
+    (s1, q1, k1), (s2, q2, k2) = log["sizes"]
+    assert (s1, s2) == (40, 80) and q1 < 32 and k1 < 32
+    assert q2 <= q1 and k2 <= k1 and (q2, k2) == (pred.q_net.hidden, pred.k_net.hidden)
     assert pred.key_scores(data[0][0]).shape == (1, 8)
 
 
