@@ -25,7 +25,7 @@ from shared.errors import DataError, UserError
 
 __all__ = ["MAX_DEPTH", "MAX_ALLOC", "read_text", "decode_text", "parse_json", "read_json_file",
            "parse_yaml", "check_depth", "check_alloc", "bounded_dims", "finite_number",
-           "finite_array", "h5_get", "h5_dataset"]
+           "finite_array", "h5_get", "h5_dataset", "check_state_dict", "check_finite_params"]
 
 MAX_DEPTH = 64  # nesting of JSON/YAML documents; our configs and metadata use < 10
 MAX_ALLOC = 16 << 30  # no loader allocates more than 16 GiB from one file, whatever it declares
@@ -159,7 +159,7 @@ def check_alloc(nbytes: int, file_bytes: int, source: str, what: str, ratio: flo
     limit = min(MAX_ALLOC, int(ratio * file_bytes) + slack)
     if nbytes > limit:
         raise DataError(f"{source}: {what} declares {nbytes} bytes but the file has "
-                        f"{file_bytes} (corrupt header?)")
+                        f"{file_bytes} (truncated, or a corrupt header)")
     return nbytes
 
 
@@ -277,3 +277,41 @@ def h5_dataset(group, name: str, source: str, file_bytes: int, budget: list[int]
         return obj[()]
     except (OSError, RuntimeError, ValueError, TypeError) as e:
         raise DataError(f"{source}: cannot read {where} ({e})") from None
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def check_state_dict(state: Any, model, source: str, allow_missing: tuple[str, ...] = ()
+                     ) -> dict:
+    """`state` as a dict of tensors fitting `model` exactly: no missing key (except those
+    starting with a prefix in `allow_missing`), no unexpected key, same shapes, all finite."""
+    import torch
+
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise DataError(f"{source}: weights must be a mapping of names to tensors")
+    want = model.state_dict()
+    optional = tuple(allow_missing)
+    missing = [k for k in want if k not in state and not (optional and k.startswith(optional))]
+    if missing:
+        raise DataError(f"{source}: missing tensor '{missing[0]}' ({len(missing)} missing)")
+    extra = [k for k in state if k not in want]
+    if extra:
+        raise DataError(f"{source}: unexpected tensor '{extra[0]}' ({len(extra)} unexpected)")
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(want[k].shape):
+            raise DataError(f"{source}: tensor '{k}' has shape {tuple(v.shape)}, the model "
+                            f"needs {tuple(want[k].shape)}")
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise DataError(f"{source}: tensor '{k}' has NaN or inf values")
+    return state
+
+
+def check_finite_params(model, source: str) -> None:
+    """Every floating parameter and buffer of a loaded `model` is finite."""
+    import torch
+
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise DataError(f"{source}: tensor '{name}' has NaN or inf values")
