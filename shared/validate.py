@@ -284,14 +284,16 @@ def h5_dataset(group, name: str, source: str, file_bytes: int, budget: list[int]
 
 def check_state_dict(state: Any, model, source: str, allow_missing: tuple[str, ...] = ()
                      ) -> dict:
-    """`state` as a dict of tensors fitting `model` exactly: no missing key (except those
-    starting with a prefix in `allow_missing`), no unexpected key, same shapes, all finite."""
+    """`state` as a dict of tensors fitting `model` (a module, e.g. built on the meta device, or
+    a {name: shape} dict) exactly: no missing key (except those starting with a prefix in
+    `allow_missing`), no unexpected key, same shapes, all finite."""
     import torch
 
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         raise DataError(f"{source}: weights must be a mapping of names to tensors")
-    want = model.state_dict()
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()} \
+        if isinstance(model, torch.nn.Module) else {k: tuple(v) for k, v in model.items()}
     optional = tuple(allow_missing)
     missing = [k for k in want if k not in state and not (optional and k.startswith(optional))]
     if missing:
@@ -300,9 +302,9 @@ def check_state_dict(state: Any, model, source: str, allow_missing: tuple[str, .
     if extra:
         raise DataError(f"{source}: unexpected tensor '{extra[0]}' ({len(extra)} unexpected)")
     for k, v in state.items():
-        if tuple(v.shape) != tuple(want[k].shape):
+        if tuple(v.shape) != want[k]:
             raise DataError(f"{source}: tensor '{k}' has shape {tuple(v.shape)}, the model "
-                            f"needs {tuple(want[k].shape)}")
+                            f"needs {want[k]}")
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise DataError(f"{source}: tensor '{k}' has NaN or inf values")
     return state
