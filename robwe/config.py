@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 __all__ = ["DataConfig", "ModelConfig", "FLConfig", "WatermarkConfig", "ThreatConfig",
@@ -25,6 +26,9 @@ class DataConfig:
             raise ValueError(f"num_clients must be >= 2, got {self.num_clients}")
         if self.dataset in ("mnist_idx", "cifar10") and not self.path:
             raise ValueError(f"dataset '{self.dataset}' needs data.path (a directory)")
+        if self.dataset in ("mnist_idx", "cifar10") and not Path(self.path).is_dir():
+            kind = "CIFAR-10" if self.dataset == "cifar10" else "MNIST"
+            raise ValueError(f"data.path: {kind} directory not found: {self.path}")
 
 
 @dataclass
