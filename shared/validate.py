@@ -25,7 +25,8 @@ from shared.errors import DataError, UserError
 
 __all__ = ["MAX_DEPTH", "MAX_ALLOC", "read_text", "decode_text", "parse_json", "read_json_file",
            "parse_yaml", "check_depth", "check_alloc", "bounded_dims", "finite_number",
-           "finite_array", "h5_get", "h5_dataset", "check_state_dict", "check_finite_params"]
+           "finite_array", "read_npz", "h5_get", "h5_dataset", "check_state_dict",
+           "check_finite_params", "safetensors_shapes", "hf_config", "strict_from_pretrained"]
 
 MAX_DEPTH = 64  # nesting of JSON/YAML documents; our configs and metadata use < 10
 MAX_ALLOC = 16 << 30  # no loader allocates more than 16 GiB from one file, whatever it declares
@@ -218,6 +219,45 @@ def finite_array(x: Any, name: str, shape: tuple | None = None, allow_nan: bool 
     return a
 
 
+# ----------------------------------------------------------------------------- npz
+
+
+def read_npz(path: str | Path, keys: tuple[str, ...], what: str = ".npz file"
+             ) -> dict[str, np.ndarray]:
+    """Arrays `keys` of an .npz file, each .npy header's shape checked against the member's
+    size (and that against its compressed size) before the array is allocated; no pickles."""
+    import zipfile
+    import zlib
+
+    path = Path(path)
+    fmt = np.lib.format
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for k in keys:
+                try:
+                    info = zf.getinfo(f"{k}.npy")
+                except KeyError:
+                    raise DataError(f"{path}: {what} lacks key '{k}'") from None
+                check_alloc(info.file_size, info.compress_size, str(path), f"member '{k}'",
+                            ratio=1100, slack=1 << 12)
+                with zf.open(info) as f:
+                    version = fmt.read_magic(f)
+                    read = fmt.read_array_header_1_0 if version == (1, 0) else \
+                        fmt.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                if dtype.hasobject:
+                    raise DataError(f"{path}: '{k}' holds Python objects (refused)")
+                bounded_dims(shape, str(path), f"'{k}'", dtype.itemsize, info.file_size,
+                             allow_zero=True)
+                with zf.open(info) as f:
+                    out[k] = fmt.read_array(f, allow_pickle=False)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
+            zlib.error, NotImplementedError) as e:
+        raise DataError(f"{path}: corrupt {what} ({type(e).__name__}: {e})") from None
+    return out
+
+
 # ----------------------------------------------------------------------------- HDF5
 
 
@@ -317,3 +357,130 @@ def check_finite_params(model, source: str) -> None:
     for name, t in [*model.named_parameters(), *model.named_buffers()]:
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise DataError(f"{source}: tensor '{name}' has NaN or inf values")
+
+
+_ST_DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
+              "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def safetensors_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """{tensor name: shape} from a .safetensors header, every entry checked against the file
+    (known dtype, offsets inside the data block, size = prod(shape) x itemsize)."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise DataError(f"{path}: truncated safetensors file")
+        n = int.from_bytes(head, "little")
+        check_alloc(n, min(size - 8, 100 << 20), str(path), "safetensors header")
+        header = parse_json(decode_text(f.read(n), str(path)), str(path))
+    if not isinstance(header, dict):
+        raise DataError(f"{path}: safetensors header is not a JSON object")
+    data_bytes = size - 8 - n
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            shape = tuple(int(x) for x in e["shape"])
+            begin, end = (int(x) for x in e["data_offsets"])
+            item = _ST_DTYPES[e["dtype"]]
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{path}: malformed header entry for tensor '{name}'") from None
+        if min(shape, default=0) < 0 or not 0 <= begin <= end <= data_bytes or \
+                end - begin != math.prod(shape) * item:
+            raise DataError(f"{path}: tensor '{name}' does not fit the file (shape {shape}, "
+                            f"bytes {begin}..{end} of {data_bytes}; truncated or corrupt)")
+        out[name] = shape
+    return out
+
+
+def _checkpoint_shapes(path: Path, source: str) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes of a save_pretrained directory (one or several safetensors shards)."""
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        idx = read_json_file(index)
+        shards = idx.get("weight_map") if isinstance(idx, dict) else None
+        files = sorted({str(v) for v in shards.values()}) if isinstance(shards, dict) else []
+        if not files or any("/" in f or f.startswith(".") for f in files):
+            raise DataError(f"{index}: no usable 'weight_map'")
+    elif (path / "model.safetensors").is_file():
+        files = ["model.safetensors"]
+    else:
+        raise DataError(f"{source}: no model.safetensors (pickled .bin weights are not loaded)")
+    out: dict[str, tuple[int, ...]] = {}
+    for f in files:
+        if not (path / f).is_file():
+            raise DataError(f"{source}: weight shard '{f}' not found")
+        out.update(safetensors_shapes(path / f))
+    return out
+
+
+def hf_config(path: str | Path, source: str):
+    """A transformers config from `path/config.json`, read through our JSON checks first."""
+    from transformers import AutoConfig
+
+    path = Path(path)
+    try:
+        c = read_json_file(path / "config.json")
+    except DataError as e:
+        raise DataError(f"{source}: unreadable config.json ({e})") from None
+    if not isinstance(c, dict):
+        raise DataError(f"{source}: unreadable config.json (not a JSON object)")
+    try:
+        return AutoConfig.from_pretrained(str(path))
+    except Exception as e:  # transformers raises many types for a bad config
+        raise DataError(f"{source}: unreadable config.json ({type(e).__name__}: {e})") from None
+
+
+def strict_from_pretrained(path: str | Path, config, source: str,
+                           allow_missing: tuple[str, ...] = (), **kwargs):
+    """`AutoModelForCausalLM.from_pretrained` that refuses, instead of random-initialising:
+    a config that does not describe the stored tensors (checked on the meta device before any
+    allocation), missing tensors (except prefixes in `allow_missing`), unexpected or mismatched
+    tensors, and NaN/inf weights. Any failure is a DataError naming `source`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    path = Path(path)
+    try:
+        stored = _checkpoint_shapes(path, source)
+    except DataError as e:
+        raise DataError(f"{source}: cannot load weights ({e})") from None
+    layers = getattr(config, "num_hidden_layers", None)
+    if not isinstance(layers, int) or not 0 < layers <= len(stored):
+        raise DataError(f"{source}: config num_hidden_layers={layers!r} does not fit the "
+                        f"{len(stored)} stored tensors")
+    try:
+        with torch.device("meta"):
+            shape = AutoModelForCausalLM.from_config(config)
+    except Exception as e:  # zero heads, inconsistent sizes ...
+        raise DataError(f"{source}: config.json does not build a model ({type(e).__name__}: "
+                        f"{e})") from None
+    keys = set(shape.state_dict())
+    want = {k: tuple(p.shape) for k, p in shape.named_parameters() if k in keys}
+    want.update({k: tuple(b.shape) for k, b in shape.named_buffers() if k in keys})
+    del shape
+    optional = tuple(allow_missing)
+    missing = sorted(k for k in want if k not in stored and not (optional and
+                                                                  k.startswith(optional)))
+    extra = sorted(k for k in stored if k not in want)
+    wrong = sorted(k for k in stored if k in want and stored[k] != want[k])
+    for what, names in (("missing", missing), ("unexpected", extra), ("mis-shaped", wrong)):
+        if names:
+            raise DataError(f"{source}: {len(names)} {what} tensor(s), e.g. '{names[0]}' "
+                            f"(config.json and the weights disagree)")
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(
+            str(path), config=config, output_loading_info=True, **kwargs)
+    except Exception as e:  # corrupt tensors past the header check
+        raise DataError(f"{source}: cannot load weights ({type(e).__name__}: {e})") from None
+    left = [k for k in info.get("missing_keys", ()) if not (optional and k.startswith(optional))]
+    for what, names in (("missing", left), ("unexpected", info.get("unexpected_keys", ())),
+                        ("mis-shaped", info.get("mismatched_keys", ()))):
+        if names:
+            raise DataError(f"{source}: {len(names)} {what} tensor(s), e.g. "
+                            f"'{sorted(map(str, names))[0]}'")
+    check_finite_params(model, source)
+    return model
