@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 __all__ = ["DataConfig", "ILIDConfig", "PolicyConfig", "BaselineConfig", "TrainConfig",
@@ -26,6 +27,15 @@ class DataConfig:
     expert_file: str = ""  # a D4RL-layout HDF5 to use as D_e instead of a rollout
     imperfect_file: str = ""  # a D4RL-layout HDF5 (or Minari dir) to use as D_b
     max_episode_steps: int = 1000  # episode cap of the rollouts
+
+    def validate(self) -> None:
+        # user files are checked here, before any rollout or run directory
+        for name in ("expert_file", "imperfect_file"):
+            v = getattr(self, name)
+            if v and not Path(v).exists():
+                raise ValueError(f"data.{name}: file not found: {v}")
+        if self.policy_dir and not Path(self.policy_dir).is_dir():
+            raise ValueError(f"data.policy_dir: directory not found: {self.policy_dir}")
 
 
 @dataclass
