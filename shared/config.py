@@ -161,7 +161,7 @@ def _build(cls: type[T], data: dict, where: str) -> T:
     if callable(validate):
         try:
             validate()
-        except (ValueError, AssertionError) as e:
+        except (ValueError, AssertionError, ArithmeticError) as e:
             raise ConfigError(f"{where or cls.__name__}: {e}") from None
     return obj
 
