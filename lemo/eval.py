@@ -25,6 +25,7 @@ from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger
 from shared.runtime import pick_device, set_seed
 from shared.text import evaluate_perplexity
+from shared.validate import brief
 
 log = get_logger("lemo.eval")
 
@@ -57,7 +58,7 @@ def load_run(ec: EvalConfig, device: str):
         try:
             table = torch.load(preds, map_location=device, weights_only=False)
         except Exception as e:
-            raise DataError(f"{preds}: unreadable ({e})") from None
+            raise DataError(f"{preds}: unreadable ({brief(e)})") from None
         for m in lemo_layers(model):
             m.set_predictor(table.get(m.layer_idx))
     return model.to(device).eval(), tc

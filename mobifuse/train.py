@@ -137,7 +137,7 @@ def load_model(path: str | Path) -> TwoStageFusionNet:
     from mobifuse.config import NetConfig
     from shared.config import from_dict
     from shared.errors import ConfigError, DataError
-    from shared.validate import check_state_dict
+    from shared.validate import brief, check_state_dict
 
     path = Path(path)
     if not path.is_file():
@@ -145,7 +145,7 @@ def load_model(path: str | Path) -> TwoStageFusionNet:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, not a torch file, a pickle of foreign objects
-        raise DataError(f"{path}: not a mobifuse model ({type(e).__name__}: {e})") from None
+        raise DataError(f"{path}: not a mobifuse model ({brief(e)})") from None
     if not isinstance(blob, dict) or not isinstance(blob.get("net"), dict) \
             or "state_dict" not in blob:
         raise DataError(f"{path}: not a mobifuse model (needs 'net' and 'state_dict')")

@@ -28,7 +28,7 @@ import numpy as np
 from robwe.config import DataConfig
 from shared.errors import ConfigError, DataError
 from shared.fl import dirichlet_partition, k_label_partition, split_train_test
-from shared.validate import bounded_dims
+from shared.validate import bounded_dims, brief
 
 __all__ = ["Dataset", "FederatedData", "load_dataset", "load_mnist5k", "load_digits",
            "read_idx", "load_mnist_idx", "load_cifar10", "federate"]
@@ -93,7 +93,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{path}: corrupt gzip ({e})") from None
+        raise DataError(f"{path}: corrupt gzip ({brief(e)})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]
@@ -195,7 +195,7 @@ def _load_batch(path: Path) -> dict:
             pass
         return _ArrayUnpickler(io.BytesIO(data), encoding="bytes").load()
     except Exception as e:  # truncated or foreign pickles raise many kinds of errors
-        raise DataError(f"{path}: corrupt CIFAR batch ({type(e).__name__}: {e})") from None
+        raise DataError(f"{path}: corrupt CIFAR batch ({brief(e)})") from None
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:

@@ -23,14 +23,22 @@ import numpy as np
 
 from shared.errors import DataError, UserError
 
-__all__ = ["MAX_DEPTH", "MAX_ALLOC", "read_text", "decode_text", "parse_json", "read_json_file",
-           "parse_yaml", "check_depth", "check_alloc", "bounded_dims", "finite_number",
-           "finite_array", "read_npz", "h5_get", "h5_dataset", "check_state_dict",
-           "check_finite_params", "safetensors_shapes", "hf_config", "strict_from_pretrained"]
+__all__ = ["brief", "MAX_DEPTH", "MAX_ALLOC", "read_text", "decode_text", "parse_json",
+           "read_json_file", "parse_yaml", "check_depth", "check_alloc", "bounded_dims",
+           "finite_number", "finite_array", "read_npz", "h5_get", "h5_dataset",
+           "check_state_dict", "check_finite_params", "safetensors_shapes", "hf_config",
+           "strict_from_pretrained"]
 
 MAX_DEPTH = 64  # nesting of JSON/YAML documents; our configs and metadata use < 10
 MAX_ALLOC = 16 << 30  # no loader allocates more than 16 GiB from one file, whatever it declares
 MAX_TEXT = 1 << 30  # text files (configs, CSV, calibration, corpora) above 1 GiB are refused
+
+
+def brief(e: BaseException) -> str:
+    """'TypeName: first line of the message' (at most 200 characters), for one-line errors."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    text = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def decode_text(data: bytes, source: str, error: type[UserError] = DataError) -> str:
@@ -76,7 +84,7 @@ def parse_json(text: str, source: str, error: type[UserError] = DataError,
     try:
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError) as e:
-        raise error(f"{source}: corrupt JSON ({e})") from None
+        raise error(f"{source}: corrupt JSON ({brief(e)})") from None
 
 
 def read_json_file(path: str | Path, error: type[UserError] = DataError) -> Any:
@@ -254,7 +262,7 @@ def read_npz(path: str | Path, keys: tuple[str, ...], what: str = ".npz file"
                     out[k] = fmt.read_array(f, allow_pickle=False)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
             zlib.error, NotImplementedError) as e:
-        raise DataError(f"{path}: corrupt {what} ({type(e).__name__}: {e})") from None
+        raise DataError(f"{path}: corrupt {what} ({brief(e)})") from None
     return out
 
 
@@ -272,7 +280,7 @@ def h5_get(group, name: str, source: str, max_hops: int = 8):
         try:
             link = base.get(path, getlink=True)
         except (KeyError, RuntimeError, OSError, ValueError) as e:
-            raise DataError(f"{source}: cannot resolve '{name}' ({e})") from None
+            raise DataError(f"{source}: cannot resolve '{name}' ({brief(e)})") from None
         if link is None:
             if path != name:
                 raise DataError(f"{source}: '{name}' is a dangling soft link to '{path}'")
@@ -286,7 +294,7 @@ def h5_get(group, name: str, source: str, max_hops: int = 8):
         try:
             return base[path]
         except (KeyError, RuntimeError, OSError, ValueError) as e:
-            raise DataError(f"{source}: cannot open '{name}' ({e})") from None
+            raise DataError(f"{source}: cannot open '{name}' ({brief(e)})") from None
     raise DataError(f"{source}: '{name}' is a soft-link chain longer than {max_hops} (a loop?)")
 
 
@@ -316,7 +324,7 @@ def h5_dataset(group, name: str, source: str, file_bytes: int, budget: list[int]
     try:
         return obj[()]
     except (OSError, RuntimeError, ValueError, TypeError) as e:
-        raise DataError(f"{source}: cannot read {where} ({e})") from None
+        raise DataError(f"{source}: cannot read {where} ({brief(e)})") from None
 
 
 # ----------------------------------------------------------------------------- weights
@@ -425,13 +433,13 @@ def hf_config(path: str | Path, source: str):
     try:
         c = read_json_file(path / "config.json")
     except DataError as e:
-        raise DataError(f"{source}: unreadable config.json ({e})") from None
+        raise DataError(f"{source}: unreadable config.json ({brief(e)})") from None
     if not isinstance(c, dict):
         raise DataError(f"{source}: unreadable config.json (not a JSON object)")
     try:
         return AutoConfig.from_pretrained(str(path))
     except Exception as e:  # transformers raises many types for a bad config
-        raise DataError(f"{source}: unreadable config.json ({type(e).__name__}: {e})") from None
+        raise DataError(f"{source}: unreadable config.json ({brief(e)})") from None
 
 
 def strict_from_pretrained(path: str | Path, config, source: str,
@@ -447,7 +455,7 @@ def strict_from_pretrained(path: str | Path, config, source: str,
     try:
         stored = _checkpoint_shapes(path, source)
     except DataError as e:
-        raise DataError(f"{source}: cannot load weights ({e})") from None
+        raise DataError(f"{source}: cannot load weights ({brief(e)})") from None
     layers = getattr(config, "num_hidden_layers", None)
     if not isinstance(layers, int) or not 0 < layers <= len(stored):
         raise DataError(f"{source}: config num_hidden_layers={layers!r} does not fit the "
@@ -475,7 +483,7 @@ def strict_from_pretrained(path: str | Path, config, source: str,
         model, info = AutoModelForCausalLM.from_pretrained(
             str(path), config=config, output_loading_info=True, **kwargs)
     except Exception as e:  # corrupt tensors past the header check
-        raise DataError(f"{source}: cannot load weights ({type(e).__name__}: {e})") from None
+        raise DataError(f"{source}: cannot load weights ({brief(e)})") from None
     left = [k for k in info.get("missing_keys", ()) if not (optional and k.startswith(optional))]
     for what, names in (("missing", left), ("unexpected", info.get("unexpected_keys", ())),
                         ("mis-shaped", info.get("mismatched_keys", ()))):

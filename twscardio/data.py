@@ -24,7 +24,7 @@ import numpy as np
 from shared.errors import DataError
 from shared.io import atomic_write_text
 from shared.log import get_logger, progress
-from shared.validate import check_alloc, finite_number, read_text
+from shared.validate import brief, check_alloc, finite_number, read_text
 from twscardio.config import ChannelConfig, SimConfig, TrainConfig
 from twscardio.enhance import validate_stream
 from twscardio.fusion import fuse
@@ -132,7 +132,7 @@ def _read_csv(path: Path, columns: list[str]) -> dict[str, np.ndarray]:
     try:
         rows = list(csv.reader(io.StringIO(text)))
     except csv.Error as e:
-        raise DataError(f"{path}: malformed CSV ({e})") from None
+        raise DataError(f"{path}: malformed CSV ({brief(e)})") from None
     if not rows:
         raise DataError(f"{path}: empty file (no header)")
     header = [h.strip() for h in rows[0]]
@@ -204,7 +204,7 @@ def load_cebs(record: str | Path) -> dict:
     try:
         hdr = wfdb.rdheader(str(record))
     except Exception as e:  # wfdb raises many types for corrupt headers
-        raise DataError(f"{hea}: unreadable WFDB header ({type(e).__name__}: {e})") from None
+        raise DataError(f"{hea}: unreadable WFDB header ({brief(e)})") from None
     finite_number(hdr.fs, f"{hea}: sampling frequency", positive=True)
     if not hdr.n_sig or not hdr.sig_len or not hdr.file_name or not hdr.sig_name:
         raise DataError(f"{hea}: record has no samples")
@@ -216,7 +216,7 @@ def load_cebs(record: str | Path) -> dict:
     try:
         rec = wfdb.rdrecord(str(record))
     except Exception as e:  # wfdb raises many types for corrupt files
-        raise DataError(f"{hea}: unreadable WFDB record ({type(e).__name__}: {e})") from None
+        raise DataError(f"{hea}: unreadable WFDB record ({brief(e)})") from None
     names = [str(n).strip().upper() for n in (rec.sig_name or [])]
     sig = rec.p_signal
     if sig is None or sig.ndim != 2 or sig.shape[0] == 0:

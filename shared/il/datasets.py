@@ -17,7 +17,7 @@ import numpy as np
 
 from shared.errors import DataError
 from shared.io import atomic_path
-from shared.validate import h5_dataset, h5_get, read_json_file
+from shared.validate import brief, h5_dataset, h5_get, read_json_file
 
 __all__ = ["D4RL_KEYS", "validate_dataset", "write_d4rl_hdf5", "load_d4rl_hdf5", "load_minari",
            "write_minari", "episode_bounds", "episode_ids", "episode_returns", "concat_datasets",
@@ -102,7 +102,7 @@ def load_d4rl_hdf5(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
                     data[k] = a
             attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
     except OSError as e:
-        raise DataError(f"{path}: not a readable HDF5 file ({e})") from None
+        raise DataError(f"{path}: not a readable HDF5 file ({brief(e)})") from None
     if "next_observations" not in data and "observations" in data:
         data = _add_next_observations(data, src)
     return validate_dataset(data, src), attrs
@@ -244,7 +244,7 @@ def load_minari(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
                 parts["terminals"].append(term)
                 parts["timeouts"].append(trunc)
     except OSError as e:
-        raise DataError(f"{file}: not a readable HDF5 file ({e})") from None
+        raise DataError(f"{file}: not a readable HDF5 file ({brief(e)})") from None
     data = {k: np.concatenate(v) for k, v in parts.items()}
     return validate_dataset(data, src), meta
 

@@ -17,7 +17,7 @@ from torch import nn
 from shared.errors import DataError
 from shared.il.nets import mlp
 from shared.io import atomic_torch_save
-from shared.validate import check_state_dict, finite_array
+from shared.validate import brief, check_state_dict, finite_array
 
 __all__ = ["LOG_STD_MIN", "LOG_STD_MAX", "squash_log_std", "GaussianPolicy", "save_policy",
            "load_policy", "POLICY_FORMAT"]
@@ -92,7 +92,7 @@ def load_policy(path: str | Path) -> tuple[GaussianPolicy, dict]:
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise DataError(f"{path}: unreadable policy file ({type(e).__name__}: {e})") from None
+        raise DataError(f"{path}: unreadable policy file ({brief(e)})") from None
     if not isinstance(d, dict):
         raise DataError(f"{path}: not a policy file (top level is {type(d).__name__})")
     missing = [k for k in _KEYS if k not in d]
