@@ -206,6 +206,7 @@ def load_cebs(record: str | Path) -> dict:
     except Exception as e:  # wfdb raises many types for corrupt headers
         raise DataError(f"{hea}: unreadable WFDB header ({brief(e)})") from None
     finite_number(hdr.fs, f"{hea}: sampling frequency", positive=True)
+    _check_record_line(hea, float(hdr.fs))
     if not hdr.n_sig or not hdr.sig_len or not hdr.file_name or not hdr.sig_name:
         raise DataError(f"{hea}: record has no samples")
     dat = {record.parent / str(n) for n in hdr.file_name}
@@ -240,6 +241,21 @@ def load_cebs(record: str | Path) -> dict:
     fs = finite_number(rec.fs, f"{hea}: sampling frequency", positive=True)
     return {"fs": fs, "ecg": ecg, "scg": scg, "resp": chan("RESP"),
             "sig_name": list(rec.sig_name)}
+
+
+def _check_record_line(hea: Path, fs: float) -> None:
+    """wfdb falls back to 250 Hz when it cannot parse the record line's rate (e.g. '-100'):
+    read the rate ourselves and require it to be the one wfdb used."""
+    lines = [ln for ln in read_text(hea).splitlines() if ln.strip() and not ln.startswith("#")]
+    fields = lines[0].split() if lines else []
+    if len(fields) >= 3:
+        token = fields[2].split("/")[0].split("(")[0]
+        try:
+            declared = float(token)
+        except ValueError:
+            raise DataError(f"{hea}: sampling frequency {fields[2]!r} is not a number") from None
+        if not (declared > 0 and np.isclose(declared, fs)):
+            raise DataError(f"{hea}: sampling frequency must be positive, got {fields[2]!r}")
 
 
 def cebs_reference(cebs: dict, fs_ref: float = 100.0) -> dict:
