@@ -162,7 +162,8 @@ def load_cifar10(root: str | Path) -> Dataset:
         data, labels = np.asarray(d[b"data"]), np.asarray(d[b"labels"])
         if data.dtype != np.uint8:
             raise DataError(f"{path}: b'data' must be uint8 pixels, got dtype {data.dtype}")
-        if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
+        if data.ndim != 2 or data.shape[1] != 3072 or labels.ndim != 1 or \
+                data.shape[0] != labels.shape[0]:
             raise DataError(f"{path}: b'data' must be (N, 3072) with N labels, got "
                             f"{data.shape} and {labels.shape}")
         xs.append(data.reshape(-1, 3, 32, 32))
