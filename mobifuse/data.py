@@ -97,7 +97,7 @@ def read_pfm(path: str | Path) -> np.ndarray:
     try:
         parts = data.split(b"\n", 3)
         kind, dims, scale = parts[0].strip(), parts[1].split(), float(parts[2].strip())
-        if len(dims) != 2:
+        if len(dims) != 2 or len(parts) < 4:
             raise ValueError(dims)
         w, h = int(dims[0]), int(dims[1])
     except (IndexError, ValueError):

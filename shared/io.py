@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import DataError
-from shared.validate import read_json_file
+from shared.validate import brief, read_json_file
 
 __all__ = [
     "atomic_path",
@@ -141,7 +141,7 @@ class Checkpointer:
             try:
                 return torch.load(p, map_location=map_location, weights_only=False)
             except Exception as e:  # corrupt file: try the older one
-                logging.getLogger(__name__).warning("checkpoint %s unreadable (%s)", p, e)
+                logging.getLogger(__name__).warning("checkpoint %s unreadable (%s)", p, brief(e))
         if present:
             raise DataError(f"no readable checkpoint in {self.path.parent}")
         return None

@@ -24,6 +24,9 @@ __all__ = ["D4RL_KEYS", "validate_dataset", "write_d4rl_hdf5", "load_d4rl_hdf5",
            "take_episodes"]
 
 D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
+# what h5py raises for a corrupt file: a bad superblock (OSError), an object header it cannot
+# decode while iterating a group (KeyError), a broken B-tree (RuntimeError, ValueError)
+_H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError)
 
 
 def validate_dataset(data: dict[str, np.ndarray], source: str = "dataset") -> dict[str, np.ndarray]:
@@ -101,7 +104,7 @@ def load_d4rl_hdf5(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
                 if a is not None:
                     data[k] = a
             attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
-    except OSError as e:
+    except _H5_ERRORS as e:
         raise DataError(f"{path}: not a readable HDF5 file ({brief(e)})") from None
     if "next_observations" not in data and "observations" in data:
         data = _add_next_observations(data, src)
@@ -243,7 +246,7 @@ def load_minari(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
                 parts["rewards"].append(ep["rewards"])
                 parts["terminals"].append(term)
                 parts["timeouts"].append(trunc)
-    except OSError as e:
+    except _H5_ERRORS as e:
         raise DataError(f"{file}: not a readable HDF5 file ({brief(e)})") from None
     data = {k: np.concatenate(v) for k, v in parts.items()}
     return validate_dataset(data, src), meta

@@ -20,6 +20,7 @@ shrinks them and `fuzz_survey.py` draws them from a seeded `random.Random`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import tempfile
@@ -56,13 +57,14 @@ INTERESTING_BYTES = (0x00, 0xFF, 0x7F, 0x80, 0x01, 0x20, 0x0A, 0x2D, 0x22, 0x5B)
 INTERESTING_INTS = (0, -1, 1, 2**31 - 1, 2**31, 2**32 - 1, 10**9, 2**63 - 1, -(2**31), 255)
 NUMBER_TEXT = (b"0", b"-1", b"-7", b"999999999", b"1e9", b"nan", b"inf", b"-inf", b"1" * 30,
                b"0.0", b"1e400", b"3.5")
-N_OPS = 9
+N_OPS = 12
 
 
 def apply_mutations(data: bytes, ops: list[tuple[int, int, bytes]]) -> bytes:
     """Apply (op, pos, payload) edits in order: flip, set byte, truncate, insert, delete,
     overwrite an interesting int (LE/BE, 4/8 bytes), replace a number in text, duplicate a
-    range, insert non-UTF-8 bytes."""
+    range, insert non-UTF-8 bytes, drop a line (a missing key), repeat a line (an extra or
+    duplicate key), insert deep nesting."""
     b = bytearray(data)
     for op, pos, payload in ops:
         n = len(b)
@@ -94,6 +96,14 @@ def apply_mutations(data: bytes, ops: list[tuple[int, int, bytes]]) -> bytes:
             b[s:s] = chunk
         elif op == 8:
             b[at:at] = b"\xff\xfe\xc3"
+        elif op in (9, 10):
+            lines = bytes(b).split(b"\n")
+            i = pos % len(lines)
+            lines[i:i + 1] = [] if op == 9 else [lines[i], lines[i]]
+            b = bytearray(b"\n".join(lines))
+        elif op == 11:
+            depth = (1000, 30_000)[k % 2]
+            b[at:at] = (b"[", b"{a: ")[k % 4 // 2] * depth
     return bytes(b)
 
 
@@ -178,7 +188,14 @@ def outcome(target: Target, d: Path, time_limit: float = TIME_LIMIT_S) -> tuple[
     except MemoryError:
         return "memory", "MemoryError"
     except Exception as e:  # noqa: BLE001 - what the fuzz is looking for
-        return "foreign", "".join(traceback.format_exception_only(type(e), e)).strip()[-600:]
+        if os.environ.get("FUZZ_TRACEBACK"):
+            traceback.print_exc()
+        where = traceback.extract_tb(e.__traceback__)
+        ours = [f for f in where if f.filename.endswith(".py")
+                and "site-packages" not in f.filename] or where
+        at = f" at {Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else ""
+        msg = "".join(traceback.format_exception_only(type(e), e)).strip()[-500:]
+        return "foreign", f"{msg}{at}"
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
