@@ -189,5 +189,6 @@ class EvalConfig:
     ppl_windows: PosInt = 8
     passkey_trials: NonNegInt = 20
     eliminate: bool = False  # evaluate with token elimination (default: dense, as the paper)
+    allow_missing_adapter: bool = False  # load a run whose adapter lacks some LoRA tensors
     model: ModelConfig = field(default_factory=ModelConfig)  # used when run_dir is None
     data: DataConfig = field(default_factory=DataConfig)  # val_path: held-out text (else stdlib)

@@ -26,6 +26,7 @@ from lemo.config import ModelConfig
 from lemo.data import load_text_file
 from lemo.models import build_model, load_model
 from shared.config import from_dict
+from shared.errors import DataError
 
 TINY = {"hidden_size": 16, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1,
         "intermediate_size": 32, "max_position_embeddings": 64}
@@ -187,3 +188,25 @@ def test_ripple_loads_through_the_same_strict_loader(tmp_path):
     del sd["model.layers.0.mlp.up_proj.weight"]
     save_file(sd, str(d / "m" / "model.safetensors"), metadata={"format": "pt"})
     assert_rejects(t, d, "missing tensor")
+
+
+def test_adapter_must_hold_every_lora_tensor(tmp_path):
+    from lemo import eval as lemo_eval
+    from lemo import train
+
+    ckpt = tmp_path / "hf"
+    build_model(from_dict(ModelConfig, TINY)).save_pretrained(str(ckpt))
+    run = tmp_path / "run"
+    assert train.main(["--set", f"model.path={ckpt}", "--set", "data.seq_len=64",
+                       "--set", "lemo.block_size=32", "--set", "lemo.segment_size=64",
+                       "--set", "data.max_corpus_bytes=50000", "--set", "data.passkey_mix=0.0",
+                       "--set", "steps=1", "--out", str(run), "--device", "cpu"]) == 0
+    path = run / "adapter" / "adapter_model.safetensors"
+    sd = load_file(str(path))
+    del sd[sorted(k for k in sd if "lora_B" in k)[0]]
+    save_file(sd, str(path), metadata={"format": "pt"})
+    argv = ["--set", f"run_dir={run}", "--set", "seq_len=256", "--set", "ppl_windows=1",
+            "--set", "passkey_trials=1", "--out", str(tmp_path / "ev")]
+    with pytest.raises(DataError, match="adapter lacks 1 LoRA tensor"):
+        lemo_eval.main(argv)
+    assert lemo_eval.main(argv + ["--set", "allow_missing_adapter=true"]) == 0
