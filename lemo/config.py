@@ -8,7 +8,9 @@ to any supported HF checkpoint); `LoraConfig` the peft adapter (paper's AE: r=8,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
+
+from shared.config import NonNegInt, PosFloat, PosInt, Prob, Range
 
 __all__ = ["LemoConfig", "ModelConfig", "LoraConfig", "DataConfig", "TrainConfig", "EvalConfig",
            "PredictorConfig"]
@@ -19,7 +21,7 @@ class LemoConfig:
     """Contextual token sparsity (paper §4.2-§4.4)."""
 
     enabled: bool = True  # False: plain LoRA (dense), the baseline
-    block_size: int = 64  # tokens per block (paper: 64); sequence length must be a multiple
+    block_size: PosInt = 64  # tokens per block (paper: 64); sequence length must be a multiple
     keep_ratio: float = 0.4  # top-k selection: fraction of key blocks kept (AE --thresh 0.4)
     selection: Literal["topk", "threshold"] = "topk"  # threshold = paper Algorithm 1
     thresholds: list[float] = field(default_factory=list)  # per layer; empty: the input's mean
@@ -30,10 +32,10 @@ class LemoConfig:
     dense_last: bool = True  # the last layer stays dense
     scorer: Literal["exact", "predictor"] = "exact"  # exact block scores or learned predictors
     mlp_prune_ratio: float = 0.0  # share of MLP channels NOT saved for backward (AE: 0.8)
-    segment_size: int = 2048  # tokens per lm_head+CE segment; 0 = unsegmented HF loss
+    segment_size: NonNegInt = 2048  # tokens per lm_head+CE segment; 0 = unsegmented HF loss
     eliminate_in_eval: bool = False  # evaluation runs dense unless asked
     attention: Literal["lemo", "s2"] = "lemo"  # "s2": LongLoRA shifted group attention baseline
-    s2_groups: int = 4  # S2-Attn: group size = s / s2_groups
+    s2_groups: PosInt = 4  # S2-Attn: group size = s / s2_groups
     # CUDA, Llama-family layers: an eliminating layer's attention (selection, gathers, q/k/v/o,
     # attention, scatter-add) runs as captured CUDA graphs (forward and backward;
     # `torch.cuda.make_graphed_callables`, all eliminating layers in one capture) when a
@@ -41,7 +43,7 @@ class LemoConfig:
     # at a fixed keep ratio, so one capture per input shape serves every step. It removes the
     # host's per-op cost, which decides the step time of short sequences on a fast GPU, at the
     # price of static buffers (inputs, outputs, saved activations) held between steps.
-    cuda_graph_max_tokens: int = 0
+    cuda_graph_max_tokens: NonNegInt = 0
 
     def validate(self) -> None:
         if self.block_size < 1:
@@ -69,27 +71,27 @@ class ModelConfig:
 
     path: str | None = None  # HF save_pretrained dir; None: the embedded model
     arch: Literal["llama", "mistral", "qwen2", "opt"] = "llama"  # embedded model's family
-    hidden_size: int = 192
-    num_layers: int = 6
-    num_heads: int = 4
-    num_kv_heads: int = 2  # GQA (ignored by OPT)
-    intermediate_size: int = 512
-    max_position_embeddings: int = 8192  # RoPE needs no table; OPT learns one this long
-    rope_theta: float = 10000.0
+    hidden_size: PosInt = 192
+    num_layers: PosInt = 6
+    num_heads: PosInt = 4
+    num_kv_heads: PosInt = 2  # GQA (ignored by OPT)
+    intermediate_size: PosInt = 512
+    max_position_embeddings: PosInt = 8192  # RoPE needs no table; OPT learns one this long
+    rope_theta: PosFloat = 10000.0
     # linear RoPE scaling (position interpolation, Chen et al. 2023): positions are divided by
     # this factor when the LM is loaded for fine-tuning / evaluation (1.0 = off). Not part of
     # the embedded LM's key: pretraining always runs unscaled.
     rope_scaling_factor: float = 1.0
     pretrained: bool = True  # embedded model: pretrain on the stdlib corpus (else random init)
-    pretrain_steps: int = 3000
-    pretrain_seq_len: int = 512  # the "pretrained length" that fine-tuning extends
-    pretrain_batch: int = 64
-    pretrain_lr: float = 1.5e-3
-    pretrain_warmup: int = 100
+    pretrain_steps: NonNegInt = 3000
+    pretrain_seq_len: PosInt = 512  # the "pretrained length" that fine-tuning extends
+    pretrain_batch: PosInt = 64
+    pretrain_lr: PosFloat = 1.5e-3
+    pretrain_warmup: NonNegInt = 100
     # share of pretraining windows that are passkey examples (at pretrain_seq_len): retrieval is
     # a skill the LM needs before context extension can be measured on it
-    pretrain_passkey_mix: float = 0.2
-    pretrain_corpus_bytes: int = 32_000_000  # stdlib train split read for pretraining (cap)
+    pretrain_passkey_mix: Prob = 0.2
+    pretrain_corpus_bytes: PosInt = 32_000_000  # stdlib train split read for pretraining (cap)
     pretrain_seed: int = 0  # init + data order of the embedded LM (not the fine-tuning seed)
 
     def validate(self) -> None:
@@ -113,9 +115,9 @@ class ModelConfig:
 class LoraConfig:
     """peft LoRA adapter (paper AE: r=8, alpha=16, dropout 0, q/k/v/o)."""
 
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
+    r: PosInt = 8
+    alpha: PosInt = 16
+    dropout: Annotated[float, Range(0, 1, hi_open=True)] = 0.0
     targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     # LongLoRA (Chen et al. 2024, §3.3): also train the embeddings and all norm layers (peft
     # modules_to_save "embed_tokens" + every module whose name ends in "norm"; tied lm_head too)
@@ -129,10 +131,10 @@ class DataConfig:
     train_path: str | None = None  # .txt or .jsonl ({"text": ...} per line); None: stdlib corpus
     val_path: str | None = None
     text_key: str = "text"  # jsonl field holding the text
-    seq_len: int = 2048
-    batch_size: int = 1
-    passkey_mix: float = 0.5  # share of fine-tuning windows that are passkey examples
-    max_corpus_bytes: int = 4_000_000  # cap on the corpus read into memory
+    seq_len: PosInt = 2048
+    batch_size: PosInt = 1
+    passkey_mix: Prob = 0.5  # share of fine-tuning windows that are passkey examples
+    max_corpus_bytes: PosInt = 4_000_000  # cap on the corpus read into memory
 
 
 @dataclass
@@ -141,12 +143,12 @@ class TrainConfig:
 
     seed: int = 0
     device: str = "auto"
-    steps: int = 100
-    lr: float = 1e-3  # LoRA lr (paper: 2e-5 for 7B; tiny models want more)
-    warmup: int = 10
+    steps: NonNegInt = 100
+    lr: PosFloat = 1e-3  # LoRA lr (paper: 2e-5 for 7B; tiny models want more)
+    warmup: NonNegInt = 10
     grad_checkpointing: bool = False
-    log_every: int = 10
-    save_every: int = 50  # checkpoint (resume) every N steps
+    log_every: PosInt = 10
+    save_every: PosInt = 50  # checkpoint (resume) every N steps
     distributed: Literal["ddp", "fsdp"] = "ddp"  # under torchrun (WORLD_SIZE > 1): DDP or FSDP2
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -166,14 +168,14 @@ class TrainConfig:
 class PredictorConfig:
     """Pattern predictors (paper §4.3) and their elastic size transformation."""
 
-    hidden: int = 128  # hidden units per predictor MLP (pruned by elastic sizing)
-    out_dim: int = 128  # Q̂/K̂ width
-    steps: int = 300  # training steps (LM frozen)
-    lr: float = 1e-3
-    windows: int = 8  # captured training windows
-    prune_every: int = 50  # elastic: prune mostly-inactive units every N steps ...
-    prune_until: int = 150  # ... until this step
-    dead_threshold: float = 0.8  # first round's dead-ratio threshold (then -0.05 per round)
+    hidden: PosInt = 128  # hidden units per predictor MLP (pruned by elastic sizing)
+    out_dim: PosInt = 128  # Q̂/K̂ width
+    steps: NonNegInt = 300  # training steps (LM frozen)
+    lr: PosFloat = 1e-3
+    windows: PosInt = 8  # captured training windows
+    prune_every: PosInt = 50  # elastic: prune mostly-inactive units every N steps ...
+    prune_until: NonNegInt = 150  # ... until this step
+    dead_threshold: Prob = 0.8  # first round's dead-ratio threshold (then -0.05 per round)
 
 
 @dataclass
@@ -183,9 +185,10 @@ class EvalConfig:
     seed: int = 0
     device: str = "auto"
     run_dir: str | None = None  # a lemo.train run dir (config.yaml + adapter/); None: base model
-    seq_len: int = 2048
-    ppl_windows: int = 8
-    passkey_trials: int = 20
+    seq_len: PosInt = 2048
+    ppl_windows: PosInt = 8
+    passkey_trials: NonNegInt = 20
     eliminate: bool = False  # evaluate with token elimination (default: dense, as the paper)
+    allow_missing_adapter: bool = False  # load a run whose adapter lacks some LoRA tensors
     model: ModelConfig = field(default_factory=ModelConfig)  # used when run_dir is None
     data: DataConfig = field(default_factory=DataConfig)  # val_path: held-out text (else stdlib)

@@ -9,7 +9,6 @@ exactly `seq_len` bytes; generation is seeded by the caller's numpy Generator.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 
 from shared.errors import DataError
 from shared.text import encode, load_corpus, sample_windows
+from shared.validate import parse_json, read_text
 
 __all__ = ["load_text_file", "load_text", "make_passkey_batch", "passkey_accuracy",
            "finetune_batch", "ANSWER_LEN"]
@@ -38,13 +38,10 @@ def load_text_file(path: str | Path, text_key: str = "text") -> np.ndarray:
         raise DataError(f"data file not found: {path}")
     if path.suffix == ".jsonl":
         texts = []
-        for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        for i, line in enumerate(read_text(path).splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                raise DataError(f"{path}:{i}: not valid JSON") from None
+            rec = parse_json(line, f"{path}:{i}")
             if not isinstance(rec, dict) or not isinstance(rec.get(text_key), str):
                 raise DataError(f"{path}:{i}: missing string field '{text_key}'")
             texts.append(rec[text_key])

@@ -25,6 +25,7 @@ from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger
 from shared.runtime import pick_device, set_seed
 from shared.text import evaluate_perplexity
+from shared.validate import brief, safetensors_shapes
 
 log = get_logger("lemo.eval")
 
@@ -35,6 +36,22 @@ examples:
   python -m lemo.eval --run runs/lemo/tiny --set seq_len=512
   python -m lemo.eval --config configs/lemo/eval_2k.yaml --run runs/lemo/lemo_2k
 """
+
+
+def check_adapter(model, adapter: Path, allow_missing: bool = False) -> None:
+    """The adapter file must hold every LoRA tensor of the model (peft only warns and keeps the
+    random init) unless `allow_missing`, and every trainable tensor must be finite."""
+    stored = set(safetensors_shapes(adapter / "adapter_model.safetensors")) \
+        if (adapter / "adapter_model.safetensors").is_file() else set()
+    names = [n for n, _ in model.named_parameters() if ".lora_" in n]
+    missing = [n for n in names if n.replace(".default", "") not in stored]
+    if missing and not allow_missing:
+        raise DataError(f"{adapter}: adapter lacks {len(missing)} LoRA tensor(s), e.g. "
+                        f"'{missing[0]}' (set allow_missing_adapter=true to keep them at init)")
+    for n, p in model.named_parameters():
+        if p.requires_grad or ".lora_" in n:
+            if not bool(torch.isfinite(p).all()):
+                raise DataError(f"{adapter}: tensor '{n}' has NaN or inf values")
 
 
 def load_run(ec: EvalConfig, device: str):
@@ -52,12 +69,13 @@ def load_run(ec: EvalConfig, device: str):
     model = load_model(tc.model)
     apply_lemo(model, dataclasses.replace(tc.lemo, eliminate_in_eval=ec.eliminate))
     model = PeftModel.from_pretrained(model, str(adapter))
+    check_adapter(model, adapter, allow_missing=ec.allow_missing_adapter)
     preds = run_dir / "predictors.pt"
     if preds.is_file():
         try:
             table = torch.load(preds, map_location=device, weights_only=False)
         except Exception as e:
-            raise DataError(f"{preds}: unreadable ({e})") from None
+            raise DataError(f"{preds}: unreadable ({brief(e)})") from None
         for m in lemo_layers(model):
             m.set_predictor(table.get(m.layer_idx))
     return model.to(device).eval(), tc

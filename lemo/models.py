@@ -116,15 +116,13 @@ def load_model(cfg: ModelConfig, device: str = "cpu") -> nn.Module:
         state = torch.load(embedded_model_file(cfg, device), map_location="cpu")
         model.load_state_dict({k: v.float() for k, v in state.items()})
         return model.train()
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from shared.validate import hf_config, strict_from_pretrained
 
     path = Path(cfg.path)
     if not (path / "config.json").is_file():
         raise DataError(f"model.path '{path}' is not a save_pretrained directory (no config.json)")
-    try:
-        hf_cfg = AutoConfig.from_pretrained(str(path))
-    except (ValueError, OSError) as e:
-        raise DataError(f"model.path '{path}': unreadable config.json ({e})") from None
+    source = f"model.path '{path}'"
+    hf_cfg = hf_config(path, source)
     if hf_cfg.model_type not in SUPPORTED:
         raise ConfigError(f"model.path '{path}': model_type '{hf_cfg.model_type}' is not supported "
                           f"(supported: {', '.join(SUPPORTED)})")
@@ -138,12 +136,8 @@ def load_model(cfg: ModelConfig, device: str = "cpu") -> nn.Module:
                               f"rope_type '{rp['rope_type']}'")
         hf_cfg.rope_parameters = {**rp, **rope_parameters(rp["rope_theta"],
                                                           cfg.rope_scaling_factor)}
-    try:
-        model = AutoModelForCausalLM.from_pretrained(str(path), config=hf_cfg,
-                                                     attn_implementation="sdpa",
-                                                     dtype=torch.float32)
-    except (OSError, RuntimeError, ValueError) as e:
-        raise DataError(f"model.path '{path}': cannot load weights ({e})") from None
+    model = strict_from_pretrained(path, hf_cfg, source, attn_implementation="sdpa",
+                                   dtype=torch.float32)
     return model.train()
 
 

@@ -8,37 +8,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
+
 
 @dataclass
 class SimConfig:
     """The seeded scene simulator (`mobifuse.simulator`); lengths in metres."""
 
-    width: int = 320  # RGB width (px); the network works at width // work_downsample
-    height: int = 240  # RGB height (px)
-    focal_px: float = 280.0  # RGB focal length (px), both cameras (rectified pair)
-    baseline_m: float = 0.015  # stereo baseline, phone-like
-    work_downsample: int = 2  # network/evaluation resolution = RGB resolution / this
-    tof_width: int = 80  # ToF sensor width (px)
-    tof_height: int = 60  # ToF sensor height (px)
-    tof_focal_px: float = 70.0  # ToF focal length (px)
+    width: PosInt = 320  # RGB width (px); the network works at width // work_downsample
+    height: PosInt = 240  # RGB height (px)
+    focal_px: PosFloat = 280.0  # RGB focal length (px), both cameras (rectified pair)
+    baseline_m: PosFloat = 0.015  # stereo baseline, phone-like
+    work_downsample: PosInt = 2  # network/evaluation resolution = RGB resolution / this
+    tof_width: PosInt = 80  # ToF sensor width (px)
+    tof_height: PosInt = 60  # ToF sensor height (px)
+    tof_focal_px: PosFloat = 70.0  # ToF focal length (px)
     tof_offset_m: tuple[float, ...] = (0.02, 0.006, 0.0)  # ToF centre in the left camera frame
     tof_yaw_deg: float = 0.6  # small ToF rotation about the vertical axis
-    mod_freq_hz: float = 30e6  # AMCW modulation frequency; unambiguous range c / (2 f)
-    supersample: int = 3  # sub-rays per ToF pixel side (edge mixing -> flying pixels)
-    tof_power: float = 6.0e4  # direct amplitude (electrons) at 1 m, IR albedo 1, normal incidence
-    tof_read_noise: float = 20.0  # ToF read noise (electrons)
-    tof_dark: float = 200.0  # ToF dark level (electrons)
-    multipath_gain: float = 1.0  # scales the one-bounce multipath term (0 disables it)
-    mpi_stride: int = 4  # ToF pixels per multipath patch side
-    wiggle_m: float = 0.01  # amplitude of the cyclic (4th-harmonic) wiggling error
-    dropout_amplitude: float = 150.0  # ToF pixels below this amplitude (electrons) are invalid
-    min_snr: float = 4.0  # ... and so are pixels whose amplitude / noise sigma is below this
+    mod_freq_hz: PosFloat = 30e6  # AMCW modulation frequency; unambiguous range c / (2 f)
+    supersample: PosInt = 3  # sub-rays per ToF pixel side (edge mixing -> flying pixels)
+    tof_power: PosFloat = 6.0e4  # direct amplitude (e-) at 1 m, IR albedo 1, normal incidence
+    tof_read_noise: NonNegFloat = 20.0  # ToF read noise (electrons)
+    tof_dark: NonNegFloat = 200.0  # ToF dark level (electrons)
+    multipath_gain: NonNegFloat = 1.0  # scales the one-bounce multipath term (0 disables it)
+    mpi_stride: PosInt = 4  # ToF pixels per multipath patch side
+    wiggle_m: NonNegFloat = 0.01  # amplitude of the cyclic (4th-harmonic) wiggling error
+    dropout_amplitude: NonNegFloat = 150.0  # ToF pixels below this amplitude (e-) are invalid
+    min_snr: NonNegFloat = 4.0  # ... and so are pixels whose amplitude / noise sigma is below this
     ambient_range: tuple[float, ...] = (0.0, 3.0e4)  # ambient IR level (electrons at albedo 1)
-    sun_prob: float = 0.5  # probability of a sunlit patch (ambient x sun_gain) in a scene
-    sun_gain: float = 6.0  # ambient multiplier inside the sunlit patch
+    sun_prob: Prob = 0.5  # probability of a sunlit patch (ambient x sun_gain) in a scene
+    sun_gain: NonNegFloat = 6.0  # ambient multiplier inside the sunlit patch
     lux_range: tuple[float, ...] = (20.0, 400.0)  # scene illuminance (lux), scales RGB photons
-    photons_per_lux: float = 4.0  # RGB photo-electrons per lux at albedo 1
-    rgb_read_noise: float = 3.0  # RGB read noise (electrons)
+    photons_per_lux: PosFloat = 4.0  # RGB photo-electrons per lux at albedo 1
+    rgb_read_noise: NonNegFloat = 3.0  # RGB read noise (electrons)
     n_objects: tuple[int, ...] = (3, 7)  # objects per scene, inclusive range
     object_depth: tuple[float, ...] = (0.3, 4.0)  # object centre depth range
     room_depth: tuple[float, ...] = (2.5, 4.5)  # back wall distance range
@@ -63,12 +65,12 @@ class SimConfig:
 class StereoConfig:
     """OpenCV SGBM settings (`mobifuse.stereo`)."""
 
-    num_disparities: int = 32  # search range (multiple of 16)
-    block_size: int = 5  # matching block (odd)
-    uniqueness_ratio: int = 5  # SGBM uniqueness ratio (%)
-    speckle_window: int = 50  # speckle filter window (0 disables)
-    speckle_range: int = 2  # speckle filter disparity range
-    lr_max_diff: float = 1.0  # left-right check tolerance (px) for the validity mask
+    num_disparities: PosInt = 32  # search range (multiple of 16)
+    block_size: PosInt = 5  # matching block (odd)
+    uniqueness_ratio: NonNegInt = 5  # SGBM uniqueness ratio (%)
+    speckle_window: NonNegInt = 50  # speckle filter window (0 disables)
+    speckle_range: NonNegInt = 2  # speckle filter disparity range
+    lr_max_diff: NonNegFloat = 1.0  # left-right check tolerance (px) for the validity mask
 
     def validate(self) -> None:
         if self.num_disparities % 16 or self.num_disparities <= 0:
@@ -81,28 +83,28 @@ class StereoConfig:
 class DEIConfig:
     """Depth Error Indication coefficients (`mobifuse.dei`)."""
 
-    mpi_coef: float = 0.03  # metres of expected error per unit concavity x depth
-    edge_coef: float = 3.0  # expected error per metre of depth jump across a pixel
-    wrap_margin: float = 0.15  # fraction of the unambiguous range where wrap risk rises
-    hole_sigma: float = 1.0  # sigma (m) assigned where the sensor gave nothing
-    texture_eps: float = 2.0  # regulariser of the texture term (grey levels^2)
-    disp_noise_px: float = 0.15  # disparity error floor (px)
-    texture_coef: float = 6.0  # disparity error (px) per unit 1/sqrt(texture)
-    lr_coef: float = 0.5  # disparity error (px) per px of left-right inconsistency
-    uniq_coef: float = 1.0  # disparity error (px) for an ambiguous (margin 0) match
-    dark_coef: float = 20.0  # disparity error (px) x grey level for dark images
+    mpi_coef: NonNegFloat = 0.03  # metres of expected error per unit concavity x depth
+    edge_coef: NonNegFloat = 3.0  # expected error per metre of depth jump across a pixel
+    wrap_margin: Prob = 0.15  # fraction of the unambiguous range where wrap risk rises
+    hole_sigma: PosFloat = 1.0  # sigma (m) assigned where the sensor gave nothing
+    texture_eps: PosFloat = 2.0  # regulariser of the texture term (grey levels^2)
+    disp_noise_px: NonNegFloat = 0.15  # disparity error floor (px)
+    texture_coef: NonNegFloat = 6.0  # disparity error (px) per unit 1/sqrt(texture)
+    lr_coef: NonNegFloat = 0.5  # disparity error (px) per px of left-right inconsistency
+    uniq_coef: NonNegFloat = 1.0  # disparity error (px) for an ambiguous (margin 0) match
+    dark_coef: NonNegFloat = 20.0  # disparity error (px) x grey level for dark images
 
 
 @dataclass
 class NetConfig:
     """The two-stage fusion network (`mobifuse.models.TwoStageFusionNet`)."""
 
-    widths: tuple[int, ...] = (8, 16, 32)  # channels at scales 1/2, 1/4, 1/8
-    refine_width: int = 8  # channels of the full-resolution refinement convs
-    snap_radius: int = 2  # EdgeSnap window radius (candidates (2r+1)^2); 0 disables the stage
-    snap_dilation: int = 2  # EdgeSnap candidate spacing (work px); ToF px = 2 work px
+    widths: tuple[PosInt, ...] = (8, 16, 32)  # channels at scales 1/2, 1/4, 1/8
+    refine_width: PosInt = 8  # channels of the full-resolution refinement convs
+    snap_radius: NonNegInt = 2  # EdgeSnap window radius (candidates (2r+1)^2); 0 disables the stage
+    snap_dilation: PosInt = 2  # EdgeSnap candidate spacing (work px); ToF px = 2 work px
     use_dei: bool = True  # False: the no-DEI ablation (DEI channels zeroed)
-    max_depth: float = 5.0  # depth normaliser (m)
+    max_depth: PosFloat = 5.0  # depth normaliser (m)
 
 
 @dataclass
@@ -115,16 +117,16 @@ class TrainConfig:
     stereo: StereoConfig = field(default_factory=StereoConfig)
     dei: DEIConfig = field(default_factory=DEIConfig)
     net: NetConfig = field(default_factory=NetConfig)
-    train_scenes: int = 160  # simulated training scenes
-    val_scenes: int = 16  # held-out validation scenes (different seeds)
-    steps: int = 1500  # optimiser steps
-    batch_size: int = 8  # crops per step
-    crop: int = 64  # square training crop (px, work resolution)
-    lr: float = 2e-3  # AdamW learning rate (cosine decay)
-    weight_decay: float = 1e-4  # AdamW weight decay
-    grad_weight: float = 0.5  # weight of the gradient-matching loss term
-    ckpt_every: int = 250  # steps between resumable checkpoints
-    threads: int = 1  # torch CPU threads (1: OpenMP barriers thrash on a shared CPU)
+    train_scenes: PosInt = 160  # simulated training scenes
+    val_scenes: NonNegInt = 16  # held-out validation scenes (different seeds)
+    steps: PosInt = 1500  # optimiser steps
+    batch_size: PosInt = 8  # crops per step
+    crop: PosInt = 64  # square training crop (px, work resolution)
+    lr: PosFloat = 2e-3  # AdamW learning rate (cosine decay)
+    weight_decay: NonNegFloat = 1e-4  # AdamW weight decay
+    grad_weight: NonNegFloat = 0.5  # weight of the gradient-matching loss term
+    ckpt_every: PosInt = 250  # steps between resumable checkpoints
+    threads: PosInt = 1  # torch CPU threads (1: OpenMP barriers thrash on a shared CPU)
 
     def validate(self) -> None:
         if self.train_scenes < 1 or self.steps < 1 or self.batch_size < 1:
@@ -138,11 +140,11 @@ class BenchConfig:
     """`python -m mobifuse.bench`: all methods on the same held-out simulated scenes."""
 
     train: TrainConfig = field(default_factory=TrainConfig)
-    test_scenes: int = 24  # held-out scenes for the overall table
-    sweep_scenes: int = 6  # scenes per sweep point
+    test_scenes: PosInt = 24  # held-out scenes for the overall table
+    sweep_scenes: PosInt = 6  # scenes per sweep point
     sweep_ambient: tuple[float, ...] = (0.0, 1.5e4, 4.0e4, 8.0e4)  # ambient IR levels
     sweep_albedo: tuple[float, ...] = (0.05, 0.15, 0.4, 0.9)  # IR albedo of every surface
     sweep_texture: tuple[float, ...] = (0.0, 0.05, 0.25, 0.6)  # texture strength of every surface
     sweep_distance: tuple[float, ...] = (0.5, 1.5, 2.5, 3.5)  # object centre depth (m)
-    latency_repeats: int = 10  # timed inference repeats at 320x240
-    chamfer_points: int = 4000  # points per cloud for the Chamfer distance
+    latency_repeats: PosInt = 10  # timed inference repeats at 320x240
+    chamfer_points: PosInt = 4000  # points per cloud for the Chamfer distance

@@ -19,8 +19,8 @@ Real formats:
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
+import struct
 from pathlib import Path
 
 import cv2
@@ -33,6 +33,7 @@ from shared.cache import cached_arrays
 from shared.config import to_dict
 from shared.errors import DataError
 from shared.log import get_logger, progress
+from shared.validate import bounded_dims, finite_array, finite_number, read_json_file, read_text
 
 __all__ = ["sim_calibration", "build_dataset", "read_pfm", "write_pfm", "read_middlebury_calib",
            "load_middlebury_scene", "load_capture", "DATA_VERSION"]
@@ -96,14 +97,20 @@ def read_pfm(path: str | Path) -> np.ndarray:
     try:
         parts = data.split(b"\n", 3)
         kind, dims, scale = parts[0].strip(), parts[1].split(), float(parts[2].strip())
+        if len(dims) != 2 or len(parts) < 4:
+            raise ValueError(dims)
         w, h = int(dims[0]), int(dims[1])
     except (IndexError, ValueError):
         raise DataError(f"{path}: not a PFM file (bad header)") from None
     if kind not in (b"PF", b"Pf"):
         raise DataError(f"{path}: not a PFM file (magic {kind[:4]!r})")
+    if not (np.isfinite(scale) and scale != 0):
+        raise DataError(f"{path}: PFM scale must be a nonzero number (its sign is the byte "
+                        f"order), got {scale}")
     ch = 3 if kind == b"PF" else 1
     dtype = "<f4" if scale < 0 else ">f4"
     body = parts[3]
+    bounded_dims((w, h, ch), str(path), "PFM size", 4, len(body))
     need = w * h * ch * 4
     if len(body) < need:
         raise DataError(f"{path}: truncated PFM ({len(body)} of {need} data bytes)")
@@ -133,7 +140,7 @@ def read_middlebury_calib(path: str | Path) -> dict:
     if not path.is_file():
         raise DataError(f"calibration file not found: {path}")
     out: dict = {}
-    for ln, line in enumerate(path.read_text().splitlines(), 1):
+    for ln, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         if "=" not in line:
@@ -150,22 +157,53 @@ def read_middlebury_calib(path: str | Path) -> dict:
     for key in ("cam0", "cam1", "baseline", "doffs"):
         if key not in out:
             raise DataError(f"{path}: missing key '{key}'")
-    if np.shape(out["cam0"]) != (3, 3):
-        raise DataError(f"{path}: 'cam0' must be a 3x3 matrix")
+    for key in ("cam0", "cam1"):
+        out[key] = finite_array(out[key], f"{path}: '{key}'", (3, 3))
+        if not out[key][0, 0] > 0:
+            raise DataError(f"{path}: '{key}' focal length must be positive")
+    out["baseline"] = finite_number(out["baseline"], f"{path}: 'baseline'", positive=True)
+    out["doffs"] = finite_number(out["doffs"], f"{path}: 'doffs'")
     return out
+
+
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def read_png(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """Decode a PNG after bounding its declared size by what its compressed bytes can hold
+    (deflate expands at most ~1032x), so a corrupt header never asks for gigabytes."""
+    if not path.is_file():
+        raise DataError(f"missing image: {path}")
+    data = path.read_bytes()
+    if len(data) < 33 or data[:8] != _PNG or data[12:16] != b"IHDR":
+        raise DataError(f"{path}: not a PNG file")
+    w, h = struct.unpack(">II", data[16:24])
+    bounded_dims((w, h), str(path), "PNG size", 1, len(data), ratio=1100, slack=1 << 16)
+    im = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if im is None:
+        raise DataError(f"{path}: unreadable (corrupt) PNG")
+    return im
+
+
+def _read_rgb_pair(folder: Path, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Two PNGs of `folder` as RGB uint8 of the same size."""
+    ims = []
+    for name in names:
+        im = read_png(folder / f"{name}.png")
+        if im.ndim != 3 or im.dtype != np.uint8:
+            raise DataError(f"{folder / name}.png: expected an 8-bit colour image")
+        ims.append(im[:, :, ::-1].copy())
+    if ims[0].shape != ims[1].shape:
+        raise DataError(f"{folder}: {names[0]}.png {ims[0].shape[:2]} and {names[1]}.png "
+                        f"{ims[1].shape[:2]} differ in size")
+    return ims[0], ims[1]
 
 
 def load_middlebury_scene(folder: str | Path) -> dict:
     """im0/im1 (RGB uint8), K, baseline (m), disparity and depth (m; NaN where unknown)."""
     folder = Path(folder)
     calib = read_middlebury_calib(folder / "calib.txt")
-    imgs = {}
-    for name in ("im0", "im1"):
-        p = folder / f"{name}.png"
-        im = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if im is None:
-            raise DataError(f"missing or unreadable image: {p}")
-        imgs[name] = im[:, :, ::-1].copy()
+    imgs = dict(zip(("im0", "im1"), _read_rgb_pair(folder, ("im0", "im1"))))
     disp_path = next((folder / n for n in ("disp0.pfm", "disp0GT.pfm")
                       if (folder / n).is_file()), None)
     out = {"left": imgs["im0"], "right": imgs["im1"], "K": calib["cam0"],
@@ -174,10 +212,15 @@ def load_middlebury_scene(folder: str | Path) -> dict:
         disp = read_pfm(disp_path)
         if disp.shape != imgs["im0"].shape[:2]:
             raise DataError(f"{disp_path}: shape {disp.shape} != image {imgs['im0'].shape[:2]}")
+        if np.isnan(disp).any() or (disp < 0).any():
+            raise DataError(f"{disp_path}: disparities must be >= 0 (inf = unknown), found NaN "
+                            f"or negative values")
+        d = disp + calib["doffs"]
+        known = np.isfinite(d) & (d > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            depth = calib["baseline"] * calib["cam0"][0, 0] / (disp + calib["doffs"]) / 1000.0
+            depth = calib["baseline"] * calib["cam0"][0, 0] / d / 1000.0
         out["disparity"] = disp
-        out["depth"] = np.where(np.isfinite(disp), depth, np.nan).astype(np.float32)
+        out["depth"] = np.where(known, depth, np.nan).astype(np.float32)
     return out
 
 
@@ -203,32 +246,30 @@ def load_capture(folder: str | Path) -> dict:
     if not folder.is_dir():
         raise DataError(f"capture folder not found: {folder}")
     out: dict = {}
-    for name in ("left", "right"):
-        p = folder / f"{name}.png"
-        im = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if im is None:
-            raise DataError(f"missing or unreadable image: {p}")
-        out[name] = im[:, :, ::-1].copy()
+    out["left"], out["right"] = _read_rgb_pair(folder, ("left", "right"))
     if folder.joinpath("tof_depth.pfm").is_file():
         out["tof_depth"] = read_pfm(folder / "tof_depth.pfm")
     elif folder.joinpath("tof_depth.png").is_file():
-        raw = cv2.imread(str(folder / "tof_depth.png"), cv2.IMREAD_UNCHANGED)
-        if raw is None or raw.dtype != np.uint16:
+        raw = read_png(folder / "tof_depth.png", cv2.IMREAD_UNCHANGED)
+        if raw.dtype != np.uint16:
             raise DataError(f"{folder / 'tof_depth.png'}: expected a 16-bit PNG in millimetres")
         out["tof_depth"] = raw.astype(np.float32) / 1000.0
     else:
         raise DataError(f"{folder}: missing ToF depth (tof_depth.pfm or tof_depth.png)")
-    if folder.joinpath("tof_amplitude.pfm").is_file():
-        out["tof_amplitude"] = read_pfm(folder / "tof_amplitude.pfm")
-    if folder.joinpath("gt_depth.pfm").is_file():
-        out["gt_depth"] = read_pfm(folder / "gt_depth.pfm")
+    for name in ("tof_amplitude", "gt_depth"):
+        if folder.joinpath(f"{name}.pfm").is_file():
+            out[name] = read_pfm(folder / f"{name}.pfm")
+    for name in ("tof_depth", "tof_amplitude", "gt_depth"):
+        if name in out and out[name].ndim != 2:
+            raise DataError(f"{folder / name}: expected a one-channel map, got shape "
+                            f"{out[name].shape}")
+    if "tof_amplitude" in out and out["tof_amplitude"].shape != out["tof_depth"].shape:
+        raise DataError(f"{folder / 'tof_amplitude.pfm'}: shape {out['tof_amplitude'].shape} != "
+                        f"tof_depth {out['tof_depth'].shape}")
     cpath = folder / "calib.json"
-    if not cpath.is_file():
-        raise DataError(f"calibration file not found: {cpath}")
-    try:
-        c = json.loads(cpath.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"{cpath}: corrupt JSON ({e})") from None
+    c = read_json_file(cpath)
+    if not isinstance(c, dict):
+        raise DataError(f"{cpath}: expected a JSON object")
     missing = [k for k in _CALIB_KEYS if k not in c]
     if missing:
         raise DataError(f"{cpath}: missing key '{missing[0]}'")
@@ -236,8 +277,11 @@ def load_capture(folder: str | Path) -> dict:
     unknown = sorted(set(c) - known)
     if unknown:
         raise DataError(f"{cpath}: unknown key '{unknown[0]}'")
-    calib = Calibration(**{k: (np.asarray(v, dtype=np.float64) if re.match(r"[KT]_", k) else v)
-                           for k, v in c.items()})
-    calib.validate()
+    calib = Calibration(**{k: (finite_array(v, f"{cpath}: '{k}'") if re.match(r"[KT]_", k)
+                               else v) for k, v in c.items()})
+    try:
+        calib.validate()
+    except DataError as e:
+        raise DataError(f"{cpath}: {e}") from None
     out["calib"] = calib
     return out

@@ -21,6 +21,7 @@ from mobifuse.dei import dei_channels, stereo_dei, texture_strength, tof_dei
 from mobifuse.geometry import densify, nearest_fill, reproject_tof
 from mobifuse.stereo import run_stereo, to_gray
 from shared.errors import DataError
+from shared.validate import finite_array, finite_number
 
 __all__ = ["Calibration", "prepare_frame", "check_array"]
 
@@ -43,16 +44,18 @@ class Calibration:
 
     def validate(self) -> None:
         for name, shape in (("K_left", (3, 3)), ("K_tof", (3, 3)), ("T_left_tof", (4, 4))):
-            v = np.asarray(getattr(self, name), dtype=np.float64)
-            if v.shape != shape:
-                raise DataError(f"calibration '{name}' must have shape {shape}, got {v.shape}")
-            if not np.all(np.isfinite(v)):
-                raise DataError(f"calibration '{name}' contains NaN or inf")
+            v = finite_array(getattr(self, name), f"calibration '{name}'", shape)
             setattr(self, name, v)
-        if not (self.baseline_m > 0 and np.isfinite(self.baseline_m)):
-            raise DataError(f"calibration 'baseline_m' must be positive, got {self.baseline_m}")
-        if not self.mod_freq_hz > 0:
-            raise DataError(f"calibration 'mod_freq_hz' must be positive, got {self.mod_freq_hz}")
+        for name in ("K_left", "K_tof"):
+            K = getattr(self, name)
+            if not (K[0, 0] > 0 and K[1, 1] > 0):
+                raise DataError(f"calibration '{name}': focal lengths must be positive, got "
+                                f"{K[0, 0]}, {K[1, 1]}")
+        self.baseline_m = finite_number(self.baseline_m, "calibration 'baseline_m'", positive=True)
+        self.mod_freq_hz = finite_number(self.mod_freq_hz, "calibration 'mod_freq_hz'",
+                                         positive=True)
+        self.tof_read_noise = finite_number(self.tof_read_noise, "calibration 'tof_read_noise'",
+                                            nonnegative=True)
 
 
 def check_array(name: str, x, ndim: tuple[int, ...], allow_nan: bool = False) -> np.ndarray:
@@ -101,8 +104,17 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration,
     for name, arr in (("tof_amplitude", tof_amplitude), ("tof_ambient", tof_ambient)):
         if np.shape(arr) != tof_depth.shape:
             raise DataError(f"'{name}' shape {np.shape(arr)} != tof_depth shape {tof_depth.shape}")
+        a = finite_array(arr, f"'{name}'")
+        if (a < 0).any():
+            raise DataError(f"'{name}' has negative values (electrons are >= 0)")
     s = downsample
+    if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
+        raise DataError(f"downsample must be a positive integer, got {s!r}")
     H, W = left.shape[:2]
+    need_w = stereo_cfg.num_disparities + stereo_cfg.block_size
+    if W < need_w or H < stereo_cfg.block_size:
+        raise DataError(f"image size {W}x{H} is too small for stereo matching (at least "
+                        f"{need_w}x{stereo_cfg.block_size}: num_disparities + block_size wide)")
     if H % s or W % s:
         raise DataError(f"image size {W}x{H} is not divisible by downsample={s}")
     h, w = H // s, W // s

@@ -136,19 +136,30 @@ def load_model(path: str | Path) -> TwoStageFusionNet:
     """A model saved by `save_model`; a missing or corrupt file is a DataError."""
     from mobifuse.config import NetConfig
     from shared.config import from_dict
-    from shared.errors import DataError
+    from shared.errors import ConfigError, DataError
+    from shared.validate import brief, check_state_dict
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"model file not found: {path}")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        net = dict(blob["net"])
-        net.setdefault("snap_radius", 0)  # weights saved before the EdgeSnap stage existed
-        model = TwoStageFusionNet(from_dict(NetConfig, net))
-        model.load_state_dict(blob["state_dict"])
-    except Exception as e:  # truncated zip, wrong keys, shape mismatch
-        raise DataError(f"{path}: not a mobifuse model ({type(e).__name__}: {e})") from None
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, not a torch file, a pickle of foreign objects
+        raise DataError(f"{path}: not a mobifuse model ({brief(e)})") from None
+    if not isinstance(blob, dict) or not isinstance(blob.get("net"), dict) \
+            or "state_dict" not in blob:
+        raise DataError(f"{path}: not a mobifuse model (needs 'net' and 'state_dict')")
+    net = dict(blob["net"])
+    net.setdefault("snap_radius", 0)  # weights saved before the EdgeSnap stage existed
+    try:
+        net_cfg = from_dict(NetConfig, net)
+    except ConfigError as e:
+        raise DataError(f"{path}: model config {e}") from None
+    with torch.device("meta"):  # shapes only: a corrupt config never allocates
+        shape = TwoStageFusionNet(net_cfg)
+    state = check_state_dict(blob["state_dict"], shape, str(path))
+    model = TwoStageFusionNet(net_cfg)
+    model.load_state_dict(state)
     return model.eval()
 
 

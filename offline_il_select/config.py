@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
+
+from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
 
 __all__ = ["DataConfig", "ILIDConfig", "PolicyConfig", "BaselineConfig", "TrainConfig",
            "METHODS"]
@@ -17,45 +20,54 @@ class DataConfig:
     # D_b recipe: 'random' = n_random random episodes; 'medium_random' = n_medium medium episodes
     # + n_random random; 'noisy' = n_noisy noisy-expert episodes (known per-episode quality).
     imperfect: Literal["random", "medium_random", "noisy"] = "random"
-    n_expert: int = 1  # expert episodes in D_e
-    n_random: int = 1000  # random episodes in D_b
-    n_medium: int = 10  # medium-policy episodes in D_b ('medium_random')
-    n_noisy: int = 50  # noisy-expert episodes in D_b ('noisy')
+    n_expert: PosInt = 1  # expert episodes in D_e
+    n_random: NonNegInt = 1000  # random episodes in D_b
+    n_medium: NonNegInt = 10  # medium-policy episodes in D_b ('medium_random')
+    n_noisy: NonNegInt = 50  # noisy-expert episodes in D_b ('noisy')
     data_seed: int = 0  # seed of the dataset rollouts (fixed across training seeds)
     policy_dir: str = ""  # expert/medium policy files; '' = shared/il/policies
     expert_file: str = ""  # a D4RL-layout HDF5 to use as D_e instead of a rollout
     imperfect_file: str = ""  # a D4RL-layout HDF5 (or Minari dir) to use as D_b
-    max_episode_steps: int = 1000  # episode cap of the rollouts
+    max_episode_steps: PosInt = 1000  # episode cap of the rollouts
+
+    def validate(self) -> None:
+        # user files are checked here, before any rollout or run directory
+        for name in ("expert_file", "imperfect_file"):
+            v = getattr(self, name)
+            if v and not Path(v).exists():
+                raise ValueError(f"data.{name}: file not found: {v}")
+        if self.policy_dir and not Path(self.policy_dir).is_dir():
+            raise ValueError(f"data.policy_dir: directory not found: {self.policy_dir}")
 
 
 @dataclass
 class PolicyConfig:
-    hidden: int = 256  # tanh-Gaussian MLP width (2 hidden layers)
-    lr: float = 1e-4  # Adam learning rate
-    weight_decay: float = 5e-3  # Adam weight decay (paper code)
-    steps: int = 10_000  # gradient steps (the paper runs 1M)
-    batch_size: int = 256  # per data source
+    hidden: PosInt = 256  # tanh-Gaussian MLP width (2 hidden layers)
+    lr: PosFloat = 1e-4  # Adam learning rate
+    weight_decay: NonNegFloat = 5e-3  # Adam weight decay (paper code)
+    steps: PosInt = 10_000  # gradient steps (the paper runs 1M)
+    batch_size: PosInt = 256  # per data source
 
 
 @dataclass
 class ILIDConfig:
-    sigma: float = 0.4  # expert-likeness threshold on d(s) (paper's `bar`)
-    rollback: int = 20  # K: look-ahead window of resultant states (same episode only)
+    sigma: Prob = 0.4  # expert-likeness threshold on d(s) (paper's `bar`)
+    rollback: PosInt = 20  # K: look-ahead window of resultant states (same episode only)
     use_beta: bool = True  # gate the D_s term by beta = 1[d(s) <= sigma] (the public code skips it)
-    disc_hidden: int = 256  # width of d(s) and D(s,a)
-    disc_lr: float = 1e-4  # Adam lr of both discriminators (paper: 1e-5 for 100k steps)
-    disc_weight_decay: float = 5e-3  # Adam weight decay of both discriminators
-    disc_steps: int = 2_000  # gradient steps of each discriminator (paper: 100k)
-    disc_batch: int = 256  # per side
+    disc_hidden: PosInt = 256  # width of d(s) and D(s,a)
+    disc_lr: PosFloat = 1e-4  # Adam lr of both discriminators (paper: 1e-5 for 100k steps)
+    disc_weight_decay: NonNegFloat = 5e-3  # Adam weight decay of both discriminators
+    disc_steps: PosInt = 2_000  # gradient steps of each discriminator (paper: 100k)
+    disc_batch: PosInt = 256  # per side
     clip: tuple[float, float] = (0.1, 0.9)  # discriminator output clip
 
 
 @dataclass
 class BaselineConfig:
-    dwbc_alpha: float = 7.5  # DWBC's weight on the plain expert BC term
-    dwbc_eta: float = 0.5  # DWBC's PU-learning class prior
-    iswbc_grad_penalty: float = 1.0  # ISW-BC's gradient-penalty coefficient
-    iswbc_tau: float = 0.0  # ISW-BC: weights below tau are set to 0
+    dwbc_alpha: NonNegFloat = 7.5  # DWBC's weight on the plain expert BC term
+    dwbc_eta: Prob = 0.5  # DWBC's PU-learning class prior
+    iswbc_grad_penalty: NonNegFloat = 1.0  # ISW-BC's gradient-penalty coefficient
+    iswbc_tau: NonNegFloat = 0.0  # ISW-BC: weights below tau are set to 0
 
 
 @dataclass
@@ -69,9 +81,9 @@ class TrainConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     ilid: ILIDConfig = field(default_factory=ILIDConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
-    eval_every: int = 2_000  # policy steps between evaluations (learning curve)
-    eval_episodes: int = 10  # deterministic episodes per evaluation
-    ckpt_every: int = 2_000  # policy steps between resumable checkpoints
+    eval_every: PosInt = 2_000  # policy steps between evaluations (learning curve)
+    eval_episodes: PosInt = 10  # deterministic episodes per evaluation
+    ckpt_every: PosInt = 2_000  # policy steps between resumable checkpoints
 
     def validate(self) -> None:
         lo, hi = self.ilid.clip

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
+
 __all__ = ["ModelConfig", "TrainConfig", "MaskConfig", "StorageConfig", "OnlineConfig",
            "RippleConfig"]
 
 
 @dataclass
 class ModelConfig:
-    d_model: int = 128  # hidden size of the OPT model
-    ffn_dim: int = 2048  # FFN width = neurons per layer
-    layers: int = 4  # decoder layers (one FFN each)
-    heads: int = 4  # attention heads
-    max_positions: int = 256  # longest sequence the positional table holds
+    d_model: PosInt = 128  # hidden size of the OPT model
+    ffn_dim: PosInt = 2048  # FFN width = neurons per layer
+    layers: PosInt = 4  # decoder layers (one FFN each)
+    heads: PosInt = 4  # attention heads
+    max_positions: PosInt = 256  # longest sequence the positional table holds
 
     def validate(self) -> None:
         if min(self.d_model, self.ffn_dim, self.layers, self.heads) < 1:
@@ -29,12 +31,12 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 500  # optimiser steps of byte-level LM pretraining
-    batch_size: int = 8  # windows per step
-    seq_len: int = 128  # tokens per window
-    lr: float = 2e-3  # peak learning rate (AdamW, warm-up + cosine)
-    l1: float = 1e-3  # weight of the L1 penalty on FFN activations (pushes sparsity to ~OPT)
-    train_bytes: int = 4_000_000  # bytes of the stdlib-py train split used for training
+    steps: PosInt = 500  # optimiser steps of byte-level LM pretraining
+    batch_size: PosInt = 8  # windows per step
+    seq_len: PosInt = 128  # tokens per window
+    lr: PosFloat = 2e-3  # peak learning rate (AdamW, warm-up + cosine)
+    l1: NonNegFloat = 1e-3  # weight of the L1 penalty on FFN activations (pushes sparsity to ~OPT)
+    train_bytes: PosInt = 4_000_000  # bytes of the stdlib-py train split used for training
 
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.seq_len < 2:
@@ -45,9 +47,9 @@ class TrainConfig:
 
 @dataclass
 class MaskConfig:
-    calib_tokens: int = 8192  # tokens of calibration text (co-activation statistics)
-    test_tokens: int = 2048  # tokens of held-out text whose masks drive the I/O simulation
-    seq_len: int = 128  # window length of the forward passes that record masks
+    calib_tokens: PosInt = 8192  # tokens of calibration text (co-activation statistics)
+    test_tokens: PosInt = 2048  # tokens of held-out text whose masks drive the I/O simulation
+    seq_len: PosInt = 128  # window length of the forward passes that record masks
     calib_source: str = "stdlib-py"  # corpus the placement is calibrated on (train split)
     test_sources: list[str] = field(default_factory=lambda: ["stdlib-py", "pydoc-topics"])
 
@@ -58,10 +60,10 @@ class MaskConfig:
 
 @dataclass
 class StorageConfig:
-    bandwidth: float = 2.9e9  # sequential bandwidth of the modelled UFS 4.0 device, bytes/s
-    knee_bytes: int = 24576  # read size at which bandwidth saturates (IOPS_max = bw / knee)
-    queue_depth: int = 32  # UFS command queue entries
-    page: int = 4096  # flash page / O_DIRECT alignment
+    bandwidth: PosFloat = 2.9e9  # sequential bandwidth of the modelled UFS 4.0 device, bytes/s
+    knee_bytes: PosInt = 24576  # read size at which bandwidth saturates (IOPS_max = bw / knee)
+    queue_depth: PosInt = 32  # UFS command queue entries
+    page: PosInt = 4096  # flash page / O_DIRECT alignment
 
     def validate(self) -> None:
         if self.bandwidth <= 0 or self.knee_bytes < 1 or self.queue_depth < 1:
@@ -73,13 +75,13 @@ class StorageConfig:
 @dataclass
 class OnlineConfig:
     cache_ratio: float = 0.1  # DRAM cache size as a fraction of each layer's neurons (all arms)
-    window: int = 5  # LLM-in-a-flash windowing: keep neurons active in the last k tokens
-    top_k: int = 128  # neighbours kept per neuron by the offline placement (memory O(nK))
-    gap_candidates: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 6, 8, 12, 16])
-    retune_every: int = 16  # tokens between run-time re-tunings of the collapse threshold
-    saturation: float = 0.9  # bottleneck detector: collapse off when bw >= this x device max
-    segment_min: int = 2  # a run this long (in bundles) is a "continuous segment"
-    segment_admit: float = 0.1  # admission probability of neurons inside continuous segments
+    window: PosInt = 5  # LLM-in-a-flash windowing: keep neurons active in the last k tokens
+    top_k: PosInt = 128  # neighbours kept per neuron by the offline placement (memory O(nK))
+    gap_candidates: list[NonNegInt] = field(default_factory=lambda: [0, 1, 2, 3, 4, 6, 8, 12, 16])
+    retune_every: PosInt = 16  # tokens between run-time re-tunings of the collapse threshold
+    saturation: Prob = 0.9  # bottleneck detector: collapse off when bw >= this x device max
+    segment_min: PosInt = 2  # a run this long (in bundles) is a "continuous segment"
+    segment_admit: Prob = 0.1  # admission probability of neurons inside continuous segments
 
     def validate(self) -> None:
         if not 0 < self.cache_ratio < 1:
@@ -102,10 +104,10 @@ class RippleConfig:
     masks: MaskConfig = field(default_factory=MaskConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     online: OnlineConfig = field(default_factory=OnlineConfig)
-    scaled_d_models: list[int] = field(default_factory=lambda: [2048, 4096])  # fp16 bundle shapes
-    real_read_tokens: int = 64  # tokens replayed as real O_DIRECT reads per arm
-    real_read_repeats: int = 3  # interleaved passes over the arms; the median pass is reported
-    placement_sizes: list[int] = field(default_factory=lambda: [2048, 4096, 8192, 16384])
+    scaled_d_models: list[PosInt] = field(default_factory=lambda: [2048, 4096])  # fp16 bundles
+    real_read_tokens: PosInt = 64  # tokens replayed as real O_DIRECT reads per arm
+    real_read_repeats: PosInt = 3  # interleaved passes over the arms; the median pass is reported
+    placement_sizes: list[PosInt] = field(default_factory=lambda: [2048, 4096, 8192, 16384])
 
     def validate(self) -> None:
         if self.real_read_tokens < 1 or self.real_read_repeats < 1:

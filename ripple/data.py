@@ -18,6 +18,7 @@ import numpy as np
 from ripple.coactivation import check_masks
 from shared.errors import DataError
 from shared.io import atomic_path
+from shared.validate import read_npz
 
 __all__ = ["corpus_masks", "synthetic_masks", "save_masks", "load_masks"]
 
@@ -69,14 +70,13 @@ def load_masks(path: str | Path, n: int | None = None) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"mask file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            bits, shape = z["bits"], tuple(int(s) for s in z["shape"])
-    except KeyError as e:
-        raise DataError(f"{path}: mask file lacks key {e}") from None
-    except Exception as e:
-        raise DataError(f"{path}: corrupt mask file ({type(e).__name__})") from None
-    if len(shape) != 3 or bits.shape[:2] != shape[:2] or bits.shape[2] * 8 < shape[2]:
+    z = read_npz(path, ("bits", "shape"), "mask file")
+    bits, shape = z["bits"], z["shape"]
+    if bits.dtype != np.uint8 or shape.dtype.kind not in "iu" or shape.shape != (3,):
+        raise DataError(f"{path}: 'bits' must be uint8 and 'shape' three integers")
+    shape = tuple(int(s) for s in shape)
+    if bits.ndim != 3 or bits.shape[:2] != shape[:2] or \
+            not bits.shape[2] * 8 - 8 < shape[2] <= bits.shape[2] * 8:
         raise DataError(f"{path}: packed bits {bits.shape} do not match shape {shape}")
     m = np.unpackbits(bits, axis=-1, count=shape[2]).astype(bool)
     return check_masks(m, n=n, name=str(path), ndim=3)

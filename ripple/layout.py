@@ -7,13 +7,15 @@ Bundle bytes = P·d·itemsize with P = 2 (OPT) or 3 parts.
 
 File format (all offsets page-aligned, little-endian):
 
-    page 0..      b"RIPLFLSH" | u32 header_len | JSON header (layers, n, parts, d, dtype, page,
-                  bundle_bytes, perm_offset, data_offsets, perm_crc32, data_crc32)
+    page 0..      b"RIPLFLSH" | u32 header_len | u32 header_crc32 | JSON header (version, layers,
+                  n, parts, d, dtype, page, bundle_bytes, perm_offset, data_offsets,
+                  perm_crc32, data_crc32)
     perm_offset   int64 (layers, n): order[l] (slot -> neuron), i.e. the placement
     data_offsets[l]  n bundles of layer l in placement order: slot s holds neuron order[l][s]
 
-`FlashLayout` opens a file, checks magic, sizes and the permutation's CRC (a corrupt or truncated
-file is a DataError), and loads bundles either by neuron id or as raw slot extents.
+`FlashLayout` opens a file, checks magic, the header's CRC, that every declared size and offset
+fits the file, and the permutation's CRC (a corrupt or truncated file is a DataError), and loads
+bundles either by neuron id or as raw slot extents.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from shared.io import atomic_path
 __all__ = ["MAGIC", "make_bundles", "write_layout", "FlashLayout"]
 
 MAGIC = b"RIPLFLSH"
-_VERSION = 1
+_VERSION = 2  # 2: the header carries its own CRC
+_DTYPES = ("float16", "float32", "float64")
 
 
 def _align(x: int, page: int) -> int:
@@ -63,6 +66,8 @@ def write_layout(path: str | Path, bundles: list[np.ndarray], orders: list[np.nd
         if np.asarray(b).shape != shape:
             raise DataError(f"layout: layer {li} bundles {np.asarray(b).shape} != {shape}")
     orders = [check_placement(o, n, f"placement of layer {li}") for li, o in enumerate(orders)]
+    if dtype not in _DTYPES:
+        raise DataError(f"layout: dtype '{dtype}' is not one of {_DTYPES}")
     itemsize = np.dtype(dtype).itemsize
     bundle_bytes = parts * d * itemsize
     perm = np.stack(orders).astype("<i8")
@@ -79,12 +84,12 @@ def write_layout(path: str | Path, bundles: list[np.ndarray], orders: list[np.nd
     header.update(perm_offset=perm_off, data_offsets=data_off,
                   data_crc32=[zlib.crc32(x) for x in datas])
     blob = json.dumps(header).encode()
-    if len(MAGIC) + 4 + len(blob) > head_room:
+    if len(MAGIC) + 8 + len(blob) > head_room:
         raise DataError("layout: header does not fit its reserved pages")
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            f.write(MAGIC + struct.pack("<I", len(blob)) + blob)
+            f.write(MAGIC + struct.pack("<II", len(blob), zlib.crc32(blob)) + blob)
             f.seek(perm_off)
             f.write(perm.tobytes())
             for off, x in zip(data_off, datas):
@@ -103,22 +108,18 @@ class FlashLayout:
             raise DataError(f"layout file not found: {self.path}")
         size = self.path.stat().st_size
         with open(self.path, "rb") as f:
-            head = f.read(12)
-            if len(head) < 12 or head[:8] != MAGIC:
+            head = f.read(16)
+            if len(head) < 16 or head[:8] != MAGIC:
                 raise DataError(f"{self.path}: not a Ripple layout file (bad magic)")
-            (hlen,) = struct.unpack("<I", head[8:])
-            try:
-                h = json.loads(f.read(hlen))
-                self.layers, self.n, self.d = int(h["layers"]), int(h["n"]), int(h["d"])
-                self.parts = int(h["parts"])
-                self.dtype, self.page = np.dtype(h["dtype"]), int(h["page"])
-                self.bundle_bytes = int(h["bundle_bytes"])
-                self.data_offsets = [int(x) for x in h["data_offsets"]]
-                self.data_crc32 = [int(x) for x in h["data_crc32"]]
-                perm_off, perm_crc = int(h["perm_offset"]), int(h["perm_crc32"])
-            except (ValueError, KeyError, TypeError) as e:
-                raise DataError(f"{self.path}: corrupt layout header ({e})") from None
-            end = self.data_offsets[-1] + self.n * self.bundle_bytes
+            hlen, hcrc = struct.unpack("<II", head[8:])
+            blob = f.read(min(hlen, size))
+            if len(blob) != hlen or zlib.crc32(blob) != hcrc:
+                raise DataError(f"{self.path}: layout header fails its CRC (corrupt, truncated "
+                                f"or written by an older version)")
+            h = self._parse_header(blob)
+            perm_off, perm_crc = h["perm_offset"], h["perm_crc32"]
+            end = max(perm_off + self.layers * self.n * 8,
+                      max(self.data_offsets) + self.n * self.bundle_bytes)
             if size < end:
                 raise DataError(f"{self.path}: truncated ({size} bytes, layout needs {end})")
             f.seek(perm_off)
@@ -129,6 +130,41 @@ class FlashLayout:
         self.orders = [check_placement(p, self.n, f"{self.path} layer {i}")
                        for i, p in enumerate(perm)]
         self.slots = [slots_of(o) for o in self.orders]
+
+    def _parse_header(self, blob: bytes) -> dict:
+        """The JSON header with every field typed and consistent; sets the layout attributes."""
+        try:
+            h = json.loads(blob)
+            ints = {k: h[k] for k in ("version", "layers", "n", "parts", "d", "page",
+                                      "bundle_bytes", "perm_offset", "perm_crc32")}
+            lists = {k: h[k] for k in ("data_offsets", "data_crc32")}
+            dtype = h["dtype"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise DataError(f"{self.path}: corrupt layout header ({type(e).__name__})") from None
+        for k, v in [*ints.items(), *((f"{k}[]", x) for k, xs in lists.items()
+                                      for x in (xs if isinstance(xs, list) else [None]))]:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise DataError(f"{self.path}: layout header field '{k}' must be an integer "
+                                f">= 0, got {v!r}")
+        if ints["version"] != _VERSION:
+            raise DataError(f"{self.path}: layout version {ints['version']}, expected {_VERSION}")
+        if dtype not in _DTYPES:
+            raise DataError(f"{self.path}: layout dtype {dtype!r} is not one of {_DTYPES}")
+        self.layers, self.n, self.d, self.parts = ints["layers"], ints["n"], ints["d"], \
+            ints["parts"]
+        self.dtype, self.page, self.bundle_bytes = np.dtype(dtype), ints["page"], \
+            ints["bundle_bytes"]
+        if min(self.layers, self.n, self.d, self.page) < 1 or self.parts < 2:
+            raise DataError(f"{self.path}: layout header has an empty size (layers, n, d, page "
+                            f"must be >= 1, parts >= 2)")
+        if self.bundle_bytes != self.parts * self.d * self.dtype.itemsize:
+            raise DataError(f"{self.path}: bundle_bytes {self.bundle_bytes} != parts x d x "
+                            f"itemsize")
+        if len(lists["data_offsets"]) != self.layers or len(lists["data_crc32"]) != self.layers:
+            raise DataError(f"{self.path}: layout header lists {len(lists['data_offsets'])} data "
+                            f"offsets for {self.layers} layers")
+        self.data_offsets, self.data_crc32 = lists["data_offsets"], lists["data_crc32"]
+        return ints
 
     def check_placement(self, layer: int, order: np.ndarray) -> None:
         """Raise DataError unless `order` is exactly the placement stored for `layer`."""
@@ -150,6 +186,10 @@ class FlashLayout:
 
     def read_slots(self, layer: int, start: int, count: int) -> np.ndarray:
         """Bundles of slots [start, start+count) of `layer` (count, P, d), buffered read."""
+        if not (0 <= layer < self.layers and 0 <= start and 0 <= count and
+                start + count <= self.n):
+            raise DataError(f"{self.path}: slots [{start}, {start + count}) of layer {layer} are "
+                            f"outside the layout ({self.layers} layers x {self.n} slots)")
         off, ln = self.extent(layer, start, count)
         with open(self.path, "rb") as f:
             raw = os.pread(f.fileno(), int(ln), int(off))

@@ -107,15 +107,13 @@ def trained_model(mcfg: ModelConfig, tcfg: TrainConfig, seed: int = 0, device: s
 
 def load_model(path: str | Path):
     """An HF checkpoint dir (`save_pretrained`) of an OPT or Llama-style model with ReLU FFNs."""
-    from transformers import AutoModelForCausalLM
+    from shared.validate import hf_config, strict_from_pretrained
 
     path = Path(path)
     if not (path / "config.json").is_file():
         raise DataError(f"checkpoint dir {path} has no config.json")
-    try:
-        model = AutoModelForCausalLM.from_pretrained(path)
-    except Exception as e:  # corrupt weights, unknown architecture
-        raise DataError(f"checkpoint {path}: cannot load ({type(e).__name__}: {e})") from None
+    source = f"checkpoint {path}"
+    model = strict_from_pretrained(path, hf_config(path, source), source)
     conf = model.config
     act = getattr(conf, "activation_function", None) or getattr(conf, "hidden_act", "?")
     if act != "relu":

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, Range
 
 __all__ = ["DataConfig", "ModelConfig", "FLConfig", "WatermarkConfig", "ThreatConfig",
            "DetectionConfig", "RobWEConfig"]
@@ -14,56 +17,60 @@ class DataConfig:
     dataset: Literal["mnist5k", "digits", "mnist_idx", "cifar10"] = "mnist5k"  # see robwe.data
     path: str = ""  # directory of the IDX files / CIFAR-10 python batches (mnist_idx, cifar10)
     partition: Literal["dirichlet", "klabel"] = "dirichlet"  # non-IID split over clients
-    beta: float = 0.5  # Dirichlet concentration (partition=dirichlet)
-    k: int = 4  # classes per client (partition=klabel)
-    num_clients: int = 20  # N; client i owns slice i of the shared weights
-    test_frac: float = 0.2  # per-client held-out share (personalised test set)
-    max_samples: int = 0  # cap on the dataset size before partitioning (0 = all)
+    beta: PosFloat = 0.5  # Dirichlet concentration (partition=dirichlet)
+    k: PosInt = 4  # classes per client (partition=klabel)
+    num_clients: PosInt = 20  # N; client i owns slice i of the shared weights
+    test_frac: Prob = 0.2  # per-client held-out share (personalised test set)
+    max_samples: NonNegInt = 0  # cap on the dataset size before partitioning (0 = all)
 
     def validate(self) -> None:
         if self.num_clients < 2:
             raise ValueError(f"num_clients must be >= 2, got {self.num_clients}")
         if self.dataset in ("mnist_idx", "cifar10") and not self.path:
             raise ValueError(f"dataset '{self.dataset}' needs data.path (a directory)")
+        if self.dataset in ("mnist_idx", "cifar10") and not Path(self.path).is_dir():
+            kind = "CIFAR-10" if self.dataset == "cifar10" else "MNIST"
+            raise ValueError(f"data.path: {kind} directory not found: {self.path}")
 
 
 @dataclass
 class ModelConfig:
     kind: Literal["mlp", "cnn"] = "mlp"  # body architecture; the head is one Linear layer
-    hidden: list[int] = field(default_factory=lambda: [200, 100])  # mlp body widths
-    channels: list[int] = field(default_factory=lambda: [16, 32])  # cnn conv channels
-    cnn_fc: int = 128  # cnn body output width
+    hidden: list[PosInt] = field(default_factory=lambda: [200, 100])  # mlp body widths
+    channels: list[PosInt] = field(default_factory=lambda: [16, 32])  # cnn conv channels
+    cnn_fc: PosInt = 128  # cnn body output width
 
 
 @dataclass
 class FLConfig:
-    rounds: int = 30  # communication rounds
-    fraction: float = 0.5  # share of (non-banned) clients sampled per round
-    head_epochs: int = 10  # FedRep: local epochs on the private head (body frozen)
-    rep_epochs: int = 1  # FedRep: local epochs on the shared body (head frozen)
-    batch_size: int = 10
-    lr: float = 0.05  # paper code: 0.01 over 50 rounds of 500-sample clients
-    momentum: float = 0.5
-    weight_decay: float = 1e-4  # on weights, not biases
+    rounds: PosInt = 30  # communication rounds
+    # share of (non-banned) clients sampled per round
+    fraction: Annotated[float, Range(0, 1, lo_open=True)] = 0.5
+    head_epochs: NonNegInt = 10  # FedRep: local epochs on the private head (body frozen)
+    rep_epochs: NonNegInt = 1  # FedRep: local epochs on the shared body (head frozen)
+    batch_size: PosInt = 10
+    lr: PosFloat = 0.05  # paper code: 0.01 over 50 rounds of 500-sample clients
+    momentum: Prob = 0.5
+    weight_decay: NonNegFloat = 1e-4  # on weights, not biases
 
 
 @dataclass
 class WatermarkConfig:
     head: bool = True  # private head watermark (Uchida projection of the head parameters)
-    head_bits: int = 64
-    head_scale: float = 1.0  # weight of the head watermark loss
+    head_bits: PosInt = 64
+    head_scale: NonNegFloat = 1.0  # weight of the head watermark loss
     slice: bool = True  # representation watermark in the client's slice of shared weights
-    slice_bits: int = 100  # m
-    slice_scale: float = 10.0  # slice watermark loss weight (paper code 0.1; see README)
+    slice_bits: PosInt = 100  # m
+    slice_scale: NonNegFloat = 10.0  # slice watermark loss weight (paper code 0.1; see README)
     placement: Literal["slice", "shared"] = "slice"  # shared = all clients on the same weights
-    shared_len: int = 0  # placement=shared: carrier length (0 = the slice length)
-    min_slice_ratio: float = 10.0  # require slice length >= ratio * slice_bits
+    shared_len: NonNegInt = 0  # placement=shared: carrier length (0 = the slice length)
+    min_slice_ratio: PosFloat = 10.0  # require slice length >= ratio * slice_bits
 
 
 @dataclass
 class ThreatConfig:
-    malicious_frac: float = 0.0  # share of clients that forge their slice key
-    tampered_frac: float = 0.1  # share of bits flipped and key entries replaced by a forger
+    malicious_frac: Prob = 0.0  # share of clients that forge their slice key
+    tampered_frac: Prob = 0.1  # share of bits flipped and key entries replaced by a forger
 
     def validate(self) -> None:
         for name in ("malicious_frac", "tampered_frac"):
@@ -77,10 +84,10 @@ class DetectionConfig:
     enabled: bool = True  # server-side tampered-watermark detection before aggregation
     confidence: float = 0.997  # normal mode: accept above the two-sided lower bound
     confidence_bad: float = 0.5  # bad mode: reject below the flagged cohort's bound
-    bad_nums: int = 7  # flagged uploads before bad mode starts
-    min_cohort: int = 3  # fewer cohort members: accept untested
+    bad_nums: NonNegInt = 7  # flagged uploads before bad mode starts
+    min_cohort: PosInt = 3  # fewer cohort members: accept untested
     estimator: Literal["gaussian", "robust"] = "robust"  # mean/std or median/1.4826*MAD
-    min_std: float = 0.02  # floor on the cohort spread (bit-accuracy units)
+    min_std: NonNegFloat = 0.02  # floor on the cohort spread (bit-accuracy units)
 
     def validate(self) -> None:
         for name in ("confidence", "confidence_bad"):
@@ -99,7 +106,7 @@ class RobWEConfig:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     seed: int = 0
     device: str = "cpu"  # cpu (or auto): the tiny models and thousands of small steps run on CPU
-    checkpoint_every: int = 5  # rounds between checkpoints (train.py resume)
+    checkpoint_every: PosInt = 5  # rounds between checkpoints (train.py resume)
 
     def validate(self) -> None:
         if self.device not in ("cpu", "auto"):

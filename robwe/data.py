@@ -16,7 +16,10 @@ a per-client test set drawn like the client's own data (personalised evaluation)
 from __future__ import annotations
 
 import gzip
+import io
 import pickle
+import pickletools
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,7 @@ import numpy as np
 from robwe.config import DataConfig
 from shared.errors import ConfigError, DataError
 from shared.fl import dirichlet_partition, k_label_partition, split_train_test
+from shared.validate import bounded_dims, brief
 
 __all__ = ["Dataset", "FederatedData", "load_dataset", "load_mnist5k", "load_digits",
            "read_idx", "load_mnist_idx", "load_cifar10", "federate"]
@@ -41,15 +45,22 @@ class Dataset:
         return int(self.y.max()) + 1
 
 
-def _dataset(x: np.ndarray, y: np.ndarray, name: str) -> Dataset:
+def _dataset(x: np.ndarray, y: np.ndarray, name: str, classes: int | None = None) -> Dataset:
+    """Checked images in [0, 1] and integer labels in [0, classes)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
-    y = np.asarray(y).astype(np.int64)
-    if x.ndim != 4 or x.shape[0] != y.shape[0]:
+    y = np.asarray(y)
+    if x.ndim != 4 or y.ndim != 1 or x.shape[0] != y.shape[0]:
         raise DataError(f"{name}: images {x.shape} and labels {y.shape} do not match")
-    if not np.isfinite(x).all():
-        raise DataError(f"{name}: images contain NaN or inf")
-    if y.min() < 0:
-        raise DataError(f"{name}: negative label {y.min()}")
+    if x.shape[0] == 0:
+        raise DataError(f"{name}: no images")
+    if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        raise DataError(f"{name}: pixel values outside the 8-bit range (NaN, inf, < 0 or > 255)")
+    if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(y == np.round(y))):
+        raise DataError(f"{name}: labels must be integers, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.min() < 0 or (classes is not None and y.max() >= classes):
+        bad = y.min() if y.min() < 0 else y.max()
+        raise DataError(f"{name}: label {bad} outside 0..{(classes or 1) - 1}")
     return Dataset(x, y, name)
 
 
@@ -81,16 +92,17 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"IDX file not found: {path}")
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: corrupt gzip ({e})") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: corrupt gzip ({brief(e)})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
         raise DataError(f"{path}: truncated IDX header")
-    dims = tuple(int(d) for d in np.frombuffer(raw, ">i4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    dims = bounded_dims(np.frombuffer(raw, ">i4", count=ndim, offset=4).tolist(), str(path),
+                        "IDX payload", dtype.itemsize, len(raw) - header, allow_zero=True)
     need = int(np.prod(dims)) * dtype.itemsize
     if len(raw) - header != need:
         raise DataError(f"{path}: payload has {len(raw) - header} bytes, header {dims} "
@@ -128,7 +140,8 @@ def load_mnist_idx(root: str | Path) -> Dataset:
         ys.append(y)
     if not xs:
         raise DataError(f"{root}: no train-images-idx3-ubyte[.gz] found")
-    return _dataset(np.concatenate(xs)[:, None] / 255.0, np.concatenate(ys), f"mnist_idx:{root}")
+    return _dataset(np.concatenate(xs)[:, None] / 255.0, np.concatenate(ys), f"mnist_idx:{root}",
+                    classes=10)
 
 
 def load_cifar10(root: str | Path) -> Dataset:
@@ -143,22 +156,47 @@ def load_cifar10(root: str | Path) -> Dataset:
         path = root / name
         if not path.is_file():
             continue
-        try:
-            with open(path, "rb") as f:
-                d = pickle.load(f, encoding="bytes")
-        except Exception as e:  # truncated pickles raise several kinds of errors
-            raise DataError(f"{path}: corrupt CIFAR batch ({type(e).__name__})") from None
+        d = _load_batch(path)
         if not isinstance(d, dict) or b"data" not in d or b"labels" not in d:
             raise DataError(f"{path}: a CIFAR batch needs b'data' and b'labels'")
         data, labels = np.asarray(d[b"data"]), np.asarray(d[b"labels"])
-        if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
+        if data.dtype != np.uint8:
+            raise DataError(f"{path}: b'data' must be uint8 pixels, got dtype {data.dtype}")
+        if data.ndim != 2 or data.shape[1] != 3072 or labels.ndim != 1 or \
+                data.shape[0] != labels.shape[0]:
             raise DataError(f"{path}: b'data' must be (N, 3072) with N labels, got "
                             f"{data.shape} and {labels.shape}")
         xs.append(data.reshape(-1, 3, 32, 32))
         ys.append(labels)
     if not xs:
         raise DataError(f"{root}: no CIFAR-10 batches (data_batch_1..5, test_batch)")
-    return _dataset(np.concatenate(xs) / 255.0, np.concatenate(ys), f"cifar10:{root}")
+    return _dataset(np.concatenate(xs) / 255.0, np.concatenate(ys), f"cifar10:{root}",
+                    classes=10)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only (a CIFAR batch), never other objects."""
+
+    ALLOWED = {(f"numpy{core}.multiarray", name) for core in ("._core", ".core")
+               for name in ("_reconstruct", "scalar")} | \
+        {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _load_batch(path: Path) -> dict:
+    """A CIFAR batch pickle, its opcodes checked against the real bytes first (a declared length
+    beyond the file is refused before anything is allocated)."""
+    data = path.read_bytes()
+    try:
+        for _ in pickletools.genops(data):
+            pass
+        return _ArrayUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except Exception as e:  # truncated or foreign pickles raise many kinds of errors
+        raise DataError(f"{path}: corrupt CIFAR batch ({brief(e)})") from None
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:

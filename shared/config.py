@@ -6,20 +6,25 @@ Every unknown or mistyped key fails *before* any work starts, with the key and t
 
 Supported field types: bool, int, float, str, `Literal[...]`, `Optional[T]`, `list[T]`,
 `tuple[T, ...]`, `dict[str, T]` and nested dataclasses. Ints are accepted for float fields;
-nothing else is coerced (a YAML string "3" for an int field is an error, not a guess).
+nothing else is coerced (a YAML string "3" for an int field is an error, not a guess). Floats
+must be finite; value ranges are part of the type (`PosInt`, `Prob`, ... or
+`Annotated[float, Range(lo, hi)]`), so `rounds: -4` fails with the other key errors, before any
+work starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
 from shared.errors import ConfigError
+from shared.validate import check_depth, parse_yaml, read_text
 
 T = TypeVar("T")
 
@@ -30,7 +35,39 @@ __all__ = [
     "apply_overrides",
     "parse_override",
     "save_config",
+    "Range",
+    "PosInt",
+    "NonNegInt",
+    "PosFloat",
+    "NonNegFloat",
+    "Prob",
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric field: lo <= v <= hi (strict where `open`)."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def check(self, v: float, where: str) -> None:
+        ok = (self.lo is None or (v > self.lo if self.lo_open else v >= self.lo)) and \
+             (self.hi is None or (v < self.hi if self.hi_open else v <= self.hi))
+        if not ok:
+            lo = "-inf" if self.lo is None else self.lo
+            hi = "inf" if self.hi is None else self.hi
+            span = f"{'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
+            raise ConfigError(f"{where}: {v!r} is outside {span}")
+
+
+PosInt = Annotated[int, Range(lo=1)]  # counts, sizes, steps
+NonNegInt = Annotated[int, Range(lo=0)]  # counts where 0 means "none" / "all"
+PosFloat = Annotated[float, Range(lo=0, lo_open=True)]  # rates, lengths, scales
+NonNegFloat = Annotated[float, Range(lo=0)]  # weights, penalties, noise levels
+Prob = Annotated[float, Range(0, 1)]  # probabilities and fractions
 
 
 def _type_name(tp: Any) -> str:
@@ -42,6 +79,13 @@ def _check(value: Any, tp: Any, path: str) -> Any:
     where = f"'{path}'"
     origin = get_origin(tp)
     if tp is Any:
+        return value
+    if origin is Annotated:
+        base, *extras = get_args(tp)
+        value = _check(value, base, path)
+        for rule in extras:
+            if isinstance(rule, Range):
+                rule.check(value, where)
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
@@ -86,6 +130,8 @@ def _check(value: Any, tp: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -95,7 +141,7 @@ def _check(value: Any, tp: Any, path: str) -> Any:
 
 
 def _build(cls: type[T], data: dict, where: str) -> T:
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -115,7 +161,7 @@ def _build(cls: type[T], data: dict, where: str) -> T:
     if callable(validate):
         try:
             validate()
-        except (ValueError, AssertionError) as e:
+        except (ValueError, AssertionError, ArithmeticError) as e:
             raise ConfigError(f"{where or cls.__name__}: {e}") from None
     return obj
 
@@ -152,6 +198,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"override '{key}': value nested too deep") from None
+    check_depth(value, f"override '{key}'", ConfigError)
     # YAML reads '1e-3' as a string; accept it as the float a user means.
     if isinstance(value, str):
         try:
@@ -191,12 +240,7 @@ def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: invalid YAML{at}") from None
+    data = parse_yaml(read_text(path, ConfigError), str(path), ConfigError)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import DataError
+from shared.validate import brief, read_json_file
 
 __all__ = [
     "atomic_path",
@@ -97,14 +98,9 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    """Read JSON; a missing or corrupt (e.g. truncated) file is a DataError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: corrupt JSON ({e})") from None
+    """Read JSON; a missing, corrupt (e.g. truncated), non-UTF-8 or too deeply nested file is a
+    DataError naming the file."""
+    return read_json_file(path)
 
 
 def make_run_dir(out: str | Path | None, package: str, kind: str) -> Path:
@@ -139,13 +135,13 @@ class Checkpointer:
 
         import torch
 
-        for p in (self.path, self.prev):
-            if not p.exists():
-                continue
+        # lexists: a dangling or looping link is a broken checkpoint, not "no checkpoint"
+        present = [p for p in (self.path, self.prev) if os.path.lexists(p)]
+        for p in present:
             try:
                 return torch.load(p, map_location=map_location, weights_only=False)
             except Exception as e:  # corrupt file: try the older one
-                logging.getLogger(__name__).warning("checkpoint %s unreadable (%s)", p, e)
-        if self.path.exists() or self.prev.exists():
+                logging.getLogger(__name__).warning("checkpoint %s unreadable (%s)", p, brief(e))
+        if present:
             raise DataError(f"no readable checkpoint in {self.path.parent}")
         return None

@@ -8,7 +8,9 @@ paper's setting and the simulator support.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
+
+from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, Range
 
 
 @dataclass
@@ -16,8 +18,8 @@ class ChannelConfig:
     """Bluetooth link: a Gilbert-Elliott packet-loss channel per bud."""
 
     loss: float = 0.1  # stationary packet-loss rate, 0..0.3 in the paper's sweep
-    burst: float = 3.0  # mean burst length in packets (1/r), 1..8
-    samples_per_packet: int = 2  # IMU samples per BLE packet, 1..4
+    burst: PosFloat = 3.0  # mean burst length in packets (1/r), 1..8
+    samples_per_packet: PosInt = 2  # IMU samples per BLE packet, 1..4
     independent_buds: bool = True  # each bud has its own link (else one loss pattern for both)
 
     def validate(self) -> None:
@@ -33,18 +35,18 @@ class ChannelConfig:
 class SimConfig:
     """Physiological earbud-IMU simulator (see `twscardio.simulator` for the assumptions)."""
 
-    duration_s: float = 60.0  # recording length
-    fs_sim: float = 500.0  # internal physics rate (Hz)
-    fs_in: float = 50.0  # IMU output rate delivered to the phone (15/25/50/100 Hz)
-    fs_ref: float = 100.0  # reference SCG/ECG rate (Hz), also the network's output grid
+    duration_s: PosFloat = 60.0  # recording length
+    fs_sim: PosFloat = 500.0  # internal physics rate (Hz)
+    fs_in: PosFloat = 50.0  # IMU output rate delivered to the phone (15/25/50/100 Hz)
+    fs_ref: PosFloat = 100.0  # reference SCG/ECG rate (Hz), also the network's output grid
     hr_range: list[float] = field(default_factory=lambda: [55.0, 95.0])  # subject mean HR, bpm
-    motion_level: float = 0.0  # 0 none, 1 low, 2 medium, 3 high (head turns/nods, chewing)
+    motion_level: NonNegFloat = 0.0  # 0 none, 1 low, 2 medium, 3 high (head turns/nods, chewing)
     walking: bool = False  # add gait impacts (1.6-2.2 Hz) to the motion
-    accel_noise_ug: float = 100.0  # accelerometer noise density, ug/sqrt(Hz)
-    gyro_noise_dps: float = 0.005  # gyroscope noise density, deg/s/sqrt(Hz)
-    timestamp_jitter_s: float = 0.0005  # std of sampling-instant jitter
-    clock_drift_ppm: float = 20.0  # max |drift| of the bud clock
-    rate_jitter: float = 0.0  # relative std of the IMU output interval (irregular AirPods rate)
+    accel_noise_ug: NonNegFloat = 100.0  # accelerometer noise density, ug/sqrt(Hz)
+    gyro_noise_dps: NonNegFloat = 0.005  # gyroscope noise density, deg/s/sqrt(Hz)
+    timestamp_jitter_s: NonNegFloat = 0.0005  # std of sampling-instant jitter
+    clock_drift_ppm: NonNegFloat = 20.0  # max |drift| of the bud clock
+    rate_jitter: NonNegFloat = 0.0  # relative std of the IMU interval (irregular AirPods rate)
     channel: ChannelConfig = field(default_factory=ChannelConfig)
 
     def validate(self) -> None:
@@ -66,9 +68,9 @@ class SimConfig:
 class EnhanceConfig:
     """Enhancement: gaps, validity mask, short-gap fill, uniform resampling (sec. 2.2.1-2)."""
 
-    fs_out: float = 100.0  # uniform output grid (Hz)
-    gap_factor: float = 1.5  # a gap is an interval > gap_factor / fs_nominal
-    max_short_gap: int = 2  # missing samples filled by PCHIP and marked valid
+    fs_out: PosFloat = 100.0  # uniform output grid (Hz)
+    gap_factor: PosFloat = 1.5  # a gap is an interval > gap_factor / fs_nominal
+    max_short_gap: NonNegInt = 2  # missing samples filled by PCHIP and marked valid
     method: Literal["spline", "pchip", "linear", "bandlimited"] = "spline"  # upsampler
 
     def validate(self) -> None:
@@ -83,12 +85,12 @@ class FusionConfig:
     """Motion handling by multi-axis fusion (sec. 2.2.3)."""
 
     band_hz: list[float] = field(default_factory=lambda: [0.7, 15.0])  # BCG band-pass
-    window_s: float = 5.0  # fusion / SQI window
-    ridge: float = 1e-5  # ridge of the gyro-referenced canceller (relative to regressor power)
-    gate_gyro_rms: float = 0.05  # rad/s: below this the canceller only detrends (no gyro fit)
+    window_s: PosFloat = 5.0  # fusion / SQI window
+    ridge: NonNegFloat = 1e-5  # ridge of the gyro-referenced canceller (x regressor power)
+    gate_gyro_rms: NonNegFloat = 0.05  # rad/s: below this the canceller only detrends (no gyro fit)
     period_range_s: list[float] = field(default_factory=lambda: [0.4, 1.5])  # beat lags for SQI
-    reject_gyro_rms: float = 1.5  # rad/s: above this the window is rejected as unusable
-    reject_sqi: float = 0.15  # fused SQI below this: window rejected
+    reject_gyro_rms: NonNegFloat = 1.5  # rad/s: above this the window is rejected as unusable
+    reject_sqi: NonNegFloat = 0.15  # fused SQI below this: window rejected
 
     def validate(self) -> None:
         lo, hi = self.band_hz
@@ -103,10 +105,10 @@ class FusionConfig:
 class NetConfig:
     """BCG->SCG network (non-autoregressive dilated TCN), `twscardio.models.BCG2SCGNet`."""
 
-    channels: int = 32  # hidden width
-    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 1])  # residual blocks
-    kernel: int = 5  # conv kernel size
-    dropout: float = 0.05  # dropout inside residual blocks
+    channels: PosInt = 32  # hidden width
+    dilations: list[PosInt] = field(default_factory=lambda: [1, 2, 4, 8, 16, 1])  # residual blocks
+    kernel: PosInt = 5  # conv kernel size
+    dropout: Annotated[float, Range(0, 1, hi_open=True)] = 0.05  # dropout inside residual blocks
 
     def validate(self) -> None:
         if self.channels < 1 or self.kernel < 1 or self.kernel % 2 == 0:
@@ -118,9 +120,9 @@ class LossConfig:
     """Region-focused loss (sec. 2.2.4): w(t) = 1 + lam * sum_beats G(t-AO) + G(t-AC)."""
 
     kind: Literal["region", "l1"] = "region"  # 'l1' is the plain-L1 ablation (public code)
-    lam: float = 4.0  # up-weighting of the AO/AC regions
-    sigma_ms: float = 20.0  # Gaussian width of each region
-    corr_weight: float = 0.5  # weight of the (1 - Pearson r) term
+    lam: NonNegFloat = 4.0  # up-weighting of the AO/AC regions
+    sigma_ms: PosFloat = 20.0  # Gaussian width of each region
+    corr_weight: NonNegFloat = 0.5  # weight of the (1 - Pearson r) term
 
 
 @dataclass
@@ -134,20 +136,20 @@ class TrainConfig:
     fusion: FusionConfig = field(default_factory=FusionConfig)
     net: NetConfig = field(default_factory=NetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    n_subjects: int = 96  # training subjects (test subjects use disjoint seeds); many distinct
+    n_subjects: PosInt = 96  # training subjects (test subjects use disjoint seeds); many distinct
     # head responses matter more than several recordings of the same head (per-subject AO lag)
-    recordings_per_subject: int = 1  # each with randomly drawn rate / loss / motion
-    fs_choices: list[float] = field(default_factory=lambda: [15.0, 25.0, 50.0, 100.0])
-    max_loss: float = 0.3  # training loss rates drawn in [0, max_loss]
-    max_motion: float = 3.0  # training motion levels drawn in [0, max_motion]
-    window_s: float = 5.0  # network window
-    hop_s: float = 2.5  # network window hop
-    steps: int = 4000  # optimiser steps
-    batch_size: int = 16
-    crop_s: float = 2.56  # random crop of each window per step (the TCN is fully convolutional)
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    ckpt_every: int = 250  # steps between checkpoints (resume)
+    recordings_per_subject: PosInt = 1  # each with randomly drawn rate / loss / motion
+    fs_choices: list[PosFloat] = field(default_factory=lambda: [15.0, 25.0, 50.0, 100.0])
+    max_loss: Prob = 0.3  # training loss rates drawn in [0, max_loss]
+    max_motion: NonNegFloat = 3.0  # training motion levels drawn in [0, max_motion]
+    window_s: PosFloat = 5.0  # network window
+    hop_s: PosFloat = 2.5  # network window hop
+    steps: PosInt = 4000  # optimiser steps
+    batch_size: PosInt = 16
+    crop_s: PosFloat = 2.56  # random crop of each window per step (the TCN is fully convolutional)
+    lr: PosFloat = 2e-3
+    weight_decay: NonNegFloat = 1e-4
+    ckpt_every: PosInt = 250  # steps between checkpoints (resume)
 
     def validate(self) -> None:
         if self.n_subjects < 1 or self.recordings_per_subject < 1:
@@ -167,10 +169,10 @@ class BenchConfig:
     """`python -m twscardio.bench`: arms (a)-(d) on held-out subjects, sweeps, checks."""
 
     train: TrainConfig = field(default_factory=TrainConfig)
-    n_test_subjects: int = 16  # held-out subjects per setting (per-subject AO offsets: 8 is noisy)
-    duration_s: float = 60.0  # test recording length
-    loss_sweep: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2, 0.3])
-    burst_sweep: list[float] = field(default_factory=lambda: [1.0, 3.0, 8.0])
-    fs_sweep: list[float] = field(default_factory=lambda: [15.0, 25.0, 50.0, 100.0])
-    motion_sweep: list[float] = field(default_factory=lambda: [0.0, 1.0, 2.0, 3.0])
-    stream_seconds: float = 60.0  # signal streamed through the real-time API for timing
+    n_test_subjects: PosInt = 16  # held-out subjects per setting (8 is noisy: per-subject AO)
+    duration_s: PosFloat = 60.0  # test recording length
+    loss_sweep: list[Prob] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2, 0.3])
+    burst_sweep: list[PosFloat] = field(default_factory=lambda: [1.0, 3.0, 8.0])
+    fs_sweep: list[PosFloat] = field(default_factory=lambda: [15.0, 25.0, 50.0, 100.0])
+    motion_sweep: list[NonNegFloat] = field(default_factory=lambda: [0.0, 1.0, 2.0, 3.0])
+    stream_seconds: PosFloat = 60.0  # signal streamed through the real-time API for timing

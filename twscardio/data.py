@@ -24,6 +24,7 @@ import numpy as np
 from shared.errors import DataError
 from shared.io import atomic_write_text
 from shared.log import get_logger, progress
+from shared.validate import brief, check_alloc, finite_number, read_text
 from twscardio.config import ChannelConfig, SimConfig, TrainConfig
 from twscardio.enhance import validate_stream
 from twscardio.fusion import fuse
@@ -127,11 +128,11 @@ def write_earcardio(root: str | Path, rec: dict, window_s: float = 5.0) -> list[
 
 def _read_csv(path: Path, columns: list[str]) -> dict[str, np.ndarray]:
     """Read a numeric CSV with a header; DataError names the file and the missing column."""
+    text = read_text(path)
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: unreadable ({e})") from None
-    rows = list(csv.reader(io.StringIO(text)))
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as e:
+        raise DataError(f"{path}: malformed CSV ({brief(e)})") from None
     if not rows:
         raise DataError(f"{path}: empty file (no header)")
     header = [h.strip() for h in rows[0]]
@@ -201,10 +202,23 @@ def load_cebs(record: str | Path) -> dict:
     if not hea.is_file():
         raise DataError(f"CEBS record header not found: {hea}")
     try:
+        hdr = wfdb.rdheader(str(record))
+    except Exception as e:  # wfdb raises many types for corrupt headers
+        raise DataError(f"{hea}: unreadable WFDB header ({brief(e)})") from None
+    finite_number(hdr.fs, f"{hea}: sampling frequency", positive=True)
+    _check_record_line(hea, float(hdr.fs))
+    if not hdr.n_sig or not hdr.sig_len or not hdr.file_name or not hdr.sig_name:
+        raise DataError(f"{hea}: record has no samples")
+    dat = {record.parent / str(n) for n in hdr.file_name}
+    dat_bytes = sum(p.stat().st_size for p in dat if p.is_file())
+    # p_signal is float64; every stored format takes >= 1 byte a sample (FLAC a bit less)
+    check_alloc(8 * int(hdr.sig_len) * int(hdr.n_sig), dat_bytes, str(hea), "signals", ratio=32,
+                slack=1 << 16)
+    try:
         rec = wfdb.rdrecord(str(record))
     except Exception as e:  # wfdb raises many types for corrupt files
-        raise DataError(f"{hea}: unreadable WFDB record ({type(e).__name__}: {e})") from None
-    names = [n.strip().upper() for n in rec.sig_name]
+        raise DataError(f"{hea}: unreadable WFDB record ({brief(e)})") from None
+    names = [str(n).strip().upper() for n in (rec.sig_name or [])]
     sig = rec.p_signal
     if sig is None or sig.ndim != 2 or sig.shape[0] == 0:
         raise DataError(f"{hea}: record has no samples")
@@ -224,8 +238,24 @@ def load_cebs(record: str | Path) -> dict:
         raise DataError(f"{hea}: no 'SCG' channel (has {rec.sig_name})")
     if ecg is None:
         raise DataError(f"{hea}: no ECG channel 'I'/'II' (has {rec.sig_name})")
-    return {"fs": float(rec.fs), "ecg": ecg, "scg": scg, "resp": chan("RESP"),
+    fs = finite_number(rec.fs, f"{hea}: sampling frequency", positive=True)
+    return {"fs": fs, "ecg": ecg, "scg": scg, "resp": chan("RESP"),
             "sig_name": list(rec.sig_name)}
+
+
+def _check_record_line(hea: Path, fs: float) -> None:
+    """wfdb falls back to 250 Hz when it cannot parse the record line's rate (e.g. '-100'):
+    read the rate ourselves and require it to be the one wfdb used."""
+    lines = [ln for ln in read_text(hea).splitlines() if ln.strip() and not ln.startswith("#")]
+    fields = lines[0].split() if lines else []
+    if len(fields) >= 3:
+        token = fields[2].split("/")[0].split("(")[0]
+        try:
+            declared = float(token)
+        except ValueError:
+            raise DataError(f"{hea}: sampling frequency {fields[2]!r} is not a number") from None
+        if not (declared > 0 and np.isclose(declared, fs)):
+            raise DataError(f"{hea}: sampling frequency must be positive, got {fields[2]!r}")
 
 
 def cebs_reference(cebs: dict, fs_ref: float = 100.0) -> dict:

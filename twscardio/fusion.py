@@ -132,7 +132,8 @@ def periodic_weights(c0s: np.ndarray, cts: np.ndarray, quality: np.ndarray) -> n
     c0 = (q * c0s / norm).sum(axis=0)
     ct = (q * cts / norm).sum(axis=0)
     C = c0.shape[0]
-    _, vecs = linalg.eigh(ct, c0 + 1e-6 * np.trace(c0) / C * np.eye(C))
+    # the floor keeps the pencil definite when some axes carry nothing (a dead sensor axis)
+    _, vecs = linalg.eigh(ct, c0 + (1e-6 * np.trace(c0) / C + 1e-12) * np.eye(C))
     return vecs[:, -1]
 
 

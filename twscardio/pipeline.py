@@ -15,9 +15,16 @@ from __future__ import annotations
 import numpy as np
 
 from shared.errors import DataError
+from shared.validate import finite_number
 from twscardio.beats import find_ac, find_ao, find_jpeaks
 from twscardio.config import TrainConfig
-from twscardio.enhance import enhance_bud, estimate_rate, linear_fill_upsample, output_grid
+from twscardio.enhance import (
+    enhance_bud,
+    estimate_rate,
+    linear_fill_upsample,
+    output_grid,
+    validate_stream,
+)
 from twscardio.fusion import bandpass, best_axis, fuse
 
 __all__ = ["prepare", "network_features", "window_starts", "reconstruct", "process",
@@ -26,33 +33,63 @@ __all__ = ["prepare", "network_features", "window_starts", "reconstruct", "proce
 N_FEATURES = 17
 
 
+# a grid this many times denser than the recorded samples means a corrupt timestamp or duration
+_MAX_UPSAMPLE = 64
+
+
 def _bud(rec: dict, side: str) -> tuple[np.ndarray, np.ndarray]:
-    if side not in rec:
+    if not isinstance(rec, dict) or side not in rec or not isinstance(rec[side], dict):
         raise DataError(f"recording has no '{side}' bud stream")
     b = rec[side]
     for key in ("relative_time", "acc", "gyro"):
         if key not in b:
             raise DataError(f"{side} bud stream lacks field '{key}'")
-    acc, gyro = np.asarray(b["acc"], dtype=np.float64), np.asarray(b["gyro"], dtype=np.float64)
+    try:
+        acc, gyro = np.asarray(b["acc"], np.float64), np.asarray(b["gyro"], np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{side}: acc and gyro must be numeric (n, 3) arrays") from None
     if acc.ndim != 2 or acc.shape[1] != 3 or gyro.shape != acc.shape:
         raise DataError(f"{side}: acc and gyro must both be (n, 3), got {acc.shape}, {gyro.shape}")
-    return np.asarray(b["relative_time"], dtype=np.float64), np.concatenate([acc, gyro], axis=1)
+    return validate_stream(b["relative_time"], np.concatenate([acc, gyro], axis=1), name=side)
+
+
+def _check_recording(rec: dict, buds: dict, fs_out: float, t_range: tuple | None
+                     ) -> tuple[tuple[float, float], float | None]:
+    """The output time range and nominal input rate, checked against the streams themselves."""
+    fs_in = rec.get("fs_in")
+    if fs_in is not None:
+        fs_in = finite_number(fs_in, "recording 'fs_in'", positive=True)
+        est = estimate_rate(buds["left"][0])
+        if not est / 4 <= fs_in <= est * 4:
+            raise DataError(f"recording 'fs_in' = {fs_in:g} Hz disagrees with the timestamps "
+                            f"(about {est:.3g} Hz)")
+    if t_range is None:
+        dur = rec.get("duration_s")
+        if dur is not None and dur != 0:
+            dur = finite_number(dur, "recording 'duration_s'", positive=True)
+        t_range = (0.0, dur or max(buds["left"][0][-1], buds["right"][0][-1]))
+    t0, t1 = (finite_number(v, "t_range") for v in t_range)
+    n_in = max(len(t) for t, _ in buds.values())
+    if (t1 - t0) * fs_out > _MAX_UPSAMPLE * n_in + 10 * fs_out:
+        raise DataError(f"the recording spans {t1 - t0:.6g} s but has only {n_in} samples per bud "
+                        f"(a corrupt timestamp or duration_s?)")
+    if not any(np.ptp(x[:, :3], axis=0).any() for _, x in buds.values()):
+        raise DataError("the accelerometer streams are constant (no signal in either bud)")
+    return (t0, t1), fs_in
 
 
 def prepare(rec: dict, cfg: TrainConfig, t_range: tuple[float, float] | None = None,
             baseline: bool = True) -> dict:
     """Enhance both buds onto the uniform grid covering t_range (default [0, duration))."""
     fs = cfg.enhance.fs_out
-    if t_range is None:
-        t_range = (0.0, float(rec.get("duration_s", 0.0)) or max(
-            rec["left"]["relative_time"][-1], rec["right"]["relative_time"][-1]))
+    buds = {side: _bud(rec, side) for side in ("left", "right")}
+    t_range, fs_in = _check_recording(rec, buds, fs, t_range)
     t_out = output_grid(*t_range, fs)
     if t_out.size < 2 * fs:
         raise DataError(f"window too short: {t_out.size / fs:.2f} s (need >= 2 s)")
     X, X_lin, mask, tsv = [], [], [], []
-    fs_in = rec.get("fs_in")
     for side in ("left", "right"):
-        t, x = _bud(rec, side)
+        t, x = buds[side]
         y, m, s = enhance_bud(t, x, cfg.enhance, t_out, name=side, fs_nominal=fs_in)
         X.append(y)
         mask.append(m)
@@ -61,7 +98,7 @@ def prepare(rec: dict, cfg: TrainConfig, t_range: tuple[float, float] | None = N
             X_lin.append(linear_fill_upsample(t, x, t_out, name=side, fs_nominal=fs_in))
     out = {"t": t_out, "fs": fs, "X": np.concatenate(X, axis=1),
            "mask": np.stack(mask, axis=1), "tsv": np.stack(tsv, axis=1),
-           "fs_in": float(fs_in or estimate_rate(rec["left"]["relative_time"]))}
+           "fs_in": float(fs_in or estimate_rate(buds["left"][0]))}
     if baseline:
         out["X_lin"] = np.concatenate(X_lin, axis=1)
     return out

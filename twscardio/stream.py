@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from shared.errors import DataError
+from shared.validate import finite_number
 from twscardio.beats import estimate_period, find_ao, find_jpeaks
 from twscardio.config import TrainConfig
 from twscardio.fusion import fuse
 from twscardio.pipeline import network_features, prepare, reconstruct
 
 __all__ = ["StreamingMonitor", "Update"]
+
+_MAX_TIME_S = 1e8  # ~3 years of stream time; larger timestamps are corrupt (and lose precision)
 
 
 @dataclass
@@ -47,6 +50,8 @@ class StreamingMonitor:
                  lookahead_s: float = 0.7, fs_in: float | None = None):
         if not 0 < hop_s <= window_s or not 0 <= lookahead_s < window_s - hop_s:
             raise DataError("need 0 < hop_s <= window_s and 0 <= lookahead_s < window_s - hop_s")
+        if fs_in is not None:
+            fs_in = finite_number(fs_in, "fs_in", positive=True)
         self.cfg, self.model = cfg, model
         self.window_s, self.hop_s, self.lookahead_s = window_s, hop_s, lookahead_s
         self.fs_in = fs_in
@@ -68,6 +73,8 @@ class StreamingMonitor:
             return []
         if not (np.isfinite(t).all() and np.isfinite(a).all() and np.isfinite(g).all()):
             raise DataError(f"{side} packet contains NaN/inf")
+        if np.abs(t).max() > _MAX_TIME_S:
+            raise DataError(f"{side} packet: relative_time beyond {_MAX_TIME_S:g} s (corrupt?)")
         if np.any(np.diff(t) <= 0) or t[0] <= self._last_t[side]:
             raise DataError(f"{side} packet: timestamps not increasing "
                             f"(last {self._last_t[side]:.4f}, got {t[0]:.4f})")
@@ -75,8 +82,12 @@ class StreamingMonitor:
         self._buf[side].append(np.concatenate([t[:, None], a, g], axis=1))
         if self._next_emit is None:
             self._next_emit = t[0] + self.window_s
+        latest = max(self._last_t.values())
+        if latest - self._next_emit > self.window_s:  # a gap: no update for windows without data
+            self._next_emit += np.floor((latest - self.window_s - self._next_emit) / self.hop_s
+                                        ) * self.hop_s
         out = []
-        while max(self._last_t.values()) >= self._next_emit:
+        while latest >= self._next_emit:
             out.append(self._process(self._next_emit))
             self._next_emit += self.hop_s
         self._trim()
@@ -99,11 +110,18 @@ class StreamingMonitor:
             rec[side] = {"relative_time": arr[:, 0], "acc": arr[:, 1:4], "gyro": arr[:, 4:7]}
         fs = self.cfg.enhance.fs_out
         hop_n = int(round(self.hop_s * fs))
-        if min(len(rec[s]["relative_time"]) for s in ("left", "right")) < 8:
+
+        def undecided(reason: str) -> Update:
             return Update(t_end, float("nan"), np.zeros(0), np.full(hop_n, np.nan),
                           t_end - self.hop_s - self.lookahead_s, True,
-                          time.perf_counter() - t0, {"reason": "too few samples"})
-        prep = prepare(rec, self.cfg, t_range=(t_start, t_end), baseline=False)
+                          time.perf_counter() - t0, {"reason": reason})
+
+        if min(len(rec[s]["relative_time"]) for s in ("left", "right")) < 8:
+            return undecided("too few samples")
+        try:
+            prep = prepare(rec, self.cfg, t_range=(t_start, t_end), baseline=False)
+        except DataError as e:  # one bad window (a flat or glitched segment) does not end a stream
+            return undecided(str(e))
         fus = fuse(prep["X"], prep["mask"], fs, self.cfg.fusion)
         t_grid0 = prep["t"][0]
         if self.model is not None:

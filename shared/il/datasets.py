@@ -10,18 +10,23 @@ bad data gets a `DataError` naming the file and the key.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
 from shared.errors import DataError
 from shared.io import atomic_path
+from shared.validate import brief, h5_dataset, h5_get, read_json_file
 
 __all__ = ["D4RL_KEYS", "validate_dataset", "write_d4rl_hdf5", "load_d4rl_hdf5", "load_minari",
            "write_minari", "episode_bounds", "episode_ids", "episode_returns", "concat_datasets",
            "take_episodes"]
 
 D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
+# what h5py raises for a corrupt file: a bad superblock (OSError), an object header it cannot
+# decode while iterating a group (KeyError), a broken B-tree (RuntimeError, ValueError)
+_H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError)
 
 
 def validate_dataset(data: dict[str, np.ndarray], source: str = "dataset") -> dict[str, np.ndarray]:
@@ -29,20 +34,28 @@ def validate_dataset(data: dict[str, np.ndarray], source: str = "dataset") -> di
     for k in D4RL_KEYS:
         if k not in data:
             raise DataError(f"{source}: missing key '{k}'")
-    n = len(data["observations"])
-    for k in D4RL_KEYS:
-        if len(data[k]) != n:
-            raise DataError(f"{source}: '{k}' has {len(data[k])} rows but 'observations' has {n}")
-    out: dict[str, np.ndarray] = {}
+    arrays: dict[str, np.ndarray] = {}
     for k, rank in (("observations", 2), ("actions", 2), ("next_observations", 2),
                     ("rewards", 1), ("terminals", 1), ("timeouts", 1)):
         a = np.asarray(data[k])
         if a.ndim != rank:
             raise DataError(f"{source}: '{k}' must have rank {rank}, got shape {a.shape}")
+        if a.dtype.kind not in "biuf":
+            raise DataError(f"{source}: '{k}' must hold numbers, got dtype {a.dtype}")
+        arrays[k] = a
+    n = len(arrays["observations"])
+    for k, a in arrays.items():
+        if len(a) != n:
+            raise DataError(f"{source}: '{k}' has {len(a)} rows but 'observations' has {n}")
+    out: dict[str, np.ndarray] = {}
+    for k, a in arrays.items():
         if k in ("terminals", "timeouts"):
+            if not np.isin(a, (0, 1)).all():
+                raise DataError(f"{source}: '{k}' must hold only 0/1 (false/true) flags")
             out[k] = a.astype(bool)
             continue
-        a = a.astype(np.float32)
+        with np.errstate(over="ignore"):
+            a = a.astype(np.float32)
         if not np.isfinite(a).all():
             bad = int(np.flatnonzero(~np.isfinite(a).reshape(n, -1).all(1))[0])
             raise DataError(f"{source}: '{k}' has a non-finite value (NaN/inf) at row {bad}")
@@ -81,22 +94,42 @@ def load_d4rl_hdf5(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"dataset file not found: {path}")
+    src = str(path)
+    budget = [64 * path.stat().st_size + (16 << 20)]  # gzip'd columns expand, but not 1000x
     try:
         with h5py.File(path, "r") as f:
-            data = {k: f[k][()] for k in D4RL_KEYS if k in f and isinstance(f[k], h5py.Dataset)}
-            attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-    except OSError as e:
-        raise DataError(f"{path}: not a readable HDF5 file ({e})") from None
+            data = {}
+            for k in D4RL_KEYS:
+                a = h5_dataset(f, k, src, path.stat().st_size, budget)
+                if a is not None:
+                    data[k] = a
+            attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
+    except _H5_ERRORS as e:
+        raise DataError(f"{path}: not a readable HDF5 file ({brief(e)})") from None
     if "next_observations" not in data and "observations" in data:
-        data = _add_next_observations(data, str(path))
-    return validate_dataset(data, str(path)), attrs
+        data = _add_next_observations(data, src)
+    return validate_dataset(data, src), attrs
+
+
+def _attr_value(v):
+    """An HDF5 attribute as a plain Python value (scalars unwrapped, arrays as lists)."""
+    if isinstance(v, bytes):
+        return v.decode("utf-8", errors="replace")
+    if isinstance(v, np.ndarray):
+        return v.item() if v.size == 1 else v.tolist()
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _add_next_observations(data: dict, source: str) -> dict:
     for k in ("terminals", "timeouts"):
         if k not in data:
             raise DataError(f"{source}: missing key '{k}'")
-    n = len(data["observations"])
+    n = len(data["observations"]) if np.ndim(data["observations"]) else 0
+    if n == 0:
+        raise DataError(f"{source}: dataset is empty")
+    for k in ("terminals", "timeouts"):
+        if np.ndim(data[k]) != 1 or len(data[k]) != n:
+            raise DataError(f"{source}: '{k}' has shape {np.shape(data[k])}, expected ({n},)")
     ends = np.asarray(data["terminals"], bool) | np.asarray(data["timeouts"], bool)
     # Row t's successor is row t+1 unless t ends an episode; terminal rows keep themselves (their
     # next state is never bootstrapped), timeout rows and the last row have no successor.
@@ -106,7 +139,7 @@ def _add_next_observations(data: dict, source: str) -> dict:
     nxt[:-1] = data["observations"][1:]
     nxt[ends] = data["observations"][ends]
     nxt[-1] = data["observations"][-1]
-    out = {k: np.asarray(v)[keep] for k, v in data.items() if len(v) == n}
+    out = {k: np.asarray(v)[keep] for k, v in data.items() if np.ndim(v) and len(v) == n}
     out["next_observations"] = nxt[keep]
     return out
 
@@ -157,8 +190,6 @@ def load_minari(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     `path` is the dataset folder (holding `data/main_data.hdf5`) or the HDF5 file itself. Per
     episode, observations (T+1, S) become observations[:-1] and next_observations[1:].
     """
-    import json
-
     import h5py
 
     path = Path(path)
@@ -166,42 +197,59 @@ def load_minari(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     if not file.is_file():
         raise DataError(f"Minari data file not found: {file}")
     meta_file = file.parent.parent / "metadata.json"
-    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    meta = read_json_file(meta_file) if meta_file.is_file() else {}
+    if not isinstance(meta, dict):
+        raise DataError(f"{meta_file}: expected a JSON object")
+    src, size = str(file), file.stat().st_size
+    budget = [64 * size + (16 << 20)]
     parts: dict[str, list] = {k: [] for k in D4RL_KEYS}
     try:
         with h5py.File(file, "r") as f:
-            names = sorted((k for k in f.keys() if k.startswith("episode_")),
-                           key=lambda k: int(k.split("_")[1]))
+            names = sorted(k for k in f.keys() if k.startswith("episode_"))
+            bad = [k for k in names if not re.fullmatch(r"episode_\d{1,9}", k)]
+            if bad:
+                raise DataError(f"{file}: group '{bad[0]}' is not named episode_<integer>")
+            names.sort(key=lambda k: int(k.split("_")[1]))
             if not names:
                 raise DataError(f"{file}: no 'episode_<i>' groups")
             for name in names:
-                g = f[name]
+                g = h5_get(f, name, src)
+                if not isinstance(g, h5py.Group):
+                    raise DataError(f"{file}: '{name}' is not a group")
+                ep = {}
                 for k in ("observations", "actions", "rewards", "terminations", "truncations"):
-                    if k not in g:
+                    ep[k] = h5_dataset(g, k, src, size, budget)
+                    if ep[k] is None:
                         raise DataError(f"{file}: {name} lacks key '{k}'")
-                obs, T = g["observations"][()], len(g["actions"])
-                if obs.ndim != 2:
-                    raise DataError(f"{file}: {name}/observations must be (T+1, S) "
-                                    f"(dict observations are not supported), got {obs.shape}")
+                    want = 2 if k in ("observations", "actions") else 1
+                    if ep[k].ndim != want:
+                        raise DataError(f"{file}: {name}/{k} must have rank {want} (dict "
+                                        f"observations are not supported), got {ep[k].shape}")
+                obs, T = ep["observations"], len(ep["actions"])
                 if len(obs) != T + 1:
                     raise DataError(f"{file}: {name}/observations has {len(obs)} rows, "
                                     f"expected actions+1 = {T + 1}")
                 for k in ("rewards", "terminations", "truncations"):
-                    if len(g[k]) != T:
-                        raise DataError(f"{file}: {name}/{k} has {len(g[k])} rows, expected {T}")
-                term, trunc = g["terminations"][()].astype(bool), g["truncations"][()].astype(bool)
+                    if len(ep[k]) != T:
+                        raise DataError(f"{file}: {name}/{k} has {len(ep[k])} rows, expected {T}")
+                for k, a in (("observations", obs), ("actions", ep["actions"])):
+                    first = parts[k][0] if parts[k] else None
+                    if first is not None and a.shape[1] != first.shape[1]:
+                        raise DataError(f"{file}: {name}/{k} has width {a.shape[1]}, earlier "
+                                        f"episodes {first.shape[1]}")
+                term, trunc = ep["terminations"].astype(bool), ep["truncations"].astype(bool)
                 if T and not (term[-1] or trunc[-1]):
                     trunc[-1] = True  # an episode cut without a flag: mark its end as a timeout
                 parts["observations"].append(obs[:-1])
                 parts["next_observations"].append(obs[1:])
-                parts["actions"].append(g["actions"][()])
-                parts["rewards"].append(g["rewards"][()])
+                parts["actions"].append(ep["actions"])
+                parts["rewards"].append(ep["rewards"])
                 parts["terminals"].append(term)
                 parts["timeouts"].append(trunc)
-    except OSError as e:
-        raise DataError(f"{file}: not a readable HDF5 file ({e})") from None
+    except _H5_ERRORS as e:
+        raise DataError(f"{file}: not a readable HDF5 file ({brief(e)})") from None
     data = {k: np.concatenate(v) for k, v in parts.items()}
-    return validate_dataset(data, str(file)), meta
+    return validate_dataset(data, src), meta
 
 
 def episode_bounds(data: dict[str, np.ndarray]) -> list[tuple[int, int]]:

@@ -17,6 +17,7 @@ from torch import nn
 from shared.errors import DataError
 from shared.il.nets import mlp
 from shared.io import atomic_torch_save
+from shared.validate import brief, check_state_dict, finite_array
 
 __all__ = ["LOG_STD_MIN", "LOG_STD_MAX", "squash_log_std", "GaussianPolicy", "save_policy",
            "load_policy", "POLICY_FORMAT"]
@@ -89,22 +90,34 @@ def load_policy(path: str | Path) -> tuple[GaussianPolicy, dict]:
     if not path.is_file():
         raise DataError(f"policy file not found: {path}")
     try:
-        d = torch.load(path, map_location="cpu", weights_only=False)
+        d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise DataError(f"{path}: unreadable policy file ({type(e).__name__}: {e})") from None
+        raise DataError(f"{path}: unreadable policy file ({brief(e)})") from None
     if not isinstance(d, dict):
         raise DataError(f"{path}: not a policy file (top level is {type(d).__name__})")
     missing = [k for k in _KEYS if k not in d]
     if missing:
         raise DataError(f"{path}: policy file lacks key '{missing[0]}'")
     if d["format"] != POLICY_FORMAT:
-        raise DataError(f"{path}: format '{d['format']}', expected '{POLICY_FORMAT}'")
-    pol = GaussianPolicy(d["obs_dim"], d["act_dim"], d["hidden"], d["depth"],
-                         np.asarray(d["action_low"]), np.asarray(d["action_high"]))
-    try:
-        pol.net.load_state_dict(d["state_dict"])
-    except RuntimeError as e:
-        raise DataError(f"{path}: weights do not fit the declared sizes ({e})") from None
+        raise DataError(f"{path}: format {d['format']!r}, expected '{POLICY_FORMAT}'")
+    for k in ("obs_dim", "act_dim", "hidden", "depth"):
+        if isinstance(d[k], bool) or not isinstance(d[k], int) or d[k] < 1:
+            raise DataError(f"{path}: '{k}' must be a positive integer, got {d[k]!r}")
+    # the declared sizes must describe the stored weights before anything is built from them
+    if not isinstance(d["state_dict"], dict) or len(d["state_dict"]) != 2 * (d["depth"] + 1):
+        raise DataError(f"{path}: 'state_dict' does not hold the {d['depth'] + 1} linear layers "
+                        f"that 'depth' = {d['depth']} declares")
+    dims = [d["obs_dim"]] + [d["hidden"]] * d["depth"] + [2 * d["act_dim"]]
+    shapes = {}
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        shapes[f"{2 * i}.weight"], shapes[f"{2 * i}.bias"] = (b, a), (b,)
+    state = check_state_dict(d["state_dict"], shapes, str(path))
+    low = finite_array(d["action_low"], f"{path}: 'action_low'", (d["act_dim"],))
+    high = finite_array(d["action_high"], f"{path}: 'action_high'", (d["act_dim"],))
+    if not (low < high).all():
+        raise DataError(f"{path}: 'action_low' must be below 'action_high'")
+    pol = GaussianPolicy(d["obs_dim"], d["act_dim"], d["hidden"], d["depth"], low, high)
+    pol.net.load_state_dict(state)
     pol.eval()
     info = {k: v for k, v in d.items() if k != "state_dict"}
     return pol, info

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
 from shared.il.envs import make_vector_env
 from shared.il.nets import EnsembleMLP, member_state_dict
 from shared.il.policy import squash_log_std
@@ -45,23 +46,23 @@ log = get_logger("shared.il.sac")
 class SACConfig:
     env_id: str = "Hopper-v5"  # gymnasium env id
     seed: int = 0  # agent i uses seed + i (networks, exploration, env resets)
-    num_agents: int = 1  # independent SAC agents trained in lockstep (keep the best)
-    total_steps: int = 1_000_000  # environment steps per agent
-    learning_starts: int = 5_000  # uniform-random actions before the first update
-    batch_size: int = 256  # transitions per agent per update
-    hidden: int = 256  # width of the 2 hidden layers (actor and critics)
-    lr: float = 3e-4  # Adam learning rate (actor, critics, temperature)
-    gamma: float = 0.99  # discount
-    tau: float = 0.005  # Polyak rate of the target critics
-    buffer_size: int = 1_000_000  # replay capacity per agent
-    eval_every: int = 25_000  # steps between deterministic evaluations (+ actor snapshots)
-    eval_episodes: int = 3  # episodes per agent per evaluation
-    ckpt_every: int = 50_000  # steps between resumable checkpoints (0: only at the end)
+    num_agents: PosInt = 1  # independent SAC agents trained in lockstep (keep the best)
+    total_steps: PosInt = 1_000_000  # environment steps per agent
+    learning_starts: NonNegInt = 5_000  # uniform-random actions before the first update
+    batch_size: PosInt = 256  # transitions per agent per update
+    hidden: PosInt = 256  # width of the 2 hidden layers (actor and critics)
+    lr: PosFloat = 3e-4  # Adam learning rate (actor, critics, temperature)
+    gamma: Prob = 0.99  # discount
+    tau: Prob = 0.005  # Polyak rate of the target critics
+    buffer_size: PosInt = 1_000_000  # replay capacity per agent
+    eval_every: PosInt = 25_000  # steps between deterministic evaluations (+ actor snapshots)
+    eval_episodes: PosInt = 3  # episodes per agent per evaluation
+    ckpt_every: NonNegInt = 50_000  # steps between resumable checkpoints (0: only at the end)
     ckpt_buffer: bool = True  # include the replay buffer in checkpoints (exact resume)
     vector: Literal["sync", "async"] = "sync"  # env stepping: in-process or one process per agent
     device: str = "auto"  # auto | cpu | cuda
     cuda_graph: bool = True  # capture the update as a CUDA graph (CUDA only)
-    time_limit_s: float = 0.0  # stop cleanly (eval + checkpoint) after this long; 0 = no limit
+    time_limit_s: NonNegFloat = 0.0  # stop cleanly (eval + checkpoint) after this; 0 = no limit
 
     def validate(self) -> None:
         if self.num_agents < 1:

@@ -90,7 +90,7 @@ def test_text_loaders(tmp_path):
     with pytest.raises(DataError, match=r"d.jsonl:1: missing string field 'text'"):
         load_text_file(p)
     p.write_text('{"text": "ok"}\n{broken\n')
-    with pytest.raises(DataError, match=r"d.jsonl:2: not valid JSON"):
+    with pytest.raises(DataError, match=r"d.jsonl:2: corrupt JSON"):
         load_text_file(p)
     (tmp_path / "e.txt").write_text("")
     with pytest.raises(DataError, match="no text"):
@@ -170,7 +170,8 @@ def test_bad_model_dirs_and_nan_weights(tmp_path, capsys):
     m.save_pretrained(str(nan_dir))
     code, err = exit_code(train.main, TINY + ["--set", f"model.path={nan_dir}", "--set",
                                               "steps=1", "--out", str(tmp_path / "r")], capsys)
-    assert code == 2 and "loss is nan at step 0" in err
+    # NaN weights are refused when the model loads, before any step
+    assert code == 2 and "'model.norm.weight' has NaN" in err
 
 
 def test_bench_no_accuracy_smoke(tmp_path):

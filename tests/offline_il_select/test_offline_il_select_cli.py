@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from offline_il_select.train import main
-from shared.errors import DataError
+from shared.errors import ConfigError, DataError
 from shared.il.datasets import write_d4rl_hdf5
 
 TINY = "configs/offline_il_select/tiny.yaml"
@@ -134,5 +134,6 @@ def test_user_dataset_files_and_their_errors(tmp_path):
     write_d4rl_hdf5(wrong, _tiny_dataset(s=5))
     with pytest.raises(DataError, match="D_b's have 5"):
         main(["--config", TINY, "--set", f"data.imperfect_file={wrong}"])
-    with pytest.raises(DataError, match="not found"):
+    # a missing file is a config error, found before any rollout
+    with pytest.raises(ConfigError, match="data.expert_file: file not found"):
         main(["--config", TINY, "--set", f"data.expert_file={tmp_path / 'missing.hdf5'}"])
