@@ -18,6 +18,7 @@ from lemo.config import EvalConfig, TrainConfig
 from lemo.data import load_text, make_passkey_batch, passkey_accuracy
 from lemo.models import load_model
 from lemo.patch import apply_lemo, lemo_layers
+from lemo.predictor import PREDICTORS_FILE, load_predictors
 from shared.cli import build_parser, parse_args, run
 from shared.config import load_config, to_dict
 from shared.errors import ConfigError, DataError
@@ -25,7 +26,7 @@ from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger
 from shared.runtime import pick_device, set_seed
 from shared.text import evaluate_perplexity
-from shared.validate import brief, safetensors_shapes
+from shared.validate import safetensors_shapes
 
 log = get_logger("lemo.eval")
 
@@ -70,12 +71,9 @@ def load_run(ec: EvalConfig, device: str):
     apply_lemo(model, dataclasses.replace(tc.lemo, eliminate_in_eval=ec.eliminate))
     model = PeftModel.from_pretrained(model, str(adapter))
     check_adapter(model, adapter, allow_missing=ec.allow_missing_adapter)
-    preds = run_dir / "predictors.pt"
+    preds = run_dir / PREDICTORS_FILE
     if preds.is_file():
-        try:
-            table = torch.load(preds, map_location=device, weights_only=False)
-        except Exception as e:
-            raise DataError(f"{preds}: unreadable ({brief(e)})") from None
+        table = {i: p.to(device) for i, p in load_predictors(preds).items()}
         for m in lemo_layers(model):
             m.set_predictor(table.get(m.layer_idx))
     return model.to(device).eval(), tc

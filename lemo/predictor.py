@@ -21,7 +21,11 @@ from torch import nn
 
 from lemo.scoring import key_block_scores
 
-__all__ = ["PatternPredictor", "BlockMLP", "train_predictor"]
+__all__ = ["PatternPredictor", "BlockMLP", "train_predictor", "save_predictors",
+           "load_predictors", "PREDICTORS_FILE"]
+
+PREDICTORS_FILE = "predictors.safetensors"  # what lemo.train writes into its run dir
+_KIND = "lemo.PatternPredictors"
 
 
 class BlockMLP(nn.Module):
@@ -70,6 +74,7 @@ class PatternPredictor(nn.Module):
     def __init__(self, hidden_size: int, num_heads: int, block_size: int = 64, hidden: int = 128,
                  out_dim: int = 128):
         super().__init__()
+        self.hidden_size, self.out_dim = hidden_size, out_dim
         self.num_heads, self.block_size = num_heads, block_size
         d_in = block_size * hidden_size // num_heads
         self.q_net = BlockMLP(d_in, hidden, out_dim)
@@ -195,3 +200,54 @@ def predictor_recall(model: nn.Module, batches) -> float:
     if not recalls:
         raise ValueError("no eliminating layer has a predictor")
     return sum(recalls) / len(recalls)
+
+
+def save_predictors(predictors: dict[int, PatternPredictor], path) -> None:
+    """A layer -> predictor table as one safetensors file (shapes after elastic sizing in its
+    JSON header; `shared.io.save_weights`)."""
+    from shared.io import save_weights
+
+    tensors, layers = {}, {}
+    for idx, p in predictors.items():
+        tensors |= {f"{idx}.{k}": v for k, v in p.state_dict().items()}
+        layers[str(idx)] = {"hidden_size": p.hidden_size, "num_heads": p.num_heads,
+                            "block_size": p.block_size, "out_dim": p.out_dim,
+                            "q_hidden": p.q_net.hidden, "k_hidden": p.k_net.hidden}
+    save_weights(path, tensors, {"kind": _KIND, "layers": layers})
+
+
+def load_predictors(path) -> dict[int, PatternPredictor]:
+    """The table `save_predictors` wrote, each predictor in eval mode; runs no code from the
+    file. A missing, corrupt or foreign file or tensors that do not fit are a DataError."""
+    from shared.errors import DataError
+    from shared.io import load_weights
+    from shared.validate import check_state_dict
+
+    tensors, info = load_weights(path, _KIND)
+    out = {}
+    try:
+        specs = {int(k): {f: int(v[f]) for f in ("hidden_size", "num_heads", "block_size",
+                                                  "out_dim", "q_hidden", "k_hidden")}
+                 for k, v in dict(info["layers"]).items()}
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{path}: predictor metadata: {e}") from None
+    for idx, c in specs.items():
+        if min(c.values()) < 1 or c["hidden_size"] % c["num_heads"]:
+            raise DataError(f"{path}: layer {idx}: impossible predictor shape {c}")
+        with torch.device("meta"):  # shapes only: a corrupt header never allocates
+            shape = PatternPredictor(c["hidden_size"], c["num_heads"], c["block_size"],
+                                     c["q_hidden"], c["out_dim"])
+            shape.k_net = BlockMLP(shape.k_net.fc1.in_features, c["k_hidden"], c["out_dim"])
+        shapes = {k: tuple(v.shape) for k, v in shape.state_dict().items()}
+        state = {k.split(".", 1)[1]: v for k, v in tensors.items()
+                 if k.split(".", 1)[0] == str(idx)}
+        check_state_dict(state, shapes, f"{path} (layer {idx})")
+        p = PatternPredictor(c["hidden_size"], c["num_heads"], c["block_size"], c["q_hidden"],
+                             c["out_dim"])
+        p.k_net = BlockMLP(p.k_net.fc1.in_features, c["k_hidden"], c["out_dim"])
+        p.load_state_dict(state)
+        out[idx] = p.eval()
+    extra = {k.split(".", 1)[0] for k in tensors} - {str(i) for i in specs}
+    if extra:
+        raise DataError(f"{path}: tensors for undeclared layers {sorted(extra)}")
+    return out

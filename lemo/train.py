@@ -32,13 +32,12 @@ from lemo.distributed import (
 )
 from lemo.finetune import build_finetune_model, finetune, make_optimizer, predictor_batches
 from lemo.patch import lemo_layers
-from lemo.predictor import fit_predictors
+from lemo.predictor import PREDICTORS_FILE, fit_predictors, save_predictors
 from shared.cli import parse_args, run
 from shared.config import save_config, to_dict
 from shared.errors import DataError
 from shared.io import (
     Checkpointer,
-    atomic_torch_save,
     atomic_write_csv,
     atomic_write_json,
 )
@@ -162,7 +161,7 @@ def _train(args, cfg: TrainConfig, env: DistEnv) -> int:
     if not env.is_main:
         return 0
     if predictors:
-        atomic_torch_save(predictors, run_dir / "predictors.pt")
+        save_predictors(predictors, run_dir / PREDICTORS_FILE)
     losses = state["losses"]
     atomic_write_csv(run_dir / "metrics.csv",
                      [{"step": i + 1, "loss": v} for i, v in enumerate(losses)])

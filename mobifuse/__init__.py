@@ -30,7 +30,7 @@ its ToF map and stereo pair with the physics-based DEI (inverse-variance weighti
 >>> bool(np.isfinite(out["depth"]).all())
 True
 
-`fuse(..., model="runs/.../model.pt")` uses a net trained by `python -m mobifuse.train`.
+`fuse(..., model="runs/.../model.safetensors")` uses a net trained by `python -m mobifuse.train`.
 """
 
 from mobifuse.api import fuse

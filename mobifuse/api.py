@@ -2,7 +2,7 @@
 
     >>> out = fuse(left, right, tof_depth,
     ...            intrinsics={"left": K_left, "tof": K_tof, "baseline_m": 0.015},
-    ...            extrinsics=T_left_tof, model="runs/mobifuse/train-.../model.pt")
+    ...            extrinsics=T_left_tof, model="runs/mobifuse/train-.../model.safetensors")
     >>> out["depth"]          # (H / downsample, W / downsample) fused depth, metres
 
 left/right: rectified (H, W, 3) RGB or (H, W) grey uint8; tof: (h_t, w_t) depth in metres (0 or
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from mobifuse.baselines import inverse_variance_fusion
-from mobifuse.models import TwoStageFusionNet
+from mobifuse.models import TwoStageFusionNet, load_model
 from mobifuse.pipeline import Calibration, check_array, prepare_frame
 from shared.errors import DataError
 
@@ -50,8 +50,6 @@ def fuse(left, right, tof, intrinsics: dict, extrinsics, model=None, tof_amplitu
         depth = inverse_variance_fusion(fr["tof"], fr["sigma_tof"], fr["st"], fr["sigma_st"])
     else:
         if isinstance(model, (str, Path)):
-            from mobifuse.train import load_model
-
             model = load_model(model)
         if not isinstance(model, TwoStageFusionNet):
             raise DataError(f"model must be a TwoStageFusionNet or a path, got {type(model)}")

@@ -32,17 +32,10 @@ from mobifuse.baselines import (
 from mobifuse.config import BenchConfig, TrainConfig
 from mobifuse.data import DATA_VERSION, build_dataset, sim_calibration
 from mobifuse.metrics import dei_spearman, depth_metrics, mean_chamfer, region_metrics
-from mobifuse.models import MODEL_VERSION, N_ERR, TwoStageFusionNet
+from mobifuse.models import MODEL_VERSION, N_ERR, TwoStageFusionNet, load_model, save_model
 from mobifuse.simulator import MASKS, simulate_scene
 from mobifuse.stereo import run_stereo
-from mobifuse.train import (
-    load_model,
-    predict,
-    save_model,
-    scene_seeds,
-    to_tensors,
-    train_fusion_net,
-)
+from mobifuse.train import predict, scene_seeds, to_tensors, train_fusion_net
 from shared.bench import BenchReport, save_figure
 from shared.cache import cached_file
 from shared.cli import parse_args, run
@@ -79,7 +72,7 @@ def trained_net(cfg: TrainConfig, train: dict, use_dei: bool) -> TwoStageFusionN
 
     path = cached_file("mobifuse-net", {"train": to_dict(tcfg), "data": DATA_VERSION,
                                               "model": MODEL_VERSION}, build,
-                       suffix=".pt")
+                       suffix=".safetensors")
     log.info("fusion net use_dei=%s: %s%s", use_dei, path,
              f" (trained in {info['train_s']:.0f} s)" if info else " (cached)")
     return load_model(path)

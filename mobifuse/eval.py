@@ -19,8 +19,9 @@ from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import TrainConfig
 from mobifuse.data import build_dataset, load_capture, write_pfm
 from mobifuse.metrics import depth_metrics, region_metrics
+from mobifuse.models import MODEL_FILE, load_model
 from mobifuse.simulator import MASKS
-from mobifuse.train import load_model, predict, to_tensors
+from mobifuse.train import predict, to_tensors
 from shared.cli import build_parser, parse_args, run
 from shared.errors import DataError, UserError
 from shared.io import atomic_write_json, make_run_dir
@@ -32,14 +33,14 @@ EVAL_SEED0 = 50_000
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser("mobifuse.eval", __doc__, default_config="configs/mobifuse/tiny.yaml",
-                          run="a mobifuse.train run dir (its model.pt is evaluated)")
+                          run="a mobifuse.train run dir (its model.safetensors is evaluated)")
     parser.add_argument("--capture", default=None, help="a ToF + stereo capture folder")
     parser.add_argument("--scenes", type=int, default=8, help="held-out simulated scenes")
     args, cfg = parse_args(argv, TrainConfig, prog="mobifuse.eval", description="",
                            parser=parser)
     if args.run is None:
         raise UserError("--run DIR is required (a mobifuse.train run dir)")
-    model = load_model(Path(args.run) / "model.pt")
+    model = load_model(Path(args.run) / MODEL_FILE)
     if args.capture:  # every input is read and checked before the run dir is made
         cap = load_capture(args.capture)
         c = cap["calib"]

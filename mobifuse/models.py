@@ -37,10 +37,13 @@ from torch import nn
 from mobifuse.config import NetConfig
 from mobifuse.dei import DEI_CHANNELS
 
-__all__ = ["TwoStageFusionNet", "EdgeSnap", "fusion_loss", "N_ERR"]
+__all__ = ["TwoStageFusionNet", "EdgeSnap", "fusion_loss", "N_ERR", "save_model", "load_model",
+           "MODEL_FILE"]
 
 N_ERR = 1 + len(DEI_CHANNELS)
-MODEL_VERSION = 2  # bump when the architecture changes (keys cached trained weights)
+MODEL_VERSION = 3  # bump when the architecture or file format changes (keys cached weights)
+MODEL_FILE = "model.safetensors"  # what mobifuse.train writes into its run dir
+_KIND = "mobifuse.TwoStageFusionNet"
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -199,3 +202,34 @@ def fusion_loss(out: dict, gt: torch.Tensor, mask: torch.Tensor,
     l1 = (mask * (out["depth"] - gt).abs()).sum() / n
     l1c = sum((mask * (out[k] - gt).abs()).sum() / n for k in ("coarse", "pre_snap") if k in out)
     return l1 + 0.5 * l1c + grad_weight * _grad_l1(out["depth"], gt, mask)
+
+
+def save_model(model: TwoStageFusionNet, path) -> None:
+    """Weights + net config as one safetensors file (`shared.io.save_weights`)."""
+    from shared.config import to_dict
+    from shared.io import save_weights
+
+    save_weights(path, model.state_dict(), {"kind": _KIND, "net": to_dict(model.cfg)})
+
+
+def load_model(path) -> TwoStageFusionNet:
+    """A model saved by `save_model`, in eval mode. Runs no code from the file; a missing,
+    corrupt or foreign file, a bad config or tensors that do not fit it is a one-line
+    DataError."""
+    from shared.config import from_dict
+    from shared.errors import ConfigError, DataError
+    from shared.io import load_weights
+    from shared.validate import check_state_dict
+
+    state, info = load_weights(path, _KIND)
+    if not isinstance(info.get("net"), dict):
+        raise DataError(f"{path}: model metadata has no 'net' config")
+    try:
+        net_cfg = from_dict(NetConfig, info["net"])
+    except ConfigError as e:
+        raise DataError(f"{path}: model config {e}") from None
+    with torch.device("meta"):  # shapes only: a corrupt config never allocates
+        shape = TwoStageFusionNet(net_cfg)
+    model = TwoStageFusionNet(net_cfg)
+    model.load_state_dict(check_state_dict(state, shape, str(path)))
+    return model.eval()

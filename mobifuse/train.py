@@ -4,8 +4,8 @@
 
 Simulates (and caches) `train_scenes` + `val_scenes` seeded scenes, trains TwoStageFusionNet
 with masked L1 + gradient loss on random crops, checkpoints every `ckpt_every` steps (a rerun
-with the same --out resumes), and writes model.pt (weights + net config), metrics.json and the
-resolved config.yaml atomically to the run directory.
+with the same --out resumes), and writes model.safetensors (weights + net config), metrics.json
+and the resolved config.yaml atomically to the run directory.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import torch
 
 from mobifuse.config import TrainConfig
 from mobifuse.data import build_dataset
-from mobifuse.models import TwoStageFusionNet, fusion_loss
+from mobifuse.models import MODEL_FILE, TwoStageFusionNet, fusion_loss, save_model
 from shared.cli import parse_args, run
-from shared.config import save_config, to_dict
-from shared.io import Checkpointer, atomic_torch_save, atomic_write_json, make_run_dir
+from shared.config import save_config
+from shared.io import Checkpointer, atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
 
@@ -128,41 +128,6 @@ def train_fusion_net(cfg: TrainConfig, train: dict, val: dict | None = None,
     return model, metrics
 
 
-def save_model(model: TwoStageFusionNet, path: str | Path) -> None:
-    atomic_torch_save({"state_dict": model.state_dict(), "net": to_dict(model.cfg)}, path)
-
-
-def load_model(path: str | Path) -> TwoStageFusionNet:
-    """A model saved by `save_model`; a missing or corrupt file is a DataError."""
-    from mobifuse.config import NetConfig
-    from shared.config import from_dict
-    from shared.errors import ConfigError, DataError
-    from shared.validate import brief, check_state_dict
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"model file not found: {path}")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, not a torch file, a pickle of foreign objects
-        raise DataError(f"{path}: not a mobifuse model ({brief(e)})") from None
-    if not isinstance(blob, dict) or not isinstance(blob.get("net"), dict) \
-            or "state_dict" not in blob:
-        raise DataError(f"{path}: not a mobifuse model (needs 'net' and 'state_dict')")
-    net = dict(blob["net"])
-    net.setdefault("snap_radius", 0)  # weights saved before the EdgeSnap stage existed
-    try:
-        net_cfg = from_dict(NetConfig, net)
-    except ConfigError as e:
-        raise DataError(f"{path}: model config {e}") from None
-    with torch.device("meta"):  # shapes only: a corrupt config never allocates
-        shape = TwoStageFusionNet(net_cfg)
-    state = check_state_dict(blob["state_dict"], shape, str(path))
-    model = TwoStageFusionNet(net_cfg)
-    model.load_state_dict(state)
-    return model.eval()
-
-
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv, TrainConfig, prog="mobifuse.train",
                            quick={"train_scenes": 24, "val_scenes": 4, "steps": 100},
@@ -175,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     train = build_dataset(train_seeds, cfg.sim, cfg.stereo, cfg.dei, desc="train scenes")
     val = build_dataset(val_seeds, cfg.sim, cfg.stereo, cfg.dei, desc="val scenes")
     model, metrics = train_fusion_net(cfg, train, val, run_dir)
-    save_model(model, run_dir / "model.pt")
+    save_model(model, run_dir / MODEL_FILE)
     atomic_write_json(run_dir / "metrics.json", metrics)
     log.info("val MAE %.4f m after %d steps; wrote %s", metrics["val_mae"], cfg.steps, run_dir)
     return 0

@@ -68,9 +68,14 @@ def cached_arrays(name: str, config: Any, generate: Callable[[], dict[str, np.nd
 
 
 def cached_file(name: str, config: Any, build: Callable[[Path], None], suffix: str = "",
-                version: int | str = 1) -> Path:
-    """Path of a cached artefact; `build(tmp_path)` writes it once (atomically) if missing."""
-    path = cache_dir() / f"{cache_key(name, config, version)}{suffix}"
+                version: int | str = 1, shipped: Path | None = None) -> Path:
+    """Path of a cached artefact; `build(tmp_path)` writes it once (atomically) if missing.
+    `shipped`: a folder of artefacts that come with the package under the same key names
+    (small trained weights for the default settings); one found there is used as is."""
+    fname = f"{cache_key(name, config, version)}{suffix}"
+    if shipped is not None and (Path(shipped) / fname).is_file():
+        return Path(shipped) / fname
+    path = cache_dir() / fname
     if not path.exists():
         with atomic_path(path) as tmp:
             build(tmp)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import DataError
-from shared.validate import brief, read_json_file
+from shared.validate import brief, parse_json, read_json_file
 
 __all__ = [
     "atomic_path",
@@ -27,6 +27,8 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_csv",
     "atomic_torch_save",
+    "save_weights",
+    "load_weights",
     "read_json",
     "make_run_dir",
     "Checkpointer",
@@ -95,6 +97,44 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+WEIGHTS_KEY = "paperbench"  # safetensors metadata key holding an artefact's JSON description
+
+
+def save_weights(path: str | Path, tensors: dict, info: dict) -> None:
+    """A model artefact as safetensors: the tensors plus `info` (JSON: what the file is and the
+    config to rebuild the model) in its header. Loading it runs no code (unlike a pickle)."""
+    from safetensors.torch import save_file
+
+    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(flat, str(tmp), metadata={WEIGHTS_KEY: json.dumps(info, sort_keys=True)})
+
+
+def load_weights(path: str | Path, kind: str) -> tuple[dict, dict]:
+    """(tensors, info) of a file written by `save_weights` whose info["kind"] is `kind`; a
+    missing, corrupt or foreign file (a pickle, another model's weights) is a one-line
+    DataError. Callers still check the tensors against the model they build
+    (`shared.validate.check_state_dict`)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"model file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # a pickle, a truncated file, a corrupt header
+        raise DataError(f"{path}: not a {kind} weights file ({brief(e)})") from None
+    if WEIGHTS_KEY not in meta:
+        raise DataError(f"{path}: not a {kind} weights file (no '{WEIGHTS_KEY}' metadata)")
+    info = parse_json(meta[WEIGHTS_KEY], f"{path} metadata")
+    if not isinstance(info, dict) or info.get("kind") != kind:
+        got = info.get("kind") if isinstance(info, dict) else type(info).__name__
+        raise DataError(f"{path}: holds '{got}', not a {kind} model")
+    return tensors, info
 
 
 def read_json(path: str | Path) -> Any:

@@ -19,7 +19,11 @@ from torch import nn
 from twscardio.config import LossConfig, NetConfig
 from twscardio.simulator import render_atoms
 
-__all__ = ["BCG2SCGNet", "RegionFocusedLoss", "region_weights", "build_model"]
+__all__ = ["BCG2SCGNet", "RegionFocusedLoss", "region_weights", "build_model", "save_model",
+           "load_model", "MODEL_FILE"]
+
+MODEL_FILE = "model.safetensors"  # what twscardio.train writes into its run dir
+_KIND = "twscardio.BCG2SCGNet"
 
 
 class _Block(nn.Module):
@@ -87,3 +91,34 @@ class RegionFocusedLoss(nn.Module):
         t = target - target.mean(dim=1, keepdim=True)
         r = (p * t).sum(1) / (p.norm(dim=1) * t.norm(dim=1) + 1e-8)
         return wl1 + self.cfg.corr_weight * (1 - r).mean()
+
+
+def save_model(model: BCG2SCGNet, cfg: NetConfig, path, extra: dict | None = None) -> None:
+    """Weights, the net config and `extra` (JSON: training history...) as one safetensors
+    file (`shared.io.save_weights`)."""
+    from shared.config import to_dict
+    from shared.io import save_weights
+
+    save_weights(path, model.state_dict(), {"kind": _KIND, "in_channels": model.stem.in_channels,
+                                            "net": to_dict(cfg), **(extra or {})})
+
+
+def load_model(path) -> tuple[BCG2SCGNet, dict]:
+    """(model in eval mode, the file's info) from `save_model`; runs no code from the file. A
+    missing, corrupt or foreign file or mismatched tensors is a one-line DataError."""
+    from shared.config import from_dict
+    from shared.errors import ConfigError, DataError
+    from shared.io import load_weights
+    from shared.validate import check_state_dict
+
+    state, info = load_weights(path, _KIND)
+    try:
+        cfg = from_dict(NetConfig, info.get("net"))
+        in_ch = int(info["in_channels"])
+    except (ConfigError, KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{path}: model metadata: {e}") from None
+    with torch.device("meta"):
+        shape = build_model(in_ch, cfg)
+    model = build_model(in_ch, cfg)
+    model.load_state_dict(check_state_dict(state, shape, str(path)))
+    return model.eval(), info

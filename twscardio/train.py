@@ -3,7 +3,8 @@
 Reads a typed config (configs/twscardio/*.yaml, `--set key=value` overrides), simulates the
 training and validation subjects (disjoint), trains `BCG2SCGNet` with the region-focused loss
 (`--set loss.kind=l1` for the plain-L1 ablation), checkpoints atomically every `ckpt_every`
-steps (rerun with the same --out to resume) and writes config.yaml, metrics.json, model.pt.
+steps (rerun with the same --out to resume) and writes config.yaml, metrics.json,
+model.safetensors.
 
 `get_model(cfg)` is the library entry point: trained weights are cached under a key derived
 from the config (`shared.cache.cached_file`), so the bench trains each arm once.
@@ -11,9 +12,11 @@ from the config (`shared.cache.cached_file`), so the bench trains each arm once.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,15 +24,23 @@ import torch
 from shared.cache import cached_arrays, cached_file
 from shared.cli import parse_args, run
 from shared.config import save_config, to_dict
-from shared.io import Checkpointer, atomic_torch_save, atomic_write_json, make_run_dir
+from shared.errors import DataError
+from shared.io import Checkpointer, atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
 from twscardio.config import SimConfig, TrainConfig
 from twscardio.data import build_windows
-from twscardio.models import BCG2SCGNet, RegionFocusedLoss, build_model
+from twscardio.models import (
+    MODEL_FILE,
+    BCG2SCGNet,
+    RegionFocusedLoss,
+    build_model,
+    load_model,
+    save_model,
+)
 from twscardio.pipeline import N_FEATURES, normalise_windows
 
-__all__ = ["train_model", "get_model", "training_view", "windows", "main"]
+__all__ = ["train_model", "get_model", "model_file", "training_view", "windows", "main"]
 
 log = get_logger("twscardio.train")
 DATA_VERSION = 1
@@ -133,6 +144,11 @@ def training_view(cfg: TrainConfig) -> TrainConfig:
     return replace(cfg, sim=sim)
 
 
+# trained weights shipped with the package (the bench's --quick arms), named by cache key;
+# refresh with `python -m twscardio.experiments.ship_weights` after changing the training
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
 def _model_key(cfg: TrainConfig) -> dict:
     d = to_dict(training_view(cfg))
     d.pop("device")
@@ -140,19 +156,31 @@ def _model_key(cfg: TrainConfig) -> dict:
     return d
 
 
+def model_file(cfg: TrainConfig, build=None) -> Path:
+    """The weights file for `cfg`: shipped, cached, or (with `build`) trained now."""
+    def missing(tmp):
+        raise DataError(f"no trained weights for this config (train with get_model): {tmp}")
+
+    return cached_file("twscardio-bcg2scg", _model_key(cfg), build or missing,
+                       suffix=".safetensors", version=2, shipped=WEIGHTS_DIR)
+
+
 def get_model(cfg: TrainConfig) -> BCG2SCGNet:
     """Trained weights for `cfg`, from the cache when present (trained once otherwise)."""
 
     def build(tmp):
         model, hist = train_model(training_view(cfg))
-        torch.save({"model": model.state_dict(), "hist": hist}, tmp)
+        save_model(model, cfg.net, tmp, {"hist": _jsonable(hist)})
 
-    path = cached_file("twscardio-bcg2scg", _model_key(cfg), build, suffix=".pt")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_model(N_FEATURES, cfg.net)
-    model.load_state_dict(state["model"])
-    model.hist = state["hist"]  # type: ignore[attr-defined]
-    return model.eval()
+    path = model_file(cfg, build)
+    model, info = load_model(path)
+    model.hist = info.get("hist", {})  # type: ignore[attr-defined]
+    return model
+
+
+def _jsonable(hist: dict) -> dict:
+    """The training history with numpy scalars as floats (it is stored as JSON)."""
+    return json.loads(json.dumps(hist, default=float))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = make_run_dir(args.out, "twscardio", "train")
     save_config(cfg, run_dir / "config.yaml")
     model, hist = train_model(cfg, run_dir)
-    atomic_torch_save({"model": model.state_dict(), "config": to_dict(cfg)}, run_dir / "model.pt")
+    save_model(model, cfg.net, run_dir / MODEL_FILE)
     atomic_write_json(run_dir / "metrics.json", {k: v for k, v in hist.items() if k != "loss"}
                       | {"final_loss": float(np.mean(hist["loss"][-50:]))})
     log.info("val %s; wrote %s", hist["val"], run_dir)

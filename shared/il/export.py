@@ -20,6 +20,7 @@ from shared.cli import run
 from shared.errors import DataError
 from shared.il.policy import save_policy
 from shared.log import get_logger, setup_logging
+from shared.validate import brief
 
 log = get_logger("shared.il.export")
 POLICY_DIR = Path(__file__).parent / "policies"
@@ -41,7 +42,12 @@ def export(snapshot_file: str | Path, name: str, out_dir: str | Path = POLICY_DI
     snapshot_file = Path(snapshot_file)
     if not snapshot_file.is_file():
         raise DataError(f"snapshot file not found: {snapshot_file}")
-    d = torch.load(snapshot_file, map_location="cpu", weights_only=False)
+    try:  # weights only: a snapshot file runs no code when read
+        d = torch.load(snapshot_file, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise DataError(f"{snapshot_file}: not a snapshot file ({brief(e)})") from None
+    if not isinstance(d, dict) or "snapshots" not in d:
+        raise DataError(f"{snapshot_file}: not a snapshot file (no 'snapshots')")
     expert, medium = pick_snapshots(d["snapshots"], medium_fraction)
     out = {}
     for level, snap in (("expert", expert), ("medium", medium)):

@@ -316,7 +316,7 @@ def train_sac(cfg: SACConfig, run_dir: str | Path, device: str = "cpu") -> dict:
         trainer.load(st)
         start, history = st["step"], st["history"]
         rng.bit_generator.state = st["np_rng"]
-        prev = torch.load(run_dir / "snapshots.pt", weights_only=False) \
+        prev = torch.load(run_dir / "snapshots.pt", weights_only=True) \
             if (run_dir / "snapshots.pt").exists() else None
         if prev is not None:
             snaps[prev["agent"]] = prev["snapshots"]

@@ -12,6 +12,7 @@ from lemo.config import LemoConfig, ModelConfig, TrainConfig
 from lemo.data import ANSWER_LEN, load_text_file, make_passkey_batch, passkey_accuracy
 from lemo.models import build_model, load_model
 from lemo.patch import UnsupportedModelError, apply_lemo
+from lemo.predictor import PREDICTORS_FILE, load_predictors
 from shared.cli import run
 from shared.config import from_dict, load_config
 from shared.errors import ConfigError, DataError
@@ -212,7 +213,7 @@ def test_train_with_predictors_then_eval_with_elimination(tmp_path):
     assert train.main(TINY + ["--set", "lemo.scorer=predictor", "--set", "predictor.steps=4",
                               "--set", "predictor.windows=1", "--set", "predictor.hidden=8",
                               "--set", "steps=2", "--out", str(run_dir)]) == 0
-    table = torch.load(run_dir / "predictors.pt", weights_only=False)
+    table = load_predictors(run_dir / PREDICTORS_FILE)
     assert sorted(table) == [2]  # 4 layers: 0-1 dense, 3 dense (last) -> only layer 2
     assert lemo_eval.main(["--run", str(run_dir), "--set", "eliminate=true",
                            "--set", "seq_len=256", "--set", "ppl_windows=1",

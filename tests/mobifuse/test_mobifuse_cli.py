@@ -65,7 +65,7 @@ def test_unknown_and_mistyped_keys_fail_with_one_line(tmp_path):
     assert r.returncode == 2
     assert "learning_rat" in r.stderr and "bad.yaml" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "run" / "model.pt").exists()
+    assert not (tmp_path / "run" / "model.safetensors").exists()
     r = _run("mobifuse.train", "--set", "sim.baseline_m=fast", "--out", str(tmp_path / "r2"))
     assert r.returncode == 2 and "sim.baseline_m" in r.stderr
     r = _run("mobifuse.train", "--set", "stereo.num_disparities=20")
@@ -75,7 +75,7 @@ def test_unknown_and_mistyped_keys_fail_with_one_line(tmp_path):
 def test_train_then_eval_then_resume(tmp_path):
     out = tmp_path / "run"
     assert train.main(["--config", "configs/mobifuse/tiny.yaml", *TINY, "--out", str(out)]) == 0
-    assert (out / "model.pt").is_file() and (out / "ckpt.pt").is_file()
+    assert (out / "model.safetensors").is_file() and (out / "ckpt.pt").is_file()
     m = read_json(out / "metrics.json")
     assert m["steps"] == 4 and m["val_mae"] > 0
     # rerun with more steps resumes from the checkpoint at step 4
@@ -121,10 +121,10 @@ def test_eval_missing_or_corrupt_model(tmp_path):
     assert r.returncode == 2 and "model file not found" in r.stderr
     r = _run("mobifuse.eval", "--run", str(tmp_path / "none"))
     assert r.returncode == 2 and "--run: run directory not found" in r.stderr
-    bad = tmp_path / "model.pt"
+    bad = tmp_path / "model.safetensors"
     bad.write_bytes(b"not a zip")
     r = _run("mobifuse.eval", "--run", str(tmp_path))
-    assert r.returncode == 2 and "not a mobifuse model" in r.stderr
+    assert r.returncode == 2 and "not a mobifuse.TwoStageFusionNet weights file" in r.stderr
 
 
 @pytest.mark.slow

@@ -120,10 +120,9 @@ def test_offline_il_select_data_that_does_not_fit_the_env_leaves_no_run_dir(tmp_
 
 def test_mobifuse_eval_of_a_missing_capture_leaves_no_run_dir(tmp_path):
     from mobifuse.config import TrainConfig
-    from mobifuse.models import TwoStageFusionNet
-    from mobifuse.train import save_model
+    from mobifuse.models import TwoStageFusionNet, save_model
 
-    save_model(TwoStageFusionNet(TrainConfig().net), tmp_path / "model.pt")
+    save_model(TwoStageFusionNet(TrainConfig().net), tmp_path / "model.safetensors")
     code, err = cli("mobifuse.eval", "--run", str(tmp_path),
                     "--capture", str(tmp_path / "no_capture"), "--out", "ev")
     assert code == 2 and "no_capture" in err and len(err.splitlines()) == 1

@@ -14,7 +14,7 @@ TINY = ["--set", "steps=3", "--set", "n_subjects=1", "--set", "recordings_per_su
 def test_train_writes_run_dir(tmp_path):
     out = tmp_path / "run"
     assert train.main(["--config", "configs/twscardio/default.yaml", "--out", str(out), *TINY]) == 0
-    for f in ("config.yaml", "metrics.json", "model.pt", "ckpt.pt"):
+    for f in ("config.yaml", "metrics.json", "model.safetensors", "ckpt.pt"):
         assert (out / f).is_file(), f
     m = json.loads((out / "metrics.json").read_text())
     assert m["n_params"] > 0 and "val" in m
@@ -32,7 +32,7 @@ def test_bad_config_is_one_line_exit_2(args, msg, capsys, tmp_path):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert msg in err and len(err.splitlines()) == 1
-    assert not (tmp_path / "x" / "model.pt").exists()
+    assert not (tmp_path / "x" / "model.safetensors").exists()
 
 
 @pytest.mark.slow

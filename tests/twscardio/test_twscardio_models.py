@@ -45,3 +45,22 @@ def test_network_is_length_agnostic_and_non_autoregressive():
         assert net(torch.randn(2, 17, L)).shape == (2, L)
     with pytest.raises(ValueError, match="expects"):
         net(torch.randn(17, 100))
+
+
+def test_shipped_quick_weights_match_the_quick_setting():
+    """The bench's --quick arms find their trained weights in twscardio/weights/ (a change to
+    the training data, the network or the quick setting changes the key: refresh them with
+    `python -m twscardio.experiments.ship_weights`)."""
+    from shared.config import apply_overrides, from_dict, to_dict
+    from twscardio.bench import QUICK, arm_configs
+    from twscardio.config import BenchConfig
+    from twscardio.models import load_model
+    from twscardio.train import WEIGHTS_DIR, model_file
+
+    bc = from_dict(BenchConfig, apply_overrides(to_dict(BenchConfig()),
+                                                [f"{k}={v}" for k, v in QUICK.items()]))
+    for arm, cfg in arm_configs(bc).items():
+        path = model_file(cfg)
+        assert path.parent == WEIGHTS_DIR, f"arm {arm}: no shipped weights for the quick setting"
+        model, info = load_model(path)
+        assert info["hist"]["val"]["window_r_median"] > 0.5

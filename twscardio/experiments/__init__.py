@@ -1,0 +1,6 @@
+"""Maintenance tools for twscardio, apart from the library:
+
+- `python -m twscardio.experiments.ship_weights`: train (or take from the cache) the bench's
+  `--quick` network arms and copy their weights into `twscardio/weights/`, where
+  `twscardio.train.get_model` finds them on a fresh checkout.
+"""

@@ -1,0 +1,40 @@
+"""`python -m twscardio.experiments.ship_weights`: refresh the shipped quick-arm weights.
+
+Trains (or reads from the cache) the (c) and (d) networks of `python -m twscardio.bench
+--quick` and copies their safetensors files into `twscardio/weights/` under their cache keys,
+so a fresh checkout's quick bench evaluates instead of training. Run it after any change to
+the training data, the network or the quick setting (the keys change with them).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+from shared.cli import parse_args, run
+from shared.config import apply_overrides, from_dict, to_dict
+from shared.log import get_logger
+from twscardio.bench import QUICK, arm_configs
+from twscardio.config import BenchConfig
+from twscardio.train import WEIGHTS_DIR, get_model, model_file
+
+log = get_logger("twscardio.experiments.ship_weights")
+
+
+def main(argv: list[str] | None = None) -> int:
+    _, bc = parse_args(argv, BenchConfig, prog="twscardio.experiments.ship_weights",
+                       description=__doc__.split("\n\n")[0])
+    bc = from_dict(BenchConfig, apply_overrides(to_dict(bc), [f"{k}={v}"
+                                                              for k, v in QUICK.items()]))
+    WEIGHTS_DIR.mkdir(exist_ok=True)
+    for arm, cfg in arm_configs(bc).items():
+        get_model(cfg)  # trains into the cache when missing
+        src = model_file(cfg)
+        if src.parent != WEIGHTS_DIR:
+            shutil.copyfile(src, WEIGHTS_DIR / src.name)
+        log.info("arm %s: %s (%d KB)", arm, WEIGHTS_DIR / src.name, src.stat().st_size // 1024)
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, sys.argv[1:])
