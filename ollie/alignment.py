@@ -24,7 +24,7 @@ from ollie.dice import YNet
 from shared.il.models import Discriminator, Normalizer
 from shared.il.nets import mlp
 
-__all__ = ["AlignedDiscriminator", "RandomDiscriminator", "d0_formula"]
+__all__ = ["AlignedDiscriminator", "RandomDiscriminator", "d0_formula", "spearman"]
 
 
 def d0_formula(d: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -54,3 +54,10 @@ class RandomDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.norm(x)).squeeze(-1)
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation of two (N,) arrays (average ranks for ties)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)

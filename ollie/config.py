@@ -65,7 +65,8 @@ class OnlineConfig:
     clip_eps: float = 0.2  # PPO ratio clip
     epochs: int = 10  # PPO epochs per iteration
     minibatch: int = 256  # PPO minibatch
-    policy_lr: float = 1e-4  # Adam lr of the policy (finetuning a pretrained one)
+    policy_lr: float = 3e-5  # Adam lr of the policy (finetuning a pretrained one; official 3e-5)
+    target_kl: float = 0.02  # stop an iteration's PPO epochs once approx. KL(old || new) exceeds it
     value_lr: float = 3e-4  # Adam lr of the value function
     value_hidden: int = 256  # value MLP width
     value_warmup_epochs: int = 20  # value-only epochs on the first batch (every arm alike)

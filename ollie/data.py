@@ -88,6 +88,7 @@ def subsample(data: dict[str, np.ndarray], every: int) -> dict[str, np.ndarray]:
 
 def build_data(cfg: DataConfig) -> OLLIEData:
     """D_e and D_s for `cfg` (rollouts cached; deterministic for data_seed)."""
+    make_env(cfg.env_id).close()  # an unknown env id: one ConfigError naming it
     specs = dataset_specs(cfg)
 
     def gen(sp):

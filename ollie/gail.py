@@ -14,7 +14,8 @@ Each iteration:
 3. update the discriminator: BCE, rollout (s, a) labelled 1 vs D_e (s, a) labelled 0;
 4. (first iteration) fit the value function alone for `value_warmup_epochs`, so a pretrained
    policy is not moved by a random critic's advantages (every arm alike);
-5. PPO epochs: GAE advantages (normalised per batch), clipped surrogate, value regression.
+5. PPO epochs: GAE advantages (normalised per batch), clipped surrogate, value regression;
+   the epochs stop early once the approximate KL to the rollout policy exceeds `target_kl`.
 
 `OnlineState` holds everything that changes (networks, optimisers, RNG, counters, curve) and
 is what the recipe checkpoints after every `ckpt_every` iterations; a resumed run resets its
@@ -38,7 +39,7 @@ from shared.il.envs import make_vector_env
 from shared.il.models import Normalizer, TanhGaussianPolicy
 from shared.il.nets import mlp
 
-__all__ = ["ValueNet", "OnlineState", "gail_reward", "disc_bce", "run_online"]
+__all__ = ["ValueNet", "OnlineState", "gail_reward", "disc_bce", "collect", "run_online"]
 
 
 class ValueNet(nn.Module):
@@ -91,13 +92,15 @@ class OnlineState:
         self.curve, self.next_eval = st["curve"], st["next_eval"]
 
 
-def _collect(envs, obs: np.ndarray, st: OnlineState, T: int, dev) -> tuple[dict, np.ndarray]:
-    """T steps in every env -> (T, N, .) tensors; returns the observations to continue from."""
+def collect(envs, obs: np.ndarray, policy: TanhGaussianPolicy, gen: torch.Generator, T: int,
+            dev) -> tuple[dict, np.ndarray]:
+    """T steps of the stochastic policy in every env of `envs` (from observations `obs`) ->
+    (T, N, .) tensors s, a, logp, s_next, term, end; returns the observations to continue from."""
     keys = ("s", "a", "logp", "s_next", "term", "end")
     buf: dict[str, list] = {k: [] for k in keys}
     for _ in range(T):
         s = torch.as_tensor(obs, dtype=torch.float32, device=dev)
-        a, logp = sample_action(st.policy, s, st.gen)
+        a, logp = sample_action(policy, s, gen)
         nobs, _, term, trunc, info = envs.step(a.cpu().numpy())
         end = term | trunc
         s_next = nobs.copy()
@@ -156,8 +159,10 @@ def _iteration(st: OnlineState, roll: dict, x_e: torch.Tensor, cfg: OnlineConfig
     adv, ret = adv.reshape(-1), ret.reshape(-1)
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     logp_old = roll["logp"].reshape(-1)
-    p_losses, v_losses = [], []
+    p_losses, v_losses, kl = [], [], 0.0
     for _ in range(cfg.epochs):
+        if kl > cfg.target_kl:
+            break
         perm = torch.randperm(idx_all, generator=st.gen, device=x.device)
         for i in range(0, idx_all, cfg.minibatch):
             j = perm[i:i + cfg.minibatch]
@@ -176,7 +181,10 @@ def _iteration(st: OnlineState, roll: dict, x_e: torch.Tensor, cfg: OnlineConfig
             st.value_opt.step()
             p_losses.append(pl.item())
             v_losses.append(vl.item())
-    return {"reward_mean": float(r.mean()), "disc_loss": float(np.mean(d_losses)),
+        with torch.no_grad():  # approx. KL(old || new) on the whole batch (Schulman's k3)
+            log_r = st.policy.log_prob(s, a) - logp_old
+            kl = float((log_r.exp() - 1 - log_r).mean())
+    return {"approx_kl": kl, "reward_mean": float(r.mean()), "disc_loss": float(np.mean(d_losses)),
             "policy_loss": float(np.mean(p_losses)), "value_loss": float(np.mean(v_losses))}
 
 
@@ -200,7 +208,7 @@ def run_online(st: OnlineState, env_id: str, x_e: torch.Tensor, cfg: OnlineConfi
     obs, _ = envs.reset(seed=[seed * 10_000 + 100 * st.iteration + i for i in range(cfg.n_envs)])
     bar = progress(total=cfg.env_steps, initial=st.env_steps) if progress else None
     while st.env_steps < cfg.env_steps:
-        roll, obs = _collect(envs, obs, st, cfg.rollout_steps, dev)
+        roll, obs = collect(envs, obs, st.policy, st.gen, cfg.rollout_steps, dev)
         stats = _iteration(st, roll, x_e, cfg, warmup=st.iteration == 0)
         st.env_steps += per_iter
         st.iteration += 1

@@ -14,6 +14,7 @@ JSON description (`policy0.safetensors` = π⁰, `policy.safetensors` = final po
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -35,7 +36,8 @@ from shared.log import get_logger, progress
 from shared.metrics import normalized_return
 from shared.runtime import pick_device, set_seed
 
-__all__ = ["build_pretrainer", "evaluate", "fit_offline", "build_online", "fit", "save_weights",
+__all__ = ["build_pretrainer", "evaluate", "fit_offline", "build_online", "fit", "fit_online",
+           "save_weights",
            "main"]
 
 log = get_logger("ollie.train")
@@ -126,11 +128,14 @@ def build_online(cfg: TrainConfig, policy: TanhGaussianPolicy, method, norm: Nor
         disc_opt=torch.optim.Adam(disc.parameters(), lr=c.disc_lr), gen=gen)
 
 
-def fit(cfg: TrainConfig, data: OLLIEData, run_dir: str | Path | None = None) -> dict:
+def fit(cfg: TrainConfig, data: OLLIEData, run_dir: str | Path | None = None,
+        variants: list[str] | None = None) -> dict:
     """Both phases of `cfg` on `data` (resuming from `run_dir`'s checkpoints when present).
 
     Returns the offline score and curve, the online curve (env_steps, return, score), π⁰'s and
-    the final policy, the pretrainer (OLLIE's d, ν, y) and the online state.
+    the final policy, the pretrainer (OLLIE's d, ν, y) and the online state. `variants` (a list
+    of online.discriminator values) runs one online phase per variant from the same π⁰ (without
+    checkpoints) and returns their results under 'variants'.
     """
     device = torch.device(pick_device(cfg.device))
     run_dir = Path(run_dir) if run_dir is not None else None
@@ -146,8 +151,27 @@ def fit(cfg: TrainConfig, data: OLLIEData, run_dir: str | Path | None = None) ->
     out = {"pretrain": cfg.pretrain, "offline_score": off["score"], "offline_curve": off["curve"],
            "offline_stats": off["stats"], "policy0": policy0, "policy": policy,
            "method": method, "online_curve": [], "state": None}
+    if variants is not None:
+        out["variants"] = {}
+        for v in variants:
+            cv = copy.deepcopy(cfg)
+            cv.online.discriminator = v
+            pol = copy.deepcopy(policy)
+            g = torch.Generator(device=device).set_state(gen.get_state())
+            st = fit_online(cv, data, pol, method, norm, g, None)
+            out["variants"][v] = {"online_curve": st.curve, "policy": pol}
+        return out
     if cfg.online.env_steps == 0:
         return out
+    st = fit_online(cfg, data, policy, method, norm, gen, run_dir)
+    out.update(online_curve=st.curve, state=st)
+    return out
+
+
+def fit_online(cfg: TrainConfig, data: OLLIEData, policy: TanhGaussianPolicy, method,
+               norm: Normalizer, gen: torch.Generator, run_dir: Path | None) -> OnlineState:
+    """The online phase from π⁰ = `policy` (trained in place), resumable from `online.pt`."""
+    device = norm.mean.device
     st = build_online(cfg, policy, method, norm, gen)
     ckpt = Checkpointer(run_dir, "online") if run_dir is not None else None
     saved = ckpt.load() if ckpt else None
@@ -163,11 +187,9 @@ def fit(cfg: TrainConfig, data: OLLIEData, run_dir: str | Path | None = None) ->
     x_e = torch.cat([t32(data.expert["observations"], device),
                      t32(data.expert["actions"], device)], 1)
     seed = 100_000 + 1000 * cfg.seed
-    run_online(st, data.env_id, x_e, cfg.online, cfg.seed,
-               lambda p: evaluate(p, data, cfg.eval_episodes, seed), save,
-               lambda **kw: progress(desc=f"online {cfg.online.discriminator} D", **kw))
-    out.update(online_curve=st.curve, state=st)
-    return out
+    return run_online(st, data.env_id, x_e, cfg.online, cfg.seed,
+                      lambda p: evaluate(p, data, cfg.eval_episodes, seed), save,
+                      lambda **kw: progress(desc=f"online {cfg.online.discriminator} D", **kw))
 
 
 def save_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
