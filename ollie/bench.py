@@ -40,7 +40,7 @@ from shared.errors import ConfigError
 from shared.il.discriminator import sample_rows
 from shared.il.envs import make_vector_env
 from shared.il.generate import dataset
-from shared.io import atomic_write_json, make_run_dir
+from shared.io import atomic_write_json, make_run_dir, read_json
 from shared.log import get_logger
 
 log = get_logger("ollie.bench")
@@ -160,6 +160,15 @@ def warm_data(settings: list[str], quick: bool, extra: list[str], ex) -> None:
 
 def _gen(spec, c):
     return len(dataset(*spec, c.policy_dir or None, c.max_episode_steps)["rewards"])
+
+
+def complete_groups(rows: list[dict]) -> list[dict]:
+    """The rows of the (setting, seed)s that have every arm."""
+    need = set(ARMS) | {"ollie_no_align"}
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["setting"], r["seed"]), []).append(r)
+    return [r for g in groups.values() if {r["arm"] for r in g} >= need for r in g]
 
 
 # ---- summary ----------------------------------------------------------------------------
@@ -287,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(config=None)  # each setting has its YAML; --set applies to every arm
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0 .. SEEDS-1 (default 3)")
+    p.add_argument("--from-rows", default="",
+                   help="summarise the rows.json of an earlier (possibly cut-short) run: only "
+                        "the (environment, seed)s with every arm")
     p.add_argument("--envs", default="", help="comma-separated subset of " + ", ".join(SETTINGS)
                    + " (default: hopper, halfcheetah; --quick: hopper)")
     args, _ = parse_args(argv, TrainConfig, prog="ollie.bench", description=__doc__, parser=p)
@@ -302,16 +314,25 @@ def main(argv: list[str] | None = None) -> int:
     for s in settings:  # every config error before anything runs or is written
         arm_config(s, "ollie", 0, args.quick, extra)
     run_dir = make_run_dir(args.out, "ollie", "bench-quick" if args.quick else "bench")
-    jobs = [(s, seed, a, args.quick, extra) for s in settings for seed in seeds for a in ARMS]
-    jobs.sort(key=lambda j: list(ARMS).index(j[2]) >= 3)  # online arms (longest) first
-    rows: list[dict] = []
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(args.workers) as ex:
-        warm_data(settings, args.quick, extra, ex)
-        log.info("datasets ready in %.0f s", time.perf_counter() - t0)
-        for f in as_completed([ex.submit(run_job, j) for j in jobs]):
-            rows.extend(f.result())
-            atomic_write_json(run_dir / "rows.json", rows)  # a crash loses little
+    if args.from_rows:
+        rows = complete_groups(read_json(args.from_rows))
+        settings = [s for s in settings if any(r["setting"] == s for r in rows)]
+        if not rows:
+            raise ConfigError(f"--from-rows: no (environment, seed) of {args.from_rows} has "
+                              "every arm")
+    else:
+        # seed-major, online arms (longest) first: a run cut short still has whole seeds
+        jobs = [(s, seed, a, args.quick, extra) for seed in seeds for s in settings
+                for a in ARMS]
+        jobs.sort(key=lambda j: (j[1], list(ARMS).index(j[2]) >= 3))
+        rows = []
+        with ProcessPoolExecutor(args.workers) as ex:
+            warm_data(settings, args.quick, extra, ex)
+            log.info("datasets ready in %.0f s", time.perf_counter() - t0)
+            for f in as_completed([ex.submit(run_job, j) for j in jobs]):
+                rows.extend(f.result())
+                atomic_write_json(run_dir / "rows.json", rows)  # a crash loses little
     order = list(ARMS) + ["ollie_no_align"]
     rows.sort(key=lambda r: (settings.index(r["setting"]), r["seed"], order.index(r["arm"])))
     atomic_write_json(run_dir / "rows.json", rows)
