@@ -57,12 +57,25 @@ class YNet(nn.Module):
 
 def saddle_objective(log_y: torch.Tensor, reward: torch.Tensor, nu_s: torch.Tensor,
                      nu_next: torch.Tensor, not_done: torch.Tensor, nu_s0: torch.Tensor,
-                     gamma: float) -> torch.Tensor:
+                     gamma: float, absorbing: tuple | None = None) -> torch.Tensor:
     """Minibatch estimate of L(ν, y). log_y, reward, nu_s, nu_next, not_done: (B,) over D_o
-    transitions; nu_s0: (B0,) over initial states. Returns a scalar."""
+    transitions; nu_s0: (B0,) over initial states. Returns a scalar.
+
+    `absorbing` = (nu_abs, log_y_abs, reward_abs, share): terminations lead into an absorbing
+    state (as DemoDICE's data do) with its own scalar ν and y; its self-loop transitions make up
+    `share` of the data and enter in expectation. Without it a termination ends the flow, and an
+    occupancy that falls early loses mass and with it KL cost, which the objective then favours.
+    """
     y = log_y.exp()
-    delta = reward + gamma * not_done * nu_next - nu_s
-    return (y * delta - y * log_y).mean() + (1 - gamma) * nu_s0.mean()
+    if absorbing is None:
+        delta = reward + gamma * not_done * nu_next - nu_s
+        return (y * delta - y * log_y).mean() + (1 - gamma) * nu_s0.mean()
+    nu_abs, log_y_abs, r_abs, share = absorbing
+    nxt = not_done * nu_next + (1 - not_done) * nu_abs
+    data = (y * (reward + gamma * nxt - nu_s) - y * log_y).mean()
+    y_abs = log_y_abs.exp()
+    loop = y_abs * (r_abs + (gamma - 1) * nu_abs) - y_abs * log_y_abs
+    return (1 - share) * data + share * loop + (1 - gamma) * nu_s0.mean()
 
 
 def saddle_step(objective: torch.Tensor, nu_params: list[nn.Parameter],

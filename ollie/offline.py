@@ -52,11 +52,20 @@ class OLLIEPretrainer:
         self.d = Discriminator(S + A, cfg.hidden, cfg.clip, sa_norm).to(dev)
         self.nu = NuNet(S, cfg.hidden, norm).to(dev)
         self.y = YNet(S + A, cfg.hidden, sa_norm, (-cfg.log_y_max - 5.0, cfg.log_y_max)).to(dev)
+        # the absorbing state (terminations lead there): scalar ν and log y, its reward is
+        # logit of d's lower clip (D_e holds no such state)
+        self.nu_abs = torch.zeros((), device=dev, requires_grad=True)
+        self.log_y_abs = torch.zeros((), device=dev, requires_grad=True)
+        n_term = float(union["terminals"].sum())
+        self.abs_share = n_term / (len(union["terminals"]) + n_term)
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=cfg.disc_lr,
                                       weight_decay=cfg.disc_weight_decay)
         betas = (cfg.dice_beta1, 0.999)
-        self.nu_opt = torch.optim.Adam(self.nu.parameters(), lr=cfg.dice_lr, betas=betas)
-        self.y_opt = torch.optim.Adam(self.y.parameters(), lr=cfg.dice_lr, betas=betas)
+        extra = cfg.absorbing
+        self.nu_params = list(self.nu.parameters()) + ([self.nu_abs] if extra else [])
+        self.y_params = list(self.y.parameters()) + ([self.log_y_abs] if extra else [])
+        self.nu_opt = torch.optim.Adam(self.nu_params, lr=cfg.dice_lr, betas=betas)
+        self.y_opt = torch.optim.Adam(self.y_params, lr=cfg.dice_lr, betas=betas)
         self.prep_steps = cfg.disc_steps + cfg.dice_steps
         self.policy_steps = cfg.policy_steps
         self.reward: torch.Tensor | None = None  # R̃ over D_o (N_o,), after stage 1
@@ -79,10 +88,14 @@ class OLLIEPretrainer:
         i0 = torch.randint(len(self.s0), (c.dice_batch,), generator=gen, device=self.dev)
         nu = self.nu(torch.cat([self.s_o[idx], self.s_next[idx], self.s0[i0]]))
         B = c.dice_batch
+        lo = torch.logit(torch.tensor(c.clip[0], device=self.dev))
+        # ν_abs on the scale of the absorbing state's value lo / (1 - γ) (a scalar under Adam
+        # moves about lr per step)
+        absorbing = (self.nu_abs / (1 - c.gamma), self.log_y_abs.clamp(self.y.lo, self.y.hi), lo,
+                     self.abs_share) if c.absorbing else None
         obj = saddle_objective(self.y(self.x_o[idx]), r[idx], nu[:B], nu[B:2 * B],
-                               self.not_done[idx], nu[2 * B:], c.gamma)
-        saddle_step(obj, list(self.nu.parameters()), list(self.y.parameters()), self.nu_opt,
-                    self.y_opt)
+                               self.not_done[idx], nu[2 * B:], c.gamma, absorbing)
+        saddle_step(obj, self.nu_params, self.y_params, self.nu_opt, self.y_opt)
         return obj.item()
 
     def surrogate(self) -> torch.Tensor:
@@ -112,10 +125,16 @@ class OLLIEPretrainer:
         return extraction_loss(policy.log_prob(self.s_o[idx], self.a_o[idx]), y[idx])
 
     def state_dict(self) -> dict:
-        return {k: getattr(self, k).state_dict()
-                for k in ("d", "nu", "y", "d_opt", "nu_opt", "y_opt")}
+        return {**{k: getattr(self, k).state_dict()
+                   for k in ("d", "nu", "y", "d_opt", "nu_opt", "y_opt")},
+                "nu_abs": self.nu_abs.detach().clone(),
+                "log_y_abs": self.log_y_abs.detach().clone()}
 
     def load_state_dict(self, st: dict) -> None:
         for k, v in st.items():
-            getattr(self, k).load_state_dict(v)
+            if k in ("nu_abs", "log_y_abs"):
+                with torch.no_grad():
+                    getattr(self, k).copy_(v)
+            else:
+                getattr(self, k).load_state_dict(v)
         self.reward = self.y_o = None

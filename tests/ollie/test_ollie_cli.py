@@ -21,6 +21,9 @@ ARMS = {  # the bench's arms, as config overrides
     "gail": ["pretrain=none", "online.discriminator=random"],
     "bc_expert": ["pretrain=bc_expert", "online.env_steps=0", "online.discriminator=random"],
     "bc_all": ["pretrain=bc_all", "online.env_steps=0", "online.discriminator=random"],
+    # options: absorbing terminations offline; log(1 - D) reward without absorbing online
+    "ollie_absorbing": ["offline.absorbing=true"],
+    "ollie_negative": ["online.reward=negative", "online.absorbing=false"],
 }
 
 
