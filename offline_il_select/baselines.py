@@ -15,17 +15,16 @@ Shapes: batches s (B, S), a (B, A).
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from offline_il_select.config import BaselineConfig, ILIDConfig, PolicyConfig
 from offline_il_select.discriminator import train_discriminator
 from offline_il_select.ilid import t32
 from offline_il_select.models import Discriminator, Normalizer, TanhGaussianPolicy
 from offline_il_select.wbc import bc_loss, importance_weight
+from shared.il.dwbc import DWBC as SharedDWBC
+from shared.il.dwbc import DWBCDiscriminator
 
 __all__ = ["BC", "DWBC", "DWBCDiscriminator", "ISWBC"]
-
-LOG_PI_MIN, LOG_PI_MAX = -20.0, 10.0  # DWBC's normalisation range of log pi
 
 
 class BC:
@@ -55,68 +54,13 @@ class BC:
         pass
 
 
-class DWBCDiscriminator(nn.Module):
-    """d(s, a, log pi): two 128-unit input branches -> 256 -> 1, sigmoid clipped to [0.1, 0.9]."""
-
-    def __init__(self, sa_dim: int, norm: Normalizer, clip=(0.1, 0.9)):
-        super().__init__()
-        self.norm = norm
-        self.branch_sa = nn.Linear(sa_dim, 128)
-        self.branch_logp = nn.Linear(1, 128)
-        self.head = nn.Sequential(nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 1))
-        self.lo, self.hi = clip
-
-    def forward(self, sa: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
-        x = (logp.clamp(LOG_PI_MIN, LOG_PI_MAX) - LOG_PI_MIN) / (LOG_PI_MAX - LOG_PI_MIN)
-        h = torch.cat([self.branch_sa(self.norm(sa)), self.branch_logp(x[:, None])], -1)
-        return torch.sigmoid(self.head(h)).squeeze(-1).clamp(self.lo, self.hi)
-
-
-class DWBC:
-    """Discriminator-weighted BC; the discriminator trains in `loss()`, one step per policy step."""
-
-    name = "dwbc"
+class DWBC(SharedDWBC):
+    """DWBC (`shared.il.dwbc`) with ILID's policy budget and discriminator clip."""
 
     def __init__(self, expert: dict, imperfect: dict, norm: Normalizer, pcfg: PolicyConfig,
                  bcfg: BaselineConfig, icfg: ILIDConfig):
-        self.pcfg, self.bcfg = pcfg, bcfg
-        dev = norm.mean.device
-        self.s_e, self.a_e = t32(expert["observations"], dev), t32(expert["actions"], dev)
-        self.s_o, self.a_o = t32(imperfect["observations"], dev), t32(imperfect["actions"], dev)
-        A = self.a_e.shape[1]
-        sa_norm = norm.with_actions(A)
-        self.disc = DWBCDiscriminator(self.s_e.shape[1] + A, sa_norm, icfg.clip).to(dev)
-        self.opt = torch.optim.Adam(self.disc.parameters(), lr=pcfg.lr,
-                                    weight_decay=pcfg.weight_decay)
-
-    def prepare(self, gen: torch.Generator) -> dict:
-        return {}
-
-    def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
-        B, eta = self.pcfg.batch_size, self.bcfg.dwbc_eta
-        ie = torch.randint(len(self.s_e), (B,), generator=gen, device=gen.device)
-        io = torch.randint(len(self.s_o), (B,), generator=gen, device=gen.device)
-        s_e, a_e, s_o, a_o = self.s_e[ie], self.a_e[ie], self.s_o[io], self.a_o[io]
-        logp_e, logp_o = policy.log_prob(s_e, a_e), policy.log_prob(s_o, a_o)
-        d_e = self.disc(torch.cat([s_e, a_e], 1), logp_e.detach())
-        d_o = self.disc(torch.cat([s_o, a_o], 1), logp_o.detach())
-        # PU learning (eta = class prior of expert-like data inside D_o).
-        d_loss = (-torch.log(d_e) - torch.log(1 - d_o) / eta + torch.log(1 - d_e)).mean()
-        self.opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt.step()
-        d_e, d_o = d_e.detach(), d_o.detach()
-        d_o = torch.where(d_o < 0.5, torch.zeros_like(d_o), d_o)
-        corr_e = -logp_e * (eta / (d_e * (1 - d_e)) + 1)
-        corr_o = -logp_o * (1 / (1 - d_o) - 1)
-        return self.bcfg.dwbc_alpha * (-logp_e).mean() - corr_e.mean() + corr_o.mean()
-
-    def state_dict(self) -> dict:
-        return {"disc": self.disc.state_dict(), "opt": self.opt.state_dict()}
-
-    def load_state_dict(self, st: dict) -> None:
-        self.disc.load_state_dict(st["disc"])
-        self.opt.load_state_dict(st["opt"])
+        super().__init__(expert, imperfect, norm, pcfg.batch_size, pcfg.lr, pcfg.weight_decay,
+                         bcfg.dwbc_alpha, bcfg.dwbc_eta, icfg.clip)
 
 
 class ISWBC:

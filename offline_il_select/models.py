@@ -1,4 +1,5 @@
-"""Networks: the tanh-Gaussian BC policy and the clipped-sigmoid discriminators (ILID Sec. 5).
+"""Networks: the tanh-Gaussian BC policy and the clipped-sigmoid discriminators (ILID Sec. 5),
+shared with other imitation packages through `shared.il.models`.
 
 Shapes: B batch, S state, A action.
 - `TanhGaussianPolicy`: s (B, S) -> mean, log_std (B, A); `log_prob(s, a) (B,)`; `act(s)` =
@@ -7,87 +8,7 @@ Shapes: B batch, S state, A action.
   [0.1, 0.9] "for a fair comparison with DWBC"); D = S for d(s), S + A for D(s, a).
 """
 
-from __future__ import annotations
-
-import math
-
-import torch
-from torch import nn
+from shared.il.models import Discriminator, Normalizer, TanhGaussianPolicy
+from shared.il.nets import mlp
 
 __all__ = ["mlp", "TanhGaussianPolicy", "Discriminator", "Normalizer"]
-
-MEAN_CLIP = 9.0  # paper code: mean clipped to +-9
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # paper code
-ACTION_EPS = 1e-6  # |a| <= 1 - eps before atanh (1 - 1e-7 rounds to 1 - 6e-8 in float32)
-
-
-def mlp(n_in: int, n_out: int, hidden: int = 256) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, n_out))
-
-
-class Normalizer(nn.Module):
-    """s -> (s - mean) / std with fixed statistics (D_e ∪ D_b in ILID; std floored at eps)."""
-
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor, eps: float = 1e-3):
-        super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).clamp_min(eps))
-
-    def forward(self, s: torch.Tensor) -> torch.Tensor:
-        return (s - self.mean) / self.std
-
-    def with_actions(self, action_dim: int) -> Normalizer:
-        """Normaliser of (s, a) rows: states as here, actions (already in [-1, 1]) unchanged."""
-        dev = self.mean.device
-        return Normalizer(torch.cat([self.mean, torch.zeros(action_dim, device=dev)]),
-                          torch.cat([self.std, torch.ones(action_dim, device=dev)]))
-
-
-class TanhGaussianPolicy(nn.Module):
-    """pi(a|s) = tanh_# N(mu(s), diag sigma(s)^2) on actions in [-1, 1]^A."""
-
-    def __init__(self, state_dim: int, action_dim: int, hidden: int = 256,
-                 normalizer: Normalizer | None = None):
-        super().__init__()
-        self.net = mlp(state_dim, 2 * action_dim, hidden)
-        self.norm = normalizer or Normalizer(torch.zeros(state_dim), torch.ones(state_dim))
-
-    def dist_params(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.net(self.norm(s)).chunk(2, dim=-1)
-        return mean.clamp(-MEAN_CLIP, MEAN_CLIP), log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-
-    def log_prob(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """log pi(a|s) (B,) for actions a (B, A) in [-1, 1] (clipped to +-(1 - eps) first)."""
-        mean, log_std = self.dist_params(s)
-        a = a.clamp(-1 + ACTION_EPS, 1 - ACTION_EPS)
-        u = torch.atanh(a)
-        logp = -0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
-        return (logp - torch.log1p(-a * a)).sum(-1)
-
-    @torch.no_grad()
-    def act(self, s: torch.Tensor) -> torch.Tensor:
-        """Deterministic action tanh(mean) (B, A)."""
-        return torch.tanh(self.dist_params(s)[0])
-
-
-class Discriminator(nn.Module):
-    """MLP 256-256 with a sigmoid output clipped to [lo, hi]: x (B, D) -> p (B,)."""
-
-    def __init__(self, in_dim: int, hidden: int = 256, clip: tuple[float, float] = (0.1, 0.9),
-                 normalizer: Normalizer | None = None):
-        super().__init__()
-        self.net = mlp(in_dim, 1, hidden)
-        self.lo, self.hi = clip
-        self.norm = normalizer or Normalizer(torch.zeros(in_dim), torch.ones(in_dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(self.norm(x))).squeeze(-1).clamp(self.lo, self.hi)
-
-    @torch.no_grad()
-    def predict(self, x: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
-        """forward() over a whole dataset x (N, D) -> (N,), without autograd, in row chunks
-        (chunks that stay in cache run about twice as fast on a CPU as one huge matmul)."""
-        if len(x) <= chunk:
-            return self(x)
-        return torch.cat([self(x[i:i + chunk]) for i in range(0, len(x), chunk)])

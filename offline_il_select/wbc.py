@@ -14,21 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from offline_il_select.models import TanhGaussianPolicy
+from shared.il.bc import bc_loss, importance_weight
+from shared.il.models import TanhGaussianPolicy
 
 __all__ = ["importance_weight", "weighted_bc_loss", "bc_loss"]
-
-
-def importance_weight(d: torch.Tensor) -> torch.Tensor:
-    """alpha = D / (1 - D) for discriminator outputs D (B,) in (0, 1)."""
-    return d / (1 - d)
-
-
-def bc_loss(policy: TanhGaussianPolicy, s: torch.Tensor, a: torch.Tensor,
-            w: torch.Tensor | None = None) -> torch.Tensor:
-    """-mean_B w * log pi(a|s) (w = 1 when None)."""
-    logp = policy.log_prob(s, a)
-    return -(logp if w is None else w * logp).mean()
 
 
 def weighted_bc_loss(policy: TanhGaussianPolicy, s_u: torch.Tensor, a_u: torch.Tensor,

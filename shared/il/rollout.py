@@ -109,13 +109,14 @@ def _pack(steps: list[tuple], noise_std: float) -> dict[str, np.ndarray]:
             "infos/noise_std": np.full(n, noise_std, np.float32)}
 
 
-def evaluate_policy(act_fn, env_id: str, n_episodes: int, seed: int, batch: int = 10
-                    ) -> np.ndarray:
+def evaluate_policy(act_fn, env_id: str, n_episodes: int, seed: int, batch: int = 10,
+                    make=None) -> np.ndarray:
     """Returns (n_episodes,) of `act_fn(obs (N, S)) -> actions (N, A)`, `batch` envs at a time.
 
     Episode i resets with `seed + i`; a deterministic act_fn thus gives reproducible returns.
+    `make(env_id)` builds the envs (default `make_env`; e.g. one with perturbed dynamics).
     """
-    envs = [make_env(env_id) for _ in range(min(batch, n_episodes))]
+    envs = [(make or make_env)(env_id) for _ in range(min(batch, n_episodes))]
     rets = np.zeros(n_episodes)
     next_ep = 0
     slots = []

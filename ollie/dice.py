@@ -1,0 +1,98 @@
+"""OLLIE step 2: the convex–concave saddle point over ν and y ≥ 0 (paper, method section).
+
+The surrogate objective max_π E_{ρ^π}[R̃] - KL(ρ^π ‖ ρ_o), with the Bellman-flow constraint on
+ρ^π dualised by ν(s) and y = ρ^π / ρ_o, is
+
+    min_ν max_{y ≥ 0}  L(ν, y) = E_{(s,a,s')~D_o}[ y(s,a) δ_ν(s,a,s') - y log y ]
+                                 + (1 - γ) E_{s0~p0}[ ν(s0) ]
+    δ_ν(s, a, s') = R̃(s, a) + γ (1 - done) ν(s') - ν(s)
+
+L is linear in the data distribution, so the minibatch mean of the bracket is an unbiased
+estimate of L and of its gradients (unlike DemoDICE/SMODICE's log-sum-exp of a batch). Pointwise
+in y the inner maximum is at y* = exp(δ̄_ν - 1) (δ̄: δ averaged over s'), a sanity check at
+convergence. y is positive by construction: y = exp(log y) with the network's output as log y
+(clamped). Updates are simultaneous Adam steps: descent for ν, ascent for y.
+
+Networks (official `FullyConnectedQFunction`: 3 x 256 ReLU): ν: s (B, S) -> (B,);
+y: (s‖a) (B, S + A) -> log y (B,). The official code's Q-style ν(s, a) is not the paper's; this
+follows the paper.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from shared.il.models import Normalizer
+from shared.il.nets import mlp
+
+__all__ = ["NuNet", "YNet", "saddle_objective", "saddle_step", "pointwise_y"]
+
+
+class NuNet(nn.Module):
+    """ν(s): s (B, S) -> (B,) (Lagrange multiplier of the Bellman flow constraint)."""
+
+    def __init__(self, state_dim: int, hidden: int = 256, norm: Normalizer | None = None):
+        super().__init__()
+        self.net = mlp(state_dim, 1, hidden, depth=3)
+        self.norm = norm or Normalizer(torch.zeros(state_dim), torch.ones(state_dim))
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        return self.net(self.norm(s)).squeeze(-1)
+
+
+class YNet(nn.Module):
+    """log y(s, a): (s‖a) (B, S + A) -> (B,), clamped to [lo, hi]; y = exp(log y) > 0."""
+
+    def __init__(self, in_dim: int, hidden: int = 256, norm: Normalizer | None = None,
+                 log_y_range: tuple[float, float] = (-10.0, 5.0)):
+        super().__init__()
+        self.net = mlp(in_dim, 1, hidden, depth=3)
+        self.norm = norm or Normalizer(torch.zeros(in_dim), torch.ones(in_dim))
+        self.lo, self.hi = log_y_range
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.norm(x)).squeeze(-1).clamp(self.lo, self.hi)
+
+
+def saddle_objective(log_y: torch.Tensor, reward: torch.Tensor, nu_s: torch.Tensor,
+                     nu_next: torch.Tensor, not_done: torch.Tensor, nu_s0: torch.Tensor,
+                     gamma: float, absorbing: tuple | None = None) -> torch.Tensor:
+    """Minibatch estimate of L(ν, y). log_y, reward, nu_s, nu_next, not_done: (B,) over D_o
+    transitions; nu_s0: (B0,) over initial states. Returns a scalar.
+
+    `absorbing` = (nu_abs, log_y_abs, reward_abs, share): terminations lead into an absorbing
+    state (as DemoDICE's data do) with its own scalar ν and y; its self-loop transitions make up
+    `share` of the data and enter in expectation. Without it a termination ends the flow, and an
+    occupancy that falls early loses mass and with it KL cost, which the objective then favours.
+    """
+    y = log_y.exp()
+    if absorbing is None:
+        delta = reward + gamma * not_done * nu_next - nu_s
+        return (y * delta - y * log_y).mean() + (1 - gamma) * nu_s0.mean()
+    nu_abs, log_y_abs, r_abs, share = absorbing
+    nxt = not_done * nu_next + (1 - not_done) * nu_abs
+    data = (y * (reward + gamma * nxt - nu_s) - y * log_y).mean()
+    y_abs = log_y_abs.exp()
+    loop = y_abs * (r_abs + (gamma - 1) * nu_abs) - y_abs * log_y_abs
+    return (1 - share) * data + share * loop + (1 - gamma) * nu_s0.mean()
+
+
+def saddle_step(objective: torch.Tensor, nu_params: list[nn.Parameter],
+                y_params: list[nn.Parameter], nu_opt: torch.optim.Optimizer,
+                y_opt: torch.optim.Optimizer) -> None:
+    """One simultaneous gradient step: ν descends L, y ascends it (same minibatch)."""
+    g_nu = torch.autograd.grad(objective, nu_params, retain_graph=True)
+    g_y = torch.autograd.grad(objective, y_params)
+    for p, g in zip(nu_params, g_nu):
+        p.grad = g
+    for p, g in zip(y_params, g_y):
+        p.grad = -g
+    nu_opt.step()
+    y_opt.step()
+
+
+def pointwise_y(reward: torch.Tensor, nu_s: torch.Tensor, expected_nu_next: torch.Tensor,
+                gamma: float) -> torch.Tensor:
+    """y* = exp(δ̄ - 1), the inner maximiser of L for fixed ν (δ̄ with E[ν(s')] given)."""
+    return torch.exp(reward + gamma * expected_nu_next - nu_s - 1)

@@ -1,0 +1,140 @@
+"""OLLIE's offline phase (steps 1-3 of the paper's method), one gradient step at a time.
+
+1. d(s, a): D_e vs D_o, PU loss (`discriminator.py`); R̃ = logit d over D_o, fixed afterwards.
+2. ν(s), y(s, a): the saddle point of L(ν, y) on D_o transitions and D_o's initial states
+   (`dice.py`), simultaneous Adam descent (ν) / ascent (y).
+3. π⁰: y-weighted BC on D_o (`extraction.py`); y over D_o is fixed once step 2 ends.
+
+`prep_step(i, gen)` runs step i of stages 1-2 (`prep_steps` in all); `loss(policy, gen)` is one
+stage-3 minibatch loss. All networks and optimiser states are in `state_dict()`, so the recipe can
+checkpoint and resume anywhere. The offline baselines (`baselines.py`) share this interface.
+Shapes: D_o (N_o, .), D_e (N_e, .), p0 (N_0, S); batches (B, .).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ollie.config import OfflineConfig
+from ollie.data import OLLIEData, initial_states
+from ollie.dice import NuNet, YNet, saddle_objective, saddle_step
+from ollie.discriminator import offline_disc_loss, surrogate_reward
+from ollie.extraction import extraction_loss
+from shared.il.discriminator import sample_rows
+from shared.il.models import Discriminator, Normalizer, TanhGaussianPolicy
+
+__all__ = ["OLLIEPretrainer", "t32"]
+
+
+def t32(x: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x), dtype=torch.float32, device=device)
+
+
+class OLLIEPretrainer:
+    """Offline OLLIE: d, then (ν, y), then y-weighted BC of the policy."""
+
+    name = "ollie"
+
+    def __init__(self, data: OLLIEData, norm: Normalizer, cfg: OfflineConfig):
+        self.cfg = cfg
+        dev = self.dev = norm.mean.device
+        union = data.union
+        S, A = union["observations"].shape[1], union["actions"].shape[1]
+        self.x_e = torch.cat([t32(data.expert["observations"], dev),
+                              t32(data.expert["actions"], dev)], 1)
+        self.s_o, self.a_o = t32(union["observations"], dev), t32(union["actions"], dev)
+        self.x_o = torch.cat([self.s_o, self.a_o], 1)
+        self.s_next = t32(union["next_observations"], dev)
+        self.not_done = 1.0 - t32(union["terminals"], dev)
+        self.s0 = t32(initial_states(union), dev)
+        sa_norm = norm.with_actions(A)
+        self.d = Discriminator(S + A, cfg.hidden, cfg.clip, sa_norm).to(dev)
+        self.nu = NuNet(S, cfg.hidden, norm).to(dev)
+        self.y = YNet(S + A, cfg.hidden, sa_norm, (-cfg.log_y_max - 5.0, cfg.log_y_max)).to(dev)
+        # the absorbing state (terminations lead there): scalar ν and log y, its reward is
+        # logit of d's lower clip (D_e holds no such state)
+        self.nu_abs = torch.zeros((), device=dev, requires_grad=True)
+        self.log_y_abs = torch.zeros((), device=dev, requires_grad=True)
+        n_term = float(union["terminals"].sum())
+        self.abs_share = n_term / (len(union["terminals"]) + n_term)
+        self.d_opt = torch.optim.Adam(self.d.parameters(), lr=cfg.disc_lr,
+                                      weight_decay=cfg.disc_weight_decay)
+        betas = (cfg.dice_beta1, 0.999)
+        extra = cfg.absorbing
+        self.nu_params = list(self.nu.parameters()) + ([self.nu_abs] if extra else [])
+        self.y_params = list(self.y.parameters()) + ([self.log_y_abs] if extra else [])
+        self.nu_opt = torch.optim.Adam(self.nu_params, lr=cfg.dice_lr, betas=betas)
+        self.y_opt = torch.optim.Adam(self.y_params, lr=cfg.dice_lr, betas=betas)
+        self.prep_steps = cfg.disc_steps + cfg.dice_steps
+        self.policy_steps = cfg.policy_steps
+        self.reward: torch.Tensor | None = None  # R̃ over D_o (N_o,), after stage 1
+        self.y_o: torch.Tensor | None = None  # y over D_o (N_o,), after stage 2
+        self.stats: dict = {}
+
+    # stage 1 and 2 -------------------------------------------------------------------------
+    def prep_step(self, i: int, gen: torch.Generator) -> float:
+        c = self.cfg
+        if i < c.disc_steps:
+            B = c.disc_batch
+            p = self.d(torch.cat([sample_rows(self.x_e, B, gen), sample_rows(self.x_o, B, gen)]))
+            loss = offline_disc_loss(p[:B], p[B:], c.disc_loss, c.pu_eta)
+            self.d_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.d_opt.step()
+            return loss.item()
+        r = self.surrogate()
+        idx = torch.randint(len(self.s_o), (c.dice_batch,), generator=gen, device=self.dev)
+        i0 = torch.randint(len(self.s0), (c.dice_batch,), generator=gen, device=self.dev)
+        nu = self.nu(torch.cat([self.s_o[idx], self.s_next[idx], self.s0[i0]]))
+        B = c.dice_batch
+        lo = torch.logit(torch.tensor(c.clip[0], device=self.dev))
+        # ν_abs on the scale of the absorbing state's value lo / (1 - γ) (a scalar under Adam
+        # moves about lr per step)
+        absorbing = (self.nu_abs / (1 - c.gamma), self.log_y_abs.clamp(self.y.lo, self.y.hi), lo,
+                     self.abs_share) if c.absorbing else None
+        obj = saddle_objective(self.y(self.x_o[idx]), r[idx], nu[:B], nu[B:2 * B],
+                               self.not_done[idx], nu[2 * B:], c.gamma, absorbing)
+        saddle_step(obj, self.nu_params, self.y_params, self.nu_opt, self.y_opt)
+        return obj.item()
+
+    def surrogate(self) -> torch.Tensor:
+        """R̃ = logit d over D_o (computed once d is trained)."""
+        if self.reward is None:
+            self.reward = surrogate_reward(self.d, self.x_o)
+        return self.reward
+
+    # stage 3 -------------------------------------------------------------------------------
+    def weights(self) -> torch.Tensor:
+        """y over D_o (N_o,), fixed once the saddle point is solved."""
+        if self.y_o is None:
+            with torch.no_grad():
+                self.y_o = torch.cat([self.y(self.x_o[i:i + 8192]).exp()
+                                      for i in range(0, len(self.x_o), 8192)])
+            n_e = len(self.x_e)
+            self.stats = {"y_mean_expert": float(self.y_o[:n_e].mean()),
+                          "y_mean_imperfect": float(self.y_o[n_e:].mean()),
+                          "reward_mean_expert": float(self.surrogate()[:n_e].mean()),
+                          "reward_mean_imperfect": float(self.surrogate()[n_e:].mean())}
+        return self.y_o
+
+    def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
+        y = self.weights()
+        idx = torch.randint(len(self.s_o), (self.cfg.policy_batch,), generator=gen,
+                            device=self.dev)
+        return extraction_loss(policy.log_prob(self.s_o[idx], self.a_o[idx]), y[idx])
+
+    def state_dict(self) -> dict:
+        return {**{k: getattr(self, k).state_dict()
+                   for k in ("d", "nu", "y", "d_opt", "nu_opt", "y_opt")},
+                "nu_abs": self.nu_abs.detach().clone(),
+                "log_y_abs": self.log_y_abs.detach().clone()}
+
+    def load_state_dict(self, st: dict) -> None:
+        for k, v in st.items():
+            if k in ("nu_abs", "log_y_abs"):
+                with torch.no_grad():
+                    getattr(self, k).copy_(v)
+            else:
+                getattr(self, k).load_state_dict(v)
+        self.reward = self.y_o = None
