@@ -8,7 +8,7 @@ import importlib
 
 import pytest
 
-PACKAGES = ["lemo", "ripple", "twscardio", "mobifuse", "offline_il_select", "robwe"]
+PACKAGES = ["lemo", "ripple", "twscardio", "mobifuse", "offline_il_select", "robwe", "ollie"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
