@@ -319,6 +319,91 @@ def accuracy_part(rep: BenchReport, bc: BenchConfig, device: str, train_tokens: 
     return out
 
 
+def arms_model(rep: BenchReport, bc: BenchConfig, device: str, train_tokens: np.ndarray,
+               val_tokens: np.ndarray) -> torch.nn.Module:
+    """The model the memory/time arms switch in place: with `bc.accuracy`, the fine-tuned LeMo
+    (predictor) arm after the accuracy part has added its rows; otherwise a fresh LoRA model
+    with fitted predictors."""
+    if bc.accuracy:
+        acc = accuracy_part(rep, bc, device, train_tokens, val_tokens)
+        rep.extra["passkey_selection"] = acc.get("passkey_selection")
+        return acc["model"]  # fine-tuned, with trained predictors
+    tc = TrainConfig(seed=bc.seed, model=bc.model, lora=bc.lora, lemo=bc.lemo,
+                     data=DataConfig(seq_len=bc.ft_seq_len), predictor=bc.predictor)
+    model = build_finetune_model(tc, device)
+    fit_predictors(model, predictor_batches(train_tokens, tc, bc.predictor.windows,
+                                            bc.seed + 1, device), bc.predictor)
+    return model
+
+
+def checks(rep: BenchReport, bc: BenchConfig, shares: dict) -> None:
+    """The package's targets, on the figures just measured (accuracy ones with `bc.accuracy`)."""
+    tgt = label(bc.target_seq_len)
+    mem_ratio = rep.value("lemo_full", "saved_MB", tgt) / rep.value("lora", "saved_MB", tgt)
+    rep.check(f"LeMo saved bytes / LoRA @{tgt}", mem_ratio, "<=", 0.6)
+    rep.check("predictor step-time share", shares["predictor_time_share"], "<=", 0.05)
+    if not bc.accuracy:
+        return
+    ft = "ft" + label(bc.ft_seq_len)
+    ppl_l, ppl_m = rep.value("lora", "ppl", ft), rep.value("lemo_full", "ppl", ft)
+    pk_l, pk_m = rep.value("lora", "passkey", ft), rep.value("lemo_full", "passkey", ft)
+    rep.check("LeMo ppl / LoRA ppl - 1", ppl_m / ppl_l - 1, "<=", 0.03)
+    rep.check(f"LoRA passkey accuracy @{label(bc.ft_seq_len)} (precondition)", pk_l, ">=", 0.8)
+    rep.check(f"LoRA passkey - LeMo passkey @{label(bc.ft_seq_len)} (points; vacuous unless "
+              "LoRA >= 80%)", 100 * (pk_l - pk_m), "<=", 2)
+    for s in bc.passkey_extra_lens:  # beyond the fine-tuning length
+        m = f"passkey@{label(s)}"
+        pk_l_s, pk_m_s = rep.value("lora", m, ft), rep.value("lemo_full", m, ft)
+        rep.check(f"LoRA passkey accuracy @{label(s)} (precondition)", pk_l_s, ">=", 0.8)
+        rep.check(f"LoRA passkey - LeMo passkey @{label(s)} (points; vacuous unless "
+                  "LoRA >= 80%)", 100 * (pk_l_s - pk_m_s), "<=", 2)
+    rep.check("predictor recall vs exact selection",
+              rep.value("lemo_full_pred", "recall", ft), ">=", 0.9)
+
+
+def headlines(rep: BenchReport, bc: BenchConfig) -> None:
+    """The rows of results/SUMMARY.md: memory, step time and (with `bc.accuracy`) perplexity."""
+    tgt = label(bc.target_seq_len)
+    lora_b, full_b = rep.value("lora", "saved_MB", tgt), rep.value("lemo_full", "saved_MB", tgt)
+    t_ratio = rep.value("lora", "step_s", tgt) / rep.value("lemo_full", "step_s", tgt)
+    rep.headline("up to 1.93x less memory than LoRA (Llama2-7B, A800)",
+                 f"{lora_b / full_b:.2f}x less saved activation memory", "LoRA",
+                 lora_b / full_b, setting=f"{tgt} tokens, CPU saved-tensor bytes")
+    rep.headline("up to 1.36x faster steps than LoRA", f"{t_ratio:.2f}x step time", "LoRA",
+                 t_ratio, setting=f"{tgt} tokens, 2-core CPU, exact scorer")
+    if bc.accuracy:
+        ft = "ft" + label(bc.ft_seq_len)
+        ppl_l, ppl_m = rep.value("lora", "ppl", ft), rep.value("lemo_full", "ppl", ft)
+        rep.headline("perplexity within ~0.1-0.2 of LoRA (7B, PG19)",
+                     f"ppl {ppl_m:.3f} vs {ppl_l:.3f}", "LoRA", ppl_l / ppl_m,
+                     setting=f"tiny byte LM, {bc.ft_seq_len} tokens, dense eval")
+
+
+def notes(rep: BenchReport, bc: BenchConfig, t_start: float) -> None:
+    """What the columns measure, the LeMo settings and the bench's wall time."""
+    rep.notes += [
+        "saved_MB: exact bytes autograd saves for backward in one training step (parameters "
+        "excluded), batch 1, float32.",
+        "step_s: median forward+backward seconds on this machine (shared CPU: compare ratios).",
+        f"lemo_* arms use keep ratio {bc.lemo.keep_ratio:.2f}, block {bc.lemo.block_size}, "
+        f"layers kept dense: first {100 * bc.lemo.dense_first:.0f}% + last; lemo_full prunes "
+        f"{100 * bc.mlp_prune_ratio:.0f}% of MLP channels from the saved activations "
+        "(approximate input gradient).",
+        f"total bench time {time.perf_counter() - t_start:.0f} s",
+    ]
+
+
+def plot_metrics(rep: BenchReport) -> list[str] | None:
+    """The metrics bench.png shows; None (and a note) without matplotlib."""
+    try:
+        import matplotlib  # noqa: F401
+
+        return ["saved_MB", "step_s"]
+    except ImportError:
+        rep.notes.append("matplotlib missing: no bench.png")
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser("lemo.bench", DESCRIPTION, default_config=None)
     parser.add_argument("--no-accuracy", action="store_true",
@@ -336,73 +421,17 @@ def main(argv: list[str] | None = None) -> int:
     train_tokens = load_text(None, "train", "text", 4_000_000)
     val_tokens = load_text(None, "val", "text", 2_000_000)
 
-    if bc.accuracy:
-        acc = accuracy_part(rep, bc, device, train_tokens, val_tokens)
-        model = acc["model"]  # fine-tuned, with trained predictors: reused for memory arms
-        rep.extra["passkey_selection"] = acc.get("passkey_selection")
-    else:
-        tc = TrainConfig(seed=bc.seed, model=bc.model, lora=bc.lora, lemo=bc.lemo,
-                         data=DataConfig(seq_len=bc.ft_seq_len), predictor=bc.predictor)
-        model = build_finetune_model(tc, device)
-        fit_predictors(model, predictor_batches(train_tokens, tc, bc.predictor.windows,
-                                                bc.seed + 1, device), bc.predictor)
+    model = arms_model(rep, bc, device, train_tokens, val_tokens)
     memory_part(rep, model, bc, device)
     shares = predictor_share(rep, model, bc, device)
     rep.extra["predictor"] = shares
     rep.extra["mlp_pruning"] = mlp_pruning_fidelity(model, bc, device, val_tokens)
     log.info("predictor: %s; MLP pruning: %s", shares, rep.extra["mlp_pruning"])
 
-    tgt = label(bc.target_seq_len)
-    lora_b = rep.value("lora", "saved_MB", tgt)
-    full_b = rep.value("lemo_full", "saved_MB", tgt)
-    mem_ratio = full_b / lora_b
-    rep.check(f"LeMo saved bytes / LoRA @{tgt}", mem_ratio, "<=", 0.6)
-    t_ratio = rep.value("lora", "step_s", tgt) / rep.value("lemo_full", "step_s", tgt)
-    rep.headline("up to 1.93x less memory than LoRA (Llama2-7B, A800)",
-                 f"{lora_b / full_b:.2f}x less saved activation memory", "LoRA",
-                 lora_b / full_b, setting=f"{tgt} tokens, CPU saved-tensor bytes")
-    rep.headline("up to 1.36x faster steps than LoRA", f"{t_ratio:.2f}x step time", "LoRA",
-                 t_ratio, setting=f"{tgt} tokens, 2-core CPU, exact scorer")
-    rep.check("predictor step-time share", shares["predictor_time_share"], "<=", 0.05)
-    if bc.accuracy:
-        ft = "ft" + label(bc.ft_seq_len)
-        ppl_l, ppl_m = rep.value("lora", "ppl", ft), rep.value("lemo_full", "ppl", ft)
-        pk_l, pk_m = rep.value("lora", "passkey", ft), rep.value("lemo_full", "passkey", ft)
-        rep.check("LeMo ppl / LoRA ppl - 1", ppl_m / ppl_l - 1, "<=", 0.03)
-        rep.check(f"LoRA passkey accuracy @{label(bc.ft_seq_len)} (precondition)", pk_l, ">=",
-                  0.8)
-        rep.check(f"LoRA passkey - LeMo passkey @{label(bc.ft_seq_len)} (points; vacuous unless "
-                  "LoRA >= 80%)", 100 * (pk_l - pk_m), "<=", 2)
-        for s in bc.passkey_extra_lens:  # beyond the fine-tuning length
-            m = f"passkey@{label(s)}"
-            pk_l_s, pk_m_s = rep.value("lora", m, ft), rep.value("lemo_full", m, ft)
-            rep.check(f"LoRA passkey accuracy @{label(s)} (precondition)", pk_l_s, ">=", 0.8)
-            rep.check(f"LoRA passkey - LeMo passkey @{label(s)} (points; vacuous unless "
-                      "LoRA >= 80%)", 100 * (pk_l_s - pk_m_s), "<=", 2)
-        rep.check("predictor recall vs exact selection",
-                  rep.value("lemo_full_pred", "recall", ft), ">=", 0.9)
-        rep.headline("perplexity within ~0.1-0.2 of LoRA (7B, PG19)",
-                     f"ppl {ppl_m:.3f} vs {ppl_l:.3f}", "LoRA", ppl_l / ppl_m,
-                     setting=f"tiny byte LM, {bc.ft_seq_len} tokens, dense eval")
-    rep.notes += [
-        "saved_MB: exact bytes autograd saves for backward in one training step (parameters "
-        "excluded), batch 1, float32.",
-        "step_s: median forward+backward seconds on this machine (shared CPU: compare ratios).",
-        f"lemo_* arms use keep ratio {bc.lemo.keep_ratio:.2f}, block {bc.lemo.block_size}, "
-        f"layers kept dense: first {100 * bc.lemo.dense_first:.0f}% + last; lemo_full prunes "
-        f"{100 * bc.mlp_prune_ratio:.0f}% of MLP channels from the saved activations "
-        "(approximate input gradient).",
-        f"total bench time {time.perf_counter() - t_start:.0f} s",
-    ]
-    try:
-        import matplotlib  # noqa: F401
-
-        plots = ["saved_MB", "step_s"]
-    except ImportError:
-        plots = None
-        rep.notes.append("matplotlib missing: no bench.png")
-    path = rep.write(run_dir, plot_metrics=plots)
-    log.info("wrote %s", path)
+    checks(rep, bc, shares)
+    headlines(rep, bc)
+    notes(rep, bc, t_start)
+    rep.write(run_dir, plot_metrics=plot_metrics(rep))
     return 0
 
 

@@ -43,6 +43,7 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -515,8 +516,13 @@ def evaluate_targets(rep: BenchReport, cfg: GpuBenchConfig, longest: dict) -> No
                   "<=", 1.10)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(
+QUICK = {"seq_lens": [4096], "repeats": 3, "warmup": 2, "search_arms": [],
+         "micro_seq_lens": [4096], "profile": []}
+
+
+def _parser():
+    """The command line: the common flags, with this bench's description and examples."""
+    return build_parser(
         "lemo.gpu_bench",
         "LeMo vs LoRA / LongLoRA / chunked loss on a GPU: peak and activation memory, step "
         "time, TFLOP/s and longest trainable length for every arm and sequence length, plus "
@@ -527,107 +533,107 @@ def main(argv: list[str] | None = None) -> int:
                "  python -m lemo.gpu_bench --config configs/lemo/gpu_opt.yaml\n"
                "  python -m lemo.gpu_bench --set 'seq_lens=[8192]' --set 'arms=[lora,lemo_full]' "
                "--set 'peak_traces=[lemo_full@8192]' --set micro=false --set 'search_arms=[]'")
-    quick = {"seq_lens": [4096], "repeats": 3, "warmup": 2, "search_arms": [],
-             "micro_seq_lens": [4096], "profile": []}
-    args, cfg = parse_args(argv, GpuBenchConfig, prog="lemo.gpu_bench",
-                           description="", parser=parser, quick=quick)
-    device = pick_device(cfg.device)
-    if device == "cpu" and cfg.micro:
-        raise ConfigError("micro: true needs a CUDA device (set micro=false for a CPU run)")
-    t0 = time.monotonic()
-    deadline = t0 + cfg.time_budget_s
-    run_dir = make_run_dir(args.out, "lemo", "gpu_bench")
-    set_seed(cfg.seed)
-    if device.startswith("cuda"):
-        torch.backends.cuda.matmul.allow_tf32 = True
-    command = "python -m lemo.gpu_bench " + shlex.join(sys.argv[1:] if argv is None else argv)
-    rep = BenchReport("lemo", baseline="lora", command=command)
-    rep.extra["config"] = asdict(cfg)
-    rep.extra["kernel_backend"] = _backend()
 
-    def write() -> None:
-        rep.write(run_dir, plot_metrics=["peak_gib", "step_s"])
 
-    if cfg.micro:
-        from lemo.kernels.microbench import run_microbench
+def microbenchmarks(rep: BenchReport, cfg: GpuBenchConfig) -> None:
+    """The kernels vs their PyTorch fallbacks (into `rep.extra["microbench"]`) and the check
+    that they agree."""
+    from lemo.kernels.microbench import run_microbench
 
-        log.info("kernel micro-benchmarks at %s", cfg.micro_seq_lens)
-        micro = run_microbench(tuple(cfg.micro_seq_lens), keep=cfg.keep_ratio, seed=cfg.seed)
-        rep.extra["microbench"] = micro
-        worst = max(r["max_rel_err"] for r in micro)
-        rep.check("kernels equal fallbacks (max relative error, bf16)", worst, "<=", 1e-2)
-        for r in micro:
-            log.info("  %-22s %-4s triton %.3f ms  torch %.3f ms  (%.2fx)  err %.1e",
-                     r["kernel"], r["setting"], r["triton_ms"], r["torch_ms"], r["speedup"],
-                     r["max_rel_err"])
-        write()
+    log.info("kernel micro-benchmarks at %s", cfg.micro_seq_lens)
+    micro = run_microbench(tuple(cfg.micro_seq_lens), keep=cfg.keep_ratio, seed=cfg.seed)
+    rep.extra["microbench"] = micro
+    worst = max(r["max_rel_err"] for r in micro)
+    rep.check("kernels equal fallbacks (max relative error, bf16)", worst, "<=", 1e-2)
+    for r in micro:
+        log.info("  %-22s %-4s triton %.3f ms  torch %.3f ms  (%.2fx)  err %.1e",
+                 r["kernel"], r["setting"], r["triton_ms"], r["torch_ms"], r["speedup"],
+                 r["max_rel_err"])
 
-    model = build_model(cfg.model, max(cfg.search_max, *cfg.seq_lens), device, cfg.lora_r,
-                        cfg.lora_alpha)
-    if any(a.startswith("lemo") for a in cfg.arms + cfg.search_arms) and cfg.scorer == "predictor":
-        rep.extra["predictor_params"] = attach_predictors(model, cfg, device)
-    runner = Runner(model, cfg, device)
+
+def measure_lengths(rep: BenchReport, runner: Runner, lengths: list[int], deadline: float,
+                    ok_len: dict[str, int], bad_len: dict[str, int],
+                    save: Callable[[], None]) -> None:
+    """A row per arm at each length (or `status` oom / skipped); updates each arm's longest
+    length that fit (`ok_len`) and shortest that did not (`bad_len`); saves after each length."""
+    for s in lengths:
+        for arm in runner.cfg.arms:
+            if bad_len.get(arm, s + 1) <= s:  # already out of memory at a shorter length
+                rep.add(arm, _setting(s), status="oom")
+                continue
+            if time.monotonic() > deadline:
+                rep.add(arm, _setting(s), status="skipped (time budget)")
+                continue
+            row = runner.measure(arm, s)
+            rep.add(arm, _setting(s), seq_len=s, **row)
+            if row["status"] == "ok":
+                ok_len[arm] = max(s, ok_len.get(arm, 0))
+                log.info("%-15s %6d  peak %6.2f GiB  act %6.2f GiB  step %.3f s  %.0f TFLOP/s",
+                         arm, s, row.get("peak_gib", float("nan")),
+                         row.get("act_gib", float("nan")), row["step_s"], row["tflops"])
+            else:
+                bad_len[arm] = min(s, bad_len.get(arm, s))
+                log.info("%-15s %6d  out of memory", arm, s)
+        save()
+
+
+def search_longest(rep: BenchReport, runner: Runner, deadline: float, ok_len: dict[str, int],
+                   bad_len: dict[str, int], longest: dict[str, dict],
+                   save: Callable[[], None]) -> None:
+    """The longest trainable length of each search arm that ran, from its known good and bad
+    lengths, into `longest` (and `rep.extra["longest"]`); saves after each arm."""
+    for arm in runner.cfg.search_arms:
+        if arm not in ok_len or time.monotonic() > deadline:
+            continue
+        res = runner.longest(arm, ok_len[arm], bad_len.get(arm), deadline)
+        longest[arm] = res
+        log.info("longest trainable %-15s %s", arm, res)
+        rep.extra["longest"] = longest
+        save()
+
+
+def lengths_then_longest(rep: BenchReport, runner: Runner, deadline: float,
+                         save: Callable[[], None]) -> dict[str, dict]:
+    """Every arm at every length, and the longest-length search. Lengths whose LeMo arms run
+    CUDA graphs go last, after the search: whatever the graphs leave allocated in this process
+    cannot then raise other rows' peaks. Returns {arm: runner.longest(...)}."""
+    cfg = runner.cfg
     ok_len: dict[str, int] = {}
     bad_len: dict[str, int] = {}
-
-    def measure_lengths(lengths: list[int]) -> None:
-        for s in lengths:
-            for arm in cfg.arms:
-                if bad_len.get(arm, s + 1) <= s:  # already out of memory at a shorter length
-                    rep.add(arm, _setting(s), status="oom")
-                    continue
-                if time.monotonic() > deadline:
-                    rep.add(arm, _setting(s), status="skipped (time budget)")
-                    continue
-                row = runner.measure(arm, s)
-                rep.add(arm, _setting(s), seq_len=s, **row)
-                if row["status"] == "ok":
-                    ok_len[arm] = max(s, ok_len.get(arm, 0))
-                    log.info("%-15s %6d  peak %6.2f GiB  act %6.2f GiB  step %.3f s  %.0f TFLOP/s",
-                             arm, s, row.get("peak_gib", float("nan")),
-                             row.get("act_gib", float("nan")), row["step_s"], row["tflops"])
-                else:
-                    bad_len[arm] = min(s, bad_len.get(arm, s))
-                    log.info("%-15s %6d  out of memory", arm, s)
-            write()
-
     longest: dict[str, dict] = {}
-
-    def search() -> None:
-        for arm in cfg.search_arms:
-            if arm not in ok_len or time.monotonic() > deadline:
-                continue
-            res = runner.longest(arm, ok_len[arm], bad_len.get(arm), deadline)
-            longest[arm] = res
-            log.info("longest trainable %-15s %s", arm, res)
-            rep.extra["longest"] = longest
-            write()
-
-    # Lengths whose LeMo arms run CUDA graphs go last, after the longest-length search: whatever
-    # the graphs leave allocated in this process cannot then raise other rows' peaks.
     graphed = [s for s in cfg.seq_lens if s <= cfg.cuda_graph_max_tokens]
     eager = [s for s in cfg.seq_lens if s not in graphed]
-    measure_lengths(eager)
+    measure_lengths(rep, runner, eager, deadline, ok_len, bad_len, save)
     if eager:
-        search()
-    measure_lengths(graphed)
+        search_longest(rep, runner, deadline, ok_len, bad_len, longest, save)
+    measure_lengths(rep, runner, graphed, deadline, ok_len, bad_len, save)
     if not eager:
-        search()
+        search_longest(rep, runner, deadline, ok_len, bad_len, longest, save)
+    return longest
 
+
+def paired_timings(rep: BenchReport, runner: Runner, deadline: float,
+                   save: Callable[[], None]) -> None:
+    """Each `a/b@length` of `cfg.paired` timed in alternating rounds, into
+    `rep.extra["paired"]`; saves after each pair."""
     pairs = []
-    for spec in cfg.paired:
+    for spec in runner.cfg.paired:
         pair, _, length = spec.partition("@")
         if time.monotonic() > deadline:
             break
-        res = runner.paired(*pair.split("/"), int(length), cfg.paired_rounds)
+        res = runner.paired(*pair.split("/"), int(length), runner.cfg.paired_rounds)
         pairs.append(res)
         log.info("paired %s: %s / %s per round %s (median %.3f)", spec, res["b"], res["a"],
                  [round(r, 3) for r in res["ratios_b_over_a"]], res["median_ratio"])
         rep.extra["paired"] = pairs
-        write()
+        save()
 
+
+def profiles(rep: BenchReport, runner: Runner, deadline: float) -> None:
+    """Kernel-time profiles of each `arm@length` of `cfg.profile`, into
+    `rep.extra["profile"]` (an out-of-memory step is recorded as an error)."""
     prof = []
-    for spec in cfg.profile:
+    for spec in runner.cfg.profile:
         arm, _, length = spec.partition("@")
         if time.monotonic() > deadline:
             break
@@ -640,8 +646,13 @@ def main(argv: list[str] | None = None) -> int:
         log.info("profile %s: %s", spec, {k: v for k, v in res.items() if k != "top"})
     if prof:
         rep.extra["profile"] = prof
+
+
+def peak_traces(rep: BenchReport, runner: Runner, deadline: float) -> None:
+    """What is live at the memory peak of each `arm@length` of `cfg.peak_traces` (CUDA only),
+    into `rep.extra["peak_traces"]`."""
     traces = []
-    for spec in cfg.peak_traces:
+    for spec in runner.cfg.peak_traces:
         arm, _, length = spec.partition("@")
         if time.monotonic() > deadline or not runner.cuda:
             break
@@ -656,9 +667,43 @@ def main(argv: list[str] | None = None) -> int:
     if traces:
         rep.extra["peak_traces"] = traces
 
+
+def main(argv: list[str] | None = None) -> int:
+    args, cfg = parse_args(argv, GpuBenchConfig, prog="lemo.gpu_bench",
+                           description="", parser=_parser(), quick=QUICK)
+    device = pick_device(cfg.device)
+    if device == "cpu" and cfg.micro:
+        raise ConfigError("micro: true needs a CUDA device (set micro=false for a CPU run)")
+    t0 = time.monotonic()
+    deadline = t0 + cfg.time_budget_s
+    run_dir = make_run_dir(args.out, "lemo", "gpu_bench")
+    set_seed(cfg.seed)
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+    command = "python -m lemo.gpu_bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    rep = BenchReport("lemo", baseline="lora", command=command)
+    rep.extra["config"] = asdict(cfg)
+    rep.extra["kernel_backend"] = _backend()
+
+    def save() -> None:  # after every step: a crash or a time-out keeps what was measured
+        rep.write(run_dir, plot_metrics=["peak_gib", "step_s"])
+
+    if cfg.micro:
+        microbenchmarks(rep, cfg)
+        save()
+    model = build_model(cfg.model, max(cfg.search_max, *cfg.seq_lens), device, cfg.lora_r,
+                        cfg.lora_alpha)
+    if any(a.startswith("lemo") for a in cfg.arms + cfg.search_arms) and cfg.scorer == "predictor":
+        rep.extra["predictor_params"] = attach_predictors(model, cfg, device)
+    runner = Runner(model, cfg, device)
+    longest = lengths_then_longest(rep, runner, deadline, save)
+    paired_timings(rep, runner, deadline, save)
+    profiles(rep, runner, deadline)
+    peak_traces(rep, runner, deadline)
+
     _summarise(rep, cfg, longest)
     rep.extra["elapsed_s"] = time.monotonic() - t0
-    write()
+    save()
     atomic_write_text(run_dir / "details.md", details_markdown(rep.to_dict()))
     log.info("wrote %s", run_dir / "bench.json")
     return 0

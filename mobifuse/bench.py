@@ -39,7 +39,7 @@ from mobifuse.train import predict, scene_seeds, to_tensors, train_fusion_net
 from shared.bench import BenchReport, save_figure
 from shared.cache import cached_file
 from shared.cli import parse_args, run
-from shared.config import save_config, to_dict
+from shared.config import to_dict
 from shared.io import make_run_dir
 from shared.log import get_logger
 from shared.runtime import cpu_count
@@ -171,24 +171,16 @@ def _plots(run_dir, sweep_rows: dict, d: dict, preds: dict) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args, cfg = parse_args(argv, BenchConfig, prog="mobifuse.bench",
-                           description=__doc__,
-                           default_config="configs/mobifuse/bench.yaml", quick=QUICK)
-    torch.set_num_threads(cfg.train.threads)
-    run_dir = make_run_dir(args.out, "mobifuse", "bench")
-    save_config(cfg, run_dir / "config.yaml")
-    tc = cfg.train
-    sim, st_cfg, dei_cfg = tc.sim, tc.stereo, tc.dei
-    train_seeds, _ = scene_seeds(tc)
-    train = build_dataset(train_seeds, sim, st_cfg, dei_cfg, desc="train scenes")
-    base = tc.seed * 100_000
-    test = build_dataset([base + TEST_SEED0 + i for i in range(cfg.test_scenes)], sim, st_cfg,
-                         dei_cfg, desc="test scenes")
-    nets = {"dei": trained_net(tc, train, True), "no_dei": trained_net(tc, train, False)}
+def _scene_seeds(cfg: BenchConfig, seed0: int, n: int) -> list[int]:
+    """`n` scene seeds of this training seed's held-out block starting at `seed0`."""
+    return [cfg.train.seed * 100_000 + seed0 + i for i in range(n)]
 
-    rep = BenchReport("mobifuse", baseline="tof_only", command=sys.argv)
-    preds = run_arms(test, nets)
+
+def overall_rows(rep: BenchReport, cfg: BenchConfig, test: dict,
+                 preds: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Depth, per-region and Chamfer metrics of every arm on the test scenes; a row per arm.
+    Returns {arm: metrics}."""
+    sim = cfg.train.sim
     gt = test["gt"]
     K = sim_calibration(sim).K_left / sim.work_downsample
     K[2, 2] = 1.0
@@ -200,23 +192,42 @@ def main(argv: list[str] | None = None) -> int:
         m["chamfer"] = mean_chamfer(p, gt, K, cfg.chamfer_points)
         overall[arm] = m
         rep.add(arm, setting="overall", **m)
+    return overall
 
+
+def sweeps(rep: BenchReport, cfg: BenchConfig, nets: dict) -> dict[str, list]:
+    """Every arm's MAE at each point of each sweep (the same scenes at every point: only the
+    swept factor changes); a row per arm and point. Returns {factor: [(value, {arm: mae})]}."""
+    tc = cfg.train
     sweep_rows: dict[str, list] = {}
     for factor, key in SWEEPS.items():
         values = getattr(cfg, f"sweep_{factor}")
         sweep_rows[factor] = []
         for val in values:
-            # the same scenes at every point: only the swept factor changes
-            seeds = [base + SWEEP_SEED0 + i for i in range(cfg.sweep_scenes)]
-            d = build_dataset(seeds, sim, st_cfg, dei_cfg, overrides={key: float(val)},
+            seeds = _scene_seeds(cfg, SWEEP_SEED0, cfg.sweep_scenes)
+            d = build_dataset(seeds, tc.sim, tc.stereo, tc.dei, overrides={key: float(val)},
                               desc=f"{factor}={val:g}")
             pr = run_arms(d, nets)
             maes = {arm: depth_metrics(p, d["gt"])["mae"] for arm, p in pr.items()}
             sweep_rows[factor].append((float(val), maes))
             for arm, v in maes.items():
                 rep.add(arm, setting=f"{factor}={val:g}", mae=v)
+    return sweep_rows
 
-    # --- checks: the package's targets, on the figures just measured
+
+def _points(sweep_rows: dict[str, list]) -> list[dict]:
+    """Every sweep point's {arm: mae}."""
+    return [m for rows in sweep_rows.values() for _, m in rows]
+
+
+def _win_share(sweep_rows: dict[str, list]) -> float:
+    """Share of sweep points where MobiFuse's MAE <= the best baseline's."""
+    return float(np.mean([m["mobifuse"] <= min(m[b] for b in BASELINES)
+                          for m in _points(sweep_rows)]))
+
+
+def checks(rep: BenchReport, overall: dict, sweep_rows: dict, rho: dict, lat: dict) -> None:
+    """The package's targets, on the figures just measured."""
     fused = overall["mobifuse"]["mae"]
     best_single = min(overall["tof_only"]["mae"], overall["sgbm_only"]["mae"])
     rep.check("fused MAE / min(ToF-only, SGBM-only) MAE", fused / best_single, "<=", 0.5)
@@ -224,18 +235,19 @@ def main(argv: list[str] | None = None) -> int:
     rep.check("MAE reduction vs inverse-variance fusion", red_iv, ">=", 0.20)
     red_nodei = 1 - fused / overall["net_no_dei"]["mae"]
     rep.check("MAE reduction vs no-DEI network", red_nodei, ">=", 0.10)
-    pts = [m for rows in sweep_rows.values() for _, m in rows]
-    wins = [m["mobifuse"] <= min(m[b] for b in BASELINES) for m in pts]
-    rep.check("share of sweep points where MobiFuse <= best baseline", float(np.mean(wins)),
+    rep.check("share of sweep points where MobiFuse <= best baseline", _win_share(sweep_rows),
               ">=", 0.90)
-    rho_t = dei_spearman(test["sigma_tof"], test["geom"][:, 0], gt)
-    rho_s = dei_spearman(test["sigma_st"], test["geom"][:, 2], gt)
-    rep.check("DEI_tof Spearman vs true ToF error", rho_t, ">=", 0.5)
-    rep.check("DEI_stereo Spearman vs true SGBM error", rho_s, ">=", 0.5)
-    lat = latency(cfg, nets["dei"])
+    rep.check("DEI_tof Spearman vs true ToF error", rho["tof"], ">=", 0.5)
+    rep.check("DEI_stereo Spearman vs true SGBM error", rho["stereo"], ">=", 0.5)
     rep.check("fusion-net CPU s per 320x240 frame, 1 thread (excl. SGBM)", lat["net_cpu_s"],
               "<=", 0.1)
 
+
+def headlines(rep: BenchReport, cfg: BenchConfig, overall: dict, sweep_rows: dict,
+              rho: dict) -> None:
+    """The rows of results/SUMMARY.md: error vs the best baseline (all, then non-learned only),
+    the DEI's correlation, 3D reconstruction."""
+    fused, pts = overall["mobifuse"]["mae"], _points(sweep_rows)
     best_base = min(BASELINES, key=lambda b: overall[b]["mae"])
     red_best = 1 - fused / overall[best_base]["mae"]
     max_red = max(1 - m["mobifuse"] / min(m[b] for b in BASELINES) for m in pts)
@@ -255,27 +267,58 @@ def main(argv: list[str] | None = None) -> int:
                  ratio=overall[best_classic]["mae"] / fused,
                  setting=f"{cfg.test_scenes} held-out sim scenes, 160x120")
     rep.headline(claim="DEI characterises each sensor's depth error",
-                 measured=f"Spearman ToF {rho_t:.2f}, stereo {rho_s:.2f}", baseline="-",
-                 ratio=None, setting="held-out sim scenes")
+                 measured=f"Spearman ToF {rho['tof']:.2f}, stereo {rho['stereo']:.2f}",
+                 baseline="-", ratio=None, setting="held-out sim scenes")
     rep.headline(claim="helps downstream 3D reconstruction",
                  measured=f"Chamfer {overall['mobifuse']['chamfer'] * 100:.2f} cm vs "
                           f"{overall[best_base]['chamfer'] * 100:.2f} cm ({best_base})",
                  baseline=best_base,
                  ratio=overall[best_base]["chamfer"] / overall["mobifuse"]["chamfer"],
                  setting="back-projected clouds")
+
+
+def extras_and_notes(rep: BenchReport, cfg: BenchConfig, lat: dict, rho: dict,
+                     sweep_rows: dict) -> None:
+    """Latency (vs SGBM and the 100 ms budget), the DEI's correlations and the sweep win share
+    into `rep.extra`; the latency and the arms in words."""
     rep.extra["latency"] = {**lat, "net_over_sgbm_cpu": lat["net_cpu_s"] / lat["sgbm_cpu_s"],
                             "net_cpu_over_100ms_budget": lat["net_cpu_s"] / 0.1,
                             "threads": cfg.train.threads, "cpu_count": cpu_count()}
-    rep.extra["dei_spearman"] = {"tof": rho_t, "stereo": rho_s}
-    rep.extra["sweep_win_share"] = float(np.mean(wins))
+    rep.extra["dei_spearman"] = rho
+    rep.extra["sweep_win_share"] = _win_share(sweep_rows)
     rep.notes.append(f"latency per 320x240 frame, 1 thread: net CPU "
                      f"{lat['net_cpu_s'] * 1e3:.1f} ms "
                      f"(wall {lat['net_wall_s'] * 1e3:.1f} ms on the shared CPU) = "
                      f"{lat['net_cpu_s'] / lat['sgbm_cpu_s']:.2f}x SGBM's CPU time")
     rep.notes.append("arms: " + ", ".join(ARMS) + "; 'oracle' is a ceiling, not a baseline")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, cfg = parse_args(argv, BenchConfig, prog="mobifuse.bench",
+                           description=__doc__,
+                           default_config="configs/mobifuse/bench.yaml", quick=QUICK)
+    torch.set_num_threads(cfg.train.threads)
+    run_dir = make_run_dir(args.out, "mobifuse", "bench")
+    tc = cfg.train
+    train_seeds, _ = scene_seeds(tc)
+    train = build_dataset(train_seeds, tc.sim, tc.stereo, tc.dei, desc="train scenes")
+    test = build_dataset(_scene_seeds(cfg, TEST_SEED0, cfg.test_scenes), tc.sim, tc.stereo,
+                         tc.dei, desc="test scenes")
+    nets = {"dei": trained_net(tc, train, True), "no_dei": trained_net(tc, train, False)}
+
+    rep = BenchReport("mobifuse", baseline="tof_only", command=sys.argv)
+    preds = run_arms(test, nets)
+    overall = overall_rows(rep, cfg, test, preds)
+    sweep_rows = sweeps(rep, cfg, nets)
+    rho = {"tof": dei_spearman(test["sigma_tof"], test["geom"][:, 0], test["gt"]),
+           "stereo": dei_spearman(test["sigma_st"], test["geom"][:, 2], test["gt"])}
+    lat = latency(cfg, nets["dei"])
+
+    checks(rep, overall, sweep_rows, rho, lat)
+    headlines(rep, cfg, overall, sweep_rows, rho)
+    extras_and_notes(rep, cfg, lat, rho, sweep_rows)
     _plots(run_dir, sweep_rows, test, preds)
-    path = rep.write(run_dir, plot_metrics=["mae"])
-    log.info("wrote %s", path)
+    rep.write(run_dir, plot_metrics=["mae"], config=cfg)
     return 0
 
 

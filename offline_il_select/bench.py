@@ -308,7 +308,8 @@ def summarise(rows: list[dict], studies: dict, quick: bool, command: list[str],
     return rep
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser():
+    """The command line: the common flags plus the choice of settings, seeds, arms and budget."""
     p = build_parser("offline_il_select.bench", __doc__.split("\n\n")[0])
     p.add_argument("--workers", type=int, default=1,
                    help="worker processes (one thread each) for the (setting, seed, arm) jobs "
@@ -330,8 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--from-rows", default="",
                    help="summarise the rows.json of an earlier (possibly partial) run instead "
                         "of training")
-    args, _ = parse_args(argv, TrainConfig, prog="offline_il_select.bench",
-                         description=__doc__, parser=p)
+    return p
+
+
+def chosen(args) -> tuple[list[str], list[str], list[int], int | None]:
+    """The settings, arms, training seeds and policy steps (None: the default budget) the flags
+    choose; a ConfigError for an unknown or inconsistent choice."""
     settings = [s for s in args.settings.split(",") if s] or (
         ["hopper-random", "hopper-medium+random"] if args.quick else list(SETTINGS))
     for s in settings:
@@ -345,57 +350,85 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("--arms: must include ilid and bc_expert (the summary compares them)")
     if args.steps < 0 or args.workers < 1:
         raise ConfigError("--steps must be >= 0 and --workers >= 1")
-    steps = args.steps or None
     try:
         seeds = [int(x) for x in args.seed_list.split(",") if x.strip()] or list(
             range(1 if args.quick else args.seeds))
     except ValueError:
         raise ConfigError(f"--seed-list: expected integers, got '{args.seed_list}'") from None
-    if args.data_only:
-        t0 = time.perf_counter()
-        with ProcessPoolExecutor(args.workers) as ex:
-            warm_data(settings, args.quick, ex)
-        log.info("datasets ready in %.0f s", time.perf_counter() - t0)
-        return 0
-    run_dir = make_run_dir(args.out, "offline_il_select", "bench-quick" if args.quick else "bench")
-    # One job per (setting, seed, arm); HalfCheetah and the two-network arms first (longest).
-    device = pick_device(args.device or "cpu")
-    jobs = [(s, seed, arm, args.quick, steps, device) for s in settings for seed in seeds
+    return settings, arms, seeds, args.steps or None
+
+
+def data_only(settings: list[str], quick: bool, workers: int) -> int:
+    """Roll out (and cache) every dataset the settings need; the exit status."""
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(workers) as ex:
+        warm_data(settings, quick, ex)
+    log.info("datasets ready in %.0f s", time.perf_counter() - t0)
+    return 0
+
+
+def rows_from_file(path: str, run_dir: Path, arms: list[str], quick: bool,
+                   steps: int | None) -> tuple[list[dict], list[str], dict]:
+    """An earlier run's rows (all copied to this run's rows.json), kept where every chosen arm
+    has its (setting, seed); the selection studies rerun. Returns (rows, settings, studies)."""
+    all_rows = read_json(path)
+    atomic_write_json(run_dir / "rows.json", all_rows)  # all of them, even when incomplete
+    rows = [r for r in all_rows if r["arm"] in arms
+            and sum(q["setting"] == r["setting"] and q["seed"] == r["seed"]
+                    and q["arm"] in arms for q in all_rows) == len(arms)]
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    studies = {e.split("-")[0]: selection_study(e, quick, steps) for e in _study_envs(settings)}
+    return rows, settings, studies
+
+
+def train_rows(run_dir: Path, settings: list[str], seeds: list[int], arms: list[str],
+               quick: bool, steps: int | None, workers: int,
+               device: str) -> tuple[list[dict], dict]:
+    """One job per (setting, seed, arm) and a selection study per environment, on `workers`
+    processes; rows.json rewritten after each job (a crash loses little). Returns (rows in
+    setting, seed, arm order, {env: study})."""
+    # HalfCheetah and the two-network arms first (longest).
+    jobs = [(s, seed, arm, quick, steps, device) for s in settings for seed in seeds
             for arm in arms]
     jobs.sort(key=lambda j: (not j[0].startswith("halfcheetah"), j[2] not in ("ilid", "dwbc",
                                                                               "ilid_no_beta",
                                                                               "ilid_k1")))
     rows: list[dict] = []
     studies: dict = {}
+    # CUDA in forked workers needs a parent without a CUDA context; spawn avoids the question
+    ctx = mp.get_context("spawn") if device.startswith("cuda") else None
+    with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
+        t0 = time.perf_counter()
+        warm_data(settings, quick, ex)
+        log.info("datasets ready in %.0f s", time.perf_counter() - t0)
+        futs = {ex.submit(selection_study, e, quick, steps): e.split("-")[0]
+                for e in _study_envs(settings)}
+        futs.update({ex.submit(run_job, j): None for j in jobs})
+        for f in as_completed(futs):
+            if futs[f] is None:
+                rows.append(f.result())
+                atomic_write_json(run_dir / "rows.json", rows)
+            else:
+                studies[futs[f]] = f.result()
+    rows.sort(key=lambda r: (settings.index(r["setting"]), r["seed"], list(ARMS).index(
+        r["arm"])))
+    atomic_write_json(run_dir / "rows.json", rows)
+    return rows, studies
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, _ = parse_args(argv, TrainConfig, prog="offline_il_select.bench",
+                         description=__doc__, parser=_parser())
+    settings, arms, seeds, steps = chosen(args)
+    if args.data_only:
+        return data_only(settings, args.quick, args.workers)
+    run_dir = make_run_dir(args.out, "offline_il_select", "bench-quick" if args.quick else "bench")
+    device = pick_device(args.device or "cpu")
     if args.from_rows:
-        all_rows = read_json(args.from_rows)
-        atomic_write_json(run_dir / "rows.json", all_rows)  # all of them, even when incomplete
-        # summarise the complete (setting, seed)s of the chosen arms only
-        rows = [r for r in all_rows if r["arm"] in arms
-                and sum(q["setting"] == r["setting"] and q["seed"] == r["seed"]
-                        and q["arm"] in arms for q in all_rows) == len(arms)]
-        settings = list(dict.fromkeys(r["setting"] for r in rows))
-        studies = {e.split("-")[0]: selection_study(e, args.quick, steps)
-                   for e in _study_envs(settings)}
+        rows, settings, studies = rows_from_file(args.from_rows, run_dir, arms, args.quick, steps)
     else:
-        # CUDA in forked workers needs a parent without a CUDA context; spawn avoids the question
-        ctx = mp.get_context("spawn") if device.startswith("cuda") else None
-        with ProcessPoolExecutor(args.workers, mp_context=ctx) as ex:
-            t0 = time.perf_counter()
-            warm_data(settings, args.quick, ex)
-            log.info("datasets ready in %.0f s", time.perf_counter() - t0)
-            futs = {ex.submit(selection_study, e, args.quick, steps): e.split("-")[0]
-                    for e in _study_envs(settings)}
-            futs.update({ex.submit(run_job, j): None for j in jobs})
-            for f in as_completed(futs):  # rows.json after each job: a crash loses little
-                if futs[f] is None:
-                    rows.append(f.result())
-                    atomic_write_json(run_dir / "rows.json", rows)
-                else:
-                    studies[futs[f]] = f.result()
-        rows.sort(key=lambda r: (settings.index(r["setting"]), r["seed"], list(ARMS).index(
-            r["arm"])))
-        atomic_write_json(run_dir / "rows.json", rows)
+        rows, studies = train_rows(run_dir, settings, seeds, arms, args.quick, steps,
+                                   args.workers, device)
     studies = {k: studies[k] for k in (e.split("-")[0] for e in _study_envs(settings))
                if k in studies}
     rep = summarise(rows, studies, args.quick, ["python", "-m", "offline_il_select.bench"] +

@@ -40,7 +40,6 @@ from ripple.placement import GreedyEdgePlacement
 from ripple.storage import DirectReader
 from shared.bench import BenchReport, save_figure
 from shared.cli import parse_args, run
-from shared.config import save_config
 from shared.io import make_run_dir
 from shared.runtime import set_seed
 
@@ -111,44 +110,31 @@ def plot(rows: list[dict], scaling: list[dict], settings: list[str], path: Path)
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    args, cfg = parse_args(
-        argv, RippleConfig, prog="ripple.bench", default_config="configs/ripple/bench.yaml",
-        quick=QUICK,
-        description="Ripple (neuron co-activation placement + access collapsing + linking-"
-                    "aligned cache) vs llama.cpp-style and LLM-in-a-flash loading, on the same "
-                    "activation masks of a trained ReLU OPT. Modelled UFS 4.0 and real local-"
-                    "disk O_DIRECT reads; writes bench.json/md/png to the run dir.")
-    set_seed(cfg.seed)
-    run_dir = make_run_dir(args.out, "ripple", "bench")
-    save_config(cfg, run_dir / "config.yaml")
-    t_start = time.perf_counter()
-    rep = BenchReport("ripple", baseline="llmflash", command=sys.argv)
+def modelled_io(rep: BenchReport, test: np.ndarray, orders: dict, cfg: RippleConfig,
+                settings: dict[str, int]) -> dict[str, dict]:
+    """Replay every arm on the test masks at each bundle size; add a row per (arm, setting).
 
-    model = get_model(cfg)
-    masks = mask_sets(model, cfg)
-    src = cfg.masks.calib_source
-    calib, test = masks[f"calib:{src}"], masks[f"test:{src}"]
-    d_model, n = model.config.hidden_size, calib.shape[2]
-    frac = {k: activated_fraction(v) for k, v in masks.items()}
-    orders, place_s = placements(calib, cfg.online.top_k)
-    log.info("placed %d layers x %d neurons in %.1f s", calib.shape[0], n, place_s)
-
-    from ripple.models import ffn_weights
-
-    w = ffn_weights(model)
-    settings = bundle_settings(d_model, cfg, parts=w[0]["bundles"].shape[1])
+    Returns {setting: {arm: replay result}} (extents recorded for the real reads)."""
     results = {}
     for setting, bb in settings.items():
         results[setting] = replay_arms(test, orders, cfg, bb, record=cfg.real_read_tokens)
         for arm, r in results[setting].items():
             rep.add(arm, setting, bundle_bytes=bb, **{k: r[k] for k in METRICS})
-    true_s, big_s = list(settings)[0], list(settings)[-1]
-    per_layer = {f"{arm} | {s}": {"ios": r["layer_ios_per_token"],
-                                  "latency_ms": r["layer_latency_ms"]}
-                 for s in (true_s, big_s) for arm, r in results[s].items()}
+    return results
 
-    # real reads: one layout file of the true model (Ripple order) and one at the largest shape
+
+def _ends(settings: dict[str, int]) -> tuple[str, str]:
+    """(the small model's true bundle setting, the largest scaled one)."""
+    return list(settings)[0], list(settings)[-1]
+
+
+def layout_files(run_dir: Path, cfg: RippleConfig, w: list[dict], orders: dict, d_model: int,
+                 settings: dict[str, int]) -> list[tuple[str, Path]]:
+    """Write the true model's layout file (Ripple order, checked by reading neurons back) and one
+    of random fp16 bytes at the largest scaled shape. Returns [(setting, layout path)]: the true
+    file, then the scaled one."""
+    true_s, big_s = _ends(settings)
+    n, n_layers = w[0]["bundles"].shape[0], len(w)
     true_file = write_layout(run_dir / "layout-ripple.bin",
                              [x["bundles"] for x in w], orders["ripple"],
                              page=cfg.storage.page)
@@ -161,11 +147,19 @@ def main(argv=None) -> int:
     big_shape = (n, w[0]["bundles"].shape[1], d_big)
     big_file = write_layout(run_dir / "layout-scaled.bin",
                             [rng.standard_normal(big_shape, dtype=np.float32).astype(np.float16)
-                             for _ in range(calib.shape[0])],
-                            [np.arange(n)] * calib.shape[0], dtype="float16",
+                             for _ in range(n_layers)],
+                            [np.arange(n)] * n_layers, dtype="float16",
                             page=cfg.storage.page)
+    return [(true_s, true_file), (big_s, big_file)]
+
+
+def disk_reads(rep: BenchReport, cfg: RippleConfig, files: list[tuple[str, Path]],
+               results: dict[str, dict]) -> bool:
+    """Read each arm's recorded extents from the layout files at queue depth 1 and 32 (median
+    of interleaved passes) into the rows' `disk_qd*_ms`; delete the scaled file afterwards.
+    Returns whether every read used O_DIRECT."""
     direct = True
-    for setting, path in ((true_s, true_file), (big_s, big_file)):
+    for setting, path in files:
         lay_s = FlashLayout(path)
         for qd in (1, 32):
             passes = {arm: [] for arm in REAL_ARMS}
@@ -178,14 +172,21 @@ def main(argv=None) -> int:
             for r in rep.rows:
                 if r["arm"] in passes and r["setting"] == setting:
                     r[f"disk_qd{qd}_ms"] = float(np.median(passes[r["arm"]]) * 1e3)
-    big_file.unlink()  # 100+ MB of random bytes: only its offsets mattered
+    files[-1][1].unlink()  # 100+ MB of random bytes: only its offsets mattered
+    return direct
 
-    # cross-corpus: calibrate on stdlib-py vs on the test corpus itself
+
+def cross_corpus(rep: BenchReport, cfg: RippleConfig, masks: dict[str, np.ndarray],
+                 orders: dict, settings: dict[str, int]) -> dict[str, dict]:
+    """Each other test corpus, placed by the calibration corpus vs by its own calibration split:
+    adds LLMFlash and Ripple rows for both. Returns {"corpus | setting": {gain_cross,
+    gain_native, loss}} (gains: LLMFlash / Ripple modelled latency)."""
+    src = cfg.masks.calib_source
     cross = {}
     for other in [s for s in cfg.masks.test_sources if s != src]:
         native, _ = placements(masks[f"calib:{other}"], cfg.online.top_k)
         t_other = masks[f"test:{other}"]
-        for setting in (true_s, big_s):
+        for setting in _ends(settings):
             bb = settings[setting]
             sel = [a for a in ARMS if a.name in ("llmflash", "ripple")]
             got_cross = replay_arms(t_other, orders, cfg, bb, sel)
@@ -200,19 +201,34 @@ def main(argv=None) -> int:
                             **{k: r[k] for k in METRICS})
             cross[f"{other} | {setting}"] = {"gain_cross": g_cross, "gain_native": g_native,
                                              "loss": 1 - g_cross / g_native}
+    return cross
 
-    # negative control: an untrained model's masks have no co-activation structure
+
+def random_weights_control(cfg: RippleConfig, bundle_bytes: int) -> float:
+    """Mean run length Ripple placement / identity on an untrained model's masks, which have
+    no co-activation structure to exploit (so about 1)."""
     from ripple.models import build_model
 
+    src = cfg.masks.calib_source
     rcfg = from_cfg_tokens(cfg, 2048, 1024)
     rmasks = mask_sets(build_model(cfg.model, cfg.seed), rcfg)
     rorders, _ = placements(rmasks[f"calib:{src}"], cfg.online.top_k)
-    ctrl = replay_arms(rmasks[f"test:{src}"], rorders, cfg, settings[true_s],
+    ctrl = replay_arms(rmasks[f"test:{src}"], rorders, cfg, bundle_bytes,
                        [a for a in ARMS if a.name in ("naive-runs", "ripple-place")])
-    control_gain = _ratio(ctrl["ripple-place"]["mean_run"], ctrl["naive-runs"]["mean_run"])
-    scaling = placement_scaling(cfg.placement_sizes, cfg.online.top_k, cfg.seed)
+    return _ratio(ctrl["ripple-place"]["mean_run"], ctrl["naive-runs"]["mean_run"])
 
-    # checks: the package's targets, on the figures just measured
+
+def per_layer_figures(results: dict[str, dict], settings: dict[str, int]) -> dict[str, dict]:
+    """{"arm | setting": {ios, latency_ms} per layer} at the true and the largest setting."""
+    return {f"{arm} | {s}": {"ios": r["layer_ios_per_token"], "latency_ms": r["layer_latency_ms"]}
+            for s in _ends(settings) for arm, r in results[s].items()}
+
+
+def checks(rep: BenchReport, settings: dict[str, int], cross: dict[str, dict],
+           scaling: list[dict]) -> None:
+    """The package's targets, on the figures just measured."""
+    true_s, big_s = _ends(settings)
+
     def v(arm, setting, metric):
         return rep.value(arm, metric, setting)
 
@@ -233,6 +249,14 @@ def main(argv=None) -> int:
     n16 = [r["seconds"] for r in scaling if r["neurons"] == 16384]
     rep.check("placement seconds for 16K neurons/layer", n16[0] if n16 else None, "<=", 120)
 
+
+def headlines(rep: BenchReport, settings: dict[str, int]) -> None:
+    """The rows of results/SUMMARY.md: the paper's claims next to what was measured."""
+    true_s, big_s = _ends(settings)
+
+    def v(arm, setting, metric):
+        return rep.value(arm, metric, setting)
+
     lat = {a: v(a, big_s, "latency_ms") for a in ("llama.cpp", "llmflash", "ripple")}
     rep.headline("I/O latency up to 5.93x lower than llama.cpp",
                  f"{lat['llama.cpp'] / lat['ripple']:.2f}x", "llama.cpp",
@@ -248,9 +272,16 @@ def main(argv=None) -> int:
     rep.headline("access collapse: 1.21x effective bandwidth (OPT-6.7B)", f"{bw_gain:.2f}x",
                  "ripple-place", bw_gain, f"modelled UFS, {big_s}")
 
+
+def notes(rep: BenchReport, cfg: RippleConfig, settings: dict[str, int],
+          frac: dict[str, np.ndarray], per_layer: dict[str, dict], direct: bool,
+          control_gain: float, place_s: float, shape: tuple[int, ...]) -> None:
+    """Activated fractions, what the settings and disk columns mean, the control, placement
+    time, cache budget and the per-layer latency ratios; `shape` is the masks' (L, T, n)."""
     for k, f in frac.items():
         rep.notes.append(f"activated fraction per layer, {k}: "
                          + ", ".join(f"{x:.3f}" for x in f))
+    true_s, big_s = _ends(settings)
     rep.notes += [
         f"settings: '{true_s}' is the small model's real bundle; 'scaled' settings keep its "
         "activation pattern and scale the bundle bytes to the paper's shapes (fp16)",
@@ -260,7 +291,7 @@ def main(argv=None) -> int:
         f"{cfg.real_read_repeats} interleaved passes",
         f"random-weights control: mean run ripple/identity = {control_gain:.2f}x "
         "(no co-activation structure to exploit)",
-        f"offline placement of the model ({calib.shape[0]} layers x {n}): {place_s:.1f} s",
+        f"offline placement of the model ({shape[0]} layers x {shape[2]}): {place_s:.1f} s",
         f"cache ratio {cfg.online.cache_ratio} for every arm (S3-FIFO; LLMFlash: windowing "
         f"k={cfg.online.window} capped at the same budget)",
     ]
@@ -270,14 +301,52 @@ def main(argv=None) -> int:
             f"per layer [{s}], LLMFlash/Ripple modelled latency: "
             + ", ".join(f"{x / y:.2f}x" for x, y in zip(a["latency_ms"], b["latency_ms"]))
             + f"; layers 1.. only: {sum(a['latency_ms'][1:]) / sum(b['latency_ms'][1:]):.2f}x")
+
+
+def main(argv=None) -> int:
+    args, cfg = parse_args(
+        argv, RippleConfig, prog="ripple.bench", default_config="configs/ripple/bench.yaml",
+        quick=QUICK,
+        description="Ripple (neuron co-activation placement + access collapsing + linking-"
+                    "aligned cache) vs llama.cpp-style and LLM-in-a-flash loading, on the same "
+                    "activation masks of a trained ReLU OPT. Modelled UFS 4.0 and real local-"
+                    "disk O_DIRECT reads; writes bench.json/md/png to the run dir.")
+    set_seed(cfg.seed)
+    run_dir = make_run_dir(args.out, "ripple", "bench")
+    t_start = time.perf_counter()
+    rep = BenchReport("ripple", baseline="llmflash", command=sys.argv)
+
+    model = get_model(cfg)
+    masks = mask_sets(model, cfg)
+    src = cfg.masks.calib_source
+    calib = masks[f"calib:{src}"]
+    d_model, n = model.config.hidden_size, calib.shape[2]
+    frac = {k: activated_fraction(v) for k, v in masks.items()}
+    orders, place_s = placements(calib, cfg.online.top_k)
+    log.info("placed %d layers x %d neurons in %.1f s", calib.shape[0], n, place_s)
+    from ripple.models import ffn_weights
+
+    w = ffn_weights(model)
+    settings = bundle_settings(d_model, cfg, parts=w[0]["bundles"].shape[1])
+    results = modelled_io(rep, masks[f"test:{src}"], orders, cfg, settings)
+    direct = disk_reads(rep, cfg, layout_files(run_dir, cfg, w, orders, d_model, settings),
+                        results)
+    cross = cross_corpus(rep, cfg, masks, orders, settings)
+    control_gain = random_weights_control(cfg, settings[_ends(settings)[0]])
+    scaling = placement_scaling(cfg.placement_sizes, cfg.online.top_k, cfg.seed)
+
+    checks(rep, settings, cross, scaling)
+    headlines(rep, settings)
+    per_layer = per_layer_figures(results, settings)
+    notes(rep, cfg, settings, frac, per_layer, direct=direct, control_gain=control_gain,
+          place_s=place_s, shape=calib.shape)
     rep.extra.update({"per_layer": per_layer, "activated_fraction": frac, "cross_corpus": cross,
                       "random_weights_control_run_gain": control_gain,
                       "placement_scaling": scaling, "model_placement_seconds": place_s,
                       "o_direct": direct, "model": {"d_model": d_model, "neurons": n},
                       "wall_seconds": time.perf_counter() - t_start})
-    rep.write(run_dir)
+    rep.write(run_dir, config=cfg)
     plot(rep.rows, scaling, list(settings), run_dir / "bench.png")
-    log.info("wrote %s", run_dir / "bench.json")
     return 0
 
 

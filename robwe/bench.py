@@ -156,21 +156,12 @@ def _plots(run_dir, uniq: np.ndarray, prune: list[dict], finetune: list[dict],
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser("robwe.bench", __doc__, default_config="configs/robwe/bench.yaml")
-    args, cfg = parse_args(argv, BenchConfig, prog="robwe.bench", description="",
-                           parser=parser, quick=QUICK)
-    set_seed(cfg.seed)
-    run_dir = make_run_dir(args.out, "robwe", "bench")
-    from robwe.data import federate, load_dataset
-
-    data = federate(load_dataset(cfg.data), cfg.data, cfg.seed)
-    rep = BenchReport("robwe", baseline="fedrep", command=sys.argv)
-    setting = f"{cfg.data.dataset}/N{cfg.data.num_clients}/{cfg.fl.rounds}r"
-    t_start = time.perf_counter()
-
+def honest_arms(rep: BenchReport, cfg: BenchConfig, data, setting: str) -> dict:
+    """FedRep without watermarks, then RobWE with honest clients (and the attacks on its models),
+    then the shared-carrier baselines. Returns {"fedrep": summary, "robwe": summary, "attacks":
+    attack_study(...), "shared": {arm: summary}}."""
     fed, priv, _ = _arm(cfg, "fedrep", data, **{"watermark.head": False,
-                                                   "watermark.slice": False})
+                                               "watermark.slice": False})
     base = _summary(fed, priv)
     rep.add("fedrep", setting, **base)
 
@@ -178,21 +169,36 @@ def main(argv: list[str] | None = None) -> int:
     main_sum = _summary(fed, priv)
     clean_det = _detection(fed)
     rep.add("robwe", setting, **main_sum, false_flag_rate=clean_det["false_flag_rate"])
-    uniq = uniqueness(fed, priv)
-    off = uniq[~np.eye(len(uniq), dtype=bool)]
-    vic = victims(fed, cfg.attack_clients)
-    prune = prune_curve(fed, priv, vic, cfg.prune_rates)
-    finetune = finetune_curve(fed, priv, vic, cfg.finetune_epochs)
-    overwrite = overwrite_scores(fed, priv, vic, cfg.overwrite_epochs)
+    attacks = attack_study(cfg, fed, priv)
+    attacks["clean_run_false_flags"] = clean_det["false_flag_rate"]
 
     shared = {}
     for name, length in (("shared-L", 0), ("shared-fedipr", cfg.fedipr_len)):
         f, p, _ = _arm(cfg, name, data, **{"watermark.placement": "shared",
-                                              "watermark.shared_len": length,
-                                              "detection.enabled": False})
+                                          "watermark.shared_len": length,
+                                          "detection.enabled": False})
         shared[name] = _summary(f, p)
         rep.add(name, setting, **shared[name])
+    return {"fedrep": base, "robwe": main_sum, "attacks": attacks, "shared": shared}
 
+
+def attack_study(cfg: BenchConfig, fed, private) -> dict:
+    """On the honest RobWE models: the N x N uniqueness matrix and, on `attack_clients` victims,
+    the pruning curve, the fine-tuning curve and the overwriting scores. Returns
+    {uniqueness, victims, prune, finetune, overwrite}."""
+    uniq = uniqueness(fed, private)
+    vic = victims(fed, cfg.attack_clients)
+    prune = prune_curve(fed, private, vic, cfg.prune_rates)
+    finetune = finetune_curve(fed, private, vic, cfg.finetune_epochs)
+    overwrite = overwrite_scores(fed, private, vic, cfg.overwrite_epochs)
+    return {"uniqueness": uniq, "victims": vic, "prune": prune, "finetune": finetune,
+            "overwrite": overwrite}
+
+
+def forger_arms(rep: BenchReport, cfg: BenchConfig, data, setting: str) -> tuple[list, dict]:
+    """Forging clients at each malicious fraction (detection on), the paper's mean/std detector
+    (into `rep.extra["gaussian_detector"]`) and detection off. Returns (detection per fraction,
+    the detection-off arm's `_detection`)."""
     detection = []
     for frac in cfg.malicious_fracs:
         f, p, _ = _arm(cfg, f"robwe-mal{frac:g}", data, **{"threat.malicious_frac": frac})
@@ -209,17 +215,30 @@ def main(argv: list[str] | None = None) -> int:
         rep.add(f"gaussmal{round(100 * cfg.nodetect_frac)}", setting, **_summary(f, p),
                 **{k: v for k, v in d.items() if k not in ("flag_rounds", "estimator")})
     f, p, _ = _arm(cfg, "nodetect", data, **{"threat.malicious_frac": cfg.nodetect_frac,
-                                                 "detection.enabled": False})
+                                             "detection.enabled": False})
     nd = _detection(f)
     rep.add(f"nodetect-mal{round(100 * cfg.nodetect_frac)}", setting, **_summary(f, p),
             forger_true_key_bits=nd.get("forger_true_key_bits"),
             forger_forged_key_bits=nd.get("forger_forged_key_bits"))
-    rep.extra["ratios"] = rep.ratios("acc", lower_is_better=False)
+    return detection, nd
 
-    # ---- checks: the package's targets on the figures just measured ----
-    delta = 100 * (main_sum["acc"] - base["acc"])
+
+def _at(points: list[dict], key: str, value: float) -> list[dict]:
+    """The points whose `key` is `value` (0 or 1 of them)."""
+    return [p for p in points if abs(p[key] - value) < 1e-9]
+
+
+def _off_diagonal(uniq: np.ndarray) -> np.ndarray:
+    return uniq[~np.eye(len(uniq), dtype=bool)]
+
+
+def checks(rep: BenchReport, cfg: BenchConfig, arms: dict, detection: list[dict]) -> None:
+    """The package's targets on the figures just measured."""
+    base, main_sum, att = arms["fedrep"], arms["robwe"], arms["attacks"]
+    uniq, off = att["uniqueness"], _off_diagonal(att["uniqueness"])
     rep.check("FedRep (no watermark) personalised accuracy >= 0.90", base["acc"], ">=", 0.90)
-    rep.check("RobWE accuracy - FedRep accuracy (points) >= -1", delta, ">=", -1.0)
+    rep.check("RobWE accuracy - FedRep accuracy (points) >= -1",
+              100 * (main_sum["acc"] - base["acc"]), ">=", -1.0)
     rep.check("min head bits over honest clients >= 0.99", main_sum["head_bits_min"], ">=", 0.99)
     rep.check("min slice bits (aggregated body) over honest clients >= 0.99",
               main_sum["slice_bits_min"], ">=", 0.99)
@@ -227,43 +246,50 @@ def main(argv: list[str] | None = None) -> int:
     rep.check("uniqueness off-diagonal mean >= 0.4", float(off.mean()), ">=", 0.4)
     rep.check("uniqueness off-diagonal mean <= 0.6", float(off.mean()), "<=", 0.6)
     rep.check("shared-carrier (FedIPR-sized) slice bits after aggregation <= 0.85",
-              shared["shared-fedipr"]["slice_bits_mean"], "<=", 0.85)
-    at20 = [d for d in detection if abs(d["malicious_frac"] - 0.2) < 1e-9]
+              arms["shared"]["shared-fedipr"]["slice_bits_mean"], "<=", 0.85)
+    at20 = _at(detection, "malicious_frac", 0.2)
     if at20:
         rep.check("20% malicious: detection rate >= 0.90", at20[0]["detection_rate"], ">=", 0.9)
         rep.check("20% malicious: honest false-flag rate <= 0.05", at20[0]["false_flag_rate"],
                   "<=", 0.05)
-    ft = finetune[-1]
+    ft = att["finetune"][-1]
     rep.check(f"head bits after {cfg.finetune_epochs} fine-tuning epochs >= 0.90",
               ft["head_bits"], ">=", 0.9)
     rep.check(f"slice bits after {cfg.finetune_epochs} fine-tuning epochs >= 0.90",
               ft["slice_bits"], ">=", 0.9)
-    p50 = [p for p in prune if abs(p["rate"] - 0.5) < 1e-9]
+    p50 = _at(att["prune"], "rate", 0.5)
     if p50:
         rep.check("head bits after 50% pruning >= 0.90", p50[0]["head_bits"], ">=", 0.9)
         rep.check("slice bits after 50% pruning >= 0.90", p50[0]["slice_bits"], ">=", 0.9)
 
-    # ---- headline rows for results/SUMMARY.md ----
+
+def headlines(rep: BenchReport, cfg: BenchConfig, arms: dict, detection: list[dict],
+              setting: str) -> None:
+    """The rows of results/SUMMARY.md: fidelity, reliability, detection."""
+    base, main_sum, fedipr = arms["fedrep"], arms["robwe"], arms["shared"]["shared-fedipr"]
+    delta = 100 * (main_sum["acc"] - base["acc"])
     rep.headline("fidelity: watermarking costs ~no accuracy",
                  f"{main_sum['acc']:.3f} vs {base['acc']:.3f} ({delta:+.2f} pts)", "FedRep",
                  main_sum["acc"] / base["acc"], setting)
     rep.headline("reliability: disjoint slices avoid the shared-weights conflict",
                  f"slice bits {main_sum['slice_bits_mean']:.3f} vs "
-                 f"{shared['shared-fedipr']['slice_bits_mean']:.3f}",
+                 f"{fedipr['slice_bits_mean']:.3f}",
                  f"shared carrier ({cfg.fedipr_len} weights)",
-                 main_sum["slice_bits_mean"] / shared["shared-fedipr"]["slice_bits_mean"],
+                 main_sum["slice_bits_mean"] / fedipr["slice_bits_mean"],
                  setting)
+    at20 = _at(detection, "malicious_frac", 0.2)
     if at20:
         rep.headline("server detection catches tampered watermarks",
                      f"{at20[0]['detection_rate']:.2f} detected, "
                      f"{at20[0]['false_flag_rate']:.2f} false flags @20% malicious",
                      "detection off (0 detected)", None, setting)
 
-    rep.extra.update({
-        "uniqueness": uniq.tolist(), "prune_curve": prune, "finetune_curve": finetune,
-        "overwrite": overwrite, "detection": detection, "nodetect": nd,
-        "victims": vic, "clean_run_false_flags": clean_det["false_flag_rate"],
-        "total_s": time.perf_counter() - t_start, "config": dataclasses.asdict(cfg)})
+
+def notes(rep: BenchReport, cfg: BenchConfig, att: dict, detection: list[dict],
+          nd: dict) -> None:
+    """Uniqueness, the attacks (pruning, fine-tuning, overwriting) and detection, in words."""
+    uniq, off, vic = att["uniqueness"], _off_diagonal(att["uniqueness"]), att["victims"]
+    p50, ft = _at(att["prune"], "rate", 0.5), att["finetune"][-1]
     rep.notes += [
         f"uniqueness: diagonal min {np.diag(uniq).min():.3f}, off-diagonal mean "
         f"{off.mean():.3f}",
@@ -272,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         f"after {cfg.finetune_epochs} fine-tuning epochs: " + ", ".join(
             f"{k}={v:.3f}" for k, v in ft.items() if k != "epoch"),
         f"overwriting ({cfg.overwrite_epochs} epochs, attacker's own keys): " + ", ".join(
-            f"{k}={v:.3f}" for k, v in overwrite.items()),
+            f"{k}={v:.3f}" for k, v in att["overwrite"].items()),
         "detection: " + "; ".join(
             f"{d['malicious_frac']:.0%}: {d['detection_rate']:.2f} detected, "
             f"{d['false_flag_rate']:.2f} false flags, flagged in rounds {d['flag_rounds']}"
@@ -285,9 +311,37 @@ def main(argv: list[str] | None = None) -> int:
         f"read {nd.get('forger_true_key_bits', float('nan')):.3f} under the true key, "
         f"{nd.get('forger_forged_key_bits', float('nan')):.3f} under the forged key",
     ]
-    _plots(run_dir, uniq, prune, finetune, detection)
-    path = rep.write(run_dir, plot_metrics=["acc", "slice_bits_mean", "head_bits_mean"])
-    log.info("wrote %s", path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser("robwe.bench", __doc__, default_config="configs/robwe/bench.yaml")
+    args, cfg = parse_args(argv, BenchConfig, prog="robwe.bench", description="",
+                           parser=parser, quick=QUICK)
+    set_seed(cfg.seed)
+    run_dir = make_run_dir(args.out, "robwe", "bench")
+    from robwe.data import federate, load_dataset
+
+    data = federate(load_dataset(cfg.data), cfg.data, cfg.seed)
+    rep = BenchReport("robwe", baseline="fedrep", command=sys.argv)
+    setting = f"{cfg.data.dataset}/N{cfg.data.num_clients}/{cfg.fl.rounds}r"
+    t_start = time.perf_counter()
+
+    arms = honest_arms(rep, cfg, data, setting)
+    detection, nd = forger_arms(rep, cfg, data, setting)
+    rep.extra["ratios"] = rep.ratios("acc", lower_is_better=False)
+    checks(rep, cfg, arms, detection)
+    headlines(rep, cfg, arms, detection, setting)
+
+    att = arms["attacks"]
+    rep.extra.update({
+        "uniqueness": att["uniqueness"].tolist(), "prune_curve": att["prune"],
+        "finetune_curve": att["finetune"], "overwrite": att["overwrite"],
+        "detection": detection, "nodetect": nd, "victims": att["victims"],
+        "clean_run_false_flags": att["clean_run_false_flags"],
+        "total_s": time.perf_counter() - t_start, "config": dataclasses.asdict(cfg)})
+    notes(rep, cfg, att, detection, nd)
+    _plots(run_dir, att["uniqueness"], att["prune"], att["finetune"], detection)
+    rep.write(run_dir, plot_metrics=["acc", "slice_bits_mean", "head_bits_mean"])
     return 0
 
 

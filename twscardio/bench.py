@@ -21,7 +21,6 @@ import numpy as np
 
 from shared.bench import BenchReport, measure, save_figure
 from shared.cli import build_parser, parse_args, run
-from shared.config import save_config
 from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import set_seed
@@ -175,18 +174,12 @@ QUICK = {"train.steps": 1000, "train.n_subjects": 48, "n_test_subjects": 3, "dur
          "loss_sweep": [0.0, 0.1, 0.2, 0.3], "burst_sweep": [3.0], "stream_seconds": 20.0}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(
-        "twscardio.bench",
-        "Benchmark TWSCardio arms (a) single axis, (b) + fusion, (c) + network/L1, (d) full on "
-        "held-out simulated subjects; sweeps over packet loss x burst, input rate and motion; "
-        "real-time factor. Trained weights are cached, so reruns only evaluate.",
-        default_config=None)
-    args, bc = parse_args(argv, BenchConfig, prog="twscardio.bench", description="",
-                          parser=parser, quick=QUICK)
-    set_seed(bc.train.seed)
-    run_dir = make_run_dir(args.out, "twscardio", "bench")
-    save_config(bc, run_dir / "config.yaml")
+# the three settings every check reads: rest at 50 Hz, low rate and loss, low rate under motion
+MAIN, LOW, MOTION = "50Hz loss10% rest", "25Hz loss20% rest", "25Hz loss20% motion3"
+
+
+def trained_models(bc: BenchConfig) -> dict:
+    """{arm: network} for the network arms, trained or loaded from the cache."""
     from twscardio.train import get_model
 
     models = {}
@@ -195,56 +188,68 @@ def main(argv: list[str] | None = None) -> int:
         models[arm] = get_model(cfg)
         log.info("model %s ready in %.0f s (%s)", arm, time.perf_counter() - t0,
                  getattr(models[arm], "hist", {}).get("val"))
+    return models
 
-    rep = BenchReport("twscardio", baseline="a", command=sys.argv)
+
+def _add(rep: BenchReport, results: dict, label: str, agg: dict) -> None:
+    """Keep one setting's per-arm metrics and add a row per arm."""
+    results[label] = agg
+    for arm, m in agg.items():
+        rep.add(arm, setting=label, **{k: v for k, v in m.items()})
+
+
+def main_settings(rep: BenchReport, bc: BenchConfig, models: dict) -> tuple[dict, dict]:
+    """The MAIN, LOW and MOTION settings (MOTION also scored on the oracle single axis).
+    Returns ({label: {arm: metrics}}, MAIN's first recording with arms (c) and (d) for the
+    overlay plot)."""
     results: dict[str, dict] = {}
-
-    def add(label, agg):
-        results[label] = agg
-        for arm, m in agg.items():
-            rep.add(arm, setting=label, **{k: v for k, v in m.items()})
-
-    main_label = "50Hz loss10% rest"
-    agg, example = run_setting(bc, models, main_label, setting_config(bc, 50.0, 0.1, 3.0, 0.0),
+    agg, example = run_setting(bc, models, MAIN, setting_config(bc, 50.0, 0.1, 3.0, 0.0),
                                keep_example=True)
-    add(main_label, agg)
-    lab25 = "25Hz loss20% rest"
-    add(lab25, run_setting(bc, models, lab25, setting_config(bc, 25.0, 0.2, 3.0, 0.0))[0])
-    labm = "25Hz loss20% motion3"
-    add(labm, run_setting(bc, models, labm, setting_config(bc, 25.0, 0.2, 3.0, 3.0),
-                          oracle=True)[0])
+    _add(rep, results, MAIN, agg)
+    _add(rep, results, LOW,
+         run_setting(bc, models, LOW, setting_config(bc, 25.0, 0.2, 3.0, 0.0))[0])
+    _add(rep, results, MOTION, run_setting(bc, models, MOTION,
+                                           setting_config(bc, 25.0, 0.2, 3.0, 3.0),
+                                           oracle=True)[0])
+    return results, example
 
+
+def sweeps(rep: BenchReport, bc: BenchConfig, models: dict, results: dict) -> dict[str, list]:
+    """Packet loss x burst (50 Hz, rest), input rate (10% loss) and motion level (25 Hz, 20%
+    loss), reusing the settings already run; adds rows for the new ones. Returns {"loss" (burst 3
+    only), "fs", "motion": [{arm: metrics} per sweep value]}."""
     loss_rows, fs_rows, mot_rows = [], [], []
     for burst in progress(bc.burst_sweep, desc="loss x burst"):
         for loss in bc.loss_sweep:
             label = f"50Hz loss{round(loss * 100)}% burst{burst:g} rest"
             if loss == 0.1 and burst == 3.0:
-                agg = results[main_label]
+                agg = results[MAIN]
             else:
                 agg = run_setting(bc, models, label, setting_config(bc, 50.0, loss, burst, 0.0))[0]
-                add(label, agg)
+                _add(rep, results, label, agg)
             if burst == 3.0:
                 loss_rows.append(agg)
     for fs_in in progress(bc.fs_sweep, desc="rate"):
         label = f"{fs_in:g}Hz loss10% rest"
-        agg = results[main_label] if fs_in == 50.0 else run_setting(
+        agg = results[MAIN] if fs_in == 50.0 else run_setting(
             bc, models, label, setting_config(bc, fs_in, 0.1, 3.0, 0.0))[0]
         if fs_in != 50.0:
-            add(label, agg)
+            _add(rep, results, label, agg)
         fs_rows.append(agg)
     for mot in progress(bc.motion_sweep, desc="motion"):
         label = f"25Hz loss20% motion{mot:g}"
-        key = labm if mot == 3.0 else (lab25 if mot == 0.0 else None)
+        key = MOTION if mot == 3.0 else (LOW if mot == 0.0 else None)
         agg = results[key] if key else run_setting(
             bc, models, label, setting_config(bc, 25.0, 0.2, 3.0, mot))[0]
         if key is None:
-            add(label, agg)
+            _add(rep, results, label, agg)
         mot_rows.append(agg)
+    return {"loss": loss_rows, "fs": fs_rows, "motion": mot_rows}
 
-    rt = realtime(bc, models["d"])
-    log.info("real time: %.0fx per window, %.0fx streaming", rt["rtf_window"], rt["rtf_stream"])
 
-    m50, m25, mm = results[main_label], results[lab25], results[labm]
+def checks(rep: BenchReport, results: dict, rt: dict) -> None:
+    """The package's targets on the figures just measured."""
+    m50, m25, mm = results[MAIN], results[LOW], results[MOTION]
     rep.check("50Hz/10% loss/rest: HR MAE (d) <= 2 bpm", m50["d"]["hr_mae"], "<=", 2.0)
     rep.check("50Hz/10% loss/rest: IBI MAE (d) <= 20 ms", m50["d"]["ibi_mae_ms"], "<=", 20.0)
     ibi_gain = 1 - m25["d"]["ibi_mae_ms"] / m25["a"]["ibi_mae_ms"]
@@ -262,28 +267,40 @@ def main(argv: list[str] | None = None) -> int:
     rep.check("real time: whole pipeline per 5-s window >= 100x real time", rt["rtf_window"],
               ">=", 100.0)
 
+
+def headlines(rep: BenchReport, results: dict, rt: dict) -> None:
+    """The rows of results/SUMMARY.md."""
+    m50, m25, mm = results[MAIN], results[LOW], results[MOTION]
+    rep.headline("in-ear BCG -> HR/IBI on COTS earbuds (50 Hz, 10% bursty loss, rest)",
+                 f"HR MAE {m50['d']['hr_mae']:.2f} bpm, IBI MAE {m50['d']['ibi_mae_ms']:.1f} ms",
+                 "(a) single axis J-peaks", m50["a"]["ibi_mae_ms"] / m50["d"]["ibi_mae_ms"],
+                 setting=MAIN)
+    rep.headline("enhancement + network vs baseline at low rate and loss (IBI MAE)",
+                 f"{m25['d']['ibi_mae_ms']:.1f} vs {m25['a']['ibi_mae_ms']:.1f} ms",
+                 "(a) single axis J-peaks", m25["a"]["ibi_mae_ms"] / m25["d"]["ibi_mae_ms"],
+                 setting=LOW)
+    rep.headline("multi-axis fusion under motion (HR MAE)",
+                 f"{mm['b']['hr_mae']:.2f} vs {mm['a']['hr_mae']:.2f} bpm",
+                 "(a) single axis J-peaks", mm["a"]["hr_mae"] / mm["b"]["hr_mae"], setting=MOTION)
+    rep.headline("fine-grained SCG reconstruction (median per-beat r)",
+                 f"r = {m50['d']['beat_r_median']:.3f} (L1: {m50['c']['beat_r_median']:.3f})",
+                 "(c) plain L1", m50["d"]["beat_r_median"] / m50["c"]["beat_r_median"],
+                 setting=MAIN)
+    rep.headline("real time on 2 CPU cores", f"{rt['rtf_window']:.0f}x real time per 5-s window",
+                 "real time (1x)", rt["rtf_window"], setting="25 Hz, 5-s window")
+
+
+def extras(rep: BenchReport, models: dict, rt: dict) -> None:
+    """HR and IBI ratios vs arm (a), the real-time figures and each network's training record."""
     for metric, lower in (("hr_mae", True), ("ibi_mae_ms", True)):
         rep.extra.setdefault("ratios", []).extend(rep.ratios(metric, lower_is_better=lower))
     rep.extra["realtime"] = rt
     rep.extra["training"] = {a: {k: v for k, v in getattr(m, "hist", {}).items() if k != "loss"}
                              for a, m in models.items()}
-    rep.headline("in-ear BCG -> HR/IBI on COTS earbuds (50 Hz, 10% bursty loss, rest)",
-                 f"HR MAE {m50['d']['hr_mae']:.2f} bpm, IBI MAE {m50['d']['ibi_mae_ms']:.1f} ms",
-                 "(a) single axis J-peaks", m50["a"]["ibi_mae_ms"] / m50["d"]["ibi_mae_ms"],
-                 setting=main_label)
-    rep.headline("enhancement + network vs baseline at low rate and loss (IBI MAE)",
-                 f"{m25['d']['ibi_mae_ms']:.1f} vs {m25['a']['ibi_mae_ms']:.1f} ms",
-                 "(a) single axis J-peaks", m25["a"]["ibi_mae_ms"] / m25["d"]["ibi_mae_ms"],
-                 setting=lab25)
-    rep.headline("multi-axis fusion under motion (HR MAE)",
-                 f"{mm['b']['hr_mae']:.2f} vs {mm['a']['hr_mae']:.2f} bpm",
-                 "(a) single axis J-peaks", mm["a"]["hr_mae"] / mm["b"]["hr_mae"], setting=labm)
-    rep.headline("fine-grained SCG reconstruction (median per-beat r)",
-                 f"r = {m50['d']['beat_r_median']:.3f} (L1: {m50['c']['beat_r_median']:.3f})",
-                 "(c) plain L1", m50["d"]["beat_r_median"] / m50["c"]["beat_r_median"],
-                 setting=main_label)
-    rep.headline("real time on 2 CPU cores", f"{rt['rtf_window']:.0f}x real time per 5-s window",
-                 "real time (1x)", rt["rtf_window"], setting="25 Hz, 5-s window")
+
+
+def notes(rep: BenchReport, bc: BenchConfig, rt: dict) -> None:
+    """What the data and metrics are, and the streaming figures."""
     rep.notes += [
         "Simulated subjects (twscardio.simulator); network arms trained on disjoint subjects.",
         "hr_mae: per 10-s segment, bpm; ibi_mae_ms: consecutive cycles with one detection each, "
@@ -294,16 +311,40 @@ def main(argv: list[str] | None = None) -> int:
         f"{rt['rtf_stream']:.0f}x real time, worst update {rt['update_proc_s_max'] * 1000:.0f} ms, "
         f"latency bound {rt['latency_bound_s']:.2f} s (hop + lookahead + processing).",
     ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser(
+        "twscardio.bench",
+        "Benchmark TWSCardio arms (a) single axis, (b) + fusion, (c) + network/L1, (d) full on "
+        "held-out simulated subjects; sweeps over packet loss x burst, input rate and motion; "
+        "real-time factor. Trained weights are cached, so reruns only evaluate.",
+        default_config=None)
+    args, bc = parse_args(argv, BenchConfig, prog="twscardio.bench", description="",
+                          parser=parser, quick=QUICK)
+    set_seed(bc.train.seed)
+    run_dir = make_run_dir(args.out, "twscardio", "bench")
+    models = trained_models(bc)
+    rep = BenchReport("twscardio", baseline="a", command=sys.argv)
+
+    results, example = main_settings(rep, bc, models)
+    sweep = sweeps(rep, bc, models, results)
+    rt = realtime(bc, models["d"])
+    log.info("real time: %.0fx per window, %.0fx streaming", rt["rtf_window"], rt["rtf_stream"])
+
+    checks(rep, results, rt)
+    extras(rep, models, rt)
+    headlines(rep, results, rt)
+    notes(rep, bc, rt)
     _plot_sweeps(run_dir / "sweeps.png", {
-        "packet loss (50 Hz, burst 3, rest)": (bc.loss_sweep, loss_rows, "ibi_mae_ms"),
-        "input rate Hz (10% loss, rest)": (bc.fs_sweep, fs_rows, "ibi_mae_ms"),
-        "motion level (25 Hz, 20% loss)": (bc.motion_sweep, mot_rows, "hr_mae")})
+        "packet loss (50 Hz, burst 3, rest)": (bc.loss_sweep, sweep["loss"], "ibi_mae_ms"),
+        "input rate Hz (10% loss, rest)": (bc.fs_sweep, sweep["fs"], "ibi_mae_ms"),
+        "motion level (25 Hz, 20% loss)": (bc.motion_sweep, sweep["motion"], "hr_mae")})
     _plot_overlay(run_dir / "overlay.png", example)
-    rep.write(run_dir, plot_metrics=["hr_mae", "ibi_mae_ms"])
-    atomic_write_json(run_dir / "sweeps.json", {"loss": [bc.loss_sweep, loss_rows],
-                                                "fs": [bc.fs_sweep, fs_rows],
-                                                "motion": [bc.motion_sweep, mot_rows]})
-    log.info("wrote %s", run_dir / "bench.json")
+    rep.write(run_dir, plot_metrics=["hr_mae", "ibi_mae_ms"], config=bc)
+    atomic_write_json(run_dir / "sweeps.json", {"loss": [bc.loss_sweep, sweep["loss"]],
+                                                "fs": [bc.fs_sweep, sweep["fs"]],
+                                                "motion": [bc.motion_sweep, sweep["motion"]]})
     return 0
 
 
