@@ -16,8 +16,11 @@ Trained weights and simulated scenes are cached (shared.cache), so reruns are fa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -60,19 +63,30 @@ QUICK = {"train.train_scenes": 48, "train.val_scenes": 4, "train.steps": 400, "t
          "sweep_distance": [0.5, 2.5, 3.5]}
 
 
-def trained_net(cfg: TrainConfig, train: dict, use_dei: bool) -> TwoStageFusionNet:
-    """Train (or load the cached weights of) the fusion net with / without DEI channels."""
+# trained nets shipped with the package (the --quick setting's), named by cache key; refresh
+# with `python -m mobifuse.experiments.ship_weights` after changing the data, net or training
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def net_key(cfg: TrainConfig, use_dei: bool) -> tuple[TrainConfig, dict]:
+    """(training config of the net with / without DEI channels, its cache-key config)."""
     tcfg = dataclasses.replace(cfg, net=dataclasses.replace(cfg.net, use_dei=use_dei))
+    return tcfg, {"train": to_dict(tcfg), "data": DATA_VERSION, "model": MODEL_VERSION}
+
+
+def trained_net(cfg: TrainConfig, train: Callable[[], dict], use_dei: bool
+                ) -> TwoStageFusionNet:
+    """The fusion net with / without DEI channels: shipped, cached, or trained now on
+    `train()` (called only when it must train)."""
+    tcfg, key = net_key(cfg, use_dei)
     info: dict = {}
 
     def build(tmp):
-        model, metrics = train_fusion_net(tcfg, train, desc=f"train use_dei={use_dei}")
+        model, metrics = train_fusion_net(tcfg, train(), desc=f"train use_dei={use_dei}")
         info.update(metrics)
         save_model(model, tmp)
 
-    path = cached_file("mobifuse-net", {"train": to_dict(tcfg), "data": DATA_VERSION,
-                                              "model": MODEL_VERSION}, build,
-                       suffix=".safetensors")
+    path = cached_file("mobifuse-net", key, build, suffix=".safetensors", shipped=WEIGHTS_DIR)
     log.info("fusion net use_dei=%s: %s%s", use_dei, path,
              f" (trained in {info['train_s']:.0f} s)" if info else " (cached)")
     return load_model(path)
@@ -301,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = make_run_dir(args.out, "mobifuse", "bench")
     tc = cfg.train
     train_seeds, _ = scene_seeds(tc)
-    train = build_dataset(train_seeds, tc.sim, tc.stereo, tc.dei, desc="train scenes")
+    train = functools.cache(lambda: build_dataset(train_seeds, tc.sim, tc.stereo, tc.dei,
+                                                  desc="train scenes"))
     test = build_dataset(_scene_seeds(cfg, TEST_SEED0, cfg.test_scenes), tc.sim, tc.stereo,
                          tc.dei, desc="test scenes")
     nets = {"dei": trained_net(tc, train, True), "no_dei": trained_net(tc, train, False)}

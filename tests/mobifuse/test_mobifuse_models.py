@@ -121,3 +121,23 @@ def test_edge_snap_guide_affinity_picks_the_candidate_of_the_same_grey_level():
     out, _ = snap(depth, torch.zeros(1, 1, 1, 5), guide)
     assert out[0, 0, 0, 1].item() == pytest.approx(1.0, abs=1e-3)
     assert out[0, 0, 0, 2].item() > 2.4  # mean of {2, 3, 3} for 3 surviving candidates
+
+
+def test_shipped_quick_nets_match_the_quick_setting():
+    """`mobifuse.bench --quick` finds both fusion nets in mobifuse/weights/ and never renders
+    its training scenes (a change to the data, net or quick setting changes the key: refresh
+    with `python -m mobifuse.experiments.ship_weights`)."""
+    from mobifuse.bench import QUICK, WEIGHTS_DIR, trained_net
+    from mobifuse.config import BenchConfig
+    from shared.config import load_config
+
+    cfg = load_config("configs/mobifuse/bench.yaml", BenchConfig,
+                      [f"{k}={v}" for k, v in QUICK.items()])
+
+    def no_training_data():
+        raise AssertionError("rendered training scenes: no shipped net for the quick setting")
+
+    for use_dei in (True, False):
+        net = trained_net(cfg.train, no_training_data, use_dei)
+        assert net.cfg.use_dei is use_dei
+    assert len(list(WEIGHTS_DIR.glob("*.safetensors"))) == 2
