@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from robwe.config import RobWEConfig
 from robwe.federation import build_federation, evaluate_clients
@@ -318,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv, BenchConfig, prog="robwe.bench", description="",
                            parser=parser, quick=QUICK)
     set_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
     run_dir = make_run_dir(args.out, "robwe", "bench")
     from robwe.data import federate, load_dataset
 

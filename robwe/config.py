@@ -107,6 +107,9 @@ class RobWEConfig:
     seed: int = 0
     device: str = "cpu"  # cpu (or auto): the tiny models and thousands of small steps run on CPU
     checkpoint_every: PosInt = 5  # rounds between checkpoints (train.py resume)
+    # torch threads: the tiny models gain nothing from intra-op threads, and on a shared
+    # machine two spinning threads made a quick-bench arm 5-8x slower than one (measured)
+    threads: PosInt = 1
 
     def validate(self) -> None:
         if self.device not in ("cpu", "auto"):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from robwe.config import RobWEConfig
 from robwe.federation import build_federation
@@ -30,6 +31,7 @@ def evaluate_run(run_dir: Path, num_victims: int = 5, finetune_epochs: int = 10,
                  rates: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
                  overwrite_epochs: int = 10) -> dict:
     cfg = load_config(run_dir / "config.yaml", RobWEConfig)
+    torch.set_num_threads(cfg.threads)
     state = Checkpointer(run_dir).load()
     if state is None:
         raise DataError(f"{run_dir}: no ckpt.pt (train first with robwe.train --out {run_dir})")

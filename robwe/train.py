@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from robwe.config import RobWEConfig
 from robwe.federation import Federation, build_federation, evaluate_clients
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                            quick={"fl.rounds": 5},
                            parser=parser)
     set_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
     fed = build_federation(cfg)  # reads and checks the data before the run dir is made
     run_dir = make_run_dir(args.out, "robwe", "train")
     log.info("run dir %s", run_dir)
