@@ -187,12 +187,16 @@ def steps_to(steps: np.ndarray, score: np.ndarray, level: float = 90.0) -> float
     return float(steps[hit[0]]) if len(hit) else None
 
 
+def _or(v, default):
+    return default if v is None else v
+
+
 def summarise(rows: list[dict], command: list[str], quick: bool) -> BenchReport:
     rep = BenchReport("ollie", baseline="gail", command=command)
     settings = list(dict.fromkeys(r["setting"] for r in rows))
     sel = {(s, a): [r for r in rows if r["setting"] == s and r["arm"] == a]
            for s in settings for a in list(ARMS) + ["ollie_no_align"]}
-    scored, auc_wins, unlearn_ok, summary = [], [], [], {}
+    scored, auc_wins, summary = [], [], {}
     for s in settings:
         off = {m: statistics.mean(r["offline_score"] for r in sel[(s, a)])
                for m, a in OFFLINE_ARMS.items() if sel[(s, a)]}
@@ -212,32 +216,35 @@ def summarise(rows: list[dict], command: list[str], quick: bool) -> BenchReport:
             info["online"][a] = {"steps": st.tolist(), "score": sc.tolist(), "auc": auc(st, sc),
                                  "steps_to_90": steps_to(st, sc), "final": float(sc[-1])}
             rep.add(f"{a} (online)", s, score=float(sc[-1]), auc=auc(st, sc),
-                    steps_to_90=steps_to(st, sc) or "not within budget",
+                    steps_to_90=_or(steps_to(st, sc), "not within budget"),
                     seeds=len(sel[(s, a)]), **{f"ood_{k}": x for k, x in ood.items()})
         summary[s] = info
-        if off.get("bc_expert", 0) > 80:
-            rep.notes.append(f"{s}: BC-E reaches {off['bc_expert']:.1f} > 80% of expert, so it "
-                             "leaves no room; reported, not scored")
-            continue
-        scored.append(s)
         on = info["online"]
         st, sc = np.array(on["ollie"]["steps"]), np.array(on["ollie"]["score"])
-        early = sc[st <= 0.2 * budget]
-        unlearn_ok.append(float(early.min() - 0.9 * off["ollie"]))
-        rep.check(f"{s}: offline OLLIE - max(BC-E, DWBC) (normalised score)",
-                  off["ollie"] - max(off["bc_expert"], off["dwbc"]), ">=", 0)
-        rep.check(f"{s}: OLLIE's lowest score in the first 20% of the budget minus 0.9 x its "
-                  "offline score", unlearn_ok[-1], ">=", 0)
-        ratio = on["ollie"]["auc"] / max(on["gail"]["auc"], 1e-9) if on["gail"]["auc"] > 0 \
+        ratio = on["ollie"]["auc"] / on["gail"]["auc"] if on["gail"]["auc"] > 0 \
             else float("inf")
-        rep.check(f"{s}: OLLIE AUC / GAIL-from-scratch AUC", ratio, ">=", 1.3)
-        rep.check(f"{s}: OLLIE AUC - naive offline→GAIL AUC", on["ollie"]["auc"]
-                  - on["naive_gail"]["auc"], ">=", 0)
+        measured = {  # the per-environment targets
+            f"{s}: offline OLLIE - max(BC-E, DWBC) (normalised score)":
+                (off["ollie"] - max(off["bc_expert"], off["dwbc"]), ">=", 0),
+            f"{s}: OLLIE's lowest score in the first 20% of the budget - 0.9 x its offline score":
+                (float(sc[st <= 0.2 * budget].min() - 0.9 * off["ollie"]), ">=", 0),
+            f"{s}: OLLIE AUC / GAIL-from-scratch AUC": (ratio, ">=", 1.3),
+            f"{s}: OLLIE AUC - naive offline→GAIL AUC":
+                (on["ollie"]["auc"] - on["naive_gail"]["auc"], ">=", 0)}
+        info["targets"] = {k: v[0] for k, v in measured.items()}
+        if off.get("bc_expert", 0) > 80:
+            rep.notes.append(f"{s}: BC-E reaches {off['bc_expert']:.1f} > 80% of expert, so it "
+                             "leaves no room: its targets are reported in bench.json's summary "
+                             "(targets), not scored")
+            continue
+        scored.append(s)
+        for name, (v, op, target) in measured.items():
+            rep.check(name, v, op, target)
         if ratio >= 1.3 and on["ollie"]["auc"] >= on["naive_gail"]["auc"]:
             auc_wins.append(s)
-    need = 1 if quick else 2
-    rep.check("environments where OLLIE's AUC >= 1.3x GAIL's and >= naive offline→GAIL's",
-              len(auc_wins), ">=", need)
+    need = min(2, len(settings))
+    rep.check(f"environments where OLLIE's AUC >= 1.3x GAIL's and >= naive offline→GAIL's "
+              f"(of {len(scored)} scored)", len(auc_wins), ">=", need)
     al = [r["alignment"] for r in rows if "alignment" in r]
     rho0 = statistics.mean(a["spearman_d0"] for a in al)
     rhor = statistics.mean(a["spearman_random"] for a in al)

@@ -100,3 +100,14 @@ def test_train_config_is_typed():
     assert isinstance(cfg, TrainConfig) and cfg.online.gamma == 0.95
     q = load_train_config(TINY, ["online.epochs=3"], quick=True)
     assert q.online.epochs == 3 and q.offline.dice_steps == 5000  # overlay, then --set
+
+
+def test_out_of_another_arm_is_refused_unchanged(tmp_path):
+    out = tmp_path / "run"
+    assert main(["--config", TINY, "--out", str(out), "--set", "online.env_steps=0"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    r = _cli("--config", TINY, "--out", str(out), "--set", "pretrain=bc_expert",
+             "--set", "online.discriminator=random")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "another arm" in r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
