@@ -137,12 +137,13 @@ def load_model(path: str | Path) -> TwoStageFusionNet:
     from mobifuse.config import NetConfig
     from shared.config import from_dict
     from shared.errors import ConfigError, DataError
-    from shared.validate import brief, check_state_dict
+    from shared.validate import brief, check_state_dict, check_torch_file
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"model file not found: {path}")
     try:
+        check_torch_file(path)
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, not a torch file, a pickle of foreign objects
         raise DataError(f"{path}: not a mobifuse model ({brief(e)})") from None
