@@ -188,7 +188,7 @@ def test_structured_fuse(tmp_path_factory, size, downsample, baseline, amplitude
 
     t = Target("fuse", lambda d: None, call, check,
                names=lambda d: ["tof", "baseline", "downsample", "image", "mod_freq",
-                                "left", "ToF", "'"])
+                                "left", "ToF"])
     assert_clean(t, tmp_path_factory.getbasetemp())
 
 
