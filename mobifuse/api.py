@@ -39,10 +39,10 @@ def fuse(left, right, tof, intrinsics: dict, extrinsics, model=None, tof_amplitu
     tof = check_array("tof", tof, (2,), allow_nan=True).astype(np.float64)
     if np.isinf(tof).any():
         raise DataError("'tof' contains inf depth values")
-    calib = Calibration(K_left=np.asarray(intrinsics["left"], dtype=np.float64),
-                        K_tof=np.asarray(intrinsics["tof"], dtype=np.float64),
-                        T_left_tof=np.asarray(extrinsics, dtype=np.float64),
-                        baseline_m=float(intrinsics["baseline_m"]), mod_freq_hz=mod_freq_hz)
+    # values go in as given: Calibration.validate (in prepare_frame) checks types and ranges
+    calib = Calibration(K_left=intrinsics["left"], K_tof=intrinsics["tof"],
+                        T_left_tof=extrinsics, baseline_m=intrinsics["baseline_m"],
+                        mod_freq_hz=mod_freq_hz)
     valid = np.isfinite(tof) & (tof > 0)
     fr = prepare_frame(left, right, np.nan_to_num(tof, nan=0.0), valid, calib, tof_amplitude,
                        tof_ambient, downsample)

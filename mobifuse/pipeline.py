@@ -87,6 +87,9 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration,
     right = check_array("right", right, (2, 3))
     if left.shape != right.shape:
         raise DataError(f"left image shape {left.shape} != right image shape {right.shape}")
+    if left.dtype != np.uint8 or right.dtype != np.uint8:
+        raise DataError(f"'left' and 'right' must be uint8 images, got {left.dtype} and "
+                        f"{right.dtype}")
     tof_depth = check_array("tof_depth", tof_depth, (2,), allow_nan=True).astype(np.float64)
     if tof_valid is None:
         tof_valid = np.isfinite(tof_depth) & (tof_depth > 0)

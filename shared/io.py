@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import DataError
-from shared.validate import brief, parse_json, read_json_file
+from shared.validate import brief, check_torch_file, parse_json, read_json_file
 
 __all__ = [
     "atomic_path",
@@ -179,6 +179,7 @@ class Checkpointer:
         present = [p for p in (self.path, self.prev) if os.path.lexists(p)]
         for p in present:
             try:
+                check_torch_file(p)
                 return torch.load(p, map_location=map_location, weights_only=False)
             except Exception as e:  # corrupt file: try the older one
                 logging.getLogger(__name__).warning("checkpoint %s unreadable (%s)", p, brief(e))

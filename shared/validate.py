@@ -26,8 +26,8 @@ from shared.errors import DataError, UserError
 __all__ = ["brief", "MAX_DEPTH", "MAX_ALLOC", "read_text", "decode_text", "parse_json",
            "read_json_file", "parse_yaml", "check_depth", "check_alloc", "bounded_dims",
            "finite_number", "finite_array", "read_npz", "h5_get", "h5_dataset",
-           "check_state_dict", "check_finite_params", "safetensors_shapes", "hf_config",
-           "strict_from_pretrained"]
+           "check_torch_file", "check_state_dict", "check_finite_params", "safetensors_shapes",
+           "hf_config", "strict_from_pretrained"]
 
 MAX_DEPTH = 64  # nesting of JSON/YAML documents; our configs and metadata use < 10
 MAX_ALLOC = 16 << 30  # no loader allocates more than 16 GiB from one file, whatever it declares
@@ -328,6 +328,25 @@ def h5_dataset(group, name: str, source: str, file_bytes: int, budget: list[int]
 
 
 # ----------------------------------------------------------------------------- weights
+
+
+def check_torch_file(path: str | Path) -> None:
+    """A `torch.save` file in the zip format whose records fit the file (torch stores them
+    uncompressed). The legacy pickle format, and zips whose directory lies about sizes, are
+    refused before torch.load trusts a declared length (a cut-off header once asked for 1.4 GB)."""
+    import zipfile
+
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # torch reads anything else as a legacy pickle
+            raise DataError(f"{path}: not a torch zip file (bad magic)")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = sum(i.file_size for i in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise DataError(f"{path}: not a torch zip file ({brief(e)})") from None
+    check_alloc(total, size, str(path), "torch records")
 
 
 def check_state_dict(state: Any, model, source: str, allow_missing: tuple[str, ...] = ()

@@ -17,7 +17,7 @@ from torch import nn
 from shared.errors import DataError
 from shared.il.nets import mlp
 from shared.io import atomic_torch_save
-from shared.validate import brief, check_state_dict, finite_array
+from shared.validate import brief, check_state_dict, check_torch_file, finite_array
 
 __all__ = ["LOG_STD_MIN", "LOG_STD_MAX", "squash_log_std", "GaussianPolicy", "save_policy",
            "load_policy", "POLICY_FORMAT"]
@@ -89,6 +89,7 @@ def load_policy(path: str | Path) -> tuple[GaussianPolicy, dict]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"policy file not found: {path}")
+    check_torch_file(path)
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

@@ -162,10 +162,13 @@ def test_structured_calib_json(tmp_path_factory, edits):
 @fuzz_settings(25)
 @given(size=st.sampled_from([(64, 96), (2, 2), (8, 40), (64, 94)]),
        downsample=st.sampled_from([2, 1, 0, -2, 3, 2.0]),
-       baseline=st.sampled_from([0.015, float("nan"), -0.01, "0.015", float("inf")]),
+       baseline=st.sampled_from([0.015, float("nan"), -0.01, "0.015", float("inf"), "abc",
+                                 None, [0.01]]),
        amplitude=st.sampled_from(["ok", None, "nan", "negative", "shape"]),
-       mod_freq=st.sampled_from([30e6, 0.0, float("nan")]))
-def test_structured_fuse(tmp_path_factory, size, downsample, baseline, amplitude, mod_freq):
+       mod_freq=st.sampled_from([30e6, 0.0, float("nan")]),
+       dtype=st.sampled_from(["uint8", "float32"]))
+def test_structured_fuse(tmp_path_factory, size, downsample, baseline, amplitude, mod_freq,
+                         dtype):
     raw = frame()
     c = sim_calibration(SIM)
     h, w = size
@@ -175,7 +178,7 @@ def test_structured_fuse(tmp_path_factory, size, downsample, baseline, amplitude
     tof = np.where(raw["tof_valid"], raw["tof_depth"], np.nan)
 
     def call(d):
-        return fuse(raw["left"][:h, :w], raw["right"][:h, :w], tof,
+        return fuse(raw["left"][:h, :w].astype(dtype), raw["right"][:h, :w].astype(dtype), tof,
                     {"left": c.K_left, "tof": c.K_tof, "baseline_m": baseline}, c.T_left_tof,
                     tof_amplitude=amp, mod_freq_hz=mod_freq, downsample=downsample)
 
@@ -185,7 +188,7 @@ def test_structured_fuse(tmp_path_factory, size, downsample, baseline, amplitude
 
     t = Target("fuse", lambda d: None, call, check,
                names=lambda d: ["tof", "baseline", "downsample", "image", "mod_freq",
-                                "left", "ToF", "'"])
+                                "left", "ToF"])
     assert_clean(t, tmp_path_factory.getbasetemp())
 
 

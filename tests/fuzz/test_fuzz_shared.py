@@ -169,3 +169,10 @@ def test_checkpoint_behind_a_link_loop_is_an_error_not_a_fresh_start(tmp_path):
 def test_config_ranges_are_field_types():
     fields = {f.name: f.type for f in dataclasses.fields(RobWEConfig().fl)}
     assert "PosInt" in str(fields["rounds"])
+
+
+def test_cut_checkpoint_header_is_refused_before_torch_allocates(tmp_path):
+    t = BY_NAME["checkpoint"]
+    d = t.fresh(tmp_path)
+    (d / "ckpt.pt").write_bytes((d / "ckpt.pt").read_bytes()[57:])  # once asked for 1.4 GB
+    assert_rejects(t, d, "no readable checkpoint")
