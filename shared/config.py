@@ -236,10 +236,9 @@ def _deepcopy(d: Any) -> Any:
 
 
 def read_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping; a missing, unreadable or non-mapping file is a ConfigError."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    """Read a YAML mapping (found by `resolve_config`: a package's shipped configs from any
+    directory); a missing, unreadable or non-mapping file is a ConfigError."""
+    path = resolve_config(path)
     data = parse_yaml(read_text(path, ConfigError), str(path), ConfigError)
     if data is None:
         return {}
@@ -278,7 +277,7 @@ def load_config(
 
     Errors name the file: "configs/x.yaml: unknown key 'optim.lrr' (known keys: ...)".
     """
-    data = read_yaml(resolve_config(path)) if path is not None else {}
+    data = read_yaml(path) if path is not None else {}
     source = str(path) if path is not None else "<defaults>"
     try:
         data = apply_overrides(data, overrides)
