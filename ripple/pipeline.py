@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 QUICK = ["masks.calib_tokens=4096", "masks.test_tokens=1024", "real_read_tokens=24",
-         "placement_sizes=[4096, 16384]"]
+         "placement_sizes=[4096, 16384]", "scaled_d_models=[4096]", "real_read_repeats=1"]
 
 
 def get_model(cfg: RippleConfig):
