@@ -86,7 +86,7 @@ class BenchConfig:
 
 # --quick: the memory, step-time and predictor arms only (fine-tuning three LMs for the accuracy
 # arms takes ~10 minutes on 2 cores; `--quick --set accuracy=true` brings them back, small)
-QUICK = {"accuracy": False, "mem_seq_lens": [2048], "target_seq_len": 2048,
+QUICK = {"accuracy": False, "mem_seq_lens": [4096],
          "ft_seq_len": 1024, "ft_steps": 60, "ppl_windows": 4, "passkey_trials": 20,
          "selection_examples": 10,
          "predictor.steps": 100, "predictor.windows": 4, "predictor.prune_every": 25,

@@ -202,7 +202,7 @@ def test_quick_overlay_never_overrides_an_explicit_set():
 
     _, bc = parse_args(["--quick", "--set", "accuracy=true", "--set", "ft_steps=3"],
                        BenchConfig, "lemo.bench", "", quick=QUICK)
-    assert bc.accuracy is True and bc.ft_steps == 3 and bc.mem_seq_lens == [2048]
+    assert bc.accuracy is True and bc.ft_steps == 3 and bc.mem_seq_lens == [4096]
 
 
 @pytest.mark.slow
