@@ -9,7 +9,6 @@ selected transitions that come from D_b episodes with a return above D_b's media
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from shared.il.datasets import (
     load_minari,
     validate_dataset,
 )
+from shared.il.demos import Demos
 from shared.il.envs import make_env
 from shared.il.generate import dataset, reference_returns
 
@@ -31,14 +31,8 @@ __all__ = ["ILData", "build_data", "dataset_specs", "generate_spec", "load_user_
            "selection_quality", "state_stats"]
 
 
-@dataclass
-class ILData:
-    expert: dict[str, np.ndarray]  # D_e, D4RL layout
-    imperfect: dict[str, np.ndarray]  # D_b, D4RL layout
-    env_id: str
-    ref_random: float  # returns that map to normalised score 0 and 100
-    ref_expert: float
-    description: str
+class ILData(Demos):
+    """D_e and D_b (`imperfect`) with their reference returns."""
 
 
 def load_user_dataset(path: str | Path) -> dict[str, np.ndarray]:

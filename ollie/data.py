@@ -13,7 +13,6 @@ sees it; the bench only evaluates finished policies there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from shared.il.datasets import (
     load_minari,
     validate_dataset,
 )
+from shared.il.demos import Demos
 from shared.il.envs import make_env
 from shared.il.generate import dataset, reference_returns
 
@@ -37,14 +37,8 @@ __all__ = ["OLLIEData", "build_data", "dataset_specs", "state_stats", "initial_s
 PERTURBATIONS = {"heavy": (1.5, 1.0), "slippery": (1.0, 0.5)}
 
 
-@dataclass
-class OLLIEData:
-    expert: dict[str, np.ndarray]  # D_e, D4RL layout
-    imperfect: dict[str, np.ndarray]  # D_s, D4RL layout
-    env_id: str
-    ref_random: float  # returns that map to normalised score 0 and 100
-    ref_expert: float
-    description: str
+class OLLIEData(Demos):
+    """D_e and D_s (`imperfect`) with their reference returns."""
 
     @property
     def union(self) -> dict[str, np.ndarray]:
