@@ -141,14 +141,18 @@ class Target:
     cache: dict = field(default_factory=dict, repr=False)
 
     def fresh(self, root: Path) -> Path:
-        """A folder holding a copy of the (cached) valid seed input."""
+        """A folder under `root` holding a copy of the (cached) valid seed input. The previous
+        case folder of this target is removed: thousands of examples leave one behind."""
         base = self.cache.get("dir")
         if base is None:
             base = Path(tempfile.mkdtemp(prefix=f"fuzz-seed-{self.name}-"))
             self.seed(base)
             self.cache["dir"] = base
+        if "last" in self.cache:
+            shutil.rmtree(self.cache.pop("last"), ignore_errors=True)
         d = Path(tempfile.mkdtemp(prefix="case-", dir=root))
         shutil.copytree(base, d, dirs_exist_ok=True, symlinks=True)
+        self.cache["last"] = d
         return d
 
     def mutate(self, d: Path, which: int, ops) -> str:
@@ -156,6 +160,16 @@ class Target:
         p = d / rel
         p.write_bytes(apply_mutations(p.read_bytes(), ops))
         return rel
+
+
+def _empty_dir() -> Path:
+    global _EMPTY
+    if _EMPTY is None:
+        _EMPTY = Path(tempfile.mkdtemp(prefix="fuzz-empty-"))
+    return _EMPTY
+
+
+_EMPTY: Path | None = None
 
 
 def input_bytes(d: Path) -> int:
@@ -170,8 +184,11 @@ def _alarm(signum, frame):
     raise _Timeout()
 
 
-def outcome(target: Target, d: Path, time_limit: float = TIME_LIMIT_S) -> tuple[str, str]:
-    """(kind, detail) of one call of `target.load(d)`; see the module docstring."""
+def outcome(target: Target, d: Path | None = None, time_limit: float = TIME_LIMIT_S
+            ) -> tuple[str, str]:
+    """(kind, detail) of one call of `target.load(d)`; see the module docstring. `d` None: a
+    target that reads no files (structured arguments), given an empty folder."""
+    d = d or _empty_dir()
     limit = MEMORY_RATIO * input_bytes(d) + MEMORY_SLACK
     names = target.names(d) if target.names else [str(d)]
     old = signal.signal(signal.SIGALRM, _alarm)
@@ -218,7 +235,7 @@ def outcome(target: Target, d: Path, time_limit: float = TIME_LIMIT_S) -> tuple[
     return "accepted", f"{took:.2f} s"
 
 
-def assert_clean(target: Target, d: Path) -> str:
+def assert_clean(target: Target, d: Path | None = None) -> str:
     """Fail the test unless the outcome is accepted or rejected; returns the kind."""
     kind, detail = outcome(target, d)
     assert kind in ("accepted", "rejected"), f"{target.name}: {kind}: {detail}"

@@ -167,8 +167,7 @@ def test_structured_calib_json(tmp_path_factory, edits):
        amplitude=st.sampled_from(["ok", None, "nan", "negative", "shape"]),
        mod_freq=st.sampled_from([30e6, 0.0, float("nan")]),
        dtype=st.sampled_from(["uint8", "float32"]))
-def test_structured_fuse(tmp_path_factory, size, downsample, baseline, amplitude, mod_freq,
-                         dtype):
+def test_structured_fuse(size, downsample, baseline, amplitude, mod_freq, dtype):
     raw = frame()
     c = sim_calibration(SIM)
     h, w = size
@@ -189,7 +188,7 @@ def test_structured_fuse(tmp_path_factory, size, downsample, baseline, amplitude
     t = Target("fuse", lambda d: None, call, check,
                names=lambda d: ["tof", "baseline", "downsample", "image", "mod_freq",
                                 "left", "ToF"])
-    assert_clean(t, tmp_path_factory.getbasetemp())
+    assert_clean(t)
 
 
 # --- regressions
