@@ -78,7 +78,7 @@ BY_NAME = {t.name: t for t in TARGETS}
 
 
 @pytest.mark.parametrize("name", [t.name for t in TARGETS])
-@fuzz_settings(100)
+@fuzz_settings(300)
 @given(ops=mutation_ops(), which=st.integers(0, 3))
 def test_mutated_files(tmp_path_factory, name, ops, which):
     t = BY_NAME[name]
@@ -102,7 +102,7 @@ def _process_target(rec):
                   names=lambda d: NAMES)
 
 
-@fuzz_settings(40)
+@fuzz_settings(120)
 @given(edit=st.sampled_from(["none", "zeros", "fs_nan", "fs_zero", "fs_neg", "fs_big",
                              "dur_huge", "dur_nan", "dur_neg", "t_huge", "t_nan", "t_dup",
                              "drop_left", "acc_2col", "short", "acc_str"]),
@@ -137,7 +137,7 @@ def test_structured_process(edit, side):
     assert_clean(_process_target(rec))
 
 
-@fuzz_settings(50)
+@fuzz_settings(150)
 @given(packets=st.lists(st.tuples(
     st.sampled_from(["left", "right", "middle"]),
     st.sampled_from([0.02, 1.0, 7.0, 1e6, 1e12, -1.0, np.nan]),  # time step to the packet
