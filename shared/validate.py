@@ -261,7 +261,7 @@ def read_npz(path: str | Path, keys: tuple[str, ...], what: str = ".npz file"
                 with zf.open(info) as f:
                     out[k] = fmt.read_array(f, allow_pickle=False)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
-            zlib.error, NotImplementedError) as e:
+            zlib.error, NotImplementedError, RuntimeError) as e:  # RuntimeError: "encrypted"
         raise DataError(f"{path}: corrupt {what} ({brief(e)})") from None
     return out
 

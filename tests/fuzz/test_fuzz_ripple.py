@@ -114,7 +114,11 @@ def test_structured_masks(tmp_path_factory, shape, bits_shape, dtype):
     d = t.fresh(tmp_path_factory.getbasetemp())
     bits = np.zeros(bits_shape, dtype=dtype)
     np.savez(d / "masks.npz", bits=bits, shape=np.asarray(shape, dtype=np.int64))
-    assert_clean(t, d)
+
+    def check(m, d):  # another valid mask file: the declared shape, all bits as stored (0)
+        assert m.dtype == bool and m.shape == tuple(shape) and not m.any()
+
+    assert_clean(Target("masks", t.seed, t.load, check), d)
 
 
 # --- regressions
@@ -152,3 +156,13 @@ def test_masks_declared_shape_is_bounded(tmp_path):
     d = t.fresh(tmp_path)
     np.savez(d / "masks.npz", bits=np.array([None], dtype=object), shape=np.array([1, 1, 1]))
     assert_rejects(t, d, "Python objects")
+
+
+def test_masks_member_flagged_encrypted(tmp_path):
+    t = BY_NAME["masks"]
+    d = t.fresh(tmp_path)
+    raw = bytearray((d / "masks.npz").read_bytes())
+    i = raw.rfind(b"PK\x01\x02")  # the last central-directory entry: set its "encrypted" bit
+    raw[i + 8] |= 1
+    (d / "masks.npz").write_bytes(bytes(raw))
+    assert_rejects(t, d, "corrupt mask file")
