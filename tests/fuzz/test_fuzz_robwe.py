@@ -104,10 +104,11 @@ def test_structured_cifar(tmp_path_factory, data, labels):
 
 def test_idx_negative_and_huge_dims(tmp_path):
     t = BY_NAME["mnist-idx"]
-    for dims, words in (((-6, -4, 4), "must be positive"), ((6, 40000, 40000), "declares")):
+    for dims, words in (((-6, -4, 4), "must be positive"), ((6, 40000, 40000), "declares"),
+                        ((0, 2**31 - 1, 2**31 - 1), "too large")):
         d = t.fresh(tmp_path)
         head = bytes([0, 0, 8, 3]) + b"".join((x % 2**32).to_bytes(4, "big") for x in dims)
-        (d / "train-images-idx3-ubyte").write_bytes(head + bytes(96))
+        (d / "train-images-idx3-ubyte").write_bytes(head + bytes(96 if dims[0] else 0))
         assert_rejects(t, d, "train-images-idx3-ubyte", words)
 
 
