@@ -187,8 +187,9 @@ def bounded_dims(dims, source: str, what: str, itemsize: int, file_bytes: int,
         if v < 0 or (v == 0 and not allow_zero):
             raise DataError(f"{source}: {what} dimension {i} must be positive, got {v}")
         out.append(v)
-    if math.prod(max(v, 1) for v in out) * itemsize > MAX_ALLOC:  # even with a 0 dim, numpy
-        raise DataError(f"{source}: {what} dimensions {out} are too large")  # refuses the shape
+    if 0 in out and math.prod(max(v, 1) for v in out) * itemsize > MAX_ALLOC:
+        # an empty array, but numpy refuses a shape whose other dims overflow
+        raise DataError(f"{source}: {what} dimensions {out} are too large")
     total = math.prod(out) * itemsize
     check_alloc(total, file_bytes, source, what, ratio, slack)
     return tuple(out)
