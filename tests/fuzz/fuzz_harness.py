@@ -191,15 +191,17 @@ def outcome(target: Target, d: Path | None = None, time_limit: float = TIME_LIMI
     d = d or _empty_dir()
     limit = MEMORY_RATIO * input_bytes(d) + MEMORY_SLACK
     names = target.names(d) if target.names else [str(d)]
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, time_limit)
+    # CPU time (ITIMER_PROF), not wall time: a loop that never ends burns CPU, while two other
+    # jobs on a shared 2-core runner only stretch the wall clock
+    old = signal.signal(signal.SIGPROF, _alarm)
+    signal.setitimer(signal.ITIMER_PROF, time_limit)
     tracemalloc.start()
     t0 = time.perf_counter()
     result = error = None
     try:
         result = target.load(d)
     except _Timeout:
-        return "hang", f"> {time_limit:.0f} s"
+        return "hang", f"> {time_limit:.0f} s of CPU"
     except UserError as e:
         error = e
     except MemoryError:
@@ -214,8 +216,8 @@ def outcome(target: Target, d: Path | None = None, time_limit: float = TIME_LIMI
         msg = "".join(traceback.format_exception_only(type(e), e)).strip()[-500:]
         return "foreign", f"{msg}{at}"
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     took = time.perf_counter() - t0
