@@ -118,7 +118,7 @@ class TrainConfig:
     dei: DEIConfig = field(default_factory=DEIConfig)
     net: NetConfig = field(default_factory=NetConfig)
     train_scenes: PosInt = 160  # simulated training scenes
-    val_scenes: NonNegInt = 16  # held-out validation scenes (different seeds)
+    val_scenes: PosInt = 16  # held-out validation scenes (different seeds)
     steps: PosInt = 1500  # optimiser steps
     batch_size: PosInt = 8  # crops per step
     crop: PosInt = 64  # square training crop (px, work resolution)

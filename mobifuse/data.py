@@ -74,6 +74,8 @@ def _one(seed: int, sim: SimConfig, stereo: StereoConfig, dei: DEIConfig,
 def build_dataset(seeds: list[int], sim: SimConfig, stereo: StereoConfig, dei: DEIConfig,
                   overrides: dict | None = None, desc: str = "scenes") -> dict[str, np.ndarray]:
     """Simulate + prepare every seeded scene; cached on disk by (configs, seeds, overrides)."""
+    if not seeds:
+        raise DataError(f"no {desc} to build (an empty seed list)")
     key = {"seeds": list(map(int, seeds)), "sim": to_dict(sim), "stereo": to_dict(stereo),
            "dei": to_dict(dei), "overrides": overrides or {}}
 

@@ -187,6 +187,9 @@ def bounded_dims(dims, source: str, what: str, itemsize: int, file_bytes: int,
         if v < 0 or (v == 0 and not allow_zero):
             raise DataError(f"{source}: {what} dimension {i} must be positive, got {v}")
         out.append(v)
+    if 0 in out and math.prod(max(v, 1) for v in out) * itemsize > MAX_ALLOC:
+        # an empty array, but numpy refuses a shape whose other dims overflow
+        raise DataError(f"{source}: {what} dimensions {out} are too large")
     total = math.prod(out) * itemsize
     check_alloc(total, file_bytes, source, what, ratio, slack)
     return tuple(out)
@@ -261,7 +264,7 @@ def read_npz(path: str | Path, keys: tuple[str, ...], what: str = ".npz file"
                 with zf.open(info) as f:
                     out[k] = fmt.read_array(f, allow_pickle=False)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
-            zlib.error, NotImplementedError) as e:
+            zlib.error, NotImplementedError, RuntimeError) as e:  # RuntimeError: "encrypted"
         raise DataError(f"{path}: corrupt {what} ({brief(e)})") from None
     return out
 

@@ -205,7 +205,7 @@ def load_minari(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     parts: dict[str, list] = {k: [] for k in D4RL_KEYS}
     try:
         with h5py.File(file, "r") as f:
-            names = sorted(k for k in f.keys() if k.startswith("episode_"))
+            names = sorted(k for k in f.keys() if isinstance(k, str) and k.startswith("episode_"))
             bad = [k for k in names if not re.fullmatch(r"episode_\d{1,9}", k)]
             if bad:
                 raise DataError(f"{file}: group '{bad[0]}' is not named episode_<integer>")

@@ -60,13 +60,13 @@ def survey_files(n_inputs: int, seed: int) -> tuple[dict, list]:
     return counts, bad
 
 
-def survey_cli(seed: int) -> tuple[Counter, list]:
+def survey_cli(seed: int, configs: int = 2) -> tuple[Counter, list]:
     """Each recipe on a mutated config and on bad overrides: exit 2, one line, no --out."""
     rng = random.Random(seed)
     counts, bad = Counter(), []
     for recipe, cfg in RECIPES.items():
         cases = [["--set", o] for o in rng.sample(CLI_OVERRIDES, 3)]
-        for _ in range(2):
+        for _ in range(configs):
             text = apply_mutations((REPO / cfg).read_bytes(), random_ops(rng))
             f = Path(tempfile.mkdtemp()) / "bad.yaml"
             f.write_bytes(text)
@@ -98,6 +98,7 @@ def main() -> int:
     ap.add_argument("--inputs", type=int, default=600)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--cli", action="store_true")
+    ap.add_argument("--cli-configs", type=int, default=2, help="mutated configs per recipe")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     counts, bad = survey_files(args.inputs, args.seed)
@@ -109,7 +110,7 @@ def main() -> int:
     print(f"{'total':<18}{sum(total.values()):>10}" + "".join(f"{total[k]:>10}" for k in KINDS))
     report = {"files": {k: dict(v) for k, v in counts.items()}, "bad": bad}
     if args.cli:
-        cli, cli_bad = survey_cli(args.seed)
+        cli, cli_bad = survey_cli(args.seed, args.cli_configs)
         print("cli:", dict(cli))
         bad += cli_bad
         report["cli"] = dict(cli)

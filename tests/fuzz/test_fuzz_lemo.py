@@ -73,7 +73,7 @@ TARGETS = [
 BY_NAME = {t.name: t for t in TARGETS}
 
 
-@pytest.mark.parametrize("name, n", [("text-file", 120), ("hf-checkpoint", 50)])
+@pytest.mark.parametrize("name, n", [("text-file", 360), ("hf-checkpoint", 150)])
 def test_mutated_files(tmp_path_factory, name, n):
     @fuzz_settings(n)
     @given(ops=mutation_ops(), which=st.integers(0, 3))
@@ -90,7 +90,7 @@ CONFIG_VALUES = st.sampled_from([0, 1, 2, 3, -1, 10**6, 16, 32, 1.5, None, "llam
                                  "relu", True, [], 1e9])
 
 
-@fuzz_settings(50)
+@fuzz_settings(150)
 @given(edits=st.dictionaries(st.sampled_from(["num_attention_heads", "num_hidden_layers",
                                               "hidden_size", "intermediate_size",
                                               "num_key_value_heads", "vocab_size", "model_type",
@@ -106,7 +106,7 @@ def test_structured_config_json(tmp_path_factory, edits):
     assert_clean(t, d)
 
 
-@fuzz_settings(30)
+@fuzz_settings(90)
 @given(edit=st.sampled_from(["drop", "extra", "nan", "inf", "reshape", "dtype"]),
        index=st.integers(0, 100))
 def test_structured_tensors(tmp_path_factory, edit, index):

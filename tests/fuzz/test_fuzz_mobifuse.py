@@ -113,7 +113,7 @@ BY_NAME = {t.name: t for t in TARGETS}
 
 
 @pytest.mark.parametrize("name", [t.name for t in TARGETS])
-@fuzz_settings(100)
+@fuzz_settings(300)
 @given(ops=mutation_ops(), which=st.integers(0, 7))
 def test_mutated_files(tmp_path_factory, name, ops, which):
     t = BY_NAME[name]
@@ -128,7 +128,7 @@ HEADER_NUMBERS = st.sampled_from(["6", "5", "0", "-5", "99999999", "2147483648",
                                   "nan", "-1.0", "1.0", "0.0", "inf", "-0", "7 8"])
 
 
-@fuzz_settings(100)
+@fuzz_settings(300)
 @given(kind=st.sampled_from(["Pf", "PF", "P6", "pf"]), w=HEADER_NUMBERS, h=HEADER_NUMBERS,
        scale=HEADER_NUMBERS)
 def test_structured_pfm_header(tmp_path_factory, kind, w, h, scale):
@@ -144,7 +144,7 @@ CALIB_VALUES = st.sampled_from([0.015, "0.015", -0.01, 0.0, float("nan"), float(
                                 [[0, 0, 0], [0, 0, 0], [0, 0, 1]], {"a": 1}])
 
 
-@fuzz_settings(100)
+@fuzz_settings(300)
 @given(edits=st.dictionaries(st.sampled_from(["K_left", "K_tof", "T_left_tof", "baseline_m",
                                               "mod_freq_hz", "tof_read_noise", "extra"]),
                              CALIB_VALUES, min_size=1, max_size=3))
@@ -159,7 +159,7 @@ def test_structured_calib_json(tmp_path_factory, edits):
 
 # --- fuse() on arrays
 
-@fuzz_settings(25)
+@fuzz_settings(75)
 @given(size=st.sampled_from([(64, 96), (2, 2), (8, 40), (64, 94)]),
        downsample=st.sampled_from([2, 1, 0, -2, 3, 2.0]),
        baseline=st.sampled_from([0.015, float("nan"), -0.01, "0.015", float("inf"), "abc",
@@ -167,8 +167,7 @@ def test_structured_calib_json(tmp_path_factory, edits):
        amplitude=st.sampled_from(["ok", None, "nan", "negative", "shape"]),
        mod_freq=st.sampled_from([30e6, 0.0, float("nan")]),
        dtype=st.sampled_from(["uint8", "float32"]))
-def test_structured_fuse(tmp_path_factory, size, downsample, baseline, amplitude, mod_freq,
-                         dtype):
+def test_structured_fuse(size, downsample, baseline, amplitude, mod_freq, dtype):
     raw = frame()
     c = sim_calibration(SIM)
     h, w = size
@@ -189,7 +188,7 @@ def test_structured_fuse(tmp_path_factory, size, downsample, baseline, amplitude
     t = Target("fuse", lambda d: None, call, check,
                names=lambda d: ["tof", "baseline", "downsample", "image", "mod_freq",
                                 "left", "ToF"])
-    assert_clean(t, tmp_path_factory.getbasetemp())
+    assert_clean(t)
 
 
 # --- regressions

@@ -64,7 +64,7 @@ BY_NAME = {t.name: t for t in TARGETS}
 
 
 @pytest.mark.parametrize("name", [t.name for t in TARGETS])
-@fuzz_settings(120)
+@fuzz_settings(360)
 @given(ops=mutation_ops())
 def test_mutated_files(tmp_path_factory, name, ops):
     t = BY_NAME[name]
@@ -89,7 +89,7 @@ HEADER_VALUES = st.sampled_from([0, 1, 2, 3, 4, 5, 6, -1, 10**9, 2**40, "6", Non
                                  "float16", "float64", "object", "<f4", True])
 
 
-@fuzz_settings(120)
+@fuzz_settings(360)
 @given(edits=st.dictionaries(st.sampled_from(["version", "layers", "n", "parts", "d", "dtype",
                                               "page", "bundle_bytes", "perm_offset",
                                               "perm_crc32", "data_offsets", "data_crc32"]),
@@ -104,7 +104,7 @@ def test_structured_layout_header(tmp_path_factory, edits, fix_crc):
     assert_clean(t, d)
 
 
-@fuzz_settings(80)
+@fuzz_settings(240)
 @given(shape=st.lists(st.sampled_from([0, 1, 2, 7, 12, 13, -12, 2**40]), min_size=1,
                       max_size=4),
        bits_shape=st.sampled_from([(2, 7, 2), (2, 7, 1), (7, 2), (2, 7, 2, 1), (0,)]),
@@ -114,7 +114,11 @@ def test_structured_masks(tmp_path_factory, shape, bits_shape, dtype):
     d = t.fresh(tmp_path_factory.getbasetemp())
     bits = np.zeros(bits_shape, dtype=dtype)
     np.savez(d / "masks.npz", bits=bits, shape=np.asarray(shape, dtype=np.int64))
-    assert_clean(t, d)
+
+    def check(m, d):  # another valid mask file: the declared shape, all bits as stored (0)
+        assert m.dtype == bool and m.shape == tuple(shape) and not m.any()
+
+    assert_clean(Target("masks", t.seed, t.load, check), d)
 
 
 # --- regressions
@@ -152,3 +156,13 @@ def test_masks_declared_shape_is_bounded(tmp_path):
     d = t.fresh(tmp_path)
     np.savez(d / "masks.npz", bits=np.array([None], dtype=object), shape=np.array([1, 1, 1]))
     assert_rejects(t, d, "Python objects")
+
+
+def test_masks_member_flagged_encrypted(tmp_path):
+    t = BY_NAME["masks"]
+    d = t.fresh(tmp_path)
+    raw = bytearray((d / "masks.npz").read_bytes())
+    i = raw.rfind(b"PK\x01\x02")  # the last central-directory entry: set its "encrypted" bit
+    raw[i + 8] |= 1
+    (d / "masks.npz").write_bytes(bytes(raw))
+    assert_rejects(t, d, "corrupt mask file")

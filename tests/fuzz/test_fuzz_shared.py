@@ -79,7 +79,7 @@ BY_NAME = {t.name: t for t in TARGETS}
 
 
 @pytest.mark.parametrize("name", [t.name for t in TARGETS])
-@fuzz_settings(100)
+@fuzz_settings(300)
 @given(ops=mutation_ops(), which=st.integers(0, 3))
 def test_mutated_files(tmp_path_factory, name, ops, which):
     t = BY_NAME[name]
@@ -100,7 +100,7 @@ VALUES = st.one_of(
     st.text(max_size=12))
 
 
-@fuzz_settings(150)
+@fuzz_settings(450)
 @given(key=st.sampled_from(KEYS), value=VALUES)
 def test_overrides(key, value):
     try:

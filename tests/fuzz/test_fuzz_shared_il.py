@@ -78,7 +78,7 @@ BY_NAME = {t.name: t for t in TARGETS}
 
 
 @pytest.mark.parametrize("name", [t.name for t in TARGETS])
-@fuzz_settings(80)
+@fuzz_settings(240)
 @given(ops=mutation_ops(), which=st.integers(0, 3))
 def test_mutated_files(tmp_path_factory, name, ops, which):
     t = BY_NAME[name]
@@ -98,7 +98,7 @@ COLUMN = st.fixed_dictionaries({
 })
 
 
-@fuzz_settings(80)
+@fuzz_settings(240)
 @given(cols=st.dictionaries(st.sampled_from(D4RL_KEYS), COLUMN, min_size=3, max_size=6),
        link=st.sampled_from([None, "soft", "soft-loop", "external", "dangling", "group"]),
        huge=st.booleans())
@@ -144,7 +144,7 @@ def _add_link(f, link, d):
         f.create_group("terminals")
 
 
-@fuzz_settings(60)
+@fuzz_settings(180)
 @given(names=st.lists(st.sampled_from(["episode_0", "episode_1", "episode_x", "episode_",
                                        "episode_-1", "episode_99999999999", "other"]),
                       min_size=1, max_size=3, unique=True),
@@ -176,7 +176,7 @@ POLICY_EDITS = st.sampled_from([
 ])
 
 
-@fuzz_settings(80)
+@fuzz_settings(240)
 @given(edits=st.lists(POLICY_EDITS, min_size=1, max_size=2))
 def test_structured_policy(tmp_path_factory, edits):
     t = BY_NAME["policy"]
