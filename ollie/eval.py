@@ -41,20 +41,40 @@ class EvalConfig:
 
 
 def load_policy(run_dir: str | Path, which: str = "policy") -> tuple[TanhGaussianPolicy, dict]:
-    """(policy, model.json) from a run directory (safetensors weights)."""
+    """(policy, model.json) from a run directory (safetensors weights). Runs no code from the
+    files; model.json's sizes are checked, the policy is shaped on the meta device and the
+    weights' header checked against it before anything is allocated: a corrupt, foreign or
+    mismatched file is a one-line DataError."""
     from safetensors.torch import load_file
+
+    from shared.validate import brief, check_state_dict, safetensors_shapes
 
     run_dir = Path(run_dir)
     meta = read_json(run_dir / "model.json")
     path = run_dir / f"{which}.safetensors"
     if not path.is_file():
         raise DataError(f"file not found: {path}")
+    src = run_dir / "model.json"
+    ok = isinstance(meta, dict) and all(
+        isinstance(meta.get(k), int) and not isinstance(meta.get(k), bool)
+        and 0 < meta[k] <= 4096 for k in ("obs_dim", "act_dim", "hidden")) \
+        and isinstance(meta.get("env_id"), str)
+    if not ok:
+        raise DataError(f"{src}: needs env_id and obs_dim, act_dim, hidden in 1..4096")
     S, A = meta["obs_dim"], meta["act_dim"]
-    pol = TanhGaussianPolicy(S, A, meta["hidden"], Normalizer(torch.zeros(S), torch.ones(S)))
+    with torch.device("meta"):  # shapes only
+        shape = TanhGaussianPolicy(S, A, meta["hidden"], Normalizer(torch.zeros(S), torch.ones(S)))
+    want = {k: tuple(v.shape) for k, v in shape.state_dict().items()}
+    got = safetensors_shapes(path)
+    bad = sorted(set(want) ^ set(got)) or [k for k in want if got[k] != want[k]]
+    if bad:
+        raise DataError(f"{path}: weights do not fit model.json (tensor '{bad[0]}')")
     try:
-        pol.load_state_dict(load_file(str(path)))
-    except (RuntimeError, OSError) as e:
-        raise DataError(f"{path}: weights do not fit model.json ({e})") from None
+        state = load_file(str(path))
+    except Exception as e:  # a corrupt data block
+        raise DataError(f"{path}: unreadable weights ({brief(e)})") from None
+    pol = TanhGaussianPolicy(S, A, meta["hidden"], Normalizer(torch.zeros(S), torch.ones(S)))
+    pol.load_state_dict(check_state_dict(state, shape, str(path)))
     return pol.eval(), meta
 
 

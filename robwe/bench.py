@@ -320,10 +320,10 @@ def main(argv: list[str] | None = None) -> int:
                            parser=parser, quick=QUICK)
     set_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    run_dir = make_run_dir(args.out, "robwe", "bench")
     from robwe.data import federate, load_dataset
 
-    data = federate(load_dataset(cfg.data), cfg.data, cfg.seed)
+    data = federate(load_dataset(cfg.data), cfg.data, cfg.seed)  # checked before any file
+    run_dir = make_run_dir(args.out, "robwe", "bench")
     rep = BenchReport("robwe", baseline="fedrep", command=sys.argv)
     setting = f"{cfg.data.dataset}/N{cfg.data.num_clients}/{cfg.fl.rounds}r"
     t_start = time.perf_counter()

@@ -251,3 +251,29 @@ def assert_rejects(target: Target, d: Path, *needles: str) -> str:
     for n in needles:
         assert n in detail, f"{target.name}: {n!r} not in {detail!r}"
     return detail
+
+
+def mutate_and_check(target: Target, root: Path, which: int, ops) -> str:
+    """One byte-mutation case: a fresh copy of the seed input, file `which` mutated by `ops`,
+    then `assert_clean`; returns the outcome kind."""
+    d = target.fresh(root)
+    target.mutate(d, which, ops)
+    return assert_clean(target, d)
+
+
+def mutated_files_test(targets: list[Target], examples: int, files: int = 4):
+    """The byte-mutation test over `targets` (pytest-parametrized by name): `examples` seeded
+    cases each, mutating one of the first `files` mutable files."""
+    import pytest
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    by_name = {t.name: t for t in targets}
+
+    @pytest.mark.parametrize("name", list(by_name))
+    @fuzz_settings(examples)
+    @given(ops=mutation_ops(), which=st.integers(0, files - 1))
+    def test_mutated_files(tmp_path_factory, name, ops, which):
+        mutate_and_check(by_name[name], tmp_path_factory.getbasetemp(), which, ops)
+
+    return test_mutated_files

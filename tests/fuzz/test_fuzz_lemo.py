@@ -16,6 +16,7 @@ from fuzz_harness import (
     assert_clean,
     assert_rejects,
     fuzz_settings,
+    mutate_and_check,
     mutation_ops,
 )
 from hypothesis import given
@@ -79,9 +80,7 @@ def test_mutated_files(tmp_path_factory, name, n):
     @given(ops=mutation_ops(), which=st.integers(0, 3))
     def run(ops, which):
         t = BY_NAME[name]
-        d = t.fresh(tmp_path_factory.getbasetemp())
-        t.mutate(d, which, ops)
-        assert_clean(t, d)
+        mutate_and_check(t, tmp_path_factory.getbasetemp(), which, ops)
 
     run()
 

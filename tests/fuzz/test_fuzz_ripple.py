@@ -16,7 +16,7 @@ from fuzz_harness import (
     assert_clean,
     assert_rejects,
     fuzz_settings,
-    mutation_ops,
+    mutated_files_test,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -63,14 +63,7 @@ TARGETS = [
 BY_NAME = {t.name: t for t in TARGETS}
 
 
-@pytest.mark.parametrize("name", [t.name for t in TARGETS])
-@fuzz_settings(360)
-@given(ops=mutation_ops())
-def test_mutated_files(tmp_path_factory, name, ops):
-    t = BY_NAME[name]
-    d = t.fresh(tmp_path_factory.getbasetemp())
-    t.mutate(d, 0, ops)
-    assert_clean(t, d)
+test_mutated_files = mutated_files_test(TARGETS, 360, files=1)
 
 
 def _rewrite_header(path, edit, fix_crc=True):

@@ -8,13 +8,12 @@ import gzip
 import pickle
 
 import numpy as np
-import pytest
 from fuzz_harness import (
     Target,
     assert_clean,
     assert_rejects,
     fuzz_settings,
-    mutation_ops,
+    mutated_files_test,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -61,14 +60,7 @@ TARGETS = [
 BY_NAME = {t.name: t for t in TARGETS}
 
 
-@pytest.mark.parametrize("name", [t.name for t in TARGETS])
-@fuzz_settings(360)
-@given(ops=mutation_ops(), which=st.integers(0, 3))
-def test_mutated_files(tmp_path_factory, name, ops, which):
-    t = BY_NAME[name]
-    d = t.fresh(tmp_path_factory.getbasetemp())
-    t.mutate(d, which, ops)
-    assert_clean(t, d)
+test_mutated_files = mutated_files_test(TARGETS, 360, files=4)
 
 
 @fuzz_settings(300)

@@ -15,10 +15,9 @@ import pytest
 import torch
 from fuzz_harness import (
     Target,
-    assert_clean,
     assert_rejects,
     fuzz_settings,
-    mutation_ops,
+    mutated_files_test,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -78,14 +77,7 @@ TARGETS = [
 BY_NAME = {t.name: t for t in TARGETS}
 
 
-@pytest.mark.parametrize("name", [t.name for t in TARGETS])
-@fuzz_settings(300)
-@given(ops=mutation_ops(), which=st.integers(0, 3))
-def test_mutated_files(tmp_path_factory, name, ops, which):
-    t = BY_NAME[name]
-    d = t.fresh(tmp_path_factory.getbasetemp())
-    t.mutate(d, which, ops)
-    assert_clean(t, d)
+test_mutated_files = mutated_files_test(TARGETS, 300, files=4)
 
 
 # --- overrides: any `--set key=value` is applied or refused in one line naming the key

@@ -247,3 +247,13 @@ def test_cache_lives_in_the_checkout_or_the_user_cache_never_site_packages(monke
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache.cache_dir() == tmp_path / "xdg" / "paperbench"
     assert not (tmp_path / "site-packages" / ".cache").exists()
+
+
+def test_robwe_bench_with_a_corrupt_data_folder_leaves_no_run_dir(tmp_path):
+    data = tmp_path / "mnist"
+    data.mkdir()
+    (data / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03junk")
+    code, err = cli("robwe.bench", "--set", "data.dataset=mnist_idx",
+                    "--set", f"data.path={data}", "--out", "b")
+    assert code == 2 and len(err.splitlines()) == 1
+    assert not (tmp_path / "b").exists()
