@@ -29,14 +29,16 @@ sys.path[:0] = [str(REPO), str(HERE)]
 from fuzz_harness import apply_mutations, outcome, random_ops  # noqa: E402
 
 MODULES = ["test_fuzz_shared", "test_fuzz_shared_il", "test_fuzz_mobifuse",
-           "test_fuzz_twscardio", "test_fuzz_robwe", "test_fuzz_ripple", "test_fuzz_lemo"]
+           "test_fuzz_twscardio", "test_fuzz_robwe", "test_fuzz_ripple", "test_fuzz_lemo",
+           "test_fuzz_ollie"]
 KINDS = ("accepted", "rejected", "foreign", "hang", "memory", "wrong")
 
 # recipe -> a valid config it reads (the CLI cases mutate it)
 RECIPES = {"robwe.train": "configs/robwe/tiny.yaml", "ripple.train": "configs/ripple/tiny.yaml",
            "twscardio.train": "configs/twscardio/default.yaml",
            "mobifuse.train": "configs/mobifuse/tiny.yaml", "lemo.train": "configs/lemo/tiny.yaml",
-           "offline_il_select.train": "configs/offline_il_select/tiny.yaml"}
+           "offline_il_select.train": "configs/offline_il_select/tiny.yaml",
+           "ollie.train": "configs/ollie/tiny.yaml"}
 CLI_OVERRIDES = ["fl.rounds=-4", "steps=-1", "seed=.nan", "lr=.inf", "model=[[[[[[]]]]]]",
                  "nope=1", "data.path=/nonexistent", "data.imperfect_file=/nonexistent.hdf5"]
 
