@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from lemo import kernels
+from shared.errors import ConfigError
 
 __all__ = ["shift_labels", "causal_lm_loss", "full_lm_loss"]
 
@@ -45,4 +46,8 @@ def causal_lm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor | None =
     head = base.lm_head
     if getattr(head, "bias", None) is not None:
         raise ValueError("segment loss supports lm_head without bias")
+    cap = getattr(getattr(base, "config", None), "final_logit_softcapping", None)
+    if cap:  # the segmented kernels compute plain hidden @ W^T logits
+        raise ConfigError(f"segment loss does not apply final-logit soft-capping "
+                          f"(final_logit_softcapping={cap}); use lemo.segment_size=0")
     return kernels.segmented_lm_loss(hidden, head.weight, shift_labels(labels), segment)

@@ -64,7 +64,29 @@ def apply_lemo(model: nn.Module, cfg: LemoConfig) -> list[LemoDecoderLayer]:
     wrapped = [m for m in layers if isinstance(m, LemoDecoderLayer)]
     for m in wrapped:
         m.__dict__["_peers"] = wrapped  # CUDA graphs are captured for all layers at once
+    check_applicable(base_model(model).config, cfg, wrapped)
     return list(layers)
+
+
+def check_applicable(config, cfg: LemoConfig, layers: list[LemoDecoderLayer]) -> None:
+    """Refuse what LeMo would silently get wrong: sliding-window attention (the eliminating
+    layers attend to every kept earlier token) and a layer policy under which no layer of this
+    model eliminates tokens (LeMo would be plain LoRA)."""
+    if not cfg.enabled or cfg.attention != "lemo":
+        return
+    sw = getattr(config, "sliding_window", None)
+    sliding = sw is not None and (
+        config.model_type == "mistral" or getattr(config, "use_sliding_window", False)
+        or "sliding_attention" in (getattr(config, "layer_types", None) or []))
+    if sliding:
+        raise ConfigError(f"model uses sliding-window attention (sliding_window={sw}), which "
+                          "LeMo's eliminating layers do not implement; set the model config's "
+                          "sliding_window to null for full attention")
+    if not any(m.eliminating for m in layers):
+        raise ConfigError(f"no layer of this {len(layers)}-layer model eliminates tokens "
+                          f"(lemo.dense_first={cfg.dense_first:g}, lemo.dense_last="
+                          f"{str(cfg.dense_last).lower()}): lower dense_first or use a deeper "
+                          "model")
 
 
 def lemo_layers(model: nn.Module) -> list[LemoDecoderLayer]:
@@ -78,3 +100,4 @@ def configure_lemo(model: nn.Module, cfg: LemoConfig) -> None:
         raise ValueError("model has no LeMo layers; call apply_lemo first")
     for layer in layers:
         layer.configure(cfg)
+    check_applicable(base_model(model).config, cfg, layers)

@@ -441,3 +441,37 @@ def test_opt_post_layernorm_keep_ratio_one_is_dense():
     assert torch.allclose(causal_lm_loss(m, x, segment=32), ref, atol=1e-5)
     configure_lemo(m, LemoConfig(keep_ratio=0.5, block_size=B, dense_first=0.0, dense_last=False))
     assert torch.isfinite(causal_lm_loss(m, x, segment=32))
+
+
+def test_what_lemo_would_get_wrong_is_refused():
+    """Sliding-window attention (the eliminating layers attend to all kept earlier tokens) and a
+    layer policy under which no layer of the model eliminates (LeMo would be plain LoRA)."""
+    from lemo.patch import apply_lemo as apply
+    from shared.errors import ConfigError
+
+    m = build_model(ModelConfig(arch="mistral", hidden_size=32, num_layers=4, num_heads=4,
+                                num_kv_heads=2, intermediate_size=64))
+    m.config.sliding_window = 8
+    with pytest.raises(ConfigError, match="sliding-window attention \\(sliding_window=8\\)"):
+        apply(m, LemoConfig(block_size=B))
+    m.config.sliding_window = None
+    apply(m, LemoConfig(block_size=B))  # full attention: fine
+    two = build_model(ModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
+                                  intermediate_size=64))
+    with pytest.raises(ConfigError, match="no layer of this 2-layer model eliminates"):
+        apply(two, LemoConfig(block_size=B))
+    layers = apply(two, LemoConfig(block_size=B, dense_first=0.0))
+    assert [x.eliminating for x in layers] == [True, False]
+    apply(two, LemoConfig(enabled=False))  # plain LoRA through the same layers: fine
+
+
+def test_segment_loss_refuses_final_logit_softcapping():
+    from shared.errors import ConfigError
+
+    m = tiny()
+    x = torch.randint(0, 256, (1, 64))
+    m.config.final_logit_softcapping = 30.0
+    with pytest.raises(ConfigError, match="final_logit_softcapping=30.0"):
+        causal_lm_loss(m, x, segment=32)
+    m.config.final_logit_softcapping = None
+    assert torch.isfinite(causal_lm_loss(m, x, segment=32))
