@@ -198,6 +198,7 @@ def test_adapter_must_hold_every_lora_tensor(tmp_path):
     run = tmp_path / "run"
     assert train.main(["--set", f"model.path={ckpt}", "--set", "data.seq_len=64",
                        "--set", "lemo.block_size=32", "--set", "lemo.segment_size=64",
+                       "--set", "lemo.dense_first=0.0",  # 2 layers: layer 0 eliminates
                        "--set", "data.max_corpus_bytes=50000", "--set", "data.passkey_mix=0.0",
                        "--set", "steps=1", "--out", str(run), "--device", "cpu"]) == 0
     path = run / "adapter" / "adapter_model.safetensors"
