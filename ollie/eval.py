@@ -45,9 +45,8 @@ def load_policy(run_dir: str | Path, which: str = "policy") -> tuple[TanhGaussia
     files; model.json's sizes are checked, the policy is shaped on the meta device and the
     weights' header checked against it before anything is allocated: a corrupt, foreign or
     mismatched file is a one-line DataError."""
-    from safetensors.torch import load_file
-
-    from shared.validate import brief, check_state_dict, safetensors_shapes
+    from shared.io import load_weights
+    from shared.validate import check_state_dict, safetensors_shapes
 
     run_dir = Path(run_dir)
     meta = read_json(run_dir / "model.json")
@@ -69,10 +68,7 @@ def load_policy(run_dir: str | Path, which: str = "policy") -> tuple[TanhGaussia
     bad = sorted(set(want) ^ set(got)) or [k for k in want if got[k] != want[k]]
     if bad:
         raise DataError(f"{path}: weights do not fit model.json (tensor '{bad[0]}')")
-    try:
-        state = load_file(str(path))
-    except Exception as e:  # a corrupt data block
-        raise DataError(f"{path}: unreadable weights ({brief(e)})") from None
+    state, _ = load_weights(path, "ollie.weights")
     pol = TanhGaussianPolicy(S, A, meta["hidden"], Normalizer(torch.zeros(S), torch.ones(S)))
     pol.load_state_dict(check_state_dict(state, shape, str(path)))
     return pol.eval(), meta

@@ -31,13 +31,18 @@ from shared.config import save_config
 from shared.errors import ConfigError
 from shared.il.models import Normalizer, TanhGaussianPolicy
 from shared.il.rollout import evaluate_policy
-from shared.io import Checkpointer, atomic_path, atomic_write_csv, atomic_write_json, make_run_dir
+from shared.io import (
+    Checkpointer,
+    atomic_write_csv,
+    atomic_write_json,
+    make_run_dir,
+    save_weights,
+)
 from shared.log import get_logger, progress
 from shared.metrics import normalized_return
 from shared.runtime import pick_device, set_seed
 
 __all__ = ["build_pretrainer", "evaluate", "fit_offline", "build_online", "fit", "fit_online",
-           "save_weights",
            "main"]
 
 log = get_logger("ollie.train")
@@ -192,15 +197,6 @@ def fit_online(cfg: TrainConfig, data: OLLIEData, policy: TanhGaussianPolicy, me
                       lambda **kw: progress(desc=f"online {cfg.online.discriminator} D", **kw))
 
 
-def save_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """safetensors, atomically (never a pickle)."""
-    from safetensors.torch import save_file
-
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()},
-                  str(tmp))
-
-
 def _prefixed(**modules) -> dict[str, torch.Tensor]:
     return {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
 
@@ -208,11 +204,13 @@ def _prefixed(**modules) -> dict[str, torch.Tensor]:
 def write_run(run_dir: Path, cfg: TrainConfig, data: OLLIEData, res: dict) -> dict:
     policy = res["policy"]
     S, A = data.expert["observations"].shape[1], data.expert["actions"].shape[1]
-    save_weights(run_dir / "policy0.safetensors", res["policy0"])
-    save_weights(run_dir / "policy.safetensors", policy.state_dict())
+    kind = {"kind": "ollie.weights"}  # model.json describes the shapes
+    save_weights(run_dir / "policy0.safetensors", res["policy0"], kind)
+    save_weights(run_dir / "policy.safetensors", policy.state_dict(), kind)
     if cfg.pretrain == "ollie":
         m = res["method"]
-        save_weights(run_dir / "offline_nets.safetensors", _prefixed(d=m.d, nu=m.nu, y=m.y))
+        save_weights(run_dir / "offline_nets.safetensors", _prefixed(d=m.d, nu=m.nu, y=m.y),
+                     kind)
     atomic_write_json(run_dir / "model.json", {
         "format": "ollie.policy/1", "env_id": cfg.data.env_id, "obs_dim": S, "act_dim": A,
         "hidden": cfg.policy_hidden, "offline_hidden": cfg.offline.hidden,

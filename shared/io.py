@@ -107,7 +107,8 @@ def save_weights(path: str | Path, tensors: dict, info: dict) -> None:
     config to rebuild the model) in its header. Loading it runs no code (unlike a pickle)."""
     from safetensors.torch import save_file
 
-    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    # cloned: safetensors refuses tensors that share storage (views, tied weights)
+    flat = {k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(flat, str(tmp), metadata={WEIGHTS_KEY: json.dumps(info, sort_keys=True)})
 

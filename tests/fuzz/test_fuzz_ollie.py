@@ -25,12 +25,11 @@ def _check_config(cfg, d):
 
 
 def _seed_run(d):
-    from safetensors.torch import save_file
+    from shared.io import save_weights
 
     S, A, hidden = 5, 2, 8
     pol = TanhGaussianPolicy(S, A, hidden, Normalizer(torch.zeros(S), torch.ones(S)))
-    save_file({k: v.contiguous() for k, v in pol.state_dict().items()},
-              str(d / "policy.safetensors"))
+    save_weights(d / "policy.safetensors", pol.state_dict(), {"kind": "ollie.weights"})
     (d / "model.json").write_text(json.dumps({"env_id": "Hopper-v5", "obs_dim": S,
                                               "act_dim": A, "hidden": hidden}))
 
