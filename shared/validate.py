@@ -412,9 +412,13 @@ def safetensors_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
     for name, e in header.items():
         if name == "__metadata__":
             continue
-        try:
-            shape = tuple(int(x) for x in e["shape"])
-            begin, end = (int(x) for x in e["data_offsets"])
+        try:  # JSON integers only: a float (1e999, 3.5) is a corrupt entry, not a size
+            shape, offsets = e["shape"], e["data_offsets"]
+            if not all(isinstance(x, int) and not isinstance(x, bool)
+                       for x in (*shape, *offsets)):
+                raise TypeError("non-integer size")
+            shape = tuple(shape)
+            begin, end = offsets
             item = _ST_DTYPES[e["dtype"]]
         except (KeyError, TypeError, ValueError):
             raise DataError(f"{path}: malformed header entry for tensor '{name}'") from None

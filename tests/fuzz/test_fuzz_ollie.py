@@ -73,3 +73,18 @@ def test_structured_model_json(tmp_path_factory, obs, hidden):
     kind = assert_clean(t, d)
     valid = obs == 5 and type(obs) is int and hidden == 8 and type(hidden) is int
     assert (kind == "accepted") == valid
+
+
+@pytest.mark.parametrize("shape", ["[1e999, 2]", "[2.0, 8]", "[true, 8]", '"28"'])
+def test_safetensors_header_sizes_must_be_integers(tmp_path, shape):
+    """Found by the mutation test above: a header size of 1e999 raised OverflowError."""
+    import struct
+
+    from shared.errors import DataError
+    from shared.validate import safetensors_shapes
+
+    head = ('{"w": {"dtype": "F32", "shape": ' + shape + ', "data_offsets": [0, 64]}}').encode()
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(struct.pack("<Q", len(head)) + head + bytes(64))
+    with pytest.raises(DataError, match="malformed header entry for tensor 'w'"):
+        safetensors_shapes(path)
