@@ -1,0 +1,132 @@
+"""Typed configs for edgeoar (YAML -> dataclasses via `shared.config`).
+
+`StreamConfig` (the human-motion streams), `CodecConfig` (H.264 through PyAV), `ModelConfig`
+(TFEM backbone, heads, gate), `TrainConfig` (the `python -m edgeoar.train` recipe: iterative /
+full-clip-only / joint training), `ExitConfig` (exit policies, thresholds chosen on the
+validation split) and `BenchConfig`. `validate()` rejects values the pipeline cannot run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
+
+
+@dataclass
+class StreamConfig:
+    """Single-action clips from `shared.motion` (the action's onset near the clip start)."""
+
+    image_size: PosInt = 64  # frame side in pixels (a multiple of 16: H.264 macroblocks)
+    fps: PosFloat = 15.0  # stream frame rate
+    clip_frames: PosInt = 16  # frames of the full clip (the full-clip model's observation)
+    actions: list[str] = field(default_factory=list)  # class names; empty = every action
+    train_per_class: PosInt = 24  # training clips per class
+    val_per_class: PosInt = 8  # validation clips per class (exit thresholds are set here)
+    test_per_class: PosInt = 8  # in-family test clips per class
+    ood_per_class: PosInt = 8  # out-of-family test clips per class (never trained or tuned on)
+    motion: dict[str, Any] = field(default_factory=dict)  # MotionConfig overrides, in-family
+    ood_motion: dict[str, Any] = field(default_factory=dict)  # MotionConfig overrides, OOD arm
+    seed: int = 0  # seeds every clip (splits use disjoint seeds)
+
+    def validate(self) -> None:
+        if self.image_size % 16 or not 32 <= self.image_size <= 512:
+            raise ValueError(f"stream.image_size={self.image_size} must be a multiple of 16 "
+                             "in [32, 512]")
+        if not 4 <= self.clip_frames <= 256:
+            raise ValueError(f"stream.clip_frames={self.clip_frames} must be in [4, 256]")
+        if not 1.0 <= self.fps <= 120.0:
+            raise ValueError(f"stream.fps={self.fps} must be in [1, 120]")
+        if len(set(self.actions)) != len(self.actions):
+            raise ValueError(f"stream.actions has duplicates: {self.actions}")
+
+
+@dataclass
+class CodecConfig:
+    """The H.264 round trip every stream goes through (`edgeoar.codec`)."""
+
+    gop: PosInt = 8  # I-frame interval (frames); I-frames carry no motion vectors
+    crf: NonNegInt = 23  # libx264 constant rate factor (0 lossless .. 51 worst)
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "ultrafast"
+    cell: PosInt = 4  # pixels per cell of the motion-vector / partition grid
+
+    def validate(self) -> None:
+        if self.crf > 51:
+            raise ValueError(f"codec.crf={self.crf} must be <= 51")
+        if self.cell not in (4, 8, 16):
+            raise ValueError(f"codec.cell={self.cell} must be 4, 8 or 16")
+
+
+@dataclass
+class ModelConfig:
+    """The two-modality online recogniser (`edgeoar.models.OnlineRecognizer`)."""
+
+    motion_source: Literal["codec", "diff"] = "codec"  # motion vectors or frame difference
+    partition_guidance: bool = True  # MSEM from the codec block partition (codec source only)
+    width: PosInt = 24  # channels of the first stage (later stages 4/3x, 2x)
+    feat_dim: PosInt = 64  # per-frame feature size of each modality
+    shift_div: PosInt = 8  # 1/shift_div of the channels shifted per temporal offset
+    shift_offsets: list[PosInt] = field(default_factory=lambda: [1, 2])  # TLSM layers (frames)
+    aggregation: Literal["max", "mean"] = "max"  # running aggregation over frames
+    gate_hidden: PosInt = 32  # gate MLP width
+
+    def validate(self) -> None:
+        if not self.shift_offsets or len(set(self.shift_offsets)) != len(self.shift_offsets):
+            raise ValueError(f"model.shift_offsets={self.shift_offsets} must be distinct, "
+                             "non-empty")
+        if self.shift_div < 2 * len(self.shift_offsets):
+            raise ValueError("model.shift_div must be >= 2 x len(shift_offsets)")
+        if self.motion_source == "diff" and self.partition_guidance:
+            raise ValueError("model.partition_guidance needs motion_source=codec (the partition "
+                             "comes from the decoder)")
+
+
+@dataclass
+class TrainConfig:
+    """`python -m edgeoar.train`: streams -> codec -> model, gate/main training."""
+
+    seed: int = 0  # network init and batch order
+    device: str = "cpu"  # auto | cpu | cuda
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mode: Literal["iterative", "full_clip", "joint"] = "iterative"  # training schedule
+    rounds: PosInt = 3  # iterative rounds (main then gate); other modes: same epoch budget
+    main_epochs: PosInt = 6  # f_Main epochs per round
+    gate_epochs: PosInt = 2  # f_Gate epochs per round
+    batch_size: PosInt = 16
+    lr: PosFloat = 3e-3
+    weight_decay: NonNegFloat = 1e-4
+    early_weight: NonNegFloat = 1.0  # prefix t weighs 1 + early_weight * (1 - t/T)
+    augment: bool = True  # random horizontal shifts of each clip during training
+    log_every: PosInt = 1  # epochs between progress log lines
+
+    def validate(self) -> None:
+        if self.batch_size > 4096:
+            raise ValueError(f"batch_size={self.batch_size} must be <= 4096")
+
+
+@dataclass
+class ExitConfig:
+    """Exit policies and how their thresholds are chosen on the validation split."""
+
+    tolerance: Prob = 0.01  # val accuracy may drop this much below the full-clip model
+    conf_grid: PosInt = 41  # thresholds swept per confidence policy
+    mc_grid: list[Prob] = field(default_factory=lambda: [0.0, 0.5, 0.7, 0.8, 0.9, 0.95])
+    random_seed: int = 0  # the random-exit baseline
+
+    def validate(self) -> None:
+        if self.conf_grid < 3:
+            raise ValueError("exits.conf_grid must be >= 3")
+
+
+@dataclass
+class BenchConfig:
+    """`python -m edgeoar.bench`: every exit policy + the ablations, in- and out-of-family."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    exits: ExitConfig = field(default_factory=ExitConfig)
+    ablations: bool = True  # also train full-clip-only, joint and frame-difference models
+    timing_frames: PosInt = 32  # frames streamed for the per-frame compute figures
+    energy_watts: PosFloat = 5.0  # assumed edge-board power for the energy proxy

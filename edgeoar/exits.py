@@ -1,0 +1,190 @@
+"""Exit decisions: IIE fusion, modality consistency (MC) and the baseline exit policies.
+
+IIE + MC (EdgeOAR sec. 3; the formulas are our reconstruction, the paper's are not public):
+
+    H_m = -sum_c p_mc log p_mc                   entropy of modality m's softmax (nats)
+    w_m = (1 / H_m) / sum_k (1 / H_k)            inverse-information-entropy weights
+    p   = sum_m w_m p_m                          fused class distribution
+    MC  = 1 - JS(p_rgb, p_motion) / log 2        in [0, 1]; 1 = identical distributions
+    exit at t  iff  max_c p_c >= tau_conf  and  MC >= tau_mc  and  argmax p_rgb == argmax p_mot
+
+Baselines on the same per-step outputs (the plain mean of the two modalities' softmaxes):
+fixed-N frames, max-softmax >= tau, normalised entropy <= tau, the learned gate's
+sigmoid >= tau (FrameExit), random exit (exit each frame with probability q, TLEE) and the full
+clip. Every policy exits at the last frame at the latest. Thresholds are chosen on the
+validation split (`select`): the fewest frames whose accuracy stays within `tolerance` of the
+full-clip model's.
+
+Arrays: per-step probabilities (N, T, K); a policy's condition (N, T) bool; exits (N,) int
+(0-based frame index of the decision).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["entropy", "iie_fuse", "modality_consistency", "softmax", "step_scores",
+           "first_exit", "POLICIES", "apply_policy", "summarise", "threshold_grid", "select",
+           "curve", "auc", "ExitRule"]
+
+EPS = 1e-8
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def entropy(p: np.ndarray) -> np.ndarray:
+    """Shannon entropy (nats) over the last axis."""
+    p = np.clip(p, EPS, 1.0)
+    return -(p * np.log(p)).sum(-1)
+
+
+def iie_fuse(probs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-information-entropy fusion: probs M x (..., K) -> (fused (..., K), w (..., M))."""
+    inv = np.stack([1.0 / np.maximum(entropy(p), EPS) for p in probs], -1)
+    w = inv / inv.sum(-1, keepdims=True)
+    fused = sum(w[..., m:m + 1] * p for m, p in enumerate(probs))
+    return fused, w
+
+
+def modality_consistency(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """1 - Jensen-Shannon divergence / log 2, over the last axis: 1 identical, 0 disjoint."""
+    m = 0.5 * (p + q)
+    p_, q_, m_ = (np.clip(a, EPS, 1.0) for a in (p, q, m))
+    js = 0.5 * (p * (np.log(p_) - np.log(m_))).sum(-1) + \
+        0.5 * (q * (np.log(q_) - np.log(m_))).sum(-1)
+    return np.clip(1.0 - js / np.log(2.0), 0.0, 1.0)
+
+
+def step_scores(rgb_logits: np.ndarray, mot_logits: np.ndarray, gate_logits: np.ndarray
+                ) -> dict[str, np.ndarray]:
+    """Every quantity a policy reads, from the model's per-step outputs (N, T, K) / (N, T)."""
+    pr, pm = softmax(rgb_logits), softmax(mot_logits)
+    fused, w = iie_fuse([pr, pm])
+    k = pr.shape[-1]
+    mean = 0.5 * (pr + pm)
+    return {"p_rgb": pr, "p_mot": pm, "p_mean": mean, "p_iie": fused, "w_iie": w,
+            "mc": modality_consistency(pr, pm), "agree": pr.argmax(-1) == pm.argmax(-1),
+            "h_mean": entropy(mean) / np.log(k), "gate": 1.0 / (1.0 + np.exp(-gate_logits))}
+
+
+def first_exit(cond: np.ndarray) -> np.ndarray:
+    """(N, T) bool -> first True index per row; T - 1 where none (the clip ends)."""
+    t = cond.shape[1]
+    c = cond.copy()
+    c[:, -1] = True
+    return np.argmax(c, axis=1) if t else np.zeros(len(cond), int)
+
+
+def _random_cond(s: dict, q: float, seed: int = 0) -> np.ndarray:
+    n, t = s["gate"].shape
+    return np.random.default_rng(seed).random((n, t)) < q
+
+
+# name -> (condition(scores, param) -> (N, T) bool, probabilities the prediction is read from)
+POLICIES: dict[str, tuple[Callable, str]] = {
+    "fixed_n": (lambda s, n: np.broadcast_to(np.arange(s["gate"].shape[1]) >= int(n) - 1,
+                                             s["gate"].shape), "p_mean"),
+    "max_softmax": (lambda s, tau: s["p_mean"].max(-1) >= tau, "p_mean"),
+    "entropy": (lambda s, tau: s["h_mean"] <= tau, "p_mean"),
+    "gate": (lambda s, tau: s["gate"] >= tau, "p_mean"),
+    "random": (lambda s, q: _random_cond(s, q), "p_mean"),
+    "iie": (lambda s, tau: s["p_iie"].max(-1) >= tau, "p_iie"),
+    "iie_mc": (lambda s, th: (s["p_iie"].max(-1) >= th[0]) & (s["mc"] >= th[1]) & s["agree"],
+               "p_iie"),
+    "full_clip": (lambda s, _: np.zeros(s["gate"].shape, bool), "p_iie"),
+}
+
+
+def apply_policy(name: str, s: dict, param) -> tuple[np.ndarray, np.ndarray]:
+    """-> (exit index (N,), predicted class at the exit (N,))."""
+    cond_fn, source = POLICIES[name]
+    ex = first_exit(np.asarray(cond_fn(s, param)))
+    pred = s[source][np.arange(len(ex)), ex].argmax(-1)
+    return ex, pred
+
+
+def summarise(ex: np.ndarray, pred: np.ndarray, labels: np.ndarray, steps: int) -> dict:
+    """Accuracy, mean frames seen, their fraction of the clip and the wrong-early-exit rate
+    (exits before the last frame with a wrong label, over all clips)."""
+    frames = ex + 1
+    wrong = pred != labels
+    return {"acc": float(np.mean(~wrong)), "frames": float(frames.mean()),
+            "frac": float(frames.mean() / steps),
+            "wrong_early": float(np.mean(wrong & (ex < steps - 1)))}
+
+
+def threshold_grid(name: str, steps: int, n: int, mc_grid: list[float]) -> list:
+    """The parameters a policy is swept over."""
+    if name == "fixed_n":
+        return list(range(1, steps + 1))
+    if name == "full_clip":
+        return [None]
+    base = np.unique(np.concatenate([np.linspace(0, 1, n), 1 - np.logspace(-1, -4, 10)]))
+    if name == "entropy":
+        base = np.unique(np.concatenate([np.linspace(0, 1, n), np.logspace(-4, -1, 10)]))
+    if name == "random":
+        base = np.unique(np.concatenate([np.linspace(0.01, 1, n), [0.0]]))
+    if name == "iie_mc":
+        return [(float(a), float(b)) for a in base for b in mc_grid]
+    return [float(a) for a in base]
+
+
+def select(name: str, s: dict, labels: np.ndarray, grid: list, ref_acc: float,
+           tolerance: float):
+    """The parameter with the fewest mean frames whose accuracy >= ref_acc - tolerance (ties:
+    higher accuracy); none qualifies -> the most accurate. -> (param, its summary)."""
+    steps = s["gate"].shape[1]
+    rows = [(p, summarise(*apply_policy(name, s, p), labels, steps)) for p in grid]
+    ok = [r for r in rows if r[1]["acc"] >= ref_acc - tolerance - 1e-12]
+    if ok:
+        return min(ok, key=lambda r: (r[1]["frames"], -r[1]["acc"]))
+    return max(rows, key=lambda r: (r[1]["acc"], -r[1]["frames"]))
+
+
+def curve(name: str, s: dict, labels: np.ndarray, grid: list) -> np.ndarray:
+    """(n, 2) [frame fraction, accuracy] over the grid, sorted by fraction."""
+    steps = s["gate"].shape[1]
+    pts = [(m["frac"], m["acc"]) for m in
+           (summarise(*apply_policy(name, s, p), labels, steps) for p in grid)]
+    return np.array(sorted(pts))
+
+
+def auc(points: np.ndarray, steps: int) -> float:
+    """Area under the accuracy-vs-frames curve over frame fractions [1/T, 1], normalised to
+    [0, 1]: at budget b the accuracy is the best of the points with fraction <= b (a step
+    function: an operating point is usable for every larger budget)."""
+    lo = 1.0 / steps
+    b = np.linspace(lo, 1.0, 200)
+    best = np.array([points[points[:, 0] <= x + 1e-9, 1].max(initial=0.0) for x in b])
+    return float(np.trapezoid(best, b) / (1.0 - lo))
+
+
+class ExitRule:
+    """The IIE + MC rule for one stream, frame by frame: `update(rgb_logits, mot_logits)`
+    (K,) each -> (label, confidence, exited). Once exited, the decision is kept."""
+
+    def __init__(self, tau_conf: float, tau_mc: float, max_frames: int | None = None):
+        self.tau_conf, self.tau_mc, self.max_frames = tau_conf, tau_mc, max_frames
+        self.t, self.decision = 0, None
+
+    def update(self, rgb_logits: np.ndarray, mot_logits: np.ndarray
+               ) -> tuple[int, float, bool]:
+        if self.decision is not None:
+            return (*self.decision, True)
+        self.t += 1
+        pr, pm = softmax(np.asarray(rgb_logits, np.float64)), softmax(
+            np.asarray(mot_logits, np.float64))
+        p, _ = iie_fuse([pr, pm])
+        label, conf = int(p.argmax()), float(p.max())
+        ok = conf >= self.tau_conf and float(modality_consistency(pr, pm)) >= self.tau_mc \
+            and pr.argmax() == pm.argmax()
+        if ok or (self.max_frames is not None and self.t >= self.max_frames):
+            self.decision = (label, conf)
+            return label, conf, True
+        return label, conf, False
