@@ -19,6 +19,7 @@ information (reconstruction choice). `frame_difference` is the codec-free fallba
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,8 @@ import numpy as np
 from shared.errors import DataError
 from shared.validate import brief
 
-__all__ = ["encode_h264", "decode", "rasterise_mvs", "frame_difference", "MAX_PIXELS"]
+__all__ = ["encode_h264", "decode", "iter_decoded", "rasterise_mvs", "frame_difference",
+           "MAX_PIXELS"]
 
 MAX_PIXELS = 4096 * 4096  # refuse frames larger than this (a corrupt header's size)
 
@@ -97,22 +99,19 @@ def rasterise_mvs(mvs: np.ndarray | None, h: int, w: int, cell: int = 4
     return flow, detail
 
 
-def decode(source: str | Path | bytes, cell: int = 4, max_frames: int | None = None,
-           size: int | None = None) -> dict[str, np.ndarray]:
-    """Decode a video (path or bytes; anything PyAV reads) with motion-vector export.
-
-    Returns rgb uint8 (T, H, W, 3), mv float32 (T, 2, H/cell, W/cell), part float32
-    (T, 1, H/cell, W/cell), key bool (T,) (I-frames), fps float. `size` resizes frames to
-    size x size first (the motion vectors are scaled to match); `max_frames` stops early.
-    A missing, empty or corrupt file is a one-line DataError naming it."""
+def iter_decoded(source: str | Path | bytes, cell: int = 4, size: int | None = None
+                 ) -> Iterator[dict]:
+    """Decode frame by frame (an online stream): yields {rgb (H, W, 3) uint8, mv (2, G, G),
+    part (1, G, G), key, fps}. `size` resizes frames to size x size (the motion vectors'
+    positions and lengths scaled to match). A missing, empty or corrupt file is a one-line
+    DataError naming it (raised when the bad part is reached)."""
     import av
 
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
     if not isinstance(source, (bytes, bytearray)) and not Path(source).is_file():
         raise DataError(f"video file not found: {name}")
     handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
-    rgb, mv, part, key = [], [], [], []
-    fps = 0.0
+    shape, n = None, 0
     try:
         with av.open(handle, "r") as cont:
             if not cont.streams.video:
@@ -120,6 +119,8 @@ def decode(source: str | Path | bytes, cell: int = 4, max_frames: int | None = N
             st = cont.streams.video[0]
             st.codec_context.options = {"flags2": "+export_mvs"}
             fps = float(st.average_rate or st.guessed_rate or 0.0)
+            if not np.isfinite(fps) or not 0.5 <= fps <= 1000:
+                fps = 25.0  # a container without a usable rate: UCF-101's nominal rate
             for fr in cont.decode(st):
                 if fr.width * fr.height > MAX_PIXELS or fr.width < 2 or fr.height < 2:
                     raise DataError(f"{name}: frame size {fr.width}x{fr.height} out of range")
@@ -130,26 +131,40 @@ def decode(source: str | Path | bytes, cell: int = 4, max_frames: int | None = N
                 if size is not None and (h, w) != (size, size):
                     img, vecs = _resize(img, vecs, size)
                     h = w = size
+                if shape is not None and img.shape != shape:
+                    raise DataError(f"{name}: frame size changes mid-stream")
+                shape = img.shape
                 f, p = rasterise_mvs(vecs, h - h % cell, w - w % cell, cell)
-                rgb.append(img)
-                mv.append(f)
-                part.append(p)
-                key.append(bool(fr.key_frame))
-                if max_frames is not None and len(rgb) >= max_frames:
-                    break
+                n += 1
+                yield {"rgb": img, "mv": f, "part": p, "key": bool(fr.key_frame), "fps": fps}
     except DataError:
         raise
-    except (av.error.FFmpegError, OSError, ValueError, IndexError, EOFError,
-            UnicodeDecodeError) as e:
+    except (av.error.FFmpegError, OSError, ValueError, IndexError, EOFError, KeyError,
+            UnicodeDecodeError, MemoryError) as e:
         raise DataError(f"{name}: unreadable video ({brief(e)})") from None
-    if not rgb:
+    if n == 0:
         raise DataError(f"{name}: no decodable frames")
-    if len({a.shape for a in rgb}) != 1:
-        raise DataError(f"{name}: frame size changes mid-stream")
-    if not np.isfinite(fps) or not 0.5 <= fps <= 1000:
-        fps = 25.0  # a container without a usable rate: UCF-101's nominal rate
-    return {"rgb": np.stack(rgb), "mv": np.stack(mv), "part": np.stack(part),
-            "key": np.array(key), "fps": np.float64(fps)}
+
+
+def decode(source: str | Path | bytes, cell: int = 4, max_frames: int | None = None,
+           size: int | None = None) -> dict[str, np.ndarray]:
+    """Decode a whole video (path or bytes; anything PyAV reads) with motion-vector export.
+
+    Returns rgb uint8 (T, H, W, 3), mv float32 (T, 2, H/cell, W/cell), part float32
+    (T, 1, H/cell, W/cell), key bool (T,) (I-frames), fps float. `size` resizes frames to
+    size x size first (the motion vectors are scaled to match); `max_frames` stops early.
+    A missing, empty or corrupt file is a one-line DataError naming it."""
+    frames = []
+    gen = iter_decoded(source, cell, size)
+    for f in gen:
+        frames.append(f)
+        if max_frames is not None and len(frames) >= max_frames:
+            gen.close()
+            break
+    return {"rgb": np.stack([f["rgb"] for f in frames]),
+            "mv": np.stack([f["mv"] for f in frames]),
+            "part": np.stack([f["part"] for f in frames]),
+            "key": np.array([f["key"] for f in frames]), "fps": np.float64(frames[0]["fps"])}
 
 
 def _resize(img: np.ndarray, vecs: np.ndarray | None, size: int):

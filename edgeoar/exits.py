@@ -188,3 +188,35 @@ class ExitRule:
             self.decision = (label, conf)
             return label, conf, True
         return label, conf, False
+
+
+BASELINES = ("fixed_n", "max_softmax", "entropy", "gate", "random", "iie", "iie_mc",
+             "full_clip")
+
+
+def compare_policies(val: dict, val_labels: np.ndarray, tests: dict[str, tuple[dict, np.ndarray]],
+                     tolerance: float, conf_grid: int, mc_grid: list[float],
+                     policies: tuple[str, ...] = BASELINES) -> dict:
+    """Choose every policy's threshold on the validation scores, apply it to each test set.
+
+    val: `step_scores` of the validation split; tests: {name: (scores, labels)}. The reference
+    accuracy is the full-clip model's on validation. The accuracy-vs-frames curve of a policy
+    sweeps its parameter (for IIE + MC: tau_conf, with tau_mc fixed at its chosen value).
+    -> {policy: {"param", "val": summary, test name: summary + exits + preds + curve + auc}}."""
+    steps = val["gate"].shape[1]
+    ref = summarise(*apply_policy("full_clip", val, None), val_labels, steps)["acc"]
+    out = {}
+    for name in policies:
+        grid = threshold_grid(name, steps, conf_grid, mc_grid)
+        param, vsum = select(name, val, val_labels, grid, ref, tolerance)
+        sweep = grid
+        if name == "iie_mc":
+            sweep = [(a, param[1]) for a in sorted({g[0] for g in grid})]
+        res = {"param": param, "val": vsum}
+        for tname, (s, labels) in tests.items():
+            ex, pred = apply_policy(name, s, param)
+            pts = curve(name, s, labels, sweep)
+            res[tname] = {**summarise(ex, pred, labels, steps), "exits": ex, "pred": pred,
+                          "curve": pts, "auc": auc(pts, steps)}
+        out[name] = res
+    return out

@@ -1,0 +1,231 @@
+"""Streams and real-format loaders.
+
+* Synthetic streams: single-action clips from the project's human-motion generator
+  (`shared.motion`: a 3D skeleton rendered through a moving camera, distractors, occluders),
+  the action's onset near the start so "the first frames" are the action's first frames. Every
+  clip goes through the real codec path (`edgeoar.codec`: H.264 encode, decode with motion
+  vectors), and the decoded modalities are cached (`shared.cache`): rgb uint8 (N, T, H, W, 3),
+  mv (N, T, 2, G, G), part (N, T, 1, G, G), diff (N, T, 1, G, G) as float16, label (N,),
+  early (N,) (the class is separable from its first frames) and decode_s (N,) seconds.
+  Splits draw from disjoint seeds; the out-of-family split ("ood") uses the `ood_motion`
+  generator settings (other camera and body ranges, background family, more distractors) and
+  is never used for training or threshold selection.
+* UCF-101 (`ucf101_split`, `load_video`): the official layout `UCF-101/<Class>/v_*.avi` with
+  `ucfTrainTestlist/classInd.txt`, `trainlist0N.txt` and `testlist0N.txt`, read with PyAV.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgeoar.codec import decode, encode_h264, frame_difference
+from edgeoar.config import CodecConfig, StreamConfig, TrainConfig
+from shared.cache import cached_arrays
+from shared.config import to_dict
+from shared.errors import ConfigError, DataError
+from shared.log import progress
+from shared.validate import read_text
+
+__all__ = ["SPLITS", "class_names", "early_separable", "render_clip", "codec_modalities",
+           "build_split", "load_split", "ucf101_split", "load_video", "DATA_VERSION"]
+
+DATA_VERSION = 1
+SPLITS = ("train", "val", "test", "ood")
+_SEED_BASE = {"train": 0, "val": 1_000_000, "test": 2_000_000, "ood": 3_000_000}
+
+
+def _motion():
+    import shared.motion as motion
+
+    return motion
+
+
+def class_names(sc: StreamConfig) -> list[str]:
+    """The classes: `stream.actions`, or every action of the generator."""
+    actions = _motion().ACTIONS
+    names = list(sc.actions) or list(actions)
+    unknown = [a for a in names if a not in actions]
+    if unknown:
+        raise ConfigError(f"stream.actions: unknown action '{unknown[0]}' (known: "
+                          f"{', '.join(actions)})")
+    return names
+
+
+def early_separable(names: list[str]) -> np.ndarray:
+    """(K,) bool: the generator's flag for actions told apart from their first frames."""
+    actions = _motion().ACTIONS
+    return np.array([bool(actions[a].early_separable) for a in names])
+
+
+def motion_config(sc: StreamConfig, ood: bool):
+    """The generator config of a split: one segment, the clip length, in-family or OOD."""
+    motion = _motion()
+    base = motion.MotionConfig()
+    over = dict(sc.motion)
+    if ood:
+        over.update(sc.ood_motion)
+    fields = {f.name for f in dataclasses.fields(base)}
+    bad = sorted(set(over) - fields)
+    if bad:
+        key = "stream.ood_motion" if ood and bad[0] in sc.ood_motion else "stream.motion"
+        raise ConfigError(f"{key}: unknown generator setting '{bad[0]}' (known: "
+                          f"{', '.join(sorted(fields))})")
+    over.update(image_size=sc.image_size, fps=sc.fps, clip_seconds=sc.clip_frames / sc.fps,
+                segments=1)
+    try:
+        return dataclasses.replace(base, **{k: v for k, v in over.items() if k in fields})
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"stream.motion: {e}") from None
+
+
+def render_clip(sc: StreamConfig, action: str, seed: int, ood: bool = False) -> np.ndarray:
+    """uint8 (T, H, W, 3): one clip of `action` from the generator (T = stream.clip_frames)."""
+    clip = _motion().generate_clip(motion_config(sc, ood), seed, actions=[action])
+    frames = np.asarray(clip.frames)[: sc.clip_frames]
+    if len(frames) < sc.clip_frames:  # hold the last frame (the generator rounds durations)
+        pad = np.repeat(frames[-1:], sc.clip_frames - len(frames), 0)
+        frames = np.concatenate([frames, pad])
+    return np.ascontiguousarray(frames)
+
+
+def codec_modalities(frames: np.ndarray, fps: float, cc: CodecConfig) -> dict[str, np.ndarray]:
+    """The codec round trip of one clip: decoded rgb, mv, part, the frame-difference fallback
+    and the decode time (seconds)."""
+    blob = encode_h264(frames, fps, cc.gop, cc.crf, cc.preset)
+    t0 = time.perf_counter()
+    d = decode(blob, cell=cc.cell)
+    dt = time.perf_counter() - t0
+    return {"rgb": d["rgb"], "mv": d["mv"], "part": d["part"],
+            "diff": frame_difference(d["rgb"], cc.cell), "decode_s": np.float64(dt),
+            "bytes": np.int64(len(blob))}
+
+
+def build_split(cfg: TrainConfig, split: str) -> dict[str, np.ndarray]:
+    """Render, encode and decode every clip of a split (not cached; see `load_split`)."""
+    sc = cfg.stream
+    names = class_names(sc)
+    per = {"train": sc.train_per_class, "val": sc.val_per_class, "test": sc.test_per_class,
+           "ood": sc.ood_per_class}[split]
+    base = _SEED_BASE[split] + 10_000_000 * sc.seed
+    out: dict[str, list] = {k: [] for k in ("rgb", "mv", "part", "diff", "decode_s", "bytes",
+                                            "label")}
+    jobs = [(k, i) for i in range(per) for k in range(len(names))]
+    for k, i in progress(jobs, desc=f"{split} clips"):
+        frames = render_clip(sc, names[k], base + i * len(names) + k, ood=split == "ood")
+        mods = codec_modalities(frames, sc.fps, cfg.codec)
+        for key, v in mods.items():
+            out[key].append(v)
+        out["label"].append(k)
+    arr = {k: np.stack(v) for k, v in out.items()}
+    for k in ("mv", "part", "diff"):
+        arr[k] = arr[k].astype(np.float16)
+    arr["early"] = early_separable(names)[arr["label"]]
+    return arr
+
+
+def load_split(cfg: TrainConfig, split: str) -> dict[str, np.ndarray]:
+    """`build_split`, cached under the stream + codec config."""
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split '{split}' (use one of {SPLITS})")
+    sc = to_dict(cfg.stream)
+    per = {"train": "train_per_class", "val": "val_per_class", "test": "test_per_class",
+           "ood": "ood_per_class"}
+    for s, k in per.items():
+        if s != split:
+            sc.pop(k)
+    if split != "ood":
+        sc.pop("ood_motion")
+    key = {"split": split, "stream": sc, "codec": to_dict(cfg.codec)}
+    return cached_arrays("edgeoar-streams", key, lambda: build_split(cfg, split),
+                         version=DATA_VERSION)
+
+
+# ----------------------------------------------------------------------------- UCF-101
+
+_CLASS_LINE = re.compile(r"^\s*(\d+)\s+(\S+)\s*$")
+_PATH = re.compile(r"^[A-Za-z0-9_\-]+/v_[A-Za-z0-9_\-]+\.avi$")
+
+
+def _class_index(root: Path) -> list[str]:
+    f = root / "ucfTrainTestlist" / "classInd.txt"
+    names: list[str] = []
+    for n, line in enumerate(read_text(f).splitlines(), 1):
+        if not line.strip():
+            continue
+        m = _CLASS_LINE.match(line)
+        if not m:
+            raise DataError(f"{f}:{n}: expected '<index> <ClassName>', got {line[:60]!r}")
+        if int(m.group(1)) != len(names) + 1:
+            raise DataError(f"{f}:{n}: class index {m.group(1)} out of order "
+                            f"(expected {len(names) + 1})")
+        if m.group(2) in names:
+            raise DataError(f"{f}:{n}: duplicate class {m.group(2)}")
+        names.append(m.group(2))
+    if not names:
+        raise DataError(f"{f}: no classes")
+    return names
+
+
+def ucf101_split(root: str | Path, split: int = 1, subset: str = "train"
+                 ) -> tuple[list[tuple[Path, int]], list[str]]:
+    """([(video path, 0-based label)], class names) of UCF-101's official split.
+
+    `root` holds `UCF-101/<Class>/v_<Class>_gGG_cCC.avi` and `ucfTrainTestlist/`. trainlist
+    lines are '<Class>/<file>.avi <1-based label>' (the label must match the folder's class);
+    testlist lines are the path only. A missing or malformed file is a one-line DataError
+    naming the file and line; listed videos must exist."""
+    root = Path(root)
+    if split not in (1, 2, 3) or subset not in ("train", "test"):
+        raise ConfigError(f"UCF-101: split must be 1..3 and subset train|test, got "
+                          f"{split}, {subset!r}")
+    names = _class_index(root)
+    index = {n: i for i, n in enumerate(names)}
+    f = root / "ucfTrainTestlist" / f"{subset}list0{split}.txt"
+    items: list[tuple[Path, int]] = []
+    for n, line in enumerate(read_text(f).splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        where = f"{f}:{n}"
+        if len(parts) > 2 or (subset == "test" and len(parts) != 1):
+            raise DataError(f"{where}: unexpected fields in {line[:80]!r}")
+        rel = parts[0]
+        if not _PATH.match(rel):
+            raise DataError(f"{where}: not a '<Class>/v_<name>.avi' path: {rel[:80]!r}")
+        cls = rel.split("/")[0]
+        if cls not in index:
+            raise DataError(f"{where}: class folder '{cls}' is not in classInd.txt")
+        if len(parts) == 2:
+            if not parts[1].isdigit() or int(parts[1]) != index[cls] + 1:
+                raise DataError(f"{where}: label {parts[1][:20]!r} does not match class "
+                                f"{cls} ({index[cls] + 1})")
+        path = root / "UCF-101" / rel
+        if not path.is_file():
+            raise DataError(f"{where}: video not found: {path}")
+        items.append((path, index[cls]))
+    if not items:
+        raise DataError(f"{f}: no videos listed")
+    return items, names
+
+
+def load_video(path: str | Path, frames: int, size: int, cell: int = 4
+               ) -> dict[str, np.ndarray]:
+    """The first `frames` frames of any video PyAV reads, resized to size x size, with the
+    codec's motion vectors and partition (zeros where the codec exports none, e.g. MPEG-4 Part
+    2 in UCF-101's AVIs still exports them) and the frame difference. Short videos hold their
+    last frame. -> rgb, mv, part, diff, fps."""
+    d = decode(path, cell=cell, max_frames=frames, size=size)
+    out = {k: d[k] for k in ("rgb", "mv", "part")}
+    short = frames - len(out["rgb"])
+    if short > 0:
+        out["rgb"] = np.concatenate([out["rgb"], np.repeat(out["rgb"][-1:], short, 0)])
+        for k in ("mv", "part"):
+            out[k] = np.concatenate([out[k], np.zeros((short, *out[k].shape[1:]), np.float32)])
+    out["diff"] = frame_difference(out["rgb"], cell)
+    out["fps"] = d["fps"]
+    return out
