@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from edgeoar.config import TrainConfig
 from edgeoar.data import class_names, load_split
-from edgeoar.exits import softmax
+from edgeoar.exits import compare_policies, softmax, step_scores
 from edgeoar.models import MODEL_FILE, OnlineRecognizer, build_model, load_model, save_model
 from shared.cache import cached_file
 from shared.cli import parse_args, run
@@ -37,7 +37,8 @@ from shared.io import Checkpointer, atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
 
-__all__ = ["train_model", "get_model", "predict", "phases", "main"]
+__all__ = ["train_model", "get_model", "predict", "phases", "exit_thresholds",
+           "accuracy_per_step", "main"]
 
 log = get_logger("edgeoar.train")
 
@@ -206,6 +207,19 @@ def train_model(cfg: TrainConfig, run_dir: str | Path | None = None,
     return model, hist
 
 
+def exit_thresholds(model: OnlineRecognizer, val: dict, tolerance: float = 0.01
+                    ) -> dict[str, float]:
+    """IIE + MC thresholds chosen on the validation split (what `edgeoar.stream` uses)."""
+    from edgeoar.config import ExitConfig
+
+    ec = ExitConfig(tolerance=tolerance)
+    p = predict(model, val)
+    res = compare_policies(step_scores(p["rgb"], p["motion"], p["gate"]), val["label"], {},
+                           ec.tolerance, ec.conf_grid, ec.mc_grid, policies=("iie_mc",))
+    tau_conf, tau_mc = res["iie_mc"]["param"]
+    return {"tau_conf": float(tau_conf), "tau_mc": float(tau_mc)}
+
+
 def _model_key(cfg: TrainConfig) -> dict:
     d = to_dict(cfg)
     for k in ("device", "log_every"):
@@ -240,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = make_run_dir(args.out, "edgeoar", "train")
     save_config(cfg, run_dir / "config.yaml")
     model, hist = train_model(cfg, run_dir)
-    save_model(model, run_dir / MODEL_FILE, hist["classes"])
+    hist["exit"] = exit_thresholds(model, load_split(cfg, "val"))
+    save_model(model, run_dir / MODEL_FILE, hist["classes"], {"exit": hist["exit"]})
     atomic_write_json(run_dir / "metrics.json", {k: v for k, v in hist.items() if k != "loss"}
                       | {"final_loss": hist["loss"][-1] if hist["loss"] else None})
     acc = hist["val_acc_per_step"]
