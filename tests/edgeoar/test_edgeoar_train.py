@@ -1,0 +1,79 @@
+"""Training schedules on the toy streams: the iterative schedule learns (above chance from the
+first frames for the colour classes, and for the motion classes once they move), checkpoints
+resume where they stopped, and the ablation schedules train what they claim to."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from edgeoar_toy import TOY_CLASSES, toy_split
+
+from edgeoar.config import ModelConfig, StreamConfig, TrainConfig
+from edgeoar.train import (
+    _freeze,
+    accuracy_per_step,
+    gate_target,
+    phases,
+    predict,
+    train_model,
+)
+
+CFG = TrainConfig(stream=StreamConfig(image_size=32, clip_frames=8),
+                  model=ModelConfig(width=12, feat_dim=32), rounds=2, main_epochs=4,
+                  gate_epochs=1, batch_size=12, lr=5e-3, augment=False)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return toy_split(10, 0), toy_split(4, 1), TOY_CLASSES
+
+
+def test_iterative_training_learns_the_toy(splits):
+    model, hist = train_model(CFG, splits=splits)
+    acc = np.array(hist["val_acc_per_step"])
+    assert acc[-1] >= 0.6 and acc[-1] > 2 / len(TOY_CLASSES)
+    assert hist["phase"] == phases(CFG)
+    va = splits[1]
+    pred = predict(model, va)
+    colour = va["label"] >= 4
+    p = 0.5 * (torch.tensor(pred["rgb"]).softmax(-1) + torch.tensor(pred["motion"]).softmax(-1))
+    assert (p[colour, 0].argmax(-1).numpy() == va["label"][colour]).mean() >= 0.5
+
+
+def test_resume_continues_after_the_last_epoch(splits, tmp_path):
+    short = dataclasses.replace(CFG, rounds=1, main_epochs=2, gate_epochs=1)
+    m1, h1 = train_model(short, tmp_path, splits=splits)
+    assert (tmp_path / "ckpt.pt").is_file() and len(h1["loss"]) == 3
+    longer = dataclasses.replace(short, rounds=2)
+    m2, h2 = train_model(longer, tmp_path, splits=splits)
+    assert h2["loss"][:3] == h1["loss"] and len(h2["loss"]) == 6
+
+
+def test_schedules_and_frozen_parts():
+    assert phases(CFG) == ["main"] * 4 + ["gate"] + ["main"] * 4 + ["gate"]
+    assert phases(dataclasses.replace(CFG, mode="joint")) == ["joint"] * 10
+    assert phases(dataclasses.replace(CFG, mode="full_clip")) == ["full"] * 8 + ["heads"] * 2
+    from edgeoar.models import build_model
+
+    m = build_model(CFG.model, 6, 8, 32, 4)
+    gate_params = {id(p) for p in m.gate.parameters()}
+    assert {id(p) for p in _freeze(m, "gate")} == gate_params
+    assert all(not p.requires_grad for p in m.rgb.parameters())
+    heads = {id(p) for p in _freeze(m, "heads")}
+    assert heads == gate_params | {id(p) for p in m.heads.parameters()}
+
+
+def test_gate_target_right_and_stays_right():
+    y = torch.tensor([0])
+    lg = torch.tensor([[[0.0, 1.0], [2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [3.0, 0.0]]])
+    t = gate_target({"rgb": lg, "motion": lg}, y)
+    assert t.tolist() == [[0.0, 0.0, 0.0, 1.0, 1.0]]
+
+
+def test_accuracy_per_step_reference():
+    lg = np.zeros((2, 3, 2))
+    lg[0, :, 0] = 1
+    lg[1, 1:, 1] = 1
+    assert accuracy_per_step({"rgb": lg, "motion": lg}, np.array([0, 1])).tolist() == \
+        [0.5, 1.0, 1.0]
