@@ -39,9 +39,10 @@ __all__ = ["model_configs", "policy_rows", "cost", "main"]
 
 log = get_logger("edgeoar.bench")
 
-QUICK = {"train.stream.train_per_class": 16, "train.stream.val_per_class": 6,
-         "train.stream.test_per_class": 6, "train.stream.ood_per_class": 6,
-         "train.rounds": 2, "train.main_epochs": 4, "train.gate_epochs": 1}
+# --quick: 12 training clips per class (14 classes), 2 rounds of 3 main + 1 gate epochs
+QUICK = {"train.stream.train_per_class": 12, "train.stream.val_per_class": 5,
+         "train.stream.test_per_class": 5, "train.stream.ood_per_class": 5,
+         "train.rounds": 2, "train.main_epochs": 3, "train.gate_epochs": 1}
 
 
 def model_configs(bc: BenchConfig) -> dict[str, TrainConfig]:

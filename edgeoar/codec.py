@@ -34,7 +34,7 @@ MAX_PIXELS = 4096 * 4096  # refuse frames larger than this (a corrupt header's s
 
 
 def encode_h264(frames: np.ndarray, fps: float, gop: int = 8, crf: int = 23,
-                preset: str = "ultrafast") -> bytes:
+                preset: str = "veryfast") -> bytes:
     """uint8 (T, H, W, 3) RGB -> an H.264 stream in an MP4 container (bytes). No B-frames, so
     every motion vector points to a past frame and decoding is causal (an online stream)."""
     import av

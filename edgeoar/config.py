@@ -13,21 +13,31 @@ from typing import Any, Literal
 
 from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
 
+# `shared.motion.MotionConfig` settings of the training family: a short idle lead (the onset
+# is near the start) and a camera close enough for a 64 px frame; the generator's defaults for
+# the rest (yaw -40..40 deg, pan/zoom, background families 0-2, 0-1 distractors, occluders)
+IN_FAMILY = {"idle_seconds": [0.0, 0.15], "camera_distance": [2.4, 3.0]}
+# the out-of-family test arm: camera yaw, distance and body height outside the training
+# ranges, the other background families, more distractors (applied over IN_FAMILY)
+OUT_OF_FAMILY = {"camera_yaw_deg": [50.0, 70.0], "camera_distance": [3.1, 3.6],
+                 "height_range": [1.4, 1.55], "background_families": [3, 4, 5],
+                 "n_distractors": [2, 3]}
+
 
 @dataclass
 class StreamConfig:
     """Single-action clips from `shared.motion` (the action's onset near the clip start)."""
 
     image_size: PosInt = 64  # frame side in pixels (a multiple of 16: H.264 macroblocks)
-    fps: PosFloat = 15.0  # stream frame rate
+    fps: PosInt = 15  # stream frame rate (frames per second)
     clip_frames: PosInt = 16  # frames of the full clip (the full-clip model's observation)
     actions: list[str] = field(default_factory=list)  # class names; empty = every action
     train_per_class: PosInt = 24  # training clips per class
     val_per_class: PosInt = 8  # validation clips per class (exit thresholds are set here)
     test_per_class: PosInt = 8  # in-family test clips per class
     ood_per_class: PosInt = 8  # out-of-family test clips per class (never trained or tuned on)
-    motion: dict[str, Any] = field(default_factory=dict)  # MotionConfig overrides, in-family
-    ood_motion: dict[str, Any] = field(default_factory=dict)  # MotionConfig overrides, OOD arm
+    motion: dict[str, Any] = field(default_factory=lambda: dict(IN_FAMILY))  # MotionConfig
+    ood_motion: dict[str, Any] = field(default_factory=lambda: dict(OUT_OF_FAMILY))  # over motion
     seed: int = 0  # seeds every clip (splits use disjoint seeds)
 
     def validate(self) -> None:
@@ -36,7 +46,7 @@ class StreamConfig:
                              "in [32, 512]")
         if not 4 <= self.clip_frames <= 256:
             raise ValueError(f"stream.clip_frames={self.clip_frames} must be in [4, 256]")
-        if not 1.0 <= self.fps <= 120.0:
+        if not 1 <= self.fps <= 120:
             raise ValueError(f"stream.fps={self.fps} must be in [1, 120]")
         if len(set(self.actions)) != len(self.actions):
             raise ValueError(f"stream.actions has duplicates: {self.actions}")
@@ -48,7 +58,8 @@ class CodecConfig:
 
     gop: PosInt = 8  # I-frame interval (frames); I-frames carry no motion vectors
     crf: NonNegInt = 23  # libx264 constant rate factor (0 lossless .. 51 worst)
-    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "ultrafast"
+    # x264 preset; ultrafast and superfast code every block as 16x16 (no partition to read)
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "veryfast"
     cell: PosInt = 4  # pixels per cell of the motion-vector / partition grid
 
     def validate(self) -> None:

@@ -75,7 +75,8 @@ def motion_config(sc: StreamConfig, ood: bool):
         key = "stream.ood_motion" if ood and bad[0] in sc.ood_motion else "stream.motion"
         raise ConfigError(f"{key}: unknown generator setting '{bad[0]}' (known: "
                           f"{', '.join(sorted(fields))})")
-    over.update(image_size=sc.image_size, fps=sc.fps, clip_seconds=sc.clip_frames / sc.fps,
+    fps = int(round(sc.fps))
+    over.update(image_size=sc.image_size, fps=fps, clip_seconds=sc.clip_frames / fps,
                 segments=1)
     try:
         return dataclasses.replace(base, **{k: v for k, v in over.items() if k in fields})
