@@ -26,7 +26,7 @@ import torch
 
 from edgeoar.codec import decode, encode_h264
 from edgeoar.config import BenchConfig, TrainConfig
-from edgeoar.data import SPLITS, class_names, load_split
+from edgeoar.data import SPLITS, check_stream, load_split
 from edgeoar.exits import compare_policies, step_scores
 from edgeoar.models import count_macs
 from edgeoar.train import accuracy_per_step, get_model, predict
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                           description="EdgeOAR exit policies, training and codec ablations and "
                                       "the cost model, in-family and out-of-family.",
                           default_config="configs/edgeoar/bench.yaml")
-    class_names(bc.train.stream)  # bad settings fail before any output
+    check_stream(bc.train.stream)  # bad settings fail before any output
     splits = {s: load_split(bc.train, s) for s in SPLITS}
     data = {"val": splits["val"], "in_family": splits["test"], "ood": splits["ood"]}
     run_dir = make_run_dir(args.out, "edgeoar", "bench")

@@ -31,8 +31,9 @@ from shared.errors import ConfigError, DataError
 from shared.log import progress
 from shared.validate import read_text
 
-__all__ = ["SPLITS", "class_names", "early_separable", "render_clip", "codec_modalities",
-           "build_split", "load_split", "ucf101_split", "load_video", "DATA_VERSION"]
+__all__ = ["SPLITS", "class_names", "check_stream", "early_separable", "render_clip",
+           "codec_modalities", "build_split", "load_split", "ucf101_split", "load_video",
+           "DATA_VERSION"]
 
 DATA_VERSION = 1
 SPLITS = ("train", "val", "test", "ood")
@@ -53,6 +54,15 @@ def class_names(sc: StreamConfig) -> list[str]:
     if unknown:
         raise ConfigError(f"stream.actions: unknown action '{unknown[0]}' (known: "
                           f"{', '.join(actions)})")
+    return names
+
+
+def check_stream(sc: StreamConfig) -> list[str]:
+    """Fail early (ConfigError naming the key) on unknown actions or generator settings;
+    -> the class names."""
+    names = class_names(sc)
+    motion_config(sc, ood=False)
+    motion_config(sc, ood=True)
     return names
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeoar.config import ExitConfig, TrainConfig
-from edgeoar.data import class_names, load_split, load_video, ucf101_split
+from edgeoar.data import check_stream, load_split, load_video, ucf101_split
 from edgeoar.exits import compare_policies, step_scores
 from edgeoar.models import MODEL_FILE, load_model
 from edgeoar.online import stream
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                                   (th["tau_conf"], th["tau_mc"]) if th else None)
     else:
         cfg = load_config(Path(args.run) / "config.yaml", TrainConfig)
-        class_names(cfg.stream)
+        check_stream(cfg.stream)
         metrics = evaluate_streams(cfg, model, ec)
     run_dir = make_run_dir(args.out, "edgeoar", "eval")
     save_config(ec, run_dir / "config.yaml")

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from edgeoar.config import TrainConfig
-from edgeoar.data import class_names, load_split
+from edgeoar.data import check_stream, class_names, load_split
 from edgeoar.exits import compare_policies, softmax, step_scores
 from edgeoar.models import MODEL_FILE, OnlineRecognizer, build_model, load_model, save_model
 from shared.cache import cached_file
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                     "mode=iterative (gate/main alternation), full_clip or joint (ablations). "
                     "Rerun with the same --out to resume.",
         default_config="configs/edgeoar/default.yaml")
-    class_names(cfg.stream)  # an unknown action fails before the run dir exists
+    check_stream(cfg.stream)  # bad actions or generator settings fail before the run dir
     run_dir = make_run_dir(args.out, "edgeoar", "train")
     save_config(cfg, run_dir / "config.yaml")
     model, hist = train_model(cfg, run_dir)
