@@ -30,7 +30,7 @@ from shared.validate import brief
 __all__ = ["encode_h264", "decode", "iter_decoded", "rasterise_mvs", "frame_difference",
            "MAX_PIXELS"]
 
-MAX_PIXELS = 4096 * 4096  # refuse frames larger than this (a corrupt header's size)
+MAX_PIXELS = 4096 * 2304  # refuse frames larger than 4K (a corrupt header's size)
 
 
 def encode_h264(frames: np.ndarray, fps: float, gop: int = 8, crf: int = 23,
@@ -117,6 +117,8 @@ def iter_decoded(source: str | Path | bytes, cell: int = 4, size: int | None = N
             if not cont.streams.video:
                 raise DataError(f"{name}: no video stream")
             st = cont.streams.video[0]
+            if st.codec_context is None:
+                raise DataError(f"{name}: no decoder for its video stream")
             st.codec_context.options = {"flags2": "+export_mvs"}
             fps = float(st.average_rate or st.guessed_rate or 0.0)
             if not np.isfinite(fps) or not 0.5 <= fps <= 1000:
@@ -140,7 +142,8 @@ def iter_decoded(source: str | Path | bytes, cell: int = 4, size: int | None = N
     except DataError:
         raise
     except (av.error.FFmpegError, OSError, ValueError, IndexError, EOFError, KeyError,
-            UnicodeDecodeError, MemoryError) as e:
+            AttributeError, TypeError, RuntimeError, UnicodeDecodeError, MemoryError) as e:
+        # PyAV surfaces a corrupt container as any of these
         raise DataError(f"{name}: unreadable video ({brief(e)})") from None
     if n == 0:
         raise DataError(f"{name}: no decodable frames")
