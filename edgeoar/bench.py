@@ -39,10 +39,10 @@ __all__ = ["model_configs", "policy_rows", "cost", "main"]
 
 log = get_logger("edgeoar.bench")
 
-# --quick: 12 training clips per class (14 classes), 2 rounds of 3 main + 1 gate epochs
-QUICK = {"train.stream.train_per_class": 12, "train.stream.val_per_class": 5,
-         "train.stream.test_per_class": 5, "train.stream.ood_per_class": 5,
-         "train.rounds": 2, "train.main_epochs": 3, "train.gate_epochs": 1}
+# --quick: 16 training clips per class (14 classes), 3 rounds of 5 main + 1 gate epochs
+QUICK = {"train.stream.train_per_class": 16, "train.stream.val_per_class": 6,
+         "train.stream.test_per_class": 6, "train.stream.ood_per_class": 6,
+         "train.rounds": 3, "train.main_epochs": 5, "train.gate_epochs": 1}
 
 
 def model_configs(bc: BenchConfig) -> dict[str, TrainConfig]:

@@ -19,8 +19,8 @@ from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
 IN_FAMILY = {"idle_seconds": [0.0, 0.15], "camera_distance": [2.4, 3.0]}
 # the out-of-family test arm: camera yaw, distance and body height outside the training
 # ranges, the other background families, more distractors (applied over IN_FAMILY)
-OUT_OF_FAMILY = {"camera_yaw_deg": [50.0, 70.0], "camera_distance": [3.1, 3.6],
-                 "height_range": [1.4, 1.55], "background_families": [3, 4, 5],
+OUT_OF_FAMILY = {"camera_yaw_deg": [45.0, 60.0], "camera_distance": [3.0, 3.4],
+                 "height_range": [1.45, 1.6], "background_families": [3, 4, 5],
                  "n_distractors": [2, 3]}
 
 
@@ -104,10 +104,10 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     mode: Literal["iterative", "full_clip", "joint"] = "iterative"  # training schedule
     rounds: PosInt = 3  # iterative rounds (main then gate); other modes: same epoch budget
-    main_epochs: PosInt = 6  # f_Main epochs per round
-    gate_epochs: PosInt = 2  # f_Gate epochs per round
+    main_epochs: PosInt = 5  # f_Main epochs per round
+    gate_epochs: PosInt = 1  # f_Gate epochs per round
     batch_size: PosInt = 16
-    lr: PosFloat = 3e-3
+    lr: PosFloat = 6e-3
     weight_decay: NonNegFloat = 1e-4
     early_weight: NonNegFloat = 1.0  # prefix t weighs 1 + early_weight * (1 - t/T)
     augment: bool = True  # random horizontal shifts of each clip during training

@@ -6,7 +6,7 @@ IIE + MC (EdgeOAR sec. 3; the formulas are our reconstruction, the paper's are n
     w_m = (1 / H_m) / sum_k (1 / H_k)            inverse-information-entropy weights
     p   = sum_m w_m p_m                          fused class distribution
     MC  = 1 - JS(p_rgb, p_motion) / log 2        in [0, 1]; 1 = identical distributions
-    exit at t  iff  max_c p_c >= tau_conf  and  MC >= tau_mc  and  argmax p_rgb == argmax p_mot
+    exit at t  iff  max_c p_c >= tau_conf  and  MC >= tau_mc      (tau_mc = 0: IIE alone)
 
 Baselines on the same per-step outputs (the plain mean of the two modalities' softmaxes):
 fixed-N frames, max-softmax >= tau, normalised entropy <= tau, the learned gate's
@@ -95,8 +95,7 @@ POLICIES: dict[str, tuple[Callable, str]] = {
     "gate": (lambda s, tau: s["gate"] >= tau, "p_mean"),
     "random": (lambda s, q: _random_cond(s, q), "p_mean"),
     "iie": (lambda s, tau: s["p_iie"].max(-1) >= tau, "p_iie"),
-    "iie_mc": (lambda s, th: (s["p_iie"].max(-1) >= th[0]) & (s["mc"] >= th[1]) & s["agree"],
-               "p_iie"),
+    "iie_mc": (lambda s, th: (s["p_iie"].max(-1) >= th[0]) & (s["mc"] >= th[1]), "p_iie"),
     "full_clip": (lambda s, _: np.zeros(s["gate"].shape, bool), "p_iie"),
 }
 
@@ -182,8 +181,7 @@ class ExitRule:
             np.asarray(mot_logits, np.float64))
         p, _ = iie_fuse([pr, pm])
         label, conf = int(p.argmax()), float(p.max())
-        ok = conf >= self.tau_conf and float(modality_consistency(pr, pm)) >= self.tau_mc \
-            and pr.argmax() == pm.argmax()
+        ok = conf >= self.tau_conf and float(modality_consistency(pr, pm)) >= self.tau_mc
         if ok or (self.max_frames is not None and self.t >= self.max_frames):
             self.decision = (label, conf)
             return label, conf, True

@@ -102,17 +102,20 @@ class FrameEncoder(nn.Module):
 
 
 class StepClassifiers(nn.Module):
-    """One linear classifier per time step: z (B, T, D) -> (B, T, K); steps >= T use the last."""
+    """One linear classifier per time step, W_t = W + dW_t (a shared part every step trains and
+    a per-step correction, zero at init): z (B, T, D) -> (B, T, K); steps >= T use the last."""
 
     def __init__(self, steps: int, dim: int, classes: int):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(steps, classes, dim) * dim ** -0.5)
+        self.shared = nn.Parameter(torch.randn(classes, dim) * dim ** -0.5)
+        self.weight = nn.Parameter(torch.zeros(steps, classes, dim))
         self.bias = nn.Parameter(torch.zeros(steps, classes))
 
     def forward(self, z: torch.Tensor, t0: int = 0) -> torch.Tensor:
         n = self.weight.shape[0]
         idx = torch.clamp(torch.arange(t0, t0 + z.shape[1]), max=n - 1)
-        return torch.einsum("btd,tkd->btk", z, self.weight[idx]) + self.bias[idx]
+        w = self.shared.unsqueeze(0) + self.weight[idx]
+        return torch.einsum("btd,tkd->btk", z, w) + self.bias[idx]
 
 
 class Gate(nn.Module):
