@@ -19,6 +19,7 @@ Writes bench.json (rows, checks, headline), bench.md, bench.png, curves.png.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -27,7 +28,7 @@ import torch
 from edgeoar.codec import decode, encode_h264
 from edgeoar.config import BenchConfig, TrainConfig
 from edgeoar.data import SPLITS, check_stream, load_split
-from edgeoar.exits import compare_policies, step_scores
+from edgeoar.exits import compare_policies, mc_effect, step_scores
 from edgeoar.models import count_macs
 from edgeoar.train import accuracy_per_step, get_model, predict
 from shared.bench import BenchReport, measure, save_figure
@@ -64,11 +65,13 @@ def _scores(model, data: dict) -> tuple[dict, dict]:
 
 def cost(bc: BenchConfig, model, data: dict) -> dict:
     """Per-frame compute of the streaming path: decode (the clip's H.264 bytes, per frame) +
-    model step, medians; MACs per frame; streaming-vs-batched max abs difference."""
+    model step, as the process's CPU time over 6 runs (what a frame costs; wall times on the
+    shared machine are stretched by other jobs, so their minimum and median are reported
+    beside). MACs per frame; streaming-vs-batched max abs difference."""
     t = min(bc.timing_frames, data["rgb"].shape[1])
     rgb = data["rgb"][0, :t]
-    blob = encode_h264(rgb, bc.train.stream.fps, bc.train.codec.gop, bc.train.codec.crf)
-    dec = measure(lambda: decode(blob, cell=bc.train.codec.cell), warmup=1, repeats=5)
+    blob = encode_h264(rgb, bc.train.stream.fps, bc.train.codec.gop, bc.train.codec.crf,
+                       bc.train.codec.preset)
     src = "mv" if model.cfg.motion_source == "codec" else "diff"
     x = (torch.from_numpy(rgb)[None], torch.from_numpy(data[src][0, :t].astype(np.float32))[None],
          torch.from_numpy(data["part"][0, :t].astype(np.float32))[None])
@@ -80,15 +83,22 @@ def cost(bc: BenchConfig, model, data: dict) -> dict:
             outs.append(o)
         return outs
 
+    cpu = {}
     with torch.no_grad():
-        m = measure(stream_all, warmup=1, repeats=5)
+        for name, fn in (("decode", lambda: decode(blob, cell=bc.train.codec.cell)),
+                         ("model", stream_all)):
+            c0 = time.process_time()
+            cpu[name] = (measure(fn, warmup=1, repeats=5), (time.process_time() - c0) / 6 / t)
         batched = model(*x)
-    diff = max(float((batched[k] - torch.cat([o[k] for o in m["result"]], 1)).abs().max())
-               for k in ("rgb", "motion", "gate"))
+    diff = max(float((batched[k] - torch.cat([o[k] for o in cpu["model"][0]["result"]], 1))
+                     .abs().max()) for k in ("rgb", "motion", "gate"))
     macs = count_macs(model)
-    per_frame = dec["median_s"] / t + m["median_s"] / t
-    return {"decode_ms": 1e3 * dec["median_s"] / t, "model_ms": 1e3 * m["median_s"] / t,
-            "per_frame_ms": 1e3 * per_frame, "per_frame_s": per_frame,
+    ms = {k: 1e3 * v[1] for k, v in cpu.items()}  # CPU time per frame
+    per_frame = (ms["decode"] + ms["model"]) / 1e3
+    return {"decode_ms": ms["decode"], "model_ms": ms["model"], "per_frame_ms": 1e3 * per_frame,
+            "per_frame_s": per_frame,
+            "per_frame_wall_ms_min": sum(1e3 * v[0]["min_s"] / t for v in cpu.values()),
+            "per_frame_wall_ms_median": sum(1e3 * v[0]["median_s"] / t for v in cpu.values()),
             "stream_vs_batch_max_abs": diff, "macs_per_frame": macs["total"],
             "macs_rgb": macs["rgb"], "macs_motion": macs["motion"],
             "threads": torch.get_num_threads()}
@@ -150,9 +160,8 @@ def checks(rep: BenchReport, res: dict, abl: dict, c: dict) -> None:
     rep.check("AUC(IIE+MC) - AUC(max-softmax) > 0", iie["auc"] - res["max_softmax"][fam]["auc"],
               ">", 0.0)
     rep.check("AUC(IIE+MC) - AUC(entropy) > 0", iie["auc"] - res["entropy"][fam]["auc"], ">", 0.0)
-    we = res["iie"][fam]["wrong_early"]
-    rep.check("MC cuts wrong early exits (vs IIE alone) by >= 25%",
-              1 - iie["wrong_early"] / we if we > 0 else float("nan"), ">=", 0.25)
+    rep.check("MC cuts wrong early exits (vs IIE alone at its threshold) by >= 25%",
+              rep.extra["mc_effect"]["cut"], ">=", 0.25)
     if "full_clip_only" in abl:
         rep.check("iterative - full-clip-only accuracy at 25% of the clip >= 0.10",
                   abl["iterative"][fam]["acc_25"] - abl["full_clip_only"][fam]["acc_25"],
@@ -161,7 +170,7 @@ def checks(rep: BenchReport, res: dict, abl: dict, c: dict) -> None:
                                                                     fam)
     rep.check("IIE+MC exit frame: temporal-only pairs / early-separable >= 2", ratio, ">=", 2.0)
     rep.check("streaming vs batched max abs diff < 1e-5", c["stream_vs_batch_max_abs"], "<", 1e-5)
-    rep.check("compute per frame incl. decode (ms) <= 5", c["per_frame_ms"], "<=", 5.0)
+    rep.check("compute per frame incl. decode (CPU ms) <= 5", c["per_frame_ms"], "<=", 5.0)
 
 
 def report_extras(rep: BenchReport, res: dict, abl: dict, c: dict, models: dict) -> None:
@@ -231,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                            bc.exits.conf_grid, bc.exits.mc_grid)
     c = cost(bc, model, data["in_family"])
     rep = BenchReport("edgeoar", baseline="full_clip", command=sys.argv)
+    rep.extra["mc_effect"] = mc_effect(vs, data["val"]["label"], *tests["in_family"],
+                                       bc.exits.conf_grid, bc.exits.mc_grid, bc.exits.tolerance)
     policy_rows(rep, bc, res, c, data)
     abl = ablation_rows(rep, bc, models, data)
     checks(rep, res, abl, c)

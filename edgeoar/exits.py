@@ -27,7 +27,7 @@ import numpy as np
 
 __all__ = ["entropy", "iie_fuse", "modality_consistency", "softmax", "step_scores",
            "first_exit", "POLICIES", "apply_policy", "summarise", "threshold_grid", "select",
-           "curve", "auc", "ExitRule"]
+           "curve", "auc", "mc_effect", "compare_policies", "ExitRule"]
 
 EPS = 1e-8
 
@@ -147,11 +147,33 @@ def select(name: str, s: dict, labels: np.ndarray, grid: list, ref_acc: float,
 
 
 def curve(name: str, s: dict, labels: np.ndarray, grid: list) -> np.ndarray:
-    """(n, 2) [frame fraction, accuracy] over the grid, sorted by fraction."""
+    """(n, 3) [frame fraction, accuracy, wrong-early rate] over the grid, sorted by fraction."""
     steps = s["gate"].shape[1]
-    pts = [(m["frac"], m["acc"]) for m in
+    pts = [(m["frac"], m["acc"], m["wrong_early"]) for m in
            (summarise(*apply_policy(name, s, p), labels, steps) for p in grid)]
     return np.array(sorted(pts))
+
+
+def mc_effect(val: dict, val_labels: np.ndarray, test: dict, labels: np.ndarray,
+              conf_grid: int, mc_grid: list[float], tolerance: float = 0.01) -> dict:
+    """What MC adds to IIE: IIE's confidence threshold (chosen on validation) with the MC gate
+    switched on, tau_mc > 0 chosen on validation for the best accuracy (ties: fewer frames),
+    vs IIE alone, on the test set. -> thresholds, wrong-early rates, accuracies, frame
+    fractions and the relative cut of wrong early exits."""
+    steps = val["gate"].shape[1]
+    ref = summarise(*apply_policy("full_clip", val, None), val_labels, steps)["acc"]
+    tau, _ = select("iie", val, val_labels, threshold_grid("iie", steps, conf_grid, mc_grid),
+                    ref, tolerance)
+    cands = [(tau, m) for m in mc_grid if m > 0] or [(tau, 0.0)]
+    vals = [(p, summarise(*apply_policy("iie_mc", val, p), val_labels, steps)) for p in cands]
+    param = max(vals, key=lambda r: (r[1]["acc"], -r[1]["frames"]))[0]
+    off = summarise(*apply_policy("iie", test, tau), labels, steps)
+    on = summarise(*apply_policy("iie_mc", test, param), labels, steps)
+    return {"param": param, "wrong_early_iie": off["wrong_early"],
+            "wrong_early_mc": on["wrong_early"], "acc_iie": off["acc"], "acc_mc": on["acc"],
+            "frac_iie": off["frac"], "frac_mc": on["frac"],
+            "cut": 1 - on["wrong_early"] / off["wrong_early"] if off["wrong_early"] > 0
+            else float("nan")}
 
 
 def auc(points: np.ndarray, steps: int) -> float:
@@ -160,7 +182,7 @@ def auc(points: np.ndarray, steps: int) -> float:
     function: an operating point is usable for every larger budget)."""
     lo = 1.0 / steps
     b = np.linspace(lo, 1.0, 200)
-    best = np.array([points[points[:, 0] <= x + 1e-9, 1].max(initial=0.0) for x in b])
+    best = np.array([points[points[:, 0] <= x + 1e-9, 1].max(initial=0.0) for x in b])  # acc
     return float(np.trapezoid(best, b) / (1.0 - lo))
 
 
