@@ -19,9 +19,12 @@ from edgeoar.exits import ExitRule
 from edgeoar.models import MODEL_FILE, OnlineRecognizer, load_model
 from shared.errors import DataError
 
-__all__ = ["stream", "DEFAULT_THRESHOLDS"]
+__all__ = ["stream", "DEFAULT_THRESHOLDS", "DEFAULT_MODEL"]
 
 DEFAULT_THRESHOLDS = (0.9, 0.8)  # (tau_conf, tau_mc) when the model file carries none
+# the quick bench's iteratively trained model with its validation thresholds, 14 shared.motion
+# actions at 64 px (refresh: python -m edgeoar.experiments.ship_weights)
+DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "stream_default.safetensors"
 
 
 def _resolve(model) -> tuple[OnlineRecognizer, list[str], tuple[float, float]]:
@@ -39,16 +42,16 @@ def _resolve(model) -> tuple[OnlineRecognizer, list[str], tuple[float, float]]:
     return net, list(info["classes"]), taus
 
 
-def stream(video_path: str | Path | bytes, model, classes: list[str] | None = None,
+def stream(video_path: str | Path | bytes, model=None, classes: list[str] | None = None,
            thresholds: tuple[float, float] | None = None, max_frames: int | None = None
            ) -> Iterator[tuple[np.ndarray, str, float, bool]]:
     """Yield (frame uint8 (S, S, 3), label, confidence, exited) per decoded frame.
 
     `model`: an `OnlineRecognizer`, or a run dir / model.safetensors (its class names and the
-    exit thresholds chosen on the validation split come with it). `thresholds` = (tau_conf,
-    tau_mc) overrides; `max_frames` forces the exit at that frame (default: the model's clip
-    length). A corrupt video raises a one-line DataError."""
-    net, names, taus = _resolve(model)
+    exit thresholds chosen on the validation split come with it); None: `DEFAULT_MODEL`.
+    `thresholds` = (tau_conf, tau_mc) overrides; `max_frames` forces the exit at that frame
+    (default: the model's clip length). A corrupt video raises a one-line DataError."""
+    net, names, taus = _resolve(DEFAULT_MODEL if model is None else model)
     names = list(classes) if classes is not None else names
     if len(names) != net.classes:
         raise DataError(f"{len(names)} class names for a {net.classes}-class model")

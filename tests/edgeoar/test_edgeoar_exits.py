@@ -14,6 +14,7 @@ from edgeoar.exits import (
     entropy,
     first_exit,
     iie_fuse,
+    mc_effect,
     modality_consistency,
     select,
     step_scores,
@@ -117,3 +118,17 @@ def test_compare_policies_runs_every_policy():
         assert 0 <= r["t"]["auc"] <= 1 and 1 <= r["t"]["frames"] <= 5
         if r["val"]["acc"] >= full:
             assert r["t"]["acc"] >= full - 1e-9  # same data: the tolerance holds
+
+
+def test_mc_effect_hand_made():
+    # clip 0: at step 0 rgb says class 0 with confidence, motion says class 1 (wrong: label 1);
+    # IIE alone exits there and is wrong; with MC it waits until both agree on class 1
+    rgb = np.log(np.array([[[0.97, 0.03], [0.1, 0.9], [0.1, 0.9]]]))
+    mot = np.log(np.array([[[0.4, 0.6], [0.1, 0.9], [0.1, 0.9]]]))
+    s = step_scores(rgb, mot, np.zeros((1, 3)))
+    lab = np.array([1])
+    assert apply_policy("iie", s, 0.6)[0].tolist() == [0]
+    r = mc_effect(s, lab, s, lab, conf_grid=11, mc_grid=[0.0, 0.5])
+    assert r["wrong_early_mc"] == 0.0 and r["acc_mc"] == 1.0 and r["param"][1] == 0.5
+    # on the same split IIE's own threshold (chosen at full-clip accuracy) also waits
+    assert r["wrong_early_iie"] == 0.0 and math.isnan(r["cut"])

@@ -59,3 +59,17 @@ def test_stream_forces_exit_at_max_frames_and_refuses_bad_files(video, tmp_path)
         list(stream(video, m, ["x"]))
     with pytest.raises(DataError, match="not found"):
         list(stream(tmp_path / "none", m))
+
+
+def test_stream_defaults_to_the_shipped_model(tmp_path):
+    from edgeoar.models import load_model
+    from edgeoar.online import DEFAULT_MODEL
+
+    assert DEFAULT_MODEL.is_file()
+    net, info = load_model(DEFAULT_MODEL)
+    assert len(info["classes"]) >= 12 and set(info["exit"]) == {"tau_conf", "tau_mc"}
+    video = tmp_path / "v.mp4"
+    video.write_bytes(encode_h264(toy_frames(1, 2, steps=20, size=48), 15.0))  # resized to 64
+    out = list(stream(video))
+    assert len(out) == 20 and out[-1][3] and out[0][0].shape == (64, 64, 3)
+    assert out[0][1] in info["classes"]
