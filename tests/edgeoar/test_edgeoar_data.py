@@ -93,3 +93,29 @@ def test_bad_split_arguments_and_corrupt_video(tmp_path):
     items[0][0].write_bytes(data[:200])
     with pytest.raises(DataError, match=items[0][0].name):
         load_video(items[0][0], 4, 32)
+
+
+def test_eval_on_ucf101_layout(tmp_path):
+    import json
+
+    import torch
+
+    from edgeoar.config import ModelConfig
+    from edgeoar.eval import main as eval_main
+    from edgeoar.models import build_model, save_model
+
+    root = make_ucf(tmp_path / "ucf")
+    torch.manual_seed(0)
+    run = tmp_path / "run"
+    run.mkdir()
+    m = build_model(ModelConfig(width=8, feat_dim=8), len(CLASSES), 6, 32, 4)
+    save_model(m, run / "model.safetensors", CLASSES)
+    out = tmp_path / "ev"
+    assert eval_main(["--run", str(run), "--ucf101", str(root), "--limit", "4",
+                      "--out", str(out)]) == 0
+    r = json.loads((out / "metrics.json").read_text())
+    assert r["videos"] == 4 and 0 <= r["acc_full_clip"] <= 1 and 1 <= r["frames_mean"] <= 6
+    save_model(m, run / "model.safetensors", ["a", "b", "c"])
+    with pytest.raises(DataError, match="not UCF-101's"):
+        eval_main(["--run", str(run), "--ucf101", str(root), "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()

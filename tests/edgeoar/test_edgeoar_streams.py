@@ -11,6 +11,7 @@ import pytest
 from edgeoar import stream
 from edgeoar.config import StreamConfig, TrainConfig
 from edgeoar.data import build_split, check_stream, early_separable, motion_config
+from edgeoar.eval import main as eval_main
 from edgeoar.train import main as train_main
 from shared.errors import ConfigError
 
@@ -62,3 +63,9 @@ def test_train_recipe_end_to_end_and_resume(tmp_path):
                                   15.0))
     frames = list(stream(video, out))
     assert len(frames) == 8 and frames[-1][3] and frames[0][1] in ("squat", "sit_down")
+    ev = tmp_path / "eval"
+    assert eval_main(["--run", str(out), "--out", str(ev)]) == 0
+    m = json.loads((ev / "metrics.json").read_text())
+    for split in ("test", "ood"):
+        assert len(m[split]["acc_per_step"]) == 8
+        assert 1 <= m[split]["iie_mc"]["frames"] <= 8 and m[split]["full_clip"]["frac"] == 1.0
