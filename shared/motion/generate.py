@@ -529,6 +529,7 @@ def generate_clip(cfg: MotionConfig, seed: int, actions: list[str] | None = None
                        "pan_deg_per_s": float(np.degrees(pan_speed)),
                        "zoom_per_s": float(zoom_speed)},
             "n_distractors": n_dis, "occluders": [o.kind for o in occluders]}
+    meta = json.loads(json.dumps(meta))  # plain JSON types, as a cached clip reads back
     return Clip(frames, joints.astype(np.float32), np.nan_to_num(joints2d, nan=-1.0)
                 .astype(np.float32), visible, angles.astype(np.float32),
                 pelvis.astype(np.float32), ai, ph, st, segs, fps, camera, props, meta)
