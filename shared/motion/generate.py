@@ -419,6 +419,15 @@ def _chair(segs: list[dict], joints: np.ndarray, body: Body, yaw: float) -> Occl
                     (110, 80, 55))
 
 
+def _far_shift(camera: Camera, yaw: float, pitch: float, zoom: np.ndarray) -> np.ndarray:
+    """(T,) horizontal image motion (px, at zoom 1) of a point at infinity in the unpanned
+    viewing direction: how far a distant background moves as the camera pans."""
+    view = -np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
+    far = camera.position + 1e6 * view
+    u = project(far[:, None], camera)[:, 0, 0]
+    return (u - camera.size[0] / 2) / zoom
+
+
 def generate_clip(cfg: MotionConfig, seed: int, actions: list[str] | None = None) -> Clip:
     """One clip, deterministic in (cfg, seed) whatever the global RNG state. `actions` fixes the
     action sequence (else drawn from the config). ~2-5 ms per 96 px frame on one core,
@@ -502,10 +511,10 @@ def generate_clip(cfg: MotionConfig, seed: int, actions: list[str] | None = None
 
     # background, rendering, sensor noise
     fam = int(cfg.background_families[int(rng.integers(len(cfg.background_families)))])
-    f0 = camera.K[T // 2, 0, 0]
+    f0 = 0.5 * S / np.tan(np.radians(fov) / 2)  # the focal length at zoom 1, pan 0
     horizon = S / 2 - f0 * np.tan(pitch)
     canvas = make_background(rng, fam, (S, S), horizon, plain=cfg.background == "plain")
-    bg = background_frames(canvas, (S, S), f0 * np.tan(pan), zoom)
+    bg = background_frames(canvas, (S, S), -_far_shift(camera, yaw, pitch, zoom), zoom)
     app = Appearance.sample(rng, cfg.clothing_hue, cfg.clothing_saturation, cfg.clothing_value,
                             body.height, body.girth)
     frames = render(joints, camera, app, (S, S), background=bg, people=people, balls=ball,

@@ -410,3 +410,32 @@ def test_dataset_is_cached_and_equals_single_clips():
     assert np.array_equal(lazy[2].joints3d, ds[2].joints3d)
     with pytest.raises(IndexError):
         ds[3]
+
+
+def test_module_docstring_example_runs():
+    import doctest
+
+    import shared.motion
+
+    for attr in shared.motion.__all__:
+        assert getattr(shared.motion, attr) is not None
+    result = doctest.testmod(shared.motion, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 4 and result.failed == 0
+
+
+def test_background_moves_with_the_panning_camera():
+    """Phase correlation of the background between the first and last frame agrees in sign and
+    size with the image motion of a distant point."""
+    cfg = MotionConfig(image_size=64, fps=10, clip_seconds=2.0, camera_pan_speed=(5.0, 5.0),
+                       camera_zoom_speed=(0.0, 0.0), noise_std=(0.0, 0.0), blur_prob=0.0,
+                       n_distractors=(0, 0), occluder_prob=0.0, background_families=[2])
+    for seed in range(2):
+        c = generate_clip(cfg, seed, ["bow"])
+        top = c.frames[:, :14].astype(np.float32).mean(-1)  # wall above the person
+        (dx, _), _ = cv2.phaseCorrelate(top[0], top[-1])
+        yaw = np.radians(c.meta["camera"]["yaw_deg"])
+        pitch = np.radians(c.meta["camera"]["pitch_deg"])
+        view = -np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch),
+                          np.cos(yaw) * np.cos(pitch)])
+        u = project((c.camera.position + 1e6 * view)[:, None], c.camera)[:, 0, 0]
+        assert abs(u[-1] - u[0]) > 3 and dx == pytest.approx(u[-1] - u[0], abs=1.0)
