@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 
 from shared.config import NonNegFloat, PosFloat, PosInt, Prob, to_dict
-from shared.errors import ConfigError
+from shared.errors import ConfigError, DataError
 from shared.motion.actions import ACTIONS, ease
 from shared.motion.camera import Camera, orbit_camera, project
 from shared.motion.render import (
@@ -215,14 +215,39 @@ class Clip:
 
     @classmethod
     def from_arrays(cls, d: dict[str, np.ndarray]) -> Clip:
-        info = json.loads(bytes(np.asarray(d["info_json"], dtype=np.uint8)).decode())
+        """The inverse of `arrays`; DataError naming the field when one is missing or its
+        shape disagrees with the frames."""
+        need = ("frames", "joints3d", "joints2d", "visible", "angles", "root", "action_index",
+                "phase", "stage", "info_json", "camera_K", "camera_R", "camera_t",
+                "camera_size")
+        for k in need:
+            if k not in d:
+                raise DataError(f"clip arrays: missing '{k}'")
+        fr = np.asarray(d["frames"])
+        if fr.ndim != 4 or fr.shape[-1] != 3 or fr.dtype != np.uint8:
+            raise DataError(f"clip arrays: 'frames' must be (T, H, W, 3) uint8, got "
+                            f"{fr.shape} {fr.dtype}")
+        T, J = len(fr), len(JOINTS)
+        shapes = {"joints3d": (T, J, 3), "joints2d": (T, J, 2), "visible": (T, J),
+                  "angles": (T, J, 3), "root": (T, 3), "action_index": (T,), "phase": (T,),
+                  "stage": (T,), "camera_K": (T, 3, 3), "camera_R": (T, 3, 3),
+                  "camera_t": (T, 3), "camera_size": (2,)}
+        for k, shp in shapes.items():
+            if np.shape(d[k]) != shp:
+                raise DataError(f"clip arrays: '{k}' has shape {np.shape(d[k])}, expected {shp}")
+        try:
+            info = json.loads(bytes(np.asarray(d["info_json"], dtype=np.uint8)).decode())
+            segments, fps, meta = info["segments"], info["fps"], info["meta"]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise DataError(f"clip arrays: 'info_json' unreadable ({e})") from None
+        if not isinstance(segments, list) or not isinstance(meta, dict):
+            raise DataError("clip arrays: 'info_json' has no segment list / meta mapping")
         cam = Camera.from_arrays({k[7:]: v for k, v in d.items() if k.startswith("camera_")})
         props = {k[5:]: v for k, v in d.items() if k.startswith("prop_")}
         return cls(*(np.asarray(d[k]) for k in ("frames", "joints3d", "joints2d", "visible",
                                                 "angles", "root", "action_index", "phase",
                                                 "stage")),
-                   segments=info["segments"], fps=int(info["fps"]), camera=cam, props=props,
-                   meta=info["meta"])
+                   segments=segments, fps=int(fps), camera=cam, props=props, meta=meta)
 
 
 # ---- timeline -------------------------------------------------------------------------
@@ -248,7 +273,8 @@ def _timeline(cfg: MotionConfig, rng: np.random.Generator, names: list[str], T: 
     params = [s.sample_params(rng, cfg.amplitude_jitter) for s in specs]
     for p in params:
         p["skew"] = float(rng.uniform(*cfg.phase_jitter))
-    durs = [rng.uniform(*s.duration) / rng.uniform(*cfg.tempo_jitter) for s in specs]
+        p["tempo"] = float(rng.uniform(*cfg.tempo_jitter))
+    durs = [rng.uniform(*s.duration) / p["tempo"] for s, p in zip(specs, params)]
     idle = rng.uniform(*cfg.idle_seconds)
     trans = [rng.uniform(*cfg.transition_seconds) for _ in names[1:]]
     need = idle + sum(durs) + sum(trans) + 0.2  # 0.2 s idle at least at the end
@@ -430,8 +456,11 @@ def _far_shift(camera: Camera, yaw: float, pitch: float, zoom: np.ndarray) -> np
 
 def generate_clip(cfg: MotionConfig, seed: int, actions: list[str] | None = None) -> Clip:
     """One clip, deterministic in (cfg, seed) whatever the global RNG state. `actions` fixes the
-    action sequence (else drawn from the config). ~2-5 ms per 96 px frame on one core,
-    dominated by rendering."""
+    action sequence (else drawn from the config).
+
+    Speed (measured, one core, default config, 96 px, 20 clips of 100 frames, on a shared and
+    loaded 2-core machine): ~540 frames/s for the whole clip (motion, background, rendering,
+    noise), ~1,400 frames/s for `render` alone."""
     if actions is not None:
         for a in actions:
             if a not in ACTIONS:

@@ -439,3 +439,20 @@ def test_background_moves_with_the_panning_camera():
                           np.cos(yaw) * np.cos(pitch)])
         u = project((c.camera.position + 1e6 * view)[:, None], c.camera)[:, 0, 0]
         assert abs(u[-1] - u[0]) > 3 and dx == pytest.approx(u[-1] - u[0], abs=1.0)
+
+
+def test_clip_arrays_round_trip_and_bad_arrays():
+    from shared.errors import DataError
+    from shared.motion import Clip
+
+    c = generate_clip(small_cfg(image_size=16, clip_seconds=1.0), 0, ["throw"])
+    d = c.arrays()
+    back = Clip.from_arrays(d)
+    assert np.array_equal(back.frames, c.frames) and back.segments == c.segments
+    np.testing.assert_array_equal(back.props["ball"], c.props["ball"])
+    for bad, field in [({**d, "phase": d["phase"][:-1]}, "phase"),
+                       ({k: v for k, v in d.items() if k != "camera_K"}, "camera_K"),
+                       ({**d, "info_json": np.frombuffer(b"{oops", np.uint8)}, "info_json"),
+                       ({**d, "frames": d["frames"].astype(np.float32)}, "frames")]:
+        with pytest.raises(DataError, match=field):
+            Clip.from_arrays(bad)
