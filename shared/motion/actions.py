@@ -362,7 +362,7 @@ _LIST = [
     _spec("reach_up", (1.4, 2.2), _reach_up, 0.5, ["raising", "top", "lowering"],
           [0, 0.42, 0.58], [0, 1, 2], "a person reaches up with both arms on tiptoe",
           "the hands at their highest"),
-    _spec("lunge", (1.6, 2.4), _lunge, 0.5, ["stepping", "lowering", "bottom", "rising"],
+    _spec("lunge", (1.6, 2.4), _lunge, 0.5, ["standing", "lunging", "bottom", "rising"],
           [0, 0.1, 0.42, 0.58, 0.9], [0, 1, 2, 3, 0],
           "a person steps forward into a lunge", "the lowest point of the lunge", sided=True),
     _spec("jumping_jack", (1.0, 1.6), _jumping_jack, 0.5, ["closed", "opening", "open",
