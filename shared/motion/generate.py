@@ -148,9 +148,10 @@ class MotionConfig:
             raise ConfigError("'background_families': empty")
         if self.highlight_seconds < 0:
             raise ConfigError("'highlight_seconds': must be >= 0")
-        if round(self.clip_seconds * self.fps) < 8:
+        need = max(8, 5 * self.segments)
+        if round(self.clip_seconds * self.fps) < need:
             raise ConfigError(f"'clip_seconds': {self.clip_seconds} s at {self.fps} fps is "
-                              f"under 8 frames")
+                              f"under {need} frames ({self.segments} segments)")
 
     @property
     def n_frames(self) -> int:
@@ -283,12 +284,15 @@ def _timeline(cfg: MotionConfig, rng: np.random.Generator, names: list[str], T: 
     tframes = [max(1, int(round(d * scale * fps))) for d in trans]
     pre = int(round(idle * scale * fps))
     total = pre + sum(frames) + sum(tframes)
-    if total > T:  # rounding up tiny segments: take it from the idle, then the actions
+    if total > T:  # rounding up tiny segments: take it from the idle, then the longest parts
         pre = max(0, pre - (total - T))
         total = pre + sum(frames) + sum(tframes)
         while total > T:
-            k = int(np.argmax(frames))
-            frames[k] -= 1
+            if max(frames) > 3 or not tframes or max(tframes) <= 1:
+                k = int(np.argmax(frames))
+                frames[k] -= 1
+            else:
+                tframes[int(np.argmax(tframes))] -= 1
             total -= 1
     spans = [("idle", 0, pre)]
     t = pre
