@@ -305,7 +305,7 @@ def test_projection_closed_form_and_opencv():
 
 
 def test_default_camera_keeps_the_person_in_the_image():
-    cfg = MotionConfig(image_size=24, clip_seconds=3.0, fps=10, background="plain",
+    cfg = MotionConfig(image_size=24, fps=10, background="plain",
                        n_distractors=(0, 0))
     for seed in range(12):
         c = generate_clip(cfg, seed)
