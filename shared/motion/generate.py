@@ -39,6 +39,7 @@ from shared.motion.render import (
     make_background,
     occluder_mask,
     render,
+    self_occluded,
 )
 from shared.motion.skeleton import JOINT_INDEX, JOINTS, Body, clip_to_limits, forward_kinematics
 
@@ -168,8 +169,9 @@ class Clip:
 
     frames (T, H, W, 3) uint8 RGB; joints3d (T, J, 3) float32 world metres (y up, floor y = 0);
     joints2d (T, J, 2) float32 pixels (u right, v down) of the main person; visible (T, J) bool
-    (inside the image, not behind an occluder); angles (T, J, 3) local Euler XYZ; root (T, 3)
-    pelvis position; action_index (T,) int into ACTION_NAMES, -1 on idle/transition frames;
+    (inside the image, not behind an occluder nor behind the person's own limbs or head);
+    angles (T, J, 3) local Euler XYZ; root (T, 3) pelvis position; action_index (T,) int into
+    ACTION_NAMES, -1 on idle/transition frames;
     phase (T,) float in [0, 1], -1 outside actions; stage (T,) int into the current action's
     `stage_names`, -1 outside actions; segments: per action {action, start, end (exclusive),
     apex_frame, highlight_start, highlight_end (exclusive), params, stage_names}; camera
@@ -556,7 +558,7 @@ def generate_clip(cfg: MotionConfig, seed: int, actions: list[str] | None = None
 
     joints2d = project(joints, camera)
     inside = np.all((joints2d >= 0) & (joints2d < S), axis=-1) & np.all(np.isfinite(joints2d), -1)
-    visible = inside.copy()
+    visible = inside & ~self_occluded(joints, camera, body.height, body.girth)
     if occluders:
         for t in range(T):
             m = occluder_mask(occluders, camera, t)

@@ -20,7 +20,7 @@ from shared.motion.camera import Camera, project, to_camera
 from shared.motion.skeleton import JOINT_INDEX
 
 __all__ = ["Appearance", "render", "make_background", "background_frames", "add_sensor_noise",
-           "Occluder", "BACKGROUND_FAMILIES", "LIMBS"]
+           "Occluder", "BACKGROUND_FAMILIES", "LIMBS", "self_occluded", "occluder_mask"]
 
 _J = JOINT_INDEX
 # (joint a, joint b, radius as a fraction of height, body part)
@@ -48,6 +48,7 @@ _LIMB_A = np.array([a for a, _, _, _ in LIMBS])
 _LIMB_B = np.array([b for _, b, _, _ in LIMBS])
 _LIMB_R = np.array([r for _, _, r, _ in LIMBS])
 _LIMB_PART = [p for _, _, _, p in LIMBS]
+_TORSO_JOINTS = [_J["pelvis"], _J["spine"], _J["neck"]]
 _LIGHT = np.array([-0.4, -0.7, -0.55]) / np.linalg.norm([-0.4, -0.7, -0.55])  # camera coords
 _LIGHT_UV = _LIGHT[:2] / np.linalg.norm(_LIGHT[:2])  # the light's direction in the image
 _SHIFT = 2  # sub-pixel drawing: coordinates in 1/4 pixel
@@ -473,6 +474,42 @@ def occluder_mask(occluders: list[Occluder], camera: Camera, t: int) -> np.ndarr
         else:
             cv2.fillConvexPoly(mask, cv2.convexHull(np.round(uv).astype(np.int32)), 1)
     return mask.astype(bool)
+
+
+def self_occluded(joints3d: np.ndarray, camera: Camera, height: float, girth: float = 1.0
+                  ) -> np.ndarray:
+    """(T, J) bool: joints hidden behind the person's own limbs or head as `render` draws them:
+    the joint's pixel lies inside a limb's (or the head's) image disc/capsule that is nearer the
+    camera than the joint by more than that limb's radius. Limbs that end at the joint do not
+    count; the trunk joints (pelvis, spine, neck) are never self-occluded."""
+    pc = to_camera(joints3d, camera)  # (T, J, 3)
+    uv = project(joints3d, camera)  # (T, J, 2)
+    f = camera.K[:, 0, 0][:, None, None]
+    H = height * girth
+    a, b = _LIMB_A, _LIMB_B
+    # shapes: (T, J joints, L limbs)
+    pa, pb = uv[:, None, a], uv[:, None, b]  # (T, 1, L, 2)
+    seg = pb - pa
+    q = uv[:, :, None] - pa  # (T, J, L, 2)
+    s = np.clip((q * seg).sum(-1) / np.maximum((seg ** 2).sum(-1), 1e-9), 0, 1)
+    dist = np.linalg.norm(q - s[..., None] * seg, axis=-1)
+    za, zb = pc[:, None, a, 2], pc[:, None, b, 2]
+    zlimb = za + s * (zb - za)  # depth of the limb's axis at the closest point
+    rw = _LIMB_R * H  # world radius (L,)
+    r_px = f * rw / np.maximum(zlimb, 1e-3)
+    zj = pc[:, :, None, 2]
+    own = (a[None, :] == np.arange(pc.shape[1])[:, None]) | \
+        (b[None, :] == np.arange(pc.shape[1])[:, None])  # (J, L)
+    covered = (dist < 0.9 * r_px) & (zlimb + rw + 0.02 < zj) & ~own[None]
+    hj, hr = _HEAD
+    zh = pc[:, hj, 2][:, None]
+    dh = np.linalg.norm(uv - uv[:, hj:hj + 1], axis=-1)
+    head = (dh < 0.9 * f[:, :, 0] * hr * H / np.maximum(zh, 1e-3)) & (zh + hr * H + 0.02
+                                                                    < pc[..., 2])
+    head[:, hj] = False
+    hidden = covered.any(-1) | head
+    hidden[:, _TORSO_JOINTS] = False  # inside the trunk: its surface is what is seen
+    return hidden
 
 
 def add_sensor_noise(frames: np.ndarray, rng: np.random.Generator, std: float,

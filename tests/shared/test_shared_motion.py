@@ -332,11 +332,22 @@ def test_out_of_family_camera_changes_the_view():
 
 
 def test_occluder_hides_joints():
+    from shared.motion.render import self_occluded
+
+    def own_view(c):  # inside the image and not behind the person's own body
+        inside = np.all((c.joints2d >= 0) & (c.joints2d < 32), -1)
+        return inside & ~self_occluded(c.joints3d, c.camera, c.meta["body"]["height"],
+                                       c.meta["body"]["girth"])
+
     cfg = small_cfg(occluder_prob=1.0, n_distractors=(0, 0))
-    hidden = [1 - generate_clip(cfg, s).visible.mean() for s in range(6)]
-    assert max(hidden) > 0.05
+    extra = []
+    for s in range(6):
+        c = generate_clip(cfg, s)
+        assert not (c.visible & ~own_view(c)).any()
+        extra.append((own_view(c) & ~c.visible).mean())
+    assert max(extra) > 0.05  # the occluder hides joints the body alone does not
     clean = generate_clip(small_cfg(occluder_prob=0.0, n_distractors=(0, 0)), 0)
-    assert clean.visible.all()
+    assert np.array_equal(clean.visible, own_view(clean))
 
 
 # -- config ------------------------------------------------------------------------------------
@@ -456,3 +467,17 @@ def test_clip_arrays_round_trip_and_bad_arrays():
                        ({**d, "frames": d["frames"].astype(np.float32)}, "frames")]:
         with pytest.raises(DataError, match=field):
             Clip.from_arrays(bad)
+
+
+def test_self_occlusion_hides_the_far_side_in_a_side_view():
+    """Seen from the person's left (yaw 90 deg) the right arm and leg are behind the body;
+    seen from the front nothing is."""
+    base = dict(image_size=32, fps=10, clip_seconds=2.0, camera_pan_speed=(0.0, 0.0),
+                occluder_prob=0.0, idle_seconds=(0.5, 0.5))
+    front = generate_clip(MotionConfig(**base, camera_yaw_deg=(0.0, 0.0)), 0, ["squat"])
+    side = generate_clip(MotionConfig(**base, camera_yaw_deg=(90.0, 90.0)), 0, ["squat"])
+    assert front.visible[0].all()
+    far = [J["right_shoulder"], J["right_elbow"], J["right_hip"], J["right_knee"],
+           J["right_ankle"]]
+    near = [J["left_shoulder"], J["left_elbow"], J["left_knee"], J["left_ankle"]]
+    assert not side.visible[0, far].any() and side.visible[0, near].all()
