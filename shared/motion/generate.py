@@ -46,7 +46,7 @@ from shared.motion.skeleton import JOINT_INDEX, JOINTS, Body, clip_to_limits, fo
 __all__ = ["MotionConfig", "Clip", "generate_clip", "generate_dataset", "MotionDataset",
            "ACTION_NAMES", "MOTION_VERSION", "place_person"]
 
-MOTION_VERSION = 1  # bump when generated clips change
+MOTION_VERSION = 2  # bump when generated clips change
 ACTION_NAMES: tuple[str, ...] = tuple(ACTIONS)  # action_index indexes this tuple
 
 Range2 = tuple[float, ...]
@@ -89,6 +89,8 @@ class MotionConfig:
     n_distractors: tuple[int, ...] = (0, 1)  # other people behind, doing other actions
     occluder_prob: Prob = 0.2
     noise_std: Range2 = (0.0, 4.0)  # sensor noise, 0-255 scale
+    exposure: Range2 = (0.85, 1.15)  # brightness gain
+    light_spread_deg: NonNegFloat = 35.0  # light direction jitter around the default
     blur_prob: Prob = 0.2
     seed: int = 0
 
@@ -121,7 +123,8 @@ class MotionConfig:
                             ("camera_fov_deg", 5, 150), ("camera_pan_speed", 0, 90),
                             ("camera_zoom_speed", 0, 0.5), ("person_offset", -5, 5),
                             ("clothing_hue", 0, 1), ("clothing_saturation", 0, 1),
-                            ("clothing_value", 0, 1), ("noise_std", 0, 100)]:
+                            ("clothing_value", 0, 1), ("noise_std", 0, 100),
+                            ("exposure", 0.05, 5)]:
             rng_(key, lo, hi)
         rng_("n_distractors", 0, 8, integer=True)
         if self.image_size < 16:
@@ -451,6 +454,17 @@ def _chair(segs: list[dict], joints: np.ndarray, body: Body, yaw: float) -> Occl
                     (110, 80, 55))
 
 
+def _light(rng: np.random.Generator, spread_deg: float) -> np.ndarray:
+    """The default light direction (camera coordinates) turned by up to `spread_deg` about the
+    image axes."""
+    ax, ay = np.radians(rng.uniform(-spread_deg, spread_deg, 2))
+    base = np.array([-0.4, -0.7, -0.55])
+    Rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    Ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    v = Ry @ Rx @ base
+    return v / np.linalg.norm(v)
+
+
 def _far_shift(camera: Camera, yaw: float, pitch: float, zoom: np.ndarray) -> np.ndarray:
     """(T,) horizontal image motion (px, at zoom 1) of a point at infinity in the unpanned
     viewing direction: how far a distant background moves as the camera pans."""
@@ -552,9 +566,11 @@ def generate_clip(cfg: MotionConfig, seed: int, actions: list[str] | None = None
     bg = background_frames(canvas, (S, S), -_far_shift(camera, yaw, pitch, zoom), zoom)
     app = Appearance.sample(rng, cfg.clothing_hue, cfg.clothing_saturation, cfg.clothing_value,
                             body.height, body.girth)
+    light = _light(rng, cfg.light_spread_deg)
     frames = render(joints, camera, app, (S, S), background=bg, people=people, balls=ball,
-                    boxes=[chair] if chair is not None else [], occluders=occluders)
-    add_sensor_noise(frames, rng, rng.uniform(*cfg.noise_std), rng.random() < cfg.blur_prob)
+                    boxes=[chair] if chair is not None else [], occluders=occluders, light=light)
+    add_sensor_noise(frames, rng, rng.uniform(*cfg.noise_std), rng.random() < cfg.blur_prob,
+                     rng.uniform(*cfg.exposure))
 
     joints2d = project(joints, camera)
     inside = np.all((joints2d >= 0) & (joints2d < S), axis=-1) & np.all(np.isfinite(joints2d), -1)

@@ -50,7 +50,6 @@ _LIMB_R = np.array([r for _, _, r, _ in LIMBS])
 _LIMB_PART = [p for _, _, _, p in LIMBS]
 _TORSO_JOINTS = [_J["pelvis"], _J["spine"], _J["neck"]]
 _LIGHT = np.array([-0.4, -0.7, -0.55]) / np.linalg.norm([-0.4, -0.7, -0.55])  # camera coords
-_LIGHT_UV = _LIGHT[:2] / np.linalg.norm(_LIGHT[:2])  # the light's direction in the image
 _SHIFT = 2  # sub-pixel drawing: coordinates in 1/4 pixel
 _SC = 1 << _SHIFT
 
@@ -275,7 +274,7 @@ def _ints(a: np.ndarray) -> list:
     return np.round(np.nan_to_num(a) * _SC).astype(np.int64).tolist()
 
 
-def _person_items(joints3d: np.ndarray, camera: Camera, app: Appearance, light_uv: np.ndarray
+def _person_items(joints3d: np.ndarray, camera: Camera, app: Appearance, light: np.ndarray
                   ) -> list[list[tuple]]:
     """Per frame, the drawing items (depth, kind, args) of one person, with every coordinate,
     radius and shade computed for all frames at once (the per-frame loop only draws)."""
@@ -287,7 +286,8 @@ def _person_items(joints3d: np.ndarray, camera: Camera, app: Appearance, light_u
     a, b = _LIMB_A, _LIMB_B
     d = pc[:, b] - pc[:, a]  # (T, L, 3)
     n = np.linalg.norm(d, axis=-1)
-    cosl = (d @ _LIGHT) / np.maximum(n, 1e-9)
+    light_uv = light[:2] / max(float(np.linalg.norm(light[:2])), 1e-9)
+    cosl = (d @ light) / np.maximum(n, 1e-9)
     lam = np.where(n > 1e-9, np.sqrt(np.clip(1 - cosl ** 2, 0, 1)), 1.0)  # cylinder Lambert
     zmid = 0.5 * (z[:, a] + z[:, b])
     r = f[:, None] * _LIMB_R * H / np.maximum(zmid, 1e-3)  # (T, L) pixels
@@ -330,7 +330,7 @@ def _person_items(joints3d: np.ndarray, camera: Camera, app: Appearance, light_u
     return out
 
 
-def _draw_items(img, items):
+def _draw_items(img, items, light_uv):
     aa = cv2.LINE_AA
     for _, kind, g in sorted(items, key=lambda it: -it[0]):
         if kind == 0:  # capsule: shadowed body, then the lit core
@@ -346,20 +346,22 @@ def _draw_items(img, items):
                 cv2.circle(img, fc, max(fr, 1), lit, -1, aa, _SHIFT)
         else:  # a ball
             p, r = g
-            _sphere(img, p, r, (200.0, 60.0, 40.0), _LIGHT_UV)
+            _sphere(img, p, r, (200.0, 60.0, 40.0), light_uv)
 
 
 def render(joints3d: np.ndarray, camera: Camera, appearance: Appearance,
            size: tuple[int, int] | int | None = None, *, background: np.ndarray | None = None,
            people: list[tuple[np.ndarray, Appearance]] = (), balls: np.ndarray | None = None,
            ball_radius: float = 0.11, boxes: list[Occluder] = (),
-           occluders: list[Occluder] = (), shadows: bool = True) -> np.ndarray:
+           occluders: list[Occluder] = (), shadows: bool = True,
+           light: np.ndarray | None = None) -> np.ndarray:
     """Frames (T, h, w, 3) uint8 RGB of the person `joints3d` (T, J, 3) seen by `camera`.
 
     `background`: (h, w, 3) or (T, h, w, 3) uint8 (default: grey wall over a darker floor);
     `people`: other persons [(joints3d, appearance)], drawn in the same depth order; `balls`
     (T, 3) world positions (NaN = none); `boxes`: props on the floor drawn behind the people
-    (a chair); `occluders`: drawn last, in front of everything.
+    (a chair); `occluders`: drawn last, in front of everything; `light`: the direction (camera
+    coordinates) towards which light travels (default: from the upper left, behind the camera).
 
     Speed (measured on one core at 96 px, default clips with 0-1 distractors): ~1,400 frames/s
     (0.7 ms a frame); a whole `generate_clip` with motion, background and noise ~540 frames/s."""
@@ -377,7 +379,9 @@ def render(joints3d: np.ndarray, camera: Camera, appearance: Appearance,
     else:
         frames = background.copy()
     persons = [(joints3d, appearance)] + list(people)
-    per_person = [_person_items(j, camera, a, _LIGHT_UV) for j, a in persons]
+    light = _LIGHT if light is None else np.asarray(light, np.float64) / np.linalg.norm(light)
+    light_uv = light[:2] / max(float(np.linalg.norm(light[:2])), 1e-9)
+    per_person = [_person_items(j, camera, a, light) for j, a in persons]
     ball_items: list = [[] for _ in range(T)]
     if balls is not None:
         buv = project(balls[:, None], camera)[:, 0]
@@ -398,10 +402,10 @@ def render(joints3d: np.ndarray, camera: Camera, appearance: Appearance,
             for poly, strength in shade[t]:
                 _darken(img, poly, strength)
         for o, uvb in zip(boxes, box_uv):
-            _draw_solid(img, o, uvb[t], None, camera.K[t, 0, 0], _LIGHT_UV)
-        _draw_items(img, [it for pp in per_person for it in pp[t]] + ball_items[t])
+            _draw_solid(img, o, uvb[t], None, camera.K[t, 0, 0], light_uv)
+        _draw_items(img, [it for pp in per_person for it in pp[t]] + ball_items[t], light_uv)
         for o, uvo, pco in zip(occluders, occ_uv, occ_pc):
-            _draw_solid(img, o, uvo[t], pco[t], camera.K[t, 0, 0], _LIGHT_UV)
+            _draw_solid(img, o, uvo[t], pco[t], camera.K[t, 0, 0], light_uv)
     return frames
 
 
@@ -513,18 +517,21 @@ def self_occluded(joints3d: np.ndarray, camera: Camera, height: float, girth: fl
 
 
 def add_sensor_noise(frames: np.ndarray, rng: np.random.Generator, std: float,
-                     blur: bool) -> np.ndarray:
-    """Gaussian pixel noise of `std` (0-255 scale) and optionally a 3x3 Gaussian blur, in place
-    frame by frame (bounded memory)."""
+                     blur: bool, gain: float = 1.0) -> np.ndarray:
+    """Exposure `gain`, optionally a 3x3 Gaussian blur, then Gaussian pixel noise of `std`
+    (0-255 scale); in place, frame by frame (bounded memory)."""
     noise = np.empty(frames.shape[1:], np.float32)
     for i in range(len(frames)):
         f = frames[i]
         if blur:
             f = cv2.GaussianBlur(f, (3, 3), 0.8)
-        if std > 0:
-            rng.standard_normal(out=noise, dtype=np.float32)
-            noise *= std
-            noise += f
+        if std > 0 or gain != 1.0:
+            if std > 0:
+                rng.standard_normal(out=noise, dtype=np.float32)
+                noise *= std
+            else:
+                noise[:] = 0
+            noise += f * np.float32(gain)
             np.clip(noise, 0, 255, out=noise)
             f = noise
         frames[i] = f
