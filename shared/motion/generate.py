@@ -315,7 +315,7 @@ def _warp(u: np.ndarray, skew: float) -> np.ndarray:
     return u + skew * u * (1 - u)
 
 
-def _compose(spans, T: int, fps: int):
+def _compose(spans, T: int):
     """Angles (T, J, 3), body-frame root offsets (T, 3), action index, phase, stage, segments."""
     J = len(JOINTS)
     angles = np.zeros((T, J, 3))
@@ -364,7 +364,8 @@ def _compose(spans, T: int, fps: int):
     return angles, root, action_index, phase, stage, segments
 
 
-def _idle_sway(T: int, action_index: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _idle_sway(T: int, fps: int, action_index: np.ndarray, rng: np.random.Generator
+               ) -> np.ndarray:
     """Small breathing/balance motion outside actions (T, J, 3), faded in and out."""
     sway = np.zeros((T, len(JOINTS), 3))
     t = np.arange(T)
@@ -373,8 +374,8 @@ def _idle_sway(T: int, action_index: np.ndarray, rng: np.random.Generator) -> np
     w = np.convolve(np.pad(w, 3, mode="edge"), k, mode="valid") * (action_index < 0)
     f1, f2 = rng.uniform(0.15, 0.35, 2)
     p1, p2 = rng.uniform(0, 2 * np.pi, 2)
-    b = np.sin(2 * np.pi * f1 * t / 25 + p1)
-    c = np.sin(2 * np.pi * f2 * t / 25 + p2)
+    b = np.sin(2 * np.pi * f1 * t / fps + p1)
+    c = np.sin(2 * np.pi * f2 * t / fps + p2)
     sway[:, JOINT_INDEX["spine"], 0] = 0.03 * b * w
     sway[:, JOINT_INDEX["neck"], 1] = 0.1 * c * w
     sway[:, JOINT_INDEX["left_shoulder"], 2] = 0.04 * b * w
@@ -407,8 +408,8 @@ def place_person(angles: np.ndarray, root_offset: np.ndarray, body: Body, yaw: f
 
 def _person_motion(cfg, rng, names, T):
     spans = _timeline(cfg, rng, names, T)
-    angles, root, ai, ph, st, segs = _compose(spans, T, cfg.fps)
-    angles = clip_to_limits(angles + _idle_sway(T, ai, rng))
+    angles, root, ai, ph, st, segs = _compose(spans, T)
+    angles = clip_to_limits(angles + _idle_sway(T, cfg.fps, ai, rng))
     return angles, root, ai, ph, st, segs
 
 
