@@ -645,7 +645,7 @@ def generate_dataset(cfg: MotionConfig, n: int, seed: int, *, cache: bool = True
     def build(tmp: Path) -> None:
         for i in progress(range(n), desc="motion clips", unit="clip"):
             with open(tmp / f"clip_{i:06d}.npz", "wb") as f:
-                np.savez_compressed(f, **ds[i].arrays())
+                np.savez(f, **ds[i].arrays())
 
     ds.root = cached_dir("motion", {"config": to_dict(cfg), "n": n, "seed": seed}, build,
                          version=MOTION_VERSION)
