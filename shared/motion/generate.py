@@ -480,8 +480,8 @@ def generate_clip(cfg: MotionConfig, seed: int, actions: list[str] | None = None
     action sequence (else drawn from the config).
 
     Speed (measured, one core, default config, 96 px, 20 clips of 100 frames, on a shared and
-    loaded 2-core machine): ~540 frames/s for the whole clip (motion, background, rendering,
-    noise), ~1,400 frames/s for `render` alone."""
+    loaded 2-core machine): 410-540 frames/s for the whole clip (motion, background, rendering,
+    noise), 1,180-1,410 frames/s for `render` alone (shared/motion/README.md has the command)."""
     if actions is not None:
         for a in actions:
             if a not in ACTIONS:

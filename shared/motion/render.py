@@ -363,8 +363,9 @@ def render(joints3d: np.ndarray, camera: Camera, appearance: Appearance,
     (a chair); `occluders`: drawn last, in front of everything; `light`: the direction (camera
     coordinates) towards which light travels (default: from the upper left, behind the camera).
 
-    Speed (measured on one core at 96 px, default clips with 0-1 distractors): ~1,400 frames/s
-    (0.7 ms a frame); a whole `generate_clip` with motion, background and noise ~540 frames/s."""
+    Speed (measured on one core at 96 px, default clips with 0-1 distractors): 1,180-1,410
+    frames/s (under 1 ms a frame); a whole `generate_clip` with motion, background and noise
+    410-540 frames/s."""
     joints3d = np.asarray(joints3d, dtype=np.float64)
     T = len(joints3d)
     w, h = camera.size if size is None else (size, size) if isinstance(size, int) else size
