@@ -93,7 +93,8 @@ class ActionSpec:
     `pose(phase (T,), params) -> (angles (T, J, 3), root offset (T, 3))`: the root offset is
     (dx, lift, dz) in the body's frame; lift = height of the lowest foot point above the ground
     (0 unless airborne). `apex_phase`: where the apex is. `stage_starts`/`stage_ids`: the stage
-    in force from each start phase on (indices into `stage_names`)."""
+    in force from each start phase on (indices into `stage_names`); for a time-reversed action
+    they are read at 1 - phase, so the same pose carries the same (renamed) stage."""
 
     name: str
     duration: tuple[float, float]  # seconds at tempo 1
@@ -109,6 +110,7 @@ class ActionSpec:
     sided: bool = False  # authored on the right; params["side"] = -1 mirrors it
     extra_params: tuple[tuple[str, float, float], ...] = ()  # (name, lo, hi) sampled uniformly
     props: tuple[str, ...] = ()  # objects rendered with it ("ball", "chair")
+    time_reversed: bool = False  # stage_starts/stage_ids are read at 1 - phase
 
     def pose(self, phase: np.ndarray, params: dict | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
@@ -137,22 +139,18 @@ class ActionSpec:
     def stage_of(self, phase: np.ndarray) -> np.ndarray:
         """Stage index (into `stage_names`) per phase value; -1 where phase < 0 (no action)."""
         p = np.asarray(phase, dtype=np.float64)
-        k = np.clip(np.searchsorted(self.stage_starts, p, side="right") - 1, 0, None)
+        q = 1 - p if self.time_reversed else p
+        k = np.clip(np.searchsorted(self.stage_starts, q, side="right") - 1, 0, None)
         return np.where(p < 0, -1, np.asarray(self.stage_ids)[k])
 
 
 def _reverse(spec: ActionSpec, name: str, rename: dict[str, str], description: str,
              apex_description: str) -> ActionSpec:
-    """The time reversal of `spec`: pose(p) = spec.pose(1 - p); stages mirrored in time and
-    renamed by `rename` (descending -> rising)."""
-    stage_names = tuple(rename.get(n, n) for n in spec.stage_names)
-    starts = np.asarray(spec.stage_starts)
-    ends = np.append(starts[1:], 1.0)
-    new_starts = tuple(float(1 - e) for e in ends[::-1])
-    new_ids = tuple(spec.stage_ids[::-1])
+    """The time reversal of `spec`: pose(p) = spec.pose(1 - p); stage(p) = spec's stage at
+    1 - p, renamed by `rename` (descending -> rising)."""
     return dataclasses.replace(
         spec, name=name, fn=lambda p, q, f=spec.fn: f(1 - p, q), apex_phase=1 - spec.apex_phase,
-        stage_names=stage_names, stage_starts=new_starts, stage_ids=new_ids,
+        stage_names=tuple(rename.get(n, n) for n in spec.stage_names), time_reversed=True,
         description=description, apex_description=apex_description)
 
 
@@ -270,7 +268,8 @@ def _arm_circle_cw(p, q):
     a = q["amplitude"]
     raise_ = ease((p - 0.02) / 0.13) * (1 - ease((p - 0.85) / 0.13))
     circ = ease((p - 0.1) / 0.1) * (1 - ease((p - 0.8) / 0.1))
-    theta = 2 * np.pi * q["cycles"] * (p - 0.5) + np.pi / 2  # top of the circle at p = 0.5
+    # `cycles` full circles over the circling stage (0.15-0.85); top of the circle at p = 0.5
+    theta = 2 * np.pi * q["cycles"] * (p - 0.5) / 0.7 + np.pi / 2
     angles, root = neutral_pose(len(p))
     r = 0.4 * a * circ
     li, ri = JOINT_INDEX["left_shoulder"], JOINT_INDEX["right_shoulder"]
@@ -363,7 +362,7 @@ _LIST = [
     _spec("reach_up", (1.4, 2.2), _reach_up, 0.5, ["raising", "top", "lowering"],
           [0, 0.42, 0.58], [0, 1, 2], "a person reaches up with both arms on tiptoe",
           "the hands at their highest"),
-    _spec("lunge", (1.6, 2.4), _lunge, 0.5, ["stepping", "lowering", "bottom", "rising"],
+    _spec("lunge", (1.6, 2.4), _lunge, 0.5, ["standing", "lunging", "bottom", "rising"],
           [0, 0.1, 0.42, 0.58, 0.9], [0, 1, 2, 3, 0],
           "a person steps forward into a lunge", "the lowest point of the lunge", sided=True),
     _spec("jumping_jack", (1.0, 1.6), _jumping_jack, 0.5, ["closed", "opening", "open",
