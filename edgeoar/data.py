@@ -33,7 +33,7 @@ from shared.validate import read_text
 
 __all__ = ["SPLITS", "class_names", "check_stream", "early_separable", "render_clip",
            "codec_modalities", "build_split", "load_split", "ucf101_split", "load_video",
-           "DATA_VERSION"]
+           "DATA_VERSION", "data_version"]
 
 DATA_VERSION = 1
 SPLITS = ("train", "val", "test", "ood")
@@ -44,6 +44,12 @@ def _motion():
     import shared.motion as motion
 
     return motion
+
+
+def data_version() -> str:
+    """Cache version of the streams (and of models trained on them): this module's and the
+    generator's."""
+    return f"{DATA_VERSION}-motion{_motion().MOTION_VERSION}"
 
 
 def class_names(sc: StreamConfig) -> list[str]:
@@ -153,7 +159,7 @@ def load_split(cfg: TrainConfig, split: str) -> dict[str, np.ndarray]:
         sc.pop("ood_motion")
     key = {"split": split, "stream": sc, "codec": to_dict(cfg.codec)}
     return cached_arrays("edgeoar-streams", key, lambda: build_split(cfg, split),
-                         version=DATA_VERSION)
+                         version=data_version())
 
 
 # ----------------------------------------------------------------------------- UCF-101

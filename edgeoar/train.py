@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from edgeoar.config import TrainConfig
-from edgeoar.data import check_stream, class_names, load_split
+from edgeoar.data import check_stream, class_names, data_version, load_split
 from edgeoar.exits import compare_policies, softmax, step_scores
 from edgeoar.models import MODEL_FILE, OnlineRecognizer, build_model, load_model, save_model
 from shared.cache import cached_file
@@ -236,7 +236,8 @@ def get_model(cfg: TrainConfig) -> tuple[OnlineRecognizer, dict]:
         save_model(model, tmp, hist["classes"], {"hist": {k: v for k, v in hist.items()
                                                          if k != "classes"}})
 
-    path = cached_file("edgeoar-model", _model_key(cfg), build, suffix=".safetensors")
+    path = cached_file("edgeoar-model", _model_key(cfg), build, suffix=".safetensors",
+                       version=data_version())
     return load_model(path)
 
 
