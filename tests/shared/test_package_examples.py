@@ -8,7 +8,8 @@ import importlib
 
 import pytest
 
-PACKAGES = ["lemo", "ripple", "twscardio", "mobifuse", "offline_il_select", "robwe", "ollie"]
+PACKAGES = ["lemo", "ripple", "twscardio", "mobifuse", "offline_il_select", "robwe", "ollie",
+            "edgeoar"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -20,7 +20,8 @@ from shared.config import resolve_config
 from shared.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["lemo", "ripple", "twscardio", "mobifuse", "offline_il_select", "robwe", "ollie"]
+PACKAGES = ["lemo", "ripple", "twscardio", "mobifuse", "offline_il_select", "robwe", "ollie",
+            "edgeoar"]
 RECIPES = [f"{p}.{r}" for p in PACKAGES for r in ("train", "eval", "bench")
            if (ROOT / p / f"{r}.py").is_file()]
 
