@@ -21,7 +21,7 @@ __all__ = ["TRAIN_TEMPLATES", "HELDOUT_TEMPLATES", "STAGE_TEMPLATES", "action_ph
 TRAIN_TEMPLATES = (
     "{visual}. {stage}. {pose}",
     "{stage}: {pose} {visual}.",
-    "{visual}, {stage}. {pose}",
+    "{visual}, {stage_l}. {pose}",
     "A frame of {visual_l}, {stage_l}. {pose}",
 )
 HELDOUT_TEMPLATES = (

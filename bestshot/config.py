@@ -18,8 +18,9 @@ class VideoConfig:
     n_videos: PosInt = 48  # clips in the split
     seed: int = 0  # the split's base seed (clip i uses seed + i)
     image_size: PosInt = 64  # rendered frame side (pixels)
-    fps: PosFloat = 8.0  # rendered frames per second
+    fps: PosInt = 8  # rendered frames per second
     clip_seconds: PosFloat = 6.0  # clip length
+    highlight_seconds: NonNegFloat = 0.12  # highlight window = apex +- this
     segments: PosInt = 2  # actions per clip (> 1: sequences with transitions and idle)
     actions: list[str] = field(default_factory=list)  # action pool ([] = all)
     # held-out action combinations: pairs never generated together in training ("a+b")
@@ -30,8 +31,9 @@ class VideoConfig:
     camera_distance_range: list[float] = field(default_factory=lambda: [3.5, 4.5])  # metres
     height_range: list[float] = field(default_factory=lambda: [1.6, 1.85])  # metres
     proportion_range: list[float] = field(default_factory=lambda: [0.95, 1.05])  # limb scale
-    n_distractors: NonNegInt = 0  # extra people in the background
-    occluders: bool = False  # occluding boxes in front of the person
+    n_distractors: NonNegInt = 0  # up to this many extra people in the background
+    occluder_prob: Prob = 0.0  # chance of an occluding pole or box in front of the person
+    background_families: list[NonNegInt] = field(default_factory=lambda: [0, 1, 2])
 
     def validate(self) -> None:
         for name in ("camera_yaw_range", "camera_pitch_range", "camera_distance_range",
