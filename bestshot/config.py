@@ -7,7 +7,8 @@ from typing import Literal
 
 from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
 
-__all__ = ["VideoConfig", "CaptionConfig", "ModelConfig", "TrainConfig", "BenchConfig"]
+__all__ = ["VideoConfig", "CaptionConfig", "ModelConfig", "TrainConfig", "BenchConfig",
+           "EvalConfig"]
 
 
 @dataclass
@@ -28,7 +29,7 @@ class VideoConfig:
     combos: Literal["any", "exclude_heldout", "only_heldout"] = "any"
     camera_yaw_range: list[float] = field(default_factory=lambda: [-35.0, 35.0])  # degrees
     camera_pitch_range: list[float] = field(default_factory=lambda: [0.0, 15.0])  # degrees
-    camera_distance_range: list[float] = field(default_factory=lambda: [3.5, 4.5])  # metres
+    camera_distance_range: list[float] = field(default_factory=lambda: [2.6, 3.2])  # metres
     height_range: list[float] = field(default_factory=lambda: [1.6, 1.85])  # metres
     proportion_range: list[float] = field(default_factory=lambda: [0.95, 1.05])  # limb scale
     n_distractors: NonNegInt = 0  # up to this many extra people in the background
@@ -44,6 +45,10 @@ class VideoConfig:
         for p in self.heldout_pairs:
             if p.count("+") != 1:
                 raise ValueError(f"heldout_pairs: '{p}' is not of the form 'action+action'")
+        if self.combos == "only_heldout" and not self.heldout_pairs:
+            raise ValueError("combos=only_heldout needs heldout_pairs")
+        if self.combos == "only_heldout" and self.segments < 2:
+            raise ValueError("combos=only_heldout needs segments >= 2")
 
 
 @dataclass
@@ -59,13 +64,14 @@ class CaptionConfig:
 
 @dataclass
 class ModelConfig:
-    """ShotVL-lite: MiniLM text tower (frozen; LoRA optional) + a small ViT vision tower."""
+    """ShotVL-lite: MiniLM text tower (frozen; LoRA optional) + a small vision tower."""
 
-    image_size: PosInt = 48  # vision tower input side
-    patch_size: PosInt = 8
-    hidden: PosInt = 96  # ViT width
-    layers: PosInt = 3
-    heads: PosInt = 3
+    kind: Literal["resnet", "vit"] = "resnet"  # vision tower (both from transformers classes)
+    image_size: PosInt = 64  # vision tower input side
+    patch_size: PosInt = 8  # vit
+    hidden: PosInt = 64  # output width (resnet: last stage channels; vit: width)
+    layers: PosInt = 3  # resnet: blocks over its 3 stages; vit: transformer layers
+    heads: PosInt = 4  # vit
     motion_channels: bool = True  # add frame_t - frame_{t-motion_gap} as 3 extra channels
     motion_gap: PosInt = 1  # frames between the two images of the motion channels
     embed_dim: PosInt = 128  # joint embedding size
@@ -84,9 +90,9 @@ class TrainConfig:
     steps: PosInt = 400
     videos_per_batch: PosInt = 8  # V: videos per batch
     frames_per_video: PosInt = 12  # F: frames per video (intra-video hard negatives)
-    lr: PosFloat = 1e-3
+    lr: PosFloat = 2e-3
     weight_decay: NonNegFloat = 0.05
-    intra_weight: NonNegFloat = 1.0  # weight of the intra-video text->frame loss
+    intra_weight: NonNegFloat = 2.0  # weight of the intra-video text->frame loss
     temperature: PosFloat = 0.07  # initial softmax temperature
     seed: int = 0
     device: str = "cpu"
@@ -110,3 +116,16 @@ class BenchConfig:
     smooth: NonNegInt = 1  # temporal smoothing half-width for the model arms (frames)
     ks: list[PosInt] = field(default_factory=lambda: [1, 2])  # Hit@1 +-k
     retention_videos: PosInt = 16  # gallery size of the visual-text -> frame R@1
+
+
+@dataclass
+class EvalConfig:
+    split: VideoConfig = field(default_factory=lambda: VideoConfig(n_videos=16, seed=10_000))
+    caption: CaptionConfig = field(default_factory=CaptionConfig)
+    heldout_phrasing: bool = False  # phrase the queries with the held-out templates
+    smooth: NonNegInt = 1  # temporal smoothing half-width (frames)
+    ks: list[PosInt] = field(default_factory=lambda: [1, 2])  # Hit@1 +-k
+    # temporal localisation (THUMOS-style mAP): per clip and action, the action's description
+    # as the query; frames scoring >= mean + loc_std x std form the predicted segments
+    loc_std: float = 0.5
+    seed: int = 0

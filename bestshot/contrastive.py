@@ -73,6 +73,7 @@ class TrainData:
     texts: list[str]
     visual_only: np.ndarray
     caption_keys: np.ndarray  # (U,) clean-caption key of each caption
+    allowed: np.ndarray | None = None  # (N, T) bool frames to train on (None = all)
 
     def validate(self) -> None:
         n, t = self.pixels.shape[:2]
@@ -85,10 +86,13 @@ class TrainData:
 def sample_batch(data: TrainData, videos: int, frames: int, rng: np.random.Generator
                  ) -> dict[str, np.ndarray]:
     """V videos x F distinct frames, one random paraphrase each -> x (B, C, S, S), text ids
-    (B,), positives (B, B), video (B,)."""
+    (B,), positives (B, B), video (B,), frames (B,)."""
     n, t = data.pixels.shape[:2]
     vids = rng.choice(n, size=min(videos, n), replace=False)
-    fr = np.stack([rng.choice(t, size=min(frames, t), replace=False) for _ in vids])
+    if data.allowed is None:
+        fr = np.stack([rng.choice(t, size=min(frames, t), replace=False) for _ in vids])
+    else:  # furthest-point-sampled frames only (with repeats when a video has too few)
+        fr = np.stack([_pick(np.flatnonzero(data.allowed[v]), frames, t, rng) for v in vids])
     vv = np.repeat(vids, fr.shape[1])
     ff = fr.reshape(-1)
     p = rng.integers(data.caption_ids.shape[2], size=len(ff))
@@ -97,7 +101,14 @@ def sample_batch(data: TrainData, videos: int, frames: int, rng: np.random.Gener
     fkey = data.keys[vv, ff]
     vis = data.visual_only[tid]
     pos = (ckey[:, None] == fkey[None, :]) | (vis[:, None] & (vv[:, None] == vv[None, :]))
-    return {"x": data.pixels[vv, ff].astype(np.float32), "tid": tid, "pos": pos, "video": vv}
+    return {"x": data.pixels[vv, ff].astype(np.float32), "tid": tid, "pos": pos, "video": vv,
+            "frames": ff}
+
+
+def _pick(ok: np.ndarray, k: int, t: int, rng: np.random.Generator) -> np.ndarray:
+    if len(ok) == 0:
+        return rng.choice(t, size=min(k, t), replace=False)
+    return rng.choice(ok, size=k, replace=len(ok) < k)
 
 
 def fit(model: ShotVL, data: TrainData, steps: int, videos: int, frames: int, lr: float,

@@ -84,12 +84,16 @@ class TextTower(nn.Module):
 
     @torch.no_grad()
     def embed(self, texts: list[str], batch: int = 128) -> np.ndarray:
-        """(N, 384) float32 embeddings, no gradient."""
+        """(N, 384) float32 embeddings, no gradient (batched by length: less padding)."""
         was = self.training
         self.eval()
-        out = [self(texts[i:i + batch]).float().cpu().numpy() for i in range(0, len(texts), batch)]
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), TEXT_DIM), np.float32)
+        for i in range(0, len(order), batch):
+            idx = order[i:i + batch]
+            out[idx] = self([texts[j] for j in idx]).float().cpu().numpy()
         self.train(was)
-        return np.concatenate(out) if out else np.zeros((0, TEXT_DIM), np.float32)
+        return out
 
 
 _TOWER: dict[int, TextTower] = {}
@@ -110,27 +114,38 @@ def text_embeddings(texts: list[str], max_tokens: int = 96) -> np.ndarray:
 
 
 class VisionTower(nn.Module):
-    """A small ViT from `transformers` (random init, trained here)."""
+    """A small image encoder from `transformers` classes (random init, trained here):
+    `kind=resnet` a ResNet (`ResNetModel`, basic blocks, global average pool) or `kind=vit` a
+    ViT (`ViTModel`, mean over patch tokens). (B, C, S, S) in [-1, 1] -> (B, hidden)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        from transformers import ViTConfig, ViTModel
+        from transformers import ResNetConfig, ResNetModel, ViTConfig, ViTModel
 
+        channels = 6 if cfg.motion_channels else 3
+        self.kind = cfg.kind
+        if cfg.kind == "resnet":
+            w = cfg.hidden
+            self.net = ResNetModel(ResNetConfig(
+                num_channels=channels, embedding_size=w // 4, hidden_sizes=[w // 4, w // 2, w],
+                depths=[1] * 3 if cfg.layers <= 3 else [cfg.layers // 3] * 3,
+                layer_type="basic", downsample_in_first_stage=False))
+            return
         if cfg.image_size % cfg.patch_size:
             raise DataError(f"model.image_size {cfg.image_size} is not a multiple of "
                             f"model.patch_size {cfg.patch_size}")
         if cfg.hidden % cfg.heads:
             raise DataError(f"model.hidden {cfg.hidden} is not a multiple of model.heads")
-        self.vit = ViTModel(ViTConfig(
-            image_size=cfg.image_size, patch_size=cfg.patch_size,
-            num_channels=6 if cfg.motion_channels else 3, hidden_size=cfg.hidden,
-            num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
-            intermediate_size=2 * cfg.hidden, hidden_dropout_prob=0.0,
-            attention_probs_dropout_prob=0.0), add_pooling_layer=False)
+        self.net = ViTModel(ViTConfig(
+            image_size=cfg.image_size, patch_size=cfg.patch_size, num_channels=channels,
+            hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
+            num_attention_heads=cfg.heads, intermediate_size=2 * cfg.hidden,
+            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0), add_pooling_layer=False)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) in [-1, 1] -> (B, hidden)."""
-        return self.vit(pixel_values=pixels).last_hidden_state[:, 1:].mean(1)
+        if self.kind == "resnet":
+            return self.net(pixel_values=pixels).pooler_output.flatten(1)
+        return self.net(pixel_values=pixels).last_hidden_state[:, 1:].mean(1)
 
 
 def prepare_frames(frames: np.ndarray, cfg: ModelConfig) -> np.ndarray:
