@@ -190,7 +190,10 @@ def _generate(vc: VideoConfig) -> dict[str, np.ndarray]:
 
 def generate_split(vc: VideoConfig) -> VideoSet:
     """The split's clips, generated once and cached (`shared.cache`) under its config."""
-    a = cached_arrays("bestshot-videos", to_dict(vc), lambda: _generate(vc), version=DATA_VERSION)
+    from shared.motion import MOTION_VERSION
+
+    a = cached_arrays("bestshot-videos", to_dict(vc), lambda: _generate(vc),
+                      version=f"{DATA_VERSION}-{MOTION_VERSION}")
     vs = VideoSet(a["frames"], a["joints"].astype(np.float64), a["stage"], a["action"],
                   a["segments"], [str(x) for x in a["visual"]], [str(x) for x in a["names"]],
                   [str(x) for x in a["action_names"]], float(a["fps"]))
