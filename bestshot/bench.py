@@ -36,7 +36,7 @@ HEURISTICS = ("random", "middle", "min_motion")
 ARMS = HEURISTICS + MODEL_ARMS + ("oracle",)
 
 # --quick: fewer and shorter training runs on fewer clips (under 5 CPU-minutes)
-QUICK = {"train.video.n_videos": 48, "base_steps": 250, "finetune_steps": 450}
+QUICK = {"train.video.n_videos": 48, "base_steps": 300, "finetune_steps": 700}
 
 
 def arm_configs(bc: BenchConfig, base_path: str = "") -> dict[str, TrainConfig]:
@@ -85,7 +85,7 @@ def evaluate_split(rep: BenchReport, split: str, vs, items: list[dict], models: 
     for arm in ARMS:
         m = highlight_metrics([{**it, "scores": s} for it, s in zip(items, scores[arm])],
                               tuple(bc.ks))
-        for kind in ("apex", "stage"):
+        for kind in ("apex", "stage", "pose"):
             sel = [{**it, "scores": s} for it, s in zip(items, scores[arm]) if it["kind"] == kind]
             if sel:
                 m[f"hit1_{kind}"] = highlight_metrics(sel, tuple(bc.ks))["hit1"]
@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                  t["shotvl"]["hit1"] / max(t["base"]["hit1"], 1e-9), setting="test")
     rep.extra["training"] = hist
     rep.notes += [f"Queries per split: {len(res['test']['shotvl_scores'])} (test), "
-                  f"{len(res['ood']['shotvl_scores'])} (ood); apex + stage query per action.",
+                  f"{len(res['ood']['shotvl_scores'])} (ood); an apex, a stage and a pose "
+                  "query per action.",
                   "hit1: argmax frame inside the highlight window; hit1_pm{k}: within k "
                   "frames of the highlight frame; dframe: mean |argmax - highlight frame|; "
                   "frame_map: frames ranked by score, window frames positive; retention_r1: "

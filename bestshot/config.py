@@ -59,7 +59,7 @@ class CaptionConfig:
     skip_prob: Prob = 0.2  # random posecode skip in the noisy captions
     randomise_thresholds: bool = True  # randomised binning in the noisy captions
     fps_frames: NonNegInt = 0  # furthest-point sampling: keep this many training frames (0 = all)
-    visual_only_prob: Prob = 0.2  # share of fine-tuning captions that are visual text only
+    visual_only_prob: Prob = 0.3  # share of fine-tuning captions that are visual text only
 
 
 @dataclass

@@ -6,11 +6,13 @@ A split is a `VideoConfig`; the out-of-distribution split differs only by config
 action combinations, camera and body ranges outside training, and queries phrased with
 templates that training never sees (`bestshot.captions.HELDOUT_TEMPLATES`).
 
-Queries per action segment (the benchmark items):
+Queries per action segment (the benchmark items; BestShot's three query elements):
 - *apex*: "the squat at its bottom" + the apex frame's pose text; window = the generator's
   highlight window, highlight frame = its apex frame;
 - *stage*: another stage of the same action (the longest run other than the rest stance) + the
-  pose text of its middle frame; window = the run, highlight frame = its middle.
+  pose text of its middle frame; window = the run, highlight frame = its middle;
+- *pose*: the pose text of a random frame of the segment, no stage words; window = the run of
+  frames around it whose true posecodes match every described posecode.
 Each query also names the visual content (clothing, background), as BestShot's queries do.
 """
 
@@ -297,7 +299,7 @@ def fps_mask(vs: VideoSet, k: int, seed: int) -> np.ndarray:
 
 def make_queries(vs: VideoSet, freqs: list[np.ndarray], cc: CaptionConfig, heldout: bool,
                  seed: int) -> list[dict]:
-    """Benchmark items of a split: per action segment an apex and a stage query, as dicts
+    """Benchmark items of a split: per action segment an apex, a stage and a pose query, as dicts
     {video, kind, text, window (start, end) inclusive, apex, codes (K,), mask (K,)}.
     `heldout`: phrased with HELDOUT_TEMPLATES and the generator's own apex wording."""
     from shared.motion import ACTIONS
@@ -323,6 +325,9 @@ def make_queries(vs: VideoSet, freqs: list[np.ndarray], cc: CaptionConfig, heldo
             mid = int(s + (lo + hi) // 2)
             items.append(_item(vs, v, "stage", mid, (int(s + lo), int(s + hi)), stage_phrase(
                 name, spec.stage_names[st]), freqs, cc, templates, rng))
+            pose = _pose_item(vs, v, int(s), int(e), freqs, cc, templates, rng)
+            if pose is not None:
+                items.append(pose)
     return items
 
 
@@ -339,6 +344,29 @@ def _longest_run(stages: np.ndarray, exclude: set[int]) -> tuple[int, int, int] 
             best = (int(stages[i]), i, j)
         i = j + 1
     return best
+
+
+def _pose_item(vs, v, s, e, freqs, cc, templates, rng) -> dict | None:
+    """A pose query (visual content + pose text, no action stage) for a random frame of the
+    segment [s, e); window = the run of frames around it whose true posecodes match every
+    selected code of the query. None when the frame has no selected code."""
+    from bestshot.posecodes import posecode_match
+
+    f = int(rng.integers(s, e))
+    codes = vs.codes[v, f]
+    mask = select_posecodes(codes[None], freqs, cc.max_codes, cc.common)[0]
+    if not mask.any():
+        return None
+    full = posecode_match(codes, mask, vs.codes[v]) == 1.0
+    lo, hi = f, f
+    while lo > 0 and full[lo - 1]:
+        lo -= 1
+    while hi + 1 < len(full) and full[hi + 1]:
+        hi += 1
+    tpl = templates[int(rng.integers(len(templates)))]
+    text = compose(vs.visual[v], "the person", describe(codes, mask), tpl)
+    return {"video": v, "kind": "pose", "text": text, "window": (lo, hi), "apex": f,
+            "codes": codes, "mask": mask}
 
 
 def _item(vs, v, kind, frame, window, stage_words, freqs, cc, templates, rng) -> dict:

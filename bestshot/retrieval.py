@@ -114,13 +114,16 @@ def score_items(model, frames: np.ndarray, items: list[dict], smooth: int = 0,
 
 
 def retention_r1(model, frames: np.ndarray, visual: list[str], seed: int = 0,
-                 frame_emb: list[np.ndarray] | None = None) -> float:
+                 frame_emb: list[np.ndarray] | None = None, draws: int = 16) -> float:
     """Visual-content text -> image R@1 over a gallery of one random frame per video (general
     retrieval that fine-tuning on pose text should keep; videos with the same text count as
-    hits)."""
+    hits), averaged over `draws` random galleries."""
     rng = np.random.default_rng(seed)
     emb = frame_emb if frame_emb is not None else video_embeddings(model, frames)
-    gallery = np.stack([e[int(rng.integers(len(e)))] for e in emb])
     txt = model.encode_texts(list(visual))
-    best = np.argmax(txt @ gallery.T, axis=1)
-    return float(np.mean([visual[b] == visual[i] for i, b in enumerate(best)]))
+    hits = []
+    for _ in range(draws):
+        gallery = np.stack([e[int(rng.integers(len(e)))] for e in emb])
+        best = np.argmax(txt @ gallery.T, axis=1)
+        hits += [visual[b] == visual[i] for i, b in enumerate(best)]
+    return float(np.mean(hits))

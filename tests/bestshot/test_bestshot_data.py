@@ -61,7 +61,7 @@ def test_queries_hold_their_highlight_frame(vs):
     n, t, k = vs.codes.shape
     freqs = category_frequencies(vs.codes.reshape(n * t, k))
     items = make_queries(vs, freqs, cc, heldout=False, seed=0)
-    assert {it["kind"] for it in items} == {"apex", "stage"}
+    assert {it["kind"] for it in items} == {"apex", "stage", "pose"}
     for it in items:
         lo, hi = it["window"]
         assert lo <= it["apex"] <= hi
