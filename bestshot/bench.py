@@ -36,7 +36,8 @@ HEURISTICS = ("random", "middle", "min_motion")
 ARMS = HEURISTICS + MODEL_ARMS + ("oracle",)
 
 # --quick: fewer and shorter training runs on fewer clips (under 5 CPU-minutes)
-QUICK = {"train.video.n_videos": 48, "base_steps": 300, "finetune_steps": 700}
+QUICK = {"train.video.n_videos": 48, "base_steps": 300, "finetune_steps": 700,
+         "test.n_videos": 16, "ood.n_videos": 16}
 
 
 def arm_configs(bc: BenchConfig, base_path: str = "") -> dict[str, TrainConfig]:
