@@ -105,3 +105,13 @@ def test_heldout_templates_never_produce_training_phrasings():
     rng = np.random.default_rng(0)
     para = {paraphrase(t, rng) for t in sorted(train) for _ in range(20)}
     assert len(para) > len(train) and not para & held
+
+
+def test_query_without_a_model_uses_the_shipped_shotvl():
+    from shared.motion import MotionConfig, generate_clip
+
+    clip = generate_clip(MotionConfig(image_size=64, fps=8, clip_seconds=3.0), 1, ["jump"])
+    idx, scores = query(clip.frames, "a person in front of a wall, the jump at its airborne. "
+                                     "Both feet are off the ground.")
+    assert 0 <= idx < len(clip.frames) and scores.shape == (len(clip.frames),)
+    assert np.isfinite(scores).all() and np.abs(scores).max() <= 1.0 + 1e-6
