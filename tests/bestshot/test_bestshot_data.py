@@ -86,3 +86,13 @@ def test_captions_per_mode(vs):
 def test_colour_names():
     assert colour_name((250, 20, 20)) == "red" and colour_name((20, 40, 230)) == "blue"
     assert colour_name((10, 10, 10)) == "black" and colour_name((240, 240, 240)) == "white"
+
+
+def test_furthest_point_mask_keeps_distinct_poses(vs):
+    from bestshot.data import fps_mask
+
+    m = fps_mask(vs, 10, seed=0)
+    assert m.shape == vs.frames.shape[:2] and m.sum() == 10
+    rel = (vs.joints - vs.joints[:, :, :1]).reshape(-1, vs.joints.shape[2] * 3)[m.reshape(-1)]
+    d = np.linalg.norm(rel[:, None] - rel[None], axis=2) + np.eye(10) * 1e9
+    assert d.min() > 0  # no pose picked twice
