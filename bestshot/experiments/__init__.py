@@ -1,0 +1,1 @@
+"""Probes and maintenance scripts of bestshot (not part of the library)."""
