@@ -154,6 +154,6 @@ def update_llm(model, prompts: list[list[int]], conts: list[list[int]], weights:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
     return losses

@@ -90,14 +90,17 @@ def general_corpus(split: str, exclude: set[str], max_bytes: int | None = None) 
     `exclude`d top-level modules (the task's sources), plus the `pydoc_data` topics prose.
     Files are assigned to splits by a hash of their path, as in `shared.text`."""
     root = Path(sysconfig.get_paths()["stdlib"])
-    chunks = []
+    topics = load_corpus(split, "pydoc-topics")
+    chunks, size = [], topics.size
     for p in stdlib_files():
         rel = p.relative_to(root)
         if rel.parts[0].removesuffix(".py") in exclude or _split_of(str(rel)) != split:
             continue
         chunks.append(p.read_bytes())
+        size += len(chunks[-1]) + 2
+        if max_bytes and size >= max_bytes:  # enough: skip reading the rest
+            break
     data = np.frombuffer(b"\n\n".join(chunks), dtype=np.uint8)
-    topics = load_corpus(split, "pydoc-topics")
     out = np.concatenate([topics, np.frombuffer(b"\n\n", dtype=np.uint8), data])
     return out[:max_bytes].copy() if max_bytes else out.copy()
 

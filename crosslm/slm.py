@@ -37,7 +37,7 @@ def train_slm(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, weights:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            tot, cnt = tot + float(loss) * len(b), cnt + len(b)
+            tot, cnt = tot + float(loss.detach()) * len(b), cnt + len(b)
         last = tot / cnt
     model.eval()
     return last
