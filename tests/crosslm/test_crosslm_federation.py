@@ -4,7 +4,6 @@ same result, the arms differ only where they should."""
 import contextlib
 import io
 
-import numpy as np
 import pytest
 import torch
 

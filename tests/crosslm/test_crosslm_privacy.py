@@ -61,7 +61,7 @@ def test_in_process_round_sends_only_synthetic_text_and_scores(tiny_setup, tiny_
     run_rounds(strategy, rec, list(range(cfg.data.num_clients)), 2, private=private)
     assert len(rec.log) == 2 * cfg.data.num_clients
     secret = _private_texts(tiny_setup)
-    for cid, down, upd in rec.log:
+    for _, down, upd in rec.log:
         n = _check_download(down, secret)
         assert n > 0
         _check_upload(upd.state, upd.metrics, n, tiny_setup.fed.task.num_classes)
