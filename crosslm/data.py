@@ -70,7 +70,7 @@ OOD_PACKAGES: dict[str, list[str]] = {
     "network": ["requests", "urllib3", "httpx", "aiohttp", "h11", "httpcore", "websockets"],
     "concurrency": ["anyio", "joblib"],
 }
-_VERSION = 1
+_VERSION = 2
 
 
 @dataclass
@@ -116,7 +116,7 @@ def _paragraphs(source: str, max_chars: int) -> list[str]:
             for para in re.split(r"\n\s*\n", doc or ""):
                 t = " ".join(para.split())
                 if len(t) >= 40 and ">>>" not in t:
-                    out.append(t[:max_chars])
+                    out.append(t[:max_chars].rstrip())
     return out
 
 

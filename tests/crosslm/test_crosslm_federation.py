@@ -53,6 +53,14 @@ def test_resume_after_an_interruption_gives_the_same_result(tiny_setup, tiny_cfg
     resumed = cl_train.train(tiny_cfg, tmp_path / "cut", tiny_setup)
     assert resumed["slm"] == full["slm"] and resumed["llm_after"] == full["llm_after"]
     assert len(read_json(tmp_path / "cut" / "history.json")) == tiny_cfg.fl.rounds
+    # eval re-measures the saved adapter: the adapted LLM reproduces train's figures
+    from crosslm.eval import evaluate_run
+
+    ev = evaluate_run(tmp_path / "full", per_label=tiny_cfg.gen.per_label)
+    assert ev["adapted"]["perplexity"] == pytest.approx(full["llm_after"]["perplexity"])
+    assert ev["adapted"]["gen_acc"] == pytest.approx(full["llm_after"]["gen_acc"])
+    assert ev["base"]["perplexity"] == pytest.approx(full["llm_before"]["perplexity"])
+    assert ev["samples"] and (tmp_path / "full" / "eval.json").is_file()
 
 
 def test_kd_never_updates_the_llm_and_standalone_sends_nothing(tiny_setup, tiny_cfg):
