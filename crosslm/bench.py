@@ -53,8 +53,8 @@ class BenchConfig(CrossLMConfig):
             raise ValueError("task 'polarity' needs data.path")
 
 
-QUICK = ["seeds=[0]", "fl.rounds=3", "slm.epochs=8", "slm.max_bytes=96", "gen.per_label=16",
-         "gen.max_new_tokens=80", "data.private_per_client=32", "data.ood_per_class=30",
+QUICK = ["seeds=[0]", "fl.rounds=3", "slm.epochs=6", "slm.max_bytes=96", "gen.per_label=16",
+         "gen.max_new_tokens=64", "data.private_per_client=32", "data.ood_per_class=30",
          "data.max_per_class=240", "llm.hidden=96", "llm.layers=2", "llm.heads=4",
          "llm.intermediate=256", "llm.pretrain_steps=400", "llm.pretrain_batch=16",
          "llm.pretrain_seq=128", "llm.pretrain_lr=3e-3", "llm.steps=6", "llm.batch=32",
