@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
@@ -56,6 +57,13 @@ class LLMConfig:
     lr: PosFloat = 2e-3  # LoRA fine-tuning learning rate (server update)
     steps: PosInt = 8  # optimiser steps per round
     batch: PosInt = 32
+
+    def validate(self) -> None:
+        if self.path and not (Path(self.path) / "config.json").is_file():
+            raise ValueError(f"path: no config.json in {self.path} (a save_pretrained "
+                             "directory)")
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden={self.hidden} is not divisible by heads={self.heads}")
 
 
 @dataclass
