@@ -15,7 +15,7 @@ import torch
 
 from crosslm.config import CrossLMConfig
 from crosslm.evaluation import generative_accuracy
-from crosslm.pipeline import build_setup, llm_metrics, make_arm
+from crosslm.pipeline import Setup, build_setup, llm_metrics, make_arm
 from shared.cli import build_parser, parse_args, run
 from shared.config import load_config
 from shared.io import atomic_write_json, load_weights
@@ -25,11 +25,12 @@ from shared.validate import check_state_dict
 log = get_logger("crosslm.eval")
 
 
-def evaluate_run(run_dir: Path, per_label: int = 16) -> dict:
+def evaluate_run(run_dir: Path, per_label: int = 16, setup: Setup | None = None) -> dict:
+    """Write and return DIR/eval.json. `setup`: one already built from the run's config."""
     cfg = load_config(run_dir / "config.yaml", CrossLMConfig)
     tensors, _ = load_weights(run_dir / "adapter.safetensors", "crosslm-lora")
     torch.set_num_threads(cfg.threads)
-    setup = build_setup(cfg)
+    setup = setup if setup is not None else build_setup(cfg)
     strategy, _ = make_arm(setup, "kd", cfg)
     llm = strategy.llm
     trainable = {k: v for k, v in llm.named_parameters() if v.requires_grad}

@@ -25,6 +25,7 @@ def _cli(*args):
     return code, err.getvalue()
 
 
+@pytest.mark.slow
 def test_flower_engine_gives_the_in_process_metrics(tiny_setup, tiny_cfg, tmp_path):
     a = cl_train.train(tiny_cfg, tmp_path / "loop", tiny_setup, "crosslm", "loop")
     b = cl_train.train(tiny_cfg, tmp_path / "fl", tiny_setup, "crosslm", "flower-inprocess")
@@ -33,6 +34,7 @@ def test_flower_engine_gives_the_in_process_metrics(tiny_setup, tiny_cfg, tmp_pa
     assert (tmp_path / "loop" / "adapter.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_resume_after_an_interruption_gives_the_same_result(tiny_setup, tiny_cfg, tmp_path,
                                                             monkeypatch):
     full = cl_train.train(tiny_cfg, tmp_path / "full", tiny_setup)
@@ -56,7 +58,7 @@ def test_resume_after_an_interruption_gives_the_same_result(tiny_setup, tiny_cfg
     # eval re-measures the saved adapter: the adapted LLM reproduces train's figures
     from crosslm.eval import evaluate_run
 
-    ev = evaluate_run(tmp_path / "full", per_label=tiny_cfg.gen.per_label)
+    ev = evaluate_run(tmp_path / "full", per_label=tiny_cfg.gen.per_label, setup=tiny_setup)
     assert ev["adapted"]["perplexity"] == pytest.approx(full["llm_after"]["perplexity"])
     assert ev["adapted"]["gen_acc"] == pytest.approx(full["llm_after"]["gen_acc"])
     assert ev["base"]["perplexity"] == pytest.approx(full["llm_before"]["perplexity"])
