@@ -10,6 +10,8 @@ conditioning and sampling details are reconstructed).
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 
@@ -47,6 +49,19 @@ def cut_at_stop(text: str, stops=STOP_STRINGS) -> str:
     return text[:cut]
 
 
+def _cache_kwarg(model) -> str:
+    """The forward argument that takes the KV cache: `cache` in recent transformers (which
+    deprecates `past_key_values`), `past_key_values` before."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters \
+        else "past_key_values"
+
+
+def _cache_of(out):
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 @torch.no_grad()
 def sample_label_conditioned(model, codec, prompts: list[list[int]], per_label: int,
                              max_new_tokens: int, temperature: float, top_p: float,
@@ -56,13 +71,14 @@ def sample_label_conditioned(model, codec, prompts: list[list[int]], per_label: 
     cut at the first stop string. Deterministic given `seed`. `vocab_limit`: sample only ids
     below it (the byte codec keeps control tokens out of the text)."""
     gen = torch.Generator().manual_seed(int(seed))
+    cache_kw = _cache_kwarg(model)
     model.eval()
     device = next(model.parameters()).device
     texts, labels = [], []
     for y, prompt in enumerate(prompts):
         ids = torch.tensor([prompt] * per_label, dtype=torch.int64, device=device)
         out = model(input_ids=ids, use_cache=True)
-        past, logits = out.cache, out.logits[:, -1]
+        past, logits = _cache_of(out), out.logits[:, -1]
         new = []
         for _ in range(max_new_tokens):
             logits = logits.float()
@@ -72,8 +88,8 @@ def sample_label_conditioned(model, codec, prompts: list[list[int]], per_label: 
             probs = torch.softmax(logits, dim=-1).cpu()
             tok = torch.multinomial(probs, 1, generator=gen).to(device)  # (b, 1)
             new.append(tok)
-            out = model(input_ids=tok, cache=past, use_cache=True)  # transformers >= 5.2
-            past, logits = out.cache, out.logits[:, -1]
+            out = model(input_ids=tok, use_cache=True, **{cache_kw: past})
+            past, logits = _cache_of(out), out.logits[:, -1]
         toks = torch.cat(new, dim=1).cpu().tolist()
         texts += [cut_at_stop(codec.decode(t)) for t in toks]
         labels += [y] * per_label
