@@ -42,4 +42,4 @@ TARGETS = [
            ("gensim.whl",)),
 ]
 
-test_mutated_files = mutated_files_test(TARGETS, 200, files=1)
+test_mutated_files = mutated_files_test(TARGETS, 120, files=1)
