@@ -9,7 +9,7 @@ import importlib
 import pytest
 
 PACKAGES = ["lemo", "ripple", "twscardio", "mobifuse", "offline_il_select", "robwe", "ollie",
-            "edgeoar"]
+            "edgeoar", "bestshot", "crosslm"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

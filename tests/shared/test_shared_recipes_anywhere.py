@@ -21,7 +21,7 @@ from shared.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ["lemo", "ripple", "twscardio", "mobifuse", "offline_il_select", "robwe", "ollie",
-            "edgeoar"]
+            "edgeoar", "bestshot", "crosslm"]
 RECIPES = [f"{p}.{r}" for p in PACKAGES for r in ("train", "eval", "bench")
            if (ROOT / p / f"{r}.py").is_file()]
 
