@@ -2,8 +2,9 @@
 modality (MobiFuse, Zhang et al., arXiv 2412.13848).
 
 Modules (see README.md):
-- `simulator`: seeded ray-cast rooms on randomised rigs -> rectified RGB pair, AMCW ToF (flying pixels, multipath,
-  wiggling, shot noise with ambient light, phase wrap, dropouts), ground truth and region masks;
+- `simulator`: seeded ray-cast rooms on randomised rigs -> rectified RGB pair, AMCW ToF
+  (flying pixels, multipath, wiggling, shot noise with ambient light, phase wrap, dropouts),
+  ground truth and region masks;
 - `calibration`: `Calibration` of a rectified pair + ToF rig (Z = f B / (d + doffs));
 - `stereo`: OpenCV SGBM over the rig's disparity search, left-right check, cost evidence;
 - `geometry`: ToF reprojection (z-buffer), densification, point clouds, Chamfer distance;

@@ -17,6 +17,7 @@ weights); or a path / `TwoStageFusionNet`. Every net's output passes the convex 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -74,14 +75,17 @@ def _model(model) -> TwoStageFusionNet | None:
 
 
 def _dei_cfg(net: TwoStageFusionNet | None, dei: DEIConfig | None) -> DEIConfig:
-    """The DEI config the net was trained with (its file says), unless one is given."""
+    """The DEI config the net was trained with (its file says), unless one is given; the
+    calibration factors are the package's (they never change the net's inputs)."""
     if dei is not None:
         return dei
     if net is not None and isinstance(net.meta.get("dei"), dict):
         try:
-            return from_dict(DEIConfig, net.meta["dei"])
+            trained = from_dict(DEIConfig, net.meta["dei"])
         except ConfigError as e:
             raise DataError(f"model metadata: DEI config {e}") from None
+        ref = DEIConfig()
+        return dataclasses.replace(trained, tof_scale=ref.tof_scale, st_scale=ref.st_scale)
     return DEIConfig()
 
 
@@ -98,7 +102,8 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
          downsample: int = 2, stereo: StereoConfig | None = None,
          dei: DEIConfig | None = None) -> dict:
     """Fused depth plus every intermediate: depth (work grid), depth_full (caller's grid), tof,
-    stereo, sigma_tof, sigma_st (DEI, m), K_work, search (the disparity search), warnings."""
+    stereo, sigma_tof, sigma_st (DEI, m), tof_valid / stereo_valid (measured, not filled),
+    K_work, search (the disparity search), warnings."""
     net = _model(model)
     tof = check_array("tof", tof, (2,), allow_nan=True).astype(np.float64)
     if np.isinf(tof).any():
@@ -114,4 +119,5 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
     return {"depth": depth.astype(np.float32), "depth_full": to_full(depth, (H, W), downsample),
             "tof": fr["tof"], "stereo": fr["st"], "sigma_tof": fr["sigma_tof"],
             "sigma_st": fr["sigma_st"], "K_work": fr["K_work"], "search": fr["search"],
+            "tof_valid": fr["tof_valid"], "stereo_valid": fr["st_valid"],
             "warnings": fr["warnings"]}

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mobifuse.api import default_model
 from mobifuse.baselines import (
     inverse_variance_fusion,
     joint_bilateral_upsample,
@@ -33,12 +34,20 @@ from mobifuse.baselines import (
     tof_only,
 )
 from mobifuse.config import BenchConfig, TrainConfig
-from mobifuse.data import DATA_VERSION, build_dataset, sim_calibration
+from mobifuse.data import DATA_VERSION, build_dataset, build_frames, dei_key, sim_calibration
+from mobifuse.dei import coverage
 from mobifuse.metrics import dei_spearman, depth_metrics, mean_chamfer, region_metrics
 from mobifuse.models import MODEL_VERSION, N_ERR, TwoStageFusionNet, load_model, save_model
 from mobifuse.simulator import MASKS, simulate_scene
 from mobifuse.stereo import run_stereo
-from mobifuse.train import predict, scene_seeds, to_tensors, train_fusion_net
+from mobifuse.train import (
+    model_meta,
+    predict,
+    predict_frames,
+    scene_seeds,
+    to_tensors,
+    train_fusion_net,
+)
 from shared.bench import BenchReport, save_figure
 from shared.cache import cached_file
 from shared.cli import parse_args, run
@@ -60,7 +69,8 @@ SWEEPS = {"ambient": "ambient", "albedo": "ir_albedo", "texture": "texture",
 QUICK = {"train.train_scenes": 48, "train.val_scenes": 4, "train.steps": 400, "test_scenes": 8,
          "sweep_scenes": 2, "latency_repeats": 5, "sweep_ambient": [0.0, 40000.0, 80000.0],
          "sweep_albedo": [0.05, 0.4, 0.9], "sweep_texture": [0.0, 0.25, 0.6],
-         "sweep_distance": [0.5, 2.5, 3.5]}
+         "sweep_distance": [0.5, 2.5, 3.5], "rig_train_scenes": 24, "rig_steps": 400,
+         "rig_test_scenes": 6, "rig_infamily_scenes": 4, "test_rigs.width": [480, 640]}
 
 
 # trained nets shipped with the package (the --quick setting's), named by cache key; refresh
@@ -69,9 +79,12 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 def net_key(cfg: TrainConfig, use_dei: bool) -> tuple[TrainConfig, dict]:
-    """(training config of the net with / without DEI channels, its cache-key config)."""
+    """(training config of the net with / without DEI channels, its cache-key config; the DEI
+    calibration factors are left out: they never change the net's inputs)."""
     tcfg = dataclasses.replace(cfg, net=dataclasses.replace(cfg.net, use_dei=use_dei))
-    return tcfg, {"train": to_dict(tcfg), "data": DATA_VERSION, "model": MODEL_VERSION}
+    key = to_dict(tcfg)
+    key["dei"] = dei_key(tcfg.dei)
+    return tcfg, {"train": key, "data": DATA_VERSION, "model": MODEL_VERSION}
 
 
 def trained_net(cfg: TrainConfig, train: Callable[[], dict], use_dei: bool
@@ -84,7 +97,7 @@ def trained_net(cfg: TrainConfig, train: Callable[[], dict], use_dei: bool
     def build(tmp):
         model, metrics = train_fusion_net(tcfg, train(), desc=f"train use_dei={use_dei}")
         info.update(metrics)
-        save_model(model, tmp)
+        save_model(model, tmp, model_meta(tcfg, "python -m mobifuse.bench (cached net)"))
 
     path = cached_file("mobifuse-net", key, build, suffix=".safetensors", shipped=WEIGHTS_DIR)
     log.info("fusion net use_dei=%s: %s%s", use_dei, path,
@@ -307,6 +320,174 @@ def extras_and_notes(rep: BenchReport, cfg: BenchConfig, lat: dict, rho: dict,
     rep.notes.append("arms: " + ", ".join(ARMS) + "; 'oracle' is a ceiling, not a baseline")
 
 
+# ----------------------------------------------------------------------------- cross-rig
+
+RIG_ARMS = ("tof_only", "sgbm_only", "inv_var_dei", "mobifuse", "default_model")
+RIG_TEST_SEED0, RIG_INFAMILY_SEED0 = 60_000, 70_000
+
+
+def rig_train_config(cfg: BenchConfig) -> TrainConfig:
+    """The cross-rig net's training: the bench's, on scenes of `train_rigs` only."""
+    return dataclasses.replace(cfg.train, rigs=cfg.train_rigs, train_scenes=cfg.rig_train_scenes,
+                               steps=cfg.rig_steps)
+
+
+def rig_nets(cfg: BenchConfig) -> dict[str, TwoStageFusionNet]:
+    """The cross-rig net (trained on `train_rigs`) and the shipped default model."""
+    tc = rig_train_config(cfg)
+    seeds, _ = scene_seeds(tc)
+    train = functools.cache(lambda: build_frames(seeds, tc.sim, tc.stereo, tc.dei, tc.rigs,
+                                                 desc="rig train scenes"))
+    return {"mobifuse": trained_net(tc, train, True), "default_model": default_model()}
+
+
+def rig_frames(cfg: BenchConfig, family, seed0: int, n: int, desc: str) -> list[dict]:
+    tc = cfg.train
+    return build_frames(_scene_seeds(cfg, seed0, n), tc.sim, tc.stereo, tc.dei, family, desc)
+
+
+def rig_arms(frames: list[dict], nets: dict) -> dict[str, list[np.ndarray]]:
+    """Every cross-rig arm's depth per frame."""
+    out = {"tof_only": [f["geom"][0] for f in frames], "sgbm_only": [f["geom"][2] for f in frames],
+           "inv_var_dei": [inverse_variance_fusion(f["geom"][0], f["sigma_tof"], f["geom"][2],
+                                                   f["sigma_st"]) for f in frames]}
+    for name, net in nets.items():
+        out[name] = predict_frames(net, frames)
+    return out
+
+
+def rig_table(rep: BenchReport, frames: list[dict], preds: dict, setting: str) -> dict:
+    """A row per scene and arm (MAE, with the rig) and the per-scene ratios the targets use."""
+    ratios = {"vs_best": [], "vs_tof": []}
+    for i, f in enumerate(frames):
+        mae_i = {a: depth_metrics(p[i], f["gt"])["mae"] for a, p in preds.items()}
+        b, fpx, w, h, doffs, ratio, mod, scale = f["rig"]
+        for a, v in mae_i.items():
+            rep.add(a, setting=f"{setting} scene {i}", mae=v, baseline_m=b, focal_px=fpx,
+                    width=int(w), doffs_px=doffs, tof_ratio=ratio, mod_mhz=mod / 1e6,
+                    clipped_search=int(f["search"][2]))
+        ratios["vs_best"].append(mae_i["mobifuse"] / min(mae_i["tof_only"], mae_i["sgbm_only"]))
+        ratios["vs_tof"].append(mae_i["mobifuse"] / mae_i["tof_only"])
+    for a, p in preds.items():
+        rep.add(a, setting=f"{setting} mean", mae=float(np.mean(
+            [depth_metrics(p[i], f["gt"])["mae"] for i, f in enumerate(frames)])))
+    return ratios
+
+
+def dei_calibration(frames: list[dict]) -> dict:
+    """Per sensor: share of pixels with |error| <= 2 sigma, Spearman(sigma, |error|) and the
+    reliability diagram (mean |error| and coverage per sigma decile)."""
+    out = {}
+    for sensor, ch, key in (("tof", 0, "sigma_tof"), ("stereo", 2, "sigma_st")):
+        sig = np.concatenate([f[key].ravel() for f in frames]).astype(np.float64)
+        err = np.concatenate([np.abs(f["geom"][ch] - f["gt"]).ravel() for f in frames])
+        edges = np.quantile(sig, np.linspace(0, 1, 11))
+        idx = np.clip(np.searchsorted(edges, sig, side="right") - 1, 0, 9)
+        out[sensor] = {
+            "coverage_2sigma": coverage(sig, err),
+            "spearman": dei_spearman(sig, err, np.zeros_like(err)),
+            "bins": [{"sigma": float(np.median(sig[idx == k])), "mae": float(err[idx == k].mean()),
+                      "rmse": float(np.sqrt((err[idx == k] ** 2).mean())),
+                      "coverage": coverage(sig[idx == k], err[idx == k])}
+                     for k in range(10) if (idx == k).any()]}
+    return out
+
+
+def reliability_plot(run_dir, cal: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    for ax, (sensor, c) in zip(axes, cal.items()):
+        s = np.array([b["sigma"] for b in c["bins"]])
+        ax.loglog(s, [b["rmse"] for b in c["bins"]], "o-", label="RMS error")
+        ax.loglog(s, [b["mae"] for b in c["bins"]], "s-", label="mean |error|")
+        ax.loglog(s, s, "k--", lw=1, label="error = sigma")
+        ax.set_title(f"DEI {sensor}: |err| <= 2 sigma on {100 * c['coverage_2sigma']:.1f}%, "
+                     f"Spearman {c['spearman']:.2f}", fontsize=8)
+        ax.set_xlabel("predicted sigma (m), decile median")
+        ax.set_ylabel("measured error (m)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("DEI reliability on unseen rigs")
+    fig.tight_layout()
+    save_figure(fig, run_dir / "reliability.png")
+    plt.close(fig)
+
+
+def cross_rig(rep: BenchReport, cfg: BenchConfig, run_dir) -> dict:
+    """Train on `train_rigs`, test on unseen `test_rigs` and on held-out `train_rigs` scenes;
+    rows per scene, the DEI's calibration on the unseen rigs, reliability.png."""
+    nets = rig_nets(cfg)
+    unseen = rig_frames(cfg, cfg.test_rigs, RIG_TEST_SEED0, cfg.rig_test_scenes, "unseen rigs")
+    infam = rig_frames(cfg, cfg.train_rigs, RIG_INFAMILY_SEED0, cfg.rig_infamily_scenes,
+                       "in-family rigs")
+    res = {"unseen": rig_table(rep, unseen, rig_arms(unseen, nets), "unseen rigs"),
+           "in_family": rig_table(rep, infam, rig_arms(infam, nets), "in-family rigs"),
+           "dei": dei_calibration(unseen)}
+    reliability_plot(run_dir, res["dei"])
+    return res
+
+
+def pipeline_latency(cfg: BenchConfig) -> dict:
+    """End-to-end seconds per frame of `fuse()` with the shipped model at `pipeline_size`, on
+    `pipeline_threads` cores: stereo (SGBM + LR check + cost evidence), the ToF and DEI rest of
+    `prepare_frame`, and the net; median wall time over repeats (CPU time alongside)."""
+    import cv2
+
+    from mobifuse.api import net_inputs, run_net
+    from mobifuse.pipeline import prepare_frame
+    from mobifuse.stereo import run_stereo
+
+    W, H = cfg.pipeline_size
+    sim = dataclasses.replace(cfg.train.sim, width=W, height=H, focal_px=560.0, baseline_m=0.05,
+                              tof_width=W // 4, tof_height=H // 4, tof_focal_px=140.0)
+    raw = simulate_scene(321, sim)
+    cal = sim_calibration(sim)
+    cal.validate()
+    threads = (torch.get_num_threads(), cv2.getNumThreads())
+    torch.set_num_threads(cfg.pipeline_threads)
+    cv2.setNumThreads(cfg.pipeline_threads)
+    net = default_model()
+    args = (raw["left"], raw["right"], raw["tof_depth"], raw["tof_valid"], cal,
+            raw["tof_amplitude"], None, sim.work_downsample, cfg.train.stereo, cfg.train.dei)
+    fr = prepare_frame(*args)
+    g, e = net_inputs(fr)
+    n = max(3, cfg.latency_repeats // 2)
+    st = _timed(lambda: run_stereo(raw["left"], raw["right"], cal, cfg.train.stereo,
+                                   sim.work_downsample, raw["tof_depth"][raw["tof_valid"]]), n)
+    prep = _timed(lambda: prepare_frame(*args), n)
+    nt = _timed(lambda: run_net(net, g, e), n)
+    torch.set_num_threads(threads[0])
+    cv2.setNumThreads(threads[1])
+    return {"size": [W, H], "threads": cfg.pipeline_threads, "stereo_wall_s": st[0],
+            "tof_dei_wall_s": max(prep[0] - st[0], 0.0), "net_wall_s": nt[0],
+            "total_wall_s": prep[0] + nt[0], "prepare_cpu_s": prep[1], "net_cpu_s": nt[1],
+            "disparities": int(fr["search"]["num_disp"])}
+
+
+def rig_checks(rep: BenchReport, xr: dict, pl: dict) -> None:
+    """The cross-rig targets: every unseen scene, DEI calibration, end-to-end latency."""
+    u, f = xr["unseen"], xr["in_family"]
+    rep.check("unseen rigs: worst scene fused MAE / min(ToF-only, SGBM-only)",
+              max(u["vs_best"]), "<=", 0.7)
+    rep.check("unseen rigs: worst scene fused MAE / ToF-only MAE", max(u["vs_tof"]), "<=", 1.0)
+    rep.check("in-family rigs: worst scene fused MAE / ToF-only MAE", max(f["vs_tof"]), "<=", 1.0)
+    for sensor in ("tof", "stereo"):
+        c = xr["dei"][sensor]
+        rep.check(f"unseen rigs: DEI_{sensor} share |err| <= 2 sigma (>= 0.90)",
+                  c["coverage_2sigma"], ">=", 0.90)
+        rep.check(f"unseen rigs: DEI_{sensor} share |err| <= 2 sigma (<= 0.98)",
+                  c["coverage_2sigma"], "<=", 0.98)
+        rep.check(f"unseen rigs: DEI_{sensor} Spearman vs true error", c["spearman"], ">=", 0.5)
+    rep.check(f"fuse() wall s per {pl['size'][0]}x{pl['size'][1]} frame, "
+              f"{pl['threads']} threads, shipped model", pl["total_wall_s"], "<=", 0.15)
+    rep.extra["cross_rig"] = xr
+    rep.extra["pipeline_latency"] = pl
+
+
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv, BenchConfig, prog="mobifuse.bench",
                            description=__doc__,
@@ -329,7 +510,11 @@ def main(argv: list[str] | None = None) -> int:
            "stereo": dei_spearman(test["sigma_st"], test["geom"][:, 2], test["gt"])}
     lat = latency(cfg, nets["dei"])
 
+    xr = cross_rig(rep, cfg, run_dir)
+    pl = pipeline_latency(cfg)
+
     checks(rep, overall, sweep_rows, rho, lat)
+    rig_checks(rep, xr, pl)
     headlines(rep, cfg, overall, sweep_rows, rho)
     extras_and_notes(rep, cfg, lat, rho, sweep_rows)
     _plots(run_dir, sweep_rows, test, preds)

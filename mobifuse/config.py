@@ -7,7 +7,6 @@ unknown or mistyped keys fail before any work starts (`shared.config`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
 
@@ -137,8 +136,10 @@ class DEIConfig:
     dark_coef: NonNegFloat = 20.0  # disparity error (px) x grey level for dark images
     curv_coef: NonNegFloat = 0.5  # disparity error (px) for a flat matching-cost minimum
     hole_rel: NonNegFloat = 0.3  # extra sigma (x depth) where the sensor gave nothing
-    tof_scale: PosFloat = 1.0  # calibration factor of sigma_tof (fit by `dei.calibrate_scale`)
-    st_scale: PosFloat = 1.0  # calibration factor of sigma_st
+    # calibration factors, fit by `python -m mobifuse.experiments.calibrate_dei` (95 % of
+    # |error| <= 2 sigma on held-out scenes of the bench's training rigs)
+    tof_scale: PosFloat = 0.4332  # calibration factor of sigma_tof
+    st_scale: PosFloat = 1.0881  # calibration factor of sigma_st
 
 
 @dataclass
@@ -161,7 +162,7 @@ class TrainConfig:
     seed: int = 0  # seeds scenes, init and batches
     device: str = "cpu"  # auto | cpu | cuda
     sim: SimConfig = field(default_factory=SimConfig)
-    rigs: Optional[RigFamily] = None  # draw every scene's rig from these ranges (None: `sim`'s)
+    rigs: RigFamily | None = None  # draw every scene's rig from these ranges (None: `sim`'s)
     stereo: StereoConfig = field(default_factory=StereoConfig)
     dei: DEIConfig = field(default_factory=DEIConfig)
     net: NetConfig = field(default_factory=NetConfig)
@@ -196,3 +197,14 @@ class BenchConfig:
     sweep_distance: tuple[float, ...] = (0.5, 1.5, 2.5, 3.5)  # object centre depth (m)
     latency_repeats: PosInt = 10  # timed inference repeats at 320x240
     chamfer_points: PosInt = 4000  # points per cloud for the Chamfer distance
+    # cross-rig: a net trained on `train_rigs` only, tested on `test_rigs` it never saw
+    train_rigs: RigFamily = field(default_factory=lambda: RigFamily(
+        baseline_m=(0.01, 0.05), focal_px=(250.0, 600.0), width=(256, 480)))
+    test_rigs: RigFamily = field(default_factory=lambda: RigFamily(
+        baseline_m=(0.10, 0.25), focal_px=(800.0, 1200.0), width=(480, 1024)))
+    rig_train_scenes: PosInt = 48  # training scenes of the cross-rig net (train_rigs)
+    rig_steps: PosInt = 800  # its optimiser steps
+    rig_test_scenes: PosInt = 12  # unseen-rig test scenes (test_rigs)
+    rig_infamily_scenes: PosInt = 8  # held-out scenes of train_rigs
+    pipeline_size: tuple[int, ...] = (640, 480)  # frame (W, H) of the end-to-end latency
+    pipeline_threads: PosInt = 2  # cores the end-to-end latency may use

@@ -42,11 +42,12 @@ from shared.log import get_logger, progress
 from shared.validate import bounded_dims, finite_array, finite_number, read_json_file, read_text
 
 __all__ = ["sim_calibration", "build_dataset", "build_frames", "rig_for_seed", "read_pfm",
-           "write_pfm", "read_middlebury_calib", "load_middlebury_scene", "load_capture", "simulate_tof_from_depth", "tof_intrinsics",
+           "write_pfm", "read_middlebury_calib", "load_middlebury_scene", "load_capture",
+           "simulate_tof_from_depth", "tof_intrinsics",
            "DATA_VERSION", "RIG_FIELDS"]
 
 log = get_logger(__name__)
-DATA_VERSION = 7
+DATA_VERSION = 8
 RIG_FIELDS = ("baseline_m", "focal_px", "width", "height", "doffs_px", "tof_ratio",
               "mod_freq_hz", "scene_scale")
 
@@ -86,14 +87,27 @@ def _one(seed: int, sim: SimConfig, stereo: StereoConfig, dei: DEIConfig,
     err = np.concatenate([fr["gray"][None], fr["dei"]]).astype(np.float32)
     rig = [sim.baseline_m, sim.focal_px, sim.width, sim.height, sim.doffs_px,
            sim.width / sim.tof_width, sim.mod_freq_hz, sim.scene_scale]
-    out = {"geom": geom, "err": err, "sigma_tof": fr["sigma_tof"], "sigma_st": fr["sigma_st"],
-           "tof_sparse": fr["tof_sparse"], "gt": raw["depth"], "left": raw["left"],
+    # the cache holds the sigmas before calibration (`calibrated` applies the factors on load)
+    out = {"geom": geom, "err": err, "sigma_tof": fr["sigma_tof"] / dei.tof_scale,
+           "sigma_st": fr["sigma_st"] / dei.st_scale, "tof_sparse": fr["tof_sparse"],
+           "gt": raw["depth"], "left": raw["left"],
            "factors": raw["factors"], "rig": np.array(rig, dtype=np.float64),
            "search": np.array([fr["search"]["min_disp"], fr["search"]["num_disp"],
                                fr["search"]["clipped"]], dtype=np.int64)}
     for m in MASKS:
         out[f"mask_{m}"] = raw[f"mask_{m}"]
     return out
+
+
+def dei_key(dei: DEIConfig) -> dict:
+    """The DEI config minus its calibration factors (they change no cached array)."""
+    return {k: v for k, v in to_dict(dei).items() if k not in ("tof_scale", "st_scale")}
+
+
+def _calibrated(d: dict, dei: DEIConfig) -> dict:
+    d["sigma_tof"] = d["sigma_tof"] * np.float32(dei.tof_scale)
+    d["sigma_st"] = d["sigma_st"] * np.float32(dei.st_scale)
+    return d
 
 
 def build_frames(seeds: list[int], sim: SimConfig, stereo: StereoConfig, dei: DEIConfig,
@@ -103,7 +117,7 @@ def build_frames(seeds: list[int], sim: SimConfig, stereo: StereoConfig, dei: DE
     if not seeds:
         raise DataError(f"no {desc} to build (an empty seed list)")
     key = {"seeds": list(map(int, seeds)), "sim": to_dict(sim), "stereo": to_dict(stereo),
-           "dei": to_dict(dei), "family": to_dict(family) if family else None}
+           "dei": dei_key(dei), "family": to_dict(family) if family else None}
 
     def generate() -> dict[str, np.ndarray]:
         flat = {}
@@ -117,7 +131,7 @@ def build_frames(seeds: list[int], sim: SimConfig, stereo: StereoConfig, dei: DE
     for k, v in flat.items():
         i, name = k.split("/", 1)
         frames[int(i)][name] = v
-    return frames
+    return [_calibrated(f, dei) for f in frames]
 
 
 def build_dataset(seeds: list[int], sim: SimConfig, stereo: StereoConfig, dei: DEIConfig,
@@ -126,14 +140,14 @@ def build_dataset(seeds: list[int], sim: SimConfig, stereo: StereoConfig, dei: D
     if not seeds:
         raise DataError(f"no {desc} to build (an empty seed list)")
     key = {"seeds": list(map(int, seeds)), "sim": to_dict(sim), "stereo": to_dict(stereo),
-           "dei": to_dict(dei), "overrides": overrides or {}}
+           "dei": dei_key(dei), "overrides": overrides or {}}
 
     def generate() -> dict[str, np.ndarray]:
         rows = [_one(s, sim, stereo, dei, overrides)
                 for s in progress(seeds, desc=desc, leave=False)]
         return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
-    return cached_arrays("mobifuse-scenes", key, generate, version=DATA_VERSION)
+    return _calibrated(cached_arrays("mobifuse-scenes", key, generate, version=DATA_VERSION), dei)
 
 
 # ----------------------------------------------------------------------------- PFM

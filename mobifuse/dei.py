@@ -80,7 +80,8 @@ def tof_dei(depth: np.ndarray, amplitude: np.ndarray, ambient: np.ndarray,
     hole_s = (cfg.hole_sigma + cfg.hole_rel * depth) * hole.astype(np.float64)
     sigma = cfg.tof_scale * (np.sqrt(shot**2 + mpi**2 + edge**2 + wrap**2 + hole_s**2) + 1e-3)
     f32 = np.float32
-    return {"sigma": sigma.astype(f32), "shot": shot.astype(f32), "mpi": mpi.astype(f32),
+    return {"sigma": sigma.astype(f32), "raw": (sigma / cfg.tof_scale).astype(f32),
+            "shot": shot.astype(f32), "mpi": mpi.astype(f32),
             "concavity": conc, "edge": edge_g, "wrap": wrap.astype(f32), "hole": hole.astype(f32)}
 
 
@@ -99,14 +100,16 @@ def stereo_dei(depth: np.ndarray, valid: np.ndarray, texture: np.ndarray, lr_err
     hole = ~valid
     sigma = cfg.st_scale * (np.sqrt(sigma_z**2 + ((cfg.hole_sigma + cfg.hole_rel * z) * hole)
                                     ** 2) + 1e-3)
-    return {"sigma": sigma.astype(np.float32), "sigma_disp": sigma_disp.astype(np.float32),
+    return {"sigma": sigma.astype(np.float32), "raw": (sigma / cfg.st_scale).astype(np.float32),
+            "sigma_disp": sigma_disp.astype(np.float32),
             "lr": lr.astype(np.float32), "hole": hole.astype(np.float32),
             "curvature": curv.astype(np.float32)}
 
 
 def dei_channels(tof: dict, st: dict, uniqueness: np.ndarray) -> np.ndarray:
-    """The error branch's DEI input (len(DEI_CHANNELS), H, W), roughly unit-scaled."""
-    ch = [np.log(tof["sigma"]), np.log(st["sigma"]), np.log(tof["shot"] + 1e-4),
+    """The error branch's DEI input (len(DEI_CHANNELS), H, W), roughly unit-scaled; the sigmas
+    enter before their calibration factor, so calibrating never changes the net's inputs."""
+    ch = [np.log(tof["raw"]), np.log(st["raw"]), np.log(tof["shot"] + 1e-4),
           np.clip(tof["concavity"] / 0.05, 0, 3), np.log(tof["edge"] + 1e-3), tof["hole"],
           np.log(st["sigma_disp"]), st["lr"] / 5.0, uniqueness, tof["wrap"],
           np.log1p(st["curvature"]), st["hole"]]

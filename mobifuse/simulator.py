@@ -341,12 +341,15 @@ def sample_rig(rng: np.random.Generator, fam, base: SimConfig) -> SimConfig:
     # the scene's near depth (~0.45 x scale) should fit a 224-px disparity search where the
     # family allows it; otherwise the search is clipped (and warns), as on a real rig
     s_lo = min(max(fam.scene_scale[0], focal * baseline / (224 * 0.45)), fam.scene_scale[1])
+    scale = u((s_lo, fam.scene_scale[1]))
+    # a ToF is built for its range: the unambiguous range c / 2f covers the room (~6 x scale
+    # m to the far corners), as a dual-frequency phone ToF's unwrapped range would
+    mod = min(logu(fam.mod_freq_hz), C_LIGHT / (2 * 6.0 * scale))
     return dataclasses.replace(
         base, width=width, height=height, focal_px=focal, baseline_m=baseline,
-        cx_offset_px=u(fam.cx_offset_px), doffs_px=u(fam.doffs_px),
-        scene_scale=u((s_lo, fam.scene_scale[1])),
+        cx_offset_px=u(fam.cx_offset_px), doffs_px=u(fam.doffs_px), scene_scale=scale,
         tof_width=-(-width // ratio), tof_height=-(-height // ratio), tof_focal_px=focal / ratio,
-        mod_freq_hz=logu(fam.mod_freq_hz))
+        mod_freq_hz=mod)
 
 
 # ----------------------------------------------------------------------------- appearance

@@ -3,9 +3,10 @@
     python -m mobifuse.train --config configs/mobifuse/tiny.yaml [--set steps=300] [--out DIR]
 
 Simulates (and caches) `train_scenes` + `val_scenes` seeded scenes (each on its own rig drawn
-from `rigs` when set), trains TwoStageFusionNet with masked L1 + gradient loss on random crops, checkpoints every `ckpt_every` steps (a rerun
-with the same --out resumes), and writes model.safetensors (weights + net config), metrics.json
-and the resolved config.yaml atomically to the run directory.
+from `rigs` when set), trains TwoStageFusionNet with masked L1 + gradient loss on random
+crops, checkpoints every `ckpt_every` steps (a rerun with the same --out resumes), and writes
+model.safetensors (weights + net config + the DEI config and command it was trained with),
+metrics.json and the resolved config.yaml atomically to the run directory.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ from mobifuse.api import run_net
 from mobifuse.config import TrainConfig
 from mobifuse.data import build_dataset, build_frames
 from mobifuse.models import MODEL_FILE, TwoStageFusionNet, fusion_loss, save_model
-from shared.config import to_dict
 from shared.cli import parse_args, run
-from shared.config import save_config
+from shared.config import save_config, to_dict
 from shared.io import Checkpointer, atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
