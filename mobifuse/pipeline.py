@@ -19,7 +19,7 @@ from scipy import ndimage
 from mobifuse.calibration import Calibration, as_calibration
 from mobifuse.config import DEIConfig, StereoConfig
 from mobifuse.dei import dei_channels, stereo_dei, texture_strength, tof_dei
-from mobifuse.geometry import densify, nearest_fill, reproject_tof
+from mobifuse.geometry import densify_many, nearest_fill, reproject_tof
 from mobifuse.simulator import work_shape
 from mobifuse.stereo import run_stereo, sgbm_params, to_gray
 from shared.errors import DataError
@@ -113,9 +113,8 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
                             "ambient": np.asarray(tof_ambient, dtype=np.float64)})
     if not warped["valid"].any():
         raise DataError("no ToF sample lands in the left view (check the extrinsics)")
-    tof_dense = densify(warped["depth"], warped["valid"])
-    amp = densify(warped["amplitude"], warped["valid"])
-    amb = densify(warped["ambient"], warped["valid"])
+    tof_dense, amp, amb = densify_many([warped["depth"], warped["amplitude"],
+                                        warped["ambient"]], warped["valid"])
     hole_dist = ndimage.distance_transform_edt(~warped["valid"])
     hole = hole_dist > 1.5
 

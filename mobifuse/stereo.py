@@ -24,6 +24,7 @@ Shapes: images (H, W) or (H, W, 3) uint8; outputs (H, W) float32 / bool.
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -31,7 +32,8 @@ import numpy as np
 from mobifuse.config import StereoConfig
 from shared.errors import DataError
 
-__all__ = ["to_gray", "sgbm_params", "disparity_search", "sgbm_disparity", "left_right_check",
+__all__ = ["to_gray", "sgbm_params", "disparity_search", "sgbm_disparity", "right_disparity",
+           "left_right_check",
            "cost_volume", "matching_uniqueness", "matching_evidence", "stereo_depth",
            "run_stereo"]
 
@@ -133,13 +135,20 @@ def sgbm_disparity(left: np.ndarray, right: np.ndarray, cfg: StereoConfig,
     return disp
 
 
-def left_right_check(left: np.ndarray, right: np.ndarray, disp_left: np.ndarray,
-                     cfg: StereoConfig, search: tuple[int, int] | None = None) -> np.ndarray:
-    """|d_L(x) - d_R(x - d_L(x))| (H, W) in px; +inf where either side is invalid."""
+def right_disparity(left: np.ndarray, right: np.ndarray, cfg: StereoConfig,
+                    search: tuple[int, int] | None = None) -> np.ndarray:
+    """The right view's disparity: SGBM on the mirrored pair (right becomes the reference; the
+    disparity keeps its sign and range)."""
     gl, gr = _inputs(left, right, cfg)
-    # the right view's disparity: match the mirrored pair (right becomes the reference; the
-    # disparity keeps its sign and range)
-    disp_right = sgbm_disparity(gr[:, ::-1].copy(), gl[:, ::-1].copy(), cfg, search)[:, ::-1]
+    return sgbm_disparity(gr[:, ::-1].copy(), gl[:, ::-1].copy(), cfg, search)[:, ::-1]
+
+
+def left_right_check(left: np.ndarray, right: np.ndarray, disp_left: np.ndarray,
+                     cfg: StereoConfig, search: tuple[int, int] | None = None,
+                     disp_right: np.ndarray | None = None) -> np.ndarray:
+    """|d_L(x) - d_R(x - d_L(x))| (H, W) in px; +inf where either side is invalid."""
+    if disp_right is None:
+        disp_right = right_disparity(left, right, cfg, search)
     h, w = disp_left.shape
     xs = np.arange(w)[None, :] - np.nan_to_num(disp_left, nan=0.0)
     xi = np.clip(np.round(xs).astype(np.int64), 0, w - 1)
@@ -229,8 +238,10 @@ def run_stereo(left: np.ndarray, right: np.ndarray, calib, cfg: StereoConfig, s:
     if search["clipped"] and search["message"]:
         warnings.warn(search["message"], UserWarning, stacklevel=2)
     rng = (search["min_disp"], search["num_disp"])
-    disp = sgbm_disparity(left, right, cfg, rng)
-    lr = left_right_check(left, right, disp, cfg, rng)
+    with ThreadPoolExecutor(2) as pool:  # OpenCV releases the GIL: both views at once
+        fut = pool.submit(right_disparity, left, right, cfg, rng)
+        disp = sgbm_disparity(left, right, cfg, rng)
+        lr = left_right_check(left, right, disp, cfg, rng, fut.result())
     depth = stereo_depth(disp, calib.K_left[0, 0], calib.baseline_m, calib.doffs)
     # a disparity at either end of the search is a clipped match, not a measurement
     inside = (disp > rng[0] + 0.5) & (disp < rng[0] + rng[1] - 1.5)

@@ -124,10 +124,12 @@ def test_edge_snap_guide_affinity_picks_the_candidate_of_the_same_grey_level():
 
 
 def test_shipped_quick_nets_match_the_quick_setting():
-    """`mobifuse.bench --quick` finds both fusion nets in mobifuse/weights/ and never renders
-    its training scenes (a change to the data, net or quick setting changes the key: refresh
-    with `python -m mobifuse.experiments.ship_weights`)."""
-    from mobifuse.bench import QUICK, WEIGHTS_DIR, trained_net
+    """`mobifuse.bench --quick` finds its three fusion nets (with / without DEI, cross-rig) in
+    mobifuse/weights/ and never renders training scenes (a change to the data, net or quick
+    setting changes the key: refresh with `python -m mobifuse.experiments.ship_weights`); the
+    default model `fuse()` uses ships beside them, with its training command and DEI config."""
+    from mobifuse.api import default_model
+    from mobifuse.bench import QUICK, WEIGHTS_DIR, rig_train_config, trained_net
     from mobifuse.config import BenchConfig
     from shared.config import load_config
 
@@ -140,7 +142,11 @@ def test_shipped_quick_nets_match_the_quick_setting():
     for use_dei in (True, False):
         net = trained_net(cfg.train, no_training_data, use_dei)
         assert net.cfg.use_dei is use_dei
-    assert len(list(WEIGHTS_DIR.glob("*.safetensors"))) == 2
+    trained_net(rig_train_config(cfg), no_training_data, True)
+    assert len(list(WEIGHTS_DIR.glob("*.safetensors"))) == 4
+    meta = default_model().meta
+    assert "configs/mobifuse/default.yaml" in meta["command"] and meta["rigs"] is not None
+    assert set(meta["dei"]) >= {"tof_scale", "hole_sigma"}
 
 
 def test_convex_guard_matches_a_loop_reference_and_never_leaves_the_inputs_hull():
