@@ -289,8 +289,10 @@ def simulate_tof_from_depth(depth: np.ndarray, ratio: int, seed: int = 0,
     with np.errstate(invalid="ignore"):
         mean = np.nansum(b, axis=(1, 3)) / np.maximum(known, 1)
     rng = np.random.default_rng(seed)
-    noisy = mean + rng.normal(size=mean.shape) * (rel_noise * mean**2 + 0.002)
-    return np.where(known > 0, np.maximum(noisy, 0.01), 0.0).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        noisy = mean + rng.normal(size=mean.shape) * (rel_noise * mean**2 + 0.002)
+    ok = (known > 0) & np.isfinite(noisy) & (noisy < 1e4)
+    return np.where(ok, np.maximum(noisy, 0.01), 0.0).astype(np.float32)
 
 
 def load_middlebury_scene(folder: str | Path, tof_ratio: int = 2, seed: int = 0) -> dict:
@@ -326,9 +328,9 @@ def load_middlebury_scene(folder: str | Path, tof_ratio: int = 2, seed: int = 0)
             raise DataError(f"{disp_path}: disparities must be >= 0 (inf = unknown), found NaN "
                             f"or negative values")
         d = disp.astype(np.float64) + c["doffs"]
-        known = np.isfinite(d) & (d > 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             depth = fb / d
+        known = np.isfinite(d) & (d > 0) & (depth < 1e4)  # beyond 10 km: unknown
         out["disparity"] = disp
         out["depth"] = np.where(known, depth, np.nan).astype(np.float32)
     depth_range = None
