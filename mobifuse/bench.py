@@ -156,8 +156,10 @@ def latency(cfg: BenchConfig, net: TwoStageFusionNet) -> dict:
             return net(g, e)
 
     net_wall, net_cpu = _timed(infer, cfg.latency_repeats)
-    sgbm_wall, sgbm_cpu = _timed(lambda: run_stereo(raw["left"], raw["right"], sim.focal_px,
-                                                    sim.baseline_m, cfg.train.stereo),
+    cal = sim_calibration(sim)
+    cal.validate()
+    sgbm_wall, sgbm_cpu = _timed(lambda: run_stereo(raw["left"], raw["right"], cal,
+                                                    cfg.train.stereo),
                                  max(3, cfg.latency_repeats // 2))
     return {"net_wall_s": net_wall, "net_cpu_s": net_cpu, "sgbm_wall_s": sgbm_wall,
             "sgbm_cpu_s": sgbm_cpu}
