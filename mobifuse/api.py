@@ -1,66 +1,156 @@
-"""`fuse(left, right, tof, intrinsics, extrinsics)`: MobiFuse on your own arrays.
+"""`fuse(left, right, tof, calib)`: MobiFuse on your own arrays.
 
-    >>> out = fuse(left, right, tof_depth,
-    ...            intrinsics={"left": K_left, "tof": K_tof, "baseline_m": 0.015},
-    ...            extrinsics=T_left_tof, model="runs/mobifuse/train-.../model.safetensors")
-    >>> out["depth"]          # (H / downsample, W / downsample) fused depth, metres
+    >>> out = fuse(left, right, tof_depth, calib)      # calib: Calibration or a dict of it
+    >>> out["depth"]          # (ceil(H / downsample), ceil(W / downsample)) fused depth, metres
+    >>> out["depth_full"]     # (H, W): the same, interpolated back onto the caller's grid
 
-left/right: rectified (H, W, 3) RGB or (H, W) grey uint8; tof: (h_t, w_t) depth in metres (0 or
-NaN = invalid); intrinsics: 3x3 K of the left camera (at the RGB resolution) and of the ToF,
-plus the stereo baseline; extrinsics: 4x4 transform of ToF-frame points into the left frame.
-Without `model` the DEI-weighted inverse-variance fusion is returned (no learned weights).
+left/right: rectified (H, W, 3) RGB or (H, W) grey uint8 of any size; tof: (h_t, w_t) depth in
+metres (0 or NaN = invalid); calib: a `mobifuse.Calibration` (or a dict of its fields: K_left,
+K_right or doffs, baseline_m, K_tof, T_left_tof, mod_freq_hz, optional depth_range), e.g. the
+one `load_middlebury_scene` or `load_capture` returns.
+
+model: "default" (or None) is the fusion net shipped in `mobifuse/weights/` (trained across
+simulated rigs); "inverse_variance" is the DEI-weighted inverse-variance fusion (no learned
+weights); or a path / `TwoStageFusionNet`. Every net's output passes the convex guard
+(`models.convex_guard`); inverse-variance is convex by construction.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from mobifuse.baselines import inverse_variance_fusion
+from mobifuse.config import DEIConfig, StereoConfig
 from mobifuse.models import TwoStageFusionNet, load_model
-from mobifuse.pipeline import Calibration, check_array, prepare_frame
-from shared.errors import DataError
+from mobifuse.pipeline import check_array, prepare_frame
+from shared.config import from_dict
+from shared.errors import ConfigError, DataError
 
-__all__ = ["fuse"]
+__all__ = ["fuse", "default_model", "DEFAULT_MODEL", "net_inputs", "run_net"]
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "mobifuse-default.safetensors"
 
 
-def fuse(left, right, tof, intrinsics: dict, extrinsics, model=None, tof_amplitude=None,
-         tof_ambient=None, mod_freq_hz: float = 30e6, downsample: int = 2) -> dict:
-    """Fused depth plus every intermediate: tof, stereo, sigma_tof, sigma_st (DEI), K_work."""
-    if not isinstance(intrinsics, dict):
-        raise DataError("intrinsics must be a dict with keys 'left', 'tof', 'baseline_m'")
-    for key in ("left", "tof", "baseline_m"):
-        if key not in intrinsics:
-            raise DataError(f"intrinsics: missing key '{key}' (missing calibration)")
-    if extrinsics is None:
-        raise DataError("extrinsics: missing ToF-to-left 4x4 transform (missing calibration)")
+@functools.lru_cache(maxsize=1)
+def default_model() -> TwoStageFusionNet:
+    """The shipped fusion net (refresh: `python -m mobifuse.experiments.ship_weights`)."""
+    return load_model(DEFAULT_MODEL)
+
+
+def net_inputs(fr: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(geom (4, h, w), err (1 + D, h, w)) float32 from `prepare_frame`'s output."""
+    geom = np.stack([fr["tof"], fr["tof_valid"], fr["st"], fr["st_valid"]]).astype(np.float32)
+    err = np.concatenate([fr["gray"][None], fr["dei"]]).astype(np.float32)
+    return geom, err
+
+
+class _Depth(torch.nn.Module):
+    def __init__(self, net: TwoStageFusionNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, g, e):
+        return self.net(g, e)["depth"]
+
+
+_TRACED: dict = {}
+
+
+def _traced(model: TwoStageFusionNet, g: torch.Tensor, e: torch.Tensor):
+    """The net traced and frozen by TorchScript for one input shape (about 1.8x faster on a
+    CPU than eager mode); the last 4 (model, shape) pairs are kept."""
+    key = (id(model), tuple(g.shape), tuple(e.shape))
+    if key not in _TRACED:
+        if len(_TRACED) >= 4:
+            _TRACED.pop(next(iter(_TRACED)))
+        with torch.inference_mode(False), torch.no_grad():
+            _TRACED[key] = (model, torch.jit.freeze(torch.jit.trace(_Depth(model).eval(),
+                                                                    (g, e))))
+    return _TRACED[key][1]
+
+
+def run_net(model: TwoStageFusionNet, geom: np.ndarray, err: np.ndarray,
+            jit: bool = False) -> np.ndarray:
+    """Fused depth (h, w) of one frame of any size (edge-padded to a multiple of 8, cropped);
+    `jit`: run a TorchScript-frozen copy traced for this shape (same result, faster when
+    frames of one size repeat)."""
+    h, w = geom.shape[-2:]
+    ph, pw = (-h) % 8, (-w) % 8  # the net halves the resolution three times
+    g = torch.from_numpy(np.pad(geom, ((0, 0), (0, ph), (0, pw)), mode="edge")[None]).float()
+    e = torch.from_numpy(np.pad(err, ((0, 0), (0, ph), (0, pw)), mode="edge")[None]).float()
+    model.eval()
+    if jit:
+        fn = _traced(model, g, e)
+        with torch.no_grad():
+            return fn(g, e)[0, 0, :h, :w].numpy()
+    with torch.inference_mode():
+        return model(g, e)["depth"][0, 0, :h, :w].numpy()
+
+
+def _model(model) -> TwoStageFusionNet | None:
+    if model is None or (isinstance(model, str) and model == "default"):
+        return default_model()
+    if isinstance(model, str) and model == "inverse_variance":
+        return None
+    if isinstance(model, (str, Path)):
+        return load_model(model)
+    if not isinstance(model, TwoStageFusionNet):
+        raise DataError(f"model must be 'default', 'inverse_variance', a path or a "
+                        f"TwoStageFusionNet, got {type(model).__name__}")
+    return model
+
+
+def _dei_cfg(net: TwoStageFusionNet | None, dei: DEIConfig | None) -> DEIConfig:
+    """The DEI config the net was trained with (its file says), unless one is given; the
+    calibration factors are the package's (they never change the net's inputs)."""
+    if dei is not None:
+        return dei
+    if net is not None and isinstance(net.meta.get("dei"), dict):
+        try:
+            trained = from_dict(DEIConfig, net.meta["dei"])
+        except ConfigError as e:
+            raise DataError(f"model metadata: DEI config {e}") from None
+        ref = DEIConfig()
+        return dataclasses.replace(trained, tof_scale=ref.tof_scale, st_scale=ref.st_scale)
+    return DEIConfig()
+
+
+def to_full(depth: np.ndarray, shape: tuple[int, int], s: int) -> np.ndarray:
+    """Work-grid map (h, w) -> the caller's (H, W) grid (image pixel x <-> work pixel x / s)."""
+    if s == 1:
+        return depth.astype(np.float32)
+    v, u = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64) / s
+    return ndimage.map_coordinates(depth.astype(np.float64), [v, u], order=1,
+                                   mode="nearest").astype(np.float32)
+
+
+def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambient=None,
+         downsample: int = 2, stereo: StereoConfig | None = None,
+         dei: DEIConfig | None = None, jit: bool = True) -> dict:
+    """Fused depth plus every intermediate: depth (work grid), depth_full (caller's grid), tof,
+    stereo, sigma_tof, sigma_st (DEI, m), tof_valid / stereo_valid (measured, not filled),
+    K_work, search (the disparity search), warnings. `jit`: run the net TorchScript-frozen
+    (traced once per frame size, then about 1.8x faster on a CPU)."""
+    net = _model(model)
     tof = check_array("tof", tof, (2,), allow_nan=True).astype(np.float64)
     if np.isinf(tof).any():
         raise DataError("'tof' contains inf depth values")
-    # values go in as given: Calibration.validate (in prepare_frame) checks types and ranges
-    calib = Calibration(K_left=intrinsics["left"], K_tof=intrinsics["tof"],
-                        T_left_tof=extrinsics, baseline_m=intrinsics["baseline_m"],
-                        mod_freq_hz=mod_freq_hz)
     valid = np.isfinite(tof) & (tof > 0)
     fr = prepare_frame(left, right, np.nan_to_num(tof, nan=0.0), valid, calib, tof_amplitude,
-                       tof_ambient, downsample)
-    if model is None:
+                       tof_ambient, downsample, stereo, _dei_cfg(net, dei))
+    if net is None:
         depth = inverse_variance_fusion(fr["tof"], fr["sigma_tof"], fr["st"], fr["sigma_st"])
     else:
-        if isinstance(model, (str, Path)):
-            model = load_model(model)
-        if not isinstance(model, TwoStageFusionNet):
-            raise DataError(f"model must be a TwoStageFusionNet or a path, got {type(model)}")
-        geom = np.stack([fr["tof"], fr["tof_valid"], fr["st"], fr["st_valid"]])[None]
-        err = np.concatenate([fr["gray"][None], fr["dei"]])[None]
-        h, w = geom.shape[-2:]
-        ph, pw = (-h) % 8, (-w) % 8  # the net halves the resolution three times
-        g = torch.from_numpy(np.pad(geom, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="edge"))
-        e = torch.from_numpy(np.pad(err, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="edge"))
-        model.eval()
-        with torch.inference_mode():
-            depth = model(g.float(), e.float())["depth"][0, 0, :h, :w].numpy()
-    return {"depth": depth.astype(np.float32), "tof": fr["tof"], "stereo": fr["st"],
-            "sigma_tof": fr["sigma_tof"], "sigma_st": fr["sigma_st"], "K_work": fr["K_work"]}
+        depth = run_net(net, *net_inputs(fr), jit=jit)
+    H, W = np.shape(left)[:2]
+    return {"depth": depth.astype(np.float32), "depth_full": to_full(depth, (H, W), downsample),
+            "tof": fr["tof"], "stereo": fr["st"], "sigma_tof": fr["sigma_tof"],
+            "sigma_st": fr["sigma_st"], "K_work": fr["K_work"], "search": fr["search"],
+            "tof_valid": fr["tof_valid"], "stereo_valid": fr["st_valid"],
+            "warnings": fr["warnings"]}

@@ -8,9 +8,18 @@ without DEI (the key ablation), MobiFuse (the full network) and an oracle per-pi
 selection (the ceiling). Reports MAE / RMSE / AbsRel / delta / bad-5cm overall and per region
 mask, sweeps over ambient IR, IR albedo, texture strength and object distance, the DEI's
 Spearman correlation with the true error, the back-projected point clouds' Chamfer distance,
-and inference latency at 320x240 on this machine's cores (SGBM timed separately). Writes
-bench.json / bench.md / bench.png, sweeps.png and qualitative.png to the run directory.
-Trained weights and simulated scenes are cached (shared.cache), so reruns are fast.
+and inference latency at 320x240 on this machine's cores (SGBM timed separately).
+
+Cross-rig: a second net trained only on `train_rigs` (phone-like: baseline 1-5 cm, f 250-600
+px) is tested per scene on `test_rigs` it never saw (baseline 10-25 cm, f 800-1200 px, up to
+1,024 px wide) and on held-out `train_rigs` scenes, beside ToF only, SGBM only, inverse-variance
+and the shipped default model (trained across all rigs, so not unseen: shown for reference).
+The DEI's calibration (share of |error| <= 2 sigma, Spearman) is measured on the unseen rigs
+(reliability.png), and `fuse()`'s per-frame cost at 640x480 is broken down.
+
+Writes bench.json / bench.md / bench.png, sweeps.png, qualitative.png and reliability.png to
+the run directory. Trained weights and simulated scenes are cached (shared.cache), so reruns
+are fast.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mobifuse.api import default_model
 from mobifuse.baselines import (
     inverse_variance_fusion,
     joint_bilateral_upsample,
@@ -33,12 +43,20 @@ from mobifuse.baselines import (
     tof_only,
 )
 from mobifuse.config import BenchConfig, TrainConfig
-from mobifuse.data import DATA_VERSION, build_dataset, sim_calibration
+from mobifuse.data import DATA_VERSION, build_dataset, build_frames, dei_key, sim_calibration
+from mobifuse.dei import coverage
 from mobifuse.metrics import dei_spearman, depth_metrics, mean_chamfer, region_metrics
 from mobifuse.models import MODEL_VERSION, N_ERR, TwoStageFusionNet, load_model, save_model
 from mobifuse.simulator import MASKS, simulate_scene
 from mobifuse.stereo import run_stereo
-from mobifuse.train import predict, scene_seeds, to_tensors, train_fusion_net
+from mobifuse.train import (
+    model_meta,
+    predict,
+    predict_frames,
+    scene_seeds,
+    to_tensors,
+    train_fusion_net,
+)
 from shared.bench import BenchReport, save_figure
 from shared.cache import cached_file
 from shared.cli import parse_args, run
@@ -60,7 +78,8 @@ SWEEPS = {"ambient": "ambient", "albedo": "ir_albedo", "texture": "texture",
 QUICK = {"train.train_scenes": 48, "train.val_scenes": 4, "train.steps": 400, "test_scenes": 8,
          "sweep_scenes": 2, "latency_repeats": 5, "sweep_ambient": [0.0, 40000.0, 80000.0],
          "sweep_albedo": [0.05, 0.4, 0.9], "sweep_texture": [0.0, 0.25, 0.6],
-         "sweep_distance": [0.5, 2.5, 3.5]}
+         "sweep_distance": [0.5, 2.5, 3.5], "rig_train_scenes": 24, "rig_steps": 400,
+         "rig_test_scenes": 6, "rig_infamily_scenes": 4, "test_rigs.width": [480, 640]}
 
 
 # trained nets shipped with the package (the --quick setting's), named by cache key; refresh
@@ -69,9 +88,12 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 def net_key(cfg: TrainConfig, use_dei: bool) -> tuple[TrainConfig, dict]:
-    """(training config of the net with / without DEI channels, its cache-key config)."""
+    """(training config of the net with / without DEI channels, its cache-key config; the DEI
+    calibration factors are left out: they never change the net's inputs)."""
     tcfg = dataclasses.replace(cfg, net=dataclasses.replace(cfg.net, use_dei=use_dei))
-    return tcfg, {"train": to_dict(tcfg), "data": DATA_VERSION, "model": MODEL_VERSION}
+    key = to_dict(tcfg)
+    key["dei"] = dei_key(tcfg.dei)
+    return tcfg, {"train": key, "data": DATA_VERSION, "model": MODEL_VERSION}
 
 
 def trained_net(cfg: TrainConfig, train: Callable[[], dict], use_dei: bool
@@ -84,7 +106,7 @@ def trained_net(cfg: TrainConfig, train: Callable[[], dict], use_dei: bool
     def build(tmp):
         model, metrics = train_fusion_net(tcfg, train(), desc=f"train use_dei={use_dei}")
         info.update(metrics)
-        save_model(model, tmp)
+        save_model(model, tmp, model_meta(tcfg, "python -m mobifuse.bench (cached net)"))
 
     path = cached_file("mobifuse-net", key, build, suffix=".safetensors", shipped=WEIGHTS_DIR)
     log.info("fusion net use_dei=%s: %s%s", use_dei, path,
@@ -134,8 +156,10 @@ def latency(cfg: BenchConfig, net: TwoStageFusionNet) -> dict:
             return net(g, e)
 
     net_wall, net_cpu = _timed(infer, cfg.latency_repeats)
-    sgbm_wall, sgbm_cpu = _timed(lambda: run_stereo(raw["left"], raw["right"], sim.focal_px,
-                                                    sim.baseline_m, cfg.train.stereo),
+    cal = sim_calibration(sim)
+    cal.validate()
+    sgbm_wall, sgbm_cpu = _timed(lambda: run_stereo(raw["left"], raw["right"], cal,
+                                                    cfg.train.stereo),
                                  max(3, cfg.latency_repeats // 2))
     return {"net_wall_s": net_wall, "net_cpu_s": net_cpu, "sgbm_wall_s": sgbm_wall,
             "sgbm_cpu_s": sgbm_cpu}
@@ -307,6 +331,199 @@ def extras_and_notes(rep: BenchReport, cfg: BenchConfig, lat: dict, rho: dict,
     rep.notes.append("arms: " + ", ".join(ARMS) + "; 'oracle' is a ceiling, not a baseline")
 
 
+# ----------------------------------------------------------------------------- cross-rig
+
+RIG_ARMS = ("tof_only", "sgbm_only", "inv_var_dei", "mobifuse", "default_model")
+RIG_TEST_SEED0, RIG_INFAMILY_SEED0 = 60_000, 70_000
+
+
+def rig_train_config(cfg: BenchConfig) -> TrainConfig:
+    """The cross-rig net's training: the bench's, on scenes of `train_rigs` only."""
+    return dataclasses.replace(cfg.train, rigs=cfg.train_rigs, train_scenes=cfg.rig_train_scenes,
+                               steps=cfg.rig_steps)
+
+
+def rig_nets(cfg: BenchConfig) -> dict[str, TwoStageFusionNet]:
+    """The cross-rig net (trained on `train_rigs`) and the shipped default model."""
+    tc = rig_train_config(cfg)
+    seeds, _ = scene_seeds(tc)
+    train = functools.cache(lambda: build_frames(seeds, tc.sim, tc.stereo, tc.dei, tc.rigs,
+                                                 desc="rig train scenes"))
+    return {"mobifuse": trained_net(tc, train, True), "default_model": default_model()}
+
+
+def rig_frames(cfg: BenchConfig, family, seed0: int, n: int, desc: str) -> list[dict]:
+    tc = cfg.train
+    return build_frames(_scene_seeds(cfg, seed0, n), tc.sim, tc.stereo, tc.dei, family, desc)
+
+
+def rig_arms(frames: list[dict], nets: dict) -> dict[str, list[np.ndarray]]:
+    """Every cross-rig arm's depth per frame."""
+    out = {"tof_only": [f["geom"][0] for f in frames], "sgbm_only": [f["geom"][2] for f in frames],
+           "inv_var_dei": [inverse_variance_fusion(f["geom"][0], f["sigma_tof"], f["geom"][2],
+                                                   f["sigma_st"]) for f in frames]}
+    for name, net in nets.items():
+        out[name] = predict_frames(net, frames)
+    return out
+
+
+def rig_table(rep: BenchReport, frames: list[dict], preds: dict, setting: str) -> dict:
+    """A row per scene and arm (MAE, with the rig) and the per-scene ratios the targets use."""
+    ratios = {"vs_best": [], "vs_tof": []}
+    for i, f in enumerate(frames):
+        mae_i = {a: depth_metrics(p[i], f["gt"])["mae"] for a, p in preds.items()}
+        b, fpx, w, h, doffs, ratio, mod, scale = f["rig"]
+        for a, v in mae_i.items():
+            rep.add(a, setting=f"{setting} scene {i}", mae=v, baseline_m=b, focal_px=fpx,
+                    width=int(w), doffs_px=doffs, tof_ratio=ratio, mod_mhz=mod / 1e6,
+                    clipped_search=int(f["search"][2]))
+        ratios["vs_best"].append(mae_i["mobifuse"] / min(mae_i["tof_only"], mae_i["sgbm_only"]))
+        ratios["vs_tof"].append(mae_i["mobifuse"] / mae_i["tof_only"])
+    for a, p in preds.items():
+        rep.add(a, setting=f"{setting} mean", mae=float(np.mean(
+            [depth_metrics(p[i], f["gt"])["mae"] for i, f in enumerate(frames)])))
+    return ratios
+
+
+def dei_calibration(frames: list[dict]) -> dict:
+    """Per sensor: share of pixels with |error| <= 2 sigma, Spearman(sigma, |error|) and the
+    reliability diagram (mean |error| and coverage per sigma decile)."""
+    out = {}
+    for sensor, ch, key in (("tof", 0, "sigma_tof"), ("stereo", 2, "sigma_st")):
+        sig = np.concatenate([f[key].ravel() for f in frames]).astype(np.float64)
+        err = np.concatenate([np.abs(f["geom"][ch] - f["gt"]).ravel() for f in frames])
+        edges = np.quantile(sig, np.linspace(0, 1, 11))
+        idx = np.clip(np.searchsorted(edges, sig, side="right") - 1, 0, 9)
+        out[sensor] = {
+            "coverage_2sigma": coverage(sig, err),
+            "spearman": dei_spearman(sig, err, np.zeros_like(err)),
+            "bins": [{"sigma": float(np.median(sig[idx == k])), "mae": float(err[idx == k].mean()),
+                      "rmse": float(np.sqrt((err[idx == k] ** 2).mean())),
+                      "coverage": coverage(sig[idx == k], err[idx == k])}
+                     for k in range(10) if (idx == k).any()]}
+    return out
+
+
+def reliability_plot(run_dir, cal: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    for ax, (sensor, c) in zip(axes, cal.items()):
+        s = np.array([b["sigma"] for b in c["bins"]])
+        ax.loglog(s, [b["rmse"] for b in c["bins"]], "o-", label="RMS error")
+        ax.loglog(s, [b["mae"] for b in c["bins"]], "s-", label="mean |error|")
+        ax.loglog(s, s, "k--", lw=1, label="error = sigma")
+        ax.set_title(f"DEI {sensor}: |err| <= 2 sigma on {100 * c['coverage_2sigma']:.1f}%, "
+                     f"Spearman {c['spearman']:.2f}", fontsize=8)
+        ax.set_xlabel("predicted sigma (m), decile median")
+        ax.set_ylabel("measured error (m)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("DEI reliability on unseen rigs")
+    fig.tight_layout()
+    save_figure(fig, run_dir / "reliability.png")
+    plt.close(fig)
+
+
+def cross_rig(rep: BenchReport, cfg: BenchConfig, run_dir) -> dict:
+    """Train on `train_rigs`, test on unseen `test_rigs` and on held-out `train_rigs` scenes;
+    rows per scene, the DEI's calibration on the unseen rigs, reliability.png."""
+    nets = rig_nets(cfg)
+    unseen = rig_frames(cfg, cfg.test_rigs, RIG_TEST_SEED0, cfg.rig_test_scenes, "unseen rigs")
+    infam = rig_frames(cfg, cfg.train_rigs, RIG_INFAMILY_SEED0, cfg.rig_infamily_scenes,
+                       "in-family rigs")
+    res = {"unseen": rig_table(rep, unseen, rig_arms(unseen, nets), "unseen rigs"),
+           "in_family": rig_table(rep, infam, rig_arms(infam, nets), "in-family rigs"),
+           "dei": dei_calibration(unseen)}
+    reliability_plot(run_dir, res["dei"])
+    return res
+
+
+def _cpu_ms(fn, repeats: int) -> float:
+    """Median process CPU time (all threads) of `fn` in ms, after one warm-up call."""
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        ts.append(time.process_time() - t0)
+    return float(np.median(ts)) * 1e3
+
+
+def pipeline_latency(cfg: BenchConfig) -> dict:
+    """Per-frame cost of `fuse()` with the shipped model at `pipeline_size`, broken down:
+    SGBM (left view), SGBM of the mirrored pair (LR check), cost-volume evidence, the ToF +
+    DEI rest of `prepare_frame`, the net. Process CPU time with one thread each (what the frame
+    costs; an upper bound of the wall time on `pipeline_threads` idle cores, where the two SGBM
+    runs overlap), and the wall time with `pipeline_threads` threads on this (shared) machine."""
+    import cv2
+
+    from mobifuse.api import fuse, net_inputs, run_net
+    from mobifuse.pipeline import prepare_frame
+    from mobifuse.stereo import matching_evidence, right_disparity, sgbm_disparity
+
+    W, H = cfg.pipeline_size
+    sim = dataclasses.replace(cfg.train.sim, width=W, height=H, focal_px=560.0, baseline_m=0.05,
+                              tof_width=W // 4, tof_height=H // 4, tof_focal_px=140.0)
+    raw = simulate_scene(321, sim)
+    cal = sim_calibration(sim)
+    net, st, n = default_model(), cfg.train.stereo, max(3, cfg.latency_repeats // 2)
+    args = (raw["left"], raw["right"], raw["tof_depth"], raw["tof_valid"], cal,
+            raw["tof_amplitude"], None, sim.work_downsample, st, cfg.train.dei)
+    threads = (torch.get_num_threads(), cv2.getNumThreads())
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    fr = prepare_frame(*args)
+    rng = (fr["search"]["min_disp"], fr["search"]["num_disp"])
+    g, e = net_inputs(fr)
+    s2 = sim.work_downsample
+    half = [cv2.resize(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), (-(-W // s2), -(-H // s2)),
+                       interpolation=cv2.INTER_AREA) for im in (raw["left"], raw["right"])]
+    out = {"size": [W, H], "disparities": rng[1],
+           "sgbm_ms": _cpu_ms(lambda: sgbm_disparity(raw["left"], raw["right"], st, rng), n),
+           "sgbm_right_ms": _cpu_ms(lambda: right_disparity(raw["left"], raw["right"], st, rng),
+                                    n),
+           "evidence_ms": _cpu_ms(lambda: matching_evidence(
+               *half, np.zeros(half[0].shape), rng[0] // s2, -(-rng[1] // s2) + 1, 3), n),
+           "prepare_ms": _cpu_ms(lambda: prepare_frame(*args), n),
+           "net_ms": _cpu_ms(lambda: run_net(net, g, e, jit=True), n)}
+    out["tof_dei_rest_ms"] = out["prepare_ms"] - out["sgbm_ms"] - out["sgbm_right_ms"] - \
+        out["evidence_ms"]
+    out["total_cpu_ms"] = out["prepare_ms"] + out["net_ms"]
+    torch.set_num_threads(cfg.pipeline_threads)
+    cv2.setNumThreads(cfg.pipeline_threads)
+    wall = _timed(lambda: fuse(raw["left"], raw["right"], raw["tof_depth"], cal, net,
+                               raw["tof_amplitude"], None, s2, st, cfg.train.dei), n)[0]
+    out.update(threads=cfg.pipeline_threads, fuse_wall_ms_shared_machine=wall * 1e3)
+    torch.set_num_threads(threads[0])
+    cv2.setNumThreads(threads[1])
+    return out
+
+
+def rig_checks(rep: BenchReport, xr: dict, pl: dict) -> None:
+    """The cross-rig targets: every unseen scene, DEI calibration, end-to-end latency."""
+    u, f = xr["unseen"], xr["in_family"]
+    rep.check("unseen rigs: worst scene fused MAE / min(ToF-only, SGBM-only)",
+              max(u["vs_best"]), "<=", 0.7)
+    rep.check("unseen rigs: worst scene fused MAE / ToF-only MAE", max(u["vs_tof"]), "<=", 1.0)
+    rep.check("in-family rigs: worst scene fused MAE / ToF-only MAE", max(f["vs_tof"]), "<=", 1.0)
+    for sensor in ("tof", "stereo"):
+        c = xr["dei"][sensor]
+        rep.check(f"unseen rigs: DEI_{sensor} share |err| <= 2 sigma (>= 0.90)",
+                  c["coverage_2sigma"], ">=", 0.90)
+        rep.check(f"unseen rigs: DEI_{sensor} share |err| <= 2 sigma (<= 0.98)",
+                  c["coverage_2sigma"], "<=", 0.98)
+        rep.check(f"unseen rigs: DEI_{sensor} Spearman vs true error", c["spearman"], ">=", 0.5)
+    rep.check(f"fuse() CPU ms per {pl['size'][0]}x{pl['size'][1]} frame, 1 thread (bounds "
+              f"the wall time on {pl['threads']} cores), shipped model", pl["total_cpu_ms"],
+              "<=", 150.0)
+    rep.extra["cross_rig"] = xr
+    rep.extra["pipeline_latency"] = pl
+
+
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv, BenchConfig, prog="mobifuse.bench",
                            description=__doc__,
@@ -329,7 +546,11 @@ def main(argv: list[str] | None = None) -> int:
            "stereo": dei_spearman(test["sigma_st"], test["geom"][:, 2], test["gt"])}
     lat = latency(cfg, nets["dei"])
 
+    xr = cross_rig(rep, cfg, run_dir)
+    pl = pipeline_latency(cfg)
+
     checks(rep, overall, sweep_rows, rho, lat)
+    rig_checks(rep, xr, pl)
     headlines(rep, cfg, overall, sweep_rows, rho)
     extras_and_notes(rep, cfg, lat, rho, sweep_rows)
     _plots(run_dir, sweep_rows, test, preds)

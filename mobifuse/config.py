@@ -15,10 +15,13 @@ from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
 class SimConfig:
     """The seeded scene simulator (`mobifuse.simulator`); lengths in metres."""
 
-    width: PosInt = 320  # RGB width (px); the network works at width // work_downsample
+    width: PosInt = 320  # RGB width (px); the network works at ceil(width / work_downsample)
     height: PosInt = 240  # RGB height (px)
     focal_px: PosFloat = 280.0  # RGB focal length (px), both cameras (rectified pair)
     baseline_m: PosFloat = 0.015  # stereo baseline, phone-like
+    cx_offset_px: float = 0.0  # left principal point minus the image centre, x (px)
+    doffs_px: float = 0.0  # right minus left principal point, x (px): Z = f B / (d + doffs)
+    scene_scale: PosFloat = 1.0  # every length of the sampled room and objects x this
     work_downsample: PosInt = 2  # network/evaluation resolution = RGB resolution / this
     tof_width: PosInt = 80  # ToF sensor width (px)
     tof_height: PosInt = 60  # ToF sensor height (px)
@@ -47,8 +50,6 @@ class SimConfig:
     texture_levels: tuple[float, ...] = (0.0, 0.05, 0.25, 0.6)  # texture strengths drawn from
 
     def validate(self) -> None:
-        if self.width % self.work_downsample or self.height % self.work_downsample:
-            raise ValueError("width and height must be divisible by work_downsample")
         if len(self.tof_offset_m) != 3:
             raise ValueError("tof_offset_m must have 3 entries (x, y, z)")
         for name in ("ambient_range", "lux_range", "object_depth", "room_depth", "n_objects"):
@@ -62,21 +63,61 @@ class SimConfig:
 
 
 @dataclass
-class StereoConfig:
-    """OpenCV SGBM settings (`mobifuse.stereo`)."""
+class RigFamily:
+    """Ranges the rig-randomised simulator draws each scene's camera rig from
+    (`simulator.sample_rig`; focal length, baseline and modulation frequency log-uniform)."""
 
-    num_disparities: PosInt = 32  # search range (multiple of 16)
-    block_size: PosInt = 5  # matching block (odd)
-    uniqueness_ratio: NonNegInt = 5  # SGBM uniqueness ratio (%)
-    speckle_window: NonNegInt = 50  # speckle filter window (0 disables)
-    speckle_range: NonNegInt = 2  # speckle filter disparity range
+    baseline_m: tuple[float, ...] = (0.01, 0.25)  # stereo baseline (m)
+    focal_px: tuple[float, ...] = (250.0, 1200.0)  # RGB focal length (px)
+    width: tuple[int, ...] = (256, 1024)  # RGB width (px), odd widths included; height = 3/4
+    cx_offset_px: tuple[float, ...] = (-20.0, 20.0)  # left principal point off the centre (px)
+    doffs_px: tuple[float, ...] = (-40.0, 120.0)  # right minus left principal point, x (px)
+    scene_scale: tuple[float, ...] = (0.5, 1.8)  # room + object size factor (depths ~0.3-8 m)
+    tof_ratio: tuple[int, ...] = (2, 8)  # ToF resolution = RGB / this (integer, inclusive)
+    mod_freq_hz: tuple[float, ...] = (20e6, 80e6)  # ToF modulation frequency
+
+    def validate(self) -> None:
+        for name in ("baseline_m", "focal_px", "width", "cx_offset_px", "doffs_px",
+                     "scene_scale", "tof_ratio", "mod_freq_hz"):
+            v = getattr(self, name)
+            if len(v) != 2 or v[0] > v[1]:
+                raise ValueError(f"{name} must be [low, high] with low <= high")
+        if min(self.baseline_m[0], self.focal_px[0], self.scene_scale[0],
+               self.mod_freq_hz[0]) <= 0 or self.width[0] < 64 or self.tof_ratio[0] < 1:
+            raise ValueError("rig ranges must be positive (width >= 64, tof_ratio >= 1)")
+
+
+@dataclass
+class StereoConfig:
+    """OpenCV SGBM settings (`mobifuse.stereo`). 0 = derive the value: the disparity search from
+    the calibration and the depth range, block size and P1/P2 from the image size and channels
+    (OpenCV's recommended values, see `stereo.sgbm_params`)."""
+
+    num_disparities: NonNegInt = 0  # search range (multiple of 16); 0: from calibration + depths
+    min_disparity: int = 0  # first disparity searched, used when num_disparities > 0
+    max_disparities: PosInt = 256  # cap of a derived search range (a warning when it clips)
+    depth_range: tuple[float, ...] = (0.3, 10.0)  # depths searched without ToF or calibration range
+    block_size: NonNegInt = 0  # matching block (odd); 0: 3 below 500 px wide, 5 to 1000, 7 above
+    color: bool = False  # match on RGB (cn = 3 in P1/P2) instead of grey
+    p1: NonNegInt = 0  # SGBM smoothness penalty P1; 0: 8 cn block^2
+    p2: NonNegInt = 0  # SGBM penalty P2 (> P1); 0: 32 cn block^2
+    uniqueness_ratio: NonNegInt = 10  # SGBM uniqueness ratio (%); OpenCV suggests 5-15
+    speckle_window: NonNegInt = 100  # speckle filter window (0 disables); OpenCV: 50-200
+    speckle_range: NonNegInt = 2  # speckle filter disparity range (x16 inside OpenCV); 1-2
+    pre_filter_cap: PosInt = 63  # SGBM pre-filter clip
     lr_max_diff: NonNegFloat = 1.0  # left-right check tolerance (px) for the validity mask
 
     def validate(self) -> None:
-        if self.num_disparities % 16 or self.num_disparities <= 0:
-            raise ValueError("num_disparities must be a positive multiple of 16")
-        if self.block_size % 2 == 0 or self.block_size < 1:
-            raise ValueError("block_size must be odd and >= 1")
+        if self.num_disparities % 16:
+            raise ValueError("num_disparities must be 0 (derive) or a positive multiple of 16")
+        if self.max_disparities % 16:
+            raise ValueError("max_disparities must be a positive multiple of 16")
+        if self.block_size and self.block_size % 2 == 0:
+            raise ValueError("block_size must be 0 (derive) or odd")
+        if self.p2 and self.p2 <= self.p1:
+            raise ValueError("p2 must be larger than p1")
+        if len(self.depth_range) != 2 or not 0 < self.depth_range[0] < self.depth_range[1]:
+            raise ValueError("depth_range must be [near, far] with 0 < near < far")
 
 
 @dataclass
@@ -93,6 +134,12 @@ class DEIConfig:
     lr_coef: NonNegFloat = 0.5  # disparity error (px) per px of left-right inconsistency
     uniq_coef: NonNegFloat = 1.0  # disparity error (px) for an ambiguous (margin 0) match
     dark_coef: NonNegFloat = 20.0  # disparity error (px) x grey level for dark images
+    curv_coef: NonNegFloat = 0.5  # disparity error (px) for a flat matching-cost minimum
+    hole_rel: NonNegFloat = 0.3  # extra sigma (x depth) where the sensor gave nothing
+    # calibration factors, fit by `python -m mobifuse.experiments.calibrate_dei` (95 % of
+    # |error| <= 2 sigma on held-out scenes of the bench's training rigs)
+    tof_scale: PosFloat = 0.4332  # calibration factor of sigma_tof
+    st_scale: PosFloat = 1.0881  # calibration factor of sigma_st
 
 
 @dataclass
@@ -104,6 +151,7 @@ class NetConfig:
     snap_radius: NonNegInt = 2  # EdgeSnap window radius (candidates (2r+1)^2); 0 disables the stage
     snap_dilation: PosInt = 2  # EdgeSnap candidate spacing (work px); ToF px = 2 work px
     use_dei: bool = True  # False: the no-DEI ablation (DEI channels zeroed)
+    guard_radius: NonNegInt = 2  # output clipped to the inputs' (2r+1)^2 hull (convex guard)
     max_depth: PosFloat = 5.0  # depth normaliser (m)
 
 
@@ -114,6 +162,7 @@ class TrainConfig:
     seed: int = 0  # seeds scenes, init and batches
     device: str = "cpu"  # auto | cpu | cuda
     sim: SimConfig = field(default_factory=SimConfig)
+    rigs: RigFamily | None = None  # draw every scene's rig from these ranges (None: `sim`'s)
     stereo: StereoConfig = field(default_factory=StereoConfig)
     dei: DEIConfig = field(default_factory=DEIConfig)
     net: NetConfig = field(default_factory=NetConfig)
@@ -148,3 +197,14 @@ class BenchConfig:
     sweep_distance: tuple[float, ...] = (0.5, 1.5, 2.5, 3.5)  # object centre depth (m)
     latency_repeats: PosInt = 10  # timed inference repeats at 320x240
     chamfer_points: PosInt = 4000  # points per cloud for the Chamfer distance
+    # cross-rig: a net trained on `train_rigs` only, tested on `test_rigs` it never saw
+    train_rigs: RigFamily = field(default_factory=lambda: RigFamily(
+        baseline_m=(0.01, 0.05), focal_px=(250.0, 600.0), width=(256, 480)))
+    test_rigs: RigFamily = field(default_factory=lambda: RigFamily(
+        baseline_m=(0.10, 0.25), focal_px=(800.0, 1200.0), width=(480, 1024)))
+    rig_train_scenes: PosInt = 48  # training scenes of the cross-rig net (train_rigs)
+    rig_steps: PosInt = 800  # its optimiser steps
+    rig_test_scenes: PosInt = 12  # unseen-rig test scenes (test_rigs)
+    rig_infamily_scenes: PosInt = 8  # held-out scenes of train_rigs
+    pipeline_size: tuple[int, ...] = (640, 480)  # frame (W, H) of the end-to-end latency
+    pipeline_threads: PosInt = 2  # cores the end-to-end latency may use

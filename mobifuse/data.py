@@ -6,13 +6,18 @@ everything at the work resolution, cached with `shared.cache.cached_arrays` unde
 from the configs and seeds. Arrays (N = scenes, h x w work resolution):
   geom (N, 4, h, w): ToF depth, ToF valid, SGBM depth, SGBM valid;
   err (N, 1 + len(DEI_CHANNELS), h, w): grey image then the DEI channels;
-  sigma_tof, sigma_st, gt, mask_* (N, h, w); left (N, H, W, 3) RGB; factors (N, 2).
+  sigma_tof, sigma_st, gt, mask_* (N, h, w); left (N, H, W, 3) RGB; factors (N, 2);
+  rig (N, 8): `RIG_FIELDS` of each scene's rig.
+`build_frames(seeds, sim, stereo, dei, family)` does the same with every scene's camera rig drawn
+from a `RigFamily` (`simulator.sample_rig`), so frames differ in size: a list of per-frame dicts.
 
 Real formats:
 - PFM (`read_pfm` / `write_pfm`): 'Pf' (1 channel) or 'PF' (3), scale sign = endianness,
   rows stored bottom-to-top;
 - Middlebury 2014 `calib.txt` (`read_middlebury_calib`) and scene folders
-  (`load_middlebury_scene`: im0.png, im1.png, disp0.pfm or disp0GT.pfm -> depth);
+  (`load_middlebury_scene`: im0.png, im1.png, disp0.pfm or disp0GT.pfm -> depth
+  = f B / (d + doffs), and the `Calibration` `fuse()` needs; a ToF map from tof_depth.pfm, else
+  simulated from the ground truth);
 - a ToF + stereo capture folder (`load_capture`, layout in its docstring).
 """
 
@@ -26,20 +31,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mobifuse.config import DEIConfig, SimConfig, StereoConfig
-from mobifuse.pipeline import Calibration, prepare_frame
-from mobifuse.simulator import MASKS, intrinsics, simulate_scene
+from mobifuse.calibration import Calibration, as_calibration
+from mobifuse.config import DEIConfig, RigFamily, SimConfig, StereoConfig
+from mobifuse.pipeline import prepare_frame
+from mobifuse.simulator import MASKS, intrinsics, rig_intrinsics, sample_rig, simulate_scene
 from shared.cache import cached_arrays
 from shared.config import to_dict
 from shared.errors import DataError
 from shared.log import get_logger, progress
 from shared.validate import bounded_dims, finite_array, finite_number, read_json_file, read_text
 
-__all__ = ["sim_calibration", "build_dataset", "read_pfm", "write_pfm", "read_middlebury_calib",
-           "load_middlebury_scene", "load_capture", "DATA_VERSION"]
+__all__ = ["sim_calibration", "build_dataset", "build_frames", "rig_for_seed", "read_pfm",
+           "write_pfm", "read_middlebury_calib", "load_middlebury_scene", "load_capture",
+           "simulate_tof_from_depth", "tof_intrinsics",
+           "DATA_VERSION", "RIG_FIELDS"]
 
 log = get_logger(__name__)
-DATA_VERSION = 6
+DATA_VERSION = 8
+RIG_FIELDS = ("baseline_m", "focal_px", "width", "height", "doffs_px", "tof_ratio",
+              "mod_freq_hz", "scene_scale")
 
 
 def sim_calibration(cfg: SimConfig) -> Calibration:
@@ -49,26 +59,79 @@ def sim_calibration(cfg: SimConfig) -> Calibration:
     T = np.eye(4)
     T[:3, :3] = rot_y(cfg.tof_yaw_deg)
     T[:3, 3] = cfg.tof_offset_m
-    return Calibration(K_left=intrinsics(cfg.width, cfg.height, cfg.focal_px),
+    K_left, K_right = rig_intrinsics(cfg)
+    return Calibration(K_left=K_left, K_right=K_right,
                        K_tof=intrinsics(cfg.tof_width, cfg.tof_height, cfg.tof_focal_px),
                        T_left_tof=T, baseline_m=cfg.baseline_m, mod_freq_hz=cfg.mod_freq_hz,
                        tof_read_noise=cfg.tof_read_noise)
 
 
+def rig_for_seed(seed: int, sim: SimConfig, family: RigFamily | None) -> SimConfig:
+    """The scene's rig: `sim` itself, or one drawn from `family` by the scene's seed."""
+    if family is None:
+        return sim
+    return sample_rig(np.random.default_rng([int(seed), 7]), family, sim)
+
+
 def _one(seed: int, sim: SimConfig, stereo: StereoConfig, dei: DEIConfig,
          overrides: dict | None) -> dict:
+    import warnings
+
     raw = simulate_scene(seed, sim, overrides)
-    fr = prepare_frame(raw["left"], raw["right"], raw["tof_depth"], raw["tof_valid"],
-                       sim_calibration(sim), raw["tof_amplitude"], raw["tof_ambient"],
-                       sim.work_downsample, stereo, dei)
+    with warnings.catch_warnings():  # a clipped search is recorded per frame instead
+        warnings.simplefilter("ignore", UserWarning)
+        fr = prepare_frame(raw["left"], raw["right"], raw["tof_depth"], raw["tof_valid"],
+                           sim_calibration(sim), raw["tof_amplitude"], raw["tof_ambient"],
+                           sim.work_downsample, stereo, dei)
     geom = np.stack([fr["tof"], fr["tof_valid"], fr["st"], fr["st_valid"]]).astype(np.float32)
     err = np.concatenate([fr["gray"][None], fr["dei"]]).astype(np.float32)
-    out = {"geom": geom, "err": err, "sigma_tof": fr["sigma_tof"], "sigma_st": fr["sigma_st"],
-           "tof_sparse": fr["tof_sparse"], "gt": raw["depth"], "left": raw["left"],
-           "factors": raw["factors"]}
+    rig = [sim.baseline_m, sim.focal_px, sim.width, sim.height, sim.doffs_px,
+           sim.width / sim.tof_width, sim.mod_freq_hz, sim.scene_scale]
+    # the cache holds the sigmas before calibration (`calibrated` applies the factors on load)
+    out = {"geom": geom, "err": err, "sigma_tof": fr["sigma_tof"] / dei.tof_scale,
+           "sigma_st": fr["sigma_st"] / dei.st_scale, "tof_sparse": fr["tof_sparse"],
+           "gt": raw["depth"], "left": raw["left"],
+           "factors": raw["factors"], "rig": np.array(rig, dtype=np.float64),
+           "search": np.array([fr["search"]["min_disp"], fr["search"]["num_disp"],
+                               fr["search"]["clipped"]], dtype=np.int64)}
     for m in MASKS:
         out[f"mask_{m}"] = raw[f"mask_{m}"]
     return out
+
+
+def dei_key(dei: DEIConfig) -> dict:
+    """The DEI config minus its calibration factors (they change no cached array)."""
+    return {k: v for k, v in to_dict(dei).items() if k not in ("tof_scale", "st_scale")}
+
+
+def _calibrated(d: dict, dei: DEIConfig) -> dict:
+    d["sigma_tof"] = d["sigma_tof"] * np.float32(dei.tof_scale)
+    d["sigma_st"] = d["sigma_st"] * np.float32(dei.st_scale)
+    return d
+
+
+def build_frames(seeds: list[int], sim: SimConfig, stereo: StereoConfig, dei: DEIConfig,
+                 family: RigFamily | None, desc: str = "scenes") -> list[dict]:
+    """Per-frame dicts (as `build_dataset`'s arrays without the leading N) of scenes whose rigs
+    are drawn from `family`; cached on disk by (configs, family, seeds)."""
+    if not seeds:
+        raise DataError(f"no {desc} to build (an empty seed list)")
+    key = {"seeds": list(map(int, seeds)), "sim": to_dict(sim), "stereo": to_dict(stereo),
+           "dei": dei_key(dei), "family": to_dict(family) if family else None}
+
+    def generate() -> dict[str, np.ndarray]:
+        flat = {}
+        for i, s in enumerate(progress(seeds, desc=desc, leave=False)):
+            for k, v in _one(s, rig_for_seed(s, sim, family), stereo, dei, None).items():
+                flat[f"{i}/{k}"] = v
+        return flat
+
+    flat = cached_arrays("mobifuse-frames", key, generate, version=DATA_VERSION)
+    frames: list[dict] = [{} for _ in seeds]
+    for k, v in flat.items():
+        i, name = k.split("/", 1)
+        frames[int(i)][name] = v
+    return [_calibrated(f, dei) for f in frames]
 
 
 def build_dataset(seeds: list[int], sim: SimConfig, stereo: StereoConfig, dei: DEIConfig,
@@ -77,14 +140,14 @@ def build_dataset(seeds: list[int], sim: SimConfig, stereo: StereoConfig, dei: D
     if not seeds:
         raise DataError(f"no {desc} to build (an empty seed list)")
     key = {"seeds": list(map(int, seeds)), "sim": to_dict(sim), "stereo": to_dict(stereo),
-           "dei": to_dict(dei), "overrides": overrides or {}}
+           "dei": dei_key(dei), "overrides": overrides or {}}
 
     def generate() -> dict[str, np.ndarray]:
         rows = [_one(s, sim, stereo, dei, overrides)
                 for s in progress(seeds, desc=desc, leave=False)]
         return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
-    return cached_arrays("mobifuse-scenes", key, generate, version=DATA_VERSION)
+    return _calibrated(cached_arrays("mobifuse-scenes", key, generate, version=DATA_VERSION), dei)
 
 
 # ----------------------------------------------------------------------------- PFM
@@ -201,28 +264,101 @@ def _read_rgb_pair(folder: Path, names: tuple[str, str]) -> tuple[np.ndarray, np
     return ims[0], ims[1]
 
 
-def load_middlebury_scene(folder: str | Path) -> dict:
-    """im0/im1 (RGB uint8), K, baseline (m), disparity and depth (m; NaN where unknown)."""
+def tof_intrinsics(K_left: np.ndarray, ratio: int) -> np.ndarray:
+    """K of a sensor on the left camera's grid binned `ratio` x `ratio` (ToF pixel j covers
+    image pixels ratio j .. ratio j + ratio - 1)."""
+    K = np.array(K_left, dtype=np.float64)
+    K[0, 0] /= ratio
+    K[1, 1] /= ratio
+    K[0, 2] = (K[0, 2] + 0.5) / ratio - 0.5
+    K[1, 2] = (K[1, 2] + 0.5) / ratio - 0.5
+    return K
+
+
+def simulate_tof_from_depth(depth: np.ndarray, ratio: int, seed: int = 0,
+                            rel_noise: float = 0.004) -> np.ndarray:
+    """A ToF-like depth map (ceil(H / ratio), ceil(W / ratio)) from a ground-truth depth map:
+    ratio x ratio bins averaged (mixed depths at edges, like flying pixels), then Gaussian
+    noise of sigma = rel_noise x Z^2 / 1 m + 2 mm; 0 where a bin has no known depth."""
+    H, W = depth.shape
+    hp, wp = -(-H // ratio) * ratio, -(-W // ratio) * ratio
+    z = np.full((hp, wp), np.nan)
+    z[:H, :W] = depth
+    b = z.reshape(hp // ratio, ratio, wp // ratio, ratio)
+    known = np.isfinite(b).sum(axis=(1, 3))
+    with np.errstate(invalid="ignore"):
+        mean = np.nansum(b, axis=(1, 3)) / np.maximum(known, 1)
+    rng = np.random.default_rng(seed)
+    with np.errstate(invalid="ignore", over="ignore"):
+        noisy = mean + rng.normal(size=mean.shape) * (rel_noise * mean**2 + 0.002)
+    ok = (known > 0) & np.isfinite(noisy) & (noisy < 1e4)
+    return np.where(ok, np.maximum(noisy, 0.01), 0.0).astype(np.float32)
+
+
+def load_middlebury_scene(folder: str | Path, tof_ratio: int = 2, seed: int = 0) -> dict:
+    """A Middlebury 2014 scene folder, ready for `fuse(out['left'], out['right'],
+    out['tof_depth'], out['calib'])`:
+
+        im0.png, im1.png        rectified pair (any size)
+        calib.txt               cam0, cam1 (-> doffs = cx1 - cx0), baseline (mm), vmin/vmax
+        disp0.pfm | disp0GT.pfm optional ground-truth disparity (inf = unknown)
+        tof_depth.pfm           optional ToF depth (m) on the left camera's grid binned by an
+                                integer factor; without it, one is simulated from the
+                                ground truth (`simulate_tof_from_depth`, `tof_ratio`, `seed`)
+
+    Returns left/right (RGB uint8), calib (`Calibration`: K_left = cam0, K_right = cam1,
+    baseline, doffs, K_tof, identity T_left_tof, depth_range from vmin/vmax when present),
+    disparity and depth (m, = f B / (d + doffs), NaN where unknown), tof_depth, tof_source."""
     folder = Path(folder)
-    calib = read_middlebury_calib(folder / "calib.txt")
-    imgs = dict(zip(("im0", "im1"), _read_rgb_pair(folder, ("im0", "im1"))))
+    c = read_middlebury_calib(folder / "calib.txt")
+    left, right = _read_rgb_pair(folder, ("im0", "im1"))
+    H, W = left.shape[:2]
+    ratio = tof_ratio
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, np.integer)) or ratio < 1:
+        raise DataError(f"tof_ratio must be a positive integer, got {ratio!r}")
+    out = {"left": left, "right": right, "K": c["cam0"], "baseline_m": c["baseline"] / 1000.0}
     disp_path = next((folder / n for n in ("disp0.pfm", "disp0GT.pfm")
                       if (folder / n).is_file()), None)
-    out = {"left": imgs["im0"], "right": imgs["im1"], "K": calib["cam0"],
-           "baseline_m": calib["baseline"] / 1000.0}
+    fb = c["baseline"] / 1000.0 * c["cam0"][0, 0]
     if disp_path is not None:
         disp = read_pfm(disp_path)
-        if disp.shape != imgs["im0"].shape[:2]:
-            raise DataError(f"{disp_path}: shape {disp.shape} != image {imgs['im0'].shape[:2]}")
+        if disp.shape != (H, W):
+            raise DataError(f"{disp_path}: shape {disp.shape} != image {(H, W)}")
         if np.isnan(disp).any() or (disp < 0).any():
             raise DataError(f"{disp_path}: disparities must be >= 0 (inf = unknown), found NaN "
                             f"or negative values")
-        d = disp + calib["doffs"]
-        known = np.isfinite(d) & (d > 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            depth = calib["baseline"] * calib["cam0"][0, 0] / d / 1000.0
+        d = disp.astype(np.float64) + c["doffs"]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            depth = fb / d
+        known = np.isfinite(d) & (d > 0) & (depth < 1e4)  # beyond 10 km: unknown
         out["disparity"] = disp
         out["depth"] = np.where(known, depth, np.nan).astype(np.float32)
+    depth_range = None
+    if "vmin" in c and "vmax" in c and c["vmax"] > c["vmin"] >= 0 and c["vmin"] + c["doffs"] > 0:
+        depth_range = (fb / (c["vmax"] + c["doffs"]) / 1.1, fb / (c["vmin"] + c["doffs"]) * 1.1)
+    if (folder / "tof_depth.pfm").is_file():
+        tof = read_pfm(folder / "tof_depth.pfm")
+        if tof.ndim != 2:
+            raise DataError(f"{folder / 'tof_depth.pfm'}: expected a one-channel map")
+        ratio = round(W / tof.shape[1])
+        if ratio < 1 or tof.shape != (-(-H // ratio), -(-W // ratio)):
+            raise DataError(f"{folder / 'tof_depth.pfm'}: shape {tof.shape} is not the "
+                            f"{W}x{H} image binned by an integer factor")
+        out["tof_depth"], out["tof_source"] = tof, "tof_depth.pfm"
+    elif "depth" in out:
+        out["tof_depth"] = simulate_tof_from_depth(out["depth"], ratio, seed)
+        out["tof_source"] = f"simulated from {disp_path.name} (1/{ratio} resolution)"
+    calib = Calibration(K_left=c["cam0"], K_right=c["cam1"], baseline_m=c["baseline"] / 1000.0,
+                        K_tof=tof_intrinsics(c["cam0"], ratio), T_left_tof=np.eye(4),
+                        depth_range=depth_range)
+    try:
+        calib.validate()
+    except DataError as e:
+        raise DataError(f"{folder / 'calib.txt'}: {e}") from None
+    if abs(calib.doffs - c["doffs"]) > 1e-3 * max(1.0, abs(c["doffs"])):
+        raise DataError(f"{folder / 'calib.txt'}: doffs {c['doffs']} != cam1 cx - cam0 cx "
+                        f"= {calib.doffs}")
+    out["calib"] = calib
     return out
 
 
@@ -239,8 +375,11 @@ def load_capture(folder: str | Path) -> dict:
         tof_depth.pfm | .png        ToF depth: PFM in metres, or 16-bit PNG in millimetres
         tof_amplitude.pfm           optional ToF amplitude (electrons)
         calib.json                  {"K_left": 3x3, "K_tof": 3x3, "T_left_tof": 4x4,
-                                     "baseline_m": float, "mod_freq_hz": float (optional)}
-        gt_depth.pfm                optional ground-truth depth (m) in the left view
+                                     "baseline_m": float; optional "K_right": 3x3 or
+                                     "doffs": px, "mod_freq_hz", "tof_read_noise",
+                                     "depth_range": [near, far]} (`Calibration`'s fields)
+        gt_depth.pfm                optional ground-truth depth (m) in the left view, at the
+                                    image or the work resolution
 
     Returns arrays and a `Calibration`; anything missing or malformed is a DataError.
     """
@@ -279,11 +418,10 @@ def load_capture(folder: str | Path) -> dict:
     unknown = sorted(set(c) - known)
     if unknown:
         raise DataError(f"{cpath}: unknown key '{unknown[0]}'")
-    calib = Calibration(**{k: (finite_array(v, f"{cpath}: '{k}'") if re.match(r"[KT]_", k)
-                               else v) for k, v in c.items()})
+    c = {k: (finite_array(v, f"{cpath}: '{k}'") if re.match(r"[KT]_", k) and v is not None
+             else v) for k, v in c.items()}
     try:
-        calib.validate()
+        out["calib"] = as_calibration(c)
     except DataError as e:
         raise DataError(f"{cpath}: {e}") from None
-    out["calib"] = calib
     return out

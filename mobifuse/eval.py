@@ -1,12 +1,16 @@
-"""Evaluate a trained MobiFuse model on held-out simulated scenes or on a real capture folder.
+"""Evaluate MobiFuse on held-out simulated scenes, a Middlebury scene folder or a capture folder.
 
-    python -m mobifuse.eval --run runs/mobifuse/train-X [--scenes 8]
-    python -m mobifuse.eval --run runs/mobifuse/train-X --capture path/to/capture [--out DIR]
+    python -m mobifuse.eval [--run runs/mobifuse/train-X] [--scenes 8]
+    python -m mobifuse.eval --middlebury path/to/Scene [--tof-ratio 2] [--downsample 2]
+    python -m mobifuse.eval --capture path/to/capture [--downsample 2] [--out DIR]
 
-Simulated: metrics (MAE, RMSE, AbsRel, delta, bad-5cm, per region) of the model, ToF only,
-SGBM only and the DEI inverse-variance fusion, to metrics.json. Capture (layout in
-`mobifuse.data.load_capture`): writes fused.pfm, sigma_tof.pfm, sigma_st.pfm, and metrics.json
-when the folder holds gt_depth.pfm at the work resolution.
+Without --run the shipped default model is evaluated. Simulated: metrics (MAE, RMSE, AbsRel,
+delta, bad-5cm, per region) of the model, ToF only, SGBM only and the DEI inverse-variance
+fusion, to metrics.json. Middlebury (layout in `mobifuse.data.load_middlebury_scene`; without
+tof_depth.pfm a ToF map is simulated from the ground truth) and capture folders (layout in
+`mobifuse.data.load_capture`): writes fused.pfm, sigma_tof.pfm, sigma_st.pfm, and, with ground
+truth, metrics.json with fused, inverse-variance, ToF-only and stereo-only MAE and coverage side
+by side (dense arms cover every pixel; "measured" rows only where the sensor gave a value).
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mobifuse.api import fuse
+import numpy as np
+
+from mobifuse.api import default_model, fuse
 from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import TrainConfig
-from mobifuse.data import build_dataset, load_capture, write_pfm
+from mobifuse.data import build_dataset, load_capture, load_middlebury_scene, write_pfm
 from mobifuse.metrics import depth_metrics, region_metrics
 from mobifuse.models import MODEL_FILE, load_model
 from mobifuse.simulator import MASKS
@@ -31,35 +37,81 @@ log = get_logger("mobifuse.eval")
 EVAL_SEED0 = 50_000
 
 
+def side_by_side(out: dict, gt: np.ndarray) -> dict:
+    """MAE / median / coverage of fused, inverse-variance, ToF-only and stereo-only depth on
+    the pixels with ground truth; the sensors also on their measured pixels only."""
+    known = np.isfinite(gt) & (gt > 0)
+    if not known.any():
+        raise DataError("the ground truth has no known depth")
+    iv = inverse_variance_fusion(out["tof"], out["sigma_tof"], out["stereo"], out["sigma_st"])
+    rows = {}
+    for name, pred, m in (("fused", out["depth"], known), ("inverse_variance", iv, known),
+                          ("tof_only", out["tof"], known), ("stereo_only", out["stereo"], known),
+                          ("tof_measured", out["tof"], known & out["tof_valid"]),
+                          ("stereo_measured", out["stereo"], known & out["stereo_valid"])):
+        e = np.abs(pred - gt)[m]
+        rows[name] = {"mae": float(e.mean()) if e.size else float("nan"),
+                      "median": float(np.median(e)) if e.size else float("nan"),
+                      "coverage": float(m.sum() / known.sum())}
+    return rows
+
+
+def _real(args, model, downsample: int) -> int:
+    """--middlebury / --capture: fuse the folder, write maps, metrics side by side."""
+    if args.middlebury:  # every input is read and checked before the run dir is made
+        scene = load_middlebury_scene(args.middlebury, tof_ratio=args.tof_ratio)
+        if "tof_depth" not in scene:
+            raise DataError(f"{args.middlebury}: no tof_depth.pfm and no disp0.pfm to simulate "
+                            "a ToF map from")
+        left, right, tof, amp = scene["left"], scene["right"], scene["tof_depth"], None
+        gt = scene.get("depth")
+    else:
+        scene = load_capture(args.capture)
+        left, right, tof = scene["left"], scene["right"], scene["tof_depth"]
+        amp, gt = scene.get("tof_amplitude"), scene.get("gt_depth")
+    out = fuse(left, right, tof, scene["calib"], model=model, tof_amplitude=amp,
+               downsample=downsample)
+    if gt is not None:
+        if gt.shape == left.shape[:2]:
+            gt = gt[::downsample, ::downsample]
+        if gt.shape != out["depth"].shape:
+            raise DataError(f"ground truth shape {gt.shape} is neither the image's "
+                            f"{left.shape[:2]} nor the work grid's {out['depth'].shape}")
+    run_dir = make_run_dir(args.out, "mobifuse", "eval")
+    for k in ("depth", "sigma_tof", "sigma_st"):
+        write_pfm(run_dir / f"{'fused' if k == 'depth' else k}.pfm", out[k])
+    for w in out["warnings"]:
+        log.warning(w)
+    if gt is not None:
+        rows = side_by_side(out, gt)
+        atomic_write_json(run_dir / "metrics.json", {
+            **rows, "search": {k: out["search"][k] for k in ("min_disp", "num_disp", "clipped")},
+            "tof_source": scene.get("tof_source", "capture"), "warnings": out["warnings"]})
+        for name, r in rows.items():
+            log.info("%-17s MAE %7.4f m  median %7.4f m  coverage %5.1f%%", name, r["mae"],
+                     r["median"], 100 * r["coverage"])
+    log.info("wrote %s", run_dir)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser("mobifuse.eval", __doc__, default_config="configs/mobifuse/tiny.yaml",
-                          run="a mobifuse.train run dir (its model.safetensors is evaluated)")
+                          run="a mobifuse.train run dir (default: the shipped model)")
     parser.add_argument("--capture", default=None, help="a ToF + stereo capture folder")
+    parser.add_argument("--middlebury", default=None, help="a Middlebury 2014 scene folder")
+    parser.add_argument("--tof-ratio", type=int, default=2,
+                        help="ToF resolution = image / this, when simulated for --middlebury")
+    parser.add_argument("--downsample", type=int, default=None,
+                        help="work grid = image / this (default: sim.work_downsample)")
     parser.add_argument("--scenes", type=int, default=8, help="held-out simulated scenes")
     args, cfg = parse_args(argv, TrainConfig, prog="mobifuse.eval", description="",
                            parser=parser)
-    if args.run is None:
-        raise UserError("--run DIR is required (a mobifuse.train run dir)")
-    model = load_model(Path(args.run) / MODEL_FILE)
-    if args.capture:  # every input is read and checked before the run dir is made
-        cap = load_capture(args.capture)
-        c = cap["calib"]
-        out = fuse(cap["left"], cap["right"], cap["tof_depth"],
-                   {"left": c.K_left, "tof": c.K_tof, "baseline_m": c.baseline_m},
-                   c.T_left_tof, model=model, tof_amplitude=cap.get("tof_amplitude"),
-                   mod_freq_hz=c.mod_freq_hz, downsample=cfg.sim.work_downsample)
-        if "gt_depth" in cap and cap["gt_depth"].shape != out["depth"].shape:
-            raise DataError(f"gt_depth.pfm shape {cap['gt_depth'].shape} != work "
-                            f"resolution {out['depth'].shape}")
-        run_dir = make_run_dir(args.out, "mobifuse", "eval")
-        for k in ("depth", "sigma_tof", "sigma_st"):
-            write_pfm(run_dir / f"{'fused' if k == 'depth' else k}.pfm", out[k])
-        if "gt_depth" in cap:
-            metrics = {"mobifuse": depth_metrics(out["depth"], cap["gt_depth"]),
-                       "tof_only": depth_metrics(out["tof"], cap["gt_depth"])}
-            atomic_write_json(run_dir / "metrics.json", metrics)
-        log.info("wrote %s", run_dir)
-        return 0
+    if args.capture and args.middlebury:
+        raise UserError("give --capture or --middlebury, not both")
+    model = load_model(Path(args.run) / MODEL_FILE) if args.run else default_model()
+    downsample = args.downsample if args.downsample is not None else cfg.sim.work_downsample
+    if args.capture or args.middlebury:
+        return _real(args, model, downsample)
     seeds = [cfg.seed * 100_000 + EVAL_SEED0 + i for i in range(args.scenes)]
     d = build_dataset(seeds, cfg.sim, cfg.stereo, cfg.dei, desc="eval scenes")
     geom, err, _ = to_tensors(d)

@@ -18,7 +18,8 @@ from scipy.spatial import cKDTree
 
 from shared.errors import DataError
 
-__all__ = ["backproject", "reproject_tof", "densify", "nearest_fill", "chamfer_distance"]
+__all__ = ["backproject", "reproject_tof", "densify", "densify_many", "nearest_fill",
+           "chamfer_distance"]
 
 
 def backproject(depth: np.ndarray, K: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -92,11 +93,23 @@ def nearest_fill(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def densify(sparse: np.ndarray, valid: np.ndarray, sigma: float = 1.0) -> np.ndarray:
     """Normalised convolution (Gaussian, `sigma` px) of the valid samples; nearest fill beyond."""
-    num = ndimage.gaussian_filter(np.where(valid, sparse, 0.0).astype(np.float64), sigma)
+    return densify_many([sparse], valid, sigma)[0]
+
+
+def densify_many(maps: list[np.ndarray], valid: np.ndarray, sigma: float = 1.0
+                 ) -> list[np.ndarray]:
+    """`densify` of several maps sharing one valid mask (one weight map, one fill index)."""
     den = ndimage.gaussian_filter(valid.astype(np.float64), sigma)
     ok = den > 0.05
-    dense = np.where(ok, num / np.maximum(den, 1e-12), 0.0)
-    return nearest_fill(dense, ok).astype(np.float32)
+    if not ok.any():
+        raise DataError("cannot fill a map with no valid pixel (all-invalid input)")
+    _, (iy, ix) = ndimage.distance_transform_edt(~ok, return_indices=True)
+    out = []
+    for sparse in maps:
+        num = ndimage.gaussian_filter(np.where(valid, sparse, 0.0).astype(np.float64), sigma)
+        dense = np.where(ok, num / np.maximum(den, 1e-12), 0.0)
+        out.append(dense[iy, ix].astype(np.float32))
+    return out
 
 
 def chamfer_distance(a: np.ndarray, b: np.ndarray, max_points: int | None = None,

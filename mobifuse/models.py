@@ -25,6 +25,12 @@ guidance, as in joint bilateral upsampling); the output is their convex mix, so 
 pixel copies the depth of the surface it belongs to instead of averaging across the jump. The
 DEI edge / flying-pixel and hole channels tell it where that is needed.
 
+Convex guard (`convex_guard`): the output is finally clipped, per pixel, to the range of both
+inputs (densified ToF and SGBM depth) over a (2 guard_radius + 1)^2 window. A clipped value is
+a convex combination of two input samples (the window's min and max), so the fused depth is
+always a convex combination of measured depths: a broken sensor can be ignored, never
+amplified, and no learned residual can leave the hull of what the sensors saw.
+
 `use_dei=False` is the key ablation: the same network with the DEI channels zeroed (grey kept).
 """
 
@@ -37,11 +43,11 @@ from torch import nn
 from mobifuse.config import NetConfig
 from mobifuse.dei import DEI_CHANNELS
 
-__all__ = ["TwoStageFusionNet", "EdgeSnap", "fusion_loss", "N_ERR", "save_model", "load_model",
-           "MODEL_FILE"]
+__all__ = ["TwoStageFusionNet", "EdgeSnap", "convex_guard", "fusion_loss", "N_ERR", "save_model",
+           "load_model", "MODEL_FILE"]
 
 N_ERR = 1 + len(DEI_CHANNELS)
-MODEL_VERSION = 3  # bump when the architecture or file format changes (keys cached weights)
+MODEL_VERSION = 4  # bump when the architecture or file format changes (keys cached weights)
 MODEL_FILE = "model.safetensors"  # what mobifuse.train writes into its run dir
 _KIND = "mobifuse.TwoStageFusionNet"
 
@@ -129,12 +135,25 @@ class EdgeSnap(nn.Module):
         return (wgt * self.candidates(depth)).sum(1, keepdim=True), wgt
 
 
+def convex_guard(depth: torch.Tensor, d_tof: torch.Tensor, d_st: torch.Tensor,
+                 radius: int) -> torch.Tensor:
+    """Clip depth (B, 1, h, w) to [min, max] of both inputs over the (2r+1)^2 window at each
+    pixel: the result is a convex combination of input samples. Non-finite -> the ToF."""
+    k = 2 * radius + 1
+    both = torch.cat([d_tof, d_st], 1)
+    hi = F.max_pool2d(both, k, 1, radius).amax(1, keepdim=True)
+    lo = -F.max_pool2d(-both, k, 1, radius).amax(1, keepdim=True)
+    out = torch.minimum(torch.maximum(depth, lo), hi)
+    return torch.where(torch.isfinite(out), out, d_tof)
+
+
 class TwoStageFusionNet(nn.Module):
     """ToF + stereo depth fusion guided by DEI; see the module docstring for shapes."""
 
     def __init__(self, cfg: NetConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or NetConfig()
+        self.meta: dict = {}  # what the net was trained with (set by load_model)
         w = tuple(cfg.widths)
         if len(w) != 3:
             raise ValueError(f"net.widths must have 3 entries, got {list(w)}")
@@ -181,6 +200,10 @@ class TwoStageFusionNet(nn.Module):
             out["pre_snap"] = fine * s
             fine, _ = self.snap(fine, torch.cat([fine, d_tof, d_st, err], 1), gray)
         out["depth"] = fine * s
+        if self.cfg.guard_radius > 0:
+            out["unguarded"] = out["depth"]
+            out["depth"] = convex_guard(fine * s, geom[:, 0:1], geom[:, 2:3],
+                                        self.cfg.guard_radius)
         return out
 
 
@@ -200,16 +223,19 @@ def fusion_loss(out: dict, gt: torch.Tensor, mask: torch.Tensor,
     L1. gt, mask: (B, 1, h, w)."""
     n = mask.sum().clamp_min(1)
     l1 = (mask * (out["depth"] - gt).abs()).sum() / n
-    l1c = sum((mask * (out[k] - gt).abs()).sum() / n for k in ("coarse", "pre_snap") if k in out)
+    l1c = sum((mask * (out[k] - gt).abs()).sum() / n for k in ("coarse", "pre_snap", "unguarded")
+              if k in out)
     return l1 + 0.5 * l1c + grad_weight * _grad_l1(out["depth"], gt, mask)
 
 
-def save_model(model: TwoStageFusionNet, path) -> None:
-    """Weights + net config as one safetensors file (`shared.io.save_weights`)."""
+def save_model(model: TwoStageFusionNet, path, meta: dict | None = None) -> None:
+    """Weights + net config (+ JSON `meta`: the DEI config the net was trained with, its
+    training command) as one safetensors file (`shared.io.save_weights`)."""
     from shared.config import to_dict
     from shared.io import save_weights
 
-    save_weights(path, model.state_dict(), {"kind": _KIND, "net": to_dict(model.cfg)})
+    save_weights(path, model.state_dict(), {"kind": _KIND, "net": to_dict(model.cfg),
+                                            "meta": meta or {}})
 
 
 def load_model(path) -> TwoStageFusionNet:
@@ -232,4 +258,6 @@ def load_model(path) -> TwoStageFusionNet:
         shape = TwoStageFusionNet(net_cfg)
     model = TwoStageFusionNet(net_cfg)
     model.load_state_dict(check_state_dict(state, shape, str(path)))
+    meta = info.get("meta", {})
+    model.meta = meta if isinstance(meta, dict) else {}
     return model.eval()

@@ -38,7 +38,8 @@ _EPS = 1e-6
 
 __all__ = ["C_LIGHT", "Surface", "Scene", "intrinsics", "sample_scene", "cast_rays",
            "render_rgb_pair", "render_tof", "render_ground_truth", "simulate_scene",
-           "unambiguous_range", "camera_rays", "rot_x", "rot_y"]
+           "unambiguous_range", "camera_rays", "rot_x", "rot_y", "rig_intrinsics", "work_shape",
+           "sample_rig", "scale_scene"]
 
 
 def unambiguous_range(mod_freq_hz: float) -> float:
@@ -56,9 +57,25 @@ def rot_y(deg: float) -> np.ndarray:
     return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
 
 
-def intrinsics(width: int, height: int, focal: float) -> np.ndarray:
-    """3x3 pinhole matrix with the principal point at the image centre (pixel centres integer)."""
-    return np.array([[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1.0]])
+def intrinsics(width: int, height: int, focal: float, cx_offset: float = 0.0) -> np.ndarray:
+    """3x3 pinhole matrix, principal point at the image centre + `cx_offset` px in x (pixel
+    centres integer)."""
+    return np.array([[focal, 0, (width - 1) / 2 + cx_offset], [0, focal, (height - 1) / 2],
+                     [0, 0, 1.0]])
+
+
+def rig_intrinsics(cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(K_left, K_right) of the rectified pair: same focal length and row, the right principal
+    point `doffs_px` to the right of the left one, so Z = f B / (d + doffs)."""
+    K_left = intrinsics(cfg.width, cfg.height, cfg.focal_px, cfg.cx_offset_px)
+    K_right = K_left.copy()
+    K_right[0, 2] += cfg.doffs_px
+    return K_left, K_right
+
+
+def work_shape(height: int, width: int, s: int) -> tuple[int, int]:
+    """The work grid of an image subsampled by `s` (pixel (i, j) <-> full pixel (s i, s j))."""
+    return -(-height // s), -(-width // s)
 
 
 @dataclass
@@ -249,12 +266,12 @@ def sample_scene(rng: np.random.Generator, cfg: SimConfig, overrides: dict | Non
     ]
     surfaces = [Surface("plane", {"n": n, "c": c}, **_material(rng, cfg, ov, room=True))
                 for n, c in planes]
-    k_cam = intrinsics(cfg.width, cfg.height, cfg.focal_px)
+    k_cam = rig_intrinsics(cfg)[0]
     n_obj = int(rng.integers(cfg.n_objects[0], cfg.n_objects[1] + 1))
     for _ in range(n_obj):
         z = float(ov.get("distance", rng.uniform(*cfg.object_depth)))
         z = z + (rng.uniform(-0.2, 0.2) if "distance" in ov else 0.0)
-        z = max(z, 0.3)
+        z = max(z, 0.3 / cfg.scene_scale)  # >= 0.3 m once the scene is scaled
         u = rng.uniform(0.1, 0.9) * cfg.width
         v = rng.uniform(0.15, 0.85) * cfg.height
         p_cam = z * np.array([(u - k_cam[0, 2]) / k_cam[0, 0],
@@ -284,8 +301,55 @@ def sample_scene(rng: np.random.Generator, cfg: SimConfig, overrides: dict | Non
         if rng.uniform() < 0.5:
             sun_c = np.array([rng.uniform(-1, 1), rng.uniform(-0.5, cam_h), depth_back])
         sun_r = float(rng.uniform(0.3, 0.8))
-    return Scene(surfaces, cam_rot, cam_pos, lux, ambient, light / np.linalg.norm(light),
-                 sun_c, sun_r, factors={"ambient": ambient, "lux": lux})
+    scene = Scene(surfaces, cam_rot, cam_pos, lux, ambient, light / np.linalg.norm(light),
+                  sun_c, sun_r, factors={"ambient": ambient, "lux": lux})
+    return scale_scene(scene, cfg.scene_scale)
+
+
+def scale_scene(scene: Scene, s: float) -> Scene:
+    """Every length about the camera x `s` (depths scale by s; textures keep their look)."""
+    if s == 1.0:
+        return scene
+    for surf in scene.surfaces:
+        p = surf.params
+        for key in ("c", "radius", "half_h"):
+            if key in p:
+                p[key] = p[key] * s
+        for key in ("center", "half"):
+            if key in p:
+                p[key] = np.asarray(p[key]) * s
+        surf.tex_freq = surf.tex_freq / s
+    scene.cam_pos = scene.cam_pos * s
+    if scene.sun_center is not None:
+        scene.sun_center = scene.sun_center * s
+        scene.sun_radius *= s
+    return scene
+
+
+def sample_rig(rng: np.random.Generator, fam, base: SimConfig) -> SimConfig:
+    """One camera rig drawn from a `RigFamily`'s ranges, as a concrete SimConfig (the rest of
+    `base` kept): baseline, focal length, width (height 3/4 of it), principal-point offsets,
+    scene scale (depths), ToF resolution ratio and modulation frequency."""
+    import dataclasses
+
+    u = lambda r: float(rng.uniform(r[0], r[1]))  # noqa: E731
+    logu = lambda r: float(np.exp(rng.uniform(np.log(r[0]), np.log(r[1]))))  # noqa: E731
+    width = int(rng.integers(fam.width[0] // 2, fam.width[1] // 2 + 1)) * 2 + int(rng.integers(2))
+    height = int(round(width * 0.75))
+    focal, baseline = logu(fam.focal_px), logu(fam.baseline_m)
+    ratio = int(rng.integers(fam.tof_ratio[0], fam.tof_ratio[1] + 1))
+    # the scene's near depth (~0.45 x scale) should fit a 224-px disparity search where the
+    # family allows it; otherwise the search is clipped (and warns), as on a real rig
+    s_lo = min(max(fam.scene_scale[0], focal * baseline / (224 * 0.45)), fam.scene_scale[1])
+    scale = u((s_lo, fam.scene_scale[1]))
+    # a ToF is built for its range: the unambiguous range c / 2f covers the room (~6 x scale
+    # m to the far corners), as a dual-frequency phone ToF's unwrapped range would
+    mod = min(logu(fam.mod_freq_hz), C_LIGHT / (2 * 6.0 * scale))
+    return dataclasses.replace(
+        base, width=width, height=height, focal_px=focal, baseline_m=baseline,
+        cx_offset_px=u(fam.cx_offset_px), doffs_px=u(fam.doffs_px), scene_scale=scale,
+        tof_width=-(-width // ratio), tof_height=-(-height // ratio), tof_focal_px=focal / ratio,
+        mod_freq_hz=mod)
 
 
 # ----------------------------------------------------------------------------- appearance
@@ -299,9 +363,10 @@ def _hash01(ix, iy, iz, seed):
 
 
 def _texture(points: np.ndarray, freq: float, seed: int) -> np.ndarray:
-    """Solid blocky value noise in [-1, 1] (two octaves), identical seen from any camera."""
+    """Solid blocky value noise in [-1, 1] (four octaves, down to mm-scale detail so that
+    high-resolution rigs see texture too), identical seen from any camera."""
     out = np.zeros(len(points))
-    for octave, (scale, w) in enumerate(((1.0, 0.6), (2.7, 0.4))):
+    for octave, (scale, w) in enumerate(((1.0, 0.4), (2.7, 0.25), (7.3, 0.2), (19.7, 0.15))):
         q = np.floor(points * freq * scale).astype(np.int64)
         out += w * _hash01(q[:, 0], q[:, 1], q[:, 2], seed + octave * 7919)
     return 2 * out - 1
@@ -342,12 +407,12 @@ def _sunlit(scene: Scene, points: np.ndarray) -> np.ndarray:
 
 def render_rgb_pair(scene: Scene, cfg: SimConfig, rng: np.random.Generator,
                     noise: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Rectified left/right uint8 images (H, W, 3); the right camera sits at +baseline on x."""
-    K = intrinsics(cfg.width, cfg.height, cfg.focal_px)
-    rays = camera_rays(K, cfg.width, cfg.height)[:, :, 0].reshape(-1, 3)
-    dirs = rays @ scene.cam_rot.T
+    """Rectified left/right uint8 images (H, W, 3); the right camera sits at +baseline on x,
+    its principal point `doffs_px` to the right of the left one's."""
     images, electrons = [], []
-    for cx in (0.0, cfg.baseline_m):
+    for cx, K in zip((0.0, cfg.baseline_m), rig_intrinsics(cfg)):
+        rays = camera_rays(K, cfg.width, cfg.height)[:, :, 0].reshape(-1, 3)
+        dirs = rays @ scene.cam_rot.T
         origin = scene.cam_pos + scene.cam_rot @ np.array([cx, 0.0, 0.0])
         hit = cast_rays(scene, origin, dirs)
         pts = origin + hit["t"][:, None] * dirs
@@ -437,10 +502,20 @@ def _multipath(p_pts, p_n, p_r, p_ir, th, tw, cfg: SimConfig, k: float) -> np.nd
     rho_q / pi * P * Omega * cos_q * cos_p / d^2, reflected with rho_p. Path: r_q + d + r_p.
     Visibility between p and q is not tested (an approximation, see README).
     """
-    s = cfg.mpi_stride
+    s = max(cfg.mpi_stride, int(np.ceil(np.sqrt(th * tw / 300))))  # at most ~300 patches
     grid = np.arange(th * tw).reshape(th, tw)[s // 2::s, s // 2::s].ravel()
     q_pts, q_n, q_r, q_ir = p_pts[grid], p_n[grid], p_r[grid], p_ir[grid]
     omega = (s / cfg.tof_focal_px) ** 2
+    chunk = 4096  # pixels per block of the (P, Q) terms: bounded memory at any resolution
+    if len(p_pts) > chunk:
+        return np.concatenate([_mp_block(p_pts[i:i + chunk], p_n[i:i + chunk],
+                                         p_r[i:i + chunk], p_ir[i:i + chunk],
+                                         q_pts, q_n, q_r, q_ir, omega, cfg, k)
+                               for i in range(0, len(p_pts), chunk)])
+    return _mp_block(p_pts, p_n, p_r, p_ir, q_pts, q_n, q_r, q_ir, omega, cfg, k)
+
+
+def _mp_block(p_pts, p_n, p_r, p_ir, q_pts, q_n, q_r, q_ir, omega, cfg, k):
     # all (P, Q) terms through matrix products: v = q - p, so v.n_p, v.n_q and |v|^2 expand
     dot_p = p_n @ q_pts.T - np.einsum("pk,pk->p", p_pts, p_n)[:, None]
     dot_q = np.einsum("qk,qk->q", q_pts, q_n)[None, :] - p_pts @ q_n.T
@@ -461,8 +536,8 @@ def _multipath(p_pts, p_n, p_r, p_ir, th, tw, cfg: SimConfig, k: float) -> np.nd
 def render_ground_truth(scene: Scene, cfg: SimConfig) -> dict:
     """Left-view GT at the work resolution (h, w): depth, normals (camera frame), masks."""
     f = cfg.focal_px / cfg.work_downsample
-    h, w = cfg.height // cfg.work_downsample, cfg.width // cfg.work_downsample
-    K = intrinsics(cfg.width, cfg.height, cfg.focal_px) / cfg.work_downsample
+    h, w = work_shape(cfg.height, cfg.width, cfg.work_downsample)
+    K = rig_intrinsics(cfg)[0] / cfg.work_downsample
     K[2, 2] = 1.0
     rays = camera_rays(K, w, h)[:, :, 0].reshape(-1, 3)
     dirs = rays @ scene.cam_rot.T

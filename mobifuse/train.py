@@ -2,10 +2,11 @@
 
     python -m mobifuse.train --config configs/mobifuse/tiny.yaml [--set steps=300] [--out DIR]
 
-Simulates (and caches) `train_scenes` + `val_scenes` seeded scenes, trains TwoStageFusionNet
-with masked L1 + gradient loss on random crops, checkpoints every `ckpt_every` steps (a rerun
-with the same --out resumes), and writes model.safetensors (weights + net config), metrics.json
-and the resolved config.yaml atomically to the run directory.
+Simulates (and caches) `train_scenes` + `val_scenes` seeded scenes (each on its own rig drawn
+from `rigs` when set), trains TwoStageFusionNet with masked L1 + gradient loss on random
+crops, checkpoints every `ckpt_every` steps (a rerun with the same --out resumes), and writes
+model.safetensors (weights + net config + the DEI config and command it was trained with),
+metrics.json and the resolved config.yaml atomically to the run directory.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mobifuse.api import run_net
 from mobifuse.config import TrainConfig
-from mobifuse.data import build_dataset
+from mobifuse.data import build_dataset, build_frames
 from mobifuse.models import MODEL_FILE, TwoStageFusionNet, fusion_loss, save_model
 from shared.cli import parse_args, run
-from shared.config import save_config
+from shared.config import save_config, to_dict
 from shared.io import Checkpointer, atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
@@ -45,22 +47,30 @@ def to_tensors(d: dict, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor
             torch.from_numpy(d["gt"][:, None]).to(device))
 
 
-def _crops(geom, err, gt, n: int, size: int, gen: torch.Generator):
-    """A batch of `n` random crops (with random horizontal flips) by advanced indexing."""
-    N, _, h, w = geom.shape
-    i = torch.randint(0, N, (n,), generator=gen)
-    y0 = torch.randint(0, h - size + 1, (n,), generator=gen)
-    x0 = torch.randint(0, w - size + 1, (n,), generator=gen)
-    ar = torch.arange(size)
+def frame_tensors(data) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per frame (geom (4, h, w), err (C, h, w), gt (1, h, w)) of a `build_dataset` dict
+    (stacked) or a `build_frames` list (frames of any size)."""
+    if isinstance(data, dict):
+        g, e, y = to_tensors(data)
+        return list(zip(g, e, y))
+    return [(torch.from_numpy(f["geom"]), torch.from_numpy(f["err"]),
+             torch.from_numpy(f["gt"][None])) for f in data]
+
+
+def _crops(frames, n: int, size: int, gen: torch.Generator):
+    """A batch of `n` random crops (with random horizontal flips) of random frames."""
+    i = torch.randint(0, len(frames), (n,), generator=gen)
+    u = torch.rand(n, 2, generator=gen)
     flip = torch.rand(n, generator=gen) < 0.5
-    cols = torch.where(flip[:, None], x0[:, None] + size - 1 - ar, x0[:, None] + ar)
-    rows = y0[:, None] + ar
-
-    def take(t):  # channels-last view, advanced indexing -> (n, size, size, C) -> NCHW
-        return (t.permute(0, 2, 3, 1)[i[:, None, None], rows[:, :, None], cols[:, None, :]]
-                .permute(0, 3, 1, 2).contiguous())
-
-    return take(geom), take(err), take(gt)
+    out: list[list[torch.Tensor]] = [[], [], []]
+    for b in range(n):  # one slice per crop
+        g, e, y = frames[int(i[b])]
+        h, w = g.shape[-2:]
+        y0, x0 = int(u[b, 0] * (h - size + 1)), int(u[b, 1] * (w - size + 1))
+        for lst, t in zip(out, (g, e, y)):
+            c = t[:, y0:y0 + size, x0:x0 + size]
+            lst.append(c.flip(-1) if flip[b] else c)
+    return tuple(torch.stack(lst) for lst in out)
 
 
 @torch.no_grad()
@@ -73,10 +83,18 @@ def predict(model: TwoStageFusionNet, geom: torch.Tensor, err: torch.Tensor,
     return torch.cat(outs).cpu().numpy()
 
 
-def train_fusion_net(cfg: TrainConfig, train: dict, val: dict | None = None,
+def predict_frames(model: TwoStageFusionNet, data) -> list[np.ndarray]:
+    """Fused depth (h, w) per frame of a `build_frames` list (or a stacked dataset)."""
+    frames = data if isinstance(data, list) else [
+        {"geom": g, "err": e} for g, e in zip(data["geom"], data["err"])]
+    return [run_net(model, f["geom"], f["err"]) for f in frames]
+
+
+def train_fusion_net(cfg: TrainConfig, train, val=None,
                      run_dir: Path | None = None, desc: str = "train") -> tuple[
                          TwoStageFusionNet, dict]:
-    """Train on the arrays of `build_dataset`; returns the model and {loss, val_mae, ...}."""
+    """Train on `build_dataset`'s arrays or `build_frames`' list; returns the model and
+    {loss, val_mae, ...}."""
     torch.set_num_threads(cfg.threads)
     set_seed(cfg.seed)
     device = pick_device(cfg.device)
@@ -85,10 +103,10 @@ def train_fusion_net(cfg: TrainConfig, train: dict, val: dict | None = None,
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
     gen = torch.Generator().manual_seed(cfg.seed)
-    geom, err, gt = to_tensors(train)
-    h, w = geom.shape[-2:]
-    if cfg.crop > min(h, w):
-        raise ValueError(f"crop {cfg.crop} larger than the work resolution {w}x{h}")
+    frames = frame_tensors(train)
+    h = min(min(f[0].shape[-2:]) for f in frames)
+    if cfg.crop > h:
+        raise ValueError(f"crop {cfg.crop} larger than the smallest work resolution side {h}")
     ckpt = Checkpointer(run_dir) if run_dir is not None else None
     start, losses = 0, []
     state = ckpt.load() if ckpt else None
@@ -103,7 +121,7 @@ def train_fusion_net(cfg: TrainConfig, train: dict, val: dict | None = None,
     model.train()
     bar = progress(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps)
     for step in bar:
-        g, e, y = (t.to(device) for t in _crops(geom, err, gt, cfg.batch_size, cfg.crop, gen))
+        g, e, y = (t.to(device) for t in _crops(frames, cfg.batch_size, cfg.crop, gen))
         out = model(g, e)
         loss = fusion_loss(out, y, torch.ones_like(y), cfg.grad_weight)
         opt.zero_grad(set_to_none=True)
@@ -122,10 +140,23 @@ def train_fusion_net(cfg: TrainConfig, train: dict, val: dict | None = None,
                "train_s": time.perf_counter() - t0, "steps": cfg.steps,
                "params": sum(p.numel() for p in model.parameters())}
     if val is not None:
-        vg, ve, vy = to_tensors(val, device)
-        pred = predict(model, vg, ve)
-        metrics["val_mae"] = float(np.mean(np.abs(pred - vy[:, 0].cpu().numpy())))
+        gts = [f["gt"] for f in val] if isinstance(val, list) else list(val["gt"])
+        maes = [np.mean(np.abs(p - g)) for p, g in zip(predict_frames(model.cpu(), val), gts)]
+        metrics["val_mae"] = float(np.mean(maes))
     return model, metrics
+
+
+def training_data(cfg: TrainConfig, seeds: list[int], desc: str):
+    """Stacked scenes of the fixed rig `cfg.sim`, or frames on rigs drawn from `cfg.rigs`."""
+    if cfg.rigs is None:
+        return build_dataset(seeds, cfg.sim, cfg.stereo, cfg.dei, desc=desc)
+    return build_frames(seeds, cfg.sim, cfg.stereo, cfg.dei, cfg.rigs, desc=desc)
+
+
+def model_meta(cfg: TrainConfig, command: str) -> dict:
+    """What a saved net was trained with: the DEI config `fuse` must reuse, and how."""
+    return {"dei": to_dict(cfg.dei), "stereo": to_dict(cfg.stereo), "command": command,
+            "rigs": to_dict(cfg.rigs) if cfg.rigs else None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,10 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     save_config(cfg, run_dir / "config.yaml")
     train_seeds, val_seeds = scene_seeds(cfg)
     log.info("simulating %d + %d scenes (cached)", len(train_seeds), len(val_seeds))
-    train = build_dataset(train_seeds, cfg.sim, cfg.stereo, cfg.dei, desc="train scenes")
-    val = build_dataset(val_seeds, cfg.sim, cfg.stereo, cfg.dei, desc="val scenes")
+    train = training_data(cfg, train_seeds, "train scenes")
+    val = training_data(cfg, val_seeds, "val scenes")
     model, metrics = train_fusion_net(cfg, train, val, run_dir)
-    save_model(model, run_dir / MODEL_FILE)
+    save_model(model, run_dir / MODEL_FILE,
+               model_meta(cfg, "python -m mobifuse.train " + " ".join(argv or sys.argv[1:])))
     atomic_write_json(run_dir / "metrics.json", metrics)
     log.info("val MAE %.4f m after %d steps; wrote %s", metrics["val_mae"], cfg.steps, run_dir)
     return 0

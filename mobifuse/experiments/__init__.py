@@ -1,6 +1,8 @@
 """Maintenance tools for mobifuse, apart from the library:
 
-- `python -m mobifuse.experiments.ship_weights`: train (or take from the cache) the bench's
-  `--quick` fusion nets and copy them into `mobifuse/weights/`, where `mobifuse.bench` finds
-  them on a fresh checkout.
+- `python -m mobifuse.experiments.ship_weights`: train (or take from the cache) the default
+  model `fuse()` uses and the bench's `--quick` fusion nets, and copy them into
+  `mobifuse/weights/`, where `mobifuse.api` and `mobifuse.bench` find them on a fresh checkout.
+- `python -m mobifuse.experiments.calibrate_dei`: fit the DEI calibration factors
+  (`DEIConfig.tof_scale`, `st_scale`) on held-out scenes of the bench's training rigs.
 """

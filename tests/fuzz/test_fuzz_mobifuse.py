@@ -71,10 +71,15 @@ def _seed_middlebury(d):
 def _check_middlebury(out, d):
     assert out["left"].shape == out["right"].shape and out["left"].dtype == np.uint8
     assert np.isfinite(out["baseline_m"]) and out["baseline_m"] > 0
+    c = out["calib"]
+    assert np.isfinite(c.doffs) and c.K_right.shape == (3, 3) and c.baseline_m > 0
     if "depth" in out:
         z = out["depth"]
         assert z.shape == out["left"].shape[:2]
         assert np.all(np.isnan(z) | (z > 0)), "negative or zero depth"
+    if "tof_depth" in out:
+        t = out["tof_depth"]
+        assert t.ndim == 2 and np.all(np.isfinite(t) & (t >= 0))
 
 
 def _seed_capture(d):
@@ -95,6 +100,7 @@ def _check_capture(out, d):
     assert out["tof_depth"].ndim == 2
     c = out["calib"]
     assert c.baseline_m > 0 and np.isfinite(c.baseline_m) and c.mod_freq_hz > 0
+    assert np.isfinite(c.doffs) and np.isfinite(c.K_right).all()
     for k in ("K_left", "K_tof", "T_left_tof"):
         assert np.isfinite(getattr(c, k)).all()
     if "tof_amplitude" in out:
@@ -133,13 +139,15 @@ def test_structured_pfm_header(tmp_path_factory, kind, w, h, scale):
 
 
 CALIB_VALUES = st.sampled_from([0.015, "0.015", -0.01, 0.0, float("nan"), float("inf"), None,
-                                [1, 2], [[1, 0, 0], [0, 1, 0], [0, 0, 1]], True, 1e300,
+                                [1, 2], [2, 1], [0.3, 8.0], [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+                                True, 1e300,
                                 [[0, 0, 0], [0, 0, 0], [0, 0, 1]], {"a": 1}])
 
 
 @fuzz_settings(300)
 @given(edits=st.dictionaries(st.sampled_from(["K_left", "K_tof", "T_left_tof", "baseline_m",
-                                              "mod_freq_hz", "tof_read_noise", "extra"]),
+                                              "mod_freq_hz", "tof_read_noise", "extra",
+                                              "K_right", "doffs", "depth_range"]),
                              CALIB_VALUES, min_size=1, max_size=3))
 def test_structured_calib_json(tmp_path_factory, edits):
     t = BY_NAME["capture"]
@@ -153,7 +161,7 @@ def test_structured_calib_json(tmp_path_factory, edits):
 # --- fuse() on arrays
 
 @fuzz_settings(75)
-@given(size=st.sampled_from([(64, 96), (2, 2), (8, 40), (64, 94)]),
+@given(size=st.sampled_from([(64, 96), (2, 2), (8, 40), (64, 94), (63, 95), (7, 33)]),
        downsample=st.sampled_from([2, 1, 0, -2, 3, 2.0]),
        baseline=st.sampled_from([0.015, float("nan"), -0.01, "0.015", float("inf"), "abc",
                                  None, [0.01]]),
@@ -170,13 +178,15 @@ def test_structured_fuse(size, downsample, baseline, amplitude, mod_freq, dtype)
     tof = np.where(raw["tof_valid"], raw["tof_depth"], np.nan)
 
     def call(d):
+        calib = {"K_left": c.K_left, "K_tof": c.K_tof, "T_left_tof": c.T_left_tof,
+                 "baseline_m": baseline, "mod_freq_hz": mod_freq}
         return fuse(raw["left"][:h, :w].astype(dtype), raw["right"][:h, :w].astype(dtype), tof,
-                    {"left": c.K_left, "tof": c.K_tof, "baseline_m": baseline}, c.T_left_tof,
-                    tof_amplitude=amp, mod_freq_hz=mod_freq, downsample=downsample)
+                    calib, model="inverse_variance", tof_amplitude=amp, downsample=downsample)
 
     def check(out, d):
         assert np.isfinite(out["depth"]).all() and (out["depth"] > 0).all()
-        assert out["depth"].shape == (h // downsample, w // downsample)
+        assert out["depth"].shape == (-(-h // downsample), -(-w // downsample))
+        assert out["depth_full"].shape == (h, w)
 
     t = Target("fuse", lambda d: None, call, check,
                names=lambda d: ["tof", "baseline", "downsample", "image", "mod_freq",
@@ -235,12 +245,12 @@ def test_capture_bad_values(tmp_path):
 def test_fuse_bad_arguments():
     raw = frame()
     c = sim_calibration(SIM)
-    intr = {"left": c.K_left, "tof": c.K_tof, "baseline_m": c.baseline_m}
     tof = np.where(raw["tof_valid"], raw["tof_depth"], np.nan)
+    iv = "inverse_variance"
     with pytest.raises(DataError, match="downsample"):
-        fuse(raw["left"], raw["right"], tof, intr, c.T_left_tof, downsample=0)
+        fuse(raw["left"], raw["right"], tof, c, model=iv, downsample=0)
     with pytest.raises(DataError, match="too small"):
-        fuse(raw["left"][:2, :2], raw["right"][:2, :2], tof, intr, c.T_left_tof)
+        fuse(raw["left"][:2, :2], raw["right"][:2, :2], tof, c, model=iv)
     with pytest.raises(DataError, match="tof_amplitude"):
-        fuse(raw["left"], raw["right"], tof, intr, c.T_left_tof,
+        fuse(raw["left"], raw["right"], tof, c, model=iv,
              tof_amplitude=np.full_like(raw["tof_amplitude"], np.nan))

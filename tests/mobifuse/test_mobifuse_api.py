@@ -1,12 +1,15 @@
-"""`fuse` on arrays: a simulated frame end to end, and clear errors on bad input."""
+"""`fuse` on arrays: a simulated frame end to end, any image size, the calibration object,
+a Middlebury-layout folder of a closed-form scene, and clear errors on bad input."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from mobifuse.api import fuse
+from mobifuse.calibration import Calibration, as_calibration
 from mobifuse.config import NetConfig, SimConfig
-from mobifuse.data import sim_calibration
+from mobifuse.data import load_middlebury_scene, sim_calibration, write_pfm
 from mobifuse.models import TwoStageFusionNet
 from mobifuse.simulator import simulate_scene
 from shared.errors import DataError
@@ -19,46 +22,139 @@ SMALL = SimConfig(width=128, height=96, focal_px=112.0, tof_width=64, tof_height
 def frame():
     raw = simulate_scene(3, SMALL)
     c = sim_calibration(SMALL)
-    intr = {"left": c.K_left, "tof": c.K_tof, "baseline_m": c.baseline_m}
     tof = np.where(raw["tof_valid"], raw["tof_depth"], np.nan)
-    return raw, intr, c.T_left_tof, tof
+    return raw, c, tof
 
 
 def test_fuse_simulated_frame(frame):
-    raw, intr, T, tof = frame
-    out = fuse(raw["left"], raw["right"], tof, intr, T, tof_amplitude=raw["tof_amplitude"])
+    raw, c, tof = frame
+    out = fuse(raw["left"], raw["right"], tof, c, model="inverse_variance",
+               tof_amplitude=raw["tof_amplitude"])
     assert out["depth"].shape == raw["depth"].shape
+    assert out["depth_full"].shape == raw["left"].shape[:2]
     assert np.all(np.isfinite(out["depth"]))
     err = np.abs(out["depth"] - raw["depth"])
     assert np.median(err) < 0.1  # DEI fusion is close to the truth on most pixels
     torch.manual_seed(0)
     net = TwoStageFusionNet(NetConfig(widths=(4, 8, 8)))
-    out = fuse(raw["left"], raw["right"], tof, intr, T, model=net)
+    out = fuse(raw["left"], raw["right"], tof, c.to_json(), model=net)  # a dict works too
     assert out["depth"].shape == raw["depth"].shape
+    out = fuse(raw["left"], raw["right"], tof, c)  # the shipped default model
+    assert np.median(np.abs(out["depth"] - raw["depth"])) < 0.1
+
+
+def test_depth_full_restores_the_callers_grid():
+    from mobifuse.api import to_full
+
+    work = np.arange(12, dtype=np.float32).reshape(3, 4)
+    full = to_full(work, (5, 7), 2)
+    assert full.shape == (5, 7)
+    np.testing.assert_allclose(full[::2, ::2], work)  # image pixel 2i <-> work pixel i
+    assert full[0, 1] == pytest.approx((work[0, 0] + work[0, 1]) / 2)
+
+
+def test_calibration_doffs_from_k_right_and_refusals():
+    K = np.array([[500.0, 0, 100], [0, 500, 80], [0, 0, 1]])
+    Kr = K.copy()
+    Kr[0, 2] += 37.5
+    c = as_calibration({"K_left": K, "K_right": Kr, "K_tof": K, "T_left_tof": np.eye(4),
+                        "baseline_m": 0.2})
+    assert c.doffs == pytest.approx(37.5)
+    d = np.array([10.0, -37.5, np.nan])
+    z = c.depth_from_disparity(d)
+    assert z[0] == pytest.approx(500 * 0.2 / (10 + 37.5)) and np.isnan(z[1]) and np.isnan(z[2])
+    assert c.disparity_from_depth(z[0]) == pytest.approx(10.0)
+    with pytest.raises(DataError, match="doffs"):
+        as_calibration(Calibration(K, K, np.eye(4), 0.2, K_right=Kr, doffs=5.0))
+    Kr2 = Kr.copy()
+    Kr2[1, 2] += 3
+    with pytest.raises(DataError, match="rectified"):
+        as_calibration(Calibration(K, K, np.eye(4), 0.2, K_right=Kr2))
+    with pytest.raises(DataError, match="depth_range"):
+        as_calibration(Calibration(K, K, np.eye(4), 0.2, depth_range=(3.0, 1.0)))
+    with pytest.raises(DataError, match="unknown key 'focal'"):
+        as_calibration({"K_left": K, "K_tof": K, "T_left_tof": np.eye(4), "baseline_m": 1,
+                        "focal": 3})
+
+
+def _closed_form_middlebury(folder, W=161, H=64, f=300.0, B_mm=120.0, cx0=75.3, doffs=8.0):
+    """A fronto-parallel textured plane at Z = 1.5 m (left half) in front of a wall at Z = 3 m:
+    the right image is the left shifted by the closed-form disparity f B / Z - doffs."""
+    rng = np.random.default_rng(0)
+    B = B_mm / 1000
+    Z = np.where(np.arange(W)[None, :] < W // 2, 1.5, 3.0) * np.ones((H, 1))
+    disp = f * B / Z - doffs  # Middlebury's disparity (px): x_left - x_right
+    # texture on a wide canvas; left pixel x sees canvas x, right pixel x sees x + d (same point)
+    tex = cv2.resize(rng.integers(0, 255, (H, W // 2 + 40)).astype(np.uint8), (W + 80, H),
+                     interpolation=cv2.INTER_NEAREST)
+    xs = np.arange(W)[None, :].repeat(H, 0)
+    left = tex[:, 20:20 + W]
+    # right(x_r) = left(x_r + d): d = 16 px (near plane) and 4 px (wall), integer shifts
+    right = tex[np.arange(H)[:, None], np.clip(np.round(xs + disp + 20).astype(int), 0, W + 79)]
+    for name, im in (("im0", left), ("im1", right)):
+        cv2.imwrite(str(folder / f"{name}.png"), np.repeat(im[:, :, None], 3, 2))
+    write_pfm(folder / "disp0.pfm", disp.astype(np.float32))
+    (folder / "calib.txt").write_text(
+        f"cam0=[{f} 0 {cx0}; 0 {f} 31.5; 0 0 1]\ncam1=[{f} 0 {cx0 + doffs}; 0 {f} 31.5; 0 0 1]\n"
+        f"doffs={doffs}\nbaseline={B_mm}\nwidth={W}\nheight={H}\nndisp=64\n")
+    return Z, disp
+
+
+def test_middlebury_folder_with_doffs_and_odd_width_runs_through_fuse(tmp_path):
+    Z, disp = _closed_form_middlebury(tmp_path)
+    s = load_middlebury_scene(tmp_path)
+    c = s["calib"]
+    assert c.doffs == pytest.approx(8.0) and c.baseline_m == pytest.approx(0.12)
+    np.testing.assert_allclose(s["depth"], 300.0 * 0.12 / (disp + 8.0), rtol=1e-5)
+    np.testing.assert_allclose(s["depth"], Z, rtol=1e-5)  # = f B / (d + doffs), not f B / d
+    assert s["tof_depth"].shape == (32, 81)  # simulated ToF at half resolution
+    for model in ("inverse_variance", "default"):
+        out = fuse(s["left"], s["right"], s["tof_depth"], c, model=model)
+        assert out["depth"].shape == (32, 81) and out["depth_full"].shape == (64, 161)
+        gt = s["depth"][::2, ::2]
+        inner = (slice(4, -4), slice(20, -4))
+        st = out["stereo"][inner]
+        # SGBM with doffs: Z = f B / (d + doffs) recovered on the textured planes
+        assert np.median(np.abs(st - gt[inner]) / gt[inner]) < 0.02
+        assert np.median(np.abs(out["depth"] - gt)[inner]) < 0.05
+
+
+def test_stereo_search_clipped_warns(frame):
+    raw, c, tof = frame
+    cal = as_calibration(c)
+    cal.depth_range = (0.05, 5.0)  # 0.05 m needs ~34 px more than the 16-px cap below
+    from mobifuse.config import StereoConfig
+
+    with pytest.warns(UserWarning, match="stereo search clipped"):
+        out = fuse(raw["left"], raw["right"], tof, cal, model="inverse_variance",
+                   stereo=StereoConfig(max_disparities=16))
+    assert out["search"]["clipped"] and "clipped" in out["warnings"][0]
 
 
 def test_fuse_bad_inputs(frame):
-    raw, intr, T, tof = frame
+    raw, c, tof = frame
+    cj = c.to_json()
     with pytest.raises(DataError, match="shape"):
-        fuse(raw["left"], raw["right"][:, :-8], tof, intr, T)
-    with pytest.raises(DataError, match="missing key 'tof'"):
-        fuse(raw["left"], raw["right"], tof, {"left": intr["left"], "baseline_m": 0.01}, T)
-    with pytest.raises(DataError, match="extrinsics"):
-        fuse(raw["left"], raw["right"], tof, intr, None)
+        fuse(raw["left"], raw["right"][:, :-8], tof, c)
+    with pytest.raises(DataError, match="missing key 'K_tof'"):
+        fuse(raw["left"], raw["right"], tof, {k: v for k, v in cj.items() if k != "K_tof"})
+    with pytest.raises(DataError, match="Calibration"):
+        fuse(raw["left"], raw["right"], tof, None)
     with pytest.raises(DataError, match="T_left_tof"):
-        fuse(raw["left"], raw["right"], tof, intr, np.eye(3))
+        fuse(raw["left"], raw["right"], tof, dict(cj, T_left_tof=np.eye(3)))
     with pytest.raises(DataError, match="inf"):
-        fuse(raw["left"], raw["right"], np.where(np.isnan(tof), np.inf, tof), intr, T)
+        fuse(raw["left"], raw["right"], np.where(np.isnan(tof), np.inf, tof), c)
     with pytest.raises(DataError, match="no valid pixel"):
-        fuse(raw["left"], raw["right"], np.full_like(tof, np.nan), intr, T)
+        fuse(raw["left"], raw["right"], np.full_like(tof, np.nan), c)
     with pytest.raises(DataError, match="tof_amplitude"):
-        fuse(raw["left"], raw["right"], tof, intr, T, tof_amplitude=np.ones((3, 3)))
-    bad = dict(intr, left=np.full((3, 3), np.nan))
+        fuse(raw["left"], raw["right"], tof, c, tof_amplitude=np.ones((3, 3)))
     with pytest.raises(DataError, match="NaN"):
-        fuse(raw["left"], raw["right"], tof, bad, T)
+        fuse(raw["left"], raw["right"], tof, dict(cj, K_left=np.full((3, 3), np.nan)))
     with pytest.raises(DataError, match="not found"):
-        fuse(raw["left"], raw["right"], tof, intr, T, model="/nonexistent/model.pt")
+        fuse(raw["left"], raw["right"], tof, c, model="/nonexistent/model.pt")
+    with pytest.raises(DataError, match="model must be"):
+        fuse(raw["left"], raw["right"], tof, c, model=3)
     nan_left = raw["left"].astype(np.float32)
     nan_left[0, 0, 0] = np.nan
     with pytest.raises(DataError, match="'left' contains NaN"):
-        fuse(nan_left, raw["right"], tof, intr, T)
+        fuse(nan_left, raw["right"], tof, c)

@@ -95,7 +95,26 @@ def test_train_then_eval_then_resume(tmp_path):
                          "--out", str(ev2)]) == 0
     fused = read_pfm(ev2 / "fused.pfm")
     assert fused.shape == (32, 48) and np.isfinite(fused).all()
-    assert read_json(ev2 / "metrics.json")["mobifuse"]["mae"] < 1.0
+    m = read_json(ev2 / "metrics.json")  # fused, ToF-only and stereo-only side by side
+    assert m["fused"]["mae"] < 1.0 and m["fused"]["coverage"] == 1.0
+    assert {"inverse_variance", "tof_only", "stereo_only", "stereo_measured"} <= set(m)
+    assert 0 < m["stereo_measured"]["coverage"] < 1
+
+
+def test_eval_middlebury_folder_reports_side_by_side(tmp_path):
+    from test_mobifuse_api import _closed_form_middlebury
+
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    _closed_form_middlebury(scene)
+    ev = tmp_path / "ev"
+    assert mf_eval.main(["--middlebury", str(scene), "--downsample", "1", "--out", str(ev)]) == 0
+    m = read_json(ev / "metrics.json")
+    assert read_pfm(ev / "fused.pfm").shape == (64, 161)  # odd width, downsample 1
+    assert m["stereo_only"]["median"] < 0.05 and m["fused"]["median"] < 0.05
+    assert m["tof_source"].startswith("simulated") and m["search"]["min_disp"] <= 4
+    r = _run("mobifuse.eval", "--middlebury", str(tmp_path / "none"))
+    assert r.returncode == 2 and "calib.txt" in r.stderr
 
 
 def _write_capture(folder):

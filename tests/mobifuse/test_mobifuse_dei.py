@@ -1,6 +1,7 @@
 """The DEI is monotone in each physical factor it models, and zero-concavity on planes."""
 
 import numpy as np
+import pytest
 
 from mobifuse.config import DEIConfig
 from mobifuse.dei import concavity, stereo_dei, texture_strength, tof_dei
@@ -74,3 +75,51 @@ def test_texture_strength_zero_on_flat_image():
     assert texture_strength(np.full((16, 16), 90, np.uint8)).max() == 0
     rng = np.random.default_rng(0)
     assert texture_strength(rng.integers(0, 255, (16, 16)).astype(np.uint8)).mean() > 100
+
+
+def test_stereo_dei_grows_as_the_cost_curvature_flattens():
+    flat = stereo_dei(*_args_st(), CFG, curvature=np.zeros((8, 8)))
+    sharp = stereo_dei(*_args_st(), CFG, curvature=np.full((8, 8), 50.0))
+    assert flat["sigma"][4, 4] > sharp["sigma"][4, 4]
+
+
+def _args_st():
+    f = lambda v: np.full((8, 8), v, dtype=np.float64)  # noqa: E731
+    return (f(1.5), np.full((8, 8), True), f(100.0), f(0.0), f(0.5), f(100.0), 280.0, 0.015)
+
+
+def test_each_sensors_dei_ignores_the_other_sensors_depth():
+    """sigma_st comes from the stereo's own evidence: replacing the ToF frame (depth and
+    amplitude) leaves it bit-identical, and replacing the right image leaves sigma_tof so."""
+    from mobifuse.config import SimConfig
+    from mobifuse.data import sim_calibration
+    from mobifuse.pipeline import prepare_frame
+    from mobifuse.simulator import simulate_scene
+
+    sim = SimConfig(width=96, height=64, focal_px=84.0, tof_width=48, tof_height=32,
+                    tof_focal_px=42.0)
+    raw = simulate_scene(5, sim)
+    c = sim_calibration(sim)
+    c.depth_range = (0.3, 6.0)  # a fixed stereo search: the ToF must not set it here
+    a = prepare_frame(raw["left"], raw["right"], raw["tof_depth"], raw["tof_valid"], c,
+                      raw["tof_amplitude"])
+    b = prepare_frame(raw["left"], raw["right"], raw["tof_depth"] * 1.7 + 0.3,
+                      raw["tof_valid"], c, raw["tof_amplitude"] * 0.1)
+    np.testing.assert_array_equal(a["sigma_st"], b["sigma_st"])
+    assert not np.array_equal(a["sigma_tof"], b["sigma_tof"])
+    noisy = np.clip(raw["right"].astype(int) + 40, 0, 255).astype(np.uint8)
+    d = prepare_frame(raw["left"], noisy, raw["tof_depth"], raw["tof_valid"], c,
+                      raw["tof_amplitude"])
+    np.testing.assert_array_equal(a["sigma_tof"], d["sigma_tof"])
+
+
+def test_calibrate_scale_recovers_gaussian_quantile_and_coverage():
+    from mobifuse.dei import calibrate_scale, coverage
+
+    rng = np.random.default_rng(0)
+    sigma = rng.uniform(0.01, 0.1, 200_000)
+    err = rng.normal(size=sigma.shape) * sigma * 3.0  # the DEI underestimates 3x
+    c = calibrate_scale([sigma[:1000], sigma[1000:]], [err[:1000], err[1000:]], 0.95)
+    assert c == pytest.approx(3.0 * 1.96 / 2, rel=0.02)  # 95 % two-sided: 1.96 sigma
+    assert coverage(c * sigma, err) == pytest.approx(0.95, abs=0.002)
+    assert coverage(sigma, err) == pytest.approx(0.495, abs=0.01)  # P(|z| <= 2/3)

@@ -37,8 +37,7 @@ def test_spearman_perfect_rank():
 
 
 def test_sim_config_validation_names_the_problem():
-    with pytest.raises(ConfigError, match="work_downsample"):
-        from_dict(SimConfig, {"width": 321})
+    assert from_dict(SimConfig, {"width": 321}).width == 321  # any size (odd widths too)
     with pytest.raises(ConfigError, match="tof_offset_m"):
         from_dict(SimConfig, {"tof_offset_m": [0.0, 0.0]})
     with pytest.raises(ConfigError, match="unknown key 'widht'"):

@@ -124,10 +124,12 @@ def test_edge_snap_guide_affinity_picks_the_candidate_of_the_same_grey_level():
 
 
 def test_shipped_quick_nets_match_the_quick_setting():
-    """`mobifuse.bench --quick` finds both fusion nets in mobifuse/weights/ and never renders
-    its training scenes (a change to the data, net or quick setting changes the key: refresh
-    with `python -m mobifuse.experiments.ship_weights`)."""
-    from mobifuse.bench import QUICK, WEIGHTS_DIR, trained_net
+    """`mobifuse.bench --quick` finds its three fusion nets (with / without DEI, cross-rig) in
+    mobifuse/weights/ and never renders training scenes (a change to the data, net or quick
+    setting changes the key: refresh with `python -m mobifuse.experiments.ship_weights`); the
+    default model `fuse()` uses ships beside them, with its training command and DEI config."""
+    from mobifuse.api import default_model
+    from mobifuse.bench import QUICK, WEIGHTS_DIR, rig_train_config, trained_net
     from mobifuse.config import BenchConfig
     from shared.config import load_config
 
@@ -140,4 +142,60 @@ def test_shipped_quick_nets_match_the_quick_setting():
     for use_dei in (True, False):
         net = trained_net(cfg.train, no_training_data, use_dei)
         assert net.cfg.use_dei is use_dei
-    assert len(list(WEIGHTS_DIR.glob("*.safetensors"))) == 2
+    trained_net(rig_train_config(cfg), no_training_data, True)
+    assert len(list(WEIGHTS_DIR.glob("*.safetensors"))) == 4
+    meta = default_model().meta
+    assert "configs/mobifuse/default.yaml" in meta["command"] and meta["rigs"] is not None
+    assert set(meta["dei"]) >= {"tof_scale", "hole_sigma"}
+
+
+def test_convex_guard_matches_a_loop_reference_and_never_leaves_the_inputs_hull():
+    from mobifuse.models import convex_guard
+
+    g = torch.Generator().manual_seed(0)
+    tof = 1 + torch.rand(1, 1, 6, 7, generator=g)
+    st = 1 + torch.rand(1, 1, 6, 7, generator=g) * 3
+    depth = torch.randn(1, 1, 6, 7, generator=g) * 5  # wild: far outside both sensors
+    out = convex_guard(depth, tof, st, 1)
+    for y in range(6):  # reference: clip to min/max of both inputs in the 3x3 window
+        for x in range(7):
+            win = torch.cat([tof[0, 0, max(0, y - 1):y + 2, max(0, x - 1):x + 2].ravel(),
+                             st[0, 0, max(0, y - 1):y + 2, max(0, x - 1):x + 2].ravel()])
+            want = min(max(depth[0, 0, y, x].item(), win.min().item()), win.max().item())
+            assert out[0, 0, y, x].item() == pytest.approx(want)
+    mid = (tof + st) / 2  # inside every window's hull: passes unchanged
+    torch.testing.assert_close(convex_guard(mid, tof, st, 1), mid)
+    nan = convex_guard(torch.full_like(depth, float("nan")), tof, st, 1)
+    torch.testing.assert_close(nan, tof)  # explicit fallback: the ToF
+
+
+def test_a_broken_sensor_is_never_amplified_by_the_net():
+    """Any weights: with the stereo input broken (100 m everywhere), the fused depth stays in
+    the hull of the two inputs, i.e. never beyond the broken sensor itself."""
+    torch.manual_seed(0)
+    net = TwoStageFusionNet(NetConfig(widths=(4, 8, 8))).eval()
+    for p in net.parameters():
+        p.data.normal_(0, 1.0)  # a badly broken net
+    geom = torch.rand(1, 4, 16, 24) + 1.0
+    geom[:, 2] = 100.0
+    with torch.no_grad():
+        d = net(geom, torch.randn(1, N_ERR, 16, 24))["depth"]
+    lo = torch.minimum(geom[:, 0:1].min(), geom[:, 2:3].min())
+    assert torch.isfinite(d).all() and (d >= lo).all() and (d <= 100.0).all()
+
+
+def test_training_runs_on_frames_of_different_sizes():
+    from mobifuse.config import RigFamily, SimConfig, TrainConfig
+    from mobifuse.data import build_frames
+    from mobifuse.train import train_fusion_net
+
+    fam = RigFamily(width=(130, 161), focal_px=(120.0, 200.0), tof_ratio=(2, 3))
+    cfg = TrainConfig(steps=30, batch_size=4, crop=32, net=NetConfig(widths=(4, 8, 8)),
+                      rigs=fam, sim=SimConfig(supersample=1))
+    frames = build_frames([1, 2, 3], cfg.sim, cfg.stereo, cfg.dei, fam)
+    assert len({f["gt"].shape for f in frames}) > 1  # rigs differ in size
+    model, m = train_fusion_net(cfg, frames, frames[:1])
+    assert np.isfinite(m["val_mae"]) and np.isfinite(m["final_loss"])
+    from mobifuse.train import predict_frames
+
+    assert [p.shape for p in predict_frames(model, frames)] == [f["gt"].shape for f in frames]

@@ -114,3 +114,33 @@ def test_ir_albedo_independent_of_colour_and_overrides():
     col = np.array([s.color.mean() for sc in scenes for s in sc.surfaces])
     assert ir.min() >= 0.05 and ir.max() <= 0.9
     assert abs(np.corrcoef(ir, col)[0, 1]) < 0.3
+
+
+def test_sample_rig_stays_in_its_family_ranges():
+    from mobifuse.config import RigFamily
+    from mobifuse.simulator import sample_rig
+
+    fam = RigFamily()
+    rigs = [sample_rig(np.random.default_rng(i), fam, SimConfig()) for i in range(200)]
+    for r in rigs:
+        assert fam.baseline_m[0] <= r.baseline_m <= fam.baseline_m[1]
+        assert fam.focal_px[0] <= r.focal_px <= fam.focal_px[1]
+        assert fam.width[0] <= r.width <= fam.width[1] + 1 and r.height == round(r.width * .75)
+        assert fam.doffs_px[0] <= r.doffs_px <= fam.doffs_px[1]
+        assert 1.99 <= r.width / r.tof_width <= 8.5 and r.tof_focal_px < r.focal_px
+    assert any(r.width % 2 for r in rigs) and any(r.baseline_m > 0.1 for r in rigs)
+
+
+def test_right_view_follows_doffs_closed_form():
+    """A frontal textured wall at Z: the right image is the left shifted by f B / Z - doffs."""
+    from mobifuse.simulator import Scene, Surface, render_rgb_pair
+
+    cfg = SimConfig(width=121, height=40, focal_px=200.0, baseline_m=0.1, doffs_px=7.0)
+    wall = Surface("plane", {"n": np.array([0.0, 0.0, -1.0]), "c": -2.0}, np.full(3, 0.5),
+                   texture=0.6, tex_freq=40.0, tex_seed=3, ir_albedo=0.5)
+    scene = Scene([wall], np.eye(3), np.zeros(3), 400.0, 0.0, np.array([0.0, 0.0, -1.0]))
+    left, right = render_rgb_pair(scene, cfg, np.random.default_rng(0), noise=False)
+    d = int(200.0 * 0.1 / 2.0 - 7.0)  # = 3 px: right(x) = left(x + 3)
+    same = {k: np.mean(right[:, 10:100] == left[:, 10 + k:100 + k]) for k in range(0, 12)}
+    assert same[d] > 0.95  # equal up to texture cells split by rounding
+    assert max(v for k, v in same.items() if k != d) < 0.5
