@@ -6,7 +6,6 @@ import pytest
 
 from offline_il_select.bench import ARMS, _plot, summarise
 
-
 SCORED = ("halfcheetah-random+1expert", "halfcheetah-random+10expert")
 HOPPER = "hopper-random+1expert"  # BC-E above 80 here: reported, not scored
 RANDOM_ONLY = "halfcheetah-random"
