@@ -420,7 +420,7 @@ def _parser():
                    help="roll out (and cache) every dataset the chosen settings need, then stop")
     p.add_argument("--from-rows", default="",
                    help="summarise the rows.json of an earlier (possibly partial) run instead "
-                        "of training")
+                        "of training; several files comma-separated are merged")
     return p
 
 
@@ -438,6 +438,9 @@ def chosen(args) -> tuple[list[str], list[str], list[int], int | None]:
             raise ConfigError(f"--arms: unknown '{a}' (known: {', '.join(ARMS)})")
     if not {"ilid", "bc_expert"} <= set(arms):
         raise ConfigError("--arms: must include ilid and bc_expert (the summary compares them)")
+    for f in (f for f in args.from_rows.split(",") if f):
+        if not Path(f).is_file():
+            raise ConfigError(f"--from-rows: file not found: {f}")
     if args.steps < 0 or args.workers < 1:
         raise ConfigError("--steps must be >= 0 and --workers >= 1")
     try:
@@ -459,9 +462,11 @@ def data_only(settings: list[str], quick: bool, workers: int) -> int:
 
 def rows_from_file(path: str, run_dir: Path, arms: list[str], quick: bool,
                    steps: int | None) -> tuple[list[dict], list[str], dict]:
-    """An earlier run's rows (all copied to this run's rows.json), kept where every chosen arm
-    has its (setting, seed); the selection studies rerun. Returns (rows, settings, studies)."""
-    all_rows = read_json(path)
+    """An earlier run's rows (`path`: one rows.json or several, comma-separated, e.g. the parts
+    of a full bench run one (settings, seeds) subset at a time), all copied to this run's
+    rows.json, kept where every chosen arm has its (setting, seed); the selection studies rerun.
+    Returns (rows, settings, studies)."""
+    all_rows = [r for p in path.split(",") if p for r in read_json(p)]  # parts of one bench
     atomic_write_json(run_dir / "rows.json", all_rows)  # all of them, even when incomplete
     rows = [r for r in all_rows if r["arm"] in arms
             and sum(q["setting"] == r["setting"] and q["seed"] == r["seed"]

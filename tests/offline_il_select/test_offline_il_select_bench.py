@@ -131,7 +131,8 @@ def test_bad_bench_flags_fail_before_any_output(tmp_path):
     from shared.errors import ConfigError
 
     for flags in (["--seed-list", "1,x"], ["--settings", "walker-random"], ["--steps", "-5"],
-                  ["--arms", "ilid,gail"], ["--arms", "ilid,dwbc"]):
+                  ["--arms", "ilid,gail"], ["--arms", "ilid,dwbc"],
+                  ["--from-rows", str(tmp_path / "no_rows.json")]):
         with pytest.raises(ConfigError):
             main(flags + ["--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
