@@ -162,3 +162,22 @@ def test_gpu_warm_up_runs_once_per_device():
     assert "cuda" in bench._WARM
     bench.warm_up("cpu")  # nothing to warm on a CPU
     assert "cpu" not in bench._WARM
+
+
+def test_expert_rows_counts_what_ilid_does_with_the_experts_in_d_b():
+    """Selected expert rows of D_b and the beta they get: beta is stored per D_s row, in D_b
+    order, so the i-th selected row's beta is beta[i]."""
+    import numpy as np
+    import torch
+
+    from offline_il_select.bench import expert_rows
+
+    is_expert = np.array([0, 0, 0, 1, 1, 1], bool)
+    selected = torch.tensor([0, 1, 0, 1, 1, 0], dtype=torch.bool)  # D_s = rows 1, 3, 4
+    beta = torch.tensor([1.0, 0.0, 1.0])  # row 1: 1, row 3: 0, row 4: 1
+    out = expert_rows({"selected": selected, "beta": beta}, is_expert)
+    assert out == {"n_expert_rows": 3, "n_selected_expert": 2, "beta_mean_selected_expert": 0.5,
+                   "n_selected_gated_in": 2}
+    none = expert_rows({"selected": torch.zeros(6, dtype=torch.bool), "beta": torch.zeros(0)},
+                       is_expert)
+    assert none["n_selected_expert"] == 0 and np.isnan(none["beta_mean_selected_expert"])
