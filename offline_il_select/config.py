@@ -9,25 +9,36 @@ from typing import Literal
 from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
 
 __all__ = ["DataConfig", "ILIDConfig", "PolicyConfig", "BaselineConfig", "TrainConfig",
-           "METHODS"]
+           "METHODS", "SOURCES"]
 
 METHODS = ("ilid", "bc_expert", "bc_all", "dwbc", "iswbc")
 
 
+SOURCES = ("random", "medium", "medium_replay", "noisy")  # source datasets of D_b
+
+
 @dataclass
 class DataConfig:
+    """D_e and the imperfect data D_b, composed as the paper's code composes them (its
+    `get_datasets`): D_e = the first `n_expert` trajectories of the expert dataset; D_b = the
+    first `n_s` trajectories of the source dataset followed by the next `n_s_expert` expert
+    trajectories (the code's num_e, num_s_s, num_s_e; the code calls D_b 'D_s')."""
+
     env_id: str = "Hopper-v5"  # gymnasium MuJoCo env the datasets come from
-    # D_b recipe: 'random' = n_random random episodes; 'medium_random' = n_medium medium episodes
-    # + n_random random; 'noisy' = n_noisy noisy-expert episodes (known per-episode quality).
-    imperfect: Literal["random", "medium_random", "noisy"] = "random"
-    n_expert: PosInt = 1  # expert episodes in D_e
-    n_random: NonNegInt = 1000  # random episodes in D_b
-    n_medium: NonNegInt = 10  # medium-policy episodes in D_b ('medium_random')
-    n_noisy: NonNegInt = 50  # noisy-expert episodes in D_b ('noisy')
-    data_seed: int = 0  # seed of the dataset rollouts (fixed across training seeds)
+    # source dataset of D_b, as D4RL's: 'random' (uniform actions), 'medium' (the medium policy,
+    # sampled), 'medium_replay' (medium policy + per-episode noise: a reconstruction of D4RL's
+    # replay buffer), 'noisy' (expert + per-episode noise, with known per-episode quality)
+    source: Literal["random", "medium", "medium_replay", "noisy"] = "random"
+    n_expert: PosInt = 1  # expert trajectories in D_e (the code's num_e)
+    n_s: PosInt = 1000  # source trajectories in D_b (the code's num_s_s)
+    n_s_expert: NonNegInt = 0  # further expert trajectories appended to D_b (the code's num_s_e)
+    # which trajectories are cut from a dataset or file: 'first' (as the code) or 'sampled'
+    # (a permutation seeded by data_seed)
+    pick: Literal["first", "sampled"] = "first"
+    data_seed: int = 0  # seed of the dataset rollouts and of 'sampled' (fixed across seeds)
     policy_dir: str = ""  # expert/medium policy files; '' = shared/il/policies
-    expert_file: str = ""  # a D4RL-layout HDF5 to use as D_e instead of a rollout
-    imperfect_file: str = ""  # a D4RL-layout HDF5 (or Minari dir) to use as D_b
+    expert_file: str = ""  # a D4RL-layout HDF5 (or Minari dir) to cut D_e and D_b's experts from
+    imperfect_file: str = ""  # a D4RL-layout HDF5 (or Minari dir) to cut D_b's n_s from
     max_episode_steps: PosInt = 1000  # episode cap of the rollouts
 
     def validate(self) -> None:
@@ -54,6 +65,9 @@ class ILIDConfig:
     sigma: Prob = 0.4  # expert-likeness threshold on d(s) (paper's `bar`)
     rollback: PosInt = 20  # K: look-ahead window of resultant states (same episode only)
     use_beta: bool = True  # gate the D_s term by beta = 1[d(s) <= sigma] (the public code skips it)
+    # alpha = D/(1-D) from the clipped D(s, a) (in [1/9, 9], as the paper); false: from the
+    # network's raw logit, exp(logit) (an ablation; the training loss stays clipped)
+    clip_alpha: bool = True
     disc_hidden: PosInt = 256  # width of d(s) and D(s,a)
     disc_lr: PosFloat = 1e-4  # Adam lr of both discriminators (paper: 1e-5 for 100k steps)
     disc_weight_decay: NonNegFloat = 5e-3  # Adam weight decay of both discriminators
@@ -95,5 +109,3 @@ class TrainConfig:
             raise ValueError("ilid.rollback (K) must be >= 1")
         if self.policy.steps < 1 or self.eval_every < 1 or self.eval_episodes < 1:
             raise ValueError("policy.steps, eval_every and eval_episodes must be >= 1")
-        if self.data.n_expert < 1:
-            raise ValueError("data.n_expert must be >= 1")

@@ -7,7 +7,8 @@ Alg. 1:
    (`selection.ResultantStateSelector`, Eq. (6));
 3. state-action discriminator D(s, a): D_e vs D_u = D_e ∪ D_s; alpha = D/(1 - D);
 4. weighted BC (`wbc.weighted_bc_loss`, Eq. (9)) with beta = 1[d(s) <= sigma] on D_s (the public
-   code computes beta but drops it; `use_beta=False` reproduces that as an ablation).
+   code computes beta but drops it; `use_beta=False` reproduces that as an ablation;
+   `clip_alpha=False` takes alpha from D's unclipped sigmoid, another ablation).
 
 Steps 1-3 run once in `prepare()`, which also fixes alpha(s, a) for every row of D_u and beta(s)
 for every row of D_s: both depend only on the trained discriminators, so the policy loop never runs
@@ -27,7 +28,11 @@ from offline_il_select.config import ILIDConfig, PolicyConfig
 from offline_il_select.discriminator import train_discriminator
 from offline_il_select.models import Discriminator, Normalizer, TanhGaussianPolicy
 from offline_il_select.selection import ResultantStateSelector, beta_gate
-from offline_il_select.wbc import importance_weight, weighted_bc_loss
+from offline_il_select.wbc import (
+    importance_weight,
+    unclipped_importance_weight,
+    weighted_bc_loss,
+)
 
 __all__ = ["ILID", "t32"]
 
@@ -70,7 +75,9 @@ class ILID:
         train_discriminator(big_d, torch.cat([s_e, a_e], 1), torch.cat([s_u, a_u], 1),
                             cfg.disc_steps, cfg.disc_batch, cfg.disc_lr, cfg.disc_weight_decay,
                             gen)
-        alpha = importance_weight(big_d.predict(torch.cat([s_u, a_u], 1)))
+        x_u = torch.cat([s_u, a_u], 1)
+        alpha = importance_weight(big_d.predict(x_u)) if cfg.clip_alpha else \
+            unclipped_importance_weight(big_d, x_u)
         self.state_disc, self.sa_disc = d, big_d
         self.artifacts = {"s_u": s_u, "a_u": a_u, "alpha": alpha, "s_s": s_s, "a_s": a_s,
                           "beta": t32(beta, dev), "selected": torch.as_tensor(selected),
@@ -84,6 +91,7 @@ class ILID:
                 "alpha_mean_expert": float(a["alpha"][:len(self.e["observations"])].mean()),
                 "alpha_mean_selected": float(a["alpha"][len(self.e["observations"]):].mean())
                 if len(a["s_s"]) else float("nan"),
+                "alpha_max": float(a["alpha"].max()),
                 "expert_like_share": float((a["d_next"] >= self.cfg.sigma).float().mean())}
 
     def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:

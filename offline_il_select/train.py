@@ -1,11 +1,13 @@
 """Train ILID or a baseline.
 
-    python -m offline_il_select.train --config configs/offline_il_select/hopper_random.yaml
+    python -m offline_il_select.train --config configs/offline_il_select/hopper-random+1expert.yaml
 
-The recipe: build D_e and D_b (`data.py`), normalise states with D_e ∪ D_b statistics, let the
+The recipe: build D_e and D_b (`data.py`; user files are read, cut and checked against the
+environment before the run dir exists), normalise states with D_e ∪ D_b statistics, let the
 method prepare (ILID: discriminators + selection; ISW-BC: its discriminator), then run
 `policy.steps` weighted-BC steps, evaluating the deterministic policy every `eval_every` steps
-(normalised score, D4RL convention, against the reference returns of `shared.il`). The run dir
+(normalised score, D4RL convention: 0 = random, 100 = our deterministic expert; also against
+D4RL's published references). The run dir
 holds `config.yaml`, a resumable `ckpt.pt` (rerun with the same --out to resume), `curve.csv`,
 `result.json` and `policy.pt`.
 """
@@ -62,8 +64,11 @@ def evaluate(policy: TanhGaussianPolicy, data: ILData, episodes: int, seed: int)
     dev = next(policy.parameters()).device
     rets = evaluate_policy(lambda o: policy.act(torch.as_tensor(o, device=dev)).cpu().numpy(),
                            data.env_id, episodes, seed)
-    return {"return": float(rets.mean()),
-            "score": normalized_return(float(rets.mean()), data.ref_random, data.ref_expert)}
+    r = float(rets.mean())
+    out = {"return": r, "score": normalized_return(r, data.ref_random, data.ref_expert)}
+    if "d4rl" in data.refs:  # the same return against D4RL's published references
+        out["score_d4rl"] = normalized_return(r, *data.refs["d4rl"])
+    return out
 
 
 def resume_state(run_dir: str | Path, device: torch.device) -> dict | None:
@@ -155,6 +160,7 @@ def fit(cfg: TrainConfig, data: ILData, run_dir: str | Path | None = None,
     train_s, cpu_s = train_s + t1 - t0, cpu_s + c1 - c0
     last = curve[-2:]
     return {"method": cfg.method, "score": sum(c["score"] for c in last) / len(last),
+            "score_d4rl": sum(c.get("score_d4rl", float("nan")) for c in last) / len(last),
             "return": sum(c["return"] for c in last) / len(last), "curve": curve,
             "train_s": train_s, "train_cpu_s": cpu_s, "prep": prep, "policy": policy,
             "artifacts": getattr(method, "artifacts", None)}
@@ -164,13 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(
         argv, TrainConfig, prog="offline_il_select.train",
         quick={"policy.steps": 500, "eval_every": 250, "ckpt_every": 250, "eval_episodes": 3,
-               "ilid.disc_steps": 200, "data.n_random": 100},
+               "ilid.disc_steps": 200, "data.n_s": 100},
         description="Offline imitation from one expert episode plus imperfect data: ILID "
                     "(resultant-state selection + weighted BC) or a baseline (bc_expert, bc_all, "
                     "dwbc, iswbc; --set method=...). Datasets come from shared.il's committed "
                     "SAC policies (or --set data.imperfect_file=...). Rerun with the same --out "
                     "to resume.",
-        default_config="configs/offline_il_select/hopper_random.yaml")
+        default_config="configs/offline_il_select/hopper-random+1expert.yaml")
     try:
         cfg.validate()
     except ValueError as e:
@@ -189,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     atomic_torch_save({"state_dict": pol.state_dict(), "obs_dim": pol.net[0].in_features,
                        "act_dim": pol.net[-1].out_features // 2, "hidden": cfg.policy.hidden,
                        "env_id": cfg.data.env_id}, run_dir / "policy.pt")
-    out = {k: res[k] for k in ("method", "score", "return", "train_s", "train_cpu_s", "prep")}
+    out = {k: res[k] for k in ("method", "score", "score_d4rl", "return", "train_s",
+                                "train_cpu_s", "prep")}
+    out["data"] = data.description
     out["n_expert_transitions"] = int(len(data.expert["rewards"]))
     out["n_imperfect_transitions"] = int(len(data.imperfect["rewards"]))
     atomic_write_json(run_dir / "result.json", out)

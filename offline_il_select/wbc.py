@@ -4,8 +4,9 @@
 
 D_u = D_e ∪ D_s, alpha = D/(1 - D) with D(s, a) the state-action discriminator of D_e vs D_u
 (an importance weight d_e/d_u; in [1/9, 9] with the [0.1, 0.9] clip), beta = 1[d(s) <= sigma]
-(`selection.beta_gate`). Each term is a mean over its own batch, so the two sources weigh alike
-regardless of their sizes (as in the paper's code).
+(`selection.beta_gate`). `unclipped_importance_weight` is alpha from the discriminator's raw
+logit, exp(logit) = D/(1 - D) of the unclipped sigmoid (an ablation). Each term is a mean over
+its own batch, so the two sources weigh alike regardless of their sizes (as in the paper's code).
 
 Shapes: s (B, S), a (B, A), weights (B,) -> scalar loss (to minimise).
 """
@@ -17,7 +18,18 @@ import torch
 from shared.il.bc import bc_loss, importance_weight
 from shared.il.models import TanhGaussianPolicy
 
-__all__ = ["importance_weight", "weighted_bc_loss", "bc_loss"]
+__all__ = ["importance_weight", "unclipped_importance_weight", "weighted_bc_loss", "bc_loss"]
+
+MAX_LOGIT = 69.0  # exp(69) ~ 1e30: a weight that large still sums finitely in float32
+
+
+@torch.no_grad()
+def unclipped_importance_weight(disc, x: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """alpha = D/(1 - D) of the discriminator's sigmoid WITHOUT its output clip, i.e.
+    exp(raw logit), over x (N, D) -> (N,) (the logit capped at MAX_LOGIT)."""
+    z = torch.cat([disc.net(disc.norm(x[i:i + chunk])).squeeze(-1)
+                   for i in range(0, len(x), chunk)])
+    return z.clamp(max=MAX_LOGIT).exp()
 
 
 def weighted_bc_loss(policy: TanhGaussianPolicy, s_u: torch.Tensor, a_u: torch.Tensor,

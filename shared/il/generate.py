@@ -2,6 +2,7 @@
 
     python -m shared.il.generate --env Hopper-v5 --kind expert --episodes 10 --out hopper.hdf5
     python -m shared.il.generate --references      # recompute policies/reference_returns.json
+    python -m shared.il.generate --deterministic-references   # add only the deterministic expert's
 
 `dataset(env_id, kind, n_episodes, seed)` rolls out (see `rollout.py`) and caches the arrays
 under a key of (env, kind, episodes, seed, the policy file's hash), so a seed always gives the
@@ -22,11 +23,12 @@ from shared.cli import run
 from shared.errors import ConfigError, DataError
 from shared.il.datasets import episode_returns, write_d4rl_hdf5, write_minari
 from shared.il.policy import load_policy
-from shared.il.rollout import D4RL_REF_SCORES, DATASET_KINDS, rollout
+from shared.il.rollout import D4RL_REF_SCORES, DATASET_KINDS, evaluate_policy, rollout
 from shared.io import atomic_write_json, read_json
 from shared.log import get_logger, setup_logging
 
-__all__ = ["POLICY_DIR", "policy_path", "dataset", "reference_returns", "compute_references"]
+__all__ = ["POLICY_DIR", "policy_path", "dataset", "reference_returns", "compute_references",
+           "deterministic_expert_returns", "add_deterministic_references"]
 
 log = get_logger("shared.il.generate")
 POLICY_DIR = Path(__file__).parent / "policies"
@@ -56,7 +58,7 @@ def dataset(env_id: str, kind: str, n_episodes: int, seed: int,
         raise ConfigError(f"dataset kind '{kind}' unknown (use one of {DATASET_KINDS})")
     policy, phash = None, None
     if kind != "random":
-        level = "medium" if kind == "medium" else "expert"
+        level = "medium" if kind in ("medium", "medium_replay") else "expert"
         path = policy_path(env_id, level, policy_dir)
         policy, info = load_policy(path)
         if info["env_id"] != env_id:
@@ -82,22 +84,50 @@ def reference_returns(env_id: str, policy_dir: str | Path | None = None) -> dict
     return refs[env_id]
 
 
+def deterministic_expert_returns(env_id: str, episodes: int = 100, seed: int = 10_000,
+                                 policy_dir: str | Path | None = None) -> np.ndarray:
+    """(episodes,) returns of the expert acting deterministically (tanh of its mean), the way
+    an imitating policy is evaluated; episode i resets with `seed + i`."""
+    policy, _ = load_policy(policy_path(env_id, "expert", policy_dir))
+    return evaluate_policy(lambda o: policy.act(o, deterministic=True), env_id, episodes, seed)
+
+
 def compute_references(episodes: int = 100, seed: int = 10_000,
                        policy_dir: str | Path | None = None) -> dict:
-    """Mean returns of `episodes` random and expert episodes per env (written to the JSON)."""
+    """Mean returns of `episodes` random, medium and expert episodes per env (expert and medium
+    sampled from their policies, as the datasets are; the expert also acting deterministically),
+    written to the JSON with D4RL's published references beside them."""
     out = {}
     for env_id in ENVS:
         r = {k: episode_returns(dataset(env_id, k, episodes, seed, policy_dir)) for k in
              ("random", "expert", "medium")}
         d4rl = D4RL_REF_SCORES[env_id.split("-")[0]]
+        det = deterministic_expert_returns(env_id, episodes, seed, policy_dir)
         out[env_id] = {"random": float(r["random"].mean()), "expert": float(r["expert"].mean()),
                        "expert_std": float(r["expert"].std()),
+                       "expert_deterministic": float(det.mean()),
+                       "expert_deterministic_std": float(det.std()),
                        "medium": float(r["medium"].mean()), "medium_std": float(r["medium"].std()),
                        "episodes": episodes, "d4rl_random": d4rl["random"],
                        "d4rl_expert": d4rl["expert"]}
         log.info("%s: %s", env_id, out[env_id])
     atomic_write_json(Path(policy_dir or POLICY_DIR) / REFERENCE_FILE, out)
     return out
+
+
+def add_deterministic_references(episodes: int = 100, seed: int = 10_000,
+                                 policy_dir: str | Path | None = None) -> dict:
+    """Add (or refresh) only `expert_deterministic(_std)` in the reference JSON, leaving the
+    sampled references as they are."""
+    path = Path(policy_dir or POLICY_DIR) / REFERENCE_FILE
+    refs = read_json(path)
+    for env_id in refs:
+        det = deterministic_expert_returns(env_id, episodes, seed, policy_dir)
+        refs[env_id].update(expert_deterministic=float(det.mean()),
+                            expert_deterministic_std=float(det.std()))
+        log.info("%s: deterministic expert %.1f +- %.1f", env_id, det.mean(), det.std())
+    atomic_write_json(path, refs)
+    return refs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,10 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minari", help="also export a Minari dataset directory under this root")
     p.add_argument("--references", action="store_true",
                    help="recompute reference returns (100 random + 100 expert episodes per env)")
+    p.add_argument("--deterministic-references", action="store_true",
+                   help="add the deterministic expert's returns (100 episodes per env) to the "
+                        "reference file, keeping the rest")
     args = p.parse_args(argv)
     setup_logging()
     if args.references:
         compute_references()
+        return 0
+    if args.deterministic_references:
+        add_deterministic_references()
         return 0
     data = dataset(args.env, args.kind, args.episodes, args.seed)
     rets = episode_returns(data)

@@ -6,7 +6,10 @@ Dataset kinds (what D4RL calls them, built the same way):
 - random: uniform actions in the action box;
 - noisy_expert: the expert's deterministic action plus Gaussian noise whose std is drawn per
   episode from `noise_levels`, so episode quality varies with a known ground truth (the noise
-  std is stored per transition in `infos/noise_std`).
+  std is stored per transition in `infos/noise_std`);
+- medium_replay: the same with the medium policy. D4RL's medium-replay is the replay buffer of
+  the SAC run up to the medium policy (qualities from random to medium); no replay buffer was
+  kept here, so this is a reconstruction with the same spread of qualities.
 
 Episodes are rolled out `batch` at a time (one env each, one batched policy forward per step).
 Everything is seeded per episode: episode i resets its env with `seed + i` and draws its action
@@ -22,7 +25,8 @@ from shared.il.policy import GaussianPolicy
 
 __all__ = ["rollout", "evaluate_policy", "D4RL_REF_SCORES", "DATASET_KINDS"]
 
-DATASET_KINDS = ("expert", "medium", "random", "noisy_expert")
+DATASET_KINDS = ("expert", "medium", "random", "noisy_expert", "medium_replay")
+NOISY_KINDS = ("noisy_expert", "medium_replay")  # deterministic action + per-episode noise
 
 # D4RL v2-era reference returns (d4rl/gym_mujoco/__init__.py); only approximate for v5 envs.
 D4RL_REF_SCORES = {
@@ -39,8 +43,9 @@ def rollout(env_id: str, n_episodes: int, seed: int, kind: str = "expert",
             batch: int = 16, max_steps: int | None = None) -> dict[str, np.ndarray]:
     """Collect `n_episodes` episodes -> D4RL-layout dict (+ 'infos/noise_std' for noisy_expert).
 
-    kind: 'expert'/'medium' sample the policy; 'random' ignores it; 'noisy_expert' adds
-    per-episode Gaussian noise to the deterministic action. `max_steps` caps an episode (a
+    kind: 'expert'/'medium' sample the policy; 'random' ignores it; 'noisy_expert' and
+    'medium_replay' add per-episode Gaussian noise to the (expert's / medium's) deterministic
+    action. `max_steps` caps an episode (a
     timeout), default the env's own time limit.
     """
     if kind not in DATASET_KINDS:
@@ -59,7 +64,7 @@ def rollout(env_id: str, n_episodes: int, seed: int, kind: str = "expert",
         nonlocal next_ep
         obs, _ = env.reset(seed=seed + next_ep)
         rng = np.random.default_rng([seed, next_ep])
-        if kind == "noisy_expert":
+        if kind in NOISY_KINDS:
             noise[next_ep] = rng.choice(np.asarray(noise_levels, np.float32))
         slot = {"env": env, "ep": next_ep, "obs": obs, "steps": [], "rng": rng}
         next_ep += 1
@@ -72,7 +77,7 @@ def rollout(env_id: str, n_episodes: int, seed: int, kind: str = "expert",
         eps = np.stack([s["rng"].standard_normal(len(low)) for s in slots])
         if kind == "random":
             act = np.stack([s["rng"].uniform(low, high) for s in slots])
-        elif kind == "noisy_expert":
+        elif kind in NOISY_KINDS:
             act = policy.act(obs, deterministic=True)
             act = np.clip(act + noise[[s["ep"] for s in slots]][:, None] * eps, low, high)
         else:
@@ -95,7 +100,7 @@ def rollout(env_id: str, n_episodes: int, seed: int, kind: str = "expert",
     for env in envs:
         env.close()
     out = {k: np.concatenate([e[k] for e in episodes]) for k in episodes[0]}
-    if kind != "noisy_expert":
+    if kind not in NOISY_KINDS:
         del out["infos/noise_std"]
     return out
 

@@ -1,8 +1,10 @@
 """The train recipe as a tool: a tiny run, resume, and clear one-line errors on bad input."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -15,9 +17,14 @@ from shared.il.datasets import write_d4rl_hdf5
 TINY = "configs/offline_il_select/tiny.yaml"
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 def _cli(*args, cwd=None):
+    # tests run in a temporary directory: this checkout's code, not an installed copy
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "offline_il_select.train", *args],
-                          capture_output=True, text=True, cwd=cwd)
+                          capture_output=True, text=True, cwd=cwd, env=env)
 
 
 def test_tiny_run_then_resume(tmp_path, caplog):
@@ -117,7 +124,8 @@ def test_user_dataset_files_and_their_errors(tmp_path):
     good = tmp_path / "good.hdf5"
     write_d4rl_hdf5(good, _tiny_dataset())
     assert main(["--config", TINY, "--out", str(tmp_path / "ok"), "--set",
-                 f"data.imperfect_file={good}", "--set", "policy.steps=20"]) == 0
+                 f"data.imperfect_file={good}", "--set", "data.n_s=1", "--set",
+                 "policy.steps=20"]) == 0
     bad = tmp_path / "nan.hdf5"
     with h5py.File(bad, "w") as f:
         for k, v in _tiny_dataset().items():
@@ -132,7 +140,8 @@ def test_user_dataset_files_and_their_errors(tmp_path):
     assert not (tmp_path / "nan").exists()  # nothing half-written
     wrong = tmp_path / "wrong.hdf5"
     write_d4rl_hdf5(wrong, _tiny_dataset(s=5))
-    with pytest.raises(DataError, match="D_b's have 5"):
+    with pytest.raises(DataError, match=r"wrong.hdf5: observations have shape \(5,\) per step "
+                                        r"but Hopper-v5 expects \(11,\)"):
         main(["--config", TINY, "--set", f"data.imperfect_file={wrong}"])
     # a missing file is a config error, found before any rollout
     with pytest.raises(ConfigError, match="data.expert_file: file not found"):
