@@ -111,7 +111,7 @@ def _detection(fed) -> dict:
 
 
 def _global_vector(fed):
-    return shared_weight_vector(fed.strategy.global_state, fed.template.shared_weight_names())
+    return shared_weight_vector(fed.strategy.global_state, fed.names)
 
 
 def _plots(run_dir, uniq: np.ndarray, prune: list[dict], finetune: list[dict],

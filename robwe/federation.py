@@ -30,7 +30,7 @@ from shared.fl import round_rng
 
 __all__ = ["Federation", "build_federation", "evaluate_clients"]
 
-_HEAD, _SLICE, _FORGE = 1, 2, 3  # key-generator purposes
+_HEAD, _SLICE, _FORGE, _LAYOUT = 1, 2, 3, 4  # key-generator purposes
 
 
 @dataclass
@@ -44,6 +44,7 @@ class Federation:
     slice_keys: dict[int, WatermarkKey] | None  # the true keys (held by the server)
     partition: SlicePartition | None
     malicious: list[int]
+    names: list[str]  # the shared weight tensors that form y (watermark.carrier)
 
     @property
     def client_ids(self) -> list[int]:
@@ -56,14 +57,14 @@ def build_federation(cfg: RobWEConfig, data: FederatedData | None = None) -> Fed
         data = federate(load_dataset(cfg.data), cfg.data, cfg.seed)
     ds = data.dataset
     template = build_model(cfg.model, tuple(ds.x.shape[1:]), ds.num_classes)
-    names = template.shared_weight_names()
-    n = data.num_clients
     wm = cfg.watermark
+    names = template.shared_weight_names(wm.carrier)
+    n = data.num_clients
     head_keys = slice_keys = partition = None
     if wm.head:
         p_head = head_vector(template).numel()
-        head_keys = {c: make_key(wm.head_bits, p_head, key_generator(cfg.seed, _HEAD, c))
-                     for c in range(n)}
+        head_keys = {c: make_key(wm.head_bits, p_head, key_generator(cfg.seed, _HEAD, c),
+                                 repeat=wm.repeat) for c in range(n)}
     num_mal = int(round(cfg.threat.malicious_frac * n))
     malicious = sorted(int(c) for c in round_rng(cfg.seed, 555).choice(n, num_mal,
                                                                          replace=False))
@@ -71,7 +72,8 @@ def build_federation(cfg: RobWEConfig, data: FederatedData | None = None) -> Fed
     if wm.slice:
         total = live_weight_vector(template, names).numel()
         partition = SlicePartition(total, n, wm.slice_bits, wm.min_slice_ratio, wm.placement,
-                                   wm.shared_len)
+                                   wm.shared_len, wm.layout, wm.repeat,
+                                   secret=key_generator(cfg.seed, _LAYOUT, 0).initial_seed())
         slice_keys = {c: partition.key(c, key_generator(cfg.seed, _SLICE, c)) for c in range(n)}
         used = {c: forge_key(k, cfg.threat.tampered_frac, key_generator(cfg.seed, _FORGE, c))
                 if c in malicious else k for c, k in slice_keys.items()}
@@ -79,7 +81,7 @@ def build_federation(cfg: RobWEConfig, data: FederatedData | None = None) -> Fed
     y = torch.from_numpy(ds.y)
     client = RobWEClient(template, x, y, [torch.from_numpy(t) for t in data.train],
                          [torch.from_numpy(t) for t in data.test], cfg.fl, wm, head_keys, used,
-                         cfg.seed)
+                         cfg.seed, names)
     det = cfg.detection
     detector = WatermarkDetector(det.confidence, det.confidence_bad, det.bad_nums,
                                  det.min_cohort, det.estimator, det.min_std) \
@@ -87,7 +89,7 @@ def build_federation(cfg: RobWEConfig, data: FederatedData | None = None) -> Fed
     strategy = RobWEStrategy(template.shared_state(), names, slice_keys, detector,
                              cfg.fl.fraction, cfg.seed)
     return Federation(cfg, data, template, client, strategy, head_keys, slice_keys, partition,
-                      malicious)
+                      malicious, names)
 
 
 def evaluate_clients(fed: Federation, private: dict[int, dict]) -> dict[str, np.ndarray]:
@@ -95,7 +97,7 @@ def evaluate_clients(fed: Federation, private: dict[int, dict]) -> dict[str, np.
     body under the client's true key (NaN where a watermark is off)."""
     n = fed.data.num_clients
     out = {k: np.full(n, np.nan) for k in ("acc", "head_bits", "slice_bits")}
-    names = fed.template.shared_weight_names()
+    names = fed.names
     for c in range(n):
         model = personalised_model(fed.template, fed.strategy.global_state,
                                    private.get(c) or fed.template.head_state())
