@@ -52,6 +52,9 @@ class FLConfig:
     lr: PosFloat = 0.05  # paper code: 0.01 over 50 rounds of 500-sample clients
     momentum: Prob = 0.5
     weight_decay: NonNegFloat = 1e-4  # on weights, not biases
+    # server protocol: each round also sample up to this many clients whose slice watermark
+    # reads below watermark.target_bits in the global body (lowest first); 0 = plain sampling
+    catch_up: NonNegInt = 2
 
 
 @dataclass
@@ -73,6 +76,8 @@ class WatermarkConfig:
     # which shared weight tensors form y: all (the paper), or only the last one (the layer
     # feeding the head, where every weight matters to the task: an option against removal)
     carrier: Literal["all", "last"] = "all"
+    target_bits: Prob = 0.99  # a watermark below this at the end is reported as under-embedded
+    verify_bits: Prob = 0.9  # ownership verification threshold (robwe.ownership)
 
     def validate(self) -> None:
         for name in ("head_bits", "slice_bits"):

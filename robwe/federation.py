@@ -17,6 +17,7 @@ from robwe.data import FederatedData, federate, load_dataset
 from robwe.detection import WatermarkDetector
 from robwe.fedrep import RobWEClient, accuracy, live_weight_vector, personalised_model
 from robwe.models import FedRepNet, build_model, head_vector
+from robwe.ownership import OwnershipRegistry, commit
 from robwe.server import RobWEStrategy
 from robwe.watermark import (
     SlicePartition,
@@ -28,9 +29,9 @@ from robwe.watermark import (
 )
 from shared.fl import round_rng
 
-__all__ = ["Federation", "build_federation", "evaluate_clients"]
+__all__ = ["Federation", "build_federation", "evaluate_clients", "under_embedded"]
 
-_HEAD, _SLICE, _FORGE, _LAYOUT = 1, 2, 3, 4  # key-generator purposes
+_HEAD, _SLICE, _FORGE, _LAYOUT, _SALT = 1, 2, 3, 4, 5  # key-generator purposes
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Federation:
     partition: SlicePartition | None
     malicious: list[int]
     names: list[str]  # the shared weight tensors that form y (watermark.carrier)
+    salts: dict[int, bytes]  # each client's commitment salt (private to the client)
 
     @property
     def client_ids(self) -> list[int]:
@@ -86,10 +88,18 @@ def build_federation(cfg: RobWEConfig, data: FederatedData | None = None) -> Fed
     detector = WatermarkDetector(det.confidence, det.confidence_bad, det.bad_nums,
                                  det.min_cohort, det.estimator, det.min_std) \
         if det.enabled and slice_keys else None
+    salts = {c: bytes(torch.randint(0, 256, (16,), generator=key_generator(cfg.seed, _SALT, c),
+                                    dtype=torch.uint8).tolist()) for c in range(n)}
+    registry = OwnershipRegistry(wm.verify_bits)
+    for c in range(n):  # before round 1: every client commits to its keys
+        keys = {"head": head_keys[c] if head_keys else None,
+                "slice": slice_keys[c] if slice_keys else None}
+        registry.register(str(c), {k: commit(v, salts[c]) for k, v in keys.items() if v})
     strategy = RobWEStrategy(template.shared_state(), names, slice_keys, detector,
-                             cfg.fl.fraction, cfg.seed)
+                             cfg.fl.fraction, cfg.seed, registry, cfg.fl.catch_up,
+                             wm.target_bits)
     return Federation(cfg, data, template, client, strategy, head_keys, slice_keys, partition,
-                      malicious, names)
+                      malicious, names, salts)
 
 
 def evaluate_clients(fed: Federation, private: dict[int, dict]) -> dict[str, np.ndarray]:
@@ -108,4 +118,18 @@ def evaluate_clients(fed: Federation, private: dict[int, dict]) -> dict[str, np.
         if fed.slice_keys:
             out["slice_bits"][c] = bit_accuracy(fed.slice_keys[c],
                                                 live_weight_vector(model, names))
+    return out
+
+
+def under_embedded(fed: Federation, ev: dict[str, np.ndarray]) -> dict[int, dict[str, float]]:
+    """Every non-banned, honest client whose head or slice watermark (`evaluate_clients`
+    output `ev`) reads below `watermark.target_bits`: {client: {head_bits, slice_bits}}."""
+    target, out = fed.cfg.watermark.target_bits, {}
+    for c in fed.client_ids:
+        if c in fed.malicious or c in fed.strategy.banned:
+            continue
+        bits = {k: float(ev[k][c]) for k in ("head_bits", "slice_bits")
+                if not np.isnan(ev[k][c])}
+        if any(b < target for b in bits.values()):
+            out[c] = bits
     return out
