@@ -71,7 +71,7 @@ class WatermarkConfig:
     # slice i = [i*L, (i+1)*L) (the paper, public positions); "strided": i, i+N, i+2N, ...;
     # "scattered": L coordinates of a secret random permutation of y, so an attacker who knows
     # the scheme does not know which weights carry a victim's bits (an option against removal)
-    layout: Literal["contiguous", "strided", "scattered"] = "contiguous"
+    layout: Literal["contiguous", "strided", "scattered"] = "scattered"
     repeat: PosInt = 1  # repetition code: each payload bit tiled r times (must divide the bits)
     # which shared weight tensors form y: all (the paper), or only the last one (the layer
     # feeding the head, where every weight matters to the task: an option against removal)
@@ -122,11 +122,12 @@ class AttackConfig:
 
     data_fracs: list[Prob] = field(default_factory=lambda: [0.01, 0.1, 1.0])  # of victim's data
     steps: PosInt = 200  # SGD steps per attack (10 epochs of a 200-sample client at batch 10)
-    lr_mult: PosFloat = 1.0  # attacker lr = lr_mult * fl.lr (overwrite also sweeps lr_mults)
+    # attacker lr = lr_mult * fl.lr for each of these (a careful attacker picks the best one)
+    lr_mults: list[PosFloat] = field(default_factory=lambda: [0.25, 1.0])
     finetune_steps: list[NonNegInt] = field(default_factory=lambda: [0, 50, 100, 200])
     prune_rates: list[Prob] = field(default_factory=lambda: [0.3, 0.5, 0.7, 0.9])
     overwrite_weights: list[PosFloat] = field(default_factory=lambda: [1.0, 10.0, 100.0])
-    overwrite_lr_mults: list[PosFloat] = field(default_factory=lambda: [0.25, 1.0, 4.0])
+    overwrite_lr_mults: list[PosFloat] = field(default_factory=lambda: [4.0])  # at weight 1
     noise_strengths: list[PosFloat] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
     distill_temperature: PosFloat = 2.0
 

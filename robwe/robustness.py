@@ -29,10 +29,12 @@ from robwe.config import AttackConfig
 from robwe.federation import Federation
 from robwe.fedrep import accuracy, live_weight_vector, personalised_model
 from robwe.models import FedRepNet, head_vector
+from robwe.ownership import Claim, RegistrationClosed, commit
 from robwe.watermark import bit_accuracy, key_generator, make_key, payload_accuracy
 
 __all__ = ["client_model", "model_scores", "uniqueness", "prune_curve", "finetune_curve",
-           "overwrite_scores", "victims", "attack_curves", "removal_verdicts"]
+           "overwrite_scores", "victims", "attack_curves", "removal_verdicts",
+           "ownership_disputes"]
 
 _ATTACK = 9  # key-generator purpose of the attackers' randomness
 
@@ -159,11 +161,11 @@ def overwrite_scores(fed: Federation, private: dict, clients: list[int],
     return _mean(rows)
 
 
-def _victim_curves(fed: Federation, model: FedRepNet, c: int, x, y,
-                   ac: AttackConfig) -> dict[str, list[tuple[float, dict]]]:
+def _victim_curves(fed: Federation, model: FedRepNet, c: int, x, y, ac: AttackConfig,
+                   lr_mult: float) -> dict[str, list[tuple[float, dict]]]:
     """Every attack on one victim: {attack: [(strength, scores), ...]}."""
     cfg, names = fed.cfg, fed.names
-    fl = dataclasses.replace(cfg.fl, lr=cfg.fl.lr * ac.lr_mult)
+    fl = dataclasses.replace(cfg.fl, lr=cfg.fl.lr * lr_mult)
     out: dict[str, list[tuple[float, dict]]] = {}
 
     def gen(k: int) -> torch.Generator:
@@ -185,11 +187,11 @@ def _victim_curves(fed: Federation, model: FedRepNet, c: int, x, y,
         (r, model_scores(fed, prune_finetune_attack(model, x, y, r, ac.steps, fl, gen(2)), c))
         for r in ac.prune_rates]
     stepped("reinit_head", lambda **kw: reinit_head_attack(model, x, y, top, fl, **kw), 3)
-    out["overwrite"] = [(w, _overwritten(fed, model, c, x, y, ac.steps, w, ac.lr_mult))
+    out["overwrite"] = [(w, _overwritten(fed, model, c, x, y, ac.steps, w, lr_mult))
                         for w in ac.overwrite_weights]
-    out["overwrite_lr"] = [
+    out["overwrite_lr"] = [  # strength: the lr multiplier, at the smallest weight
         (lr, _overwritten(fed, model, c, x, y, ac.steps, min(ac.overwrite_weights), lr))
-        for lr in ac.overwrite_lr_mults]
+        for lr in sorted({lr_mult, *ac.overwrite_lr_mults})]
     span = fed.slice_keys[c] if fed.slice_keys else None
     # the victim's slice where its positions are public, else every shared weight
     coords = (span.offset, span.stride, span.length) if span is not None \
@@ -206,9 +208,10 @@ def _victim_curves(fed: Federation, model: FedRepNet, c: int, x, y,
 
 
 def attack_curves(fed: Federation, private: dict, clients: list[int], ac: AttackConfig,
-                  frac: float) -> dict[str, list[dict]]:
+                  frac: float, lr_mult: float = 1.0) -> dict[str, list[dict]]:
     """Every attack of the suite against `clients`, the attacker holding a share `frac` of each
-    victim's own training data. Returns {attack: [{strength, acc, acc_drop, head_bits,
+    victim's own training data and training at `lr_mult` x the federation's lr.
+    Returns {attack: [{strength, acc, acc_drop, head_bits,
     slice_bits, min_head_bits, min_slice_bits[, new_*_bits]}, ...]}: means over the victims
     (min_* the worst victim); acc_drop = unattacked accuracy - attacked accuracy, in points."""
     per: dict[str, dict[float, list[dict]]] = {}
@@ -216,7 +219,7 @@ def attack_curves(fed: Federation, private: dict, clients: list[int], ac: Attack
         model = client_model(fed, private, c)
         base = model_scores(fed, model, c)["acc"]
         x, y = _own_data(fed, c, frac, _ATTACK + 3)
-        for name, pts in _victim_curves(fed, model, c, x, y, ac).items():
+        for name, pts in _victim_curves(fed, model, c, x, y, ac, lr_mult).items():
             for strength, row in pts:
                 row = {**row, "acc_drop": 100 * (base - row["acc"])}
                 per.setdefault(name, {}).setdefault(strength, []).append(row)
@@ -250,4 +253,45 @@ def removal_verdicts(curves: dict[str, list[dict]], max_drop: float = 2.0,
                         verdict["worst"] = p
         verdict["holds"] = not (verdict["head"] or verdict["slice"])
         out[name] = verdict
+    return out
+
+
+def ownership_disputes(fed: Federation, private: dict, clients: list[int], steps: int,
+                       weights: list[float], frac: float = 1.0) -> dict[str, float]:
+    """The thief's side of the protocol: for each victim and overwrite weight, the attacker
+    embeds its own fresh keys (on a share `frac` of the victim's data), tries to register
+    them after the
+    model was distributed, and claims the stolen model next to the owner.
+
+    Returns counts: `claims` made, `late_registrations_refused`, `thief_named` (must be 0),
+    `owner_named` and `owner_verifies` (claims where the owner's keys still read >= the
+    verification threshold; the owner is named exactly then)."""
+    reg = fed.strategy.registry
+    out = dict.fromkeys(("claims", "late_registrations_refused", "thief_named", "owner_named",
+                         "owner_verifies"), 0)
+    for c in clients:
+        x, y = _own_data(fed, c, frac, _ATTACK + 4)
+        model = client_model(fed, private, c)
+        for w in weights:
+            gen = key_generator(fed.cfg.seed, _ATTACK + 5, c)
+            head_key, slice_key = _attacker_keys(fed, model, c, gen)
+            wm = fed.cfg.watermark
+            stolen = overwrite_attack(model, x, y, head_key, slice_key, fed.names, steps,
+                                      fed.cfg.fl, (w * wm.head_scale, w * wm.slice_scale), gen)
+            thief = {k: v for k, v in (("head", head_key), ("slice", slice_key)) if v}
+            try:
+                reg.register(f"thief-{c}", {k: commit(v, b"t") for k, v in thief.items()},
+                             rnd=fed.cfg.fl.rounds + 1)
+            except RegistrationClosed:
+                out["late_registrations_refused"] += 1
+            vecs = {"head": head_vector(stolen), "slice": live_weight_vector(stolen, fed.names)}
+            mine = {k: v for k, v in (("head", fed.head_keys and fed.head_keys[c]),
+                                      ("slice", fed.slice_keys and fed.slice_keys[c])) if v}
+            verdict = reg.resolve([Claim(f"thief-{c}", thief, b"t"),
+                                   Claim(str(c), mine, fed.salts[c])], vecs)
+            out["claims"] += 1
+            out["thief_named"] += verdict.owner == f"thief-{c}"
+            out["owner_named"] += verdict.owner == str(c)
+            out["owner_verifies"] += min(payload_accuracy(k, vecs[n])
+                                         for n, k in mine.items()) >= reg.threshold
     return out

@@ -42,9 +42,9 @@ def main(argv: list[str]) -> None:
         run_rounds(fed.strategy, fed.client, fed.client_ids, cfg.fl.rounds, private=private)
         torch.save({"global": fed.strategy.global_state, "private": private}, cache)
     vic = victims(fed, 3)
-    for frac in ac.data_fracs:
-        curves = attack_curves(fed, private, vic, ac, frac)
-        print(f"== data share {frac}")
+    for frac, lr in [(f, lr) for f in ac.data_fracs for lr in ac.lr_mults]:
+        curves = attack_curves(fed, private, vic, ac, frac, lr)
+        print(f"== data share {frac}, lr x{lr}")
         for name, pts in curves.items():
             for p in pts:
                 print(f"{name:15s} {p['strength']:7g} acc {p['acc']:.3f} drop {p['acc_drop']:+5.1f}"
