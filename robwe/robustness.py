@@ -257,18 +257,21 @@ def removal_verdicts(curves: dict[str, list[dict]], max_drop: float = 2.0,
 
 
 def ownership_disputes(fed: Federation, private: dict, clients: list[int], steps: int,
-                       weights: list[float], frac: float = 1.0) -> dict[str, float]:
+                       weights: list[float], frac: float = 1.0,
+                       lr_mult: float = 1.0) -> dict[str, float]:
     """The thief's side of the protocol: for each victim and overwrite weight, the attacker
     embeds its own fresh keys (on a share `frac` of the victim's data), tries to register
     them after the
     model was distributed, and claims the stolen model next to the owner.
 
-    Returns counts: `claims` made, `late_registrations_refused`, `thief_named` (must be 0),
+    Returns counts: `claims` made, `late_registrations_refused`, `thief_verifies` (the thief's
+    own keys read >= the threshold on the stolen model), `thief_named` (must be 0),
     `owner_named` and `owner_verifies` (claims where the owner's keys still read >= the
     verification threshold; the owner is named exactly then)."""
     reg = fed.strategy.registry
-    out = dict.fromkeys(("claims", "late_registrations_refused", "thief_named", "owner_named",
-                         "owner_verifies"), 0)
+    out = dict.fromkeys(("claims", "late_registrations_refused", "thief_verifies",
+                         "thief_named", "owner_named", "owner_verifies"), 0)
+    fl = dataclasses.replace(fed.cfg.fl, lr=fed.cfg.fl.lr * lr_mult)
     for c in clients:
         x, y = _own_data(fed, c, frac, _ATTACK + 4)
         model = client_model(fed, private, c)
@@ -276,8 +279,8 @@ def ownership_disputes(fed: Federation, private: dict, clients: list[int], steps
             gen = key_generator(fed.cfg.seed, _ATTACK + 5, c)
             head_key, slice_key = _attacker_keys(fed, model, c, gen)
             wm = fed.cfg.watermark
-            stolen = overwrite_attack(model, x, y, head_key, slice_key, fed.names, steps,
-                                      fed.cfg.fl, (w * wm.head_scale, w * wm.slice_scale), gen)
+            stolen = overwrite_attack(model, x, y, head_key, slice_key, fed.names, steps, fl,
+                                      (w * wm.head_scale, w * wm.slice_scale), gen)
             thief = {k: v for k, v in (("head", head_key), ("slice", slice_key)) if v}
             try:
                 reg.register(f"thief-{c}", {k: commit(v, b"t") for k, v in thief.items()},
@@ -290,6 +293,8 @@ def ownership_disputes(fed: Federation, private: dict, clients: list[int], steps
             verdict = reg.resolve([Claim(f"thief-{c}", thief, b"t"),
                                    Claim(str(c), mine, fed.salts[c])], vecs)
             out["claims"] += 1
+            out["thief_verifies"] += min(bit_accuracy(k, vecs[n])
+                                         for n, k in thief.items()) >= reg.threshold
             out["thief_named"] += verdict.owner == f"thief-{c}"
             out["owner_named"] += verdict.owner == str(c)
             out["owner_verifies"] += min(payload_accuracy(k, vecs[n])
