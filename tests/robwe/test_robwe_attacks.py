@@ -80,12 +80,14 @@ def _data(n=48, seed=0):
 def _embed(net, key, names=None, steps=300):
     """A model carrying `key` on its head (names None) or on its shared weights."""
     net = copy.deepcopy(net)
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    params = list(net.parameters())
     for _ in range(steps):
-        opt.zero_grad()
         vec = head_vector(net) if names is None else live_weight_vector(net, names)
-        watermark_loss(key, vec).backward()
-        opt.step()
+        grads = torch.autograd.grad(watermark_loss(key, vec), params, allow_unused=True)
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                if g is not None:
+                    p -= 0.1 * g
     return net
 
 
@@ -184,7 +186,7 @@ def test_noise_removal_erases_a_mark_without_the_key_and_is_fine_tuning_at_stren
     key = make_key(16, 100, key_generator(0, 2, 0), offset=50)
     marked = _embed(net, key, names)
     assert bit_accuracy(key, live_weight_vector(marked, names)) == 1.0
-    out = noise_removal_attack(marked, x, y, names, (50, 1, 100), 50.0, 300, FL,
+    out = noise_removal_attack(marked, x, y, names, (50, 1, 100), 5.0, 100, FL,
                                torch.Generator().manual_seed(0), targets=("slice",))
     assert bit_accuracy(key, live_weight_vector(out, names)) < 0.85  # chance is 0.5
     zero = noise_removal_attack(marked, x, y, names, (50, 1, 100), 0.0, 20, FL,
