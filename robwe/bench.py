@@ -66,11 +66,13 @@ class BenchConfig(RobWEConfig):
     ablations: list[str] = field(default_factory=lambda: ["contiguous", "ecc", "nocatchup"])
     ablation_frac: float = 0.1  # attacker data share for the ablation arms' attacks
     ecc_repeat: int = 4  # repetition of the `ecc` ablation arm
+    dispute_weights: list[float] = field(default_factory=lambda: [1.0, 10.0, 100.0])  # thief's
 
 
 QUICK = ["data.num_clients=20", "fl.rounds=12", "malicious_fracs=[0.2]", "attack_clients=3",
          "finetune_epochs=10", "overwrite_epochs=5", "prune_rates=[0.0, 0.3, 0.5, 0.7, 0.9]",
-         "attack.data_fracs=[0.1]", "ablations=[contiguous, nocatchup]"]
+         "attack.data_fracs=[0.1]", "ablations=[contiguous, nocatchup]",
+         "dispute_weights=[10.0]"]
 ABLATIONS = {"contiguous": {"watermark.layout": "contiguous"},
              "strided": {"watermark.layout": "strided"},
              "ecc": {"watermark.repeat": "ecc_repeat"},
@@ -266,7 +268,7 @@ def attack_study(cfg: BenchConfig, fed, private) -> dict:
     overwrite = overwrite_scores(fed, private, vic, cfg.overwrite_epochs)
     curves = {frac: suite(cfg, fed, private, vic, frac) for frac in cfg.attack.data_fracs}
     disputes = ownership_disputes(fed, private, vic, cfg.attack.steps,
-                                  cfg.attack.overwrite_weights, cfg.ablation_frac,
+                                  cfg.dispute_weights, cfg.ablation_frac,
                                   min(cfg.attack.lr_mults))
     return {"uniqueness": uniq, "victims": vic, "prune": prune, "finetune": finetune,
             "overwrite": overwrite, "curves": curves, "disputes": disputes}

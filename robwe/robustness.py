@@ -189,9 +189,15 @@ def _victim_curves(fed: Federation, model: FedRepNet, c: int, x, y, ac: AttackCo
     stepped("reinit_head", lambda **kw: reinit_head_attack(model, x, y, top, fl, **kw), 3)
     out["overwrite"] = [(w, _overwritten(fed, model, c, x, y, ac.steps, w, lr_mult))
                         for w in ac.overwrite_weights]
-    out["overwrite_lr"] = [  # strength: the lr multiplier, at the smallest weight
-        (lr, _overwritten(fed, model, c, x, y, ac.steps, min(ac.overwrite_weights), lr))
-        for lr in sorted({lr_mult, *ac.overwrite_lr_mults})]
+    # strength: the lr multiplier, at the smallest weight. Its point at lr_mult is the
+    # overwrite point above (the same run); the larger lrs do not depend on lr_mult, so they
+    # run once, in the pass of the largest lr_mult.
+    w0 = min(ac.overwrite_weights)
+    extra = ac.overwrite_lr_mults if lr_mult == max(ac.lr_mults) else []
+    out["overwrite_lr"] = sorted(
+        [(lr_mult, dict(out["overwrite"][ac.overwrite_weights.index(w0)][1]))] +
+        [(lr, _overwritten(fed, model, c, x, y, ac.steps, w0, lr)) for lr in extra
+         if lr != lr_mult], key=lambda p: p[0])
     span = fed.slice_keys[c] if fed.slice_keys else None
     # the victim's slice where its positions are public, else every shared weight
     coords = (span.offset, span.stride, span.length) if span is not None \
