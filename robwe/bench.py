@@ -514,7 +514,10 @@ def main(argv: list[str] | None = None) -> int:
     notes(rep, cfg, att, detection, nd)
     attack_notes(rep, arms, ablations)
     _plots(run_dir, att["uniqueness"], att["prune"], att["finetune"], detection)
-    _attack_plots(run_dir, att["curves"], ablations)
+    default = att["curves"].get(cfg.ablation_frac)
+    _attack_plots(run_dir, att["curves"],
+                  {**({"default": {"cheap": cheap_bits(default)}} if default else {}),
+                   **ablations})
     rep.write(run_dir, plot_metrics=["acc", "slice_bits_mean", "head_bits_mean"])
     return 0
 
