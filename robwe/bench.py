@@ -10,8 +10,12 @@ differs):
 - `gaussmal{p}`: the paper's mean/std detector instead of our median/MAD one;
 - `nodetect-mal{p}`: the same forgers, detection off.
 Then, on the `robwe` models: the N x N uniqueness matrix, fine-tuning (on another client's
-data), magnitude pruning and overwriting attacks. Writes bench.json / bench.md / bench.png,
-uniqueness.png and robustness.png under the run dir.
+data), magnitude pruning, and the removal-attack suite of `robwe.attacks` as curves (owner bits
+and accuracy vs attack strength) for each attacker data share and lr, with the ownership
+disputes of the thief. Ablation arms switch one scheme option back off (`contiguous`: the
+paper's public slice positions; `ecc`: a repetition code; `nocatchup`: plain sampling) and
+rerun the attacks at `ablation_frac`. Writes bench.json / bench.md / bench.png,
+uniqueness.png, robustness.png, attacks_<share>.png and ablation.png under the run dir.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from robwe.config import RobWEConfig
-from robwe.federation import build_federation, evaluate_clients
+from robwe.config import AttackConfig, RobWEConfig
+from robwe.federation import build_federation, evaluate_clients, under_embedded
 from robwe.models import shared_weight_vector
 from robwe.robustness import (
+    attack_curves,
     finetune_curve,
     overwrite_scores,
+    ownership_disputes,
     prune_curve,
     uniqueness,
     victims,
@@ -56,10 +62,23 @@ class BenchConfig(RobWEConfig):
     overwrite_epochs: int = 10
     prune_rates: list[float] = field(
         default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    attack: AttackConfig = field(default_factory=AttackConfig)  # the removal-attack suite
+    ablations: list[str] = field(default_factory=lambda: ["contiguous", "ecc", "nocatchup"])
+    ablation_frac: float = 0.1  # attacker data share for the ablation arms' attacks
+    ecc_repeat: int = 4  # repetition of the `ecc` ablation arm
+    dispute_weights: list[float] = field(default_factory=lambda: [1.0, 10.0, 100.0])  # thief's
 
 
 QUICK = ["data.num_clients=20", "fl.rounds=12", "malicious_fracs=[0.2]", "attack_clients=3",
-         "finetune_epochs=10", "overwrite_epochs=5", "prune_rates=[0.0, 0.3, 0.5, 0.7, 0.9]"]
+         "finetune_epochs=10", "overwrite_epochs=5", "prune_rates=[0.0, 0.3, 0.5, 0.7, 0.9]",
+         "attack.data_fracs=[0.1]", "ablations=[contiguous, nocatchup]",
+         "dispute_weights=[10.0]"]
+ABLATIONS = {"contiguous": {"watermark.layout": "contiguous"},
+             "strided": {"watermark.layout": "strided"},
+             "ecc": {"watermark.repeat": "ecc_repeat"},
+             "last": {"watermark.carrier": "last"},
+             "nocatchup": {"fl.catch_up": 0}}
+MAX_DROP, MIN_BITS = 2.0, 0.9  # the threat model: removal = bits < 0.9 at <= 2 points cost
 
 
 def _arm(cfg: BenchConfig, name: str, data=None, **switches):
@@ -111,7 +130,7 @@ def _detection(fed) -> dict:
 
 
 def _global_vector(fed):
-    return shared_weight_vector(fed.strategy.global_state, fed.template.shared_weight_names())
+    return shared_weight_vector(fed.strategy.global_state, fed.names)
 
 
 def _plots(run_dir, uniq: np.ndarray, prune: list[dict], finetune: list[dict],
@@ -157,6 +176,58 @@ def _plots(run_dir, uniq: np.ndarray, prune: list[dict], finetune: list[dict],
     plt.close(fig)
 
 
+def _attack_plots(run_dir, curves: dict, ablations: dict) -> None:
+    """attacks_<share>.png: per attack, owner head / slice bits and accuracy vs strength (one
+    line style per attacker lr); ablation.png: each arm's cheapest removal per attack."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for frac, by_lr in curves.items():
+        names = list(next(iter(by_lr.values())))
+        fig, axes = plt.subplots(2, (len(names) + 1) // 2, figsize=(4 * ((len(names) + 1) // 2),
+                                                                     7.5), squeeze=False)
+        for ax, name in zip(axes.flat, names):
+            for (lr, cur), ls in zip(by_lr.items(), ("-", "--", ":", "-.")):
+                pts = cur[name]
+                xs = [p["strength"] for p in pts]
+                for metric, color in (("head_bits", "C0"), ("slice_bits", "C1"), ("acc", "C2")):
+                    if metric in pts[0]:
+                        ax.plot(xs, [p[metric] for p in pts], ls, color=color, marker="o",
+                                ms=3, label=f"{metric} lr x{lr:g}")
+            if name in ("overwrite", "noise_head", "noise_slice"):
+                ax.set_xscale("log")
+            ax.axhline(MIN_BITS, color="grey", ls=":", lw=1)
+            ax.set_title(name)
+            ax.set_ylim(-0.02, 1.02)
+            ax.grid(alpha=0.3)
+        axes.flat[0].legend(fontsize=6)
+        for ax in list(axes.flat)[len(names):]:
+            ax.axis("off")
+        fig.suptitle(f"robwe: owner bits and accuracy vs attack strength, attacker holds "
+                     f"{frac:.0%} of the victim's data (mean over victims)")
+        fig.tight_layout()
+        save_figure(fig, run_dir / f"attacks_{round(100 * frac)}pct.png")
+        plt.close(fig)
+    arms = {k: v["cheap"] for k, v in ablations.items() if "cheap" in v}
+    if arms:
+        fig, ax = plt.subplots(figsize=(11, 4))
+        names = list(next(iter(arms.values())))
+        width = 0.8 / (2 * len(arms))
+        for i, (arm, cheap) in enumerate(arms.items()):
+            for j, k in enumerate(("head", "slice")):
+                ax.bar([n + (2 * i + j) * width for n in range(len(names))],
+                       [cheap[a][k] for a in names], width, label=f"{arm}: {k}")
+        ax.set_xticks([n + 0.4 - width / 2 for n in range(len(names))], names, fontsize=8)
+        ax.axhline(MIN_BITS, color="grey", ls=":", lw=1)
+        ax.set_ylabel(f"lowest owner bits at <= {MAX_DROP:g} pts cost")
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        save_figure(fig, run_dir / "ablation.png")
+        plt.close(fig)
+
+
 def honest_arms(rep: BenchReport, cfg: BenchConfig, data, setting: str) -> dict:
     """FedRep without watermarks, then RobWE with honest clients (and the attacks on its models),
     then the shared-carrier baselines. Returns {"fedrep": summary, "robwe": summary, "attacks":
@@ -168,8 +239,11 @@ def honest_arms(rep: BenchReport, cfg: BenchConfig, data, setting: str) -> dict:
 
     fed, priv, _ = _arm(cfg, "robwe", data)
     main_sum = _summary(fed, priv)
+    main_sum["under_embedded"] = under_embedded(fed, evaluate_clients(fed, priv))
     clean_det = _detection(fed)
-    rep.add("robwe", setting, **main_sum, false_flag_rate=clean_det["false_flag_rate"])
+    rep.add("robwe", setting, **{k: v for k, v in main_sum.items() if k != "under_embedded"},
+            under_embedded=len(main_sum["under_embedded"]),
+            false_flag_rate=clean_det["false_flag_rate"])
     attacks = attack_study(cfg, fed, priv)
     attacks["clean_run_false_flags"] = clean_det["false_flag_rate"]
 
@@ -192,8 +266,60 @@ def attack_study(cfg: BenchConfig, fed, private) -> dict:
     prune = prune_curve(fed, private, vic, cfg.prune_rates)
     finetune = finetune_curve(fed, private, vic, cfg.finetune_epochs)
     overwrite = overwrite_scores(fed, private, vic, cfg.overwrite_epochs)
+    curves = {frac: suite(cfg, fed, private, vic, frac) for frac in cfg.attack.data_fracs}
+    disputes = ownership_disputes(fed, private, vic, cfg.attack.steps,
+                                  cfg.dispute_weights, cfg.ablation_frac,
+                                  min(cfg.attack.lr_mults))
     return {"uniqueness": uniq, "victims": vic, "prune": prune, "finetune": finetune,
-            "overwrite": overwrite}
+            "overwrite": overwrite, "curves": curves, "disputes": disputes}
+
+
+def suite(cfg: BenchConfig, fed, private, vic: list[int], frac: float) -> dict:
+    """The attack suite at one attacker data share, for every attacker lr:
+    {lr_mult: {attack: [points]}}."""
+    t0 = time.perf_counter()
+    out = {lr: attack_curves(fed, private, vic, cfg.attack, frac, lr)
+           for lr in cfg.attack.lr_mults}
+    log.info("attack suite at %g of the victims' data: %.1fs", frac, time.perf_counter() - t0)
+    return out
+
+
+def cheap_bits(by_lr: dict) -> dict[str, dict]:
+    """Per attack, the attacker's best removal at <= MAX_DROP points of accuracy, over every
+    lr and strength (the unattacked model counts as one such point, with its own bits):
+    {attack: {"head": bits, "slice": bits, "point": (lr, strength) of the lowest}}."""
+    out: dict[str, dict] = {}
+    for lr, curves in by_lr.items():
+        for name, pts in curves.items():
+            o = out.setdefault(name, {"head": 1.0, "slice": 1.0, "point": None})
+            for p in pts:
+                if p["acc_drop"] > MAX_DROP:
+                    continue
+                for k in ("head", "slice"):
+                    b = p.get(k + "_bits", 1.0)
+                    if b < o[k]:
+                        o[k], o["point"] = b, (lr, p["strength"])
+    return out
+
+
+def ablation_arms(rep: BenchReport, cfg: BenchConfig, data, setting: str) -> dict:
+    """One arm per scheme option switched (back) off; their attack suite at `ablation_frac`
+    (not for `nocatchup`, a sampling option) and their under-embedded clients."""
+    out = {}
+    for name in cfg.ablations:
+        if name not in ABLATIONS:
+            raise ValueError(f"ablations: unknown arm '{name}' (known: {sorted(ABLATIONS)})")
+        switches = {k: getattr(cfg, v) if isinstance(v, str) and hasattr(cfg, v) else v
+                    for k, v in ABLATIONS[name].items()}
+        fed, priv, _ = _arm(cfg, f"ablation-{name}", data, **switches)
+        ev = evaluate_clients(fed, priv)
+        row = {**_summary(fed, priv), "under_embedded": len(under_embedded(fed, ev))}
+        rep.add(f"robwe-{name}", setting, **row)
+        out[name] = {"summary": row, "under": under_embedded(fed, ev)}
+        if name != "nocatchup":
+            by_lr = suite(cfg, fed, priv, victims(fed, cfg.attack_clients), cfg.ablation_frac)
+            out[name].update(curves=by_lr, cheap=cheap_bits(by_lr))
+    return out
 
 
 def forger_arms(rep: BenchReport, cfg: BenchConfig, data, setting: str) -> tuple[list, dict]:
@@ -264,6 +390,25 @@ def checks(rep: BenchReport, cfg: BenchConfig, arms: dict, detection: list[dict]
         rep.check("slice bits after 50% pruning >= 0.90", p50[0]["slice_bits"], ">=", 0.9)
 
 
+def robustness_checks(rep: BenchReport, cfg: BenchConfig, arms: dict) -> None:
+    """The threat model's targets: no removal at <= 2 points cost with 10% of the victim's
+    data, no thief named, no client left under-embedded without being named."""
+    att = arms["attacks"]
+    frac = 0.1 if 0.1 in att["curves"] else cfg.attack.data_fracs[0]
+    for name, o in cheap_bits(att["curves"][frac]).items():
+        rep.check(f"{frac:.0%} data, {name}: owner bits (min of head, slice; mean over victims) "
+                  f"at <= {MAX_DROP:g} pts accuracy cost >= {MIN_BITS}",
+                  min(o["head"], o["slice"]), ">=", MIN_BITS)
+    d = att["disputes"]
+    rep.check("ownership: later registrations refused / thief claims",
+              d["late_registrations_refused"] / max(1, d["claims"]), ">=", 1.0)
+    rep.check("ownership: claims naming the thief", d["thief_named"], "<=", 0)
+    rep.check("ownership: owner named whenever its keys verify (named - verifying)",
+              d["owner_named"] - d["owner_verifies"], ">=", 0)
+    rep.check(f"honest clients below {cfg.watermark.target_bits} bits at the end "
+              "(each named in the notes)", len(arms["robwe"]["under_embedded"]), "<=", 0)
+
+
 def headlines(rep: BenchReport, cfg: BenchConfig, arms: dict, detection: list[dict],
               setting: str) -> None:
     """The rows of results/SUMMARY.md: fidelity, reliability, detection."""
@@ -314,6 +459,27 @@ def notes(rep: BenchReport, cfg: BenchConfig, att: dict, detection: list[dict],
     ]
 
 
+def attack_notes(rep: BenchReport, arms: dict, ablations: dict) -> None:
+    """Per data share and arm: each attack's cheapest removal (<= MAX_DROP points), the
+    disputes, and the under-embedded clients by name."""
+    att = arms["attacks"]
+    for frac, by_lr in att["curves"].items():
+        rep.notes.append(f"attacks, attacker holds {frac:.0%} of the victim's data: " + "; ".join(
+            f"{n} head {o['head']:.3f} slice {o['slice']:.3f}"
+            f"{' REMOVED' if min(o['head'], o['slice']) < MIN_BITS else ''}"
+            for n, o in cheap_bits(by_lr).items()) + f" (lowest owner bits at <= {MAX_DROP:g} "
+            "pts accuracy cost over every strength and lr)")
+    for name, ab in ablations.items():
+        if "cheap" in ab:
+            rep.notes.append(f"ablation {name}: " + "; ".join(
+                f"{n} head {o['head']:.3f} slice {o['slice']:.3f}"
+                for n, o in ab["cheap"].items()))
+        rep.notes.append(f"ablation {name}: under-embedded clients {ab['under'] or 'none'}")
+    rep.notes.append(f"ownership disputes: {att['disputes']}")
+    rep.notes.append("under-embedded honest clients at the end (robwe arm): "
+                     f"{arms['robwe']['under_embedded'] or 'none'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser("robwe.bench", __doc__, default_config="configs/robwe/bench.yaml")
     args, cfg = parse_args(argv, BenchConfig, prog="robwe.bench", description="",
@@ -329,9 +495,11 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
 
     arms = honest_arms(rep, cfg, data, setting)
+    ablations = ablation_arms(rep, cfg, data, setting)
     detection, nd = forger_arms(rep, cfg, data, setting)
     rep.extra["ratios"] = rep.ratios("acc", lower_is_better=False)
     checks(rep, cfg, arms, detection)
+    robustness_checks(rep, cfg, arms)
     headlines(rep, cfg, arms, detection, setting)
 
     att = arms["attacks"]
@@ -340,9 +508,16 @@ def main(argv: list[str] | None = None) -> int:
         "finetune_curve": att["finetune"], "overwrite": att["overwrite"],
         "detection": detection, "nodetect": nd, "victims": att["victims"],
         "clean_run_false_flags": att["clean_run_false_flags"],
+        "attack_curves": att["curves"], "disputes": att["disputes"],
+        "under_embedded": arms["robwe"]["under_embedded"], "ablations": ablations,
         "total_s": time.perf_counter() - t_start, "config": dataclasses.asdict(cfg)})
     notes(rep, cfg, att, detection, nd)
+    attack_notes(rep, arms, ablations)
     _plots(run_dir, att["uniqueness"], att["prune"], att["finetune"], detection)
+    default = att["curves"].get(cfg.ablation_frac)
+    _attack_plots(run_dir, att["curves"],
+                  {**({"default": {"cheap": cheap_bits(default)}} if default else {}),
+                   **ablations})
     rep.write(run_dir, plot_metrics=["acc", "slice_bits_mean", "head_bits_mean"])
     return 0
 

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, Range
 
 __all__ = ["DataConfig", "ModelConfig", "FLConfig", "WatermarkConfig", "ThreatConfig",
-           "DetectionConfig", "RobWEConfig"]
+           "DetectionConfig", "AttackConfig", "RobWEConfig"]
 
 
 @dataclass
@@ -52,6 +52,9 @@ class FLConfig:
     lr: PosFloat = 0.05  # paper code: 0.01 over 50 rounds of 500-sample clients
     momentum: Prob = 0.5
     weight_decay: NonNegFloat = 1e-4  # on weights, not biases
+    # server protocol: each round also sample up to this many clients whose slice watermark
+    # reads below watermark.target_bits in the global body (lowest first); 0 = plain sampling
+    catch_up: NonNegInt = 2
 
 
 @dataclass
@@ -65,6 +68,22 @@ class WatermarkConfig:
     placement: Literal["slice", "shared"] = "slice"  # shared = all clients on the same weights
     shared_len: NonNegInt = 0  # placement=shared: carrier length (0 = the slice length)
     min_slice_ratio: PosFloat = 10.0  # require slice length >= ratio * slice_bits
+    # slice i = [i*L, (i+1)*L) (the paper, public positions); "strided": i, i+N, i+2N, ...;
+    # "scattered": L coordinates of a secret random permutation of y, so an attacker who knows
+    # the scheme does not know which weights carry a victim's bits (an option against removal)
+    layout: Literal["contiguous", "strided", "scattered"] = "scattered"
+    repeat: PosInt = 1  # repetition code: each payload bit tiled r times (must divide the bits)
+    # which shared weight tensors form y: all (the paper), or only the last one (the layer
+    # feeding the head, where every weight matters to the task: an option against removal)
+    carrier: Literal["all", "last"] = "all"
+    target_bits: Prob = 0.99  # a watermark below this at the end is reported as under-embedded
+    verify_bits: Prob = 0.9  # ownership verification threshold (robwe.ownership)
+
+    def validate(self) -> None:
+        for name in ("head_bits", "slice_bits"):
+            if getattr(self, name) % self.repeat:
+                raise ValueError(f"repeat={self.repeat} must divide {name}="
+                                 f"{getattr(self, name)}")
 
 
 @dataclass
@@ -94,6 +113,29 @@ class DetectionConfig:
             v = getattr(self, name)
             if not 0.0 < v < 1.0:
                 raise ValueError(f"{name} must be in (0, 1), got {v}")
+
+
+@dataclass
+class AttackConfig:
+    """The attacker of the README's threat model: its data share, budget and the strength axes
+    of the robustness curves (`robwe.robustness.attack_curves`)."""
+
+    data_fracs: list[Prob] = field(default_factory=lambda: [0.01, 0.1, 1.0])  # of victim's data
+    steps: PosInt = 200  # SGD steps per attack (10 epochs of a 200-sample client at batch 10)
+    # attacker lr = lr_mult * fl.lr for each of these (a careful attacker picks the best one)
+    lr_mults: list[PosFloat] = field(default_factory=lambda: [0.25, 1.0])
+    finetune_steps: list[NonNegInt] = field(default_factory=lambda: [0, 50, 100, 200])
+    prune_rates: list[Prob] = field(default_factory=lambda: [0.3, 0.5, 0.7, 0.9])
+    overwrite_weights: list[PosFloat] = field(default_factory=lambda: [1.0, 10.0, 100.0])
+    overwrite_lr_mults: list[PosFloat] = field(default_factory=lambda: [4.0])  # at weight 1
+    noise_strengths: list[PosFloat] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0])
+    distill_temperature: PosFloat = 2.0
+
+    def validate(self) -> None:
+        if any(not 0.0 < f <= 1.0 for f in self.data_fracs):
+            raise ValueError(f"data_fracs must be in (0, 1], got {self.data_fracs}")
+        if any(not 0.0 <= r < 1.0 for r in self.prune_rates):
+            raise ValueError(f"prune_rates must be in [0, 1), got {self.prune_rates}")
 
 
 @dataclass

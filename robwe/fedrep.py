@@ -125,8 +125,11 @@ def train_head(model: FedRepNet, feats: torch.Tensor, y: torch.Tensor, key: Wate
 
 
 def slice_vector(model: FedRepNet, names: list[str], key: WatermarkKey) -> torch.Tensor:
-    """y[offset:offset+L] with gradients, built only from the weight tensors it overlaps (L,).
-    Equal to `live_weight_vector(model, names)[key.offset:key.offset + key.length]`."""
+    """The key's L coordinates of y with gradients (L,), equal to
+    `key.coords(live_weight_vector(model, names))`; a contiguous key (stride 1) is built only
+    from the weight tensors it overlaps."""
+    if key.stride != 1 or key.index is not None:
+        return key.coords(live_weight_vector(model, names))
     params = dict(model.named_parameters())
     lo, hi = key.offset, key.offset + key.length
     pieces, start = [], 0
@@ -171,10 +174,11 @@ class RobWEClient:
     def __init__(self, template: FedRepNet, x: torch.Tensor, y: torch.Tensor,
                  train: list[torch.Tensor], test: list[torch.Tensor], fl: FLConfig,
                  wm: WatermarkConfig, head_keys: dict[int, WatermarkKey] | None,
-                 slice_keys: dict[int, WatermarkKey] | None, seed: int):
+                 slice_keys: dict[int, WatermarkKey] | None, seed: int,
+                 names: list[str] | None = None):
         self.template = template
         self.initial_head = template.head_state()
-        self.names = template.shared_weight_names()
+        self.names = names if names is not None else template.shared_weight_names()
         self.x, self.y, self.train, self.test = x, y, train, test
         self.fl, self.wm = fl, wm
         self.head_keys, self.slice_keys = head_keys, slice_keys

@@ -35,9 +35,11 @@ class FedRepNet(nn.Module):
         return {k: v.detach().clone() for k, v in self.state_dict().items()
                 if k.startswith("head.")}
 
-    def shared_weight_names(self) -> list[str]:
-        """Names of the shared weight tensors (ndim > 1) that make up y, in order."""
-        return [k for k, p in self.named_parameters() if k.startswith("body.") and p.ndim > 1]
+    def shared_weight_names(self, carrier: str = "all") -> list[str]:
+        """Names of the shared weight tensors (ndim > 1) that make up y, in order: all of
+        them, or (carrier="last") only the last one, the layer that feeds the head."""
+        names = [k for k, p in self.named_parameters() if k.startswith("body.") and p.ndim > 1]
+        return names[-1:] if carrier == "last" else names
 
 
 def build_model(cfg: ModelConfig, in_shape: tuple[int, int, int], num_classes: int) -> FedRepNet:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from robwe.config import RobWEConfig
-from robwe.federation import Federation, build_federation, evaluate_clients
+from robwe.federation import Federation, build_federation, evaluate_clients, under_embedded
 from shared.cli import build_parser, parse_args, run
 from shared.config import save_config, to_dict
 from shared.errors import ConfigError
@@ -42,6 +42,17 @@ def summarise(fed: Federation, private: dict) -> dict:
     for k in ("head_bits", "slice_bits"):
         if not np.isnan(ev[k]).all():
             out[f"{k}_honest_min"] = float(ev[k][honest].min())
+    # no silent gaps: every client whose watermark is not fully embedded, by name
+    out["under_embedded"] = {str(c): b for c, b in under_embedded(fed, ev).items()}
+    if out["under_embedded"]:
+        log.warning("%d client(s) below %.2f watermark bits: %s", len(out["under_embedded"]),
+                    fed.cfg.watermark.target_bits, out["under_embedded"])
+    reg = fed.strategy.registry
+    if reg is not None:
+        out["ownership"] = {"registered": len(reg.entries), "closed_at_round": reg.closed_at,
+                            "slice_first_verified": {c: v.get("slice") for c, v in
+                                                     sorted(reg.first_verified.items())}}
+    out["caught_up"] = {str(r): c for r, c in fed.strategy.caught_up.items()}
     return out
 
 

@@ -14,6 +14,7 @@ from robwe.watermark import (
     forge_key,
     key_generator,
     make_key,
+    payload_accuracy,
     projection,
     watermark_loss,
 )
@@ -144,3 +145,52 @@ def test_momentum_sgd_matches_torch_sgd():
             opt.step()
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.allclose(pa, pb, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "scattered"])
+def test_every_slice_layout_is_disjoint_and_fits(layout):
+    part = SlicePartition(total=2_003, num_clients=7, num_bits=20, layout=layout, secret=5)
+    seen: set[int] = set()
+    vec = torch.arange(2_003, dtype=torch.float32)
+    for c in range(7):
+        key = part.key(c, key_generator(0, 2, c))
+        coords = key.coords(vec).long().tolist()  # vec[i] = i: the coordinates themselves
+        assert len(coords) == part.slice_len == key.length
+        assert not seen & set(coords)
+        seen |= set(coords)
+        assert key.end <= 2_003
+    assert len(seen) == 7 * part.slice_len
+    if layout == "scattered":  # a secret permutation: same secret, same slices; not contiguous
+        again = SlicePartition(2_003, 7, 20, layout=layout, secret=5).index(3)
+        assert torch.equal(again, part.index(3))
+        assert not torch.equal(part.index(3), SlicePartition(2_003, 7, 20, layout=layout,
+                                                             secret=6).index(3))
+        assert int(part.index(0).diff().max()) > 1
+
+
+def test_strided_and_scattered_projections_match_a_slow_loop():
+    vec = torch.randn(300)
+    for key in (make_key(6, 20, key_generator(0, 1, 0), offset=3, stride=7),
+                make_key(6, 20, key_generator(0, 1, 1), index=torch.randperm(300)[:20])):
+        at = [3 + 7 * t for t in range(20)] if key.index is None else key.index.tolist()
+        proj = projection(key, vec)
+        for j in range(6):
+            ref = sum(float(key.matrix[j, t]) * float(vec[at[t]]) for t in range(20))
+            assert float(proj[j]) == pytest.approx(ref, abs=1e-4)
+
+
+def test_repetition_code_tiles_the_payload_and_decodes_by_soft_majority():
+    key = make_key(12, 40, key_generator(0, 1, 2), repeat=3)
+    payload = key.bits[:4]
+    assert torch.equal(key.bits, payload.repeat(3))
+    vec = torch.randn(40)
+    proj = projection(key, vec)
+    right = 0
+    for j in range(4):  # slow reference: sum the three copies' projections
+        soft = float(proj[j]) + float(proj[j + 4]) + float(proj[j + 8])
+        right += (1.0 if soft > 0 else -1.0) == float(payload[j])
+    assert payload_accuracy(key, vec) == pytest.approx(right / 4)
+    plain = make_key(12, 40, key_generator(0, 1, 2))
+    assert payload_accuracy(plain, vec) == bit_accuracy(plain, vec)
+    with pytest.raises(ConfigError):
+        make_key(10, 40, key_generator(0, 1, 2), repeat=3)
