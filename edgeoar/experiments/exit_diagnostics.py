@@ -7,7 +7,9 @@ Prints and writes `exit_diagnostics.json`:
 * the oracle exit (`exits.oracle_exits`: each clip exits at the first step from which its
   prediction stays right), the floor on frames for any exit rule reading these outputs;
 * per-step temperature scaling fitted on validation (`exits.fit_temperature`) applied before
-  IIE: the chosen IIE operating point with and without it (thresholds chosen on validation).
+  IIE: the chosen IIE operating point with and without it (thresholds chosen on validation);
+* MC at equal frames: IIE + MC at a few (tau_conf, tau_mc) against IIE alone with the smallest
+  tau_conf whose validation frames reach IIE + MC's, wrong early exits on test.
 Nothing is selected on the test split.
 """
 
@@ -20,7 +22,15 @@ import numpy as np
 from edgeoar.bench import QUICK
 from edgeoar.config import BenchConfig
 from edgeoar.data import load_split
-from edgeoar.exits import compare_policies, fit_temperature, oracle_exits, step_scores
+from edgeoar.exits import (
+    apply_policy,
+    compare_policies,
+    fit_temperature,
+    oracle_exits,
+    step_scores,
+    summarise,
+    threshold_grid,
+)
 from edgeoar.train import get_model, predict
 from shared.cli import parse_args, run
 from shared.io import make_run_dir
@@ -32,6 +42,24 @@ log = get_logger("edgeoar.experiments.exit_diagnostics")
 def _acc(p: np.ndarray, y: np.ndarray, rows: np.ndarray | None = None) -> list[float]:
     ok = p.argmax(-1) == y[:, None]
     return (ok[rows] if rows is not None else ok).mean(0).round(3).tolist()
+
+
+def mc_at_equal_frames(val: dict, yv: np.ndarray, test: dict, yt: np.ndarray, steps: int,
+                       conf_grid: int) -> list[dict]:
+    """IIE + MC vs IIE alone matched on validation frames (see the module docstring)."""
+    grid = threshold_grid("iie", steps, conf_grid, [])
+    iie_val = [(g, summarise(*apply_policy("iie", val, g), yv, steps)["frames"]) for g in grid]
+    rows = []
+    for tau in (0.5, 0.6, 0.7, 0.8):
+        for m in (0.5, 0.7):
+            f_val = summarise(*apply_policy("iie_mc", val, (tau, m)), yv, steps)["frames"]
+            g = min((r for r in iie_val if r[1] >= f_val - 1e-9), key=lambda r: r[1],
+                    default=(1.0, steps))[0]
+            on = summarise(*apply_policy("iie_mc", test, (tau, m)), yt, steps)
+            off = summarise(*apply_policy("iie", test, g), yt, steps)
+            rows.append({"tau_conf": tau, "tau_mc": m, "mc": on, "iie_tau_conf": float(g),
+                         "iie": off})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             p: {k: (r["test"][k] if k != "param" else str(r["param"]))
                 for k in ("param", "acc", "frac", "wrong_early", "auc")}
             for p, r in res.items()}
+    sc = {s: step_scores(pred[s]["rgb"], pred[s]["motion"], pred[s]["gate"]) for s in sp}
+    out["mc_at_equal_frames"] = mc_at_equal_frames(sc["val"], sp["val"]["label"], sc["test"],
+                                                   sp["test"]["label"], steps,
+                                                   bc.exits.conf_grid)
     run_dir = make_run_dir(args.out, "edgeoar", "exit_diagnostics")
     (run_dir / "exit_diagnostics.json").write_text(json.dumps(out, indent=1))
     for k, v in out.items():

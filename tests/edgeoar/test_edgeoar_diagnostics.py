@@ -28,3 +28,5 @@ def test_exit_diagnostics_on_the_toy(monkeypatch, tmp_path):
     for arm in ("raw", "calibrated"):
         assert out[arm]["full_clip"]["frac"] == 1.0 and 0 < out[arm]["iie"]["frac"] <= 1
     assert len(out["temperatures"]["rgb"]) == 8
+    for r in out["mc_at_equal_frames"]:  # IIE alone is matched on validation frames
+        assert 0 < r["mc"]["frac"] <= 1 and 0 <= r["iie_tau_conf"] <= 1
