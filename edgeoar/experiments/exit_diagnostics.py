@@ -6,6 +6,7 @@ Prints and writes `exit_diagnostics.json`:
   split into early-separable classes and temporal-only pairs;
 * the oracle exit (`exits.oracle_exits`: each clip exits at the first step from which its
   prediction stays right), the floor on frames for any exit rule reading these outputs;
+* the oracle exit frame per class (which classes become right for good early);
 * per-step temperature scaling fitted on validation (`exits.fit_temperature`) applied before
   IIE: the chosen IIE operating point with and without it (thresholds chosen on validation);
 * MC at equal frames: IIE + MC at a few (tau_conf, tau_mc) against IIE alone with the smallest
@@ -21,7 +22,7 @@ import numpy as np
 
 from edgeoar.bench import QUICK
 from edgeoar.config import BenchConfig
-from edgeoar.data import load_split
+from edgeoar.data import class_names, load_split
 from edgeoar.exits import (
     apply_policy,
     compare_policies,
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     sp = {s: load_split(bc.train, s) for s in ("val", "test")}
     pred = {s: predict(model, sp[s]) for s in sp}
     steps, out = bc.train.stream.clip_frames, {}
+    names = class_names(bc.train.stream)
     for s, d in sp.items():
         sc, y, e = step_scores(pred[s]["rgb"], pred[s]["motion"], pred[s]["gate"]), d["label"], \
             d["early"]
@@ -79,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
                   "acc_iie_temporal": _acc(sc["p_iie"], y, ~e),
                   "oracle_frac": float(ex.mean() / steps),
                   "oracle_frames_early_sep": float(ex[e].mean()),
-                  "oracle_frames_temporal": float(ex[~e].mean())}
+                  "oracle_frames_temporal": float(ex[~e].mean()),
+                  "oracle_frames_per_class": {n: float(ex[y == k].mean()) for k, n in
+                                              enumerate(names) if (y == k).any()}}
     temps = {m: fit_temperature(pred["val"][m], sp["val"]["label"]) for m in ("rgb", "motion")}
     out["temperatures"] = {m: t.round(3).tolist() for m, t in temps.items()}
     for cal in (False, True):
