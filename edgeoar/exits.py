@@ -27,7 +27,8 @@ import numpy as np
 
 __all__ = ["entropy", "iie_fuse", "modality_consistency", "softmax", "step_scores",
            "first_exit", "POLICIES", "apply_policy", "summarise", "threshold_grid", "select",
-           "curve", "auc", "mc_effect", "compare_policies", "ExitRule"]
+           "curve", "auc", "mc_effect", "compare_policies", "ExitRule", "fit_temperature",
+           "oracle_exits"]
 
 EPS = 1e-8
 
@@ -79,6 +80,32 @@ def first_exit(cond: np.ndarray) -> np.ndarray:
     c = cond.copy()
     c[:, -1] = True
     return np.argmax(c, axis=1) if t else np.zeros(len(cond), int)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray,
+                    grid: np.ndarray | None = None) -> np.ndarray:
+    """Per-step temperature scaling fitted on a validation split: for each step t the T_t of
+    `grid` (log-spaced 0.05..20) minimising the NLL of softmax(logits[:, t] / T_t).
+    logits (N, T, K), labels (N,) -> temperatures (T,). Divide the logits by them before the
+    softmax (`logits / temps[None, :, None]`); T_t = 1 leaves step t as it is."""
+    if grid is None:
+        grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 121))
+    n = np.arange(len(labels))
+    out = np.empty(logits.shape[1])
+    for t in range(logits.shape[1]):
+        nll = [-np.log(np.clip(softmax(logits[:, t] / g)[n, labels], 1e-12, 1.0)).mean()
+               for g in grid]
+        out[t] = grid[int(np.argmin(nll))]
+    return out
+
+
+def oracle_exits(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The best any exit rule on these outputs can do: each clip exits at the first step from
+    which its prediction is right and stays right to the end (clips never right for good exit
+    at the last step). probs (N, T, K) -> exit index (N,)."""
+    ok = probs.argmax(-1) == labels[:, None]
+    stay = np.flip(np.cumprod(np.flip(ok, 1), 1), 1).astype(bool)
+    return np.where(stay.any(1), stay.argmax(1), ok.shape[1] - 1)
 
 
 def _random_cond(s: dict, q: float, seed: int = 0) -> np.ndarray:
@@ -159,7 +186,9 @@ def mc_effect(val: dict, val_labels: np.ndarray, test: dict, labels: np.ndarray,
     """What MC adds to IIE: IIE's confidence threshold (chosen on validation) with the MC gate
     switched on, tau_mc > 0 chosen on validation for the best accuracy (ties: fewer frames),
     vs IIE alone, on the test set. -> thresholds, wrong-early rates, accuracies, frame
-    fractions and the relative cut of wrong early exits."""
+    fractions and the relative cut of wrong early exits. Equal frames: IIE alone with the
+    smallest tau_conf whose validation frames reach IIE + MC's ("*_eq" keys; `cut_eq` is MC's
+    cut of wrong early exits against it): does MC pick better moments, or only wait longer?"""
     steps = val["gate"].shape[1]
     ref = summarise(*apply_policy("full_clip", val, None), val_labels, steps)["acc"]
     tau, _ = select("iie", val, val_labels, threshold_grid("iie", steps, conf_grid, mc_grid),
@@ -169,7 +198,17 @@ def mc_effect(val: dict, val_labels: np.ndarray, test: dict, labels: np.ndarray,
     param = max(vals, key=lambda r: (r[1]["acc"], -r[1]["frames"]))[0]
     off = summarise(*apply_policy("iie", test, tau), labels, steps)
     on = summarise(*apply_policy("iie_mc", test, param), labels, steps)
-    return {"param": param, "wrong_early_iie": off["wrong_early"],
+    on_val = summarise(*apply_policy("iie_mc", val, param), val_labels, steps)
+    iie_rows = [(g, summarise(*apply_policy("iie", val, g), val_labels, steps))
+                for g in threshold_grid("iie", steps, conf_grid, mc_grid)]
+    reach = [r for r in iie_rows if r[1]["frames"] >= on_val["frames"] - 1e-9]
+    tau_eq = min(reach, key=lambda r: (r[1]["frames"], r[0]))[0] if reach else 1.0
+    eq = summarise(*apply_policy("iie", test, tau_eq), labels, steps)
+    return {"param": param, "tau_eq": tau_eq, "wrong_early_eq": eq["wrong_early"],
+            "acc_eq": eq["acc"], "frac_eq": eq["frac"],
+            "cut_eq": 1 - on["wrong_early"] / eq["wrong_early"] if eq["wrong_early"] > 0
+            else float("nan"),
+            "wrong_early_iie": off["wrong_early"],
             "wrong_early_mc": on["wrong_early"], "acc_iie": off["acc"], "acc_mc": on["acc"],
             "frac_iie": off["frac"], "frac_mc": on["frac"],
             "cut": 1 - on["wrong_early"] / off["wrong_early"] if off["wrong_early"] > 0

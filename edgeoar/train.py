@@ -207,7 +207,7 @@ def train_model(cfg: TrainConfig, run_dir: str | Path | None = None,
     return model, hist
 
 
-def exit_thresholds(model: OnlineRecognizer, val: dict, tolerance: float = 0.01
+def exit_thresholds(model: OnlineRecognizer, val: dict, tolerance: float = 0.02
                     ) -> dict[str, float]:
     """IIE + MC thresholds chosen on the validation split (what `edgeoar.stream` uses)."""
     from edgeoar.config import ExitConfig

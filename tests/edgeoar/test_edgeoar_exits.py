@@ -13,9 +13,11 @@ from edgeoar.exits import (
     compare_policies,
     entropy,
     first_exit,
+    fit_temperature,
     iie_fuse,
     mc_effect,
     modality_consistency,
+    oracle_exits,
     select,
     step_scores,
     summarise,
@@ -132,3 +134,59 @@ def test_mc_effect_hand_made():
     assert r["wrong_early_mc"] == 0.0 and r["acc_mc"] == 1.0 and r["param"][1] == 0.5
     # on the same split IIE's own threshold (chosen at full-clip accuracy) also waits
     assert r["wrong_early_iie"] == 0.0 and math.isnan(r["cut"])
+
+
+def test_mc_effect_equal_frames_hand_made():
+    # clip 0 as above (MC waits to step 1 and is right); clip 1: both modalities confident and
+    # agreeing on the right class from step 0. On validation IIE + MC needs 1.5 frames on
+    # average; IIE alone reaches at least that many frames only with a threshold above 0.9
+    rgb = np.log(np.array([[[0.97, 0.03], [0.1, 0.9], [0.1, 0.9]],
+                           [[0.95, 0.05], [0.95, 0.05], [0.95, 0.05]]]))
+    mot = np.log(np.array([[[0.4, 0.6], [0.1, 0.9], [0.1, 0.9]],
+                           [[0.95, 0.05], [0.95, 0.05], [0.95, 0.05]]]))
+    s = step_scores(rgb, mot, np.zeros((2, 3)))
+    lab = np.array([1, 0])
+    r = mc_effect(s, lab, s, lab, conf_grid=11, mc_grid=[0.0, 0.5])
+    on = summarise(*apply_policy("iie_mc", s, r["param"]), lab, 3)
+    eq = summarise(*apply_policy("iie", s, r["tau_eq"]), lab, 3)
+    assert eq["frames"] >= on["frames"] - 1e-9  # matched on validation frames
+    assert r["frac_eq"] == pytest.approx(eq["frac"]) and r["wrong_early_eq"] == eq["wrong_early"]
+    # the smallest such threshold: one grid step lower gives fewer frames than MC
+    lower = [g for g in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9) if g < r["tau_eq"]]
+    if lower:
+        assert summarise(*apply_policy("iie", s, max(lower)), lab, 3)["frames"] < on["frames"]
+
+
+def test_fit_temperature_recovers_known_temperature():
+    # labels drawn from softmax(z / T0) at each step: the NLL-optimal temperature is T0
+    rng = np.random.default_rng(0)
+    t0 = np.array([0.5, 1.0, 3.0])
+    z = rng.normal(0, 2.0, (4000, 3, 5))
+    p = np.exp(z / t0[None, :, None])
+    p /= p.sum(-1, keepdims=True)
+    for t in range(3):
+        lab = np.array([rng.choice(5, p=q) for q in p[:, t]])
+        got = fit_temperature(z[:, t:t + 1], lab)[0]
+        assert got == pytest.approx(t0[t], rel=0.15)
+
+
+def test_fit_temperature_never_worse_than_identity():
+    rng = np.random.default_rng(1)
+    z, lab = rng.normal(0, 4.0, (200, 4, 6)), rng.integers(0, 6, 200)
+    temps = fit_temperature(z, lab, grid=np.array([0.5, 1.0, 2.0, 8.0]))
+
+    def nll(x):
+        q = np.exp(x - x.max(-1, keepdims=True))
+        q /= q.sum(-1, keepdims=True)
+        return -np.log(np.take_along_axis(q, lab[:, None, None], -1)[..., 0]).mean(0)
+
+    assert np.all(nll(z / temps[None, :, None]) <= nll(z) + 1e-12)
+    assert np.all(temps > 1.0)  # random labels: confident logits get flattened
+
+
+def test_oracle_exits_hand_made():
+    # (N=3, T=4): right from step 1 on; right at 0 then wrong then right from 2; never right
+    pred = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 1, 1]])
+    probs = np.eye(2)[pred]
+    lab = np.array([0, 0, 0])
+    assert oracle_exits(probs, lab).tolist() == [1, 2, 3]

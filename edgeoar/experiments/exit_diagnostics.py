@@ -1,0 +1,115 @@
+"""`python -m edgeoar.experiments.exit_diagnostics [--quick] [--out DIR]`: why the exits
+cannot go earlier, on the bench's iteratively trained model (cached, as `edgeoar.bench`).
+
+Prints and writes `exit_diagnostics.json`:
+* per-step accuracy of each modality alone and of the IIE fusion (validation and test), and
+  split into early-separable classes and temporal-only pairs;
+* the oracle exit (`exits.oracle_exits`: each clip exits at the first step from which its
+  prediction stays right), the floor on frames for any exit rule reading these outputs;
+* the oracle exit frame per class (which classes become right for good early);
+* per-step temperature scaling fitted on validation (`exits.fit_temperature`) applied before
+  IIE: the chosen IIE operating point with and without it (thresholds chosen on validation);
+* MC at equal frames: IIE + MC at a few (tau_conf, tau_mc) against IIE alone with the smallest
+  tau_conf whose validation frames reach IIE + MC's, wrong early exits on test.
+Nothing is selected on the test split.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from edgeoar.bench import QUICK
+from edgeoar.config import BenchConfig
+from edgeoar.data import class_names, load_split
+from edgeoar.exits import (
+    apply_policy,
+    compare_policies,
+    fit_temperature,
+    oracle_exits,
+    step_scores,
+    summarise,
+    threshold_grid,
+)
+from edgeoar.train import get_model, predict
+from shared.cli import parse_args, run
+from shared.io import make_run_dir
+from shared.log import get_logger
+
+log = get_logger("edgeoar.experiments.exit_diagnostics")
+
+
+def _acc(p: np.ndarray, y: np.ndarray, rows: np.ndarray | None = None) -> list[float]:
+    ok = p.argmax(-1) == y[:, None]
+    return (ok[rows] if rows is not None else ok).mean(0).round(3).tolist()
+
+
+def mc_at_equal_frames(val: dict, yv: np.ndarray, test: dict, yt: np.ndarray, steps: int,
+                       conf_grid: int) -> list[dict]:
+    """IIE + MC vs IIE alone matched on validation frames (see the module docstring)."""
+    grid = threshold_grid("iie", steps, conf_grid, [])
+    iie_val = [(g, summarise(*apply_policy("iie", val, g), yv, steps)["frames"]) for g in grid]
+    rows = []
+    for tau in (0.5, 0.6, 0.7, 0.8):
+        for m in (0.5, 0.7):
+            f_val = summarise(*apply_policy("iie_mc", val, (tau, m)), yv, steps)["frames"]
+            g = min((r for r in iie_val if r[1] >= f_val - 1e-9), key=lambda r: r[1],
+                    default=(1.0, steps))[0]
+            on = summarise(*apply_policy("iie_mc", test, (tau, m)), yt, steps)
+            off = summarise(*apply_policy("iie", test, g), yt, steps)
+            rows.append({"tau_conf": tau, "tau_mc": m, "mc": on, "iie_tau_conf": float(g),
+                         "iie": off})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, bc = parse_args(argv, BenchConfig, prog="edgeoar.experiments.exit_diagnostics",
+                          description=__doc__.split("\n\n")[0], quick=QUICK,
+                          default_config="configs/edgeoar/bench.yaml")
+    model, _ = get_model(bc.train)
+    sp = {s: load_split(bc.train, s) for s in ("val", "test")}
+    pred = {s: predict(model, sp[s]) for s in sp}
+    steps, out = bc.train.stream.clip_frames, {}
+    names = class_names(bc.train.stream)
+    for s, d in sp.items():
+        sc, y, e = step_scores(pred[s]["rgb"], pred[s]["motion"], pred[s]["gate"]), d["label"], \
+            d["early"]
+        ex = oracle_exits(sc["p_iie"], y) + 1
+        out[s] = {"acc_rgb": _acc(sc["p_rgb"], y), "acc_motion": _acc(sc["p_mot"], y),
+                  "acc_iie": _acc(sc["p_iie"], y), "acc_iie_early_sep": _acc(sc["p_iie"], y, e),
+                  "acc_iie_temporal": _acc(sc["p_iie"], y, ~e),
+                  "oracle_frac": float(ex.mean() / steps),
+                  "oracle_frames_early_sep": float(ex[e].mean()),
+                  "oracle_frames_temporal": float(ex[~e].mean()),
+                  "oracle_frames_per_class": {n: float(ex[y == k].mean()) for k, n in
+                                              enumerate(names) if (y == k).any()}}
+    temps = {m: fit_temperature(pred["val"][m], sp["val"]["label"]) for m in ("rgb", "motion")}
+    out["temperatures"] = {m: t.round(3).tolist() for m, t in temps.items()}
+    for cal in (False, True):
+        sc = {}
+        for s in sp:
+            lg = {m: pred[s][m] / (temps[m][None, :, None] if cal else 1.0)
+                  for m in ("rgb", "motion")}
+            sc[s] = step_scores(lg["rgb"], lg["motion"], pred[s]["gate"])
+        res = compare_policies(sc["val"], sp["val"]["label"],
+                               {"test": (sc["test"], sp["test"]["label"])}, bc.exits.tolerance,
+                               bc.exits.conf_grid, bc.exits.mc_grid,
+                               policies=("iie", "iie_mc", "full_clip"))
+        out["calibrated" if cal else "raw"] = {
+            p: {k: (r["test"][k] if k != "param" else str(r["param"]))
+                for k in ("param", "acc", "frac", "wrong_early", "auc")}
+            for p, r in res.items()}
+    sc = {s: step_scores(pred[s]["rgb"], pred[s]["motion"], pred[s]["gate"]) for s in sp}
+    out["mc_at_equal_frames"] = mc_at_equal_frames(sc["val"], sp["val"]["label"], sc["test"],
+                                                   sp["test"]["label"], steps,
+                                                   bc.exits.conf_grid)
+    run_dir = make_run_dir(args.out, "edgeoar", "exit_diagnostics")
+    (run_dir / "exit_diagnostics.json").write_text(json.dumps(out, indent=1))
+    for k, v in out.items():
+        log.info("%s: %s", k, v)
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
