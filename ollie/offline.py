@@ -19,7 +19,7 @@ import torch
 from ollie.config import OfflineConfig
 from ollie.data import OLLIEData, initial_states
 from ollie.dice import NuNet, YNet, saddle_objective, saddle_step
-from ollie.discriminator import offline_disc_loss, surrogate_reward
+from ollie.discriminator import offline_disc_loss, shift_reward, surrogate_reward
 from ollie.extraction import extraction_loss
 from shared.il.discriminator import sample_rows
 from shared.il.models import Discriminator, Normalizer, TanhGaussianPolicy
@@ -99,9 +99,11 @@ class OLLIEPretrainer:
         return obj.item()
 
     def surrogate(self) -> torch.Tensor:
-        """R̃ = logit d over D_o (computed once d is trained)."""
+        """R̃ over D_o as the saddle point sees it (computed once d is trained): logit d, shifted
+        or scaled by `offline.reward_shift`."""
         if self.reward is None:
-            self.reward = surrogate_reward(self.d, self.x_o)
+            self.reward = shift_reward(surrogate_reward(self.d, self.x_o), self.cfg.reward_shift,
+                                       self.cfg.clip[0])
         return self.reward
 
     # stage 3 -------------------------------------------------------------------------------
