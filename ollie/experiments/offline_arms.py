@@ -4,7 +4,8 @@
 
 Builds D_e and D_s once, runs each offline arm's whole offline phase with the config's budgets
 and prints its normalised score; for OLLIE also the share of y's mass on expert rows (D_e and
-the expert trajectories mixed into D_s) beside their share of D_o's rows. The figures behind
+the expert trajectories mixed into D_s) beside their share of D_o's rows, and y's effective
+number of rows. The figures behind
 results/ollie/NOTES.md's offline tables.
 """
 
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             y = method.weights()
             line += (f"; y mass on expert rows {float(y[mask].sum() / y.sum()):.3f} "
                      f"(rows {float(mask.float().mean()):.3f}), on D_e "
-                     f"{float(y[:len(method.x_e)].sum() / y.sum()):.3f}")
+                     f"{float(y[:len(method.x_e)].sum() / y.sum()):.3f}; effective rows "
+                     f"(sum y)^2 / sum y^2 {float(y.sum() ** 2 / (y ** 2).sum()):.0f}")
         print(line, flush=True)
     return 0
 
