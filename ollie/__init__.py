@@ -10,7 +10,7 @@ Offline, from a few expert trajectories D_e and many imperfect ones D_s: a PU di
 The saddle point on a toy batch (tensors of B transitions):
 
 >>> import torch
->>> from ollie import saddle_objective, d0_formula, extraction_loss
+>>> from ollie import saddle_objective, d0_formula, extraction_loss, shift_reward
 >>> B = 4
 >>> L = saddle_objective(log_y=torch.zeros(B), reward=torch.ones(B), nu_s=torch.zeros(B),
 ...                      nu_next=torch.zeros(B), not_done=torch.ones(B), nu_s0=torch.zeros(2),
@@ -19,6 +19,8 @@ The saddle point on a toy batch (tensors of B transitions):
 1.0
 >>> d0_formula(torch.tensor([0.5]), torch.tensor([1.0]))   # d/(1-d) = y: undecided
 tensor([0.5000])
+>>> shift_reward(torch.tensor([-2.0, 1.0]), "minmax")    # R̃ for the saddle point
+tensor([0., 1.])
 >>> round(extraction_loss(torch.tensor([-1.0, -3.0]), torch.tensor([1.0, 3.0])).item(), 3)
 2.5
 """
@@ -26,7 +28,7 @@ tensor([0.5000])
 from ollie.alignment import AlignedDiscriminator, RandomDiscriminator, d0_formula
 from ollie.config import TrainConfig, load_train_config
 from ollie.dice import NuNet, YNet, pointwise_y, saddle_objective, saddle_step
-from ollie.discriminator import offline_disc_loss, surrogate_reward
+from ollie.discriminator import offline_disc_loss, shift_reward, surrogate_reward
 from ollie.extraction import extraction_loss
 from ollie.gail import gail_reward, run_online
 from ollie.offline import OLLIEPretrainer
@@ -34,5 +36,6 @@ from ollie.ppo import clipped_policy_loss, gae
 
 __all__ = ["AlignedDiscriminator", "RandomDiscriminator", "d0_formula", "TrainConfig",
            "load_train_config", "NuNet", "YNet", "pointwise_y", "saddle_objective",
-           "saddle_step", "offline_disc_loss", "surrogate_reward", "extraction_loss",
-           "gail_reward", "run_online", "OLLIEPretrainer", "clipped_policy_loss", "gae"]
+           "saddle_step", "offline_disc_loss", "surrogate_reward", "shift_reward",
+           "extraction_loss", "gail_reward", "run_online", "OLLIEPretrainer",
+           "clipped_policy_loss", "gae"]

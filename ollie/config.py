@@ -44,10 +44,17 @@ class OfflineConfig:
     # Step 2: saddle point over nu(s) and y(s,a) >= 0 (Sec. 4.2).
     gamma: float = 0.99  # discount
     dice_lr: float = 3e-4  # Adam lr of nu and y (official qf_lr)
-    # true: terminations enter an absorbing state with reward logit(clip lo), as DemoDICE's data
-    # do; false: a termination ends the flow (see dice.saddle_objective). Off by default: on
-    # Hopper --quick it scored 11 vs 108 (README, findings).
+    # true: terminations enter an absorbing state with reward logit(clip lo) (shifted as R̃ is),
+    # as DemoDICE's data do; false: a termination ends the flow (see dice.saddle_objective). Off
+    # by default: its extra ν learns slowly (with reward_shift none, Hopper --quick scored 11
+    # with it vs 108 without; results/ollie/NOTES.md).
     absorbing: bool = False
+    # R̃ as the saddle point sees it: 'min' = logit d - logit(clip lo) >= 0 (the least
+    # expert-like row earns 0, so ending a trajectory never gains reward: a termination is worth
+    # what the worst transition is worth forever, as with an absorbing state of that reward);
+    # 'minmax' = the official min-max scaling of logit d over D_o to [0, 1]; 'none' = logit d
+    # (negative on D_s, which makes falling early pay: see dice.py).
+    reward_shift: Literal["min", "minmax", "none"] = "min"
     dice_beta1: float = 0.5  # Adam beta1 of nu and y (0.9 cycles in gradient descent-ascent)
     dice_steps: int = 20_000  # gradient steps (official 1M, shared with extraction)
     dice_batch: int = 256  # D_o batch (and p0 batch)

@@ -7,6 +7,15 @@ The surrogate objective max_π E_{ρ^π}[R̃] - KL(ρ^π ‖ ρ_o), with the Bel
                                  + (1 - γ) E_{s0~p0}[ ν(s0) ]
     δ_ν(s, a, s') = R̃(s, a) + γ (1 - done) ν(s') - ν(s)
 
+A termination (done = 1) ends the flow. The sign of R̃ then matters: where R̃ < 0 (with
+R̃ = logit d: every row with d < 1/2, most of D_s), an occupancy that reaches a
+termination early collects less negative reward and, holding less mass, less KL cost, so the
+optimum follows the short random trajectories instead of the expert's (tests/ollie/
+test_ollie_concentration.py: π*(expert action | start) 0.55). The offline phase therefore feeds
+R̃ - logit(clip lo) ≥ 0 (`discriminator.shift_reward`): a termination is then worth what an
+absorbing state of reward logit(clip lo) is (less that state's KL term), without an extra ν to
+learn. On data that never terminates a constant shift changes nothing (the mass stays 1).
+
 L is linear in the data distribution, so the minibatch mean of the bracket is an unbiased
 estimate of L and of its gradients (unlike DemoDICE/SMODICE's log-sum-exp of a batch). Pointwise
 in y the inner maximum is at y* = exp(δ̄_ν - 1) (δ̄: δ averaged over s'), a sanity check at

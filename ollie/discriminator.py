@@ -22,7 +22,8 @@ import torch
 from shared.il.discriminator import sample_rows
 from shared.il.models import Discriminator
 
-__all__ = ["offline_disc_loss", "train_offline_discriminator", "surrogate_reward"]
+__all__ = ["offline_disc_loss", "train_offline_discriminator", "surrogate_reward",
+           "shift_reward"]
 
 
 def offline_disc_loss(d_e: torch.Tensor, d_o: torch.Tensor, loss: str = "pu",
@@ -53,3 +54,20 @@ def train_offline_discriminator(disc: Discriminator, x_e: torch.Tensor, x_o: tor
 def surrogate_reward(disc: Discriminator, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     """R̃ = log d / (1 - d) over rows x (N, S + A) -> (N,)."""
     return torch.cat([disc.logit(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+
+
+def shift_reward(r: torch.Tensor, mode: str = "min", clip_lo: float = 0.1) -> torch.Tensor:
+    """R̃ (N,) as the saddle point uses it. 'none': R̃ itself. 'min': R̃ - logit(clip_lo) >= 0.
+    'minmax': (R̃ - min R̃) / (max R̃ - min R̃) in [0, 1] (official `label_offline_reward`).
+
+    Why not 'none': a termination ends the flow, so on data where R̃ < 0 (all of D_s) an
+    occupancy that falls at once collects less negative reward and less KL cost than one that
+    follows the expert; with R̃ >= 0 every step survived is worth at least as much as none.
+    """
+    if mode == "none":
+        return r
+    if mode == "min":
+        return r - torch.logit(torch.tensor(clip_lo, dtype=r.dtype))
+    if mode == "minmax":
+        return (r - r.min()) / (r.max() - r.min()).clamp_min(1e-8)
+    raise ValueError(f"unknown reward shift {mode!r}")

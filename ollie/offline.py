@@ -1,6 +1,7 @@
 """OLLIE's offline phase (steps 1-3 of the paper's method), one gradient step at a time.
 
-1. d(s, a): D_e vs D_o, PU loss (`discriminator.py`); R̃ = logit d over D_o, fixed afterwards.
+1. d(s, a): D_e vs D_o, PU loss (`discriminator.py`); R̃ = logit d over D_o, shifted to be
+   non-negative (`offline.reward_shift`, `discriminator.shift_reward`), fixed afterwards.
 2. ν(s), y(s, a): the saddle point of L(ν, y) on D_o transitions and D_o's initial states
    (`dice.py`), simultaneous Adam descent (ν) / ascent (y).
 3. π⁰: y-weighted BC on D_o (`extraction.py`); y over D_o is fixed once step 2 ends.
@@ -19,7 +20,7 @@ import torch
 from ollie.config import OfflineConfig
 from ollie.data import OLLIEData, initial_states
 from ollie.dice import NuNet, YNet, saddle_objective, saddle_step
-from ollie.discriminator import offline_disc_loss, surrogate_reward
+from ollie.discriminator import offline_disc_loss, shift_reward, surrogate_reward
 from ollie.extraction import extraction_loss
 from shared.il.discriminator import sample_rows
 from shared.il.models import Discriminator, Normalizer, TanhGaussianPolicy
@@ -53,7 +54,7 @@ class OLLIEPretrainer:
         self.nu = NuNet(S, cfg.hidden, norm).to(dev)
         self.y = YNet(S + A, cfg.hidden, sa_norm, (-cfg.log_y_max - 5.0, cfg.log_y_max)).to(dev)
         # the absorbing state (terminations lead there): scalar ν and log y, its reward is
-        # logit of d's lower clip (D_e holds no such state)
+        # logit of d's lower clip (D_e holds no such state), shifted as R̃ is
         self.nu_abs = torch.zeros((), device=dev, requires_grad=True)
         self.log_y_abs = torch.zeros((), device=dev, requires_grad=True)
         n_term = float(union["terminals"].sum())
@@ -69,6 +70,7 @@ class OLLIEPretrainer:
         self.prep_steps = cfg.disc_steps + cfg.dice_steps
         self.policy_steps = cfg.policy_steps
         self.reward: torch.Tensor | None = None  # R̃ over D_o (N_o,), after stage 1
+        self.reward_abs: torch.Tensor | None = None  # the absorbing state's R̃ (scalar)
         self.y_o: torch.Tensor | None = None  # y over D_o (N_o,), after stage 2
         self.stats: dict = {}
 
@@ -88,20 +90,23 @@ class OLLIEPretrainer:
         i0 = torch.randint(len(self.s0), (c.dice_batch,), generator=gen, device=self.dev)
         nu = self.nu(torch.cat([self.s_o[idx], self.s_next[idx], self.s0[i0]]))
         B = c.dice_batch
-        lo = torch.logit(torch.tensor(c.clip[0], device=self.dev))
-        # ν_abs on the scale of the absorbing state's value lo / (1 - γ) (a scalar under Adam
+        # ν_abs on the scale of the absorbing state's value r_abs / (1 - γ) (a scalar under Adam
         # moves about lr per step)
-        absorbing = (self.nu_abs / (1 - c.gamma), self.log_y_abs.clamp(self.y.lo, self.y.hi), lo,
-                     self.abs_share) if c.absorbing else None
+        absorbing = (self.nu_abs / (1 - c.gamma), self.log_y_abs.clamp(self.y.lo, self.y.hi),
+                     self.reward_abs, self.abs_share) if c.absorbing else None
         obj = saddle_objective(self.y(self.x_o[idx]), r[idx], nu[:B], nu[B:2 * B],
                                self.not_done[idx], nu[2 * B:], c.gamma, absorbing)
         saddle_step(obj, self.nu_params, self.y_params, self.nu_opt, self.y_opt)
         return obj.item()
 
     def surrogate(self) -> torch.Tensor:
-        """R̃ = logit d over D_o (computed once d is trained)."""
+        """R̃ over D_o as the saddle point sees it (computed once d is trained): logit d, shifted
+        or scaled by `offline.reward_shift`."""
         if self.reward is None:
-            self.reward = surrogate_reward(self.d, self.x_o)
+            lo = torch.logit(torch.tensor([self.cfg.clip[0]], device=self.dev))
+            r = shift_reward(torch.cat([surrogate_reward(self.d, self.x_o), lo]),
+                             self.cfg.reward_shift, self.cfg.clip[0])
+            self.reward, self.reward_abs = r[:-1], r[-1]  # D_o rows; the absorbing state
         return self.reward
 
     # stage 3 -------------------------------------------------------------------------------
