@@ -78,7 +78,8 @@ class LemoDecoderLayer(GradientCheckpointingLayer):
             peer.__dict__["_graphs"] = {}  # graphs were captured with this layer's (`_capture`)
         self.last_idx = None  # may point into a graph's memory pool
         thr = cfg.thresholds[self.layer_idx] if self.layer_idx < len(cfg.thresholds) else None
-        self.eliminator = TokenEliminator(cfg.block_size, cfg.keep_ratio, cfg.selection, thr)
+        self.eliminator = TokenEliminator(cfg.block_size, cfg.keep_ratio, cfg.selection, thr,
+                                          cfg.sink_blocks, cfg.local_blocks)
 
     def set_predictor(self, predictor: nn.Module | None) -> None:
         self.__dict__["predictor"] = predictor
