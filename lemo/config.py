@@ -78,7 +78,8 @@ class ModelConfig:
     the shape fields) form the key under which its weights are found or built."""
 
     path: str | None = None  # HF save_pretrained dir; None: the embedded model
-    arch: Literal["llama", "mistral", "qwen2", "opt"] = "llama"  # embedded model's family
+    # the embedded / tiny model's family
+    arch: Literal["llama", "mistral", "qwen2", "opt", "qwen3", "phi3"] = "llama"
     hidden_size: PosInt = 192
     num_layers: PosInt = 6
     num_heads: PosInt = 4
