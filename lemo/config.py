@@ -28,6 +28,11 @@ class LemoConfig:
     score_reduce: Literal["sum", "mean"] = "sum"  # key-block score over query tiles (paper: sum)
     causal_scores: bool = True  # tiles at or below the diagonal only; False: every query tile,
     # as the paper's I(T_j) = sum over all i != j (selection then depends on later tokens)
+    # always-kept blocks (our option, not the paper's; 0 = off): the first `sink_blocks`
+    # (attention sinks) and the last `local_blocks` (local window) of the sequence, then the
+    # budget is filled by score. With score_reduce=mean: the unbiased policy.
+    sink_blocks: NonNegInt = 0
+    local_blocks: NonNegInt = 0
     dense_first: float = 0.5  # leading fraction of layers that stay dense
     dense_last: bool = True  # the last layer stays dense
     scorer: Literal["exact", "predictor"] = "exact"  # exact block scores or learned predictors
@@ -56,6 +61,9 @@ class LemoConfig:
             raise ValueError(f"mlp_prune_ratio must be in [0, 1), got {self.mlp_prune_ratio}")
         if self.segment_size < 0:
             raise ValueError(f"segment_size must be >= 0, got {self.segment_size}")
+        if self.sink_blocks < 0 or self.local_blocks < 0:
+            raise ValueError(f"sink_blocks and local_blocks must be >= 0, got "
+                             f"{self.sink_blocks}, {self.local_blocks}")
         if self.s2_groups < 1:
             raise ValueError(f"s2_groups must be >= 1, got {self.s2_groups}")
         if self.cuda_graph_max_tokens < 0:
@@ -70,7 +78,8 @@ class ModelConfig:
     the shape fields) form the key under which its weights are found or built."""
 
     path: str | None = None  # HF save_pretrained dir; None: the embedded model
-    arch: Literal["llama", "mistral", "qwen2", "opt"] = "llama"  # embedded model's family
+    # the embedded / tiny model's family
+    arch: Literal["llama", "mistral", "qwen2", "opt", "qwen3", "phi3"] = "llama"
     hidden_size: PosInt = 192
     num_layers: PosInt = 6
     num_heads: PosInt = 4

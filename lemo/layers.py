@@ -44,15 +44,24 @@ def apply_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor,
                sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotary position embedding (RoFormer, Su et al. 2021) in the half-split layout of HF's
     Llama family: x * cos + rotate_half(x) * sin. q, k: (b, heads, n, head_dim); cos, sin:
-    (b, n, head_dim). Our own, so a transformers release that wraps or renames its helper
-    cannot change it; `test_keep_ratio_one_reproduces_dense` pins it to HF's attention."""
+    (b, n, r) with r <= head_dim: partial RoPE (Phi-3's `partial_rotary_factor`) rotates the
+    first r channels and passes the rest. Our own, so a transformers release that wraps or
+    renames its helper cannot change it; `test_keep_ratio_one_reproduces_dense` pins it to HF's
+    attention."""
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    r = cos.shape[-1]
 
     def rotate_half(x: torch.Tensor) -> torch.Tensor:
         x1, x2 = x.chunk(2, dim=-1)
         return torch.cat((-x2, x1), dim=-1)
 
-    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+    def rot(x: torch.Tensor) -> torch.Tensor:
+        if r == x.shape[-1]:
+            return x * cos + rotate_half(x) * sin
+        x_rot, x_pass = x[..., :r], x[..., r:]
+        return torch.cat((x_rot * cos + rotate_half(x_rot) * sin, x_pass), dim=-1)
+
+    return rot(q), rot(k)
 
 
 class LemoDecoderLayer(GradientCheckpointingLayer):
@@ -78,7 +87,8 @@ class LemoDecoderLayer(GradientCheckpointingLayer):
             peer.__dict__["_graphs"] = {}  # graphs were captured with this layer's (`_capture`)
         self.last_idx = None  # may point into a graph's memory pool
         thr = cfg.thresholds[self.layer_idx] if self.layer_idx < len(cfg.thresholds) else None
-        self.eliminator = TokenEliminator(cfg.block_size, cfg.keep_ratio, cfg.selection, thr)
+        self.eliminator = TokenEliminator(cfg.block_size, cfg.keep_ratio, cfg.selection, thr,
+                                          cfg.sink_blocks, cfg.local_blocks)
 
     def set_predictor(self, predictor: nn.Module | None) -> None:
         self.__dict__["predictor"] = predictor
@@ -133,11 +143,20 @@ def _sdpa(q, k, v, scale: float) -> torch.Tensor:
 
 
 class LemoLlamaDecoderLayer(LemoDecoderLayer):
-    """Replaces LlamaDecoderLayer / MistralDecoderLayer / Qwen2DecoderLayer (pre-norm, RoPE)."""
+    """Replaces the pre-norm RoPE decoder layers: LlamaDecoderLayer (any HF rope_type, Llama 3.x
+    "llama3" included: cos/sin come from the model's rotary embedding), MistralDecoderLayer,
+    Qwen2DecoderLayer, Qwen3DecoderLayer (RMSNorm on each q/k head before RoPE: `q_norm`,
+    `k_norm`) and Phi3DecoderLayer (fused `qkv_proj` split as [q | k | v], fused `gate_up_proj`
+    as [gate | up], partial RoPE, residual dropout)."""
 
     def __init__(self, layer: nn.Module, layer_idx: int, num_layers: int, cfg: LemoConfig):
         super().__init__()
         self._init_lemo(layer, layer_idx, num_layers, cfg)
+
+    def _resid(self, name: str, t: torch.Tensor) -> torch.Tensor:
+        """Phi-3's residual dropout (`resid_attn_dropout` / `resid_mlp_dropout`); else t."""
+        drop = getattr(self, name, None)
+        return drop(t) if drop is not None else t
 
     def _qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, lean: bool = False):
         """q, k (RoPE applied), v as (b, heads, n, head_dim); `lean`: the projections save x
@@ -145,9 +164,18 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
         copies."""
         a = self.self_attn
         b, n, _ = x.shape
-        mods = [a.q_proj, a.k_proj, a.v_proj]
-        qkv = kernels.lora_linear_group(mods, x) if lean else [m(x) for m in mods]
-        q, k, v = (t.view(b, n, -1, a.head_dim).transpose(1, 2) for t in qkv)
+        if hasattr(a, "qkv_proj"):  # Phi-3: one fused projection, [q | k | v] along features
+            fused = kernels.lora_linear(a.qkv_proj, x) if lean else a.qkv_proj(x)
+            nq = a.config.num_attention_heads * a.head_dim
+            nk = a.num_key_value_heads * a.head_dim
+            qkv = fused.split([nq, nk, fused.shape[-1] - nq - nk], dim=-1)
+        else:
+            mods = [a.q_proj, a.k_proj, a.v_proj]
+            qkv = kernels.lora_linear_group(mods, x) if lean else [m(x) for m in mods]
+        q, k, v = (t.view(b, n, -1, a.head_dim) for t in qkv)
+        if hasattr(a, "q_norm"):  # Qwen3: RMSNorm over each head's channels, before RoPE
+            q, k = a.q_norm(q), a.k_norm(k)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         q, k = apply_rope(q, k, cos, sin)
         return q, k, v
 
@@ -161,7 +189,8 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
         q, k, v = self._qkv(x, kernels.gather_rows(cos, idx), kernels.gather_rows(sin, idx),
                             lean=True)
         o = _sdpa(q, k, v, self.self_attn.scaling).transpose(1, 2).reshape(b, idx.shape[1], -1)
-        return kernels.scatter_add_rows(h, idx, kernels.lora_linear(self.self_attn.o_proj, o))
+        o = self._resid("resid_attn_dropout", kernels.lora_linear(self.self_attn.o_proj, o))
+        return kernels.scatter_add_rows(h, idx, o)
 
     def _lemo_attention(self, h: torch.Tensor, cos, sin) -> torch.Tensor:
         """`_eliminating_attention`, replayed from CUDA graphs where `_graphable` allows."""
@@ -187,7 +216,8 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
         rep = q.shape[1] // k.shape[1]
         k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
         o = s2_attention(q, k, v, self.cfg.s2_groups, self.self_attn.scaling)
-        return h + self.self_attn.o_proj(o.transpose(1, 2).reshape(b, s, -1))
+        return h + self._resid("resid_attn_dropout",
+                               self.self_attn.o_proj(o.transpose(1, 2).reshape(b, s, -1)))
 
     def forward(self, hidden_states: torch.Tensor, attention_mask=None, position_ids=None,
                 cache=None, use_cache=False, position_embeddings=None, **kwargs) -> torch.Tensor:
@@ -201,8 +231,9 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
                 hidden_states=self.input_layernorm(hidden_states), attention_mask=attention_mask,
                 position_ids=position_ids, cache=cache, use_cache=use_cache,
                 position_embeddings=position_embeddings, **kwargs)
-            h = hidden_states + a
-        return h + channel_pruned_mlp(self.mlp, self.post_attention_layernorm(h), self.mlp_ratio())
+            h = hidden_states + self._resid("resid_attn_dropout", a)
+        y = channel_pruned_mlp(self.mlp, self.post_attention_layernorm(h), self.mlp_ratio())
+        return h + self._resid("resid_mlp_dropout", y)
 
 
 class _EliminatingAttention(nn.Module):

@@ -81,15 +81,26 @@ class PrunedReluFunction(torch.autograd.Function):
 
 
 def channel_pruned_mlp(mlp: nn.Module, x: torch.Tensor, prune_ratio: float) -> torch.Tensor:
-    """A Llama-family SwiGLU MLP (gate_proj/up_proj/down_proj, silu) on x (b, s, D), saving only
-    the top (1 - prune_ratio) channels for backward; plain `mlp(x)` without grad or at ratio 0."""
+    """A Llama-family SwiGLU MLP (gate_proj/up_proj/down_proj, silu; or Phi-3's fused
+    gate_up_proj = [gate | up]) on x (b, s, D), saving only the top (1 - prune_ratio) channels
+    for backward; plain `mlp(x)` without grad or at ratio 0."""
     if prune_ratio <= 0 or not (torch.is_grad_enabled() and x.requires_grad):
         return mlp(x)
     act = getattr(getattr(mlp, "config", None), "hidden_act", "silu")
     if act not in ("silu", "swish"):
         raise ValueError(f"MLP channel pruning supports SwiGLU with silu, got '{act}'")
-    ws = (mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight)
-    bs = (mlp.gate_proj.bias, mlp.up_proj.bias, mlp.down_proj.bias)
+    if hasattr(mlp, "gate_up_proj"):
+        fused = mlp.gate_up_proj
+        if not isinstance(fused, nn.Linear):  # e.g. a LoRA-wrapped projection
+            raise ValueError("MLP channel pruning needs frozen MLP weights (apply LoRA to "
+                             "attention only, or set lemo.mlp_prune_ratio=0)")
+        _frozen(fused.weight, fused.bias)
+        wg, wu = fused.weight.chunk(2, dim=0)
+        bg, bu = fused.bias.chunk(2) if fused.bias is not None else (None, None)
+        ws, bs = (wg, wu, mlp.down_proj.weight), (bg, bu, mlp.down_proj.bias)
+    else:
+        ws = (mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight)
+        bs = (mlp.gate_proj.bias, mlp.up_proj.bias, mlp.down_proj.bias)
     _frozen(*ws, *bs)
     n_keep = max(1, round((1 - prune_ratio) * ws[0].shape[0]))
     if x.is_cuda and x.numel() // x.shape[-1] > CHUNK_ABOVE:

@@ -39,7 +39,14 @@ def rope_parameters(theta: float, factor: float = 1.0) -> dict:
 
 def tiny_config(cfg: ModelConfig):
     """A transformers config of the requested family with byte vocab (256) and no dropout."""
-    from transformers import LlamaConfig, MistralConfig, OPTConfig, Qwen2Config
+    from transformers import (
+        LlamaConfig,
+        MistralConfig,
+        OPTConfig,
+        Phi3Config,
+        Qwen2Config,
+        Qwen3Config,
+    )
 
     common = dict(vocab_size=VOCAB_SIZE, hidden_size=cfg.hidden_size,
                   num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
@@ -49,8 +56,12 @@ def tiny_config(cfg: ModelConfig):
                          attention_dropout=0.0, activation_dropout=0.0,
                          word_embed_proj_dim=cfg.hidden_size, do_layer_norm_before=True,
                          pad_token_id=0, bos_token_id=0, eos_token_id=0)
-    cls = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config}[cfg.arch]
-    extra = {"sliding_window": None} if cfg.arch in ("mistral", "qwen2") else {}
+    cls = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config,
+           "qwen3": Qwen3Config, "phi3": Phi3Config}[cfg.arch]
+    extra = {"sliding_window": None} if cfg.arch in ("mistral", "qwen2", "qwen3", "phi3") else {}
+    if cfg.arch == "phi3":  # its defaults name token ids of a 32K vocabulary
+        extra.update(pad_token_id=0, bos_token_id=0, eos_token_id=0, resid_pdrop=0.0,
+                     embd_pdrop=0.0, attention_dropout=0.0)
     return cls(**common, **extra, num_key_value_heads=cfg.num_kv_heads,
                intermediate_size=cfg.intermediate_size,
                rope_parameters=rope_parameters(cfg.rope_theta, cfg.rope_scaling_factor))
@@ -159,13 +170,19 @@ def set_checkpointing(model: nn.Module, on: bool) -> None:
 
 
 def add_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
-    """peft LoRA on `cfg.targets` (OPT's o_proj is called out_proj; mapped automatically)."""
+    """peft LoRA on `cfg.targets` (OPT's o_proj is called out_proj, Phi-3's q/k/v_proj are one
+    qkv_proj and gate/up_proj one gate_up_proj; mapped automatically)."""
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
     targets = list(cfg.targets)
-    if getattr(model.config, "model_type", "") == "opt":
+    mtype = getattr(model.config, "model_type", "")
+    if mtype == "opt":
         targets = ["out_proj" if t == "o_proj" else t for t in targets]
+    if mtype == "phi3":  # fused projections: q/k/v -> qkv_proj, gate/up -> gate_up_proj
+        fused = {"q_proj": "qkv_proj", "k_proj": "qkv_proj", "v_proj": "qkv_proj",
+                 "gate_proj": "gate_up_proj", "up_proj": "gate_up_proj"}
+        targets = list(dict.fromkeys(fused.get(t, t) for t in targets))
     # LongLoRA's trainable embeddings and norms: peft trains a copy of every module whose name
     # ends in one of these (all *norm layers); weight tying keeps a tied lm_head the same copy
     extra = dict(modules_to_save=["embed_tokens", "norm"], ensure_weight_tying=True) \

@@ -4,8 +4,9 @@
     >>> configure_lemo(model, LemoConfig(enabled=False))            # switch arms in place
 
 `apply_lemo` replaces each public decoder layer (`model.model.layers[i]` for Llama / Mistral /
-Qwen2, `model.model.decoder.layers[i]` for OPT) by a `lemo.layers` wrapper that owns the same
-submodules, so peft LoRA targets, state-dict keys and gradient checkpointing are unchanged.
+Qwen2 / Qwen3 / Phi-3, `model.model.decoder.layers[i]` for OPT) by a `lemo.layers` wrapper that
+owns the same submodules, so peft LoRA targets, state-dict keys and gradient checkpointing are
+unchanged.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ SUPPORTED: dict[str, tuple[str, type[LemoDecoderLayer]]] = {
     "mistral": ("model.layers", LemoLlamaDecoderLayer),
     "qwen2": ("model.layers", LemoLlamaDecoderLayer),
     "opt": ("model.decoder.layers", LemoOPTDecoderLayer),
+    "qwen3": ("model.layers", LemoLlamaDecoderLayer),
+    "phi3": ("model.layers", LemoLlamaDecoderLayer),
 }
 
 
@@ -76,7 +79,7 @@ def check_applicable(config, cfg: LemoConfig, layers: list[LemoDecoderLayer]) ->
         return
     sw = getattr(config, "sliding_window", None)
     sliding = sw is not None and (
-        config.model_type == "mistral" or getattr(config, "use_sliding_window", False)
+        config.model_type in ("mistral", "phi3") or getattr(config, "use_sliding_window", False)
         or "sliding_attention" in (getattr(config, "layer_types", None) or []))
     if sliding:
         raise ConfigError(f"model uses sliding-window attention (sliding_window={sw}), which "

@@ -9,7 +9,9 @@ nb = s / B blocks, k = kept blocks.
 - `key_block_scores(tiles)`: key block j's score = Σ_i tiles[i, j] over query tiles (b, nb).
 - `TokenEliminator`: picks the kept key blocks of one layer (top-k at a keep ratio, the AE's rule,
   or blocks ≥ a per-layer threshold, the paper's Algorithm 1 starting at the mean block score) and
-  expands them to sorted token indices (b, k·B).
+  expands them to sorted token indices (b, k·B). Optionally (our option, not the paper's) the
+  first `sink_blocks` (attention sinks) and last `local_blocks` (the local window) are always
+  kept and the rest of the budget is filled by score.
 """
 
 from __future__ import annotations
@@ -81,29 +83,48 @@ class TokenEliminator:
     ≥ `threshold` (None: that input's mean block score, Algorithm 1's starting point); as a batch
     must share one kept count, every row keeps max-over-rows blocks, its best ones first.
     Kept block ids are sorted, so causal order among kept tokens is the original order.
+
+    `sink_blocks` / `local_blocks` (reconstructed policy, not the paper's; 0 = off): the first
+    and the last blocks of the sequence are always kept (attention sinks and the most recent
+    context, as StreamingLLM keeps them), then the budget (top-k: the same k; threshold: the
+    blocks ≥ threshold) is filled by score. If they alone exceed the budget, they are all kept.
     """
 
     def __init__(self, block_size: int = 64, keep_ratio: float = 0.4, mode: str = "topk",
-                 threshold: float | None = None):
+                 threshold: float | None = None, sink_blocks: int = 0, local_blocks: int = 0):
         if mode not in ("topk", "threshold"):
             raise ValueError(f"unknown selection mode '{mode}' (topk, threshold)")
+        if sink_blocks < 0 or local_blocks < 0:
+            raise ValueError(f"sink_blocks and local_blocks must be >= 0, got {sink_blocks}, "
+                             f"{local_blocks}")
         self.block_size, self.keep_ratio, self.mode, self.threshold = (
             block_size, keep_ratio, mode, threshold)
+        self.sink_blocks, self.local_blocks = sink_blocks, local_blocks
 
     def n_keep(self, nb: int) -> int:
         return max(1, min(nb, math.ceil(self.keep_ratio * nb - 1e-9)))
 
+    def always_kept(self, nb: int, device=None) -> torch.Tensor:
+        """(nb,) bool: the sink (first) and local-window (last) blocks."""
+        pos = torch.arange(nb, device=device)
+        return (pos < self.sink_blocks) | (pos >= nb - self.local_blocks)
+
     def select_blocks(self, scores: torch.Tensor) -> torch.Tensor:
         """(b, nb) key-block scores -> (b, k) sorted kept block ids."""
         nb = scores.shape[-1]
+        forced = self.always_kept(nb, scores.device)
+        n_forced = min(nb, self.sink_blocks + self.local_blocks)  # on the host: no sync
         if self.mode == "topk":
-            k = self.n_keep(nb)
+            k = max(self.n_keep(nb), n_forced)
         else:
             thr = scores.mean(-1, keepdim=True) if self.threshold is None else self.threshold
-            k = int((scores >= thr).sum(-1).max().clamp_min(1))
+            k = int(((scores >= thr) | forced).sum(-1).max().clamp_min(1))
         if k >= nb:
             return torch.arange(nb, device=scores.device).expand(scores.shape[0], nb)
-        return self.rank(scores, k).topk(k, dim=-1, sorted=False).indices.sort(dim=-1).values
+        ranked = self.rank(scores, k)
+        if n_forced:
+            ranked = ranked.masked_fill(forced, float("inf"))
+        return ranked.topk(k, dim=-1, sorted=False).indices.sort(dim=-1).values
 
     def rank(self, scores: torch.Tensor, k: int) -> torch.Tensor:
         """The values whose top k are kept when k < nb blocks are (the paper: the scores

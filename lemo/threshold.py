@@ -39,8 +39,9 @@ def tune_thresholds(model, batches: list[torch.Tensor], cfg: LemoConfig, tol: fl
     n = len(lemo_layers(model))
     thr = [0.0] * n  # dense layers: threshold 0 keeps every block (never used)
     for idx, items in data.items():
-        thr[idx] = float(torch.cat([key_block_scores(t, cfg.score_reduce).flatten()
-                                    for _, t in items]).mean())
+        thr[idx] = float(torch.cat([
+            key_block_scores(t, cfg.score_reduce, cfg.causal_scores).flatten()
+            for _, t in items]).mean())
     base = dataclasses.replace(cfg, selection="threshold", eliminate_in_eval=True)
     log = {"dense_loss": dense, "start": list(thr)}
     for idx in sorted(data):
