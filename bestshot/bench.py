@@ -4,6 +4,9 @@ queries, in distribution and out of distribution, with the package's checks.
 Arms: random frame, middle frame, minimum-motion frame, base (trained on visual-content text
 only, used zero-shot), fine-tuned without pose text (visual + action-stage text), ShotVL
 (visual + stage + pose text), and the oracle (query posecodes vs the ground-truth skeleton).
+Both fine-tuned arms are WiSE-FT weight averages with the base model, (1 - alpha) base +
+alpha fine-tuned, alpha chosen on the validation split; `shotvl_ft` is ShotVL without the
+averaging (alpha = 1). The alpha curve on every split is in bench.json's `wise_ft`.
 Splits: `test` (held-out clips of the training distribution, queries in training phrasings)
 and `ood` (held-out action combinations, camera yaw/pitch and body height/proportions outside
 training, queries in held-out phrasings). Retention: visual-content text -> frame R@1.
@@ -23,21 +26,23 @@ from bestshot.config import BenchConfig, TrainConfig
 from bestshot.data import generate_split, make_queries
 from bestshot.metrics import highlight_metrics, qvh_prediction, write_jsonl
 from bestshot.retrieval import retention_r1, score_items, video_embeddings
+from bestshot.wiseft import select_alpha, weight_average
 from shared.bench import BenchReport
 from shared.cli import build_parser, parse_args, run
 from shared.log import get_logger
 from shared.runtime import set_seed
 
-__all__ = ["QUICK", "arm_configs", "trained_models", "evaluate_split", "main"]
+__all__ = ["QUICK", "arm_configs", "trained_models", "wise_curve", "robust_models",
+           "evaluate_split", "main"]
 
 log = get_logger("bestshot.bench")
-MODEL_ARMS = ("base", "no_pose_text", "shotvl")
+MODEL_ARMS = ("base", "no_pose_text", "shotvl_ft", "shotvl")
 HEURISTICS = ("random", "middle", "min_motion")
 ARMS = HEURISTICS + MODEL_ARMS + ("oracle",)
 
 # --quick: fewer and shorter training runs on fewer clips (under 5 CPU-minutes)
 QUICK = {"train.video.n_videos": 48, "base_steps": 300, "finetune_steps": 700,
-         "test.n_videos": 16, "ood.n_videos": 16}
+         "test.n_videos": 16, "ood.n_videos": 16, "val.n_videos": 16}
 
 
 def arm_configs(bc: BenchConfig, base_path: str = "") -> dict[str, TrainConfig]:
@@ -58,6 +63,32 @@ def trained_models(bc: BenchConfig) -> tuple[dict, dict]:
         if arm != "base":
             models[arm], info[arm] = get_model(cfg)
     return models, {a: i.get("hist", {}) for a, i in info.items()}
+
+
+def model_hit1(model, vs, items: list[dict], bc: BenchConfig) -> dict[str, float]:
+    """{"hit1", "retention_r1"} of one dual encoder on one split."""
+    emb = video_embeddings(model, vs.frames)
+    scores = score_items(model, vs.frames, items, bc.smooth, emb)
+    hit1 = highlight_metrics([{**it, "scores": s} for it, s in zip(items, scores)],
+                             tuple(bc.ks))["hit1"]
+    return {"hit1": hit1, "retention_r1": retention_r1(model, vs.frames, vs.visual,
+                                                       bc.train.seed, emb)}
+
+
+def wise_curve(models: dict, vs, items: list[dict], bc: BenchConfig) -> dict[float, dict]:
+    """{alpha: {hit1, retention_r1}} of (1 - alpha) base + alpha ShotVL over the alpha grid."""
+    return {a: model_hit1(weight_average(models["base"], models["shotvl"], a), vs, items, bc)
+            for a in bc.wise_alphas}
+
+
+def robust_models(models: dict, val_curve: dict[float, dict]) -> tuple[dict, float]:
+    """The arms as evaluated: both fine-tuned arms averaged with the base at the alpha chosen
+    on validation; `shotvl_ft` keeps the plain fine-tuned ShotVL."""
+    alpha = select_alpha(val_curve)
+    log.info("WiSE-FT alpha %.2f (validation: %s)", alpha, val_curve[alpha])
+    return {"base": models["base"], "shotvl_ft": models["shotvl"],
+            "shotvl": weight_average(models["base"], models["shotvl"], alpha),
+            "no_pose_text": weight_average(models["base"], models["no_pose_text"], alpha)}, alpha
 
 
 def _freqs(bc: BenchConfig) -> list[np.ndarray]:
@@ -127,18 +158,23 @@ def main(argv: list[str] | None = None) -> int:
     args, bc = parse_args(argv, BenchConfig, prog="bestshot.bench", description="",
                           parser=parser, quick=QUICK)
     set_seed(bc.train.seed)
-    splits = {"test": generate_split(bc.test), "ood": generate_split(bc.ood)}
+    splits = {"val": generate_split(bc.val), "test": generate_split(bc.test),
+              "ood": generate_split(bc.ood)}
     from shared.io import make_run_dir
 
     run_dir = make_run_dir(args.out, "bestshot", "bench")
     models, hist = trained_models(bc)
     freqs = _freqs(bc)
     rep = BenchReport("bestshot", baseline="base", command=sys.argv)
+    items = {s: make_queries(vs, freqs, bc.train.caption, s == "ood", bc.train.seed)
+             for s, vs in splits.items()}
+    curves = {s: wise_curve(models, vs, items[s], bc) for s, vs in splits.items()}
+    models, alpha = robust_models(models, curves["val"])
     res = {}
-    for split, vs in splits.items():
-        items = make_queries(vs, freqs, bc.train.caption, split == "ood", bc.train.seed)
-        res[split] = evaluate_split(rep, split, vs, items, models, bc)
-        write_predictions(run_dir, split, items, res[split]["shotvl_scores"], vs.fps)
+    for split in ("test", "ood"):
+        vs = splits[split]
+        res[split] = evaluate_split(rep, split, vs, items[split], models, bc)
+        write_predictions(run_dir, split, items[split], res[split]["shotvl_scores"], vs.fps)
     checks(rep, res)
     t, o = res["test"]["metrics"], res["ood"]["metrics"]
     rep.headline("ShotVL +52% (arXiv v1) / +64% (AAAI) over its base model on BestShot; "
@@ -146,9 +182,13 @@ def main(argv: list[str] | None = None) -> int:
                  f"{t['shotvl']['hit1']:.3f} / {o['shotvl']['hit1']:.3f}", "base zero-shot",
                  t["shotvl"]["hit1"] / max(t["base"]["hit1"], 1e-9), setting="test")
     rep.extra["training"] = hist
+    rep.extra["wise_ft"] = {"alpha": alpha, "chosen_on": "val",
+                            "curve": {s: {str(a): m for a, m in c.items()}
+                                      for s, c in curves.items()}}
     rep.notes += [f"Queries per split: {len(res['test']['shotvl_scores'])} (test), "
                   f"{len(res['ood']['shotvl_scores'])} (ood); an apex, a stage and a pose "
-                  "query per action.",
+                  f"query per action. WiSE-FT alpha {alpha:g}, chosen on the validation "
+                  "split (max Hit@1 + retention R@1); shotvl_ft: alpha = 1.",
                   "hit1: argmax frame inside the highlight window; hit1_pm{k}: within k "
                   "frames of the highlight frame; dframe: mean |argmax - highlight frame|; "
                   "frame_map: frames ranked by score, window frames positive; retention_r1: "

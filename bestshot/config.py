@@ -113,9 +113,19 @@ class BenchConfig:
         n_videos=16, seed=20_000, combos="only_heldout", camera_yaw_range=[40.0, 60.0],
         camera_pitch_range=[15.0, 25.0], height_range=[1.45, 1.6],
         proportion_range=[1.08, 1.15]))
+    # validation: more held-out clips of the training distribution; the only split the WiSE-FT
+    # mixing coefficient is chosen on (test and ood are never used for a choice)
+    val: VideoConfig = field(default_factory=lambda: VideoConfig(n_videos=16, seed=30_000))
+    # WiSE-FT: the fine-tuned arms are (1 - alpha) base + alpha fine-tuned, alpha chosen on
+    # `val` from this grid ([1.0] = plain fine-tuning)
+    wise_alphas: list[Prob] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
     smooth: NonNegInt = 1  # temporal smoothing half-width for the model arms (frames)
     ks: list[PosInt] = field(default_factory=lambda: [1, 2])  # Hit@1 +-k
     retention_videos: PosInt = 16  # gallery size of the visual-text -> frame R@1
+
+    def validate(self) -> None:
+        if not self.wise_alphas:
+            raise ValueError("wise_alphas must list at least one alpha")
 
 
 @dataclass

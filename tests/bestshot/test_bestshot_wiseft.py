@@ -1,0 +1,73 @@
+"""WiSE-FT weight averaging against a parameter-by-parameter reference, its end points, the
+validation-only choice of alpha against brute force, and the bench options' bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from bestshot.config import BenchConfig, ModelConfig
+from bestshot.models import ShotVL
+from bestshot.wiseft import select_alpha, weight_average
+from shared.config import load_config
+from shared.errors import ConfigError
+
+TINY = ModelConfig(image_size=32, hidden=32, embed_dim=16)
+
+
+def _pair():
+    torch.manual_seed(0)
+    base = ShotVL(TINY).eval()
+    torch.manual_seed(1)
+    ft = ShotVL(TINY).eval()
+    return base, ft
+
+
+def test_weight_average_is_the_straight_line_between_the_two_models():
+    base, ft = _pair()
+    mid = weight_average(base, ft, 0.25).state_dict()
+    sb, sf = base.state_dict(), ft.state_dict()
+    for name in sf:  # slow reference: one tensor at a time, in float64
+        want = 0.75 * sb[name].double() + 0.25 * sf[name].double()
+        np.testing.assert_allclose(mid[name].double().numpy(), want.numpy(), atol=1e-6,
+                                   err_msg=name)
+    assert any(not torch.equal(sb[n], sf[n]) for n in sf)  # the two models do differ
+
+
+def test_weight_average_end_points_encode_like_the_two_models():
+    base, ft = _pair()
+    frames = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    for alpha, ref in ((0.0, base), (1.0, ft)):
+        m = weight_average(base, ft, alpha)
+        np.testing.assert_allclose(m.encode_frames(frames), ref.encode_frames(frames),
+                                   atol=1e-6)
+    before = {k: v.clone() for k, v in ft.state_dict().items()}
+    weight_average(base, ft, 0.5)
+    assert all(torch.equal(before[k], v) for k, v in ft.state_dict().items())  # inputs kept
+
+
+def test_weight_average_rejects_bad_alpha_and_other_architectures():
+    base, ft = _pair()
+    with pytest.raises(ValueError, match="alpha must be in"):
+        weight_average(base, ft, 1.5)
+    with pytest.raises(ValueError, match="one ModelConfig"):
+        weight_average(base, ShotVL(ModelConfig(image_size=32, hidden=32, embed_dim=8)), 0.5)
+
+
+def test_select_alpha_maximises_the_validation_sum_and_breaks_ties_towards_base():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        alphas = sorted(rng.choice([0.0, 0.25, 0.5, 0.75, 1.0], size=4, replace=False))
+        curve = {float(a): {"hit1": float(rng.integers(0, 4)) / 4,
+                            "retention_r1": float(rng.integers(0, 4)) / 4} for a in alphas}
+        total = {a: m["hit1"] + m["retention_r1"] for a, m in curve.items()}
+        best = max(total.values())
+        assert select_alpha(curve) == min(a for a in alphas if total[a] == best)
+    with pytest.raises(ValueError, match="empty"):
+        select_alpha({})
+
+
+@pytest.mark.parametrize("override,msg", [("wise_alphas=[]", "wise_alphas"),
+                                          ("wise_alphas=[0.5,1.5]", "wise_alphas")])
+def test_bench_wise_alphas_are_checked(override, msg):
+    with pytest.raises(ConfigError, match=msg):
+        load_config(None, BenchConfig, [override])
