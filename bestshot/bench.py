@@ -48,7 +48,7 @@ QUICK = {"train.video.n_videos": 48, "base_steps": 300, "finetune_steps": 700,
 def arm_configs(bc: BenchConfig, base_path: str = "") -> dict[str, TrainConfig]:
     """Base from scratch on visual text; the two fine-tuned arms start from its weights."""
     t = bc.train
-    return {"base": replace(t, text="base", steps=bc.base_steps, init=""),
+    return {"base": replace(t, text="base", steps=bc.base_steps, init="", l2sp=0.0),
             "no_pose_text": replace(t, text="stage", steps=bc.finetune_steps, init=base_path),
             "shotvl": replace(t, text="shotvl", steps=bc.finetune_steps, init=base_path)}
 

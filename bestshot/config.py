@@ -94,6 +94,9 @@ class TrainConfig:
     weight_decay: NonNegFloat = 0.05
     intra_weight: NonNegFloat = 2.0  # weight of the intra-video text->frame loss
     temperature: PosFloat = 0.07  # initial softmax temperature
+    # L2-SP: weight of sum ||theta - theta_init||^2 when fine-tuning from `init` (0 = off;
+    # no effect when training from scratch)
+    l2sp: NonNegFloat = 0.0
     seed: int = 0
     device: str = "cpu"
     ckpt_every: PosInt = 100  # steps between checkpoints (rerun with the same --out resumes)

@@ -1,11 +1,15 @@
 """WiSE-FT weight averaging against a parameter-by-parameter reference, its end points, the
-validation-only choice of alpha against brute force, and the bench options' bad input."""
+validation-only choice of alpha against brute force, the bench options' bad input, and the
+L2-SP penalty (a slow sum; it keeps fine-tuning closer to its start)."""
+
+import copy
 
 import numpy as np
 import pytest
 import torch
 
 from bestshot.config import BenchConfig, ModelConfig
+from bestshot.contrastive import TrainData, fit, l2sp_penalty
 from bestshot.models import ShotVL
 from bestshot.wiseft import select_alpha, weight_average
 from shared.config import load_config
@@ -71,3 +75,39 @@ def test_select_alpha_maximises_the_validation_sum_and_breaks_ties_towards_base(
 def test_bench_wise_alphas_are_checked(override, msg):
     with pytest.raises(ConfigError, match=msg):
         load_config(None, BenchConfig, [override])
+
+
+def _tiny_data(seed=0, n=3, t=4):
+    from bestshot.models import TEXT_DIM
+
+    rng = np.random.default_rng(seed)
+    keys = np.arange(n * t).reshape(n, t)
+    texts = [f"c{k}" for k in range(n * t)]
+    return TrainData(pixels=rng.normal(size=(n, t, 6, 32, 32)).astype(np.float16),
+                     caption_ids=keys[..., None], keys=keys,
+                     text_emb=rng.normal(size=(len(texts), TEXT_DIM)).astype(np.float32),
+                     texts=texts, visual_only=np.zeros(len(texts), bool),
+                     caption_keys=np.arange(len(texts)))
+
+
+def test_l2sp_penalty_matches_a_slow_sum_and_is_zero_at_the_anchor():
+    base, ft = _pair()
+    anchor = {k: p.detach().clone() for k, p in base.named_parameters()}
+    assert float(l2sp_penalty(base, anchor).detach()) == 0.0
+    slow = 0.0
+    for name, p in ft.named_parameters():
+        slow += float(((p.detach().double() - anchor[name].double()) ** 2).sum())
+    assert float(l2sp_penalty(ft, anchor).detach()) == pytest.approx(slow, rel=1e-5)
+
+
+def test_l2sp_keeps_fine_tuning_near_its_start():
+    data = _tiny_data()
+    dist = {}
+    for weight in (0.0, 10.0):
+        base, _ = _pair()
+        model = copy.deepcopy(base)
+        anchor = {k: p.detach().clone() for k, p in model.named_parameters()}
+        fit(model, data, steps=8, videos=2, frames=3, lr=5e-3, weight_decay=0.0,
+            intra_weight=1.0, seed=0, l2sp=weight, anchor=anchor)
+        dist[weight] = float(l2sp_penalty(model, anchor).detach())
+    assert 0 < dist[10.0] < 0.5 * dist[0.0]
