@@ -22,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 
 from bestshot.baselines import middle_scores, min_motion_scores, oracle_scores, random_scores
-from bestshot.config import BenchConfig, TrainConfig
+from bestshot.config import BenchConfig, TrainConfig, VideoConfig
 from bestshot.data import generate_split, make_queries
 from bestshot.metrics import highlight_metrics, qvh_prediction, write_jsonl
 from bestshot.retrieval import retention_r1, score_items, video_embeddings
@@ -65,26 +65,37 @@ def trained_models(bc: BenchConfig) -> tuple[dict, dict]:
     return models, {a: i.get("hist", {}) for a, i in info.items()}
 
 
-def model_hit1(model, vs, items: list[dict], bc: BenchConfig) -> dict[str, float]:
-    """{"hit1", "retention_r1"} of one dual encoder on one split."""
-    emb = video_embeddings(model, vs.frames)
-    scores = score_items(model, vs.frames, items, bc.smooth, emb)
+def retention_split(vc: VideoConfig, bc: BenchConfig):
+    """`bc.retention_clips` more clips of the distribution of split `vc` (other seeds)."""
+    return generate_split(replace(vc, n_videos=bc.retention_clips, seed=vc.seed + 100_000))
+
+
+def retention(model, rs, bc: BenchConfig) -> float:
+    """Visual-text -> frame R@1 on retention clips `rs`, galleries of `retention_videos`."""
+    return retention_r1(model, rs.frames, rs.visual, bc.train.seed,
+                        gallery=bc.retention_videos)
+
+
+def model_hit1(model, vs, rs, items: list[dict], bc: BenchConfig) -> dict[str, float]:
+    """{"hit1", "retention_r1"} of one dual encoder on split `vs` and retention clips `rs`."""
+    scores = score_items(model, vs.frames, items, bc.smooth)
     hit1 = highlight_metrics([{**it, "scores": s} for it, s in zip(items, scores)],
                              tuple(bc.ks))["hit1"]
-    return {"hit1": hit1, "retention_r1": retention_r1(model, vs.frames, vs.visual,
-                                                       bc.train.seed, emb)}
+    return {"hit1": hit1, "retention_r1": retention(model, rs, bc)}
 
 
-def wise_curve(models: dict, vs, items: list[dict], bc: BenchConfig) -> dict[float, dict]:
+def wise_curve(models: dict, vs, rs, items: list[dict], bc: BenchConfig
+               ) -> dict[float, dict]:
     """{alpha: {hit1, retention_r1}} of (1 - alpha) base + alpha ShotVL over the alpha grid."""
-    return {a: model_hit1(weight_average(models["base"], models["shotvl"], a), vs, items, bc)
-            for a in bc.wise_alphas}
+    return {a: model_hit1(weight_average(models["base"], models["shotvl"], a), vs, rs, items,
+                          bc) for a in bc.wise_alphas}
 
 
-def robust_models(models: dict, val_curve: dict[float, dict]) -> tuple[dict, float]:
+def robust_models(models: dict, val_curve: dict[float, dict], base_retention: float,
+                  tolerance: float) -> tuple[dict, float]:
     """The arms as evaluated: both fine-tuned arms averaged with the base at the alpha chosen
     on validation; `shotvl_ft` keeps the plain fine-tuned ShotVL."""
-    alpha = select_alpha(val_curve)
+    alpha = select_alpha(val_curve, base_retention, tolerance)
     log.info("WiSE-FT alpha %.2f (validation: %s)", alpha, val_curve[alpha])
     return {"base": models["base"], "shotvl_ft": models["shotvl"],
             "shotvl": weight_average(models["base"], models["shotvl"], alpha),
@@ -98,7 +109,7 @@ def _freqs(bc: BenchConfig) -> list[np.ndarray]:
     return training_data(replace(bc.train, text="shotvl"))[2]
 
 
-def evaluate_split(rep: BenchReport, split: str, vs, items: list[dict], models: dict,
+def evaluate_split(rep: BenchReport, split: str, vs, rs, items: list[dict], models: dict,
                    bc: BenchConfig) -> dict:
     """Add one row per arm for `split`; -> {arm: metrics} and the ShotVL scores."""
     rng = np.random.default_rng(bc.train.seed)
@@ -108,11 +119,11 @@ def evaluate_split(rep: BenchReport, split: str, vs, items: list[dict], models: 
               "min_motion": [min_motion_scores(vs.frames[it["video"]]) for it in items],
               "oracle": [oracle_scores(it["codes"], it["mask"], vs.codes[it["video"]])
                          for it in items]}
-    retention = {}
+    kept = {}
     for arm in MODEL_ARMS:
         emb = video_embeddings(models[arm], vs.frames)
         scores[arm] = score_items(models[arm], vs.frames, items, bc.smooth, emb)
-        retention[arm] = retention_r1(models[arm], vs.frames, vs.visual, bc.train.seed, emb)
+        kept[arm] = retention(models[arm], rs, bc)
     res = {}
     for arm in ARMS:
         m = highlight_metrics([{**it, "scores": s} for it, s in zip(items, scores[arm])],
@@ -121,8 +132,8 @@ def evaluate_split(rep: BenchReport, split: str, vs, items: list[dict], models: 
             sel = [{**it, "scores": s} for it, s in zip(items, scores[arm]) if it["kind"] == kind]
             if sel:
                 m[f"hit1_{kind}"] = highlight_metrics(sel, tuple(bc.ks))["hit1"]
-        if arm in retention:
-            m["retention_r1"] = retention[arm]
+        if arm in kept:
+            m["retention_r1"] = kept[arm]
         res[arm] = m
         rep.add(arm, setting=split, n_queries=len(items), **m)
     log.info("%s: %s", split, ", ".join(f"{a} {res[a]['hit1']:.3f}" for a in ARMS))
@@ -158,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     args, bc = parse_args(argv, BenchConfig, prog="bestshot.bench", description="",
                           parser=parser, quick=QUICK)
     set_seed(bc.train.seed)
-    splits = {"val": generate_split(bc.val), "test": generate_split(bc.test),
-              "ood": generate_split(bc.ood)}
+    vcs = {"val": bc.val, "test": bc.test, "ood": bc.ood}
+    splits = {s: generate_split(vc) for s, vc in vcs.items()}
+    rsets = {s: retention_split(vc, bc) for s, vc in vcs.items()}
     from shared.io import make_run_dir
 
     run_dir = make_run_dir(args.out, "bestshot", "bench")
@@ -168,12 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     rep = BenchReport("bestshot", baseline="base", command=sys.argv)
     items = {s: make_queries(vs, freqs, bc.train.caption, s == "ood", bc.train.seed)
              for s, vs in splits.items()}
-    curves = {s: wise_curve(models, vs, items[s], bc) for s, vs in splits.items()}
-    models, alpha = robust_models(models, curves["val"])
+    curves = {s: wise_curve(models, vs, rsets[s], items[s], bc) for s, vs in splits.items()}
+    models, alpha = robust_models(models, curves["val"], retention(models["base"], rsets["val"],
+                                                                   bc), bc.wise_tolerance)
     res = {}
     for split in ("test", "ood"):
         vs = splits[split]
-        res[split] = evaluate_split(rep, split, vs, items[split], models, bc)
+        res[split] = evaluate_split(rep, split, vs, rsets[split], items[split], models, bc)
         write_predictions(run_dir, split, items[split], res[split]["shotvl_scores"], vs.fps)
     checks(rep, res)
     t, o = res["test"]["metrics"], res["ood"]["metrics"]
@@ -188,11 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     rep.notes += [f"Queries per split: {len(res['test']['shotvl_scores'])} (test), "
                   f"{len(res['ood']['shotvl_scores'])} (ood); an apex, a stage and a pose "
                   f"query per action. WiSE-FT alpha {alpha:g}, chosen on the validation "
-                  "split (max Hit@1 + retention R@1); shotvl_ft: alpha = 1.",
+                  "split (best Hit@1 with retention R@1 at most "
+                  f"{bc.wise_tolerance:g} below base's); shotvl_ft: alpha = 1.",
                   "hit1: argmax frame inside the highlight window; hit1_pm{k}: within k "
                   "frames of the highlight frame; dframe: mean |argmax - highlight frame|; "
                   "frame_map: frames ranked by score, window frames positive; retention_r1: "
-                  "visual-content text -> one-frame-per-clip gallery R@1."]
+                  "visual-content text -> one-frame-per-clip gallery R@1, on "
+                  f"{bc.retention_clips} more clips of the split's distribution in galleries "
+                  f"of {bc.retention_videos}."]
     rep.write(run_dir, plot_metrics=["hit1", "frame_map"], config=bc)
     log.info("wrote %s", run_dir)
     return 0

@@ -120,11 +120,17 @@ class BenchConfig:
     # mixing coefficient is chosen on (test and ood are never used for a choice)
     val: VideoConfig = field(default_factory=lambda: VideoConfig(n_videos=16, seed=30_000))
     # WiSE-FT: the fine-tuned arms are (1 - alpha) base + alpha fine-tuned, alpha chosen on
-    # `val` from this grid ([1.0] = plain fine-tuning)
+    # `val` from this grid ([1.0] = plain fine-tuning): the best Hit@1 among the alphas whose
+    # retention R@1 is at most wise_tolerance below the base model's
     wise_alphas: list[Prob] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    wise_tolerance: Prob = 0.02
     smooth: NonNegInt = 1  # temporal smoothing half-width for the model arms (frames)
     ks: list[PosInt] = field(default_factory=lambda: [1, 2])  # Hit@1 +-k
     retention_videos: PosInt = 16  # gallery size of the visual-text -> frame R@1
+    # retention R@1 is measured on this many extra clips of each split's distribution (disjoint
+    # galleries of retention_videos): 16 clips give one visual text per clip, too few to see
+    # a 2-point change
+    retention_clips: PosInt = 128
 
     def validate(self) -> None:
         if not self.wise_alphas:

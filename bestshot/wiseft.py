@@ -6,10 +6,13 @@ general retrieval is retained after fine-tuning).
 - `weight_average(base, finetuned, alpha)`: theta = (1 - alpha) theta_base + alpha theta_ft,
   parameter by parameter (both models share one architecture; the fine-tuned one started from
   the base weights, so the straight line between them stays in one loss basin).
-- `select_alpha(curve)`: the mixing coefficient chosen on validation figures only,
-  {alpha: {"hit1", "retention_r1"}} -> alpha with the highest hit1 + retention_r1 (both are
-  hit rates of the two tasks the model must serve; ties go to the smaller alpha, closer to the
-  base model). Reconstructed rule: WiSE-FT picks alpha on held-out validation data too.
+- `select_alpha(curve, base_retention, tolerance)`: the mixing coefficient chosen on
+  validation figures only, {alpha: {"hit1", "retention_r1"}} -> among the alphas whose
+  retention R@1 is at most `tolerance` below the base model's, the one with the highest hit1
+  (ties go to the smaller alpha, closer to the base model); alpha = 0 is the base itself, so
+  some alpha always qualifies when the grid holds 0. Reconstructed rule: WiSE-FT picks alpha
+  on held-out validation data too; the constraint is the retention budget BestShot's claim
+  ("general retrieval retained") sets.
 """
 
 from __future__ import annotations
@@ -40,9 +43,14 @@ def weight_average(base: ShotVL, finetuned: ShotVL, alpha: float) -> ShotVL:
     return out.eval()
 
 
-def select_alpha(curve: dict[float, dict[str, float]]) -> float:
+def select_alpha(curve: dict[float, dict[str, float]], base_retention: float,
+                 tolerance: float = 0.02) -> float:
     """The alpha of `curve` ({alpha: {"hit1", "retention_r1"}}, validation figures) with the
-    highest hit1 + retention_r1; ties -> the smaller alpha."""
+    highest hit1 among those with retention_r1 >= base_retention - tolerance; ties -> the
+    smaller alpha. No alpha within the budget -> the one with the highest retention_r1."""
     if not curve:
         raise ValueError("select_alpha: empty curve")
-    return max(sorted(curve), key=lambda a: (curve[a]["hit1"] + curve[a]["retention_r1"], -a))
+    ok = [a for a in sorted(curve) if curve[a]["retention_r1"] >= base_retention - tolerance]
+    if not ok:
+        return max(sorted(curve), key=lambda a: (curve[a]["retention_r1"], -a))
+    return max(ok, key=lambda a: (curve[a]["hit1"], -a))

@@ -5,7 +5,15 @@ when none is given. Run `python -m bestshot.bench --quick` first (it trains and 
 
 from __future__ import annotations
 
-from bestshot.bench import QUICK, _freqs, arm_configs, robust_models, wise_curve
+from bestshot.bench import (
+    QUICK,
+    _freqs,
+    arm_configs,
+    retention,
+    retention_split,
+    robust_models,
+    wise_curve,
+)
 from bestshot.config import BenchConfig
 from bestshot.data import generate_split, make_queries
 from bestshot.models import load_model, save_model
@@ -28,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     models["no_pose_text"] = models["shotvl"]  # robust_models averages it too; unused here
     val = generate_split(bc.val)
     items = make_queries(val, _freqs(bc), bc.train.caption, False, bc.train.seed)
-    shipped, alpha = robust_models(models, wise_curve(models, val, items, bc))
+    rs = retention_split(bc.val, bc)
+    shipped, alpha = robust_models(models, wise_curve(models, val, rs, items, bc),
+                                   retention(models["base"], rs, bc), bc.wise_tolerance)
     WEIGHTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     save_model(shipped["shotvl"], WEIGHTS_FILE, {"wise_alpha": alpha})
     log.info("shipped ShotVL (WiSE-FT alpha %.2f) -> %s", alpha, WEIGHTS_FILE)
