@@ -122,7 +122,7 @@ class BenchConfig:
     # WiSE-FT: the fine-tuned arms are (1 - alpha) base + alpha fine-tuned, alpha chosen on
     # `val` from this grid ([1.0] = plain fine-tuning): the best Hit@1 among the alphas whose
     # retention R@1 is at most wise_tolerance below the base model's
-    wise_alphas: list[Prob] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    wise_alphas: list[Prob] = field(default_factory=lambda: [i / 10 for i in range(11)])
     wise_tolerance: Prob = 0.02
     smooth: NonNegInt = 1  # temporal smoothing half-width for the model arms (frames)
     ks: list[PosInt] = field(default_factory=lambda: [1, 2])  # Hit@1 +-k
