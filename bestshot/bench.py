@@ -9,7 +9,9 @@ alpha fine-tuned, alpha chosen on the validation split; `shotvl_ft` is ShotVL wi
 averaging (alpha = 1). The alpha curve on every split is in bench.json's `wise_ft`.
 Splits: `test` (held-out clips of the training distribution, queries in training phrasings)
 and `ood` (held-out action combinations, camera yaw/pitch and body height/proportions outside
-training, queries in held-out phrasings). Retention: visual-content text -> frame R@1.
+training, queries in held-out phrasings); `val` (more clips of the training distribution: the
+only split the alpha is chosen on). Retention: visual-content text -> frame R@1 on 128 more
+clips of each split's distribution, in 16-clip galleries.
 Writes bench.json (rows, checks, headline), bench.md, bench.png and predictions_<split>.jsonl
 (Moment-DETR format, ShotVL arm).
 """
