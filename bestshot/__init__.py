@@ -12,6 +12,8 @@ Modules (paper concept -> module):
   classes, CLIP-style `from_pretrained`, LoRA option): `bestshot.models`;
 - contrastive training with intra-video hard negatives: `bestshot.contrastive`;
 - `query(video, text)`, temporal smoothing, retention R@1: `bestshot.retrieval`;
+- WiSE-FT weight averaging of base and fine-tuned model, alpha chosen on validation:
+  `bestshot.wiseft`;
 - BestShot metrics, THUMOS14 mAP and loaders, QVHighlights jsonl: `bestshot.metrics`;
 - generated splits (`shared.motion`), frame captions, queries: `bestshot.data`;
 - heuristic and oracle arms: `bestshot.baselines`;
@@ -62,12 +64,14 @@ from bestshot.posecodes import (
     posecode_values,
     select_posecodes,
 )
-from bestshot.retrieval import query, read_video, score_frames, smooth_scores
+from bestshot.retrieval import query, read_video, retention_r1, score_frames, smooth_scores
+from bestshot.wiseft import select_alpha, weight_average
 
 __all__ = ["POSECODES", "extract_posecodes", "posecode_values", "select_posecodes", "describe",
            "posecode_match", "compose", "paraphrase", "stage_phrase", "furthest_point_sampling",
            "ShotVL", "CLIPDualEncoder", "from_pretrained", "load_model", "save_model",
            "contrastive_loss", "query", "read_video", "score_frames", "smooth_scores",
+           "retention_r1", "weight_average", "select_alpha",
            "highlight_metrics", "frame_ap", "thumos_map", "load_thumos_annotations",
            "load_actionformer_json", "read_jsonl", "write_jsonl", "qvh_prediction", "VideoSet",
            "generate_split", "caption_frames", "make_queries", "VideoConfig", "CaptionConfig",

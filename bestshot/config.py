@@ -94,6 +94,9 @@ class TrainConfig:
     weight_decay: NonNegFloat = 0.05
     intra_weight: NonNegFloat = 2.0  # weight of the intra-video text->frame loss
     temperature: PosFloat = 0.07  # initial softmax temperature
+    # L2-SP: weight of sum ||theta - theta_init||^2 when fine-tuning from `init` (0 = off;
+    # no effect when training from scratch)
+    l2sp: NonNegFloat = 0.0
     seed: int = 0
     device: str = "cpu"
     ckpt_every: PosInt = 100  # steps between checkpoints (rerun with the same --out resumes)
@@ -113,9 +116,25 @@ class BenchConfig:
         n_videos=16, seed=20_000, combos="only_heldout", camera_yaw_range=[40.0, 60.0],
         camera_pitch_range=[15.0, 25.0], height_range=[1.45, 1.6],
         proportion_range=[1.08, 1.15]))
+    # validation: more held-out clips of the training distribution; the only split the WiSE-FT
+    # mixing coefficient is chosen on (test and ood are never used for a choice)
+    val: VideoConfig = field(default_factory=lambda: VideoConfig(n_videos=16, seed=30_000))
+    # WiSE-FT: the fine-tuned arms are (1 - alpha) base + alpha fine-tuned, alpha chosen on
+    # `val` from this grid ([1.0] = plain fine-tuning): the best Hit@1 among the alphas whose
+    # retention R@1 is at most wise_tolerance below the base model's
+    wise_alphas: list[Prob] = field(default_factory=lambda: [i / 10 for i in range(11)])
+    wise_tolerance: Prob = 0.02
     smooth: NonNegInt = 1  # temporal smoothing half-width for the model arms (frames)
     ks: list[PosInt] = field(default_factory=lambda: [1, 2])  # Hit@1 +-k
     retention_videos: PosInt = 16  # gallery size of the visual-text -> frame R@1
+    # retention R@1 is measured on this many extra clips of each split's distribution (disjoint
+    # galleries of retention_videos): 16 clips give one visual text per clip, too few to see
+    # a 2-point change
+    retention_clips: PosInt = 128
+
+    def validate(self) -> None:
+        if not self.wise_alphas:
+            raise ValueError("wise_alphas must list at least one alpha")
 
 
 @dataclass

@@ -26,11 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from bestshot.models import ShotVL
 from shared.log import get_logger, progress
 
-__all__ = ["soft_cross_entropy", "contrastive_loss", "TrainData", "sample_batch", "fit"]
+__all__ = ["soft_cross_entropy", "contrastive_loss", "TrainData", "sample_batch", "l2sp_penalty",
+           "fit"]
 
 log = get_logger("bestshot.contrastive")
 
@@ -111,14 +113,24 @@ def _pick(ok: np.ndarray, k: int, t: int, rng: np.random.Generator) -> np.ndarra
     return rng.choice(ok, size=k, replace=len(ok) < k)
 
 
+def l2sp_penalty(model: nn.Module, anchor: dict[str, torch.Tensor]) -> torch.Tensor:
+    """L2-SP (Li et al., *Explicit inductive bias for transfer learning*, ICML 2018): the sum of
+    squared distances of the trainable parameters named in `anchor` to their starting values,
+    which keeps a fine-tuned model near the base model it started from."""
+    named = dict(model.named_parameters())
+    return sum(((named[k] - a) ** 2).sum() for k, a in anchor.items())
+
+
 def fit(model: ShotVL, data: TrainData, steps: int, videos: int, frames: int, lr: float,
         weight_decay: float, intra_weight: float, seed: int, start: int = 0,
         opt_state: dict | None = None,
         on_step: Callable[[int, ShotVL, torch.optim.Optimizer, dict], None] | None = None,
-        device: str = "cpu") -> dict:
+        device: str = "cpu", l2sp: float = 0.0,
+        anchor: dict[str, torch.Tensor] | None = None) -> dict:
     """Train `model` for steps start..steps-1 (cosine schedule with warm-up); batches are a
     function of (seed, step), so a resumed run sees the same batches. `on_step(step + 1, model,
-    opt, hist)` after every step (checkpoints). Returns the history."""
+    opt, hist)` after every step (checkpoints). `l2sp > 0` adds l2sp x `l2sp_penalty(model,
+    anchor)` to the loss. Returns the history."""
     data.validate()
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -145,6 +157,8 @@ def fit(model: ShotVL, data: TrainData, steps: int, videos: int, frames: int, lr
         loss, parts = contrastive_loss(img, txt, torch.from_numpy(b["pos"]).to(device),
                                        torch.from_numpy(b["video"]).to(device), scale,
                                        intra_weight)
+        if l2sp > 0 and anchor:
+            loss = loss + l2sp * l2sp_penalty(model, anchor)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

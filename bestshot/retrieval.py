@@ -114,16 +114,25 @@ def score_items(model, frames: np.ndarray, items: list[dict], smooth: int = 0,
 
 
 def retention_r1(model, frames: np.ndarray, visual: list[str], seed: int = 0,
-                 frame_emb: list[np.ndarray] | None = None, draws: int = 16) -> float:
+                 frame_emb: list[np.ndarray] | None = None, draws: int = 16,
+                 gallery: int | None = None) -> float:
     """Visual-content text -> image R@1 over a gallery of one random frame per video (general
     retrieval that fine-tuning on pose text should keep; videos with the same text count as
-    hits), averaged over `draws` random galleries."""
+    hits), averaged over `draws` random galleries. `gallery`: split the videos into disjoint
+    galleries of this many (a random partition per draw; a last, smaller group is dropped),
+    so that R@1 on many clips keeps the difficulty of a `gallery`-clip search (None: one
+    gallery of every video)."""
     rng = np.random.default_rng(seed)
     emb = frame_emb if frame_emb is not None else video_embeddings(model, frames)
     txt = model.encode_texts(list(visual))
+    n = len(emb)
+    g = n if gallery is None else min(gallery, n)
     hits = []
     for _ in range(draws):
-        gallery = np.stack([e[int(rng.integers(len(e)))] for e in emb])
-        best = np.argmax(txt @ gallery.T, axis=1)
-        hits += [visual[b] == visual[i] for i, b in enumerate(best)]
+        frame = [e[int(rng.integers(len(e)))] for e in emb]
+        order = rng.permutation(n) if g < n else np.arange(n)
+        for start in range(0, n - g + 1, g):
+            idx = order[start:start + g]
+            best = idx[np.argmax(txt[idx] @ np.stack([frame[i] for i in idx]).T, axis=1)]
+            hits += [visual[b] == visual[i] for i, b in zip(idx, best)]
     return float(np.mean(hits))

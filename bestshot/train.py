@@ -85,6 +85,9 @@ def train_model(cfg: TrainConfig, run_dir: Path | None = None,
     if data is None:
         data = training_data(cfg)[0]
     model = build_model(cfg)
+    # L2-SP anchors at the init weights, also when resuming from a later checkpoint
+    anchor = ({k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
+              if cfg.l2sp > 0 and cfg.init else None)
     ck = Checkpointer(run_dir) if run_dir is not None else None
     state = ck.load() if ck else None
     start, opt_state = 0, None
@@ -102,7 +105,8 @@ def train_model(cfg: TrainConfig, run_dir: Path | None = None,
                      "config": to_dict(cfg)})
 
     hist = fit(model, data, cfg.steps, cfg.videos_per_batch, cfg.frames_per_video, cfg.lr,
-               cfg.weight_decay, cfg.intra_weight, cfg.seed, start, opt_state, on_step, device)
+               cfg.weight_decay, cfg.intra_weight, cfg.seed, start, opt_state, on_step, device,
+               cfg.l2sp, anchor)
     hist["n_params_trained"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return model.cpu().eval(), hist
 
@@ -111,6 +115,8 @@ def _model_key(cfg: TrainConfig) -> dict:
     d = to_dict(cfg)
     for k in ("device", "ckpt_every"):
         d.pop(k)
+    if not d["l2sp"]:  # off: the same key as a config without the option
+        d.pop("l2sp")
     return d
 
 

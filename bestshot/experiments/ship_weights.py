@@ -1,14 +1,22 @@
-"""`python -m bestshot.experiments.ship_weights`: copy the quick bench's trained ShotVL arm
-from the cache into `bestshot/weights/shotvl.safetensors`, the model `bestshot.query` uses when
-none is given. Run `python -m bestshot.bench --quick` first (it trains and caches the arm)."""
+"""`python -m bestshot.experiments.ship_weights`: write the quick bench's ShotVL arm -- the
+WiSE-FT average of the cached base and fine-tuned models, alpha chosen on the validation split
+as the bench does -- to `bestshot/weights/shotvl.safetensors`, the model `bestshot.query` uses
+when none is given. Run `python -m bestshot.bench --quick` first (it trains and caches both)."""
 
 from __future__ import annotations
 
-import shutil
-
-from bestshot.bench import QUICK, arm_configs
+from bestshot.bench import (
+    QUICK,
+    _freqs,
+    arm_configs,
+    retention,
+    retention_split,
+    robust_models,
+    wise_curve,
+)
 from bestshot.config import BenchConfig
-from bestshot.models import load_model
+from bestshot.data import generate_split, make_queries
+from bestshot.models import load_model, save_model
 from bestshot.retrieval import WEIGHTS_FILE
 from bestshot.train import model_file
 from shared.cli import parse_args, run
@@ -23,11 +31,17 @@ def main(argv: list[str] | None = None) -> int:
                        description=__doc__ or "", default_config="configs/bestshot/bench.yaml",
                        quick=QUICK)
     base = model_file(arm_configs(bc)["base"])
-    src = model_file(arm_configs(bc, str(base))["shotvl"])
-    load_model(src)  # a readable ShotVL, or a one-line error
+    models = {"base": load_model(base)[0],
+              "shotvl": load_model(model_file(arm_configs(bc, str(base))["shotvl"]))[0]}
+    models["no_pose_text"] = models["shotvl"]  # robust_models averages it too; unused here
+    val = generate_split(bc.val)
+    items = make_queries(val, _freqs(bc), bc.train.caption, False, bc.train.seed)
+    rs = retention_split(bc.val, bc)
+    shipped, alpha = robust_models(models, wise_curve(models, val, rs, items, bc),
+                                   retention(models["base"], rs, bc), bc.wise_tolerance)
     WEIGHTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, WEIGHTS_FILE)
-    log.info("shipped %s -> %s", src, WEIGHTS_FILE)
+    save_model(shipped["shotvl"], WEIGHTS_FILE, {"wise_alpha": alpha})
+    log.info("shipped ShotVL (WiSE-FT alpha %.2f) -> %s", alpha, WEIGHTS_FILE)
     return 0
 
 
