@@ -19,6 +19,7 @@ from shared.validate import finite_number
 from twscardio.beats import find_ac, find_ao, find_jpeaks
 from twscardio.config import TrainConfig
 from twscardio.enhance import (
+    check_timestamps,
     enhance_bud,
     estimate_rate,
     linear_fill_upsample,
@@ -59,10 +60,8 @@ def _check_recording(rec: dict, buds: dict, fs_out: float, t_range: tuple | None
     fs_in = rec.get("fs_in")
     if fs_in is not None:
         fs_in = finite_number(fs_in, "recording 'fs_in'", positive=True)
-        est = estimate_rate(buds["left"][0])
-        if not est / 4 <= fs_in <= est * 4:
-            raise DataError(f"recording 'fs_in' = {fs_in:g} Hz disagrees with the timestamps "
-                            f"(about {est:.3g} Hz)")
+    for side, (t, _) in buds.items():
+        check_timestamps(t, side, fs_in)
     if t_range is None:
         dur = rec.get("duration_s")
         if dur is not None and dur != 0:

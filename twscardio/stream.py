@@ -20,11 +20,13 @@ from shared.errors import DataError
 from shared.validate import finite_number
 from twscardio.beats import estimate_period, find_ao, find_jpeaks
 from twscardio.config import TrainConfig
+from twscardio.enhance import check_timestamps
 from twscardio.fusion import fuse
 from twscardio.pipeline import network_features, prepare, reconstruct
 
 __all__ = ["StreamingMonitor", "Update"]
 
+_UNITS_MIN_SAMPLES = 8  # timestamps are checked for units/rate once a bud has this many
 _MAX_TIME_S = 1e8  # ~3 years of stream time; larger timestamps are corrupt (and lose precision)
 
 
@@ -57,6 +59,8 @@ class StreamingMonitor:
         self.fs_in = fs_in
         self._buf: dict[str, list[np.ndarray]] = {"left": [], "right": []}
         self._last_t = {"left": -np.inf, "right": -np.inf}
+        self._units_checked = {"left": False, "right": False}
+        self._head: dict[str, list[float]] = {"left": [], "right": []}  # first timestamps
         self._next_emit: float | None = None
 
     def push(self, side: str, relative_time, acc, gyro) -> list[Update]:
@@ -78,8 +82,12 @@ class StreamingMonitor:
         if np.any(np.diff(t) <= 0) or t[0] <= self._last_t[side]:
             raise DataError(f"{side} packet: timestamps not increasing "
                             f"(last {self._last_t[side]:.4f}, got {t[0]:.4f})")
-        self._last_t[side] = t[-1]
         self._buf[side].append(np.concatenate([t[:, None], a, g], axis=1))
+        if not self._units_checked[side]:
+            self._check_units(side, t)
+        self._last_t[side] = t[-1]
+        if not any(self._units_checked.values()):
+            return []  # no update before the timestamps' units are known
         if self._next_emit is None:
             self._next_emit = t[0] + self.window_s
         latest = max(self._last_t.values())
@@ -92,6 +100,20 @@ class StreamingMonitor:
             self._next_emit += self.hop_s
         self._trim()
         return out
+
+    def _check_units(self, side: str, t: np.ndarray) -> None:
+        """Once a bud has delivered enough samples: seconds, an IMU rate, and fs_in agreeing."""
+        head = self._head[side]
+        head.extend(t.tolist())
+        if len(head) < _UNITS_MIN_SAMPLES:
+            return
+        try:
+            check_timestamps(np.array(head), side, self.fs_in)
+        except DataError:  # the monitor stays usable if the caller fixes the units
+            self._buf[side], self._head[side] = [], []
+            self._last_t[side] = -np.inf
+            raise
+        self._units_checked[side] = True
 
     def _trim(self) -> None:
         keep_from = (self._next_emit or 0.0) - self.window_s - 1.0
