@@ -18,7 +18,7 @@ import numpy as np
 
 from shared.errors import DataError
 from shared.validate import finite_number
-from twscardio.beats import estimate_period, find_ao, find_jpeaks
+from twscardio.beats import beat_period, find_ao, find_jpeaks
 from twscardio.config import TrainConfig
 from twscardio.enhance import check_timestamps
 from twscardio.fusion import fuse
@@ -157,7 +157,7 @@ class StreamingMonitor:
             sig = fus["fused"]
         ibi = np.diff(beats)
         ibi = ibi[(ibi > 0.33) & (ibi < 1.5)]
-        hr = 60.0 / np.median(ibi) if ibi.size >= 2 else 60.0 / estimate_period(sig, fs)
+        hr = 60.0 / np.median(ibi) if ibi.size >= 2 else 60.0 / beat_period(sig, fs)[0]
         end = len(scg) - int(round(self.lookahead_s * fs))
         seg = scg[end - hop_n:end]
         return Update(t_end, float(hr), beats + t_grid0, seg, t_grid0 + (end - hop_n) / fs,
