@@ -102,6 +102,24 @@ class FusionConfig:
 
 
 @dataclass
+class QualityConfig:
+    """Per-window SQI and "no reliable beat" rejection (`twscardio.quality`).
+
+    weights/bias: logistic calibration over [template, periodicity, cross_bud, cross_axis],
+    fitted by `python -m twscardio.experiments.calibrate_sqi` on the training simulator.
+    """
+
+    weights: list[float] = field(default_factory=lambda: [2.199, 6.889, 7.366, 3.258])
+    bias: float = -12.196
+    threshold: Prob = 0.5  # sqi below this: the window is "no reliable beat"
+    missing_cross_bud: Prob = 0.5  # cross-bud value used when one bud delivered nothing
+
+    def validate(self) -> None:
+        if len(self.weights) != 4:
+            raise ValueError(f"quality.weights must have 4 entries, got {len(self.weights)}")
+
+
+@dataclass
 class NetConfig:
     """BCG->SCG network (non-autoregressive dilated TCN), `twscardio.models.BCG2SCGNet`."""
 
@@ -134,6 +152,7 @@ class TrainConfig:
     sim: SimConfig = field(default_factory=SimConfig)
     enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     net: NetConfig = field(default_factory=NetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     n_subjects: PosInt = 96  # training subjects (test subjects use disjoint seeds); many distinct

@@ -40,12 +40,11 @@ def evaluate_recording(rec: dict, cfg: TrainConfig, models: dict) -> dict[str, d
     out = {}
     for arm in ["a", "b", *models]:
         o = process(rec, cfg, arm, models.get(arm))
-        m = beat_metrics(o["beats_s"], tr, fallback=o["fallback"])
-        if "rejected_mask" in o:
-            m["coverage"] = 1.0 - float(o["rejected_mask"].mean())
-            acc = beat_metrics(o["beats_s"], tr, fallback=o["fallback"],
-                               exclude=o["rejected_mask"])
-            m["hr_mae_accepted"] = acc["hr_mae"]
+        m = beat_metrics(o["beats_all_s"], tr, fallback=o["fallback"])
+        m["coverage"] = float(o["windows"]["reliable"].mean())
+        acc = beat_metrics(o["beats_all_s"], tr, fallback=o["fallback"],
+                           exclude=o["rejected_mask"])
+        m["hr_mae_accepted"] = acc["hr_mae"]
         if "scg" in o:
             n = min(len(o["scg"]), len(tr["scg"]))
             r = per_beat_pearson(o["scg"][:n], tr["scg"][:n], tr["r_idx"], float(tr["fs_ref"]))

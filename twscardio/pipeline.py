@@ -26,7 +26,8 @@ from twscardio.enhance import (
     output_grid,
     validate_stream,
 )
-from twscardio.fusion import bandpass, best_axis, fuse
+from twscardio.fusion import bandpass, best_axis, fuse, window_bounds
+from twscardio.quality import NO_BEAT, assess_windows
 
 __all__ = ["prepare", "network_features", "window_starts", "reconstruct", "process",
            "N_FEATURES", "normalise_windows"]
@@ -157,29 +158,59 @@ def reconstruct(model, feats: np.ndarray, fs: float, window_s: float, hop_s: flo
     return num / np.maximum(den, 1e-6)
 
 
+def _in_windows(beats_s: np.ndarray, t0: float, fs: float, bounds: np.ndarray,
+                keep: np.ndarray) -> np.ndarray:
+    """The beats (s) that fall in windows with keep[k] True."""
+    k = np.searchsorted(bounds[:, 1], np.round((beats_s - t0) * fs), side="right")
+    k = np.clip(k, 0, len(bounds) - 1)
+    return beats_s[keep[k]]
+
+
 def process(rec: dict, cfg: TrainConfig, arm: str = "d", model=None) -> dict:
-    """Run one arm on a recording; returns {"beats_s", "fallback", "rejected_mask", ...}."""
+    """Run one arm on a recording.
+
+    Returns "beats_s" (beats in windows with a reliable beat), "beats_all_s" (every detection),
+    "windows" (`quality.assess_windows`: per-window sqi, reliable, hr_bpm - NaN and status
+    "no reliable beat" below the SQI threshold), "rejected_mask" (T,) (unreliable or too much
+    rotation), "fallback" (the beat signal), and per arm the fusion / SCG / AO / AC outputs.
+    """
     if arm not in ("a", "b", "c", "d"):
         raise DataError(f"unknown arm '{arm}' (use a, b, c or d)")
+    if arm in ("c", "d") and model is None:
+        raise DataError(f"arm '{arm}' needs a trained BCG->SCG model")
     prep = prepare(rec, cfg, baseline=(arm == "a"))
     fs = prep["fs"]
+    T = prep["t"].size
+    bounds = window_bounds(T, fs, cfg.fusion.window_s)
+    both = prep["mask"].all(axis=1)
     if arm == "a":
         acc = np.concatenate([prep["X_lin"][:, 0:3], prep["X_lin"][:, 6:9]], axis=1)
         acc_bp = bandpass(acc, fs, cfg.fusion.band_hz)
         ax = best_axis(acc_bp, fs, cfg.fusion)
         sig = acc_bp[:, ax]
-        return {"beats_s": find_jpeaks(sig, fs), "fallback": sig, "axis": ax, "prep": prep}
-    fus = fuse(prep["X"], prep["mask"], fs, cfg.fusion)
-    rej = np.zeros(prep["t"].size, dtype=bool)
-    for (s, e), r in zip(fus["bounds"], fus["rejected"]):
+        out = {"fallback": sig, "axis": ax, "prep": prep, "beats_all_s": find_jpeaks(sig, fs)}
+        win = assess_windows(sig, acc_bp, both, bounds, fs, cfg.quality,
+                             cfg.fusion.period_range_s)
+        moving = np.zeros(len(bounds), dtype=bool)
+    else:
+        fus = fuse(prep["X"], prep["mask"], fs, cfg.fusion)
+        win = assess_windows(fus["fused"], fus["acc_clean"], both, bounds, fs, cfg.quality,
+                             cfg.fusion.period_range_s)
+        moving = fus["gyro_rms"] > cfg.fusion.reject_gyro_rms
+        out = {"fusion": fus, "prep": prep}
+        if arm == "b":
+            out.update(beats_all_s=find_jpeaks(fus["fused"], fs), fallback=fus["fused"])
+        else:
+            scg = reconstruct(model, network_features(prep, fus), fs, cfg.window_s, cfg.hop_s)
+            ao = find_ao(scg, fs)
+            out.update(beats_all_s=ao, fallback=scg, scg=scg, ao_s=ao,
+                       ac_s=find_ac(scg, fs, ao))
+    rejected = ~win["reliable"] | moving
+    win["hr_bpm"] = np.where(rejected, np.nan, win["hr_bpm"])
+    win["status"] = [NO_BEAT if r else "ok" for r in rejected]
+    rej = np.zeros(T, dtype=bool)
+    for (s, e), r in zip(bounds, rejected):
         rej[s:e] = r
-    out = {"fusion": fus, "rejected_mask": rej, "prep": prep}
-    if arm == "b":
-        out.update(beats_s=find_jpeaks(fus["fused"], fs), fallback=fus["fused"])
-        return out
-    if model is None:
-        raise DataError(f"arm '{arm}' needs a trained BCG->SCG model")
-    scg = reconstruct(model, network_features(prep, fus), fs, cfg.window_s, cfg.hop_s)
-    ao = find_ao(scg, fs)
-    out.update(beats_s=ao, fallback=scg, scg=scg, ao_s=ao, ac_s=find_ac(scg, fs, ao))
+    out.update(windows=win, rejected_mask=rej,
+               beats_s=_in_windows(out["beats_all_s"], 0.0, fs, bounds, ~rejected))
     return out

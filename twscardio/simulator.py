@@ -40,7 +40,7 @@ from scipy import signal
 from twscardio.channel import GilbertElliottChannel, packet_loss_mask
 from twscardio.config import SimConfig
 
-__all__ = ["simulate", "draw_subject", "render_atoms", "BUD_CHANNELS"]
+__all__ = ["simulate", "simulate_no_beat", "draw_subject", "render_atoms", "BUD_CHANNELS"]
 
 G = 9.81
 BUD_CHANNELS = ["accelerationX", "accelerationY", "accelerationZ",
@@ -266,3 +266,29 @@ def simulate(cfg: SimConfig, seed: int, subject: dict | None = None) -> dict:
     }
     return {"left": out["left"], "right": out["right"], "truth": truth, "subject": s,
             "fs_in": float(cfg.fs_in), "duration_s": float(cfg.duration_s)}
+
+
+def simulate_no_beat(cfg: SimConfig, seed: int, kind: str = "noise") -> dict:
+    """A recording without heartbeats, for SQI calibration (same layout as `simulate`).
+
+    kind "noise": the delivered timestamps of a simulated recording, accel and gyro replaced by
+    white Gaussian noise (accel rms log-uniform 0.05-20 mg). kind "no_contact": the simulator
+    with the BCG coupling set to zero and no motion (a bud resting out of the ear: respiration
+    sway, sensor noise and quantisation remain).
+    """
+    rng = np.random.default_rng(seed)
+    if kind == "no_contact":
+        s = draw_subject(rng, cfg.hr_range)
+        s["bcg_mg"] = 0.0
+        from dataclasses import replace
+
+        return simulate(replace(cfg, motion_level=0.0, walking=False), seed, subject=s)
+    if kind != "noise":
+        raise ValueError(f"unknown no-beat kind '{kind}' (use noise or no_contact)")
+    rec = simulate(cfg, seed)
+    level = 10 ** rng.uniform(np.log10(5e-5), np.log10(2e-2))
+    for side in ("left", "right"):
+        b = rec[side]
+        b["acc"] = rng.normal(0, level, b["acc"].shape)
+        b["gyro"] = rng.normal(0, 1e-3, b["gyro"].shape)
+    return rec

@@ -151,8 +151,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 def _model_key(cfg: TrainConfig) -> dict:
     d = to_dict(training_view(cfg))
-    d.pop("device")
-    d.pop("ckpt_every")
+    for k in ("device", "ckpt_every", "quality"):  # do not change the trained weights
+        d.pop(k)
     return d
 
 
