@@ -23,9 +23,8 @@ from shared.errors import DataError
 from twscardio.fusion import autocorrelation
 
 __all__ = ["estimate_period", "beat_period", "alternation", "envelope", "refine_peaks",
-           "template_refine", "find_jpeaks",
-           "find_ao", "find_ac", "segment_hr", "match_beats", "beat_metrics", "fiducial_metrics",
-           "per_beat_pearson", "hrv"]
+           "template_refine", "find_jpeaks", "find_ao", "find_ac", "segment_hr", "octave_errors",
+           "match_beats", "beat_metrics", "fiducial_metrics", "per_beat_pearson", "hrv"]
 
 
 def estimate_period(x: np.ndarray, fs: float, lo_s: float = 0.4, hi_s: float = 1.5) -> float:
@@ -329,6 +328,28 @@ def beat_metrics(det_s: np.ndarray, truth: dict, fallback: np.ndarray | None = N
         "extra_pct": 100.0 * float(np.maximum(mt["count"] - 1, 0).sum()) / n,
         "n_ibi": int(ibi_err.size),
     }
+
+
+def octave_errors(det_s: np.ndarray, r_s: np.ndarray, duration_s: float,
+                  window_s: float = 5.0) -> tuple[int, int]:
+    """(windows scored, windows with an octave error) of detected beats against R peaks.
+
+    Per `window_s` window with >= 2 intervals on both sides: the detected median interval over
+    the true one; outside [1/sqrt(2), sqrt(2)] (nearer to a half or a double than to the truth)
+    is an octave error.
+    """
+    det_s, r_s = np.sort(np.asarray(det_s, dtype=np.float64)), np.asarray(r_s, dtype=np.float64)
+    scored = bad = 0
+    for k in range(int(duration_s // window_s)):  # a dozen windows per minute
+        lo, hi = k * window_s, (k + 1) * window_s
+        d = det_s[(det_s >= lo) & (det_s < hi)]
+        r = r_s[(r_s >= lo) & (r_s < hi)]
+        if d.size < 3 or r.size < 3:
+            continue
+        ratio = np.median(np.diff(d)) / np.median(np.diff(r))
+        scored += 1
+        bad += int(not 2 ** -0.5 <= ratio <= 2 ** 0.5)
+    return scored, bad
 
 
 def fiducial_metrics(ao_s: np.ndarray, ac_s: np.ndarray, truth: dict) -> dict:

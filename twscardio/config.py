@@ -47,6 +47,9 @@ class SimConfig:
     timestamp_jitter_s: NonNegFloat = 0.0005  # std of sampling-instant jitter
     clock_drift_ppm: NonNegFloat = 20.0  # max |drift| of the bud clock
     rate_jitter: NonNegFloat = 0.0  # relative std of the IMU interval (irregular AirPods rate)
+    # "randomised": the widened morphology / coupling / rhythm / noise family the network trains
+    # on (`twscardio.simulator`); "fixed": the original single family
+    morphology: Literal["fixed", "randomised"] = "fixed"
     channel: ChannelConfig = field(default_factory=ChannelConfig)
 
     def validate(self) -> None:
@@ -109,8 +112,8 @@ class QualityConfig:
     fitted by `python -m twscardio.experiments.calibrate_sqi` on the training simulator.
     """
 
-    weights: list[float] = field(default_factory=lambda: [2.199, 6.889, 7.366, 3.258])
-    bias: float = -12.196
+    weights: list[float] = field(default_factory=lambda: [1.078, 7.408, 9.783, 0.915])
+    bias: float = -10.284
     threshold: Prob = 0.5  # sqi below this: the window is "no reliable beat"
     missing_cross_bud: Prob = 0.5  # cross-bud value used when one bud delivered nothing
 
@@ -149,7 +152,7 @@ class TrainConfig:
 
     seed: int = 0  # seeds simulator subjects, conditions and the network init
     device: str = "cpu"  # auto | cpu | cuda
-    sim: SimConfig = field(default_factory=SimConfig)
+    sim: SimConfig = field(default_factory=lambda: SimConfig(morphology="randomised"))
     enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)

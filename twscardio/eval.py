@@ -15,7 +15,7 @@ from shared.config import save_config
 from shared.errors import UserError
 from shared.io import atomic_write_csv, atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
-from twscardio.beats import beat_metrics, fiducial_metrics, per_beat_pearson
+from twscardio.beats import beat_metrics, fiducial_metrics, octave_errors, per_beat_pearson
 from twscardio.config import BenchConfig, TrainConfig
 from twscardio.data import subject_seed
 from twscardio.pipeline import process
@@ -31,7 +31,8 @@ def simulate_test(cfg: TrainConfig, i: int, duration_s: float) -> dict:
     seed = subject_seed("test", i, cfg.seed)
     sc = cfg.sim
     sc = type(sc)(**{**sc.__dict__, "duration_s": duration_s})
-    return simulate(sc, seed + 1, subject=draw_subject(np.random.default_rng(seed), sc.hr_range))
+    return simulate(sc, seed + 1, subject=draw_subject(np.random.default_rng(seed), sc.hr_range,
+                                                     sc.morphology == "randomised"))
 
 
 def evaluate_recording(rec: dict, cfg: TrainConfig, models: dict) -> dict[str, dict]:
@@ -45,6 +46,8 @@ def evaluate_recording(rec: dict, cfg: TrainConfig, models: dict) -> dict[str, d
         acc = beat_metrics(o["beats_all_s"], tr, fallback=o["fallback"],
                            exclude=o["rejected_mask"])
         m["hr_mae_accepted"] = acc["hr_mae"]
+        scored, bad = octave_errors(o["beats_all_s"], tr["r_s"], len(tr["t"]) / tr["fs_ref"])
+        m["octave_pct"] = 100.0 * bad / max(scored, 1)
         if "scg" in o:
             n = min(len(o["scg"]), len(tr["scg"]))
             r = per_beat_pearson(o["scg"][:n], tr["scg"][:n], tr["r_idx"], float(tr["fs_ref"]))

@@ -38,7 +38,8 @@ def features(n: int, duration_s: float, seed: int) -> tuple[np.ndarray, np.ndarr
     for i in progress(range(n), desc="recordings"):
         sc = replace(draw_conditions(rng, cfg), duration_s=duration_s, motion_level=0.0)
         s = subject_seed("train", 5000 + i, seed)
-        recs = [(simulate(sc, s, subject=draw_subject(np.random.default_rng(s), sc.hr_range)), 1),
+        sub = draw_subject(np.random.default_rng(s), sc.hr_range, sc.morphology == "randomised")
+        recs = [(simulate(sc, s, subject=sub), 1),
                 (simulate_no_beat(sc, s + 1, "noise"), 0),
                 (simulate_no_beat(sc, s + 2, "no_contact"), 0)]
         for rec, label in recs:
