@@ -136,7 +136,7 @@ def _alike(x: np.ndarray, fs: float, period_s: float, same_r: float, same_amp: f
 
 
 def beat_period(x: np.ndarray, fs: float, lo_s: float = 0.4, hi_s: float = 1.5,
-                half_ratio: float = 0.5, same_r: float = 0.7, differ_r: float = 0.5,
+                half_ratio: float = 0.5, same_r: float = 0.3, differ_r: float = 0.2,
                 same_amp: float = 0.65) -> tuple[float, float]:
     """Octave-robust beat period (s) and periodicity strength (0..1) of a BCG/SCG-like x (T,).
 

@@ -34,7 +34,7 @@ from twscardio.data import subject_seed
 from twscardio.eval import aggregate, evaluate_recording, simulate_test
 from twscardio.fusion import bandpass
 from twscardio.outfamily import simulate_out_of_family
-from twscardio.pipeline import prepare, process
+from twscardio.pipeline import J_WAVE_SHIFT_S, prepare, process
 from twscardio.simulator import simulate_no_beat
 from twscardio.stream import StreamingMonitor
 
@@ -64,7 +64,8 @@ def oracle_single_axis_hr(rec: dict, cfg: TrainConfig) -> float:
     prep = prepare(rec, cfg)
     acc = np.concatenate([prep["X_lin"][:, 0:3], prep["X_lin"][:, 6:9]], axis=1)
     acc_bp = bandpass(acc, prep["fs"], cfg.fusion.band_hz)
-    return min(beat_metrics(find_jpeaks(acc_bp[:, i], prep["fs"]), rec["truth"],
+    return min(beat_metrics(find_jpeaks(acc_bp[:, i], prep["fs"], wave_shift_s=J_WAVE_SHIFT_S),
+                            rec["truth"],
                             fallback=acc_bp[:, i])["hr_mae"] for i in range(6))
 
 

@@ -112,9 +112,9 @@ class QualityConfig:
     fitted by `python -m twscardio.experiments.calibrate_sqi` on the training simulator.
     """
 
-    weights: list[float] = field(default_factory=lambda: [1.078, 7.408, 9.783, 0.915])
-    bias: float = -10.284
-    threshold: Prob = 0.5  # sqi below this: the window is "no reliable beat"
+    weights: list[float] = field(default_factory=lambda: [6.282, 5.38, 8.71, 0.843])
+    bias: float = -12.931
+    threshold: Prob = 0.3  # sqi below this: "no reliable beat" (>= 97.5 % of no-beat rejected)
     missing_cross_bud: Prob = 0.5  # cross-bud value used when one bud delivered nothing
 
     def validate(self) -> None:

@@ -33,7 +33,7 @@ Assumptions (ranges are literature-typical, not measured by us):
 
 `SimConfig.morphology = "randomised"` (the network's training family; reconstructed ranges)
 widens every per-subject choice: BCG complex (flow shape exponents, head resonance f0 3-10 Hz,
-zeta 0.15-0.6, a second resonance at 1.5-2.5 f0 with weight 0-0.6, head transit delay 0-60 ms,
+zeta 0.15-0.6, a second resonance at 1.5-2.5 f0 with weight 0-0.6, head transit delay 0-15 ms,
 longitudinal/AP ratio 0.1-1, 1.5-10 mg), coupling (BCG directions tilted up to 180 deg so any
 axis may carry either polarity, per-axis ear-canal gains 0.4-1.6 per bud), rhythm (RSA 0-10 %,
 LF 0-6 %; 30 % of subjects with premature beats at 0-6 % of beats, 0.55-0.8 RR early, half
@@ -102,7 +102,7 @@ def _randomised_morphology(rng: np.random.Generator, flip: np.ndarray) -> dict:
         "f0": rng.uniform(3.0, 10.0), "zeta": rng.uniform(0.15, 0.6),
         "f0b_ratio": rng.uniform(1.5, 2.5), "res_b": rng.uniform(0.0, 0.6),
         "flow_a": rng.uniform(1.0, 2.5), "flow_b": rng.uniform(2.0, 4.0),
-        "transit_s": rng.uniform(0.0, 0.06),
+        "transit_s": rng.uniform(0.0, 0.015),
         "bcg_mg": rng.uniform(1.5, 10.0), "bcg_ap": rng.uniform(0.1, 1.0),
         "d_long": _random_tilt(rng, 180) @ np.array([0.0, 0.0, 1.0]),
         "d_ap": _random_tilt(rng, 180) @ np.array([0.0, 1.0, 0.0]),

@@ -100,9 +100,9 @@ def test_stream_says_no_reliable_beat_on_noise():
         b = rec[side]
         ups += mon.push(side, b["relative_time"][sl], b["acc"][sl], b["gyro"][sl])
     assert ups and all(u.status == NO_BEAT and np.isnan(u.hr_bpm) for u in ups)
-    assert all(u.sqi < 0.5 for u in ups)
+    assert all(u.sqi < TrainConfig().quality.threshold for u in ups)
 
 
 def test_stream_reports_sqi_on_beats(rec):
     ups = _run(rec, None)
-    assert all(u.status == "ok" and u.sqi >= 0.5 for u in ups)
+    assert all(u.status == "ok" and u.sqi >= TrainConfig().quality.threshold for u in ups)
