@@ -46,6 +46,8 @@ def evaluate_recording(rec: dict, cfg: TrainConfig, models: dict) -> dict[str, d
         acc = beat_metrics(o["beats_all_s"], tr, fallback=o["fallback"],
                            exclude=o["rejected_mask"])
         m["hr_mae_accepted"] = acc["hr_mae"]
+        # the beats the SQI lets through (reliable windows only): what a user is shown
+        m["ibi_mae_ms_accepted"] = beat_metrics(o["beats_s"], tr)["ibi_mae_ms"]
         scored, bad = octave_errors(o["beats_all_s"], tr["r_s"], len(tr["t"]) / tr["fs_ref"])
         m["octave_pct"] = 100.0 * bad / max(scored, 1)
         if "scg" in o:
