@@ -113,7 +113,10 @@ def network_features(prep: dict, fus: dict) -> np.ndarray:
     X = prep["X"]
     gyro = np.concatenate([X[:, 3:6], X[:, 9:12]], axis=1)
     tsv = np.clip(prep["tsv"] * prep["fs_in"], 0, 10) / 10.0  # in input-sample periods
-    feats = np.concatenate([fus["acc_clean"], gyro, fus["fused"][:, None],
+    # each accel axis oriented so that its BCG adds to the fused BCG (sign of its fusion weight;
+    # the fused sign is the onset polarity): the coupling may put either polarity on any axis
+    acc = fus["acc_clean"] * np.where(fus["weights"] < 0, -1.0, 1.0)[None, :]
+    feats = np.concatenate([acc, gyro, fus["fused"][:, None],
                             prep["mask"].astype(np.float64), tsv], axis=1)
     return feats.astype(np.float32)
 
