@@ -18,8 +18,9 @@ Stages on the uniform grid (fs, default 100 Hz), in `window_s` windows:
 5. Polarity (`onset_polarity`): the fused signal's sign is arbitrary (it is an eigenvector);
    it is set so that the first large lobe of the median beat complex is positive. Ejection
    starts abruptly, so the force's first lobe - the head's first response - keeps one sign
-   under any head resonance or coupling; skewness does not (on held-out subjects it agreed
-   with the true BCG sign for 59 % (fixed family) / 72 % (randomised), the first lobe for 100 %).
+   under any head resonance or coupling; skewness does not (on 40 held-out subjects per family
+   it agreed with the true BCG sign for 40 % (fixed) / 62 % (randomised), the first lobe for
+   100 %: `python -m twscardio.experiments.polarity_check`).
    A consistent sign is what lets the network map BCG to a chest SCG of fixed polarity.
 6. Rejection of unusable windows: high gyro RMS or low fused SQI.
 
