@@ -5,14 +5,17 @@ low-rate Bluetooth link, turned into heart rate, inter-beat intervals and a seis
 (SCG). Modules, one per paper technique:
 
 * `simulator` - seeded physiological earbud-IMU simulator (rhythm with HRV, ECG, systolic time
-  intervals, chest SCG, in-ear BCG through a head response, motion, sensor); `channel` - the
-  Gilbert-Elliott bursty Bluetooth loss.
+  intervals, chest SCG, in-ear BCG through a head response, motion, sensor; morphology
+  "randomised" is the network's training family); `channel` - the Gilbert-Elliott bursty
+  Bluetooth loss; `outfamily` - an independent out-of-family test generator (never trained on).
 * `enhance` - gap detection from timestamps, validity mask, short-gap interpolation, uniform
   resampling of the irregular stream.
 * `fusion` - band-pass, gyro-referenced motion cancellation, per-axis SQI, quality-weighted
   periodic-component fusion across axes and buds, window rejection.
 * `models` - the non-autoregressive BCG->SCG network and the region-focused loss.
-* `beats` - J-peak / AO / AC detection, HR, IBI, HRV, per-beat Pearson r, timing errors.
+* `beats` - octave-checked beat period, J-peak / AO / AC detection, HR, IBI, HRV, per-beat
+  Pearson r, timing and octave errors.
+* `quality` - per-window calibrated SQI and "no reliable beat" rejection.
 * `stream` - the real-time packet-in / HR+SCG-out API.
 * `data` - training windows, EarCardio CSV and PhysioNet CEBS (WFDB) loaders.
 * `pipeline` - the stages chained (`process`); `train`, `eval`, `bench` - the recipes.
@@ -32,19 +35,26 @@ the beats against the simulator's R peaks.
 >>> m["hr_mae"] < 1.0 and m["ibi_mae_ms"] < 20 and m["missed_pct"] < 5
 True
 
+>>> out["windows"]["status"][:2]              # per 5-s window: "ok" or "no reliable beat"
+['ok', 'ok']
+
 Arms (c) and (d) also reconstruct the SCG: `process(rec, cfg, arm="d", model=model)` with a
-model from `python -m twscardio.train`; `StreamingMonitor` does the same packet by packet.
+model from `python -m twscardio.train`; `StreamingMonitor` does the same packet by packet. For
+HR/IBI use (b), the default: the network arms' beats do not hold out of family (README).
 """
 
-from twscardio.beats import beat_metrics, find_ao, find_jpeaks, per_beat_pearson
-from twscardio.config import SimConfig, TrainConfig
+from twscardio.beats import beat_metrics, beat_period, find_ao, find_jpeaks, per_beat_pearson
+from twscardio.config import QualityConfig, SimConfig, TrainConfig
 from twscardio.data import load_cebs, load_earcardio
 from twscardio.enhance import resample_uniform, validate_stream
 from twscardio.fusion import fuse
+from twscardio.outfamily import simulate_out_of_family
 from twscardio.pipeline import process
+from twscardio.quality import NO_BEAT, assess_windows
 from twscardio.simulator import simulate
 from twscardio.stream import StreamingMonitor
 
-__all__ = ["TrainConfig", "SimConfig", "simulate", "process", "validate_stream",
-           "resample_uniform", "fuse", "find_jpeaks", "find_ao", "beat_metrics",
-           "per_beat_pearson", "StreamingMonitor", "load_earcardio", "load_cebs"]
+__all__ = ["TrainConfig", "SimConfig", "QualityConfig", "simulate", "simulate_out_of_family",
+           "process", "validate_stream", "resample_uniform", "fuse", "beat_period", "find_jpeaks",
+           "find_ao", "beat_metrics", "per_beat_pearson", "assess_windows", "NO_BEAT",
+           "StreamingMonitor", "load_earcardio", "load_cebs"]

@@ -22,9 +22,9 @@ from scipy import signal, stats
 from shared.errors import DataError
 from twscardio.fusion import autocorrelation
 
-__all__ = ["estimate_period", "envelope", "refine_peaks", "template_refine", "find_jpeaks",
-           "find_ao", "find_ac", "segment_hr", "match_beats", "beat_metrics", "fiducial_metrics",
-           "per_beat_pearson", "hrv"]
+__all__ = ["estimate_period", "beat_period", "alternation", "envelope", "refine_peaks",
+           "template_refine", "find_jpeaks", "find_ao", "find_ac", "segment_hr", "octave_errors",
+           "match_beats", "beat_metrics", "fiducial_metrics", "per_beat_pearson", "hrv"]
 
 
 def estimate_period(x: np.ndarray, fs: float, lo_s: float = 0.4, hi_s: float = 1.5) -> float:
@@ -94,20 +94,95 @@ def envelope(x: np.ndarray, fs: float, smooth_s: float = 0.15) -> np.ndarray:
     return np.convolve(np.abs(signal.hilbert(x)), np.ones(k) / k, mode="same")
 
 
+def _lag_peak(ac: np.ndarray, lag: float, tol: float = 0.08) -> tuple[int, float]:
+    """Largest autocorrelation within lag * (1 +- tol) -> (lag, value)."""
+    a, b = int(np.floor(lag * (1 - tol))), int(np.ceil(lag * (1 + tol)))
+    a, b = max(a, 1), min(b, len(ac) - 1)
+    if b < a:
+        return int(round(lag)), -1.0
+    k = a + int(np.argmax(ac[a:b + 1]))
+    return k, float(ac[k])
+
+
+def alternation(x: np.ndarray, fs: float, period_s: float) -> tuple[float, float]:
+    """Do consecutive cycles at spacing period_s look alike? -> (shape r, amplitude ratio).
+
+    Peaks of x at least 0.6 period apart are the cycles; each beat is x over +-0.45 period
+    around its peak. shape r = Pearson r between the median (unit-norm) beat of even and of odd
+    cycles; amplitude ratio = min/max of the even and odd median beat amplitudes (|analytic
+    signal| peak, so a carrier phase does not count as amplitude). Both ~1 for a
+    real rhythm; low when every other 'beat' is a different, weaker wave (two waves per
+    heartbeat). (NaN, NaN) with fewer than 3 cycles of each parity.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    idx, _ = signal.find_peaks(x, distance=max(1, int(0.6 * period_s * fs)))
+    h = int(0.45 * period_s * fs)
+    idx = idx[(idx >= h) & (idx + h < len(x))]
+    if idx.size < 6 or h < 2:
+        return float("nan"), float("nan")
+    seg = x[idx[:, None] + np.arange(-h, h + 1)[None, :]]
+    q = max(1, h // 4)  # beat amplitude: |analytic signal| peak near the cycle's peak
+    mag = np.abs(signal.hilbert(x - x.mean()))[idx[:, None] + np.arange(-q, q + 1)[None, :]]
+    amp = np.array([np.median(mag[0::2].max(1)), np.median(mag[1::2].max(1))])
+    seg = seg / (np.linalg.norm(seg - seg.mean(1, keepdims=True), axis=1, keepdims=True) + 1e-12)
+    even, odd = np.median(seg[0::2], axis=0), np.median(seg[1::2], axis=0)
+    ratio = float(np.min(amp) / np.max(amp)) if np.max(amp) > 0 else float("nan")
+    return float(np.corrcoef(even, odd)[0, 1]), ratio
+
+
+def _alike(x: np.ndarray, fs: float, period_s: float, same_r: float, same_amp: float) -> bool:
+    r, amp = alternation(x, fs, period_s)
+    return bool(r >= same_r and amp >= same_amp)  # NaN (too few cycles) -> False
+
+
+def beat_period(x: np.ndarray, fs: float, lo_s: float = 0.4, hi_s: float = 1.5,
+                half_ratio: float = 0.5, same_r: float = 0.3, differ_r: float = 0.2,
+                same_amp: float = 0.65) -> tuple[float, float]:
+    """Octave-robust beat period (s) and periodicity strength (0..1) of a BCG/SCG-like x (T,).
+
+    1. The period candidate L is the autocorrelation peak of the amplitude envelope in
+       [lo_s, hi_s]: the envelope has one hump per beat, so RR variability of tens of ms does
+       not decorrelate it the way it does a 5-15 Hz oscillation (whose autocorrelation can then
+       peak at 2 RR: every other beat missed).
+    2. Half-period check: when the envelope also correlates at L/2 (>= half_ratio of its value
+       at L) and the cycles at spacing L/2 look alike (`alternation`: shape r >= same_r and
+       amplitude ratio >= same_amp), the rhythm is L/2 - L was a sub-harmonic.
+    3. Double-period check: when cycles at spacing L clearly differ (every other one is a
+       different wave, shape r < differ_r, or much weaker, amplitude ratio < same_amp) and 2L
+       is still a heart period, each heartbeat was counted twice and the period is 2L.
+    Consecutive heartbeats differ little in shape and amplitude (respiratory modulation is
+    slow); a second wave within the beat (a late BCG/SCG wave, a dicrotic-like lobe) differs.
+    Strength = the envelope autocorrelation at the chosen period (clipped to [0, 1]).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    lo = int(round(lo_s * fs))
+    hi = min(int(round(hi_s * fs)), len(x) // 2)
+    if hi <= lo:
+        raise DataError(f"signal too short for a period estimate: {len(x)} samples")
+    ac = autocorrelation(envelope(x, fs)[:, None])[:, 0]
+    L = lo + int(np.argmax(ac[lo:hi + 1]))
+    if L / 2 >= 0.9 * lo:
+        k, v = _lag_peak(ac, L / 2)
+        if v >= half_ratio * ac[L] and _alike(x, fs, k / fs, same_r, same_amp):
+            return k / fs, float(np.clip(ac[k], 0.0, 1.0))
+    if 2 * L <= min(1.35 * hi, len(x) // 2):
+        r, amp = alternation(x, fs, L / fs)
+        if r < differ_r or amp < same_amp:  # two different waves per heartbeat (NaN: no)
+            L, _ = _lag_peak(ac, 2 * L)
+    return L / fs, float(np.clip(ac[L], 0.0, 1.0))
+
+
 def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
-                window_s: float = 10.0, wave_shift_s: float = 0.0,
-                envelope_period: bool = False) -> np.ndarray:
+                window_s: float = 10.0, wave_shift_s: float = 0.0) -> np.ndarray:
     """Beat times (s) of the dominant peak per cycle. x (T,), uniform at fs.
 
-    The refractory distance comes from the autocorrelation period of each `window_s` segment
-    (clipped to >= 0.33 s), so a heart-rate change across a long recording is followed.
+    The refractory distance comes from the octave-checked period (`beat_period`) of each
+    `window_s` segment (clipped to >= 0.33 s), so a heart-rate change across a long recording
+    is followed and a sub-harmonic (every other beat) or a second wave per beat does not set it.
     `wave_shift_s` > 0 adds a coarse `template_refine` pass before the fine one: each beat is
     aligned to a +-(wave_shift_s + 0.1 s) median template (the whole complex, e.g. AO ... AC of
     an SCG beat) at shifts up to +-wave_shift_s, so a cycle whose largest peak is a *different
     wave* (AC picked instead of AO, one LVET ~ 0.28 s late) is moved onto the right one.
-    `envelope_period` estimates the period on the amplitude envelope instead of the signal: an SCG
-    oscillates at 10-15 Hz, so beat-to-beat RR changes of a few tens of ms decorrelate the raw
-    signal at the beat lag and its autocorrelation can peak at 2 RR (every other beat missed).
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size < int(fs):
@@ -118,8 +193,7 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
         x = -x
     n = int(window_s * fs)
     starts = np.arange(0, max(len(x) - n // 2, 1), n)
-    xp = envelope(x, fs) if envelope_period else x
-    dist = np.array([estimate_period(xp[s:s + n], fs) if len(x[s:s + n]) > 1.6 * fs else 0.8
+    dist = np.array([beat_period(x[s:s + n], fs)[0] if len(x[s:s + n]) > 1.6 * fs else 0.8
                      for s in starts])
     distance = max(0.33, 0.6 * float(np.median(dist))) * fs
     scale = np.median(np.abs(x - np.median(x))) * 1.4826 + 1e-12
@@ -138,8 +212,7 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
 def find_ao(scg: np.ndarray, fs: float, wave_shift_s: float = 0.3) -> np.ndarray:
     """AO times (s): the dominant positive SCG peak per cycle, wave identity checked against the
     recording's median AO...AC complex (a cycle whose AC outgrew its AO keeps its AO)."""
-    return find_jpeaks(scg, fs, polarity="positive", wave_shift_s=wave_shift_s,
-                       envelope_period=True)
+    return find_jpeaks(scg, fs, polarity="positive", wave_shift_s=wave_shift_s)
 
 
 def find_ac(scg: np.ndarray, fs: float, ao_s: np.ndarray) -> np.ndarray:
@@ -178,7 +251,7 @@ def segment_hr(beats_s: np.ndarray, duration_s: float, seg_s: float = 10.0,
             hr[k] = 60.0 / np.median(ibi[sel])
         elif fallback is not None:
             s, e = int(edges[k] * fs), int(edges[k + 1] * fs)
-            hr[k] = 60.0 / estimate_period(fallback[s:e], fs)
+            hr[k] = 60.0 / beat_period(fallback[s:e], fs)[0]
     return hr
 
 
@@ -255,6 +328,28 @@ def beat_metrics(det_s: np.ndarray, truth: dict, fallback: np.ndarray | None = N
         "extra_pct": 100.0 * float(np.maximum(mt["count"] - 1, 0).sum()) / n,
         "n_ibi": int(ibi_err.size),
     }
+
+
+def octave_errors(det_s: np.ndarray, r_s: np.ndarray, duration_s: float,
+                  window_s: float = 5.0) -> tuple[int, int]:
+    """(windows scored, windows with an octave error) of detected beats against R peaks.
+
+    Per `window_s` window with >= 2 intervals on both sides: the detected median interval over
+    the true one; outside [1/sqrt(2), sqrt(2)] (nearer to a half or a double than to the truth)
+    is an octave error.
+    """
+    det_s, r_s = np.sort(np.asarray(det_s, dtype=np.float64)), np.asarray(r_s, dtype=np.float64)
+    scored = bad = 0
+    for k in range(int(duration_s // window_s)):  # a dozen windows per minute
+        lo, hi = k * window_s, (k + 1) * window_s
+        d = det_s[(det_s >= lo) & (det_s < hi)]
+        r = r_s[(r_s >= lo) & (r_s < hi)]
+        if d.size < 3 or r.size < 3:
+            continue
+        ratio = np.median(np.diff(d)) / np.median(np.diff(r))
+        scored += 1
+        bad += int(not 2 ** -0.5 <= ratio <= 2 ** 0.5)
+    return scored, bad
 
 
 def fiducial_metrics(ao_s: np.ndarray, ac_s: np.ndarray, truth: dict) -> dict:

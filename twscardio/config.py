@@ -47,6 +47,9 @@ class SimConfig:
     timestamp_jitter_s: NonNegFloat = 0.0005  # std of sampling-instant jitter
     clock_drift_ppm: NonNegFloat = 20.0  # max |drift| of the bud clock
     rate_jitter: NonNegFloat = 0.0  # relative std of the IMU interval (irregular AirPods rate)
+    # "randomised": the widened morphology / coupling / rhythm / noise family the network trains
+    # on (`twscardio.simulator`); "fixed": the original single family
+    morphology: Literal["fixed", "randomised"] = "fixed"
     channel: ChannelConfig = field(default_factory=ChannelConfig)
 
     def validate(self) -> None:
@@ -102,6 +105,24 @@ class FusionConfig:
 
 
 @dataclass
+class QualityConfig:
+    """Per-window SQI and "no reliable beat" rejection (`twscardio.quality`).
+
+    weights/bias: logistic calibration over [template, periodicity, cross_bud, cross_axis],
+    fitted by `python -m twscardio.experiments.calibrate_sqi` on the training simulator.
+    """
+
+    weights: list[float] = field(default_factory=lambda: [6.282, 5.38, 8.71, 0.843])
+    bias: float = -12.931
+    threshold: Prob = 0.3  # sqi below this: "no reliable beat" (>= 97.5 % of no-beat rejected)
+    missing_cross_bud: Prob = 0.5  # cross-bud value used when one bud delivered nothing
+
+    def validate(self) -> None:
+        if len(self.weights) != 4:
+            raise ValueError(f"quality.weights must have 4 entries, got {len(self.weights)}")
+
+
+@dataclass
 class NetConfig:
     """BCG->SCG network (non-autoregressive dilated TCN), `twscardio.models.BCG2SCGNet`."""
 
@@ -131,9 +152,10 @@ class TrainConfig:
 
     seed: int = 0  # seeds simulator subjects, conditions and the network init
     device: str = "cpu"  # auto | cpu | cuda
-    sim: SimConfig = field(default_factory=SimConfig)
+    sim: SimConfig = field(default_factory=lambda: SimConfig(morphology="randomised"))
     enhance: EnhanceConfig = field(default_factory=EnhanceConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     net: NetConfig = field(default_factory=NetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     n_subjects: PosInt = 96  # training subjects (test subjects use disjoint seeds); many distinct

@@ -87,7 +87,8 @@ def build_windows(cfg: TrainConfig, split: str, n_subjects: int) -> dict[str, np
     for i, r in progress(jobs, desc=f"simulate {split}"):
         sc = draw_conditions(rng, cfg)
         seed = subject_seed(split, i, cfg.seed)
-        sub = draw_subject(np.random.default_rng(seed), sc.hr_range)  # fixed by its seed
+        sub = draw_subject(np.random.default_rng(seed), sc.hr_range,
+                           sc.morphology == "randomised")  # fixed by its seed
         rec = simulate(sc, seed * 7 + r + 1, subject=sub)
         parts.append(recording_windows(rec, cfg))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

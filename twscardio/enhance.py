@@ -23,7 +23,7 @@ from scipy.interpolate import CubicSpline, PchipInterpolator
 from shared.errors import DataError
 from twscardio.config import EnhanceConfig
 
-__all__ = ["validate_stream", "estimate_rate", "detect_gaps", "validity_mask",
+__all__ = ["validate_stream", "check_timestamps", "estimate_rate", "detect_gaps", "validity_mask",
            "time_since_valid", "resample_uniform", "bandlimited_interpolate", "enhance_bud",
            "linear_fill_upsample", "output_grid"]
 
@@ -51,6 +51,46 @@ def validate_stream(t, x, name: str = "stream",
         raise DataError(f"{name}.relative_time is not strictly increasing at row {i + 1} "
                         f"({t[i]:.6f} -> {t[i + 1]:.6f})")
     return t, x
+
+
+# IMU output rates we accept from timestamps (the paper's devices: 15-100 Hz)
+RATE_RANGE_HZ = (2.0, 2000.0)
+
+
+def check_timestamps(t: np.ndarray, name: str = "stream", fs_in: float | None = None) -> float:
+    """Timestamps must be seconds at an IMU rate, and agree with `fs_in` when given; -> rate (Hz).
+
+    Milliseconds (median step 2..1000) and sample indices (integer steps of 1) are recognised
+    and named, so a unit mistake is one clear error instead of an upsampling blow-up. The rate
+    check reads the median step (robust to a minority of gaps) and the 10th-percentile step
+    (packets keep their in-packet spacing even under heavy loss), so `fs_in` may sit between
+    the two but not, say, a factor 2 off both.
+    """
+    t = np.asarray(t, dtype=np.float64)
+    d = np.diff(t)
+    if d.size == 0:
+        raise DataError(f"{name}.relative_time needs >= 2 samples")
+    med = float(np.median(d))
+    if med >= 1.0 / RATE_RANGE_HZ[0]:
+        if med == 1.0 and np.all(t == np.round(t)):
+            raise DataError(f"{name}.relative_time looks like sample indices (integer steps of 1);"
+                            f" pass seconds (divide by the sample rate)")
+        if 2.0 <= med <= 1000.0:
+            raise DataError(f"{name}.relative_time looks like milliseconds (median step {med:g}, "
+                            f"{1000 / med:.3g} Hz if ms); pass seconds (divide by 1000)")
+        raise DataError(f"{name}.relative_time median step {med:g} s ({1 / med:.3g} Hz) is not "
+                        f"an IMU rate in seconds (expected {RATE_RANGE_HZ[0]:g}-"
+                        f"{RATE_RANGE_HZ[1]:g} Hz)")
+    if med < 1.0 / RATE_RANGE_HZ[1]:
+        raise DataError(f"{name}.relative_time median step {med:.3g} s ({1 / med:.3g} Hz) is "
+                        f"too fast for an IMU; timestamps must be in seconds")
+    rate = 1.0 / med
+    if fs_in is not None:
+        fast = 1.0 / max(float(np.percentile(d, 10)), 1e-12)
+        if not 0.75 * rate <= fs_in <= 1.33 * fast:
+            raise DataError(f"{name}: fs_in = {fs_in:g} Hz disagrees with the timestamps (median "
+                            f"step {med * 1000:.3g} ms = {rate:.3g} Hz)")
+    return rate
 
 
 def estimate_rate(t: np.ndarray) -> float:

@@ -15,7 +15,7 @@ from shared.config import save_config
 from shared.errors import UserError
 from shared.io import atomic_write_csv, atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
-from twscardio.beats import beat_metrics, fiducial_metrics, per_beat_pearson
+from twscardio.beats import beat_metrics, fiducial_metrics, octave_errors, per_beat_pearson
 from twscardio.config import BenchConfig, TrainConfig
 from twscardio.data import subject_seed
 from twscardio.pipeline import process
@@ -31,7 +31,8 @@ def simulate_test(cfg: TrainConfig, i: int, duration_s: float) -> dict:
     seed = subject_seed("test", i, cfg.seed)
     sc = cfg.sim
     sc = type(sc)(**{**sc.__dict__, "duration_s": duration_s})
-    return simulate(sc, seed + 1, subject=draw_subject(np.random.default_rng(seed), sc.hr_range))
+    return simulate(sc, seed + 1, subject=draw_subject(np.random.default_rng(seed), sc.hr_range,
+                                                     sc.morphology == "randomised"))
 
 
 def evaluate_recording(rec: dict, cfg: TrainConfig, models: dict) -> dict[str, dict]:
@@ -40,12 +41,15 @@ def evaluate_recording(rec: dict, cfg: TrainConfig, models: dict) -> dict[str, d
     out = {}
     for arm in ["a", "b", *models]:
         o = process(rec, cfg, arm, models.get(arm))
-        m = beat_metrics(o["beats_s"], tr, fallback=o["fallback"])
-        if "rejected_mask" in o:
-            m["coverage"] = 1.0 - float(o["rejected_mask"].mean())
-            acc = beat_metrics(o["beats_s"], tr, fallback=o["fallback"],
-                               exclude=o["rejected_mask"])
-            m["hr_mae_accepted"] = acc["hr_mae"]
+        m = beat_metrics(o["beats_all_s"], tr, fallback=o["fallback"])
+        m["coverage"] = float(o["windows"]["reliable"].mean())
+        acc = beat_metrics(o["beats_all_s"], tr, fallback=o["fallback"],
+                           exclude=o["rejected_mask"])
+        m["hr_mae_accepted"] = acc["hr_mae"]
+        # the beats the SQI lets through (reliable windows only): what a user is shown
+        m["ibi_mae_ms_accepted"] = beat_metrics(o["beats_s"], tr)["ibi_mae_ms"]
+        scored, bad = octave_errors(o["beats_all_s"], tr["r_s"], len(tr["t"]) / tr["fs_ref"])
+        m["octave_pct"] = 100.0 * bad / max(scored, 1)
         if "scg" in o:
             n = min(len(o["scg"]), len(tr["scg"]))
             r = per_beat_pearson(o["scg"][:n], tr["scg"][:n], tr["r_idx"], float(tr["fs_ref"]))

@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     for i in progress(range(args.subjects), desc="subjects"):
         seed = subject_seed(args.split, i, cfg.seed)
         rec = simulate(cfg.sim, seed + 1,
-                       subject=draw_subject(np.random.default_rng(seed), cfg.sim.hr_range))
+                       subject=draw_subject(np.random.default_rng(seed), cfg.sim.hr_range,
+                                            cfg.sim.morphology == "randomised"))
         d = out / f"subject{i}"
         write_earcardio(d, rec, window_s=5.0)
         buf = io.BytesIO()

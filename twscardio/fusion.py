@@ -15,7 +15,14 @@ Stages on the uniform grid (fs, default 100 Hz), in `window_s` windows:
    sum_k q_k w^T Ct_k w / sum_k q_k w^T C0_k w over windows k (Ct at the window's beat lag,
    q_k = SQI^4: clean windows teach the geometry), `periodic_weights`. BCG is common-mode across
    buds; motion residue is not. Where a bud is missing, `combine` renormalises the weights.
-5. Rejection of unusable windows: high gyro RMS or low fused SQI.
+5. Polarity (`onset_polarity`): the fused signal's sign is arbitrary (it is an eigenvector);
+   it is set so that the first large lobe of the median beat complex is positive. Ejection
+   starts abruptly, so the force's first lobe - the head's first response - keeps one sign
+   under any head resonance or coupling; skewness does not (on 40 held-out subjects per family
+   it agreed with the true BCG sign for 40 % (fixed) / 62 % (randomised), the first lobe for
+   100 %: `python -m twscardio.experiments.polarity_check`).
+   A consistent sign is what lets the network map BCG to a chest SCG of fixed polarity.
+6. Rejection of unusable windows: high gyro RMS or low fused SQI.
 
 `fuse(X, mask, fs, cfg)` takes X (T, 12) = [L acc, L gyro, R acc, R gyro] and mask (T, 2).
 """
@@ -29,7 +36,8 @@ from scipy import linalg, ndimage, signal, stats
 
 from twscardio.config import FusionConfig
 
-__all__ = ["bandpass", "motion_regressors", "cancel_motion", "autocorrelation", "signal_quality",
+__all__ = ["onset_polarity", "bandpass", "motion_regressors", "cancel_motion", "autocorrelation",
+           "signal_quality",
            "window_statistics", "periodic_weights", "combine", "fuse", "best_axis",
            "window_bounds"]
 
@@ -192,12 +200,40 @@ def fuse(X: np.ndarray, mask: np.ndarray, fs: float, cfg: FusionConfig) -> dict:
         seg = fused[s:e]
         fused[s:e] = (seg - seg.mean()) / (seg.std() + 1e-12)
         fsqi[k] = signal_quality(fused[s:e, None], fs, cfg.period_range_s)[0][0]
-    if stats.skew(fused) < 0:
+    if onset_polarity(fused, fs, float(np.median(period))) < 0:
         fused, w = -fused, -w
     rejected = (grms > cfg.reject_gyro_rms) | (fsqi < cfg.reject_sqi)
     return {"fused": fused, "acc_clean": clean, "acc_bp": acc_bp, "sqi": sqi,
             "fused_sqi": fsqi, "period_s": period, "gyro_rms": grms, "rejected": rejected,
             "bounds": bounds, "weights": w}
+
+
+def onset_polarity(x: np.ndarray, fs: float, period_s: float, half_s: float = 0.4,
+                   onset: float = 0.3) -> float:
+    """+1 or -1: the sign of the first large lobe of x's median beat complex (x (T,), BCG-like).
+
+    Beats are located at peaks of the amplitude envelope (sign-blind, >= 0.6 period apart),
+    the median of the +-half_s segments around them is the complex; its onset is where its
+    own envelope first exceeds `onset` x its maximum, and the first local extremum of |complex|
+    after the onset above `onset` x the largest is the first lobe. Skewness decides when no
+    complex can be formed (a signal shorter than a few beats).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    h = int(round(half_s * fs))
+    k = max(1, int(round(0.15 * fs)))
+    env = np.convolve(np.abs(signal.hilbert(x)), np.ones(k) / k, mode="same")
+    pk, _ = signal.find_peaks(env, distance=max(1, int(0.6 * period_s * fs)))
+    pk = pk[(pk >= h) & (pk < len(x) - h)]
+    if pk.size < 2:
+        return 1.0 if stats.skew(x) >= 0 else -1.0
+    c = np.median(np.stack([x[p - h:p + h] for p in pk]), axis=0)
+    e = np.abs(signal.hilbert(c))
+    start = int(np.argmax(e > onset * e.max()))
+    ext, _ = signal.find_peaks(np.abs(c))
+    ext = ext[(ext >= start) & (np.abs(c[ext]) > onset * np.abs(c).max())]
+    if not ext.size:
+        return 1.0 if stats.skew(x) >= 0 else -1.0
+    return 1.0 if c[ext[0]] > 0 else -1.0
 
 
 def best_axis(acc_bp: np.ndarray, fs: float, cfg: FusionConfig) -> int:

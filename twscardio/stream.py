@@ -7,6 +7,12 @@ BCG->SCG network -> AO beats) and emits HR, the beats and the SCG of the segment
 [t_end - hop_s - lookahead_s, t_end - lookahead_s). The lookahead gives the non-causal network
 its right context, so the latency from a sample's arrival to its SCG is bounded by
 hop_s + lookahead_s + the processing time of one window (`Update.proc_s`).
+
+Each window gets the calibrated SQI of `twscardio.quality`; below its threshold (or under
+rotation too strong to cancel) the update says "no reliable beat" (`status`, NaN HR) instead of
+a number. HR is outlier-robust (`RobustHeartRate`): beat intervals are kept only when they agree
+with the recent rhythm (beat-level consistency), de-duplicated across overlapping windows, and
+HR is 60 / the median of the intervals of the last `hr_memory_s` seconds.
 """
 
 from __future__ import annotations
@@ -18,20 +24,24 @@ import numpy as np
 
 from shared.errors import DataError
 from shared.validate import finite_number
-from twscardio.beats import estimate_period, find_ao, find_jpeaks
+from twscardio.beats import find_ao, find_jpeaks
 from twscardio.config import TrainConfig
+from twscardio.enhance import check_timestamps
 from twscardio.fusion import fuse
-from twscardio.pipeline import network_features, prepare, reconstruct
+from twscardio.pipeline import J_WAVE_SHIFT_S, network_features, prepare, reconstruct
+from twscardio.quality import NO_BEAT, assess_windows
 
-__all__ = ["StreamingMonitor", "Update"]
+__all__ = ["StreamingMonitor", "Update", "RobustHeartRate"]
 
+_UNITS_MIN_SAMPLES = 8  # timestamps are checked for units/rate once a bud has this many
 _MAX_TIME_S = 1e8  # ~3 years of stream time; larger timestamps are corrupt (and lose precision)
 
 
 @dataclass
 class Update:
     """One emission: t_end (s, stream time), hr_bpm (NaN if undecidable), beats_s (absolute),
-    scg (hop samples at fs_out, NaN without a model), scg_t0 (time of scg[0]), rejected, proc_s."""
+    scg (hop samples at fs_out, NaN without a model), scg_t0 (time of scg[0]), rejected, proc_s,
+    sqi (the window's calibrated SQI), status ("ok" or "no reliable beat")."""
 
     t_end: float
     hr_bpm: float
@@ -41,6 +51,54 @@ class Update:
     rejected: bool
     proc_s: float
     info: dict = field(default_factory=dict)
+    sqi: float = float("nan")
+    status: str = "ok"
+
+
+class RobustHeartRate:
+    """Outlier-robust HR from overlapping windows' beats.
+
+    `update(beats_s, period_s)`: beats (absolute s) of the latest window and its octave-checked
+    period. Intervals between consecutive beats are kept when they lie within +-tol of the
+    reference - the median of the remembered intervals (>= 3), else the window's period - so a
+    missed or an extra beat (an interval of 2 RR or RR/2) never reaches the HR. Intervals
+    already remembered (the same beat seen by an earlier, overlapping window: end within
+    dedup_s) are not added twice; memory is the last `memory_s` seconds. When the memory and
+    the window disagree (< 30 % of the window's intervals fit the memory but >= 60 % fit the
+    window's own period) the rhythm changed and the memory restarts. -> HR (bpm) = 60 / median
+    remembered interval, NaN when nothing is remembered.
+    """
+
+    def __init__(self, memory_s: float = 8.0, tol: float = 0.2, dedup_s: float = 0.15):
+        self.memory_s, self.tol, self.dedup_s = memory_s, tol, dedup_s
+        self.t = np.zeros(0)  # end time of each remembered interval
+        self.ibi = np.zeros(0)
+
+    def update(self, beats_s: np.ndarray, period_s: float) -> float:
+        b = np.sort(np.asarray(beats_s, dtype=np.float64))
+        ibi, t_end = np.diff(b), b[1:]
+        plausible = (ibi > 0.33) & (ibi < 1.5)
+        ibi, t_end = ibi[plausible], t_end[plausible]
+        own = np.abs(ibi - period_s) <= self.tol * period_s if np.isfinite(period_s) else \
+            np.ones(ibi.size, dtype=bool)
+        if self.ibi.size >= 3:
+            ref = float(np.median(self.ibi))
+            fit = np.abs(ibi - ref) <= self.tol * ref
+            if ibi.size >= 3 and fit.mean() < 0.3 and own.mean() >= 0.6:
+                self.t, self.ibi = np.zeros(0), np.zeros(0)  # the rhythm changed
+                fit = own
+        else:
+            fit = own
+        new = fit.copy()
+        if self.t.size and new.any():
+            near = np.abs(t_end[:, None] - self.t[None, :]).min(axis=1) < self.dedup_s
+            new &= ~near
+        self.t = np.concatenate([self.t, t_end[new]])
+        self.ibi = np.concatenate([self.ibi, ibi[new]])
+        if b.size:
+            keep = self.t >= b[-1] - self.memory_s
+            self.t, self.ibi = self.t[keep], self.ibi[keep]
+        return 60.0 / float(np.median(self.ibi)) if self.ibi.size else float("nan")
 
 
 class StreamingMonitor:
@@ -57,7 +115,10 @@ class StreamingMonitor:
         self.fs_in = fs_in
         self._buf: dict[str, list[np.ndarray]] = {"left": [], "right": []}
         self._last_t = {"left": -np.inf, "right": -np.inf}
+        self._units_checked = {"left": False, "right": False}
+        self._head: dict[str, list[float]] = {"left": [], "right": []}  # first timestamps
         self._next_emit: float | None = None
+        self._hr = RobustHeartRate()
 
     def push(self, side: str, relative_time, acc, gyro) -> list[Update]:
         """Append one packet of `side` ('left'/'right'); return the updates now due."""
@@ -78,8 +139,12 @@ class StreamingMonitor:
         if np.any(np.diff(t) <= 0) or t[0] <= self._last_t[side]:
             raise DataError(f"{side} packet: timestamps not increasing "
                             f"(last {self._last_t[side]:.4f}, got {t[0]:.4f})")
-        self._last_t[side] = t[-1]
         self._buf[side].append(np.concatenate([t[:, None], a, g], axis=1))
+        if not self._units_checked[side]:
+            self._check_units(side, t)
+        self._last_t[side] = t[-1]
+        if not any(self._units_checked.values()):
+            return []  # no update before the timestamps' units are known
         if self._next_emit is None:
             self._next_emit = t[0] + self.window_s
         latest = max(self._last_t.values())
@@ -92,6 +157,20 @@ class StreamingMonitor:
             self._next_emit += self.hop_s
         self._trim()
         return out
+
+    def _check_units(self, side: str, t: np.ndarray) -> None:
+        """Once a bud has delivered enough samples: seconds, an IMU rate, and fs_in agreeing."""
+        head = self._head[side]
+        head.extend(t.tolist())
+        if len(head) < _UNITS_MIN_SAMPLES:
+            return
+        try:
+            check_timestamps(np.array(head), side, self.fs_in)
+        except DataError:  # the monitor stays usable if the caller fixes the units
+            self._buf[side], self._head[side] = [], []
+            self._last_t[side] = -np.inf
+            raise
+        self._units_checked[side] = True
 
     def _trim(self) -> None:
         keep_from = (self._next_emit or 0.0) - self.window_s - 1.0
@@ -111,10 +190,10 @@ class StreamingMonitor:
         fs = self.cfg.enhance.fs_out
         hop_n = int(round(self.hop_s * fs))
 
-        def undecided(reason: str) -> Update:
+        def undecided(reason: str, sqi: float = float("nan")) -> Update:
             return Update(t_end, float("nan"), np.zeros(0), np.full(hop_n, np.nan),
                           t_end - self.hop_s - self.lookahead_s, True,
-                          time.perf_counter() - t0, {"reason": reason})
+                          time.perf_counter() - t0, {"reason": reason}, sqi, NO_BEAT)
 
         if min(len(rec[s]["relative_time"]) for s in ("left", "right")) < 8:
             return undecided("too few samples")
@@ -123,20 +202,28 @@ class StreamingMonitor:
         except DataError as e:  # one bad window (a flat or glitched segment) does not end a stream
             return undecided(str(e))
         fus = fuse(prep["X"], prep["mask"], fs, self.cfg.fusion)
+        T = prep["t"].size
+        win = assess_windows(fus["fused"], fus["acc_clean"], prep["mask"].all(axis=1),
+                             np.array([[0, T]]), fs, self.cfg.quality,
+                             self.cfg.fusion.period_range_s)
+        sqi = float(win["sqi"][0])
+        if not win["reliable"][0]:
+            return undecided(f"{NO_BEAT} (sqi {sqi:.2f})", sqi)
+        if fus["gyro_rms"].max() > self.cfg.fusion.reject_gyro_rms:
+            return undecided(f"{NO_BEAT} (rotation {fus['gyro_rms'].max():.2f} rad/s)", sqi)
         t_grid0 = prep["t"][0]
         if self.model is not None:
             scg = reconstruct(self.model, network_features(prep, fus), fs, self.window_s,
                               self.hop_s)
             beats = find_ao(scg, fs)
-            sig = scg
         else:
-            scg = np.full(prep["t"].size, np.nan)
-            beats = find_jpeaks(fus["fused"], fs)
-            sig = fus["fused"]
-        ibi = np.diff(beats)
-        ibi = ibi[(ibi > 0.33) & (ibi < 1.5)]
-        hr = 60.0 / np.median(ibi) if ibi.size >= 2 else 60.0 / estimate_period(sig, fs)
+            scg = np.full(T, np.nan)
+            beats = find_jpeaks(fus["fused"], fs, wave_shift_s=J_WAVE_SHIFT_S)
+        period = float(win["period_s"][0])
+        hr = self._hr.update(beats + t_grid0, period)
+        if not np.isfinite(hr):
+            hr = 60.0 / period
         end = len(scg) - int(round(self.lookahead_s * fs))
         seg = scg[end - hop_n:end]
         return Update(t_end, float(hr), beats + t_grid0, seg, t_grid0 + (end - hop_n) / fs,
-                      bool(fus["rejected"].any()), time.perf_counter() - t0)
+                      False, time.perf_counter() - t0, {}, sqi, "ok")

@@ -43,7 +43,7 @@ from twscardio.pipeline import N_FEATURES, normalise_windows
 __all__ = ["train_model", "get_model", "model_file", "training_view", "windows", "main"]
 
 log = get_logger("twscardio.train")
-DATA_VERSION = 1
+DATA_VERSION = 5
 
 
 def _data_key(cfg: TrainConfig, split: str, n: int) -> dict:
@@ -151,8 +151,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 def _model_key(cfg: TrainConfig) -> dict:
     d = to_dict(training_view(cfg))
-    d.pop("device")
-    d.pop("ckpt_every")
+    for k in ("device", "ckpt_every", "quality"):  # do not change the trained weights
+        d.pop(k)
     return d
 
 
@@ -162,7 +162,7 @@ def model_file(cfg: TrainConfig, build=None) -> Path:
         raise DataError(f"no trained weights for this config (train with get_model): {tmp}")
 
     return cached_file("twscardio-bcg2scg", _model_key(cfg), build or missing,
-                       suffix=".safetensors", version=2, shipped=WEIGHTS_DIR)
+                       suffix=".safetensors", version=5, shipped=WEIGHTS_DIR)
 
 
 def get_model(cfg: TrainConfig) -> BCG2SCGNet:

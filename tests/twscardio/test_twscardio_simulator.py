@@ -55,3 +55,37 @@ def test_motion_raises_accelerometer_power():
     busy = simulate(SimConfig(duration_s=20.0, motion_level=3.0), seed=2)
     assert busy["left"]["gyro"].std() > 10 * calm["left"]["gyro"].std()
     assert busy["left"]["acc"].std() > 5 * calm["left"]["acc"].std()
+
+
+def test_randomised_family_spans_morphologies():
+    """The training family draws polarity per axis, resonances, rhythms and noise widely; the
+    fixed family's own draws are unchanged underneath."""
+    from twscardio.simulator import draw_subject
+
+    subs = [draw_subject(np.random.default_rng(i), [55, 95], randomised=True) for i in range(60)]
+    fixed = draw_subject(np.random.default_rng(0), [55, 95])
+    assert subs[0]["hr0"] == fixed["hr0"]  # the fixed draws come first
+    # either polarity of the BCG on every bud axis (d_long through each bud's frame)
+    signs = np.array([np.sign(s["d_long"] @ s["R_left"]) for s in subs])
+    assert (signs > 0).any(axis=0).all() and (signs < 0).any(axis=0).all()
+    f0 = [s["f0"] for s in subs]
+    assert min(f0) < 4.0 and max(f0) > 9.0
+    assert any(s["af_cv"] > 0 for s in subs) and any(s["ectopic_rate"] > 0 for s in subs)
+    assert any(s["res_b"] > 0.4 for s in subs)
+
+
+def test_ectopic_and_af_like_rhythms():
+    from twscardio.simulator import draw_subject
+
+    sc = SimConfig(duration_s=40.0, fs_in=25.0, morphology="randomised")
+    s = draw_subject(np.random.default_rng(1), sc.hr_range, randomised=True)
+    s.update(ectopic_rate=0.1, af_cv=0.0)
+    rr = np.diff(simulate(sc, 5, subject=s)["truth"]["r_s"])
+    early = rr < 0.85 * np.median(rr)
+    assert early.sum() >= 2
+    k = np.flatnonzero(early[:-1])
+    assert np.all(rr[k + 1] > np.median(rr))  # a compensatory pause follows
+    s.update(ectopic_rate=0.0, af_cv=0.2)
+    rr_af = np.diff(simulate(sc, 5, subject=s)["truth"]["r_s"])
+    assert np.std(rr_af) / np.mean(rr_af) > 0.12
+    assert np.std(rr) / np.mean(rr) < np.std(rr_af) / np.mean(rr_af)

@@ -3,4 +3,6 @@
 - `python -m twscardio.experiments.ship_weights`: train (or take from the cache) the bench's
   `--quick` network arms and copy their weights into `twscardio/weights/`, where
   `twscardio.train.get_model` finds them on a fresh checkout.
+- `python -m twscardio.experiments.polarity_check`: share of subjects whose fused-BCG sign
+  each sign rule (skewness, first lobe) gets right, per simulator family.
 """

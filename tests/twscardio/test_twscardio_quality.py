@@ -1,0 +1,93 @@
+"""Per-window SQI: each feature against a closed form or a property, the calibrated score, and
+"no reliable beat" on heartbeat-free input in the batch API."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from twscardio.config import QualityConfig, SimConfig, TrainConfig
+from twscardio.pipeline import process
+from twscardio.quality import (
+    NO_BEAT,
+    cross_axis_agreement,
+    cross_bud_agreement,
+    sqi_probability,
+    template_correlation,
+)
+from twscardio.simulator import render_atoms, simulate, simulate_no_beat
+
+FS = 100.0
+
+
+def _beats(n=500, period=0.8, noise=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    r = np.arange(0.2, n / FS - 0.2, period)
+    x = render_atoms(n, FS, r, np.ones(r.size), np.full(r.size, 0.03), np.full(r.size, 7.0), 0.2)
+    return x + noise * rng.normal(size=n)
+
+
+def test_template_correlation_identical_beats_vs_noise():
+    assert template_correlation(_beats(), FS, 0.8) > 0.99
+    noise = np.random.default_rng(1).normal(size=500)
+    assert template_correlation(noise, FS, 0.8) < 0.8
+
+
+def test_cross_bud_is_a_canonical_correlation():
+    """Invariant to any invertible mixing of each bud's axes; ~1 for a common-mode source,
+    ~0 for independent noise; equals |Pearson r| for one-dimensional buds."""
+    rng = np.random.default_rng(2)
+    src = _beats(noise=0.05)
+    z = np.concatenate([np.outer(src, [1, 0.5, -0.2]), np.outer(src, [-0.3, 1, 0.4])], axis=1)
+    z += 0.02 * rng.normal(size=z.shape)
+    valid = np.ones(len(z), dtype=bool)
+    base = cross_bud_agreement(z, valid, ridge=0.0)
+    mix = np.zeros((6, 6))
+    mix[:3, :3], mix[3:, 3:] = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+    assert cross_bud_agreement(z @ mix, valid, ridge=0.0) == pytest.approx(base, abs=1e-6)
+    assert base > 0.95
+    assert cross_bud_agreement(rng.normal(size=(500, 6)), valid) < 0.3
+    a, b = rng.normal(size=500), rng.normal(size=500)
+    b = 0.6 * a + 0.8 * b
+    one = np.stack([a, 0 * a, 0 * a, b, 0 * b, 0 * b], axis=1)
+    assert cross_bud_agreement(one, valid) == pytest.approx(abs(np.corrcoef(a, b)[0, 1]),
+                                                            abs=0.01)
+    assert np.isnan(cross_bud_agreement(z, np.zeros(len(z), dtype=bool)))
+
+
+def test_cross_axis_agreement():
+    x = _beats(noise=0.05)
+    z = np.stack([x, -x, 0.5 * x, x, x, x], axis=1)
+    assert cross_axis_agreement(z, FS, 0.8, [0.4, 1.5]) == pytest.approx(1.0)
+    noise = np.random.default_rng(3).normal(size=(500, 6))
+    assert cross_axis_agreement(noise, FS, 0.8, [0.4, 1.5]) < 0.5
+
+
+def test_sqi_is_the_logistic_of_the_features():
+    cfg = QualityConfig(weights=[1.0, 2.0, 3.0, 4.0], bias=-5.0, missing_cross_bud=0.5)
+    f = np.array([[0.9, 0.8, np.nan, 0.7], [0.1, 0.2, 0.3, 0.4]])
+    z = -5.0 + np.array([0.9 + 1.6 + 1.5 + 2.8, 0.1 + 0.4 + 0.9 + 1.6])
+    assert np.allclose(sqi_probability(f, cfg), 1 / (1 + np.exp(-z)))
+
+
+@pytest.mark.parametrize("kind", ["noise", "no_contact"])
+@pytest.mark.parametrize("arm", ["a", "b"])
+def test_heartbeat_free_input_gives_no_reliable_beat(kind, arm):
+    sc = SimConfig(duration_s=30.0, fs_in=25.0)
+    out = process(simulate_no_beat(sc, 7, kind), TrainConfig(), arm=arm)
+    w = out["windows"]
+    assert not w["reliable"].any() and set(w["status"]) == {NO_BEAT}
+    assert np.isnan(w["hr_bpm"]).all() and out["beats_s"].size == 0
+    assert out["rejected_mask"].all()
+
+
+@pytest.mark.parametrize("arm", ["a", "b"])
+def test_clean_beats_are_kept(arm):
+    cfg = TrainConfig()
+    rec = simulate(dataclasses.replace(cfg.sim, duration_s=30.0), seed=4)
+    out = process(rec, cfg, arm=arm)
+    w = out["windows"]
+    assert w["reliable"].sum() >= len(w["reliable"]) - 1
+    hr_true = rec["truth"]["hr_true"]
+    assert np.nanmedian(np.abs(w["hr_bpm"] - hr_true)) < 5.0
+    assert out["beats_s"].size >= 0.8 * out["beats_all_s"].size
