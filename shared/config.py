@@ -140,6 +140,34 @@ def _check(value: Any, tp: Any, path: str) -> Any:
     raise ConfigError(f"{where}: unsupported field type {_type_name(tp)}")
 
 
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _over_field_default(f: dataclasses.Field, value: Any) -> Any:
+    """A partial dict for a nested dataclass field overrides the field's own default
+    (`field(default_factory=lambda: Sim(kind="b"))`), not the nested class's defaults."""
+    if not isinstance(value, dict) or f.default_factory is dataclasses.MISSING:
+        return value
+    default = f.default_factory()
+    if not dataclasses.is_dataclass(default):
+        return value
+    return _deep_merge(_init_dict(default), value)
+
+
+def _init_dict(obj: Any) -> dict:
+    """`to_dict` restricted to constructor fields (what `_build` accepts)."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        if f.init:
+            v = getattr(obj, f.name)
+            out[f.name] = _init_dict(v) if dataclasses.is_dataclass(v) else to_dict(v)
+    return out
+
+
 def _build(cls: type[T], data: dict, where: str) -> T:
     hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -152,7 +180,7 @@ def _build(cls: type[T], data: dict, where: str) -> T:
     kwargs = {}
     for name, value in data.items():
         key = f"{where}.{name}" if where else name
-        kwargs[name] = _check(value, hints[name], key)
+        kwargs[name] = _check(_over_field_default(fields[name], value), hints[name], key)
     try:
         obj = cls(**kwargs)
     except TypeError as e:  # a required field missing

@@ -244,7 +244,7 @@ def _plot_overlay(path, ex: dict) -> None:
 # --quick: fewer training steps, many short training subjects (1536 x 10 s: on the randomised
 # family distinct subjects, not steps, decide generalisation - 48 x 60 s fit training subjects at
 # window r 0.89 and validation at 0.14), three test subjects, a shorter sweep
-# (morphology is restated: a partial train.sim override is built on SimConfig's own defaults)
+# (morphology restated for the reader; partial overrides keep TrainConfig.sim's own default)
 QUICK = {"train.steps": 3000, "train.n_subjects": 1536, "train.sim.duration_s": 10.0,
          "train.sim.morphology": "randomised",
          "n_test_subjects": 3, "duration_s": 40.0,

@@ -121,3 +121,26 @@ def test_round_trip_and_save(tmp_path):
     assert from_dict(Cfg, to_dict(cfg)) == cfg
     save_config(cfg, tmp_path / "out" / "config.yaml")
     assert load_config(tmp_path / "out" / "config.yaml", Cfg) == cfg
+
+
+@dataclass
+class _Sim:
+    kind: Literal["fixed", "randomised"] = "fixed"
+    seconds: float = 30.0
+    band: tuple[float, ...] = (0.5, 15.0)
+
+
+@dataclass
+class _Train:
+    sim: _Sim = field(default_factory=lambda: _Sim(kind="randomised", band=(1.0, 8.0)))
+    steps: int = 10
+
+
+def test_partial_nested_override_keeps_the_fields_own_default():
+    # `--set train.sim.seconds=10` must not reset `kind` to _Sim's class default
+    cfg = from_dict(_Train, apply_overrides({}, ["sim.seconds=10"]))
+    assert cfg.sim == _Sim(kind="randomised", seconds=10.0, band=(1.0, 8.0))
+    assert from_dict(_Train, {}).sim.kind == "randomised"
+    assert from_dict(_Train, {"sim": {"kind": "fixed"}}).sim.band == (1.0, 8.0)
+    with pytest.raises(ConfigError, match="sim.nope"):
+        from_dict(_Train, {"sim": {"nope": 1}})
