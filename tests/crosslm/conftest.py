@@ -1,4 +1,4 @@
-"""A tiny CrossLM setup shared by the federation tests (built once per session)."""
+"""A tiny CrossLM setup shared by the federation tests (built once per pytest run)."""
 
 from pathlib import Path
 
