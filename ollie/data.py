@@ -27,14 +27,12 @@ from shared.il.datasets import (
     validate_dataset,
 )
 from shared.il.demos import Demos
-from shared.il.envs import make_env
+from shared.il.envs import PERTURBATIONS, make_env, make_perturbed_env
 from shared.il.generate import dataset, reference_returns
 
 __all__ = ["OLLIEData", "build_data", "dataset_specs", "state_stats", "initial_states",
            "subsample", "make_perturbed_env", "PERTURBATIONS"]
 
-# Out-of-family dynamics: (body-mass scale, friction scale). The data come from scale 1.
-PERTURBATIONS = {"heavy": (1.5, 1.0), "slippery": (1.0, 0.5)}
 
 
 class OLLIEData(Demos):
@@ -125,13 +123,3 @@ def state_stats(data: OLLIEData) -> tuple[np.ndarray, np.ndarray]:
 def initial_states(data: dict[str, np.ndarray]) -> np.ndarray:
     """First state of every episode (N_ep, S): samples of p0 for the (1 - gamma) E[nu(s0)] term."""
     return data["observations"][[a for a, _ in episode_bounds(data)]]
-
-
-def make_perturbed_env(env_id: str, mass_scale: float = 1.0, friction_scale: float = 1.0):
-    """`env_id` with every body mass scaled by `mass_scale` and every geom's sliding friction by
-    `friction_scale` (MuJoCo model arrays, changed in place before the first reset)."""
-    env = make_env(env_id)
-    model = env.unwrapped.model
-    model.body_mass[:] = model.body_mass * mass_scale
-    model.geom_friction[:, 0] = model.geom_friction[:, 0] * friction_scale
-    return env

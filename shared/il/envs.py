@@ -1,4 +1,5 @@
-"""Gymnasium environment construction for expert training and rollouts."""
+"""Gymnasium environment construction for expert training and rollouts, and out-of-family
+variants of each task (dynamics outside the data's range: `make_perturbed_env`, `PERTURBATIONS`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import warnings
 
 from shared.errors import ConfigError
 
-__all__ = ["make_env", "make_vector_env"]
+__all__ = ["make_env", "make_vector_env", "make_perturbed_env", "PERTURBATIONS"]
+
+# Out-of-family dynamics: (body-mass scale, friction scale). Data and experts come from scale 1;
+# benches evaluate finished policies here, never train or choose anything on them.
+PERTURBATIONS = {"heavy": (1.5, 1.0), "slippery": (1.0, 0.5)}
 
 
 def make_env(env_id: str):
@@ -38,3 +43,13 @@ def make_vector_env(env_id: str, n: int, mode: str = "sync"):
     if mode != "sync":
         raise ConfigError(f"vector: unknown mode '{mode}' (use sync or async)")
     return gym.vector.SyncVectorEnv(fns, **kw)
+
+
+def make_perturbed_env(env_id: str, mass_scale: float = 1.0, friction_scale: float = 1.0):
+    """`env_id` with every body mass scaled by `mass_scale` and every geom's sliding friction by
+    `friction_scale` (MuJoCo model arrays, changed in place before the first reset)."""
+    env = make_env(env_id)
+    model = env.unwrapped.model
+    model.body_mass[:] = model.body_mass * mass_scale
+    model.geom_friction[:, 0] = model.geom_friction[:, 0] * friction_scale
+    return env
