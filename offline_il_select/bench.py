@@ -11,8 +11,11 @@ beside. Every arm uses the same policy network, step budget, batches and evaluat
 Reported: normalised score (against our deterministic expert and against D4RL's references) mean
 +- std per arm and setting, ILID's ablations (no beta, alpha unclipped, K = 1), training time
 relative to BC-E, which of D_b's expert rows ILID selects and gates, selection quality on
-noisy-expert data and |D_s| vs K. `--quick`: a CPU-sized budget, one seed, 200 source
-trajectories; the default (full) budget is for a GPU machine (100k policy steps, 3 seeds).
+noisy-expert data and |D_s| vs K. Out of family: every finished policy is also evaluated on the
+same task with dynamics outside the data's range (`shared.il.envs.PERTURBATIONS`: body masses
+x1.5, friction x0.5), never used to train or choose anything; reported beside the in-family
+score. `--quick`: a CPU-sized budget, one seed, 200 source trajectories; the default (full)
+budget is for a GPU machine (100k policy steps, 3 seeds).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +44,12 @@ from offline_il_select.discriminator import train_discriminator
 from offline_il_select.ilid import t32
 from offline_il_select.models import Discriminator, Normalizer
 from offline_il_select.selection import ResultantStateSelector
-from offline_il_select.train import fit
+from offline_il_select.train import evaluate, fit
 from shared.bench import BenchReport, save_figure
 from shared.cli import build_parser, parse_args, run
 from shared.config import load_config
 from shared.errors import ConfigError
+from shared.il.envs import PERTURBATIONS, make_perturbed_env
 from shared.io import atomic_write_json, make_run_dir, read_json
 from shared.log import get_logger
 from shared.runtime import pick_device
@@ -149,6 +154,14 @@ def warm_up(device: str) -> None:
     _WARM.add(device)
 
 
+def out_of_family(policy, data, episodes: int, seed: int) -> dict[str, float]:
+    """Normalised score of the finished policy under each perturbed dynamics (same references and
+    episode count as in family; seeds disjoint from the in-family evaluation's)."""
+    return {name: evaluate(policy, data, episodes, 200_000 + 1000 * seed,
+                           make=partial(make_perturbed_env, mass_scale=m, friction_scale=f)
+                           )["score"] for name, (m, f) in PERTURBATIONS.items()}
+
+
 def run_job(job: tuple[str, int, str, bool, int | None, str]) -> dict:
     """One arm on one (setting, seed) on a device. Every arm of a (setting, seed) sees the same
     data and budget; `ilid_no_beta` repeats ILID's (deterministic) preparation, so it has the same
@@ -162,12 +175,14 @@ def run_job(job: tuple[str, int, str, bool, int | None, str]) -> dict:
     row = {"setting": setting, "seed": seed, "arm": arm, "device": device, "score": res["score"],
            "score_d4rl": res["score_d4rl"], "return": res["return"], "train_s": res["train_s"],
            "train_cpu_s": res["train_cpu_s"], "prep_cpu_s": res["prep"].get("prep_cpu_s", 0.0),
-           "curve": res["curve"]}
+           "curve": res["curve"],
+           "ood": out_of_family(res["policy"], data, cfg.eval_episodes, seed)}
     if cfg.method == "ilid":
         row.update({k: res["prep"][k] for k in ("n_selected", "selection_quality", "beta_mean",
                                                 "alpha_max")})
         row.update(expert_rows(res["artifacts"], data.imperfect_is_expert))
-    log.info("%s seed %d %-13s score %6.1f  (%.1f CPU s)", setting, seed, arm, res["score"],
+    log.info("%s seed %d %-13s score %6.1f  out of family %s  (%.1f CPU s)", setting, seed, arm,
+             res["score"], " ".join(f"{k} {v:.1f}" for k, v in row["ood"].items()),
              res["train_cpu_s"])
     return row
 
@@ -273,9 +288,17 @@ def _mean(rs: list[dict], key: str) -> float:
     return statistics.mean(vals) if vals else float("nan")
 
 
+def ood_mean(rs: list[dict]) -> float:
+    """Mean over seeds and perturbations of the out-of-family score (nan for rows that predate
+    the out-of-family arm)."""
+    vals = [v for r in rs for v in r.get("ood", {}).values()]
+    return statistics.mean(vals) if vals else float("nan")
+
+
 def add_rows(rep: BenchReport, rows: list[dict], settings: list[str], arms: list[str]) -> dict:
     """One report row per (setting, arm): scores (mean +- std over seeds, both normalisations),
-    times and ILID's selection figures. Returns {(setting, arm): mean score}."""
+    out-of-family scores (per perturbation and their mean), times and ILID's selection figures.
+    Returns {(setting, arm): mean score} and {("ood", setting, arm): mean out-of-family score}."""
     mean_of = {}
     for s in settings:
         for arm in arms:
@@ -285,8 +308,12 @@ def add_rows(rep: BenchReport, rows: list[dict], settings: list[str], arms: list
             extra = {k: _mean(rs, k) for k in ("n_selected", "selection_quality", "beta_mean",
                                                "n_selected_expert", "beta_mean_selected_expert")
                      if k in rs[0]}
+            mean_of[("ood", s, arm)] = ood_mean(rs)
+            ood = {f"ood_{k}": statistics.mean(r["ood"][k] for r in rs)
+                   for k in PERTURBATIONS if all(k in r.get("ood", {}) for r in rs)}
             rep.add(arm, s, score=mean_of[(s, arm)],
                     score_std=statistics.pstdev(sc) if len(sc) > 1 else 0.0,
+                    score_ood=mean_of[("ood", s, arm)], **ood,
                     score_d4rl=_mean(rs, "score_d4rl"), train_s=_mean(rs, "train_s"),
                     train_cpu_s=_mean(rs, "train_cpu_s"), seeds=len(sc), **extra)
     return mean_of
@@ -316,7 +343,15 @@ def win_checks(rep: BenchReport, scored: list[str], mean_of: dict, arms: list[st
               max(1, math.ceil(0.75 * n)))
     rep.check(f"scored settings where ILID >= 1.3x BC-E (of {n})", len(big), ">=",
               max(1, math.ceil(0.5 * n)))
-    return {"beats_all": beats, "ilid_over_bc_expert": ratio, "at_least_1.3x": big}
+    ood = {s: mean_of[("ood", s, "ilid")] for s in scored}
+    beats_ood = [s for s in scored if all(ood[s] >= mean_of[("ood", s, a)] for a in rivals)]
+    if scored and not any(math.isnan(v) for v in ood.values()):
+        rep.check(f"out of family: scored settings where ILID >= {names} (of {n})",
+                  len(beats_ood), ">=", max(1, math.ceil(0.75 * n)))
+    return {"beats_all": beats, "ilid_over_bc_expert": ratio, "at_least_1.3x": big,
+            "beats_all_out_of_family": beats_ood,
+            "ilid_over_bc_expert_out_of_family": {
+                s: ood[s] / max(mean_of[("ood", s, "bc_expert")], 1e-9) for s in scored}}
 
 
 def ablation_table(settings: list[str], mean_of: dict, arms: list[str]) -> dict:
@@ -360,6 +395,7 @@ def summarise(rows: list[dict], studies: dict, quick: bool, command: list[str],
               "<=", 1.5)
     on = scored or settings
     avg = {arm: statistics.mean(mean_of[(s, arm)] for s in on) for arm in arms}
+    avg_ood = {arm: statistics.mean(mean_of[("ood", s, arm)] for s in on) for arm in arms}
     best = max((a for a in BASELINES if a in arms), key=lambda a: avg[a])
     rep.headline(claim="ILID beats BC-E/DWBC/ISW-BC, typically 2-5x (20 of 21 D4RL tasks)",
                  measured=f"ILID {avg['ilid']:.1f} vs BC-E {avg['bc_expert']:.1f}, best "
@@ -371,6 +407,7 @@ def summarise(rows: list[dict], studies: dict, quick: bool, command: list[str],
                  f"{what}", baseline="bc_expert", ratio=1 / mean_t,
                  setting="quick" if quick else "full")
     rep.extra.update(status=status, scored=scored, wins=wins, mean_score=avg,
+                     mean_score_out_of_family=avg_ood, perturbations=PERTURBATIONS,
                      ablation=ablation_table(settings, mean_of, arms), selection_study=studies,
                      curves=[{k: r[k] for k in ("setting", "seed", "arm", "curve")}
                              for r in rows])
@@ -387,6 +424,10 @@ def _notes(rep: BenchReport, status: dict, quick: bool, steps: int | None, studi
                      "same return against D4RL's published v2 references")
     for s, st in status.items():
         rep.notes.append(f"{s}: {st}")
+    rep.notes.append("out of family (score_ood, ood_*): the same finished policies on dynamics "
+                     "outside the data's range, " + ", ".join(
+                         f"{k} = masses x{m}, friction x{f}" for k, (m, f) in PERTURBATIONS.items())
+                     + "; never used to train or choose anything")
     rep.notes.append("budget: " + ", ".join(budget(quick, steps)) + "; the paper trains 1M "
                      "policy and 100k discriminator steps")
     for name, st in studies.items():

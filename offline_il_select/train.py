@@ -60,10 +60,14 @@ def build_method(cfg: TrainConfig, data: ILData, norm: Normalizer):
     raise ConfigError(f"method: unknown '{cfg.method}'")
 
 
-def evaluate(policy: TanhGaussianPolicy, data: ILData, episodes: int, seed: int) -> dict:
+def evaluate(policy: TanhGaussianPolicy, data: ILData, episodes: int, seed: int,
+             make=None) -> dict:
+    """Mean return and normalised scores of `policy` acting deterministically; `make(env_id)`
+    builds the environments (default: the data's own task; e.g. `shared.il.envs.
+    make_perturbed_env` for out-of-family dynamics, scored against the same references)."""
     dev = next(policy.parameters()).device
     rets = evaluate_policy(lambda o: policy.act(torch.as_tensor(o, device=dev)).cpu().numpy(),
-                           data.env_id, episodes, seed)
+                           data.env_id, episodes, seed, make=make)
     r = float(rets.mean())
     out = {"return": r, "score": normalized_return(r, data.ref_random, data.ref_expert)}
     if "d4rl" in data.refs:  # the same return against D4RL's published references

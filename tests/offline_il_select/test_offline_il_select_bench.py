@@ -181,3 +181,47 @@ def test_expert_rows_counts_what_ilid_does_with_the_experts_in_d_b():
     none = expert_rows({"selected": torch.zeros(6, dtype=torch.bool), "beta": torch.zeros(0)},
                        is_expert)
     assert none["n_selected_expert"] == 0 and np.isnan(none["beta_mean_selected_expert"])
+
+
+def test_out_of_family_scores_are_reported_beside_and_checked():
+    """Rows with out-of-family scores: a score_ood column per (setting, arm) and a win check
+    on them; ILID behind DWBC out of family fails that check even when it wins in family."""
+    rows = _rows()
+    for r in rows:
+        ood = {"ilid": 10.0, "dwbc": 20.0}.get(r["arm"], 5.0) + r["seed"]
+        r["ood"] = {"heavy": ood, "slippery": ood + 2}
+    rep = summarise(rows, STUDY, quick=True, command=["x"])
+    row = next(r for r in rep.rows if r["arm"] == "ilid" and r["setting"] == SCORED[0])
+    assert row["score_ood"] == 11.5 and row["ood_heavy"] == 10.5 and row["ood_slippery"] == 12.5
+    (check,) = [c for c in rep.checks if c.name.startswith("out of family")]
+    assert check.measured == 0 and not check.holds  # DWBC 21.5 > ILID 11.5 out of family
+    assert rep.extra["wins"]["beats_all_out_of_family"] == []
+    assert rep.extra["mean_score_out_of_family"]["dwbc"] == 21.5
+    # rows from before the out-of-family arm: no check, nan columns, nothing breaks
+    rep = summarise(_rows(), STUDY, quick=True, command=["x"])
+    assert not [c for c in rep.checks if c.name.startswith("out of family")]
+
+
+def test_out_of_family_evaluation_changes_only_the_dynamics():
+    """Scales of 1 reproduce the in-family evaluation exactly; heavier bodies change the return."""
+    from functools import partial
+
+    import numpy as np
+    import torch
+
+    from offline_il_select.bench import out_of_family
+    from offline_il_select.models import TanhGaussianPolicy
+    from offline_il_select.train import evaluate
+    from shared.il.envs import PERTURBATIONS, make_perturbed_env
+
+    class Data:  # what evaluate reads of ILData
+        env_id, ref_random, ref_expert, refs = "Hopper-v5", 0.0, 1000.0, {}
+
+    torch.manual_seed(0)
+    pol = TanhGaussianPolicy(11, 3)
+    base = evaluate(pol, Data, 2, seed=5)
+    same = evaluate(pol, Data, 2, seed=5, make=partial(make_perturbed_env, mass_scale=1.0))
+    heavy = evaluate(pol, Data, 2, seed=5, make=partial(make_perturbed_env, mass_scale=1.5))
+    assert same["return"] == base["return"] and heavy["return"] != base["return"]
+    ood = out_of_family(pol, Data, 2, seed=0)
+    assert set(ood) == set(PERTURBATIONS) and all(np.isfinite(v) for v in ood.values())
