@@ -14,6 +14,7 @@ Shapes: batches s (B, S), a (B, A).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from offline_il_select.config import BaselineConfig, ILIDConfig, PolicyConfig
@@ -42,6 +43,10 @@ class BC:
 
     def prepare(self, gen: torch.Generator) -> dict:
         return {"n_train": len(self.s)}
+
+    def terms(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Unit-weight BC over the first rows of D_e ∪ D_b (D_e alone, or all of it)."""
+        return [(np.arange(len(self.s)), np.ones(len(self.s), np.float32))]
 
     def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
         i = torch.randint(len(self.s), (self.pcfg.batch_size,), generator=gen, device=gen.device)
@@ -96,6 +101,10 @@ class ISWBC:
         i = torch.randint(len(self.s_u), (self.pcfg.batch_size,), generator=gen,
                           device=gen.device)
         return bc_loss(policy, self.s_u[i], self.a_u[i], self.w[i])
+
+    def terms(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """One weighted-BC term over all of D_e ∪ D_b with the weights c / (1 - c)."""
+        return [(np.arange(len(self.s_u)), self.w.cpu().numpy())]
 
     def state_dict(self) -> dict:
         return {"w": self.w}

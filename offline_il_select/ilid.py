@@ -103,6 +103,15 @@ class ILID:
         return weighted_bc_loss(policy, a["s_u"][iu], a["a_u"][iu], a["alpha"][iu],
                                 a["s_s"][i_s], a["a_s"][i_s], a["beta"][i_s])
 
+    def terms(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The loss as weighted-BC terms over the rows of D_e ∪ D_b (D_e first), each (row
+        indices, weights) and averaged over its own batch: (D_u, alpha) and, when anything is
+        selected, (D_s, beta) -- what `ensemble.train_ensemble` trains many runs of at once."""
+        a, n_e = self.artifacts, len(self.e["observations"])
+        sel = n_e + np.flatnonzero(a["selected"].numpy())
+        u = (np.concatenate([np.arange(n_e), sel]), a["alpha"].cpu().numpy())
+        return [u, (sel, a["beta"].cpu().numpy())] if len(sel) else [u]
+
     def state_dict(self) -> dict:
         return dict(self.artifacts)
 

@@ -18,7 +18,8 @@ from torch import nn
 
 from shared.il.nets import mlp
 
-__all__ = ["Normalizer", "TanhGaussianPolicy", "Discriminator", "MEAN_CLIP", "ACTION_EPS"]
+__all__ = ["Normalizer", "TanhGaussianPolicy", "Discriminator", "MEAN_CLIP", "ACTION_EPS",
+           "tanh_gaussian_params", "tanh_gaussian_log_prob"]
 
 MEAN_CLIP = 9.0  # mean of the pre-tanh Gaussian clipped to +-9
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -43,6 +44,22 @@ class Normalizer(nn.Module):
                           torch.cat([self.std, torch.ones(action_dim, device=dev)]))
 
 
+def tanh_gaussian_params(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Network output (..., 2A) -> the pre-tanh Gaussian's mean and log std (..., A), clipped."""
+    mean, log_std = out.chunk(2, dim=-1)
+    return mean.clamp(-MEAN_CLIP, MEAN_CLIP), log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+
+def tanh_gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor,
+                           a: torch.Tensor) -> torch.Tensor:
+    """log pi(a|s) (...,) of tanh_# N(mean, exp(log_std)^2) at actions a (..., A) in [-1, 1]
+    (clipped to +-(1 - eps) first)."""
+    a = a.clamp(-1 + ACTION_EPS, 1 - ACTION_EPS)
+    u = torch.atanh(a)
+    logp = -0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+    return (logp - torch.log1p(-a * a)).sum(-1)
+
+
 class TanhGaussianPolicy(nn.Module):
     """pi(a|s) = tanh_# N(mu(s), diag sigma(s)^2) on actions in [-1, 1]^A."""
 
@@ -53,16 +70,11 @@ class TanhGaussianPolicy(nn.Module):
         self.norm = normalizer or Normalizer(torch.zeros(state_dim), torch.ones(state_dim))
 
     def dist_params(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.net(self.norm(s)).chunk(2, dim=-1)
-        return mean.clamp(-MEAN_CLIP, MEAN_CLIP), log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        return tanh_gaussian_params(self.net(self.norm(s)))
 
     def log_prob(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """log pi(a|s) (B,) for actions a (B, A) in [-1, 1] (clipped to +-(1 - eps) first)."""
-        mean, log_std = self.dist_params(s)
-        a = a.clamp(-1 + ACTION_EPS, 1 - ACTION_EPS)
-        u = torch.atanh(a)
-        logp = -0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
-        return (logp - torch.log1p(-a * a)).sum(-1)
+        return tanh_gaussian_log_prob(*self.dist_params(s), a)
 
     @torch.no_grad()
     def act(self, s: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,145 @@
+"""The lockstep ensemble of weighted-BC runs against single runs (the obvious reference)."""
+
+import numpy as np
+import pytest
+import torch
+
+from offline_il_select.baselines import BC, ISWBC
+from offline_il_select.config import BaselineConfig, ILIDConfig, PolicyConfig
+from offline_il_select.ensemble import EnsembleBC, Member, train_ensemble
+from offline_il_select.ilid import ILID
+from offline_il_select.models import Normalizer, TanhGaussianPolicy
+from offline_il_select.wbc import weighted_bc_loss
+from shared.errors import ConfigError
+from tests.offline_il_select.test_offline_il_select_wbc import _synthetic
+
+S, A, H, B = 3, 2, 16, 8
+
+
+def _members(rng):
+    """Two storages (settings) and three members: two-term, one-term, one-term on storage 1."""
+    storages = [(rng.normal(size=(50, S)), rng.uniform(-0.9, 0.9, (50, A))),
+                (rng.normal(size=(30, S)) + 1, rng.uniform(-0.9, 0.9, (30, A)))]
+    terms = [[(np.arange(10), rng.uniform(0.1, 9, 10)),
+              (np.arange(20, 35), rng.integers(0, 2, 15))],
+             [(np.arange(50), np.ones(50))],
+             [(np.array([3, 7, 29]), np.array([1.0, 2.0, 0.5]))]]
+    out = []
+    for k, (st, t) in enumerate(zip((0, 0, 1), terms)):
+        torch.manual_seed(k)
+        init = TanhGaussianPolicy(S, A, H).net.state_dict()
+        out.append(Member(st, t, init, storages[st][0].mean(0), storages[st][0].std(0) + 0.1 * k))
+    return storages, out
+
+
+def test_members_are_their_single_policies():
+    storages, members = _members(np.random.default_rng(0))
+    ens = EnsembleBC(members, storages, H, B, 1e-3, 5e-3)
+    s, a, _ = ens.batch()
+    logp = ens.log_prob(s, a)
+    for k, m in enumerate(members):
+        ref = TanhGaussianPolicy(S, A, H, Normalizer(torch.as_tensor(m.mean),
+                                                     torch.as_tensor(m.std)))
+        ref.net.load_state_dict(m.init)  # the member as built, before any step
+        torch.testing.assert_close(logp[k], ref.log_prob(s[k], a[k]), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ens.policy(k).log_prob(s[k], a[k]), logp[k])
+
+
+def test_ensemble_steps_equal_single_runs_on_the_same_batches():
+    """Adam and weight decay act elementwise and the summed loss gives each member its own
+    gradient: K single runs fed the same batches end with the same weights."""
+    storages, members = _members(np.random.default_rng(1))
+    ens = EnsembleBC(members, storages, H, B, 1e-2, 5e-3)
+    singles = [ens.policy(k) for k in range(ens.K)]
+    opts = [torch.optim.Adam(p.parameters(), lr=1e-2, weight_decay=5e-3) for p in singles]
+    for _ in range(4):
+        s, a, w = ens.batch()
+        loss = ens.loss(s, a, w)
+        ens.opt.zero_grad()
+        loss.backward()
+        ens.opt.step()
+        for k, (p, o) in enumerate(zip(singles, opts)):
+            lk = weighted_bc_loss(p, s[k, :B], a[k, :B], w[k, :B], s[k, B:], a[k, B:], w[k, B:])
+            o.zero_grad()
+            lk.backward()
+            o.step()
+    for k, p in enumerate(singles):
+        got = ens.policy(k).net.state_dict()
+        for name, x in p.net.state_dict().items():
+            torch.testing.assert_close(got[name], x, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_batches_come_from_each_members_own_terms():
+    rng = np.random.default_rng(2)
+    storages, members = _members(rng)
+    ens = EnsembleBC(members, storages, H, 64, 1e-3, 0.0, seed=3)
+    seen = [[set(), set()] for _ in members]
+    for _ in range(30):
+        s, a, w = ens.batch()
+        for k, m in enumerate(members):
+            obs = storages[m.storage][0]
+            for t in range(2):
+                for row, wt in zip(s[k, t * 64:(t + 1) * 64].numpy(), w[k, t * 64:(t + 1) * 64]):
+                    i = int(np.flatnonzero(np.all(np.isclose(obs, row), axis=1))[0])
+                    if t < len(m.terms):
+                        j = list(m.terms[t][0]).index(i)  # a row of this term ...
+                        assert float(wt) == pytest.approx(m.terms[t][1][j])  # ... with its weight
+                        seen[k][t].add(i)
+                    else:
+                        assert float(wt) == 0.0  # the dummy second term weighs nothing
+    for k, m in enumerate(members):
+        for t, (rows, _) in enumerate(m.terms):
+            assert seen[k][t] == set(rows.tolist())  # every row of the term is drawn
+
+
+def test_bad_members_are_config_errors():
+    storages, members = _members(np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="no members"):
+        EnsembleBC([], storages, H, B, 1e-3, 0.0)
+    bad = [Member(0, [], members[0].init, members[0].mean, members[0].std)]
+    with pytest.raises(ConfigError, match="terms"):
+        EnsembleBC(bad, storages, H, B, 1e-3, 0.0)
+    with pytest.raises(ConfigError, match="same state and action size"):
+        EnsembleBC(members, storages + [(np.zeros((5, S + 1)), np.zeros((5, A)))], H, B, 1e-3, 0)
+
+
+def test_train_ensemble_evaluates_every_member_on_schedule():
+    storages, members = _members(np.random.default_rng(4))
+    ens = EnsembleBC(members, storages, H, B, 3e-3, 0.0)
+    calls = []
+
+    def evaluate(policies):
+        calls.append(len(policies))
+        return [{"score": float(k)} for k in range(len(policies))]
+
+    curves, wall, cpu = train_ensemble(ens, 25, 10, evaluate)
+    assert calls == [3, 3, 3] and wall > 0 and cpu > 0
+    assert [c["step"] for c in curves[2]] == [10, 20, 25] and curves[2][0]["score"] == 2.0
+
+
+def test_methods_terms_are_their_losses_rows():
+    """terms() of ILID, BC and ISW-BC over D_e ∪ D_b rebuild exactly the rows and weights each
+    method's own loss samples from."""
+    expert, imperfect, S2 = _synthetic()
+    s_all = np.concatenate([expert["observations"], imperfect["observations"]])
+    a_all = np.concatenate([expert["actions"], imperfect["actions"]])
+    norm = Normalizer(torch.as_tensor(s_all.mean(0)), torch.as_tensor(s_all.std(0)))
+    cfg = ILIDConfig(rollback=5, disc_steps=100, disc_hidden=32, disc_lr=3e-3, disc_batch=64)
+    ilid = ILID(expert, imperfect, norm, cfg, PolicyConfig(batch_size=32, hidden=16))
+    ilid.prepare(torch.Generator().manual_seed(0))
+    art = ilid.artifacts
+    (u_rows, alpha), (s_rows, beta) = ilid.terms()
+    np.testing.assert_allclose(s_all[u_rows], art["s_u"].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(a_all[u_rows], art["a_u"].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(alpha, art["alpha"].numpy())
+    np.testing.assert_allclose(s_all[s_rows], art["s_s"].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(beta, art["beta"].numpy())
+    bce = BC(expert, imperfect, PolicyConfig(), "expert")
+    ((rows, w),) = bce.terms()
+    np.testing.assert_allclose(s_all[rows], bce.s.numpy(), rtol=1e-6)
+    assert np.all(w == 1)
+    isw = ISWBC(expert, imperfect, norm, PolicyConfig(), BaselineConfig(), cfg)
+    isw.prepare(torch.Generator().manual_seed(0))
+    ((rows, w),) = isw.terms()
+    np.testing.assert_allclose(s_all[rows], isw.s_u.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(w, isw.w.numpy())
