@@ -41,10 +41,11 @@ from offline_il_select.data import (
     state_stats,
 )
 from offline_il_select.discriminator import train_discriminator
+from offline_il_select.ensemble import EnsembleBC, Member, train_ensemble
 from offline_il_select.ilid import t32
-from offline_il_select.models import Discriminator, Normalizer
+from offline_il_select.models import Discriminator, Normalizer, TanhGaussianPolicy
 from offline_il_select.selection import ResultantStateSelector
-from offline_il_select.train import evaluate, fit
+from offline_il_select.train import build_method, evaluate, fit
 from shared.bench import BenchReport, save_figure
 from shared.cli import build_parser, parse_args, run
 from shared.config import load_config
@@ -52,7 +53,7 @@ from shared.errors import ConfigError
 from shared.il.envs import PERTURBATIONS, make_perturbed_env
 from shared.io import atomic_write_json, make_run_dir, read_json
 from shared.log import get_logger
-from shared.runtime import pick_device
+from shared.runtime import pick_device, set_seed
 
 log = get_logger("offline_il_select.bench")
 
@@ -79,6 +80,7 @@ ARMS = {  # arm -> config overrides
     "ilid_k1": {"ilid.rollback": 1},
 }
 QUICK_ARMS = [a for a in ARMS if a != "ilid_k1"]
+SOLO_ARMS = ("dwbc",)  # trained jointly with its discriminator: never in the --ensemble
 BASELINES = ("bc_expert", "bc_all", "dwbc", "iswbc")
 ABLATIONS = ("ilid_no_beta", "ilid_alpha_unclipped", "ilid_k1")
 K_SWEEP = (1, 2, 5, 10, 20, 50)
@@ -363,15 +365,19 @@ def ablation_table(settings: list[str], mean_of: dict, arms: list[str]) -> dict:
 def time_ratio(rows: list[dict], settings: list[str]) -> tuple[str, dict]:
     """ILID / BC-E training time per setting. On a CPU: process CPU seconds (on a shared machine
     wall-clock mostly measures others). On a GPU: synchronised wall-clock seconds (the host's CPU
-    time there is launch overhead and spin-waiting)."""
-    on_gpu = all(str(r.get("device", "cpu")).startswith("cuda") for r in rows)
+    time there is launch overhead and spin-waiting). Rows of an --ensemble share one policy loop
+    and are left out (settings without timed ILID and BC-E rows are missing from the result)."""
+    rows = [r for r in rows if r.get("timing") != "ensemble"]
+    on_gpu = bool(rows) and all(str(r.get("device", "cpu")).startswith("cuda") for r in rows)
     key = "train_s" if on_gpu else "train_cpu_s"
 
     def t(s, arm):
         return statistics.mean(r[key] for r in rows if r["setting"] == s and r["arm"] == arm)
 
+    have = {(r["setting"], r["arm"]) for r in rows}
     return ("wall time on the GPU" if on_gpu else "CPU time",
-            {s: t(s, "ilid") / t(s, "bc_expert") for s in settings})
+            {s: t(s, "ilid") / t(s, "bc_expert") for s in settings
+             if (s, "ilid") in have and (s, "bc_expert") in have})
 
 
 def summarise(rows: list[dict], studies: dict, quick: bool, command: list[str],
@@ -390,9 +396,14 @@ def summarise(rows: list[dict], studies: dict, quick: bool, command: list[str],
                   statistics.mean(mean_of[(s, "ilid")] - mean_of[(s, "ilid_no_beta")]
                                   for s in with_experts), ">", 0)
     what, t_ratio = time_ratio(rows, settings)
-    mean_t = statistics.mean(t_ratio.values())
-    rep.check(f"ILID training {what} / BC-E training {what} (mean over settings)", mean_t,
-              "<=", 1.5)
+    mean_t = statistics.mean(t_ratio.values()) if t_ratio else float("nan")
+    if t_ratio:
+        rep.check(f"ILID training {what} / BC-E training {what} (mean over settings)", mean_t,
+                  "<=", 1.5)
+    else:
+        rep.notes.append("runtime: every row trained in an --ensemble (one shared policy loop); "
+                         "ILID / BC-E per step comes from `python -m "
+                         "offline_il_select.experiments.steptime`")
     on = scored or settings
     avg = {arm: statistics.mean(mean_of[(s, arm)] for s in on) for arm in arms}
     avg_ood = {arm: statistics.mean(mean_of[("ood", s, arm)] for s in on) for arm in arms}
@@ -403,9 +414,10 @@ def summarise(rows: list[dict], studies: dict, quick: bool, command: list[str],
                           f"{len(on)} {'scored ' * bool(scored)}settings)",
                  baseline="bc_expert", ratio=avg["ilid"] / max(avg["bc_expert"], 1e-9),
                  setting="quick" if quick else "full")
-    rep.headline(claim="ILID runs at about BC's cost", measured=f"{mean_t:.2f}x BC-E training "
-                 f"{what}", baseline="bc_expert", ratio=1 / mean_t,
-                 setting="quick" if quick else "full")
+    if t_ratio:
+        rep.headline(claim="ILID runs at about BC's cost", measured=f"{mean_t:.2f}x BC-E "
+                     f"training {what}", baseline="bc_expert", ratio=1 / mean_t,
+                     setting="quick" if quick else "full")
     rep.extra.update(status=status, scored=scored, wins=wins, mean_score=avg,
                      mean_score_out_of_family=avg_ood, perturbations=PERTURBATIONS,
                      ablation=ablation_table(settings, mean_of, arms), selection_study=studies,
@@ -457,6 +469,10 @@ def _parser():
     p.add_argument("--arms", default="",
                    help="comma-separated subset of " + ", ".join(ARMS) + " (default: all; "
                         "--quick: all but ilid_k1; ilid and bc_expert are always needed)")
+    p.add_argument("--ensemble", action="store_true",
+                   help="train every arm but DWBC in lockstep as one batched network on "
+                        "--device (a GPU: the full bench's affordable path); preparation, DWBC "
+                        "and evaluation run on the worker processes")
     p.add_argument("--data-only", action="store_true",
                    help="roll out (and cache) every dataset the chosen settings need, then stop")
     p.add_argument("--from-rows", default="",
@@ -490,6 +506,152 @@ def chosen(args) -> tuple[list[str], list[str], list[int], int | None]:
     except ValueError:
         raise ConfigError(f"--seed-list: expected integers, got '{args.seed_list}'") from None
     return settings, arms, seeds, args.steps or None
+
+
+def prep_job(job: tuple[str, int, str, bool, int | None, str]) -> dict:
+    """An --ensemble member's preparation, exactly as `train.fit` prepares the same run (same
+    seeding order, so the same initial policy, discriminators and selection): its weighted-BC
+    terms, initial policy weights, normaliser and preparation statistics."""
+    setting, seed, arm, quick, steps, device = job
+    torch.set_num_threads(1)
+    warm_up(device)
+    cfg = _arm_cfg(setting, arm, seed, quick, steps, device)
+    data = build_data(cfg.data)
+    dev = torch.device(pick_device(cfg.device))
+    set_seed(cfg.seed)
+    gen = torch.Generator(device=dev).manual_seed(cfg.seed)
+    mean, std = state_stats(data)
+    norm = Normalizer(torch.as_tensor(mean), torch.as_tensor(std)).to(dev)
+    method = build_method(cfg, data, norm)
+    S, A = data.expert["observations"].shape[1], data.expert["actions"].shape[1]
+    policy = TanhGaussianPolicy(S, A, cfg.policy.hidden, norm)
+    t0, c0 = time.perf_counter(), time.process_time()
+    prep = method.prepare(gen)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    prep.update(prep_s=time.perf_counter() - t0, prep_cpu_s=time.process_time() - c0)
+    out = {"job": job, "terms": method.terms(), "mean": mean, "std": std, "prep": prep,
+           "init": {k: v.detach().cpu() for k, v in policy.net.state_dict().items()}}
+    if cfg.method == "ilid":
+        prep["selection_quality"] = selection_quality(data.imperfect,
+                                                      method.artifacts["selected"].numpy())
+        out["expert_rows"] = expert_rows(method.artifacts, data.imperfect_is_expert)
+    return out
+
+
+_DATA: dict = {}
+
+
+def _setting_data(setting: str, quick: bool, steps: int | None):
+    """A setting's data (the same for every arm and seed), built once per process."""
+    if (setting, quick, steps) not in _DATA:
+        _DATA[(setting, quick, steps)] = build_data(_arm_cfg(setting, "ilid", 0, quick, steps).data)
+    return _DATA[(setting, quick, steps)]
+
+
+def eval_job(job: tuple) -> dict:
+    """Evaluate one ensemble member (CPU weights): in family as `train.fit` does, or out of
+    family (`kind` 'ood')."""
+    setting, seed, quick, steps, weights, mean, std, hidden, episodes, kind = job
+    torch.set_num_threads(1)
+    data = _setting_data(setting, quick, steps)
+    S, A = len(mean), data.expert["actions"].shape[1]
+    pol = TanhGaussianPolicy(S, A, hidden, Normalizer(torch.as_tensor(mean), torch.as_tensor(std)))
+    pol.net.load_state_dict(weights)
+    if kind == "ood":
+        return out_of_family(pol, data, episodes, seed)
+    return evaluate(pol, data, episodes, seed=100_000 + 1000 * seed)
+
+
+def _member_row(p: dict, cfg: TrainConfig, curve: list[dict], ood: dict, loop: tuple,
+                device: str) -> dict:
+    """A result row of an ensemble member, with the same fields as `run_job`'s; its time is its
+    preparation plus its share (1/K) of the ensemble's policy loop."""
+    (setting, seed, arm, *_), last = p["job"], curve[-2:]
+    prep = p["prep"]
+    row = {"setting": setting, "seed": seed, "arm": arm, "device": device, "timing": "ensemble",
+           "score": statistics.mean(c["score"] for c in last),
+           "score_d4rl": statistics.mean(c.get("score_d4rl", float("nan")) for c in last),
+           "return": statistics.mean(c["return"] for c in last),
+           "train_s": prep["prep_s"] + loop[0], "train_cpu_s": prep["prep_cpu_s"] + loop[1],
+           "prep_cpu_s": prep["prep_cpu_s"], "curve": curve, "ood": ood}
+    if cfg.method == "ilid":
+        row.update({k: prep[k] for k in ("n_selected", "selection_quality", "beta_mean",
+                                         "alpha_max")}, **p["expert_rows"])
+    log.info("%s seed %d %-13s score %6.1f  out of family %s  (ensemble)", setting, seed, arm,
+             row["score"], " ".join(f"{k} {v:.1f}" for k, v in ood.items()))
+    return row
+
+
+def train_ensemble_group(preps: list[dict], quick: bool, steps: int | None, device: str,
+                         ev: ProcessPoolExecutor) -> list[dict]:
+    """Train prepared members that share state/action sizes and policy budget as one
+    `EnsembleBC` on `device`; evaluations run on `ev`'s processes. Returns their rows."""
+    cfgs = [_arm_cfg(p["job"][0], p["job"][2], p["job"][1], quick, steps, device) for p in preps]
+    c = cfgs[0]
+    settings = list(dict.fromkeys(p["job"][0] for p in preps))
+    storages = []
+    for s in settings:
+        d = _setting_data(s, quick, steps)
+        storages.append(tuple(np.concatenate([d.expert[k], d.imperfect[k]])
+                              for k in ("observations", "actions")))
+    members = [Member(settings.index(p["job"][0]), p["terms"], p["init"], p["mean"], p["std"])
+               for p in preps]
+    ens = EnsembleBC(members, storages, c.policy.hidden, c.policy.batch_size, c.policy.lr,
+                     c.policy.weight_decay, pick_device(device), seed=c.seed)
+
+    def jobs(policies, kind):
+        return [(p["job"][0], p["job"][1], quick, steps, pol.net.state_dict(), p["mean"],
+                 p["std"], c.policy.hidden, c.eval_episodes, kind)
+                for p, pol in zip(preps, policies)]
+
+    curves, wall, cpu = train_ensemble(ens, c.policy.steps, c.eval_every,
+                                       lambda pols: list(ev.map(eval_job, jobs(pols, "in"))),
+                                       desc=f"ensemble of {ens.K}")
+    oods = list(ev.map(eval_job, jobs([ens.policy(k) for k in range(ens.K)], "ood")))
+    log.info("ensemble of %d: policy loop %.0f s wall (%.1f s per member)", ens.K, wall,
+             wall / ens.K)
+    return [_member_row(p, cf, cu, o, (wall / ens.K, cpu / ens.K), device)
+            for p, cf, cu, o in zip(preps, cfgs, curves, oods)]
+
+
+def ensemble_train_rows(run_dir: Path, settings: list[str], seeds: list[int], arms: list[str],
+                        quick: bool, steps: int | None, workers: int,
+                        device: str) -> tuple[list[dict], dict]:
+    """--ensemble: every arm but DWBC prepared on `workers` processes, then trained in lockstep
+    (one `EnsembleBC` per state/action size and budget) on `device`, evaluated on a quarter of
+    the workers; DWBC runs as ordinary jobs beside. Returns what `train_rows` returns."""
+    jobs = [(s, seed, arm, quick, steps, device) for s in settings for seed in seeds
+            for arm in arms]
+    ctx = mp.get_context("spawn") if device.startswith("cuda") else None
+    rows: list[dict] = []
+    studies: dict = {}
+    with ProcessPoolExecutor(workers, mp_context=ctx) as ex, \
+            ProcessPoolExecutor(max(1, workers // 4), mp_context=ctx) as ev:
+        warm_data(settings, quick, ex)
+        preps = list(ex.map(prep_job, [j for j in jobs if j[2] not in SOLO_ARMS]))
+        futs = {ex.submit(selection_study, e, quick, steps): e.split("-")[0]
+                for e in _study_envs(settings)}
+        futs.update({ex.submit(run_job, j): None for j in jobs if j[2] in SOLO_ARMS})
+        groups: dict = {}
+        for p in preps:
+            c = _arm_cfg(p["job"][0], p["job"][2], p["job"][1], quick, steps, device)
+            key = (len(p["mean"]), c.policy.hidden, c.policy.batch_size, c.policy.lr,
+                   c.policy.weight_decay, c.policy.steps, c.eval_every, c.eval_episodes)
+            groups.setdefault(key, []).append(p)
+        for group in groups.values():
+            rows += train_ensemble_group(group, quick, steps, device, ev)
+            atomic_write_json(run_dir / "rows.json", rows)
+        for f in as_completed(futs):
+            if futs[f] is None:
+                rows.append(f.result())
+                atomic_write_json(run_dir / "rows.json", rows)
+            else:
+                studies[futs[f]] = f.result()
+    rows.sort(key=lambda r: (settings.index(r["setting"]), r["seed"], list(ARMS).index(
+        r["arm"])))
+    atomic_write_json(run_dir / "rows.json", rows)
+    return rows, studies
 
 
 def data_only(settings: list[str], quick: bool, workers: int) -> int:
@@ -562,8 +724,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_rows:
         rows, settings, studies = rows_from_file(args.from_rows, run_dir, arms, args.quick, steps)
     else:
-        rows, studies = train_rows(run_dir, settings, seeds, arms, args.quick, steps,
-                                   args.workers, device)
+        rows, studies = (ensemble_train_rows if args.ensemble else train_rows)(
+            run_dir, settings, seeds, arms, args.quick, steps, args.workers, device)
     studies = {k: studies[k] for k in (e.split("-")[0] for e in _study_envs(settings))
                if k in studies}
     rep = summarise(rows, studies, args.quick, ["python", "-m", "offline_il_select.bench"] +
