@@ -11,7 +11,10 @@ projects the training-time ratio ILID / BC-E at `--steps` policy steps:
     (steps * t_ilid_step + 2 * steps / 10 * t_disc_step + t_d_over_D_b) / (steps * t_bc_step)
 
 On a CPU a step's cost grows with its rows; on a GPU a step of this size costs its kernel
-launches, so the 2B rows of ILID cost about what BC's B rows do. Writes steptime.json.
+launches, so the 2B rows of ILID cost about what BC's B rows do. `--members 1,12,48` also
+times one step of `offline_il_select.ensemble.EnsembleBC` (the bench's --ensemble) with that many
+members (two terms each over a |D_b|-row storage): per member it costs the single step divided
+by how well the batched kernels amortise. Writes steptime.json.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 
 from offline_il_select.bench import DISC_FRACTION, refuse_config
 from offline_il_select.discriminator import train_discriminator
+from offline_il_select.ensemble import EnsembleBC, Member
 from offline_il_select.models import Discriminator, TanhGaussianPolicy
 from offline_il_select.wbc import bc_loss, weighted_bc_loss
 from shared.cli import build_parser, run
@@ -93,9 +97,30 @@ def measure(device: torch.device, steps: int, n_b: int = 1_000_000, S: int = 17,
             "ilid_over_bc_projected": ilid_total / (steps * t_bc)}
 
 
+def measure_ensemble(device: torch.device, members: list[int], n_b: int = 1_000_000,
+                     S: int = 17, A: int = 6, B: int = 128, n: int = 300) -> dict[str, float]:
+    """Milliseconds per `EnsembleBC` step (all members) for each member count."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    storage = (rng.standard_normal((n_b, S)).astype(np.float32),
+               rng.uniform(-1, 1, (n_b, A)).astype(np.float32))
+    init = TanhGaussianPolicy(S, A).net.state_dict()
+    terms = [(np.arange(n_b), np.ones(n_b, np.float32)),
+             (np.arange(0, n_b, 7), np.ones(len(range(0, n_b, 7)), np.float32))]
+    out = {}
+    for k in members:
+        ens = EnsembleBC([Member(0, terms, init, np.zeros(S), np.ones(S))] * k, [storage], 256,
+                         B, 3e-4, 5e-3, device)
+        out[str(k)] = 1e3 * _timed(ens.step, device, n)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = build_parser("offline_il_select.experiments.steptime", __doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=30_000, help="policy steps for the projection")
+    p.add_argument("--members", default="",
+                   help="comma-separated member counts of the --ensemble step to time too")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     refuse_config(args, "steptime")
@@ -105,10 +130,18 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("--device cuda: no CUDA device here")
     if args.steps < 1:
         raise ConfigError("--steps must be >= 1")
+    try:
+        members = [int(x) for x in args.members.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--members: expected integers, got '{args.members}'") from None
+    if any(k < 1 for k in members):
+        raise ConfigError("--members: counts must be >= 1")
     device = torch.device(args.device or "cpu")
     if device.type == "cpu":
         torch.set_num_threads(1)
     res = measure(device, args.steps, n=50 if args.quick else 300)
+    if members:
+        res["ensemble_step_ms"] = measure_ensemble(device, members, n=50 if args.quick else 300)
     if device.type == "cuda":
         res["gpu"] = torch.cuda.get_device_name(device)
     run_dir = make_run_dir(args.out, "offline_il_select", "steptime")

@@ -170,3 +170,14 @@ def test_bench_ensemble_path_end_to_end(tmp_path, monkeypatch):
     assert not [c for c in rep.checks if "BC-E training" in c.name]
     assert any(n.startswith("runtime: every row trained in an --ensemble") for n in rep.notes)
     assert (tmp_path / "rows.json").is_file()
+
+
+def test_steptime_times_the_ensemble_and_refuses_bad_counts(tmp_path):
+    from offline_il_select.experiments.steptime import main, measure_ensemble
+
+    ms = measure_ensemble(torch.device("cpu"), [1, 2], n_b=500, n=3)
+    assert set(ms) == {"1", "2"} and all(v > 0 for v in ms.values())
+    for bad in ("x", "0"):
+        with pytest.raises(ConfigError, match="--members"):
+            main(["--members", bad, "--out", str(tmp_path / "s")])
+    assert not (tmp_path / "s").exists()
