@@ -86,7 +86,8 @@ def channel_pruned_mlp(mlp: nn.Module, x: torch.Tensor, prune_ratio: float) -> t
     for backward; plain `mlp(x)` without grad or at ratio 0."""
     if prune_ratio <= 0 or not (torch.is_grad_enabled() and x.requires_grad):
         return mlp(x)
-    act = getattr(getattr(mlp, "config", None), "hidden_act", "silu")
+    mc = getattr(mlp, "config", None)  # Gemma names it hidden_activation (GeGLU)
+    act = getattr(mc, "hidden_act", None) or getattr(mc, "hidden_activation", None) or "silu"
     if act not in ("silu", "swish"):
         raise ValueError(f"MLP channel pruning supports SwiGLU with silu, got '{act}'")
     if hasattr(mlp, "gate_up_proj"):

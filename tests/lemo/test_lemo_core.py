@@ -444,18 +444,21 @@ def test_opt_post_layernorm_keep_ratio_one_is_dense():
 
 
 def test_what_lemo_would_get_wrong_is_refused():
-    """Sliding-window attention (the eliminating layers attend to all kept earlier tokens) and a
-    layer policy under which no layer of the model eliminates (LeMo would be plain LoRA)."""
+    """The S2-Attn baseline on sliding-window attention (it attends within its groups only; the
+    eliminating layers honour the window) and a layer policy under which no layer of the model
+    eliminates (LeMo would be plain LoRA)."""
     from lemo.patch import apply_lemo as apply
     from shared.errors import ConfigError
 
     m = build_model(ModelConfig(arch="mistral", hidden_size=32, num_layers=4, num_heads=4,
                                 num_kv_heads=2, intermediate_size=64))
     m.config.sliding_window = 8
-    with pytest.raises(ConfigError, match="sliding-window attention \\(sliding_window=8\\)"):
-        apply(m, LemoConfig(block_size=B))
+    with pytest.raises(ConfigError, match="S2-Attn does not implement this model's sliding "
+                                          "window \\(8\\)"):
+        apply(m, LemoConfig(block_size=B, attention="s2"))
+    apply(m, LemoConfig(block_size=B))  # eliminating layers apply the window
     m.config.sliding_window = None
-    apply(m, LemoConfig(block_size=B))  # full attention: fine
+    apply(m, LemoConfig(block_size=B, attention="s2"))  # full attention: fine
     two = build_model(ModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
                                   intermediate_size=64))
     with pytest.raises(ConfigError, match="no layer of this 2-layer model eliminates"):
@@ -465,13 +468,18 @@ def test_what_lemo_would_get_wrong_is_refused():
     apply(two, LemoConfig(enabled=False))  # plain LoRA through the same layers: fine
 
 
-def test_segment_loss_refuses_final_logit_softcapping():
-    from shared.errors import ConfigError
-
-    m = tiny()
-    x = torch.randint(0, 256, (1, 64))
-    m.config.final_logit_softcapping = 30.0
-    with pytest.raises(ConfigError, match="final_logit_softcapping=30.0"):
-        causal_lm_loss(m, x, segment=32)
-    m.config.final_logit_softcapping = None
-    assert torch.isfinite(causal_lm_loss(m, x, segment=32))
+def test_segment_loss_applies_final_logit_softcapping():
+    """Any model whose config sets final_logit_softcapping: the segmented loss soft-caps as the
+    full-logit reference does (and it matters: the uncapped loss differs)."""
+    g = torch.Generator().manual_seed(4)
+    h = torch.randn(2, 40, 16, generator=g, requires_grad=True)
+    w = torch.randn(256, 16, generator=g, requires_grad=True)
+    y = torch.randint(0, 256, (2, 40), generator=g)
+    from lemo import kernels
+    from lemo.loss import shift_labels
+    ref = full_lm_loss(h, w, y, softcap=2.0)
+    assert abs(float(ref) - float(full_lm_loss(h, w, y))) > 0.1
+    seg = kernels.segmented_lm_loss(h, w, shift_labels(y), 16, softcap=2.0)
+    assert torch.allclose(ref, seg, atol=1e-6)
+    for a, b in zip(torch.autograd.grad(ref, (h, w)), torch.autograd.grad(seg, (h, w))):
+        assert torch.allclose(a, b, atol=1e-6)
