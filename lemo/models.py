@@ -163,6 +163,7 @@ def load_model(cfg: ModelConfig, device: str = "cpu") -> nn.Module:
         raise DataError(f"model.path '{path}' is not a save_pretrained directory (no config.json)")
     source = f"model.path '{path}'"
     hf_cfg = hf_config(path, source)
+    source = f"model.path '{path}' ({hf_cfg.model_type})"
     if hf_cfg.model_type not in SUPPORTED:
         raise ConfigError(f"model.path '{path}': model_type '{hf_cfg.model_type}' is not supported "
                           f"(supported: {', '.join(SUPPORTED)})")

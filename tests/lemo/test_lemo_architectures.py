@@ -309,3 +309,16 @@ def test_what_gemma_cannot_do_is_refused():
     with pytest.raises(ConfigError, match="activation is 'gelu_pytorch_tanh'"):
         apply_lemo(MODELS["gemma3"](), LemoConfig(block_size=B, mlp_prune_ratio=0.5,
                                                   dense_first=0.0))
+
+
+def test_gemma2_checkpoint_dir_loads_with_eager_attention(tmp_path):
+    """A save_pretrained Gemma 2 directory loads through `model.path` with HF's eager attention
+    (its sdpa path has no soft-capping) and trains under LeMo."""
+    from lemo.models import load_model
+
+    MODELS["gemma2"]().save_pretrained(tmp_path)
+    m = load_model(ModelConfig(path=str(tmp_path)))
+    assert m.config.model_type == "gemma2" and m.config._attn_implementation == "eager"
+    layers = apply_lemo(m, LemoConfig(block_size=B, keep_ratio=0.5, dense_first=0.0))
+    causal_lm_loss(m, torch.randint(0, 256, (1, 64)), segment=32).backward()
+    assert layers[0].last_idx.shape == (1, 32)
