@@ -571,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         if arm == "base":
             model = build_lm(cfg, cfg.rope_factor)
             model.load_state_dict(base_state)
-            model.to(device)
+            model.to(device, torch.bfloat16 if device.startswith("cuda") else None)
             row = {}
         else:
             model, row = finetune_arm(base_state, arm, cfg, code, english, device)
