@@ -20,6 +20,7 @@ from lemo.layers import (
     LemoLlamaDecoderLayer,
     LemoOPTDecoderLayer,
 )
+from lemo.mlp import GATED_ACTIVATIONS
 from shared.errors import ConfigError
 
 __all__ = ["SUPPORTED", "UnsupportedModelError", "apply_lemo", "configure_lemo", "lemo_layers",
@@ -81,9 +82,10 @@ def apply_lemo(model: nn.Module, cfg: LemoConfig) -> list[LemoDecoderLayer]:
 def check_applicable(config, cfg: LemoConfig, layers: list[LemoDecoderLayer]) -> None:
     """Refuse what LeMo would silently get wrong: the S2-Attn baseline on a model with
     sliding-window attention or attention soft-capping (`lemo.baselines.s2_attention` has
-    neither), MLP channel pruning of a non-SwiGLU MLP, and a layer policy under which no layer
-    of this model eliminates tokens (LeMo would be plain LoRA). Sliding windows and soft-capping
-    are honoured by the eliminating layers (`lemo.layers.kept_attention`)."""
+    neither), MLP channel pruning of an MLP whose activation it does not implement, and a layer
+    policy under which no layer of this model eliminates tokens (LeMo would be plain LoRA).
+    Sliding windows and soft-capping are honoured by the eliminating layers
+    (`lemo.layers.kept_attention`)."""
     if not cfg.enabled:
         return
     if cfg.attention == "s2":
@@ -95,10 +97,10 @@ def check_applicable(config, cfg: LemoConfig, layers: list[LemoDecoderLayer]) ->
                               "lemo.attention=lemo")
         return
     act = getattr(config, "hidden_act", None) or getattr(config, "hidden_activation", None)
-    if cfg.mlp_prune_ratio > 0 and config.model_type != "opt" and act not in ("silu", "swish"):
+    if cfg.mlp_prune_ratio > 0 and config.model_type != "opt" and act not in GATED_ACTIVATIONS:
         raise ConfigError(f"lemo.mlp_prune_ratio={cfg.mlp_prune_ratio:g}: MLP channel pruning "
-                          f"supports SwiGLU (silu) MLPs, this model's activation is '{act}'; "
-                          "set lemo.mlp_prune_ratio=0")
+                          f"supports gated MLPs with {sorted(GATED_ACTIVATIONS)}, this model's "
+                          f"activation is '{act}'; set lemo.mlp_prune_ratio=0")
     if not any(m.eliminating for m in layers):
         raise ConfigError(f"no layer of this {len(layers)}-layer model eliminates tokens "
                           f"(lemo.dense_first={cfg.dense_first:g}, lemo.dense_last="

@@ -301,14 +301,33 @@ def test_segment_loss_applies_final_logit_softcapping():
         assert close(a, b)
 
 
+def test_gemma_geglu_pruning_is_dispatched_by_activation():
+    """Gemma's MLP is GeGLU (gelu_pytorch_tanh): the pruned MLP's forward equals the module's and,
+    keeping every channel, its input gradient is the exact one (a SwiGLU backward would not be);
+    an activation without a pruned backward is refused before any work."""
+    from lemo.mlp import PrunedGeGLUFunction
+    from shared.errors import ConfigError
+
+    mlp = MODELS["gemma3"]().model.layers[0].mlp.requires_grad_(False)
+    x = torch.randn(2, 16, 32, requires_grad=True)
+    y = channel_pruned_mlp(mlp, x, 1e-9)  # keeps all 64 channels
+    assert torch.allclose(y, mlp(x), atol=1e-6)
+    assert y.grad_fn.name().startswith(PrunedGeGLUFunction.__name__)
+    (g,) = torch.autograd.grad(y.square().sum(), x)
+    (ref,) = torch.autograd.grad(mlp(x).square().sum(), x)
+    assert torch.allclose(g, ref, atol=1e-5)
+    apply_lemo(MODELS["gemma3"](), LemoConfig(block_size=B, mlp_prune_ratio=0.5, dense_first=0.0))
+    m = MODELS["gemma3"]()
+    m.config.hidden_activation = "gelu"  # exact erf GELU: no pruned backward for it
+    with pytest.raises(ConfigError, match="activation is 'gelu'"):
+        apply_lemo(m, LemoConfig(block_size=B, mlp_prune_ratio=0.5, dense_first=0.0))
+
+
 def test_what_gemma_cannot_do_is_refused():
     from shared.errors import ConfigError
 
     with pytest.raises(ConfigError, match="S2-Attn does not implement"):
         apply_lemo(MODELS["gemma2"](), LemoConfig(block_size=B, attention="s2"))
-    with pytest.raises(ConfigError, match="activation is 'gelu_pytorch_tanh'"):
-        apply_lemo(MODELS["gemma3"](), LemoConfig(block_size=B, mlp_prune_ratio=0.5,
-                                                  dense_first=0.0))
 
 
 def test_gemma2_checkpoint_dir_loads_with_eager_attention(tmp_path):

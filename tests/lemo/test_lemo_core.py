@@ -10,7 +10,7 @@ from lemo.baselines import s2_attention
 from lemo.config import LemoConfig, LoraConfig, ModelConfig
 from lemo.layers import LemoLlamaDecoderLayer
 from lemo.loss import causal_lm_loss, full_lm_loss
-from lemo.mlp import PrunedReluFunction, PrunedSwiGLUFunction
+from lemo.mlp import PrunedGeGLUFunction, PrunedReluFunction, PrunedSwiGLUFunction
 from lemo.models import add_lora, build_model, set_checkpointing
 from lemo.patch import apply_lemo, configure_lemo, lemo_layers
 from lemo.predictor import PatternPredictor, train_predictor
@@ -259,22 +259,25 @@ def test_segment_loss_equals_full_loss_and_gradients():
                           atol=1e-5)
 
 
-def test_pruned_swiglu_gradient_is_the_kept_channel_gradient():
+@pytest.mark.parametrize("fn,act", [
+    (PrunedSwiGLUFunction, F.silu),
+    (PrunedGeGLUFunction, lambda t: F.gelu(t, approximate="tanh"))], ids=["swiglu", "geglu"])
+def test_pruned_swiglu_gradient_is_the_kept_channel_gradient(fn, act):
     g = torch.Generator().manual_seed(2)
     x = torch.randn(3, 7, 8, generator=g, requires_grad=True)
     wg, wu, wd = (torch.randn(12, 8, generator=g), torch.randn(12, 8, generator=g),
                   torch.randn(8, 12, generator=g))
-    y = PrunedSwiGLUFunction.apply(x, wg, wu, wd, None, None, None, 4)
-    dense = F.linear(F.silu(x @ wg.t()) * (x @ wu.t()), wd)
+    y = fn.apply(x, wg, wu, wd, None, None, None, 4)
+    dense = F.linear(act(x @ wg.t()) * (x @ wu.t()), wd)
     assert torch.allclose(y, dense, atol=1e-5)  # forward is exact
     (gx,) = torch.autograd.grad(y.sum(), x)
-    a, u = F.silu(x @ wg.t()), x @ wu.t()
+    a, u = act(x @ wg.t()), x @ wu.t()
     ch = (a.reshape(-1, 12).norm(dim=0) + u.reshape(-1, 12).norm(dim=0)).topk(4).indices
     xr = x.detach().requires_grad_()
-    restricted = F.linear(F.silu(xr @ wg[ch].t()) * (xr @ wu[ch].t()), wd[:, ch])
+    restricted = F.linear(act(xr @ wg[ch].t()) * (xr @ wu[ch].t()), wd[:, ch])
     (rx,) = torch.autograd.grad(restricted.sum(), xr)
     assert torch.allclose(gx, rx, atol=1e-5)
-    y_all = PrunedSwiGLUFunction.apply(x, wg, wu, wd, None, None, None, 12)
+    y_all = fn.apply(x, wg, wu, wd, None, None, None, 12)
     (fx,) = torch.autograd.grad(y_all.sum(), x)
     (dx,) = torch.autograd.grad(dense.sum(), x)
     assert torch.allclose(fx, dx, atol=1e-5)  # keeping every channel is the exact gradient
