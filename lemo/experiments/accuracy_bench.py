@@ -590,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
                                       record.get("saved"), cfg)
         record["seconds"] = elapsed()
         atomic_write_json(out_json, record)
+    record["seconds"] = elapsed()
+    atomic_write_json(out_json, record)  # with the arms skipped after the last one that ran
     plot_frontier(record["frontier"], run_dir / "frontier.png")
     f = record["frontier"]
     log.info("default: %s%s -> %s", f.get("default"),

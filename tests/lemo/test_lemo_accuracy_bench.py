@@ -128,3 +128,18 @@ def test_bad_config_exits_2_before_writing(tmp_path, capsys):
         run(main, ["--quick", "--set", "ft_len=1000", "--out", str(out)])
     assert e.value.code == 2 and "multiple of block_size" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_time_caps_stop_pretraining_and_skip_arms(tmp_path):
+    """pretrain_seconds stops pretraining after the step that passes it; arms after LoRA that
+    would pass time_budget_s are recorded as skipped, and the run still ends with its JSON."""
+    from shared.cli import run
+
+    with pytest.raises(SystemExit) as e:
+        run(main, ["--quick", "--device", "cpu", "--out", str(tmp_path), "--set",
+                   "pretrain_seconds=0", "--set", "time_budget_s=0", "--set", "saved_bytes=false"])
+    assert e.value.code == 0
+    r = json.loads((tmp_path / "results.json").read_text())
+    assert r["pretrain"]["steps"] == 1 and r["pretrain"]["steps_planned"] == 4
+    assert set(r["rows"]) == {"base", "lora"} and r["skipped"] == ["lemo:unbiased:k0.5:p0.8"]
+    assert "saved" not in r and r["frontier"]["points"] == []
