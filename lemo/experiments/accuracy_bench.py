@@ -73,7 +73,8 @@ POLICIES: dict[str, dict] = {
     "causal_sum": {},  # the paper's causal column sum (top-k)
     "unbiased": dict(score_reduce="mean", sink_blocks=1, local_blocks=1),
     "noncausal": dict(causal_scores=False),  # the paper's sum over all query tiles
-    "threshold": dict(selection="threshold"),  # Algorithm 1 from the mean block score
+    "threshold": dict(selection="threshold"),  # Algorithm 1 from the mean block score (the
+    # arm's k<keep> is then unused: the blocks at or above the input's mean score are kept)
 }
 
 
