@@ -5,7 +5,8 @@ pre-softmax logits, tile max, column sum), keeps the top blocks and runs the att
 kept tokens only, so dropped tokens' activations are never saved for backward. Modules:
 
 - `lemo.scoring`: informativeness tiles, key-block scores, `TokenEliminator` (paper §4.2);
-- `lemo.layers`: eliminating decoder layers for Llama / Mistral / Qwen2 and OPT;
+- `lemo.layers`: eliminating decoder layers for Llama / Mistral / Qwen2 / Qwen3 / Phi-3,
+  Gemma 2 / 3 (sliding windows and soft-capping honoured) and OPT;
 - `lemo.mlp`: MLP saved-channel pruning (approximate input gradient, switchable);
 - `lemo.predictor`: `PatternPredictor` with elastic size (§4.3);
 - `lemo.loss`: segment-based lm_head + cross-entropy (§4.4 peak cutting);
@@ -36,8 +37,9 @@ torch.Size([1, 128])
 >>> lemo.bytes < dense.bytes
 True
 
-Any Llama / Mistral / Qwen2 / OPT checkpoint works the same way: `ModelConfig(path=dir)` and
-`load_model`, or `apply_lemo` on your own transformers (+ peft) model.
+Any Llama / Mistral / Qwen2 / Qwen3 / Phi-3 / Gemma 2 / Gemma 3 / OPT checkpoint works the same
+way: `ModelConfig(path=dir)` and `load_model`, or `apply_lemo` on your own transformers (+ peft)
+model.
 """
 
 from lemo.config import LemoConfig, LoraConfig, ModelConfig, PredictorConfig

@@ -79,7 +79,7 @@ class ModelConfig:
 
     path: str | None = None  # HF save_pretrained dir; None: the embedded model
     # the embedded / tiny model's family
-    arch: Literal["llama", "mistral", "qwen2", "opt", "qwen3", "phi3"] = "llama"
+    arch: Literal["llama", "mistral", "qwen2", "opt", "qwen3", "phi3", "gemma2", "gemma3"] = "llama"
     hidden_size: PosInt = 192
     num_layers: PosInt = 6
     num_heads: PosInt = 4

@@ -62,10 +62,15 @@ def load_text(path: str | None, split: str, text_key: str, max_bytes: int) -> np
     return load_text_file(path, text_key)[:max_bytes]
 
 
-def make_passkey_batch(n: int, seq_len: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, seq_len) int64 passkey sequences; the answer is each row's last ANSWER_LEN bytes."""
+def make_passkey_batch(n: int, seq_len: int, rng: np.random.Generator,
+                       depth: float | None = None) -> np.ndarray:
+    """(n, seq_len) int64 passkey sequences; the answer is each row's last ANSWER_LEN bytes.
+    The needle sits at a random depth of the filler, or at `depth` in [0, 1] (0: right after
+    the introduction, 1: right before the question)."""
+    if depth is not None and not 0.0 <= depth <= 1.0:
+        raise ValueError(f"passkey depth must be in [0, 1], got {depth}")
     keys = rng.integers(10_000, 100_000, size=n)
-    depths = rng.random(n)
+    depths = rng.random(n) if depth is None else np.full(n, float(depth))
     rows = []
     for key, depth in zip(keys, depths):
         needle, question = _NEEDLE.format(key=key), _QUESTION.format(key=key)

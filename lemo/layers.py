@@ -1,6 +1,7 @@
 """Decoder layers with token elimination (paper §4.2, AE `LlamaFlashAttention2.forward`).
 
-`LemoLlamaDecoderLayer` (Llama / Mistral / Qwen2: GQA, RoPE, SwiGLU) and `LemoOPTDecoderLayer`
+`LemoLlamaDecoderLayer` (Llama / Mistral / Qwen2 / Qwen3 / Phi-3: GQA, RoPE, SwiGLU), its
+`LemoGemmaDecoderLayer` (Gemma 2 / 3: sandwich norms, soft-capping) and `LemoOPTDecoderLayer`
 (OPT: learned positions, ReLU FFN, pre- or post-LN) take over the *submodules* of the HF decoder
 layer they replace (same attribute names, so state-dict keys and peft LoRA targets are unchanged)
 and subclass transformers' public `GradientCheckpointingLayer`, so
@@ -11,7 +12,9 @@ An eliminating layer (b = batch, s = tokens, k = kept tokens):
    `PatternPredictor`) and keeps k tokens, idx (b, k) sorted;
 2. gathers the kept rows of the residual stream (b, k, D) and computes norm and q/k/v for kept
    tokens only; RoPE uses their original positions (cos/sin gathered at idx);
-3. causal attention among kept tokens (original order, so causal in the original sense);
+3. causal attention among kept tokens (original order, so causal in the original sense; a
+   sliding window and soft-capping as the model's own attention, on original positions:
+   `kept_attention`);
 4. adds `o_proj`'s output into the residual at idx only: dropped tokens pass the attention
    block unchanged, and autograd saves only kept tokens' activations.
 The q/k/v/o projections of kept rows go through `kernels.lora_linear_group`: the same function as
@@ -35,9 +38,15 @@ from lemo import kernels
 from lemo.baselines import s2_attention
 from lemo.config import LemoConfig
 from lemo.mlp import channel_pruned_ffn, channel_pruned_mlp
-from lemo.scoring import TokenEliminator, informativeness_tiles, key_block_scores
+from lemo.scoring import (
+    TokenEliminator,
+    informativeness_tiles,
+    key_block_scores,
+    window_tile_mask,
+)
 
-__all__ = ["apply_rope", "LemoDecoderLayer", "LemoLlamaDecoderLayer", "LemoOPTDecoderLayer"]
+__all__ = ["apply_rope", "kept_attention", "LemoDecoderLayer", "LemoLlamaDecoderLayer",
+           "LemoGemmaDecoderLayer", "LemoOPTDecoderLayer"]
 
 
 def apply_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor,
@@ -116,21 +125,45 @@ class LemoDecoderLayer(GradientCheckpointingLayer):
     def mlp_ratio(self) -> float:
         return self.cfg.mlp_prune_ratio if self.cfg.enabled and self.training else 0.0
 
+    def window(self, s: int) -> int | None:
+        """This layer's sliding attention window, if it is shorter than the input (s tokens):
+        the attention module's own `sliding_window` (Qwen2/3, Gemma 2/3: None on full-attention
+        layers), else the config's (Mistral, Phi-3: every layer)."""
+        a = getattr(self, "self_attn", None)
+        if a is None:
+            return None
+        w = a.sliding_window if hasattr(a, "sliding_window") else getattr(
+            getattr(a, "config", None), "sliding_window", None)
+        return int(w) if w is not None and int(w) < s else None
+
+    def softcap(self) -> float | None:
+        """Gemma 2's attention-logit soft-capping (None: off)."""
+        cap = getattr(getattr(self, "self_attn", None), "attn_logit_softcapping", None)
+        return float(cap) if cap else None
+
     def _select(self, x: torch.Tensor, qk) -> torch.Tensor:
-        """x: attention input (b, s, D); qk(): exact (q, k) -> kept token ids (b, k)."""
+        """x: attention input (b, s, D); qk(): exact (q, k) -> kept token ids (b, k). Under a
+        sliding window only the tiles that hold an in-window (query, key) pair count
+        (`window_tile_mask`), so a key block is scored by the queries that can see it."""
         s = x.shape[1]
         if s % self.cfg.block_size:
             raise ValueError(f"sequence length {s} is not a multiple of lemo.block_size "
                              f"{self.cfg.block_size}; pad inputs to a multiple of it")
+        window = self.window(s)
+        visible = None if window is None else window_tile_mask(
+            s // self.cfg.block_size, self.cfg.block_size, window, x.device)
         pred = self.predictor
         if self.cfg.scorer == "predictor" and pred is not None and self.capture is None:
-            scores = pred.key_scores(x.float(), self.cfg.score_reduce, self.cfg.causal_scores)
+            args = (x.float(), self.cfg.score_reduce, self.cfg.causal_scores)
+            scores = pred.key_scores(*args) if visible is None else pred.key_scores(*args,
+                                                                                   visible)
         else:
             q, k = qk()
             tiles = informativeness_tiles(q, k, self.cfg.block_size, self.cfg.causal_scores)
             if self.capture is not None:
                 self.capture.append((x.detach().float().cpu(), tiles.cpu()))
-            scores = key_block_scores(tiles, self.cfg.score_reduce, self.cfg.causal_scores)
+            scores = key_block_scores(tiles, self.cfg.score_reduce, self.cfg.causal_scores,
+                                      visible)
         idx = self.eliminator.select(scores)
         self.last_idx = idx
         return idx
@@ -140,6 +173,37 @@ def _sdpa(q, k, v, scale: float) -> torch.Tensor:
     """Causal attention (b, h, k, d) with GQA; the CPU flash path saves only out + LSE."""
     return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale,
                                           enable_gqa=q.shape[1] != k.shape[1])
+
+
+def kept_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
+                   pos: torch.Tensor | None = None, window: int | None = None,
+                   softcap: float | None = None) -> torch.Tensor:
+    """Causal attention among kept tokens (b, h, k, d), GQA, on their original positions `pos`
+    (b, k): query p sees key p' iff p' <= p and, with a sliding `window`, p - p' < window (HF's
+    `sliding_window_overlay`). `softcap`: Gemma 2's attention-logit soft-capping
+    cap·tanh(logits / cap) before the mask and softmax (HF's eager attention). Without either it
+    is `is_causal` SDPA (kept tokens are sorted, so causal among them is causal in the original
+    order); a window becomes a boolean SDPA mask; soft-capping needs the logits, so it runs
+    eagerly (softmax in fp32, as HF)."""
+    if window is None and softcap is None:
+        return _sdpa(q, k, v, scale)
+    if pos is None:
+        pos = torch.arange(q.shape[2], device=q.device).expand(q.shape[0], -1)
+    diff = pos[:, :, None] - pos[:, None, :]  # query - key, in original positions
+    allow = diff >= 0
+    if window is not None:
+        allow = allow & (diff < window)
+    allow = allow[:, None]  # (b, 1, k, k)
+    if softcap is None:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allow, scale=scale,
+                                              enable_gqa=q.shape[1] != k.shape[1])
+    rep = q.shape[1] // k.shape[1]
+    if rep > 1:
+        k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+    logits = (q @ k.transpose(-1, -2)) * scale
+    logits = torch.tanh(logits / softcap) * softcap
+    logits = logits.masked_fill(~allow, float("-inf"))
+    return logits.softmax(-1, dtype=torch.float32).to(q.dtype) @ v
 
 
 class LemoLlamaDecoderLayer(LemoDecoderLayer):
@@ -188,8 +252,10 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
         x = self.input_layernorm(kernels.gather_rows(h, idx))  # (b, k, D)
         q, k, v = self._qkv(x, kernels.gather_rows(cos, idx), kernels.gather_rows(sin, idx),
                             lean=True)
-        o = _sdpa(q, k, v, self.self_attn.scaling).transpose(1, 2).reshape(b, idx.shape[1], -1)
-        o = self._resid("resid_attn_dropout", kernels.lora_linear(self.self_attn.o_proj, o))
+        o = kept_attention(q, k, v, self.self_attn.scaling, idx, self.window(h.shape[1]),
+                           self.softcap())
+        o = o.transpose(1, 2).reshape(b, idx.shape[1], -1)
+        o = self._attn_out(kernels.lora_linear(self.self_attn.o_proj, o))
         return kernels.scatter_add_rows(h, idx, o)
 
     def _lemo_attention(self, h: torch.Tensor, cos, sin) -> torch.Tensor:
@@ -216,8 +282,7 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
         rep = q.shape[1] // k.shape[1]
         k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
         o = s2_attention(q, k, v, self.cfg.s2_groups, self.self_attn.scaling)
-        return h + self._resid("resid_attn_dropout",
-                               self.self_attn.o_proj(o.transpose(1, 2).reshape(b, s, -1)))
+        return h + self._attn_out(self.self_attn.o_proj(o.transpose(1, 2).reshape(b, s, -1)))
 
     def forward(self, hidden_states: torch.Tensor, attention_mask=None, position_ids=None,
                 cache=None, use_cache=False, position_embeddings=None, **kwargs) -> torch.Tensor:
@@ -231,9 +296,35 @@ class LemoLlamaDecoderLayer(LemoDecoderLayer):
                 hidden_states=self.input_layernorm(hidden_states), attention_mask=attention_mask,
                 position_ids=position_ids, cache=cache, use_cache=use_cache,
                 position_embeddings=position_embeddings, **kwargs)
-            h = hidden_states + self._resid("resid_attn_dropout", a)
+            h = hidden_states + self._attn_out(a)
+        return h + self._ffn(h)
+
+    def _attn_out(self, t: torch.Tensor) -> torch.Tensor:
+        """What the attention block adds to the residual, from `o_proj`'s output."""
+        return self._resid("resid_attn_dropout", t)
+
+    def _ffn(self, h: torch.Tensor) -> torch.Tensor:
+        """What the MLP block adds to the residual h."""
         y = channel_pruned_mlp(self.mlp, self.post_attention_layernorm(h), self.mlp_ratio())
-        return h + self._resid("resid_mlp_dropout", y)
+        return self._resid("resid_mlp_dropout", y)
+
+
+class LemoGemmaDecoderLayer(LemoLlamaDecoderLayer):
+    """Replaces Gemma2DecoderLayer and Gemma3DecoderLayer: the Llama layout plus "sandwich"
+    norms (`post_attention_layernorm` on the attention output before the residual add,
+    `pre_feedforward_layernorm` / `post_feedforward_layernorm` around the MLP), GeGLU MLP,
+    query scaling `query_pre_attn_scalar`^-½ (the attention module's `scaling`), alternating
+    sliding-window layers (`window`), attention-logit soft-capping (Gemma 2; `softcap`) and
+    q/k RMSNorms (Gemma 3; `_qkv`). Gemma 3's per-layer-type RoPE arrives as this layer's
+    `position_embeddings`. Every norm is per token, so kept rows are normalised exactly as in
+    the dense layer."""
+
+    def _attn_out(self, t: torch.Tensor) -> torch.Tensor:
+        return self.post_attention_layernorm(t)
+
+    def _ffn(self, h: torch.Tensor) -> torch.Tensor:
+        y = channel_pruned_mlp(self.mlp, self.pre_feedforward_layernorm(h), self.mlp_ratio())
+        return self.post_feedforward_layernorm(y)
 
 
 class _EliminatingAttention(nn.Module):
@@ -243,6 +334,8 @@ class _EliminatingAttention(nn.Module):
     def __init__(self, layer: LemoLlamaDecoderLayer):
         super().__init__()
         self.self_attn, self.input_layernorm = layer.self_attn, layer.input_layernorm
+        if isinstance(layer, LemoGemmaDecoderLayer):  # `_attn_out` norms o_proj's output
+            self.post_attention_layernorm = layer.post_attention_layernorm
         # weak: the layer holds this module's graphs, which then die with `configure`
         self.__dict__["layer"] = weakref.ref(layer)
 

@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from lemo import kernels
-from shared.errors import ConfigError
 
 __all__ = ["shift_labels", "causal_lm_loss", "full_lm_loss"]
 
@@ -24,9 +23,12 @@ def shift_labels(labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor
 
 
 def full_lm_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
-                 ignore_index: int = -100) -> torch.Tensor:
-    """Reference: mean CE of the full (b·s, vocab) logits against `shift_labels(labels)`."""
+                 ignore_index: int = -100, softcap: float | None = None) -> torch.Tensor:
+    """Reference: mean CE of the full (b·s, vocab) logits (soft-capped: cap·tanh(logits / cap))
+    against `shift_labels(labels)`."""
     logits = (hidden @ weight.t()).float()
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
     y = shift_labels(labels, ignore_index)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
                            ignore_index=ignore_index)
@@ -37,6 +39,8 @@ def causal_lm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor | None =
     """Next-token loss of a HF causal LM (or peft wrapper), segmented when `segment` > 0.
 
     segment == 0 falls back to the model's own `labels=` loss (full logits): the LoRA baseline.
+    The model's final-logit soft-capping (`config.final_logit_softcapping`, Gemma 2) is applied
+    to the segments' logits as in its own forward.
     """
     labels = input_ids if labels is None else labels
     if segment <= 0:
@@ -47,7 +51,5 @@ def causal_lm_loss(model, input_ids: torch.Tensor, labels: torch.Tensor | None =
     if getattr(head, "bias", None) is not None:
         raise ValueError("segment loss supports lm_head without bias")
     cap = getattr(getattr(base, "config", None), "final_logit_softcapping", None)
-    if cap:  # the segmented kernels compute plain hidden @ W^T logits
-        raise ConfigError(f"segment loss does not apply final-logit soft-capping "
-                          f"(final_logit_softcapping={cap}); use lemo.segment_size=0")
-    return kernels.segmented_lm_loss(hidden, head.weight, shift_labels(labels), segment)
+    return kernels.segmented_lm_loss(hidden, head.weight, shift_labels(labels), segment,
+                                     softcap=float(cap) if cap else None)

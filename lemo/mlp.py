@@ -1,7 +1,8 @@
 """MLP saved-channel pruning (paper §6.3 / AE `PrunedLlamaMLPFunction`).
 
 The forward pass is dense and exact. For backward, only the top (1 − p) intermediate channels,
-ranked by ‖silu(gate)‖₂ + ‖up‖₂ over all tokens (ReLU MLPs: ‖relu(fc1)‖₂), are saved; the
+ranked by ‖silu(gate)‖₂ + ‖up‖₂ over all tokens (Gemma's GeGLU: ‖gelu(gate)‖₂ + ‖up‖₂; ReLU
+MLPs: ‖relu(fc1)‖₂), are saved; the
 gradient w.r.t. the MLP input uses those channels only, so **it is approximate** (exactly the
 gradient of the MLP restricted to the kept channels). The MLP weights must be frozen (LoRA on
 attention), as no weight gradient is computed. Shapes: x (..., D), gate/up (N, I), kept C channels.
@@ -15,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PrunedSwiGLUFunction", "PrunedReluFunction", "channel_pruned_mlp", "channel_pruned_ffn"]
+__all__ = ["PrunedSwiGLUFunction", "PrunedGeGLUFunction", "PrunedReluFunction",
+           "GATED_ACTIVATIONS", "channel_pruned_mlp", "channel_pruned_ffn"]
 
 
 # CUDA inputs longer than CHUNK_ABOVE tokens take the token-chunked forward
@@ -40,24 +42,50 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
     """y = down(silu(gate(x)) ⊙ up(x)); saves x and the kept channels of gate/up only."""
 
     @staticmethod
-    def forward(ctx, x, wg, wu, wd, bg, bu, bd, n_keep: int):
+    def _act(g: torch.Tensor) -> torch.Tensor:
+        return F.silu(g)
+
+    @staticmethod
+    def _act_backward(grad: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten.silu_backward(grad, g)  # grad·silu'(g), one fused kernel
+
+    @classmethod
+    def forward(cls, ctx, x, wg, wu, wd, bg, bu, bd, n_keep: int):
         x2 = x.reshape(-1, x.shape[-1])
         g = F.linear(x2, wg, bg)
         u = F.linear(x2, wu, bu)
-        a = F.silu(g)
+        a = cls._act(g)
         y = F.linear(a * u, wd, bd)
         ch = _top_channels(a.norm(dim=0) + u.norm(dim=0), n_keep)
         ctx.save_for_backward(x, g[:, ch], u[:, ch], ch, wg, wu, wd)
         return y.view(*x.shape[:-1], -1)
 
-    @staticmethod
-    def backward(ctx, gy):
+    @classmethod
+    def backward(cls, ctx, gy):
         x, g, u, ch, wg, wu, wd = ctx.saved_tensors
         gp = gy.reshape(-1, gy.shape[-1]) @ wd[:, ch]  # (N, C)
-        du = gp * F.silu(g)
-        dg = torch.ops.aten.silu_backward(gp * u, g)  # gp·u·silu'(g), one fused kernel
+        du = gp * cls._act(g)
+        dg = cls._act_backward(gp * u, g)
         dx = torch.addmm(du @ wu[ch], dg, wg[ch])
         return dx.view_as(x), None, None, None, None, None, None, None
+
+
+class PrunedGeGLUFunction(PrunedSwiGLUFunction):
+    """Gemma's GeGLU, y = down(gelu_tanh(gate(x)) ⊙ up(x)) (`gelu_pytorch_tanh`): the same
+    pruning, channels ranked by ‖gelu(gate)‖₂ + ‖up‖₂."""
+
+    @staticmethod
+    def _act(g: torch.Tensor) -> torch.Tensor:
+        return F.gelu(g, approximate="tanh")
+
+    @staticmethod
+    def _act_backward(grad: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten.gelu_backward(grad, g, approximate="tanh")
+
+
+# an MLP's activation name (HF `hidden_act` / Gemma's `hidden_activation`) -> pruned function
+GATED_ACTIVATIONS = {"silu": PrunedSwiGLUFunction, "swish": PrunedSwiGLUFunction,
+                     "gelu_pytorch_tanh": PrunedGeGLUFunction, "gelu_tanh": PrunedGeGLUFunction}
 
 
 class PrunedReluFunction(torch.autograd.Function):
@@ -81,14 +109,17 @@ class PrunedReluFunction(torch.autograd.Function):
 
 
 def channel_pruned_mlp(mlp: nn.Module, x: torch.Tensor, prune_ratio: float) -> torch.Tensor:
-    """A Llama-family SwiGLU MLP (gate_proj/up_proj/down_proj, silu; or Phi-3's fused
-    gate_up_proj = [gate | up]) on x (b, s, D), saving only the top (1 - prune_ratio) channels
+    """A gated MLP (gate_proj/up_proj/down_proj: Llama-family SwiGLU, Gemma's GeGLU; or Phi-3's
+    fused gate_up_proj = [gate | up]) on x (b, s, D), saving only the top (1 - prune_ratio) channels
     for backward; plain `mlp(x)` without grad or at ratio 0."""
     if prune_ratio <= 0 or not (torch.is_grad_enabled() and x.requires_grad):
         return mlp(x)
-    act = getattr(getattr(mlp, "config", None), "hidden_act", "silu")
-    if act not in ("silu", "swish"):
-        raise ValueError(f"MLP channel pruning supports SwiGLU with silu, got '{act}'")
+    mc = getattr(mlp, "config", None)  # Gemma names it hidden_activation (GeGLU)
+    act = getattr(mc, "hidden_act", None) or getattr(mc, "hidden_activation", None) or "silu"
+    if act not in GATED_ACTIVATIONS:
+        raise ValueError(f"MLP channel pruning supports gated MLPs with "
+                         f"{sorted(GATED_ACTIVATIONS)}, got '{act}'")
+    fn = GATED_ACTIVATIONS[act]
     if hasattr(mlp, "gate_up_proj"):
         fused = mlp.gate_up_proj
         if not isinstance(fused, nn.Linear):  # e.g. a LoRA-wrapped projection
@@ -103,13 +134,13 @@ def channel_pruned_mlp(mlp: nn.Module, x: torch.Tensor, prune_ratio: float) -> t
         bs = (mlp.gate_proj.bias, mlp.up_proj.bias, mlp.down_proj.bias)
     _frozen(*ws, *bs)
     n_keep = max(1, round((1 - prune_ratio) * ws[0].shape[0]))
-    if x.is_cuda and x.numel() // x.shape[-1] > CHUNK_ABOVE:
+    if fn is PrunedSwiGLUFunction and x.is_cuda and x.numel() // x.shape[-1] > CHUNK_ABOVE:
         # Same function, saved tensors and backward, but no (tokens x intermediate) buffers:
         # on the GPU they set LeMo's memory peak (results/lemo_gpu/peak_trace).
         from lemo import kernels
 
         return kernels.pruned_swiglu(x, *ws, *bs, n_keep=n_keep, chunk=CHUNK_TOKENS)
-    return PrunedSwiGLUFunction.apply(x, *ws, *bs, n_keep)
+    return fn.apply(x, *ws, *bs, n_keep)
 
 
 def channel_pruned_ffn(fc1: nn.Linear, fc2: nn.Linear, x: torch.Tensor, prune_ratio: float,

@@ -20,7 +20,7 @@ from shared.errors import ConfigError, DataError
 from shared.text import VOCAB_SIZE
 
 __all__ = ["tiny_config", "rope_parameters", "build_model", "embedded_key", "embedded_model_file",
-           "load_model", "add_lora", "WEIGHTS_DIR", "EMBEDDED_NAME"]
+           "load_model", "add_lora", "attn_implementation", "WEIGHTS_DIR", "EMBEDDED_NAME"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ def tiny_config(cfg: ModelConfig):
                          attention_dropout=0.0, activation_dropout=0.0,
                          word_embed_proj_dim=cfg.hidden_size, do_layer_norm_before=True,
                          pad_token_id=0, bos_token_id=0, eos_token_id=0)
+    if cfg.arch in ("gemma2", "gemma3"):
+        return _gemma_config(cfg, common)
     cls = {"llama": LlamaConfig, "mistral": MistralConfig, "qwen2": Qwen2Config,
            "qwen3": Qwen3Config, "phi3": Phi3Config}[cfg.arch]
     extra = {"sliding_window": None} if cfg.arch in ("mistral", "qwen2", "qwen3", "phi3") else {}
@@ -67,12 +69,39 @@ def tiny_config(cfg: ModelConfig):
                rope_parameters=rope_parameters(cfg.rope_theta, cfg.rope_scaling_factor))
 
 
+def _gemma_config(cfg: ModelConfig, common: dict):
+    """Gemma 2 (attention-logit soft-capping 50, final-logit 30, sliding / full layers
+    alternating) or Gemma 3 text (q/k norms, five sliding layers per full one, a RoPE per layer
+    type, no soft-capping), the families' own defaults except the shape and a byte vocab. The
+    sliding window stays at the family default (4096): shorter than the input only where asked."""
+    from transformers import Gemma2Config, Gemma3TextConfig
+
+    head_dim = cfg.hidden_size // cfg.num_heads
+    kw = dict(**common, num_key_value_heads=cfg.num_kv_heads, head_dim=head_dim,
+              intermediate_size=cfg.intermediate_size, query_pre_attn_scalar=head_dim,
+              pad_token_id=0, bos_token_id=0, eos_token_id=0, attention_dropout=0.0)
+    if cfg.arch == "gemma2":
+        return Gemma2Config(**kw, rope_parameters=rope_parameters(cfg.rope_theta,
+                                                                   cfg.rope_scaling_factor))
+    local = rope_parameters(cfg.rope_theta)
+    return Gemma3TextConfig(**kw, rope_parameters={
+        "sliding_attention": local,
+        "full_attention": rope_parameters(cfg.rope_theta * 100, cfg.rope_scaling_factor)})
+
+
+def attn_implementation(model_type: str) -> str:
+    """sdpa, except Gemma 2 (its soft-capping needs HF's eager attention)."""
+    return "eager" if model_type == "gemma2" else "sdpa"
+
+
 def build_model(cfg: ModelConfig, seed: int = 0) -> nn.Module:
-    """A randomly initialised tiny causal LM (sdpa attention, float32)."""
+    """A randomly initialised tiny causal LM (sdpa attention, eager for Gemma 2; float32)."""
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(tiny_config(cfg), attn_implementation="sdpa")
+    hc = tiny_config(cfg)
+    return AutoModelForCausalLM.from_config(hc, attn_implementation=attn_implementation(
+        hc.model_type))
 
 
 def _embedded_fields(cfg: ModelConfig) -> dict:
@@ -134,6 +163,7 @@ def load_model(cfg: ModelConfig, device: str = "cpu") -> nn.Module:
         raise DataError(f"model.path '{path}' is not a save_pretrained directory (no config.json)")
     source = f"model.path '{path}'"
     hf_cfg = hf_config(path, source)
+    source = f"model.path '{path}' ({hf_cfg.model_type})"
     if hf_cfg.model_type not in SUPPORTED:
         raise ConfigError(f"model.path '{path}': model_type '{hf_cfg.model_type}' is not supported "
                           f"(supported: {', '.join(SUPPORTED)})")
@@ -147,7 +177,8 @@ def load_model(cfg: ModelConfig, device: str = "cpu") -> nn.Module:
                               f"rope_type '{rp['rope_type']}'")
         hf_cfg.rope_parameters = {**rp, **rope_parameters(rp["rope_theta"],
                                                           cfg.rope_scaling_factor)}
-    model = strict_from_pretrained(path, hf_cfg, source, attn_implementation="sdpa",
+    model = strict_from_pretrained(path, hf_cfg, source,
+                                   attn_implementation=attn_implementation(hf_cfg.model_type),
                                    dtype=torch.float32)
     return model.train()
 

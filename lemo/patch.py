@@ -4,9 +4,9 @@
     >>> configure_lemo(model, LemoConfig(enabled=False))            # switch arms in place
 
 `apply_lemo` replaces each public decoder layer (`model.model.layers[i]` for Llama / Mistral /
-Qwen2 / Qwen3 / Phi-3, `model.model.decoder.layers[i]` for OPT) by a `lemo.layers` wrapper that
-owns the same submodules, so peft LoRA targets, state-dict keys and gradient checkpointing are
-unchanged.
+Qwen2 / Qwen3 / Phi-3 / Gemma 2 / Gemma 3 (text), `model.model.decoder.layers[i]` for OPT) by a
+`lemo.layers` wrapper that owns the same submodules, so peft LoRA targets, state-dict keys and
+gradient checkpointing are unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ from __future__ import annotations
 from torch import nn
 
 from lemo.config import LemoConfig
-from lemo.layers import LemoDecoderLayer, LemoLlamaDecoderLayer, LemoOPTDecoderLayer
+from lemo.layers import (
+    LemoDecoderLayer,
+    LemoGemmaDecoderLayer,
+    LemoLlamaDecoderLayer,
+    LemoOPTDecoderLayer,
+)
+from lemo.mlp import GATED_ACTIVATIONS
 from shared.errors import ConfigError
 
 __all__ = ["SUPPORTED", "UnsupportedModelError", "apply_lemo", "configure_lemo", "lemo_layers",
@@ -28,6 +34,8 @@ SUPPORTED: dict[str, tuple[str, type[LemoDecoderLayer]]] = {
     "opt": ("model.decoder.layers", LemoOPTDecoderLayer),
     "qwen3": ("model.layers", LemoLlamaDecoderLayer),
     "phi3": ("model.layers", LemoLlamaDecoderLayer),
+    "gemma2": ("model.layers", LemoGemmaDecoderLayer),
+    "gemma3_text": ("model.layers", LemoGemmaDecoderLayer),
 }
 
 
@@ -72,19 +80,27 @@ def apply_lemo(model: nn.Module, cfg: LemoConfig) -> list[LemoDecoderLayer]:
 
 
 def check_applicable(config, cfg: LemoConfig, layers: list[LemoDecoderLayer]) -> None:
-    """Refuse what LeMo would silently get wrong: sliding-window attention (the eliminating
-    layers attend to every kept earlier token) and a layer policy under which no layer of this
-    model eliminates tokens (LeMo would be plain LoRA)."""
-    if not cfg.enabled or cfg.attention != "lemo":
+    """Refuse what LeMo would silently get wrong: the S2-Attn baseline on a model with
+    sliding-window attention or attention soft-capping (`lemo.baselines.s2_attention` has
+    neither), MLP channel pruning of an MLP whose activation it does not implement, and a layer
+    policy under which no layer of this model eliminates tokens (LeMo would be plain LoRA).
+    Sliding windows and soft-capping are honoured by the eliminating layers
+    (`lemo.layers.kept_attention`)."""
+    if not cfg.enabled:
         return
-    sw = getattr(config, "sliding_window", None)
-    sliding = sw is not None and (
-        config.model_type in ("mistral", "phi3") or getattr(config, "use_sliding_window", False)
-        or "sliding_attention" in (getattr(config, "layer_types", None) or []))
-    if sliding:
-        raise ConfigError(f"model uses sliding-window attention (sliding_window={sw}), which "
-                          "LeMo's eliminating layers do not implement; set the model config's "
-                          "sliding_window to null for full attention")
+    if cfg.attention == "s2":
+        cap = getattr(config, "attn_logit_softcapping", None)
+        sw = getattr(config, "sliding_window", None)
+        if cap or (sw is not None and any(m.window(sw + 1) for m in layers)):
+            raise ConfigError(f"lemo.attention=s2: S2-Attn does not implement this model's "
+                              f"sliding window ({sw}) or attention soft-capping ({cap}); use "
+                              "lemo.attention=lemo")
+        return
+    act = getattr(config, "hidden_act", None) or getattr(config, "hidden_activation", None)
+    if cfg.mlp_prune_ratio > 0 and config.model_type != "opt" and act not in GATED_ACTIVATIONS:
+        raise ConfigError(f"lemo.mlp_prune_ratio={cfg.mlp_prune_ratio:g}: MLP channel pruning "
+                          f"supports gated MLPs with {sorted(GATED_ACTIVATIONS)}, this model's "
+                          f"activation is '{act}'; set lemo.mlp_prune_ratio=0")
     if not any(m.eliminating for m in layers):
         raise ConfigError(f"no layer of this {len(layers)}-layer model eliminates tokens "
                           f"(lemo.dense_first={cfg.dense_first:g}, lemo.dense_last="

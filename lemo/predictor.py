@@ -94,10 +94,11 @@ class PatternPredictor(nn.Module):
         t = torch.einsum("bhio,bhjo->bij", q, k) / self.num_heads
         return t.tril() if causal else t
 
-    def key_scores(self, x: torch.Tensor, reduce: str = "sum", causal: bool = True
-                   ) -> torch.Tensor:
-        """(b, s, D) -> (b, nb) key-block scores (column sums of the predicted tiles)."""
-        return key_block_scores(self.tiles(x, causal), reduce, causal)
+    def key_scores(self, x: torch.Tensor, reduce: str = "sum", causal: bool = True,
+                   visible: torch.Tensor | None = None) -> torch.Tensor:
+        """(b, s, D) -> (b, nb) key-block scores (column sums of the predicted tiles; `visible`
+        as in `key_block_scores`)."""
+        return key_block_scores(self.tiles(x, causal), reduce, causal, visible)
 
     def prune(self, threshold: float) -> int:
         return self.q_net.prune(threshold) + self.k_net.prune(threshold)

@@ -22,7 +22,8 @@ import torch
 
 from lemo import kernels
 
-__all__ = ["informativeness_tiles", "key_block_scores", "causal_tile_mask", "TokenEliminator",
+__all__ = ["informativeness_tiles", "key_block_scores", "causal_tile_mask", "window_tile_mask",
+           "TokenEliminator",
            "blocks_to_tokens", "selection_recall"]
 
 
@@ -42,19 +43,31 @@ def causal_tile_mask(nb: int, device=None) -> torch.Tensor:
     return torch.ones(nb, nb, dtype=torch.bool, device=device).tril()
 
 
-def key_block_scores(tiles: torch.Tensor, reduce: str = "sum", causal: bool = True
-                     ) -> torch.Tensor:
+def window_tile_mask(nb: int, block_size: int, window: int, device=None) -> torch.Tensor:
+    """(nb, nb) bool: tile (i, j) holds at least one (query, key) pair closer than `window`
+    tokens (sliding-window attention: query p sees key p' iff |p - p'| < window, causal
+    masking aside). The closest pair of blocks i != j is (|i - j| - 1)·B + 1 apart."""
+    gap = (torch.arange(nb, device=device)[:, None] - torch.arange(nb, device=device)).abs()
+    return ((gap - 1).clamp_min(0) * block_size + (gap > 0).long()) < window
+
+
+def key_block_scores(tiles: torch.Tensor, reduce: str = "sum", causal: bool = True,
+                     visible: torch.Tensor | None = None) -> torch.Tensor:
     """(b, nb, nb) tile scores -> (b, nb) key-block scores: column sums over query tiles (Eq. 2).
 
     Under a causal mask key block j has nb − j query tiles, so sums favour early blocks;
     `reduce="mean"` (our option, not the paper's) divides by that count. `causal=False` sums
-    every query tile (the paper's Σ over all i ≠ j)."""
+    every query tile (the paper's Σ over all i ≠ j). `visible` (nb, nb) bool, optional: only
+    these tiles count (and are counted by "mean"), e.g. `window_tile_mask` under a sliding
+    window."""
     nb = tiles.shape[-1]
-    col = (tiles * causal_tile_mask(nb, tiles.device)).sum(dim=-2) if causal else tiles.sum(-2)
+    mask = causal_tile_mask(nb, tiles.device) if causal else torch.ones(
+        nb, nb, dtype=torch.bool, device=tiles.device)
+    if visible is not None:
+        mask = mask & visible.to(tiles.device)
+    col = (tiles * mask).sum(dim=-2)
     if reduce == "mean":
-        count = torch.arange(nb, 0, -1, device=tiles.device) if causal else torch.full(
-            (nb,), nb, device=tiles.device)
-        col = col / count.to(col.dtype)
+        col = col / mask.sum(dim=0).clamp_min(1).to(col.dtype)
     elif reduce != "sum":
         raise ValueError(f"unknown score_reduce '{reduce}' (sum, mean)")
     return col

@@ -5,6 +5,8 @@
   and sparse evaluation, answer-NLL curve);
 - `python -m lemo.experiments.passkey_sweep`: grids over the bench's accuracy part;
 - `python -m lemo.experiments.saved_grid`: saved bytes over keep ratio x MLP pruning;
+- `python -m lemo.experiments.accuracy_bench`: the GPU accuracy arm (a 76M-parameter LM pretrained
+  and fine-tuned in one call; the memory/accuracy frontier and the default on it);
 - `python -m lemo.experiments.diag_table`: diag runs as markdown tables;
 - `python -m lemo.experiments.host_probe`: host-side cost of a GPU training step.
 """

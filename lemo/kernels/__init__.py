@@ -18,9 +18,10 @@ Contracts (b = batch, s = sequence, h = query heads, hk = key/value heads, d = h
   `lora_linear_group(linears, x)` does it for several projections of the same x at once.
 - `scatter_add_rows(residual, idx, src)`: out = residual, with out[b, idx[b]] += src[b]; idx rows
   are unique. Differentiable w.r.t. residual and src.
-- `segmented_lm_loss(hidden, weight, labels, segment, ignore_index=-100)`: mean cross-entropy of
-  `hidden @ weightᵀ` against `labels` (already shifted), computed `segment` tokens at a time with
-  recomputation in backward, so (tokens × vocab) logits never exist at once.
+- `segmented_lm_loss(hidden, weight, labels, segment, ignore_index=-100, softcap=None)`: mean
+  cross-entropy of `hidden @ weightᵀ` (soft-capped to cap·tanh(· / cap) when `softcap` is set,
+  Gemma 2's final-logit soft-capping) against `labels` (already shifted), computed `segment`
+  tokens at a time with recomputation in backward, so (tokens × vocab) logits never exist at once.
 
 Kernels (paper §4.4; one module each): `block_scores` (tile pooling), `selective_load` (gathered-row
 GEMM behind `gather_rows`/`project_rows`), `scatter_add` (in-place residual epilogue,
@@ -201,23 +202,28 @@ def pruned_swiglu(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor,
 
 
 def _segment_ce_sum(h: torch.Tensor, w: torch.Tensor, y: torch.Tensor,
-                    ignore_index: int) -> torch.Tensor:
+                    ignore_index: int, softcap: float | None = None) -> torch.Tensor:
     logits = (h @ w.t()).float()
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
     return F.cross_entropy(logits, y, ignore_index=ignore_index, reduction="sum")
 
 
 def segmented_lm_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
-                      segment: int = 2048, ignore_index: int = -100) -> torch.Tensor:
+                      segment: int = 2048, ignore_index: int = -100,
+                      softcap: float | None = None) -> torch.Tensor:
     if _use_triton(hidden):
         from lemo.kernels.segment_loss import segmented_lm_loss_triton
 
-        return segmented_lm_loss_triton(hidden, weight, labels, segment, ignore_index)
-    return segmented_lm_loss_torch(hidden, weight, labels, segment, ignore_index)
+        return segmented_lm_loss_triton(hidden, weight, labels, segment, ignore_index, softcap)
+    return segmented_lm_loss_torch(hidden, weight, labels, segment, ignore_index, softcap)
 
 
 def segmented_lm_loss_torch(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
-                            segment: int = 2048, ignore_index: int = -100) -> torch.Tensor:
-    """Reference: per-segment `torch.utils.checkpoint` around lm_head + CE (the AE's recipe)."""
+                            segment: int = 2048, ignore_index: int = -100,
+                            softcap: float | None = None) -> torch.Tensor:
+    """Reference: per-segment `torch.utils.checkpoint` around lm_head + CE (the AE's recipe);
+    `softcap`: final-logit soft-capping cap·tanh(logits / cap) (Gemma 2) before the CE."""
     h = hidden.reshape(-1, hidden.shape[-1])
     y = labels.reshape(-1)
     count = (y != ignore_index).sum().clamp_min(1)
@@ -225,8 +231,8 @@ def segmented_lm_loss_torch(hidden: torch.Tensor, weight: torch.Tensor, labels: 
     for start in range(0, h.shape[0], segment):
         hs, ys = h[start:start + segment], y[start:start + segment]
         if torch.is_grad_enabled() and (hs.requires_grad or weight.requires_grad):
-            total = total + checkpoint(_segment_ce_sum, hs, weight, ys, ignore_index,
+            total = total + checkpoint(_segment_ce_sum, hs, weight, ys, ignore_index, softcap,
                                        use_reentrant=False)
         else:
-            total = total + _segment_ce_sum(hs, weight, ys, ignore_index)
+            total = total + _segment_ce_sum(hs, weight, ys, ignore_index, softcap)
     return total / count

@@ -4,7 +4,9 @@
 
 - forward, per segment: one GEMM into a (segment × V) logits buffer in the hidden dtype, then a
   Triton kernel reads each row once (online max / sum-exp) and writes the row's log-sum-exp and
-  loss. Only the per-row lse (N floats) is saved, never logits;
+  loss; with final-logit soft-capping (`softcap`, Gemma 2) each logit x is read as
+  cap·tanh(x / cap), and backward multiplies by its derivative 1 − tanh². Only the per-row
+  lse (N floats) is saved, never logits;
 - backward, per segment: recompute the logits GEMM, a Triton kernel overwrites them in place
   with d logits = (softmax − onehot)·g/count, then dh = d logits @ W (and dW += d logitsᵀ @ h
   when the head is trained, accumulated in fp32).
@@ -26,8 +28,13 @@ __all__ = ["SegmentedLMLoss", "segmented_lm_loss_triton"]
 
 
 @triton.jit
-def _ce_fwd_kernel(logits_ptr, labels_ptr, lse_ptr, loss_ptr, V, stride_row, ignore_index,
-                   BLOCK_V: tl.constexpr):
+def _tanh(x):
+    return 2.0 * tl.sigmoid(2.0 * x) - 1.0
+
+
+@triton.jit
+def _ce_fwd_kernel(logits_ptr, labels_ptr, lse_ptr, loss_ptr, V, stride_row, ignore_index, cap,
+                   BLOCK_V: tl.constexpr, CAP: tl.constexpr):
     r = tl.program_id(0).to(tl.int64)
     row = logits_ptr + r * stride_row
     y = tl.load(labels_ptr + r)
@@ -35,20 +42,25 @@ def _ce_fwd_kernel(logits_ptr, labels_ptr, lse_ptr, loss_ptr, V, stride_row, ign
     s = 0.0
     for v0 in range(0, V, BLOCK_V):
         cols = v0 + tl.arange(0, BLOCK_V)
-        x = tl.load(row + cols, mask=cols < V, other=-float("inf")).to(tl.float32)
+        x = tl.load(row + cols, mask=cols < V, other=0.0).to(tl.float32)
+        if CAP:
+            x = cap * _tanh(x / cap)
+        x = tl.where(cols < V, x, -float("inf"))
         m_new = tl.maximum(m, tl.max(x, axis=0))
         s = s * tl.exp(m - m_new) + tl.sum(tl.exp(x - m_new), axis=0)
         m = m_new
     lse = m + tl.log(s)
     valid = y != ignore_index
     target = tl.load(row + tl.where(valid, y, 0)).to(tl.float32)
+    if CAP:
+        target = cap * _tanh(target / cap)
     tl.store(lse_ptr + r, lse)
     tl.store(loss_ptr + r, tl.where(valid, lse - target, 0.0))
 
 
 @triton.jit
-def _ce_bwd_kernel(logits_ptr, labels_ptr, lse_ptr, scale_ptr, V, stride_row, ignore_index,
-                   BLOCK_V: tl.constexpr):
+def _ce_bwd_kernel(logits_ptr, labels_ptr, lse_ptr, scale_ptr, V, stride_row, ignore_index, cap,
+                   BLOCK_V: tl.constexpr, CAP: tl.constexpr):
     r = tl.program_id(0).to(tl.int64)
     row = logits_ptr + r * stride_row
     y = tl.load(labels_ptr + r)
@@ -59,8 +71,13 @@ def _ce_bwd_kernel(logits_ptr, labels_ptr, lse_ptr, scale_ptr, V, stride_row, ig
         cols = v0 + tl.arange(0, BLOCK_V)
         mask = cols < V
         x = tl.load(row + cols, mask=mask, other=0.0).to(tl.float32)
-        p = tl.exp(x - lse)
-        p = tl.where(cols == y, p - 1.0, p) * scale
+        if CAP:  # d cap·tanh(x / cap) / dx = 1 − tanh²
+            t = _tanh(x / cap)
+            p = tl.exp(cap * t - lse)
+            p = tl.where(cols == y, p - 1.0, p) * scale * (1.0 - t * t)
+        else:
+            p = tl.exp(x - lse)
+            p = tl.where(cols == y, p - 1.0, p) * scale
         tl.store(row + cols, p.to(logits_ptr.dtype.element_ty), mask=mask)
 
 
@@ -70,7 +87,7 @@ def _block_v(v: int) -> int:
 
 class SegmentedLMLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, labels, segment, ignore_index):
+    def forward(ctx, hidden, weight, labels, segment, ignore_index, softcap=None):
         d = hidden.shape[-1]
         h = hidden.reshape(-1, d)
         y = labels.reshape(-1).contiguous()
@@ -82,12 +99,13 @@ class SegmentedLMLoss(torch.autograd.Function):
             stop = min(start + segment, n)
             logits = h[start:stop] @ weight.t()
             _ce_fwd_kernel[(stop - start,)](logits, y[start:], lse[start:], losses[start:], v,
-                                            logits.stride(0), ignore_index, BLOCK_V=block,
+                                            logits.stride(0), ignore_index, float(softcap or 1.0),
+                                            BLOCK_V=block, CAP=bool(softcap),
                                             num_warps=num_warps(8))
             del logits
         count = (y != ignore_index).sum().clamp_min(1)
         ctx.save_for_backward(hidden, weight, y, lse, count)
-        ctx.segment, ctx.ignore_index = segment, ignore_index
+        ctx.segment, ctx.ignore_index, ctx.softcap = segment, ignore_index, softcap
         return losses.sum() / count
 
     @staticmethod
@@ -107,21 +125,25 @@ class SegmentedLMLoss(torch.autograd.Function):
             dlogits = hs @ weight.t()  # recomputed, then overwritten in place with d logits
             _ce_bwd_kernel[(stop - start,)](dlogits, y[start:], lse[start:], scale, v,
                                             dlogits.stride(0), ctx.ignore_index,
-                                            BLOCK_V=block, num_warps=num_warps(8))
+                                            float(ctx.softcap or 1.0), BLOCK_V=block,
+                                            CAP=bool(ctx.softcap), num_warps=num_warps(8))
             if need_h:
                 torch.mm(dlogits, weight.to(dlogits.dtype), out=dh[start:stop])
             if need_w:
                 dw += (dlogits.t() @ hs).float()
             del dlogits
         return (dh.view(hidden.shape) if need_h else None,
-                dw.to(weight.dtype) if need_w else None, None, None, None)
+                dw.to(weight.dtype) if need_w else None, None, None, None, None)
 
 
 def segmented_lm_loss_triton(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
-                             segment: int = 2048, ignore_index: int = -100) -> torch.Tensor:
+                             segment: int = 2048, ignore_index: int = -100,
+                             softcap: float | None = None) -> torch.Tensor:
     if labels.shape != hidden.shape[:-1]:
         raise ValueError(f"labels {tuple(labels.shape)} do not match hidden "
                          f"{tuple(hidden.shape)} (need labels of shape hidden.shape[:-1])")
     if segment < 1:
         raise ValueError(f"segment must be >= 1, got {segment}")
-    return SegmentedLMLoss.apply(hidden, weight, labels, segment, ignore_index)
+    if softcap is not None and softcap <= 0:
+        raise ValueError(f"softcap must be > 0, got {softcap}")
+    return SegmentedLMLoss.apply(hidden, weight, labels, segment, ignore_index, softcap)

@@ -10,7 +10,7 @@ from lemo.baselines import s2_attention
 from lemo.config import LemoConfig, LoraConfig, ModelConfig
 from lemo.layers import LemoLlamaDecoderLayer
 from lemo.loss import causal_lm_loss, full_lm_loss
-from lemo.mlp import PrunedReluFunction, PrunedSwiGLUFunction
+from lemo.mlp import PrunedGeGLUFunction, PrunedReluFunction, PrunedSwiGLUFunction
 from lemo.models import add_lora, build_model, set_checkpointing
 from lemo.patch import apply_lemo, configure_lemo, lemo_layers
 from lemo.predictor import PatternPredictor, train_predictor
@@ -259,22 +259,25 @@ def test_segment_loss_equals_full_loss_and_gradients():
                           atol=1e-5)
 
 
-def test_pruned_swiglu_gradient_is_the_kept_channel_gradient():
+@pytest.mark.parametrize("fn,act", [
+    (PrunedSwiGLUFunction, F.silu),
+    (PrunedGeGLUFunction, lambda t: F.gelu(t, approximate="tanh"))], ids=["swiglu", "geglu"])
+def test_pruned_swiglu_gradient_is_the_kept_channel_gradient(fn, act):
     g = torch.Generator().manual_seed(2)
     x = torch.randn(3, 7, 8, generator=g, requires_grad=True)
     wg, wu, wd = (torch.randn(12, 8, generator=g), torch.randn(12, 8, generator=g),
                   torch.randn(8, 12, generator=g))
-    y = PrunedSwiGLUFunction.apply(x, wg, wu, wd, None, None, None, 4)
-    dense = F.linear(F.silu(x @ wg.t()) * (x @ wu.t()), wd)
+    y = fn.apply(x, wg, wu, wd, None, None, None, 4)
+    dense = F.linear(act(x @ wg.t()) * (x @ wu.t()), wd)
     assert torch.allclose(y, dense, atol=1e-5)  # forward is exact
     (gx,) = torch.autograd.grad(y.sum(), x)
-    a, u = F.silu(x @ wg.t()), x @ wu.t()
+    a, u = act(x @ wg.t()), x @ wu.t()
     ch = (a.reshape(-1, 12).norm(dim=0) + u.reshape(-1, 12).norm(dim=0)).topk(4).indices
     xr = x.detach().requires_grad_()
-    restricted = F.linear(F.silu(xr @ wg[ch].t()) * (xr @ wu[ch].t()), wd[:, ch])
+    restricted = F.linear(act(xr @ wg[ch].t()) * (xr @ wu[ch].t()), wd[:, ch])
     (rx,) = torch.autograd.grad(restricted.sum(), xr)
     assert torch.allclose(gx, rx, atol=1e-5)
-    y_all = PrunedSwiGLUFunction.apply(x, wg, wu, wd, None, None, None, 12)
+    y_all = fn.apply(x, wg, wu, wd, None, None, None, 12)
     (fx,) = torch.autograd.grad(y_all.sum(), x)
     (dx,) = torch.autograd.grad(dense.sum(), x)
     assert torch.allclose(fx, dx, atol=1e-5)  # keeping every channel is the exact gradient
@@ -444,18 +447,21 @@ def test_opt_post_layernorm_keep_ratio_one_is_dense():
 
 
 def test_what_lemo_would_get_wrong_is_refused():
-    """Sliding-window attention (the eliminating layers attend to all kept earlier tokens) and a
-    layer policy under which no layer of the model eliminates (LeMo would be plain LoRA)."""
+    """The S2-Attn baseline on sliding-window attention (it attends within its groups only; the
+    eliminating layers honour the window) and a layer policy under which no layer of the model
+    eliminates (LeMo would be plain LoRA)."""
     from lemo.patch import apply_lemo as apply
     from shared.errors import ConfigError
 
     m = build_model(ModelConfig(arch="mistral", hidden_size=32, num_layers=4, num_heads=4,
                                 num_kv_heads=2, intermediate_size=64))
     m.config.sliding_window = 8
-    with pytest.raises(ConfigError, match="sliding-window attention \\(sliding_window=8\\)"):
-        apply(m, LemoConfig(block_size=B))
+    with pytest.raises(ConfigError, match="S2-Attn does not implement this model's sliding "
+                                          "window \\(8\\)"):
+        apply(m, LemoConfig(block_size=B, attention="s2"))
+    apply(m, LemoConfig(block_size=B))  # eliminating layers apply the window
     m.config.sliding_window = None
-    apply(m, LemoConfig(block_size=B))  # full attention: fine
+    apply(m, LemoConfig(block_size=B, attention="s2"))  # full attention: fine
     two = build_model(ModelConfig(hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
                                   intermediate_size=64))
     with pytest.raises(ConfigError, match="no layer of this 2-layer model eliminates"):
@@ -465,13 +471,18 @@ def test_what_lemo_would_get_wrong_is_refused():
     apply(two, LemoConfig(enabled=False))  # plain LoRA through the same layers: fine
 
 
-def test_segment_loss_refuses_final_logit_softcapping():
-    from shared.errors import ConfigError
-
-    m = tiny()
-    x = torch.randint(0, 256, (1, 64))
-    m.config.final_logit_softcapping = 30.0
-    with pytest.raises(ConfigError, match="final_logit_softcapping=30.0"):
-        causal_lm_loss(m, x, segment=32)
-    m.config.final_logit_softcapping = None
-    assert torch.isfinite(causal_lm_loss(m, x, segment=32))
+def test_segment_loss_applies_final_logit_softcapping():
+    """Any model whose config sets final_logit_softcapping: the segmented loss soft-caps as the
+    full-logit reference does (and it matters: the uncapped loss differs)."""
+    g = torch.Generator().manual_seed(4)
+    h = torch.randn(2, 40, 16, generator=g, requires_grad=True)
+    w = torch.randn(256, 16, generator=g, requires_grad=True)
+    y = torch.randint(0, 256, (2, 40), generator=g)
+    from lemo import kernels
+    from lemo.loss import shift_labels
+    ref = full_lm_loss(h, w, y, softcap=2.0)
+    assert abs(float(ref) - float(full_lm_loss(h, w, y))) > 0.1
+    seg = kernels.segmented_lm_loss(h, w, shift_labels(y), 16, softcap=2.0)
+    assert torch.allclose(ref, seg, atol=1e-6)
+    for a, b in zip(torch.autograd.grad(ref, (h, w)), torch.autograd.grad(seg, (h, w))):
+        assert torch.allclose(a, b, atol=1e-6)

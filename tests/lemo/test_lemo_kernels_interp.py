@@ -192,20 +192,25 @@ if CHILD:
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             square.backward()
 
+    @pytest.mark.parametrize("softcap", [None, 2.0])
     @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-    def test_interp_segmented_loss_matches_full_ce(dtype):
+    def test_interp_segmented_loss_matches_full_ce(dtype, softcap):
         g = torch.Generator().manual_seed(8)
         h0 = torch.randn(2, 29, 32, generator=g).to(dtype)
         w0 = (torch.randn(300, 32, generator=g) * 0.3).to(dtype)
         labels = torch.randint(0, 300, (2, 29), generator=g)
         labels[0, :6] = -100
         h, w = h0.clone().requires_grad_(), w0.clone().requires_grad_()
-        loss = K.segmented_lm_loss(h, w, labels, segment=16)
+        loss = K.segmented_lm_loss(h, w, labels, segment=16, softcap=softcap)
         assert "SegmentedLMLoss" in type(loss.grad_fn).__name__
         gh, gw = torch.autograd.grad(loss, [h, w])
-        # Independent reference: full logits at once in float64.
+        # Independent reference: full logits at once in float64 (soft-capped as HF's Gemma 2).
         hr, wr = h0.double().requires_grad_(), w0.double().requires_grad_()
-        ref = F.cross_entropy((hr @ wr.t()).view(-1, 300), labels.view(-1), ignore_index=-100)
+        logits = hr @ wr.t()
+        if softcap:  # logits reach |x| ~ 5: a cap of 2 bends them
+            assert float(logits.detach().abs().max()) > 2 * softcap
+            logits = torch.tanh(logits / softcap) * softcap
+        ref = F.cross_entropy(logits.view(-1, 300), labels.view(-1), ignore_index=-100)
         rh, rw = torch.autograd.grad(ref, [hr, wr])
         tol = 1e-5 if dtype == torch.float32 else 2e-2
         assert abs(loss.item() - ref.item()) < tol * ref.item()

@@ -1,0 +1,145 @@
+"""The GPU accuracy arm (`lemo.experiments.accuracy_bench`): its pieces against closed forms,
+and the whole pipeline at tiny scale on the CPU (`--quick`)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lemo.data import _INTRO, make_passkey_batch
+from lemo.experiments.accuracy_bench import (
+    AccuracyBenchConfig,
+    arm_config,
+    frontier,
+    main,
+    mixed_batch,
+    parse_arm,
+)
+from shared.config import from_dict
+from shared.errors import ConfigError
+from shared.text import decode
+
+torch.set_num_threads(1)
+
+
+def test_arms_parse_to_their_lemo_configs():
+    assert parse_arm("lora") == {"kind": "lora"}
+    assert parse_arm("lemo:unbiased:k0.4:p0.8") == {"kind": "lemo", "policy": "unbiased",
+                                                    "keep": 0.4, "prune": 0.8}
+    c = arm_config("lemo:unbiased:k0.4:p0.8", 64, 0.5)
+    assert (c.keep_ratio, c.mlp_prune_ratio, c.score_reduce, c.sink_blocks,
+            c.local_blocks) == (0.4, 0.8, "mean", 1, 1)
+    assert arm_config("lemo:noncausal:k0.6:p0.0", 64, 0.5).causal_scores is False
+    assert arm_config("lemo:threshold:k0.6:p0.0", 64, 0.5).selection == "threshold"
+    assert arm_config("longlora_s2", 64, 0.5).attention == "s2"
+    assert arm_config("lora", 64, 0.5).enabled is False
+    for bad in ("lemo:bogus:k0.4:p0", "lemo:unbiased:0.4:p0", "lemo:unbiased:k1.5:p0",
+                "lemo:unbiased:kx:p0", "dense"):
+        with pytest.raises(ValueError):
+            parse_arm(bad)
+    with pytest.raises(ConfigError, match="arm 'lemo:bogus:k0.4:p0'"):
+        from_dict(AccuracyBenchConfig, {"arms": ["lora", "lemo:bogus:k0.4:p0"]})
+    with pytest.raises(ConfigError, match="must include 'lora'"):
+        from_dict(AccuracyBenchConfig, {"arms": ["longlora_s2"]})
+
+
+def test_default_arms_cover_the_grid():
+    arms = AccuracyBenchConfig().arms
+    assert arms[0] == "lora" and "longlora_s2" in arms and len(set(arms)) == len(arms)
+    lemo = [parse_arm(a) for a in arms if a.startswith("lemo")]
+    for policy in ("causal_sum", "unbiased", "noncausal"):
+        assert {(a["keep"], a["prune"]) for a in lemo if a["policy"] == policy} == {
+            (0.4, 0.0), (0.4, 0.8), (0.6, 0.0), (0.6, 0.8)}, policy
+    assert {a["prune"] for a in lemo if a["policy"] == "threshold"} == {0.0, 0.8}
+
+
+def test_passkey_needle_depth():
+    rng = np.random.default_rng(0)
+    starts = []
+    for depth in (0.0, 0.5, 1.0):
+        text = decode(make_passkey_batch(1, 1024, rng, depth)[0])
+        starts.append(text.index("The pass key is"))
+        assert text.endswith(text[-5:]) and text[-5:].isdigit()
+    assert starts[0] == len(_INTRO)  # depth 0: right after the introduction
+    assert starts[0] < starts[1] < starts[2]
+    needle_end = starts[2] + len("The pass key is 12345. Remember it. 12345 is the pass key.\n")
+    question = "What is the pass key? The pass key is 12345"
+    assert needle_end == 1024 - len(question)  # depth 1: right before the question
+    with pytest.raises(ValueError, match="depth"):
+        make_passkey_batch(1, 1024, rng, 1.5)
+
+
+def test_mixed_batch_draws_each_source_at_its_share():
+    code, english = np.full(5000, 1, np.uint8), np.full(5000, 2, np.uint8)
+    rng = np.random.default_rng(0)
+    x = mixed_batch(code, english, 300, 2000, 0.0, 0.25, rng)
+    from_english = (x == 2).all(1)
+    assert ((x == 1).all(1) | from_english).all()
+    assert abs(from_english.mean() - 0.25) < 0.04
+    x = mixed_batch(code, english, 300, 400, 0.5, 0.25, rng)
+    passkey = ~((x == 1).all(1) | (x == 2).all(1))
+    assert abs(passkey.mean() - 0.5) < 0.08
+
+
+def _row(ppl, pk):
+    return {"ppl": ppl, "passkey_4096": pk}
+
+
+def test_frontier_default_is_the_smallest_saved_ratio_meeting_every_target():
+    cfg = AccuracyBenchConfig()
+    rows = {"lora": _row(10.0, 0.9), "lemo:a:k0.4:p0.8": _row(10.2, 0.88),
+            "lemo:b:k0.4:p0.0": _row(10.1, 0.9), "lemo:c:k0.4:p0.8": _row(12.0, 0.9),
+            "lemo:d:k0.6:p0.0": _row(10.0, 0.9)}
+    saved = {"ratio": {"lemo:a:k0.4:p0.8": 0.45, "lemo:b:k0.4:p0.0": 0.55,
+                       "lemo:c:k0.4:p0.8": 0.40, "lemo:d:k0.6:p0.0": 0.7}}
+    f = frontier(rows, saved, cfg)
+    assert f["default"] == "lemo:a:k0.4:p0.8"  # c saves more but misses perplexity
+    rows["lemo:a:k0.4:p0.8"] = _row(10.2, 0.7)  # now misses passkey
+    assert frontier(rows, saved, cfg)["default"] == "lemo:b:k0.4:p0.0"
+    rows["lemo:b:k0.4:p0.0"] = _row(10.5, 0.9)
+    f = frontier(rows, saved, cfg)
+    assert f["default"] is None and f["binding"] == ["passkey", "perplexity"]
+    assert f["nearest_within_memory"][0] == "lemo:b:k0.4:p0.0"  # 5.1% ppl: the smallest miss
+    assert {p["arm"]: p["meets_memory"] for p in f["points"]}["lemo:d:k0.6:p0.0"] is False
+
+
+def test_quick_run_writes_results_and_frontier(tmp_path):
+    """The whole pipeline at tiny scale (CPU, ~5 s): pretraining, saved bytes, base + 2 arms."""
+    with pytest.raises(SystemExit) as e:
+        from shared.cli import run
+        run(main, ["--quick", "--device", "cpu", "--out", str(tmp_path)])
+    assert e.value.code == 0
+    r = json.loads((tmp_path / "results.json").read_text())
+    assert set(r["rows"]) == {"base", "lora", "lemo:unbiased:k0.5:p0.8"} and not r["skipped"]
+    assert r["pretrain"]["steps"] == 4 and r["params"] > 0
+    for row in r["rows"].values():
+        assert row["ppl"] > 1 and len(row["passkey_512_by_depth"]) == 2
+    assert 0 < r["saved"]["ratio"]["lemo:unbiased:k0.5:p0.8"] < 1
+    assert r["frontier"]["points"][0]["arm"] == "lemo:unbiased:k0.5:p0.8"
+    assert (tmp_path / "frontier.png").is_file() and (tmp_path / "config.yaml").is_file()
+
+
+def test_bad_config_exits_2_before_writing(tmp_path, capsys):
+    from shared.cli import run
+
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        run(main, ["--quick", "--set", "ft_len=1000", "--out", str(out)])
+    assert e.value.code == 2 and "multiple of block_size" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_time_caps_stop_pretraining_and_skip_arms(tmp_path):
+    """pretrain_seconds stops pretraining after the step that passes it; arms after LoRA that
+    would pass time_budget_s are recorded as skipped, and the run still ends with its JSON."""
+    from shared.cli import run
+
+    with pytest.raises(SystemExit) as e:
+        run(main, ["--quick", "--device", "cpu", "--out", str(tmp_path), "--set",
+                   "pretrain_seconds=0", "--set", "time_budget_s=0", "--set", "saved_bytes=false"])
+    assert e.value.code == 0
+    r = json.loads((tmp_path / "results.json").read_text())
+    assert r["pretrain"]["steps"] == 1 and r["pretrain"]["steps_planned"] == 4
+    assert set(r["rows"]) == {"base", "lora"} and r["skipped"] == ["lemo:unbiased:k0.5:p0.8"]
+    assert "saved" not in r and r["frontier"]["points"] == []
