@@ -92,11 +92,11 @@ def test_ripple_tiny_train_then_eval_from_another_directory(tmp_path):
 # --- validate, then write: a failing check leaves no new files --------------------------------
 
 def test_lemo_unsupported_model_leaves_no_run_dir(tmp_path):
-    model = tmp_path / "gemma"
+    model = tmp_path / "gpt2"
     model.mkdir()
-    (model / "config.json").write_text(json.dumps({"model_type": "gemma2"}))
+    (model / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     code, err = cli("lemo.train", "--set", f"model.path={model}", "--out", "run")
-    assert code == 2 and "gemma2" in err and len(err.splitlines()) == 1
+    assert code == 2 and "gpt2" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()
 
 
