@@ -24,6 +24,9 @@ def test_exit_diagnostics_on_the_toy(monkeypatch, tmp_path):
     s = diag.step_scores(pred["rgb"], pred["motion"], pred["gate"])
     y = splits["test"]["label"]
     assert out["test"]["oracle_frac"] == np.mean(diag.oracle_exits(s["p_iie"], y) + 1) / 8
+    full = (s["p_iie"][:, -1].argmax(-1) == y).mean()
+    assert out["test"]["floor_frac"] == diag.frame_floor(s["p_iie"], y, full - 0.02) / 8
+    assert out["test"]["floor_frac"] <= out["test"]["oracle_frac"]
     assert np.allclose(out["test"]["acc_motion"], (s["p_mot"].argmax(-1) == y[:, None]).mean(0),
                        atol=1e-3)
     for arm in ("raw", "calibrated"):
