@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(
         argv, TrainConfig, prog="edgeoar.train",
         quick={"stream.train_per_class": 12, "stream.val_per_class": 4, "rounds": 2,
-               "main_epochs": 3, "gate_epochs": 1},
+               "main_epochs": 3, "gate_epochs": 1, "lr_motion": 0.006},
         description="Train the EdgeOAR online recogniser (RGB + codec motion vectors, TFEM, "
                     "per-step classifiers, exit gate) on H.264-decoded human-motion streams. "
                     "mode=iterative (gate/main alternation), full_clip or joint (ablations). "

@@ -7,7 +7,8 @@ Each `--try` is one setting: `key=value` overrides of the bench config joined by
 validation accuracy of each modality's per-step classifiers and of the IIE fusion after 1, 4,
 8 and 16 frames (or the clip's length), the oracle exit fraction on validation
 (`exits.oracle_exits`) and the IIE + MC operating point chosen on validation (fraction of the
-frames, accuracy vs the full clip's). Models are trained through `train.get_model`, so the
+frames, accuracy vs the full clip's, the accuracy-vs-frames AUC) and the strict frame floor
+(`exits.frame_floor`) at the same tolerance. Models are trained through `train.get_model`, so the
 bench reuses the chosen one from the cache. Writes sweep.json.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 from edgeoar.bench import QUICK
 from edgeoar.config import BenchConfig
 from edgeoar.data import load_split
-from edgeoar.exits import compare_policies, oracle_exits, step_scores
+from edgeoar.exits import compare_policies, frame_floor, oracle_exits, step_scores
 from edgeoar.train import get_model, predict
 from shared.cli import build_parser, parse_args, run
 from shared.config import apply_overrides, from_dict, to_dict
@@ -43,14 +44,17 @@ def validation_figures(bc: BenchConfig) -> dict:
         ok = probs.argmax(-1) == y[:, None]
         return {t: round(float(ok[:, t - 1].mean()), 3) for t in at}
 
-    res = compare_policies(sc, y, {}, bc.exits.tolerance, bc.exits.conf_grid, bc.exits.mc_grid,
-                           policies=("iie_mc", "full_clip"))
+    res = compare_policies(sc, y, {"val": (sc, y)}, bc.exits.tolerance, bc.exits.conf_grid,
+                           bc.exits.mc_grid, policies=("iie_mc", "full_clip"))
+    full = res["full_clip"]["val"]["acc"]
     return {"acc_rgb": acc(sc["p_rgb"]), "acc_motion": acc(sc["p_mot"]),
             "acc_iie": acc(sc["p_iie"]),
             "oracle_frac": float((oracle_exits(sc["p_iie"], y) + 1).mean() / steps),
+            "floor_frac": frame_floor(sc["p_iie"], y, full - bc.exits.tolerance) / steps,
+            "iie_mc_auc": res["iie_mc"]["val"]["auc"],
             "iie_mc_param": str(res["iie_mc"]["param"]),
             "iie_mc_frac": res["iie_mc"]["val"]["frac"], "iie_mc_acc": res["iie_mc"]["val"]["acc"],
-            "full_clip_acc": res["full_clip"]["val"]["acc"],
+            "full_clip_acc": full,
             "train_s": info.get("hist", {}).get("train_s")}
 
 
