@@ -109,8 +109,8 @@ class TrainConfig:
     batch_size: PosInt = 16
     lr: PosFloat = 6e-3  # AdamW rate of the gate (and of a branch whose own rate is unset)
     # per-modality rates: each branch's per-frame CNN and its per-step classifiers
-    # (`train.param_groups`); unset = lr. One shared rate is too high for the RGB branch
-    # (it stays at chance) and a lower shared one slows the motion branch (results NOTES)
+    # (`train.param_groups`); unset = lr. One shared 6e-3 is too high for the RGB branch (it
+    # stays at chance); the configs carry rates tuned on validation (results/edgeoar/NOTES.md)
     lr_rgb: PosFloat | None = None
     lr_motion: PosFloat | None = None
     weight_decay: NonNegFloat = 1e-4
