@@ -107,7 +107,12 @@ class TrainConfig:
     main_epochs: PosInt = 5  # f_Main epochs per round
     gate_epochs: PosInt = 1  # f_Gate epochs per round
     batch_size: PosInt = 16
-    lr: PosFloat = 6e-3
+    lr: PosFloat = 6e-3  # AdamW rate of the gate (and of a branch whose own rate is unset)
+    # per-modality rates: each branch's per-frame CNN and its per-step classifiers
+    # (`train.param_groups`); unset = lr. One shared 6e-3 is too high for the RGB branch (it
+    # stays at chance); the configs carry rates tuned on validation (results/edgeoar/NOTES.md)
+    lr_rgb: PosFloat | None = None
+    lr_motion: PosFloat | None = None
     weight_decay: NonNegFloat = 1e-4
     early_weight: NonNegFloat = 1.0  # prefix t weighs 1 + early_weight * (1 - t/T)
     augment: bool = True  # random horizontal shifts of each clip during training
@@ -116,6 +121,15 @@ class TrainConfig:
     def validate(self) -> None:
         if self.batch_size > 4096:
             raise ValueError(f"batch_size={self.batch_size} must be <= 4096")
+        for key in ("lr", "lr_rgb", "lr_motion"):
+            v = getattr(self, key)
+            if v is not None and v > 1.0:
+                raise ValueError(f"{key}={v} must be <= 1")
+
+    def branch_lr(self, branch: str) -> float:
+        """The rate of a branch ('rgb' or 'motion'; anything else: the gate's `lr`)."""
+        own = {"rgb": self.lr_rgb, "motion": self.lr_motion}.get(branch)
+        return self.lr if own is None else own
 
 
 @dataclass

@@ -6,7 +6,9 @@
   clip goes through the real codec path (`edgeoar.codec`: H.264 encode, decode with motion
   vectors), and the decoded modalities are cached (`shared.cache`): rgb uint8 (N, T, H, W, 3),
   mv (N, T, 2, G, G), part (N, T, 1, G, G), diff (N, T, 1, G, G) as float16, label (N,),
-  early (N,) (the class is separable from its first frames) and decode_s (N,) seconds.
+  early (N,) (the class is not in a temporal-only pair, `temporal_only`; set on loading,
+  not cached), early_gen (N,) (the generator's own `early_separable` flag) and decode_s (N,)
+  seconds.
   Splits draw from disjoint seeds; the out-of-family split ("ood") uses the `ood_motion`
   generator settings (other camera and body ranges, background family, more distractors) and
   is never used for training or threshold selection.
@@ -17,6 +19,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import time
 from pathlib import Path
@@ -31,7 +34,8 @@ from shared.errors import ConfigError, DataError
 from shared.log import progress
 from shared.validate import read_text
 
-__all__ = ["SPLITS", "class_names", "check_stream", "early_separable", "render_clip",
+__all__ = ["SPLITS", "class_names", "check_stream", "early_separable", "shared_prefix_phase",
+           "is_time_reversal", "temporal_only", "render_clip",
            "codec_modalities", "build_split", "load_split", "ucf101_split", "load_video",
            "DATA_VERSION", "data_version"]
 
@@ -76,6 +80,64 @@ def early_separable(names: list[str]) -> np.ndarray:
     """(K,) bool: the generator's flag for actions told apart from their first frames."""
     actions = _motion().ACTIONS
     return np.array([bool(actions[a].early_separable) for a in names])
+
+
+def _poses(action: str, phase: np.ndarray, params: dict) -> np.ndarray:
+    angles, root = _motion().ACTIONS[action].pose(phase, params)
+    return np.concatenate([angles.reshape(len(phase), -1), root], 1)
+
+
+def _param_draws(a: str, b: str, draws: int) -> list[dict]:
+    """Default parameters and `draws` random ones, the same for both actions (as the generator
+    gives two clips of one seed when the actions take the same parameters)."""
+    actions = _motion().ACTIONS
+    rng = np.random.default_rng(0)
+    out = [{**actions[a].default_params(), **actions[b].default_params()}]
+    for _ in range(draws):
+        out.append({**actions[b].sample_params(rng), **actions[a].sample_params(rng)})
+    return out
+
+
+def shared_prefix_phase(a: str, b: str, n: int = 1001, draws: int = 4, atol: float = 1e-9
+                        ) -> float:
+    """The action phase up to which actions `a` and `b` have the same pose (joint angles and
+    root) by construction, for the default and a few random parameter draws: 0 when their first
+    poses differ, 1 when the actions coincide."""
+    p = np.linspace(0.0, 1.0, n)
+    first_diff = n
+    for q in _param_draws(a, b, draws):
+        diff = np.abs(_poses(a, p, q) - _poses(b, p, q)).max(1) > atol
+        first_diff = min(first_diff, int(np.argmax(diff)) if diff.any() else n)
+    return 1.0 if first_diff == n else float(p[max(first_diff - 1, 0)]) if first_diff else 0.0
+
+
+def is_time_reversal(a: str, b: str, n: int = 1001, draws: int = 4, atol: float = 1e-9) -> bool:
+    """True iff `b` is `a` played backwards (pose_b(p) = pose_a(1 - p) for every phase): the
+    two differ only in time order."""
+    p = np.linspace(0.0, 1.0, n)
+    return all(np.abs(_poses(a, 1 - p, q) - _poses(b, p, q)).max() <= atol
+               for q in _param_draws(a, b, draws))
+
+
+def temporal_only(names: list[str], min_phase: float = 0.05) -> np.ndarray:
+    """(K,) bool: the class is in a temporal-only pair of `names`, i.e. a pair that differs
+    only in time order (`is_time_reversal`) AND whose first frames are identical by
+    construction (the same pose over the first `min_phase` of the action or more,
+    `shared_prefix_phase`). A time-reversed pair whose start poses differ (sit_down: standing,
+    stand_up: seated) is told apart from frame 1 and does not count; the generator's
+    `early_separable` flag counts it (`early_separable`)."""
+    return _temporal_only(tuple(names), float(min_phase)).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _temporal_only(names: tuple[str, ...], min_phase: float) -> np.ndarray:
+    out = np.zeros(len(names), bool)
+    for i, a in enumerate(names):
+        for j in range(i + 1, len(names)):
+            b = names[j]
+            if is_time_reversal(a, b) and shared_prefix_phase(a, b) >= min_phase:
+                out[i] = out[j] = True
+    return out
 
 
 def motion_config(sc: StreamConfig, ood: bool):
@@ -141,7 +203,12 @@ def build_split(cfg: TrainConfig, split: str) -> dict[str, np.ndarray]:
     arr = {k: np.stack(v) for k, v in out.items()}
     for k in ("mv", "part", "diff"):
         arr[k] = arr[k].astype(np.float16)
-    arr["early"] = early_separable(names)[arr["label"]]
+    return _with_groups(arr, names)
+
+
+def _with_groups(arr: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+    arr["early"] = ~temporal_only(names)[arr["label"]]
+    arr["early_gen"] = early_separable(names)[arr["label"]]
     return arr
 
 
@@ -158,8 +225,9 @@ def load_split(cfg: TrainConfig, split: str) -> dict[str, np.ndarray]:
     if split != "ood":
         sc.pop("ood_motion")
     key = {"split": split, "stream": sc, "codec": to_dict(cfg.codec)}
-    return cached_arrays("edgeoar-streams", key, lambda: build_split(cfg, split),
-                         version=data_version())
+    arr = cached_arrays("edgeoar-streams", key, lambda: build_split(cfg, split),
+                        version=data_version())
+    return _with_groups(dict(arr), class_names(cfg.stream))  # derived, not cached
 
 
 # ----------------------------------------------------------------------------- UCF-101

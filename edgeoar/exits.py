@@ -28,7 +28,7 @@ import numpy as np
 __all__ = ["entropy", "iie_fuse", "modality_consistency", "softmax", "step_scores",
            "first_exit", "POLICIES", "apply_policy", "summarise", "threshold_grid", "select",
            "curve", "auc", "mc_effect", "compare_policies", "ExitRule", "fit_temperature",
-           "oracle_exits"]
+           "oracle_exits", "frame_floor"]
 
 EPS = 1e-8
 
@@ -106,6 +106,22 @@ def oracle_exits(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     ok = probs.argmax(-1) == labels[:, None]
     stay = np.flip(np.cumprod(np.flip(ok, 1), 1), 1).astype(bool)
     return np.where(stay.any(1), stay.argmax(1), ok.shape[1] - 1)
+
+
+def frame_floor(probs: np.ndarray, labels: np.ndarray, acc: float) -> float:
+    """The fewest mean frames ANY exit assignment on these outputs needs for accuracy >= acc:
+    a clip is right only if it exits at a step where its prediction is right, at the earliest
+    its first right step; so the cheapest ceil(acc N) clips by first right step are made
+    right and every other clip exits at frame 1. A strict floor (`oracle_exits`, which waits
+    until a clip stays right, is not one). probs (N, T, K) -> mean frames."""
+    ok = probs.argmax(-1) == labels[:, None]
+    n = len(labels)
+    need = int(np.ceil(acc * n - 1e-9))
+    first = np.where(ok.any(1), ok.argmax(1) + 1, np.inf)
+    cheap = np.sort(first)[:need]
+    if need and not np.isfinite(cheap[-1]):
+        return float("nan")  # fewer than `need` clips are ever right
+    return float((cheap.sum() + (n - need)) / n)
 
 
 def _random_cond(s: dict, q: float, seed: int = 0) -> np.ndarray:

@@ -37,7 +37,7 @@ from shared.io import Checkpointer, atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
 
-__all__ = ["train_model", "get_model", "predict", "phases", "exit_thresholds",
+__all__ = ["train_model", "get_model", "predict", "phases", "param_groups", "exit_thresholds",
            "accuracy_per_step", "main"]
 
 log = get_logger("edgeoar.train")
@@ -102,6 +102,23 @@ def _freeze(model: OnlineRecognizer, phase: str) -> list[torch.nn.Parameter]:
     for p in params:
         p.requires_grad_(True)
     return params
+
+
+def param_groups(model: OnlineRecognizer, params: list[torch.nn.Parameter], cfg: TrainConfig
+                 ) -> list[dict]:
+    """AdamW groups of a phase's trainable `params`, one per branch with its own rate: 'rgb'
+    (the RGB per-frame CNN and its per-step classifiers) at `cfg.lr_rgb`, 'motion' likewise
+    at `cfg.lr_motion`, 'other' (the gate) at `cfg.lr`; empty groups are left out."""
+    owner = {}
+    for branch in ("rgb", "motion"):
+        for m in (getattr(model, branch), model.heads[branch]):
+            owner.update({id(p): branch for p in m.parameters()})
+    groups = []
+    for branch in ("rgb", "motion", "other"):
+        ps = [p for p in params if owner.get(id(p), "other") == branch]
+        if ps:
+            groups.append({"params": ps, "lr": cfg.branch_lr(branch), "name": branch})
+    return groups
 
 
 def _epoch(model: OnlineRecognizer, phase: str, data: dict, cfg: TrainConfig, opt,
@@ -173,8 +190,8 @@ def train_model(cfg: TrainConfig, run_dir: str | Path | None = None,
 
     def opt_for(phase):
         if phase not in opts:
-            opts[phase] = torch.optim.AdamW(_freeze(model, phase), lr=cfg.lr,
-                                            weight_decay=cfg.weight_decay)
+            opts[phase] = torch.optim.AdamW(param_groups(model, _freeze(model, phase), cfg),
+                                            lr=cfg.lr, weight_decay=cfg.weight_decay)
         return opts[phase]
 
     ck = Checkpointer(run_dir) if run_dir is not None else None
@@ -245,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(
         argv, TrainConfig, prog="edgeoar.train",
         quick={"stream.train_per_class": 12, "stream.val_per_class": 4, "rounds": 2,
-               "main_epochs": 3, "gate_epochs": 1},
+               "main_epochs": 3, "gate_epochs": 1, "lr_motion": 0.006},
         description="Train the EdgeOAR online recogniser (RGB + codec motion vectors, TFEM, "
                     "per-step classifiers, exit gate) on H.264-decoded human-motion streams. "
                     "mode=iterative (gate/main alternation), full_clip or joint (ablations). "

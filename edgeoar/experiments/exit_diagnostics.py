@@ -6,6 +6,9 @@ Prints and writes `exit_diagnostics.json`:
   split into early-separable classes and temporal-only pairs;
 * the oracle exit (`exits.oracle_exits`: each clip exits at the first step from which its
   prediction stays right), the floor on frames for any exit rule reading these outputs;
+* the strict frame floor (`exits.frame_floor`): the fewest mean frames of any exit
+  assignment whose accuracy is within `exits.tolerance` of the full clip's (the oracle exit
+  above waits until a clip stays right, so rules may go below it);
 * the oracle exit frame per class (which classes become right for good early);
 * per-step temperature scaling fitted on validation (`exits.fit_temperature`) applied before
   IIE: the chosen IIE operating point with and without it (thresholds chosen on validation);
@@ -27,6 +30,7 @@ from edgeoar.exits import (
     apply_policy,
     compare_policies,
     fit_temperature,
+    frame_floor,
     oracle_exits,
     step_scores,
     summarise,
@@ -80,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                   "acc_iie": _acc(sc["p_iie"], y), "acc_iie_early_sep": _acc(sc["p_iie"], y, e),
                   "acc_iie_temporal": _acc(sc["p_iie"], y, ~e),
                   "oracle_frac": float(ex.mean() / steps),
+                  "floor_frac": frame_floor(sc["p_iie"], y, float(
+                      (sc["p_iie"][:, -1].argmax(-1) == y).mean()) - bc.exits.tolerance) / steps,
                   "oracle_frames_early_sep": float(ex[e].mean()),
                   "oracle_frames_temporal": float(ex[~e].mean()),
                   "oracle_frames_per_class": {n: float(ex[y == k].mean()) for k, n in

@@ -23,7 +23,8 @@ log = get_logger("edgeoar.experiments.ship_weights")
 
 def main(argv: list[str] | None = None) -> int:
     _, bc = parse_args(argv, BenchConfig, prog="edgeoar.experiments.ship_weights",
-                       description=__doc__.split("\n\n")[0])
+                       description=__doc__.split("\n\n")[0],
+                       default_config="configs/edgeoar/bench.yaml")
     bc = from_dict(BenchConfig, apply_overrides(to_dict(bc), [f"{k}={v}"
                                                               for k, v in QUICK.items()]))
     model, info = get_model(bc.train)

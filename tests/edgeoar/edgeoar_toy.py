@@ -48,4 +48,5 @@ def toy_split(per_class: int, seed: int, steps: int = 8, size: int = 32, codec: 
                 out[key].append(m[key] if key != "label" else k)
     arr = {k: np.stack(v) for k, v in out.items()}
     arr["early"] = arr["label"] >= 4
+    arr["early_gen"] = arr["early"]
     return arr

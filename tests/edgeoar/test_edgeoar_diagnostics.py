@@ -24,6 +24,9 @@ def test_exit_diagnostics_on_the_toy(monkeypatch, tmp_path):
     s = diag.step_scores(pred["rgb"], pred["motion"], pred["gate"])
     y = splits["test"]["label"]
     assert out["test"]["oracle_frac"] == np.mean(diag.oracle_exits(s["p_iie"], y) + 1) / 8
+    full = (s["p_iie"][:, -1].argmax(-1) == y).mean()
+    assert out["test"]["floor_frac"] == diag.frame_floor(s["p_iie"], y, full - 0.02) / 8
+    assert out["test"]["floor_frac"] <= out["test"]["oracle_frac"]
     assert np.allclose(out["test"]["acc_motion"], (s["p_mot"].argmax(-1) == y[:, None]).mean(0),
                        atol=1e-3)
     for arm in ("raw", "calibrated"):
@@ -33,3 +36,35 @@ def test_exit_diagnostics_on_the_toy(monkeypatch, tmp_path):
     assert out["test"]["oracle_frames_per_class"][TOY_CLASSES[0]] == ex[y == 0].mean()
     for r in out["mc_at_equal_frames"]:  # IIE alone is matched on validation frames
         assert 0 < r["mc"]["frac"] <= 1 and 0 <= r["iie_tau_conf"] <= 1
+
+
+def test_lr_sweep_reads_validation_only(monkeypatch, tmp_path):
+    """The sweep trains (here: fakes) one model per setting, with the overrides applied, and
+    reads only the validation split; its figures match a direct count."""
+    from edgeoar.experiments import lr_sweep
+
+    val = toy_split(3, 1)
+    seen, splits_read = [], []
+    model = build_model(ModelConfig(width=8, feat_dim=16), len(TOY_CLASSES), 8, 32, 4).eval()
+
+    def fake_model(cfg):
+        seen.append((cfg.lr_rgb, cfg.lr_motion))
+        return model, {}
+
+    def fake_split(cfg, s):
+        splits_read.append(s)
+        return val
+
+    monkeypatch.setattr(lr_sweep, "get_model", fake_model)
+    monkeypatch.setattr(lr_sweep, "load_split", fake_split)
+    assert lr_sweep.main(["--set", "train.stream.clip_frames=8", "--out", str(tmp_path),
+                          "--try", "train.lr_rgb=0.001", "--try",
+                          "train.lr_rgb=0.002&train.lr_motion=0.004"]) == 0
+    assert seen == [(0.001, 0.003), (0.002, 0.004)] and set(splits_read) == {"val"}
+    rows = json.loads(next(tmp_path.rglob("sweep.json")).read_text())
+    pred = diag.predict(model, val)
+    s = diag.step_scores(pred["rgb"], pred["motion"], pred["gate"])
+    ok = s["p_mot"].argmax(-1) == val["label"][:, None]
+    assert rows[0]["acc_motion"] == {str(t): round(float(ok[:, t - 1].mean()), 3)
+                                     for t in (1, 4, 8)}
+    assert rows[0]["floor_frac"] <= rows[0]["oracle_frac"] <= 1

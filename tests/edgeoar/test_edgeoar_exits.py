@@ -14,6 +14,7 @@ from edgeoar.exits import (
     entropy,
     first_exit,
     fit_temperature,
+    frame_floor,
     iie_fuse,
     mc_effect,
     modality_consistency,
@@ -190,3 +191,20 @@ def test_oracle_exits_hand_made():
     probs = np.eye(2)[pred]
     lab = np.array([0, 0, 0])
     assert oracle_exits(probs, lab).tolist() == [1, 2, 3]
+
+
+def test_frame_floor_against_brute_force():
+    """The closed form against every exit assignment of small random outputs."""
+    import itertools
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        n, t, k = 4, 3, 2
+        probs = rng.random((n, t, k))
+        lab = rng.integers(0, k, n)
+        ok = probs.argmax(-1) == lab[:, None]
+        for acc in (0.0, 0.5, 0.75, 1.0):
+            best = min((np.mean(np.array(ex) + 1) for ex in itertools.product(range(t), repeat=n)
+                        if ok[np.arange(n), ex].mean() >= acc - 1e-12), default=float("nan"))
+            got = frame_floor(probs, lab, acc)
+            assert (np.isnan(best) and np.isnan(got)) or got == pytest.approx(best)

@@ -10,10 +10,20 @@ import pytest
 
 from edgeoar import stream
 from edgeoar.config import StreamConfig, TrainConfig
-from edgeoar.data import build_split, check_stream, early_separable, motion_config
+from edgeoar.data import (
+    build_split,
+    check_stream,
+    early_separable,
+    is_time_reversal,
+    motion_config,
+    render_clip,
+    shared_prefix_phase,
+    temporal_only,
+)
 from edgeoar.eval import main as eval_main
 from edgeoar.train import main as train_main
 from shared.errors import ConfigError
+from shared.motion import ACTIONS
 
 TINY = StreamConfig(image_size=32, clip_frames=8, actions=["squat", "sit_down"],
                     train_per_class=2, val_per_class=1, test_per_class=1, ood_per_class=1)
@@ -24,7 +34,8 @@ def test_split_arrays_and_flags():
     d = build_split(cfg, "val")
     assert d["rgb"].shape == (2, 8, 32, 32, 3) and d["rgb"].dtype == np.uint8
     assert d["mv"].shape == (2, 8, 2, 8, 8) and d["part"].shape == (2, 8, 1, 8, 8)
-    assert d["label"].tolist() == [0, 1] and d["early"].tolist() == [True, False]
+    assert d["label"].tolist() == [0, 1] and d["early_gen"].tolist() == [True, False]
+    assert d["early"].tolist() == [True, True]  # sit_down is no temporal-only class
     assert np.all(d["mv"][:, 0] == 0)  # the first frame is an I-frame
     assert early_separable(["sit_down", "stand_up", "jump"]).tolist() == [False, False, True]
     t = build_split(cfg, "test")
@@ -69,3 +80,24 @@ def test_train_recipe_end_to_end_and_resume(tmp_path):
     for split in ("test", "ood"):
         assert len(m[split]["acc_per_step"]) == 8
         assert 1 <= m[split]["iie_mc"]["frames"] <= 8 and m[split]["full_clip"]["frac"] == 1.0
+
+
+def test_temporal_only_pairs_have_identical_first_frames_by_construction():
+    """Of the generator's time-order pairs only the arm circles start identically: rendered
+    with one seed, their first frames are the same pixels, then they part; sit_down (standing,
+    chair) and stand_up (seated) differ from frame 1, so they are no temporal-only pair."""
+    names = list(ACTIONS)
+    flags = dict(zip(names, temporal_only(names)))
+    assert {a for a, f in flags.items() if f} == {"arm_circle_cw", "arm_circle_ccw"}
+    assert is_time_reversal("sit_down", "stand_up") and shared_prefix_phase(
+        "sit_down", "stand_up") == 0.0
+    assert is_time_reversal("arm_circle_cw", "arm_circle_ccw")
+    assert 0.05 <= shared_prefix_phase("arm_circle_cw", "arm_circle_ccw") < 0.2
+    assert not is_time_reversal("squat", "bow")  # same start, different actions
+    sc = StreamConfig()
+    for seed in (0, 1, 2):
+        cw, ccw = render_clip(sc, "arm_circle_cw", seed), render_clip(sc, "arm_circle_ccw", seed)
+        assert np.array_equal(cw[:2], ccw[:2])
+        assert not np.array_equal(cw[4:10], ccw[4:10])
+        sit, stand = render_clip(sc, "sit_down", seed), render_clip(sc, "stand_up", seed)
+        assert np.abs(sit[0].astype(int) - stand[0]).max() > 100

@@ -77,3 +77,64 @@ def test_accuracy_per_step_reference():
     lg[1, 1:, 1] = 1
     assert accuracy_per_step({"rgb": lg, "motion": lg}, np.array([0, 1])).tolist() == \
         [0.5, 1.0, 1.0]
+
+
+def test_optimiser_param_groups_carry_the_branch_rates():
+    from edgeoar.models import build_model
+    from edgeoar.train import param_groups
+
+    cfg = dataclasses.replace(CFG, lr=5e-3, lr_rgb=1e-3, lr_motion=4e-3)
+    m = build_model(cfg.model, 6, 8, 32, 4)
+    ids = {b: {id(p) for mod in (getattr(m, b), m.heads[b]) for p in mod.parameters()}
+           for b in ("rgb", "motion")}
+    for phase, names in (("main", ["rgb", "motion"]), ("joint", ["rgb", "motion", "other"]),
+                         ("gate", ["other"]), ("heads", ["rgb", "motion", "other"])):
+        params = _freeze(m, phase)
+        opt = torch.optim.AdamW(param_groups(m, params, cfg), lr=cfg.lr)
+        assert [g["name"] for g in opt.param_groups] == names
+        want = {"rgb": 1e-3, "motion": 4e-3, "other": 5e-3}
+        for g in opt.param_groups:
+            assert g["lr"] == want[g["name"]]
+            got = {id(p) for p in g["params"]}
+            if g["name"] in ids:
+                assert got <= ids[g["name"]]
+            else:  # the gate: neither branch
+                assert not got & (ids["rgb"] | ids["motion"])
+        assert sum(len(g["params"]) for g in opt.param_groups) == len(params)
+    # unset branch rates fall back to the shared rate
+    groups = param_groups(m, _freeze(m, "joint"), dataclasses.replace(cfg, lr_rgb=None,
+                                                                        lr_motion=None))
+    assert {g["lr"] for g in groups} == {5e-3}
+
+
+def test_branch_rates_in_the_config_are_validated(tmp_path):
+    from shared.config import load_config
+    from shared.errors import ConfigError
+
+    f = tmp_path / "c.yaml"
+    f.write_text("lr: 0.006\nlr_rgb: 0.002\n")
+    cfg = load_config(f, TrainConfig)
+    assert (cfg.branch_lr("rgb"), cfg.branch_lr("motion"), cfg.branch_lr("other")) == \
+        (0.002, 0.006, 0.006)
+    for bad in ("lr_rgb: -0.001", "lr_motion: 0", "lr_rgb: 2.0", "lr_rgb: fast"):
+        f.write_text(bad + "\n")
+        with pytest.raises(ConfigError, match=bad.split(":")[0]):
+            load_config(f, TrainConfig)
+
+
+def test_a_lower_rgb_rate_moves_only_the_rgb_branch(splits):
+    """One main epoch with lr_rgb far below lr_motion: the RGB weights move ~that much less."""
+    from edgeoar.models import build_model
+
+    base = dataclasses.replace(CFG, rounds=1, main_epochs=1, gate_epochs=1)
+    moved = {}
+    for lr_rgb in (5e-3, 5e-5):
+        torch.manual_seed(0)
+        m0 = build_model(base.model, 6, 8, 32, 4)
+        m, _ = train_model(dataclasses.replace(base, lr_rgb=lr_rgb), splits=splits)
+        d = {b: sum(float((p.detach() - p0.detach()).abs().sum()) for p, p0 in
+                    zip(getattr(m, b).parameters(), getattr(m0, b).parameters()))
+             for b in ("rgb", "motion")}
+        moved[lr_rgb] = d
+    assert moved[5e-5]["rgb"] < 0.05 * moved[5e-3]["rgb"]
+    assert moved[5e-5]["motion"] > 0.5 * moved[5e-3]["motion"]
