@@ -30,13 +30,16 @@ from twscardio.fusion import bandpass, best_axis, fuse, window_bounds
 from twscardio.quality import NO_BEAT, assess_windows
 
 __all__ = ["prepare", "network_features", "window_starts", "reconstruct", "process",
-           "N_FEATURES", "J_WAVE_SHIFT_S", "normalise_windows"]
+           "N_FEATURES", "J_WAVE_SHIFT_S", "J_TIGHTNESS", "normalise_windows"]
 
 N_FEATURES = 17
 # J peaks on BCG (arms a, b): each beat aligned to the recording's median complex at shifts up to
 # this, so a cycle whose largest peak is another wave (I/K/L, a noise lobe) is moved onto the J
 # wave (`beats.find_jpeaks`); chosen on the training family (IBI MAE 18.1 -> 14.3 ms at 50 Hz)
 J_WAVE_SHIFT_S = 0.25
+# J peaks are then re-chosen as the best rhythm-consistent chain of matched-filter peaks
+# (`beats.track_beats`); the weight of rhythm against evidence, chosen on the training family
+J_TIGHTNESS = 2.0
 
 
 # a grid this many times denser than the recorded samples means a corrupt timestamp or duration
@@ -216,9 +219,11 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
         ax = best_axis(acc_bp, fs, cfg.fusion)
         sig = acc_bp[:, ax]
         out.update(fallback=sig, axis=ax,
-                   beats_all_s=find_jpeaks(sig, fs, wave_shift_s=J_WAVE_SHIFT_S))
+                   beats_all_s=find_jpeaks(sig, fs, wave_shift_s=J_WAVE_SHIFT_S,
+                                               tightness=J_TIGHTNESS))
     elif arm == "b":
-        out.update(beats_all_s=find_jpeaks(fus["fused"], fs, wave_shift_s=J_WAVE_SHIFT_S),
+        out.update(beats_all_s=find_jpeaks(fus["fused"], fs, wave_shift_s=J_WAVE_SHIFT_S,
+                                               tightness=J_TIGHTNESS),
                    fallback=fus["fused"])
     else:
         scg = reconstruct(model, network_features(prep, fus), fs, cfg.window_s, cfg.hop_s)
