@@ -50,6 +50,9 @@ def evaluate_recording(rec: dict, cfg: TrainConfig, models: dict) -> dict[str, d
         m["ibi_mae_ms_accepted"] = beat_metrics(o["beats_s"], tr)["ibi_mae_ms"]
         scored, bad = octave_errors(o["beats_all_s"], tr["r_s"], len(tr["t"]) / tr["fs_ref"])
         m["octave_pct"] = 100.0 * bad / max(scored, 1)
+        # the same on the beats of accepted windows: what a user is shown as a number
+        scored, bad = octave_errors(o["beats_s"], tr["r_s"], len(tr["t"]) / tr["fs_ref"])
+        m["octave_pct_accepted"] = 100.0 * bad / max(scored, 1)
         if "scg" in o:
             n = min(len(o["scg"]), len(tr["scg"]))
             r = per_beat_pearson(o["scg"][:n], tr["scg"][:n], tr["r_idx"], float(tr["fs_ref"]))
