@@ -1,9 +1,16 @@
 """Beats, fiducials and metrics (paper sec. 2.2.5 and its evaluation).
 
 Detection:
-* `find_jpeaks` - J peaks on a BCG-like signal: polarity by skewness, period from the
-  autocorrelation, `find_peaks` with a refractory distance max(0.33 s, 0.6 * period), parabolic
-  sub-sample refinement. Also the detector for AO on the reconstructed SCG (`find_ao`).
+* `find_jpeaks` - J peaks on a BCG-like signal: polarity by skewness, octave-checked period
+  (`beat_period`) per 10-s segment, `find_peaks` with a refractory distance
+  max(0.33 s, 0.6 * period), template alignment, parabolic sub-sample refinement. Also the
+  detector for AO on the reconstructed SCG (`find_ao`).
+* `tightness` > 0 (the J-peak arms): the picks only seed a template; the beats are then the
+  best rhythm-consistent chain (`track_beats`, dynamic programming after Ellis 2007) through
+  the peaks of the recording's matched filter (`matched_filter`), with the local period from
+  the segments' periods, octave slips replaced by the recording's median (`local_period`).
+  A noise spike between beats, a weak beat, or every other beat being weak then cannot change
+  the beat count, where plain peak picking with a refractory distance can.
 * `find_ac` - AC = dominant peak in AO + [0.6, 1.4] * LVET_prior, LVET_prior = 413 - 1.7 HR ms.
 
 Scoring against ground truth (R peaks from ECG):
@@ -266,6 +273,8 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
     aligned to a +-(wave_shift_s + 0.1 s) median template (the whole complex, e.g. AO ... AC of
     an SCG beat) at shifts up to +-wave_shift_s, so a cycle whose largest peak is a *different
     wave* (AC picked instead of AO, one LVET ~ 0.28 s late) is moved onto the right one.
+    `tightness` > 0 replaces the picks by the best rhythm-consistent chain of matched-filter
+    peaks (`track_beats`; its weight of rhythm against evidence) before the fine alignment.
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size < int(fs):

@@ -28,7 +28,7 @@ from twscardio.beats import find_ao, find_jpeaks
 from twscardio.config import TrainConfig
 from twscardio.enhance import check_timestamps
 from twscardio.fusion import fuse
-from twscardio.pipeline import J_TIGHTNESS, J_WAVE_SHIFT_S, network_features, prepare, reconstruct
+from twscardio.pipeline import J_WAVE_SHIFT_S, network_features, prepare, reconstruct
 from twscardio.quality import NO_BEAT, assess_windows
 
 __all__ = ["StreamingMonitor", "Update", "RobustHeartRate"]
@@ -218,8 +218,7 @@ class StreamingMonitor:
             beats = find_ao(scg, fs)
         else:
             scg = np.full(T, np.nan)
-            beats = find_jpeaks(fus["fused"], fs, wave_shift_s=J_WAVE_SHIFT_S,
-                                tightness=J_TIGHTNESS)
+            beats = find_jpeaks(fus["fused"], fs, wave_shift_s=J_WAVE_SHIFT_S)
         period = float(win["period_s"][0])
         hr = self._hr.update(beats + t_grid0, period)
         if not np.isfinite(hr):

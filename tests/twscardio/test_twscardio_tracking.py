@@ -101,3 +101,24 @@ def test_find_jpeaks_tracking_recovers_known_ibis_under_spikes():
     hit, worst = ibi_err(tracked)
     assert tracked.size == r.size and hit == r.size
     assert worst < 0.012  # every IBI within ~1 sample of the truth
+
+
+def test_j_peaks_tracks_still_windows_and_picks_plainly_where_the_head_rotates():
+    from twscardio.pipeline import J_TIGHTNESS, J_WAVE_SHIFT_S, j_peaks
+
+    rng = np.random.default_rng(5)
+    r = np.arange(0.4, 29.5, 0.8) + rng.normal(0, 0.01, 37)
+    n = 3000
+    x = render_atoms(n, FS, r, np.ones(r.size), np.full(r.size, 0.03), np.full(r.size, 7.0),
+                     0.2) + rng.normal(0, 0.25, n)
+    bounds = np.stack([np.arange(0, n, 500), np.arange(500, n + 1, 500)], axis=1)
+    plain = find_jpeaks(x, FS, wave_shift_s=J_WAVE_SHIFT_S)
+    tracked = find_jpeaks(x, FS, wave_shift_s=J_WAVE_SHIFT_S, tightness=J_TIGHTNESS)
+    assert not np.array_equal(plain, tracked)  # the two detectors differ on this signal
+    assert np.array_equal(j_peaks(x, FS, bounds, np.ones(6, bool)), plain)
+    assert np.array_equal(j_peaks(x, FS, bounds, np.zeros(6, bool)), tracked)
+    rot = np.array([False, False, True, True, False, False])
+    mixed = j_peaks(x, FS, bounds, rot)
+    inside = (mixed >= 10.0) & (mixed < 20.0)
+    assert np.all(np.isin(mixed[inside], plain))
+    assert np.all(np.isin(mixed[(mixed < 9.5) | (mixed >= 20.5)], tracked))
