@@ -122,3 +122,17 @@ def test_j_peaks_tracks_still_windows_and_picks_plainly_where_the_head_rotates()
     inside = (mixed >= 10.0) & (mixed < 20.0)
     assert np.all(np.isin(mixed[inside], plain))
     assert np.all(np.isin(mixed[(mixed < 9.5) | (mixed >= 20.5)], tracked))
+
+
+def test_aggregate_pools_octave_errors_of_accepted_windows():
+    """Per-recording means for errors, but accepted-window octave errors over all accepted
+    windows: one recording with a single (bad) accepted window must not weigh as much as one
+    with ten."""
+    from twscardio.eval import aggregate
+
+    res = [{"b": {"hr_mae": 1.0, "octave_scored_accepted": 10, "octave_bad_accepted": 0}},
+           {"b": {"hr_mae": 3.0, "octave_scored_accepted": 1, "octave_bad_accepted": 1}}]
+    agg = aggregate(res)["b"]
+    assert agg["hr_mae"] == pytest.approx(2.0)
+    assert agg["octave_pct_accepted"] == pytest.approx(100.0 / 11)
+    assert "octave_bad_accepted" not in agg
