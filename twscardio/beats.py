@@ -263,7 +263,7 @@ def matched_filter(x: np.ndarray, fs: float, beats: np.ndarray,
 
 def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
                 window_s: float = 10.0, wave_shift_s: float = 0.0,
-                tightness: float = 0.0) -> np.ndarray:
+                tightness: float = 0.0, min_score: float = 0.35) -> np.ndarray:
     """Beat times (s) of the dominant peak per cycle. x (T,), uniform at fs.
 
     The refractory distance comes from the octave-checked period (`beat_period`) of each
@@ -274,7 +274,9 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
     an SCG beat) at shifts up to +-wave_shift_s, so a cycle whose largest peak is a *different
     wave* (AC picked instead of AO, one LVET ~ 0.28 s late) is moved onto the right one.
     `tightness` > 0 replaces the picks by the best rhythm-consistent chain of matched-filter
-    peaks (`track_beats`; its weight of rhythm against evidence) before the fine alignment.
+    peaks (`track_beats`; its weight of rhythm against evidence) before the fine alignment;
+    matched-filter peaks below `min_score` x the typical beat's are not candidates (both chosen
+    on training-family validation subjects).
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size < int(fs):
@@ -292,25 +294,31 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
     idx, props = signal.find_peaks(x, distance=distance, prominence=0.5 * scale)
     if idx.size:  # drop peaks far below the typical beat (noise between/around beats)
         idx = idx[props["prominences"] >= 0.25 * np.median(props["prominences"])]
-    if wave_shift_s > 0 and idx.size:
-        coarse = template_refine(x, fs, idx, half_s=wave_shift_s + 0.1, max_shift_s=wave_shift_s,
-                                 at_peak=False)
-        idx = np.unique(np.clip(np.round(coarse), 0, len(x) - 1).astype(np.int64))
-        keep = np.r_[True, np.diff(idx) >= distance]  # two picks moved onto one beat: keep one
-        idx = idx[keep]
+    def wave_align(idx):
+        if wave_shift_s > 0 and idx.size:
+            coarse = template_refine(x, fs, idx, half_s=wave_shift_s + 0.1,
+                                     max_shift_s=wave_shift_s, at_peak=False)
+            idx = np.unique(np.clip(np.round(coarse), 0, len(x) - 1).astype(np.int64))
+            idx = idx[np.r_[True, np.diff(idx) >= distance]]  # two picks moved onto one beat
+        return idx
+
+    idx = wave_align(idx)
     if tightness > 0 and idx.size >= 3:
-        idx = _tracked(x, fs, idx, dist, starts, n, tightness)
+        idx = _tracked(x, fs, idx, dist, starts, n, tightness, min_score)
     return np.sort(template_refine(x, fs, idx)) / fs
 
 
 def _tracked(x: np.ndarray, fs: float, idx: np.ndarray, periods_s: np.ndarray,
-             starts: np.ndarray, window: int, tightness: float) -> np.ndarray:
+             starts: np.ndarray, window: int, tightness: float,
+             min_score: float) -> np.ndarray:
     """Peak picks -> the beats of the best rhythm-consistent chain of matched-filter peaks."""
     m, _ = matched_filter(x, fs, template_refine(x, fs, idx))
     typical = np.median(m[idx])
     if not typical > 0:
         return idx
-    cand, _ = signal.find_peaks(m, height=0.0, distance=max(1, int(0.1 * fs)))
+    # a peak below min_score of the typical beat is not a beat: a gap in the chain (a missed
+    # beat, no IBI) costs less than a beat timed on noise, or a wrongly placed ectopic beat
+    cand, _ = signal.find_peaks(m, height=min_score * typical, distance=max(1, int(0.1 * fs)))
     period = local_period(periods_s, starts, len(x), window) * fs
     score = np.clip(m[cand] / typical, 0.0, 3.0)
     return cand[track_beats(score, cand, period[cand], tightness)]

@@ -80,8 +80,8 @@ def test_find_jpeaks_tracking_recovers_known_ibis_under_spikes():
     n = int(dur * FS)
     x = render_atoms(n, FS, r, rng.uniform(0.8, 1.2, r.size), np.full(r.size, 0.03),
                      np.full(r.size, 7.0), 0.2)
-    weak = np.arange(3, r.size, 4)  # every 4th beat at 0.3x, and a larger spike next to it
-    x -= 0.7 * render_atoms(n, FS, r[weak], np.ones(weak.size), np.full(weak.size, 0.03),
+    weak = np.arange(3, r.size, 4)  # every 4th beat at half height, a larger spike after it
+    x -= 0.5 * render_atoms(n, FS, r[weak], np.ones(weak.size), np.full(weak.size, 0.03),
                             np.full(weak.size, 7.0), 0.2)
     spikes = r[weak] + 0.35
     x += render_atoms(n, FS, spikes, np.full(weak.size, 0.8), np.full(weak.size, 0.012),
