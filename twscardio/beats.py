@@ -196,7 +196,7 @@ def local_period(periods_s: np.ndarray, starts: np.ndarray, n: int, window: int,
 
 
 def track_beats(score: np.ndarray, cand: np.ndarray, period: np.ndarray,
-                tightness: float = 5.0, restart: float = 3.0) -> np.ndarray:
+                tightness: float = 2.0, restart: float = 3.0) -> np.ndarray:
     """Dynamic-programming beat tracking (Ellis 2007, on candidate peaks) -> chosen candidates.
 
     score (K,) the evidence of candidate k (matched-filter amplitude, typical beat ~1), cand (K,)
@@ -204,9 +204,10 @@ def track_beats(score: np.ndarray, cand: np.ndarray, period: np.ndarray,
     The chain maximises sum(score) - tightness * sum(log(gap / period)^2) over consecutive
     picks with 0.5 <= gap / period <= 2.1; a chain may also resume after a longer gap (an
     outage) at a cost `restart`. An extra pick half-way between two beats costs
-    2 tightness log(2)^2 (~7 at 5) of transition, so noise peaks are not taken; a weak beat at the
-    expected spot costs nothing, so it is kept; an octave (every other beat) cannot win either
-    way. Returns the indices into cand of the chosen beats, sorted.
+    2 tightness log(2)^2 (~1.9 at 2, about twice a typical beat's score) of transition, so noise
+    peaks are not taken; a weak beat at the expected spot costs nothing, so it is kept; skipping
+    every other beat costs tightness log(2)^2 per skip, so a half-rate chain does not win either.
+    Returns the indices into cand of the chosen beats, sorted.
     """
     score = np.asarray(score, dtype=np.float64)
     cand = np.asarray(cand, dtype=np.float64)
@@ -295,6 +296,7 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
     idx, props = signal.find_peaks(x, distance=distance, prominence=0.5 * scale)
     if idx.size:  # drop peaks far below the typical beat (noise between/around beats)
         idx = idx[props["prominences"] >= 0.25 * np.median(props["prominences"])]
+
     def wave_align(idx):
         if wave_shift_s > 0 and idx.size:
             coarse = template_refine(x, fs, idx, half_s=wave_shift_s + 0.1,
