@@ -112,10 +112,13 @@ class QualityConfig:
     fitted by `python -m twscardio.experiments.calibrate_sqi` on the training simulator.
     """
 
-    weights: list[float] = field(default_factory=lambda: [6.282, 5.38, 8.71, 0.843])
-    bias: float = -12.931
+    weights: list[float] = field(default_factory=lambda: [6.663, 8.355, 6.588, 0.471])
+    bias: float = -11.673
     threshold: Prob = 0.3  # sqi below this: "no reliable beat" (>= 97.5 % of no-beat rejected)
     missing_cross_bud: Prob = 0.5  # cross-bud value used when one bud delivered nothing
+    # features see the window plus this much signal on each side where the recording has it
+    # (a 5-s window is judged on 10 s: more beats, so noise looks less periodic)
+    context_s: NonNegFloat = 2.5
 
     def validate(self) -> None:
         if len(self.weights) != 4:

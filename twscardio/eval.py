@@ -50,6 +50,10 @@ def evaluate_recording(rec: dict, cfg: TrainConfig, models: dict) -> dict[str, d
         m["ibi_mae_ms_accepted"] = beat_metrics(o["beats_s"], tr)["ibi_mae_ms"]
         scored, bad = octave_errors(o["beats_all_s"], tr["r_s"], len(tr["t"]) / tr["fs_ref"])
         m["octave_pct"] = 100.0 * bad / max(scored, 1)
+        # the same on the beats of accepted windows: what a user is shown as a number
+        # (counts: `aggregate` pools them, as accepted windows per recording vary from 0 to 12)
+        m["octave_scored_accepted"], m["octave_bad_accepted"] = octave_errors(
+            o["beats_s"], tr["r_s"], len(tr["t"]) / tr["fs_ref"])
         if "scg" in o:
             n = min(len(o["scg"]), len(tr["scg"]))
             r = per_beat_pearson(o["scg"][:n], tr["scg"][:n], tr["r_idx"], float(tr["fs_ref"]))
@@ -82,17 +86,24 @@ def evaluate_earcardio(windows: list[dict], cfg: TrainConfig, model,
 
 
 def aggregate(results: list[dict[str, dict]]) -> dict[str, dict]:
-    """Pool per-recording results: means of errors, median per-beat r over all beats."""
+    """Pool per-recording results: means of errors, median per-beat r over all beats, octave
+    errors of accepted windows over all accepted windows."""
     out = {}
     for arm in results[0]:
         rows = [r[arm] for r in results]
         agg = {}
         for k in rows[0]:
+            if k in ("octave_scored_accepted", "octave_bad_accepted"):
+                continue
             if k == "beat_r":
                 agg["beat_r_median"] = float(np.median(np.concatenate([r[k] for r in rows])))
             elif k != "n_ibi":
                 vals = np.array([r[k] for r in rows], dtype=np.float64)
                 agg[k] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+        if "octave_scored_accepted" in rows[0]:
+            scored = sum(r["octave_scored_accepted"] for r in rows)
+            agg["octave_pct_accepted"] = 100.0 * sum(r["octave_bad_accepted"] for r in rows) \
+                / max(scored, 1)
         out[arm] = agg
     return out
 

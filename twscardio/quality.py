@@ -133,8 +133,11 @@ def assess_windows(sig: np.ndarray, axes: np.ndarray, both_valid: np.ndarray,
                    bounds: np.ndarray, fs: float, cfg: QualityConfig,
                    period_range: list[float]) -> dict:
     """Features, calibrated sqi (W,), reliable (W,) bool, per-window HR (NaN if unreliable) and
-    status ("ok" / NO_BEAT) for the arm's beat signal."""
-    wf = window_features(sig, axes, both_valid, bounds, fs, period_range)
+    status ("ok" / NO_BEAT) for the arm's beat signal. Each window's features are computed over
+    the window widened by `cfg.context_s` on both sides (clipped to the recording)."""
+    c, T = int(round(cfg.context_s * fs)), len(sig)
+    ctx = np.stack([np.maximum(bounds[:, 0] - c, 0), np.minimum(bounds[:, 1] + c, T)], axis=1)
+    wf = window_features(sig, axes, both_valid, ctx, fs, period_range)
     sqi = sqi_probability(wf["features"], cfg)
     reliable = sqi >= cfg.threshold
     hr = np.where(reliable, 60.0 / wf["period_s"], np.nan)

@@ -91,3 +91,25 @@ def test_clean_beats_are_kept(arm):
     hr_true = rec["truth"]["hr_true"]
     assert np.nanmedian(np.abs(w["hr_bpm"] - hr_true)) < 5.0
     assert out["beats_s"].size >= 0.8 * out["beats_all_s"].size
+
+
+def test_window_features_see_the_context_around_each_window():
+    """assess_windows = window_features over each window widened by context_s (clipped to the
+    recording); context_s = 0 judges the window alone."""
+    from twscardio.quality import assess_windows, window_features
+
+    rng = np.random.default_rng(7)
+    n = 2000
+    sig = _beats(n, noise=0.3, seed=3)
+    axes = np.stack([sig + rng.normal(0, 0.5, n) for _ in range(6)], axis=1)
+    valid = np.ones(n, dtype=bool)
+    bounds = np.array([[0, 500], [500, 1000], [1000, 1500], [1500, 2000]])
+    rng_s = [0.4, 1.5]
+    alone = assess_windows(sig, axes, valid, bounds, FS, QualityConfig(context_s=0.0), rng_s)
+    assert np.allclose(alone["features"],
+                       window_features(sig, axes, valid, bounds, FS, rng_s)["features"])
+    wide = assess_windows(sig, axes, valid, bounds, FS, QualityConfig(context_s=2.5), rng_s)
+    ctx = np.array([[0, 750], [250, 1250], [750, 1750], [1250, 2000]])
+    assert np.allclose(wide["features"],
+                       window_features(sig, axes, valid, ctx, FS, rng_s)["features"])
+    assert np.array_equal(wide["bounds"], bounds)

@@ -1,0 +1,140 @@
+"""Rhythm-consistent beat tracking: matched filter + dynamic programming over candidate peaks.
+
+References: the matched filter's value at a planted copy of the template is the copy's amplitude
+(closed form, non-overlapping copies); the tracker must return exactly the planted beats (known
+IBIs) among half-way noise candidates, keep a weak beat at the expected spot, and resume after an
+outage; `find_jpeaks(tightness>0)` must recover known IBIs where plain peak picking (asserted
+first) takes noise spikes.
+"""
+
+import numpy as np
+import pytest
+
+from twscardio.beats import find_jpeaks, local_period, matched_filter, track_beats
+from twscardio.simulator import render_atoms
+
+FS = 100.0
+
+
+def test_matched_filter_returns_each_copy_amplitude():
+    shape = render_atoms(51, FS, np.array([0.25]), np.array([1.0]), np.array([0.03]),
+                         np.array([7.0]), 0.3) + 0.2  # not zero-mean on purpose
+    pos = np.arange(60, 1000, 90)
+    amps = np.array([1.0, 0.5, 2.0, 0.7, 1.5, 1.0, 0.6, 1.8, 1.0, 1.2, 0.8])  # median 1
+    x = np.zeros(1100)
+    for p, a in zip(pos, amps):
+        x[p - 25:p + 26] += a * shape
+    m, tmpl = matched_filter(x, FS, pos)
+    assert np.allclose(m[pos], amps, atol=1e-9)
+    assert abs(tmpl.mean()) < 1e-12
+
+
+def test_local_period_replaces_octave_slips_and_interpolates():
+    p = np.array([0.8, 1.6, 0.8, 0.4, 0.9])  # segments 2 and 4 slipped an octave
+    starts = np.arange(5) * 1000
+    lp = local_period(p, starts, 5000, 1000)
+    assert lp[500] == pytest.approx(0.8) and lp[1500] == pytest.approx(0.8)
+    assert lp[3500] == pytest.approx(0.8) and lp[4500] == pytest.approx(0.9)
+    assert lp[4000] == pytest.approx(0.85)  # half-way between centres 3500 and 4500
+
+
+def _planted(rng, n=40, period=80.0):
+    beats = np.cumsum(period + rng.normal(0, 4, n))
+    noise = beats[:-1] + np.diff(beats) * rng.uniform(0.4, 0.6, n - 1)
+    cand = np.concatenate([beats, noise])
+    score = np.concatenate([np.ones(n), np.full(n - 1, 0.5)])
+    order = np.argsort(cand)
+    return beats, cand[order], score[order], order < n
+
+
+def test_tracker_returns_the_planted_beats_among_noise():
+    rng = np.random.default_rng(1)
+    beats, cand, score, is_beat = _planted(rng)
+    score[np.flatnonzero(is_beat)[10]] = 0.2  # a weak beat: kept, it sits where a beat is due
+    chosen = track_beats(score, cand, np.full(cand.size, 80.0), tightness=2.0)
+    assert np.array_equal(cand[chosen], beats)
+
+
+def test_tracker_resumes_after_an_outage():
+    rng = np.random.default_rng(2)
+    beats, cand, score, is_beat = _planted(rng)
+    gap = (cand > beats[14] + 1) & (cand < beats[19] - 1)  # 4 beats lost, no candidates
+    chosen = track_beats(score[~gap], cand[~gap], np.full((~gap).sum(), 80.0), tightness=2.0)
+    kept = beats[(beats <= beats[14]) | (beats >= beats[19])]
+    assert np.array_equal(cand[~gap][chosen], kept)
+
+
+def test_tracker_cannot_be_pulled_to_half_rate():
+    rng = np.random.default_rng(3)
+    beats, cand, score, is_beat = _planted(rng)
+    score[np.flatnonzero(is_beat)[1::2]] = 0.3  # every other beat weak: the half-rate trap
+    chosen = track_beats(score, cand, np.full(cand.size, 80.0), tightness=2.0)
+    assert np.array_equal(cand[chosen], beats)
+
+
+def test_find_jpeaks_tracking_recovers_known_ibis_under_spikes():
+    rng = np.random.default_rng(4)
+    dur = 40.0
+    r = np.cumsum(0.85 + rng.normal(0, 0.03, 60))
+    r = r[(r > 0.5) & (r < dur - 0.8)]
+    n = int(dur * FS)
+    x = render_atoms(n, FS, r, rng.uniform(0.8, 1.2, r.size), np.full(r.size, 0.03),
+                     np.full(r.size, 7.0), 0.2)
+    weak = np.arange(3, r.size, 4)  # every 4th beat at half height, a larger spike after it
+    x -= 0.5 * render_atoms(n, FS, r[weak], np.ones(weak.size), np.full(weak.size, 0.03),
+                            np.full(weak.size, 7.0), 0.2)
+    spikes = r[weak] + 0.35
+    x += render_atoms(n, FS, spikes, np.full(weak.size, 0.8), np.full(weak.size, 0.012),
+                      np.full(weak.size, 25.0), 0.0)
+    x += rng.normal(0, 0.03, n)
+    true_j = r + 0.0  # atoms peak at their centre
+
+    def ibi_err(b):
+        d = np.abs(b[:, None] - true_j[None, :])
+        k = d.argmin(axis=1)
+        ok = d[np.arange(b.size), k] < 0.03
+        return ok.sum(), np.abs(np.diff(b) - np.diff(true_j[k]))[ok[1:] & ok[:-1]].max()
+
+    plain = find_jpeaks(x, FS, polarity="positive", wave_shift_s=0.25)
+    assert ibi_err(plain)[0] < r.size - 3  # the trap bites: spikes taken, weak beats lost
+    tracked = find_jpeaks(x, FS, polarity="positive", wave_shift_s=0.25, tightness=2.0)
+    # with min_score 0 the chain may extend onto noise one period past the last beat
+    inner = tracked[tracked < r[-1] + 0.3]
+    hit, worst = ibi_err(inner)
+    assert inner.size == r.size and hit == r.size and tracked.size - inner.size <= 1
+    assert worst < 0.012  # every IBI within ~1 sample of the truth
+
+
+def test_j_peaks_tracks_still_windows_and_picks_plainly_where_the_head_rotates():
+    from twscardio.pipeline import J_TIGHTNESS, J_WAVE_SHIFT_S, j_peaks
+
+    rng = np.random.default_rng(5)
+    r = np.arange(0.4, 29.5, 0.8) + rng.normal(0, 0.01, 37)
+    n = 3000
+    x = render_atoms(n, FS, r, np.ones(r.size), np.full(r.size, 0.03), np.full(r.size, 7.0),
+                     0.2) + rng.normal(0, 0.25, n)
+    bounds = np.stack([np.arange(0, n, 500), np.arange(500, n + 1, 500)], axis=1)
+    plain = find_jpeaks(x, FS, wave_shift_s=J_WAVE_SHIFT_S)
+    tracked = find_jpeaks(x, FS, wave_shift_s=J_WAVE_SHIFT_S, tightness=J_TIGHTNESS)
+    assert not np.array_equal(plain, tracked)  # the two detectors differ on this signal
+    assert np.array_equal(j_peaks(x, FS, bounds, np.ones(6, bool)), plain)
+    assert np.array_equal(j_peaks(x, FS, bounds, np.zeros(6, bool)), tracked)
+    rot = np.array([False, False, True, True, False, False])
+    mixed = j_peaks(x, FS, bounds, rot)
+    inside = (mixed >= 10.0) & (mixed < 20.0)
+    assert np.all(np.isin(mixed[inside], plain))
+    assert np.all(np.isin(mixed[(mixed < 9.5) | (mixed >= 20.5)], tracked))
+
+
+def test_aggregate_pools_octave_errors_of_accepted_windows():
+    """Per-recording means for errors, but accepted-window octave errors over all accepted
+    windows: one recording with a single (bad) accepted window must not weigh as much as one
+    with ten."""
+    from twscardio.eval import aggregate
+
+    res = [{"b": {"hr_mae": 1.0, "octave_scored_accepted": 10, "octave_bad_accepted": 0}},
+           {"b": {"hr_mae": 3.0, "octave_scored_accepted": 1, "octave_bad_accepted": 1}}]
+    agg = aggregate(res)["b"]
+    assert agg["hr_mae"] == pytest.approx(2.0)
+    assert agg["octave_pct_accepted"] == pytest.approx(100.0 / 11)
+    assert "octave_bad_accepted" not in agg
