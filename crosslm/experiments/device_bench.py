@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     L = cfg.llm
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls for the one pretraining run
     if not L.path:  # build the cached LLM once, before the processes that read it
         pretrained_llm(L.hidden, L.layers, L.heads, L.intermediate, L.pretrain_steps,
                        L.pretrain_batch, L.pretrain_seq, L.pretrain_lr, task_llm_excluded(),

@@ -5,8 +5,9 @@
 Measures, with the config's sizes: SLM training throughput (example-epochs per second) of each
 byte SLM kind; one LLM pretraining step, one LoRA update step and one KV-cached decoding step
 (at a reduced batch on CPU, scaled linearly). Then it counts how many of each step one
-(task, seed) process of `crosslm.bench` performs and prints the CPU estimate. SLMs train on
-the CPU in every run; the LLM steps move to the GPU, whose speed-up is not measured here.
+(task, seed) process of `crosslm.bench` performs and prints the CPU estimate, and a GPU
+estimate from assumed per-step latencies (`--gpu-*-ms`; not measured here: no GPU). SLMs and
+the LLM both run on the config's device.
 """
 
 from __future__ import annotations
@@ -71,22 +72,30 @@ def count(cfg: BenchConfig, task: str) -> dict[str, float]:
     llm_arms = [a for a in cfg.arms if a in LLM_ARMS]
     syn = [sum(int(round(g.keep_top * g.per_label)) * C for _ in range(r)) for r in range(R)]
     per_client = s.epochs * sum(cfg.data.private_per_client + n for n in syn)
-    slm_ex = {k: 0.0 for k in set(s.kinds)}
+    kinds = s.kinds if len(s.kinds) == cfg.data.num_clients else s.kinds * cfg.data.num_clients
+    slm_ex = {k: 0.0 for k in set(kinds)}
     for arm in cfg.arms:
-        for k in s.kinds:
+        for k in kinds:
             slm_ex[k] += per_client if arm in LLM_ARMS else s.epochs * R * \
                 cfg.data.private_per_client
     for k in set(s.kinds):  # the centralised ceiling
         slm_ex[k] += s.epochs * R * cfg.data.private_per_client * cfg.data.num_clients
     gens = len(llm_arms) * (R + 1) + 1  # a query set per round + metrics before / after
-    return {"slm_example_epochs": slm_ex, "decode_steps": gens * C * g.max_new_tokens,
+    decode = gens * (1 if g.batch_labels else C) * g.max_new_tokens
+    return {"slm_example_epochs": slm_ex, "decode_steps": decode,
+            "slm_steps": {k: v / s.batch for k, v in slm_ex.items()},
             "update_steps": sum(a != "kd" for a in llm_arms) * R * cfg.llm.steps}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--config", default="configs/crosslm/device.yaml")
+    ap.add_argument("--gpu-decode-ms", type=float, default=8.0,
+                    help="assumed GPU latency of one KV-cached decoding step (launch-bound)")
+    ap.add_argument("--gpu-update-ms", type=float, default=60.0,
+                    help="assumed GPU latency of one LoRA update step (fp32)")
     args = ap.parse_args(argv)
+    args.gpu_slm_ms = {"cnn": 1.5, "bilstm": 3.0, "minilm": 1.0}  # assumed, per SLM step
     torch.set_num_threads(1)
     cfg = load_config(args.config, BenchConfig)
     rates = {k: slm_rate(k, cfg.slm.max_bytes) for k in sorted(set(cfg.slm.kinds))}
@@ -98,10 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     for task in cfg.tasks:
         c = count(cfg, task)
         slm = sum(n / rates[k] for k, n in c["slm_example_epochs"].items())
-        dec = c["decode_steps"] * steps["decode_step_per_label"]
+        dec = c["decode_steps"] * steps["decode_step_per_label"] * (
+            (5 if task == "topics" else 2) if cfg.gen.batch_labels else 1)
         upd = c["update_steps"] * steps["update_step"]
         print(f"{task}, one seed: SLM {slm:.0f} CPU-s; LLM decoding {c['decode_steps']} steps "
               f"= {dec:.0f} CPU-s; LLM updates {c['update_steps']} steps = {upd:.0f} CPU-s")
+        slm_steps = {k: round(v) for k, v in c["slm_steps"].items()}
+        gpu = (sum(n * args.gpu_slm_ms.get(k, 3.0) for k, n in c["slm_steps"].items())
+               + c["decode_steps"] * args.gpu_decode_ms
+               + c["update_steps"] * args.gpu_update_ms) / 1000
+        print(f"  SLM optimiser steps {slm_steps}; GPU estimate at the assumed latencies: "
+              f"{gpu:.0f} s for this process alone")
     return 0
 
 

@@ -70,8 +70,9 @@ def _run_with_probs(strategy, client, cfg, private, last) -> None:
             rng = torch.get_rng_state()  # client.model reseeds torch: leave the run unchanged
             model = client.model(cid, priv)
             q = fedmod.tensors_to_texts(state["query_text"], state["query_len"])
-            last.setdefault("acc", {})[cid] = predict_proba(model, client.features(cid, q))
-            last["probs"] = np.mean(list(last["acc"].values()), axis=0)
+            per = last.setdefault(int(config.get("round", 1)), {})
+            per[cid] = predict_proba(model, client.features(cid, q))
+            last["probs"] = np.mean(list(per.values()), axis=0)
             torch.set_rng_state(rng)
         return upd
 
