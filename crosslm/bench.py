@@ -16,6 +16,7 @@ before and after. Writes bench.json / bench.md / bench.png and rounds.png under 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import sys
 import time
 from dataclasses import dataclass, field
@@ -201,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     rep.notes.append(f"wall time {time.perf_counter() - t0:.0f} s; quick={args.quick}")
     rep.notes.append("fedavg and standalone-minilm: every client a MiniLM head (the "
                      "homogeneous case); the other arms use the heterogeneous kinds.")
-    plot_rounds(run_dir, curves)
-    rep.write(run_dir, plot_metrics=["acc_mean", "acc_worst", "ood_acc_mean"], config=cfg)
+    plots = importlib.util.find_spec("matplotlib") is not None  # a bare GPU image may lack it
+    if plots:
+        plot_rounds(run_dir, curves)
+    rep.write(run_dir, plot_metrics=["acc_mean", "acc_worst", "ood_acc_mean"] if plots else None,
+              config=cfg)
     return 0
 
 
