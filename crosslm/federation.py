@@ -87,6 +87,9 @@ class CrossLMClient:
         self.num_classes = fed.task.num_classes
         self.data = [_ClientData(fed.texts(p), fed.task.labels[p]) for p in fed.private]
         self._feat: dict[tuple, torch.Tensor] = {}
+        from shared.runtime import pick_device
+
+        self.device = pick_device(cfg.device)  # where the SLMs train (weights stay on CPU)
 
     def features(self, cid: int, texts: list[str], key: str | None = None) -> torch.Tensor:
         kind = self.kinds[cid]
@@ -107,7 +110,7 @@ class CrossLMClient:
         weights = {k[4:]: v for k, v in private.items() if k.startswith("slm.")}
         if weights:
             m.load_state_dict(weights)
-        return m
+        return m.to(self.device)
 
     def fit(self, client_id: int, global_state: dict, config: dict, private: dict) -> Update:
         cid, rnd = client_id, int(config.get("round", 1))
@@ -127,7 +130,8 @@ class CrossLMClient:
         loss = train_slm(model, torch.cat(xs), torch.cat(targets), torch.cat(weights),
                          s.epochs, s.lr, s.batch, seed=int(round_rng(self.seed, rnd, cid)
                                                            .integers(2**31)))
-        private.update({f"slm.{k}": v.detach().clone() for k, v in model.state_dict().items()})
+        private.update({f"slm.{k}": v.detach().cpu().clone()
+                        for k, v in model.state_dict().items()})
         state: dict[str, torch.Tensor] = {}
         if "query_len" in global_state and global_state["query_len"].numel():
             q = tensors_to_texts(global_state["query_text"], global_state["query_len"])
@@ -185,7 +189,7 @@ class CrossLMStrategy(Strategy):
         vocab_limit = 256 if isinstance(self.codec, ByteCodec) else None
         texts, labels = sample_label_conditioned(
             self.llm, self.codec, self.prompts, per_label or g.per_label, g.max_new_tokens,
-            g.temperature, g.top_p, seed, vocab_limit)
+            g.temperature, g.top_p, seed, vocab_limit, g.batch_labels)
         return clean_samples(texts, labels, g.min_chars, self.cfg.data.max_chars)
 
     def _state(self, rnd: int) -> dict[str, torch.Tensor]:

@@ -65,11 +65,16 @@ def _cache_of(out):
 @torch.no_grad()
 def sample_label_conditioned(model, codec, prompts: list[list[int]], per_label: int,
                              max_new_tokens: int, temperature: float, top_p: float,
-                             seed: int, vocab_limit: int | None = None
-                             ) -> tuple[list[str], np.ndarray]:
+                             seed: int, vocab_limit: int | None = None,
+                             batch_labels: bool = False) -> tuple[list[str], np.ndarray]:
     """`per_label` continuations of each label's prompt. Returns (texts, labels (n,)), texts
     cut at the first stop string. Deterministic given `seed`. `vocab_limit`: sample only ids
-    below it (the byte codec keeps control tokens out of the text)."""
+    below it (the byte codec keeps control tokens out of the text). `batch_labels`: decode
+    every label's samples in one left-padded batch (C times fewer decoding steps; the same
+    distribution, a different random stream)."""
+    if batch_labels:
+        return _sample_batched(model, codec, prompts, per_label, max_new_tokens, temperature,
+                               top_p, seed, vocab_limit)
     gen = torch.Generator().manual_seed(int(seed))
     cache_kw = _cache_kwarg(model)
     model.eval()
@@ -94,6 +99,44 @@ def sample_label_conditioned(model, codec, prompts: list[list[int]], per_label: 
         texts += [cut_at_stop(codec.decode(t)) for t in toks]
         labels += [y] * per_label
     return texts, np.asarray(labels, dtype=np.int64)
+
+
+@torch.no_grad()
+def _sample_batched(model, codec, prompts, per_label, max_new_tokens, temperature, top_p,
+                    seed, vocab_limit) -> tuple[list[str], np.ndarray]:
+    gen = torch.Generator().manual_seed(int(seed))
+    cache_kw = _cache_kwarg(model)
+    model.eval()
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompts)
+    rows = [p for p in prompts for _ in range(per_label)]
+    ids = torch.zeros((len(rows), width), dtype=torch.int64)
+    mask = torch.zeros((len(rows), width), dtype=torch.int64)
+    for i, p in enumerate(rows):  # left padding: every prompt ends at the last column
+        ids[i, width - len(p):] = torch.tensor(p, dtype=torch.int64)
+        mask[i, width - len(p):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+    past, logits, last = _cache_of(out), out.logits[:, -1], pos[:, -1:]
+    new = []
+    for _ in range(max_new_tokens):
+        logits = logits.float()
+        if vocab_limit is not None:
+            logits[:, vocab_limit:] = float("-inf")
+        logits = top_p_filter(logits / temperature, top_p)
+        probs = torch.softmax(logits, dim=-1).cpu()
+        tok = torch.multinomial(probs, 1, generator=gen).to(device)
+        new.append(tok)
+        mask = torch.cat([mask, torch.ones_like(tok)], dim=1)
+        last = last + 1
+        out = model(input_ids=tok, attention_mask=mask, position_ids=last, use_cache=True,
+                    **{cache_kw: past})
+        past, logits = _cache_of(out), out.logits[:, -1]
+    toks = torch.cat(new, dim=1).cpu().tolist()
+    texts = [cut_at_stop(codec.decode(t)) for t in toks]
+    labels = np.repeat(np.arange(len(prompts), dtype=np.int64), per_label)
+    return texts, labels
 
 
 def clean_samples(texts: list[str], labels: np.ndarray, min_chars: int,

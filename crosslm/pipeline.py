@@ -25,7 +25,8 @@ from crosslm.models import (
 )
 from shared.text import evaluate_perplexity
 
-__all__ = ["Setup", "build_setup", "make_arm", "llm_metrics", "client_metrics", "MODES"]
+__all__ = ["Setup", "build_setup", "make_arm", "llm_metrics", "client_metrics", "MODES",
+           "needs_minilm"]
 
 MODES = ("crosslm", "kd", "standalone", "fedavg")
 
@@ -34,7 +35,7 @@ MODES = ("crosslm", "kd", "standalone", "fedavg")
 class Setup:
     cfg: CrossLMConfig
     fed: FederatedText
-    embedder: MiniLMEmbedder
+    embedder: MiniLMEmbedder | None  # None when no SLM, arm or oracle reads MiniLM
     base_llm: torch.nn.Module
     codec: object
     general_train: np.ndarray
@@ -54,12 +55,20 @@ def build_setup(cfg: CrossLMConfig) -> Setup:
         llm, codec = pretrained_llm(L.hidden, L.layers, L.heads, L.intermediate,
                                     L.pretrain_steps, L.pretrain_batch, L.pretrain_seq,
                                     L.pretrain_lr, exclude, device=_device(cfg))
-    embedder = MiniLMEmbedder()
+    embedder = MiniLMEmbedder() if needs_minilm(cfg) else None
     oracle = OracleJudge(embedder, fed.texts(fed.oracle), task.labels[fed.oracle],
-                         task.num_classes, f"{task.name}-oracle-s{cfg.seed}", cfg.seed)
+                         task.num_classes, f"{task.name}-oracle-s{cfg.seed}", cfg.seed,
+                         kind=cfg.oracle, max_bytes=cfg.slm.max_bytes)
     return Setup(cfg, fed, embedder, llm, codec,
                  general_corpus("train", exclude, max_bytes=4 << 20),
                  general_corpus("test", exclude, max_bytes=1 << 20), oracle)
+
+
+def needs_minilm(cfg: CrossLMConfig) -> bool:
+    """Whether a run reads MiniLM embeddings (an SLM kind, the oracle or a homogeneous arm)."""
+    arms = getattr(cfg, "arms", [])
+    return ("minilm" in cfg.slm.kinds or cfg.oracle == "minilm"
+            or any(a in arms for a in ("standalone-minilm", "fedavg")))
 
 
 def _device(cfg: CrossLMConfig) -> str:
@@ -101,7 +110,7 @@ def llm_metrics(setup: Setup, llm, prompts, rnd: int, per_label: int,
     seed = int(round_rng(cfg.seed, rnd, 555).integers(2**31))
     texts, labels = sample_label_conditioned(
         llm, setup.codec, prompts, per_label, g.max_new_tokens, g.temperature, g.top_p, seed,
-        256 if isinstance(setup.codec, ByteCodec) else None)
+        256 if isinstance(setup.codec, ByteCodec) else None, g.batch_labels)
     texts, labels = clean_samples(texts, labels, g.min_chars, cfg.data.max_chars)
     rng = np.random.default_rng([cfg.seed, 31])
     test = rng.permutation(fed.test)[:max_test]

@@ -23,22 +23,24 @@ def train_slm(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, weights:
     if len(x) == 0:
         return float("nan")
     gen = torch.Generator().manual_seed(int(seed))
+    dev = next(model.parameters()).device  # batches move to the model's device
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     last = float("nan")
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=gen)
-        tot, cnt = 0.0, 0
+        tot, cnt = torch.zeros((), device=dev), 0  # summed on the device: no sync per batch
         for i in range(0, len(x), batch):
             b = order[i:i + batch]
-            logp = F.log_softmax(model(x[b]), dim=-1)
-            ce = -(targets[b] * logp).sum(-1)
-            loss = (weights[b] * ce).sum() / weights[b].sum().clamp(min=1e-12)
+            logp = F.log_softmax(model(x[b].to(dev)), dim=-1)
+            ce = -(targets[b].to(dev) * logp).sum(-1)
+            wb = weights[b].to(dev)
+            loss = (wb * ce).sum() / wb.sum().clamp(min=1e-12)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            tot, cnt = tot + float(loss.detach()) * len(b), cnt + len(b)
-        last = tot / cnt
+            tot, cnt = tot + loss.detach() * len(b), cnt + len(b)
+        last = float(tot) / cnt
     model.eval()
     return last
 
@@ -49,7 +51,8 @@ def predict_proba(model: nn.Module, x: torch.Tensor, batch: int = 256) -> np.nda
     model.eval()
     if len(x) == 0:
         return np.zeros((0, 0), np.float32)
-    return np.concatenate([F.softmax(model(x[i:i + batch]), -1).numpy()
+    dev = next(model.parameters()).device
+    return np.concatenate([F.softmax(model(x[i:i + batch].to(dev)), -1).cpu().numpy()
                            for i in range(0, len(x), batch)])
 
 

@@ -94,3 +94,20 @@ def test_sequence_nll_ignores_padding():
     one = sequence_nll(model, [[1, 2]], [[3, 4, 5]])
     both = sequence_nll(model, [[1, 2], [7]], [[3, 4, 5], [9, 9, 9, 9, 9, 9]])
     assert np.allclose(one[0], both[0], atol=1e-5)
+
+
+def test_batched_labels_match_per_label_greedy_decoding():
+    """Left-padded decoding of all labels at once = each label's own (unpadded) decoding."""
+    torch.manual_seed(0)
+    model = build_tiny_llm(32, 2, 2, 64).eval()
+    codec = ByteCodec()
+    prompts = label_prompts(codec, ["a much longer label text", "b", "mid label"], "prompt")
+    one = sample_label_conditioned(model, codec, prompts, 2, 10, 1e-4, 1.0, seed=0,
+                                   vocab_limit=256)
+    both = sample_label_conditioned(model, codec, prompts, 2, 10, 1e-4, 1.0, seed=0,
+                                    vocab_limit=256, batch_labels=True)
+    assert one[1].tolist() == both[1].tolist() == [0, 0, 1, 1, 2, 2]
+    assert one[0] == both[0]
+    texts, labels = sample_label_conditioned(model, codec, prompts, 3, 10, 1.0, 1.0, seed=4,
+                                             vocab_limit=256, batch_labels=True)
+    assert len(texts) == 9 and labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]

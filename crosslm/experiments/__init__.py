@@ -1,0 +1,1 @@
+"""Probes of the CrossLM bench (not part of the library API)."""

