@@ -39,15 +39,26 @@ __all__ = ["NuNet", "YNet", "saddle_objective", "saddle_step", "pointwise_y"]
 
 
 class NuNet(nn.Module):
-    """ν(s): s (B, S) -> (B,) (Lagrange multiplier of the Bellman flow constraint)."""
+    """ν(s) = MLP(s) + b / (1 - γ): s (B, S) -> (B,) (Lagrange multiplier of the Bellman flow
+    constraint).
 
-    def __init__(self, state_dim: int, hidden: int = 256, norm: Normalizer | None = None):
+    ν's constant mode c enters δ_ν as -(1 - γ) c on every non-terminal row, so it sets the
+    normalisation E_o[y] = 1 and with it y's absolute level; its gradient is (1 - γ)(1 - E_o[y]),
+    and an MLP output has to travel to |c| ~ R̃ / (1 - γ) (hundreds at γ = 0.99) to get there.
+    The scalar b holds that mode on δ's own scale (∂δ/∂b = -1), so an optimiser moves it as fast
+    as it moves y (it gets its own learning rate in `offline.OLLIEPretrainer`).
+    """
+
+    def __init__(self, state_dim: int, hidden: int = 256, norm: Normalizer | None = None,
+                 gamma: float = 0.99):
         super().__init__()
         self.net = mlp(state_dim, 1, hidden, depth=3)
         self.norm = norm or Normalizer(torch.zeros(state_dim), torch.ones(state_dim))
+        self.offset = nn.Parameter(torch.zeros(()))  # b
+        self.scale = 1.0 / (1.0 - gamma)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        return self.net(self.norm(s)).squeeze(-1)
+        return self.net(self.norm(s)).squeeze(-1) + self.offset * self.scale
 
 
 class YNet(nn.Module):

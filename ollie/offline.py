@@ -50,8 +50,8 @@ class OLLIEPretrainer:
         self.not_done = 1.0 - t32(union["terminals"], dev)
         self.s0 = t32(initial_states(union), dev)
         sa_norm = norm.with_actions(A)
-        self.d = Discriminator(S + A, cfg.hidden, cfg.clip, sa_norm).to(dev)
-        self.nu = NuNet(S, cfg.hidden, norm).to(dev)
+        self.d = Discriminator(S + A, cfg.hidden, cfg.disc_clip, sa_norm).to(dev)
+        self.nu = NuNet(S, cfg.hidden, norm, cfg.gamma).to(dev)
         self.y = YNet(S + A, cfg.hidden, sa_norm, (-cfg.log_y_max - 5.0, cfg.log_y_max)).to(dev)
         # the absorbing state (terminations lead there): scalar ν and log y, its reward is
         # logit of d's lower clip (D_e holds no such state), shifted as R̃ is
@@ -65,13 +65,17 @@ class OLLIEPretrainer:
         extra = cfg.absorbing
         self.nu_params = list(self.nu.parameters()) + ([self.nu_abs] if extra else [])
         self.y_params = list(self.y.parameters()) + ([self.log_y_abs] if extra else [])
-        self.nu_opt = torch.optim.Adam(self.nu_params, lr=cfg.dice_lr, betas=betas)
+        net = [p for p in self.nu_params if p is not self.nu.offset]
+        self.nu_opt = torch.optim.Adam([{"params": net},
+                                        {"params": [self.nu.offset], "lr": cfg.nu_offset_lr}],
+                                       lr=cfg.dice_lr, betas=betas)
         self.y_opt = torch.optim.Adam(self.y_params, lr=cfg.dice_lr, betas=betas)
         self.prep_steps = cfg.disc_steps + cfg.dice_steps
         self.policy_steps = cfg.policy_steps
         self.reward: torch.Tensor | None = None  # R̃ over D_o (N_o,), after stage 1
         self.reward_abs: torch.Tensor | None = None  # the absorbing state's R̃ (scalar)
         self.y_o: torch.Tensor | None = None  # y over D_o (N_o,), after stage 2
+        self.cdf: torch.Tensor | None = None  # cumulative y over D_o, for resampled batches
         self.stats: dict = {}
 
     # stage 1 and 2 -------------------------------------------------------------------------
@@ -103,9 +107,9 @@ class OLLIEPretrainer:
         """R̃ over D_o as the saddle point sees it (computed once d is trained): logit d, shifted
         or scaled by `offline.reward_shift`."""
         if self.reward is None:
-            lo = torch.logit(torch.tensor([self.cfg.clip[0]], device=self.dev))
+            lo = torch.logit(torch.tensor([self.cfg.disc_clip[0]], device=self.dev))
             r = shift_reward(torch.cat([surrogate_reward(self.d, self.x_o), lo]),
-                             self.cfg.reward_shift, self.cfg.clip[0])
+                             self.cfg.reward_shift, self.cfg.disc_clip[0])
             self.reward, self.reward_abs = r[:-1], r[-1]  # D_o rows; the absorbing state
         return self.reward
 
@@ -124,10 +128,17 @@ class OLLIEPretrainer:
         return self.y_o
 
     def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
-        y = self.weights()
-        idx = torch.randint(len(self.s_o), (self.cfg.policy_batch,), generator=gen,
-                            device=self.dev)
-        return extraction_loss(policy.log_prob(self.s_o[idx], self.a_o[idx]), y[idx])
+        y, B = self.weights(), self.cfg.policy_batch
+        if self.cfg.extraction == "resample":  # rows drawn ∝ y, equal weights
+            if self.cdf is None:
+                self.cdf = torch.cumsum(y.double(), 0)
+            u = torch.rand(B, generator=gen, device=self.dev, dtype=torch.float64)
+            idx = torch.searchsorted(self.cdf, u * self.cdf[-1]).clamp_max(len(y) - 1)
+            w = torch.ones(B, device=self.dev)
+        else:
+            idx = torch.randint(len(self.s_o), (B,), generator=gen, device=self.dev)
+            w = y[idx]
+        return extraction_loss(policy.log_prob(self.s_o[idx], self.a_o[idx]), w)
 
     def state_dict(self) -> dict:
         return {**{k: getattr(self, k).state_dict()
@@ -142,4 +153,4 @@ class OLLIEPretrainer:
                     getattr(self, k).copy_(v)
             else:
                 getattr(self, k).load_state_dict(v)
-        self.reward = self.y_o = None
+        self.reward = self.y_o = self.cdf = None
