@@ -21,7 +21,7 @@ from ollie.config import OfflineConfig
 from ollie.data import OLLIEData, initial_states
 from ollie.dice import NuNet, YNet, saddle_objective, saddle_step
 from ollie.discriminator import offline_disc_loss, shift_reward, surrogate_reward
-from ollie.extraction import extraction_loss
+from ollie.extraction import extraction_loss, resample_rows
 from shared.il.discriminator import sample_rows
 from shared.il.models import Discriminator, Normalizer, TanhGaussianPolicy
 
@@ -95,9 +95,11 @@ class OLLIEPretrainer:
         nu = self.nu(torch.cat([self.s_o[idx], self.s_next[idx], self.s0[i0]]))
         B = c.dice_batch
         # ν_abs on the scale of the absorbing state's value r_abs / (1 - γ) (a scalar under Adam
-        # moves about lr per step)
-        absorbing = (self.nu_abs / (1 - c.gamma), self.log_y_abs.clamp(self.y.lo, self.y.hi),
-                     self.reward_abs, self.abs_share) if c.absorbing else None
+        # moves about lr per step), plus ν's constant mode, so that the latter shifts every δ
+        # alike and only sets E[y] = 1
+        absorbing = ((self.nu_abs + self.nu.offset) / (1 - c.gamma),
+                     self.log_y_abs.clamp(self.y.lo, self.y.hi), self.reward_abs,
+                     self.abs_share) if c.absorbing else None
         obj = saddle_objective(self.y(self.x_o[idx]), r[idx], nu[:B], nu[B:2 * B],
                                self.not_done[idx], nu[2 * B:], c.gamma, absorbing)
         saddle_step(obj, self.nu_params, self.y_params, self.nu_opt, self.y_opt)
@@ -132,8 +134,7 @@ class OLLIEPretrainer:
         if self.cfg.extraction == "resample":  # rows drawn ∝ y, equal weights
             if self.cdf is None:
                 self.cdf = torch.cumsum(y.double(), 0)
-            u = torch.rand(B, generator=gen, device=self.dev, dtype=torch.float64)
-            idx = torch.searchsorted(self.cdf, u * self.cdf[-1]).clamp_max(len(y) - 1)
+            idx = resample_rows(self.cdf, B, gen)
             w = torch.ones(B, device=self.dev)
         else:
             idx = torch.randint(len(self.s_o), (B,), generator=gen, device=self.dev)

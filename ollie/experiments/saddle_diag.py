@@ -71,13 +71,15 @@ def report(p: OLLIEPretrainer, mask: torch.Tensor, t: torch.Tensor, cfg) -> None
     nu_n = torch.cat([p.nu(p.s_next[i:i + 8192]) for i in range(0, len(y), 8192)])
     delta = r + c.gamma * p.not_done * nu_n - nu_s
     e, o = mask, ~mask
-    at_clip = float(((r - r.min()) < 1e-3).float().mean()), float(((r.max() - r) < 1e-3).float().mean())
+    lo, hi = (float(((r - r.min()) < 1e-3).float().mean()),
+              float(((r.max() - r) < 1e-3).float().mean()))
     print(f"R~ mean expert {r[e].mean():.2f} other {r[o].mean():.2f}; AUC expert>other "
-          f"{auc(r[e], r[o]):.3f}; rows at lower / upper clip {at_clip[0]:.3f} / {at_clip[1]:.3f}")
-    print(f"y mass on expert rows {float(y[e].sum() / y.sum()):.3f} (rows {float(e.float().mean()):.3f});"
-          f" E[y] {y.mean():.3f}; ESS D_o {ess(y):.0f} of {len(y)}, expert rows {ess(y[e]):.0f} of "
-          f"{int(e.sum())}; mean ESS of a {c.policy_batch}-row batch "
-          f"{np.mean([ess(y[torch.randint(len(y), (c.policy_batch,))]) for _ in range(200)]):.1f}")
+          f"{auc(r[e], r[o]):.3f}; rows at lower / upper clip {lo:.3f} / {hi:.3f}")
+    batch_ess = np.mean([ess(y[torch.randint(len(y), (c.policy_batch,))]) for _ in range(200)])
+    print(f"y mass on expert rows {float(y[e].sum() / y.sum()):.3f} (rows "
+          f"{float(e.float().mean()):.3f}); E[y] {y.mean():.3f}; ESS D_o {ess(y):.0f} of "
+          f"{len(y)}, expert rows {ess(y[e]):.0f} of {int(e.sum())}; mean ESS of a "
+          f"{c.policy_batch}-row uniform batch {batch_ess:.1f}")
     for name, m in (("expert", e), ("other", o)):
         bins = [f"{a}-{b}: {y[m & (t >= a) & (t < b)].mean():.3g}" for a, b in zip(BINS, BINS[1:])
                 if bool((m & (t >= a) & (t < b)).any())]

@@ -2,8 +2,10 @@
 mid-online), and bad configs or data fail with one line and exit code 2 before any file exists."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from ollie.data import build_data
 from ollie.train import fit, main
 
 TINY = "configs/ollie/tiny.yaml"
+REPO = Path(__file__).resolve().parents[2]  # the checkout under test, not an installed copy
 ARMS = {  # the bench's arms, as config overrides
     "ollie": [],
     "ollie_no_align": ["online.discriminator=random"],
@@ -28,8 +31,9 @@ ARMS = {  # the bench's arms, as config overrides
 
 
 def _cli(*args):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "ollie.train", *args], capture_output=True,
-                          text=True)
+                          text=True, env=env)
 
 
 @pytest.mark.parametrize("arm", list(ARMS))
