@@ -1,10 +1,12 @@
 """OLLIE's offline phase (steps 1-3 of the paper's method), one gradient step at a time.
 
-1. d(s, a): D_e vs D_o, PU loss (`discriminator.py`); R̃ = logit d over D_o, shifted to be
-   non-negative (`offline.reward_shift`, `discriminator.shift_reward`), fixed afterwards.
+1. d(s, a): D_e vs D_o, PU or BCE loss, clipped to `offline.disc_clip` (`discriminator.py`);
+   R̃ = logit d over D_o, shifted to be non-negative (`offline.reward_shift`,
+   `discriminator.shift_reward`), fixed afterwards.
 2. ν(s), y(s, a): the saddle point of L(ν, y) on D_o transitions and D_o's initial states
-   (`dice.py`), simultaneous Adam descent (ν) / ascent (y).
-3. π⁰: y-weighted BC on D_o (`extraction.py`); y over D_o is fixed once step 2 ends.
+   (`dice.py`), simultaneous Adam descent (ν) / ascent (y); ν's constant mode b has its own lr.
+3. π⁰: y-weighted BC on D_o (`extraction.py`), uniform batches weighted by y or batches drawn
+   ∝ y (`offline.extraction`); y over D_o is fixed once step 2 ends.
 
 `prep_step(i, gen)` runs step i of stages 1-2 (`prep_steps` in all); `loss(policy, gen)` is one
 stage-3 minibatch loss. All networks and optimiser states are in `state_dict()`, so the recipe can
