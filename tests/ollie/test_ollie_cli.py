@@ -36,6 +36,18 @@ def _cli(*args):
                           text=True, env=env)
 
 
+def test_halfcheetah_offline_settings_run():
+    """The settings halfcheetah.yaml uses (BCE d with a wide clip, ν's constant mode with its own
+    lr, resampled extraction batches) on the tiny setting: finite, and b moved."""
+    cfg = load_train_config(TINY, ["online.env_steps=0", "offline.disc_loss=bce",
+                                   "offline.disc_clip=[0.001, 0.999]", "offline.log_y_max=10",
+                                   "offline.nu_offset_lr=1e-3", "offline.extraction=resample"])
+    res = fit(cfg, build_data(cfg.data))
+    assert np.isfinite(res["offline_score"])
+    assert res["method"].nu.offset.item() != 0.0
+    assert torch.isfinite(res["method"].weights()).all()
+
+
 @pytest.mark.parametrize("arm", list(ARMS))
 def test_every_arm_runs(arm):
     cfg = load_train_config(TINY, ARMS[arm])
