@@ -21,7 +21,7 @@ import torch
 
 from ollie.config import OfflineConfig
 from ollie.data import OLLIEData, initial_states
-from ollie.dice import NuNet, YNet, saddle_objective, saddle_step
+from ollie.dice import NuNet, YNet, saddle_objective, saddle_step, y_regression_loss
 from ollie.discriminator import offline_disc_loss, shift_reward, surrogate_reward
 from ollie.extraction import extraction_loss, resample_rows
 from shared.il.discriminator import sample_rows
@@ -102,9 +102,14 @@ class OLLIEPretrainer:
         absorbing = ((self.nu_abs + self.nu.offset) / (1 - c.gamma),
                      self.log_y_abs.clamp(self.y.lo, self.y.hi), self.reward_abs,
                      self.abs_share) if c.absorbing else None
-        obj = saddle_objective(self.y(self.x_o[idx]), r[idx], nu[:B], nu[B:2 * B],
+        raw = self.y.raw(self.x_o[idx])
+        obj = saddle_objective(raw.clamp(self.y.lo, self.y.hi), r[idx], nu[:B], nu[B:2 * B],
                                self.not_done[idx], nu[2 * B:], c.gamma, absorbing)
-        saddle_step(obj, self.nu_params, self.y_params, self.nu_opt, self.y_opt)
+        y_loss = None
+        if c.y_update == "regression":
+            delta = r[idx] + c.gamma * self.not_done[idx] * nu[B:2 * B] - nu[:B]
+            y_loss = y_regression_loss(raw, delta)
+        saddle_step(obj, self.nu_params, self.y_params, self.nu_opt, self.y_opt, y_loss)
         return obj.item()
 
     def surrogate(self) -> torch.Tensor:

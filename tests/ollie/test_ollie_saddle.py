@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from ollie.dice import pointwise_y, saddle_objective, saddle_step
+from ollie.dice import pointwise_y, saddle_objective, saddle_step, y_regression_loss
 from ollie.extraction import extraction_loss, resample_rows
 
 S, A, GAMMA = 3, 2, 0.9
@@ -150,3 +150,29 @@ def test_nu_offset_carries_the_constant_mode(mdp):
 
     np.testing.assert_allclose(solve(True), mdp["y"], rtol=0.03)
     assert np.abs(solve(False) / mdp["y"] - 1).max() > 0.1
+
+
+def test_y_regression_update_reaches_the_exact_occupancy_ratio(mdp):
+    """y fitted to δ_ν - 1 (the preconditioned ascent) while ν descends L: the same y* as the
+    exact solution."""
+    P = torch.tensor(mdp["P"], dtype=torch.float32).reshape(S * A, S)
+    rho_o = torch.tensor(mdp["rho_o"].ravel(), dtype=torch.float32)
+    p0 = torch.tensor(mdp["p0"], dtype=torch.float32)
+    R = torch.tensor(mdp["R"].ravel(), dtype=torch.float32)
+    gen = torch.Generator().manual_seed(0)
+    nu, log_y = torch.zeros(S, requires_grad=True), torch.zeros(S * A, requires_grad=True)
+    nu_opt = torch.optim.Adam([nu], lr=0.02, betas=(0.5, 0.999))
+    y_opt = torch.optim.Adam([log_y], lr=0.02, betas=(0.5, 0.999))
+    B, steps = 512, 5000
+    for it in range(steps):
+        if it in (steps // 2, steps * 4 // 5):
+            for o in (nu_opt, y_opt):
+                o.param_groups[0]["lr"] *= 0.1
+        sa = torch.multinomial(rho_o, B, True, generator=gen)
+        s_next = torch.multinomial(P[sa], 1, generator=gen).squeeze(1)
+        s0 = torch.multinomial(p0, B, True, generator=gen)
+        obj = saddle_objective(log_y[sa], R[sa], nu[sa // A], nu[s_next], torch.ones(B),
+                               nu[s0], GAMMA)
+        delta = R[sa] + GAMMA * nu[s_next] - nu[sa // A]
+        saddle_step(obj, [nu], [log_y], nu_opt, y_opt, y_regression_loss(log_y[sa], delta))
+    np.testing.assert_allclose(log_y.detach().exp().numpy().reshape(S, A), mdp["y"], rtol=0.03)
