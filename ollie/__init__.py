@@ -27,15 +27,23 @@ tensor([0., 1.])
 
 from ollie.alignment import AlignedDiscriminator, RandomDiscriminator, d0_formula
 from ollie.config import TrainConfig, load_train_config
-from ollie.dice import NuNet, YNet, pointwise_y, saddle_objective, saddle_step
+from ollie.dice import (
+    NuNet,
+    YNet,
+    pointwise_y,
+    saddle_objective,
+    saddle_step,
+    y_regression_loss,
+)
 from ollie.discriminator import offline_disc_loss, shift_reward, surrogate_reward
-from ollie.extraction import extraction_loss
+from ollie.extraction import extraction_loss, resample_rows
 from ollie.gail import gail_reward, run_online
 from ollie.offline import OLLIEPretrainer
 from ollie.ppo import clipped_policy_loss, gae
 
 __all__ = ["AlignedDiscriminator", "RandomDiscriminator", "d0_formula", "TrainConfig",
            "load_train_config", "NuNet", "YNet", "pointwise_y", "saddle_objective",
-           "saddle_step", "offline_disc_loss", "surrogate_reward", "shift_reward",
-           "extraction_loss", "gail_reward", "run_online", "OLLIEPretrainer",
+           "saddle_step", "y_regression_loss", "offline_disc_loss", "surrogate_reward",
+           "shift_reward",
+           "extraction_loss", "resample_rows", "gail_reward", "run_online", "OLLIEPretrainer",
            "clipped_policy_loss", "gae"]

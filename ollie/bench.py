@@ -1,7 +1,8 @@
 """Benchmark: OLLIE vs offline (BC-E, BC-all, DWBC) and online (GAIL from scratch, naive
 offline→GAIL, OLLIE without alignment) baselines on gymnasium MuJoCo v5.
 
-    python -m ollie.bench [--quick] [--out DIR] [--workers N] [--seeds 3] [--envs hopper,...]
+    python -m ollie.bench [--quick] [--out DIR] [--workers N] [--seeds 3] [--first-seed 0]
+                          [--envs hopper,...]
 
 Per (environment, seed) every arm runs the same recipe (`train.fit`) with the same data, networks,
 offline budget, online budget and evaluation episodes; only `pretrain` and the initial
@@ -303,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(config=None)  # each setting has its YAML; --set applies to every arm
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0 .. SEEDS-1 (default 3)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="start the seeds here (one seed per call: concatenate the rows.json "
+                        "lists and summarise them with --from-rows)")
     p.add_argument("--from-rows", default="",
                    help="summarise the rows.json of an earlier (possibly cut-short) run: only "
                         "the (environment, seed)s with every arm")
@@ -314,10 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     for s in settings:
         if s not in SETTINGS:
             raise ConfigError(f"--envs: unknown '{s}' (known: {', '.join(SETTINGS)})")
-    if args.workers < 1 or args.seeds < 1:
-        raise ConfigError("--workers and --seeds must be >= 1")
+    if args.workers < 1 or args.seeds < 1 or args.first_seed < 0:
+        raise ConfigError("--workers and --seeds must be >= 1, --first-seed >= 0")
     extra = list(args.overrides)
-    seeds = list(range(1 if args.quick else args.seeds))
+    seeds = [args.first_seed + i for i in range(1 if args.quick else args.seeds)]
     for s in settings:  # every config error before anything runs or is written
         arm_config(s, "ollie", 0, args.quick, extra)
     run_dir = make_run_dir(args.out, "ollie", "bench-quick" if args.quick else "bench")

@@ -34,27 +34,44 @@ class DataConfig:
 class OfflineConfig:
     hidden: int = 256  # width of every offline network (2 hidden layers; nu/y get 3 as in code)
     # Step 1: d(s,a) of D_e vs D_s (Sec. 4.1).
-    disc_loss: Literal["pu", "bce"] = "pu"  # positive-unlabelled (official default) or plain BCE
+    # 'pu': positive-unlabelled (official default, DWBC's loss); 'bce': D_e (1) vs D_o (0) with
+    # balanced batches, whose optimum d/(1-d) = ρ_e/ρ_o is what R̃ = log d/(1-d) stands for.
+    # PU's optimum is not ρ_e/ρ_o: on expert rows it runs to the upper clip whatever their share.
+    disc_loss: Literal["pu", "bce"] = "pu"
     pu_eta: float = 0.5  # PU class prior eta
     disc_lr: float = 1e-4  # Adam lr (official 1e-5 for 100k steps)
     disc_weight_decay: float = 5e-3  # Adam weight decay (official)
     disc_steps: int = 5_000  # gradient steps (official 100k)
     disc_batch: int = 256  # per side
-    clip: tuple[float, float] = (0.1, 0.9)  # clip of d (official)
+    # clip of OLLIE's d (official (0.1, 0.9)). R̃ = logit d then spans logit(hi) - logit(lo), and
+    # y's mass on expert rows can only approach 1 if that exceeds log(1 / expert rows' share of
+    # D_o) by a margin (HalfCheetah's data: 2% of rows, log 50 = 3.9 against 4.4 here;
+    # configs/ollie/halfcheetah.yaml widens it, results/ollie/NOTES.md)
+    disc_clip: tuple[float, float] = (0.1, 0.9)
+    clip: tuple[float, float] = (0.1, 0.9)  # clip of DWBC's discriminator (official)
     # Step 2: saddle point over nu(s) and y(s,a) >= 0 (Sec. 4.2).
     gamma: float = 0.99  # discount
     dice_lr: float = 3e-4  # Adam lr of nu and y (official qf_lr)
-    # true: terminations enter an absorbing state with reward logit(clip lo) (shifted as R̃ is),
+    # Adam lr of nu's constant mode b (nu = MLP + b / (1 - gamma), dice.NuNet): it sets E_o[y] = 1,
+    # which an MLP output reaches only after its bias travels to ~R̃ / (1 - gamma); 0 = b stays 0
+    # (nu is the MLP alone). Needed once R̃'s range is wide (halfcheetah.yaml): without it the
+    # saddle point diverged there; on Hopper's data it did not help (results/ollie/NOTES.md).
+    nu_offset_lr: float = 0.0
+    # true: terminations enter an absorbing state with reward logit(disc_clip lo) (shifted as R̃ is),
     # as DemoDICE's data do; false: a termination ends the flow (see dice.saddle_objective). Off
     # by default: its extra ν learns slowly (with reward_shift none, Hopper --quick scored 11
     # with it vs 108 without; results/ollie/NOTES.md).
     absorbing: bool = False
-    # R̃ as the saddle point sees it: 'min' = logit d - logit(clip lo) >= 0 (the least
+    # R̃ as the saddle point sees it: 'min' = logit d - logit(disc_clip lo) >= 0 (the least
     # expert-like row earns 0, so ending a trajectory never gains reward: a termination is worth
     # what the worst transition is worth forever, as with an absorbing state of that reward);
     # 'minmax' = the official min-max scaling of logit d over D_o to [0, 1]; 'none' = logit d
     # (negative on D_s, which makes falling early pay: see dice.py).
     reward_shift: Literal["min", "minmax", "none"] = "min"
+    # y's update: 'ascent' = gradient ascent on L (the paper); 'regression' = fit log y to
+    # δ_ν - 1 (the same fixed point, each row's step divided by y: no collapse when y is small;
+    # dice.y_regression_loss). Not with absorbing.
+    y_update: Literal["ascent", "regression"] = "ascent"
     dice_beta1: float = 0.5  # Adam beta1 of nu and y (0.9 cycles in gradient descent-ascent)
     dice_steps: int = 20_000  # gradient steps (official 1M, shared with extraction)
     dice_batch: int = 256  # D_o batch (and p0 batch)
@@ -64,6 +81,10 @@ class OfflineConfig:
     policy_weight_decay: float = 0.0  # Adam weight decay
     policy_steps: int = 20_000  # gradient steps
     policy_batch: int = 256  # D_o batch
+    # 'resample': batches drawn from D_o with probability ∝ y, equal weights (the same objective
+    # E_o[y log π]; the batch holds ~B·(y's mass) rows where y is large); 'uniform': uniform
+    # batches weighted by y / batch mean (official code; ~B·(those rows' share) of them)
+    extraction: Literal["resample", "uniform"] = "uniform"
 
 
 @dataclass
@@ -127,9 +148,11 @@ class TrainConfig:
     policy_hidden: int = 256  # tanh-Gaussian policy width (2 hidden layers)
 
     def validate(self) -> None:
-        lo, hi = self.offline.clip
-        if not 0 < lo < hi < 1:
-            raise ValueError(f"offline.clip must satisfy 0 < lo < hi < 1, got {self.offline.clip}")
+        for k in ("clip", "disc_clip"):
+            lo, hi = getattr(self.offline, k)
+            if not 0 < lo < hi < 1:
+                raise ValueError(f"offline.{k} must satisfy 0 < lo < hi < 1, got "
+                                 f"{getattr(self.offline, k)}")
         if not 0 < self.offline.gamma < 1 or not 0 < self.online.gamma < 1:
             raise ValueError("offline.gamma and online.gamma must lie in (0, 1)")
         if not 0 <= self.online.gae_lambda <= 1:
@@ -147,6 +170,8 @@ class TrainConfig:
         for k in ("disc_steps", "dice_steps", "policy_steps"):
             if getattr(self.offline, k) < 1:
                 raise ValueError(f"offline.{k} must be >= 1")
+        if self.offline.y_update == "regression" and self.offline.absorbing:
+            raise ValueError("offline.y_update=regression does not support offline.absorbing")
         if self.online.discriminator == "aligned" and self.pretrain != "ollie":
             raise ValueError(f"online.discriminator=aligned needs pretrain=ollie (D⁰ is built "
                              f"from OLLIE's d and y), not pretrain={self.pretrain}")

@@ -35,19 +35,31 @@ from torch import nn
 from shared.il.models import Normalizer
 from shared.il.nets import mlp
 
-__all__ = ["NuNet", "YNet", "saddle_objective", "saddle_step", "pointwise_y"]
+__all__ = ["NuNet", "YNet", "saddle_objective", "saddle_step", "pointwise_y",
+           "y_regression_loss"]
 
 
 class NuNet(nn.Module):
-    """ν(s): s (B, S) -> (B,) (Lagrange multiplier of the Bellman flow constraint)."""
+    """ν(s) = MLP(s) + b / (1 - γ): s (B, S) -> (B,) (Lagrange multiplier of the Bellman flow
+    constraint).
 
-    def __init__(self, state_dim: int, hidden: int = 256, norm: Normalizer | None = None):
+    ν's constant mode c enters δ_ν as -(1 - γ) c on every non-terminal row, so it sets the
+    normalisation E_o[y] = 1 and with it y's absolute level; its gradient is (1 - γ)(1 - E_o[y]),
+    and an MLP output has to travel to |c| ~ R̃ / (1 - γ) (hundreds at γ = 0.99) to get there.
+    The scalar b holds that mode on δ's own scale (∂δ/∂b = -1), so an optimiser moves it as fast
+    as it moves y (it gets its own learning rate in `offline.OLLIEPretrainer`).
+    """
+
+    def __init__(self, state_dim: int, hidden: int = 256, norm: Normalizer | None = None,
+                 gamma: float = 0.99):
         super().__init__()
         self.net = mlp(state_dim, 1, hidden, depth=3)
         self.norm = norm or Normalizer(torch.zeros(state_dim), torch.ones(state_dim))
+        self.offset = nn.Parameter(torch.zeros(()))  # b
+        self.scale = 1.0 / (1.0 - gamma)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        return self.net(self.norm(s)).squeeze(-1)
+        return self.net(self.norm(s)).squeeze(-1) + self.offset * self.scale
 
 
 class YNet(nn.Module):
@@ -60,8 +72,12 @@ class YNet(nn.Module):
         self.norm = norm or Normalizer(torch.zeros(in_dim), torch.ones(in_dim))
         self.lo, self.hi = log_y_range
 
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's log y before the clamp (B,)."""
+        return self.net(self.norm(x)).squeeze(-1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.norm(x)).squeeze(-1).clamp(self.lo, self.hi)
+        return self.raw(x).clamp(self.lo, self.hi)
 
 
 def saddle_objective(log_y: torch.Tensor, reward: torch.Tensor, nu_s: torch.Tensor,
@@ -87,16 +103,29 @@ def saddle_objective(log_y: torch.Tensor, reward: torch.Tensor, nu_s: torch.Tens
     return (1 - share) * data + share * loop + (1 - gamma) * nu_s0.mean()
 
 
+def y_regression_loss(raw_log_y: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """½ mean_B (log y - (δ_ν - 1))² for the network's log y (B,) and δ_ν (B,) (held fixed).
+
+    Its negative gradient in log y is the ascent direction of L, y (δ - log y - 1), divided by
+    y > 0 row by row: a preconditioned ascent with the same fixed point y = exp(δ̄ - 1) (δ is
+    linear in ν(s'), so the minibatch regression target is unbiased for δ̄ - 1). Plain ascent
+    scales each row's step by y, so rows where y has fallen low get no signal back: with a
+    wide R̃ range y collapsed to ~0 on every row and stayed there (results/ollie/NOTES.md).
+    """
+    return 0.5 * (raw_log_y - (delta.detach() - 1)).pow(2).mean()
+
+
 def saddle_step(objective: torch.Tensor, nu_params: list[nn.Parameter],
                 y_params: list[nn.Parameter], nu_opt: torch.optim.Optimizer,
-                y_opt: torch.optim.Optimizer) -> None:
-    """One simultaneous gradient step: ν descends L, y ascends it (same minibatch)."""
+                y_opt: torch.optim.Optimizer, y_loss: torch.Tensor | None = None) -> None:
+    """One simultaneous gradient step: ν descends L, y ascends it (same minibatch), or, given
+    `y_loss` (`y_regression_loss`), y descends that instead."""
     g_nu = torch.autograd.grad(objective, nu_params, retain_graph=True)
-    g_y = torch.autograd.grad(objective, y_params)
+    g_y = torch.autograd.grad(objective if y_loss is None else y_loss, y_params)
     for p, g in zip(nu_params, g_nu):
         p.grad = g
     for p, g in zip(y_params, g_y):
-        p.grad = -g
+        p.grad = -g if y_loss is None else g
     nu_opt.step()
     y_opt.step()
 

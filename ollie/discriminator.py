@@ -12,7 +12,8 @@ expert-like rows with class prior eta):
     E_e[-log d] + E_o[-log(1 - d)] / eta - E_e[-log(1 - d)]
 
 Loss 'bce': E_e[-log d] + E_o[-log(1 - d)]. d is `shared.il.models.Discriminator`: MLP (s‖a) ->
-256 -> 256 -> 1, sigmoid clipped to [0.1, 0.9]. Shapes: x = (s‖a) (B, S + A) -> d (B,).
+256 -> 256 -> 1, sigmoid clipped to `offline.disc_clip` (official [0.1, 0.9]). Shapes:
+x = (s‖a) (B, S + A) -> d (B,).
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """OLLIE's offline phase (steps 1-3 of the paper's method), one gradient step at a time.
 
-1. d(s, a): D_e vs D_o, PU loss (`discriminator.py`); R̃ = logit d over D_o, shifted to be
-   non-negative (`offline.reward_shift`, `discriminator.shift_reward`), fixed afterwards.
+1. d(s, a): D_e vs D_o, PU or BCE loss, clipped to `offline.disc_clip` (`discriminator.py`);
+   R̃ = logit d over D_o, shifted to be non-negative (`offline.reward_shift`,
+   `discriminator.shift_reward`), fixed afterwards.
 2. ν(s), y(s, a): the saddle point of L(ν, y) on D_o transitions and D_o's initial states
-   (`dice.py`), simultaneous Adam descent (ν) / ascent (y).
-3. π⁰: y-weighted BC on D_o (`extraction.py`); y over D_o is fixed once step 2 ends.
+   (`dice.py`), simultaneous Adam descent (ν) / ascent (y); ν's constant mode b has its own lr.
+3. π⁰: y-weighted BC on D_o (`extraction.py`), uniform batches weighted by y or batches drawn
+   ∝ y (`offline.extraction`); y over D_o is fixed once step 2 ends.
 
 `prep_step(i, gen)` runs step i of stages 1-2 (`prep_steps` in all); `loss(policy, gen)` is one
 stage-3 minibatch loss. All networks and optimiser states are in `state_dict()`, so the recipe can
@@ -19,9 +21,9 @@ import torch
 
 from ollie.config import OfflineConfig
 from ollie.data import OLLIEData, initial_states
-from ollie.dice import NuNet, YNet, saddle_objective, saddle_step
+from ollie.dice import NuNet, YNet, saddle_objective, saddle_step, y_regression_loss
 from ollie.discriminator import offline_disc_loss, shift_reward, surrogate_reward
-from ollie.extraction import extraction_loss
+from ollie.extraction import extraction_loss, resample_rows
 from shared.il.discriminator import sample_rows
 from shared.il.models import Discriminator, Normalizer, TanhGaussianPolicy
 
@@ -50,8 +52,8 @@ class OLLIEPretrainer:
         self.not_done = 1.0 - t32(union["terminals"], dev)
         self.s0 = t32(initial_states(union), dev)
         sa_norm = norm.with_actions(A)
-        self.d = Discriminator(S + A, cfg.hidden, cfg.clip, sa_norm).to(dev)
-        self.nu = NuNet(S, cfg.hidden, norm).to(dev)
+        self.d = Discriminator(S + A, cfg.hidden, cfg.disc_clip, sa_norm).to(dev)
+        self.nu = NuNet(S, cfg.hidden, norm, cfg.gamma).to(dev)
         self.y = YNet(S + A, cfg.hidden, sa_norm, (-cfg.log_y_max - 5.0, cfg.log_y_max)).to(dev)
         # the absorbing state (terminations lead there): scalar ν and log y, its reward is
         # logit of d's lower clip (D_e holds no such state), shifted as R̃ is
@@ -65,13 +67,17 @@ class OLLIEPretrainer:
         extra = cfg.absorbing
         self.nu_params = list(self.nu.parameters()) + ([self.nu_abs] if extra else [])
         self.y_params = list(self.y.parameters()) + ([self.log_y_abs] if extra else [])
-        self.nu_opt = torch.optim.Adam(self.nu_params, lr=cfg.dice_lr, betas=betas)
+        net = [p for p in self.nu_params if p is not self.nu.offset]
+        self.nu_opt = torch.optim.Adam([{"params": net},
+                                        {"params": [self.nu.offset], "lr": cfg.nu_offset_lr}],
+                                       lr=cfg.dice_lr, betas=betas)
         self.y_opt = torch.optim.Adam(self.y_params, lr=cfg.dice_lr, betas=betas)
         self.prep_steps = cfg.disc_steps + cfg.dice_steps
         self.policy_steps = cfg.policy_steps
         self.reward: torch.Tensor | None = None  # R̃ over D_o (N_o,), after stage 1
         self.reward_abs: torch.Tensor | None = None  # the absorbing state's R̃ (scalar)
         self.y_o: torch.Tensor | None = None  # y over D_o (N_o,), after stage 2
+        self.cdf: torch.Tensor | None = None  # cumulative y over D_o, for resampled batches
         self.stats: dict = {}
 
     # stage 1 and 2 -------------------------------------------------------------------------
@@ -91,21 +97,28 @@ class OLLIEPretrainer:
         nu = self.nu(torch.cat([self.s_o[idx], self.s_next[idx], self.s0[i0]]))
         B = c.dice_batch
         # ν_abs on the scale of the absorbing state's value r_abs / (1 - γ) (a scalar under Adam
-        # moves about lr per step)
-        absorbing = (self.nu_abs / (1 - c.gamma), self.log_y_abs.clamp(self.y.lo, self.y.hi),
-                     self.reward_abs, self.abs_share) if c.absorbing else None
-        obj = saddle_objective(self.y(self.x_o[idx]), r[idx], nu[:B], nu[B:2 * B],
+        # moves about lr per step), plus ν's constant mode, so that the latter shifts every δ
+        # alike and only sets E[y] = 1
+        absorbing = ((self.nu_abs + self.nu.offset) / (1 - c.gamma),
+                     self.log_y_abs.clamp(self.y.lo, self.y.hi), self.reward_abs,
+                     self.abs_share) if c.absorbing else None
+        raw = self.y.raw(self.x_o[idx])
+        obj = saddle_objective(raw.clamp(self.y.lo, self.y.hi), r[idx], nu[:B], nu[B:2 * B],
                                self.not_done[idx], nu[2 * B:], c.gamma, absorbing)
-        saddle_step(obj, self.nu_params, self.y_params, self.nu_opt, self.y_opt)
+        y_loss = None
+        if c.y_update == "regression":
+            delta = r[idx] + c.gamma * self.not_done[idx] * nu[B:2 * B] - nu[:B]
+            y_loss = y_regression_loss(raw, delta)
+        saddle_step(obj, self.nu_params, self.y_params, self.nu_opt, self.y_opt, y_loss)
         return obj.item()
 
     def surrogate(self) -> torch.Tensor:
         """R̃ over D_o as the saddle point sees it (computed once d is trained): logit d, shifted
         or scaled by `offline.reward_shift`."""
         if self.reward is None:
-            lo = torch.logit(torch.tensor([self.cfg.clip[0]], device=self.dev))
+            lo = torch.logit(torch.tensor([self.cfg.disc_clip[0]], device=self.dev))
             r = shift_reward(torch.cat([surrogate_reward(self.d, self.x_o), lo]),
-                             self.cfg.reward_shift, self.cfg.clip[0])
+                             self.cfg.reward_shift, self.cfg.disc_clip[0])
             self.reward, self.reward_abs = r[:-1], r[-1]  # D_o rows; the absorbing state
         return self.reward
 
@@ -124,10 +137,16 @@ class OLLIEPretrainer:
         return self.y_o
 
     def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
-        y = self.weights()
-        idx = torch.randint(len(self.s_o), (self.cfg.policy_batch,), generator=gen,
-                            device=self.dev)
-        return extraction_loss(policy.log_prob(self.s_o[idx], self.a_o[idx]), y[idx])
+        y, B = self.weights(), self.cfg.policy_batch
+        if self.cfg.extraction == "resample":  # rows drawn ∝ y, equal weights
+            if self.cdf is None:
+                self.cdf = torch.cumsum(y.double(), 0)
+            idx = resample_rows(self.cdf, B, gen)
+            w = torch.ones(B, device=self.dev)
+        else:
+            idx = torch.randint(len(self.s_o), (B,), generator=gen, device=self.dev)
+            w = y[idx]
+        return extraction_loss(policy.log_prob(self.s_o[idx], self.a_o[idx]), w)
 
     def state_dict(self) -> dict:
         return {**{k: getattr(self, k).state_dict()
@@ -142,4 +161,4 @@ class OLLIEPretrainer:
                     getattr(self, k).copy_(v)
             else:
                 getattr(self, k).load_state_dict(v)
-        self.reward = self.y_o = None
+        self.reward = self.y_o = self.cdf = None

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import ollie.bench as bench
+from shared.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +55,9 @@ def test_cut_short_rows_keep_only_whole_seeds(rows):
     partial = rows + [{**rows[0], "seed": 1}]
     kept = bench.complete_groups(partial)
     assert {r["seed"] for r in kept} == {0} and len(kept) == len(rows)
+
+
+def test_negative_first_seed_is_refused_before_any_output(tmp_path):
+    with pytest.raises(ConfigError, match="--first-seed"):
+        bench.main(["--quick", "--first-seed", "-1", "--out", str(tmp_path / "b")])
+    assert not (tmp_path / "b").exists()
