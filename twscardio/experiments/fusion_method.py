@@ -4,8 +4,9 @@ periodic component analysis (`fusion.method`), arm (b), on training-family valid
 For each method and setting (50 Hz / 10 % bursty loss, 25 Hz / 20 %), n validation subjects
 (seeds of split "val", never test or out-of-family) x duration_s, at rest: HR MAE, IBI MAE,
 octave-error share and |r| of the fused signal with the true BCG (per subject, then the mean and
-the minimum). `--family out` measures the out-of-family generator's subjects instead (report
-only; the method is chosen on validation).
+the minimum) and of the oracle linear mix of the axes. `--family test` / `--family out` measure
+the bench's in-family test subjects / the out-of-family generator's subjects instead (report
+only; the method is chosen on validation). `--first` starts at another validation subject.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from shared.log import get_logger, setup_logging
 from twscardio.beats import beat_metrics, octave_errors
 from twscardio.config import TrainConfig
 from twscardio.data import subject_seed
+from twscardio.eval import simulate_test
 from twscardio.fusion import bandpass
 from twscardio.outfamily import simulate_out_of_family
 from twscardio.pipeline import process
@@ -29,10 +31,13 @@ log = get_logger("twscardio.experiments.fusion_method")
 SETTINGS = {"50Hz/10%": (50.0, 0.1), "25Hz/20%": (25.0, 0.2)}
 
 
-def recording(cfg: TrainConfig, i: int, family: str) -> dict:
+def recording(cfg: TrainConfig, i: int, family: str, first: int = 0) -> dict:
+    """Subject i of the family; validation subjects are numbered from 100 + first."""
     if family == "out":
         return simulate_out_of_family(cfg.sim, i)
-    seed = subject_seed("val", 100 + i, cfg.seed)
+    if family == "test":
+        return simulate_test(cfg, i, cfg.sim.duration_s)
+    seed = subject_seed("val", 100 + first + i, cfg.seed)
     sub = draw_subject(np.random.default_rng(seed), cfg.sim.hr_range,
                        cfg.sim.morphology == "randomised")
     return simulate(cfg.sim, seed + 1, subject=sub)
@@ -50,7 +55,7 @@ def fused_r(out: dict, truth: dict, band: list[float]) -> tuple[float, float]:
 
 
 def measure(method: str, setting: str, n: int, duration_s: float, family: str,
-            **fusion) -> dict:
+            first: int = 0, **fusion) -> dict:
     fs_in, loss = SETTINGS[setting]
     cfg = TrainConfig()
     sim = replace(cfg.sim, fs_in=fs_in, duration_s=duration_s, motion_level=0.0,
@@ -58,7 +63,7 @@ def measure(method: str, setting: str, n: int, duration_s: float, family: str,
     cfg = replace(cfg, sim=sim, fusion=replace(cfg.fusion, method=method, **fusion))
     rows = []
     for i in range(n):
-        rec = recording(cfg, i, family)
+        rec = recording(cfg, i, family, first)
         o = process(rec, cfg, "b")
         m = beat_metrics(o["beats_all_s"], rec["truth"], fallback=o["fallback"])
         sc, bad = octave_errors(o["beats_all_s"], rec["truth"]["r_s"], duration_s)
@@ -85,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--subjects", type=int, default=12)
     ap.add_argument("--duration", type=float, default=60.0)
-    ap.add_argument("--family", choices=["in", "out"], default="in")
+    ap.add_argument("--family", choices=["in", "test", "out"], default="in",
+                    help="in: validation subjects; test: the bench's held-out in-family subjects")
     ap.add_argument("--methods", default="global,pica")
     ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--first", type=int, default=0, help="first validation subject (a fresh set)")
     ap.add_argument("--context", type=float, default=2.5, help="pica_context_s")
     ap.add_argument("--shrink", type=float, default=0.0, help="pica_shrink")
     ap.add_argument("--period", choices=["scan", "window"], default="scan", help="pica_period")
@@ -95,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     for setting in args.settings.split(","):
         for method in args.methods.split(","):
-            measure(method, setting, args.subjects, args.duration, args.family,
+            measure(method, setting, args.subjects, args.duration, args.family, args.first,
                     pica_context_s=args.context, pica_period=args.period,
                     pica_shrink=args.shrink)
     return 0
