@@ -153,6 +153,9 @@ def _model_key(cfg: TrainConfig) -> dict:
     d = to_dict(training_view(cfg))
     for k in ("device", "ckpt_every", "quality"):  # do not change the trained weights
         d.pop(k)
+    if cfg.fusion.method == "global":  # the pica options are unused: keys from before them hold
+        for k in ("method", "pica_context_s", "pica_period", "pica_shrink"):
+            d["fusion"].pop(k)
     return d
 
 
