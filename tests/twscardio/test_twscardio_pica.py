@@ -67,3 +67,16 @@ def test_fusion_method_is_validated():
         FusionConfig(method="ica").validate()
     with pytest.raises(ValueError, match="fusion.pica_period"):
         FusionConfig(pica_period="guess").validate()
+
+
+def test_pica_options_enter_the_cache_keys_only_when_used():
+    from dataclasses import replace
+
+    from twscardio.config import TrainConfig
+    from twscardio.train import _data_key, _model_key
+
+    cfg = TrainConfig()
+    assert "method" not in _model_key(cfg)["fusion"]  # keys made before the option still hold
+    pica = replace(cfg, fusion=replace(cfg.fusion, method="pica"))
+    assert _model_key(pica) != _model_key(cfg)
+    assert _data_key(pica, "train", 2) != _data_key(cfg, "train", 2)
