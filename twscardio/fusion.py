@@ -15,6 +15,9 @@ Stages on the uniform grid (fs, default 100 Hz), in `window_s` windows:
    sum_k q_k w^T Ct_k w / sum_k q_k w^T C0_k w over windows k (Ct at the window's beat lag,
    q_k = SQI^4: clean windows teach the geometry), `periodic_weights`. BCG is common-mode across
    buds; motion residue is not. Where a bud is missing, `combine` renormalises the weights.
+   Option `method: pica`: periodic component analysis per window instead (`windowed_pica`,
+   optionally shrunk towards the pooled statistics); measured on validation and not the
+   default (results/twscardio/NOTES.md).
 5. Polarity (`onset_polarity`): the fused signal's sign is arbitrary (it is an eigenvector);
    it is set so that the first large lobe of the median beat complex is positive. Ejection
    starts abruptly, so the force's first lobe - the head's first response - keeps one sign
