@@ -94,8 +94,18 @@ class FusionConfig:
     period_range_s: list[float] = field(default_factory=lambda: [0.4, 1.5])  # beat lags for SQI
     reject_gyro_rms: NonNegFloat = 1.5  # rad/s: above this the window is rejected as unusable
     reject_sqi: NonNegFloat = 0.15  # fused SQI below this: window rejected
+    # "global": one quality-weighted periodic-component weight vector per recording;
+    # "pica": periodic component analysis per window (`fusion.pica_weights`)
+    method: str = "global"
+    pica_context_s: NonNegFloat = 2.5  # pica: each window's statistics see +-this much more
+    pica_period: str = "scan"  # pica: "scan" the beat lags for the most periodic, or "window"
+    pica_shrink: NonNegFloat = 0.0  # pica: weight of the pooled (global) statistics per window
 
     def validate(self) -> None:
+        if self.method not in ("global", "pica"):
+            raise ValueError(f"fusion.method='{self.method}' must be 'global' or 'pica'")
+        if self.pica_period not in ("scan", "window"):
+            raise ValueError(f"fusion.pica_period='{self.pica_period}' must be 'scan' or 'window'")
         lo, hi = self.band_hz
         if not 0 < lo < hi:
             raise ValueError(f"fusion.band_hz={self.band_hz} must be 0 < lo < hi")

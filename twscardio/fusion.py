@@ -15,6 +15,9 @@ Stages on the uniform grid (fs, default 100 Hz), in `window_s` windows:
    sum_k q_k w^T Ct_k w / sum_k q_k w^T C0_k w over windows k (Ct at the window's beat lag,
    q_k = SQI^4: clean windows teach the geometry), `periodic_weights`. BCG is common-mode across
    buds; motion residue is not. Where a bud is missing, `combine` renormalises the weights.
+   Option `method: pica`: periodic component analysis per window instead (`windowed_pica`,
+   optionally shrunk towards the pooled statistics); measured on validation and not the
+   default (results/twscardio/NOTES.md).
 5. Polarity (`onset_polarity`): the fused signal's sign is arbitrary (it is an eigenvector);
    it is set so that the first large lobe of the median beat complex is positive. Ejection
    starts abruptly, so the force's first lobe - the head's first response - keeps one sign
@@ -38,8 +41,8 @@ from twscardio.config import FusionConfig
 
 __all__ = ["onset_polarity", "bandpass", "motion_regressors", "cancel_motion", "autocorrelation",
            "signal_quality",
-           "window_statistics", "periodic_weights", "combine", "fuse", "best_axis",
-           "window_bounds"]
+           "window_statistics", "periodic_weights", "lagged_covariance", "pica_weights",
+           "windowed_pica", "combine", "fuse", "best_axis", "window_bounds"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -145,6 +148,72 @@ def periodic_weights(c0s: np.ndarray, cts: np.ndarray, quality: np.ndarray) -> n
     return vecs[:, -1]
 
 
+def lagged_covariance(z: np.ndarray, lag: int, spread: int = 2) -> np.ndarray:
+    """Symmetrised lagged covariance of z (n, C), averaged over lags lag-spread..lag+spread:
+    (1 / (2 s + 1)) sum_tau (C_tau + C_tau^T) / 2 with C_tau = E[z(t + tau) z(t)^T] -> (C, C).
+    The average absorbs beat-to-beat variability of the period."""
+    n, C = z.shape
+    out = np.zeros((C, C))
+    lags = [t for t in range(lag - spread, lag + spread + 1) if 0 < t < n]
+    for t in lags:
+        c = z[t:].T @ z[:-t] / (n - t)
+        out += 0.5 * (c + c.T)
+    return out / max(len(lags), 1)
+
+
+def pica_weights(z: np.ndarray, lags, spread: int = 2,
+                 prior: tuple[np.ndarray, np.ndarray] | None = None,
+                 ) -> tuple[np.ndarray, float, int]:
+    """Periodic component analysis (Saul & Allen 2005; Sameni et al. 2008) of one window.
+
+    z (n, C) standardised axes; for each candidate beat lag T in `lags` (samples) the weights
+    minimising the periodicity error E|y(t + T) - y(t)|^2 / 2 E|y|^2 of y = z w solve
+    (C_0 - (C_T + C_T^T) / 2) w = lambda C_0 w, smallest lambda; the lag with the smallest
+    lambda (the most periodic component) wins. `prior` (P0, PT) is added to both sides,
+    (C_0 + P0 - C_T - PT) w = lambda (C_0 + P0) w: shrinkage towards pooled statistics.
+    Returns (w (C,) unit norm, lambda, T).
+    """
+    n, C = z.shape
+    c0 = z.T @ z / n
+    c0 = c0 + (1e-6 * np.trace(c0) / C + 1e-12) * np.eye(C)  # dead axes keep it definite
+    p0, pt = prior if prior is not None else (np.zeros((C, C)), np.zeros((C, C)))
+    best = (np.zeros(C), np.inf, 0)
+    for lag in lags:
+        lam, vec = linalg.eigh(c0 + p0 - lagged_covariance(z, int(lag), spread) - pt, c0 + p0,
+                               subset_by_index=[0, 0])
+        if lam[0] < best[1]:
+            best = (vec[:, 0] / (np.linalg.norm(vec[:, 0]) + 1e-20), float(lam[0]), int(lag))
+    return best
+
+
+def windowed_pica(z: np.ndarray, bounds: np.ndarray, fs: float, cfg: FusionConfig,
+                  taus: np.ndarray | None = None,
+                  prior: tuple[np.ndarray, np.ndarray] | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """`pica_weights` per window (each window's statistics over +-cfg.pica_context_s more), the
+    lag scanned over cfg.period_range_s or, with cfg.pica_period "window", taken from `taus`
+    (W,) s. An eigenvector's sign is arbitrary: every window's w is turned towards the
+    principal direction of all windows' weights (sum_k (1 - lambda_k) w_k w_k^T, sign-free).
+    `prior` (P0, PT): pooled statistics each window is shrunk towards (`pica_weights`).
+    Returns weights (W, C) and the periodicity 1 - lambda (W,)."""
+    n, C = z.shape
+    ctx = int(round(cfg.pica_context_s * fs))
+    lo = int(round(cfg.period_range_s[0] * fs))
+    W = len(bounds)
+    ws, per = np.zeros((W, C)), np.zeros(W)
+    for k, (s, e) in enumerate(bounds):
+        seg = z[max(0, s - ctx):min(n, e + ctx)]
+        hi = min(int(round(cfg.period_range_s[1] * fs)), len(seg) // 2)
+        lags = (range(lo, max(hi, lo) + 1) if cfg.pica_period == "scan" or taus is None
+                else [int(round(taus[k] * fs))])
+        ws[k], lam, _ = pica_weights(seg, lags, prior=prior)
+        per[k] = 1.0 - lam
+    q = np.clip(per, 0.0, None)
+    u = linalg.eigh((q[:, None, None] * ws[:, :, None] * ws[:, None, :]).sum(axis=0))[1][:, -1]
+    ws *= np.where(ws @ u < 0, -1.0, 1.0)[:, None]
+    return ws, per
+
+
 def combine(z: np.ndarray, m: np.ndarray, w: np.ndarray) -> np.ndarray:
     """z (n, C) @ w, renormalised where some axes are missing (m (n, C) bool): the available
     weight carries the common-mode estimate. -> (n,)."""
@@ -194,7 +263,21 @@ def fuse(X: np.ndarray, mask: np.ndarray, fs: float, cfg: FusionConfig) -> dict:
         c0s[k], cts[k], sqi[k], period[k] = window_statistics(z[s:e], fs, cfg)
     # BCG geometry is fixed per subject: one set of weights, quality-weighted over windows
     w = periodic_weights(c0s, cts, sqi.max(axis=1) ** 4)
-    fused = combine(z, m6, w)
+    if cfg.method == "pica":  # or periodic component analysis per window
+        prior = None
+        if cfg.pica_shrink > 0:  # the pooled statistics of `periodic_weights`, trace C each
+            q = (sqi.max(axis=1) ** 4)[:, None, None]
+            norm = np.trace(c0s, axis1=1, axis2=2)[:, None, None] + 1e-12
+            p0, pt = (q * c0s / norm).sum(axis=0), (q * cts / norm).sum(axis=0)
+            g = cfg.pica_shrink * z.shape[1] / (np.trace(p0) + 1e-12)
+            prior = (g * p0, g * pt)
+        ws, _ = windowed_pica(z, bounds, fs, cfg, period, prior)
+        fused = np.zeros(len(z))
+        for k, (s, e) in enumerate(bounds):
+            fused[s:e] = combine(z[s:e], m6[s:e], ws[k])
+        w = ws.mean(axis=0)
+    else:
+        fused = combine(z, m6, w)
     fsqi = np.zeros(W)
     for k, (s, e) in enumerate(bounds):
         seg = fused[s:e]

@@ -46,8 +46,18 @@ log = get_logger("twscardio.train")
 DATA_VERSION = 5
 
 
-def _data_key(cfg: TrainConfig, split: str, n: int) -> dict:
+def _view_dict(cfg: TrainConfig) -> dict:
+    """The training view as a dict; the pica options are left out while fusion.method is
+    "global" (unused there), so keys made before those options existed still hold."""
     d = to_dict(training_view(cfg))
+    if cfg.fusion.method == "global":
+        for k in ("method", "pica_context_s", "pica_period", "pica_shrink"):
+            d["fusion"].pop(k)
+    return d
+
+
+def _data_key(cfg: TrainConfig, split: str, n: int) -> dict:
+    d = _view_dict(cfg)
     keep = ("seed", "sim", "enhance", "fusion", "loss", "recordings_per_subject", "fs_choices",
             "max_loss", "max_motion", "window_s", "hop_s")
     return {"split": split, "n": n, **{k: d[k] for k in keep}}
@@ -150,7 +160,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 def _model_key(cfg: TrainConfig) -> dict:
-    d = to_dict(training_view(cfg))
+    d = _view_dict(cfg)
     for k in ("device", "ckpt_every", "quality"):  # do not change the trained weights
         d.pop(k)
     return d
