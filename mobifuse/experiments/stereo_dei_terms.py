@@ -1,7 +1,8 @@
 """`python -m mobifuse.experiments.stereo_dei_terms [--quick]`: which stereo evidence misranks?
 
-Renders the bench's fixed-rig test scenes (the original phone rig, B = 1.5 cm, f = 280 px) and
-its unseen-rig test scenes, and prints (and writes to results/mobifuse/stereo_dei_terms.json,
+Renders the bench's fixed-rig test scenes (the original phone rig, B = 1.5 cm, f = 280 px), as
+many fixed-rig scenes of the validation seeds (to choose a fix on), and the unseen-rig test
+scenes, and prints (and writes to results/mobifuse/stereo_dei_terms.json,
 `--out DIR` elsewhere) the Spearman correlation with the true stereo error |SGBM - GT| of:
 
 - the stereo DEI sigma and each of its factors: sigma_disp (px) and its terms (texture, LR
@@ -29,6 +30,7 @@ from mobifuse.data import rig_for_seed, sim_calibration
 from mobifuse.dei import DEI_CHANNELS
 from mobifuse.pipeline import prepare_frame
 from mobifuse.simulator import simulate_scene
+from mobifuse.train import VAL_SEED0
 from shared.cli import parse_args, run
 from shared.io import atomic_write_json
 from shared.log import get_logger, progress
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                            default_config="configs/mobifuse/bench.yaml", quick=QUICK)
     base = cfg.train.seed * 100_000
     out = {}
-    for name, family, seed0, n in (("fixed_rig", None, TEST_SEED0, cfg.test_scenes),
+    for name, family, seed0, n in (("fixed_rig_validation", None, VAL_SEED0, cfg.test_scenes),
+                                   ("fixed_rig", None, TEST_SEED0, cfg.test_scenes),
                                    ("unseen_rigs", cfg.test_rigs, RIG_TEST_SEED0,
                                     cfg.rig_test_scenes)):
         frames = [frame_terms(base + seed0 + i, cfg, family)
