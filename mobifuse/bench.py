@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mobifuse.agreement import stereo_agreement
+from mobifuse.agreement import MAX_RATIO, stereo_agreement
 from mobifuse.api import default_model
 from mobifuse.baselines import (
     inverse_variance_fusion,
@@ -115,11 +115,11 @@ def trained_net(cfg: TrainConfig, train: Callable[[], dict], use_dei: bool
     return load_model(path)
 
 
-def refined(pred, f: dict, k: float) -> np.ndarray:
+def refined(pred, f: dict, k: float, max_ratio: float = MAX_RATIO) -> np.ndarray:
     """A DEI net's depth after the stereo-agreement refinement (frame or stacked arrays)."""
     g = f["geom"]
     return stereo_agreement(pred, f["sigma_tof"], g[..., 2, :, :], g[..., 3, :, :], f["sigma_st"],
-                            k)
+                            k, max_ratio)
 
 
 def run_arms(d: dict, nets: dict[str, TwoStageFusionNet], k: float) -> dict[str, np.ndarray]:

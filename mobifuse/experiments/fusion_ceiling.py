@@ -1,10 +1,12 @@
 """`python -m mobifuse.experiments.fusion_ceiling [--quick]`: how far can fusion go, per scene?
 
-First the stereo-agreement threshold k (`mobifuse.agreement`) is selected on validation rigs
-(`VAL_RIGS`: baseline 5-10 cm, f 600-800 px, 480-640 px wide; neither the bench's training nor
-its test rigs; scene seeds of their own): the mean over scenes of the refined net's MAE / the
-ToF-only MAE for each k of `K_GRID`, the smallest wins. Then, for every unseen-rig scene of
-the bench's cross-rig test (and the in-family ones) this prints and writes
+First the stereo-agreement threshold k and ratio test (`mobifuse.agreement`) are selected on
+validation scenes only: rigs `VAL_RIGS` (baseline 5-10 cm, f 600-800 px, 480-640 px wide;
+neither the bench's training nor its test rigs; scene seeds of their own) with the cross-rig
+net, and the fixed phone rig's validation seeds with the fixed-rig net. For each (k, max_ratio)
+of `K_GRID` x `RATIO_GRID` it prints the mean over scenes of the refined MAE / the ToF-only MAE
+on each (the choice: no loss on the fixed rig, most of the gain on the validation rigs). Then,
+for every unseen-rig scene of the bench's cross-rig test (and the in-family ones) it writes
 (results/mobifuse/fusion_ceiling.json, `--out DIR` elsewhere) the MAE of:
 
 - `tof_only`, `stereo_only`: the dense inputs the bench compares against (every pixel with
@@ -35,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mobifuse.agreement import MAX_RATIO
 from mobifuse.baselines import inverse_variance_fusion, oracle_selection
 from mobifuse.bench import (
     QUICK,
@@ -44,15 +47,19 @@ from mobifuse.bench import (
     refined,
     rig_frames,
     rig_nets,
+    trained_net,
 )
 from mobifuse.config import BenchConfig
+from mobifuse.data import build_dataset
+from mobifuse.train import scene_seeds
 from shared.cli import parse_args, run
 from shared.io import atomic_write_json
 from shared.log import get_logger
 
 log = get_logger("mobifuse.experiments.fusion_ceiling")
 VAL_SEED0, VAL_SCENES = 90_000, 8
-K_GRID = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5)
+K_GRID = (0.0, 0.5, 0.75, 1.0, 1.25)
+RATIO_GRID = (np.inf, 1.0, 0.5, 0.25)
 VAL_RIGS = {"baseline_m": (0.05, 0.10), "focal_px": (600.0, 800.0), "width": (480, 640)}
 
 
@@ -93,6 +100,22 @@ def scene_row(f: dict, net: np.ndarray, fused: np.ndarray, radius: int) -> dict:
     return row
 
 
+def mean_ratio(preds: list[np.ndarray], frames: list[dict]) -> float:
+    """Mean over frames of MAE(pred) / MAE(ToF only)."""
+    return float(np.mean([np.abs(p - f["gt"])[f["gt"] > 0].mean()
+                          / np.abs(f["geom"][0] - f["gt"])[f["gt"] > 0].mean()
+                          for p, f in zip(preds, frames)]))
+
+
+def build_frames_fixed(cfg: BenchConfig) -> list[dict]:
+    """The fixed rig's validation scenes as a list of frames."""
+    tc = cfg.train
+    _, seeds = scene_seeds(tc)
+    d = build_dataset(seeds, tc.sim, tc.stereo, tc.dei, desc="fixed-rig validation")
+    return [{k: d[k][i] for k in ("geom", "err", "gt", "sigma_tof", "sigma_st")}
+            for i in range(len(seeds))]
+
+
 def table(name: str, rows: list[dict]) -> None:
     cols = ("tof_only", "stereo_only", "stereo_measured", "stereo_coverage", "inv_var_dei",
             "net", "fused", "oracle_pixel", "oracle_convex", "oracle_hull", "net_ratio",
@@ -114,14 +137,20 @@ def main(argv: list[str] | None = None) -> int:
     val = rig_frames(cfg, dataclasses.replace(cfg.test_rigs, **VAL_RIGS), VAL_SEED0, VAL_SCENES,
                      "validation rigs")
     raw = predict_frames(net, val)
-    sel = {k: float(np.mean([np.abs(refined(p, f, k) - f["gt"])[f["gt"] > 0].mean()
-                             / np.abs(f["geom"][0] - f["gt"])[f["gt"] > 0].mean()
-                             for p, f in zip(raw, val)])) for k in K_GRID}
-    print("validation rigs, mean fused / ToF-only MAE per k: "
-          + ", ".join(f"{k:g}: {v:.4f}" for k, v in sel.items()))
-    out: dict = {"guard_radius": radius, "agree_k": cfg.agree_k, "val_rigs": VAL_RIGS,
-                 "val_mean_ratio_per_k": {str(k): v for k, v in sel.items()},
-                 "val_best_k": min(sel, key=sel.get)}
+    tc = cfg.train
+    fixed = build_frames_fixed(cfg)
+    fixed_net = trained_net(tc, lambda: None, True)  # the bench's (cached) fixed-rig net
+    raw_fixed = predict_frames(fixed_net, fixed)
+    sel = {}
+    print("validation: mean refined / ToF-only MAE (val rigs | fixed-rig val seeds)")
+    for k in K_GRID:
+        for r in RATIO_GRID:
+            v = [mean_ratio([refined(p, f, k, r) for p, f in zip(rw, fr)], fr)
+                 for rw, fr in ((raw, val), (raw_fixed, fixed))]
+            sel[f"k={k:g} max_ratio={r:g}"] = v
+            print(f"  k={k:<5g} max_ratio={r:<5g} {v[0]:.4f} | {v[1]:.4f}")
+    out: dict = {"guard_radius": radius, "agree_k": cfg.agree_k, "max_ratio": MAX_RATIO,
+                 "val_rigs": VAL_RIGS, "validation_val_rigs_and_fixed_rig": sel}
     for name, family, seed0, n in (("unseen", cfg.test_rigs, RIG_TEST_SEED0,
                                     cfg.rig_test_scenes),
                                    ("in_family", cfg.train_rigs, RIG_INFAMILY_SEED0,
