@@ -13,7 +13,7 @@ the output is the inverse-variance mean (D / sigma_tof^2 + D_st / sigma_st^2) /
 (1 / sigma_tof^2 + 1 / sigma_st^2), with the ToF's DEI sigma standing in for the fused depth's
 (a conservative choice: the fused error is below the ToF's). Elsewhere D is kept. The result is
 a convex combination of D and the stereo depth, so it stays inside the convex guard's interval
-whenever D does. k = 0 switches it off. k = 0.75 and max_ratio = 0.5 were picked on validation
+whenever D does. k = 0 switches it off. k = 1 and max_ratio = 0.5 were picked on validation
 scenes only: wide validation rigs (baseline 5-10 cm, f 600-800 px; neither the training nor the
 test rigs) and the fixed phone rig's validation seeds, where any k with no ratio test cost
 accuracy (the well-trained net beats the noisy phone stereo there); `python -m
@@ -28,7 +28,7 @@ import numpy as np
 
 __all__ = ["AGREE_K", "MAX_RATIO", "stereo_agreement"]
 
-AGREE_K = 0.75
+AGREE_K = 1.0
 MAX_RATIO = 0.5
 
 
