@@ -12,7 +12,8 @@ one `load_middlebury_scene` or `load_capture` returns.
 model: "default" (or None) is the fusion net shipped in `mobifuse/weights/` (trained across
 simulated rigs); "inverse_variance" is the DEI-weighted inverse-variance fusion (no learned
 weights); or a path / `TwoStageFusionNet`. Every net's output passes the convex guard
-(`models.convex_guard`); inverse-variance is convex by construction.
+(`models.convex_guard`) and then the stereo-agreement refinement (`agreement`, a convex mix
+with the measured stereo where the two agree); inverse-variance is convex by construction.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from mobifuse.agreement import AGREE_K, stereo_agreement
 from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import DEIConfig, StereoConfig
 from mobifuse.models import TwoStageFusionNet, load_model
@@ -132,11 +134,12 @@ def to_full(depth: np.ndarray, shape: tuple[int, int], s: int) -> np.ndarray:
 
 def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambient=None,
          downsample: int = 2, stereo: StereoConfig | None = None,
-         dei: DEIConfig | None = None, jit: bool = True) -> dict:
+         dei: DEIConfig | None = None, jit: bool = True, agree_k: float = AGREE_K) -> dict:
     """Fused depth plus every intermediate: depth (work grid), depth_full (caller's grid), tof,
     stereo, sigma_tof, sigma_st (DEI, m), tof_valid / stereo_valid (measured, not filled),
     K_work, search (the disparity search), warnings. `jit`: run the net TorchScript-frozen
-    (traced once per frame size, then about 1.8x faster on a CPU)."""
+    (traced once per frame size, then about 1.8x faster on a CPU). `agree_k`: the net's output
+    is refined where the measured stereo agrees with it (`agreement.stereo_agreement`; 0: off)."""
     net = _model(model)
     tof = check_array("tof", tof, (2,), allow_nan=True).astype(np.float64)
     if np.isinf(tof).any():
@@ -147,7 +150,8 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
     if net is None:
         depth = inverse_variance_fusion(fr["tof"], fr["sigma_tof"], fr["st"], fr["sigma_st"])
     else:
-        depth = run_net(net, *net_inputs(fr), jit=jit)
+        depth = stereo_agreement(run_net(net, *net_inputs(fr), jit=jit), fr["sigma_tof"],
+                                 fr["st"], fr["st_valid"], fr["sigma_st"], agree_k)
     H, W = np.shape(left)[:2]
     return {"depth": depth.astype(np.float32), "depth_full": to_full(depth, (H, W), downsample),
             "tof": fr["tof"], "stereo": fr["st"], "sigma_tof": fr["sigma_tof"],

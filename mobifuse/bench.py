@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mobifuse.agreement import MAX_RATIO, stereo_agreement
 from mobifuse.api import default_model
 from mobifuse.baselines import (
     inverse_variance_fusion,
@@ -114,8 +115,16 @@ def trained_net(cfg: TrainConfig, train: Callable[[], dict], use_dei: bool
     return load_model(path)
 
 
-def run_arms(d: dict, nets: dict[str, TwoStageFusionNet]) -> dict[str, np.ndarray]:
-    """Every arm's depth (N, h, w) on the arrays of one dataset."""
+def refined(pred, f: dict, k: float, max_ratio: float = MAX_RATIO) -> np.ndarray:
+    """A DEI net's depth after the stereo-agreement refinement (frame or stacked arrays)."""
+    g = f["geom"]
+    return stereo_agreement(pred, f["sigma_tof"], g[..., 2, :, :], g[..., 3, :, :], f["sigma_st"],
+                            k, max_ratio)
+
+
+def run_arms(d: dict, nets: dict[str, TwoStageFusionNet], k: float) -> dict[str, np.ndarray]:
+    """Every arm's depth (N, h, w) on the arrays of one dataset; MobiFuse with the stereo-
+    agreement refinement at threshold `k` (the no-DEI ablation gets none: it uses the DEI)."""
     tof, st, gt = d["geom"][:, 0], d["geom"][:, 2], d["gt"]
     gray = d["err"][:, 0]
     jbu = np.stack([joint_bilateral_upsample(s, s > 0, g)  # per frame; each is array ops
@@ -124,7 +133,7 @@ def run_arms(d: dict, nets: dict[str, TwoStageFusionNet]) -> dict[str, np.ndarra
     return {"tof_only": tof_only(tof), "sgbm_only": sgbm_only(st), "jbu_tof": jbu,
             "inv_var_dei": inverse_variance_fusion(tof, d["sigma_tof"], st, d["sigma_st"]),
             "net_no_dei": predict(nets["no_dei"], geom, err),
-            "mobifuse": predict(nets["dei"], geom, err),
+            "mobifuse": refined(predict(nets["dei"], geom, err), d, k),
             "oracle": oracle_selection(tof, st, gt)}
 
 
@@ -245,7 +254,7 @@ def sweeps(rep: BenchReport, cfg: BenchConfig, nets: dict) -> dict[str, list]:
             seeds = _scene_seeds(cfg, SWEEP_SEED0, cfg.sweep_scenes)
             d = build_dataset(seeds, tc.sim, tc.stereo, tc.dei, overrides={key: float(val)},
                               desc=f"{factor}={val:g}")
-            pr = run_arms(d, nets)
+            pr = run_arms(d, nets, cfg.agree_k)
             maes = {arm: depth_metrics(p, d["gt"])["mae"] for arm, p in pr.items()}
             sweep_rows[factor].append((float(val), maes))
             for arm, v in maes.items():
@@ -357,13 +366,14 @@ def rig_frames(cfg: BenchConfig, family, seed0: int, n: int, desc: str) -> list[
     return build_frames(_scene_seeds(cfg, seed0, n), tc.sim, tc.stereo, tc.dei, family, desc)
 
 
-def rig_arms(frames: list[dict], nets: dict) -> dict[str, list[np.ndarray]]:
-    """Every cross-rig arm's depth per frame."""
+def rig_arms(frames: list[dict], nets: dict, k: float) -> dict[str, list[np.ndarray]]:
+    """Every cross-rig arm's depth per frame (the nets' with the stereo-agreement refinement
+    at threshold `k`, as `fuse()` returns them)."""
     out = {"tof_only": [f["geom"][0] for f in frames], "sgbm_only": [f["geom"][2] for f in frames],
            "inv_var_dei": [inverse_variance_fusion(f["geom"][0], f["sigma_tof"], f["geom"][2],
                                                    f["sigma_st"]) for f in frames]}
     for name, net in nets.items():
-        out[name] = predict_frames(net, frames)
+        out[name] = [refined(p, f, k) for p, f in zip(predict_frames(net, frames), frames)]
     return out
 
 
@@ -435,8 +445,9 @@ def cross_rig(rep: BenchReport, cfg: BenchConfig, run_dir) -> dict:
     unseen = rig_frames(cfg, cfg.test_rigs, RIG_TEST_SEED0, cfg.rig_test_scenes, "unseen rigs")
     infam = rig_frames(cfg, cfg.train_rigs, RIG_INFAMILY_SEED0, cfg.rig_infamily_scenes,
                        "in-family rigs")
-    res = {"unseen": rig_table(rep, unseen, rig_arms(unseen, nets), "unseen rigs"),
-           "in_family": rig_table(rep, infam, rig_arms(infam, nets), "in-family rigs"),
+    k = cfg.agree_k
+    res = {"unseen": rig_table(rep, unseen, rig_arms(unseen, nets, k), "unseen rigs"),
+           "in_family": rig_table(rep, infam, rig_arms(infam, nets, k), "in-family rigs"),
            "dei": dei_calibration(unseen)}
     reliability_plot(run_dir, res["dei"])
     return res
@@ -539,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     nets = {"dei": trained_net(tc, train, True), "no_dei": trained_net(tc, train, False)}
 
     rep = BenchReport("mobifuse", baseline="tof_only", command=sys.argv)
-    preds = run_arms(test, nets)
+    preds = run_arms(test, nets, cfg.agree_k)
     overall = overall_rows(rep, cfg, test, preds)
     sweep_rows = sweeps(rep, cfg, nets)
     rho = {"tof": dei_spearman(test["sigma_tof"], test["geom"][:, 0], test["gt"]),

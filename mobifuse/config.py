@@ -208,3 +208,4 @@ class BenchConfig:
     rig_infamily_scenes: PosInt = 8  # held-out scenes of train_rigs
     pipeline_size: tuple[int, ...] = (640, 480)  # frame (W, H) of the end-to-end latency
     pipeline_threads: PosInt = 2  # cores the end-to-end latency may use
+    agree_k: NonNegFloat = 1.0  # stereo-agreement refinement of the DEI net (0: off)

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from mobifuse.config import DEIConfig
+from mobifuse.geometry import gaussian_blur
 from mobifuse.simulator import C_LIGHT, unambiguous_range
 
 __all__ = ["concavity", "edge_strength", "texture_strength", "tof_dei", "stereo_dei",
@@ -46,14 +46,16 @@ def concavity(depth: np.ndarray, focal_px: float) -> np.ndarray:
     """Positive Laplacian of (smoothed) inverse depth x f x Z: 0 on planes and convex shapes,
     > 0 where surfaces meet in a concave corner (the multipath-prone geometry)."""
     z = np.maximum(depth, 1e-3)
-    inv = ndimage.gaussian_filter(1.0 / z, 1.5)
-    return np.maximum(ndimage.laplace(inv) * focal_px * z, 0).astype(np.float32)
+    inv = gaussian_blur(1.0 / z, 1.5)
+    lap = cv2.Laplacian(inv, -1, ksize=1, borderType=cv2.BORDER_REFLECT)  # = ndimage.laplace
+    return np.maximum(lap * focal_px * z, 0).astype(np.float32)
 
 
 def edge_strength(depth: np.ndarray) -> np.ndarray:
     """max over a 3x3 window of |grad Z| (m per px): large at depth discontinuities."""
     gy, gx = np.gradient(depth.astype(np.float64))
-    return ndimage.maximum_filter(np.hypot(gx, gy), size=3).astype(np.float32)
+    return cv2.dilate(np.hypot(gx, gy), np.ones((3, 3), np.uint8),  # = 3x3 maximum_filter
+                      borderType=cv2.BORDER_REFLECT).astype(np.float32)
 
 
 def texture_strength(gray: np.ndarray, sigma: float = 1.5) -> np.ndarray:
@@ -61,7 +63,7 @@ def texture_strength(gray: np.ndarray, sigma: float = 1.5) -> np.ndarray:
     g = gray.astype(np.float32)
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) / 8
     gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) / 8
-    return ndimage.gaussian_filter(gx * gx + gy * gy, sigma).astype(np.float32)
+    return gaussian_blur(gx * gx + gy * gy, sigma).astype(np.float32)
 
 
 def tof_dei(depth: np.ndarray, amplitude: np.ndarray, ambient: np.ndarray,

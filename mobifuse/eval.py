@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mobifuse.agreement import stereo_agreement
 from mobifuse.api import default_model, fuse
 from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import TrainConfig
@@ -115,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [cfg.seed * 100_000 + EVAL_SEED0 + i for i in range(args.scenes)]
     d = build_dataset(seeds, cfg.sim, cfg.stereo, cfg.dei, desc="eval scenes")
     geom, err, _ = to_tensors(d)
-    preds = {"mobifuse": predict(model, geom, err), "tof_only": d["geom"][:, 0],
+    g = d["geom"]
+    fused = stereo_agreement(predict(model, geom, err), d["sigma_tof"], g[:, 2], g[:, 3],
+                             d["sigma_st"])
+    preds = {"mobifuse": fused, "tof_only": d["geom"][:, 0],
              "sgbm_only": d["geom"][:, 2],
              "inv_var_dei": inverse_variance_fusion(d["geom"][:, 0], d["sigma_tof"],
                                                     d["geom"][:, 2], d["sigma_st"])}

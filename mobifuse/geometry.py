@@ -12,6 +12,7 @@ the left camera frame.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
@@ -19,7 +20,15 @@ from scipy.spatial import cKDTree
 from shared.errors import DataError
 
 __all__ = ["backproject", "reproject_tof", "densify", "densify_many", "nearest_fill",
-           "chamfer_distance"]
+           "chamfer_distance", "gaussian_blur"]
+
+
+def gaussian_blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    """`scipy.ndimage.gaussian_filter(x, sigma)` (truncated at 4 sigma, mirrored borders) of a
+    float32 / float64 (H, W) map, computed by OpenCV's separable filter (several times faster;
+    equal to float rounding)."""
+    k = 2 * int(4.0 * sigma + 0.5) + 1
+    return cv2.GaussianBlur(x, (k, k), sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
 
 
 def backproject(depth: np.ndarray, K: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -68,7 +77,10 @@ def reproject_tof(depth: np.ndarray, valid: np.ndarray, K_tof: np.ndarray, K_lef
     inside = (us >= 0) & (us < W) & (vs >= 0) & (vs < H)
     pix = vs[inside] * W + us[inside]
     zs, idx_src = zs[inside], idx_src[inside]
-    order = np.lexsort((zs, pix))  # by pixel, then nearest first
+    # by pixel, then nearest first: one stable sort of (pixel << 32 | the float32 depth's bits;
+    # positive floats order as their bit patterns), twice as fast as np.lexsort((zs, pix))
+    zbits = zs.astype(np.float32).view(np.int32).astype(np.int64)
+    order = np.argsort((pix.astype(np.int64) << 32) | zbits, kind="stable")
     pix_sorted = pix[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = pix_sorted[1:] != pix_sorted[:-1]
@@ -99,14 +111,14 @@ def densify(sparse: np.ndarray, valid: np.ndarray, sigma: float = 1.0) -> np.nda
 def densify_many(maps: list[np.ndarray], valid: np.ndarray, sigma: float = 1.0
                  ) -> list[np.ndarray]:
     """`densify` of several maps sharing one valid mask (one weight map, one fill index)."""
-    den = ndimage.gaussian_filter(valid.astype(np.float64), sigma)
+    den = gaussian_blur(valid.astype(np.float64), sigma)
     ok = den > 0.05
     if not ok.any():
         raise DataError("cannot fill a map with no valid pixel (all-invalid input)")
     _, (iy, ix) = ndimage.distance_transform_edt(~ok, return_indices=True)
     out = []
     for sparse in maps:
-        num = ndimage.gaussian_filter(np.where(valid, sparse, 0.0).astype(np.float64), sigma)
+        num = gaussian_blur(np.where(valid, sparse, 0.0).astype(np.float64), sigma)
         dense = np.where(ok, num / np.maximum(den, 1e-12), 0.0)
         out.append(dense[iy, ix].astype(np.float32))
     return out

@@ -140,9 +140,12 @@ def convex_guard(depth: torch.Tensor, d_tof: torch.Tensor, d_st: torch.Tensor,
     """Clip depth (B, 1, h, w) to [min, max] of both inputs over the (2r+1)^2 window at each
     pixel: the result is a convex combination of input samples. Non-finite -> the ToF."""
     k = 2 * radius + 1
-    both = torch.cat([d_tof, d_st], 1)
-    hi = F.max_pool2d(both, k, 1, radius).amax(1, keepdim=True)
-    lo = -F.max_pool2d(-both, k, 1, radius).amax(1, keepdim=True)
+
+    def window_max(x):  # separable (rows, then columns): the same max, 2k not k^2 compares
+        return F.max_pool2d(F.max_pool2d(x, (1, k), 1, (0, radius)), (k, 1), 1, (radius, 0))
+
+    hi = window_max(torch.maximum(d_tof, d_st))  # max over the window of the max of both
+    lo = -window_max(-torch.minimum(d_tof, d_st))
     out = torch.minimum(torch.maximum(depth, lo), hi)
     return torch.where(torch.isfinite(out), out, d_tof)
 

@@ -13,8 +13,8 @@ subsampled by `downsample` (work pixel (i, j) = image pixel (s i, s j)), shapes
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
 from mobifuse.calibration import Calibration, as_calibration
 from mobifuse.config import DEIConfig, StereoConfig
@@ -97,7 +97,8 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
     warnings = [st["search"]["message"]] if st["search"]["clipped"] else []
     gray_full = to_gray(left)
     texture = texture_strength(gray_full)[::s, ::s]
-    bright = ndimage.uniform_filter(gray_full.astype(np.float32), 7)[::s, ::s]
+    bright = cv2.blur(gray_full.astype(np.float32), (7, 7),  # = ndimage.uniform_filter(., 7)
+                      borderType=cv2.BORDER_REFLECT)[::s, ::s]
     st_depth = st["depth"][::s, ::s]
     st_valid = st["valid"][::s, ::s]
     if st_valid.any():
@@ -115,8 +116,8 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
         raise DataError("no ToF sample lands in the left view (check the extrinsics)")
     tof_dense, amp, amb = densify_many([warped["depth"], warped["amplitude"],
                                         warped["ambient"]], warped["valid"])
-    hole_dist = ndimage.distance_transform_edt(~warped["valid"])
-    hole = hole_dist > 1.5
+    # no sample within 1.5 px (distance transform > 1.5) = none in the 3x3 neighbourhood
+    hole = cv2.dilate(warped["valid"].astype(np.uint8), np.ones((3, 3), np.uint8)) == 0
 
     dt = tof_dei(tof_dense, amp, amb, hole, Kw[0, 0], calib.mod_freq_hz, calib.tof_read_noise,
                  dei_cfg)

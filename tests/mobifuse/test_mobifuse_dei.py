@@ -1,5 +1,6 @@
 """The DEI is monotone in each physical factor it models, and zero-concavity on planes."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -123,3 +124,31 @@ def test_calibrate_scale_recovers_gaussian_quantile_and_coverage():
     assert c == pytest.approx(3.0 * 1.96 / 2, rel=0.02)  # 95 % two-sided: 1.96 sigma
     assert coverage(c * sigma, err) == pytest.approx(0.95, abs=0.002)
     assert coverage(sigma, err) == pytest.approx(0.495, abs=0.01)  # P(|z| <= 2/3)
+
+
+@pytest.mark.parametrize("shape", [(48, 64), (5, 7), (2, 9)])
+def test_opencv_filters_equal_the_scipy_definitions(shape):
+    """The DEI's filters run on OpenCV; each equals its scipy.ndimage definition (mirrored
+    borders, Gaussian truncated at 4 sigma) to float rounding, at any size."""
+    from scipy import ndimage
+
+    from mobifuse.dei import edge_strength
+    from mobifuse.geometry import gaussian_blur
+
+    rng = np.random.default_rng(5)
+    z = rng.uniform(0.5, 4.0, shape)
+    for sigma in (1.0, 1.5):
+        np.testing.assert_allclose(gaussian_blur(z, sigma), ndimage.gaussian_filter(z, sigma),
+                                   rtol=1e-12, atol=1e-12)
+    gy, gx = np.gradient(z)
+    np.testing.assert_allclose(edge_strength(z), ndimage.maximum_filter(np.hypot(gx, gy), 3),
+                               rtol=1e-6)
+    inv = ndimage.gaussian_filter(1.0 / z, 1.5)
+    ref = np.maximum(ndimage.laplace(inv) * 50.0 * z, 0)
+    np.testing.assert_allclose(concavity(z, 50.0), ref, rtol=1e-5, atol=1e-6)
+    g = rng.integers(0, 255, shape).astype(np.float32)
+    sx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3) / 8
+    sy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3) / 8
+    np.testing.assert_allclose(texture_strength(g.astype(np.uint8)),
+                               ndimage.gaussian_filter(sx * sx + sy * sy, 1.5), rtol=1e-4,
+                               atol=1e-3)
