@@ -21,7 +21,7 @@ import copy
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from functools import partial
 from pathlib import Path
 
@@ -33,7 +33,15 @@ from ollie.config import TrainConfig, load_train_config
 from ollie.data import PERTURBATIONS, build_data, dataset_specs, make_perturbed_env
 from ollie.gail import collect, disc_bce
 from ollie.offline import t32
-from ollie.train import evaluate, fit
+from ollie.train import (
+    evaluate,
+    fit,
+    fit_online,
+    online_starts,
+    pretrain,
+    start_online,
+    with_discriminator,
+)
 from shared.bench import BenchReport, save_figure
 from shared.cli import build_parser, parse_args
 from shared.cli import run as run_cli
@@ -61,6 +69,11 @@ VARIANTS = {"ollie": "aligned", "ollie_no_align": "random"}  # arms of one OLLIE
 OFFLINE_ARMS = {"ollie": "ollie", "bc_expert": "bc_expert", "bc_all": "bc_all",
                 "dwbc": "naive_gail"}  # offline method -> the arm whose π⁰ it is
 ALIGN_STEPS, ALIGN_TRAIN = 4096, 3000  # π⁰ rollout steps, reference discriminator steps
+# measured wall time on one core (this repository's 2-core CPU, OMP_NUM_THREADS=1): seconds per
+# online environment step, and of OLLIE's offline job (offline phase, alignment check,
+# out-of-family evaluations); README "Full bench" has the commands
+EST_STEP_S = {"hopper": 1.0e-3, "halfcheetah": 1.0e-3, "hopper_scarce": 1.0e-3}
+EST_OFFLINE_S = 100.0
 
 
 def arm_config(setting: str, arm: str, seed: int, quick: bool, extra: list[str]):
@@ -116,9 +129,24 @@ def out_of_family(policy, data, cfg) -> dict:
                            )["score"] for name, (m, f) in PERTURBATIONS.items()}
 
 
+def _row(setting: str, seed: int, arm: str, cfg: TrainConfig, data, offline: dict, curve: list,
+         policy, ood0: dict | None) -> dict:
+    return {"setting": setting, "seed": seed, "arm": arm,
+            "offline_score": offline["offline_score"], "online_curve": curve,
+            "offline_stats": offline["offline_stats"], "env_steps": cfg.online.env_steps,
+            "ood": out_of_family(policy, data, cfg), "ood_offline": ood0}
+
+
+def _log(row: dict) -> None:
+    log.info("%s seed %d %-15s offline %6.1f final %6.1f (%.0f s)", row["setting"], row["seed"],
+             row["arm"], row["offline_score"], (row["online_curve"] or [
+                 {"score": row["offline_score"]}])[-1]["score"], row["wall_s"])
+
+
 def run_job(job: tuple) -> list[dict]:
-    """One arm on one (setting, seed) -> result rows (the OLLIE job gives two: the aligned and
-    the random-discriminator online phase from the same π⁰, and the alignment check)."""
+    """One arm on one (setting, seed), both phases in one process -> result rows. The bench
+    runs OLLIE split (`run_offline`, then one `run_online` per variant); 'ollie' here runs the
+    same thing in one process and gives both variants' rows and the alignment check."""
     setting, seed, arm, quick, extra = job
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -132,20 +160,96 @@ def run_job(job: tuple) -> list[dict]:
         policy0 = copy.deepcopy(res["policy"])
         policy0.load_state_dict(res["policy0"])
         ood0 = out_of_family(policy0, data, cfg)
-    rows = []
-    for a, r in runs.items():
-        rows.append({"setting": setting, "seed": seed, "arm": a,
-                     "offline_score": res["offline_score"], "online_curve": r["online_curve"],
-                     "offline_stats": res["offline_stats"], "env_steps": cfg.online.env_steps,
-                     "ood": out_of_family(r["policy"], data, cfg), "ood_offline": ood0})
+    rows = [_row(setting, seed, a, cfg, data, res, r["online_curve"], r["policy"], ood0)
+            for a, r in runs.items()]
     if arm == "ollie":
         rows[0]["alignment"] = alignment_check(res, data, cfg, seed)
     for row in rows:
         row["wall_s"] = time.perf_counter() - t0
-        log.info("%s seed %d %-15s offline %6.1f final %6.1f (%.0f s)", setting, seed, row["arm"],
-                 row["offline_score"], (row["online_curve"] or [{"score": row["offline_score"]}]
-                                        )[-1]["score"], row["wall_s"])
+        _log(row)
     return rows
+
+
+def run_offline(job: tuple) -> dict:
+    """OLLIE's offline phase on one (setting, seed) -> the start of each online variant
+    (tensors only) and what their rows take from π⁰: offline score and stats, π⁰'s
+    out-of-family scores and the alignment check."""
+    setting, seed, quick, extra = job
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    cfg = arm_config(setting, "ollie", seed, quick, extra)
+    data = build_data(cfg.data)
+    res = pretrain(cfg, data)
+    out = {"starts": online_starts(cfg, res, list(VARIANTS.values())),
+           "offline_score": res["offline_score"], "offline_stats": res["offline_stats"]}
+    policy0 = copy.deepcopy(res["policy"])
+    policy0.load_state_dict(res["policy0"])
+    out["ood_offline"] = out_of_family(policy0, data, cfg) if cfg.online.env_steps else None
+    out["alignment"] = alignment_check(res, data, cfg, seed)
+    out["wall_s"] = time.perf_counter() - t0
+    log.info("%s seed %d offline ollie %6.1f (%.0f s)", setting, seed, out["offline_score"],
+             out["wall_s"])
+    return out
+
+
+def run_online(job: tuple) -> list[dict]:
+    """One OLLIE online variant (`VARIANTS`) from `run_offline`'s result -> its row."""
+    setting, seed, arm, quick, extra, off = job
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    cfg = with_discriminator(arm_config(setting, "ollie", seed, quick, extra), VARIANTS[arm])
+    data = build_data(cfg.data)
+    s = start_online(cfg, data, off["starts"][VARIANTS[arm]])
+    st = fit_online(cfg, data, s["policy"], s["method"], s["norm"], s["gen"], None)
+    row = _row(setting, seed, arm, cfg, data, off, st.curve, s["policy"], off["ood_offline"])
+    if arm == "ollie":
+        row["alignment"] = off["alignment"]
+    row["wall_s"], row["offline_wall_s"] = time.perf_counter() - t0, off["wall_s"]
+    _log(row)
+    return [row]
+
+
+def est_seconds(setting: str, arm: str, quick: bool, extra: list[str]) -> float:
+    """A job's expected wall time (seconds on one core of the measuring machine,
+    `EST_STEP_S` / `EST_OFFLINE_S`), for longest-first scheduling; 'offline' = OLLIE's
+    offline job, whose wall time counts its two online jobs' too (they wait on it)."""
+    cfg = arm_config(setting, "ollie" if arm in ("offline", *VARIANTS) else arm, 0, quick, extra)
+    per_step = EST_STEP_S.get(setting, max(EST_STEP_S.values()))
+    online = cfg.online.env_steps * per_step
+    if arm == "offline":
+        return EST_OFFLINE_S + online
+    if arm in VARIANTS or arm == "gail":
+        return online
+    return online + EST_OFFLINE_S * cfg.baselines.bc_steps / max(
+        cfg.offline.disc_steps + cfg.offline.dice_steps + cfg.offline.policy_steps, 1)
+
+
+def run_all(settings: list[str], seeds: list[int], quick: bool, extra: list[str],
+            workers: int, ex, done) -> None:
+    """Every job, longest first (OLLIE's offline jobs lead: two online jobs wait on each);
+    `done(rows)` as each job ends."""
+    ready = [(run_offline, (s, seed, quick, extra), "offline") for seed in seeds
+             for s in settings]
+    ready += [(run_job, (s, seed, a, quick, extra), a) for seed in seeds for s in settings
+              for a in ARMS if a != "ollie"]
+    cost = {(s, a): est_seconds(s, a, quick, extra) for s in settings
+            for a in ["offline", *VARIANTS, *ARMS]}
+    running = {}
+    while ready or running:
+        ready.sort(key=lambda j: (-cost[(j[1][0], j[2])], j[1][1]))
+        while ready and len(running) < workers:
+            fn, job, arm = ready.pop(0)
+            running[ex.submit(fn, job)] = (job, arm)
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for f in finished:
+            job, arm = running.pop(f)
+            if arm != "offline":
+                done(f.result())
+                continue
+            off = f.result()
+            for a, v in VARIANTS.items():  # each online job gets only its own start
+                part = {**off, "starts": {v: off["starts"][v]}}
+                ready.append((run_online, (*job[:2], a, *job[2:], part), a))
 
 
 def warm_data(settings: list[str], quick: bool, extra: list[str], ex) -> None:
@@ -333,17 +437,16 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--from-rows: no (environment, seed) of {args.from_rows} has "
                               "every arm")
     else:
-        # seed-major, online arms (longest) first: a run cut short still has whole seeds
-        jobs = [(s, seed, a, args.quick, extra) for seed in seeds for s in settings
-                for a in ARMS]
-        jobs.sort(key=lambda j: (j[1], list(ARMS).index(j[2]) >= 3))
         rows = []
+
+        def done(new: list[dict]) -> None:
+            rows.extend(new)
+            atomic_write_json(run_dir / "rows.json", rows)  # a crash loses little
+
         with ProcessPoolExecutor(args.workers) as ex:
             warm_data(settings, args.quick, extra, ex)
             log.info("datasets ready in %.0f s", time.perf_counter() - t0)
-            for f in as_completed([ex.submit(run_job, j) for j in jobs]):
-                rows.extend(f.result())
-                atomic_write_json(run_dir / "rows.json", rows)  # a crash loses little
+            run_all(settings, seeds, args.quick, extra, args.workers, ex, done)
     order = list(ARMS) + ["ollie_no_align"]
     rows.sort(key=lambda r: (settings.index(r["setting"]), r["seed"], order.index(r["arm"])))
     atomic_write_json(run_dir / "rows.json", rows)
