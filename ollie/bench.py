@@ -13,6 +13,12 @@ step 0 (Spearman of D⁰, and of a random discriminator, with a discriminator tr
 convergence on π⁰ rollouts vs D_e); and out-of-family scores (dynamics outside the data's range,
 `data.PERTURBATIONS`, never used to train or choose anything) beside the in-family ones.
 `--quick`: Hopper, one seed, the `configs/ollie/quick.yaml` budgets (about a minute on 2 cores).
+
+Jobs, one process each: per (environment, seed) OLLIE's offline phase (`run_offline`, with the
+alignment check), then one job per online variant (`run_online`: aligned D⁰, random
+discriminator) from the offline job's tensors, and one job per other arm (`run_job`); the
+ready job with the longest expected wall time runs first (`run_all`, `est_seconds`), so the
+bench takes about as long as its longest chain, an offline job and one online job.
 """
 
 from __future__ import annotations
@@ -69,11 +75,12 @@ VARIANTS = {"ollie": "aligned", "ollie_no_align": "random"}  # arms of one OLLIE
 OFFLINE_ARMS = {"ollie": "ollie", "bc_expert": "bc_expert", "bc_all": "bc_all",
                 "dwbc": "naive_gail"}  # offline method -> the arm whose π⁰ it is
 ALIGN_STEPS, ALIGN_TRAIN = 4096, 3000  # π⁰ rollout steps, reference discriminator steps
-# measured wall time on one core (this repository's 2-core CPU, OMP_NUM_THREADS=1): seconds per
-# online environment step, and of OLLIE's offline job (offline phase, alignment check,
-# out-of-family evaluations); README "Full bench" has the commands
-EST_STEP_S = {"hopper": 1.0e-3, "halfcheetah": 1.0e-3, "hopper_scarce": 1.0e-3}
-EST_OFFLINE_S = 100.0
+# wall seconds of each job's parts, measured one job alone on one core of the 2-core machine the
+# package was built on (`ollie.experiments.job_times`, full configs): OLLIE's offline job, the
+# offline phase of the naive arm (DWBC) and of a BC arm (with their evaluations), and the online
+# phase per environment step; only their order matters (longest job first)
+EST_S = {"hopper": {"offline": 110.0, "dwbc": 50.0, "bc": 14.0, "online_step": 4e-4},
+         "halfcheetah": {"offline": 110.0, "dwbc": 50.0, "bc": 14.0, "online_step": 4e-4}}
 
 
 def arm_config(setting: str, arm: str, seed: int, quick: bool, extra: list[str]):
@@ -210,18 +217,13 @@ def run_online(job: tuple) -> list[dict]:
 
 
 def est_seconds(setting: str, arm: str, quick: bool, extra: list[str]) -> float:
-    """A job's expected wall time (seconds on one core of the measuring machine,
-    `EST_STEP_S` / `EST_OFFLINE_S`), for longest-first scheduling; 'offline' = OLLIE's
-    offline job, whose wall time counts its two online jobs' too (they wait on it)."""
+    """A job's expected wall time (`EST_S`) for longest-first scheduling; 'offline' = OLLIE's
+    offline job, counted with one of the online jobs that wait on it."""
+    e = EST_S.get(setting, EST_S["hopper"])
     cfg = arm_config(setting, "ollie" if arm in ("offline", *VARIANTS) else arm, 0, quick, extra)
-    per_step = EST_STEP_S.get(setting, max(EST_STEP_S.values()))
-    online = cfg.online.env_steps * per_step
-    if arm == "offline":
-        return EST_OFFLINE_S + online
-    if arm in VARIANTS or arm == "gail":
-        return online
-    return online + EST_OFFLINE_S * cfg.baselines.bc_steps / max(
-        cfg.offline.disc_steps + cfg.offline.dice_steps + cfg.offline.policy_steps, 1)
+    pre = {"offline": e["offline"], "naive_gail": e["dwbc"], "bc_expert": e["bc"],
+           "bc_all": e["bc"]}.get(arm, 0.0)
+    return pre + cfg.online.env_steps * e["online_step"]
 
 
 def run_all(settings: list[str], seeds: list[int], quick: bool, extra: list[str],

@@ -100,8 +100,9 @@ class _Sync:
 
 
 def test_jobs_run_longest_first_and_online_jobs_wait_for_their_offline_job(monkeypatch):
-    monkeypatch.setattr(bench, "EST_STEP_S", {"hopper": 1e-3, "halfcheetah": 2e-3})
-    monkeypatch.setattr(bench, "EST_OFFLINE_S", 100.0)
+    monkeypatch.setattr(bench, "EST_S", {
+        "hopper": {"offline": 100.0, "dwbc": 50.0, "bc": 10.0, "online_step": 1e-3},
+        "halfcheetah": {"offline": 100.0, "dwbc": 50.0, "bc": 10.0, "online_step": 2e-3}})
     monkeypatch.setattr(bench, "run_offline", lambda job: {"starts": {
         v: v for v in bench.VARIANTS.values()}})
     monkeypatch.setattr(bench, "run_online", lambda job: [job[2]])
