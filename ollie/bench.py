@@ -79,8 +79,8 @@ ALIGN_STEPS, ALIGN_TRAIN = 4096, 3000  # π⁰ rollout steps, reference discrimi
 # package was built on (`ollie.experiments.job_times`, full configs): OLLIE's offline job, the
 # offline phase of the naive arm (DWBC) and of a BC arm (with their evaluations), and the online
 # phase per environment step; only their order matters (longest job first)
-EST_S = {"hopper": {"offline": 110.0, "dwbc": 50.0, "bc": 14.0, "online_step": 4e-4},
-         "halfcheetah": {"offline": 110.0, "dwbc": 50.0, "bc": 14.0, "online_step": 4e-4}}
+EST_S = {"hopper": {"offline": 107.0, "dwbc": 50.0, "bc": 13.5, "online_step": 3.8e-4},
+         "halfcheetah": {"offline": 108.0, "dwbc": 49.0, "bc": 14.5, "online_step": 3.4e-4}}
 
 
 def arm_config(setting: str, arm: str, seed: int, quick: bool, extra: list[str]):
