@@ -84,7 +84,8 @@ EST_S = {"hopper": {"offline": 107.0, "dwbc": 50.0, "bc": 13.5, "online_step": 3
 
 
 def arm_config(setting: str, arm: str, seed: int, quick: bool, extra: list[str]):
-    return load_train_config(SETTINGS[setting], ARMS[arm] + [f"seed={seed}"] + extra, quick)
+    """`extra` (--set) first: the arm's own keys and the seed win over it."""
+    return load_train_config(SETTINGS[setting], extra + ARMS[arm] + [f"seed={seed}"], quick)
 
 
 def alignment_check(res: dict, data, cfg, seed: int) -> dict:

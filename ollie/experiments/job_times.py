@@ -29,7 +29,6 @@ from ollie.config import TrainConfig
 from shared.cli import build_parser, parse_args, run
 
 JOBS = ["offline", *bench.VARIANTS, *(a for a in bench.ARMS if a != "ollie")]
-ONLINE = [a for a in bench.ONLINE_ARMS if a not in bench.VARIANTS]
 
 
 def simulate(est: dict, settings: list[str], seeds: int, workers: int) -> float:
@@ -87,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                 v = bench.VARIANTS[a]
                 bench.run_online((s, 0, a, args.quick, short,
                                   {**off[s], "starts": {v: off[s]["starts"][v]}}))
-            else:  # the offline-only arms keep their online.env_steps=0
-                bench.run_job((s, 0, a, args.quick, short if a in ONLINE else extra))
+            else:  # the offline-only arms keep their online.env_steps=0 (`bench.arm_config`)
+                bench.run_job((s, 0, a, args.quick, short))
             wall = time.perf_counter() - t0
             est[(s, a)] = wall + online_s[0] * (budget / args.steps - 1)  # 0 for offline-only
             out[f"{s}/{a}"] = {"wall_s": round(wall, 1), "online_s": round(online_s[0], 1),

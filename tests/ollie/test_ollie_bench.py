@@ -118,3 +118,12 @@ def test_jobs_run_longest_first_and_online_jobs_wait_for_their_offline_job(monke
     ready_late = {"ollie", "ollie_no_align"}
     rest = [c for c, (s, a) in zip(cost, ex.order) if a not in ready_late]
     assert rest == sorted(rest, reverse=True)
+
+
+def test_set_options_do_not_override_an_arms_own_keys():
+    cfg = bench.arm_config("hopper", "bc_expert", 1, True, ["online.env_steps=4096", "seed=7",
+                                                            "eval_episodes=2"])
+    assert (cfg.online.env_steps, cfg.seed, cfg.pretrain, cfg.eval_episodes) == \
+        (0, 1, "bc_expert", 2)
+    assert bench.arm_config("hopper", "gail", 0, True, ["online.env_steps=4096"]
+                            ).online.env_steps == 4096
