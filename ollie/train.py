@@ -165,11 +165,12 @@ def with_discriminator(cfg: TrainConfig, discriminator: str) -> TrainConfig:
 
 
 def online_starts(cfg: TrainConfig, res: dict, variants: list[str]) -> dict[str, dict]:
-    """What each online phase in `variants` starts from, as tensors (no objects): π⁰'s and the
-    pretrainer's state dicts, the generator's state and the global torch RNG state. The
-    variants draw their fresh networks (value function, random discriminator) from the global
-    RNG in turn, as `fit(variants=...)` runs them, so each start carries the RNG state that
-    the variants before it left; `start_online` rebuilds the same objects from it."""
+    """What each online phase in `variants` starts from, as tensors and plain values (no
+    objects, so it can be sent to another process): π⁰'s and the pretrainer's state dicts, the
+    generator's state and the global torch RNG state. The variants draw their fresh networks
+    (value function, random discriminator) from the global RNG in turn, as
+    `fit(variants=...)` runs them, so each start carries the RNG state that the variants
+    before it left; `start_online` rebuilds the same objects from it."""
     starts = {}
     torch.set_rng_state(res["rng"])
     for v in variants:

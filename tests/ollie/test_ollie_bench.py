@@ -2,6 +2,7 @@
 checks and curves, and summarising the rows of a cut-short run."""
 
 import json
+import pickle
 from concurrent.futures import Future
 
 import numpy as np
@@ -77,7 +78,7 @@ def test_split_ollie_jobs_give_the_rows_of_the_combined_job(rows):
     off = bench.run_offline(("tiny", 0, False, ["eval_episodes=1"]))
     for arm in bench.VARIANTS:
         v = bench.VARIANTS[arm]
-        part = {**off, "starts": {v: off["starts"][v]}}
+        part = pickle.loads(pickle.dumps({**off, "starts": {v: off["starts"][v]}}))  # as sent
         [split] = bench.run_online(("tiny", 0, arm, False, ["eval_episodes=1"], part))
         combined = next(r for r in rows if r["arm"] == arm)
         assert _same(split, combined), arm
