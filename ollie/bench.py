@@ -13,6 +13,12 @@ step 0 (Spearman of D⁰, and of a random discriminator, with a discriminator tr
 convergence on π⁰ rollouts vs D_e); and out-of-family scores (dynamics outside the data's range,
 `data.PERTURBATIONS`, never used to train or choose anything) beside the in-family ones.
 `--quick`: Hopper, one seed, the `configs/ollie/quick.yaml` budgets (about a minute on 2 cores).
+
+Jobs, one process each: per (environment, seed) OLLIE's offline phase (`run_offline`, with the
+alignment check), then one job per online variant (`run_online`: aligned D⁰, random
+discriminator) from the offline job's tensors, and one job per other arm (`run_job`); the
+ready job with the longest expected wall time runs first (`run_all`, `est_seconds`), so the
+bench takes about as long as its longest chain, an offline job and one online job.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import copy
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from functools import partial
 from pathlib import Path
 
@@ -33,7 +39,15 @@ from ollie.config import TrainConfig, load_train_config
 from ollie.data import PERTURBATIONS, build_data, dataset_specs, make_perturbed_env
 from ollie.gail import collect, disc_bce
 from ollie.offline import t32
-from ollie.train import evaluate, fit
+from ollie.train import (
+    evaluate,
+    fit,
+    fit_online,
+    online_starts,
+    pretrain,
+    start_online,
+    with_discriminator,
+)
 from shared.bench import BenchReport, save_figure
 from shared.cli import build_parser, parse_args
 from shared.cli import run as run_cli
@@ -61,10 +75,17 @@ VARIANTS = {"ollie": "aligned", "ollie_no_align": "random"}  # arms of one OLLIE
 OFFLINE_ARMS = {"ollie": "ollie", "bc_expert": "bc_expert", "bc_all": "bc_all",
                 "dwbc": "naive_gail"}  # offline method -> the arm whose π⁰ it is
 ALIGN_STEPS, ALIGN_TRAIN = 4096, 3000  # π⁰ rollout steps, reference discriminator steps
+# wall seconds of each job's parts, measured one job alone on one core of the 2-core machine the
+# package was built on (`ollie.experiments.job_times`, full configs): OLLIE's offline job, the
+# offline phase of the naive arm (DWBC) and of a BC arm (with their evaluations), and the online
+# phase per environment step; only their order matters (longest job first)
+EST_S = {"hopper": {"offline": 107.0, "dwbc": 50.0, "bc": 13.5, "online_step": 3.8e-4},
+         "halfcheetah": {"offline": 108.0, "dwbc": 49.0, "bc": 14.5, "online_step": 3.4e-4}}
 
 
 def arm_config(setting: str, arm: str, seed: int, quick: bool, extra: list[str]):
-    return load_train_config(SETTINGS[setting], ARMS[arm] + [f"seed={seed}"] + extra, quick)
+    """`extra` (--set) first: the arm's own keys and the seed win over it."""
+    return load_train_config(SETTINGS[setting], extra + ARMS[arm] + [f"seed={seed}"], quick)
 
 
 def alignment_check(res: dict, data, cfg, seed: int) -> dict:
@@ -116,9 +137,24 @@ def out_of_family(policy, data, cfg) -> dict:
                            )["score"] for name, (m, f) in PERTURBATIONS.items()}
 
 
+def _row(setting: str, seed: int, arm: str, cfg: TrainConfig, data, offline: dict, curve: list,
+         policy, ood0: dict | None) -> dict:
+    return {"setting": setting, "seed": seed, "arm": arm,
+            "offline_score": offline["offline_score"], "online_curve": curve,
+            "offline_stats": offline["offline_stats"], "env_steps": cfg.online.env_steps,
+            "ood": out_of_family(policy, data, cfg), "ood_offline": ood0}
+
+
+def _log(row: dict) -> None:
+    log.info("%s seed %d %-15s offline %6.1f final %6.1f (%.0f s)", row["setting"], row["seed"],
+             row["arm"], row["offline_score"], (row["online_curve"] or [
+                 {"score": row["offline_score"]}])[-1]["score"], row["wall_s"])
+
+
 def run_job(job: tuple) -> list[dict]:
-    """One arm on one (setting, seed) -> result rows (the OLLIE job gives two: the aligned and
-    the random-discriminator online phase from the same π⁰, and the alignment check)."""
+    """One arm on one (setting, seed), both phases in one process -> result rows. The bench
+    runs OLLIE split (`run_offline`, then one `run_online` per variant); 'ollie' here runs the
+    same thing in one process and gives both variants' rows and the alignment check."""
     setting, seed, arm, quick, extra = job
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -132,20 +168,91 @@ def run_job(job: tuple) -> list[dict]:
         policy0 = copy.deepcopy(res["policy"])
         policy0.load_state_dict(res["policy0"])
         ood0 = out_of_family(policy0, data, cfg)
-    rows = []
-    for a, r in runs.items():
-        rows.append({"setting": setting, "seed": seed, "arm": a,
-                     "offline_score": res["offline_score"], "online_curve": r["online_curve"],
-                     "offline_stats": res["offline_stats"], "env_steps": cfg.online.env_steps,
-                     "ood": out_of_family(r["policy"], data, cfg), "ood_offline": ood0})
+    rows = [_row(setting, seed, a, cfg, data, res, r["online_curve"], r["policy"], ood0)
+            for a, r in runs.items()]
     if arm == "ollie":
         rows[0]["alignment"] = alignment_check(res, data, cfg, seed)
     for row in rows:
         row["wall_s"] = time.perf_counter() - t0
-        log.info("%s seed %d %-15s offline %6.1f final %6.1f (%.0f s)", setting, seed, row["arm"],
-                 row["offline_score"], (row["online_curve"] or [{"score": row["offline_score"]}]
-                                        )[-1]["score"], row["wall_s"])
+        _log(row)
     return rows
+
+
+def run_offline(job: tuple) -> dict:
+    """OLLIE's offline phase on one (setting, seed) -> the start of each online variant
+    (tensors only) and what their rows take from π⁰: offline score and stats, π⁰'s
+    out-of-family scores and the alignment check."""
+    setting, seed, quick, extra = job
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    cfg = arm_config(setting, "ollie", seed, quick, extra)
+    data = build_data(cfg.data)
+    res = pretrain(cfg, data)
+    out = {"starts": online_starts(cfg, res, list(VARIANTS.values())),
+           "offline_score": res["offline_score"], "offline_stats": res["offline_stats"]}
+    policy0 = copy.deepcopy(res["policy"])
+    policy0.load_state_dict(res["policy0"])
+    out["ood_offline"] = out_of_family(policy0, data, cfg) if cfg.online.env_steps else None
+    out["alignment"] = alignment_check(res, data, cfg, seed)
+    out["wall_s"] = time.perf_counter() - t0
+    log.info("%s seed %d offline ollie %6.1f (%.0f s)", setting, seed, out["offline_score"],
+             out["wall_s"])
+    return out
+
+
+def run_online(job: tuple) -> list[dict]:
+    """One OLLIE online variant (`VARIANTS`) from `run_offline`'s result -> its row."""
+    setting, seed, arm, quick, extra, off = job
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    cfg = with_discriminator(arm_config(setting, "ollie", seed, quick, extra), VARIANTS[arm])
+    data = build_data(cfg.data)
+    s = start_online(cfg, data, off["starts"][VARIANTS[arm]])
+    st = fit_online(cfg, data, s["policy"], s["method"], s["norm"], s["gen"], None)
+    row = _row(setting, seed, arm, cfg, data, off, st.curve, s["policy"], off["ood_offline"])
+    if arm == "ollie":
+        row["alignment"] = off["alignment"]
+    row["wall_s"], row["offline_wall_s"] = time.perf_counter() - t0, off["wall_s"]
+    _log(row)
+    return [row]
+
+
+def est_seconds(setting: str, arm: str, quick: bool, extra: list[str]) -> float:
+    """A job's expected wall time (`EST_S`) for longest-first scheduling; 'offline' = OLLIE's
+    offline job, counted with one of the online jobs that wait on it."""
+    e = EST_S.get(setting, EST_S["hopper"])
+    cfg = arm_config(setting, "ollie" if arm in ("offline", *VARIANTS) else arm, 0, quick, extra)
+    pre = {"offline": e["offline"], "naive_gail": e["dwbc"], "bc_expert": e["bc"],
+           "bc_all": e["bc"]}.get(arm, 0.0)
+    return pre + cfg.online.env_steps * e["online_step"]
+
+
+def run_all(settings: list[str], seeds: list[int], quick: bool, extra: list[str],
+            workers: int, ex, done) -> None:
+    """Every job, longest first (OLLIE's offline jobs lead: two online jobs wait on each);
+    `done(rows)` as each job ends."""
+    ready = [(run_offline, (s, seed, quick, extra), "offline") for seed in seeds
+             for s in settings]
+    ready += [(run_job, (s, seed, a, quick, extra), a) for seed in seeds for s in settings
+              for a in ARMS if a != "ollie"]
+    cost = {(s, a): est_seconds(s, a, quick, extra) for s in settings
+            for a in ["offline", *VARIANTS, *ARMS]}
+    running = {}
+    while ready or running:
+        ready.sort(key=lambda j: (-cost[(j[1][0], j[2])], j[1][1]))
+        while ready and len(running) < workers:
+            fn, job, arm = ready.pop(0)
+            running[ex.submit(fn, job)] = (job, arm)
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for f in finished:
+            job, arm = running.pop(f)
+            if arm != "offline":
+                done(f.result())
+                continue
+            off = f.result()
+            for a, v in VARIANTS.items():  # each online job gets only its own start
+                part = {**off, "starts": {v: off["starts"][v]}}
+                ready.append((run_online, (*job[:2], a, *job[2:], part), a))
 
 
 def warm_data(settings: list[str], quick: bool, extra: list[str], ex) -> None:
@@ -333,17 +440,16 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--from-rows: no (environment, seed) of {args.from_rows} has "
                               "every arm")
     else:
-        # seed-major, online arms (longest) first: a run cut short still has whole seeds
-        jobs = [(s, seed, a, args.quick, extra) for seed in seeds for s in settings
-                for a in ARMS]
-        jobs.sort(key=lambda j: (j[1], list(ARMS).index(j[2]) >= 3))
         rows = []
+
+        def done(new: list[dict]) -> None:
+            rows.extend(new)
+            atomic_write_json(run_dir / "rows.json", rows)  # a crash loses little
+
         with ProcessPoolExecutor(args.workers) as ex:
             warm_data(settings, args.quick, extra, ex)
             log.info("datasets ready in %.0f s", time.perf_counter() - t0)
-            for f in as_completed([ex.submit(run_job, j) for j in jobs]):
-                rows.extend(f.result())
-                atomic_write_json(run_dir / "rows.json", rows)  # a crash loses little
+            run_all(settings, seeds, args.quick, extra, args.workers, ex, done)
     order = list(ARMS) + ["ollie_no_align"]
     rows.sort(key=lambda r: (settings.index(r["setting"]), r["seed"], order.index(r["arm"])))
     atomic_write_json(run_dir / "rows.json", rows)

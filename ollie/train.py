@@ -42,8 +42,8 @@ from shared.log import get_logger, progress
 from shared.metrics import normalized_return
 from shared.runtime import pick_device, set_seed
 
-__all__ = ["build_pretrainer", "evaluate", "fit_offline", "build_online", "fit", "fit_online",
-           "main"]
+__all__ = ["build_pretrainer", "evaluate", "fit_offline", "pretrain", "online_starts",
+           "start_online", "build_online", "fit", "fit_online", "main"]
 
 log = get_logger("ollie.train")
 
@@ -133,14 +133,13 @@ def build_online(cfg: TrainConfig, policy: TanhGaussianPolicy, method, norm: Nor
         disc_opt=torch.optim.Adam(disc.parameters(), lr=c.disc_lr), gen=gen)
 
 
-def fit(cfg: TrainConfig, data: OLLIEData, run_dir: str | Path | None = None,
-        variants: list[str] | None = None) -> dict:
-    """Both phases of `cfg` on `data` (resuming from `run_dir`'s checkpoints when present).
+def pretrain(cfg: TrainConfig, data: OLLIEData, run_dir: str | Path | None = None) -> dict:
+    """The offline phase of `cfg` on `data` (resuming from `run_dir`'s `offline.pt`).
 
-    Returns the offline score and curve, the online curve (env_steps, return, score), π⁰'s and
-    the final policy, the pretrainer (OLLIE's d, ν, y) and the online state. `variants` (a list
-    of online.discriminator values) runs one online phase per variant from the same π⁰ (without
-    checkpoints) and returns their results under 'variants'.
+    Returns the offline score, curve and stats, π⁰ (`policy`, trained, and `policy0`, its state
+    dict) and what the online phase starts from: the pretrainer (OLLIE's d, ν, y), the state
+    normaliser, the generator and the global torch RNG state (`rng`) as the offline phase left
+    them.
     """
     device = torch.device(pick_device(cfg.device))
     run_dir = Path(run_dir) if run_dir is not None else None
@@ -153,17 +152,71 @@ def fit(cfg: TrainConfig, data: OLLIEData, run_dir: str | Path | None = None,
     method = build_pretrainer(cfg, data, norm)
     off = fit_offline(cfg, data, policy, method, gen, run_dir)
     policy0 = {k: v.detach().clone() for k, v in policy.state_dict().items()}
-    out = {"pretrain": cfg.pretrain, "offline_score": off["score"], "offline_curve": off["curve"],
-           "offline_stats": off["stats"], "policy0": policy0, "policy": policy,
-           "method": method, "online_curve": [], "state": None}
+    return {"pretrain": cfg.pretrain, "offline_score": off["score"],
+            "offline_curve": off["curve"], "offline_stats": off["stats"], "policy0": policy0,
+            "policy": policy, "method": method, "norm": norm, "gen": gen,
+            "rng": torch.get_rng_state()}
+
+
+def with_discriminator(cfg: TrainConfig, discriminator: str) -> TrainConfig:
+    cv = copy.deepcopy(cfg)
+    cv.online.discriminator = discriminator
+    return cv
+
+
+def online_starts(cfg: TrainConfig, res: dict, variants: list[str]) -> dict[str, dict]:
+    """What each online phase in `variants` starts from, as tensors and plain values (no
+    objects, so it can be sent to another process): π⁰'s and the pretrainer's state dicts, the
+    generator's state and the global torch RNG state. The variants draw their fresh networks
+    (value function, random discriminator) from the global RNG in turn, as
+    `fit(variants=...)` runs them, so each start carries the RNG state that the variants
+    before it left; `start_online` rebuilds the same objects from it."""
+    starts = {}
+    torch.set_rng_state(res["rng"])
+    for v in variants:
+        starts[v] = {"policy0": res["policy0"], "method": res["method"].state_dict(),
+                     "gen": res["gen"].get_state(), "rng": torch.get_rng_state()}
+        gen = torch.Generator(device=res["gen"].device).set_state(res["gen"].get_state())
+        build_online(with_discriminator(cfg, v), copy.deepcopy(res["policy"]), res["method"],
+                     res["norm"], gen)  # draws the networks as the variant will
+    return starts
+
+
+def start_online(cfg: TrainConfig, data: OLLIEData, start: dict) -> dict:
+    """The objects of `pretrain`'s result rebuilt from one of `online_starts` (no offline
+    step is run); the global RNG is left as the start says."""
+    device = torch.device(pick_device(cfg.device))
+    mean, std = state_stats(data)
+    norm = Normalizer(torch.as_tensor(mean), torch.as_tensor(std)).to(device)
+    S, A = data.expert["observations"].shape[1], data.expert["actions"].shape[1]
+    policy = TanhGaussianPolicy(S, A, cfg.policy_hidden, norm).to(device)
+    policy.load_state_dict(start["policy0"])
+    method = build_pretrainer(cfg, data, norm)
+    method.load_state_dict(start["method"])
+    gen = torch.Generator(device=device).set_state(start["gen"])
+    torch.set_rng_state(start["rng"])
+    return {"policy": policy, "method": method, "norm": norm, "gen": gen}
+
+
+def fit(cfg: TrainConfig, data: OLLIEData, run_dir: str | Path | None = None,
+        variants: list[str] | None = None) -> dict:
+    """Both phases of `cfg` on `data` (resuming from `run_dir`'s checkpoints when present).
+
+    Returns the offline score and curve, the online curve (env_steps, return, score), π⁰'s and
+    the final policy, the pretrainer (OLLIE's d, ν, y) and the online state. `variants` (a list
+    of online.discriminator values) runs one online phase per variant from the same π⁰ (without
+    checkpoints), one after the other, and returns their results under 'variants' (the bench
+    runs them as separate jobs from `online_starts`, with the same results).
+    """
+    out = pretrain(cfg, data, run_dir)
+    out.update(online_curve=[], state=None)
+    policy, method, norm, gen = out["policy"], out["method"], out["norm"], out["gen"]
     if variants is not None:
         out["variants"] = {}
         for v in variants:
-            cv = copy.deepcopy(cfg)
-            cv.online.discriminator = v
             pol = copy.deepcopy(policy)
-            g = torch.Generator(device=device).set_state(gen.get_state())
-            st = fit_online(cv, data, pol, method, norm, g, None)
+            g = torch.Generator(device=gen.device).set_state(gen.get_state())
+            st = fit_online(with_discriminator(cfg, v), data, pol, method, norm, g, None)
             out["variants"][v] = {"online_curve": st.curve, "policy": pol}
         return out
     if cfg.online.env_steps == 0:

@@ -1,9 +1,12 @@
 #!/bin/bash
-# The full OLLIE bench (Hopper + HalfCheetah, 3 seeds, 100k online steps per run) on a machine
-# with many CPU cores and no network; MuJoCo steps on the CPU, one process per job.
+# The full OLLIE bench (Hopper + HalfCheetah, 3 seeds, 100k online steps per run) in one call on
+# a machine with many CPU cores and no network; MuJoCo steps on the CPU, one process per job,
+# longest job first (OLLIE's offline jobs lead, each feeding one job per online variant).
 # usage: bash ollie/experiments/device_bench.sh WHEELS_DIR OUT_DIR TIME_LIMIT_S [WORKERS] [bench args]
-# WHEELS_DIR holds the gymnasium/mujoco wheels (pip download --no-deps). If the bench is cut
-# short by the time limit, the (environment, seed)s it finished are summarised (--from-rows).
+#   e.g. bash ollie/experiments/device_bench.sh WHEELS_DIR $OUT 590 16     # the whole bench
+# WHEELS_DIR holds the gymnasium/mujoco wheels (pip download --no-deps). The bench gets the time
+# limit less the install and 25 s for the summary; if it is cut short, the (environment, seed)s
+# it finished with every arm are summarised (--from-rows on its rows.json).
 set -u
 W=$1; OUT=$2; T=$3; WORKERS=${4:-16}
 shift 4 || shift $#

@@ -2,9 +2,12 @@
 checks and curves, and summarising the rows of a cut-short run."""
 
 import json
+import pickle
+from concurrent.futures import Future
 
 import numpy as np
 import pytest
+import torch
 
 import ollie.bench as bench
 from shared.errors import ConfigError
@@ -61,3 +64,67 @@ def test_negative_first_seed_is_refused_before_any_output(tmp_path):
     with pytest.raises(ConfigError, match="--first-seed"):
         bench.main(["--quick", "--first-seed", "-1", "--out", str(tmp_path / "b")])
     assert not (tmp_path / "b").exists()
+
+
+def _same(a: dict, b: dict) -> bool:
+    drop = ("wall_s", "offline_wall_s")
+    return {k: v for k, v in a.items() if k not in drop} == \
+        {k: v for k, v in b.items() if k not in drop}
+
+
+def test_split_ollie_jobs_give_the_rows_of_the_combined_job(rows):
+    """The bench's path (offline job, then one job per online variant, each rebuilding its
+    start from tensors) reproduces the one-process path bit for bit."""
+    off = bench.run_offline(("tiny", 0, False, ["eval_episodes=1"]))
+    for arm in bench.VARIANTS:
+        v = bench.VARIANTS[arm]
+        part = pickle.loads(pickle.dumps({**off, "starts": {v: off["starts"][v]}}))  # as sent
+        [split] = bench.run_online(("tiny", 0, arm, False, ["eval_episodes=1"], part))
+        combined = next(r for r in rows if r["arm"] == arm)
+        assert _same(split, combined), arm
+    for start in off["starts"].values():  # tensors and plain values only: no objects
+        for v in start.values():
+            assert isinstance(v, (torch.Tensor, dict))
+
+
+class _Sync:
+    """An executor that runs each job when it is submitted, recording the order."""
+
+    def __init__(self):
+        self.order = []
+
+    def submit(self, fn, job):
+        self.order.append((job[0], "offline" if len(job) == 4 else job[2]))
+        f = Future()
+        f.set_result(fn(job))
+        return f
+
+
+def test_jobs_run_longest_first_and_online_jobs_wait_for_their_offline_job(monkeypatch):
+    monkeypatch.setattr(bench, "EST_S", {
+        "hopper": {"offline": 100.0, "dwbc": 50.0, "bc": 10.0, "online_step": 1e-3},
+        "halfcheetah": {"offline": 100.0, "dwbc": 50.0, "bc": 10.0, "online_step": 2e-3}})
+    monkeypatch.setattr(bench, "run_offline", lambda job: {"starts": {
+        v: v for v in bench.VARIANTS.values()}})
+    monkeypatch.setattr(bench, "run_online", lambda job: [job[2]])
+    monkeypatch.setattr(bench, "run_job", lambda job: [job[2]])
+    ex, got = _Sync(), []
+    bench.run_all(["hopper", "halfcheetah"], [0, 1], True, [], 1, ex, got.extend)
+    assert sorted(got) == sorted(2 * 2 * (list(bench.ARMS) + ["ollie_no_align"]))
+    cost = [bench.est_seconds(s, a, True, []) for s, a in ex.order]
+    first = {(s, a): i for i, (s, a) in enumerate(ex.order)}
+    # with one worker every job starts as soon as it is the longest one ready
+    assert ex.order[0] == ("halfcheetah", "offline")
+    assert first[("hopper", "offline")] < first[("hopper", "ollie")]
+    ready_late = {"ollie", "ollie_no_align"}
+    rest = [c for c, (s, a) in zip(cost, ex.order) if a not in ready_late]
+    assert rest == sorted(rest, reverse=True)
+
+
+def test_set_options_do_not_override_an_arms_own_keys():
+    cfg = bench.arm_config("hopper", "bc_expert", 1, True, ["online.env_steps=4096", "seed=7",
+                                                            "eval_episodes=2"])
+    assert (cfg.online.env_steps, cfg.seed, cfg.pretrain, cfg.eval_episodes) == \
+        (0, 1, "bc_expert", 2)
+    assert bench.arm_config("hopper", "gail", 0, True, ["online.env_steps=4096"]
+                            ).online.env_steps == 4096
