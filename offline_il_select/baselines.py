@@ -22,24 +22,23 @@ from offline_il_select.discriminator import train_discriminator
 from offline_il_select.ilid import t32
 from offline_il_select.models import Discriminator, Normalizer, TanhGaussianPolicy
 from offline_il_select.wbc import bc_loss, importance_weight
+from shared.il.bc import PlainBC
 from shared.il.dwbc import DWBC as SharedDWBC
 from shared.il.dwbc import DWBCDiscriminator
 
 __all__ = ["BC", "DWBC", "DWBCDiscriminator", "ISWBC"]
 
 
-class BC:
+class BC(PlainBC):
     """Plain BC on D_e ('expert', BC-E) or on D_e ∪ D_b ('all', BC-U)."""
 
     def __init__(self, expert: dict, imperfect: dict, pcfg: PolicyConfig, source: str,
                  device: torch.device | str = "cpu"):
-        self.name = {"expert": "bc_expert", "all": "bc_all"}[source]
-        self.pcfg = pcfg
         s, a = t32(expert["observations"], device), t32(expert["actions"], device)
         if source == "all":
             s = torch.cat([s, t32(imperfect["observations"], device)])
             a = torch.cat([a, t32(imperfect["actions"], device)])
-        self.s, self.a = s, a
+        super().__init__(s, a, pcfg.batch_size, {"expert": "bc_expert", "all": "bc_all"}[source])
 
     def prepare(self, gen: torch.Generator) -> dict:
         return {"n_train": len(self.s)}
@@ -47,16 +46,6 @@ class BC:
     def terms(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Unit-weight BC over the first rows of D_e ∪ D_b (D_e alone, or all of it)."""
         return [(np.arange(len(self.s)), np.ones(len(self.s), np.float32))]
-
-    def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
-        i = torch.randint(len(self.s), (self.pcfg.batch_size,), generator=gen, device=gen.device)
-        return bc_loss(policy, self.s[i], self.a[i])
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, st: dict) -> None:
-        pass
 
 
 class DWBC(SharedDWBC):

@@ -18,37 +18,27 @@ import torch
 from ollie.config import BaselineConfig, OfflineConfig
 from ollie.data import OLLIEData
 from ollie.offline import t32
-from shared.il.bc import bc_loss
+from shared.il.bc import PlainBC
 from shared.il.dwbc import DWBC as SharedDWBC
-from shared.il.models import Normalizer, TanhGaussianPolicy
+from shared.il.models import Normalizer
 
 __all__ = ["BC", "DWBC", "NoPretraining"]
 
 
-class BC:
+class BC(PlainBC):
     """Plain BC on D_e ('expert', BC-E) or on D_o ('all', BC-all)."""
 
     prep_steps = 0
 
     def __init__(self, data: OLLIEData, norm: Normalizer, bcfg: BaselineConfig, source: str):
-        self.name = {"expert": "bc_expert", "all": "bc_all"}[source]
         d = data.expert if source == "expert" else data.union
         dev = norm.mean.device
-        self.s, self.a = t32(d["observations"], dev), t32(d["actions"], dev)
-        self.batch, self.policy_steps, self.stats = bcfg.bc_batch, bcfg.bc_steps, {}
+        super().__init__(t32(d["observations"], dev), t32(d["actions"], dev), bcfg.bc_batch,
+                         {"expert": "bc_expert", "all": "bc_all"}[source])
+        self.policy_steps, self.stats = bcfg.bc_steps, {}
 
     def prep_step(self, i: int, gen: torch.Generator) -> float:
         raise RuntimeError("BC has no preparation steps")
-
-    def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
-        i = torch.randint(len(self.s), (self.batch,), generator=gen, device=gen.device)
-        return bc_loss(policy, self.s[i], self.a[i])
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, st: dict) -> None:
-        pass
 
 
 class DWBC(SharedDWBC):
