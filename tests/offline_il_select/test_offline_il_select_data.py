@@ -1,8 +1,6 @@
 """The paper's data protocol: D_e and D_b cut from datasets and files as its code cuts them, every
 count honoured, sizes checked against the environment before anything is written."""
 
-import contextlib
-import io
 import json
 
 import numpy as np
@@ -20,26 +18,18 @@ from offline_il_select.data import (
 )
 from offline_il_select.train import main
 from offline_il_select.wbc import importance_weight, unclipped_importance_weight
-from shared.cli import run
 from shared.config import load_config
 from shared.errors import DataError
 from shared.il.datasets import episode_bounds, write_d4rl_hdf5, write_minari
 from shared.il.models import Discriminator
+from tests.inprocess import cli
 
 TINY = "configs/offline_il_select/tiny.yaml"
 
 
 def _cli(*args: str) -> tuple[int, str]:
-    """`python -m offline_il_select.train args` in-process through shared.cli.run: (exit code,
-    stderr)."""
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            run(main, list(args))
-            code = 0
-        except SystemExit as e:
-            code = e.code or 0
-    return code, err.getvalue().strip()
+    """`python -m offline_il_select.train args` in-process: (exit code, stderr)."""
+    return cli("offline_il_select.train", *args)
 
 
 def _trajs(lengths, s=11, a=3, tag=0.0, last_closed=True):

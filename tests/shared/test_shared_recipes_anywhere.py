@@ -3,9 +3,6 @@ the cores actually available. (tests/conftest.py runs every test from an empty d
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import io
 import json
 import os
 from pathlib import Path
@@ -18,25 +15,13 @@ import shared.runtime as runtime
 from shared.cli import run
 from shared.config import resolve_config
 from shared.errors import ConfigError
+from tests.inprocess import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ["lemo", "ripple", "twscardio", "mobifuse", "offline_il_select", "robwe", "ollie",
             "edgeoar", "bestshot", "crosslm"]
 RECIPES = [f"{p}.{r}" for p in PACKAGES for r in ("train", "eval", "bench")
            if (ROOT / p / f"{r}.py").is_file()]
-
-
-def cli(module: str, *args: str) -> tuple[int, str]:
-    """`python -m module args` in-process through shared.cli.run: (exit code, stderr)."""
-    main = importlib.import_module(module).main
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            run(main, list(args))
-            code = 0
-        except SystemExit as e:
-            code = e.code or 0
-    return code, err.getvalue().strip()
 
 
 def test_every_shipped_config_resolves_outside_the_repo():
