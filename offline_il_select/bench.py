@@ -45,7 +45,7 @@ from offline_il_select.ensemble import EnsembleBC, Member, train_ensemble
 from offline_il_select.ilid import t32
 from offline_il_select.models import Discriminator, Normalizer, TanhGaussianPolicy
 from offline_il_select.selection import ResultantStateSelector
-from offline_il_select.train import build_method, evaluate, fit
+from offline_il_select.train import evaluate, fit, prepare, setup
 from shared.bench import BenchReport, save_figure
 from shared.cli import build_parser, parse_args, run
 from shared.config import load_config
@@ -53,7 +53,7 @@ from shared.errors import ConfigError
 from shared.il.envs import PERTURBATIONS, make_perturbed_env
 from shared.io import atomic_write_json, make_run_dir, read_json
 from shared.log import get_logger
-from shared.runtime import pick_device, set_seed
+from shared.runtime import pick_device
 
 log = get_logger("offline_il_select.bench")
 
@@ -509,32 +509,21 @@ def chosen(args) -> tuple[list[str], list[str], list[int], int | None]:
 
 
 def prep_job(job: tuple[str, int, str, bool, int | None, str]) -> dict:
-    """An --ensemble member's preparation, exactly as `train.fit` prepares the same run (same
-    seeding order, so the same initial policy, discriminators and selection): its weighted-BC
-    terms, initial policy weights, normaliser and preparation statistics."""
+    """An --ensemble member's preparation, through `train.setup` and `train.prepare` as `fit`
+    prepares the same run (same seeding order, so the same initial policy, discriminators and
+    selection): its weighted-BC terms, initial policy weights, normaliser and preparation
+    statistics."""
     setting, seed, arm, quick, steps, device = job
     torch.set_num_threads(1)
     warm_up(device)
     cfg = _arm_cfg(setting, arm, seed, quick, steps, device)
     data = build_data(cfg.data)
-    dev = torch.device(pick_device(cfg.device))
-    set_seed(cfg.seed)
-    gen = torch.Generator(device=dev).manual_seed(cfg.seed)
-    mean, std = state_stats(data)
-    norm = Normalizer(torch.as_tensor(mean), torch.as_tensor(std)).to(dev)
-    method = build_method(cfg, data, norm)
-    S, A = data.expert["observations"].shape[1], data.expert["actions"].shape[1]
-    policy = TanhGaussianPolicy(S, A, cfg.policy.hidden, norm)
-    t0, c0 = time.perf_counter(), time.process_time()
-    prep = method.prepare(gen)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    prep.update(prep_s=time.perf_counter() - t0, prep_cpu_s=time.process_time() - c0)
-    out = {"job": job, "terms": method.terms(), "mean": mean, "std": std, "prep": prep,
+    dev, gen, method, policy = setup(cfg, data)
+    prep = prepare(cfg, data, method, gen, dev)
+    out = {"job": job, "cfg": cfg, "terms": method.terms(), "prep": prep,
+           "mean": policy.norm.mean.cpu().numpy(), "std": policy.norm.std.cpu().numpy(),
            "init": {k: v.detach().cpu() for k, v in policy.net.state_dict().items()}}
     if cfg.method == "ilid":
-        prep["selection_quality"] = selection_quality(data.imperfect,
-                                                      method.artifacts["selected"].numpy())
         out["expert_rows"] = expert_rows(method.artifacts, data.imperfect_is_expert)
     return out
 
@@ -587,7 +576,7 @@ def train_ensemble_group(preps: list[dict], quick: bool, steps: int | None, devi
                          ev: ProcessPoolExecutor) -> list[dict]:
     """Train prepared members that share state/action sizes and policy budget as one
     `EnsembleBC` on `device`; evaluations run on `ev`'s processes. Returns their rows."""
-    cfgs = [_arm_cfg(p["job"][0], p["job"][2], p["job"][1], quick, steps, device) for p in preps]
+    cfgs = [p["cfg"] for p in preps]
     c = cfgs[0]
     settings = list(dict.fromkeys(p["job"][0] for p in preps))
     storages = []
@@ -635,23 +624,15 @@ def ensemble_train_rows(run_dir: Path, settings: list[str], seeds: list[int], ar
         futs.update({ex.submit(run_job, j): None for j in jobs if j[2] in SOLO_ARMS})
         groups: dict = {}
         for p in preps:
-            c = _arm_cfg(p["job"][0], p["job"][2], p["job"][1], quick, steps, device)
+            c = p["cfg"]
             key = (len(p["mean"]), c.policy.hidden, c.policy.batch_size, c.policy.lr,
                    c.policy.weight_decay, c.policy.steps, c.eval_every, c.eval_episodes)
             groups.setdefault(key, []).append(p)
         for group in groups.values():
             rows += train_ensemble_group(group, quick, steps, device, ev)
             atomic_write_json(run_dir / "rows.json", rows)
-        for f in as_completed(futs):
-            if futs[f] is None:
-                rows.append(f.result())
-                atomic_write_json(run_dir / "rows.json", rows)
-            else:
-                studies[futs[f]] = f.result()
-    rows.sort(key=lambda r: (settings.index(r["setting"]), r["seed"], list(ARMS).index(
-        r["arm"])))
-    atomic_write_json(run_dir / "rows.json", rows)
-    return rows, studies
+        collect(futs, rows, studies, run_dir)
+    return finish(rows, settings, run_dir), studies
 
 
 def data_only(settings: list[str], quick: bool, workers: int) -> int:
@@ -679,6 +660,25 @@ def rows_from_file(path: str, run_dir: Path, arms: list[str], quick: bool,
     return rows, settings, studies
 
 
+def collect(futs: dict, rows: list[dict], studies: dict, run_dir: Path) -> None:
+    """Gather finished futures as they come: a job's row (key None; rows.json rewritten after
+    each, so a crash loses little) or an environment's selection study (key: the env)."""
+    for f in as_completed(futs):
+        if futs[f] is None:
+            rows.append(f.result())
+            atomic_write_json(run_dir / "rows.json", rows)
+        else:
+            studies[futs[f]] = f.result()
+
+
+def finish(rows: list[dict], settings: list[str], run_dir: Path) -> list[dict]:
+    """The rows in setting, seed, arm order, written to rows.json."""
+    rows.sort(key=lambda r: (settings.index(r["setting"]), r["seed"], list(ARMS).index(
+        r["arm"])))
+    atomic_write_json(run_dir / "rows.json", rows)
+    return rows
+
+
 def train_rows(run_dir: Path, settings: list[str], seeds: list[int], arms: list[str],
                quick: bool, steps: int | None, workers: int,
                device: str) -> tuple[list[dict], dict]:
@@ -701,16 +701,8 @@ def train_rows(run_dir: Path, settings: list[str], seeds: list[int], arms: list[
         futs = {ex.submit(selection_study, e, quick, steps): e.split("-")[0]
                 for e in _study_envs(settings)}
         futs.update({ex.submit(run_job, j): None for j in jobs})
-        for f in as_completed(futs):
-            if futs[f] is None:
-                rows.append(f.result())
-                atomic_write_json(run_dir / "rows.json", rows)
-            else:
-                studies[futs[f]] = f.result()
-    rows.sort(key=lambda r: (settings.index(r["setting"]), r["seed"], list(ARMS).index(
-        r["arm"])))
-    atomic_write_json(run_dir / "rows.json", rows)
-    return rows, studies
+        collect(futs, rows, studies, run_dir)
+    return finish(rows, settings, run_dir), studies
 
 
 def main(argv: list[str] | None = None) -> int:

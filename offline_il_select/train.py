@@ -86,6 +86,42 @@ def resume_state(run_dir: str | Path, device: torch.device) -> dict | None:
     return st
 
 
+def _clocks(device: torch.device) -> tuple[float, float]:
+    """Wall and CPU seconds, after the device's queued work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter(), time.process_time()
+
+
+def setup(cfg: TrainConfig, data: ILData) -> tuple[torch.device, torch.Generator, object,
+                                                  TanhGaussianPolicy]:
+    """A run's device, batch generator, method and initial policy, seeded in this order (the
+    bench's --ensemble prepares its members through here, so they start as `fit` starts)."""
+    device = torch.device(pick_device(cfg.device))
+    set_seed(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    mean, std = state_stats(data)
+    norm = Normalizer(torch.as_tensor(mean), torch.as_tensor(std)).to(device)
+    method = build_method(cfg, data, norm)
+    S, A = data.expert["observations"].shape[1], data.expert["actions"].shape[1]
+    # initialised on the CPU, then moved: the same weights on every device
+    policy = TanhGaussianPolicy(S, A, cfg.policy.hidden, norm).to(device)
+    return device, gen, method, policy
+
+
+def prepare(cfg: TrainConfig, data: ILData, method, gen: torch.Generator,
+            device: torch.device) -> dict:
+    """`method.prepare(gen)`, timed (`prep_s`, `prep_cpu_s`); ILID's with its selection quality."""
+    t0, c0 = _clocks(device)
+    prep = method.prepare(gen)
+    t1, c1 = _clocks(device)
+    prep.update(prep_s=t1 - t0, prep_cpu_s=c1 - c0)
+    if cfg.method == "ilid":
+        prep["selection_quality"] = selection_quality(
+            data.imperfect, method.artifacts["selected"].numpy())
+    return prep
+
+
 def fit(cfg: TrainConfig, data: ILData, run_dir: str | Path | None = None,
         prepared: tuple[dict, dict] | None = None) -> dict:
     """Train `cfg.method` on `data`; resumes from `run_dir/ckpt.pt` when present.
@@ -96,21 +132,12 @@ def fit(cfg: TrainConfig, data: ILData, run_dir: str | Path | None = None,
     preparation statistics. `prepared` = (artifacts, stats) of an earlier `prepare()` with the
     same data and seed skips preparation (the bench's no-beta ablation reuses ILID's selection).
     """
-    device = torch.device(pick_device(cfg.device))
+    device, gen, method, policy = setup(cfg, data)
 
     def clocks() -> tuple[float, float]:  # wall and CPU seconds, after the device's queued work
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter(), time.process_time()
+        return _clocks(device)
 
-    set_seed(cfg.seed)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    mean, std = state_stats(data)
-    norm = Normalizer(torch.as_tensor(mean), torch.as_tensor(std)).to(device)
-    method = build_method(cfg, data, norm)
-    S, A = data.expert["observations"].shape[1], data.expert["actions"].shape[1]
-    policy = TanhGaussianPolicy(S, A, cfg.policy.hidden, norm).to(device)  # CPU init: same
-    opt = torch.optim.Adam(policy.parameters(), lr=cfg.policy.lr,  # weights on every device
+    opt = torch.optim.Adam(policy.parameters(), lr=cfg.policy.lr,
                            weight_decay=cfg.policy.weight_decay)
     ckpt = Checkpointer(run_dir) if run_dir is not None else None
     st = resume_state(run_dir, device) if run_dir is not None else None
@@ -127,14 +154,8 @@ def fit(cfg: TrainConfig, data: ILData, run_dir: str | Path | None = None,
         prep, train_s, cpu_s = dict(prepared[1]), prepared[1]["prep_s"], prepared[1]["prep_cpu_s"]
         start, curve = 0, []
     else:
-        t0, c0 = clocks()
-        prep = method.prepare(gen)
-        t1, c1 = clocks()
-        train_s, cpu_s = t1 - t0, c1 - c0
-        prep.update(prep_s=train_s, prep_cpu_s=cpu_s)
-        if cfg.method == "ilid":
-            prep["selection_quality"] = selection_quality(
-                data.imperfect, method.artifacts["selected"].numpy())
+        prep = prepare(cfg, data, method, gen, device)
+        train_s, cpu_s = prep["prep_s"], prep["prep_cpu_s"]
         start, curve = 0, []
         log.info("%s prepared in %.1fs: %s", cfg.method, train_s, prep)
     steps = cfg.policy.steps
