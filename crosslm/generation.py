@@ -62,6 +62,18 @@ def _cache_of(out):
     return cache if cache is not None else out.past_key_values
 
 
+def _draw(logits: torch.Tensor, vocab_limit: int | None, temperature: float, top_p: float,
+          gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """One nucleus-sampled token per row of next-token logits (b, V) -> (b, 1) on `device`; ids
+    at or above `vocab_limit` are never drawn; the draw uses `gen` on the CPU."""
+    logits = logits.float()
+    if vocab_limit is not None:
+        logits[:, vocab_limit:] = float("-inf")
+    logits = top_p_filter(logits / temperature, top_p)
+    probs = torch.softmax(logits, dim=-1).cpu()
+    return torch.multinomial(probs, 1, generator=gen).to(device)
+
+
 @torch.no_grad()
 def sample_label_conditioned(model, codec, prompts: list[list[int]], per_label: int,
                              max_new_tokens: int, temperature: float, top_p: float,
@@ -86,12 +98,7 @@ def sample_label_conditioned(model, codec, prompts: list[list[int]], per_label: 
         past, logits = _cache_of(out), out.logits[:, -1]
         new = []
         for _ in range(max_new_tokens):
-            logits = logits.float()
-            if vocab_limit is not None:
-                logits[:, vocab_limit:] = float("-inf")
-            logits = top_p_filter(logits / temperature, top_p)
-            probs = torch.softmax(logits, dim=-1).cpu()
-            tok = torch.multinomial(probs, 1, generator=gen).to(device)  # (b, 1)
+            tok = _draw(logits, vocab_limit, temperature, top_p, gen, device)
             new.append(tok)
             out = model(input_ids=tok, use_cache=True, **{cache_kw: past})
             past, logits = _cache_of(out), out.logits[:, -1]
@@ -121,12 +128,7 @@ def _sample_batched(model, codec, prompts, per_label, max_new_tokens, temperatur
     past, logits, last = _cache_of(out), out.logits[:, -1], pos[:, -1:]
     new = []
     for _ in range(max_new_tokens):
-        logits = logits.float()
-        if vocab_limit is not None:
-            logits[:, vocab_limit:] = float("-inf")
-        logits = top_p_filter(logits / temperature, top_p)
-        probs = torch.softmax(logits, dim=-1).cpu()
-        tok = torch.multinomial(probs, 1, generator=gen).to(device)
+        tok = _draw(logits, vocab_limit, temperature, top_p, gen, device)
         new.append(tok)
         mask = torch.cat([mask, torch.ones_like(tok)], dim=1)
         last = last + 1

@@ -4,18 +4,9 @@ against a brute-force search, and recovery of a planted periodic source whose mi
 import numpy as np
 import pytest
 
+from tests.twscardio.test_twscardio_fusion import FS, _beats
 from twscardio.config import FusionConfig
 from twscardio.fusion import bandpass, fuse, pica_weights
-from twscardio.simulator import render_atoms
-
-FS = 100.0
-
-
-def _beats(n, period=0.8, seed=0):
-    rng = np.random.default_rng(seed)
-    t = np.cumsum(period + rng.normal(0, 0.01, int(n / FS / period) + 2))
-    return render_atoms(n, FS, t, np.ones(t.size), np.full(t.size, 0.04), np.full(t.size, 5.0),
-                        0.2)
 
 
 def _periodicity_error(y, lags):
