@@ -78,6 +78,21 @@ def _lr_at(step: int, cfg: ModelConfig) -> float:
     return cfg.pretrain_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def lm_step(model, x: torch.Tensor, opt: torch.optim.Optimizer, autocast, step: int,
+            lr_key: str) -> torch.Tensor:
+    """One next-token pretraining step on token ids x (B, T): loss under `autocast`, a DataError
+    naming `lr_key` when it is not finite, gradients clipped to norm 1. Returns the loss."""
+    with autocast:
+        loss = model(input_ids=x, labels=x).loss
+    if not torch.isfinite(loss):
+        raise DataError(f"pretraining loss is {float(loss)} at step {step} (lower {lr_key})")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss
+
+
 def pretrain_embedded(model: torch.nn.Module, cfg: ModelConfig, device: str,
                       state: dict | None = None, on_step=None, amp: bool = True) -> dict:
     """Run (or resume from `state`) the pretraining recipe of `cfg` on `model` (a HF causal
@@ -102,15 +117,7 @@ def pretrain_embedded(model: torch.nn.Module, cfg: ModelConfig, device: str,
             g["lr"] = _lr_at(step, cfg)
         x = torch.from_numpy(finetune_batch(tokens, cfg.pretrain_seq_len, cfg.pretrain_batch,
                                             cfg.pretrain_passkey_mix, rng)).to(device)
-        with autocast:
-            loss = model(input_ids=x, labels=x).loss
-        if not torch.isfinite(loss):
-            raise DataError(f"pretraining loss is {float(loss)} at step {step} "
-                            "(lower model.pretrain_lr)")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = lm_step(model, x, opt, autocast, step, "model.pretrain_lr")
         state["losses"].append(loss.item())
         state.update(step=step + 1, rng=rng.bit_generator.state, opt=opt.state_dict())
         if hasattr(bar, "set_postfix") and step % 20 == 0:

@@ -48,6 +48,7 @@ import torch
 from lemo.config import LemoConfig, LoraConfig, ModelConfig
 from lemo.data import finetune_batch, make_passkey_batch, passkey_accuracy
 from lemo.gpu_bench import GpuModelConfig
+from lemo.pretrain import lm_step
 from shared.cli import parse_args, run
 from shared.config import save_config, to_dict
 from shared.errors import ConfigError, DataError
@@ -294,15 +295,7 @@ def pretrain(model, cfg: AccuracyBenchConfig, code: np.ndarray, english: np.ndar
         x = torch.from_numpy(mixed_batch(code, english, cfg.pretrain_len, cfg.pretrain_batch,
                                          cfg.pretrain_passkey_mix, cfg.english_share,
                                          rng)).to(device)
-        with autocast:
-            loss = model(input_ids=x, labels=x).loss
-        if not torch.isfinite(loss):
-            raise DataError(f"pretraining loss is {float(loss)} at step {step} "
-                            "(lower pretrain_lr)")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = lm_step(model, x, opt, autocast, step, "pretrain_lr")
         steps = step + 1
         if step % 25 == 0 or steps == cfg.pretrain_steps:
             losses.append(loss.item())
