@@ -25,7 +25,13 @@ import numpy as np
 
 from crosslm.baselines import centralised_accuracy
 from crosslm.config import CrossLMConfig, minilm_installed
-from crosslm.pipeline import build_setup, client_metrics, llm_metrics, make_arm
+from crosslm.pipeline import (
+    build_setup,
+    client_metrics,
+    llm_metrics,
+    llm_metrics_before,
+    make_arm,
+)
 from shared.bench import BenchReport, save_figure
 from shared.cli import build_parser, parse_args, run
 from shared.fl import run_rounds
@@ -98,31 +104,50 @@ def run_arm(setup, arm: str, cfg: CrossLMConfig) -> tuple[dict, dict]:
     return row, getattr(strategy, "round_log", {})
 
 
-def run_task(cfg: BenchConfig, task: str, rep: BenchReport, curves: dict) -> None:
-    """Every arm on every seed of one task; one row per (arm, seed) and a mean row per arm."""
-    per_arm: dict[str, list[dict]] = {a: [] for a in cfg.arms + ["centralised"]}
-    for seed in cfg.seeds:
-        setup = build_setup(_arm_cfg(cfg, "crosslm", task, seed))
-        before = None
-        for arm in cfg.arms:
-            acfg = _arm_cfg(cfg, arm, task, seed)
-            if arm in LLM_ARMS and before is None:
-                s, _ = make_arm(setup, "kd", acfg)
-                before = llm_metrics(setup, s.llm, s.prompts, 0, acfg.gen.per_label)
-            row, rounds = run_arm(setup, arm, acfg)
-            if arm in LLM_ARMS:
-                row.update({f"{k}_before": v for k, v in before.items() if k != "num_generated"})
-            per_arm[arm].append(row)
-            curves.setdefault((task, arm), []).append(rounds)
-        kinds = setup.cfg.slm.kinds * (setup.fed.num_clients // len(setup.cfg.slm.kinds))
-        ceil = {k: centralised_accuracy(make_arm(setup, "standalone")[1], k,
-                                        cfg.slm.epochs * cfg.fl.rounds, seed) for k in set(kinds)}
-        per_arm["centralised"].append({"acc_mean": float(np.mean([ceil[k] for k in kinds]))})
+def run_seed(cfg: BenchConfig, task: str, seed: int):
+    """Every arm of one (task, seed), in `cfg.arms` order, the centralised ceiling right after
+    `standalone` (or last): yields (arm, metrics row, per-round log) as each one finishes. The
+    setup is built at the first `next`."""
+    setup = build_setup(_arm_cfg(cfg, "crosslm", task, seed))
+    before = None
+    todo = list(cfg.arms)
+    todo.insert(todo.index("standalone") + 1 if "standalone" in todo else len(todo),
+                "centralised")
+    for arm in todo:
+        if arm == "centralised":
+            kinds = setup.cfg.slm.kinds * (setup.fed.num_clients // len(setup.cfg.slm.kinds))
+            ceil = {k: centralised_accuracy(make_arm(setup, "standalone")[1], k,
+                                            cfg.slm.epochs * cfg.fl.rounds, seed)
+                    for k in sorted(set(kinds))}
+            yield arm, {"acc_mean": float(np.mean([ceil[k] for k in kinds]))}, {}
+            continue
+        acfg = _arm_cfg(cfg, arm, task, seed)
+        if arm in LLM_ARMS and before is None:
+            before = llm_metrics_before(setup, acfg)
+        row, rounds = run_arm(setup, arm, acfg)
+        if arm in LLM_ARMS:
+            row.update({f"{k}_before": v for k, v in before.items() if k != "num_generated"})
+        yield arm, row, rounds
+
+
+def add_rows(rep: BenchReport, task: str, per_arm: dict[str, list[dict]]) -> None:
+    """One report row per arm: the mean of its per-seed rows (keys of the first row)."""
     for arm, rows in per_arm.items():
         if rows:
             keys = rows[0].keys()
             rep.add(arm, setting=task, **{k: float(np.mean([r[k] for r in rows])) for k in keys},
                     seeds=len(rows))
+
+
+def run_task(cfg: BenchConfig, task: str, rep: BenchReport, curves: dict) -> None:
+    """Every arm on every seed of one task; one row per (arm, seed) and a mean row per arm."""
+    per_arm: dict[str, list[dict]] = {a: [] for a in cfg.arms + ["centralised"]}
+    for seed in cfg.seeds:
+        for arm, row, rounds in run_seed(cfg, task, seed):
+            per_arm[arm].append(row)
+            if arm != "centralised":
+                curves.setdefault((task, arm), []).append(rounds)
+    add_rows(rep, task, per_arm)
 
 
 def add_checks(rep: BenchReport, cfg: BenchConfig) -> None:

@@ -193,7 +193,7 @@ class CrossLMStrategy(Strategy):
         return clean_samples(texts, labels, g.min_chars, self.cfg.data.max_chars)
 
     def _state(self, rnd: int) -> dict[str, torch.Tensor]:
-        if self.mode == "standalone":
+        if self.mode == "standalone" or rnd > self.cfg.fl.rounds:  # no round left to score it
             self.query_texts, self.query_labels = [], np.zeros(0, np.int64)
         else:
             self.query_texts, self.query_labels = self.generate(rnd)

@@ -62,16 +62,28 @@ def _cache_of(out):
     return cache if cache is not None else out.past_key_values
 
 
+def _exponentials(gen: torch.Generator, steps: int, rows: int, vocab: int,
+                  device: torch.device) -> torch.Tensor:
+    """(steps, rows, vocab) Exp(1) draws from `gen` on the CPU, moved to `device` once: the very
+    numbers that `torch.multinomial(probs, 1, generator=gen)` would draw step by step (its
+    one-sample path is argmax(probs / q), q ~ Exp(1) of probs' shape)."""
+    q = torch.empty((steps, rows, vocab), dtype=torch.float32)
+    for t in range(steps):
+        q[t].exponential_(1, generator=gen)
+    return q.to(device)
+
+
 def _draw(logits: torch.Tensor, vocab_limit: int | None, temperature: float, top_p: float,
-          gen: torch.Generator, device: torch.device) -> torch.Tensor:
-    """One nucleus-sampled token per row of next-token logits (b, V) -> (b, 1) on `device`; ids
-    at or above `vocab_limit` are never drawn; the draw uses `gen` on the CPU."""
+          q: torch.Tensor) -> torch.Tensor:
+    """One nucleus-sampled token per row of next-token logits (b, V) -> (b, 1), ids at or above
+    `vocab_limit` never drawn. `q` (b, V): this step's Exp(1) draws (`_exponentials`), so the
+    draw equals `torch.multinomial` with the same generator, on the logits' device and without
+    a host round trip per token."""
     logits = logits.float()
     if vocab_limit is not None:
         logits[:, vocab_limit:] = float("-inf")
-    logits = top_p_filter(logits / temperature, top_p)
-    probs = torch.softmax(logits, dim=-1).cpu()
-    return torch.multinomial(probs, 1, generator=gen).to(device)
+    probs = torch.softmax(top_p_filter(logits / temperature, top_p), dim=-1)
+    return torch.argmax(probs / q, dim=-1, keepdim=True)
 
 
 @torch.no_grad()
@@ -96,9 +108,10 @@ def sample_label_conditioned(model, codec, prompts: list[list[int]], per_label: 
         ids = torch.tensor([prompt] * per_label, dtype=torch.int64, device=device)
         out = model(input_ids=ids, use_cache=True)
         past, logits = _cache_of(out), out.logits[:, -1]
+        q = _exponentials(gen, max_new_tokens, per_label, logits.shape[-1], device)
         new = []
-        for _ in range(max_new_tokens):
-            tok = _draw(logits, vocab_limit, temperature, top_p, gen, device)
+        for t in range(max_new_tokens):
+            tok = _draw(logits, vocab_limit, temperature, top_p, q[t])
             new.append(tok)
             out = model(input_ids=tok, use_cache=True, **{cache_kw: past})
             past, logits = _cache_of(out), out.logits[:, -1]
@@ -126,9 +139,10 @@ def _sample_batched(model, codec, prompts, per_label, max_new_tokens, temperatur
     pos = (mask.cumsum(1) - 1).clamp(min=0)
     out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
     past, logits, last = _cache_of(out), out.logits[:, -1], pos[:, -1:]
+    q = _exponentials(gen, max_new_tokens, len(rows), logits.shape[-1], device)
     new = []
-    for _ in range(max_new_tokens):
-        tok = _draw(logits, vocab_limit, temperature, top_p, gen, device)
+    for t in range(max_new_tokens):
+        tok = _draw(logits, vocab_limit, temperature, top_p, q[t])
         new.append(tok)
         mask = torch.cat([mask, torch.ones_like(tok)], dim=1)
         last = last + 1

@@ -248,21 +248,33 @@ class ByteCNN(nn.Module):
 
 
 class ByteBiLSTM(nn.Module):
-    """Byte embedding -> BiLSTM (packed) -> max-pool -> Linear: (n, L) ids -> (n, C)."""
+    """Byte embedding -> BiLSTM -> max-pool over the text's positions -> Linear:
+    (n, L) ids -> (n, C).
+
+    The two directions run as two LSTMs over right-padded batches: the forward one reads the
+    text as it is (its states at the text's positions never see the padding), the backward one
+    reads each text reversed within its own length. That is what a packed bidirectional LSTM
+    computes, without packing's host-side lengths (a device sync per batch on a GPU)."""
 
     def __init__(self, num_classes: int, emb: int = 32, hidden: int = 48):
         super().__init__()
         self.emb = nn.Embedding(257, emb, padding_idx=256)
-        self.lstm = nn.LSTM(emb, hidden, batch_first=True, bidirectional=True)
+        self.fwd = nn.LSTM(emb, hidden, batch_first=True)
+        self.bwd = nn.LSTM(emb, hidden, batch_first=True)
         self.out = nn.Linear(2 * hidden, num_classes)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        lengths = (ids != 256).sum(1).clamp(min=1)
-        packed = nn.utils.rnn.pack_padded_sequence(self.emb(ids), lengths.cpu(),
-                                                   batch_first=True, enforce_sorted=False)
-        h, _ = self.lstm(packed)
-        h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, padding_value=-1e4,
-                                                total_length=ids.shape[1])
+        n, L = ids.shape
+        lengths = (ids != 256).sum(1, keepdim=True).clamp(min=1)  # (n, 1)
+        pos = torch.arange(L, device=ids.device).expand(n, L)
+        inside = pos < lengths  # (n, L)
+        # position t of the reversed text is position len-1-t (padding stays where it is);
+        # the map is its own inverse
+        rev = torch.where(inside, lengths - 1 - pos, pos)
+        h_f, _ = self.fwd(self.emb(ids))
+        h_b, _ = self.bwd(self.emb(ids.gather(1, rev)))
+        h_b = h_b.gather(1, rev.unsqueeze(-1).expand_as(h_b))
+        h = torch.cat([h_f, h_b], dim=-1).masked_fill(~inside.unsqueeze(-1), -1e4)
         return self.out(h.amax(1))
 
 

@@ -25,8 +25,8 @@ from crosslm.models import (
 )
 from shared.text import evaluate_perplexity
 
-__all__ = ["Setup", "build_setup", "make_arm", "llm_metrics", "client_metrics", "MODES",
-           "needs_minilm"]
+__all__ = ["Setup", "build_setup", "make_arm", "fresh_llm", "llm_metrics", "llm_metrics_before",
+           "client_metrics", "MODES", "needs_minilm"]
 
 MODES = ("crosslm", "kd", "standalone", "fedavg")
 
@@ -88,13 +88,19 @@ def make_arm(setup: Setup, mode: str, cfg: CrossLMConfig | None = None,
         return fedavg_strategy(client, cfg.seed), client
     if mode not in MODES:
         raise ValueError(f"unknown arm mode '{mode}' ({', '.join(MODES)})")
-    torch.manual_seed(cfg.seed)
-    llm = with_lora(copy.deepcopy(setup.base_llm), cfg.llm.lora_rank, cfg.llm.lora_alpha)
-    llm.to(_device(cfg)).eval()
-    strategy = CrossLMStrategy(llm, setup.codec, setup.fed.task.descriptions(),
-                               setup.general_train, cfg, mode)
+    strategy = CrossLMStrategy(fresh_llm(setup, cfg), setup.codec,
+                               setup.fed.task.descriptions(), setup.general_train, cfg, mode)
     client = CrossLMClient(setup.fed, kinds, cfg, setup.embedder, cfg.seed)
     return strategy, client
+
+
+def fresh_llm(setup: Setup, cfg: CrossLMConfig | None = None):
+    """A LoRA-wrapped copy of the pretrained LLM on the run's device (adapters at their
+    seeded initialisation: the update B is zero, so it computes what the base model does)."""
+    cfg = cfg or setup.cfg
+    torch.manual_seed(cfg.seed)
+    llm = with_lora(copy.deepcopy(setup.base_llm), cfg.llm.lora_rank, cfg.llm.lora_alpha)
+    return llm.to(_device(cfg)).eval()
 
 
 def llm_metrics(setup: Setup, llm, prompts, rnd: int, per_label: int,
@@ -122,6 +128,17 @@ def llm_metrics(setup: Setup, llm, prompts, rnd: int, per_label: int,
         if isinstance(setup.codec, ByteCodec) else float("nan")
     return {"fidelity": label_fidelity(setup.oracle, texts, labels), "gen_acc": gen_acc,
             "perplexity": ppl, "num_generated": len(texts)}
+
+
+def llm_metrics_before(setup: Setup, cfg: CrossLMConfig | None = None) -> dict[str, float]:
+    """`llm_metrics` of the pretrained LLM (round 0), without building an arm (whose server
+    would sample a first query set that nobody scores)."""
+    from crosslm.generation import label_prompts
+
+    cfg = cfg or setup.cfg
+    prompts = label_prompts(setup.codec, setup.fed.task.descriptions(), cfg.llm.conditioning,
+                            cfg.gen.prompt_template)
+    return llm_metrics(setup, fresh_llm(setup, cfg), prompts, 0, cfg.gen.per_label)
 
 
 def client_metrics(client: CrossLMClient, private: dict[int, dict],

@@ -23,18 +23,21 @@ def train_slm(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, weights:
     if len(x) == 0:
         return float("nan")
     gen = torch.Generator().manual_seed(int(seed))
-    dev = next(model.parameters()).device  # batches move to the model's device
+    dev = next(model.parameters()).device
+    # the whole set moves to the model's device once and each epoch's order once: a blocking
+    # host-to-device copy per batch would stall the device queue at every step
+    x, targets, weights = x.to(dev), targets.to(dev), weights.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     last = float("nan")
     for _ in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
+        order = torch.randperm(len(x), generator=gen).to(dev)
         tot, cnt = torch.zeros((), device=dev), 0  # summed on the device: no sync per batch
         for i in range(0, len(x), batch):
             b = order[i:i + batch]
-            logp = F.log_softmax(model(x[b].to(dev)), dim=-1)
-            ce = -(targets[b].to(dev) * logp).sum(-1)
-            wb = weights[b].to(dev)
+            logp = F.log_softmax(model(x[b]), dim=-1)
+            ce = -(targets[b] * logp).sum(-1)
+            wb = weights[b]
             loss = (wb * ce).sum() / wb.sum().clamp(min=1e-12)
             opt.zero_grad(set_to_none=True)
             loss.backward()
