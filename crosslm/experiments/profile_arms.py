@@ -19,8 +19,9 @@ import json
 import math
 import time
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
+import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -77,15 +78,21 @@ def instrument() -> None:
     _timed(fed_mod.CrossLMClient, "evaluate", "eval: SLM test accuracy")
 
 
+# operators that read a tensor's value on the host: each one waits for the device queue
+HOST_READS = {"_local_scalar_dense", "is_nonzero", "nonzero", "equal", "item"}
+
+
 class OpCounter(TorchDispatchMode):
-    """Counts aten operators (each one GPU kernel launch or more on a GPU)."""
+    """Counts aten operators (each one GPU kernel launch or more on a GPU) and, apart, the
+    ones that read a value back to the host."""
 
     def __init__(self):
         super().__init__()
-        self.n = 0
+        self.n, self.host_reads = 0, 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.n += 1
+        self.host_reads += func.__name__.split(".")[0] in HOST_READS
         return func(*args, **(kwargs or {}))
 
 
@@ -96,42 +103,45 @@ def count_ops():
         yield c
 
 
-def step_ops(setup, cfg: BenchConfig) -> dict[str, int]:
-    """aten operators per step of each kind at the config's sizes (batch 1 where it does not
-    change the count)."""
+def step_ops(setup, cfg: BenchConfig) -> dict[str, list[int]]:
+    """[aten operators, host reads] per step of each kind at the config's sizes: a decoding
+    step of the left-padded all-label batch (LoRA on and off), the token draw, an SLM step of
+    each byte kind (one batch, optimiser included) and a LoRA update step."""
     strategy, _ = make_arm(setup, "crosslm", cfg)
-    llm = strategy.llm
-    ids = torch.tensor([strategy.prompts[0]] * 2)
+    llm, prompts = strategy.llm, strategy.prompts
     out = {}
     with torch.no_grad():
-        first = llm(input_ids=ids, use_cache=True)
-        tok = ids[:, -1:]
+        width = max(len(p) for p in prompts)
+        ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        pos = (mask.cumsum(1) - 1).clamp(min=0)
         kw = gen_mod._cache_kwarg(llm)
+        tok = ids[:, -1:]
+        mask1 = torch.cat([mask, torch.ones_like(tok)], 1)
+        for name, ctx in (("LoRA on", nullcontext), ("LoRA off", llm.disable_adapter)):
+            first = llm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+            with ctx(), count_ops() as c:
+                llm(input_ids=tok, attention_mask=mask1, position_ids=pos[:, -1:] + 1,
+                    use_cache=True, **{kw: gen_mod._cache_of(first)})
+            out[f"decode step (all labels, {name})"] = [c.n, c.host_reads]
+        logits = torch.randn(len(prompts), 272)
+        q = gen_mod._exponentials(torch.Generator().manual_seed(0), 1, len(prompts), 272,
+                                  torch.device("cpu"))
         with count_ops() as c:
-            llm(input_ids=tok, use_cache=True, **{kw: gen_mod._cache_of(first)})
-        out["decode step, LoRA on"] = c.n
-        first = llm(input_ids=ids, use_cache=True)
-        with llm.disable_adapter(), count_ops() as c:
-            llm(input_ids=tok, use_cache=True, **{kw: gen_mod._cache_of(first)})
-        out["decode step, LoRA off"] = c.n
-        logits = torch.randn(2, 272)
-        g = torch.Generator().manual_seed(0)
-        with count_ops() as c:
-            gen_mod._draw(logits, 256, 0.9, 0.95, g, torch.device("cpu"))
-        out["token draw"] = c.n
+            gen_mod._draw(logits, 256, 0.9, 0.95, q[0])
+        out["token draw"] = [c.n, c.host_reads]
     x = byte_features(["some text"] * 64, cfg.slm.max_bytes)
     y = torch.eye(5)[torch.arange(64) % 5]
     for kind in ("cnn", "bilstm"):
         m = build_slm(kind, 5)
         with count_ops() as c:
             train_slm(m, x, y, torch.ones(64), 1, 1e-3, 64, 0)
-        out[f"SLM step ({kind}, one batch, incl. optimiser)"] = c.n
+        out[f"SLM step ({kind}, one batch and epoch end)"] = [c.n, c.host_reads]
     with count_ops() as c:
-        fed_mod.update_llm(llm, [strategy.prompts[0]] * 4, [[97] * 20] * 4,
-                           torch.ones(4).numpy(), torch.zeros(4, dtype=bool).numpy(),
-                           setup.general_train, 1, 4, 1e-4, "lm", 1.0, 0.0, 64,
-                           __import__("numpy").random.default_rng(0))
-    out["LLM update step (samples + guard)"] = c.n
+        fed_mod.update_llm(llm, [prompts[0]] * 4, [[97] * 20] * 4, np.ones(4),
+                           np.zeros(4, dtype=bool), setup.general_train, 1, 4, 1e-4, "lm",
+                           1.0, 0.0, 64, np.random.default_rng(0))
+    out["LLM update step (samples + guard)"] = [c.n, c.host_reads]
     return out
 
 
