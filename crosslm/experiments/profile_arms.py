@@ -29,8 +29,9 @@ import crosslm.federation as fed_mod
 import crosslm.generation as gen_mod
 import crosslm.pipeline as pipe_mod
 from crosslm.bench import BenchConfig, _arm_cfg, run_arm
+from crosslm.generation import label_prompts
 from crosslm.models import build_slm, byte_features
-from crosslm.pipeline import build_setup, llm_metrics, make_arm
+from crosslm.pipeline import build_setup, fresh_llm, llm_metrics, make_arm
 from crosslm.slm import train_slm
 from shared.config import load_config
 
@@ -107,8 +108,9 @@ def step_ops(setup, cfg: BenchConfig) -> dict[str, list[int]]:
     """[aten operators, host reads] per step of each kind at the config's sizes: a decoding
     step of the left-padded all-label batch (LoRA on and off), the token draw, an SLM step of
     each byte kind (one batch, optimiser included) and a LoRA update step."""
-    strategy, _ = make_arm(setup, "crosslm", cfg)
-    llm, prompts = strategy.llm, strategy.prompts
+    llm = fresh_llm(setup, _arm_cfg(cfg, "crosslm", setup.cfg.data.task, setup.cfg.seed))
+    prompts = label_prompts(setup.codec, setup.fed.task.descriptions(), cfg.llm.conditioning,
+                            cfg.gen.prompt_template)
     out = {}
     with torch.no_grad():
         width = max(len(p) for p in prompts)

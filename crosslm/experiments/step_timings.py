@@ -1,6 +1,7 @@
 """Count the steps of a bench config and project the device bench's wall time on one GPU.
 
-`python -m crosslm.experiments.step_timings --config configs/crosslm/device.yaml [--cpu]`
+`python -m crosslm.experiments.step_timings --config configs/crosslm/device.yaml [--rate
+update=0.25] [--cpu]`
 
 - `arm_counts`: per arm of one (task, seed) job, the SLM optimiser steps, KV-cached decoding
   steps and LoRA update steps that the code performs (the synthetic pool assumed full:
@@ -157,18 +158,27 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--config", default="configs/crosslm/device.yaml")
     ap.add_argument("--set", action="append", default=[], dest="sets")
+    ap.add_argument("--rate", action="append", default=[],
+                    help="override a six-way rate, e.g. update=0.25 (seconds; keys: "
+                         + ", ".join(H200_SIX_JOBS) + ")")
     ap.add_argument("--cpu", action="store_true", help="also time CPU steps (one thread)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = load_config(args.config, BenchConfig, args.sets)
+    lat = dict(H200_SIX_JOBS)
+    for kv in args.rate:
+        key, _, val = kv.partition("=")
+        if key not in lat:
+            raise SystemExit(f"--rate: unknown key '{key}' ({', '.join(lat)})")
+        lat[key] = float(val)
     for task in cfg.tasks:
-        plan = job_plan(cfg, task, H200_SIX_JOBS)
+        plan = job_plan(cfg, task, lat)
         steps = {a: arm_counts(cfg, task, a) for a, _ in plan}
         print(f"{task}, one job: " + "; ".join(
             f"{a} {s:.0f} s ({steps[a]['slm']} SLM / {steps[a]['decode']} decode / "
             f"{steps[a]['update']} update steps)" for a, s in plan))
     for shared in (False, True):
-        done = project(cfg, H200_SIX_JOBS, shared)
+        done = project(cfg, lat, shared)
         print(f"\nprojected finish (s after the workers start; "
               f"{'GPU shared by the jobs left' if shared else 'six-way rates throughout'}):")
         for arm in dict.fromkeys(a for _, _, a in done):
