@@ -8,8 +8,9 @@ with timers around every step of the loop, and prints per arm: seconds and call 
 of LLM generation (query sets; fidelity samples), SLM features, SLM training, SLM scoring, the
 LLM update, SLM evaluation, generative-classifier accuracy and perplexity. Then it counts the
 aten operators of one step of each kind (a CPU stand-in for the GPU kernel launches that
-bound these small networks' GPU steps): a KV-cached decoding step with and without the LoRA
-adapters, a CNN / BiLSTM SLM step and a LoRA update step. `--json` writes it all.
+bound these small networks' GPU steps) and of those that read a value back to the host: a
+KV-cached decoding step with and without the LoRA adapters, the token draw, a CNN / BiLSTM
+SLM step and a LoRA update step (`--ops-only`: only these). `--json` writes it all.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], dest="sets")
     ap.add_argument("--json", default="")
+    ap.add_argument("--ops-only", action="store_true", help="only the operator counts")
     args = ap.parse_args(argv)
     cfg = load_config(args.config, BenchConfig, args.sets)
     cfg.validate()
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"setup_secs": time.perf_counter() - t0, "sets": args.sets,
                     "task": args.task, "arms": {}}
     instrument()
-    for arm in ("before", "kd", "crosslm"):
+    for arm in () if args.ops_only else ("before", "kd", "crosslm"):
         STATS.clear()
         acfg = _arm_cfg(cfg, "crosslm" if arm == "before" else arm, args.task, args.seed)
         t0 = time.perf_counter()
