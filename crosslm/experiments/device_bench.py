@@ -2,7 +2,7 @@
 the (task, seed) jobs in worker processes, write every arm's row the moment it finishes, and
 keep a summary and a bench report of whatever has finished.
 
-`python -m crosslm.experiments.device_bench --out <dir> --timeout 400` (default config:
+`python -m crosslm.experiments.device_bench --out <dir> --timeout 450` (default config:
 configs/crosslm/device.yaml; `--set key=value` as in the recipes). Writes:
 
 - `<dir>/<task>-s<seed>.jsonl`: one line per finished arm of that job (its metrics row, the
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--config", default="configs/crosslm/device.yaml")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--timeout", type=float, default=400.0,
+    ap.add_argument("--timeout", type=float, default=450.0,
                     help="seconds from the start (pretraining included) to stop the workers")
     ap.add_argument("--workers", type=int, default=0, help="worker processes (0: one per job)")
     ap.add_argument("--worker", default="", help=argparse.SUPPRESS)  # task:seed,... (internal)
