@@ -62,3 +62,34 @@ def test_step_counts_match_a_hand_count():
     assert c["update_steps"] == 2 * cfg.llm.steps  # only crosslm updates the LLM
     cfg.gen.batch_labels = True
     assert count(cfg, "docs-binary")["decode_steps"] == (2 * 3 + 1) * 10
+
+
+def test_arm_counts_match_a_hand_count():
+    from crosslm.experiments.step_timings import arm_counts
+
+    cfg = BenchConfig(arms=["standalone", "kd", "crosslm"])
+    cfg.fl.rounds, cfg.gen.per_label, cfg.gen.max_new_tokens, cfg.gen.keep_top = 2, 4, 10, 0.5
+    cfg.slm.kinds, cfg.slm.epochs, cfg.slm.batch, cfg.data.private_per_client = ["cnn"], 1, 2, 3
+    # 4 clients; round 1 on 3 private (2 batches), round 2 on 3 + 2 kept x 2 labels (4)
+    assert arm_counts(cfg, "docs-binary", "kd") == {"slm": 4 * (2 + 4), "decode": 3 * 20,
+                                                    "update": 0}
+    assert arm_counts(cfg, "docs-binary", "crosslm")["update"] == 2 * cfg.llm.steps
+    assert arm_counts(cfg, "docs-binary", "standalone")["slm"] == 4 * 2 * 2
+    assert arm_counts(cfg, "docs-binary", "centralised")["slm"] == 2 * 6  # 12 texts, batch 2
+
+
+def test_projection_adds_up_each_jobs_plan_and_the_device_config_fits():
+    from crosslm.experiments.step_timings import H200_SIX_JOBS, job_plan, project
+
+    cfg = load_config(DEVICE, BenchConfig)
+    upper = project(cfg, H200_SIX_JOBS, shared=False)
+    for task in cfg.tasks:
+        t = 0.0
+        for arm, secs in job_plan(cfg, task, H200_SIX_JOBS):
+            t += secs
+            assert abs(upper[(task, 0, arm)] - t) < 1e-6
+    shared = project(cfg, H200_SIX_JOBS, shared=True)
+    assert all(shared[k] <= upper[k] + 1e-6 for k in upper)
+    # every arm but the last in priority order ends before the call's 450 s less the 80 s
+    # of pretraining, even at the six-way rates throughout
+    assert max(v for (t, s, a), v in upper.items() if a != cfg.arms[-1]) < 450 - 80
