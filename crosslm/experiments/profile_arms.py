@@ -32,7 +32,7 @@ import crosslm.pipeline as pipe_mod
 from crosslm.bench import BenchConfig, _arm_cfg, run_arm
 from crosslm.generation import label_prompts
 from crosslm.models import build_slm, byte_features
-from crosslm.pipeline import build_setup, fresh_llm, llm_metrics, make_arm
+from crosslm.pipeline import build_setup, fresh_llm, llm_metrics_before
 from crosslm.slm import train_slm
 from shared.config import load_config
 
@@ -170,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         acfg = _arm_cfg(cfg, "crosslm" if arm == "before" else arm, args.task, args.seed)
         t0 = time.perf_counter()
         if arm == "before":
-            s, _ = make_arm(setup, "kd", acfg)
-            llm_metrics(setup, s.llm, s.prompts, 0, acfg.gen.per_label)
+            llm_metrics_before(setup, acfg)
         else:
             run_arm(setup, arm, acfg)
         total = time.perf_counter() - t0
