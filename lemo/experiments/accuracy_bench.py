@@ -343,7 +343,10 @@ def pretrain(model, cfg: AccuracyBenchConfig, code: np.ndarray, english: np.ndar
         elif steps == PRETRAIN_CALIB[1]:
             t = now()
             step_s = (t - t_calib) / (PRETRAIN_CALIB[1] - PRETRAIN_CALIB[0])
-            total = plan_steps(steps, t - t0, step_s, cfg.pretrain_seconds, cfg.pretrain_steps)
+            # planned to 98% of the time, so a slightly slower later step does not cut the
+            # cosine tail at the hard stop below
+            total = plan_steps(steps, t - t0, step_s, 0.98 * cfg.pretrain_seconds,
+                               cfg.pretrain_steps)
             log.info("pretraining: %.3f s/step -> %d steps in %.0f s", step_s, total,
                      cfg.pretrain_seconds)
         if steps == 1 or steps % 25 == 0 or steps == total:
