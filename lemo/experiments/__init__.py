@@ -7,6 +7,8 @@
 - `python -m lemo.experiments.saved_grid`: saved bytes over keep ratio x MLP pruning;
 - `python -m lemo.experiments.accuracy_bench`: the GPU accuracy arm (a 76M-parameter LM pretrained
   and fine-tuned in one call; the memory/accuracy frontier and the default on it);
+- `python -m lemo.experiments.rope_passkey`: linear RoPE scaling erases the shipped LM's
+  passkey retrieval; how many of the accuracy bench's LoRA steps bring it back;
 - `python -m lemo.experiments.diag_table`: diag runs as markdown tables;
 - `python -m lemo.experiments.host_probe`: host-side cost of a GPU training step.
 """
