@@ -699,12 +699,17 @@ def ensemble_train_rows(run_dir: Path, settings: list[str], seeds: list[int], ar
     jobs = [(s, seed, arm, quick, steps, device) for s in settings for seed in seeds
             for arm in arms]
     units = prep_units([(*j[:5], "cpu") for j in jobs if j[2] not in SOLO_ARMS])
+    units.sort(key=lambda u: u[0][2] in ("bc_expert", "bc_all"))  # discriminators first
     ctx = mp.get_context("spawn") if device.startswith("cuda") else None
     rows: list[dict] = []
     studies: dict = {}
     stage(f"start: {len(settings)} settings x {len(seeds)} seeds x {len(arms)} arms, "
           f"{len(units)} preparations, {workers} workers, device {device}")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=setup_logging) as ex:
+    solo = [j for j in jobs if j[2] in SOLO_ARMS]
+    # DWBC gets its own processes: in the shared pool its long jobs would queue the evaluations
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=setup_logging) as ex, \
+            ProcessPoolExecutor(max(1, min(len(solo), workers)), mp_context=ctx,
+                                initializer=setup_logging) as ex_solo:
         warm_data(settings, quick, ex)
         stage("datasets ready")
         preps: list[dict] = []
@@ -713,10 +718,10 @@ def ensemble_train_rows(run_dir: Path, settings: list[str], seeds: list[int], ar
             p = preps[-1]
             stage(f"prepared {p['job'][0]} seed {p['job'][1]} "
                   f"{'+'.join(x['job'][2] for x in f.result())} in {p['prep']['prep_cpu_s']:.0f}"
-                  f" CPU s ({len(preps)} of {len(jobs) - sum(j[2] in SOLO_ARMS for j in jobs)})")
+                  f" CPU s ({len(preps)} of {len(jobs) - len(solo)})")
         futs = {ex.submit(selection_study, e, quick, steps): e.split("-")[0]
                 for e in _study_envs(settings) if "ilid" in arms}
-        futs.update({ex.submit(run_job, j, run_dir): None for j in jobs if j[2] in SOLO_ARMS})
+        futs.update({ex_solo.submit(run_job, j, run_dir): None for j in solo})
         groups: dict = {}
         order = {j[:3]: i for i, j in enumerate(jobs)}
         for p in sorted(preps, key=lambda p: order[p["job"][:3]]):
