@@ -277,3 +277,17 @@ def test_steptime_times_the_ensemble_and_refuses_bad_counts(tmp_path):
         with pytest.raises(ConfigError, match="--members"):
             main(["--members", bad, "--out", str(tmp_path / "s")])
     assert not (tmp_path / "s").exists()
+
+
+def test_stage_costs_counts_ops_and_refuses_bad_flags(tmp_path):
+    """The ensemble's step launches about as many ops for 16 members as for 1 (what makes it
+    cheap on a GPU); DWBC's step (policy + its discriminator) launches more than BC's."""
+    from offline_il_select.experiments.stage_costs import main, step_ops
+
+    ops = step_ops(S=3, A=2, B=8, n_rows=200, hidden=16, members=(1, 16))
+    assert 0 < ops["ensemble_16"] <= 1.05 * ops["ensemble_1"]
+    assert ops["dwbc"] > 2 * ops["bc"] and ops["ilid"] >= ops["bc"]
+    for flags in (["--setting", "walker-random"], ["--disc-steps", "0"], ["--set", "x=1"]):
+        with pytest.raises(ConfigError):
+            main(flags + ["--out", str(tmp_path / "s")])
+    assert not (tmp_path / "s").exists()
