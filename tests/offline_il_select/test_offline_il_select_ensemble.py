@@ -291,3 +291,20 @@ def test_stage_costs_counts_ops_and_refuses_bad_flags(tmp_path):
         with pytest.raises(ConfigError):
             main(flags + ["--out", str(tmp_path / "s")])
     assert not (tmp_path / "s").exists()
+
+
+def test_a_dwbc_part_writes_rows_only_and_resumes(tmp_path, monkeypatch):
+    """`bench --ensemble --arms dwbc` (the device's DWBC calls): rows.json and the checkpoints,
+    no summary; the same command again resumes from the checkpoints instead of retraining."""
+    from offline_il_select import bench
+
+    monkeypatch.setattr(bench, "SETTINGS", {"tiny": "configs/offline_il_select/tiny.yaml"})
+    flags = ["--ensemble", "--quick", "--arms", "dwbc", "--settings", "tiny", "--steps", "40",
+             "--seed-list", "0", "--out", str(tmp_path / "p")]
+    assert bench.main(flags) == 0
+    first = bench.read_json(tmp_path / "p" / "rows.json")
+    assert [r["arm"] for r in first] == ["dwbc"] and not (tmp_path / "p" / "bench.json").exists()
+    assert bench.main(flags) == 0
+    again = bench.read_json(tmp_path / "p" / "rows.json")
+    assert again[0]["curve"] == first[0]["curve"]
+    assert again[0]["train_cpu_s"] == pytest.approx(first[0]["train_cpu_s"], abs=0.05)
