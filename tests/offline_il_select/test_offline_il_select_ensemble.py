@@ -298,7 +298,8 @@ def test_a_dwbc_part_writes_rows_only_and_resumes(tmp_path, monkeypatch):
     no summary; the same command again resumes from the checkpoints instead of retraining."""
     from offline_il_select import bench
 
-    monkeypatch.setattr(bench, "SETTINGS", {"tiny": "configs/offline_il_select/tiny.yaml"})
+    tiny = "configs/offline_il_select/tiny.yaml"
+    monkeypatch.setattr(bench, "SETTINGS", {"tiny": tiny, "tiny-random": tiny})
     flags = ["--ensemble", "--quick", "--arms", "dwbc", "--settings", "tiny", "--steps", "40",
              "--seed-list", "0", "--out", str(tmp_path / "p")]
     assert bench.main(flags) == 0
