@@ -34,7 +34,7 @@ LEFT=$((T - $(date +%s) + START - 20))
 timeout -k 5 "$LEFT" python3 -m offline_il_select.bench --ensemble --device cuda \
   --workers "$WORKERS" --steps "$STEPS" --settings "$SETTINGS" --seed-list "$SEEDS" \
   --arms "$ARMS" --out "$RUN" 2>&1 | tee "$OUT/bench_full.log" | grep -v -E "settotalmass|^$"
-if [ "$RUN" != "$OUT/part" ]; then
+if [ "$RUN" != "$OUT/part" ] && [ -d "$RUN" ]; then
   mkdir -p "$OUT/part" && cp -r "$RUN"/. "$OUT/part/"
 fi
 echo "total: $(( $(date +%s) - START )) s"
