@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -52,7 +53,7 @@ from shared.config import load_config
 from shared.errors import ConfigError
 from shared.il.envs import PERTURBATIONS, make_perturbed_env
 from shared.io import atomic_write_json, make_run_dir, read_json
-from shared.log import get_logger
+from shared.log import get_logger, setup_logging
 from shared.runtime import pick_device
 
 log = get_logger("offline_il_select.bench")
@@ -108,11 +109,12 @@ def budget(quick: bool, steps: int | None = None) -> list[str]:
     evaluations; --quick also cuts the source data to QUICK_SOURCE trajectories."""
     steps = steps or (QUICK_STEPS if quick else FULL_STEPS)
     disc = max(steps // DISC_FRACTION, MIN_DISC_STEPS)
-    common = [f"policy.steps={steps}", f"ilid.disc_steps={disc}", f"ckpt_every={steps}"]
+    every = max(steps // (5 if quick else 10), 1)  # evaluations (and checkpoints of solo jobs)
+    common = [f"policy.steps={steps}", f"ilid.disc_steps={disc}", f"eval_every={every}",
+              f"ckpt_every={every}"]
     if quick:
-        return common + [f"eval_every={max(steps // 5, 1)}", "eval_episodes=5",
-                         f"data.n_s={QUICK_SOURCE}"] + SHARED_BUDGET
-    return common + [f"eval_every={max(steps // 10, 1)}", "eval_episodes=10"] + SHARED_BUDGET
+        return common + ["eval_episodes=5", f"data.n_s={QUICK_SOURCE}"] + SHARED_BUDGET
+    return common + ["eval_episodes=10"] + SHARED_BUDGET
 
 
 def experts_in_imperfect(setting: str) -> int:
@@ -164,16 +166,28 @@ def out_of_family(policy, data, episodes: int, seed: int) -> dict[str, float]:
                            )["score"] for name, (m, f) in PERTURBATIONS.items()}
 
 
-def run_job(job: tuple[str, int, str, bool, int | None, str]) -> dict:
+def job_dir(root: Path, job: tuple) -> Path:
+    """Where a solo job of an --ensemble run keeps its checkpoints (`root`/jobs/...)."""
+    setting, seed, arm = job[:3]
+    return Path(root) / "jobs" / f"{setting}_seed{seed}_{arm}"
+
+
+def run_job(job: tuple[str, int, str, bool, int | None, str], ckpt_root: Path | None = None
+            ) -> dict:
     """One arm on one (setting, seed) on a device. Every arm of a (setting, seed) sees the same
     data and budget; `ilid_no_beta` repeats ILID's (deterministic) preparation, so it has the same
-    d(s), D_s and D(s, a) as `ilid` and differs only in beta. Returns one result row."""
+    d(s), D_s and D(s, a) as `ilid` and differs only in beta. With `ckpt_root` the run checkpoints
+    at every evaluation into `job_dir(ckpt_root, job)` and resumes from there (a run longer than
+    one time-limited call goes on in the next call with the same --out). Returns one result row."""
     setting, seed, arm, quick, steps, device = job
     torch.set_num_threads(1)
     warm_up(device)
     cfg = _arm_cfg(setting, arm, seed, quick, steps, device)
     data = build_data(cfg.data)
-    res = fit(cfg, data)
+    run_dir = None if ckpt_root is None else job_dir(ckpt_root, job)
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    res = fit(cfg, data, run_dir)
     row = {"setting": setting, "seed": seed, "arm": arm, "device": device, "score": res["score"],
            "score_d4rl": res["score_d4rl"], "return": res["return"], "train_s": res["train_s"],
            "train_cpu_s": res["train_cpu_s"], "prep_cpu_s": res["prep"].get("prep_cpu_s", 0.0),
@@ -471,8 +485,9 @@ def _parser():
                         "--quick: all but ilid_k1; ilid and bc_expert are always needed)")
     p.add_argument("--ensemble", action="store_true",
                    help="train every arm but DWBC in lockstep as one batched network on "
-                        "--device (a GPU: the full bench's affordable path); preparation, DWBC "
-                        "and evaluation run on the worker processes")
+                        "--device (a GPU: the full bench's affordable path); preparation (CPU), "
+                        "evaluation and DWBC (--device, checkpointed: a rerun with the same --out "
+                        "resumes it) run on the worker processes; any subset of --arms")
     p.add_argument("--data-only", action="store_true",
                    help="roll out (and cache) every dataset the chosen settings need, then stop")
     p.add_argument("--from-rows", default="",
@@ -493,8 +508,9 @@ def chosen(args) -> tuple[list[str], list[str], list[int], int | None]:
     for a in arms:
         if a not in ARMS:
             raise ConfigError(f"--arms: unknown '{a}' (known: {', '.join(ARMS)})")
-    if not {"ilid", "bc_expert"} <= set(arms):
-        raise ConfigError("--arms: must include ilid and bc_expert (the summary compares them)")
+    if not {"ilid", "bc_expert"} <= set(arms) and not args.ensemble:
+        raise ConfigError("--arms: must include ilid and bc_expert (the summary compares them; "
+                          "an --ensemble part may leave them out and writes rows.json only)")
     for f in (f for f in args.from_rows.split(",") if f):
         if not Path(f).is_file():
             raise ConfigError(f"--from-rows: file not found: {f}")
@@ -508,48 +524,88 @@ def chosen(args) -> tuple[list[str], list[str], list[int], int | None]:
     return settings, arms, seeds, args.steps or None
 
 
-def prep_job(job: tuple[str, int, str, bool, int | None, str]) -> dict:
-    """An --ensemble member's preparation, through `train.setup` and `train.prepare` as `fit`
-    prepares the same run (same seeding order, so the same initial policy, discriminators and
-    selection): its weighted-BC terms, initial policy weights, normaliser and preparation
-    statistics."""
-    setting, seed, arm, quick, steps, device = job
-    torch.set_num_threads(1)
-    warm_up(device)
-    cfg = _arm_cfg(setting, arm, seed, quick, steps, device)
-    data = build_data(cfg.data)
-    dev, gen, method, policy = setup(cfg, data)
-    prep = prepare(cfg, data, method, gen, dev)
-    out = {"job": job, "cfg": cfg, "terms": method.terms(), "prep": prep,
-           "mean": policy.norm.mean.cpu().numpy(), "std": policy.norm.std.cpu().numpy(),
-           "init": {k: v.detach().cpu() for k, v in policy.net.state_dict().items()}}
-    if cfg.method == "ilid":
-        out["expert_rows"] = expert_rows(method.artifacts, data.imperfect_is_expert)
-    return out
+# arm -> the arm whose preparation it shares under --ensemble: ILID without beta has ILID's d(s),
+# D_s and D(s, a) (its preparation is deterministic) and differs only in beta on D_s
+SHARED_PREP = {"ilid_no_beta": "ilid"}
+
+
+def prep_units(jobs: list[tuple]) -> list[tuple[tuple, tuple[str, ...]]]:
+    """--ensemble's preparations: (job, arms that take its preparation: the job's own first).
+    An arm of SHARED_PREP rides on its partner's job where the partner is prepared too."""
+    own = {(j[0], j[1], j[2]) for j in jobs}
+    units = []
+    for j in jobs:
+        partner = SHARED_PREP.get(j[2])
+        if partner is not None and (j[0], j[1], partner) in own:
+            continue
+        riders = tuple(a for a, p in SHARED_PREP.items() if p == j[2]
+                       and (j[0], j[1], a) in own)
+        units.append((j, (j[2],) + riders))
+    return units
 
 
 _DATA: dict = {}
 
 
-def _setting_data(setting: str, quick: bool, steps: int | None):
-    """A setting's data (the same for every arm and seed), built once per process."""
-    if (setting, quick, steps) not in _DATA:
-        _DATA[(setting, quick, steps)] = build_data(_arm_cfg(setting, "ilid", 0, quick, steps).data)
-    return _DATA[(setting, quick, steps)]
+def _data(cfg: TrainConfig):
+    """`build_data(cfg.data)`, once per process for each data config (the same for every arm and
+    seed of a setting)."""
+    key = repr(cfg.data)
+    if key not in _DATA:
+        _DATA[key] = build_data(cfg.data)
+    return _DATA[key]
+
+
+def prep_job(unit: tuple[tuple, tuple[str, ...]]) -> list[dict]:
+    """The preparation of a `prep_units` unit, through `train.setup` and `train.prepare` as `fit`
+    prepares the same run (same seeding order, so the same initial policy, discriminators and
+    selection), on the job's device: per arm of the unit its weighted-BC terms, initial policy
+    weights, normaliser and preparation statistics. A rider without beta takes the same
+    artifacts with beta = 1 (what its own preparation gives, tested)."""
+    job, arms = unit
+    setting, seed, arm, quick, steps, device = job
+    torch.set_num_threads(1)
+    warm_up(device)
+    cfg = _arm_cfg(setting, arm, seed, quick, steps, device)
+    data = _data(cfg)
+    dev, gen, method, policy = setup(cfg, data)
+    prep = prepare(cfg, data, method, gen, dev)
+    init = {k: v.detach().cpu() for k, v in policy.net.state_dict().items()}
+    out = []
+    for a in arms:
+        c = cfg if a == arm else _arm_cfg(setting, a, seed, quick, steps, device)
+        p = dict(prep)
+        if a != arm:  # a SHARED_PREP rider: ILID's artifacts without beta
+            method.artifacts["beta"] = torch.ones_like(method.artifacts["beta"])
+            p.update(method.stats())
+        o = {"job": (setting, seed, a, quick, steps, device), "cfg": c, "terms": method.terms(),
+             "prep": p, "mean": policy.norm.mean.cpu().numpy(),
+             "std": policy.norm.std.cpu().numpy(), "init": init}
+        if c.method == "ilid":
+            o["expert_rows"] = expert_rows(method.artifacts, data.imperfect_is_expert)
+        out.append(o)
+    return out
+
+
+def eval_task(setting: str, quick: bool, steps: int | None):
+    """What evaluating a policy of `setting` needs (task and reference returns), without the
+    datasets: small to send to a worker with every evaluation."""
+    d = _data(_arm_cfg(setting, "ilid", 0, quick, steps))
+    return replace(d, expert={"actions": d.expert["actions"][:0]}, imperfect={},
+                   imperfect_is_expert=None)
 
 
 def eval_job(job: tuple) -> dict:
     """Evaluate one ensemble member (CPU weights): in family as `train.fit` does, or out of
-    family (`kind` 'ood')."""
-    setting, seed, quick, steps, weights, mean, std, hidden, episodes, kind = job
+    family (`kind` 'ood'). `task` from `eval_task`."""
+    task, seed, weights, mean, std, hidden, episodes, kind = job
     torch.set_num_threads(1)
-    data = _setting_data(setting, quick, steps)
-    S, A = len(mean), data.expert["actions"].shape[1]
+    S, A = len(mean), task.expert["actions"].shape[1]
     pol = TanhGaussianPolicy(S, A, hidden, Normalizer(torch.as_tensor(mean), torch.as_tensor(std)))
     pol.net.load_state_dict(weights)
     if kind == "ood":
-        return out_of_family(pol, data, episodes, seed)
-    return evaluate(pol, data, episodes, seed=100_000 + 1000 * seed)
+        return out_of_family(pol, task, episodes, seed)
+    return evaluate(pol, task, episodes, seed=100_000 + 1000 * seed)
 
 
 def _member_row(p: dict, cfg: TrainConfig, curve: list[dict], ood: dict, loop: tuple,
@@ -572,34 +628,60 @@ def _member_row(p: dict, cfg: TrainConfig, curve: list[dict], ood: dict, loop: t
     return row
 
 
+class StageLog:
+    """Stage timestamps of a bench run, logged and appended to `path` (seconds since the start),
+    so a run cut short by a time limit still tells which stage it reached and when."""
+
+    def __init__(self, path: Path):
+        self.path, self.t0 = Path(path), time.perf_counter()
+
+    def __call__(self, msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} +{time.perf_counter() - self.t0:5.0f} s  {msg}"
+        log.info("stage %s", line)
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+
+
 def train_ensemble_group(preps: list[dict], quick: bool, steps: int | None, device: str,
-                         ev: ProcessPoolExecutor) -> list[dict]:
+                         ex: ProcessPoolExecutor, stage: StageLog, run_dir: Path) -> list[dict]:
     """Train prepared members that share state/action sizes and policy budget as one
-    `EnsembleBC` on `device`; evaluations run on `ev`'s processes. Returns their rows."""
+    `EnsembleBC` on `device`. Their evaluations go to `ex`'s processes while the loop runs on;
+    the curves of the finished evaluation rounds are rewritten to `run_dir`/curves_partial.json
+    after each. Returns their rows."""
     cfgs = [p["cfg"] for p in preps]
     c = cfgs[0]
     settings = list(dict.fromkeys(p["job"][0] for p in preps))
     storages = []
     for s in settings:
-        d = _setting_data(s, quick, steps)
+        d = _data(_arm_cfg(s, "ilid", 0, quick, steps))
         storages.append(tuple(np.concatenate([d.expert[k], d.imperfect[k]])
                               for k in ("observations", "actions")))
+    tasks = {s: eval_task(s, quick, steps) for s in settings}
     members = [Member(settings.index(p["job"][0]), p["terms"], p["init"], p["mean"], p["std"])
                for p in preps]
     ens = EnsembleBC(members, storages, c.policy.hidden, c.policy.batch_size, c.policy.lr,
                      c.policy.weight_decay, pick_device(device), seed=c.seed)
+    stage(f"ensemble of {ens.K} on {ens.device}: {c.policy.steps} steps, evaluation every "
+          f"{c.eval_every}")
 
-    def jobs(policies, kind):
-        return [(p["job"][0], p["job"][1], quick, steps, pol.net.state_dict(), p["mean"],
-                 p["std"], c.policy.hidden, c.eval_episodes, kind)
+    def submit(policies, kind):
+        return [ex.submit(eval_job, (tasks[p["job"][0]], p["job"][1], pol.net.state_dict(),
+                                     p["mean"], p["std"], c.policy.hidden, c.eval_episodes, kind))
                 for p, pol in zip(preps, policies)]
 
+    def on_round(curves):
+        stage(f"ensemble of {ens.K}: evaluations up to step {curves[0][-1]['step']} done, "
+              f"mean score {statistics.mean(cu[-1]['score'] for cu in curves):.1f}")
+        atomic_write_json(run_dir / "curves_partial.json", [
+            {"setting": p["job"][0], "seed": p["job"][1], "arm": p["job"][2], "curve": cu}
+            for p, cu in zip(preps, curves)])
+
     curves, wall, cpu = train_ensemble(ens, c.policy.steps, c.eval_every,
-                                       lambda pols: list(ev.map(eval_job, jobs(pols, "in"))),
-                                       desc=f"ensemble of {ens.K}")
-    oods = list(ev.map(eval_job, jobs([ens.policy(k) for k in range(ens.K)], "ood")))
-    log.info("ensemble of %d: policy loop %.0f s wall (%.1f s per member)", ens.K, wall,
-             wall / ens.K)
+                                       lambda pols: submit(pols, "in"),
+                                       desc=f"ensemble of {ens.K}", on_round=on_round)
+    stage(f"ensemble of {ens.K}: policy loop {wall:.0f} s ({1000 * wall / c.policy.steps:.2f} ms "
+          "a step); out-of-family evaluation")
+    oods = [f.result() for f in submit([ens.policy(k) for k in range(ens.K)], "ood")]
     return [_member_row(p, cf, cu, o, (wall / ens.K, cpu / ens.K), device)
             for p, cf, cu, o in zip(preps, cfgs, curves, oods)]
 
@@ -607,31 +689,51 @@ def train_ensemble_group(preps: list[dict], quick: bool, steps: int | None, devi
 def ensemble_train_rows(run_dir: Path, settings: list[str], seeds: list[int], arms: list[str],
                         quick: bool, steps: int | None, workers: int,
                         device: str) -> tuple[list[dict], dict]:
-    """--ensemble: every arm but DWBC prepared on `workers` processes, then trained in lockstep
-    (one `EnsembleBC` per state/action size and budget) on `device`, evaluated on a quarter of
-    the workers; DWBC runs as ordinary jobs beside. Returns what `train_rows` returns."""
+    """--ensemble: every arm but DWBC prepared on the CPU of `workers` processes (ILID without
+    beta shares ILID's preparation), then trained in lockstep (one `EnsembleBC` per
+    state/action size and budget) on `device` while the same processes run its evaluations;
+    DWBC runs as checkpointed jobs on `device` after the preparations (a rerun with the same
+    --out resumes them). Stage times go to `run_dir`/stages.log; rows.json is rewritten as each
+    ensemble or job finishes. Returns what `train_rows` returns."""
+    stage = StageLog(run_dir / "stages.log")
     jobs = [(s, seed, arm, quick, steps, device) for s in settings for seed in seeds
             for arm in arms]
+    units = prep_units([(*j[:5], "cpu") for j in jobs if j[2] not in SOLO_ARMS])
+    units.sort(key=lambda u: u[0][2] in ("bc_expert", "bc_all"))  # discriminators first
     ctx = mp.get_context("spawn") if device.startswith("cuda") else None
     rows: list[dict] = []
     studies: dict = {}
-    with ProcessPoolExecutor(workers, mp_context=ctx) as ex, \
-            ProcessPoolExecutor(max(1, workers // 4), mp_context=ctx) as ev:
+    stage(f"start: {len(settings)} settings x {len(seeds)} seeds x {len(arms)} arms, "
+          f"{len(units)} preparations, {workers} workers, device {device}")
+    solo = [j for j in jobs if j[2] in SOLO_ARMS]
+    # DWBC gets its own processes: in the shared pool its long jobs would queue the evaluations
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=setup_logging) as ex, \
+            ProcessPoolExecutor(max(1, min(len(solo), workers)), mp_context=ctx,
+                                initializer=setup_logging) as ex_solo:
         warm_data(settings, quick, ex)
-        preps = list(ex.map(prep_job, [j for j in jobs if j[2] not in SOLO_ARMS]))
+        stage("datasets ready")
+        preps: list[dict] = []
+        for f in as_completed([ex.submit(prep_job, u) for u in units]):
+            preps += f.result()
+            p = preps[-1]
+            stage(f"prepared {p['job'][0]} seed {p['job'][1]} "
+                  f"{'+'.join(x['job'][2] for x in f.result())} in {p['prep']['prep_cpu_s']:.0f}"
+                  f" CPU s ({len(preps)} of {len(jobs) - len(solo)})")
         futs = {ex.submit(selection_study, e, quick, steps): e.split("-")[0]
-                for e in _study_envs(settings)}
-        futs.update({ex.submit(run_job, j): None for j in jobs if j[2] in SOLO_ARMS})
+                for e in _study_envs(settings) if "ilid" in arms}
+        futs.update({ex_solo.submit(run_job, j, run_dir): None for j in solo})
         groups: dict = {}
-        for p in preps:
+        order = {j[:3]: i for i, j in enumerate(jobs)}
+        for p in sorted(preps, key=lambda p: order[p["job"][:3]]):
             c = p["cfg"]
             key = (len(p["mean"]), c.policy.hidden, c.policy.batch_size, c.policy.lr,
                    c.policy.weight_decay, c.policy.steps, c.eval_every, c.eval_episodes)
             groups.setdefault(key, []).append(p)
         for group in groups.values():
-            rows += train_ensemble_group(group, quick, steps, device, ev)
+            rows += train_ensemble_group(group, quick, steps, device, ex, stage, run_dir)
             atomic_write_json(run_dir / "rows.json", rows)
-        collect(futs, rows, studies, run_dir)
+            stage(f"ensemble of {len(group)} done: rows.json has {len(rows)} rows")
+        collect(futs, rows, studies, run_dir, stage)
     return finish(rows, settings, run_dir), studies
 
 
@@ -660,15 +762,20 @@ def rows_from_file(path: str, run_dir: Path, arms: list[str], quick: bool,
     return rows, settings, studies
 
 
-def collect(futs: dict, rows: list[dict], studies: dict, run_dir: Path) -> None:
+def collect(futs: dict, rows: list[dict], studies: dict, run_dir: Path,
+            stage: StageLog | None = None) -> None:
     """Gather finished futures as they come: a job's row (key None; rows.json rewritten after
     each, so a crash loses little) or an environment's selection study (key: the env)."""
     for f in as_completed(futs):
         if futs[f] is None:
             rows.append(f.result())
             atomic_write_json(run_dir / "rows.json", rows)
+            what = f"{rows[-1]['setting']} seed {rows[-1]['seed']} {rows[-1]['arm']}"
         else:
             studies[futs[f]] = f.result()
+            what = f"selection study on {futs[f]}"
+        if stage is not None:
+            stage(f"done: {what}")
 
 
 def finish(rows: list[dict], settings: list[str], run_dir: Path) -> list[dict]:
@@ -694,7 +801,7 @@ def train_rows(run_dir: Path, settings: list[str], seeds: list[int], arms: list[
     studies: dict = {}
     # CUDA in forked workers needs a parent without a CUDA context; spawn avoids the question
     ctx = mp.get_context("spawn") if device.startswith("cuda") else None
-    with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=setup_logging) as ex:
         t0 = time.perf_counter()
         warm_data(settings, quick, ex)
         log.info("datasets ready in %.0f s", time.perf_counter() - t0)
@@ -720,6 +827,10 @@ def main(argv: list[str] | None = None) -> int:
             run_dir, settings, seeds, arms, args.quick, steps, args.workers, device)
     studies = {k: studies[k] for k in (e.split("-")[0] for e in _study_envs(settings))
                if k in studies}
+    if not {"ilid", "bc_expert"} <= {r["arm"] for r in rows}:
+        log.info("wrote %s/rows.json (a part without ILID or BC-E: summarise the parts "
+                 "together with --from-rows)", run_dir)
+        return 0
     rep = summarise(rows, studies, args.quick, ["python", "-m", "offline_il_select.bench"] +
                     list(sys.argv[1:] if argv is None else argv), steps)
     rep.write(run_dir, plot_metrics=["score", "train_cpu_s"])

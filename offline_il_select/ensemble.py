@@ -144,19 +144,38 @@ class EnsembleBC:
         return pol
 
 
+def _value(x):
+    """A result, or the result of a future (a pool's `submit`)."""
+    return x.result() if hasattr(x, "result") else x
+
+
+def _ready(x) -> bool:
+    return x.done() if hasattr(x, "done") else True
+
+
 def train_ensemble(ens: EnsembleBC, steps: int, eval_every: int,
-                   evaluate: Callable[[list[TanhGaussianPolicy]], list[dict]],
-                   desc: str = "ensemble") -> tuple[list[list[dict]], float, float]:
+                   evaluate: Callable[[list[TanhGaussianPolicy]], list],
+                   desc: str = "ensemble",
+                   on_round: Callable[[list[list[dict]]], None] | None = None
+                   ) -> tuple[list[list[dict]], float, float]:
     """`steps` steps of every member; every `eval_every` steps (and at the end) `evaluate(the K
-    policies)` gives one dict per member, appended with the step and the members' mean loss to
-    its curve. Returns (curves, loop wall seconds, loop CPU seconds), evaluation excluded."""
-    curves: list[list[dict]] = [[] for _ in range(ens.K)]
+    policies)` gives one dict per member (or a future of one, e.g. a process pool's `submit`: the
+    loop then runs on while the rollouts do), appended with the step and the members' mean loss to
+    its curve. `on_round(curves)` gets the curves of the evaluation rounds finished so far (in
+    order) each time one more has finished, so a run cut short leaves them. Returns (curves, loop
+    wall seconds, loop CPU seconds), evaluation excluded."""
+    rounds: list[tuple[int, float, list]] = []  # (step, mean loss, one result per member)
+    reported = 0
     wall = cpu = 0.0
 
     def clocks():
         if ens.device.type == "cuda":
             torch.cuda.synchronize(ens.device)
         return time.perf_counter(), time.process_time()
+
+    def curves(upto: int) -> list[list[dict]]:
+        return [[{"step": n, "loss": per, **_value(res[k])} for n, per, res in rounds[:upto]]
+                for k in range(ens.K)]
 
     t0, c0 = clocks()
     for step in progress(range(steps), desc=desc, total=steps):
@@ -166,7 +185,15 @@ def train_ensemble(ens: EnsembleBC, steps: int, eval_every: int,
             t1, c1 = clocks()
             wall, cpu = wall + t1 - t0, cpu + c1 - c0
             per = loss.item() / ens.K  # the members' mean loss on this step's batches
-            for k, ev in enumerate(evaluate([ens.policy(k) for k in range(ens.K)])):
-                curves[k].append({"step": n, "loss": per, **ev})
+            rounds.append((n, per, list(evaluate([ens.policy(k) for k in range(ens.K)]))))
+            done = reported
+            while done < len(rounds) and all(_ready(x) for x in rounds[done][2]):
+                done += 1
+            if on_round is not None and done > reported:
+                on_round(curves(done))
+            reported = done
             t0, c0 = clocks()
-    return curves, wall, cpu
+    out = curves(len(rounds))  # waits for the rollouts still running
+    if on_round is not None and reported < len(rounds):
+        on_round(out)
+    return out, wall, cpu

@@ -180,6 +180,7 @@ def fit(cfg: TrainConfig, data: ILData, run_dir: str | Path | None = None,
                        "method": method.state_dict(), "gen": gen.get_state(), "step": n,
                        "curve": curve, "prep": prep, "train_s": train_s, "train_cpu_s": cpu_s,
                        "device": device.type})
+            log.info("%s: checkpoint at step %d of %d", cfg.method, n, steps)
             t0, c0 = clocks()
     t1, c1 = clocks()
     train_s, cpu_s = train_s + t1 - t0, cpu_s + c1 - c0

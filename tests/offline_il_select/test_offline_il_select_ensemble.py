@@ -118,6 +118,45 @@ def test_train_ensemble_evaluates_every_member_on_schedule():
     assert [c["step"] for c in curves[2]] == [10, 20, 25] and curves[2][0]["score"] == 2.0
 
 
+class _Rollout:
+    """A stand-in for a pool's future: not done until the next evaluation round starts (the
+    rollouts of a round finish while the loop runs on) or until its result is asked for."""
+
+    def __init__(self, value):
+        self.value, self.finished = value, False
+
+    def done(self):
+        return self.finished
+
+    def result(self):
+        self.finished = True
+        return self.value
+
+
+def test_evaluations_run_while_the_loop_goes_on():
+    """Asynchronous evaluation (futures) gives the curves a blocking one gives, each from the
+    weights of its own step, and `on_round` sees the finished rounds in order."""
+    def score(policies):  # a number that depends on every member's current weights
+        return [{"score": float(sum(v.sum() for v in p.net.state_dict().values()))}
+                for p in policies]
+
+    storages, members = _members(np.random.default_rng(5))
+    sync, _, _ = train_ensemble(EnsembleBC(members, storages, H, B, 3e-3, 0.0), 25, 10, score)
+    issued, seen = [], []
+
+    def evaluate(policies):
+        for f in issued:
+            f.finished = True  # the previous round's rollouts are done by now
+        issued[:] = [_Rollout(v) for v in score(policies)]
+        return list(issued)
+
+    ens = EnsembleBC(members, storages, H, B, 3e-3, 0.0)
+    got, _, _ = train_ensemble(ens, 25, 10, evaluate,
+                               on_round=lambda c: seen.append([len(x) for x in c]))
+    assert got == sync
+    assert seen == [[1] * 3, [2] * 3, [3] * 3]  # round 3 reported once waited for at the end
+
+
 def test_methods_terms_are_their_losses_rows():
     """terms() of ILID, BC and ISW-BC over D_e ∪ D_b rebuild exactly the rows and weights each
     method's own loss samples from."""
@@ -147,14 +186,15 @@ def test_methods_terms_are_their_losses_rows():
 
 
 def test_bench_ensemble_path_end_to_end(tmp_path, monkeypatch):
-    """`bench --ensemble` on the tiny setting: every (seed, arm) gets a row (DWBC as its own job),
-    members are prepared exactly as `train.fit` prepares the same run, and the summary works
-    without a runtime check (the policy loop is shared)."""
+    """`bench --ensemble` on the tiny setting: every (seed, arm) gets a row (DWBC as its own,
+    checkpointed job), members are prepared exactly as `train.fit` prepares the same run, the
+    stages are timed in stages.log and the curves written as the evaluations come in, and the
+    summary works without a runtime check (the policy loop is shared)."""
     from offline_il_select import bench
 
     tiny = "configs/offline_il_select/tiny.yaml"
     monkeypatch.setattr(bench, "SETTINGS", {"tiny": tiny, "tiny-random": tiny})
-    arms = ["ilid", "bc_expert", "dwbc", "iswbc"]  # the bench's order
+    arms = ["ilid", "bc_expert", "dwbc", "iswbc", "ilid_no_beta"]  # the bench's order
     rows, studies = bench.ensemble_train_rows(tmp_path, ["tiny"], [0, 1], arms, True, 40, 2,
                                               "cpu")
     assert [(r["seed"], r["arm"]) for r in rows] == [(s, a) for s in (0, 1) for a in arms]
@@ -166,10 +206,66 @@ def test_bench_ensemble_path_end_to_end(tmp_path, monkeypatch):
     ens = next(r for r in rows if r["seed"] == 1 and r["arm"] == "ilid")
     for k in ("n_selected", "beta_mean", "alpha_max", "n_selected_expert"):
         assert ens[k] == solo[k], k  # the same preparation
+    no_beta = next(r for r in rows if r["seed"] == 1 and r["arm"] == "ilid_no_beta")
+    assert no_beta["beta_mean"] == 1.0 and no_beta["n_selected"] == ens["n_selected"]
+    stages = (tmp_path / "stages.log").read_text()
+    for what in ("datasets ready", "prepared tiny seed 1 ilid+ilid_no_beta", "ensemble of 8",
+                 "evaluations up to step 40 done", "done: tiny seed 1 dwbc"):
+        assert what in stages, what
+    partial = bench.read_json(tmp_path / "curves_partial.json")
+    assert [c["curve"] for c in partial] == [r["curve"] for r in rows if r["arm"] != "dwbc"]
+    dwbc = next(r for r in rows if r["seed"] == 0 and r["arm"] == "dwbc")
+    job = ("tiny", 0, "dwbc", True, 40, "cpu")
+    assert (bench.job_dir(tmp_path, job) / "ckpt.pt").is_file()
+    again = bench.run_job(job, tmp_path)  # resumed from its last checkpoint: nothing to train
+    assert again["curve"] == dwbc["curve"]
+    assert again["train_cpu_s"] == pytest.approx(dwbc["train_cpu_s"], abs=0.05)  # no step redone
     rep = bench.summarise(rows, studies, True, ["x"], 40)
     assert not [c for c in rep.checks if "BC-E training" in c.name]
     assert any(n.startswith("runtime: every row trained in an --ensemble") for n in rep.notes)
     assert (tmp_path / "rows.json").is_file()
+
+
+def test_no_beta_rides_on_ilids_preparation():
+    """ILID without beta prepared with ILID (one preparation) equals its own preparation."""
+    from offline_il_select import bench
+
+    job = ("tiny", 0, "ilid", True, 40, "cpu")
+    assert bench.prep_units([job, job[:2] + ("ilid_no_beta",) + job[3:]]) == [
+        (job, ("ilid", "ilid_no_beta"))]
+    alone = job[:2] + ("ilid_no_beta",) + job[3:]
+    assert bench.prep_units([alone]) == [(alone, ("ilid_no_beta",))]
+    tiny = {"tiny": "configs/offline_il_select/tiny.yaml"}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bench, "SETTINGS", tiny)
+        ilid, rider = bench.prep_job((job, ("ilid", "ilid_no_beta")))
+        (own,) = bench.prep_job((alone, ("ilid_no_beta",)))
+    assert rider["job"] == own["job"] and rider["cfg"] == own["cfg"]
+    assert not rider["cfg"].ilid.use_beta and ilid["cfg"].ilid.use_beta
+    for (r1, w1), (r2, w2) in zip(rider["terms"], own["terms"], strict=True):
+        np.testing.assert_array_equal(r1, r2)
+        np.testing.assert_array_equal(w1, w2)
+    assert np.all(rider["terms"][1][1] == 1) and not np.all(ilid["terms"][1][1] == 1)
+    for k in ("n_selected", "beta_mean", "alpha_max", "alpha_mean_expert", "selection_quality"):
+        assert rider["prep"][k] == own["prep"][k], k
+    np.testing.assert_equal(rider["expert_rows"], own["expert_rows"])  # nan == nan here
+    for name, x in own["init"].items():
+        torch.testing.assert_close(rider["init"][name], x)
+
+
+def test_evaluation_without_the_datasets_scores_as_with_them(monkeypatch):
+    from offline_il_select import bench
+    from offline_il_select.train import evaluate
+
+    monkeypatch.setattr(bench, "SETTINGS", {"tiny": "configs/offline_il_select/tiny.yaml"})
+    data = bench._data(bench._arm_cfg("tiny", "ilid", 0, True, 40))
+    task = bench.eval_task("tiny", True, 40)
+    assert task.imperfect == {} and len(task.expert["actions"]) == 0
+    S, A = data.expert["observations"].shape[1], data.expert["actions"].shape[1]
+    torch.manual_seed(0)
+    pol = TanhGaussianPolicy(S, A, 32, Normalizer(torch.zeros(S), torch.ones(S)))
+    job = (task, 3, pol.net.state_dict(), np.zeros(S), np.ones(S), 32, 2, "in")
+    assert bench.eval_job(job) == evaluate(pol, data, 2, seed=100_000 + 3000)
 
 
 def test_steptime_times_the_ensemble_and_refuses_bad_counts(tmp_path):
@@ -181,3 +277,35 @@ def test_steptime_times_the_ensemble_and_refuses_bad_counts(tmp_path):
         with pytest.raises(ConfigError, match="--members"):
             main(["--members", bad, "--out", str(tmp_path / "s")])
     assert not (tmp_path / "s").exists()
+
+
+def test_stage_costs_counts_ops_and_refuses_bad_flags(tmp_path):
+    """The ensemble's step launches about as many ops for 16 members as for 1 (what makes it
+    cheap on a GPU); DWBC's step (policy + its discriminator) launches more than BC's."""
+    from offline_il_select.experiments.stage_costs import main, step_ops
+
+    ops = step_ops(S=3, A=2, B=8, n_rows=200, hidden=16, members=(1, 16))
+    assert 0 < ops["ensemble_16"] <= 1.05 * ops["ensemble_1"]
+    assert ops["dwbc"] > 2 * ops["bc"] and ops["ilid"] >= ops["bc"]
+    for flags in (["--setting", "walker-random"], ["--disc-steps", "0"], ["--set", "x=1"]):
+        with pytest.raises(ConfigError):
+            main(flags + ["--out", str(tmp_path / "s")])
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_dwbc_part_writes_rows_only_and_resumes(tmp_path, monkeypatch):
+    """`bench --ensemble --arms dwbc` (the device's DWBC calls): rows.json and the checkpoints,
+    no summary; the same command again resumes from the checkpoints instead of retraining."""
+    from offline_il_select import bench
+
+    tiny = "configs/offline_il_select/tiny.yaml"
+    monkeypatch.setattr(bench, "SETTINGS", {"tiny": tiny, "tiny-random": tiny})
+    flags = ["--ensemble", "--quick", "--arms", "dwbc", "--settings", "tiny", "--steps", "40",
+             "--seed-list", "0", "--out", str(tmp_path / "p")]
+    assert bench.main(flags) == 0
+    first = bench.read_json(tmp_path / "p" / "rows.json")
+    assert [r["arm"] for r in first] == ["dwbc"] and not (tmp_path / "p" / "bench.json").exists()
+    assert bench.main(flags) == 0
+    again = bench.read_json(tmp_path / "p" / "rows.json")
+    assert again[0]["curve"] == first[0]["curve"]
+    assert again[0]["train_cpu_s"] == pytest.approx(first[0]["train_cpu_s"], abs=0.05)
