@@ -160,6 +160,26 @@ class LossConfig:
 
 
 @dataclass
+class SyncConfig:
+    """Beat-synchronous SCG (`twscardio.beatsync`): the timing model and its training data."""
+
+    pre_s: PosFloat = 0.35  # median BCG complex from this long before each J peak
+    post_s: PosFloat = 0.45  # ... to this long after it
+    hidden: PosInt = 64  # MLP width
+    epochs: PosInt = 300  # passes over the training subjects
+    lr: PosFloat = 1e-3
+    weight_decay: NonNegFloat = 1e-2
+    n_subjects: PosInt = 3000  # training-family subjects, one recording each (conditions drawn)
+    duration_s: PosFloat = 20.0  # length of each training recording
+
+    def validate(self) -> None:
+        if self.pre_s + self.post_s > 2.0:
+            raise ValueError("sync.pre_s + sync.post_s must be <= 2 s (one beat complex)")
+        if self.duration_s < 5.0:
+            raise ValueError(f"sync.duration_s={self.duration_s} must be >= 5 s")
+
+
+@dataclass
 class TrainConfig:
     """`python -m twscardio.train`: simulate subjects, train the BCG->SCG network."""
 
@@ -171,6 +191,7 @@ class TrainConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     net: NetConfig = field(default_factory=NetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)  # arm (e): beat-synchronous SCG
     n_subjects: PosInt = 96  # training subjects (test subjects use disjoint seeds); many distinct
     # head responses matter more than several recordings of the same head (per-subject AO lag)
     recordings_per_subject: PosInt = 1  # each with randomly drawn rate / loss / motion

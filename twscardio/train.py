@@ -28,8 +28,9 @@ from shared.errors import DataError
 from shared.io import Checkpointer, atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
+from twscardio.beatsync import TimingModel, fit_timing, load_timing, save_timing
 from twscardio.config import SimConfig, TrainConfig
-from twscardio.data import build_windows
+from twscardio.data import build_windows, timing_dataset
 from twscardio.models import (
     MODEL_FILE,
     BCG2SCGNet,
@@ -40,7 +41,8 @@ from twscardio.models import (
 )
 from twscardio.pipeline import N_FEATURES, normalise_windows
 
-__all__ = ["train_model", "get_model", "model_file", "training_view", "windows", "main"]
+__all__ = ["train_model", "get_model", "model_file", "training_view", "windows",
+           "get_timing_model", "main"]
 
 log = get_logger("twscardio.train")
 DATA_VERSION = 5
@@ -161,7 +163,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 def _model_key(cfg: TrainConfig) -> dict:
     d = _view_dict(cfg)
-    for k in ("device", "ckpt_every", "quality"):  # do not change the trained weights
+    for k in ("device", "ckpt_every", "quality", "sync"):  # do not change the trained weights
         d.pop(k)
     return d
 
@@ -186,6 +188,30 @@ def get_model(cfg: TrainConfig) -> BCG2SCGNet:
     model, info = load_model(path)
     model.hist = info.get("hist", {})  # type: ignore[attr-defined]
     return model
+
+
+def _timing_key(cfg: TrainConfig) -> dict:
+    d = _view_dict(cfg)
+    keep = ("seed", "sim", "enhance", "fusion", "sync", "fs_choices", "max_loss")
+    return {k: d[k] for k in keep}
+
+
+def get_timing_model(cfg: TrainConfig) -> TimingModel:
+    """The beat-synchronous SCG's timing model (arm e) for `cfg`: shipped, cached, or trained
+    now on cfg.sync.n_subjects training-family recordings (~2 CPU-min per 3000)."""
+
+    def build(tmp):
+        data = cached_arrays("twscardio-timing-data", _timing_key(cfg),
+                             lambda: timing_dataset(cfg, "train", cfg.sync.n_subjects), version=1)
+        t0 = time.perf_counter()
+        s = cfg.sync
+        model = fit_timing(data["X"], data["Y"], s.hidden, s.epochs, s.lr, s.weight_decay,
+                           cfg.seed)
+        save_timing(model, tmp, {"train_s": time.perf_counter() - t0})
+
+    path = cached_file("twscardio-timing", _timing_key(cfg), build, suffix=".safetensors",
+                       version=1, shipped=WEIGHTS_DIR)
+    return load_timing(path)[0]
 
 
 def _jsonable(hist: dict) -> dict:
