@@ -114,12 +114,12 @@ def timing_dataset(cfg: TrainConfig, split: str, n_subjects: int) -> dict[str, n
         seed = subject_seed(split, i, cfg.seed)
         rec = simulate(sc, seed + 1, subject=draw_subject(np.random.default_rng(seed), sc.hr_range,
                                                           sc.morphology == "randomised"))
-        prep = prepare(rec, cfg, baseline=False)
-        fs = prep["fs"]
-        fus = fuse(prep["X"], prep["mask"], fs, cfg.fusion)
-        bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)
-        J = j_peaks(fus["fused"], fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
-        try:
+        try:  # a recording without >= 3 whole beat complexes stays a NaN row
+            prep = prepare(rec, cfg, baseline=False)
+            fs = prep["fs"]
+            fus = fuse(prep["X"], prep["mask"], fs, cfg.fusion)
+            bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)
+            J = j_peaks(fus["fused"], fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
             gyro = bandpass(np.concatenate([prep["X"][:, 3:6], prep["X"][:, 9:12]], axis=1), fs,
                             cfg.fusion.band_hz)
             X[i] = timing_features(fus["fused"], gyro, J, fs, cfg.sync.pre_s, cfg.sync.post_s)
