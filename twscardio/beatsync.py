@@ -8,12 +8,14 @@ to a few ms per beat but sit a subject-specific 75-180 ms after aortic opening (
 
 1. `median_complex`, `gyro_complex`: the recording's median fused-BCG and rotational-BCG
    complexes around its J peaks (z-scored);
-2. `TimingModel`: a small MLP, complexes + heart rate -> (J -> AO lag, LVET offset), trained on
-   the training family's subjects (`fit_timing`, targets from the simulator's truth,
-   `timing_targets`);
+2. `TimingModel`: an ensemble of small MLPs, complexes + heart rate -> (J -> AO lag, LVET
+   offset), trained on the training family's subjects (`fit_timing`, targets from the
+   simulator's truth, `timing_targets`);
 3. `render_scg`: the SCG template (`SCG_ATOMS`: MC, AO, RE, AC, MO Gabor atoms, the training
    simulator's population-mean complex) placed at AO = J - lag and AC = AO + LVET, LVET from
-   the Weissler regression on each beat's preceding interval plus the predicted offset.
+   the Weissler regression on each beat's preceding interval plus the predicted offset; each
+   wave group averaged over its timing uncertainty (`blur_s`), which maximises the expected
+   correlation rather than betting on one timing.
 
 Reconstructed, not in the paper (which maps the stream to the SCG with a network); the
 irreducible part is the head transit delay (0-15 ms in the training family), which the BCG does
@@ -51,20 +53,28 @@ def lvet_regression(hr_bpm: np.ndarray) -> np.ndarray:
 
 
 def render_scg(n: int, fs: float, ao_s: np.ndarray, ac_s: np.ndarray,
-               amp: np.ndarray | None = None) -> np.ndarray:
+               amp: np.ndarray | None = None, blur_s: tuple[float, float] = (0.0, 0.0)
+               ) -> np.ndarray:
     """The template SCG (n,) at fs with one complex per beat (AO (B,), AC (B,) in s);
-    `amp` (B,) scales each beat (default 1)."""
+    `amp` (B,) scales each beat (default 1). `blur_s` (SD of the AO waves' and of the AC waves'
+    timing, s): each group is averaged over Gaussian shifts of that SD (7-point Gauss-Hermite),
+    the expected template when its times are that uncertain."""
     ao_s, ac_s = np.asarray(ao_s, np.float64), np.asarray(ac_s, np.float64)
     if ao_s.shape != ac_s.shape:
         raise DataError(f"AO {ao_s.shape} and AC {ac_s.shape} times must pair up")
     amp = np.ones(ao_s.size) if amp is None else np.asarray(amp, np.float64)
+    nodes, w = np.polynomial.hermite_e.hermegauss(7)
+    w = w / w.sum()
     out = np.zeros(n)
-    for key, at in (("ao", ao_s), ("ac", ac_s)):
+    for key, at, sd in (("ao", ao_s, blur_s[0]), ("ac", ac_s, blur_s[1])):
         off, a, f, sg = SCG_ATOMS[key]
-        B, E = at.size, off.size
-        out += render_atoms(n, fs, (at[:, None] + off[None, :]).ravel(),
-                            (amp[:, None] * a[None, :]).ravel(), np.tile(sg, B),
-                            np.tile(f, B), 0.08) if B and E else 0.0
+        B = at.size
+        if not B:
+            continue
+        for q, wq in (zip(nodes, w) if sd > 0 else [(0.0, 1.0)]):
+            out += wq * render_atoms(n, fs, (at[:, None] + off[None, :] + q * sd).ravel(),
+                                     (amp[:, None] * a[None, :]).ravel(), np.tile(sg, B),
+                                     np.tile(f, B), 0.08)
     return out
 
 
@@ -125,19 +135,24 @@ def timing_targets(beats_s: np.ndarray, truth: dict) -> tuple[float, float]:
 
 
 class TimingModel(nn.Module):
-    """MLP: timing features (B, F) -> (B, 2) = (J -> AO lag, LVET offset) in s. Input
-    standardisation (mu, sd) and the output scale are buffers, saved with the weights."""
+    """An ensemble of `members` MLPs: timing features (B, F) -> (B, 2) = (J -> AO lag, LVET
+    offset) in s, the members' mean. Input standardisation (mu, sd) and the output offset are
+    buffers, saved with the weights."""
 
-    def __init__(self, n_in: int, hidden: int = 64):
+    def __init__(self, n_in: int, hidden: int = 64, members: int = 1):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.GELU(), nn.Linear(hidden, hidden),
-                                 nn.GELU(), nn.Linear(hidden, 2))
+        self.nets = nn.ModuleList([
+            nn.Sequential(nn.Linear(n_in, hidden), nn.GELU(), nn.Linear(hidden, hidden),
+                          nn.GELU(), nn.Linear(hidden, 2)) for _ in range(members)])
         self.register_buffer("mu", torch.zeros(n_in))
         self.register_buffer("sd", torch.ones(n_in))
         self.register_buffer("y_mu", torch.zeros(2))
 
+    def member(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        return self.nets[k]((x - self.mu) / self.sd) / 100.0 + self.y_mu  # nets work in 10 ms
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x - self.mu) / self.sd) / 100.0 + self.y_mu  # the net works in 10 ms
+        return torch.stack([self.member(k, x) for k in range(len(self.nets))]).mean(0)
 
     def predict(self, feats: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -145,34 +160,44 @@ class TimingModel(nn.Module):
 
 
 def fit_timing(X: np.ndarray, Y: np.ndarray, hidden: int = 64, epochs: int = 300,
-               lr: float = 1e-3, weight_decay: float = 1e-2, seed: int = 0) -> TimingModel:
+               lr: float = 1e-3, weight_decay: float = 1e-2, seed: int = 0,
+               members: int = 1) -> TimingModel:
     """Train a `TimingModel` on features X (N, F) and targets Y (N, 2) in s (smooth L1 at
-    5 ms, AdamW, batches of 128). Rows with a non-finite entry are dropped."""
+    5 ms, AdamW, batches of 128; member k seeded seed + k). Rows with a non-finite entry are
+    dropped."""
     ok = np.isfinite(X).all(1) & np.isfinite(Y).all(1)
     if ok.sum() < 2:
         raise DataError(f"timing model: {int(ok.sum())} usable training rows (need >= 2)")
     X, Y = X[ok], Y[ok]
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    m = TimingModel(X.shape[1], hidden)
+    m = TimingModel(X.shape[1], hidden, members)
     m.mu.copy_(torch.as_tensor(X.mean(0)))
     m.sd.copy_(torch.as_tensor(X.std(0) + 1e-6))
     m.y_mu.copy_(torch.as_tensor(np.median(Y, axis=0)))
     xt, yt = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(Y, dtype=torch.float32)
-    opt = torch.optim.AdamW(m.parameters(), lr=lr, weight_decay=weight_decay)
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt), generator=g)
-        for i in range(0, len(xt), 128):
-            j = perm[i:i + 128]
-            loss = nn.functional.smooth_l1_loss(m(xt[j]) * 100.0, yt[j] * 100.0, beta=0.5)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    for k in range(members):
+        g = torch.Generator().manual_seed(seed + k)
+        torch.manual_seed(seed + k)
+        for p in m.nets[k].parameters():  # a fresh init per member from its own seed
+            if p.ndim > 1:
+                nn.init.kaiming_uniform_(p, a=5 ** 0.5)
+            else:
+                nn.init.uniform_(p, -0.05, 0.05)
+        opt = torch.optim.AdamW(m.nets[k].parameters(), lr=lr, weight_decay=weight_decay)
+        for _ in range(epochs):
+            perm = torch.randperm(len(xt), generator=g)
+            for i in range(0, len(xt), 128):
+                j = perm[i:i + 128]
+                loss = nn.functional.smooth_l1_loss(m.member(k, xt[j]) * 100.0, yt[j] * 100.0,
+                                                    beta=0.5)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
     return m.eval()
 
 
 def synchronous_scg(fused: np.ndarray, gyro: np.ndarray, beats_s: np.ndarray, fs: float,
-                    model: TimingModel, pre_s: float, post_s: float) -> dict:
+                    model: TimingModel, pre_s: float, post_s: float,
+                    blur_s: tuple[float, float] = (0.0, 0.0)) -> dict:
     """The beat-synchronous SCG of a recording: {"scg" (T,), "ao_s", "ac_s" (B,), "lag_s",
     "lvet_off_s"} from its fused BCG (T,), band-passed gyro (T, 6) and J peaks (s)."""
     beats_s = np.sort(np.asarray(beats_s, dtype=np.float64))
@@ -185,8 +210,8 @@ def synchronous_scg(fused: np.ndarray, gyro: np.ndarray, beats_s: np.ndarray, fs
     ao = beats_s - lag
     ibi = np.diff(ao, prepend=ao[0] - np.median(np.diff(ao)))
     ac = ao + lvet_regression(60.0 / np.clip(ibi, 0.33, 2.0)) + lvet_off
-    return {"scg": render_scg(len(fused), fs, ao, ac), "ao_s": ao, "ac_s": ac, "lag_s": lag,
-            "lvet_off_s": lvet_off}
+    return {"scg": render_scg(len(fused), fs, ao, ac, blur_s=blur_s), "ao_s": ao, "ac_s": ac,
+            "lag_s": lag, "lvet_off_s": lvet_off}
 
 
 def save_timing(model: TimingModel, path, extra: dict | None = None) -> None:
@@ -194,8 +219,8 @@ def save_timing(model: TimingModel, path, extra: dict | None = None) -> None:
     from shared.io import save_weights
 
     save_weights(path, model.state_dict(), {"kind": _KIND, "n_in": int(model.mu.numel()),
-                                            "hidden": int(model.net[0].out_features),
-                                            **(extra or {})})
+                                            "hidden": int(model.nets[0][0].out_features),
+                                            "members": len(model.nets), **(extra or {})})
 
 
 def load_timing(path) -> tuple[TimingModel, dict]:
@@ -205,11 +230,12 @@ def load_timing(path) -> tuple[TimingModel, dict]:
 
     state, info = load_weights(path, _KIND)
     try:
-        n_in, hidden = int(info["n_in"]), int(info["hidden"])
+        n_in, hidden, members = int(info["n_in"]), int(info["hidden"]), int(info["members"])
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(f"{path}: timing model metadata: {e}") from None
-    if not (0 < n_in < 10_000 and 0 < hidden < 10_000):
-        raise DataError(f"{path}: timing model sizes out of range ({n_in}, {hidden})")
-    model = TimingModel(n_in, hidden)
-    model.load_state_dict(check_state_dict(state, TimingModel(n_in, hidden), str(path)))
+    if not (0 < n_in < 10_000 and 0 < hidden < 10_000 and 0 < members < 100):
+        raise DataError(f"{path}: timing model sizes out of range ({n_in}, {hidden}, {members})")
+    model = TimingModel(n_in, hidden, members)
+    model.load_state_dict(check_state_dict(state, {k: v.shape for k, v in
+                                                   model.state_dict().items()}, str(path)))
     return model.eval(), info

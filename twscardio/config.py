@@ -169,11 +169,17 @@ class SyncConfig:
     pre_s: PosFloat = 0.35  # median BCG complex from this long before each J peak
     post_s: PosFloat = 0.45  # ... to this long after it
     hidden: PosInt = 64  # MLP width
-    epochs: PosInt = 300  # passes over the training subjects
+    members: PosInt = 4  # MLPs (seeds) whose predictions are averaged
+    epochs: PosInt = 150  # passes over the training subjects
     lr: PosFloat = 1e-3
     weight_decay: NonNegFloat = 1e-2
-    n_subjects: PosInt = 3000  # training-family subjects, one recording each (conditions drawn)
+    n_subjects: PosInt = 9000  # training-family subjects, one recording each (conditions drawn)
     duration_s: PosFloat = 20.0  # length of each training recording
+    # the template is averaged over Gaussian shifts of its AO / AC waves with these SDs (ms): the
+    # expected SCG under the timing model's error (the head transit alone is +-7.5 ms) correlates
+    # better with the true one than a sharp guess; chosen on validation subjects
+    blur_ao_ms: NonNegFloat = 4.0
+    blur_ac_ms: NonNegFloat = 14.0
 
     def validate(self) -> None:
         if self.pre_s + self.post_s > 2.0:

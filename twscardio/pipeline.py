@@ -253,7 +253,8 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
         j = j_peaks(fus["fused"], fs, bounds, rotating)
         gyro = bandpass(np.concatenate([prep["X"][:, 3:6], prep["X"][:, 9:12]], axis=1), fs,
                         cfg.fusion.band_hz)
-        syn = synchronous_scg(fus["fused"], gyro, j, fs, model, cfg.sync.pre_s, cfg.sync.post_s)
+        syn = synchronous_scg(fus["fused"], gyro, j, fs, model, cfg.sync.pre_s, cfg.sync.post_s,
+                              (cfg.sync.blur_ao_ms / 1000, cfg.sync.blur_ac_ms / 1000))
         out.update(beats_all_s=syn["ao_s"], fallback=fus["fused"], scg=syn["scg"],
                    ao_s=syn["ao_s"], ac_s=syn["ac_s"], j_s=j, lag_s=syn["lag_s"])
     else:

@@ -42,7 +42,7 @@ from twscardio.models import (
 from twscardio.pipeline import N_FEATURES, normalise_windows
 
 __all__ = ["train_model", "get_model", "model_file", "training_view", "windows",
-           "get_timing_model", "main"]
+           "timing_data", "get_timing_model", "timing_file", "main"]
 
 log = get_logger("twscardio.train")
 DATA_VERSION = 5
@@ -196,22 +196,37 @@ def _timing_key(cfg: TrainConfig) -> dict:
     return {k: d[k] for k in keep}
 
 
+def timing_data(cfg: TrainConfig) -> dict[str, np.ndarray]:
+    """Cached `data.timing_dataset` of cfg.sync.n_subjects training-family subjects (the key
+    leaves out the model's own settings: members, width, epochs, blur)."""
+    key = _timing_key(cfg)
+    key["sync"] = {k: key["sync"][k] for k in ("pre_s", "post_s", "n_subjects", "duration_s")}
+    return cached_arrays("twscardio-timing-data", key,
+                         lambda: timing_dataset(cfg, "train", cfg.sync.n_subjects), version=1)
+
+
 def get_timing_model(cfg: TrainConfig) -> TimingModel:
     """The beat-synchronous SCG's timing model (arm e) for `cfg`: shipped, cached, or trained
-    now on cfg.sync.n_subjects training-family recordings (~2 CPU-min per 3000)."""
+    now on cfg.sync.n_subjects training-family recordings (~3 CPU-min per 3000 subjects)."""
 
     def build(tmp):
-        data = cached_arrays("twscardio-timing-data", _timing_key(cfg),
-                             lambda: timing_dataset(cfg, "train", cfg.sync.n_subjects), version=1)
+        data = timing_data(cfg)
         t0 = time.perf_counter()
         s = cfg.sync
         model = fit_timing(data["X"], data["Y"], s.hidden, s.epochs, s.lr, s.weight_decay,
-                           cfg.seed)
+                           cfg.seed, members=s.members)
         save_timing(model, tmp, {"train_s": time.perf_counter() - t0})
 
-    path = cached_file("twscardio-timing", _timing_key(cfg), build, suffix=".safetensors",
-                       version=1, shipped=WEIGHTS_DIR)
-    return load_timing(path)[0]
+    return load_timing(timing_file(cfg, build))[0]
+
+
+def timing_file(cfg: TrainConfig, build=None) -> Path:
+    """The timing model's weights file for `cfg`: shipped, cached, or (with `build`) made now."""
+    def missing(tmp):
+        raise DataError(f"no timing model for this config (train with get_timing_model): {tmp}")
+
+    return cached_file("twscardio-timing", _timing_key(cfg), build or missing,
+                       suffix=".safetensors", version=1, shipped=WEIGHTS_DIR)
 
 
 def _jsonable(hist: dict) -> dict:

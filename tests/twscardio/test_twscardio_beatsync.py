@@ -51,6 +51,28 @@ def test_render_scg_equals_the_gabor_formula():
         render_scg(300, FS, ao, ac[:2])
 
 
+def test_blurred_template_is_the_average_of_shifted_ones_and_correlates_better_on_average():
+    ao = np.array([0.5, 1.3])
+    ac = ao + 0.3
+    nodes, w = np.polynomial.hermite_e.hermegauss(7)
+    base = render_scg(250, FS, ao + 9.0, ac + 9.0)  # far off the 2.5-s grid: nothing lands
+    assert not base.any()
+    # each wave group alone (the other moved off the grid), at each quadrature shift
+    want = sum(wq / w.sum() * (render_scg(250, FS, ao + 0.004 * q, ac + 9.0)
+                               + render_scg(250, FS, ao + 9.0, ac + 0.014 * q))
+               for q, wq in zip(nodes, w))
+    got = render_scg(250, FS, ao, ac, blur_s=(0.004, 0.014))
+    assert np.allclose(got, want, atol=1e-9)
+    # against truths whose AO/AC are off by N(0, 4 ms) / N(0, 14 ms), the blurred template's
+    # mean correlation beats the sharp template's
+    rng = np.random.default_rng(5)
+    sharp, blur = render_scg(250, FS, ao, ac), got
+    r = np.array([[np.corrcoef(x, render_scg(250, FS, ao + rng.normal(0, 0.004),
+                                             ac + rng.normal(0, 0.014)))[0, 1]
+                   for x in (sharp, blur)] for _ in range(200)])
+    assert r[:, 1].mean() > r[:, 0].mean()
+
+
 def test_median_complex_recovers_a_planted_complex_despite_outlier_beats():
     rng = np.random.default_rng(0)
     shape = np.sin(np.linspace(0, 3 * np.pi, 81)) * np.hanning(81)
@@ -99,9 +121,9 @@ def test_lvet_regression_is_weissler():
     assert lvet_regression(np.array([60.0, 100.0])) == pytest.approx([0.311, 0.243])
 
 
-def _constant_model(n_in, lag, off):
-    m = TimingModel(n_in, 8)
-    for p in m.net.parameters():
+def _constant_model(n_in, lag, off, members=1):
+    m = TimingModel(n_in, 8, members)
+    for p in m.nets.parameters():
         torch.nn.init.zeros_(p)
     m.y_mu.copy_(torch.tensor([lag, off]))
     return m.eval()
@@ -132,8 +154,11 @@ def test_fit_timing_learns_where_a_planted_onset_sits():
     X = np.exp(-0.5 * ((t - (35 - lag[:, None] * FS)) / 3.0) ** 2) + rng.normal(0, 0.05, (n, L))
     X = np.concatenate([X, np.full((n, 1), 1.2)], axis=1)
     Y = np.stack([lag, np.zeros(n)], axis=1)
-    m = fit_timing(X[:500], Y[:500], hidden=32, epochs=60)
+    m = fit_timing(X[:500], Y[:500], hidden=32, epochs=60, members=2)
     err = np.abs(m.predict(X[500:])[:, 0] - lag[500:])
+    x = torch.as_tensor(X[500:], dtype=torch.float32)
+    with torch.no_grad():  # the ensemble is its members' mean
+        assert torch.allclose(m(x), 0.5 * (m.member(0, x) + m.member(1, x)), atol=1e-6)
     const = np.abs(np.median(lag[:500]) - lag[500:])
     assert err.mean() < 0.25 * const.mean()
     with pytest.raises(DataError, match="usable"):
@@ -141,7 +166,7 @@ def test_fit_timing_learns_where_a_planted_onset_sits():
 
 
 def test_timing_model_round_trip_and_bad_files(tmp_path):
-    m = _constant_model(163, 0.1, 0.0)
+    m = _constant_model(163, 0.1, 0.0, members=3)
     save_timing(m, tmp_path / "t.safetensors", {"note": 1})
     m2, info = load_timing(tmp_path / "t.safetensors")
     x = np.random.default_rng(3).normal(size=(4, 163))
