@@ -173,7 +173,9 @@ class SyncConfig:
     epochs: PosInt = 150  # passes over the training subjects
     lr: PosFloat = 1e-3
     weight_decay: NonNegFloat = 1e-2
-    n_subjects: PosInt = 9000  # training-family subjects, one recording each (conditions drawn)
+    # training-family subjects, one recording each, in consecutive blocks; each block draws its
+    # recordings' conditions (rate, loss, burst, packet size) from a fresh stream
+    blocks: list[PosInt] = field(default_factory=lambda: [3000, 6000])
     duration_s: PosFloat = 20.0  # length of each training recording
     # the template is averaged over Gaussian shifts of its AO / AC waves with these SDs (ms): the
     # expected SCG under the timing model's error (the head transit alone is +-7.5 ms) correlates

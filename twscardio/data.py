@@ -96,10 +96,12 @@ def build_windows(cfg: TrainConfig, split: str, n_subjects: int) -> dict[str, np
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def timing_dataset(cfg: TrainConfig, split: str, n_subjects: int) -> dict[str, np.ndarray]:
-    """Timing-model data of a split: per recording (one per subject, conditions drawn as for the
-    network but at rest, `cfg.sync.duration_s` long) features X (N, F) of its fused BCG at its
-    J peaks (`beatsync.timing_features`) and targets Y (N, 2) (`beatsync.timing_targets`); a
+def timing_dataset(cfg: TrainConfig, split: str, n_subjects: int,
+                   first: int = 0) -> dict[str, np.ndarray]:
+    """Timing-model data of subjects first..first+n_subjects-1 of a split: per recording (one per
+    subject, conditions drawn as for the network but at rest, from a stream that starts afresh
+    with each call; `cfg.sync.duration_s` long) features X (N, F) of its fused BCG at its J
+    peaks (`beatsync.timing_features`) and targets Y (N, 2) (`beatsync.timing_targets`); a
     recording with too few beats gets a NaN row (dropped by `beatsync.fit_timing`)."""
     from twscardio.beatsync import timing_features, timing_targets
     from twscardio.fusion import bandpass, window_bounds
@@ -109,7 +111,8 @@ def timing_dataset(cfg: TrainConfig, split: str, n_subjects: int) -> dict[str, n
     n_feat = 2 * (int(round(cfg.sync.pre_s * cfg.enhance.fs_out))
                   + int(round(cfg.sync.post_s * cfg.enhance.fs_out)) + 1) + 1
     X, Y = np.full((n_subjects, n_feat), np.nan), np.full((n_subjects, 2), np.nan)
-    for i in progress(range(n_subjects), desc=f"timing data {split}"):
+    for k in progress(range(n_subjects), desc=f"timing data {split}"):
+        i = first + k
         sc = replace(draw_conditions(rng, cfg), duration_s=cfg.sync.duration_s, motion_level=0.0)
         seed = subject_seed(split, i, cfg.seed)
         rec = simulate(sc, seed + 1, subject=draw_subject(np.random.default_rng(seed), sc.hr_range,
@@ -122,10 +125,10 @@ def timing_dataset(cfg: TrainConfig, split: str, n_subjects: int) -> dict[str, n
             J = j_peaks(fus["fused"], fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
             gyro = bandpass(np.concatenate([prep["X"][:, 3:6], prep["X"][:, 9:12]], axis=1), fs,
                             cfg.fusion.band_hz)
-            X[i] = timing_features(fus["fused"], gyro, J, fs, cfg.sync.pre_s, cfg.sync.post_s)
+            X[k] = timing_features(fus["fused"], gyro, J, fs, cfg.sync.pre_s, cfg.sync.post_s)
         except DataError:
             continue
-        Y[i] = timing_targets(J, rec["truth"])
+        Y[k] = timing_targets(J, rec["truth"])
     return {"X": X, "Y": Y}
 
 

@@ -197,17 +197,22 @@ def _timing_key(cfg: TrainConfig) -> dict:
 
 
 def timing_data(cfg: TrainConfig) -> dict[str, np.ndarray]:
-    """Cached `data.timing_dataset` of cfg.sync.n_subjects training-family subjects (the key
-    leaves out the model's own settings: members, width, epochs, blur)."""
+    """Cached `data.timing_dataset` of the training-family subjects of cfg.sync.blocks (the
+    key leaves out the model's own settings: members, width, epochs, blur)."""
     key = _timing_key(cfg)
-    key["sync"] = {k: key["sync"][k] for k in ("pre_s", "post_s", "n_subjects", "duration_s")}
-    return cached_arrays("twscardio-timing-data", key,
-                         lambda: timing_dataset(cfg, "train", cfg.sync.n_subjects), version=1)
+    key["sync"] = {k: key["sync"][k] for k in ("pre_s", "post_s", "blocks", "duration_s")}
+
+    def build():
+        starts = np.cumsum([0, *cfg.sync.blocks[:-1]])
+        parts = [timing_dataset(cfg, "train", n, int(f)) for f, n in zip(starts, cfg.sync.blocks)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in ("X", "Y")}
+
+    return cached_arrays("twscardio-timing-data", key, build, version=1)
 
 
 def get_timing_model(cfg: TrainConfig) -> TimingModel:
     """The beat-synchronous SCG's timing model (arm e) for `cfg`: shipped, cached, or trained
-    now on cfg.sync.n_subjects training-family recordings (~3 CPU-min per 3000 subjects)."""
+    now on the cfg.sync.blocks training-family recordings (~2 CPU-min per 3000 subjects)."""
 
     def build(tmp):
         data = timing_data(cfg)
