@@ -193,7 +193,9 @@ def get_model(cfg: TrainConfig) -> BCG2SCGNet:
 def _timing_key(cfg: TrainConfig) -> dict:
     d = _view_dict(cfg)
     keep = ("seed", "sim", "enhance", "fusion", "sync", "fs_choices", "max_loss")
-    return {k: d[k] for k in keep}
+    d = {k: d[k] for k in keep}
+    d["sim"].pop("duration_s")  # the timing data's recordings last sync.duration_s
+    return d
 
 
 def timing_data(cfg: TrainConfig) -> dict[str, np.ndarray]:
