@@ -217,6 +217,8 @@ def get_timing_model(cfg: TrainConfig) -> TimingModel:
     now on the cfg.sync.blocks training-family recordings (~2 CPU-min per 3000 subjects)."""
 
     def build(tmp):
+        log.info("timing model: simulating %d training subjects (cached), fitting %d MLPs",
+                 sum(cfg.sync.blocks), cfg.sync.members)
         data = timing_data(cfg)
         t0 = time.perf_counter()
         s = cfg.sync
