@@ -13,6 +13,8 @@ low-rate Bluetooth link, turned into heart rate, inter-beat intervals and a seis
 * `fusion` - band-pass, gyro-referenced motion cancellation, per-axis SQI, quality-weighted
   periodic-component fusion across axes and buds, window rejection.
 * `models` - the non-autoregressive BCG->SCG network and the region-focused loss.
+* `beatsync` - beat-synchronous SCG (arm e): J peaks of the fused BCG, a learned J -> AO timing
+  from the recording's median BCG and gyro complexes, the SCG template at the predicted times.
 * `beats` - octave-checked beat period, J-peak / AO / AC detection, HR, IBI, HRV, per-beat
   Pearson r, timing and octave errors.
 * `quality` - per-window calibrated SQI and "no reliable beat" rejection.
@@ -38,12 +40,15 @@ True
 >>> out["windows"]["status"][:2]              # per 5-s window: "ok" or "no reliable beat"
 ['ok', 'ok']
 
-Arms (c) and (d) also reconstruct the SCG: `process(rec, cfg, arm="d", model=model)` with a
-model from `python -m twscardio.train`; `StreamingMonitor` does the same packet by packet. For
-HR/IBI use (b), the default: the network arms' beats do not hold out of family (README).
+Arms (c), (d) and (e) also reconstruct the SCG: `process(rec, cfg, arm="d", model=model)` with
+a network from `python -m twscardio.train`, `process(rec, cfg, arm="e", model=timing)` with
+`twscardio.train.get_timing_model(cfg)` (the best in-family SCG; README); `StreamingMonitor`
+runs (b)/(d) packet by packet. For HR/IBI use (b), the default: the network arms' beats do not
+hold out of family (README).
 """
 
 from twscardio.beats import beat_metrics, beat_period, find_ao, find_jpeaks, per_beat_pearson
+from twscardio.beatsync import render_scg, synchronous_scg
 from twscardio.config import QualityConfig, SimConfig, TrainConfig
 from twscardio.data import load_cebs, load_earcardio
 from twscardio.enhance import resample_uniform, validate_stream
@@ -57,4 +62,4 @@ from twscardio.stream import StreamingMonitor
 __all__ = ["TrainConfig", "SimConfig", "QualityConfig", "simulate", "simulate_out_of_family",
            "process", "validate_stream", "resample_uniform", "fuse", "beat_period", "find_jpeaks",
            "find_ao", "beat_metrics", "per_beat_pearson", "assess_windows", "NO_BEAT",
-           "StreamingMonitor", "load_earcardio", "load_cebs"]
+           "StreamingMonitor", "load_earcardio", "load_cebs", "synchronous_scg", "render_scg"]

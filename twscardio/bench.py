@@ -4,7 +4,9 @@ Arms, all on the same held-out simulated subjects and seeds:
   (a) linear fill + spline upsampling + J peaks on the best single accelerometer axis (by SQI);
   (b) (a) with the enhancement front-end + gyro-referenced cancellation + multi-axis fusion;
   (c) (b) + BCG->SCG network trained with plain L1 (the public code's loss), AO beats;
-  (d) full: the same network trained with the region-focused loss.
+  (d) full: the same network trained with the region-focused loss;
+  (e) beat-synchronous SCG: (b)'s J peaks, a learned J -> AO timing from the recording's median
+      BCG and gyro complexes, the SCG template at the predicted AO/AC (`twscardio.beatsync`).
 Sweeps: packet loss x burst length (50 Hz, rest), input rate (10 % loss, rest), motion level
 (25 Hz, 20 % loss). Out of family: every arm on `twscardio.outfamily` recordings (another rhythm
 source, beat complex, coupling, noise and loss model; never used for training or tuning).
@@ -42,7 +44,7 @@ __all__ = ["arm_configs", "setting_config", "test_recording", "stream", "stream_
            "main"]
 
 log = get_logger("twscardio.bench")
-ARMS = ["a", "b", "c", "d"]
+ARMS = ["a", "b", "c", "d", "e"]
 
 
 def arm_configs(bc: BenchConfig) -> dict[str, TrainConfig]:
@@ -87,8 +89,7 @@ def run_setting(bc: BenchConfig, models: dict, label: str, cfg: TrainConfig,
         if oracle:
             orc.append(oracle_single_axis_hr(rec, cfg))
         if keep_example and i == 0:
-            example = {"rec": rec, "d": process(rec, cfg, "d", models["d"]),
-                       "c": process(rec, cfg, "c", models["c"])}
+            example = {"rec": rec, **{a: process(rec, cfg, a, models[a]) for a in "cde"}}
     agg = aggregate(res)
     if oracle:
         agg["a"]["hr_mae_oracle_axis"] = float(np.mean(orc))
@@ -217,12 +218,12 @@ def _plot_overlay(path, ex: dict) -> None:
     fs = float(tr["fs_ref"])
     s, e = int(10 * fs), int(16 * fs)
     t = tr["t"][s:e]
-    fig, axes = plt.subplots(2, 1, figsize=(12, 5.5), sharex=True)
-    for ax, arm in zip(axes, ("d", "c")):
+    fig, axes = plt.subplots(3, 1, figsize=(12, 8), sharex=True)
+    for ax, arm in zip(axes, ("e", "d", "c")):
         ref = tr["scg"][s:e] / tr["scg"][s:e].std()
         rec = ex[arm]["scg"][s:e]
         ax.plot(t, ref, "k", lw=1.2, label="reference SCG")
-        ax.plot(t, rec / rec.std(), "C1" if arm == "d" else "C2", lw=1,
+        ax.plot(t, rec / (rec.std() + 1e-12), {"e": "C0", "d": "C1", "c": "C2"}[arm], lw=1,
                 label=f"reconstructed ({arm})")
         for k, (name, c) in enumerate((("ao_s", "r"), ("ac_s", "b"))):
             sel = (tr[name] >= t[0]) & (tr[name] < t[-1])
@@ -234,7 +235,8 @@ def _plot_overlay(path, ex: dict) -> None:
                     label=f"detected {name[:2].upper()}")
         ax.set_ylim(-3, 4.2)
         ax.legend(fontsize=7, ncol=3, loc="lower right")
-        ax.set_title({"d": "(d) region-focused loss", "c": "(c) plain L1"}[arm])
+        ax.set_title({"e": "(e) beat-synchronous (J peaks + learned timing + template)",
+                      "d": "(d) network, region-focused loss", "c": "(c) network, plain L1"}[arm])
     axes[-1].set_xlabel("time (s)")
     fig.tight_layout()
     save_figure(fig, path)
@@ -272,8 +274,9 @@ def out_of_family(rep: BenchReport, bc: BenchConfig, models: dict, results: dict
 
 
 def trained_models(bc: BenchConfig) -> dict:
-    """{arm: network} for the network arms, trained or loaded from the cache."""
-    from twscardio.train import get_model
+    """{arm: model} for the network arms and arm (e)'s timing model, trained or loaded from
+    the cache."""
+    from twscardio.train import get_model, get_timing_model
 
     models = {}
     for arm, cfg in arm_configs(bc).items():
@@ -281,6 +284,9 @@ def trained_models(bc: BenchConfig) -> dict:
         models[arm] = get_model(cfg)
         log.info("model %s ready in %.0f s (%s)", arm, time.perf_counter() - t0,
                  getattr(models[arm], "hist", {}).get("val"))
+    t0 = time.perf_counter()
+    models["e"] = get_timing_model(bc.train)
+    log.info("timing model e ready in %.0f s", time.perf_counter() - t0)
     return models
 
 
@@ -354,6 +360,8 @@ def checks(rep: BenchReport, results: dict, rt: dict) -> None:
     rep.check("  same vs the oracle best single axis per recording >= 40%", hr_gain_or, ">=", 0.40)
     rep.check("rest (50Hz/10%): median per-beat SCG Pearson r (d) >= 0.8",
               m50["d"]["beat_r_median"], ">=", 0.8)
+    rep.check("rest (50Hz/10%): median per-beat SCG Pearson r, beat-synchronous (e) >= 0.8",
+              m50["e"]["beat_r_median"], ">=", 0.8)
     tim = {a: 0.5 * (m50[a]["ao_mae_ms"] + m50[a]["ac_mae_ms"]) for a in ("c", "d")}
     rep.check("rest: AO/AC timing MAE region-focused (d) / plain L1 (c) < 1", tim["d"] / tim["c"],
               "<", 1.0)
@@ -413,8 +421,9 @@ def headlines(rep: BenchReport, results: dict, rt: dict) -> None:
                  f"{mm['b']['hr_mae']:.2f} vs {mm['a']['hr_mae']:.2f} bpm",
                  "(a) single axis J-peaks", mm["a"]["hr_mae"] / mm["b"]["hr_mae"], setting=MOTION)
     rep.headline("fine-grained SCG reconstruction (median per-beat r)",
-                 f"r = {m50['d']['beat_r_median']:.3f} (L1: {m50['c']['beat_r_median']:.3f})",
-                 "(c) plain L1", m50["d"]["beat_r_median"] / m50["c"]["beat_r_median"],
+                 f"r = {m50['e']['beat_r_median']:.3f} beat-synchronous (e); network "
+                 f"{m50['d']['beat_r_median']:.3f} (d), L1 {m50['c']['beat_r_median']:.3f} (c)",
+                 "(c) plain L1", m50["e"]["beat_r_median"] / m50["c"]["beat_r_median"],
                  setting=MAIN)
     rep.headline("real time on 2 CPU cores", f"{rt['rtf_window']:.0f}x real time per 5-s window",
                  "real time (1x)", rt["rtf_window"], setting="25 Hz, 5-s window")
@@ -458,7 +467,8 @@ def notes(rep: BenchReport, bc: BenchConfig, rt: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(
         "twscardio.bench",
-        "Benchmark TWSCardio arms (a) single axis, (b) + fusion, (c) + network/L1, (d) full on "
+        "Benchmark TWSCardio arms (a) single axis, (b) + fusion, (c) + network/L1, (d) full, "
+        "(e) beat-synchronous SCG on "
         "held-out simulated subjects; sweeps over packet loss x burst, input rate and motion; "
         "real-time factor. Trained weights are cached, so reruns only evaluate.",
         default_config=None)

@@ -124,7 +124,10 @@ class QualityConfig:
 
     weights: list[float] = field(default_factory=lambda: [6.663, 8.355, 6.588, 0.471])
     bias: float = -11.673
-    threshold: Prob = 0.3  # sqi below this: "no reliable beat" (>= 97.5 % of no-beat rejected)
+    # sqi below this: "no reliable beat"; the largest margin to both targets (>= 95 % of no-beat,
+    # <= 5 % of clean windows rejected) on 48 validation subjects
+    # (`python -m twscardio.experiments.sqi_operating_point`): 100 / 99.0 % and 0.7 %
+    threshold: Prob = 0.2
     missing_cross_bud: Prob = 0.5  # cross-bud value used when one bud delivered nothing
     # features see the window plus this much signal on each side where the recording has it
     # (a 5-s window is judged on 10 s: more beats, so noise looks less periodic)
@@ -160,6 +163,34 @@ class LossConfig:
 
 
 @dataclass
+class SyncConfig:
+    """Beat-synchronous SCG (`twscardio.beatsync`): the timing model and its training data."""
+
+    pre_s: PosFloat = 0.35  # median BCG complex from this long before each J peak
+    post_s: PosFloat = 0.45  # ... to this long after it
+    hidden: PosInt = 64  # MLP width
+    members: PosInt = 4  # MLPs (seeds) whose predictions are averaged
+    epochs: PosInt = 150  # passes over the training subjects
+    lr: PosFloat = 1e-3
+    weight_decay: NonNegFloat = 1e-2
+    # training-family subjects, one recording each, in consecutive blocks; each block draws its
+    # recordings' conditions (rate, loss, burst, packet size) from a fresh stream
+    blocks: list[PosInt] = field(default_factory=lambda: [3000, 6000])
+    duration_s: PosFloat = 20.0  # length of each training recording
+    # the template is averaged over Gaussian shifts of its AO / AC waves with these SDs (ms): the
+    # expected SCG under the timing model's error (the head transit alone is +-7.5 ms) correlates
+    # better with the true one than a sharp guess; chosen on validation subjects
+    blur_ao_ms: NonNegFloat = 4.0
+    blur_ac_ms: NonNegFloat = 14.0
+
+    def validate(self) -> None:
+        if self.pre_s + self.post_s > 2.0:
+            raise ValueError("sync.pre_s + sync.post_s must be <= 2 s (one beat complex)")
+        if self.duration_s < 5.0:
+            raise ValueError(f"sync.duration_s={self.duration_s} must be >= 5 s")
+
+
+@dataclass
 class TrainConfig:
     """`python -m twscardio.train`: simulate subjects, train the BCG->SCG network."""
 
@@ -171,6 +202,7 @@ class TrainConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     net: NetConfig = field(default_factory=NetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)  # arm (e): beat-synchronous SCG
     n_subjects: PosInt = 96  # training subjects (test subjects use disjoint seeds); many distinct
     # head responses matter more than several recordings of the same head (per-subject AO lag)
     recordings_per_subject: PosInt = 1  # each with randomly drawn rate / loss / motion

@@ -4,6 +4,8 @@
   simulated recordings (`twscardio.simulator`) under random rate / loss / motion, run through
   enhancement and fusion, cut into windows. Subjects of the splits never overlap (the public
   code's random window split leaks subjects; we split by subject).
+* `timing_dataset` - the beat-synchronous SCG's timing-model data (`twscardio.beatsync`): per
+  simulated recording, the median fused-BCG complex at its J peaks and the true J -> AO lag.
 * EarCardio CSV layout (`Code/dataset.py` of the public code): per window id, `l_<id>.csv`,
   `r_<id>.csv` (accelerationX/Y/Z, rotationRateX/Y/Z, relative_time), `scg_<id>.csv` (scg),
   `ecg_<id>.csv` (ecg); windows lacking any of the four are skipped.
@@ -32,7 +34,7 @@ from twscardio.models import region_weights
 from twscardio.pipeline import network_features, prepare, window_starts
 from twscardio.simulator import BUD_CHANNELS, draw_subject, simulate
 
-__all__ = ["subject_seed", "draw_conditions", "build_windows", "write_earcardio",
+__all__ = ["subject_seed", "draw_conditions", "build_windows", "timing_dataset", "write_earcardio",
            "load_earcardio", "load_cebs", "cebs_reference", "EARCARDIO_COLUMNS"]
 
 log = get_logger(__name__)
@@ -92,6 +94,42 @@ def build_windows(cfg: TrainConfig, split: str, n_subjects: int) -> dict[str, np
         rec = simulate(sc, seed * 7 + r + 1, subject=sub)
         parts.append(recording_windows(rec, cfg))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def timing_dataset(cfg: TrainConfig, split: str, n_subjects: int,
+                   first: int = 0) -> dict[str, np.ndarray]:
+    """Timing-model data of subjects first..first+n_subjects-1 of a split: per recording (one per
+    subject, conditions drawn as for the network but at rest, from a stream that starts afresh
+    with each call; `cfg.sync.duration_s` long) features X (N, F) of its fused BCG at its J
+    peaks (`beatsync.timing_features`) and targets Y (N, 2) (`beatsync.timing_targets`); a
+    recording with too few beats gets a NaN row (dropped by `beatsync.fit_timing`)."""
+    from twscardio.beatsync import timing_features, timing_targets
+    from twscardio.fusion import bandpass, window_bounds
+    from twscardio.pipeline import j_peaks
+
+    rng = np.random.default_rng(subject_seed(split, 9998, cfg.seed))
+    n_feat = 2 * (int(round(cfg.sync.pre_s * cfg.enhance.fs_out))
+                  + int(round(cfg.sync.post_s * cfg.enhance.fs_out)) + 1) + 1
+    X, Y = np.full((n_subjects, n_feat), np.nan), np.full((n_subjects, 2), np.nan)
+    for k in progress(range(n_subjects), desc=f"timing data {split}"):
+        i = first + k
+        sc = replace(draw_conditions(rng, cfg), duration_s=cfg.sync.duration_s, motion_level=0.0)
+        seed = subject_seed(split, i, cfg.seed)
+        rec = simulate(sc, seed + 1, subject=draw_subject(np.random.default_rng(seed), sc.hr_range,
+                                                          sc.morphology == "randomised"))
+        try:  # a recording without >= 3 whole beat complexes stays a NaN row
+            prep = prepare(rec, cfg, baseline=False)
+            fs = prep["fs"]
+            fus = fuse(prep["X"], prep["mask"], fs, cfg.fusion)
+            bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)
+            J = j_peaks(fus["fused"], fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
+            gyro = bandpass(np.concatenate([prep["X"][:, 3:6], prep["X"][:, 9:12]], axis=1), fs,
+                            cfg.fusion.band_hz)
+            X[k] = timing_features(fus["fused"], gyro, J, fs, cfg.sync.pre_s, cfg.sync.post_s)
+        except DataError:
+            continue
+        Y[k] = timing_targets(J, rec["truth"])
+    return {"X": X, "Y": Y}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         "twscardio.eval",
         "Evaluate the TWSCardio pipeline arms on held-out simulated subjects: (a) linear fill + "
         "spline + J-peaks on the best single axis, (b) + multi-axis fusion, (c) + network trained "
-        "with plain L1, (d) full (region-focused loss). Settings come from the config's sim "
+        "with plain L1, (d) full (region-focused loss), (e) beat-synchronous SCG (J peaks + "
+        "learned J->AO timing + template). Settings come from the config's sim "
         "section, e.g. --set sim.fs_in=25 --set sim.channel.loss=0.2 --set sim.motion_level=3.",
         default_config="configs/twscardio/default.yaml")
     parser.add_argument("--subjects", type=int, default=4, help="held-out subjects (default 4)")
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.subjects < 1:
         raise UserError("--subjects must be >= 1")
     from twscardio.bench import arm_configs
-    from twscardio.train import get_model
+    from twscardio.train import get_model, get_timing_model
 
     bc = BenchConfig(train=cfg)
     if args.earcardio is not None:
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                  float(np.median(r)), run_dir)
         return 0
     models = {arm: get_model(c) for arm, c in arm_configs(bc).items()}
+    models["e"] = get_timing_model(cfg)
     run_dir = make_run_dir(args.out, "twscardio", "eval")
     save_config(cfg, run_dir / "config.yaml")
     res = [evaluate_recording(simulate_test(cfg, i, args.duration), cfg, models)

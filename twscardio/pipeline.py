@@ -6,7 +6,8 @@
 * `network_features(X, mask, tsv, fus)` - the learned path's input (T, 17): motion-cancelled
   accel (6), gyro (6), fused BCG (1), validity masks (2), time-since-valid encodings (2).
 * `reconstruct(model, feats, fs, window_s, hop_s)` - windowed, batched, Hann overlap-add.
-* `process(rec, cfg, arm, model)` - arms (a) single axis, (b) fusion, (c)/(d) network; returns
+* `process(rec, cfg, arm, model)` - arms (a) single axis, (b) fusion, (c)/(d) network, (e)
+  beat-synchronous SCG (`twscardio.beatsync`: (b)'s J peaks, learned J -> AO timing); returns
   beat times and an info dict (fused signal, SCG, AO/AC, rejected windows).
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 from shared.errors import DataError
 from shared.validate import finite_number
 from twscardio.beats import find_ac, find_ao, find_jpeaks
+from twscardio.beatsync import synchronous_scg
 from twscardio.config import TrainConfig
 from twscardio.enhance import (
     check_timestamps,
@@ -220,10 +222,12 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
     "no reliable beat" below the SQI threshold), "rejected_mask" (T,) (unreliable or too much
     rotation), "fallback" (the beat signal), and per arm the fusion / SCG / AO / AC outputs.
     """
-    if arm not in ("a", "b", "c", "d"):
-        raise DataError(f"unknown arm '{arm}' (use a, b, c or d)")
+    if arm not in ("a", "b", "c", "d", "e"):
+        raise DataError(f"unknown arm '{arm}' (use a, b, c, d or e)")
     if arm in ("c", "d") and model is None:
         raise DataError(f"arm '{arm}' needs a trained BCG->SCG model")
+    if arm == "e" and model is None:
+        raise DataError("arm 'e' needs a trained timing model (twscardio.train.get_timing_model)")
     prep = prepare(rec, cfg, baseline=(arm == "a"))
     fs = prep["fs"]
     T = prep["t"].size
@@ -245,6 +249,14 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
     elif arm == "b":
         out.update(beats_all_s=j_peaks(fus["fused"], fs, bounds, rotating),
                    fallback=fus["fused"])
+    elif arm == "e":
+        j = j_peaks(fus["fused"], fs, bounds, rotating)
+        gyro = bandpass(np.concatenate([prep["X"][:, 3:6], prep["X"][:, 9:12]], axis=1), fs,
+                        cfg.fusion.band_hz)
+        syn = synchronous_scg(fus["fused"], gyro, j, fs, model, cfg.sync.pre_s, cfg.sync.post_s,
+                              (cfg.sync.blur_ao_ms / 1000, cfg.sync.blur_ac_ms / 1000))
+        out.update(beats_all_s=syn["ao_s"], fallback=fus["fused"], scg=syn["scg"],
+                   ao_s=syn["ao_s"], ac_s=syn["ac_s"], j_s=j, lag_s=syn["lag_s"])
     else:
         scg = reconstruct(model, network_features(prep, fus), fs, cfg.window_s, cfg.hop_s)
         ao = find_ao(scg, fs)

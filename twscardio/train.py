@@ -28,8 +28,9 @@ from shared.errors import DataError
 from shared.io import Checkpointer, atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
+from twscardio.beatsync import TimingModel, fit_timing, load_timing, save_timing
 from twscardio.config import SimConfig, TrainConfig
-from twscardio.data import build_windows
+from twscardio.data import build_windows, timing_dataset
 from twscardio.models import (
     MODEL_FILE,
     BCG2SCGNet,
@@ -40,7 +41,8 @@ from twscardio.models import (
 )
 from twscardio.pipeline import N_FEATURES, normalise_windows
 
-__all__ = ["train_model", "get_model", "model_file", "training_view", "windows", "main"]
+__all__ = ["train_model", "get_model", "model_file", "training_view", "windows",
+           "timing_data", "get_timing_model", "timing_file", "main"]
 
 log = get_logger("twscardio.train")
 DATA_VERSION = 5
@@ -161,7 +163,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 def _model_key(cfg: TrainConfig) -> dict:
     d = _view_dict(cfg)
-    for k in ("device", "ckpt_every", "quality"):  # do not change the trained weights
+    for k in ("device", "ckpt_every", "quality", "sync"):  # do not change the trained weights
         d.pop(k)
     return d
 
@@ -186,6 +188,54 @@ def get_model(cfg: TrainConfig) -> BCG2SCGNet:
     model, info = load_model(path)
     model.hist = info.get("hist", {})  # type: ignore[attr-defined]
     return model
+
+
+def _timing_key(cfg: TrainConfig) -> dict:
+    d = _view_dict(cfg)
+    keep = ("seed", "sim", "enhance", "fusion", "sync", "fs_choices", "max_loss")
+    d = {k: d[k] for k in keep}
+    d["sim"].pop("duration_s")  # the timing data's recordings last sync.duration_s
+    return d
+
+
+def timing_data(cfg: TrainConfig) -> dict[str, np.ndarray]:
+    """Cached `data.timing_dataset` of the training-family subjects of cfg.sync.blocks (the
+    key leaves out the model's own settings: members, width, epochs, blur)."""
+    key = _timing_key(cfg)
+    key["sync"] = {k: key["sync"][k] for k in ("pre_s", "post_s", "blocks", "duration_s")}
+
+    def build():
+        starts = np.cumsum([0, *cfg.sync.blocks[:-1]])
+        parts = [timing_dataset(cfg, "train", n, int(f)) for f, n in zip(starts, cfg.sync.blocks)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in ("X", "Y")}
+
+    return cached_arrays("twscardio-timing-data", key, build, version=1)
+
+
+def get_timing_model(cfg: TrainConfig) -> TimingModel:
+    """The beat-synchronous SCG's timing model (arm e) for `cfg`: shipped, cached, or trained
+    now on the cfg.sync.blocks training-family recordings (~2 CPU-min per 3000 subjects)."""
+
+    def build(tmp):
+        log.info("timing model: simulating %d training subjects (cached), fitting %d MLPs",
+                 sum(cfg.sync.blocks), cfg.sync.members)
+        data = timing_data(cfg)
+        t0 = time.perf_counter()
+        s = cfg.sync
+        model = fit_timing(data["X"], data["Y"], s.hidden, s.epochs, s.lr, s.weight_decay,
+                           cfg.seed, members=s.members)
+        save_timing(model, tmp, {"train_s": time.perf_counter() - t0})
+
+    return load_timing(timing_file(cfg, build))[0]
+
+
+def timing_file(cfg: TrainConfig, build=None) -> Path:
+    """The timing model's weights file for `cfg`: shipped, cached, or (with `build`) made now."""
+    def missing(tmp):
+        raise DataError(f"no timing model for this config (train with get_timing_model): {tmp}")
+
+    return cached_file("twscardio-timing", _timing_key(cfg), build or missing,
+                       suffix=".safetensors", version=1, shipped=WEIGHTS_DIR)
 
 
 def _jsonable(hist: dict) -> dict:

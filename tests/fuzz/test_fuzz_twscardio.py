@@ -1,5 +1,5 @@
-"""Fuzz: twscardio loaders (EarCardio CSV windows, CEBS WFDB records), `process` and the
-streaming monitor.
+"""Fuzz: twscardio loaders (EarCardio CSV windows, CEBS WFDB records, the beat-synchronous
+timing model's weights), `process` and the streaming monitor.
 
 A recording's durations, rates and timestamps are checked against its samples before a grid is
 allocated (no 728 TiB `duration_s`), a flat or NaN-rate stream is a DataError (not LinAlgError)
@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.errors import DataError
+from twscardio.beatsync import TimingModel, load_timing, save_timing
 from twscardio.config import SimConfig, TrainConfig
 from twscardio.data import load_cebs, load_earcardio, write_earcardio
 from twscardio.pipeline import process
@@ -68,11 +69,23 @@ def _check_cebs(c, d):
     assert np.isfinite(c["ecg"]).all() and np.isfinite(c["scg"]).all()
 
 
+def _seed_timing(d):
+    save_timing(TimingModel(163, 8, 2), d / "t.safetensors")
+
+
+def _check_timing(res, d):
+    model, info = res
+    assert len(model.nets) == info["members"] == 2
+    assert np.isfinite(model.predict(np.zeros((1, 163)))).all()
+
+
 TARGETS = [
     Target("earcardio", _seed_earcardio, load_earcardio, _check_earcardio,
            ("l_0.csv", "r_0.csv", "scg_0.csv", "ecg_0.csv")),
     Target("cebs", _seed_cebs, lambda d: load_cebs(d / "b001"), _check_cebs,
            ("b001.hea", "b001.dat")),
+    Target("timing", _seed_timing, lambda d: load_timing(d / "t.safetensors"), _check_timing,
+           ("t.safetensors",) * 4),
 ]
 BY_NAME = {t.name: t for t in TARGETS}
 

@@ -5,4 +5,8 @@
   `twscardio.train.get_model` finds them on a fresh checkout.
 - `python -m twscardio.experiments.polarity_check`: share of subjects whose fused-BCG sign
   each sign rule (skewness, first lobe) gets right, per simulator family.
+- `python -m twscardio.experiments.scg_references`: what limits the SCG's per-beat r
+  (network, oracle re-timing, template references, arm e) on validation subjects.
+- `python -m twscardio.experiments.sqi_operating_point`: the SQI threshold, chosen on
+  validation subjects (clean vs heartbeat-free window rejection per threshold).
 """

@@ -1,7 +1,8 @@
 """`python -m twscardio.experiments.ship_weights`: refresh the shipped quick-arm weights.
 
 Trains (or reads from the cache) the (c) and (d) networks of `python -m twscardio.bench
---quick` and copies their safetensors files into `twscardio/weights/` under their cache keys,
+--quick` and arm (e)'s timing model, and copies their safetensors files into
+`twscardio/weights/` under their cache keys,
 so a fresh checkout's quick bench evaluates instead of training. Run it after any change to
 the training data, the network or the quick setting (the keys change with them).
 """
@@ -16,7 +17,7 @@ from shared.config import apply_overrides, from_dict, to_dict
 from shared.log import get_logger
 from twscardio.bench import QUICK, arm_configs
 from twscardio.config import BenchConfig
-from twscardio.train import WEIGHTS_DIR, get_model, model_file
+from twscardio.train import WEIGHTS_DIR, get_model, get_timing_model, model_file, timing_file
 
 log = get_logger("twscardio.experiments.ship_weights")
 
@@ -33,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         if src.parent != WEIGHTS_DIR:
             shutil.copyfile(src, WEIGHTS_DIR / src.name)
         log.info("arm %s: %s (%d KB)", arm, WEIGHTS_DIR / src.name, src.stat().st_size // 1024)
+    get_timing_model(bc.train)  # arm (e)'s timing model (simulates its subjects when missing)
+    src = timing_file(bc.train)
+    if src.parent != WEIGHTS_DIR:
+        shutil.copyfile(src, WEIGHTS_DIR / src.name)
+    log.info("arm e: %s (%d KB)", WEIGHTS_DIR / src.name, src.stat().st_size // 1024)
     return 0
 
 

@@ -1,0 +1,82 @@
+"""`python -m twscardio.experiments.sqi_operating_point`: the SQI threshold on validation data.
+
+The logistic calibration (`calibrate_sqi`) fixes the SQI's weights on training recordings; this
+picks the operating point - `QualityConfig.threshold` - on *validation*-split subjects of the
+training family (never the bench's test subjects or the out-of-family generator): clean-beat
+recordings at the bench's rest settings (50 Hz / 10 % and 25 Hz / 20 % bursty loss, 60 s) and
+heartbeat-free ones (pure noise, bud out of the ear) of the same subjects' conditions. It prints
+and writes, per candidate threshold, the share of clean windows rejected and of no-beat windows
+rejected, and the chosen threshold: the one with the largest margin to both targets, i.e. that
+maximises min(no-beat rejection - `--no-beat-target`, `--clean-target` - clean rejection), the
+clean share taken at the worse of the two settings and the no-beat share at the worse kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from shared.cli import run
+from shared.io import atomic_write_json
+from shared.log import get_logger, progress
+from twscardio.config import ChannelConfig, TrainConfig
+from twscardio.data import subject_seed
+from twscardio.pipeline import process
+from twscardio.simulator import draw_subject, simulate, simulate_no_beat
+
+log = get_logger("twscardio.experiments.sqi_operating_point")
+SETTINGS = {"50Hz loss10%": (50.0, 0.1), "25Hz loss20%": (25.0, 0.2)}
+
+
+def window_sqi(n: int, duration_s: float, first: int) -> dict[str, np.ndarray]:
+    """Per-window sqi of n validation subjects per setting (clean) and per no-beat kind."""
+    cfg = TrainConfig()
+    out: dict[str, list] = {}
+    for i in progress(range(first, first + n), desc="validation subjects"):
+        seed = subject_seed("val", i, cfg.seed)
+        for label, (fs_in, loss) in SETTINGS.items():
+            sc = replace(cfg.sim, fs_in=fs_in, duration_s=duration_s,
+                         channel=ChannelConfig(loss=loss, burst=3.0))
+            sub = draw_subject(np.random.default_rng(seed), sc.hr_range, True)
+            out.setdefault(label, []).append(
+                process(simulate(sc, seed + 1, subject=sub), cfg)["windows"]["sqi"])
+            if label.startswith("50Hz"):
+                for kind in ("noise", "no_contact"):
+                    out.setdefault(kind, []).append(process(simulate_no_beat(
+                        sc, seed + 2, kind), cfg)["windows"]["sqi"])
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="twscardio.experiments.sqi_operating_point",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--subjects", type=int, default=24, help="validation subjects")
+    ap.add_argument("--first", type=int, default=300, help="first validation subject index")
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--clean-target", type=float, default=0.05)
+    ap.add_argument("--no-beat-target", type=float, default=0.95)
+    ap.add_argument("--out", default="results/twscardio/sqi_operating_point.json")
+    args = ap.parse_args(argv)
+    s = window_sqi(args.subjects, args.duration, args.first)
+    grid = np.round(np.arange(0.02, 0.61, 0.02), 2)
+    rows = [{"threshold": float(g),
+             **{f"rejected_{k}": float((v < g).mean()) for k, v in s.items()}} for g in grid]
+    clean = lambda r: max(r[f"rejected_{k}"] for k in SETTINGS)  # noqa: E731
+    no_beat = lambda r: min(r["rejected_noise"], r["rejected_no_contact"])  # noqa: E731
+    pick = max(rows, key=lambda r: (min(no_beat(r) - args.no_beat_target,
+                                        args.clean_target - clean(r)), -r["threshold"]))
+    for r in rows:
+        log.info("threshold %.2f: clean rejected %.3f (worst setting), no-beat rejected %.3f",
+                 r["threshold"], clean(r), no_beat(r))
+    log.info("chosen: %s", pick)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(args.out, {"chosen": pick, "rows": rows, "windows": {
+        k: int(v.size) for k, v in s.items()}, "subjects": args.subjects, "first": args.first})
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
