@@ -15,7 +15,12 @@ Each iteration:
 4. (first iteration) fit the value function alone for `value_warmup_epochs`, so a pretrained
    policy is not moved by a random critic's advantages (every arm alike);
 5. PPO epochs: GAE advantages (normalised per batch), clipped surrogate, value regression;
-   the epochs stop early once the approximate KL to the rollout policy exceeds `target_kl`.
+   the policy stops (`kl_check: minibatch`) before the first minibatch whose approximate KL
+   to the rollout policy exceeds 1.5 `target_kl` (the value function keeps fitting), or
+   (`epoch`) the epochs stop once the whole batch's KL exceeds `target_kl` after an epoch. A
+   pretrained policy is sharp (σ down to e^-4 on HalfCheetah): one epoch of Adam steps moved
+   its mean by many σ (KL 10-20 after the first epoch), which is where the online phase
+   unlearned and, once log ρ passed 88, went NaN (results/ollie/NOTES.md).
    log π is taken at the rollout's pre-tanh samples u (`ppo.log_prob_pre_tanh`), not
    recomputed from a = tanh(u), which float32 cannot invert near ±1.
 
@@ -39,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ollie.config import OnlineConfig
-from ollie.ppo import clipped_policy_loss, gae, log_prob_pre_tanh, sample_action
+from ollie.ppo import MAX_LOG_RATIO, clipped_policy_loss, gae, log_prob_pre_tanh, sample_action
 from shared.errors import DataError
 from shared.il.discriminator import sample_rows
 from shared.il.envs import make_vector_env
@@ -133,6 +138,14 @@ def _finite(x: torch.Tensor, what: str, where: str) -> torch.Tensor:
     return x
 
 
+@torch.no_grad()
+def _approx_kl(logp: torch.Tensor, logp_old: torch.Tensor) -> float:
+    """KL(old || new) estimated from the samples' log-ratios (Schulman's k3: r − 1 − log r),
+    the log-ratio clamped as in the surrogate (finite however far the policy moved)."""
+    log_r = (logp - logp_old).clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
+    return float((log_r.exp() - 1 - log_r).mean())
+
+
 def _iteration(st: OnlineState, roll: dict, x_e: torch.Tensor, cfg: OnlineConfig,
                warmup: bool, where: str = "online") -> dict:
     T, N = roll["term"].shape
@@ -181,37 +194,42 @@ def _iteration(st: OnlineState, roll: dict, x_e: torch.Tensor, cfg: OnlineConfig
     adv, ret = adv.reshape(-1), ret.reshape(-1)
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     logp_old = roll["logp"].reshape(-1)
-    p_losses, v_losses, kl = [], [], 0.0
+    p_losses, v_losses, kl, policy_on = [], [], 0.0, True
     for _ in range(cfg.epochs):
         if kl > cfg.target_kl:
             break
         perm = torch.randperm(idx_all, generator=st.gen, device=x.device)
         for i in range(0, idx_all, cfg.minibatch):
             j = perm[i:i + cfg.minibatch]
-            logp = log_prob_pre_tanh(st.policy, s[j], u[j])
-            pl = clipped_policy_loss(logp, logp_old[j], adv[j], cfg.clip_eps)
-            if cfg.entropy_coef:
-                pl = pl + cfg.entropy_coef * logp.mean()  # -entropy, estimated from samples
-            _finite(pl, "the PPO policy loss", where)
-            st.policy_opt.zero_grad(set_to_none=True)
-            pl.backward()
-            nn.utils.clip_grad_norm_(st.policy.parameters(), cfg.max_grad_norm)
-            st.policy_opt.step()
+            if policy_on:
+                logp = log_prob_pre_tanh(st.policy, s[j], u[j])
+                if cfg.kl_check == "minibatch" and _approx_kl(logp, logp_old[j]) > \
+                        1.5 * cfg.target_kl:
+                    policy_on = False  # the value function keeps fitting this batch
+            if policy_on:
+                pl = clipped_policy_loss(logp, logp_old[j], adv[j], cfg.clip_eps)
+                if cfg.entropy_coef:
+                    pl = pl + cfg.entropy_coef * logp.mean()  # -entropy, from samples
+                _finite(pl, "the PPO policy loss", where)
+                st.policy_opt.zero_grad(set_to_none=True)
+                pl.backward()
+                nn.utils.clip_grad_norm_(st.policy.parameters(), cfg.max_grad_norm)
+                st.policy_opt.step()
+                p_losses.append(pl.item())
             vl = _finite(0.5 * (st.value(s[j]) - ret[j]).pow(2).mean(), "the value loss", where)
             st.value_opt.zero_grad(set_to_none=True)
             vl.backward()
             nn.utils.clip_grad_norm_(st.value.parameters(), cfg.max_grad_norm)
             st.value_opt.step()
-            p_losses.append(pl.item())
             v_losses.append(vl.item())
-        with torch.no_grad():  # approx. KL(old || new) on the whole batch (Schulman's k3)
-            log_r = log_prob_pre_tanh(st.policy, s, u) - logp_old
-            kl = float((log_r.exp() - 1 - log_r).mean())
+        with torch.no_grad():  # approx. KL(old || new) on the whole batch
+            kl = _approx_kl(log_prob_pre_tanh(st.policy, s, u), logp_old)
     for name in ("policy", "value", "disc"):
         for k, w in getattr(st, name).named_parameters():
             _finite(w.detach(), f"the {name} parameter {k} after the update", where)
     return {"approx_kl": kl, "reward_mean": float(r.mean()), "disc_loss": float(np.mean(d_losses)),
-            "policy_loss": float(np.mean(p_losses)), "value_loss": float(np.mean(v_losses))}
+            "policy_loss": float(np.mean(p_losses)), "value_loss": float(np.mean(v_losses)),
+            "policy_steps": len(p_losses)}
 
 
 def run_online(st: OnlineState, env_id: str, x_e: torch.Tensor, cfg: OnlineConfig, seed: int,

@@ -1,14 +1,16 @@
-"""PPO's log π from the pre-tanh sample u (the package) against log π recomputed from
-a = tanh(u) (before), from one π⁰, online phase alone.
+"""The online phase's PPO step from one π⁰, as the package runs it and as it ran before: log π
+from the pre-tanh sample u or recomputed from a = tanh(u); the KL stop per minibatch or per
+epoch.
 
     OMP_NUM_THREADS=1 python -m ollie.experiments.online_logp [--env halfcheetah] [--arm naive_gail]
-        [--seed 2] [--steps 10240] [--variants new,old] [--set key=value ...]
+        [--seed 2] [--steps 10240] [--variants new,epoch,old] [--set key=value ...]
 
 Runs the bench's arm (`bench.arm_config`: the environment's YAML, the arm's keys, the seed) once
 offline, then its online phase from the same π⁰ once per variant: 'new' = the package;
-'old' = log π of the rollout and of every PPO step recomputed from a = tanh(u) through
-`TanhGaussianPolicy.log_prob` (atanh of a clamped to ±(1 - 1e-6)) and the ratio unclamped, as
-before the fix. Prints, per PPO iteration, the approximate KL after the epochs, the largest
+'epoch' = the package with `online.kl_check=epoch` (the first epoch runs whole); 'old' = as
+before both fixes: `kl_check=epoch`, log π of the rollout and of every PPO step recomputed from
+a = tanh(u) through `TanhGaussianPolicy.log_prob` (atanh of a clamped to ±(1 - 1e-6)) and the
+ratio unclamped. Prints, per PPO iteration, the approximate KL after the epochs, the largest
 |log ratio| seen, the lowest stored log π, and the share of actions that float32 rounds to ±1;
 then the score curve. A variant that diverges ends with the DataError the package raises.
 """
@@ -31,6 +33,7 @@ from shared.cli import build_parser, parse_args, run
 from shared.errors import DataError
 
 
+@torch.no_grad()
 def _old_sample(policy, s, gen):
     a, u, _ = sample_action(policy, s, gen)
     return a, u, policy.log_prob(s, a)
@@ -61,7 +64,8 @@ def run_variant(variant: str, cfg, data, res) -> dict:
 
     def iteration(st, roll, x_e, c, warmup, where="online"):
         out = orig["_iteration"](st, roll, x_e, c, warmup, where)
-        iters.append({"kl": out["approx_kl"], **rec,
+        iters.append({"kl": round(out["approx_kl"], 4), "policy_steps": out["policy_steps"],
+                      **{k: round(v, 2) for k, v in rec.items()},
                       "saturated": float((roll["a"].abs() >= 1).float().mean())})
         rec.update(max_abs_log_ratio=0.0, min_logp_old=0.0)
         return out
@@ -73,7 +77,9 @@ def run_variant(variant: str, cfg, data, res) -> dict:
         torch.set_rng_state(res["rng"])
         pol = copy.deepcopy(res["policy"])
         gen = torch.Generator().set_state(res["gen"].get_state())
-        st = fit_online(cfg, data, pol, res["method"], res["norm"], gen, None)
+        c = copy.deepcopy(cfg)
+        c.online.kl_check = "minibatch" if variant == "new" else "epoch"
+        st = fit_online(c, data, pol, res["method"], res["norm"], gen, None)
         out = {"curve": [round(p["score"], 1) for p in st.curve]}
     except DataError as e:
         out = {"error": str(e)}
@@ -90,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arm", default="naive_gail", choices=[a for a in bench.ARMS
                                                             if a not in ("bc_expert", "bc_all")])
     p.add_argument("--steps", type=int, default=10240, help="online env steps")
-    p.add_argument("--variants", default="new,old")
+    p.add_argument("--variants", default="new,epoch,old")
     args, _ = parse_args(argv, bench.TrainConfig, prog="ollie.experiments.online_logp",
                          description=__doc__, parser=p)
     seed = args.seed if args.seed is not None else 2

@@ -177,3 +177,42 @@ def test_a_non_finite_loss_names_the_run():
         _finite(torch.tensor(float("nan")), "the value loss", "naive_gail seed 2")
     x = torch.ones(3)
     assert _finite(x, "x", "here") is x
+
+
+def _sharp_iteration(kl_check: str, target_kl: float = 0.02) -> tuple[dict, int]:
+    """One iteration from a sharp policy (σ = e^-4, unsaturated) -> stats, minibatches."""
+    from ollie.config import OnlineConfig
+    from ollie.gail import OnlineState, ValueNet, _iteration
+    from shared.il.models import Normalizer
+
+    pol = _saturated_policy(mean=0.5, log_std=-4.0)
+    gen = torch.Generator().manual_seed(3)
+    T, N = 128, 4
+    s = torch.randn(T, N, 3)
+    a, u, logp = sample_action(pol, s.reshape(T * N, 3), gen)
+    roll = {"s": s, "a": a.reshape(T, N, 2), "u": u.reshape(T, N, 2),
+            "logp": logp.reshape(T, N), "s_next": torch.randn(T, N, 3),
+            "term": torch.zeros(T, N, dtype=torch.bool), "end": torch.zeros(T, N, dtype=torch.bool)}
+    norm = Normalizer(torch.zeros(3), torch.ones(3))
+    torch.manual_seed(4)
+    value = ValueNet(3, 16, norm)
+    disc = torch.nn.Sequential(torch.nn.Linear(5, 1), torch.nn.Flatten(0))
+    with torch.no_grad():  # a fixed D that rewards larger first actions: a coherent push
+        disc[0].weight.copy_(torch.tensor([[0.0, 0.0, 0.0, -10.0, 0.0]]))
+        disc[0].bias.zero_()
+    cfg = OnlineConfig(epochs=5, minibatch=64, disc_batch=64, value_warmup_epochs=1,
+                       target_kl=target_kl, kl_check=kl_check, gamma=0.01, gae_lambda=0.0)
+    st = OnlineState(pol, value, disc, torch.optim.Adam(pol.parameters(), lr=1e-3),
+                     torch.optim.Adam(value.parameters(), lr=3e-4),
+                     torch.optim.Adam(disc.parameters(), lr=0.0), gen)
+    return _iteration(st, roll, torch.randn(100, 5), cfg, warmup=True), T * N // 64
+
+
+def test_minibatch_kl_check_stops_the_policy_before_it_runs_away():
+    per_epoch_stop, n_mb = _sharp_iteration("epoch")
+    per_mb_stop, _ = _sharp_iteration("minibatch")
+    assert per_epoch_stop["policy_steps"] == n_mb  # the first epoch always runs whole
+    assert 1 <= per_mb_stop["policy_steps"] < n_mb
+    assert per_mb_stop["approx_kl"] < 0.6 * per_epoch_stop["approx_kl"]
+    unbounded, _ = _sharp_iteration("minibatch", target_kl=1e9)  # the stop never fires
+    assert unbounded["policy_steps"] == 5 * n_mb
