@@ -10,7 +10,8 @@ offline, then its online phase from the same π⁰ once per variant: 'new' = the
 'epoch' = the package with `online.kl_check=epoch` (the first epoch runs whole); 'old' = as
 before both fixes: `kl_check=epoch`, log π of the rollout and of every PPO step recomputed from
 a = tanh(u) through `TanhGaussianPolicy.log_prob` (atanh of a clamped to ±(1 - 1e-6)) and the
-ratio unclamped. Prints, per PPO iteration, the approximate KL after the epochs, the largest
+ratio unclamped. Prints π⁰'s pre-tanh |mean| and log std quantiles on D_e's states, then, per
+PPO iteration, the approximate KL after the epochs, the largest
 |log ratio| seen, the lowest stored log π, and the share of actions that float32 rounds to ±1;
 then the score curve. A variant that diverges ends with the DataError the package raises.
 """
@@ -106,9 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     data = build_data(cfg.data)
     t0 = time.time()
     res = pretrain(cfg, data)
+    with torch.no_grad():  # how sharp π⁰ is on D_e's states
+        mean, log_std = res["policy"].dist_params(
+            torch.as_tensor(data.expert["observations"], dtype=torch.float32))
+    q = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0])
     print(json.dumps({"env": args.env, "arm": args.arm, "seed": seed,
                       "offline_score": round(res["offline_score"], 1),
-                      "offline_s": round(time.time() - t0)}), flush=True)
+                      "offline_s": round(time.time() - t0),
+                      "abs_pre_tanh_mean_q0_10_50_90_100":
+                          [round(v, 2) for v in torch.quantile(mean.abs().flatten(), q).tolist()],
+                      "log_std_q0_10_50_90_100":
+                          [round(v, 2) for v in torch.quantile(log_std.flatten(), q).tolist()]}),
+          flush=True)
     for v in args.variants.split(","):
         t0 = time.time()
         out = run_variant(v, cfg, data, res)
