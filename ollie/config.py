@@ -102,7 +102,7 @@ class OnlineConfig:
     # 'minibatch': the policy stops before the first minibatch whose KL to the rollout policy
     # exceeds 1.5 target_kl (as Stable-Baselines3); 'epoch': the epochs stop once the whole
     # batch's KL exceeds target_kl after an epoch (the first epoch always runs whole: on a sharp
-    # pretrained policy it reached KL 10-20 and unlearned, results/ollie/NOTES.md)
+    # pretrained policy it reached KL 4-24 and unlearned, results/ollie/NOTES.md)
     kl_check: Literal["minibatch", "epoch"] = "minibatch"
     value_lr: float = 3e-4  # Adam lr of the value function
     value_hidden: int = 256  # value MLP width

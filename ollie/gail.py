@@ -18,9 +18,9 @@ Each iteration:
    the policy stops (`kl_check: minibatch`) before the first minibatch whose approximate KL
    to the rollout policy exceeds 1.5 `target_kl` (the value function keeps fitting), or
    (`epoch`) the epochs stop once the whole batch's KL exceeds `target_kl` after an epoch. A
-   pretrained policy is sharp (σ down to e^-4 on HalfCheetah): one epoch of Adam steps moved
-   its mean by many σ (KL 10-20 after the first epoch), which is where the online phase
-   unlearned and, once log ρ passed 88, went NaN (results/ollie/NOTES.md).
+   pretrained policy can be sharp (DWBC's on HalfCheetah: σ down to e^-4): one epoch of Adam
+   steps moved its mean by many σ (approximate KL 4-24 after the first epoch), and once log ρ
+   passed 88 the online phase went NaN (results/ollie/NOTES.md).
    log π is taken at the rollout's pre-tanh samples u (`ppo.log_prob_pre_tanh`), not
    recomputed from a = tanh(u), which float32 cannot invert near ±1.
 
