@@ -39,11 +39,11 @@ from ollie.discriminator import offline_disc_loss, shift_reward, surrogate_rewar
 from ollie.extraction import extraction_loss, resample_rows
 from ollie.gail import gail_reward, run_online
 from ollie.offline import OLLIEPretrainer
-from ollie.ppo import clipped_policy_loss, gae
+from ollie.ppo import clipped_policy_loss, gae, log_prob_pre_tanh, sample_action
 
 __all__ = ["AlignedDiscriminator", "RandomDiscriminator", "d0_formula", "TrainConfig",
            "load_train_config", "NuNet", "YNet", "pointwise_y", "saddle_objective",
            "saddle_step", "y_regression_loss", "offline_disc_loss", "surrogate_reward",
            "shift_reward",
            "extraction_loss", "resample_rows", "gail_reward", "run_online", "OLLIEPretrainer",
-           "clipped_policy_loss", "gae"]
+           "clipped_policy_loss", "gae", "log_prob_pre_tanh", "sample_action"]

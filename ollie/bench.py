@@ -19,6 +19,11 @@ alignment check), then one job per online variant (`run_online`: aligned D⁰, r
 discriminator) from the offline job's tensors, and one job per other arm (`run_job`); the
 ready job with the longest expected wall time runs first (`run_all`, `est_seconds`), so the
 bench takes about as long as its longest chain, an offline job and one online job.
+
+An online phase that diverges (a non-finite action, loss or parameter: `gail.run_online` stops
+it with a DataError) gives a failed row (`error`, no curve) instead of ending the bench; the
+summary leaves failed runs out of the online means, lists each in the notes and fails the check
+"online runs that diverged" (rows.json of older runs with NaN scores are read the same way).
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from ollie.gail import collect, disc_bce
 from ollie.offline import t32
 from ollie.train import (
     evaluate,
-    fit,
+    finetune,
     fit_online,
     online_starts,
     pretrain,
@@ -51,7 +56,7 @@ from ollie.train import (
 from shared.bench import BenchReport, save_figure
 from shared.cli import build_parser, parse_args
 from shared.cli import run as run_cli
-from shared.errors import ConfigError
+from shared.errors import ConfigError, DataError
 from shared.il.discriminator import sample_rows
 from shared.il.envs import make_vector_env
 from shared.il.generate import dataset
@@ -145,7 +150,20 @@ def _row(setting: str, seed: int, arm: str, cfg: TrainConfig, data, offline: dic
             "ood": out_of_family(policy, data, cfg), "ood_offline": ood0}
 
 
+def _failed_row(setting: str, seed: int, arm: str, cfg: TrainConfig, offline: dict,
+                err: Exception, ood0: dict | None) -> dict:
+    """The row of an online phase that diverged: π⁰'s offline figures, no curve, the error."""
+    return {"setting": setting, "seed": seed, "arm": arm,
+            "offline_score": offline["offline_score"], "online_curve": [],
+            "offline_stats": offline["offline_stats"], "env_steps": cfg.online.env_steps,
+            "ood": None, "ood_offline": ood0, "error": str(err)}
+
+
 def _log(row: dict) -> None:
+    if "error" in row:
+        log.warning("%s seed %d %-15s offline %6.1f FAILED: %s", row["setting"], row["seed"],
+                    row["arm"], row["offline_score"], row["error"])
+        return
     log.info("%s seed %d %-15s offline %6.1f final %6.1f (%.0f s)", row["setting"], row["seed"],
              row["arm"], row["offline_score"], (row["online_curve"] or [
                  {"score": row["offline_score"]}])[-1]["score"], row["wall_s"])
@@ -160,7 +178,17 @@ def run_job(job: tuple) -> list[dict]:
     t0 = time.perf_counter()
     cfg = arm_config(setting, arm, seed, quick, extra)
     data = build_data(cfg.data)
-    res = fit(cfg, data, variants=list(VARIANTS.values()) if arm == "ollie" else None)
+    res = pretrain(cfg, data)
+    try:
+        res = finetune(cfg, data, res, variants=list(VARIANTS.values()) if arm == "ollie"
+                       else None)
+    except DataError as e:  # a diverged online phase
+        rows = [_failed_row(setting, seed, a, cfg, res, e, None)
+                for a in (VARIANTS if arm == "ollie" else [arm])]
+        for row in rows:
+            row["wall_s"] = time.perf_counter() - t0
+            _log(row)
+        return rows
     runs = {a: res["variants"][v] for a, v in VARIANTS.items()} if arm == "ollie" else {
         arm: {"online_curve": res["online_curve"], "policy": res["policy"]}}
     ood0 = None
@@ -208,8 +236,11 @@ def run_online(job: tuple) -> list[dict]:
     cfg = with_discriminator(arm_config(setting, "ollie", seed, quick, extra), VARIANTS[arm])
     data = build_data(cfg.data)
     s = start_online(cfg, data, off["starts"][VARIANTS[arm]])
-    st = fit_online(cfg, data, s["policy"], s["method"], s["norm"], s["gen"], None)
-    row = _row(setting, seed, arm, cfg, data, off, st.curve, s["policy"], off["ood_offline"])
+    try:
+        st = fit_online(cfg, data, s["policy"], s["method"], s["norm"], s["gen"], None)
+        row = _row(setting, seed, arm, cfg, data, off, st.curve, s["policy"], off["ood_offline"])
+    except DataError as e:
+        row = _failed_row(setting, seed, arm, cfg, off, e, off["ood_offline"])
     if arm == "ollie":
         row["alignment"] = off["alignment"]
     row["wall_s"], row["offline_wall_s"] = time.perf_counter() - t0, off["wall_s"]
@@ -299,25 +330,52 @@ def _or(v, default):
     return default if v is None else v
 
 
+def mark_diverged(rows: list[dict]) -> list[dict]:
+    """`rows` with every row whose online curve or out-of-family scores hold a non-finite value
+    (rows.json of runs before `gail.run_online` stopped diverging runs) turned into a failed
+    row (`error`, no curve); the offline figures (π⁰'s) are kept."""
+    out = []
+    for r in rows:
+        vals = [p["score"] for p in r["online_curve"]] + list((r.get("ood") or {}).values())
+        if "error" not in r and not all(np.isfinite(vals)):
+            bad = next((p["env_steps"] for p in r["online_curve"]
+                        if not np.isfinite(p["score"])), None)
+            r = {**r, "online_curve": [], "ood": None,
+                 "error": f"non-finite score in the learning curve (first at env step {bad})"
+                 if bad is not None else "non-finite out-of-family score"}
+        out.append(r)
+    return out
+
+
 def summarise(rows: list[dict], command: list[str], quick: bool) -> BenchReport:
     rep = BenchReport("ollie", baseline="gail", command=command)
+    rows = mark_diverged(rows)
+    failed = [r for r in rows if "error" in r]
     settings = list(dict.fromkeys(r["setting"] for r in rows))
-    sel = {(s, a): [r for r in rows if r["setting"] == s and r["arm"] == a]
-           for s in settings for a in list(ARMS) + ["ollie_no_align"]}
+    # offline figures (π⁰'s) from every row; online figures from the runs that did not diverge
+    sel_off = {(s, a): [r for r in rows if r["setting"] == s and r["arm"] == a
+                        and np.isfinite(r["offline_score"])]
+               for s in settings for a in list(ARMS) + ["ollie_no_align"]}
+    sel = {k: [r for r in v if "error" not in r] for k, v in sel_off.items()}
     scored, auc_wins, summary = [], [], {}
     for s in settings:
-        off = {m: statistics.mean(r["offline_score"] for r in sel[(s, a)])
-               for m, a in OFFLINE_ARMS.items() if sel[(s, a)]}
+        off = {m: statistics.mean(r["offline_score"] for r in sel_off[(s, a)])
+               for m, a in OFFLINE_ARMS.items() if sel_off[(s, a)]}
         for m, v in off.items():
             arm = OFFLINE_ARMS[m]
-            ood = {k: statistics.mean(r["ood_offline" if arm in ONLINE_ARMS else "ood"][k]
-                                      for r in sel[(s, arm)]) for k in PERTURBATIONS}
-            rep.add(f"{m} (offline)", s, score=v, seeds=len(sel[(s, arm)]),
+            key = "ood_offline" if arm in ONLINE_ARMS else "ood"
+            src = [r for r in sel_off[(s, arm)] if r.get(key)]
+            ood = {k: statistics.mean(r[key][k] for r in src) if src else float("nan")
+                   for k in PERTURBATIONS}
+            rep.add(f"{m} (offline)", s, score=v, seeds=len(sel_off[(s, arm)]),
                     **{f"ood_{k}": x for k, x in ood.items()})
         info = {"offline": off, "online": {}}
-        budget = sel[(s, "ollie")][0]["env_steps"]
+        budget = sel_off[(s, "ollie")][0]["env_steps"]
+        nan = {"auc": float("nan"), "steps": [0.0], "score": [float("nan")]}
         for a in ONLINE_ARMS:
             if not sel[(s, a)]:
+                info["online"][a] = dict(nan, steps_to_90=None, final=float("nan"))
+                rep.add(f"{a} (online)", s, score=float("nan"), seeds=0)
                 continue
             st, sc = mean_curve(sel[(s, a)])
             ood = {k: statistics.mean(r["ood"][k] for r in sel[(s, a)]) for k in PERTURBATIONS}
@@ -328,8 +386,10 @@ def summarise(rows: list[dict], command: list[str], quick: bool) -> BenchReport:
                     seeds=len(sel[(s, a)]), **{f"ood_{k}": x for k, x in ood.items()})
         summary[s] = info
         on = info["online"]
+        off.setdefault("ollie", float("nan"))
         st, sc = np.array(on["ollie"]["steps"]), np.array(on["ollie"]["score"])
-        ratio = on["ollie"]["auc"] / on["gail"]["auc"] if on["gail"]["auc"] > 0 \
+        g = on["gail"]["auc"]
+        ratio = float("nan") if not np.isfinite(g) else on["ollie"]["auc"] / g if g > 0 \
             else float("inf")
         measured = {  # the issue's per-environment targets
             f"{s}: offline OLLIE - max(BC-E, DWBC) (normalised score)":
@@ -350,6 +410,11 @@ def summarise(rows: list[dict], command: list[str], quick: bool) -> BenchReport:
             rep.check(name, v, op, target)
         if ratio >= 1.3 and on["ollie"]["auc"] >= on["naive_gail"]["auc"]:
             auc_wins.append(s)
+    for r in failed:
+        rep.notes.append(f"{r['setting']} seed {r['seed']} {r['arm']}: the online phase "
+                         f"diverged and is left out of the online figures ({r['error']})")
+    rep.check(f"online runs that diverged (non-finite action, loss or score; of "
+              f"{sum(bool(r['env_steps']) for r in rows)})", len(failed), "<=", 0)
     need = min(2, len(settings))
     rep.check(f"environments where OLLIE's AUC >= 1.3x GAIL's and >= naive offline→GAIL's "
               f"(of {len(scored)} scored)", len(auc_wins), ">=", need)
@@ -388,7 +453,8 @@ def plot(rows: list[dict], rep: BenchReport, path: Path) -> None:
     dashed = {"ollie": "ollie", "naive_gail": "dwbc"}  # arm -> its offline score
     for ax, (s, info) in zip(axes[0], summary.items()):
         for a, on in info["online"].items():
-            runs = [r for r in rows if r["setting"] == s and r["arm"] == a]
+            runs = [r for r in mark_diverged(rows) if r["setting"] == s and r["arm"] == a
+                    and "error" not in r]
             sc = np.array([[p["score"] for p in r["online_curve"]] for r in runs])
             ax.plot(on["steps"], on["score"], color=colours[a], label=a, lw=2 if a == "ollie"
                     else 1)

@@ -98,7 +98,12 @@ class OnlineConfig:
     epochs: int = 10  # PPO epochs per iteration
     minibatch: int = 256  # PPO minibatch
     policy_lr: float = 3e-5  # Adam lr of the policy (finetuning a pretrained one; official 3e-5)
-    target_kl: float = 0.02  # stop an iteration's PPO epochs once approx. KL(old || new) exceeds it
+    target_kl: float = 0.02  # PPO's KL budget per iteration (approx. KL(old || new))
+    # 'minibatch': the policy stops before the first minibatch whose KL to the rollout policy
+    # exceeds 1.5 target_kl (as Stable-Baselines3); 'epoch': the epochs stop once the whole
+    # batch's KL exceeds target_kl after an epoch (the first epoch always runs whole: on a sharp
+    # pretrained policy it reached KL 4-24 and unlearned, results/ollie/NOTES.md)
+    kl_check: Literal["minibatch", "epoch"] = "minibatch"
     value_lr: float = 3e-4  # Adam lr of the value function
     value_hidden: int = 256  # value MLP width
     value_warmup_epochs: int = 20  # value-only epochs on the first batch (every arm alike)

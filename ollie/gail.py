@@ -15,7 +15,18 @@ Each iteration:
 4. (first iteration) fit the value function alone for `value_warmup_epochs`, so a pretrained
    policy is not moved by a random critic's advantages (every arm alike);
 5. PPO epochs: GAE advantages (normalised per batch), clipped surrogate, value regression;
-   the epochs stop early once the approximate KL to the rollout policy exceeds `target_kl`.
+   the policy stops (`kl_check: minibatch`) before the first minibatch whose approximate KL
+   to the rollout policy exceeds 1.5 `target_kl` (the value function keeps fitting), or
+   (`epoch`) the epochs stop once the whole batch's KL exceeds `target_kl` after an epoch. A
+   pretrained policy can be sharp (DWBC's on HalfCheetah: σ down to e^-4): one epoch of Adam
+   steps moved its mean by many σ (approximate KL 4-24 after the first epoch), and once log ρ
+   passed 88 the online phase went NaN (results/ollie/NOTES.md).
+   log π is taken at the rollout's pre-tanh samples u (`ppo.log_prob_pre_tanh`), not
+   recomputed from a = tanh(u), which float32 cannot invert near ±1.
+
+Nothing non-finite passes silently: an action, a loss or a network parameter that is not finite
+stops the run with a DataError naming the run (`where`), the iteration and the env step, before
+the environment sees the action or the optimiser takes the step.
 
 `OnlineState` holds everything that changes (networks, optimisers, RNG, counters, curve) and
 is what the recipe checkpoints after every `ckpt_every` iterations; a resumed run resets its
@@ -33,7 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ollie.config import OnlineConfig
-from ollie.ppo import clipped_policy_loss, gae, sample_action
+from ollie.ppo import MAX_LOG_RATIO, clipped_policy_loss, gae, log_prob_pre_tanh, sample_action
+from shared.errors import DataError
 from shared.il.discriminator import sample_rows
 from shared.il.envs import make_vector_env
 from shared.il.models import Normalizer, TanhGaussianPolicy
@@ -93,20 +105,25 @@ class OnlineState:
 
 
 def collect(envs, obs: np.ndarray, policy: TanhGaussianPolicy, gen: torch.Generator, T: int,
-            dev) -> tuple[dict, np.ndarray]:
+            dev, where: str = "rollout") -> tuple[dict, np.ndarray]:
     """T steps of the stochastic policy in every env of `envs` (from observations `obs`) ->
-    (T, N, .) tensors s, a, logp, s_next, term, end; returns the observations to continue from."""
-    keys = ("s", "a", "logp", "s_next", "term", "end")
+    (T, N, .) tensors s, a, u (pre-tanh), logp, s_next, term, end; returns the observations to
+    continue from. A non-finite action raises a DataError naming `where` and the step, before
+    the environment gets it."""
+    keys = ("s", "a", "u", "logp", "s_next", "term", "end")
     buf: dict[str, list] = {k: [] for k in keys}
-    for _ in range(T):
+    for t in range(T):
         s = torch.as_tensor(obs, dtype=torch.float32, device=dev)
-        a, logp = sample_action(policy, s, gen)
+        a, u, logp = sample_action(policy, s, gen)
+        if not (torch.isfinite(u).all() and torch.isfinite(logp).all()):
+            raise DataError(f"{where}: the policy's action is not finite at rollout step {t} "
+                            "(a diverged policy; the environment did not get it)")
         nobs, _, term, trunc, info = envs.step(a.cpu().numpy())
         end = term | trunc
         s_next = nobs.copy()
         if end.any():
             s_next[end] = np.stack(info["final_obs"][end])
-        for k, v in zip(keys, (s, a, logp, s_next, term, end)):
+        for k, v in zip(keys, (s, a, u, logp, s_next, term, end)):
             buf[k].append(torch.as_tensor(np.asarray(v), device=dev))
         obs = nobs
     out = {k: torch.stack(v) for k, v in buf.items()}
@@ -114,13 +131,30 @@ def collect(envs, obs: np.ndarray, policy: TanhGaussianPolicy, gen: torch.Genera
     return out, obs
 
 
+def _finite(x: torch.Tensor, what: str, where: str) -> torch.Tensor:
+    """x, or a DataError naming `what` and `where` when any entry is not finite."""
+    if not bool(torch.isfinite(x).all()):
+        raise DataError(f"{where}: {what} is not finite (a diverged online phase)")
+    return x
+
+
+@torch.no_grad()
+def _approx_kl(logp: torch.Tensor, logp_old: torch.Tensor) -> float:
+    """KL(old || new) estimated from the samples' log-ratios (Schulman's k3: r − 1 − log r),
+    the log-ratio clamped as in the surrogate (finite however far the policy moved)."""
+    log_r = (logp - logp_old).clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
+    return float((log_r.exp() - 1 - log_r).mean())
+
+
 def _iteration(st: OnlineState, roll: dict, x_e: torch.Tensor, cfg: OnlineConfig,
-               warmup: bool) -> dict:
+               warmup: bool, where: str = "online") -> dict:
     T, N = roll["term"].shape
     s, a = roll["s"].reshape(T * N, -1), roll["a"].reshape(T * N, -1)
+    u = roll["u"].reshape(T * N, -1)
     x = torch.cat([s, a], 1)
     with torch.no_grad():
-        r = gail_reward(st.disc(x), cfg.reward).reshape(T, N)
+        r = _finite(gail_reward(st.disc(x), cfg.reward).reshape(T, N), "the GAIL reward",
+                    where)
         r_abs = r.min() if cfg.absorbing else torch.zeros(())
     # discriminator: this batch (label 1) against as many expert rows (label 0)
     d_losses = []
@@ -129,7 +163,7 @@ def _iteration(st: OnlineState, roll: dict, x_e: torch.Tensor, cfg: OnlineConfig
         for i in range(0, T * N, cfg.disc_batch):
             xp = x[perm[i:i + cfg.disc_batch]]
             xe = sample_rows(x_e, len(xp), st.gen)
-            loss = disc_bce(st.disc(xp), st.disc(xe))
+            loss = _finite(disc_bce(st.disc(xp), st.disc(xe)), "the discriminator loss", where)
             st.disc_opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(st.disc.parameters(), cfg.max_grad_norm)
@@ -151,7 +185,8 @@ def _iteration(st: OnlineState, roll: dict, x_e: torch.Tensor, cfg: OnlineConfig
             perm = torch.randperm(idx_all, generator=st.gen, device=x.device)
             for i in range(0, idx_all, cfg.minibatch):
                 j = perm[i:i + cfg.minibatch]
-                vl = 0.5 * (st.value(s[j]) - ret.reshape(-1)[j]).pow(2).mean()
+                vl = _finite(0.5 * (st.value(s[j]) - ret.reshape(-1)[j]).pow(2).mean(),
+                             "the value loss", where)
                 st.value_opt.zero_grad(set_to_none=True)
                 vl.backward()
                 st.value_opt.step()
@@ -159,39 +194,48 @@ def _iteration(st: OnlineState, roll: dict, x_e: torch.Tensor, cfg: OnlineConfig
     adv, ret = adv.reshape(-1), ret.reshape(-1)
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     logp_old = roll["logp"].reshape(-1)
-    p_losses, v_losses, kl = [], [], 0.0
+    p_losses, v_losses, kl, policy_on = [], [], 0.0, True
     for _ in range(cfg.epochs):
         if kl > cfg.target_kl:
             break
         perm = torch.randperm(idx_all, generator=st.gen, device=x.device)
         for i in range(0, idx_all, cfg.minibatch):
             j = perm[i:i + cfg.minibatch]
-            logp = st.policy.log_prob(s[j], a[j])
-            pl = clipped_policy_loss(logp, logp_old[j], adv[j], cfg.clip_eps)
-            if cfg.entropy_coef:
-                pl = pl + cfg.entropy_coef * logp.mean()  # -entropy, estimated from samples
-            st.policy_opt.zero_grad(set_to_none=True)
-            pl.backward()
-            nn.utils.clip_grad_norm_(st.policy.parameters(), cfg.max_grad_norm)
-            st.policy_opt.step()
-            vl = 0.5 * (st.value(s[j]) - ret[j]).pow(2).mean()
+            if policy_on:
+                logp = log_prob_pre_tanh(st.policy, s[j], u[j])
+                if cfg.kl_check == "minibatch" and _approx_kl(logp, logp_old[j]) > \
+                        1.5 * cfg.target_kl:
+                    policy_on = False  # the value function keeps fitting this batch
+            if policy_on:
+                pl = clipped_policy_loss(logp, logp_old[j], adv[j], cfg.clip_eps)
+                if cfg.entropy_coef:
+                    pl = pl + cfg.entropy_coef * logp.mean()  # -entropy, from samples
+                _finite(pl, "the PPO policy loss", where)
+                st.policy_opt.zero_grad(set_to_none=True)
+                pl.backward()
+                nn.utils.clip_grad_norm_(st.policy.parameters(), cfg.max_grad_norm)
+                st.policy_opt.step()
+                p_losses.append(pl.item())
+            vl = _finite(0.5 * (st.value(s[j]) - ret[j]).pow(2).mean(), "the value loss", where)
             st.value_opt.zero_grad(set_to_none=True)
             vl.backward()
             nn.utils.clip_grad_norm_(st.value.parameters(), cfg.max_grad_norm)
             st.value_opt.step()
-            p_losses.append(pl.item())
             v_losses.append(vl.item())
-        with torch.no_grad():  # approx. KL(old || new) on the whole batch (Schulman's k3)
-            log_r = st.policy.log_prob(s, a) - logp_old
-            kl = float((log_r.exp() - 1 - log_r).mean())
+        with torch.no_grad():  # approx. KL(old || new) on the whole batch
+            kl = _approx_kl(log_prob_pre_tanh(st.policy, s, u), logp_old)
+    for name in ("policy", "value", "disc"):
+        for k, w in getattr(st, name).named_parameters():
+            _finite(w.detach(), f"the {name} parameter {k} after the update", where)
     return {"approx_kl": kl, "reward_mean": float(r.mean()), "disc_loss": float(np.mean(d_losses)),
-            "policy_loss": float(np.mean(p_losses)), "value_loss": float(np.mean(v_losses))}
+            "policy_loss": float(np.mean(p_losses)), "value_loss": float(np.mean(v_losses)),
+            "policy_steps": len(p_losses)}
 
 
 def run_online(st: OnlineState, env_id: str, x_e: torch.Tensor, cfg: OnlineConfig, seed: int,
                evaluate: Callable[[TanhGaussianPolicy], dict],
                on_iteration: Callable[[OnlineState], None] | None = None,
-               progress: Callable | None = None) -> OnlineState:
+               progress: Callable | None = None, where: str = "online phase") -> OnlineState:
     """GAIL + PPO until `cfg.env_steps` environment steps (from wherever `st` stands).
 
     `evaluate(policy)` -> {'return', 'score'} is called at step 0 and every `eval_every` steps
@@ -208,8 +252,9 @@ def run_online(st: OnlineState, env_id: str, x_e: torch.Tensor, cfg: OnlineConfi
     obs, _ = envs.reset(seed=[seed * 10_000 + 100 * st.iteration + i for i in range(cfg.n_envs)])
     bar = progress(total=cfg.env_steps, initial=st.env_steps) if progress else None
     while st.env_steps < cfg.env_steps:
-        roll, obs = collect(envs, obs, st.policy, st.gen, cfg.rollout_steps, dev)
-        stats = _iteration(st, roll, x_e, cfg, warmup=st.iteration == 0)
+        at = f"{where}, iteration {st.iteration} (env step {st.env_steps})"
+        roll, obs = collect(envs, obs, st.policy, st.gen, cfg.rollout_steps, dev, at)
+        stats = _iteration(st, roll, x_e, cfg, warmup=st.iteration == 0, where=at)
         st.env_steps += per_iter
         st.iteration += 1
         if bar is not None:

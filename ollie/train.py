@@ -43,7 +43,7 @@ from shared.metrics import normalized_return
 from shared.runtime import pick_device, set_seed
 
 __all__ = ["build_pretrainer", "evaluate", "fit_offline", "pretrain", "online_starts",
-           "start_online", "build_online", "fit", "fit_online", "main"]
+           "start_online", "build_online", "fit", "finetune", "fit_online", "main"]
 
 log = get_logger("ollie.train")
 
@@ -208,7 +208,12 @@ def fit(cfg: TrainConfig, data: OLLIEData, run_dir: str | Path | None = None,
     checkpoints), one after the other, and returns their results under 'variants' (the bench
     runs them as separate jobs from `online_starts`, with the same results).
     """
-    out = pretrain(cfg, data, run_dir)
+    return finetune(cfg, data, pretrain(cfg, data, run_dir), run_dir, variants)
+
+
+def finetune(cfg: TrainConfig, data: OLLIEData, out: dict, run_dir: str | Path | None = None,
+             variants: list[str] | None = None) -> dict:
+    """`fit`'s online part from `pretrain`'s result `out` (updated and returned)."""
     out.update(online_curve=[], state=None)
     policy, method, norm, gen = out["policy"], out["method"], out["norm"], out["gen"]
     if variants is not None:
@@ -221,7 +226,8 @@ def fit(cfg: TrainConfig, data: OLLIEData, run_dir: str | Path | None = None,
         return out
     if cfg.online.env_steps == 0:
         return out
-    st = fit_online(cfg, data, policy, method, norm, gen, run_dir)
+    st = fit_online(cfg, data, policy, method, norm, gen,
+                    Path(run_dir) if run_dir is not None else None)
     out.update(online_curve=st.curve, state=st)
     return out
 
@@ -245,9 +251,12 @@ def fit_online(cfg: TrainConfig, data: OLLIEData, policy: TanhGaussianPolicy, me
     x_e = torch.cat([t32(data.expert["observations"], device),
                      t32(data.expert["actions"], device)], 1)
     seed = 100_000 + 1000 * cfg.seed
+    where = (f"online phase of pretrain={cfg.pretrain} + {cfg.online.discriminator} "
+             f"discriminator on {cfg.data.env_id}, seed {cfg.seed}")
     return run_online(st, data.env_id, x_e, cfg.online, cfg.seed,
                       lambda p: evaluate(p, data, cfg.eval_episodes, seed), save,
-                      lambda **kw: progress(desc=f"online {cfg.online.discriminator} D", **kw))
+                      lambda **kw: progress(desc=f"online {cfg.online.discriminator} D", **kw),
+                      where)
 
 
 def _prefixed(**modules) -> dict[str, torch.Tensor]:

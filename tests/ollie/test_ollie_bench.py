@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import ollie.bench as bench
-from shared.errors import ConfigError
+from shared.errors import ConfigError, DataError
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,77 @@ def test_set_options_do_not_override_an_arms_own_keys():
         (0, 1, "bc_expert", 2)
     assert bench.arm_config("hopper", "gail", 0, True, ["online.env_steps=4096"]
                             ).online.env_steps == 4096
+
+
+def test_a_diverged_online_run_is_a_failed_row_and_fails_a_check(rows, monkeypatch):
+    def diverge(*args, **kw):
+        raise DataError("online phase of pretrain=none + random discriminator: the PPO policy "
+                        "loss is not finite")
+
+    monkeypatch.setattr(bench, "finetune", diverge)
+    [failed] = bench.run_job(("tiny", 0, "gail", False, ["eval_episodes=1"]))
+    assert failed["arm"] == "gail" and "not finite" in failed["error"]
+    assert failed["online_curve"] == [] and np.isfinite(failed["offline_score"])
+    kept = [r for r in rows if r["arm"] != "gail"] + [failed]
+    assert len(bench.complete_groups(kept)) == len(rows)  # a failed arm is a finished arm
+    rep = bench.summarise(kept, ["python", "-m", "ollie.bench"], quick=True)
+    [check] = [c for c in rep.checks if c.name.startswith("online runs that diverged")]
+    assert check.measured == 1 and not check.holds
+    assert any("tiny seed 0 gail" in n and "not finite" in n for n in rep.notes)
+    gail_row = next(r for r in rep.rows if r["arm"] == "gail (online)")
+    assert gail_row["seeds"] == 0
+
+
+def test_nan_scores_of_older_rows_are_failed_runs_not_means(rows):
+    """rows.json from before the online phase stopped on NaN: a curve holding NaN is a
+    diverged run, left out of the online means and named in the notes."""
+    nan_row = next(r for r in rows if r["arm"] == "naive_gail")
+    nan_row = {**nan_row, "online_curve": [dict(p) for p in nan_row["online_curve"]]}
+    nan_row["online_curve"][-1]["score"] = float("nan")
+    kept = [r for r in rows if r["arm"] != "naive_gail"] + [nan_row]
+    [marked] = [r for r in bench.mark_diverged(kept) if "error" in r]
+    assert marked["arm"] == "naive_gail" and "env step" in marked["error"]
+    rep = bench.summarise(kept, ["python", "-m", "ollie.bench"], quick=True)
+    online = rep.extra["summary"]["tiny"]["online"]
+    assert all(np.isfinite(v["auc"]) for a, v in online.items() if a != "naive_gail")
+    assert not np.isfinite(online["naive_gail"]["auc"])
+    assert rep.extra["summary"]["tiny"]["offline"]["dwbc"] == nan_row["offline_score"]
+    assert not next(c for c in rep.checks if "diverged" in c.name).holds
+    assert not next(c for c in rep.checks if "naive offline→GAIL AUC" in c.name).holds
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("setting", sorted(bench.SETTINGS))
+@pytest.mark.parametrize("arm,sets", [("ollie", []), ("naive_gail", [
+    "--set", "pretrain=dwbc", "--set", "online.discriminator=random"])])
+def test_bench_jobs_get_the_config_train_resolves(setting, arm, sets, monkeypatch):
+    """The bench's job of an arm runs the config `python -m ollie.train --config <the
+    setting's YAML> --set <the arm's keys>` resolves, nothing more or less."""
+    import ollie.train as train
+
+    seen = {}
+
+    def keep(name, fn):
+        def wrapped(*args, **kw):
+            seen[name] = args[0]
+            raise _Stop
+        return wrapped
+
+    real = train.load_train_config
+    monkeypatch.setattr(train, "load_train_config",
+                        lambda *a, **k: seen.setdefault("train", real(*a, **k)))
+    monkeypatch.setattr(train, "build_data", keep("train_data", None))
+    with pytest.raises(_Stop):
+        train.main(["--config", bench.SETTINGS[setting], *sets, "--seed", "1"])
+    monkeypatch.setattr(bench, "build_data", lambda c: None)
+    monkeypatch.setattr(bench, "pretrain", keep("bench", None))
+    with pytest.raises(_Stop):
+        if arm == "ollie":
+            bench.run_offline((setting, 1, False, []))
+        else:
+            bench.run_job((setting, 1, arm, False, []))
+    assert seen["bench"] == seen["train"]
+    assert seen["train_data"] == seen["train"].data
