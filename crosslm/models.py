@@ -263,6 +263,16 @@ class ByteBiLSTM(nn.Module):
         self.bwd = nn.LSTM(emb, hidden, batch_first=True)
         self.out = nn.Linear(2 * hidden, num_classes)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # weights saved from the packed layout (one bidirectional `lstm`) load into the two
+        # directions: `lstm.<w>_l0` is the forward LSTM's, `lstm.<w>_l0_reverse` the backward's
+        old = prefix + "lstm."
+        for key in [k for k in state_dict if k.startswith(old)]:
+            name = key[len(old):]
+            side = "bwd." if name.endswith("_reverse") else "fwd."
+            state_dict[prefix + side + name.removesuffix("_reverse")] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         n, L = ids.shape
         lengths = (ids != 256).sum(1, keepdim=True).clamp(min=1)  # (n, 1)

@@ -68,6 +68,17 @@ def test_unpacked_bilstm_equals_the_packed_one_in_value_and_gradient():
         assert torch.allclose(a.grad, b.grad, atol=1e-5)
 
 
+def test_weights_saved_from_the_packed_layout_load_and_give_its_outputs():
+    torch.manual_seed(5)
+    ref = PackedBiLSTM(3)
+    torch.manual_seed(6)  # other initial weights: only the load can make them equal
+    new = ByteBiLSTM(3)
+    new.load_state_dict(ref.state_dict())  # strict: every packed key finds its place
+    x = byte_features(["", "b", "some text", "y" * 30], 32)
+    assert torch.allclose(ref(x), new(x), atol=1e-5)
+    assert torch.equal(new.bwd.weight_hh_l0, ref.lstm.weight_hh_l0_reverse)
+
+
 def _train_per_batch_transfer(model, x, targets, weights, epochs, lr, batch, seed):
     """The obvious loop: index on the host, move each batch to the model's device."""
     gen = torch.Generator().manual_seed(seed)
