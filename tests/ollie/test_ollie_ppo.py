@@ -111,6 +111,16 @@ def test_log_prob_of_saturated_actions_is_the_density_of_the_sample():
     assert (pol.log_prob(s, a).double() < ref - 1000).all()  # what a = tanh(u) alone gives
 
 
+def _rollout(pol, T: int, N: int, gen: torch.Generator) -> dict:
+    """A (T, N) rollout of `pol` on random 3-d states, never terminating, as `collect` stores it
+    (actions, their pre-tanh samples and log π at them)."""
+    s = torch.randn(T, N, 3)
+    a, u, logp = sample_action(pol, s.reshape(T * N, 3), gen)
+    return {"s": s, "a": a.reshape(T, N, 2), "u": u.reshape(T, N, 2),
+            "logp": logp.reshape(T, N), "s_next": torch.randn(T, N, 3),
+            "term": torch.zeros(T, N, dtype=torch.bool), "end": torch.zeros(T, N, dtype=torch.bool)}
+
+
 def test_ppo_iteration_from_a_saturated_policy_moves_it_little():
     """One GAIL + PPO iteration from a policy with saturated actions and σ = e^-5: log π at the
     stored u keeps the update's KL at PPO's scale (with log π recomputed from a it was ~10 and
@@ -121,12 +131,7 @@ def test_ppo_iteration_from_a_saturated_policy_moves_it_little():
 
     pol = _saturated_policy()
     gen = torch.Generator().manual_seed(2)
-    T, N = 64, 4
-    s = torch.randn(T, N, 3)
-    a, u, logp = sample_action(pol, s.reshape(T * N, 3), gen)
-    roll = {"s": s, "a": a.reshape(T, N, 2), "u": u.reshape(T, N, 2),
-            "logp": logp.reshape(T, N), "s_next": torch.randn(T, N, 3),
-            "term": torch.zeros(T, N, dtype=torch.bool), "end": torch.zeros(T, N, dtype=torch.bool)}
+    roll = _rollout(pol, 64, 4, gen)
     norm = Normalizer(torch.zeros(3), torch.ones(3))
     value, disc = ValueNet(3, 16, norm), torch.nn.Linear(5, 1)
     disc_fn = torch.nn.Sequential(disc, torch.nn.Flatten(0))
@@ -188,11 +193,7 @@ def _sharp_iteration(kl_check: str, target_kl: float = 0.02) -> tuple[dict, int]
     pol = _saturated_policy(mean=0.5, log_std=-4.0)
     gen = torch.Generator().manual_seed(3)
     T, N = 128, 4
-    s = torch.randn(T, N, 3)
-    a, u, logp = sample_action(pol, s.reshape(T * N, 3), gen)
-    roll = {"s": s, "a": a.reshape(T, N, 2), "u": u.reshape(T, N, 2),
-            "logp": logp.reshape(T, N), "s_next": torch.randn(T, N, 3),
-            "term": torch.zeros(T, N, dtype=torch.bool), "end": torch.zeros(T, N, dtype=torch.bool)}
+    roll = _rollout(pol, T, N, gen)
     norm = Normalizer(torch.zeros(3), torch.ones(3))
     torch.manual_seed(4)
     value = ValueNet(3, 16, norm)

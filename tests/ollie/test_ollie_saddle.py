@@ -42,6 +42,28 @@ def mdp():
             "pi": rho / rho.sum(1, keepdims=True)}
 
 
+def _tensors(mdp: dict) -> tuple[torch.Tensor, ...]:
+    """P (S*A, S), ρ_o (S*A,), p0 (S,), R̃ (S*A,) as float32 tensors."""
+    return (torch.tensor(mdp["P"], dtype=torch.float32).reshape(S * A, S),
+            torch.tensor(mdp["rho_o"].ravel(), dtype=torch.float32),
+            torch.tensor(mdp["p0"], dtype=torch.float32),
+            torch.tensor(mdp["R"].ravel(), dtype=torch.float32))
+
+
+def _transitions(P, rho_o, p0, B: int, steps: int, decay_at: tuple, opts: list,
+                 gen: torch.Generator):
+    """`steps` minibatches (sa ~ ρ_o, s' ~ P(·|sa), s0 ~ p0) of B rows; every optimiser's lr is
+    cut 10x at the steps in `decay_at`."""
+    for it in range(steps):
+        if it in decay_at:
+            for o in opts:
+                o.param_groups[0]["lr"] *= 0.1
+        sa = torch.multinomial(rho_o, B, True, generator=gen)
+        s_next = torch.multinomial(P[sa], 1, generator=gen).squeeze(1)
+        s0 = torch.multinomial(p0, B, True, generator=gen)
+        yield sa, s_next, s0
+
+
 @pytest.fixture(scope="module")
 def solved(mdp):
     """Tabular ν (S,) and log y (S*A,) after stochastic descent-ascent on sampled transitions."""
@@ -49,18 +71,9 @@ def solved(mdp):
     nu = torch.zeros(S, requires_grad=True)
     log_y = torch.zeros(S * A, requires_grad=True)
     opts = [torch.optim.Adam([p], lr=0.02, betas=(0.5, 0.999)) for p in (nu, log_y)]
-    P = torch.tensor(mdp["P"], dtype=torch.float32).reshape(S * A, S)
-    rho_o = torch.tensor(mdp["rho_o"].ravel(), dtype=torch.float32)
-    p0 = torch.tensor(mdp["p0"], dtype=torch.float32)
-    R = torch.tensor(mdp["R"].ravel(), dtype=torch.float32)
+    P, rho_o, p0, R = _tensors(mdp)
     B = 1024
-    for it in range(9000):
-        if it in (4000, 7000):
-            for o in opts:
-                o.param_groups[0]["lr"] *= 0.1
-        sa = torch.multinomial(rho_o, B, True, generator=gen)
-        s_next = torch.multinomial(P[sa], 1, generator=gen).squeeze(1)
-        s0 = torch.multinomial(p0, B, True, generator=gen)
+    for sa, s_next, s0 in _transitions(P, rho_o, p0, B, 9000, (4000, 7000), opts, gen):
         obj = saddle_objective(log_y[sa], R[sa], nu[sa // A], nu[s_next], torch.ones(B),
                                nu[s0], GAMMA)
         saddle_step(obj, [nu], [log_y], *opts)
@@ -87,7 +100,7 @@ def test_y_weighted_bc_extracts_the_optimal_policy(mdp, solved):
     gen = torch.Generator().manual_seed(1)
     logits = torch.zeros(S, A, requires_grad=True)
     opt = torch.optim.Adam([logits], lr=0.05)
-    rho_o = torch.tensor(mdp["rho_o"].ravel(), dtype=torch.float32)
+    rho_o = _tensors(mdp)[1]
     y = log_y.exp()
     for _ in range(1500):
         sa = torch.multinomial(rho_o, 2048, True, generator=gen)
@@ -124,10 +137,8 @@ def test_nu_offset_carries_the_constant_mode(mdp):
     ν by 8 / (1 - γ)). With ν = table + b / (1 - γ) (NuNet's parameterisation) the stochastic
     descent-ascent reaches y* in a budget where the table alone, which has to carry the shift
     itself, is still off."""
-    P = torch.tensor(mdp["P"], dtype=torch.float32).reshape(S * A, S)
-    rho_o = torch.tensor(mdp["rho_o"].ravel(), dtype=torch.float32)
-    p0 = torch.tensor(mdp["p0"], dtype=torch.float32)
-    R = torch.tensor(mdp["R"].ravel(), dtype=torch.float32) + 8.0
+    P, rho_o, p0, R = _tensors(mdp)
+    R = R + 8.0
 
     def solve(offset: bool, steps: int = 5000, B: int = 512) -> np.ndarray:
         gen = torch.Generator().manual_seed(0)
@@ -135,13 +146,8 @@ def test_nu_offset_carries_the_constant_mode(mdp):
         log_y = torch.zeros(S * A, requires_grad=True)
         nu_opt = torch.optim.Adam([nu, b] if offset else [nu], lr=0.02, betas=(0.5, 0.999))
         y_opt = torch.optim.Adam([log_y], lr=0.02, betas=(0.5, 0.999))
-        for it in range(steps):
-            if it in (steps // 2, steps * 4 // 5):
-                for o in (nu_opt, y_opt):
-                    o.param_groups[0]["lr"] *= 0.1
-            sa = torch.multinomial(rho_o, B, True, generator=gen)
-            s_next = torch.multinomial(P[sa], 1, generator=gen).squeeze(1)
-            s0 = torch.multinomial(p0, B, True, generator=gen)
+        for sa, s_next, s0 in _transitions(P, rho_o, p0, B, steps, (steps // 2, steps * 4 // 5),
+                                           [nu_opt, y_opt], gen):
             full = nu + b / (1 - GAMMA)
             obj = saddle_objective(log_y[sa], R[sa], full[sa // A], full[s_next], torch.ones(B),
                                    full[s0], GAMMA)
@@ -155,22 +161,14 @@ def test_nu_offset_carries_the_constant_mode(mdp):
 def test_y_regression_update_reaches_the_exact_occupancy_ratio(mdp):
     """y fitted to δ_ν - 1 (the preconditioned ascent) while ν descends L: the same y* as the
     exact solution."""
-    P = torch.tensor(mdp["P"], dtype=torch.float32).reshape(S * A, S)
-    rho_o = torch.tensor(mdp["rho_o"].ravel(), dtype=torch.float32)
-    p0 = torch.tensor(mdp["p0"], dtype=torch.float32)
-    R = torch.tensor(mdp["R"].ravel(), dtype=torch.float32)
+    P, rho_o, p0, R = _tensors(mdp)
     gen = torch.Generator().manual_seed(0)
     nu, log_y = torch.zeros(S, requires_grad=True), torch.zeros(S * A, requires_grad=True)
     nu_opt = torch.optim.Adam([nu], lr=0.02, betas=(0.5, 0.999))
     y_opt = torch.optim.Adam([log_y], lr=0.02, betas=(0.5, 0.999))
     B, steps = 512, 5000
-    for it in range(steps):
-        if it in (steps // 2, steps * 4 // 5):
-            for o in (nu_opt, y_opt):
-                o.param_groups[0]["lr"] *= 0.1
-        sa = torch.multinomial(rho_o, B, True, generator=gen)
-        s_next = torch.multinomial(P[sa], 1, generator=gen).squeeze(1)
-        s0 = torch.multinomial(p0, B, True, generator=gen)
+    for sa, s_next, s0 in _transitions(P, rho_o, p0, B, steps, (steps // 2, steps * 4 // 5),
+                                       [nu_opt, y_opt], gen):
         obj = saddle_objective(log_y[sa], R[sa], nu[sa // A], nu[s_next], torch.ones(B),
                                nu[s0], GAMMA)
         delta = R[sa] + GAMMA * nu[s_next] - nu[sa // A]
