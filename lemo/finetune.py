@@ -26,6 +26,18 @@ __all__ = ["build_finetune_model", "predictor_batches", "make_optimizer", "finet
 log = get_logger("lemo.finetune")
 
 
+
+def clipped_step(loss: torch.Tensor, opt: torch.optim.Optimizer, params, step: int,
+                 fail: str) -> None:
+    """One optimiser step on `loss` with gradients clipped to norm 1. A non-finite loss raises a
+    DataError with `fail` (a template with {loss} and {step}) before any gradient is taken."""
+    if not torch.isfinite(loss):
+        raise DataError(fail.format(loss=float(loss), step=step))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+
 def build_finetune_model(cfg: TrainConfig, device: str) -> torch.nn.Module:
     """Loaded LM with LeMo layers and a LoRA adapter (seeded), on `device`, in train mode."""
     model = load_model(cfg.model, device)
@@ -81,12 +93,8 @@ def finetune(model: torch.nn.Module, tokens: np.ndarray, cfg: TrainConfig, devic
             loss = train_module(x)
         else:
             loss = causal_lm_loss(model, x, segment=cfg.lemo.segment_size)
-        if not torch.isfinite(loss):
-            raise DataError(f"loss is {loss.item()} at step {step} (lower lr or check the data)")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        clipped_step(loss, opt, params, step, "loss is {loss} at step {step} (lower lr or check "
+                     "the data)")
         state["losses"].append(mean_over_ranks(loss, env))
         state.update(step=step + 1, rng=rng.bit_generator.state)
         if not env.active:  # distributed runs checkpoint the optimizer through DCP

@@ -29,9 +29,10 @@ import torch
 
 from lemo.config import ModelConfig
 from lemo.data import finetune_batch, make_passkey_batch, passkey_accuracy
+from lemo.finetune import clipped_step
 from shared.cli import build_parser, parse_args, run
 from shared.config import save_config, to_dict
-from shared.errors import ConfigError, DataError
+from shared.errors import ConfigError
 from shared.io import Checkpointer, atomic_path, atomic_torch_save, atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, versions
@@ -84,12 +85,8 @@ def lm_step(model, x: torch.Tensor, opt: torch.optim.Optimizer, autocast, step: 
     naming `lr_key` when it is not finite, gradients clipped to norm 1. Returns the loss."""
     with autocast:
         loss = model(input_ids=x, labels=x).loss
-    if not torch.isfinite(loss):
-        raise DataError(f"pretraining loss is {float(loss)} at step {step} (lower {lr_key})")
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
+    clipped_step(loss, opt, model.parameters(), step,
+                 f"pretraining loss is {{loss}} at step {{step}} (lower {lr_key})")
     return loss
 
 

@@ -55,7 +55,7 @@ from lemo.gpu_bench import GpuModelConfig
 from lemo.pretrain import lm_step
 from shared.cli import parse_args, run
 from shared.config import save_config, to_dict
-from shared.errors import ConfigError, DataError
+from shared.errors import ConfigError
 from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger
 from shared.runtime import pick_device, versions
@@ -443,6 +443,7 @@ def finetune_arm(base_state: dict, arm: str, cfg: AccuracyBenchConfig, code: np.
     fine-tuned on the seeded batches every arm shares: `steps` steps, or (None) until the
     passkey curve on `curve_keys` meets `ft_stop_passkey` twice in a row, at most ft_steps.
     The curve (dense passkey accuracy every `curve_every` steps) is recorded either way."""
+    from lemo.finetune import clipped_step
     from lemo.loss import causal_lm_loss
     from lemo.models import add_lora
     from lemo.patch import apply_lemo
@@ -461,6 +462,7 @@ def finetune_arm(base_state: dict, arm: str, cfg: AccuracyBenchConfig, code: np.
     limit = cfg.ft_steps if steps is None else steps
     losses: list[float] = []
     curve: list[tuple[int, float]] = []
+    fail = f"arm {arm}: loss is {{loss}} at step {{step}} (lower ft_lr)"
     t0, t_curve = time.perf_counter(), 0.0
     for step in range(limit):
         for g in opt.param_groups:
@@ -469,12 +471,7 @@ def finetune_arm(base_state: dict, arm: str, cfg: AccuracyBenchConfig, code: np.
                                          cfg.ft_passkey_mix, cfg.english_share,
                                          rng)).to(device)
         loss = causal_lm_loss(model, x, segment=lc.segment_size)
-        if not torch.isfinite(loss):
-            raise DataError(f"arm {arm}: loss is {float(loss)} at step {step} (lower ft_lr)")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        clipped_step(loss, opt, params, step, fail)
         losses.append(loss.item())
         if curve_keys is not None and ((step + 1) % cfg.curve_every == 0 or step + 1 == limit):
             tc = time.perf_counter()

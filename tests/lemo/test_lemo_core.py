@@ -486,3 +486,18 @@ def test_segment_loss_applies_final_logit_softcapping():
     assert torch.allclose(ref, seg, atol=1e-6)
     for a, b in zip(torch.autograd.grad(ref, (h, w)), torch.autograd.grad(seg, (h, w))):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_clipped_step_clips_steps_and_refuses_a_non_finite_loss():
+    from lemo.finetune import clipped_step
+    from shared.errors import DataError
+
+    w = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.SGD([w], lr=1.0)
+    clipped_step((w * torch.tensor([30.0, 40.0, 0.0])).sum(), opt, [w], 0, "{loss}")
+    torch.testing.assert_close(w.detach(), torch.tensor([-0.6, -0.8, 0.0]))  # gradient norm 50 -> 1
+    before = w.detach().clone()
+    with pytest.raises(DataError, match=r"loss is nan at step 7 \(lower lr\)"):
+        clipped_step(w.sum() * float("nan"), opt, [w], 7,
+                     "loss is {loss} at step {step} (lower lr)")
+    assert torch.equal(w.detach(), before)
