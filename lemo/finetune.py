@@ -17,9 +17,10 @@ from lemo.data import finetune_batch
 from lemo.distributed import DistEnv, mean_over_ranks, shard_batch
 from lemo.loss import causal_lm_loss
 from lemo.models import add_lora, load_model, set_checkpointing
-from lemo.patch import apply_lemo
+from lemo.patch import apply_lemo, configure_lemo
 from shared.errors import ConfigError, DataError
 from shared.log import get_logger, progress
+from shared.memory import SavedTensorMeter
 
 __all__ = ["build_finetune_model", "predictor_batches", "make_optimizer", "finetune"]
 
@@ -104,3 +105,14 @@ def finetune(model: torch.nn.Module, tokens: np.ndarray, cfg: TrainConfig, devic
         if on_step:
             on_step(state)
     return state
+
+
+def saved_step_mib(model: torch.nn.Module, x: torch.Tensor, lc) -> float:
+    """MiB that autograd saves (parameters excluded) for one training step of `model`,
+    reconfigured with the LeMo config `lc`, on token ids x; gradients are cleared after."""
+    configure_lemo(model, lc)
+    with SavedTensorMeter(exclude=list(model.parameters())) as meter:
+        loss = causal_lm_loss(model, x, segment=lc.segment_size)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return meter.bytes / 2**20

@@ -489,26 +489,15 @@ def finetune_arm(base_state: dict, arm: str, cfg: AccuracyBenchConfig, code: np.
 def saved_ratios(cfg: AccuracyBenchConfig, arms: list[str], device: str) -> dict:
     """Saved-for-backward bytes of one step at saved_seq_len on the GPU bench's model (random
     weights and tokens), per distinct LeMo config, over dense LoRA's."""
+    from lemo.finetune import saved_step_mib
     from lemo.gpu_bench import build_model as gpu_model
-    from lemo.loss import causal_lm_loss
-    from lemo.patch import configure_lemo
-    from shared.memory import SavedTensorMeter
 
     model = gpu_model(cfg.saved_model, cfg.saved_seq_len, device, cfg.lora.r, cfg.lora.alpha)
-    params = list(model.parameters())
     g = torch.Generator().manual_seed(cfg.seed)
     x = torch.randint(0, cfg.saved_model.vocab_size, (1, cfg.saved_seq_len), generator=g)
     x = x.to(device)
 
-    def mb(lc: LemoConfig) -> float:
-        configure_lemo(model, lc)
-        with SavedTensorMeter(exclude=params) as meter:
-            loss = causal_lm_loss(model, x, segment=lc.segment_size)
-        loss.backward()
-        model.zero_grad(set_to_none=True)
-        return meter.bytes / 2**20
-
-    lora = mb(arm_config("lora", cfg.block_size, cfg.saved_dense_first))
+    lora = saved_step_mib(model, x, arm_config("lora", cfg.block_size, cfg.saved_dense_first))
     out = {"lora_MB": lora, "seq_len": cfg.saved_seq_len, "model": to_dict(cfg.saved_model),
            "ratio": {}}
     seen: dict[tuple, float] = {}
@@ -520,7 +509,8 @@ def saved_ratios(cfg: AccuracyBenchConfig, arms: list[str], device: str) -> dict
         key = ("topk", a["keep"], a["prune"]) if a["kind"] == "lemo" and \
             a["policy"] != "threshold" else (arm,)
         if key not in seen:
-            seen[key] = mb(arm_config(arm, cfg.block_size, cfg.saved_dense_first)) / lora
+            lc = arm_config(arm, cfg.block_size, cfg.saved_dense_first)
+            seen[key] = saved_step_mib(model, x, lc) / lora
         out["ratio"][arm] = seen[key]
     return out
 

@@ -22,12 +22,9 @@ import torch
 
 from lemo.bench import BenchConfig
 from lemo.config import TrainConfig
-from lemo.finetune import build_finetune_model
-from lemo.loss import causal_lm_loss
-from lemo.patch import configure_lemo
+from lemo.finetune import build_finetune_model, saved_step_mib
 from shared.config import apply_overrides, from_dict, to_dict
 from shared.io import atomic_write_json
-from shared.memory import SavedTensorMeter
 
 
 def main() -> None:
@@ -42,23 +39,15 @@ def main() -> None:
     tc = TrainConfig(seed=bc.seed, model=bc.model, lora=bc.lora, lemo=bc.lemo)
     model = build_finetune_model(tc, "cpu")
     model.train()
-    params = list(model.parameters())
     x = torch.randint(0, 256, (1, args.seq_len), generator=torch.Generator().manual_seed(0))
 
-    def saved_mb(cfg) -> float:
-        configure_lemo(model, cfg)
-        with SavedTensorMeter(exclude=params) as meter:
-            loss = causal_lm_loss(model, x, segment=cfg.segment_size)
-        loss.backward()
-        model.zero_grad(set_to_none=True)
-        return meter.bytes / 2**20
-
     r = dataclasses.replace
-    lora = saved_mb(r(bc.lemo, enabled=False, segment_size=0, mlp_prune_ratio=0.0))
+    lora = saved_step_mib(model, x, r(bc.lemo, enabled=False, segment_size=0, mlp_prune_ratio=0.0))
     grid = {}
     for keep, prune in itertools.product((0.4, 0.6, 0.8, 0.9, 1.0), (0.0, 0.5, 0.6, 0.8)):
-        ratio = [saved_mb(r(bc.lemo, segment_size=2048, scorer="exact", keep_ratio=keep,
-                            mlp_prune_ratio=prune, causal_scores=causal)) / lora
+        ratio = [saved_step_mib(model, x, r(bc.lemo, segment_size=2048, scorer="exact",
+                                            keep_ratio=keep, mlp_prune_ratio=prune,
+                                            causal_scores=causal)) / lora
                  for causal in (True, False)]
         if ratio[0] != ratio[1]:  # the same number of kept blocks must save the same bytes
             raise RuntimeError(f"keep {keep} prune {prune}: causal {ratio[0]} != non-causal "
