@@ -59,7 +59,11 @@ def log_prob_pre_tanh(policy: TanhGaussianPolicy, s: torch.Tensor, u: torch.Tens
     """log π(tanh u | s) (B,) for pre-tanh actions u (B, A): the Gaussian log-density of u less
     log |d tanh u / du| = log(1 − tanh² u) = 2 (log 2 − u − softplus(−2u)) (exact, finite for
     every finite u; no atanh)."""
-    mean, log_std = policy.dist_params(s)
+    return _log_density_pre_tanh(*policy.dist_params(s), u)
+
+
+def _log_density_pre_tanh(mean: torch.Tensor, log_std: torch.Tensor, u: torch.Tensor
+                          ) -> torch.Tensor:
     z = (u - mean) / log_std.exp()
     log_jac = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
     return (-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi) - log_jac).sum(-1)
@@ -69,7 +73,8 @@ def log_prob_pre_tanh(policy: TanhGaussianPolicy, s: torch.Tensor, u: torch.Tens
 def sample_action(policy: TanhGaussianPolicy, s: torch.Tensor, gen: torch.Generator
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For s (N, S): a = tanh(u) (N, A) in [-1, 1] (±1 where float32 rounds), the pre-tanh
-    sample u (N, A) and log π(a|s) (N,) from u (`log_prob_pre_tanh`)."""
+    sample u (N, A) and log π(a|s) (N,) from u (as `log_prob_pre_tanh`, on the same
+    distribution parameters)."""
     mean, log_std = policy.dist_params(s)
     u = mean + log_std.exp() * torch.randn(mean.shape, generator=gen, device=mean.device)
-    return torch.tanh(u), u, log_prob_pre_tanh(policy, s, u)
+    return torch.tanh(u), u, _log_density_pre_tanh(mean, log_std, u)
