@@ -1,5 +1,8 @@
 """Fine-tuning data: byte-level text (stdlib corpus, .txt or .jsonl files) and passkey retrieval.
 
+Out-of-family text (`out_of_family_text`): the hand-written C++ headers that ship with torch,
+never part of any training or tuning corpus here (see its docstring).
+
 Passkey retrieval (LongLoRA's `passkey_retrivial.py` format, byte tokens): a 5-digit key is stated
 once at a random depth inside repetitive filler, and the sequence ends with "The pass key is
 NNNNN". A model retrieves it if its greedy next-byte predictions reproduce all five digits
@@ -9,6 +12,7 @@ exactly `seq_len` bytes; generation is seeded by the caller's numpy Generator.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +23,8 @@ from shared.text import encode, load_corpus, sample_windows
 from shared.validate import parse_json, read_text
 
 __all__ = ["load_text_file", "load_text", "make_passkey_batch", "passkey_accuracy",
-           "finetune_batch", "ANSWER_LEN"]
+           "finetune_batch", "out_of_family_files", "out_of_family_text", "OOF_SUBDIRS",
+           "ANSWER_LEN"]
 
 ANSWER_LEN = 5
 _INTRO = ("There is an important info hidden inside a lot of irrelevant text. Find it and "
@@ -60,6 +65,62 @@ def load_text(path: str | None, split: str, text_key: str, max_bytes: int) -> np
     if path is None:
         return load_corpus(split, max_bytes=max_bytes)
     return load_text_file(path, text_key)[:max_bytes]
+
+
+OOF_SUBDIRS = ("c10", "torch/csrc/api")  # hand-written headers (ATen's are mostly generated)
+# headers quoting a licence grant (code copied from other projects) are left out: the standard
+# library quotes the same MIT / BSD paragraphs, the only long text the two sources share
+_LICENCE_GRANTS = (b"Permission is hereby granted", b"Redistribution and use in source")
+
+
+def _torch_include() -> Path:
+    import torch
+
+    return Path(torch.__file__).parent / "include"
+
+
+def out_of_family_files(root: str | Path | None = None) -> list[Path]:
+    """The `.h` files under `root`/c10 and `root`/torch/csrc/api (`root`: the installed torch's
+    `include/` dir when None), but those quoting a licence grant (MIT / BSD text, which the
+    standard library quotes too), ordered by the md5 of their path relative to `root`, so that
+    the first windows of the joined text span many files of both trees. A DataError naming
+    `root` when it holds none."""
+    root = Path(root) if root else _torch_include()
+    files = [p for d in OOF_SUBDIRS if (root / d).is_dir()
+             for p in (root / d).rglob("*.h") if p.is_file()
+             and not any(g in p.read_bytes() for g in _LICENCE_GRANTS)]
+    if not files:
+        raise DataError(f"out-of-family text: no .h files under {root}/{{{','.join(OOF_SUBDIRS)}}}"
+                        f" (torch's C++ headers; set oof_root to an include/ dir that has them)")
+    return sorted(files, key=lambda p: hashlib.md5(
+        p.relative_to(root).as_posix().encode()).hexdigest())
+
+
+def out_of_family_text(max_bytes: int | None = None, root: str | Path | None = None
+                       ) -> np.ndarray:
+    """uint8 tokens of the out-of-family text set: torch's hand-written C++ headers
+    (`out_of_family_files`: c10 and the C++ frontend, 386 files and 2.6 MB with torch 2.13),
+    joined by a blank line, cut at `max_bytes`.
+
+    Why this text: long source files (repository-level code is a common long-context
+    fine-tuning target), from an independent process (other authors, another language) than
+    the training corpus (the standard library's Python, its docstrings and `pydoc_data`
+    topics), so disjoint by construction; present wherever torch is installed, the GPU image
+    included, with no download. Deterministic for a given torch version (its bytes change with
+    the version: callers record the version and a digest)."""
+    data = bytearray()
+    for p in out_of_family_files(root):
+        if data:
+            data += b"\n\n"
+        data += p.read_bytes()
+        if max_bytes is not None and len(data) >= max_bytes:
+            break
+    if max_bytes is not None:
+        del data[max_bytes:]
+    if not data:
+        raise DataError(f"out-of-family text: the .h files under {root or _torch_include()} "
+                        f"are empty")
+    return np.frombuffer(bytes(data), dtype=np.uint8).copy()
 
 
 def make_passkey_batch(n: int, seq_len: int, rng: np.random.Generator,

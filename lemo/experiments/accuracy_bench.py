@@ -19,14 +19,17 @@ Plan (everything built here: no network, no file carried in or out but the resul
    unbiased policy, non-causal scores, the threshold rule) × keep ratio {0.4, 0.6} × MLP
    pruning {0, 0.5, 0.8}; LongLoRA S2-Attn. They run in `arms` order (most informative first)
    while the time budget lasts; the others are recorded as skipped.
-3. **Evaluate** every arm dense: held-out perplexity at `ft_len` and passkey retrieval at
-   `passkey_lens` with the needle at `passkey_depths` evenly spaced depths.
+3. **Evaluate** every arm dense: held-out perplexity at `ft_len`, in family (the corpus's
+   val split) and out of family (`lemo.data.out_of_family_text`: torch's hand-written C++
+   headers, which no pretraining, fine-tuning or selection here ever reads), and passkey
+   retrieval at `passkey_lens` with the needle at `passkey_depths` evenly spaced depths.
 4. **Memory axis**: saved-for-backward bytes of one training step at `saved_seq_len` (16K) on
    `lemo.gpu_bench`'s 16-layer model (random weights; bytes do not depend on them), per keep
    ratio × MLP pruning (and per arm for S2 and the threshold rule, whose kept count is
    data-dependent), relative to dense LoRA.
-5. **Frontier and default**: for each LeMo arm, (saved ratio, perplexity ratio, passkey gap);
-   the default is the smallest saved ratio meeting ppl ≤ 1.03× LoRA, passkey ≥ LoRA − 5 points
+5. **Frontier and default**: for each LeMo arm, (saved ratio, perplexity ratio in and out of
+   family, passkey gap); the default (chosen on in-family figures only) is the smallest
+   saved ratio meeting ppl ≤ 1.03× LoRA, passkey ≥ LoRA − 5 points
    (averaged over depths at `ft_len`; judged only when LoRA retrieves ≥ 0.8) and saved ratio
    ≤ 0.6; otherwise the nearest points and which target binds.
 
@@ -50,7 +53,14 @@ import numpy as np
 import torch
 
 from lemo.config import LemoConfig, LoraConfig, ModelConfig
-from lemo.data import finetune_batch, make_passkey_batch, passkey_accuracy
+from lemo.data import (
+    OOF_SUBDIRS,
+    finetune_batch,
+    make_passkey_batch,
+    out_of_family_files,
+    out_of_family_text,
+    passkey_accuracy,
+)
 from lemo.gpu_bench import GpuModelConfig
 from lemo.pretrain import lm_step
 from shared.cli import parse_args, run
@@ -65,9 +75,10 @@ log = get_logger("lemo.accuracy_bench")
 DESCRIPTION = """Pretrain a ~76M-parameter Llama-shaped byte LM at 1K (seeded, offline corpus,
 for pretrain_seconds), fine-tune it to 4K with linear RoPE scaling under dense LoRA (which sets
 the step count by its passkey curve), LeMo (selection policy x keep ratio x MLP pruning) and
-LongLoRA S2-Attn, evaluate dense perplexity and passkey retrieval
-at 10 needle depths, measure saved bytes at 16K on the GPU bench's 16-layer model, and pick a
-default on the frontier. Writes results.json (+ frontier.png) to --out after every arm.
+LongLoRA S2-Attn, evaluate dense perplexity (held-out in family, and out of family on torch's
+C++ headers) and passkey retrieval at 10 needle depths, measure saved bytes at 16K on the GPU
+bench's 16-layer model, and pick a default on the frontier. Writes results.json (+ frontier.png)
+to --out after every arm.
 
 examples:
   python -m lemo.experiments.accuracy_bench --device cuda --out results/lemo_accuracy
@@ -146,6 +157,9 @@ class AccuracyBenchConfig:
     passkey_lens: list[int] = field(default_factory=lambda: [1024, 2048, 4096])
     passkey_depths: int = 10
     passkey_per_depth: int = 5  # trials per (length, depth); the same examples for every arm
+    # out-of-family perplexity text (`lemo.data.out_of_family_text`, ppl_windows windows at
+    # ft_len): torch's C++ headers under this include/ dir ("": the installed torch's)
+    oof_root: str = ""
     eval_batch: int = 8
     # memory axis: saved bytes of one step at this length on the GPU bench's model
     saved_bytes: bool = True
@@ -280,6 +294,20 @@ def mixed_batch(code: np.ndarray, english: np.ndarray, seq_len: int, batch: int,
     return x
 
 
+def oof_record(oof: np.ndarray, root: str | None) -> dict:
+    """What the out-of-family perplexity text was, for results.json: its source, file count,
+    the bytes evaluated and their sha256 (the headers change with the torch version)."""
+    import hashlib
+    from pathlib import Path
+
+    files = out_of_family_files(root)
+    return {"source": f"torch C++ headers: include/{{{','.join(OOF_SUBDIRS)}}}/**/*.h",
+            "root": root or str(Path(torch.__file__).parent / "include"),
+            "files": len(files), "bytes": int(len(oof)),
+            "sha256": hashlib.sha256(oof.tobytes()).hexdigest(),
+            "torch": torch.__version__}
+
+
 # --------------------------------------------------------------------------- model
 
 
@@ -395,9 +423,15 @@ def perplexity(model, tokens: np.ndarray, seq_len: int, windows: int, batch: int
     return math.exp(total / count)
 
 
-def evaluate(model, cfg: AccuracyBenchConfig, val: np.ndarray, keys: dict, device: str) -> dict:
+def evaluate(model, cfg: AccuracyBenchConfig, val: np.ndarray, keys: dict, device: str,
+             oof: np.ndarray | None = None) -> dict:
+    """Dense perplexity at ft_len on `val` (in family) and on `oof` (out of family, "ppl_oof",
+    the same window count and length) and passkey accuracy per length and needle depth."""
     model.eval()
     out = {"ppl": perplexity(model, val, cfg.ft_len, cfg.ppl_windows, cfg.eval_batch, device)}
+    if oof is not None:
+        out["ppl_oof"] = perplexity(model, oof, cfg.ft_len, cfg.ppl_windows, cfg.eval_batch,
+                                    device)
     for n, per_depth in keys.items():
         accs = [passkey_accuracy(model, b, cfg.eval_batch, device) for b in per_depth]
         out[f"passkey_{n}"] = float(np.mean(accs))
@@ -519,12 +553,14 @@ def saved_ratios(cfg: AccuracyBenchConfig, arms: list[str], device: str) -> dict
 
 
 def frontier(rows: dict, saved: dict | None, cfg: AccuracyBenchConfig) -> dict:
-    """Per LeMo/S2 arm: saved ratio, ppl ratio and passkey gap to LoRA (at ft_len, averaged
-    over depths); the default = the smallest saved ratio meeting all three targets, else the
+    """Per LeMo/S2 arm: saved ratio, ppl ratio (in family, and out of family as
+    `ppl_ratio_oof`) and passkey gap to LoRA (at ft_len, averaged over depths); the default =
+    the smallest saved ratio meeting all three targets, else the
     nearest points and the binding target. The passkey target is only judged when LoRA itself
     retrieves (>= target_lora_passkey): otherwise `meets_passkey` is None, no default is
     picked, and "lora_passkey" binds (a gap of 0 between two models that never retrieve
-    measures nothing)."""
+    measures nothing). The out-of-family ratio is reported beside the in-family one and never
+    enters the choice (a text that picks the default would no longer be out of family)."""
     ref = rows.get("lora")
     if not ref or "ppl" not in ref:
         return {"error": "no lora row"}
@@ -537,6 +573,8 @@ def frontier(rows: dict, saved: dict | None, cfg: AccuracyBenchConfig) -> dict:
             continue
         ratio = (saved or {}).get("ratio", {}).get(arm)
         p = {"arm": arm, "saved_ratio": ratio, "ppl_ratio": r["ppl"] / ref["ppl"],
+             "ppl_ratio_oof": r["ppl_oof"] / ref["ppl_oof"]
+             if "ppl_oof" in r and "ppl_oof" in ref else None,
              "passkey_gap": (lora_pk or 0.0) - r.get(pk, 0.0)}
         p["meets_ppl"] = p["ppl_ratio"] <= cfg.target_ppl_ratio
         p["meets_passkey"] = p["passkey_gap"] <= cfg.target_passkey_gap if measured else None
@@ -545,7 +583,7 @@ def frontier(rows: dict, saved: dict | None, cfg: AccuracyBenchConfig) -> dict:
     ok = [p for p in points if p["meets_ppl"] and p["meets_passkey"] and p["meets_memory"]
           and p["arm"].startswith("lemo")]
     out = {"points": points, "lora_passkey": lora_pk, "lora_ppl": ref["ppl"],
-           "lora_passkey_target_met": measured}
+           "lora_ppl_oof": ref.get("ppl_oof"), "lora_passkey_target_met": measured}
     if ok:
         out["default"] = min(ok, key=lambda p: p["saved_ratio"])["arm"]
         return out
@@ -581,8 +619,14 @@ def plot_frontier(front: dict, path) -> None:
     for ax, key, lab in ((axes[0], "ppl_ratio", "dense-eval perplexity / LoRA"),
                          (axes[1], "passkey_gap", "passkey gap to LoRA (points / 100)")):
         for p in pts:
-            ax.scatter(p["saved_ratio"], p[key], s=18)
+            dot = ax.scatter(p["saved_ratio"], p[key], s=18)
             ax.annotate(p["arm"].replace("lemo:", ""), (p["saved_ratio"], p[key]), fontsize=6)
+            if key == "ppl_ratio" and p.get("ppl_ratio_oof") is not None:
+                # the same arm out of family: a hollow marker of the same colour
+                ax.scatter(p["saved_ratio"], p["ppl_ratio_oof"], s=30, facecolors="none",
+                           edgecolors=dot.get_facecolor())
+        if key == "ppl_ratio":
+            lab += " (filled: in family, hollow: out of family)"
         ax.set_xlabel("saved bytes / LoRA (16-layer bench model)")
         ax.set_ylabel(lab)
         ax.grid(alpha=0.3)
@@ -599,14 +643,17 @@ def main(argv: list[str] | None = None) -> int:
                            description=DESCRIPTION, quick=QUICK)
     t_start = time.perf_counter()
     device = pick_device(cfg.device)
+    from shared.text import load_corpus
+
+    # every text is read (and a missing one refused) before the run directory is made
+    eval_bytes = cfg.ft_len * (cfg.ppl_windows + 1) + 1
+    oof = out_of_family_text(eval_bytes, cfg.oof_root or None)
+    code = load_corpus("train", max_bytes=cfg.corpus_bytes)
+    english = english_text("train", cfg.corpus_bytes // 4)
+    val = load_corpus("val", max_bytes=eval_bytes)
     run_dir = make_run_dir(args.out, "lemo", "accuracy_bench")
     save_config(cfg, run_dir / "config.yaml")
     torch.manual_seed(cfg.seed)
-    from shared.text import load_corpus
-
-    code = load_corpus("train", max_bytes=cfg.corpus_bytes)
-    english = english_text("train", cfg.corpus_bytes // 4)
-    val = load_corpus("val", max_bytes=cfg.ft_len * (cfg.ppl_windows + 1) + 1)
     keys = passkey_sets(cfg)
     curve_keys = curve_set(cfg)
     record = {"command": " ".join(["python -m lemo.experiments.accuracy_bench", *sys.argv[1:]]),
@@ -614,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
               else platform.machine(), "versions": versions(),
               "python": platform.python_version(), "config": to_dict(cfg),
               "corpus_bytes": {"code": int(len(code)), "english": int(len(english))},
+              "oof": oof_record(oof, cfg.oof_root or None),
               "rows": {}, "skipped": []}
     out_json = run_dir / "results.json"
 
@@ -632,6 +680,8 @@ def main(argv: list[str] | None = None) -> int:
             for n, v in short.items()}
         record["pretrain"]["ppl_at_pretrain_len"] = perplexity(
             model, val, cfg.pretrain_len, cfg.ppl_windows, cfg.eval_batch, device)
+        record["pretrain"]["ppl_oof_at_pretrain_len"] = perplexity(
+            model, oof, cfg.pretrain_len, cfg.ppl_windows, cfg.eval_batch, device)
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     del model
     atomic_write_json(out_json, record)
@@ -663,14 +713,14 @@ def main(argv: list[str] | None = None) -> int:
             model, row = finetune_arm(base_state, arm, cfg, code, english, device,
                                       record.get("ft_steps_used"), curve_keys)
             record.setdefault("ft_steps_used", row["steps"])
-        row.update(evaluate(model, cfg, val, keys, device))
+        row.update(evaluate(model, cfg, val, keys, device, oof))
         row["seconds"] = time.perf_counter() - t0
         if arm != "base":
             arm_seconds.append(row["seconds"])
         record["rows"][arm] = row
-        log.info("%s: ppl %.3f passkey@%d %.2f (%.0f s, total %.0f s)", arm, row["ppl"],
-                 cfg.ft_len, row.get(f"passkey_{cfg.ft_len}", float("nan")), row["seconds"],
-                 elapsed())
+        log.info("%s: ppl %.3f (out of family %.3f) passkey@%d %.2f (%.0f s, total %.0f s)",
+                 arm, row["ppl"], row["ppl_oof"], cfg.ft_len,
+                 row.get(f"passkey_{cfg.ft_len}", float("nan")), row["seconds"], elapsed())
         del model
         if device.startswith("cuda"):
             torch.cuda.empty_cache()

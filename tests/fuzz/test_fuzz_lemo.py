@@ -1,5 +1,6 @@
-"""Fuzz: lemo loaders (fine-tuning text files, `load_model` of a save_pretrained directory)
-and, through the same strict loader, ripple's checkpoint loading.
+"""Fuzz: lemo loaders (fine-tuning text files, the accuracy bench's out-of-family C++ headers,
+`load_model` of a save_pretrained directory) and, through the same strict loader, ripple's
+checkpoint loading.
 
 A checkpoint loads only when config.json describes its tensors exactly: a missing tensor, an
 extra layer, NaN weights, zero heads or 10**6 declared layers are refused before any weights
@@ -24,7 +25,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from lemo.config import ModelConfig
-from lemo.data import load_text_file
+from lemo.data import load_text_file, out_of_family_text
 from lemo.models import build_model, load_model
 from shared.config import from_dict
 from shared.errors import DataError
@@ -48,6 +49,25 @@ def _check_text(out, d):
         assert tok.dtype == np.uint8 and tok.ndim == 1 and tok.size > 0
 
 
+OOF_FILES = ("c10/util/a.h", "torch/csrc/api/include/b.h")
+
+
+def _seed_oof(d):
+    for i, rel in enumerate(OOF_FILES):
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / rel).write_bytes(f"#pragma once\n// header {i} \u00e9\nint f{i}();\n".encode())
+
+
+def _check_oof(tok, d):
+    assert tok.dtype == np.uint8 and tok.ndim == 1 and tok.size > 0
+    text = tok.tobytes()
+    for rel in OOF_FILES:  # every header without a licence grant is in the text, whole
+        b = (d / rel).read_bytes()
+        if b"Permission is hereby granted" not in b and b"Redistribution and use in source" \
+                not in b:
+            assert b in text, rel
+
+
 def _seed_model(d):
     m = build_model(from_dict(ModelConfig, TINY), seed=0)
     m.save_pretrained(str(d / "m"))
@@ -68,13 +88,16 @@ def _check_model(model, d):
 
 TARGETS = [
     Target("text-file", _seed_text, _load_text, _check_text, ("d.jsonl", "d.txt")),
+    Target("oof-headers", _seed_oof, lambda d: out_of_family_text(None, d), _check_oof,
+           OOF_FILES),
     Target("hf-checkpoint", _seed_model, _load, _check_model,
            ("m/config.json", "m/model.safetensors")),
 ]
 BY_NAME = {t.name: t for t in TARGETS}
 
 
-@pytest.mark.parametrize("name, n", [("text-file", 360), ("hf-checkpoint", 150)])
+@pytest.mark.parametrize("name, n", [("text-file", 360), ("oof-headers", 120),
+                                     ("hf-checkpoint", 150)])
 def test_mutated_files(tmp_path_factory, name, n):
     @fuzz_settings(n)
     @given(ops=mutation_ops(), which=st.integers(0, 3))
@@ -130,6 +153,18 @@ def test_structured_tensors(tmp_path_factory, edit, index):
 
 
 # --- regressions
+
+
+def test_oof_regressions(tmp_path):
+    t = BY_NAME["oof-headers"]
+    d = t.fresh(tmp_path)
+    for rel in OOF_FILES:
+        (d / rel).write_bytes(b"")
+    assert_rejects(t, d, "are empty")
+    d = t.fresh(tmp_path)
+    for rel in OOF_FILES:
+        (d / rel).write_bytes(b"/* Permission is hereby granted, free of charge */")
+    assert_rejects(t, d, "no .h files")
 
 
 def test_text_regressions(tmp_path):

@@ -111,6 +111,25 @@ def test_frontier_default_is_the_smallest_saved_ratio_meeting_every_target():
     assert {p["arm"]: p["meets_memory"] for p in f["points"]}["lemo:d:k0.6:p0.0"] is False
 
 
+def test_frontier_reports_out_of_family_ratios_and_never_picks_by_them():
+    """Each point carries its out-of-family perplexity ratio to LoRA; the default is the same
+    whatever the out-of-family figures are (they would stop being out of family otherwise)."""
+    cfg = AccuracyBenchConfig()
+    rows = {"lora": {**_row(10.0, 0.9), "ppl_oof": 20.0},
+            "lemo:a:k0.4:p0.8": {**_row(10.2, 0.88), "ppl_oof": 25.0},
+            "lemo:b:k0.4:p0.0": {**_row(10.1, 0.9), "ppl_oof": 20.2}}
+    saved = {"ratio": {"lemo:a:k0.4:p0.8": 0.45, "lemo:b:k0.4:p0.0": 0.55}}
+    f = frontier(rows, saved, cfg)
+    oof = {p["arm"]: p["ppl_ratio_oof"] for p in f["points"]}
+    assert oof == pytest.approx({"lemo:a:k0.4:p0.8": 1.25, "lemo:b:k0.4:p0.0": 1.01})
+    assert f["lora_ppl_oof"] == 20.0 and f["default"] == "lemo:a:k0.4:p0.8"
+    for a_oof in (1.0, 20.0, 1e6):
+        rows["lemo:a:k0.4:p0.8"]["ppl_oof"] = a_oof
+        assert frontier(rows, saved, cfg)["default"] == "lemo:a:k0.4:p0.8"
+    del rows["lora"]["ppl_oof"]  # a record without the out-of-family arm still reads
+    assert all(p["ppl_ratio_oof"] is None for p in frontier(rows, saved, cfg)["points"])
+
+
 def test_frontier_judges_passkey_only_when_lora_retrieves():
     """LoRA and every arm at 0 retrieval (the first H200 run): a gap of 0 is no evidence, so
     no arm meets the passkey target, no default is picked and LoRA's own passkey binds."""
@@ -180,7 +199,12 @@ def test_quick_run_writes_results_and_frontier(tmp_path):
         assert r["rows"][arm]["steps"] == 2
         assert [s for s, _ in r["rows"][arm]["passkey_curve"]] == [1, 2]
     for row in r["rows"].values():
-        assert row["ppl"] > 1 and len(row["passkey_512_by_depth"]) == 2
+        assert row["ppl"] > 1 and row["ppl_oof"] > 1 and len(row["passkey_512_by_depth"]) == 2
+    assert r["oof"]["files"] > 100 and r["oof"]["bytes"] == 512 * 2 + 1  # ppl_windows 1
+    assert r["pretrain"]["ppl_oof_at_pretrain_len"] > 1
+    p = r["frontier"]["points"][0]
+    assert p["ppl_ratio_oof"] == pytest.approx(
+        r["rows"][p["arm"]]["ppl_oof"] / r["rows"]["lora"]["ppl_oof"])
     assert 0 < r["saved"]["ratio"]["lemo:unbiased:k0.5:p0.8"] < 1
     assert r["frontier"]["points"][0]["arm"] == "lemo:unbiased:k0.5:p0.8"
     assert (tmp_path / "frontier.png").is_file() and (tmp_path / "config.yaml").is_file()
