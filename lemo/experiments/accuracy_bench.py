@@ -65,7 +65,7 @@ from lemo.gpu_bench import GpuModelConfig
 from lemo.pretrain import lm_step
 from shared.cli import parse_args, run
 from shared.config import save_config, to_dict
-from shared.errors import ConfigError
+from shared.errors import ConfigError, DataError
 from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger
 from shared.runtime import pick_device, versions
@@ -648,6 +648,10 @@ def main(argv: list[str] | None = None) -> int:
     # every text is read (and a missing one refused) before the run directory is made
     eval_bytes = cfg.ft_len * (cfg.ppl_windows + 1) + 1
     oof = out_of_family_text(eval_bytes, cfg.oof_root or None)
+    if len(oof) < eval_bytes:  # the same windows as in family, or the ratios compare less
+        raise DataError(f"out-of-family text under {cfg.oof_root or 'torch include/'} has "
+                        f"{len(oof)} bytes, fewer than the {eval_bytes} that ppl_windows "
+                        f"windows of ft_len need")
     code = load_corpus("train", max_bytes=cfg.corpus_bytes)
     english = english_text("train", cfg.corpus_bytes // 4)
     val = load_corpus("val", max_bytes=eval_bytes)

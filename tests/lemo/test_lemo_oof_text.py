@@ -146,3 +146,10 @@ def test_missing_source_is_one_line_naming_it(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and "out-of-family" in err[0]
     assert str(tmp_path / "none") in err[0] and not out.exists()
+    (tmp_path / "empty" / "c10" / "a.h").write_bytes(b"int x;\n" * 10)  # 70 < 1025 bytes
+    with pytest.raises(SystemExit) as e:
+        run(main, ["--quick", "--device", "cpu", "--set", f"oof_root={tmp_path / 'empty'}",
+                   "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "70 bytes, fewer than the 1025" in err[0]
+    assert not out.exists()
