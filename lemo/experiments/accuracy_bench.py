@@ -626,7 +626,7 @@ def plot_frontier(front: dict, path) -> None:
                 ax.scatter(p["saved_ratio"], p["ppl_ratio_oof"], s=30, facecolors="none",
                            edgecolors=dot.get_facecolor())
         if key == "ppl_ratio":
-            lab += " (filled: in family, hollow: out of family)"
+            ax.set_title("filled: in family, hollow: out of family", fontsize=9)
         ax.set_xlabel("saved bytes / LoRA (16-layer bench model)")
         ax.set_ylabel(lab)
         ax.grid(alpha=0.3)
