@@ -122,16 +122,16 @@ class QualityConfig:
     fitted by `python -m twscardio.experiments.calibrate_sqi` on the training simulator.
     """
 
-    weights: list[float] = field(default_factory=lambda: [6.663, 8.355, 6.588, 0.471])
-    bias: float = -11.673
+    weights: list[float] = field(default_factory=lambda: [5.779, 11.26, 6.575, 0.043])
+    bias: float = -10.814
     # sqi below this: "no reliable beat"; the largest margin to both targets (>= 95 % of no-beat,
     # <= 5 % of clean windows rejected) on 48 validation subjects
     # (`python -m twscardio.experiments.sqi_operating_point`): 100 / 99.0 % and 0.7 %
-    threshold: Prob = 0.2
+    threshold: Prob = 0.24
     missing_cross_bud: Prob = 0.5  # cross-bud value used when one bud delivered nothing
     # features see the window plus this much signal on each side where the recording has it
     # (a 5-s window is judged on 10 s: more beats, so noise looks less periodic)
-    context_s: NonNegFloat = 2.5
+    context_s: NonNegFloat = 7.5
 
     def validate(self) -> None:
         if len(self.weights) != 4:
