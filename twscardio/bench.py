@@ -122,9 +122,10 @@ def realtime(bc: BenchConfig, model) -> dict:
             "stream_hr_abs_err_median": hr_err}
 
 
-def stream(rec: dict, cfg: TrainConfig, model) -> list:
-    """Push a recording's packets through `StreamingMonitor` in arrival order -> updates."""
-    mon = StreamingMonitor(cfg, model, window_s=5.0, hop_s=1.0, fs_in=rec["fs_in"])
+def stream(rec: dict, cfg: TrainConfig, model, hr=None) -> list:
+    """Push a recording's packets through `StreamingMonitor` in arrival order -> updates
+    (hr: a `stream.RobustHeartRate` with other settings, default the monitor's own)."""
+    mon = StreamingMonitor(cfg, model, window_s=5.0, hop_s=1.0, fs_in=rec["fs_in"], hr=hr)
     spp = cfg.sim.channel.samples_per_packet
     events = []
     for side in ("left", "right"):

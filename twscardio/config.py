@@ -126,11 +126,14 @@ class QualityConfig:
     bias: float = -10.814
     # sqi below this: "no reliable beat"; the largest margin to both targets (>= 95 % of no-beat,
     # <= 5 % of clean windows rejected) on 48 validation subjects
-    # (`python -m twscardio.experiments.sqi_operating_point`): 100 / 99.0 % and 0.7 %
+    # (`python -m twscardio.experiments.sqi_operating_point`): noise / no contact 100 / 99.5 %
+    # rejected, clean windows 0.0 % (50 Hz / 10 %) and 0.5 % (25 Hz / 20 %)
     threshold: Prob = 0.24
     missing_cross_bud: Prob = 0.5  # cross-bud value used when one bud delivered nothing
     # features see the window plus this much signal on each side where the recording has it
-    # (a 5-s window is judged on 10 s: more beats, so noise looks less periodic)
+    # (a 5-s window is judged on 20 s: more beats, so noise looks less periodic; on held-out
+    # training recordings, beat windows rejected at 97.5 % no-beat rejection: 0 s 6.8 %,
+    # 2.5 s 5.0 %, 5 s 4.3 %, 7.5 s 3.8 %)
     context_s: NonNegFloat = 7.5
 
     def validate(self) -> None:

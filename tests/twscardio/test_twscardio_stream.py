@@ -172,3 +172,18 @@ def test_stream_says_no_reliable_beat_on_noise():
 def test_stream_reports_sqi_on_beats(rec):
     ups = _run(rec, None)
     assert all(u.status == "ok" and u.sqi >= TrainConfig().quality.threshold for u in ups)
+
+
+def test_stream_tail_variants_parse_and_reach_the_monitor():
+    from shared.errors import UserError
+    from twscardio.experiments.stream_tail import parse_variant
+    from twscardio.stream import RobustHeartRate
+
+    assert parse_variant("memory_s=8,tol=0.15") == {"memory_s": 8.0, "tol": 0.15}
+    assert parse_variant("") == {}
+    with pytest.raises(UserError, match="unknown setting 'window'"):
+        parse_variant("window=3")
+    with pytest.raises(UserError, match="tol"):
+        parse_variant("tol=abc")
+    hr = RobustHeartRate(memory_s=3.0)
+    assert StreamingMonitor(TrainConfig(), hr=hr)._hr is hr
