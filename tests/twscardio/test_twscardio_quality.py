@@ -73,12 +73,20 @@ def test_sqi_is_the_logistic_of_the_features():
 @pytest.mark.parametrize("kind", ["noise", "no_contact"])
 @pytest.mark.parametrize("arm", ["a", "b"])
 def test_heartbeat_free_input_gives_no_reliable_beat(kind, arm):
+    """>= 95 % of heartbeat-free windows (the target) over twenty recordings are "no reliable
+    beat": no HR, no beats, rejected samples."""
     sc = SimConfig(duration_s=30.0, fs_in=25.0)
-    out = process(simulate_no_beat(sc, 7, kind), TrainConfig(), arm=arm)
-    w = out["windows"]
-    assert not w["reliable"].any() and set(w["status"]) == {NO_BEAT}
-    assert np.isnan(w["hr_bpm"]).all() and out["beats_s"].size == 0
-    assert out["rejected_mask"].all()
+    rejected = []
+    for seed in range(5, 25):
+        out = process(simulate_no_beat(sc, seed, kind), TrainConfig(), arm=arm)
+        w = out["windows"]
+        bad = ~w["reliable"]
+        assert all(s == NO_BEAT for s, b in zip(w["status"], bad) if b)
+        assert np.isnan(w["hr_bpm"][bad]).all()
+        if bad.all():
+            assert out["beats_s"].size == 0 and out["rejected_mask"].all()
+        rejected.append(bad)
+    assert np.concatenate(rejected).mean() >= 0.95
 
 
 @pytest.mark.parametrize("arm", ["a", "b"])
