@@ -17,7 +17,11 @@ members' discriminators as one batched discriminator beside it; one backward pas
 Adam step serve both. Per step it also launches fewer ops than a single run: each storage row
 holds its normalised state, its action, atanh(action) and log(1 - action^2) (computed once, the
 same values `Normalizer` and `tanh_gaussian_log_prob` compute at every step), one gather fetches
-a step's rows for every member, and a DWBC member's discriminator input is a view of them.
+a step's rows for every member, and a DWBC member's discriminator input is a view of them. The
+clips (policy mean and log std, discriminator output) are `hardtanh`, one backward kernel where
+`clamp` has four; the two differ only in the gradient at an input exactly on a bound (clamp
+passes it, hardtanh does not). DWBC's PU loss and weights are taken over a member's 2B rows at
+once with per-row coefficients instead of over two slices.
 
 Each member keeps its own initial weights (the policy, and DWBC's discriminator, that `train.fit`
 builds for that run), its own state normaliser, its own terms and its own Adam state; the loss is
@@ -40,10 +44,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from shared.errors import ConfigError
 from shared.il.dwbc import LOG_PI_MAX, LOG_PI_MIN
-from shared.il.models import ACTION_EPS, Normalizer, TanhGaussianPolicy, tanh_gaussian_params
+from shared.il.models import (
+    ACTION_EPS,
+    LOG_STD_MAX,
+    LOG_STD_MIN,
+    MEAN_CLIP,
+    Normalizer,
+    TanhGaussianPolicy,
+)
 from shared.il.nets import EnsembleLinear, EnsembleMLP, member_state_dict
 from shared.log import progress
 
@@ -89,16 +101,15 @@ def action_terms(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 class EnsembleDWBCDiscriminator(torch.nn.Module):
     """Kd `shared.il.dwbc.DWBCDiscriminator`s: sa (Kd, N, S + A) normalised, logp (Kd, N) ->
-    d (Kd, N), each clipped to its member's range (lo, hi (Kd, 1))."""
+    d (Kd, N), clipped to [lo, hi]."""
 
-    def __init__(self, members: int, sa_dim: int, lo: torch.Tensor, hi: torch.Tensor):
+    def __init__(self, members: int, sa_dim: int, clip: tuple[float, float]):
         super().__init__()
         self.branch_sa = EnsembleLinear(members, sa_dim, 128)
         self.branch_logp = EnsembleLinear(members, 1, 128)
         self.head = torch.nn.ModuleList([EnsembleLinear(members, 256, 256),
                                          EnsembleLinear(members, 256, 1)])
-        self.register_buffer("lo", lo)
-        self.register_buffer("hi", hi)
+        self.lo, self.hi = clip
 
     def load_member(self, k: int, st: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
@@ -111,7 +122,7 @@ class EnsembleDWBCDiscriminator(torch.nn.Module):
         x = (logp.clamp(LOG_PI_MIN, LOG_PI_MAX) - LOG_PI_MIN) / (LOG_PI_MAX - LOG_PI_MIN)
         h = torch.cat([self.branch_sa(sa), self.branch_logp(x[..., None])], -1)
         h = self.head[1](torch.relu(self.head[0](torch.relu(h))))
-        return torch.sigmoid(h).squeeze(-1).clamp(self.lo, self.hi)
+        return F.hardtanh(torch.sigmoid(h).squeeze(-1), self.lo, self.hi)
 
 
 class EnsembleBC:
@@ -181,13 +192,18 @@ class EnsembleBC:
         groups = [{"params": list(self.net.parameters())}]
         if self.Kd:
             specs = [m.dwbc for m in members[self.K - self.Kd:]]
-
-            def col(x):
-                return torch.tensor([[float(v)] for v in x], device=dev)
-
-            self.d_alpha, self.d_eta = col(s.alpha for s in specs), col(s.eta for s in specs)
-            self.disc = EnsembleDWBCDiscriminator(self.Kd, S + A, col(s.clip[0] for s in specs),
-                                                  col(s.clip[1] for s in specs)).to(dev)
+            if len({tuple(s.clip) for s in specs}) > 1:
+                raise ConfigError("ensemble: the DWBC members need one discriminator clip")
+            alpha = torch.tensor([[float(s.alpha)] for s in specs], device=dev)  # (Kd, 1)
+            eta = torch.tensor([[float(s.eta)] for s in specs], device=dev)
+            e_rows = torch.arange(2 * batch, device=dev) < batch  # (2B,): D_e rows, then D_b's
+            self.d_is_e = e_rows.expand(self.Kd, -1)
+            self.d_eta, self.d_alpha_m1 = eta, alpha - 1
+            # the PU loss, sum_rows c_d log d + c_1md log(1 - d), of every member: its mean over B
+            # of -log d_e - log(1 - d_o) / eta + log(1 - d_e)
+            self.pu_d = torch.where(e_rows, -1.0, 0.0).expand(self.Kd, -1) / batch
+            self.pu_1md = torch.where(e_rows, 1.0, -1 / eta) / batch
+            self.disc = EnsembleDWBCDiscriminator(self.Kd, S + A, tuple(specs[0].clip)).to(dev)
             for k, s in enumerate(specs):
                 self.disc.load_member(k, {n: x.to(dev) for n, x in s.disc.items()})
             groups.append({"params": list(self.disc.parameters())})
@@ -208,7 +224,9 @@ class EnsembleBC:
     def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log pi_k(a|s) (K, N) from table rows x (K, N, S + 3A)."""
         S, A = self.S, self.A
-        mean, log_std = tanh_gaussian_params(self.net(x[..., :S]))
+        mean, log_std = self.net(x[..., :S]).chunk(2, dim=-1)
+        mean = F.hardtanh(mean, -MEAN_CLIP, MEAN_CLIP)
+        log_std = F.hardtanh(log_std, LOG_STD_MIN, LOG_STD_MAX)
         u, l1p = x[..., S + A:S + 2 * A], x[..., S + 2 * A:]
         logp = -0.5 * ((u - mean) / log_std.exp()) ** 2 - log_std - HALF_LOG_2PI
         return (logp - l1p).sum(-1)
@@ -226,15 +244,13 @@ class EnsembleBC:
         total = None
         if self.Kd:
             d = self.disc(x[f:, :, :self.S + self.A], logp[f:].detach())  # (Kd, 2B)
-            d_e, d_o = d[:, :B], d[:, B:]
-            eta = self.d_eta
+            om = 1 - d
             # PU learning (eta = class prior of expert-like data inside D_o), as shared.il.dwbc
-            total = (-torch.log(d_e) - torch.log(1 - d_o) / eta
-                     + torch.log(1 - d_e)).mean(-1).sum()
-            d_e, d_o = d_e.detach(), d_o.detach()
-            d_o = d_o * (d_o >= 0.5)
-            w_e = self.d_alpha - (eta / (d_e * (1 - d_e)) + 1)
-            w = torch.cat([w[:f], torch.cat([w_e, 1 / (1 - d_o) - 1], 1)])
+            total = torch.addcmul(self.pu_d * torch.log(d), self.pu_1md, torch.log(om)).sum()
+            d, om = d.detach(), om.detach()
+            w_e = self.d_alpha_m1 - self.d_eta / (d * om)  # alpha - (eta / (d (1 - d)) + 1)
+            w_o = (1 / om - 1) * (d >= 0.5)  # 1 / (1 - d) - 1, 0 where d < 0.5
+            w = torch.cat([w[:f], torch.where(self.d_is_e, w_e, w_o)])
         loss = -(w * logp).view(K, 2, B).mean(-1).sum()
         self.opt.zero_grad(set_to_none=True)
         (loss if total is None else loss + total).backward()

@@ -1,5 +1,7 @@
 """The lockstep ensemble of weighted-BC runs against single runs (the obvious reference)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -231,6 +233,10 @@ def test_bad_members_are_config_errors():
                       members[1].dwbc)
     with pytest.raises(ConfigError, match="DWBC: 2"):
         EnsembleBC([one_term], storages, H, B, 1e-3, 0.0)
+    other_clip = Member(0, members[1].terms, members[1].init, members[1].mean, members[1].std,
+                        replace(members[1].dwbc, clip=(0.2, 0.8)))
+    with pytest.raises(ConfigError, match="one discriminator clip"):
+        EnsembleBC(members[1:] + [other_clip], storages, H, B, 1e-3, 0.0)
 
 
 def test_train_ensemble_evaluates_every_member_on_schedule():
@@ -417,14 +423,31 @@ def test_steptime_times_the_ensemble_and_refuses_bad_counts(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+def test_launch_proxy_counts_kernels_not_views_or_scalars():
+    """The launch proxy on ops whose kernel count is known: a matmul and a ReLU are 2, a view 0,
+    an add of a Python scalar 1, a foreach add over three tensors 1 (three ops on a CPU)."""
+    from offline_il_select.experiments.stage_costs import launch_count
+
+    x, w = torch.randn(8, 4), torch.randn(4, 3)
+    ts = [torch.zeros(3) for _ in range(3)]
+    assert launch_count(lambda: torch.relu(x @ w)) == 2
+    assert launch_count(lambda: x.view(-1)) == 0
+    assert launch_count(lambda: x + 1.0) == 1
+    assert launch_count(lambda: torch._foreach_add_(ts, 1.0)) == 1
+
+
 def test_stage_costs_counts_ops_and_refuses_bad_flags(tmp_path):
-    """The ensemble's step launches about as many ops for 16 members as for 1 (what makes it
-    cheap on a GPU); DWBC's step (policy + its discriminator) launches more than BC's."""
+    """The ensemble's step launches about as many kernels for 16 members as for 1, DWBC members
+    included (what makes it cheap on a GPU), and fewer than one single run's step; DWBC's single
+    step (policy + its discriminator) launches more than BC's."""
     from offline_il_select.experiments.stage_costs import main, step_ops
 
-    ops = step_ops(S=3, A=2, B=8, n_rows=200, hidden=16, members=(1, 16))
-    assert 0 < ops["ensemble_16"] <= 1.05 * ops["ensemble_1"]
-    assert ops["dwbc"] > 2 * ops["bc"] and ops["ilid"] >= ops["bc"]
+    ops = step_ops(S=3, A=2, B=8, n_rows=200, hidden=16, members=("1", "16", "0+1", "8+8"))
+    n, leaf = ops["launches"], ops["leaf_ops"]
+    assert 0 < n["ensemble_16"] <= 1.05 * n["ensemble_1"] < n["bc_foreach"]
+    assert n["ensemble_0+1"] <= n["ensemble_8+8"] <= 1.05 * n["ensemble_0+1"] < n["dwbc_foreach"]
+    assert n["dwbc_foreach"] > 2 * n["bc_foreach"] and n["bc_foreach"] < n["bc"]
+    assert leaf["dwbc"] > 2 * leaf["bc"] and leaf["ilid"] >= leaf["bc"]
     for flags in (["--setting", "walker-random"], ["--disc-steps", "0"], ["--set", "x=1"]):
         with pytest.raises(ConfigError):
             main(flags + ["--out", str(tmp_path / "s")])
