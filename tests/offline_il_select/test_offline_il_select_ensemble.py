@@ -413,13 +413,15 @@ def test_evaluation_without_the_datasets_scores_as_with_them(monkeypatch):
 
 
 def test_steptime_times_the_ensemble_and_refuses_bad_counts(tmp_path):
-    from offline_il_select.experiments.steptime import main, measure_ensemble
+    from offline_il_select.experiments.steptime import main, measure_ensemble, parse_members
 
-    ms = measure_ensemble(torch.device("cpu"), [1, 2], n_b=500, n=3)
-    assert set(ms) == {"1", "2"} and all(v > 0 for v in ms.values())
-    for bad in ("x", "0"):
+    ms = measure_ensemble(torch.device("cpu"), parse_members("1,2,0+2,1+1"), n_b=1500, n=6)
+    assert set(ms) == {"1", "2", "0+2", "1+1"}
+    assert all(v["step_ms"] > 0 and v["per_member_ms"] == pytest.approx(v["step_ms"] / int(
+        sum(int(x) for x in k.split("+")))) for k, v in ms.items())
+    for bad in ("x", "0", "1+x", "1+2+3", "0+0", "-1+2"):
         with pytest.raises(ConfigError, match="--members"):
-            main(["--members", bad, "--out", str(tmp_path / "s")])
+            main([f"--members={bad}", "--out", str(tmp_path / "s")])
     assert not (tmp_path / "s").exists()
 
 
