@@ -25,6 +25,7 @@ import multiprocessing as mp
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from functools import partial
@@ -600,7 +601,7 @@ def eval_job(job: tuple) -> dict:
 
 
 def _member_row(p: dict, cfg: TrainConfig, curve: list[dict], ood: dict, loop: tuple,
-                device: str) -> dict:
+                device: str, quiet: bool = False) -> dict:
     """A result row of an ensemble member, with the same fields as `run_job`'s; its time is its
     preparation plus its share (1/K) of the ensemble's policy loop."""
     (setting, seed, arm, *_), last = p["job"], curve[-2:]
@@ -614,8 +615,9 @@ def _member_row(p: dict, cfg: TrainConfig, curve: list[dict], ood: dict, loop: t
     if cfg.method == "ilid":
         row.update({k: prep[k] for k in ("n_selected", "selection_quality", "beta_mean",
                                          "alpha_max")}, **p["expert_rows"])
-    log.info("%s seed %d %-13s score %6.1f  out of family %s  (ensemble)", setting, seed, arm,
-             row["score"], " ".join(f"{k} {v:.1f}" for k, v in ood.items()))
+    if not quiet:
+        log.info("%s seed %d %-13s score %6.1f  out of family %s  (ensemble)", setting, seed,
+                 arm, row["score"], " ".join(f"{k} {v:.1f}" for k, v in ood.items()))
     return row
 
 
@@ -634,11 +636,13 @@ class StageLog:
 
 
 def train_ensemble_group(preps: list[dict], quick: bool, steps: int | None, device: str,
-                         ex: ProcessPoolExecutor, stage: StageLog, run_dir: Path) -> list[dict]:
+                         ex: ProcessPoolExecutor, stage: StageLog, run_dir: Path,
+                         on_rows: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """Train prepared members that share state/action sizes and policy budget (DWBC's last) as
     one `EnsembleBC` on `device`. Their evaluations go to `ex`'s processes while the loop runs on;
     the curves of the finished evaluation rounds are rewritten to `run_dir`/curves_partial.json
-    after each. Returns their rows."""
+    after each; `on_rows` gets the rows without their out-of-family scores as soon as the loop and
+    its evaluations are done. Returns their rows."""
     cfgs = [p["cfg"] for p in preps]
     c = cfgs[0]
     settings = list(dict.fromkeys(p["job"][0] for p in preps))
@@ -672,8 +676,12 @@ def train_ensemble_group(preps: list[dict], quick: bool, steps: int | None, devi
                                        desc=f"ensemble of {ens.K}", on_round=on_round)
     stage(f"ensemble of {ens.K}: policy loop {wall:.0f} s ({1000 * wall / c.policy.steps:.2f} ms "
           "a step); out-of-family evaluation")
+    loop = (wall / ens.K, cpu / ens.K)
+    if on_rows is not None:  # the in-family rows first: a run cut in the next stage keeps them
+        on_rows([_member_row(p, cf, cu, {}, loop, device, quiet=True)
+                 for p, cf, cu in zip(preps, cfgs, curves)])
     oods = [f.result() for f in submit([ens.policy(k) for k in range(ens.K)], "ood")]
-    return [_member_row(p, cf, cu, o, (wall / ens.K, cpu / ens.K), device)
+    return [_member_row(p, cf, cu, o, loop, device)
             for p, cf, cu, o in zip(preps, cfgs, curves, oods)]
 
 
@@ -716,7 +724,9 @@ def ensemble_train_rows(run_dir: Path, settings: list[str], seeds: list[int], ar
                    c.policy.weight_decay, c.policy.steps, c.eval_every, c.eval_episodes)
             groups.setdefault(key, []).append(p)
         for group in groups.values():
-            rows += train_ensemble_group(group, quick, steps, device, ex, stage, run_dir)
+            rows += train_ensemble_group(
+                group, quick, steps, device, ex, stage, run_dir,
+                lambda r, done=list(rows): atomic_write_json(run_dir / "rows.json", done + r))
             atomic_write_json(run_dir / "rows.json", rows)
             stage(f"ensemble of {len(group)} done: rows.json has {len(rows)} rows")
         collect(futs, rows, studies, run_dir, stage)

@@ -2,6 +2,8 @@
 
     python -m offline_il_select.experiments.steptime [--device cuda] [--steps 30000] [--out DIR]
 
+Times are wall-clock seconds on CUDA and process CPU seconds on a CPU (one thread).
+
 ILID's extra cost over BC-E (ILID Sec. 5, Alg. 1): two discriminators (steps / 10 each, the
 paper's 100k : 1M), one pass of d(s) over all of D_b, and a policy step on a D_u batch + a D_s
 batch (one forward over 2B rows) instead of one batch of B rows. This tool times each piece on
@@ -41,17 +43,20 @@ log = get_logger("offline_il_select.experiments.steptime")
 
 
 def _timed(fn, device: torch.device, n: int) -> float:
-    """Seconds per call of fn() (after a warm-up), synchronising CUDA around the loop."""
+    """Seconds per call of fn() (after a warm-up): wall-clock, synchronising CUDA around the
+    loop; on a CPU process CPU seconds (one thread: on a shared machine wall-clock mostly
+    measures the other jobs)."""
     for _ in range(min(max(n // 10, 5), n)):
         fn()
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
     if device.type == "cuda":
         torch.cuda.synchronize()
-    t = time.perf_counter()
+    t = clock()
     for _ in range(n):
         fn()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - t) / n
+    return (clock() - t) / n
 
 
 def measure(device: torch.device, steps: int, n_b: int = 1_000_000, S: int = 17, A: int = 6,

@@ -1,6 +1,7 @@
 """The lockstep ensemble of weighted-BC runs against single runs (the obvious reference)."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -337,8 +338,18 @@ def test_bench_ensemble_path_end_to_end(tmp_path, monkeypatch):
     tiny = "configs/offline_il_select/tiny.yaml"
     monkeypatch.setattr(bench, "SETTINGS", {"tiny": tiny, "tiny-random": tiny})
     arms = ["ilid", "bc_expert", "dwbc", "iswbc", "ilid_no_beta"]  # the bench's order
+    writes, write = [], bench.atomic_write_json
+
+    def record(path, obj):  # which rows.json versions were written, in order
+        if Path(path).name == "rows.json":
+            writes.append([bool(r["ood"]) for r in obj])
+        write(path, obj)
+
+    monkeypatch.setattr(bench, "atomic_write_json", record)
     rows, studies = bench.ensemble_train_rows(tmp_path, ["tiny"], [0, 1], arms, True, 40, 2,
                                               "cpu")
+    # the in-family rows are written before the out-of-family evaluation, then completed
+    assert writes[0] == [False] * 10 and writes[-1] == [True] * 10
     assert [(r["seed"], r["arm"]) for r in rows] == [(s, a) for s in (0, 1) for a in arms]
     for r in rows:
         assert r.get("timing") == "ensemble"
