@@ -205,7 +205,7 @@ class EnsembleBC:
             self.pu_1md = torch.where(e_rows, 1.0, -1 / eta) / batch
             self.disc = EnsembleDWBCDiscriminator(self.Kd, S + A, tuple(specs[0].clip)).to(dev)
             for k, s in enumerate(specs):
-                self.disc.load_member(k, {n: x.to(dev) for n, x in s.disc.items()})
+                self.disc.load_member(k, {name: x.to(dev) for name, x in s.disc.items()})
             groups.append({"params": list(self.disc.parameters())})
         self.opt = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, fused=True)
         self.gen = torch.Generator(device=dev).manual_seed(seed)
