@@ -12,6 +12,7 @@
 #   WORKERS: worker processes (default 15: one core stays with the GPU loop)
 #   STEPS: policy steps (default 100000)
 #   DEVICE (environment): default cuda; DEVICE=cpu checks the same call on a machine without GPU
+#   PYTHON (environment): the interpreter, default python3
 # Plan and projected times per call: results/DEVICE_RUNS.md and results/offline_il_select/NOTES.md.
 # Whatever the time limit cuts, OUT_DIR keeps: bench_full.log (every log line, unfiltered),
 # part/stages.log (stage timestamps), part/rows.json (the in-family rows as soon as the loop is
