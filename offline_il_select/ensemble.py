@@ -10,7 +10,8 @@ d(s, a, log pi) sets anew at every step, where it also takes one PU-learning ste
 
     w_e = alpha - (eta / (d_e (1 - d_e)) + 1),   w_o = 1 / (1 - d_o) - 1 (0 where d_o < 0.5).
 
-One step of one such run on a GPU is a few hundred tiny kernels, so its time is launch overhead.
+One step of one such run on a GPU is about a hundred tiny kernels (DWBC: 300), so its time is
+launch overhead.
 `EnsembleBC` trains K runs (settings x seeds x arms of one state and action size) as one
 `shared.il.nets.EnsembleMLP` policy, one batched matmul per layer for all of them, and the DWBC
 members' discriminators as one batched discriminator beside it; one backward pass and one fused
@@ -189,7 +190,7 @@ class EnsembleBC:
                 for i, layer in enumerate(self.net.layers):
                     layer.weight[k] = m.init[f"{2 * i}.weight"].t().to(dev)
                     layer.bias[k, 0] = m.init[f"{2 * i}.bias"].to(dev)
-        groups = [{"params": list(self.net.parameters())}]
+        params = list(self.net.parameters())
         if self.Kd:
             specs = [m.dwbc for m in members[self.K - self.Kd:]]
             if len({tuple(s.clip) for s in specs}) > 1:
@@ -206,8 +207,9 @@ class EnsembleBC:
             self.disc = EnsembleDWBCDiscriminator(self.Kd, S + A, tuple(specs[0].clip)).to(dev)
             for k, s in enumerate(specs):
                 self.disc.load_member(k, {name: x.to(dev) for name, x in s.disc.items()})
-            groups.append({"params": list(self.disc.parameters())})
-        self.opt = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, fused=True)
+            params += list(self.disc.parameters())  # DWBC's own Adam has the policy's lr and decay
+        # one group: one fused kernel (and one step count) for the policies and discriminators
+        self.opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
         self.gen = torch.Generator(device=dev).manual_seed(seed)
         self._members = members
 
