@@ -94,7 +94,7 @@ def test_ensemble_steps_equal_single_runs_on_the_same_batches(device):
             torch.testing.assert_close(got[name], x, rtol=1e-4, atol=1e-5, msg=name)
 
 
-def _dwbc_members(rng, n_e=12):
+def _dwbc_members(rng, n_e=12, device="cpu"):
     """Two storages (D_e: the first n_e rows, D_b: the rest); a weighted-BC member, then three
     DWBC members (two on storage 0 with other alpha / eta / inits, one on storage 1), and their
     single runs as `shared.il.dwbc.DWBC` with the same initial discriminators."""
@@ -111,7 +111,7 @@ def _dwbc_members(rng, n_e=12):
     for k, (st, alpha, eta) in enumerate(((0, 7.5, 0.5), (0, 2.0, 0.3), (1, 7.5, 0.5))):
         obs, act = storages[st]
         mean, std = obs.mean(0) + 0.1 * k, obs.std(0)
-        norm = Normalizer(torch.as_tensor(mean), torch.as_tensor(std))
+        norm = Normalizer(torch.as_tensor(mean), torch.as_tensor(std)).to(device)
         torch.manual_seed(20 + k)
         ref = DWBC({"observations": obs[:n_e], "actions": act[:n_e]},
                    {"observations": obs[n_e:], "actions": act[n_e:]}, norm, B, 1e-2, 5e-3,
@@ -124,15 +124,16 @@ def _dwbc_members(rng, n_e=12):
     return storages, members, refs
 
 
-def test_dwbc_members_equal_single_dwbc_runs_on_the_same_batches(monkeypatch):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_dwbc_members_equal_single_dwbc_runs_on_the_same_batches(monkeypatch, device):
     """DWBC members (policy and discriminator batched, beside a weighted-BC member) end with the
     weights of single `shared.il.dwbc.DWBC` runs (its loss unchanged, its two index draws
     replaced by the ensemble's rows) after the same steps."""
     n_e = 12
-    storages, members, refs = _dwbc_members(np.random.default_rng(6), n_e)
-    ens = EnsembleBC(members, storages, H, B, 1e-2, 5e-3, seed=1)
+    storages, members, refs = _dwbc_members(np.random.default_rng(6), n_e, device)
+    ens = EnsembleBC(members, storages, H, B, 1e-2, 5e-3, device=device, seed=1)
     assert ens.Kd == 3
-    singles = [ens.policy(k) for k in range(ens.K)]
+    singles = [ens.policy(k).to(device) for k in range(ens.K)]
     opts = [torch.optim.Adam(p.parameters(), lr=1e-2, weight_decay=5e-3) for p in singles]
     draws: list[torch.Tensor] = []
 
@@ -149,7 +150,8 @@ def test_dwbc_members_equal_single_dwbc_runs_on_the_same_batches(monkeypatch):
         local = ens.storage_rows(rows)
         for k, (p, o) in enumerate(zip(singles, opts)):
             if k == 0:
-                s, a = _rows_of(storages, members[k], local[k].numpy())
+                s, a = (x.to(device) for x in _rows_of(storages, members[k],
+                                                         local[k].cpu().numpy()))
                 lk = weighted_bc_loss(p, s[:B], a[:B], w[k, :B])
             else:
                 draws[:] = [local[k, :B], local[k, B:] - n_e]
@@ -166,13 +168,14 @@ def test_dwbc_members_equal_single_dwbc_runs_on_the_same_batches(monkeypatch):
                 g = dict(ref.disc.named_parameters())[f"{name}.weight"].grad
                 torch.testing.assert_close(layer.weight.grad[k].t(), g, rtol=1e-3, atol=1e-5)
         with torch.no_grad():
-            s_o, a_o = _rows_of(storages, members[1], local[1, B:].numpy())
+            s_o, a_o = (x.to(device) for x in _rows_of(storages, members[1],
+                                                         local[1, B:].cpu().numpy()))
             d_o = refs[0].disc(torch.cat([s_o, a_o], 1), singles[1].log_prob(s_o, a_o))
             gated += int((d_o < 0.5).sum())
     assert gated > 0  # the d_o < 0.5 -> 0 rule was exercised
     for k, p in enumerate(singles):
         got = ens.policy(k).net.state_dict()
-        for name, x in p.net.state_dict().items():
+        for name, x in p.cpu().net.state_dict().items():
             torch.testing.assert_close(got[name], x, rtol=1e-4, atol=1e-5, msg=f"{k} {name}")
     for k, ref in enumerate(refs):
         st = ref.disc.state_dict()
