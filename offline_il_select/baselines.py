@@ -56,6 +56,13 @@ class DWBC(SharedDWBC):
         super().__init__(expert, imperfect, norm, pcfg.batch_size, pcfg.lr, pcfg.weight_decay,
                          bcfg.dwbc_alpha, bcfg.dwbc_eta, icfg.clip)
 
+    def terms(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """D_e and D_b as rows of D_e ∪ D_b, unit weights: the rows its loss samples from (in a
+        lockstep ensemble its discriminator sets their weights at every step)."""
+        n_e, n_o = len(self.s_e), len(self.s_o)
+        return [(np.arange(n_e), np.ones(n_e, np.float32)),
+                (n_e + np.arange(n_o), np.ones(n_o, np.float32))]
+
 
 class ISWBC:
     """Importance-sampling-weighted BC on D_e ∪ D_b with a gradient-penalised discriminator."""

@@ -25,6 +25,7 @@ import multiprocessing as mp
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from functools import partial
@@ -42,7 +43,7 @@ from offline_il_select.data import (
     state_stats,
 )
 from offline_il_select.discriminator import train_discriminator
-from offline_il_select.ensemble import EnsembleBC, Member, train_ensemble
+from offline_il_select.ensemble import DWBCSpec, EnsembleBC, Member, train_ensemble
 from offline_il_select.ilid import t32
 from offline_il_select.models import Discriminator, Normalizer, TanhGaussianPolicy
 from offline_il_select.selection import ResultantStateSelector
@@ -81,7 +82,6 @@ ARMS = {  # arm -> config overrides
     "ilid_k1": {"ilid.rollback": 1},
 }
 QUICK_ARMS = [a for a in ARMS if a != "ilid_k1"]
-SOLO_ARMS = ("dwbc",)  # trained jointly with its discriminator: never in the --ensemble
 BASELINES = ("bc_expert", "bc_all", "dwbc", "iswbc")
 ABLATIONS = ("ilid_no_beta", "ilid_alpha_unclipped", "ilid_k1")
 K_SWEEP = (1, 2, 5, 10, 20, 50)
@@ -109,7 +109,7 @@ def budget(quick: bool, steps: int | None = None) -> list[str]:
     evaluations; --quick also cuts the source data to QUICK_SOURCE trajectories."""
     steps = steps or (QUICK_STEPS if quick else FULL_STEPS)
     disc = max(steps // DISC_FRACTION, MIN_DISC_STEPS)
-    every = max(steps // (5 if quick else 10), 1)  # evaluations (and checkpoints of solo jobs)
+    every = max(steps // (5 if quick else 10), 1)  # evaluations (and checkpoints)
     common = [f"policy.steps={steps}", f"ilid.disc_steps={disc}", f"eval_every={every}",
               f"ckpt_every={every}"]
     if quick:
@@ -166,28 +166,16 @@ def out_of_family(policy, data, episodes: int, seed: int) -> dict[str, float]:
                            )["score"] for name, (m, f) in PERTURBATIONS.items()}
 
 
-def job_dir(root: Path, job: tuple) -> Path:
-    """Where a solo job of an --ensemble run keeps its checkpoints (`root`/jobs/...)."""
-    setting, seed, arm = job[:3]
-    return Path(root) / "jobs" / f"{setting}_seed{seed}_{arm}"
-
-
-def run_job(job: tuple[str, int, str, bool, int | None, str], ckpt_root: Path | None = None
-            ) -> dict:
+def run_job(job: tuple[str, int, str, bool, int | None, str]) -> dict:
     """One arm on one (setting, seed) on a device. Every arm of a (setting, seed) sees the same
     data and budget; `ilid_no_beta` repeats ILID's (deterministic) preparation, so it has the same
-    d(s), D_s and D(s, a) as `ilid` and differs only in beta. With `ckpt_root` the run checkpoints
-    at every evaluation into `job_dir(ckpt_root, job)` and resumes from there (a run longer than
-    one time-limited call goes on in the next call with the same --out). Returns one result row."""
+    d(s), D_s and D(s, a) as `ilid` and differs only in beta. Returns one result row."""
     setting, seed, arm, quick, steps, device = job
     torch.set_num_threads(1)
     warm_up(device)
     cfg = _arm_cfg(setting, arm, seed, quick, steps, device)
     data = build_data(cfg.data)
-    run_dir = None if ckpt_root is None else job_dir(ckpt_root, job)
-    if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    res = fit(cfg, data, run_dir)
+    res = fit(cfg, data)
     row = {"setting": setting, "seed": seed, "arm": arm, "device": device, "score": res["score"],
            "score_d4rl": res["score_d4rl"], "return": res["return"], "train_s": res["train_s"],
            "train_cpu_s": res["train_cpu_s"], "prep_cpu_s": res["prep"].get("prep_cpu_s", 0.0),
@@ -484,10 +472,10 @@ def _parser():
                    help="comma-separated subset of " + ", ".join(ARMS) + " (default: all; "
                         "--quick: all but ilid_k1; ilid and bc_expert are always needed)")
     p.add_argument("--ensemble", action="store_true",
-                   help="train every arm but DWBC in lockstep as one batched network on "
-                        "--device (a GPU: the full bench's affordable path); preparation (CPU), "
-                        "evaluation and DWBC (--device, checkpointed: a rerun with the same --out "
-                        "resumes it) run on the worker processes; any subset of --arms")
+                   help="train every arm in lockstep as one batched network on --device (a "
+                        "GPU: the full bench's affordable path; DWBC's discriminators batched "
+                        "beside it); preparation (CPU) and evaluation run on the worker "
+                        "processes; any subset of --arms")
     p.add_argument("--data-only", action="store_true",
                    help="roll out (and cache) every dataset the chosen settings need, then stop")
     p.add_argument("--from-rows", default="",
@@ -560,8 +548,9 @@ def prep_job(unit: tuple[tuple, tuple[str, ...]]) -> list[dict]:
     """The preparation of a `prep_units` unit, through `train.setup` and `train.prepare` as `fit`
     prepares the same run (same seeding order, so the same initial policy, discriminators and
     selection), on the job's device: per arm of the unit its weighted-BC terms, initial policy
-    weights, normaliser and preparation statistics. A rider without beta takes the same
-    artifacts with beta = 1 (what its own preparation gives, tested)."""
+    weights, normaliser and preparation statistics (DWBC: also its initial discriminator, as a
+    `DWBCSpec`). A rider without beta takes the same artifacts with beta = 1 (what its own
+    preparation gives, tested)."""
     job, arms = unit
     setting, seed, arm, quick, steps, device = job
     torch.set_num_threads(1)
@@ -583,6 +572,9 @@ def prep_job(unit: tuple[tuple, tuple[str, ...]]) -> list[dict]:
              "std": policy.norm.std.cpu().numpy(), "init": init}
         if c.method == "ilid":
             o["expert_rows"] = expert_rows(method.artifacts, data.imperfect_is_expert)
+        if c.method == "dwbc":
+            o["dwbc"] = DWBCSpec({k: v.detach().cpu() for k, v in method.disc.state_dict().items()},
+                                 c.baselines.dwbc_alpha, c.baselines.dwbc_eta, c.ilid.clip)
         out.append(o)
     return out
 
@@ -609,7 +601,7 @@ def eval_job(job: tuple) -> dict:
 
 
 def _member_row(p: dict, cfg: TrainConfig, curve: list[dict], ood: dict, loop: tuple,
-                device: str) -> dict:
+                device: str, quiet: bool = False) -> dict:
     """A result row of an ensemble member, with the same fields as `run_job`'s; its time is its
     preparation plus its share (1/K) of the ensemble's policy loop."""
     (setting, seed, arm, *_), last = p["job"], curve[-2:]
@@ -623,8 +615,9 @@ def _member_row(p: dict, cfg: TrainConfig, curve: list[dict], ood: dict, loop: t
     if cfg.method == "ilid":
         row.update({k: prep[k] for k in ("n_selected", "selection_quality", "beta_mean",
                                          "alpha_max")}, **p["expert_rows"])
-    log.info("%s seed %d %-13s score %6.1f  out of family %s  (ensemble)", setting, seed, arm,
-             row["score"], " ".join(f"{k} {v:.1f}" for k, v in ood.items()))
+    if not quiet:
+        log.info("%s seed %d %-13s score %6.1f  out of family %s  (ensemble)", setting, seed,
+                 arm, row["score"], " ".join(f"{k} {v:.1f}" for k, v in ood.items()))
     return row
 
 
@@ -643,11 +636,13 @@ class StageLog:
 
 
 def train_ensemble_group(preps: list[dict], quick: bool, steps: int | None, device: str,
-                         ex: ProcessPoolExecutor, stage: StageLog, run_dir: Path) -> list[dict]:
-    """Train prepared members that share state/action sizes and policy budget as one
-    `EnsembleBC` on `device`. Their evaluations go to `ex`'s processes while the loop runs on;
+                         ex: ProcessPoolExecutor, stage: StageLog, run_dir: Path,
+                         on_rows: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """Train prepared members that share state/action sizes and policy budget (DWBC's last) as
+    one `EnsembleBC` on `device`. Their evaluations go to `ex`'s processes while the loop runs on;
     the curves of the finished evaluation rounds are rewritten to `run_dir`/curves_partial.json
-    after each. Returns their rows."""
+    after each; `on_rows` gets the rows without their out-of-family scores as soon as the loop and
+    its evaluations are done. Returns their rows."""
     cfgs = [p["cfg"] for p in preps]
     c = cfgs[0]
     settings = list(dict.fromkeys(p["job"][0] for p in preps))
@@ -657,8 +652,8 @@ def train_ensemble_group(preps: list[dict], quick: bool, steps: int | None, devi
         storages.append(tuple(np.concatenate([d.expert[k], d.imperfect[k]])
                               for k in ("observations", "actions")))
     tasks = {s: eval_task(s, quick, steps) for s in settings}
-    members = [Member(settings.index(p["job"][0]), p["terms"], p["init"], p["mean"], p["std"])
-               for p in preps]
+    members = [Member(settings.index(p["job"][0]), p["terms"], p["init"], p["mean"], p["std"],
+                      p.get("dwbc")) for p in preps]
     ens = EnsembleBC(members, storages, c.policy.hidden, c.policy.batch_size, c.policy.lr,
                      c.policy.weight_decay, pick_device(device), seed=c.seed)
     stage(f"ensemble of {ens.K} on {ens.device}: {c.policy.steps} steps, evaluation every "
@@ -681,35 +676,35 @@ def train_ensemble_group(preps: list[dict], quick: bool, steps: int | None, devi
                                        desc=f"ensemble of {ens.K}", on_round=on_round)
     stage(f"ensemble of {ens.K}: policy loop {wall:.0f} s ({1000 * wall / c.policy.steps:.2f} ms "
           "a step); out-of-family evaluation")
+    loop = (wall / ens.K, cpu / ens.K)
+    if on_rows is not None:  # the in-family rows first: a run cut in the next stage keeps them
+        on_rows([_member_row(p, cf, cu, {}, loop, device, quiet=True)
+                 for p, cf, cu in zip(preps, cfgs, curves)])
     oods = [f.result() for f in submit([ens.policy(k) for k in range(ens.K)], "ood")]
-    return [_member_row(p, cf, cu, o, (wall / ens.K, cpu / ens.K), device)
+    return [_member_row(p, cf, cu, o, loop, device)
             for p, cf, cu, o in zip(preps, cfgs, curves, oods)]
 
 
 def ensemble_train_rows(run_dir: Path, settings: list[str], seeds: list[int], arms: list[str],
                         quick: bool, steps: int | None, workers: int,
                         device: str) -> tuple[list[dict], dict]:
-    """--ensemble: every arm but DWBC prepared on the CPU of `workers` processes (ILID without
-    beta shares ILID's preparation), then trained in lockstep (one `EnsembleBC` per
-    state/action size and budget) on `device` while the same processes run its evaluations;
-    DWBC runs as checkpointed jobs on `device` after the preparations (a rerun with the same
-    --out resumes them). Stage times go to `run_dir`/stages.log; rows.json is rewritten as each
-    ensemble or job finishes. Returns what `train_rows` returns."""
+    """--ensemble: every arm prepared on the CPU of `workers` processes (ILID without beta shares
+    ILID's preparation; DWBC's is its initial networks), then trained in lockstep (one
+    `EnsembleBC` per state/action size and budget, DWBC's discriminators batched beside the
+    policies) on `device` while the same processes run its evaluations. Stage times go to
+    `run_dir`/stages.log; rows.json is rewritten as each ensemble finishes. Returns what
+    `train_rows` returns."""
     stage = StageLog(run_dir / "stages.log")
     jobs = [(s, seed, arm, quick, steps, device) for s in settings for seed in seeds
             for arm in arms]
-    units = prep_units([(*j[:5], "cpu") for j in jobs if j[2] not in SOLO_ARMS])
-    units.sort(key=lambda u: u[0][2] in ("bc_expert", "bc_all"))  # discriminators first
+    units = prep_units([(*j[:5], "cpu") for j in jobs])
+    units.sort(key=lambda u: u[0][2] in ("bc_expert", "bc_all", "dwbc"))  # discriminators first
     ctx = mp.get_context("spawn") if device.startswith("cuda") else None
     rows: list[dict] = []
     studies: dict = {}
     stage(f"start: {len(settings)} settings x {len(seeds)} seeds x {len(arms)} arms, "
           f"{len(units)} preparations, {workers} workers, device {device}")
-    solo = [j for j in jobs if j[2] in SOLO_ARMS]
-    # DWBC gets its own processes: in the shared pool its long jobs would queue the evaluations
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=setup_logging) as ex, \
-            ProcessPoolExecutor(max(1, min(len(solo), workers)), mp_context=ctx,
-                                initializer=setup_logging) as ex_solo:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=setup_logging) as ex:
         warm_data(settings, quick, ex)
         stage("datasets ready")
         preps: list[dict] = []
@@ -718,19 +713,20 @@ def ensemble_train_rows(run_dir: Path, settings: list[str], seeds: list[int], ar
             p = preps[-1]
             stage(f"prepared {p['job'][0]} seed {p['job'][1]} "
                   f"{'+'.join(x['job'][2] for x in f.result())} in {p['prep']['prep_cpu_s']:.0f}"
-                  f" CPU s ({len(preps)} of {len(jobs) - len(solo)})")
+                  f" CPU s ({len(preps)} of {len(jobs)})")
         futs = {ex.submit(selection_study, e, quick, steps): e.split("-")[0]
                 for e in _study_envs(settings) if "ilid" in arms}
-        futs.update({ex_solo.submit(run_job, j, run_dir): None for j in solo})
         groups: dict = {}
         order = {j[:3]: i for i, j in enumerate(jobs)}
-        for p in sorted(preps, key=lambda p: order[p["job"][:3]]):
+        for p in sorted(preps, key=lambda p: (p["job"][2] == "dwbc", order[p["job"][:3]])):
             c = p["cfg"]
             key = (len(p["mean"]), c.policy.hidden, c.policy.batch_size, c.policy.lr,
                    c.policy.weight_decay, c.policy.steps, c.eval_every, c.eval_episodes)
             groups.setdefault(key, []).append(p)
         for group in groups.values():
-            rows += train_ensemble_group(group, quick, steps, device, ex, stage, run_dir)
+            rows += train_ensemble_group(
+                group, quick, steps, device, ex, stage, run_dir,
+                lambda r, done=list(rows): atomic_write_json(run_dir / "rows.json", done + r))
             atomic_write_json(run_dir / "rows.json", rows)
             stage(f"ensemble of {len(group)} done: rows.json has {len(rows)} rows")
         collect(futs, rows, studies, run_dir, stage)

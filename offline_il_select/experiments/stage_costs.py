@@ -21,7 +21,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from offline_il_select import bench
-from offline_il_select.ensemble import EnsembleBC, Member
+from offline_il_select.ensemble import DWBCSpec, EnsembleBC, Member
 from offline_il_select.models import Normalizer, TanhGaussianPolicy
 from offline_il_select.wbc import bc_loss, weighted_bc_loss
 from shared.cli import build_parser, run
@@ -33,55 +33,117 @@ from shared.log import get_logger, setup_logging
 log = get_logger("offline_il_select.experiments.stage_costs")
 
 
-def op_count(fn, n: int = 3) -> float:
-    """Leaf aten ops per call of fn() (after one untimed call)."""
+# ops that launch no kernel on a GPU (views, allocation, metadata)
+NO_KERNEL = {"aten::" + n for n in (
+    "view", "_unsafe_view", "_reshape_alias", "as_strided", "slice", "select", "transpose", "t",
+    "expand", "squeeze", "unsqueeze", "permute", "detach", "detach_", "alias", "narrow",
+    "unbind", "split", "chunk", "empty", "empty_strided", "empty_like", "resize_", "set_",
+    "lift_fresh", "result_type", "is_nonzero", "broadcast_tensors", "view_as", "resolve_conj",
+    "resolve_neg", "conj", "to", "scalar_tensor")}
+MULTI_TENSOR = ("aten::_foreach_", "aten::_fused_")  # one op for a whole list of tensors
+# matrix products: one kernel each, though a CPU profile shows them with children
+GEMM = {"aten::" + n for n in ("mm", "bmm", "addmm", "baddbmm", "addbmm", "mv", "addmv")}
+
+
+def _launches(e) -> int:
+    """Kernels a GPU would run for profiler event `e` (see `_ops`)."""
+    if e.name.startswith(MULTI_TENSOR) or e.name in GEMM:
+        return 1
+    if e.name == "aten::to" and e.cpu_parent is not None and e.cpu_parent.name.startswith(
+            "aten::"):
+        return 0  # a Python scalar made a CPU tensor for the op around it
+    inner = sum(_launches(c) for c in e.cpu_children)
+    if inner or not e.name.startswith("aten::") or e.name in NO_KERNEL:
+        return inner
+    return 1  # an op whose children only allocate or view: its own kernel
+
+
+def _ops(fn, n: int) -> tuple[float, float]:
+    """(leaf aten ops, launch proxy) per call of fn() (after one untimed call). The launch proxy
+    counts the ops a GPU runs as kernels: the innermost ops that compute (not views,
+    allocations or the wrapping of Python scalars), each matrix product once, and a
+    multi-tensor (foreach / fused) op once, however many per-tensor ops it runs on a CPU."""
     fn()
     with profile(activities=[ProfilerActivity.CPU]) as p:
         for _ in range(n):
             fn()
-    return sum(e.name.startswith("aten::") and not e.cpu_children for e in p.events()) / n
+    events = p.events()
+    leaf = sum(e.name.startswith("aten::") and not e.cpu_children for e in events)
+    launch = sum(_launches(e) for e in events if e.cpu_parent is None)
+    return leaf / n, launch / n
+
+
+def op_count(fn, n: int = 3) -> float:
+    """Leaf aten ops per call of fn() (after one untimed call)."""
+    return _ops(fn, n)[0]
+
+
+def launch_count(fn, n: int = 3) -> float:
+    """The launch proxy per call of fn() (see `_ops`)."""
+    return _ops(fn, n)[1]
 
 
 def step_ops(S: int = 17, A: int = 6, B: int = 128, n_rows: int = 20_000, hidden: int = 256,
-             members: tuple[int, ...] = (1, 48)) -> dict[str, float]:
-    """Leaf ops of one training step of BC, ILID, DWBC and `EnsembleBC` with `members` members,
-    on random data of the bench's shapes."""
+             members: tuple[str, ...] = ("1", "48", "0+1", "0+12", "24+6", "48+12")
+             ) -> dict[str, dict[str, float]]:
+    """Per training step: leaf ops (`op_count`, the measure of the earlier notes) and the launch
+    proxy (`launch_count`) of BC, ILID, DWBC and `EnsembleBC` with each `members` entry "F" or
+    "F+D" (F weighted-BC members and D DWBC members), on random data of the bench's shapes. The
+    single runs are counted with CPU's default Adam (a loop over tensors) and, as `*_foreach`,
+    with the multi-tensor Adam that CUDA runs by default."""
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(n_rows, S)).astype(np.float32)
     act = rng.uniform(-0.9, 0.9, (n_rows, A)).astype(np.float32)
     s, a, w = torch.as_tensor(obs), torch.as_tensor(act), torch.ones(n_rows)
     norm = Normalizer(s.mean(0), s.std(0))
-    pol = TanhGaussianPolicy(S, A, hidden, norm)
-    opt = torch.optim.Adam(pol.parameters(), lr=3e-4, weight_decay=5e-3)
     g = torch.Generator().manual_seed(0)
-    dwbc = DWBC({"observations": obs[:1000], "actions": act[:1000]},
-                {"observations": obs, "actions": act}, norm, B, 3e-4, 5e-3, 7.5)
 
     def idx():
         return torch.randint(n_rows, (B,), generator=g)
 
-    def step(loss_fn):
-        def go():
-            opt.zero_grad(set_to_none=True)
-            loss_fn().backward()
-            opt.step()
-        return go
+    out: dict[str, dict[str, float]] = {"leaf_ops": {}, "launches": {}}
 
-    def bc():
-        i = idx()
-        return bc_loss(pol, s[i], a[i])
+    def count(name, fn):
+        out["leaf_ops"][name], out["launches"][name] = _ops(fn, 3)
 
-    def ilid():
-        i, j = idx(), idx()
-        return weighted_bc_loss(pol, s[i], a[i], w[i], s[j], a[j], w[j])
+    for foreach in (None, True):
+        pol = TanhGaussianPolicy(S, A, hidden, norm)
+        opt = torch.optim.Adam(pol.parameters(), lr=3e-4, weight_decay=5e-3, foreach=foreach)
+        dwbc = DWBC({"observations": obs[:1000], "actions": act[:1000]},
+                    {"observations": obs, "actions": act}, norm, B, 3e-4, 5e-3, 7.5)
+        dwbc.opt = torch.optim.Adam(dwbc.disc.parameters(), lr=3e-4, weight_decay=5e-3,
+                                    foreach=foreach)
 
-    out = {"bc": op_count(step(bc)), "ilid": op_count(step(ilid)),
-           "dwbc": op_count(step(lambda: dwbc.loss(pol, g)))}
+        def step(loss_fn, opt=opt):
+            def go():
+                opt.zero_grad(set_to_none=True)
+                loss_fn().backward()
+                opt.step()
+            return go
+
+        def bc(pol=pol):
+            i = idx()
+            return bc_loss(pol, s[i], a[i])
+
+        def ilid(pol=pol):
+            i, j = idx(), idx()
+            return weighted_bc_loss(pol, s[i], a[i], w[i], s[j], a[j], w[j])
+
+        tail = "_foreach" if foreach else ""
+        count("bc" + tail, step(bc))
+        count("ilid" + tail, step(ilid))
+        count("dwbc" + tail, step(lambda dwbc=dwbc, pol=pol: dwbc.loss(pol, g)))
     terms = [(np.arange(n_rows), np.ones(n_rows, np.float32)),
              (np.arange(100), np.ones(100, np.float32))]
-    for k in members:
-        ms = [Member(0, terms, pol.net.state_dict(), obs.mean(0), obs.std(0))] * k
-        out[f"ensemble_{k}"] = op_count(EnsembleBC(ms, [(obs, act)], hidden, B, 3e-4, 5e-3).step)
+    n_e = min(1000, n_rows)
+    dw_terms = [(np.arange(n_e), np.ones(n_e, np.float32)),
+                (np.arange(n_rows), np.ones(n_rows, np.float32))]
+    spec = DWBCSpec(dwbc.disc.state_dict(), 7.5)
+    for m in members:
+        f, d = (int(x) for x in (m + "+0").split("+")[:2])
+        ms = [Member(0, terms, pol.net.state_dict(), obs.mean(0), obs.std(0))] * f + [
+            Member(0, dw_terms, pol.net.state_dict(), obs.mean(0), obs.std(0), spec)] * d
+        count(f"ensemble_{m}", EnsembleBC(ms, [(obs, act)], hidden, B, 3e-4, 5e-3).step)
     return out
 
 
