@@ -24,6 +24,12 @@ from twscardio.simulator import render_atoms, simulate
 FS = 100.0
 
 
+def _fallback_on() -> TrainConfig:
+    """The fallback at the settings chosen on validation (it is off by default)."""
+    cfg = TrainConfig()
+    return replace(cfg, fusion=replace(cfg.fusion, refit_below_sqi=0.5, refit_max_rotating=0.2))
+
+
 def _irregular_beats(n, seed, rr_sd=0.09):
     rng = np.random.default_rng(seed)
     t = 0.3 + np.cumsum(np.clip(rng.normal(0.9, rr_sd, n // 40), 0.5, 1.5))
@@ -101,7 +107,7 @@ def test_fallback_finds_a_weak_beat_on_one_axis(seed):
     fus = _first_fusion(bandpass(x, FS, [0.7, 15.0]))
     bounds = fus["bounds"]
     out, win = fused_with_fallback(fus, np.ones(n, dtype=bool), bounds,
-                                   np.zeros(len(bounds), dtype=bool), FS, TrainConfig())
+                                   np.zeros(len(bounds), dtype=bool), FS, _fallback_on())
     assert out["refit"]
     share = lambda w: abs(w[2]) / np.linalg.norm(w)  # noqa: E731
     assert share(out["weights"]) > max(0.98, share(fus["weights"]))
@@ -118,18 +124,31 @@ def test_fallback_leaves_a_clear_beat_unchanged():
     fus = _first_fusion(bandpass(x, FS, [0.7, 15.0]))
     bounds = fus["bounds"]
     out, _ = fused_with_fallback(fus, np.ones(n, dtype=bool), bounds,
-                                 np.zeros(len(bounds), dtype=bool), FS, TrainConfig())
+                                 np.zeros(len(bounds), dtype=bool), FS, _fallback_on())
     assert not out["refit"]
     assert out["fused"] is fus["fused"] and out["weights"] is fus["weights"]
 
 
 def test_clean_multi_axis_recording_is_not_refit():
-    cfg = TrainConfig()
+    cfg = _fallback_on()
     sc = replace(cfg.sim, duration_s=30.0, fs_in=50.0, morphology="fixed",  # a clear BCG
                  channel=ChannelConfig(loss=0.1, burst=3.0))
     o = process(simulate(sc, 11), cfg, "b")
     assert not o["fusion"]["refit"]
-    off = TrainConfig()
-    off.fusion.refit_below_sqi = 0.0
-    np.testing.assert_array_equal(process(simulate(sc, 11), off, "b")["beats_all_s"],
-                                  o["beats_all_s"])
+    default = process(simulate(sc, 11), TrainConfig(), "b")  # the fallback off
+    assert not default["fusion"]["refit"]
+    np.testing.assert_array_equal(default["beats_all_s"], o["beats_all_s"])
+
+
+def test_fallback_is_off_by_default_and_skips_rotating_recordings():
+    n = 6000
+    beat, _ = _irregular_beats(n, 0)
+    x = np.random.default_rng(0).normal(size=(n, 6))
+    x[:, 2] += 0.6 * beat  # the weak case the fallback refits when on
+    fus = _first_fusion(bandpass(x, FS, [0.7, 15.0]))
+    W = len(fus["bounds"])
+    still, moving = np.zeros(W, dtype=bool), np.arange(W) % 2 == 0
+    assert not fused_with_fallback(fus, np.ones(n, dtype=bool), fus["bounds"], still, FS,
+                                   TrainConfig())[0]["refit"]
+    assert not fused_with_fallback(fus, np.ones(n, dtype=bool), fus["bounds"], moving, FS,
+                                   _fallback_on())[0]["refit"]

@@ -7,7 +7,7 @@ fallback off; a recording whose mean window SQI is below `--max-threshold` also 
 beat-synchronous refit forced (`fusion.refit_on_beats`). Per candidate threshold it prints the
 summed change in HR / IBI MAE over the recordings the threshold would refit (also limited by
 the share of windows where the head rotates), and the share of heartbeat-free windows rejected
-with the fallback at its defaults (pure noise, bud out of the ear).
+with the fallback on at `--threshold` / `--max-rotating` (pure noise, bud out of the ear).
 """
 
 from __future__ import annotations
@@ -70,8 +70,10 @@ def recordings(n: int, first: int, duration_s: float, max_threshold: float) -> l
     return rows
 
 
-def no_beat_rejection(n: int, first: int, duration_s: float) -> dict:
-    """Share of heartbeat-free windows rejected, fallback off and at the default settings."""
+def no_beat_rejection(n: int, first: int, duration_s: float, threshold: float,
+                      max_rotating: float) -> dict:
+    """Share of heartbeat-free windows rejected, fallback off and on (`threshold`,
+    `max_rotating`)."""
     cfg = TrainConfig()
     sc = replace(cfg.sim, fs_in=50.0, duration_s=duration_s,
                  channel=ChannelConfig(loss=0.1, burst=3.0))
@@ -81,7 +83,8 @@ def no_beat_rejection(n: int, first: int, duration_s: float) -> dict:
                 for i in range(first, first + n)]
         out[kind] = {name: float(np.mean([1 - process(r, c)["windows"]["reliable"].mean()
                                           for r in recs]))
-                     for name, c in (("off", with_refit(cfg, 0.0)), ("on", cfg))}
+                     for name, c in (("off", with_refit(cfg, 0.0)),
+                                     ("on", with_refit(cfg, threshold, max_rotating)))}
     return out
 
 
@@ -110,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--max-threshold", type=float, default=max(THRESHOLDS))
     ap.add_argument("--no-beat", type=int, default=12, help="heartbeat-free recordings per kind")
+    ap.add_argument("--threshold", type=float, default=0.5,
+                    help="refit_below_sqi for the heartbeat-free check")
+    ap.add_argument("--max-rotating", type=float, default=0.2,
+                    help="refit_max_rotating for the heartbeat-free check")
     ap.add_argument("--out", type=Path, default=Path("runs/twscardio/fusion_fallback.json"))
     a = ap.parse_args(argv)
     rows = recordings(a.subjects, a.first, a.duration, a.max_threshold)
@@ -122,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("threshold %.1f, rotating <= %.1f: %d refit (%d worse IBI), sum dHR %+.2f bpm, "
                  "sum dIBI %+.1f ms", t["threshold"], t["max_rotating"], t["refit"],
                  t["worse_ibi"], t["d_hr_sum"], t["d_ibi_sum"])
-    nb = no_beat_rejection(a.no_beat, a.first, a.duration)
+    nb = no_beat_rejection(a.no_beat, a.first, a.duration, a.threshold, a.max_rotating)
     log.info("heartbeat-free windows rejected (off / on): %s", nb)
     atomic_write_json(a.out, {"args": {k: str(v) for k, v in vars(a).items()}, "rows": rows,
                               "table": tab, "no_beat_rejection": nb})
