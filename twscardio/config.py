@@ -100,6 +100,15 @@ class FusionConfig:
     pica_context_s: NonNegFloat = 2.5  # pica: each window's statistics see +-this much more
     pica_period: str = "scan"  # pica: "scan" the beat lags for the most periodic, or "window"
     pica_shrink: NonNegFloat = 0.0  # pica: weight of the pooled (global) statistics per window
+    # a recording whose mean window SQI (`quality`) is below this is re-fused on its own beats
+    # (`fusion.refit_on_beats`); 0 (the default) turns the fallback off. 0.5 is the value
+    # chosen on validation subjects (`python -m twscardio.experiments.fusion_fallback`), where
+    # it helped; on the bench it helped in family and hurt out of family, breaking two met
+    # targets, so it is an option, not the default (results/twscardio/NOTES.md)
+    refit_below_sqi: Prob = 0.0
+    # ... and only where at most this share of its windows rotate (gyro rms above the gate):
+    # under head motion the refit helped and hurt about equally on validation
+    refit_max_rotating: Prob = 0.2
 
     def validate(self) -> None:
         if self.method not in ("global", "pica"):

@@ -18,6 +18,13 @@ Stages on the uniform grid (fs, default 100 Hz), in `window_s` windows:
    Option `method: pica`: periodic component analysis per window instead (`windowed_pica`,
    optionally shrunk towards the pooled statistics); measured on validation and not the
    default (results/twscardio/NOTES.md).
+   Beat-synchronous refit (`beat_synchronous_weights`, `refit_on_beats`): a fixed beat lag
+   loses the BCG's periodicity when the RR intervals vary by more than the waveform's own
+   period (an 8-10 Hz complex decorrelates within +-50 ms of RR jitter), so in a weak,
+   irregular recording noise may look more periodic than the beat. With beats found on a
+   first fused signal, each beat is compared with the next at the *same latency after its
+   own beat* (the time-varying period of Sameni et al. 2008, sec. III-B); `pipeline.process`
+   uses it as the fallback of recordings whose SQI says the fused signal holds no beat.
 5. Polarity (`onset_polarity`): the fused signal's sign is arbitrary (it is an eigenvector);
    it is set so that the first large lobe of the median beat complex is positive. Ejection
    starts abruptly, so the force's first lobe - the head's first response - keeps one sign
@@ -42,7 +49,8 @@ from twscardio.config import FusionConfig
 __all__ = ["onset_polarity", "bandpass", "motion_regressors", "cancel_motion", "autocorrelation",
            "signal_quality",
            "window_statistics", "periodic_weights", "lagged_covariance", "pica_weights",
-           "windowed_pica", "combine", "fuse", "best_axis", "window_bounds"]
+           "windowed_pica", "combine", "fuse", "best_axis", "window_bounds", "standardise",
+           "beat_synchronous_weights", "refit_on_beats"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -229,11 +237,73 @@ def window_bounds(T: int, fs: float, window_s: float) -> np.ndarray:
     return np.stack([starts, stops], axis=1)
 
 
+def standardise(clean: np.ndarray, m: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Per-window, per-axis unit rms over the valid rows: clean (T, C), m (T, C) bool -> (T, C)
+    (a loud window does not outweigh the others; invalid rows are already 0)."""
+    z = np.zeros_like(clean)
+    for s, e in bounds:
+        cnt = np.maximum(m[s:e].sum(axis=0), 1)
+        z[s:e] = clean[s:e] / (np.sqrt((clean[s:e] ** 2).sum(axis=0) / cnt) + 1e-12)
+    return z
+
+
+def beat_synchronous_weights(z: np.ndarray, beats: np.ndarray) -> tuple[np.ndarray, float]:
+    """Periodic component analysis with a time-varying period (Sameni et al. 2008).
+
+    z (n, C) standardised axes, beats (B,) sample indices (ascending). Each inter-beat segment
+    [b_k, b_k + L) is paired with [b_{k+1}, b_{k+1} + L), L = min(RR_k, RR_{k+1}): the same
+    latency after consecutive beats, whatever the RR. The weights maximise
+    w^T C_sync w / w^T C_0 w (C_sync the symmetrised covariance of the pairs).
+    Returns (w (C,), the generalised eigenvalue: ~1 for a strictly beat-locked component,
+    ~0 for noise); (zeros, 0.0) with fewer than 3 beats.
+    """
+    n, C = z.shape
+    b = np.unique(np.asarray(beats, dtype=np.int64))
+    b = b[(b >= 0) & (b < n)]
+    if b.size < 3:
+        return np.zeros(C), 0.0
+    c0 = z.T @ z / n
+    cs, cnt = np.zeros((C, C)), 0
+    for k in range(b.size - 2):  # ~1 pair per beat
+        L = min(b[k + 1] - b[k], b[k + 2] - b[k + 1], n - b[k + 1])
+        cs += z[b[k + 1]:b[k + 1] + L].T @ z[b[k]:b[k] + L]
+        cnt += L
+    cs = 0.5 * (cs + cs.T) / max(cnt, 1)
+    lam, vec = linalg.eigh(cs, c0 + (1e-6 * np.trace(c0) / C + 1e-12) * np.eye(C),
+                           subset_by_index=[C - 1, C - 1])
+    return vec[:, 0], float(lam[0])
+
+
+def refit_on_beats(fus: dict, fs: float, find_beats, iterations: int = 2) -> dict:
+    """The fused signal re-weighted by `beat_synchronous_weights` on its own beats, repeated
+    `iterations` times. fus: a `fuse` result; find_beats(signal (T,)) -> beat times (s).
+    Returns a copy of fus with "fused", "weights" replaced (unit rms per window, onset
+    polarity as in `fuse`) and "sync_periodicity" (the last eigenvalue) added."""
+    clean, bounds = fus["acc_clean"], fus["bounds"]
+    m = fus.get("axis_valid", clean != 0)  # `fuse` zeroes gap fills
+    z = standardise(clean, m, bounds)
+    out = dict(fus)
+    sig, lam = fus["fused"], 0.0
+    for _ in range(iterations):
+        w, lam = beat_synchronous_weights(z, np.round(np.asarray(find_beats(sig)) * fs))
+        if not np.any(w):
+            break
+        sig = combine(z, m, w)
+        for s, e in bounds:
+            sig[s:e] = (sig[s:e] - sig[s:e].mean()) / (sig[s:e].std() + 1e-12)
+        if onset_polarity(sig, fs, float(np.median(fus["period_s"]))) < 0:
+            sig, w = -sig, -w
+        out.update(fused=sig, weights=w)
+    out["sync_periodicity"] = lam
+    return out
+
+
 def fuse(X: np.ndarray, mask: np.ndarray, fs: float, cfg: FusionConfig) -> dict:
     """Whole-recording fusion. X (T, 12) = [L acc, L gyro, R acc, R gyro], mask (T, 2) bool.
 
     Returns "fused" (T,), "acc_clean" (T, 6), "sqi" (W, 6), "fused_sqi" (W,), "period_s" (W,),
-    "gyro_rms" (W,), "rejected" (W,) bool, "bounds" (W, 2).
+    "gyro_rms" (W,), "rejected" (W,) bool, "bounds" (W, 2), "weights" (6,), "axis_valid"
+    (T, 6) bool (delivered samples, not gap fills).
     """
     acc = np.concatenate([X[:, 0:3], X[:, 6:9]], axis=1)
     gyro = [X[:, 3:6], X[:, 9:12]]
@@ -255,11 +325,8 @@ def fuse(X: np.ndarray, mask: np.ndarray, fs: float, cfg: FusionConfig) -> dict:
                 acc[s:e, 3 * b:3 * b + 3], phi[b][s:e], valid[s:e, b], cfg.ridge,
                 gate=grms[k] > cfg.gate_gyro_rms)
     clean = bandpass(resid, fs, cfg.band_hz) * m6
-    z = np.zeros_like(clean)
+    z = standardise(clean, m6, bounds)
     for k, (s, e) in enumerate(bounds):
-        cnt = np.maximum(m6[s:e].sum(axis=0), 1)
-        sd = np.sqrt((clean[s:e] ** 2).sum(axis=0) / cnt) + 1e-12
-        z[s:e] = clean[s:e] / sd
         c0s[k], cts[k], sqi[k], period[k] = window_statistics(z[s:e], fs, cfg)
     # BCG geometry is fixed per subject: one set of weights, quality-weighted over windows
     w = periodic_weights(c0s, cts, sqi.max(axis=1) ** 4)
@@ -288,7 +355,7 @@ def fuse(X: np.ndarray, mask: np.ndarray, fs: float, cfg: FusionConfig) -> dict:
     rejected = (grms > cfg.reject_gyro_rms) | (fsqi < cfg.reject_sqi)
     return {"fused": fused, "acc_clean": clean, "acc_bp": acc_bp, "sqi": sqi,
             "fused_sqi": fsqi, "period_s": period, "gyro_rms": grms, "rejected": rejected,
-            "bounds": bounds, "weights": w}
+            "bounds": bounds, "weights": w, "axis_valid": m6}
 
 
 def onset_polarity(x: np.ndarray, fs: float, period_s: float, half_s: float = 0.4,

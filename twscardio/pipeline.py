@@ -28,10 +28,11 @@ from twscardio.enhance import (
     output_grid,
     validate_stream,
 )
-from twscardio.fusion import bandpass, best_axis, fuse, window_bounds
+from twscardio.fusion import bandpass, best_axis, fuse, refit_on_beats, window_bounds
 from twscardio.quality import NO_BEAT, assess_windows
 
 __all__ = ["prepare", "network_features", "window_starts", "reconstruct", "process",
+           "fused_with_fallback",
            "N_FEATURES", "J_WAVE_SHIFT_S", "J_TIGHTNESS", "j_peaks", "normalise_windows"]
 
 N_FEATURES = 17
@@ -205,6 +206,28 @@ def j_peaks(sig: np.ndarray, fs: float, bounds: np.ndarray, rotating: np.ndarray
     return b[np.r_[True, np.diff(b) >= 0.33]] if b.size else b  # one beat where they meet
 
 
+def fused_with_fallback(fus: dict, both_valid: np.ndarray, bounds: np.ndarray,
+                        rotating: np.ndarray, fs: float, cfg: TrainConfig) -> tuple[dict, dict]:
+    """The fused signal and its window SQI (`quality.assess_windows`); where the recording's
+    mean SQI is below cfg.fusion.refit_below_sqi (the fused signal holds no clear beat) and the
+    head is mostly still (rotating (W,) bool: at most cfg.fusion.refit_max_rotating of the
+    windows), the fusion re-weighted on its own beats (`fusion.refit_on_beats`) replaces it: a
+    weak BCG whose RR varies loses its periodicity at any fixed lag, so the first fusion may
+    weight noise.
+    fus gets "refit" (bool)."""
+
+    def assess(f):
+        return assess_windows(f["fused"], f["acc_clean"], both_valid, bounds, fs, cfg.quality,
+                              cfg.fusion.period_range_s)
+
+    win = assess(fus)
+    if (float(np.mean(win["sqi"])) >= cfg.fusion.refit_below_sqi
+            or float(np.mean(rotating)) > cfg.fusion.refit_max_rotating):
+        return {**fus, "refit": False}, win
+    fus = refit_on_beats(fus, fs, lambda sig: j_peaks(sig, fs, bounds, rotating))
+    return {**fus, "refit": True}, assess(fus)
+
+
 def _in_windows(beats_s: np.ndarray, t0: float, fs: float, bounds: np.ndarray,
                 keep: np.ndarray) -> np.ndarray:
     """The beats (s) that fall in windows with keep[k] True."""
@@ -234,10 +257,9 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
     bounds = window_bounds(T, fs, cfg.fusion.window_s)
     # the SQI judges the input (enhanced, motion-cancelled, fused), the same for every arm
     fus = fuse(prep["X"], prep["mask"], fs, cfg.fusion)
-    win = assess_windows(fus["fused"], fus["acc_clean"], prep["mask"].all(axis=1), bounds, fs,
-                         cfg.quality, cfg.fusion.period_range_s)
     moving = fus["gyro_rms"] > cfg.fusion.reject_gyro_rms
     rotating = fus["gyro_rms"] > cfg.fusion.gate_gyro_rms  # the canceller is at work
+    fus, win = fused_with_fallback(fus, prep["mask"].all(axis=1), bounds, rotating, fs, cfg)
     out = {"fusion": fus, "prep": prep}
     if arm == "a":
         acc = np.concatenate([prep["X_lin"][:, 0:3], prep["X_lin"][:, 6:9]], axis=1)

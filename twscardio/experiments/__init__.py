@@ -9,4 +9,6 @@
   (network, oracle re-timing, template references, arm e) on validation subjects.
 - `python -m twscardio.experiments.sqi_operating_point`: the SQI threshold, chosen on
   validation subjects (clean vs heartbeat-free window rejection per threshold).
+- `python -m twscardio.experiments.fusion_fallback`: when a recording is re-fused on its own
+  beats (`FusionConfig.refit_below_sqi`, `refit_max_rotating`), chosen on validation subjects.
 """

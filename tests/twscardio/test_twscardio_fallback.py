@@ -1,0 +1,154 @@
+"""The beat-synchronous refit of the fusion (the fallback for recordings whose fused signal
+holds no clear beat): a slow reference for its statistics, a planted weak beat on one axis
+under irregular RR, and recordings the fallback must leave unchanged."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy import linalg
+
+from twscardio.config import ChannelConfig, TrainConfig
+from twscardio.fusion import (
+    bandpass,
+    beat_synchronous_weights,
+    combine,
+    periodic_weights,
+    standardise,
+    window_bounds,
+    window_statistics,
+)
+from twscardio.pipeline import fused_with_fallback, process
+from twscardio.simulator import render_atoms, simulate
+
+FS = 100.0
+
+
+def _fallback_on() -> TrainConfig:
+    """The fallback at the settings chosen on validation (it is off by default)."""
+    cfg = TrainConfig()
+    return replace(cfg, fusion=replace(cfg.fusion, refit_below_sqi=0.5, refit_max_rotating=0.2))
+
+
+def _irregular_beats(n, seed, rr_sd=0.09):
+    rng = np.random.default_rng(seed)
+    t = 0.3 + np.cumsum(np.clip(rng.normal(0.9, rr_sd, n // 40), 0.5, 1.5))
+    t = t[t < n / FS - 0.3]
+    beat = render_atoms(n, FS, t, np.ones(t.size), np.full(t.size, 0.03), np.full(t.size, 8.0),
+                        0.15)
+    return beat / beat.std(), t
+
+
+def test_beat_synchronous_weights_match_a_slow_reference():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(400, 3))
+    beats = np.array([10, 90, 185, 260, 350, 395])
+    w, lam = beat_synchronous_weights(z, beats)
+    # written out: every sample after beat k paired with the sample at the same latency after
+    # beat k + 1, for as long as both inter-beat intervals (and the recording) last
+    pairs = [(beats[k] + j, beats[k + 1] + j) for k in range(len(beats) - 2)
+             for j in range(min(beats[k + 1] - beats[k], beats[k + 2] - beats[k + 1],
+                                400 - beats[k + 1]))]
+    cs = sum(np.outer(z[b], z[a]) for a, b in pairs) / len(pairs)
+    cs = 0.5 * (cs + cs.T)
+    c0 = z.T @ z / len(z)
+    vals, vecs = linalg.eigh(cs, c0 + 1e-6 * np.trace(c0) / 3 * np.eye(3))
+    assert lam == pytest.approx(vals[-1], rel=1e-9)
+    assert abs(np.dot(w, vecs[:, -1])) / (np.linalg.norm(w) * np.linalg.norm(vecs[:, -1])) \
+        == pytest.approx(1.0, abs=1e-9)
+    assert beat_synchronous_weights(z, beats[:2]) == (pytest.approx(np.zeros(3)), 0.0)
+
+
+def test_beat_locked_component_beats_a_fixed_lag_distractor():
+    """Irregular RR (SD 90 ms) blurs a weak 8-Hz complex at any fixed lag; a narrow-band sway
+    on another axis (period ~1.33 s, not the beat's) is more periodic at its own lag. With the
+    beats known, the beat-synchronous weights pick the beat axis; the fixed-lag fusion does
+    not."""
+    n = 6000
+    beat, t = _irregular_beats(n, 1)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(n, 4))
+    x[:, 1] += 0.5 * beat
+    sway = bandpass(rng.normal(size=(n, 1)), FS, [0.72, 0.78], order=4)[:, 0]  # period ~1.33 s
+    x[:, 3] += 3.0 * sway / sway.std()
+    x = bandpass(x, FS, [0.7, 15.0])
+    z = standardise(x, np.ones_like(x, dtype=bool), window_bounds(n, FS, 5.0))
+    w, lam = beat_synchronous_weights(z, np.round(t * FS))
+    assert np.argmax(np.abs(w)) == 1 and lam > 0.1
+    _, noise_lam = beat_synchronous_weights(rng.normal(size=(n, 4)), np.round(t * FS))
+    assert noise_lam < 0.05  # noise: nothing repeats from beat to beat
+    cfg = TrainConfig().fusion
+    st = [window_statistics(z[s:e], FS, cfg) for s, e in window_bounds(n, FS, 5.0)]
+    w_fixed = periodic_weights(np.stack([a[0] for a in st]), np.stack([a[1] for a in st]),
+                               np.stack([a[2] for a in st]).max(axis=1) ** 4)
+    assert np.argmax(np.abs(w_fixed)) == 3
+
+
+def _first_fusion(x):
+    n = len(x)
+    bounds = window_bounds(n, FS, 5.0)
+    m = np.ones_like(x, dtype=bool)
+    z = standardise(x, m, bounds)
+    st = [window_statistics(z[s:e], FS, TrainConfig().fusion) for s, e in bounds]
+    w = periodic_weights(np.stack([a[0] for a in st]), np.stack([a[1] for a in st]),
+                         np.stack([a[2] for a in st]).max(axis=1) ** 4)
+    return {"fused": combine(z, m, w), "acc_clean": x, "bounds": bounds, "weights": w,
+            "period_s": np.array([a[3] for a in st]), "axis_valid": m}
+
+
+@pytest.mark.parametrize("seed", [0, 2, 4])
+def test_fallback_finds_a_weak_beat_on_one_axis(seed):
+    """Beat on axis 2 only (weak, RR SD 90 ms), noise elsewhere: the first fusion's SQI is low,
+    the fallback refits, puts its weight on the beat axis and follows the beat more closely."""
+    n = 6000
+    beat, _ = _irregular_beats(n, seed)
+    x = np.random.default_rng(seed).normal(size=(n, 6))
+    x[:, 2] += 0.6 * beat
+    fus = _first_fusion(bandpass(x, FS, [0.7, 15.0]))
+    bounds = fus["bounds"]
+    out, win = fused_with_fallback(fus, np.ones(n, dtype=bool), bounds,
+                                   np.zeros(len(bounds), dtype=bool), FS, _fallback_on())
+    assert out["refit"]
+    share = lambda w: abs(w[2]) / np.linalg.norm(w)  # noqa: E731
+    assert share(out["weights"]) > max(0.98, share(fus["weights"]))
+    r = lambda s: abs(np.corrcoef(s, beat)[0, 1])  # noqa: E731
+    assert r(out["fused"]) > r(fus["fused"])
+    assert len(win["sqi"]) == len(bounds)
+
+
+def test_fallback_leaves_a_clear_beat_unchanged():
+    n = 6000
+    beat, _ = _irregular_beats(n, 0)
+    x = np.random.default_rng(0).normal(size=(n, 6))
+    x[:, 2] += 1.5 * beat
+    fus = _first_fusion(bandpass(x, FS, [0.7, 15.0]))
+    bounds = fus["bounds"]
+    out, _ = fused_with_fallback(fus, np.ones(n, dtype=bool), bounds,
+                                 np.zeros(len(bounds), dtype=bool), FS, _fallback_on())
+    assert not out["refit"]
+    assert out["fused"] is fus["fused"] and out["weights"] is fus["weights"]
+
+
+def test_clean_multi_axis_recording_is_not_refit():
+    cfg = _fallback_on()
+    sc = replace(cfg.sim, duration_s=30.0, fs_in=50.0, morphology="fixed",  # a clear BCG
+                 channel=ChannelConfig(loss=0.1, burst=3.0))
+    o = process(simulate(sc, 11), cfg, "b")
+    assert not o["fusion"]["refit"]
+    default = process(simulate(sc, 11), TrainConfig(), "b")  # the fallback off
+    assert not default["fusion"]["refit"]
+    np.testing.assert_array_equal(default["beats_all_s"], o["beats_all_s"])
+
+
+def test_fallback_is_off_by_default_and_skips_rotating_recordings():
+    n = 6000
+    beat, _ = _irregular_beats(n, 0)
+    x = np.random.default_rng(0).normal(size=(n, 6))
+    x[:, 2] += 0.6 * beat  # the weak case the fallback refits when on
+    fus = _first_fusion(bandpass(x, FS, [0.7, 15.0]))
+    W = len(fus["bounds"])
+    still, moving = np.zeros(W, dtype=bool), np.arange(W) % 2 == 0
+    assert not fused_with_fallback(fus, np.ones(n, dtype=bool), fus["bounds"], still, FS,
+                                   TrainConfig())[0]["refit"]
+    assert not fused_with_fallback(fus, np.ones(n, dtype=bool), fus["bounds"], moving, FS,
+                                   _fallback_on())[0]["refit"]
