@@ -52,6 +52,14 @@ def time_steps(union: dict) -> torch.Tensor:
     return torch.as_tensor(t)
 
 
+def steps_to_end(not_done: np.ndarray, t: torch.Tensor) -> torch.Tensor:
+    """(N_o,) rows left in each row's episode after it (0 on its last row)."""
+    left = np.zeros(len(not_done), dtype=np.int64)
+    for i in range(len(not_done) - 2, -1, -1):
+        left[i] = 0 if t[i + 1] == 0 else left[i + 1] + 1
+    return torch.as_tensor(left)
+
+
 def ess(w: torch.Tensor) -> float:
     return float(w.sum() ** 2 / (w ** 2).sum())
 
@@ -92,6 +100,14 @@ def report(p: OLLIEPretrainer, mask: torch.Tensor, t: torch.Tensor, cfg) -> None
           f"|log y - (delta - 1)| median {(log_y - delta + 1).abs().median():.3f}; "
           f"corr(log y, delta) {float(torch.corrcoef(torch.stack([log_y, delta]))[0, 1]):.3f}")
     term = p.not_done == 0
+    left = steps_to_end(p.not_done.numpy(), t)
+    top = y.topk(min(100, len(y))).indices
+    print(f"the 100 largest y: mass {float(y[top].sum() / y.sum()):.3f}, expert "
+          f"{float(e[top].float().mean()):.2f}, terminal {float(term[top].float().mean()):.2f}, "
+          f"median time step {int(t[top].median())}, median steps to the episode's end "
+          f"{int(left[top].median())}; delta there {delta[top].mean():.2f}, "
+          f"gamma nu(s') - nu(s) there {(c.gamma * p.not_done * nu_n - nu_s)[top].mean():.1f} "
+          f"vs on other rows {(c.gamma * p.not_done * nu_n - nu_s)[o].mean():.1f}")
     print(f"y mass on terminal transitions {float(y[term].sum() / y.sum()):.3f} "
           f"({int(term.sum())} of {len(y)} rows); {p.stats}")
 
