@@ -129,11 +129,11 @@ class OLLIEPretrainer:
 
     def surrogate(self) -> torch.Tensor:
         """R̃ over D_o as the saddle point sees it (computed once d is trained): logit d, shifted
-        or scaled by `offline.reward_shift`."""
+        or scaled by `offline.reward_shift`, times `offline.reward_scale`."""
         if self.reward is None:
             lo = torch.logit(torch.tensor([self.cfg.disc_clip[0]], device=self.dev))
             r = shift_reward(torch.cat([surrogate_reward(self.d, self.x_o), lo]),
-                             self.cfg.reward_shift, self.cfg.disc_clip[0])
+                             self.cfg.reward_shift, self.cfg.disc_clip[0]) * self.cfg.reward_scale
             self.reward, self.reward_abs = r[:-1], r[-1]  # D_o rows; the absorbing state
         return self.reward
 

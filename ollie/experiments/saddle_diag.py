@@ -88,6 +88,13 @@ def report(p: OLLIEPretrainer, mask: torch.Tensor, t: torch.Tensor, cfg) -> None
           f"{float(e.float().mean()):.3f}); E[y] {y.mean():.3f}; ESS D_o {ess(y):.0f} of "
           f"{len(y)}, expert rows {ess(y[e]):.0f} of {int(e.sum())}; mean ESS of a "
           f"{c.policy_batch}-row uniform batch {batch_ess:.1f}")
+    for f in (0.5, 1.0, 2.0, 4.0):
+        keep = y >= f * y.mean()
+        w = y * keep
+        print(f"rows with y >= {f} E[y]: {int(keep.sum())} ({int((keep & e).sum())} expert of "
+              f"{int(e.sum())}); y mass on expert rows among them {float(w[e].sum() / w.sum()):.3f}"
+              f"; early rows (time step < 50) among them: {int((keep & o & (t < 50)).sum())} other,"
+              f" {int((keep & e & (t < 50)).sum())} expert")
     for name, m in (("expert", e), ("other", o)):
         bins = [f"{a}-{b}: {y[m & (t >= a) & (t < b)].mean():.3g}" for a, b in zip(BINS, BINS[1:])
                 if bool((m & (t >= a) & (t < b)).any())]

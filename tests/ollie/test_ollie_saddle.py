@@ -258,6 +258,7 @@ def test_dual_update_with_an_active_box_solves_the_bounded_primal(det_mdp):
     np.testing.assert_allclose(_solve_dual(m, h, steps=8000), y_ref, rtol=0.03)
 
 
+@pytest.mark.slow
 def test_dual_update_with_stochastic_transitions_solves_the_sampled_dual(mdp):
     """With stochastic transitions a row's s' is one draw, and E_s'[exp(δ - 1)] >= exp(δ̄ - 1):
     the dual update minimises the former (as DemoDICE's and SMODICE's duals do), so it reaches
