@@ -68,10 +68,6 @@ class OfflineConfig:
     # 'minmax' = the official min-max scaling of logit d over D_o to [0, 1]; 'none' = logit d
     # (negative on D_s, which makes falling early pay: see dice.py).
     reward_shift: Literal["min", "minmax", "none"] = "min"
-    # R̃ (after the shift) times this: the KL term's weight is 1 / reward_scale. Above 1 the
-    # optimum leans harder on R̃ than on the data's own occupancy (y ∝ exp(scale · R̃) with ν
-    # fixed), for where d's clip or its smoothness caps R̃ on clearly non-expert rows.
-    reward_scale: float = 1.0
     # y's update: 'ascent' = gradient ascent on L (the paper); 'regression' = fit log y to
     # δ_ν - 1 (the same fixed point, each row's step divided by y: no collapse when y is small;
     # dice.y_regression_loss); 'dual' = ν minimises the closed-form inner max over
@@ -168,8 +164,6 @@ class TrainConfig:
             raise ValueError("offline.gamma and online.gamma must lie in (0, 1)")
         if not 0 <= self.online.gae_lambda <= 1:
             raise ValueError("online.gae_lambda must lie in [0, 1]")
-        if not self.offline.reward_scale > 0:
-            raise ValueError("offline.reward_scale must be > 0")
         if not 0 < self.offline.pu_eta <= 1:
             raise ValueError("offline.pu_eta must lie in (0, 1]")
         if self.data.n_expert < 1 or self.data.expert_subsample < 1:

@@ -5,6 +5,8 @@
    `discriminator.shift_reward`), fixed afterwards.
 2. ν(s), y(s, a): the saddle point of L(ν, y) on D_o transitions and D_o's initial states
    (`dice.py`), simultaneous Adam descent (ν) / ascent (y); ν's constant mode b has its own lr.
+   With `offline.y_update: dual`, ν descends the closed-form inner maximum over 0 ≤ y ≤ e^h
+   (`dice.dual_objective`) and y is fitted to its maximiser min(δ_ν - 1, h).
 3. π⁰: y-weighted BC on D_o (`extraction.py`), uniform batches weighted by y or batches drawn
    ∝ y (`offline.extraction`); y over D_o is fixed once step 2 ends.
 
@@ -129,11 +131,11 @@ class OLLIEPretrainer:
 
     def surrogate(self) -> torch.Tensor:
         """R̃ over D_o as the saddle point sees it (computed once d is trained): logit d, shifted
-        or scaled by `offline.reward_shift`, times `offline.reward_scale`."""
+        or scaled by `offline.reward_shift`."""
         if self.reward is None:
             lo = torch.logit(torch.tensor([self.cfg.disc_clip[0]], device=self.dev))
             r = shift_reward(torch.cat([surrogate_reward(self.d, self.x_o), lo]),
-                             self.cfg.reward_shift, self.cfg.disc_clip[0]) * self.cfg.reward_scale
+                             self.cfg.reward_shift, self.cfg.disc_clip[0])
             self.reward, self.reward_abs = r[:-1], r[-1]  # D_o rows; the absorbing state
         return self.reward
 

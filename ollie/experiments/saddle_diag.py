@@ -12,7 +12,9 @@ range of ν and, with `offline.absorbing`, the absorbing state's ν and log y. A
   here), its effective number of rows (Σy)² / Σy² over D_o and over the expert rows, and that
   of an extraction batch;
 - δ_ν = R̃ + γν(s') - ν(s): its mean on expert / other rows, how far log y is from the pointwise
-  optimum δ_ν - 1, and ν along the expert episodes.
+  optimum δ_ν - 1, and ν along the expert episodes;
+- where the 100 largest y sit (expert, terminal, time step, steps left in their episode), and
+  y's expert share among the rows with y above 0.5, 1, 2, 4 times E[y].
 
 These are the numbers behind results/ollie/NOTES.md.
 """
