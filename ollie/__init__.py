@@ -30,6 +30,8 @@ from ollie.config import TrainConfig, load_train_config
 from ollie.dice import (
     NuNet,
     YNet,
+    box_conjugate,
+    dual_objective,
     pointwise_y,
     saddle_objective,
     saddle_step,
@@ -43,7 +45,7 @@ from ollie.ppo import clipped_policy_loss, gae, log_prob_pre_tanh, sample_action
 
 __all__ = ["AlignedDiscriminator", "RandomDiscriminator", "d0_formula", "TrainConfig",
            "load_train_config", "NuNet", "YNet", "pointwise_y", "saddle_objective",
-           "saddle_step", "y_regression_loss", "offline_disc_loss", "surrogate_reward",
-           "shift_reward",
+           "saddle_step", "y_regression_loss", "box_conjugate", "dual_objective",
+           "offline_disc_loss", "surrogate_reward", "shift_reward",
            "extraction_loss", "resample_rows", "gail_reward", "run_online", "OLLIEPretrainer",
            "clipped_policy_loss", "gae", "log_prob_pre_tanh", "sample_action"]

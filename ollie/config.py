@@ -70,8 +70,10 @@ class OfflineConfig:
     reward_shift: Literal["min", "minmax", "none"] = "min"
     # y's update: 'ascent' = gradient ascent on L (the paper); 'regression' = fit log y to
     # δ_ν - 1 (the same fixed point, each row's step divided by y: no collapse when y is small;
-    # dice.y_regression_loss). Not with absorbing.
-    y_update: Literal["ascent", "regression"] = "ascent"
+    # dice.y_regression_loss); 'dual' = ν minimises the closed-form inner max over
+    # 0 <= y <= e^log_y_max (dice.dual_objective: no descent-ascent) and log y is fitted to its
+    # maximiser min(δ_ν - 1, log_y_max). Not with absorbing.
+    y_update: Literal["ascent", "regression", "dual"] = "ascent"
     dice_beta1: float = 0.5  # Adam beta1 of nu and y (0.9 cycles in gradient descent-ascent)
     dice_steps: int = 20_000  # gradient steps (official 1M, shared with extraction)
     dice_batch: int = 256  # D_o batch (and p0 batch)
@@ -175,8 +177,9 @@ class TrainConfig:
         for k in ("disc_steps", "dice_steps", "policy_steps"):
             if getattr(self.offline, k) < 1:
                 raise ValueError(f"offline.{k} must be >= 1")
-        if self.offline.y_update == "regression" and self.offline.absorbing:
-            raise ValueError("offline.y_update=regression does not support offline.absorbing")
+        if self.offline.y_update != "ascent" and self.offline.absorbing:
+            raise ValueError(f"offline.y_update={self.offline.y_update} does not support "
+                             "offline.absorbing")
         if self.online.discriminator == "aligned" and self.pretrain != "ollie":
             raise ValueError(f"online.discriminator=aligned needs pretrain=ollie (D⁰ is built "
                              f"from OLLIE's d and y), not pretrain={self.pretrain}")

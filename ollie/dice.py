@@ -22,12 +22,22 @@ in y the inner maximum is at y* = exp(δ̄_ν - 1) (δ̄: δ averaged over s'), 
 convergence. y is positive by construction: y = exp(log y) with the network's output as log y
 (clamped). Updates are simultaneous Adam steps: descent for ν, ascent for y.
 
+The dual (`offline.y_update: dual`, `dual_objective`): for fixed ν the inner maximum over
+0 ≤ y ≤ Y = e^h is taken row by row in closed form (`box_conjugate`), so ν minimises a convex
+function (tabular ν) instead of chasing y in a descent–ascent, and the y network is fitted to the
+maximiser log y* = min(δ_ν - 1, h) (`y_regression_loss`). Still linear in the data
+distribution, so minibatch gradients stay unbiased (no log-sum-exp). The descent–ascent's failure
+it removes (Hopper, d clip (0.02, 0.98)): E[y] swung 0.19 → 0.003 → 148 within 3k steps, log y
+then sat at its upper clamp on every row, where the clamp passes no gradient, and ν ran to 10⁸.
+
 Networks (official `FullyConnectedQFunction`: 3 x 256 ReLU): ν: s (B, S) -> (B,);
 y: (s‖a) (B, S + A) -> log y (B,). The official code's Q-style ν(s, a) is not the paper's; this
 follows the paper.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -36,7 +46,7 @@ from shared.il.models import Normalizer
 from shared.il.nets import mlp
 
 __all__ = ["NuNet", "YNet", "saddle_objective", "saddle_step", "pointwise_y",
-           "y_regression_loss"]
+           "y_regression_loss", "box_conjugate", "dual_objective"]
 
 
 class NuNet(nn.Module):
@@ -113,6 +123,24 @@ def y_regression_loss(raw_log_y: torch.Tensor, delta: torch.Tensor) -> torch.Ten
     wide R̃ range y collapsed to ~0 on every row and stayed there (results/ollie/NOTES.md).
     """
     return 0.5 * (raw_log_y - (delta.detach() - 1)).pow(2).mean()
+
+
+def box_conjugate(delta: torch.Tensor, log_y_max: float) -> torch.Tensor:
+    """max_{0 ≤ y ≤ e^h} (y δ - y log y) row by row for δ (B,): exp(δ - 1) up to δ - 1 = h, then
+    the line e^h (δ - h) (y at its bound). Convex and C¹ in δ, with slope y* ≤ e^h: a row whose
+    δ runs away cannot blow ν's gradient up, and one at the bound still passes it on."""
+    z = delta - 1
+    return torch.where(z <= log_y_max, torch.exp(z.clamp(max=log_y_max)),
+                       math.exp(log_y_max) * (delta - log_y_max))
+
+
+def dual_objective(reward: torch.Tensor, nu_s: torch.Tensor, nu_next: torch.Tensor,
+                   not_done: torch.Tensor, nu_s0: torch.Tensor, gamma: float,
+                   log_y_max: float) -> torch.Tensor:
+    """max_{0 ≤ y ≤ e^h} L(ν, y) as a minibatch estimate (scalar), to be minimised in ν:
+    mean_B box_conjugate(δ_ν) + (1 - γ) mean_B0 ν(s0). Shapes as `saddle_objective`'s."""
+    delta = reward + gamma * not_done * nu_next - nu_s
+    return box_conjugate(delta, log_y_max).mean() + (1 - gamma) * nu_s0.mean()
 
 
 def saddle_step(objective: torch.Tensor, nu_params: list[nn.Parameter],

@@ -5,6 +5,8 @@
    `discriminator.shift_reward`), fixed afterwards.
 2. ν(s), y(s, a): the saddle point of L(ν, y) on D_o transitions and D_o's initial states
    (`dice.py`), simultaneous Adam descent (ν) / ascent (y); ν's constant mode b has its own lr.
+   With `offline.y_update: dual`, ν descends the closed-form inner maximum over 0 ≤ y ≤ e^h
+   (`dice.dual_objective`) and y is fitted to its maximiser min(δ_ν - 1, h).
 3. π⁰: y-weighted BC on D_o (`extraction.py`), uniform batches weighted by y or batches drawn
    ∝ y (`offline.extraction`); y over D_o is fixed once step 2 ends.
 
@@ -21,7 +23,14 @@ import torch
 
 from ollie.config import OfflineConfig
 from ollie.data import OLLIEData, initial_states
-from ollie.dice import NuNet, YNet, saddle_objective, saddle_step, y_regression_loss
+from ollie.dice import (
+    NuNet,
+    YNet,
+    dual_objective,
+    saddle_objective,
+    saddle_step,
+    y_regression_loss,
+)
 from ollie.discriminator import offline_disc_loss, shift_reward, surrogate_reward
 from ollie.extraction import extraction_loss, resample_rows
 from shared.il.discriminator import sample_rows
@@ -103,6 +112,14 @@ class OLLIEPretrainer:
                      self.log_y_abs.clamp(self.y.lo, self.y.hi), self.reward_abs,
                      self.abs_share) if c.absorbing else None
         raw = self.y.raw(self.x_o[idx])
+        if c.y_update == "dual":  # ν on the closed-form inner max, y fitted to its maximiser
+            obj = dual_objective(r[idx], nu[:B], nu[B:2 * B], self.not_done[idx], nu[2 * B:],
+                                 c.gamma, self.y.hi)
+            delta = r[idx] + c.gamma * self.not_done[idx] * nu[B:2 * B] - nu[:B]
+            target = (delta.detach() - 1).clamp(self.y.lo, self.y.hi) + 1
+            saddle_step(obj, self.nu_params, self.y_params, self.nu_opt, self.y_opt,
+                        y_regression_loss(raw, target))
+            return obj.item()
         obj = saddle_objective(raw.clamp(self.y.lo, self.y.hi), r[idx], nu[:B], nu[B:2 * B],
                                self.not_done[idx], nu[2 * B:], c.gamma, absorbing)
         y_loss = None

@@ -12,7 +12,9 @@ range of ν and, with `offline.absorbing`, the absorbing state's ν and log y. A
   here), its effective number of rows (Σy)² / Σy² over D_o and over the expert rows, and that
   of an extraction batch;
 - δ_ν = R̃ + γν(s') - ν(s): its mean on expert / other rows, how far log y is from the pointwise
-  optimum δ_ν - 1, and ν along the expert episodes.
+  optimum δ_ν - 1, and ν along the expert episodes;
+- where the 100 largest y sit (expert, terminal, time step, steps left in their episode), and
+  y's expert share among the rows with y above 0.5, 1, 2, 4 times E[y].
 
 These are the numbers behind results/ollie/NOTES.md.
 """
@@ -52,6 +54,14 @@ def time_steps(union: dict) -> torch.Tensor:
     return torch.as_tensor(t)
 
 
+def steps_to_end(not_done: np.ndarray, t: torch.Tensor) -> torch.Tensor:
+    """(N_o,) rows left in each row's episode after it (0 on its last row)."""
+    left = np.zeros(len(not_done), dtype=np.int64)
+    for i in range(len(not_done) - 2, -1, -1):
+        left[i] = 0 if t[i + 1] == 0 else left[i + 1] + 1
+    return torch.as_tensor(left)
+
+
 def ess(w: torch.Tensor) -> float:
     return float(w.sum() ** 2 / (w ** 2).sum())
 
@@ -80,6 +90,13 @@ def report(p: OLLIEPretrainer, mask: torch.Tensor, t: torch.Tensor, cfg) -> None
           f"{float(e.float().mean()):.3f}); E[y] {y.mean():.3f}; ESS D_o {ess(y):.0f} of "
           f"{len(y)}, expert rows {ess(y[e]):.0f} of {int(e.sum())}; mean ESS of a "
           f"{c.policy_batch}-row uniform batch {batch_ess:.1f}")
+    for f in (0.5, 1.0, 2.0, 4.0):
+        keep = y >= f * y.mean()
+        w = y * keep
+        print(f"rows with y >= {f} E[y]: {int(keep.sum())} ({int((keep & e).sum())} expert of "
+              f"{int(e.sum())}); y mass on expert rows among them {float(w[e].sum() / w.sum()):.3f}"
+              f"; early rows (time step < 50) among them: {int((keep & o & (t < 50)).sum())} other,"
+              f" {int((keep & e & (t < 50)).sum())} expert")
     for name, m in (("expert", e), ("other", o)):
         bins = [f"{a}-{b}: {y[m & (t >= a) & (t < b)].mean():.3g}" for a, b in zip(BINS, BINS[1:])
                 if bool((m & (t >= a) & (t < b)).any())]
@@ -92,6 +109,14 @@ def report(p: OLLIEPretrainer, mask: torch.Tensor, t: torch.Tensor, cfg) -> None
           f"|log y - (delta - 1)| median {(log_y - delta + 1).abs().median():.3f}; "
           f"corr(log y, delta) {float(torch.corrcoef(torch.stack([log_y, delta]))[0, 1]):.3f}")
     term = p.not_done == 0
+    left = steps_to_end(p.not_done.numpy(), t)
+    top = y.topk(min(100, len(y))).indices
+    print(f"the 100 largest y: mass {float(y[top].sum() / y.sum()):.3f}, expert "
+          f"{float(e[top].float().mean()):.2f}, terminal {float(term[top].float().mean()):.2f}, "
+          f"median time step {int(t[top].median())}, median steps to the episode's end "
+          f"{int(left[top].median())}; delta there {delta[top].mean():.2f}, "
+          f"gamma nu(s') - nu(s) there {(c.gamma * p.not_done * nu_n - nu_s)[top].mean():.1f} "
+          f"vs on other rows {(c.gamma * p.not_done * nu_n - nu_s)[o].mean():.1f}")
     print(f"y mass on terminal transitions {float(y[term].sum() / y.sum()):.3f} "
           f"({int(term.sum())} of {len(y)} rows); {p.stats}")
 

@@ -36,12 +36,15 @@ def _cli(*args):
                           text=True, env=env)
 
 
-def test_halfcheetah_offline_settings_run():
-    """The settings halfcheetah.yaml uses (BCE d with a wide clip, ν's constant mode with its own
-    lr, resampled extraction batches) on the tiny setting: finite, and b moved."""
+@pytest.mark.parametrize("y_update", ["ascent", "dual"])
+def test_wide_clip_offline_settings_run(y_update):
+    """The settings of halfcheetah.yaml and hopper.yaml (BCE d with a wide clip, ν's constant mode
+    with its own lr, resampled extraction batches; y by ascent or the dual) on the tiny setting:
+    finite, and b moved."""
     cfg = load_train_config(TINY, ["online.env_steps=0", "offline.disc_loss=bce",
                                    "offline.disc_clip=[0.001, 0.999]", "offline.log_y_max=10",
-                                   "offline.nu_offset_lr=1e-3", "offline.extraction=resample"])
+                                   "offline.nu_offset_lr=1e-3", "offline.extraction=resample",
+                                   f"offline.y_update={y_update}"])
     res = fit(cfg, build_data(cfg.data))
     assert np.isfinite(res["offline_score"])
     assert res["method"].nu.offset.item() != 0.0
@@ -98,6 +101,7 @@ def test_offline_resume_continues_the_same_run(tmp_path):
     (["--set", "online.reward=sqrt"], "online.reward"),
     (["--set", "pretrain=dwbc"], "needs pretrain=ollie"),
     (["--set", "offline.clip=[0.9, 0.1]"], "offline.clip"),
+    (["--set", "offline.y_update=dual", "--set", "offline.absorbing=true"], "offline.absorbing"),
     (["--set", "data.env_id=Nope-v9"], "Nope-v9"),
     (["--set", "data.expert_file=/nonexistent.hdf5"], "nonexistent"),
     (["--config", "configs/ollie/missing.yaml"], "missing.yaml"),

@@ -11,7 +11,14 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from ollie.dice import pointwise_y, saddle_objective, saddle_step, y_regression_loss
+from ollie.dice import (
+    box_conjugate,
+    dual_objective,
+    pointwise_y,
+    saddle_objective,
+    saddle_step,
+    y_regression_loss,
+)
 from ollie.extraction import extraction_loss, resample_rows
 
 S, A, GAMMA = 3, 2, 0.9
@@ -174,3 +181,96 @@ def test_y_regression_update_reaches_the_exact_occupancy_ratio(mdp):
         delta = R[sa] + GAMMA * nu[s_next] - nu[sa // A]
         saddle_step(obj, [nu], [log_y], nu_opt, y_opt, y_regression_loss(log_y[sa], delta))
     np.testing.assert_allclose(log_y.detach().exp().numpy().reshape(S, A), mdp["y"], rtol=0.03)
+
+
+def test_box_conjugate_is_the_inner_maximum_over_the_box():
+    """box_conjugate(δ) = max_{0 ≤ y ≤ e^h} (y δ - y log y), against a fine grid of y, and its
+    slope is the maximiser min(exp(δ - 1), e^h)."""
+    h = 1.5
+    delta = torch.linspace(-4.0, 6.0, 41, dtype=torch.float64, requires_grad=True)
+    f = box_conjugate(delta, h)
+    y = torch.linspace(1e-9, np.exp(h), 200_001, dtype=torch.float64)
+    grid = (y[None] * delta.detach()[:, None] - y * y.log()).max(1).values
+    np.testing.assert_allclose(f.detach().numpy(), grid.numpy(), rtol=1e-5)
+    (slope,) = torch.autograd.grad(f.sum(), delta)
+    np.testing.assert_allclose(slope.numpy(), np.minimum(np.exp(delta.detach().numpy() - 1),
+                                                         np.exp(h)), rtol=1e-12)
+
+
+def _primal(P, p0, rho_o, R, y_max: float = np.inf) -> np.ndarray:
+    """y* = ρ*/ρ_o of max_ρ Σ ρ (R̃ - log ρ/ρ_o) over the flow polytope with ρ ≤ y_max ρ_o."""
+    def neg(x):
+        r = x.reshape(S, A)
+        return -(r * (R - np.log(r / rho_o))).sum()
+
+    def flow(x):
+        r = x.reshape(S, A)
+        return r.sum(1) - (1 - GAMMA) * p0 - GAMMA * np.einsum("sat,sa->t", P, r)
+
+    bounds = [(1e-9, y_max * q if np.isfinite(y_max) else None) for q in rho_o.ravel()]
+    res = minimize(neg, rho_o.ravel(), method="SLSQP", bounds=bounds,
+                   constraints=[{"type": "eq", "fun": flow}],
+                   options={"ftol": 1e-14, "maxiter": 1000})
+    assert res.success
+    return res.x.reshape(S, A) / rho_o
+
+
+@pytest.fixture(scope="module")
+def det_mdp(mdp):
+    """The same problem with deterministic transitions (s' = argmax of mdp's P(·|s, a)), as
+    MuJoCo's: each data row then holds the one next state of its (s, a)."""
+    P = np.eye(S)[mdp["P"].argmax(2)]
+    return {**mdp, "P": P, "y": _primal(P, mdp["p0"], mdp["rho_o"], mdp["R"])}
+
+
+def _solve_dual(mdp: dict, h: float, steps: int = 5000, B: int = 512) -> np.ndarray:
+    """Tabular ν minimising `dual_objective` on sampled transitions, tabular log y fitted to
+    min(δ_ν - 1, h) (the package's `y_update: dual`). Returns y (S, A) of the fitted table."""
+    P, rho_o, p0, R = _tensors(mdp)
+    gen = torch.Generator().manual_seed(0)
+    nu, log_y = torch.zeros(S, requires_grad=True), torch.zeros(S * A, requires_grad=True)
+    nu_opt = torch.optim.Adam([nu], lr=0.02, betas=(0.5, 0.999))
+    y_opt = torch.optim.Adam([log_y], lr=0.02, betas=(0.5, 0.999))
+    for sa, s_next, s0 in _transitions(P, rho_o, p0, B, steps, (steps // 2, steps * 4 // 5),
+                                       [nu_opt, y_opt], gen):
+        obj = dual_objective(R[sa], nu[sa // A], nu[s_next], torch.ones(B), nu[s0], GAMMA, h)
+        delta = R[sa] + GAMMA * nu[s_next] - nu[sa // A]
+        target = (delta.detach() - 1).clamp(max=h) + 1
+        saddle_step(obj, [nu], [log_y], nu_opt, y_opt, y_regression_loss(log_y[sa], target))
+    return log_y.detach().exp().numpy().reshape(S, A)
+
+
+def test_dual_update_reaches_the_exact_occupancy_ratio(det_mdp):
+    """ν on the closed-form inner maximum (no descent-ascent), y fitted to its maximiser: the
+    primal's y* (deterministic transitions, the box far above y*)."""
+    assert det_mdp["y"].max() < np.exp(4.0)
+    np.testing.assert_allclose(_solve_dual(det_mdp, 5.0), det_mdp["y"], rtol=0.03)
+
+
+def test_dual_update_with_an_active_box_solves_the_bounded_primal(det_mdp):
+    """With y ≤ e^h below the unconstrained y*, the dual's solution is the primal's over the flow
+    polytope with ρ ≤ e^h ρ_o (SLSQP, an independent reference)."""
+    h = float(np.log(det_mdp["y"].max())) - 0.3
+    m = det_mdp
+    y_ref = _primal(m["P"], m["p0"], m["rho_o"], m["R"], np.exp(h))
+    assert y_ref.max() == pytest.approx(np.exp(h), rel=1e-4)  # the box binds
+    assert np.abs(y_ref - m["y"]).max() > 0.05  # and moves the solution
+    np.testing.assert_allclose(_solve_dual(m, h, steps=8000), y_ref, rtol=0.03)
+
+
+@pytest.mark.slow
+def test_dual_update_with_stochastic_transitions_solves_the_sampled_dual(mdp):
+    """With stochastic transitions a row's s' is one draw, and E_s'[exp(δ - 1)] >= exp(δ̄ - 1):
+    the dual update minimises the former (as DemoDICE's and SMODICE's duals do), so it reaches
+    that problem's minimiser (BFGS with the expectation over s' taken exactly), not the primal's
+    y*; the descent-ascent, linear in δ, has no such gap (tests above)."""
+    P, rho_o, p0, R = mdp["P"], mdp["rho_o"], mdp["p0"], mdp["R"]
+
+    def sampled_dual(nu):
+        delta = R[:, :, None] + GAMMA * nu[None, None, :] - nu[:, None, None]  # (S, A, S')
+        return (rho_o[:, :, None] * P * np.exp(delta - 1)).sum() + (1 - GAMMA) * p0 @ nu
+
+    nu = minimize(sampled_dual, np.zeros(S), method="BFGS", options={"gtol": 1e-12}).x
+    y_ref = np.exp(R + GAMMA * P @ nu - nu[:, None] - 1)  # the regression target exp(δ̄ - 1)
+    assert np.abs(y_ref / mdp["y"] - 1).max() > 0.1  # the gap to the primal
+    np.testing.assert_allclose(_solve_dual(mdp, 5.0), y_ref, rtol=0.03)
