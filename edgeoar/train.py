@@ -38,7 +38,7 @@ from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
 
 __all__ = ["train_model", "get_model", "predict", "phases", "param_groups", "exit_thresholds",
-           "accuracy_per_step", "main"]
+           "accuracy_per_step", "main_loss", "distill_loss", "main"]
 
 log = get_logger("edgeoar.train")
 
@@ -76,6 +76,19 @@ def main_loss(out: dict, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         ce = F.cross_entropy(lg.flatten(0, 1), y.repeat_interleave(lg.shape[1]),
                              reduction="none").view(lg.shape[:2])
         loss = loss + (ce * w).sum(1).mean()
+    return loss
+
+
+def distill_loss(out: dict, w: torch.Tensor) -> torch.Tensor:
+    """Self-distillation of the full clip into the per-step classifiers: prefix-weighted
+    KL(q || p_m,t), q the mean of both modalities' softmaxes at the last step (detached, the
+    teacher), p_m,t modality m's softmax after t + 1 frames; (B, T, K) logits -> scalar."""
+    q = 0.5 * (out["rgb"][:, -1].softmax(-1) + out["motion"][:, -1].softmax(-1))
+    q = q.detach().unsqueeze(1)
+    loss = 0.0
+    for m in ("rgb", "motion"):
+        kl = (q * (q.clamp_min(1e-12).log() - out[m].log_softmax(-1))).sum(-1)  # (B, T)
+        loss = loss + (kl * w).sum(1).mean()
     return loss
 
 
@@ -139,6 +152,8 @@ def _epoch(model: OnlineRecognizer, phase: str, data: dict, cfg: TrainConfig, op
         out = model(rgb, mot, part)
         if phase == "main":
             loss = main_loss(out, y, w)
+            if cfg.distill:
+                loss = loss + cfg.distill * distill_loss(out, w)
         elif phase == "gate":
             loss = gate_loss(out, y)
         elif phase == "joint":

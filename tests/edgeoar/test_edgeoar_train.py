@@ -138,3 +138,26 @@ def test_a_lower_rgb_rate_moves_only_the_rgb_branch(splits):
         moved[lr_rgb] = d
     assert moved[5e-5]["rgb"] < 0.05 * moved[5e-3]["rgb"]
     assert moved[5e-5]["motion"] > 0.5 * moved[5e-3]["motion"]
+
+
+def test_distill_loss_matches_a_per_step_kl_loop():
+    from edgeoar.train import _prefix_weights, distill_loss
+
+    g = torch.Generator().manual_seed(0)
+    out = {m: torch.randn(3, 5, 4, generator=g) for m in ("rgb", "motion")}
+    w = _prefix_weights(5, 1.0)
+    q = 0.5 * (out["rgb"][:, -1].softmax(-1) + out["motion"][:, -1].softmax(-1))
+    ref = 0.0
+    for m in ("rgb", "motion"):
+        for b in range(3):
+            for t in range(5):
+                p = out[m][b, t].softmax(-1)
+                ref += float(w[t]) * float((q[b] * (q[b] / p).log()).sum()) / 3
+    assert float(distill_loss(out, w)) == pytest.approx(ref, rel=1e-5)
+    # steps that already predict the teacher cost nothing; the teacher (the last step, detached)
+    # pulls the earlier steps only
+    flat = torch.randn(3, 1, 4, generator=g).expand(3, 5, 4)
+    assert float(distill_loss({"rgb": flat, "motion": flat}, w)) == pytest.approx(0.0, abs=1e-6)
+    lg = torch.randn(2, 3, 4, requires_grad=True)
+    distill_loss({"rgb": lg, "motion": lg}, _prefix_weights(3, 0.0)).backward()
+    assert lg.grad[:, -1].abs().max() < 1e-6 < lg.grad[:, 0].abs().max()
