@@ -10,7 +10,8 @@ validation accuracy of each modality's per-step classifiers and of the IIE fusio
 frames, accuracy vs the full clip's, the accuracy-vs-frames AUC), the strict frame floor
 (`exits.frame_floor`) at the same tolerance, and the fewest frames at which IIE reaches a few
 absolute validation accuracies (0.80 ... 0.87: settings that move the full clip's accuracy
-move the target's bar with it, these do not). Models are trained through `train.get_model`, so the
+move the target's bar with it, these do not), and the ratio of IIE + MC's mean exit frame on
+the temporal-only pairs to the other classes'. Models are trained through `train.get_model`, so the
 bench reuses the chosen one from the cache. Writes sweep.json.
 """
 
@@ -51,6 +52,8 @@ def validation_figures(bc: BenchConfig) -> dict:
     full = res["full_clip"]["val"]["acc"]
     pts = res["iie"]["val"]["curve"]  # (n, 3) frac, acc, wrong early over IIE's tau_conf
 
+    ex, early = res["iie_mc"]["val"]["exits"] + 1, val["early"]
+
     def frac_at(a):  # fewest frames of an IIE threshold reaching validation accuracy a
         ok = pts[pts[:, 1] >= a - 1e-9, 0]
         return round(float(ok.min()), 3) if len(ok) else None
@@ -64,6 +67,7 @@ def validation_figures(bc: BenchConfig) -> dict:
             "iie_mc_frac": res["iie_mc"]["val"]["frac"], "iie_mc_acc": res["iie_mc"]["val"]["acc"],
             "full_clip_acc": full,
             "iie_frac_at_acc": {a: frac_at(a) for a in (0.80, 0.82, 0.85, 0.87)},
+            "iie_mc_temporal_ratio": float(ex[~early].mean() / ex[early].mean()),
             "train_s": info.get("hist", {}).get("train_s")}
 
 
