@@ -4,8 +4,9 @@ Schedules (`mode`, EdgeOAR sec. 3 "iterative training"; the schedule is our reco
 
 * `iterative` - `rounds` x [f_Main for `main_epochs` (cross-entropy of every modality's
   per-step classifier on every prefix, prefix t weighted 1 + early_weight (1 - t/(T-1)), so
-  the features are useful from the first frames), then f_Gate for `gate_epochs` with f_Main
-  frozen (BCE: "the prediction at t is right and stays right")];
+  the features are useful from the first frames; plus `distill` x the same-weighted KL from
+  each modality's full-clip prediction to its earlier steps, our addition), then f_Gate for
+  `gate_epochs` with f_Main frozen (BCE: "the prediction at t is right and stays right")];
 * `full_clip` - the ablation: the backbone trained on the full clip only (loss at t = T), then
   frozen while the per-step classifiers and the gate are fitted (exits bolted onto a
   full-clip model);
@@ -151,18 +152,16 @@ def _epoch(model: OnlineRecognizer, phase: str, data: dict, cfg: TrainConfig, op
                                                         shift, cfg.codec.cell))
         y = torch.from_numpy(data["label"][idx]).to(device)
         out = model(rgb, mot, part)
-        if phase == "main":
+        if phase == "gate":
+            loss = gate_loss(out, y)
+        elif phase == "full":
+            loss = main_loss(out, y, w_full)
+        else:  # f_Main's objective; 'joint' and 'heads' add the gate's
             loss = main_loss(out, y, w)
             if cfg.distill:
                 loss = loss + cfg.distill * distill_loss(out, w)
-        elif phase == "gate":
-            loss = gate_loss(out, y)
-        elif phase == "joint":
-            loss = main_loss(out, y, w) + gate_loss(out, y)
-        elif phase == "full":
-            loss = main_loss(out, y, w_full)
-        else:
-            loss = main_loss(out, y, w) + gate_loss(out, y)
+            if phase != "main":
+                loss = loss + gate_loss(out, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

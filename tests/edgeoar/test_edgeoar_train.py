@@ -161,3 +161,17 @@ def test_distill_loss_matches_a_per_step_kl_loop():
     lg = torch.randn(2, 3, 4, requires_grad=True)
     distill_loss({"rgb": lg, "motion": torch.zeros(2, 3, 4)}, _prefix_weights(3, 0.0)).backward()
     assert lg.grad[:, -1].abs().max() < 1e-6 < lg.grad[:, 0].abs().max()
+
+
+def test_distill_enters_every_f_main_objective_but_the_full_clip_one(splits):
+    """`distill` adds to the prefix-weighted f_Main loss (main, joint, heads); the full-clip
+    phase weighs the last step only, where the teacher is the student (KL 0)."""
+    for mode, first in (("iterative", "main"), ("joint", "joint"), ("full_clip", "full")):
+        short = dataclasses.replace(CFG, mode=mode, rounds=1, main_epochs=1, gate_epochs=1)
+        h0 = train_model(short, splits=splits)[1]
+        h1 = train_model(dataclasses.replace(short, distill=1.0), splits=splits)[1]
+        assert h0["phase"][0] == first
+        if mode == "full_clip":
+            assert h1["loss"][0] == pytest.approx(h0["loss"][0], rel=1e-6)
+        else:
+            assert h1["loss"][0] > h0["loss"][0]
