@@ -115,6 +115,9 @@ class TrainConfig:
     lr_motion: PosFloat | None = None
     weight_decay: NonNegFloat = 1e-4
     early_weight: NonNegFloat = 1.0  # prefix t weighs 1 + early_weight * (1 - t/T)
+    # weight of the full clip's self-distillation into every step's classifiers (f_Main
+    # epochs; `train.distill_loss`); 0 = off
+    distill: NonNegFloat = 0.0
     augment: bool = True  # random horizontal shifts of each clip during training
     log_every: PosInt = 1  # epochs between progress log lines
 

@@ -35,7 +35,7 @@ from shared.log import progress
 from shared.validate import read_text
 
 __all__ = ["SPLITS", "class_names", "check_stream", "early_separable", "shared_prefix_phase",
-           "is_time_reversal", "temporal_only", "render_clip",
+           "is_time_reversal", "temporal_only", "clip_seed", "render_clip",
            "codec_modalities", "build_split", "load_split", "ucf101_split", "load_video",
            "DATA_VERSION", "data_version"]
 
@@ -162,6 +162,11 @@ def motion_config(sc: StreamConfig, ood: bool):
         raise ConfigError(f"stream.motion: {e}") from None
 
 
+def clip_seed(sc: StreamConfig, split: str, i: int, k: int) -> int:
+    """The generator seed of clip i of class k in a split (splits draw from disjoint seeds)."""
+    return _SEED_BASE[split] + 10_000_000 * sc.seed + i * len(class_names(sc)) + k
+
+
 def render_clip(sc: StreamConfig, action: str, seed: int, ood: bool = False) -> np.ndarray:
     """uint8 (T, H, W, 3): one clip of `action` from the generator (T = stream.clip_frames)."""
     clip = _motion().generate_clip(motion_config(sc, ood), seed, actions=[action])
@@ -190,12 +195,11 @@ def build_split(cfg: TrainConfig, split: str) -> dict[str, np.ndarray]:
     names = class_names(sc)
     per = {"train": sc.train_per_class, "val": sc.val_per_class, "test": sc.test_per_class,
            "ood": sc.ood_per_class}[split]
-    base = _SEED_BASE[split] + 10_000_000 * sc.seed
     out: dict[str, list] = {k: [] for k in ("rgb", "mv", "part", "diff", "decode_s", "bytes",
                                             "label")}
     jobs = [(k, i) for i in range(per) for k in range(len(names))]
     for k, i in progress(jobs, desc=f"{split} clips"):
-        frames = render_clip(sc, names[k], base + i * len(names) + k, ood=split == "ood")
+        frames = render_clip(sc, names[k], clip_seed(sc, split, i, k), ood=split == "ood")
         mods = codec_modalities(frames, sc.fps, cfg.codec)
         for key, v in mods.items():
             out[key].append(v)

@@ -4,8 +4,9 @@ Schedules (`mode`, EdgeOAR sec. 3 "iterative training"; the schedule is our reco
 
 * `iterative` - `rounds` x [f_Main for `main_epochs` (cross-entropy of every modality's
   per-step classifier on every prefix, prefix t weighted 1 + early_weight (1 - t/(T-1)), so
-  the features are useful from the first frames), then f_Gate for `gate_epochs` with f_Main
-  frozen (BCE: "the prediction at t is right and stays right")];
+  the features are useful from the first frames; plus `distill` x the same-weighted KL from
+  each modality's full-clip prediction to its earlier steps, our addition), then f_Gate for
+  `gate_epochs` with f_Main frozen (BCE: "the prediction at t is right and stays right")];
 * `full_clip` - the ablation: the backbone trained on the full clip only (loss at t = T), then
   frozen while the per-step classifiers and the gate are fitted (exits bolted onto a
   full-clip model);
@@ -38,7 +39,7 @@ from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
 
 __all__ = ["train_model", "get_model", "predict", "phases", "param_groups", "exit_thresholds",
-           "accuracy_per_step", "main"]
+           "accuracy_per_step", "main_loss", "distill_loss", "main"]
 
 log = get_logger("edgeoar.train")
 
@@ -76,6 +77,20 @@ def main_loss(out: dict, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         ce = F.cross_entropy(lg.flatten(0, 1), y.repeat_interleave(lg.shape[1]),
                              reduction="none").view(lg.shape[:2])
         loss = loss + (ce * w).sum(1).mean()
+    return loss
+
+
+def distill_loss(out: dict, w: torch.Tensor) -> torch.Tensor:
+    """Self-distillation of the full clip into the per-step classifiers: prefix-weighted
+    KL(q_m || p_m,t), q_m modality m's softmax at the last step (detached, the teacher), p_m,t
+    its softmax after t + 1 frames; each modality learns from its own full clip (a teacher
+    fused over both made the RGB steps copy motion-only evidence, validation in
+    results/edgeoar/NOTES.md). (B, T, K) logits -> scalar."""
+    loss = 0.0
+    for m in ("rgb", "motion"):
+        q = out[m][:, -1:].softmax(-1).detach()
+        kl = (q * (q.clamp_min(1e-12).log() - out[m].log_softmax(-1))).sum(-1)  # (B, T)
+        loss = loss + (kl * w).sum(1).mean()
     return loss
 
 
@@ -137,16 +152,16 @@ def _epoch(model: OnlineRecognizer, phase: str, data: dict, cfg: TrainConfig, op
                                                         shift, cfg.codec.cell))
         y = torch.from_numpy(data["label"][idx]).to(device)
         out = model(rgb, mot, part)
-        if phase == "main":
-            loss = main_loss(out, y, w)
-        elif phase == "gate":
+        if phase == "gate":
             loss = gate_loss(out, y)
-        elif phase == "joint":
-            loss = main_loss(out, y, w) + gate_loss(out, y)
         elif phase == "full":
             loss = main_loss(out, y, w_full)
-        else:
-            loss = main_loss(out, y, w) + gate_loss(out, y)
+        else:  # f_Main's objective; 'joint' and 'heads' add the gate's
+            loss = main_loss(out, y, w)
+            if cfg.distill:
+                loss = loss + cfg.distill * distill_loss(out, w)
+            if phase != "main":
+                loss = loss + gate_loss(out, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -68,3 +68,30 @@ def test_lr_sweep_reads_validation_only(monkeypatch, tmp_path):
     assert rows[0]["acc_motion"] == {str(t): round(float(ok[:, t - 1].mean()), 3)
                                      for t in (1, 4, 8)}
     assert rows[0]["floor_frac"] <= rows[0]["oracle_frac"] <= 1
+
+
+def test_onset_frame_and_prefix_end_against_hand_cases():
+    from edgeoar.experiments.onset_floor import onset_frame, prefix_end_frame
+
+    j = np.zeros((6, 3, 3))
+    j[3:, 1, 0] = [0.03, 0.05, 0.2]  # joint 1 drifts 3 cm, then 5 cm, then 20 cm
+    j[:, :, 1] += 7.0  # a common offset is no motion
+    assert onset_frame(j, 0.04) == 5 and onset_frame(j, 0.1) == 6
+    assert onset_frame(j, 0.5) == 7  # never: T + 1
+    assert prefix_end_frame(np.array([-1, 0.0, 0.05, 0.1, 0.12, 0.3]), 0.1) == 5
+    assert prefix_end_frame(np.array([-1, 0.0, 0.05]), 0.1) == 4
+
+
+def test_onset_floor_runs_on_a_small_split(tmp_path):
+    from edgeoar.experiments import onset_floor
+
+    assert onset_floor.main(["--set", "train.stream.val_per_class=1",
+                             "--set", "train.stream.actions=[arm_circle_cw,arm_circle_ccw,squat]",
+                             "--set", "train.stream.image_size=32", "--out", str(tmp_path)]) == 0
+    out = json.loads(next(tmp_path.rglob("onset_floor.json")).read_text())
+    assert out["prefix_phase"]["arm_circle_cw"] > 0.05 and out["prefix_phase"]["squat"] == 0.0
+    for thr in ("0.04", "0.08"):
+        f = [out["per_class"][a][thr] for a in out["per_class"]]
+        assert all(2 <= x <= 16 for x in f)
+        assert out[f"floor_frac@{thr}"] == np.mean(f) / 16
+    assert out["per_class"]["squat"]["0.08"] >= out["per_class"]["squat"]["0.04"]

@@ -138,3 +138,40 @@ def test_a_lower_rgb_rate_moves_only_the_rgb_branch(splits):
         moved[lr_rgb] = d
     assert moved[5e-5]["rgb"] < 0.05 * moved[5e-3]["rgb"]
     assert moved[5e-5]["motion"] > 0.5 * moved[5e-3]["motion"]
+
+
+def test_distill_loss_matches_a_per_step_kl_loop():
+    from edgeoar.train import _prefix_weights, distill_loss
+
+    g = torch.Generator().manual_seed(0)
+    out = {m: torch.randn(3, 5, 4, generator=g) for m in ("rgb", "motion")}
+    w = _prefix_weights(5, 1.0)
+    ref = 0.0
+    for m in ("rgb", "motion"):
+        q = out[m][:, -1].softmax(-1)
+        for b in range(3):
+            for t in range(5):
+                p = out[m][b, t].softmax(-1)
+                ref += float(w[t]) * float((q[b] * (q[b] / p).log()).sum()) / 3
+    assert float(distill_loss(out, w)) == pytest.approx(ref, rel=1e-5)
+    # steps that already predict the teacher cost nothing; the teacher (the last step, detached)
+    # pulls the earlier steps only
+    flat = {m: torch.randn(3, 1, 4, generator=g).expand(3, 5, 4) for m in ("rgb", "motion")}
+    assert float(distill_loss(flat, w)) == pytest.approx(0.0, abs=1e-6)
+    lg = torch.randn(2, 3, 4, requires_grad=True)
+    distill_loss({"rgb": lg, "motion": torch.zeros(2, 3, 4)}, _prefix_weights(3, 0.0)).backward()
+    assert lg.grad[:, -1].abs().max() < 1e-6 < lg.grad[:, 0].abs().max()
+
+
+def test_distill_enters_every_f_main_objective_but_the_full_clip_one(splits):
+    """`distill` adds to the prefix-weighted f_Main loss (main, joint, heads); the full-clip
+    phase weighs the last step only, where the teacher is the student (KL 0)."""
+    for mode, first in (("iterative", "main"), ("joint", "joint"), ("full_clip", "full")):
+        short = dataclasses.replace(CFG, mode=mode, rounds=1, main_epochs=1, gate_epochs=1)
+        h0 = train_model(short, splits=splits)[1]
+        h1 = train_model(dataclasses.replace(short, distill=1.0), splits=splits)[1]
+        assert h0["phase"][0] == first
+        if mode == "full_clip":
+            assert h1["loss"][0] == pytest.approx(h0["loss"][0], rel=1e-6)
+        else:
+            assert h1["loss"][0] > h0["loss"][0]
