@@ -215,3 +215,24 @@ def test_unknown_stereo_depth_reference_is_refused():
         from_dict(DEIConfig, {"st_depth_ref": "tof"})
     with pytest.raises(ValueError, match="st_depth_ref"):
         stereo_dei(*_args_st(), DEIConfig(st_depth_ref="tof"))
+
+
+def test_split_stereo_scales_recover_each_pixel_class_factor():
+    """Matched pixels err at 3x their sigma_z, holes at 0.5x their hole term: the split fit
+    returns 3 x 1.96 / 2 and (0.5 / 3) for the hole factor over it, and covers 95 %."""
+    from mobifuse.experiments.calibrate_dei import split_stereo_scales
+
+    rng = np.random.default_rng(1)
+    cfg, frames = DEIConfig(), []
+    for _ in range(4):
+        z = rng.uniform(0.5, 4.0, (60, 80))
+        valid = rng.random(z.shape) < 0.6
+        sz = rng.uniform(0.01, 0.2, z.shape)
+        h = (cfg.hole_sigma + cfg.hole_rel * z) * ~valid
+        err = rng.normal(size=z.shape) * np.where(valid, 3.0 * sz, 0.5 * h)
+        frames.append({"geom": np.stack([z, z, z, valid]), "gt": z + err,
+                       "sigma_st": np.sqrt(sz**2 * valid + h**2) + 1e-3})
+    out = split_stereo_scales(frames, cfg)
+    assert out["st_scale_split"] == pytest.approx(3.0 * 1.96 / 2, rel=0.03)
+    assert out["st_hole_scale"] == pytest.approx(0.5 / 3.0, rel=0.04)
+    assert out["st_coverage_split"] == pytest.approx(0.95, abs=0.01)
