@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                            description=__doc__.split("\n\n")[0],
                            default_config="configs/mobifuse/bench.yaml")
     tc = cfg.train
-    dei = dataclasses.replace(tc.dei, tof_scale=1.0, st_scale=1.0)
+    dei = dataclasses.replace(tc.dei, tof_scale=1.0, st_scale=1.0, st_hole_scale=1.0)
     seeds = [tc.seed * 100_000 + CAL_SEED0 + i for i in range(12)]
     frames = build_frames(seeds, tc.sim, tc.stereo, dei, cfg.train_rigs, desc="calibration")
     out = {"scenes": len(frames), "rigs": dataclasses.asdict(cfg.train_rigs)}
