@@ -110,7 +110,8 @@ def _model(model) -> TwoStageFusionNet | None:
 
 def _dei_cfg(net: TwoStageFusionNet | None, dei: DEIConfig | None) -> DEIConfig:
     """The DEI config the net was trained with (its file says), unless one is given; the
-    calibration factors are the package's (they never change the net's inputs)."""
+    calibration factors are the package's (they never change the net's inputs), unless the net
+    was trained with another stereo depth reference (then its file's)."""
     if dei is not None:
         return dei
     if net is not None and isinstance(net.meta.get("dei"), dict):
@@ -119,7 +120,10 @@ def _dei_cfg(net: TwoStageFusionNet | None, dei: DEIConfig | None) -> DEIConfig:
         except ConfigError as e:
             raise DataError(f"model metadata: DEI config {e}") from None
         ref = DEIConfig()
-        return dataclasses.replace(trained, tof_scale=ref.tof_scale, st_scale=ref.st_scale)
+        if trained.st_depth_ref != ref.st_depth_ref:  # another stereo DEI: its own factors
+            return trained
+        return dataclasses.replace(trained, tof_scale=ref.tof_scale, st_scale=ref.st_scale,
+                                   st_hole_scale=ref.st_hole_scale)
     return DEIConfig()
 
 

@@ -7,6 +7,7 @@ unknown or mistyped keys fail before any work starts (`shared.config`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
 
@@ -136,10 +137,17 @@ class DEIConfig:
     dark_coef: NonNegFloat = 20.0  # disparity error (px) x grey level for dark images
     curv_coef: NonNegFloat = 0.5  # disparity error (px) for a flat matching-cost minimum
     hole_rel: NonNegFloat = 0.3  # extra sigma (x depth) where the sensor gave nothing
+    # stereo depth factor: "own" = the stereo's own depth Z; "local_quantile" = max(Z, the
+    # st_ref_quantile quantile of Z over a window st_ref_window x the width wide), robust to
+    # gross mismatches, which read near (`dei.stereo_depth_reference`); changes the nets' inputs
+    st_depth_ref: Literal["own", "local_quantile"] = "own"
+    st_ref_quantile: Prob = 0.75  # quantile of the stereo depth in the window
+    st_ref_window: Prob = 0.4  # window side as a fraction of the frame width
     # calibration factors, fit by `python -m mobifuse.experiments.calibrate_dei` (95 % of
     # |error| <= 2 sigma on held-out scenes of the bench's training rigs)
     tof_scale: PosFloat = 0.4332  # calibration factor of sigma_tof
     st_scale: PosFloat = 1.0881  # calibration factor of sigma_st
+    st_hole_scale: PosFloat = 1.0  # factor of the stereo hole term relative to st_scale
 
 
 @dataclass

@@ -100,8 +100,15 @@ def _one(seed: int, sim: SimConfig, stereo: StereoConfig, dei: DEIConfig,
 
 
 def dei_key(dei: DEIConfig) -> dict:
-    """The DEI config minus its calibration factors (they change no cached array)."""
-    return {k: v for k, v in to_dict(dei).items() if k not in ("tof_scale", "st_scale")}
+    """The DEI config minus its calibration factors (they change no cached array) and minus
+    the stereo depth-reference fields at their no-op values (older keys stay valid)."""
+    d = {k: v for k, v in to_dict(dei).items() if k not in ("tof_scale", "st_scale")}
+    if d["st_hole_scale"] == 1.0:
+        del d["st_hole_scale"]
+    if d["st_depth_ref"] == "own":
+        for k in ("st_depth_ref", "st_ref_quantile", "st_ref_window"):
+            del d[k]
+    return d
 
 
 def _calibrated(d: dict, dei: DEIConfig) -> dict:

@@ -15,12 +15,17 @@ Stereo, sigma_st (m) = f B / (d + doffs)^2 * sigma_disp = Z^2 / (f B) * sigma_di
 *stereo's own* depth, sigma_disp (px) = floor + texture_coef / sqrt(eps + structure-tensor
 trace) + lr_coef * LR inconsistency + uniq_coef * (1 - matching margin)
 + curv_coef / (1 + cost curvature) + dark_coef / (brightness + 10); `hole_sigma` + `hole_rel` Z
-where SGBM gave nothing (or hit the end of its search).
+where SGBM gave nothing (or hit the end of its search). With `st_depth_ref="local_quantile"`
+the Z of the depth factor and of the hole term is max(Z, Q), Q the 75 % quantile of Z over a
+window 0.4 x the width wide (`stereo_depth_reference`): SGBM's gross mismatches mostly land at
+too-large disparities, so they read *near* and Z^2 alone would call them the most reliable.
 
 Each sensor's sigma uses that sensor's own evidence only, never the other sensor's depth, and
 is multiplied by a calibration factor (`DEIConfig.tof_scale`, `st_scale`) fitted by
 `calibrate_scale` so that |error| <= 2 sigma on 95 % of the pixels of held-out training-rig
-scenes (`python -m mobifuse.experiments.calibrate_dei`).
+scenes (`python -m mobifuse.experiments.calibrate_dei`). `st_hole_scale` (1 by default) scales
+the stereo hole term apart: the "local_quantile" depth reference inflates the matched-pixel term
+on phone rigs, and one factor fitted there would leave the hole term too small on other rigs.
 
 Every map is (H, W) float32. `dei_channels` stacks the network's error-branch input (C, H, W).
 """
@@ -29,13 +34,14 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 from mobifuse.config import DEIConfig
 from mobifuse.geometry import gaussian_blur
 from mobifuse.simulator import C_LIGHT, unambiguous_range
 
 __all__ = ["concavity", "edge_strength", "texture_strength", "tof_dei", "stereo_dei",
-           "dei_channels", "DEI_CHANNELS", "calibrate_scale", "coverage"]
+           "stereo_depth_reference", "dei_channels", "DEI_CHANNELS", "calibrate_scale", "coverage"]
 
 DEI_CHANNELS = ("log_sigma_tof", "log_sigma_st", "log_shot", "mpi", "log_edge", "tof_hole",
                 "log_sigma_disp", "lr_error", "uniqueness", "wrap_risk", "log_curvature",
@@ -87,6 +93,22 @@ def tof_dei(depth: np.ndarray, amplitude: np.ndarray, ambient: np.ndarray,
             "concavity": conc, "edge": edge_g, "wrap": wrap.astype(f32), "hole": hole.astype(f32)}
 
 
+def stereo_depth_reference(depth: np.ndarray, quantile: float = 0.75, window: float = 0.4,
+                           cols: int = 40) -> np.ndarray:
+    """max(Z, local `quantile` of Z over a square window `window` x the width wide) (H, W).
+
+    The quantile is taken on a grid of about `cols` columns (every `W // cols`-th pixel) and
+    bilinearly resized back, so it costs a few ms at any resolution."""
+    z = np.asarray(depth, np.float32)
+    h, w = z.shape
+    step = max(1, w // cols)
+    zs = z[::step, ::step]
+    k = max(1, int(round(window * zs.shape[1])) | 1)
+    q = ndimage.percentile_filter(zs, 100 * quantile, size=k, mode="reflect")
+    q = cv2.resize(q, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.maximum(z, q)
+
+
 def stereo_dei(depth: np.ndarray, valid: np.ndarray, texture: np.ndarray, lr_error: np.ndarray,
                uniqueness: np.ndarray, brightness: np.ndarray, focal_px: float,
                baseline_m: float, cfg: DEIConfig, curvature: np.ndarray | None = None) -> dict:
@@ -98,11 +120,19 @@ def stereo_dei(depth: np.ndarray, valid: np.ndarray, texture: np.ndarray, lr_err
                   + cfg.lr_coef * lr + cfg.uniq_coef * (1 - uniqueness)
                   + cfg.curv_coef / (1.0 + curv) + cfg.dark_coef / (brightness + 10.0))
     z = np.maximum(depth.astype(np.float64), 0.05)
+    if cfg.st_depth_ref == "local_quantile":
+        z = stereo_depth_reference(z, cfg.st_ref_quantile, cfg.st_ref_window).astype(np.float64)
+    elif cfg.st_depth_ref != "own":
+        raise ValueError(f"st_depth_ref must be 'own' or 'local_quantile', "
+                         f"got {cfg.st_depth_ref!r}")
     sigma_z = z**2 / (focal_px * baseline_m) * sigma_disp
     hole = ~valid
-    sigma = cfg.st_scale * (np.sqrt(sigma_z**2 + ((cfg.hole_sigma + cfg.hole_rel * z) * hole)
-                                    ** 2) + 1e-3)
-    return {"sigma": sigma.astype(np.float32), "raw": (sigma / cfg.st_scale).astype(np.float32),
+    hole_s = (cfg.hole_sigma + cfg.hole_rel * z) * hole
+    sigma = cfg.st_scale * (np.sqrt(sigma_z**2 + hole_s**2) + 1e-3)
+    raw = sigma / cfg.st_scale  # the net's input: no calibration factor
+    if cfg.st_hole_scale != 1.0:  # matched pixels and holes calibrated apart
+        sigma = cfg.st_scale * (np.sqrt(sigma_z**2 + (cfg.st_hole_scale * hole_s)**2) + 1e-3)
+    return {"sigma": sigma.astype(np.float32), "raw": raw.astype(np.float32),
             "sigma_disp": sigma_disp.astype(np.float32),
             "lr": lr.astype(np.float32), "hole": hole.astype(np.float32),
             "curvature": curv.astype(np.float32)}

@@ -4,5 +4,6 @@
   model `fuse()` uses and the bench's `--quick` fusion nets, and copy them into
   `mobifuse/weights/`, where `mobifuse.api` and `mobifuse.bench` find them on a fresh checkout.
 - `python -m mobifuse.experiments.calibrate_dei`: fit the DEI calibration factors
-  (`DEIConfig.tof_scale`, `st_scale`) on held-out scenes of the bench's training rigs.
+  (`DEIConfig.tof_scale`, `st_scale`, and the split `st_hole_scale`) on held-out scenes of the
+  bench's training rigs.
 """

@@ -11,11 +11,17 @@ scenes, and prints (and writes to results/mobifuse/stereo_dei_terms.json,
 - the same sigma_disp scaled by other depths, for reference: the true depth (an oracle) and
   the ToF depth (which the DEI may not use: each sensor's sigma from its own evidence);
 - sigma with candidate depth references from the stereo's own evidence only:
-  max(Z_st, median of Z_st over a 15 x 15 window) and max(Z_st, the frame's median Z_st).
+  max(Z_st, median of Z_st over a 15 x 15 window), max(Z_st, the frame's median Z_st), and
+  max(Z_st, a local quantile q of Z_st over a window of a fraction w of the width)
+  (`dei.stereo_depth_reference`, q in {0.75, 0.9}, w in {0.2, 0.3, 0.4}); the package's
+  `DEIConfig.st_depth_ref="local_quantile"` uses the one best on the validation seeds;
+- that DEI as configured, with its calibration (matched pixels and holes fitted apart,
+  `LOCAL_QUANTILE`), and the coverage (|err| <= 2 sigma) of it and of the current sigma.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import warnings
 from pathlib import Path
@@ -27,7 +33,7 @@ from scipy.stats import spearmanr
 from mobifuse.bench import QUICK, RIG_TEST_SEED0, TEST_SEED0
 from mobifuse.config import BenchConfig
 from mobifuse.data import rig_for_seed, sim_calibration
-from mobifuse.dei import DEI_CHANNELS
+from mobifuse.dei import DEI_CHANNELS, coverage, stereo_depth_reference
 from mobifuse.pipeline import prepare_frame
 from mobifuse.simulator import simulate_scene
 from mobifuse.train import VAL_SEED0
@@ -36,6 +42,11 @@ from shared.io import atomic_write_json
 from shared.log import get_logger, progress
 
 log = get_logger("mobifuse.experiments.stereo_dei_terms")
+# the local-quantile stereo DEI and its factors from `python -m mobifuse.experiments.calibrate_dei
+# --set train.dei.st_depth_ref=local_quantile`
+# (results/mobifuse/dei_calibration_local_quantile.json)
+LOCAL_QUANTILE = {"st_depth_ref": "local_quantile", "st_scale": 0.2334, "st_hole_scale": 4.4}
+COVERAGE_OF = ("sigma (current)", "DEI local_quantile (calibrated)")
 
 
 def frame_terms(seed: int, cfg: BenchConfig, family) -> dict[str, np.ndarray]:
@@ -66,6 +77,13 @@ def frame_terms(seed: int, cfg: BenchConfig, family) -> dict[str, np.ndarray]:
          "reference: Z_tof^2 sigma_disp": fr["tof"].astype(np.float64) ** 2 * sd,
          "sigma, max(Z_st, local median)": sigma(np.maximum(z, ndimage.median_filter(z, 15))),
          "sigma, max(Z_st, frame median)": sigma(np.maximum(z, np.median(zv)))}
+    for q in (0.75, 0.9):
+        for w in (0.2, 0.3, 0.4):
+            t[f"sigma, max(Z_st, local q{q:g} w{w:g})"] = sigma(stereo_depth_reference(z, q, w))
+    lq = dataclasses.replace(dc, **LOCAL_QUANTILE)
+    zq = stereo_depth_reference(z, lq.st_ref_quantile, lq.st_ref_window)
+    t["DEI local_quantile (calibrated)"] = lq.st_scale * (np.hypot(
+        zq**2 / fb * sd, lq.st_hole_scale * (lq.hole_sigma + lq.hole_rel * zq) * ~v) + 1e-3)
     out = {k: np.asarray(x, np.float64).ravel() for k, x in t.items()}
     out["err"] = np.abs(fr["st"] - raw["depth"]).ravel().astype(np.float64)
     out["valid"] = v.ravel()
@@ -77,6 +95,8 @@ def spearman_table(frames: list[dict]) -> dict:
     e, v = a.pop("err"), a.pop("valid")
     out = {"valid_share": float(v.mean()), "mae_valid": float(e[v].mean()),
            "mae_holes": float(e[~v].mean()) if (~v).any() else float("nan")}
+    for k in COVERAGE_OF:
+        out[f"coverage, {k}"] = coverage(a[k], e)
     for k, x in a.items():
         out[k] = {m: float(spearmanr(x[sel], e[sel]).statistic)
                   if sel.any() and np.ptp(x[sel]) > 0 else float("nan")
@@ -99,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         out[name] = spearman_table(frames)
         print(f"\n{name}: stereo measured on {100 * out[name]['valid_share']:.1f} % of pixels, "
               f"MAE there {out[name]['mae_valid']:.3f} m, in holes {out[name]['mae_holes']:.3f} m")
+        for k in COVERAGE_OF:
+            print(f"  |err| <= 2 sigma, {k}: {out[name][f'coverage, {k}']:.3f}")
         for k, r in out[name].items():
             if isinstance(r, dict):
                 print(f"  {k:34s} all {r['all']:+.3f}  measured {r['measured']:+.3f}  "

@@ -137,3 +137,18 @@ def test_build_dataset_shapes_and_cache():
     assert np.all(d["sigma_tof"] > 0) and np.all(d["sigma_st"] > 0)
     again = build_dataset([1, 2], SMALL, StereoConfig(num_disparities=16), DEIConfig())
     np.testing.assert_array_equal(again["geom"], d["geom"])
+
+
+def test_dei_key_keeps_older_cache_keys_and_tells_the_local_quantile_dei_apart():
+    import dataclasses
+
+    from mobifuse.config import DEIConfig
+    from mobifuse.data import dei_key
+
+    d = DEIConfig()
+    assert not {"st_depth_ref", "st_ref_quantile", "st_ref_window", "st_hole_scale"} & set(
+        dei_key(d))
+    assert dei_key(dataclasses.replace(d, st_scale=0.2)) == dei_key(d)
+    lq = dataclasses.replace(d, st_depth_ref="local_quantile")
+    assert dei_key(lq)["st_depth_ref"] == "local_quantile" and dei_key(lq) != dei_key(d)
+    assert dei_key(dataclasses.replace(d, st_hole_scale=4.4)) != dei_key(d)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mobifuse.config import DEIConfig
-from mobifuse.dei import concavity, stereo_dei, texture_strength, tof_dei
+from mobifuse.dei import concavity, stereo_dei, stereo_depth_reference, texture_strength, tof_dei
 
 CFG = DEIConfig()
 
@@ -152,3 +152,87 @@ def test_opencv_filters_equal_the_scipy_definitions(shape):
     np.testing.assert_allclose(texture_strength(g.astype(np.uint8)),
                                ndimage.gaussian_filter(sx * sx + sy * sy, 1.5), rtol=1e-4,
                                atol=1e-3)
+
+
+def _slow_local_quantile(z, q, k):
+    """max(z, the element of rank int(q k^2) of each k x k window), mirror-padded borders."""
+    r = k // 2
+    p = np.pad(z, r, mode="symmetric")  # = scipy's mode="reflect"
+    out = np.empty_like(z)
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            w = np.sort(p[i:i + k, j:j + k].ravel())
+            out[i, j] = w[min(int(q * w.size), w.size - 1)]
+    return np.maximum(z, out)
+
+
+def test_stereo_depth_reference_equals_slow_windowed_quantile():
+    z = np.random.default_rng(3).uniform(0.3, 5.0, (20, 30)).astype(np.float32)
+    # 30 columns < 2 x 40: no subsampling; window round(0.4 x 30) = 12 -> 13 px (odd)
+    got = stereo_depth_reference(z, 0.75, 0.4, cols=40)
+    np.testing.assert_allclose(got, _slow_local_quantile(z, 0.75, 13), rtol=1e-6)
+    assert (got >= z).all()
+
+
+def test_local_quantile_reference_flags_a_near_reading_mismatch():
+    """A gross mismatch reads near (too large a disparity) inside a far wall: with the stereo's
+    own depth it gets the smallest sigma of the frame; with the local quantile, at least the
+    wall's sigma."""
+    depth = np.full((40, 60), 4.0)
+    depth[18:22, 28:32] = 0.5  # a 4 x 4 near-reading blob
+    args = (depth, np.full(depth.shape, True), np.full(depth.shape, 100.0), np.zeros(depth.shape),
+            np.full(depth.shape, 0.5), np.full(depth.shape, 100.0), 280.0, 0.015)
+    own = stereo_dei(*args, CFG)["sigma"]
+    lq = stereo_dei(*args, DEIConfig(st_depth_ref="local_quantile"))["sigma"]
+    assert own[20, 30] < own[5, 5] / 10
+    assert lq[20, 30] >= lq[5, 5] * (1 - 1e-6)
+    # on a plane the reference is the plane: identical to the own-depth sigma
+    flat = (np.full((40, 60), 2.0),) + args[1:]
+    np.testing.assert_array_equal(stereo_dei(*flat, CFG)["sigma"],
+                                  stereo_dei(*flat, DEIConfig(st_depth_ref="local_quantile"))
+                                  ["sigma"])
+
+
+def test_st_hole_scale_scales_only_the_hole_term_and_never_the_nets_input():
+    depth = np.full((8, 8), 2.0)
+    valid = np.full((8, 8), True)
+    valid[:, :4] = False
+    args = (depth, valid) + _args_st()[2:]
+    a = stereo_dei(*args, DEIConfig(st_scale=0.5))
+    b = stereo_dei(*args, DEIConfig(st_scale=0.5, st_hole_scale=3.0))
+    np.testing.assert_array_equal(a["raw"], b["raw"])
+    np.testing.assert_array_equal(a["sigma"][valid], b["sigma"][valid])
+    # closed form on a hole pixel: 0.5 (sqrt(sigma_z^2 + (3 (hole_sigma + hole_rel Z))^2) + 1e-3)
+    sz = 2.0**2 / (280.0 * 0.015) * float(a["sigma_disp"][0, 0])
+    h = CFG.hole_sigma + CFG.hole_rel * 2.0
+    assert b["sigma"][0, 0] == pytest.approx(0.5 * (np.hypot(sz, 3 * h) + 1e-3), rel=1e-6)
+
+
+def test_unknown_stereo_depth_reference_is_refused():
+    from shared.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match="st_depth_ref"):
+        from_dict(DEIConfig, {"st_depth_ref": "tof"})
+    with pytest.raises(ValueError, match="st_depth_ref"):
+        stereo_dei(*_args_st(), DEIConfig(st_depth_ref="tof"))
+
+
+def test_split_stereo_scales_recover_each_pixel_class_factor():
+    """Matched pixels err at 3x their sigma_z, holes at 0.5x their hole term: the split fit
+    returns 3 x 1.96 / 2 and (0.5 / 3) for the hole factor over it, and covers 95 %."""
+    from mobifuse.experiments.calibrate_dei import split_stereo_scales
+
+    rng = np.random.default_rng(1)
+    cfg, frames = DEIConfig(), []
+    for _ in range(4):
+        z = rng.uniform(0.5, 4.0, (60, 80))
+        valid = rng.random(z.shape) < 0.6
+        sz = rng.uniform(0.01, 0.2, z.shape)
+        h = (cfg.hole_sigma + cfg.hole_rel * z) * ~valid
+        err = rng.normal(size=z.shape) * np.where(valid, 3.0 * sz, 0.5 * h)
+        frames.append({"geom": np.stack([z, z, z, valid]), "gt": z + err,
+                       "sigma_st": np.sqrt(sz**2 * valid + h**2) + 1e-3})
+    out = split_stereo_scales(frames, cfg)
+    assert out["st_scale_split"] == pytest.approx(3.0 * 1.96 / 2, rel=0.03)
+    assert out["st_hole_scale"] == pytest.approx(0.5 / 3.0, rel=0.04)
+    assert out["st_coverage_split"] == pytest.approx(0.95, abs=0.01)
