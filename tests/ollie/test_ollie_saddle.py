@@ -24,14 +24,8 @@ from ollie.extraction import extraction_loss, resample_rows
 S, A, GAMMA = 3, 2, 0.9
 
 
-@pytest.fixture(scope="module")
-def mdp():
-    rng = np.random.default_rng(0)
-    P = rng.dirichlet(np.ones(S), size=(S, A))  # P[s, a, s']
-    p0 = rng.dirichlet(np.ones(S))
-    rho_o = rng.dirichlet(np.ones(S * A)).reshape(S, A)  # data distribution D_o over (s, a)
-    R = rng.normal(size=(S, A))  # surrogate reward R̃
-
+def _primal(P, p0, rho_o, R, y_max: float = np.inf) -> np.ndarray:
+    """y* = ρ*/ρ_o of max_ρ Σ ρ (R̃ - log ρ/ρ_o) over the flow polytope with ρ ≤ y_max ρ_o."""
     def neg(x):
         r = x.reshape(S, A)
         return -(r * (R - np.log(r / rho_o))).sum()
@@ -40,12 +34,24 @@ def mdp():
         r = x.reshape(S, A)
         return r.sum(1) - (1 - GAMMA) * p0 - GAMMA * np.einsum("sat,sa->t", P, r)
 
-    res = minimize(neg, rho_o.ravel(), method="SLSQP", bounds=[(1e-9, None)] * (S * A),
+    bounds = [(1e-9, y_max * q if np.isfinite(y_max) else None) for q in rho_o.ravel()]
+    res = minimize(neg, rho_o.ravel(), method="SLSQP", bounds=bounds,
                    constraints=[{"type": "eq", "fun": flow}],
                    options={"ftol": 1e-14, "maxiter": 1000})
     assert res.success
-    rho = res.x.reshape(S, A)
-    return {"P": P, "p0": p0, "rho_o": rho_o, "R": R, "y": rho / rho_o,
+    return res.x.reshape(S, A) / rho_o
+
+
+@pytest.fixture(scope="module")
+def mdp():
+    rng = np.random.default_rng(0)
+    P = rng.dirichlet(np.ones(S), size=(S, A))  # P[s, a, s']
+    p0 = rng.dirichlet(np.ones(S))
+    rho_o = rng.dirichlet(np.ones(S * A)).reshape(S, A)  # data distribution D_o over (s, a)
+    R = rng.normal(size=(S, A))  # surrogate reward R̃
+    y = _primal(P, p0, rho_o, R)
+    rho = y * rho_o
+    return {"P": P, "p0": p0, "rho_o": rho_o, "R": R, "y": y,
             "pi": rho / rho.sum(1, keepdims=True)}
 
 
@@ -195,24 +201,6 @@ def test_box_conjugate_is_the_inner_maximum_over_the_box():
     (slope,) = torch.autograd.grad(f.sum(), delta)
     np.testing.assert_allclose(slope.numpy(), np.minimum(np.exp(delta.detach().numpy() - 1),
                                                          np.exp(h)), rtol=1e-12)
-
-
-def _primal(P, p0, rho_o, R, y_max: float = np.inf) -> np.ndarray:
-    """y* = ρ*/ρ_o of max_ρ Σ ρ (R̃ - log ρ/ρ_o) over the flow polytope with ρ ≤ y_max ρ_o."""
-    def neg(x):
-        r = x.reshape(S, A)
-        return -(r * (R - np.log(r / rho_o))).sum()
-
-    def flow(x):
-        r = x.reshape(S, A)
-        return r.sum(1) - (1 - GAMMA) * p0 - GAMMA * np.einsum("sat,sa->t", P, r)
-
-    bounds = [(1e-9, y_max * q if np.isfinite(y_max) else None) for q in rho_o.ravel()]
-    res = minimize(neg, rho_o.ravel(), method="SLSQP", bounds=bounds,
-                   constraints=[{"type": "eq", "fun": flow}],
-                   options={"ftol": 1e-14, "maxiter": 1000})
-    assert res.success
-    return res.x.reshape(S, A) / rho_o
 
 
 @pytest.fixture(scope="module")
