@@ -13,8 +13,9 @@ from typing import Any, Literal
 
 from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
 
-# `shared.motion.MotionConfig` settings of the training family: a short idle lead (the onset
-# is near the start) and a camera close enough for a 64 px frame; the generator's defaults for
+# `shared.motion.MotionConfig` settings of the training family: a short idle lead (cut with
+# the eased-in start when the clip is trimmed to the onset, `StreamConfig.onset_m`) and a
+# camera close enough for a 64 px frame; the generator's defaults for
 # the rest (yaw -40..40 deg, pan/zoom, background families 0-2, 0-1 distractors, occluders)
 IN_FAMILY = {"idle_seconds": [0.0, 0.15], "camera_distance": [2.4, 3.0]}
 # the out-of-family test arm: camera yaw, distance and body height outside the training
@@ -26,7 +27,7 @@ OUT_OF_FAMILY = {"camera_yaw_deg": [45.0, 60.0], "camera_distance": [3.0, 3.4],
 
 @dataclass
 class StreamConfig:
-    """Single-action clips from `shared.motion` (the action's onset near the clip start)."""
+    """Single-action clips from `shared.motion`, trimmed to the action's onset."""
 
     image_size: PosInt = 64  # frame side in pixels (a multiple of 16: H.264 macroblocks)
     fps: PosInt = 15  # stream frame rate (frames per second)
@@ -39,6 +40,10 @@ class StreamConfig:
     motion: dict[str, Any] = field(default_factory=lambda: dict(IN_FAMILY))  # MotionConfig
     ood_motion: dict[str, Any] = field(default_factory=lambda: dict(OUT_OF_FAMILY))  # over motion
     seed: int = 0  # seeds every clip (splits use disjoint seeds)
+    # clips start at the last frame before some joint has moved this far (metres; ~1 px at
+    # the in-family distance and 64 px): trimmed to the action's onset; 0 = the generator's
+    # timeline (idle hold and eased-in start, motion first visible 1-6 frames in)
+    onset_m: NonNegFloat = 0.04
 
     def validate(self) -> None:
         if self.image_size % 16 or not 32 <= self.image_size <= 512:

@@ -2,7 +2,8 @@
 
 * Synthetic streams: single-action clips from the project's human-motion generator
   (`shared.motion`: a 3D skeleton rendered through a moving camera, distractors, occluders),
-  the action's onset near the start so "the first frames" are the action's first frames. Every
+  trimmed to the action's visible onset (`render_truth`, `stream.onset_m`) so "the first
+  frames" are the action's first frames, as in UCF-101's trimmed clips. Every
   clip goes through the real codec path (`edgeoar.codec`: H.264 encode, decode with motion
   vectors), and the decoded modalities are cached (`shared.cache`): rgb uint8 (N, T, H, W, 3),
   mv (N, T, 2, G, G), part (N, T, 1, G, G), diff (N, T, 1, G, G) as float16, label (N,),
@@ -35,11 +36,12 @@ from shared.log import progress
 from shared.validate import read_text
 
 __all__ = ["SPLITS", "class_names", "check_stream", "early_separable", "shared_prefix_phase",
-           "is_time_reversal", "temporal_only", "clip_seed", "render_clip",
+           "is_time_reversal", "temporal_only", "clip_seed", "onset_index", "render_truth",
+           "render_clip",
            "codec_modalities", "build_split", "load_split", "ucf101_split", "load_video",
            "DATA_VERSION", "data_version"]
 
-DATA_VERSION = 1
+DATA_VERSION = 2  # 2: clips trimmed to the action's onset (stream.onset_m)
 SPLITS = ("train", "val", "test", "ood")
 _SEED_BASE = {"train": 0, "val": 1_000_000, "test": 2_000_000, "ood": 3_000_000}
 
@@ -167,14 +169,46 @@ def clip_seed(sc: StreamConfig, split: str, i: int, k: int) -> int:
     return _SEED_BASE[split] + 10_000_000 * sc.seed + i * len(class_names(sc)) + k
 
 
-def render_clip(sc: StreamConfig, action: str, seed: int, ood: bool = False) -> np.ndarray:
-    """uint8 (T, H, W, 3): one clip of `action` from the generator (T = stream.clip_frames)."""
+def onset_index(joints3d: np.ndarray, thr: float) -> int:
+    """(T, J, 3) world joint positions -> the 0-based index of the first frame in which some
+    joint is at least `thr` metres from its frame-0 position (T when none is): where the
+    action becomes visible (camera motion does not count)."""
+    moved = np.linalg.norm(joints3d - joints3d[:1], axis=-1).max(-1) >= thr
+    return int(np.argmax(moved)) if moved.any() else len(joints3d)
+
+
+def _hold(a: np.ndarray, n: int) -> np.ndarray:
+    """The first n entries of `a`, the last one repeated when `a` is shorter."""
+    a = a[:n]
+    if len(a) < n:
+        a = np.concatenate([a, np.repeat(a[-1:], n - len(a), 0)])
+    return a
+
+
+def render_truth(sc: StreamConfig, action: str, seed: int, ood: bool = False) -> dict:
+    """One clip of `action` and its ground truth, trimmed to the action's onset.
+
+    The generator compresses the whole action into the clip behind a short idle hold, and its
+    key poses ease in, so a joint first moves visibly 1-6 frames in. With `stream.onset_m` > 0
+    the clip starts at the last frame before some joint has moved `onset_m` metres (the first
+    frame is the start pose, the second shows the first motion), as a trimmed UCF-101 clip
+    starts at the action; the frames cut at the start are made up at the end by holding the
+    generator's last frame (the end pose, already held there). -> frames uint8 (T, H, W, 3),
+    joints3d (T, J, 3), phase (T,), start (frames cut), raw_joints3d / raw_phase (the
+    generator's untrimmed timeline)."""
     clip = _motion().generate_clip(motion_config(sc, ood), seed, actions=[action])
-    frames = np.asarray(clip.frames)[: sc.clip_frames]
-    if len(frames) < sc.clip_frames:  # hold the last frame (the generator rounds durations)
-        pad = np.repeat(frames[-1:], sc.clip_frames - len(frames), 0)
-        frames = np.concatenate([frames, pad])
-    return np.ascontiguousarray(frames)
+    j3, ph = np.asarray(clip.joints3d), np.asarray(clip.phase)
+    start = max(onset_index(j3, sc.onset_m) - 1, 0) if sc.onset_m > 0 else 0
+    n = sc.clip_frames  # the generator may round the clip a frame short: hold its last frame
+    return {"frames": np.ascontiguousarray(_hold(np.asarray(clip.frames)[start:], n)),
+            "joints3d": _hold(j3[start:], n), "phase": _hold(ph[start:], n), "start": start,
+            "raw_joints3d": _hold(j3, n), "raw_phase": _hold(ph, n)}
+
+
+def render_clip(sc: StreamConfig, action: str, seed: int, ood: bool = False) -> np.ndarray:
+    """uint8 (T, H, W, 3): one clip of `action` from the generator, trimmed to the action's
+    onset (`render_truth`; T = stream.clip_frames)."""
+    return render_truth(sc, action, seed, ood)["frames"]
 
 
 def codec_modalities(frames: np.ndarray, fps: float, cc: CodecConfig) -> dict[str, np.ndarray]:

@@ -95,3 +95,9 @@ def test_onset_floor_runs_on_a_small_split(tmp_path):
         assert all(2 <= x <= 16 for x in f)
         assert out[f"floor_frac@{thr}"] == np.mean(f) / 16
     assert out["per_class"]["squat"]["0.08"] >= out["per_class"]["squat"]["0.04"]
+    # untrimmed, the onset of a class outside the pairs is the frames cut + 2 (the clip starts
+    # one frame before the first moved one); trimming never moves a floor later
+    assert out["untrimmed"]["per_class"]["squat"]["0.04"] == out["cut"]["squat"] + 2
+    for thr in ("0.04", "0.08"):
+        for a in out["per_class"]:
+            assert out["per_class"][a][thr] <= out["untrimmed"]["per_class"][a][thr]

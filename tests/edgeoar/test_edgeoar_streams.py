@@ -16,7 +16,9 @@ from edgeoar.data import (
     early_separable,
     is_time_reversal,
     motion_config,
+    onset_index,
     render_clip,
+    render_truth,
     shared_prefix_phase,
     temporal_only,
 )
@@ -82,9 +84,40 @@ def test_train_recipe_end_to_end_and_resume(tmp_path):
         assert 1 <= m[split]["iie_mc"]["frames"] <= 8 and m[split]["full_clip"]["frac"] == 1.0
 
 
+def _first_moved(j3, thr):
+    """Slow reference of `onset_index`: the first frame with a joint >= thr from frame 0."""
+    for t in range(len(j3)):
+        for k in range(j3.shape[1]):
+            if np.sqrt(((j3[t, k] - j3[0, k]) ** 2).sum()) >= thr:
+                return t
+    return len(j3)
+
+
+@pytest.mark.parametrize("action,seed,ood", [("squat", 0, False), ("stand_up", 3, False),
+                                             ("wave", 1, True), ("arm_circle_ccw", 2, False)])
+def test_clips_are_trimmed_to_the_action_onset(action, seed, ood):
+    """The clip starts at the last frame before some joint has moved stream.onset_m from the
+    generator's first frame: the generator's frames shifted by that many, the last one held."""
+    sc = StreamConfig(image_size=32)
+    raw = render_truth(dataclasses.replace(sc, onset_m=0.0), action, seed, ood)
+    cut = render_truth(sc, action, seed, ood)
+    first = _first_moved(raw["joints3d"], sc.onset_m)
+    assert raw["start"] == 0 and cut["start"] == max(first - 1, 0) == onset_index(
+        raw["joints3d"], sc.onset_m) - 1
+    s, T = cut["start"], sc.clip_frames
+    assert np.array_equal(cut["frames"][: T - s], raw["frames"][s:])
+    assert all(np.array_equal(f, raw["frames"][-1]) for f in cut["frames"][T - s:])
+    assert np.array_equal(cut["raw_joints3d"], raw["joints3d"])
+    # nothing visible moves before the clip's second frame; it does at the clip's second frame
+    d = np.linalg.norm(cut["joints3d"] - raw["joints3d"][:1], axis=-1).max(-1)
+    assert d[0] < sc.onset_m <= d[1]
+    assert np.array_equal(cut["frames"], render_clip(sc, action, seed, ood))
+
+
 def test_temporal_only_pairs_have_identical_first_frames_by_construction():
     """Of the generator's time-order pairs only the arm circles start identically: rendered
-    with one seed, their first frames are the same pixels, then they part; sit_down (standing,
+    with one seed and trimmed to the onset, their first frames are the same pixels, then they
+    part; sit_down (standing,
     chair) and stand_up (seated) differ from frame 1, so they are no temporal-only pair."""
     names = list(ACTIONS)
     flags = dict(zip(names, temporal_only(names)))
