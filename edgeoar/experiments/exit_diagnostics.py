@@ -13,7 +13,10 @@ Prints and writes `exit_diagnostics.json`:
 * per-step temperature scaling fitted on validation (`exits.fit_temperature`) applied before
   IIE: the chosen IIE operating point with and without it (thresholds chosen on validation);
 * MC at equal frames: IIE + MC at a few (tau_conf, tau_mc) against IIE alone with the smallest
-  tau_conf whose validation frames reach IIE + MC's, wrong early exits on test.
+  tau_conf whose validation frames reach IIE + MC's, wrong early exits on test;
+* the selection bias of the threshold rule, on validation alone (`selection_bias`): halve the
+  validation split at random (per class), choose the thresholds on one half by the bench's
+  rule, read the accuracy drop vs the full clip and the frames on the other half.
 Nothing is selected on the test split.
 """
 
@@ -32,6 +35,7 @@ from edgeoar.exits import (
     fit_temperature,
     frame_floor,
     oracle_exits,
+    select,
     step_scores,
     summarise,
     threshold_grid,
@@ -65,6 +69,45 @@ def mc_at_equal_frames(val: dict, yv: np.ndarray, test: dict, yt: np.ndarray, st
             rows.append({"tau_conf": tau, "tau_mc": m, "mc": on, "iie_tau_conf": float(g),
                          "iie": off})
     return rows
+
+
+def _rows(s: dict, idx: np.ndarray) -> dict:
+    return {k: v[idx] for k, v in s.items()}
+
+
+def selection_bias(val: dict, yv: np.ndarray, steps: int, tolerance: float, conf_grid: int,
+                   mc_grid: list[float], reps: int = 50, seed: int = 0) -> dict:
+    """Validation only: over `reps` random class-stratified halvings (A, B) of the validation
+    split, the IIE and IIE + MC thresholds chosen on A (`exits.select`, full-clip accuracy of
+    A as the reference) and applied to B. -> per policy the mean drop below the full clip on A
+    (where it is chosen, <= tolerance by construction when any threshold qualifies) and on B,
+    the mean fraction of frames on A and B, and the share of halvings whose B drop exceeds
+    the tolerance."""
+    rng = np.random.default_rng(seed)
+    out: dict = {}
+    for name in ("iie", "iie_mc"):
+        grid = threshold_grid(name, steps, conf_grid, mc_grid)
+        rec = []
+        for _ in range(reps):
+            a = np.zeros(len(yv), bool)
+            for k in np.unique(yv):
+                rows = np.flatnonzero(yv == k)
+                a[rng.choice(rows, len(rows) // 2, replace=False)] = True
+            half = {"A": np.flatnonzero(a), "B": np.flatnonzero(~a)}
+            sc = {h: _rows(val, i) for h, i in half.items()}
+            full = {h: summarise(*apply_policy("full_clip", sc[h], None), yv[i], steps)["acc"]
+                    for h, i in half.items()}
+            param, _ = select(name, sc["A"], yv[half["A"]], grid, full["A"], tolerance)
+            res = {h: summarise(*apply_policy(name, sc[h], param), yv[i], steps)
+                   for h, i in half.items()}
+            rec.append([full["A"] - res["A"]["acc"], full["B"] - res["B"]["acc"],
+                        res["A"]["frac"], res["B"]["frac"]])
+        r = np.array(rec)
+        out[name] = {"drop_A": float(r[:, 0].mean()), "drop_B": float(r[:, 1].mean()),
+                     "frac_A": float(r[:, 2].mean()), "frac_B": float(r[:, 3].mean()),
+                     "share_B_over_tolerance": float(np.mean(r[:, 1] > tolerance + 1e-12)),
+                     "reps": reps}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     out["mc_at_equal_frames"] = mc_at_equal_frames(sc["val"], sp["val"]["label"], sc["test"],
                                                    sp["test"]["label"], steps,
                                                    bc.exits.conf_grid)
+    out["selection_bias"] = selection_bias(sc["val"], sp["val"]["label"], steps,
+                                           bc.exits.tolerance, bc.exits.conf_grid,
+                                           bc.exits.mc_grid)
     run_dir = make_run_dir(args.out, "edgeoar", "exit_diagnostics")
     (run_dir / "exit_diagnostics.json").write_text(json.dumps(out, indent=1))
     for k, v in out.items():

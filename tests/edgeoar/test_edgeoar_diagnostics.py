@@ -34,6 +34,8 @@ def test_exit_diagnostics_on_the_toy(monkeypatch, tmp_path):
     assert len(out["temperatures"]["rgb"]) == 8
     ex = diag.oracle_exits(s["p_iie"], y) + 1
     assert out["test"]["oracle_frames_per_class"][TOY_CLASSES[0]] == ex[y == 0].mean()
+    assert set(out["selection_bias"]) == {"iie", "iie_mc"}
+    assert 0 < out["selection_bias"]["iie_mc"]["frac_B"] <= 1
     for r in out["mc_at_equal_frames"]:  # IIE alone is matched on validation frames
         assert 0 < r["mc"]["frac"] <= 1 and 0 <= r["iie_tau_conf"] <= 1
 
@@ -101,3 +103,23 @@ def test_onset_floor_runs_on_a_small_split(tmp_path):
     for thr in ("0.04", "0.08"):
         for a in out["per_class"]:
             assert out["per_class"][a][thr] <= out["untrimmed"]["per_class"][a][thr]
+
+
+def test_selection_bias_on_scores_with_a_known_best_threshold():
+    """Step 1 is moderately confident and wrong, every later step confident and right: on
+    any half the rule must skip step 1 and exit at step 2, so both halves lose nothing and
+    see 2 of T frames."""
+    from edgeoar.exits import step_scores
+
+    n, t, k = 24, 6, 3
+    y = np.arange(n) % k
+    logits = np.zeros((n, t, k))
+    logits[np.arange(n), 0, (y + 1) % k] = 1.0  # softmax ~0.58 on a wrong class
+    logits[np.arange(n), 1:, :] = 0.0
+    logits[np.arange(n)[:, None], np.arange(1, t)[None], y[:, None]] = 8.0  # ~0.999 right
+    s = step_scores(logits, logits, np.zeros((n, t)))
+    out = diag.selection_bias(s, y, t, 0.02, 41, [0.0, 0.5], reps=5)
+    for name in ("iie", "iie_mc"):
+        r = out[name]
+        assert r["drop_A"] == r["drop_B"] == 0.0 and r["share_B_over_tolerance"] == 0.0
+        assert r["frac_A"] == r["frac_B"] == 2 / t
