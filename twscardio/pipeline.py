@@ -208,7 +208,8 @@ def j_peaks(sig: np.ndarray, fs: float, bounds: np.ndarray, rotating: np.ndarray
 
 def fused_with_fallback(fus: dict, both_valid: np.ndarray, bounds: np.ndarray,
                         rotating: np.ndarray, fs: float, cfg: TrainConfig) -> tuple[dict, dict]:
-    """The fused signal and its window SQI (`quality.assess_windows`); where the recording's
+    """The fused signal and its window SQI (`quality.assess_windows`, judged with the fused
+    signal's J peaks (`j_peaks`), kept as the window dict's "j_s"); where the recording's
     mean SQI is below cfg.fusion.refit_below_sqi (the fused signal holds no clear beat) and the
     head is mostly still (rotating (W,) bool: at most cfg.fusion.refit_max_rotating of the
     windows), the fusion re-weighted on its own beats (`fusion.refit_on_beats`) replaces it: a
@@ -217,8 +218,10 @@ def fused_with_fallback(fus: dict, both_valid: np.ndarray, bounds: np.ndarray,
     fus gets "refit" (bool)."""
 
     def assess(f):
-        return assess_windows(f["fused"], f["acc_clean"], both_valid, bounds, fs, cfg.quality,
-                              cfg.fusion.period_range_s)
+        j = j_peaks(f["fused"], fs, bounds, rotating)
+        win = assess_windows(f["fused"], f["acc_clean"], both_valid, bounds, fs, cfg.quality,
+                             cfg.fusion.period_range_s, beats_s=j)
+        return {**win, "j_s": j}
 
     win = assess(fus)
     if (float(np.mean(win["sqi"])) >= cfg.fusion.refit_below_sqi
@@ -241,8 +244,9 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
     (c)/(d) are needed for the SCG, but their beats do not hold out of family (README).
 
     Returns "beats_s" (beats in windows with a reliable beat), "beats_all_s" (every detection),
-    "windows" (`quality.assess_windows`: per-window sqi, reliable, hr_bpm - NaN and status
-    "no reliable beat" below the SQI threshold), "rejected_mask" (T,) (unreliable or too much
+    "windows" (`quality.assess_windows`: per-window sqi, beat_r, reliable, hr_bpm - NaN and
+    status "no reliable beat" below the SQI threshold or the beat consistency; j_s the fused
+    signal's J peaks it judged), "rejected_mask" (T,) (unreliable or too much
     rotation), "fallback" (the beat signal), and per arm the fusion / SCG / AO / AC outputs.
     """
     if arm not in ("a", "b", "c", "d", "e"):
@@ -269,10 +273,9 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
         out.update(fallback=sig, axis=ax,
                    beats_all_s=j_peaks(sig, fs, bounds, rotating))
     elif arm == "b":
-        out.update(beats_all_s=j_peaks(fus["fused"], fs, bounds, rotating),
-                   fallback=fus["fused"])
+        out.update(beats_all_s=win["j_s"], fallback=fus["fused"])
     elif arm == "e":
-        j = j_peaks(fus["fused"], fs, bounds, rotating)
+        j = win["j_s"]
         gyro = bandpass(np.concatenate([prep["X"][:, 3:6], prep["X"][:, 9:12]], axis=1), fs,
                         cfg.fusion.band_hz)
         syn = synchronous_scg(fus["fused"], gyro, j, fs, model, cfg.sync.pre_s, cfg.sync.post_s,
