@@ -29,7 +29,8 @@ from scipy import signal, stats
 from shared.errors import DataError
 from twscardio.fusion import autocorrelation
 
-__all__ = ["estimate_period", "beat_period", "local_period", "track_beats", "matched_filter",
+__all__ = ["estimate_period", "beat_period", "segment_periods", "local_period", "track_beats",
+           "prefer_early", "matched_filter",
            "alternation", "envelope", "refine_peaks", "template_refine", "find_jpeaks", "find_ao",
            "find_ac", "segment_hr", "octave_errors", "match_beats", "beat_metrics",
            "fiducial_metrics", "per_beat_pearson", "hrv"]
@@ -262,9 +263,21 @@ def matched_filter(x: np.ndarray, fs: float, beats: np.ndarray,
     return m, tmpl
 
 
+def segment_periods(x: np.ndarray, fs: float, window_s: float = 10.0
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Octave-checked beat period (s) of each `window_s` segment of x (T,) (`beat_period`; a
+    tail shorter than 1.6 s takes 0.8 s) -> (periods (S,), segment starts (S,) in samples)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = int(window_s * fs)
+    starts = np.arange(0, max(len(x) - n // 2, 1), n)
+    return np.array([beat_period(x[s:s + n], fs)[0] if len(x[s:s + n]) > 1.6 * fs else 0.8
+                     for s in starts]), starts
+
+
 def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
                 window_s: float = 10.0, wave_shift_s: float = 0.0,
-                tightness: float = 0.0, min_score: float = 0.0) -> np.ndarray:
+                tightness: float = 0.0, min_score: float = 0.0,
+                early_ratio: float = 0.0, periods_s: np.ndarray | None = None) -> np.ndarray:
     """Beat times (s) of the dominant peak per cycle. x (T,), uniform at fs.
 
     The refractory distance comes from the octave-checked period (`beat_period`) of each
@@ -279,6 +292,10 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
     matched-filter peaks below `min_score` x the typical beat's are not candidates (tightness 2,
     min_score 0 chosen on training-family validation subjects: min_score 0.35 lowered (b)'s IBI
     error but gave the single-axis arm 4.5 % octave errors through runs of missed beats).
+    `early_ratio` > 0 lets a premature beat win over the rhythm (`prefer_early`): a tracked
+    beat moves to a candidate earlier in its cycle whose score is at least early_ratio times its
+    own. `periods_s` (S,) replaces the segments' own periods (`segment_periods` of another
+    signal of the same beats, e.g. the fused BCG's octave-checked periods for AO on the SCG).
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size < int(fs):
@@ -288,9 +305,12 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
     if polarity == "auto" and stats.skew(x) < 0 or polarity == "negative":
         x = -x
     n = int(window_s * fs)
-    starts = np.arange(0, max(len(x) - n // 2, 1), n)
-    dist = np.array([beat_period(x[s:s + n], fs)[0] if len(x[s:s + n]) > 1.6 * fs else 0.8
-                     for s in starts])
+    dist, starts = segment_periods(x, fs, window_s)
+    if periods_s is not None:
+        dist = np.asarray(periods_s, dtype=np.float64)
+        if dist.shape != starts.shape or not np.all(np.isfinite(dist) & (dist > 0)):
+            raise DataError(f"periods_s must be {starts.size} positive periods (one per "
+                            f"{window_s:g}-s segment), got shape {dist.shape}")
     distance = max(0.33, 0.6 * float(np.median(dist))) * fs
     scale = np.median(np.abs(x - np.median(x))) * 1.4826 + 1e-12
     idx, props = signal.find_peaks(x, distance=distance, prominence=0.5 * scale)
@@ -307,13 +327,13 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
 
     idx = wave_align(idx)
     if tightness > 0 and idx.size >= 3:
-        idx = _tracked(x, fs, idx, dist, starts, n, tightness, min_score)
+        idx = _tracked(x, fs, idx, dist, starts, n, tightness, min_score, early_ratio)
     return np.sort(template_refine(x, fs, idx)) / fs
 
 
 def _tracked(x: np.ndarray, fs: float, idx: np.ndarray, periods_s: np.ndarray,
              starts: np.ndarray, window: int, tightness: float,
-             min_score: float) -> np.ndarray:
+             min_score: float, early_ratio: float = 0.0) -> np.ndarray:
     """Peak picks -> the beats of the best rhythm-consistent chain of matched-filter peaks."""
     m, _ = matched_filter(x, fs, template_refine(x, fs, idx))
     typical = np.median(m[idx])
@@ -324,13 +344,46 @@ def _tracked(x: np.ndarray, fs: float, idx: np.ndarray, periods_s: np.ndarray,
     cand, _ = signal.find_peaks(m, height=min_score * typical, distance=max(1, int(0.1 * fs)))
     period = local_period(periods_s, starts, len(x), window) * fs
     score = np.clip(m[cand] / typical, 0.0, 3.0)
-    return cand[track_beats(score, cand, period[cand], tightness)]
+    chosen = track_beats(score, cand, period[cand], tightness)
+    if early_ratio > 0:
+        chosen = prefer_early(score, cand, chosen, period[cand], early_ratio)
+    return cand[chosen]
 
 
-def find_ao(scg: np.ndarray, fs: float, wave_shift_s: float = 0.3) -> np.ndarray:
+def prefer_early(score: np.ndarray, cand: np.ndarray, chosen: np.ndarray, period: np.ndarray,
+                 ratio: float, earliest: float = 0.45, min_lead: float = 0.1,
+                 min_score: float = 0.3) -> np.ndarray:
+    """Premature (ectopic) beats against the rhythm prior -> chosen candidate indices, sorted.
+
+    score (K,), cand (K,) sorted sample positions, period (K,) local period in samples,
+    chosen (N,) indices into cand (a `track_beats` chain). A premature beat comes 0.55-0.8 of a
+    period early (then a compensatory pause) and is weaker; the chain's transition cost can
+    prefer a weak peak at the expected spot to it. Here each chosen beat k >= 1 moves to the
+    strongest candidate in [cand[chosen[k-1]] + earliest * period, cand[chosen[k]] -
+    min_lead * period] when that candidate's score is >= ratio x the chosen one's and >=
+    min_score (the evidence clearly favours the early beat, and it is a beat: a premature beat
+    has about half a normal one's amplitude); a beat moves at most once, the count never
+    changes.
+    """
+    out = np.asarray(chosen, dtype=np.int64).copy()
+    for k in range(1, out.size):  # a beat per second: the chain, not samples
+        c, p = out[k], period[out[k]]
+        lo = np.searchsorted(cand, cand[out[k - 1]] + earliest * p, side="left")
+        hi = np.searchsorted(cand, cand[c] - min_lead * p, side="right")
+        if hi > lo:
+            a = lo + int(np.argmax(score[lo:hi]))
+            if score[a] >= max(ratio * score[c], min_score):
+                out[k] = a
+    return out
+
+
+def find_ao(scg: np.ndarray, fs: float, wave_shift_s: float = 0.3,
+            periods_s: np.ndarray | None = None) -> np.ndarray:
     """AO times (s): the dominant positive SCG peak per cycle, wave identity checked against the
-    recording's median AO...AC complex (a cycle whose AC outgrew its AO keeps its AO)."""
-    return find_jpeaks(scg, fs, polarity="positive", wave_shift_s=wave_shift_s)
+    recording's median AO...AC complex (a cycle whose AC outgrew its AO keeps its AO).
+    periods_s: the 10-s segments' beat periods from another signal (`segment_periods`)."""
+    return find_jpeaks(scg, fs, polarity="positive", wave_shift_s=wave_shift_s,
+                       periods_s=periods_s)
 
 
 def find_ac(scg: np.ndarray, fs: float, ao_s: np.ndarray) -> np.ndarray:

@@ -148,3 +148,23 @@ def test_template_refine_near_the_signal_end():
     picks[-1] -= 6  # picked 60 ms early: inside the refine range, then shifted outward
     got = template_refine(x, FS, picks) / FS
     assert np.all(np.isfinite(got)) and np.max(np.abs(got[:-1] - ao[:-1])) < 0.004
+
+
+def test_segment_periods_and_borrowed_periods():
+    """segment_periods = beat_period of each 10-s segment (short tail: 0.8 s); find_ao with
+    another signal's periods uses them as its refractory distance: the true period gives one
+    AO per beat, a halved one lets AC in as extra beats; a wrong count is a DataError."""
+    from twscardio.beats import beat_period, segment_periods
+
+    x, r, ao, ac = _scg(6, n_beats=40)
+    p, starts = segment_periods(x, FS)
+    n = int(10 * FS)
+    assert np.array_equal(starts, np.arange(0, len(x) - n // 2, n))
+    assert np.allclose(p, [beat_period(x[s:s + n], FS)[0] if len(x[s:s + n]) > 160 else 0.8
+                           for s in starts])
+    true_p = np.full(starts.size, float(np.median(np.diff(r))))
+    det = find_ao(x, FS, periods_s=true_p)
+    assert len(det) == len(ao) and np.max(np.abs(det - ao)) < 0.003
+    assert len(find_ao(x, FS, wave_shift_s=0.0, periods_s=true_p / 2.5)) > len(ao)
+    with pytest.raises(DataError, match="periods_s"):
+        find_ao(x, FS, periods_s=true_p[:-1])
