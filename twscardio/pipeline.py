@@ -44,10 +44,11 @@ J_WAVE_SHIFT_S = 0.25
 # (`beats.track_beats`); the weight of rhythm against evidence, chosen on the training family
 J_TIGHTNESS = 2.0
 # a tracked beat moves to an earlier candidate this many times stronger (a premature beat the
-# rhythm prior passed over; `beats.prefer_early`); 0 = off. Chosen on 48 training-family
-# validation subjects (`python -m twscardio.experiments.premature_beats`): (b) IBI MAE
-# 13.6 -> 12.0 ms at 50 Hz/10 %, 17.5 -> 15.4 ms at 25 Hz/20 %; 1.25-2 within 0.2 ms
-J_EARLY_RATIO = 1.5
+# rhythm prior passed over; `beats.prefer_early`); 0 = off. Best on 48 training-family
+# validation subjects at 1.5 (`python -m twscardio.experiments.premature_beats`: (b) IBI MAE
+# 13.6 -> 12.0 ms at 50 Hz/10 %, 17.5 -> 15.4 ms at 25 Hz/20 %), but off: on recordings whose
+# fused signal holds no beat it moves noise picks (results/twscardio/NOTES.md)
+J_EARLY_RATIO = 0.0
 
 
 # a grid this many times denser than the recorded samples means a corrupt timestamp or duration
