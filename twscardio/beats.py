@@ -60,7 +60,7 @@ def refine_peaks(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 def template_refine(x: np.ndarray, fs: float, idx: np.ndarray, half_s: float = 0.25,
                     max_shift_s: float = 0.06, iters: int = 2,
-                    at_peak: bool = True) -> np.ndarray:
+                    at_peak: bool = True, valid: np.ndarray | None = None) -> np.ndarray:
     """Align each beat to the recording's median beat template; -> refined fiducial indices.
 
     Segments x[idx + o], |o| <= half_s, are cross-correlated (Pearson r) with the median template
@@ -69,6 +69,9 @@ def template_refine(x: np.ndarray, fs: float, idx: np.ndarray, half_s: float = 0
     wrong wave (a side lobe, the next wave) is thus timed by its whole complex. Vectorised:
     (B, S, L) gathers. Beats too close to the edges keep their peak. `at_peak=False` returns the
     aligned positions of the template's centre (the majority's pick) instead of its peak.
+    `valid` (T,) bool: samples that are data (not gap fill); the template is the median over
+    valid samples and each r is taken over the valid samples of the segment only (a weighted
+    Pearson r), so a loss burst over part of a beat does not pull its timing.
     """
     idx = np.asarray(idx, dtype=np.int64)
     H, S = int(round(half_s * fs)), int(round(max_shift_s * fs))
@@ -80,11 +83,15 @@ def template_refine(x: np.ndarray, fs: float, idx: np.ndarray, half_s: float = 0
     o, sh = np.arange(-H, H + 1), np.arange(-S, S + 1)
     for _ in range(iters):
         base = np.clip(np.round(cur).astype(np.int64), H + S, len(x) - H - S - 2)  # in range
-        tmpl = np.median(x[base[:, None] + o[None, :]], axis=0)
-        seg = x[base[:, None, None] + sh[None, :, None] + o[None, None, :]]  # (B, S, L)
-        a = seg - seg.mean(axis=2, keepdims=True)
-        t = tmpl - tmpl.mean()
-        r = (a @ t) / (np.linalg.norm(a, axis=2) * np.linalg.norm(t) + 1e-12)  # (B, S)
+        gather = base[:, None, None] + sh[None, :, None] + o[None, None, :]  # (B, S, L)
+        if valid is None:
+            tmpl = np.median(x[base[:, None] + o[None, :]], axis=0)
+            seg = x[gather]
+            a = seg - seg.mean(axis=2, keepdims=True)
+            t = tmpl - tmpl.mean()
+            r = (a @ t) / (np.linalg.norm(a, axis=2) * np.linalg.norm(t) + 1e-12)  # (B, S)
+        else:
+            r, tmpl = _masked_r(x, np.asarray(valid, dtype=bool), base, o, gather)
         k = np.clip(np.argmax(r, axis=1), 1, len(sh) - 2)
         rows = np.arange(len(k))
         y0, y1, y2 = r[rows, k - 1], r[rows, k], r[rows, k + 1]
@@ -94,6 +101,26 @@ def template_refine(x: np.ndarray, fs: float, idx: np.ndarray, half_s: float = 0
     p = refine_peaks(tmpl, np.array([int(np.argmax(tmpl))]))[0] - H if at_peak else 0.0
     out[ok] = cur + p
     return out
+
+
+def _masked_r(x: np.ndarray, valid: np.ndarray, base: np.ndarray, o: np.ndarray,
+              gather: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson r (B, S) of each shifted segment x[gather] (B, S, L) with the median template
+    over the valid samples only, and the template (L,) (median over valid samples; a lag with
+    none takes the plain median)."""
+    seg0 = x[base[:, None] + o[None, :]]  # (B, L)
+    some = valid[base[:, None] + o[None, :]]
+    tmpl = np.median(seg0, axis=0)
+    has = some.any(axis=0)
+    tmpl[has] = np.nanmedian(np.where(some, seg0, np.nan)[:, has], axis=0)
+    w = valid[gather].astype(np.float64)  # (B, S, L)
+    seg = x[gather] * w
+    n = np.maximum(w.sum(axis=2), 1.0)
+    sx, st = seg.sum(axis=2), w @ tmpl
+    sxx, stt, sxt = (seg * seg).sum(axis=2), w @ (tmpl * tmpl), seg @ tmpl
+    cov = sxt - sx * st / n
+    var = np.maximum(sxx - sx * sx / n, 0.0) * np.maximum(stt - st * st / n, 0.0)
+    return np.where(n >= 3, cov / (np.sqrt(var) + 1e-12), -1.0), tmpl
 
 
 def envelope(x: np.ndarray, fs: float, smooth_s: float = 0.15) -> np.ndarray:
@@ -277,7 +304,8 @@ def segment_periods(x: np.ndarray, fs: float, window_s: float = 10.0
 def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
                 window_s: float = 10.0, wave_shift_s: float = 0.0,
                 tightness: float = 0.0, min_score: float = 0.0,
-                early_ratio: float = 0.0, periods_s: np.ndarray | None = None) -> np.ndarray:
+                early_ratio: float = 0.0, periods_s: np.ndarray | None = None,
+                valid: np.ndarray | None = None) -> np.ndarray:
     """Beat times (s) of the dominant peak per cycle. x (T,), uniform at fs.
 
     The refractory distance comes from the octave-checked period (`beat_period`) of each
@@ -296,6 +324,7 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
     beat moves to a candidate earlier in its cycle whose score is at least early_ratio times its
     own. `periods_s` (S,) replaces the segments' own periods (`segment_periods` of another
     signal of the same beats, e.g. the fused BCG's octave-checked periods for AO on the SCG).
+    `valid` (T,) bool: the final alignment sees only data samples (`template_refine`).
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size < int(fs):
@@ -328,7 +357,10 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
     idx = wave_align(idx)
     if tightness > 0 and idx.size >= 3:
         idx = _tracked(x, fs, idx, dist, starts, n, tightness, min_score, early_ratio)
-    return np.sort(template_refine(x, fs, idx)) / fs
+    if valid is not None and np.shape(valid) != x.shape:
+        raise DataError(f"valid must be a (T,) mask like the signal {x.shape}, got "
+                        f"{np.shape(valid)}")
+    return np.sort(template_refine(x, fs, idx, valid=valid)) / fs
 
 
 def _tracked(x: np.ndarray, fs: float, idx: np.ndarray, periods_s: np.ndarray,

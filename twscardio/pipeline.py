@@ -49,6 +49,11 @@ J_TIGHTNESS = 2.0
 # 13.6 -> 12.0 ms at 50 Hz/10 %, 17.5 -> 15.4 ms at 25 Hz/20 %), but off: on recordings whose
 # fused signal holds no beat it moves noise picks (results/twscardio/NOTES.md)
 J_EARLY_RATIO = 0.0
+# time the fused signal's J peaks on delivered samples only (gap fills, where neither bud
+# delivered, masked out of the final alignment; `beats.template_refine(valid=...)`); on 48
+# validation subjects (`python -m twscardio.experiments.gap_timing`) (b)'s IBI MAE 17.5 ->
+# 16.8 ms at 25 Hz/20 %, 21.9 -> 20.0 ms at 25 Hz/30 %, 13.56 -> 13.58 ms at 50 Hz/10 %
+J_DATA_ONLY = True
 
 
 # a grid this many times denser than the recorded samples means a corrupt timestamp or duration
@@ -191,18 +196,20 @@ def window_hr(beats_s: np.ndarray, bounds: np.ndarray, fs: float,
     return out
 
 
-def j_peaks(sig: np.ndarray, fs: float, bounds: np.ndarray, rotating: np.ndarray) -> np.ndarray:
+def j_peaks(sig: np.ndarray, fs: float, bounds: np.ndarray, rotating: np.ndarray,
+            valid: np.ndarray | None = None) -> np.ndarray:
     """J peaks (s) of a BCG signal (T,): rhythm-tracked (`beats.track_beats`) in windows where
     the head is still, plain peak picking in windows (bounds (W, 2)) where it rotates
     (rotating (W,) bool): under motion the tracker follows a periodic artefact as faithfully as
-    the heartbeat (chosen on training-family validation subjects at motion level 3)."""
+    the heartbeat (chosen on training-family validation subjects at motion level 3).
+    valid (T,) bool: data samples for the final alignment (`beats.find_jpeaks(valid=...)`)."""
     still = ~np.asarray(rotating, dtype=bool)
     tracked = find_jpeaks(sig, fs, wave_shift_s=J_WAVE_SHIFT_S, tightness=J_TIGHTNESS,
-                          early_ratio=J_EARLY_RATIO) \
+                          early_ratio=J_EARLY_RATIO, valid=valid) \
         if still.any() else np.zeros(0)
     if still.all():
         return tracked
-    plain = find_jpeaks(sig, fs, wave_shift_s=J_WAVE_SHIFT_S)
+    plain = find_jpeaks(sig, fs, wave_shift_s=J_WAVE_SHIFT_S, valid=valid)
 
     def where_still(b):
         k = np.clip(np.searchsorted(bounds[:, 1], np.round(b * fs), side="right"), 0,
@@ -225,7 +232,8 @@ def fused_with_fallback(fus: dict, both_valid: np.ndarray, bounds: np.ndarray,
     fus gets "refit" (bool)."""
 
     def assess(f):
-        j = j_peaks(f["fused"], fs, bounds, rotating)
+        j = j_peaks(f["fused"], fs, bounds, rotating,
+                    f["axis_valid"].any(axis=1) if J_DATA_ONLY else None)
         win = assess_windows(f["fused"], f["acc_clean"], both_valid, bounds, fs, cfg.quality,
                              cfg.fusion.period_range_s, beats_s=j)
         return {**win, "j_s": j}
