@@ -29,7 +29,8 @@ from scipy import signal, stats
 from shared.errors import DataError
 from twscardio.fusion import autocorrelation
 
-__all__ = ["estimate_period", "beat_period", "local_period", "track_beats", "matched_filter",
+__all__ = ["estimate_period", "beat_period", "segment_periods", "local_period", "track_beats",
+           "prefer_early", "matched_filter",
            "alternation", "envelope", "refine_peaks", "template_refine", "find_jpeaks", "find_ao",
            "find_ac", "segment_hr", "octave_errors", "match_beats", "beat_metrics",
            "fiducial_metrics", "per_beat_pearson", "hrv"]
@@ -59,7 +60,7 @@ def refine_peaks(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 def template_refine(x: np.ndarray, fs: float, idx: np.ndarray, half_s: float = 0.25,
                     max_shift_s: float = 0.06, iters: int = 2,
-                    at_peak: bool = True) -> np.ndarray:
+                    at_peak: bool = True, valid: np.ndarray | None = None) -> np.ndarray:
     """Align each beat to the recording's median beat template; -> refined fiducial indices.
 
     Segments x[idx + o], |o| <= half_s, are cross-correlated (Pearson r) with the median template
@@ -68,6 +69,9 @@ def template_refine(x: np.ndarray, fs: float, idx: np.ndarray, half_s: float = 0
     wrong wave (a side lobe, the next wave) is thus timed by its whole complex. Vectorised:
     (B, S, L) gathers. Beats too close to the edges keep their peak. `at_peak=False` returns the
     aligned positions of the template's centre (the majority's pick) instead of its peak.
+    `valid` (T,) bool: samples that are data (not gap fill); the template is the median over
+    valid samples and each r is taken over the valid samples of the segment only (a weighted
+    Pearson r), so a loss burst over part of a beat does not pull its timing.
     """
     idx = np.asarray(idx, dtype=np.int64)
     H, S = int(round(half_s * fs)), int(round(max_shift_s * fs))
@@ -79,11 +83,15 @@ def template_refine(x: np.ndarray, fs: float, idx: np.ndarray, half_s: float = 0
     o, sh = np.arange(-H, H + 1), np.arange(-S, S + 1)
     for _ in range(iters):
         base = np.clip(np.round(cur).astype(np.int64), H + S, len(x) - H - S - 2)  # in range
-        tmpl = np.median(x[base[:, None] + o[None, :]], axis=0)
-        seg = x[base[:, None, None] + sh[None, :, None] + o[None, None, :]]  # (B, S, L)
-        a = seg - seg.mean(axis=2, keepdims=True)
-        t = tmpl - tmpl.mean()
-        r = (a @ t) / (np.linalg.norm(a, axis=2) * np.linalg.norm(t) + 1e-12)  # (B, S)
+        gather = base[:, None, None] + sh[None, :, None] + o[None, None, :]  # (B, S, L)
+        if valid is None:
+            tmpl = np.median(x[base[:, None] + o[None, :]], axis=0)
+            seg = x[gather]
+            a = seg - seg.mean(axis=2, keepdims=True)
+            t = tmpl - tmpl.mean()
+            r = (a @ t) / (np.linalg.norm(a, axis=2) * np.linalg.norm(t) + 1e-12)  # (B, S)
+        else:
+            r, tmpl = _masked_r(x, np.asarray(valid, dtype=bool), base, o, gather)
         k = np.clip(np.argmax(r, axis=1), 1, len(sh) - 2)
         rows = np.arange(len(k))
         y0, y1, y2 = r[rows, k - 1], r[rows, k], r[rows, k + 1]
@@ -93,6 +101,26 @@ def template_refine(x: np.ndarray, fs: float, idx: np.ndarray, half_s: float = 0
     p = refine_peaks(tmpl, np.array([int(np.argmax(tmpl))]))[0] - H if at_peak else 0.0
     out[ok] = cur + p
     return out
+
+
+def _masked_r(x: np.ndarray, valid: np.ndarray, base: np.ndarray, o: np.ndarray,
+              gather: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson r (B, S) of each shifted segment x[gather] (B, S, L) with the median template
+    over the valid samples only, and the template (L,) (median over valid samples; a lag with
+    none takes the plain median)."""
+    seg0 = x[base[:, None] + o[None, :]]  # (B, L)
+    some = valid[base[:, None] + o[None, :]]
+    tmpl = np.median(seg0, axis=0)
+    has = some.any(axis=0)
+    tmpl[has] = np.nanmedian(np.where(some, seg0, np.nan)[:, has], axis=0)
+    w = valid[gather].astype(np.float64)  # (B, S, L)
+    seg = x[gather] * w
+    n = np.maximum(w.sum(axis=2), 1.0)
+    sx, st = seg.sum(axis=2), w @ tmpl
+    sxx, stt, sxt = (seg * seg).sum(axis=2), w @ (tmpl * tmpl), seg @ tmpl
+    cov = sxt - sx * st / n
+    var = np.maximum(sxx - sx * sx / n, 0.0) * np.maximum(stt - st * st / n, 0.0)
+    return np.where(n >= 3, cov / (np.sqrt(var) + 1e-12), -1.0), tmpl
 
 
 def envelope(x: np.ndarray, fs: float, smooth_s: float = 0.15) -> np.ndarray:
@@ -262,9 +290,22 @@ def matched_filter(x: np.ndarray, fs: float, beats: np.ndarray,
     return m, tmpl
 
 
+def segment_periods(x: np.ndarray, fs: float, window_s: float = 10.0
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Octave-checked beat period (s) of each `window_s` segment of x (T,) (`beat_period`; a
+    tail shorter than 1.6 s takes 0.8 s) -> (periods (S,), segment starts (S,) in samples)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = int(window_s * fs)
+    starts = np.arange(0, max(len(x) - n // 2, 1), n)
+    return np.array([beat_period(x[s:s + n], fs)[0] if len(x[s:s + n]) > 1.6 * fs else 0.8
+                     for s in starts]), starts
+
+
 def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
                 window_s: float = 10.0, wave_shift_s: float = 0.0,
-                tightness: float = 0.0, min_score: float = 0.0) -> np.ndarray:
+                tightness: float = 0.0, min_score: float = 0.0,
+                early_ratio: float = 0.0, periods_s: np.ndarray | None = None,
+                valid: np.ndarray | None = None) -> np.ndarray:
     """Beat times (s) of the dominant peak per cycle. x (T,), uniform at fs.
 
     The refractory distance comes from the octave-checked period (`beat_period`) of each
@@ -279,6 +320,11 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
     matched-filter peaks below `min_score` x the typical beat's are not candidates (tightness 2,
     min_score 0 chosen on training-family validation subjects: min_score 0.35 lowered (b)'s IBI
     error but gave the single-axis arm 4.5 % octave errors through runs of missed beats).
+    `early_ratio` > 0 lets a premature beat win over the rhythm (`prefer_early`): a tracked
+    beat moves to a candidate earlier in its cycle whose score is at least early_ratio times its
+    own. `periods_s` (S,) replaces the segments' own periods (`segment_periods` of another
+    signal of the same beats, e.g. the fused BCG's octave-checked periods for AO on the SCG).
+    `valid` (T,) bool: the final alignment sees only data samples (`template_refine`).
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size < int(fs):
@@ -288,9 +334,12 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
     if polarity == "auto" and stats.skew(x) < 0 or polarity == "negative":
         x = -x
     n = int(window_s * fs)
-    starts = np.arange(0, max(len(x) - n // 2, 1), n)
-    dist = np.array([beat_period(x[s:s + n], fs)[0] if len(x[s:s + n]) > 1.6 * fs else 0.8
-                     for s in starts])
+    dist, starts = segment_periods(x, fs, window_s)
+    if periods_s is not None:
+        dist = np.asarray(periods_s, dtype=np.float64)
+        if dist.shape != starts.shape or not np.all(np.isfinite(dist) & (dist > 0)):
+            raise DataError(f"periods_s must be {starts.size} positive periods (one per "
+                            f"{window_s:g}-s segment), got shape {dist.shape}")
     distance = max(0.33, 0.6 * float(np.median(dist))) * fs
     scale = np.median(np.abs(x - np.median(x))) * 1.4826 + 1e-12
     idx, props = signal.find_peaks(x, distance=distance, prominence=0.5 * scale)
@@ -307,13 +356,16 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
 
     idx = wave_align(idx)
     if tightness > 0 and idx.size >= 3:
-        idx = _tracked(x, fs, idx, dist, starts, n, tightness, min_score)
-    return np.sort(template_refine(x, fs, idx)) / fs
+        idx = _tracked(x, fs, idx, dist, starts, n, tightness, min_score, early_ratio)
+    if valid is not None and np.shape(valid) != x.shape:
+        raise DataError(f"valid must be a (T,) mask like the signal {x.shape}, got "
+                        f"{np.shape(valid)}")
+    return np.sort(template_refine(x, fs, idx, valid=valid)) / fs
 
 
 def _tracked(x: np.ndarray, fs: float, idx: np.ndarray, periods_s: np.ndarray,
              starts: np.ndarray, window: int, tightness: float,
-             min_score: float) -> np.ndarray:
+             min_score: float, early_ratio: float = 0.0) -> np.ndarray:
     """Peak picks -> the beats of the best rhythm-consistent chain of matched-filter peaks."""
     m, _ = matched_filter(x, fs, template_refine(x, fs, idx))
     typical = np.median(m[idx])
@@ -324,13 +376,46 @@ def _tracked(x: np.ndarray, fs: float, idx: np.ndarray, periods_s: np.ndarray,
     cand, _ = signal.find_peaks(m, height=min_score * typical, distance=max(1, int(0.1 * fs)))
     period = local_period(periods_s, starts, len(x), window) * fs
     score = np.clip(m[cand] / typical, 0.0, 3.0)
-    return cand[track_beats(score, cand, period[cand], tightness)]
+    chosen = track_beats(score, cand, period[cand], tightness)
+    if early_ratio > 0:
+        chosen = prefer_early(score, cand, chosen, period[cand], early_ratio)
+    return cand[chosen]
 
 
-def find_ao(scg: np.ndarray, fs: float, wave_shift_s: float = 0.3) -> np.ndarray:
+def prefer_early(score: np.ndarray, cand: np.ndarray, chosen: np.ndarray, period: np.ndarray,
+                 ratio: float, earliest: float = 0.45, min_lead: float = 0.1,
+                 min_score: float = 0.3) -> np.ndarray:
+    """Premature (ectopic) beats against the rhythm prior -> chosen candidate indices, sorted.
+
+    score (K,), cand (K,) sorted sample positions, period (K,) local period in samples,
+    chosen (N,) indices into cand (a `track_beats` chain). A premature beat comes 0.55-0.8 of a
+    period early (then a compensatory pause) and is weaker; the chain's transition cost can
+    prefer a weak peak at the expected spot to it. Here each chosen beat k >= 1 moves to the
+    strongest candidate in [cand[chosen[k-1]] + earliest * period, cand[chosen[k]] -
+    min_lead * period] when that candidate's score is >= ratio x the chosen one's and >=
+    min_score (the evidence clearly favours the early beat, and it is a beat: a premature beat
+    has about half a normal one's amplitude); a beat moves at most once, the count never
+    changes.
+    """
+    out = np.asarray(chosen, dtype=np.int64).copy()
+    for k in range(1, out.size):  # a beat per second: the chain, not samples
+        c, p = out[k], period[out[k]]
+        lo = np.searchsorted(cand, cand[out[k - 1]] + earliest * p, side="left")
+        hi = np.searchsorted(cand, cand[c] - min_lead * p, side="right")
+        if hi > lo:
+            a = lo + int(np.argmax(score[lo:hi]))
+            if score[a] >= max(ratio * score[c], min_score):
+                out[k] = a
+    return out
+
+
+def find_ao(scg: np.ndarray, fs: float, wave_shift_s: float = 0.3,
+            periods_s: np.ndarray | None = None) -> np.ndarray:
     """AO times (s): the dominant positive SCG peak per cycle, wave identity checked against the
-    recording's median AO...AC complex (a cycle whose AC outgrew its AO keeps its AO)."""
-    return find_jpeaks(scg, fs, polarity="positive", wave_shift_s=wave_shift_s)
+    recording's median AO...AC complex (a cycle whose AC outgrew its AO keeps its AO).
+    periods_s: the 10-s segments' beat periods from another signal (`segment_periods`)."""
+    return find_jpeaks(scg, fs, polarity="positive", wave_shift_s=wave_shift_s,
+                       periods_s=periods_s)
 
 
 def find_ac(scg: np.ndarray, fs: float, ao_s: np.ndarray) -> np.ndarray:

@@ -144,6 +144,12 @@ class QualityConfig:
     # training recordings, beat windows rejected at 97.5 % no-beat rejection: 0 s 6.8 %,
     # 2.5 s 5.0 %, 5 s 4.3 %, 7.5 s 3.8 %)
     context_s: NonNegFloat = 7.5
+    # and the beats found must look alike: the median r of the window's beats (+- context_s)
+    # with the recording's median beat (`quality.beat_consistency`) at least this; 0 = off.
+    # Youden's J (no-beat minus clean rejection) on 96 validation subjects, middle of its best
+    # range 0.74-0.77 (`python -m twscardio.experiments.beat_consistency --subjects 96`): no-beat
+    # rejected 98.4 -> 100 % (worst kind and rate), clean windows 1.9 % either way
+    min_beat_r: Prob = 0.76
 
     def validate(self) -> None:
         if len(self.weights) != 4:

@@ -17,7 +17,7 @@ import numpy as np
 
 from shared.errors import DataError
 from shared.validate import finite_number
-from twscardio.beats import find_ac, find_ao, find_jpeaks
+from twscardio.beats import find_ac, find_ao, find_jpeaks, segment_periods
 from twscardio.beatsync import synchronous_scg
 from twscardio.config import TrainConfig
 from twscardio.enhance import (
@@ -43,6 +43,17 @@ J_WAVE_SHIFT_S = 0.25
 # J peaks are then re-chosen as the best rhythm-consistent chain of matched-filter peaks
 # (`beats.track_beats`); the weight of rhythm against evidence, chosen on the training family
 J_TIGHTNESS = 2.0
+# a tracked beat moves to an earlier candidate this many times stronger (a premature beat the
+# rhythm prior passed over; `beats.prefer_early`); 0 = off. Best on 48 training-family
+# validation subjects at 1.5 (`python -m twscardio.experiments.premature_beats`: (b) IBI MAE
+# 13.6 -> 12.0 ms at 50 Hz/10 %, 17.5 -> 15.4 ms at 25 Hz/20 %), but off: on recordings whose
+# fused signal holds no beat it moves noise picks (results/twscardio/NOTES.md)
+J_EARLY_RATIO = 0.0
+# time the fused signal's J peaks on delivered samples only (gap fills, where neither bud
+# delivered, masked out of the final alignment; `beats.template_refine(valid=...)`); on 48
+# validation subjects (`python -m twscardio.experiments.gap_timing`) (b)'s IBI MAE 17.5 ->
+# 16.8 ms at 25 Hz/20 %, 21.9 -> 20.0 ms at 25 Hz/30 %, 13.56 -> 13.58 ms at 50 Hz/10 %
+J_DATA_ONLY = True
 
 
 # a grid this many times denser than the recorded samples means a corrupt timestamp or duration
@@ -185,17 +196,20 @@ def window_hr(beats_s: np.ndarray, bounds: np.ndarray, fs: float,
     return out
 
 
-def j_peaks(sig: np.ndarray, fs: float, bounds: np.ndarray, rotating: np.ndarray) -> np.ndarray:
+def j_peaks(sig: np.ndarray, fs: float, bounds: np.ndarray, rotating: np.ndarray,
+            valid: np.ndarray | None = None) -> np.ndarray:
     """J peaks (s) of a BCG signal (T,): rhythm-tracked (`beats.track_beats`) in windows where
     the head is still, plain peak picking in windows (bounds (W, 2)) where it rotates
     (rotating (W,) bool): under motion the tracker follows a periodic artefact as faithfully as
-    the heartbeat (chosen on training-family validation subjects at motion level 3)."""
+    the heartbeat (chosen on training-family validation subjects at motion level 3).
+    valid (T,) bool: data samples for the final alignment (`beats.find_jpeaks(valid=...)`)."""
     still = ~np.asarray(rotating, dtype=bool)
-    tracked = find_jpeaks(sig, fs, wave_shift_s=J_WAVE_SHIFT_S, tightness=J_TIGHTNESS) \
+    tracked = find_jpeaks(sig, fs, wave_shift_s=J_WAVE_SHIFT_S, tightness=J_TIGHTNESS,
+                          early_ratio=J_EARLY_RATIO, valid=valid) \
         if still.any() else np.zeros(0)
     if still.all():
         return tracked
-    plain = find_jpeaks(sig, fs, wave_shift_s=J_WAVE_SHIFT_S)
+    plain = find_jpeaks(sig, fs, wave_shift_s=J_WAVE_SHIFT_S, valid=valid)
 
     def where_still(b):
         k = np.clip(np.searchsorted(bounds[:, 1], np.round(b * fs), side="right"), 0,
@@ -208,7 +222,8 @@ def j_peaks(sig: np.ndarray, fs: float, bounds: np.ndarray, rotating: np.ndarray
 
 def fused_with_fallback(fus: dict, both_valid: np.ndarray, bounds: np.ndarray,
                         rotating: np.ndarray, fs: float, cfg: TrainConfig) -> tuple[dict, dict]:
-    """The fused signal and its window SQI (`quality.assess_windows`); where the recording's
+    """The fused signal and its window SQI (`quality.assess_windows`, judged with the fused
+    signal's J peaks (`j_peaks`), kept as the window dict's "j_s"); where the recording's
     mean SQI is below cfg.fusion.refit_below_sqi (the fused signal holds no clear beat) and the
     head is mostly still (rotating (W,) bool: at most cfg.fusion.refit_max_rotating of the
     windows), the fusion re-weighted on its own beats (`fusion.refit_on_beats`) replaces it: a
@@ -217,8 +232,11 @@ def fused_with_fallback(fus: dict, both_valid: np.ndarray, bounds: np.ndarray,
     fus gets "refit" (bool)."""
 
     def assess(f):
-        return assess_windows(f["fused"], f["acc_clean"], both_valid, bounds, fs, cfg.quality,
-                              cfg.fusion.period_range_s)
+        j = j_peaks(f["fused"], fs, bounds, rotating,
+                    f["axis_valid"].any(axis=1) if J_DATA_ONLY else None)
+        win = assess_windows(f["fused"], f["acc_clean"], both_valid, bounds, fs, cfg.quality,
+                             cfg.fusion.period_range_s, beats_s=j)
+        return {**win, "j_s": j}
 
     win = assess(fus)
     if (float(np.mean(win["sqi"])) >= cfg.fusion.refit_below_sqi
@@ -241,8 +259,9 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
     (c)/(d) are needed for the SCG, but their beats do not hold out of family (README).
 
     Returns "beats_s" (beats in windows with a reliable beat), "beats_all_s" (every detection),
-    "windows" (`quality.assess_windows`: per-window sqi, reliable, hr_bpm - NaN and status
-    "no reliable beat" below the SQI threshold), "rejected_mask" (T,) (unreliable or too much
+    "windows" (`quality.assess_windows`: per-window sqi, beat_r, reliable, hr_bpm - NaN and
+    status "no reliable beat" below the SQI threshold or the beat consistency; j_s the fused
+    signal's J peaks it judged), "rejected_mask" (T,) (unreliable or too much
     rotation), "fallback" (the beat signal), and per arm the fusion / SCG / AO / AC outputs.
     """
     if arm not in ("a", "b", "c", "d", "e"):
@@ -269,10 +288,9 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
         out.update(fallback=sig, axis=ax,
                    beats_all_s=j_peaks(sig, fs, bounds, rotating))
     elif arm == "b":
-        out.update(beats_all_s=j_peaks(fus["fused"], fs, bounds, rotating),
-                   fallback=fus["fused"])
+        out.update(beats_all_s=win["j_s"], fallback=fus["fused"])
     elif arm == "e":
-        j = j_peaks(fus["fused"], fs, bounds, rotating)
+        j = win["j_s"]
         gyro = bandpass(np.concatenate([prep["X"][:, 3:6], prep["X"][:, 9:12]], axis=1), fs,
                         cfg.fusion.band_hz)
         syn = synchronous_scg(fus["fused"], gyro, j, fs, model, cfg.sync.pre_s, cfg.sync.post_s,
@@ -281,7 +299,10 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
                    ao_s=syn["ao_s"], ac_s=syn["ac_s"], j_s=j, lag_s=syn["lag_s"])
     else:
         scg = reconstruct(model, network_features(prep, fus), fs, cfg.window_s, cfg.hop_s)
-        ao = find_ao(scg, fs)
+        # the refractory distance from the fused BCG's octave-checked periods: an SCG has two
+        # waves (AO, AC) per beat, the BCG's envelope one hump (chosen on validation subjects:
+        # (d)'s octave errors 1.2-1.7 -> 0.9-1.0 % at 25 Hz/20 %, HR MAE lower, IBI +-0.5 ms)
+        ao = find_ao(scg, fs, periods_s=segment_periods(fus["fused"], fs)[0])
         out.update(beats_all_s=ao, fallback=scg, scg=scg, ao_s=ao, ac_s=find_ac(scg, fs, ao))
     rejected = ~win["reliable"] | moving
     win["hr_bpm"] = np.where(rejected, np.nan, window_hr(out["beats_all_s"], bounds, fs,

@@ -13,6 +13,13 @@ rejection but not its features):
 * `cross_axis` - share of the six axes (weighted by their own envelope periodicity) whose
   envelope period agrees with the window's beat period within 12 %.
 
+A fifth check judges the beats actually found rather than the signal (`beat_consistency`): the
+median Pearson r of the window's beats (window +- `context_s`) with the recording's median
+beat. A beat detector always returns *some* beats; on a signal with no heartbeat they are noise
+peaks, which resemble their own average far less than heartbeats do (reconstructed; the
+threshold `QualityConfig.min_beat_r` is chosen on validation subjects,
+`python -m twscardio.experiments.beat_consistency`).
+
 `sqi = sigmoid(b + w . features)` is calibrated (logistic regression, `QualityConfig`) to the
 probability that a window carries beats, fitted on the training simulator's clean windows
 against its pure-noise and no-contact windows (`python -m twscardio.experiments.calibrate_sqi`);
@@ -29,7 +36,8 @@ from twscardio.config import QualityConfig
 from twscardio.fusion import autocorrelation
 
 __all__ = ["FEATURES", "NO_BEAT", "template_correlation", "cross_bud_agreement",
-           "cross_axis_agreement", "window_features", "sqi_probability", "assess_windows"]
+           "cross_axis_agreement", "window_features", "sqi_probability", "beat_consistency",
+           "assess_windows"]
 
 FEATURES = ["template", "periodicity", "cross_bud", "cross_axis"]
 NO_BEAT = "no reliable beat"
@@ -129,18 +137,56 @@ def sqi_probability(features: np.ndarray, cfg: QualityConfig) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
+def beat_consistency(sig: np.ndarray, beats_s: np.ndarray, bounds: np.ndarray, fs: float,
+                     context_s: float = 7.5, half_s: float = 0.25) -> np.ndarray:
+    """Per window (W,): median Pearson r of the beats in [start - context_s, stop + context_s)
+    with the recording's median beat; 0 with fewer than 2 beats there.
+
+    sig (T,) the beat signal, beats_s (B,) beat times (s, sample 0 = 0 s), bounds (W, 2). Each
+    beat is sig[b - H : b + H + 1], H = round(half_s fs); beats too near an edge are skipped;
+    the template is the median over all beats. Vectorised: (B, 2H + 1) gathers.
+    """
+    x = np.asarray(sig, dtype=np.float64)
+    H, c = int(round(half_s * fs)), int(round(context_s * fs))
+    b = np.round(np.sort(np.asarray(beats_s, dtype=np.float64)) * fs).astype(np.int64)
+    b = b[(b >= H) & (b + H < len(x))]
+    out = np.zeros(len(bounds))
+    if b.size < 2:
+        return out
+    seg = x[b[:, None] + np.arange(-H, H + 1)[None, :]]
+    seg = seg - seg.mean(axis=1, keepdims=True)
+    tmpl = np.median(seg, axis=0)
+    tmpl = tmpl - tmpl.mean()
+    r = seg @ tmpl / (np.linalg.norm(seg, axis=1) * np.linalg.norm(tmpl) + 1e-12)  # (B,)
+    lo = np.searchsorted(b, np.asarray(bounds)[:, 0] - c)
+    hi = np.searchsorted(b, np.asarray(bounds)[:, 1] + c)
+    for k in range(len(bounds)):  # a dozen windows per minute
+        if hi[k] - lo[k] >= 2:
+            out[k] = float(np.median(r[lo[k]:hi[k]]))
+    return out
+
+
 def assess_windows(sig: np.ndarray, axes: np.ndarray, both_valid: np.ndarray,
                    bounds: np.ndarray, fs: float, cfg: QualityConfig,
-                   period_range: list[float]) -> dict:
+                   period_range: list[float], beats_s: np.ndarray | None = None) -> dict:
     """Features, calibrated sqi (W,), reliable (W,) bool, per-window HR (NaN if unreliable) and
     status ("ok" / NO_BEAT) for the arm's beat signal. Each window's features are computed over
-    the window widened by `cfg.context_s` on both sides (clipped to the recording)."""
+    the window widened by `cfg.context_s` on both sides (clipped to the recording).
+
+    With beats_s (the beats found on sig, s), a window is reliable only if its sqi reaches
+    `cfg.threshold` *and* its `beat_consistency` ("beat_r" (W,), NaN without beats_s) reaches
+    `cfg.min_beat_r`."""
     c, T = int(round(cfg.context_s * fs)), len(sig)
     ctx = np.stack([np.maximum(bounds[:, 0] - c, 0), np.minimum(bounds[:, 1] + c, T)], axis=1)
     wf = window_features(sig, axes, both_valid, ctx, fs, period_range)
     sqi = sqi_probability(wf["features"], cfg)
     reliable = sqi >= cfg.threshold
+    beat_r = np.full(len(bounds), np.nan)
+    if beats_s is not None:
+        beat_r = beat_consistency(sig, beats_s, bounds, fs, cfg.context_s)
+        if cfg.min_beat_r > 0:
+            reliable &= beat_r >= cfg.min_beat_r
     hr = np.where(reliable, 60.0 / wf["period_s"], np.nan)
-    return {"bounds": bounds, "features": wf["features"], "sqi": sqi, "reliable": reliable,
-            "period_s": wf["period_s"], "hr_bpm": hr,
+    return {"bounds": bounds, "features": wf["features"], "sqi": sqi, "beat_r": beat_r,
+            "reliable": reliable, "period_s": wf["period_s"], "hr_bpm": hr,
             "status": ["ok" if r else NO_BEAT for r in reliable]}

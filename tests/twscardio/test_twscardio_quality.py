@@ -121,3 +121,72 @@ def test_window_features_see_the_context_around_each_window():
     assert np.allclose(wide["features"],
                        window_features(sig, axes, valid, ctx, FS, rng_s)["features"])
     assert np.array_equal(wide["bounds"], bounds)
+
+
+def _slow_beat_consistency(x, beats_s, bounds, fs, context_s, half_s=0.25):
+    """Beat by beat and window by window with np.corrcoef."""
+    H, c = int(round(half_s * fs)), int(round(context_s * fs))
+    b = [int(round(t * fs)) for t in sorted(beats_s)]
+    b = [i for i in b if H <= i < len(x) - H]
+    segs = {i: x[i - H:i + H + 1] for i in b}
+    tmpl = np.median(np.array([s - s.mean() for s in segs.values()]), axis=0)
+    out = []
+    for s, e in bounds:
+        r = [np.corrcoef(segs[i], tmpl)[0, 1] for i in b if s - c <= i < e + c]
+        out.append(float(np.median(r)) if len(r) >= 2 else 0.0)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("context_s", [0.0, 2.5])
+def test_beat_consistency_equals_a_slow_reference(context_s):
+    from twscardio.quality import beat_consistency
+
+    rng = np.random.default_rng(11)
+    x = _beats(3000, noise=0.5, seed=5)
+    beats = np.sort(rng.uniform(0.1, 29.9, 40))
+    bounds = np.array([[0, 500], [500, 1000], [1000, 2000], [2000, 2900], [2900, 3000]])
+    got = beat_consistency(x, beats, bounds, FS, context_s)
+    assert np.allclose(got, _slow_beat_consistency(x, beats, bounds, FS, context_s), atol=1e-9)
+
+
+def test_beat_consistency_heartbeats_vs_noise_peaks():
+    """Identical beats: r = 1 exactly. Beats found on noise (its largest peak per 0.8 s) do not
+    resemble their median, heartbeats in noise do; fewer than 2 beats in reach: 0."""
+    from twscardio.quality import beat_consistency
+
+    bounds = np.array([[0, 1000], [1000, 2000]])
+    beats = np.arange(0.2, 19.8, 0.8)  # the beats `_beats` renders
+    assert np.allclose(beat_consistency(_beats(2000, noise=0.0), beats, bounds, FS, 0.0), 1.0)
+    x = _beats(2000, noise=0.1, seed=2)
+    x[1000:] = np.random.default_rng(4).normal(size=1000)
+    noise_peaks = [800 + k + int(np.argmax(x[1000 + k:1000 + k + 80])) for k in
+                   range(200, 920, 80)]
+    found = np.concatenate([beats[beats < 10.0], (np.array(noise_peaks) + 200) / FS])
+    r = beat_consistency(x, found, bounds, FS, 0.0)
+    assert r[0] > 0.85 and r[1] < 0.6
+    assert np.array_equal(beat_consistency(x, np.array([3.0]), bounds, FS, 0.0), [0.0, 0.0])
+
+
+def test_the_beat_consistency_gate_only_removes_windows():
+    """min_beat_r > 0 rejects the windows whose beats do not repeat (here: beats placed on
+    pure noise) on top of the sqi threshold; min_beat_r = 0 or no beats leave sqi alone in
+    charge; the sqi itself never changes."""
+    from twscardio.quality import assess_windows
+
+    rng = np.random.default_rng(8)
+    n = 2000
+    sig = rng.normal(size=n)
+    axes = np.stack([rng.normal(size=n) for _ in range(6)], axis=1)
+    valid = np.ones(n, dtype=bool)
+    bounds = np.array([[0, 1000], [1000, 2000]])
+    beats = np.array([k + int(np.argmax(sig[k:k + 80])) for k in range(50, 1900, 80)]) / FS
+    cfg_sqi_only = QualityConfig(threshold=1e-6, min_beat_r=0.0, context_s=0.0)
+    base = assess_windows(sig, axes, valid, bounds, FS, cfg_sqi_only, [0.4, 1.5])
+    off = assess_windows(sig, axes, valid, bounds, FS, cfg_sqi_only, [0.4, 1.5], beats_s=beats)
+    on = assess_windows(sig, axes, valid, bounds, FS,
+                        dataclasses.replace(cfg_sqi_only, min_beat_r=0.76), [0.4, 1.5],
+                        beats_s=beats)
+    assert base["reliable"].all() and off["reliable"].all()
+    assert np.isnan(base["beat_r"]).all() and (off["beat_r"] < 0.76).all()
+    assert not on["reliable"].any() and np.array_equal(on["sqi"], base["sqi"])
+    assert all(s == NO_BEAT for s in on["status"]) and np.isnan(on["hr_bpm"]).all()
