@@ -118,6 +118,9 @@ class AccuracyBenchConfig:
 
     seed: int = 0
     device: str = "auto"
+    # the full setting is sized for one GPU call and refused on a CPU (exit 2 before any output);
+    # --quick is the CPU setting, and true runs the full one on a CPU anyway
+    cpu_ok: bool = False
     # the LM (byte vocabulary, Llama layout); pretrain_* fields of ModelConfig are unused here
     model: ModelConfig = field(default_factory=lambda: ModelConfig(
         hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, intermediate_size=2048,
@@ -643,6 +646,11 @@ def main(argv: list[str] | None = None) -> int:
                            description=DESCRIPTION, quick=QUICK)
     t_start = time.perf_counter()
     device = pick_device(cfg.device)
+    if not device.startswith("cuda") and not (args.quick or cfg.cpu_ok):
+        raise ConfigError(f"the accuracy arm is GPU-only: device '{device}' has no CUDA, and "
+                          f"the full setting (a 76M-parameter LM, 8x{cfg.ft_len} fine-tuning "
+                          f"batches) is sized for one GPU call; --quick runs the CPU setting, "
+                          f"--set cpu_ok=true runs this one anyway")
     from shared.text import load_corpus
 
     # every text is read (and a missing one refused) before the run directory is made

@@ -220,6 +220,30 @@ def test_bad_config_exits_2_before_writing(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_full_setting_is_refused_without_cuda(tmp_path, capsys, monkeypatch):
+    """The full setting is GPU-only: on a CPU it exits 2 in one line before any output, unless
+    --quick (the CPU setting) or cpu_ok=true asks for it."""
+    from lemo.experiments import accuracy_bench
+    from shared.cli import run
+    from shared.errors import DataError
+
+    def past_the_check(*_a, **_k):  # the step after the device check reads the texts: stop
+        raise DataError("past the device check")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(accuracy_bench, "out_of_family_text", past_the_check)
+    out = tmp_path / "out"
+    for argv in (["--out", str(out)], ["--device", "cpu", "--out", str(out)]):
+        with pytest.raises(SystemExit) as e:
+            run(main, argv)
+        assert e.value.code == 2 and "GPU-only" in capsys.readouterr().err
+        assert not out.exists()
+    for extra in (["--quick"], ["--set", "cpu_ok=true"]):
+        with pytest.raises(SystemExit) as e:
+            run(main, ["--device", "cpu", *extra, "--out", str(out)])
+        assert e.value.code == 2 and "past the device check" in capsys.readouterr().err
+
+
 def test_time_caps_stop_pretraining_and_skip_arms(tmp_path):
     """pretrain_seconds stops pretraining after the step that passes it; arms after LoRA that
     would pass time_budget_s are recorded as skipped, and the run still ends with its JSON."""
