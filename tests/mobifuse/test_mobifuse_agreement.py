@@ -40,7 +40,7 @@ def test_stereo_agreement_off_and_far_stereo_is_ignored():
     np.testing.assert_array_equal(far, d)
     np.testing.assert_allclose(stereo_agreement(d, s, d + 0.02, np.ones((4, 4)), s, 1.0, 1.01),
                                2.01, rtol=1e-6)  # equal sigmas: the midpoint
-    same = stereo_agreement(d, s, d + 0.02, np.ones((4, 4)), s)  # sigma_st not < 0.5 sigma_tof
+    same = stereo_agreement(d, s, d + 0.02, np.ones((4, 4)), s)  # sigma_st = sigma_tof: no
     np.testing.assert_array_equal(same, d)
     with pytest.raises(ValueError, match="k must be >= 0"):
         stereo_agreement(d, s, d, np.ones((4, 4)), s, -1.0)
