@@ -2,7 +2,7 @@
 net under both stereo DEIs, and where its error exceeds the ToF's.
 
 For each stereo depth reference of `VARIANTS` (the stereo's own depth, and the calibrated
-`local_quantile` switch) and each net seed of `SEEDS`, the bench's cross-rig net is trained on
+`local_quantile` default) and each net seed of `SEEDS`, the bench's cross-rig net is trained on
 the *same* `train_rigs` scenes (the seed changes the initialisation and the crop order only;
 cached like the bench's nets) and evaluated per scene, as MAE / ToF-only MAE, on:
 
@@ -50,7 +50,7 @@ from shared.log import get_logger
 
 log = get_logger("mobifuse.experiments.cross_rig_seeds")
 SEEDS = (0, 1, 2)
-VARIANTS = {"own": {},
+VARIANTS = {"own": {"st_depth_ref": "own", "st_scale": 1.0881, "st_hole_scale": 1.0},
             "local_quantile": {"st_depth_ref": "local_quantile", "st_scale": 0.2334,
                                "st_hole_scale": 4.4}}
 ANCHOR_GRID = (1.0, 2.0, 3.0, 4.0)
