@@ -17,7 +17,9 @@ and the mean of the seeds' refined outputs (an ensemble, for reference: it costs
 seed at inference). For the worst unseen scene of each net it splits the excess error
 sum(|fused - gt| - |ToF - gt|) over pixel classes: ToF-valid or hole, the depth-edge mask, SGBM
 measured or not, and whether the output moved towards the stereo (|fused - SGBM| <
-|ToF - SGBM| / 2). Writes results/mobifuse/cross_rig_seeds.json (`--out DIR` elsewhere).
+|ToF - SGBM| / 2); and, on ToF-valid pixels off depth edges, per quintile of the true depth,
+the excess and the mean bias of the output and of the ToF. The same for the worst validation
+scene of the training rigs. Writes results/mobifuse/cross_rig_seeds.json (`--out DIR` elsewhere).
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def excess_split(pred: np.ndarray, f: dict) -> dict:
     tof, st = f["geom"][0], f["geom"][2]
     ex = (np.abs(pred - gt) - np.abs(tof - gt))[m]
     total = float(ex.sum())
-    cls = {"tof_valid": f["geom"][1] > 0.5, "edge": f["mask_edges"] > 0,
+    flat = (f["geom"][1] > 0.5) & (f["mask_edges"] == 0)
+    cls = {"tof_valid": f["geom"][1] > 0.5, "edge": f["mask_edges"] > 0, "tof_valid_flat": flat,
            "st_measured": f["geom"][3] > 0.5,
            "moved_to_stereo": np.abs(pred - st) < 0.5 * np.abs(tof - st)}
     out = {"excess_m_sum": total, "pixels": int(m.sum()),
@@ -96,6 +99,19 @@ def excess_split(pred: np.ndarray, f: dict) -> dict:
         c = c[m]
         out[name] = {"pixel_share": float(c.mean()), "excess_share": float(ex[c].sum() / total),
                      "excess_share_not": float(ex[~c].sum() / total)}
+    # ToF-valid pixels off depth edges, by quintile of the true depth: excess and mean biases
+    z, fl = gt[m], flat[m]
+    edges = np.quantile(z[fl], np.linspace(0, 1, 6)) if fl.any() else np.zeros(6)
+    out["flat_by_depth"] = []
+    q = np.clip(np.searchsorted(edges, z, side="right") - 1, 0, 4)  # quintile of each pixel
+    for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        b = fl & (q == k)
+        if b.any():
+            out["flat_by_depth"].append({
+                "depth_m": [float(lo), float(hi)], "excess_m_sum": float(ex[b].sum()),
+                "bias_fused_m": float((pred[m] - z)[b].mean()),
+                "bias_tof_m": float((tof[m] - z)[b].mean()),
+                "sigma_tof_median_m": float(np.median(f["sigma_tof"][m][b]))})
     pos = ex > 0
     out["worse_pixels_share"] = float(pos.mean())
     out["worse_excess_sum"] = float(ex[pos].sum())
@@ -137,10 +153,10 @@ def evaluate(cfg: BenchConfig, sets: dict[str, list[dict]]) -> dict:
             for k, r in AGREE_GRID:
                 row[name][f"agree k={k:g} ratio={r:g}"] = ratios(
                     [refined(p, f, k, r) for p, f in zip(raw, frames)], frames)
-            if name == "unseen":
+            if name in ("unseen", "val_in_family"):
                 worst = int(np.argmax(row[name]["refined"]))
-                row["worst_unseen"] = {"scene": worst,
-                                       "split": excess_split(ref[worst], frames[worst])}
+                row[f"worst_{name}"] = {"scene": worst, "rig": frames[worst]["rig"].tolist(),
+                                        "split": excess_split(ref[worst], frames[worst])}
         out["seeds"][s] = row
         log.info("seed %d: unseen refined worst %.3f mean %.3f | val worst %.3f mean %.3f", s,
                  max(row["unseen"]["refined"]), np.mean(row["unseen"]["refined"]),

@@ -63,8 +63,13 @@ def test_tof_anchor_probe_stays_between_its_inputs_and_excess_split_adds_up():
             assert out[y, x] == pytest.approx(want, rel=1e-6)
     assert np.all(out >= np.minimum(d, tof) - 1e-6) and np.all(out <= np.maximum(d, tof) + 1e-6)
     gt = rng.uniform(1, 3, (6, 7))
-    f = {"gt": gt, "geom": np.stack([tof, tv, d, tv]), "mask_edges": rng.random((6, 7)) < 0.3}
+    f = {"gt": gt, "geom": np.stack([tof, tv, d, tv]), "mask_edges": rng.random((6, 7)) < 0.3,
+         "sigma_tof": s}
     sp = excess_split(out, f)
-    for c in ("tof_valid", "edge", "st_measured", "moved_to_stereo"):
+    for c in ("tof_valid", "edge", "tof_valid_flat", "st_measured", "moved_to_stereo"):
         assert sp[c]["excess_share"] + sp[c]["excess_share_not"] == pytest.approx(1.0)
+    # the depth quintiles partition the flat ToF-valid pixels: their excess adds up
+    flat = tv & ~f["mask_edges"]
+    ex = np.abs(out - gt) - np.abs(tof - gt)
+    assert sum(q["excess_m_sum"] for q in sp["flat_by_depth"]) == pytest.approx(ex[flat].sum())
     assert ratios([tof], [f]) == [pytest.approx(1.0)]
