@@ -140,14 +140,15 @@ class DEIConfig:
     # stereo depth factor: "own" = the stereo's own depth Z; "local_quantile" = max(Z, the
     # st_ref_quantile quantile of Z over a window st_ref_window x the width wide), robust to
     # gross mismatches, which read near (`dei.stereo_depth_reference`); changes the nets' inputs
-    st_depth_ref: Literal["own", "local_quantile"] = "own"
+    # ("own" needs its own factors: st_scale 1.0881, st_hole_scale 1; tof_scale is the same)
+    st_depth_ref: Literal["own", "local_quantile"] = "local_quantile"
     st_ref_quantile: Prob = 0.75  # quantile of the stereo depth in the window
     st_ref_window: Prob = 0.4  # window side as a fraction of the frame width
     # calibration factors, fit by `python -m mobifuse.experiments.calibrate_dei` (95 % of
     # |error| <= 2 sigma on held-out scenes of the bench's training rigs)
     tof_scale: PosFloat = 0.4332  # calibration factor of sigma_tof
-    st_scale: PosFloat = 1.0881  # calibration factor of sigma_st
-    st_hole_scale: PosFloat = 1.0  # factor of the stereo hole term relative to st_scale
+    st_scale: PosFloat = 0.2334  # calibration factor of sigma_st (matched pixels)
+    st_hole_scale: PosFloat = 4.4  # factor of the stereo hole term relative to st_scale
 
 
 @dataclass
@@ -210,8 +211,8 @@ class BenchConfig:
         baseline_m=(0.01, 0.05), focal_px=(250.0, 600.0), width=(256, 480)))
     test_rigs: RigFamily = field(default_factory=lambda: RigFamily(
         baseline_m=(0.10, 0.25), focal_px=(800.0, 1200.0), width=(480, 1024)))
-    rig_train_scenes: PosInt = 48  # training scenes of the cross-rig net (train_rigs)
-    rig_steps: PosInt = 800  # its optimiser steps
+    rig_train_scenes: PosInt = 96  # training scenes of the cross-rig net (train_rigs)
+    rig_steps: PosInt = 1600  # its optimiser steps
     rig_test_scenes: PosInt = 12  # unseen-rig test scenes (test_rigs)
     rig_infamily_scenes: PosInt = 8  # held-out scenes of train_rigs
     pipeline_size: tuple[int, ...] = (640, 480)  # frame (W, H) of the end-to-end latency

@@ -11,21 +11,22 @@ ToF, sigma_tof (m) = sqrt(shot^2 + mpi^2 + edge^2 + wrap^2 + hole^2):
 - wrap: risk near the unambiguous range c / (2 f);
 - hole: `hole_sigma` + `hole_rel` Z where no ToF sample landed (dropouts, reprojection holes).
 
-Stereo, sigma_st (m) = f B / (d + doffs)^2 * sigma_disp = Z^2 / (f B) * sigma_disp with Z the
-*stereo's own* depth, sigma_disp (px) = floor + texture_coef / sqrt(eps + structure-tensor
+Stereo, sigma_st (m) = f B / (d + doffs)^2 * sigma_disp = Z^2 / (f B) * sigma_disp with Z from
+the *stereo's own* depth, sigma_disp (px) = floor + texture_coef / sqrt(eps + structure-tensor
 trace) + lr_coef * LR inconsistency + uniq_coef * (1 - matching margin)
 + curv_coef / (1 + cost curvature) + dark_coef / (brightness + 10); `hole_sigma` + `hole_rel` Z
 where SGBM gave nothing (or hit the end of its search). With `st_depth_ref="local_quantile"`
-the Z of the depth factor and of the hole term is max(Z, Q), Q the 75 % quantile of Z over a
-window 0.4 x the width wide (`stereo_depth_reference`): SGBM's gross mismatches mostly land at
-too-large disparities, so they read *near* and Z^2 alone would call them the most reliable.
+(the default) the Z of the depth factor and of the hole term is max(Z_st, Q), Q the 75 %
+quantile of Z_st over a window 0.4 x the width wide (`stereo_depth_reference`): SGBM's gross
+mismatches mostly land at too-large disparities, so they read *near* and Z_st^2 alone ("own")
+would call them the most reliable.
 
 Each sensor's sigma uses that sensor's own evidence only, never the other sensor's depth, and
 is multiplied by a calibration factor (`DEIConfig.tof_scale`, `st_scale`) fitted by
 `calibrate_scale` so that |error| <= 2 sigma on 95 % of the pixels of held-out training-rig
-scenes (`python -m mobifuse.experiments.calibrate_dei`). `st_hole_scale` (1 by default) scales
-the stereo hole term apart: the "local_quantile" depth reference inflates the matched-pixel term
-on phone rigs, and one factor fitted there would leave the hole term too small on other rigs.
+scenes (`python -m mobifuse.experiments.calibrate_dei`). `st_hole_scale` scales the stereo
+hole term apart: the "local_quantile" depth reference inflates the matched-pixel term on phone
+rigs, and one factor fitted there would leave the hole term too small on other rigs.
 
 Every map is (H, W) float32. `dei_channels` stacks the network's error-branch input (C, H, W).
 """

@@ -6,4 +6,7 @@
 - `python -m mobifuse.experiments.calibrate_dei`: fit the DEI calibration factors
   (`DEIConfig.tof_scale`, `st_scale`, and the split `st_hole_scale`) on held-out scenes of the
   bench's training rigs.
+- Probes behind the README's findings: `fusion_ceiling` (per-scene oracles, the agreement
+  threshold on validation), `stereo_dei_terms` (which stereo evidence misranks),
+  `cross_rig_seeds` (the cross-rig net's seed spread and per-pixel losses), `latency`.
 """

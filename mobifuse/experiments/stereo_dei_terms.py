@@ -14,9 +14,11 @@ scenes, and prints (and writes to results/mobifuse/stereo_dei_terms.json,
   max(Z_st, median of Z_st over a 15 x 15 window), max(Z_st, the frame's median Z_st), and
   max(Z_st, a local quantile q of Z_st over a window of a fraction w of the width)
   (`dei.stereo_depth_reference`, q in {0.75, 0.9}, w in {0.2, 0.3, 0.4}); the package's
-  `DEIConfig.st_depth_ref="local_quantile"` uses the one best on the validation seeds;
+  `DEIConfig.st_depth_ref="local_quantile"` (the default) uses the one best on the validation
+  seeds;
 - that DEI as configured, with its calibration (matched pixels and holes fitted apart,
-  `LOCAL_QUANTILE`), and the coverage (|err| <= 2 sigma) of it and of the current sigma.
+  `LOCAL_QUANTILE`), and the coverage (|err| <= 2 sigma) of it and of the own-depth sigma
+  (`OWN`, `st_depth_ref="own"` with its factor).
 """
 
 from __future__ import annotations
@@ -46,20 +48,23 @@ log = get_logger("mobifuse.experiments.stereo_dei_terms")
 # --set train.dei.st_depth_ref=local_quantile`
 # (results/mobifuse/dei_calibration_local_quantile.json)
 LOCAL_QUANTILE = {"st_depth_ref": "local_quantile", "st_scale": 0.2334, "st_hole_scale": 4.4}
-COVERAGE_OF = ("sigma (current)", "DEI local_quantile (calibrated)")
+# the stereo DEI with the stereo's own depth, the terms and candidates are measured against
+OWN = {"st_depth_ref": "own", "st_scale": 1.0881, "st_hole_scale": 1.0}
+COVERAGE_OF = ("sigma (own depth)", "DEI local_quantile (calibrated)")
 
 
 def frame_terms(seed: int, cfg: BenchConfig, family) -> dict[str, np.ndarray]:
     """Every term (flattened) of one rendered scene, plus 'err' and 'valid'."""
     tc = cfg.train
+    dc = dataclasses.replace(tc.dei, **OWN)
     sim = rig_for_seed(seed, tc.sim, family)
     raw = simulate_scene(seed, sim)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         fr = prepare_frame(raw["left"], raw["right"], raw["tof_depth"], raw["tof_valid"],
                            sim_calibration(sim), raw["tof_amplitude"], raw["tof_ambient"],
-                           sim.work_downsample, tc.stereo, tc.dei)
-    dc, ch = tc.dei, dict(zip(DEI_CHANNELS, fr["dei"]))
+                           sim.work_downsample, tc.stereo, dc)
+    ch = dict(zip(DEI_CHANNELS, fr["dei"]))
     fb = sim.focal_px * sim.baseline_m
     sd = np.exp(ch["log_sigma_disp"]).astype(np.float64)
     z = np.maximum(fr["st"].astype(np.float64), 0.05)
@@ -69,7 +74,7 @@ def frame_terms(seed: int, cfg: BenchConfig, family) -> dict[str, np.ndarray]:
         return np.hypot(zr**2 / fb * sd, (dc.hole_sigma + dc.hole_rel * zr) * ~v)
 
     zv = z[v] if v.any() else z
-    t = {"sigma (current)": fr["sigma_st"], "sigma_disp": sd, "Z_st^2": z**2,
+    t = {"sigma (own depth)": fr["sigma_st"], "sigma_disp": sd, "Z_st^2": z**2,
          "texture term": 1 / np.sqrt(dc.texture_eps + fr["texture"]),
          "LR inconsistency": ch["lr_error"], "1 - uniqueness": 1 - ch["uniqueness"],
          "1 / (1 + curvature)": np.exp(-ch["log_curvature"]), "hole": (~v).astype(float),

@@ -145,7 +145,7 @@ def test_dei_key_keeps_older_cache_keys_and_tells_the_local_quantile_dei_apart()
     from mobifuse.config import DEIConfig
     from mobifuse.data import dei_key
 
-    d = DEIConfig()
+    d = DEIConfig(st_depth_ref="own", st_scale=1.0881, st_hole_scale=1.0)
     assert not {"st_depth_ref", "st_ref_quantile", "st_ref_window", "st_hole_scale"} & set(
         dei_key(d))
     assert dei_key(dataclasses.replace(d, st_scale=0.2)) == dei_key(d)

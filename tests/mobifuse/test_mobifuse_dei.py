@@ -182,13 +182,14 @@ def test_local_quantile_reference_flags_a_near_reading_mismatch():
     depth[18:22, 28:32] = 0.5  # a 4 x 4 near-reading blob
     args = (depth, np.full(depth.shape, True), np.full(depth.shape, 100.0), np.zeros(depth.shape),
             np.full(depth.shape, 0.5), np.full(depth.shape, 100.0), 280.0, 0.015)
-    own = stereo_dei(*args, CFG)["sigma"]
+    own_cfg = DEIConfig(st_depth_ref="own")  # the same factors, to compare the depth reference
+    own = stereo_dei(*args, own_cfg)["sigma"]
     lq = stereo_dei(*args, DEIConfig(st_depth_ref="local_quantile"))["sigma"]
     assert own[20, 30] < own[5, 5] / 10
     assert lq[20, 30] >= lq[5, 5] * (1 - 1e-6)
     # on a plane the reference is the plane: identical to the own-depth sigma
     flat = (np.full((40, 60), 2.0),) + args[1:]
-    np.testing.assert_array_equal(stereo_dei(*flat, CFG)["sigma"],
+    np.testing.assert_array_equal(stereo_dei(*flat, own_cfg)["sigma"],
                                   stereo_dei(*flat, DEIConfig(st_depth_ref="local_quantile"))
                                   ["sigma"])
 
@@ -198,7 +199,7 @@ def test_st_hole_scale_scales_only_the_hole_term_and_never_the_nets_input():
     valid = np.full((8, 8), True)
     valid[:, :4] = False
     args = (depth, valid) + _args_st()[2:]
-    a = stereo_dei(*args, DEIConfig(st_scale=0.5))
+    a = stereo_dei(*args, DEIConfig(st_scale=0.5, st_hole_scale=1.0))
     b = stereo_dei(*args, DEIConfig(st_scale=0.5, st_hole_scale=3.0))
     np.testing.assert_array_equal(a["raw"], b["raw"])
     np.testing.assert_array_equal(a["sigma"][valid], b["sigma"][valid])
@@ -223,7 +224,7 @@ def test_split_stereo_scales_recover_each_pixel_class_factor():
     from mobifuse.experiments.calibrate_dei import split_stereo_scales
 
     rng = np.random.default_rng(1)
-    cfg, frames = DEIConfig(), []
+    cfg, frames = DEIConfig(st_depth_ref="own"), []  # hole term from the frame depth itself
     for _ in range(4):
         z = rng.uniform(0.5, 4.0, (60, 80))
         valid = rng.random(z.shape) < 0.6
