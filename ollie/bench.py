@@ -496,7 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     extra = list(args.overrides)
     seeds = [args.first_seed + i for i in range(1 if args.quick else args.seeds)]
     for s in settings:  # every config error before anything runs or is written
-        arm_config(s, "ollie", 0, args.quick, extra)
+        if arm_config(s, "ollie", 0, args.quick, extra).online.env_steps < 1:
+            raise ConfigError("online.env_steps: the bench compares online learning curves, "
+                              "so it needs >= 1 (offline only: python -m ollie.train)")
     run_dir = make_run_dir(args.out, "ollie", "bench-quick" if args.quick else "bench")
     t0 = time.perf_counter()
     if args.from_rows:

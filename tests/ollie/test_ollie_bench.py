@@ -66,6 +66,13 @@ def test_negative_first_seed_is_refused_before_any_output(tmp_path):
     assert not (tmp_path / "b").exists()
 
 
+def test_no_online_budget_is_refused_before_any_output(tmp_path):
+    # the bench's checks read the online curves; an empty one used to end in an IndexError
+    with pytest.raises(ConfigError, match="online.env_steps"):
+        bench.main(["--quick", "--set", "online.env_steps=0", "--out", str(tmp_path / "b")])
+    assert not (tmp_path / "b").exists()
+
+
 def _same(a: dict, b: dict) -> bool:
     drop = ("wall_s", "offline_wall_s")
     return {k: v for k, v in a.items() if k not in drop} == \
