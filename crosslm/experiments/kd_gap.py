@@ -122,7 +122,7 @@ def run_arm(setup, cfg, arm: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--arms", nargs="+", default=["kd", "crosslm", "crosslm-nofeedback"])
+    ap.add_argument("--arms", nargs="*", default=["kd", "crosslm", "crosslm-nofeedback"])
     ap.add_argument("--set", action="append", default=[], dest="sets")
     ap.add_argument("--task", default="docs-binary")
     ap.add_argument("--max-test", type=int, default=200)
