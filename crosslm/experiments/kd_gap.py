@@ -5,7 +5,8 @@ stays put while its label fidelity rises.
 bench's sizes from configs/crosslm/bench.yaml + `QUICK`; `--set key=value` adds overrides,
 `--arms` picks arms among kd, crosslm, crosslm-nofeedback, crosslm-noguard; `--variant NAME
 key=value ...` adds a CrossLM arm with more overrides; `--config
-configs/crosslm/device.yaml --no-quick` starts from the device config instead).
+configs/crosslm/device.yaml --no-quick` starts from the device config instead;
+`--oracle-acc` only measures the label-fidelity judge on the real test set).
 
 Per arm and round it records the LLM's query set after cleaning: how many distinct samples
 survive, their diversity (distinct character 6-grams over all 6-grams), how many are near
@@ -81,6 +82,23 @@ def gen_classifier(before: np.ndarray, after: np.ndarray, y: np.ndarray) -> dict
     return out
 
 
+def oracle_accuracy(cfg, task: str, seed: int) -> float:
+    """The label-fidelity judge's accuracy on the real test set, trained as `build_setup`
+    trains it (without building the LLM)."""
+    from crosslm.data import federate, load_task
+    from crosslm.evaluation import OracleJudge
+
+    c = _arm_cfg(cfg, "crosslm", task, seed)
+    d = c.data
+    t = load_task(d.task, d.path, d.max_per_class, d.max_chars)
+    fed = federate(t, d.num_clients, d.beta, d.private_per_client, d.test_frac,
+                   d.oracle_frac, seed)
+    judge = OracleJudge(None, fed.texts(fed.oracle), t.labels[fed.oracle], t.num_classes,
+                        f"{t.name}-oracle-s{seed}", seed, kind=c.oracle,
+                        max_bytes=c.slm.max_bytes)
+    return float((judge.predict(fed.texts(fed.test)) == t.labels[fed.test]).mean())
+
+
 def run_arm(setup, cfg, arm: str) -> dict:
     mode = "kd" if arm == "kd" else "crosslm"
     strategy, client = make_arm(setup, mode, cfg)
@@ -130,12 +148,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="NAME key=value ...: one more CrossLM arm with these overrides")
     ap.add_argument("--config", default="configs/crosslm/bench.yaml")
     ap.add_argument("--no-quick", action="store_true", help="leave the QUICK overlay out")
+    ap.add_argument("--oracle-acc", action="store_true",
+                    help="only print the judge's accuracy on the real test set (byte judges)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     base = ([] if args.no_quick else QUICK) + args.sets
     cfg = load_config(args.config, BenchConfig, base)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.oracle_acc:
+        acc = {seed: oracle_accuracy(cfg, args.task, seed) for seed in args.seeds}
+        print(f"{args.task}: judge accuracy on the real test set {acc}", flush=True)
+        (out / f"oracle_{args.task}.json").write_text(json.dumps(acc))
+        return 0
     results: dict = {}
     for seed in args.seeds:
         setup = build_setup(_arm_cfg(cfg, "crosslm", args.task, seed))
