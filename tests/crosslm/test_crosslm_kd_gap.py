@@ -51,3 +51,45 @@ def test_nll_matrix_agrees_with_the_bench_generative_classifier(tiny_setup):
     m = nll_matrix(llm, s.codec, prompts, texts)
     assert m.shape == (12, len(prompts))
     assert (m.argmin(1) == y).mean() == generative_accuracy(llm, s.codec, prompts, texts, y)
+
+
+def _pools_under_two_score_orders(setup, cfg, mode):
+    """The synthetic pool after round 1 when the clients' scores come in one order, and when
+    they come reversed; plus whether the LLM's trainable weights stayed as they were."""
+    import torch
+
+    from crosslm.pipeline import make_arm
+    from shared.fl import Update
+
+    pools, same_llm = [], True
+    for flip in (False, True):
+        strategy, _ = make_arm(setup, mode, cfg)
+        before = {k: v.detach().clone() for k, v in strategy.llm.named_parameters()
+                  if v.requires_grad}
+        n = len(strategy.query_texts)
+        s = torch.linspace(0.05, 0.95, n)
+        s = s.flip(0) if flip else s
+        strategy.aggregate_fit(1, [Update(k, {"scores": s}, 10, {}) for k in range(3)])
+        pools.append(list(strategy.pool_texts))
+        same_llm &= all(torch.equal(v, dict(strategy.llm.named_parameters())[k])
+                        for k, v in before.items())
+    return pools, same_llm
+
+
+def test_kd_without_the_filter_ignores_the_scores_and_keeps_the_llm(tiny_setup, tiny_cfg):
+    import dataclasses
+
+    from crosslm.bench import BenchConfig, _arm_cfg
+    from crosslm.config import CrossLMConfig
+
+    bench = BenchConfig(**{f.name: getattr(tiny_cfg, f.name)
+                           for f in dataclasses.fields(CrossLMConfig)})
+    task = tiny_cfg.data.task
+    nofilter = _arm_cfg(bench, "kd-nofilter", task, tiny_cfg.seed)
+    assert not nofilter.feedback.enabled
+    pools, same_llm = _pools_under_two_score_orders(tiny_setup, nofilter, "kd")
+    assert pools[0] == pools[1] and pools[0] and same_llm
+    # the filtered KD arm does read the scores: reversing them changes what the clients get
+    pools, same_llm = _pools_under_two_score_orders(
+        tiny_setup, _arm_cfg(bench, "kd", task, tiny_cfg.seed), "kd")
+    assert pools[0] != pools[1] and same_llm
