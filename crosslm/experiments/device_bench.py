@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crosslm.bench import BenchConfig, add_checks, add_rows, run_seed
+from crosslm.bench import LLM_ARMS, BenchConfig, add_checks, add_rows, run_seed
 from crosslm.data import task_llm_excluded
 from crosslm.models import pretrained_llm
 from shared.bench import BenchReport
@@ -96,14 +96,14 @@ def summarise(rows: dict, cfg: BenchConfig) -> str:
             if not all(np.isnan(vals)):
                 acc.append(f"| {task} | {arm} | " + " | ".join(f"{v:.3f}" for v in vals)
                            + f" | {np.nanmean(vals):.3f} |")
-            if arm in ("kd", "crosslm", "crosslm-nofeedback", "crosslm-noguard"):
+            if arm in LLM_ARMS:
                 done = [per_seed[s][arm] for s in seeds if arm in per_seed[s]]
                 if done:
                     llm.append(f"| {task} | {arm} | {len(done)} | " + " | ".join(
                         f"{np.mean([r[k + '_before'] for r in done]):.3f} -> "
                         f"{np.mean([r[k + '_after'] for r in done]):.3f}" for k in LLM_KEYS)
                         + " |")
-        for ref in ("standalone", "kd"):
+        for ref in ("standalone", "kd", "kd-nofilter"):
             d = [100 * (per_seed[s].get("crosslm", {}).get("acc_mean", np.nan)
                         - per_seed[s].get(ref, {}).get("acc_mean", np.nan)) for s in seeds]
             if not all(np.isnan(d)):

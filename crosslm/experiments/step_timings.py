@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from crosslm.bench import LLM_ARMS, BenchConfig
+from crosslm.bench import KD_ARMS, LLM_ARMS, BenchConfig
 from crosslm.models import build_slm, build_tiny_llm, byte_features, with_lora
 from crosslm.slm import train_slm
 from shared.config import load_config
@@ -57,7 +57,7 @@ def arm_counts(cfg: BenchConfig, task: str, arm: str) -> dict[str, int]:
     slm = K * s.epochs * sum(math.ceil((n0 + kept * r) / s.batch) for r in range(R))
     # R query sets (none after the last round) + the fidelity samples after
     return {"slm": slm, "decode": (R + 1) * gen,
-            "update": 0 if arm == "kd" else R * cfg.llm.steps}
+            "update": 0 if arm in KD_ARMS else R * cfg.llm.steps}
 
 
 def count(cfg: BenchConfig, task: str) -> dict[str, float]:
