@@ -43,7 +43,8 @@ def test_bench_smoke(tmp_path):
             "--set", "motion_sweep=[0.0, 3.0]", "--set", "stream_seconds=10.0"]
     assert bench.main(args) == 0
     b = json.loads((tmp_path / "bench.json").read_text())
-    assert len(b["checks"]) == 31 and b["headline"]  # in- and out-of-family, SQI, octave, streaming
+    # in- and out-of-family, SQI, octave, streaming, accepted-window HR, (d) not the default
+    assert len(b["checks"]) == 33 and b["headline"]
     assert all({"name", "measured", "target", "holds"} <= set(c) for c in b["checks"])
     for f in ("bench.png", "sweeps.png", "overlay.png"):
         assert (tmp_path / f).is_file()
