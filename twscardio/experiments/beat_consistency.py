@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -104,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         log.info("min_beat_r %.2f: clean rejected %.4f (worst setting), no-beat rejected %.4f",
                  r["min_beat_r"], r["clean"], r["no_beat"])
     log.info("chosen min_beat_r %.2f; accepted-window IBI MAE (b): %s", pick, ibi)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, {"chosen": pick, "sqi_threshold": thr, "rows": rows,
                                  "accepted_ibi_ms": ibi, "subjects": args.subjects,
                                  "first": args.first,

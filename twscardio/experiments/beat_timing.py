@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -105,7 +104,6 @@ def main(argv: list[str] | None = None) -> int:
            "ibi_mae_vs_ao_ms": float(np.concatenate([x["ibi_ao"] for x in res]).mean()),
            "classes": table, "wrong_beats": dict(sorted(kinds.items(), key=lambda kv: -kv[1]))}
     log.info("%s", out)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, out)
     return 0
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -86,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
            "feature_means": {"beat": X[y == 1].mean(0).round(3).tolist(),
                              "no_beat": X[y == 0].mean(0).round(3).tolist()}}
     log.info("%s", res)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, res)
     return 0
 

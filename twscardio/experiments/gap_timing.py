@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -72,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
                 "octave_pct": float(100 * sum(r["octave_bad"] for r in sel)
                                     / max(sum(r["octave_scored"] for r in sel), 1))}
     log.info("%s", summary)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, {"summary (first --subjects only)": summary, "rows": rows,
                                  "subjects": subjects})
     return 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -92,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     for r, rows in res.items():
         log.info("ratio %s: %s", r, ", ".join(f"{k} IBI {v['ibi_mae_ms']:.2f} HR {v['hr_mae']:.3f}"
                                             f" oct {v['octave_pct']:.2f}" for k, v in rows.items()))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, {"ratios": res, "recordings": recs, "subjects": subjects})
     return 0
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -92,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     res = {k: float(np.nanmedian(np.concatenate([r[k] for r in rows]))) for k in keys}
     res.update(subjects=args.subjects, first=args.first, setting="50 Hz, 10 % loss (burst 3), rest")
     log.info("%s", res)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, res)
     return 0
 

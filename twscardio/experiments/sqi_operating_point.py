@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -72,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         log.info("threshold %.2f: clean rejected %.3f (worst setting), no-beat rejected %.3f",
                  r["threshold"], clean(r), no_beat(r))
     log.info("chosen: %s", pick)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, {"chosen": pick, "rows": rows, "windows": {
         k: int(v.size) for k, v in s.items()}, "subjects": args.subjects, "first": args.first})
     return 0

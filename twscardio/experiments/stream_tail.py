@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -76,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, t in res.items():
         log.info("%s: mean %.2f bpm, median %.2f, p95 %.2f, > 10 bpm %.2f %%, coverage %.3f",
                  name, t["mean"], t["median"], t["p95"], 100 * t["share_gt10"], t["coverage"])
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out, {"subjects": args.subjects, "first": args.first, "tails": res})
     return 0
 
