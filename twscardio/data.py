@@ -34,8 +34,9 @@ from twscardio.models import region_weights
 from twscardio.pipeline import network_features, prepare, window_starts
 from twscardio.simulator import BUD_CHANNELS, draw_subject, simulate
 
-__all__ = ["subject_seed", "draw_conditions", "build_windows", "timing_dataset", "write_earcardio",
-           "load_earcardio", "load_cebs", "cebs_reference", "EARCARDIO_COLUMNS"]
+__all__ = ["subject_seed", "subject_recording", "draw_conditions", "build_windows",
+           "timing_dataset", "write_earcardio", "load_earcardio", "load_cebs", "cebs_reference",
+           "EARCARDIO_COLUMNS"]
 
 log = get_logger(__name__)
 EARCARDIO_COLUMNS = BUD_CHANNELS + ["relative_time"]
@@ -45,6 +46,16 @@ _SPLIT = {"train": 1, "val": 2, "test": 3}
 def subject_seed(split: str, i: int, seed: int = 0) -> int:
     """Disjoint seed ranges per split: subjects never overlap between train/val/test."""
     return _SPLIT[split] * 10_000_000 + seed * 10_000 + i
+
+
+def subject_recording(sc: SimConfig, seed: int, randomised: bool | None = None) -> dict:
+    """One recording under conditions `sc` of the subject that `seed` fixes: the subject drawn
+    from `seed` (`draw_subject`; the randomised morphology family if `randomised`, by default
+    when `sc.morphology` is "randomised"), the recording simulated from seed + 1."""
+    if randomised is None:
+        randomised = sc.morphology == "randomised"
+    return simulate(sc, seed + 1,
+                    subject=draw_subject(np.random.default_rng(seed), sc.hr_range, randomised))
 
 
 def draw_conditions(rng: np.random.Generator, cfg: TrainConfig) -> SimConfig:
@@ -115,8 +126,7 @@ def timing_dataset(cfg: TrainConfig, split: str, n_subjects: int,
         i = first + k
         sc = replace(draw_conditions(rng, cfg), duration_s=cfg.sync.duration_s, motion_level=0.0)
         seed = subject_seed(split, i, cfg.seed)
-        rec = simulate(sc, seed + 1, subject=draw_subject(np.random.default_rng(seed), sc.hr_range,
-                                                          sc.morphology == "randomised"))
+        rec = subject_recording(sc, seed)
         try:  # a recording without >= 3 whole beat complexes stays a NaN row
             prep = prepare(rec, cfg, baseline=False)
             fs = prep["fs"]

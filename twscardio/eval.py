@@ -17,9 +17,8 @@ from shared.io import atomic_write_csv, atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 from twscardio.beats import beat_metrics, fiducial_metrics, octave_errors, per_beat_pearson
 from twscardio.config import BenchConfig, TrainConfig
-from twscardio.data import subject_seed
+from twscardio.data import subject_recording, subject_seed
 from twscardio.pipeline import process
-from twscardio.simulator import draw_subject, simulate
 
 __all__ = ["evaluate_recording", "evaluate_earcardio", "aggregate", "simulate_test", "main"]
 
@@ -31,8 +30,7 @@ def simulate_test(cfg: TrainConfig, i: int, duration_s: float) -> dict:
     seed = subject_seed("test", i, cfg.seed)
     sc = cfg.sim
     sc = type(sc)(**{**sc.__dict__, "duration_s": duration_s})
-    return simulate(sc, seed + 1, subject=draw_subject(np.random.default_rng(seed), sc.hr_range,
-                                                     sc.morphology == "randomised"))
+    return subject_recording(sc, seed)
 
 
 def evaluate_recording(rec: dict, cfg: TrainConfig, models: dict) -> dict[str, dict]:

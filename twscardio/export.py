@@ -19,8 +19,7 @@ from shared.errors import UserError
 from shared.io import atomic_write_bytes, make_run_dir
 from shared.log import get_logger, progress
 from twscardio.config import TrainConfig
-from twscardio.data import subject_seed, write_earcardio
-from twscardio.simulator import draw_subject, simulate
+from twscardio.data import subject_recording, subject_seed, write_earcardio
 
 __all__ = ["main"]
 
@@ -44,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     save_config(cfg, out / "config.yaml")
     for i in progress(range(args.subjects), desc="subjects"):
         seed = subject_seed(args.split, i, cfg.seed)
-        rec = simulate(cfg.sim, seed + 1,
-                       subject=draw_subject(np.random.default_rng(seed), cfg.sim.hr_range,
-                                            cfg.sim.morphology == "randomised"))
+        rec = subject_recording(cfg.sim, seed)
         d = out / f"subject{i}"
         write_earcardio(d, rec, window_s=5.0)
         buf = io.BytesIO()

@@ -6,8 +6,14 @@ import wfdb
 
 from shared.errors import DataError
 from twscardio.config import SimConfig
-from twscardio.data import cebs_reference, load_cebs, load_earcardio, write_earcardio
-from twscardio.simulator import simulate
+from twscardio.data import (
+    cebs_reference,
+    load_cebs,
+    load_earcardio,
+    subject_recording,
+    write_earcardio,
+)
+from twscardio.simulator import draw_subject, simulate
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +130,17 @@ def test_corrupt_csv_and_wrong_shapes(tmp_path, rec):
         process(empty, TrainConfig(), "b")
     with pytest.raises(DataError, match="needs a trained"):
         process(rec, TrainConfig(), "d")
+
+
+@pytest.mark.parametrize("morphology", ["fixed", "randomised"])
+def test_subject_recording_is_the_subject_of_its_seed_simulated_from_seed_plus_one(morphology):
+    sc = SimConfig(duration_s=6.0, morphology=morphology)
+    ref = simulate(sc, 43, subject=draw_subject(np.random.default_rng(42), sc.hr_range,
+                                                morphology == "randomised"))
+    got = subject_recording(sc, 42)
+    assert np.array_equal(got["left"]["acc"], ref["left"]["acc"])
+    assert np.array_equal(got["truth"]["r_s"], ref["truth"]["r_s"])
+    forced = subject_recording(sc, 42, randomised=True)
+    same = forced["left"]["acc"].shape == ref["left"]["acc"].shape and \
+        np.array_equal(forced["left"]["acc"], ref["left"]["acc"])
+    assert same == (morphology == "randomised")

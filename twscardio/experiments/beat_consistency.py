@@ -24,9 +24,9 @@ from shared.io import atomic_write_json
 from shared.log import get_logger, progress
 from twscardio.beats import beat_metrics
 from twscardio.config import ChannelConfig, TrainConfig
-from twscardio.data import subject_seed
+from twscardio.data import subject_recording, subject_seed
 from twscardio.pipeline import process
-from twscardio.simulator import draw_subject, simulate, simulate_no_beat
+from twscardio.simulator import simulate_no_beat
 
 log = get_logger("twscardio.experiments.beat_consistency")
 SETTINGS = {"50Hz loss10%": (50.0, 0.1), "25Hz loss20%": (25.0, 0.2)}
@@ -51,8 +51,7 @@ def collect(n: int, first: int, duration_s: float) -> dict[str, list[dict]]:
         for label, (fs_in, loss) in SETTINGS.items():
             sc = replace(cfg.sim, fs_in=fs_in, duration_s=duration_s,
                          channel=ChannelConfig(loss=loss, burst=3.0))
-            sub = draw_subject(np.random.default_rng(seed), sc.hr_range, True)
-            rec = simulate(sc, seed + 1, subject=sub)
+            rec = subject_recording(sc, seed, randomised=True)
             o = process(rec, cfg, "b")
             out.setdefault(label, []).append({
                 **{k: o["windows"][k] for k in ("sqi", "beat_r", "bounds", "j_s")},

@@ -24,9 +24,8 @@ from shared.io import atomic_write_json
 from shared.log import get_logger, progress
 from twscardio.beats import match_beats
 from twscardio.config import ChannelConfig, TrainConfig
-from twscardio.data import subject_seed
+from twscardio.data import subject_recording, subject_seed
 from twscardio.pipeline import process
-from twscardio.simulator import draw_subject, simulate
 
 log = get_logger("twscardio.experiments.beat_timing")
 CLASSES = ["wrong beat (> 60 ms)", "loss burst at a beat", "beat 25-60 ms off", "rest"]
@@ -85,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     res = []
     for i in progress(range(args.first, args.first + args.subjects), desc="validation subjects"):
         seed = subject_seed("val", i, cfg.seed)
-        rec = simulate(sc, seed + 1, subject=draw_subject(np.random.default_rng(seed),
-                                                          sc.hr_range, True))
+        rec = subject_recording(sc, seed, randomised=True)
         res.append(recording_errors(rec, cfg))
     ibi = np.concatenate([x["ibi"] for x in res])
     cls = np.concatenate([x["cls"] for x in res])

@@ -23,9 +23,9 @@ from shared.io import atomic_write_json
 from shared.log import get_logger, progress
 from twscardio.beats import beat_metrics
 from twscardio.config import ChannelConfig, TrainConfig
-from twscardio.data import subject_seed
+from twscardio.data import subject_recording, subject_seed
 from twscardio.pipeline import process
-from twscardio.simulator import draw_subject, simulate, simulate_no_beat
+from twscardio.simulator import simulate_no_beat
 
 log = get_logger("twscardio.experiments.fusion_fallback")
 SETTINGS = {"50Hz loss10%": (50.0, 0.1, 0.0), "25Hz loss20%": (25.0, 0.2, 0.0),
@@ -61,8 +61,7 @@ def recordings(n: int, first: int, duration_s: float, max_threshold: float) -> l
                 continue
             sc = replace(cfg.sim, fs_in=fs_in, duration_s=duration_s, motion_level=motion,
                          channel=ChannelConfig(loss=loss, burst=3.0))
-            rec = simulate(sc, seed + 1,
-                           subject=draw_subject(np.random.default_rng(seed), sc.hr_range, True))
+            rec = subject_recording(sc, seed, randomised=True)
             row = {"subject": i, "setting": label, "off": score(rec, off)}
             if row["off"]["sqi"] < max_threshold:
                 row["refit"] = score(rec, forced)

@@ -20,12 +20,11 @@ from shared.cli import run
 from shared.log import get_logger, setup_logging
 from twscardio.beats import beat_metrics, octave_errors
 from twscardio.config import TrainConfig
-from twscardio.data import subject_seed
+from twscardio.data import subject_recording, subject_seed
 from twscardio.eval import simulate_test
 from twscardio.fusion import bandpass
 from twscardio.outfamily import simulate_out_of_family
 from twscardio.pipeline import process
-from twscardio.simulator import draw_subject, simulate
 
 log = get_logger("twscardio.experiments.fusion_method")
 SETTINGS = {"50Hz/10%": (50.0, 0.1), "25Hz/20%": (25.0, 0.2)}
@@ -38,9 +37,7 @@ def recording(cfg: TrainConfig, i: int, family: str, first: int = 0) -> dict:
     if family == "test":
         return simulate_test(cfg, i, cfg.sim.duration_s)
     seed = subject_seed("val", 100 + first + i, cfg.seed)
-    sub = draw_subject(np.random.default_rng(seed), cfg.sim.hr_range,
-                       cfg.sim.morphology == "randomised")
-    return simulate(cfg.sim, seed + 1, subject=sub)
+    return subject_recording(cfg.sim, seed)
 
 
 def fused_r(out: dict, truth: dict, band: list[float]) -> tuple[float, float]:

@@ -21,8 +21,7 @@ from shared.io import atomic_write_json
 from shared.log import get_logger, progress
 from twscardio.beats import beat_metrics, octave_errors
 from twscardio.config import ChannelConfig, TrainConfig
-from twscardio.data import subject_seed
-from twscardio.simulator import draw_subject, simulate
+from twscardio.data import subject_recording, subject_seed
 
 log = get_logger("twscardio.experiments.gap_timing")
 SETTINGS = {"50Hz loss10%": (50.0, 0.1), "25Hz loss20%": (25.0, 0.2),
@@ -47,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             for label, (fs_in, loss) in SETTINGS.items():
                 sc = replace(cfg.sim, fs_in=fs_in, duration_s=60.0,
                              channel=ChannelConfig(loss=loss, burst=3.0))
-                rec = simulate(sc, seed + 1, subject=draw_subject(np.random.default_rng(seed),
-                                                                  sc.hr_range, True))
+                rec = subject_recording(sc, seed, randomised=True)
                 for on in (False, True):
                     pipeline.J_DATA_ONLY = on
                     o = pipeline.process(rec, cfg, "b")

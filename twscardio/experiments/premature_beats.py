@@ -24,8 +24,7 @@ from shared.io import atomic_write_json
 from shared.log import get_logger, progress
 from twscardio.beats import beat_metrics, octave_errors
 from twscardio.config import ChannelConfig, TrainConfig
-from twscardio.data import subject_seed
-from twscardio.simulator import draw_subject, simulate
+from twscardio.data import subject_recording, subject_seed
 
 log = get_logger("twscardio.experiments.premature_beats")
 SETTINGS = {"50Hz loss10%": (50.0, 0.1), "25Hz loss20%": (25.0, 0.2)}
@@ -44,8 +43,7 @@ def sweep(subjects: list[int], duration_s: float, ratios: list[float]) -> tuple[
             for label, (fs_in, loss) in SETTINGS.items():
                 sc = replace(cfg.sim, fs_in=fs_in, duration_s=duration_s,
                              channel=ChannelConfig(loss=loss, burst=3.0))
-                rec = simulate(sc, seed + 1, subject=draw_subject(np.random.default_rng(seed),
-                                                                  sc.hr_range, True))
+                rec = subject_recording(sc, seed, randomised=True)
                 row: dict = {"subject": i, "setting": label}
                 for r in ratios:
                     pipeline.J_EARLY_RATIO = r

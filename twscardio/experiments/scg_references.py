@@ -34,9 +34,8 @@ from shared.log import get_logger, progress
 from twscardio.beats import per_beat_pearson
 from twscardio.beatsync import lvet_regression, render_scg, timing_targets
 from twscardio.config import BenchConfig, ChannelConfig
-from twscardio.data import subject_seed
+from twscardio.data import subject_recording, subject_seed
 from twscardio.pipeline import process
-from twscardio.simulator import draw_subject, simulate
 
 log = get_logger("twscardio.experiments.scg_references")
 
@@ -65,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for i in progress(range(args.first, args.first + args.subjects), desc="validation subjects"):
         seed = subject_seed("val", i, cfg.seed)
-        rec = simulate(sc, seed + 1, subject=draw_subject(np.random.default_rng(seed),
-                                                          sc.hr_range, True))
+        rec = subject_recording(sc, seed, randomised=True)
         tr = rec["truth"]
         fs, n = float(tr["fs_ref"]), len(tr["scg"])
         pb = lambda x: per_beat_pearson(np.asarray(x)[:n], tr["scg"], tr["r_idx"], fs)  # noqa

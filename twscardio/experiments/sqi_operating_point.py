@@ -22,9 +22,9 @@ from shared.cli import run
 from shared.io import atomic_write_json
 from shared.log import get_logger, progress
 from twscardio.config import ChannelConfig, TrainConfig
-from twscardio.data import subject_seed
+from twscardio.data import subject_recording, subject_seed
 from twscardio.pipeline import process
-from twscardio.simulator import draw_subject, simulate, simulate_no_beat
+from twscardio.simulator import simulate_no_beat
 
 log = get_logger("twscardio.experiments.sqi_operating_point")
 SETTINGS = {"50Hz loss10%": (50.0, 0.1), "25Hz loss20%": (25.0, 0.2)}
@@ -39,9 +39,8 @@ def window_sqi(n: int, duration_s: float, first: int) -> dict[str, np.ndarray]:
         for label, (fs_in, loss) in SETTINGS.items():
             sc = replace(cfg.sim, fs_in=fs_in, duration_s=duration_s,
                          channel=ChannelConfig(loss=loss, burst=3.0))
-            sub = draw_subject(np.random.default_rng(seed), sc.hr_range, True)
             out.setdefault(label, []).append(
-                process(simulate(sc, seed + 1, subject=sub), cfg)["windows"]["sqi"])
+                process(subject_recording(sc, seed, randomised=True), cfg)["windows"]["sqi"])
             if label.startswith("50Hz"):
                 for kind in ("noise", "no_contact"):
                     out.setdefault(kind, []).append(process(simulate_no_beat(

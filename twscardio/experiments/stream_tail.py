@@ -21,8 +21,7 @@ from shared.io import atomic_write_json
 from shared.log import get_logger, progress
 from twscardio.bench import stream, stream_errors
 from twscardio.config import ChannelConfig, TrainConfig
-from twscardio.data import subject_seed
-from twscardio.simulator import draw_subject, simulate
+from twscardio.data import subject_recording, subject_seed
 from twscardio.stream import RobustHeartRate
 
 log = get_logger("twscardio.experiments.stream_tail")
@@ -66,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     errors: dict[str, list] = {v: [] for v in variants}
     for i in progress(range(args.first, args.first + args.subjects), desc="validation subjects"):
         seed = subject_seed("val", i, cfg.seed)
-        rec = simulate(sc, seed + 1, subject=draw_subject(np.random.default_rng(seed),
-                                                          sc.hr_range, True))
+        rec = subject_recording(sc, seed, randomised=True)
         for name, kw in variants.items():
             ups = stream(rec, cfg, None, hr=RobustHeartRate(**kw))
             errors[name].append(stream_errors(ups, rec["truth"]))
