@@ -4,6 +4,8 @@
   simulated recordings (`twscardio.simulator`) under random rate / loss / motion, run through
   enhancement and fusion, cut into windows. Subjects of the splits never overlap (the public
   code's random window split leaks subjects; we split by subject).
+* `setting_sims`, `VALIDATION_SETTINGS` - the recording conditions of named bench settings
+  (rate, bursty loss, optionally motion), as the validation probes sweep them.
 * `timing_dataset` - the beat-synchronous SCG's timing-model data (`twscardio.beatsync`): per
   simulated recording, the median fused-BCG complex at its J peaks and the true J -> AO lag.
 * EarCardio CSV layout (`Code/dataset.py` of the public code): per window id, `l_<id>.csv`,
