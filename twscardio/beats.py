@@ -270,13 +270,19 @@ def track_beats(score: np.ndarray, cand: np.ndarray, period: np.ndarray,
     return np.array(path[::-1], dtype=np.int64)
 
 
-def matched_filter(x: np.ndarray, fs: float, beats: np.ndarray,
-                   half_s: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+def matched_filter(x: np.ndarray, fs: float, beats: np.ndarray, half_s: float = 0.25,
+                   valid: np.ndarray | None = None,
+                   min_share: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares amplitude of the recording's median beat at every lag -> (m (T,), template).
 
     The template is the median of x over +-half_s around the given beat positions (samples),
     made zero-mean; m[t] = <x[t - H : t + H], template> / |template|^2, so a beat like the
     typical one scores ~1 and white noise is suppressed by the template's bandwidth.
+    `valid` (T,) bool (delivered samples; gap fill is not data): the least-squares amplitude
+    over the delivered samples only, m[t] = sum_v x tmpl / sum_v tmpl^2, so a loss burst over
+    a beat's main wave no longer hands the beat to a side lobe of its neighbour wave (whose
+    lag still sees data); the denominator is floored at `min_share` of |template|^2, so a lag
+    with little data left scores low rather than arbitrary.
     """
     x = np.asarray(x, dtype=np.float64)
     H = int(round(half_s * fs))
@@ -286,8 +292,13 @@ def matched_filter(x: np.ndarray, fs: float, beats: np.ndarray,
         return np.zeros_like(x), np.zeros(2 * H + 1)
     tmpl = np.median(x[b[:, None] + np.arange(-H, H + 1)[None, :]], axis=0)
     tmpl = tmpl - tmpl.mean()
-    m = signal.correlate(x, tmpl, mode="same") / (tmpl @ tmpl + 1e-12)
-    return m, tmpl
+    energy = tmpl @ tmpl + 1e-12
+    if valid is None:
+        return signal.correlate(x, tmpl, mode="same") / energy, tmpl
+    w = np.asarray(valid, dtype=np.float64)
+    num = signal.correlate(x * w, tmpl, mode="same")
+    den = signal.correlate(w, tmpl * tmpl, mode="same")
+    return num / np.maximum(den, min_share * energy), tmpl
 
 
 def segment_periods(x: np.ndarray, fs: float, window_s: float = 10.0
@@ -305,7 +316,8 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
                 window_s: float = 10.0, wave_shift_s: float = 0.0,
                 tightness: float = 0.0, min_score: float = 0.0,
                 early_ratio: float = 0.0, periods_s: np.ndarray | None = None,
-                valid: np.ndarray | None = None) -> np.ndarray:
+                valid: np.ndarray | None = None,
+                score_share: float | None = None) -> np.ndarray:
     """Beat times (s) of the dominant peak per cycle. x (T,), uniform at fs.
 
     The refractory distance comes from the octave-checked period (`beat_period`) of each
@@ -325,6 +337,9 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
     own. `periods_s` (S,) replaces the segments' own periods (`segment_periods` of another
     signal of the same beats, e.g. the fused BCG's octave-checked periods for AO on the SCG).
     `valid` (T,) bool: the final alignment sees only data samples (`template_refine`).
+    `score_share` (with `valid` and tightness > 0): the tracker's candidates are scored on the
+    delivered samples only (`matched_filter(valid=..., min_share=score_share)`); None: on the
+    whole signal, gap fill included.
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size < int(fs):
@@ -356,7 +371,8 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
 
     idx = wave_align(idx)
     if tightness > 0 and idx.size >= 3:
-        idx = _tracked(x, fs, idx, dist, starts, n, tightness, min_score, early_ratio)
+        idx = _tracked(x, fs, idx, dist, starts, n, tightness, min_score, early_ratio,
+                       None if score_share is None else valid, score_share or 0.0)
     if valid is not None and np.shape(valid) != x.shape:
         raise DataError(f"valid must be a (T,) mask like the signal {x.shape}, got "
                         f"{np.shape(valid)}")
@@ -365,9 +381,11 @@ def find_jpeaks(x: np.ndarray, fs: float, polarity: str = "auto",
 
 def _tracked(x: np.ndarray, fs: float, idx: np.ndarray, periods_s: np.ndarray,
              starts: np.ndarray, window: int, tightness: float,
-             min_score: float, early_ratio: float = 0.0) -> np.ndarray:
-    """Peak picks -> the beats of the best rhythm-consistent chain of matched-filter peaks."""
-    m, _ = matched_filter(x, fs, template_refine(x, fs, idx))
+             min_score: float, early_ratio: float = 0.0,
+             valid: np.ndarray | None = None, min_share: float = 0.0) -> np.ndarray:
+    """Peak picks -> the beats of the best rhythm-consistent chain of matched-filter peaks
+    (scored on the `valid` samples only where given, `matched_filter`)."""
+    m, _ = matched_filter(x, fs, template_refine(x, fs, idx), valid=valid, min_share=min_share)
     typical = np.median(m[idx])
     if not typical > 0:
         return idx

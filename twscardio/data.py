@@ -4,6 +4,8 @@
   simulated recordings (`twscardio.simulator`) under random rate / loss / motion, run through
   enhancement and fusion, cut into windows. Subjects of the splits never overlap (the public
   code's random window split leaks subjects; we split by subject).
+* `setting_sims`, `VALIDATION_SETTINGS` - the recording conditions of named bench settings
+  (rate, bursty loss, optionally motion), as the validation probes sweep them.
 * `timing_dataset` - the beat-synchronous SCG's timing-model data (`twscardio.beatsync`): per
   simulated recording, the median fused-BCG complex at its J peaks and the true J -> AO lag.
 * EarCardio CSV layout (`Code/dataset.py` of the public code): per window id, `l_<id>.csv`,
@@ -34,13 +36,17 @@ from twscardio.models import region_weights
 from twscardio.pipeline import network_features, prepare, window_starts
 from twscardio.simulator import BUD_CHANNELS, draw_subject, simulate
 
-__all__ = ["subject_seed", "subject_recording", "draw_conditions", "build_windows",
+__all__ = ["subject_seed", "subject_recording", "setting_sims", "VALIDATION_SETTINGS",
+           "draw_conditions", "build_windows",
            "timing_dataset", "write_earcardio", "load_earcardio", "load_cebs", "cebs_reference",
            "EARCARDIO_COLUMNS"]
 
 log = get_logger(__name__)
 EARCARDIO_COLUMNS = BUD_CHANNELS + ["relative_time"]
 _SPLIT = {"train": 1, "val": 2, "test": 3}
+# The bench's two headline rest settings, label -> (fs_in Hz, packet loss), as the validation
+# probes (`twscardio.experiments`) sweep them.
+VALIDATION_SETTINGS = {"50Hz loss10%": (50.0, 0.1), "25Hz loss20%": (25.0, 0.2)}
 
 
 def subject_seed(split: str, i: int, seed: int = 0) -> int:
@@ -56,6 +62,20 @@ def subject_recording(sc: SimConfig, seed: int, randomised: bool | None = None) 
         randomised = sc.morphology == "randomised"
     return simulate(sc, seed + 1,
                     subject=draw_subject(np.random.default_rng(seed), sc.hr_range, randomised))
+
+
+def setting_sims(sim: SimConfig, settings: dict[str, tuple[float, ...]],
+                 duration_s: float = 60.0, burst: float = 3.0) -> dict[str, SimConfig]:
+    """Recording conditions per named setting: label -> (fs_in, loss) or (fs_in, loss,
+    motion_level) gives `sim` at that input rate and length with a fresh Gilbert-Elliott channel
+    `ChannelConfig(loss=loss, burst=burst)` (its other fields at their defaults, not `sim`'s);
+    motion_level changes only where the setting names it."""
+    out = {}
+    for label, (fs_in, loss, *motion) in settings.items():
+        sc = replace(sim, fs_in=fs_in, duration_s=duration_s,
+                     channel=ChannelConfig(loss=loss, burst=burst))
+        out[label] = replace(sc, motion_level=motion[0]) if motion else sc
+    return out
 
 
 def draw_conditions(rng: np.random.Generator, cfg: TrainConfig) -> SimConfig:

@@ -21,6 +21,9 @@ another model:
 * reference SCG: Ricker wavelets at MC/AO/AC, PEP 70-130 ms, LVET 0.33 RR^0.5 (simulator: Gabor
   atoms, Weissler intervals).
 
+The truth also holds each beat's J-lobe centre (`j_s`): the BCG fiducial a J-peak detector
+times, which follows R by the J latency, its small RR dependence and a 3-ms jitter.
+
 `simulate_out_of_family(cfg, seed, kind)` returns the `simulator.simulate` layout (left/right
 streams, truth, fs_in, duration_s). kind "beats" (the default), "noise" (pink + white noise at
 random levels, no heartbeat), "no_contact" (a bud resting on a surface: sensor noise, drift,
@@ -223,7 +226,8 @@ def simulate_out_of_family(cfg: SimConfig, seed: int, kind: str = "beats",
     truth = {"fs_ref": np.float64(fr), "t": tr, "scg": scg,
              "ecg": np.interp(tr, np.arange(len(ecg)) / _FS, ecg),
              "bcg": np.interp(tr, t, bcg), "motion": np.zeros(nr, dtype=bool),
-             "r_s": r, "ao_s": ao, "ac_s": ac, "mc_s": mc, "r_idx": idx(r), "ao_idx": idx(ao),
+             "r_s": r, "ao_s": ao, "ac_s": ac, "mc_s": mc, "j_s": centres[:, 2],
+             "r_idx": idx(r), "ao_idx": idx(ao),
              "ac_idx": idx(ac), "hr_true": np.float64(60.0 / np.mean(np.diff(r))),
              "delivered_left": out.pop("delivered_left"),
              "delivered_right": out.pop("delivered_right"), "kind": kind}

@@ -54,6 +54,12 @@ J_EARLY_RATIO = 0.0
 # validation subjects (`python -m twscardio.experiments.gap_timing`) (b)'s IBI MAE 17.5 ->
 # 16.8 ms at 25 Hz/20 %, 21.9 -> 20.0 ms at 25 Hz/30 %, 13.56 -> 13.58 ms at 50 Hz/10 %
 J_DATA_ONLY = True
+# score the tracker's candidates on delivered samples only (`beats.matched_filter(valid=...,
+# min_share=...)`; None = on the whole fused signal, gap fill included): out of family at
+# 25 Hz/20 % most wrong beats are a neighbour wave taken where a loss burst swallowed the J,
+# but on 96 validation subjects (`python -m twscardio.experiments.tracker_gaps`) no floor beat
+# None at both rates (0.75: 13.06 -> 13.04 ms at 50 Hz/10 %, 15.17 -> 15.23 ms at 25 Hz/20 %)
+J_SCORE_SHARE: float | None = None
 
 
 # a grid this many times denser than the recorded samples means a corrupt timestamp or duration
@@ -205,7 +211,8 @@ def j_peaks(sig: np.ndarray, fs: float, bounds: np.ndarray, rotating: np.ndarray
     valid (T,) bool: data samples for the final alignment (`beats.find_jpeaks(valid=...)`)."""
     still = ~np.asarray(rotating, dtype=bool)
     tracked = find_jpeaks(sig, fs, wave_shift_s=J_WAVE_SHIFT_S, tightness=J_TIGHTNESS,
-                          early_ratio=J_EARLY_RATIO, valid=valid) \
+                          early_ratio=J_EARLY_RATIO, valid=valid,
+                          score_share=J_SCORE_SHARE) \
         if still.any() else np.zeros(0)
     if still.all():
         return tracked

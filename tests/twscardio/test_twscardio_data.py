@@ -1,15 +1,18 @@
 """Loaders for the EarCardio CSV layout and PhysioNet CEBS (WFDB), on files the tests write."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import wfdb
 
 from shared.errors import DataError
-from twscardio.config import SimConfig
+from twscardio.config import ChannelConfig, SimConfig, TrainConfig
 from twscardio.data import (
     cebs_reference,
     load_cebs,
     load_earcardio,
+    setting_sims,
     subject_recording,
     write_earcardio,
 )
@@ -144,3 +147,44 @@ def test_subject_recording_is_the_subject_of_its_seed_simulated_from_seed_plus_o
     same = forced["left"]["acc"].shape == ref["left"]["acc"].shape and \
         np.array_equal(forced["left"]["acc"], ref["left"]["acc"])
     assert same == (morphology == "randomised")
+
+
+def _explicit(sim, fs_in, loss, duration_s, motion=None):
+    """The composition the validation probes wrote out per setting."""
+    if motion is None:
+        return replace(sim, fs_in=fs_in, duration_s=duration_s,
+                       channel=ChannelConfig(loss=loss, burst=3.0))
+    return replace(sim, fs_in=fs_in, duration_s=duration_s, motion_level=motion,
+                   channel=ChannelConfig(loss=loss, burst=3.0))
+
+
+# The probes' settings as they were written out before sharing one helper.
+PROBE_SETTINGS = {
+    "sqi_operating_point": {"50Hz loss10%": (50.0, 0.1), "25Hz loss20%": (25.0, 0.2)},
+    "premature_beats": {"50Hz loss10%": (50.0, 0.1), "25Hz loss20%": (25.0, 0.2)},
+    "beat_consistency": {"50Hz loss10%": (50.0, 0.1), "25Hz loss20%": (25.0, 0.2)},
+    "gap_timing": {"50Hz loss10%": (50.0, 0.1), "25Hz loss20%": (25.0, 0.2),
+                   "25Hz loss30%": (25.0, 0.3)},
+    "fusion_fallback": {"50Hz loss10%": (50.0, 0.1, 0.0), "25Hz loss20%": (25.0, 0.2, 0.0),
+                        "25Hz loss20% motion3": (25.0, 0.2, 3.0)},
+}
+
+
+@pytest.mark.parametrize("probe", sorted(PROBE_SETTINGS))
+def test_setting_sims_equal_the_probes_explicit_composition(probe):
+    import importlib
+    settings = importlib.import_module(f"twscardio.experiments.{probe}").SETTINGS
+    assert settings == PROBE_SETTINGS[probe]
+    # the probes' own base, and one whose channel and motion differ from the defaults (a helper
+    # that kept sim.channel's packet size, or reset motion_level, fails here)
+    odd = replace(TrainConfig().sim, motion_level=1.5,
+                  channel=ChannelConfig(loss=0.05, burst=6.0, samples_per_packet=4,
+                                        independent_buds=False))
+    for sim in (TrainConfig().sim, odd):
+        for duration_s in (60.0, 30.0):
+            got = setting_sims(sim, settings, duration_s)
+            assert list(got) == list(settings)
+            for label, v in settings.items():
+                want = _explicit(sim, v[0], v[1], duration_s, v[2] if len(v) > 2 else None)
+                assert got[label] == want, label
+    assert setting_sims(odd, {"x": (25.0, 0.2)}, 60.0)["x"].motion_level == 1.5

@@ -11,4 +11,9 @@
   validation subjects (clean vs heartbeat-free window rejection per threshold).
 - `python -m twscardio.experiments.fusion_fallback`: when a recording is re-fused on its own
   beats (`FusionConfig.refit_below_sqi`, `refit_max_rotating`), chosen on validation subjects.
+- `python -m twscardio.experiments.beat_timing`: arm (b)'s IBI error per scored pair of beats,
+  by class (SQI-rejected, octave, wrong beat, loss burst, jitter), on validation subjects or
+  (`--family out`) the bench's out-of-family recordings.
+- `python -m twscardio.experiments.tracker_gaps`: the rhythm tracker's scores on delivered
+  samples only (`pipeline.J_SCORE_SHARE`), chosen on validation subjects.
 """

@@ -15,7 +15,6 @@ windows (mean over recordings), with the check off and at the chosen value.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 import numpy as np
 
@@ -23,13 +22,13 @@ from shared.cli import run
 from shared.io import atomic_write_json
 from shared.log import get_logger, progress
 from twscardio.beats import beat_metrics
-from twscardio.config import ChannelConfig, TrainConfig
-from twscardio.data import subject_recording, subject_seed
+from twscardio.config import TrainConfig
+from twscardio.data import VALIDATION_SETTINGS, setting_sims, subject_recording, subject_seed
 from twscardio.pipeline import process
 from twscardio.simulator import simulate_no_beat
 
 log = get_logger("twscardio.experiments.beat_consistency")
-SETTINGS = {"50Hz loss10%": (50.0, 0.1), "25Hz loss20%": (25.0, 0.2)}
+SETTINGS = VALIDATION_SETTINGS
 KINDS = ("noise", "no_contact")
 
 
@@ -48,9 +47,7 @@ def collect(n: int, first: int, duration_s: float) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for i in progress(range(first, first + n), desc="validation subjects"):
         seed = subject_seed("val", i, cfg.seed)
-        for label, (fs_in, loss) in SETTINGS.items():
-            sc = replace(cfg.sim, fs_in=fs_in, duration_s=duration_s,
-                         channel=ChannelConfig(loss=loss, burst=3.0))
+        for label, sc in setting_sims(cfg.sim, SETTINGS, duration_s).items():
             rec = subject_recording(sc, seed, randomised=True)
             o = process(rec, cfg, "b")
             out.setdefault(label, []).append({

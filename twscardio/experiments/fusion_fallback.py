@@ -23,12 +23,12 @@ from shared.io import atomic_write_json
 from shared.log import get_logger, progress
 from twscardio.beats import beat_metrics
 from twscardio.config import ChannelConfig, TrainConfig
-from twscardio.data import subject_recording, subject_seed
+from twscardio.data import VALIDATION_SETTINGS, setting_sims, subject_recording, subject_seed
 from twscardio.pipeline import process
 from twscardio.simulator import simulate_no_beat
 
 log = get_logger("twscardio.experiments.fusion_fallback")
-SETTINGS = {"50Hz loss10%": (50.0, 0.1, 0.0), "25Hz loss20%": (25.0, 0.2, 0.0),
+SETTINGS = {**{k: (*v, 0.0) for k, v in VALIDATION_SETTINGS.items()},
             "25Hz loss20% motion3": (25.0, 0.2, 3.0)}
 THRESHOLDS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 
@@ -56,11 +56,9 @@ def recordings(n: int, first: int, duration_s: float, max_threshold: float) -> l
     rows = []
     for i in progress(range(first, first + n), desc="validation subjects"):
         seed = subject_seed("val", i, cfg.seed)
-        for label, (fs_in, loss, motion) in SETTINGS.items():
-            if motion and i >= first + n // 2:  # the motion setting on half the subjects
+        for label, sc in setting_sims(cfg.sim, SETTINGS, duration_s).items():
+            if sc.motion_level and i >= first + n // 2:  # the motion setting on half the subjects
                 continue
-            sc = replace(cfg.sim, fs_in=fs_in, duration_s=duration_s, motion_level=motion,
-                         channel=ChannelConfig(loss=loss, burst=3.0))
             rec = subject_recording(sc, seed, randomised=True)
             row = {"subject": i, "setting": label, "off": score(rec, off)}
             if row["off"]["sqi"] < max_threshold:

@@ -11,7 +11,6 @@ per-recording rows with the recording's mean window SQI. `--extra` adds subjects
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 import numpy as np
 
@@ -20,12 +19,11 @@ from shared.cli import run
 from shared.io import atomic_write_json
 from shared.log import get_logger, progress
 from twscardio.beats import beat_metrics, octave_errors
-from twscardio.config import ChannelConfig, TrainConfig
-from twscardio.data import subject_recording, subject_seed
+from twscardio.config import TrainConfig
+from twscardio.data import VALIDATION_SETTINGS, setting_sims, subject_recording, subject_seed
 
 log = get_logger("twscardio.experiments.gap_timing")
-SETTINGS = {"50Hz loss10%": (50.0, 0.1), "25Hz loss20%": (25.0, 0.2),
-            "25Hz loss30%": (25.0, 0.3)}
+SETTINGS = {**VALIDATION_SETTINGS, "25Hz loss30%": (25.0, 0.3)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for i in progress(subjects, desc="validation subjects"):
             seed = subject_seed("val", i, cfg.seed)
-            for label, (fs_in, loss) in SETTINGS.items():
-                sc = replace(cfg.sim, fs_in=fs_in, duration_s=60.0,
-                             channel=ChannelConfig(loss=loss, burst=3.0))
+            for label, sc in setting_sims(cfg.sim, SETTINGS, 60.0).items():
                 rec = subject_recording(sc, seed, randomised=True)
                 for on in (False, True):
                     pipeline.J_DATA_ONLY = on

@@ -14,7 +14,6 @@ mean window SQI) are written too.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 import numpy as np
 
@@ -23,11 +22,11 @@ from shared.cli import run
 from shared.io import atomic_write_json
 from shared.log import get_logger, progress
 from twscardio.beats import beat_metrics, octave_errors
-from twscardio.config import ChannelConfig, TrainConfig
-from twscardio.data import subject_recording, subject_seed
+from twscardio.config import TrainConfig
+from twscardio.data import VALIDATION_SETTINGS, setting_sims, subject_recording, subject_seed
 
 log = get_logger("twscardio.experiments.premature_beats")
-SETTINGS = {"50Hz loss10%": (50.0, 0.1), "25Hz loss20%": (25.0, 0.2)}
+SETTINGS = VALIDATION_SETTINGS
 
 
 def sweep(subjects: list[int], duration_s: float, ratios: list[float]) -> tuple[dict, list]:
@@ -40,9 +39,7 @@ def sweep(subjects: list[int], duration_s: float, ratios: list[float]) -> tuple[
     try:
         for i in progress(subjects, desc="validation subjects"):
             seed = subject_seed("val", i, cfg.seed)
-            for label, (fs_in, loss) in SETTINGS.items():
-                sc = replace(cfg.sim, fs_in=fs_in, duration_s=duration_s,
-                             channel=ChannelConfig(loss=loss, burst=3.0))
+            for label, sc in setting_sims(cfg.sim, SETTINGS, duration_s).items():
                 rec = subject_recording(sc, seed, randomised=True)
                 row: dict = {"subject": i, "setting": label}
                 for r in ratios:

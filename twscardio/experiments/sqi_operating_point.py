@@ -14,20 +14,19 @@ clean share taken at the worse of the two settings and the no-beat share at the 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 import numpy as np
 
 from shared.cli import run
 from shared.io import atomic_write_json
 from shared.log import get_logger, progress
-from twscardio.config import ChannelConfig, TrainConfig
-from twscardio.data import subject_recording, subject_seed
+from twscardio.config import TrainConfig
+from twscardio.data import VALIDATION_SETTINGS, setting_sims, subject_recording, subject_seed
 from twscardio.pipeline import process
 from twscardio.simulator import simulate_no_beat
 
 log = get_logger("twscardio.experiments.sqi_operating_point")
-SETTINGS = {"50Hz loss10%": (50.0, 0.1), "25Hz loss20%": (25.0, 0.2)}
+SETTINGS = VALIDATION_SETTINGS
 
 
 def window_sqi(n: int, duration_s: float, first: int) -> dict[str, np.ndarray]:
@@ -36,9 +35,7 @@ def window_sqi(n: int, duration_s: float, first: int) -> dict[str, np.ndarray]:
     out: dict[str, list] = {}
     for i in progress(range(first, first + n), desc="validation subjects"):
         seed = subject_seed("val", i, cfg.seed)
-        for label, (fs_in, loss) in SETTINGS.items():
-            sc = replace(cfg.sim, fs_in=fs_in, duration_s=duration_s,
-                         channel=ChannelConfig(loss=loss, burst=3.0))
+        for label, sc in setting_sims(cfg.sim, SETTINGS, duration_s).items():
             out.setdefault(label, []).append(
                 process(subject_recording(sc, seed, randomised=True), cfg)["windows"]["sqi"])
             if label.startswith("50Hz"):
