@@ -22,7 +22,8 @@ from shared.errors import ConfigError, DataError
 from shared.log import get_logger, progress
 from shared.memory import SavedTensorMeter
 
-__all__ = ["build_finetune_model", "predictor_batches", "make_optimizer", "finetune"]
+__all__ = ["build_finetune_model", "predictor_batches", "make_optimizer", "finetune",
+           "saved_step_mib", "saved_step_mib_shapes"]
 
 log = get_logger("lemo.finetune")
 
@@ -116,3 +117,71 @@ def saved_step_mib(model: torch.nn.Module, x: torch.Tensor, lc) -> float:
     loss.backward()
     model.zero_grad(set_to_none=True)
     return meter.bytes / 2**20
+
+
+# HF's sdpa attention with the causal mask always skipped (`is_causal=True`), as it skips it in an
+# eager run on unpadded inputs; under fake tensors it cannot read the inputs, so it would build an
+# s x s mask (and repeat k/v over the GQA groups) that the real step never saves.
+CAUSAL_SDPA = "lemo_causal_sdpa"
+
+
+class _StepLoss(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model, self.segment = model, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return causal_lm_loss(self.model, x, segment=self.segment)
+
+
+def saved_step_mib_shapes(model: torch.nn.Module, seq_len: int, vocab_size: int,
+                          lcs: dict) -> dict:
+    """`saved_step_mib` without running the step: the same training step on fake CPU tensors
+    (`torch._subclasses.FakeTensorMode`: shapes, dtypes and dispatch of CPU tensors, no data,
+    no memory), so a 16K step of a 1B-parameter model costs seconds on any machine. `model`:
+    built on the meta device (`lemo.gpu_bench.build_model(..., "meta", ...)`), a Llama-style
+    causal LM with sdpa attention; `lcs`: name -> LeMo config. Saved storages are told apart by
+    identity (a fake tensor has no data pointer). Only selections whose kept count follows from
+    the shapes (top-k at a keep ratio, MLP pruning, S2-Attn) can be measured: the threshold
+    rule's kept count depends on the data and raises. Returns name -> MiB (batch 1)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.func import functional_call
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    AttentionInterface.register(CAUSAL_SDPA, sdpa_attention_forward)
+    AttentionMaskInterface.register(CAUSAL_SDPA, lambda *args, **kwargs: None)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    impl = base.config._attn_implementation
+    base.set_attn_implementation(CAUSAL_SDPA)
+    step = _StepLoss(model)
+    out = {}
+    try:
+        with FakeTensorMode():
+            state = {}
+            for name, t in [*step.named_parameters(), *step.named_buffers()]:
+                fake = torch.empty(t.shape, dtype=t.dtype, device="cpu")
+                state[name] = fake.requires_grad_(t.requires_grad) if t.is_floating_point() \
+                    else fake
+            params = {id(t.untyped_storage()) for t in state.values()}
+            x = torch.empty(1, seq_len, dtype=torch.long).random_(0, vocab_size)
+            for name, lc in lcs.items():
+                configure_lemo(model, lc)
+                step.segment = lc.segment_size
+                seen: dict[int, tuple] = {}
+
+                def pack(t: torch.Tensor, seen: dict = seen) -> torch.Tensor:
+                    s = t.untyped_storage()  # one Python object per storage, held in `seen`
+                    if id(s) not in params:
+                        seen[id(s)] = (s, s.nbytes())
+                    return t
+
+                with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                    loss = functional_call(step, state, (x,))
+                loss.backward()
+                for t in state.values():
+                    t.grad = None
+                out[name] = sum(n for _, n in seen.values()) / 2**20
+    finally:
+        base.set_attn_implementation(impl)
+    return out

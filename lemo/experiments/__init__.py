@@ -5,6 +5,8 @@
   and sparse evaluation, answer-NLL curve);
 - `python -m lemo.experiments.passkey_sweep`: grids over the bench's accuracy part;
 - `python -m lemo.experiments.saved_grid`: saved bytes over keep ratio x MLP pruning;
+- `python -m lemo.experiments.saved_16k`: the accuracy arm's memory axis (16K, the GPU bench's
+  16-layer model) over keep ratio x MLP pruning, on fake CPU tensors;
 - `python -m lemo.experiments.accuracy_bench`: the GPU accuracy arm (a 76M-parameter LM pretrained
   and fine-tuned in one call; the memory/accuracy frontier and the default on it);
 - `python -m lemo.experiments.rope_passkey`: linear RoPE scaling erases the shipped LM's

@@ -2,6 +2,7 @@
 and the whole pipeline at tiny scale on the CPU (`--quick`)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +62,32 @@ def test_default_arms_cover_the_grid():
     assert {a["prune"] for a in lemo if a["policy"] == "threshold"} == {0.0, 0.8}
 
 
+SAVED_16K = Path(__file__).parents[2] / "results/lemo/frontier/saved_16k.json"
+
+
+def test_default_arms_first_bracket_the_memory_target():
+    """The six arms after LoRA (one device call's worth) are unbiased-policy points on both
+    sides of the 0.6x target by the committed saved-bytes table, and the table covers them."""
+    ratio = json.loads(SAVED_16K.read_text())["ratio"]
+    first = AccuracyBenchConfig().arms[1:7]
+    assert all(parse_arm(a)["policy"] == "unbiased" for a in first)
+    within = [a for a in first if ratio[a] <= AccuracyBenchConfig().target_saved_ratio]
+    assert within and len(within) < len(first)
+    assert first[0] in within  # the candidate default runs first
+
+
+@pytest.mark.slow
+def test_committed_saved_16k_table_reproduces():
+    """Two entries of `results/lemo/frontier/saved_16k.json` recomputed (~30 s on one core)."""
+    from lemo.experiments.saved_16k import shape_ratios
+
+    committed = json.loads(SAVED_16K.read_text())
+    got = shape_ratios(AccuracyBenchConfig(), ["lemo:unbiased:k0.6:p0.3"])
+    assert got["lora_MB"] == committed["lora_MB"]
+    assert got["ratio"]["lemo:unbiased:k0.6:p0.3"] == committed["ratio"][
+        "lemo:unbiased:k0.6:p0.3"]
+
+
 def test_passkey_needle_depth():
     rng = np.random.default_rng(0)
     starts = []
@@ -106,9 +133,18 @@ def test_frontier_default_is_the_smallest_saved_ratio_meeting_every_target():
     assert frontier(rows, saved, cfg)["default"] == "lemo:b:k0.4:p0.0"
     rows["lemo:b:k0.4:p0.0"] = _row(10.5, 0.9)
     f = frontier(rows, saved, cfg)
-    assert f["default"] is None and f["binding"] == ["passkey", "perplexity"]
+    # d meets perplexity and passkey above the memory target: memory binds as well
+    assert f["default"] is None and f["binding"] == ["memory", "passkey", "perplexity"]
     assert f["nearest_within_memory"][0] == "lemo:b:k0.4:p0.0"  # 5.1% ppl: the smallest miss
+    assert f["nearest_meeting_accuracy"] == ["lemo:d:k0.6:p0.0"]
     assert {p["arm"]: p["meets_memory"] for p in f["points"]}["lemo:d:k0.6:p0.0"] is False
+    rows["lemo:e:k0.5:p0.3"] = _row(10.2, 0.88)  # accurate, closer to the memory target
+    saved["ratio"]["lemo:e:k0.5:p0.3"] = 0.62
+    f = frontier(rows, saved, cfg)
+    assert f["nearest_meeting_accuracy"] == ["lemo:e:k0.5:p0.3", "lemo:d:k0.6:p0.0"]
+    rows["lemo:d:k0.6:p0.0"] = rows["lemo:e:k0.5:p0.3"] = _row(10.5, 0.9)  # now none is
+    f = frontier(rows, saved, cfg)
+    assert f["binding"] == ["passkey", "perplexity"] and f["nearest_meeting_accuracy"] == []
 
 
 def test_frontier_reports_out_of_family_ratios_and_never_picks_by_them():
@@ -183,6 +219,27 @@ def test_bf16_base_keeps_rope_frequencies_float32():
     assert torch.equal(rot.original_inv_freq, ref)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     assert "inv_freq" in dict(rot.named_buffers())  # still a buffer: moves with .to(device)
+
+
+def test_saved_bytes_on_fake_tensors_equal_a_real_step():
+    """`saved_step_mib_shapes` (no data, no memory) = `saved_step_mib` (a real CPU step) to the
+    byte, for LoRA, elimination, MLP pruning, their mix and S2-Attn, on a GQA model whose dense
+    layers would save an s x s mask and repeated k/v if HF built its causal mask."""
+    from lemo.finetune import saved_step_mib, saved_step_mib_shapes
+    from lemo.gpu_bench import GpuModelConfig, build_model
+
+    mc = GpuModelConfig(hidden_size=64, num_layers=4, num_heads=4, num_kv_heads=2,
+                        intermediate_size=128, vocab_size=512, dtype="float32")
+    arms = ["lora", "lemo:unbiased:k0.6:p0.0", "lemo:unbiased:k0.4:p0.8",
+            "lemo:causal_sum:k0.5:p0.2", "lemo:noncausal:k0.3:p0.0", "longlora_s2"]
+    lcs = {a: arm_config(a, 64, 0.5) for a in arms}
+    torch.manual_seed(0)
+    model = build_model(mc, 512, "cpu", 8, 16)
+    x = torch.randint(0, 512, (1, 512))
+    real = {a: saved_step_mib(model, x, lc) for a, lc in lcs.items()}
+    fake = saved_step_mib_shapes(build_model(mc, 512, "meta", 8, 16), 512, 512, lcs)
+    assert fake == real
+    assert len(set(real.values())) == len(arms)  # every arm saves a different amount
 
 
 def test_quick_run_writes_results_and_frontier(tmp_path):

@@ -31,15 +31,30 @@ def _free_port() -> int:
 
 
 def _train(out: Path, nproc: int, *extra: str) -> list[float]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PROGRESS": "0", "PYTHONPATH": str(ROOT)}
+    """`lemo.train` on `nproc` processes under torchrun; one process runs in this one (the
+    same `main`, without a process group either way), which spares a Python start-up."""
+    argv = [str(ROOT / TINY[1]) if a == TINY[1] else a for a in TINY]
+    argv += ["--out", str(out), *extra]
     if nproc == 1:
-        cmd = [sys.executable, "-m", "lemo.train"]
+        from lemo.train import main
+
+        before = os.environ.get("PROGRESS")
+        os.environ["PROGRESS"] = "0"
+        torch.set_num_threads(1)
+        try:
+            assert main(argv) == 0
+        finally:
+            if before is None:
+                del os.environ["PROGRESS"]
+            else:
+                os.environ["PROGRESS"] = before
     else:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PROGRESS": "0", "PYTHONPATH": str(ROOT)}
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
                f"--master_port={_free_port()}", "-m", "lemo.train"]
-    r = subprocess.run(cmd + TINY + ["--out", str(out), *extra], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+        r = subprocess.run(cmd + argv, cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
     return [float(line.split(",")[1]) for line in
             (out / "metrics.csv").read_text().splitlines()[1:]]
 
@@ -60,33 +75,53 @@ def test_shard_batch_and_layers():
         decoder_layers(torch.nn.Linear(2, 2))
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
-def test_two_ranks_match_one_process_and_resume_on_one(tmp_path, strategy):
-    ref = _train(tmp_path / "one", 1)
-    two = _train(tmp_path / "two", 2, "--set", f"distributed={strategy}")
-    assert len(two) == len(ref) == 4
-    assert two == pytest.approx(ref, rel=2e-4, abs=2e-4)
-    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
-    assert summary["world_size"] == 2 and summary["strategy"] == strategy
-    assert (tmp_path / "two" / "adapter" / "adapter_model.safetensors").is_file()
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> tuple[Path, list[float]]:
+    """The 1-process reference run (4 steps), shared by every test below."""
+    out = tmp_path_factory.mktemp("lemo_dist") / "one"
+    return out, _train(out, 1)
 
-    # 2 ranks train 2 steps (checkpoint), then 1 process resumes to step 4
+
+def _resume_on_one(tmp_path: Path, strategy: str, one: tuple[Path, list[float]]) -> None:
+    """2 ranks train 2 steps (checkpoint) on the 1-process trajectory, then 1 process resumes
+    to step 4 on it, and the gathered adapter has the 1-process keys and (nearly) values."""
+    ref_dir, ref = one
     part = tmp_path / "resumed"
-    _train(part, 2, "--set", f"distributed={strategy}", "--set", "steps=2")
+    two = _train(part, 2, "--set", f"distributed={strategy}", "--set", "steps=2")
+    assert two == pytest.approx(ref[:2], rel=2e-4, abs=2e-4)
+    summary = json.loads((part / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["strategy"] == strategy
     resumed = _train(part, 1)
+    assert len(resumed) == len(ref) == 4
     assert resumed == pytest.approx(ref, rel=2e-4, abs=2e-4)
 
-    # The gathered adapter has the single-process keys and (nearly) its values. Not bit-equal:
-    # AdamW's first steps move each weight by ~lr·sign(g), and for the near-zero gradients of
-    # the fresh lora_B the sign depends on float reduction order (2 half-batch means vs one).
-    # A resume that lost the LoRA weights would differ by ~50% (2 of 4 steps missing).
+    # Not bit-equal: AdamW's first steps move each weight by ~lr·sign(g), and for the near-zero
+    # gradients of the fresh lora_B the sign depends on float reduction order (2 half-batch
+    # means vs one). A resume that lost the LoRA weights would differ by ~50% (2 of 4 steps
+    # missing).
     from safetensors.torch import load_file
 
-    a = load_file(str(tmp_path / "one" / "adapter" / "adapter_model.safetensors"))
+    a = load_file(str(ref_dir / "adapter" / "adapter_model.safetensors"))
     b = load_file(str(part / "adapter" / "adapter_model.safetensors"))
     assert a.keys() == b.keys() and len(a) == 4 * 4 * 2  # 4 layers x q/k/v/o x A/B
     for k in a:
         assert float((a[k] - b[k]).norm() / a[k].norm()) < 0.15, k
+
+
+def test_fsdp_two_ranks_match_one_process_and_resume_on_one(tmp_path, one_process):
+    """FSDP2 (every decoder layer and the root sharded, DCP shards): one torchrun launch."""
+    _resume_on_one(tmp_path, "fsdp", one_process)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_ranks_match_one_process_and_resume_on_one(tmp_path, strategy, one_process):
+    """As above, plus all 4 steps on 2 ranks without a resume, for DDP and FSDP2."""
+    ref = one_process[1]
+    two = _train(tmp_path / "two", 2, "--set", f"distributed={strategy}")
+    assert two == pytest.approx(ref, rel=2e-4, abs=2e-4)
+    assert (tmp_path / "two" / "adapter" / "adapter_model.safetensors").is_file()
+    _resume_on_one(tmp_path, strategy, one_process)
 
 
 def test_cleanup_waits_for_every_rank_only_on_success(monkeypatch):

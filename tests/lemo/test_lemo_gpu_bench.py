@@ -123,6 +123,7 @@ def test_analyse_trace_finds_peak_and_live_sites():
         ("lemo/saved.py:7 saved", 100), ("lemo/spike.py:7 spike", 80)]
 
 
+@pytest.mark.slow
 def test_graphed_lengths_run_last(tmp_path):
     """Lengths at or below cuda_graph_max_tokens are measured after the others and after the
     longest-length search, so CUDA-graph leftovers cannot raise the other rows' peaks."""
