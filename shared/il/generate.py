@@ -7,8 +7,9 @@
 `dataset(env_id, kind, n_episodes, seed)` rolls out (see `rollout.py`) and caches the arrays
 under a key of (env, kind, episodes, seed, the policy file's hash), so a seed always gives the
 same dataset and a retrained policy never serves stale data. `parts` > 1 rolls the episodes out
-in that many slices through `map_fn` (a process pool's `map`: one slice per worker), the same
-dataset.
+in up to that many slices through `map_fn` (a process pool's `map`: one slice per worker), each
+starting at a multiple of the rollout batch: the same dataset (see `rollout.py` for when bit for
+bit).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from shared.cli import run
 from shared.errors import ConfigError, DataError
 from shared.il.datasets import episode_returns, write_d4rl_hdf5, write_minari
 from shared.il.policy import load_policy
-from shared.il.rollout import D4RL_REF_SCORES, DATASET_KINDS, evaluate_policy, rollout
+from shared.il.rollout import BATCH, D4RL_REF_SCORES, DATASET_KINDS, evaluate_policy, rollout
 from shared.io import atomic_write_json, read_json
 from shared.log import get_logger, setup_logging
 
@@ -76,7 +77,9 @@ def dataset(env_id: str, kind: str, n_episodes: int, seed: int,
         if parts <= 1:
             return rollout(env_id, n_episodes, seed, kind, policy, noise_levels,
                            max_steps=max_steps)
-        cut = [int(x) for x in np.linspace(0, n_episodes, min(parts, n_episodes) + 1)]
+        blocks = -(-n_episodes // BATCH)  # slices of whole batches, as one rollout groups them
+        cut = [min(n_episodes, BATCH * int(b))
+               for b in np.linspace(0, blocks, min(parts, blocks) + 1)]
         pfile = str(policy_file) if policy_file else None
         slices = list(map_fn(_rollout_slice, [(env_id, kind, hi - lo, seed, lo, pfile,
                                                 noise_levels, max_steps)

@@ -14,8 +14,11 @@ Dataset kinds (what D4RL calls them, built the same way):
 Episodes are rolled out `batch` at a time (one env each, one batched policy forward per step).
 Everything is seeded per episode: episode i resets its env with `seed + i` and draws its action
 noise from `numpy.random.default_rng([seed, i])`, so a seed fixes the dataset whatever `batch`,
-and `first` rolls out a slice of it: episodes first .. first + n - 1 of the same seed (slices
-rolled out apart and concatenated are the whole dataset).
+and `first` rolls out a slice of it: episodes first .. first + n - 1 of the same seed. Slices that
+start at multiples of `batch`, rolled out apart and concatenated, are the whole dataset: bit for
+bit where no network acts ('random') or every episode runs to the cap (HalfCheetah), since their
+episodes then run in the same groups of `batch`; where episodes end early the groups can differ,
+and a policy's batched forward may round differently.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from shared.il.policy import GaussianPolicy
 
 __all__ = ["rollout", "evaluate_policy", "D4RL_REF_SCORES", "DATASET_KINDS"]
 
+BATCH = 16  # episodes rolled out side by side (one batched policy forward a step)
 DATASET_KINDS = ("expert", "medium", "random", "noisy_expert", "medium_replay")
 NOISY_KINDS = ("noisy_expert", "medium_replay")  # deterministic action + per-episode noise
 
@@ -42,7 +46,7 @@ D4RL_REF_SCORES = {
 def rollout(env_id: str, n_episodes: int, seed: int, kind: str = "expert",
             policy: GaussianPolicy | None = None, noise_levels: tuple[float, ...] = (0.1, 0.3, 0.5,
                                                                                          1.0),
-            batch: int = 16, max_steps: int | None = None, first: int = 0
+            batch: int = BATCH, max_steps: int | None = None, first: int = 0
             ) -> dict[str, np.ndarray]:
     """Collect `n_episodes` episodes -> D4RL-layout dict (+ 'infos/noise_std' for noisy_expert).
 
