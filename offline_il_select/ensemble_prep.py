@@ -42,7 +42,7 @@ from shared.errors import ConfigError
 from shared.il.models import Discriminator
 from shared.il.nets import EnsembleMLP, member_state_dict
 
-__all__ = ["EnsembleDiscriminator", "train_discriminators", "prepare_many"]
+__all__ = ["EnsembleDiscriminator", "train_discriminators", "disc_step", "prepare_many"]
 
 DRAW_CHUNK = 500  # steps whose batches are drawn (on the CPU) and sent to the device at once
 
@@ -133,23 +133,29 @@ def train_discriminators(discs: Sequence[Discriminator],
     penalised = [float(g) > 0 for g in grad_penalty]
     lam = torch.tensor([float(g) for g in grad_penalty], device=dev) if any(penalised) else None
     opt = torch.optim.Adam(ens.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
-    B = batch
     for c0 in range(0, steps, DRAW_CHUNK):
-        rows, w = _draw(sets, gens, offsets, penalised, min(DRAW_CHUNK, steps - c0), B)
+        rows, w = _draw(sets, gens, offsets, penalised, min(DRAW_CHUNK, steps - c0), batch)
         rows, w = rows.to(dev), w.to(dev)
         for t in range(len(rows)):
-            x = table[rows[t]]  # (K, 2B, D)
-            p = ens(x)
-            loss = -(torch.log(p[:, :B]).mean(1) + torch.log(1 - p[:, B:]).mean(1))  # (K,)
-            if lam is not None:
-                xi = (w[t] * x[:, :B] + (1 - w[t]) * x[:, B:]).requires_grad_(True)
-                (g,) = torch.autograd.grad(ens.logit(xi).sum(), xi, create_graph=True)
-                loss = loss + lam * (g.norm(dim=-1) ** 2).mean(1)
-            opt.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            opt.step()
+            disc_step(ens, opt, table[rows[t]], w[t], lam)
     for k, d in enumerate(discs):
         ens.export(k, d)
+
+
+def disc_step(ens: EnsembleDiscriminator, opt: torch.optim.Optimizer, x: torch.Tensor,
+              w: torch.Tensor, lam: torch.Tensor | None) -> None:
+    """One step of every member on rows x (K, 2B, D) (positives first), interpolation weights
+    w (K, B, 1) and penalty coefficients lam (K,) (None: no member penalised)."""
+    B = x.shape[1] // 2
+    p = ens(x)
+    loss = -(torch.log(p[:, :B]).mean(1) + torch.log(1 - p[:, B:]).mean(1))  # (K,)
+    if lam is not None:
+        xi = (w * x[:, :B] + (1 - w) * x[:, B:]).requires_grad_(True)
+        (g,) = torch.autograd.grad(ens.logit(xi).sum(), xi, create_graph=True)
+        loss = loss + lam * (g.norm(dim=-1) ** 2).mean(1)
+    opt.zero_grad(set_to_none=True)
+    loss.sum().backward()
+    opt.step()
 
 
 def _clocks(device: torch.device) -> tuple[float, float]:
