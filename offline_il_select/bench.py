@@ -485,8 +485,9 @@ def _parser():
     p.add_argument("--ensemble", action="store_true",
                    help="train every arm in lockstep as one batched network on --device (a "
                         "GPU: the full bench's affordable path; DWBC's discriminators batched "
-                        "beside it); preparation (CPU) and evaluation run on the worker "
-                        "processes; any subset of --arms")
+                        "beside it), the ILID and ISW-BC discriminators of the preparations "
+                        "too; datasets and evaluation run on the worker processes; any subset "
+                        "of --arms")
     p.add_argument("--data-only", action="store_true",
                    help="roll out (and cache) every dataset the chosen settings need, then stop")
     p.add_argument("--from-rows", default="",
