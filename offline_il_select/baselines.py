@@ -79,16 +79,35 @@ class ISWBC:
         A = self.a_e.shape[1]
         self.sa_norm = norm.with_actions(A)
         self.w = torch.zeros(0, device=dev)
+        self.disc: Discriminator | None = None  # c(s, a), kept after prepare() for inspection
 
     def prepare(self, gen: torch.Generator) -> dict:
         c = self.icfg
-        disc = Discriminator(self.s_e.shape[1] + self.a_e.shape[1], c.disc_hidden, c.clip,
-                             self.sa_norm).to(self.dev)
-        train_discriminator(disc, torch.cat([self.s_e, self.a_e], 1),
-                            torch.cat([self.s_u, self.a_u], 1), c.disc_steps, c.disc_batch,
-                            c.disc_lr, c.disc_weight_decay, gen,
-                            grad_penalty=self.bcfg.iswbc_grad_penalty)
-        w = importance_weight(disc.predict(torch.cat([self.s_u, self.a_u], 1)))
+        disc = self.init_discriminator()
+        train_discriminator(disc, *self.sets(), c.disc_steps, c.disc_batch, c.disc_lr,
+                            c.disc_weight_decay, gen, grad_penalty=self.bcfg.iswbc_grad_penalty)
+        return self.weigh(disc)
+
+    # The steps of `prepare`, apart so that many runs' discriminators can train together
+    # (`ensemble_prep.prepare_many`).
+
+    def init_discriminator(self) -> Discriminator:
+        """A fresh c(s, a) (`disc`), initialised from the global RNG."""
+        c = self.icfg
+        self.disc = Discriminator(self.s_e.shape[1] + self.a_e.shape[1], c.disc_hidden, c.clip,
+                                  self.sa_norm).to(self.dev)
+        return self.disc
+
+    def sets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """c(s, a)'s training sets: D_e pairs (label 1), D_e ∪ D_b pairs (label 0)."""
+        return torch.cat([self.s_e, self.a_e], 1), torch.cat([self.s_u, self.a_u], 1)
+
+    def weigh(self, disc: Discriminator) -> dict:
+        """The weights c / (1 - c) over D_e ∪ D_b from a trained c(s, a) (on any device), those
+        below tau set to 0; the statistics."""
+        dd = next(disc.parameters()).device
+        x = torch.cat([self.s_u, self.a_u], 1).to(dd)
+        w = importance_weight(disc.predict(x, 2048 if dd.type == "cpu" else 1 << 16)).to(self.dev)
         self.w = torch.where(w < self.bcfg.iswbc_tau, torch.zeros_like(w), w)
         return {"weight_mean_expert": float(self.w[:len(self.s_e)].mean()),
                 "weight_mean_imperfect": float(self.w[len(self.s_e):].mean())}

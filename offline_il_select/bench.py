@@ -44,10 +44,11 @@ from offline_il_select.data import (
 )
 from offline_il_select.discriminator import train_discriminator
 from offline_il_select.ensemble import DWBCSpec, EnsembleBC, Member, train_ensemble
+from offline_il_select.ensemble_prep import prepare_many
 from offline_il_select.ilid import t32
 from offline_il_select.models import Discriminator, Normalizer, TanhGaussianPolicy
 from offline_il_select.selection import ResultantStateSelector
-from offline_il_select.train import evaluate, fit, prepare, setup
+from offline_il_select.train import evaluate, fit, setup
 from shared.bench import BenchReport, save_figure
 from shared.cli import build_parser, parse_args, run
 from shared.config import load_config
@@ -203,17 +204,27 @@ def expert_rows(artifacts: dict, is_expert: np.ndarray) -> dict:
             "n_selected_gated_in": int(beta.sum())}
 
 
-def warm_data(settings: list[str], quick: bool, ex: ProcessPoolExecutor) -> None:
-    """Roll out every dataset the bench needs once, in parallel, before the runs read the cache."""
+PART_EPISODES = 100  # a dataset of at least this many episodes is rolled out in slices
+
+
+def warm_data(settings: list[str], quick: bool, ex: ProcessPoolExecutor, workers: int = 1
+              ) -> None:
+    """Roll out every dataset the bench needs once, on the pool's `workers` processes, before
+    the runs read the cache: the small ones one per process, each large one (PART_EPISODES
+    episodes or more: the 1000 source episodes) in `workers` slices of episodes, one per process
+    (the same dataset as one rollout: `shared.il.generate.dataset`'s `parts`)."""
     cfgs = [_arm_cfg(s, "ilid", 0, quick, None).data for s in settings]
     cfgs += [_study_cfg(e, quick).data for e in _study_envs(settings)]
     specs = {}
     for c in cfgs:
         for sp in dataset_specs(c)["expert"] + dataset_specs(c)["source"]:
             specs.setdefault(sp, c)
-    # Largest first, so the long HalfCheetah random rollout starts at once.
-    order = sorted(specs, key=lambda sp: -sp[2] * (1000 if sp[1] == "random" else 1))
-    list(ex.map(generate_spec, order, [specs[sp] for sp in order]))
+    small = [ex.submit(generate_spec, sp, c) for sp, c in specs.items() if sp[2] < PART_EPISODES]
+    for sp, c in specs.items():
+        if sp[2] >= PART_EPISODES:
+            generate_spec(sp, c, parts=workers, map_fn=ex.map)
+    for f in small:
+        f.result()
 
 
 def _study_envs(settings: list[str]) -> list[str]:
@@ -474,8 +485,9 @@ def _parser():
     p.add_argument("--ensemble", action="store_true",
                    help="train every arm in lockstep as one batched network on --device (a "
                         "GPU: the full bench's affordable path; DWBC's discriminators batched "
-                        "beside it); preparation (CPU) and evaluation run on the worker "
-                        "processes; any subset of --arms")
+                        "beside it), the ILID and ISW-BC discriminators of the preparations "
+                        "too; datasets and evaluation run on the worker processes; any subset "
+                        "of --arms")
     p.add_argument("--data-only", action="store_true",
                    help="roll out (and cache) every dataset the chosen settings need, then stop")
     p.add_argument("--from-rows", default="",
@@ -544,39 +556,60 @@ def _data(cfg: TrainConfig):
     return _DATA[key]
 
 
-def prep_job(unit: tuple[tuple, tuple[str, ...]]) -> list[dict]:
-    """The preparation of a `prep_units` unit, through `train.setup` and `train.prepare` as `fit`
-    prepares the same run (same seeding order, so the same initial policy, discriminators and
-    selection), on the job's device: per arm of the unit its weighted-BC terms, initial policy
-    weights, normaliser and preparation statistics (DWBC: also its initial discriminator, as a
-    `DWBCSpec`). A rider without beta takes the same artifacts with beta = 1 (what its own
-    preparation gives, tested)."""
-    job, arms = unit
-    setting, seed, arm, quick, steps, device = job
-    torch.set_num_threads(1)
-    warm_up(device)
-    cfg = _arm_cfg(setting, arm, seed, quick, steps, device)
-    data = _data(cfg)
-    dev, gen, method, policy = setup(cfg, data)
-    prep = prepare(cfg, data, method, gen, dev)
-    init = {k: v.detach().cpu() for k, v in policy.net.state_dict().items()}
+def prepare_units(units: list[tuple[tuple, tuple[str, ...]]], device: str = "cpu",
+                  stage: Callable[[str], None] | None = None) -> list[dict]:
+    """The preparations of `prep_units` units, in this process: each run set up through
+    `train.setup` on the CPU as `fit` sets up the same run there (same seeding order, so the same
+    initial policy and discriminators, its batches drawn from its own CPU generator), then the
+    discriminators of all of them trained in lockstep on `device` (`ensemble_prep.prepare_many`:
+    the same preparation as each run's own, up to float rounding). Per arm of each unit: its
+    weighted-BC terms, initial policy weights, normaliser and preparation statistics (DWBC: also
+    its initial discriminator, as a `DWBCSpec`). A rider without beta takes the same artifacts
+    with beta = 1 (what its own preparation gives, tested)."""
+    runs, gens, methods = [], [], []
+    for job, arms in units:
+        setting, seed, arm, quick, steps, _ = job
+        cfg = _arm_cfg(setting, arm, seed, quick, steps, "cpu")
+        data = _data(cfg)
+        _, gen, method, policy = setup(cfg, data)
+        if cfg.method == "ilid":  # right after the policy: they draw from the global RNG
+            method.init_discriminators()
+        elif cfg.method == "iswbc":
+            method.init_discriminator()
+        runs.append((job, arms, cfg, data, policy))
+        gens.append(gen)
+        methods.append(method)
+    preps = prepare_many(methods, gens, pick_device(device), stage)
     out = []
-    for a in arms:
-        c = cfg if a == arm else _arm_cfg(setting, a, seed, quick, steps, device)
-        p = dict(prep)
-        if a != arm:  # a SHARED_PREP rider: ILID's artifacts without beta
-            method.artifacts["beta"] = torch.ones_like(method.artifacts["beta"])
-            p.update(method.stats())
-        o = {"job": (setting, seed, a, quick, steps, device), "cfg": c, "terms": method.terms(),
-             "prep": p, "mean": policy.norm.mean.cpu().numpy(),
-             "std": policy.norm.std.cpu().numpy(), "init": init}
-        if c.method == "ilid":
-            o["expert_rows"] = expert_rows(method.artifacts, data.imperfect_is_expert)
-        if c.method == "dwbc":
-            o["dwbc"] = DWBCSpec({k: v.detach().cpu() for k, v in method.disc.state_dict().items()},
-                                 c.baselines.dwbc_alpha, c.baselines.dwbc_eta, c.ilid.clip)
-        out.append(o)
+    for (job, arms, cfg, data, policy), method, prep in zip(runs, methods, preps):
+        setting, seed, arm, quick, steps, device_ = job
+        if cfg.method == "ilid":
+            prep["selection_quality"] = selection_quality(
+                data.imperfect, method.artifacts["selected"].numpy())
+        init = {k: v.detach().cpu() for k, v in policy.net.state_dict().items()}
+        for a in arms:
+            c = cfg if a == arm else _arm_cfg(setting, a, seed, quick, steps, "cpu")
+            p = dict(prep)
+            if a != arm:  # a SHARED_PREP rider: ILID's artifacts without beta
+                method.artifacts["beta"] = torch.ones_like(method.artifacts["beta"])
+                p.update(method.stats())
+            o = {"job": (setting, seed, a, quick, steps, device_), "cfg": c,
+                 "terms": method.terms(), "prep": p, "mean": policy.norm.mean.cpu().numpy(),
+                 "std": policy.norm.std.cpu().numpy(), "init": init}
+            if c.method == "ilid":
+                o["expert_rows"] = expert_rows(method.artifacts, data.imperfect_is_expert)
+            if c.method == "dwbc":
+                o["dwbc"] = DWBCSpec({k: v.detach().cpu()
+                                      for k, v in method.disc.state_dict().items()},
+                                     c.baselines.dwbc_alpha, c.baselines.dwbc_eta, c.ilid.clip)
+            out.append(o)
     return out
+
+
+def prep_job(unit: tuple[tuple, tuple[str, ...]]) -> list[dict]:
+    """One unit's preparation on the CPU (`prepare_units` of that unit alone)."""
+    torch.set_num_threads(1)
+    return prepare_units([unit], "cpu")
 
 
 def eval_task(setting: str, quick: bool, steps: int | None):
@@ -659,7 +692,14 @@ def train_ensemble_group(preps: list[dict], quick: bool, steps: int | None, devi
     stage(f"ensemble of {ens.K} on {ens.device}: {c.policy.steps} steps, evaluation every "
           f"{c.eval_every}")
 
+    clock = [time.perf_counter(), 0]  # when the last round was submitted, its step
+
     def submit(policies, kind):
+        if kind == "in":  # the loop's pace, from the submission of one round to the next
+            now, n = time.perf_counter(), min(clock[1] + c.eval_every, c.policy.steps)
+            stage(f"ensemble of {ens.K}: step {n} ({1000 * (now - clock[0]) / (n - clock[1]):.2f}"
+                  " ms a step since the last round, evaluations submitted)")
+            clock[:] = [now, n]
         return [ex.submit(eval_job, (tasks[p["job"][0]], p["job"][1], pol.net.state_dict(),
                                      p["mean"], p["std"], c.policy.hidden, c.eval_episodes, kind))
                 for p, pol in zip(preps, policies)]
@@ -688,34 +728,32 @@ def train_ensemble_group(preps: list[dict], quick: bool, steps: int | None, devi
 def ensemble_train_rows(run_dir: Path, settings: list[str], seeds: list[int], arms: list[str],
                         quick: bool, steps: int | None, workers: int,
                         device: str) -> tuple[list[dict], dict]:
-    """--ensemble: every arm prepared on the CPU of `workers` processes (ILID without beta shares
-    ILID's preparation; DWBC's is its initial networks), then trained in lockstep (one
-    `EnsembleBC` per state/action size and budget, DWBC's discriminators batched beside the
-    policies) on `device` while the same processes run its evaluations. Stage times go to
-    `run_dir`/stages.log; rows.json is rewritten as each ensemble finishes. Returns what
-    `train_rows` returns."""
+    """--ensemble: the datasets rolled out on `workers` processes; every arm prepared in this
+    process, the discriminators of all of them in lockstep on `device` (`prepare_units`; ILID
+    without beta shares ILID's preparation, DWBC's is its initial networks) while the workers run
+    the selection studies; then every arm trained in lockstep (one `EnsembleBC` per state/action
+    size and budget, DWBC's discriminators batched beside the policies) on `device` while the
+    workers run its evaluations. Stage times go to `run_dir`/stages.log; rows.json is rewritten
+    as each ensemble finishes. Returns what `train_rows` returns."""
     stage = StageLog(run_dir / "stages.log")
     jobs = [(s, seed, arm, quick, steps, device) for s in settings for seed in seeds
             for arm in arms]
     units = prep_units([(*j[:5], "cpu") for j in jobs])
-    units.sort(key=lambda u: u[0][2] in ("bc_expert", "bc_all", "dwbc"))  # discriminators first
     ctx = mp.get_context("spawn") if device.startswith("cuda") else None
     rows: list[dict] = []
     studies: dict = {}
     stage(f"start: {len(settings)} settings x {len(seeds)} seeds x {len(arms)} arms, "
-          f"{len(units)} preparations, {workers} workers, device {device}")
+          f"{len(units)} preparations (discriminators batched on {device}), {workers} workers")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=setup_logging) as ex:
-        warm_data(settings, quick, ex)
+        warm_data(settings, quick, ex, workers)
         stage("datasets ready")
-        preps: list[dict] = []
-        for f in as_completed([ex.submit(prep_job, u) for u in units]):
-            preps += f.result()
-            p = preps[-1]
-            stage(f"prepared {p['job'][0]} seed {p['job'][1]} "
-                  f"{'+'.join(x['job'][2] for x in f.result())} in {p['prep']['prep_cpu_s']:.0f}"
-                  f" CPU s ({len(preps)} of {len(jobs)})")
         futs = {ex.submit(selection_study, e, quick, steps): e.split("-")[0]
-                for e in _study_envs(settings) if "ilid" in arms}
+                for e in _study_envs(settings) if "ilid" in arms}  # on the workers meanwhile
+        preps = prepare_units(units, device, stage)
+        for i, (job, unit_arms) in enumerate(units):
+            p = next(p for p in preps if p["job"][:3] == job[:3])
+            stage(f"prepared {job[0]} seed {job[1]} {'+'.join(unit_arms)} in "
+                  f"{p['prep']['prep_s']:.1f} s, its share ({i + 1} of {len(units)})")
         groups: dict = {}
         order = {j[:3]: i for i, j in enumerate(jobs)}
         for p in sorted(preps, key=lambda p: (p["job"][2] == "dwbc", order[p["job"][:3]])):
@@ -737,7 +775,7 @@ def data_only(settings: list[str], quick: bool, workers: int) -> int:
     """Roll out (and cache) every dataset the settings need; the exit status."""
     t0 = time.perf_counter()
     with ProcessPoolExecutor(workers) as ex:
-        warm_data(settings, quick, ex)
+        warm_data(settings, quick, ex, workers)
     log.info("datasets ready in %.0f s", time.perf_counter() - t0)
     return 0
 
@@ -799,7 +837,7 @@ def train_rows(run_dir: Path, settings: list[str], seeds: list[int], arms: list[
     ctx = mp.get_context("spawn") if device.startswith("cuda") else None
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=setup_logging) as ex:
         t0 = time.perf_counter()
-        warm_data(settings, quick, ex)
+        warm_data(settings, quick, ex, workers)
         log.info("datasets ready in %.0f s", time.perf_counter() - t0)
         futs = {ex.submit(selection_study, e, quick, steps): e.split("-")[0]
                 for e in _study_envs(settings)}

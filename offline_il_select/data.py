@@ -78,9 +78,12 @@ def dataset_specs(cfg: DataConfig) -> dict[str, list[tuple]]:
     return {"expert": expert, "source": source}
 
 
-def generate_spec(spec: tuple, cfg: DataConfig) -> dict[str, np.ndarray]:
-    """Roll out (or read from the cache) one (env_id, kind, episodes, seed) dataset."""
-    return dataset(*spec, cfg.policy_dir or None, cfg.max_episode_steps)
+def generate_spec(spec: tuple, cfg: DataConfig, parts: int = 1, map_fn=map
+                  ) -> dict[str, np.ndarray]:
+    """Roll out (or read from the cache) one (env_id, kind, episodes, seed) dataset; `parts` >
+    1 rolls it out in that many slices of episodes through `map_fn` (a pool's `map`)."""
+    return dataset(*spec, cfg.policy_dir or None, cfg.max_episode_steps, parts=parts,
+                   map_fn=map_fn)
 
 
 def pick_trajectories(data: dict[str, np.ndarray], n: int, pick: str, seed: int,

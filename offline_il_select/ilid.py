@@ -41,6 +41,12 @@ def t32(x: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor
     return torch.as_tensor(np.asarray(x), dtype=torch.float32, device=device)
 
 
+def _chunk(device: torch.device) -> int:
+    """Rows per forward when a discriminator scores a whole dataset: cache-sized on a CPU (as
+    `Discriminator.predict`), large on a GPU (where a chunk costs its kernel launches)."""
+    return 2048 if device.type == "cpu" else 1 << 16
+
+
 class ILID:
     """ILID's data selection + weighting (`prepare`) and its weighted-BC loss (`loss`)."""
 
@@ -56,32 +62,64 @@ class ILID:
 
     def prepare(self, gen: torch.Generator) -> dict:
         """Train d(s), select D_s, train D(s,a); fix alpha over D_u and beta over D_s."""
-        cfg, S, dev = self.cfg, self.e["observations"].shape[1], self.dev
-        s_e, a_e = t32(self.e["observations"], dev), t32(self.e["actions"], dev)
-        s_b, a_b = t32(self.b["observations"], dev), t32(self.b["actions"], dev)
-        d = Discriminator(S, cfg.disc_hidden, cfg.clip, self.norm).to(dev)
-        train_discriminator(d, s_e, s_b, cfg.disc_steps, cfg.disc_batch, cfg.disc_lr,
-                            cfg.disc_weight_decay, gen)
-        d_next = d.predict(t32(self.b["next_observations"], dev)).cpu().numpy()
+        c = self.cfg
+        d, big_d = self.init_discriminators()
+        train_discriminator(d, *self.state_sets(), c.disc_steps, c.disc_batch, c.disc_lr,
+                            c.disc_weight_decay, gen)
+        self.select(d)
+        train_discriminator(big_d, *self.sa_sets(), c.disc_steps, c.disc_batch, c.disc_lr,
+                            c.disc_weight_decay, gen)
+        return self.weigh(big_d)
+
+    # The steps of `prepare`, apart so that many runs' discriminators can train together
+    # (`ensemble_prep.prepare_many`) between them.
+
+    def init_discriminators(self) -> tuple[Discriminator, Discriminator]:
+        """Fresh d(s) and D(s, a) (`state_disc`, `sa_disc`), initialised from the global RNG in
+        this order (training d draws only from the run's generator, so building D(s, a) before
+        it trains gives D(s, a) the weights it gets after)."""
+        cfg, S, A = self.cfg, self.e["observations"].shape[1], self.e["actions"].shape[1]
+        self.state_disc = Discriminator(S, cfg.disc_hidden, cfg.clip, self.norm).to(self.dev)
+        self.sa_disc = Discriminator(S + A, cfg.disc_hidden, cfg.clip,
+                                     self.norm.with_actions(A)).to(self.dev)
+        return self.state_disc, self.sa_disc
+
+    def state_sets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """d(s)'s training sets: D_e states (label 1), D_b states (label 0)."""
+        return t32(self.e["observations"], self.dev), t32(self.b["observations"], self.dev)
+
+    def select(self, d: Discriminator) -> None:
+        """Step 2 with a trained d(s) (on any device): D_s by resultant-state selection over
+        D_b, beta = 1[d(s) <= sigma] on D_s (1 without beta)."""
+        cfg, dd = self.cfg, next(d.parameters()).device
+        d_next = d.predict(t32(self.b["next_observations"], dd), _chunk(dd)).cpu().numpy()
         selected = ResultantStateSelector(cfg.sigma, cfg.rollback)(
             d_next, self.b["terminals"], self.b["timeouts"])
-        sel = torch.as_tensor(np.flatnonzero(selected), device=dev)
-        s_s, a_s = s_b[sel], a_b[sel]
-        d_state = d.predict(s_s).cpu().numpy()  # beta needs d(s) on D_s only
+        sel = np.flatnonzero(selected)
+        s_s = t32(self.b["observations"][sel], self.dev)
+        a_s = t32(self.b["actions"][sel], self.dev)
+        d_state = d.predict(s_s.to(dd), _chunk(dd)).cpu().numpy()  # beta needs d(s) on D_s
         beta = beta_gate(d_state, cfg.sigma) if cfg.use_beta else np.ones(len(sel), np.float32)
-        s_u, a_u = torch.cat([s_e, s_s]), torch.cat([a_e, a_s])
-        sa_norm = self.norm.with_actions(a_e.shape[1])
-        big_d = Discriminator(S + a_e.shape[1], cfg.disc_hidden, cfg.clip, sa_norm).to(dev)
-        train_discriminator(big_d, torch.cat([s_e, a_e], 1), torch.cat([s_u, a_u], 1),
-                            cfg.disc_steps, cfg.disc_batch, cfg.disc_lr, cfg.disc_weight_decay,
-                            gen)
-        x_u = torch.cat([s_u, a_u], 1)
-        alpha = importance_weight(big_d.predict(x_u)) if cfg.clip_alpha else \
-            unclipped_importance_weight(big_d, x_u)
-        self.state_disc, self.sa_disc = d, big_d
-        self.artifacts = {"s_u": s_u, "a_u": a_u, "alpha": alpha, "s_s": s_s, "a_s": a_s,
-                          "beta": t32(beta, dev), "selected": torch.as_tensor(selected),
-                          "d_state": t32(d_state), "d_next": t32(d_next)}  # d_state on D_s
+        self.artifacts = {"s_s": s_s, "a_s": a_s, "beta": t32(beta, self.dev),
+                          "selected": torch.as_tensor(selected), "d_state": t32(d_state),
+                          "d_next": t32(d_next)}  # d_state on D_s
+
+    def sa_sets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """D(s, a)'s training sets (after `select`): D_e pairs (label 1), D_u pairs (label 0)."""
+        s_e, a_e = t32(self.e["observations"], self.dev), t32(self.e["actions"], self.dev)
+        a = self.artifacts
+        return (torch.cat([s_e, a_e], 1),
+                torch.cat([torch.cat([s_e, a["s_s"]]), torch.cat([a_e, a["a_s"]])], 1))
+
+    def weigh(self, big_d: Discriminator) -> dict:
+        """Step 3 with a trained D(s, a) (on any device): alpha over D_u; the statistics."""
+        s_e, a_e = t32(self.e["observations"], self.dev), t32(self.e["actions"], self.dev)
+        a, dd = self.artifacts, next(big_d.parameters()).device
+        s_u, a_u = torch.cat([s_e, a["s_s"]]), torch.cat([a_e, a["a_s"]])
+        x_u = torch.cat([s_u, a_u], 1).to(dd)
+        alpha = importance_weight(big_d.predict(x_u, _chunk(dd))) if self.cfg.clip_alpha else \
+            unclipped_importance_weight(big_d, x_u, _chunk(dd))
+        a.update(s_u=s_u, a_u=a_u, alpha=alpha.to(self.dev))
         return self.stats()
 
     def stats(self) -> dict:

@@ -1,9 +1,10 @@
 #!/bin/bash
 # The full ILID bench (100k policy steps, 10k per discriminator) on a GPU machine without network,
-# one time-limited call per pair of settings, through `bench --ensemble`: every arm is prepared on
-# the host's CPU cores, then all of them, DWBC included (its discriminators batched beside the
-# policies), train in lockstep as one batched network on the GPU while the CPU cores run the
-# evaluation rollouts.
+# one time-limited call per pair of settings, through `bench --ensemble`: the host's CPU cores roll
+# out the datasets (the 1000 source episodes in slices, one per worker); every arm is prepared in
+# the main process, the discriminators of all ILID and ISW-BC runs trained in lockstep on the GPU;
+# then all arms, DWBC included (its discriminators batched beside the policies), train in
+# lockstep as one batched network on the GPU while the CPU cores run the evaluation rollouts.
 # usage: bash offline_il_select/experiments/device_bench.sh WHEELS_DIR OUT_DIR TIME_LIMIT_S SETTINGS SEEDS [ARMS] [WORKERS] [STEPS]
 #   WHEELS_DIR: the gymnasium/mujoco wheels (pip download --no-deps); '-' when they are installed
 #   SETTINGS: comma-separated bench settings (see `python -m offline_il_select.bench --help`)

@@ -8,7 +8,12 @@ reading a setting's cached data, each arm's preparation at --disc-steps steps pe
 member's evaluation (10 episodes in family, 20 out of family). Per training step also the number
 of leaf `aten::` ops of BC, ILID, DWBC and the ensemble with 1 and 48 members: a proxy for the
 CUDA kernel launches that set a tiny network's step time on a GPU (so a step on the GPU costs
-about a measured BC step there times the ratio of op counts). Writes stage_costs.json.
+about a measured BC step there times the ratio of op counts). The same counts for one
+discriminator step, alone (`train_discriminator`, with and without ISW-BC's gradient penalty) and
+in lockstep (`ensemble_prep`: 6 d(s), then 6 D(s, a) beside 6 penalised c(s, a), the bench's
+pair of settings x 3 seeds). `--prep-seeds N` also times the preparations of one setting x N
+seeds (ILID and ISW-BC) both ways on the CPU: each run's own `prepare` one after another (what
+the worker jobs did) and `bench.prepare_units` (the lockstep path). Writes stage_costs.json.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from offline_il_select import bench
+from offline_il_select.discriminator import sample_rows
 from offline_il_select.ensemble import DWBCSpec, EnsembleBC, Member
-from offline_il_select.models import Normalizer, TanhGaussianPolicy
+from offline_il_select.ensemble_prep import EnsembleDiscriminator, disc_step
+from offline_il_select.models import Discriminator, Normalizer, TanhGaussianPolicy
 from offline_il_select.wbc import bc_loss, weighted_bc_loss
 from shared.cli import build_parser, run
 from shared.errors import ConfigError
@@ -133,6 +140,33 @@ def step_ops(S: int = 17, A: int = 6, B: int = 128, n_rows: int = 20_000, hidden
         count("bc" + tail, step(bc))
         count("ilid" + tail, step(ilid))
         count("dwbc" + tail, step(lambda dwbc=dwbc, pol=pol: dwbc.loss(pol, g)))
+    table = torch.cat([s, a], 1)
+    for gp in (0.0, 1.0):  # one discriminator, alone: `train_discriminator`'s step, foreach Adam
+        disc = Discriminator(S + A, hidden)
+        dopt = torch.optim.Adam(disc.parameters(), lr=3e-4, weight_decay=5e-3, foreach=True)
+
+        def alone(disc=disc, dopt=dopt, gp=gp):
+            xp, xn = sample_rows(table[:1000], B, g), sample_rows(table, B, g)
+            p = disc(torch.cat([xp, xn]))
+            loss = -(torch.log(p[:B]).mean() + torch.log(1 - p[B:]).mean())
+            if gp:
+                w = torch.rand(B, 1, generator=g)
+                xi = (w * xp + (1 - w) * xn).requires_grad_(True)
+                (gr,) = torch.autograd.grad(disc.net(disc.norm(xi)).sum(), xi, create_graph=True)
+                loss = loss + gp * (gr.norm(dim=-1) ** 2).mean()
+            dopt.zero_grad(set_to_none=True)
+            loss.backward()
+            dopt.step()
+        count("disc" + "_gp" * bool(gp), alone)
+    for plain, pen in ((6, 0), (6, 6)):  # in lockstep: d(s) of 6 runs; D(s, a) + c(s, a)
+        ens = EnsembleDiscriminator([Discriminator(S + A, hidden) for _ in range(plain + pen)])
+        dopt = torch.optim.Adam(ens.parameters(), lr=3e-4, weight_decay=5e-3, fused=True)
+        lam = torch.tensor([0.0] * plain + [1.0] * pen) if pen else None
+
+        def lockstep(ens=ens, dopt=dopt, lam=lam, K=plain + pen):
+            rows = torch.randint(n_rows, (K, 2 * B), generator=g)
+            disc_step(ens, dopt, table[rows], torch.rand(K, B, 1, generator=g), lam)
+        count(f"disc_lockstep_{plain}+{pen}", lockstep)
     terms = [(np.arange(n_rows), np.ones(n_rows, np.float32)),
              (np.arange(100), np.ones(100, np.float32))]
     n_e = min(1000, n_rows)
@@ -171,6 +205,28 @@ def stage_cpu_s(setting: str, disc_steps: int) -> dict:
     return out
 
 
+def prep_cpu_s(setting: str, disc_steps: int, seeds: int) -> dict:
+    """CPU seconds of the ILID (+ no beta) and ISW-BC preparations of `setting` x `seeds` seeds,
+    each run's own `prepare` one after another, then all of them in lockstep
+    (`bench.prepare_units` on the CPU), and their ratio."""
+    steps = disc_steps * bench.DISC_FRACTION
+    units = bench.prep_units([(setting, seed, arm, False, steps, "cpu") for seed in range(seeds)
+                              for arm in ("ilid", "iswbc", "ilid_no_beta")])
+    bench._data(bench._arm_cfg(setting, "ilid", 0, False, steps))  # read once, untimed
+
+    def own():
+        for (job, _) in units:
+            cfg = bench._arm_cfg(setting, job[2], job[1], False, steps)
+            data = bench._data(cfg)
+            _, gen, method, _ = bench.setup(cfg, data)
+            method.prepare(gen)
+
+    before = _cpu(own)[0]
+    after = _cpu(bench.prepare_units, units, "cpu")[0]
+    return {"units": len(units), "disc_steps": disc_steps, "own_cpu_s": before,
+            "lockstep_cpu_s": after, "lockstep_over_own": after / before}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = build_parser("offline_il_select.experiments.stage_costs", __doc__.split("\n\n")[0])
     p.add_argument("--setting", default="halfcheetah-random+1expert",
@@ -178,18 +234,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--disc-steps", type=int, default=2000,
                    help="steps per discriminator (the full bench: 10000)")
     p.add_argument("--ops-only", action="store_true", help="only the op counts (no data)")
+    p.add_argument("--prep-seeds", type=int, default=0,
+                   help="also time the preparations of this many seeds, each run's own and in "
+                        "lockstep (0: not)")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     bench.refuse_config(args, "stage_costs")
     if args.setting not in bench.SETTINGS:
         raise ConfigError(f"--setting: unknown '{args.setting}' (known: "
                           f"{', '.join(bench.SETTINGS)})")
-    if args.disc_steps < 1:
-        raise ConfigError("--disc-steps must be >= 1")
+    if args.disc_steps < 1 or args.prep_seeds < 0:
+        raise ConfigError("--disc-steps must be >= 1 and --prep-seeds >= 0")
     torch.set_num_threads(1)
     res = {"ops_per_step": step_ops()}
     if not args.ops_only:
         res["cpu_s"] = stage_cpu_s(args.setting, args.disc_steps)
+    if args.prep_seeds:
+        res["prep_cpu_s"] = prep_cpu_s(args.setting, args.disc_steps, args.prep_seeds)
     run_dir = make_run_dir(args.out, "offline_il_select", "stage_costs")
     atomic_write_json(run_dir / "stage_costs.json", res)
     log.info("%s", res)

@@ -6,7 +6,10 @@
 
 `dataset(env_id, kind, n_episodes, seed)` rolls out (see `rollout.py`) and caches the arrays
 under a key of (env, kind, episodes, seed, the policy file's hash), so a seed always gives the
-same dataset and a retrained policy never serves stale data.
+same dataset and a retrained policy never serves stale data. `parts` > 1 rolls the episodes out
+in up to that many slices through `map_fn` (a process pool's `map`: one slice per worker), each
+starting at a multiple of the rollout batch: the same dataset (see `rollout.py` for when bit for
+bit).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from shared.cli import run
 from shared.errors import ConfigError, DataError
 from shared.il.datasets import episode_returns, write_d4rl_hdf5, write_minari
 from shared.il.policy import load_policy
-from shared.il.rollout import D4RL_REF_SCORES, DATASET_KINDS, evaluate_policy, rollout
+from shared.il.rollout import BATCH, D4RL_REF_SCORES, DATASET_KINDS, evaluate_policy, rollout
 from shared.io import atomic_write_json, read_json
 from shared.log import get_logger, setup_logging
 
@@ -52,14 +55,16 @@ def _file_hash(path: Path) -> str:
 
 def dataset(env_id: str, kind: str, n_episodes: int, seed: int,
             policy_dir: str | Path | None = None, max_steps: int = 1000,
-            noise_levels: tuple[float, ...] = (0.1, 0.3, 0.5, 1.0)) -> dict[str, np.ndarray]:
-    """D4RL-layout arrays of `n_episodes` episodes of `kind` (cached; deterministic per seed)."""
+            noise_levels: tuple[float, ...] = (0.1, 0.3, 0.5, 1.0), parts: int = 1,
+            map_fn=map) -> dict[str, np.ndarray]:
+    """D4RL-layout arrays of `n_episodes` episodes of `kind` (cached; deterministic per seed);
+    on a cache miss rolled out in `parts` slices of episodes through `map_fn`."""
     if kind not in DATASET_KINDS:
         raise ConfigError(f"dataset kind '{kind}' unknown (use one of {DATASET_KINDS})")
-    policy, phash = None, None
+    policy, phash, policy_file = None, None, None
     if kind != "random":
         level = "medium" if kind in ("medium", "medium_replay") else "expert"
-        path = policy_path(env_id, level, policy_dir)
+        path = policy_file = policy_path(env_id, level, policy_dir)
         policy, info = load_policy(path)
         if info["env_id"] != env_id:
             raise DataError(f"{path}: policy is for {info['env_id']}, not {env_id}")
@@ -69,9 +74,27 @@ def dataset(env_id: str, kind: str, n_episodes: int, seed: int,
 
     def gen():
         log.info("rolling out %d %s episodes of %s (seed %d)", n_episodes, kind, env_id, seed)
-        return rollout(env_id, n_episodes, seed, kind, policy, noise_levels, max_steps=max_steps)
+        if parts <= 1:
+            return rollout(env_id, n_episodes, seed, kind, policy, noise_levels,
+                           max_steps=max_steps)
+        blocks = -(-n_episodes // BATCH)  # slices of whole batches, as one rollout groups them
+        cut = [min(n_episodes, BATCH * int(b))
+               for b in np.linspace(0, blocks, min(parts, blocks) + 1)]
+        pfile = str(policy_file) if policy_file else None
+        slices = list(map_fn(_rollout_slice, [(env_id, kind, hi - lo, seed, lo, pfile,
+                                                noise_levels, max_steps)
+                                               for lo, hi in zip(cut[:-1], cut[1:])]))
+        return {k: np.concatenate([x[k] for x in slices]) for k in slices[0]}
 
     return cached_arrays("shared-il-rollout", key, gen, version=ROLLOUT_VERSION)
+
+
+def _rollout_slice(args: tuple) -> dict[str, np.ndarray]:
+    """`rollout` of episodes first .. first + n - 1 (args: env_id, kind, n, seed, first, policy
+    file or None, noise_levels, max_steps), in a worker process."""
+    env_id, kind, n, seed, first, path, noise_levels, max_steps = args
+    policy = load_policy(path)[0] if path else None
+    return rollout(env_id, n, seed, kind, policy, noise_levels, max_steps=max_steps, first=first)
 
 
 def reference_returns(env_id: str, policy_dir: str | Path | None = None) -> dict:

@@ -13,7 +13,12 @@ Dataset kinds (what D4RL calls them, built the same way):
 
 Episodes are rolled out `batch` at a time (one env each, one batched policy forward per step).
 Everything is seeded per episode: episode i resets its env with `seed + i` and draws its action
-noise from `numpy.random.default_rng([seed, i])`, so a seed fixes the dataset whatever `batch`.
+noise from `numpy.random.default_rng([seed, i])`, so a seed fixes the dataset whatever `batch`,
+and `first` rolls out a slice of it: episodes first .. first + n - 1 of the same seed. Slices that
+start at multiples of `batch`, rolled out apart and concatenated, are the whole dataset: bit for
+bit where no network acts ('random') or every episode runs to the cap (HalfCheetah), since their
+episodes then run in the same groups of `batch`; where episodes end early the groups can differ,
+and a policy's batched forward may round differently.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from shared.il.policy import GaussianPolicy
 
 __all__ = ["rollout", "evaluate_policy", "D4RL_REF_SCORES", "DATASET_KINDS"]
 
+BATCH = 16  # episodes rolled out side by side (one batched policy forward a step)
 DATASET_KINDS = ("expert", "medium", "random", "noisy_expert", "medium_replay")
 NOISY_KINDS = ("noisy_expert", "medium_replay")  # deterministic action + per-episode noise
 
@@ -40,13 +46,15 @@ D4RL_REF_SCORES = {
 def rollout(env_id: str, n_episodes: int, seed: int, kind: str = "expert",
             policy: GaussianPolicy | None = None, noise_levels: tuple[float, ...] = (0.1, 0.3, 0.5,
                                                                                          1.0),
-            batch: int = 16, max_steps: int | None = None) -> dict[str, np.ndarray]:
+            batch: int = BATCH, max_steps: int | None = None, first: int = 0
+            ) -> dict[str, np.ndarray]:
     """Collect `n_episodes` episodes -> D4RL-layout dict (+ 'infos/noise_std' for noisy_expert).
 
     kind: 'expert'/'medium' sample the policy; 'random' ignores it; 'noisy_expert' and
     'medium_replay' add per-episode Gaussian noise to the (expert's / medium's) deterministic
     action. `max_steps` caps an episode (a
-    timeout), default the env's own time limit.
+    timeout), default the env's own time limit. `first`: the index of the first episode (see
+    the module docstring).
     """
     if kind not in DATASET_KINDS:
         raise ValueError(f"unknown dataset kind '{kind}' (use one of {DATASET_KINDS})")
@@ -62,8 +70,8 @@ def rollout(env_id: str, n_episodes: int, seed: int, kind: str = "expert",
 
     def start(env):
         nonlocal next_ep
-        obs, _ = env.reset(seed=seed + next_ep)
-        rng = np.random.default_rng([seed, next_ep])
+        obs, _ = env.reset(seed=seed + first + next_ep)
+        rng = np.random.default_rng([seed, first + next_ep])
         if kind in NOISY_KINDS:
             noise[next_ep] = rng.choice(np.asarray(noise_levels, np.float32))
         slot = {"env": env, "ep": next_ep, "obs": obs, "steps": [], "rng": rng}

@@ -464,7 +464,11 @@ def test_stage_costs_counts_ops_and_refuses_bad_flags(tmp_path):
     assert n["ensemble_0+1"] <= n["ensemble_8+8"] <= 1.05 * n["ensemble_0+1"] < n["dwbc_foreach"]
     assert n["dwbc_foreach"] > 2 * n["bc_foreach"] and n["bc_foreach"] < n["bc"]
     assert leaf["dwbc"] > 2 * leaf["bc"] and leaf["ilid"] >= leaf["bc"]
-    for flags in (["--setting", "walker-random"], ["--disc-steps", "0"], ["--set", "x=1"]):
+    # discriminators in lockstep: 6 (or 12, 6 penalised) launch fewer kernels than one alone
+    assert n["disc_lockstep_6+0"] < n["disc"] < n["disc_gp"]
+    assert n["disc_lockstep_6+0"] < n["disc_lockstep_6+6"] <= n["disc_gp"]
+    for flags in (["--setting", "walker-random"], ["--disc-steps", "0"], ["--set", "x=1"],
+                  ["--prep-seeds", "-1"]):
         with pytest.raises(ConfigError):
             main(flags + ["--out", str(tmp_path / "s")])
     assert not (tmp_path / "s").exists()
