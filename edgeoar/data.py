@@ -3,7 +3,8 @@
 * Synthetic streams: single-action clips from the project's human-motion generator
   (`shared.motion`: a 3D skeleton rendered through a moving camera, distractors, occluders),
   trimmed to the action's visible onset (`render_truth`, `stream.onset_m`) so "the first
-  frames" are the action's first frames, as in UCF-101's trimmed clips. Every
+  frames" are the action's first frames, as in UCF-101's trimmed clips; the frames cut are
+  made up at the end by the generator's continuation of the scene (no frame copies). Every
   clip goes through the real codec path (`edgeoar.codec`: H.264 encode, decode with motion
   vectors), and the decoded modalities are cached (`shared.cache`): rgb uint8 (N, T, H, W, 3),
   mv (N, T, 2, G, G), part (N, T, 1, G, G), diff (N, T, 1, G, G) as float16, label (N,),
