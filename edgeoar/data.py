@@ -229,8 +229,10 @@ def codec_modalities(frames: np.ndarray, fps: float, cc: CodecConfig) -> dict[st
             "bytes": np.int64(len(blob))}
 
 
-def build_split(cfg: TrainConfig, split: str) -> dict[str, np.ndarray]:
-    """Render, encode and decode every clip of a split (not cached; see `load_split`)."""
+def build_split(cfg: TrainConfig, split: str, render=None) -> dict[str, np.ndarray]:
+    """Render, encode and decode every clip of a split (not cached; see `load_split`).
+    `render(sc, action, seed, ood) -> uint8 (T, H, W, 3)` replaces `render_clip` (probes)."""
+    render = render or render_clip
     sc = cfg.stream
     names = class_names(sc)
     per = {"train": sc.train_per_class, "val": sc.val_per_class, "test": sc.test_per_class,
@@ -239,7 +241,7 @@ def build_split(cfg: TrainConfig, split: str) -> dict[str, np.ndarray]:
                                             "label")}
     jobs = [(k, i) for i in range(per) for k in range(len(names))]
     for k, i in progress(jobs, desc=f"{split} clips"):
-        frames = render_clip(sc, names[k], clip_seed(sc, split, i, k), ood=split == "ood")
+        frames = render(sc, names[k], clip_seed(sc, split, i, k), ood=split == "ood")
         mods = codec_modalities(frames, sc.fps, cfg.codec)
         for key, v in mods.items():
             out[key].append(v)
