@@ -3,7 +3,8 @@
 * Synthetic streams: single-action clips from the project's human-motion generator
   (`shared.motion`: a 3D skeleton rendered through a moving camera, distractors, occluders),
   trimmed to the action's visible onset (`render_truth`, `stream.onset_m`) so "the first
-  frames" are the action's first frames, as in UCF-101's trimmed clips. Every
+  frames" are the action's first frames, as in UCF-101's trimmed clips; the frames cut are
+  made up at the end by the generator's continuation of the scene (no frame copies). Every
   clip goes through the real codec path (`edgeoar.codec`: H.264 encode, decode with motion
   vectors), and the decoded modalities are cached (`shared.cache`): rgb uint8 (N, T, H, W, 3),
   mv (N, T, 2, G, G), part (N, T, 1, G, G), diff (N, T, 1, G, G) as float16, label (N,),
@@ -41,7 +42,7 @@ __all__ = ["SPLITS", "class_names", "check_stream", "early_separable", "shared_p
            "codec_modalities", "build_split", "load_split", "ucf101_split", "load_video",
            "DATA_VERSION", "data_version"]
 
-DATA_VERSION = 2  # 2: clips trimmed to the action's onset (stream.onset_m)
+DATA_VERSION = 3  # 2: clips trimmed to the action's onset; 3: the tail rendered, not held
 SPLITS = ("train", "val", "test", "ood")
 _SEED_BASE = {"train": 0, "val": 1_000_000, "test": 2_000_000, "ood": 3_000_000}
 
@@ -177,14 +178,6 @@ def onset_index(joints3d: np.ndarray, thr: float) -> int:
     return int(np.argmax(moved)) if moved.any() else len(joints3d)
 
 
-def _hold(a: np.ndarray, n: int) -> np.ndarray:
-    """The first n entries of `a`, the last one repeated when `a` is shorter."""
-    a = a[:n]
-    if len(a) < n:
-        a = np.concatenate([a, np.repeat(a[-1:], n - len(a), 0)])
-    return a
-
-
 def render_truth(sc: StreamConfig, action: str, seed: int, ood: bool = False) -> dict:
     """One clip of `action` and its ground truth, trimmed to the action's onset.
 
@@ -192,17 +185,30 @@ def render_truth(sc: StreamConfig, action: str, seed: int, ood: bool = False) ->
     key poses ease in, so a joint first moves visibly 1-6 frames in. With `stream.onset_m` > 0
     the clip starts at the last frame before some joint has moved `onset_m` metres (the first
     frame is the start pose, the second shows the first motion), as a trimmed UCF-101 clip
-    starts at the action; the frames cut at the start are made up at the end by holding the
-    generator's last frame (the end pose, already held there). -> frames uint8 (T, H, W, 3),
+    starts at the action. The frames cut at the start are made up at the end by rendering the
+    continuation of the scene (`generate_clip(..., tail_frames)`: the person holds the end pose
+    with the generator's idle sway, the camera keeps moving, every frame has its own sensor
+    noise), so no frame is a copy of another and the tail shows nothing the generator's own
+    end hold does not. The onset is read on the generator's plain timeline, whose frames are
+    the first ones of the continued render bit for bit. -> frames uint8 (T, H, W, 3),
     joints3d (T, J, 3), phase (T,), start (frames cut), raw_joints3d / raw_phase (the
     generator's untrimmed timeline)."""
-    clip = _motion().generate_clip(motion_config(sc, ood), seed, actions=[action])
+    mc, n = motion_config(sc, ood), sc.clip_frames
+    plain = mc.n_frames  # the generator may round the clip a frame short: render one more
+
+    def render(tail: int):
+        return _motion().generate_clip(mc, seed, actions=[action],
+                                       tail_frames=max(n - plain, 0) + tail)
+
+    clip = render(n // 2 if sc.onset_m > 0 else 0)  # covers the usual cut (< 4 frames)
     j3, ph = np.asarray(clip.joints3d), np.asarray(clip.phase)
-    start = max(onset_index(j3, sc.onset_m) - 1, 0) if sc.onset_m > 0 else 0
-    n = sc.clip_frames  # the generator may round the clip a frame short: hold its last frame
-    return {"frames": np.ascontiguousarray(_hold(np.asarray(clip.frames)[start:], n)),
-            "joints3d": _hold(j3[start:], n), "phase": _hold(ph[start:], n), "start": start,
-            "raw_joints3d": _hold(j3, n), "raw_phase": _hold(ph, n)}
+    start = max(onset_index(j3[:plain], sc.onset_m) - 1, 0) if sc.onset_m > 0 else 0
+    if start + n > len(j3):
+        clip = render(start)
+        j3, ph = np.asarray(clip.joints3d), np.asarray(clip.phase)
+    return {"frames": np.ascontiguousarray(np.asarray(clip.frames)[start:start + n]),
+            "joints3d": j3[start:start + n], "phase": ph[start:start + n], "start": start,
+            "raw_joints3d": j3[:n], "raw_phase": ph[:n]}
 
 
 def render_clip(sc: StreamConfig, action: str, seed: int, ood: bool = False) -> np.ndarray:
@@ -223,8 +229,10 @@ def codec_modalities(frames: np.ndarray, fps: float, cc: CodecConfig) -> dict[st
             "bytes": np.int64(len(blob))}
 
 
-def build_split(cfg: TrainConfig, split: str) -> dict[str, np.ndarray]:
-    """Render, encode and decode every clip of a split (not cached; see `load_split`)."""
+def build_split(cfg: TrainConfig, split: str, render=None) -> dict[str, np.ndarray]:
+    """Render, encode and decode every clip of a split (not cached; see `load_split`).
+    `render(sc, action, seed, ood) -> uint8 (T, H, W, 3)` replaces `render_clip` (probes)."""
+    render = render or render_clip
     sc = cfg.stream
     names = class_names(sc)
     per = {"train": sc.train_per_class, "val": sc.val_per_class, "test": sc.test_per_class,
@@ -233,7 +241,7 @@ def build_split(cfg: TrainConfig, split: str) -> dict[str, np.ndarray]:
                                             "label")}
     jobs = [(k, i) for i in range(per) for k in range(len(names))]
     for k, i in progress(jobs, desc=f"{split} clips"):
-        frames = render_clip(sc, names[k], clip_seed(sc, split, i, k), ood=split == "ood")
+        frames = render(sc, names[k], clip_seed(sc, split, i, k), ood=split == "ood")
         mods = codec_modalities(frames, sc.fps, cfg.codec)
         for key, v in mods.items():
             out[key].append(v)

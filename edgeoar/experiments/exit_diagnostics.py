@@ -16,7 +16,11 @@ Prints and writes `exit_diagnostics.json`:
   tau_conf whose validation frames reach IIE + MC's, wrong early exits on test;
 * the selection bias of the threshold rule, on validation alone (`selection_bias`): halve the
   validation split at random (per class), choose the thresholds on one half by the bench's
-  rule, read the accuracy drop vs the full clip and the frames on the other half.
+  rule, read the accuracy drop vs the full clip and the frames on the other half;
+* what MC knows that the IIE confidence does not (`mc_signal`): per step, how well each of
+  the two ranks right above wrong IIE predictions (`auroc`), MC among the clips confident
+  enough to exit, and the accuracy-vs-frames AUC of IIE + MC at every tau_mc of the grid
+  (tau_mc = 0 is IIE alone).
 Nothing is selected on the test split.
 """
 
@@ -31,7 +35,9 @@ from edgeoar.config import BenchConfig
 from edgeoar.data import class_names, load_split
 from edgeoar.exits import (
     apply_policy,
+    auc,
     compare_policies,
+    curve,
     fit_temperature,
     frame_floor,
     oracle_exits,
@@ -110,6 +116,41 @@ def selection_bias(val: dict, yv: np.ndarray, steps: int, tolerance: float, conf
     return out
 
 
+def auroc(score: np.ndarray, positive: np.ndarray) -> float:
+    """P(a random positive scores above a random negative), ties counted half (the
+    Mann-Whitney statistic over average ranks); nan when either group is empty."""
+    score, positive = np.asarray(score, np.float64), np.asarray(positive, bool)
+    n1, n0 = int(positive.sum()), int((~positive).sum())
+    if not n1 or not n0:
+        return float("nan")
+    _, inv, counts = np.unique(score, return_inverse=True, return_counts=True)
+    rank = (np.cumsum(counts) - (counts - 1) / 2)[inv]  # 1-based, ties averaged
+    return float((rank[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def mc_signal(s: dict, y: np.ndarray, steps: int, conf_grid: int, mc_grid: list[float],
+              tau_conf: float) -> dict:
+    """Does MC tell right from wrong IIE predictions better than the IIE confidence does?
+    Per step: the AUROC of the confidence (max p_iie) and of MC for "the IIE prediction is
+    right", and of MC among the clips whose confidence is >= tau_conf (what the gate adds
+    where the confidence alone would exit). And the AUC of IIE + MC's accuracy-vs-frames
+    curve (tau_conf swept, as the bench does) at each tau_mc of the grid."""
+    right = s["p_iie"].argmax(-1) == y[:, None]  # (N, T)
+    conf = s["p_iie"].max(-1)
+    out = {"auroc_conf": [], "auroc_mc": [], "auroc_mc_if_confident": [], "share_confident": []}
+    for t in range(steps):
+        sure = conf[:, t] >= tau_conf
+        out["auroc_conf"].append(auroc(conf[:, t], right[:, t]))
+        out["auroc_mc"].append(auroc(s["mc"][:, t], right[:, t]))
+        out["auroc_mc_if_confident"].append(auroc(s["mc"][sure, t], right[sure, t]))
+        out["share_confident"].append(float(sure.mean()))
+    out = {k: np.round(v, 3).tolist() for k, v in out.items()}
+    taus = sorted({g[0] for g in threshold_grid("iie_mc", steps, conf_grid, mc_grid)})
+    out["auc_by_tau_mc"] = {str(m): auc(curve("iie_mc", s, y, [(a, m) for a in taus]), steps)
+                            for m in sorted({0.0, *mc_grid})}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args, bc = parse_args(argv, BenchConfig, prog="edgeoar.experiments.exit_diagnostics",
                           description=__doc__.split("\n\n")[0], quick=QUICK,
@@ -156,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     out["selection_bias"] = selection_bias(sc["val"], sp["val"]["label"], steps,
                                            bc.exits.tolerance, bc.exits.conf_grid,
                                            bc.exits.mc_grid)
+    tau_mc_chosen = compare_policies(sc["val"], sp["val"]["label"], {}, bc.exits.tolerance,
+                                     bc.exits.conf_grid, bc.exits.mc_grid,
+                                     policies=("iie_mc",))["iie_mc"]["param"]
+    out["mc_signal"] = {"tau": list(tau_mc_chosen), **{
+        s: mc_signal(sc[s], sp[s]["label"], steps, bc.exits.conf_grid, bc.exits.mc_grid,
+                     tau_mc_chosen[0]) for s in sp}}
     run_dir = make_run_dir(args.out, "edgeoar", "exit_diagnostics")
     (run_dir / "exit_diagnostics.json").write_text(json.dumps(out, indent=1))
     for k, v in out.items():

@@ -36,6 +36,7 @@ def test_exit_diagnostics_on_the_toy(monkeypatch, tmp_path):
     assert out["test"]["oracle_frames_per_class"][TOY_CLASSES[0]] == ex[y == 0].mean()
     assert set(out["selection_bias"]) == {"iie", "iie_mc"}
     assert 0 < out["selection_bias"]["iie_mc"]["frac_B"] <= 1
+    assert set(out["mc_signal"]) == {"tau", "val", "test"}
     for r in out["mc_at_equal_frames"]:  # IIE alone is matched on validation frames
         assert 0 < r["mc"]["frac"] <= 1 and 0 <= r["iie_tau_conf"] <= 1
 
@@ -123,3 +124,33 @@ def test_selection_bias_on_scores_with_a_known_best_threshold():
         r = out[name]
         assert r["drop_A"] == r["drop_B"] == 0.0 and r["share_B_over_tolerance"] == 0.0
         assert r["frac_A"] == r["frac_B"] == 2 / t
+
+
+def test_auroc_matches_pairwise_counting():
+    """`auroc` against the definition: over every (positive, negative) pair, 1 when the
+    positive scores higher, 1/2 on a tie."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        s = rng.integers(0, 5, 40).astype(float)  # many ties
+        pos = rng.random(40) < 0.4
+        ref = np.mean([1.0 if a > b else 0.5 if a == b else 0.0
+                       for a in s[pos] for b in s[~pos]])
+        assert abs(diag.auroc(s, pos) - ref) < 1e-12
+    assert diag.auroc(np.arange(4.0), np.array([0, 0, 1, 1], bool)) == 1.0
+    assert np.isnan(diag.auroc(np.arange(3.0), np.ones(3, bool)))
+
+
+def test_mc_signal_at_tau_mc_zero_is_iie_alone():
+    """MC >= 0 always holds, so the IIE + MC curve at tau_mc = 0 is IIE's: the same AUC as
+    the bench's IIE row; the per-step AUROCs are `auroc` of the confidence and of MC."""
+    d = toy_split(3, 1)
+    model = build_model(ModelConfig(width=8, feat_dim=16), len(TOY_CLASSES), 8, 32, 4).eval()
+    pred = diag.predict(model, d)
+    s, y = diag.step_scores(pred["rgb"], pred["motion"], pred["gate"]), d["label"]
+    out = diag.mc_signal(s, y, 8, 11, [0.5, 0.9], 0.3)
+    ref = diag.compare_policies(s, y, {"t": (s, y)}, 0.02, 11, [0.5], policies=("iie",))
+    assert abs(out["auc_by_tau_mc"]["0.0"] - ref["iie"]["t"]["auc"]) < 1e-12
+    assert set(out["auc_by_tau_mc"]) == {"0.0", "0.5", "0.9"}
+    right = s["p_iie"][:, 3].argmax(-1) == y
+    assert out["auroc_mc"][3] == round(diag.auroc(s["mc"][:, 3], right), 3)
+    assert len(out["auroc_conf"]) == 8

@@ -4,15 +4,20 @@ end to end on a tiny setting (run dir, thresholds in the model file, resume, `st
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeoar import stream
 from edgeoar.config import StreamConfig, TrainConfig
 from edgeoar.data import (
     build_split,
     check_stream,
+    class_names,
+    clip_seed,
     early_separable,
     is_time_reversal,
     motion_config,
@@ -25,7 +30,7 @@ from edgeoar.data import (
 from edgeoar.eval import main as eval_main
 from edgeoar.train import main as train_main
 from shared.errors import ConfigError
-from shared.motion import ACTIONS
+from shared.motion import ACTIONS, generate_clip
 
 TINY = StreamConfig(image_size=32, clip_frames=8, actions=["squat", "sit_down"],
                     train_per_class=2, val_per_class=1, test_per_class=1, ood_per_class=1)
@@ -97,7 +102,8 @@ def _first_moved(j3, thr):
                                              ("wave", 1, True), ("arm_circle_ccw", 2, False)])
 def test_clips_are_trimmed_to_the_action_onset(action, seed, ood):
     """The clip starts at the last frame before some joint has moved stream.onset_m from the
-    generator's first frame: the generator's frames shifted by that many, the last one held."""
+    generator's first frame: the generator's frames shifted by that many, then the
+    generator's continuation of the scene (rendered, not the last frame held)."""
     sc = StreamConfig(image_size=32)
     raw = render_truth(dataclasses.replace(sc, onset_m=0.0), action, seed, ood)
     cut = render_truth(sc, action, seed, ood)
@@ -105,13 +111,109 @@ def test_clips_are_trimmed_to_the_action_onset(action, seed, ood):
     assert raw["start"] == 0 and cut["start"] == max(first - 1, 0) == onset_index(
         raw["joints3d"], sc.onset_m) - 1
     s, T = cut["start"], sc.clip_frames
+    assert s > 0  # these clips are cut, so they have a tail to check
     assert np.array_equal(cut["frames"][: T - s], raw["frames"][s:])
-    assert all(np.array_equal(f, raw["frames"][-1]) for f in cut["frames"][T - s:])
+    # the tail is the scene simulated on (reference: the generator asked for s more frames)
+    more = generate_clip(motion_config(sc, ood), seed, [action], tail_frames=s)
+    assert np.array_equal(cut["frames"][T - s:], more.frames[T:])
+    assert np.array_equal(cut["joints3d"], more.joints3d[s:])
+    assert not any(np.array_equal(f, raw["frames"][-1]) for f in cut["frames"][T - s:])
     assert np.array_equal(cut["raw_joints3d"], raw["joints3d"])
     # nothing visible moves before the clip's second frame; it does at the clip's second frame
     d = np.linalg.norm(cut["joints3d"] - raw["joints3d"][:1], axis=-1).max(-1)
     assert d[0] < sc.onset_m <= d[1]
     assert np.array_equal(cut["frames"], render_clip(sc, action, seed, ood))
+
+
+@pytest.mark.parametrize("ood", [False, True])
+def test_generator_continuation_extends_the_clip_bit_for_bit(ood):
+    """`generate_clip(..., tail_frames=k)`: the plain clip's frames and ground truth are its
+    first frames unchanged (timeline, camera path and random draws are the plain clip's), the
+    k more frames continue the scene (the camera keeps moving: projected joints change)."""
+    cfg = motion_config(StreamConfig(image_size=32), ood)
+    for seed, action in [(0, "throw"), (5, "sit_down"), (9, "jumping_jack")]:
+        plain = generate_clip(cfg, seed, [action])
+        assert np.array_equal(plain.frames, generate_clip(cfg, seed, [action], 0).frames)
+        more = generate_clip(cfg, seed, [action], tail_frames=6)
+        T = len(plain)
+        assert len(more) == T + 6 and more.segments == plain.segments
+        for k in ("frames", "joints3d", "joints2d", "visible", "phase", "action_index"):
+            assert np.array_equal(getattr(more, k)[:T], getattr(plain, k)), k
+        assert np.all(more.action_index[T:] == -1)  # the end hold goes on
+        assert np.all(np.abs(np.diff(more.joints2d[T - 1:], axis=0)).max((1, 2)) > 0)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="tail_frames"):
+            generate_clip(cfg, 0, ["squat"], tail_frames=bad)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(k=st.integers(0, 13), seed=st.integers(0, 10**6), ood=st.booleans())
+def test_no_two_consecutive_frames_of_a_clip_are_identical(k, seed, ood):
+    """Every frame of a rendered clip, the tail after the action included, is a frame of its
+    own (camera motion, idle sway, fresh sensor noise): no exact copies."""
+    sc = StreamConfig()
+    fr = render_clip(sc, class_names(sc)[k], seed, ood).astype(np.int16)
+    assert fr.shape[0] == sc.clip_frames
+    assert np.all(np.abs(np.diff(fr, axis=0)).reshape(len(fr) - 1, -1).max(1) > 0)
+
+
+def _tail_statistics(frames: np.ndarray) -> list[float]:
+    """What a model could read off a held tail: exact copies among consecutive frames, the
+    run of copies of the last frame at the end, and near copies (mean |change| < 0.5 grey
+    levels, under the sensor noise of all but the quietest clips)."""
+    d = np.abs(np.diff(frames.astype(np.int16), axis=0)).reshape(len(frames) - 1, -1)
+    run = 0
+    while run < len(frames) - 1 and np.array_equal(frames[-2 - run], frames[-1]):
+        run += 1
+    return [float((d.max(1) == 0).sum()), float(run), float((d.mean(1) < 0.5).sum())]
+
+
+def _nearest_centroid_accuracy(X: np.ndarray, y: np.ndarray, fold: np.ndarray) -> float:
+    """Two-fold accuracy of a nearest-class-mean classifier on standardised features."""
+    hits = 0
+    for f in (0, 1):
+        tr, te = fold != f, fold == f
+        mu, sd = X[tr].mean(0), X[tr].std(0) + 1e-9
+        Z = (X - mu) / sd
+        C = np.stack([Z[tr & (y == k)].mean(0) for k in range(y.max() + 1)])
+        hits += int((((Z[te][:, None] - C[None]) ** 2).sum(-1).argmin(1) == y[te]).sum())
+    return hits / len(y)
+
+
+def _chance_bound(n: int, p: float, alpha: float = 1e-3) -> float:
+    """The accuracy a chance-level classifier exceeds with probability < alpha on n clips
+    (one-sided binomial tail)."""
+    tail, k = 0.0, n
+    while k >= 0:
+        tail += math.comb(n, k) * p ** k * (1 - p) ** (n - k)
+        if tail >= alpha:
+            return (k + 1) / n
+        k -= 1
+    return 0.0
+
+
+def test_the_tail_carries_no_class_cue():
+    """A classifier on tail-only statistics predicts the class at chance on rendered clips;
+    on the same clips with the cut frames made up by holding the last frame (the former
+    padding, the control that shows the statistics can see a held tail) it is far above."""
+    sc = StreamConfig()
+    names = class_names(sc)
+    X: dict[str, list] = {"rendered": [], "held": []}
+    y, fold = [], []
+    for i in range(20):
+        for k, a in enumerate(names):
+            t = render_truth(sc, a, clip_seed(sc, "val", i, k))
+            s, fr = t["start"], t["frames"]
+            held = np.concatenate([fr[: len(fr) - s], np.repeat(fr[len(fr) - s - 1:][:1], s, 0)])
+            X["rendered"].append(_tail_statistics(fr))
+            X["held"].append(_tail_statistics(held))
+            y.append(k)
+            fold.append(i % 2)
+    y, fold = np.array(y), np.array(fold)
+    bound = _chance_bound(len(y), 1 / len(names))
+    assert _nearest_centroid_accuracy(np.array(X["held"]), y, fold) > bound + 0.05
+    assert _nearest_centroid_accuracy(np.array(X["rendered"]), y, fold) <= bound
+    assert not np.array(X["rendered"])[:, :2].any()  # no exact copies at all
 
 
 def test_temporal_only_pairs_have_identical_first_frames_by_construction():
