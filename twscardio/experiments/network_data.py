@@ -21,7 +21,7 @@ from shared.cli import run
 from shared.config import apply_overrides, from_dict, to_dict
 from shared.errors import UserError
 from shared.io import atomic_write_json
-from shared.log import get_logger, progress
+from shared.log import get_logger, progress, setup_logging
 from twscardio.config import BenchConfig, ChannelConfig
 from twscardio.data import subject_recording, subject_seed
 from twscardio.eval import aggregate, evaluate_recording
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                          "many4000:n_subjects=1536,sim.duration_s=10")
     ap.add_argument("--out", default="results/twscardio/network_data.json")
     args = ap.parse_args(argv)
+    setup_logging()
     from twscardio.bench import arm_configs
     from twscardio.train import get_model
 
