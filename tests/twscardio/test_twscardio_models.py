@@ -81,3 +81,59 @@ def test_shipped_quick_weights_match_the_quick_setting():
         pc, yc = p - p.mean(1, keepdims=True), va["y"] - va["y"].mean(1, keepdims=True)
         r = (pc * yc).sum(1) / (np.linalg.norm(pc, axis=1) * np.linalg.norm(yc, axis=1) + 1e-8)
         assert np.median(r) > SHIPPED_D_MIN_R, np.median(r)
+
+
+def test_shipped_full_weights_match_the_full_setting():
+    """The full bench's arms (96 subjects x 60 s x 4000 steps, `python -m
+    twscardio.experiments.ship_weights --full`) find their weights in twscardio/weights/ too,
+    under keys of their own (not the quick ones), and each file's validation window r is the
+    one recomputed here on the validation subjects, not only read from its record."""
+    import torch
+
+    from shared.config import apply_overrides, from_dict, to_dict
+    from twscardio.bench import QUICK, arm_configs
+    from twscardio.config import BenchConfig
+    from twscardio.models import load_model
+    from twscardio.pipeline import normalise_windows
+    from twscardio.train import WEIGHTS_DIR, model_file, windows
+
+    quick = from_dict(BenchConfig, apply_overrides(to_dict(BenchConfig()),
+                                                   [f"{k}={v}" for k, v in QUICK.items()]))
+    full, quick = arm_configs(BenchConfig()), arm_configs(quick)
+    for arm, cfg in full.items():
+        assert (cfg.n_subjects, cfg.sim.duration_s, cfg.steps) == (96, 60.0, 4000)
+        path = model_file(cfg)
+        assert path.parent == WEIGHTS_DIR, f"arm {arm}: no shipped weights for the full setting"
+        assert path != model_file(quick[arm])
+        model, info = load_model(path)
+        va = windows(cfg, "val", 4)
+        with torch.no_grad():
+            p = model(torch.from_numpy(normalise_windows(va["x"])).float()).numpy()
+        pc, yc = p - p.mean(1, keepdims=True), va["y"] - va["y"].mean(1, keepdims=True)
+        r = (pc * yc).sum(1) / (np.linalg.norm(pc, axis=1) * np.linalg.norm(yc, axis=1) + 1e-8)
+        assert np.median(r) == pytest.approx(info["hist"]["val"]["window_r_median"], abs=1e-3)
+
+
+def test_network_data_sets_are_the_bench_networks():
+    """The probe that compares training data scores the very networks the bench uses: its
+    "full" set is the full bench's, its "quick" set the `--quick` bench's (same weights files),
+    a variant overrides the full setting's training only, and a malformed variant is refused."""
+    from shared.config import apply_overrides, from_dict, to_dict
+    from shared.errors import UserError
+    from twscardio.bench import QUICK, arm_configs
+    from twscardio.config import BenchConfig
+    from twscardio.experiments.network_data import network_sets
+    from twscardio.train import model_file
+
+    sets = network_sets(["more:n_subjects=192,steps=10"])
+    quick = from_dict(BenchConfig, apply_overrides(to_dict(BenchConfig()),
+                                                   [f"{k}={v}" for k, v in QUICK.items()]))
+    for name, bc in (("full", BenchConfig()), ("quick", quick)):
+        for arm, cfg in arm_configs(bc).items():
+            assert model_file(arm_configs(sets[name])[arm]) == model_file(cfg)
+    more = sets["more"].train
+    assert (more.n_subjects, more.steps, more.sim.duration_s) == (192, 10, 60.0)
+    assert to_dict(sets["more"]) | {"train": None} == to_dict(BenchConfig()) | {"train": None}
+    for bad in ("no_colon", ":steps=10", "full:steps=10"):
+        with pytest.raises(UserError):
+            network_sets([bad])
