@@ -42,7 +42,8 @@ from twscardio.models import (
 from twscardio.pipeline import N_FEATURES, normalise_windows
 
 __all__ = ["train_model", "get_model", "model_file", "training_view", "windows",
-           "timing_data", "get_timing_model", "timing_file", "main"]
+           "validation_windows", "VAL_DURATION_S", "timing_data", "get_timing_model",
+           "timing_file", "main"]
 
 log = get_logger("twscardio.train")
 DATA_VERSION = 5
@@ -75,6 +76,18 @@ def windows(cfg: TrainConfig, split: str, n_subjects: int) -> dict[str, np.ndarr
                          lambda: build_windows(cfg, split, n_subjects), version=DATA_VERSION)
 
 
+# validation recordings last this long whatever the training recordings' length
+# (sim.duration_s), so the validation window r of networks trained on 60-s or 10-s recordings
+# is read on the same windows (4 subjects x 60 s: 92 windows)
+VAL_DURATION_S = 60.0
+
+
+def validation_windows(cfg: TrainConfig, n_subjects: int = 4) -> dict[str, np.ndarray]:
+    """`windows` of the validation split, its recordings VAL_DURATION_S long."""
+    return windows(replace(cfg, sim=replace(cfg.sim, duration_s=VAL_DURATION_S)), "val",
+                   n_subjects)
+
+
 def _evaluate(model: BCG2SCGNet, data: dict, loss_fn, batch: int = 64) -> dict:
     model.eval()
     x = torch.from_numpy(normalise_windows(data["x"])).float()
@@ -96,7 +109,7 @@ def train_model(cfg: TrainConfig, run_dir=None, n_val_subjects: int = 4) -> tupl
     torch.set_num_threads(max(1, torch.get_num_threads()))
     device = pick_device(cfg.device)
     tr = windows(cfg, "train", cfg.n_subjects)
-    va = windows(cfg, "val", n_val_subjects)
+    va = validation_windows(cfg, n_val_subjects)
     log.info("train windows %d, val windows %d (%s loss)", len(tr["x"]), len(va["x"]),
              cfg.loss.kind)
     model = build_model(N_FEATURES, cfg.net).to(device)

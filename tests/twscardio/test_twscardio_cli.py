@@ -55,7 +55,7 @@ def test_export_writes_earcardio_layout(tmp_path):
     from twscardio.data import load_earcardio
 
     out = tmp_path / "sim"
-    args = ["--subjects", "1", "--out", str(out), "--set", "sim.duration_s=10.0"]
+    args = ["--subjects", "1", "--out", str(out), "--duration", "10"]
     assert export.main(args) == 0
     wins = load_earcardio(out)
     assert len(wins) == 2 and (out / "subject0" / "truth.npz").is_file()

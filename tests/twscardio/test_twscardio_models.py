@@ -84,10 +84,11 @@ def test_shipped_quick_weights_match_the_quick_setting():
 
 
 def test_shipped_full_weights_match_the_full_setting():
-    """The full bench's arms (96 subjects x 60 s x 4000 steps, `python -m
+    """The full bench's arms (3072 subjects x 10 s x 4000 steps, `python -m
     twscardio.experiments.ship_weights --full`) find their weights in twscardio/weights/ too,
     under keys of their own (not the quick ones), and each file's validation window r is the
-    one recomputed here on the validation subjects, not only read from its record."""
+    one recomputed here on the validation subjects (60-s recordings, whatever the training
+    recordings' length), not only read from its record."""
     import torch
 
     from shared.config import apply_overrides, from_dict, to_dict
@@ -95,18 +96,19 @@ def test_shipped_full_weights_match_the_full_setting():
     from twscardio.config import BenchConfig
     from twscardio.models import load_model
     from twscardio.pipeline import normalise_windows
-    from twscardio.train import WEIGHTS_DIR, model_file, windows
+    from twscardio.train import VAL_DURATION_S, WEIGHTS_DIR, model_file, validation_windows
 
     quick = from_dict(BenchConfig, apply_overrides(to_dict(BenchConfig()),
                                                    [f"{k}={v}" for k, v in QUICK.items()]))
     full, quick = arm_configs(BenchConfig()), arm_configs(quick)
     for arm, cfg in full.items():
-        assert (cfg.n_subjects, cfg.sim.duration_s, cfg.steps) == (96, 60.0, 4000)
+        assert (cfg.n_subjects, cfg.sim.duration_s, cfg.steps) == (3072, 10.0, 4000)
         path = model_file(cfg)
         assert path.parent == WEIGHTS_DIR, f"arm {arm}: no shipped weights for the full setting"
         assert path != model_file(quick[arm])
         model, info = load_model(path)
-        va = windows(cfg, "val", 4)
+        va = validation_windows(cfg, 4)
+        assert len(va["x"]) == 4 * (int(VAL_DURATION_S / cfg.hop_s) - 1)
         with torch.no_grad():
             p = model(torch.from_numpy(normalise_windows(va["x"])).float()).numpy()
         pc, yc = p - p.mean(1, keepdims=True), va["y"] - va["y"].mean(1, keepdims=True)
@@ -132,7 +134,7 @@ def test_network_data_sets_are_the_bench_networks():
         for arm, cfg in arm_configs(bc).items():
             assert model_file(arm_configs(sets[name])[arm]) == model_file(cfg)
     more = sets["more"].train
-    assert (more.n_subjects, more.steps, more.sim.duration_s) == (192, 10, 60.0)
+    assert (more.n_subjects, more.steps, more.sim.duration_s) == (192, 10, 10.0)
     assert to_dict(sets["more"]) | {"train": None} == to_dict(BenchConfig()) | {"train": None}
     for bad in ("no_colon", ":steps=10", "full:steps=10"):
         with pytest.raises(UserError):

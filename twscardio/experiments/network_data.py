@@ -1,8 +1,9 @@
 """`python -m twscardio.experiments.network_data`: which training data the network arms need.
 
-The full bench trains (c)/(d) on 96 subjects x 60 s x 4000 steps, `--quick` on 1536 subjects
-x 10 s x 3000 steps (the same number of training windows within a factor 1.5). On training-
-family *validation* subjects (split "val", never the bench's test subjects or the out-of-family
+The full bench trains (c)/(d) on 3072 subjects x 10 s x 4000 steps (the setting this probe
+chose), `--quick` on 1536 subjects x 10 s x 3000 steps; the former full setting, 96 subjects x
+60 s x 4000 steps, is the variant `few:n_subjects=96,sim.duration_s=60`. On training-family
+*validation* subjects (split "val", never the bench's test subjects or the out-of-family
 generator) at 50 Hz / 10 % and 25 Hz / 20 % bursty loss, rest, 60 s, this scores each network
 set the way the bench scores arms (c)/(d) (`eval.evaluate_recording`): HR and IBI MAE, median
 per-beat SCG r, AO MAE, octave errors. Network sets: "full" and "quick" (shipped weights) and
