@@ -1,6 +1,7 @@
 """Fuzz: ollie's loaders (the typed train config, a run directory's model.json + safetensors
-policy). Mutated files are either read as valid or refused in one line naming the file; sizes
-in model.json are bounded before anything is allocated."""
+policy, the bench's rows.json as `experiments.hop_rate` reads it). Mutated files are either
+read as valid or refused in one line naming the file; sizes in model.json are bounded before
+anything is allocated."""
 
 import json
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from ollie.config import TrainConfig, load_train_config
 from ollie.eval import load_policy
+from ollie.experiments.hop_rate import load_rows, offline_scores
 from shared.config import resolve_config
 from shared.il.models import Normalizer, TanhGaussianPolicy
 
@@ -40,11 +42,29 @@ def _check_policy(res, d):
     assert pol.act(obs).shape == (1, meta["act_dim"])
 
 
+def _seed_rows(d):
+    rows = [{"setting": "hopper", "seed": k, "arm": arm, "offline_score": 50.0 + k,
+             "online_curve": [[0, 1.0]]} for k in range(3) for arm in ("ollie", "naive_gail")]
+    (d / "rows.json").write_text(json.dumps(rows))
+
+
+def _load_rows(d):
+    return offline_scores(load_rows([str(d / "rows.json")]))
+
+
+def _check_rows(res, d):
+    assert isinstance(res, dict)
+    for by_method in res.values():
+        for per_seed in by_method.values():
+            assert all(type(k) is int and isinstance(v, float) for k, v in per_seed.items())
+
+
 TARGETS = [
     Target("ollie-config", _seed_config, lambda d: load_train_config(str(d / "cfg.yaml")),
            _check_config, ("cfg.yaml",)),
     Target("ollie-run", _seed_run, load_policy, _check_policy,
            ("model.json", "policy.safetensors")),
+    Target("ollie-rows", _seed_rows, _load_rows, _check_rows, ("rows.json",)),
 ]
 BY_NAME = {t.name: t for t in TARGETS}
 
