@@ -139,3 +139,17 @@ def test_network_data_sets_are_the_bench_networks():
     for bad in ("no_colon", ":steps=10", "full:steps=10"):
         with pytest.raises(UserError):
             network_sets([bad])
+
+
+def test_network_data_arms_option():
+    """`--arms` picks the network arms the probe trains and scores: c, d or both (order kept,
+    repeats dropped); anything else is refused."""
+    from shared.errors import UserError
+    from twscardio.experiments.network_data import parse_arms
+
+    assert parse_arms("c,d") == ("c", "d")
+    assert parse_arms("d") == ("d",)
+    assert parse_arms(" d , d ") == ("d",)
+    for bad in ("", "e", "c,x", ","):
+        with pytest.raises(UserError):
+            parse_arms(bad)
