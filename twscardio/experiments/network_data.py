@@ -1,14 +1,15 @@
 """`python -m twscardio.experiments.network_data`: which training data the network arms need.
 
-The full bench trains (c)/(d) on 3072 subjects x 10 s x 4000 steps (the setting this probe
-chose), `--quick` on 1536 subjects x 10 s x 3000 steps; the former full setting, 96 subjects x
-60 s x 4000 steps, is the variant `few:n_subjects=96,sim.duration_s=60`. On training-family
-*validation* subjects (split "val", never the bench's test subjects or the out-of-family
-generator) at 50 Hz / 10 % and 25 Hz / 20 % bursty loss, rest, 60 s, this scores each network
-set the way the bench scores arms (c)/(d) (`eval.evaluate_recording`): HR and IBI MAE, median
-per-beat SCG r, AO MAE, octave errors. Network sets: "full" and "quick" (shipped weights) and
-any `--variant NAME:key=value,key=value` (train overrides on the full setting; trained into
-the cache when missing, ~1 min of simulation + ~1.5 min of training per arm on one core);
+The full bench trains (c)/(d) on 6144 subjects x 10 s x 8000 steps (the setting this probe
+chose), `--quick` on 1536 subjects x 10 s x 3000 steps; the former full settings are the
+variants `few:n_subjects=96,sim.duration_s=60,steps=4000` (96 subjects x 60 s x 4000 steps) and
+`many3072:n_subjects=3072,steps=4000`. On training-family *validation* subjects (split "val",
+never the bench's test subjects or the out-of-family generator) at 50 Hz / 10 % and 25 Hz /
+20 % bursty loss, rest, 60 s, this scores each network set the way the bench scores arms
+(c)/(d) (`eval.evaluate_recording`): HR and IBI MAE, median per-beat SCG r, AO MAE, octave
+errors. Network sets: "full" and "quick" (shipped weights) and any `--variant
+NAME:key=value,key=value` (train overrides on the full setting; trained into the cache when
+missing, at the full setting ~2 min of simulation + ~3 min of training per arm on one core);
 `--arms d` trains and scores arm (d) only.
 
 Writes results/twscardio/network_data.json.
