@@ -84,7 +84,7 @@ def test_shipped_quick_weights_match_the_quick_setting():
 
 
 def test_shipped_full_weights_match_the_full_setting():
-    """The full bench's arms (3072 subjects x 10 s x 4000 steps, `python -m
+    """The full bench's arms (6144 subjects x 10 s x 8000 steps, `python -m
     twscardio.experiments.ship_weights --full`) find their weights in twscardio/weights/ too,
     under keys of their own (not the quick ones), and each file's validation window r is the
     one recomputed here on the validation subjects (60-s recordings, whatever the training
@@ -102,7 +102,7 @@ def test_shipped_full_weights_match_the_full_setting():
                                                    [f"{k}={v}" for k, v in QUICK.items()]))
     full, quick = arm_configs(BenchConfig()), arm_configs(quick)
     for arm, cfg in full.items():
-        assert (cfg.n_subjects, cfg.sim.duration_s, cfg.steps) == (3072, 10.0, 4000)
+        assert (cfg.n_subjects, cfg.sim.duration_s, cfg.steps) == (6144, 10.0, 8000)
         path = model_file(cfg)
         assert path.parent == WEIGHTS_DIR, f"arm {arm}: no shipped weights for the full setting"
         assert path != model_file(quick[arm])
@@ -139,3 +139,17 @@ def test_network_data_sets_are_the_bench_networks():
     for bad in ("no_colon", ":steps=10", "full:steps=10"):
         with pytest.raises(UserError):
             network_sets([bad])
+
+
+def test_network_data_arms_option():
+    """`--arms` picks the network arms the probe trains and scores: c, d or both (order kept,
+    repeats dropped); anything else is refused."""
+    from shared.errors import UserError
+    from twscardio.experiments.network_data import parse_arms
+
+    assert parse_arms("c,d") == ("c", "d")
+    assert parse_arms("d") == ("d",)
+    assert parse_arms(" d , d ") == ("d",)
+    for bad in ("", "e", "c,x", ","):
+        with pytest.raises(UserError):
+            parse_arms(bad)

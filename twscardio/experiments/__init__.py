@@ -4,7 +4,7 @@
   bench's `--quick` (with `--full`: the full bench's) network arms and copy their weights into
   `twscardio/weights/`, where `twscardio.train.get_model` finds them on a fresh checkout.
 - `python -m twscardio.experiments.network_data`: the network arms scored on validation
-  subjects per training-data setting (the full bench's 3072 x 10 s, the quick 1536 x 10 s,
+  subjects per training-data setting (the full bench's 6144 x 10 s, the quick 1536 x 10 s,
   any `--variant`, e.g. the former full setting 96 x 60 s).
 - `python -m twscardio.experiments.polarity_check`: share of subjects whose fused-BCG sign
   each sign rule (skewness, first lobe) gets right, per simulator family.

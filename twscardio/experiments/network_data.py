@@ -1,14 +1,16 @@
 """`python -m twscardio.experiments.network_data`: which training data the network arms need.
 
-The full bench trains (c)/(d) on 3072 subjects x 10 s x 4000 steps (the setting this probe
-chose), `--quick` on 1536 subjects x 10 s x 3000 steps; the former full setting, 96 subjects x
-60 s x 4000 steps, is the variant `few:n_subjects=96,sim.duration_s=60`. On training-family
-*validation* subjects (split "val", never the bench's test subjects or the out-of-family
-generator) at 50 Hz / 10 % and 25 Hz / 20 % bursty loss, rest, 60 s, this scores each network
-set the way the bench scores arms (c)/(d) (`eval.evaluate_recording`): HR and IBI MAE, median
-per-beat SCG r, AO MAE, octave errors. Network sets: "full" and "quick" (shipped weights) and
-any `--variant NAME:key=value,key=value` (train overrides on the full setting; trained into
-the cache when missing, ~1 min of simulation + ~1.5 min of training per arm on one core).
+The full bench trains (c)/(d) on 6144 subjects x 10 s x 8000 steps (the setting this probe
+chose), `--quick` on 1536 subjects x 10 s x 3000 steps; the former full settings are the
+variants `few:n_subjects=96,sim.duration_s=60,steps=4000` (96 subjects x 60 s x 4000 steps) and
+`many3072:n_subjects=3072,steps=4000`. On training-family *validation* subjects (split "val",
+never the bench's test subjects or the out-of-family generator) at 50 Hz / 10 % and 25 Hz /
+20 % bursty loss, rest, 60 s, this scores each network set the way the bench scores arms
+(c)/(d) (`eval.evaluate_recording`): HR and IBI MAE, median per-beat SCG r, AO MAE, octave
+errors. Network sets: "full" and "quick" (shipped weights) and any `--variant
+NAME:key=value,key=value` (train overrides on the full setting; trained into the cache when
+missing, at the full setting ~2 min of simulation + ~3 min of training per arm on one core);
+`--arms d` trains and scores arm (d) only.
 
 Writes results/twscardio/network_data.json.
 """
@@ -48,6 +50,14 @@ def network_sets(variants: list[str]) -> dict[str, BenchConfig]:
     return sets
 
 
+def parse_arms(text: str) -> tuple[str, ...]:
+    """"c,d" -> ("c", "d"): the network arms a probe run trains and scores."""
+    arms = tuple(dict.fromkeys(a.strip() for a in text.split(",") if a.strip()))
+    if not arms or any(a not in ("c", "d") for a in arms):
+        raise UserError(f"--arms {text!r}: expected c, d or c,d")
+    return arms
+
+
 def _with(bc: BenchConfig, overrides: list[str]) -> BenchConfig:
     return from_dict(BenchConfig, apply_overrides(to_dict(bc), overrides))
 
@@ -60,17 +70,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variant", action="append", default=[],
                     help="NAME:key=value,... train overrides, e.g. "
                          "many4000:n_subjects=1536,sim.duration_s=10")
+    ap.add_argument("--arms", default="c,d",
+                    help="network arms to train and score, comma-separated (c, d or c,d)")
     ap.add_argument("--out", default="results/twscardio/network_data.json")
     args = ap.parse_args(argv)
     setup_logging()
     from twscardio.bench import arm_configs
     from twscardio.train import get_model
 
+    arms = parse_arms(args.arms)
     sets = network_sets(args.variant)
-    nets = {name: {arm: get_model(c) for arm, c in arm_configs(bc).items()}
+    nets = {name: {arm: get_model(c) for arm, c in arm_configs(bc).items() if arm in arms}
             for name, bc in sets.items()}
     cfg = BenchConfig().train
-    out: dict = {"subjects": args.subjects, "first": args.first,
+    out: dict = {"subjects": args.subjects, "first": args.first, "arms": list(arms),
                  "sets": {name: {"n_subjects": bc.train.n_subjects, "steps": bc.train.steps,
                                  "duration_s": bc.train.sim.duration_s,
                                  "val_window_r": {a: m.hist["val"]["window_r_median"]
@@ -87,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 per_set[name].append(evaluate_recording(rec, run_cfg, models))
         for name, res in per_set.items():
             agg = aggregate(res)
-            out["sets"][name][label] = {a: {k: agg[a][k] for k in KEEP} for a in ("c", "d")}
+            out["sets"][name][label] = {a: {k: agg[a][k] for k in KEEP} for a in arms}
             log.info("%s %s: %s", label, name, out["sets"][name][label])
     atomic_write_json(args.out, out)
     return 0

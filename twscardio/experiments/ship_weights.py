@@ -1,7 +1,7 @@
 """`python -m twscardio.experiments.ship_weights [--full]`: refresh the shipped arm weights.
 
 Trains (or reads from the cache) the (c) and (d) networks of `python -m twscardio.bench
---quick` (with `--full`: of the full `python -m twscardio.bench`, 3072 subjects x 10 s x 4000
+--quick` (with `--full`: of the full `python -m twscardio.bench`, 6144 subjects x 10 s x 8000
 steps) and arm (e)'s timing model, and copies their safetensors files into
 `twscardio/weights/` under their cache keys,
 so a fresh checkout's bench evaluates instead of training. Run it after any change to
