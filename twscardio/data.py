@@ -36,7 +36,8 @@ from twscardio.models import region_weights
 from twscardio.pipeline import network_features, prepare, window_starts
 from twscardio.simulator import BUD_CHANNELS, draw_subject, simulate
 
-__all__ = ["subject_seed", "subject_recording", "setting_sims", "VALIDATION_SETTINGS",
+__all__ = ["subject_seed", "subject_recording", "setting_sims", "validation_recordings",
+           "VALIDATION_SETTINGS",
            "draw_conditions", "build_windows",
            "timing_dataset", "write_earcardio", "load_earcardio", "load_cebs", "cebs_reference",
            "EARCARDIO_COLUMNS"]
@@ -76,6 +77,19 @@ def setting_sims(sim: SimConfig, settings: dict[str, tuple[float, ...]],
                      channel=ChannelConfig(loss=loss, burst=burst))
         out[label] = replace(sc, motion_level=motion[0]) if motion else sc
     return out
+
+
+def validation_recordings(cfg: TrainConfig, subjects: list[int],
+                          settings: dict[str, tuple[float, ...]], duration_s: float = 60.0):
+    """(subject index, setting label, recording) for each validation-split subject of the
+    randomised family (`subject_seed("val", i, cfg.seed)`, a progress bar over subjects) under
+    each named setting (`setting_sims(cfg.sim, settings, duration_s)`): the recordings on which
+    the probes choose the pipeline's switches, never test or out-of-family data."""
+    sims = setting_sims(cfg.sim, settings, duration_s)
+    for i in progress(subjects, desc="validation subjects"):
+        seed = subject_seed("val", i, cfg.seed)
+        for label, sc in sims.items():
+            yield i, label, subject_recording(sc, seed, randomised=True)
 
 
 def draw_conditions(rng: np.random.Generator, cfg: TrainConfig) -> SimConfig:

@@ -13,6 +13,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 
 from shared.errors import DataError
@@ -31,7 +34,7 @@ from twscardio.enhance import (
 from twscardio.fusion import bandpass, best_axis, fuse, refit_on_beats, window_bounds
 from twscardio.quality import NO_BEAT, assess_windows
 
-__all__ = ["prepare", "network_features", "window_starts", "reconstruct", "process",
+__all__ = ["switched", "prepare", "network_features", "window_starts", "reconstruct", "process",
            "fused_with_fallback",
            "N_FEATURES", "J_WAVE_SHIFT_S", "J_TIGHTNESS", "j_peaks", "normalise_windows"]
 
@@ -60,6 +63,22 @@ J_DATA_ONLY = True
 # but on 96 validation subjects (`python -m twscardio.experiments.tracker_gaps`) no floor beat
 # None at both rates (0.75: 13.06 -> 13.04 ms at 50 Hz/10 %, 15.17 -> 15.23 ms at 25 Hz/20 %)
 J_SCORE_SHARE: float | None = None
+
+
+@contextmanager
+def switched(**values) -> Iterator[None]:
+    """Set the module's J_* switches (`J_EARLY_RATIO`, `J_DATA_ONLY`, `J_SCORE_SHARE`, ...) for
+    the block and restore them after it, also on an exception: what a probe that measures a
+    switch on validation subjects needs."""
+    unknown = [k for k in values if not (k.startswith("J_") and k in globals())]
+    if unknown:
+        raise ValueError(f"switched: no pipeline switch {unknown}")
+    shipped = {k: globals()[k] for k in values}
+    globals().update(values)
+    try:
+        yield
+    finally:
+        globals().update(shipped)
 
 
 # a grid this many times denser than the recorded samples means a corrupt timestamp or duration

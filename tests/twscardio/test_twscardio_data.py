@@ -188,3 +188,25 @@ def test_setting_sims_equal_the_probes_explicit_composition(probe):
                 want = _explicit(sim, v[0], v[1], duration_s, v[2] if len(v) > 2 else None)
                 assert got[label] == want, label
     assert setting_sims(odd, {"x": (25.0, 0.2)}, 60.0)["x"].motion_level == 1.5
+
+
+def test_validation_recordings_are_the_explicit_composition():
+    """data.validation_recordings yields, subject by subject and setting by setting, the
+    recordings the probes built by hand: subject_recording(setting_sims(...)[label],
+    subject_seed("val", i, seed), randomised=True)."""
+    from twscardio.config import TrainConfig
+    from twscardio.data import (VALIDATION_SETTINGS, setting_sims, subject_recording,
+                                subject_seed, validation_recordings)
+
+    cfg = TrainConfig(seed=3)
+    got = list(validation_recordings(cfg, [5, 2], VALIDATION_SETTINGS, 8.0))
+    assert [(i, label) for i, label, _ in got] == [(i, label) for i in (5, 2)
+                                                   for label in VALIDATION_SETTINGS]
+    sims = setting_sims(cfg.sim, VALIDATION_SETTINGS, 8.0)
+    for i, label, rec in got:
+        ref = subject_recording(sims[label], subject_seed("val", i, 3), randomised=True)
+        assert rec.keys() == ref.keys()
+        for side in ("left", "right"):
+            for k, v in ref[side].items():
+                np.testing.assert_array_equal(rec[side][k], v)
+        np.testing.assert_array_equal(rec["truth"]["r_s"], ref["truth"]["r_s"])

@@ -278,3 +278,20 @@ def test_tracker_scored_on_delivered_samples_keeps_beats_whose_j_was_lost():
         masked = find_jpeaks(x, FS, score_share=0.5, **kw)
         assert np.abs(beats[:, None] - masked[None, :]).min(axis=1).max() < 0.03
     assert missed_plain >= 10  # scored with the gap fill, the chain takes a side lobe instead
+
+
+def test_switched_sets_the_switches_for_the_block_and_restores_them():
+    import twscardio.pipeline as pipeline
+
+    shipped = (pipeline.J_SCORE_SHARE, pipeline.J_DATA_ONLY, pipeline.J_EARLY_RATIO)
+    with pipeline.switched(J_SCORE_SHARE=0.5, J_DATA_ONLY=not shipped[1]):
+        assert (pipeline.J_SCORE_SHARE, pipeline.J_DATA_ONLY) == (0.5, not shipped[1])
+        assert pipeline.J_EARLY_RATIO == shipped[2]
+    assert (pipeline.J_SCORE_SHARE, pipeline.J_DATA_ONLY, pipeline.J_EARLY_RATIO) == shipped
+    with pytest.raises(RuntimeError), pipeline.switched(J_EARLY_RATIO=1.5):
+        raise RuntimeError("inside")
+    assert pipeline.J_EARLY_RATIO == shipped[2]
+    for bad in ({"J_NOT_A_SWITCH": 1}, {"N_FEATURES": 3}):
+        with pytest.raises(ValueError, match="no pipeline switch"), pipeline.switched(**bad):
+            pass
+    assert pipeline.N_FEATURES == 17

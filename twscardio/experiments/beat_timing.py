@@ -164,15 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.first is None:
         args.first = 100 if args.family == "in" else 0
     cfg = TrainConfig()
-    res, ids, shipped = [], [], pipeline.J_SCORE_SHARE
-    try:
-        if args.score_share is not None:
-            pipeline.J_SCORE_SHARE = args.score_share
+    res, ids = [], []
+    switch = {} if args.score_share is None else {"J_SCORE_SHARE": args.score_share}
+    with pipeline.switched(**switch):
         for i, rec, ref in recordings(args, cfg):
             res.append(recording_errors(rec, cfg, ref))
             ids.append(i)
-    finally:
-        pipeline.J_SCORE_SHARE = shipped
     ibi = np.concatenate([x["ibi"] for x in res])
     cls = np.concatenate([x["cls"] for x in res])
     table = {name: {"pairs_pct": float(100 * (cls == c).mean()),

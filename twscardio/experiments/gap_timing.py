@@ -17,10 +17,10 @@ import numpy as np
 import twscardio.pipeline as pipeline
 from shared.cli import run
 from shared.io import atomic_write_json
-from shared.log import get_logger, progress
+from shared.log import get_logger
 from twscardio.beats import beat_metrics, octave_errors
 from twscardio.config import TrainConfig
-from twscardio.data import VALIDATION_SETTINGS, setting_sims, subject_recording, subject_seed
+from twscardio.data import VALIDATION_SETTINGS, validation_recordings
 
 log = get_logger("twscardio.experiments.gap_timing")
 SETTINGS = {**VALIDATION_SETTINGS, "25Hz loss30%": (25.0, 0.3)}
@@ -37,23 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = TrainConfig()
     subjects = list(range(args.first, args.first + args.subjects)) + args.extra
-    rows, shipped = [], pipeline.J_DATA_ONLY
-    try:
-        for i in progress(subjects, desc="validation subjects"):
-            seed = subject_seed("val", i, cfg.seed)
-            for label, sc in setting_sims(cfg.sim, SETTINGS, 60.0).items():
-                rec = subject_recording(sc, seed, randomised=True)
-                for on in (False, True):
-                    pipeline.J_DATA_ONLY = on
-                    o = pipeline.process(rec, cfg, "b")
-                    m = beat_metrics(o["beats_all_s"], rec["truth"])
-                    scored, bad = octave_errors(o["beats_all_s"], rec["truth"]["r_s"], 60.0)
-                    rows.append({"subject": i, "setting": label, "data_only": on,
-                                 "ibi_mae_ms": m["ibi_mae_ms"], "hr_mae": m["hr_mae"],
-                                 "octave_bad": bad, "octave_scored": scored,
-                                 "mean_sqi": float(np.mean(o["windows"]["sqi"]))})
-    finally:
-        pipeline.J_DATA_ONLY = shipped
+    rows = []
+    for i, label, rec in validation_recordings(cfg, subjects, SETTINGS):
+        for on in (False, True):
+            with pipeline.switched(J_DATA_ONLY=on):
+                o = pipeline.process(rec, cfg, "b")
+            m = beat_metrics(o["beats_all_s"], rec["truth"])
+            scored, bad = octave_errors(o["beats_all_s"], rec["truth"]["r_s"], 60.0)
+            rows.append({"subject": i, "setting": label, "data_only": on,
+                         "ibi_mae_ms": m["ibi_mae_ms"], "hr_mae": m["hr_mae"],
+                         "octave_bad": bad, "octave_scored": scored,
+                         "mean_sqi": float(np.mean(o["windows"]["sqi"]))})
     summary = {}
     for label in SETTINGS:
         for on in (False, True):

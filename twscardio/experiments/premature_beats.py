@@ -20,10 +20,10 @@ import numpy as np
 import twscardio.pipeline as pipeline
 from shared.cli import run
 from shared.io import atomic_write_json
-from shared.log import get_logger, progress
+from shared.log import get_logger
 from twscardio.beats import beat_metrics, octave_errors
 from twscardio.config import TrainConfig
-from twscardio.data import VALIDATION_SETTINGS, setting_sims, subject_recording, subject_seed
+from twscardio.data import VALIDATION_SETTINGS, validation_recordings
 
 log = get_logger("twscardio.experiments.premature_beats")
 SETTINGS = VALIDATION_SETTINGS
@@ -35,27 +35,19 @@ def sweep(subjects: list[int], duration_s: float, ratios: list[float]) -> tuple[
     cfg = TrainConfig()
     per: dict = {r: {} for r in ratios}
     recs: list[dict] = []
-    shipped = pipeline.J_EARLY_RATIO
-    try:
-        for i in progress(subjects, desc="validation subjects"):
-            seed = subject_seed("val", i, cfg.seed)
-            for label, sc in setting_sims(cfg.sim, SETTINGS, duration_s).items():
-                rec = subject_recording(sc, seed, randomised=True)
-                row: dict = {"subject": i, "setting": label}
-                for r in ratios:
-                    pipeline.J_EARLY_RATIO = r
-                    for arm in ("a", "b"):
-                        o = pipeline.process(rec, cfg, arm)
-                        m = beat_metrics(o["beats_all_s"], rec["truth"], fallback=o["fallback"])
-                        scored, bad = octave_errors(o["beats_all_s"], rec["truth"]["r_s"],
-                                                    duration_s)
-                        per[r].setdefault(f"{label} ({arm})", []).append(
-                            [m["ibi_mae_ms"], m["hr_mae"], bad, scored, m["missed_pct"]])
-                        row[f"ibi_ms ({arm}) ratio {r}"] = m["ibi_mae_ms"]
-                        row["mean_sqi"] = float(np.mean(o["windows"]["sqi"]))
-                recs.append(row)
-    finally:
-        pipeline.J_EARLY_RATIO = shipped
+    for i, label, rec in validation_recordings(cfg, subjects, SETTINGS, duration_s):
+        row: dict = {"subject": i, "setting": label}
+        for r in ratios:
+            for arm in ("a", "b"):
+                with pipeline.switched(J_EARLY_RATIO=r):
+                    o = pipeline.process(rec, cfg, arm)
+                m = beat_metrics(o["beats_all_s"], rec["truth"], fallback=o["fallback"])
+                scored, bad = octave_errors(o["beats_all_s"], rec["truth"]["r_s"], duration_s)
+                per[r].setdefault(f"{label} ({arm})", []).append(
+                    [m["ibi_mae_ms"], m["hr_mae"], bad, scored, m["missed_pct"]])
+                row[f"ibi_ms ({arm}) ratio {r}"] = m["ibi_mae_ms"]
+                row["mean_sqi"] = float(np.mean(o["windows"]["sqi"]))
+        recs.append(row)
     out = {}
     for r, rows in per.items():
         out[str(r)] = {}

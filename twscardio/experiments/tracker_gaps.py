@@ -21,10 +21,10 @@ import numpy as np
 import twscardio.pipeline as pipeline
 from shared.cli import run
 from shared.io import atomic_write_json
-from shared.log import get_logger, progress
+from shared.log import get_logger
 from twscardio.beats import beat_metrics, octave_errors
 from twscardio.config import TrainConfig
-from twscardio.data import VALIDATION_SETTINGS, setting_sims, subject_recording, subject_seed
+from twscardio.data import VALIDATION_SETTINGS, validation_recordings
 
 log = get_logger("twscardio.experiments.tracker_gaps")
 SETTINGS = VALIDATION_SETTINGS
@@ -33,24 +33,17 @@ CANDIDATES = [None, 0.75, 0.5, 0.25]
 
 def sweep(subjects: list[int], shares: list) -> list[dict]:
     """Per (subject, setting, share): arm (b)'s IBI / HR MAE, octave windows, missed %."""
-    cfg = TrainConfig()
-    rows, shipped = [], pipeline.J_SCORE_SHARE
-    try:
-        for i in progress(subjects, desc="validation subjects"):
-            seed = subject_seed("val", i, cfg.seed)
-            for label, sc in setting_sims(cfg.sim, SETTINGS, 60.0).items():
-                rec = subject_recording(sc, seed, randomised=True)
-                for share in shares:
-                    pipeline.J_SCORE_SHARE = share
-                    o = pipeline.process(rec, cfg, "b")
-                    m = beat_metrics(o["beats_all_s"], rec["truth"], fallback=o["fallback"])
-                    scored, bad = octave_errors(o["beats_all_s"], rec["truth"]["r_s"], 60.0)
-                    rows.append({"subject": i, "setting": label, "share": share,
-                                 "ibi_mae_ms": m["ibi_mae_ms"], "hr_mae": m["hr_mae"],
-                                 "missed_pct": m["missed_pct"], "octave_bad": bad,
-                                 "octave_scored": scored})
-    finally:
-        pipeline.J_SCORE_SHARE = shipped
+    cfg, rows = TrainConfig(), []
+    for i, label, rec in validation_recordings(cfg, subjects, SETTINGS):
+        for share in shares:
+            with pipeline.switched(J_SCORE_SHARE=share):
+                o = pipeline.process(rec, cfg, "b")
+            m = beat_metrics(o["beats_all_s"], rec["truth"], fallback=o["fallback"])
+            scored, bad = octave_errors(o["beats_all_s"], rec["truth"]["r_s"], 60.0)
+            rows.append({"subject": i, "setting": label, "share": share,
+                         "ibi_mae_ms": m["ibi_mae_ms"], "hr_mae": m["hr_mae"],
+                         "missed_pct": m["missed_pct"], "octave_bad": bad,
+                         "octave_scored": scored})
     return rows
 
 
