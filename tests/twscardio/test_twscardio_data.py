@@ -9,11 +9,14 @@ import wfdb
 from shared.errors import DataError
 from twscardio.config import ChannelConfig, SimConfig, TrainConfig
 from twscardio.data import (
+    VALIDATION_SETTINGS,
     cebs_reference,
     load_cebs,
     load_earcardio,
     setting_sims,
     subject_recording,
+    subject_seed,
+    validation_recordings,
     write_earcardio,
 )
 from twscardio.simulator import draw_subject, simulate
@@ -194,10 +197,6 @@ def test_validation_recordings_are_the_explicit_composition():
     """data.validation_recordings yields, subject by subject and setting by setting, the
     recordings the probes built by hand: subject_recording(setting_sims(...)[label],
     subject_seed("val", i, seed), randomised=True)."""
-    from twscardio.config import TrainConfig
-    from twscardio.data import (VALIDATION_SETTINGS, setting_sims, subject_recording,
-                                subject_seed, validation_recordings)
-
     cfg = TrainConfig(seed=3)
     got = list(validation_recordings(cfg, [5, 2], VALIDATION_SETTINGS, 8.0))
     assert [(i, label) for i, label, _ in got] == [(i, label) for i in (5, 2)
