@@ -83,8 +83,8 @@ def parse_json(text: str, source: str, error: type[UserError] = DataError,
         raise error(f"{source}: JSON nested {depth} levels deep (limit {max_depth})")
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as e:
-        raise error(f"{source}: corrupt JSON ({brief(e)})") from None
+    except (ValueError, RecursionError) as e:  # ValueError: JSONDecodeError, or an integer
+        raise error(f"{source}: corrupt JSON ({brief(e)})") from None  # past Python's digit limit
 
 
 def read_json_file(path: str | Path, error: type[UserError] = DataError) -> Any:

@@ -21,13 +21,13 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from ollie.bench import OFFLINE_ARMS
 from shared.cli import run
 from shared.errors import DataError
+from shared.io import atomic_write_text, read_json
 
 Z95 = 1.959963984540054
 
@@ -47,9 +47,9 @@ def load_rows(paths: list[str]) -> list[dict]:
     rows = []
     for path in paths:
         try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError, RecursionError) as e:  # ValueError: JSON, huge ints
-            raise DataError(f"{path}: not a readable rows.json ({type(e).__name__})") from None
+            data = read_json(path)
+        except DataError as e:
+            raise DataError(f"not a readable rows.json: {e}") from None
         if not isinstance(data, list):
             raise DataError(f"{path}: expected a list of rows")
         for i, r in enumerate(data):
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(result, indent=1)
     if args.out:
         try:
-            Path(args.out).write_text(text + "\n")
+            atomic_write_text(args.out, text + "\n")
         except OSError as e:
             raise DataError(f"--out {args.out}: cannot write ({e.strerror})") from None
     print(text)

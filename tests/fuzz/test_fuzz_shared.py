@@ -139,6 +139,7 @@ def test_deep_override_is_refused():
     (b'{"a": "\xff"}', ["meta.json:1", "not UTF-8"]),
     (b"[" * 100_000 + b"]" * 100_000, ["nested"]),
     (b'{"a": 1', ["corrupt JSON"]),
+    (b'{"a": 1' + b"0" * 5000 + b"}", ["corrupt JSON"]),  # past the int digit limit: ValueError
 ])
 def test_bad_json(tmp_path, text, words):
     d = _case(tmp_path, "json")
