@@ -140,10 +140,11 @@ def saved_step_mib_shapes(model: torch.nn.Module, seq_len: int, vocab_size: int,
     (`torch._subclasses.FakeTensorMode`: shapes, dtypes and dispatch of CPU tensors, no data,
     no memory), so a 16K step of a 1B-parameter model costs seconds on any machine. `model`:
     built on the meta device (`lemo.gpu_bench.build_model(..., "meta", ...)`), a Llama-style
-    causal LM with sdpa attention; `lcs`: name -> LeMo config. Saved storages are told apart by
-    identity (a fake tensor has no data pointer). Only selections whose kept count follows from
-    the shapes (top-k at a keep ratio, MLP pruning, S2-Attn) can be measured: the threshold
-    rule's kept count depends on the data and raises. Returns name -> MiB (batch 1)."""
+    causal LM with sdpa attention; `lcs`: name -> LeMo config. Counted by `SavedTensorMeter`,
+    whose `storage_key` tells fake storages apart by identity (they have no data pointer). Only
+    selections whose kept count follows from the shapes (top-k at a keep ratio, MLP pruning,
+    S2-Attn) can be measured: the threshold rule's kept count depends on the data and raises.
+    Returns name -> MiB (batch 1)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.func import functional_call
     from transformers import AttentionInterface, AttentionMaskInterface
@@ -163,25 +164,16 @@ def saved_step_mib_shapes(model: torch.nn.Module, seq_len: int, vocab_size: int,
                 fake = torch.empty(t.shape, dtype=t.dtype, device="cpu")
                 state[name] = fake.requires_grad_(t.requires_grad) if t.is_floating_point() \
                     else fake
-            params = {id(t.untyped_storage()) for t in state.values()}
             x = torch.empty(1, seq_len, dtype=torch.long).random_(0, vocab_size)
             for name, lc in lcs.items():
                 configure_lemo(model, lc)
                 step.segment = lc.segment_size
-                seen: dict[int, tuple] = {}
-
-                def pack(t: torch.Tensor, seen: dict = seen) -> torch.Tensor:
-                    s = t.untyped_storage()  # one Python object per storage, held in `seen`
-                    if id(s) not in params:
-                        seen[id(s)] = (s, s.nbytes())
-                    return t
-
-                with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                with SavedTensorMeter(exclude=state.values()) as meter:
                     loss = functional_call(step, state, (x,))
                 loss.backward()
                 for t in state.values():
                     t.grad = None
-                out[name] = sum(n for _, n in seen.values()) / 2**20
+                out[name] = meter.bytes / 2**20
     finally:
         base.set_attn_implementation(impl)
     return out

@@ -22,9 +22,13 @@ __all__ = ["SavedTensorMeter", "storage_key", "cuda_peak"]
 
 
 def storage_key(t: torch.Tensor) -> tuple[int, int, str]:
-    """(data_ptr, nbytes, device) of the storage behind `t`; views of one buffer share it."""
+    """(data_ptr, nbytes, device) of the storage behind `t`; views of one buffer share it. A fake
+    tensor (`torch._subclasses.FakeTensorMode`: shapes, no data) has no data pointer, but one
+    Python storage object per storage: its identity stands in for the pointer."""
+    from torch._subclasses.fake_tensor import FakeTensor
+
     s = t.untyped_storage()
-    return (s.data_ptr(), s.nbytes(), str(t.device))
+    return (id(s) if isinstance(t, FakeTensor) else s.data_ptr(), s.nbytes(), str(t.device))
 
 
 class SavedTensorMeter(contextlib.AbstractContextManager):

@@ -64,3 +64,22 @@ def test_cuda_peak_sees_a_temporary_allocation():
         tmp = torch.empty(4 << 20, dtype=torch.uint8, device="cuda")
         del tmp
     assert m["activation"] >= 4 << 20 and m["before"] >= keep.numel() * 4
+
+
+def test_meter_counts_fake_tensor_storages_by_identity():
+    """Fake tensors (shapes, no data) all report data pointer 0: the meter tells their storages
+    apart by identity, so the bytes equal a real run's and views are still counted once."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    def step():
+        w = torch.ones(8, 8, requires_grad=True)
+        x = torch.ones(4, 8)
+        with SavedTensorMeter(exclude=[w]) as meter:
+            h = (x @ w).tanh()
+            (h[:2] * h[2:]).sum()  # two views of one saved storage
+        return meter.bytes, meter.count
+
+    real = step()
+    with FakeTensorMode():
+        fake = step()
+    assert fake == real and real[0] > 0
