@@ -90,10 +90,13 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 def net_key(cfg: TrainConfig, use_dei: bool) -> tuple[TrainConfig, dict]:
     """(training config of the net with / without DEI channels, its cache-key config; the DEI
-    calibration factors are left out: they never change the net's inputs)."""
+    calibration factors are left out: they never change the net's inputs; so is the stereo-error
+    scaling when it is off, so that unaugmented nets keep their keys)."""
     tcfg = dataclasses.replace(cfg, net=dataclasses.replace(cfg.net, use_dei=use_dei))
     key = to_dict(tcfg)
     key["dei"] = dei_key(tcfg.dei)
+    if tcfg.stereo_scale_prob == 0:
+        del key["stereo_scale_prob"], key["stereo_scale_min"]
     return tcfg, {"train": key, "data": DATA_VERSION, "model": MODEL_VERSION}
 
 

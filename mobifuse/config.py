@@ -183,6 +183,8 @@ class TrainConfig:
     lr: PosFloat = 2e-3  # AdamW learning rate (cosine decay)
     weight_decay: NonNegFloat = 1e-4  # AdamW weight decay
     grad_weight: NonNegFloat = 0.5  # weight of the gradient-matching loss term
+    stereo_scale_prob: Prob = 0.0  # share of crops with scaled stereo error (train.stereo_scaled)
+    stereo_scale_min: Prob = 0.05  # smallest stereo error scale alpha (log-uniform in [min, 1])
     ckpt_every: PosInt = 250  # steps between resumable checkpoints
     threads: PosInt = 1  # torch CPU threads (1: OpenMP barriers thrash on a shared CPU)
 

@@ -22,6 +22,7 @@ import torch
 from mobifuse.api import run_net
 from mobifuse.config import TrainConfig
 from mobifuse.data import build_dataset, build_frames
+from mobifuse.dei import DEI_CHANNELS
 from mobifuse.models import MODEL_FILE, TwoStageFusionNet, fusion_loss, save_model
 from shared.cli import parse_args, run
 from shared.config import save_config, to_dict
@@ -57,11 +58,42 @@ def frame_tensors(data) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
              torch.from_numpy(f["gt"][None])) for f in data]
 
 
-def _crops(frames, n: int, size: int, gen: torch.Generator):
-    """A batch of `n` random crops (with random horizontal flips) of random frames."""
+ST_SIGMA_CHANNEL = 1 + DEI_CHANNELS.index("log_sigma_st")  # in err: grey, then the DEI maps
+
+
+def stereo_scaled(geom: torch.Tensor, err: torch.Tensor, gt: torch.Tensor,
+                  alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stereo input of a crop as a rig with alpha times the f B would give it.
+
+    geom (B, 4, h, w), err (B, C, h, w), gt (B, 1, h, w) (depths > 0), alpha (B,) in (0, 1].
+    Depth is f B / (d + doffs), so the same matching (the same disparity errors, holes, LR
+    check, uniqueness, cost curvature and texture) on a rig with f B / alpha has the inverse-
+    depth error alpha (1 / D_st - 1 / Z): 1 / D_st -> 1 / Z + alpha (1 / D_st - 1 / Z), exactly.
+    A gross mismatch stays gross, a sub-pixel one becomes alpha times smaller in depth. The DEI
+    sigma (Z_ref^2 sigma_d / (f B)) scales by alpha: log sigma_st -> log sigma_st + log alpha.
+    The ToF and every other channel are unchanged."""
+    a = alpha.view(-1, 1, 1, 1).to(geom.dtype)
+    g, e = geom.clone(), err.clone()
+    inv_z = 1.0 / gt.clamp_min(1e-3)
+    inv_st = inv_z + a * (1.0 / geom[:, 2:3].clamp_min(1e-3) - inv_z)
+    g[:, 2:3] = 1.0 / inv_st.clamp_min(1e-3)
+    e[:, ST_SIGMA_CHANNEL:ST_SIGMA_CHANNEL + 1] = err[:, ST_SIGMA_CHANNEL:ST_SIGMA_CHANNEL + 1] \
+        + torch.log(a)
+    return g, e
+
+
+def _crops(frames, n: int, size: int, gen: torch.Generator, scale_prob: float = 0.0,
+           scale_min: float = 1.0):
+    """A batch of `n` random crops (with random horizontal flips) of random frames; a share
+    `scale_prob` of them with the stereo error scaled by alpha, log-uniform in [scale_min, 1]
+    (`stereo_scaled`)."""
     i = torch.randint(0, len(frames), (n,), generator=gen)
     u = torch.rand(n, 2, generator=gen)
     flip = torch.rand(n, generator=gen) < 0.5
+    if scale_prob > 0:  # drawn only when on: an unaugmented run keeps its random stream
+        scaled = torch.rand(n, generator=gen) < scale_prob
+        alpha = torch.where(scaled, torch.exp(torch.rand(n, generator=gen)
+                                              * float(np.log(scale_min))), torch.ones(n))
     out: list[list[torch.Tensor]] = [[], [], []]
     for b in range(n):  # one slice per crop
         g, e, y = frames[int(i[b])]
@@ -70,7 +102,10 @@ def _crops(frames, n: int, size: int, gen: torch.Generator):
         for lst, t in zip(out, (g, e, y)):
             c = t[:, y0:y0 + size, x0:x0 + size]
             lst.append(c.flip(-1) if flip[b] else c)
-    return tuple(torch.stack(lst) for lst in out)
+    g, e, y = (torch.stack(lst) for lst in out)
+    if scale_prob > 0:
+        g, e = stereo_scaled(g, e, y, alpha)
+    return g, e, y
 
 
 @torch.no_grad()
@@ -121,7 +156,9 @@ def train_fusion_net(cfg: TrainConfig, train, val=None,
     model.train()
     bar = progress(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps)
     for step in bar:
-        g, e, y = (t.to(device) for t in _crops(frames, cfg.batch_size, cfg.crop, gen))
+        g, e, y = (t.to(device) for t in _crops(frames, cfg.batch_size, cfg.crop, gen,
+                                                         cfg.stereo_scale_prob,
+                                                         cfg.stereo_scale_min))
         out = model(g, e)
         loss = fusion_loss(out, y, torch.ones_like(y), cfg.grad_weight)
         opt.zero_grad(set_to_none=True)

@@ -199,3 +199,48 @@ def test_training_runs_on_frames_of_different_sizes():
     from mobifuse.train import predict_frames
 
     assert [p.shape for p in predict_frames(model, frames)] == [f["gt"].shape for f in frames]
+
+
+def test_stereo_scaled_shrinks_only_the_stereo_error_and_shifts_its_log_sigma():
+    """alpha = 1 is the identity; alpha scales the stereo depth error exactly (the depth error
+    Z^2 delta_d / (f B) of the same matching on a rig with f B / alpha) and adds log alpha to the
+    log sigma_st channel, and no other input changes."""
+    from mobifuse.dei import DEI_CHANNELS
+    from mobifuse.train import ST_SIGMA_CHANNEL, stereo_scaled
+
+    geom, err = _inputs(b=3)
+    gt = torch.rand(3, 1, 32, 48, generator=torch.Generator().manual_seed(1)) * 3 + 0.5
+    g1, e1 = stereo_scaled(geom, err, gt, torch.ones(3))
+    assert torch.allclose(g1, geom, atol=1e-6) and torch.allclose(e1, err)
+    alpha = torch.tensor([1.0, 0.5, 0.1])
+    g, e = stereo_scaled(geom, err, gt, alpha)
+    for b in range(3):  # per-crop closed form
+        assert torch.allclose(g[b, 2] - gt[b, 0], alpha[b] * (geom[b, 2] - gt[b, 0]), atol=1e-6)
+        assert torch.allclose(e[b, ST_SIGMA_CHANNEL] - err[b, ST_SIGMA_CHANNEL],
+                              torch.log(alpha[b]).expand(32, 48), atol=1e-6)
+    others = [c for c in range(N_ERR) if c != ST_SIGMA_CHANNEL]
+    assert ST_SIGMA_CHANNEL == 1 + DEI_CHANNELS.index("log_sigma_st")
+    assert torch.equal(g[:, [0, 1, 3]], geom[:, [0, 1, 3]]) and torch.equal(e[:, others],
+                                                                           err[:, others])
+    assert torch.equal(geom, _inputs(b=3)[0])  # the inputs are not modified in place
+
+
+def test_stereo_error_scaling_draws_alpha_log_uniform_and_only_when_on():
+    """_crops with scale_prob = 0 is the unaugmented batch of the same random stream; with
+    scale_prob = 1 the same crops come back with each crop's stereo error times one alpha in
+    [min, 1], spread over the range (log-uniform: about half the crops below sqrt(min))."""
+    from mobifuse.train import _crops
+
+    geom, err = _inputs(b=4, h=24, w=24)
+    gt = geom[:, 2:3] + torch.linspace(-0.5, 0.5, 24)  # a stereo error that varies per column
+    frames = list(zip(geom, err, gt))
+    plain = _crops(frames, 200, 16, torch.Generator().manual_seed(0))
+    again = _crops(frames, 200, 16, torch.Generator().manual_seed(0), 0.0, 0.1)
+    assert all(torch.equal(a, b) for a, b in zip(plain, again))
+    g, e, y = _crops(frames, 200, 16, torch.Generator().manual_seed(0), 1.0, 0.1)
+    assert torch.equal(y, plain[2]) and torch.equal(g[:, [0, 1, 3]], plain[0][:, [0, 1, 3]])
+    ratio = (g[:, 2] - y[:, 0]) / (plain[0][:, 2] - y[:, 0])
+    alpha = ratio.flatten(1).median(1).values
+    assert torch.allclose(ratio, alpha.view(-1, 1, 1).expand_as(ratio), atol=1e-4)
+    assert (alpha >= 0.1 - 1e-6).all() and (alpha <= 1 + 1e-6).all()
+    assert 0.35 < (alpha < 0.1 ** 0.5).float().mean() < 0.65
