@@ -46,6 +46,7 @@ from mobifuse.baselines import (
 from mobifuse.config import BenchConfig, TrainConfig
 from mobifuse.data import DATA_VERSION, build_dataset, build_frames, dei_key, sim_calibration
 from mobifuse.dei import coverage
+from mobifuse.denoise import DENOISE_C, dei_bilateral
 from mobifuse.metrics import dei_spearman, depth_metrics, mean_chamfer, region_metrics
 from mobifuse.models import MODEL_VERSION, N_ERR, TwoStageFusionNet, load_model, save_model
 from mobifuse.simulator import MASKS, simulate_scene
@@ -118,11 +119,15 @@ def trained_net(cfg: TrainConfig, train: Callable[[], dict], use_dei: bool
     return load_model(path)
 
 
-def refined(pred, f: dict, k: float, max_ratio: float = MAX_RATIO) -> np.ndarray:
-    """A DEI net's depth after the stereo-agreement refinement (frame or stacked arrays)."""
+def refined(pred, f: dict, k: float, max_ratio: float = MAX_RATIO,
+            denoise_c: float = DENOISE_C) -> np.ndarray:
+    """A DEI net's depth after the stereo-agreement refinement and the DEI bilateral denoising
+    (`denoise.dei_bilateral`, re-clipped to the convex guard's interval; frame or stacked
+    arrays)."""
     g = f["geom"]
-    return stereo_agreement(pred, f["sigma_tof"], g[..., 2, :, :], g[..., 3, :, :], f["sigma_st"],
-                            k, max_ratio)
+    d = stereo_agreement(pred, f["sigma_tof"], g[..., 2, :, :], g[..., 3, :, :], f["sigma_st"],
+                         k, max_ratio)
+    return dei_bilateral(d, f["sigma_tof"], g[..., 0, :, :], g[..., 2, :, :], denoise_c)
 
 
 def run_arms(d: dict, nets: dict[str, TwoStageFusionNet], k: float) -> dict[str, np.ndarray]:
@@ -470,9 +475,10 @@ def _cpu_ms(fn, repeats: int) -> float:
 def pipeline_latency(cfg: BenchConfig) -> dict:
     """Per-frame cost of `fuse()` with the shipped model at `pipeline_size`, broken down:
     SGBM (left view), SGBM of the mirrored pair (LR check), cost-volume evidence, the ToF +
-    DEI rest of `prepare_frame`, the net. Process CPU time with one thread each (what the frame
-    costs; an upper bound of the wall time on `pipeline_threads` idle cores, where the two SGBM
-    runs overlap), and the wall time with `pipeline_threads` threads on this (shared) machine."""
+    DEI rest of `prepare_frame`, the net, the agreement + denoising post-steps. Process CPU time
+    with one thread each (what the frame costs; an upper bound of the wall time on
+    `pipeline_threads` idle cores, where the two SGBM runs overlap), and the wall time with
+    `pipeline_threads` threads on this (shared) machine."""
     import cv2
 
     from mobifuse.api import fuse, net_inputs, run_net
@@ -504,9 +510,13 @@ def pipeline_latency(cfg: BenchConfig) -> dict:
                *half, np.zeros(half[0].shape), rng[0] // s2, -(-rng[1] // s2) + 1, 3), n),
            "prepare_ms": _cpu_ms(lambda: prepare_frame(*args), n),
            "net_ms": _cpu_ms(lambda: run_net(net, g, e, jit=True), n)}
+    depth = run_net(net, g, e, jit=True)
+    out["refine_ms"] = _cpu_ms(lambda: dei_bilateral(stereo_agreement(
+        depth, fr["sigma_tof"], fr["st"], fr["st_valid"], fr["sigma_st"]), fr["sigma_tof"],
+        fr["tof"], fr["st"]), n)  # agreement + DEI bilateral denoising, as in fuse()
     out["tof_dei_rest_ms"] = out["prepare_ms"] - out["sgbm_ms"] - out["sgbm_right_ms"] - \
         out["evidence_ms"]
-    out["total_cpu_ms"] = out["prepare_ms"] + out["net_ms"]
+    out["total_cpu_ms"] = out["prepare_ms"] + out["net_ms"] + out["refine_ms"]
     torch.set_num_threads(cfg.pipeline_threads)
     cv2.setNumThreads(cfg.pipeline_threads)
     wall = _timed(lambda: fuse(raw["left"], raw["right"], raw["tof_depth"], cal, net,

@@ -25,6 +25,7 @@ from mobifuse.api import default_model, fuse
 from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import TrainConfig
 from mobifuse.data import build_dataset, load_capture, load_middlebury_scene, write_pfm
+from mobifuse.denoise import dei_bilateral
 from mobifuse.metrics import depth_metrics, region_metrics
 from mobifuse.models import MODEL_FILE, load_model
 from mobifuse.simulator import MASKS
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     g = d["geom"]
     fused = stereo_agreement(predict(model, geom, err), d["sigma_tof"], g[:, 2], g[:, 3],
                              d["sigma_st"])
+    fused = dei_bilateral(fused, d["sigma_tof"], g[:, 0], g[:, 2],
+                          guard_radius=model.cfg.guard_radius)
     preds = {"mobifuse": fused, "tof_only": d["geom"][:, 0],
              "sgbm_only": d["geom"][:, 2],
              "inv_var_dei": inverse_variance_fusion(d["geom"][:, 0], d["sigma_tof"],

@@ -5,7 +5,7 @@ The bench's 640x480 frame (`BenchConfig.pipeline_size`), the shipped model. Prin
 
 - the one-thread CPU time of each part (median of `latency_repeats`): SGBM left view, SGBM of
   the mirrored pair (LR check), cost-volume evidence, the ToF + DEI rest of `prepare_frame`, the
-  TorchScript-frozen net, the stereo-agreement refinement;
+  TorchScript-frozen net, the stereo-agreement refinement and the DEI bilateral denoising;
 - the wall time of a whole `fuse()` call with 1 and with `pipeline_threads` threads
   (`torch.set_num_threads`, `cv2.setNumThreads`; SGBM's two views always run in two Python
   threads), median and minimum of 3 x `latency_repeats` calls, with the load average before
@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         stereo_agreement(depth, fr["sigma_tof"], fr["st"], fr["st_valid"], fr["sigma_st"])
     out["cpu_ms_1_thread"]["agreement_ms"] = (time.process_time() - t0) / cfg.latency_repeats \
         * 1e3
+    out["cpu_ms_1_thread"]["denoise_ms"] = out["cpu_ms_1_thread"]["refine_ms"] - \
+        out["cpu_ms_1_thread"]["agreement_ms"]  # refine_ms: agreement + denoising
     for threads in sorted({1, cfg.pipeline_threads}):
         torch.set_num_threads(threads)
         cv2.setNumThreads(threads)
