@@ -8,5 +8,7 @@
   bench's training rigs.
 - Probes behind the README's findings: `fusion_ceiling` (per-scene oracles, the agreement
   threshold on validation), `stereo_dei_terms` (which stereo evidence misranks),
-  `cross_rig_seeds` (the cross-rig net's seed spread and per-pixel losses), `latency`.
+  `cross_rig_seeds` (the cross-rig net's seed spread and per-pixel losses), `wide_validation`
+  (candidate methods for the unseen wide rigs on a validation set of their family, and what
+  limits there), `latency`.
 """
