@@ -1,13 +1,15 @@
 """`python -m twscardio.experiments.cross_bud`: the weight of the cross-bud covariance in the
-fusion (`fusion.cross_bud`, `fusion.cross_bud_covariance`), arms (a) and (b), at rest.
+fusion (`fusion.cross_bud`, `fusion.cross_bud_covariance`), arms (a) and (b).
 
-For each weight and setting (50 Hz / 10 % bursty loss, 25 Hz / 20 %): HR MAE and IBI MAE over
-every detection (the bench's figures), IBI MAE on the beats of accepted windows, the share of
-windows rejected (all recordings hold beats, so this is the clean-window rejection), and |r| of
-the fused signal with the true BCG (mean and minimum over recordings). `--family in` (default):
-training-family validation subjects (`data.validation_recordings`), on which the weight is
-chosen; `--family out`: the bench's out-of-family recordings (`bench.test_recording`, subjects
-0..n-1), measured only. Each recording is simulated once and processed under every weight.
+For each weight and setting (50 Hz / 10 % bursty loss, 25 Hz / 20 %, at rest; `--settings`
+adds 25 Hz / 20 % under head motion, levels 1 and 3, where both buds share the motion
+residue): HR MAE and IBI MAE over every detection (the bench's figures), IBI MAE on the beats
+of accepted windows, the share of windows rejected (all recordings hold beats: at rest this is
+the clean-window rejection), and |r| of the fused signal with the true BCG (mean and minimum
+over recordings). `--family in` (default): training-family validation subjects
+(`data.validation_recordings`), on which the weight is chosen; `--family out`: the bench's
+out-of-family recordings (`bench.test_recording`, subjects 0..n-1), measured only. Each
+recording is simulated once and processed under every weight.
 """
 
 from __future__ import annotations
@@ -28,15 +30,18 @@ from twscardio.outfamily import simulate_out_of_family
 from twscardio.pipeline import process
 
 log = get_logger("twscardio.experiments.cross_bud")
-SETTINGS = {"50Hz/10%": (50.0, 0.1), "25Hz/20%": (25.0, 0.2)}
+SETTINGS = {"50Hz/10%": (50.0, 0.1), "25Hz/20%": (25.0, 0.2),
+            "25Hz/20%/motion1": (25.0, 0.2, 1.0), "25Hz/20%/motion3": (25.0, 0.2, 3.0)}
+REST = "50Hz/10%,25Hz/20%"
 
 
-def recordings(cfg: TrainConfig, family: str, subjects: list[int], duration_s: float):
+def recordings(cfg: TrainConfig, family: str, subjects: list[int], duration_s: float,
+               settings: dict):
     """(subject, setting label, recording) of validation subjects or out-of-family ones."""
     if family == "in":
-        yield from validation_recordings(cfg, subjects, SETTINGS, duration_s)
+        yield from validation_recordings(cfg, subjects, settings, duration_s)
         return
-    sims = setting_sims(cfg.sim, SETTINGS, duration_s)
+    sims = setting_sims(cfg.sim, settings, duration_s)
     for i in progress(subjects, desc="out-of-family subjects"):
         for label, sc in sims.items():
             yield i, label, simulate_out_of_family(sc, i)
@@ -58,14 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--family", choices=["in", "out"], default="in")
     ap.add_argument("--weights", default="0,0.5,1,2", help="fusion.cross_bud values")
+    ap.add_argument("--settings", default=REST, help=f"comma-separated, of {', '.join(SETTINGS)}")
     ap.add_argument("--out", default=None, help="JSON file for the figures")
     args = ap.parse_args(argv)
     setup_logging()
     weights = [float(v) for v in args.weights.split(",")]
+    unknown = [k for k in args.settings.split(",") if k not in SETTINGS]
+    if unknown:
+        ap.error(f"--settings: unknown {unknown}")
+    settings = {k: SETTINGS[k] for k in args.settings.split(",")}
     cfg = TrainConfig()
     rows: dict = {}
     subjects = list(range(args.first, args.first + args.subjects))
-    for i, label, rec in recordings(cfg, args.family, subjects, args.duration):
+    for i, label, rec in recordings(cfg, args.family, subjects, args.duration, settings):
         for wgt in weights:
             c = replace(cfg, fusion=replace(cfg.fusion, cross_bud=wgt))
             for arm in ("a", "b") if wgt == weights[0] else ("b",):
