@@ -7,9 +7,10 @@ residue): HR MAE and IBI MAE over every detection (the bench's figures), IBI MAE
 of accepted windows, the share of windows rejected (all recordings hold beats: at rest this is
 the clean-window rejection), and |r| of the fused signal with the true BCG (mean and minimum
 over recordings). `--family in` (default): training-family validation subjects
-(`data.validation_recordings`), on which the weight is chosen; `--family out`: the bench's
-out-of-family recordings (`bench.test_recording`, subjects 0..n-1), measured only. Each
-recording is simulated once and processed under every weight.
+(`data.validation_recordings`), on which the weight is chosen; `--family test` / `--family
+out`: the bench's in-family test subjects / out-of-family recordings (`bench.test_recording`,
+subjects 0..n-1), measured only. Each recording is simulated once and processed under every
+weight.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from shared.log import get_logger, progress, setup_logging
 from twscardio.beats import beat_metrics
 from twscardio.config import TrainConfig
 from twscardio.data import setting_sims, validation_recordings
+from twscardio.eval import simulate_test
 from twscardio.experiments.fusion_method import fused_r
 from twscardio.outfamily import simulate_out_of_family
 from twscardio.pipeline import process
@@ -42,9 +44,10 @@ def recordings(cfg: TrainConfig, family: str, subjects: list[int], duration_s: f
         yield from validation_recordings(cfg, subjects, settings, duration_s)
         return
     sims = setting_sims(cfg.sim, settings, duration_s)
-    for i in progress(subjects, desc="out-of-family subjects"):
+    for i in progress(subjects, desc=f"{family} subjects"):
         for label, sc in sims.items():
-            yield i, label, simulate_out_of_family(sc, i)
+            yield i, label, (simulate_out_of_family(sc, i) if family == "out"
+                             else simulate_test(replace(cfg, sim=sc), i, duration_s))
 
 
 def score(rec: dict, cfg: TrainConfig, arm: str) -> list[float]:
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subjects", type=int, default=48)
     ap.add_argument("--first", type=int, default=0, help="first subject index")
     ap.add_argument("--duration", type=float, default=60.0)
-    ap.add_argument("--family", choices=["in", "out"], default="in")
+    ap.add_argument("--family", choices=["in", "test", "out"], default="in",
+                    help="in: validation subjects; test: the bench's in-family test subjects")
     ap.add_argument("--weights", default="0,0.5,1,2", help="fusion.cross_bud values")
     ap.add_argument("--settings", default=REST, help=f"comma-separated, of {', '.join(SETTINGS)}")
     ap.add_argument("--out", default=None, help="JSON file for the figures")
