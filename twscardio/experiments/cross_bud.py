@@ -50,6 +50,28 @@ def recordings(cfg: TrainConfig, family: str, subjects: list[int], duration_s: f
                              else simulate_test(replace(cfg, sim=sc), i, duration_s))
 
 
+def add_breathing_sway(rec: dict, seed: int, harmonics: int = 6) -> dict:
+    """The recording with a non-sinusoidal breathing sway added to both buds' accelerometers:
+    one waveform (breathing at 0.2-0.35 Hz, harmonic h at amplitude h^-1.5 and a random phase,
+    unit peak, times 1-3 mg), along a random direction in each bud's frame. The training
+    family's own sway is a sinusoid below the 0.7-Hz band edge; real breathing is not, and its
+    harmonics from the third on fall inside the BCG band, common to both buds (`--sway`)."""
+    rng = np.random.default_rng(seed)
+    f, amp = rng.uniform(0.2, 0.35), rng.uniform(1e-3, 3e-3)
+    h = np.arange(1, harmonics + 1)
+    ph = rng.uniform(0, 2 * np.pi, harmonics)
+    t_all = np.linspace(0, 1 / f, 512, endpoint=False)
+    peak = np.abs(np.sin(2 * np.pi * f * np.outer(t_all, h) + ph) @ h ** -1.5).max()
+    out = dict(rec)
+    for side in ("left", "right"):
+        bud = dict(rec[side])
+        sway = np.sin(2 * np.pi * f * np.outer(bud["relative_time"], h) + ph) @ h ** -1.5
+        d = rng.normal(size=3)
+        bud["acc"] = bud["acc"] + np.outer(amp * sway / peak, d / np.linalg.norm(d))
+        out[side] = bud
+    return out
+
+
 def score(rec: dict, cfg: TrainConfig, arm: str) -> list[float]:
     o = process(rec, cfg, arm)
     tr = rec["truth"]
@@ -68,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="in: validation subjects; test: the bench's in-family test subjects")
     ap.add_argument("--weights", default="0,0.5,1,2", help="fusion.cross_bud values")
     ap.add_argument("--settings", default=REST, help=f"comma-separated, of {', '.join(SETTINGS)}")
+    ap.add_argument("--sway", action="store_true",
+                    help="add a non-sinusoidal breathing sway common to both buds "
+                         "(`add_breathing_sway`; a stress variant of the recordings)")
     ap.add_argument("--out", default=None, help="JSON file for the figures")
     args = ap.parse_args(argv)
     setup_logging()
@@ -80,12 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict = {}
     subjects = list(range(args.first, args.first + args.subjects))
     for i, label, rec in recordings(cfg, args.family, subjects, args.duration, settings):
+        if args.sway:
+            rec = add_breathing_sway(rec, 1000 + i)
         for wgt in weights:
             c = replace(cfg, fusion=replace(cfg.fusion, cross_bud=wgt))
             for arm in ("a", "b") if wgt == weights[0] else ("b",):
                 rows.setdefault(label, {}).setdefault(f"{arm} {wgt:g}" if arm == "b" else "a",
                                                       []).append([i, *score(rec, c, arm)])
-    res: dict = {"family": args.family, "subjects": [subjects[0], subjects[-1] + 1], "rows": {}}
+    res: dict = {"family": args.family, "sway": args.sway,
+                 "subjects": [subjects[0], subjects[-1] + 1], "rows": {}}
     for label, variants in rows.items():
         for name, v in variants.items():
             a = np.array(v, dtype=np.float64)
