@@ -9,6 +9,7 @@ import pytest
 from scipy import linalg
 
 from twscardio.config import TrainConfig
+from twscardio.experiments.cross_bud import add_breathing_sway
 from twscardio.fusion import (
     bandpass,
     combine,
@@ -115,3 +116,23 @@ def test_cross_bud_off_leaves_the_fusion_unchanged():
     assert not np.allclose(on["fusion"]["weights"], base["fusion"]["weights"])
     again = process(rec, replace(cfg, fusion=replace(cfg.fusion, cross_bud=0.0)), "b")
     assert np.array_equal(again["beats_all_s"], base["beats_all_s"])
+
+
+def test_breathing_sway_is_one_waveform_common_to_both_buds():
+    """The probe's stress variant adds, per bud, one waveform along one direction (rank 1),
+    the same waveform in both buds (|r| = 1 on common timestamps), with in-band harmonics:
+    breathing at 0.2-0.35 Hz puts power above 0.7 Hz, which a sinusoid would not."""
+    t = np.arange(0, 60, 0.02)
+    rec = {s: {"relative_time": t, "acc": np.zeros((t.size, 3)), "gyro": np.zeros((t.size, 3))}
+           for s in ("left", "right")}
+    out = add_breathing_sway(rec, seed=5)
+    assert np.all(rec["left"]["acc"] == 0)  # the input is not modified
+    d = {s: out[s]["acc"] - rec[s]["acc"] for s in ("left", "right")}
+    for s in d:
+        sv = np.linalg.svd(d[s], compute_uv=False)
+        assert sv[1] < 1e-9 * sv[0] and 1e-3 <= np.abs(d[s]).max() <= 3e-3 + 1e-12
+    u = [np.linalg.svd(d[s], full_matrices=False)[0][:, 0] for s in d]
+    assert abs(np.corrcoef(u[0], u[1])[0, 1]) == pytest.approx(1.0, abs=1e-9)
+    spec = np.abs(np.fft.rfft(u[0])) ** 2
+    f = np.fft.rfftfreq(t.size, 0.02)
+    assert spec[f > 0.7].sum() > 0.02 * spec.sum()
