@@ -100,6 +100,9 @@ class FusionConfig:
     pica_context_s: NonNegFloat = 2.5  # pica: each window's statistics see +-this much more
     pica_period: str = "scan"  # pica: "scan" the beat lags for the most periodic, or "window"
     pica_shrink: NonNegFloat = 0.0  # pica: weight of the pooled (global) statistics per window
+    # weight of the cross-bud covariance (`fusion.cross_bud_covariance`: what the two buds
+    # share at zero lag, the BCG; CCA) next to the beat-lag covariance in the global fusion
+    cross_bud: NonNegFloat = 0.0
     # a recording whose mean window SQI (`quality`) is below this is re-fused on its own beats
     # (`fusion.refit_on_beats`); 0 (the default) turns the fallback off. 0.5 is the value
     # chosen on validation subjects (`python -m twscardio.experiments.fusion_fallback`), where

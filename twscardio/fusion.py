@@ -47,7 +47,7 @@ from scipy import linalg, ndimage, signal, stats
 from twscardio.config import FusionConfig
 
 __all__ = ["onset_polarity", "bandpass", "motion_regressors", "cancel_motion", "autocorrelation",
-           "signal_quality",
+           "signal_quality", "cross_bud_covariance",
            "window_statistics", "periodic_weights", "lagged_covariance", "pica_weights",
            "windowed_pica", "combine", "fuse", "best_axis", "window_bounds", "standardise",
            "beat_synchronous_weights", "refit_on_beats"]
@@ -140,16 +140,45 @@ def window_statistics(z: np.ndarray, fs: float, cfg: FusionConfig):
     return c0, ct, sqi, tau / fs
 
 
-def periodic_weights(c0s: np.ndarray, cts: np.ndarray, quality: np.ndarray) -> np.ndarray:
-    """Fusion weights (C,): the top generalised eigenvector of sum_k q_k Ct_k vs sum_k q_k C0_k.
+def cross_bud_covariance(z: np.ndarray, spread: int = 2) -> np.ndarray:
+    """Cross-bud covariance of one window of z (n, 6) = [left 3 axes, right 3 axes]: the
+    left-right blocks of the symmetrised covariance averaged over lags -spread..spread (bud
+    timing offsets of a few samples), zero within each bud -> (6, 6).
+
+    The BCG reaches both buds from one heart; sensor noise is independent per bud. For
+    w = [a; b] and C0 the full zero-lag covariance, w^T Cx w / w^T C0 w = 2 p / (d + 2 p) with
+    p = a^T C_LR b, d = a^T C_LL a + b^T C_RR b: a monotone function of the CCA objective
+    2 p / d, so its maximiser is the buds' first canonical pair and its maximum rho / (1 + rho)
+    (rho the first canonical correlation). Unlike the beat-lag covariance it does not
+    decorrelate when the RR intervals vary."""
+    n, C = z.shape
+    h = C // 2
+    c = z[:, :h].T @ z[:, h:] / n
+    for t in range(1, spread + 1):
+        if t < n:
+            c = c + z[t:, :h].T @ z[:-t, h:] / (n - t) + z[:-t, :h].T @ z[t:, h:] / (n - t)
+    c = c / (2 * spread + 1)
+    out = np.zeros((C, C))
+    out[:h, h:] = c
+    out[h:, :h] = c.T
+    return out
+
+
+def periodic_weights(c0s: np.ndarray, cts: np.ndarray, quality: np.ndarray,
+                     cxs: np.ndarray | None = None, cross_bud: float = 0.0) -> np.ndarray:
+    """Fusion weights (C,): the top generalised eigenvector of sum_k q_k (Ct_k + cross_bud Cx_k)
+    vs sum_k q_k C0_k.
 
     c0s, cts (W, C, C) per-window covariances (each window normalised to unit trace first, so a
-    loud motion window does not dominate), quality (W,) >= 0.
+    loud motion window does not dominate), quality (W,) >= 0; cxs (W, C, C) the cross-bud
+    covariances (`cross_bud_covariance`), weighted by cross_bud (0: periodicity alone).
     """
     norm = np.trace(c0s, axis1=1, axis2=2)[:, None, None] + 1e-12
     q = quality[:, None, None]
     c0 = (q * c0s / norm).sum(axis=0)
     ct = (q * cts / norm).sum(axis=0)
+    if cxs is not None and cross_bud > 0:
+        ct = ct + cross_bud * (q * cxs / norm).sum(axis=0)
     C = c0.shape[0]
     # the floor keeps the pencil definite when some axes carry nothing (a dead sensor axis)
     _, vecs = linalg.eigh(ct, c0 + (1e-6 * np.trace(c0) / C + 1e-12) * np.eye(C))
@@ -317,7 +346,7 @@ def fuse(X: np.ndarray, mask: np.ndarray, fs: float, cfg: FusionConfig) -> dict:
     W = len(bounds)
     resid = np.zeros_like(acc)
     sqi, period, grms = np.zeros((W, 6)), np.zeros(W), np.zeros(W)
-    c0s, cts = np.zeros((W, 6, 6)), np.zeros((W, 6, 6))
+    c0s, cts, cxs = np.zeros((W, 6, 6)), np.zeros((W, 6, 6)), np.zeros((W, 6, 6))
     for k, (s, e) in enumerate(bounds):  # loop over 5-s windows, not samples
         grms[k] = np.sqrt(np.mean(gyro_bp[s:e] ** 2) * 3)  # 3-axis rate magnitude, bud mean
         for b in range(2):
@@ -328,8 +357,10 @@ def fuse(X: np.ndarray, mask: np.ndarray, fs: float, cfg: FusionConfig) -> dict:
     z = standardise(clean, m6, bounds)
     for k, (s, e) in enumerate(bounds):
         c0s[k], cts[k], sqi[k], period[k] = window_statistics(z[s:e], fs, cfg)
+        if cfg.cross_bud > 0:
+            cxs[k] = cross_bud_covariance(z[s:e])
     # BCG geometry is fixed per subject: one set of weights, quality-weighted over windows
-    w = periodic_weights(c0s, cts, sqi.max(axis=1) ** 4)
+    w = periodic_weights(c0s, cts, sqi.max(axis=1) ** 4, cxs, cfg.cross_bud)
     if cfg.method == "pica":  # or periodic component analysis per window
         prior = None
         if cfg.pica_shrink > 0:  # the pooled statistics of `periodic_weights`, trace C each
