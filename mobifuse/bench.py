@@ -47,7 +47,7 @@ from mobifuse.config import BenchConfig, TrainConfig
 from mobifuse.data import DATA_VERSION, build_dataset, build_frames, dei_key, sim_calibration
 from mobifuse.dei import coverage
 from mobifuse.denoise import DENOISE_C, dei_bilateral
-from mobifuse.disocclusion import background_fill
+from mobifuse.disocclusion import background_fill, tof_shift
 from mobifuse.metrics import dei_spearman, depth_metrics, mean_chamfer, region_metrics
 from mobifuse.models import MODEL_VERSION, N_ERR, TwoStageFusionNet, load_model, save_model
 from mobifuse.simulator import MASKS, simulate_scene
@@ -489,7 +489,7 @@ def _cpu_ms(fn, repeats: int) -> float:
 def pipeline_latency(cfg: BenchConfig) -> dict:
     """Per-frame cost of `fuse()` with the shipped model at `pipeline_size`, broken down:
     SGBM (left view), SGBM of the mirrored pair (LR check), cost-volume evidence, the ToF +
-    DEI rest of `prepare_frame`, the net, the agreement + denoising post-steps. Process CPU time
+    DEI rest of `prepare_frame`, the net, the agreement + denoising + fill post-steps. CPU time
     with one thread each (what the frame costs; an upper bound of the wall time on
     `pipeline_threads` idle cores, where the two SGBM runs overlap), and the wall time with
     `pipeline_threads` threads on this (shared) machine."""
@@ -525,9 +525,11 @@ def pipeline_latency(cfg: BenchConfig) -> dict:
            "prepare_ms": _cpu_ms(lambda: prepare_frame(*args), n),
            "net_ms": _cpu_ms(lambda: run_net(net, g, e, jit=True), n)}
     depth = run_net(net, g, e, jit=True)
-    out["refine_ms"] = _cpu_ms(lambda: dei_bilateral(stereo_agreement(
+    shift = tof_shift(fr["K_work"][0, 0], cal.T_left_tof)
+    out["refine_ms"] = _cpu_ms(lambda: background_fill(dei_bilateral(stereo_agreement(
         depth, fr["sigma_tof"], fr["st"], fr["st_valid"], fr["sigma_st"]), fr["sigma_tof"],
-        fr["tof"], fr["st"]), n)  # agreement + DEI bilateral denoising, as in fuse()
+        fr["tof"], fr["st"]), fr["tof_valid"] | fr["st_valid"], fr["gray"], shift), n)
+    # agreement + DEI bilateral denoising + background fill, as in fuse()
     out["tof_dei_rest_ms"] = out["prepare_ms"] - out["sgbm_ms"] - out["sgbm_right_ms"] - \
         out["evidence_ms"]
     out["total_cpu_ms"] = out["prepare_ms"] + out["net_ms"] + out["refine_ms"]
