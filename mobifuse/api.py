@@ -12,8 +12,10 @@ one `load_middlebury_scene` or `load_capture` returns.
 model: "default" (or None) is the fusion net shipped in `mobifuse/weights/` (trained across
 simulated rigs); "inverse_variance" is the DEI-weighted inverse-variance fusion (no learned
 weights); or a path / `TwoStageFusionNet`. Every net's output passes the convex guard
-(`models.convex_guard`) and then the stereo-agreement refinement (`agreement`, a convex mix
-with the measured stereo where the two agree); inverse-variance is convex by construction.
+(`models.convex_guard`), the stereo-agreement refinement (`agreement`, a convex mix with the
+measured stereo where the two agree), the DEI bilateral denoising (`denoise`) and the
+background fill of disocclusion holes (`disocclusion`: at pixels neither sensor measured, the
+fused depth of a measured pixel of the same row); inverse-variance is convex by construction.
 """
 
 from __future__ import annotations
