@@ -12,8 +12,10 @@ one `load_middlebury_scene` or `load_capture` returns.
 model: "default" (or None) is the fusion net shipped in `mobifuse/weights/` (trained across
 simulated rigs); "inverse_variance" is the DEI-weighted inverse-variance fusion (no learned
 weights); or a path / `TwoStageFusionNet`. Every net's output passes the convex guard
-(`models.convex_guard`) and then the stereo-agreement refinement (`agreement`, a convex mix
-with the measured stereo where the two agree); inverse-variance is convex by construction.
+(`models.convex_guard`), the stereo-agreement refinement (`agreement`, a convex mix with the
+measured stereo where the two agree), the DEI bilateral denoising (`denoise`) and the
+background fill of disocclusion holes (`disocclusion`: at pixels neither sensor measured, the
+fused depth of a measured pixel of the same row); inverse-variance is convex by construction.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from mobifuse.agreement import AGREE_K, stereo_agreement
 from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import DEIConfig, StereoConfig
 from mobifuse.denoise import DENOISE_C, dei_bilateral
+from mobifuse.disocclusion import WIDTH_FACTOR, background_fill, tof_shift
 from mobifuse.models import TwoStageFusionNet, load_model
 from mobifuse.pipeline import check_array, prepare_frame
 from shared.config import from_dict
@@ -140,14 +143,17 @@ def to_full(depth: np.ndarray, shape: tuple[int, int], s: int) -> np.ndarray:
 def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambient=None,
          downsample: int = 2, stereo: StereoConfig | None = None,
          dei: DEIConfig | None = None, jit: bool = True, agree_k: float = AGREE_K,
-         denoise_c: float = DENOISE_C) -> dict:
+         denoise_c: float = DENOISE_C, fill_width: float = WIDTH_FACTOR) -> dict:
     """Fused depth plus every intermediate: depth (work grid), depth_full (caller's grid), tof,
     stereo, sigma_tof, sigma_st (DEI, m), tof_valid / stereo_valid (measured, not filled),
     K_work, search (the disparity search), warnings. `jit`: run the net TorchScript-frozen
     (traced once per frame size, then about 1.8x faster on a CPU). `agree_k`: the net's output
     is refined where the measured stereo agrees with it (`agreement.stereo_agreement`; 0: off),
     then denoised by the DEI bilateral filter with range kernel `denoise_c` sigma_ToF
-    (`denoise.dei_bilateral`, inside the convex guard; 0: off)."""
+    (`denoise.dei_bilateral`, inside the convex guard; 0: off); then pixels neither sensor
+    measured in a disocclusion strip take the background side's fused depth
+    (`disocclusion.background_fill`, strips up to `fill_width` x the geometric width; 0: off;
+    off too when the ToF has no sideways offset)."""
     net = _model(model)
     tof = check_array("tof", tof, (2,), allow_nan=True).astype(np.float64)
     if np.isinf(tof).any():
@@ -163,6 +169,9 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
         guard = net.cfg.guard_radius > 0  # re-clip to the net's guard interval, if it has one
         depth = dei_bilateral(depth, fr["sigma_tof"], fr["tof"] if guard else None, fr["st"],
                               denoise_c, guard_radius=net.cfg.guard_radius)
+        depth = background_fill(depth, fr["tof_valid"] | fr["st_valid"], fr["gray"],
+                                tof_shift(fr["K_work"][0, 0], fr["calib"].T_left_tof),
+                                width_factor=fill_width)
     H, W = np.shape(left)[:2]
     return {"depth": depth.astype(np.float32), "depth_full": to_full(depth, (H, W), downsample),
             "tof": fr["tof"], "stereo": fr["st"], "sigma_tof": fr["sigma_tof"],

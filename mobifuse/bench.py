@@ -47,6 +47,7 @@ from mobifuse.config import BenchConfig, TrainConfig
 from mobifuse.data import DATA_VERSION, build_dataset, build_frames, dei_key, sim_calibration
 from mobifuse.dei import coverage
 from mobifuse.denoise import DENOISE_C, dei_bilateral
+from mobifuse.disocclusion import background_fill, tof_shift
 from mobifuse.metrics import dei_spearman, depth_metrics, mean_chamfer, region_metrics
 from mobifuse.models import MODEL_VERSION, N_ERR, TwoStageFusionNet, load_model, save_model
 from mobifuse.simulator import MASKS, simulate_scene
@@ -120,17 +121,28 @@ def trained_net(cfg: TrainConfig, train: Callable[[], dict], use_dei: bool
 
 
 def refined(pred, f: dict, k: float, max_ratio: float = MAX_RATIO,
-            denoise_c: float = DENOISE_C) -> np.ndarray:
-    """A DEI net's depth after the stereo-agreement refinement and the DEI bilateral denoising
-    (`denoise.dei_bilateral`, re-clipped to the convex guard's interval; frame or stacked
-    arrays)."""
+            denoise_c: float = DENOISE_C, shift: float = 0.0) -> np.ndarray:
+    """A DEI net's depth after the stereo-agreement refinement, the DEI bilateral denoising
+    (`denoise.dei_bilateral`, re-clipped to the convex guard's interval) and the background
+    fill of disocclusion holes (`disocclusion.background_fill`; `shift` = f t_x of the ToF on
+    the work grid, 0: off; `frame_shift`), frame or stacked arrays."""
     g = f["geom"]
     d = stereo_agreement(pred, f["sigma_tof"], g[..., 2, :, :], g[..., 3, :, :], f["sigma_st"],
                          k, max_ratio)
-    return dei_bilateral(d, f["sigma_tof"], g[..., 0, :, :], g[..., 2, :, :], denoise_c)
+    d = dei_bilateral(d, f["sigma_tof"], g[..., 0, :, :], g[..., 2, :, :], denoise_c)
+    measured = (g[..., 1, :, :] > 0.5) | (g[..., 3, :, :] > 0.5)
+    return background_fill(d, measured, f["err"][..., 0, :, :], shift)
 
 
-def run_arms(d: dict, nets: dict[str, TwoStageFusionNet], k: float) -> dict[str, np.ndarray]:
+def frame_shift(sim, focal_px: float | None = None) -> float:
+    """f t_x (px·m) of the simulated ToF on the work grid: the rig's RGB focal length (a rig
+    frame's `rig[1]`, else the config's) over the work downsampling, times the ToF's sideways
+    offset in the left frame."""
+    return float(focal_px or sim.focal_px) / sim.work_downsample * float(sim.tof_offset_m[0])
+
+
+def run_arms(d: dict, nets: dict[str, TwoStageFusionNet], k: float, shift: float = 0.0
+             ) -> dict[str, np.ndarray]:
     """Every arm's depth (N, h, w) on the arrays of one dataset; MobiFuse with the stereo-
     agreement refinement at threshold `k` (the no-DEI ablation gets none: it uses the DEI)."""
     tof, st, gt = d["geom"][:, 0], d["geom"][:, 2], d["gt"]
@@ -141,7 +153,7 @@ def run_arms(d: dict, nets: dict[str, TwoStageFusionNet], k: float) -> dict[str,
     return {"tof_only": tof_only(tof), "sgbm_only": sgbm_only(st), "jbu_tof": jbu,
             "inv_var_dei": inverse_variance_fusion(tof, d["sigma_tof"], st, d["sigma_st"]),
             "net_no_dei": predict(nets["no_dei"], geom, err),
-            "mobifuse": refined(predict(nets["dei"], geom, err), d, k),
+            "mobifuse": refined(predict(nets["dei"], geom, err), d, k, shift=shift),
             "oracle": oracle_selection(tof, st, gt)}
 
 
@@ -262,7 +274,7 @@ def sweeps(rep: BenchReport, cfg: BenchConfig, nets: dict) -> dict[str, list]:
             seeds = _scene_seeds(cfg, SWEEP_SEED0, cfg.sweep_scenes)
             d = build_dataset(seeds, tc.sim, tc.stereo, tc.dei, overrides={key: float(val)},
                               desc=f"{factor}={val:g}")
-            pr = run_arms(d, nets, cfg.agree_k)
+            pr = run_arms(d, nets, cfg.agree_k, frame_shift(tc.sim))
             maes = {arm: depth_metrics(p, d["gt"])["mae"] for arm, p in pr.items()}
             sweep_rows[factor].append((float(val), maes))
             for arm, v in maes.items():
@@ -374,14 +386,16 @@ def rig_frames(cfg: BenchConfig, family, seed0: int, n: int, desc: str) -> list[
     return build_frames(_scene_seeds(cfg, seed0, n), tc.sim, tc.stereo, tc.dei, family, desc)
 
 
-def rig_arms(frames: list[dict], nets: dict, k: float) -> dict[str, list[np.ndarray]]:
+def rig_arms(frames: list[dict], nets: dict, k: float, sim=None
+             ) -> dict[str, list[np.ndarray]]:
     """Every cross-rig arm's depth per frame (the nets' with the stereo-agreement refinement
     at threshold `k`, as `fuse()` returns them)."""
     out = {"tof_only": [f["geom"][0] for f in frames], "sgbm_only": [f["geom"][2] for f in frames],
            "inv_var_dei": [inverse_variance_fusion(f["geom"][0], f["sigma_tof"], f["geom"][2],
                                                    f["sigma_st"]) for f in frames]}
     for name, net in nets.items():
-        out[name] = [refined(p, f, k) for p, f in zip(predict_frames(net, frames), frames)]
+        out[name] = [refined(p, f, k, shift=frame_shift(sim, f["rig"][1]) if sim else 0.0)
+                     for p, f in zip(predict_frames(net, frames), frames)]
     return out
 
 
@@ -453,9 +467,9 @@ def cross_rig(rep: BenchReport, cfg: BenchConfig, run_dir) -> dict:
     unseen = rig_frames(cfg, cfg.test_rigs, RIG_TEST_SEED0, cfg.rig_test_scenes, "unseen rigs")
     infam = rig_frames(cfg, cfg.train_rigs, RIG_INFAMILY_SEED0, cfg.rig_infamily_scenes,
                        "in-family rigs")
-    k = cfg.agree_k
-    res = {"unseen": rig_table(rep, unseen, rig_arms(unseen, nets, k), "unseen rigs"),
-           "in_family": rig_table(rep, infam, rig_arms(infam, nets, k), "in-family rigs"),
+    k, sim = cfg.agree_k, cfg.train.sim
+    res = {"unseen": rig_table(rep, unseen, rig_arms(unseen, nets, k, sim), "unseen rigs"),
+           "in_family": rig_table(rep, infam, rig_arms(infam, nets, k, sim), "in-family rigs"),
            "dei": dei_calibration(unseen)}
     reliability_plot(run_dir, res["dei"])
     return res
@@ -475,7 +489,7 @@ def _cpu_ms(fn, repeats: int) -> float:
 def pipeline_latency(cfg: BenchConfig) -> dict:
     """Per-frame cost of `fuse()` with the shipped model at `pipeline_size`, broken down:
     SGBM (left view), SGBM of the mirrored pair (LR check), cost-volume evidence, the ToF +
-    DEI rest of `prepare_frame`, the net, the agreement + denoising post-steps. Process CPU time
+    DEI rest of `prepare_frame`, the net, the agreement + denoising + fill post-steps. CPU time
     with one thread each (what the frame costs; an upper bound of the wall time on
     `pipeline_threads` idle cores, where the two SGBM runs overlap), and the wall time with
     `pipeline_threads` threads on this (shared) machine."""
@@ -511,9 +525,11 @@ def pipeline_latency(cfg: BenchConfig) -> dict:
            "prepare_ms": _cpu_ms(lambda: prepare_frame(*args), n),
            "net_ms": _cpu_ms(lambda: run_net(net, g, e, jit=True), n)}
     depth = run_net(net, g, e, jit=True)
-    out["refine_ms"] = _cpu_ms(lambda: dei_bilateral(stereo_agreement(
+    shift = tof_shift(fr["K_work"][0, 0], cal.T_left_tof)
+    out["refine_ms"] = _cpu_ms(lambda: background_fill(dei_bilateral(stereo_agreement(
         depth, fr["sigma_tof"], fr["st"], fr["st_valid"], fr["sigma_st"]), fr["sigma_tof"],
-        fr["tof"], fr["st"]), n)  # agreement + DEI bilateral denoising, as in fuse()
+        fr["tof"], fr["st"]), fr["tof_valid"] | fr["st_valid"], fr["gray"], shift), n)
+    # agreement + DEI bilateral denoising + background fill, as in fuse()
     out["tof_dei_rest_ms"] = out["prepare_ms"] - out["sgbm_ms"] - out["sgbm_right_ms"] - \
         out["evidence_ms"]
     out["total_cpu_ms"] = out["prepare_ms"] + out["net_ms"] + out["refine_ms"]
@@ -563,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     nets = {"dei": trained_net(tc, train, True), "no_dei": trained_net(tc, train, False)}
 
     rep = BenchReport("mobifuse", baseline="tof_only", command=sys.argv)
-    preds = run_arms(test, nets, cfg.agree_k)
+    preds = run_arms(test, nets, cfg.agree_k, frame_shift(tc.sim))
     overall = overall_rows(rep, cfg, test, preds)
     sweep_rows = sweeps(rep, cfg, nets)
     rho = {"tof": dei_spearman(test["sigma_tof"], test["geom"][:, 0], test["gt"]),

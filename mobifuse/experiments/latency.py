@@ -5,7 +5,8 @@ The bench's 640x480 frame (`BenchConfig.pipeline_size`), the shipped model. Prin
 
 - the one-thread CPU time of each part (median of `latency_repeats`): SGBM left view, SGBM of
   the mirrored pair (LR check), cost-volume evidence, the ToF + DEI rest of `prepare_frame`, the
-  TorchScript-frozen net, the stereo-agreement refinement and the DEI bilateral denoising;
+  TorchScript-frozen net, the stereo-agreement refinement, the DEI bilateral denoising and the
+  background fill of disocclusion holes;
 - the wall time of a whole `fuse()` call with 1 and with `pipeline_threads` threads
   (`torch.set_num_threads`, `cv2.setNumThreads`; SGBM's two views always run in two Python
   threads), median and minimum of 3 x `latency_repeats` calls, with the load average before
@@ -27,6 +28,8 @@ from mobifuse.agreement import stereo_agreement
 from mobifuse.api import default_model, fuse, net_inputs, run_net
 from mobifuse.bench import pipeline_latency
 from mobifuse.config import BenchConfig
+from mobifuse.denoise import dei_bilateral
+from mobifuse.disocclusion import background_fill, tof_shift
 from mobifuse.pipeline import prepare_frame
 from shared.cli import parse_args, run
 from shared.io import atomic_write_json
@@ -61,8 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         stereo_agreement(depth, fr["sigma_tof"], fr["st"], fr["st_valid"], fr["sigma_st"])
     out["cpu_ms_1_thread"]["agreement_ms"] = (time.process_time() - t0) / cfg.latency_repeats \
         * 1e3
-    out["cpu_ms_1_thread"]["denoise_ms"] = out["cpu_ms_1_thread"]["refine_ms"] - \
-        out["cpu_ms_1_thread"]["agreement_ms"]  # refine_ms: agreement + denoising
+    den = dei_bilateral(depth, fr["sigma_tof"], fr["tof"], fr["st"])
+    shift = tof_shift(fr["K_work"][0, 0], cal.T_left_tof)
+    t0 = time.process_time()
+    for _ in range(cfg.latency_repeats):
+        background_fill(den, fr["tof_valid"] | fr["st_valid"], fr["gray"], shift)
+    cpu = out["cpu_ms_1_thread"]
+    cpu["fill_ms"] = (time.process_time() - t0) / cfg.latency_repeats * 1e3
+    cpu["denoise_ms"] = cpu["refine_ms"] - cpu["agreement_ms"] - cpu["fill_ms"]
+    # refine_ms: agreement + denoising + fill
     for threads in sorted({1, cfg.pipeline_threads}):
         torch.set_num_threads(threads)
         cv2.setNumThreads(threads)

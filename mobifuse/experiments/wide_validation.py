@@ -22,12 +22,16 @@ MAE / ToF-only MAE per scene:
   kernel c sigma_ToF at the centre pixel, spatial sigma r / 2, window (2r + 1)^2, re-clipped to
   the convex guard's interval) at each (r, c) of `BILATERAL_GRID`; r = 3, c = 0.5 is what the
   bench and `fuse()` use;
-- `flip_tta`: the mean of the net on the frame and on its mirror image (two nets' cost).
+- `flip_tta`: the mean of the net on the frame and on its mirror image (two nets' cost);
+- `fill e=.. w=..`: the adopted steps (agreement, DEI bilateral r = 3, c = 0.5), then the
+  background fill of disocclusion holes (`disocclusion.background_fill`) at each (edge ratio,
+  width factor) of `FILL_GRID`; e = 0.15, w = 2 is what the bench and `fuse()` use.
 
-Then, on `val_wide`, what limits (with the adopted post-steps): per scene the share of pixels
-neither sensor measured (ToF hole and SGBM hole) and their share of the fused error, the fused
-and the per-pixel oracle ratio over the measured pixels only, and the shipped default model's
-ratio (it saw such rigs in training: a reference, not an unseen-rig result). Writes
+Then, on `val_wide`, what limits (with the adopted post-steps, the fill included): per scene
+the share of pixels neither sensor measured (ToF hole and SGBM hole) and their share of the
+fused error, the fused and the per-pixel oracle ratio over the measured pixels only, and the
+shipped default model's ratio (it saw such rigs in training: a reference, not an unseen-rig
+result). Writes
 results/mobifuse/wide_validation.json (`--out DIR` elsewhere).
 """
 
@@ -45,6 +49,7 @@ from mobifuse.api import default_model, run_net
 from mobifuse.baselines import oracle_selection
 from mobifuse.bench import (
     QUICK,
+    frame_shift,
     predict_frames,
     refined,
     rig_frames,
@@ -54,6 +59,7 @@ from mobifuse.bench import (
 from mobifuse.config import BenchConfig
 from mobifuse.data import build_frames
 from mobifuse.denoise import dei_bilateral
+from mobifuse.disocclusion import background_fill
 from mobifuse.experiments.cross_rig_seeds import ratios
 from mobifuse.experiments.fusion_ceiling import (
     VAL_RIGS,
@@ -70,6 +76,7 @@ log = get_logger("mobifuse.experiments.wide_validation")
 VAL_WIDE_SEED0, VAL_WIDE_SCENES = 92_000, 12
 SCALE_GRID = ((0.5, 0.05), (0.25, 0.2))
 BILATERAL_GRID = ((2, 0.5), (3, 0.25), (3, 0.5), (3, 1.0), (5, 0.5), (7, 0.35))
+FILL_GRID = ((0.15, 1.0), (0.15, 2.0), (0.15, 4.0), (0.05, 2.0), (0.3, 2.0))
 
 
 def flipped(net, f: dict) -> np.ndarray:
@@ -78,11 +85,11 @@ def flipped(net, f: dict) -> np.ndarray:
                    np.ascontiguousarray(f["err"][..., ::-1]))[..., ::-1]
 
 
-def limits(frames: list[dict], fused: list[np.ndarray], dm) -> list[dict]:
+def limits(frames: list[dict], fused: list[np.ndarray], dm, shifts: list[float]) -> list[dict]:
     """Per frame: unobserved pixels (both sensors' holes), their share of the fused error, the
     ratios over observed pixels, the oracle's, and the default model's ratio."""
     rows = []
-    for f, d in zip(frames, fused):
+    for f, d, shift in zip(frames, fused, shifts):
         gt = f["gt"]
         tof, tv, st, sv = f["geom"]
         m = gt > 0
@@ -91,7 +98,7 @@ def limits(frames: list[dict], fused: list[np.ndarray], dm) -> list[dict]:
         orc = np.abs(oracle_selection(tof, st, gt) - gt)
         et = np.abs(tof - gt)
         best = min(et[m].mean(), np.abs(st - gt)[m].mean())
-        dd = refined(run_net(dm, f["geom"], f["err"]), f, 1.0)  # the shipped post-steps too
+        dd = refined(run_net(dm, f["geom"], f["err"]), f, 1.0, shift=shift)  # + the post-steps
         rows.append({"rig": f["rig"][:3].tolist(),
                      "unobserved_share": float(1 - obs.sum() / m.sum()),
                      "unobserved_share_of_fused_error": float(err[m & ~obs].sum() / err[m].sum()),
@@ -146,13 +153,22 @@ def main(argv: list[str] | None = None) -> int:
                  for b, f in zip(base, frames)], frames)
         row["flip_tta"] = ratios([refined(0.5 * (p + flipped(base_net, f)), f, k, denoise_c=0.0)
                                   for p, f in zip(raw, frames)], frames)
+        sim = cfg.train.sim
+        shifts = [frame_shift(sim, f["rig"][1] if "rig" in f else None) for f in frames]
+        adopted = [dei_bilateral(b, f["sigma_tof"], f["geom"][0], f["geom"][2], 0.5, 3, radius)
+                   for b, f in zip(base, frames)]
+        for e, wf in FILL_GRID:
+            row[f"fill e={e:g} w={wf:g}"] = ratios(
+                [background_fill(a, (f["geom"][1] > 0.5) | (f["geom"][3] > 0.5), f["err"][0], s,
+                                 e, wf) for a, f, s in zip(adopted, frames, shifts)], frames)
         out["sets"][name] = row
         print(f"\n{name} (MAE / ToF-only MAE per scene; mean, worst, scenes above 0.7)")
         for arm, r in row.items():
             print(f"  {arm:32s} {summary(r)}  " + " ".join(f"{x:.3f}" for x in r))
         if name == "val_wide":
-            out["val_wide_limits"] = limits(frames, [refined(p, f, k) for p, f in
-                                                     zip(raw, frames)], default_model())
+            out["val_wide_limits"] = limits(frames, [refined(p, f, k, shift=s) for p, f, s in
+                                                     zip(raw, frames, shifts)], default_model(),
+                                            shifts)
     print("\nval_wide: unobserved share | its share of fused error | fused / oracle ratio over"
           " observed pixels | default model")
     for i, r in enumerate(out["val_wide_limits"]):
