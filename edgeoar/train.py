@@ -13,6 +13,9 @@ Schedules (`mode`, EdgeOAR sec. 3 "iterative training"; the schedule is our reco
 * `joint` - the ablation: main and gate losses summed and trained together for the same
   number of epochs (the gate's gradient reaches the backbone).
 
+`lr_decay: cosine` decays each optimiser's rates over the epochs of its own phase
+(`lr_factor`; our addition, chosen on validation for the full configuration).
+
 Progress is logged; a checkpoint is written after every phase (rerun with the same --out to
 resume); the run dir gets config.yaml, metrics.json and model.safetensors (+ JSON info: the
 classes). `get_model(cfg)` trains once per config and caches the weights (`shared.cache`).
@@ -39,8 +42,7 @@ from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
 
 __all__ = ["train_model", "get_model", "predict", "phases", "param_groups", "lr_factor",
-           "exit_thresholds",
-           "accuracy_per_step", "main_loss", "distill_loss", "main"]
+           "exit_thresholds", "accuracy_per_step", "main_loss", "distill_loss", "main"]
 
 log = get_logger("edgeoar.train")
 
