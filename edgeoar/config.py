@@ -123,6 +123,9 @@ class TrainConfig:
     # weight of the full clip's self-distillation into every step's classifiers (f_Main
     # epochs; `train.distill_loss`); 0 = off
     distill: NonNegFloat = 0.0
+    # each optimiser's rate over its own phase's epochs (`train.lr_factor`): none = constant,
+    # cosine = half a cosine from the rate towards 0 (the last of 15 epochs at 0.3 %, of 3 at 7 %)
+    lr_decay: Literal["none", "cosine"] = "none"
     augment: bool = True  # random horizontal shifts of each clip during training
     log_every: PosInt = 1  # epochs between progress log lines
 

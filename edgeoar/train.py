@@ -13,6 +13,9 @@ Schedules (`mode`, EdgeOAR sec. 3 "iterative training"; the schedule is our reco
 * `joint` - the ablation: main and gate losses summed and trained together for the same
   number of epochs (the gate's gradient reaches the backbone).
 
+`lr_decay: cosine` decays each optimiser's rates over the epochs of its own phase
+(`lr_factor`; our addition, chosen on validation for the full configuration).
+
 Progress is logged; a checkpoint is written after every phase (rerun with the same --out to
 resume); the run dir gets config.yaml, metrics.json and model.safetensors (+ JSON info: the
 classes). `get_model(cfg)` trains once per config and caches the weights (`shared.cache`).
@@ -38,8 +41,8 @@ from shared.io import Checkpointer, atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
 
-__all__ = ["train_model", "get_model", "predict", "phases", "param_groups", "exit_thresholds",
-           "accuracy_per_step", "main_loss", "distill_loss", "main"]
+__all__ = ["train_model", "get_model", "predict", "phases", "param_groups", "lr_factor",
+           "exit_thresholds", "accuracy_per_step", "main_loss", "distill_loss", "main"]
 
 log = get_logger("edgeoar.train")
 
@@ -51,6 +54,17 @@ def phases(cfg: TrainConfig) -> list[str]:
     if cfg.mode == "joint":
         return ["joint"] * ((cfg.main_epochs + cfg.gate_epochs) * cfg.rounds)
     return ["full"] * (cfg.main_epochs * cfg.rounds) + ["heads"] * (cfg.gate_epochs * cfg.rounds)
+
+
+def lr_factor(sched: list[str], e: int, decay: str) -> float:
+    """Multiplier of the rates in epoch `e` of the schedule: 1 without decay; with 'cosine',
+    0.5 (1 + cos(pi (k + 0.5) / n)) for the k-th of the n epochs of the same phase, so every
+    optimiser (f_Main, f_Gate, the heads of the full-clip ablation) decays over its own
+    epochs and the alternation's rounds share one decay."""
+    if decay == "none":
+        return 1.0
+    k, n = sched[:e].count(sched[e]), sched.count(sched[e])
+    return 0.5 * (1 + float(np.cos(np.pi * (k + 0.5) / n)))
 
 
 def _inputs(data: dict, idx: np.ndarray, source: str, shift: int = 0, cell: int = 4):
@@ -222,7 +236,10 @@ def train_model(cfg: TrainConfig, run_dir: str | Path | None = None,
     for e in progress(range(done, len(sched)), desc=f"train ({cfg.mode})", initial=done,
                       total=len(sched)):
         gen = np.random.default_rng([cfg.seed, e])
-        loss = _epoch(model, sched[e], tr, cfg, opt_for(sched[e]), gen, device)
+        opt = opt_for(sched[e])
+        for g in opt.param_groups:
+            g["lr"] = cfg.branch_lr(g["name"]) * lr_factor(sched, e, cfg.lr_decay)
+        loss = _epoch(model, sched[e], tr, cfg, opt, gen, device)
         hist["loss"].append(loss)
         hist["phase"].append(sched[e])
         if ck:
@@ -256,6 +273,8 @@ def _model_key(cfg: TrainConfig) -> dict:
     d = to_dict(cfg)
     for k in ("device", "log_every"):
         d.pop(k)
+    if d["lr_decay"] == "none":  # keys of the models trained before the option existed
+        d.pop("lr_decay")
     for k in ("test_per_class", "ood_per_class", "ood_motion"):
         d["stream"].pop(k)
     return d

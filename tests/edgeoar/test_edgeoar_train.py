@@ -175,3 +175,50 @@ def test_distill_enters_every_f_main_objective_but_the_full_clip_one(splits):
             assert h1["loss"][0] == pytest.approx(h0["loss"][0], rel=1e-6)
         else:
             assert h1["loss"][0] > h0["loss"][0]
+
+
+def test_cosine_lr_factor_against_the_closed_form():
+    """Each phase decays over its own epochs (rounds share one decay): the k-th of n epochs of
+    a phase at 0.5 (1 + cos(pi (k + 0.5) / n)), strictly falling, averaging 1/2; 'none' is 1."""
+    from edgeoar.train import lr_factor
+
+    for mode in ("iterative", "full_clip", "joint"):
+        sched = phases(dataclasses.replace(CFG, mode=mode, rounds=3, main_epochs=5))
+        assert all(lr_factor(sched, e, "none") == 1.0 for e in range(len(sched)))
+        for ph in set(sched):
+            idx = [e for e, p in enumerate(sched) if p == ph]
+            f = np.array([lr_factor(sched, e, "cosine") for e in idx])
+            n = len(idx)
+            assert np.allclose(f, 0.5 * (1 + np.cos(np.pi * (np.arange(n) + 0.5) / n)))
+            assert np.all(np.diff(f) < 0) and f.mean() == pytest.approx(0.5)
+    # the full-clip ablation's heads get their own decay, not the tail of the backbone's
+    sched = phases(dataclasses.replace(CFG, mode="full_clip", rounds=3, main_epochs=5))
+    assert lr_factor(sched, sched.index("heads"), "cosine") > 0.9
+
+
+def test_cosine_decay_reaches_the_optimisers(splits, tmp_path):
+    """The rates the optimisers last used (saved in the checkpoint) are each branch's rate x
+    the factor of that phase's last epoch; without decay the rates are the configured ones."""
+    from edgeoar.train import lr_factor
+    from shared.io import Checkpointer
+
+    for decay in ("none", "cosine"):
+        cfg = dataclasses.replace(CFG, rounds=1, main_epochs=2, gate_epochs=1, lr_rgb=1e-3,
+                                  lr_decay=decay)
+        train_model(cfg, tmp_path / decay, splits=splits)
+        opts = Checkpointer(tmp_path / decay).load()["opts"]
+        sched = phases(cfg)
+        for ph, sd in opts.items():
+            last = max(e for e, p in enumerate(sched) if p == ph)
+            for g in sd["param_groups"]:
+                want = cfg.branch_lr(g["name"]) * lr_factor(sched, last, decay)
+                assert g["lr"] == pytest.approx(want, rel=1e-12)
+        if decay == "none":
+            assert {g["lr"] for g in opts["main"]["param_groups"]} == {1e-3, 5e-3}
+
+
+def test_model_cache_key_keeps_the_models_trained_without_decay():
+    from edgeoar.train import _model_key
+
+    assert "lr_decay" not in _model_key(CFG)
+    assert _model_key(dataclasses.replace(CFG, lr_decay="cosine"))["lr_decay"] == "cosine"
