@@ -80,8 +80,12 @@ class ILIDConfig:
 class BaselineConfig:
     dwbc_alpha: NonNegFloat = 7.5  # DWBC's weight on the plain expert BC term
     dwbc_eta: Prob = 0.5  # DWBC's PU-learning class prior
-    iswbc_grad_penalty: NonNegFloat = 1.0  # ISW-BC's gradient-penalty coefficient
-    iswbc_tau: NonNegFloat = 0.0  # ISW-BC: weights below tau are set to 0
+    iswbc_grad_penalty: NonNegFloat = 1.0  # ISW-BC's gradient-penalty coefficient (its code: 1)
+    iswbc_tau: NonNegFloat = 0.0  # ISW-BC: weights below tau are set to 0 (its code: 0)
+    # ISW-BC's c(s, a) output clip: its code has none (an epsilon of 1e-3 in the weight bounds
+    # the weights below by ~1e-3); ILID's [0.1, 0.9] would bound c / (1 - c) to [1/9, 9], which
+    # leaves ~90% of the loss weight on D_b's rows when D_b is 1,000x D_e
+    iswbc_clip: tuple[float, float] = (0.001, 0.999)
 
 
 @dataclass
@@ -105,6 +109,10 @@ class TrainConfig:
             raise ValueError(f"ilid.clip must satisfy 0 < lo < hi < 1, got {self.ilid.clip}")
         if not lo <= self.ilid.sigma <= hi:
             raise ValueError(f"ilid.sigma={self.ilid.sigma} outside the clip {self.ilid.clip}")
+        lo, hi = self.baselines.iswbc_clip
+        if not 0 < lo < hi < 1:
+            raise ValueError(f"baselines.iswbc_clip must satisfy 0 < lo < hi < 1, got "
+                             f"{self.baselines.iswbc_clip}")
         if self.ilid.rollback < 1:
             raise ValueError("ilid.rollback (K) must be >= 1")
         if self.policy.steps < 1 or self.eval_every < 1 or self.eval_episodes < 1:
