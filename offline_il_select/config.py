@@ -86,6 +86,11 @@ class BaselineConfig:
     # the weights below by ~1e-3); ILID's [0.1, 0.9] would bound c / (1 - c) to [1/9, 9], which
     # leaves ~90% of the loss weight on D_b's rows when D_b is 1,000x D_e
     iswbc_clip: tuple[float, float] = (0.001, 0.999)
+    # ISW-BC's loss -E_{D_u}[w log pi] estimated with D_e's and D_b's rows in batches of their own,
+    # each row's weight scaled by its part's share of D_u (the same expected loss; with D_b
+    # 1,000x D_e a uniform batch of D_u, as its code draws, holds ~0.1 expert rows); false:
+    # one uniform batch of D_u
+    iswbc_stratified: bool = True
 
 
 @dataclass

@@ -74,3 +74,29 @@ def test_iswbc_clip_is_validated():
     cfg.baselines.iswbc_clip = (0.1, 0.1)
     with pytest.raises(ValueError, match="iswbc_clip"):
         cfg.validate()
+
+
+@pytest.mark.parametrize("stratified", [True, False])
+def test_iswbc_terms_estimate_the_weighted_loss_over_the_union(stratified):
+    """Whatever the sampler, the terms' expected loss is ISW-BC's -1/|D_u| sum_{D_u} w log pi
+    (computed here over every row), and `loss()` draws from those terms: its mean over many
+    draws approaches the same value. Stratified, every batch holds B rows of D_e."""
+    expert, imperfect, norm = _separable(n_e=40, n_b=2_000)
+    torch.manual_seed(0)
+    isw = ISWBC(expert, imperfect, norm, PolicyConfig(batch_size=64, hidden=16),
+                BaselineConfig(iswbc_stratified=stratified), ILIDConfig(disc_steps=5))
+    isw.w = torch.rand(len(isw.s_u)) * 3  # any fixed weights
+    pol = TanhGaussianPolicy(3, 1, 16, norm)
+    with torch.no_grad():
+        logp = pol.log_prob(isw.s_u, isw.a_u)
+        exact = -(isw.w * logp).mean()
+        terms = isw.terms()
+        from_terms = -sum((torch.as_tensor(w) * logp[torch.as_tensor(r)]).mean()
+                          for r, w in terms)
+        torch.testing.assert_close(from_terms, exact, rtol=1e-5, atol=1e-6)
+        g = torch.Generator().manual_seed(0)
+        draws = torch.stack([isw.loss(pol, g) for _ in range(3000)])
+    assert abs(draws.mean().item() - exact.item()) < 4 * draws.std().item() / 3000 ** 0.5
+    assert len(terms) == (2 if stratified else 1)
+    if stratified:
+        np.testing.assert_array_equal(terms[0][0], np.arange(40))  # D_e's rows, a batch each
