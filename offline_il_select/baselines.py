@@ -10,7 +10,8 @@
   D_e ∪ D_b with the two-sided gradient penalty of its code (`discriminator.
   train_penalised_discriminator`) and its own output clip [1e-3, 1 - 1e-3] (not ILID's
   [0.1, 0.9]), then BC on the union weighted by c / (1 - c) (weights below tau set to 0); the
-  loss's expectation estimated from a batch of D_e and a batch of D_b (`iswbc_stratified`).
+  loss's expectation estimated from a batch of D_e and a batch of D_b (`iswbc_stratified`), the
+  weights self-normalised to mean 1 over D_u (`iswbc_normalise`).
 Data and networks live on the device of the state normaliser (`train.fit`: `cfg.device`).
 Shapes: batches s (B, S), a (B, A).
 """
@@ -115,7 +116,8 @@ class ISWBC:
         dd = next(disc.parameters()).device
         x = torch.cat([self.s_u, self.a_u], 1).to(dd)
         w = importance_weight(disc.predict(x, 2048 if dd.type == "cpu" else 1 << 16)).to(self.dev)
-        self.w = torch.where(w < self.bcfg.iswbc_tau, torch.zeros_like(w), w)
+        w = torch.where(w < self.bcfg.iswbc_tau, torch.zeros_like(w), w)
+        self.w = w / w.mean().clamp_min(1e-30) if self.bcfg.iswbc_normalise else w
         n_e = len(self.s_e)
         return {"weight_mean_expert": float(self.w[:n_e].mean()),
                 "weight_mean_imperfect": float(self.w[n_e:].mean()),

@@ -91,6 +91,11 @@ class BaselineConfig:
     # 1,000x D_e a uniform batch of D_u, as its code draws, holds ~0.1 expert rows); false:
     # one uniform batch of D_u
     iswbc_stratified: bool = True
+    # ISW-BC's weights divided by their mean over D_u (self-normalised importance weights: the same
+    # minimiser). Its code's Adam has no weight decay, so the loss's scale does not matter there;
+    # here every arm's Adam has the policy's L2 weight decay, and unnormalised weights (mean over
+    # D_e's rows ~0.24 once scaled by D_e's share) leave the decay pulling the policy to action 0
+    iswbc_normalise: bool = True
 
 
 @dataclass
