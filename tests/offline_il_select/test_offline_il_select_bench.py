@@ -132,6 +132,12 @@ def test_paper_batch_arms_are_named_only_and_share_one_preparation():
     job = (s, 0, "ilid_batch256", False, 1000, "cpu")
     rider = job[:2] + ("ilid_no_beta_batch256",) + job[3:]
     assert prep_units([job, rider]) == [(job, ("ilid_batch256", "ilid_no_beta_batch256"))]
+    # a summary of the bench's rows beside them (as --from-rows merges a part of these arms)
+    rows = _rows()
+    rows += [dict(r, arm=r["arm"].replace("ilid", "ilid_batch256", 1)) for r in rows
+             if r["arm"] == "ilid"]
+    rep = summarise(rows, STUDY, quick=False, command=["x"])
+    assert {"ilid_batch256", "ilid"} <= {r["arm"] for r in rep.rows}
 
 
 def test_budget_keeps_the_papers_discriminator_proportion():
