@@ -6,8 +6,12 @@
   (s, a, normalised log pi(a|s)) trained jointly with the policy by PU learning; policy loss
   alpha * BC_e - E_e[(eta / (d (1 - d)) + 1) (-log pi)] + E_o[(1 / (1 - d) - 1) (-log pi)], with
   d_o < 0.5 set to 0.
-- `ISWBC` (Li et al., NeurIPS 2023): discriminator c(s, a) of D_e vs D_e ∪ D_b with a gradient
-  penalty, then BC on the union weighted by c / (1 - c) (weights below tau set to 0).
+- `ISWBC` (Li et al., NeurIPS 2023, and liziniu/ISWBC): discriminator c(s, a) of D_e vs
+  D_e ∪ D_b with the two-sided gradient penalty of its code (`discriminator.
+  train_penalised_discriminator`) and its own output clip [1e-3, 1 - 1e-3] (not ILID's
+  [0.1, 0.9]), then BC on the union weighted by c / (1 - c) (weights below tau set to 0); the
+  loss's expectation estimated from a batch of D_e and a batch of D_b (`iswbc_stratified`), the
+  weights self-normalised to mean 1 over D_u (`iswbc_normalise`).
 Data and networks live on the device of the state normaliser (`train.fit`: `cfg.device`).
 Shapes: batches s (B, S), a (B, A).
 """
@@ -18,10 +22,10 @@ import numpy as np
 import torch
 
 from offline_il_select.config import BaselineConfig, ILIDConfig, PolicyConfig
-from offline_il_select.discriminator import train_discriminator
+from offline_il_select.discriminator import train_discriminator, train_penalised_discriminator
 from offline_il_select.ilid import t32
 from offline_il_select.models import Discriminator, Normalizer, TanhGaussianPolicy
-from offline_il_select.wbc import bc_loss, importance_weight
+from offline_il_select.wbc import importance_weight
 from shared.il.bc import PlainBC
 from shared.il.dwbc import DWBC as SharedDWBC
 from shared.il.dwbc import DWBCDiscriminator
@@ -82,20 +86,24 @@ class ISWBC:
         self.disc: Discriminator | None = None  # c(s, a), kept after prepare() for inspection
 
     def prepare(self, gen: torch.Generator) -> dict:
-        c = self.icfg
+        c, lam = self.icfg, self.bcfg.iswbc_grad_penalty
         disc = self.init_discriminator()
-        train_discriminator(disc, *self.sets(), c.disc_steps, c.disc_batch, c.disc_lr,
-                            c.disc_weight_decay, gen, grad_penalty=self.bcfg.iswbc_grad_penalty)
+        if lam > 0:
+            train_penalised_discriminator(disc, *self.sets(), c.disc_steps, c.disc_batch,
+                                          c.disc_lr, c.disc_weight_decay, gen, lam)
+        else:
+            train_discriminator(disc, *self.sets(), c.disc_steps, c.disc_batch, c.disc_lr,
+                                c.disc_weight_decay, gen)
         return self.weigh(disc)
 
     # The steps of `prepare`, apart so that many runs' discriminators can train together
     # (`ensemble_prep.prepare_many`).
 
     def init_discriminator(self) -> Discriminator:
-        """A fresh c(s, a) (`disc`), initialised from the global RNG."""
+        """A fresh c(s, a) (`disc`, clipped to `iswbc_clip`), initialised from the global RNG."""
         c = self.icfg
-        self.disc = Discriminator(self.s_e.shape[1] + self.a_e.shape[1], c.disc_hidden, c.clip,
-                                  self.sa_norm).to(self.dev)
+        self.disc = Discriminator(self.s_e.shape[1] + self.a_e.shape[1], c.disc_hidden,
+                                  self.bcfg.iswbc_clip, self.sa_norm).to(self.dev)
         return self.disc
 
     def sets(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,18 +116,39 @@ class ISWBC:
         dd = next(disc.parameters()).device
         x = torch.cat([self.s_u, self.a_u], 1).to(dd)
         w = importance_weight(disc.predict(x, 2048 if dd.type == "cpu" else 1 << 16)).to(self.dev)
-        self.w = torch.where(w < self.bcfg.iswbc_tau, torch.zeros_like(w), w)
-        return {"weight_mean_expert": float(self.w[:len(self.s_e)].mean()),
-                "weight_mean_imperfect": float(self.w[len(self.s_e):].mean())}
+        w = torch.where(w < self.bcfg.iswbc_tau, torch.zeros_like(w), w)
+        self.w = w / w.mean().clamp_min(1e-30) if self.bcfg.iswbc_normalise else w
+        n_e = len(self.s_e)
+        return {"weight_mean_expert": float(self.w[:n_e].mean()),
+                "weight_mean_imperfect": float(self.w[n_e:].mean()),
+                "weight_median_imperfect": float(self.w[n_e:].median()),
+                # the share of the weighted-BC loss's weight that D_e's rows carry
+                "weight_share_expert": float(self.w[:n_e].sum() / self.w.sum().clamp_min(1e-30))}
 
     def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
-        i = torch.randint(len(self.s_u), (self.pcfg.batch_size,), generator=gen,
-                          device=gen.device)
-        return bc_loss(policy, self.s_u[i], self.a_u[i], self.w[i])
+        """-E_{D_u}[w log pi] from the batches of `terms()`: one uniform batch of D_u, or (the
+        default) a batch of D_e and one of D_b with the weights scaled by their shares of D_u."""
+        B, ts = self.pcfg.batch_size, self._terms()
+        idx = [torch.randint(len(rows), (B,), generator=gen, device=gen.device)
+               for rows, _ in ts]
+        rows = torch.cat([r[i] for (r, _), i in zip(ts, idx)])
+        logp = policy.log_prob(self.s_u[rows], self.a_u[rows])
+        return -sum((w[i] * logp[t * B:(t + 1) * B]).mean()
+                    for t, ((_, w), i) in enumerate(zip(ts, idx)))
+
+    def _terms(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        n_e, n_u = len(self.s_e), len(self.s_u)
+        every = torch.arange(n_u, device=self.dev)
+        if not self.bcfg.iswbc_stratified:
+            return [(every, self.w)]
+        return [(every[:n_e], self.w[:n_e] * (n_e / n_u)),
+                (every[n_e:], self.w[n_e:] * ((n_u - n_e) / n_u))]
 
     def terms(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """One weighted-BC term over all of D_e ∪ D_b with the weights c / (1 - c)."""
-        return [(np.arange(len(self.s_u)), self.w.cpu().numpy())]
+        """ISW-BC's loss as weighted-BC terms over the rows of D_e ∪ D_b (D_e first), each
+        averaged over its own batch: (all rows, c / (1 - c)), or (D_e, w n_e / n_u) and
+        (D_b, w n_b / n_u), whose expectations sum to the same loss."""
+        return [(r.cpu().numpy(), w.cpu().numpy()) for r, w in self._terms()]
 
     def state_dict(self) -> dict:
         return {"w": self.w}

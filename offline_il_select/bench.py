@@ -81,8 +81,14 @@ ARMS = {  # arm -> config overrides
     "ilid_no_beta": {"ilid.use_beta": False},
     "ilid_alpha_unclipped": {"ilid.clip_alpha": False},
     "ilid_k1": {"ilid.rollback": 1},
+    # the paper's code's policy batch, 256 from D_u + 256 from D_s (the bench: 128 + 128); run
+    # only when named: a different batch trains as a lockstep ensemble of its own
+    "ilid_batch256": {"policy.batch_size": 256},
+    "ilid_no_beta_batch256": {"ilid.use_beta": False, "policy.batch_size": 256},
 }
-QUICK_ARMS = [a for a in ARMS if a != "ilid_k1"]
+NAMED_ONLY = ("ilid_batch256", "ilid_no_beta_batch256")  # not in the default arm lists
+QUICK_ARMS = [a for a in ARMS if a != "ilid_k1" and a not in NAMED_ONLY]
+FULL_ARMS = [a for a in ARMS if a not in NAMED_ONLY]
 BASELINES = ("bc_expert", "bc_all", "dwbc", "iswbc")
 ABLATIONS = ("ilid_no_beta", "ilid_alpha_unclipped", "ilid_k1")
 K_SWEEP = (1, 2, 5, 10, 20, 50)
@@ -504,7 +510,7 @@ def chosen(args) -> tuple[list[str], list[str], list[int], int | None]:
     for s in settings:
         if s not in SETTINGS:
             raise ConfigError(f"--settings: unknown '{s}' (known: {', '.join(SETTINGS)})")
-    arms = [a for a in args.arms.split(",") if a] or (QUICK_ARMS if args.quick else list(ARMS))
+    arms = [a for a in args.arms.split(",") if a] or (QUICK_ARMS if args.quick else FULL_ARMS)
     for a in arms:
         if a not in ARMS:
             raise ConfigError(f"--arms: unknown '{a}' (known: {', '.join(ARMS)})")
@@ -526,7 +532,7 @@ def chosen(args) -> tuple[list[str], list[str], list[int], int | None]:
 
 # arm -> the arm whose preparation it shares under --ensemble: ILID without beta has ILID's d(s),
 # D_s and D(s, a) (its preparation is deterministic) and differs only in beta on D_s
-SHARED_PREP = {"ilid_no_beta": "ilid"}
+SHARED_PREP = {"ilid_no_beta": "ilid", "ilid_no_beta_batch256": "ilid_batch256"}
 
 
 def prep_units(jobs: list[tuple]) -> list[tuple[tuple, tuple[str, ...]]]:

@@ -80,8 +80,22 @@ class ILIDConfig:
 class BaselineConfig:
     dwbc_alpha: NonNegFloat = 7.5  # DWBC's weight on the plain expert BC term
     dwbc_eta: Prob = 0.5  # DWBC's PU-learning class prior
-    iswbc_grad_penalty: NonNegFloat = 1.0  # ISW-BC's gradient-penalty coefficient
-    iswbc_tau: NonNegFloat = 0.0  # ISW-BC: weights below tau are set to 0
+    iswbc_grad_penalty: NonNegFloat = 1.0  # ISW-BC's gradient-penalty coefficient (its code: 1)
+    iswbc_tau: NonNegFloat = 0.0  # ISW-BC: weights below tau are set to 0 (its code: 0)
+    # ISW-BC's c(s, a) output clip: its code has none (an epsilon of 1e-3 in the weight bounds
+    # the weights below by ~1e-3); ILID's [0.1, 0.9] would bound c / (1 - c) to [1/9, 9], which
+    # leaves ~90% of the loss weight on D_b's rows when D_b is 1,000x D_e
+    iswbc_clip: tuple[float, float] = (0.001, 0.999)
+    # ISW-BC's loss -E_{D_u}[w log pi] estimated with D_e's and D_b's rows in batches of their own,
+    # each row's weight scaled by its part's share of D_u (the same expected loss; with D_b
+    # 1,000x D_e a uniform batch of D_u, as its code draws, holds ~0.1 expert rows); false:
+    # one uniform batch of D_u
+    iswbc_stratified: bool = True
+    # ISW-BC's weights divided by their mean over D_u (self-normalised importance weights: the same
+    # minimiser). Its code's Adam has no weight decay, so the loss's scale does not matter there;
+    # here every arm's Adam has the policy's L2 weight decay, and unnormalised weights (mean over
+    # D_e's rows ~0.24 once scaled by D_e's share) leave the decay pulling the policy to action 0
+    iswbc_normalise: bool = True
 
 
 @dataclass
@@ -105,6 +119,10 @@ class TrainConfig:
             raise ValueError(f"ilid.clip must satisfy 0 < lo < hi < 1, got {self.ilid.clip}")
         if not lo <= self.ilid.sigma <= hi:
             raise ValueError(f"ilid.sigma={self.ilid.sigma} outside the clip {self.ilid.clip}")
+        lo, hi = self.baselines.iswbc_clip
+        if not 0 < lo < hi < 1:
+            raise ValueError(f"baselines.iswbc_clip must satisfy 0 < lo < hi < 1, got "
+                             f"{self.baselines.iswbc_clip}")
         if self.ilid.rollback < 1:
             raise ValueError("ilid.rollback (K) must be >= 1")
         if self.policy.steps < 1 or self.eval_every < 1 or self.eval_episodes < 1:

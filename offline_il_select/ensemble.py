@@ -3,10 +3,10 @@
 After its preparation (discriminators, selection), every arm of the bench but DWBC is weighted
 behaviour cloning with fixed weights: a loss that is a sum of terms -E_{i ~ T}[w_i log pi(a_i|s_i)],
 each averaged over its own batch of `batch` rows drawn uniformly from a fixed set T of rows of
-D_e ∪ D_b (ILID: (D_u, alpha) and (D_s, beta); BC-E / BC-U: (D_e or all rows, 1); ISW-BC: (all
-rows, c / (1 - c)); the methods' `terms()`). DWBC (Xu et al., ICML 2022, Alg. 1;
-`shared.il.dwbc`) has the same form with two terms, D_e and D_b, whose weights its discriminator
-d(s, a, log pi) sets anew at every step, where it also takes one PU-learning step:
+D_e ∪ D_b (ILID: (D_u, alpha) and (D_s, beta); BC-E / BC-U: (D_e or all rows, 1); ISW-BC: (D_e
+and D_b, or all rows, with c / (1 - c) scaled); the methods' `terms()`). DWBC (Xu et al., ICML
+2022, Alg. 1; `shared.il.dwbc`) has the same form with two terms, D_e and D_b, whose weights its
+discriminator d(s, a, log pi) sets anew at every step, where it also takes one PU-learning step:
 
     w_e = alpha - (eta / (d_e (1 - d_e)) + 1),   w_o = 1 / (1 - d_o) - 1 (0 where d_o < 0.5).
 

@@ -9,14 +9,16 @@ is launch overhead, as for the policies (`ensemble.py`). `train_discriminators` 
 matmul per layer) with one backward pass and one fused Adam step for all of them:
 
     loss = sum_k  -E_{pos_k}[log d_k(x)] - E_{neg_k}[log(1 - d_k(x))]
-                  + lambda_k E_w[ ||grad_x logit_k(w x_pos + (1 - w) x_neg)||^2 ]
+                  + lambda_k E_xi[(||grad_x logit_k(xi)|| - 1)^2]
 
-which is `shared.il.discriminator.train_discriminator`'s loss for each member (lambda_k = 0 where
-the member has no gradient penalty), so each member gets its own gradient, and Adam with weight
-decay acts elementwise. Each member keeps its own initial weights, normaliser, training sets and
-Adam state, and draws its batches from its own run's generator in `train_discriminator`'s order
-(positives, negatives, then the interpolation weights where penalised): member k's batches are
-those of its single run, and it ends with that run's weights up to float rounding (tested).
+(xi: interpolates of positives and negatives and of negatives and shuffled negatives), which is
+`shared.il.discriminator.train_discriminator`'s loss for a member without a penalty (lambda_k = 0)
+and `discriminator.train_penalised_discriminator`'s (ISW-BC's) for a penalised one, so each
+member gets its own gradient, and Adam with weight decay acts elementwise. Each member keeps its
+own initial weights, output clip, normaliser, training sets and Adam state, and draws its batches
+from its own run's generator in its single run's order (positives, negatives, then the
+interpolation weights and the permutation where penalised): member k's batches are those of its
+single run, and it ends with that run's weights up to float rounding (tested).
 
 `prepare_many` runs the preparations of many ILID, ISW-BC and other runs (any mix) in two
 rounds: d(s) of every ILID run; the selection of each (`ILID.select`, CPU); then D(s, a) of every
@@ -37,6 +39,7 @@ import torch
 from torch import nn
 
 from offline_il_select.baselines import ISWBC
+from offline_il_select.discriminator import isw_penalty
 from offline_il_select.ilid import ILID
 from shared.errors import ConfigError
 from shared.il.models import Discriminator
@@ -48,19 +51,20 @@ DRAW_CHUNK = 500  # steps whose batches are drawn (on the CPU) and sent to the d
 
 
 class EnsembleDiscriminator(nn.Module):
-    """K `Discriminator`s of one input size and clip: raw rows x (K, N, D) -> (K, N) clipped
-    probabilities; `logit(x)` the raw (unclipped) logit, each member with its own normaliser."""
+    """K `Discriminator`s of one input size and width: raw rows x (K, N, D) -> (K, N)
+    probabilities, each clipped to its member's clip; `logit(x)` the raw (unclipped) logit, each
+    member with its own normaliser."""
 
     def __init__(self, discs: Sequence[Discriminator]):
         super().__init__()
         first = discs[0].net[0]
         D, hidden = first.in_features, first.out_features
         for d in discs:
-            if (d.net[0].in_features, d.net[0].out_features, d.lo, d.hi) != (
-                    D, hidden, discs[0].lo, discs[0].hi):
-                raise ConfigError("ensemble discriminator: members need one input size, width "
-                                  "and clip")
-        self.lo, self.hi = discs[0].lo, discs[0].hi
+            if (d.net[0].in_features, d.net[0].out_features) != (D, hidden):
+                raise ConfigError("ensemble discriminator: members need one input size and "
+                                  "width")
+        self.register_buffer("lo", torch.tensor([[d.lo] for d in discs]))
+        self.register_buffer("hi", torch.tensor([[d.hi] for d in discs]))
         self.net = EnsembleMLP(len(discs), D, 1, hidden)
         with torch.no_grad():
             for k, d in enumerate(discs):
@@ -83,24 +87,29 @@ class EnsembleDiscriminator(nn.Module):
 
 def _draw(sets: Sequence[tuple[torch.Tensor, torch.Tensor]], gens: Sequence[torch.Generator],
           offsets: list[tuple[int, int]], penalised: Sequence[bool], steps: int, batch: int
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`steps` steps' rows (steps, K, 2B) (indices into the table) and interpolation weights
-    (steps, K, B, 1), drawn from each member's generator as `train_discriminator` draws them."""
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`steps` steps' rows (steps, K, 2B) (indices into the table), interpolation weights
+    (steps, K, B, 1) and permutations of the negatives (steps, K, B), drawn from each member's
+    generator as its single run draws them (`train_discriminator`, or
+    `discriminator.draw_penalty_batch` where penalised)."""
     K = len(sets)
     rows = torch.empty(steps, K, 2 * batch, dtype=torch.int64)
     w = torch.zeros(steps, K, batch, 1)
+    perm = torch.zeros(steps, K, batch, dtype=torch.int64)
     for k, ((pos, neg), g, (o_p, o_n), pen) in enumerate(zip(sets, gens, offsets, penalised)):
-        ip, ineg, wk = [], [], []
+        ip, ineg, wk, pk = [], [], [], []
         for _ in range(steps):
             ip.append(torch.randint(len(pos), (batch,), generator=g, device=g.device))
             ineg.append(torch.randint(len(neg), (batch,), generator=g, device=g.device))
             if pen:
                 wk.append(torch.rand(batch, 1, generator=g, device=g.device))
+                pk.append(torch.randperm(batch, generator=g, device=g.device))
         rows[:, k, :batch] = torch.stack(ip).cpu() + o_p
         rows[:, k, batch:] = torch.stack(ineg).cpu() + o_n
         if pen:
             w[:, k] = torch.stack(wk).cpu()
-    return rows, w
+            perm[:, k] = torch.stack(pk).cpu()
+    return rows, w, perm
 
 
 def train_discriminators(discs: Sequence[Discriminator],
@@ -134,25 +143,27 @@ def train_discriminators(discs: Sequence[Discriminator],
     lam = torch.tensor([float(g) for g in grad_penalty], device=dev) if any(penalised) else None
     opt = torch.optim.Adam(ens.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
     for c0 in range(0, steps, DRAW_CHUNK):
-        rows, w = _draw(sets, gens, offsets, penalised, min(DRAW_CHUNK, steps - c0), batch)
-        rows, w = rows.to(dev), w.to(dev)
+        rows, w, perm = _draw(sets, gens, offsets, penalised, min(DRAW_CHUNK, steps - c0),
+                              batch)
+        rows, w, perm = rows.to(dev), w.to(dev), perm.to(dev)
         for t in range(len(rows)):
-            disc_step(ens, opt, table[rows[t]], w[t], lam)
+            disc_step(ens, opt, table[rows[t]], w[t], perm[t], lam)
     for k, d in enumerate(discs):
         ens.export(k, d)
 
 
 def disc_step(ens: EnsembleDiscriminator, opt: torch.optim.Optimizer, x: torch.Tensor,
-              w: torch.Tensor, lam: torch.Tensor | None) -> None:
+              w: torch.Tensor, perm: torch.Tensor, lam: torch.Tensor | None) -> None:
     """One step of every member on rows x (K, 2B, D) (positives first), interpolation weights
-    w (K, B, 1) and penalty coefficients lam (K,) (None: no member penalised)."""
+    w (K, B, 1), permutations of the negatives perm (K, B) and penalty coefficients lam (K,)
+    (None: no member penalised)."""
     B = x.shape[1] // 2
     p = ens(x)
     loss = -(torch.log(p[:, :B]).mean(1) + torch.log(1 - p[:, B:]).mean(1))  # (K,)
     if lam is not None:
-        xi = (w * x[:, :B] + (1 - w) * x[:, B:]).requires_grad_(True)
-        (g,) = torch.autograd.grad(ens.logit(xi).sum(), xi, create_graph=True)
-        loss = loss + lam * (g.norm(dim=-1) ** 2).mean(1)
+        xn = x[:, B:]
+        shuffled = torch.gather(xn, 1, perm[..., None].expand(-1, -1, xn.shape[-1]))
+        loss = loss + lam * isw_penalty(ens.logit, x[:, :B], xn, shuffled, w)
     opt.zero_grad(set_to_none=True)
     loss.sum().backward()
     opt.step()
@@ -170,21 +181,21 @@ def _train_round(members: list[tuple], device: torch.device,
     each member's share (wall s, CPU s) of its group's time."""
     groups: dict[tuple, list[int]] = {}
     for i, (d, _, _, c, _) in enumerate(members):
-        key = (d.net[0].in_features, d.net[0].out_features, d.lo, d.hi, c.disc_steps,
-               c.disc_batch, c.disc_lr, c.disc_weight_decay)
+        key = (d.net[0].in_features, d.net[0].out_features, c.disc_steps, c.disc_batch,
+               c.disc_lr, c.disc_weight_decay)
         groups.setdefault(key, []).append(i)
     share = [(0.0, 0.0)] * len(members)
     for key, idx in groups.items():
         t0, c0 = _clocks(device)
         train_discriminators([members[i][0] for i in idx], [members[i][1] for i in idx],
-                             [members[i][2] for i in idx], key[4], key[5], key[6], key[7],
+                             [members[i][2] for i in idx], key[2], key[3], key[4], key[5],
                              [members[i][4] for i in idx], device)
         t1, c1 = _clocks(device)
         for i in idx:
             share[i] = ((t1 - t0) / len(idx), (c1 - c0) / len(idx))
         if on_stage is not None:
-            on_stage(f"{what}: {len(idx)} discriminators x {key[4]} steps on {device} in "
-                     f"{t1 - t0:.0f} s ({1000 * (t1 - t0) / key[4]:.2f} ms a step)")
+            on_stage(f"{what}: {len(idx)} discriminators x {key[2]} steps on {device} in "
+                     f"{t1 - t0:.0f} s ({1000 * (t1 - t0) / key[2]:.2f} ms a step)")
     return share
 
 

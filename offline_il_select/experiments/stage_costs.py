@@ -26,7 +26,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from offline_il_select import bench
-from offline_il_select.discriminator import sample_rows
+from offline_il_select.discriminator import isw_penalty, sample_rows
 from offline_il_select.ensemble import DWBCSpec, EnsembleBC, Member
 from offline_il_select.ensemble_prep import EnsembleDiscriminator, disc_step
 from offline_il_select.models import Discriminator, Normalizer, TanhGaussianPolicy
@@ -150,10 +150,9 @@ def step_ops(S: int = 17, A: int = 6, B: int = 128, n_rows: int = 20_000, hidden
             p = disc(torch.cat([xp, xn]))
             loss = -(torch.log(p[:B]).mean() + torch.log(1 - p[B:]).mean())
             if gp:
-                w = torch.rand(B, 1, generator=g)
-                xi = (w * xp + (1 - w) * xn).requires_grad_(True)
-                (gr,) = torch.autograd.grad(disc.net(disc.norm(xi)).sum(), xi, create_graph=True)
-                loss = loss + gp * (gr.norm(dim=-1) ** 2).mean()
+                w, perm = torch.rand(B, 1, generator=g), torch.randperm(B, generator=g)
+                loss = loss + gp * isw_penalty(lambda x: disc.net(disc.norm(x)).squeeze(-1),
+                                               xp, xn, xn[perm], w)
             dopt.zero_grad(set_to_none=True)
             loss.backward()
             dopt.step()
@@ -165,7 +164,8 @@ def step_ops(S: int = 17, A: int = 6, B: int = 128, n_rows: int = 20_000, hidden
 
         def lockstep(ens=ens, dopt=dopt, lam=lam, K=plain + pen):
             rows = torch.randint(n_rows, (K, 2 * B), generator=g)
-            disc_step(ens, dopt, table[rows], torch.rand(K, B, 1, generator=g), lam)
+            perm = torch.argsort(torch.rand(K, B, generator=g), 1)
+            disc_step(ens, dopt, table[rows], torch.rand(K, B, 1, generator=g), perm, lam)
         count(f"disc_lockstep_{plain}+{pen}", lockstep)
     terms = [(np.arange(n_rows), np.ones(n_rows, np.float32)),
              (np.arange(100), np.ones(100, np.float32))]

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from offline_il_select.bench import ARMS, _plot, summarise
+from offline_il_select.bench import _plot, summarise
 
 SCORED = ("halfcheetah-random+1expert", "halfcheetah-random+10expert")
 HOPPER = "hopper-random+1expert"  # BC-E above 80 here: reported, not scored
@@ -17,7 +17,7 @@ def _rows(ilid=60.0, bce=30.0, dwbc=50.0, settings=SCORED + (HOPPER, RANDOM_ONLY
     rows = []
     for setting in settings:
         for seed in range(2):
-            for arm in ARMS:
+            for arm in score:
                 sc = score[arm] + seed + (70.0 if setting == HOPPER and arm == "bc_expert" else 0)
                 r = {"setting": setting, "seed": seed, "arm": arm, "score": sc,
                      "score_d4rl": sc / 2, "return": 0.0, "train_s": 1.0,
@@ -112,6 +112,32 @@ def test_quick_and_full_settings_have_experts_in_the_imperfect_data():
     counts = {s: experts_in_imperfect(s) for s in FULL_SETTINGS}
     assert {1, 10} <= set(counts.values()) and 0 in counts.values()  # random-only beside
     assert sum(c > 0 for c in counts.values()) >= 4
+
+
+def test_paper_batch_arms_are_named_only_and_share_one_preparation():
+    """The 256 + 256 arms (the paper's code's batch) differ from ILID and ILID without beta only
+    in the policy batch, run only when named, and the one without beta rides on the other's
+    preparation (which the policy batch does not enter)."""
+    from dataclasses import asdict
+
+    from offline_il_select.bench import FULL_ARMS, QUICK_ARMS, _arm_cfg, prep_units
+
+    assert not {"ilid_batch256", "ilid_no_beta_batch256"} & set(FULL_ARMS + QUICK_ARMS)
+    s = "halfcheetah-random+1expert"
+    for arm, ref in (("ilid_batch256", "ilid"), ("ilid_no_beta_batch256", "ilid_no_beta")):
+        big, small = asdict(_arm_cfg(s, arm, 0, False, 1000)), asdict(_arm_cfg(s, ref, 0, False,
+                                                                             1000))
+        assert big["policy"].pop("batch_size") == 256 and small["policy"].pop("batch_size") == 128
+        assert big == small
+    job = (s, 0, "ilid_batch256", False, 1000, "cpu")
+    rider = job[:2] + ("ilid_no_beta_batch256",) + job[3:]
+    assert prep_units([job, rider]) == [(job, ("ilid_batch256", "ilid_no_beta_batch256"))]
+    # a summary of the bench's rows beside them (as --from-rows merges a part of these arms)
+    rows = _rows()
+    rows += [dict(r, arm=r["arm"].replace("ilid", "ilid_batch256", 1)) for r in rows
+             if r["arm"] == "ilid"]
+    rep = summarise(rows, STUDY, quick=False, command=["x"])
+    assert {"ilid_batch256", "ilid"} <= {r["arm"] for r in rep.rows}
 
 
 def test_budget_keeps_the_papers_discriminator_proportion():

@@ -317,11 +317,18 @@ def test_methods_terms_are_their_losses_rows():
     ((rows, w),) = bce.terms()
     np.testing.assert_allclose(s_all[rows], bce.s.numpy(), rtol=1e-6)
     assert np.all(w == 1)
-    isw = ISWBC(expert, imperfect, norm, PolicyConfig(), BaselineConfig(), cfg)
+    isw = ISWBC(expert, imperfect, norm, PolicyConfig(), BaselineConfig(iswbc_stratified=False),
+                cfg)
     isw.prepare(torch.Generator().manual_seed(0))
     ((rows, w),) = isw.terms()
     np.testing.assert_allclose(s_all[rows], isw.s_u.numpy(), rtol=1e-6)
     np.testing.assert_allclose(w, isw.w.numpy())
+    isw.bcfg = BaselineConfig()  # stratified: D_e and D_b, weights scaled by their shares
+    (e_rows, e_w), (b_rows, b_w) = isw.terms()
+    n_e, n_u = len(expert["observations"]), len(s_all)
+    np.testing.assert_array_equal(np.r_[e_rows, b_rows], np.arange(n_u))
+    np.testing.assert_allclose(np.r_[e_w * n_u / n_e, b_w * n_u / (n_u - n_e)], isw.w.numpy(),
+                               rtol=1e-5)
     dwbc = DWBC(expert, imperfect, norm, PolicyConfig(), BaselineConfig(), cfg)
     (e_rows, e_w), (o_rows, o_w) = dwbc.terms()
     np.testing.assert_allclose(s_all[e_rows], dwbc.s_e.numpy(), rtol=1e-6)
