@@ -112,6 +112,10 @@ class FeedbackConfig:
     unlikelihood: NonNegFloat = 0.0  # weight of the unlikelihood loss on the bottom samples
     guard: Literal["lm", "kl", "none"] = "lm"  # generalisation guard
     guard_weight: NonNegFloat = 1.0  # general-corpus LM loss (lm) or KL-to-initial (kl) weight
+    # ours, both off by default (the reconstructed loop): weight of KL(p_initial || p_model) on
+    # the samples' tokens in the LLM update, and reward x n-gram novelty as the update weight
+    sample_kl: NonNegFloat = 0.0
+    novelty: bool = False
 
 
 @dataclass

@@ -24,7 +24,13 @@ import torch
 
 from crosslm.config import CrossLMConfig
 from crosslm.data import FederatedText
-from crosslm.feedback import aggregate_scores, sample_weights, select_for_clients, update_llm
+from crosslm.feedback import (
+    aggregate_scores,
+    ngram_novelty,
+    sample_weights,
+    select_for_clients,
+    update_llm,
+)
 from crosslm.generation import clean_samples, label_prompts, sample_label_conditioned
 from crosslm.models import ByteCodec, MiniLMEmbedder, build_slm, slm_features
 from crosslm.slm import accuracy, label_scores, predict_proba, train_slm
@@ -222,6 +228,8 @@ class CrossLMStrategy(Strategy):
                 rng.choice(np.flatnonzero(y == c), max(1, int(round(
                     self.cfg.gen.keep_top * (y == c).sum()))), replace=False)
                 for c in np.unique(y)]))
+        if fb.novelty:
+            w = w * ngram_novelty(self.query_texts)
         losses = []
         if self.mode == "crosslm" and fb.update_llm:
             conts = [self.codec.encode(t) for t in self.query_texts]
@@ -230,7 +238,7 @@ class CrossLMStrategy(Strategy):
             losses = update_llm(self.llm, prompts, conts, w, bottom if fb.unlikelihood else
                                 np.zeros(n, bool), self.general, L.steps, L.batch, L.lr,
                                 fb.guard, fb.guard_weight, fb.unlikelihood,
-                                L.pretrain_seq, rng)
+                                L.pretrain_seq, rng, fb.sample_kl)
         if "probs" in ups[0].state:
             probs = np.mean([u.state["probs"].numpy() for u in ups], axis=0)
         else:

@@ -9,6 +9,12 @@ are reconstructed, the paper's method section was not available).
 - `unlikelihood_loss`: mean over tokens of -log(1 - p(token)) (Welleck et al. 2020);
 - `guard_loss`: the generalisation guard, a general-corpus LM loss or the KL from the frozen
   initial LLM (the LoRA adapters switched off) on general text;
+- `masked_kl`, `sample_kl_loss`: KL(p_initial || p_model) of the next-token distributions on
+  the synthetic samples' own tokens, a diversity-preserving anchor for the LLM update
+  (`feedback.sample_kl`, ours);
+- `ngram_novelty`: the share of a sample's character n-grams that no other sample of the
+  round has, a weight that keeps near-repeats from dominating the update
+  (`feedback.novelty`, ours);
 - `select_for_clients`: the best `keep_top` share of each label's samples, for the SLMs;
 - `update_llm`: a few AdamW steps on the LoRA parameters with all of the above.
 """
@@ -22,8 +28,8 @@ import torch.nn.functional as F
 from shared.text import sample_windows
 
 __all__ = ["pack_pairs", "token_nll", "aggregate_scores", "sample_weights",
-           "weighted_nll_loss", "unlikelihood_loss", "guard_loss", "select_for_clients",
-           "update_llm"]
+           "weighted_nll_loss", "unlikelihood_loss", "guard_loss", "masked_kl",
+           "sample_kl_loss", "ngram_novelty", "select_for_clients", "update_llm"]
 
 
 def pack_pairs(prompts: list[list[int]], conts: list[list[int]],
@@ -113,6 +119,39 @@ def guard_loss(model, windows: torch.Tensor, kind: str) -> torch.Tensor:
     raise ValueError(f"unknown guard '{kind}' (lm, kl)")
 
 
+def masked_kl(cur_logits: torch.Tensor, ref_logits: torch.Tensor,
+              tgt_mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the positions that predict a target token (tgt_mask[:, 1:]) of
+    KL(p_ref || p_cur) = sum_v p_ref(v) (log p_ref(v) - log p_cur(v)). logits (b, T, V)."""
+    cur = F.log_softmax(cur_logits[:, :-1].float(), dim=-1)
+    ref = F.log_softmax(ref_logits[:, :-1].float(), dim=-1)
+    kl = (ref.exp() * (ref - cur)).sum(-1)
+    m = tgt_mask[:, 1:]
+    return (kl * m).sum() / m.sum().clamp(min=1)
+
+
+def sample_kl_loss(model, ids: torch.Tensor, tgt_mask: torch.Tensor,
+                   logits: torch.Tensor | None = None) -> torch.Tensor:
+    """`masked_kl` of the model (its current `logits` on ids, if already computed) against
+    the initial LLM, i.e. the same model with its LoRA adapters off."""
+    with torch.no_grad(), model.disable_adapter():
+        ref = model(input_ids=ids).logits
+    if logits is None:
+        logits = model(input_ids=ids).logits
+    return masked_kl(logits, ref, tgt_mask)
+
+
+def ngram_novelty(texts: list[str], n: int = 6) -> np.ndarray:
+    """(N,) share of each text's distinct character n-grams that occur in no other text of
+    `texts` (1: nothing shared; a text shorter than n counts as 1)."""
+    grams = [{t[i:i + n] for i in range(len(t) - n + 1)} for t in texts]
+    count: dict[str, int] = {}
+    for g in grams:
+        for x in g:
+            count[x] = count.get(x, 0) + 1
+    return np.array([sum(count[x] == 1 for x in g) / len(g) if g else 1.0 for g in grams])
+
+
 def select_for_clients(scores: np.ndarray, labels: np.ndarray, keep_top: float) -> np.ndarray:
     """Sorted indices of the `keep_top` best-scored samples of each label."""
     return np.flatnonzero(_top_per_label(np.asarray(scores, np.float64), labels, keep_top))
@@ -121,10 +160,10 @@ def select_for_clients(scores: np.ndarray, labels: np.ndarray, keep_top: float) 
 def update_llm(model, prompts: list[list[int]], conts: list[list[int]], weights: np.ndarray,
                bottom: np.ndarray, general: np.ndarray | None, steps: int, batch: int,
                lr: float, guard: str, guard_weight: float, unlikelihood: float,
-               seq: int, rng: np.random.Generator) -> list[float]:
+               seq: int, rng: np.random.Generator, sample_kl: float = 0.0) -> list[float]:
     """`steps` AdamW steps on the trainable (LoRA) parameters: reward-weighted NLL of the
-    weighted samples + unlikelihood on the `bottom` ones + the guard on general windows.
-    Returns the per-step loss."""
+    weighted samples (+ `sample_kl` x their KL from the initial LLM) + unlikelihood on the
+    `bottom` ones + the guard on general windows. Returns the per-step loss."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     device = next(model.parameters()).device
@@ -139,7 +178,10 @@ def update_llm(model, prompts: list[list[int]], conts: list[list[int]], weights:
             ids, m = pack_pairs([prompts[i] for i in b], [conts[i] for i in b])
             ids, m = ids.to(device), m.to(device)
             w = torch.as_tensor(w_all[b], dtype=torch.float32, device=device)
-            loss = loss + weighted_nll_loss(model(input_ids=ids).logits, ids, m, w)
+            logits = model(input_ids=ids).logits
+            loss = loss + weighted_nll_loss(logits, ids, m, w)
+            if sample_kl > 0:
+                loss = loss + sample_kl * sample_kl_loss(model, ids, m, logits)
         if unlikelihood > 0 and neg.size:
             b = rng.choice(neg, size=min(batch, neg.size), replace=False)
             ids, m = pack_pairs([prompts[i] for i in b], [conts[i] for i in b])

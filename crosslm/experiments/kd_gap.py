@@ -3,7 +3,8 @@ stays put while its label fidelity rises.
 
 `python -m crosslm.experiments.kd_gap --task docs-binary --seeds 0 --out <dir>` (the quick
 bench's sizes from configs/crosslm/bench.yaml + `QUICK`; `--set key=value` adds overrides,
-`--arms` picks arms among kd, crosslm, crosslm-nofeedback, crosslm-noguard; `--variant NAME
+`--arms` picks arms among standalone, kd, kd-nofilter, crosslm, crosslm-nofeedback,
+crosslm-noguard; `--variant NAME
 key=value ...` adds a CrossLM arm with more overrides; `--config
 configs/crosslm/device.yaml --no-quick` starts from the device config instead;
 `--oracle-acc` only measures the label-fidelity judge on the real test set).
@@ -100,7 +101,7 @@ def oracle_accuracy(cfg, task: str, seed: int) -> float:
 
 
 def run_arm(setup, cfg, arm: str) -> dict:
-    mode = "kd" if arm == "kd" else "crosslm"
+    mode = {"kd-nofilter": "kd"}.get(arm, arm if arm in ("kd", "standalone") else "crosslm")
     strategy, client = make_arm(setup, mode, cfg)
     rounds: list[dict] = []
     orig = strategy.aggregate_fit
@@ -109,6 +110,8 @@ def run_arm(setup, cfg, arm: str) -> dict:
         texts, y = list(strategy.query_texts), np.asarray(strategy.query_labels)
         pool_before = list(strategy.pool_texts)
         ups = [u for u in updates if "scores" in u.state]
+        if not ups or not texts:  # standalone: no synthetic data
+            return orig(rnd, updates)
         s = aggregate_scores(np.stack([u.state["scores"].numpy() for u in ups]),
                              np.array([u.num_examples for u in ups], np.float64))
         sel = select_for_clients(s, y, cfg.gen.keep_top)
@@ -132,8 +135,9 @@ def run_arm(setup, cfg, arm: str) -> dict:
     pool = strategy.pool_texts
     return {"acc": ev["acc"], "acc_mean": float(np.mean(ev["acc"])), "rounds": rounds,
             "pool": len(pool), "pool_distinct6": distinct_ratio(pool),
-            "pool_oracle_fidelity": float((setup.oracle.predict(pool)
-                                           == strategy.pool_labels).mean()),
+            "pool_oracle_fidelity": (float((setup.oracle.predict(pool)
+                                            == strategy.pool_labels).mean()) if pool
+                                     else None),
             "llm": strategy.llm, "prompts": strategy.prompts}
 
 

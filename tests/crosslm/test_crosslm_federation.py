@@ -80,6 +80,32 @@ def test_kd_never_updates_the_llm_and_standalone_sends_nothing(tiny_setup, tiny_
     assert len(m["acc"]) == len(ids) and all(0 <= a <= 1 for a in m["acc"])
 
 
+def test_novelty_weighting_takes_repeats_out_of_the_llm_update(tiny_setup, tiny_cfg,
+                                                               monkeypatch):
+    import dataclasses
+
+    import numpy as np
+
+    from crosslm import federation
+    from shared.fl import Update
+
+    seen = {}
+    monkeypatch.setattr(federation, "update_llm",
+                        lambda model, prompts, conts, w, *a, **k: seen.update(w=w) or [0.0])
+    for novelty in (False, True):
+        fb = dataclasses.replace(tiny_cfg.feedback, novelty=novelty)
+        cfg = dataclasses.replace(tiny_cfg, feedback=fb)
+        strategy, _ = make_arm(tiny_setup, "crosslm", cfg)
+        strategy.query_texts = ["the same sample text", "the same sample text",
+                                "a quite different one", "unrelated words here"]
+        strategy.query_labels = np.array([0, 1, 0, 1])
+        scores = torch.tensor([0.9, 0.8, 0.7, 0.6], dtype=torch.float64)
+        seen.clear()
+        strategy.aggregate_fit(1, [Update(0, {"scores": scores}, 10, {})])
+        want = [0.9, 0.8, 0.7, 0.6] if not novelty else [0.0, 0.0, 0.7, 0.6]
+        assert np.asarray(seen["w"]) == pytest.approx(want)
+
+
 def test_fedavg_refuses_heterogeneous_clients(tiny_setup, tiny_cfg):
     with pytest.raises(ValueError, match="homogeneous"):
         make_arm(tiny_setup, "fedavg", tiny_cfg)

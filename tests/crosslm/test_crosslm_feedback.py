@@ -10,7 +10,10 @@ import torch.nn.functional as F
 from crosslm.feedback import (
     aggregate_scores,
     guard_loss,
+    masked_kl,
+    ngram_novelty,
     pack_pairs,
+    sample_kl_loss,
     sample_weights,
     select_for_clients,
     token_nll,
@@ -111,3 +114,51 @@ def test_reward_weighted_update_raises_the_likelihood_of_rewarded_samples():
         after = token_nll(model(input_ids=ids).logits, ids, mask).sum(1)
     assert after[0] < before[0] - 0.5  # the rewarded sample became much more likely
     assert (before[0] - after[0]) > (before[1] - after[1])
+
+
+def test_masked_kl_matches_a_hand_computed_case():
+    # two-token vocabulary; position 0 predicts a target token, position 1 does not
+    ref = torch.tensor([[[0.0, 0.0], [5.0, 0.0], [0.0, 0.0]]])  # p_ref = (1/2, 1/2) at 0
+    cur = torch.tensor([[[math.log(3.0), 0.0], [0.0, 5.0], [0.0, 0.0]]])  # p_cur = (3/4, 1/4)
+    mask = torch.tensor([[False, True, False]])
+    want = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    assert masked_kl(cur, ref, mask).item() == pytest.approx(want, rel=1e-6)
+    assert masked_kl(ref, ref, mask).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_sample_kl_is_the_kl_to_the_initial_llm_and_keeps_the_update_near_it():
+    torch.manual_seed(2)
+    base = build_tiny_llm(16, 1, 2, 32)
+    with torch.no_grad():
+        base.model.embed_tokens.weight.mul_(50)
+    import copy
+
+    initial = copy.deepcopy(base).eval()  # an independent copy of the pre-LoRA model
+    prompts, conts = [[10], [10]], [[ord(c) for c in "abcab"], [ord(c) for c in "xyz"]]
+    ids, mask = pack_pairs(prompts, conts)
+    runs = {}
+    for weight in (0.0, 5.0):
+        torch.manual_seed(3)
+        model = with_lora(copy.deepcopy(base), 4, 8.0)
+        assert sample_kl_loss(model, ids, mask).item() == pytest.approx(0.0, abs=1e-6)
+        update_llm(model, prompts, conts, np.array([1.0, 1.0]), np.zeros(2, bool), None,
+                   steps=20, batch=2, lr=5e-2, guard="none", guard_weight=0.0,
+                   unlikelihood=0.0, seq=8, rng=np.random.default_rng(0), sample_kl=weight)
+        with torch.no_grad():
+            cur, ref = model(input_ids=ids).logits, initial(input_ids=ids).logits
+            got = sample_kl_loss(model, ids, mask).item()
+        # a loop over the scored positions against the separately kept initial model
+        lc, lr_ = F.log_softmax(cur, -1), F.log_softmax(ref, -1)
+        terms = [float((lr_[b, t].exp() * (lr_[b, t] - lc[b, t])).sum())
+                 for b in range(2) for t in range(ids.shape[1] - 1) if mask[b, t + 1]]
+        assert got == pytest.approx(sum(terms) / len(terms), rel=1e-4)
+        runs[weight] = got
+    assert runs[0.0] > 0 and runs[5.0] < 0.5 * runs[0.0]
+
+
+def test_ngram_novelty_counts_the_ngrams_no_other_text_has():
+    nov = ngram_novelty(["abcdefgh", "abcdefxy", "zz", "abcdefgh"], n=6)
+    # "abcdefgh": abcdef (shared), bcdefg, cdefgh (both in the duplicate) -> 0/3
+    # "abcdefxy": abcdef shared; bcdefx, cdefxy its own -> 2/3; "zz": shorter than n -> 1
+    assert nov.tolist() == pytest.approx([0.0, 2 / 3, 1.0, 0.0])
+    assert ngram_novelty(["abcdefg", "uvwxyz1"], n=6).tolist() == [1.0, 1.0]
