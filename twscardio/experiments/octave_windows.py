@@ -22,7 +22,7 @@ from scipy import stats
 import twscardio.pipeline as pipeline
 from shared.cli import run
 from shared.io import atomic_write_json
-from shared.log import get_logger
+from shared.log import get_logger, setup_logging
 from twscardio.beats import beat_metrics, beat_period
 from twscardio.config import TrainConfig
 from twscardio.data import VALIDATION_SETTINGS, validation_recordings
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--out", default="results/twscardio/octave_windows.json")
     a = ap.parse_args(argv)
+    setup_logging()
     res = survey(list(range(a.first, a.first + a.subjects)), a.duration)
     for key, s in res["summary"].items():
         log.info("%s: %d / %d octave windows (%.2f %%; half %d, double %d; period %d, picking "
