@@ -47,7 +47,7 @@ from mobifuse.config import BenchConfig, TrainConfig
 from mobifuse.data import DATA_VERSION, build_dataset, build_frames, dei_key, sim_calibration
 from mobifuse.dei import coverage
 from mobifuse.denoise import DENOISE_C, dei_bilateral
-from mobifuse.disocclusion import background_fill, tof_shift
+from mobifuse.disocclusion import background_fill, frame_shift, tof_shift
 from mobifuse.metrics import dei_spearman, depth_metrics, mean_chamfer, region_metrics
 from mobifuse.models import MODEL_VERSION, N_ERR, TwoStageFusionNet, load_model, save_model
 from mobifuse.simulator import MASKS, simulate_scene
@@ -132,13 +132,6 @@ def refined(pred, f: dict, k: float, max_ratio: float = MAX_RATIO,
     d = dei_bilateral(d, f["sigma_tof"], g[..., 0, :, :], g[..., 2, :, :], denoise_c)
     measured = (g[..., 1, :, :] > 0.5) | (g[..., 3, :, :] > 0.5)
     return background_fill(d, measured, f["err"][..., 0, :, :], shift)
-
-
-def frame_shift(sim, focal_px: float | None = None) -> float:
-    """f t_x (px·m) of the simulated ToF on the work grid: the rig's RGB focal length (a rig
-    frame's `rig[1]`, else the config's) over the work downsampling, times the ToF's sideways
-    offset in the left frame."""
-    return float(focal_px or sim.focal_px) / sim.work_downsample * float(sim.tof_offset_m[0])
 
 
 def run_arms(d: dict, nets: dict[str, TwoStageFusionNet], k: float, shift: float = 0.0

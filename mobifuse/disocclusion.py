@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["EDGE_RATIO", "WIDTH_FACTOR", "background_fill", "tof_shift"]
+__all__ = ["EDGE_RATIO", "WIDTH_FACTOR", "background_fill", "frame_shift", "tof_shift"]
 
 EDGE_RATIO = 0.15
 WIDTH_FACTOR = 2.0
@@ -50,6 +50,13 @@ WIDTH_FACTOR = 2.0
 def tof_shift(focal_work_px: float, T_left_tof: np.ndarray) -> float:
     """f t_x (px·m): the ToF's sideways offset in the left frame times the work-grid focal."""
     return float(focal_work_px) * float(np.asarray(T_left_tof)[0, 3])
+
+
+def frame_shift(sim, focal_px: float | None = None) -> float:
+    """f t_x (px·m) of the simulated ToF on the work grid (`sim`: a `SimConfig`): the rig's RGB
+    focal length (a rig frame's `rig[1]`, else the config's) over the work downsampling, times
+    the ToF's sideways offset in the left frame."""
+    return float(focal_px or sim.focal_px) / sim.work_downsample * float(sim.tof_offset_m[0])
 
 
 def _nearest_measured(measured: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import TrainConfig
 from mobifuse.data import build_dataset, load_capture, load_middlebury_scene, write_pfm
 from mobifuse.denoise import dei_bilateral
-from mobifuse.disocclusion import background_fill
+from mobifuse.disocclusion import background_fill, frame_shift
 from mobifuse.metrics import depth_metrics, region_metrics
 from mobifuse.models import MODEL_FILE, load_model
 from mobifuse.simulator import MASKS
@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                              d["sigma_st"])
     fused = dei_bilateral(fused, d["sigma_tof"], g[:, 0], g[:, 2],
                           guard_radius=model.cfg.guard_radius)
-    shift = cfg.sim.focal_px / cfg.sim.work_downsample * cfg.sim.tof_offset_m[0]  # f t_x
-    fused = background_fill(fused, (g[:, 1] > 0.5) | (g[:, 3] > 0.5), d["err"][:, 0], shift)
+    fused = background_fill(fused, (g[:, 1] > 0.5) | (g[:, 3] > 0.5), d["err"][:, 0],
+                            frame_shift(cfg.sim))
     preds = {"mobifuse": fused, "tof_only": d["geom"][:, 0],
              "sgbm_only": d["geom"][:, 2],
              "inv_var_dei": inverse_variance_fusion(d["geom"][:, 0], d["sigma_tof"],

@@ -49,7 +49,6 @@ from mobifuse.api import default_model, run_net
 from mobifuse.baselines import oracle_selection
 from mobifuse.bench import (
     QUICK,
-    frame_shift,
     predict_frames,
     refined,
     rig_frames,
@@ -59,7 +58,7 @@ from mobifuse.bench import (
 from mobifuse.config import BenchConfig
 from mobifuse.data import build_frames
 from mobifuse.denoise import dei_bilateral
-from mobifuse.disocclusion import background_fill
+from mobifuse.disocclusion import background_fill, frame_shift
 from mobifuse.experiments.cross_rig_seeds import ratios
 from mobifuse.experiments.fusion_ceiling import (
     VAL_RIGS,
