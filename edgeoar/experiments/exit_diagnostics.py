@@ -26,8 +26,6 @@ Nothing is selected on the test split.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from edgeoar.bench import QUICK
@@ -48,7 +46,7 @@ from edgeoar.exits import (
 )
 from edgeoar.train import get_model, predict
 from shared.cli import parse_args, run
-from shared.io import make_run_dir
+from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger
 
 log = get_logger("edgeoar.experiments.exit_diagnostics")
@@ -204,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         s: mc_signal(sc[s], sp[s]["label"], steps, bc.exits.conf_grid, bc.exits.mc_grid,
                      tau_mc_chosen[0]) for s in sp}}
     run_dir = make_run_dir(args.out, "edgeoar", "exit_diagnostics")
-    (run_dir / "exit_diagnostics.json").write_text(json.dumps(out, indent=1))
+    atomic_write_json(run_dir / "exit_diagnostics.json", out)
     for k, v in out.items():
         log.info("%s: %s", k, v)
     return 0

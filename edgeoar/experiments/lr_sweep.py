@@ -28,7 +28,7 @@ from edgeoar.exits import compare_policies, frame_floor, oracle_exits, step_scor
 from edgeoar.train import get_model, predict
 from shared.cli import build_parser, parse_args, run
 from shared.config import apply_overrides, from_dict, to_dict
-from shared.io import make_run_dir
+from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger
 
 log = get_logger("edgeoar.experiments.lr_sweep")
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         row = {"setting": "&".join(s) or "(config)", **validation_figures(cfg)}
         rows.append(row)
         log.info("%s", json.dumps(row))
-        (run_dir / "sweep.json").write_text(json.dumps(rows, indent=1))
+        atomic_write_json(run_dir / "sweep.json", rows)
     best = min(rows, key=lambda r: (r["iie_mc_frac"], -r["iie_mc_acc"]))
     log.info("fewest validation frames: %s (%.3f of the clip, oracle %.3f)", best["setting"],
              best["iie_mc_frac"], best["oracle_frac"])

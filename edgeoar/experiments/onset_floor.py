@@ -36,7 +36,7 @@ from edgeoar.data import (
     temporal_only,
 )
 from shared.cli import parse_args, run
-from shared.io import make_run_dir
+from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 
 log = get_logger("edgeoar.experiments.onset_floor")
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
            **summary(per["trimmed"]), "untrimmed": summary(per["untrimmed"]),
            "cut": {a: float(np.mean(c)) for a, c in cut.items()}}
     run_dir = make_run_dir(args.out, "edgeoar", "onset_floor")
-    (run_dir / "onset_floor.json").write_text(json.dumps(out, indent=1))
+    atomic_write_json(run_dir / "onset_floor.json", out)
     log.info("%s", json.dumps(out))
     return 0
 

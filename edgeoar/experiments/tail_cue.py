@@ -13,8 +13,6 @@ the held-tail model). Writes `tail_cue.json`. Nothing is selected on the test sp
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from edgeoar.bench import QUICK
@@ -33,7 +31,7 @@ from edgeoar.train import _model_key, get_model, predict, train_model
 from shared.cache import cached_arrays, cached_file
 from shared.cli import parse_args, run
 from shared.config import to_dict
-from shared.io import make_run_dir
+from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger
 
 log = get_logger("edgeoar.experiments.tail_cue")
@@ -105,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
            "held_model": evaluate(held_model(bc.train)[0], held_split(bc.train, "val"), tests,
                                   bc)}
     run_dir = make_run_dir(args.out, "edgeoar", "tail_cue")
-    (run_dir / "tail_cue.json").write_text(json.dumps(out, indent=1))
+    atomic_write_json(run_dir / "tail_cue.json", out)
     for k, v in out.items():
         log.info("%s: %s", k, v)
     return 0
