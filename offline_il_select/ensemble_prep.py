@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from offline_il_select.baselines import ISWBC
-from offline_il_select.discriminator import isw_penalty
+from offline_il_select.discriminator import draw_penalty_batch, isw_penalty
 from offline_il_select.ilid import ILID
 from shared.errors import ConfigError
 from shared.il.models import Discriminator
@@ -99,11 +99,15 @@ def _draw(sets: Sequence[tuple[torch.Tensor, torch.Tensor]], gens: Sequence[torc
     for k, ((pos, neg), g, (o_p, o_n), pen) in enumerate(zip(sets, gens, offsets, penalised)):
         ip, ineg, wk, pk = [], [], [], []
         for _ in range(steps):
-            ip.append(torch.randint(len(pos), (batch,), generator=g, device=g.device))
-            ineg.append(torch.randint(len(neg), (batch,), generator=g, device=g.device))
             if pen:
-                wk.append(torch.rand(batch, 1, generator=g, device=g.device))
-                pk.append(torch.randperm(batch, generator=g, device=g.device))
+                a, b, wi, pi = draw_penalty_batch(pos, neg, batch, g)
+                wk.append(wi)
+                pk.append(pi)
+            else:
+                a = torch.randint(len(pos), (batch,), generator=g, device=g.device)
+                b = torch.randint(len(neg), (batch,), generator=g, device=g.device)
+            ip.append(a)
+            ineg.append(b)
         rows[:, k, :batch] = torch.stack(ip).cpu() + o_p
         rows[:, k, batch:] = torch.stack(ineg).cpu() + o_n
         if pen:
