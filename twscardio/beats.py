@@ -32,8 +32,8 @@ from twscardio.fusion import autocorrelation
 __all__ = ["estimate_period", "beat_period", "segment_periods", "local_period", "track_beats",
            "prefer_early", "matched_filter",
            "alternation", "envelope", "refine_peaks", "template_refine", "find_jpeaks", "find_ao",
-           "find_ac", "segment_hr", "octave_errors", "match_beats", "beat_metrics",
-           "fiducial_metrics", "per_beat_pearson", "hrv"]
+           "find_ac", "segment_hr", "window_interval_ratios", "is_octave", "octave_errors",
+           "match_beats", "beat_metrics", "fiducial_metrics", "per_beat_pearson", "hrv"]
 
 
 def estimate_period(x: np.ndarray, fs: float, lo_s: float = 0.4, hi_s: float = 1.5) -> float:
@@ -551,26 +551,42 @@ def beat_metrics(det_s: np.ndarray, truth: dict, fallback: np.ndarray | None = N
     }
 
 
-def octave_errors(det_s: np.ndarray, r_s: np.ndarray, duration_s: float,
-                  window_s: float = 5.0) -> tuple[int, int]:
-    """(windows scored, windows with an octave error) of detected beats against R peaks.
-
-    Per `window_s` window with >= 2 intervals on both sides: the detected median interval over
-    the true one; outside [1/sqrt(2), sqrt(2)] (nearer to a half or a double than to the truth)
-    is an octave error.
-    """
+def window_interval_ratios(det_s: np.ndarray, r_s: np.ndarray, duration_s: float,
+                           window_s: float = 5.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The windows `octave_errors` scores: per `window_s` window of [0, duration_s) with >= 3
+    detections and >= 3 R peaks, (its index, the detected median interval over the true one,
+    the true median interval in s), three (M,) arrays."""
     det_s, r_s = np.sort(np.asarray(det_s, dtype=np.float64)), np.asarray(r_s, dtype=np.float64)
-    scored = bad = 0
+    ks, ratios, trues = [], [], []
     for k in range(int(duration_s // window_s)):  # a dozen windows per minute
         lo, hi = k * window_s, (k + 1) * window_s
         d = det_s[(det_s >= lo) & (det_s < hi)]
         r = r_s[(r_s >= lo) & (r_s < hi)]
         if d.size < 3 or r.size < 3:
             continue
-        ratio = np.median(np.diff(d)) / np.median(np.diff(r))
-        scored += 1
-        bad += int(not 2 ** -0.5 <= ratio <= 2 ** 0.5)
-    return scored, bad
+        true = np.median(np.diff(r))
+        ks.append(k)
+        ratios.append(np.median(np.diff(d)) / true)
+        trues.append(true)
+    return np.array(ks, dtype=np.int64), np.array(ratios), np.array(trues)
+
+
+def is_octave(ratio) -> np.ndarray:
+    """An interval ratio nearer a half or a double than 1: outside [1/sqrt(2), sqrt(2)]."""
+    ratio = np.asarray(ratio, dtype=np.float64)
+    return ~((2 ** -0.5 <= ratio) & (ratio <= 2 ** 0.5))
+
+
+def octave_errors(det_s: np.ndarray, r_s: np.ndarray, duration_s: float,
+                  window_s: float = 5.0) -> tuple[int, int]:
+    """(windows scored, windows with an octave error) of detected beats against R peaks.
+
+    Per `window_s` window with >= 2 intervals on both sides (`window_interval_ratios`): the
+    detected median interval over the true one; outside [1/sqrt(2), sqrt(2)] (nearer to a half
+    or a double than to the truth, `is_octave`) is an octave error.
+    """
+    ks, ratios, _ = window_interval_ratios(det_s, r_s, duration_s, window_s)
+    return len(ks), int(is_octave(ratios).sum())
 
 
 def fiducial_metrics(ao_s: np.ndarray, ac_s: np.ndarray, truth: dict) -> dict:

@@ -35,7 +35,7 @@ import twscardio.pipeline as pipeline
 from shared.cli import run
 from shared.io import atomic_write_json
 from shared.log import get_logger, progress
-from twscardio.beats import match_beats
+from twscardio.beats import is_octave, match_beats, window_interval_ratios
 from twscardio.config import TrainConfig
 from twscardio.data import setting_sims, subject_recording, subject_seed
 from twscardio.outfamily import simulate_out_of_family
@@ -61,12 +61,8 @@ def octave_windows(det_s: np.ndarray, r_s: np.ndarray, t_s: np.ndarray,
     """Per time in t_s: does its `window_s` window have an octave error (`beats.octave_errors`'
     rule: >= 3 detections and R peaks, median detected / true interval outside [2^-1/2, 2^1/2])."""
     bad = np.zeros(int(np.max(t_s, initial=0) // window_s) + 1, dtype=bool)
-    for k in range(bad.size):
-        lo, hi = k * window_s, (k + 1) * window_s
-        d, r = det_s[(det_s >= lo) & (det_s < hi)], r_s[(r_s >= lo) & (r_s < hi)]
-        if d.size >= 3 and r.size >= 3:
-            ratio = np.median(np.diff(d)) / np.median(np.diff(r))
-            bad[k] = not 2 ** -0.5 <= ratio <= 2 ** 0.5
+    ks, ratios, _ = window_interval_ratios(det_s, r_s, bad.size * window_s, window_s)
+    bad[ks] = is_octave(ratios)
     return bad[(t_s // window_s).astype(np.int64)]
 
 

@@ -23,13 +23,12 @@ import twscardio.pipeline as pipeline
 from shared.cli import run
 from shared.io import atomic_write_json
 from shared.log import get_logger, setup_logging
-from twscardio.beats import beat_metrics, beat_period
+from twscardio.beats import beat_metrics, beat_period, is_octave, window_interval_ratios
 from twscardio.config import TrainConfig
 from twscardio.data import VALIDATION_SETTINGS, validation_recordings
 
 log = get_logger("twscardio.experiments.octave_windows")
 WINDOW_S, SEGMENT_S = 5.0, 10.0
-OCTAVE = 2 ** 0.5
 
 
 def recording_windows(det_s: np.ndarray, r_s: np.ndarray, x: np.ndarray, fs: float,
@@ -39,22 +38,17 @@ def recording_windows(det_s: np.ndarray, r_s: np.ndarray, x: np.ndarray, fs: flo
         x = -x
     n = int(SEGMENT_S * fs)
     seg = [beat_period(x[s:s + n], fs) for s in range(0, max(len(x) - n // 2, 1), n)]
-    scored, bad = 0, []
-    for k in range(int(duration_s // WINDOW_S)):
-        lo, hi = k * WINDOW_S, (k + 1) * WINDOW_S
-        d, r = det_s[(det_s >= lo) & (det_s < hi)], r_s[(r_s >= lo) & (r_s < hi)]
-        if d.size < 3 or r.size < 3:
+    ks, ratios, trues = window_interval_ratios(det_s, r_s, duration_s, WINDOW_S)
+    bad = []
+    for k, ratio, true in zip(ks, ratios, trues):
+        if not is_octave(ratio):
             continue
-        scored += 1
-        true = float(np.median(np.diff(r)))
-        ratio = float(np.median(np.diff(d)) / true)
-        if 1 / OCTAVE <= ratio <= OCTAVE:
-            continue
-        period = seg[min(int(lo // SEGMENT_S), len(seg) - 1)][0]
-        bad.append({"window": k, "ratio": ratio, "kind": "half" if ratio < 1 else "double",
-                    "stage": "picking" if 1 / OCTAVE <= period / true <= OCTAVE else "period",
-                    "segment_period_s": period, "true_interval_s": true})
-    return scored, bad, [s for _, s in seg]
+        period = seg[min(int(k * WINDOW_S // SEGMENT_S), len(seg) - 1)][0]
+        bad.append({"window": int(k), "ratio": float(ratio),
+                    "kind": "half" if ratio < 1 else "double",
+                    "stage": "period" if is_octave(period / true) else "picking",
+                    "segment_period_s": period, "true_interval_s": float(true)})
+    return len(ks), bad, [s for _, s in seg]
 
 
 def survey(subjects: list[int], duration_s: float) -> dict:
