@@ -12,11 +12,10 @@ from the runs' bench.json. Writes seeds.json and seeds.md.
 
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
 from edgeoar.config import BenchConfig
+from shared.bench import Check
 from shared.cli import build_parser, parse_args, run
 from shared.errors import UserError
 from shared.io import atomic_write_json, atomic_write_text, make_run_dir, read_json
@@ -26,13 +25,13 @@ __all__ = ["parse_target", "seed_checks", "main"]
 
 log = get_logger("edgeoar.experiments.seed_summary")
 
-_OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
+OPS = ("<=", "<", ">=", ">")  # the comparisons `shared.bench.Check` evaluates
 
 
 def parse_target(target: str) -> tuple[str, float]:
     """'<= 0.35' -> ('<=', 0.35)."""
     op, _, val = target.strip().partition(" ")
-    if op not in _OPS:
+    if op not in OPS:
         raise UserError(f"seed_summary: unknown check target {target!r}")
     return op, float(val)
 
@@ -54,10 +53,15 @@ def seed_checks(runs: list[list[dict]]) -> list[dict]:
                      "mean": float(vals.mean()),
                      "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
                      "min": float(vals.min()), "max": float(vals.max()), "worst": float(worst),
-                     "holds_mean": bool(_OPS[op](vals.mean(), bar)),
-                     "holds_worst": bool(_OPS[op](worst, bar)),
-                     "holds_runs": int(sum(_OPS[op](v, bar) for v in vals))})
+                     "holds_mean": _holds(vals.mean(), op, bar),
+                     "holds_worst": _holds(worst, op, bar),
+                     "holds_runs": sum(_holds(v, op, bar) for v in vals)})
     return rows
+
+
+def _holds(value: float, op: str, bar: float) -> bool:
+    """The target `op bar` on one value, as the bench evaluates its checks."""
+    return Check.of("", float(value), op, bar).holds
 
 
 def _operating_point(bench: dict) -> dict:
