@@ -13,9 +13,14 @@ through `lemo.configure_lemo` (the public API of `lemo.patch`):
 | lora_segment    | dense                           | dense        | segmented     | no        |
 | lora_ckpt       | dense                           | dense        | HF full logits| yes       |
 | longlora_s2     | S2-Attn, groups of s/4          | dense        | HF full logits| no        |
-| lemo_attn       | token elimination (keep 0.4)    | dense        | segmented     | no        |
-| lemo_full       | token elimination               | 80% channels not saved | segmented | no |
+| lemo_attn       | token elimination (`keep_ratio`)| dense        | segmented     | no        |
+| lemo_full       | token elimination               | pruned saves | segmented     | no        |
 | lemo_full_ckpt  | token elimination               | as lemo_full | segmented     | yes       |
+
+(pruned saves: `mlp_prune_ratio` of the MLP channels are not saved for backward.) The LeMo arms'
+selection and pruning are the library's default (`configs/lemo/gpu_llama.yaml`: the unbiased
+policy at keep 0.6, 30% MLP pruning) or the paper's AE setting
+(`configs/lemo/gpu_llama_paper.yaml`: causal column sum, keep 0.4, 80% pruning).
 
 (`lemo_full_exact`, optional: lemo_full scored by the exact block-pooling kernel instead of the
 pattern predictors that the paper runs at training time.)
@@ -91,10 +96,16 @@ class GpuBenchConfig:
     arms: list[str] = field(default_factory=lambda: list(ARMS[:7]))
     warmup: int = 3  # untimed steps per arm × length (also Triton autotuning)
     repeats: int = 10  # timed steps; the median is reported
-    keep_ratio: float = 0.4  # LeMo: fraction of key blocks kept (AE --thresh 0.4)
+    # LeMo arms' selection: the library's default (`LemoConfig`: the unbiased policy at keep
+    # 0.6, 30% MLP pruning); configs/lemo/gpu_llama_paper.yaml is the paper's AE setting
+    keep_ratio: float = 0.6  # LeMo: fraction of key blocks kept (AE --thresh 0.4)
+    score_reduce: Literal["sum", "mean"] = "mean"  # key-block score (paper: "sum")
+    causal_scores: bool = True
+    sink_blocks: int = 1  # always-kept first blocks (paper: 0)
+    local_blocks: int = 1  # always-kept last blocks (paper: 0)
     dense_first: float = 0.4375  # leading layers kept dense (+ the last): 7/16 makes half of
     # the 16 layers eliminate, the AE's share for Llama (layers 15-30 of 32)
-    mlp_prune_ratio: float = 0.8  # LeMo full: MLP channels not saved for backward (AE: 0.8)
+    mlp_prune_ratio: float = 0.3  # LeMo full: MLP channels not saved for backward (AE: 0.8)
     segment: int = 2048  # tokens per lm_head + CE segment
     scorer: Literal["predictor", "exact"] = "predictor"  # LeMo arms' block scorer
     cuda_graph_max_tokens: int = 0  # LeMo arms: CUDA-graph eliminating attention up to this
@@ -140,6 +151,10 @@ class GpuBenchConfig:
                 raise ValueError(f"paired entry '{spec}' is not 'armA/armB@length' with known arms")
         if self.paired_rounds < 1:
             raise ValueError("paired_rounds must be >= 1")
+        if not 0.0 < self.keep_ratio <= 1.0 or not 0.0 <= self.mlp_prune_ratio < 1.0:
+            raise ValueError("keep_ratio must be in (0, 1] and mlp_prune_ratio in [0, 1)")
+        if self.sink_blocks < 0 or self.local_blocks < 0:
+            raise ValueError("sink_blocks and local_blocks must be >= 0")
 
 
 # --------------------------------------------------------------------------- model and arms
@@ -177,18 +192,25 @@ def build_model(mc: GpuModelConfig, max_len: int, device: str, lora_r: int, lora
     return model.train()
 
 
+def policy(cfg: GpuBenchConfig) -> dict:
+    """The LeMo arms' selection-policy fields of `LemoConfig`."""
+    return dict(selection="topk", score_reduce=cfg.score_reduce, causal_scores=cfg.causal_scores,
+                sink_blocks=cfg.sink_blocks, local_blocks=cfg.local_blocks)
+
+
 def arm_setup(arm: str, cfg: GpuBenchConfig) -> tuple[object, int, bool]:
     """arm -> (LemoConfig, loss segment (0: HF full-logits loss), gradient checkpointing)."""
     from lemo.config import LemoConfig
 
     lemo = dict(enabled=True, keep_ratio=cfg.keep_ratio, scorer=cfg.scorer,
                 segment_size=cfg.segment, dense_first=cfg.dense_first,
-                cuda_graph_max_tokens=cfg.cuda_graph_max_tokens)
+                cuda_graph_max_tokens=cfg.cuda_graph_max_tokens, **policy(cfg))
     table = {
         "lora": (dict(enabled=False, segment_size=0), False),
         "lora_segment": (dict(enabled=False, segment_size=cfg.segment), False),
         "lora_ckpt": (dict(enabled=False, segment_size=0), True),
-        "longlora_s2": (dict(enabled=True, attention="s2", s2_groups=4, segment_size=0), False),
+        "longlora_s2": (dict(enabled=True, attention="s2", s2_groups=4, segment_size=0,
+                             mlp_prune_ratio=0.0), False),
         "lemo_attn": (dict(lemo, mlp_prune_ratio=0.0), False),
         "lemo_full": (dict(lemo, mlp_prune_ratio=cfg.mlp_prune_ratio), False),
         "lemo_full_ckpt": (dict(lemo, mlp_prune_ratio=cfg.mlp_prune_ratio), True),
@@ -207,7 +229,7 @@ def attach_predictors(model, cfg: GpuBenchConfig, device: str) -> int:
     from lemo.predictor import PatternPredictor
 
     configure_lemo(model, LemoConfig(enabled=True, keep_ratio=cfg.keep_ratio,
-                                     dense_first=cfg.dense_first))
+                                     dense_first=cfg.dense_first, **policy(cfg)))
     mc = cfg.model
     n = 0
     for layer in lemo_layers(model):

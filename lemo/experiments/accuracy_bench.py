@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lemo.config import LemoConfig, LoraConfig, ModelConfig
+from lemo.config import PAPER_POLICY, UNBIASED_POLICY, LemoConfig, LoraConfig, ModelConfig
 from lemo.data import (
     OOF_SUBDIRS,
     finetune_batch,
@@ -89,11 +89,11 @@ examples:
 
 # selection policy -> LemoConfig fields (`lemo.config.LemoConfig`)
 POLICIES: dict[str, dict] = {
-    "causal_sum": {},  # the paper's causal column sum (top-k)
-    "unbiased": dict(score_reduce="mean", sink_blocks=1, local_blocks=1),
-    "noncausal": dict(causal_scores=False),  # the paper's sum over all query tiles
-    "threshold": dict(selection="threshold"),  # Algorithm 1 from the mean block score (the
-    # arm's k<keep> is then unused: the blocks at or above the input's mean score are kept)
+    "causal_sum": dict(PAPER_POLICY),  # the paper's causal column sum (top-k)
+    "unbiased": dict(UNBIASED_POLICY),  # mean over query tiles + sink and local blocks
+    "noncausal": dict(PAPER_POLICY, causal_scores=False),  # the paper's sum over all query tiles
+    "threshold": dict(PAPER_POLICY, selection="threshold"),  # Algorithm 1 from the mean block
+    # score (the arm's k<keep> is then unused: the blocks at or above the input's mean are kept)
 }
 
 
@@ -250,9 +250,11 @@ def parse_arm(arm: str) -> dict:
 def arm_config(arm: str, block_size: int, dense_first: float) -> LemoConfig:
     a = parse_arm(arm)
     if a["kind"] == "lora":
-        return LemoConfig(enabled=False, segment_size=0, block_size=block_size)
-    if a["kind"] == "longlora_s2":
-        return LemoConfig(attention="s2", segment_size=0, block_size=block_size)
+        return LemoConfig(enabled=False, segment_size=0, block_size=block_size,
+                          mlp_prune_ratio=0.0)
+    if a["kind"] == "longlora_s2":  # S2-Attn alone: no MLP channel pruning
+        return LemoConfig(attention="s2", segment_size=0, block_size=block_size,
+                          mlp_prune_ratio=0.0)
     return LemoConfig(keep_ratio=a["keep"], mlp_prune_ratio=a["prune"], block_size=block_size,
                       dense_first=dense_first, segment_size=2048, **POLICIES[a["policy"]])
 

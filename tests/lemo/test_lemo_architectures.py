@@ -106,7 +106,7 @@ def test_keep_ratio_one_reproduces_dense(name):
     g0 = grads(model)
     model.zero_grad()
     apply_lemo(model, LemoConfig(keep_ratio=1.0, block_size=B, dense_first=0.0,
-                                 dense_last=False))
+                                 dense_last=False, mlp_prune_ratio=0.0))
     l1 = causal_lm_loss(model, x, segment=32)
     l1.backward()
     g1 = grads(model)
@@ -227,7 +227,8 @@ def test_gemma_eliminating_layer_matches_slow_reference(name, layer_idx):
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.1)
     apply_lemo(m, LemoConfig(keep_ratio=0.5, block_size=B, score_reduce="mean", local_blocks=1,
-                             dense_first=0.0, dense_last=False))
+                             sink_blocks=0, dense_first=0.0, dense_last=False,
+                             mlp_prune_ratio=0.0))
     layer = lemo_layers(m)[layer_idx]
     assert isinstance(layer, LemoGemmaDecoderLayer) and layer.eliminating
     torch.manual_seed(3)
@@ -338,6 +339,7 @@ def test_gemma2_checkpoint_dir_loads_with_eager_attention(tmp_path):
     MODELS["gemma2"]().save_pretrained(tmp_path)
     m = load_model(ModelConfig(path=str(tmp_path)))
     assert m.config.model_type == "gemma2" and m.config._attn_implementation == "eager"
-    layers = apply_lemo(m, LemoConfig(block_size=B, keep_ratio=0.5, dense_first=0.0))
+    layers = apply_lemo(m, LemoConfig(block_size=B, keep_ratio=0.5, dense_first=0.0,
+                                      mlp_prune_ratio=0.0))
     causal_lm_loss(m, torch.randint(0, 256, (1, 64)), segment=32).backward()
     assert layers[0].last_idx.shape == (1, 32)

@@ -88,7 +88,7 @@ def test_sequence_not_multiple_of_block_is_an_error():
     with pytest.raises(ValueError, match="multiple of block_size"):
         informativeness_tiles(torch.randn(1, 2, 50, 4), torch.randn(1, 2, 50, 4), 16)
     m = tiny()
-    apply_lemo(m, LemoConfig(block_size=B))
+    apply_lemo(m, LemoConfig(block_size=B, mlp_prune_ratio=0.0))
     with pytest.raises(ValueError, match="not a multiple of lemo.block_size"):
         causal_lm_loss(m, torch.randint(0, 256, (1, 40)), segment=32)
 
@@ -122,7 +122,8 @@ def test_keep_ratio_one_reproduces_dense(arch):
     l0.backward()
     g0 = grads(dense)
     dense.zero_grad()
-    apply_lemo(dense, LemoConfig(keep_ratio=1.0, block_size=B, dense_first=0.0, dense_last=False))
+    apply_lemo(dense, LemoConfig(keep_ratio=1.0, block_size=B, dense_first=0.0, dense_last=False,
+                                 mlp_prune_ratio=0.0))
     l1 = causal_lm_loss(dense, x, segment=32)
     l1.backward()
     g1 = grads(dense)
@@ -170,7 +171,8 @@ def _one_layer():
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.1)
     # mean-reduced scores: column sums alone would keep a prefix under the causal mask
-    apply_lemo(m, LemoConfig(keep_ratio=0.5, block_size=B, score_reduce="mean"))
+    apply_lemo(m, LemoConfig(keep_ratio=0.5, block_size=B, score_reduce="mean", sink_blocks=0,
+                             local_blocks=0, mlp_prune_ratio=0.0))
     layer = lemo_layers(m)[2]
     assert isinstance(layer, LemoLlamaDecoderLayer) and layer.eliminating
     h = torch.randn(2, 128, 32, requires_grad=True)
@@ -344,7 +346,7 @@ def test_non_causal_predictors_fit_and_score_every_tile(monkeypatch):
 
     torch.manual_seed(0)
     m = tiny()
-    cfg = LemoConfig(keep_ratio=0.5, block_size=B, causal_scores=False)
+    cfg = LemoConfig.paper(keep_ratio=0.5, block_size=B, causal_scores=False, mlp_prune_ratio=0.0)
     apply_lemo(m, cfg)
     batches = [torch.randint(0, 256, (1, 4 * B)) for _ in range(2)]
     fit_predictors(m, batches, PredictorConfig(hidden=8, out_dim=8, steps=30, lr=1e-2,
@@ -440,9 +442,11 @@ def test_opt_post_layernorm_keep_ratio_one_is_dense():
     m = AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa").train()
     x = torch.randint(0, 256, (1, 64))
     ref = causal_lm_loss(m, x, segment=0)
-    apply_lemo(m, LemoConfig(keep_ratio=1.0, block_size=B, dense_first=0.0, dense_last=False))
+    apply_lemo(m, LemoConfig(keep_ratio=1.0, block_size=B, dense_first=0.0, dense_last=False,
+                             mlp_prune_ratio=0.0))
     assert torch.allclose(causal_lm_loss(m, x, segment=32), ref, atol=1e-5)
-    configure_lemo(m, LemoConfig(keep_ratio=0.5, block_size=B, dense_first=0.0, dense_last=False))
+    configure_lemo(m, LemoConfig(keep_ratio=0.5, block_size=B, dense_first=0.0, dense_last=False,
+                                 mlp_prune_ratio=0.0))
     assert torch.isfinite(causal_lm_loss(m, x, segment=32))
 
 

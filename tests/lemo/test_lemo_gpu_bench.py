@@ -54,17 +54,49 @@ def test_gpu_bench_tiny_cpu_all_arms(tmp_path):
     assert data["predictor_params"] > 0
 
 
+def _policy(c) -> tuple:
+    return (c.keep_ratio, c.selection, c.score_reduce, c.causal_scores, c.sink_blocks,
+            c.local_blocks)
+
+
 def test_arm_table_matches_the_paper_setups():
+    from lemo.config import LemoConfig
     from lemo.gpu_bench import GpuBenchConfig
 
     cfg = GpuBenchConfig()
     lora, seg, ckpt = arm_setup("lora", cfg)
     assert not lora.enabled and seg == 0 and not ckpt
     full, seg, ckpt = arm_setup("lemo_full_ckpt", cfg)
-    assert full.enabled and full.keep_ratio == 0.4 and full.mlp_prune_ratio == 0.8
+    # the LeMo arms run the library's default selection and pruning (LemoConfig's defaults)
+    default = LemoConfig()
+    assert full.enabled and _policy(full) == _policy(default)
+    assert full.mlp_prune_ratio == default.mlp_prune_ratio == 0.3
     assert seg == 2048 and ckpt
+    attn, _, _ = arm_setup("lemo_attn", cfg)
+    assert _policy(attn) == _policy(default) and attn.mlp_prune_ratio == 0.0
     s2, seg, _ = arm_setup("longlora_s2", cfg)
     assert s2.attention == "s2" and s2.s2_groups == 4 and seg == 0
+    assert s2.mlp_prune_ratio == 0.0  # the baseline does not inherit LeMo's MLP pruning
+
+
+@pytest.mark.parametrize("name, paper", [("gpu_llama.yaml", False), ("gpu_llama_paper.yaml", True)])
+def test_gpu_configs_are_the_default_and_the_paper_setting(name, paper):
+    """gpu_llama.yaml benches the library's default, gpu_llama_paper.yaml the paper's AE setting
+    (the record in results/lemo_gpu); both keep a multiple of 8 MLP channels."""
+    from pathlib import Path
+
+    from lemo.config import LemoConfig
+    from lemo.gpu_bench import GpuBenchConfig
+    from shared.config import load_config
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(str(root / "configs" / "lemo" / name), GpuBenchConfig)
+    full, _, _ = arm_setup("lemo_full", cfg)
+    ref = LemoConfig.paper() if paper else LemoConfig()
+    assert _policy(full) == _policy(ref)
+    assert abs(full.mlp_prune_ratio - ref.mlp_prune_ratio) < 1e-3
+    kept = round((1 - full.mlp_prune_ratio) * cfg.model.intermediate_size)
+    assert kept % 8 == 0 and kept == (1128 if paper else 3944)
 
 
 def test_dense_flops_closed_form():
