@@ -8,16 +8,19 @@ taken from the cache through `train.get_model`) the validation clips are halved 
 class-stratified, `--halvings` times; each rule of `CANDIDATES` picks its point on one half
 (the half's own full-clip accuracy as the reference) and is scored on the other, both ways.
 Per rule and seed: the mean held-out drop below the full clip and fraction of frames, the
-share of held-out halves over the 2-point bar, over the frame target and meeting both. A
+share of held-out halves over the 2-point bar, over the frame target and meeting both; per
+seed the share of held-out halves on which any point of the grid meets both (`corner`: no
+rule choosing among those points does better) and the full validation split's corner. A
 rule *holds* on a seed when its mean held-out drop is <= 2 points and its mean held-out
 fraction <= 35 %; the rule chosen is the one that holds on every seed with the highest
 worst-seed share of halves meeting both (ties: the mean share), else the current default
 (`fewest_frames`). A half has 280 clips where the bench selects on 560 and tests on 560, so
 the noise here is larger than the bench's.
 
-Phase 2 (`--test`): the chosen rule and `fewest_frames`, each chosen on the full validation
-split and read on the test split, per seed. Nothing in phase 1 reads the test split, and the
-choice is made before phase 2 runs. Writes operating_point.json.
+Phase 2 (`--test-seeds S ...`): the chosen rule and `fewest_frames`, each chosen on the full
+validation split and read on the test split, per seed, and the test split's own corner. Nothing in
+phase 1 reads the test split, and the choice is made before phase 2 runs. Writes
+operating_point.json.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from edgeoar.exits import (
 from edgeoar.train import get_model, predict
 from shared.cli import build_parser, parse_args, run
 from shared.config import apply_overrides, from_dict, to_dict
+from shared.errors import UserError
 from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger
 
@@ -96,12 +100,14 @@ def split_half_scores(s: dict, labels: np.ndarray, grid: list, steps: int,
     ok_ref = apply_policy("full_clip", s, None)[1] == labels
     rng = np.random.default_rng(seed)
     rec: dict[str, list] = {name: [] for name in rules}
+    feasible = []
     for _ in range(halvings):
         a, b = halves(labels, rng)
         for pick, read in ((a, b), (b, a)):
             rows_pick = rows_on(ex, ok, ok_ref, pick, grid, steps)
             rows_read = {str(r[0]): r[1] for r in rows_on(ex, ok, ok_ref, read, grid, steps)}
             ref = {"pick": float(ok_ref[pick].mean()), "read": float(ok_ref[read].mean())}
+            feasible.append(corner(list(rows_read.values()), ref["read"])["feasible"])
             for name, rule in rules.items():
                 p, m, _ = choose_point(rows_pick, ref["pick"], rule)
                 r = rows_read[str(p)]
@@ -116,14 +122,27 @@ def split_half_scores(s: dict, labels: np.ndarray, grid: list, steps: int,
                      "frac_held_out": float(v[:, 3].mean()),
                      "share_acc_ok": float(acc_ok.mean()), "share_frac_ok": float(frac_ok.mean()),
                      "share_both_ok": float((acc_ok & frac_ok).mean()), "n": len(v)}
+    out["held_out_feasible"] = float(np.mean(feasible))
     return out
+
+
+def corner(rows: list[dict], ref: float) -> dict:
+    """How the accuracy-vs-frames points ({acc, frac}) of one split sit against the target's
+    corner: the smallest drop below the full clip `ref` within the frame target, the fewest
+    frames within the accuracy target, and whether any point meets both (no rule choosing
+    among these points can meet both where none does)."""
+    inside = [ref - r["acc"] for r in rows if r["frac"] <= FRAME_TARGET + 1e-12]
+    accurate = [r["frac"] for r in rows if ref - r["acc"] <= DROP_TARGET + 1e-12]
+    return {"best_drop_within_frames": min(inside, default=float("nan")),
+            "fewest_frames_within_drop": min(accurate, default=float("nan")),
+            "feasible": bool(inside) and min(inside) <= DROP_TARGET + 1e-12}
 
 
 def choose_rule(per_seed: dict[str, dict]) -> tuple[str, dict]:
     """The rule that holds on every seed (mean held-out drop <= 2 points and fraction <= 35 %)
     with the highest worst-seed share of halves meeting both (ties: the mean share); none
     holds -> fewest_frames. -> (name, the summary over seeds of every rule)."""
-    names = next(iter(per_seed.values())).keys()
+    names = [n for n in next(iter(per_seed.values())) if n != "held_out_feasible"]
     summ = {}
     for n in names:
         r = [per_seed[s][n] for s in per_seed]
@@ -158,17 +177,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="training seeds (train.seed) of the iterative model")
     parser.add_argument("--halvings", type=int, default=50, help="random halvings per seed")
-    parser.add_argument("--test", action="store_true",
-                        help="phase 2: read the chosen rule and fewest_frames on test")
+    parser.add_argument("--test-seeds", type=int, nargs="*", default=[],
+                        help="phase 2: the seeds (of --seeds) whose test split is read")
     args, bc = parse_args(argv, BenchConfig, prog="edgeoar.experiments.operating_point",
                           description=__doc__.split("\n\n")[0], parser=parser, quick=QUICK,
                           default_config="configs/edgeoar/bench.yaml")
+    if not set(args.test_seeds) <= set(args.seeds):
+        raise UserError(f"--test-seeds {args.test_seeds} must be among --seeds {args.seeds}")
     steps = bc.train.stream.clip_frames
     grid = threshold_grid("iie_mc", steps, bc.exits.conf_grid, bc.exits.mc_grid)
     rules = {k: OperatingRule(r.kind, bc.exits.tolerance, r.budget, r.z)
              for k, r in CANDIDATES.items()}
     run_dir = make_run_dir(args.out, "edgeoar", "operating_point")
-    scores, phase1 = {}, {}
+    scores, phase1, val_corner = {}, {}, {}
     for seed in args.seeds:
         cfg = from_dict(BenchConfig, apply_overrides(to_dict(bc), [f"train.seed={seed}"])).train
         model, _ = get_model(cfg)
@@ -177,23 +198,37 @@ def main(argv: list[str] | None = None) -> int:
         scores[seed] = (step_scores(p["rgb"], p["motion"], p["gate"]), val["label"], cfg)
         phase1[str(seed)] = split_half_scores(scores[seed][0], val["label"], grid, steps, rules,
                                               args.halvings, seed)
-        for name, r in phase1[str(seed)].items():
+        ex, ok = per_clip(scores[seed][0], val["label"], grid)
+        ok_ref = apply_policy("full_clip", scores[seed][0], None)[1] == val["label"]
+        every = np.arange(len(ok_ref))
+        val_corner[str(seed)] = corner([r[1] for r in rows_on(ex, ok, ok_ref, every, grid,
+                                                               steps)], float(ok_ref.mean()))
+        log.info("seed %d validation corner %s; held-out halves feasible %.2f", seed,
+                 val_corner[str(seed)], phase1[str(seed)]["held_out_feasible"])
+        for name, r in ((k, v) for k, v in phase1[str(seed)].items() if k in rules):
             log.info("seed %d %-20s held-out drop %.4f frac %.4f both ok %.2f", seed, name,
                      r["drop_held_out"], r["frac_held_out"], r["share_both_ok"])
     chosen, summary = choose_rule(phase1)
     log.info("chosen on validation halves: %s", chosen)
     out = {"rules": {k: vars(r) for k, r in rules.items()}, "halvings": args.halvings,
-           "seeds": args.seeds, "validation_halves": phase1, "summary": summary,
+           "seeds": args.seeds, "validation_corner": val_corner,
+           "validation_halves": phase1, "summary": summary,
            "chosen": chosen}
-    if args.test:
+    if args.test_seeds:
         out["test"] = {}
-        for seed, (sv, yv, cfg) in scores.items():
+        for seed in args.test_seeds:
+            sv, yv, cfg = scores[seed]
             te = load_split(cfg, "test")
             p = predict(get_model(cfg)[0], te)
             st = step_scores(p["rgb"], p["motion"], p["gate"])
             out["test"][str(seed)] = {name: read_on_test(sv, yv, st, te["label"], grid, steps,
                                                          rules[name])
                                       for name in dict.fromkeys(("fewest_frames", chosen))}
+            ex, ok = per_clip(st, te["label"], grid)
+            ok_ref = apply_policy("full_clip", st, None)[1] == te["label"]
+            out["test"][str(seed)]["corner"] = corner(
+                [r[1] for r in rows_on(ex, ok, ok_ref, np.arange(len(ok_ref)), grid, steps)],
+                float(ok_ref.mean()))
             log.info("seed %d test: %s", seed, out["test"][str(seed)])
     atomic_write_json(run_dir / "operating_point.json", out)
     return 0

@@ -5,12 +5,14 @@ stated criterion, and phase 1 reads the validation split only (end to end on the
 import json
 
 import numpy as np
+import pytest
 from edgeoar_toy import TOY_CLASSES, toy_split
 
 from edgeoar.config import ModelConfig
 from edgeoar.exits import OperatingRule, apply_policy, select, step_scores, summarise
 from edgeoar.experiments import operating_point as op
 from edgeoar.models import build_model
+from shared.cli import run
 
 
 def _random_scores(n=48, t=6, k=4, seed=0):
@@ -55,17 +57,28 @@ def test_every_rule_is_exact_where_one_threshold_is_right():
              "centre": OperatingRule("centre", budget=0.4),
              "lb": OperatingRule("lower_bound", z=1.645)}
     out = op.split_half_scores(s, y, grid, t, rules, halvings=3)
+    assert out.pop("held_out_feasible") == 1.0
     for r in out.values():
         assert r["drop_held_out"] == r["drop_pick"] == 0.0
         assert r["frac_held_out"] == r["frac_pick"] == 2 / t
         assert r["share_both_ok"] == 1.0 and r["n"] == 6
 
 
+def test_corner_hand_computed():
+    rows = [{"acc": 0.80, "frac": 0.20}, {"acc": 0.87, "frac": 0.34},
+            {"acc": 0.89, "frac": 0.36}, {"acc": 0.90, "frac": 0.50}]
+    c = op.corner(rows, 0.90)  # within 35 %: drops 0.10, 0.03; within 2 points: 36 %, 50 %
+    assert c["best_drop_within_frames"] == pytest.approx(0.03)
+    assert c["fewest_frames_within_drop"] == 0.36 and not c["feasible"]
+    assert op.corner(rows, 0.885)["feasible"]  # drop 0.015 at 34 %
+
+
 def test_choose_rule_follows_its_criterion():
     def r(drop, frac, both):
         return {"drop_held_out": drop, "frac_held_out": frac, "share_both_ok": both}
 
-    per_seed = {"0": {"fewest_frames": r(0.021, 0.33, 0.4), "a": r(0.015, 0.34, 0.6),
+    per_seed = {"0": {"held_out_feasible": 0.5,
+                      "fewest_frames": r(0.021, 0.33, 0.4), "a": r(0.015, 0.34, 0.6),
                       "b": r(0.010, 0.36, 0.9), "c": r(0.012, 0.345, 0.7)},
                 "1": {"fewest_frames": r(0.019, 0.33, 0.5), "a": r(0.015, 0.34, 0.5),
                       "b": r(0.010, 0.34, 0.9), "c": r(0.012, 0.345, 0.55)}}
@@ -99,10 +112,25 @@ def test_probe_end_to_end_reads_validation_only(monkeypatch, tmp_path):
     out = json.loads(next((tmp_path / "a").rglob("operating_point.json")).read_text())
     assert set(out["validation_halves"]) == {"0", "3"} and "test" not in out
     assert out["chosen"] in op.CANDIDATES
-    for r in out["validation_halves"]["0"].values():
+    halves = out["validation_halves"]["0"]
+    assert 0 <= halves.pop("held_out_feasible") <= 1 and set(halves) == set(op.CANDIDATES)
+    for r in halves.values():
         assert r["n"] == 4 and 0 < r["frac_held_out"] <= 1
-    assert op.main([*args, "--test", "--out", str(tmp_path / "b")]) == 0
+    assert set(out["validation_corner"]) == {"0", "3"}
+    assert op.main([*args, "--test-seeds", "3", "--out", str(tmp_path / "b")]) == 0
     out_b = json.loads(next((tmp_path / "b").rglob("operating_point.json")).read_text())
     assert out_b["chosen"] == out["chosen"]  # the choice never sees the test split
-    t = out_b["test"]["0"]["fewest_frames"]
+    assert set(out_b["test"]["3"]["corner"]) == {"best_drop_within_frames",
+                                                 "fewest_frames_within_drop", "feasible"}
+    assert set(out_b["test"]) == {"3"}
+    t = out_b["test"]["3"]["fewest_frames"]
     assert t["test_drop"] == t["test_full"] - t["test_acc"] and 0 < t["test_frac"] <= 1
+
+
+def test_test_seeds_outside_the_seeds_are_one_line_exit_2(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        run(op.main, ["--seeds", "0", "--test-seeds", "1", "--out", str(tmp_path / "x")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "--test-seeds" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()
