@@ -68,8 +68,10 @@ def test_corner_hand_computed():
     rows = [{"acc": 0.80, "frac": 0.20}, {"acc": 0.87, "frac": 0.34},
             {"acc": 0.89, "frac": 0.36}, {"acc": 0.90, "frac": 0.50}]
     c = op.corner(rows, 0.90)  # within 35 %: drops 0.10, 0.03; within 2 points: 36 %, 50 %
-    assert c["best_drop_within_frames"] == pytest.approx(0.03)
-    assert c["fewest_frames_within_drop"] == 0.36 and not c["feasible"]
+    assert c["best_drop_within_frames"]["0.35"] == pytest.approx(0.03)
+    assert c["best_drop_within_frames"]["0.33"] == pytest.approx(0.10)
+    assert c["fewest_frames_within_drop"] == {"0.01": 0.36, "0.015": 0.36, "0.02": 0.36}
+    assert not c["feasible"]
     assert op.corner(rows, 0.885)["feasible"]  # drop 0.015 at 34 %
 
 
