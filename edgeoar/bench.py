@@ -148,7 +148,8 @@ def ablation_rows(rep: BenchReport, bc: BenchConfig, models: dict, data: dict) -
             pred, s = _scores(model, data[fam])
             acc = accuracy_per_step(pred, data[fam]["label"])
             r = compare_policies(vs, data["val"]["label"], {fam: (s, data[fam]["label"])},
-                                 bc.exits.tolerance, bc.exits.conf_grid, bc.exits.mc_grid,
+                                 bc.exits.operating_rule(), bc.exits.conf_grid,
+                                 bc.exits.mc_grid,
                                  policies=("iie_mc",))["iie_mc"][fam]
             row[fam] = {"acc_25": float(acc[q]), "acc_full": float(acc[-1]),
                         "acc_per_step": acc.tolist(), "iie_mc_auc": r["auc"],
@@ -247,12 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     model = models["iterative"][0]
     _, vs = _scores(model, data["val"])
     tests = {f: (_scores(model, data[f])[1], data[f]["label"]) for f in ("in_family", "ood")}
-    res = compare_policies(vs, data["val"]["label"], tests, bc.exits.tolerance,
-                           bc.exits.conf_grid, bc.exits.mc_grid)
+    rule = bc.exits.operating_rule()
+    res = compare_policies(vs, data["val"]["label"], tests, rule, bc.exits.conf_grid,
+                           bc.exits.mc_grid)
     c = cost(bc, model, data["in_family"])
     rep = BenchReport("edgeoar", baseline="full_clip", command=sys.argv)
     rep.extra["mc_effect"] = mc_effect(vs, data["val"]["label"], *tests["in_family"],
-                                       bc.exits.conf_grid, bc.exits.mc_grid, bc.exits.tolerance)
+                                       bc.exits.conf_grid, bc.exits.mc_grid, rule)
     policy_rows(rep, bc, res, c, data)
     abl = ablation_rows(rep, bc, models, data)
     checks(rep, res, abl, c)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from edgeoar.exits import OperatingRule
 from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
 
 # `shared.motion.MotionConfig` settings of the training family: a short idle lead (cut with
@@ -148,6 +149,13 @@ class ExitConfig:
     """Exit policies and how their thresholds are chosen on the validation split."""
 
     tolerance: Prob = 0.02  # val accuracy may drop this much below the full clip's (target: 2)
+    # how the operating point is chosen on validation (`exits.OperatingRule`): fewest_frames
+    # (the fewest frames within the tolerance: the edge of the bar), budget (the most
+    # accurate point within `frame_budget`), centre (the centre of the feasible region) or
+    # lower_bound (the bar held by a lower confidence bound of the paired accuracy difference)
+    rule: Literal["fewest_frames", "budget", "centre", "lower_bound"] = "fewest_frames"
+    frame_budget: Prob = 0.34  # budget / centre: the largest mean fraction of frames allowed
+    margin_z: PosFloat = 1.645  # lower_bound: one-sided normal quantile (1.645: 95 %)
     conf_grid: PosInt = 41  # thresholds swept per confidence policy
     mc_grid: list[Prob] = field(default_factory=lambda: [0.0, 0.5, 0.7, 0.8, 0.9, 0.95])
     random_seed: int = 0  # the random-exit baseline
@@ -155,6 +163,9 @@ class ExitConfig:
     def validate(self) -> None:
         if self.conf_grid < 3:
             raise ValueError("exits.conf_grid must be >= 3")
+
+    def operating_rule(self) -> OperatingRule:
+        return OperatingRule(self.rule, self.tolerance, self.frame_budget, self.margin_z)
 
 
 @dataclass

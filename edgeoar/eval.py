@@ -42,7 +42,7 @@ def evaluate_streams(cfg: TrainConfig, model, ec: ExitConfig) -> dict:
         p = predict(model, d)
         tests[split] = (step_scores(p["rgb"], p["motion"], p["gate"]), d["label"])
     res = compare_policies(step_scores(pv["rgb"], pv["motion"], pv["gate"]), val["label"],
-                           tests, ec.tolerance, ec.conf_grid, ec.mc_grid,
+                           tests, ec.operating_rule(), ec.conf_grid, ec.mc_grid,
                            policies=("iie_mc", "full_clip"))
     out = {"thresholds": {"tau_conf": res["iie_mc"]["param"][0],
                           "tau_mc": res["iie_mc"]["param"][1]}}

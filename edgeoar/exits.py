@@ -12,8 +12,10 @@ Baselines on the same per-step outputs (the plain mean of the two modalities' so
 fixed-N frames, max-softmax >= tau, normalised entropy <= tau, the learned gate's
 sigmoid >= tau (FrameExit), random exit (exit each frame with probability q, TLEE) and the full
 clip. Every policy exits at the last frame at the latest. Thresholds are chosen on the
-validation split (`select`): the fewest frames whose accuracy stays within `tolerance` of the
-full-clip model's.
+validation split (`select`) by an `OperatingRule`: by default the fewest frames whose accuracy
+stays within `tolerance` of the full-clip model's; the other rules keep a margin from that edge
+(spend a frame budget, take the centre of the feasible region, or hold the accuracy bar for a
+lower confidence bound of the paired accuracy difference).
 
 Arrays: per-step probabilities (N, T, K); a policy's condition (N, T) bool; exits (N,) int
 (0-based frame index of the decision).
@@ -22,13 +24,15 @@ Arrays: per-step probabilities (N, T, K); a policy's condition (N, T) bool; exit
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["entropy", "iie_fuse", "modality_consistency", "softmax", "step_scores",
            "first_exit", "POLICIES", "apply_policy", "summarise", "threshold_grid", "select",
            "curve", "auc", "mc_effect", "compare_policies", "ExitRule", "fit_temperature",
-           "oracle_exits", "frame_floor"]
+           "oracle_exits", "frame_floor", "OperatingRule", "RULES", "paired_drop_se",
+           "choose_point"]
 
 EPS = 1e-8
 
@@ -177,16 +181,92 @@ def threshold_grid(name: str, steps: int, n: int, mc_grid: list[float]) -> list:
     return [float(a) for a in base]
 
 
+RULES = ("fewest_frames", "budget", "centre", "lower_bound")
+
+
+@dataclass(frozen=True)
+class OperatingRule:
+    """How `select` picks a policy's parameter on the validation split (the operating point).
+
+    Every rule reads, per candidate parameter, the validation accuracy `acc`, the mean frame
+    fraction `frac` and the standard error `se` of the paired per-clip accuracy difference to
+    the full clip (`paired_drop_se`); `ref` is the full clip's accuracy. A point is
+    *accurate* when acc >= ref - tolerance.
+    * fewest_frames: the accurate point with the fewest frames (ties: higher accuracy); it sits
+      on the edge of the accuracy bar;
+    * budget: the most accurate accurate point with frac <= `budget` (ties: fewer frames):
+      spends the frame budget on accuracy margin;
+    * centre: among the accurate points with frac <= `budget`, the one maximising
+      min(a / a_max, f / f_max), a = acc - (ref - tolerance) and f = budget - frac the two
+      slacks, each divided by its largest value over those points (the centre of the
+      feasible region; ties: fewer frames);
+    * lower_bound: the fewest frames whose one-sided lower confidence bound of the accuracy
+      difference, (acc - ref) - z se, is >= -tolerance (ties: higher accuracy).
+    budget / centre with no point inside the budget fall back to fewest_frames; every rule
+    with no qualifying point takes the most accurate one (ties: fewer frames)."""
+
+    kind: str = "fewest_frames"
+    tolerance: float = 0.02
+    budget: float = 0.34
+    z: float = 1.645
+
+    def __post_init__(self):
+        if self.kind not in RULES:
+            raise ValueError(f"unknown operating rule {self.kind!r} (known: {', '.join(RULES)})")
+
+
+def paired_drop_se(correct: np.ndarray, correct_ref: np.ndarray) -> float:
+    """Standard error of the mean of d_i = correct_i - correct_ref_i (per-clip 0/1
+    correctness of a policy and of the full clip on the same clips): sd(d, ddof=1) / sqrt(n);
+    0 for fewer than two clips."""
+    d = np.asarray(correct, np.float64) - np.asarray(correct_ref, np.float64)
+    return float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
+
+
+def choose_point(rows: list[tuple], ref_acc: float, rule: OperatingRule) -> tuple:
+    """`rule` over candidate rows (param, summary with 'acc' and 'frac', se) -> the row."""
+    eps = 1e-12
+    bar = ref_acc - rule.tolerance
+    most_accurate = max(rows, key=lambda r: (r[1]["acc"], -r[1]["frac"]))
+    if rule.kind == "lower_bound":
+        ok = [r for r in rows if r[1]["acc"] - rule.z * r[2] >= bar - eps]
+        return min(ok, key=lambda r: (r[1]["frac"], -r[1]["acc"])) if ok else most_accurate
+    ok = [r for r in rows if r[1]["acc"] >= bar - eps]
+    if not ok:
+        return most_accurate
+    fewest = min(ok, key=lambda r: (r[1]["frac"], -r[1]["acc"]))
+    inside = [r for r in ok if r[1]["frac"] <= rule.budget + eps]
+    if rule.kind == "fewest_frames" or not inside:
+        return fewest
+    if rule.kind == "budget":
+        return max(inside, key=lambda r: (r[1]["acc"], -r[1]["frac"]))
+    a = np.array([r[1]["acc"] - bar for r in inside])
+    f = np.array([rule.budget - r[1]["frac"] for r in inside])
+    score = np.minimum(a / a.max() if a.max() > eps else np.ones_like(a),
+                       f / f.max() if f.max() > eps else np.ones_like(f))
+    return max(zip(score, inside), key=lambda x: (x[0], -x[1][1]["frac"]))[1]
+
+
+def _as_rule(rule: float | OperatingRule) -> OperatingRule:
+    """A bare tolerance is the fewest_frames rule at that tolerance."""
+    return rule if isinstance(rule, OperatingRule) else OperatingRule(tolerance=float(rule))
+
+
 def select(name: str, s: dict, labels: np.ndarray, grid: list, ref_acc: float,
-           tolerance: float):
-    """The parameter with the fewest mean frames whose accuracy >= ref_acc - tolerance (ties:
-    higher accuracy); none qualifies -> the most accurate. -> (param, its summary)."""
+           rule: float | OperatingRule):
+    """The parameter `rule` chooses on these (validation) scores; a float is the tolerance of
+    the default rule (the fewest mean frames whose accuracy >= ref_acc - tolerance, ties:
+    higher accuracy; none qualifies -> the most accurate). -> (param, its summary)."""
+    rule = _as_rule(rule)
     steps = s["gate"].shape[1]
-    rows = [(p, summarise(*apply_policy(name, s, p), labels, steps)) for p in grid]
-    ok = [r for r in rows if r[1]["acc"] >= ref_acc - tolerance - 1e-12]
-    if ok:
-        return min(ok, key=lambda r: (r[1]["frames"], -r[1]["acc"]))
-    return max(rows, key=lambda r: (r[1]["acc"], -r[1]["frames"]))
+    ok_ref = apply_policy("full_clip", s, None)[1] == labels
+    rows = []
+    for p in grid:
+        ex, pred = apply_policy(name, s, p)
+        se = paired_drop_se(pred == labels, ok_ref) if rule.kind == "lower_bound" else 0.0
+        rows.append((p, summarise(ex, pred, labels, steps), se))
+    param, summary, _ = choose_point(rows, ref_acc, rule)
+    return param, summary
 
 
 def curve(name: str, s: dict, labels: np.ndarray, grid: list) -> np.ndarray:
@@ -198,7 +278,7 @@ def curve(name: str, s: dict, labels: np.ndarray, grid: list) -> np.ndarray:
 
 
 def mc_effect(val: dict, val_labels: np.ndarray, test: dict, labels: np.ndarray,
-              conf_grid: int, mc_grid: list[float], tolerance: float = 0.01) -> dict:
+              conf_grid: int, mc_grid: list[float], rule: float | OperatingRule = 0.01) -> dict:
     """What MC adds to IIE: IIE's confidence threshold (chosen on validation) with the MC gate
     switched on, tau_mc > 0 chosen on validation for the best accuracy (ties: fewer frames),
     vs IIE alone, on the test set. -> thresholds, wrong-early rates, accuracies, frame
@@ -208,7 +288,7 @@ def mc_effect(val: dict, val_labels: np.ndarray, test: dict, labels: np.ndarray,
     steps = val["gate"].shape[1]
     ref = summarise(*apply_policy("full_clip", val, None), val_labels, steps)["acc"]
     tau, _ = select("iie", val, val_labels, threshold_grid("iie", steps, conf_grid, mc_grid),
-                    ref, tolerance)
+                    ref, rule)
     cands = [(tau, m) for m in mc_grid if m > 0] or [(tau, 0.0)]
     vals = [(p, summarise(*apply_policy("iie_mc", val, p), val_labels, steps)) for p in cands]
     param = max(vals, key=lambda r: (r[1]["acc"], -r[1]["frames"]))[0]
@@ -270,11 +350,12 @@ BASELINES = ("fixed_n", "max_softmax", "entropy", "gate", "random", "iie", "iie_
 
 
 def compare_policies(val: dict, val_labels: np.ndarray, tests: dict[str, tuple[dict, np.ndarray]],
-                     tolerance: float, conf_grid: int, mc_grid: list[float],
+                     rule: float | OperatingRule, conf_grid: int, mc_grid: list[float],
                      policies: tuple[str, ...] = BASELINES) -> dict:
     """Choose every policy's threshold on the validation scores, apply it to each test set.
 
-    val: `step_scores` of the validation split; tests: {name: (scores, labels)}. The reference
+    val: `step_scores` of the validation split; tests: {name: (scores, labels)}; rule: the
+    `OperatingRule` (a float: the fewest-frames rule at that tolerance). The reference
     accuracy is the full-clip model's on validation. The accuracy-vs-frames curve of a policy
     sweeps its parameter (for IIE + MC: tau_conf, with tau_mc fixed at its chosen value).
     -> {policy: {"param", "val": summary, test name: summary + exits + preds + curve + auc}}."""
@@ -283,7 +364,7 @@ def compare_policies(val: dict, val_labels: np.ndarray, tests: dict[str, tuple[d
     out = {}
     for name in policies:
         grid = threshold_grid(name, steps, conf_grid, mc_grid)
-        param, vsum = select(name, val, val_labels, grid, ref, tolerance)
+        param, vsum = select(name, val, val_labels, grid, ref, rule)
         sweep = grid
         if name == "iie_mc":
             sweep = [(a, param[1]) for a in sorted({g[0] for g in grid})]

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from edgeoar.config import TrainConfig
 from edgeoar.data import check_stream, class_names, data_version, load_split
-from edgeoar.exits import compare_policies, softmax, step_scores
+from edgeoar.exits import OperatingRule, compare_policies, softmax, step_scores
 from edgeoar.models import MODEL_FILE, OnlineRecognizer, build_model, load_model, save_model
 from shared.cache import cached_file
 from shared.cli import parse_args, run
@@ -256,15 +256,16 @@ def train_model(cfg: TrainConfig, run_dir: str | Path | None = None,
     return model, hist
 
 
-def exit_thresholds(model: OnlineRecognizer, val: dict, tolerance: float = 0.02
+def exit_thresholds(model: OnlineRecognizer, val: dict, rule: float | OperatingRule = 0.02
                     ) -> dict[str, float]:
-    """IIE + MC thresholds chosen on the validation split (what `edgeoar.stream` uses)."""
+    """IIE + MC thresholds chosen on the validation split by `rule` (a float: the
+    fewest-frames rule at that tolerance; what `edgeoar.stream` uses)."""
     from edgeoar.config import ExitConfig
 
-    ec = ExitConfig(tolerance=tolerance)
+    ec = ExitConfig()
     p = predict(model, val)
     res = compare_policies(step_scores(p["rgb"], p["motion"], p["gate"]), val["label"], {},
-                           ec.tolerance, ec.conf_grid, ec.mc_grid, policies=("iie_mc",))
+                           rule, ec.conf_grid, ec.mc_grid, policies=("iie_mc",))
     tau_conf, tau_mc = res["iie_mc"]["param"]
     return {"tau_conf": float(tau_conf), "tau_mc": float(tau_mc)}
 

@@ -32,6 +32,7 @@ from edgeoar.bench import QUICK
 from edgeoar.config import BenchConfig
 from edgeoar.data import class_names, load_split
 from edgeoar.exits import (
+    OperatingRule,
     apply_policy,
     auc,
     compare_policies,
@@ -79,14 +80,17 @@ def _rows(s: dict, idx: np.ndarray) -> dict:
     return {k: v[idx] for k, v in s.items()}
 
 
-def selection_bias(val: dict, yv: np.ndarray, steps: int, tolerance: float, conf_grid: int,
-                   mc_grid: list[float], reps: int = 50, seed: int = 0) -> dict:
+def selection_bias(val: dict, yv: np.ndarray, steps: int, rule: float | OperatingRule,
+                   conf_grid: int, mc_grid: list[float], reps: int = 50, seed: int = 0) -> dict:
     """Validation only: over `reps` random class-stratified halvings (A, B) of the validation
     split, the IIE and IIE + MC thresholds chosen on A (`exits.select`, full-clip accuracy of
     A as the reference) and applied to B. -> per policy the mean drop below the full clip on A
     (where it is chosen, <= tolerance by construction when any threshold qualifies) and on B,
     the mean fraction of frames on A and B, and the share of halvings whose B drop exceeds
-    the tolerance."""
+    the tolerance. rule: the bench's `OperatingRule` (a float: fewest_frames at that
+    tolerance)."""
+    rule = rule if isinstance(rule, OperatingRule) else OperatingRule(tolerance=float(rule))
+    tolerance = rule.tolerance
     rng = np.random.default_rng(seed)
     out: dict = {}
     for name in ("iie", "iie_mc"):
@@ -101,7 +105,7 @@ def selection_bias(val: dict, yv: np.ndarray, steps: int, tolerance: float, conf
             sc = {h: _rows(val, i) for h, i in half.items()}
             full = {h: summarise(*apply_policy("full_clip", sc[h], None), yv[i], steps)["acc"]
                     for h, i in half.items()}
-            param, _ = select(name, sc["A"], yv[half["A"]], grid, full["A"], tolerance)
+            param, _ = select(name, sc["A"], yv[half["A"]], grid, full["A"], rule)
             res = {h: summarise(*apply_policy(name, sc[h], param), yv[i], steps)
                    for h, i in half.items()}
             rec.append([full["A"] - res["A"]["acc"], full["B"] - res["B"]["acc"],
@@ -181,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                   for m in ("rgb", "motion")}
             sc[s] = step_scores(lg["rgb"], lg["motion"], pred[s]["gate"])
         res = compare_policies(sc["val"], sp["val"]["label"],
-                               {"test": (sc["test"], sp["test"]["label"])}, bc.exits.tolerance,
+                               {"test": (sc["test"], sp["test"]["label"])},
+                               bc.exits.operating_rule(),
                                bc.exits.conf_grid, bc.exits.mc_grid,
                                policies=("iie", "iie_mc", "full_clip"))
         out["calibrated" if cal else "raw"] = {
@@ -193,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
                                                    sp["test"]["label"], steps,
                                                    bc.exits.conf_grid)
     out["selection_bias"] = selection_bias(sc["val"], sp["val"]["label"], steps,
-                                           bc.exits.tolerance, bc.exits.conf_grid,
+                                           bc.exits.operating_rule(), bc.exits.conf_grid,
                                            bc.exits.mc_grid)
-    tau_mc_chosen = compare_policies(sc["val"], sp["val"]["label"], {}, bc.exits.tolerance,
+    tau_mc_chosen = compare_policies(sc["val"], sp["val"]["label"], {}, bc.exits.operating_rule(),
                                      bc.exits.conf_grid, bc.exits.mc_grid,
                                      policies=("iie_mc",))["iie_mc"]["param"]
     out["mc_signal"] = {"tau": list(tau_mc_chosen), **{

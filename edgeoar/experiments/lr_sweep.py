@@ -47,7 +47,7 @@ def validation_figures(bc: BenchConfig) -> dict:
         ok = probs.argmax(-1) == y[:, None]
         return {t: round(float(ok[:, t - 1].mean()), 3) for t in at}
 
-    res = compare_policies(sc, y, {"val": (sc, y)}, bc.exits.tolerance, bc.exits.conf_grid,
+    res = compare_policies(sc, y, {"val": (sc, y)}, bc.exits.operating_rule(), bc.exits.conf_grid,
                            bc.exits.mc_grid, policies=("iie", "iie_mc", "full_clip"))
     full = res["full_clip"]["val"]["acc"]
     pts = res["iie"]["val"]["curve"]  # (n, 3) frac, acc, wrong early over IIE's tau_conf

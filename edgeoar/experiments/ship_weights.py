@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     bc = from_dict(BenchConfig, apply_overrides(to_dict(bc), [f"{k}={v}"
                                                               for k, v in QUICK.items()]))
     model, info = get_model(bc.train)
-    th = exit_thresholds(model, load_split(bc.train, "val"), bc.exits.tolerance)
+    th = exit_thresholds(model, load_split(bc.train, "val"), bc.exits.operating_rule())
     DEFAULT_MODEL.parent.mkdir(exist_ok=True)
     save_model(model, DEFAULT_MODEL, class_names(bc.train.stream),
                {"exit": th, "hist": info.get("hist", {})})

@@ -79,7 +79,7 @@ def evaluate(model, val: dict, tests: dict[str, dict], bc: BenchConfig) -> dict:
         return step_scores(p["rgb"], p["motion"], p["gate"])
 
     vs = scores(val)
-    tau = compare_policies(vs, val["label"], {}, bc.exits.tolerance, bc.exits.conf_grid,
+    tau = compare_policies(vs, val["label"], {}, bc.exits.operating_rule(), bc.exits.conf_grid,
                            bc.exits.mc_grid, policies=("iie",))["iie"]["param"]
     out = {"tau_conf": tau}
     for name, d in tests.items():

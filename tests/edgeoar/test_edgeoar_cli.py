@@ -20,6 +20,8 @@ from shared.cli import run
     (train, ["--set", "model.motion_source=diff"], "partition_guidance"),
     (train, ["--config", "configs/edgeoar/missing.yaml"], "config file not found"),
     (bench, ["--set", "train.codec.cell=5"], "codec.cell"),
+    (bench, ["--set", "exits.rule=edge"], "exits.rule"),
+    (bench, ["--set", "exits.frame_budget=1.5"], "exits.frame_budget"),
     (eval_recipe, [], "--run"),
 ])
 def test_bad_input_is_one_line_exit_2(module, args, msg, capsys, tmp_path):

@@ -1,15 +1,21 @@
 """Exit decisions against hand-computed cases: IIE weights and fusion, modality consistency,
-the first-exit rule, threshold selection on validation and the accuracy-vs-frames AUC."""
+the first-exit rule, threshold selection on validation (every operating rule, by hand, as
+properties and against a clip-by-clip brute force) and the accuracy-vs-frames AUC."""
 
 import math
 
+import hypothesis.strategies as st
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 from edgeoar.exits import (
+    RULES,
     ExitRule,
+    OperatingRule,
     apply_policy,
     auc,
+    choose_point,
     compare_policies,
     entropy,
     first_exit,
@@ -19,6 +25,7 @@ from edgeoar.exits import (
     mc_effect,
     modality_consistency,
     oracle_exits,
+    paired_drop_se,
     select,
     step_scores,
     summarise,
@@ -78,9 +85,9 @@ def test_select_prefers_fewest_frames_within_tolerance():
     s = step_scores(rgb, rgb, np.zeros((3, 2)))
     labels = np.array([0, 1, 1])
     param, m = select("max_softmax", s, labels, [0.0, 0.65, 0.9, 1.0], ref_acc=1.0,
-                      tolerance=0.0)
+                      rule=0.0)
     assert param == 0.9 and m["acc"] == 1.0  # 0.65 exits clip 2 early and wrong
-    param, m = select("max_softmax", s, labels, [0.0, 0.65], ref_acc=1.0, tolerance=0.4)
+    param, m = select("max_softmax", s, labels, [0.0, 0.65], ref_acc=1.0, rule=0.4)
     assert param == 0.0 and m["frames"] == 1.0
 
 
@@ -208,3 +215,105 @@ def test_frame_floor_against_brute_force():
                         if ok[np.arange(n), ex].mean() >= acc - 1e-12), default=float("nan"))
             got = frame_floor(probs, lab, acc)
             assert (np.isnan(best) and np.isnan(got)) or got == pytest.approx(best)
+
+
+# candidate operating points (param, summary, se of the paired difference), full clip 0.90,
+# tolerance 0.02: the bar is 0.88
+_ROWS = [("p1", {"acc": 0.80, "frac": 0.20}, 0.010),
+         ("p2", {"acc": 0.88, "frac": 0.28}, 0.020),  # the edge of the bar
+         ("p3", {"acc": 0.89, "frac": 0.31}, 0.015),
+         ("p4", {"acc": 0.90, "frac": 0.33}, 0.010),
+         ("p5", {"acc": 0.91, "frac": 0.38}, 0.005)]
+
+
+@pytest.mark.parametrize("rule, expect", [
+    (OperatingRule("fewest_frames"), "p2"),
+    (OperatingRule("budget", budget=0.34), "p4"),  # p5 is over the budget
+    (OperatingRule("budget", budget=0.30), "p2"),  # only the edge fits
+    (OperatingRule("budget", budget=0.25), "p2"),  # nothing accurate fits: fewest_frames
+    # a = acc - 0.88 = 0, .01, .02 and f = 0.34 - frac = .06, .03, .01 over p2..p4; divided by
+    # their maxima: min(0, 1), min(.5, .5), min(1, 1/6) -> p3
+    (OperatingRule("centre", budget=0.34), "p3"),
+    # acc - z se >= 0.88: z = 1: p2 0.86, p3 0.875, p4 0.89 -> p4; z = 3: p4 0.87, p5 0.895
+    (OperatingRule("lower_bound", z=1.0), "p4"),
+    (OperatingRule("lower_bound", z=3.0), "p5"),
+    (OperatingRule("lower_bound", z=0.0), "p2"),  # no margin: the edge
+])
+def test_operating_rules_hand_computed(rule, expect):
+    assert choose_point(_ROWS, 0.90, rule)[0] == expect
+
+
+def test_operating_rules_without_an_accurate_point_take_the_most_accurate():
+    rows = [r for r in _ROWS if r[0] in ("p1", "p2")]
+    for kind in RULES:
+        assert choose_point(rows, 0.95, OperatingRule(kind))[0] == "p2"
+    with pytest.raises(ValueError, match="unknown operating rule"):
+        OperatingRule("edge")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 100), st.integers(1, 100), st.integers(0, 20)),
+                min_size=1, max_size=12),
+       st.integers(60, 100), st.integers(20, 60))
+def test_operating_rules_properties(pts, ref, budget):
+    """On random candidate sets: the budget and centre points are accurate and inside the
+    budget whenever any accurate point is; the budget point is at least as accurate as the
+    edge point when the edge point fits; lower_bound at z = 0 is fewest_frames; every
+    lower_bound point clears the bar with its margin, or is the most accurate point."""
+    rows = [(i, {"acc": a / 100, "frac": f / 100}, e / 1000) for i, (a, f, e) in enumerate(pts)]
+    ref, budget = ref / 100, budget / 100
+    edge = choose_point(rows, ref, OperatingRule("fewest_frames"))
+    inside = [r for r in rows if r[1]["acc"] >= ref - 0.02 - 1e-12
+              and r[1]["frac"] <= budget + 1e-12]
+    for kind in ("budget", "centre"):
+        r = choose_point(rows, ref, OperatingRule(kind, budget=budget))
+        if inside:
+            assert r[1]["acc"] >= ref - 0.02 - 1e-12 and r[1]["frac"] <= budget + 1e-12
+        else:
+            assert r is edge
+    if edge in inside:
+        assert choose_point(rows, ref, OperatingRule("budget", budget=budget))[1]["acc"] >= \
+            edge[1]["acc"]
+    lb0 = choose_point(rows, ref, OperatingRule("lower_bound", z=0.0))
+    assert lb0[1] == edge[1]
+    lb = choose_point(rows, ref, OperatingRule("lower_bound", z=2.0))
+    best = max(r[1]["acc"] for r in rows)
+    assert lb[1]["acc"] - 2.0 * lb[2] >= ref - 0.02 - 1e-9 or lb[1]["acc"] == best
+
+
+def test_paired_drop_se_hand_computed_and_against_a_bootstrap():
+    # d = 1, 0, -1, 0: mean 0, sd (ddof 1) sqrt(2 / 3), se sqrt(2 / 3) / 2
+    assert paired_drop_se(np.array([1, 1, 0, 0]), np.array([0, 1, 1, 0])) == pytest.approx(
+        math.sqrt(2 / 3) / 2)
+    rng = np.random.default_rng(0)
+    ref = rng.random(400) < 0.9
+    mine = np.where(rng.random(400) < 0.15, ~ref, ref)  # flips 15 % of the clips
+    d = mine.astype(float) - ref
+    boot = [d[rng.integers(0, 400, 400)].mean() for _ in range(4000)]  # slow reference
+    assert paired_drop_se(mine, ref) == pytest.approx(np.std(boot), rel=0.06)
+
+
+def test_select_with_a_rule_matches_a_brute_force_over_the_grid():
+    """`select` with each rule = `choose_point` over rows counted clip by clip."""
+    rng = np.random.default_rng(3)
+    n, t, k = 60, 6, 4
+    y = rng.integers(0, k, n)
+    rgb = rng.normal(0, 1, (n, t, k))
+    mot = rng.normal(0, 1, (n, t, k))
+    rgb[np.arange(n)[:, None], np.arange(t)[None], y[:, None]] += np.linspace(0, 3, t)
+    s = step_scores(rgb, mot, np.zeros((n, t)))
+    grid = [(a, b) for a in np.linspace(0.3, 1, 15) for b in (0.0, 0.5)]
+    full_ok = s["p_iie"][:, -1].argmax(-1) == y
+    ref = full_ok.mean()
+    rows = []
+    for p in grid:
+        ex = np.array([next((j for j in range(t) if s["p_iie"][i, j].max() >= p[0]
+                             and s["mc"][i, j] >= p[1]), t - 1) for i in range(n)])
+        ok = s["p_iie"][np.arange(n), ex].argmax(-1) == y
+        d = ok.astype(float) - full_ok
+        rows.append((p, {"acc": ok.mean(), "frac": (ex + 1).mean() / t},
+                     np.std(d, ddof=1) / math.sqrt(n)))
+    for kind in RULES:
+        rule = OperatingRule(kind, tolerance=0.05, budget=0.5, z=1.0)
+        param, m = select("iie_mc", s, y, grid, ref, rule)
+        assert param == choose_point(rows, ref, rule)[0]
