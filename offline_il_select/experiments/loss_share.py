@@ -152,9 +152,18 @@ def expert_only(artifacts: dict, n_e: int, is_exp: np.ndarray) -> dict:
     return a
 
 
+def _cfg(setting: str, arm: str, seed: int, steps: int, n_s: int):
+    """The bench's config of `arm` (its full budget at `steps`), D_b cut to `n_s` source
+    trajectories where n_s > 0."""
+    cfg = _arm_cfg(setting, arm, seed, False, steps)
+    if n_s:
+        cfg.data.n_s = n_s
+    return cfg
+
+
 def probe(setting: str, seed: int, steps: int, dwbc_steps: int, fit_steps: int,
-          eval_episodes: int) -> dict:
-    cfg = _arm_cfg(setting, "ilid", seed, False, steps)
+          eval_episodes: int, n_s: int = 0) -> dict:
+    cfg = _cfg(setting, "ilid", seed, steps, n_s)
     data = build_data(cfg.data)
     ret_rows = episode_returns(data.imperfect)[episode_ids(data.imperfect)]
     out = {"composition": composition(data), "disc_steps": cfg.ilid.disc_steps}
@@ -167,7 +176,7 @@ def probe(setting: str, seed: int, steps: int, dwbc_steps: int, fit_steps: int,
                               data.imperfect_is_expert, ret_e, ret_rows)
     log.info("%s seed %d: ILID %s", setting, seed, {k: out[k] for k in ("ilid", "ilid_no_beta")})
     if dwbc_steps:
-        dcfg = _arm_cfg(setting, "dwbc", seed, False, steps)
+        dcfg = _cfg(setting, "dwbc", seed, steps, n_s)
         _, dgen, dwbc, pol = setup(dcfg, data)
         opt = torch.optim.Adam(pol.parameters(), lr=dcfg.policy.lr,
                                weight_decay=dcfg.policy.weight_decay)
@@ -184,7 +193,7 @@ def probe(setting: str, seed: int, steps: int, dwbc_steps: int, fit_steps: int,
                        **evaluate(pol, data, eval_episodes, 300_000 + 1000 * seed)}
         log.info("DWBC after %d steps: %s", dwbc_steps, out["dwbc"])
     if fit_steps:
-        fcfg = _arm_cfg(setting, "ilid", seed, False, steps)
+        fcfg = _cfg(setting, "ilid", seed, steps, n_s)
         fcfg.policy.steps, fcfg.eval_every, fcfg.eval_episodes = fit_steps, fit_steps // 2, \
             eval_episodes
         prep = {**prep, "prep_s": 0.0, "prep_cpu_s": 0.0}
@@ -208,20 +217,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fit-steps", type=int, default=0,
                    help="policy steps of ILID and its expert-rows-only oracle (0: skip)")
     p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--n-s", type=int, default=0,
+                   help="source trajectories in D_b instead of the setting's (0: the setting's)")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     refuse_config(args, "loss_share")
     if args.setting not in SETTINGS:
         raise ConfigError(f"--setting: unknown '{args.setting}' (known: {', '.join(SETTINGS)})")
-    if args.steps < 1 or min(args.dwbc_steps, args.fit_steps) < 0 or args.eval_episodes < 1 \
-            or args.fit_steps == 1:
-        raise ConfigError("--steps, --eval-episodes must be >= 1, --dwbc-steps >= 0, "
+    if args.steps < 1 or min(args.dwbc_steps, args.fit_steps, args.n_s) < 0 \
+            or args.eval_episodes < 1 or args.fit_steps == 1:
+        raise ConfigError("--steps, --eval-episodes must be >= 1, --dwbc-steps, --n-s >= 0, "
                           "--fit-steps 0 or >= 2")
     torch.set_num_threads(1)
     seed = args.seed if args.seed is not None else 3
     res = probe(args.setting, seed, args.steps, args.dwbc_steps, args.fit_steps,
-                args.eval_episodes)
-    res.update(setting=args.setting, seed=seed, steps=args.steps)
+                args.eval_episodes, args.n_s)
+    res.update(setting=args.setting, seed=seed, steps=args.steps, n_s=args.n_s or None)
     run_dir = make_run_dir(args.out, "offline_il_select", "loss-share")
     atomic_write_json(run_dir / "loss_share.json", res)
     log.info("wrote %s", run_dir)
