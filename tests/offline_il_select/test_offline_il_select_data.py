@@ -2,6 +2,7 @@
 count honoured, sizes checked against the environment before anything is written."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,6 +76,24 @@ def test_composition_matches_the_papers_get_datasets(n_e, n_se, n_s):
         np.testing.assert_array_equal(d_b[k], ref_b[k])
     assert len(episode_bounds(d_e)) == n_e and len(episode_bounds(d_b)) == n_s + n_se
     np.testing.assert_array_equal(is_expert, d_b["rewards"] >= 100)  # the ground-truth mask
+
+
+# Trajectories in the D4RL v2 file each source dataset stands for (the published datasets; the
+# same counts as the Hugging Face mirror `edbeeching/decision_transformer_gym_replay` lists):
+# the paper's code takes the first min(--num_s_s 1000, count) of them
+D4RL_TRAJECTORIES = {("HalfCheetah-v5", "random"): 1000, ("HalfCheetah-v5", "medium"): 1000,
+                     ("HalfCheetah-v5", "medium_replay"): 202, ("Hopper-v5", "medium"): 2186,
+                     ("Hopper-v5", "medium_replay"): 2041}
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in Path("configs/offline_il_select").glob(
+    "*.yaml") if p.stem != "tiny"))
+def test_configs_take_as_many_source_trajectories_as_the_code_gets_from_d4rl(name):
+    """n_s = min(1000, the D4RL file's trajectory count): halfcheetah-medium-replay-v2 holds 202
+    trajectories, so the code's --num_s_s 1000 gives D_b 202 of them there, not 1000. (Hopper's
+    random file holds tens of thousands of short episodes: 1000.)"""
+    d = load_config(f"configs/offline_il_select/{name}.yaml", TrainConfig).data
+    assert d.n_s == min(1000, D4RL_TRAJECTORIES.get((d.env_id, d.source), 1000))
 
 
 def test_sampled_pick_is_a_seeded_permutation():
