@@ -31,7 +31,7 @@ import numpy as np
 __all__ = ["entropy", "iie_fuse", "modality_consistency", "softmax", "step_scores",
            "first_exit", "POLICIES", "apply_policy", "summarise", "threshold_grid", "select",
            "curve", "auc", "mc_effect", "compare_policies", "ExitRule", "fit_temperature",
-           "oracle_exits", "frame_floor", "OperatingRule", "RULES", "paired_drop_se",
+           "oracle_exits", "frame_floor", "OperatingRule", "RULES", "as_rule", "paired_drop_se",
            "choose_point"]
 
 EPS = 1e-8
@@ -247,7 +247,7 @@ def choose_point(rows: list[tuple], ref_acc: float, rule: OperatingRule) -> tupl
     return max(zip(score, inside), key=lambda x: (x[0], -x[1][1]["frac"]))[1]
 
 
-def _as_rule(rule: float | OperatingRule) -> OperatingRule:
+def as_rule(rule: float | OperatingRule) -> OperatingRule:
     """A bare tolerance is the fewest_frames rule at that tolerance."""
     return rule if isinstance(rule, OperatingRule) else OperatingRule(tolerance=float(rule))
 
@@ -257,7 +257,7 @@ def select(name: str, s: dict, labels: np.ndarray, grid: list, ref_acc: float,
     """The parameter `rule` chooses on these (validation) scores; a float is the tolerance of
     the default rule (the fewest mean frames whose accuracy >= ref_acc - tolerance, ties:
     higher accuracy; none qualifies -> the most accurate). -> (param, its summary)."""
-    rule = _as_rule(rule)
+    rule = as_rule(rule)
     steps = s["gate"].shape[1]
     ok_ref = apply_policy("full_clip", s, None)[1] == labels
     rows = []

@@ -57,7 +57,9 @@ class LemoConfig:
     mlp_prune_ratio: float = 0.3  # share of MLP channels NOT saved for backward (AE: 0.8)
     segment_size: NonNegInt = 2048  # tokens per lm_head+CE segment; 0 = unsegmented HF loss
     eliminate_in_eval: bool = False  # evaluation runs dense unless asked
-    attention: Literal["lemo", "s2"] = "lemo"  # "s2": LongLoRA shifted group attention baseline
+    # "s2": LongLoRA's shifted group attention baseline; MLP pruning still applies, so the
+    # baseline as LongLoRA runs it also sets mlp_prune_ratio=0 (the benches' longlora_s2 arms do)
+    attention: Literal["lemo", "s2"] = "lemo"
     s2_groups: PosInt = 4  # S2-Attn: group size = s / s2_groups
     # CUDA, Llama-family layers: an eliminating layer's attention (selection, gathers, q/k/v/o,
     # attention, scatter-add) runs as captured CUDA graphs (forward and backward;

@@ -66,6 +66,7 @@ class DistBenchConfig(GpuBenchConfig):
             raise ValueError(f"seq_lens must be positive multiples of 128, got {self.seq_lens}")
         if self.repeats < 1 or self.warmup < 0:
             raise ValueError("repeats must be >= 1 and warmup >= 0")
+        self.validate_lemo()
 
 
 def _build(cfg: DistBenchConfig, device: str, world: int):

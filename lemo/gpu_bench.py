@@ -151,6 +151,10 @@ class GpuBenchConfig:
                 raise ValueError(f"paired entry '{spec}' is not 'armA/armB@length' with known arms")
         if self.paired_rounds < 1:
             raise ValueError("paired_rounds must be >= 1")
+        self.validate_lemo()
+
+    def validate_lemo(self) -> None:
+        """The LeMo arms' selection and pruning fields (also `lemo.dist_bench`'s)."""
         if not 0.0 < self.keep_ratio <= 1.0 or not 0.0 <= self.mlp_prune_ratio < 1.0:
             raise ValueError("keep_ratio must be in (0, 1] and mlp_prune_ratio in [0, 1)")
         if self.sink_blocks < 0 or self.local_blocks < 0:

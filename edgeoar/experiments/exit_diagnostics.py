@@ -34,6 +34,7 @@ from edgeoar.data import class_names, load_split
 from edgeoar.exits import (
     OperatingRule,
     apply_policy,
+    as_rule,
     auc,
     compare_policies,
     curve,
@@ -89,7 +90,7 @@ def selection_bias(val: dict, yv: np.ndarray, steps: int, rule: float | Operatin
     the mean fraction of frames on A and B, and the share of halvings whose B drop exceeds
     the tolerance. rule: the bench's `OperatingRule` (a float: fewest_frames at that
     tolerance)."""
-    rule = rule if isinstance(rule, OperatingRule) else OperatingRule(tolerance=float(rule))
+    rule = as_rule(rule)
     tolerance = rule.tolerance
     rng = np.random.default_rng(seed)
     out: dict = {}

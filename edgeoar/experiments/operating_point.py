@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                           default_config="configs/edgeoar/bench.yaml")
     if not set(args.test_seeds) <= set(args.seeds):
         raise UserError(f"--test-seeds {args.test_seeds} must be among --seeds {args.seeds}")
+    if args.halvings < 1:
+        raise UserError(f"--halvings must be >= 1, got {args.halvings}")
     steps = bc.train.stream.clip_frames
     grid = threshold_grid("iie_mc", steps, bc.exits.conf_grid, bc.exits.mc_grid)
     rules = {k: OperatingRule(r.kind, bc.exits.tolerance, r.budget, r.z)

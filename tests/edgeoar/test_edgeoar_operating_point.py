@@ -129,10 +129,12 @@ def test_probe_end_to_end_reads_validation_only(monkeypatch, tmp_path):
     assert t["test_drop"] == t["test_full"] - t["test_acc"] and 0 < t["test_frac"] <= 1
 
 
-def test_test_seeds_outside_the_seeds_are_one_line_exit_2(capsys, tmp_path):
+@pytest.mark.parametrize("args, flag", [(["--test-seeds", "1"], "--test-seeds"),
+                                        (["--halvings", "0"], "--halvings")])
+def test_bad_flags_are_one_line_exit_2(args, flag, capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
-        run(op.main, ["--seeds", "0", "--test-seeds", "1", "--out", str(tmp_path / "x")])
+        run(op.main, ["--seeds", "0", *args, "--out", str(tmp_path / "x")])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert "--test-seeds" in err and len(err.splitlines()) == 1
+    assert flag in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x").exists()

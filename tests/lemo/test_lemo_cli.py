@@ -151,6 +151,15 @@ def test_train_from_pretrained_dir_jsonl_resume_and_eval(tmp_path, capsys):
     assert train.main(argv[:-4] + ["--set", "steps=5", "--out", str(run_dir)]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 5  # resumed at 3, not restarted
+    # another LeMo setting does not resume this checkpoint (nor rewrite its config.yaml)
+    saved = (run_dir / "config.yaml").read_text()
+    capsys.readouterr()  # the runs' progress so far
+    code, err = exit_code(train.main, argv[:-4] + ["--set", "steps=6", "--set",
+                                                   "lemo.keep_ratio=0.5", "--out", str(run_dir)],
+                          capsys)
+    assert code == 2 and "keep_ratio" in err and len(err.splitlines()) == 1
+    assert (run_dir / "config.yaml").read_text() == saved
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 5
     assert lemo_eval.main(["--run", str(run_dir), "--set", "seq_len=256",
                            "--set", "ppl_windows=1", "--set", "passkey_trials=1"]) == 0
     result = json.loads((run_dir / "eval.json").read_text())

@@ -79,10 +79,13 @@ def test_arm_table_matches_the_paper_setups():
     assert s2.mlp_prune_ratio == 0.0  # the baseline does not inherit LeMo's MLP pruning
 
 
-@pytest.mark.parametrize("name, paper", [("gpu_llama.yaml", False), ("gpu_llama_paper.yaml", True)])
-def test_gpu_configs_are_the_default_and_the_paper_setting(name, paper):
-    """gpu_llama.yaml benches the library's default, gpu_llama_paper.yaml the paper's AE setting
-    (the record in results/lemo_gpu); both keep a multiple of 8 MLP channels."""
+@pytest.mark.parametrize("name, paper, kept_channels", [("gpu_llama.yaml", False, 3944),
+                                                         ("gpu_llama_paper.yaml", True, 1128),
+                                                         ("gpu_opt.yaml", True, 1640)])
+def test_gpu_configs_are_the_default_and_the_paper_setting(name, paper, kept_channels):
+    """gpu_llama.yaml benches the library's default, gpu_llama_paper.yaml and gpu_opt.yaml the
+    paper's AE setting (the records in results/lemo_gpu and results/lemo_gpu/opt); each keeps a
+    multiple of 8 MLP channels."""
     from pathlib import Path
 
     from lemo.config import LemoConfig
@@ -96,7 +99,7 @@ def test_gpu_configs_are_the_default_and_the_paper_setting(name, paper):
     assert _policy(full) == _policy(ref)
     assert abs(full.mlp_prune_ratio - ref.mlp_prune_ratio) < 1e-3
     kept = round((1 - full.mlp_prune_ratio) * cfg.model.intermediate_size)
-    assert kept % 8 == 0 and kept == (1128 if paper else 3944)
+    assert kept % 8 == 0 and kept == kept_channels
 
 
 def test_dense_flops_closed_form():

@@ -123,7 +123,7 @@ def test_the_default_is_the_measured_frontier_point_and_the_paper_setting_stays_
     from pathlib import Path
 
     from lemo.bench import BenchConfig
-    from lemo.config import PAPER_POLICY, TrainConfig
+    from lemo.config import PAPER_POLICY, UNBIASED_POLICY, TrainConfig
     from lemo.experiments.accuracy_bench import arm_config
     from shared.config import load_config
 
@@ -141,6 +141,11 @@ def test_the_default_is_the_measured_frontier_point_and_the_paper_setting_stays_
     cfgs = root / "configs" / "lemo"
     assert load_config(cfgs / "lemo_2k.yaml", TrainConfig).lemo == LemoConfig()
     assert load_config(cfgs / "lemo_paper_2k.yaml", TrainConfig).lemo == paper
+    # the variants are the paper's setting but for what their comments name
+    assert load_config(cfgs / "lemo_predictor_2k.yaml", TrainConfig).lemo == LemoConfig.paper(
+        scorer="predictor")
+    assert load_config(cfgs / "lemo_unbiased_2k.yaml", TrainConfig).lemo == LemoConfig.paper(
+        **UNBIASED_POLICY)
     # the CPU bench measures the paper's claims: its LeMo arms keep the paper's selection
     assert _policy(BenchConfig().lemo)[:-1] == _policy(paper)[:-1]
     # baselines never inherit the default's MLP pruning

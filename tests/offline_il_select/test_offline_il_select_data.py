@@ -86,13 +86,15 @@ D4RL_TRAJECTORIES = {("HalfCheetah-v5", "random"): 1000, ("HalfCheetah-v5", "med
                      ("Hopper-v5", "medium_replay"): 2041}
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in Path("configs/offline_il_select").glob(
-    "*.yaml") if p.stem != "tiny"))
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "offline_il_select"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.yaml") if p.stem != "tiny"))
 def test_configs_take_as_many_source_trajectories_as_the_code_gets_from_d4rl(name):
     """n_s = min(1000, the D4RL file's trajectory count): halfcheetah-medium-replay-v2 holds 202
     trajectories, so the code's --num_s_s 1000 gives D_b 202 of them there, not 1000. (Hopper's
     random file holds tens of thousands of short episodes: 1000.)"""
-    d = load_config(f"configs/offline_il_select/{name}.yaml", TrainConfig).data
+    d = load_config(CONFIGS / f"{name}.yaml", TrainConfig).data
     assert d.n_s == min(1000, D4RL_TRAJECTORIES.get((d.env_id, d.source), 1000))
 
 

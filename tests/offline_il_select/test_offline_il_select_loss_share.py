@@ -110,6 +110,8 @@ def test_loss_share_refuses_bad_flags(tmp_path):
         main(["--setting", "nope", "--out", str(tmp_path / "a")])
     with pytest.raises(ConfigError, match="--fit-steps"):
         main(["--fit-steps", "1", "--out", str(tmp_path / "b")])
+    with pytest.raises(ConfigError, match="--n-s"):
+        main(["--n-s", "-1", "--out", str(tmp_path / "d")])
     with pytest.raises(ConfigError, match="no config"):
         main(["--set", "seed=1", "--out", str(tmp_path / "c")])
     assert not any(tmp_path.iterdir())
