@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
+import reprlib
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shared.errors import DataError
+from shared.errors import ConfigError, DataError
 from shared.validate import brief, check_torch_file, parse_json, read_json_file
 
 __all__ = [
@@ -32,6 +34,8 @@ __all__ = [
     "read_json",
     "make_run_dir",
     "Checkpointer",
+    "config_diff",
+    "check_resume",
 ]
 
 
@@ -187,3 +191,81 @@ class Checkpointer:
         if present:
             raise DataError(f"no readable checkpoint in {self.path.parent}")
         return None
+
+
+def config_diff(saved: dict, now: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two config dicts, in `now`'s order (then keys
+    only `saved` has). Mappings are compared key by key; anything else (lists included) as a
+    whole. A key on one side only is a difference."""
+    out = []
+    for k in list(now) + [k for k in saved if k not in now]:
+        key = f"{prefix}{k}"
+        a, b = saved.get(k, _MISSING), now.get(k, _MISSING)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_diff(a, b, f"{key}.")
+        elif a != b:
+            out.append(key)
+    return out
+
+
+_MISSING = object()
+
+
+def _allowed(key: str, allowed: tuple[str, ...] | list[str]) -> bool:
+    return any(key == a or key.startswith(f"{a}.") for a in allowed)
+
+
+def _lookup(d: dict, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return _MISSING
+        d = d[part]
+    return d
+
+
+def check_resume(run_dir: str | Path, now: Any, allowed: tuple[str, ...] | list[str] = (),
+                 names: tuple[str, ...] = ("ckpt",), saved: dict | None = None,
+                 resuming: bool | None = None) -> None:
+    """Refuse to resume `run_dir` under a config other than the one it was trained with.
+
+    `now`: the new config (a dataclass or its `shared.config.to_dict`). `saved`: the run's
+    config as a dict; by default read from `run_dir/config.yaml`. `allowed`: dotted keys (or
+    section prefixes: "eval" covers "eval.every") that change no step a resumed run computes,
+    such as the number of steps to train or how often to log. `resuming`: whether the run dir
+    holds a checkpoint; by default, whether a `Checkpointer(run_dir, name)` file exists for a
+    name in `names`. Nothing to resume: returns. A checkpoint without config.yaml, or any other
+    difference, is a one-line ConfigError naming the run dir and the keys (a few, then
+    "and N more"). Call it before writing to the run dir (config.yaml above all)."""
+    run_dir = Path(run_dir)
+    if resuming is None:
+        resuming = any(os.path.lexists(p) for n in names
+                       for p in (Checkpointer(run_dir, n).path, Checkpointer(run_dir, n).prev))
+    if not resuming:
+        return
+    if dataclasses.is_dataclass(now):
+        from shared.config import to_dict
+
+        now = to_dict(now)
+    if saved is None:
+        from shared.config import read_yaml
+
+        path = run_dir / "config.yaml"
+        if not os.path.lexists(path):
+            raise ConfigError(f"--out {run_dir}: holds a checkpoint but no config.yaml, so what "
+                              "it was trained with is unknown; use another --out")
+        saved = read_yaml(path)
+    diff = [k for k in config_diff(saved, now) if not _allowed(k, allowed)]
+    if not diff:
+        return
+    short = reprlib.Repr()
+    short.maxstring, short.maxother, short.maxlist = 40, 40, 4
+
+    def val(d: dict, k: str) -> str:
+        v = _lookup(d, k)
+        return "absent" if v is _MISSING else short.repr(v)
+
+    shown = [f"{k}={val(saved, k)} (now {val(now, k)})" for k in diff[:3]]
+    more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
+    free = f" (may change: {', '.join(allowed)})" if allowed else ""
+    raise ConfigError(f"--out {run_dir}: its checkpoint was trained with {', '.join(shown)}{more};"
+                      f" resume with those settings{free} or use another --out")

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
+import yaml
 
-from shared.errors import DataError
+from shared.errors import ConfigError, DataError
 from shared.io import (
     Checkpointer,
     atomic_path,
     atomic_write_csv,
     atomic_write_json,
     atomic_write_text,
+    check_resume,
+    config_diff,
     make_run_dir,
     read_json,
 )
@@ -90,3 +94,70 @@ def test_atomic_files_get_normal_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "r.txt").stat().st_mode) == 0o644
+
+
+def _run_dir(tmp_path, saved: dict | None, name: str = "ckpt"):
+    (tmp_path / f"{name}.pt").write_bytes(b"")
+    if saved is not None:
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    return tmp_path
+
+
+def test_config_diff_names_nested_keys_and_compares_lists_whole():
+    was = {"optim": {"lr": 1e-3, "betas": [0.9, 0.99]}, "steps": 10, "old": 1}
+    now = {"optim": {"lr": 1e-2, "betas": [0.9, 0.999]}, "steps": 10, "new": 2}
+    assert config_diff(was, now) == ["optim.lr", "optim.betas", "new", "old"]
+    assert config_diff(was, was) == []
+
+
+def test_check_resume_refuses_a_changed_key_in_one_line(tmp_path):
+    was = {"optim": {"lr": 1e-3}, "steps": 10}
+    run = _run_dir(tmp_path, was)
+    with pytest.raises(ConfigError) as e:
+        check_resume(run, {"optim": {"lr": 1e-2}, "steps": 10})
+    msg = str(e.value)
+    assert "\n" not in msg and str(run) in msg and "optim.lr=0.001 (now 0.01)" in msg
+    check_resume(run, was)  # same config: resumes
+
+
+def test_check_resume_allows_named_keys_and_prefixes(tmp_path):
+    was = {"steps": 10, "log": {"every": 5, "csv": True}, "optim": {"lr": 1e-3}}
+    run = _run_dir(tmp_path, was)
+    now = {"steps": 20, "log": {"every": 1, "csv": False}, "optim": {"lr": 1e-3}}
+    check_resume(run, now, allowed=("steps", "log"))
+    with pytest.raises(ConfigError, match="log.csv"):
+        check_resume(run, now, allowed=("steps", "log.every"))
+    with pytest.raises(ConfigError, match="optim.lr"):  # "optim.l" is no prefix of "optim.lr"
+        check_resume(run, {**now, "optim": {"lr": 1.0}}, allowed=("steps", "log", "optim.l"))
+
+
+def test_check_resume_lists_a_few_keys_then_and_n_more(tmp_path):
+    was = {f"k{i}": i for i in range(6)}
+    run = _run_dir(tmp_path, was)
+    with pytest.raises(ConfigError) as e:
+        check_resume(run, {f"k{i}": i + 1 for i in range(6)})
+    msg = str(e.value)
+    assert "k0=0 (now 1), k1=1 (now 2), k2=2 (now 3) and 3 more" in msg and "k3" not in msg
+
+
+def test_check_resume_without_checkpoint_or_without_config(tmp_path):
+    check_resume(tmp_path, {"a": 1})  # nothing to resume: a fresh run
+    (tmp_path / "config.yaml").write_text("a: 2\n")
+    check_resume(tmp_path, {"a": 1})  # a config but no checkpoint: nothing is resumed
+    (tmp_path / "config.yaml").unlink()
+    _run_dir(tmp_path, None, name="online")
+    check_resume(tmp_path, {"a": 1})  # another checkpoint name than the caller's
+    with pytest.raises(ConfigError, match="no config.yaml"):
+        check_resume(tmp_path, {"a": 1}, names=("offline", "online"))
+
+
+def test_check_resume_takes_a_saved_dict_and_a_dataclass(tmp_path):
+    @dataclasses.dataclass
+    class Cfg:
+        lr: float = 0.1
+        rounds: int = 3
+
+    check_resume(tmp_path, Cfg(rounds=5), allowed=("rounds",), saved={"lr": 0.1, "rounds": 3},
+                 resuming=True)
+    with pytest.raises(ConfigError, match="lr=0.2 \\(now 0.1\\)"):
+        check_resume(tmp_path, Cfg(), saved={"lr": 0.2, "rounds": 3}, resuming=True)
