@@ -5,7 +5,8 @@ visual content only; `stage`: + action stage; `shotvl`: + pose text), embeds the
 with the frozen MiniLM, and trains the vision tower and both projections with the contrastive
 loss with intra-video hard negatives. `init=<run dir or weights file>` fine-tunes a trained
 model (the ShotVL recipe: base first, then pose and stage text). Checkpoints every
-`ckpt_every` steps; rerunning with the same --out resumes. Writes config.yaml, metrics.json,
+`ckpt_every` steps; rerunning with the same --out resumes, under the same config but for
+`RESUME_FREE` (else exit 2). Writes config.yaml, metrics.json,
 model.safetensors.
 
 `get_model(cfg)` is the library entry point of the bench: weights cached under a key derived
@@ -34,7 +35,7 @@ from shared.cache import cached_file
 from shared.cli import parse_args, run
 from shared.config import save_config, to_dict
 from shared.errors import ConfigError, DataError
-from shared.io import Checkpointer, atomic_write_json, make_run_dir
+from shared.io import Checkpointer, atomic_write_json, check_resume, make_run_dir
 from shared.log import get_logger
 from shared.runtime import pick_device, set_seed
 
@@ -42,6 +43,8 @@ __all__ = ["training_data", "build_model", "train_model", "get_model", "main"]
 
 log = get_logger("bestshot.train")
 MODEL_FILE = "model.safetensors"
+# what a resumed run may change: checkpoint frequency only (`steps` sets the cosine schedule)
+RESUME_FREE = ("ckpt_every",)
 
 
 def training_data(cfg: TrainConfig) -> tuple[TrainData, VideoSet, list[np.ndarray]]:
@@ -92,9 +95,7 @@ def train_model(cfg: TrainConfig, run_dir: Path | None = None,
     state = ck.load() if ck else None
     start, opt_state = 0, None
     if state is not None:
-        if state["config"] != to_dict(cfg):
-            raise ConfigError(f"{run_dir}: checkpoint written with another config; use a "
-                              "fresh --out")
+        check_resume(run_dir, cfg, RESUME_FREE, saved=state["config"], resuming=True)
         model.load_state_dict(state["model"])
         start, opt_state = state["step"], state["opt"]
         log.info("resuming from step %d", start)
@@ -156,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                     "video; text=base|stage|shotvl picks the captions, init= fine-tunes. Rerun "
                     "with the same --out to resume.",
         default_config="configs/bestshot/default.yaml")
+    if args.out is not None:  # an existing run: before the data and its config.yaml
+        check_resume(args.out, cfg, RESUME_FREE)
     if cfg.init:
         _init_path(cfg.init)  # checked before the run dir is made
     pick_device(cfg.device)

@@ -47,12 +47,28 @@ def test_train_writes_a_run_and_resumes_to_the_same_weights(trained, tmp_path):
     resumed = tmp_path / "resumed"
     resumed.mkdir()
     shutil.copy(trained / "ckpt.prev.pt", resumed / "ckpt.pt")
+    shutil.copy(trained / "config.yaml", resumed / "config.yaml")
     code, _, err = _run(train.main, "--config", TINY, "--out", resumed)
     assert code == 0, err
     a, _ = load_model(trained)
     b, _ = load_model(resumed)
     for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-6, err_msg=k)
+
+
+def test_resume_under_a_changed_config_is_refused(trained, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained, run_dir)
+    saved = (run_dir / "config.yaml").read_text()
+    code, _, err = _run(train.main, "--config", TINY, "--out", run_dir, "--set", "lr=0.5")
+    assert code == 2 and "\n" not in err and "lr=" in err and str(run_dir) in err, err
+    assert (run_dir / "config.yaml").read_text() == saved
+    # checkpoint frequency changes no step: resumes (here: already at its last step)
+    code, _, err = _run(train.main, "--config", TINY, "--out", run_dir, "--set", "ckpt_every=1")
+    assert code == 0, err
+    assert "ckpt_every: 1" in (run_dir / "config.yaml").read_text()
 
 
 def test_eval_on_a_split_and_on_a_video_file(trained, tmp_path):
