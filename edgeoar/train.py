@@ -16,9 +16,10 @@ Schedules (`mode`, EdgeOAR sec. 3 "iterative training"; the schedule is our reco
 `lr_decay: cosine` decays each optimiser's rates over the epochs of its own phase
 (`lr_factor`; our addition, chosen on validation for the full configuration).
 
-Progress is logged; a checkpoint is written after every phase (rerun with the same --out to
-resume); the run dir gets config.yaml, metrics.json and model.safetensors (+ JSON info: the
-classes). `get_model(cfg)` trains once per config and caches the weights (`shared.cache`).
+Progress is logged; a checkpoint is written after every epoch (rerun with the same --out to
+resume, under the same config but for `resume_free`); the run dir gets config.yaml,
+metrics.json and model.safetensors (+ JSON info: the classes). `get_model(cfg)` trains once
+per config and caches the weights (`shared.cache`).
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ from edgeoar.models import MODEL_FILE, OnlineRecognizer, build_model, load_model
 from shared.cache import cached_file
 from shared.cli import parse_args, run
 from shared.config import save_config, to_dict
-from shared.io import Checkpointer, atomic_write_json, make_run_dir
+from shared.io import Checkpointer, atomic_write_json, check_resume, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
 
-__all__ = ["train_model", "get_model", "predict", "phases", "param_groups", "lr_factor",
-           "exit_thresholds", "accuracy_per_step", "main_loss", "distill_loss", "main"]
+__all__ = ["train_model", "resume_free", "get_model", "predict", "phases", "param_groups",
+           "lr_factor", "exit_thresholds", "accuracy_per_step", "main_loss", "distill_loss", "main"]
 
 log = get_logger("edgeoar.train")
 
@@ -65,6 +66,14 @@ def lr_factor(sched: list[str], e: int, decay: str) -> float:
         return 1.0
     k, n = sched[:e].count(sched[e]), sched.count(sched[e])
     return 0.5 * (1 + float(np.cos(np.pi * (k + 0.5) / n)))
+
+
+def resume_free(cfg: TrainConfig) -> tuple[str, ...]:
+    """Config keys a resumed run may change: logging, the test splits (never trained on) and,
+    where the finished epochs are a prefix of the longer schedule with the same rates (the
+    iterative and joint modes without decay), `rounds`."""
+    free = ("log_every", "stream.test_per_class", "stream.ood_per_class", "stream.ood_motion")
+    return free + (("rounds",) if cfg.mode != "full_clip" and cfg.lr_decay == "none" else ())
 
 
 def _inputs(data: dict, idx: np.ndarray, source: str, shift: int = 0, cell: int = 4):
@@ -227,6 +236,8 @@ def train_model(cfg: TrainConfig, run_dir: str | Path | None = None,
     done, hist = 0, {"loss": [], "phase": []}
     state = ck.load() if ck else None
     if state is not None:
+        if "config" in state:
+            check_resume(run_dir, cfg, resume_free(cfg), saved=state["config"], resuming=True)
         model.load_state_dict(state["model"])
         for ph, sd in state["opts"].items():
             opt_for(ph).load_state_dict(sd)
@@ -244,6 +255,7 @@ def train_model(cfg: TrainConfig, run_dir: str | Path | None = None,
         hist["phase"].append(sched[e])
         if ck:
             ck.save({"model": model.state_dict(), "done": e + 1, "hist": hist,
+                     "config": to_dict(cfg),
                      "opts": {k: o.state_dict() for k, o in opts.items()}})
         if (e + 1) % cfg.log_every == 0 or e + 1 == len(sched):
             log.info("epoch %d/%d %s loss %.4f", e + 1, len(sched), sched[e], loss)
@@ -304,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
                     "Rerun with the same --out to resume.",
         default_config="configs/edgeoar/default.yaml")
     check_stream(cfg.stream)  # bad actions or generator settings fail before the run dir
+    if args.out is not None:  # an existing run: before its config.yaml is rewritten
+        check_resume(args.out, cfg, resume_free(cfg))
     run_dir = make_run_dir(args.out, "edgeoar", "train")
     save_config(cfg, run_dir / "config.yaml")
     model, hist = train_model(cfg, run_dir)

@@ -33,6 +33,26 @@ def test_bad_input_is_one_line_exit_2(module, args, msg, capsys, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_resume_under_a_changed_config_is_one_line_before_any_work(capsys, tmp_path):
+    from shared.config import load_config, save_config
+    from shared.io import check_resume
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    cfg = load_config("configs/edgeoar/default.yaml", train.TrainConfig)
+    save_config(cfg, run_dir / "config.yaml")
+    (run_dir / "ckpt.pt").write_bytes(b"")  # refused before the checkpoint is read
+    saved = (run_dir / "config.yaml").read_text()
+    with pytest.raises(SystemExit) as e:
+        run(train.main, ["--out", str(run_dir), "--set", "batch_size=3"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "batch_size=" in err
+    assert (run_dir / "config.yaml").read_text() == saved
+    longer = load_config("configs/edgeoar/default.yaml", train.TrainConfig,
+                         ["rounds=9", "log_every=5"])
+    check_resume(run_dir, longer, train.resume_free(longer))  # more rounds: resumes
+
+
 def test_eval_of_a_missing_model_is_one_line(capsys, tmp_path):
     (tmp_path / "run").mkdir()
     with pytest.raises(SystemExit) as e:

@@ -18,6 +18,7 @@ from edgeoar.train import (
     predict,
     train_model,
 )
+from shared.errors import ConfigError
 
 CFG = TrainConfig(stream=StreamConfig(image_size=32, clip_frames=8),
                   model=ModelConfig(width=12, feat_dim=32), rounds=2, main_epochs=4,
@@ -48,6 +49,11 @@ def test_resume_continues_after_the_last_epoch(splits, tmp_path):
     longer = dataclasses.replace(short, rounds=2)
     m2, h2 = train_model(longer, tmp_path, splits=splits)
     assert h2["loss"][:3] == h1["loss"] and len(h2["loss"]) == 6
+    # more rounds resume; a changed rate, or more rounds under cosine decay, do not
+    for changed, key in ((dataclasses.replace(longer, lr=1e-2), "lr="),
+                         (dataclasses.replace(longer, rounds=3, lr_decay="cosine"), "lr_decay")):
+        with pytest.raises(ConfigError, match=key):
+            train_model(changed, tmp_path, splits=splits)
 
 
 def test_schedules_and_frozen_parts():
