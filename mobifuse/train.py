@@ -4,7 +4,8 @@
 
 Simulates (and caches) `train_scenes` + `val_scenes` seeded scenes (each on its own rig drawn
 from `rigs` when set), trains TwoStageFusionNet with masked L1 + gradient loss on random
-crops, checkpoints every `ckpt_every` steps (a rerun with the same --out resumes), and writes
+crops, checkpoints every `ckpt_every` steps (a rerun with the same --out resumes, under the
+same config but for `RESUME_FREE`: `steps` sets the cosine schedule), and writes
 model.safetensors (weights + net config + the DEI config and command it was trained with),
 metrics.json and the resolved config.yaml atomically to the run directory.
 """
@@ -26,7 +27,7 @@ from mobifuse.dei import DEI_CHANNELS
 from mobifuse.models import MODEL_FILE, TwoStageFusionNet, fusion_loss, save_model
 from shared.cli import parse_args, run
 from shared.config import save_config, to_dict
-from shared.io import Checkpointer, atomic_write_json, make_run_dir
+from shared.io import Checkpointer, atomic_write_json, check_resume, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
 
@@ -34,6 +35,9 @@ log = get_logger("mobifuse.train")
 
 TRAIN_SEED0 = 10_000  # training scenes use seeds TRAIN_SEED0 + seed * 100_000 + i
 VAL_SEED0 = 20_000
+# what a resumed run may change: none of these enters a training step (val scenes are scored
+# after the last step)
+RESUME_FREE = ("ckpt_every", "threads", "val_scenes")
 
 
 def scene_seeds(cfg: TrainConfig) -> tuple[list[int], list[int]]:
@@ -201,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                            quick={"train_scenes": 24, "val_scenes": 4, "steps": 100},
                            description=__doc__,
                            default_config="configs/mobifuse/tiny.yaml")
+    if args.out is not None:  # an existing run: before its config.yaml and the scenes
+        check_resume(args.out, cfg, RESUME_FREE)
     run_dir = make_run_dir(args.out, "mobifuse", "train")
     save_config(cfg, run_dir / "config.yaml")
     train_seeds, val_seeds = scene_seeds(cfg)

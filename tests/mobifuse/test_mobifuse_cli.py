@@ -78,10 +78,16 @@ def test_train_then_eval_then_resume(tmp_path):
     assert (out / "model.safetensors").is_file() and (out / "ckpt.pt").is_file()
     m = read_json(out / "metrics.json")
     assert m["steps"] == 4 and m["val_mae"] > 0
-    # rerun with more steps resumes from the checkpoint at step 4
+    # more steps would change the cosine schedule of the resumed steps: refused, run dir kept
+    saved = (out / "config.yaml").read_text()
+    r = _run("mobifuse.train", "--config", "configs/mobifuse/tiny.yaml", *TINY,
+             "--set", "steps=6", "--out", str(out))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "steps=4 (now 6)" in r.stderr and (out / "config.yaml").read_text() == saved
+    # validation scenes enter no training step: resumes (at its last step)
     assert train.main(["--config", "configs/mobifuse/tiny.yaml", *TINY,
-                       "--set", "steps=6", "--out", str(out)]) == 0
-    assert read_json(out / "metrics.json")["steps"] == 6
+                       "--set", "val_scenes=2", "--out", str(out)]) == 0
+    assert "val_scenes: 2" in (out / "config.yaml").read_text()
     ev = tmp_path / "ev"
     assert mf_eval.main(["--config", "configs/mobifuse/tiny.yaml", *TINY[:14],
                          "--run", str(out), "--scenes", "1",
