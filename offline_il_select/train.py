@@ -8,7 +8,8 @@ method prepare (ILID: discriminators + selection; ISW-BC: its discriminator), th
 `policy.steps` weighted-BC steps, evaluating the deterministic policy every `eval_every` steps
 (normalised score, D4RL convention: 0 = random, 100 = our deterministic expert; also against
 D4RL's published references). The run dir
-holds `config.yaml`, a resumable `ckpt.pt` (rerun with the same --out to resume), `curve.csv`,
+holds `config.yaml`, a resumable `ckpt.pt` (rerun with the same --out to resume, under the
+same config but for `RESUME_FREE`), `curve.csv`,
 `result.json` and `policy.pt`.
 """
 
@@ -34,11 +35,16 @@ from shared.io import (
     atomic_torch_save,
     atomic_write_csv,
     atomic_write_json,
+    check_resume,
     make_run_dir,
 )
 from shared.log import get_logger, progress
 from shared.metrics import normalized_return
 from shared.runtime import pick_device, set_seed
+
+# what a resumed run may change: the step budget (the rate is constant), evaluation,
+# checkpoint frequency, and the device index (its type is checked by `resume_state`)
+RESUME_FREE = ("policy.steps", "eval_every", "eval_episodes", "ckpt_every", "device")
 
 __all__ = ["build_method", "fit", "resume_state", "evaluate", "main"]
 
@@ -208,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     cfg.device = pick_device(cfg.device)  # no CUDA here: an error before anything is written
-    if args.out and Path(args.out).is_dir():  # resuming: refuse a device change up front
-        resume_state(args.out, torch.device(cfg.device))
+    if args.out and Path(args.out).is_dir():  # resuming: refuse a device or config change
+        resume_state(args.out, torch.device(cfg.device))  # up front
+        check_resume(args.out, cfg, RESUME_FREE)
     torch.set_num_threads(1)
     data = build_data(cfg.data)  # fails on bad data before the run dir is made
     run_dir = make_run_dir(args.out, "offline_il_select", f"train-{cfg.method}")

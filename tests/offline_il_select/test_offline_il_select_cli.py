@@ -27,7 +27,7 @@ def _cli(*args, cwd=None):
                           capture_output=True, text=True, cwd=cwd, env=env)
 
 
-def test_tiny_run_then_resume(tmp_path, caplog):
+def test_tiny_run_then_resume(tmp_path, caplog, capsys):
     out = tmp_path / "run"
     assert main(["--config", TINY, "--out", str(out)]) == 0
     res = json.loads((out / "result.json").read_text())
@@ -39,6 +39,17 @@ def test_tiny_run_then_resume(tmp_path, caplog):
     assert "at step 40" in caplog.text
     curve = (out / "curve.csv").read_text().strip().splitlines()
     assert [line.split(",")[0] for line in curve[1:]] == ["20", "40", "60"]
+    # a changed training key is refused before any work, the run dir left as it was
+    from shared.cli import run
+
+    saved = (out / "config.yaml").read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        run(main, ["--config", TINY, "--out", str(out), "--set", "policy.steps=60",
+                   "--set", "policy.lr=0.01"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "policy.lr=" in err, err
+    assert (out / "config.yaml").read_text() == saved
 
 
 def test_resume_on_another_device_is_refused(tmp_path):
