@@ -6,7 +6,8 @@ The recipe: build D_e and D_s (`data.py`), normalise states with D_e ∪ D_s sta
 both phases), run the offline phase `pretrain` (OLLIE's steps 1-3 or a baseline) to get π⁰,
 then, when `online.env_steps > 0`, GAIL + PPO from π⁰ with the aligned D⁰ or a random
 discriminator. The run dir holds `config.yaml`, resumable checkpoints of both phases
-(`offline.pt`, `online.pt`: rerun with the same --out to resume, mid-online too),
+(`offline.pt`, `online.pt`: rerun with the same --out to resume, mid-online too, under the
+same config but for `resume_free`),
 `offline_curve.csv`, `online_curve.csv`, `result.json`, and the weights as safetensors with a
 JSON description (`policy0.safetensors` = π⁰, `policy.safetensors` = final policy,
 `offline_nets.safetensors` = d, ν, y; `model.json`).
@@ -28,13 +29,13 @@ from ollie.gail import OnlineState, ValueNet, run_online
 from ollie.offline import OLLIEPretrainer, t32
 from shared.cli import parse_args, run
 from shared.config import save_config
-from shared.errors import ConfigError
 from shared.il.models import Normalizer, TanhGaussianPolicy
 from shared.il.rollout import evaluate_policy
 from shared.io import (
     Checkpointer,
     atomic_write_csv,
     atomic_write_json,
+    check_resume,
     make_run_dir,
     save_weights,
 )
@@ -43,9 +44,21 @@ from shared.metrics import normalized_return
 from shared.runtime import pick_device, set_seed
 
 __all__ = ["build_pretrainer", "evaluate", "fit_offline", "pretrain", "online_starts",
-           "start_online", "build_online", "fit", "finetune", "fit_online", "main"]
+           "start_online", "build_online", "fit", "finetune", "fit_online", "resume_free", "main"]
 
 log = get_logger("ollie.train")
+
+
+def resume_free(run_dir: Path) -> tuple[str, ...]:
+    """Config keys a resumed run may change: the online budget (no schedule depends on it),
+    evaluation and checkpoint frequency, and, until the online phase has begun from π⁰, the
+    offline policy steps (constant rates: a longer run extends the shorter one)."""
+    free = ("online.env_steps", "online.eval_every", "online.ckpt_every", "eval_episodes",
+            "offline_eval_every", "offline_ckpt_every")
+    online = Checkpointer(run_dir, "online")
+    if any(p.exists() for p in (online.path, online.prev)):
+        return free
+    return free + ("offline.policy_steps", "baselines.bc_steps")
 
 
 def build_pretrainer(cfg: TrainConfig, data: OLLIEData, norm: Normalizer):
@@ -301,16 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_train_config(args.config, over, args.quick)
     cfg.device = pick_device(cfg.device)  # no CUDA here: an error before anything is written
     torch.set_num_threads(1)
+    if args.out is not None:  # an existing run: before the data and its config.yaml
+        check_resume(args.out, cfg, resume_free(Path(args.out)), names=("offline", "online"))
     data = build_data(cfg.data)  # bad data fail here, before the run dir is made
     run_dir = make_run_dir(args.out, "ollie", f"train-{cfg.pretrain}-{cfg.online.discriminator}")
-    if (run_dir / "config.yaml").exists() and args.out:
-        from shared.config import load_config
-
-        old = load_config(run_dir / "config.yaml", TrainConfig)
-        if (old.pretrain, old.online.discriminator, old.data) != (
-                cfg.pretrain, cfg.online.discriminator, cfg.data):
-            raise ConfigError(f"--out {run_dir}: holds a run of another arm or data; use a new "
-                              "directory")
     save_config(cfg, run_dir / "config.yaml")
     log.info("%s + %s discriminator on %s (%s) -> %s", cfg.pretrain, cfg.online.discriminator,
              cfg.data.env_id, data.description, run_dir)

@@ -129,5 +129,16 @@ def test_out_of_another_arm_is_refused_unchanged(tmp_path):
     r = _cli("--config", TINY, "--out", str(out), "--set", "pretrain=bc_expert",
              "--set", "online.discriminator=random")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert "another arm" in r.stderr
+    assert "pretrain='ollie' (now 'bc_expert')" in r.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # a changed training key of the same arm, too; the online budget may grow
+    r = _cli("--config", TINY, "--out", str(out), "--set", "online.env_steps=0",
+             "--set", "offline.policy_lr=0.001")
+    assert r.returncode == 2 and "offline.policy_lr=" in r.stderr, r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    from ollie.train import resume_free
+    from shared.config import to_dict
+    from shared.io import check_resume
+
+    longer = load_train_config(TINY, ["online.env_steps=512"])
+    check_resume(out, to_dict(longer), resume_free(out), names=("offline", "online"))
