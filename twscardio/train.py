@@ -3,8 +3,8 @@
 Reads a typed config (configs/twscardio/*.yaml, `--set key=value` overrides), simulates the
 training and validation subjects (disjoint), trains `BCG2SCGNet` with the region-focused loss
 (`--set loss.kind=l1` for the plain-L1 ablation), checkpoints atomically every `ckpt_every`
-steps (rerun with the same --out to resume) and writes config.yaml, metrics.json,
-model.safetensors.
+steps (rerun with the same --out to resume, under the same config but for `RESUME_FREE`:
+`steps` sets the cosine schedule) and writes config.yaml, metrics.json, model.safetensors.
 
 `get_model(cfg)` is the library entry point: trained weights are cached under a key derived
 from the config (`shared.cache.cached_file`), so the bench trains each arm once.
@@ -25,7 +25,7 @@ from shared.cache import cached_arrays, cached_file
 from shared.cli import parse_args, run
 from shared.config import save_config, to_dict
 from shared.errors import DataError
-from shared.io import Checkpointer, atomic_write_json, make_run_dir
+from shared.io import Checkpointer, atomic_write_json, check_resume, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
 from twscardio.beatsync import TimingModel, fit_timing, load_timing, save_timing
@@ -182,6 +182,12 @@ def training_view(cfg: TrainConfig) -> TrainConfig:
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
+# what a resumed run may change: what `_model_key` and `training_view` leave out (checkpoint
+# frequency, the quality and beat-sync stages, the per-recording conditions training draws)
+RESUME_FREE = ("ckpt_every", "quality", "sync", "sim.fs_in", "sim.motion_level",
+               "sim.channel.loss", "sim.channel.burst", "sim.channel.samples_per_packet")
+
+
 def _model_key(cfg: TrainConfig) -> dict:
     d = _view_dict(cfg)
     for k in ("device", "ckpt_every", "quality", "sync"):  # do not change the trained weights
@@ -272,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                     "+ time encoding -> SCG at 100 Hz, region-focused loss (loss.kind=region) "
                     "or plain L1 (loss.kind=l1). Rerun with the same --out to resume.",
         default_config="configs/twscardio/default.yaml")
+    if args.out is not None:  # an existing run: before its config.yaml and the simulation
+        check_resume(args.out, cfg, RESUME_FREE)
     run_dir = make_run_dir(args.out, "twscardio", "train")
     save_config(cfg, run_dir / "config.yaml")
     model, hist = train_model(cfg, run_dir)

@@ -70,7 +70,7 @@ def test_eval_missing_earcardio_dir_exit_2(capsys, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_train_resumes_from_checkpoint(tmp_path, caplog):
+def test_train_resumes_from_checkpoint(tmp_path, caplog, capsys):
     import logging
 
     import torch
@@ -78,9 +78,21 @@ def test_train_resumes_from_checkpoint(tmp_path, caplog):
     out = tmp_path / "run"
     assert train.main(["--out", str(out), *TINY]) == 0
     assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 3
-    caplog.set_level(logging.INFO)
+    # more steps would stretch the cosine schedule of the resumed steps: refused, dir unchanged
+    saved = (out / "config.yaml").read_text()
     more = [a if a != "steps=3" else "steps=5" for a in TINY]
-    assert train.main(["--out", str(out), *more]) == 0
-    assert "resumed from step 3" in caplog.text
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        run(train.main, ["--out", str(out), *more])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "steps=3 (now 5)" in err, err
+    assert (out / "config.yaml").read_text() == saved
+    # an interrupted run resumes, also with another checkpoint frequency
     state = torch.load(out / "ckpt.pt", weights_only=False)
-    assert state["step"] == 5 and len(state["hist"]["loss"]) == 5
+    state["step"], state["hist"]["loss"] = 2, state["hist"]["loss"][:2]
+    torch.save(state, out / "ckpt.pt")
+    caplog.set_level(logging.INFO)
+    assert train.main(["--out", str(out), *TINY, "--set", "ckpt_every=1"]) == 0
+    assert "resumed from step 2" in caplog.text
+    state = torch.load(out / "ckpt.pt", weights_only=False)
+    assert state["step"] == 3 and len(state["hist"]["loss"]) == 3
