@@ -2,11 +2,12 @@
 server-side detection of tampered watermarks) and write per-client results to a run dir.
 
 Writes config.yaml, ckpt.pt (every `checkpoint_every` rounds and at the end; rerunning with
-the same --out resumes from it), history.json (per round: sampled, rejected, upload bit
-accuracies) and metrics.json (per client: personalised accuracy, head and slice bit accuracy;
-detection rate and false flags). `--engine flower` runs the same Strategy and clients on
-Flower (`flwr`): `flower` uses Flower's Simulation Engine (needs Ray), `flower-inprocess` an
-in-process Flower grid; neither checkpoints.
+the same --out resumes from it, under the same config but for `RESUME_FREE`), history.json
+(per round: sampled, rejected, upload bit accuracies) and metrics.json (per client:
+personalised accuracy, head and slice bit accuracy; detection rate and false flags).
+`--engine flower` runs the same Strategy and clients on Flower (`flwr`): `flower` uses
+Flower's Simulation Engine (needs Ray), `flower-inprocess` an in-process Flower grid;
+neither checkpoints.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from robwe.config import RobWEConfig
 from robwe.federation import Federation, build_federation, evaluate_clients, under_embedded
 from shared.cli import build_parser, parse_args, run
 from shared.config import save_config, to_dict
-from shared.errors import ConfigError
 from shared.fl import run_rounds
-from shared.io import Checkpointer, atomic_write_json, make_run_dir
+from shared.io import Checkpointer, atomic_write_json, check_resume, make_run_dir
 from shared.log import get_logger
 from shared.runtime import set_seed
 
 log = get_logger("robwe.train")
+# what a resumed run may change: more rounds (every round's sampling and training depend on
+# the round number, not on the total), checkpoint frequency, threads, cpu/auto
+RESUME_FREE = ("fl.rounds", "checkpoint_every", "threads", "device")
 
 
 def summarise(fed: Federation, private: dict) -> dict:
@@ -67,9 +70,7 @@ def train(cfg: RobWEConfig, run_dir: Path, engine: str = "loop",
     start = 1
     state = ckpt.load() if engine == "loop" else None
     if state is not None:
-        if state["config"] != to_dict(cfg):
-            raise ConfigError(f"{run_dir}: checkpoint was written with a different config; "
-                              "use a fresh --out")
+        check_resume(run_dir, cfg, RESUME_FREE, saved=state["config"], resuming=True)
         fed.strategy.load_state_dict(state["strategy"])
         private, history, start = state["private"], state["history"], state["round"] + 1
         log.info("resuming from round %d", state["round"])
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                            parser=parser)
     set_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
+    if args.out is not None:  # an existing run: before the data and its config.yaml
+        check_resume(args.out, cfg, RESUME_FREE)
     fed = build_federation(cfg)  # reads and checks the data before the run dir is made
     run_dir = make_run_dir(args.out, "robwe", "train")
     log.info("run dir %s", run_dir)

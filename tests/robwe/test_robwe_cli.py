@@ -91,8 +91,14 @@ def test_train_resume_and_eval(tmp_path, caplog):
     assert "resuming from round 2" in caplog.text
     assert read_json(b / "metrics.json") == m
 
+    saved = (b / "config.yaml").read_text()
     code, _, err = _run(train.main, "--config", cfg, "--out", b, "--seed", "4")
-    assert code == 2 and "different config" in err
+    assert code == 2 and "seed=3 (now 4)" in err and len(err.splitlines()) == 1, err
+    assert (b / "config.yaml").read_text() == saved
+    # more rounds extend the run
+    caplog.clear()
+    assert _run(train.main, "--config", cfg, "--out", b, "--set", "fl.rounds=5")[0] == 0
+    assert "resuming from round 4" in caplog.text and len(read_json(b / "history.json")) == 5
 
     assert _run(rw_eval.main, "--run", a)[0] == 0
     ev = read_json(a / "eval.json")
