@@ -11,7 +11,8 @@ Output (run dir): `<key>.pt`, the state dict in `store_dtype`, and `<key>.json`,
 (model config, key, command, versions, loss curve summary, held-out perplexity and passkey
 accuracy at the pretraining length). `--install` also copies both into `lemo/weights/`, where
 `lemo.models.load_model` finds them for every config with the same key. Checkpoints every
-`save_every` steps; rerun with the same `--out` to resume.
+`save_every` steps; rerun with the same `--out` to resume (under the same config but for
+`RESUME_FREE`: the cosine decay spans `model.pretrain_steps`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,14 @@ from lemo.finetune import clipped_step
 from shared.cli import build_parser, parse_args, run
 from shared.config import save_config, to_dict
 from shared.errors import ConfigError
-from shared.io import Checkpointer, atomic_path, atomic_torch_save, atomic_write_json, make_run_dir
+from shared.io import (
+    Checkpointer,
+    atomic_path,
+    atomic_torch_save,
+    atomic_write_json,
+    check_resume,
+    make_run_dir,
+)
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, versions
 from shared.text import evaluate_perplexity, load_corpus
@@ -69,6 +77,11 @@ class PretrainConfig:
     def validate(self) -> None:
         if self.model.path is not None:
             raise ValueError("model.path is set: lemo.pretrain builds the embedded LM only")
+
+
+# what a resumed run may change: logging, checkpoint frequency, the final evaluation and the
+# stored dtype of the weights file
+RESUME_FREE = ("log_every", "save_every", "eval_windows", "passkey_trials", "store_dtype")
 
 
 def _lr_at(step: int, cfg: ModelConfig) -> float:
@@ -136,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     if mc.rope_scaling_factor != 1.0:
         raise ConfigError("model.rope_scaling_factor applies when fine-tuning; pretraining "
                           "runs unscaled (leave it at 1.0)")
+    if args.out is not None:  # an existing run: before its config.yaml and the model
+        check_resume(args.out, cfg, RESUME_FREE)
     device = pick_device(cfg.device)
     key = embedded_key(mc)
     run_dir = make_run_dir(args.out, "lemo", "pretrain")

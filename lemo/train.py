@@ -4,7 +4,7 @@ Recipe: load the model (`model.path` or the embedded pretrained byte-level LM) -
 -> peft LoRA -> (scorer=predictor: fit pattern predictors with the LM frozen) -> AdamW on the
 LoRA weights, constant lr after warm-up (the paper's AE schedule) -> adapter + predictors saved
 in the run dir. Checkpoints every `save_every` steps; rerunning with the same `--out` resumes
-(under the same `lemo` settings: `check_resume`).
+(under the same config but for `RESUME_FREE`: `check_resume`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from lemo.config import PredictorConfig, TrainConfig
 from lemo.data import load_text
@@ -37,12 +36,13 @@ from lemo.patch import lemo_layers
 from lemo.predictor import PREDICTORS_FILE, fit_predictors, save_predictors
 from shared.cli import parse_args, run
 from shared.config import save_config, to_dict
-from shared.errors import ConfigError, DataError
+from shared.errors import DataError
 from shared.io import (
     Checkpointer,
     atomic_write_csv,
     atomic_write_json,
 )
+from shared.io import check_resume as shared_check_resume
 from shared.log import get_logger
 from shared.runtime import pick_device, set_seed
 
@@ -96,27 +96,23 @@ def main(argv: list[str] | None = None) -> int:
         cleanup(env, barrier=done)
 
 
-# `lemo` fields a resumed run may change: evaluation only, and CUDA graphs (same steps, faster)
-RESUME_FREE = ("eliminate_in_eval", "cuda_graph_max_tokens")
+# what a resumed run may change: the step budget (constant rate after warm-up), logging and
+# checkpoint frequency, the device and the DDP/FSDP2 strategy (the LoRA state and its sharded
+# checkpoints load onto any, on any number of ranks), recomputation in backward, the
+# validation text, and in `lemo` evaluation only and CUDA graphs (same steps, faster)
+RESUME_FREE = ("steps", "log_every", "save_every", "device", "distributed", "grad_checkpointing",
+               "data.val_path", "lemo.eliminate_in_eval", "lemo.cuda_graph_max_tokens")
 
 
 def check_resume(run_dir: Path, cfg: TrainConfig) -> None:
-    """A run dir holding a checkpoint resumes only under the LeMo setting it was trained with
-    (its config.yaml's `lemo` section, but for the fields that change no training step:
-    `RESUME_FREE`): resuming under another one, e.g. a run of an earlier default, would mix
-    two settings in one run and overwrite its config.yaml with the second. Every rank reads the
-    same file before rank 0 rewrites it (atomically, with the same `lemo`)."""
-    saved, ckpt = run_dir / "config.yaml", Checkpointer(run_dir)
-    if not saved.is_file() or not (has_checkpoint(run_dir) or os.path.lexists(ckpt.path)
-                                   or os.path.lexists(ckpt.prev)):
-        return
-    was = (yaml.safe_load(saved.read_text()) or {}).get("lemo") or {}
-    now = to_dict(cfg.lemo)
-    diff = [f"{k}={was[k]!r} (now {now[k]!r})" for k in now
-            if k in was and k not in RESUME_FREE and was[k] != now[k]]
-    if diff:
-        raise ConfigError(f"--out {run_dir}: its checkpoint was trained with lemo "
-                          f"{', '.join(diff)}; resume with those settings or use another --out")
+    """A run dir holding a checkpoint (single-file or sharded) resumes only under the config it
+    was trained with (its config.yaml), but for `RESUME_FREE`: resuming under another one, e.g.
+    a run of an earlier default, would mix two settings in one run and overwrite its
+    config.yaml with the second. Every rank reads the same file before rank 0 rewrites it
+    (atomically, with the same training keys)."""
+    ckpt = Checkpointer(run_dir)
+    resuming = has_checkpoint(run_dir) or any(os.path.lexists(p) for p in (ckpt.path, ckpt.prev))
+    shared_check_resume(run_dir, cfg, RESUME_FREE, resuming=resuming)
 
 
 def _train(args, cfg: TrainConfig, env: DistEnv) -> int:

@@ -159,6 +159,10 @@ def test_train_from_pretrained_dir_jsonl_resume_and_eval(tmp_path, capsys):
                           capsys)
     assert code == 2 and "keep_ratio" in err and len(err.splitlines()) == 1
     assert (run_dir / "config.yaml").read_text() == saved
+    code, err = exit_code(train.main, argv[:-4] + ["--set", "lr=0.5", "--out", str(run_dir)],
+                          capsys)  # a training key outside `lemo`, too
+    assert code == 2 and "lr=0.001 (now 0.5)" in err and len(err.splitlines()) == 1, err
+    assert (run_dir / "config.yaml").read_text() == saved
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 5
     assert lemo_eval.main(["--run", str(run_dir), "--set", "seq_len=256",
                            "--set", "ppl_windows=1", "--set", "passkey_trials=1"]) == 0

@@ -71,7 +71,7 @@ def test_mismatched_key_pretrains_locally_and_caches(monkeypatch, tmp_path):
     assert len(calls) == 1 and models_pretrain is real
 
 
-def test_pretrain_recipe_writes_keyed_weights_and_record(tmp_path, monkeypatch):
+def test_pretrain_recipe_writes_keyed_weights_and_record(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(models, "WEIGHTS_DIR", tmp_path / "weights")
     out = tmp_path / "run"
     argv = ["--device", "cpu", "--out", str(out), "--install", "--set", "passkey_trials=2",
@@ -86,6 +86,17 @@ def test_pretrain_recipe_writes_keyed_weights_and_record(tmp_path, monkeypatch):
     assert (out / f"{key}.pt").is_file() and (tmp_path / "weights" / f"{key}.pt").is_file()
     sd = torch.load(out / f"{key}.pt")
     assert all(v.dtype == torch.float16 for v in sd.values() if v.is_floating_point())
+    # a rerun resumes under the same recipe only (evaluation settings may change)
+    saved = (out / "config.yaml").read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        run(pretrain_main, argv + ["--set", "model.pretrain_lr=0.01"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "model.pretrain_lr=" in err and len(err.splitlines()) == 1
+    assert (out / "config.yaml").read_text() == saved
+    with pytest.raises(SystemExit) as e:
+        run(pretrain_main, argv + ["--set", "passkey_trials=1"])
+    assert e.value.code == 0 and "passkey_trials: 1" in (out / "config.yaml").read_text()
 
 
 def test_pretrain_rejects_rope_scaling(tmp_path, capsys):
