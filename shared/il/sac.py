@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from shared.config import NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
+from shared.errors import ConfigError
 from shared.il.envs import make_vector_env
 from shared.il.nets import EnsembleMLP, member_state_dict
 from shared.il.policy import squash_log_std
@@ -136,8 +137,13 @@ class ReplayBuffer:
 
     def load(self, st: dict) -> None:
         n = st["size"]
+        if n > self.capacity:
+            raise ConfigError(f"the checkpoint's replay buffer holds {n} transitions, more than "
+                              f"this run's capacity {self.capacity} (total_steps, buffer_size)")
         self.data[:, :n] = st["data"].to(self.data.device)
-        self.ptr, self.size = st["ptr"], n
+        # a buffer filled to a smaller capacity (a run extended by more total_steps) goes on
+        # appending, as the longer run would have, instead of wrapping onto its first rows
+        self.ptr, self.size = (st["ptr"] if n == self.capacity else n), n
         self.size_t.fill_(n)
 
 

@@ -52,8 +52,12 @@ def test_tiny_run_resumes_and_exports(tmp_path):
     assert s1["steps"] == 300
     hist = json.loads((tmp_path / "history.json").read_text())
     assert [h["step"] for h in hist] == [150, 300]
+    first = torch.load(tmp_path / "ckpt.pt", weights_only=False)["buffer"]["data"]
     cfg.total_steps = 450
     s2 = train_sac(cfg, tmp_path)  # resumes at 300 (checkpoint incl. replay buffer)
+    buf = torch.load(tmp_path / "ckpt.pt", weights_only=False)["buffer"]
+    # appended after the first 300 transitions (as a 450-step run), none overwritten
+    assert buf["size"] == 450 and torch.equal(buf["data"][:, :300], first)
     hist = json.loads((tmp_path / "history.json").read_text())
     assert [h["step"] for h in hist] == [150, 300, 450] and s2["steps"] == 450
     snaps = torch.load(tmp_path / "snapshots.pt", weights_only=False)["snapshots"]
@@ -65,3 +69,25 @@ def test_tiny_run_resumes_and_exports(tmp_path):
     assert info["env_id"] == "InvertedPendulum-v5"
     act = pol.act(np.zeros((2, 4)))
     assert act.shape == (2, 1) and np.all(np.abs(act) <= 3.0)
+
+
+def test_expert_recipe_refuses_resuming_under_a_changed_config(tmp_path, capsys):
+    import pytest
+
+    from shared.cli import run
+    from shared.config import save_config
+    from shared.il import train_expert
+    from shared.io import check_resume
+
+    cfg = SACConfig(env_id="InvertedPendulum-v5", total_steps=300)
+    save_config(cfg, tmp_path / "config.yaml")
+    (tmp_path / "ckpt.pt").write_bytes(b"")  # refused before the checkpoint is read
+    saved = (tmp_path / "config.yaml").read_text()
+    with pytest.raises(SystemExit) as e:
+        run(train_expert.main, ["--out", str(tmp_path), "--set", "env_id=InvertedPendulum-v5",
+                                "--set", "total_steps=300", "--set", "lr=0.01"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and "lr=0.0003 (now 0.01)" in err and len(err.splitlines()) == 1
+    assert (tmp_path / "config.yaml").read_text() == saved
+    longer = SACConfig(env_id="InvertedPendulum-v5", total_steps=600, time_limit_s=60.0)
+    check_resume(tmp_path, longer, train_expert.RESUME_FREE)  # a longer budget resumes
