@@ -116,6 +116,10 @@ class FeedbackConfig:
     # the samples' tokens in the LLM update, and reward x n-gram novelty as the update weight
     sample_kl: NonNegFloat = 0.0
     novelty: bool = False
+    # ours, off by default: weight of the generative classifier's cross-entropy (Bayes' rule
+    # over every label's prompt) on the first `contrast_batch` samples of each update batch
+    label_contrast: NonNegFloat = 0.0
+    contrast_batch: PosInt = 16
 
 
 @dataclass

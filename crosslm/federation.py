@@ -238,7 +238,8 @@ class CrossLMStrategy(Strategy):
             losses = update_llm(self.llm, prompts, conts, w, bottom if fb.unlikelihood else
                                 np.zeros(n, bool), self.general, L.steps, L.batch, L.lr,
                                 fb.guard, fb.guard_weight, fb.unlikelihood,
-                                L.pretrain_seq, rng, fb.sample_kl)
+                                L.pretrain_seq, rng, fb.sample_kl, fb.label_contrast,
+                                self.prompts, y, fb.contrast_batch)
         if "probs" in ups[0].state:
             probs = np.mean([u.state["probs"].numpy() for u in ups], axis=0)
         else:

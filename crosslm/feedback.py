@@ -12,6 +12,10 @@ are reconstructed, the paper's method section was not available).
 - `masked_kl`, `sample_kl_loss`: KL(p_initial || p_model) of the next-token distributions on
   the synthetic samples' own tokens, a diversity-preserving anchor for the LLM update
   (`feedback.sample_kl`, ours);
+- `label_contrast_loss`: the cross-entropy of the LLM's own generative classifier
+  p(y | x~) = softmax_c log p_LLM(x~ | c) on the weighted samples, i.e. Bayes' rule with a
+  uniform label prior over the summed token log-likelihoods under each label's prompt; a
+  label-discriminative term for the update (`feedback.label_contrast`, ours);
 - `ngram_novelty`: the share of a sample's character n-grams that no other sample of the
   round has, a weight that keeps near-repeats from dominating the update
   (`feedback.novelty`, ours);
@@ -29,7 +33,8 @@ from shared.text import sample_windows
 
 __all__ = ["pack_pairs", "token_nll", "aggregate_scores", "sample_weights",
            "weighted_nll_loss", "unlikelihood_loss", "guard_loss", "masked_kl",
-           "sample_kl_loss", "ngram_novelty", "select_for_clients", "update_llm"]
+           "sample_kl_loss", "label_contrast_loss", "ngram_novelty", "select_for_clients",
+           "update_llm"]
 
 
 def pack_pairs(prompts: list[list[int]], conts: list[list[int]],
@@ -141,6 +146,21 @@ def sample_kl_loss(model, ids: torch.Tensor, tgt_mask: torch.Tensor,
     return masked_kl(logits, ref, tgt_mask)
 
 
+def label_contrast_loss(model, label_prompts: list[list[int]], conts: list[list[int]],
+                        labels: np.ndarray, weights: torch.Tensor) -> torch.Tensor:
+    """sum_i w_i CE(softmax_c(-NLL_i(c)), y_i) / sum_i w_i, NLL_i(c) the summed token NLL of
+    continuation `conts[i]` after label c's prompt: the generative classifier's loss on the
+    samples (one forward pass of len(conts) x C rows)."""
+    C, b = len(label_prompts), len(conts)
+    device = next(model.parameters()).device
+    ids, m = pack_pairs([label_prompts[c] for c in range(C) for _ in range(b)], list(conts) * C)
+    ids, m = ids.to(device), m.to(device)
+    nll = token_nll(model(input_ids=ids).logits, ids, m).sum(1).reshape(C, b).T  # (b, C)
+    y = torch.as_tensor(np.asarray(labels, np.int64), device=device)
+    ce = F.cross_entropy(-nll, y, reduction="none")
+    return (weights * ce).sum() / weights.sum().clamp(min=1e-12)
+
+
 def ngram_novelty(texts: list[str], n: int = 6) -> np.ndarray:
     """(N,) share of each text's distinct character n-grams that occur in no other text of
     `texts` (1: nothing shared; a text shorter than n counts as 1)."""
@@ -160,10 +180,16 @@ def select_for_clients(scores: np.ndarray, labels: np.ndarray, keep_top: float) 
 def update_llm(model, prompts: list[list[int]], conts: list[list[int]], weights: np.ndarray,
                bottom: np.ndarray, general: np.ndarray | None, steps: int, batch: int,
                lr: float, guard: str, guard_weight: float, unlikelihood: float,
-               seq: int, rng: np.random.Generator, sample_kl: float = 0.0) -> list[float]:
+               seq: int, rng: np.random.Generator, sample_kl: float = 0.0,
+               label_contrast: float = 0.0, all_prompts: list[list[int]] | None = None,
+               labels: np.ndarray | None = None, contrast_batch: int = 16) -> list[float]:
     """`steps` AdamW steps on the trainable (LoRA) parameters: reward-weighted NLL of the
-    weighted samples (+ `sample_kl` x their KL from the initial LLM) + unlikelihood on the
-    `bottom` ones + the guard on general windows. Returns the per-step loss."""
+    weighted samples (+ `sample_kl` x their KL from the initial LLM, + `label_contrast` x
+    `label_contrast_loss` on the first `contrast_batch` of them, which needs every label's
+    prompt `all_prompts` and the samples' `labels`) + unlikelihood on the `bottom` ones +
+    the guard on general windows. Returns the per-step loss."""
+    if label_contrast > 0 and (all_prompts is None or labels is None):
+        raise ValueError("label_contrast needs all_prompts and labels")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     device = next(model.parameters()).device
@@ -182,6 +208,11 @@ def update_llm(model, prompts: list[list[int]], conts: list[list[int]], weights:
             loss = loss + weighted_nll_loss(logits, ids, m, w)
             if sample_kl > 0:
                 loss = loss + sample_kl * sample_kl_loss(model, ids, m, logits)
+            if label_contrast > 0:
+                bc = b[:contrast_batch]
+                loss = loss + label_contrast * label_contrast_loss(
+                    model, all_prompts, [conts[i] for i in bc], labels[bc],
+                    torch.as_tensor(w_all[bc], dtype=torch.float32, device=device))
         if unlikelihood > 0 and neg.size:
             b = rng.choice(neg, size=min(batch, neg.size), replace=False)
             ids, m = pack_pairs([prompts[i] for i in b], [conts[i] for i in b])

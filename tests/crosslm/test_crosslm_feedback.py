@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from crosslm.feedback import (
     aggregate_scores,
     guard_loss,
+    label_contrast_loss,
     masked_kl,
     ngram_novelty,
     pack_pairs,
@@ -154,6 +155,66 @@ def test_sample_kl_is_the_kl_to_the_initial_llm_and_keeps_the_update_near_it():
         assert got == pytest.approx(sum(terms) / len(terms), rel=1e-4)
         runs[weight] = got
     assert runs[0.0] > 0 and runs[5.0] < 0.5 * runs[0.0]
+
+
+def test_label_contrast_is_the_generative_classifiers_cross_entropy():
+    torch.manual_seed(4)
+    base = build_tiny_llm(16, 1, 2, 32)
+    with torch.no_grad():
+        base.model.embed_tokens.weight.mul_(20)
+    model = with_lora(base, 4, 8.0).eval()
+    prompts = [[10, 11], [12], [13, 14, 15]]  # three labels, prompts of different lengths
+    conts = [[ord(c) for c in "abcab"], [ord(c) for c in "xy"], [ord(c) for c in "qqq"]]
+    y, w = np.array([2, 0, 1]), torch.tensor([1.0, 0.5, 2.0])
+    # reference: each (text, prompt) pair scored alone, one token at a time
+    ce = []
+    for i, x in enumerate(conts):
+        logp = []
+        for p in prompts:
+            seq = torch.tensor([p + x])
+            with torch.no_grad():
+                lp = F.log_softmax(model(input_ids=seq).logits[0], -1)
+            logp.append(sum(float(lp[len(p) - 1 + t, x[t]]) for t in range(len(x))))
+        logp = torch.tensor(logp)
+        ce.append(float(torch.logsumexp(logp, 0) - logp[y[i]]))
+    want = sum(float(w[i]) * ce[i] for i in range(3)) / float(w.sum())
+    with torch.no_grad():
+        got = label_contrast_loss(model, prompts, conts, y, w).item()
+    assert got == pytest.approx(want, rel=1e-4)
+
+
+def test_label_contrast_update_separates_the_labels_prompts():
+    torch.manual_seed(5)
+    base = build_tiny_llm(16, 1, 2, 32)
+    with torch.no_grad():
+        base.model.embed_tokens.weight.mul_(20)
+    prompts = [[10], [12]]
+    conts = [[ord(c) for c in "aaab"], [ord(c) for c in "zzzy"]]
+    y = np.array([0, 1])
+    ids, mask = pack_pairs([prompts[0], prompts[1], prompts[1], prompts[0]], conts + conts)
+
+    def margin(model):  # log p(x | own label) - log p(x | other label), summed over both
+        with torch.no_grad():
+            nll = token_nll(model(input_ids=ids).logits, ids, mask).sum(1)
+        return float(nll[2] + nll[3] - nll[0] - nll[1])
+
+    out = {}
+    for weight in (0.0, 1.0):
+        import copy
+
+        torch.manual_seed(6)
+        model = with_lora(copy.deepcopy(base), 4, 8.0)
+        start = margin(model)
+        update_llm(model, [prompts[c] for c in y], conts, np.ones(2), np.zeros(2, bool), None,
+                   steps=15, batch=2, lr=5e-2, guard="none", guard_weight=0.0,
+                   unlikelihood=0.0, seq=8, rng=np.random.default_rng(0),
+                   label_contrast=weight, all_prompts=prompts, labels=y)
+        out[weight] = margin(model) - start
+    assert out[1.0] > out[0.0] + 5.0  # the contrastive term widens the prompts' margin
+    with pytest.raises(ValueError):
+        update_llm(model, prompts, conts, np.ones(2), np.zeros(2, bool), None, steps=1,
+                   batch=2, lr=1e-2, guard="none", guard_weight=0.0, unlikelihood=0.0,
+                   seq=8, rng=np.random.default_rng(0), label_contrast=1.0)
 
 
 def test_ngram_novelty_counts_the_ngrams_no_other_text_has():
