@@ -23,11 +23,15 @@ from shared.cli import build_parser, parse_args, run
 from shared.config import save_config, to_dict
 from shared.errors import ConfigError
 from shared.fl import run_rounds
-from shared.io import Checkpointer, atomic_write_json, make_run_dir, save_weights
+from shared.io import Checkpointer, atomic_write_json, check_resume, make_run_dir, save_weights
 from shared.log import get_logger
 from shared.runtime import set_seed
 
 log = get_logger("crosslm.train")
+
+# keys a resumed run may change: neither alters a round's computation. `fl.rounds` may not:
+# the last round skips generating the next query set, so a longer run is not an extension.
+RESUME_FREE = ("checkpoint_every", "threads")
 
 
 def train(cfg: CrossLMConfig, run_dir: Path, setup: Setup, mode: str = "crosslm",
@@ -42,9 +46,11 @@ def train(cfg: CrossLMConfig, run_dir: Path, setup: Setup, mode: str = "crosslm"
     start, before = 1, None
     state = ckpt.load() if engine == "loop" else None
     if state is not None:
-        if state["config"] != to_dict(cfg) or state["mode"] != mode:
-            raise ConfigError(f"{run_dir}: checkpoint was written with a different config or "
-                              "mode; use a fresh --out")
+        check_resume(run_dir, cfg, RESUME_FREE, saved=state["config"], resuming=True)
+        if state["mode"] != mode:
+            raise ConfigError(f"--out {run_dir}: its checkpoint was trained with --mode "
+                              f"{state['mode']} (now {mode}); resume with that mode or use "
+                              "another --out")
         strategy.load_state_dict(state["strategy"])
         private, history, start = state["private"], state["history"], state["round"] + 1
         before = state["llm_before"]
@@ -106,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                            parser=parser)
     set_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
+    if args.out is not None:  # a changed config never resumes an old run (checked first)
+        check_resume(args.out, cfg, RESUME_FREE)
     setup = build_setup(cfg)  # reads and checks the data and the LLM before the run dir
     run_dir = make_run_dir(args.out, "crosslm", "train")
     log.info("run dir %s", run_dir)

@@ -127,3 +127,22 @@ def test_bad_config_and_data_are_one_line_errors_without_a_run_dir(tmp_path):
         lines = [x for x in err.strip().splitlines() if x.startswith("error")]
         assert code == 2 and len(lines) == 1 and msg in lines[0], (extra, err)
         assert not (tmp_path / "run").exists()
+
+
+def test_a_changed_config_or_mode_never_resumes_an_old_run(tiny_setup, tiny_cfg, tmp_path):
+    from shared.config import save_config, to_dict
+    from shared.errors import ConfigError
+    from shared.io import Checkpointer
+    from tests.crosslm.conftest import TINY
+
+    out = tmp_path / "run"
+    out.mkdir()
+    save_config(tiny_cfg, out / "config.yaml")
+    Checkpointer(out).save({"round": 1, "mode": "kd", "config": to_dict(tiny_cfg)})
+    saved = (out / "config.yaml").read_text()
+    code, err = _cli("--config", TINY, "--out", out, "--set", "fl.rounds=9")
+    assert code == 2 and "fl.rounds" in err and len(err.strip().splitlines()) == 1
+    assert (out / "config.yaml").read_text() == saved  # refused before anything was written
+    with pytest.raises(ConfigError, match="--mode kd"):  # same config, another arm
+        cl_train.train(tiny_cfg, out, tiny_setup, "crosslm")
+    assert (out / "config.yaml").read_text() == saved
