@@ -206,8 +206,9 @@ def report_extras(rep: BenchReport, res: dict, abl: dict, c: dict, models: dict)
                   "power, not a measured energy.",
                   "IIE and MC formulas are a reconstruction (the paper's are not public).",
                   "Baseline policies read the mean of the two modalities' softmaxes; IIE and "
-                  "IIE+MC the IIE-fused one; thresholds chosen on validation (tolerance vs the "
-                  "full-clip accuracy)."]
+                  "IIE+MC the IIE-fused one; thresholds chosen on validation by the configured "
+                  "operating rule (`exits.rule` in the config, against the full-clip "
+                  "accuracy)."]
 
 
 def plot_curves(path, res: dict, abl: dict) -> None:
