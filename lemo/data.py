@@ -23,8 +23,8 @@ from shared.text import encode, load_corpus, sample_windows
 from shared.validate import parse_json, read_text
 
 __all__ = ["load_text_file", "load_text", "make_passkey_batch", "passkey_accuracy",
-           "finetune_batch", "out_of_family_files", "out_of_family_text", "OOF_SUBDIRS",
-           "ANSWER_LEN"]
+           "passkey_hits", "finetune_batch", "out_of_family_files", "out_of_family_text",
+           "OOF_SUBDIRS", "ANSWER_LEN"]
 
 ANSWER_LEN = 5
 _INTRO = ("There is an important info hidden inside a lot of irrelevant text. Find it and "
@@ -146,8 +146,9 @@ def make_passkey_batch(n: int, seq_len: int, rng: np.random.Generator,
 
 
 @torch.no_grad()
-def passkey_accuracy(model, tokens: np.ndarray, batch_size: int = 1, device: str = "cpu") -> float:
-    """Share of rows whose last ANSWER_LEN bytes are all the model's argmax predictions."""
+def passkey_hits(model, tokens: np.ndarray, batch_size: int = 1, device: str = "cpu") -> np.ndarray:
+    """(rows,) bool: whether each row's last ANSWER_LEN bytes are all the model's argmax
+    predictions, in row order (so two models scored on the same rows can be paired)."""
     was_training = model.training
     model.eval()
     hits = []
@@ -158,7 +159,14 @@ def passkey_accuracy(model, tokens: np.ndarray, batch_size: int = 1, device: str
         logits = model(input_ids=x).logits[:, -ANSWER_LEN - 1:-1]
         hits.append((logits.argmax(-1) == x[:, -ANSWER_LEN:]).all(-1).cpu())
     model.train(was_training)
-    return float(torch.cat(hits).float().mean())
+    return torch.cat(hits).numpy()
+
+
+def passkey_accuracy(model, tokens: np.ndarray, batch_size: int = 1, device: str = "cpu") -> float:
+    """Share of rows whose last ANSWER_LEN bytes are all the model's argmax predictions."""
+    # a float32 mean, as every recorded curve was read: the fine-tuning stop rule compares it
+    # with ft_stop_passkey, and 18/20 in float32 is 0.8999999761 < 0.9
+    return float(torch.from_numpy(passkey_hits(model, tokens, batch_size, device)).float().mean())
 
 
 def finetune_batch(tokens: np.ndarray, seq_len: int, batch_size: int, passkey_mix: float,

@@ -36,7 +36,8 @@ Plan (everything built here: no network, no file carried in or out but the resul
    bind.
 
 Writes `results.json` after every arm (config, device, versions, command, pretraining record,
-rows with their passkey curves, frontier, default) and `frontier.png` at the end. `--quick` is
+rows with their passkey curves and per-example passkey outcomes, frontier with each arm's
+paired gap statistics against LoRA, default) and `frontier.png` at the end. `--quick` is
 a CPU-sized smoke test of the same code path (tiny model, few steps, 2 arms).
 """
 
@@ -62,6 +63,7 @@ from lemo.data import (
     out_of_family_files,
     out_of_family_text,
     passkey_accuracy,
+    passkey_hits,
 )
 from lemo.gpu_bench import GpuModelConfig
 from lemo.pretrain import lm_step
@@ -438,19 +440,30 @@ def perplexity(model, tokens: np.ndarray, seq_len: int, windows: int, batch: int
     return math.exp(total / count)
 
 
+def hits_string(hits: np.ndarray) -> str:
+    """Per-example retrieval outcomes as '0' / '1' characters, in the examples' order."""
+    return "".join("1" if h else "0" for h in np.asarray(hits, dtype=bool))
+
+
 def evaluate(model, cfg: AccuracyBenchConfig, val: np.ndarray, keys: dict, device: str,
              oof: np.ndarray | None = None) -> dict:
     """Dense perplexity at ft_len on `val` (in family) and on `oof` (out of family, "ppl_oof",
-    the same window count and length) and passkey accuracy per length and needle depth."""
+    the same window count and length) and passkey accuracy per length and needle depth.
+    `passkey_<n>_hits` holds every example's outcome ('1': retrieved) in `passkey_sets`'
+    order: depth by depth from depth 0, passkey_per_depth examples each; its mean is
+    `passkey_<n>`, and two arms' strings pair example by example (`paired_gap`)."""
     model.eval()
     out = {"ppl": perplexity(model, val, cfg.ft_len, cfg.ppl_windows, cfg.eval_batch, device)}
     if oof is not None:
         out["ppl_oof"] = perplexity(model, oof, cfg.ft_len, cfg.ppl_windows, cfg.eval_batch,
                                     device)
     for n, per_depth in keys.items():
-        accs = [passkey_accuracy(model, b, cfg.eval_batch, device) for b in per_depth]
+        hits = [passkey_hits(model, b, cfg.eval_batch, device) for b in per_depth]
+        # per depth: passkey_accuracy's float32 mean, as the earlier records hold it
+        accs = [float(torch.from_numpy(h).float().mean()) for h in hits]
         out[f"passkey_{n}"] = float(np.mean(accs))
         out[f"passkey_{n}_by_depth"] = accs
+        out[f"passkey_{n}_hits"] = hits_string(np.concatenate(hits))
     model.train()
     return out
 
@@ -567,6 +580,45 @@ def saved_ratios(cfg: AccuracyBenchConfig, arms: list[str], device: str) -> dict
 # --------------------------------------------------------------------------- frontier
 
 
+def mcnemar_exact_p(b: int, c: int) -> float:
+    """Exact McNemar test, two-sided: given the b + c discordant examples, b ~ Binomial(b + c,
+    1/2) under no difference; p = min(1, 2 P(X <= min(b, c))) (1 when none is discordant)."""
+    m = b + c
+    if m == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(m, i) for i in range(min(b, c) + 1)) / 2 ** m)
+
+
+def paired_gap(ref_hits: str, arm_hits: str) -> dict:
+    """The passkey gap ref - arm on the same n examples (`hits_string`s), paired: b = ref
+    right / arm wrong, c = arm right / ref wrong, gap = (b - c) / n, its paired standard error
+    sqrt(b + c - (b - c)^2 / n) / n, the exact McNemar p-value of gap = 0
+    (`mcnemar_exact_p`), and beside them the standard error the two accuracies would have as
+    independent samples of n (`se_independent`); the paired variance is the independent one
+    minus 2 cov / n, cov the outcomes' covariance over the examples."""
+    n = len(ref_hits)
+    if n == 0 or len(arm_hits) != n:
+        raise ValueError(f"paired_gap: need two outcome strings of one nonzero length, got "
+                         f"{n} and {len(arm_hits)}")
+    b = sum(r == "1" and a == "0" for r, a in zip(ref_hits, arm_hits))
+    c = sum(r == "0" and a == "1" for r, a in zip(ref_hits, arm_hits))
+    p_ref, p_arm = ref_hits.count("1") / n, arm_hits.count("1") / n
+    return {"n": n, "b": b, "c": c, "gap": (b - c) / n,
+            "se": math.sqrt(max(0.0, b + c - (b - c) ** 2 / n)) / n,
+            "se_independent": math.sqrt((p_ref * (1 - p_ref) + p_arm * (1 - p_arm)) / n),
+            "p_mcnemar": mcnemar_exact_p(b, c)}
+
+
+def paired_text(p: dict | None) -> str:
+    """One frontier point's paired passkey figures for a log line ("" without them)."""
+    q = (p or {}).get("passkey_paired")
+    if not q:
+        return ""
+    return (f"; gap {q['gap']:.2f}: paired SE {q['se']:.3f} (independent "
+            f"{q['se_independent']:.3f}), LoRA-only {q['b']} / arm-only {q['c']} of {q['n']}, "
+            f"McNemar p {q['p_mcnemar']:.2g}")
+
+
 def frontier(rows: dict, saved: dict | None, cfg: AccuracyBenchConfig) -> dict:
     """Per LeMo/S2 arm: saved ratio, ppl ratio (in family, and out of family as
     `ppl_ratio_oof`) and passkey gap to LoRA (at ft_len, averaged over depths); the default =
@@ -579,7 +631,9 @@ def frontier(rows: dict, saved: dict | None, cfg: AccuracyBenchConfig) -> dict:
     retrieves (>= target_lora_passkey): otherwise `meets_passkey` is None, no default is
     picked, and "lora_passkey" binds (a gap of 0 between two models that never retrieve
     measures nothing). The out-of-family ratio is reported beside the in-family one and never
-    enters the choice (a text that picks the default would no longer be out of family)."""
+    enters the choice (a text that picks the default would no longer be out of family).
+    `passkey_paired` (`paired_gap` against LoRA at ft_len, None when a row has no per-example
+    outcomes) reports the gap's paired uncertainty; the targets stay on the point estimate."""
     ref = rows.get("lora")
     if not ref or "ppl" not in ref:
         return {"error": "no lora row"}
@@ -594,7 +648,9 @@ def frontier(rows: dict, saved: dict | None, cfg: AccuracyBenchConfig) -> dict:
         p = {"arm": arm, "saved_ratio": ratio, "ppl_ratio": r["ppl"] / ref["ppl"],
              "ppl_ratio_oof": r["ppl_oof"] / ref["ppl_oof"]
              if "ppl_oof" in r and "ppl_oof" in ref else None,
-             "passkey_gap": (lora_pk or 0.0) - r.get(pk, 0.0)}
+             "passkey_gap": (lora_pk or 0.0) - r.get(pk, 0.0),
+             "passkey_paired": paired_gap(ref[f"{pk}_hits"], r[f"{pk}_hits"])
+             if f"{pk}_hits" in ref and f"{pk}_hits" in r else None}
         p["meets_ppl"] = p["ppl_ratio"] <= cfg.target_ppl_ratio
         p["meets_passkey"] = p["passkey_gap"] <= cfg.target_passkey_gap if measured else None
         p["meets_memory"] = ratio is not None and ratio <= cfg.target_saved_ratio
@@ -753,14 +809,16 @@ def main(argv: list[str] | None = None) -> int:
         if arm != "base":
             arm_seconds.append(row["seconds"])
         record["rows"][arm] = row
-        log.info("%s: ppl %.3f (out of family %.3f) passkey@%d %.2f (%.0f s, total %.0f s)",
+        record["frontier"] = frontier({k: v for k, v in record["rows"].items() if k != "base"},
+                                      record.get("saved"), cfg)
+        point = next((p for p in record["frontier"].get("points", []) if p["arm"] == arm), None)
+        log.info("%s: ppl %.3f (out of family %.3f) passkey@%d %.2f%s (%.0f s, total %.0f s)",
                  arm, row["ppl"], row["ppl_oof"], cfg.ft_len,
-                 row.get(f"passkey_{cfg.ft_len}", float("nan")), row["seconds"], elapsed())
+                 row.get(f"passkey_{cfg.ft_len}", float("nan")), paired_text(point),
+                 row["seconds"], elapsed())
         del model
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
-        record["frontier"] = frontier({k: v for k, v in record["rows"].items() if k != "base"},
-                                      record.get("saved"), cfg)
         record["seconds"] = elapsed()
         atomic_write_json(out_json, record)
     record["seconds"] = elapsed()

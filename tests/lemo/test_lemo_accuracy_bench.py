@@ -2,6 +2,7 @@
 and the whole pipeline at tiny scale on the CPU (`--quick`)."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,11 @@ from lemo.experiments.accuracy_bench import (
     arm_config,
     curve_set,
     frontier,
+    hits_string,
     main,
+    mcnemar_exact_p,
     mixed_batch,
+    paired_gap,
     parse_arm,
     passkey_sets,
     plan_steps,
@@ -129,6 +133,7 @@ def test_frontier_default_is_the_smallest_saved_ratio_meeting_every_target():
                        "lemo:c:k0.4:p0.8": 0.40, "lemo:d:k0.6:p0.0": 0.7}}
     f = frontier(rows, saved, cfg)
     assert f["default"] == "lemo:a:k0.4:p0.8"  # c saves more but misses perplexity
+    assert all(p["passkey_paired"] is None for p in f["points"])  # no per-example outcomes
     rows["lemo:a:k0.4:p0.8"] = _row(10.2, 0.7)  # now misses passkey
     assert frontier(rows, saved, cfg)["default"] == "lemo:b:k0.4:p0.0"
     rows["lemo:b:k0.4:p0.0"] = _row(10.5, 0.9)
@@ -179,6 +184,47 @@ def test_frontier_judges_passkey_only_when_lora_retrieves():
     rows["lora"] = _row(10.0, 0.8)  # at the precondition: judged, and the arm misses by 0.8
     f = frontier(rows, saved, cfg)
     assert f["points"][0]["meets_passkey"] is False and f["binding"] == ["passkey"]
+
+
+def test_paired_gap_against_hand_counts():
+    """Identical outcomes: gap 0, paired SE 0 (the independent SE is not), p 1. A 10-example
+    table with b = 2 (LoRA only), c = 1 (arm only): gap 0.1, SE sqrt(3 - 1/10) / 10, exact
+    McNemar p = 2 (C(3,0) + C(3,1)) / 2^3 = 1; b = 6, c = 0: p = 2 / 2^6."""
+    same = paired_gap("1101", "1101")
+    assert (same["b"], same["c"], same["gap"], same["se"], same["p_mcnemar"]) == (0, 0, 0, 0, 1)
+    assert same["se_independent"] == pytest.approx(math.sqrt(2 * 0.75 * 0.25 / 4))
+    q = paired_gap("1111111100", "1111110010")
+    assert (q["n"], q["b"], q["c"]) == (10, 2, 1) and q["gap"] == pytest.approx(0.8 - 0.7)
+    assert q["se"] == pytest.approx(math.sqrt(2.9) / 10) and q["p_mcnemar"] == 1.0
+    assert paired_gap("1" * 6 + "0" * 4, "0" * 10)["p_mcnemar"] == pytest.approx(2 / 64)
+    assert paired_gap("0" * 10, "1" * 6 + "0" * 4)["gap"] == pytest.approx(-0.6)
+    with pytest.raises(ValueError, match="one nonzero length"):
+        paired_gap("101", "10")
+
+
+def test_mcnemar_exact_p_is_scipys_binomial_test():
+    from scipy.stats import binomtest
+
+    for b, c in ((0, 0), (3, 0), (0, 7), (4, 1), (5, 5), (12, 3), (40, 55), (150, 120)):
+        want = 1.0 if b + c == 0 else binomtest(b, b + c, 0.5).pvalue
+        assert mcnemar_exact_p(b, c) == pytest.approx(want, rel=1e-9), (b, c)
+
+
+def test_paired_variance_is_the_independent_one_less_the_covariance():
+    """var_paired = var_independent - 2 cov / n (cov over the shared examples): uncorrelated
+    outcomes give the independent SE, positively correlated ones (two arms failing on the same
+    hard examples) a smaller one."""
+    rng = np.random.default_rng(0)
+    hard = rng.random(200) < 0.2
+    ref = ~hard | (rng.random(200) < 0.1)
+    arm = ~hard & (rng.random(200) < 0.93)
+    q = paired_gap(hits_string(ref), hits_string(arm))
+    cov = np.cov(ref, arm, bias=True)[0, 1]
+    assert cov > 0 and q["gap"] == pytest.approx(ref.mean() - arm.mean())
+    assert q["se"] ** 2 == pytest.approx(q["se_independent"] ** 2 - 2 * cov / 200)
+    assert q["se"] < q["se_independent"]
+    flat = paired_gap("1100", "1010")  # p11 = p1 p2: covariance 0
+    assert flat["se"] == pytest.approx(flat["se_independent"])
 
 
 def test_plan_steps_fills_the_time_left():
@@ -265,6 +311,18 @@ def test_quick_run_writes_results_and_frontier(tmp_path):
     assert 0 < r["saved"]["ratio"]["lemo:unbiased:k0.5:p0.8"] < 1
     assert r["frontier"]["points"][0]["arm"] == "lemo:unbiased:k0.5:p0.8"
     assert (tmp_path / "frontier.png").is_file() and (tmp_path / "config.yaml").is_file()
+    # per-example outcomes: depth by depth in the seeded order, their mean the accuracy, and
+    # the frontier's paired figures computed from them
+    for row in r["rows"].values():
+        for n in (256, 512):
+            hits = row[f"passkey_{n}_hits"]
+            assert len(hits) == 2 and set(hits) <= {"0", "1"}
+            assert np.mean([h == "1" for h in hits]) == pytest.approx(row[f"passkey_{n}"])
+            assert [float(h) for h in hits] == pytest.approx(row[f"passkey_{n}_by_depth"])
+    q = p["passkey_paired"]
+    assert q == paired_gap(r["rows"]["lora"]["passkey_512_hits"],
+                           r["rows"][p["arm"]]["passkey_512_hits"])
+    assert q["gap"] == pytest.approx(p["passkey_gap"])
 
 
 def test_bad_config_exits_2_before_writing(tmp_path, capsys):

@@ -9,7 +9,13 @@ import torch
 from lemo import bench, train
 from lemo import eval as lemo_eval
 from lemo.config import LemoConfig, ModelConfig, TrainConfig
-from lemo.data import ANSWER_LEN, load_text_file, make_passkey_batch, passkey_accuracy
+from lemo.data import (
+    ANSWER_LEN,
+    load_text_file,
+    make_passkey_batch,
+    passkey_accuracy,
+    passkey_hits,
+)
 from lemo.models import build_model, load_model
 from lemo.patch import UnsupportedModelError, apply_lemo
 from lemo.predictor import PREDICTORS_FILE, load_predictors
@@ -130,6 +136,7 @@ def test_passkey_examples_and_accuracy():
     wrong = x.copy()
     wrong[1, -1] = ord("x")
     assert passkey_accuracy(_Oracle(wrong), x, batch_size=3) == pytest.approx(2 / 3)
+    assert passkey_hits(_Oracle(wrong), x, batch_size=2).tolist() == [True, False, True]
     with pytest.raises(DataError, match="too short"):
         make_passkey_batch(1, 64, rng)
 
