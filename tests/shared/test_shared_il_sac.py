@@ -91,3 +91,27 @@ def test_expert_recipe_refuses_resuming_under_a_changed_config(tmp_path, capsys)
     assert (tmp_path / "config.yaml").read_text() == saved
     longer = SACConfig(env_id="InvertedPendulum-v5", total_steps=600, time_limit_s=60.0)
     check_resume(tmp_path, longer, train_expert.RESUME_FREE)  # a longer budget resumes
+
+
+def test_replay_buffer_load_keeps_a_wrapped_pointer_and_appends_after_a_smaller_capacity():
+    import pytest
+
+    from shared.errors import ConfigError
+    from shared.il.sac import ReplayBuffer
+
+    def filled(capacity: int, n: int) -> ReplayBuffer:
+        buf = ReplayBuffer(1, capacity, 1, 1, "cpu")
+        for i in range(n):
+            f = np.full((1, 1), float(i), np.float32)
+            buf.add(f, f, np.full(1, float(i), np.float32), np.zeros(1, np.float32), f)
+        return buf
+
+    wrapped = filled(4, 6)  # rows 4, 5, 2, 3; the next write goes to row 2
+    same = ReplayBuffer(1, 4, 1, 1, "cpu")
+    same.load(wrapped.state())  # a plain resume of a wrapped buffer: the pointer is kept
+    assert (same.ptr, same.size) == (2, 4) and torch.equal(same.data, wrapped.data)
+    longer = ReplayBuffer(1, 8, 1, 1, "cpu")
+    longer.load(filled(4, 4).state())  # a full buffer of a shorter run: goes on appending
+    assert (longer.ptr, longer.size, int(longer.size_t)) == (4, 4, 4)
+    with pytest.raises(ConfigError, match="capacity 3"):
+        ReplayBuffer(1, 3, 1, 1, "cpu").load(filled(4, 4).state())
