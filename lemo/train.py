@@ -36,7 +36,7 @@ from lemo.patch import lemo_layers
 from lemo.predictor import PREDICTORS_FILE, fit_predictors, save_predictors
 from shared.cli import parse_args, run
 from shared.config import save_config, to_dict
-from shared.errors import DataError
+from shared.errors import ConfigError, DataError
 from shared.io import (
     Checkpointer,
     atomic_write_csv,
@@ -118,6 +118,12 @@ def check_resume(run_dir: Path, cfg: TrainConfig) -> None:
 def _train(args, cfg: TrainConfig, env: DistEnv) -> int:
     if args.out is not None:  # an existing run dir: before the model loads (nothing printed)
         check_resume(Path(args.out), cfg)
+        ckpt = Checkpointer(args.out)
+        if env.active and not has_checkpoint(args.out) and any(
+                os.path.lexists(p) for p in (ckpt.path, ckpt.prev)):
+            # torchrun reads sharded checkpoints only: it would start again from step 0
+            raise ConfigError(f"--out {args.out}: its checkpoint was written by one process; "
+                              "resume it without torchrun or use another --out")
     device = env.device
     tokens = load_text(cfg.data.train_path, "train", cfg.data.text_key, cfg.data.max_corpus_bytes)
     if len(tokens) <= cfg.data.seq_len:

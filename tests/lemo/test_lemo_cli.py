@@ -170,6 +170,16 @@ def test_train_from_pretrained_dir_jsonl_resume_and_eval(tmp_path, capsys):
                           capsys)  # a training key outside `lemo`, too
     assert code == 2 and "lr=0.001 (now 0.5)" in err and len(err.splitlines()) == 1, err
     assert (run_dir / "config.yaml").read_text() == saved
+    # a one-process checkpoint under torchrun (which reads sharded ones only) is refused, not
+    # silently restarted from step 0
+    from types import SimpleNamespace
+
+    from lemo.distributed import DistEnv
+
+    with pytest.raises(ConfigError, match="without torchrun"):
+        train._train(SimpleNamespace(out=str(run_dir)),
+                     load_config(run_dir / "config.yaml", TrainConfig), DistEnv(world_size=2))
+    assert (run_dir / "config.yaml").read_text() == saved
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == 5
     assert lemo_eval.main(["--run", str(run_dir), "--set", "seq_len=256",
                            "--set", "ppl_windows=1", "--set", "passkey_trials=1"]) == 0
