@@ -34,6 +34,16 @@ log = get_logger("crosslm.train")
 RESUME_FREE = ("checkpoint_every", "threads")
 
 
+def check_mode(run_dir: Path, mode: str, state: dict | None = None) -> None:
+    """A run dir's checkpoint (`state`, else read from it) resumes only in the arm (`--mode`)
+    it was trained in: a one-line ConfigError otherwise."""
+    state = state if state is not None else Checkpointer(run_dir).load()
+    if state is not None and state["mode"] != mode:
+        raise ConfigError(f"--out {run_dir}: its checkpoint was trained with --mode "
+                          f"{state['mode']} (now {mode}); resume with that mode or use "
+                          "another --out")
+
+
 def train(cfg: CrossLMConfig, run_dir: Path, setup: Setup, mode: str = "crosslm",
           engine: str = "loop") -> dict:
     """Train one arm (resuming from run_dir/ckpt.pt with engine=loop); return the summary."""
@@ -47,10 +57,7 @@ def train(cfg: CrossLMConfig, run_dir: Path, setup: Setup, mode: str = "crosslm"
     state = ckpt.load() if engine == "loop" else None
     if state is not None:
         check_resume(run_dir, cfg, RESUME_FREE, saved=state["config"], resuming=True)
-        if state["mode"] != mode:
-            raise ConfigError(f"--out {run_dir}: its checkpoint was trained with --mode "
-                              f"{state['mode']} (now {mode}); resume with that mode or use "
-                              "another --out")
+        check_mode(run_dir, mode, state)
         strategy.load_state_dict(state["strategy"])
         private, history, start = state["private"], state["history"], state["round"] + 1
         before = state["llm_before"]
@@ -112,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                            parser=parser)
     set_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
-    if args.out is not None:  # a changed config never resumes an old run (checked first)
+    if args.out is not None:  # a changed config or arm never resumes an old run (checked first)
         check_resume(args.out, cfg, RESUME_FREE)
+        if args.engine == "loop":
+            check_mode(Path(args.out), args.mode)
     setup = build_setup(cfg)  # reads and checks the data and the LLM before the run dir
     run_dir = make_run_dir(args.out, "crosslm", "train")
     log.info("run dir %s", run_dir)

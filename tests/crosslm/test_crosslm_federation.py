@@ -129,7 +129,8 @@ def test_bad_config_and_data_are_one_line_errors_without_a_run_dir(tmp_path):
         assert not (tmp_path / "run").exists()
 
 
-def test_a_changed_config_or_mode_never_resumes_an_old_run(tiny_setup, tiny_cfg, tmp_path):
+def test_a_changed_config_or_mode_never_resumes_an_old_run(tiny_setup, tiny_cfg, tmp_path,
+                                                          monkeypatch):
     from shared.config import save_config, to_dict
     from shared.errors import ConfigError
     from shared.io import Checkpointer
@@ -145,4 +146,9 @@ def test_a_changed_config_or_mode_never_resumes_an_old_run(tiny_setup, tiny_cfg,
     assert (out / "config.yaml").read_text() == saved  # refused before anything was written
     with pytest.raises(ConfigError, match="--mode kd"):  # same config, another arm
         cl_train.train(tiny_cfg, out, tiny_setup, "crosslm")
+    assert (out / "config.yaml").read_text() == saved
+    # from the command line, before the data and the LLM are built
+    monkeypatch.setattr(cl_train, "build_setup", lambda cfg: pytest.fail("built the setup"))
+    code, err = _cli("--config", TINY, "--out", out)
+    assert code == 2 and "--mode kd (now crosslm)" in err and len(err.strip().splitlines()) == 1
     assert (out / "config.yaml").read_text() == saved
