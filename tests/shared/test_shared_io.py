@@ -161,3 +161,33 @@ def test_check_resume_takes_a_saved_dict_and_a_dataclass(tmp_path):
                  resuming=True)
     with pytest.raises(ConfigError, match="lr=0.2 \\(now 0.1\\)"):
         check_resume(tmp_path, Cfg(), saved={"lr": 0.2, "rounds": 3}, resuming=True)
+
+
+
+@dataclasses.dataclass
+class _Opt:
+    lr: float = 3e-4
+    betas: tuple[float, ...] = (0.9, 0.999)
+
+
+@dataclasses.dataclass
+class _Cfg:
+    opt: _Opt = dataclasses.field(default_factory=_Opt)
+    lens: list[int] = dataclasses.field(default_factory=lambda: [256, 512])
+    mix: dict[str, float] = dataclasses.field(default_factory=lambda: {"a": 0.1})
+    path: str | None = None
+    tol: float = 0.1 + 0.2  # 0.30000000000000004: written with every digit
+
+
+def test_check_resume_accepts_the_config_it_saved(tmp_path):
+    # a legit resume: the same dataclass, through save_config's YAML (tuples come back as
+    # lists, floats as written, None and nested sections as they were)
+    from shared.config import load_config, save_config
+
+    run = _run_dir(tmp_path, None)
+    cfg = _Cfg(opt=_Opt(lr=1 / 3))
+    save_config(cfg, run / "config.yaml")
+    check_resume(run, cfg)
+    check_resume(run, load_config(run / "config.yaml", _Cfg))
+    with pytest.raises(ConfigError, match="opt.betas"):
+        check_resume(run, _Cfg(opt=_Opt(lr=1 / 3, betas=(0.9, 0.99))))
