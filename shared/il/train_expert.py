@@ -32,10 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         argv, SACConfig, prog="shared.il.train_expert",
         description="Train E independent SAC agents (seeds) on a gymnasium MuJoCo env in lockstep "
                     "and keep actor snapshots of the best one. Rerun with the same --out to "
-                    "resume from its checkpoint.")
-    if args.quick:
-        cfg.total_steps, cfg.learning_starts, cfg.eval_every = 2_000, 500, 1_000
-        cfg.eval_episodes = 1
+                    "resume from its checkpoint.",
+        quick={"total_steps": 2_000, "learning_starts": 500, "eval_every": 1_000,
+               "eval_episodes": 1})
     try:
         cfg.validate()
     except ValueError as e:

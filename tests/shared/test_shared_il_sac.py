@@ -93,6 +93,16 @@ def test_expert_recipe_refuses_resuming_under_a_changed_config(tmp_path, capsys)
     check_resume(tmp_path, longer, train_expert.RESUME_FREE)  # a longer budget resumes
 
 
+def test_expert_recipe_quick_is_an_overlay_under_set(tmp_path, monkeypatch):
+    from shared.il import train_expert
+
+    seen = []
+    monkeypatch.setattr(train_expert, "train_sac", lambda cfg, run_dir, device: seen.append(cfg)
+                        or {})
+    assert train_expert.main(["--quick", "--set", "total_steps=300", "--out",
+                              str(tmp_path / "q")]) == 0
+    assert (seen[0].total_steps, seen[0].learning_starts, seen[0].eval_episodes) == (300, 500, 1)
+
 def test_replay_buffer_load_keeps_a_wrapped_pointer_and_appends_after_a_smaller_capacity():
     import pytest
 
