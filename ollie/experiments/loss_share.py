@@ -1,0 +1,194 @@
+"""What each offline arm imitates: the share of its policy loss on D_e, on D_s's expert
+trajectories and on D_s's other rows.
+
+    python -m ollie.experiments.loss_share --env halfcheetah --seed 3 [--dwbc-steps N] \\
+        [--quick] [--set key=value ...] [--out DIR]
+
+Every offline arm here is weighted BC, so its loss is Σ_i w_i (−log π(a_i|s_i)) over D_o's rows,
+w_i = the expected weight of row i in one step's loss (its draw probability times its weight):
+
+- OLLIE (step 3, `extraction.py`) after steps 1–2 at the config's budget: with batches drawn ∝ y
+  and equal weights, w_i = y_i / Σy; with uniform batches weighted y / mean_B y, w_i is the batch
+  mean normalisation's expectation, estimated over `--batches` uniform batches;
+- DWBC after `--dwbc-steps` joint steps of its policy and discriminator (the config's policy-step
+  budget by default): a D_e-term row (α − η/(d(1−d)) − 1)/|D_e|, a D_o-term row
+  (1/(1−d) − 1)·1[d ≥ 0.5]/|D_o| (`shared.il.dwbc.DWBC.loss` at its current discriminator; D_e's
+  rows are in both terms and get the sum);
+- BC-E: 1/|D_e| on D_e.
+
+It reports the share of Σ|w| on each row group (the labels of D_s's parts, which no method
+sees; "other" = the random trajectories in the bench's configs), y's AUC of D_s's expert rows
+(and of D_e) above D_s's other rows, and DWBC's score after its steps. Writes loss_share.json
+into the run dir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+
+from ollie import bench
+from ollie.data import build_data, state_stats
+from ollie.offline import OLLIEPretrainer
+from ollie.train import build_pretrainer, evaluate
+from shared.cli import build_parser, parse_args, run
+from shared.errors import ConfigError
+from shared.il.datasets import episode_bounds
+from shared.il.models import Normalizer, TanhGaussianPolicy
+from shared.io import atomic_write_json, make_run_dir
+from shared.log import get_logger
+
+log = get_logger("ollie.experiments.loss_share")
+
+GROUPS = ("D_e", "D_s_expert", "D_s_other")  # row-group codes 0, 1, 2
+
+
+def row_groups(n_e: int, imperfect: dict, n_expert_in_s: int) -> np.ndarray:
+    """(N_o,) group code of every D_o row: 0 D_e, 1 D_s's expert trajectories (its last
+    `n_expert_in_s` episodes), 2 D_s's other rows."""
+    g = np.full(n_e + len(imperfect["actions"]), 2, dtype=np.int64)
+    g[:n_e] = 0
+    if n_expert_in_s:
+        g[n_e + episode_bounds(imperfect)[-n_expert_in_s][0]:] = 1
+    return g
+
+
+def group_shares(w: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+    """Share of Σ|w| on each group (w, groups (N,))."""
+    a = np.abs(np.asarray(w, dtype=np.float64))
+    return {name: float(a[groups == k].sum() / a.sum()) for k, name in enumerate(GROUPS)}
+
+
+def extraction_row_weights(y: torch.Tensor, extraction: str, batch: int, batches: int,
+                           gen: torch.Generator) -> np.ndarray:
+    """Expected weight (N,) of each row in OLLIE's extraction loss for y (N,) > 0: y / Σy for
+    batches drawn ∝ y; for uniform batches weighted y / mean_B y, the mean over `batches` draws
+    of Σ_batch (y_i / mean_B y) / B per row."""
+    y = y.double()
+    if extraction == "resample":
+        return (y / y.sum()).numpy()
+    w = torch.zeros_like(y)
+    for _ in range(batches):
+        idx = torch.randint(len(y), (batch,), generator=gen)
+        yb = y[idx]
+        w.index_add_(0, idx, yb / yb.mean().clamp_min(1e-12) / batch)
+    return (w / batches).numpy()
+
+
+@torch.no_grad()
+def dwbc_row_weights(method, policy: TanhGaussianPolicy, chunk: int = 1 << 14) -> np.ndarray:
+    """Expected weight (N_o,) of each D_o row in DWBC's policy loss at its current discriminator
+    and policy; D_o = D_e then D_s, D_e's rows get their D_e-term weight added."""
+
+    def d_of(s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return torch.cat([method.disc(torch.cat([s[i:i + chunk], a[i:i + chunk]], 1),
+                                      policy.log_prob(s[i:i + chunk], a[i:i + chunk]))
+                          for i in range(0, len(s), chunk)]).double()
+
+    d_e, d_o = d_of(method.s_e, method.a_e), d_of(method.s_o, method.a_o)
+    w = torch.where(d_o < 0.5, torch.zeros_like(d_o), 1 / (1 - d_o) - 1) / len(d_o)
+    w[:len(d_e)] += (method.alpha - method.eta / (d_e * (1 - d_e)) - 1) / len(d_e)
+    return w.numpy()
+
+
+def auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(a random pos outranks a random neg), ties count half (Mann-Whitney U / (n_pos n_neg))."""
+    r = rankdata(np.concatenate([pos, neg]))
+    return float((r[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def ollie_report(cfg, data, norm, groups: np.ndarray, batches: int) -> dict:
+    t0 = time.time()
+    torch.manual_seed(cfg.seed)
+    p = OLLIEPretrainer(data, norm, cfg.offline)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for i in range(p.prep_steps):
+        p.prep_step(i, gen)
+    y = p.weights()
+    c = cfg.offline
+    out = {"extraction": c.extraction, "prep_steps": p.prep_steps,
+           "shares": group_shares(extraction_row_weights(y, c.extraction, c.policy_batch, batches,
+                                                         gen), groups)}
+    if c.extraction != "uniform":  # the same y under the official uniform batches
+        out["shares_uniform_batches"] = group_shares(
+            extraction_row_weights(y, "uniform", c.policy_batch, batches, gen), groups)
+    yn = y.double().numpy()
+    out.update({f"y_mean_{g}": float(yn[groups == k].mean()) for k, g in enumerate(GROUPS)})
+    out["y_auc_D_s_expert_over_D_s_other"] = auc(yn[groups == 1], yn[groups == 2])
+    out["y_auc_D_e_over_D_s_other"] = auc(yn[groups == 0], yn[groups == 2])
+    out["y_auc_D_e_over_D_s_expert"] = auc(yn[groups == 0], yn[groups == 1])
+    r = p.surrogate().double().numpy()
+    out["reward_auc_D_s_expert_over_D_s_other"] = auc(r[groups == 1], r[groups == 2])
+    out["wall_s"] = round(time.time() - t0)
+    return out
+
+
+def dwbc_report(cfg, data, norm, groups: np.ndarray, steps: int, episodes: int) -> dict:
+    t0 = time.time()
+    c = dataclasses.replace(cfg, pretrain="dwbc")
+    torch.manual_seed(c.seed)
+    method = build_pretrainer(c, data, norm)
+    S, A = data.expert["observations"].shape[1], data.expert["actions"].shape[1]
+    policy = TanhGaussianPolicy(S, A, c.policy_hidden, norm)
+    opt = torch.optim.Adam(policy.parameters(), lr=c.baselines.bc_lr,
+                           weight_decay=c.baselines.bc_weight_decay)
+    gen = torch.Generator().manual_seed(c.seed)
+    for _ in range(steps):
+        loss = method.loss(policy, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    w = dwbc_row_weights(method, policy)
+    out = {"steps": steps, "shares": group_shares(w, groups),
+           "negative_weight_share": float(np.abs(w[w < 0]).sum() / np.abs(w).sum()),
+           "rows_weighted_D_s_other": int(((w != 0) & (groups == 2)).sum())}
+    if episodes:
+        out.update(evaluate(policy, data, episodes, 100_000 + 1000 * c.seed))
+    out["wall_s"] = round(time.time() - t0)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser("ollie.experiments.loss_share", __doc__.split("\n\n")[0])
+    p.set_defaults(config=None)
+    p.add_argument("--env", default="halfcheetah", choices=list(bench.SETTINGS))
+    p.add_argument("--dwbc-steps", type=int, default=None,
+                   help="DWBC policy steps (default: the config's bc_steps; 0 skips DWBC)")
+    p.add_argument("--batches", type=int, default=2000,
+                   help="uniform batches behind the expected extraction weights")
+    p.add_argument("--eval-episodes", type=int, default=3, help="DWBC's score (0: none)")
+    args, _ = parse_args(argv, bench.TrainConfig, prog="ollie.experiments.loss_share",
+                         description=__doc__, parser=p)
+    if args.config is not None:
+        raise ConfigError("--config: the probe takes the bench's config of --env")
+    if min(args.batches, args.eval_episodes, args.dwbc_steps or 0) < 0 or args.batches == 0:
+        raise ConfigError("--batches must be >= 1, --dwbc-steps and --eval-episodes >= 0")
+    seed = args.seed if args.seed is not None else 3
+    cfg = bench.arm_config(args.env, "ollie", seed, args.quick, list(args.overrides))
+    torch.set_num_threads(1)
+    data = build_data(cfg.data)
+    mean, std = state_stats(data)
+    norm = Normalizer(torch.as_tensor(mean), torch.as_tensor(std))
+    groups = row_groups(len(data.expert["actions"]), data.imperfect, cfg.data.n_expert_in_s)
+    res = {"env": args.env, "seed": seed, "quick": args.quick, "overrides": list(args.overrides),
+           "rows": {g: int((groups == k).sum()) for k, g in enumerate(GROUPS)},
+           "bc_expert": {"shares": group_shares((groups == 0).astype(float), groups)},
+           "ollie": ollie_report(cfg, data, norm, groups, args.batches)}
+    log.info("OLLIE: %s", res["ollie"])
+    steps = cfg.baselines.bc_steps if args.dwbc_steps is None else args.dwbc_steps
+    if steps:
+        res["dwbc"] = dwbc_report(cfg, data, norm, groups, steps, args.eval_episodes)
+        log.info("DWBC: %s", res["dwbc"])
+    run_dir = make_run_dir(args.out, "ollie", "loss-share")
+    atomic_write_json(run_dir / "loss_share.json", res)
+    log.info("wrote %s", run_dir / "loss_share.json")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, sys.argv[1:])
