@@ -96,13 +96,63 @@ def dwbc_row_weights(method, policy: TanhGaussianPolicy, chunk: int = 1 << 14) -
     return w.numpy()
 
 
+def group_grad_norms(policy: TanhGaussianPolicy, s: torch.Tensor, a: torch.Tensor,
+                     w: np.ndarray, groups: np.ndarray, chunk: int = 1 << 14) -> dict[str, float]:
+    """‖Σ_{i in group} w_i ∇θ(−log π(a_i|s_i))‖ per group and over all rows, with w (N,)
+    scaled to Σ|w| = 1: how hard each group pulls on the policy's parameters, not only how much
+    weight it holds (a row whose action the policy finds unlikely pulls harder)."""
+    params = [q for q in policy.parameters() if q.requires_grad]
+    wt = torch.as_tensor(w / np.abs(w).sum(), dtype=torch.float32)
+
+    def norm(rows: np.ndarray) -> float:
+        for q in params:
+            q.grad = None
+        for i in range(0, len(rows), chunk):
+            r = torch.as_tensor(rows[i:i + chunk])
+            (-(wt[r] * policy.log_prob(s[r], a[r])).sum()).backward()
+        return float(torch.cat([q.grad.flatten() for q in params if q.grad is not None]).norm())
+
+    live = w != 0
+    out = {name: norm(np.flatnonzero(live & (groups == k))) if (live & (groups == k)).any()
+           else 0.0 for k, name in enumerate(GROUPS)}
+    out["all"] = norm(np.flatnonzero(live))
+    for q in params:
+        q.grad = None
+    return out
+
+
+def neg_log_lik(policy: TanhGaussianPolicy, s: torch.Tensor, a: torch.Tensor,
+                groups: np.ndarray, chunk: int = 1 << 14) -> dict[str, float]:
+    """Mean −log π(a|s) per group at the policy's current parameters."""
+    with torch.no_grad():
+        nll = torch.cat([-policy.log_prob(s[i:i + chunk], a[i:i + chunk])
+                         for i in range(0, len(s), chunk)]).double().numpy()
+    return {name: float(nll[groups == k].mean()) for k, name in enumerate(GROUPS)}
+
+
+def train_policy(method, cfg, data, norm, steps: int, lr: float, wd: float, episodes: int
+                 ) -> tuple[TanhGaussianPolicy, dict]:
+    """`steps` Adam steps on method.loss (as `train.fit_offline`), then the policy's score."""
+    S, A = data.expert["observations"].shape[1], data.expert["actions"].shape[1]
+    policy = TanhGaussianPolicy(S, A, cfg.policy_hidden, norm)
+    opt = torch.optim.Adam(policy.parameters(), lr=lr, weight_decay=wd)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(steps):
+        loss = method.loss(policy, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return policy, (evaluate(policy, data, episodes, 100_000 + 1000 * cfg.seed) if episodes
+                    else {})
+
+
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:
     """P(a random pos outranks a random neg), ties count half (Mann-Whitney U / (n_pos n_neg))."""
     r = rankdata(np.concatenate([pos, neg]))
     return float((r[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def ollie_report(cfg, data, norm, groups: np.ndarray, batches: int) -> dict:
+def ollie_report(cfg, data, norm, groups: np.ndarray, batches: int, episodes: int) -> dict:
     t0 = time.time()
     torch.manual_seed(cfg.seed)
     p = OLLIEPretrainer(data, norm, cfg.offline)
@@ -124,31 +174,34 @@ def ollie_report(cfg, data, norm, groups: np.ndarray, batches: int) -> dict:
     out["y_auc_D_e_over_D_s_expert"] = auc(yn[groups == 0], yn[groups == 1])
     r = p.surrogate().double().numpy()
     out["reward_auc_D_s_expert_over_D_s_other"] = auc(r[groups == 1], r[groups == 2])
+    policy, score = train_policy(p, cfg, data, norm, c.policy_steps, c.policy_lr,
+                                 c.policy_weight_decay, episodes)
+    w = yn / yn.sum()  # resampled batches' weights, the uniform batches' large-batch limit
+    out.update(policy_steps=c.policy_steps, **score,
+               grad_norms=group_grad_norms(policy, p.s_o, p.a_o, w, groups),
+               neg_log_lik=neg_log_lik(policy, p.s_o, p.a_o, groups))
     out["wall_s"] = round(time.time() - t0)
     return out
 
 
-def dwbc_report(cfg, data, norm, groups: np.ndarray, steps: int, episodes: int) -> dict:
+def baseline_report(cfg, data, norm, groups: np.ndarray, arm: str, steps: int,
+                    episodes: int) -> dict:
+    """DWBC's or BC-E's policy after `steps` steps: shares (DWBC's at its final discriminator),
+    gradient norms per group, its score."""
     t0 = time.time()
-    c = dataclasses.replace(cfg, pretrain="dwbc")
+    c = dataclasses.replace(cfg, pretrain=arm)
     torch.manual_seed(c.seed)
     method = build_pretrainer(c, data, norm)
-    S, A = data.expert["observations"].shape[1], data.expert["actions"].shape[1]
-    policy = TanhGaussianPolicy(S, A, c.policy_hidden, norm)
-    opt = torch.optim.Adam(policy.parameters(), lr=c.baselines.bc_lr,
-                           weight_decay=c.baselines.bc_weight_decay)
-    gen = torch.Generator().manual_seed(c.seed)
-    for _ in range(steps):
-        loss = method.loss(policy, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    w = dwbc_row_weights(method, policy)
+    policy, score = train_policy(method, c, data, norm, steps, c.baselines.bc_lr,
+                                 c.baselines.bc_weight_decay, episodes)
+    w = dwbc_row_weights(method, policy) if arm == "dwbc" else (groups == 0).astype(float)
+    s_o = torch.as_tensor(data.union["observations"], dtype=torch.float32)
+    a_o = torch.as_tensor(data.union["actions"], dtype=torch.float32)
     out = {"steps": steps, "shares": group_shares(w, groups),
            "negative_weight_share": float(np.abs(w[w < 0]).sum() / np.abs(w).sum()),
-           "rows_weighted_D_s_other": int(((w != 0) & (groups == 2)).sum())}
-    if episodes:
-        out.update(evaluate(policy, data, episodes, 100_000 + 1000 * c.seed))
+           "rows_weighted_D_s_other": int(((w != 0) & (groups == 2)).sum()), **score,
+           "grad_norms": group_grad_norms(policy, s_o, a_o, w, groups),
+           "neg_log_lik": neg_log_lik(policy, s_o, a_o, groups)}
     out["wall_s"] = round(time.time() - t0)
     return out
 
@@ -158,10 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(config=None)
     p.add_argument("--env", default="halfcheetah", choices=list(bench.SETTINGS))
     p.add_argument("--dwbc-steps", type=int, default=None,
-                   help="DWBC policy steps (default: the config's bc_steps; 0 skips DWBC)")
+                   help="DWBC and BC-E policy steps (default: the config's bc_steps; 0 skips "
+                        "both)")
     p.add_argument("--batches", type=int, default=2000,
                    help="uniform batches behind the expected extraction weights")
-    p.add_argument("--eval-episodes", type=int, default=3, help="DWBC's score (0: none)")
+    p.add_argument("--eval-episodes", type=int, default=3, help="each policy's score (0: none)")
     args, _ = parse_args(argv, bench.TrainConfig, prog="ollie.experiments.loss_share",
                          description=__doc__, parser=p)
     if args.config is not None:
@@ -177,13 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     groups = row_groups(len(data.expert["actions"]), data.imperfect, cfg.data.n_expert_in_s)
     res = {"env": args.env, "seed": seed, "quick": args.quick, "overrides": list(args.overrides),
            "rows": {g: int((groups == k).sum()) for k, g in enumerate(GROUPS)},
-           "bc_expert": {"shares": group_shares((groups == 0).astype(float), groups)},
-           "ollie": ollie_report(cfg, data, norm, groups, args.batches)}
+           "ollie": ollie_report(cfg, data, norm, groups, args.batches, args.eval_episodes)}
     log.info("OLLIE: %s", res["ollie"])
     steps = cfg.baselines.bc_steps if args.dwbc_steps is None else args.dwbc_steps
-    if steps:
-        res["dwbc"] = dwbc_report(cfg, data, norm, groups, steps, args.eval_episodes)
-        log.info("DWBC: %s", res["dwbc"])
+    for arm in ("dwbc", "bc_expert") if steps else ():
+        res[arm] = baseline_report(cfg, data, norm, groups, arm, steps, args.eval_episodes)
+        log.info("%s: %s", arm, res[arm])
     run_dir = make_run_dir(args.out, "ollie", "loss-share")
     atomic_write_json(run_dir / "loss_share.json", res)
     log.info("wrote %s", run_dir / "loss_share.json")

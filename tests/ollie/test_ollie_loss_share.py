@@ -59,3 +59,22 @@ def test_auc_counts_ties_half():
     assert auc(np.array([0.0]), np.array([1.0])) == 0.0
     # pairs: (1 vs 1) tie 0.5, (1 vs 0) win, (2 vs 1) win, (2 vs 0) win -> 3.5 / 4
     assert auc(np.array([1.0, 2.0]), np.array([1.0, 0.0])) == pytest.approx(0.875)
+
+
+def test_group_grad_norms_are_the_norms_of_each_groups_weighted_gradient():
+    from ollie.experiments.loss_share import group_grad_norms
+    from shared.il.models import Normalizer, TanhGaussianPolicy
+
+    torch.manual_seed(0)
+    pol = TanhGaussianPolicy(3, 2, 8, Normalizer(torch.zeros(3), torch.ones(3)))
+    s, a = torch.randn(5, 3), torch.rand(5, 2) * 1.8 - 0.9
+    groups = np.array([0, 0, 1, 2, 2])
+    w = np.array([1.0, 1.0, 2.0, 0.0, 0.0])  # Σ|w| = 4; group 2 carries no weight
+    g = group_grad_norms(pol, s, a, w, groups)
+    params = list(pol.parameters())
+    ref = torch.autograd.grad(-(torch.tensor([0.25, 0.25]) * pol.log_prob(s[:2], a[:2])).sum(),
+                              params, allow_unused=True)
+    ref = torch.cat([r.flatten() for r in ref if r is not None]).norm()
+    assert g["D_e"] == pytest.approx(float(ref), rel=1e-5)
+    assert g["D_s_other"] == 0.0
+    assert g["all"] <= g["D_e"] + g["D_s_expert"] + 1e-6
