@@ -14,7 +14,9 @@ w_i = the expected weight of row i in one step's loss (its draw probability time
   budget by default): a D_e-term row (α − η/(d(1−d)) − 1)/|D_e|, a D_o-term row
   (1/(1−d) − 1)·1[d ≥ 0.5]/|D_o| (`shared.il.dwbc.DWBC.loss` at its current discriminator; D_e's
   rows are in both terms and get the sum);
-- BC-E: 1/|D_e| on D_e.
+- BC-E: 1/|D_e| on D_e;
+- BC on all expert rows (D_e and D_s's expert trajectories, uniform; an oracle that uses the
+  labels, a diagnostic and no method): the data OLLIE's y selects, without y's weights.
 
 It reports the share of Σ|w| on each row group (the labels of D_s's parts, which no method
 sees; "other" = the random trajectories in the bench's configs), y's AUC of D_s's expert rows
@@ -38,6 +40,7 @@ from ollie.offline import OLLIEPretrainer
 from ollie.train import build_pretrainer, evaluate
 from shared.cli import build_parser, parse_args, run
 from shared.errors import ConfigError
+from shared.il.bc import PlainBC
 from shared.il.datasets import episode_bounds
 from shared.il.models import Normalizer, TanhGaussianPolicy
 from shared.io import atomic_write_json, make_run_dir
@@ -46,6 +49,7 @@ from shared.log import get_logger
 log = get_logger("ollie.experiments.loss_share")
 
 GROUPS = ("D_e", "D_s_expert", "D_s_other")  # row-group codes 0, 1, 2
+ARMS = ("ollie", "dwbc", "bc_expert", "bc_expert_rows")
 
 
 def row_groups(n_e: int, imperfect: dict, n_expert_in_s: int) -> np.ndarray:
@@ -186,15 +190,23 @@ def ollie_report(cfg, data, norm, groups: np.ndarray, batches: int, episodes: in
 
 def baseline_report(cfg, data, norm, groups: np.ndarray, arm: str, steps: int,
                     episodes: int) -> dict:
-    """DWBC's or BC-E's policy after `steps` steps: shares (DWBC's at its final discriminator),
-    gradient norms per group, its score."""
+    """DWBC's, BC-E's or the expert-rows oracle's policy after `steps` steps: shares (DWBC's at
+    its final discriminator), gradient norms per group, its score."""
     t0 = time.time()
     c = dataclasses.replace(cfg, pretrain=arm)
     torch.manual_seed(c.seed)
-    method = build_pretrainer(c, data, norm)
+    if arm == "bc_expert_rows":
+        keep = groups < 2
+        method = PlainBC(torch.as_tensor(data.union["observations"][keep], dtype=torch.float32),
+                         torch.as_tensor(data.union["actions"][keep], dtype=torch.float32),
+                         c.baselines.bc_batch, arm)
+        c = dataclasses.replace(c, pretrain="bc_expert")
+    else:
+        method = build_pretrainer(c, data, norm)
     policy, score = train_policy(method, c, data, norm, steps, c.baselines.bc_lr,
                                  c.baselines.bc_weight_decay, episodes)
-    w = dwbc_row_weights(method, policy) if arm == "dwbc" else (groups == 0).astype(float)
+    w = dwbc_row_weights(method, policy) if arm == "dwbc" else \
+        (groups < (2 if arm == "bc_expert_rows" else 1)).astype(float)
     s_o = torch.as_tensor(data.union["observations"], dtype=torch.float32)
     a_o = torch.as_tensor(data.union["actions"], dtype=torch.float32)
     out = {"steps": steps, "shares": group_shares(w, groups),
@@ -211,15 +223,20 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(config=None)
     p.add_argument("--env", default="halfcheetah", choices=list(bench.SETTINGS))
     p.add_argument("--dwbc-steps", type=int, default=None,
-                   help="DWBC and BC-E policy steps (default: the config's bc_steps; 0 skips "
+                   help="the baselines' policy steps (default: the config's bc_steps; 0 skips "
                         "both)")
     p.add_argument("--batches", type=int, default=2000,
                    help="uniform batches behind the expected extraction weights")
+    p.add_argument("--arms", default="ollie,dwbc,bc_expert,bc_expert_rows",
+                   help="comma-separated subset of " + ", ".join(ARMS))
     p.add_argument("--eval-episodes", type=int, default=3, help="each policy's score (0: none)")
     args, _ = parse_args(argv, bench.TrainConfig, prog="ollie.experiments.loss_share",
                          description=__doc__, parser=p)
     if args.config is not None:
         raise ConfigError("--config: the probe takes the bench's config of --env")
+    arms = args.arms.split(",")
+    if not set(arms) <= set(ARMS):
+        raise ConfigError(f"--arms: unknown {sorted(set(arms) - set(ARMS))} (known: {ARMS})")
     if min(args.batches, args.eval_episodes, args.dwbc_steps or 0) < 0 or args.batches == 0:
         raise ConfigError("--batches must be >= 1, --dwbc-steps and --eval-episodes >= 0")
     seed = args.seed if args.seed is not None else 3
@@ -230,11 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     norm = Normalizer(torch.as_tensor(mean), torch.as_tensor(std))
     groups = row_groups(len(data.expert["actions"]), data.imperfect, cfg.data.n_expert_in_s)
     res = {"env": args.env, "seed": seed, "quick": args.quick, "overrides": list(args.overrides),
-           "rows": {g: int((groups == k).sum()) for k, g in enumerate(GROUPS)},
-           "ollie": ollie_report(cfg, data, norm, groups, args.batches, args.eval_episodes)}
-    log.info("OLLIE: %s", res["ollie"])
+           "rows": {g: int((groups == k).sum()) for k, g in enumerate(GROUPS)}}
+    if "ollie" in arms:
+        res["ollie"] = ollie_report(cfg, data, norm, groups, args.batches, args.eval_episodes)
+        log.info("OLLIE: %s", res["ollie"])
     steps = cfg.baselines.bc_steps if args.dwbc_steps is None else args.dwbc_steps
-    for arm in ("dwbc", "bc_expert") if steps else ():
+    for arm in [a for a in arms if a != "ollie"] if steps else ():
         res[arm] = baseline_report(cfg, data, norm, groups, arm, steps, args.eval_episodes)
         log.info("%s: %s", arm, res[arm])
     run_dir = make_run_dir(args.out, "ollie", "loss-share")
