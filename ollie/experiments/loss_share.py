@@ -20,8 +20,9 @@ w_i = the expected weight of row i in one step's loss (its draw probability time
 
 It reports the share of Σ|w| on each row group (the labels of D_s's parts, which no method
 sees; "other" = the random trajectories in the bench's configs), y's AUC of D_s's expert rows
-(and of D_e) above D_s's other rows, and DWBC's score after its steps. Writes loss_share.json
-into the run dir.
+(and of D_e) above D_s's other rows, and each policy's score, gradient norm and −log π per
+group; with `--y-expert-only` also the score of OLLIE's extraction with y zeroed on D_s's other
+rows. Writes loss_share.json into the run dir.
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((r[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def ollie_report(cfg, data, norm, groups: np.ndarray, batches: int, episodes: int) -> dict:
+def ollie_report(cfg, data, norm, groups: np.ndarray, batches: int, episodes: int,
+                 y_expert_only: bool = False) -> dict:
     t0 = time.time()
     torch.manual_seed(cfg.seed)
     p = OLLIEPretrainer(data, norm, cfg.offline)
@@ -184,6 +186,11 @@ def ollie_report(cfg, data, norm, groups: np.ndarray, batches: int, episodes: in
     out.update(policy_steps=c.policy_steps, **score,
                grad_norms=group_grad_norms(policy, p.s_o, p.a_o, w, groups),
                neg_log_lik=neg_log_lik(policy, p.s_o, p.a_o, groups))
+    if y_expert_only:  # the same y with D_s's other rows set to 0 (uses the labels)
+        p.y_o, p.cdf = y * torch.as_tensor(groups < 2, dtype=y.dtype), None
+        _, s2 = train_policy(p, cfg, data, norm, c.policy_steps, c.policy_lr,
+                             c.policy_weight_decay, episodes)
+        out["y_expert_rows_only"] = s2
     out["wall_s"] = round(time.time() - t0)
     return out
 
@@ -229,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="uniform batches behind the expected extraction weights")
     p.add_argument("--arms", default="ollie,dwbc,bc_expert,bc_expert_rows",
                    help="comma-separated subset of " + ", ".join(ARMS))
+    p.add_argument("--y-expert-only", action="store_true",
+                   help="also extract OLLIE's policy with y set to 0 on D_s's other rows "
+                        "(uses the labels: a diagnostic)")
     p.add_argument("--eval-episodes", type=int, default=3, help="each policy's score (0: none)")
     args, _ = parse_args(argv, bench.TrainConfig, prog="ollie.experiments.loss_share",
                          description=__doc__, parser=p)
@@ -249,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     res = {"env": args.env, "seed": seed, "quick": args.quick, "overrides": list(args.overrides),
            "rows": {g: int((groups == k).sum()) for k, g in enumerate(GROUPS)}}
     if "ollie" in arms:
-        res["ollie"] = ollie_report(cfg, data, norm, groups, args.batches, args.eval_episodes)
+        res["ollie"] = ollie_report(cfg, data, norm, groups, args.batches, args.eval_episodes,
+                                    args.y_expert_only)
         log.info("OLLIE: %s", res["ollie"])
     steps = cfg.baselines.bc_steps if args.dwbc_steps is None else args.dwbc_steps
     for arm in [a for a in arms if a != "ollie"] if steps else ():
