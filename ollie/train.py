@@ -315,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg.device = pick_device(cfg.device)  # no CUDA here: an error before anything is written
     torch.set_num_threads(1)
     if args.out is not None:  # an existing run: before the data and its config.yaml
-        check_resume(args.out, cfg, resume_free(Path(args.out)), names=("offline", "online"))
+        out = Path(args.out)  # a finished run may hold no checkpoint (pretrain=none, no online)
+        check_resume(out, cfg, resume_free(out), names=("offline", "online"),
+                     resuming=True if (out / "result.json").exists() else None)
     data = build_data(cfg.data)  # bad data fail here, before the run dir is made
     run_dir = make_run_dir(args.out, "ollie", f"train-{cfg.pretrain}-{cfg.online.discriminator}")
     save_config(cfg, run_dir / "config.yaml")

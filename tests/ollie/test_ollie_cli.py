@@ -142,3 +142,15 @@ def test_out_of_another_arm_is_refused_unchanged(tmp_path):
 
     longer = load_train_config(TINY, ["online.env_steps=512"])
     check_resume(out, to_dict(longer), resume_free(out), names=("offline", "online"))
+
+
+def test_finished_run_without_checkpoints_is_not_overwritten_by_another_arm(tmp_path):
+    out = tmp_path / "run"  # pretrain=none with no online budget writes no checkpoint
+    assert main(["--config", TINY, "--out", str(out), "--set", "pretrain=none",
+                 "--set", "online.discriminator=random", "--set", "online.env_steps=0"]) == 0
+    assert not list(out.glob("*.pt")) and (out / "result.json").exists()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    r = _cli("--config", TINY, "--out", str(out), "--set", "pretrain=bc_expert",
+             "--set", "online.discriminator=random", "--set", "online.env_steps=0")
+    assert r.returncode == 2 and "pretrain='none' (now 'bc_expert')" in r.stderr, r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
