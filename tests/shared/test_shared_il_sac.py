@@ -10,6 +10,7 @@ from shared.il.export import export, pick_snapshots
 from shared.il.nets import EnsembleMLP, member_state_dict, mlp
 from shared.il.policy import load_policy, squash_log_std
 from shared.il.sac import SACAgents, SACConfig, train_sac
+from shared.io import Checkpointer
 
 
 def test_ensemble_mlp_matches_member_mlps():
@@ -52,10 +53,10 @@ def test_tiny_run_resumes_and_exports(tmp_path):
     assert s1["steps"] == 300
     hist = json.loads((tmp_path / "history.json").read_text())
     assert [h["step"] for h in hist] == [150, 300]
-    first = torch.load(tmp_path / "ckpt.pt", weights_only=False)["buffer"]["data"]
+    first = Checkpointer(tmp_path).load()["buffer"]["data"]
     cfg.total_steps = 450
     s2 = train_sac(cfg, tmp_path)  # resumes at 300 (checkpoint incl. replay buffer)
-    buf = torch.load(tmp_path / "ckpt.pt", weights_only=False)["buffer"]
+    buf = Checkpointer(tmp_path).load()["buffer"]
     # appended after the first 300 transitions (as a 450-step run), none overwritten
     assert buf["size"] == 450 and torch.equal(buf["data"][:, :300], first)
     hist = json.loads((tmp_path / "history.json").read_text())

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from shared.cli import run
+from shared.io import Checkpointer
 from twscardio import bench, train
 
 TINY = ["--set", "steps=3", "--set", "n_subjects=1", "--set", "recordings_per_subject=1",
@@ -77,7 +78,7 @@ def test_train_resumes_from_checkpoint(tmp_path, caplog, capsys):
 
     out = tmp_path / "run"
     assert train.main(["--out", str(out), *TINY]) == 0
-    assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 3
+    assert Checkpointer(out).load()["step"] == 3
     # more steps would stretch the cosine schedule of the resumed steps: refused, dir unchanged
     saved = (out / "config.yaml").read_text()
     more = [a if a != "steps=3" else "steps=5" for a in TINY]
@@ -88,11 +89,11 @@ def test_train_resumes_from_checkpoint(tmp_path, caplog, capsys):
     assert e.value.code == 2 and len(err.splitlines()) == 1 and "steps=3 (now 5)" in err, err
     assert (out / "config.yaml").read_text() == saved
     # an interrupted run resumes, also with another checkpoint frequency
-    state = torch.load(out / "ckpt.pt", weights_only=False)
+    state = Checkpointer(out).load()
     state["step"], state["hist"]["loss"] = 2, state["hist"]["loss"][:2]
     torch.save(state, out / "ckpt.pt")
     caplog.set_level(logging.INFO)
     assert train.main(["--out", str(out), *TINY, "--set", "ckpt_every=1"]) == 0
     assert "resumed from step 2" in caplog.text
-    state = torch.load(out / "ckpt.pt", weights_only=False)
+    state = Checkpointer(out).load()
     assert state["step"] == 3 and len(state["hist"]["loss"]) == 3
