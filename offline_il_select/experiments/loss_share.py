@@ -11,7 +11,7 @@ weight in the term that draws it). This probe computes w for
   of D_u = D_e ∪ D_s gets alpha_i / |D_u|, a row of D_s also beta_i / |D_s| (`ilid_row_weights`);
 - DWBC after `--dwbc-steps` joint steps of its policy and discriminator: a D_e row
   (alpha - eta / (d (1 - d)) - 1) / |D_e|, a D_b row (1 / (1 - d) - 1) 1[d >= 0.5] / |D_b|
-  (`dwbc_row_weights`, the weights of `shared.il.dwbc.DWBC.loss` at its current discriminator);
+  (`shared.il.dwbc.DWBC.row_weights`, the weights of its `loss` at its current discriminator);
 - BC-E: 1 / |D_e| on D_e.
 
 It reports the share of sum |w| on D_e, on D_b's expert trajectories and on D_b's other rows
@@ -56,26 +56,6 @@ def ilid_row_weights(n_e: int, selected: np.ndarray, alpha: np.ndarray, beta: np
     if len(sel):
         w_b[sel] = alpha[n_e:] / n_u + beta / len(sel)
     return w_e, w_b
-
-
-@torch.no_grad()
-def dwbc_row_weights(method, policy, chunk: int = 1 << 14) -> tuple[np.ndarray, np.ndarray]:
-    """Expected per-row weight of DWBC's policy loss at its current discriminator and policy:
-    D_e rows (n_e,), D_b rows (N_b,) (`shared.il.dwbc.DWBC.loss`: alpha BC_e - corr_e + corr_o,
-    d_o < 0.5 set to 0)."""
-
-    def d_of(s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        out = []
-        for i in range(0, len(s), chunk):
-            si, ai = s[i:i + chunk], a[i:i + chunk]
-            out.append(method.disc(torch.cat([si, ai], 1), policy.log_prob(si, ai)))
-        return torch.cat(out)
-
-    eta, alpha = method.eta, method.alpha
-    d_e, d_o = d_of(method.s_e, method.a_e), d_of(method.s_o, method.a_o)
-    w_e = (alpha - eta / (d_e * (1 - d_e)) - 1) / len(d_e)
-    w_o = torch.where(d_o < 0.5, torch.zeros_like(d_o), 1 / (1 - d_o) - 1) / len(d_o)
-    return w_e.cpu().numpy().astype(np.float64), w_o.cpu().numpy().astype(np.float64)
 
 
 def shares(w_e: np.ndarray, w_b: np.ndarray, b_is_expert: np.ndarray, ret_e: float,
@@ -185,7 +165,7 @@ def probe(setting: str, seed: int, steps: int, dwbc_steps: int, fit_steps: int,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        w_e, w_b = dwbc_row_weights(dwbc, pol)
+        w_e, w_b = dwbc.row_weights(pol)
         out["dwbc"] = {**shares(w_e, w_b, data.imperfect_is_expert, ret_e, ret_rows),
                        "steps": dwbc_steps, "w_D_e_mean": float(w_e.mean() * n_e),
                        "n_D_b_weighted": int((w_b > 0).sum()),

@@ -85,20 +85,13 @@ def extraction_row_weights(y: torch.Tensor, extraction: str, batch: int, batches
     return (w / batches).numpy()
 
 
-@torch.no_grad()
-def dwbc_row_weights(method, policy: TanhGaussianPolicy, chunk: int = 1 << 14) -> np.ndarray:
+def dwbc_row_weights(method, policy: TanhGaussianPolicy) -> np.ndarray:
     """Expected weight (N_o,) of each D_o row in DWBC's policy loss at its current discriminator
-    and policy; D_o = D_e then D_s, D_e's rows get their D_e-term weight added."""
-
-    def d_of(s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return torch.cat([method.disc(torch.cat([s[i:i + chunk], a[i:i + chunk]], 1),
-                                      policy.log_prob(s[i:i + chunk], a[i:i + chunk]))
-                          for i in range(0, len(s), chunk)]).double()
-
-    d_e, d_o = d_of(method.s_e, method.a_e), d_of(method.s_o, method.a_o)
-    w = torch.where(d_o < 0.5, torch.zeros_like(d_o), 1 / (1 - d_o) - 1) / len(d_o)
-    w[:len(d_e)] += (method.alpha - method.eta / (d_e * (1 - d_e)) - 1) / len(d_e)
-    return w.numpy()
+    and policy (`shared.il.dwbc.DWBC.row_weights`); D_o = D_e then D_s, D_e's rows get their
+    D_e-term weight added."""
+    w_e, w = method.row_weights(policy)
+    w[:len(w_e)] += w_e
+    return w
 
 
 def group_grad_norms(policy: TanhGaussianPolicy, s: torch.Tensor, a: torch.Tensor,

@@ -81,6 +81,23 @@ class DWBC:
         corr_o = -logp_o * (1 / (1 - d_o) - 1)
         return self.alpha * (-logp_e).mean() - corr_e.mean() + corr_o.mean()
 
+    @torch.no_grad()
+    def row_weights(self, policy: TanhGaussianPolicy, chunk: int = 1 << 14
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Expected weight of each row's -log pi in `loss` at the current discriminator and
+        policy, in float64: (D_e rows (N_e,), D_o rows (N_o,)); over `loss`'s uniform draws its
+        policy term is w_e @ (-log pi_e) + w_o @ (-log pi_o) (d_o < 0.5 rows weigh 0)."""
+
+        def d_of(s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+            return torch.cat([self.disc(torch.cat([s[i:i + chunk], a[i:i + chunk]], 1),
+                                        policy.log_prob(s[i:i + chunk], a[i:i + chunk]))
+                              for i in range(0, len(s), chunk)]).double()
+
+        d_e, d_o = d_of(self.s_e, self.a_e), d_of(self.s_o, self.a_o)
+        w_e = (self.alpha - self.eta / (d_e * (1 - d_e)) - 1) / len(d_e)
+        w_o = torch.where(d_o < 0.5, torch.zeros_like(d_o), 1 / (1 - d_o) - 1) / len(d_o)
+        return w_e.cpu().numpy(), w_o.cpu().numpy()
+
     def state_dict(self) -> dict:
         return {"disc": self.disc.state_dict(), "opt": self.opt.state_dict()}
 

@@ -8,7 +8,6 @@ import torch
 
 from offline_il_select.config import PolicyConfig
 from offline_il_select.experiments.loss_share import (
-    dwbc_row_weights,
     expert_only,
     ilid_row_weights,
     main,
@@ -70,7 +69,7 @@ def test_dwbc_row_weights_reproduce_one_dwbc_loss_exactly():
     g = torch.Generator().manual_seed(3)
     for _ in range(30):  # move the discriminator off its initial outputs
         dw.loss(pol, g)
-    w_e, w_o = dwbc_row_weights(dw, pol)
+    w_e, w_o = dw.row_weights(pol)
     assert (w_o >= 0).all() and (w_o > 0).any() and (w_o == 0).any()  # d_o < 0.5 rows are 0
     state = g.get_state()
     loss = float(dw.loss(pol, g).detach())
