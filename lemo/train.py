@@ -104,26 +104,26 @@ RESUME_FREE = ("steps", "log_every", "save_every", "device", "distributed", "gra
                "data.val_path", "lemo.eliminate_in_eval", "lemo.cuda_graph_max_tokens")
 
 
-def check_resume(run_dir: Path, cfg: TrainConfig) -> None:
+def check_resume(run_dir: Path, cfg: TrainConfig, distributed: bool = False) -> None:
     """A run dir holding a checkpoint (single-file or sharded) resumes only under the config it
     was trained with (its config.yaml), but for `RESUME_FREE`: resuming under another one, e.g.
     a run of an earlier default, would mix two settings in one run and overwrite its
     config.yaml with the second. Every rank reads the same file before rank 0 rewrites it
-    (atomically, with the same training keys)."""
+    (atomically, with the same training keys). `distributed` (under torchrun): a single-file
+    checkpoint alone is refused, since torchrun reads sharded checkpoints only and would start
+    again from step 0."""
     ckpt = Checkpointer(run_dir)
-    resuming = has_checkpoint(run_dir) or any(os.path.lexists(p) for p in (ckpt.path, ckpt.prev))
-    shared_check_resume(run_dir, cfg, RESUME_FREE, resuming=resuming)
+    sharded = has_checkpoint(run_dir)
+    single = any(os.path.lexists(p) for p in (ckpt.path, ckpt.prev))
+    shared_check_resume(run_dir, cfg, RESUME_FREE, resuming=sharded or single)
+    if distributed and single and not sharded:
+        raise ConfigError(f"--out {run_dir}: its checkpoint was written by one process; "
+                          "resume it without torchrun or use another --out")
 
 
 def _train(args, cfg: TrainConfig, env: DistEnv) -> int:
     if args.out is not None:  # an existing run dir: before the model loads (nothing printed)
-        check_resume(Path(args.out), cfg)
-        ckpt = Checkpointer(args.out)
-        if env.active and not has_checkpoint(args.out) and any(
-                os.path.lexists(p) for p in (ckpt.path, ckpt.prev)):
-            # torchrun reads sharded checkpoints only: it would start again from step 0
-            raise ConfigError(f"--out {args.out}: its checkpoint was written by one process; "
-                              "resume it without torchrun or use another --out")
+        check_resume(Path(args.out), cfg, env.active)
     device = env.device
     tokens = load_text(cfg.data.train_path, "train", cfg.data.text_key, cfg.data.max_corpus_bytes)
     if len(tokens) <= cfg.data.seq_len:
