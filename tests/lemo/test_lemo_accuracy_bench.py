@@ -152,6 +152,20 @@ def test_frontier_default_is_the_smallest_saved_ratio_meeting_every_target():
     assert f["binding"] == ["passkey", "perplexity"] and f["nearest_meeting_accuracy"] == []
 
 
+def test_frontier_a_gap_of_exactly_the_target_meets_it():
+    """Call E's keep 0.8 + 80% point: LoRA 97 / 100, the arm 92 / 100, stored as float32
+    shares (their difference is 0.05000001): 5 points is within 5 points."""
+    cfg = AccuracyBenchConfig()
+    lora, arm = float(np.float32(0.97)), float(np.float32(0.92))
+    assert lora - arm > cfg.target_passkey_gap  # the float difference alone would miss
+    rows = {"lora": _row(2.0, lora), "lemo:a:k0.8:p0.8": _row(2.0, arm),
+            "lemo:b:k0.8:p0.8": _row(2.0, float(np.float32(0.91)))}
+    f = frontier(rows, {"ratio": {"lemo:a:k0.8:p0.8": 0.5, "lemo:b:k0.8:p0.8": 0.5}}, cfg)
+    meets = {p["arm"]: p["meets_passkey"] for p in f["points"]}
+    assert meets == {"lemo:a:k0.8:p0.8": True, "lemo:b:k0.8:p0.8": False}
+    assert f["default"] == "lemo:a:k0.8:p0.8"
+
+
 def test_frontier_reports_out_of_family_ratios_and_never_picks_by_them():
     """Each point carries its out-of-family perplexity ratio to LoRA; the default is the same
     whatever the out-of-family figures are (they would stop being out of family otherwise)."""
