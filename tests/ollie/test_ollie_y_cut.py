@@ -123,3 +123,15 @@ def test_cut_rows_carry_no_loss_in_either_batching_mode(tiny):
 def test_out_of_range_settings_name_the_key(key, value):
     with pytest.raises(ConfigError, match=f"offline.{key}"):
         load_train_config(TINY, [f"offline.{key}={value}"])
+
+
+def test_a_run_with_the_cut_reports_what_it_cut(tiny):
+    from ollie.train import fit
+
+    _, data, _ = tiny
+    cfg = load_train_config(TINY, ["online.env_steps=0", "offline.extraction_y_cut=1"])
+    st = fit(cfg, data)["offline_stats"]
+    assert st["y_cut_threshold"] > 0 and 0 <= st["y_cut_mass"] < 1
+    assert 0 <= st["y_cut_rows_expert"] <= len(data.expert["actions"])
+    plain = fit(load_train_config(TINY, ["online.env_steps=0"]), data)["offline_stats"]
+    assert "y_cut_threshold" not in plain
