@@ -87,6 +87,13 @@ class OfflineConfig:
     # E_o[y log π]; the batch holds ~B·(y's mass) rows where y is large); 'uniform': uniform
     # batches weighted by y / batch mean (official code; ~B·(those rows' share) of them)
     extraction: Literal["resample", "uniform"] = "uniform"
+    # Low-y cut (a deviation from the paper; 0 = off, the paper's plain y-weighted BC): y is set
+    # to 0 on every D_o row whose y is below extraction_y_cut × y's extraction_y_cut_quantile
+    # over D_e (the rows the method knows are expert), in both batching modes. On HalfCheetah
+    # the ~1% of y's mass left on D_s's random rows bent the policy (zeroing it by the labels:
+    # score 19.2 -> 64.6, results/ollie/NOTES.md). In [0, 1]: at most that quantile of D_e is cut.
+    extraction_y_cut: float = 0.0
+    extraction_y_cut_quantile: float = 0.05  # the quantile of y over D_e the cut scales, [0, 1]
 
 
 @dataclass
@@ -177,6 +184,10 @@ class TrainConfig:
         for k in ("disc_steps", "dice_steps", "policy_steps"):
             if getattr(self.offline, k) < 1:
                 raise ValueError(f"offline.{k} must be >= 1")
+        for k in ("extraction_y_cut", "extraction_y_cut_quantile"):
+            v = getattr(self.offline, k)
+            if not 0 <= v <= 1:  # also refuses nan
+                raise ValueError(f"offline.{k} must lie in [0, 1], got {v}")
         if self.offline.y_update != "ascent" and self.offline.absorbing:
             raise ValueError(f"offline.y_update={self.offline.y_update} does not support "
                              "offline.absorbing")

@@ -8,7 +8,9 @@
    With `offline.y_update: dual`, ν descends the closed-form inner maximum over 0 ≤ y ≤ e^h
    (`dice.dual_objective`) and y is fitted to its maximiser min(δ_ν - 1, h).
 3. π⁰: y-weighted BC on D_o (`extraction.py`), uniform batches weighted by y or batches drawn
-   ∝ y (`offline.extraction`); y over D_o is fixed once step 2 ends.
+   ∝ y (`offline.extraction`); y over D_o is fixed once step 2 ends. With
+   `offline.extraction_y_cut` > 0 the rows whose y is below that share of a low quantile of y
+   over D_e get weight 0 (`extraction.cut_low_y`; off by default, a deviation from the paper).
 
 `prep_step(i, gen)` runs step i of stages 1-2 (`prep_steps` in all); `loss(policy, gen)` is one
 stage-3 minibatch loss. All networks and optimiser states are in `state_dict()`, so the recipe can
@@ -32,7 +34,7 @@ from ollie.dice import (
     y_regression_loss,
 )
 from ollie.discriminator import offline_disc_loss, shift_reward, surrogate_reward
-from ollie.extraction import extraction_loss, resample_rows
+from ollie.extraction import cut_low_y, extraction_loss, resample_rows
 from shared.il.discriminator import sample_rows
 from shared.il.models import Discriminator, Normalizer, TanhGaussianPolicy
 
@@ -86,6 +88,7 @@ class OLLIEPretrainer:
         self.reward: torch.Tensor | None = None  # R̃ over D_o (N_o,), after stage 1
         self.reward_abs: torch.Tensor | None = None  # the absorbing state's R̃ (scalar)
         self.y_o: torch.Tensor | None = None  # y over D_o (N_o,), after stage 2
+        self.w_o: torch.Tensor | None = None  # stage 3's weights over D_o (N_o,): y after the cut
         self.cdf: torch.Tensor | None = None  # cumulative y over D_o, for resampled batches
         self.stats: dict = {}
 
@@ -153,8 +156,21 @@ class OLLIEPretrainer:
                           "reward_mean_imperfect": float(self.surrogate()[n_e:].mean())}
         return self.y_o
 
+    def extraction_weights(self) -> torch.Tensor:
+        """Step 3's weights over D_o (N_o,): y, with the rows below the low-y cut set to 0
+        (`offline.extraction_y_cut`; y itself when the cut is 0)."""
+        if self.w_o is None:
+            y, c, n_e = self.weights(), self.cfg, len(self.x_e)
+            self.w_o, thr = cut_low_y(y, y[:n_e], c.extraction_y_cut, c.extraction_y_cut_quantile)
+            if c.extraction_y_cut > 0:
+                cut = self.w_o == 0
+                self.stats.update(y_cut_threshold=thr, y_cut_rows_expert=int(cut[:n_e].sum()),
+                                  y_cut_rows_imperfect=int(cut[n_e:].sum()),
+                                  y_cut_mass=float(y.double()[cut].sum() / y.double().sum()))
+        return self.w_o
+
     def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
-        y, B = self.weights(), self.cfg.policy_batch
+        y, B = self.extraction_weights(), self.cfg.policy_batch
         if self.cfg.extraction == "resample":  # rows drawn ∝ y, equal weights
             if self.cdf is None:
                 self.cdf = torch.cumsum(y.double(), 0)
@@ -178,4 +194,4 @@ class OLLIEPretrainer:
                     getattr(self, k).copy_(v)
             else:
                 getattr(self, k).load_state_dict(v)
-        self.reward = self.y_o = self.cdf = None
+        self.reward = self.y_o = self.w_o = self.cdf = None

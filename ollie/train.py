@@ -118,8 +118,8 @@ def fit_offline(cfg: TrainConfig, data: OLLIEData, policy: TanhGaussianPolicy, m
                        "method": method.state_dict(), "gen": gen.get_state(), "step": i + 1,
                        "curve": curve})
     if total and method.policy_steps:
-        if hasattr(method, "weights"):
-            method.weights()  # fills the y statistics after a resume, too
+        if hasattr(method, "extraction_weights"):
+            method.extraction_weights()  # fills the y statistics after a resume, too
         score = curve[-1]["score"]
     else:  # no offline phase: π⁰ is the random initial policy
         score = evaluate(policy, data, cfg.eval_episodes, seed)["score"]

@@ -2,14 +2,15 @@
 trajectories and on D_s's other rows.
 
     python -m ollie.experiments.loss_share --env halfcheetah --seed 3 [--dwbc-steps N] \\
-        [--quick] [--set key=value ...] [--out DIR]
+        [--y-cut C[,C...]] [--quick] [--set key=value ...] [--out DIR]
 
 Every offline arm here is weighted BC, so its loss is Σ_i w_i (−log π(a_i|s_i)) over D_o's rows,
 w_i = the expected weight of row i in one step's loss (its draw probability times its weight):
 
 - OLLIE (step 3, `extraction.py`) after steps 1–2 at the config's budget: with batches drawn ∝ y
   and equal weights, w_i = y_i / Σy; with uniform batches weighted y / mean_B y, w_i is the batch
-  mean normalisation's expectation, estimated over `--batches` uniform batches;
+  mean normalisation's expectation, estimated over `--batches` uniform batches (y after the
+  config's low-y cut, `offline.extraction_y_cut`, if set);
 - DWBC after `--dwbc-steps` joint steps of its policy and discriminator (the config's policy-step
   budget by default): a D_e-term row (α − η/(d(1−d)) − 1)/|D_e|, a D_o-term row
   (1/(1−d) − 1)·1[d ≥ 0.5]/|D_o| (`shared.il.dwbc.DWBC.loss` at its current discriminator; D_e's
@@ -22,7 +23,8 @@ It reports the share of Σ|w| on each row group (the labels of D_s's parts, whic
 sees; "other" = the random trajectories in the bench's configs), y's AUC of D_s's expert rows
 (and of D_e) above D_s's other rows, and each policy's score, gradient norm and −log π per
 group; with `--y-expert-only` also the score of OLLIE's extraction with y zeroed on D_s's other
-rows. Writes loss_share.json into the run dir.
+rows, and with `--y-cut C,...` the shares, rows cut and score of OLLIE's extraction from the
+same y with `offline.extraction_y_cut` = C (label-free). Writes loss_share.json into the run dir.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from shared.log import get_logger
 log = get_logger("ollie.experiments.loss_share")
 
 GROUPS = ("D_e", "D_s_expert", "D_s_other")  # row-group codes 0, 1, 2
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)  # y's distribution per group
 ARMS = ("ollie", "dwbc", "bc_expert", "bc_expert_rows")
 
 
@@ -150,24 +153,49 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((r[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
+def cut_report(p: OLLIEPretrainer, cfg, data, norm, groups: np.ndarray, batches: int,
+               episodes: int, gen: torch.Generator) -> dict:
+    """OLLIE's extraction from p's y with p.cfg's low-y cut: threshold, rows and y's mass cut
+    per group, the shares of the cut weights, then the policy's score and −log π per group."""
+    c = p.cfg
+    p.w_o = p.cdf = None
+    w = p.extraction_weights()
+    y, cut = p.weights().double().numpy(), (w == 0).numpy()
+    out = {"cut": c.extraction_y_cut, "quantile": c.extraction_y_cut_quantile,
+           "threshold": p.stats.get("y_cut_threshold", 0.0),
+           "rows_cut": {g: int(cut[groups == k].sum()) for k, g in enumerate(GROUPS)},
+           "y_mass_cut": {g: float(y[cut & (groups == k)].sum() / y[groups == k].sum())
+                          for k, g in enumerate(GROUPS)},
+           "shares": group_shares(extraction_row_weights(w, c.extraction, c.policy_batch,
+                                                         batches, gen), groups)}
+    policy, score = train_policy(p, cfg, data, norm, c.policy_steps, c.policy_lr,
+                                 c.policy_weight_decay, episodes)
+    out.update(**score, neg_log_lik=neg_log_lik(policy, p.s_o, p.a_o, groups))
+    return out
+
+
 def ollie_report(cfg, data, norm, groups: np.ndarray, batches: int, episodes: int,
-                 y_expert_only: bool = False) -> dict:
+                 y_expert_only: bool = False, y_cuts: tuple[float, ...] = ()) -> dict:
     t0 = time.time()
     torch.manual_seed(cfg.seed)
     p = OLLIEPretrainer(data, norm, cfg.offline)
     gen = torch.Generator().manual_seed(cfg.seed)
     for i in range(p.prep_steps):
         p.prep_step(i, gen)
-    y = p.weights()
+    y, w_cut = p.weights(), p.extraction_weights()
     c = cfg.offline
     out = {"extraction": c.extraction, "prep_steps": p.prep_steps,
-           "shares": group_shares(extraction_row_weights(y, c.extraction, c.policy_batch, batches,
-                                                         gen), groups)}
+           "extraction_y_cut": c.extraction_y_cut,
+           "shares": group_shares(extraction_row_weights(w_cut, c.extraction, c.policy_batch,
+                                                         batches, gen), groups)}
     if c.extraction != "uniform":  # the same y under the official uniform batches
         out["shares_uniform_batches"] = group_shares(
             extraction_row_weights(y, "uniform", c.policy_batch, batches, gen), groups)
     yn = y.double().numpy()
     out.update({f"y_mean_{g}": float(yn[groups == k].mean()) for k, g in enumerate(GROUPS)})
+    out["y_quantiles"] = {g: dict(zip(map(str, QUANTILES),
+                                      np.quantile(yn[groups == k], QUANTILES).tolist()))
+                          for k, g in enumerate(GROUPS)}
     out["y_auc_D_s_expert_over_D_s_other"] = auc(yn[groups == 1], yn[groups == 2])
     out["y_auc_D_e_over_D_s_other"] = auc(yn[groups == 0], yn[groups == 2])
     out["y_auc_D_e_over_D_s_expert"] = auc(yn[groups == 0], yn[groups == 1])
@@ -175,15 +203,23 @@ def ollie_report(cfg, data, norm, groups: np.ndarray, batches: int, episodes: in
     out["reward_auc_D_s_expert_over_D_s_other"] = auc(r[groups == 1], r[groups == 2])
     policy, score = train_policy(p, cfg, data, norm, c.policy_steps, c.policy_lr,
                                  c.policy_weight_decay, episodes)
-    w = yn / yn.sum()  # resampled batches' weights, the uniform batches' large-batch limit
+    wn = w_cut.double().numpy()
+    w = wn / wn.sum()  # resampled batches' weights, the uniform batches' large-batch limit
     out.update(policy_steps=c.policy_steps, **score,
                grad_norms=group_grad_norms(policy, p.s_o, p.a_o, w, groups),
                neg_log_lik=neg_log_lik(policy, p.s_o, p.a_o, groups))
     if y_expert_only:  # the same y with D_s's other rows set to 0 (uses the labels)
-        p.y_o, p.cdf = y * torch.as_tensor(groups < 2, dtype=y.dtype), None
+        p.y_o, p.w_o, p.cdf = y * torch.as_tensor(groups < 2, dtype=y.dtype), None, None
         _, s2 = train_policy(p, cfg, data, norm, c.policy_steps, c.policy_lr,
                              c.policy_weight_decay, episodes)
         out["y_expert_rows_only"] = s2
+        p.y_o = y
+    for v in y_cuts:  # the same y, the label-free cut at each value
+        p.cfg = dataclasses.replace(c, extraction_y_cut=v)
+        out.setdefault("y_cut", {})[str(v)] = cut_report(p, cfg, data, norm, groups, batches,
+                                                         episodes, gen)
+        log.info("OLLIE, y cut %s: %s", v, out["y_cut"][str(v)])
+    p.cfg = c
     out["wall_s"] = round(time.time() - t0)
     return out
 
@@ -232,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--y-expert-only", action="store_true",
                    help="also extract OLLIE's policy with y set to 0 on D_s's other rows "
                         "(uses the labels: a diagnostic)")
+    p.add_argument("--y-cut", default="",
+                   help="comma-separated offline.extraction_y_cut values in (0, 1]: also extract "
+                        "OLLIE's policy from the same y with each (label-free)")
     p.add_argument("--eval-episodes", type=int, default=3, help="each policy's score (0: none)")
     args, _ = parse_args(argv, bench.TrainConfig, prog="ollie.experiments.loss_share",
                          description=__doc__, parser=p)
@@ -242,6 +281,14 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--arms: unknown {sorted(set(arms) - set(ARMS))} (known: {ARMS})")
     if min(args.batches, args.eval_episodes, args.dwbc_steps or 0) < 0 or args.batches == 0:
         raise ConfigError("--batches must be >= 1, --dwbc-steps and --eval-episodes >= 0")
+    try:
+        y_cuts = tuple(float(v) for v in args.y_cut.split(",") if v)
+    except ValueError:
+        raise ConfigError(f"--y-cut: not a list of numbers: {args.y_cut!r}") from None
+    if not all(0 < v <= 1 for v in y_cuts):
+        raise ConfigError(f"--y-cut: values must lie in (0, 1], got {args.y_cut}")
+    if y_cuts and "ollie" not in arms:
+        raise ConfigError("--y-cut needs the ollie arm in --arms")
     seed = args.seed if args.seed is not None else 3
     cfg = bench.arm_config(args.env, "ollie", seed, args.quick, list(args.overrides))
     torch.set_num_threads(1)
@@ -253,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
            "rows": {g: int((groups == k).sum()) for k, g in enumerate(GROUPS)}}
     if "ollie" in arms:
         res["ollie"] = ollie_report(cfg, data, norm, groups, args.batches, args.eval_episodes,
-                                    args.y_expert_only)
+                                    args.y_expert_only, y_cuts)
         log.info("OLLIE: %s", res["ollie"])
     steps = cfg.baselines.bc_steps if args.dwbc_steps is None else args.dwbc_steps
     for arm in [a for a in arms if a != "ollie"] if steps else ():

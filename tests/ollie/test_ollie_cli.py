@@ -102,6 +102,7 @@ def test_offline_resume_continues_the_same_run(tmp_path):
     (["--set", "pretrain=dwbc"], "needs pretrain=ollie"),
     (["--set", "offline.clip=[0.9, 0.1]"], "offline.clip"),
     (["--set", "offline.y_update=dual", "--set", "offline.absorbing=true"], "offline.absorbing"),
+    (["--set", "offline.extraction_y_cut=2"], "offline.extraction_y_cut"),
     (["--set", "data.env_id=Nope-v9"], "Nope-v9"),
     (["--set", "data.expert_file=/nonexistent.hdf5"], "nonexistent"),
     (["--config", "configs/ollie/missing.yaml"], "missing.yaml"),

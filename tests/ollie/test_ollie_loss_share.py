@@ -78,3 +78,16 @@ def test_group_grad_norms_are_the_norms_of_each_groups_weighted_gradient():
     assert g["D_e"] == pytest.approx(float(ref), rel=1e-5)
     assert g["D_s_other"] == 0.0
     assert g["all"] <= g["D_e"] + g["D_s_expert"] + 1e-6
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--y-cut", "0.1,x"], "--y-cut"), (["--y-cut", "0"], "--y-cut"),
+    (["--y-cut", "0.1", "--arms", "dwbc"], "--y-cut needs the ollie arm"),
+])
+def test_bad_y_cut_is_refused_before_any_work(tmp_path, args, needle):
+    from ollie.experiments.loss_share import main
+    from shared.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=needle):
+        main([*args, "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
