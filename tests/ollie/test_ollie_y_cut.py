@@ -114,6 +114,8 @@ def test_cut_rows_carry_no_loss_in_either_batching_mode(tiny):
                 u = torch.rand(p.cfg.policy_batch, generator=g2, dtype=torch.float64) * cdf[-1]
                 idx = torch.searchsorted(cdf, u, right=True).clamp_max(len(cdf) - 1)
                 assert (w[idx] > 0).all()
+                assert torch.equal(loss, extraction_loss(
+                    pol.log_prob(p.s_o[idx], p.a_o[idx]), torch.ones(len(idx))))
 
 
 @pytest.mark.parametrize("key, value", [
