@@ -91,7 +91,7 @@ class OfflineConfig:
     # to 0 on every D_o row whose y is below extraction_y_cut × y's extraction_y_cut_quantile
     # over D_e (the rows the method knows are expert), in both batching modes. On HalfCheetah
     # the ~1% of y's mass left on D_s's random rows bent the policy (zeroing it by the labels:
-    # score 19.2 -> 64.6, results/ollie/NOTES.md). In [0, 1]: at most that quantile of D_e is cut.
+    # score 19.1 -> 64.6, results/ollie/NOTES.md). In [0, 1]: at most that quantile of D_e is cut.
     extraction_y_cut: float = 0.0
     extraction_y_cut_quantile: float = 0.05  # the quantile of y over D_e the cut scales, [0, 1]
 

@@ -15,7 +15,7 @@ Low-y cut (`cut_low_y`, `offline.extraction_y_cut`; a deviation from the paper, 
 y is set to 0 on every D_o row whose y lies below `cut` times y's `quantile` over D_e, the one
 set the method knows to be expert. On HalfCheetah y ranks D_s's expert rows above its random
 rows with AUC ≈ 1, yet the ~1% of y's mass left on 100k random rows bent the policy; the same y
-with those rows zeroed by their labels scored 64.6 instead of 19.2 (results/ollie/NOTES.md).
+with those rows zeroed by their labels scored 64.6 instead of 19.1 (results/ollie/NOTES.md).
 """
 
 from __future__ import annotations
