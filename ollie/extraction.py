@@ -45,5 +45,8 @@ def cut_low_y(y: torch.Tensor, y_expert: torch.Tensor, cut: float, quantile: flo
     y itself. With cut <= 1 at least D_e's rows at or above the quantile keep their weight."""
     if cut == 0:
         return y, 0.0
+    if not bool(torch.isfinite(y).all()):  # a NaN row would be cut silently, an inf kept alone
+        raise ValueError("offline.extraction_y_cut: y is not finite on every row of D_o; the "
+                         "saddle point diverged (see offline.log_y_max)")
     thr = cut * float(torch.quantile(y_expert.double(), quantile))
     return torch.where(y >= thr, y, torch.zeros_like(y)), thr

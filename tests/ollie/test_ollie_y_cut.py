@@ -137,3 +137,14 @@ def test_a_run_with_the_cut_reports_what_it_cut(tiny):
     assert 0 <= st["y_cut_rows_expert"] <= len(data.expert["actions"])
     plain = fit(load_train_config(TINY, ["online.env_steps=0"]), data)["offline_stats"]
     assert "y_cut_threshold" not in plain
+
+
+def test_cut_refuses_a_y_that_is_not_finite():
+    """A diverged saddle point (NaN or inf in y) is an error with the cut on, not a silent cut of
+    every row (a NaN threshold) or of the NaN rows; with the cut off y passes through as before."""
+    y = torch.tensor([1.0, float("nan"), 3.0])
+    with pytest.raises(ValueError, match="extraction_y_cut"):
+        cut_low_y(y, torch.tensor([1.0, 3.0]), 0.1, 0.05)
+    with pytest.raises(ValueError, match="not finite"):
+        cut_low_y(torch.tensor([1.0, float("inf")]), torch.tensor([1.0]), 0.1, 0.05)
+    assert cut_low_y(y, y, 0.0, 0.05)[0] is y
