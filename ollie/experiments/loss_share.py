@@ -271,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--y-cut", default="",
                    help="comma-separated offline.extraction_y_cut values in (0, 1]: also extract "
                         "OLLIE's policy from the same y with each (label-free)")
-    p.add_argument("--eval-episodes", type=int, default=3, help="each policy's score (0: none)")
+    p.add_argument("--eval-episodes", type=int, default=10,
+                   help="episodes per policy score (0: none); 10 as in the bench: 3 proved too "
+                        "few to order the arms on HalfCheetah (results/ollie/NOTES.md)")
     args, _ = parse_args(argv, bench.TrainConfig, prog="ollie.experiments.loss_share",
                          description=__doc__, parser=p)
     if args.config is not None:
