@@ -169,6 +169,19 @@ class OLLIEPretrainer:
                                   y_cut_mass=float(y.double()[cut].sum() / y.double().sum()))
         return self.w_o
 
+    def set_extraction(self, cfg: OfflineConfig | None = None,
+                       y: torch.Tensor | None = None) -> None:
+        """Re-target step 3 without retraining stages 1-2: another offline config (e.g. another
+        low-y cut or batching mode) and/or other y over D_o (N_o,). Drops the cached step-3
+        weights and resampling table, so the next `extraction_weights` / `loss` rebuild them."""
+        if cfg is not None:
+            self.cfg = cfg
+        if y is not None:
+            if y.shape != (len(self.s_o),):
+                raise ValueError(f"y has shape {tuple(y.shape)}, expected ({len(self.s_o)},)")
+            self.y_o = y
+        self.w_o = self.cdf = None
+
     def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:
         y, B = self.extraction_weights(), self.cfg.policy_batch
         if self.cfg.extraction == "resample":  # rows drawn ∝ y, equal weights

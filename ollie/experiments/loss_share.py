@@ -158,7 +158,7 @@ def cut_report(p: OLLIEPretrainer, cfg, data, norm, groups: np.ndarray, batches:
     """OLLIE's extraction from p's y with p.cfg's low-y cut: threshold, rows and y's mass cut
     per group, the shares of the cut weights, then the policy's score and −log π per group."""
     c = p.cfg
-    p.w_o = p.cdf = None
+    p.set_extraction()
     w = p.extraction_weights()
     y, cut = p.weights().double().numpy(), (w == 0).numpy()
     out = {"cut": c.extraction_y_cut, "quantile": c.extraction_y_cut_quantile,
@@ -209,17 +209,17 @@ def ollie_report(cfg, data, norm, groups: np.ndarray, batches: int, episodes: in
                grad_norms=group_grad_norms(policy, p.s_o, p.a_o, w, groups),
                neg_log_lik=neg_log_lik(policy, p.s_o, p.a_o, groups))
     if y_expert_only:  # the same y with D_s's other rows set to 0 (uses the labels)
-        p.y_o, p.w_o, p.cdf = y * torch.as_tensor(groups < 2, dtype=y.dtype), None, None
+        p.set_extraction(y=y * torch.as_tensor(groups < 2, dtype=y.dtype))
         _, s2 = train_policy(p, cfg, data, norm, c.policy_steps, c.policy_lr,
                              c.policy_weight_decay, episodes)
         out["y_expert_rows_only"] = s2
-        p.y_o = y
+        p.set_extraction(y=y)
     for v in y_cuts:  # the same y, the label-free cut at each value
-        p.cfg = dataclasses.replace(c, extraction_y_cut=v)
+        p.set_extraction(cfg=dataclasses.replace(c, extraction_y_cut=v))
         out.setdefault("y_cut", {})[str(v)] = cut_report(p, cfg, data, norm, groups, batches,
                                                          episodes, gen)
         log.info("OLLIE, y cut %s: %s", v, out["y_cut"][str(v)])
-    p.cfg = c
+    p.set_extraction(cfg=c)
     out["wall_s"] = round(time.time() - t0)
     return out
 

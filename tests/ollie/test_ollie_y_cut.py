@@ -148,3 +148,29 @@ def test_cut_refuses_a_y_that_is_not_finite():
     with pytest.raises(ValueError, match="not finite"):
         cut_low_y(torch.tensor([1.0, float("inf")]), torch.tensor([1.0]), 0.1, 0.05)
     assert cut_low_y(y, y, 0.0, 0.05)[0] is y
+
+
+def test_set_extraction_rebuilds_step_3_from_the_new_cut_and_y(tiny):
+    """Re-targeting step 3 on trained stages 1-2: a new cut or new y gives exactly the weights
+    `cut_low_y` computes from them, never the cached ones, in both batching modes."""
+    import dataclasses
+
+    for mode in ("uniform", "resample"):
+        p, pol = _pretrainer(tiny, [f"offline.extraction={mode}"])
+        y, n_e = p.weights(), len(p.x_e)
+        assert p.extraction_weights() is y
+        p.loss(pol, torch.Generator().manual_seed(0))  # fills the resampling table if any
+        cut_cfg = dataclasses.replace(p.cfg, extraction_y_cut=1.0, extraction_y_cut_quantile=0.5)
+        p.set_extraction(cfg=cut_cfg)
+        assert p.cfg is cut_cfg
+        ref, _ = cut_low_y(y, y[:n_e], 1.0, 0.5)
+        assert torch.equal(p.extraction_weights(), ref) and (ref == 0).any()
+        y2 = y * torch.linspace(0.5, 2.0, len(y))
+        p.set_extraction(y=y2)
+        ref2, _ = cut_low_y(y2, y2[:n_e], 1.0, 0.5)
+        assert p.weights() is y2 and torch.equal(p.extraction_weights(), ref2)
+        if mode == "resample":  # the table follows the new weights
+            p.loss(pol, torch.Generator().manual_seed(0))
+            torch.testing.assert_close(p.cdf, torch.cumsum(ref2.double(), 0))
+        with pytest.raises(ValueError, match="expected"):
+            p.set_extraction(y=y2[:-1])
