@@ -5,7 +5,7 @@
 - LongLoRA S2-Attn (Chen et al., arXiv 2309.12307, §3.2): `s2_attention` below, used by the
   Llama-family layer when `LemoConfig.attention == "s2"` in training (evaluation runs dense, as
   LongLoRA does): `LemoConfig(attention="s2", mlp_prune_ratio=0.0)`, since LemoConfig's default
-  prunes 30% of the MLP channels, which LongLoRA does not. It cuts attention FLOPs but every
+  prunes 50% of the MLP channels, which LongLoRA does not. It cuts attention FLOPs but every
   token still enters every head's q/k/v, so autograd saves as much as dense LoRA: the paper's
   "shadowy activation".
 """

@@ -66,7 +66,7 @@ class BenchConfig:
     # keep 0.4), whose claims this bench measures on the byte LM; the lemo_full arms add
     # `mlp_prune_ratio`. The library's default (`LemoConfig()`) is benched with
     # --set lemo.keep_ratio=0.6 --set lemo.score_reduce=mean --set lemo.sink_blocks=1
-    # --set lemo.local_blocks=1 --set mlp_prune_ratio=0.3
+    # --set lemo.local_blocks=1 --set mlp_prune_ratio=0.5
     lemo: LemoConfig = field(default_factory=lambda: LemoConfig.paper(mlp_prune_ratio=0.0))
     mlp_prune_ratio: float = 0.8  # lemo_full arms: MLP channels not saved (AE default 0.8)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)

@@ -19,7 +19,7 @@ through `lemo.configure_lemo` (the public API of `lemo.patch`):
 
 (pruned saves: `mlp_prune_ratio` of the MLP channels are not saved for backward.) The LeMo arms'
 selection and pruning are the library's default (`configs/lemo/gpu_llama.yaml`: the unbiased
-policy at keep 0.6, 30% MLP pruning) or the paper's AE setting
+policy at keep 0.6, 50% MLP pruning) or the paper's AE setting
 (`configs/lemo/gpu_llama_paper.yaml`: causal column sum, keep 0.4, 80% pruning).
 
 (`lemo_full_exact`, optional: lemo_full scored by the exact block-pooling kernel instead of the
@@ -97,7 +97,7 @@ class GpuBenchConfig:
     warmup: int = 3  # untimed steps per arm × length (also Triton autotuning)
     repeats: int = 10  # timed steps; the median is reported
     # LeMo arms' selection: the library's default (`LemoConfig`: the unbiased policy at keep
-    # 0.6, 30% MLP pruning); configs/lemo/gpu_llama_paper.yaml is the paper's AE setting
+    # 0.6, 50% MLP pruning); configs/lemo/gpu_llama_paper.yaml is the paper's AE setting
     keep_ratio: float = 0.6  # LeMo: fraction of key blocks kept (AE --thresh 0.4)
     score_reduce: Literal["sum", "mean"] = "mean"  # key-block score (paper: "sum")
     causal_scores: bool = True
@@ -105,7 +105,7 @@ class GpuBenchConfig:
     local_blocks: int = 1  # always-kept last blocks (paper: 0)
     dense_first: float = 0.4375  # leading layers kept dense (+ the last): 7/16 makes half of
     # the 16 layers eliminate, the AE's share for Llama (layers 15-30 of 32)
-    mlp_prune_ratio: float = 0.3  # LeMo full: MLP channels not saved for backward (AE: 0.8)
+    mlp_prune_ratio: float = 0.5  # LeMo full: MLP channels not saved for backward (AE: 0.8)
     segment: int = 2048  # tokens per lm_head + CE segment
     scorer: Literal["predictor", "exact"] = "predictor"  # LeMo arms' block scorer
     cuda_graph_max_tokens: int = 0  # LeMo arms: CUDA-graph eliminating attention up to this

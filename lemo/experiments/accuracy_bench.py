@@ -690,6 +690,33 @@ def frontier(rows: dict, saved: dict | None, cfg: AccuracyBenchConfig) -> dict:
     return out
 
 
+def default_across_seeds(records: list[dict]) -> dict:
+    """The default over several calls' records (`results.json` dicts, each with `rows`, `saved`,
+    `config`): each record's frontier is recomputed with the current rule and that record's own
+    targets; an arm qualifies when it was measured at every seed the records cover and meets
+    all three targets in every record that ran it; the default is the qualifying LeMo arm with
+    the smallest saved ratio (None when none qualifies). Records at one seed but from different
+    calls each count: an arm must hold in each of them."""
+    seeds: set[int] = set()
+    runs: dict[str, list[tuple[int, bool]]] = {}
+    ratio: dict[str, float] = {}
+    for rec in records:
+        cfg = AccuracyBenchConfig(**{k: v for k, v in rec["config"].items()
+                                     if k in AccuracyBenchConfig.__dataclass_fields__})
+        seeds.add(cfg.seed)
+        for p in frontier(rec["rows"], rec.get("saved"), cfg).get("points", []):
+            ok = bool(p["meets_ppl"] and p["meets_passkey"] and p["meets_memory"])
+            runs.setdefault(p["arm"], []).append((cfg.seed, ok))
+            if p["saved_ratio"] is not None:
+                ratio[p["arm"]] = p["saved_ratio"]
+    qualified = sorted((ratio[a], a) for a, r in runs.items()
+                       if a.startswith("lemo") and a in ratio
+                       and {sd for sd, _ in r} == seeds and all(ok for _, ok in r))
+    return {"seeds": sorted(seeds), "qualified": [a for _, a in qualified],
+            "default": qualified[0][1] if qualified else None,
+            "runs": {a: [[sd, ok] for sd, ok in r] for a, r in runs.items()}}
+
+
 def plot_frontier(front: dict, path) -> None:
     import matplotlib
 

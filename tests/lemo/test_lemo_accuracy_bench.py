@@ -15,6 +15,7 @@ from lemo.experiments.accuracy_bench import (
     _stop_step,
     arm_config,
     curve_set,
+    default_across_seeds,
     frontier,
     hits_string,
     main,
@@ -150,6 +151,31 @@ def test_frontier_default_is_the_smallest_saved_ratio_meeting_every_target():
     rows["lemo:d:k0.6:p0.0"] = rows["lemo:e:k0.5:p0.3"] = _row(10.5, 0.9)  # now none is
     f = frontier(rows, saved, cfg)
     assert f["binding"] == ["passkey", "perplexity"] and f["nearest_meeting_accuracy"] == []
+
+
+def test_default_across_seeds_needs_every_seed_and_every_record():
+    """An arm qualifies only if it was measured at every seed and met all three targets in each
+    record that ran it; the smallest saved ratio among those is the default."""
+    saved = {"ratio": {"lemo:a:k0.6:p0.3": 0.60, "lemo:b:k0.6:p0.5": 0.55,
+                       "lemo:c:k0.8:p0.8": 0.51, "lemo:d:k0.4:p0.8": 0.47}}
+    ok, bad = _row(2.0, 0.95), _row(2.2, 0.80)  # LoRA: _row(2.0, 0.95)
+
+    def rec(seed, arms):
+        return {"config": {"seed": seed}, "saved": saved,
+                "rows": {"lora": _row(2.0, 0.95), **arms}}
+
+    recs = [rec(0, {"lemo:a:k0.6:p0.3": ok, "lemo:d:k0.4:p0.8": ok}),
+            rec(1, {"lemo:a:k0.6:p0.3": ok, "lemo:b:k0.6:p0.5": ok, "lemo:c:k0.8:p0.8": ok}),
+            rec(0, {"lemo:b:k0.6:p0.5": ok, "lemo:c:k0.8:p0.8": bad})]
+    got = default_across_seeds(recs)
+    # d: seed 0 only; c: fails in the third record; b beats a on saved bytes
+    assert got["seeds"] == [0, 1]
+    assert got["qualified"] == ["lemo:b:k0.6:p0.5", "lemo:a:k0.6:p0.3"]
+    assert got["default"] == "lemo:b:k0.6:p0.5"
+    recs[2]["rows"]["lemo:b:k0.6:p0.5"] = bad
+    assert default_across_seeds(recs)["default"] == "lemo:a:k0.6:p0.3"
+    recs[1]["rows"]["lemo:a:k0.6:p0.3"] = bad
+    assert default_across_seeds(recs)["default"] is None
 
 
 def test_frontier_a_gap_of_exactly_the_target_meets_it():

@@ -93,7 +93,9 @@ def _resume_on_one(tmp_path: Path, strategy: str, one: tuple[Path, list[float]])
     assert summary["world_size"] == 2 and summary["strategy"] == strategy
     resumed = _train(part, 1)
     assert len(resumed) == len(ref) == 4
-    assert resumed == pytest.approx(ref, rel=2e-4, abs=2e-4)
+    # the resumed steps inherit the reduction-order drift below: 3.8e-4 relative at step 4 with
+    # the default's 50% MLP pruning (within 2e-4 at 30%); a lost resume is off by ~50%
+    assert resumed == pytest.approx(ref, rel=1e-3, abs=1e-3)
 
     # Not bit-equal: AdamW's first steps move each weight by ~lr·sign(g), and for the near-zero
     # gradients of the fresh lora_B the sign depends on float reduction order (2 half-batch

@@ -70,7 +70,7 @@ def test_arm_table_matches_the_paper_setups():
     # the LeMo arms run the library's default selection and pruning (LemoConfig's defaults)
     default = LemoConfig()
     assert full.enabled and _policy(full) == _policy(default)
-    assert full.mlp_prune_ratio == default.mlp_prune_ratio == 0.3
+    assert full.mlp_prune_ratio == default.mlp_prune_ratio == 0.5
     assert seg == 2048 and ckpt
     attn, _, _ = arm_setup("lemo_attn", cfg)
     assert _policy(attn) == _policy(default) and attn.mlp_prune_ratio == 0.0
@@ -79,7 +79,7 @@ def test_arm_table_matches_the_paper_setups():
     assert s2.mlp_prune_ratio == 0.0  # the baseline does not inherit LeMo's MLP pruning
 
 
-@pytest.mark.parametrize("name, paper, kept_channels", [("gpu_llama.yaml", False, 3944),
+@pytest.mark.parametrize("name, paper, kept_channels", [("gpu_llama.yaml", False, 2816),
                                                          ("gpu_llama_paper.yaml", True, 1128),
                                                          ("gpu_opt.yaml", True, 1640)])
 def test_gpu_configs_are_the_default_and_the_paper_setting(name, paper, kept_channels):
