@@ -20,6 +20,8 @@ Shapes: D_o (N_o, .), D_e (N_e, .), p0 (N_0, S); batches (B, .).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -169,17 +171,30 @@ class OLLIEPretrainer:
                                   y_cut_mass=float(y.double()[cut].sum() / y.double().sum()))
         return self.w_o
 
+    STEP3_FIELDS = ("extraction", "extraction_y_cut", "extraction_y_cut_quantile", "policy_lr",
+                    "policy_weight_decay", "policy_steps", "policy_batch")
+
     def set_extraction(self, cfg: OfflineConfig | None = None,
                        y: torch.Tensor | None = None) -> None:
-        """Re-target step 3 without retraining stages 1-2: another offline config (e.g. another
-        low-y cut or batching mode) and/or other y over D_o (N_o,). Drops the cached step-3
-        weights and resampling table, so the next `extraction_weights` / `loss` rebuild them."""
+        """Re-target step 3 without retraining stages 1-2: another offline config that differs
+        only in step 3's fields (`STEP3_FIELDS`: batching, low-y cut, policy optimiser; any other
+        difference is a ValueError, as stages 1-2 were trained with this one) and/or other y over
+        D_o (N_o,). Drops the cached step-3 weights, the resampling table and the cut's stats,
+        and refreshes the y means in `stats` for a new y."""
         if cfg is not None:
+            other = [f.name for f in dataclasses.fields(cfg) if f.name not in self.STEP3_FIELDS
+                     and getattr(cfg, f.name) != getattr(self.cfg, f.name)]
+            if other:
+                raise ValueError(f"set_extraction changes only step 3; {', '.join(other)} differ")
             self.cfg = cfg
         if y is not None:
             if y.shape != (len(self.s_o),):
                 raise ValueError(f"y has shape {tuple(y.shape)}, expected ({len(self.s_o)},)")
-            self.y_o = y
+            self.y_o, n_e = y, len(self.x_e)
+            self.stats.update(y_mean_expert=float(y[:n_e].mean()),
+                              y_mean_imperfect=float(y[n_e:].mean()))
+        for k in [k for k in self.stats if k.startswith("y_cut_")]:
+            del self.stats[k]
         self.w_o = self.cdf = None
 
     def loss(self, policy: TanhGaussianPolicy, gen: torch.Generator) -> torch.Tensor:

@@ -690,28 +690,45 @@ def frontier(rows: dict, saved: dict | None, cfg: AccuracyBenchConfig) -> dict:
     return out
 
 
+_RECORD_KEYS = ("seed", "ft_len", "target_ppl_ratio", "target_passkey_gap",
+                "target_saved_ratio", "target_lora_passkey")
+
+
 def default_across_seeds(records: list[dict]) -> dict:
     """The default over several calls' records (`results.json` dicts, each with `rows`, `saved`,
     `config`): each record's frontier is recomputed with the current rule and that record's own
-    targets; an arm qualifies when it was measured at every seed the records cover and meets
-    all three targets in every record that ran it; the default is the qualifying LeMo arm with
-    the smallest saved ratio (None when none qualifies). Records at one seed but from different
-    calls each count: an arm must hold in each of them."""
+    seed and targets (a record lacking one of them, its LoRA row or its saved ratios is refused,
+    ValueError); an arm qualifies when it was measured at every seed the records cover and met
+    all three targets in every record that ran it (a record whose LoRA misses its passkey bar
+    judges no passkey, so none of its arms qualifies there); the default is the qualifying LeMo
+    arm with the smallest saved ratio (None when none qualifies). Records at one seed from
+    different calls each count: an arm must hold in each of them. Saved ratios depend only on
+    the arm's shape, so the records must agree on them."""
     seeds: set[int] = set()
     runs: dict[str, list[tuple[int, bool]]] = {}
     ratio: dict[str, float] = {}
-    for rec in records:
-        cfg = AccuracyBenchConfig(**{k: v for k, v in rec["config"].items()
+    for n, rec in enumerate(records):
+        c = rec.get("config", {})
+        missing = [k for k in _RECORD_KEYS if k not in c]
+        if missing or not rec.get("saved", {}).get("ratio"):
+            raise ValueError(f"record {n}: no {', '.join(missing) or 'saved ratios'}")
+        cfg = AccuracyBenchConfig(**{k: v for k, v in c.items()
                                      if k in AccuracyBenchConfig.__dataclass_fields__})
+        front = frontier(rec["rows"], rec["saved"], cfg)
+        if "error" in front:
+            raise ValueError(f"record {n}: {front['error']}")
         seeds.add(cfg.seed)
-        for p in frontier(rec["rows"], rec.get("saved"), cfg).get("points", []):
+        for p in front["points"]:
+            if p["saved_ratio"] is None:
+                continue
+            if abs(ratio.setdefault(p["arm"], p["saved_ratio"]) - p["saved_ratio"]) > 1e-6:
+                raise ValueError(f"record {n}: {p['arm']} saved ratio {p['saved_ratio']} "
+                                 f"differs from another record's {ratio[p['arm']]}")
             ok = bool(p["meets_ppl"] and p["meets_passkey"] and p["meets_memory"])
             runs.setdefault(p["arm"], []).append((cfg.seed, ok))
-            if p["saved_ratio"] is not None:
-                ratio[p["arm"]] = p["saved_ratio"]
     qualified = sorted((ratio[a], a) for a, r in runs.items()
-                       if a.startswith("lemo") and a in ratio
-                       and {sd for sd, _ in r} == seeds and all(ok for _, ok in r))
+                       if a.startswith("lemo") and {sd for sd, _ in r} == seeds
+                       and all(ok for _, ok in r))
     return {"seeds": sorted(seeds), "qualified": [a for _, a in qualified],
             "default": qualified[0][1] if qualified else None,
             "runs": {a: [[sd, ok] for sd, ok in r] for a, r in runs.items()}}

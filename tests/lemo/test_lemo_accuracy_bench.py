@@ -160,8 +160,12 @@ def test_default_across_seeds_needs_every_seed_and_every_record():
                        "lemo:c:k0.8:p0.8": 0.51, "lemo:d:k0.4:p0.8": 0.47}}
     ok, bad = _row(2.0, 0.95), _row(2.2, 0.80)  # LoRA: _row(2.0, 0.95)
 
+    targets = {k: getattr(AccuracyBenchConfig(), k) for k in (
+        "ft_len", "target_ppl_ratio", "target_passkey_gap", "target_saved_ratio",
+        "target_lora_passkey")}
+
     def rec(seed, arms):
-        return {"config": {"seed": seed}, "saved": saved,
+        return {"config": {"seed": seed, **targets}, "saved": saved,
                 "rows": {"lora": _row(2.0, 0.95), **arms}}
 
     recs = [rec(0, {"lemo:a:k0.6:p0.3": ok, "lemo:d:k0.4:p0.8": ok}),
@@ -176,6 +180,15 @@ def test_default_across_seeds_needs_every_seed_and_every_record():
     assert default_across_seeds(recs)["default"] == "lemo:a:k0.6:p0.3"
     recs[1]["rows"]["lemo:a:k0.6:p0.3"] = bad
     assert default_across_seeds(recs)["default"] is None
+    # a record that cannot be judged is refused, never skipped
+    for broken, match in ((dict(recs[0], rows={"lemo:a:k0.6:p0.3": ok}), "no lora row"),
+                          (dict(recs[0], config={"seed": 0}), "no ft_len"),
+                          (dict(recs[0], saved={}), "no saved ratios"),
+                          (dict(recs[0], saved={"ratio": {**saved["ratio"],
+                                                          "lemo:a:k0.6:p0.3": 0.7}}),
+                           "differs")):
+        with pytest.raises(ValueError, match=match):
+            default_across_seeds([recs[1], broken])
 
 
 def test_frontier_a_gap_of_exactly_the_target_meets_it():

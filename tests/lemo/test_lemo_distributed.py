@@ -121,7 +121,9 @@ def test_two_ranks_match_one_process_and_resume_on_one(tmp_path, strategy, one_p
     """As above, plus all 4 steps on 2 ranks without a resume, for DDP and FSDP2."""
     ref = one_process[1]
     two = _train(tmp_path / "two", 2, "--set", f"distributed={strategy}")
-    assert two == pytest.approx(ref, rel=2e-4, abs=2e-4)
+    # steps 3-4 carry the reduction-order drift of `_resume_on_one` (3.8e-4 relative at 50% MLP
+    # pruning); a rank that trained on the wrong half-batch is off by far more
+    assert two == pytest.approx(ref, rel=1e-3, abs=1e-3)
     assert (tmp_path / "two" / "adapter" / "adapter_model.safetensors").is_file()
     _resume_on_one(tmp_path, strategy, one_process)
 

@@ -159,18 +159,27 @@ def test_set_extraction_rebuilds_step_3_from_the_new_cut_and_y(tiny):
         p, pol = _pretrainer(tiny, [f"offline.extraction={mode}"])
         y, n_e = p.weights(), len(p.x_e)
         assert p.extraction_weights() is y
-        p.loss(pol, torch.Generator().manual_seed(0))  # fills the resampling table if any
+        g = torch.Generator().manual_seed(0)
+        p.loss(pol, g)  # fills the resampling table in resample mode
         cut_cfg = dataclasses.replace(p.cfg, extraction_y_cut=1.0, extraction_y_cut_quantile=0.5)
         p.set_extraction(cfg=cut_cfg)
-        assert p.cfg is cut_cfg
+        assert p.cfg is cut_cfg and p.cdf is None
         ref, _ = cut_low_y(y, y[:n_e], 1.0, 0.5)
         assert torch.equal(p.extraction_weights(), ref) and (ref == 0).any()
+        assert "y_cut_threshold" in p.stats
+        p.loss(pol, g)
+        if mode == "resample":  # the table follows the cut weights
+            torch.testing.assert_close(p.cdf, torch.cumsum(ref.double(), 0))
         y2 = y * torch.linspace(0.5, 2.0, len(y))
         p.set_extraction(y=y2)
+        assert p.cdf is None and "y_cut_threshold" not in p.stats
+        assert p.stats["y_mean_expert"] == pytest.approx(float(y2[:n_e].mean()))
         ref2, _ = cut_low_y(y2, y2[:n_e], 1.0, 0.5)
         assert p.weights() is y2 and torch.equal(p.extraction_weights(), ref2)
-        if mode == "resample":  # the table follows the new weights
-            p.loss(pol, torch.Generator().manual_seed(0))
+        p.loss(pol, g)
+        if mode == "resample":  # and the new y's
             torch.testing.assert_close(p.cdf, torch.cumsum(ref2.double(), 0))
         with pytest.raises(ValueError, match="expected"):
             p.set_extraction(y=y2[:-1])
+        with pytest.raises(ValueError, match="disc_steps"):  # stages 1-2 are not re-targeted
+            p.set_extraction(cfg=dataclasses.replace(p.cfg, disc_steps=p.cfg.disc_steps + 1))
