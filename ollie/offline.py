@@ -152,11 +152,14 @@ class OLLIEPretrainer:
                 self.y_o = torch.cat([self.y(self.x_o[i:i + 8192]).exp()
                                       for i in range(0, len(self.x_o), 8192)])
             n_e = len(self.x_e)
-            self.stats = {"y_mean_expert": float(self.y_o[:n_e].mean()),
-                          "y_mean_imperfect": float(self.y_o[n_e:].mean()),
+            self.stats = {**self._y_means(self.y_o),
                           "reward_mean_expert": float(self.surrogate()[:n_e].mean()),
                           "reward_mean_imperfect": float(self.surrogate()[n_e:].mean())}
         return self.y_o
+
+    def _y_means(self, y: torch.Tensor) -> dict:
+        n_e = len(self.x_e)
+        return {"y_mean_expert": float(y[:n_e].mean()), "y_mean_imperfect": float(y[n_e:].mean())}
 
     def extraction_weights(self) -> torch.Tensor:
         """Step 3's weights over D_o (N_o,): y, with the rows below the low-y cut set to 0
@@ -190,9 +193,8 @@ class OLLIEPretrainer:
         if y is not None:
             if y.shape != (len(self.s_o),):
                 raise ValueError(f"y has shape {tuple(y.shape)}, expected ({len(self.s_o)},)")
-            self.y_o, n_e = y, len(self.x_e)
-            self.stats.update(y_mean_expert=float(y[:n_e].mean()),
-                              y_mean_imperfect=float(y[n_e:].mean()))
+            self.y_o = y
+            self.stats.update(self._y_means(y))
         for k in [k for k in self.stats if k.startswith("y_cut_")]:
             del self.stats[k]
         self.w_o = self.cdf = None

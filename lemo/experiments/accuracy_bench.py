@@ -68,7 +68,7 @@ from lemo.data import (
 from lemo.gpu_bench import GpuModelConfig
 from lemo.pretrain import lm_step
 from shared.cli import parse_args, run
-from shared.config import save_config, to_dict
+from shared.config import from_dict, save_config, to_dict
 from shared.errors import ConfigError, DataError
 from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger
@@ -712,8 +712,7 @@ def default_across_seeds(records: list[dict]) -> dict:
         missing = [k for k in _RECORD_KEYS if k not in c]
         if missing or not rec.get("saved", {}).get("ratio"):
             raise ValueError(f"record {n}: no {', '.join(missing) or 'saved ratios'}")
-        cfg = AccuracyBenchConfig(**{k: v for k, v in c.items()
-                                     if k in AccuracyBenchConfig.__dataclass_fields__})
+        cfg = from_dict(AccuracyBenchConfig, {k: c[k] for k in _RECORD_KEYS})  # typed, validated
         front = frontier(rec["rows"], rec["saved"], cfg)
         if "error" in front:
             raise ValueError(f"record {n}: {front['error']}")

@@ -157,8 +157,7 @@ def cut_report(p: OLLIEPretrainer, cfg, data, norm, groups: np.ndarray, batches:
                episodes: int, gen: torch.Generator) -> dict:
     """OLLIE's extraction from p's y with p.cfg's low-y cut: threshold, rows and y's mass cut
     per group, the shares of the cut weights, then the policy's score and −log π per group."""
-    c = p.cfg
-    p.set_extraction()
+    c = p.cfg  # the caller's `set_extraction` reset step 3 for this cut
     w = p.extraction_weights()
     y, cut = p.weights().double().numpy(), (w == 0).numpy()
     out = {"cut": c.extraction_y_cut, "quantile": c.extraction_y_cut_quantile,
