@@ -363,9 +363,11 @@ RIG_TEST_SEED0, RIG_INFAMILY_SEED0 = 60_000, 70_000
 
 
 def rig_train_config(cfg: BenchConfig) -> TrainConfig:
-    """The cross-rig net's training: the bench's, on scenes of `train_rigs` only."""
+    """The cross-rig net's training: the bench's, on scenes of `train_rigs` only, with its own
+    weight of the low-frequency residual term (`rig_lf_weight`) when set."""
+    lf = cfg.train.lf_weight if cfg.rig_lf_weight is None else cfg.rig_lf_weight
     return dataclasses.replace(cfg.train, rigs=cfg.train_rigs, train_scenes=cfg.rig_train_scenes,
-                               steps=cfg.rig_steps)
+                               steps=cfg.rig_steps, lf_weight=lf)
 
 
 def rig_nets(cfg: BenchConfig) -> dict[str, TwoStageFusionNet]:

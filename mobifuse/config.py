@@ -223,6 +223,9 @@ class BenchConfig:
         baseline_m=(0.10, 0.25), focal_px=(800.0, 1200.0), width=(480, 1024)))
     rig_train_scenes: PosInt = 96  # training scenes of the cross-rig net (train_rigs)
     rig_steps: PosInt = 1600  # its optimiser steps
+    # its TrainConfig.lf_weight (the low-frequency residual term; None: train.lf_weight, which
+    # the fixed-rig nets use)
+    rig_lf_weight: NonNegFloat | None = None
     rig_test_scenes: PosInt = 12  # unseen-rig test scenes (test_rigs)
     rig_infamily_scenes: PosInt = 8  # held-out scenes of train_rigs
     pipeline_size: tuple[int, ...] = (640, 480)  # frame (W, H) of the end-to-end latency

@@ -24,8 +24,9 @@ scene of the training rigs. Writes results/mobifuse/cross_rig_seeds.json (`--out
 `--variants`, `--seeds` restrict the nets trained; `--lean` skips the agreement and anchor grids
 (the net alone, the refined output and the ensemble remain); `--tag NAME` writes
 cross_rig_seeds_NAME.json. A candidate training option is measured with `--set train.KEY=VALUE`
-(e.g. `--set train.lf_weight=1`). `summary` holds, per set, the mean over seeds of the mean and
-of the worst refined scene, and each seed's figures. "Refined" is the bench's pipeline after the
+(the low-frequency loss term's weight of the cross-rig net: `--set rig_lf_weight=W`). `summary`
+holds, per set, the mean over seeds of the mean and of the worst refined scene, and each seed's
+figures. "Refined" is the bench's pipeline after the
 net: the stereo-agreement step, the DEI bilateral denoising and the background fill.
 """
 

@@ -324,3 +324,17 @@ def test_net_key_has_the_low_frequency_term_only_when_on():
     assert not any(k.startswith("lf_") for k in off["train"])
     _, on = net_key(TrainConfig(lf_weight=1.0), True)
     assert on["train"]["lf_weight"] == 1.0 and on["train"]["lf_target"] == "gt"
+
+
+def test_rig_lf_weight_sets_the_term_of_the_cross_rig_net_only():
+    """bench.yaml's `rig_lf_weight` reaches the cross-rig net's training config; the fixed-rig
+    nets (`train`) keep theirs; None falls back to `train.lf_weight`."""
+    from mobifuse.bench import rig_train_config
+    from mobifuse.config import BenchConfig
+    from shared.config import load_config
+
+    cfg = load_config("configs/mobifuse/bench.yaml", BenchConfig)
+    assert cfg.train.lf_weight == 0.0 and rig_train_config(cfg).lf_weight == cfg.rig_lf_weight
+    none = load_config("configs/mobifuse/bench.yaml", BenchConfig,
+                       ["rig_lf_weight=null", "train.lf_weight=0.5"])
+    assert rig_train_config(none).lf_weight == 0.5
