@@ -92,13 +92,16 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 def net_key(cfg: TrainConfig, use_dei: bool) -> tuple[TrainConfig, dict]:
     """(training config of the net with / without DEI channels, its cache-key config; the DEI
-    calibration factors are left out: they never change the net's inputs; so is the stereo-error
-    scaling when it is off, so that unaugmented nets keep their keys)."""
+    calibration factors are left out: they never change the net's inputs; so are the stereo-error
+    scaling and the low-frequency loss term when off, so that the other nets keep their keys)."""
     tcfg = dataclasses.replace(cfg, net=dataclasses.replace(cfg.net, use_dei=use_dei))
     key = to_dict(tcfg)
     key["dei"] = dei_key(tcfg.dei)
     if tcfg.stereo_scale_prob == 0:
         del key["stereo_scale_prob"], key["stereo_scale_min"]
+    if tcfg.lf_weight == 0:
+        for k in ("lf_weight", "lf_block", "lf_target", "lf_mpi_max"):
+            del key[k]
     return tcfg, {"train": key, "data": DATA_VERSION, "model": MODEL_VERSION}
 
 
@@ -360,9 +363,11 @@ RIG_TEST_SEED0, RIG_INFAMILY_SEED0 = 60_000, 70_000
 
 
 def rig_train_config(cfg: BenchConfig) -> TrainConfig:
-    """The cross-rig net's training: the bench's, on scenes of `train_rigs` only."""
+    """The cross-rig net's training: the bench's, on scenes of `train_rigs` only, with its own
+    weight of the low-frequency residual term (`rig_lf_weight`) when set."""
+    lf = cfg.train.lf_weight if cfg.rig_lf_weight is None else cfg.rig_lf_weight
     return dataclasses.replace(cfg.train, rigs=cfg.train_rigs, train_scenes=cfg.rig_train_scenes,
-                               steps=cfg.rig_steps)
+                               steps=cfg.rig_steps, lf_weight=lf)
 
 
 def rig_nets(cfg: BenchConfig) -> dict[str, TwoStageFusionNet]:

@@ -185,6 +185,12 @@ class TrainConfig:
     grad_weight: NonNegFloat = 0.5  # weight of the gradient-matching loss term
     stereo_scale_prob: Prob = 0.0  # share of crops with scaled stereo error (train.stereo_scaled)
     stereo_scale_min: Prob = 0.05  # smallest stereo error scale alpha (log-uniform in [min, 1])
+    # low-frequency residual term (`models.low_frequency_loss`; 0: off): the block-mean of
+    # (depth - lf_target) on ToF-valid pixels whose DEI multipath channel is below lf_mpi_max
+    lf_weight: NonNegFloat = 0.0  # weight of the term in the training loss
+    lf_block: PosInt = 16  # tile side (work px); must divide `crop`
+    lf_target: Literal["gt", "tof"] = "gt"  # residual against the truth or the ToF input
+    lf_mpi_max: NonNegFloat = 0.1  # pixels count where clip(concavity / 0.05, 0, 3) < this
     ckpt_every: PosInt = 250  # steps between resumable checkpoints
     threads: PosInt = 1  # torch CPU threads (1: OpenMP barriers thrash on a shared CPU)
 
@@ -193,6 +199,8 @@ class TrainConfig:
             raise ValueError("train_scenes, steps and batch_size must be >= 1")
         if self.crop % 8:
             raise ValueError("crop must be a multiple of 8")
+        if self.crop % self.lf_block:
+            raise ValueError("lf_block must divide crop")
 
 
 @dataclass
@@ -215,6 +223,9 @@ class BenchConfig:
         baseline_m=(0.10, 0.25), focal_px=(800.0, 1200.0), width=(480, 1024)))
     rig_train_scenes: PosInt = 96  # training scenes of the cross-rig net (train_rigs)
     rig_steps: PosInt = 1600  # its optimiser steps
+    # its TrainConfig.lf_weight (the low-frequency residual term; None: train.lf_weight, which
+    # the fixed-rig nets use)
+    rig_lf_weight: NonNegFloat | None = None
     rig_test_scenes: PosInt = 12  # unseen-rig test scenes (test_rigs)
     rig_infamily_scenes: PosInt = 8  # held-out scenes of train_rigs
     pipeline_size: tuple[int, ...] = (640, 480)  # frame (W, H) of the end-to-end latency

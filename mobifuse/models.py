@@ -231,6 +231,20 @@ def fusion_loss(out: dict, gt: torch.Tensor, mask: torch.Tensor,
     return l1 + 0.5 * l1c + grad_weight * _grad_l1(out["depth"], gt, mask)
 
 
+def low_frequency_loss(depth: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                       block: int) -> torch.Tensor:
+    """The weighted L1 of the block-mean residual: sum over block x block tiles of
+    |sum_tile w (depth - target)| / sum w. depth, target, weight (B, 1, h, w), h and w multiples
+    of `block`. At most the per-pixel weighted L1 (triangle inequality); zero for a residual of
+    zero mean in every tile, so it penalises a bias over a surface and leaves zero-mean
+    detail to the per-pixel terms. `TrainConfig.lf_weight` adds it to the training loss on
+    ToF-valid pixels whose multipath channel is low (a flat-surface bias term)."""
+    area = block * block
+    w_sum = F.avg_pool2d(weight, block) * area
+    r_sum = F.avg_pool2d(weight * (depth - target), block) * area
+    return r_sum.abs().sum() / w_sum.sum().clamp_min(1)
+
+
 def save_model(model: TwoStageFusionNet, path, meta: dict | None = None) -> None:
     """Weights + net config (+ JSON `meta`: the DEI config the net was trained with, its
     training command) as one safetensors file (`shared.io.save_weights`)."""

@@ -24,7 +24,13 @@ from mobifuse.api import run_net
 from mobifuse.config import TrainConfig
 from mobifuse.data import build_dataset, build_frames
 from mobifuse.dei import DEI_CHANNELS
-from mobifuse.models import MODEL_FILE, TwoStageFusionNet, fusion_loss, save_model
+from mobifuse.models import (
+    MODEL_FILE,
+    TwoStageFusionNet,
+    fusion_loss,
+    low_frequency_loss,
+    save_model,
+)
 from shared.cli import parse_args, run
 from shared.config import save_config, to_dict
 from shared.io import Checkpointer, atomic_write_json, check_resume, make_run_dir
@@ -63,6 +69,21 @@ def frame_tensors(data) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 ST_SIGMA_CHANNEL = 1 + DEI_CHANNELS.index("log_sigma_st")  # in err: grey, then the DEI maps
+MPI_CHANNEL = 1 + DEI_CHANNELS.index("mpi")
+
+
+def training_loss(cfg: TrainConfig, out: dict, geom: torch.Tensor, err: torch.Tensor,
+                  gt: torch.Tensor) -> torch.Tensor:
+    """`fusion_loss`, plus `cfg.lf_weight` x the low-frequency residual term on ToF-valid
+    pixels whose multipath channel is below `cfg.lf_mpi_max` (`low_frequency_loss`).
+    geom (B, 4, h, w), err (B, C, h, w), gt (B, 1, h, w)."""
+    loss = fusion_loss(out, gt, torch.ones_like(gt), cfg.grad_weight)
+    if cfg.lf_weight > 0:
+        w = ((geom[:, 1:2] > 0.5) & (err[:, MPI_CHANNEL:MPI_CHANNEL + 1] < cfg.lf_mpi_max))
+        target = gt if cfg.lf_target == "gt" else geom[:, 0:1]
+        loss = loss + cfg.lf_weight * low_frequency_loss(out["depth"], target,
+                                                         w.to(gt.dtype), cfg.lf_block)
+    return loss
 
 
 def stereo_scaled(geom: torch.Tensor, err: torch.Tensor, gt: torch.Tensor,
@@ -164,7 +185,7 @@ def train_fusion_net(cfg: TrainConfig, train, val=None,
                                                          cfg.stereo_scale_prob,
                                                          cfg.stereo_scale_min))
         out = model(g, e)
-        loss = fusion_loss(out, y, torch.ones_like(y), cfg.grad_weight)
+        loss = training_loss(cfg, out, g, e, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

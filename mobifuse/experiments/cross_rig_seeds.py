@@ -20,6 +20,14 @@ measured or not, and whether the output moved towards the stereo (|fused - SGBM|
 |ToF - SGBM| / 2); and, on ToF-valid pixels off depth edges, per quintile of the true depth,
 the excess and the mean bias of the output and of the ToF. The same for the worst validation
 scene of the training rigs. Writes results/mobifuse/cross_rig_seeds.json (`--out DIR` elsewhere).
+
+`--variants`, `--seeds` restrict the nets trained; `--lean` skips the agreement and anchor grids
+(the net alone, the refined output and the ensemble remain); `--tag NAME` writes
+cross_rig_seeds_NAME.json. A candidate training option is measured with `--set train.KEY=VALUE`
+(the low-frequency loss term's weight of the cross-rig net: `--set rig_lf_weight=W`). `summary`
+holds, per set, the mean over seeds of the mean and of the worst refined scene, and each seed's
+figures. "Refined" is the bench's pipeline after the
+net: the stereo-agreement step, the DEI bilateral denoising and the background fill.
 """
 
 from __future__ import annotations
@@ -44,9 +52,10 @@ from mobifuse.bench import (
 )
 from mobifuse.config import BenchConfig
 from mobifuse.data import build_frames
+from mobifuse.disocclusion import frame_shift
 from mobifuse.experiments.fusion_ceiling import VAL_RIGS, VAL_SCENES, VAL_SEED0
 from mobifuse.train import scene_seeds
-from shared.cli import parse_args, run
+from shared.cli import build_parser, parse_args, run
 from shared.io import atomic_write_json
 from shared.log import get_logger
 
@@ -124,7 +133,23 @@ def variant_config(cfg: BenchConfig, dei: dict) -> BenchConfig:
         cfg.train, dei=dataclasses.replace(cfg.train.dei, **dei)))
 
 
-def evaluate(cfg: BenchConfig, sets: dict[str, list[dict]]) -> dict:
+def summary(res: dict) -> dict:
+    """Per set: each seed's mean and worst refined ratio, and their means over the seeds."""
+    out = {}
+    for name in res["seeds"][next(iter(res["seeds"]))]:
+        if name.startswith("worst_"):
+            continue
+        r = [res["seeds"][s][name]["refined"] for s in res["seeds"]]
+        out[name] = {"mean": float(np.mean([np.mean(x) for x in r])),
+                     "worst": float(np.mean([max(x) for x in r])),
+                     "per_seed_mean": [float(np.mean(x)) for x in r],
+                     "per_seed_worst": [float(max(x)) for x in r],
+                     "above_0.7": [int(np.sum(np.array(x) > 0.7)) for x in r]}
+    return out
+
+
+def evaluate(cfg: BenchConfig, sets: dict[str, list[dict]], seeds=SEEDS,
+             lean: bool = False) -> dict:
     """Per seed and set: per-scene ratios of the net, the refined output, the anchored ones;
     the seeds' ensemble; the worst unseen scene's excess split."""
     tc0 = rig_train_config(cfg)
@@ -133,47 +158,69 @@ def evaluate(cfg: BenchConfig, sets: dict[str, list[dict]]) -> dict:
                                                  desc="rig train scenes"))
     out: dict = {"seeds": {}}
     refined_all: dict[str, list] = {name: [] for name in sets}
-    for s in SEEDS:
+    sim = cfg.train.sim
+    for s in seeds:
         net = trained_net(dataclasses.replace(tc0, seed=s), train, True)
         row: dict = {}
         for name, frames in sets.items():
             raw = predict_frames(net, frames)
-            ref = [refined(p, f, cfg.agree_k) for p, f in zip(raw, frames)]
+            ref = [refined(p, f, cfg.agree_k, shift=frame_shift(sim, f["rig"][1]))
+                   for p, f in zip(raw, frames)]
             refined_all[name].append(ref)
             row[name] = {"net": ratios(raw, frames), "refined": ratios(ref, frames)}
-            for c in ANCHOR_GRID:
-                anch = [tof_anchor(p, f["geom"][0], f["geom"][1], f["sigma_tof"], c)
-                        for p, f in zip(raw, frames)]
-                row[name][f"anchor{c:g}"] = ratios(anch, frames)
-                row[name][f"anchor{c:g}_refined"] = ratios(
-                    [refined(p, f, cfg.agree_k) for p, f in zip(anch, frames)], frames)
-                row[name][f"refined_anchor{c:g}"] = ratios(
-                    [tof_anchor(p, f["geom"][0], f["geom"][1], f["sigma_tof"], c)
-                     for p, f in zip(ref, frames)], frames)
-            for k, r in AGREE_GRID:
-                row[name][f"agree k={k:g} ratio={r:g}"] = ratios(
-                    [refined(p, f, k, r) for p, f in zip(raw, frames)], frames)
+            if not lean:
+                grids(row[name], raw, ref, frames, cfg.agree_k)
             if name in ("unseen", "val_in_family"):
                 worst = int(np.argmax(row[name]["refined"]))
                 row[f"worst_{name}"] = {"scene": worst, "rig": frames[worst]["rig"].tolist(),
                                         "split": excess_split(ref[worst], frames[worst])}
         out["seeds"][s] = row
-        log.info("seed %d: unseen refined worst %.3f mean %.3f | val worst %.3f mean %.3f", s,
-                 max(row["unseen"]["refined"]), np.mean(row["unseen"]["refined"]),
-                 max(row["val"]["refined"]), np.mean(row["val"]["refined"]))
+        log.info("seed %d: " + " | ".join(f"{n} worst %.3f mean %.3f" for n in sets), s,
+                 *[v for n in sets for v in (max(row[n]["refined"]),
+                                               np.mean(row[n]["refined"]))])
     out["ensemble"] = {name: ratios([np.mean(ps, axis=0) for ps in zip(*refined_all[name])],
                                     frames) for name, frames in sets.items()}
+    out["summary"] = summary(out)
     return out
 
 
+def grids(row: dict, raw: list, ref: list, frames: list[dict], k0: float) -> None:
+    """The ToF-anchor rule at each c of `ANCHOR_GRID` and the agreement step at each
+    (k, max_ratio) of `AGREE_GRID` (then the denoising; no fill), into `row`."""
+    for c in ANCHOR_GRID:
+        anch = [tof_anchor(p, f["geom"][0], f["geom"][1], f["sigma_tof"], c)
+                for p, f in zip(raw, frames)]
+        row[f"anchor{c:g}"] = ratios(anch, frames)
+        row[f"anchor{c:g}_refined"] = ratios(
+            [refined(p, f, k0) for p, f in zip(anch, frames)], frames)
+        row[f"refined_anchor{c:g}"] = ratios(
+            [tof_anchor(p, f["geom"][0], f["geom"][1], f["sigma_tof"], c)
+             for p, f in zip(ref, frames)], frames)
+    for k, r in AGREE_GRID:
+        row[f"agree k={k:g} ratio={r:g}"] = ratios(
+            [refined(p, f, k, r) for p, f in zip(raw, frames)], frames)
+
+
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser("mobifuse.experiments.cross_rig_seeds", __doc__.split("\n\n")[0],
+                          "configs/mobifuse/bench.yaml")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="stereo DEIs to train nets for (default: both)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS),
+                        help="net seeds (default: 0 1 2)")
+    parser.add_argument("--lean", action="store_true",
+                        help="skip the agreement and anchor grids")
+    parser.add_argument("--tag", default="", help="write cross_rig_seeds_TAG.json")
     args, cfg = parse_args(argv, BenchConfig, prog="mobifuse.experiments.cross_rig_seeds",
-                           description=__doc__.split("\n\n")[0],
+                           description=__doc__.split("\n\n")[0], parser=parser,
                            default_config="configs/mobifuse/bench.yaml", quick=QUICK)
     torch.set_num_threads(cfg.train.threads)
-    res: dict = {"seeds": list(SEEDS), "anchor_grid": list(ANCHOR_GRID), "variants": {}}
-    for vname, dei in VARIANTS.items():
-        vc = variant_config(cfg, dei)
+    res: dict = {"seeds": args.seeds, "anchor_grid": list(ANCHOR_GRID), "variants": {},
+                 "command": "python -m mobifuse.experiments.cross_rig_seeds "
+                            + " ".join(argv if argv is not None else sys.argv[1:])}
+    name = f"cross_rig_seeds_{args.tag}.json" if args.tag else "cross_rig_seeds.json"
+    for vname in args.variants:
+        vc = variant_config(cfg, VARIANTS[vname])
         sets = {"val": rig_frames(vc, dataclasses.replace(vc.test_rigs, **VAL_RIGS), VAL_SEED0,
                                   VAL_SCENES, "validation rigs"),
                 "val_in_family": rig_frames(vc, vc.train_rigs, VAL_SEED0 + 1_000, VAL_SCENES,
@@ -182,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                                      "unseen rigs"),
                 "in_family": rig_frames(vc, vc.train_rigs, RIG_INFAMILY_SEED0,
                                         vc.rig_infamily_scenes, "in-family rigs")}
-        res["variants"][vname] = evaluate(vc, sets)
-        atomic_write_json(Path(args.out or "results/mobifuse") / "cross_rig_seeds.json", res)
+        res["variants"][vname] = evaluate(vc, sets, args.seeds, args.lean)
+        atomic_write_json(Path(args.out or "results/mobifuse") / name, res)
     return 0
 
 

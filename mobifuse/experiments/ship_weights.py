@@ -6,7 +6,8 @@
 2. The `python -m mobifuse.bench --quick` nets (with / without DEI channels on the fixed rig,
    and the cross-rig net trained on `train_rigs` only), under their cache keys, so a fresh
    checkout's quick bench evaluates instead of rendering training scenes and training.
-Run it after any change to the data, the net, the default config or the quick setting.
+Run it after any change to the data, the net, the default config or the quick setting;
+`--keep-default` skips step 1 (when only the bench's nets changed).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mobifuse.data import build_dataset
 from mobifuse.models import MODEL_FILE
 from mobifuse.train import scene_seeds
 from shared.cache import cache_dir, cache_key
-from shared.cli import parse_args, run
+from shared.cli import build_parser, parse_args, run
 from shared.log import get_logger
 
 log = get_logger("mobifuse.experiments.ship_weights")
@@ -39,13 +40,18 @@ def _ship(tc, use_dei: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = build_parser("mobifuse.experiments.ship_weights", __doc__.split("\n\n")[0],
+                          "configs/mobifuse/bench.yaml")
+    parser.add_argument("--keep-default", action="store_true",
+                        help="keep the shipped default model (refresh the quick nets only)")
     args, cfg = parse_args(["--quick", *(argv or [])], BenchConfig,
                            prog="mobifuse.experiments.ship_weights",
-                           description=__doc__.split("\n\n")[0],
+                           description=__doc__.split("\n\n")[0], parser=parser,
                            default_config="configs/mobifuse/bench.yaml", quick=QUICK)
     WEIGHTS_DIR.mkdir(exist_ok=True)
-    mf_train.main(["--config", "configs/mobifuse/default.yaml", "--out", str(DEFAULT_RUN)])
-    shutil.copyfile(DEFAULT_RUN / MODEL_FILE, DEFAULT_MODEL)
+    if not args.keep_default:
+        mf_train.main(["--config", "configs/mobifuse/default.yaml", "--out", str(DEFAULT_RUN)])
+        shutil.copyfile(DEFAULT_RUN / MODEL_FILE, DEFAULT_MODEL)
     keep = {DEFAULT_MODEL.name}
     tc = cfg.train
     seeds, _ = scene_seeds(tc)

@@ -250,3 +250,91 @@ def test_stereo_error_scaling_draws_alpha_log_uniform_and_only_when_on():
     assert torch.allclose(ratio, alpha.view(-1, 1, 1).expand_as(ratio), atol=1e-3)
     assert (alpha >= 0.1 - 1e-6).all() and (alpha <= 1 + 1e-6).all()
     assert 0.35 < (alpha < 0.1 ** 0.5).float().mean() < 0.65
+
+
+def test_low_frequency_loss_matches_a_tile_loop_and_ignores_zero_mean_detail():
+    """Against an explicit loop over tiles: sum |sum_tile w r| / sum w. It is at most the
+    per-pixel weighted L1, zero when the residual has zero weighted mean in every tile (a
+    checkerboard), and a constant bias b over weighted pixels costs |b| (the per-pixel L1)."""
+    from mobifuse.models import low_frequency_loss
+
+    g = torch.Generator().manual_seed(3)
+    depth, target = torch.rand(2, 1, 8, 12, generator=g), torch.rand(2, 1, 8, 12, generator=g)
+    w = (torch.rand(2, 1, 8, 12, generator=g) > 0.3).float()
+    num = 0.0
+    for b in range(2):
+        for y0 in range(0, 8, 4):
+            for x0 in range(0, 12, 4):
+                sl = (b, 0, slice(y0, y0 + 4), slice(x0, x0 + 4))
+                num += abs(float((w[sl] * (depth[sl] - target[sl])).sum()))
+    loss = low_frequency_loss(depth, target, w, 4)
+    assert loss.item() == pytest.approx(num / float(w.sum()), rel=1e-5)
+    l1 = float((w * (depth - target).abs()).sum() / w.sum())
+    assert loss.item() <= l1 + 1e-6 and loss.item() < 0.8 * l1  # random residuals average out
+    checker = ((torch.arange(8)[:, None] + torch.arange(12)) % 2 * 2 - 1).float() * 0.3
+    ones = torch.ones(1, 1, 8, 12)
+    assert low_frequency_loss(target[:1] + checker, target[:1], ones, 4).item() < 1e-6
+    assert low_frequency_loss(target + 0.05, target, w, 4).item() == pytest.approx(0.05, rel=1e-4)
+    assert low_frequency_loss(depth, target, torch.zeros_like(w), 4).item() == 0.0
+
+
+def test_training_loss_adds_the_term_only_when_on_and_only_on_low_multipath_tof_pixels():
+    """lf_weight 0: exactly `fusion_loss`. On: the term counts ToF-valid pixels whose
+    multipath channel is below lf_mpi_max, against the truth or the ToF input; a bias on
+    pixels outside that mask adds nothing."""
+    from mobifuse.config import TrainConfig
+    from mobifuse.train import MPI_CHANNEL, training_loss
+
+    geom, err = _inputs(b=2, h=32, w=32)
+    gt = torch.full((2, 1, 32, 32), 2.0)
+    geom[:, 0] = 2.0  # ToF reads the truth ...
+    geom[:, 1] = 1.0
+    geom[:, 1, :, 16:] = 0.0  # ... on the left half only
+    err[:, MPI_CHANNEL] = 0.0
+    err[:, MPI_CHANNEL, 16:] = 1.0  # multipath cue on the bottom half
+    depth = gt.clone()
+    depth[..., 16:, :] += 0.2  # biased where the multipath cue is (bottom) ...
+    depth[..., :16, 16:] -= 0.3  # ... and where the ToF did not measure (top right)
+    out = {"depth": depth}
+    base = fusion_loss(out, gt, torch.ones_like(gt), 0.5)
+    off = TrainConfig(crop=32)
+    assert torch.equal(training_loss(off, out, geom, err, gt), base)
+    on = TrainConfig(crop=32, lf_weight=2.0, lf_block=16)
+    assert training_loss(on, out, geom, err, gt).item() == pytest.approx(base.item(), abs=1e-6)
+    depth2 = depth.clone()
+    depth2[..., :16, :16] += 0.1  # a bias on the counted pixels (top left)
+    d = training_loss(on, {"depth": depth2}, geom, err, gt) - fusion_loss(
+        {"depth": depth2}, gt, torch.ones_like(gt), 0.5)
+    assert d.item() == pytest.approx(2.0 * 0.1, rel=1e-4)
+    geom[:, 0] += 0.1  # against the ToF, which now reads the biased depth: no term
+    to_tof = TrainConfig(crop=32, lf_weight=2.0, lf_block=16, lf_target="tof")
+    d = training_loss(to_tof, {"depth": depth2}, geom, err, gt) - fusion_loss(
+        {"depth": depth2}, gt, torch.ones_like(gt), 0.5)
+    assert abs(d.item()) < 1e-5
+    with pytest.raises(ValueError, match="lf_block"):
+        TrainConfig(crop=32, lf_block=24).validate()
+
+
+def test_net_key_has_the_low_frequency_term_only_when_on():
+    """Nets trained without the term keep their cache keys (the shipped quick nets)."""
+    from mobifuse.bench import net_key
+    from mobifuse.config import TrainConfig
+
+    _, off = net_key(TrainConfig(), True)
+    assert not any(k.startswith("lf_") for k in off["train"])
+    _, on = net_key(TrainConfig(lf_weight=1.0), True)
+    assert on["train"]["lf_weight"] == 1.0 and on["train"]["lf_target"] == "gt"
+
+
+def test_rig_lf_weight_sets_the_term_of_the_cross_rig_net_only():
+    """bench.yaml's `rig_lf_weight` reaches the cross-rig net's training config; the fixed-rig
+    nets (`train`) keep theirs; None falls back to `train.lf_weight`."""
+    from mobifuse.bench import rig_train_config
+    from mobifuse.config import BenchConfig
+    from shared.config import load_config
+
+    cfg = load_config("configs/mobifuse/bench.yaml", BenchConfig)
+    assert cfg.train.lf_weight == 0.0 and rig_train_config(cfg).lf_weight == cfg.rig_lf_weight
+    none = load_config("configs/mobifuse/bench.yaml", BenchConfig,
+                       ["rig_lf_weight=null", "train.lf_weight=0.5"])
+    assert rig_train_config(none).lf_weight == 0.5
