@@ -129,6 +129,48 @@ def test_probe_end_to_end_reads_validation_only(monkeypatch, tmp_path):
     assert t["test_drop"] == t["test_full"] - t["test_acc"] and 0 < t["test_frac"] <= 1
 
 
+def test_choose_rule_ties_go_to_fewer_held_out_frames():
+    def r(frac):
+        return {"drop_held_out": 0.015, "frac_held_out": frac, "share_both_ok": 0.5}
+
+    per_seed = {"0": {"fewest_frames": r(0.33), "b": r(0.34), "c": r(0.335)},
+                "1": {"fewest_frames": r(0.34), "b": r(0.32), "c": r(0.33)}}
+    best, summ = op.choose_rule(per_seed)  # equal shares: mean frames 0.335 / 0.33 / 0.3325
+    assert best == "b" and summ["b"]["mean_frac_held_out"] == pytest.approx(0.33)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_choose_rule_against_pairwise_brute_force(seed):
+    """On random per-seed figures (coarse, so ties happen) the chosen rule holds on every
+    seed and no other holding rule beats it on (worst share, mean share, -mean frames); with
+    none holding it is fewest_frames."""
+    rng = np.random.default_rng(seed)
+    names = ["fewest_frames", "a", "b", "c", "d"]
+    per_seed = {str(s): {n: {"drop_held_out": float(rng.choice([0.01, 0.02, 0.03])),
+                             "frac_held_out": float(rng.choice([0.33, 0.35, 0.37])),
+                             "share_both_ok": float(rng.choice([0.2, 0.5, 0.8]))}
+                         for n in names} | {"held_out_feasible": 0.5} for s in range(3)}
+
+    def holds(n):
+        return all(per_seed[s][n]["drop_held_out"] <= 0.02
+                   and per_seed[s][n]["frac_held_out"] <= 0.35 for s in per_seed)
+
+    def key(n):
+        shares = [per_seed[s][n]["share_both_ok"] for s in per_seed]
+        fracs = [per_seed[s][n]["frac_held_out"] for s in per_seed]
+        return tuple(round(v, 9) for v in (min(shares), sum(shares) / 3, -sum(fracs) / 3))
+
+    best, summ = op.choose_rule(per_seed)
+    assert set(summ) == set(names)
+    for n in names:
+        assert summ[n]["holds_every_seed"] == holds(n)
+    if not any(holds(n) for n in names):
+        assert best == "fewest_frames"
+    else:
+        assert holds(best)
+        assert all(key(n) <= key(best) for n in names if holds(n))
+
+
 @pytest.mark.parametrize("args, flag", [(["--test-seeds", "1"], "--test-seeds"),
                                         (["--halvings", "0"], "--halvings")])
 def test_bad_flags_are_one_line_exit_2(args, flag, capsys, tmp_path):

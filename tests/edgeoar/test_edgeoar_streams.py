@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeoar import stream
+from edgeoar import data, stream
 from edgeoar.config import StreamConfig, TrainConfig
 from edgeoar.data import (
     build_split,
@@ -20,6 +20,7 @@ from edgeoar.data import (
     clip_seed,
     early_separable,
     is_time_reversal,
+    load_split,
     motion_config,
     onset_index,
     render_clip,
@@ -47,6 +48,25 @@ def test_split_arrays_and_flags():
     assert early_separable(["sit_down", "stand_up", "jump"]).tolist() == [False, False, True]
     t = build_split(cfg, "test")
     assert not np.array_equal(t["rgb"], d["rgb"])  # disjoint seeds
+
+
+def test_a_larger_validation_split_extends_it_and_moves_no_other_split(monkeypatch):
+    """Clips are drawn clip index first, class second, from seeds that do not depend on the
+    split sizes: 2 validation clips a class start with the 1-a-class split, and the cached
+    train / test / OOD splits are the same entries whatever the validation size."""
+    one, two = TrainConfig(stream=TINY), TrainConfig(stream=dataclasses.replace(TINY,
+                                                                                 val_per_class=2))
+    v1, v2 = build_split(one, "val"), build_split(two, "val")
+    assert v2["label"].tolist() == [0, 1, 0, 1]
+    for k in ("rgb", "mv", "part", "label"):
+        assert np.array_equal(v2[k][:2], v1[k])
+    assert not np.array_equal(v2["rgb"][2:], v1["rgb"])
+    keys = []
+    monkeypatch.setattr(data, "cached_arrays", lambda name, key, gen, version: keys.append(key)
+                        or {"label": np.zeros(1, np.int64)})
+    for split in ("train", "test", "ood", "val"):
+        load_split(one, split), load_split(two, split)
+        assert (keys[-2] == keys[-1]) == (split != "val"), split
 
 
 def test_out_of_family_settings_lie_outside_training():

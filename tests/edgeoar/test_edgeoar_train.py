@@ -42,6 +42,19 @@ def test_iterative_training_learns_the_toy(splits):
     assert (p[colour, 0].argmax(-1).numpy() == va["label"][colour]).mean() >= 0.5
 
 
+def test_the_validation_split_never_moves_the_weights(splits):
+    """Validation is read only after the last epoch (the per-step accuracy of the history):
+    a larger or other validation split trains the same weights, so enlarging it for the
+    operating point leaves the models as they were."""
+    short = dataclasses.replace(CFG, rounds=1, main_epochs=2, gate_epochs=1)
+    tr, va, names = splits
+    m1, h1 = train_model(short, splits=(tr, va, names))
+    m2, h2 = train_model(short, splits=(tr, toy_split(9, 7), names))
+    assert h1["loss"] == h2["loss"]
+    for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
 def test_resume_continues_after_the_last_epoch(splits, tmp_path):
     short = dataclasses.replace(CFG, rounds=1, main_epochs=2, gate_epochs=1)
     m1, h1 = train_model(short, tmp_path, splits=splits)
