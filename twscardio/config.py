@@ -268,7 +268,7 @@ class BenchConfig:
     """`python -m twscardio.bench`: arms (a)-(d) on held-out subjects, sweeps, checks."""
 
     train: TrainConfig = field(default_factory=TrainConfig)
-    n_test_subjects: PosInt = 48  # held-out subjects per setting (16: one subject = 6.25 % of windows)
+    n_test_subjects: PosInt = 48  # held-out subjects per setting (16: one = 6.25 % of windows)
     duration_s: PosFloat = 60.0  # test recording length
     loss_sweep: list[Prob] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2, 0.3])
     burst_sweep: list[PosFloat] = field(default_factory=lambda: [1.0, 3.0, 8.0])
