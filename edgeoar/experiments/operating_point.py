@@ -19,8 +19,11 @@ frames), else `fewest_frames`. A half holds half the validation clips (840 at th
 
 Phase 2 (`--test-seeds S ...`): the chosen rule and `fewest_frames`, each chosen on the full
 validation split and read on the test split, per seed, and the test split's own corner. Nothing in
-phase 1 reads the test split, and the choice is made before phase 2 runs. Writes
-operating_point.json.
+phase 1 reads the test split, and the choice is made before phase 2 runs. `--read-rules` names
+the rules read on test instead (e.g. the bench's adopted rule when fewer seeds are probed);
+`--test-skip M` reads clips M ... M + test_per_class - 1 of each class instead of the first
+test_per_class: with M >= the bench's test_per_class, clip seeds the bench's test split never
+holds (a fresh test split). Writes operating_point.json.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 
 from edgeoar.bench import QUICK
 from edgeoar.config import BenchConfig
-from edgeoar.data import load_split
+from edgeoar.data import class_names, load_split
 from edgeoar.exits import (
     OperatingRule,
     apply_policy,
@@ -180,6 +183,22 @@ def read_on_test(s_val: dict, y_val: np.ndarray, s_test: dict, y_test: np.ndarra
                                  and t["frac"] <= FRAME_TARGET + 1e-12)}
 
 
+def skip_clips(arr: dict[str, np.ndarray], skip: int, n_classes: int) -> dict[str, np.ndarray]:
+    """Drop the first `skip` clips of every class from a split built as `build_split` orders it
+    (row i * n_classes + k is clip i of class k)."""
+    return {k: v[skip * n_classes:] for k, v in arr.items()}
+
+
+def load_test(cfg, skip: int) -> dict[str, np.ndarray]:
+    """The test split, or (skip > 0) its clips skip ... skip + test_per_class - 1 per class."""
+    if skip == 0:
+        return load_split(cfg, "test")
+    per = cfg.stream.test_per_class
+    wide = from_dict(type(cfg), apply_overrides(to_dict(cfg), [
+        f"stream.test_per_class={skip + per}"]))
+    return skip_clips(load_split(wide, "test"), skip, len(class_names(cfg.stream)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser("edgeoar.experiments.operating_point", __doc__.split("\n\n")[0],
                           "configs/edgeoar/bench.yaml")
@@ -188,11 +207,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--halvings", type=int, default=50, help="random halvings per seed")
     parser.add_argument("--test-seeds", type=int, nargs="*", default=[],
                         help="phase 2: the seeds (of --seeds) whose test split is read")
+    parser.add_argument("--read-rules", nargs="*", default=None,
+                        help="phase 2: the rules (of CANDIDATES) read on test (default: "
+                             "fewest_frames and the rule chosen in phase 1)")
+    parser.add_argument("--test-skip", type=int, default=0,
+                        help="phase 2: skip the first M test clips of each class (M >= the "
+                             "bench's test_per_class: a test split the bench never read)")
     args, bc = parse_args(argv, BenchConfig, prog="edgeoar.experiments.operating_point",
                           description=__doc__.split("\n\n")[0], parser=parser, quick=QUICK,
                           default_config="configs/edgeoar/bench.yaml")
     if not set(args.test_seeds) <= set(args.seeds):
         raise UserError(f"--test-seeds {args.test_seeds} must be among --seeds {args.seeds}")
+    if args.test_skip < 0:
+        raise UserError(f"--test-skip must be >= 0, got {args.test_skip}")
+    unknown = sorted(set(args.read_rules or []) - set(CANDIDATES))
+    if unknown:
+        raise UserError(f"--read-rules: unknown rule(s) {unknown} (use {sorted(CANDIDATES)})")
     if args.halvings < 1:
         raise UserError(f"--halvings must be >= 1, got {args.halvings}")
     steps = bc.train.stream.clip_frames
@@ -226,15 +256,17 @@ def main(argv: list[str] | None = None) -> int:
            "validation_halves": phase1, "summary": summary,
            "chosen": chosen}
     if args.test_seeds:
+        read = args.read_rules if args.read_rules is not None else ["fewest_frames", chosen]
         out["test"] = {}
+        out["test_skip"] = args.test_skip
         for seed in args.test_seeds:
             sv, yv, cfg = scores[seed]
-            te = load_split(cfg, "test")
+            te = load_test(cfg, args.test_skip)
             p = predict(get_model(cfg)[0], te)
             st = step_scores(p["rgb"], p["motion"], p["gate"])
             out["test"][str(seed)] = {name: read_on_test(sv, yv, st, te["label"], grid, steps,
                                                          rules[name])
-                                      for name in dict.fromkeys(("fewest_frames", chosen))}
+                                      for name in dict.fromkeys(read)}
             ex, ok = per_clip(st, te["label"], grid)
             ok_ref = apply_policy("full_clip", st, None)[1] == te["label"]
             out["test"][str(seed)]["corner"] = corner(

@@ -180,3 +180,42 @@ def test_bad_flags_are_one_line_exit_2(args, flag, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert flag in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_skip_clips_keeps_the_later_clips_of_every_class():
+    K, per, skip = 3, 5, 2
+    rows = [(i, k) for i in range(per) for k in range(K)]  # build_split's order
+    arr = {"clip": np.array([i for i, _ in rows]), "label": np.array([k for _, k in rows])}
+    kept = op.skip_clips(arr, skip, K)
+    assert sorted(set(kept["clip"].tolist())) == list(range(skip, per))
+    assert np.bincount(kept["label"]).tolist() == [per - skip] * K
+    assert all(i >= skip for i in kept["clip"])
+
+
+def test_load_test_with_skip_reads_the_wider_split_and_drops_its_head(monkeypatch):
+    from edgeoar.config import TrainConfig
+    from edgeoar.data import class_names
+
+    cfg = TrainConfig()
+    K = len(class_names(cfg.stream))
+    asked = []
+
+    def fake_split(c, s):
+        asked.append((s, c.stream.test_per_class))
+        n = c.stream.test_per_class
+        return {"label": np.tile(np.arange(K), n), "clip": np.repeat(np.arange(n), K)}
+
+    monkeypatch.setattr(op, "load_split", fake_split)
+    te = op.load_test(cfg, 8)
+    assert asked == [("test", 8 + cfg.stream.test_per_class)]
+    assert te["clip"].min() == 8 and len(te["label"]) == K * cfg.stream.test_per_class
+    assert op.load_test(cfg, 0)["clip"].min() == 0
+
+
+def test_probe_refuses_unknown_read_rules_and_negative_skip(tmp_path):
+    from shared.errors import UserError
+
+    with pytest.raises(UserError, match="unknown rule"):
+        op.main(["--read-rules", "nope", "--out", str(tmp_path / "x")])
+    with pytest.raises(UserError, match="test-skip"):
+        op.main(["--test-skip", "-1", "--out", str(tmp_path / "y")])
