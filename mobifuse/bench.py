@@ -384,6 +384,13 @@ def rig_frames(cfg: BenchConfig, family, seed0: int, n: int, desc: str) -> list[
     return build_frames(_scene_seeds(cfg, seed0, n), tc.sim, tc.stereo, tc.dei, family, desc)
 
 
+def rig_refined(preds: list, frames: list[dict], k: float, sim=None) -> list[np.ndarray]:
+    """`refined` per frame of a rig set, each with its own rig's fill shift (`frame_shift` at
+    the frame's focal length; no fill without `sim`): the cross-rig arms' pipeline."""
+    return [refined(p, f, k, shift=frame_shift(sim, f["rig"][1]) if sim else 0.0)
+            for p, f in zip(preds, frames)]
+
+
 def rig_arms(frames: list[dict], nets: dict, k: float, sim=None
              ) -> dict[str, list[np.ndarray]]:
     """Every cross-rig arm's depth per frame (the nets' with the stereo-agreement refinement
@@ -392,8 +399,7 @@ def rig_arms(frames: list[dict], nets: dict, k: float, sim=None
            "inv_var_dei": [inverse_variance_fusion(f["geom"][0], f["sigma_tof"], f["geom"][2],
                                                    f["sigma_st"]) for f in frames]}
     for name, net in nets.items():
-        out[name] = [refined(p, f, k, shift=frame_shift(sim, f["rig"][1]) if sim else 0.0)
-                     for p, f in zip(predict_frames(net, frames), frames)]
+        out[name] = rig_refined(predict_frames(net, frames), frames, k, sim)
     return out
 
 

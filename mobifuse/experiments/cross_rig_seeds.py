@@ -47,12 +47,12 @@ from mobifuse.bench import (
     predict_frames,
     refined,
     rig_frames,
+    rig_refined,
     rig_train_config,
     trained_net,
 )
 from mobifuse.config import BenchConfig
 from mobifuse.data import build_frames
-from mobifuse.disocclusion import frame_shift
 from mobifuse.experiments.fusion_ceiling import VAL_RIGS, VAL_SCENES, VAL_SEED0
 from mobifuse.train import scene_seeds
 from shared.cli import build_parser, parse_args, run
@@ -158,14 +158,12 @@ def evaluate(cfg: BenchConfig, sets: dict[str, list[dict]], seeds=SEEDS,
                                                  desc="rig train scenes"))
     out: dict = {"seeds": {}}
     refined_all: dict[str, list] = {name: [] for name in sets}
-    sim = cfg.train.sim
     for s in seeds:
         net = trained_net(dataclasses.replace(tc0, seed=s), train, True)
         row: dict = {}
         for name, frames in sets.items():
             raw = predict_frames(net, frames)
-            ref = [refined(p, f, cfg.agree_k, shift=frame_shift(sim, f["rig"][1]))
-                   for p, f in zip(raw, frames)]
+            ref = rig_refined(raw, frames, cfg.agree_k, cfg.train.sim)
             refined_all[name].append(ref)
             row[name] = {"net": ratios(raw, frames), "refined": ratios(ref, frames)}
             if not lean:
