@@ -66,7 +66,9 @@ SETTINGS = {name: str(CONFIG_DIR / f"{name}.yaml") for name in (  # name -> conf
     "halfcheetah-medium-replay+1expert", "halfcheetah-medium-replay+10expert",
     "halfcheetah-medium+1expert", "hopper-random+1expert", "hopper-random+10expert",
     "hopper-medium-replay+1expert", "hopper-medium-replay+10expert", "hopper-medium+1expert",
-    "halfcheetah-random", "hopper-random")}
+    "walker2d-random+1expert", "walker2d-random+10expert", "walker2d-medium-replay+1expert",
+    "walker2d-medium-replay+10expert", "walker2d-medium+1expert",
+    "halfcheetah-random", "hopper-random", "walker2d-random")}
 QUICK_SETTINGS = ["halfcheetah-random+1expert", "halfcheetah-random+10expert",
                   "hopper-random+1expert", "hopper-random+10expert", "halfcheetah-random",
                   "hopper-random"]

@@ -36,7 +36,7 @@ __all__ = ["POLICY_DIR", "policy_path", "dataset", "reference_returns", "compute
 log = get_logger("shared.il.generate")
 POLICY_DIR = Path(__file__).parent / "policies"
 REFERENCE_FILE = "reference_returns.json"
-ENVS = ("Hopper-v5", "HalfCheetah-v5")
+ENVS = ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5")
 ROLLOUT_VERSION = 2  # bump when rollout() changes what a seed produces
 
 
