@@ -73,7 +73,9 @@ QUICK_SETTINGS = ["halfcheetah-random+1expert", "halfcheetah-random+10expert",
                   "hopper-random+1expert", "hopper-random+10expert", "halfcheetah-random",
                   "hopper-random"]
 FULL_SETTINGS = QUICK_SETTINGS[:4] + ["halfcheetah-medium-replay+1expert",
-                                      "halfcheetah-medium-replay+10expert"] + QUICK_SETTINGS[4:]
+                                      "halfcheetah-medium-replay+10expert",
+                                      "walker2d-random+1expert", "walker2d-random+10expert"
+                                      ] + QUICK_SETTINGS[4:]
 ARMS = {  # arm -> config overrides
     "ilid": {},
     "bc_expert": {"method": "bc_expert"},

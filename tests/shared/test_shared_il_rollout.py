@@ -46,10 +46,18 @@ def test_evaluate_policy_seeded():
 
 
 def test_committed_references_present():
-    for env in ("Hopper-v5", "HalfCheetah-v5"):
+    from shared.il.generate import ENVS
+
+    assert set(ENVS) == {"Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"}
+    for env in ENVS:
         ref = reference_returns(env)
         assert ref["expert"] > ref["medium"] > ref["random"]
         assert ref["d4rl_expert"] > 3000
+        # every committed expert loads and names its environment
+        pol, info = load_policy(policy_path(env, "expert"))
+        assert info["env_id"] == env
+    # the bar for the Walker2d expert (sampled actions, 100 episodes)
+    assert reference_returns("Walker2d-v5")["expert"] >= 4000
 
 
 def test_policy_file_round_trip_and_errors(tmp_path):
