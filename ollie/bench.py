@@ -67,7 +67,8 @@ log = get_logger("ollie.bench")
 
 SETTINGS = {"hopper": "configs/ollie/hopper.yaml",
             "halfcheetah": "configs/ollie/halfcheetah.yaml",
-            "hopper_scarce": "configs/ollie/hopper_scarce.yaml"}
+            "hopper_scarce": "configs/ollie/hopper_scarce.yaml",
+            "walker2d": "configs/ollie/walker2d.yaml"}
 ARMS = {  # arm -> config overrides ('ollie' also runs 'ollie_no_align' from the same π⁰)
     "ollie": ["pretrain=ollie", "online.discriminator=aligned"],
     "naive_gail": ["pretrain=dwbc", "online.discriminator=random"],
