@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from mobifuse.agreement import AGREE_K, stereo_agreement
 from mobifuse.baselines import inverse_variance_fusion
@@ -131,13 +130,25 @@ def _dei_cfg(net: TwoStageFusionNet | None, dei: DEIConfig | None) -> DEIConfig:
     return DEIConfig()
 
 
+def _linear_taps(n_out: int, n_in: int, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Output pixel x reads input x / s, clamped to [0, n_in - 1]: (lower index, upper index,
+    weight of the upper one)."""
+    c = np.minimum(np.arange(n_out, dtype=np.float64) / s, n_in - 1)
+    i0 = np.floor(c).astype(np.intp)
+    return i0, np.minimum(i0 + 1, n_in - 1), c - i0
+
+
 def to_full(depth: np.ndarray, shape: tuple[int, int], s: int) -> np.ndarray:
-    """Work-grid map (h, w) -> the caller's (H, W) grid (image pixel x <-> work pixel x / s)."""
+    """Work-grid map (h, w) -> the caller's (H, W) grid (image pixel x <-> work pixel x / s):
+    bilinear, edges held (= `scipy.ndimage.map_coordinates(order=1, mode="nearest")` at
+    (v / s, u / s), done as two separable 1-D passes)."""
     if s == 1:
         return depth.astype(np.float32)
-    v, u = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64) / s
-    return ndimage.map_coordinates(depth.astype(np.float64), [v, u], order=1,
-                                   mode="nearest").astype(np.float32)
+    d = np.asarray(depth, dtype=np.float64)
+    r0, r1, fy = _linear_taps(shape[0], d.shape[0], s)
+    c0, c1, fx = _linear_taps(shape[1], d.shape[1], s)
+    rows = d[r0] * (1.0 - fy)[:, None] + d[r1] * fy[:, None]  # (H, w)
+    return (rows[:, c0] * (1.0 - fx) + rows[:, c1] * fx).astype(np.float32)
 
 
 def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambient=None,
