@@ -75,7 +75,7 @@ QUICK_SETTINGS = ["halfcheetah-random+1expert", "halfcheetah-random+10expert",
 FULL_SETTINGS = QUICK_SETTINGS[:4] + ["halfcheetah-medium-replay+1expert",
                                       "halfcheetah-medium-replay+10expert",
                                       "walker2d-random+1expert", "walker2d-random+10expert"
-                                      ] + QUICK_SETTINGS[4:]
+                                      ] + QUICK_SETTINGS[4:] + ["walker2d-random"]
 ARMS = {  # arm -> config overrides
     "ilid": {},
     "bc_expert": {"method": "bc_expert"},

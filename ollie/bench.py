@@ -392,7 +392,7 @@ def summarise(rows: list[dict], command: list[str], quick: bool) -> BenchReport:
         g = on["gail"]["auc"]
         ratio = float("nan") if not np.isfinite(g) else on["ollie"]["auc"] / g if g > 0 \
             else float("inf")
-        measured = {  # the per-environment targets
+        measured = {  # the per-environment targets
             f"{s}: offline OLLIE - max(BC-E, DWBC) (normalised score)":
                 (off["ollie"] - max(off["bc_expert"], off["dwbc"]), ">=", 0),
             f"{s}: OLLIE's lowest score in the first 20% of the budget - 0.9 x its offline score":

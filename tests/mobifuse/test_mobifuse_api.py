@@ -53,15 +53,18 @@ def test_depth_full_restores_the_callers_grid():
     assert full[0, 1] == pytest.approx((work[0, 0] + work[0, 1]) / 2)
 
 
-@pytest.mark.parametrize("shape,s", [((480, 640), 2), ((7, 11), 3), ((9, 5), 4), ((6, 6), 2)])
-def test_depth_full_equals_scipy_bilinear(shape, s):
+@pytest.mark.parametrize("shape,s,work_shape", [((480, 640), 2, None), ((7, 11), 3, None),
+                                                ((9, 5), 4, None), ((6, 6), 2, None),
+                                                ((9, 13), 4, (2, 3))])
+def test_depth_full_equals_scipy_bilinear(shape, s, work_shape):
     """The separable upsampling is scipy's order-1 map_coordinates at (v / s, u / s) with edges
-    held, on maps with and without a partial last cell."""
+    held, on maps with and without a partial last cell, and on a map smaller than ceil(H / s)
+    (coordinates past its last pixel: the edge is held)."""
     from scipy import ndimage
 
     from mobifuse.api import to_full
 
-    h, w = -(-shape[0] // s), -(-shape[1] // s)
+    h, w = work_shape or (-(-shape[0] // s), -(-shape[1] // s))
     work = np.random.default_rng(s).uniform(0.3, 8.0, (h, w)).astype(np.float32)
     v, u = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64) / s
     ref = ndimage.map_coordinates(work.astype(np.float64), [v, u], order=1, mode="nearest")

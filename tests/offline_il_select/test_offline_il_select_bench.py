@@ -173,7 +173,7 @@ def test_diagnose_random_init_policy_and_bad_flags(tmp_path):
 
     mean, std = _RandomInitPolicy(5, 2).mean_std(np.random.default_rng(0).normal(size=(3, 5)))
     assert mean.shape == (3, 2) and np.all(std == 1.0) and np.ptp(mean) > 0  # state-dependent
-    for flags in (["--setting", "ant-random"], ["--set", "policy.steps=5"], ["--steps", "0"]):
+    for flags in (["--setting", "no-such-setting"], ["--set", "policy.steps=5"], ["--steps", "0"]):
         with pytest.raises(ConfigError):
             main(["prep"] + flags + ["--out", str(tmp_path / "d")])
     assert not (tmp_path / "d").exists()

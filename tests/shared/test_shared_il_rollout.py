@@ -56,7 +56,7 @@ def test_committed_references_present():
         # every committed expert loads and names its environment
         pol, info = load_policy(policy_path(env, "expert"))
         assert info["env_id"] == env
-    # the bar for the Walker2d expert (sampled actions, 100 episodes)
+    # the Walker2d expert's target (sampled actions, 100 episodes)
     assert reference_returns("Walker2d-v5")["expert"] >= 4000
 
 
