@@ -103,6 +103,11 @@ class FusionConfig:
     # weight of the cross-bud covariance (`fusion.cross_bud_covariance`: what the two buds
     # share at zero lag, the BCG; CCA) next to the beat-lag covariance in the global fusion
     cross_bud: NonNegFloat = 0.0
+    # the cross-bud covariance is taken on the axes high-passed at this frequency (Hz; zero-phase
+    # Butterworth, order 2), so a breathing sway that both buds share, whose harmonics reach the
+    # band's lower part, does not count for a direction; 0 = no high-pass
+    # (results/twscardio/NOTES.md)
+    cross_bud_hp_hz: NonNegFloat = 0.0
     # a recording whose mean window SQI (`quality`) is below this is re-fused on its own beats
     # (`fusion.refit_on_beats`); 0 (the default) turns the fallback off. 0.5 is the value
     # chosen on validation subjects (`python -m twscardio.experiments.fusion_fallback`), where
@@ -121,6 +126,9 @@ class FusionConfig:
         lo, hi = self.band_hz
         if not 0 < lo < hi:
             raise ValueError(f"fusion.band_hz={self.band_hz} must be 0 < lo < hi")
+        if self.cross_bud_hp_hz and not lo < self.cross_bud_hp_hz < hi:
+            raise ValueError(f"fusion.cross_bud_hp_hz={self.cross_bud_hp_hz} must be 0 (off) or "
+                             f"inside fusion.band_hz={self.band_hz}")
         plo, phi = self.period_range_s
         if not 0 < plo < phi < self.window_s:
             raise ValueError("fusion.period_range_s must satisfy 0 < lo < hi < window_s")

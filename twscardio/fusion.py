@@ -46,8 +46,8 @@ from scipy import linalg, ndimage, signal, stats
 
 from twscardio.config import FusionConfig
 
-__all__ = ["onset_polarity", "bandpass", "motion_regressors", "cancel_motion", "autocorrelation",
-           "signal_quality", "cross_bud_covariance",
+__all__ = ["onset_polarity", "bandpass", "highpass", "motion_regressors", "cancel_motion",
+           "autocorrelation", "signal_quality", "cross_bud_covariance",
            "window_statistics", "periodic_weights", "lagged_covariance", "pica_weights",
            "windowed_pica", "combine", "fuse", "best_axis", "window_bounds", "standardise",
            "beat_synchronous_weights", "refit_on_beats"]
@@ -62,6 +62,12 @@ def bandpass(x: np.ndarray, fs: float, band: list[float], order: int = 2) -> np.
     """Zero-phase Butterworth band-pass along axis 0; the upper edge is capped at 0.45 fs."""
     sos = _butter_band(order, float(band[0]), float(min(band[1], 0.45 * fs)), float(fs))
     return signal.sosfiltfilt(sos, x, axis=0)
+
+
+def highpass(x: np.ndarray, fs: float, f_hz: float, order: int = 2) -> np.ndarray:
+    """Zero-phase Butterworth high-pass at `f_hz` along axis 0."""
+    return signal.sosfiltfilt(signal.butter(order, f_hz, "highpass", fs=fs, output="sos"), x,
+                              axis=0)
 
 
 def motion_regressors(gyro: np.ndarray, fs: float) -> np.ndarray:
@@ -355,10 +361,11 @@ def fuse(X: np.ndarray, mask: np.ndarray, fs: float, cfg: FusionConfig) -> dict:
                 gate=grms[k] > cfg.gate_gyro_rms)
     clean = bandpass(resid, fs, cfg.band_hz) * m6
     z = standardise(clean, m6, bounds)
+    zx = highpass(z, fs, cfg.cross_bud_hp_hz) * m6 if cfg.cross_bud_hp_hz > 0 else z
     for k, (s, e) in enumerate(bounds):
         c0s[k], cts[k], sqi[k], period[k] = window_statistics(z[s:e], fs, cfg)
         if cfg.cross_bud > 0:
-            cxs[k] = cross_bud_covariance(z[s:e])
+            cxs[k] = cross_bud_covariance(zx[s:e])
     # BCG geometry is fixed per subject: one set of weights, quality-weighted over windows
     w = periodic_weights(c0s, cts, sqi.max(axis=1) ** 4, cxs, cfg.cross_bud)
     if cfg.method == "pica":  # or periodic component analysis per window

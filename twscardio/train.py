@@ -55,12 +55,15 @@ def _view_dict(cfg: TrainConfig) -> dict:
     is the fusion fallback (`pipeline.fused_with_fallback`): training data and timing data
     are built with `fusion.fuse` alone, so it does not change them. The cross-bud weight
     (`fusion.cross_bud`) is left out while 0 (off: the fusion is the one the keys were made
-    with); any other value changes the fused signal and so the keys."""
+    with), its high-pass (`fusion.cross_bud_hp_hz`) while either is 0; any other value changes
+    the fused signal and so the keys."""
     d = to_dict(training_view(cfg))
     for k in ("refit_below_sqi", "refit_max_rotating"):
         d["fusion"].pop(k)
     if cfg.fusion.cross_bud == 0:
         d["fusion"].pop("cross_bud")
+    if cfg.fusion.cross_bud == 0 or cfg.fusion.cross_bud_hp_hz == 0:  # unused / as before it
+        d["fusion"].pop("cross_bud_hp_hz")
     if cfg.fusion.method == "global":
         for k in ("method", "pica_context_s", "pica_period", "pica_shrink"):
             d["fusion"].pop(k)

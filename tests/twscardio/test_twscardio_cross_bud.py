@@ -14,6 +14,7 @@ from twscardio.fusion import (
     bandpass,
     combine,
     cross_bud_covariance,
+    highpass,
     periodic_weights,
     standardise,
     window_bounds,
@@ -62,17 +63,22 @@ def test_cross_bud_weights_are_the_first_canonical_pair():
     assert lam == pytest.approx(sv[0] / (1 + sv[0]), rel=1e-6)
 
 
+def _irregular_beat(rng, n: int) -> np.ndarray:
+    """A unit-variance 8-Hz complex (n,) at irregular RR (mean 0.9 s, SD 90 ms)."""
+    t = 0.3 + np.cumsum(np.clip(rng.normal(0.9, 0.09, n // 40), 0.5, 1.5))
+    t = t[t < n / FS - 0.3]
+    beat = render_atoms(n, FS, t, np.ones(t.size), np.full(t.size, 0.03), np.full(t.size, 8.0),
+                        0.15)
+    return beat / beat.std()
+
+
 def _planted(seed: int):
     """A weak 8-Hz complex at irregular RR (SD 90 ms) on one axis of each bud, white noise on
     every axis, and on another axis of each bud its own narrow-band sway (periods ~1.33 s and
     ~0.88 s, independent between buds: each more periodic at its lag than the blurred beat)."""
     rng = np.random.default_rng(seed)
     n = 6000
-    t = 0.3 + np.cumsum(np.clip(rng.normal(0.9, 0.09, n // 40), 0.5, 1.5))
-    t = t[t < n / FS - 0.3]
-    beat = render_atoms(n, FS, t, np.ones(t.size), np.full(t.size, 0.03), np.full(t.size, 8.0),
-                        0.15)
-    beat = beat / beat.std()
+    beat = _irregular_beat(rng, n)
     x = rng.normal(size=(n, 6))
     x[:, 1] += 0.6 * beat
     x[:, 4] -= 0.6 * beat
@@ -136,3 +142,71 @@ def test_breathing_sway_is_one_waveform_common_to_both_buds():
     spec = np.abs(np.fft.rfft(u[0])) ** 2
     f = np.fft.rfftfreq(t.size, 0.02)
     assert spec[f > 0.7].sum() > 0.02 * spec.sum()
+
+
+def _common_sway(seed: int):
+    """The weak 8-Hz beat of `_planted` on axis 1 of each bud, white noise on every axis, and a
+    breathing-like sway common to both buds (one narrow-band waveform at 0.9-1.5 Hz, inside the
+    0.7-15 Hz band) on axis 0 of each bud: shared by the buds, so the cross-bud term counts it."""
+    rng = np.random.default_rng(seed)
+    n = 6000
+    beat = _irregular_beat(rng, n)
+    sway = bandpass(rng.normal(size=(n, 1)), FS, [0.9, 1.5], order=4)[:, 0]
+    x = rng.normal(size=(n, 6))
+    x[:, [1, 4]] += 0.6 * beat[:, None]
+    x[:, [0, 3]] += 3.0 * (sway / sway.std())[:, None]
+    x = bandpass(x, FS, [0.7, 15.0])
+    return standardise(x, np.ones_like(x, dtype=bool), window_bounds(n, FS, 5.0)), beat
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cross_bud_high_pass_ignores_a_sway_both_buds_share(seed):
+    """Without the high-pass the cross-bud term (weight 4, no beat-lag term) puts its weight on
+    the common sway; with `cross_bud_hp_hz` 3 the covariance is taken above the sway's band and
+    the weights go to the beat axes."""
+    z, beat = _common_sway(seed)
+    bounds = window_bounds(len(z), FS, 5.0)
+    c0s = np.stack([z[s:e].T @ z[s:e] / (e - s) for s, e in bounds])
+    m = np.ones_like(z, dtype=bool)
+    share, r = {}, {}
+    for hp in (0.0, 3.0):
+        zx = highpass(z, FS, hp) if hp else z
+        cxs = np.stack([cross_bud_covariance(zx[s:e]) for s, e in bounds])
+        w = periodic_weights(c0s, np.zeros_like(c0s), np.ones(len(bounds)), cxs, cross_bud=4.0)
+        share[hp] = np.abs(w[[1, 4]]).sum() / np.abs(w).sum()
+        r[hp] = abs(np.corrcoef(combine(z, m, w), beat)[0, 1])
+    assert share[0.0] < 0.05 and share[3.0] > 0.7  # (0.001-0.004 / 0.78-0.96 on seeds 0-5)
+    assert r[0.0] < 0.1 and r[3.0] > 0.75
+
+
+def test_highpass_keeps_the_beat_band_and_removes_breathing():
+    t = np.arange(6000) / FS
+    x = np.stack([np.sin(2 * np.pi * 0.3 * t), np.sin(2 * np.pi * 8.0 * t)], axis=1)
+    y = highpass(x, FS, 3.0)
+    mid = slice(1000, 5000)  # away from the filter's edge transients
+    assert np.abs(y[mid, 0]).max() < 0.01
+    assert np.abs(y[mid, 1] - x[mid, 1]).max() < 0.05
+
+
+def test_cross_bud_high_pass_acts_only_through_the_term_and_is_validated():
+    """cross_bud_hp_hz changes nothing while cross_bud is 0 (same beats), changes the fusion
+    when the term is on, must lie inside the band, and leaves the training cache keys as they
+    were while it is 0."""
+    from twscardio.train import _view_dict
+
+    cfg = replace(TrainConfig(), sim=replace(TrainConfig().sim, duration_s=20.0))
+    rec = simulate(cfg.sim, seed=3)
+    base = process(rec, cfg, "b")
+    assert cfg.fusion.cross_bud_hp_hz == 0.0
+    hp_only = replace(cfg, fusion=replace(cfg.fusion, cross_bud_hp_hz=3.0))
+    assert np.array_equal(process(rec, hp_only, "b")["beats_all_s"], base["beats_all_s"])
+    on = replace(cfg, fusion=replace(cfg.fusion, cross_bud=4.0))
+    on_hp = replace(cfg, fusion=replace(cfg.fusion, cross_bud=4.0, cross_bud_hp_hz=3.0))
+    assert not np.allclose(process(rec, on_hp, "b")["fusion"]["weights"],
+                           process(rec, on, "b")["fusion"]["weights"])
+    for bad in (0.5, 15.0, 20.0):
+        with pytest.raises(ValueError, match="cross_bud_hp_hz"):
+            replace(cfg.fusion, cross_bud_hp_hz=bad).validate()
+    assert _view_dict(hp_only) == _view_dict(cfg)
+    assert "cross_bud_hp_hz" not in _view_dict(on)["fusion"]
+    assert _view_dict(on_hp)["fusion"]["cross_bud_hp_hz"] == 3.0

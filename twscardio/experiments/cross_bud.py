@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--family", choices=["in", "test", "out"], default="in",
                     help="in: validation subjects; test: the bench's in-family test subjects")
     ap.add_argument("--weights", default="0,0.5,1,2", help="fusion.cross_bud values")
+    ap.add_argument("--hp", default="0", help="fusion.cross_bud_hp_hz values (Hz; 0 = none), "
+                    "each with every positive weight; variant names 'b W' or 'b W hpF'")
     ap.add_argument("--settings", default=REST, help=f"comma-separated, of {', '.join(SETTINGS)}")
     ap.add_argument("--sway", action="store_true",
                     help="add a non-sinusoidal breathing sway common to both buds "
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     setup_logging()
     weights = [float(v) for v in args.weights.split(",")]
+    hps = [float(v) for v in args.hp.split(",")]
     unknown = [k for k in args.settings.split(",") if k not in SETTINGS]
     if unknown:
         ap.error(f"--settings: unknown {unknown}")
@@ -108,11 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.sway:
             rec = add_breathing_sway(rec, 1000 + i)
         for wgt in weights:
-            c = replace(cfg, fusion=replace(cfg.fusion, cross_bud=wgt))
-            for arm in ("a", "b") if wgt == weights[0] else ("b",):
-                rows.setdefault(label, {}).setdefault(f"{arm} {wgt:g}" if arm == "b" else "a",
-                                                      []).append([i, *score(rec, c, arm)])
-    res: dict = {"family": args.family, "sway": args.sway,
+            for hp in hps if wgt > 0 else hps[:1]:  # the high-pass acts only through the term
+                c = replace(cfg, fusion=replace(cfg.fusion, cross_bud=wgt, cross_bud_hp_hz=hp))
+                name = f"b {wgt:g}" + (f" hp{hp:g}" if hp > 0 and wgt > 0 else "")
+                first = wgt == weights[0] and hp == hps[0]
+                for arm in ("a", "b") if first else ("b",):
+                    rows.setdefault(label, {}).setdefault(name if arm == "b" else "a",
+                                                          []).append([i, *score(rec, c, arm)])
+    res: dict = {"family": args.family, "sway": args.sway, "hp": hps,
                  "subjects": [subjects[0], subjects[-1] + 1], "rows": {}}
     for label, variants in rows.items():
         for name, v in variants.items():
