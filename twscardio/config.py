@@ -101,13 +101,14 @@ class FusionConfig:
     pica_period: str = "scan"  # pica: "scan" the beat lags for the most periodic, or "window"
     pica_shrink: NonNegFloat = 0.0  # pica: weight of the pooled (global) statistics per window
     # weight of the cross-bud covariance (`fusion.cross_bud_covariance`: what the two buds
-    # share at zero lag, the BCG; CCA) next to the beat-lag covariance in the global fusion
-    cross_bud: NonNegFloat = 0.0
-    # the cross-bud covariance is taken on the axes high-passed at this frequency (Hz; zero-phase
-    # Butterworth, order 2), so a breathing sway that both buds share, whose harmonics reach the
-    # band's lower part, does not count for a direction; 0 = no high-pass
-    # (results/twscardio/NOTES.md)
-    cross_bud_hp_hz: NonNegFloat = 0.0
+    # share at zero lag, the BCG; CCA) next to the beat-lag covariance in the global fusion,
+    # taken on the axes high-passed at cross_bud_hp_hz (Hz; zero-phase Butterworth, order 2) so
+    # that a breathing sway both buds share does not count for a direction; 0 = no high-pass.
+    # 2 / 2 Hz: chosen by the rule declared in results/twscardio/NOTES.md on validation subjects
+    # 0-143 at 50 Hz/10 % and 25 Hz/20 %, plain and with a common breathing sway (mean IBI 12.66
+    # ms against 13.57 off, below off in all four; `experiments.cross_bud --hp`). 0 turns it off.
+    cross_bud: NonNegFloat = 2.0
+    cross_bud_hp_hz: NonNegFloat = 2.0
     # a recording whose mean window SQI (`quality`) is below this is re-fused on its own beats
     # (`fusion.refit_on_beats`); 0 (the default) turns the fallback off. 0.5 is the value
     # chosen on validation subjects (`python -m twscardio.experiments.fusion_fallback`), where

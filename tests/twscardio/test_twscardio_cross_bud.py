@@ -111,13 +111,17 @@ def test_cross_bud_term_recovers_a_beat_the_beat_lag_fusion_misses(seed):
     assert r[4.0] > r[0.0] + 0.5
 
 
+def _off(cfg: TrainConfig) -> TrainConfig:
+    """The fusion without the cross-bud term (the default before it was adopted)."""
+    return replace(cfg, fusion=replace(cfg.fusion, cross_bud=0.0, cross_bud_hp_hz=0.0))
+
+
 def test_cross_bud_off_leaves_the_fusion_unchanged():
-    """cross_bud 0 (the default) gives the same beats as the fusion without the term; any
-    positive weight runs the term (a different fusion on this recording)."""
-    cfg = replace(TrainConfig(), sim=replace(TrainConfig().sim, duration_s=20.0))
+    """cross_bud 0 gives the same beats as the fusion without the term; any positive weight
+    runs the term (a different fusion on this recording)."""
+    cfg = _off(replace(TrainConfig(), sim=replace(TrainConfig().sim, duration_s=20.0)))
     rec = simulate(cfg.sim, seed=3)
     base = process(rec, cfg, "b")
-    assert cfg.fusion.cross_bud == 0.0
     on = process(rec, replace(cfg, fusion=replace(cfg.fusion, cross_bud=4.0)), "b")
     assert not np.allclose(on["fusion"]["weights"], base["fusion"]["weights"])
     again = process(rec, replace(cfg, fusion=replace(cfg.fusion, cross_bud=0.0)), "b")
@@ -194,10 +198,9 @@ def test_cross_bud_high_pass_acts_only_through_the_term_and_is_validated():
     were while it is 0."""
     from twscardio.train import _view_dict
 
-    cfg = replace(TrainConfig(), sim=replace(TrainConfig().sim, duration_s=20.0))
+    cfg = _off(replace(TrainConfig(), sim=replace(TrainConfig().sim, duration_s=20.0)))
     rec = simulate(cfg.sim, seed=3)
     base = process(rec, cfg, "b")
-    assert cfg.fusion.cross_bud_hp_hz == 0.0
     hp_only = replace(cfg, fusion=replace(cfg.fusion, cross_bud_hp_hz=3.0))
     assert np.array_equal(process(rec, hp_only, "b")["beats_all_s"], base["beats_all_s"])
     on = replace(cfg, fusion=replace(cfg.fusion, cross_bud=4.0))
@@ -210,3 +213,35 @@ def test_cross_bud_high_pass_acts_only_through_the_term_and_is_validated():
     assert _view_dict(hp_only) == _view_dict(cfg)
     assert "cross_bud_hp_hz" not in _view_dict(on)["fusion"]
     assert _view_dict(on_hp)["fusion"]["cross_bud_hp_hz"] == 3.0
+
+
+def test_the_default_fusion_is_the_validated_term():
+    """The default is the pair the declared validation rule chose (results/twscardio/NOTES.md):
+    cross_bud 2 on the axes high-passed at 2 Hz, and it enters the training cache keys."""
+    from twscardio.train import _view_dict
+
+    f = TrainConfig().fusion
+    assert (f.cross_bud, f.cross_bud_hp_hz) == (2.0, 2.0)
+    assert _view_dict(TrainConfig())["fusion"]["cross_bud_hp_hz"] == 2.0
+
+
+def test_choose_applies_the_declared_rule():
+    """Lowest mean IBI over every (run, setting) condition first; adoptable only when below off
+    in every condition and not rejecting more than off + 0.5 points on the first run."""
+    from twscardio.experiments.cross_bud import choose
+
+    def row(ibi, rej=0.0):
+        return {"ibi_mae_ms": ibi, "rejected_pct": rej}
+
+    plain = {"rows": {"50": {"a": row(30), "b 0": row(12, 1.0), "b 1": row(11, 1.0),
+                             "b 2": row(10, 2.0), "b 3": row(9, 1.2)},
+                      "25": {"a": row(40), "b 0": row(14, 1.0), "b 1": row(13, 1.0),
+                             "b 2": row(12, 1.0), "b 3": row(15, 1.0)}}}
+    sway = {"rows": {"50": {"a": row(30), "b 0": row(13), "b 1": row(12), "b 2": row(11),
+                            "b 3": row(9)}}}
+    got = {r["variant"]: r for r in choose([plain, sway])}
+    assert [r["variant"] for r in choose([plain, sway])] == ["b 2", "b 3", "b 1", "b 0"]
+    assert got["b 2"]["mean_ibi_ms"] == pytest.approx(11.0)
+    assert not got["b 2"]["adoptable"]  # 2.0 % rejected > 1.0 + 0.5
+    assert not got["b 3"]["adoptable"]  # 15 ms > off's 14 ms at "25"
+    assert got["b 1"]["adoptable"] and not got["b 0"]["adoptable"]

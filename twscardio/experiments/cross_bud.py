@@ -72,6 +72,26 @@ def add_breathing_sway(rec: dict, seed: int, harmonics: int = 6) -> dict:
     return out
 
 
+def choose(runs: list[dict], off: str = "b 0", max_extra_rejected: float = 0.5) -> list[dict]:
+    """The declared selection rule (results/twscardio/NOTES.md, "A cross-bud term above the
+    breathing band") over probe results `runs` (the JSON this probe writes; the first is the
+    plain recordings, the others e.g. `--sway`): for every variant of arm (b), the mean of its
+    IBI MAE over every (run, setting) condition; `adoptable` when it is below `off`'s in every
+    condition and its rejected share on the first run's settings is at most `off`'s +
+    `max_extra_rejected` points. Sorted by that mean, lowest first."""
+    conds = [(i, lab) for i, r in enumerate(runs) for lab in r["rows"]]
+    ibi = lambda name: [runs[i]["rows"][lab][name]["ibi_mae_ms"] for i, lab in conds]  # noqa: E731
+    rej = lambda name: [v[name]["rejected_pct"] for v in runs[0]["rows"].values()]  # noqa: E731
+    names = [n for n in next(iter(runs[0]["rows"].values())) if n != "a"]
+    o_ibi, o_rej = ibi(off), rej(off)
+    out = [{"variant": n, "mean_ibi_ms": float(np.mean(ibi(n))), "ibi_ms": ibi(n),
+            "rejected_pct": rej(n),
+            "adoptable": n != off and all(a < b for a, b in zip(ibi(n), o_ibi))
+            and all(a <= b + max_extra_rejected for a, b in zip(rej(n), o_rej))}
+           for n in names]
+    return sorted(out, key=lambda r: r["mean_ibi_ms"])
+
+
 def score(rec: dict, cfg: TrainConfig, arm: str) -> list[float]:
     o = process(rec, cfg, arm)
     tr = rec["truth"]
@@ -96,8 +116,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="add a non-sinusoidal breathing sway common to both buds "
                          "(`add_breathing_sway`; a stress variant of the recordings)")
     ap.add_argument("--out", default=None, help="JSON file for the figures")
+    ap.add_argument("--choose", default=None, metavar="JSON[,JSON...]",
+                    help="apply the declared selection rule (`choose`) to earlier results of "
+                         "this probe (the plain recordings first) and print it; runs nothing")
     args = ap.parse_args(argv)
     setup_logging()
+    if args.choose:
+        import json
+        for r in choose([json.loads(open(f).read()) for f in args.choose.split(",")]):
+            print(f"{r['variant']:14s} mean IBI {r['mean_ibi_ms']:7.3f} ms  per condition "
+                  f"{' '.join(f'{v:.2f}' for v in r['ibi_ms'])}  rejected "
+                  f"{' '.join(f'{v:.2f}' for v in r['rejected_pct'])} %  adoptable "
+                  f"{r['adoptable']}")
+        return 0
     weights = [float(v) for v in args.weights.split(",")]
     hps = [float(v) for v in args.hp.split(",")]
     unknown = [k for k in args.settings.split(",") if k not in SETTINGS]
