@@ -270,6 +270,10 @@ class TrainConfig:
             raise ValueError("need 0 < hop_s <= window_s <= sim.duration_s")
         if not 0 <= self.max_loss < 0.9:
             raise ValueError(f"max_loss={self.max_loss} must be in [0, 0.9)")
+        cap = 0.45 * self.enhance.fs_out  # `fusion.bandpass` caps the band's top here
+        if self.fusion.cross_bud_hp_hz and self.fusion.cross_bud_hp_hz >= cap:
+            raise ValueError(f"fusion.cross_bud_hp_hz={self.fusion.cross_bud_hp_hz} must be below "
+                             f"0.45 x enhance.fs_out = {cap:g} Hz (the fused band's top)")
 
 
 @dataclass

@@ -361,7 +361,9 @@ def fuse(X: np.ndarray, mask: np.ndarray, fs: float, cfg: FusionConfig) -> dict:
                 gate=grms[k] > cfg.gate_gyro_rms)
     clean = bandpass(resid, fs, cfg.band_hz) * m6
     z = standardise(clean, m6, bounds)
-    zx = highpass(z, fs, cfg.cross_bud_hp_hz) * m6 if cfg.cross_bud_hp_hz > 0 else z
+    # the cross-bud covariance's input: above the high-pass, gap fills zero again
+    zx = highpass(z, fs, cfg.cross_bud_hp_hz) * m6 if cfg.cross_bud > 0 and \
+        cfg.cross_bud_hp_hz > 0 else z
     for k, (s, e) in enumerate(bounds):
         c0s[k], cts[k], sqi[k], period[k] = window_statistics(z[s:e], fs, cfg)
         if cfg.cross_bud > 0:

@@ -116,16 +116,55 @@ def _off(cfg: TrainConfig) -> TrainConfig:
     return replace(cfg, fusion=replace(cfg.fusion, cross_bud=0.0, cross_bud_hp_hz=0.0))
 
 
+# the fusion weights and first beats of `process(simulate(sim 20 s, seed=3), cfg, "b")` at 793c3bc,
+# before the cross-bud term's high-pass existed and while the term was off by default
+GOLDEN_OFF_WEIGHTS = [-1.0082872404596679, -0.46790285495451883, 3.7004272632353,
+                      -1.2222562790386335, 1.5399198736763235, 1.7572124198280468]
+GOLDEN_OFF_BEATS = [0.4819876585799645, 1.5848914972080559, 2.6406840252688664,
+                    3.6085926621992224, 4.7209569469624855, 5.811424250032814]
+
+
 def test_cross_bud_off_leaves_the_fusion_unchanged():
-    """cross_bud 0 gives the same beats as the fusion without the term; any positive weight
-    runs the term (a different fusion on this recording)."""
+    """With the term off the fusion is the one committed before the term's high-pass (golden
+    weights and beats from that tree); any positive weight runs the term (a different fusion on
+    this recording)."""
     cfg = _off(replace(TrainConfig(), sim=replace(TrainConfig().sim, duration_s=20.0)))
     rec = simulate(cfg.sim, seed=3)
     base = process(rec, cfg, "b")
+    assert np.allclose(base["fusion"]["weights"], GOLDEN_OFF_WEIGHTS, rtol=0, atol=1e-9)
+    assert len(base["beats_all_s"]) == 20
+    assert np.allclose(base["beats_all_s"][:6], GOLDEN_OFF_BEATS, rtol=0, atol=1e-9)
     on = process(rec, replace(cfg, fusion=replace(cfg.fusion, cross_bud=4.0)), "b")
     assert not np.allclose(on["fusion"]["weights"], base["fusion"]["weights"])
-    again = process(rec, replace(cfg, fusion=replace(cfg.fusion, cross_bud=0.0)), "b")
-    assert np.array_equal(again["beats_all_s"], base["beats_all_s"])
+
+
+def test_fuse_takes_the_cross_bud_covariance_on_the_high_passed_axes(monkeypatch):
+    """Inside `fuse`, each window's cross-bud covariance is computed on the standardised axes
+    high-passed at cross_bud_hp_hz with gap-fill rows zeroed again: the windows it receives equal
+    `highpass` of the windows `window_statistics` receives, masked where those are zero (gap
+    fills and the stencil next to them), recomputed here independently."""
+    import twscardio.fusion as fusion
+    from twscardio.pipeline import prepare
+
+    cfg = replace(TrainConfig(), sim=replace(TrainConfig().sim, duration_s=20.0))
+    cfg = replace(cfg, fusion=replace(cfg.fusion, cross_bud=2.0, cross_bud_hp_hz=2.0))
+    prep = prepare(simulate(cfg.sim, seed=4), cfg)
+    mask = prep["mask"].copy()
+    mask[500:560, 0] = False  # a 0.6-s gap in the left bud
+    seen = {"z": [], "zx": []}
+    ws, cb = fusion.window_statistics, fusion.cross_bud_covariance
+    monkeypatch.setattr(fusion, "window_statistics",
+                        lambda z, *a, **k: seen["z"].append(z.copy()) or ws(z, *a, **k))
+    monkeypatch.setattr(fusion, "cross_bud_covariance",
+                        lambda z, *a, **k: seen["zx"].append(z.copy()) or cb(z, *a, **k))
+    fusion.fuse(prep["X"], mask, prep["fs"], cfg.fusion)
+    z = np.concatenate(seen["z"])
+    assert np.all(z[500:560, :3] == 0)  # the gap's rows are zero in the standardised axes
+    ref = highpass(z, prep["fs"], 2.0) * (z != 0)
+    got = np.concatenate(seen["zx"])
+    assert got.shape == z.shape and np.all(got[500:560, :3] == 0)
+    assert np.allclose(got, ref, rtol=0, atol=1e-12)
+    assert not np.allclose(got, z, atol=1e-3)  # the high-pass did act
 
 
 def test_breathing_sway_is_one_waveform_common_to_both_buds():
@@ -210,6 +249,12 @@ def test_cross_bud_high_pass_acts_only_through_the_term_and_is_validated():
     for bad in (0.5, 15.0, 20.0):
         with pytest.raises(ValueError, match="cross_bud_hp_hz"):
             replace(cfg.fusion, cross_bud_hp_hz=bad).validate()
+    slow = replace(on_hp, enhance=replace(on_hp.enhance, fs_out=30.0),
+                   fusion=replace(on_hp.fusion, cross_bud_hp_hz=14.0))  # in the band, > 0.45 fs
+    slow.fusion.validate()
+    with pytest.raises(ValueError, match="0.45 x enhance.fs_out"):
+        slow.validate()
+    on_hp.validate()
     assert _view_dict(hp_only) == _view_dict(cfg)
     assert "cross_bud_hp_hz" not in _view_dict(on)["fusion"]
     assert _view_dict(on_hp)["fusion"]["cross_bud_hp_hz"] == 3.0
@@ -226,22 +271,31 @@ def test_the_default_fusion_is_the_validated_term():
 
 
 def test_choose_applies_the_declared_rule():
-    """Lowest mean IBI over every (run, setting) condition first; adoptable only when below off
-    in every condition and not rejecting more than off + 0.5 points on the first run."""
+    """Lowest mean IBI over every (run, setting) condition is chosen; adopted only when below
+    off in every condition and not rejecting more than off + 0.5 points on the first run."""
     from twscardio.experiments.cross_bud import choose
 
     def row(ibi, rej=0.0):
         return {"ibi_mae_ms": ibi, "rejected_pct": rej}
 
-    plain = {"rows": {"50": {"a": row(30), "b 0": row(12, 1.0), "b 1": row(11, 1.0),
-                             "b 2": row(10, 2.0), "b 3": row(9, 1.2)},
-                      "25": {"a": row(40), "b 0": row(14, 1.0), "b 1": row(13, 1.0),
-                             "b 2": row(12, 1.0), "b 3": row(15, 1.0)}}}
-    sway = {"rows": {"50": {"a": row(30), "b 0": row(13), "b 1": row(12), "b 2": row(11),
-                            "b 3": row(9)}}}
-    got = {r["variant"]: r for r in choose([plain, sway])}
-    assert [r["variant"] for r in choose([plain, sway])] == ["b 2", "b 3", "b 1", "b 0"]
-    assert got["b 2"]["mean_ibi_ms"] == pytest.approx(11.0)
-    assert not got["b 2"]["adoptable"]  # 2.0 % rejected > 1.0 + 0.5
-    assert not got["b 3"]["adoptable"]  # 15 ms > off's 14 ms at "25"
-    assert got["b 1"]["adoptable"] and not got["b 0"]["adoptable"]
+    def runs(b2_rej=2.0, b3_25=15.0):
+        plain = {"rows": {"50": {"a": row(30), "b 0": row(12, 1.0), "b 1": row(11, 1.0),
+                                 "b 2": row(10, b2_rej), "b 3": row(9, 1.2),
+                                 "b 4": row(float("nan"))},
+                          "25": {"a": row(40), "b 0": row(14, 1.0), "b 1": row(13, 1.0),
+                                 "b 2": row(12, 1.0), "b 3": row(b3_25, 1.0), "b 4": row(1)}}}
+        sway = {"rows": {"50": {"a": row(30), "b 0": row(13), "b 1": row(12), "b 2": row(11),
+                                "b 3": row(9), "b 4": row(1)}}}
+        return [plain, sway]
+
+    res = choose(runs())
+    assert [r["variant"] for r in res["ranking"]] == ["b 2", "b 3", "b 1", "b 4"]
+    assert res["ranking"][0]["mean_ibi_ms"] == pytest.approx(11.0)
+    assert res["off"]["mean_ibi_ms"] == pytest.approx(13.0)
+    assert res["chosen"] == "b 2" and not res["adopted"]  # 2.0 % rejected > 1.0 + 0.5
+    res = choose(runs(b2_rej=1.5))
+    assert res["chosen"] == "b 2" and res["adopted"]  # at the limit: 1.5 <= 1.0 + 0.5
+    res = choose(runs(b2_rej=9.0, b3_25=13.5))  # b 3 now lowest (10.5) and below off everywhere
+    assert res["chosen"] == "b 3" and res["adopted"]
+    res = choose(runs(b3_25=14.5))  # b 3 lowest (10.83) but above off's 14 at "25": stays off
+    assert res["chosen"] == "b 3" and not res["adopted"]

@@ -72,24 +72,32 @@ def add_breathing_sway(rec: dict, seed: int, harmonics: int = 6) -> dict:
     return out
 
 
-def choose(runs: list[dict], off: str = "b 0", max_extra_rejected: float = 0.5) -> list[dict]:
+def choose(runs: list[dict], off: str = "b 0", max_extra_rejected: float = 0.5) -> dict:
     """The declared selection rule (results/twscardio/NOTES.md, "A cross-bud term above the
     breathing band") over probe results `runs` (the JSON this probe writes; the first is the
-    plain recordings, the others e.g. `--sway`): for every variant of arm (b), the mean of its
-    IBI MAE over every (run, setting) condition; `adoptable` when it is below `off`'s in every
-    condition and its rejected share on the first run's settings is at most `off`'s +
-    `max_extra_rejected` points. Sorted by that mean, lowest first."""
+    plain recordings, the others e.g. `--sway`). Every variant of arm (b) but `off` is ranked by
+    the mean of its IBI MAE over every (run, setting) condition (a NaN mean ranks last); the
+    lowest is `chosen`, and `adopted` only when it is below `off` in every condition and its
+    rejected share on the first run's settings is at most `off`'s + `max_extra_rejected` points.
+    Returns {"chosen", "adopted", "off", "ranking": [per variant: variant, mean_ibi_ms, ibi_ms,
+    rejected_pct, below_off_everywhere, rejection_ok]}."""
     conds = [(i, lab) for i, r in enumerate(runs) for lab in r["rows"]]
     ibi = lambda name: [runs[i]["rows"][lab][name]["ibi_mae_ms"] for i, lab in conds]  # noqa: E731
     rej = lambda name: [v[name]["rejected_pct"] for v in runs[0]["rows"].values()]  # noqa: E731
     names = [n for n in next(iter(runs[0]["rows"].values())) if n != "a"]
     o_ibi, o_rej = ibi(off), rej(off)
-    out = [{"variant": n, "mean_ibi_ms": float(np.mean(ibi(n))), "ibi_ms": ibi(n),
-            "rejected_pct": rej(n),
-            "adoptable": n != off and all(a < b for a, b in zip(ibi(n), o_ibi))
-            and all(a <= b + max_extra_rejected for a, b in zip(rej(n), o_rej))}
-           for n in names]
-    return sorted(out, key=lambda r: r["mean_ibi_ms"])
+
+    def row(n: str) -> dict:
+        m = float(np.mean(ibi(n)))
+        return {"variant": n, "mean_ibi_ms": m, "ibi_ms": ibi(n), "rejected_pct": rej(n),
+                "below_off_everywhere": all(a < b for a, b in zip(ibi(n), o_ibi)),
+                "rejection_ok": all(a <= b + max_extra_rejected for a, b in zip(rej(n), o_rej))}
+
+    ranking = sorted((row(n) for n in names if n != off),
+                     key=lambda r: np.inf if np.isnan(r["mean_ibi_ms"]) else r["mean_ibi_ms"])
+    best = ranking[0]
+    return {"chosen": best["variant"], "off": row(off),
+            "adopted": best["below_off_everywhere"] and best["rejection_ok"], "ranking": ranking}
 
 
 def score(rec: dict, cfg: TrainConfig, arm: str) -> list[float]:
@@ -123,11 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     if args.choose:
         import json
-        for r in choose([json.loads(open(f).read()) for f in args.choose.split(",")]):
+        res = choose([json.loads(open(f).read()) for f in args.choose.split(",")])
+        for r in [res["off"]] + res["ranking"]:
             print(f"{r['variant']:14s} mean IBI {r['mean_ibi_ms']:7.3f} ms  per condition "
                   f"{' '.join(f'{v:.2f}' for v in r['ibi_ms'])}  rejected "
-                  f"{' '.join(f'{v:.2f}' for v in r['rejected_pct'])} %  adoptable "
-                  f"{r['adoptable']}")
+                  f"{' '.join(f'{v:.2f}' for v in r['rejected_pct'])} %  below off everywhere "
+                  f"{r['below_off_everywhere']}  rejection ok {r['rejection_ok']}")
+        verdict = "adopted" if res["adopted"] else "not adopted: stays off"
+        print(f"chosen: {res['chosen']}; {verdict}")
         return 0
     weights = [float(v) for v in args.weights.split(",")]
     hps = [float(v) for v in args.hp.split(",")]
