@@ -299,3 +299,15 @@ def test_choose_applies_the_declared_rule():
     assert res["chosen"] == "b 3" and res["adopted"]
     res = choose(runs(b3_25=14.5))  # b 3 lowest (10.83) but above off's 14 at "25": stays off
     assert res["chosen"] == "b 3" and not res["adopted"]
+
+
+def test_choose_cli_names_a_missing_or_corrupt_file(tmp_path):
+    from shared.errors import DataError
+    from twscardio.experiments.cross_bud import main
+
+    bad = tmp_path / "cut.json"
+    bad.write_text('{"rows": {')
+    for f in (tmp_path / "missing.json", bad):
+        with pytest.raises(DataError, match=f.name):
+            main(["--choose", str(f)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.json"]

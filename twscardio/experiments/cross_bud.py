@@ -21,7 +21,7 @@ from dataclasses import replace
 import numpy as np
 
 from shared.cli import run
-from shared.io import atomic_write_json
+from shared.io import atomic_write_json, read_json
 from shared.log import get_logger, progress, setup_logging
 from twscardio.beats import beat_metrics
 from twscardio.config import TrainConfig
@@ -88,10 +88,10 @@ def choose(runs: list[dict], off: str = "b 0", max_extra_rejected: float = 0.5) 
     o_ibi, o_rej = ibi(off), rej(off)
 
     def row(n: str) -> dict:
-        m = float(np.mean(ibi(n)))
-        return {"variant": n, "mean_ibi_ms": m, "ibi_ms": ibi(n), "rejected_pct": rej(n),
-                "below_off_everywhere": all(a < b for a, b in zip(ibi(n), o_ibi)),
-                "rejection_ok": all(a <= b + max_extra_rejected for a, b in zip(rej(n), o_rej))}
+        v, r = ibi(n), rej(n)
+        return {"variant": n, "mean_ibi_ms": float(np.mean(v)), "ibi_ms": v, "rejected_pct": r,
+                "below_off_everywhere": all(a < b for a, b in zip(v, o_ibi)),
+                "rejection_ok": all(a <= b + max_extra_rejected for a, b in zip(r, o_rej))}
 
     ranking = sorted((row(n) for n in names if n != off),
                      key=lambda r: np.inf if np.isnan(r["mean_ibi_ms"]) else r["mean_ibi_ms"])
@@ -130,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     setup_logging()
     if args.choose:
-        import json
-        res = choose([json.loads(open(f).read()) for f in args.choose.split(",")])
+        res = choose([read_json(f) for f in args.choose.split(",")])
         for r in [res["off"]] + res["ranking"]:
             print(f"{r['variant']:14s} mean IBI {r['mean_ibi_ms']:7.3f} ms  per condition "
                   f"{' '.join(f'{v:.2f}' for v in r['ibi_ms'])}  rejected "
