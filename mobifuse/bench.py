@@ -24,8 +24,10 @@ are fast.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -539,12 +541,57 @@ def pipeline_latency(cfg: BenchConfig) -> dict:
     out["total_cpu_ms"] = out["prepare_ms"] + out["net_ms"] + out["refine_ms"]
     torch.set_num_threads(cfg.pipeline_threads)
     cv2.setNumThreads(cfg.pipeline_threads)
-    wall = _timed(lambda: fuse(raw["left"], raw["right"], raw["tof_depth"], cal, net,
-                               raw["tof_amplitude"], None, s2, st, cfg.train.dei), n)[0]
-    out.update(threads=cfg.pipeline_threads, fuse_wall_ms_shared_machine=wall * 1e3)
+    with pinned_cores(cfg.pipeline_threads) as cores:
+        load = os.getloadavg()
+        walls = _walls(lambda: fuse(raw["left"], raw["right"], raw["tof_depth"], cal, net,
+                                    raw["tof_amplitude"], None, s2, st, cfg.train.dei),
+                       3 * cfg.latency_repeats)
+    out.update(threads=cfg.pipeline_threads, cores=cores, fuse_wall_ms=float(np.median(walls)),
+               fuse_wall_ms_min=float(np.min(walls)), fuse_wall_calls=len(walls),
+               load_before=list(load), load_after=list(os.getloadavg()))
     torch.set_num_threads(threads[0])
     cv2.setNumThreads(threads[1])
     return out
+
+
+def _walls(fn, repeats: int) -> list[float]:
+    """Wall milliseconds of `repeats` calls after one warm-up call."""
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return ts
+
+
+@contextlib.contextmanager
+def pinned_cores(n: int):
+    """Every thread of this process (and those it starts) on `n` of its allowed cores, where
+    the OS can pin (Linux); yields the cores used (None: not pinned). On a machine with more
+    cores, the thread pools of `fuse` would otherwise spread beyond the n cores of the target."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield None
+        return
+    allowed = sorted(os.sched_getaffinity(0))
+    use = set(allowed[:n])
+    tids = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir(
+        "/proc/self/task") else [0]
+    before = {}
+    for t in tids:
+        try:
+            before[t] = os.sched_getaffinity(t)
+            os.sched_setaffinity(t, use)
+        except OSError:  # a thread that ended meanwhile
+            pass
+    try:
+        yield sorted(use)
+    finally:
+        for t, mask in before.items():
+            try:
+                os.sched_setaffinity(t, mask)
+            except OSError:
+                pass
 
 
 def rig_checks(rep: BenchReport, xr: dict, pl: dict) -> None:
@@ -561,9 +608,14 @@ def rig_checks(rep: BenchReport, xr: dict, pl: dict) -> None:
         rep.check(f"unseen rigs: DEI_{sensor} share |err| <= 2 sigma (<= 0.98)",
                   c["coverage_2sigma"], "<=", 0.98)
         rep.check(f"unseen rigs: DEI_{sensor} Spearman vs true error", c["spearman"], ">=", 0.5)
-    rep.check(f"fuse() CPU ms per {pl['size'][0]}x{pl['size'][1]} frame, 1 thread (bounds "
-              f"the wall time on {pl['threads']} cores), shipped model", pl["total_cpu_ms"],
-              "<=", 150.0)
+    rep.check(f"fuse() wall ms per {pl['size'][0]}x{pl['size'][1]} frame on "
+              f"{pl['threads']} cores (median of {pl['fuse_wall_calls']} calls), shipped model",
+              pl["fuse_wall_ms"], "<=", 150.0)
+    rep.notes.append(f"fuse() wall time on cores {pl['cores']}: median {pl['fuse_wall_ms']:.1f}"
+                     f" ms, min {pl['fuse_wall_ms_min']:.1f} ms; load average "
+                     f"{pl['load_before'][0]:.2f} before, {pl['load_after'][0]:.2f} after (a "
+                     f"wall time is meaningful only on an otherwise idle machine); one-thread "
+                     f"CPU time of the parts {pl['total_cpu_ms']:.1f} ms")
     rep.extra["cross_rig"] = xr
     rep.extra["pipeline_latency"] = pl
 

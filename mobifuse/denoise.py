@@ -24,6 +24,8 @@ Shapes: depth, sigma_tof, d_tof, d_st (H, W) or (N, H, W), metres.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 
@@ -36,17 +38,34 @@ DENOISE_C = 0.5
 
 
 def _bilateral_2d(d: np.ndarray, sigma: np.ndarray, c: float, radius: int) -> np.ndarray:
-    """One (h, w) float32 map: one pass per window offset, in place (about 4 ms at 320 x 240 on
-    one core; the centre weight is 1, so the sum of weights is >= 1)."""
-    h, w = d.shape
+    """One (h, w) float32 map: one pass per window offset, in place (about 13 ms at 320 x 240
+    on one core; the centre weight is 1, so the sum of weights is >= 1). Row blocks run in
+    `torch.get_num_threads()` threads (numpy releases the GIL in its loops); every pixel's
+    arithmetic is the same whatever the split, so the result is too."""
+    h = d.shape[0]
     pad = np.pad(d, radius, mode="edge")
     inv = (-0.5 / np.maximum(np.square(c * sigma), 1e-12)).astype(np.float32)
+    n = max(1, min(torch.get_num_threads(), h // 32))
+    if n == 1:
+        return _bilateral_rows(pad, d, inv, radius, 0, h)
+    cuts = np.linspace(0, h, n + 1).astype(int)
+    with ThreadPoolExecutor(n) as pool:
+        parts = list(pool.map(lambda i: _bilateral_rows(pad, d, inv, radius, cuts[i],
+                                                        cuts[i + 1]), range(n)))
+    return np.concatenate(parts)
+
+
+def _bilateral_rows(pad: np.ndarray, full: np.ndarray, inv_full: np.ndarray, radius: int,
+                    r0: int, r1: int) -> np.ndarray:
+    """Rows r0:r1 of the filtered map (`pad`: the whole map edge-padded by `radius`)."""
+    d, inv = full[r0:r1], inv_full[r0:r1]
+    h, w = d.shape
     num, den = np.zeros_like(d), np.zeros_like(d)
     tmp, wt = np.empty_like(d), np.empty_like(d)
     two_ss = 2.0 * (radius / 2.0) ** 2
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
-            q = pad[radius + dy:radius + dy + h, radius + dx:radius + dx + w]
+            q = pad[r0 + radius + dy:r0 + radius + dy + h, radius + dx:radius + dx + w]
             np.subtract(q, d, out=tmp)
             np.square(tmp, out=tmp)
             np.multiply(tmp, inv, out=tmp)

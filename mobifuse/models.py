@@ -43,8 +43,8 @@ from torch import nn
 from mobifuse.config import NetConfig
 from mobifuse.dei import DEI_CHANNELS
 
-__all__ = ["TwoStageFusionNet", "EdgeSnap", "convex_guard", "fusion_loss", "N_ERR", "save_model",
-           "load_model", "MODEL_FILE"]
+__all__ = ["TwoStageFusionNet", "EdgeSnap", "convex_guard", "window_max", "fusion_loss", "N_ERR",
+           "save_model", "load_model", "MODEL_FILE"]
 
 N_ERR = 1 + len(DEI_CHANNELS)
 MODEL_VERSION = 4  # bump when the architecture or file format changes (keys cached weights)
@@ -119,12 +119,14 @@ class EdgeSnap(nn.Module):
             last.bias[k // 2] = 4.0  # start close to the identity (centre weight ~0.7)
 
     def candidates(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, h, w) -> (B, K, h, w): the map's value at every window offset."""
-        pad = self.radius * self.dilation
-        xp = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-        B, _, h, w = x.shape
-        k = 2 * self.radius + 1
-        return F.unfold(xp, k, dilation=self.dilation).view(B, k * k, h, w)
+        """(B, 1, h, w) -> (B, K, h, w): the map's value at every window offset, in unfold's
+        order (row-major offsets); the shifted views concatenated, about 5x faster than
+        `F.unfold` on a CPU and the same values."""
+        r, dil = self.radius, self.dilation
+        xp = F.pad(x, (r * dil,) * 4, mode="replicate")
+        h, w = x.shape[-2:]
+        return torch.cat([xp[:, :, i * dil:i * dil + h, j * dil:j * dil + w]
+                          for i in range(2 * r + 1) for j in range(2 * r + 1)], 1)
 
     def forward(self, depth: torch.Tensor, feats: torch.Tensor,
                 guide: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,15 +141,24 @@ def convex_guard(depth: torch.Tensor, d_tof: torch.Tensor, d_st: torch.Tensor,
                  radius: int) -> torch.Tensor:
     """Clip depth (B, 1, h, w) to [min, max] of both inputs over the (2r+1)^2 window at each
     pixel: the result is a convex combination of input samples. Non-finite -> the ToF."""
-    k = 2 * radius + 1
-
-    def window_max(x):  # separable (rows, then columns): the same max, 2k not k^2 compares
-        return F.max_pool2d(F.max_pool2d(x, (1, k), 1, (0, radius)), (k, 1), 1, (radius, 0))
-
-    hi = window_max(torch.maximum(d_tof, d_st))  # max over the window of the max of both
-    lo = -window_max(-torch.minimum(d_tof, d_st))
+    hi = window_max(torch.maximum(d_tof, d_st), radius)  # max over the window of both's max
+    lo = -window_max(-torch.minimum(d_tof, d_st), radius)
     out = torch.minimum(torch.maximum(depth, lo), hi)
     return torch.where(torch.isfinite(out), out, d_tof)
+
+
+def window_max(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Max of x (B, C, h, w) over the (2 radius + 1)^2 window at each pixel, pixels outside the
+    map ignored; NaN propagates. Separable (rows, then columns), each pass the running maximum
+    of 2 radius + 1 shifted views: the same values as max_pool2d, about 10x faster on a CPU."""
+    for dim, pad in ((-1, (radius, radius, 0, 0)), (-2, (0, 0, radius, radius))):
+        xp = F.pad(x, pad, value=float("-inf"))
+        n = x.shape[dim]
+        out = xp.narrow(dim, 0, n)
+        for o in range(1, 2 * radius + 1):
+            out = torch.maximum(out, xp.narrow(dim, o, n))
+        x = out
+    return x
 
 
 class TwoStageFusionNet(nn.Module):

@@ -13,6 +13,8 @@ subsampled by `downsample` (work pixel (i, j) = image pixel (s i, s j)), shapes
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 
@@ -42,6 +44,30 @@ def _work_K(K: np.ndarray, s: int) -> np.ndarray:
     Kw = K.astype(np.float64) / s
     Kw[2, 2] = 1.0
     return Kw
+
+
+def _tof_branch(tof_depth, tof_valid, tof_amplitude, tof_ambient, calib: Calibration,
+                Kw: np.ndarray, shape: tuple[int, int], dei_cfg: DEIConfig, left: np.ndarray,
+                s: int):
+    """The ToF warped into the left view at the work resolution, densified, and its DEI, plus
+    the left image's cues that the stereo DEI needs: (reproject_tof's dict, dense depth,
+    tof_dei's dict, (grey image, texture and brightness on the work grid))."""
+    gray_full = to_gray(left)
+    texture = texture_strength(gray_full)[::s, ::s]
+    bright = cv2.blur(gray_full.astype(np.float32), (7, 7),  # = ndimage.uniform_filter(., 7)
+                      borderType=cv2.BORDER_REFLECT)[::s, ::s]
+    warped = reproject_tof(tof_depth, tof_valid, calib.K_tof, Kw, calib.T_left_tof, shape,
+                           {"amplitude": np.asarray(tof_amplitude, dtype=np.float64),
+                            "ambient": np.asarray(tof_ambient, dtype=np.float64)})
+    if not warped["valid"].any():
+        raise DataError("no ToF sample lands in the left view (check the extrinsics)")
+    tof_dense, amp, amb = densify_many([warped["depth"], warped["amplitude"],
+                                        warped["ambient"]], warped["valid"])
+    # no sample within 1.5 px (distance transform > 1.5) = none in the 3x3 neighbourhood
+    hole = cv2.dilate(warped["valid"].astype(np.uint8), np.ones((3, 3), np.uint8)) == 0
+    dt = tof_dei(tof_dense, amp, amb, hole, Kw[0, 0], calib.mod_freq_hz, calib.tof_read_noise,
+                 dei_cfg)
+    return warped, tof_dense, dt, (gray_full, texture, bright)
 
 
 def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
@@ -93,12 +119,14 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
     Kw = _work_K(calib.K_left, s)
     f_full = float(calib.K_left[0, 0])
 
-    st = run_stereo(left, right, calib, stereo_cfg, s, tof_depth[tof_valid])
+    # the ToF branch needs nothing from the stereo one: it runs beside SGBM (OpenCV, numpy and
+    # scipy release the GIL in their array loops)
+    with ThreadPoolExecutor(1) as pool:
+        tof_fut = pool.submit(_tof_branch, tof_depth, tof_valid, tof_amplitude, tof_ambient,
+                              calib, Kw, (h, w), dei_cfg, left, s)
+        st = run_stereo(left, right, calib, stereo_cfg, s, tof_depth[tof_valid])
+        warped, tof_dense, dt, (gray_full, texture, bright) = tof_fut.result()
     warnings = [st["search"]["message"]] if st["search"]["clipped"] else []
-    gray_full = to_gray(left)
-    texture = texture_strength(gray_full)[::s, ::s]
-    bright = cv2.blur(gray_full.astype(np.float32), (7, 7),  # = ndimage.uniform_filter(., 7)
-                      borderType=cv2.BORDER_REFLECT)[::s, ::s]
     st_depth = st["depth"][::s, ::s]
     st_valid = st["valid"][::s, ::s]
     if st_valid.any():
@@ -109,18 +137,6 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
                         "constant guess, its DEI says so")
     st_dense = np.clip(st_dense, 0.05, 50.0).astype(np.float32)
 
-    warped = reproject_tof(tof_depth, tof_valid, calib.K_tof, Kw, calib.T_left_tof, (h, w),
-                           {"amplitude": np.asarray(tof_amplitude, dtype=np.float64),
-                            "ambient": np.asarray(tof_ambient, dtype=np.float64)})
-    if not warped["valid"].any():
-        raise DataError("no ToF sample lands in the left view (check the extrinsics)")
-    tof_dense, amp, amb = densify_many([warped["depth"], warped["amplitude"],
-                                        warped["ambient"]], warped["valid"])
-    # no sample within 1.5 px (distance transform > 1.5) = none in the 3x3 neighbourhood
-    hole = cv2.dilate(warped["valid"].astype(np.uint8), np.ones((3, 3), np.uint8)) == 0
-
-    dt = tof_dei(tof_dense, amp, amb, hole, Kw[0, 0], calib.mod_freq_hz, calib.tof_read_noise,
-                 dei_cfg)
     # each sensor's DEI from its own evidence: the stereo error from the stereo depth
     ds = stereo_dei(st_dense, st_valid, texture, st["lr_error"][::s, ::s], st["uniqueness"],
                     bright, f_full, calib.baseline_m, dei_cfg, st["curvature"])

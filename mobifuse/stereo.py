@@ -34,7 +34,8 @@ from shared.errors import DataError
 
 __all__ = ["to_gray", "sgbm_params", "disparity_search", "sgbm_disparity", "right_disparity",
            "left_right_check",
-           "cost_volume", "matching_uniqueness", "matching_evidence", "stereo_depth",
+           "cost_volume", "matching_uniqueness", "matching_evidence", "cost_margin",
+           "cost_curvature", "stereo_depth",
            "run_stereo"]
 
 
@@ -204,8 +205,21 @@ def matching_evidence(left: np.ndarray, right: np.ndarray, disp: np.ndarray, min
     """The cost curve's evidence about the disparity `disp` (H, W) (NaN = none):
     'uniqueness' margin in [0, 1] and 'curvature' c(d-1) + c(d+1) - 2 c(d) of the cost at the
     rounded disparity, per grey level (0 where flat, unknown or at the search edge)."""
+    return cost_curvature(*cost_margin(left, right, min_disp, num_disp, block), disp, min_disp)
+
+
+def cost_margin(left: np.ndarray, right: np.ndarray, min_disp: int, num_disp: int,
+                block: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """The part of `matching_evidence` that does not need SGBM's disparity (so it can run
+    beside SGBM): the cost volume and its uniqueness margin."""
     cost = cost_volume(left, right, min_disp, num_disp, block)
-    margin, _ = _margin(cost)
+    return cost, _margin(cost)[0]
+
+
+def cost_curvature(cost: np.ndarray, margin: np.ndarray, disp: np.ndarray,
+                   min_disp: int) -> dict:
+    """`matching_evidence`'s dict from `cost_margin`'s output and the disparity `disp`."""
+    num_disp = len(cost)
     k = np.round(np.nan_to_num(disp, nan=-1e6) - min_disp).astype(np.int64)
     inside = (k >= 1) & (k <= num_disp - 2)
     kc = np.clip(k, 1, num_disp - 2)
@@ -238,14 +252,6 @@ def run_stereo(left: np.ndarray, right: np.ndarray, calib, cfg: StereoConfig, s:
     if search["clipped"] and search["message"]:
         warnings.warn(search["message"], UserWarning, stacklevel=2)
     rng = (search["min_disp"], search["num_disp"])
-    with ThreadPoolExecutor(2) as pool:  # OpenCV releases the GIL: both views at once
-        fut = pool.submit(right_disparity, left, right, cfg, rng)
-        disp = sgbm_disparity(left, right, cfg, rng)
-        lr = left_right_check(left, right, disp, cfg, rng, fut.result())
-    depth = stereo_depth(disp, calib.K_left[0, 0], calib.baseline_m, calib.doffs)
-    # a disparity at either end of the search is a clipped match, not a measurement
-    inside = (disp > rng[0] + 0.5) & (disp < rng[0] + rng[1] - 1.5)
-    valid = np.isfinite(depth) & (lr <= cfg.lr_max_diff) & inside
     g1, g2 = to_gray(left), to_gray(right)
     if s > 1:  # evidence on the s-times smaller pair: s^3 fewer cost entries
         w_s, h_s = -(-W // s), -(-H // s)
@@ -253,6 +259,16 @@ def run_stereo(left: np.ndarray, right: np.ndarray, calib, cfg: StereoConfig, s:
         g2 = cv2.resize(g2, (w_s, h_s), interpolation=cv2.INTER_AREA)
     lo = int(np.floor(rng[0] / s))
     n = max(3, int(np.ceil((rng[0] + rng[1]) / s)) - lo)
-    ev = matching_evidence(g1, g2, disp[::s, ::s] / s, lo, n, block=5 if s == 1 else 3)
+    # OpenCV and numpy's array loops release the GIL: both views and the cost volume at once
+    with ThreadPoolExecutor(2) as pool:
+        fut = pool.submit(right_disparity, left, right, cfg, rng)
+        cost = pool.submit(cost_margin, g1, g2, lo, n, 5 if s == 1 else 3)
+        disp = sgbm_disparity(left, right, cfg, rng)
+        lr = left_right_check(left, right, disp, cfg, rng, fut.result())
+        ev = cost_curvature(*cost.result(), disp[::s, ::s] / s, lo)
+    depth = stereo_depth(disp, calib.K_left[0, 0], calib.baseline_m, calib.doffs)
+    # a disparity at either end of the search is a clipped match, not a measurement
+    inside = (disp > rng[0] + 0.5) & (disp < rng[0] + rng[1] - 1.5)
+    valid = np.isfinite(depth) & (lr <= cfg.lr_max_diff) & inside
     return {"depth": depth, "disparity": disp, "lr_error": lr, "valid": valid,
             "uniqueness": ev["uniqueness"], "curvature": ev["curvature"], "search": search}

@@ -8,9 +8,12 @@ The bench's 640x480 frame (`BenchConfig.pipeline_size`), the shipped model. Prin
   TorchScript-frozen net, the stereo-agreement refinement, the DEI bilateral denoising and the
   background fill of disocclusion holes;
 - the wall time of a whole `fuse()` call with 1 and with `pipeline_threads` threads
-  (`torch.set_num_threads`, `cv2.setNumThreads`; SGBM's two views always run in two Python
-  threads), median and minimum of 3 x `latency_repeats` calls, with the load average before
-  and after: a wall time means something only on a machine that was otherwise idle.
+  (`torch.set_num_threads`, `cv2.setNumThreads`; whatever the setting, `prepare_frame` runs
+  SGBM's two views, the cost volume and the ToF branch side by side in Python threads, and
+  the bilateral denoising splits its rows over the torch thread count), median and minimum of
+  3 x `latency_repeats` calls, with the load average before and after: a wall time means
+  something only on a machine that was otherwise idle. The bench's own wall-time check
+  (`pipeline_latency`: `fuse_wall_ms`) pins the process to `pipeline_threads` cores.
 """
 
 from __future__ import annotations

@@ -35,6 +35,27 @@ def test_dei_bilateral_matches_a_per_pixel_loop_and_handles_stacks():
         np.testing.assert_array_equal(dei_bilateral(d[i], s[i], c=0.5, radius=2), out[i])
 
 
+def test_dei_bilateral_row_split_gives_the_same_bits_for_any_thread_count():
+    """Row blocks in threads: every pixel's arithmetic is the split's, so 1, 2 and 3 threads
+    give identical maps (and the one-thread map matches the per-pixel loop)."""
+    import torch
+
+    rng = np.random.default_rng(5)
+    d = (1 + 3 * rng.random((97, 41))).astype(np.float32)
+    s = (0.02 + 0.3 * rng.random((97, 41))).astype(np.float32)
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            outs.append(dei_bilateral(d, s, c=0.5, radius=3))
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+    np.testing.assert_allclose(outs[0][:12, :12], _loop_reference(d, s, 0.5, 3)[:12, :12],
+                               rtol=1e-5)
+
+
 def test_dei_bilateral_keeps_planes_and_depth_edges_and_removes_noise():
     yy, xx = np.mgrid[0:40, 0:60].astype(np.float32)
     plane = 2.0 + 0.01 * xx + 0.02 * yy

@@ -98,6 +98,52 @@ def test_edge_snap_matches_loop_reference_and_is_a_convex_mix():
     assert (out <= cand.max(1, keepdim=True).values + 1e-6).all()
 
 
+def test_edge_snap_candidates_equal_unfold_values_and_gradients():
+    """The shifted-view candidates are F.unfold's columns (same order, same values, same
+    gradients), for several radii, dilations, batch sizes and odd map sizes."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(3)
+    for radius, dilation, shape in ((1, 2, (1, 1, 7, 9)), (2, 2, (2, 1, 13, 17)),
+                                    (2, 1, (1, 1, 5, 6)), (3, 3, (3, 1, 11, 8))):
+        snap = EdgeSnap(cin=1, width=2, radius=radius, dilation=dilation)
+        x = torch.randn(*shape, generator=g, requires_grad=True)
+        pad = radius * dilation
+        k = 2 * radius + 1
+        ref = F.unfold(F.pad(x, (pad,) * 4, mode="replicate"), k, dilation=dilation).view(
+            shape[0], k * k, *shape[-2:])
+        got = snap.candidates(x)
+        assert torch.equal(got, ref)
+        w = torch.randn(ref.shape, generator=g)
+        (gr,) = torch.autograd.grad((ref * w).sum(), x)
+        (gg,) = torch.autograd.grad((got * w).sum(), x)
+        torch.testing.assert_close(gg, gr, rtol=0, atol=1e-5)
+
+
+def test_window_max_equals_max_pooling_with_nan_and_inf():
+    """window_max against the max_pool2d form it replaced (and a loop on a small map)."""
+    import torch.nn.functional as F
+
+    from mobifuse.models import window_max
+
+    g = torch.Generator().manual_seed(4)
+    for radius, shape in ((1, (1, 1, 6, 7)), (2, (2, 3, 9, 5)), (3, (1, 1, 4, 4))):
+        x = torch.randn(*shape, generator=g)
+        x.view(-1)[::7] = float("nan")
+        x.view(-1)[3::11] = float("inf")
+        x.view(-1)[5::13] = float("-inf")
+        k = 2 * radius + 1
+        ref = F.max_pool2d(F.max_pool2d(x, (1, k), 1, (0, radius)), (k, 1), 1, (radius, 0))
+        got = window_max(x, radius)
+        assert torch.equal(torch.isnan(got), torch.isnan(ref))
+        assert torch.equal(torch.nan_to_num(got, 7.0), torch.nan_to_num(ref, 7.0))
+    x = torch.randn(1, 1, 5, 6, generator=g)
+    got = window_max(x, 1)[0, 0]
+    for y in range(5):
+        for xx in range(6):
+            assert got[y, xx] == x[0, 0, max(0, y - 1):y + 2, max(0, xx - 1):xx + 2].max()
+
+
 def test_edge_snap_copies_one_side_of_a_step_not_the_average():
     # a hard choice of the left neighbour at a blurred step returns the left surface's depth
     snap = EdgeSnap(cin=1, width=2, radius=1, dilation=1)

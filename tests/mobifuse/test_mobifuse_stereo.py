@@ -114,6 +114,31 @@ def test_cost_curvature_zero_when_flat_positive_at_a_true_match():
     assert np.median(ev["curvature"][4:-4, 24:]) > 5
 
 
+def test_cost_margin_equals_the_argmin_and_masked_second_minimum():
+    """cost_margin's margin against the definition written out per pixel: best = first
+    argmin, second = min over disparities further than one step from it; and
+    matching_evidence = cost_curvature(cost_margin(...))."""
+    from mobifuse.stereo import cost_curvature, cost_margin, cost_volume
+
+    left, right = _pair(shift=5, h=20, w=40)
+    cost, margin = cost_margin(left, right, 0, 12, 3)
+    np.testing.assert_array_equal(cost, cost_volume(left, right, 0, 12, 3))
+    for y in range(0, 20, 3):
+        for x in range(0, 40, 3):
+            c = cost[:, y, x].astype(np.float64)
+            b = int(np.argmin(c))
+            c2 = min([c[k] for k in range(12) if abs(k - b) > 1], default=np.inf)
+            with np.errstate(invalid="ignore"):
+                want = (c2 - c[b]) / (c2 + 1e-3)
+            want = want if np.isfinite(want) else 0.0  # no finite second minimum: ambiguous
+            assert margin[y, x] == pytest.approx(np.clip(want, 0, 1), abs=1e-6)
+    disp = np.full((20, 40), 5.0)
+    ev = matching_evidence(left, right, disp, 0, 12, 3)
+    ev2 = cost_curvature(cost, margin, disp, 0)
+    for k in ev:
+        np.testing.assert_array_equal(ev[k], ev2[k])
+
+
 def test_mismatched_shapes_raise():
     left, right = _pair()
     with pytest.raises(DataError, match="shape"):
