@@ -24,12 +24,11 @@ Shapes: depth, sigma_tof, d_tof, d_st (H, W) or (N, H, W), metres.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import torch
 
 from mobifuse.models import convex_guard
+from mobifuse.threads import pool
 
 __all__ = ["DENOISE_C", "DENOISE_RADIUS", "dei_bilateral"]
 
@@ -49,10 +48,10 @@ def _bilateral_2d(d: np.ndarray, sigma: np.ndarray, c: float, radius: int) -> np
     if n == 1:
         return _bilateral_rows(pad, d, inv, radius, 0, h)
     cuts = np.linspace(0, h, n + 1).astype(int)
-    with ThreadPoolExecutor(n) as pool:
-        parts = list(pool.map(lambda i: _bilateral_rows(pad, d, inv, radius, cuts[i],
-                                                        cuts[i + 1]), range(n)))
-    return np.concatenate(parts)
+    futs = [pool().submit(_bilateral_rows, pad, d, inv, radius, cuts[i], cuts[i + 1])
+            for i in range(1, n)]  # this thread does the first block
+    return np.concatenate([_bilateral_rows(pad, d, inv, radius, 0, cuts[1])]
+                          + [f.result() for f in futs])
 
 
 def _bilateral_rows(pad: np.ndarray, full: np.ndarray, inv_full: np.ndarray, radius: int,

@@ -13,8 +13,6 @@ subsampled by `downsample` (work pixel (i, j) = image pixel (s i, s j)), shapes
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import cv2
 import numpy as np
 
@@ -24,6 +22,7 @@ from mobifuse.dei import dei_channels, stereo_dei, texture_strength, tof_dei
 from mobifuse.geometry import densify_many, nearest_fill, reproject_tof
 from mobifuse.simulator import work_shape
 from mobifuse.stereo import run_stereo, sgbm_params, to_gray
+from mobifuse.threads import pool
 from shared.errors import DataError
 from shared.validate import finite_array
 
@@ -121,11 +120,10 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
 
     # the ToF branch needs nothing from the stereo one: it runs beside SGBM (OpenCV, numpy and
     # scipy release the GIL in their array loops)
-    with ThreadPoolExecutor(1) as pool:
-        tof_fut = pool.submit(_tof_branch, tof_depth, tof_valid, tof_amplitude, tof_ambient,
-                              calib, Kw, (h, w), dei_cfg, left, s)
-        st = run_stereo(left, right, calib, stereo_cfg, s, tof_depth[tof_valid])
-        warped, tof_dense, dt, (gray_full, texture, bright) = tof_fut.result()
+    tof_fut = pool().submit(_tof_branch, tof_depth, tof_valid, tof_amplitude, tof_ambient,
+                            calib, Kw, (h, w), dei_cfg, left, s)
+    st = run_stereo(left, right, calib, stereo_cfg, s, tof_depth[tof_valid])
+    warped, tof_dense, dt, (gray_full, texture, bright) = tof_fut.result()
     warnings = [st["search"]["message"]] if st["search"]["clipped"] else []
     st_depth = st["depth"][::s, ::s]
     st_valid = st["valid"][::s, ::s]
