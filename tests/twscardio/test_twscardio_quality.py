@@ -190,3 +190,16 @@ def test_the_beat_consistency_gate_only_removes_windows():
     assert np.isnan(base["beat_r"]).all() and (off["beat_r"] < 0.76).all()
     assert not on["reliable"].any() and np.array_equal(on["sqi"], base["sqi"])
     assert all(s == NO_BEAT for s in on["status"]) and np.isnan(on["hr_bpm"]).all()
+
+
+def test_sqi_operating_threshold_is_the_lowest_grid_value_rejecting_the_share():
+    """calibrate_sqi's operating point against the definition: no-beat sqi 0.01 ... 0.40 in
+    steps of 0.01 (40 windows); rejecting >= 97.5 % needs all but one below the threshold,
+    i.e. > 0.39 -> 0.40 on the 0.05 grid; with every no-beat window at 0.99, none -> 0.5."""
+    from twscardio.experiments.calibrate_sqi import operating_threshold
+
+    p = np.r_[np.arange(1, 41) / 100.0, np.full(10, 0.9)]
+    y = np.r_[np.zeros(40), np.ones(10)]
+    assert operating_threshold(p, y) == 0.4
+    assert operating_threshold(p, y, share=0.5) == 0.25
+    assert operating_threshold(np.r_[np.full(5, 0.99), 0.9], np.r_[np.zeros(5), 1]) == 0.5

@@ -24,7 +24,7 @@ from shared.log import get_logger, progress
 from twscardio.config import TrainConfig
 from twscardio.data import draw_conditions, subject_seed
 from twscardio.pipeline import process
-from twscardio.quality import FEATURES
+from twscardio.quality import FEATURES, sqi_probability
 from twscardio.simulator import draw_subject, simulate, simulate_no_beat
 
 log = get_logger("twscardio.experiments.calibrate_sqi")
@@ -51,12 +51,22 @@ def features(n: int, duration_s: float, seed: int) -> tuple[np.ndarray, np.ndarr
     return X, np.concatenate(y)
 
 
+def operating_threshold(p: np.ndarray, y: np.ndarray, share: float = 0.975) -> float:
+    """The lowest grid threshold (0.05 ... 0.95) that rejects >= `share` of the no-beat
+    windows (y == 0) with sqi p, so as few beat windows as possible are lost; 0.5 if none."""
+    grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
+    return float(next((g for g in grid if (p[y == 0] < g).mean() >= share), 0.5))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="twscardio.experiments.calibrate_sqi",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--recordings", type=int, default=24, help="recordings per class")
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--out", default="results/twscardio/sqi_calibration.json")
+    ap.add_argument("--compare", action="store_true",
+                    help="also score the current QualityConfig weights on the same held-out "
+                         "half, at their own threshold rejecting >= 97.5 %% of no-beat windows")
     args = ap.parse_args(argv)
     from sklearn.linear_model import LogisticRegression
 
@@ -72,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             else None} for a, b in zip(bins[:-1], bins[1:] + np.r_[0, 0, 0, 0, 1e-9])]
     # operating point: the lowest threshold that still rejects >= 97.5 % of the held-out
     # heartbeat-free windows (so as few beat windows as possible are lost)
-    grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
-    thr = float(next((g for g in grid if (p[yt == 0] < g).mean() >= 0.975), 0.5))
+    thr = operating_threshold(p, yt)
     res = {"features": FEATURES, "weights": [round(float(w), 3) for w in clf.coef_[0]],
            "bias": round(float(clf.intercept_[0]), 3), "threshold": thr,
            "at_threshold": {"beat_windows_rejected": float((p[yt == 1] < thr).mean()),
@@ -84,6 +93,17 @@ def main(argv: list[str] | None = None) -> int:
            "reliability": rel,
            "feature_means": {"beat": X[y == 1].mean(0).round(3).tolist(),
                              "no_beat": X[y == 0].mean(0).round(3).tolist()}}
+    if args.compare:
+        q = TrainConfig().quality
+        Xh = X[~half]
+        p_cur = sqi_probability(Xh, q)
+        t_cur = operating_threshold(p_cur, yt)
+        res["current"] = {"weights": list(q.weights), "bias": q.bias, "threshold": t_cur,
+                          "beat_windows_rejected": float((p_cur[yt == 1] < t_cur).mean()),
+                          "no_beat_windows_rejected": float((p_cur[yt == 0] < t_cur).mean())}
+        res["refit_rejects_fewer_beat_windows"] = bool(
+            res["at_threshold"]["beat_windows_rejected"]
+            < res["current"]["beat_windows_rejected"])
     log.info("%s", res)
     atomic_write_json(args.out, res)
     return 0
