@@ -156,16 +156,17 @@ def run_arms(d: dict, nets: dict[str, TwoStageFusionNet], k: float, shift: float
 
 
 def _timed(fn, repeats: int) -> tuple[float, float]:
-    """(median wall seconds, median CPU seconds of this thread) over `repeats` calls.
+    """(median wall seconds, median CPU seconds of the process) over `repeats` calls.
 
-    On a shared machine the wall time includes waiting for a core; the thread's CPU time is
-    what the call costs on an idle core (the net runs single-threaded here)."""
+    On a shared machine the wall time includes waiting for a core; the CPU time, summed over
+    every thread of the process (`run_stereo` matches the right view and builds the cost volume
+    in pool threads), is what the call costs."""
     fn()
     wall, cpu = [], []
     for _ in range(repeats):
-        w0, c0 = time.perf_counter(), time.thread_time()
+        w0, c0 = time.perf_counter(), time.process_time()
         fn()
-        cpu.append(time.thread_time() - c0)
+        cpu.append(time.process_time() - c0)
         wall.append(time.perf_counter() - w0)
     return float(np.median(wall)), float(np.median(cpu))
 
@@ -495,10 +496,11 @@ def _cpu_ms(fn, repeats: int) -> float:
 def pipeline_latency(cfg: BenchConfig) -> dict:
     """Per-frame cost of `fuse()` with the shipped model at `pipeline_size`, broken down:
     SGBM (left view), SGBM of the mirrored pair (LR check), cost-volume evidence, the ToF +
-    DEI rest of `prepare_frame`, the net, the agreement + denoising + fill post-steps. CPU time
-    with one thread each (what the frame costs; an upper bound of the wall time on
-    `pipeline_threads` idle cores, where the two SGBM runs overlap), and the wall time with
-    `pipeline_threads` threads on this (shared) machine."""
+    DEI rest of `prepare_frame`, the net, the agreement + denoising + fill post-steps: CPU time
+    of each part with one torch / OpenCV thread (what the frame costs). Then the target's
+    measure: the wall time of whole `fuse()` calls with `pipeline_threads` threads, the process
+    pinned to that many cores (`pinned_cores`), median and minimum, with the load average
+    before and after (meaningful only on an otherwise idle machine)."""
     import cv2
 
     from mobifuse.api import fuse, net_inputs, run_net
@@ -573,12 +575,10 @@ def pinned_cores(n: int):
     if not hasattr(os, "sched_setaffinity"):
         yield None
         return
-    allowed = sorted(os.sched_getaffinity(0))
-    use = set(allowed[:n])
-    tids = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir(
-        "/proc/self/task") else [0]
+    entry = os.sched_getaffinity(0)
+    use = set(sorted(entry)[:n])
     before = {}
-    for t in tids:
+    for t in _threads():
         try:
             before[t] = os.sched_getaffinity(t)
             os.sched_setaffinity(t, use)
@@ -586,12 +586,18 @@ def pinned_cores(n: int):
             pass
     try:
         yield sorted(use)
-    finally:
-        for t, mask in before.items():
+    finally:  # threads started inside (pool workers, torch's) go back to the caller's set
+        for t in _threads():
             try:
-                os.sched_setaffinity(t, mask)
+                os.sched_setaffinity(t, before.get(t, entry))
             except OSError:
                 pass
+
+
+def _threads() -> list[int]:
+    """Thread ids of this process (Linux), else [0] (the calling thread)."""
+    task = "/proc/self/task"
+    return [int(t) for t in os.listdir(task)] if os.path.isdir(task) else [0]
 
 
 def rig_checks(rep: BenchReport, xr: dict, pl: dict) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from mobifuse.models import convex_guard
-from mobifuse.threads import pool
+from mobifuse.threads import pool, wait_all
 
 __all__ = ["DENOISE_C", "DENOISE_RADIUS", "dei_bilateral"]
 
@@ -50,8 +50,11 @@ def _bilateral_2d(d: np.ndarray, sigma: np.ndarray, c: float, radius: int) -> np
     cuts = np.linspace(0, h, n + 1).astype(int)
     futs = [pool().submit(_bilateral_rows, pad, d, inv, radius, cuts[i], cuts[i + 1])
             for i in range(1, n)]  # this thread does the first block
-    return np.concatenate([_bilateral_rows(pad, d, inv, radius, 0, cuts[1])]
-                          + [f.result() for f in futs])
+    try:
+        first = _bilateral_rows(pad, d, inv, radius, 0, cuts[1])
+    finally:
+        wait_all(futs)
+    return np.concatenate([first] + [f.result() for f in futs])
 
 
 def _bilateral_rows(pad: np.ndarray, full: np.ndarray, inv_full: np.ndarray, radius: int,

@@ -22,7 +22,7 @@ from mobifuse.dei import dei_channels, stereo_dei, texture_strength, tof_dei
 from mobifuse.geometry import densify_many, nearest_fill, reproject_tof
 from mobifuse.simulator import work_shape
 from mobifuse.stereo import run_stereo, sgbm_params, to_gray
-from mobifuse.threads import pool
+from mobifuse.threads import pool, wait_all
 from shared.errors import DataError
 from shared.validate import finite_array
 
@@ -122,7 +122,10 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
     # scipy release the GIL in their array loops)
     tof_fut = pool().submit(_tof_branch, tof_depth, tof_valid, tof_amplitude, tof_ambient,
                             calib, Kw, (h, w), dei_cfg, left, s)
-    st = run_stereo(left, right, calib, stereo_cfg, s, tof_depth[tof_valid])
+    try:
+        st = run_stereo(left, right, calib, stereo_cfg, s, tof_depth[tof_valid])
+    finally:
+        wait_all([tof_fut])
     warped, tof_dense, dt, (gray_full, texture, bright) = tof_fut.result()
     warnings = [st["search"]["message"]] if st["search"]["clipped"] else []
     st_depth = st["depth"][::s, ::s]

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from mobifuse.config import StereoConfig
-from mobifuse.threads import pool
+from mobifuse.threads import pool, wait_all
 from shared.errors import DataError
 
 __all__ = ["to_gray", "sgbm_params", "disparity_search", "sgbm_disparity", "right_disparity",
@@ -262,9 +262,12 @@ def run_stereo(left: np.ndarray, right: np.ndarray, calib, cfg: StereoConfig, s:
     # OpenCV and numpy's array loops release the GIL: both views and the cost volume at once
     fut = pool().submit(right_disparity, left, right, cfg, rng)
     cost = pool().submit(cost_margin, g1, g2, lo, n, 5 if s == 1 else 3)
-    disp = sgbm_disparity(left, right, cfg, rng)
-    lr = left_right_check(left, right, disp, cfg, rng, fut.result())
-    ev = cost_curvature(*cost.result(), disp[::s, ::s] / s, lo)
+    try:
+        disp = sgbm_disparity(left, right, cfg, rng)
+        lr = left_right_check(left, right, disp, cfg, rng, fut.result())
+        ev = cost_curvature(*cost.result(), disp[::s, ::s] / s, lo)
+    finally:
+        wait_all([fut, cost])
     depth = stereo_depth(disp, calib.K_left[0, 0], calib.baseline_m, calib.doffs)
     # a disparity at either end of the search is a clipped match, not a measurement
     inside = (disp > rng[0] + 0.5) & (disp < rng[0] + rng[1] - 1.5)

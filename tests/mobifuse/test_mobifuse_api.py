@@ -177,31 +177,3 @@ def test_fuse_bad_inputs(frame):
     with pytest.raises(DataError, match="'left' contains NaN"):
         fuse(nan_left, raw["right"], tof, c)
 
-
-def test_pinned_cores_pins_every_thread_and_restores():
-    """The latency check's pinning: inside, this thread and a thread started before are on
-    the first n allowed cores; after, both are back on their own sets."""
-    import os
-    import threading
-
-    from mobifuse.bench import pinned_cores
-
-    if not hasattr(os, "sched_setaffinity"):
-        pytest.skip("no CPU affinity on this OS")
-    allowed = os.sched_getaffinity(0)
-    seen, go, done = {}, threading.Event(), threading.Event()
-
-    def worker():
-        go.wait()
-        seen["inside"] = os.sched_getaffinity(0)
-        done.set()
-
-    t = threading.Thread(target=worker)
-    t.start()
-    with pinned_cores(1) as cores:
-        assert cores == sorted(allowed)[:1] and os.sched_getaffinity(0) == set(cores)
-        go.set()
-        done.wait(5)
-    t.join(5)
-    assert seen["inside"] == set(cores)
-    assert os.sched_getaffinity(0) == allowed

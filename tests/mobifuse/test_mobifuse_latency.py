@@ -1,0 +1,127 @@
+"""The frame pipeline's threads: side by side gives the same bits as one after another, errors
+come through, a forked child gets a working pool, and the latency check's core pinning."""
+
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future
+
+import numpy as np
+import pytest
+
+import mobifuse.denoise
+import mobifuse.pipeline
+import mobifuse.stereo
+from mobifuse.config import SimConfig
+from mobifuse.data import sim_calibration
+from mobifuse.simulator import simulate_scene
+from shared.errors import DataError
+
+SMALL = SimConfig(width=128, height=96, focal_px=112.0, tof_width=64, tof_height=48,
+                  tof_focal_px=56.0)
+
+
+class _Inline:
+    """An executor that runs each task at submission, in the calling thread."""
+
+    def submit(self, fn, *args):
+        f = Future()
+        try:
+            f.set_result(fn(*args))
+        except Exception as e:  # noqa: BLE001 - handed to the caller as the pool would
+            f.set_exception(e)
+        return f
+
+
+@pytest.fixture(scope="module")
+def frame():
+    raw = simulate_scene(5, SMALL)
+    return raw, sim_calibration(SMALL)
+
+
+def _prepare(raw, cal):
+    return mobifuse.pipeline.prepare_frame(raw["left"], raw["right"], raw["tof_depth"],
+                                           raw["tof_valid"], cal, raw["tof_amplitude"])
+
+
+def test_threaded_frame_equals_the_sequential_one(frame, monkeypatch):
+    raw, cal = frame
+    threaded = _prepare(raw, cal)
+    rng = np.random.default_rng(0)
+    d = (1 + rng.random((97, 41))).astype(np.float32)
+    s = (0.05 + 0.2 * rng.random((97, 41))).astype(np.float32)
+    den = mobifuse.denoise.dei_bilateral(d, s)
+    for mod in (mobifuse.stereo, mobifuse.pipeline, mobifuse.denoise):
+        monkeypatch.setattr(mod, "pool", lambda: _Inline())
+    sequential = _prepare(raw, cal)
+    for k, v in sequential.items():
+        if isinstance(v, np.ndarray):
+            assert np.array_equal(v, threaded[k], equal_nan=v.dtype.kind == "f"), k
+    assert np.array_equal(mobifuse.denoise.dei_bilateral(d, s), den)
+
+
+def test_an_error_in_a_pool_task_reaches_the_caller(frame):
+    """The ToF branch runs in the pool: extrinsics that put every ToF sample behind the
+    camera still give the one-line DataError, and the pool keeps working after it."""
+    raw, cal = frame
+    bad = cal.to_json()
+    bad["T_left_tof"] = np.array(bad["T_left_tof"], dtype=float)
+    bad["T_left_tof"][2, 3] = -100.0  # 100 m behind the left camera
+    bad["T_left_tof"] = bad["T_left_tof"].tolist()
+    with pytest.raises(DataError, match="no ToF sample lands"):
+        _prepare(raw, bad)
+    assert _prepare(raw, cal)["tof"].shape == raw["depth"].shape
+
+
+def _child(q):
+    from mobifuse.threads import pool
+
+    q.put(pool().submit(sum, [1, 2, 3]).result(timeout=20))
+
+
+def test_a_forked_child_gets_a_working_pool():
+    from mobifuse.threads import pool
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this OS")
+    assert pool().submit(sum, [1]).result() == 1  # the parent's workers exist
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(q,))
+    p.start()
+    p.join(30)
+    assert p.exitcode == 0 and q.get(timeout=5) == 6
+
+
+def test_pinned_cores_pins_every_thread_and_restores():
+    """Inside, this thread, a thread started before and one started inside are on the first
+    n allowed cores; after, all three are back on the caller's set."""
+    from mobifuse.bench import pinned_cores
+
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no CPU affinity on this OS")
+    allowed = os.sched_getaffinity(0)
+    seen, go, stop = {}, threading.Event(), threading.Event()
+
+    def worker(name, wait_first):
+        if wait_first:
+            go.wait()
+        seen[name + "_inside"] = os.sched_getaffinity(0)
+        stop.wait()
+        seen[name + "_after"] = os.sched_getaffinity(0)
+
+    before = threading.Thread(target=worker, args=("before", True))
+    before.start()
+    with pinned_cores(1) as cores:
+        assert cores == sorted(allowed)[:1] and os.sched_getaffinity(0) == set(cores)
+        go.set()
+        inside = threading.Thread(target=worker, args=("inside", False))
+        inside.start()
+        while len(seen) < 2:
+            threading.Event().wait(0.01)
+    stop.set()
+    before.join(5)
+    inside.join(5)
+    assert seen["before_inside"] == set(cores) and seen["inside_inside"] == set(cores)
+    assert seen["before_after"] == allowed and seen["inside_after"] == allowed
+    assert os.sched_getaffinity(0) == allowed
