@@ -7,8 +7,9 @@ once per frame. No task submitted here waits on another task of the pool (only t
 waits), so the pool cannot deadlock, whatever its size or the number of threads calling
 `fuse()` at once. A forked child (multiprocessing's fork start method) gets a fresh pool: the
 parent's worker threads do not exist there. Callers wait for every task they submitted before
-they return or raise (`wait_all`), so no work outlives the call that started it and no task's
-error is lost behind another.
+they return or raise (`wait_all`), so no work outlives the call that started it; the first
+error raised (the caller's own, else a task's in the order the caller reads them) is the one
+the caller sees.
 """
 
 from __future__ import annotations

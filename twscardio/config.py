@@ -147,11 +147,11 @@ class QualityConfig:
     weights: list[float] = field(default_factory=lambda: [7.814, 12.757, 5.134, 0.345])
     bias: float = -12.294
     # sqi below this: "no reliable beat"; the largest margin to both targets (>= 95 % of no-beat,
-    # <= 5 % of clean windows rejected) on 48 validation subjects
+    # <= 5 % of clean windows rejected) on 48 validation subjects, ties to the lowest threshold
     # (`python -m twscardio.experiments.sqi_operating_point`, with the weights above): noise /
-    # no contact 100 / 100 % rejected, clean windows 0.17 % (50 Hz / 10 %) and 0.17 % (25 Hz /
+    # no contact 100 / 99.8 % rejected, clean windows 0.17 % (50 Hz / 10 %) and 0.17 % (25 Hz /
     # 20 %) (results/twscardio/sqi_operating_point_refit.json)
-    threshold: Prob = 0.34
+    threshold: Prob = 0.28
     missing_cross_bud: Prob = 0.5  # cross-bud value used when one bud delivered nothing
     # features see the window plus this much signal on each side where the recording has it
     # (a 5-s window is judged on 20 s: more beats, so noise looks less periodic; on held-out

@@ -73,6 +73,28 @@ def test_an_error_in_a_pool_task_reaches_the_caller(frame):
     assert _prepare(raw, cal)["tof"].shape == raw["depth"].shape
 
 
+def test_a_caller_that_raises_still_waits_for_its_pool_tasks(frame, monkeypatch):
+    """run_stereo's own SGBM call fails while the right view still runs in the pool: the error
+    reaches the caller only after that task has finished (no work outlives the call)."""
+    raw, cal = frame
+    done = threading.Event()
+
+    def slow_right(*args):
+        threading.Event().wait(0.3)
+        done.set()
+        return np.zeros(raw["left"].shape[:2], np.float32)
+
+    def failing(*args):
+        raise RuntimeError("left view failed")
+
+    monkeypatch.setattr(mobifuse.stereo, "right_disparity", slow_right)
+    monkeypatch.setattr(mobifuse.stereo, "sgbm_disparity", failing)
+    with pytest.raises(RuntimeError, match="left view failed"):
+        mobifuse.stereo.run_stereo(raw["left"], raw["right"], cal,
+                                   mobifuse.stereo.StereoConfig(), 2)
+    assert done.is_set()
+
+
 def _child(q):
     from mobifuse.threads import pool
 
@@ -98,8 +120,8 @@ def test_pinned_cores_pins_every_thread_and_restores():
     n allowed cores; after, all three are back on the caller's set."""
     from mobifuse.bench import pinned_cores
 
-    if not hasattr(os, "sched_setaffinity"):
-        pytest.skip("no CPU affinity on this OS")
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("no CPU affinity on this OS, or one core: nothing to pin apart")
     allowed = os.sched_getaffinity(0)
     seen, go, stop = {}, threading.Event(), threading.Event()
 
@@ -117,7 +139,9 @@ def test_pinned_cores_pins_every_thread_and_restores():
         go.set()
         inside = threading.Thread(target=worker, args=("inside", False))
         inside.start()
-        while len(seen) < 2:
+        for _ in range(500):  # both threads report within 5 s, else the asserts below fail
+            if len(seen) >= 2:
+                break
             threading.Event().wait(0.01)
     stop.set()
     before.join(5)

@@ -203,3 +203,45 @@ def test_sqi_operating_threshold_is_the_lowest_grid_value_rejecting_the_share():
     assert operating_threshold(p, y) == 0.4
     assert operating_threshold(p, y, share=0.5) == 0.25
     assert operating_threshold(np.r_[np.full(5, 0.99), 0.9], np.r_[np.zeros(5), 1]) == 0.5
+
+
+def test_sqi_operating_point_choice_breaks_exact_ties_towards_the_lowest_threshold():
+    """Two thresholds with the same margin in exact arithmetic (1 of 576 clean windows
+    rejected at both, 575 / 576 vs 576 / 576 no-beat: min(0.05 - 1/576, ...) both) whose float
+    margins differ in the last bit: the lower threshold wins; a larger margin wins outright."""
+    from twscardio.experiments.sqi_operating_point import choose
+
+    def row(t, clean, nb):
+        return {"threshold": t, "rejected_50Hz loss10%": clean, "rejected_25Hz loss20%": clean,
+                "rejected_noise": 1.0, "rejected_no_contact": nb}
+
+    rows = [row(0.34, 1 / 576, 1.0), row(0.28, 1 / 576, 575 / 576), row(0.2, 0.0, 0.9)]
+    assert choose(rows, 0.05, 0.95)["threshold"] == 0.28
+    rows.append(row(0.3, 0.0, 1.0))  # margin 0.05: strictly larger
+    assert choose(rows, 0.05, 0.95)["threshold"] == 0.3
+
+
+def test_calibrate_sqi_compare_scores_the_current_weights_on_the_same_held_out_half(
+        tmp_path, monkeypatch):
+    """--compare against the definition written out: the config's logistic sqi on the odd
+    rows (the half the fit never saw), its lowest 0.05-grid threshold rejecting >= 97.5 % of
+    their no-beat windows, the share of their beat windows below it."""
+    import json
+
+    import twscardio.experiments.calibrate_sqi as cs
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(400) < 0.4).astype(int)
+    X = np.where(y[:, None] == 1, 0.8, 0.25) + 0.15 * rng.standard_normal((400, 4))
+    monkeypatch.setattr(cs, "features", lambda n, d, seed: (X.copy(), y.copy()))
+    out = tmp_path / "cal.json"
+    assert cs.main(["--recordings", "1", "--compare", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    q = TrainConfig().quality
+    Xh, yh = X[1::2], y[1::2]
+    p = 1 / (1 + np.exp(-(q.bias + Xh @ np.asarray(q.weights))))
+    thr = next(g / 100 for g in range(5, 100, 5) if (p[yh == 0] < g / 100).mean() >= 0.975)
+    assert res["current"]["threshold"] == pytest.approx(thr)
+    assert res["current"]["beat_windows_rejected"] == pytest.approx((p[yh == 1] < thr).mean())
+    assert res["refit_rejects_fewer_beat_windows"] == (
+        res["at_threshold"]["beat_windows_rejected"] < res["current"]["beat_windows_rejected"])

@@ -45,6 +45,19 @@ def window_sqi(n: int, duration_s: float, first: int) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
+def choose(rows: list[dict], clean_target: float, no_beat_target: float) -> dict:
+    """The row with the largest margin min(no-beat rejection - no_beat_target, clean_target -
+    clean rejection) (clean at the worse setting, no-beat at the worse kind); ties, in exact
+    arithmetic (margins rounded to 1e-12, so two routes to the same share compare equal), go
+    to the lowest threshold (fewest windows lost)."""
+    def margin(r):
+        clean = max(r[f"rejected_{k}"] for k in SETTINGS)
+        no_beat = min(r["rejected_noise"], r["rejected_no_contact"])
+        return round(min(no_beat - no_beat_target, clean_target - clean), 12)
+
+    return max(rows, key=lambda r: (margin(r), -r["threshold"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="twscardio.experiments.sqi_operating_point",
                                  description=__doc__.split("\n\n")[0])
@@ -61,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
              **{f"rejected_{k}": float((v < g).mean()) for k, v in s.items()}} for g in grid]
     clean = lambda r: max(r[f"rejected_{k}"] for k in SETTINGS)  # noqa: E731
     no_beat = lambda r: min(r["rejected_noise"], r["rejected_no_contact"])  # noqa: E731
-    pick = max(rows, key=lambda r: (min(no_beat(r) - args.no_beat_target,
-                                        args.clean_target - clean(r)), -r["threshold"]))
+    pick = choose(rows, args.clean_target, args.no_beat_target)
     for r in rows:
         log.info("threshold %.2f: clean rejected %.3f (worst setting), no-beat rejected %.3f",
                  r["threshold"], clean(r), no_beat(r))
