@@ -45,15 +45,23 @@ def window_sqi(n: int, duration_s: float, first: int) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
+def _clean(r: dict) -> float:
+    """A row's share of clean windows rejected, at the worse setting."""
+    return max(r[f"rejected_{k}"] for k in SETTINGS)
+
+
+def _no_beat(r: dict) -> float:
+    """A row's share of heartbeat-free windows rejected, at the worse kind."""
+    return min(r["rejected_noise"], r["rejected_no_contact"])
+
+
 def choose(rows: list[dict], clean_target: float, no_beat_target: float) -> dict:
     """The row with the largest margin min(no-beat rejection - no_beat_target, clean_target -
     clean rejection) (clean at the worse setting, no-beat at the worse kind); ties, in exact
     arithmetic (margins rounded to 1e-12, so two routes to the same share compare equal), go
     to the lowest threshold (fewest windows lost)."""
     def margin(r):
-        clean = max(r[f"rejected_{k}"] for k in SETTINGS)
-        no_beat = min(r["rejected_noise"], r["rejected_no_contact"])
-        return round(min(no_beat - no_beat_target, clean_target - clean), 12)
+        return round(min(_no_beat(r) - no_beat_target, clean_target - _clean(r)), 12)
 
     return max(rows, key=lambda r: (margin(r), -r["threshold"]))
 
@@ -72,12 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     grid = np.round(np.arange(0.02, 0.61, 0.02), 2)
     rows = [{"threshold": float(g),
              **{f"rejected_{k}": float((v < g).mean()) for k, v in s.items()}} for g in grid]
-    clean = lambda r: max(r[f"rejected_{k}"] for k in SETTINGS)  # noqa: E731
-    no_beat = lambda r: min(r["rejected_noise"], r["rejected_no_contact"])  # noqa: E731
     pick = choose(rows, args.clean_target, args.no_beat_target)
     for r in rows:
         log.info("threshold %.2f: clean rejected %.3f (worst setting), no-beat rejected %.3f",
-                 r["threshold"], clean(r), no_beat(r))
+                 r["threshold"], _clean(r), _no_beat(r))
     log.info("chosen: %s", pick)
     atomic_write_json(args.out, {"chosen": pick, "rows": rows, "windows": {
         k: int(v.size) for k, v in s.items()}, "subjects": args.subjects, "first": args.first})
