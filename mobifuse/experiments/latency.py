@@ -29,7 +29,7 @@ import torch
 
 from mobifuse.agreement import stereo_agreement
 from mobifuse.api import default_model, fuse, net_inputs, run_net
-from mobifuse.bench import _walls, pipeline_latency
+from mobifuse.bench import pipeline_latency, walls_ms
 from mobifuse.config import BenchConfig
 from mobifuse.denoise import dei_bilateral
 from mobifuse.disocclusion import background_fill, tof_shift
@@ -42,7 +42,7 @@ log = get_logger("mobifuse.experiments.latency")
 
 
 def wall_ms(fn, n: int) -> dict:
-    ts = _walls(fn, n)
+    ts = walls_ms(fn, n)
     return {"median": float(np.median(ts)), "min": float(np.min(ts))}
 
 

@@ -149,3 +149,42 @@ def test_pinned_cores_pins_every_thread_and_restores():
     assert seen["before_inside"] == set(cores) and seen["inside_inside"] == set(cores)
     assert seen["before_after"] == allowed and seen["inside_after"] == allowed
     assert os.sched_getaffinity(0) == allowed
+
+
+def test_net_latency_times_the_path_fuse_runs_and_restores_threads():
+    """`bench.latency` reports the traced net (as `fuse()` runs it) and the eager forward, both
+    positive CPU seconds, and leaves torch's thread count and the process's cores as they were;
+    the traced net it times gives the eager net's depth."""
+    import torch
+
+    from mobifuse.api import run_net
+    from mobifuse.bench import BenchConfig, latency
+    from mobifuse.models import N_ERR, TwoStageFusionNet
+
+    torch.manual_seed(0)
+    net = TwoStageFusionNet().eval()
+    threads = torch.get_num_threads()
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    lat = latency(BenchConfig(latency_repeats=1), net)
+    for k in ("net_cpu_s", "net_eager_cpu_s", "net_wall_s", "net_eager_wall_s", "sgbm_cpu_s"):
+        assert lat[k] > 0, k
+    assert set(lat) >= {"net_minor_faults", "net_eager_minor_faults"}
+    assert torch.get_num_threads() == threads
+    if cores is not None:
+        assert os.sched_getaffinity(0) == cores
+    g = np.random.default_rng(1).random((4, 240, 320)).astype(np.float32) * 4
+    e = np.random.default_rng(2).random((N_ERR, 240, 320)).astype(np.float32)
+    np.testing.assert_allclose(run_net(net, g, e, jit=True), run_net(net, g, e), atol=1e-5)
+
+
+def test_minor_faults_counts_fresh_pages_of_a_call():
+    """A call that maps, touches and frees 64 MiB (above glibc's largest mmap threshold) faults
+    at least once per 2 MiB (huge pages, which numpy asks for) every time; a call that
+    allocates nothing barely faults."""
+    from mobifuse.bench import minor_faults
+
+    pytest.importorskip("resource")
+    big = minor_faults(lambda: np.ones(16 * 2**20, np.float32).sum(), 3)
+    idle = minor_faults(lambda: None, 3)
+    assert big >= 64 // 2
+    assert idle < 4
