@@ -7,7 +7,8 @@ gradient w.r.t. the MLP input uses those channels only, so **it is approximate**
 gradient of the MLP restricted to the kept channels). The MLP weights must be frozen (LoRA on
 attention), as no weight gradient is computed. Shapes: x (..., D), gate/up (N, I), kept C channels.
 
-Saved per token: the input x (D floats) + 2·C (SwiGLU) or C (ReLU) instead of ~4·I.
+Saved per token: 2·C (SwiGLU) or C (ReLU) values instead of ~4·I; the input x is not saved (the
+gradient w.r.t. x needs only the kept channels and the frozen weights; its shape is kept).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def _frozen(*ws: torch.Tensor | None) -> None:
 
 
 class PrunedSwiGLUFunction(torch.autograd.Function):
-    """y = down(silu(gate(x)) ⊙ up(x)); saves x and the kept channels of gate/up only."""
+    """y = down(silu(gate(x)) ⊙ up(x)); saves the kept channels of gate/up only (and x's shape).
+    saved_tensors: (gate[:, ch], up[:, ch], ch, W_gate, W_up, W_down)."""
 
     @staticmethod
     def _act(g: torch.Tensor) -> torch.Tensor:
@@ -57,17 +59,18 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
         a = cls._act(g)
         y = F.linear(a * u, wd, bd)
         ch = _top_channels(a.norm(dim=0) + u.norm(dim=0), n_keep)
-        ctx.save_for_backward(x, g[:, ch], u[:, ch], ch, wg, wu, wd)
+        ctx.x_shape = x.shape
+        ctx.save_for_backward(g[:, ch], u[:, ch], ch, wg, wu, wd)
         return y.view(*x.shape[:-1], -1)
 
     @classmethod
     def backward(cls, ctx, gy):
-        x, g, u, ch, wg, wu, wd = ctx.saved_tensors
+        g, u, ch, wg, wu, wd = ctx.saved_tensors
         gp = gy.reshape(-1, gy.shape[-1]) @ wd[:, ch]  # (N, C)
         du = gp * cls._act(g)
         dg = cls._act_backward(gp * u, g)
         dx = torch.addmm(du @ wu[ch], dg, wg[ch])
-        return dx.view_as(x), None, None, None, None, None, None, None
+        return dx.view(ctx.x_shape), None, None, None, None, None, None, None
 
 
 class PrunedGeGLUFunction(PrunedSwiGLUFunction):
@@ -89,7 +92,8 @@ GATED_ACTIVATIONS = {"silu": PrunedSwiGLUFunction, "swish": PrunedSwiGLUFunction
 
 
 class PrunedReluFunction(torch.autograd.Function):
-    """y = fc2(relu(fc1(x))) (OPT); saves x and the kept channels of fc1's output only."""
+    """y = fc2(relu(fc1(x))) (OPT); saves the kept channels of fc1's output only (and x's
+    shape). saved_tensors: (fc1_out[:, ch], ch, W1, W2)."""
 
     @staticmethod
     def forward(ctx, x, w1, b1, w2, b2, n_keep: int):
@@ -98,14 +102,15 @@ class PrunedReluFunction(torch.autograd.Function):
         a = F.relu(pre)
         y = F.linear(a, w2, b2)
         ch = _top_channels(a.norm(dim=0), n_keep)
-        ctx.save_for_backward(x, pre[:, ch], ch, w1, w2)
+        ctx.x_shape = x.shape
+        ctx.save_for_backward(pre[:, ch], ch, w1, w2)
         return y.view(*x.shape[:-1], -1)
 
     @staticmethod
     def backward(ctx, gy):
-        x, pre, ch, w1, w2 = ctx.saved_tensors
+        pre, ch, w1, w2 = ctx.saved_tensors
         da = (gy.reshape(-1, gy.shape[-1]) @ w2[:, ch]) * (pre > 0)
-        return (da @ w1[ch]).view_as(x), None, None, None, None, None
+        return (da @ w1[ch]).view(ctx.x_shape), None, None, None, None, None
 
 
 def channel_pruned_mlp(mlp: nn.Module, x: torch.Tensor, prune_ratio: float) -> torch.Tensor:

@@ -53,7 +53,8 @@ class ChunkedPrunedSwiGLU(PrunedSwiGLUFunction):
         ch = score.topk(n_keep).indices.sort().values
         g_kept = F.linear(x2, wg[ch], None if bg is None else bg[ch])
         u_kept = F.linear(x2, wu[ch], None if bu is None else bu[ch])
-        ctx.save_for_backward(x, g_kept, u_kept, ch, wg, wu, wd)
+        ctx.x_shape = x.shape
+        ctx.save_for_backward(g_kept, u_kept, ch, wg, wu, wd)
         return y.view(*x.shape[:-1], -1)
 
     @staticmethod

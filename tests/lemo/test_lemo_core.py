@@ -297,6 +297,30 @@ def test_pruned_relu_gradient_is_the_kept_channel_gradient():
     assert torch.allclose(gx, rx, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["swiglu", "geglu", "relu"])
+def test_pruned_mlp_saves_only_the_kept_channels(kind):
+    """The pruned MLP functions save the kept channels (and their ids), never the input x: the
+    saved activation bytes are exactly 2 (gated) or 1 (ReLU) x N x C values plus C int64 ids."""
+    from shared.memory import SavedTensorMeter
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 7, 8, generator=g, requires_grad=True)
+    w1, w2, w3 = (torch.randn(12, 8, generator=g), torch.randn(12, 8, generator=g),
+                  torch.randn(8, 12, generator=g))
+    with SavedTensorMeter(exclude=[w1, w2, w3]) as meter:
+        if kind == "relu":
+            y = PrunedReluFunction.apply(x, w1, None, w3, None, 5)
+        else:
+            fn = PrunedSwiGLUFunction if kind == "swiglu" else PrunedGeGLUFunction
+            y = fn.apply(x, w1, w2, w3, None, None, None, 5)
+    per_channel = 1 if kind == "relu" else 2
+    assert meter.bytes == per_channel * 21 * 5 * 4 + 5 * 8
+    keys = {t.untyped_storage().data_ptr() for t in y.grad_fn.saved_tensors}
+    assert x.untyped_storage().data_ptr() not in keys
+    (gx,) = torch.autograd.grad(y.sum(), x)
+    assert gx.shape == x.shape
+
+
 def test_s2_attention_matches_per_group_reference():
     g = torch.Generator().manual_seed(4)
     q, k, v = (torch.randn(1, 4, 32, 8, generator=g) for _ in range(3))

@@ -178,3 +178,28 @@ def test_graphed_lengths_run_last(tmp_path):
     assert len(pair["ratios_b_over_a"]) == 2 and pair["median_ratio"] > 0
     check = {c["name"]: c for c in data["checks"]}
     assert not any("@4K" in n for n in check)  # no 4K in this config: no 4K speed check
+
+
+def test_step_profile_tiny_cpu(tmp_path, capsys):
+    """`lemo.experiments.step_profile` on the tiny CPU model: per arm a positive total, the LeMo
+    labels of an eliminating step (predictor, selection, MLP) and operators sorted by self time;
+    an unknown arm or a length that is not a multiple of 64 is a one-line error (exit 2)."""
+    from lemo.experiments.step_profile import main as profile_main
+
+    torch.set_num_threads(1)
+    cfg = _write(tmp_path, TINY)
+    out = tmp_path / "prof"
+    assert profile_main(["--out", str(out), "--config", cfg, "--seq", "128",
+                         "--arms", "lora_ckpt,lemo_full_ckpt", "--top", "10"]) == 0
+    data = json.loads((out / "step_profile.json").read_text())
+    assert set(data["arms"]) == {"lora_ckpt", "lemo_full_ckpt"}
+    lemo = data["arms"]["lemo_full_ckpt"]
+    assert {"lemo:predictor", "lemo:select", "lemo:mlp"} <= set(lemo["labels"])
+    assert not data["arms"]["lora_ckpt"]["labels"].keys() & {"lemo:predictor", "lemo:select"}
+    times = [o["self_ms"] for o in lemo["ops"]]
+    assert lemo["total_ms"] > 0 and len(times) == 10 and times == sorted(times, reverse=True)
+    for bad, msg in ((["--arms", "lora,nope"], "unknown arm"),
+                     (["--seq", "100"], "multiple of 64")):
+        with pytest.raises(SystemExit) as e:
+            run(profile_main, ["--out", str(tmp_path / "x"), "--config", cfg, *bad])
+        assert e.value.code == 2 and msg in capsys.readouterr().err
