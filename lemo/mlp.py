@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["PrunedSwiGLUFunction", "PrunedGeGLUFunction", "PrunedReluFunction",
-           "GATED_ACTIVATIONS", "channel_pruned_mlp", "channel_pruned_ffn"]
+           "GATED_ACTIVATIONS", "channel_pruned_mlp", "channel_pruned_ffn", "column_sq_sums",
+           "channel_scores"]
 
 
 # CUDA inputs longer than CHUNK_ABOVE tokens take the token-chunked forward
@@ -27,10 +28,35 @@ __all__ = ["PrunedSwiGLUFunction", "PrunedGeGLUFunction", "PrunedReluFunction",
 # GEMM recomputing the kept channels and more launches (a slower step; H100 numbers in
 # results/lemo_gpu/README.md). Up to 32K tokens the transient is small beside the saved activations.
 CHUNK_ABOVE, CHUNK_TOKENS = 32768, 8192
+# Channel scores are accumulated over blocks of SCORE_ROWS tokens (fp32 sums of squares, one fused
+# norm kernel per block): a whole-matrix column norm holds about as much again as the activation
+# in reduction buffers at the MLP's memory peak (H100, 8K tokens: 460 -> 264-396 MiB transient,
+# `lemo.experiments.mlp_forward_probe`). The chunked forward uses the same blocks, so both keep
+# the same channels whenever CHUNK_TOKENS is a multiple of SCORE_ROWS.
+SCORE_ROWS = 1024
 
 
 def _top_channels(score: torch.Tensor, n_keep: int) -> torch.Tensor:
     return score.topk(n_keep).indices.sort().values
+
+
+def column_sq_sums(t: torch.Tensor, out: torch.Tensor | None = None,
+                   rows: int = SCORE_ROWS) -> torch.Tensor:
+    """Per-column sums of squares of t (N, I) in fp32, accumulated block by block over `rows`
+    rows (each block: a fused fp32 norm, squared), into `out` (I,) when given."""
+    if out is None:
+        out = torch.zeros(t.shape[-1], dtype=torch.float32, device=t.device)
+    for start in range(0, t.shape[0], rows):
+        out += torch.linalg.vector_norm(t[start:start + rows], dim=0,
+                                        dtype=torch.float32).square()
+    return out
+
+
+def channel_scores(sq_act: torch.Tensor, sq_other: torch.Tensor, dtype: torch.dtype
+                   ) -> torch.Tensor:
+    """‖act‖₂ + ‖other‖₂ per channel from their fp32 sums of squares, rounded to the activation
+    dtype before the sum (as `a.norm(dim=0) + u.norm(dim=0)` on the activations would)."""
+    return sq_act.sqrt().to(dtype) + sq_other.sqrt().to(dtype)
 
 
 def _frozen(*ws: torch.Tensor | None) -> None:
@@ -57,10 +83,12 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
         g = F.linear(x2, wg, bg)
         u = F.linear(x2, wu, bu)
         a = cls._act(g)
-        y = F.linear(a * u, wd, bd)
-        ch = _top_channels(a.norm(dim=0) + u.norm(dim=0), n_keep)
+        ch = _top_channels(channel_scores(column_sq_sums(a), column_sq_sums(u), a.dtype), n_keep)
+        g_kept, u_kept = g.index_select(1, ch), u.index_select(1, ch)
+        del g  # the transient: free each full-width buffer once it is used up
+        y = F.linear(a.mul_(u), wd, bd)  # the product in place: `a` is not needed after
         ctx.x_shape = x.shape
-        ctx.save_for_backward(g[:, ch], u[:, ch], ch, wg, wu, wd)
+        ctx.save_for_backward(g_kept, u_kept, ch, wg, wu, wd)
         return y.view(*x.shape[:-1], -1)
 
     @classmethod
@@ -101,9 +129,9 @@ class PrunedReluFunction(torch.autograd.Function):
         pre = F.linear(x2, w1, b1)
         a = F.relu(pre)
         y = F.linear(a, w2, b2)
-        ch = _top_channels(a.norm(dim=0), n_keep)
+        ch = _top_channels(column_sq_sums(a).sqrt().to(a.dtype), n_keep)
         ctx.x_shape = x.shape
-        ctx.save_for_backward(pre[:, ch], ch, w1, w2)
+        ctx.save_for_backward(pre.index_select(1, ch), ch, w1, w2)
         return y.view(*x.shape[:-1], -1)
 
     @staticmethod

@@ -9,7 +9,8 @@ LeMo components labelled (`host_probe.instrument`: predictor, selection, elimina
 q/k/v, SDPA, MLP, gathers, scatters, LoRA projections). Writes `DIR/step_profile.json`:
 per arm the step's summed kernel time, each label's device time (kernels launched inside it,
 recomputation under checkpointing included) and the operators with the most self device time
-(`self_device_time_total`: each kernel counted once, under the operator that launched it).
+(`self_device_time_total`: each kernel counted once, under the operator that launched it) and
+the kernels with the most time; the total sums the kernels.
 On a CPU the same fields hold CPU time (a smoke test; the figures mean something on a GPU).
 """
 
@@ -41,13 +42,25 @@ def profile_arm(runner, arm: str, seq: int, top: int) -> dict:
     events = prof.key_averages()
     self_key = "self_device_time_total" if runner.cuda else "self_cpu_time_total"
     total_key = "device_time_total" if runner.cuda else "cpu_time_total"
-    total = sum(getattr(e, self_key) for e in events) / 1e3
+    # the labels' GPU ranges (user annotations) are device events too, not kernels
+    kernels = [e for e in events if _on_device(e) and not e.key.startswith("lemo:")]
+    ops = [e for e in events if not _on_device(e) and not e.key.startswith("lemo:")]
+    # each kernel's time is listed twice: as the kernel, and as its launching operator's self
+    # device time; the step's total counts kernels (on a CPU: operators' self CPU time)
+    total = sum(getattr(e, self_key) for e in (kernels if runner.cuda else ops)) / 1e3
     labels = {e.key: {"ms": getattr(e, total_key) / 1e3, "calls": e.count}
               for e in events if e.key.startswith("lemo:")}
-    ops = sorted(events, key=lambda e: -getattr(e, self_key))[:top]
-    return {"total_ms": total, "labels": labels,
-            "ops": [{"op": e.key[:100], "self_ms": getattr(e, self_key) / 1e3,
-                     "calls": e.count} for e in ops]}
+
+    def top_of(rows):
+        return [{"name": e.key[:100], "self_ms": getattr(e, self_key) / 1e3, "calls": e.count}
+                for e in sorted(rows, key=lambda e: -getattr(e, self_key))[:top]]
+
+    return {"total_ms": total, "labels": labels, "ops": top_of(ops), "kernels": top_of(kernels)}
+
+
+def _on_device(event) -> bool:
+    """A GPU kernel (or memcpy / memset) event, not a host-side operator."""
+    return str(getattr(event, "device_type", "")).endswith(("CUDA", "PrivateUse1"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in sorted(r["labels"].items()):
             print(f"  {k}: {v['ms']:.1f} ms ({v['calls']} calls)")
         for o in r["ops"][:25]:
-            print(f"  {o['self_ms']:9.2f} ms {o['calls']:6d}  {o['op']}")
+            print(f"  {o['self_ms']:9.2f} ms {o['calls']:6d}  {o['name']}")
     return 0
 
 

@@ -14,8 +14,10 @@ MLP forward, on top of every activation saved so far (`results/lemo_gpu/peak_tra
 The transient memory falls from 4·s·I to 4·chunk·I elements, at the cost of the narrow GEMMs
 (2·s·D·C FLOPs, about (1 − prune ratio) of the gate/up GEMMs). The saved tensors and the backward
 are those of `PrunedSwiGLUFunction`, reused as they are. The gradient w.r.t. x is approximate in
-the same way. The norms are accumulated in fp32 per chunk and ranked in the activation dtype like
-the original's; in bf16 a norm that rounds differently can still swap a near-tied channel.
+the same way. The channel scores are the original's (`lemo.mlp.column_sq_sums`: fp32 sums of
+squares over blocks of SCORE_ROWS tokens, ranked in the activation dtype): with `chunk` a multiple
+of SCORE_ROWS the blocks and their order are the same, so the same channels are kept; otherwise a
+sum that rounds differently can swap a near-tied channel.
 
 Shapes: x (..., D), W_gate/W_up (I, D), W_down (D, I) -> (..., D).
 """
@@ -25,7 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lemo.mlp import PrunedSwiGLUFunction
+from lemo.mlp import PrunedSwiGLUFunction, channel_scores, column_sq_sums
 
 __all__ = ["ChunkedPrunedSwiGLU"]
 
@@ -43,14 +45,13 @@ class ChunkedPrunedSwiGLU(PrunedSwiGLUFunction):
             g = F.linear(xc, wg, bg)
             u = F.linear(xc, wu, bu)
             a = F.silu(g)
-            sq_a += a.float().square().sum(0)
-            sq_u += u.float().square().sum(0)
-            y[start:start + chunk] = F.linear(a * u, wd, bd)
+            column_sq_sums(a, sq_a)
+            column_sq_sums(u, sq_u)
+            y[start:start + chunk] = F.linear(a.mul_(u), wd, bd)
             del g, u, a
-        # Rank in the activation dtype, as `a.norm(dim=0) + u.norm(dim=0)` does in the original,
-        # so bf16 ties resolve the same way and the same channels are kept.
-        score = sq_a.sqrt().to(x.dtype) + sq_u.sqrt().to(x.dtype)
-        ch = score.topk(n_keep).indices.sort().values
+        # The original's scores, block by block in the same order when `chunk` is a multiple of
+        # SCORE_ROWS (then the same channels are kept), ranked in the activation dtype.
+        ch = channel_scores(sq_a, sq_u, x.dtype).topk(n_keep).indices.sort().values
         g_kept = F.linear(x2, wg[ch], None if bg is None else bg[ch])
         u_kept = F.linear(x2, wu[ch], None if bu is None else bu[ch])
         ctx.x_shape = x.shape

@@ -197,6 +197,7 @@ def test_step_profile_tiny_cpu(tmp_path, capsys):
     assert {"lemo:predictor", "lemo:select", "lemo:mlp"} <= set(lemo["labels"])
     assert not data["arms"]["lora_ckpt"]["labels"].keys() & {"lemo:predictor", "lemo:select"}
     times = [o["self_ms"] for o in lemo["ops"]]
+    assert lemo["kernels"] == []  # no GPU: operators only
     assert lemo["total_ms"] > 0 and len(times) == 10 and times == sorted(times, reverse=True)
     for bad, msg in ((["--arms", "lora,nope"], "unknown arm"),
                      (["--seq", "100"], "multiple of 64")):

@@ -59,3 +59,32 @@ def test_chunked_bf16_keeps_the_same_channels():
     got = kernels.pruned_swiglu(x, *ws, n_keep=36, chunk=128)
     assert torch.equal(ref.grad_fn.saved_tensors[2], got.grad_fn.saved_tensors[2])
     assert torch.allclose(got.float(), ref.float(), atol=2e-2, rtol=2e-2)
+
+
+def test_column_sq_sums_equals_the_direct_sum():
+    """Block-wise fp32 sums of squares (blocks not dividing the rows; accumulating into `out`)
+    equal the direct per-column sum to fp32 rounding, for bf16 and fp32 inputs."""
+    from lemo.mlp import column_sq_sums
+
+    t = torch.randn(2500, 33)
+    for x in (t, t.bfloat16()):
+        ref = x.float().square().sum(0)
+        assert torch.allclose(column_sq_sums(x, rows=1024), ref, rtol=1e-5)
+        assert torch.allclose(column_sq_sums(x, rows=7), ref, rtol=1e-5)
+        out = torch.ones(33)
+        assert column_sq_sums(x, out, rows=1000) is out
+        assert torch.allclose(out, ref + 1, rtol=1e-5)
+
+
+def test_chunked_keeps_the_unchunked_channels_over_many_score_blocks():
+    """bf16, more tokens than one score block: a chunk that is a multiple of SCORE_ROWS sums the
+    same blocks in the same order, so the kept channels are identical, the output too."""
+    from lemo.mlp import SCORE_ROWS
+
+    ws, _ = _weights(d=32, inter=96)
+    ws = [w.bfloat16() for w in ws]
+    x = torch.randn(1, 2 * SCORE_ROWS + 300, 32).bfloat16().requires_grad_()
+    ref = PrunedSwiGLUFunction.apply(x, *ws, None, None, None, 40)
+    got = kernels.pruned_swiglu(x, *ws, n_keep=40, chunk=2 * SCORE_ROWS)
+    assert torch.equal(ref.grad_fn.saved_tensors[2], got.grad_fn.saved_tensors[2])
+    assert torch.allclose(ref.float(), got.float(), atol=1e-2, rtol=1e-2)

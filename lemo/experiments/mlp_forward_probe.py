@@ -1,0 +1,164 @@
+"""Transient memory and time of the pruned SwiGLU MLP's forward variants on one GPU.
+
+    python -m lemo.experiments.mlp_forward_probe --out FILE.json [--seqs 8192 32768]
+
+The MLP of the GPU bench's model (D 2048, I 5632, bf16, 50 % of channels kept) on random
+inputs: for each variant, the peak memory allocated above the inputs during one forward (the
+transient that sets LeMo's step peak when the last layer's MLP runs), the saved bytes, the
+median forward and forward + backward times (CUDA events, 10 repeats) and whether the output,
+the kept channels and the input gradient equal the current `PrunedSwiGLUFunction`'s.
+Variants: `before` (the forward before 2026-12-06: whole-matrix `a.norm(dim=0)` column norms,
+advanced-index gathers, the product out of place), `norm_fp32` (column norms by one fused fp32
+reduction each, gathers by index_select, the product in place), `blocks` (column sums of
+squares in 1,024-row blocks with the activation recomputed per block, applied in place after the
+gathers), `current` (`lemo.mlp` as it is: the activation once, block-wise sums of squares,
+index_select gathers, the product in place). Equality is against `before`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+import torch
+import torch.nn.functional as F
+
+from lemo.mlp import PrunedSwiGLUFunction
+
+
+def _ranked(score: torch.Tensor, n_keep: int) -> torch.Tensor:
+    return score.topk(n_keep).indices.sort().values
+
+
+class Before(PrunedSwiGLUFunction):
+    @staticmethod
+    def forward(ctx, x, wg, wu, wd, bg, bu, bd, n_keep: int):
+        x2 = x.reshape(-1, x.shape[-1])
+        g = F.linear(x2, wg, bg)
+        u = F.linear(x2, wu, bu)
+        a = F.silu(g)
+        y = F.linear(a * u, wd, bd)
+        ch = _ranked(a.norm(dim=0) + u.norm(dim=0), n_keep)
+        ctx.x_shape = x.shape
+        ctx.save_for_backward(g[:, ch], u[:, ch], ch, wg, wu, wd)
+        return y.view(*x.shape[:-1], -1)
+
+
+class NormFp32(PrunedSwiGLUFunction):
+    @staticmethod
+    def forward(ctx, x, wg, wu, wd, bg, bu, bd, n_keep: int):
+        x2 = x.reshape(-1, x.shape[-1])
+        g = F.linear(x2, wg, bg)
+        u = F.linear(x2, wu, bu)
+        a = F.silu(g)
+        score = (torch.linalg.vector_norm(a, dim=0, dtype=torch.float32).to(x.dtype)
+                 + torch.linalg.vector_norm(u, dim=0, dtype=torch.float32).to(x.dtype))
+        ch = _ranked(score, n_keep)
+        gk = g.index_select(1, ch)
+        del g
+        uk = u.index_select(1, ch)
+        a.mul_(u)
+        del u
+        y = F.linear(a, wd, bd)
+        ctx.x_shape = x.shape
+        ctx.save_for_backward(gk, uk, ch, wg, wu, wd)
+        return y.view(*x.shape[:-1], -1)
+
+
+class Blocks(PrunedSwiGLUFunction):
+    ROWS = 1024
+
+    @staticmethod
+    def forward(ctx, x, wg, wu, wd, bg, bu, bd, n_keep: int):
+        x2 = x.reshape(-1, x.shape[-1])
+        g = F.linear(x2, wg, bg)
+        u = F.linear(x2, wu, bu)
+        sa = torch.zeros(g.shape[1], dtype=torch.float32, device=g.device)
+        su = torch.zeros_like(sa)
+        for s in range(0, g.shape[0], Blocks.ROWS):
+            sa += torch.linalg.vector_norm(F.silu(g[s:s + Blocks.ROWS]), dim=0,
+                                           dtype=torch.float32).square()
+            su += torch.linalg.vector_norm(u[s:s + Blocks.ROWS], dim=0,
+                                           dtype=torch.float32).square()
+        ch = _ranked(sa.sqrt().to(x.dtype) + su.sqrt().to(x.dtype), n_keep)
+        gk = g.index_select(1, ch)
+        uk = u.index_select(1, ch)
+        F.silu(g, inplace=True)
+        g.mul_(u)
+        del u
+        y = F.linear(g, wd, bd)
+        ctx.x_shape = x.shape
+        ctx.save_for_backward(gk, uk, ch, wg, wu, wd)
+        return y.view(*x.shape[:-1], -1)
+
+
+VARIANTS = {"before": Before, "norm_fp32": NormFp32, "blocks": Blocks,
+            "current": PrunedSwiGLUFunction}
+
+
+def _time(fn, n: int = 10) -> float:
+    ts = []
+    for _ in range(n):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b))
+    return statistics.median(ts)
+
+
+def probe(s: int, d: int = 2048, inter: int = 5632, keep: float = 0.5) -> dict:
+    g = torch.Generator(device="cuda").manual_seed(0)
+    ws = [torch.randn(inter, d, device="cuda", generator=g, dtype=torch.bfloat16) * 0.02,
+          torch.randn(inter, d, device="cuda", generator=g, dtype=torch.bfloat16) * 0.02,
+          torch.randn(d, inter, device="cuda", generator=g, dtype=torch.bfloat16) * 0.02]
+    x0 = torch.randn(1, s, d, device="cuda", generator=g, dtype=torch.bfloat16)
+    gy = torch.randn(1, s, d, device="cuda", generator=g, dtype=torch.bfloat16)
+    n_keep = round((1 - keep) * inter)
+    out, ref = {}, None
+    for name, fn in VARIANTS.items():
+        x = x0.clone().requires_grad_()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        y = fn.apply(x, *ws, None, None, None, n_keep)
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - before
+        held = torch.cuda.memory_allocated() - before  # y + saved
+        ch = y.grad_fn.saved_tensors[2]
+        (gx,) = torch.autograd.grad(y, x, gy)
+        row = {"peak_mib": peak / 2**20, "held_mib": held / 2**20}
+        if ref is None:
+            ref = (y.detach(), ch, gx)
+        row["y_equal"] = bool(torch.equal(y.detach(), ref[0]))
+        row["channels_equal"] = bool(torch.equal(ch, ref[1]))
+        row["channels_differ"] = int(len(set(ch.tolist()) ^ set(ref[1].tolist())) // 2)
+        row["grad_max_abs_diff"] = float((gx.float() - ref[2].float()).abs().max())
+        del y, gx
+
+        def fwd(fn=fn, x=x):
+            return fn.apply(x, *ws, None, None, None, n_keep)
+
+        row["fwd_ms"] = _time(fwd)
+        row["fwd_bwd_ms"] = _time(lambda fwd=fwd, x=x: torch.autograd.grad(fwd(), x, gy))
+        out[name] = row
+        torch.cuda.empty_cache()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seqs", type=int, nargs="+", default=[8192, 32768])
+    args = ap.parse_args()
+    res = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
+           "by_seq": {str(s): probe(s) for s in args.seqs}}
+    with open(args.out, "w") as f:
+        json.dump(res, f, indent=1)
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()
