@@ -33,7 +33,7 @@ CHUNK_ABOVE, CHUNK_TOKENS = 32768, 8192
 # in reduction buffers at the MLP's memory peak (H100, 8K tokens: 460 -> 264-396 MiB transient,
 # `lemo.experiments.mlp_forward_probe`). The chunked forward uses the same blocks, so both keep
 # the same channels whenever CHUNK_TOKENS is a multiple of SCORE_ROWS.
-SCORE_ROWS = 1024
+SCORE_ROWS = 2048
 
 
 def _top_channels(score: torch.Tensor, n_keep: int) -> torch.Tensor:
@@ -74,6 +74,11 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
         return F.silu(g)
 
     @staticmethod
+    def _act_(g: torch.Tensor) -> torch.Tensor:
+        """The activation in place where PyTorch has one (the same values as `_act`)."""
+        return F.silu(g, inplace=True)
+
+    @staticmethod
     def _act_backward(grad: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         return torch.ops.aten.silu_backward(grad, g)  # grad·silu'(g), one fused kernel
 
@@ -82,11 +87,17 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
         x2 = x.reshape(-1, x.shape[-1])
         g = F.linear(x2, wg, bg)
         u = F.linear(x2, wu, bu)
-        a = cls._act(g)
-        ch = _top_channels(channel_scores(column_sq_sums(a), column_sq_sums(u), a.dtype), n_keep)
+        # The transient (what sets the step's memory peak when the last layer's MLP runs): the
+        # activation is scored block by block and applied to the full gate buffer only after
+        # the kept channels are gathered, in place where it can be; the product is in place too.
+        sq_a = torch.zeros(g.shape[1], dtype=torch.float32, device=g.device)
+        for start in range(0, g.shape[0], SCORE_ROWS):
+            column_sq_sums(cls._act(g[start:start + SCORE_ROWS]), sq_a)
+        ch = _top_channels(channel_scores(sq_a, column_sq_sums(u), g.dtype), n_keep)
         g_kept, u_kept = g.index_select(1, ch), u.index_select(1, ch)
-        del g  # the transient: free each full-width buffer once it is used up
-        y = F.linear(a.mul_(u), wd, bd)  # the product in place: `a` is not needed after
+        a = cls._act_(g)
+        del g
+        y = F.linear(a.mul_(u), wd, bd)
         ctx.x_shape = x.shape
         ctx.save_for_backward(g_kept, u_kept, ch, wg, wu, wd)
         return y.view(*x.shape[:-1], -1)
@@ -108,6 +119,8 @@ class PrunedGeGLUFunction(PrunedSwiGLUFunction):
     @staticmethod
     def _act(g: torch.Tensor) -> torch.Tensor:
         return F.gelu(g, approximate="tanh")
+
+    _act_ = _act  # no in-place tanh GELU in PyTorch
 
     @staticmethod
     def _act_backward(grad: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,8 @@ Variants: `before` (the forward before 2026-12-06: whole-matrix `a.norm(dim=0)` 
 advanced-index gathers, the product out of place), `norm_fp32` (column norms by one fused fp32
 reduction each, gathers by index_select, the product in place), `blocks` (column sums of
 squares in 1,024-row blocks with the activation recomputed per block, applied in place after the
-gathers), `current` (`lemo.mlp` as it is: the activation once, block-wise sums of squares,
-index_select gathers, the product in place). Equality is against `before`.
+gathers), `hybrid` (the activation once over the full buffer, then 1,024-row block sums), `current`
+(`lemo.mlp` as it is: `blocks` with `SCORE_ROWS`-token blocks). Equality is against `before`.
 """
 
 from __future__ import annotations
@@ -93,7 +93,26 @@ class Blocks(PrunedSwiGLUFunction):
         return y.view(*x.shape[:-1], -1)
 
 
-VARIANTS = {"before": Before, "norm_fp32": NormFp32, "blocks": Blocks,
+class Hybrid(PrunedSwiGLUFunction):
+    @staticmethod
+    def forward(ctx, x, wg, wu, wd, bg, bu, bd, n_keep: int):
+        from lemo.mlp import channel_scores, column_sq_sums
+
+        x2 = x.reshape(-1, x.shape[-1])
+        g = F.linear(x2, wg, bg)
+        u = F.linear(x2, wu, bu)
+        a = F.silu(g)
+        ch = _ranked(channel_scores(column_sq_sums(a, rows=1024), column_sq_sums(u, rows=1024),
+                                    a.dtype), n_keep)
+        gk, uk = g.index_select(1, ch), u.index_select(1, ch)
+        del g
+        y = F.linear(a.mul_(u), wd, bd)
+        ctx.x_shape = x.shape
+        ctx.save_for_backward(gk, uk, ch, wg, wu, wd)
+        return y.view(*x.shape[:-1], -1)
+
+
+VARIANTS = {"before": Before, "norm_fp32": NormFp32, "blocks": Blocks, "hybrid": Hybrid,
             "current": PrunedSwiGLUFunction}
 
 
