@@ -29,10 +29,10 @@ __all__ = ["PrunedSwiGLUFunction", "PrunedGeGLUFunction", "PrunedReluFunction",
 # results/lemo_gpu/README.md). Up to 32K tokens the transient is small beside the saved activations.
 CHUNK_ABOVE, CHUNK_TOKENS = 32768, 8192
 # Channel scores are accumulated over blocks of SCORE_ROWS tokens (fp32 sums of squares, one fused
-# norm kernel per block): a whole-matrix column norm holds about as much again as the activation
-# in reduction buffers at the MLP's memory peak (H100, 8K tokens: 460 -> 264-396 MiB transient,
-# `lemo.experiments.mlp_forward_probe`). The chunked forward uses the same blocks, so both keep
-# the same channels whenever CHUNK_TOKENS is a multiple of SCORE_ROWS.
+# norm kernel per block), so no full-width activation buffer is needed to score: the forward's
+# transient on an H100 at 8K tokens fell from 460 to 296 MiB with this and the in-place steps
+# below (`lemo.experiments.mlp_forward_probe`). The chunked forward sums the same blocks in the
+# same order whenever CHUNK_TOKENS is a multiple of SCORE_ROWS.
 SCORE_ROWS = 2048
 
 
@@ -73,10 +73,13 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
     def _act(g: torch.Tensor) -> torch.Tensor:
         return F.silu(g)
 
-    @staticmethod
-    def _act_(g: torch.Tensor) -> torch.Tensor:
-        """The activation in place where PyTorch has one (the same values as `_act`)."""
-        return F.silu(g, inplace=True)
+    @classmethod
+    def _act_(cls, g: torch.Tensor) -> torch.Tensor:
+        """`_act(g)`, in place for SiLU (the same values); a subclass that overrides only `_act`
+        gets its own activation, out of place."""
+        if cls._act is PrunedSwiGLUFunction._act:
+            return F.silu(g, inplace=True)
+        return cls._act(g)
 
     @staticmethod
     def _act_backward(grad: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -87,9 +90,9 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
         x2 = x.reshape(-1, x.shape[-1])
         g = F.linear(x2, wg, bg)
         u = F.linear(x2, wu, bu)
-        # The transient (what sets the step's memory peak when the last layer's MLP runs): the
-        # activation is scored block by block and applied to the full gate buffer only after
-        # the kept channels are gathered, in place where it can be; the product is in place too.
+        # The transient: the activation is scored block by block and applied to the full gate
+        # buffer only after the kept channels are gathered, in place where it can be; the
+        # product is in place too.
         sq_a = torch.zeros(g.shape[1], dtype=torch.float32, device=g.device)
         for start in range(0, g.shape[0], SCORE_ROWS):
             column_sq_sums(cls._act(g[start:start + SCORE_ROWS]), sq_a)
@@ -120,7 +123,6 @@ class PrunedGeGLUFunction(PrunedSwiGLUFunction):
     def _act(g: torch.Tensor) -> torch.Tensor:
         return F.gelu(g, approximate="tanh")
 
-    _act_ = _act  # no in-place tanh GELU in PyTorch
 
     @staticmethod
     def _act_backward(grad: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

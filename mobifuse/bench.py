@@ -155,7 +155,7 @@ def run_arms(d: dict, nets: dict[str, TwoStageFusionNet], k: float, shift: float
             "oracle": oracle_selection(tof, st, gt)}
 
 
-def _timed(fn, repeats: int) -> tuple[float, float]:
+def timed_s(fn, repeats: int) -> tuple[float, float]:
     """(median wall seconds, median CPU seconds of the process) over `repeats` calls.
 
     On a shared machine the wall time includes waiting for a core; the CPU time, summed over
@@ -211,15 +211,15 @@ def latency(cfg: BenchConfig, net: TwoStageFusionNet) -> dict:
     torch.set_num_threads(1)
     try:
         with pinned_cores(1):
-            net_wall, net_cpu = _timed(traced, cfg.latency_repeats)
-            eager_wall, eager_cpu = _timed(infer, cfg.latency_repeats)
+            net_wall, net_cpu = timed_s(traced, cfg.latency_repeats)
+            eager_wall, eager_cpu = timed_s(infer, cfg.latency_repeats)
             faults = {"net_minor_faults": minor_faults(traced, cfg.latency_repeats),
                       "net_eager_minor_faults": minor_faults(infer, cfg.latency_repeats)}
     finally:
         torch.set_num_threads(threads)
     cal = sim_calibration(sim)
     cal.validate()
-    sgbm_wall, sgbm_cpu = _timed(lambda: run_stereo(raw["left"], raw["right"], cal,
+    sgbm_wall, sgbm_cpu = timed_s(lambda: run_stereo(raw["left"], raw["right"], cal,
                                                     cfg.train.stereo),
                                  max(3, cfg.latency_repeats // 2))
     return {"net_wall_s": net_wall, "net_cpu_s": net_cpu, "net_eager_wall_s": eager_wall,
@@ -581,8 +581,8 @@ def pipeline_latency(cfg: BenchConfig) -> dict:
     with pinned_cores(cfg.pipeline_threads) as cores:
         load = os.getloadavg()
         walls = walls_ms(lambda: fuse(raw["left"], raw["right"], raw["tof_depth"], cal, net,
-                                    raw["tof_amplitude"], None, s2, st, cfg.train.dei),
-                       3 * cfg.latency_repeats)
+                                      raw["tof_amplitude"], None, s2, st, cfg.train.dei),
+                         3 * cfg.latency_repeats)
     out.update(threads=cfg.pipeline_threads, cores=cores, fuse_wall_ms=float(np.median(walls)),
                fuse_wall_ms_min=float(np.min(walls)), fuse_wall_calls=len(walls),
                load_before=list(load), load_after=list(os.getloadavg()))

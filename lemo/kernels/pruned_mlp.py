@@ -1,23 +1,22 @@
 """Token-chunked forward for MLP saved-channel pruning (paper §6.3; `lemo.mlp`).
 
-`lemo.mlp.PrunedSwiGLUFunction` computes gate, up, silu(gate) and their product for all s tokens
-at once, ranks the channels, then keeps 20% of them. On the H100 those four full-width
-(s × I) buffers are what LeMo's memory peak sits on: the peak is reached inside the last layers'
-MLP forward, on top of every activation saved so far (`results/lemo_gpu/peak_trace`).
+`lemo.mlp.PrunedSwiGLUFunction` computes gate and up for all s tokens at once (two s × I buffers
+beside the activation's blocks); at long inputs those buffers sit on top of every activation
+saved so far when the last layers' MLPs run.
 
 `ChunkedPrunedSwiGLU` computes the same function `chunk` tokens at a time:
-1. for each chunk: gate/up/silu/product, the chunk's rows of y, and per-channel sums of squares of
-   silu(gate) and up (fp32);
+1. for each chunk: gate/up/silu/product, the chunk's rows of y, and per-channel fp32 sums of
+   squares of silu(gate) and up (`lemo.mlp.column_sq_sums`);
 2. rank channels by ‖silu(gate)‖₂ + ‖up‖₂ over all tokens, as the original;
 3. recompute gate and up for the kept C channels only (x @ W[ch]ᵀ, a narrow GEMM), and save them.
 
-The transient memory falls from 4·s·I to 4·chunk·I elements, at the cost of the narrow GEMMs
-(2·s·D·C FLOPs, about (1 − prune ratio) of the gate/up GEMMs). The saved tensors and the backward
+The transient falls from 2·s·I to about 3·chunk·I elements, at the cost of the narrow GEMMs
+(2·s·D·C FLOPs, (1 − prune ratio) of the gate/up GEMMs). The saved tensors and the backward
 are those of `PrunedSwiGLUFunction`, reused as they are. The gradient w.r.t. x is approximate in
-the same way. The channel scores are the original's (`lemo.mlp.column_sq_sums`: fp32 sums of
-squares over blocks of SCORE_ROWS tokens, ranked in the activation dtype): with `chunk` a multiple
-of SCORE_ROWS the blocks and their order are the same, so the same channels are kept; otherwise a
-sum that rounds differently can swap a near-tied channel.
+the same way. The channel scores sum the same SCORE_ROWS-token blocks in the same order as the
+original when `chunk` is a multiple of SCORE_ROWS; the kept channels are then the same wherever
+the chunk's GEMM rows equal the full GEMM's (on the CPU tests: always); a sum that rounds
+differently can swap a near-tied channel.
 
 Shapes: x (..., D), W_gate/W_up (I, D), W_down (D, I) -> (..., D).
 """
@@ -40,18 +39,20 @@ class ChunkedPrunedSwiGLU(PrunedSwiGLUFunction):
         y = torch.empty(n, wd.shape[0], dtype=x.dtype, device=x.device)
         sq_a = torch.zeros(inter, dtype=torch.float32, device=x.device)
         sq_u = torch.zeros(inter, dtype=torch.float32, device=x.device)
+        act_dtype = x.dtype
         for start in range(0, n, chunk):
             xc = x2[start:start + chunk]
             g = F.linear(xc, wg, bg)
             u = F.linear(xc, wu, bu)
             a = F.silu(g)
+            act_dtype = a.dtype
             column_sq_sums(a, sq_a)
             column_sq_sums(u, sq_u)
             y[start:start + chunk] = F.linear(a.mul_(u), wd, bd)
             del g, u, a
         # The original's scores, block by block in the same order when `chunk` is a multiple of
-        # SCORE_ROWS (then the same channels are kept), ranked in the activation dtype.
-        ch = channel_scores(sq_a, sq_u, x.dtype).topk(n_keep).indices.sort().values
+        # SCORE_ROWS, ranked in the activation dtype.
+        ch = channel_scores(sq_a, sq_u, act_dtype).topk(n_keep).indices.sort().values
         g_kept = F.linear(x2, wg[ch], None if bg is None else bg[ch])
         u_kept = F.linear(x2, wu[ch], None if bu is None else bu[ch])
         ctx.x_shape = x.shape

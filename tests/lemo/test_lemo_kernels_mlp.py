@@ -88,3 +88,44 @@ def test_chunked_keeps_the_unchunked_channels_over_many_score_blocks():
     got = kernels.pruned_swiglu(x, *ws, n_keep=40, chunk=2 * SCORE_ROWS)
     assert torch.equal(ref.grad_fn.saved_tensors[2], got.grad_fn.saved_tensors[2])
     assert torch.allclose(ref.float(), got.float(), atol=1e-2, rtol=1e-2)
+
+
+def test_column_sq_sums_chunked_equals_whole_bitwise():
+    """Summing chunk by chunk (chunks a multiple of the block rows) adds the same fp32 block sums
+    in the same order as one call over the whole matrix: bit-equal, which is what makes the
+    chunked and unchunked forwards rank the same scores."""
+    from lemo.mlp import column_sq_sums
+
+    t = torch.randn(5 * 64 + 17, 29).bfloat16()
+    whole = column_sq_sums(t, rows=64)
+    acc = torch.zeros(29)
+    for start in range(0, t.shape[0], 128):
+        column_sq_sums(t[start:start + 128], acc, rows=64)
+    assert torch.equal(whole, acc)
+    other = torch.zeros(29)
+    for start in range(0, t.shape[0], 100):  # not a multiple: other blocks, other rounding
+        column_sq_sums(t[start:start + 100], other, rows=64)
+    assert torch.allclose(other, whole, rtol=1e-5)
+
+
+def test_activation_in_place_only_for_silu():
+    """SwiGLU applies SiLU in place (same values); GeGLU and a subclass that overrides only `_act`
+    apply their own activation without touching the input."""
+    import torch.nn.functional as F
+
+    from lemo.mlp import GATED_ACTIVATIONS, PrunedGeGLUFunction
+
+    class Tanh(PrunedSwiGLUFunction):
+        @staticmethod
+        def _act(g):
+            return torch.tanh(g)
+
+    g = torch.randn(6, 5)
+    for fn, act in ((PrunedSwiGLUFunction, F.silu),
+                    (PrunedGeGLUFunction, lambda t: F.gelu(t, approximate="tanh")),
+                    (Tanh, torch.tanh)):
+        x = g.clone()
+        out = fn._act_(x)
+        assert torch.equal(out, act(g))
+        assert (out.data_ptr() == x.data_ptr()) == (fn is PrunedSwiGLUFunction)
+    assert set(GATED_ACTIVATIONS.values()) == {PrunedSwiGLUFunction, PrunedGeGLUFunction}
