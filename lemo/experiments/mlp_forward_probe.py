@@ -4,9 +4,9 @@
 
 The MLP of the GPU bench's model (D 2048, I 5632, bf16, 50 % of channels kept) on random
 inputs: for each variant, the peak memory allocated above the inputs during one forward (the
-transient that sets LeMo's step peak when the last layer's MLP runs), the saved bytes, the
-median forward and forward + backward times (CUDA events, 10 repeats) and whether the output,
-the kept channels and the input gradient equal the current `PrunedSwiGLUFunction`'s.
+transient on top of every earlier layer's activations), what the forward leaves allocated
+(output + saved), the median forward and forward + backward times (CUDA events, 10 repeats)
+and whether the output, the kept channels and the input gradient equal `before`'s.
 Variants: `before` (the forward before 2026-12-06: whole-matrix `a.norm(dim=0)` column norms,
 advanced-index gathers, the product out of place), `norm_fp32` (column norms by one fused fp32
 reduction each, gathers by index_select, the product in place), `blocks` (column sums of
@@ -24,7 +24,8 @@ import statistics
 import torch
 import torch.nn.functional as F
 
-from lemo.mlp import PrunedSwiGLUFunction
+from lemo.mlp import PrunedSwiGLUFunction, channel_scores, column_sq_sums
+from shared.io import atomic_write_json
 
 
 def _ranked(score: torch.Tensor, n_keep: int) -> torch.Tensor:
@@ -96,8 +97,6 @@ class Blocks(PrunedSwiGLUFunction):
 class Hybrid(PrunedSwiGLUFunction):
     @staticmethod
     def forward(ctx, x, wg, wu, wd, bg, bu, bd, n_keep: int):
-        from lemo.mlp import channel_scores, column_sq_sums
-
         x2 = x.reshape(-1, x.shape[-1])
         g = F.linear(x2, wg, bg)
         u = F.linear(x2, wu, bu)
@@ -174,8 +173,7 @@ def main() -> None:
     args = ap.parse_args()
     res = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
            "by_seq": {str(s): probe(s) for s in args.seqs}}
-    with open(args.out, "w") as f:
-        json.dump(res, f, indent=1)
+    atomic_write_json(args.out, res)
     print(json.dumps(res, indent=1))
 
 

@@ -23,6 +23,9 @@ from pathlib import Path
 import torch
 
 from shared.errors import ConfigError
+from shared.log import get_logger
+
+log = get_logger("lemo.experiments.step_profile")
 
 
 def profile_arm(runner, arm: str, seq: int, top: int) -> dict:
@@ -108,11 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         res["arms"][arm] = profile_arm(runner, arm, args.seq, args.top)
         atomic_write_json(out / "step_profile.json", res)
         r = res["arms"][arm]
-        print(f"{arm}: {r['total_ms']:.1f} ms", flush=True)
-        for k, v in sorted(r["labels"].items()):
-            print(f"  {k}: {v['ms']:.1f} ms ({v['calls']} calls)")
-        for o in r["ops"][:25]:
-            print(f"  {o['self_ms']:9.2f} ms {o['calls']:6d}  {o['name']}")
+        lines = [f"{arm}: {r['total_ms']:.1f} ms of kernels"]
+        lines += [f"  {k}: {v['ms']:.1f} ms ({v['calls']} calls)"
+                  for k, v in sorted(r["labels"].items())]
+        lines += [f"  {o['self_ms']:9.2f} ms {o['calls']:6d}  {o['name']}" for o in r["ops"][:25]]
+        log.info("\n".join(lines))
     return 0
 
 
