@@ -500,3 +500,16 @@ def test_lora_relearns_retrieval_after_rope_scaling():
     assert curve[0] == 0.0 and row["steps"] < cfg.ft_steps and min(curve[-2:]) >= 0.9
     val = load_corpus("val", max_bytes=cfg.ft_len * 2 + 1)
     assert evaluate(model, cfg, val, passkey_sets(cfg), "cpu")["passkey_256"] >= 0.8
+
+
+def test_saved_breakdown_groups_sum_to_the_total_and_show_no_mlp_input():
+    """`lemo.experiments.saved_breakdown` at 256 tokens on the bench's 16-layer model (fake
+    tensors): each arm's groups add up to its total, and the pruned MLP's groups hold only its
+    kept channels (no (1, 256, 2048) input)."""
+    from lemo.experiments.saved_breakdown import breakdown
+
+    res = breakdown(256, ["lora", "lemo:unbiased:k0.6:p0.5"])
+    for r in res.values():
+        assert abs(sum(g["mib"] for g in r["groups"]) - r["mib"]) < 1e-6
+    mlp = [g["site"] for g in res["lemo:unbiased:k0.6:p0.5"]["groups"] if "mlp.py" in g["site"]]
+    assert mlp and all("(256, 2816)" in s or "int64" in s for s in mlp), mlp
