@@ -19,7 +19,7 @@ from torch import nn
 
 __all__ = ["PrunedSwiGLUFunction", "PrunedGeGLUFunction", "PrunedReluFunction",
            "GATED_ACTIVATIONS", "channel_pruned_mlp", "channel_pruned_ffn", "column_sq_sums",
-           "channel_scores"]
+           "channel_scores", "top_channels"]
 
 
 # CUDA inputs longer than CHUNK_ABOVE tokens take the token-chunked forward
@@ -36,18 +36,21 @@ CHUNK_ABOVE, CHUNK_TOKENS = 32768, 8192
 SCORE_ROWS = 2048
 
 
-def _top_channels(score: torch.Tensor, n_keep: int) -> torch.Tensor:
+def top_channels(score: torch.Tensor, n_keep: int) -> torch.Tensor:
+    """The `n_keep` highest-scoring channel ids, ascending."""
     return score.topk(n_keep).indices.sort().values
 
 
-def column_sq_sums(t: torch.Tensor, out: torch.Tensor | None = None,
-                   rows: int = SCORE_ROWS) -> torch.Tensor:
-    """Per-column sums of squares of t (N, I) in fp32, accumulated block by block over `rows`
-    rows (each block: a fused fp32 norm, squared), into `out` (I,) when given."""
+def column_sq_sums(t: torch.Tensor, out: torch.Tensor | None = None, rows: int = SCORE_ROWS,
+                   fn=None) -> torch.Tensor:
+    """Per-column sums of squares of t (N, I) — of fn(t) when `fn` (elementwise) is given, applied
+    one block at a time so fn(t) never exists whole — in fp32, accumulated block by block over
+    `rows` rows (each block: a fused fp32 norm, squared), into `out` (I,) when given."""
     if out is None:
         out = torch.zeros(t.shape[-1], dtype=torch.float32, device=t.device)
     for start in range(0, t.shape[0], rows):
-        out += torch.linalg.vector_norm(t[start:start + rows], dim=0,
+        block = t[start:start + rows]
+        out += torch.linalg.vector_norm(block if fn is None else fn(block), dim=0,
                                         dtype=torch.float32).square()
     return out
 
@@ -93,10 +96,8 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
         # The transient: the activation is scored block by block and applied to the full gate
         # buffer only after the kept channels are gathered, in place where it can be; the
         # product is in place too.
-        sq_a = torch.zeros(g.shape[1], dtype=torch.float32, device=g.device)
-        for start in range(0, g.shape[0], SCORE_ROWS):
-            column_sq_sums(cls._act(g[start:start + SCORE_ROWS]), sq_a)
-        ch = _top_channels(channel_scores(sq_a, column_sq_sums(u), g.dtype), n_keep)
+        sq_a = column_sq_sums(g, fn=cls._act)
+        ch = top_channels(channel_scores(sq_a, column_sq_sums(u), g.dtype), n_keep)
         g_kept, u_kept = g.index_select(1, ch), u.index_select(1, ch)
         a = cls._act_(g)
         del g
@@ -123,7 +124,6 @@ class PrunedGeGLUFunction(PrunedSwiGLUFunction):
     def _act(g: torch.Tensor) -> torch.Tensor:
         return F.gelu(g, approximate="tanh")
 
-
     @staticmethod
     def _act_backward(grad: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         return torch.ops.aten.gelu_backward(grad, g, approximate="tanh")
@@ -144,7 +144,7 @@ class PrunedReluFunction(torch.autograd.Function):
         pre = F.linear(x2, w1, b1)
         a = F.relu(pre)
         y = F.linear(a, w2, b2)
-        ch = _top_channels(column_sq_sums(a).sqrt().to(a.dtype), n_keep)
+        ch = top_channels(column_sq_sums(a).sqrt().to(a.dtype), n_keep)
         ctx.x_shape = x.shape
         ctx.save_for_backward(pre.index_select(1, ch), ch, w1, w2)
         return y.view(*x.shape[:-1], -1)

@@ -186,6 +186,25 @@ def minor_faults(fn, repeats: int) -> float | None:
     return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / repeats
 
 
+def net_calls(net: TwoStageFusionNet) -> tuple[Callable[[], object], Callable[[], object]]:
+    """(traced, eager): one forward of `net` (put in eval mode) on the latency check's 4 + N_ERR
+    random 240x320 input planes (drawn now from torch's generator), as `fuse()` runs it
+    (`run_net(..., jit=True)`: numpy in and out) and as the eager module."""
+    net.eval()
+    g = torch.rand(1, 4, 240, 320) * 4
+    e = torch.rand(1, N_ERR, 240, 320)
+    geom, err = g[0].numpy(), e[0].numpy()
+
+    def traced():
+        return run_net(net, geom, err, jit=True)
+
+    def eager():
+        with torch.inference_mode():
+            return net(g, e)
+
+    return traced, eager
+
+
 def latency(cfg: BenchConfig, net: TwoStageFusionNet) -> dict:
     """Seconds per 320x240 frame: fusion net (pre-processed inputs) and SGBM separately.
 
@@ -195,18 +214,7 @@ def latency(cfg: BenchConfig, net: TwoStageFusionNet) -> dict:
     per call (`*_minor_faults`)."""
     sim = cfg.train.sim
     raw = simulate_scene(123, sim)
-    net.eval()
-    g = torch.rand(1, 4, 240, 320) * 4
-    e = torch.rand(1, N_ERR, 240, 320)
-    geom, err = g[0].numpy(), e[0].numpy()
-
-    def infer():
-        with torch.inference_mode():
-            return net(g, e)
-
-    def traced():
-        return run_net(net, geom, err, jit=True)
-
+    traced, infer = net_calls(net)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -220,8 +228,8 @@ def latency(cfg: BenchConfig, net: TwoStageFusionNet) -> dict:
     cal = sim_calibration(sim)
     cal.validate()
     sgbm_wall, sgbm_cpu = timed_s(lambda: run_stereo(raw["left"], raw["right"], cal,
-                                                    cfg.train.stereo),
-                                 max(3, cfg.latency_repeats // 2))
+                                                     cfg.train.stereo),
+                                  max(3, cfg.latency_repeats // 2))
     return {"net_wall_s": net_wall, "net_cpu_s": net_cpu, "net_eager_wall_s": eager_wall,
             "net_eager_cpu_s": eager_cpu, **faults, "sgbm_wall_s": sgbm_wall,
             "sgbm_cpu_s": sgbm_cpu}

@@ -24,47 +24,47 @@ import statistics
 import torch
 import torch.nn.functional as F
 
-from lemo.mlp import PrunedSwiGLUFunction, channel_scores, column_sq_sums
+from lemo.mlp import PrunedSwiGLUFunction, channel_scores, column_sq_sums, top_channels
 from shared.io import atomic_write_json
 
 
-def _ranked(score: torch.Tensor, n_keep: int) -> torch.Tensor:
-    return score.topk(n_keep).indices.sort().values
+def _gate_up(x, wg, wu, bg, bu):
+    """The two full-width projections every variant starts from."""
+    x2 = x.reshape(-1, x.shape[-1])
+    return F.linear(x2, wg, bg), F.linear(x2, wu, bu)
+
+
+def _finish(ctx, x, y, g_kept, u_kept, ch, wg, wu, wd):
+    """What every variant saves and returns (the backward is `PrunedSwiGLUFunction`'s)."""
+    ctx.x_shape = x.shape
+    ctx.save_for_backward(g_kept, u_kept, ch, wg, wu, wd)
+    return y.view(*x.shape[:-1], -1)
 
 
 class Before(PrunedSwiGLUFunction):
     @staticmethod
     def forward(ctx, x, wg, wu, wd, bg, bu, bd, n_keep: int):
-        x2 = x.reshape(-1, x.shape[-1])
-        g = F.linear(x2, wg, bg)
-        u = F.linear(x2, wu, bu)
+        g, u = _gate_up(x, wg, wu, bg, bu)
         a = F.silu(g)
         y = F.linear(a * u, wd, bd)
-        ch = _ranked(a.norm(dim=0) + u.norm(dim=0), n_keep)
-        ctx.x_shape = x.shape
-        ctx.save_for_backward(g[:, ch], u[:, ch], ch, wg, wu, wd)
-        return y.view(*x.shape[:-1], -1)
+        ch = top_channels(a.norm(dim=0) + u.norm(dim=0), n_keep)
+        return _finish(ctx, x, y, g[:, ch], u[:, ch], ch, wg, wu, wd)
 
 
 class NormFp32(PrunedSwiGLUFunction):
     @staticmethod
     def forward(ctx, x, wg, wu, wd, bg, bu, bd, n_keep: int):
-        x2 = x.reshape(-1, x.shape[-1])
-        g = F.linear(x2, wg, bg)
-        u = F.linear(x2, wu, bu)
+        g, u = _gate_up(x, wg, wu, bg, bu)
         a = F.silu(g)
         score = (torch.linalg.vector_norm(a, dim=0, dtype=torch.float32).to(x.dtype)
                  + torch.linalg.vector_norm(u, dim=0, dtype=torch.float32).to(x.dtype))
-        ch = _ranked(score, n_keep)
+        ch = top_channels(score, n_keep)
         gk = g.index_select(1, ch)
         del g
         uk = u.index_select(1, ch)
         a.mul_(u)
         del u
-        y = F.linear(a, wd, bd)
-        ctx.x_shape = x.shape
-        ctx.save_for_backward(gk, uk, ch, wg, wu, wd)
-        return y.view(*x.shape[:-1], -1)
+        return _finish(ctx, x, F.linear(a, wd, bd), gk, uk, ch, wg, wu, wd)
 
 
 class Blocks(PrunedSwiGLUFunction):
@@ -72,43 +72,29 @@ class Blocks(PrunedSwiGLUFunction):
 
     @staticmethod
     def forward(ctx, x, wg, wu, wd, bg, bu, bd, n_keep: int):
-        x2 = x.reshape(-1, x.shape[-1])
-        g = F.linear(x2, wg, bg)
-        u = F.linear(x2, wu, bu)
-        sa = torch.zeros(g.shape[1], dtype=torch.float32, device=g.device)
-        su = torch.zeros_like(sa)
-        for s in range(0, g.shape[0], Blocks.ROWS):
-            sa += torch.linalg.vector_norm(F.silu(g[s:s + Blocks.ROWS]), dim=0,
-                                           dtype=torch.float32).square()
-            su += torch.linalg.vector_norm(u[s:s + Blocks.ROWS], dim=0,
-                                           dtype=torch.float32).square()
-        ch = _ranked(sa.sqrt().to(x.dtype) + su.sqrt().to(x.dtype), n_keep)
+        g, u = _gate_up(x, wg, wu, bg, bu)
+        sa = column_sq_sums(g, rows=Blocks.ROWS, fn=F.silu)
+        su = column_sq_sums(u, rows=Blocks.ROWS)
+        ch = top_channels(sa.sqrt().to(x.dtype) + su.sqrt().to(x.dtype), n_keep)
         gk = g.index_select(1, ch)
         uk = u.index_select(1, ch)
         F.silu(g, inplace=True)
         g.mul_(u)
         del u
-        y = F.linear(g, wd, bd)
-        ctx.x_shape = x.shape
-        ctx.save_for_backward(gk, uk, ch, wg, wu, wd)
-        return y.view(*x.shape[:-1], -1)
+        return _finish(ctx, x, F.linear(g, wd, bd), gk, uk, ch, wg, wu, wd)
 
 
 class Hybrid(PrunedSwiGLUFunction):
     @staticmethod
     def forward(ctx, x, wg, wu, wd, bg, bu, bd, n_keep: int):
-        x2 = x.reshape(-1, x.shape[-1])
-        g = F.linear(x2, wg, bg)
-        u = F.linear(x2, wu, bu)
+        g, u = _gate_up(x, wg, wu, bg, bu)
         a = F.silu(g)
-        ch = _ranked(channel_scores(column_sq_sums(a, rows=1024), column_sq_sums(u, rows=1024),
-                                    a.dtype), n_keep)
+        ch = top_channels(channel_scores(column_sq_sums(a, rows=1024),
+                                         column_sq_sums(u, rows=1024), a.dtype), n_keep)
         gk, uk = g.index_select(1, ch), u.index_select(1, ch)
         del g
         y = F.linear(a.mul_(u), wd, bd)
-        ctx.x_shape = x.shape
-        ctx.save_for_backward(gk, uk, ch, wg, wu, wd)
-        return y.view(*x.shape[:-1], -1)
+        return _finish(ctx, x, y, gk, uk, ch, wg, wu, wd)
 
 
 VARIANTS = {"before": Before, "norm_fp32": NormFp32, "blocks": Blocks, "hybrid": Hybrid,

@@ -32,10 +32,10 @@ class SiteMeter(SavedTensorMeter):
     sites: collections.Counter = collections.Counter()
 
     def _pack(self, t):
-        key = storage_key(t)
-        new = key not in self._exclude and key not in self._seen and key[1] > 0
+        counted = len(self._seen)
         out = super()._pack(t)
-        if new:
+        if len(self._seen) > counted:  # the meter counted a new storage
+            key = storage_key(t)
             frames = [f for f in traceback.extract_stack()[:-1]
                       if any(s in f.filename for s in _OWN) and "memory.py" not in f.filename]
             site = " < ".join(f"{f.filename.split('/')[-1]}:{f.lineno} {f.name}"

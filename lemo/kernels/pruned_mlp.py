@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lemo.mlp import PrunedSwiGLUFunction, channel_scores, column_sq_sums
+from lemo.mlp import PrunedSwiGLUFunction, channel_scores, column_sq_sums, top_channels
 
 __all__ = ["ChunkedPrunedSwiGLU"]
 
@@ -52,7 +52,7 @@ class ChunkedPrunedSwiGLU(PrunedSwiGLUFunction):
             del g, u, a
         # The original's scores, block by block in the same order when `chunk` is a multiple of
         # SCORE_ROWS, ranked in the activation dtype.
-        ch = channel_scores(sq_a, sq_u, act_dtype).topk(n_keep).indices.sort().values
+        ch = top_channels(channel_scores(sq_a, sq_u, act_dtype), n_keep)
         g_kept = F.linear(x2, wg[ch], None if bg is None else bg[ch])
         u_kept = F.linear(x2, wu[ch], None if bu is None else bu[ch])
         ctx.x_shape = x.shape

@@ -18,9 +18,14 @@ import sys
 
 import torch
 
-from mobifuse.api import run_net
-from mobifuse.bench import BenchConfig, minor_faults, pinned_cores, timed_s, trained_net
-from mobifuse.models import N_ERR
+from mobifuse.bench import (
+    BenchConfig,
+    minor_faults,
+    net_calls,
+    pinned_cores,
+    timed_s,
+    trained_net,
+)
 from shared.cli import build_parser, parse_args, run
 from shared.errors import DataError
 from shared.io import atomic_write_json
@@ -44,16 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     net = trained_net(cfg.train, _no_training, True).eval()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    g = torch.rand(1, 4, 240, 320) * 4
-    e = torch.rand(1, N_ERR, 240, 320)
-    geom, err = g[0].numpy(), e[0].numpy()
-
-    def traced():
-        return run_net(net, geom, err, jit=True)
-
-    def eager():
-        with torch.inference_mode():
-            return net(g, e)
+    traced, eager = net_calls(net)
 
     n = cfg.latency_repeats
     out = {"malloc_env": {k: os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_",
