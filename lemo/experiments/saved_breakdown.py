@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import sys
 import traceback
 from unittest import mock
 
@@ -20,6 +21,8 @@ import lemo.finetune
 from lemo.experiments.accuracy_bench import AccuracyBenchConfig, arm_config
 from lemo.finetune import saved_step_mib_shapes
 from lemo.gpu_bench import build_model
+from shared.cli import run
+from shared.errors import ConfigError
 from shared.io import atomic_write_json
 from shared.memory import SavedTensorMeter, storage_key
 
@@ -59,12 +62,16 @@ def breakdown(seq: int, arms: list[str]) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out")
     p.add_argument("--seq", type=int, default=8192)
     p.add_argument("--arms", nargs="+", default=["lora", "lemo:unbiased:k0.6:p0.5"])
     args = p.parse_args(argv)
+    block = AccuracyBenchConfig().block_size
+    if args.seq < 1 or args.seq % block:
+        raise ConfigError(f"--seq must be a positive multiple of the block size {block}, "
+                          f"got {args.seq}")
     res = {"seq_len": args.seq, "method": "fake CPU tensors (saved_step_mib_shapes)",
            "arms": breakdown(args.seq, args.arms)}
     atomic_write_json(args.out, res)
@@ -72,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{arm}: {r['mib']:.1f} MiB")
         for g in r["groups"][:15]:
             print(f"  {g['mib']:9.1f} MiB  {g['site']}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run(main, sys.argv[1:])

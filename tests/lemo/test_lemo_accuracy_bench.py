@@ -513,3 +513,14 @@ def test_saved_breakdown_groups_sum_to_the_total_and_show_no_mlp_input():
         assert abs(sum(g["mib"] for g in r["groups"]) - r["mib"]) < 1e-6
     mlp = [g["site"] for g in res["lemo:unbiased:k0.6:p0.5"]["groups"] if "mlp.py" in g["site"]]
     assert mlp and all("(256, 2816)" in s or "int64" in s for s in mlp), mlp
+
+
+def test_saved_breakdown_bad_length_is_a_one_line_error(tmp_path, capsys):
+    from lemo.experiments.saved_breakdown import main
+    from shared.cli import run
+
+    out = tmp_path / "b.json"
+    with pytest.raises(SystemExit) as e:
+        run(main, [str(out), "--seq", "100"])
+    assert e.value.code == 2 and "multiple of the block size" in capsys.readouterr().err
+    assert not out.exists()

@@ -199,3 +199,14 @@ def test_minor_faults_counts_fresh_pages_of_a_call():
     idle = minor_faults(lambda: None, 3)
     assert big >= 64 // 2
     assert idle < 4
+
+
+def test_net_faults_bad_rounds_is_a_one_line_error(tmp_path, capsys):
+    from mobifuse.experiments.net_faults import main
+    from shared.cli import run
+
+    out = tmp_path / "f.json"
+    with pytest.raises(SystemExit) as e:
+        run(main, ["--rounds", "0", "--out", str(out)])
+    assert e.value.code == 2 and "--rounds" in capsys.readouterr().err
+    assert not out.exists()
