@@ -260,6 +260,11 @@ class TrainConfig:
     lr: PosFloat = 2e-3
     weight_decay: NonNegFloat = 1e-4
     ckpt_every: PosInt = 250  # steps between checkpoints (resume)
+    # an 18th input channel for the network: "sync" = the beat-synchronous SCG (arm e: the
+    # template at (b)'s J peaks minus the timing model's lag), a prior the network refines;
+    # "none" = the 17 channels alone. With "sync" the network trains on subjects after the
+    # timing model's (sum(sync.blocks) onward), so the prior is as good on them as on new ones
+    prior: Literal["none", "sync"] = "none"
 
     def validate(self) -> None:
         if self.n_subjects < 1 or self.recordings_per_subject < 1:

@@ -31,9 +31,15 @@ from shared.log import get_logger, progress
 from shared.validate import brief, check_alloc, finite_number, read_text
 from twscardio.config import ChannelConfig, SimConfig, TrainConfig
 from twscardio.enhance import validate_stream
-from twscardio.fusion import fuse
+from twscardio.fusion import fuse, window_bounds
 from twscardio.models import region_weights
-from twscardio.pipeline import network_features, prepare, window_starts
+from twscardio.pipeline import (
+    fused_j_peaks,
+    network_features,
+    prepare,
+    sync_prior,
+    window_starts,
+)
 from twscardio.simulator import BUD_CHANNELS, draw_subject, simulate
 
 __all__ = ["subject_seed", "subject_recording", "setting_sims", "validation_recordings",
@@ -102,11 +108,11 @@ def draw_conditions(rng: np.random.Generator, cfg: TrainConfig) -> SimConfig:
                    channel=chan)
 
 
-def recording_windows(rec: dict, cfg: TrainConfig) -> dict[str, np.ndarray]:
+def recording_windows(rec: dict, cfg: TrainConfig, timing=None) -> dict[str, np.ndarray]:
     """Cut one simulated recording into network windows.
 
-    Returns x (W, 17, L) float32, y (W, L) SCG z-scored per window, w (W, L) region weights,
-    ao/ac (W, L) bool fiducial indicators (for timing metrics).
+    Returns x (W, 17, L) float32 (W, 18, L) with the beat-synchronous prior of `timing`, a
+    `beatsync.TimingModel`, y (W, L) SCG z-scored per window, w (W, L) region weights.
     """
     tr = rec["truth"]
     fs = cfg.enhance.fs_out
@@ -114,7 +120,12 @@ def recording_windows(rec: dict, cfg: TrainConfig) -> dict[str, np.ndarray]:
         raise DataError(f"sim.fs_ref ({tr['fs_ref']}) must equal enhance.fs_out ({fs})")
     prep = prepare(rec, cfg, baseline=False)
     fus = fuse(prep["X"], prep["mask"], fs, cfg.fusion)
-    feats = network_features(prep, fus)
+    prior = None
+    if timing is not None:  # as `pipeline.process` computes it (without the fusion fallback)
+        bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)
+        j = fused_j_peaks(fus, fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
+        prior = sync_prior(prep, fus, j, timing, cfg)["scg"]
+    feats = network_features(prep, fus, prior)
     T = feats.shape[0]
     scg = tr["scg"][:T]
     wts = region_weights(T, fs, tr["ao_s"], tr["ac_s"], cfg.loss.lam, cfg.loss.sigma_ms / 1000)
@@ -126,18 +137,21 @@ def recording_windows(rec: dict, cfg: TrainConfig) -> dict[str, np.ndarray]:
             "y": y.astype(np.float32), "w": wts[idx]}
 
 
-def build_windows(cfg: TrainConfig, split: str, n_subjects: int) -> dict[str, np.ndarray]:
-    """Simulate `n_subjects` x cfg.recordings_per_subject recordings of `split` -> windows."""
+def build_windows(cfg: TrainConfig, split: str, n_subjects: int, timing=None,
+                  first: int = 0) -> dict[str, np.ndarray]:
+    """Simulate subjects first..first+n_subjects-1 of `split`, cfg.recordings_per_subject
+    recordings each -> windows (`recording_windows`; with the prior of `timing` if given)."""
     parts = []
     rng = np.random.default_rng(subject_seed(split, 9999, cfg.seed))
-    jobs = [(i, r) for i in range(n_subjects) for r in range(cfg.recordings_per_subject)]
+    jobs = [(i, r) for i in range(first, first + n_subjects)
+            for r in range(cfg.recordings_per_subject)]
     for i, r in progress(jobs, desc=f"simulate {split}"):
         sc = draw_conditions(rng, cfg)
         seed = subject_seed(split, i, cfg.seed)
         sub = draw_subject(np.random.default_rng(seed), sc.hr_range,
                            sc.morphology == "randomised")  # fixed by its seed
         rec = simulate(sc, seed * 7 + r + 1, subject=sub)
-        parts.append(recording_windows(rec, cfg))
+        parts.append(recording_windows(rec, cfg, timing))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -3,8 +3,9 @@
 * `prepare(rec, cfg)` - enhancement of both buds onto the uniform fs_out grid:
   X (T, 12) = [L acc, L gyro, R acc, R gyro], mask (T, 2), tsv (T, 2), plus baseline (a)'s
   linear-fill + spline front-end X_lin (T, 12).
-* `network_features(X, mask, tsv, fus)` - the learned path's input (T, 17): motion-cancelled
-  accel (6), gyro (6), fused BCG (1), validity masks (2), time-since-valid encodings (2).
+* `network_features(prep, fus, prior)` - the learned path's input (T, 17): motion-cancelled
+  accel (6), gyro (6), fused BCG (1), validity masks (2), time-since-valid encodings (2); with
+  a prior (`sync_prior`: the beat-synchronous SCG of arm e) an 18th channel.
 * `reconstruct(model, feats, fs, window_s, hop_s)` - windowed, batched, Hann overlap-add.
 * `process(rec, cfg, arm, model)` - arms (a) single axis, (b) fusion, (c)/(d) network, (e)
   beat-synchronous SCG (`twscardio.beatsync`: (b)'s J peaks, learned J -> AO timing); returns
@@ -35,10 +36,11 @@ from twscardio.fusion import bandpass, best_axis, fuse, refit_on_beats, window_b
 from twscardio.quality import NO_BEAT, assess_windows
 
 __all__ = ["switched", "prepare", "network_features", "window_starts", "reconstruct", "process",
-           "fused_with_fallback",
+           "fused_with_fallback", "fused_j_peaks", "sync_prior", "N_FEATURES_PRIOR",
            "N_FEATURES", "J_WAVE_SHIFT_S", "J_TIGHTNESS", "j_peaks", "normalise_windows"]
 
 N_FEATURES = 17
+N_FEATURES_PRIOR = 18  # with the beat-synchronous prior as the last channel (TrainConfig.prior)
 # J peaks on BCG (arms a, b): each beat aligned to the recording's median complex at shifts up to
 # this, so a cycle whose largest peak is another wave (I/K/L, a noise lobe) is moved onto the J
 # wave (`beats.find_jpeaks`); chosen on the training family (IBI MAE 18.1 -> 14.3 ms at 50 Hz)
@@ -150,28 +152,47 @@ def prepare(rec: dict, cfg: TrainConfig, t_range: tuple[float, float] | None = N
     return out
 
 
-def network_features(prep: dict, fus: dict) -> np.ndarray:
-    """(T, 17) float32 features; the time encoding saturates at 0.5 s."""
+def sync_prior(prep: dict, fus: dict, beats_s: np.ndarray, timing, cfg: TrainConfig
+               ) -> np.ndarray:
+    """Arm (e)'s beat-synchronous SCG, `beatsync.synchronous_scg`'s dict: "scg" (T,) is the
+    template at the J peaks `beats_s` minus `timing`'s lag, blurred as cfg.sync says (zeros
+    where fewer than 3 whole beat complexes exist), the network's prior channel."""
+    gyro = bandpass(np.concatenate([prep["X"][:, 3:6], prep["X"][:, 9:12]], axis=1), prep["fs"],
+                    cfg.fusion.band_hz)
+    return synchronous_scg(fus["fused"], gyro, beats_s, prep["fs"], timing, cfg.sync.pre_s,
+                           cfg.sync.post_s,
+                           (cfg.sync.blur_ao_ms / 1000, cfg.sync.blur_ac_ms / 1000))
+
+
+def network_features(prep: dict, fus: dict, prior: np.ndarray | None = None) -> np.ndarray:
+    """(T, 17) float32 features, (T, 18) with `prior` (T,) appended; the time encoding
+    saturates at 0.5 s."""
     X = prep["X"]
     gyro = np.concatenate([X[:, 3:6], X[:, 9:12]], axis=1)
     tsv = np.clip(prep["tsv"] * prep["fs_in"], 0, 10) / 10.0  # in input-sample periods
     # each accel axis oriented so that its BCG adds to the fused BCG (sign of its fusion weight;
     # the fused sign is the onset polarity): the coupling may put either polarity on any axis
     acc = fus["acc_clean"] * np.where(fus["weights"] < 0, -1.0, 1.0)[None, :]
-    feats = np.concatenate([acc, gyro, fus["fused"][:, None],
-                            prep["mask"].astype(np.float64), tsv], axis=1)
-    return feats.astype(np.float32)
+    cols = [acc, gyro, fus["fused"][:, None], prep["mask"].astype(np.float64), tsv]
+    if prior is not None:
+        cols.append(np.asarray(prior, dtype=np.float64)[:, None])
+    return np.concatenate(cols, axis=1).astype(np.float32)
 
 
 def normalise_windows(x: np.ndarray) -> np.ndarray:
-    """Per-window, per-channel z-score of the 13 signal channels (B, C, L); masks/time kept.
+    """Per-window, per-channel z-score of the 13 signal channels (B, C, L) and of the prior
+    (channel 17, when present); masks/time kept.
 
     The public code z-scores with one scalar over all columns (time included); we do not.
     """
-    sig = x[:, :13]
-    mu = sig.mean(axis=2, keepdims=True)
-    sd = sig.std(axis=2, keepdims=True) + 1e-6
-    return np.concatenate([(sig - mu) / sd, x[:, 13:]], axis=1)
+    sig = np.asarray(x[:, :13])
+    out = np.concatenate([(sig - sig.mean(axis=2, keepdims=True))
+                          / (sig.std(axis=2, keepdims=True) + 1e-6), x[:, 13:]], axis=1)
+    if x.shape[1] > N_FEATURES:
+        p = out[:, N_FEATURES:]
+        out[:, N_FEATURES:] = (p - p.mean(axis=2, keepdims=True)) / (p.std(axis=2, keepdims=True)
+                                                                    + 1e-6)
+    return out
 
 
 def window_starts(T: int, win: int, hop: int) -> np.ndarray:
@@ -246,6 +267,13 @@ def j_peaks(sig: np.ndarray, fs: float, bounds: np.ndarray, rotating: np.ndarray
     return b[np.r_[True, np.diff(b) >= 0.33]] if b.size else b  # one beat where they meet
 
 
+def fused_j_peaks(fus: dict, fs: float, bounds: np.ndarray, rotating: np.ndarray) -> np.ndarray:
+    """`j_peaks` of the fused signal of `fusion.fuse`'s output, timed on delivered samples when
+    J_DATA_ONLY: the beats arms (b) and (e) report, and the network prior's."""
+    return j_peaks(fus["fused"], fs, bounds, rotating,
+                   fus["axis_valid"].any(axis=1) if J_DATA_ONLY else None)
+
+
 def fused_with_fallback(fus: dict, both_valid: np.ndarray, bounds: np.ndarray,
                         rotating: np.ndarray, fs: float, cfg: TrainConfig) -> tuple[dict, dict]:
     """The fused signal and its window SQI (`quality.assess_windows`, judged with the fused
@@ -258,8 +286,7 @@ def fused_with_fallback(fus: dict, both_valid: np.ndarray, bounds: np.ndarray,
     fus gets "refit" (bool)."""
 
     def assess(f):
-        j = j_peaks(f["fused"], fs, bounds, rotating,
-                    f["axis_valid"].any(axis=1) if J_DATA_ONLY else None)
+        j = fused_j_peaks(f, fs, bounds, rotating)
         win = assess_windows(f["fused"], f["acc_clean"], both_valid, bounds, fs, cfg.quality,
                              cfg.fusion.period_range_s, beats_s=j)
         return {**win, "j_s": j}
@@ -317,14 +344,20 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
         out.update(beats_all_s=win["j_s"], fallback=fus["fused"])
     elif arm == "e":
         j = win["j_s"]
-        gyro = bandpass(np.concatenate([prep["X"][:, 3:6], prep["X"][:, 9:12]], axis=1), fs,
-                        cfg.fusion.band_hz)
-        syn = synchronous_scg(fus["fused"], gyro, j, fs, model, cfg.sync.pre_s, cfg.sync.post_s,
-                              (cfg.sync.blur_ao_ms / 1000, cfg.sync.blur_ac_ms / 1000))
+        syn = sync_prior(prep, fus, j, model, cfg)
         out.update(beats_all_s=syn["ao_s"], fallback=fus["fused"], scg=syn["scg"],
                    ao_s=syn["ao_s"], ac_s=syn["ac_s"], j_s=j, lag_s=syn["lag_s"])
     else:
-        scg = reconstruct(model, network_features(prep, fus), fs, cfg.window_s, cfg.hop_s)
+        prior = None
+        if model.stem.in_channels == N_FEATURES_PRIOR:  # trained with the beat-synchronous prior
+            timing = getattr(model, "timing", None)
+            if timing is None:
+                raise DataError(f"arm '{arm}': this network takes the beat-synchronous prior; "
+                                "attach its timing model as model.timing "
+                                "(twscardio.train.get_model does)")
+            prior = sync_prior(prep, fus, win["j_s"], timing, cfg)["scg"]
+        scg = reconstruct(model, network_features(prep, fus, prior), fs, cfg.window_s,
+                          cfg.hop_s)
         # the refractory distance from the fused BCG's octave-checked periods: an SCG has two
         # waves (AO, AC) per beat, the BCG's envelope one hump (chosen on validation subjects:
         # (d)'s octave errors 1.2-1.7 -> 0.9-1.0 % at 25 Hz/20 %, HR MAE lower, IBI +-0.5 ms)

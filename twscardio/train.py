@@ -39,7 +39,7 @@ from twscardio.models import (
     load_model,
     save_model,
 )
-from twscardio.pipeline import N_FEATURES, normalise_windows
+from twscardio.pipeline import N_FEATURES, N_FEATURES_PRIOR, normalise_windows
 
 __all__ = ["train_model", "get_model", "model_file", "training_view", "windows",
            "validation_windows", "VAL_DURATION_S", "timing_data", "get_timing_model",
@@ -58,6 +58,8 @@ def _view_dict(cfg: TrainConfig) -> dict:
     with), its high-pass (`fusion.cross_bud_hp_hz`) while either is 0; any other value changes
     the fused signal and so the keys."""
     d = to_dict(training_view(cfg))
+    if cfg.prior == "none":  # the 17 channels alone: the keys made before the option existed
+        d.pop("prior")
     for k in ("refit_below_sqi", "refit_max_rotating"):
         d["fusion"].pop(k)
     if cfg.fusion.cross_bud == 0:
@@ -74,13 +76,26 @@ def _data_key(cfg: TrainConfig, split: str, n: int) -> dict:
     d = _view_dict(cfg)
     keep = ("seed", "sim", "enhance", "fusion", "loss", "recordings_per_subject", "fs_choices",
             "max_loss", "max_motion", "window_s", "hop_s")
-    return {"split": split, "n": n, **{k: d[k] for k in keep}}
+    key = {"split": split, "n": n, **{k: d[k] for k in keep}}
+    if cfg.prior == "sync":  # the prior channel: its timing model and template settings
+        key["prior"] = {"timing": _timing_key(cfg), "first": _first_subject(cfg, split)}
+    return key
+
+
+def _first_subject(cfg: TrainConfig, split: str) -> int:
+    """The first subject of a split the network trains on: with the prior, training subjects
+    follow the timing model's (its lag predictions on them would be better than on new ones)."""
+    return sum(cfg.sync.blocks) if cfg.prior == "sync" and split == "train" else 0
 
 
 def windows(cfg: TrainConfig, split: str, n_subjects: int) -> dict[str, np.ndarray]:
-    """Cached simulated windows of a split: x (N, 17, L), y (N, L), w (N, L)."""
+    """Cached simulated windows of a split: x (N, 17, L) (18 with `cfg.prior` "sync"),
+    y (N, L), w (N, L)."""
+    timing = get_timing_model(cfg) if cfg.prior == "sync" else None
     return cached_arrays("twscardio-windows", _data_key(cfg, split, n_subjects),
-                         lambda: build_windows(cfg, split, n_subjects), version=DATA_VERSION)
+                         lambda: build_windows(cfg, split, n_subjects, timing,
+                                               _first_subject(cfg, split)),
+                         version=DATA_VERSION)
 
 
 # validation recordings last this long whatever the training recordings' length
@@ -119,7 +134,8 @@ def train_model(cfg: TrainConfig, run_dir=None, n_val_subjects: int = 4) -> tupl
     va = validation_windows(cfg, n_val_subjects)
     log.info("train windows %d, val windows %d (%s loss)", len(tr["x"]), len(va["x"]),
              cfg.loss.kind)
-    model = build_model(N_FEATURES, cfg.net).to(device)
+    model = build_model(N_FEATURES_PRIOR if cfg.prior == "sync" else N_FEATURES,
+                        cfg.net).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
@@ -186,15 +202,20 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 # what a resumed run may change: what `_model_key` and `training_view` leave out (checkpoint
-# frequency, the quality and beat-sync stages, the per-recording conditions training draws)
+# frequency, the quality and beat-sync stages - the latter only without the prior - and the
+# per-recording conditions training draws)
 RESUME_FREE = ("ckpt_every", "quality", "sync", "sim.fs_in", "sim.motion_level",
                "sim.channel.loss", "sim.channel.burst", "sim.channel.samples_per_packet")
 
 
 def _model_key(cfg: TrainConfig) -> dict:
     d = _view_dict(cfg)
-    for k in ("device", "ckpt_every", "quality", "sync"):  # do not change the trained weights
+    for k in ("device", "ckpt_every", "quality"):  # do not change the trained weights
         d.pop(k)
+    if cfg.prior == "sync":  # the prior's timing model (and template) shape the input
+        d["sync"] = _timing_key(cfg)
+    else:
+        d.pop("sync")
     return d
 
 
@@ -217,6 +238,8 @@ def get_model(cfg: TrainConfig) -> BCG2SCGNet:
     path = model_file(cfg, build)
     model, info = load_model(path)
     model.hist = info.get("hist", {})  # type: ignore[attr-defined]
+    if cfg.prior == "sync":  # `pipeline.process` renders the prior channel with it
+        model.timing = get_timing_model(cfg)  # type: ignore[attr-defined]
     return model
 
 
@@ -282,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                     "or plain L1 (loss.kind=l1). Rerun with the same --out to resume.",
         default_config="configs/twscardio/default.yaml")
     if args.out is not None:  # an existing run: before its config.yaml and the simulation
-        check_resume(args.out, cfg, RESUME_FREE)
+        check_resume(args.out, cfg, RESUME_FREE if cfg.prior == "none" else
+                     tuple(k for k in RESUME_FREE if k != "sync"))
     run_dir = make_run_dir(args.out, "twscardio", "train")
     save_config(cfg, run_dir / "config.yaml")
     model, hist = train_model(cfg, run_dir)

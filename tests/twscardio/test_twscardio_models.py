@@ -142,14 +142,15 @@ def test_network_data_sets_are_the_bench_networks():
 
 
 def test_network_data_arms_option():
-    """`--arms` picks the network arms the probe trains and scores: c, d or both (order kept,
-    repeats dropped); anything else is refused."""
+    """`--arms` picks the arms the probe scores: c, d and the reference e (order kept, repeats
+    dropped); anything else is refused."""
     from shared.errors import UserError
     from twscardio.experiments.network_data import parse_arms
 
     assert parse_arms("c,d") == ("c", "d")
     assert parse_arms("d") == ("d",)
     assert parse_arms(" d , d ") == ("d",)
-    for bad in ("", "e", "c,x", ","):
+    assert parse_arms("d,e") == ("d", "e")
+    for bad in ("", "a", "b", "c,x", ","):
         with pytest.raises(UserError):
             parse_arms(bad)

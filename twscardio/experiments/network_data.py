@@ -10,7 +10,8 @@ never the bench's test subjects or the out-of-family generator) at 50 Hz / 10 % 
 errors. Network sets: "full" and "quick" (shipped weights) and any `--variant
 NAME:key=value,key=value` (train overrides on the full setting; trained into the cache when
 missing, at the full setting ~2 min of simulation + ~3 min of training per arm on one core);
-`--arms d` trains and scores arm (d) only.
+`--arms d` trains and scores arm (d) only; `--arms d,e` adds arm (e) (the beat-synchronous SCG,
+its timing model) as a reference.
 
 Writes results/twscardio/network_data.json.
 """
@@ -51,10 +52,11 @@ def network_sets(variants: list[str]) -> dict[str, BenchConfig]:
 
 
 def parse_arms(text: str) -> tuple[str, ...]:
-    """"c,d" -> ("c", "d"): the network arms a probe run trains and scores."""
+    """"c,d" -> ("c", "d"): the network arms a probe run trains and scores; "e" adds the
+    beat-synchronous arm (the set's timing model) as a reference."""
     arms = tuple(dict.fromkeys(a.strip() for a in text.split(",") if a.strip()))
-    if not arms or any(a not in ("c", "d") for a in arms):
-        raise UserError(f"--arms {text!r}: expected c, d or c,d")
+    if not arms or any(a not in ("c", "d", "e") for a in arms):
+        raise UserError(f"--arms {text!r}: expected a comma-separated subset of c, d, e")
     return arms
 
 
@@ -76,18 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     setup_logging()
     from twscardio.bench import arm_configs
-    from twscardio.train import get_model
+    from twscardio.train import get_model, get_timing_model
 
     arms = parse_arms(args.arms)
     sets = network_sets(args.variant)
     nets = {name: {arm: get_model(c) for arm, c in arm_configs(bc).items() if arm in arms}
             for name, bc in sets.items()}
+    for name, bc in sets.items():
+        if "e" in arms:
+            nets[name]["e"] = get_timing_model(bc.train)
     cfg = BenchConfig().train
     out: dict = {"subjects": args.subjects, "first": args.first, "arms": list(arms),
                  "sets": {name: {"n_subjects": bc.train.n_subjects, "steps": bc.train.steps,
                                  "duration_s": bc.train.sim.duration_s,
                                  "val_window_r": {a: m.hist["val"]["window_r_median"]
-                                                  for a, m in nets[name].items()}}
+                                                  for a, m in nets[name].items() if a != "e"}}
                           for name, bc in sets.items()}}
     for label, (fs_in, loss) in SETTINGS.items():
         sc = replace(cfg.sim, fs_in=fs_in, duration_s=60.0,
