@@ -13,13 +13,53 @@ gradient w.r.t. x needs only the kept channels and the frozen weights; its shape
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["PrunedSwiGLUFunction", "PrunedGeGLUFunction", "PrunedReluFunction",
            "GATED_ACTIVATIONS", "channel_pruned_mlp", "channel_pruned_ffn", "column_sq_sums",
-           "channel_scores", "top_channels"]
+           "channel_scores", "top_channels", "discarded_saves", "saves_discarded",
+           "checkpoint_contexts"]
+
+# Non-reentrant activation checkpointing (`lemo.models.set_checkpointing`) runs each layer twice:
+# the first forward's saved tensors are dropped (the checkpoint keeps only their shapes, dtypes
+# and devices, to check the recomputation against), and the backward reads the recomputed ones.
+# Inside the first forward (`discarded_saves`, entered through the checkpoint's `context_fn`,
+# `checkpoint_contexts`) the pruned functions skip the channel scores and gathers that nothing
+# would read, and save storage-less placeholders of the same shapes and dtypes; the output, the
+# recomputation and so the gradients are unchanged.
+_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def discarded_saves():
+    """Within: this thread's forward passes run where saved tensors are discarded (the first
+    forward of a non-reentrant checkpoint), so the pruned MLPs save placeholders."""
+    prev = getattr(_STATE, "discard", False)
+    _STATE.discard = True
+    try:
+        yield
+    finally:
+        _STATE.discard = prev
+
+
+def saves_discarded() -> bool:
+    return getattr(_STATE, "discard", False)
+
+
+def checkpoint_contexts():
+    """`torch.utils.checkpoint.checkpoint`'s `context_fn` (non-reentrant only): the first
+    forward under `discarded_saves`, the recomputation as it is."""
+    return discarded_saves(), contextlib.nullcontext()
+
+
+def _placeholder(shape: tuple[int, ...], dtype: torch.dtype, device) -> torch.Tensor:
+    """A tensor of `shape` and `dtype` without storage (one element, expanded)."""
+    return torch.empty((), dtype=dtype, device=device).expand(shape)
 
 
 # CUDA inputs longer than CHUNK_ABOVE tokens take the token-chunked forward
@@ -93,6 +133,13 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
         x2 = x.reshape(-1, x.shape[-1])
         g = F.linear(x2, wg, bg)
         u = F.linear(x2, wu, bu)
+        ctx.x_shape = x.shape
+        if saves_discarded():  # a checkpoint's first forward: the output only
+            y = F.linear(cls._act_(g).mul_(u), wd, bd)
+            kept = _placeholder((x2.shape[0], n_keep), g.dtype, g.device)
+            ctx.save_for_backward(kept, kept, _placeholder((n_keep,), torch.int64, g.device),
+                                  wg, wu, wd)
+            return y.view(*x.shape[:-1], -1)
         # The transient: the activation is scored block by block and applied to the full gate
         # buffer only after the kept channels are gathered, in place where it can be; the
         # product is in place too.
@@ -102,7 +149,6 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
         a = cls._act_(g)
         del g
         y = F.linear(a.mul_(u), wd, bd)
-        ctx.x_shape = x.shape
         ctx.save_for_backward(g_kept, u_kept, ch, wg, wu, wd)
         return y.view(*x.shape[:-1], -1)
 
@@ -144,8 +190,12 @@ class PrunedReluFunction(torch.autograd.Function):
         pre = F.linear(x2, w1, b1)
         a = F.relu(pre)
         y = F.linear(a, w2, b2)
-        ch = top_channels(column_sq_sums(a).sqrt().to(a.dtype), n_keep)
         ctx.x_shape = x.shape
+        if saves_discarded():  # a checkpoint's first forward: the output only
+            ctx.save_for_backward(_placeholder((x2.shape[0], n_keep), pre.dtype, pre.device),
+                                  _placeholder((n_keep,), torch.int64, pre.device), w1, w2)
+            return y.view(*x.shape[:-1], -1)
+        ch = top_channels(column_sq_sums(a).sqrt().to(a.dtype), n_keep)
         ctx.save_for_backward(pre.index_select(1, ch), ch, w1, w2)
         return y.view(*x.shape[:-1], -1)
 

@@ -186,9 +186,14 @@ def load_model(cfg: ModelConfig, device: str = "cpu") -> nn.Module:
 def set_checkpointing(model: nn.Module, on: bool) -> None:
     """HF activation (gradient) checkpointing, non-reentrant, on or off; `model` may be
     peft-wrapped. transformers >= 5.25 names it `activation_checkpointing_*` (the old
-    `gradient_checkpointing_*` names warn there); older releases have only the old names."""
+    `gradient_checkpointing_*` names warn there); older releases have only the old names.
+    The checkpoint's first forward runs under `lemo.mlp.discarded_saves` (its saved tensors are
+    dropped and recomputed for the backward), where LeMo's pruned MLPs skip their channel
+    scoring; a model without them runs as before."""
+    from lemo.mlp import checkpoint_contexts
+
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    kw = {"use_reentrant": False}
+    kw = {"use_reentrant": False, "context_fn": checkpoint_contexts}
     if hasattr(base, "activation_checkpointing_enable"):
         if on:
             base.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)

@@ -26,7 +26,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lemo.mlp import PrunedSwiGLUFunction, channel_scores, column_sq_sums, top_channels
+from lemo.mlp import (
+    PrunedSwiGLUFunction,
+    _placeholder,
+    channel_scores,
+    column_sq_sums,
+    saves_discarded,
+    top_channels,
+)
 
 __all__ = ["ChunkedPrunedSwiGLU"]
 
@@ -40,22 +47,29 @@ class ChunkedPrunedSwiGLU(PrunedSwiGLUFunction):
         sq_a = torch.zeros(inter, dtype=torch.float32, device=x.device)
         sq_u = torch.zeros(inter, dtype=torch.float32, device=x.device)
         act_dtype = x.dtype
+        discard = saves_discarded()  # a checkpoint's first forward: the output only
         for start in range(0, n, chunk):
             xc = x2[start:start + chunk]
             g = F.linear(xc, wg, bg)
             u = F.linear(xc, wu, bu)
             a = F.silu(g)
             act_dtype = a.dtype
-            column_sq_sums(a, sq_a)
-            column_sq_sums(u, sq_u)
+            if not discard:
+                column_sq_sums(a, sq_a)
+                column_sq_sums(u, sq_u)
             y[start:start + chunk] = F.linear(a.mul_(u), wd, bd)
             del g, u, a
+        ctx.x_shape = x.shape
+        if discard:
+            kept = _placeholder((n, n_keep), act_dtype, x.device)
+            ctx.save_for_backward(kept, kept, _placeholder((n_keep,), torch.int64, x.device),
+                                  wg, wu, wd)
+            return y.view(*x.shape[:-1], -1)
         # The original's scores, block by block in the same order when `chunk` is a multiple of
         # SCORE_ROWS, ranked in the activation dtype.
         ch = top_channels(channel_scores(sq_a, sq_u, act_dtype), n_keep)
         g_kept = F.linear(x2, wg[ch], None if bg is None else bg[ch])
         u_kept = F.linear(x2, wu[ch], None if bu is None else bu[ch])
-        ctx.x_shape = x.shape
         ctx.save_for_backward(g_kept, u_kept, ch, wg, wu, wd)
         return y.view(*x.shape[:-1], -1)
 

@@ -129,3 +129,63 @@ def test_activation_in_place_only_for_silu():
         assert torch.equal(out, act(g))
         assert (out.data_ptr() == x.data_ptr()) == (fn is PrunedSwiGLUFunction)
     assert set(GATED_ACTIVATIONS.values()) == {PrunedSwiGLUFunction, PrunedGeGLUFunction}
+
+
+@pytest.mark.parametrize("fn", ["swiglu", "chunked", "relu"])
+def test_checkpoint_first_forward_skips_scoring_and_keeps_gradients(fn, monkeypatch):
+    """Under non-reentrant checkpointing with `lemo.mlp.checkpoint_contexts`, the first forward
+    ranks no channels (its saved tensors would be dropped) and the recomputation ranks them once:
+    output and input gradient equal the uncheckpointed function's exactly."""
+    from torch.utils.checkpoint import checkpoint
+
+    from lemo import mlp
+    from lemo.kernels import pruned_mlp
+
+    calls = []
+    real = mlp.top_channels
+
+    def counted(score, n_keep):
+        calls.append(n_keep)
+        return real(score, n_keep)
+
+    monkeypatch.setattr(mlp, "top_channels", counted)
+    monkeypatch.setattr(pruned_mlp, "top_channels", counted)
+    ws, bs = _weights(bias=True)
+    if fn == "relu":
+        def f(x):
+            return mlp.PrunedReluFunction.apply(x, ws[0], bs[0], ws[2], bs[2], 9)
+    elif fn == "chunked":
+        def f(x):
+            return kernels.pruned_swiglu(x, *ws, *bs, n_keep=9, chunk=16)
+    else:
+        def f(x):
+            return mlp.PrunedSwiGLUFunction.apply(x, *ws, *bs, 9)
+    x0, wt = torch.randn(2, 37, 24), torch.linspace(-1, 1, 24)
+    x = x0.clone().requires_grad_()
+    y_ref = f(x)
+    assert len(calls) == 1
+    (g_ref,) = torch.autograd.grad((y_ref * wt).sum(), [x])
+    calls.clear()
+    x = x0.clone().requires_grad_()
+    y = checkpoint(f, x, use_reentrant=False, context_fn=mlp.checkpoint_contexts)
+    assert calls == []  # the first forward: no ranking
+    (g,) = torch.autograd.grad((y * wt).sum(), [x])
+    assert len(calls) == 1  # the recomputation ranks once
+    assert torch.equal(y, y_ref) and torch.equal(g, g_ref)
+    assert not mlp.saves_discarded()  # the flag does not outlive the forward
+
+
+def test_discarded_saves_hold_no_storage():
+    """Inside `discarded_saves` the saved activations are storage-less placeholders of the
+    real ones' shapes and dtypes (what a checkpoint compares them by)."""
+    from lemo import mlp
+
+    ws, bs = _weights()
+    x = torch.randn(1, 30, 24, requires_grad=True)
+    real = mlp.PrunedSwiGLUFunction.apply(x, *ws, *bs, 9).grad_fn.saved_tensors
+    with mlp.discarded_saves():
+        assert mlp.saves_discarded()
+        held = mlp.PrunedSwiGLUFunction.apply(x, *ws, *bs, 9).grad_fn.saved_tensors
+    for a, b in zip(real[:3], held[:3]):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        assert b.untyped_storage().nbytes() <= b.element_size()

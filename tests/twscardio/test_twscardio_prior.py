@@ -1,0 +1,116 @@
+"""The network's beat-synchronous prior (`TrainConfig.prior: sync`): the 18th input channel is
+arm (e)'s SCG, the same in training windows as at inference; its z-scoring; its cache keys."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from shared.errors import DataError
+from twscardio import pipeline
+from twscardio.beatsync import TimingModel
+from twscardio.config import NetConfig, SimConfig, TrainConfig
+from twscardio.data import recording_windows
+from twscardio.models import build_model
+from twscardio.pipeline import (
+    N_FEATURES,
+    N_FEATURES_PRIOR,
+    network_features,
+    normalise_windows,
+    process,
+)
+from twscardio.simulator import simulate
+
+
+def _timing(lag=0.12, off=0.0, n_in=163):
+    """A timing model predicting a constant (lag, LVET offset)."""
+    m = TimingModel(n_in, 8, 1)
+    for p in m.nets.parameters():
+        torch.nn.init.zeros_(p)
+    m.y_mu.copy_(torch.tensor([lag, off]))
+    return m.eval()
+
+
+def _rec(seed=3, duration_s=20.0):
+    return simulate(SimConfig(duration_s=duration_s, morphology="randomised"), seed)
+
+
+def test_normalise_windows_z_scores_the_prior_and_leaves_masks_and_time():
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, size=(4, N_FEATURES_PRIOR, 50))
+    out = normalise_windows(x)
+    for c in [*range(13), N_FEATURES]:  # the 13 signal channels and the prior
+        assert np.allclose(out[:, c].mean(axis=1), 0, atol=1e-9)
+        assert np.allclose(out[:, c].std(axis=1), 1, atol=1e-5)
+    assert np.array_equal(out[:, 13:N_FEATURES], x[:, 13:N_FEATURES])
+    # without the prior: exactly the 17-channel normalisation as before (prefix of the above)
+    assert np.allclose(normalise_windows(x[:, :N_FEATURES]), out[:, :N_FEATURES])
+
+
+def test_network_features_append_the_prior_as_the_last_column():
+    cfg = TrainConfig()
+    prep = pipeline.prepare(_rec(), cfg, baseline=False)
+    fus = pipeline.fuse(prep["X"], prep["mask"], prep["fs"], cfg.fusion)
+    f17 = network_features(prep, fus)
+    prior = np.linspace(-1, 1, f17.shape[0])
+    f18 = network_features(prep, fus, prior)
+    assert f17.shape[1] == N_FEATURES and f18.shape[1] == N_FEATURES_PRIOR
+    assert np.array_equal(f18[:, :N_FEATURES], f17)
+    assert np.allclose(f18[:, -1], prior.astype(np.float32))
+
+
+def test_inference_prior_is_arm_e_scg(monkeypatch):
+    """What an 18-channel network sees in its last channel is arm (e)'s SCG of the recording."""
+    cfg = TrainConfig()
+    rec, timing = _rec(), _timing()
+    net = build_model(N_FEATURES_PRIOR, NetConfig(channels=4, dilations=[1]))
+    net.timing = timing
+    seen = {}
+    real = pipeline.reconstruct
+
+    def spy(model, feats, *a, **k):
+        seen["feats"] = feats
+        return real(model, feats, *a, **k)
+
+    monkeypatch.setattr(pipeline, "reconstruct", spy)
+    process(rec, cfg, "d", net)
+    e = process(rec, cfg, "e", timing)["scg"]
+    assert np.abs(e).max() > 0.5  # the recording has beats: the check is not on zeros
+    assert np.allclose(seen["feats"][:, -1], e.astype(np.float32))
+
+
+def test_training_windows_carry_the_same_prior_as_inference():
+    """The training windows' prior channel is arm (e)'s SCG cut into the same windows
+    (no fusion fallback in either: off by default)."""
+    cfg = TrainConfig()
+    rec, timing = _rec(seed=5), _timing(lag=0.1, off=0.01)
+    w = recording_windows(rec, cfg, timing)
+    e = process(rec, cfg, "e", timing)["scg"]
+    fs = cfg.enhance.fs_out
+    win, hop = int(round(cfg.window_s * fs)), int(round(cfg.hop_s * fs))
+    idx = pipeline.window_starts(e.size, win, hop)[:, None] + np.arange(win)[None, :]
+    assert w["x"].shape[1] == N_FEATURES_PRIOR
+    assert np.allclose(w["x"][:, -1], e[idx].astype(np.float32))
+    assert np.array_equal(w["x"][:, :N_FEATURES], recording_windows(rec, cfg)["x"])
+
+
+def test_a_prior_network_without_its_timing_model_is_a_clear_error():
+    net = build_model(N_FEATURES_PRIOR, NetConfig(channels=4, dilations=[1]))
+    with pytest.raises(DataError, match="timing model"):
+        process(_rec(duration_s=12.0), TrainConfig(), "d", net)
+
+
+def test_prior_keys_differ_and_the_default_keys_do_not_name_it():
+    from twscardio import train
+
+    base, prior = TrainConfig(), replace(TrainConfig(), prior="sync")
+    assert "prior" not in train._model_key(base) and "sync" not in train._model_key(base)
+    assert "prior" not in train._data_key(base, "train", 8)
+    assert train._model_key(prior) != train._model_key(base)
+    # a different timing model makes a different network
+    other = replace(prior, sync=replace(prior.sync, members=2))
+    assert train._model_key(other) != train._model_key(prior)
+    # the network's training subjects follow the timing model's; validation is unchanged
+    assert train._data_key(prior, "train", 8)["prior"]["first"] == sum(prior.sync.blocks)
+    assert train._data_key(prior, "val", 8)["prior"]["first"] == 0
