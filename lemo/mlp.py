@@ -143,8 +143,13 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
         # The transient: the activation is scored block by block and applied to the full gate
         # buffer only after the kept channels are gathered, in place where it can be; the
         # product is in place too.
-        sq_a = column_sq_sums(g, fn=cls._act)
-        ch = top_channels(channel_scores(sq_a, column_sq_sums(u), g.dtype), n_keep)
+        from lemo import kernels
+
+        sq_a = torch.zeros(g.shape[1], dtype=torch.float32, device=g.device)
+        sq_u = torch.zeros_like(sq_a)
+        kernels.gated_sq_sums(g, u, cls._act, sq_a, sq_u, SCORE_ROWS,
+                              silu=cls._act is PrunedSwiGLUFunction._act)
+        ch = top_channels(channel_scores(sq_a, sq_u, g.dtype), n_keep)
         g_kept, u_kept = g.index_select(1, ch), u.index_select(1, ch)
         a = cls._act_(g)
         del g

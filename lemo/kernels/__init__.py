@@ -18,6 +18,10 @@ Contracts (b = batch, s = sequence, h = query heads, hk = key/value heads, d = h
   `lora_linear_group(linears, x)` does it for several projections of the same x at once.
 - `scatter_add_rows(residual, idx, src)`: out = residual, with out[b, idx[b]] += src[b]; idx rows
   are unique. Differentiable w.r.t. residual and src.
+- `gated_sq_sums(gate, up, act, sq_act, sq_up, rows, silu)`: per-channel fp32 sums over the
+  rows of act(gate)² and up², accumulated into sq_act / sq_up (I,) `rows` tokens a block (MLP
+  channel scores of `lemo.mlp`); the kernel fuses SiLU (`silu=True`), other activations take
+  the fallback.
 - `segmented_lm_loss(hidden, weight, labels, segment, ignore_index=-100, softcap=None)`: mean
   cross-entropy of `hidden @ weightᵀ` (soft-capped to cap·tanh(· / cap) when `softcap` is set,
   Gemma 2's final-logit soft-capping) against `labels` (already shifted), computed `segment`
@@ -26,14 +30,15 @@ Contracts (b = batch, s = sequence, h = query heads, hk = key/value heads, d = h
 Kernels (paper §4.4; one module each): `block_scores` (tile pooling), `selective_load` (gathered-row
 GEMM behind `gather_rows`/`project_rows`), `scatter_add` (in-place residual epilogue,
 `scatter_add_rows(..., inplace=True)` is the optional in-place form), `segment_loss` (segmented
-linear + CE with recomputation), `pruned_mlp` (`pruned_swiglu`: a token-chunked forward for the
-MLP saved-channel pruning of `lemo.mlp`, a PyTorch composition on every device). A call takes
-the Triton path when `backend()` is 'triton' and its tensors are on CUDA, or under Triton's CPU
-interpreter (`TRITON_INTERPRET=1` and `LEMO_KERNELS=triton`, used by the CPU tests), except
+linear + CE with recomputation), `channel_scores` (`gated_sq_sums`: the pruned MLP's channel
+scores in two passes over gate and up), `pruned_mlp` (`pruned_swiglu`: a token-chunked forward
+for the MLP saved-channel pruning of `lemo.mlp`, a PyTorch composition on every device). A call
+takes the Triton path when `backend()` is 'triton' and its tensors are on CUDA, or under Triton's
+CPU interpreter (`TRITON_INTERPRET=1` and `LEMO_KERNELS=triton`, used by the CPU tests), except
 `gather_rows` and `scatter_add_rows`, which lose to PyTorch's ops on the H100 and so take the
-Triton path only when `LEMO_KERNELS=triton` forces it; anything a
-kernel does not cover (a block size that is not a power of two >= 16, a LoRA layer with active
-dropout or a variant such as DoRA) goes to the fallback, which computes the same function.
+Triton path only when `LEMO_KERNELS=triton` forces it; anything a kernel does not cover (a
+block size that is not a power of two >= 16, a LoRA layer with active dropout or a variant such
+as DoRA) goes to the fallback, which computes the same function.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ __all__ = [
     "scatter_add_rows",
     "segmented_lm_loss",
     "pruned_swiglu",
+    "gated_sq_sums",
     "block_tile_scores_torch",
     "segmented_lm_loss_torch",
     "backend",
@@ -184,6 +190,22 @@ def scatter_add_rows(residual: torch.Tensor, idx: torch.Tensor, src: torch.Tenso
     if inplace:
         return residual.scatter_add_(1, index, src.to(residual.dtype))
     return residual.scatter_add(1, index, src.to(residual.dtype))
+
+
+def gated_sq_sums(gate: torch.Tensor, up: torch.Tensor, act, sq_act: torch.Tensor,
+                  sq_up: torch.Tensor, rows: int, silu: bool = False) -> None:
+    """sq_act += Σ_rows act(gate)², sq_up += Σ_rows up² (fp32, in place), `rows` tokens a block;
+    `silu=True` says act is SiLU, which the Triton kernel fuses (`lemo.kernels.channel_scores`).
+    gate/up (N, I), sq_act/sq_up (I,) float32."""
+    if silu and _use_triton(gate) and gate.stride(1) == 1 and up.stride(1) == 1:
+        from lemo.kernels.channel_scores import gated_sq_sums_triton
+
+        gated_sq_sums_triton(gate, up, sq_act, sq_up, rows)
+        return
+    from lemo.mlp import column_sq_sums
+
+    column_sq_sums(gate, sq_act, rows, fn=act)
+    column_sq_sums(up, sq_up, rows)
 
 
 def pruned_swiglu(x: torch.Tensor, w_gate: torch.Tensor, w_up: torch.Tensor,

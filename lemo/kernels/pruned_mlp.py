@@ -6,7 +6,7 @@ saved so far when the last layers' MLPs run.
 
 `ChunkedPrunedSwiGLU` computes the same function `chunk` tokens at a time:
 1. for each chunk: gate/up/silu/product, the chunk's rows of y, and per-channel fp32 sums of
-   squares of silu(gate) and up (`lemo.mlp.column_sq_sums`);
+   squares of silu(gate) and up (`lemo.kernels.gated_sq_sums`);
 2. rank channels by ‖silu(gate)‖₂ + ‖up‖₂ over all tokens, as the original;
 3. recompute gate and up for the kept C channels only (x @ W[ch]ᵀ, a narrow GEMM), and save them.
 
@@ -26,11 +26,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lemo.kernels import gated_sq_sums
 from lemo.mlp import (
+    SCORE_ROWS,
     PrunedSwiGLUFunction,
     _placeholder,
     channel_scores,
-    column_sq_sums,
     saves_discarded,
     top_channels,
 )
@@ -52,11 +53,10 @@ class ChunkedPrunedSwiGLU(PrunedSwiGLUFunction):
             xc = x2[start:start + chunk]
             g = F.linear(xc, wg, bg)
             u = F.linear(xc, wu, bu)
+            if not discard:  # the unchunked forward's sums, block by block in the same order
+                gated_sq_sums(g, u, F.silu, sq_a, sq_u, SCORE_ROWS, silu=True)
             a = F.silu(g)
             act_dtype = a.dtype
-            if not discard:
-                column_sq_sums(a, sq_a)
-                column_sq_sums(u, sq_u)
             y[start:start + chunk] = F.linear(a.mul_(u), wd, bd)
             del g, u, a
         ctx.x_shape = x.shape

@@ -149,3 +149,24 @@ def test_gpu_pruned_swiglu_matches_unchunked():
         outs.append((y, *torch.autograd.grad((y ** 2).sum(), [x])))
     for a, r in zip(*outs):
         assert _rel(a, r) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gpu_gated_sq_sums_match_the_fallback(dtype):
+    """The fused channel-score kernel against the PyTorch blocks (`lemo.mlp.column_sq_sums`),
+    on a ragged shape; the kept channels of a top-k over the scores agree."""
+    from lemo.kernels.channel_scores import gated_sq_sums_triton
+    from lemo.mlp import channel_scores, column_sq_sums, top_channels
+
+    g = torch.Generator(device="cuda").manual_seed(21)
+    gate = (torch.randn(5000, 1003, device="cuda", generator=g) * 2).to(dtype)
+    up = torch.randn(5000, 1003, device="cuda", generator=g).to(dtype)
+    ka, ku = torch.zeros(1003, device="cuda"), torch.zeros(1003, device="cuda")
+    gated_sq_sums_triton(gate, up, ka, ku, rows=2048)
+    ra = column_sq_sums(gate, rows=2048, fn=torch.nn.functional.silu)
+    ru = column_sq_sums(up, rows=2048)
+    tol = 1e-5 if dtype == torch.float32 else 1e-4
+    assert _rel(ka, ra) < tol and _rel(ku, ru) < 1e-5
+    kept_k = top_channels(channel_scores(ka, ku, dtype), 500)
+    kept_r = top_channels(channel_scores(ra, ru, dtype), 500)
+    assert len(set(kept_k.tolist()) & set(kept_r.tolist())) >= 495

@@ -218,6 +218,71 @@ if CHILD:
         assert _rel(gh, rh) < tol and _rel(gw, rw) < tol
         assert (gh[0, :6] == 0).all()  # ignored rows get no gradient
 
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+    def test_interp_gated_sq_sums_match_a_float64_reference(dtype):
+        """Channel scores of the pruned SwiGLU: Σ silu(gate)², Σ up² per channel (SiLU rounded
+        to the input dtype, as F.silu returns it), against float64 sums; 300 rows and 150
+        channels (neither a multiple of the kernel's tiles), blocks of 64 rows, accumulated onto
+        non-zero buffers."""
+        from lemo.kernels.channel_scores import gated_sq_sums_triton
+
+        g = torch.Generator().manual_seed(11)
+        gate = (torch.randn(300, 150, generator=g) * 2).to(dtype)
+        up = torch.randn(300, 150, generator=g).to(dtype)
+        sq_a, sq_u = torch.full((150,), 0.5), torch.full((150,), 0.25)
+        gated_sq_sums_triton(gate, up, sq_a, sq_u, rows=64)
+        ref_a = 0.5 + (F.silu(gate).double() ** 2).sum(0)
+        ref_u = 0.25 + (up.double() ** 2).sum(0)
+        # the interpreter casts fp32 -> bf16 by truncation (the GPU rounds to nearest: the GPU
+        # suite compares the kernel with the fallback there to 1e-5), ~0.4 % low on squares
+        tol_a = 1e-6 if dtype == torch.float32 else 1e-2
+        assert _rel(sq_a, ref_a) < tol_a and _rel(sq_u, ref_u) < 1e-6
+        # the dispatcher takes the kernel here and agrees with the PyTorch blocks
+        from lemo.mlp import column_sq_sums
+
+        da, du = torch.zeros(150), torch.zeros(150)
+        K.gated_sq_sums(gate, up, F.silu, da, du, 64, silu=True)
+        assert _rel(da, column_sq_sums(gate, rows=64, fn=F.silu)) < tol_a
+        assert _rel(du, column_sq_sums(up, rows=64)) < 1e-6
+
+    def test_interp_gated_sq_sums_chunked_equals_whole():
+        """Accumulating chunk by chunk (chunks a multiple of the block) adds the same blocks in
+        the same order as one call: bit-equal sums."""
+        from lemo.kernels.channel_scores import gated_sq_sums_triton
+
+        g = torch.Generator().manual_seed(12)
+        gate, up = torch.randn(256, 40, generator=g), torch.randn(256, 40, generator=g)
+        whole = torch.zeros(40), torch.zeros(40)
+        gated_sq_sums_triton(gate, up, *whole, rows=32)
+        parts = torch.zeros(40), torch.zeros(40)
+        for s0 in range(0, 256, 96):  # chunks of 96 rows = 3 blocks of 32 (the last 64)
+            gated_sq_sums_triton(gate[s0:s0 + 96], up[s0:s0 + 96], *parts, rows=32)
+        assert torch.equal(whole[0], parts[0]) and torch.equal(whole[1], parts[1])
+
+    def test_interp_pruned_swiglu_keeps_the_fallbacks_channels():
+        """The pruned SwiGLU with the kernel's scores keeps the channels the PyTorch scores keep
+        and gives the same output and input gradient."""
+        from lemo.mlp import PrunedSwiGLUFunction
+
+        g = torch.Generator().manual_seed(13)
+        ws = [torch.randn(60, 24, generator=g) * 0.3, torch.randn(60, 24, generator=g) * 0.3,
+              torch.randn(24, 60, generator=g) * 0.3]
+        x0 = torch.randn(1, 70, 24, generator=g)
+        outs = []
+        for mode in ("triton", "torch"):
+            os.environ["LEMO_KERNELS"] = mode
+            try:
+                x = x0.clone().requires_grad_()
+                y = PrunedSwiGLUFunction.apply(x, *ws, None, None, None, 20)
+                ch = y.grad_fn.saved_tensors[2].clone()
+                (gx,) = torch.autograd.grad(y.sum(), [x])
+                outs.append((ch, y.detach(), gx))
+            finally:
+                os.environ["LEMO_KERNELS"] = "triton"
+        (ch_k, y_k, g_k), (ch_t, y_t, g_t) = outs
+        assert torch.equal(ch_k, ch_t)
+        assert torch.equal(y_k, y_t) and torch.allclose(g_k, g_t, atol=1e-6)
+
     def test_interp_segmented_loss_bad_labels():
         with pytest.raises(ValueError, match="labels"):
             K.segmented_lm_loss(torch.randn(1, 8, 4), torch.randn(10, 4),

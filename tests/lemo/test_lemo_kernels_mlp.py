@@ -182,10 +182,12 @@ def test_discarded_saves_hold_no_storage():
 
     ws, bs = _weights()
     x = torch.randn(1, 30, 24, requires_grad=True)
-    real = mlp.PrunedSwiGLUFunction.apply(x, *ws, *bs, 9).grad_fn.saved_tensors
+    y_real = mlp.PrunedSwiGLUFunction.apply(x, *ws, *bs, 9)  # kept: its graph holds the saves
+    real = y_real.grad_fn.saved_tensors
     with mlp.discarded_saves():
         assert mlp.saves_discarded()
-        held = mlp.PrunedSwiGLUFunction.apply(x, *ws, *bs, 9).grad_fn.saved_tensors
+        y_held = mlp.PrunedSwiGLUFunction.apply(x, *ws, *bs, 9)
+    held = y_held.grad_fn.saved_tensors
     for a, b in zip(real[:3], held[:3]):
         assert a.shape == b.shape and a.dtype == b.dtype
         assert b.untyped_storage().nbytes() <= b.element_size()
