@@ -38,7 +38,10 @@ _STATE = threading.local()
 @contextlib.contextmanager
 def discarded_saves():
     """Within: this thread's forward passes run where saved tensors are discarded (the first
-    forward of a non-reentrant checkpoint), so the pruned MLPs save placeholders."""
+    forward of a non-reentrant checkpoint), so the pruned MLPs save placeholders. A backward
+    that reaches one raises (`_check_saved`): on torch releases whose checkpoint does not pass
+    an error of the checkpointed function back into `context_fn`'s contexts (before 2.13), the
+    flag stays set while that error's traceback is alive."""
     prev = getattr(_STATE, "discard", False)
     _STATE.discard = True
     try:
@@ -58,8 +61,15 @@ def checkpoint_contexts():
 
 
 def _placeholder(shape: tuple[int, ...], dtype: torch.dtype, device) -> torch.Tensor:
-    """A tensor of `shape` and `dtype` without storage (one element, expanded)."""
-    return torch.empty((), dtype=dtype, device=device).expand(shape)
+    """A tensor of `shape` and `dtype` without storage (one element, expanded: every stride 0)."""
+    return torch.zeros((), dtype=dtype, device=device).expand(shape)
+
+
+def _check_saved(t: torch.Tensor) -> None:
+    """A backward must never read a placeholder (all strides 0 over more than one element)."""
+    if t.numel() > 1 and not any(t.stride()):
+        raise RuntimeError("a pruned MLP's backward reached the placeholders of a forward run "
+                           "under lemo.mlp.discarded_saves outside a non-reentrant checkpoint")
 
 
 # CUDA inputs longer than CHUNK_ABOVE tokens take the token-chunked forward
@@ -160,6 +170,7 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
     @classmethod
     def backward(cls, ctx, gy):
         g, u, ch, wg, wu, wd = ctx.saved_tensors
+        _check_saved(g)
         gp = gy.reshape(-1, gy.shape[-1]) @ wd[:, ch]  # (N, C)
         du = gp * cls._act(g)
         dg = cls._act_backward(gp * u, g)
@@ -207,6 +218,7 @@ class PrunedReluFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):
         pre, ch, w1, w2 = ctx.saved_tensors
+        _check_saved(pre)
         da = (gy.reshape(-1, gy.shape[-1]) @ w2[:, ch]) * (pre > 0)
         return (da @ w1[ch]).view(ctx.x_shape), None, None, None, None, None
 

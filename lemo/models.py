@@ -189,7 +189,8 @@ def set_checkpointing(model: nn.Module, on: bool) -> None:
     `gradient_checkpointing_*` names warn there); older releases have only the old names.
     The checkpoint's first forward runs under `lemo.mlp.discarded_saves` (its saved tensors are
     dropped and recomputed for the backward), where LeMo's pruned MLPs skip their channel
-    scoring; a model without them runs as before."""
+    scoring; a model without them runs as before. torch.compile does not trace a checkpoint
+    with such a `context_fn`: to compile, enable HF's checkpointing directly instead."""
     from lemo.mlp import checkpoint_contexts
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model

@@ -31,8 +31,9 @@ Kernels (paper §4.4; one module each): `block_scores` (tile pooling), `selectiv
 GEMM behind `gather_rows`/`project_rows`), `scatter_add` (in-place residual epilogue,
 `scatter_add_rows(..., inplace=True)` is the optional in-place form), `segment_loss` (segmented
 linear + CE with recomputation), `channel_scores` (`gated_sq_sums`: the pruned MLP's channel
-scores in two passes over gate and up), `pruned_mlp` (`pruned_swiglu`: a token-chunked forward
-for the MLP saved-channel pruning of `lemo.mlp`, a PyTorch composition on every device). A call
+scores in one pass over gate and up, then one over per-block partials), `pruned_mlp`
+(`pruned_swiglu`: a token-chunked forward for the MLP saved-channel pruning of `lemo.mlp`, a
+PyTorch composition on every device). A call
 takes the Triton path when `backend()` is 'triton' and its tensors are on CUDA, or under Triton's
 CPU interpreter (`TRITON_INTERPRET=1` and `LEMO_KERNELS=triton`, used by the CPU tests), except
 `gather_rows` and `scatter_add_rows`, which lose to PyTorch's ops on the H100 and so take the
@@ -197,7 +198,8 @@ def gated_sq_sums(gate: torch.Tensor, up: torch.Tensor, act, sq_act: torch.Tenso
     """sq_act += Σ_rows act(gate)², sq_up += Σ_rows up² (fp32, in place), `rows` tokens a block;
     `silu=True` says act is SiLU, which the Triton kernel fuses (`lemo.kernels.channel_scores`).
     gate/up (N, I), sq_act/sq_up (I,) float32."""
-    if silu and _use_triton(gate) and gate.stride(1) == 1 and up.stride(1) == 1:
+    if (silu and _use_triton(gate) and gate.stride(1) == 1 and up.stride(1) == 1
+            and max(gate.stride(0), up.stride(0)) * gate.shape[0] < 2 ** 31):
         from lemo.kernels.channel_scores import gated_sq_sums_triton
 
         gated_sq_sums_triton(gate, up, sq_act, sq_up, rows)

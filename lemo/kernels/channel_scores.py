@@ -75,6 +75,12 @@ def gated_sq_sums_triton(gate: torch.Tensor, up: torch.Tensor, sq_act: torch.Ten
     if up.shape != gate.shape or gate.stride(1) != 1 or up.stride(1) != 1:
         raise ValueError(f"gated_sq_sums: gate {tuple(gate.shape)} and up {tuple(up.shape)} "
                          "must match, with unit column stride")
+    if not (sq_act.is_contiguous() and sq_up.is_contiguous()
+            and sq_act.dtype == sq_up.dtype == torch.float32
+            and sq_act.shape == sq_up.shape == (i,)):
+        raise ValueError(f"gated_sq_sums: sq_act / sq_up must be contiguous float32 ({i},)")
+    if max(gate.stride(0), up.stride(0)) * n >= 2 ** 31:  # the kernel's offsets are int32
+        raise ValueError(f"gated_sq_sums: {n} x {i} rows too large for int32 offsets")
     if n == 0:
         return
     n_blocks = triton.cdiv(n, rows)

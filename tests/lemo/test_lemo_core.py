@@ -410,7 +410,14 @@ def test_elastic_prune_removes_exactly_the_dead_units():
     assert torch.allclose(net(x), before, atol=1e-6)  # dead ReLU unit contributed nothing
 
 
-def test_gradient_checkpointing_keeps_gradients():
+def test_gradient_checkpointing_keeps_gradients(monkeypatch):
+    """Checkpointing keeps LeMo's gradients; HF forwards `set_checkpointing`'s context_fn, so the
+    pruned MLPs rank channels only in the recomputation (once per layer, as without it)."""
+    from lemo import mlp
+
+    ranked = []
+    real = mlp.top_channels
+    monkeypatch.setattr(mlp, "top_channels", lambda s, n: ranked.append(n) or real(s, n))
     x = torch.randint(0, 256, (1, 64))
     m = add_lora(tiny(), LoraConfig())
     for n, p in m.named_parameters():
@@ -418,12 +425,17 @@ def test_gradient_checkpointing_keeps_gradients():
             torch.nn.init.normal_(p, std=0.1)
     apply_lemo(m, LemoConfig(keep_ratio=0.5, block_size=B, mlp_prune_ratio=0.5))
     causal_lm_loss(m, x, segment=32).backward()
+    per_step = len(ranked)
+    assert per_step > 0
     g0 = grads(m)
     m.zero_grad()
     set_checkpointing(m, True)
+    ranked.clear()
     with SavedTensorMeter(exclude=list(m.parameters())) as meter:
         loss = causal_lm_loss(m, x, segment=32)
+    assert ranked == []  # the checkpoints' first forwards rank nothing
     loss.backward()
+    assert len(ranked) == per_step
     g1 = grads(m)
     assert meter.bytes > 0 and g0.keys() == g1.keys()
     for n in g0:

@@ -159,14 +159,21 @@ def test_gpu_gated_sq_sums_match_the_fallback(dtype):
     from lemo.mlp import channel_scores, column_sq_sums, top_channels
 
     g = torch.Generator(device="cuda").manual_seed(21)
-    gate = (torch.randn(5000, 1003, device="cuda", generator=g) * 2).to(dtype)
-    up = torch.randn(5000, 1003, device="cuda", generator=g).to(dtype)
+    # channel scales from 0.2 to 5, so the scores are far apart (random columns of one scale
+    # give scores that tie once rounded to bf16, and a top-k among ties is arbitrary)
+    scale = torch.logspace(-0.7, 0.7, 1003, device="cuda")[torch.randperm(1003, device="cuda",
+                                                                           generator=g)]
+    gate = (torch.randn(5000, 1003, device="cuda", generator=g) * 2 * scale).to(dtype)
+    up = (torch.randn(5000, 1003, device="cuda", generator=g) * scale).to(dtype)
     ka, ku = torch.zeros(1003, device="cuda"), torch.zeros(1003, device="cuda")
     gated_sq_sums_triton(gate, up, ka, ku, rows=2048)
     ra = column_sq_sums(gate, rows=2048, fn=torch.nn.functional.silu)
     ru = column_sq_sums(up, rows=2048)
+    # bf16: SiLU rounded to bf16 as F.silu returns it; without that rounding the sums move by
+    # ~2e-4 relative, so 1e-4 catches it (the fp32 sums differ only in addition order)
     tol = 1e-5 if dtype == torch.float32 else 1e-4
     assert _rel(ka, ra) < tol and _rel(ku, ru) < 1e-5
-    kept_k = top_channels(channel_scores(ka, ku, dtype), 500)
-    kept_r = top_channels(channel_scores(ra, ru, dtype), 500)
-    assert len(set(kept_k.tolist()) & set(kept_r.tolist())) >= 495
+    if dtype == torch.float32:  # well-separated scores: the same channels kept
+        kept_k = top_channels(channel_scores(ka, ku, dtype), 500)
+        kept_r = top_channels(channel_scores(ra, ru, dtype), 500)
+        assert torch.equal(kept_k, kept_r)

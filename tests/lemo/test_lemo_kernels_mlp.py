@@ -141,15 +141,26 @@ def test_checkpoint_first_forward_skips_scoring_and_keeps_gradients(fn, monkeypa
     from lemo import mlp
     from lemo.kernels import pruned_mlp
 
-    calls = []
-    real = mlp.top_channels
+    calls, scored = [], []
+    real, real_sq, real_col = mlp.top_channels, kernels.gated_sq_sums, mlp.column_sq_sums
 
     def counted(score, n_keep):
         calls.append(n_keep)
         return real(score, n_keep)
 
+    def counted_sq(*a, **k):
+        scored.append(1)
+        return real_sq(*a, **k)
+
+    def counted_col(*a, **k):
+        scored.append(1)
+        return real_col(*a, **k)
+
     monkeypatch.setattr(mlp, "top_channels", counted)
     monkeypatch.setattr(pruned_mlp, "top_channels", counted)
+    monkeypatch.setattr(kernels, "gated_sq_sums", counted_sq)
+    monkeypatch.setattr(pruned_mlp, "gated_sq_sums", counted_sq)
+    monkeypatch.setattr(mlp, "column_sq_sums", counted_col)
     ws, bs = _weights(bias=True)
     if fn == "relu":
         def f(x):
@@ -166,28 +177,45 @@ def test_checkpoint_first_forward_skips_scoring_and_keeps_gradients(fn, monkeypa
     assert len(calls) == 1
     (g_ref,) = torch.autograd.grad((y_ref * wt).sum(), [x])
     calls.clear()
+    scored.clear()
     x = x0.clone().requires_grad_()
     y = checkpoint(f, x, use_reentrant=False, context_fn=mlp.checkpoint_contexts)
-    assert calls == []  # the first forward: no ranking
+    assert calls == [] and scored == []  # the first forward: no scores, no ranking
     (g,) = torch.autograd.grad((y * wt).sum(), [x])
-    assert len(calls) == 1  # the recomputation ranks once
+    assert len(calls) == 1 and scored  # the recomputation scores and ranks once
     assert torch.equal(y, y_ref) and torch.equal(g, g_ref)
     assert not mlp.saves_discarded()  # the flag does not outlive the forward
 
 
-def test_discarded_saves_hold_no_storage():
+@pytest.mark.parametrize("fn", ["swiglu", "chunked", "relu"])
+def test_discarded_saves_hold_no_storage_and_never_reach_a_backward(fn):
     """Inside `discarded_saves` the saved activations are storage-less placeholders of the
-    real ones' shapes and dtypes (what a checkpoint compares them by)."""
+    real ones' shapes and dtypes (what a checkpoint compares them by); a backward that reaches
+    them (a forward under the flag outside a checkpoint) raises instead of returning garbage."""
     from lemo import mlp
 
     ws, bs = _weights()
+    if fn == "relu":
+        def f(x):
+            return mlp.PrunedReluFunction.apply(x, ws[0], bs[0], ws[2], bs[2], 9)
+    elif fn == "chunked":
+        def f(x):
+            return kernels.pruned_swiglu(x, *ws, *bs, n_keep=9, chunk=16)
+    else:
+        def f(x):
+            return mlp.PrunedSwiGLUFunction.apply(x, *ws, *bs, 9)
     x = torch.randn(1, 30, 24, requires_grad=True)
-    y_real = mlp.PrunedSwiGLUFunction.apply(x, *ws, *bs, 9)  # kept: its graph holds the saves
+    y_real = f(x)  # kept: its graph holds the saves
     real = y_real.grad_fn.saved_tensors
     with mlp.discarded_saves():
         assert mlp.saves_discarded()
-        y_held = mlp.PrunedSwiGLUFunction.apply(x, *ws, *bs, 9)
+        y_held = f(x)
+    assert not mlp.saves_discarded()
     held = y_held.grad_fn.saved_tensors
-    for a, b in zip(real[:3], held[:3]):
+    n_act = 1 if fn == "relu" else 3  # activations (and kept ids) before the weights
+    for a, b in zip(real[:n_act], held[:n_act]):
         assert a.shape == b.shape and a.dtype == b.dtype
         assert b.untyped_storage().nbytes() <= b.element_size()
+    torch.autograd.grad(y_real.sum(), [x])  # the real saves: fine
+    with pytest.raises(RuntimeError, match="placeholders"):
+        torch.autograd.grad(y_held.sum(), [x])
