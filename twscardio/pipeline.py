@@ -36,8 +36,9 @@ from twscardio.fusion import bandpass, best_axis, fuse, refit_on_beats, window_b
 from twscardio.quality import NO_BEAT, assess_windows
 
 __all__ = ["switched", "prepare", "network_features", "window_starts", "reconstruct", "process",
-           "fused_with_fallback", "fused_j_peaks", "sync_prior", "N_FEATURES_PRIOR",
-           "N_FEATURES", "J_WAVE_SHIFT_S", "J_TIGHTNESS", "j_peaks", "normalise_windows"]
+           "fused_with_fallback", "fused_j_peaks", "sync_prior", "network_input",
+           "N_FEATURES_PRIOR", "N_FEATURES", "J_WAVE_SHIFT_S", "J_TIGHTNESS", "j_peaks",
+           "normalise_windows"]
 
 N_FEATURES = 17
 N_FEATURES_PRIOR = 18  # with the beat-synchronous prior as the last channel (TrainConfig.prior)
@@ -162,6 +163,24 @@ def sync_prior(prep: dict, fus: dict, beats_s: np.ndarray, timing, cfg: TrainCon
     return synchronous_scg(fus["fused"], gyro, beats_s, prep["fs"], timing, cfg.sync.pre_s,
                            cfg.sync.post_s,
                            (cfg.sync.blur_ao_ms / 1000, cfg.sync.blur_ac_ms / 1000))
+
+
+def network_input(prep: dict, fus: dict, model, cfg: TrainConfig,
+                  beats_s: np.ndarray | None = None) -> np.ndarray:
+    """The features `model` takes: the 17 channels, plus the beat-synchronous prior when it was
+    trained with one (18 input channels; its timing model attached as `model.timing`), from
+    the J peaks `beats_s` (s; by default the fused signal's, `fused_j_peaks`)."""
+    if model.stem.in_channels != N_FEATURES_PRIOR:
+        return network_features(prep, fus)
+    timing = getattr(model, "timing", None)
+    if timing is None:
+        raise DataError("this network takes the beat-synchronous prior; attach its timing "
+                        "model as model.timing (twscardio.train.get_model does)")
+    if beats_s is None:
+        fs = prep["fs"]
+        bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)
+        beats_s = fused_j_peaks(fus, fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
+    return network_features(prep, fus, sync_prior(prep, fus, beats_s, timing, cfg)["scg"])
 
 
 def network_features(prep: dict, fus: dict, prior: np.ndarray | None = None) -> np.ndarray:
@@ -348,16 +367,11 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
         out.update(beats_all_s=syn["ao_s"], fallback=fus["fused"], scg=syn["scg"],
                    ao_s=syn["ao_s"], ac_s=syn["ac_s"], j_s=j, lag_s=syn["lag_s"])
     else:
-        prior = None
-        if model.stem.in_channels == N_FEATURES_PRIOR:  # trained with the beat-synchronous prior
-            timing = getattr(model, "timing", None)
-            if timing is None:
-                raise DataError(f"arm '{arm}': this network takes the beat-synchronous prior; "
-                                "attach its timing model as model.timing "
-                                "(twscardio.train.get_model does)")
-            prior = sync_prior(prep, fus, win["j_s"], timing, cfg)["scg"]
-        scg = reconstruct(model, network_features(prep, fus, prior), fs, cfg.window_s,
-                          cfg.hop_s)
+        try:
+            feats = network_input(prep, fus, model, cfg, win["j_s"])
+        except DataError as e:
+            raise DataError(f"arm '{arm}': {e}") from None
+        scg = reconstruct(model, feats, fs, cfg.window_s, cfg.hop_s)
         # the refractory distance from the fused BCG's octave-checked periods: an SCG has two
         # waves (AO, AC) per beat, the BCG's envelope one hump (chosen on validation subjects:
         # (d)'s octave errors 1.2-1.7 -> 0.9-1.0 % at 25 Hz/20 %, HR MAE lower, IBI +-0.5 ms)

@@ -28,7 +28,7 @@ from twscardio.beats import find_ao, find_jpeaks
 from twscardio.config import TrainConfig
 from twscardio.enhance import check_timestamps
 from twscardio.fusion import fuse
-from twscardio.pipeline import J_WAVE_SHIFT_S, network_features, prepare, reconstruct
+from twscardio.pipeline import J_WAVE_SHIFT_S, network_input, prepare, reconstruct
 from twscardio.quality import NO_BEAT, assess_windows
 
 __all__ = ["StreamingMonitor", "Update", "RobustHeartRate"]
@@ -222,8 +222,8 @@ class StreamingMonitor:
             return undecided(f"{NO_BEAT} (rotation {fus['gyro_rms'].max():.2f} rad/s)", sqi)
         t_grid0 = prep["t"][0]
         if self.model is not None:
-            scg = reconstruct(self.model, network_features(prep, fus), fs, self.window_s,
-                              self.hop_s)
+            scg = reconstruct(self.model, network_input(prep, fus, self.model, self.cfg), fs,
+                              self.window_s, self.hop_s)
             beats = find_ao(scg, fs)
         else:
             scg = np.full(T, np.nan)

@@ -104,7 +104,8 @@ def test_a_prior_network_without_its_timing_model_is_a_clear_error():
 def test_prior_keys_differ_and_the_default_keys_do_not_name_it():
     from twscardio import train
 
-    base, prior = TrainConfig(), replace(TrainConfig(), prior="sync")
+    base, prior = replace(TrainConfig(), prior="none"), TrainConfig()
+    assert prior.prior == "sync"  # the default
     assert "prior" not in train._model_key(base) and "sync" not in train._model_key(base)
     assert "prior" not in train._data_key(base, "train", 8)
     assert train._model_key(prior) != train._model_key(base)
@@ -114,3 +115,43 @@ def test_prior_keys_differ_and_the_default_keys_do_not_name_it():
     # the network's training subjects follow the timing model's; validation is unchanged
     assert train._data_key(prior, "train", 8)["prior"]["first"] == sum(prior.sync.blocks)
     assert train._data_key(prior, "val", 8)["prior"]["first"] == 0
+
+
+def test_streaming_feeds_the_prior_to_a_prior_network(monkeypatch):
+    """`StreamingMonitor` with an 18-channel network gives it, per window, arm (e)'s SCG of that
+    window (`pipeline.network_input`); without the timing model it is a clear error."""
+    from twscardio import stream
+    from twscardio.stream import StreamingMonitor
+
+    cfg = TrainConfig()
+    rec = simulate(SimConfig(duration_s=12.0, fs_in=25.0, morphology="randomised"), 4)
+    net = build_model(N_FEATURES_PRIOR, NetConfig(channels=4, dilations=[1]))
+    net.timing = _timing()
+    seen = []
+    real = stream.reconstruct
+
+    def spy(model, feats, *a, **k):
+        seen.append(feats)
+        return real(model, feats, *a, **k)
+
+    monkeypatch.setattr(stream, "reconstruct", spy)
+    # packets of 2 samples in arrival order, both buds interleaved
+    packets = sorted(((rec[side]["relative_time"][k], side, slice(k, k + 2))
+                      for side in ("left", "right")
+                      for k in range(0, len(rec[side]["relative_time"]), 2)),
+                     key=lambda e: e[0])
+
+    def run(mon):
+        ups = []
+        for _, side, sl in packets:
+            b = rec[side]
+            ups += mon.push(side, b["relative_time"][sl], b["acc"][sl], b["gyro"][sl])
+        return ups
+
+    ups = run(StreamingMonitor(cfg, net, window_s=5.0, hop_s=1.0, fs_in=25.0))
+    assert any(u.status == "ok" for u in ups)
+    assert seen and all(f.shape[1] == N_FEATURES_PRIOR for f in seen)
+    assert any(np.abs(f[:, -1]).max() > 0.5 for f in seen)  # the prior holds beats
+    del net.timing
+    with pytest.raises(DataError, match="timing model"):
+        run(StreamingMonitor(cfg, net, window_s=5.0, hop_s=1.0, fs_in=25.0))
