@@ -261,13 +261,14 @@ class TrainConfig:
     weight_decay: NonNegFloat = 1e-4
     ckpt_every: PosInt = 250  # steps between checkpoints (resume)
     # an 18th input channel for the network: "sync" = the beat-synchronous SCG (arm e: the
-    # template at (b)'s J peaks minus the timing model's lag), a prior the network refines;
-    # "none" = the 17 channels alone. With "sync" the network trains on subjects after the
-    # timing model's (sum(sync.blocks) onward), so the prior is as good on them as on new ones.
-    # Chosen on 48 validation subjects by a rule declared first (`python -m
-    # twscardio.experiments.network_data --arms d,e --variant prior:prior=sync`): (d)'s
-    # per-beat SCG r 0.760 -> 0.829 at 50 Hz / 10 %, 0.681 -> 0.761 at 25 Hz / 20 %, IBI MAE
-    # 9.99 -> 10.23 and 12.68 -> 11.76 ms (results/twscardio/NOTES.md)
+    # template at (b)'s J peaks minus the timing model's lag), which the network takes as
+    # input; "none" = the 17 channels alone. With "sync" the network trains on subjects after
+    # the timing model's (sum(sync.blocks) onward), subjects the timing model never saw.
+    # Chosen for (d) on 48 validation subjects by a rule declared first (then `python -m
+    # twscardio.experiments.network_data --arms d,e --variant prior:prior=sync`; now that
+    # "sync" is the default, `--variant none:prior=none` gives the other arm): (d)'s per-beat
+    # SCG r 0.760 -> 0.829 at 50 Hz / 10 %, 0.681 -> 0.761 at 25 Hz / 20 %, IBI MAE 9.99 ->
+    # 10.23 and 12.68 -> 11.76 ms (results/twscardio/NOTES.md)
     prior: Literal["none", "sync"] = "sync"
 
     def validate(self) -> None:

@@ -111,8 +111,9 @@ def draw_conditions(rng: np.random.Generator, cfg: TrainConfig) -> SimConfig:
 def recording_windows(rec: dict, cfg: TrainConfig, timing=None) -> dict[str, np.ndarray]:
     """Cut one simulated recording into network windows.
 
-    Returns x (W, 17, L) float32 (W, 18, L) with the beat-synchronous prior of `timing`, a
-    `beatsync.TimingModel`, y (W, L) SCG z-scored per window, w (W, L) region weights.
+    Returns x (W, 17, L) float32 - (W, 18, L) when `timing`, a `beatsync.TimingModel`, is
+    given: the beat-synchronous prior as the last channel - y (W, L) SCG z-scored per window,
+    w (W, L) region weights.
     """
     tr = rec["truth"]
     fs = cfg.enhance.fs_out

@@ -5,7 +5,8 @@
   linear-fill + spline front-end X_lin (T, 12).
 * `network_features(prep, fus, prior)` - the learned path's input (T, 17): motion-cancelled
   accel (6), gyro (6), fused BCG (1), validity masks (2), time-since-valid encodings (2); with
-  a prior (`sync_prior`: the beat-synchronous SCG of arm e) an 18th channel.
+  a prior (`sync_prior`: the beat-synchronous SCG of arm e) an 18th channel;
+  `network_input(prep, fus, model, cfg)` - the input a given network takes.
 * `reconstruct(model, feats, fs, window_s, hop_s)` - windowed, batched, Hann overlap-add.
 * `process(rec, cfg, arm, model)` - arms (a) single axis, (b) fusion, (c)/(d) network, (e)
   beat-synchronous SCG (`twscardio.beatsync`: (b)'s J peaks, learned J -> AO timing); returns
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
 
@@ -37,8 +39,8 @@ from twscardio.quality import NO_BEAT, assess_windows
 
 __all__ = ["switched", "prepare", "network_features", "window_starts", "reconstruct", "process",
            "fused_with_fallback", "fused_j_peaks", "sync_prior", "network_input",
-           "N_FEATURES_PRIOR", "N_FEATURES", "J_WAVE_SHIFT_S", "J_TIGHTNESS", "j_peaks",
-           "normalise_windows"]
+           "check_prior_model", "N_FEATURES_PRIOR", "N_FEATURES", "J_WAVE_SHIFT_S", "J_TIGHTNESS",
+           "j_peaks", "normalise_windows"]
 
 N_FEATURES = 17
 N_FEATURES_PRIOR = 18  # with the beat-synchronous prior as the last channel (TrainConfig.prior)
@@ -153,8 +155,7 @@ def prepare(rec: dict, cfg: TrainConfig, t_range: tuple[float, float] | None = N
     return out
 
 
-def sync_prior(prep: dict, fus: dict, beats_s: np.ndarray, timing, cfg: TrainConfig
-               ) -> np.ndarray:
+def sync_prior(prep: dict, fus: dict, beats_s: np.ndarray, timing, cfg: TrainConfig) -> dict:
     """Arm (e)'s beat-synchronous SCG, `beatsync.synchronous_scg`'s dict: "scg" (T,) is the
     template at the J peaks `beats_s` minus `timing`'s lag, blurred as cfg.sync says (zeros
     where fewer than 3 whole beat complexes exist), the network's prior channel."""
@@ -165,17 +166,28 @@ def sync_prior(prep: dict, fus: dict, beats_s: np.ndarray, timing, cfg: TrainCon
                            (cfg.sync.blur_ao_ms / 1000, cfg.sync.blur_ac_ms / 1000))
 
 
-def network_input(prep: dict, fus: dict, model, cfg: TrainConfig,
-                  beats_s: np.ndarray | None = None) -> np.ndarray:
-    """The features `model` takes: the 17 channels, plus the beat-synchronous prior when it was
-    trained with one (18 input channels; its timing model attached as `model.timing`), from
-    the J peaks `beats_s` (s; by default the fused signal's, `fused_j_peaks`)."""
+def check_prior_model(model):
+    """The timing model of a network that takes the prior (None for one that does not); a
+    one-line DataError when it has none attached."""
     if model.stem.in_channels != N_FEATURES_PRIOR:
-        return network_features(prep, fus)
+        return None
     timing = getattr(model, "timing", None)
     if timing is None:
         raise DataError("this network takes the beat-synchronous prior; attach its timing "
                         "model as model.timing (twscardio.train.get_model does)")
+    return timing
+
+
+def network_input(prep: dict, fus: dict, model, cfg: TrainConfig,
+                  beats_s: np.ndarray | None = None) -> np.ndarray:
+    """The features `model` takes: the 17 channels, plus the beat-synchronous prior when it was
+    trained with one (18 input channels; its timing model attached as `model.timing` and the
+    template settings it trained with as `model.prior_sync`, by default cfg.sync), from the J
+    peaks `beats_s` (s; by default the fused signal's, `fused_j_peaks`)."""
+    if model.stem.in_channels != N_FEATURES_PRIOR:
+        return network_features(prep, fus)
+    timing = check_prior_model(model)
+    cfg = replace(cfg, sync=getattr(model, "prior_sync", cfg.sync))
     if beats_s is None:
         fs = prep["fs"]
         bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)

@@ -28,7 +28,13 @@ from twscardio.beats import find_ao, find_jpeaks
 from twscardio.config import TrainConfig
 from twscardio.enhance import check_timestamps
 from twscardio.fusion import fuse
-from twscardio.pipeline import J_WAVE_SHIFT_S, network_input, prepare, reconstruct
+from twscardio.pipeline import (
+    J_WAVE_SHIFT_S,
+    check_prior_model,
+    network_input,
+    prepare,
+    reconstruct,
+)
 from twscardio.quality import NO_BEAT, assess_windows
 
 __all__ = ["StreamingMonitor", "Update", "RobustHeartRate"]
@@ -119,6 +125,8 @@ class StreamingMonitor:
             raise DataError("need 0 < hop_s <= window_s and 0 <= lookahead_s < window_s - hop_s")
         if fs_in is not None:
             fs_in = finite_number(fs_in, "fs_in", positive=True)
+        if model is not None:  # a network with the prior needs its timing model from the start
+            check_prior_model(model)
         self.cfg, self.model = cfg, model
         self.window_s, self.hop_s, self.lookahead_s = window_s, hop_s, lookahead_s
         self.fs_in = fs_in

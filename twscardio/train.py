@@ -42,7 +42,7 @@ from twscardio.models import (
 from twscardio.pipeline import N_FEATURES, N_FEATURES_PRIOR, normalise_windows
 
 __all__ = ["train_model", "get_model", "model_file", "training_view", "windows",
-           "validation_windows", "VAL_DURATION_S", "timing_data", "get_timing_model",
+           "validation_windows", "VAL_DURATION_S", "timing_data", "get_timing_model", "resume_free",
            "timing_file", "main"]
 
 log = get_logger("twscardio.train")
@@ -84,17 +84,22 @@ def _data_key(cfg: TrainConfig, split: str, n: int) -> dict:
 
 def _first_subject(cfg: TrainConfig, split: str) -> int:
     """The first subject of a split the network trains on: with the prior, training subjects
-    follow the timing model's (its lag predictions on them would be better than on new ones)."""
+    follow the timing model's, so the network never trains on a subject the timing model was
+    fitted on. (Indices from 10,000 share seeds with the next `seed`'s subjects,
+    `data.subject_seed`: with the prior, runs of different `seed` are not disjoint.)"""
     return sum(cfg.sync.blocks) if cfg.prior == "sync" and split == "train" else 0
 
 
 def windows(cfg: TrainConfig, split: str, n_subjects: int) -> dict[str, np.ndarray]:
     """Cached simulated windows of a split: x (N, 17, L) (18 with `cfg.prior` "sync"),
-    y (N, L), w (N, L)."""
-    timing = get_timing_model(cfg) if cfg.prior == "sync" else None
-    return cached_arrays("twscardio-windows", _data_key(cfg, split, n_subjects),
-                         lambda: build_windows(cfg, split, n_subjects, timing,
-                                               _first_subject(cfg, split)),
+    y (N, L), w (N, L). The prior depends on code the key does not hold (`pipeline.J_*`, the
+    J-peak and template code): a change there needs a DATA_VERSION bump, as any change to the
+    simulation or enhancement code does."""
+    def build():
+        timing = get_timing_model(cfg) if cfg.prior == "sync" else None
+        return build_windows(cfg, split, n_subjects, timing, _first_subject(cfg, split))
+
+    return cached_arrays("twscardio-windows", _data_key(cfg, split, n_subjects), build,
                          version=DATA_VERSION)
 
 
@@ -202,10 +207,16 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 # what a resumed run may change: what `_model_key` and `training_view` leave out (checkpoint
-# frequency, the quality and beat-sync stages - the latter only without the prior - and the
-# per-recording conditions training draws)
+# frequency, the quality and beat-sync stages, the per-recording conditions training draws);
+# `resume_free` drops "sync" for a network with the prior
 RESUME_FREE = ("ckpt_every", "quality", "sync", "sim.fs_in", "sim.motion_level",
                "sim.channel.loss", "sim.channel.burst", "sim.channel.samples_per_packet")
+
+
+def resume_free(cfg: TrainConfig) -> tuple[str, ...]:
+    """The config keys a resumed run of `cfg` may change: RESUME_FREE, less "sync" when the
+    network takes the beat-synchronous prior (its timing model and template shape the input)."""
+    return RESUME_FREE if cfg.prior == "none" else tuple(k for k in RESUME_FREE if k != "sync")
 
 
 def _model_key(cfg: TrainConfig) -> dict:
@@ -238,8 +249,9 @@ def get_model(cfg: TrainConfig) -> BCG2SCGNet:
     path = model_file(cfg, build)
     model, info = load_model(path)
     model.hist = info.get("hist", {})  # type: ignore[attr-defined]
-    if cfg.prior == "sync":  # `pipeline.process` renders the prior channel with it
+    if cfg.prior == "sync":  # `pipeline.network_input` renders the prior channel with them
         model.timing = get_timing_model(cfg)  # type: ignore[attr-defined]
+        model.prior_sync = cfg.sync  # type: ignore[attr-defined]
     return model
 
 
@@ -305,8 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                     "or plain L1 (loss.kind=l1). Rerun with the same --out to resume.",
         default_config="configs/twscardio/default.yaml")
     if args.out is not None:  # an existing run: before its config.yaml and the simulation
-        check_resume(args.out, cfg, RESUME_FREE if cfg.prior == "none" else
-                     tuple(k for k in RESUME_FREE if k != "sync"))
+        check_resume(args.out, cfg, resume_free(cfg))
     run_dir = make_run_dir(args.out, "twscardio", "train")
     save_config(cfg, run_dir / "config.yaml")
     model, hist = train_model(cfg, run_dir)

@@ -83,10 +83,14 @@ def test_inference_prior_is_arm_e_scg(monkeypatch):
 def test_training_windows_carry_the_same_prior_as_inference():
     """The training windows' prior channel is arm (e)'s SCG cut into the same windows
     (no fusion fallback in either: off by default)."""
+    from twscardio.train import get_timing_model
+
     cfg = TrainConfig()
-    rec, timing = _rec(seed=5), _timing(lag=0.1, off=0.01)
+    rec = _rec(seed=5)
+    timing = get_timing_model(cfg)  # the shipped model: its inputs (complexes, HR) matter
     w = recording_windows(rec, cfg, timing)
     e = process(rec, cfg, "e", timing)["scg"]
+    assert np.abs(e).max() > 0.5  # not a check on zeros
     fs = cfg.enhance.fs_out
     win, hop = int(round(cfg.window_s * fs)), int(round(cfg.hop_s * fs))
     idx = pipeline.window_starts(e.size, win, hop)[:, None] + np.arange(win)[None, :]
@@ -155,3 +159,74 @@ def test_streaming_feeds_the_prior_to_a_prior_network(monkeypatch):
     del net.timing
     with pytest.raises(DataError, match="timing model"):
         run(StreamingMonitor(cfg, net, window_s=5.0, hop_s=1.0, fs_in=25.0))
+
+
+def test_network_input_finds_the_j_peaks_process_uses():
+    """`network_input` without beats takes the fused signal's J peaks as `process` does."""
+    from twscardio.train import get_timing_model
+
+    cfg = TrainConfig()
+    rec = _rec(seed=6)
+    net = build_model(N_FEATURES_PRIOR, NetConfig(channels=4, dilations=[1]))
+    net.timing = get_timing_model(cfg)
+    o = process(rec, cfg, "b")
+    prep, fus = o["prep"], o["fusion"]
+    own = pipeline.network_input(prep, fus, net, cfg)
+    given = pipeline.network_input(prep, fus, net, cfg, o["windows"]["j_s"])
+    assert np.abs(given[:, -1]).max() > 0.5 and np.array_equal(own, given)
+    # the template settings the network trained with win over the caller's
+    net.prior_sync = replace(cfg.sync, blur_ac_ms=40.0)
+    other = pipeline.network_input(prep, fus, net, cfg)
+    assert not np.allclose(other[:, -1], own[:, -1])
+
+
+def test_prior_windows_train_after_the_timing_models_subjects(monkeypatch):
+    """`train.windows` builds the prior network's training windows from subject
+    sum(sync.blocks) on, with the timing model; validation from subject 0."""
+    from twscardio import train
+
+    seen = []
+
+    def fake(cfg, split, n, timing=None, first=0):
+        seen.append((split, n, timing is not None, first))
+        return {"x": np.zeros((1, N_FEATURES_PRIOR, 4), np.float32),
+                "y": np.zeros((1, 4), np.float32), "w": np.ones((1, 4), np.float32)}
+
+    monkeypatch.setattr(train, "build_windows", fake)
+    cfg = replace(TrainConfig(), n_subjects=3)
+    train.windows(cfg, "train", 3)
+    train.windows(cfg, "val", 2)
+    assert seen == [("train", 3, True, sum(cfg.sync.blocks)), ("val", 2, True, 0)]
+
+
+def test_networks_without_the_prior_keep_their_shipped_weights():
+    """prior=none keeps the keys made before the option existed: the shipped no-prior
+    networks of the full and quick bench are still found; the prior ones under other keys."""
+    from shared.config import apply_overrides, from_dict, to_dict
+    from twscardio.bench import QUICK, arm_configs
+    from twscardio.config import BenchConfig
+    from twscardio.train import WEIGHTS_DIR, model_file
+
+    quick = from_dict(BenchConfig, apply_overrides(to_dict(BenchConfig()),
+                                                   [f"{k}={v}" for k, v in QUICK.items()]))
+    for bc in (BenchConfig(), quick):
+        for arm, cfg in arm_configs(bc).items():
+            old = model_file(replace(cfg, prior="none"))
+            assert old.parent == WEIGHTS_DIR, arm
+            assert model_file(cfg).parent == WEIGHTS_DIR and model_file(cfg) != old
+
+
+def test_get_model_attaches_the_timing_model_and_resume_keeps_sync():
+    from shared.config import apply_overrides, from_dict, to_dict
+    from twscardio.bench import QUICK, arm_configs
+    from twscardio.config import BenchConfig
+    from twscardio.train import RESUME_FREE, get_model, resume_free
+
+    quick = from_dict(BenchConfig, apply_overrides(to_dict(BenchConfig()),
+                                                   [f"{k}={v}" for k, v in QUICK.items()]))
+    cfg = arm_configs(quick)["d"]
+    m = get_model(cfg)  # the shipped quick weights
+    assert m.stem.in_channels == N_FEATURES_PRIOR and m.timing is not None
+    assert m.prior_sync == cfg.sync
+    assert "sync" not in resume_free(cfg)
+    assert resume_free(replace(cfg, prior="none")) == RESUME_FREE and "sync" in RESUME_FREE
