@@ -65,6 +65,15 @@ def _placeholder(shape: tuple[int, ...], dtype: torch.dtype, device) -> torch.Te
     return torch.zeros((), dtype=dtype, device=device).expand(shape)
 
 
+def _save_placeholders(ctx, n_acts: int, n: int, n_keep: int, dtype: torch.dtype, device,
+                       *weights: torch.Tensor) -> None:
+    """What a pruned function saves in a checkpoint's first forward: `n_acts` placeholders of
+    its kept (n, n_keep) activations, one of its kept channel ids, then its weights."""
+    kept = _placeholder((n, n_keep), dtype, device)
+    ctx.save_for_backward(*[kept] * n_acts, _placeholder((n_keep,), torch.int64, device),
+                          *weights)
+
+
 def _check_saved(t: torch.Tensor) -> None:
     """A backward must never read a placeholder (all strides 0 over more than one element)."""
     if t.numel() > 1 and not any(t.stride()):
@@ -146,9 +155,7 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
         ctx.x_shape = x.shape
         if saves_discarded():  # a checkpoint's first forward: the output only
             y = F.linear(cls._act_(g).mul_(u), wd, bd)
-            kept = _placeholder((x2.shape[0], n_keep), g.dtype, g.device)
-            ctx.save_for_backward(kept, kept, _placeholder((n_keep,), torch.int64, g.device),
-                                  wg, wu, wd)
+            _save_placeholders(ctx, 2, x2.shape[0], n_keep, g.dtype, g.device, wg, wu, wd)
             return y.view(*x.shape[:-1], -1)
         # The transient: the activation is scored block by block and applied to the full gate
         # buffer only after the kept channels are gathered, in place where it can be; the
@@ -208,8 +215,7 @@ class PrunedReluFunction(torch.autograd.Function):
         y = F.linear(a, w2, b2)
         ctx.x_shape = x.shape
         if saves_discarded():  # a checkpoint's first forward: the output only
-            ctx.save_for_backward(_placeholder((x2.shape[0], n_keep), pre.dtype, pre.device),
-                                  _placeholder((n_keep,), torch.int64, pre.device), w1, w2)
+            _save_placeholders(ctx, 1, x2.shape[0], n_keep, pre.dtype, pre.device, w1, w2)
             return y.view(*x.shape[:-1], -1)
         ch = top_channels(column_sq_sums(a).sqrt().to(a.dtype), n_keep)
         ctx.save_for_backward(pre.index_select(1, ch), ch, w1, w2)

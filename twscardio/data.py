@@ -31,15 +31,9 @@ from shared.log import get_logger, progress
 from shared.validate import brief, check_alloc, finite_number, read_text
 from twscardio.config import ChannelConfig, SimConfig, TrainConfig
 from twscardio.enhance import validate_stream
-from twscardio.fusion import fuse, window_bounds
+from twscardio.fusion import fuse
 from twscardio.models import region_weights
-from twscardio.pipeline import (
-    fused_j_peaks,
-    network_features,
-    prepare,
-    sync_prior,
-    window_starts,
-)
+from twscardio.pipeline import network_features, prepare, prior_channel, window_starts
 from twscardio.simulator import BUD_CHANNELS, draw_subject, simulate
 
 __all__ = ["subject_seed", "subject_recording", "setting_sims", "validation_recordings",
@@ -121,11 +115,8 @@ def recording_windows(rec: dict, cfg: TrainConfig, timing=None) -> dict[str, np.
         raise DataError(f"sim.fs_ref ({tr['fs_ref']}) must equal enhance.fs_out ({fs})")
     prep = prepare(rec, cfg, baseline=False)
     fus = fuse(prep["X"], prep["mask"], fs, cfg.fusion)
-    prior = None
-    if timing is not None:  # as `pipeline.process` computes it (without the fusion fallback)
-        bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)
-        j = fused_j_peaks(fus, fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
-        prior = sync_prior(prep, fus, j, timing, cfg)["scg"]
+    # the prior as inference computes it (`pipeline.network_input`; no fusion fallback)
+    prior = None if timing is None else prior_channel(prep, fus, timing, cfg)
     feats = network_features(prep, fus, prior)
     T = feats.shape[0]
     scg = tr["scg"][:T]
@@ -164,8 +155,8 @@ def timing_dataset(cfg: TrainConfig, split: str, n_subjects: int,
     peaks (`beatsync.timing_features`) and targets Y (N, 2) (`beatsync.timing_targets`); a
     recording with too few beats gets a NaN row (dropped by `beatsync.fit_timing`)."""
     from twscardio.beatsync import timing_features, timing_targets
-    from twscardio.fusion import bandpass, window_bounds
-    from twscardio.pipeline import j_peaks
+    from twscardio.fusion import window_bounds
+    from twscardio.pipeline import band_gyro, j_peaks
 
     rng = np.random.default_rng(subject_seed(split, 9998, cfg.seed))
     n_feat = 2 * (int(round(cfg.sync.pre_s * cfg.enhance.fs_out))
@@ -182,9 +173,8 @@ def timing_dataset(cfg: TrainConfig, split: str, n_subjects: int,
             fus = fuse(prep["X"], prep["mask"], fs, cfg.fusion)
             bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)
             J = j_peaks(fus["fused"], fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
-            gyro = bandpass(np.concatenate([prep["X"][:, 3:6], prep["X"][:, 9:12]], axis=1), fs,
-                            cfg.fusion.band_hz)
-            X[k] = timing_features(fus["fused"], gyro, J, fs, cfg.sync.pre_s, cfg.sync.post_s)
+            X[k] = timing_features(fus["fused"], band_gyro(prep, cfg), J, fs, cfg.sync.pre_s,
+                                   cfg.sync.post_s)
         except DataError:
             continue
         Y[k] = timing_targets(J, rec["truth"])

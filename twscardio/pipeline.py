@@ -38,7 +38,8 @@ from twscardio.fusion import bandpass, best_axis, fuse, refit_on_beats, window_b
 from twscardio.quality import NO_BEAT, assess_windows
 
 __all__ = ["switched", "prepare", "network_features", "window_starts", "reconstruct", "process",
-           "fused_with_fallback", "fused_j_peaks", "sync_prior", "network_input",
+           "fused_with_fallback", "fused_j_peaks", "sync_prior", "prior_channel", "band_gyro",
+           "network_input",
            "check_prior_model", "N_FEATURES_PRIOR", "N_FEATURES", "J_WAVE_SHIFT_S", "J_TIGHTNESS",
            "j_peaks", "normalise_windows"]
 
@@ -155,15 +156,32 @@ def prepare(rec: dict, cfg: TrainConfig, t_range: tuple[float, float] | None = N
     return out
 
 
+def band_gyro(prep: dict, cfg: TrainConfig) -> np.ndarray:
+    """Both buds' gyro axes (T, 6) band-passed to the fusion's band: the rotational BCG the
+    timing model's gyro complex is read from (`beatsync.gyro_complex`)."""
+    return bandpass(np.concatenate([prep["X"][:, 3:6], prep["X"][:, 9:12]], axis=1), prep["fs"],
+                    cfg.fusion.band_hz)
+
+
 def sync_prior(prep: dict, fus: dict, beats_s: np.ndarray, timing, cfg: TrainConfig) -> dict:
     """Arm (e)'s beat-synchronous SCG, `beatsync.synchronous_scg`'s dict: "scg" (T,) is the
     template at the J peaks `beats_s` minus `timing`'s lag, blurred as cfg.sync says (zeros
     where fewer than 3 whole beat complexes exist), the network's prior channel."""
-    gyro = bandpass(np.concatenate([prep["X"][:, 3:6], prep["X"][:, 9:12]], axis=1), prep["fs"],
-                    cfg.fusion.band_hz)
-    return synchronous_scg(fus["fused"], gyro, beats_s, prep["fs"], timing, cfg.sync.pre_s,
-                           cfg.sync.post_s,
+    return synchronous_scg(fus["fused"], band_gyro(prep, cfg), beats_s, prep["fs"], timing,
+                           cfg.sync.pre_s, cfg.sync.post_s,
                            (cfg.sync.blur_ao_ms / 1000, cfg.sync.blur_ac_ms / 1000))
+
+
+def prior_channel(prep: dict, fus: dict, timing, cfg: TrainConfig,
+                  beats_s: np.ndarray | None = None) -> np.ndarray:
+    """The network's prior channel (T,): `sync_prior`'s SCG from the J peaks `beats_s` (s; by
+    default the fused signal's, `fused_j_peaks` over the fusion's windows with the rotating ones
+    judged as `process` judges them), for training windows and inference alike."""
+    if beats_s is None:
+        fs = prep["fs"]
+        bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)
+        beats_s = fused_j_peaks(fus, fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
+    return sync_prior(prep, fus, beats_s, timing, cfg)["scg"]
 
 
 def check_prior_model(model):
@@ -184,15 +202,11 @@ def network_input(prep: dict, fus: dict, model, cfg: TrainConfig,
     trained with one (18 input channels; its timing model attached as `model.timing` and the
     template settings it trained with as `model.prior_sync`, by default cfg.sync), from the J
     peaks `beats_s` (s; by default the fused signal's, `fused_j_peaks`)."""
-    if model.stem.in_channels != N_FEATURES_PRIOR:
-        return network_features(prep, fus)
     timing = check_prior_model(model)
+    if timing is None:
+        return network_features(prep, fus)
     cfg = replace(cfg, sync=getattr(model, "prior_sync", cfg.sync))
-    if beats_s is None:
-        fs = prep["fs"]
-        bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)
-        beats_s = fused_j_peaks(fus, fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
-    return network_features(prep, fus, sync_prior(prep, fus, beats_s, timing, cfg)["scg"])
+    return network_features(prep, fus, prior_channel(prep, fus, timing, cfg, beats_s))
 
 
 def network_features(prep: dict, fus: dict, prior: np.ndarray | None = None) -> np.ndarray:

@@ -30,7 +30,7 @@ from lemo.kernels import gated_sq_sums
 from lemo.mlp import (
     SCORE_ROWS,
     PrunedSwiGLUFunction,
-    _placeholder,
+    _save_placeholders,
     channel_scores,
     saves_discarded,
     top_channels,
@@ -61,9 +61,7 @@ class ChunkedPrunedSwiGLU(PrunedSwiGLUFunction):
             del g, u, a
         ctx.x_shape = x.shape
         if discard:
-            kept = _placeholder((n, n_keep), act_dtype, x.device)
-            ctx.save_for_backward(kept, kept, _placeholder((n_keep,), torch.int64, x.device),
-                                  wg, wu, wd)
+            _save_placeholders(ctx, 2, n, n_keep, act_dtype, x.device, wg, wu, wd)
             return y.view(*x.shape[:-1], -1)
         # The original's scores, block by block in the same order when `chunk` is a multiple of
         # SCORE_ROWS, ranked in the activation dtype.

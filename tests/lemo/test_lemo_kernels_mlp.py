@@ -131,6 +131,18 @@ def test_activation_in_place_only_for_silu():
     assert set(GATED_ACTIVATIONS.values()) == {PrunedSwiGLUFunction, PrunedGeGLUFunction}
 
 
+def _pruned(fn, ws, bs, n_keep=9):
+    """x -> the pruned MLP `fn` ("swiglu", "chunked" or "relu", the latter on ws[0] / ws[2]) of
+    these weights, keeping n_keep channels."""
+    from lemo import mlp
+
+    if fn == "relu":
+        return lambda x: mlp.PrunedReluFunction.apply(x, ws[0], bs[0], ws[2], bs[2], n_keep)
+    if fn == "chunked":
+        return lambda x: kernels.pruned_swiglu(x, *ws, *bs, n_keep=n_keep, chunk=16)
+    return lambda x: mlp.PrunedSwiGLUFunction.apply(x, *ws, *bs, n_keep)
+
+
 @pytest.mark.parametrize("fn", ["swiglu", "chunked", "relu"])
 def test_checkpoint_first_forward_skips_scoring_and_keeps_gradients(fn, monkeypatch):
     """Under non-reentrant checkpointing with `lemo.mlp.checkpoint_contexts`, the first forward
@@ -161,16 +173,7 @@ def test_checkpoint_first_forward_skips_scoring_and_keeps_gradients(fn, monkeypa
     monkeypatch.setattr(kernels, "gated_sq_sums", counted_sq)
     monkeypatch.setattr(pruned_mlp, "gated_sq_sums", counted_sq)
     monkeypatch.setattr(mlp, "column_sq_sums", counted_col)
-    ws, bs = _weights(bias=True)
-    if fn == "relu":
-        def f(x):
-            return mlp.PrunedReluFunction.apply(x, ws[0], bs[0], ws[2], bs[2], 9)
-    elif fn == "chunked":
-        def f(x):
-            return kernels.pruned_swiglu(x, *ws, *bs, n_keep=9, chunk=16)
-    else:
-        def f(x):
-            return mlp.PrunedSwiGLUFunction.apply(x, *ws, *bs, 9)
+    f = _pruned(fn, *_weights(bias=True))
     x0, wt = torch.randn(2, 37, 24), torch.linspace(-1, 1, 24)
     x = x0.clone().requires_grad_()
     y_ref = f(x)
@@ -194,16 +197,7 @@ def test_discarded_saves_hold_no_storage_and_never_reach_a_backward(fn):
     them (a forward under the flag outside a checkpoint) raises instead of returning garbage."""
     from lemo import mlp
 
-    ws, bs = _weights()
-    if fn == "relu":
-        def f(x):
-            return mlp.PrunedReluFunction.apply(x, ws[0], bs[0], ws[2], bs[2], 9)
-    elif fn == "chunked":
-        def f(x):
-            return kernels.pruned_swiglu(x, *ws, *bs, n_keep=9, chunk=16)
-    else:
-        def f(x):
-            return mlp.PrunedSwiGLUFunction.apply(x, *ws, *bs, 9)
+    f = _pruned(fn, *_weights())
     x = torch.randn(1, 30, 24, requires_grad=True)
     y_real = f(x)  # kept: its graph holds the saves
     real = y_real.grad_fn.saved_tensors
