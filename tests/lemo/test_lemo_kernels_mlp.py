@@ -213,3 +213,22 @@ def test_discarded_saves_hold_no_storage_and_never_reach_a_backward(fn):
     torch.autograd.grad(y_real.sum(), [x])  # the real saves: fine
     with pytest.raises(RuntimeError, match="placeholders"):
         torch.autograd.grad(y_held.sum(), [x])
+
+
+def test_gated_sq_sums_triton_refuses_bad_buffers_before_launching():
+    """The kernel's wrapper checks its arguments first: mismatched or column-strided inputs,
+    buffers of the wrong dtype, shape or layout are one-line ValueErrors (nothing launched)."""
+    pytest.importorskip("triton")
+    from lemo.kernels.channel_scores import gated_sq_sums_triton
+
+    g, u = torch.randn(8, 6), torch.randn(8, 6)
+    ok = torch.zeros(6), torch.zeros(6)
+    bad = [((g, torch.randn(8, 5), *ok), "must match"),
+           ((g.t().contiguous().t(), u, *ok), "unit column stride"),
+           ((g, u, torch.zeros(6, dtype=torch.float64), ok[1]), "float32"),
+           ((g, u, torch.zeros(7), ok[1]), "float32"),
+           ((g, u, torch.zeros(12)[::2], ok[1]), "contiguous")]
+    for args, msg in bad:
+        with pytest.raises(ValueError, match=msg):
+            gated_sq_sums_triton(*args, rows=4)
+    assert torch.equal(ok[0], torch.zeros(6))  # untouched
