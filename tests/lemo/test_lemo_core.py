@@ -541,3 +541,30 @@ def test_clipped_step_clips_steps_and_refuses_a_non_finite_loss():
         clipped_step(w.sum() * float("nan"), opt, [w], 7,
                      "loss is {loss} at step {step} (lower lr)")
     assert torch.equal(w.detach(), before)
+
+
+def test_segment_normed_hidden_equals_the_decoder_output_and_runs_the_norm_blockwise():
+    """The final norm applied per row block = the decoder's own output (forward and input-
+    embedding gradients); its backward sees blocks of at most `segment` rows; the model's norm
+    is back in place afterwards, also when the decoder raises."""
+    from lemo.loss import segment_normed_hidden
+    m = tiny()
+    x = torch.randint(0, 256, (2, 40))
+    decoder = m.model
+    ref = decoder(input_ids=x).last_hidden_state
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), decoder.embed_tokens.weight)
+    rows = []
+    hook = decoder.norm.register_full_backward_hook(
+        lambda mod, gin, gout: rows.append(gout[0].shape[0]))
+    out = segment_normed_hidden(decoder, x, 24)
+    (g,) = torch.autograd.grad(out.square().sum(), decoder.embed_tokens.weight)
+    hook.remove()
+    assert out.shape == ref.shape
+    assert torch.allclose(out, ref, atol=1e-6) and torch.allclose(g, g_ref, atol=1e-5)
+    assert rows and max(rows) <= 24 and sum(rows) == x.numel()  # 80 rows in blocks of 24
+    assert not isinstance(decoder.norm, torch.nn.Identity)
+    with pytest.raises(IndexError):
+        segment_normed_hidden(decoder, torch.full((1, 40), 10_000), 8)  # id beyond the vocab
+    assert not isinstance(decoder.norm, torch.nn.Identity)
+    # one block or no `norm` module: the decoder's own forward
+    assert torch.allclose(segment_normed_hidden(decoder, x, 80), ref, atol=1e-6)
