@@ -154,12 +154,16 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
         u = F.linear(x2, wu, bu)
         ctx.x_shape = x.shape
         if saves_discarded():  # a checkpoint's first forward: the output only
-            y = F.linear(cls._act_(g).mul_(u), wd, bd)
-            _save_placeholders(ctx, 2, x2.shape[0], n_keep, g.dtype, g.device, wg, wu, wd)
+            a = cls._act_(g)
+            del g
+            a.mul_(u)
+            del u  # the up buffer is free before the output is allocated
+            y = F.linear(a, wd, bd)
+            _save_placeholders(ctx, 2, x2.shape[0], n_keep, a.dtype, a.device, wg, wu, wd)
             return y.view(*x.shape[:-1], -1)
         # The transient: the activation is scored block by block and applied to the full gate
         # buffer only after the kept channels are gathered, in place where it can be; the
-        # product is in place too.
+        # product is in place too, and the up buffer is released before down's output exists.
         from lemo import kernels
 
         sq_a = torch.zeros(g.shape[1], dtype=torch.float32, device=g.device)
@@ -170,7 +174,9 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
         g_kept, u_kept = g.index_select(1, ch), u.index_select(1, ch)
         a = cls._act_(g)
         del g
-        y = F.linear(a.mul_(u), wd, bd)
+        a.mul_(u)
+        del u  # the up buffer is free before the output is allocated (the 8K step's peak)
+        y = F.linear(a, wd, bd)
         ctx.save_for_backward(g_kept, u_kept, ch, wg, wu, wd)
         return y.view(*x.shape[:-1], -1)
 
