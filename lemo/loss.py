@@ -46,8 +46,11 @@ def segment_normed_hidden(decoder: torch.nn.Module, input_ids: torch.Tensor,
     concatenating them is exact; what changes is its backward, which runs block by block at
     the start of the backward pass, while nearly every saved activation is live. An RMSNorm
     that upcasts to fp32 (Llama's) otherwise holds several fp32 (tokens × d) buffers there at
-    once (an H100 trace at 8K tokens: five of 64 MiB, the step's peak). Decoders without a
-    `norm` module (or one sequence no longer than `segment`) run unchanged."""
+    once (an H100 trace at 8K tokens: five buffers of 64 MiB at the step's peak). Decoders
+    without a `norm` module (OPT's `final_layer_norm` among them) or inputs of at most
+    `segment` tokens run unchanged. The decoder's `norm` is swapped for an identity during its
+    forward (restored on return or error): do not run the same model from two threads at once,
+    or under `torch.compile`, through this function."""
     norm = getattr(decoder, "norm", None)
     if not isinstance(norm, torch.nn.Module) or input_ids.numel() <= segment:
         return decoder(input_ids=input_ids).last_hidden_state

@@ -566,5 +566,33 @@ def test_segment_normed_hidden_equals_the_decoder_output_and_runs_the_norm_block
     with pytest.raises(IndexError):
         segment_normed_hidden(decoder, torch.full((1, 40), 10_000), 8)  # id beyond the vocab
     assert not isinstance(decoder.norm, torch.nn.Identity)
-    # one block or no `norm` module: the decoder's own forward
+    # one block: the decoder's own forward
     assert torch.allclose(segment_normed_hidden(decoder, x, 80), ref, atol=1e-6)
+    # the segmented loss runs the final norm blockwise too
+    rows.clear()
+    hook = decoder.norm.register_full_backward_hook(
+        lambda mod, gin, gout: rows.append(gout[0].shape[0]))
+    causal_lm_loss(m, x, segment=16).backward()
+    hook.remove()
+    assert rows and max(rows) <= 16 and sum(rows) == x.numel()
+
+
+def test_segment_normed_hidden_without_a_norm_module_is_the_decoder_output():
+    from types import SimpleNamespace
+
+    from lemo.loss import segment_normed_hidden
+
+    class NoNorm(torch.nn.Module):  # a decoder whose final norm has another name (OPT's)
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(50, 8)
+            self.final_layer_norm = torch.nn.LayerNorm(8)
+
+        def forward(self, input_ids):
+            return SimpleNamespace(last_hidden_state=self.final_layer_norm(self.emb(input_ids)))
+
+    d = NoNorm()
+    x = torch.randint(0, 50, (2, 30))
+    out = segment_normed_hidden(d, x, 8)
+    assert torch.equal(out, d(x).last_hidden_state)
+    assert isinstance(d.final_layer_norm, torch.nn.LayerNorm) and not hasattr(d, "norm")
