@@ -154,31 +154,25 @@ class PrunedSwiGLUFunction(torch.autograd.Function):
         u = F.linear(x2, wu, bu)
         ctx.x_shape = x.shape
         if saves_discarded():  # a checkpoint's first forward: the output only
-            a = cls._act_(g)
-            del g
-            a.mul_(u)
-            del u  # the up buffer is free before the output is allocated
-            y = F.linear(a, wd, bd)
-            _save_placeholders(ctx, 2, x2.shape[0], n_keep, a.dtype, a.device, wg, wu, wd)
-            return y.view(*x.shape[:-1], -1)
-        # The transient: the activation is scored block by block and applied to the full gate
-        # buffer only after the kept channels are gathered, in place where it can be; the
-        # product is in place too, and the up buffer is released before down's output exists.
-        from lemo import kernels
+            _save_placeholders(ctx, 2, x2.shape[0], n_keep, g.dtype, g.device, wg, wu, wd)
+        else:
+            # The transient: the activation is scored block by block and applied to the full
+            # gate buffer only after the kept channels are gathered, in place where it can be;
+            # the product is in place too, and the up buffer is released before down's output
+            # exists (the 8K step's peak).
+            from lemo import kernels
 
-        sq_a = torch.zeros(g.shape[1], dtype=torch.float32, device=g.device)
-        sq_u = torch.zeros_like(sq_a)
-        kernels.gated_sq_sums(g, u, cls._act, sq_a, sq_u, SCORE_ROWS,
-                              silu=cls._act is PrunedSwiGLUFunction._act)
-        ch = top_channels(channel_scores(sq_a, sq_u, g.dtype), n_keep)
-        g_kept, u_kept = g.index_select(1, ch), u.index_select(1, ch)
+            sq_a = torch.zeros(g.shape[1], dtype=torch.float32, device=g.device)
+            sq_u = torch.zeros_like(sq_a)
+            kernels.gated_sq_sums(g, u, cls._act, sq_a, sq_u, SCORE_ROWS,
+                                  silu=cls._act is PrunedSwiGLUFunction._act)
+            ch = top_channels(channel_scores(sq_a, sq_u, g.dtype), n_keep)
+            ctx.save_for_backward(g.index_select(1, ch), u.index_select(1, ch), ch, wg, wu, wd)
         a = cls._act_(g)
         del g
         a.mul_(u)
-        del u  # the up buffer is free before the output is allocated (the 8K step's peak)
-        y = F.linear(a, wd, bd)
-        ctx.save_for_backward(g_kept, u_kept, ch, wg, wu, wd)
-        return y.view(*x.shape[:-1], -1)
+        del u
+        return F.linear(a, wd, bd).view(*x.shape[:-1], -1)
 
     @classmethod
     def backward(cls, ctx, gy):
