@@ -52,11 +52,18 @@ class BCG2SCGNet(nn.Module):
         self.stem = nn.Conv1d(in_channels, c, 7, padding=3)
         self.blocks = nn.Sequential(*[_Block(c, cfg.kernel, d, cfg.dropout) for d in cfg.dilations])
         self.head = nn.Sequential(nn.GroupNorm(1, c), nn.GELU(), nn.Conv1d(c, 1, 1))
+        # `cfg.residual_prior`: output = last input channel (the prior) + correction, the
+        # correction's last layer zero at the start
+        self.residual = bool(cfg.residual_prior)
+        if self.residual:
+            nn.init.zeros_(self.head[-1].weight)
+            nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 3:
             raise ValueError(f"BCG2SCGNet expects (B, C, L), got shape {tuple(x.shape)}")
-        return self.head(self.blocks(self.stem(x)))[:, 0]
+        y = self.head(self.blocks(self.stem(x)))[:, 0]
+        return y + x[:, -1] if self.residual else y
 
 
 def build_model(in_channels: int, cfg: NetConfig) -> BCG2SCGNet:

@@ -60,6 +60,8 @@ def _view_dict(cfg: TrainConfig) -> dict:
     d = to_dict(training_view(cfg))
     if cfg.prior == "none":  # the 17 channels alone: the keys made before the option existed
         d.pop("prior")
+    if not cfg.net.residual_prior:  # the network alone: the keys made before the option existed
+        d["net"].pop("residual_prior")
     for k in ("refit_below_sqi", "refit_max_rotating"):
         d["fusion"].pop(k)
     if cfg.fusion.cross_bud == 0:

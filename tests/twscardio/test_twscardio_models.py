@@ -51,6 +51,39 @@ def test_network_is_length_agnostic_and_non_autoregressive():
         net(torch.randn(17, 100))
 
 
+def test_residual_prior_network_starts_at_its_prior_and_learns_a_correction():
+    torch.manual_seed(0)
+    net = BCG2SCGNet(18, NetConfig(channels=8, dilations=[1, 2], residual_prior=True))
+    x = torch.randn(2, 18, 120)
+    assert torch.equal(net(x), x[:, -1])  # untrained: the prior channel exactly
+    plain = BCG2SCGNet(18, NetConfig(channels=8, dilations=[1, 2]))
+    assert not torch.allclose(plain(x), x[:, -1])
+    # a few steps towards a target that is not the prior move the output off it
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    y = torch.roll(x[:, -1], 3, dims=1)
+    before = float((net(x) - y).abs().mean())
+    for _ in range(20):
+        loss = (net(x) - y).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float((net(x) - y).abs().mean()) < before
+
+
+def test_residual_prior_needs_the_prior_channel_and_keeps_the_keys_when_off():
+    from dataclasses import replace
+
+    from twscardio.config import TrainConfig
+    from twscardio.train import _model_key
+
+    with pytest.raises(ValueError, match="residual_prior"):
+        TrainConfig(prior="none", net=NetConfig(residual_prior=True)).validate()
+    base = TrainConfig()
+    assert "residual_prior" not in _model_key(base)["net"]  # shipped weights keep their keys
+    on = replace(base, net=replace(base.net, residual_prior=True))
+    assert _model_key(on) != _model_key(base)
+
+
 def test_shipped_quick_weights_match_the_quick_setting():
     """The bench's --quick arms find their trained weights in twscardio/weights/ (a change to
     the training data, the network or the quick setting changes the key: refresh them with
