@@ -251,9 +251,10 @@ def _plot_overlay(path, ex: dict) -> None:
 # (morphology restated for the reader; partial overrides keep TrainConfig.sim's own default)
 QUICK = {"train.steps": 3000, "train.n_subjects": 1536, "train.sim.duration_s": 10.0,
          "train.sim.morphology": "randomised",
-         # the former timing model (9,000 subjects x 4 members): a fresh machine simulates a
-         # fifth of the full one's subjects for it, and the quick networks keep their prior
-         "train.sync.blocks": [3000, 6000], "train.sync.members": 4,
+         # the former timing model (9,000 subjects x 4 members) and blur: a fresh machine
+         # simulates a fifth of the full one's subjects for it, and the quick networks keep their
+         # prior
+         "train.sync.blocks": [3000, 6000], "train.sync.members": 4, "train.sync.blur_ao_ms": 4.0,
          "n_test_subjects": 3, "duration_s": 40.0,
          "loss_sweep": [0.0, 0.1, 0.2, 0.3], "burst_sweep": [3.0], "stream_seconds": 20.0}
 
