@@ -1,0 +1,178 @@
+"""`python -m twscardio.experiments.timing_size`: how many subjects arm (e)'s timing model needs.
+
+Fits the timing model (`beatsync.fit_timing`, the config's width, epochs, lr, weight decay and
+seed) on training-family subjects laid out as `--blocks` (each spec a comma list, as
+`SyncConfig.blocks`: consecutive blocks of subjects, each drawing its recordings' conditions from
+a fresh stream) for every `--members` count, and scores each on *validation* subjects (split
+"val", 60 s, rest) at 50 Hz / 10 % and 25 Hz / 20 % bursty loss: arm (e)'s pooled median
+per-beat SCG r with the model's lag and LVET offset on the pipeline's own J peaks (the template
+and `--blur` of `beatsync.synchronous_scg`), and the mean |lag error| against each recording's
+true median J -> AO lag. `--blur AO,AC ...` scores the first fit (first spec, first member
+count) at each template blur (ms) as well. Never the bench's test subjects or the
+out-of-family generator.
+
+Each block's data is cached on its own (`data.timing_dataset`, the same call
+`train.timing_data` makes per block), so specs that share leading blocks share their data.
+Writes results/twscardio/timing_size.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from shared.cache import cached_arrays
+from shared.cli import run
+from shared.errors import DataError, UserError
+from shared.io import atomic_write_json
+from shared.log import get_logger, progress, setup_logging
+from twscardio.beats import per_beat_pearson
+from twscardio.beatsync import (
+    fit_timing,
+    lvet_regression,
+    render_scg,
+    timing_features,
+    timing_targets,
+)
+from twscardio.config import BenchConfig, TrainConfig
+from twscardio.data import subject_recording, subject_seed, timing_dataset
+
+log = get_logger("twscardio.experiments.timing_size")
+
+SETTINGS = {"50Hz loss10% rest": (50.0, 0.1), "25Hz loss20% rest": (25.0, 0.2)}
+
+
+def block_data(cfg: TrainConfig, first: int, n: int) -> dict[str, np.ndarray]:
+    """Timing data of training subjects first..first+n-1, one block (cached per block)."""
+    from twscardio.train import _timing_key
+
+    key = _timing_key(cfg)
+    key["sync"] = {k: key["sync"][k] for k in ("pre_s", "post_s", "duration_s")}
+    return cached_arrays("twscardio-timing-block", {**key, "first": first, "n": n},
+                         lambda: timing_dataset(cfg, "train", n, first))
+
+
+def blocks_data(cfg: TrainConfig, blocks: list[int]) -> dict[str, np.ndarray]:
+    """`train.timing_data` for `blocks`, assembled from per-block caches."""
+    starts = np.cumsum([0, *blocks[:-1]])
+    parts = [block_data(cfg, int(f), int(n)) for f, n in zip(starts, blocks)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in ("X", "Y")}
+
+
+def validation_set(cfg: TrainConfig, first: int, n: int, fs_in: float, loss: float,
+                   duration_s: float = 60.0) -> list:
+    """Per validation subject: timing features, true (lag, LVET offset), the pipeline's J peaks
+    and the reference SCG; features NaN where fewer than 3 whole complexes."""
+    from twscardio.pipeline import band_gyro, process
+
+    sc = replace(cfg.sim, fs_in=fs_in, duration_s=duration_s, motion_level=0.0,
+                 channel=replace(cfg.sim.channel, loss=loss, burst=3.0))
+    run_cfg = replace(cfg, sim=sc)
+    out = []
+    for i in progress(range(first, first + n), desc=f"validation {fs_in:g} Hz"):
+        rec = subject_recording(sc, subject_seed("val", i, cfg.seed), randomised=True)
+        o = process(rec, run_cfg, "b")
+        prep, fus, j = o["prep"], o["fusion"], np.sort(o["beats_all_s"])
+        try:
+            x = timing_features(fus["fused"], band_gyro(prep, run_cfg), j, prep["fs"],
+                                cfg.sync.pre_s, cfg.sync.post_s)
+        except DataError:
+            x = None
+        tr = rec["truth"]
+        out.append({"x": x, "y": timing_targets(j, tr), "j": j, "scg": tr["scg"],
+                    "r_idx": tr["r_idx"], "fs": float(tr["fs_ref"])})
+    return out
+
+
+def score(val: list, pred: np.ndarray, blur_s: tuple[float, float]) -> dict[str, float]:
+    """Pooled median per-beat r of the template at J - lag (AC from Weissler + the offset) and
+    the mean |lag error| (ms); pred (N, 2) per validation subject (NaN: no SCG, r of zeros)."""
+    rs, errs = [], []
+    for v, (lag, lvet_off) in zip(val, pred):
+        n = len(v["scg"])
+        if not np.isfinite([lag, lvet_off]).all() or len(v["j"]) < 3:
+            s = np.zeros(n)
+        else:
+            ao = v["j"] - lag
+            ibi = np.diff(ao, prepend=ao[0] - np.median(np.diff(ao)))
+            ac = ao + lvet_regression(60.0 / np.clip(ibi, 0.33, 2.0)) + lvet_off
+            s = render_scg(n, v["fs"], ao, ac, blur_s=blur_s)
+            errs.append(1000.0 * abs(lag - v["y"][0]))
+        r = per_beat_pearson(s, v["scg"], v["r_idx"], v["fs"])
+        rs.append(r[np.isfinite(r)])
+    return {"r": float(np.median(np.concatenate(rs))),
+            "lag_err_ms": float(np.mean(errs)) if errs else float("nan")}
+
+
+def predictions(model, val: list) -> np.ndarray:
+    pred = np.full((len(val), 2), np.nan)
+    for k, v in enumerate(val):
+        if v["x"] is not None and np.isfinite(v["x"]).all():
+            pred[k] = model.predict(v["x"])[0]
+    return pred
+
+
+def parse_ints(text: str, what: str, low: int = 1) -> list[int]:
+    """"3000,6000" -> [3000, 6000]; a one-line UserError unless every value is >= low."""
+    try:
+        vals = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UserError(f"{what} {text!r}: expected comma-separated integers") from None
+    if not vals or min(vals) < low:
+        raise UserError(f"{what} {text!r}: expected integers >= {low}")
+    return vals
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="twscardio.experiments.timing_size",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--subjects", type=int, default=192, help="validation subjects")
+    ap.add_argument("--first", type=int, default=200, help="first validation subject index")
+    ap.add_argument("--blocks", nargs="+", default=["3000,6000"],
+                    help="training-subject layouts, each a comma list (SyncConfig.blocks)")
+    ap.add_argument("--members", nargs="+", default=["4"], help="ensemble sizes")
+    ap.add_argument("--blur", nargs="*", default=[], help="AO,AC template blurs (ms) to score")
+    ap.add_argument("--out", default="results/twscardio/timing_size.json")
+    args = ap.parse_args(argv)
+    specs = [parse_ints(b, "--blocks") for b in args.blocks]
+    members = [parse_ints(m, "--members")[0] for m in args.members]
+    blurs = [parse_ints(b, "--blur", low=0) for b in args.blur]
+    if any(len(b) != 2 for b in blurs):
+        raise UserError("--blur: each value is AO,AC in ms")
+    if args.subjects < 1 or args.first < 0:
+        raise UserError("--subjects must be >= 1 and --first >= 0")
+    setup_logging()
+    cfg = BenchConfig().train
+    s = cfg.sync
+    blur0 = (s.blur_ao_ms / 1000.0, s.blur_ac_ms / 1000.0)
+    val = {label: validation_set(cfg, args.first, args.subjects, fs, loss)
+           for label, (fs, loss) in SETTINGS.items()}
+    out: dict = {"subjects": args.subjects, "first": args.first, "blur_ms": list(blur0),
+                 "fits": [], "blur_scan": []}
+    first_model = None
+    for spec in specs:
+        data = blocks_data(cfg, spec)
+        for m in members:
+            t0 = time.perf_counter()
+            model = fit_timing(data["X"], data["Y"], s.hidden, s.epochs, s.lr, s.weight_decay,
+                               cfg.seed, members=m)
+            row = {"blocks": spec, "members": m, "fit_s": time.perf_counter() - t0,
+                   **{label: score(v, predictions(model, v), blur0) for label, v in val.items()}}
+            out["fits"].append(row)
+            log.info("%s", row)
+            first_model = first_model or model
+    for ao, ac in blurs:
+        row = {"blur_ms": [ao, ac], **{label: score(v, predictions(first_model, v),
+                                                    (ao / 1000.0, ac / 1000.0))
+                                       for label, v in val.items()}}
+        out["blur_scan"].append(row)
+        log.info("%s", row)
+    atomic_write_json(args.out, out)
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
