@@ -170,6 +170,12 @@ class QualityConfig:
             raise ValueError(f"quality.weights must have 4 entries, got {len(self.weights)}")
 
 
+# the network's input channels (`pipeline.network_features`): 17, and 18 with the
+# beat-synchronous prior as the last channel (TrainConfig.prior)
+N_FEATURES = 17
+N_FEATURES_PRIOR = 18
+
+
 @dataclass
 class NetConfig:
     """BCG->SCG network (non-autoregressive dilated TCN), `twscardio.models.BCG2SCGNet`."""

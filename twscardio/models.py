@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from twscardio.config import LossConfig, NetConfig
+from twscardio.config import N_FEATURES_PRIOR, LossConfig, NetConfig
 from twscardio.simulator import render_atoms
 
 __all__ = ["BCG2SCGNet", "RegionFocusedLoss", "region_weights", "build_model", "save_model",
@@ -55,6 +55,9 @@ class BCG2SCGNet(nn.Module):
         # `cfg.residual_prior`: output = last input channel (the prior) + correction, the
         # correction's last layer zero at the start
         self.residual = bool(cfg.residual_prior)
+        if self.residual and in_channels != N_FEATURES_PRIOR:
+            raise ValueError(f"net.residual_prior needs the {N_FEATURES_PRIOR} input channels of "
+                             f"the prior (the last is the prior), got {in_channels}")
         if self.residual:
             nn.init.zeros_(self.head[-1].weight)
             nn.init.zeros_(self.head[-1].bias)

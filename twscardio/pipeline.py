@@ -25,7 +25,7 @@ from shared.errors import DataError
 from shared.validate import finite_number
 from twscardio.beats import find_ac, find_ao, find_jpeaks, segment_periods
 from twscardio.beatsync import synchronous_scg
-from twscardio.config import TrainConfig
+from twscardio.config import N_FEATURES, N_FEATURES_PRIOR, TrainConfig
 from twscardio.enhance import (
     check_timestamps,
     enhance_bud,
@@ -43,8 +43,6 @@ __all__ = ["switched", "prepare", "network_features", "window_starts", "reconstr
            "check_prior_model", "N_FEATURES_PRIOR", "N_FEATURES", "J_WAVE_SHIFT_S", "J_TIGHTNESS",
            "j_peaks", "normalise_windows"]
 
-N_FEATURES = 17
-N_FEATURES_PRIOR = 18  # with the beat-synchronous prior as the last channel (TrainConfig.prior)
 # J peaks on BCG (arms a, b): each beat aligned to the recording's median complex at shifts up to
 # this, so a cycle whose largest peak is another wave (I/K/L, a noise lobe) is moved onto the J
 # wave (`beats.find_jpeaks`); chosen on the training family (IBI MAE 18.1 -> 14.3 ms at 50 Hz)

@@ -3,8 +3,8 @@ per-setting rows (per-beat SCG r median, HR bpm / IBI ms over every detection) o
 
 `python results/twscardio/compare_runs.py NAME=DIR [NAME=DIR ...] [--arms c,d,e]` (DIR holds a
 bench.json; relative to results/twscardio/ unless absolute), e.g.
-`python results/twscardio/compare_runs.py before=bench-full-prior-rerun after=bench-full-timing
---arms a,b,c,d,e > results/twscardio/bench-full-timing/compare.md`."""
+`python results/twscardio/compare_runs.py before=bench-full-prior/rerun-2026-12-06-host
+after=bench-full-timing --arms a,b,c,d,e > results/twscardio/bench-full-timing/compare.md`."""
 import json
 import sys
 from pathlib import Path
@@ -13,15 +13,22 @@ R = Path(__file__).resolve().parent
 
 
 def main(argv: list[str]) -> None:
+    """Print the tables for NAME=DIR arguments (and --arms LIST) to standard output."""
     arms = ("c", "d", "e")
     if "--arms" in argv:
         i = argv.index("--arms")
+        if i + 1 >= len(argv):
+            sys.exit("compare_runs: --arms needs a comma-separated list (e.g. c,d,e)")
         arms = tuple(argv[i + 1].split(","))
         argv = argv[:i] + argv[i + 2:]
     d = {}
     for a in argv:
-        name, _, path = a.partition("=")
+        name, sep, path = a.partition("=")
+        if not sep or not name or not path:
+            sys.exit(f"compare_runs: {a!r}: expected NAME=DIR")
         d[name] = json.loads((R / path / "bench.json").read_text())
+    if not d:
+        sys.exit("compare_runs: give at least one NAME=DIR")
     names = list(d)
     print("| check | " + " | ".join(f"{k}: measured | holds" for k in names) + " |")
     print("|---|" + "---|---|" * len(names))
@@ -30,7 +37,8 @@ def main(argv: list[str]) -> None:
         cells = []
         for k in names:
             x = d[k]["checks"][i]
-            assert x["name"] == c["name"]
+            if x["name"] != c["name"]:
+                sys.exit(f"compare_runs: check {i} differs between runs: {c['name']!r}")
             held[k] += bool(x["holds"])
             cells += [f"{x['measured']:.4g}", "yes" if x["holds"] else "**no**"]
         print(f"| {c['name'].strip()} | " + " | ".join(cells) + " |")

@@ -78,6 +78,8 @@ def test_residual_prior_needs_the_prior_channel_and_keeps_the_keys_when_off():
 
     with pytest.raises(ValueError, match="residual_prior"):
         TrainConfig(prior="none", net=NetConfig(residual_prior=True)).validate()
+    with pytest.raises(ValueError, match="18 input channels"):
+        BCG2SCGNet(17, NetConfig(channels=8, dilations=[1], residual_prior=True))
     base = TrainConfig()
     assert "residual_prior" not in _model_key(base)["net"]  # shipped weights keep their keys
     on = replace(base, net=replace(base.net, residual_prior=True))

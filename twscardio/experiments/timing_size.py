@@ -89,7 +89,8 @@ def validation_set(cfg: TrainConfig, first: int, n: int, fs_in: float, loss: flo
 
 def score(val: list, pred: np.ndarray, blur_s: tuple[float, float]) -> dict[str, float]:
     """Pooled median per-beat r of the template at J - lag (AC from Weissler + the offset) and
-    the mean |lag error| (ms); pred (N, 2) per validation subject (NaN: no SCG, r of zeros)."""
+    the mean |lag error| (ms); pred (N, 2) per validation subject (a NaN row: no SCG, as arm (e)
+    outputs zeros there, whose beats have no r and so drop out of the pool)."""
     rs, errs = [], []
     for v, (lag, lvet_off) in zip(val, pred):
         n = len(v["scg"])
@@ -108,6 +109,7 @@ def score(val: list, pred: np.ndarray, blur_s: tuple[float, float]) -> dict[str,
 
 
 def predictions(model, val: list) -> np.ndarray:
+    """(N, 2) lag and LVET offset per validation subject; NaN rows where it has no features."""
     pred = np.full((len(val), 2), np.nan)
     for k, v in enumerate(val):
         if v["x"] is not None and np.isfinite(v["x"]).all():
@@ -127,6 +129,8 @@ def parse_ints(text: str, what: str, low: int = 1) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Fit every --blocks x --members layout, score it (and the first fit at each --blur) on
+    validation subjects, write --out."""
     ap = argparse.ArgumentParser(prog="twscardio.experiments.timing_size",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--subjects", type=int, default=192, help="validation subjects")
@@ -138,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="results/twscardio/timing_size.json")
     args = ap.parse_args(argv)
     specs = [parse_ints(b, "--blocks") for b in args.blocks]
-    members = [parse_ints(m, "--members")[0] for m in args.members]
+    members = [m for text in args.members for m in parse_ints(text, "--members")]
     blurs = [parse_ints(b, "--blur", low=0) for b in args.blur]
     if any(len(b) != 2 for b in blurs):
         raise UserError("--blur: each value is AO,AC in ms")
@@ -150,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     blur0 = (s.blur_ao_ms / 1000.0, s.blur_ac_ms / 1000.0)
     val = {label: validation_set(cfg, args.first, args.subjects, fs, loss)
            for label, (fs, loss) in SETTINGS.items()}
-    out: dict = {"subjects": args.subjects, "first": args.first, "blur_ms": list(blur0),
+    out: dict = {"subjects": args.subjects, "first": args.first,
+                 "blur_ms": [s.blur_ao_ms, s.blur_ac_ms],
                  "fits": [], "blur_scan": []}
     first_model = None
     for spec in specs:
@@ -163,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                    **{label: score(v, predictions(model, v), blur0) for label, v in val.items()}}
             out["fits"].append(row)
             log.info("%s", row)
-            first_model = first_model or model
+            if first_model is None:
+                first_model = model
     for ao, ac in blurs:
         row = {"blur_ms": [ao, ac], **{label: score(v, predictions(first_model, v),
                                                     (ao / 1000.0, ac / 1000.0))
