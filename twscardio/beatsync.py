@@ -32,7 +32,8 @@ from shared.errors import DataError
 from twscardio.simulator import render_atoms
 
 __all__ = ["SCG_ATOMS", "render_scg", "median_complex", "gyro_complex", "timing_features",
-           "timing_targets", "TimingModel", "fit_timing", "synchronous_scg", "save_timing",
+           "timing_targets", "TimingModel", "fit_timing", "valve_times", "synchronous_scg",
+           "save_timing",
            "load_timing", "lvet_regression"]
 
 _KIND = "twscardio.TimingModel"
@@ -195,6 +196,15 @@ def fit_timing(X: np.ndarray, Y: np.ndarray, hidden: int = 64, epochs: int = 300
     return m.eval()
 
 
+def valve_times(beats_s: np.ndarray, lag_s: float, lvet_off_s: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(AO, AC) times (s) of sorted J peaks: AO = J - lag, AC = AO + the Weissler LVET of the
+    preceding interval + the offset."""
+    ao = beats_s - lag_s
+    ibi = np.diff(ao, prepend=ao[0] - np.median(np.diff(ao)))
+    return ao, ao + lvet_regression(60.0 / np.clip(ibi, 0.33, 2.0)) + lvet_off_s
+
+
 def synchronous_scg(fused: np.ndarray, gyro: np.ndarray, beats_s: np.ndarray, fs: float,
                     model: TimingModel, pre_s: float, post_s: float,
                     blur_s: tuple[float, float] = (0.0, 0.0)) -> dict:
@@ -207,9 +217,7 @@ def synchronous_scg(fused: np.ndarray, gyro: np.ndarray, beats_s: np.ndarray, fs
         return {"scg": np.zeros(len(fused)), "ao_s": np.zeros(0), "ac_s": np.zeros(0),
                 "lag_s": float("nan"), "lvet_off_s": float("nan")}
     lag, lvet_off = (float(v) for v in model.predict(feats)[0])
-    ao = beats_s - lag
-    ibi = np.diff(ao, prepend=ao[0] - np.median(np.diff(ao)))
-    ac = ao + lvet_regression(60.0 / np.clip(ibi, 0.33, 2.0)) + lvet_off
+    ao, ac = valve_times(beats_s, lag, lvet_off)
     return {"scg": render_scg(len(fused), fs, ao, ac, blur_s=blur_s), "ao_s": ao, "ac_s": ac,
             "lag_s": lag, "lvet_off_s": lvet_off}
 

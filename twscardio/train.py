@@ -42,7 +42,8 @@ from twscardio.models import (
 from twscardio.pipeline import N_FEATURES, N_FEATURES_PRIOR, normalise_windows
 
 __all__ = ["train_model", "get_model", "model_file", "training_view", "windows",
-           "validation_windows", "VAL_DURATION_S", "timing_data", "get_timing_model", "resume_free",
+           "validation_windows", "VAL_DURATION_S", "timing_block", "timing_data",
+           "get_timing_model", "resume_free",
            "timing_file", "main"]
 
 log = get_logger("twscardio.train")
@@ -265,18 +266,22 @@ def _timing_key(cfg: TrainConfig) -> dict:
     return d
 
 
-def timing_data(cfg: TrainConfig) -> dict[str, np.ndarray]:
-    """Cached `data.timing_dataset` of the training-family subjects of cfg.sync.blocks (the
-    key leaves out the model's own settings: members, width, epochs, blur)."""
+def timing_block(cfg: TrainConfig, first: int, n: int) -> dict[str, np.ndarray]:
+    """Cached `data.timing_dataset` of training-family subjects first..first+n-1: one block of
+    cfg.sync.blocks (the key holds the block and what shapes its rows, not the other blocks or
+    the model's own settings: members, width, epochs, blur)."""
     key = _timing_key(cfg)
-    key["sync"] = {k: key["sync"][k] for k in ("pre_s", "post_s", "blocks", "duration_s")}
+    key["sync"] = {k: key["sync"][k] for k in ("pre_s", "post_s", "duration_s")}
+    return cached_arrays("twscardio-timing-block", {**key, "first": first, "n": n},
+                         lambda: timing_dataset(cfg, "train", n, first))
 
-    def build():
-        starts = np.cumsum([0, *cfg.sync.blocks[:-1]])
-        parts = [timing_dataset(cfg, "train", n, int(f)) for f, n in zip(starts, cfg.sync.blocks)]
-        return {k: np.concatenate([p[k] for p in parts]) for k in ("X", "Y")}
 
-    return cached_arrays("twscardio-timing-data", key, build, version=1)
+def timing_data(cfg: TrainConfig) -> dict[str, np.ndarray]:
+    """The timing model's data: `timing_block` of each block of cfg.sync.blocks, consecutive
+    subjects, concatenated (layouts that share leading blocks share their data)."""
+    starts = np.cumsum([0, *cfg.sync.blocks[:-1]])
+    parts = [timing_block(cfg, int(f), int(n)) for f, n in zip(starts, cfg.sync.blocks)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in ("X", "Y")}
 
 
 def get_timing_model(cfg: TrainConfig) -> TimingModel:

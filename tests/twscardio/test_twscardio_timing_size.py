@@ -1,4 +1,5 @@
-"""`experiments.timing_size`: per-block data equal the trainer's, the score equals arm (e)'s."""
+"""`experiments.timing_size` and the trainer's per-block timing data: the data are each block's
+`data.timing_dataset`, the score equals arm (e)'s r."""
 
 from dataclasses import replace
 
@@ -17,21 +18,21 @@ def small_cfg(monkeypatch, tmp_path):
     return replace(cfg, sync=replace(cfg.sync, blocks=[2, 3], duration_s=8.0))
 
 
-def test_blocks_assemble_the_trainers_timing_data(small_cfg):
+def test_timing_data_is_each_blocks_dataset_cached_on_its_own(small_cfg):
+    from twscardio.data import timing_dataset
     from twscardio.train import timing_data
 
-    ref = timing_data(small_cfg)
-    got = ts.blocks_data(small_cfg, [2, 3])
+    got = timing_data(small_cfg)  # blocks [2, 3]: subjects 0-1, then 2-4, each a fresh stream
+    ref = [timing_dataset(small_cfg, "train", 2, 0), timing_dataset(small_cfg, "train", 3, 2)]
     for k in ("X", "Y"):
-        np.testing.assert_array_equal(got[k], ref[k])
+        np.testing.assert_array_equal(got[k], np.concatenate([r[k] for r in ref]))
     # a longer layout reuses the leading blocks' data
-    more = ts.blocks_data(small_cfg, [2, 3, 1])
-    np.testing.assert_array_equal(more["X"][:5], ref["X"])
-    # blocks of equal size at different starts are different subjects (as the trainer's)
-    same = replace(small_cfg, sync=replace(small_cfg.sync, blocks=[2, 2]))
-    got = ts.blocks_data(same, [2, 2])
-    np.testing.assert_array_equal(got["X"], timing_data(same)["X"])
-    assert not np.array_equal(got["X"][:2], got["X"][2:])
+    more = timing_data(replace(small_cfg, sync=replace(small_cfg.sync, blocks=[2, 3, 1])))
+    np.testing.assert_array_equal(more["X"][:5], got["X"])
+    # blocks of equal size at different starts are different subjects
+    same = timing_data(replace(small_cfg, sync=replace(small_cfg.sync, blocks=[2, 2])))
+    np.testing.assert_array_equal(same["X"][2:], timing_dataset(small_cfg, "train", 2, 2)["X"])
+    assert not np.array_equal(same["X"][:2], same["X"][2:])
 
 
 def test_score_is_arm_e_of_the_pipeline(small_cfg):

@@ -11,8 +11,8 @@ true median J -> AO lag. `--blur AO,AC ...` scores the first fit (first spec, fi
 count) at each template blur (ms) as well. Never the bench's test subjects or the
 out-of-family generator.
 
-Each block's data is cached on its own (`data.timing_dataset`, the same call
-`train.timing_data` makes per block), so specs that share leading blocks share their data.
+The training data come from `train.timing_data`, which caches each block on its own, so specs
+that share leading blocks share their data.
 Writes results/twscardio/timing_size.json.
 """
 
@@ -24,7 +24,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from shared.cache import cached_arrays
 from shared.cli import run
 from shared.errors import DataError, UserError
 from shared.io import atomic_write_json
@@ -32,34 +31,17 @@ from shared.log import get_logger, progress, setup_logging
 from twscardio.beats import per_beat_pearson
 from twscardio.beatsync import (
     fit_timing,
-    lvet_regression,
     render_scg,
     timing_features,
     timing_targets,
+    valve_times,
 )
 from twscardio.config import BenchConfig, TrainConfig
-from twscardio.data import subject_recording, subject_seed, timing_dataset
+from twscardio.data import subject_recording, subject_seed
 
 log = get_logger("twscardio.experiments.timing_size")
 
 SETTINGS = {"50Hz loss10% rest": (50.0, 0.1), "25Hz loss20% rest": (25.0, 0.2)}
-
-
-def block_data(cfg: TrainConfig, first: int, n: int) -> dict[str, np.ndarray]:
-    """Timing data of training subjects first..first+n-1, one block (cached per block)."""
-    from twscardio.train import _timing_key
-
-    key = _timing_key(cfg)
-    key["sync"] = {k: key["sync"][k] for k in ("pre_s", "post_s", "duration_s")}
-    return cached_arrays("twscardio-timing-block", {**key, "first": first, "n": n},
-                         lambda: timing_dataset(cfg, "train", n, first))
-
-
-def blocks_data(cfg: TrainConfig, blocks: list[int]) -> dict[str, np.ndarray]:
-    """`train.timing_data` for `blocks`, assembled from per-block caches."""
-    starts = np.cumsum([0, *blocks[:-1]])
-    parts = [block_data(cfg, int(f), int(n)) for f, n in zip(starts, blocks)]
-    return {k: np.concatenate([p[k] for p in parts]) for k in ("X", "Y")}
 
 
 def validation_set(cfg: TrainConfig, first: int, n: int, fs_in: float, loss: float,
@@ -97,9 +79,7 @@ def score(val: list, pred: np.ndarray, blur_s: tuple[float, float]) -> dict[str,
         if not np.isfinite([lag, lvet_off]).all() or len(v["j"]) < 3:
             s = np.zeros(n)
         else:
-            ao = v["j"] - lag
-            ibi = np.diff(ao, prepend=ao[0] - np.median(np.diff(ao)))
-            ac = ao + lvet_regression(60.0 / np.clip(ibi, 0.33, 2.0)) + lvet_off
+            ao, ac = valve_times(v["j"], lag, lvet_off)
             s = render_scg(n, v["fs"], ao, ac, blur_s=blur_s)
             errs.append(1000.0 * abs(lag - v["y"][0]))
         r = per_beat_pearson(s, v["scg"], v["r_idx"], v["fs"])
@@ -149,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.subjects < 1 or args.first < 0:
         raise UserError("--subjects must be >= 1 and --first >= 0")
     setup_logging()
+    from twscardio.train import timing_data
+
     cfg = BenchConfig().train
     s = cfg.sync
     blur0 = (s.blur_ao_ms / 1000.0, s.blur_ac_ms / 1000.0)
@@ -159,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                  "fits": [], "blur_scan": []}
     first_model = None
     for spec in specs:
-        data = blocks_data(cfg, spec)
+        data = timing_data(replace(cfg, sync=replace(s, blocks=spec)))
         for m in members:
             t0 = time.perf_counter()
             model = fit_timing(data["X"], data["Y"], s.hidden, s.epochs, s.lr, s.weight_decay,
