@@ -202,6 +202,11 @@ class LossConfig:
     lam: NonNegFloat = 4.0  # up-weighting of the AO/AC regions
     sigma_ms: PosFloat = 20.0  # Gaussian width of each region
     corr_weight: NonNegFloat = 0.5  # weight of the (1 - Pearson r) term
+    # weight of the mean (1 - r) over short sliding windows, each weighted by its target's
+    # variance: the bench scores r per beat ([R - 50, R + 550] ms), the term above per crop
+    local_r_weight: NonNegFloat = 0.0
+    local_r_s: PosFloat = 0.6  # length of those windows (s)
+    local_r_hop_s: PosFloat = 0.1  # their hop (s)
 
 
 @dataclass
@@ -302,6 +307,12 @@ class TrainConfig:
                              f"0.45 x enhance.fs_out = {cap:g} Hz (the fused band's top)")
         if self.net.residual_prior and self.prior == "none":
             raise ValueError("net.residual_prior needs the prior channel (prior: sync)")
+        if self.loss.local_r_weight and not self.loss.local_r_s <= self.crop_s:
+            raise ValueError(f"loss.local_r_s={self.loss.local_r_s} must be <= crop_s="
+                             f"{self.crop_s} (its windows lie in each training crop)")
+        if self.loss.local_r_weight and self.loss.local_r_s * self.enhance.fs_out < 2:
+            raise ValueError(f"loss.local_r_s={self.loss.local_r_s} must span >= 2 samples at "
+                             f"enhance.fs_out={self.enhance.fs_out:g} Hz")
 
 
 @dataclass

@@ -7,7 +7,9 @@ time on 2 cores; a dilated temporal convolution stack sees +-0.65 s around every
 
 `RegionFocusedLoss`: sum_t w(t)|y_hat - y| / sum_t w(t) + beta (1 - r(y_hat, y)), with
 w(t) = 1 + lam * sum_beats [G(t - t_AO, sigma) + G(t - t_AC, sigma)] (lam 4, sigma 20 ms).
-`kind='l1'` gives the public code's plain L1 (the ablation).
+`kind='l1'` gives the public code's plain L1 (the ablation). `local_r_weight` > 0 (ours, off by
+default) adds gamma sum_i v_i (1 - r_i) / sum_i v_i over sliding windows i of `local_r_s`
+(`local_pearson`), v_i the target's variance in window i: per-beat shape, as the bench scores it.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from torch import nn
 from twscardio.config import N_FEATURES_PRIOR, LossConfig, NetConfig
 from twscardio.simulator import render_atoms
 
-__all__ = ["BCG2SCGNet", "RegionFocusedLoss", "region_weights", "build_model", "save_model",
-           "load_model", "MODEL_FILE"]
+__all__ = ["BCG2SCGNet", "RegionFocusedLoss", "region_weights", "local_pearson", "build_model",
+           "save_model", "load_model", "MODEL_FILE"]
 
 MODEL_FILE = "model.safetensors"  # what twscardio.train writes into its run dir
 _KIND = "twscardio.BCG2SCGNet"
@@ -82,12 +84,25 @@ def region_weights(n: int, fs: float, ao_s: np.ndarray, ac_s: np.ndarray, lam: f
     return (1.0 + lam * g).astype(np.float32)
 
 
-class RegionFocusedLoss(nn.Module):
-    """Loss on (B, L) predictions/targets with (B, L) region weights (ignored for 'l1')."""
+def local_pearson(pred: torch.Tensor, target: torch.Tensor, n: int, hop: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pearson r of pred and target (B, L) over windows of n samples every hop samples, and the
+    target's variance in each: -> (r (B, W), v (B, W)), W = (L - n) // hop + 1."""
+    p, t = pred.unfold(1, n, hop), target.unfold(1, n, hop)
+    p, t = p - p.mean(-1, keepdim=True), t - t.mean(-1, keepdim=True)
+    r = (p * t).sum(-1) / (p.norm(dim=-1) * t.norm(dim=-1) + 1e-8)
+    return r, t.pow(2).mean(-1)
 
-    def __init__(self, cfg: LossConfig):
+
+class RegionFocusedLoss(nn.Module):
+    """Loss on (B, L) predictions/targets with (B, L) region weights (ignored for 'l1'); `fs` is
+    the output rate (Hz), which the sliding-window term needs."""
+
+    def __init__(self, cfg: LossConfig, fs: float = 100.0):
         super().__init__()
         self.cfg = cfg
+        self.n_local = max(2, int(round(cfg.local_r_s * fs)))
+        self.hop_local = max(1, int(round(cfg.local_r_hop_s * fs)))
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor,
                 weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -100,7 +115,14 @@ class RegionFocusedLoss(nn.Module):
         p = pred - pred.mean(dim=1, keepdim=True)
         t = target - target.mean(dim=1, keepdim=True)
         r = (p * t).sum(1) / (p.norm(dim=1) * t.norm(dim=1) + 1e-8)
-        return wl1 + self.cfg.corr_weight * (1 - r).mean()
+        loss = wl1 + self.cfg.corr_weight * (1 - r).mean()
+        if self.cfg.local_r_weight > 0:
+            if pred.shape[1] < self.n_local:
+                raise ValueError(f"loss.local_r_s needs {self.n_local} samples, the crop has "
+                                 f"{pred.shape[1]}")
+            rl, v = local_pearson(pred, target, self.n_local, self.hop_local)
+            loss = loss + self.cfg.local_r_weight * ((1 - rl) * v).sum() / (v.sum() + 1e-12)
+        return loss
 
 
 def save_model(model: BCG2SCGNet, cfg: NetConfig, path, extra: dict | None = None) -> None:

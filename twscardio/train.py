@@ -65,6 +65,9 @@ def _view_dict(cfg: TrainConfig) -> dict:
         d["net"].pop("residual_prior")
     for k in ("refit_below_sqi", "refit_max_rotating"):
         d["fusion"].pop(k)
+    if cfg.loss.local_r_weight == 0:  # the keys made before the term existed
+        for k in ("local_r_weight", "local_r_s", "local_r_hop_s"):
+            d["loss"].pop(k)
     if cfg.fusion.cross_bud == 0:
         d["fusion"].pop("cross_bud")
     if cfg.fusion.cross_bud == 0 or cfg.fusion.cross_bud_hp_hz == 0:  # unused / as before it
@@ -80,6 +83,7 @@ def _data_key(cfg: TrainConfig, split: str, n: int) -> dict:
     keep = ("seed", "sim", "enhance", "fusion", "loss", "recordings_per_subject", "fs_choices",
             "max_loss", "max_motion", "window_s", "hop_s")
     key = {"split": split, "n": n, **{k: d[k] for k in keep}}
+    key["loss"] = {k: v for k, v in key["loss"].items() if not k.startswith("local_r")}  # not data
     if cfg.prior == "sync":  # the prior channel: its timing model and template settings
         key["prior"] = {"timing": _timing_key(cfg), "first": _first_subject(cfg, split)}
     return key
@@ -147,7 +151,7 @@ def train_model(cfg: TrainConfig, run_dir=None, n_val_subjects: int = 4) -> tupl
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
-    loss_fn = RegionFocusedLoss(cfg.loss)
+    loss_fn = RegionFocusedLoss(cfg.loss, cfg.enhance.fs_out)
     ck = Checkpointer(run_dir) if run_dir is not None else None
     step, hist = 0, {"loss": []}
     state = ck.load() if ck else None

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from twscardio.config import LossConfig, NetConfig
-from twscardio.models import BCG2SCGNet, RegionFocusedLoss, region_weights
+from twscardio.config import LossConfig, NetConfig, TrainConfig
+from twscardio.models import BCG2SCGNet, RegionFocusedLoss, local_pearson, region_weights
 
 
 def test_region_weights_match_slow_reference():
@@ -37,6 +37,70 @@ def test_region_loss_closed_form():
     e_in, e_out = y0.clone(), y0.clone()
     e_in[0, 10], e_out[0, 30] = 1.0, 1.0
     assert loss(e_in, y0, w0) > loss(e_out, y0, w0)
+
+
+def test_local_pearson_matches_a_loop_over_windows():
+    g = torch.Generator().manual_seed(0)
+    p, y = torch.randn(2, 37, generator=g), torch.randn(2, 37, generator=g)
+    r, v = local_pearson(p, y, 10, 3)
+    starts = range(0, 37 - 10 + 1, 3)
+    assert r.shape == v.shape == (2, len(starts))
+    for b in range(2):
+        for i, s in enumerate(starts):
+            pw, yw = p[b, s:s + 10].numpy(), y[b, s:s + 10].numpy()
+            assert float(r[b, i]) == pytest.approx(np.corrcoef(pw, yw)[0, 1], abs=1e-5)
+            assert float(v[b, i]) == pytest.approx(np.var(yw), rel=1e-5)
+
+
+def test_local_r_term_closed_form_and_what_it_rewards():
+    g = torch.Generator().manual_seed(1)
+    p, y, w = torch.randn(3, 80, generator=g), torch.randn(3, 80, generator=g), torch.ones(3, 80)
+    cfg = LossConfig(kind="region", corr_weight=0.5, local_r_weight=2.0, local_r_s=0.2,
+                     local_r_hop_s=0.05)
+    got = float(RegionFocusedLoss(cfg, fs=100.0)(p, y, w))
+    base = float(RegionFocusedLoss(LossConfig(kind="region", corr_weight=0.5))(p, y, w))
+    r, v = [], []
+    for b in range(3):
+        for s in range(0, 80 - 20 + 1, 5):
+            pw, yw = p[b, s:s + 20].numpy(), y[b, s:s + 20].numpy()
+            r.append(np.corrcoef(pw, yw)[0, 1])
+            v.append(np.var(yw))
+    r, v = np.array(r), np.array(v)
+    assert got == pytest.approx(base + 2.0 * np.sum((1 - r) * v) / np.sum(v), rel=1e-5)
+    # a prediction right in shape beat by beat but with a per-beat gain (a crop-level r below 1)
+    # costs the term nothing; the same prediction shifted by a few samples costs it
+    t = torch.arange(200) / 100.0
+    beat = torch.exp(-0.5 * ((t % 0.5 - 0.1) / 0.02) ** 2) - torch.exp(-0.5 * ((t % 0.5 - 0.2) / 0.03) ** 2)
+    gain = 1 + 0.8 * (torch.floor(t / 0.5) % 2)
+    term = RegionFocusedLoss(LossConfig(kind="region", corr_weight=0.0, local_r_weight=1.0,
+                                        local_r_s=0.2, local_r_hop_s=0.1), fs=100.0)
+    ones, zero = torch.ones(1, 200), RegionFocusedLoss(LossConfig(kind="region", corr_weight=0.0))
+    y1 = beat[None]
+    scaled = (beat * gain)[None]
+    only_local = float(term(scaled, y1, ones)) - float(zero(scaled, y1, ones))
+    shifted = torch.roll(y1, 4, 1)
+    assert only_local < 0.02  # windows straddling a gain change read r just below 1
+    assert float(term(shifted, y1, ones)) - float(zero(shifted, y1, ones)) > 0.2
+
+
+def test_local_r_settings_are_checked_before_training():
+    with pytest.raises(ValueError, match="loss.local_r_s"):
+        TrainConfig(loss=LossConfig(local_r_weight=1.0, local_r_s=3.0)).validate()
+    with pytest.raises(ValueError, match="loss.local_r_s"):
+        TrainConfig(loss=LossConfig(local_r_weight=1.0, local_r_s=0.001)).validate()
+    TrainConfig(loss=LossConfig(local_r_weight=0.0, local_r_s=3.0)).validate()  # off: unused
+    with pytest.raises(ValueError, match="needs 60 samples"):
+        RegionFocusedLoss(LossConfig(local_r_weight=1.0), fs=100.0)(
+            torch.zeros(1, 30), torch.zeros(1, 30), torch.ones(1, 30))
+
+
+def test_the_term_off_leaves_the_network_keys_as_they_were():
+    from twscardio.train import _data_key, _model_key
+    cfg = TrainConfig()
+    on = TrainConfig(loss=LossConfig(local_r_weight=1.0))
+    assert "local_r_weight" not in _model_key(cfg)["loss"]
+    assert _model_key(on)["loss"]["local_r_weight"] == 1.0
+    assert _data_key(on, "train", 4) == _data_key(cfg, "train", 4)  # the data do not change
 
 
 # the quick (d) network's validation window r must stay above this (measured: README)
