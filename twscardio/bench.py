@@ -255,6 +255,7 @@ QUICK = {"train.steps": 3000, "train.n_subjects": 1536, "train.sim.duration_s": 
          # simulates a fifth of the full one's subjects for it, and the quick networks keep their
          # prior
          "train.sync.blocks": [3000, 6000], "train.sync.members": 4, "train.sync.blur_ao_ms": 4.0,
+         "train.loss.local_r_weight": 0.0,  # the quick networks' loss (their weights unchanged)
          "n_test_subjects": 3, "duration_s": 40.0,
          "loss_sweep": [0.0, 0.1, 0.2, 0.3], "burst_sweep": [3.0], "stream_seconds": 20.0}
 

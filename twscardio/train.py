@@ -65,7 +65,7 @@ def _view_dict(cfg: TrainConfig) -> dict:
         d["net"].pop("residual_prior")
     for k in ("refit_below_sqi", "refit_max_rotating"):
         d["fusion"].pop(k)
-    if cfg.loss.local_r_weight == 0:  # the keys made before the term existed
+    if cfg.loss.local_r_weight == 0 or cfg.loss.kind == "l1":  # unused: the keys made before it
         for k in ("local_r_weight", "local_r_s", "local_r_hop_s"):
             d["loss"].pop(k)
     if cfg.fusion.cross_bud == 0:

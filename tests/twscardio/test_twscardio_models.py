@@ -25,12 +25,12 @@ def test_plain_l1_is_the_ablation():
 
 def test_region_loss_closed_form():
     p, y, w = torch.randn(3, 40), torch.randn(3, 40), torch.rand(3, 40) + 1
-    got = RegionFocusedLoss(LossConfig(kind="region", corr_weight=0.5))(p, y, w)
+    got = RegionFocusedLoss(LossConfig(kind="region", corr_weight=0.5, local_r_weight=0))(p, y, w)
     r = np.array([np.corrcoef(p[i], y[i])[0, 1] for i in range(3)])
     ref = float((w * (p - y).abs()).sum() / w.sum()) + 0.5 * np.mean(1 - r)
     assert float(got) == pytest.approx(ref, rel=1e-5)
     # errors inside the AO/AC regions cost more than the same error elsewhere
-    loss = RegionFocusedLoss(LossConfig(kind="region", corr_weight=0.0))
+    loss = RegionFocusedLoss(LossConfig(kind="region", corr_weight=0.0, local_r_weight=0))
     y0 = torch.zeros(1, 40)
     w0 = torch.ones(1, 40)
     w0[0, 10] = 5.0
@@ -58,7 +58,8 @@ def test_local_r_term_closed_form_and_what_it_rewards():
     cfg = LossConfig(kind="region", corr_weight=0.5, local_r_weight=2.0, local_r_s=0.2,
                      local_r_hop_s=0.05)
     got = float(RegionFocusedLoss(cfg, fs=100.0)(p, y, w))
-    base = float(RegionFocusedLoss(LossConfig(kind="region", corr_weight=0.5))(p, y, w))
+    base = float(RegionFocusedLoss(LossConfig(kind="region", corr_weight=0.5, local_r_weight=0))(
+        p, y, w))
     r, v = [], []
     for b in range(3):
         for s in range(0, 80 - 20 + 1, 5):
@@ -74,7 +75,8 @@ def test_local_r_term_closed_form_and_what_it_rewards():
     gain = 1 + 0.8 * (torch.floor(t / 0.5) % 2)
     term = RegionFocusedLoss(LossConfig(kind="region", corr_weight=0.0, local_r_weight=1.0,
                                         local_r_s=0.2, local_r_hop_s=0.1), fs=100.0)
-    ones, zero = torch.ones(1, 200), RegionFocusedLoss(LossConfig(kind="region", corr_weight=0.0))
+    ones = torch.ones(1, 200)
+    zero = RegionFocusedLoss(LossConfig(kind="region", corr_weight=0.0, local_r_weight=0))
     y1 = beat[None]
     scaled = (beat * gain)[None]
     only_local = float(term(scaled, y1, ones)) - float(zero(scaled, y1, ones))
@@ -96,11 +98,14 @@ def test_local_r_settings_are_checked_before_training():
 
 def test_the_term_off_leaves_the_network_keys_as_they_were():
     from twscardio.train import _data_key, _model_key
-    cfg = TrainConfig()
+    off = TrainConfig(loss=LossConfig(local_r_weight=0.0))
     on = TrainConfig(loss=LossConfig(local_r_weight=1.0))
-    assert "local_r_weight" not in _model_key(cfg)["loss"]
+    l1 = TrainConfig(loss=LossConfig(kind="l1", local_r_weight=1.0))
+    assert "local_r_weight" not in _model_key(off)["loss"]
+    assert "local_r_weight" not in _model_key(l1)["loss"]  # unused by the plain-L1 ablation
+    assert _model_key(l1) == _model_key(TrainConfig(loss=LossConfig(kind="l1", local_r_weight=0)))
     assert _model_key(on)["loss"]["local_r_weight"] == 1.0
-    assert _data_key(on, "train", 4) == _data_key(cfg, "train", 4)  # the data do not change
+    assert _data_key(on, "train", 4) == _data_key(off, "train", 4)  # the data do not change
 
 
 # the quick (d) network's validation window r must stay above this (measured: README)
