@@ -202,6 +202,10 @@ class LossConfig:
     lam: NonNegFloat = 4.0  # up-weighting of the AO/AC regions
     sigma_ms: PosFloat = 20.0  # Gaussian width of each region
     corr_weight: NonNegFloat = 0.5  # weight of the (1 - Pearson r) term
+    # the region term's error: |e| (the paper's) or e^2 (ours, an option): under an uncertain beat
+    # timing the mean of the shifted waveforms (what e^2 fits) correlates better with the truth than
+    # their pointwise median (what |e| fits)
+    err: Literal["l1", "l2"] = "l1"
     # weight of the mean (1 - r) over short sliding windows, each weighted by its target's
     # variance: the bench scores r per beat ([R - 50, R + 550] ms), the term above per crop.
     # 1 by the declared rule on validation subjects 100-147 (results/twscardio/NOTES.md, "A

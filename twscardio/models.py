@@ -111,6 +111,8 @@ class RegionFocusedLoss(nn.Module):
             return err.mean()
         if weights is None:
             raise ValueError("the region-focused loss needs AO/AC region weights")
+        if self.cfg.err == "l2":
+            err = err * err
         wl1 = (weights * err).sum() / weights.sum()
         p = pred - pred.mean(dim=1, keepdim=True)
         t = target - target.mean(dim=1, keepdim=True)

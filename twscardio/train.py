@@ -65,6 +65,8 @@ def _view_dict(cfg: TrainConfig) -> dict:
         d["net"].pop("residual_prior")
     for k in ("refit_below_sqi", "refit_max_rotating"):
         d["fusion"].pop(k)
+    if cfg.loss.err == "l1" or cfg.loss.kind == "l1":  # as before the option (unused by kind l1)
+        d["loss"].pop("err")
     if cfg.loss.local_r_weight == 0 or cfg.loss.kind == "l1":  # unused: the keys made before it
         for k in ("local_r_weight", "local_r_s", "local_r_hop_s"):
             d["loss"].pop(k)
@@ -83,7 +85,8 @@ def _data_key(cfg: TrainConfig, split: str, n: int) -> dict:
     keep = ("seed", "sim", "enhance", "fusion", "loss", "recordings_per_subject", "fs_choices",
             "max_loss", "max_motion", "window_s", "hop_s")
     key = {"split": split, "n": n, **{k: d[k] for k in keep}}
-    key["loss"] = {k: v for k, v in key["loss"].items() if not k.startswith("local_r")}  # not data
+    key["loss"] = {k: v for k, v in key["loss"].items()  # the loss terms do not change the data
+                   if not k.startswith("local_r") and k != "err"}
     if cfg.prior == "sync":  # the prior channel: its timing model and template settings
         key["prior"] = {"timing": _timing_key(cfg), "first": _first_subject(cfg, split)}
     return key

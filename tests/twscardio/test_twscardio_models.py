@@ -85,6 +85,26 @@ def test_local_r_term_closed_form_and_what_it_rewards():
     assert float(term(shifted, y1, ones)) - float(zero(shifted, y1, ones)) > 0.2
 
 
+def test_squared_region_error_closed_form_and_keys():
+    from twscardio.train import _data_key, _model_key
+    p, y, w = torch.randn(2, 30), torch.randn(2, 30), torch.rand(2, 30) + 1
+    got = RegionFocusedLoss(LossConfig(kind="region", corr_weight=0.0, local_r_weight=0,
+                                       err="l2"))(p, y, w)
+    assert float(got) == pytest.approx(float((w * (p - y) ** 2).sum() / w.sum()), rel=1e-6)
+    # the mean of randomly shifted copies of a beat is what e^2 fits; under a 2-sample timing
+    # jitter it correlates better with any one of them than their pointwise median (|e|'s fit)
+    t = np.arange(60)
+    beat = np.exp(-0.5 * ((t - 30) / 2.0) ** 2) - np.exp(-0.5 * ((t - 36) / 2.0) ** 2)
+    shifts = np.stack([np.roll(beat, k) for k in (-2, -1, 0, 1, 2)])
+    r = [np.mean([np.corrcoef(f, s_)[0, 1] for s_ in shifts])
+         for f in (shifts.mean(0), np.median(shifts, 0))]
+    assert r[0] > r[1]
+    l2 = TrainConfig(loss=LossConfig(err="l2"))
+    assert _model_key(l2)["loss"]["err"] == "l2" and "err" not in _model_key(TrainConfig())["loss"]
+    assert _data_key(l2, "train", 4) == _data_key(TrainConfig(), "train", 4)
+    assert "err" not in _model_key(TrainConfig(loss=LossConfig(kind="l1", err="l2")))["loss"]
+
+
 def test_local_r_settings_are_checked_before_training():
     with pytest.raises(ValueError, match="loss.local_r_s"):
         TrainConfig(loss=LossConfig(local_r_weight=1.0, local_r_s=3.0)).validate()
