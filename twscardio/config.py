@@ -276,6 +276,7 @@ class TrainConfig:
     fs_choices: list[PosFloat] = field(default_factory=lambda: [15.0, 25.0, 50.0, 100.0])
     max_loss: Prob = 0.3  # training loss rates drawn in [0, max_loss]
     max_motion: NonNegFloat = 3.0  # training motion levels drawn in [0, max_motion]
+    rest_share: Prob = 0.3  # share of training recordings at rest (motion 0), the rest drawn above
     window_s: PosFloat = 5.0  # network window
     hop_s: PosFloat = 2.5  # network window hop
     # optimiser steps: 8000 with 6144 subjects (validation, as n_subjects: 8000 steps on 3072

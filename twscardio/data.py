@@ -92,9 +92,12 @@ def validation_recordings(cfg: TrainConfig, subjects: list[int],
             yield i, label, subject_recording(sc, seed, randomised=True)
 
 
-def draw_conditions(rng: np.random.Generator, cfg: TrainConfig) -> SimConfig:
-    """Random recording conditions for training: rate, loss, burst, packet size, motion."""
-    motion = 0.0 if rng.random() < 0.3 else float(rng.uniform(0, cfg.max_motion))
+def draw_conditions(rng: np.random.Generator, cfg: TrainConfig,
+                    rest_share: float = 0.3) -> SimConfig:
+    """Random recording conditions for training: rate, loss, burst, packet size, motion (0 with
+    probability `rest_share`; the network's windows pass `cfg.rest_share`, the timing model's
+    and the SQI's data the default, as they set motion 0 anyway)."""
+    motion = 0.0 if rng.random() < rest_share else float(rng.uniform(0, cfg.max_motion))
     chan = ChannelConfig(loss=float(rng.uniform(0, cfg.max_loss)), burst=float(rng.uniform(1, 8)),
                          samples_per_packet=int(rng.integers(1, 5)),
                          independent_buds=cfg.sim.channel.independent_buds)
@@ -138,7 +141,7 @@ def build_windows(cfg: TrainConfig, split: str, n_subjects: int, timing=None,
     jobs = [(i, r) for i in range(first, first + n_subjects)
             for r in range(cfg.recordings_per_subject)]
     for i, r in progress(jobs, desc=f"simulate {split}"):
-        sc = draw_conditions(rng, cfg)
+        sc = draw_conditions(rng, cfg, cfg.rest_share)
         seed = subject_seed(split, i, cfg.seed)
         sub = draw_subject(np.random.default_rng(seed), sc.hr_range,
                            sc.morphology == "randomised")  # fixed by its seed

@@ -65,6 +65,8 @@ def _view_dict(cfg: TrainConfig) -> dict:
         d["net"].pop("residual_prior")
     for k in ("refit_below_sqi", "refit_max_rotating"):
         d["fusion"].pop(k)
+    if cfg.rest_share == 0.3:  # the share the keys were made with
+        d.pop("rest_share")
     if cfg.loss.err == "l1" or cfg.loss.kind == "l1":  # as before the option (unused by kind l1)
         d["loss"].pop("err")
     if cfg.loss.local_r_weight == 0 or cfg.loss.kind == "l1":  # unused: the keys made before it
@@ -84,7 +86,7 @@ def _data_key(cfg: TrainConfig, split: str, n: int) -> dict:
     d = _view_dict(cfg)
     keep = ("seed", "sim", "enhance", "fusion", "loss", "recordings_per_subject", "fs_choices",
             "max_loss", "max_motion", "window_s", "hop_s")
-    key = {"split": split, "n": n, **{k: d[k] for k in keep}}
+    key = {"split": split, "n": n, **{k: d[k] for k in keep + ("rest_share",) if k in d}}
     key["loss"] = {k: v for k, v in key["loss"].items()  # the loss terms do not change the data
                    if not k.startswith("local_r") and k != "err"}
     if cfg.prior == "sync":  # the prior channel: its timing model and template settings

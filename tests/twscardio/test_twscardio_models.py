@@ -278,3 +278,19 @@ def test_network_data_arms_option():
     for bad in ("", "a", "b", "c,x", ","):
         with pytest.raises(UserError):
             parse_arms(bad)
+
+
+def test_rest_share_sets_the_networks_rest_recordings_only():
+    from dataclasses import replace
+
+    from twscardio.data import draw_conditions
+    from twscardio.train import _data_key, _model_key, _timing_key
+    cfg = TrainConfig()
+    for share in (0.0, 0.3, 0.6, 1.0):
+        rng = np.random.default_rng(0)
+        rest = np.mean([draw_conditions(rng, cfg, share).motion_level == 0 for _ in range(2000)])
+        assert rest == pytest.approx(share, abs=0.04)
+    rest60 = replace(cfg, rest_share=0.6)
+    assert _timing_key(rest60) == _timing_key(cfg)  # the timing model's data do not use it
+    assert _data_key(rest60, "train", 4) != _data_key(cfg, "train", 4)
+    assert "rest_share" not in _model_key(cfg) and _model_key(rest60)["rest_share"] == 0.6

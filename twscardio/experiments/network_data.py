@@ -5,7 +5,8 @@ chose), `--quick` on 1536 subjects x 10 s x 3000 steps; the former full settings
 variants `few:n_subjects=96,sim.duration_s=60,steps=4000` (96 subjects x 60 s x 4000 steps) and
 `many3072:n_subjects=3072,steps=4000`. On training-family *validation* subjects (split "val",
 never the bench's test subjects or the out-of-family generator) at 50 Hz / 10 % and 25 Hz /
-20 % bursty loss, rest, 60 s, this scores each network set the way the bench scores arms
+20 % bursty loss, rest, 60 s (with `--motion` also the bench's 25 Hz / 20 % / motion-3 row), this
+scores each network set the way the bench scores arms
 (c)/(d) (`eval.evaluate_recording`): HR and IBI MAE, median per-beat SCG r, AO MAE, octave
 errors. Network sets: "full" and "quick" (shipped weights) and any `--variant
 NAME:key=value,key=value` (train overrides on the full setting; trained into the cache when
@@ -32,7 +33,8 @@ from twscardio.eval import aggregate, evaluate_recording
 
 log = get_logger("twscardio.experiments.network_data")
 
-SETTINGS = {"50Hz loss10% rest": (50.0, 0.1), "25Hz loss20% rest": (25.0, 0.2)}
+SETTINGS = {"50Hz loss10% rest": (50.0, 0.1, 0.0), "25Hz loss20% rest": (25.0, 0.2, 0.0)}
+MOTION = {"25Hz loss20% motion3": (25.0, 0.2, 3.0)}  # with --motion (the bench's motion row)
 KEEP = ("hr_mae", "ibi_mae_ms", "beat_r_median", "ao_mae_ms", "octave_pct", "missed_pct")
 
 
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                          "many4000:n_subjects=1536,sim.duration_s=10")
     ap.add_argument("--arms", default="c,d",
                     help="network arms to train and score, comma-separated (c, d or c,d)")
+    ap.add_argument("--motion", action="store_true",
+                    help="also score the bench's motion setting (25 Hz / 20 %% loss, motion 3)")
     ap.add_argument("--out", default="results/twscardio/network_data.json")
     args = ap.parse_args(argv)
     setup_logging()
@@ -94,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                                  "val_window_r": {a: m.hist["val"]["window_r_median"]
                                                   for a, m in nets[name].items() if a != "e"}}
                           for name, bc in sets.items()}}
-    for label, (fs_in, loss) in SETTINGS.items():
-        sc = replace(cfg.sim, fs_in=fs_in, duration_s=60.0,
+    for label, (fs_in, loss, motion) in {**SETTINGS, **(MOTION if args.motion else {})}.items():
+        sc = replace(cfg.sim, fs_in=fs_in, duration_s=60.0, motion_level=motion,
                      channel=ChannelConfig(loss=loss, burst=3.0))
         run_cfg = replace(cfg, sim=sc)
         per_set: dict[str, list] = {name: [] for name in nets}
