@@ -71,7 +71,8 @@ def test_local_r_term_closed_form_and_what_it_rewards():
     # a prediction right in shape beat by beat but with a per-beat gain (a crop-level r below 1)
     # costs the term nothing; the same prediction shifted by a few samples costs it
     t = torch.arange(200) / 100.0
-    beat = torch.exp(-0.5 * ((t % 0.5 - 0.1) / 0.02) ** 2) - torch.exp(-0.5 * ((t % 0.5 - 0.2) / 0.03) ** 2)
+    ph = t % 0.5
+    beat = torch.exp(-0.5 * ((ph - 0.1) / 0.02) ** 2) - torch.exp(-0.5 * ((ph - 0.2) / 0.03) ** 2)
     gain = 1 + 0.8 * (torch.floor(t / 0.5) % 2)
     term = RegionFocusedLoss(LossConfig(kind="region", corr_weight=0.0, local_r_weight=1.0,
                                         local_r_s=0.2, local_r_hop_s=0.1), fs=100.0)
