@@ -209,7 +209,7 @@ def test_shipped_quick_weights_match_the_quick_setting():
 
 
 def test_shipped_full_weights_match_the_full_setting():
-    """The full bench's arms (6144 subjects x 10 s x 8000 steps, `python -m
+    """The full bench's arms (3072 subjects x 60 s x 8000 steps, `python -m
     twscardio.experiments.ship_weights --full`) find their weights in twscardio/weights/ too,
     under keys of their own (not the quick ones), and each file's validation window r is the
     one recomputed here on the validation subjects (60-s recordings, whatever the training
@@ -227,7 +227,7 @@ def test_shipped_full_weights_match_the_full_setting():
                                                    [f"{k}={v}" for k, v in QUICK.items()]))
     full, quick = arm_configs(BenchConfig()), arm_configs(quick)
     for arm, cfg in full.items():
-        assert (cfg.n_subjects, cfg.sim.duration_s, cfg.steps) == (6144, 10.0, 8000)
+        assert (cfg.n_subjects, cfg.sim.duration_s, cfg.steps) == (3072, 60.0, 8000)
         path = model_file(cfg)
         assert path.parent == WEIGHTS_DIR, f"arm {arm}: no shipped weights for the full setting"
         assert path != model_file(quick[arm])
@@ -259,7 +259,7 @@ def test_network_data_sets_are_the_bench_networks():
         for arm, cfg in arm_configs(bc).items():
             assert model_file(arm_configs(sets[name])[arm]) == model_file(cfg)
     more = sets["more"].train
-    assert (more.n_subjects, more.steps, more.sim.duration_s) == (192, 10, 10.0)
+    assert (more.n_subjects, more.steps, more.sim.duration_s) == (192, 10, 60.0)
     assert to_dict(sets["more"]) | {"train": None} == to_dict(BenchConfig()) | {"train": None}
     for bad in ("no_colon", ":steps=10", "full:steps=10"):
         with pytest.raises(UserError):

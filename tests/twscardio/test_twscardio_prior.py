@@ -211,9 +211,12 @@ def test_networks_without_the_prior_keep_their_shipped_weights():
                                                    [f"{k}={v}" for k, v in QUICK.items()]))
     for bc in (BenchConfig(), quick):
         for arm, cfg in arm_configs(bc).items():
-            # trained before the per-beat-window term (loss.local_r_weight) existed
+            # trained before the per-beat-window term (loss.local_r_weight) and, for the full
+            # bench, on 6144 x 10-s recordings (the quick setting's length is unchanged)
             old = model_file(replace(cfg, prior="none",
-                                     loss=replace(cfg.loss, local_r_weight=0.0)))
+                                     loss=replace(cfg.loss, local_r_weight=0.0),
+                                     n_subjects=6144 if bc is not quick else cfg.n_subjects,
+                                     sim=replace(cfg.sim, duration_s=10.0)))
             assert old.parent == WEIGHTS_DIR, arm
             assert model_file(cfg).parent == WEIGHTS_DIR and model_file(cfg) != old
 
