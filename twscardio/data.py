@@ -29,7 +29,7 @@ from shared.errors import DataError
 from shared.io import atomic_write_text
 from shared.log import get_logger, progress
 from shared.validate import brief, check_alloc, finite_number, read_text
-from twscardio.config import ChannelConfig, SimConfig, TrainConfig
+from twscardio.config import REST_SHARE, ChannelConfig, SimConfig, TrainConfig
 from twscardio.enhance import validate_stream
 from twscardio.fusion import fuse
 from twscardio.models import region_weights
@@ -93,10 +93,11 @@ def validation_recordings(cfg: TrainConfig, subjects: list[int],
 
 
 def draw_conditions(rng: np.random.Generator, cfg: TrainConfig,
-                    rest_share: float = 0.3) -> SimConfig:
+                    rest_share: float = REST_SHARE) -> SimConfig:
     """Random recording conditions for training: rate, loss, burst, packet size, motion (0 with
-    probability `rest_share`; the network's windows pass `cfg.rest_share`, the timing model's
-    and the SQI's data the default, as they set motion 0 anyway)."""
+    probability `rest_share`). The network's windows pass `cfg.rest_share`; the timing model's
+    and the SQI's data keep the default, because another share would change their random
+    streams (and so their data) while their recordings are set to rest anyway."""
     motion = 0.0 if rng.random() < rest_share else float(rng.uniform(0, cfg.max_motion))
     chan = ChannelConfig(loss=float(rng.uniform(0, cfg.max_loss)), burst=float(rng.uniform(1, 8)),
                          samples_per_packet=int(rng.integers(1, 5)),

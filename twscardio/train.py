@@ -29,7 +29,7 @@ from shared.io import Checkpointer, atomic_write_json, check_resume, make_run_di
 from shared.log import get_logger, progress
 from shared.runtime import pick_device, set_seed
 from twscardio.beatsync import TimingModel, fit_timing, load_timing, save_timing
-from twscardio.config import SimConfig, TrainConfig
+from twscardio.config import REST_SHARE, SimConfig, TrainConfig
 from twscardio.data import build_windows, timing_dataset
 from twscardio.models import (
     MODEL_FILE,
@@ -65,7 +65,7 @@ def _view_dict(cfg: TrainConfig) -> dict:
         d["net"].pop("residual_prior")
     for k in ("refit_below_sqi", "refit_max_rotating"):
         d["fusion"].pop(k)
-    if cfg.rest_share == 0.3:  # the share the keys were made with
+    if cfg.rest_share == REST_SHARE:  # the share the keys were made with
         d.pop("rest_share")
     if cfg.loss.err == "l1" or cfg.loss.kind == "l1":  # as before the option (unused by kind l1)
         d["loss"].pop("err")
@@ -86,7 +86,9 @@ def _data_key(cfg: TrainConfig, split: str, n: int) -> dict:
     d = _view_dict(cfg)
     keep = ("seed", "sim", "enhance", "fusion", "loss", "recordings_per_subject", "fs_choices",
             "max_loss", "max_motion", "window_s", "hop_s")
-    key = {"split": split, "n": n, **{k: d[k] for k in keep + ("rest_share",) if k in d}}
+    key = {"split": split, "n": n, **{k: d[k] for k in keep}}
+    if "rest_share" in d:  # another share than the keys were made with
+        key["rest_share"] = d["rest_share"]
     key["loss"] = {k: v for k, v in key["loss"].items()  # the loss terms do not change the data
                    if not k.startswith("local_r") and k != "err"}
     if cfg.prior == "sync":  # the prior channel: its timing model and template settings

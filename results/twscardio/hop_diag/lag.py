@@ -28,7 +28,6 @@ for i in range(first, first + n):
                      outs["e"][4, b], outs["e"][:, b].max(), outs["e"][:, b].argmax() - 4))
 R = np.array(rows, float)
 R = R[np.isfinite(R).all(1)]
-np.save(f"/tmp/diag/lag_{first}.npy", R)
 print("beats", len(R))
 print("median r d0 %.4f dbest %.4f | e0 %.4f ebest %.4f" % tuple(np.median(R[:, c]) for c in (1, 2, 4, 5)))
 print("d best-lag hist", np.bincount((R[:, 3] + 4).astype(int), minlength=9))
