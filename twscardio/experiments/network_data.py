@@ -4,8 +4,8 @@ The full bench trains (c)/(d) on 3072 subjects x 60 s x 8000 steps (the setting 
 chose with the prior; 6144 x 10 s before it), `--quick` on 1536 subjects x 10 s x 3000 steps;
 former full settings are variants such as `short:n_subjects=6144,sim.duration_s=10` and, before
 the prior, `few:n_subjects=96,sim.duration_s=60,steps=4000` and
-`many3072:n_subjects=3072,sim.duration_s=10,steps=4000`. On training-family *validation* subjects (split "val",
-never the bench's test subjects or the out-of-family generator) at 50 Hz / 10 % and 25 Hz /
+`many3072:n_subjects=3072,sim.duration_s=10,steps=4000`. On training-family *validation*
+subjects (split "val", never the bench's test subjects or the out-of-family generator) at 50 Hz / 10 % and 25 Hz /
 20 % bursty loss, rest, 60 s (with `--motion` also the bench's 25 Hz / 20 % / motion-3 row), this
 scores each network set the way the bench scores arms
 (c)/(d) (`eval.evaluate_recording`): HR and IBI MAE, median per-beat SCG r, AO MAE, octave
