@@ -5,13 +5,13 @@ chose with the prior; 6144 x 10 s before it), `--quick` on 1536 subjects x 10 s 
 former full settings are variants such as `short:n_subjects=6144,sim.duration_s=10` and, before
 the prior, `few:n_subjects=96,sim.duration_s=60,steps=4000` and
 `many3072:n_subjects=3072,sim.duration_s=10,steps=4000`. On training-family *validation*
-subjects (split "val", never the bench's test subjects or the out-of-family generator) at 50 Hz / 10 % and 25 Hz /
-20 % bursty loss, rest, 60 s (with `--motion` also the bench's 25 Hz / 20 % / motion-3 row), this
-scores each network set the way the bench scores arms
-(c)/(d) (`eval.evaluate_recording`): HR and IBI MAE, median per-beat SCG r, AO MAE, octave
-errors. Network sets: "full" and "quick" (shipped weights) and any `--variant
-NAME:key=value,key=value` (train overrides on the full setting; trained into the cache when
-missing, at the full setting ~2 min of simulation + ~3 min of training per arm on one core);
+subjects (split "val", never the bench's test subjects or the out-of-family generator) at
+50 Hz / 10 % and 25 Hz / 20 % bursty loss, rest, 60 s (with `--motion` also the bench's 25 Hz /
+20 % / motion-3 row), this scores each network set the way the bench scores arms (c)/(d)
+(`eval.evaluate_recording`): HR and IBI MAE, median per-beat SCG r, AO MAE, octave errors.
+Network sets: "full" and "quick" (shipped weights) and any `--variant NAME:key=value,key=value`
+(train overrides on the full setting; trained into the cache when missing, at the full setting
+~5 min of simulation + ~3 min of training per arm on one core);
 `--arms d` trains and scores arm (d) only; `--arms d,e` adds arm (e) (the beat-synchronous SCG,
 its timing model) as a reference.
 
