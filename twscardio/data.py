@@ -158,9 +158,9 @@ def timing_dataset(cfg: TrainConfig, split: str, n_subjects: int,
     with each call; `cfg.sync.duration_s` long) features X (N, F) of its fused BCG at its J
     peaks (`beatsync.timing_features`) and targets Y (N, 2) (`beatsync.timing_targets`); a
     recording with too few beats gets a NaN row (dropped by `beatsync.fit_timing`)."""
-    from twscardio.beatsync import timing_features, timing_targets
+    from twscardio.beatsync import timing_targets
     from twscardio.fusion import window_bounds
-    from twscardio.pipeline import band_gyro, j_peaks
+    from twscardio.pipeline import j_peaks, timing_input
 
     rng = np.random.default_rng(subject_seed(split, 9998, cfg.seed))
     n_feat = 2 * (int(round(cfg.sync.pre_s * cfg.enhance.fs_out))
@@ -177,8 +177,7 @@ def timing_dataset(cfg: TrainConfig, split: str, n_subjects: int,
             fus = fuse(prep["X"], prep["mask"], fs, cfg.fusion)
             bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)
             J = j_peaks(fus["fused"], fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
-            X[k] = timing_features(fus["fused"], band_gyro(prep, cfg), J, fs, cfg.sync.pre_s,
-                                   cfg.sync.post_s)
+            X[k] = timing_input(prep, fus, J, cfg)
         except DataError:
             continue
         Y[k] = timing_targets(J, rec["truth"])

@@ -24,7 +24,7 @@ import numpy as np
 from shared.errors import DataError
 from shared.validate import finite_number
 from twscardio.beats import find_ac, find_ao, find_jpeaks, segment_periods
-from twscardio.beatsync import synchronous_scg
+from twscardio.beatsync import synchronous_scg, timing_features
 from twscardio.config import N_FEATURES, N_FEATURES_PRIOR, TrainConfig
 from twscardio.enhance import (
     check_timestamps,
@@ -39,7 +39,7 @@ from twscardio.quality import NO_BEAT, assess_windows
 
 __all__ = ["switched", "prepare", "network_features", "window_starts", "reconstruct", "process",
            "fused_with_fallback", "fused_j_peaks", "sync_prior", "prior_channel", "band_gyro",
-           "network_input",
+           "timing_input", "network_input",
            "check_prior_model", "N_FEATURES_PRIOR", "N_FEATURES", "J_WAVE_SHIFT_S", "J_TIGHTNESS",
            "j_peaks", "normalise_windows"]
 
@@ -159,6 +159,14 @@ def band_gyro(prep: dict, cfg: TrainConfig) -> np.ndarray:
     timing model's gyro complex is read from (`beatsync.gyro_complex`)."""
     return bandpass(np.concatenate([prep["X"][:, 3:6], prep["X"][:, 9:12]], axis=1), prep["fs"],
                     cfg.fusion.band_hz)
+
+
+def timing_input(prep: dict, fus: dict, beats_s: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """The timing model's features (1, F) of a recording: `beatsync.timing_features` of the fused
+    signal and `band_gyro` at the J peaks `beats_s` (s), as `sync_prior` reads them through
+    `beatsync.synchronous_scg`; a one-line DataError below 3 whole beat complexes."""
+    return timing_features(fus["fused"], band_gyro(prep, cfg), beats_s, prep["fs"],
+                           cfg.sync.pre_s, cfg.sync.post_s)
 
 
 def sync_prior(prep: dict, fus: dict, beats_s: np.ndarray, timing, cfg: TrainConfig) -> dict:

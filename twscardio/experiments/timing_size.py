@@ -32,7 +32,6 @@ from twscardio.beats import per_beat_pearson
 from twscardio.beatsync import (
     fit_timing,
     render_scg,
-    timing_features,
     timing_targets,
     valve_times,
 )
@@ -48,7 +47,7 @@ def validation_set(cfg: TrainConfig, first: int, n: int, fs_in: float, loss: flo
                    duration_s: float = 60.0) -> list:
     """Per validation subject: timing features, true (lag, LVET offset), the pipeline's J peaks
     and the reference SCG; features NaN where fewer than 3 whole complexes."""
-    from twscardio.pipeline import band_gyro, process
+    from twscardio.pipeline import process, timing_input
 
     sc = replace(cfg.sim, fs_in=fs_in, duration_s=duration_s, motion_level=0.0,
                  channel=replace(cfg.sim.channel, loss=loss, burst=3.0))
@@ -59,8 +58,7 @@ def validation_set(cfg: TrainConfig, first: int, n: int, fs_in: float, loss: flo
         o = process(rec, run_cfg, "b")
         prep, fus, j = o["prep"], o["fusion"], np.sort(o["beats_all_s"])
         try:
-            x = timing_features(fus["fused"], band_gyro(prep, run_cfg), j, prep["fs"],
-                                cfg.sync.pre_s, cfg.sync.post_s)
+            x = timing_input(prep, fus, j, run_cfg)
         except DataError:
             x = None
         tr = rec["truth"]
