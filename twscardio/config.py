@@ -188,6 +188,10 @@ class NetConfig:
     # plus the network's correction, whose last layer starts at zero (the untrained network
     # outputs its prior); False: the network maps its inputs to the SCG on its own
     residual_prior: bool = False
+    # networks trained alike whose outputs are averaged (`models.NetEnsemble`): member k's
+    # initialisation and crop draws are seeded seed + 1009 k (`train.MEMBER_SEED_STRIDE`), its
+    # training data is the same; member 0 is the single network of members 1
+    members: PosInt = 1
 
     def validate(self) -> None:
         if self.channels < 1 or self.kernel < 1 or self.kernel % 2 == 0:

@@ -15,6 +15,8 @@ bench scores it. `err='l2'` (ours, an option) puts e^2 in the region term.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from torch import nn
@@ -22,8 +24,8 @@ from torch import nn
 from twscardio.config import N_FEATURES_PRIOR, LossConfig, NetConfig
 from twscardio.simulator import render_atoms
 
-__all__ = ["BCG2SCGNet", "RegionFocusedLoss", "region_weights", "local_pearson", "build_model",
-           "save_model", "load_model", "MODEL_FILE"]
+__all__ = ["BCG2SCGNet", "NetEnsemble", "RegionFocusedLoss", "region_weights", "local_pearson",
+           "build_model", "save_model", "load_model", "MODEL_FILE"]
 
 MODEL_FILE = "model.safetensors"  # what twscardio.train writes into its run dir
 _KIND = "twscardio.BCG2SCGNet"
@@ -72,8 +74,29 @@ class BCG2SCGNet(nn.Module):
         return y + x[:, -1] if self.residual else y
 
 
-def build_model(in_channels: int, cfg: NetConfig) -> BCG2SCGNet:
-    return BCG2SCGNet(in_channels, cfg)
+class NetEnsemble(nn.Module):
+    """The mean output of networks of one shape (`NetConfig.members`): (B, C_in, L) -> (B, L)."""
+
+    def __init__(self, nets: list[BCG2SCGNet]):
+        super().__init__()
+        if not nets:
+            raise ValueError("NetEnsemble needs at least one network")
+        self.members = nn.ModuleList(nets)
+
+    @property
+    def stem(self) -> nn.Conv1d:  # the input layer every member shares the shape of
+        return self.members[0].stem
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
+def build_model(in_channels: int, cfg: NetConfig) -> BCG2SCGNet | NetEnsemble:
+    """One network, or `cfg.members` > 1 of them as a `NetEnsemble`."""
+    if cfg.members == 1:
+        return BCG2SCGNet(in_channels, cfg)
+    one = replace(cfg, members=1)
+    return NetEnsemble([BCG2SCGNet(in_channels, one) for _ in range(cfg.members)])
 
 
 def region_weights(n: int, fs: float, ao_s: np.ndarray, ac_s: np.ndarray, lam: float,
@@ -127,7 +150,8 @@ class RegionFocusedLoss(nn.Module):
         return loss
 
 
-def save_model(model: BCG2SCGNet, cfg: NetConfig, path, extra: dict | None = None) -> None:
+def save_model(model: BCG2SCGNet | NetEnsemble, cfg: NetConfig, path,
+               extra: dict | None = None) -> None:
     """Weights, the net config and `extra` (JSON: training history...) as one safetensors
     file (`shared.io.save_weights`)."""
     from shared.config import to_dict
@@ -137,7 +161,7 @@ def save_model(model: BCG2SCGNet, cfg: NetConfig, path, extra: dict | None = Non
                                             "net": to_dict(cfg), **(extra or {})})
 
 
-def load_model(path) -> tuple[BCG2SCGNet, dict]:
+def load_model(path) -> tuple[BCG2SCGNet | NetEnsemble, dict]:
     """(model in eval mode, the file's info) from `save_model`; runs no code from the file. A
     missing, corrupt or foreign file or mismatched tensors is a one-line DataError."""
     from shared.config import from_dict

@@ -34,6 +34,7 @@ from twscardio.data import build_windows, timing_dataset
 from twscardio.models import (
     MODEL_FILE,
     BCG2SCGNet,
+    NetEnsemble,
     RegionFocusedLoss,
     build_model,
     load_model,
@@ -41,13 +42,17 @@ from twscardio.models import (
 )
 from twscardio.pipeline import N_FEATURES, N_FEATURES_PRIOR, normalise_windows
 
-__all__ = ["train_model", "get_model", "model_file", "training_view", "windows",
+__all__ = ["train_model", "train_networks", "get_model", "model_file", "model_files",
+           "MEMBER_SEED_STRIDE", "training_view", "windows",
            "validation_windows", "VAL_DURATION_S", "timing_block", "timing_data",
            "get_timing_model", "resume_free",
            "timing_file", "main"]
 
 log = get_logger("twscardio.train")
 DATA_VERSION = 5
+# member k of an ensemble (`NetConfig.members`) seeds its initialisation and crop draws with
+# seed + MEMBER_SEED_STRIDE * k; member 0 is the single network
+MEMBER_SEED_STRIDE = 1009
 
 
 def _view_dict(cfg: TrainConfig) -> dict:
@@ -63,6 +68,8 @@ def _view_dict(cfg: TrainConfig) -> dict:
         d.pop("prior")
     if not cfg.net.residual_prior:  # the network alone: the keys made before the option existed
         d["net"].pop("residual_prior")
+    if cfg.net.members == 1:  # one network: the keys made before the option existed
+        d["net"].pop("members")
     for k in ("refit_below_sqi", "refit_max_rotating"):
         d["fusion"].pop(k)
     if cfg.rest_share == REST_SHARE:  # the share the keys were made with
@@ -109,9 +116,11 @@ def windows(cfg: TrainConfig, split: str, n_subjects: int) -> dict[str, np.ndarr
     y (N, L), w (N, L). The prior depends on code the key does not hold (`pipeline.J_*`, the
     J-peak and template code): a change there needs a DATA_VERSION bump, as any change to the
     simulation or enhancement code does."""
-    def build():
+    def build():  # C-contiguous, as read back from the cache (numpy's sums, and so the
+        # normalised windows, round by memory layout: a first run would train on other bits)
         timing = get_timing_model(cfg) if cfg.prior == "sync" else None
-        return build_windows(cfg, split, n_subjects, timing, _first_subject(cfg, split))
+        data = build_windows(cfg, split, n_subjects, timing, _first_subject(cfg, split))
+        return {k: np.ascontiguousarray(v) for k, v in data.items()}
 
     return cached_arrays("twscardio-windows", _data_key(cfg, split, n_subjects), build,
                          version=DATA_VERSION)
@@ -144,22 +153,29 @@ def _evaluate(model: BCG2SCGNet, data: dict, loss_fn, batch: int = 64) -> dict:
     return {"loss": sum(losses) / len(x), "window_r_median": float(np.median(np.concatenate(rs)))}
 
 
-def train_model(cfg: TrainConfig, run_dir=None, n_val_subjects: int = 4) -> tuple[BCG2SCGNet, dict]:
-    """Train on cfg.n_subjects simulated subjects; -> (model on CPU, history dict)."""
-    set_seed(cfg.seed)
+def train_model(cfg: TrainConfig, run_dir=None, n_val_subjects: int = 4, member: int = 0
+                ) -> tuple[BCG2SCGNet, dict]:
+    """Train one network on cfg.n_subjects simulated subjects: ensemble member `member`
+    (seeded seed + MEMBER_SEED_STRIDE * member; 0 = the single network; its checkpoint in
+    run_dir is ckpt.pt for member 0, ckpt_member<k>.pt else); -> (model on CPU, history)."""
+    seed = cfg.seed + MEMBER_SEED_STRIDE * member
     torch.set_num_threads(max(1, torch.get_num_threads()))
     device = pick_device(cfg.device)
     tr = windows(cfg, "train", cfg.n_subjects)
     va = validation_windows(cfg, n_val_subjects)
     log.info("train windows %d, val windows %d (%s loss)", len(tr["x"]), len(va["x"]),
              cfg.loss.kind)
+    # seeded after the data: simulating windows that are not cached yet draws from the global
+    # generators, and the network must not depend on whether they were
+    set_seed(seed)
     model = build_model(N_FEATURES_PRIOR if cfg.prior == "sync" else N_FEATURES,
-                        cfg.net).to(device)
+                        replace(cfg.net, members=1)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
     loss_fn = RegionFocusedLoss(cfg.loss, cfg.enhance.fs_out)
-    ck = Checkpointer(run_dir) if run_dir is not None else None
+    ck = (Checkpointer(run_dir, "ckpt" if member == 0 else f"ckpt_member{member}")
+          if run_dir is not None else None)
     step, hist = 0, {"loss": []}
     state = ck.load() if ck else None
     if state is not None:
@@ -171,12 +187,14 @@ def train_model(cfg: TrainConfig, run_dir=None, n_val_subjects: int = 4) -> tupl
     x_all = torch.from_numpy(normalise_windows(tr["x"])).float()
     y_all, w_all = torch.from_numpy(tr["y"]), torch.from_numpy(tr["w"])
     start = step
-    gen = np.random.default_rng(cfg.seed + start)
+    gen = np.random.default_rng(seed + start)
     L = x_all.shape[-1]
     crop = min(int(round(cfg.crop_s * cfg.enhance.fs_out)), L)
     t0 = time.perf_counter()
     model.train()
-    for step in progress(range(start, cfg.steps), desc=f"train ({cfg.loss.kind})",
+    desc = f"train ({cfg.loss.kind})" if cfg.net.members == 1 else \
+        f"train ({cfg.loss.kind}, member {member + 1}/{cfg.net.members})"
+    for step in progress(range(start, cfg.steps), desc=desc,
                          initial=start, total=cfg.steps):
         b = gen.integers(0, len(x_all), cfg.batch_size)
         o = int(gen.integers(0, L - crop + 1))
@@ -202,6 +220,23 @@ def train_model(cfg: TrainConfig, run_dir=None, n_val_subjects: int = 4) -> tupl
     hist["val"] = _evaluate(model, {k: v for k, v in va.items()}, loss_fn)
     hist["n_params"] = sum(p.numel() for p in model.parameters())
     return model.cpu().eval(), hist
+
+
+def train_networks(cfg: TrainConfig, run_dir=None, n_val_subjects: int = 4
+                   ) -> tuple[BCG2SCGNet | NetEnsemble, dict]:
+    """`train_model` for each of cfg.net.members networks (one after the other, each resumable
+    from its own checkpoint); -> (the network or their `NetEnsemble`, history: the single
+    network's, or {"members": [each member's, less its losses], "loss": member 0's, "val": the
+    ensemble's validation figures})."""
+    if cfg.net.members == 1:
+        return train_model(cfg, run_dir, n_val_subjects)
+    nets, hists = zip(*(train_model(cfg, run_dir, n_val_subjects, k)
+                        for k in range(cfg.net.members)))
+    model = NetEnsemble(list(nets)).eval()
+    va = validation_windows(cfg, n_val_subjects)
+    val = _evaluate(model, va, RegionFocusedLoss(cfg.loss, cfg.enhance.fs_out))
+    return model, {"members": [{k: v for k, v in h.items() if k != "loss"} for h in hists],
+                   "loss": hists[0]["loss"], "val": val}
 
 
 def training_view(cfg: TrainConfig) -> TrainConfig:
@@ -233,36 +268,55 @@ def resume_free(cfg: TrainConfig) -> tuple[str, ...]:
     return RESUME_FREE if cfg.prior == "none" else tuple(k for k in RESUME_FREE if k != "sync")
 
 
-def _model_key(cfg: TrainConfig) -> dict:
-    d = _view_dict(cfg)
+def _model_key(cfg: TrainConfig, member: int = 0) -> dict:
+    """The cache key of one network: member `member` of cfg's ensemble (0: the network of
+    cfg with members 1, whose key is the one made before ensembles existed)."""
+    d = _view_dict(replace(cfg, net=replace(cfg.net, members=1)))
     for k in ("device", "ckpt_every", "quality"):  # do not change the trained weights
         d.pop(k)
     if cfg.prior == "sync":  # the prior's timing model (and template) shape the input
         d["sync"] = _timing_key(cfg)
     else:
         d.pop("sync")
+    if member:
+        d["member"] = member
     return d
 
 
-def model_file(cfg: TrainConfig, build=None) -> Path:
-    """The weights file for `cfg`: shipped, cached, or (with `build`) trained now."""
+def model_file(cfg: TrainConfig, build=None, member: int = 0) -> Path:
+    """The weights file of member `member` of `cfg`'s network(s): shipped, cached, or (with
+    `build`) trained now."""
     def missing(tmp):
         raise DataError(f"no trained weights for this config (train with get_model): {tmp}")
 
-    return cached_file("twscardio-bcg2scg", _model_key(cfg), build or missing,
+    return cached_file("twscardio-bcg2scg", _model_key(cfg, member), build or missing,
                        suffix=".safetensors", version=5, shipped=WEIGHTS_DIR)
 
 
-def get_model(cfg: TrainConfig) -> BCG2SCGNet:
-    """Trained weights for `cfg`, from the cache when present (trained once otherwise)."""
+def model_files(cfg: TrainConfig) -> list[Path]:
+    """The weights files of all cfg.net.members networks (they must exist)."""
+    return [model_file(cfg, member=k) for k in range(cfg.net.members)]
 
-    def build(tmp):
-        model, hist = train_model(training_view(cfg))
-        save_model(model, cfg.net, tmp, {"hist": _jsonable(hist)})
 
-    path = model_file(cfg, build)
-    model, info = load_model(path)
-    model.hist = info.get("hist", {})  # type: ignore[attr-defined]
+def get_model(cfg: TrainConfig) -> BCG2SCGNet | NetEnsemble:
+    """Trained weights for `cfg`, from the cache when present (trained once otherwise); with
+    net.members > 1 each member is cached on its own and the members are averaged."""
+    one = replace(cfg.net, members=1)
+
+    def load(k):
+        def build(tmp):
+            model, hist = train_model(training_view(cfg), member=k)
+            save_model(model, one, tmp, {"hist": _jsonable(hist)})
+
+        return load_model(model_file(cfg, build, k))
+
+    loaded = [load(k) for k in range(cfg.net.members)]
+    if cfg.net.members == 1:
+        model, info = loaded[0]
+        model.hist = info.get("hist", {})  # type: ignore[attr-defined]
+    else:
+        model = NetEnsemble([m for m, _ in loaded]).eval()
+        model.hist = {"members": [i.get("hist", {}) for _, i in loaded]}  # type: ignore[attr-defined]
     if cfg.prior == "sync":  # `pipeline.network_input` renders the prior channel with them
         model.timing = get_timing_model(cfg)  # type: ignore[attr-defined]
         model.prior_sync = cfg.sync  # type: ignore[attr-defined]
@@ -338,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         check_resume(args.out, cfg, resume_free(cfg))
     run_dir = make_run_dir(args.out, "twscardio", "train")
     save_config(cfg, run_dir / "config.yaml")
-    model, hist = train_model(cfg, run_dir)
+    model, hist = train_networks(cfg, run_dir)
     save_model(model, cfg.net, run_dir / MODEL_FILE)
     atomic_write_json(run_dir / "metrics.json", {k: v for k, v in hist.items() if k != "loss"}
                       | {"final_loss": float(np.mean(hist["loss"][-50:]))})

@@ -1,11 +1,11 @@
 """`python -m twscardio.experiments.ship_weights [--full]`: refresh the shipped arm weights.
 
 Trains (or reads from the cache) the (c) and (d) networks of `python -m twscardio.bench
---quick` (with `--full`: of the full `python -m twscardio.bench`, 6144 subjects x 10 s x 8000
-steps) and arm (e)'s timing model, and copies their safetensors files into
-`twscardio/weights/` under their cache keys,
-so a fresh checkout's bench evaluates instead of training. Run it after any change to
-the training data, the network or the bench settings (the keys change with them).
+--quick` (with `--full`: of the full `python -m twscardio.bench`, 3072 subjects x 60 s x 8000
+steps; each network of an ensemble, `net.members`) and arm (e)'s timing model, and copies
+their safetensors files into `twscardio/weights/` under their cache keys, so a fresh checkout's
+bench evaluates instead of training. Run it after any change to the training data, the network
+or the bench settings (the keys change with them).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from shared.config import apply_overrides, from_dict, to_dict
 from shared.log import get_logger
 from twscardio.bench import QUICK, arm_configs
 from twscardio.config import BenchConfig
-from twscardio.train import WEIGHTS_DIR, get_model, get_timing_model, model_file, timing_file
+from twscardio.train import WEIGHTS_DIR, get_model, get_timing_model, model_files, timing_file
 
 log = get_logger("twscardio.experiments.ship_weights")
 
@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     WEIGHTS_DIR.mkdir(exist_ok=True)
     for arm, cfg in arm_configs(bc).items():
         model = get_model(cfg)  # trains into the cache when missing
-        src = model_file(cfg)
-        if src.parent != WEIGHTS_DIR:
-            shutil.copyfile(src, WEIGHTS_DIR / src.name)
-        log.info("arm %s: %s (%d KB; %s)", arm, WEIGHTS_DIR / src.name,
-                 src.stat().st_size // 1024,
+        for src in model_files(cfg):  # one file per network of an ensemble
+            if src.parent != WEIGHTS_DIR:
+                shutil.copyfile(src, WEIGHTS_DIR / src.name)
+            log.info("arm %s: %s (%d KB)", arm, WEIGHTS_DIR / src.name, src.stat().st_size // 1024)
+        log.info("arm %s: %s", arm,
                  {k: v for k, v in getattr(model, "hist", {}).items() if k != "loss"})
     get_timing_model(bc.train)  # arm (e)'s timing model (simulates its subjects when missing)
     src = timing_file(bc.train)
