@@ -217,6 +217,10 @@ class LossConfig:
     local_r_weight: NonNegFloat = 1.0
     local_r_s: PosFloat = 0.6  # length of those windows (s)
     local_r_hop_s: PosFloat = 0.1  # their hop (s)
+    # lambda x mean |correction| of a residual network (`net.residual_prior`): an L1 prior on
+    # the correction of the prior channel, which keeps the prior where the evidence for a
+    # change is weak (ours, an option; both loss kinds; 0 = off)
+    correction_l1: NonNegFloat = 0.0
 
 
 @dataclass
@@ -330,6 +334,9 @@ class TrainConfig:
                              f"0.45 x enhance.fs_out = {cap:g} Hz (the fused band's top)")
         if self.net.residual_prior and self.prior == "none":
             raise ValueError("net.residual_prior needs the prior channel (prior: sync)")
+        if self.loss.correction_l1 and not self.net.residual_prior:
+            raise ValueError("loss.correction_l1 needs a residual network (net.residual_prior: "
+                             "true), whose output corrects the prior channel")
         if self.loss.local_r_weight and self.loss.kind == "region":  # the term is used
             fs = self.enhance.fs_out
             if not self.loss.local_r_s <= self.crop_s:

@@ -10,7 +10,9 @@ w(t) = 1 + lam * sum_beats [G(t - t_AO, sigma) + G(t - t_AC, sigma)] (lam 4, sig
 `kind='l1'` gives the public code's plain L1 (the ablation). `local_r_weight` > 0 (ours; the
 config's default is 1) adds gamma sum_i v_i (1 - r_i) / sum_i v_i over sliding windows i of
 `local_r_s` (`local_pearson`), v_i the target's variance in window i: per-beat shape, as the
-bench scores it. `err='l2'` (ours, an option) puts e^2 in the region term.
+bench scores it. `err='l2'` (ours, an option) puts e^2 in the region term. `correction_l1` > 0
+(ours, an option) adds lambda mean |y_hat - prior| for a residual network (an L1 prior on its
+correction of the prior channel).
 """
 
 from __future__ import annotations
@@ -130,7 +132,19 @@ class RegionFocusedLoss(nn.Module):
         self.hop_local = int(round(cfg.local_r_hop_s * fs))
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor,
-                weights: torch.Tensor | None = None) -> torch.Tensor:
+                weights: torch.Tensor | None = None, prior: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """`prior` (B, L): what a residual network corrects (its input's prior channel); the
+        loss adds correction_l1 x mean |pred - prior| (needed when correction_l1 > 0)."""
+        sparse = 0.0
+        if self.cfg.correction_l1 > 0:
+            if prior is None:
+                raise ValueError("loss.correction_l1 needs the prior the network corrects")
+            sparse = self.cfg.correction_l1 * (pred - prior).abs().mean()
+        return self._fit(pred, target, weights) + sparse
+
+    def _fit(self, pred: torch.Tensor, target: torch.Tensor,
+             weights: torch.Tensor | None) -> torch.Tensor:
         err = (pred - target).abs()
         if self.cfg.kind == "l1":
             return err.mean()

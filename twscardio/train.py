@@ -76,6 +76,8 @@ def _view_dict(cfg: TrainConfig) -> dict:
         d.pop("rest_share")
     if cfg.loss.err == "l1" or cfg.loss.kind == "l1":  # as before the option (unused by kind l1)
         d["loss"].pop("err")
+    if cfg.loss.correction_l1 == 0:  # off: the keys made before the option
+        d["loss"].pop("correction_l1")
     if cfg.loss.local_r_weight == 0 or cfg.loss.kind == "l1":  # unused: the keys made before it
         for k in ("local_r_weight", "local_r_s", "local_r_hop_s"):
             d["loss"].pop(k)
@@ -97,7 +99,7 @@ def _data_key(cfg: TrainConfig, split: str, n: int) -> dict:
     if "rest_share" in d:  # another share than the keys were made with
         key["rest_share"] = d["rest_share"]
     key["loss"] = {k: v for k, v in key["loss"].items()  # the loss terms do not change the data
-                   if not k.startswith("local_r") and k != "err"}
+                   if not k.startswith("local_r") and k not in ("err", "correction_l1")}
     if cfg.prior == "sync":  # the prior channel: its timing model and template settings
         key["prior"] = {"timing": _timing_key(cfg), "first": _first_subject(cfg, split)}
     return key
@@ -145,8 +147,9 @@ def _evaluate(model: BCG2SCGNet, data: dict, loss_fn, batch: int = 64) -> dict:
     losses, rs = [], []
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            p = model(x[i:i + batch])
-            losses.append(float(loss_fn(p, y[i:i + batch], w[i:i + batch])) * len(p))
+            xb = x[i:i + batch]
+            p = model(xb)
+            losses.append(float(loss_fn(p, y[i:i + batch], w[i:i + batch], xb[:, -1])) * len(p))
             pc, tc = p - p.mean(1, keepdim=True), y[i:i + batch] - y[i:i + batch].mean(1, True)
             rs.append(((pc * tc).sum(1) / (pc.norm(dim=1) * tc.norm(dim=1) + 1e-8)).numpy())
     model.train()
@@ -200,7 +203,7 @@ def train_model(cfg: TrainConfig, run_dir=None, n_val_subjects: int = 4, member:
         o = int(gen.integers(0, L - crop + 1))
         xb = x_all[b, :, o:o + crop].to(device)
         yb, wb = y_all[b, o:o + crop].to(device), w_all[b, o:o + crop].to(device)
-        loss = loss_fn(model(xb), yb, wb)
+        loss = loss_fn(model(xb), yb, wb, xb[:, -1])  # the last channel: the prior, if any
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -21,10 +21,19 @@ def test_train_writes_run_dir(tmp_path):
     assert m["n_params"] > 0 and "val" in m
 
 
+def test_train_runs_a_residual_network_with_the_correction_prior(tmp_path):
+    out = tmp_path / "run"
+    args = ["--out", str(out), *TINY, "--set", "net.residual_prior=true",
+            "--set", "loss.correction_l1=1.0"]
+    assert train.main(args) == 0
+    assert json.loads((out / "metrics.json").read_text())["val"]["loss"] > 0
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--set", "loss.kindd=l1"], "unknown key 'loss.kindd'"),
     (["--set", "sim.channel.loss=1.5"], "channel.loss=1.5"),
     (["--set", "loss.kind=huber"], "not one of"),
+    (["--set", "loss.correction_l1=0.5"], "net.residual_prior"),
     (["--config", "configs/twscardio/missing.yaml"], "config file not found"),
 ])
 def test_bad_config_is_one_line_exit_2(args, msg, capsys, tmp_path):

@@ -101,6 +101,53 @@ def test_squared_region_error_closed_form_and_keys():
     assert "err" not in _model_key(TrainConfig(loss=LossConfig(kind="l1", err="l2")))["loss"]
 
 
+def test_correction_l1_closed_form_checks_and_keys():
+    """lambda x mean |pred - prior| added to either loss kind; refused without a residual
+    network or without the prior; off leaves the keys as they were, and the data never move."""
+    from dataclasses import replace
+
+    from twscardio.train import _data_key, _model_key
+    p, y, w, q = (torch.randn(2, 30) for _ in range(4))
+    w = w.abs() + 1
+    for kind in ("region", "l1"):
+        base = LossConfig(kind=kind, local_r_weight=0)
+        on = RegionFocusedLoss(replace(base, correction_l1=0.7), fs=100.0)(p, y, w, q)
+        off = RegionFocusedLoss(base, fs=100.0)(p, y, w, q)  # the prior unused when off
+        assert float(on) == pytest.approx(float(off + 0.7 * (p - q).abs().mean()), rel=1e-6)
+    with pytest.raises(ValueError, match="needs the prior"):
+        RegionFocusedLoss(LossConfig(correction_l1=0.5), fs=100.0)(p, y, w)
+    with pytest.raises(ValueError, match="net.residual_prior"):
+        TrainConfig(loss=LossConfig(correction_l1=0.5)).validate()
+    res = TrainConfig(net=NetConfig(residual_prior=True))
+    sparse = replace(res, loss=replace(res.loss, correction_l1=0.5))
+    sparse.validate()
+    assert "correction_l1" not in _model_key(res)["loss"]
+    assert _model_key(sparse)["loss"]["correction_l1"] == 0.5
+    assert _data_key(sparse, "train", 4) == _data_key(TrainConfig(), "train", 4)
+
+
+def test_correction_l1_keeps_a_residual_network_at_its_prior_where_the_evidence_is_noise():
+    """Target = prior + noise the input cannot predict: trained with the L1 prior on its
+    correction, the residual network stays far nearer its prior than without it."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 18, 64, generator=g)
+    y = x[:, -1] + 0.5 * torch.randn(16, 64, generator=g)
+    size = {}
+    for lam in (0.0, 1.0):
+        torch.manual_seed(0)
+        net = BCG2SCGNet(18, NetConfig(channels=8, dilations=[1, 2], residual_prior=True))
+        loss_fn = RegionFocusedLoss(LossConfig(kind="l1", correction_l1=lam), fs=100.0)
+        opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+        for _ in range(150):
+            loss = loss_fn(net(x), y, None, x[:, -1])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            size[lam] = float((net(x) - x[:, -1]).abs().mean())
+    assert size[1.0] < 0.25 * size[0.0], size
+
+
 def test_local_r_settings_are_checked_before_training():
     with pytest.raises(ValueError, match="loss.local_r_s"):
         TrainConfig(loss=LossConfig(local_r_weight=1.0, local_r_s=3.0)).validate()
