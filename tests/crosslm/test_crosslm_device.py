@@ -107,6 +107,8 @@ def test_a_minilm_directory_stands_in_for_the_package(tmp_path, monkeypatch):
         cfg.validate()
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text("{}")
+    assert not config_mod.minilm_installed(str(tmp_path / "m"))  # no weights file
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"")
     assert config_mod.minilm_installed(str(tmp_path / "m"))
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)  # no package
     assert not config_mod.minilm_installed()
@@ -134,6 +136,27 @@ def test_the_float16_copy_embeds_as_the_package_does(tmp_path):
     cos = (pkg(texts) * cp(texts)).sum(1)
     assert cos.min() > 0.9999 and not np.array_equal(pkg(texts), cp(texts))
     assert pkg.weights_id == "" and len(cp.weights_id) == 16
-    with pytest.raises(SystemExit):  # an existing --out is refused, nothing overwritten
-        from shared.cli import run
+    # the disk cache of real-text embeddings: the package keeps its keys, the copy gets its own
+    import crosslm.models as models_mod
+
+    keys = []
+    monkeypatch_keys = models_mod.cached_arrays
+
+    def spy(name, key, build, **kw):
+        keys.append(dict(key))
+        return monkeypatch_keys(name, key, build, **kw)
+
+    models_mod.cached_arrays = spy
+    try:
+        pkg.cached("t", texts)
+        cp.cached("t", texts)
+    finally:
+        models_mod.cached_arrays = monkeypatch_keys
+    assert "weights" not in keys[0] and keys[1]["weights"] == cp.weights_id
+    assert {k: v for k, v in keys[1].items() if k != "weights"} == keys[0]
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    from shared.cli import run
+    with pytest.raises(SystemExit) as e:  # an existing --out is refused, nothing overwritten
         run(main, ["--out", str(out)])
+    assert e.value.code == 2
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before

@@ -21,12 +21,53 @@ def test_train_writes_run_dir(tmp_path):
     assert m["n_params"] > 0 and "val" in m
 
 
-def test_train_runs_a_residual_network_with_the_correction_prior(tmp_path):
+def test_train_gives_the_loss_the_prior_a_residual_network_corrects(tmp_path, monkeypatch):
+    """The correction prior's `prior` is the channel the residual network adds back: at the
+    first step (the correction's last layer is zero) the prediction equals it exactly."""
+    import torch
+
+    from twscardio.models import RegionFocusedLoss
+
+    seen = []
+    forward = RegionFocusedLoss.forward
+
+    def spy(self, pred, target, weights=None, prior=None):
+        seen.append((pred.detach().clone(), None if prior is None else prior.clone()))
+        return forward(self, pred, target, weights, prior)
+
+    monkeypatch.setattr(RegionFocusedLoss, "forward", spy)
     out = tmp_path / "run"
     args = ["--out", str(out), *TINY, "--set", "net.residual_prior=true",
             "--set", "loss.correction_l1=1.0"]
     assert train.main(args) == 0
+    pred, prior = seen[0]
+    assert prior is not None and torch.equal(pred, prior)
+    assert not torch.equal(*seen[2])  # later steps correct it
     assert json.loads((out / "metrics.json").read_text())["val"]["loss"] > 0
+
+
+def test_a_run_dir_from_before_the_new_options_resumes(tmp_path, caplog):
+    """config.yaml written before net.members / loss.correction_l1 existed lacks them; a resume
+    reads them as the values such a run trained with (1, 0), not as a changed config."""
+    import logging
+
+    import yaml
+
+    out = tmp_path / "run"
+    assert train.main(["--out", str(out), *TINY]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    del saved["net"]["members"], saved["loss"]["correction_l1"]
+    (out / "config.yaml").write_text(yaml.safe_dump(saved))
+    state = Checkpointer(out).load()
+    state["step"], state["hist"]["loss"] = 2, state["hist"]["loss"][:2]
+    import torch
+    torch.save(state, out / "ckpt.pt")
+    caplog.set_level(logging.INFO)
+    assert train.main(["--out", str(out), *TINY]) == 0
+    assert "resumed from step 2" in caplog.text
+    with pytest.raises(SystemExit) as e:  # another ensemble size is still a changed config
+        run(train.main, ["--out", str(out), *TINY, "--set", "net.members=2"])
+    assert e.value.code == 2
 
 
 @pytest.mark.parametrize("args,msg", [

@@ -127,3 +127,42 @@ def test_an_ensemble_of_copies_runs_the_pipeline_as_its_network():
     run_cfg = replace(cfg, sim=sc)
     a, b = process(rec, run_cfg, "d", net)["scg"], process(rec, run_cfg, "d", ens)["scg"]
     assert np.abs(a).max() > 0 and np.allclose(a, b, atol=1e-5)
+
+
+def test_members_draw_their_own_crops(tmp_path, monkeypatch):
+    """Member k's crop generator is seeded seed + MEMBER_SEED_STRIDE * k (its initialisation
+    too: `test_train_trains_each_member_and_resumes`)."""
+    from twscardio.train import MEMBER_SEED_STRIDE
+
+    seeds = []
+    real = np.random.default_rng
+
+    def spy(seed=None):
+        seeds.append(seed)
+        return real(seed)
+
+    monkeypatch.setattr(train.np.random, "default_rng", spy)
+    assert train.main(["--out", str(tmp_path / "r"), *TINY, "--set", "net.members=3"]) == 0
+    base = TrainConfig().seed
+    assert {base, base + MEMBER_SEED_STRIDE, base + 2 * MEMBER_SEED_STRIDE} <= set(seeds)
+
+
+def test_get_model_assembles_the_cached_members(tmp_path, monkeypatch):
+    """`get_model` with net.members 2 trains each member into the cache under its own key, the
+    first equal to the single network's, and averages them; its history carries no loss
+    curves per member and the ensemble's own validation figures."""
+    from twscardio.train import get_model, model_files
+
+    monkeypatch.setenv("PAPERBENCH_CACHE", str(tmp_path / "cache"))
+    base = TrainConfig()
+    cfg = replace(base, steps=3, n_subjects=1, sim=replace(base.sim, duration_s=10.0),
+                  window_s=5.0, net=replace(base.net, channels=8))
+    two = replace(cfg, net=replace(cfg.net, members=2))
+    ens, one = get_model(two), get_model(cfg)
+    assert isinstance(ens, NetEnsemble) and len(ens.members) == 2
+    files = model_files(two)
+    assert files[0] == model_file(cfg) and files[1] != files[0] and files[1].is_file()
+    s0, s1, s = (m.state_dict() for m in (*ens.members, one))  # `one` carries its timing model
+    assert all(torch.equal(s0[k], s[k]) for k in s0)
+    assert not all(torch.equal(s1[k], s[k]) for k in s0)
+    assert "loss" not in ens.hist["members"][0] and "window_r_median" in ens.hist["val"]
