@@ -141,6 +141,8 @@ def validation_windows(cfg: TrainConfig, n_subjects: int = 4) -> dict[str, np.nd
 
 
 def _evaluate(model: BCG2SCGNet | NetEnsemble, data: dict, loss_fn, batch: int = 64) -> dict:
+    """Loss and median window r on `data`, in eval mode; the model's mode is restored."""
+    was_training = model.training
     model.eval()
     x = torch.from_numpy(normalise_windows(data["x"])).float()
     y, w = torch.from_numpy(data["y"]), torch.from_numpy(data["w"])
@@ -152,7 +154,7 @@ def _evaluate(model: BCG2SCGNet | NetEnsemble, data: dict, loss_fn, batch: int =
             losses.append(float(loss_fn(p, y[i:i + batch], w[i:i + batch], xb[:, -1])) * len(p))
             pc, tc = p - p.mean(1, keepdim=True), y[i:i + batch] - y[i:i + batch].mean(1, True)
             rs.append(((pc * tc).sum(1) / (pc.norm(dim=1) * tc.norm(dim=1) + 1e-8)).numpy())
-    model.train()
+    model.train(was_training)
     return {"loss": sum(losses) / len(x), "window_r_median": float(np.median(np.concatenate(rs)))}
 
 

@@ -166,3 +166,4 @@ def test_get_model_assembles_the_cached_members(tmp_path, monkeypatch):
     assert all(torch.equal(s0[k], s[k]) for k in s0)
     assert not all(torch.equal(s1[k], s[k]) for k in s0)
     assert "loss" not in ens.hist["members"][0] and "window_r_median" in ens.hist["val"]
+    assert not ens.training  # evaluated for its history, returned in eval mode
