@@ -7,7 +7,7 @@ bench's sizes from configs/crosslm/bench.yaml + `QUICK`; `--set key=value` adds 
 crosslm-noguard; `--variant NAME
 key=value ...` adds a CrossLM arm with more overrides; `--config
 configs/crosslm/device.yaml --no-quick` starts from the device config instead;
-`--oracle-acc` only measures the label-fidelity judge on the real test set).
+`--oracle-acc` only measures the label-fidelity judge on the real test set, MiniLM or byte).
 
 Per arm and round it records the LLM's query set after cleaning: how many distinct samples
 survive, their diversity (distinct character 6-grams over all 6-grams), how many are near
@@ -88,13 +88,15 @@ def oracle_accuracy(cfg, task: str, seed: int) -> float:
     trains it (without building the LLM)."""
     from crosslm.data import federate, load_task
     from crosslm.evaluation import OracleJudge
+    from crosslm.models import MiniLMEmbedder
 
     c = _arm_cfg(cfg, "crosslm", task, seed)
     d = c.data
     t = load_task(d.task, d.path, d.max_per_class, d.max_chars)
     fed = federate(t, d.num_clients, d.beta, d.private_per_client, d.test_frac,
                    d.oracle_frac, seed)
-    judge = OracleJudge(None, fed.texts(fed.oracle), t.labels[fed.oracle], t.num_classes,
+    embedder = MiniLMEmbedder(path=c.slm.minilm_dir) if c.oracle == "minilm" else None
+    judge = OracleJudge(embedder, fed.texts(fed.oracle), t.labels[fed.oracle], t.num_classes,
                         f"{t.name}-oracle-s{seed}", seed, kind=c.oracle,
                         max_bytes=c.slm.max_bytes)
     return float((judge.predict(fed.texts(fed.test)) == t.labels[fed.test]).mean())
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="configs/crosslm/bench.yaml")
     ap.add_argument("--no-quick", action="store_true", help="leave the QUICK overlay out")
     ap.add_argument("--oracle-acc", action="store_true",
-                    help="only print the judge's accuracy on the real test set (byte judges)")
+                    help="only print the judge's accuracy on the real test set")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     base = ([] if args.no_quick else QUICK) + args.sets
