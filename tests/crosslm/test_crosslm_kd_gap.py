@@ -93,3 +93,21 @@ def test_kd_without_the_filter_ignores_the_scores_and_keeps_the_llm(tiny_setup, 
     pools, same_llm = _pools_under_two_score_orders(
         tiny_setup, _arm_cfg(bench, "kd", task, tiny_cfg.seed), "kd")
     assert pools[0] != pools[1] and same_llm
+
+
+
+def test_oracle_accuracy_is_the_bench_judges_accuracy_on_real_test_text(tiny_cfg, tiny_setup):
+    """`kd_gap.oracle_accuracy` trains the judge as `build_setup` does (a MiniLM judge with its
+    embedder, since the tiny config's oracle is MiniLM) and scores it on the real test split."""
+    from crosslm.bench import BenchConfig
+    from crosslm.experiments.kd_gap import oracle_accuracy
+    from shared.config import from_dict, to_dict
+
+    assert tiny_cfg.oracle == "minilm"
+    fed = tiny_setup.fed
+    ref = float((tiny_setup.oracle.predict(fed.texts(fed.test))
+                 == fed.task.labels[fed.test]).mean())
+    cfg = from_dict(BenchConfig, {**to_dict(tiny_cfg), "tasks": [tiny_cfg.data.task],
+                                  "seeds": [tiny_cfg.seed]})
+    assert oracle_accuracy(cfg, tiny_cfg.data.task, tiny_cfg.seed) == ref
+    assert 0.5 < ref <= 1.0  # a binary task: above chance
