@@ -225,13 +225,15 @@ def _lookup(d: dict, key: str) -> Any:
 
 def check_resume(run_dir: str | Path, now: Any, allowed: tuple[str, ...] | list[str] = (),
                  names: tuple[str, ...] = ("ckpt",), saved: dict | None = None,
-                 resuming: bool | None = None) -> None:
+                 resuming: bool | None = None, absent_as: dict[str, Any] | None = None) -> None:
     """Refuse to resume `run_dir` under a config other than the one it was trained with.
 
     `now`: the new config (a dataclass or its `shared.config.to_dict`). `saved`: the run's
     config as a dict; by default read from `run_dir/config.yaml`. `allowed`: dotted keys (or
     section prefixes: "eval" covers "eval.every") that change no step a resumed run computes,
-    such as the number of steps to train or how often to log. `resuming`: whether the run dir
+    such as the number of steps to train or how often to log. `absent_as`: dotted key -> the
+    value a saved config that lacks the key was made with (an option added after the run dir:
+    the run trained as that value does), compared as if saved. `resuming`: whether the run dir
     holds a checkpoint; by default, whether a `Checkpointer(run_dir, name)` file exists for a
     name in `names`. Nothing to resume: returns. A checkpoint without config.yaml, or any other
     difference, is a one-line ConfigError naming the run dir and the keys (a few, then
@@ -254,6 +256,13 @@ def check_resume(run_dir: str | Path, now: Any, allowed: tuple[str, ...] | list[
             raise ConfigError(f"--out {run_dir}: holds a checkpoint but no config.yaml, so what "
                               "it was trained with is unknown; use another --out")
         saved = read_yaml(path)
+    for key, value in (absent_as or {}).items():
+        *parents, leaf = key.split(".")
+        d = saved
+        for p in parents:
+            d = d.get(p) if isinstance(d, dict) else None
+        if isinstance(d, dict) and leaf not in d:
+            d[leaf] = value
     diff = [k for k in config_diff(saved, now) if not _allowed(k, allowed)]
     if not diff:
         return

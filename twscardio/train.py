@@ -397,23 +397,8 @@ def _jsonable(hist: dict) -> dict:
 
 
 # options a run dir's config.yaml lacks when it was made before they existed, and the value that
-# reproduces what such a run trained with (a resume compares the rest as saved)
-BEFORE_OPTION = {("net", "members"): 1, ("loss", "correction_l1"): 0.0}
-
-
-def _saved_config(run_dir) -> dict | None:
-    """A run dir's config.yaml with the BEFORE_OPTION values filled in where absent; None when
-    there is no config.yaml (`check_resume` then reports what it needs)."""
-    from shared.config import read_yaml
-
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        return None
-    saved = read_yaml(path)
-    for (section, key), value in BEFORE_OPTION.items():
-        if isinstance(saved.get(section), dict):
-            saved[section].setdefault(key, value)
-    return saved
+# reproduces what such a run trained with (`shared.io.check_resume`'s `absent_as`)
+BEFORE_OPTION = {"net.members": 1, "loss.correction_l1": 0.0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -425,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                     "or plain L1 (loss.kind=l1). Rerun with the same --out to resume.",
         default_config="configs/twscardio/default.yaml")
     if args.out is not None:  # an existing run: before its config.yaml and the simulation
-        check_resume(args.out, cfg, resume_free(cfg), saved=_saved_config(args.out))
+        check_resume(args.out, cfg, resume_free(cfg), absent_as=BEFORE_OPTION)
     run_dir = make_run_dir(args.out, "twscardio", "train")
     save_config(cfg, run_dir / "config.yaml")
     model, hist = train_networks(cfg, run_dir)

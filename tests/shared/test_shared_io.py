@@ -151,6 +151,24 @@ def test_check_resume_without_checkpoint_or_without_config(tmp_path):
         check_resume(tmp_path, {"a": 1}, names=("offline", "online"))
 
 
+def test_check_resume_reads_absent_keys_as_named(tmp_path):
+    """`absent_as`: a key the saved config lacks compares as the named value; a key it has, or a
+    key under a section it lacks, is left as saved."""
+    run = _run_dir(tmp_path, {"net": {"width": 8}, "steps": 10})
+    now = {"net": {"width": 8, "members": 1}, "steps": 10}
+    with pytest.raises(ConfigError, match="net.members=absent"):
+        check_resume(run, now)
+    check_resume(run, now, absent_as={"net.members": 1, "no.such.key": 5})
+    with pytest.raises(ConfigError, match=r"net.members=2 \(now 1\)"):
+        check_resume(run, now, absent_as={"net.members": 2})
+    with pytest.raises(ConfigError, match="extra=absent"):  # no "extra" section: not filled
+        check_resume(run, {**now, "extra": {"k": 0}}, absent_as={"net.members": 1, "extra.k": 0})
+    (tmp_path / "b").mkdir()
+    run2 = _run_dir(tmp_path / "b", {"net": {"width": 8, "members": 3}, "steps": 10})
+    with pytest.raises(ConfigError, match=r"net.members=3 \(now 1\)"):  # a saved value wins
+        check_resume(run2, now, absent_as={"net.members": 1})
+
+
 def test_check_resume_takes_a_saved_dict_and_a_dataclass(tmp_path):
     @dataclasses.dataclass
     class Cfg:
