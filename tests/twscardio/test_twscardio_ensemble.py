@@ -10,14 +10,12 @@ import pytest
 import torch
 
 from shared.io import Checkpointer
+from tests.twscardio.test_twscardio_cli import TINY
 from twscardio import train
 from twscardio.config import NetConfig, TrainConfig
 from twscardio.models import BCG2SCGNet, NetEnsemble, build_model, load_model, save_model
 from twscardio.pipeline import N_FEATURES_PRIOR
 from twscardio.train import _model_key, model_file
-
-TINY = ["--set", "steps=3", "--set", "n_subjects=1", "--set", "recordings_per_subject=1",
-        "--set", "sim.duration_s=10.0", "--set", "window_s=5.0", "--set", "net.channels=8"]
 
 
 def _randomise(model: torch.nn.Module, seed: int) -> None:

@@ -96,9 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     out: dict = {"subjects": args.subjects, "first": args.first, "arms": list(arms),
                  "sets": {name: {"n_subjects": bc.train.n_subjects, "steps": bc.train.steps,
                                  "duration_s": bc.train.sim.duration_s,
-                                 "val_window_r": {  # a single network's (not an ensemble's)
-                                     a: m.hist.get("val", {}).get("window_r_median")
-                                     for a, m in nets[name].items() if a != "e"}}
+                                 "val_window_r": {a: m.hist["val"]["window_r_median"]
+                                                  for a, m in nets[name].items() if a != "e"}}
                           for name, bc in sets.items()}}
     for label, (fs_in, loss, motion) in {**SETTINGS, **(MOTION if args.motion else {})}.items():
         sc = replace(cfg.sim, fs_in=fs_in, duration_s=60.0, motion_level=motion,
