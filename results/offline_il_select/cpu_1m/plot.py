@@ -11,13 +11,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 here = Path(__file__).parent
 bench = json.load(open("results/offline_il_select/full_100k_six/rows.json"))
-ref = {(r["arm"], r["seed"]): r["score"] for r in bench if r["setting"] == "halfcheetah-random+1expert"}
+ref = {(r["arm"], r["seed"]): r["score"] for r in bench
+       if r["setting"] == "halfcheetah-random+1expert"}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
 for s, ax in enumerate(axes):
     rows = list(csv.DictReader(open(here / f"seed{s}" / "curve.csv")))
     ax.plot([int(float(r["step"])) / 1e3 for r in rows], [float(r["score"]) for r in rows],
             "o-", ms=3, label="ILID, 1M steps (paper code's budget)")
-    for arm, name, ls in (("dwbc", "DWBC", "--"), ("bc_expert", "BC-E", ":"), ("ilid", "ILID", "-.")):
+    for arm, name, ls in (("dwbc", "DWBC", "--"), ("bc_expert", "BC-E", ":"),
+                          ("ilid", "ILID", "-.")):
         ax.axhline(ref[(arm, s)], ls=ls, color="k" if arm != "ilid" else "C1",
                    label=f"{name}, full bench 100k (H100)")
     ax.set_title(f"halfcheetah-random+1expert, seed {s}")
