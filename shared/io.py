@@ -257,10 +257,8 @@ def check_resume(run_dir: str | Path, now: Any, allowed: tuple[str, ...] | list[
                               "it was trained with is unknown; use another --out")
         saved = read_yaml(path)
     for key, value in (absent_as or {}).items():
-        *parents, leaf = key.split(".")
-        d = saved
-        for p in parents:
-            d = d.get(p) if isinstance(d, dict) else None
+        parent, _, leaf = key.rpartition(".")
+        d = _lookup(saved, parent) if parent else saved
         if isinstance(d, dict) and leaf not in d:
             d[leaf] = value
     diff = [k for k in config_diff(saved, now) if not _allowed(k, allowed)]
