@@ -8,7 +8,7 @@ the prior, `few:n_subjects=96,sim.duration_s=60,steps=4000` and
 subjects (split "val", never the bench's test subjects or the out-of-family generator) at
 50 Hz / 10 % and 25 Hz / 20 % bursty loss, rest, 60 s (with `--motion` also the bench's 25 Hz /
 20 % / motion-3 row), this scores each network set the way the bench scores arms (c)/(d)
-(`eval.evaluate_recording`): HR and IBI MAE, median per-beat SCG r, AO MAE, octave errors.
+(`eval.evaluate_recording`): HR and IBI MAE, median per-beat SCG r, AO and AC MAE, octave errors.
 Network sets: "full" and "quick" (shipped weights) and any `--variant NAME:key=value,key=value`
 (train overrides on the full setting; trained into the cache when missing, at the full setting
 ~5 min of simulation + ~3 min of training per arm on one core);
@@ -36,7 +36,8 @@ log = get_logger("twscardio.experiments.network_data")
 
 SETTINGS = {"50Hz loss10% rest": (50.0, 0.1, 0.0), "25Hz loss20% rest": (25.0, 0.2, 0.0)}
 MOTION = {"25Hz loss20% motion3": (25.0, 0.2, 3.0)}  # with --motion (the bench's motion row)
-KEEP = ("hr_mae", "ibi_mae_ms", "beat_r_median", "ao_mae_ms", "octave_pct", "missed_pct")
+KEEP = ("hr_mae", "ibi_mae_ms", "beat_r_median", "ao_mae_ms", "ac_mae_ms", "octave_pct",
+        "missed_pct")
 
 
 def network_sets(variants: list[str]) -> dict[str, BenchConfig]:
