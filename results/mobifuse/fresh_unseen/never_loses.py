@@ -22,8 +22,11 @@ from shared.cli import parse_args
 _, cfg = parse_args([], BenchConfig, prog="never_loses", description=__doc__,
                     default_config="configs/mobifuse/bench.yaml", quick=QUICK)
 torch.set_num_threads(1)
-ARMS = {"C1": cfg, "C3": dataclasses.replace(cfg, rig_lf_weight=0.5, train=dataclasses.replace(
-    cfg.train, lf_target="tof"))}
+# both arms spelled out (bench.yaml held C1 when this ran; it holds C3 since)
+ARMS = {"C1": dataclasses.replace(cfg, rig_lf_weight=1.0, train=dataclasses.replace(
+            cfg.train, lf_target="gt")),
+        "C3": dataclasses.replace(cfg, rig_lf_weight=0.5, train=dataclasses.replace(
+            cfg.train, lf_target="tof"))}
 sets = {"fresh_unseen": rig_frames(cfg, cfg.test_rigs, 65_000, 48, "fresh unseen"),
         "val_in_family": rig_frames(cfg, cfg.train_rigs, 91_000, 8, "val in-family")}
 tc0 = rig_train_config(cfg)

@@ -3,7 +3,8 @@ from mobifuse.bench import QUICK, rig_frames, rig_nets, refined, frame_shift
 from mobifuse.config import BenchConfig
 from mobifuse.train import predict_frames
 from shared.cli import parse_args
-_, cfg = parse_args([], BenchConfig, prog="d", description="d", default_config="configs/mobifuse/bench.yaml", quick=QUICK)
+# C1, the cross-rig net these probes read (bench.yaml holds C3 since)
+_, cfg = parse_args(["--set", "rig_lf_weight=1.0", "--set", "train.lf_target=gt"], BenchConfig, prog="d", description="d", default_config="configs/mobifuse/bench.yaml", quick=QUICK)
 torch.set_num_threads(1)
 net = rig_nets(cfg)["mobifuse"]
 fam = {"test": cfg.test_rigs, "train": cfg.train_rigs}[sys.argv[3]]
