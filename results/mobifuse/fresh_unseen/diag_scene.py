@@ -1,17 +1,14 @@
-import sys, numpy as np, torch
-from mobifuse.bench import QUICK, rig_frames, rig_nets, refined, frame_shift
-from mobifuse.config import BenchConfig
-from mobifuse.train import predict_frames
-from shared.cli import parse_args
-# C1, the cross-rig net these probes read (bench.yaml holds C3 since)
-_, cfg = parse_args(["--set", "rig_lf_weight=1.0", "--set", "train.lf_target=gt"], BenchConfig, prog="d", description="d", default_config="configs/mobifuse/bench.yaml", quick=QUICK)
-torch.set_num_threads(1)
+"""Per pixel class, the final output's error against ToF-only on single unseen-rig scenes.
+Usage (repository root): python results/mobifuse/fresh_unseen/diag_scene.py SEED ..."""
+import sys, numpy as np
+from mobifuse.bench import rig_frames, rig_nets
+from c1 import c1_config, finals
+cfg = c1_config()
 net = rig_nets(cfg)["mobifuse"]
 for seed0 in map(int, sys.argv[1:]):
     frames = rig_frames(cfg, cfg.test_rigs, seed0, 1, "x")
     f = frames[0]
-    raw = predict_frames(net, frames)[0]
-    fin = refined(raw, f, cfg.agree_k, shift=frame_shift(cfg.train.sim, f["rig"][1]))
+    raw, fin = finals(net, frames, cfg)[0]
     g = f["geom"]; gt = f["gt"]; valid = np.isfinite(gt) & (gt > 0)
     tof, st = g[0], g[2]; tv, sv = g[1] > 0.5, g[3] > 0.5
     print(f"seed {seed0} rig B={f['rig'][0]:.3f} f={f['rig'][1]:.0f} w={int(f['rig'][2])} tof_ratio={f['rig'][5]} mod={f['rig'][6]/1e6:.0f}MHz  gt range {np.nanmin(gt[valid]):.2f}-{np.nanmax(gt[valid]):.2f}")

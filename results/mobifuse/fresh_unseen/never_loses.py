@@ -9,26 +9,20 @@ import json
 import sys
 
 import numpy as np
-import torch
 
-from mobifuse.bench import (QUICK, frame_shift, refined, rig_frames, rig_train_config,
-                            trained_net)
-from mobifuse.config import BenchConfig
+from mobifuse.bench import rig_frames, rig_train_config, trained_net
 from mobifuse.data import build_frames
 from mobifuse.metrics import depth_metrics
-from mobifuse.train import predict_frames, scene_seeds
-from shared.cli import parse_args
+from mobifuse.train import scene_seeds
+from c1 import c1_config, finals
 
-_, cfg = parse_args([], BenchConfig, prog="never_loses", description=__doc__,
-                    default_config="configs/mobifuse/bench.yaml", quick=QUICK)
-torch.set_num_threads(1)
-# both arms spelled out (bench.yaml held C1 when this ran; it holds C3 since)
-ARMS = {"C1": dataclasses.replace(cfg, rig_lf_weight=1.0, train=dataclasses.replace(
-            cfg.train, lf_target="gt")),
-        "C3": dataclasses.replace(cfg, rig_lf_weight=0.5, train=dataclasses.replace(
-            cfg.train, lf_target="tof"))}
+cfg = c1_config()  # C1; C3 below spelled out (bench.yaml held C1 when this ran, C3 since)
+ARMS = {"C1": cfg, "C3": dataclasses.replace(cfg, rig_lf_weight=0.5, train=dataclasses.replace(
+    cfg.train, lf_target="tof"))}
 sets = {"fresh_unseen": rig_frames(cfg, cfg.test_rigs, 65_000, 48, "fresh unseen"),
         "val_in_family": rig_frames(cfg, cfg.train_rigs, 91_000, 8, "val in-family")}
+TOF_MAE = {name: [depth_metrics(f["geom"][0], f["gt"])["mae"] for f in frames]  # once, not per net
+           for name, frames in sets.items()}
 tc0 = rig_train_config(cfg)
 seeds0, _ = scene_seeds(tc0)
 train = functools.cache(lambda: build_frames(seeds0, tc0.sim, tc0.stereo, tc0.dei, tc0.rigs,
@@ -39,12 +33,9 @@ for arm, acfg in ARMS.items():
         net = trained_net(dataclasses.replace(rig_train_config(acfg), seed=s), train, True)
         row = {}
         for name, frames in sets.items():
-            preds = predict_frames(net, frames)
-            r = []
-            for p, f in zip(preds, frames):
-                d = refined(p, f, cfg.agree_k, shift=frame_shift(cfg.train.sim, f["rig"][1]))
-                r.append(depth_metrics(d, f["gt"])["mae"] / depth_metrics(f["geom"][0], f["gt"])["mae"])
-            r = np.array(r)
+            r = np.array([depth_metrics(d, f["gt"])["mae"] / tof_mae
+                          for (_, d), f, tof_mae in zip(finals(net, frames, cfg), frames,
+                                                        TOF_MAE[name])])
             row[name] = {"ratios": r.tolist(), "mean": float(r.mean()), "worst": float(r.max()),
                          "above_1": int((r > 1).sum()), "at_or_below_0.7": int((r <= 0.7).sum())}
             print(arm, s, name, {k: v for k, v in row[name].items() if k != "ratios"}, flush=True)

@@ -1,18 +1,15 @@
-import sys, json, numpy as np, torch
-from mobifuse.bench import QUICK, rig_frames, rig_nets, refined, frame_shift
-from mobifuse.config import BenchConfig
-from mobifuse.train import predict_frames
-from shared.cli import parse_args
-# C1, the cross-rig net these probes read (bench.yaml holds C3 since)
-_, cfg = parse_args(["--set", "rig_lf_weight=1.0", "--set", "train.lf_target=gt"], BenchConfig, prog="d", description="d", default_config="configs/mobifuse/bench.yaml", quick=QUICK)
-torch.set_num_threads(1)
+"""Each frame's median (output - ToF) over ToF-valid pixels without the multipath cue, subtracted:
+fused / ToF-only MAE before and after. Usage (repository root):
+python results/mobifuse/fresh_unseen/offset_probe.py SEED0 N test|train"""
+import sys, numpy as np
+from mobifuse.bench import rig_frames, rig_nets
+from c1 import c1_config, finals
+cfg = c1_config()
 net = rig_nets(cfg)["mobifuse"]
 fam = {"test": cfg.test_rigs, "train": cfg.train_rigs}[sys.argv[3]]
 frames = rig_frames(cfg, fam, int(sys.argv[1]), int(sys.argv[2]), "x")
-raws = predict_frames(net, frames)
 rows = []
-for f, raw in zip(frames, raws):
-    fin = refined(raw, f, cfg.agree_k, shift=frame_shift(cfg.train.sim, f["rig"][1]))
+for f, (_, fin) in zip(frames, finals(net, frames, cfg)):
     g = f["geom"]; gt = f["gt"]; valid = np.isfinite(gt) & (gt > 0)
     tof = g[0]; tv = g[1] > 0.5
     M = tv & (f["err"][4] < 0.1) & (f["err"][6] < 0.5)

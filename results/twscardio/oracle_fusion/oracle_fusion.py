@@ -1,6 +1,7 @@
-"""Scratch bound: arm (b) on the bench's out-of-family recordings with the fusion weights replaced
+"""Scratch oracle reference: arm (b) on the bench's out-of-family recordings with the fusion weights replaced
 by the least-squares fit of the axes to the true BCG (an oracle no method has), scored as the bench
-scores (b). Usage (repository root): python results/twscardio/oracle_fusion/oracle_fusion.py 48 OUT.json"""
+scores (b). Usage (repository root): python results/twscardio/oracle_fusion/oracle_fusion.py 48 OUT.json
+Importing it installs the oracle (off until STATE["on"] is set); `oracle_rejected.py` does."""
 import sys, json, numpy as np
 from dataclasses import replace
 import twscardio.fusion as F
@@ -26,23 +27,24 @@ def combine(z, m6, w):
 
 P.prepare = prepare
 F.combine = combine
-bc = BenchConfig()
-n = int(sys.argv[1])
-bc = replace(bc, n_test_subjects=n)
-out = {}
-for label in list(OOF)[:2]:
-    fs_in, loss, burst, outage = OOF[label]
-    cfg = setting_config(bc, fs_in, loss, burst, 0.0)
-    for on in (False, True):
-        STATE["on"] = on
-        res = []
-        for i in range(n):
-            rec = test_recording(cfg, i, bc.duration_s, "out", outage)
-            res.append(evaluate_recording(rec, cfg, {}))
-        agg = aggregate(res)["b"]
-        per = [r["b"]["ibi_mae_ms"] for r in res]
-        key = f"{label} {'oracle' if on else 'shipped'}"
-        out[key] = {k: agg[k] for k in ("hr_mae", "ibi_mae_ms", "ibi_mae_ms_accepted", "coverage", "octave_pct") if k in agg}
-        out[key]["per_subject_ibi_ms_top5"] = sorted(per, reverse=True)[:5]
-        print(key, json.dumps(out[key]), flush=True)
-json.dump(out, open(sys.argv[2], "w"), indent=1)
+if __name__ == "__main__":
+    bc = BenchConfig()
+    n = int(sys.argv[1])
+    bc = replace(bc, n_test_subjects=n)
+    out = {}
+    for label in list(OOF)[:2]:
+        fs_in, loss, burst, outage = OOF[label]
+        cfg = setting_config(bc, fs_in, loss, burst, 0.0)
+        for on in (False, True):
+            STATE["on"] = on
+            res = []
+            for i in range(n):
+                rec = test_recording(cfg, i, bc.duration_s, "out", outage)
+                res.append(evaluate_recording(rec, cfg, {}))
+            agg = aggregate(res)["b"]
+            per = [r["b"]["ibi_mae_ms"] for r in res]
+            key = f"{label} {'oracle' if on else 'shipped'}"
+            out[key] = {k: agg[k] for k in ("hr_mae", "ibi_mae_ms", "ibi_mae_ms_accepted", "coverage", "octave_pct") if k in agg}
+            out[key]["per_subject_ibi_ms_top5"] = sorted(per, reverse=True)[:5]
+            print(key, json.dumps(out[key]), flush=True)
+    json.dump(out, open(sys.argv[2], "w"), indent=1)
