@@ -1,0 +1,185 @@
+"""`python -m mobifuse.experiments.train_scale`: the cross-rig net's training budget, scaled.
+
+Each arm of `ARMS` trains the bench's cross-rig net (phone rigs `train_rigs` only, the bench's
+config otherwise) on `scale` times the bench's training scenes for `scale` times its steps, with
+net seeds `--seeds` (the seed changes the initialisation and the crop order; every seed of an arm
+trains on the same scenes). Each net is scored, after the bench's refinement, per scene as
+MAE / ToF-only MAE on:
+
+- validation sets, the only ones a choice is made on: 48 fresh unseen-rig scenes (`test_rigs`,
+  seeds 65,000+), 8 scenes of rigs between the families (`fusion_ceiling.VAL_RIGS`, 90,000+) and 8
+  scenes of the training rigs (91,000+);
+- the bench's 12 unseen-rig test scenes (60,000+) and its 8 in-family scenes (70,000+), reported,
+  never chosen on.
+
+Scenes render in `--workers` processes (chunks of `CHUNK` seeds, each cached like the bench's
+frames); then one process per (arm, seed) trains on `train.device` (`--set
+train.device=cuda` on a GPU) and scores on the CPU. Writes
+OUT/train_scale.json (default OUT: results/mobifuse/train_scale) and each net as
+OUT/nets/ARM_sSEED.safetensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mobifuse.bench import QUICK, RIG_INFAMILY_SEED0, RIG_TEST_SEED0, rig_refined, rig_train_config
+from mobifuse.config import BenchConfig
+from mobifuse.data import build_frames
+from mobifuse.experiments.fusion_ceiling import VAL_RIGS, VAL_SCENES, VAL_SEED0
+from mobifuse.models import save_model
+from mobifuse.train import model_meta, predict_frames, scene_seeds, train_fusion_net
+from shared.cli import build_parser, parse_args, run
+from shared.io import atomic_write_json
+from shared.log import get_logger
+
+log = get_logger("mobifuse.experiments.train_scale")
+ARMS = {"S1": 1, "S4": 4, "S16": 16}  # times the bench's rig_train_scenes and rig_steps
+SEEDS = (0, 1, 2)
+CHUNK = 32
+FRESH_SEED0, FRESH_SCENES = 65_000, 48
+
+
+def eval_sets(cfg: BenchConfig) -> dict[str, tuple]:
+    """Name -> (rig family, first seed, scenes) of every scored set."""
+    return {"fresh_unseen": (cfg.test_rigs, FRESH_SEED0, FRESH_SCENES),
+            "val": (dataclasses.replace(cfg.test_rigs, **VAL_RIGS), VAL_SEED0, VAL_SCENES),
+            "val_in_family": (cfg.train_rigs, VAL_SEED0 + 1_000, VAL_SCENES),
+            "unseen": (cfg.test_rigs, RIG_TEST_SEED0, cfg.rig_test_scenes),
+            "in_family": (cfg.train_rigs, RIG_INFAMILY_SEED0, cfg.rig_infamily_scenes)}
+
+
+def _frames(cfg: BenchConfig, family, seeds: list[int]) -> list[dict]:
+    """Frames of `seeds` on rigs of `family`, built (and cached) in chunks of `CHUNK`."""
+    tc = cfg.train
+    out: list[dict] = []
+    for i in range(0, len(seeds), CHUNK):
+        out += build_frames(seeds[i:i + CHUNK], tc.sim, tc.stereo, tc.dei, family,
+                            desc=f"scenes {seeds[i]}+")
+    return out
+
+
+def _set_seeds(cfg: BenchConfig, seed0: int, n: int) -> list[int]:
+    return [cfg.train.seed * 100_000 + seed0 + i for i in range(n)]
+
+
+def arm_config(cfg: BenchConfig, scale: int, seed: int):
+    """The cross-rig net's TrainConfig at `scale` times the bench's budget, net seed `seed`."""
+    tc = rig_train_config(cfg)
+    return dataclasses.replace(tc, train_scenes=tc.train_scenes * scale, steps=tc.steps * scale,
+                               seed=seed)
+
+
+def _render(job: tuple) -> int:
+    cfg, family, seeds = job
+    torch.set_num_threads(1)
+    _frames(cfg, family, seeds)
+    return len(seeds)
+
+
+def render_all(cfg: BenchConfig, scales: list[int], workers: int) -> None:
+    """Every chunk the jobs will read, rendered in parallel into the frame cache."""
+    tc = rig_train_config(cfg)
+    train_seeds, _ = scene_seeds(dataclasses.replace(tc, train_scenes=tc.train_scenes
+                                                     * max(scales)))
+    jobs = [(cfg, cfg.train_rigs, train_seeds[i:i + CHUNK])
+            for i in range(0, len(train_seeds), CHUNK)]
+    for family, seed0, n in eval_sets(cfg).values():
+        seeds = _set_seeds(cfg, seed0, n)
+        jobs += [(cfg, family, seeds[i:i + CHUNK]) for i in range(0, n, CHUNK)]
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        done = sum(pool.map(_render, jobs))
+    log.info("rendered %d scenes in %d chunks", done, len(jobs))
+
+
+def ratios(preds: list[np.ndarray], frames: list[dict]) -> list[float]:
+    """Per frame MAE(pred) / MAE(ToF only) over the pixels with ground truth."""
+    out = []
+    for p, f in zip(preds, frames):
+        m = f["gt"] > 0
+        out.append(float(np.abs(p - f["gt"])[m].mean() / np.abs(f["geom"][0] - f["gt"])[m].mean()))
+    return out
+
+
+def one_net(job: tuple) -> dict:
+    """Train one (arm, seed) net, save it, score it on every set."""
+    cfg, arm, scale, seed, out_dir = job
+    torch.set_num_threads(1)
+    tc = arm_config(cfg, scale, seed)
+    seeds0, _ = scene_seeds(dataclasses.replace(tc, seed=cfg.train.seed))
+    train = _frames(cfg, cfg.train_rigs, seeds0)
+    t0 = time.perf_counter()
+    model, metrics = train_fusion_net(tc, train, desc=f"{arm} seed {seed}")
+    model = model.cpu()
+    save_model(model, Path(out_dir) / "nets" / f"{arm}_s{seed}.safetensors",
+               model_meta(tc, f"python -m mobifuse.experiments.train_scale --arms {arm} "
+                              f"--seeds {seed} --set train.device={tc.device}"))
+    row: dict = {"train_s": time.perf_counter() - t0, "final_loss": metrics["final_loss"],
+                 "train_scenes": tc.train_scenes, "steps": tc.steps}
+    for name, (family, seed0, n) in eval_sets(cfg).items():
+        frames = _frames(cfg, family, _set_seeds(cfg, seed0, n))
+        r = np.array(ratios(rig_refined(predict_frames(model, frames), frames, cfg.agree_k,
+                                        cfg.train.sim), frames))
+        row[name] = {"ratios": r.tolist(), "mean": float(r.mean()), "worst": float(r.max()),
+                     "above_1": int((r > 1).sum()), "at_or_below_0.7": int((r <= 0.7).sum())}
+    log.info("%s seed %d: %s", arm, seed, {k: (round(v["worst"], 3), round(v["mean"], 3))
+                                           for k, v in row.items() if isinstance(v, dict)})
+    return {"arm": arm, "seed": seed, **row}
+
+
+def summary(rows: list[dict], arms: list[str]) -> dict:
+    """Per arm and set: the means over seeds of the mean and worst ratios; per-seed counts."""
+    out: dict = {}
+    for arm in arms:
+        rs = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["seed"])
+        out[arm] = {name: {"mean": float(np.mean([r[name]["mean"] for r in rs])),
+                           "worst": float(np.mean([r[name]["worst"] for r in rs])),
+                           "above_1": [r[name]["above_1"] for r in rs],
+                           "at_or_below_0.7": [r[name]["at_or_below_0.7"] for r in rs]}
+                    for name in rs[0] if isinstance(rs[0][name], dict)} if rs else {}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser("mobifuse.experiments.train_scale", __doc__.split("\n\n")[0],
+                          "configs/mobifuse/bench.yaml")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
+                        help="training budgets (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS),
+                        help="net seeds (default: 0 1 2)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes for rendering and for the nets (default: 2)")
+    args, cfg = parse_args(argv, BenchConfig, prog="mobifuse.experiments.train_scale",
+                           description=__doc__.split("\n\n")[0], parser=parser,
+                           default_config="configs/mobifuse/bench.yaml", quick=QUICK)
+    if args.workers < 1:
+        raise ValueError("--workers must be >= 1")
+    out_dir = Path(args.out or "results/mobifuse/train_scale")
+    (out_dir / "nets").mkdir(parents=True, exist_ok=True)
+    render_all(cfg, [ARMS[a] for a in args.arms], args.workers)
+    jobs = [(cfg, a, ARMS[a], s, str(out_dir))
+            for a in sorted(args.arms, key=ARMS.get, reverse=True) for s in args.seeds]
+    rows: list[dict] = []
+    with ProcessPoolExecutor(min(args.workers, len(jobs)), mp_context=mp.get_context("spawn")
+                             ) as pool:
+        for fut in as_completed([pool.submit(one_net, j) for j in jobs]):
+            rows.append(fut.result())  # written after each net: a cut-short run keeps its nets
+            atomic_write_json(out_dir / "train_scale.json", {
+                "command": "python -m mobifuse.experiments.train_scale "
+                           + " ".join(argv if argv is not None else sys.argv[1:]),
+                "torch": torch.__version__,
+                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                "summary": summary(rows, list(args.arms)), "nets": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, sys.argv[1:])
