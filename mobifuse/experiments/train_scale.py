@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="net seeds (default: 0 1 2)")
     parser.add_argument("--workers", type=int, default=2,
                         help="processes for rendering and for the nets (default: 2)")
+    parser.add_argument("--no-render", action="store_true",
+                        help="skip the parallel rendering step (every scene already cached)")
     args, cfg = parse_args(argv, BenchConfig, prog="mobifuse.experiments.train_scale",
                            description=__doc__.split("\n\n")[0], parser=parser,
                            default_config="configs/mobifuse/bench.yaml", quick=QUICK)
@@ -164,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError("--workers must be >= 1")
     out_dir = Path(args.out or "results/mobifuse/train_scale")
     (out_dir / "nets").mkdir(parents=True, exist_ok=True)
-    render_all(cfg, [ARMS[a] for a in args.arms], args.workers)
+    if not args.no_render:
+        render_all(cfg, [ARMS[a] for a in args.arms], args.workers)
     jobs = [(cfg, a, ARMS[a], s, str(out_dir))
             for a in sorted(args.arms, key=ARMS.get, reverse=True) for s in args.seeds]
     rows: list[dict] = []
