@@ -95,9 +95,12 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 def net_key(cfg: TrainConfig, use_dei: bool) -> tuple[TrainConfig, dict]:
     """(training config of the net with / without DEI channels, its cache-key config; the DEI
     calibration factors are left out: they never change the net's inputs; so are the stereo-error
-    scaling and the low-frequency loss term when off, so that the other nets keep their keys)."""
+    scaling and the low-frequency loss term when off, so that the other nets keep their keys; and
+    the training device and thread count, which change the floating-point rounding, not what the
+    net learns from: a net trained on a GPU serves the same setting on a CPU)."""
     tcfg = dataclasses.replace(cfg, net=dataclasses.replace(cfg.net, use_dei=use_dei))
     key = to_dict(tcfg)
+    del key["device"], key["threads"]
     key["dei"] = dei_key(tcfg.dei)
     if tcfg.stereo_scale_prob == 0:
         del key["stereo_scale_prob"], key["stereo_scale_min"]

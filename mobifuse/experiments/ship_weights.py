@@ -6,6 +6,9 @@
 2. The `python -m mobifuse.bench --quick` nets (with / without DEI channels on the fixed rig,
    and the cross-rig net trained on `train_rigs` only), under their cache keys, so a fresh
    checkout's quick bench evaluates instead of rendering training scenes and training.
+3. Kept when present: the full bench's cross-rig net (trained on a lent GPU by
+   `python -m mobifuse.experiments.train_scale`, results/mobifuse/train_scale/; a checkout
+   without it trains it on the CPU, a different draw).
 Run it after any change to the data, the net, the default config or the quick setting;
 `--keep-default` skips step 1 (when only the bench's nets changed).
 """
@@ -61,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         keep.add(_ship(tc, use_dei))
     rig_nets(cfg)
     keep.add(_ship(rig_train_config(cfg), True))
+    _, full = parse_args([], BenchConfig, prog="mobifuse.experiments.ship_weights",
+                         description=__doc__.split("\n\n")[0],
+                         default_config="configs/mobifuse/bench.yaml", quick=QUICK)
+    keep.add(f"{cache_key('mobifuse-net', net_key(rig_train_config(full), True)[1])}.safetensors")
     for f in WEIGHTS_DIR.glob("*.safetensors"):  # drop nets no setting uses any more
         if f.name not in keep:
             f.unlink()

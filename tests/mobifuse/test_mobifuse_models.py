@@ -171,7 +171,8 @@ def test_edge_snap_guide_affinity_picks_the_candidate_of_the_same_grey_level():
 
 def test_shipped_quick_nets_match_the_quick_setting():
     """`mobifuse.bench --quick` finds its three fusion nets (with / without DEI, cross-rig) in
-    mobifuse/weights/ and never renders training scenes (a change to the data, net or quick
+    mobifuse/weights/ and never renders training scenes; so does the full bench's cross-rig net
+    (trained on a GPU) (a change to the data, net or quick
     setting changes the key: refresh with `python -m mobifuse.experiments.ship_weights`); the
     default model `fuse()` uses ships beside them, with its training command and DEI config."""
     from mobifuse.api import default_model
@@ -189,7 +190,9 @@ def test_shipped_quick_nets_match_the_quick_setting():
         net = trained_net(cfg.train, no_training_data, use_dei)
         assert net.cfg.use_dei is use_dei
     trained_net(rig_train_config(cfg), no_training_data, True)
-    assert len(list(WEIGHTS_DIR.glob("*.safetensors"))) == 4
+    full = rig_train_config(load_config("configs/mobifuse/bench.yaml", BenchConfig))
+    assert "train.device=cuda" in trained_net(full, no_training_data, True).meta["command"]
+    assert len(list(WEIGHTS_DIR.glob("*.safetensors"))) == 5
     meta = default_model().meta
     assert "configs/mobifuse/default.yaml" in meta["command"] and meta["rigs"] is not None
     assert set(meta["dei"]) >= {"tof_scale", "hole_sigma"}
@@ -370,6 +373,17 @@ def test_net_key_has_the_low_frequency_term_only_when_on():
     assert not any(k.startswith("lf_") for k in off["train"])
     _, on = net_key(TrainConfig(lf_weight=1.0), True)
     assert on["train"]["lf_weight"] == 1.0 and on["train"]["lf_target"] == "gt"
+
+
+def test_net_key_leaves_out_the_training_device_and_threads():
+    """A net trained on a GPU (or with more threads) serves the same setting on a CPU; any
+    field that changes what the net learns from changes the key."""
+    from mobifuse.bench import net_key
+    from mobifuse.config import TrainConfig
+
+    base = net_key(TrainConfig(), True)[1]
+    assert net_key(TrainConfig(device="cuda", threads=4), True)[1] == base
+    assert net_key(TrainConfig(steps=7), True)[1] != base
 
 
 def test_rig_lf_weight_sets_the_term_of_the_cross_rig_net_only():
