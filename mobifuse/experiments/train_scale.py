@@ -28,6 +28,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -81,6 +82,7 @@ def arm_config(cfg: BenchConfig, scale: int, seed: int):
 def _render(job: tuple) -> int:
     cfg, family, seeds = job
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)  # one thread a process: OpenCV's own pool oversubscribes the cores
     _frames(cfg, family, seeds)
     return len(seeds)
 
@@ -113,6 +115,7 @@ def one_net(job: tuple) -> dict:
     """Train one (arm, seed) net, save it, score it on every set."""
     cfg, arm, scale, seed, out_dir = job
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     tc = arm_config(cfg, scale, seed)
     seeds0, _ = scene_seeds(dataclasses.replace(tc, seed=cfg.train.seed))
     train = _frames(cfg, cfg.train_rigs, seeds0)
