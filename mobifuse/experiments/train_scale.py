@@ -35,6 +35,7 @@ import torch
 from mobifuse.bench import QUICK, RIG_INFAMILY_SEED0, RIG_TEST_SEED0, rig_refined, rig_train_config
 from mobifuse.config import BenchConfig
 from mobifuse.data import build_frames
+from mobifuse.experiments.cross_rig_seeds import ratios
 from mobifuse.experiments.fusion_ceiling import VAL_RIGS, VAL_SCENES, VAL_SEED0
 from mobifuse.models import save_model
 from mobifuse.train import model_meta, predict_frames, scene_seeds, train_fusion_net
@@ -100,15 +101,6 @@ def render_all(cfg: BenchConfig, scales: list[int], workers: int) -> None:
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
         done = sum(pool.map(_render, jobs))
     log.info("rendered %d scenes in %d chunks", done, len(jobs))
-
-
-def ratios(preds: list[np.ndarray], frames: list[dict]) -> list[float]:
-    """Per frame MAE(pred) / MAE(ToF only) over the pixels with ground truth."""
-    out = []
-    for p, f in zip(preds, frames):
-        m = f["gt"] > 0
-        out.append(float(np.abs(p - f["gt"])[m].mean() / np.abs(f["geom"][0] - f["gt"])[m].mean()))
-    return out
 
 
 def one_net(job: tuple) -> dict:

@@ -23,8 +23,8 @@ from mobifuse.bench import (
     trained_net,
 )
 from mobifuse.config import BenchConfig
+from mobifuse.experiments.cross_rig_seeds import ratios
 from mobifuse.experiments.fusion_ceiling import VAL_RIGS, build_frames_fixed
-from mobifuse.experiments.train_scale import ratios
 from mobifuse.models import load_model
 from shared.cli import parse_args
 
