@@ -1,7 +1,9 @@
 """`python -m mobifuse.experiments.train_scale`: the cross-rig net's training budget, scaled.
 
 Each arm of `ARMS` trains the bench's cross-rig net (phone rigs `train_rigs` only, the bench's
-config otherwise) on `scale` times the bench's training scenes for `scale` times its steps, with
+config otherwise) on `scale` times the config's `rig_train_scenes` for `scale` times its
+`rig_steps` (the measured runs scaled 96 / 1,600: since bench.yaml holds S4's 384 / 6,400, repeat
+them with `--set rig_train_scenes=96 --set rig_steps=1600`), with
 net seeds `--seeds` (the seed changes the initialisation and the crop order; every seed of an arm
 trains on the same scenes). Each net is scored, after the bench's refinement, per scene as
 MAE / ToF-only MAE on:
@@ -44,7 +46,7 @@ from shared.io import atomic_write_json
 from shared.log import get_logger
 
 log = get_logger("mobifuse.experiments.train_scale")
-ARMS = {"S1": 1, "S4": 4, "S16": 16}  # times the bench's rig_train_scenes and rig_steps
+ARMS = {"S1": 1, "S4": 4, "S16": 16}  # times the config's rig_train_scenes and rig_steps
 SEEDS = (0, 1, 2)
 CHUNK = 32
 FRESH_SEED0, FRESH_SCENES = 65_000, 48
