@@ -29,6 +29,7 @@ from mobifuse.models import MODEL_FILE
 from mobifuse.train import scene_seeds
 from shared.cache import cache_dir, cache_key
 from shared.cli import build_parser, parse_args, run
+from shared.config import load_config
 from shared.log import get_logger
 
 log = get_logger("mobifuse.experiments.ship_weights")
@@ -64,9 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         keep.add(_ship(tc, use_dei))
     rig_nets(cfg)
     keep.add(_ship(rig_train_config(cfg), True))
-    _, full = parse_args([], BenchConfig, prog="mobifuse.experiments.ship_weights",
-                         description=__doc__.split("\n\n")[0],
-                         default_config="configs/mobifuse/bench.yaml", quick=QUICK)
+    full = load_config(args.config or "configs/mobifuse/bench.yaml", BenchConfig)  # no --quick
     keep.add(f"{cache_key('mobifuse-net', net_key(rig_train_config(full), True)[1])}.safetensors")
     for f in WEIGHTS_DIR.glob("*.safetensors"):  # drop nets no setting uses any more
         if f.name not in keep:

@@ -1,12 +1,10 @@
 """`python -m mobifuse.experiments.train_scale`: the cross-rig net's training budget, scaled.
 
 Each arm of `ARMS` trains the bench's cross-rig net (phone rigs `train_rigs` only, the bench's
-config otherwise) on `scale` times the config's `rig_train_scenes` for `scale` times its
-`rig_steps` (the measured runs scaled 96 / 1,600: since bench.yaml holds S4's 384 / 6,400, repeat
-them with `--set rig_train_scenes=96 --set rig_steps=1600`), with
-net seeds `--seeds` (the seed changes the initialisation and the crop order; every seed of an arm
-trains on the same scenes). Each net is scored, after the bench's refinement, per scene as
-MAE / ToF-only MAE on:
+config otherwise) on the arm's own training scenes and steps (S1: 96 / 1,600, the budget before
+S4; S4: 4x; S16: 16x), with net seeds `--seeds` (the seed changes the initialisation and the
+crop order; every seed of an arm trains on the same scenes). Each net is scored, after the
+bench's refinement, per scene as MAE / ToF-only MAE on:
 
 - validation sets, the only ones a choice is made on: 48 fresh unseen-rig scenes (`test_rigs`,
   seeds 65,000+), 8 scenes of rigs between the families (`fusion_ceiling.VAL_RIGS`, 90,000+) and 8
@@ -15,8 +13,10 @@ MAE / ToF-only MAE on:
   never chosen on.
 
 Scenes render in `--workers` processes (chunks of `CHUNK` seeds, each cached like the bench's
-frames); then one process per (arm, seed) trains on `train.device` (`--set
-train.device=cuda` on a GPU) and scores on the CPU. Writes
+frames); then `--workers` processes each train one (arm, seed) net at a time on
+`train.device` (`--set train.device=cuda` on a GPU) and score it on the CPU; a net's results are
+written as it finishes. Every training process holds its arm's scenes in memory (S16: about
+4.5 GB). Writes
 OUT/train_scale.json (default OUT: results/mobifuse/train_scale) and each net as
 OUT/nets/ARM_sSEED.safetensors.
 """
@@ -46,7 +46,7 @@ from shared.io import atomic_write_json
 from shared.log import get_logger
 
 log = get_logger("mobifuse.experiments.train_scale")
-ARMS = {"S1": 1, "S4": 4, "S16": 16}  # times the config's rig_train_scenes and rig_steps
+ARMS = {"S1": (96, 1_600), "S4": (384, 6_400), "S16": (1_536, 25_600)}  # (scenes, steps)
 SEEDS = (0, 1, 2)
 CHUNK = 32
 FRESH_SEED0, FRESH_SCENES = 65_000, 48
@@ -75,10 +75,10 @@ def _set_seeds(cfg: BenchConfig, seed0: int, n: int) -> list[int]:
     return [cfg.train.seed * 100_000 + seed0 + i for i in range(n)]
 
 
-def arm_config(cfg: BenchConfig, scale: int, seed: int):
-    """The cross-rig net's TrainConfig at `scale` times the bench's budget, net seed `seed`."""
+def arm_config(cfg: BenchConfig, budget: tuple[int, int], seed: int):
+    """The cross-rig net's TrainConfig with `budget` = (scenes, steps), net seed `seed`."""
     tc = rig_train_config(cfg)
-    return dataclasses.replace(tc, train_scenes=tc.train_scenes * scale, steps=tc.steps * scale,
+    return dataclasses.replace(tc, train_scenes=budget[0], steps=budget[1],
                                seed=seed)
 
 
@@ -90,11 +90,10 @@ def _render(job: tuple) -> int:
     return len(seeds)
 
 
-def render_all(cfg: BenchConfig, scales: list[int], workers: int) -> None:
+def render_all(cfg: BenchConfig, budgets: list[tuple[int, int]], workers: int) -> None:
     """Every chunk the jobs will read, rendered in parallel into the frame cache."""
     tc = rig_train_config(cfg)
-    train_seeds, _ = scene_seeds(dataclasses.replace(tc, train_scenes=tc.train_scenes
-                                                     * max(scales)))
+    train_seeds, _ = scene_seeds(dataclasses.replace(tc, train_scenes=max(b[0] for b in budgets)))
     jobs = [(cfg, cfg.train_rigs, train_seeds[i:i + CHUNK])
             for i in range(0, len(train_seeds), CHUNK)]
     for family, seed0, n in eval_sets(cfg).values():
@@ -107,10 +106,10 @@ def render_all(cfg: BenchConfig, scales: list[int], workers: int) -> None:
 
 def one_net(job: tuple) -> dict:
     """Train one (arm, seed) net, save it, score it on every set."""
-    cfg, arm, scale, seed, out_dir = job
+    cfg, arm, budget, seed, out_dir = job
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    tc = arm_config(cfg, scale, seed)
+    tc = arm_config(cfg, budget, seed)
     seeds0, _ = scene_seeds(dataclasses.replace(tc, seed=cfg.train.seed))
     train = _frames(cfg, cfg.train_rigs, seeds0)
     t0 = time.perf_counter()
@@ -165,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     (out_dir / "nets").mkdir(parents=True, exist_ok=True)
     if not args.no_render:
         render_all(cfg, [ARMS[a] for a in args.arms], args.workers)
-    jobs = [(cfg, a, ARMS[a], s, str(out_dir))
+    jobs = [(cfg, a, ARMS[a], s, str(out_dir))  # the largest budgets first
             for a in sorted(args.arms, key=ARMS.get, reverse=True) for s in args.seeds]
     rows: list[dict] = []
     with ProcessPoolExecutor(min(args.workers, len(jobs)), mp_context=mp.get_context("spawn")

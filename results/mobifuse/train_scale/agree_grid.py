@@ -59,4 +59,5 @@ for k, r in GRID:
     print(k, r, {n: (round(v["mean"], 4), round(v["worst_mean"], 3), v["at_or_below_0.7"])
                  for n, v in row.items() if isinstance(v, dict)},
           round(row["fixed_val_mean"], 4), flush=True)
-json.dump(out, open(sys.argv[1], "w"), indent=1)
+with open(sys.argv[1], "w") as fh:
+    json.dump(out, fh, indent=1)
