@@ -3,8 +3,8 @@ shipped seed-0 net and nets/S4_s1, S4_s2 from the same GPU call), on the validat
 48 fresh unseen-rig scenes (65,000+), 8 between-family scenes (90,000+), 8 in-family validation
 scenes (91,000+), and the fixed rig's validation scenes with the bench's fixed-rig net (its
 refinement without the fill, as fusion_ceiling reads it). Each scene's ratio is MAE / ToF-only
-MAE after the bench's refinement at the grid's (k, max_ratio). Usage (repository root,
-PAPERBENCH_CACHE=.cache): python results/mobifuse/train_scale/agree_grid.py OUT.json"""
+MAE after the bench's refinement at the grid's (k, max_ratio). The fixed-rig net comes from the
+cache of a full bench run. Usage (repository root, PAPERBENCH_CACHE=.cache): python results/mobifuse/train_scale/agree_grid.py OUT.json"""
 import dataclasses
 import json
 import sys
