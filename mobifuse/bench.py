@@ -282,7 +282,7 @@ def _plots(run_dir, sweep_rows: dict, d: dict, preds: dict) -> None:
     plt.close(fig)
 
 
-def _scene_seeds(cfg: BenchConfig, seed0: int, n: int) -> list[int]:
+def held_out_seeds(cfg: BenchConfig, seed0: int, n: int) -> list[int]:
     """`n` scene seeds of this training seed's held-out block starting at `seed0`."""
     return [cfg.train.seed * 100_000 + seed0 + i for i in range(n)]
 
@@ -315,7 +315,7 @@ def sweeps(rep: BenchReport, cfg: BenchConfig, nets: dict) -> dict[str, list]:
         values = getattr(cfg, f"sweep_{factor}")
         sweep_rows[factor] = []
         for val in values:
-            seeds = _scene_seeds(cfg, SWEEP_SEED0, cfg.sweep_scenes)
+            seeds = held_out_seeds(cfg, SWEEP_SEED0, cfg.sweep_scenes)
             d = build_dataset(seeds, tc.sim, tc.stereo, tc.dei, overrides={key: float(val)},
                               desc=f"{factor}={val:g}")
             pr = run_arms(d, nets, cfg.agree_k, frame_shift(tc.sim))
@@ -430,7 +430,7 @@ def rig_nets(cfg: BenchConfig) -> dict[str, TwoStageFusionNet]:
 
 def rig_frames(cfg: BenchConfig, family, seed0: int, n: int, desc: str) -> list[dict]:
     tc = cfg.train
-    return build_frames(_scene_seeds(cfg, seed0, n), tc.sim, tc.stereo, tc.dei, family, desc)
+    return build_frames(held_out_seeds(cfg, seed0, n), tc.sim, tc.stereo, tc.dei, family, desc)
 
 
 def rig_refined(preds: list, frames: list[dict], k: float, sim=None) -> list[np.ndarray]:
@@ -682,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     train_seeds, _ = scene_seeds(tc)
     train = functools.cache(lambda: build_dataset(train_seeds, tc.sim, tc.stereo, tc.dei,
                                                   desc="train scenes"))
-    test = build_dataset(_scene_seeds(cfg, TEST_SEED0, cfg.test_scenes), tc.sim, tc.stereo,
+    test = build_dataset(held_out_seeds(cfg, TEST_SEED0, cfg.test_scenes), tc.sim, tc.stereo,
                          tc.dei, desc="test scenes")
     nets = {"dei": trained_net(tc, train, True), "no_dei": trained_net(tc, train, False)}
 

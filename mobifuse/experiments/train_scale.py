@@ -34,7 +34,14 @@ import cv2
 import numpy as np
 import torch
 
-from mobifuse.bench import QUICK, RIG_INFAMILY_SEED0, RIG_TEST_SEED0, rig_refined, rig_train_config
+from mobifuse.bench import (
+    QUICK,
+    RIG_INFAMILY_SEED0,
+    RIG_TEST_SEED0,
+    held_out_seeds,
+    rig_refined,
+    rig_train_config,
+)
 from mobifuse.config import BenchConfig
 from mobifuse.data import build_frames
 from mobifuse.experiments.cross_rig_seeds import ratios
@@ -71,10 +78,6 @@ def _frames(cfg: BenchConfig, family, seeds: list[int]) -> list[dict]:
     return out
 
 
-def _set_seeds(cfg: BenchConfig, seed0: int, n: int) -> list[int]:
-    return [cfg.train.seed * 100_000 + seed0 + i for i in range(n)]
-
-
 def arm_config(cfg: BenchConfig, budget: tuple[int, int], seed: int):
     """The cross-rig net's TrainConfig with `budget` = (scenes, steps), net seed `seed`."""
     tc = rig_train_config(cfg)
@@ -97,7 +100,7 @@ def render_all(cfg: BenchConfig, budgets: list[tuple[int, int]], workers: int) -
     jobs = [(cfg, cfg.train_rigs, train_seeds[i:i + CHUNK])
             for i in range(0, len(train_seeds), CHUNK)]
     for family, seed0, n in eval_sets(cfg).values():
-        seeds = _set_seeds(cfg, seed0, n)
+        seeds = held_out_seeds(cfg, seed0, n)
         jobs += [(cfg, family, seeds[i:i + CHUNK]) for i in range(0, n, CHUNK)]
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
         done = sum(pool.map(_render, jobs))
@@ -121,7 +124,7 @@ def one_net(job: tuple) -> dict:
     row: dict = {"train_s": time.perf_counter() - t0, "final_loss": metrics["final_loss"],
                  "train_scenes": tc.train_scenes, "steps": tc.steps}
     for name, (family, seed0, n) in eval_sets(cfg).items():
-        frames = _frames(cfg, family, _set_seeds(cfg, seed0, n))
+        frames = _frames(cfg, family, held_out_seeds(cfg, seed0, n))
         r = np.array(ratios(rig_refined(predict_frames(model, frames), frames, cfg.agree_k,
                                         cfg.train.sim), frames))
         row[name] = {"ratios": r.tolist(), "mean": float(r.mean()), "worst": float(r.max()),

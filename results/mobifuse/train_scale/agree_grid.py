@@ -4,8 +4,8 @@ shipped seed-0 net and nets/S4_s1, S4_s2 from the same GPU call), on the validat
 scenes (91,000+), and the fixed rig's validation scenes with the bench's fixed-rig net (its
 refinement without the fill, as fusion_ceiling reads it). Each scene's ratio is MAE / ToF-only
 MAE after the bench's refinement at the grid's (k, max_ratio). The fixed-rig net comes from the
-cache of a full bench run. Usage (repository root, PAPERBENCH_CACHE=.cache): python results/mobifuse/train_scale/agree_grid.py OUT.json"""
-import dataclasses
+cache of a full bench run. Usage (repository root, PAPERBENCH_CACHE=.cache):
+python results/mobifuse/train_scale/agree_grid.py OUT.json"""
 import json
 import sys
 from pathlib import Path
@@ -24,7 +24,8 @@ from mobifuse.bench import (
 )
 from mobifuse.config import BenchConfig
 from mobifuse.experiments.cross_rig_seeds import ratios
-from mobifuse.experiments.fusion_ceiling import VAL_RIGS, build_frames_fixed
+from mobifuse.experiments.fusion_ceiling import build_frames_fixed
+from mobifuse.experiments.train_scale import eval_sets
 from mobifuse.models import load_model
 from shared.cli import parse_args
 
@@ -36,9 +37,8 @@ NETS = [WEIGHTS_DIR / "mobifuse-net-20cd6150256f5be3.safetensors",
 _, cfg = parse_args([], BenchConfig, prog="agree_grid", description=__doc__,
                     default_config="configs/mobifuse/bench.yaml", quick=QUICK)
 torch.set_num_threads(1)
-sets = {"fresh_unseen": rig_frames(cfg, cfg.test_rigs, 65_000, 48, "fresh unseen"),
-        "val": rig_frames(cfg, dataclasses.replace(cfg.test_rigs, **VAL_RIGS), 90_000, 8, "val"),
-        "val_in_family": rig_frames(cfg, cfg.train_rigs, 91_000, 8, "val in-family")}
+sets = {name: rig_frames(cfg, *eval_sets(cfg)[name], name)  # the train_scale rule's sets
+        for name in ("fresh_unseen", "val", "val_in_family")}
 sim = cfg.train.sim
 raw = {name: [predict_frames(load_model(p), frames) for p in NETS] for name, frames in sets.items()}
 fixed = build_frames_fixed(cfg)
