@@ -49,6 +49,7 @@ from mobifuse.experiments.fusion_ceiling import VAL_RIGS, VAL_SCENES, VAL_SEED0
 from mobifuse.models import save_model
 from mobifuse.train import model_meta, predict_frames, scene_seeds, train_fusion_net
 from shared.cli import build_parser, parse_args, run
+from shared.errors import ConfigError
 from shared.io import atomic_write_json
 from shared.log import get_logger
 
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                            description=__doc__.split("\n\n")[0], parser=parser,
                            default_config="configs/mobifuse/bench.yaml", quick=QUICK)
     if args.workers < 1:
-        raise ValueError("--workers must be >= 1")
+        raise ConfigError(f"--workers must be >= 1 (got {args.workers})")
     out_dir = Path(args.out or "results/mobifuse/train_scale")
     (out_dir / "nets").mkdir(parents=True, exist_ok=True)
     if not args.no_render:

@@ -12,6 +12,7 @@ from mobifuse import bench, train
 from mobifuse import eval as mf_eval
 from mobifuse.config import SimConfig
 from mobifuse.data import read_pfm, sim_calibration, write_pfm
+from mobifuse.experiments import train_scale
 from mobifuse.simulator import simulate_scene
 from shared.cli import run
 from shared.io import read_json
@@ -35,7 +36,8 @@ def _run(mod, *args):
     import io
 
     main = {"mobifuse.train": train.main, "mobifuse.eval": mf_eval.main,
-            "mobifuse.bench": bench.main}[mod]
+            "mobifuse.bench": bench.main,
+            "mobifuse.experiments.train_scale": train_scale.main}[mod]
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
@@ -151,6 +153,16 @@ def test_eval_missing_or_corrupt_model(tmp_path):
     r = _run("mobifuse.eval", "--run", str(tmp_path))
     assert r.returncode == 2 and "not a mobifuse.TwoStageFusionNet weights file" in r.stderr
 
+
+
+def test_train_scale_refuses_bad_workers_and_arms_before_any_output(tmp_path):
+    """One line, exit 2, and no output folder for a bad --workers or an unknown arm."""
+    out = tmp_path / "ts"
+    r = _run("mobifuse.experiments.train_scale", "--workers", "0", "--out", str(out))
+    assert r.returncode == 2 and "--workers must be >= 1 (got 0)" in r.stderr
+    r = _run("mobifuse.experiments.train_scale", "--arms", "S3", "--out", str(out))
+    assert r.returncode == 2 and "invalid choice: 'S3'" in r.stderr
+    assert not out.exists()
 
 @pytest.mark.slow
 def test_bench_quick_writes_report(tmp_path):
