@@ -159,11 +159,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="processes for rendering and for the nets (default: 2)")
     parser.add_argument("--no-render", action="store_true",
                         help="skip the parallel rendering step (every scene already cached)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="render every scene the arms read into the frame cache, then stop "
+                             "(a GPU call can render first and train in the next)")
     args, cfg = parse_args(argv, BenchConfig, prog="mobifuse.experiments.train_scale",
                            description=__doc__.split("\n\n")[0], parser=parser,
                            default_config="configs/mobifuse/bench.yaml", quick=QUICK)
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1 (got {args.workers})")
+    if args.render_only and args.no_render:
+        raise ConfigError("--render-only and --no-render exclude each other")
+    if args.render_only:
+        render_all(cfg, [ARMS[a] for a in args.arms], args.workers)
+        return 0
     out_dir = Path(args.out or "results/mobifuse/train_scale")
     (out_dir / "nets").mkdir(parents=True, exist_ok=True)
     if not args.no_render:

@@ -162,7 +162,10 @@ def test_train_scale_refuses_bad_workers_and_arms_before_any_output(tmp_path):
     assert r.returncode == 2 and "--workers must be >= 1 (got 0)" in r.stderr
     r = _run("mobifuse.experiments.train_scale", "--arms", "S3", "--out", str(out))
     assert r.returncode == 2 and "invalid choice: 'S3'" in r.stderr
+    r = _run("mobifuse.experiments.train_scale", "--render-only", "--no-render", "--out", str(out))
+    assert r.returncode == 2 and "--render-only and --no-render exclude each other" in r.stderr
     assert not out.exists()
+
 
 @pytest.mark.slow
 def test_bench_quick_writes_report(tmp_path):
