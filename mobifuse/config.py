@@ -221,8 +221,8 @@ class BenchConfig:
         baseline_m=(0.01, 0.05), focal_px=(250.0, 600.0), width=(256, 480)))
     test_rigs: RigFamily = field(default_factory=lambda: RigFamily(
         baseline_m=(0.10, 0.25), focal_px=(800.0, 1200.0), width=(480, 1024)))
-    rig_train_scenes: PosInt = 384  # training scenes of the cross-rig net (train_rigs)
-    rig_steps: PosInt = 6400  # its optimiser steps
+    rig_train_scenes: PosInt = 1536  # training scenes of the cross-rig net (train_rigs)
+    rig_steps: PosInt = 25600  # its optimiser steps
     # its TrainConfig.lf_weight (the low-frequency residual term; None: train.lf_weight, which
     # the fixed-rig nets use)
     rig_lf_weight: NonNegFloat | None = None
