@@ -172,7 +172,7 @@ def test_edge_snap_guide_affinity_picks_the_candidate_of_the_same_grey_level():
 def test_shipped_quick_nets_match_the_quick_setting():
     """`mobifuse.bench --quick` finds its three fusion nets (with / without DEI, cross-rig) in
     mobifuse/weights/ and never renders training scenes, and so does the full bench's cross-rig
-    net (trained on a GPU). A change to the data, net or quick setting changes the key: refresh
+    net (S16, trained by `mobifuse.experiments.train_scale`). A change to the data, net or quick setting changes the key: refresh
     with `python -m mobifuse.experiments.ship_weights`. The default model `fuse()` uses ships
     beside them, with its training command and DEI config."""
     from mobifuse.api import default_model
@@ -191,7 +191,7 @@ def test_shipped_quick_nets_match_the_quick_setting():
         assert net.cfg.use_dei is use_dei
     trained_net(rig_train_config(cfg), no_training_data, True)
     full = rig_train_config(load_config("configs/mobifuse/bench.yaml", BenchConfig))
-    assert "train.device=cuda" in trained_net(full, no_training_data, True).meta["command"]
+    assert "train_scale --arms S16" in trained_net(full, no_training_data, True).meta["command"]
     assert len(list(WEIGHTS_DIR.glob("*.safetensors"))) == 5
     meta = default_model().meta
     assert "configs/mobifuse/default.yaml" in meta["command"] and meta["rigs"] is not None
