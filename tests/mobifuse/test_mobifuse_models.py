@@ -172,9 +172,9 @@ def test_edge_snap_guide_affinity_picks_the_candidate_of_the_same_grey_level():
 def test_shipped_quick_nets_match_the_quick_setting():
     """`mobifuse.bench --quick` finds its three fusion nets (with / without DEI, cross-rig) in
     mobifuse/weights/ and never renders training scenes, and so does the full bench's cross-rig
-    net (S16, trained by `mobifuse.experiments.train_scale`). A change to the data, net or quick setting changes the key: refresh
-    with `python -m mobifuse.experiments.ship_weights`. The default model `fuse()` uses ships
-    beside them, with its training command and DEI config."""
+    net (S16, trained by `mobifuse.experiments.train_scale`). A change to the data, net or quick
+    setting changes the key: refresh with `python -m mobifuse.experiments.ship_weights`. The
+    default model `fuse()` uses ships beside them, with its training command and DEI config."""
     from mobifuse.api import default_model
     from mobifuse.bench import QUICK, WEIGHTS_DIR, rig_train_config, trained_net
     from mobifuse.config import BenchConfig
