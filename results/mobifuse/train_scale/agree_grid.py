@@ -1,5 +1,6 @@
 """The stereo-agreement step's (k, max_ratio) re-read for the S4 cross-rig nets (seeds 0-2: the
-shipped seed-0 net and nets/S4_s1, S4_s2 from the same GPU call), on the validation sets only:
+seed-0 net, shipped at the time and now kept as nets/S4_s0, and nets/S4_s1, S4_s2 from the same
+GPU call), on the validation sets only:
 48 fresh unseen-rig scenes (65,000+), 8 between-family scenes (90,000+), 8 in-family validation
 scenes (91,000+), and the fixed rig's validation scenes with the bench's fixed-rig net (its
 refinement without the fill, as fusion_ceiling reads it). Each scene's ratio is MAE / ToF-only
@@ -15,7 +16,6 @@ import torch
 
 from mobifuse.bench import (
     QUICK,
-    WEIGHTS_DIR,
     frame_shift,
     predict_frames,
     refined,
@@ -31,8 +31,7 @@ from shared.cli import parse_args
 
 GRID = [(k, r) for k in (1.0, 0.75, 1.5) for r in (0.25, 0.5, 1.0)]  # (1.0, 0.25): the default
 HERE = Path(__file__).resolve().parent
-NETS = [WEIGHTS_DIR / "mobifuse-net-20cd6150256f5be3.safetensors",
-        HERE / "nets" / "S4_s1.safetensors", HERE / "nets" / "S4_s2.safetensors"]
+NETS = [HERE / "nets" / f"S4_s{s}.safetensors" for s in (0, 1, 2)]
 
 _, cfg = parse_args([], BenchConfig, prog="agree_grid", description=__doc__,
                     default_config="configs/mobifuse/bench.yaml", quick=QUICK)
