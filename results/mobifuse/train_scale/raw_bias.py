@@ -20,3 +20,7 @@ for seed in (65032, 65038):
     for name, m in (("tof&st", tv & sv), ("tof only", tv & ~sv)):
         m = m & valid
         print("  %-8s signed raw %+.4f final %+.4f tof %+.4f | mae raw %.4f final %.4f tof %.4f" % (name, (raw-gt)[m].mean(), (fin-gt)[m].mean(), (g[0]-gt)[m].mean(), np.abs(raw-gt)[m].mean(), np.abs(fin-gt)[m].mean(), np.abs(g[0]-gt)[m].mean()))
+    m = valid & tv & ~sv  # ToF-only pixels: the MAE with each one's mean offset removed
+    e_raw, e_tof = (raw - gt)[m], (g[0] - gt)[m]
+    print("  tof only, mean offset removed: raw %.4f tof %.4f"
+          % (np.abs(e_raw - e_raw.mean()).mean(), np.abs(e_tof - e_tof.mean()).mean()))
