@@ -169,13 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--workers must be >= 1 (got {args.workers})")
     if args.render_only and args.no_render:
         raise ConfigError("--render-only and --no-render exclude each other")
-    if args.render_only:
+    if not args.no_render:
         render_all(cfg, [ARMS[a] for a in args.arms], args.workers)
+    if args.render_only:
         return 0
     out_dir = Path(args.out or "results/mobifuse/train_scale")
     (out_dir / "nets").mkdir(parents=True, exist_ok=True)
-    if not args.no_render:
-        render_all(cfg, [ARMS[a] for a in args.arms], args.workers)
     jobs = [(cfg, a, ARMS[a], s, str(out_dir))  # the largest budgets first
             for a in sorted(args.arms, key=ARMS.get, reverse=True) for s in args.seeds]
     rows: list[dict] = []

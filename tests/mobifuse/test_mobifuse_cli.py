@@ -154,7 +154,6 @@ def test_eval_missing_or_corrupt_model(tmp_path):
     assert r.returncode == 2 and "not a mobifuse.TwoStageFusionNet weights file" in r.stderr
 
 
-
 def test_train_scale_refuses_bad_workers_and_arms_before_any_output(tmp_path):
     """One line, exit 2, and no output folder for a bad --workers or an unknown arm."""
     out = tmp_path / "ts"

@@ -6,6 +6,7 @@ python results/mobifuse/train_scale/fill_probe.py"""
 import numpy as np, torch
 from mobifuse.bench import QUICK, WEIGHTS_DIR, predict_frames, rig_frames, rig_refined
 from mobifuse.config import BenchConfig
+from mobifuse.experiments.cross_rig_seeds import ratios
 from mobifuse.experiments.train_scale import FRESH_SCENES, FRESH_SEED0
 from mobifuse.models import load_model
 from shared.cli import parse_args
@@ -40,10 +41,9 @@ for f, d in zip(frames, fin):
     g, gt = f["geom"], f["gt"]; valid = np.isfinite(gt) & (gt > 0)
     meas = (g[1] > 0.5) | (g[3] > 0.5)
     none = valid & ~meas
-    mt = np.abs(g[0] - gt)[valid].mean()
     for k, arr in (("final", d), ("near", rowfill(d, meas, "near")), ("far", rowfill(d, meas, "far"))):
         e = np.abs(arr - gt)
-        tot[k].append(e[none].mean() if none.any() else 0); R[k].append(e[valid].mean() / mt)
+        tot[k].append(e[none].mean() if none.any() else 0); R[k] += ratios([arr], [f])
     tot["tof"].append(np.abs(g[0] - gt)[none].mean() if none.any() else 0)
 for k in tot: print(k, "unmeasured MAE mean over scenes %.3f" % np.mean(tot[k]))
 for k in R:

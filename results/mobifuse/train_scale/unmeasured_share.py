@@ -11,6 +11,7 @@ import torch
 
 from mobifuse.bench import QUICK, WEIGHTS_DIR, predict_frames, rig_frames, rig_refined
 from mobifuse.config import BenchConfig
+from mobifuse.experiments.cross_rig_seeds import ratios
 from mobifuse.experiments.train_scale import FRESH_SCENES, FRESH_SEED0
 from mobifuse.models import load_model
 from shared.cli import parse_args
@@ -22,13 +23,12 @@ net = load_model(WEIGHTS_DIR / "mobifuse-net-38dc784ec3d97dd2.safetensors")
 frames = rig_frames(cfg, cfg.test_rigs, FRESH_SEED0, FRESH_SCENES, "fresh_unseen")
 fin = rig_refined(predict_frames(net, frames), frames, cfg.agree_k, cfg.train.sim)
 rows = []
-for i, (f, d) in enumerate(zip(frames, fin)):
+for i, (f, d, ratio) in enumerate(zip(frames, fin, ratios(fin, frames))):
     g, gt = f["geom"], f["gt"]
     valid = np.isfinite(gt) & (gt > 0)
     none = valid & (g[1] < 0.5) & (g[3] < 0.5)
     e_f, e_t = np.abs(d - gt), np.abs(g[0] - gt)
-    mae_f, mae_t = e_f[valid].mean(), e_t[valid].mean()
-    rows.append({"seed": FRESH_SEED0 + i, "ratio": float(mae_f / mae_t),
+    rows.append({"seed": FRESH_SEED0 + i, "ratio": ratio,
                  "unmeasured_px": float(none.sum() / valid.sum()),
                  "final_err_share_unmeasured": float(e_f[none].sum() / e_f[valid].sum()),
                  "ratio_measured_only": float(e_f[valid & ~none].sum() / e_t[valid].sum())})
