@@ -11,8 +11,9 @@ Modules (see README.md):
 - `dei`: per-sensor expected-error maps from physical factors;
 - `pipeline`: raw frames -> fusion inputs (`prepare_frame`); `data`: cached datasets, loaders;
 - `models`: `TwoStageFusionNet` (progressive two-stage fusion with backward connections);
-- `agreement`, `denoise`: closed-form steps after the net (stereo agreement, DEI bilateral
-  denoising), both inside the net's convex guard;
+- `offset`, `agreement`, `denoise`: closed-form steps after the net (the scene-wide offset the
+  stereo measures, stereo agreement, DEI bilateral denoising), all inside the net's convex
+  guard;
 - `baselines`, `metrics`; `api.fuse` for your own arrays;
 - recipes: `python -m mobifuse.train | eval | bench`.
 

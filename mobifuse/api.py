@@ -33,6 +33,7 @@ from mobifuse.config import DEIConfig, StereoConfig
 from mobifuse.denoise import DENOISE_C, dei_bilateral
 from mobifuse.disocclusion import WIDTH_FACTOR, background_fill, tof_shift
 from mobifuse.models import TwoStageFusionNet, load_model
+from mobifuse.offset import OFFSET_GATE, stereo_offset
 from mobifuse.pipeline import check_array, prepare_frame
 from shared.config import from_dict
 from shared.errors import ConfigError, DataError
@@ -154,17 +155,20 @@ def to_full(depth: np.ndarray, shape: tuple[int, int], s: int) -> np.ndarray:
 def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambient=None,
          downsample: int = 2, stereo: StereoConfig | None = None,
          dei: DEIConfig | None = None, jit: bool = True, agree_k: float = AGREE_K,
-         denoise_c: float = DENOISE_C, fill_width: float = WIDTH_FACTOR) -> dict:
+         denoise_c: float = DENOISE_C, fill_width: float = WIDTH_FACTOR,
+         offset_gate: float = OFFSET_GATE) -> dict:
     """Fused depth plus every intermediate: depth (work grid), depth_full (caller's grid), tof,
     stereo, sigma_tof, sigma_st (DEI, m), tof_valid / stereo_valid (measured, not filled),
     K_work, search (the disparity search), warnings. `jit`: run the net TorchScript-frozen
-    (traced once per frame size, then about 1.8x faster on a CPU). `agree_k`: the net's output
-    is refined where the measured stereo agrees with it (`agreement.stereo_agreement`; 0: off),
-    then denoised by the DEI bilateral filter with range kernel `denoise_c` sigma_ToF
-    (`denoise.dei_bilateral`, inside the convex guard; 0: off); then pixels neither sensor
-    measured in a disocclusion strip take the background side's fused depth
-    (`disocclusion.background_fill`, strips up to `fill_width` x the geometric width; 0: off;
-    off too when the ToF has no sideways offset)."""
+    (traced once per frame size, then about 1.8x faster on a CPU). The net's output is first
+    shifted by the scene-wide offset the stereo measures, where the stereo's DEI says it is at
+    least as precise as the ToF's (`offset.stereo_offset`, `offset_gate` x; 0: off). `agree_k`:
+    it is then refined where the measured stereo agrees with it
+    (`agreement.stereo_agreement`; 0: off), then denoised by the DEI bilateral filter with
+    range kernel `denoise_c` sigma_ToF (`denoise.dei_bilateral`, inside the convex guard;
+    0: off); then pixels neither sensor measured in a disocclusion strip take the background
+    side's fused depth (`disocclusion.background_fill`, strips up to `fill_width` x the
+    geometric width; 0: off; off too when the ToF has no sideways offset)."""
     net = _model(model)
     tof = check_array("tof", tof, (2,), allow_nan=True).astype(np.float64)
     if np.isinf(tof).any():
@@ -175,9 +179,13 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
     if net is None:
         depth = inverse_variance_fusion(fr["tof"], fr["sigma_tof"], fr["st"], fr["sigma_st"])
     else:
-        depth = stereo_agreement(run_net(net, *net_inputs(fr), jit=jit), fr["sigma_tof"],
-                                 fr["st"], fr["st_valid"], fr["sigma_st"], agree_k)
         guard = net.cfg.guard_radius > 0  # re-clip to the net's guard interval, if it has one
+        depth, _ = stereo_offset(run_net(net, *net_inputs(fr), jit=jit),
+                                 fr["tof"] if guard else None, fr["tof_valid"], fr["st"],
+                                 fr["st_valid"], fr["sigma_tof"], fr["sigma_st"], offset_gate,
+                                 guard_radius=net.cfg.guard_radius)
+        depth = stereo_agreement(depth, fr["sigma_tof"], fr["st"], fr["st_valid"], fr["sigma_st"],
+                                 agree_k)
         depth = dei_bilateral(depth, fr["sigma_tof"], fr["tof"] if guard else None, fr["st"],
                               denoise_c, guard_radius=net.cfg.guard_radius)
         depth = background_fill(depth, fr["tof_valid"] | fr["st_valid"], fr["gray"],

@@ -52,6 +52,7 @@ from mobifuse.denoise import DENOISE_C, dei_bilateral
 from mobifuse.disocclusion import background_fill, frame_shift, tof_shift
 from mobifuse.metrics import dei_spearman, depth_metrics, mean_chamfer, region_metrics
 from mobifuse.models import MODEL_VERSION, N_ERR, TwoStageFusionNet, load_model, save_model
+from mobifuse.offset import OFFSET_GATE, stereo_offset
 from mobifuse.simulator import MASKS, simulate_scene
 from mobifuse.stereo import run_stereo
 from mobifuse.train import (
@@ -129,13 +130,17 @@ def trained_net(cfg: TrainConfig, train: Callable[[], dict], use_dei: bool
 
 
 def refined(pred, f: dict, k: float, max_ratio: float = MAX_RATIO,
-            denoise_c: float = DENOISE_C, shift: float = 0.0) -> np.ndarray:
-    """A DEI net's depth after the stereo-agreement refinement, the DEI bilateral denoising
+            denoise_c: float = DENOISE_C, shift: float = 0.0,
+            offset_gate: float = OFFSET_GATE) -> np.ndarray:
+    """A DEI net's depth after the scene-wide stereo offset (`offset.stereo_offset`, gate
+    `offset_gate`, 0: off), the stereo-agreement refinement, the DEI bilateral denoising
     (`denoise.dei_bilateral`, re-clipped to the convex guard's interval) and the background
     fill of disocclusion holes (`disocclusion.background_fill`; `shift` = f t_x of the ToF on
     the work grid, 0: off; `frame_shift`), frame or stacked arrays."""
     g = f["geom"]
-    d = stereo_agreement(pred, f["sigma_tof"], g[..., 2, :, :], g[..., 3, :, :], f["sigma_st"],
+    d, _ = stereo_offset(pred, g[..., 0, :, :], g[..., 1, :, :], g[..., 2, :, :], g[..., 3, :, :],
+                         f["sigma_tof"], f["sigma_st"], offset_gate)
+    d = stereo_agreement(d, f["sigma_tof"], g[..., 2, :, :], g[..., 3, :, :], f["sigma_st"],
                          k, max_ratio)
     d = dei_bilateral(d, f["sigma_tof"], g[..., 0, :, :], g[..., 2, :, :], denoise_c)
     measured = (g[..., 1, :, :] > 0.5) | (g[..., 3, :, :] > 0.5)

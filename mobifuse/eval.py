@@ -29,6 +29,7 @@ from mobifuse.denoise import dei_bilateral
 from mobifuse.disocclusion import background_fill, frame_shift
 from mobifuse.metrics import depth_metrics, region_metrics
 from mobifuse.models import MODEL_FILE, load_model
+from mobifuse.offset import stereo_offset
 from mobifuse.simulator import MASKS
 from mobifuse.train import predict, to_tensors
 from shared.cli import build_parser, parse_args, run
@@ -119,8 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     d = build_dataset(seeds, cfg.sim, cfg.stereo, cfg.dei, desc="eval scenes")
     geom, err, _ = to_tensors(d)
     g = d["geom"]
-    fused = stereo_agreement(predict(model, geom, err), d["sigma_tof"], g[:, 2], g[:, 3],
-                             d["sigma_st"])
+    guard = model.cfg.guard_radius > 0
+    fused, _ = stereo_offset(predict(model, geom, err), g[:, 0] if guard else None, g[:, 1],
+                             g[:, 2], g[:, 3], d["sigma_tof"], d["sigma_st"],
+                             guard_radius=model.cfg.guard_radius)
+    fused = stereo_agreement(fused, d["sigma_tof"], g[:, 2], g[:, 3], d["sigma_st"])
     fused = dei_bilateral(fused, d["sigma_tof"], g[:, 0], g[:, 2],
                           guard_radius=model.cfg.guard_radius)
     fused = background_fill(fused, (g[:, 1] > 0.5) | (g[:, 3] > 0.5), d["err"][:, 0],

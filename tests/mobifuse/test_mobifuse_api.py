@@ -39,6 +39,9 @@ def test_fuse_simulated_frame(frame):
     net = TwoStageFusionNet(NetConfig(widths=(4, 8, 8)))
     out = fuse(raw["left"], raw["right"], tof, c.to_json(), model=net)  # a dict works too
     assert out["depth"].shape == raw["depth"].shape
+    off = fuse(raw["left"], raw["right"], tof, c, model=net, offset_gate=0)["depth"]
+    always = fuse(raw["left"], raw["right"], tof, c, model=net, offset_gate=1e6)["depth"]
+    assert not np.array_equal(off, always)  # the gate reaches the stereo-offset step
     out = fuse(raw["left"], raw["right"], tof, c)  # the shipped default model
     assert np.median(np.abs(out["depth"] - raw["depth"])) < 0.1
 
