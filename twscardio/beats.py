@@ -428,12 +428,13 @@ def prefer_early(score: np.ndarray, cand: np.ndarray, chosen: np.ndarray, period
 
 
 def find_ao(scg: np.ndarray, fs: float, wave_shift_s: float = 0.3,
-            periods_s: np.ndarray | None = None) -> np.ndarray:
+            periods_s: np.ndarray | None = None, tightness: float = 0.0) -> np.ndarray:
     """AO times (s): the dominant positive SCG peak per cycle, wave identity checked against the
     recording's median AO...AC complex (a cycle whose AC outgrew its AO keeps its AO).
-    periods_s: the 10-s segments' beat periods from another signal (`segment_periods`)."""
+    periods_s: the 10-s segments' beat periods from another signal (`segment_periods`);
+    tightness > 0: the best rhythm-consistent chain instead of the picks (`find_jpeaks`)."""
     return find_jpeaks(scg, fs, polarity="positive", wave_shift_s=wave_shift_s,
-                       periods_s=periods_s)
+                       periods_s=periods_s, tightness=tightness)
 
 
 def find_ac(scg: np.ndarray, fs: float, ao_s: np.ndarray) -> np.ndarray:

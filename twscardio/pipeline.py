@@ -41,7 +41,7 @@ __all__ = ["switched", "prepare", "network_features", "window_starts", "reconstr
            "fused_with_fallback", "fused_j_peaks", "sync_prior", "prior_channel", "band_gyro",
            "timing_input", "network_input",
            "check_prior_model", "N_FEATURES_PRIOR", "N_FEATURES", "J_WAVE_SHIFT_S", "J_TIGHTNESS",
-           "j_peaks", "normalise_windows"]
+           "j_peaks", "ao_peaks", "normalise_windows"]
 
 # J peaks on BCG (arms a, b): each beat aligned to the recording's median complex at shifts up to
 # this, so a cycle whose largest peak is another wave (I/K/L, a noise lobe) is moved onto the J
@@ -67,6 +67,10 @@ J_DATA_ONLY = True
 # but on 96 validation subjects (`python -m twscardio.experiments.tracker_gaps`) no floor beat
 # None at both rates (0.75: 13.06 -> 13.04 ms at 50 Hz/10 %, 15.17 -> 15.23 ms at 25 Hz/20 %)
 J_SCORE_SHARE: float | None = None
+# AO of the network arms (c, d) on their SCG: > 0 picks it like the J peaks, by the rhythm
+# tracker at this tightness where the head is still and plain picking where it rotates
+# (`ao_peaks`); 0 = plain picking everywhere (`beats.find_ao`)
+J_AO_TIGHTNESS = 0.0
 
 
 @contextmanager
@@ -293,6 +297,31 @@ def window_hr(beats_s: np.ndarray, bounds: np.ndarray, fs: float,
     return out
 
 
+def _still_or_plain(tracked: np.ndarray, plain: np.ndarray, fs: float, bounds: np.ndarray,
+                    still: np.ndarray) -> np.ndarray:
+    """Tracked beats in still windows, plain picks in rotating ones, one beat where they meet."""
+    def where_still(b):
+        k = np.clip(np.searchsorted(bounds[:, 1], np.round(b * fs), side="right"), 0,
+                    len(bounds) - 1)
+        return still[k]
+
+    b = np.sort(np.concatenate([tracked[where_still(tracked)], plain[~where_still(plain)]]))
+    return b[np.r_[True, np.diff(b) >= 0.33]] if b.size else b
+
+
+def ao_peaks(scg: np.ndarray, fs: float, periods_s: np.ndarray, bounds: np.ndarray,
+             rotating: np.ndarray) -> np.ndarray:
+    """AO times (s) of a reconstructed SCG (T,), with the segment periods `periods_s` of the
+    fused BCG: `beats.find_ao` where the head rotates (and everywhere when J_AO_TIGHTNESS is 0),
+    the rhythm tracker at J_AO_TIGHTNESS where it is still, as `j_peaks` does for J."""
+    plain = find_ao(scg, fs, periods_s=periods_s)
+    still = ~np.asarray(rotating, dtype=bool)
+    if J_AO_TIGHTNESS == 0 or not still.any():
+        return plain
+    tracked = find_ao(scg, fs, periods_s=periods_s, tightness=J_AO_TIGHTNESS)
+    return tracked if still.all() else _still_or_plain(tracked, plain, fs, bounds, still)
+
+
 def j_peaks(sig: np.ndarray, fs: float, bounds: np.ndarray, rotating: np.ndarray,
             valid: np.ndarray | None = None) -> np.ndarray:
     """J peaks (s) of a BCG signal (T,): rhythm-tracked (`beats.track_beats`) in windows where
@@ -308,14 +337,7 @@ def j_peaks(sig: np.ndarray, fs: float, bounds: np.ndarray, rotating: np.ndarray
     if still.all():
         return tracked
     plain = find_jpeaks(sig, fs, wave_shift_s=J_WAVE_SHIFT_S, valid=valid)
-
-    def where_still(b):
-        k = np.clip(np.searchsorted(bounds[:, 1], np.round(b * fs), side="right"), 0,
-                    len(bounds) - 1)
-        return still[k]
-
-    b = np.sort(np.concatenate([tracked[where_still(tracked)], plain[~where_still(plain)]]))
-    return b[np.r_[True, np.diff(b) >= 0.33]] if b.size else b  # one beat where they meet
+    return _still_or_plain(tracked, plain, fs, bounds, still)
 
 
 def fused_j_peaks(fus: dict, fs: float, bounds: np.ndarray, rotating: np.ndarray) -> np.ndarray:
@@ -407,7 +429,7 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
         # the refractory distance from the fused BCG's octave-checked periods: an SCG has two
         # waves (AO, AC) per beat, the BCG's envelope one hump (chosen on validation subjects:
         # (d)'s octave errors 1.2-1.7 -> 0.9-1.0 % at 25 Hz/20 %, HR MAE lower, IBI +-0.5 ms)
-        ao = find_ao(scg, fs, periods_s=segment_periods(fus["fused"], fs)[0])
+        ao = ao_peaks(scg, fs, segment_periods(fus["fused"], fs)[0], bounds, rotating)
         out.update(beats_all_s=ao, fallback=scg, scg=scg, ao_s=ao, ac_s=find_ac(scg, fs, ao))
     rejected = ~win["reliable"] | moving
     win["hr_bpm"] = np.where(rejected, np.nan, window_hr(out["beats_all_s"], bounds, fs,

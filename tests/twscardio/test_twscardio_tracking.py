@@ -133,6 +133,38 @@ def test_j_peaks_tracks_still_windows_and_picks_plainly_where_the_head_rotates()
     assert np.all(np.isin(mixed[(mixed < 9.5) | (mixed >= 20.5)], tracked))
 
 
+def test_ao_peaks_picks_plainly_when_off_and_tracks_still_windows_when_on():
+    """`pipeline.ao_peaks`: `find_ao` everywhere with J_AO_TIGHTNESS 0 (shipped); with the
+    switch on, `find_ao(tightness=...)` in still windows and plain picks where the head rotates,
+    as `j_peaks` does for J."""
+    from twscardio.beats import find_ao, segment_periods
+    from twscardio.pipeline import ao_peaks, switched
+
+    rng = np.random.default_rng(6)
+    r = np.arange(0.4, 29.5, 0.8) + rng.normal(0, 0.01, 37)
+    n = 3000
+    # an AO wave and, 0.3 s later, a smaller AC wave per beat, in noise
+    x = (render_atoms(n, FS, r, np.ones(r.size), np.full(r.size, 0.02), np.full(r.size, 12.0),
+                      0.0)
+         + render_atoms(n, FS, r + 0.3, np.full(r.size, 0.6), np.full(r.size, 0.02),
+                        np.full(r.size, 12.0), 0.0) + rng.normal(0, 0.3, n))
+    periods = segment_periods(x, FS)[0]
+    bounds = np.stack([np.arange(0, n, 500), np.arange(500, n + 1, 500)], axis=1)
+    plain = find_ao(x, FS, periods_s=periods)
+    tracked = find_ao(x, FS, periods_s=periods, tightness=2.0)
+    assert not np.array_equal(plain, tracked)  # the two detectors differ on this signal
+    still = np.zeros(6, bool)
+    assert np.array_equal(ao_peaks(x, FS, periods, bounds, still), plain)  # off: plain
+    with switched(J_AO_TIGHTNESS=2.0):
+        assert np.array_equal(ao_peaks(x, FS, periods, bounds, still), tracked)
+        assert np.array_equal(ao_peaks(x, FS, periods, bounds, ~still), plain)
+        rot = np.array([False, False, True, True, False, False])
+        mixed = ao_peaks(x, FS, periods, bounds, rot)
+    inside = (mixed >= 10.0) & (mixed < 20.0)
+    assert np.all(np.isin(mixed[inside], plain))
+    assert np.all(np.isin(mixed[(mixed < 9.5) | (mixed >= 20.5)], tracked))
+
+
 def test_aggregate_pools_octave_errors_of_accepted_windows():
     """Per-recording means for errors, but accepted-window octave errors over all accepted
     windows: one recording with a single (bad) accepted window must not weigh as much as one
