@@ -1,0 +1,92 @@
+"""The net's bias against the field of view: F1 / F2 fitted on training scenes 300-599 of the
+cross-rig net's training set, scored with the shipped pipeline (O1) on the validation sets of the
+S16 rule, against F0 (results/mobifuse/NOTES.md, "The net's bias against the field of view").
+Usage (repository root, PAPERBENCH_CACHE=.cache): python
+results/mobifuse/fov_bias/fov_rule.py OUT.json"""
+import dataclasses
+import json
+import sys
+
+import numpy as np
+import torch
+
+from mobifuse.bench import (QUICK, WEIGHTS_DIR, predict_frames, refined, rig_frames,
+                            rig_train_config)
+from mobifuse.config import BenchConfig
+from mobifuse.data import build_frames
+from mobifuse.disocclusion import frame_shift
+from mobifuse.experiments.cross_rig_seeds import ratios
+from mobifuse.experiments.fusion_ceiling import VAL_RIGS, VAL_SCENES, VAL_SEED0
+from mobifuse.experiments.train_scale import FRESH_SCENES, FRESH_SEED0
+from mobifuse.models import convex_guard, load_model
+from mobifuse.train import scene_seeds
+from shared.cli import parse_args
+
+torch.set_num_threads(2)
+_, cfg = parse_args([], BenchConfig, prog="fov_rule", description="", quick=QUICK,
+                    default_config="configs/mobifuse/bench.yaml")
+net = load_model(WEIGHTS_DIR / "mobifuse-net-38dc784ec3d97dd2.safetensors")
+PER_SCENE = 2000  # pixels sampled per training scene (each scene weighs the same)
+
+
+def features(d, f, kind):
+    """(N, k) design rows for depths d (N,) of frame f: 1, theta, D, theta D (+ m, m D)."""
+    b, fpx, w = f["rig"][:3]
+    theta = 2 * np.arctan(w / 2 / fpx)
+    cols = [np.ones_like(d), np.full_like(d, theta), d, theta * d]
+    if kind == "F2":
+        m = f["rig"][6] / 1e8
+        cols += [np.full_like(d, m), m * d]
+    return np.stack(cols, axis=1)
+
+
+def lad(X, y, iters=50):
+    """Least absolute deviations by iteratively reweighted least squares."""
+    beta = np.linalg.lstsq(X, y, rcond=None)[0]
+    for _ in range(iters):
+        w = 1.0 / np.maximum(np.abs(y - X @ beta), 1e-4)
+        beta = np.linalg.lstsq(X * np.sqrt(w)[:, None], y * np.sqrt(w), rcond=None)[0]
+    return beta
+
+
+def corrected(p, f, kind, beta):
+    if kind == "F0":
+        return p
+    d = p + (features(p.ravel().astype(np.float64), f, kind) @ beta).reshape(p.shape)
+    g = f["geom"]
+    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))[None, None]  # noqa: E731
+    return convex_guard(t(d), t(g[0]), t(g[2]), 2)[0, 0].numpy()
+
+
+tc = rig_train_config(cfg)
+seeds, _ = scene_seeds(tc)
+train = build_frames(seeds[300:600], tc.sim, tc.stereo, tc.dei, tc.rigs, desc="fit scenes")
+rng = np.random.default_rng(0)
+rows = {"F1": ([], []), "F2": ([], [])}
+for f, p in zip(train, predict_frames(net, train)):
+    p = np.asarray(p, dtype=np.float64)
+    ok = np.flatnonzero((np.isfinite(f["gt"]) & (f["gt"] > 0)).ravel())
+    pick = rng.choice(ok, size=min(PER_SCENE, ok.size), replace=False)
+    for kind, (X, y) in rows.items():
+        X.append(features(p.ravel()[pick], f, kind))
+        y.append(f["gt"].ravel()[pick] - p.ravel()[pick])
+betas = {k: lad(np.concatenate(X), np.concatenate(y)) for k, (X, y) in rows.items()}
+out = {"coef": {k: b.tolist() for k, b in betas.items()}}
+print(out, flush=True)
+SETS = {"fresh": (cfg.test_rigs, FRESH_SEED0, FRESH_SCENES, "fresh_unseen"),
+        "between": (dataclasses.replace(cfg.test_rigs, **VAL_RIGS), VAL_SEED0, VAL_SCENES, "val"),
+        "in": (cfg.train_rigs, VAL_SEED0 + 1_000, VAL_SCENES, "val_in_family")}
+for name, (fam, seed0, n, desc) in SETS.items():
+    frames = rig_frames(cfg, fam, seed0, n, desc)
+    preds = [np.asarray(p, dtype=np.float32) for p in predict_frames(net, frames)]
+    for kind in ("F0", "F1", "F2"):
+        res = [refined(corrected(p, f, kind, betas.get(kind)), f, cfg.agree_k,
+                       shift=frame_shift(cfg.train.sim, f["rig"][1]))
+               for p, f in zip(preds, frames)]
+        r = np.array(ratios(res, frames))
+        out[f"{kind}_{name}"] = {"ratios": r.tolist(), "at_or_below_0.7": int((r <= 0.7).sum()),
+                                 "worst": float(r.max()), "mean": float(r.mean())}
+        print(f"{kind} {name:8s} {(r <= 0.7).sum():2d}/{len(r)} worst {r.max():.3f} "
+              f"mean {r.mean():.4f}", flush=True)
+with open(sys.argv[1], "w") as fh:
+    json.dump(out, fh, indent=1)
