@@ -33,14 +33,25 @@ from mobifuse.config import DEIConfig, StereoConfig
 from mobifuse.denoise import DENOISE_C, dei_bilateral
 from mobifuse.disocclusion import WIDTH_FACTOR, background_fill, tof_shift
 from mobifuse.models import TwoStageFusionNet, load_model
-from mobifuse.offset import OFFSET_GATE, stereo_offset
+from mobifuse.offset import stereo_offset
 from mobifuse.pipeline import check_array, prepare_frame
 from shared.config import from_dict
 from shared.errors import ConfigError, DataError
 
-__all__ = ["fuse", "default_model", "DEFAULT_MODEL", "net_inputs", "run_net"]
+__all__ = ["fuse", "default_model", "DEFAULT_MODEL", "net_inputs", "run_net",
+           "model_offset_gate"]
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "mobifuse-default.safetensors"
+
+
+def model_offset_gate(net: TwoStageFusionNet | None) -> float:
+    """The scene-wide stereo offset's gate a net was chosen with (its metadata's
+    `offset_gate`, `offset.stereo_offset`); 0 (off) for a net that names none, the shipped
+    default model among them."""
+    gate = getattr(net, "meta", {}).get("offset_gate", 0.0)
+    if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not gate >= 0:
+        raise DataError(f"model metadata: offset_gate must be a number >= 0, got {gate!r}")
+    return float(gate)
 
 
 @functools.lru_cache(maxsize=1)
@@ -156,13 +167,14 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
          downsample: int = 2, stereo: StereoConfig | None = None,
          dei: DEIConfig | None = None, jit: bool = True, agree_k: float = AGREE_K,
          denoise_c: float = DENOISE_C, fill_width: float = WIDTH_FACTOR,
-         offset_gate: float = OFFSET_GATE) -> dict:
+         offset_gate: float | None = None) -> dict:
     """Fused depth plus every intermediate: depth (work grid), depth_full (caller's grid), tof,
     stereo, sigma_tof, sigma_st (DEI, m), tof_valid / stereo_valid (measured, not filled),
     K_work, search (the disparity search), warnings. `jit`: run the net TorchScript-frozen
     (traced once per frame size, then about 1.8x faster on a CPU). The net's output is first
-    shifted by the scene-wide offset the stereo measures, where the stereo's DEI says it is at
-    least as precise as the ToF's (`offset.stereo_offset`, `offset_gate` x; 0: off). `agree_k`:
+    shifted by the scene-wide offset the stereo measures where median sigma_st <= `offset_gate`
+    x median sigma_ToF over the pixels both measured (`offset.stereo_offset`; 0: off; None:
+    the net's own gate from its metadata, none for the shipped default model). `agree_k`:
     it is then refined where the measured stereo agrees with it
     (`agreement.stereo_agreement`; 0: off), then denoised by the DEI bilateral filter with
     range kernel `denoise_c` sigma_ToF (`denoise.dei_bilateral`, inside the convex guard;
@@ -180,9 +192,10 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
         depth = inverse_variance_fusion(fr["tof"], fr["sigma_tof"], fr["st"], fr["sigma_st"])
     else:
         guard = net.cfg.guard_radius > 0  # re-clip to the net's guard interval, if it has one
+        gate = model_offset_gate(net) if offset_gate is None else offset_gate
         depth, _ = stereo_offset(run_net(net, *net_inputs(fr), jit=jit),
                                  fr["tof"] if guard else None, fr["tof_valid"], fr["st"],
-                                 fr["st_valid"], fr["sigma_tof"], fr["sigma_st"], offset_gate,
+                                 fr["st_valid"], fr["sigma_tof"], fr["sigma_st"], gate,
                                  guard_radius=net.cfg.guard_radius)
         depth = stereo_agreement(depth, fr["sigma_tof"], fr["st"], fr["st_valid"], fr["sigma_st"],
                                  agree_k)

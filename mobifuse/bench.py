@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from mobifuse.agreement import MAX_RATIO, stereo_agreement
-from mobifuse.api import default_model, run_net
+from mobifuse.api import default_model, model_offset_gate, run_net
 from mobifuse.baselines import (
     inverse_variance_fusion,
     joint_bilateral_upsample,
@@ -52,7 +52,7 @@ from mobifuse.denoise import DENOISE_C, dei_bilateral
 from mobifuse.disocclusion import background_fill, frame_shift, tof_shift
 from mobifuse.metrics import dei_spearman, depth_metrics, mean_chamfer, region_metrics
 from mobifuse.models import MODEL_VERSION, N_ERR, TwoStageFusionNet, load_model, save_model
-from mobifuse.offset import OFFSET_GATE, stereo_offset
+from mobifuse.offset import stereo_offset
 from mobifuse.simulator import MASKS, simulate_scene
 from mobifuse.stereo import run_stereo
 from mobifuse.train import (
@@ -131,9 +131,10 @@ def trained_net(cfg: TrainConfig, train: Callable[[], dict], use_dei: bool
 
 def refined(pred, f: dict, k: float, max_ratio: float = MAX_RATIO,
             denoise_c: float = DENOISE_C, shift: float = 0.0,
-            offset_gate: float = OFFSET_GATE) -> np.ndarray:
+            offset_gate: float = 0.0) -> np.ndarray:
     """A DEI net's depth after the scene-wide stereo offset (`offset.stereo_offset`, gate
-    `offset_gate`, 0: off), the stereo-agreement refinement, the DEI bilateral denoising
+    `offset_gate`; 0, the default: off, as every experiment before it ran), the
+    stereo-agreement refinement, the DEI bilateral denoising
     (`denoise.dei_bilateral`, re-clipped to the convex guard's interval) and the background
     fill of disocclusion holes (`disocclusion.background_fill`; `shift` = f t_x of the ToF on
     the work grid, 0: off; `frame_shift`), frame or stacked arrays."""
@@ -147,9 +148,10 @@ def refined(pred, f: dict, k: float, max_ratio: float = MAX_RATIO,
     return background_fill(d, measured, f["err"][..., 0, :, :], shift)
 
 
-def run_arms(d: dict, nets: dict[str, TwoStageFusionNet], k: float, shift: float = 0.0
-             ) -> dict[str, np.ndarray]:
-    """Every arm's depth (N, h, w) on the arrays of one dataset; MobiFuse with the stereo-
+def run_arms(d: dict, nets: dict[str, TwoStageFusionNet], k: float, shift: float = 0.0,
+             offset_gate: float = 0.0) -> dict[str, np.ndarray]:
+    """Every arm's depth (N, h, w) on the arrays of one dataset; MobiFuse with the scene-wide
+    stereo offset at `offset_gate` and the stereo-
     agreement refinement at threshold `k` (the no-DEI ablation gets none: it uses the DEI)."""
     tof, st, gt = d["geom"][:, 0], d["geom"][:, 2], d["gt"]
     gray = d["err"][:, 0]
@@ -159,7 +161,8 @@ def run_arms(d: dict, nets: dict[str, TwoStageFusionNet], k: float, shift: float
     return {"tof_only": tof_only(tof), "sgbm_only": sgbm_only(st), "jbu_tof": jbu,
             "inv_var_dei": inverse_variance_fusion(tof, d["sigma_tof"], st, d["sigma_st"]),
             "net_no_dei": predict(nets["no_dei"], geom, err),
-            "mobifuse": refined(predict(nets["dei"], geom, err), d, k, shift=shift),
+            "mobifuse": refined(predict(nets["dei"], geom, err), d, k, shift=shift,
+                                offset_gate=offset_gate),
             "oracle": oracle_selection(tof, st, gt)}
 
 
@@ -323,7 +326,7 @@ def sweeps(rep: BenchReport, cfg: BenchConfig, nets: dict) -> dict[str, list]:
             seeds = held_out_seeds(cfg, SWEEP_SEED0, cfg.sweep_scenes)
             d = build_dataset(seeds, tc.sim, tc.stereo, tc.dei, overrides={key: float(val)},
                               desc=f"{factor}={val:g}")
-            pr = run_arms(d, nets, cfg.agree_k, frame_shift(tc.sim))
+            pr = run_arms(d, nets, cfg.agree_k, frame_shift(tc.sim), cfg.offset_gate)
             maes = {arm: depth_metrics(p, d["gt"])["mae"] for arm, p in pr.items()}
             sweep_rows[factor].append((float(val), maes))
             for arm, v in maes.items():
@@ -438,22 +441,25 @@ def rig_frames(cfg: BenchConfig, family, seed0: int, n: int, desc: str) -> list[
     return build_frames(held_out_seeds(cfg, seed0, n), tc.sim, tc.stereo, tc.dei, family, desc)
 
 
-def rig_refined(preds: list, frames: list[dict], k: float, sim=None) -> list[np.ndarray]:
+def rig_refined(preds: list, frames: list[dict], k: float, sim=None,
+                offset_gate: float = 0.0) -> list[np.ndarray]:
     """`refined` per frame of a rig set, each with its own rig's fill shift (`frame_shift` at
     the frame's focal length; no fill without `sim`): the cross-rig arms' pipeline."""
-    return [refined(p, f, k, shift=frame_shift(sim, f["rig"][1]) if sim else 0.0)
-            for p, f in zip(preds, frames)]
+    return [refined(p, f, k, shift=frame_shift(sim, f["rig"][1]) if sim else 0.0,
+                    offset_gate=offset_gate) for p, f in zip(preds, frames)]
 
 
-def rig_arms(frames: list[dict], nets: dict, k: float, sim=None
+def rig_arms(frames: list[dict], nets: dict, k: float, sim=None, offset_gate: float = 0.0
              ) -> dict[str, list[np.ndarray]]:
     """Every cross-rig arm's depth per frame (the nets' with the stereo-agreement refinement
-    at threshold `k`, as `fuse()` returns them)."""
+    at threshold `k`, as `fuse()` returns them; the scene-wide stereo offset at `offset_gate`
+    for the bench's cross-rig net, at its own metadata's gate for the default model)."""
     out = {"tof_only": [f["geom"][0] for f in frames], "sgbm_only": [f["geom"][2] for f in frames],
            "inv_var_dei": [inverse_variance_fusion(f["geom"][0], f["sigma_tof"], f["geom"][2],
                                                    f["sigma_st"]) for f in frames]}
     for name, net in nets.items():
-        out[name] = rig_refined(predict_frames(net, frames), frames, k, sim)
+        gate = offset_gate if name == "mobifuse" else model_offset_gate(net)
+        out[name] = rig_refined(predict_frames(net, frames), frames, k, sim, gate)
     return out
 
 
@@ -525,9 +531,10 @@ def cross_rig(rep: BenchReport, cfg: BenchConfig, run_dir) -> dict:
     unseen = rig_frames(cfg, cfg.test_rigs, RIG_TEST_SEED0, cfg.rig_test_scenes, "unseen rigs")
     infam = rig_frames(cfg, cfg.train_rigs, RIG_INFAMILY_SEED0, cfg.rig_infamily_scenes,
                        "in-family rigs")
-    k, sim = cfg.agree_k, cfg.train.sim
-    res = {"unseen": rig_table(rep, unseen, rig_arms(unseen, nets, k, sim), "unseen rigs"),
-           "in_family": rig_table(rep, infam, rig_arms(infam, nets, k, sim), "in-family rigs"),
+    k, sim, gate = cfg.agree_k, cfg.train.sim, cfg.offset_gate
+    res = {"unseen": rig_table(rep, unseen, rig_arms(unseen, nets, k, sim, gate), "unseen rigs"),
+           "in_family": rig_table(rep, infam, rig_arms(infam, nets, k, sim, gate),
+                                  "in-family rigs"),
            "dei": dei_calibration(unseen)}
     reliability_plot(run_dir, res["dei"])
     return res
@@ -585,10 +592,17 @@ def pipeline_latency(cfg: BenchConfig) -> dict:
            "net_ms": _cpu_ms(lambda: run_net(net, g, e, jit=True), n)}
     depth = run_net(net, g, e, jit=True)
     shift = tof_shift(fr["K_work"][0, 0], cal.T_left_tof)
+    def offset(gate):
+        return stereo_offset(depth, fr["tof"], fr["tof_valid"], fr["st"], fr["st_valid"],
+                             fr["sigma_tof"], fr["sigma_st"], gate)[0]
+
     out["refine_ms"] = _cpu_ms(lambda: background_fill(dei_bilateral(stereo_agreement(
-        depth, fr["sigma_tof"], fr["st"], fr["st_valid"], fr["sigma_st"]), fr["sigma_tof"],
-        fr["tof"], fr["st"]), fr["tof_valid"] | fr["st_valid"], fr["gray"], shift), n)
-    # agreement + DEI bilateral denoising + background fill, as in fuse()
+        offset(model_offset_gate(net)), fr["sigma_tof"], fr["st"], fr["st_valid"],
+        fr["sigma_st"]), fr["sigma_tof"], fr["tof"], fr["st"]), fr["tof_valid"] | fr["st_valid"],
+        fr["gray"], shift), n)
+    # the net's own stereo-offset gate (none for the shipped default model) + agreement + DEI
+    # bilateral denoising + background fill, as in fuse(); and the offset step alone, gate open
+    out["offset_open_ms"] = _cpu_ms(lambda: offset(np.inf), n)
     out["tof_dei_rest_ms"] = out["prepare_ms"] - out["sgbm_ms"] - out["sgbm_right_ms"] - \
         out["evidence_ms"]
     out["total_cpu_ms"] = out["prepare_ms"] + out["net_ms"] + out["refine_ms"]
@@ -692,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     nets = {"dei": trained_net(tc, train, True), "no_dei": trained_net(tc, train, False)}
 
     rep = BenchReport("mobifuse", baseline="tof_only", command=sys.argv)
-    preds = run_arms(test, nets, cfg.agree_k, frame_shift(tc.sim))
+    preds = run_arms(test, nets, cfg.agree_k, frame_shift(tc.sim), cfg.offset_gate)
     overall = overall_rows(rep, cfg, test, preds)
     sweep_rows = sweeps(rep, cfg, nets)
     rho = {"tof": dei_spearman(test["sigma_tof"], test["geom"][:, 0], test["gt"]),

@@ -231,3 +231,6 @@ class BenchConfig:
     pipeline_size: tuple[int, ...] = (640, 480)  # frame (W, H) of the end-to-end latency
     pipeline_threads: PosInt = 2  # cores the end-to-end latency may use
     agree_k: NonNegFloat = 1.0  # stereo-agreement refinement of the DEI net (0: off)
+    # the scene-wide stereo offset's gate for the bench's own nets, fixed-rig and cross-rig
+    # (`offset.stereo_offset`; 0: off); the shipped default model's arm uses its own (none)
+    offset_gate: NonNegFloat = 1.0

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mobifuse.agreement import stereo_agreement
-from mobifuse.api import default_model, fuse
+from mobifuse.api import default_model, fuse, model_offset_gate
 from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import TrainConfig
 from mobifuse.data import build_dataset, load_capture, load_middlebury_scene, write_pfm
@@ -74,7 +74,7 @@ def _real(args, model, downsample: int) -> int:
         left, right, tof = scene["left"], scene["right"], scene["tof_depth"]
         amp, gt = scene.get("tof_amplitude"), scene.get("gt_depth")
     out = fuse(left, right, tof, scene["calib"], model=model, tof_amplitude=amp,
-               downsample=downsample)
+               downsample=downsample, offset_gate=args.offset_gate)
     if gt is not None:
         if gt.shape == left.shape[:2]:
             gt = gt[::downsample, ::downsample]
@@ -108,11 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--downsample", type=int, default=None,
                         help="work grid = image / this (default: sim.work_downsample)")
     parser.add_argument("--scenes", type=int, default=8, help="held-out simulated scenes")
+    parser.add_argument("--offset-gate", type=float, default=None,
+                        help="the scene-wide stereo offset's gate (0: off; default: the "
+                             "model's own, none for the shipped default model)")
     args, cfg = parse_args(argv, TrainConfig, prog="mobifuse.eval", description="",
                            parser=parser)
     if args.capture and args.middlebury:
         raise UserError("give --capture or --middlebury, not both")
+    if args.offset_gate is not None and not args.offset_gate >= 0:
+        raise UserError(f"--offset-gate must be >= 0, got {args.offset_gate}")
     model = load_model(Path(args.run) / MODEL_FILE) if args.run else default_model()
+    gate = model_offset_gate(model) if args.offset_gate is None else args.offset_gate
     downsample = args.downsample if args.downsample is not None else cfg.sim.work_downsample
     if args.capture or args.middlebury:
         return _real(args, model, downsample)
@@ -122,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     g = d["geom"]
     guard = model.cfg.guard_radius > 0
     fused, _ = stereo_offset(predict(model, geom, err), g[:, 0] if guard else None, g[:, 1],
-                             g[:, 2], g[:, 3], d["sigma_tof"], d["sigma_st"],
+                             g[:, 2], g[:, 3], d["sigma_tof"], d["sigma_st"], gate,
                              guard_radius=model.cfg.guard_radius)
     fused = stereo_agreement(fused, d["sigma_tof"], g[:, 2], g[:, 3], d["sigma_st"])
     fused = dei_bilateral(fused, d["sigma_tof"], g[:, 0], g[:, 2],

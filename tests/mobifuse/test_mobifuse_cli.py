@@ -123,6 +123,14 @@ def test_eval_middlebury_folder_reports_side_by_side(tmp_path):
     assert m["tof_source"].startswith("simulated") and m["search"]["min_disp"] <= 4
     r = _run("mobifuse.eval", "--middlebury", str(tmp_path / "none"))
     assert r.returncode == 2 and "calib.txt" in r.stderr
+    ev2 = tmp_path / "ev2"  # the stereo offset forced on: the same folder still runs
+    assert mf_eval.main(["--middlebury", str(scene), "--downsample", "1", "--offset-gate",
+                         "100", "--out", str(ev2)]) == 0
+    assert read_json(ev2 / "metrics.json")["fused"]["median"] < 0.05
+    r = _run("mobifuse.eval", "--middlebury", str(scene), "--offset-gate", "-1", "--out",
+             str(tmp_path / "ev3"))
+    assert r.returncode == 2 and "--offset-gate must be >= 0" in r.stderr
+    assert not (tmp_path / "ev3").exists()
 
 
 def _write_capture(folder):

@@ -85,3 +85,107 @@ def test_stacked_frames_get_their_own_offsets_and_no_guard_without_tof():
     for i in range(2):  # unclipped: exactly depth + o
         np.testing.assert_allclose(out[i], depth[i].astype(np.float32) + np.float32(o[i]),
                                    rtol=1e-6)
+
+
+def test_the_gate_reads_the_overlap_only_and_opens_at_equality():
+    """The sigma medians are taken over the pixels both sensors measured, not the frame; a
+    ratio exactly at the gate opens it."""
+    rng = np.random.default_rng(4)
+    gt, depth, tof, tv, st, sv = _frame(rng)
+    both = tv & sv
+    s_t = np.where(both, 0.05, 0.01)  # the ToF looks precise off the overlap only
+    s_s = np.where(both, 0.05, 0.5)  # the stereo looks noisy off the overlap only
+    _, o = stereo_offset(depth, tof, tv, st, sv, s_t, s_s)
+    assert float(o) != 0  # over the overlap: equal medians, ratio 1 = the gate
+    _, o = stereo_offset(depth, tof, tv, st, sv, s_t, s_s * 1.01)
+    assert float(o) == 0
+
+
+def test_non_finite_stereo_or_sigma_neither_opens_the_gate_nor_poisons_the_frame():
+    rng = np.random.default_rng(5)
+    gt, depth, tof, tv, st, sv = _frame(rng)
+    both = np.argwhere(tv & sv)
+    s_t = np.full(gt.shape, 0.05)
+    noisy = np.full(gt.shape, 10.0)  # gate shut
+    noisy[tuple(both[0])] = np.nan
+    _, o = stereo_offset(depth, tof, tv, st, sv, s_t, noisy)
+    assert float(o) == 0  # one NaN sigma does not open a shut gate
+    st_nan = st.copy()
+    st_nan[tuple(both[1])] = np.nan
+    out, o = stereo_offset(depth, None, tv, st_nan, sv, s_t, s_t / 2)
+    assert np.isfinite(float(o)) and float(o) == pytest.approx(0.03, abs=0.003)
+    assert np.all(np.isfinite(out))
+    for bad in (np.nan, -1.0):
+        with pytest.raises(ValueError, match="gate must be >= 0"):
+            stereo_offset(depth, tof, tv, st, sv, s_t, s_t, gate=bad)
+    empty, o = stereo_offset(np.zeros((0, 5)), None, np.zeros((0, 5)), np.zeros((0, 5)),
+                             np.zeros((0, 5)), np.zeros((0, 5)), np.zeros((0, 5)))
+    assert empty.shape == (0, 5) and o.shape == ()
+
+
+def test_the_guard_clip_binds_where_the_offset_leaves_the_inputs_hull():
+    """Inputs that agree within 1 cm; the net's depth 10 cm near except on a block where it is
+    right. The offset (10.5 cm, set by the majority) pushes the block 10 cm beyond both inputs,
+    and the guard clips it back to the top of their 5 x 5 hull; elsewhere depth + o = 2.005."""
+    shape = (20, 20)
+    depth = np.full(shape, 1.90)
+    depth[5:12, 5:12] = 2.0
+    tof, st = np.full(shape, 1.995), np.full(shape, 2.005)
+    ones = np.ones(shape, bool)
+    s = np.full(shape, 0.02)
+    out, o = stereo_offset(depth, tof, ones, st, ones, s, s)
+    assert float(o) == pytest.approx(0.105, abs=1e-6)
+    np.testing.assert_allclose(out, 2.005, rtol=1e-6)  # the block clipped from 2.105
+    unclipped, _ = stereo_offset(depth, None, ones, st, ones, s, s)
+    np.testing.assert_allclose(unclipped[5:12, 5:12], 2.105, rtol=1e-6)
+
+
+def test_refined_and_fuse_pass_each_map_to_its_argument(monkeypatch):
+    """`bench.refined` and `api.fuse` hand `stereo_offset` the ToF, its mask, the stereo, its
+    mask and the two sigmas in that order (a swap would still run)."""
+    import mobifuse.api as api
+    import mobifuse.bench as bench
+
+    rng = np.random.default_rng(6)
+    geom = rng.random((4, 6, 7)).astype(np.float32)
+    f = {"geom": geom, "sigma_tof": rng.random((6, 7)), "sigma_st": rng.random((6, 7)),
+         "err": rng.random((3, 6, 7))}
+    seen = {}
+
+    def spy(depth, d_tof, tof_valid, st, st_valid, sigma_tof, sigma_st, gate=1.0, *a, **k):
+        seen.update(d_tof=d_tof, tof_valid=tof_valid, st=st, st_valid=st_valid,
+                    sigma_tof=sigma_tof, sigma_st=sigma_st, gate=gate)
+        return np.asarray(depth, np.float32), np.zeros(())
+
+    monkeypatch.setattr(bench, "stereo_offset", spy)
+    bench.refined(rng.random((6, 7)), f, 0.0, denoise_c=0.0, offset_gate=0.5)
+    for key, ref in (("d_tof", geom[0]), ("tof_valid", geom[1]), ("st", geom[2]),
+                     ("st_valid", geom[3]), ("sigma_tof", f["sigma_tof"]),
+                     ("sigma_st", f["sigma_st"])):
+        np.testing.assert_array_equal(seen[key], ref)
+    assert seen["gate"] == 0.5
+
+    from mobifuse.config import NetConfig, SimConfig
+    from mobifuse.data import sim_calibration
+    from mobifuse.models import TwoStageFusionNet
+    from mobifuse.simulator import simulate_scene
+
+    sim = SimConfig(width=64, height=48, focal_px=56.0, tof_width=32, tof_height=24,
+                    tof_focal_px=28.0)
+    raw = simulate_scene(2, sim)
+    tof = np.where(raw["tof_valid"], raw["tof_depth"], np.nan)
+    monkeypatch.setattr(api, "stereo_offset", spy)
+    net = TwoStageFusionNet(NetConfig(widths=(4, 8, 8)))
+    out = api.fuse(raw["left"], raw["right"], tof, sim_calibration(sim), model=net, jit=False)
+    for key, ref in (("d_tof", out["tof"]), ("tof_valid", out["tof_valid"]),
+                     ("st", out["stereo"]), ("st_valid", out["stereo_valid"]),
+                     ("sigma_tof", out["sigma_tof"]), ("sigma_st", out["sigma_st"])):
+        np.testing.assert_array_equal(seen[key], ref)
+    assert seen["gate"] == 0.0  # a net that names no gate: off
+    net.meta = {"offset_gate": 1.5}
+    api.fuse(raw["left"], raw["right"], tof, sim_calibration(sim), model=net, jit=False)
+    assert seen["gate"] == 1.5
+    net.meta = {"offset_gate": "wide"}
+    from shared.errors import DataError
+    with pytest.raises(DataError, match="offset_gate must be a number"):
+        api.fuse(raw["left"], raw["right"], tof, sim_calibration(sim), model=net, jit=False)

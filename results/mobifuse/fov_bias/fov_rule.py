@@ -81,7 +81,7 @@ for name, (fam, seed0, n, desc) in SETS.items():
     preds = [np.asarray(p, dtype=np.float32) for p in predict_frames(net, frames)]
     for kind in ("F0", "F1", "F2"):
         res = [refined(corrected(p, f, kind, betas.get(kind)), f, cfg.agree_k,
-                       shift=frame_shift(cfg.train.sim, f["rig"][1]))
+                       shift=frame_shift(cfg.train.sim, f["rig"][1]), offset_gate=1.0)
                for p, f in zip(preds, frames)]
         r = np.array(ratios(res, frames))
         out[f"{kind}_{name}"] = {"ratios": r.tolist(), "at_or_below_0.7": int((r <= 0.7).sum()),
