@@ -39,6 +39,7 @@ from mobifuse.bench import (
     RIG_INFAMILY_SEED0,
     RIG_TEST_SEED0,
     held_out_seeds,
+    rig_frames,
     rig_refined,
     rig_train_config,
 )
@@ -67,6 +68,29 @@ def eval_sets(cfg: BenchConfig) -> dict[str, tuple]:
             "val_in_family": (cfg.train_rigs, VAL_SEED0 + 1_000, VAL_SCENES),
             "unseen": (cfg.test_rigs, RIG_TEST_SEED0, cfg.rig_test_scenes),
             "in_family": (cfg.train_rigs, RIG_INFAMILY_SEED0, cfg.rig_infamily_scenes)}
+
+
+# the validation sets of the S16 rule under the short names the later pipeline rules use
+# (results/mobifuse/stereo_offset/, fov_bias/)
+RULE_SETS = {"fresh": "fresh_unseen", "between": "val", "in": "val_in_family"}
+
+
+def rule_sets(cfg: BenchConfig) -> dict[str, list[dict]]:
+    """Short name -> frames of the S16 rule's validation sets (`eval_sets`), as
+    `bench.rig_frames` builds them."""
+    sets = eval_sets(cfg)
+    return {short: rig_frames(cfg, *sets[name], name) for short, name in RULE_SETS.items()}
+
+
+def set_scores(res: list[np.ndarray], frames: list[dict], label: str) -> dict:
+    """A set's per-scene ratios (`ratios`) and a rule's figures: scenes at or below 0.7, the
+    worst, the mean; printed as one line after `label`."""
+    r = np.array(ratios(res, frames))
+    out = {"ratios": r.tolist(), "at_or_below_0.7": int((r <= 0.7).sum()),
+           "worst": float(r.max()), "mean": float(r.mean())}
+    print(f"{label} {out['at_or_below_0.7']:2d}/{len(r)} worst {out['worst']:.3f} "
+          f"mean {out['mean']:.4f}", flush=True)
+    return out
 
 
 def _frames(cfg: BenchConfig, family, seeds: list[int]) -> list[dict]:

@@ -3,21 +3,17 @@ cross-rig net's training set, scored with the shipped pipeline (O1) on the valid
 S16 rule, against F0 (results/mobifuse/NOTES.md, "The net's bias against the field of view").
 Usage (repository root, PAPERBENCH_CACHE=.cache): python
 results/mobifuse/fov_bias/fov_rule.py OUT.json"""
-import dataclasses
 import json
 import sys
 
 import numpy as np
 import torch
 
-from mobifuse.bench import (QUICK, WEIGHTS_DIR, predict_frames, refined, rig_frames,
-                            rig_train_config)
+from mobifuse.bench import QUICK, WEIGHTS_DIR, predict_frames, refined, rig_train_config
 from mobifuse.config import BenchConfig
 from mobifuse.data import build_frames
 from mobifuse.disocclusion import frame_shift
-from mobifuse.experiments.cross_rig_seeds import ratios
-from mobifuse.experiments.fusion_ceiling import VAL_RIGS, VAL_SCENES, VAL_SEED0
-from mobifuse.experiments.train_scale import FRESH_SCENES, FRESH_SEED0
+from mobifuse.experiments.train_scale import rule_sets, set_scores
 from mobifuse.models import convex_guard, load_model
 from mobifuse.train import scene_seeds
 from shared.cli import parse_args
@@ -73,20 +69,12 @@ for f, p in zip(train, predict_frames(net, train)):
 betas = {k: lad(np.concatenate(X), np.concatenate(y)) for k, (X, y) in rows.items()}
 out = {"coef": {k: b.tolist() for k, b in betas.items()}}
 print(out, flush=True)
-SETS = {"fresh": (cfg.test_rigs, FRESH_SEED0, FRESH_SCENES, "fresh_unseen"),
-        "between": (dataclasses.replace(cfg.test_rigs, **VAL_RIGS), VAL_SEED0, VAL_SCENES, "val"),
-        "in": (cfg.train_rigs, VAL_SEED0 + 1_000, VAL_SCENES, "val_in_family")}
-for name, (fam, seed0, n, desc) in SETS.items():
-    frames = rig_frames(cfg, fam, seed0, n, desc)
+for name, frames in rule_sets(cfg).items():
     preds = [np.asarray(p, dtype=np.float32) for p in predict_frames(net, frames)]
     for kind in ("F0", "F1", "F2"):
         res = [refined(corrected(p, f, kind, betas.get(kind)), f, cfg.agree_k,
                        shift=frame_shift(cfg.train.sim, f["rig"][1]), offset_gate=1.0)
                for p, f in zip(preds, frames)]
-        r = np.array(ratios(res, frames))
-        out[f"{kind}_{name}"] = {"ratios": r.tolist(), "at_or_below_0.7": int((r <= 0.7).sum()),
-                                 "worst": float(r.max()), "mean": float(r.mean())}
-        print(f"{kind} {name:8s} {(r <= 0.7).sum():2d}/{len(r)} worst {r.max():.3f} "
-              f"mean {r.mean():.4f}", flush=True)
+        out[f"{kind}_{name}"] = set_scores(res, frames, f"{kind} {name:8s}")
 with open(sys.argv[1], "w") as fh:
     json.dump(out, fh, indent=1)
