@@ -32,7 +32,7 @@ from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import DEIConfig, StereoConfig
 from mobifuse.denoise import DENOISE_C, dei_bilateral
 from mobifuse.disocclusion import WIDTH_FACTOR, background_fill, tof_shift
-from mobifuse.models import TwoStageFusionNet, load_model
+from mobifuse.models import TwoStageFusionNet, load_model, n_err, ray_maps
 from mobifuse.offset import stereo_offset
 from mobifuse.pipeline import check_array, prepare_frame
 from shared.config import from_dict
@@ -97,6 +97,9 @@ def run_net(model: TwoStageFusionNet, geom: np.ndarray, err: np.ndarray,
     """Fused depth (h, w) of one frame of any size (edge-padded to a multiple of 8, cropped);
     `jit`: run a TorchScript-frozen copy traced for this shape (same result, faster when
     frames of one size repeat)."""
+    if err.shape[0] != n_err(model.cfg):
+        raise DataError(f"the net takes {n_err(model.cfg)} err channels (grey, DEI"
+                        f"{', rays' if model.cfg.ray_channels else ''}), got {err.shape[0]}")
     h, w = geom.shape[-2:]
     ph, pw = (-h) % 8, (-w) % 8  # the net halves the resolution three times
     g = torch.from_numpy(np.pad(geom, ((0, 0), (0, ph), (0, pw)), mode="edge")[None]).float()
@@ -193,7 +196,11 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
     else:
         guard = net.cfg.guard_radius > 0  # re-clip to the net's guard interval, if it has one
         gate = model_offset_gate(net) if offset_gate is None else offset_gate
-        depth, _ = stereo_offset(run_net(net, *net_inputs(fr), jit=jit),
+        geom, err = net_inputs(fr)
+        if net.cfg.ray_channels:  # the camera, exactly, from the calibration
+            K = fr["K_work"]
+            err = np.concatenate([err, ray_maps(*err.shape[-2:], K[0, 0], K[0, 2], K[1, 2])])
+        depth, _ = stereo_offset(run_net(net, geom, err, jit=jit),
                                  fr["tof"] if guard else None, fr["tof_valid"], fr["st"],
                                  fr["st_valid"], fr["sigma_tof"], fr["sigma_st"], gate,
                                  guard_radius=net.cfg.guard_radius)

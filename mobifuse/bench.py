@@ -108,6 +108,8 @@ def net_key(cfg: TrainConfig, use_dei: bool) -> tuple[TrainConfig, dict]:
     if tcfg.lf_weight == 0:
         for k in ("lf_weight", "lf_block", "lf_target", "lf_mpi_max"):
             del key[k]
+    if not tcfg.net.ray_channels:  # the nets cached before the option keep their keys
+        del key["net"]["ray_channels"]
     return tcfg, {"train": key, "data": DATA_VERSION, "model": MODEL_VERSION}
 
 

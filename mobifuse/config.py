@@ -162,6 +162,9 @@ class NetConfig:
     use_dei: bool = True  # False: the no-DEI ablation (DEI channels zeroed)
     guard_radius: NonNegInt = 2  # output clipped to the inputs' (2r+1)^2 hull (convex guard)
     max_depth: PosFloat = 5.0  # depth normaliser (m)
+    # two more error-encoder inputs: each pixel's ray direction (u - cx) / f, (v - cy) / f on
+    # the work grid (`models.ray_maps`), so a crop knows its camera (CAM-Convs, Facil et al. 2019)
+    ray_channels: bool = False
 
 
 @dataclass

@@ -3,7 +3,8 @@ sizes are ours, the paper does not publish them).
 
 Inputs (B = batch, h x w work resolution, multiples of 8):
   geom (B, 4, h, w): ToF depth, ToF valid, SGBM depth, SGBM valid  (depths in metres)
-  err  (B, 1 + D, h, w): grey image, then D = len(DEI_CHANNELS) DEI maps
+  err  (B, 1 + D (+ 2), h, w): grey image, then D = len(DEI_CHANNELS) DEI maps, then with
+       `NetConfig.ray_channels` the two ray-direction maps of `ray_maps`
 Output: dict with 'depth', 'coarse' and (with EdgeSnap) 'pre_snap', each (B, 1, h, w) in metres,
 and 'gates' (B, 2, h, w).
 
@@ -36,6 +37,7 @@ amplified, and no learned residual can leave the hull of what the sensors saw.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,12 +46,29 @@ from mobifuse.config import NetConfig
 from mobifuse.dei import DEI_CHANNELS
 
 __all__ = ["TwoStageFusionNet", "EdgeSnap", "convex_guard", "window_max", "fusion_loss", "N_ERR",
-           "save_model", "load_model", "MODEL_FILE"]
+           "save_model", "load_model", "MODEL_FILE", "ray_maps", "n_err"]
 
 N_ERR = 1 + len(DEI_CHANNELS)
 MODEL_VERSION = 4  # bump when the architecture or file format changes (keys cached weights)
 MODEL_FILE = "model.safetensors"  # what mobifuse.train writes into its run dir
 _KIND = "mobifuse.TwoStageFusionNet"
+
+
+def n_err(cfg: NetConfig) -> int:
+    """Channels of the net's `err` input: grey + DEI maps (+ 2 ray-direction maps)."""
+    return N_ERR + (2 if cfg.ray_channels else 0)
+
+
+def ray_maps(h: int, w: int, f: float, cx: float | None = None, cy: float | None = None
+             ) -> np.ndarray:
+    """(2, h, w) float32: each pixel's ray direction (u - cx) / f, (v - cy) / f on a grid of
+    focal length f px (principal point at the centre when not given): the camera input of
+    `NetConfig.ray_channels`. Its slope is 1 / f and its span the field of view."""
+    cx = (w - 1) / 2 if cx is None else cx
+    cy = (h - 1) / 2 if cy is None else cy
+    u = (np.arange(w, dtype=np.float32) - np.float32(cx)) / np.float32(f)
+    v = (np.arange(h, dtype=np.float32) - np.float32(cy)) / np.float32(f)
+    return np.stack([np.broadcast_to(u[None], (h, w)), np.broadcast_to(v[:, None], (h, w))])
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -173,7 +192,7 @@ class TwoStageFusionNet(nn.Module):
             raise ValueError(f"net.widths must have 3 entries, got {list(w)}")
         self.tof_enc = _Encoder(2, w)
         self.st_enc = _Encoder(2, w)
-        self.err_enc = _Encoder(N_ERR, w)
+        self.err_enc = _Encoder(n_err(cfg), w)
         self.gates = nn.ModuleList(nn.Conv2d(c, 2, 1) for c in w)
         self.dec1 = _Decoder(tuple(2 * c for c in w), w)  # gated geometry + error features
         self.head1 = nn.Conv2d(w[0], 1, 3, 1, 1)
@@ -182,13 +201,13 @@ class TwoStageFusionNet(nn.Module):
         self.head2 = nn.Conv2d(w[0], 8, 3, 1, 1)
         r = cfg.refine_width
         self.refine = nn.Sequential(_conv(8 + 4, r), _conv(r, r), nn.Conv2d(r, 1, 3, 1, 1))
-        self.snap = (EdgeSnap(3 + N_ERR, r, cfg.snap_radius, cfg.snap_dilation)
+        self.snap = (EdgeSnap(3 + n_err(cfg), r, cfg.snap_radius, cfg.snap_dilation)
                      if cfg.snap_radius > 0 else None)
 
     def forward(self, geom: torch.Tensor, err: torch.Tensor) -> dict:
         s = self.cfg.max_depth
         if not self.cfg.use_dei:
-            err = torch.cat([err[:, :1], torch.zeros_like(err[:, 1:])], 1)
+            err = torch.cat([err[:, :1], torch.zeros_like(err[:, 1:N_ERR]), err[:, N_ERR:]], 1)
         d_tof, d_st = geom[:, 0:1] / s, geom[:, 2:3] / s
         gray = err[:, :1]
         t = self.tof_enc(torch.cat([d_tof, geom[:, 1:2]], 1))

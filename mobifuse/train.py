@@ -29,6 +29,7 @@ from mobifuse.models import (
     TwoStageFusionNet,
     fusion_loss,
     low_frequency_loss,
+    ray_maps,
     save_model,
 )
 from shared.cli import parse_args, run
@@ -58,13 +59,37 @@ def to_tensors(d: dict, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor
             torch.from_numpy(d["gt"][:, None]).to(device))
 
 
-def frame_tensors(data) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def frame_rays(f: dict) -> np.ndarray:
+    """(2, h, w) ray-direction maps (`models.ray_maps`) of a `build_frames` frame: the rig's
+    focal length scaled to the work grid, the principal point at the centre (the frames keep
+    the rig's size and focal length, not its small principal-point offset)."""
+    h, w = f["err"].shape[-2:]
+    return ray_maps(h, w, float(f["rig"][1]) * w / float(f["rig"][2]))
+
+
+def with_rays(f: dict, net_cfg) -> np.ndarray:
+    """The frame's `err` as a net of `net_cfg` takes it: + `frame_rays` when it has
+    ray_channels (a frame without its rig, e.g. of the fixed-rig datasets, is refused)."""
+    if not net_cfg.ray_channels:
+        return f["err"]
+    if "rig" not in f:
+        raise ValueError("a net with ray_channels needs frames that keep their rig "
+                         "(`build_frames`), or the err maps with the rays appended")
+    return np.concatenate([f["err"], frame_rays(f)]).astype(np.float32)
+
+
+def frame_tensors(data, net_cfg=None) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Per frame (geom (4, h, w), err (C, h, w), gt (1, h, w)) of a `build_dataset` dict
-    (stacked) or a `build_frames` list (frames of any size)."""
+    (stacked) or a `build_frames` list (frames of any size); err as a net of `net_cfg` takes
+    it (`with_rays`)."""
+    rays = net_cfg is not None and net_cfg.ray_channels
     if isinstance(data, dict):
+        if rays:
+            raise ValueError("a net with ray_channels trains on `build_frames` frames")
         g, e, y = to_tensors(data)
         return list(zip(g, e, y))
-    return [(torch.from_numpy(f["geom"]), torch.from_numpy(f["err"]),
+    return [(torch.from_numpy(f["geom"]),
+             torch.from_numpy(with_rays(f, net_cfg) if rays else f["err"]),
              torch.from_numpy(f["gt"][None])) for f in data]
 
 
@@ -147,7 +172,7 @@ def predict_frames(model: TwoStageFusionNet, data) -> list[np.ndarray]:
     """Fused depth (h, w) per frame of a `build_frames` list (or a stacked dataset)."""
     frames = data if isinstance(data, list) else [
         {"geom": g, "err": e} for g, e in zip(data["geom"], data["err"])]
-    return [run_net(model, f["geom"], f["err"]) for f in frames]
+    return [run_net(model, f["geom"], with_rays(f, model.cfg)) for f in frames]
 
 
 def train_fusion_net(cfg: TrainConfig, train, val=None,
@@ -163,7 +188,7 @@ def train_fusion_net(cfg: TrainConfig, train, val=None,
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
     gen = torch.Generator().manual_seed(cfg.seed)
-    frames = frame_tensors(train)
+    frames = frame_tensors(train, cfg.net)
     h = min(min(f[0].shape[-2:]) for f in frames)
     if cfg.crop > h:
         raise ValueError(f"crop {cfg.crop} larger than the smallest work resolution side {h}")
