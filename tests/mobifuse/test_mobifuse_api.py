@@ -180,3 +180,47 @@ def test_fuse_bad_inputs(frame):
     with pytest.raises(DataError, match="'left' contains NaN"):
         fuse(nan_left, raw["right"], tof, c)
 
+
+
+def test_a_ray_net_gets_the_rays_of_its_calibration_and_training_frames_theirs(frame,
+                                                                               monkeypatch):
+    """`fuse()` appends `ray_maps` of the work-grid K to a ray net's err; `frame_tensors`
+    appends a training frame's (its rig's focal length on the work grid); the bench's shipped
+    cross-rig net keeps its cache key (the option off leaves the key as it was)."""
+    import mobifuse.api as api
+    from mobifuse.bench import WEIGHTS_DIR, net_key, rig_train_config
+    from mobifuse.config import BenchConfig
+    from mobifuse.models import N_ERR, ray_maps
+    from mobifuse.train import frame_tensors
+    from shared.cache import cache_key
+    from shared.cli import parse_args
+
+    raw, c, tof = frame
+    seen = {}
+    real = api.run_net
+
+    def spy(model, geom, err, jit=False):
+        seen["err"] = err
+        return real(model, geom, err, jit)
+
+    monkeypatch.setattr(api, "run_net", spy)
+    torch.manual_seed(0)
+    net = TwoStageFusionNet(NetConfig(widths=(4, 8, 8), ray_channels=True))
+    out = fuse(raw["left"], raw["right"], tof, c, model=net, jit=False)
+    K = out["K_work"]
+    h, w = out["depth"].shape
+    np.testing.assert_allclose(seen["err"][N_ERR:], ray_maps(h, w, K[0, 0], K[0, 2], K[1, 2]))
+
+    f = {"geom": np.zeros((4, 6, 8), np.float32), "err": np.zeros((N_ERR, 6, 8), np.float32),
+         "gt": np.ones((6, 8), np.float32), "rig": [0.05, 400.0, 16, 12, 0, 2, 2e7, 1.0]}
+    (_, e, _), = frame_tensors([f], NetConfig(ray_channels=True))
+    np.testing.assert_allclose(e[N_ERR:].numpy(), ray_maps(6, 8, 200.0))  # f 400 px at 16 -> 8
+    (_, e, _), = frame_tensors([f], NetConfig())
+    assert e.shape[0] == N_ERR
+
+    from pathlib import Path
+
+    bench_yaml = Path(__file__).resolve().parents[2] / "configs" / "mobifuse" / "bench.yaml"
+    _, cfg = parse_args([], BenchConfig, prog="t", description="", default_config=str(bench_yaml))
+    _, key = net_key(rig_train_config(cfg), True)
+    assert (WEIGHTS_DIR / f"{cache_key('mobifuse-net', key, 1)}.safetensors").is_file()

@@ -398,3 +398,30 @@ def test_rig_lf_weight_sets_the_term_of_the_cross_rig_net_only():
     none = load_config("configs/mobifuse/bench.yaml", BenchConfig,
                        ["rig_lf_weight=null", "train.lf_weight=0.5"])
     assert rig_train_config(none).lf_weight == 0.5
+
+
+def test_ray_maps_closed_form_and_a_ray_net_takes_two_more_channels():
+    """`ray_maps`: (u - cx) / f and (v - cy) / f at every pixel (a loop), slope 1 / f, zero at
+    the principal point; a net with ray_channels takes N_ERR + 2 err channels and `run_net`
+    refuses any other count with one line."""
+    from mobifuse.api import run_net
+    from mobifuse.models import N_ERR, n_err, ray_maps
+    from shared.errors import DataError
+
+    r = ray_maps(5, 7, 100.0, cx=2.5, cy=1.0)
+    for v in range(5):
+        for u in range(7):
+            assert r[0, v, u] == pytest.approx((u - 2.5) / 100.0)
+            assert r[1, v, u] == pytest.approx((v - 1.0) / 100.0)
+    c = ray_maps(4, 6, 50.0)  # centred by default
+    assert c[0].sum() == pytest.approx(0.0, abs=1e-6) and c[1].sum() == pytest.approx(0.0, abs=1e-6)
+    cfg = NetConfig(widths=(4, 8, 8), ray_channels=True)
+    assert n_err(cfg) == N_ERR + 2 and n_err(NetConfig()) == N_ERR
+    torch.manual_seed(0)
+    net = TwoStageFusionNet(cfg)
+    geom = np.random.default_rng(0).uniform(1, 3, (4, 16, 24)).astype(np.float32)
+    err = np.random.default_rng(1).random((N_ERR, 16, 24)).astype(np.float32)
+    out = run_net(net, geom, np.concatenate([err, ray_maps(16, 24, 20.0)]))
+    assert out.shape == (16, 24) and np.all(np.isfinite(out))
+    with pytest.raises(DataError, match=f"takes {N_ERR + 2} err channels"):
+        run_net(net, geom, err)
