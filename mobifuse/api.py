@@ -32,7 +32,7 @@ from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import DEIConfig, StereoConfig
 from mobifuse.denoise import DENOISE_C, dei_bilateral
 from mobifuse.disocclusion import WIDTH_FACTOR, background_fill, tof_shift
-from mobifuse.models import TwoStageFusionNet, load_model, n_err, ray_maps
+from mobifuse.models import TwoStageFusionNet, centred_rays, load_model, n_err
 from mobifuse.offset import stereo_offset
 from mobifuse.pipeline import check_array, prepare_frame
 from shared.config import from_dict
@@ -197,9 +197,11 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
         guard = net.cfg.guard_radius > 0  # re-clip to the net's guard interval, if it has one
         gate = model_offset_gate(net) if offset_gate is None else offset_gate
         geom, err = net_inputs(fr)
-        if net.cfg.ray_channels:  # the camera, exactly, from the calibration
-            K = fr["K_work"]
-            err = np.concatenate([err, ray_maps(*err.shape[-2:], K[0, 0], K[0, 2], K[1, 2])])
+        if net.cfg.ray_channels:  # the camera from the calibration, centred as in training
+            H, W = np.shape(left)[:2]
+            K = fr["calib"].K_left
+            rays = centred_rays(*err.shape[-2:], K[0, 0], W, H, K[1, 1])
+            err = np.concatenate([err, rays])
         depth, _ = stereo_offset(run_net(net, geom, err, jit=jit),
                                  fr["tof"] if guard else None, fr["tof_valid"], fr["st"],
                                  fr["st_valid"], fr["sigma_tof"], fr["sigma_st"], gate,

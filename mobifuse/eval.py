@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mobifuse.agreement import stereo_agreement
 from mobifuse.api import default_model, fuse, model_offset_gate
@@ -28,7 +29,7 @@ from mobifuse.data import build_dataset, load_capture, load_middlebury_scene, wr
 from mobifuse.denoise import dei_bilateral
 from mobifuse.disocclusion import background_fill, frame_shift
 from mobifuse.metrics import depth_metrics, region_metrics
-from mobifuse.models import MODEL_FILE, load_model
+from mobifuse.models import MODEL_FILE, centred_rays, load_model
 from mobifuse.offset import stereo_offset
 from mobifuse.simulator import MASKS
 from mobifuse.train import predict, to_tensors
@@ -125,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [cfg.seed * 100_000 + EVAL_SEED0 + i for i in range(args.scenes)]
     d = build_dataset(seeds, cfg.sim, cfg.stereo, cfg.dei, desc="eval scenes")
     geom, err, _ = to_tensors(d)
+    if model.cfg.ray_channels:  # each scene's camera, as the net was trained with it
+        h, w = err.shape[-2:]
+        err = torch.cat([err, torch.from_numpy(np.stack(
+            [centred_rays(h, w, r[1], r[2], r[3]) for r in d["rig"]]))], 1)
     g = d["geom"]
     guard = model.cfg.guard_radius > 0
     fused, _ = stereo_offset(predict(model, geom, err), g[:, 0] if guard else None, g[:, 1],

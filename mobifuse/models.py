@@ -46,7 +46,7 @@ from mobifuse.config import NetConfig
 from mobifuse.dei import DEI_CHANNELS
 
 __all__ = ["TwoStageFusionNet", "EdgeSnap", "convex_guard", "window_max", "fusion_loss", "N_ERR",
-           "save_model", "load_model", "MODEL_FILE", "ray_maps", "n_err"]
+           "save_model", "load_model", "MODEL_FILE", "ray_maps", "centred_rays", "n_err"]
 
 N_ERR = 1 + len(DEI_CHANNELS)
 MODEL_VERSION = 4  # bump when the architecture or file format changes (keys cached weights)
@@ -59,16 +59,29 @@ def n_err(cfg: NetConfig) -> int:
     return N_ERR + (2 if cfg.ray_channels else 0)
 
 
-def ray_maps(h: int, w: int, f: float, cx: float | None = None, cy: float | None = None
-             ) -> np.ndarray:
-    """(2, h, w) float32: each pixel's ray direction (u - cx) / f, (v - cy) / f on a grid of
-    focal length f px (principal point at the centre when not given): the camera input of
-    `NetConfig.ray_channels`. Its slope is 1 / f and its span the field of view."""
+def ray_maps(h: int, w: int, f: float, cx: float | None = None, cy: float | None = None,
+             fy: float | None = None) -> np.ndarray:
+    """(2, h, w) float32: each pixel's ray direction (u - cx) / f, (v - cy) / fy on a grid of
+    focal length f (fy: f) px, principal point at the centre when not given: the camera input
+    of `NetConfig.ray_channels`. Its slope is 1 / f and its span the field of view. A
+    left-right mirrored image is the camera of map -u (`train._crops` flips so)."""
     cx = (w - 1) / 2 if cx is None else cx
     cy = (h - 1) / 2 if cy is None else cy
     u = (np.arange(w, dtype=np.float32) - np.float32(cx)) / np.float32(f)
-    v = (np.arange(h, dtype=np.float32) - np.float32(cy)) / np.float32(f)
+    v = (np.arange(h, dtype=np.float32) - np.float32(cy)) / np.float32(fy or f)
     return np.stack([np.broadcast_to(u[None], (h, w)), np.broadcast_to(v[:, None], (h, w))])
+
+
+def centred_rays(h: int, w: int, focal_px: float, width_px: float, height_px: float,
+                 fy_px: float | None = None) -> np.ndarray:
+    """(2, h, w) ray maps (`models.ray_maps`) of an image of width_px x height_px and focal
+    focal_px seen on an h x w work grid: work pixel j is image pixel s j (s = the downsampling,
+    round(width_px / w)), so f / s and the principal point (W - 1) / 2s, (H - 1) / 2s, taken at
+    the image centre: the simulated frames keep their rig's size and focal length, not its
+    +-20 px principal-point offset, and `fuse()` does the same so a net sees one convention."""
+    s = max(1, round(float(width_px) / w))
+    return ray_maps(h, w, float(focal_px) / s, (float(width_px) - 1) / (2 * s),
+                    (float(height_px) - 1) / (2 * s), float(fy_px or focal_px) / s)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

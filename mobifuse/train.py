@@ -26,10 +26,11 @@ from mobifuse.data import build_dataset, build_frames
 from mobifuse.dei import DEI_CHANNELS
 from mobifuse.models import (
     MODEL_FILE,
+    N_ERR,
     TwoStageFusionNet,
+    centred_rays,
     fusion_loss,
     low_frequency_loss,
-    ray_maps,
     save_model,
 )
 from shared.cli import parse_args, run
@@ -60,16 +61,16 @@ def to_tensors(d: dict, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor
 
 
 def frame_rays(f: dict) -> np.ndarray:
-    """(2, h, w) ray-direction maps (`models.ray_maps`) of a `build_frames` frame: the rig's
-    focal length scaled to the work grid, the principal point at the centre (the frames keep
-    the rig's size and focal length, not its small principal-point offset)."""
+    """(2, h, w) `centred_rays` of a frame that keeps its rig (`build_frames`: rig =
+    [baseline, focal px, width px, height px, ...] at full resolution)."""
     h, w = f["err"].shape[-2:]
-    return ray_maps(h, w, float(f["rig"][1]) * w / float(f["rig"][2]))
+    return centred_rays(h, w, f["rig"][1], f["rig"][2], f["rig"][3])
 
 
 def with_rays(f: dict, net_cfg) -> np.ndarray:
     """The frame's `err` as a net of `net_cfg` takes it: + `frame_rays` when it has
-    ray_channels (a frame without its rig, e.g. of the fixed-rig datasets, is refused)."""
+    ray_channels (a frame without its rig, as `predict_frames` builds from stacked arrays,
+    is refused)."""
     if not net_cfg.ray_channels:
         return f["err"]
     if "rig" not in f:
@@ -133,10 +134,11 @@ def stereo_scaled(geom: torch.Tensor, err: torch.Tensor, gt: torch.Tensor,
 
 
 def _crops(frames, n: int, size: int, gen: torch.Generator, scale_prob: float = 0.0,
-           scale_min: float = 1.0):
+           scale_min: float = 1.0, rays: bool = False):
     """A batch of `n` random crops (with random horizontal flips) of random frames; a share
     `scale_prob` of them with the stereo error scaled by alpha, log-uniform in [scale_min, 1]
-    (`stereo_scaled`)."""
+    (`stereo_scaled`). `rays`: err ends with the two ray maps, and a flipped crop gets the
+    mirrored camera's u map (-u, `models.ray_maps`)."""
     i = torch.randint(0, len(frames), (n,), generator=gen)
     u = torch.rand(n, 2, generator=gen)
     flip = torch.rand(n, generator=gen) < 0.5
@@ -152,6 +154,9 @@ def _crops(frames, n: int, size: int, gen: torch.Generator, scale_prob: float = 
         for lst, t in zip(out, (g, e, y)):
             c = t[:, y0:y0 + size, x0:x0 + size]
             lst.append(c.flip(-1) if flip[b] else c)
+        if rays and flip[b]:
+            out[1][-1] = torch.cat([out[1][-1][:N_ERR], -out[1][-1][N_ERR:N_ERR + 1],
+                                    out[1][-1][N_ERR + 1:]])
     g, e, y = (torch.stack(lst) for lst in out)
     if scale_prob > 0:
         g, e = stereo_scaled(g, e, y, alpha)
@@ -208,7 +213,8 @@ def train_fusion_net(cfg: TrainConfig, train, val=None,
     for step in bar:
         g, e, y = (t.to(device) for t in _crops(frames, cfg.batch_size, cfg.crop, gen,
                                                          cfg.stereo_scale_prob,
-                                                         cfg.stereo_scale_min))
+                                                         cfg.stereo_scale_min,
+                                                         cfg.net.ray_channels))
         out = model(g, e)
         loss = training_loss(cfg, out, g, e, y)
         opt.zero_grad(set_to_none=True)

@@ -181,12 +181,15 @@ def test_fuse_bad_inputs(frame):
         fuse(nan_left, raw["right"], tof, c)
 
 
-
 def test_a_ray_net_gets_the_rays_of_its_calibration_and_training_frames_theirs(frame,
                                                                                monkeypatch):
-    """`fuse()` appends `ray_maps` of the work-grid K to a ray net's err; `frame_tensors`
-    appends a training frame's (its rig's focal length on the work grid); the bench's shipped
-    cross-rig net keeps its cache key (the option off leaves the key as it was)."""
+    """`fuse()` appends the work grid's ray maps of a ray net's camera, principal point at the
+    image centre as in training (work pixel j = image pixel 2 j: f / 2, (W - 1) / 4, f_y for
+    v); `frame_tensors` appends a training frame's from its rig, odd and non-4:3 sizes
+    included; the bench's shipped cross-rig net keeps its cache key (the option off leaves
+    the key as it was)."""
+    from pathlib import Path
+
     import mobifuse.api as api
     from mobifuse.bench import WEIGHTS_DIR, net_key, rig_train_config
     from mobifuse.config import BenchConfig
@@ -207,18 +210,22 @@ def test_a_ray_net_gets_the_rays_of_its_calibration_and_training_frames_theirs(f
     torch.manual_seed(0)
     net = TwoStageFusionNet(NetConfig(widths=(4, 8, 8), ray_channels=True))
     out = fuse(raw["left"], raw["right"], tof, c, model=net, jit=False)
-    K = out["K_work"]
-    h, w = out["depth"].shape
-    np.testing.assert_allclose(seen["err"][N_ERR:], ray_maps(h, w, K[0, 0], K[0, 2], K[1, 2]))
+    (H, W), (h, w) = raw["left"].shape[:2], out["depth"].shape
+    fx, fy = c.K_left[0, 0], c.K_left[1, 1]
+    np.testing.assert_allclose(seen["err"][N_ERR:],
+                               ray_maps(h, w, fx / 2, (W - 1) / 4, (H - 1) / 4, fy / 2))
 
-    f = {"geom": np.zeros((4, 6, 8), np.float32), "err": np.zeros((N_ERR, 6, 8), np.float32),
-         "gt": np.ones((6, 8), np.float32), "rig": [0.05, 400.0, 16, 12, 0, 2, 2e7, 1.0]}
-    (_, e, _), = frame_tensors([f], NetConfig(ray_channels=True))
-    np.testing.assert_allclose(e[N_ERR:].numpy(), ray_maps(6, 8, 200.0))  # f 400 px at 16 -> 8
-    (_, e, _), = frame_tensors([f], NetConfig())
+    def frame_with(rig_w, rig_h, h, w):
+        return {"geom": np.zeros((4, h, w), np.float32), "gt": np.ones((h, w), np.float32),
+                "err": np.zeros((N_ERR, h, w), np.float32),
+                "rig": [0.05, 400.0, rig_w, rig_h, 0, 2, 2e7, 1.0]}
+
+    for (rw, rh, h, w), (cx, cy) in (((16, 12, 6, 8), (3.75, 2.75)),
+                                     ((17, 9, 5, 9), (4.0, 2.0))):
+        (_, e, _), = frame_tensors([frame_with(rw, rh, h, w)], NetConfig(ray_channels=True))
+        np.testing.assert_allclose(e[N_ERR:].numpy(), ray_maps(h, w, 200.0, cx, cy))
+    (_, e, _), = frame_tensors([frame_with(16, 12, 6, 8)], NetConfig())
     assert e.shape[0] == N_ERR
-
-    from pathlib import Path
 
     bench_yaml = Path(__file__).resolve().parents[2] / "configs" / "mobifuse" / "bench.yaml"
     _, cfg = parse_args([], BenchConfig, prog="t", description="", default_config=str(bench_yaml))

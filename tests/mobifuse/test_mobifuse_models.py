@@ -425,3 +425,39 @@ def test_ray_maps_closed_form_and_a_ray_net_takes_two_more_channels():
     assert out.shape == (16, 24) and np.all(np.isfinite(out))
     with pytest.raises(DataError, match=f"takes {N_ERR + 2} err channels"):
         run_net(net, geom, err)
+
+
+def test_flipped_training_crops_get_the_mirrored_camera_and_no_dei_keeps_the_rays():
+    """`_crops` with rays: a flipped crop's u map is -u of the flipped values (the mirrored
+    camera: u increases left to right again), v and the other channels only flipped; the no-DEI
+    ablation zeroes the DEI maps but keeps the grey image and the rays."""
+    from mobifuse.models import N_ERR, ray_maps
+    from mobifuse.train import _crops
+
+    rng = np.random.default_rng(0)
+    g = torch.from_numpy(rng.random((4, 12, 16)).astype(np.float32))
+    e = torch.from_numpy(np.concatenate([rng.random((N_ERR, 12, 16)),
+                                         ray_maps(12, 16, 10.0)]).astype(np.float32))
+    y = torch.from_numpy(rng.random((1, 12, 16)).astype(np.float32))
+    gen = torch.Generator().manual_seed(0)
+    _, ce, _ = _crops([(g, e, y)], 16, 12, gen, rays=True)
+    for c in ce:  # a 12 x 12 crop of a 12 x 16 frame: which and whether flipped, from the data
+        u = c[N_ERR].numpy()
+        assert np.all(np.diff(u, axis=1) > 0)  # never decreasing: flipped crops were negated
+        flipped = not any(np.allclose(c[0].numpy(), e[0, :, x:x + 12].numpy()) for x in range(5))
+        x0 = next(x for x in range(5) if np.allclose(
+            c[0].numpy(), (e[0, :, x:x + 12].flip(-1) if flipped else e[0, :, x:x + 12]).numpy()))
+        ref = e[N_ERR, :, x0:x0 + 12]
+        np.testing.assert_allclose(u, (-ref.flip(-1) if flipped else ref).numpy())
+    torch.manual_seed(0)
+    net = TwoStageFusionNet(NetConfig(widths=(4, 8, 8), ray_channels=True, use_dei=False))
+    gb = torch.rand(1, 4, 16, 16) + 1
+    eb = torch.rand(1, N_ERR + 2, 16, 16)
+    other = eb.clone()
+    other[:, 1:N_ERR] = torch.rand(1, N_ERR - 1, 16, 16)  # other DEI maps: ignored
+    with torch.no_grad():
+        a, b = net(gb, eb)["depth"], net(gb, other)["depth"]
+        moved = eb.clone()
+        moved[:, N_ERR:] += 0.5  # other rays: used
+        d = net(gb, moved)["depth"]
+    assert torch.equal(a, b) and not torch.equal(a, d)
