@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mobifuse.agreement import AGREE_K, stereo_agreement
+from mobifuse.agreement import AGREE_K, MAX_RATIO, stereo_agreement
 from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import DEIConfig, StereoConfig
 from mobifuse.denoise import DENOISE_C, dei_bilateral
@@ -39,7 +39,7 @@ from shared.config import from_dict
 from shared.errors import ConfigError, DataError
 
 __all__ = ["fuse", "default_model", "DEFAULT_MODEL", "net_inputs", "run_net",
-           "model_offset_gate"]
+           "model_offset_gate", "post_steps"]
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "mobifuse-default.safetensors"
 
@@ -153,6 +153,28 @@ def _linear_taps(n_out: int, n_in: int, s: int) -> tuple[np.ndarray, np.ndarray,
     return i0, np.minimum(i0 + 1, n_in - 1), c - i0
 
 
+def post_steps(depth: np.ndarray, tof: np.ndarray, tof_valid: np.ndarray, st: np.ndarray,
+               st_valid: np.ndarray, sigma_tof: np.ndarray, sigma_st: np.ndarray,
+               gray: np.ndarray, shift: float, offset_gate: float = 0.0,
+               agree_k: float = AGREE_K, max_ratio: float = MAX_RATIO,
+               denoise_c: float = DENOISE_C, guard_radius: int = 2, guard: bool = True,
+               fill_width: float = WIDTH_FACTOR) -> np.ndarray:
+    """The closed-form steps after the net, in `fuse()`'s order, frame (h, w) or stacked
+    (N, h, w): the scene-wide stereo offset (`offset.stereo_offset`, `offset_gate`), the
+    stereo-agreement refinement (`agreement.stereo_agreement`), the DEI bilateral denoising
+    (`denoise.dei_bilateral`) and the background fill of disocclusion holes
+    (`disocclusion.background_fill`, `shift` = f t_x of the ToF on the work grid). `tof`,
+    `st`: the dense inputs; with `guard` the offset and the denoising are clipped to their
+    (2 guard_radius + 1)^2 hull (the net's convex guard)."""
+    hull = tof if guard else None
+    d, _ = stereo_offset(depth, hull, tof_valid, st, st_valid, sigma_tof, sigma_st, offset_gate,
+                         guard_radius=guard_radius)
+    d = stereo_agreement(d, sigma_tof, st, st_valid, sigma_st, agree_k, max_ratio)
+    d = dei_bilateral(d, sigma_tof, hull, st, denoise_c, guard_radius=guard_radius)
+    measured = (np.asarray(tof_valid) > 0.5) | (np.asarray(st_valid) > 0.5)
+    return background_fill(d, measured, gray, shift, width_factor=fill_width)
+
+
 def to_full(depth: np.ndarray, shape: tuple[int, int], s: int) -> np.ndarray:
     """Work-grid map (h, w) -> the caller's (H, W) grid (image pixel x <-> work pixel x / s):
     bilinear, edges held (= `scipy.ndimage.map_coordinates(order=1, mode="nearest")` at
@@ -194,7 +216,6 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
     if net is None:
         depth = inverse_variance_fusion(fr["tof"], fr["sigma_tof"], fr["st"], fr["sigma_st"])
     else:
-        guard = net.cfg.guard_radius > 0  # re-clip to the net's guard interval, if it has one
         gate = model_offset_gate(net) if offset_gate is None else offset_gate
         geom, err = net_inputs(fr)
         if net.cfg.ray_channels:  # the camera from the calibration, centred as in training
@@ -202,17 +223,12 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
             K = fr["calib"].K_left
             rays = centred_rays(*err.shape[-2:], K[0, 0], W, H, K[1, 1])
             err = np.concatenate([err, rays])
-        depth, _ = stereo_offset(run_net(net, geom, err, jit=jit),
-                                 fr["tof"] if guard else None, fr["tof_valid"], fr["st"],
-                                 fr["st_valid"], fr["sigma_tof"], fr["sigma_st"], gate,
-                                 guard_radius=net.cfg.guard_radius)
-        depth = stereo_agreement(depth, fr["sigma_tof"], fr["st"], fr["st_valid"], fr["sigma_st"],
-                                 agree_k)
-        depth = dei_bilateral(depth, fr["sigma_tof"], fr["tof"] if guard else None, fr["st"],
-                              denoise_c, guard_radius=net.cfg.guard_radius)
-        depth = background_fill(depth, fr["tof_valid"] | fr["st_valid"], fr["gray"],
-                                tof_shift(fr["K_work"][0, 0], fr["calib"].T_left_tof),
-                                width_factor=fill_width)
+        depth = post_steps(  # the guard re-clip only for a net that has one
+            run_net(net, geom, err, jit=jit), fr["tof"], fr["tof_valid"], fr["st"],
+            fr["st_valid"], fr["sigma_tof"], fr["sigma_st"], fr["gray"],
+            tof_shift(fr["K_work"][0, 0], fr["calib"].T_left_tof), gate, agree_k,
+            denoise_c=denoise_c, guard_radius=net.cfg.guard_radius,
+            guard=net.cfg.guard_radius > 0, fill_width=fill_width)
     H, W = np.shape(left)[:2]
     return {"depth": depth.astype(np.float32), "depth_full": to_full(depth, (H, W), downsample),
             "tof": fr["tof"], "stereo": fr["st"], "sigma_tof": fr["sigma_tof"],

@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mobifuse.agreement import MAX_RATIO, stereo_agreement
-from mobifuse.api import default_model, model_offset_gate, run_net
+from mobifuse.agreement import MAX_RATIO
+from mobifuse.api import default_model, model_offset_gate, post_steps, run_net
 from mobifuse.baselines import (
     inverse_variance_fusion,
     joint_bilateral_upsample,
@@ -48,8 +48,8 @@ from mobifuse.baselines import (
 from mobifuse.config import BenchConfig, TrainConfig
 from mobifuse.data import DATA_VERSION, build_dataset, build_frames, dei_key, sim_calibration
 from mobifuse.dei import coverage
-from mobifuse.denoise import DENOISE_C, dei_bilateral
-from mobifuse.disocclusion import background_fill, frame_shift, tof_shift
+from mobifuse.denoise import DENOISE_C
+from mobifuse.disocclusion import frame_shift, tof_shift
 from mobifuse.metrics import dei_spearman, depth_metrics, mean_chamfer, region_metrics
 from mobifuse.models import MODEL_VERSION, N_ERR, TwoStageFusionNet, load_model, save_model
 from mobifuse.offset import stereo_offset
@@ -141,13 +141,9 @@ def refined(pred, f: dict, k: float, max_ratio: float = MAX_RATIO,
     fill of disocclusion holes (`disocclusion.background_fill`; `shift` = f t_x of the ToF on
     the work grid, 0: off; `frame_shift`), frame or stacked arrays."""
     g = f["geom"]
-    d, _ = stereo_offset(pred, g[..., 0, :, :], g[..., 1, :, :], g[..., 2, :, :], g[..., 3, :, :],
-                         f["sigma_tof"], f["sigma_st"], offset_gate)
-    d = stereo_agreement(d, f["sigma_tof"], g[..., 2, :, :], g[..., 3, :, :], f["sigma_st"],
-                         k, max_ratio)
-    d = dei_bilateral(d, f["sigma_tof"], g[..., 0, :, :], g[..., 2, :, :], denoise_c)
-    measured = (g[..., 1, :, :] > 0.5) | (g[..., 3, :, :] > 0.5)
-    return background_fill(d, measured, f["err"][..., 0, :, :], shift)
+    return post_steps(pred, g[..., 0, :, :], g[..., 1, :, :], g[..., 2, :, :], g[..., 3, :, :],
+                      f["sigma_tof"], f["sigma_st"], f["err"][..., 0, :, :], shift, offset_gate,
+                      k, max_ratio, denoise_c)
 
 
 def run_arms(d: dict, nets: dict[str, TwoStageFusionNet], k: float, shift: float = 0.0,
@@ -594,17 +590,14 @@ def pipeline_latency(cfg: BenchConfig) -> dict:
            "net_ms": _cpu_ms(lambda: run_net(net, g, e, jit=True), n)}
     depth = run_net(net, g, e, jit=True)
     shift = tof_shift(fr["K_work"][0, 0], cal.T_left_tof)
-    def offset(gate):
-        return stereo_offset(depth, fr["tof"], fr["tof_valid"], fr["st"], fr["st_valid"],
-                             fr["sigma_tof"], fr["sigma_st"], gate)[0]
-
-    out["refine_ms"] = _cpu_ms(lambda: background_fill(dei_bilateral(stereo_agreement(
-        offset(model_offset_gate(net)), fr["sigma_tof"], fr["st"], fr["st_valid"],
-        fr["sigma_st"]), fr["sigma_tof"], fr["tof"], fr["st"]), fr["tof_valid"] | fr["st_valid"],
-        fr["gray"], shift), n)
-    # the net's own stereo-offset gate (none for the shipped default model) + agreement + DEI
-    # bilateral denoising + background fill, as in fuse(); and the offset step alone, gate open
-    out["offset_open_ms"] = _cpu_ms(lambda: offset(np.inf), n)
+    out["refine_ms"] = _cpu_ms(lambda: post_steps(
+        depth, fr["tof"], fr["tof_valid"], fr["st"], fr["st_valid"], fr["sigma_tof"],
+        fr["sigma_st"], fr["gray"], shift, model_offset_gate(net)), n)
+    # the post-steps as fuse() runs them with the net's own offset gate (none for the shipped
+    # default model); and the offset step alone, gate open
+    out["offset_open_ms"] = _cpu_ms(lambda: stereo_offset(
+        depth, fr["tof"], fr["tof_valid"], fr["st"], fr["st_valid"], fr["sigma_tof"],
+        fr["sigma_st"], np.inf), n)
     out["tof_dei_rest_ms"] = out["prepare_ms"] - out["sgbm_ms"] - out["sgbm_right_ms"] - \
         out["evidence_ms"]
     out["total_cpu_ms"] = out["prepare_ms"] + out["net_ms"] + out["refine_ms"]

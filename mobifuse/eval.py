@@ -21,16 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mobifuse.agreement import stereo_agreement
-from mobifuse.api import default_model, fuse, model_offset_gate
+from mobifuse.api import default_model, fuse, model_offset_gate, post_steps
 from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import TrainConfig
 from mobifuse.data import build_dataset, load_capture, load_middlebury_scene, write_pfm
-from mobifuse.denoise import dei_bilateral
-from mobifuse.disocclusion import background_fill, frame_shift
+from mobifuse.disocclusion import frame_shift
 from mobifuse.metrics import depth_metrics, region_metrics
 from mobifuse.models import MODEL_FILE, centred_rays, load_model
-from mobifuse.offset import stereo_offset
 from mobifuse.simulator import MASKS
 from mobifuse.train import predict, to_tensors
 from shared.cli import build_parser, parse_args, run
@@ -131,15 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         err = torch.cat([err, torch.from_numpy(np.stack(
             [centred_rays(h, w, r[1], r[2], r[3]) for r in d["rig"]]))], 1)
     g = d["geom"]
-    guard = model.cfg.guard_radius > 0
-    fused, _ = stereo_offset(predict(model, geom, err), g[:, 0] if guard else None, g[:, 1],
-                             g[:, 2], g[:, 3], d["sigma_tof"], d["sigma_st"], gate,
-                             guard_radius=model.cfg.guard_radius)
-    fused = stereo_agreement(fused, d["sigma_tof"], g[:, 2], g[:, 3], d["sigma_st"])
-    fused = dei_bilateral(fused, d["sigma_tof"], g[:, 0], g[:, 2],
-                          guard_radius=model.cfg.guard_radius)
-    fused = background_fill(fused, (g[:, 1] > 0.5) | (g[:, 3] > 0.5), d["err"][:, 0],
-                            frame_shift(cfg.sim))
+    fused = post_steps(predict(model, geom, err), g[:, 0], g[:, 1], g[:, 2], g[:, 3],
+                       d["sigma_tof"], d["sigma_st"], d["err"][:, 0], frame_shift(cfg.sim),
+                       gate, guard_radius=model.cfg.guard_radius)
     preds = {"mobifuse": fused, "tof_only": d["geom"][:, 0],
              "sgbm_only": d["geom"][:, 2],
              "inv_var_dei": inverse_variance_fusion(d["geom"][:, 0], d["sigma_tof"],

@@ -157,7 +157,7 @@ def test_refined_and_fuse_pass_each_map_to_its_argument(monkeypatch):
                     sigma_tof=sigma_tof, sigma_st=sigma_st, gate=gate)
         return np.asarray(depth, np.float32), np.zeros(())
 
-    monkeypatch.setattr(bench, "stereo_offset", spy)
+    monkeypatch.setattr(api, "stereo_offset", spy)  # `post_steps`, which both call
     bench.refined(rng.random((6, 7)), f, 0.0, denoise_c=0.0, offset_gate=0.5)
     for key, ref in (("d_tof", geom[0]), ("tof_valid", geom[1]), ("st", geom[2]),
                      ("st_valid", geom[3]), ("sigma_tof", f["sigma_tof"]),
@@ -174,7 +174,6 @@ def test_refined_and_fuse_pass_each_map_to_its_argument(monkeypatch):
                     tof_focal_px=28.0)
     raw = simulate_scene(2, sim)
     tof = np.where(raw["tof_valid"], raw["tof_depth"], np.nan)
-    monkeypatch.setattr(api, "stereo_offset", spy)
     net = TwoStageFusionNet(NetConfig(widths=(4, 8, 8)))
     out = api.fuse(raw["left"], raw["right"], tof, sim_calibration(sim), model=net, jit=False)
     for key, ref in (("d_tof", out["tof"]), ("tof_valid", out["tof_valid"]),
