@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mobifuse.models import convex_guard
+from mobifuse.models import guard_clip
 from mobifuse.threads import pool, wait_all
 
 __all__ = ["DENOISE_C", "DENOISE_RADIUS", "dei_bilateral"]
@@ -95,9 +95,5 @@ def dei_bilateral(depth: np.ndarray, sigma_tof: np.ndarray, d_tof: np.ndarray | 
     sig = np.broadcast_to(np.asarray(sigma_tof, dtype=np.float32), shape).reshape(flat.shape)
     out = np.stack([_bilateral_2d(x, s, c, radius) for x, s in zip(flat, sig)]).reshape(shape)
     if d_tof is not None and d_st is not None:
-        def t(a):
-            return torch.from_numpy(np.broadcast_to(np.asarray(a, dtype=np.float32), shape)
-                                    .reshape(flat.shape)[:, None].copy())
-
-        out = convex_guard(t(out), t(d_tof), t(d_st), guard_radius)[:, 0].numpy()
+        out = guard_clip(out, d_tof, d_st, guard_radius)
     return out.reshape(shape)

@@ -27,9 +27,9 @@ from mobifuse.config import TrainConfig
 from mobifuse.data import build_dataset, load_capture, load_middlebury_scene, write_pfm
 from mobifuse.disocclusion import frame_shift
 from mobifuse.metrics import depth_metrics, region_metrics
-from mobifuse.models import MODEL_FILE, centred_rays, load_model
+from mobifuse.models import MODEL_FILE, load_model
 from mobifuse.simulator import MASKS
-from mobifuse.train import predict, to_tensors
+from mobifuse.train import frame_rays, predict, to_tensors
 from shared.cli import build_parser, parse_args, run
 from shared.errors import DataError, UserError
 from shared.io import atomic_write_json, make_run_dir
@@ -124,9 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     d = build_dataset(seeds, cfg.sim, cfg.stereo, cfg.dei, desc="eval scenes")
     geom, err, _ = to_tensors(d)
     if model.cfg.ray_channels:  # each scene's camera, as the net was trained with it
-        h, w = err.shape[-2:]
         err = torch.cat([err, torch.from_numpy(np.stack(
-            [centred_rays(h, w, r[1], r[2], r[3]) for r in d["rig"]]))], 1)
+            [frame_rays({"err": e, "rig": r}) for e, r in zip(d["err"], d["rig"])]))], 1)
     g = d["geom"]
     fused = post_steps(predict(model, geom, err), g[:, 0], g[:, 1], g[:, 2], g[:, 3],
                        d["sigma_tof"], d["sigma_st"], d["err"][:, 0], frame_shift(cfg.sim),

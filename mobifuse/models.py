@@ -45,7 +45,8 @@ from torch import nn
 from mobifuse.config import NetConfig
 from mobifuse.dei import DEI_CHANNELS
 
-__all__ = ["TwoStageFusionNet", "EdgeSnap", "convex_guard", "window_max", "fusion_loss", "N_ERR",
+__all__ = ["TwoStageFusionNet", "EdgeSnap", "convex_guard", "guard_clip", "window_max",
+           "fusion_loss", "N_ERR",
            "save_model", "load_model", "MODEL_FILE", "ray_maps", "centred_rays", "n_err"]
 
 N_ERR = 1 + len(DEI_CHANNELS)
@@ -177,6 +178,20 @@ def convex_guard(depth: torch.Tensor, d_tof: torch.Tensor, d_st: torch.Tensor,
     lo = -window_max(-torch.minimum(d_tof, d_st), radius)
     out = torch.minimum(torch.maximum(depth, lo), hi)
     return torch.where(torch.isfinite(out), out, d_tof)
+
+
+def guard_clip(depth: np.ndarray, d_tof: np.ndarray, d_st: np.ndarray, radius: int
+               ) -> np.ndarray:
+    """`convex_guard` on arrays: depth (h, w) or (N, h, w), the inputs broadcast to its shape;
+    float32, depth's shape. What the closed-form steps after the net re-clip with."""
+    d = np.asarray(depth, dtype=np.float32)
+    shape = d.shape
+
+    def t(a):
+        return torch.from_numpy(np.broadcast_to(np.asarray(a, dtype=np.float32), shape)
+                                .reshape(-1, 1, *shape[-2:]).copy())
+
+    return convex_guard(t(d), t(d_tof), t(d_st), radius)[:, 0].numpy().reshape(shape)
 
 
 def window_max(x: torch.Tensor, radius: int) -> torch.Tensor:

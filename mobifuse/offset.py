@@ -33,9 +33,8 @@ Shapes: every map (H, W) or (N, H, W) (one offset per frame), depths and sigmas 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from mobifuse.models import convex_guard
+from mobifuse.models import guard_clip
 
 __all__ = ["OFFSET_GATE", "MIN_SHARE", "scene_offset", "stereo_offset"]
 
@@ -77,8 +76,8 @@ def stereo_offset(depth: np.ndarray, d_tof: np.ndarray | None, tof_valid: np.nda
         return d.copy(), np.zeros(shape[:-2])
     flat = d.reshape(-1, *shape[-2:])
 
-    def frames(a, dtype=np.float32):
-        return np.broadcast_to(np.asarray(a, dtype=dtype), shape).reshape(flat.shape)
+    def frames(a):
+        return np.broadcast_to(np.asarray(a, dtype=np.float32), shape).reshape(flat.shape)
 
     tv, s, sv = frames(tof_valid), frames(st), frames(st_valid)
     sig_t, sig_s = frames(sigma_tof), frames(sigma_st)
@@ -87,10 +86,7 @@ def stereo_offset(depth: np.ndarray, d_tof: np.ndarray | None, tof_valid: np.nda
                      for i, x in enumerate(flat)])
     out = flat.copy()
     for i in np.flatnonzero(offs):
-        def t(a):
-            return torch.from_numpy(np.array(a, dtype=np.float32))[None, None]
-
         out[i] = flat[i] + np.float32(offs[i])
         if dt is not None:
-            out[i] = convex_guard(t(out[i]), t(dt[i]), t(s[i]), guard_radius)[0, 0].numpy()
+            out[i] = guard_clip(out[i], dt[i], s[i], guard_radius)
     return out.reshape(shape), offs.reshape(shape[:-2])

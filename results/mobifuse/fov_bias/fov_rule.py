@@ -14,7 +14,7 @@ from mobifuse.config import BenchConfig
 from mobifuse.data import build_frames
 from mobifuse.disocclusion import frame_shift
 from mobifuse.experiments.train_scale import rule_sets, set_scores
-from mobifuse.models import convex_guard, load_model
+from mobifuse.models import guard_clip, load_model
 from mobifuse.train import scene_seeds
 from shared.cli import parse_args
 
@@ -50,8 +50,7 @@ def corrected(p, f, kind, beta):
         return p
     d = p + (features(p.ravel().astype(np.float64), f, kind) @ beta).reshape(p.shape)
     g = f["geom"]
-    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))[None, None]  # noqa: E731
-    return convex_guard(t(d), t(g[0]), t(g[2]), 2)[0, 0].numpy()
+    return guard_clip(d, g[0], g[2], 2)
 
 
 tc = rig_train_config(cfg)

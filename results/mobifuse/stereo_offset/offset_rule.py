@@ -14,7 +14,7 @@ from mobifuse.bench import QUICK, WEIGHTS_DIR, predict_frames, refined
 from mobifuse.config import BenchConfig
 from mobifuse.disocclusion import frame_shift
 from mobifuse.experiments.train_scale import rule_sets, set_scores
-from mobifuse.models import convex_guard, load_model
+from mobifuse.models import guard_clip, load_model
 from shared.cli import parse_args
 
 torch.set_num_threads(1)
@@ -36,8 +36,7 @@ def shrunk(d, f, gate):
     o = float(np.median(r))
     se = 1.2533 * 1.4826 * np.median(np.abs(r - o)) / np.sqrt(n / 64)
     o *= 0.02 ** 2 / (0.02 ** 2 + se ** 2)
-    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))[None, None]  # noqa: E731
-    return convex_guard(t(d + o), t(g[0]), t(g[2]), 2)[0, 0].numpy()
+    return guard_clip(d + o, g[0], g[2], 2)
 
 
 out = {}

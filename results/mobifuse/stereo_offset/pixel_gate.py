@@ -12,7 +12,7 @@ from mobifuse.bench import QUICK, WEIGHTS_DIR, predict_frames, refined
 from mobifuse.config import BenchConfig
 from mobifuse.disocclusion import frame_shift
 from mobifuse.experiments.train_scale import rule_sets, set_scores
-from mobifuse.models import convex_guard, load_model
+from mobifuse.models import guard_clip, load_model
 from shared.cli import parse_args
 
 torch.set_num_threads(1)
@@ -30,8 +30,7 @@ def pixel_gated(d, f, c):
     if use.sum() < 0.03 * use.size:
         return d, 0.0
     o = float(np.median((g[2] - d)[use]))
-    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))[None, None]  # noqa: E731
-    return convex_guard(t(d + o), t(g[0]), t(g[2]), 2)[0, 0].numpy(), o
+    return guard_clip(d + o, g[0], g[2], 2), o
 
 
 out = {}
