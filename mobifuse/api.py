@@ -32,7 +32,7 @@ from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import DEIConfig, StereoConfig
 from mobifuse.denoise import DENOISE_C, dei_bilateral
 from mobifuse.disocclusion import WIDTH_FACTOR, background_fill, tof_shift
-from mobifuse.models import TwoStageFusionNet, centred_rays, load_model, n_err
+from mobifuse.models import TwoStageFusionNet, camera_maps, load_model, n_err
 from mobifuse.offset import stereo_offset
 from mobifuse.pipeline import check_array, prepare_frame
 from shared.config import from_dict
@@ -99,7 +99,8 @@ def run_net(model: TwoStageFusionNet, geom: np.ndarray, err: np.ndarray,
     frames of one size repeat)."""
     if err.shape[0] != n_err(model.cfg):
         raise DataError(f"the net takes {n_err(model.cfg)} err channels (grey, DEI"
-                        f"{', rays' if model.cfg.ray_channels else ''}), got {err.shape[0]}")
+                        f"{', rays' if model.cfg.ray_channels else ''}"
+                        f"{', FOV' if model.cfg.fov_channels else ''}), got {err.shape[0]}")
     h, w = geom.shape[-2:]
     ph, pw = (-h) % 8, (-w) % 8  # the net halves the resolution three times
     g = torch.from_numpy(np.pad(geom, ((0, 0), (0, ph), (0, pw)), mode="edge")[None]).float()
@@ -218,11 +219,11 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
     else:
         gate = model_offset_gate(net) if offset_gate is None else offset_gate
         geom, err = net_inputs(fr)
-        if net.cfg.ray_channels:  # the camera from the calibration, centred as in training
-            H, W = np.shape(left)[:2]
+        if net.cfg.ray_channels or net.cfg.fov_channels:  # the calibration's camera, centred
+            H, W = np.shape(left)[:2]                       # as in training
             K = fr["calib"].K_left
-            rays = centred_rays(*err.shape[-2:], K[0, 0], W, H, K[1, 1])
-            err = np.concatenate([err, rays])
+            err = np.concatenate([err, camera_maps(net.cfg, *err.shape[-2:], K[0, 0], W, H,
+                                                   K[1, 1])])
         depth = post_steps(  # the guard re-clip only for a net that has one
             run_net(net, geom, err, jit=jit), fr["tof"], fr["tof_valid"], fr["st"],
             fr["st_valid"], fr["sigma_tof"], fr["sigma_st"], fr["gray"],

@@ -108,8 +108,9 @@ def net_key(cfg: TrainConfig, use_dei: bool) -> tuple[TrainConfig, dict]:
     if tcfg.lf_weight == 0:
         for k in ("lf_weight", "lf_block", "lf_target", "lf_mpi_max"):
             del key[k]
-    if not tcfg.net.ray_channels:  # the nets cached before the option keep their keys
-        del key["net"]["ray_channels"]
+    for opt in ("ray_channels", "fov_channels"):  # nets cached before an option keep their keys
+        if not getattr(tcfg.net, opt):
+            del key["net"][opt]
     return tcfg, {"train": key, "data": DATA_VERSION, "model": MODEL_VERSION}
 
 

@@ -165,6 +165,10 @@ class NetConfig:
     # two more error-encoder inputs: each pixel's ray direction (u - cx) / f, (v - cy) / f on
     # the work grid (`models.ray_maps`), so a crop knows its camera (CAM-Convs, Facil et al. 2019)
     ray_channels: bool = False
+    # two more, after the rays: the frame's field of view, tan of its half angles W / (2 f_x),
+    # H / (2 f_y), constant over the frame, so a crop knows the whole view it comes from
+    # (`models.fov_maps`)
+    fov_channels: bool = False
 
 
 @dataclass

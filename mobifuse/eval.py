@@ -29,7 +29,7 @@ from mobifuse.disocclusion import frame_shift
 from mobifuse.metrics import depth_metrics, region_metrics
 from mobifuse.models import MODEL_FILE, load_model
 from mobifuse.simulator import MASKS
-from mobifuse.train import frame_rays, predict, to_tensors
+from mobifuse.train import frame_camera, predict, to_tensors
 from shared.cli import build_parser, parse_args, run
 from shared.errors import DataError, UserError
 from shared.io import atomic_write_json, make_run_dir
@@ -123,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [cfg.seed * 100_000 + EVAL_SEED0 + i for i in range(args.scenes)]
     d = build_dataset(seeds, cfg.sim, cfg.stereo, cfg.dei, desc="eval scenes")
     geom, err, _ = to_tensors(d)
-    if model.cfg.ray_channels:  # each scene's camera, as the net was trained with it
+    if model.cfg.ray_channels or model.cfg.fov_channels:  # each scene's camera, as in training
         err = torch.cat([err, torch.from_numpy(np.stack(
-            [frame_rays({"err": e, "rig": r}) for e, r in zip(d["err"], d["rig"])]))], 1)
+            [frame_camera({"err": e, "rig": r}, model.cfg) for e, r in zip(d["err"], d["rig"])]
+        ))], 1)
     g = d["geom"]
     fused = post_steps(predict(model, geom, err), g[:, 0], g[:, 1], g[:, 2], g[:, 3],
                        d["sigma_tof"], d["sigma_st"], d["err"][:, 0], frame_shift(cfg.sim),

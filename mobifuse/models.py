@@ -3,8 +3,9 @@ sizes are ours, the paper does not publish them).
 
 Inputs (B = batch, h x w work resolution, multiples of 8):
   geom (B, 4, h, w): ToF depth, ToF valid, SGBM depth, SGBM valid  (depths in metres)
-  err  (B, 1 + D (+ 2), h, w): grey image, then D = len(DEI_CHANNELS) DEI maps, then with
-       `NetConfig.ray_channels` the two ray-direction maps of `ray_maps`
+  err  (B, 1 + D (+ 2) (+ 2), h, w): grey image, then D = len(DEI_CHANNELS) DEI maps, then
+       with `NetConfig.ray_channels` the two ray-direction maps of `ray_maps`, then with
+       `NetConfig.fov_channels` the two field-of-view maps of `fov_maps` (`camera_maps`)
 Output: dict with 'depth', 'coarse' and (with EdgeSnap) 'pre_snap', each (B, 1, h, w) in metres,
 and 'gates' (B, 2, h, w).
 
@@ -46,8 +47,8 @@ from mobifuse.config import NetConfig
 from mobifuse.dei import DEI_CHANNELS
 
 __all__ = ["TwoStageFusionNet", "EdgeSnap", "convex_guard", "guard_clip", "window_max",
-           "fusion_loss", "N_ERR",
-           "save_model", "load_model", "MODEL_FILE", "ray_maps", "centred_rays", "n_err"]
+           "fusion_loss", "N_ERR", "save_model", "load_model", "MODEL_FILE", "ray_maps",
+           "centred_rays", "fov_maps", "camera_maps", "n_err"]
 
 N_ERR = 1 + len(DEI_CHANNELS)
 MODEL_VERSION = 4  # bump when the architecture or file format changes (keys cached weights)
@@ -56,8 +57,9 @@ _KIND = "mobifuse.TwoStageFusionNet"
 
 
 def n_err(cfg: NetConfig) -> int:
-    """Channels of the net's `err` input: grey + DEI maps (+ 2 ray-direction maps)."""
-    return N_ERR + (2 if cfg.ray_channels else 0)
+    """Channels of the net's `err` input: grey + DEI maps (+ 2 ray-direction maps) (+ 2
+    field-of-view maps)."""
+    return N_ERR + (2 if cfg.ray_channels else 0) + (2 if cfg.fov_channels else 0)
 
 
 def ray_maps(h: int, w: int, f: float, cx: float | None = None, cy: float | None = None,
@@ -83,6 +85,29 @@ def centred_rays(h: int, w: int, focal_px: float, width_px: float, height_px: fl
     s = max(1, round(float(width_px) / w))
     return ray_maps(h, w, float(focal_px) / s, (float(width_px) - 1) / (2 * s),
                     (float(height_px) - 1) / (2 * s), float(fy_px or focal_px) / s)
+
+
+def fov_maps(h: int, w: int, focal_px: float, width_px: float, height_px: float,
+             fy_px: float | None = None) -> np.ndarray:
+    """(2, h, w) float32, constant: tan of the half fields of view of an image of width_px x
+    height_px and focal focal_px (fy_px: focal_px), W / (2 f_x) and H / (2 f_y): the scene-level
+    camera input of `NetConfig.fov_channels`. The same on any work grid of the image (the
+    downsampling divides W and f alike) and under a left-right flip."""
+    t = np.array([float(width_px) / (2 * float(focal_px)),
+                  float(height_px) / (2 * float(fy_px or focal_px))], dtype=np.float32)
+    return np.ascontiguousarray(np.broadcast_to(t[:, None, None], (2, h, w)))
+
+
+def camera_maps(cfg: NetConfig, h: int, w: int, focal_px: float, width_px: float,
+                height_px: float, fy_px: float | None = None) -> np.ndarray:
+    """(C, h, w) the camera inputs a net of `cfg` appends to its `err`: `centred_rays` when
+    `ray_channels`, then `fov_maps` when `fov_channels` (C = 0: neither)."""
+    maps = [np.zeros((0, h, w), np.float32)]
+    if cfg.ray_channels:
+        maps.append(centred_rays(h, w, focal_px, width_px, height_px, fy_px))
+    if cfg.fov_channels:
+        maps.append(fov_maps(h, w, focal_px, width_px, height_px, fy_px))
+    return np.concatenate(maps).astype(np.float32)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

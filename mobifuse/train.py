@@ -28,7 +28,7 @@ from mobifuse.models import (
     MODEL_FILE,
     N_ERR,
     TwoStageFusionNet,
-    centred_rays,
+    camera_maps,
     fusion_loss,
     low_frequency_loss,
     save_model,
@@ -60,37 +60,40 @@ def to_tensors(d: dict, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor
             torch.from_numpy(d["gt"][:, None]).to(device))
 
 
-def frame_rays(f: dict) -> np.ndarray:
-    """(2, h, w) `centred_rays` of a frame that keeps its rig (`build_frames`: rig =
-    [baseline, focal px, width px, height px, ...] at full resolution)."""
+def frame_camera(f: dict, net_cfg) -> np.ndarray:
+    """(C, h, w) `models.camera_maps` of a net of `net_cfg` for a frame that keeps its rig
+    (`build_frames`: rig = [baseline, focal px, width px, height px, ...] at full resolution;
+    a frame without it, as `predict_frames` builds from stacked arrays, is refused when the
+    net takes camera maps)."""
     h, w = f["err"].shape[-2:]
-    return centred_rays(h, w, f["rig"][1], f["rig"][2], f["rig"][3])
-
-
-def with_rays(f: dict, net_cfg) -> np.ndarray:
-    """The frame's `err` as a net of `net_cfg` takes it: + `frame_rays` when it has
-    ray_channels (a frame without its rig, as `predict_frames` builds from stacked arrays,
-    is refused)."""
-    if not net_cfg.ray_channels:
-        return f["err"]
+    if not (net_cfg.ray_channels or net_cfg.fov_channels):
+        return np.zeros((0, h, w), np.float32)
     if "rig" not in f:
-        raise ValueError("a net with ray_channels needs frames that keep their rig "
-                         "(`build_frames`), or the err maps with the rays appended")
-    return np.concatenate([f["err"], frame_rays(f)]).astype(np.float32)
+        raise ValueError("a net with ray_channels or fov_channels needs frames that keep their "
+                         "rig (`build_frames`), or the err maps with the camera maps appended")
+    return camera_maps(net_cfg, h, w, f["rig"][1], f["rig"][2], f["rig"][3])
+
+
+def with_camera(f: dict, net_cfg) -> np.ndarray:
+    """The frame's `err` as a net of `net_cfg` takes it: + `frame_camera`."""
+    if not (net_cfg.ray_channels or net_cfg.fov_channels):
+        return f["err"]
+    return np.concatenate([f["err"], frame_camera(f, net_cfg)]).astype(np.float32)
 
 
 def frame_tensors(data, net_cfg=None) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Per frame (geom (4, h, w), err (C, h, w), gt (1, h, w)) of a `build_dataset` dict
     (stacked) or a `build_frames` list (frames of any size); err as a net of `net_cfg` takes
-    it (`with_rays`)."""
-    rays = net_cfg is not None and net_cfg.ray_channels
+    it (`with_camera`)."""
+    cam = net_cfg is not None and (net_cfg.ray_channels or net_cfg.fov_channels)
     if isinstance(data, dict):
-        if rays:
-            raise ValueError("a net with ray_channels trains on `build_frames` frames")
+        if cam:
+            raise ValueError("a net with ray_channels or fov_channels trains on `build_frames` "
+                             "frames")
         g, e, y = to_tensors(data)
         return list(zip(g, e, y))
     return [(torch.from_numpy(f["geom"]),
-             torch.from_numpy(with_rays(f, net_cfg) if rays else f["err"]),
+             torch.from_numpy(with_camera(f, net_cfg) if cam else f["err"]),
              torch.from_numpy(f["gt"][None])) for f in data]
 
 
@@ -137,8 +140,9 @@ def _crops(frames, n: int, size: int, gen: torch.Generator, scale_prob: float = 
            scale_min: float = 1.0, rays: bool = False):
     """A batch of `n` random crops (with random horizontal flips) of random frames; a share
     `scale_prob` of them with the stereo error scaled by alpha, log-uniform in [scale_min, 1]
-    (`stereo_scaled`). `rays`: err ends with the two ray maps, and a flipped crop gets the
-    mirrored camera's u map (-u, `models.ray_maps`)."""
+    (`stereo_scaled`). `rays`: err's first channels after the N_ERR maps are the two ray maps, and
+    a flipped crop gets the mirrored camera's u map (-u, `models.ray_maps`); the field-of-view
+    maps after them are the same under a flip."""
     i = torch.randint(0, len(frames), (n,), generator=gen)
     u = torch.rand(n, 2, generator=gen)
     flip = torch.rand(n, generator=gen) < 0.5
@@ -177,7 +181,7 @@ def predict_frames(model: TwoStageFusionNet, data) -> list[np.ndarray]:
     """Fused depth (h, w) per frame of a `build_frames` list (or a stacked dataset)."""
     frames = data if isinstance(data, list) else [
         {"geom": g, "err": e} for g, e in zip(data["geom"], data["err"])]
-    return [run_net(model, f["geom"], with_rays(f, model.cfg)) for f in frames]
+    return [run_net(model, f["geom"], with_camera(f, model.cfg)) for f in frames]
 
 
 def train_fusion_net(cfg: TrainConfig, train, val=None,

@@ -461,3 +461,65 @@ def test_flipped_training_crops_get_the_mirrored_camera_and_no_dei_keeps_the_ray
         moved[:, N_ERR:] += 0.5  # other rays: used
         d = net(gb, moved)["depth"]
     assert torch.equal(a, b) and not torch.equal(a, d)
+
+
+def test_fov_maps_closed_form_and_camera_maps_order_rays_then_fov():
+    """`fov_maps`: W / (2 f_x) and H / (2 f_y) in every pixel, the same on any work grid of the
+    image; `camera_maps` stacks the rays (`centred_rays`), then the FOV maps, as the options
+    say, none when both are off; a net with both takes N_ERR + 4 err channels."""
+    from mobifuse.api import run_net
+    from mobifuse.models import N_ERR, camera_maps, centred_rays, fov_maps, n_err
+    from shared.errors import DataError
+
+    m = fov_maps(5, 7, 400.0, 640, 480, 500.0)
+    assert m.shape == (2, 5, 7) and m.dtype == np.float32
+    assert np.all(m[0] == np.float32(640 / 800)) and np.all(m[1] == np.float32(480 / 1000))
+    np.testing.assert_array_equal(fov_maps(2, 3, 400.0, 640, 480, 500.0)[:, 0, 0], m[:, 0, 0])
+    assert np.all(fov_maps(3, 3, 250.0, 500, 250)[1] == np.float32(0.5))  # f_y defaults to f_x
+    both = NetConfig(widths=(4, 8, 8), ray_channels=True, fov_channels=True)
+    c = camera_maps(both, 6, 8, 300.0, 17, 13, 310.0)
+    np.testing.assert_array_equal(c[:2], centred_rays(6, 8, 300.0, 17, 13, 310.0))
+    np.testing.assert_array_equal(c[2:], fov_maps(6, 8, 300.0, 17, 13, 310.0))
+    fov_only = camera_maps(NetConfig(fov_channels=True), 6, 8, 300.0, 17, 13)
+    np.testing.assert_array_equal(fov_only, fov_maps(6, 8, 300.0, 17, 13))
+    assert camera_maps(NetConfig(), 6, 8, 300.0, 17, 13).shape == (0, 6, 8)
+    assert n_err(both) == N_ERR + 4 and n_err(NetConfig(fov_channels=True)) == N_ERR + 2
+    torch.manual_seed(0)
+    net = TwoStageFusionNet(both)
+    geom = np.random.default_rng(0).uniform(1, 3, (4, 16, 24)).astype(np.float32)
+    err = np.random.default_rng(1).random((N_ERR, 16, 24)).astype(np.float32)
+    out = run_net(net, geom, np.concatenate([err, camera_maps(both, 16, 24, 40.0, 48, 32)]))
+    assert out.shape == (16, 24) and np.all(np.isfinite(out))
+    with pytest.raises(DataError, match=f"takes {N_ERR + 4} err channels.*rays, FOV"):
+        run_net(net, geom, np.concatenate([err, centred_rays(16, 24, 40.0, 48, 32)]))
+
+
+def test_flipped_crops_leave_the_fov_maps_and_a_camera_net_trains_on_frames():
+    """`_crops` with rays and FOV maps: a flipped crop negates the u ray map only, the FOV maps
+    come through unchanged; a net with both options trains on `build_frames` frames (their
+    rigs give the maps), predicts each frame, and refuses stacked arrays, which keep no rig."""
+    from mobifuse.config import RigFamily, SimConfig, TrainConfig
+    from mobifuse.data import build_dataset, build_frames
+    from mobifuse.models import N_ERR, camera_maps
+    from mobifuse.train import _crops, predict_frames, train_fusion_net
+
+    rng = np.random.default_rng(0)
+    cfg = NetConfig(widths=(4, 8, 8), ray_channels=True, fov_channels=True)
+    g = torch.from_numpy(rng.random((4, 12, 16)).astype(np.float32))
+    cam = camera_maps(cfg, 12, 16, 10.0, 32, 24)
+    e = torch.from_numpy(np.concatenate([rng.random((N_ERR, 12, 16)), cam]).astype(np.float32))
+    y = torch.from_numpy(rng.random((1, 12, 16)).astype(np.float32))
+    _, ce, _ = _crops([(g, e, y)], 16, 12, torch.Generator().manual_seed(0), rays=True)
+    for c in ce:
+        assert np.all(np.diff(c[N_ERR].numpy(), axis=1) > 0)  # the u map, mirrored when flipped
+        np.testing.assert_array_equal(c[N_ERR + 2:].numpy(), cam[2:, :12, :12])
+
+    fam = RigFamily(width=(130, 161), focal_px=(120.0, 200.0), tof_ratio=(2, 3))
+    tc = TrainConfig(steps=3, batch_size=2, crop=32, net=cfg, rigs=fam,
+                     sim=SimConfig(supersample=1))
+    frames = build_frames([1, 2], tc.sim, tc.stereo, tc.dei, fam)
+    model, metrics = train_fusion_net(tc, frames, val=frames)
+    assert np.isfinite(metrics["val_mae"])
+    assert all(p.shape == f["gt"].shape for p, f in zip(predict_frames(model, frames), frames))
+    with pytest.raises(ValueError, match="fov_channels"):
+        train_fusion_net(tc, build_dataset([1], tc.sim, tc.stereo, tc.dei))
