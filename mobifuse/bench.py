@@ -420,10 +420,14 @@ RIG_TEST_SEED0, RIG_INFAMILY_SEED0 = 60_000, 70_000
 
 def rig_train_config(cfg: BenchConfig) -> TrainConfig:
     """The cross-rig net's training: the bench's, on scenes of `train_rigs` only, with its own
-    weight of the low-frequency residual term (`rig_lf_weight`) when set."""
+    weight of the low-frequency residual term (`rig_lf_weight`) when set, and its camera maps
+    (ray directions and field of view) with `rig_camera_maps`."""
     lf = cfg.train.lf_weight if cfg.rig_lf_weight is None else cfg.rig_lf_weight
+    net = cfg.train.net
+    if cfg.rig_camera_maps:
+        net = dataclasses.replace(net, ray_channels=True, fov_channels=True)
     return dataclasses.replace(cfg.train, rigs=cfg.train_rigs, train_scenes=cfg.rig_train_scenes,
-                               steps=cfg.rig_steps, lf_weight=lf)
+                               steps=cfg.rig_steps, lf_weight=lf, net=net)
 
 
 def rig_nets(cfg: BenchConfig) -> dict[str, TwoStageFusionNet]:

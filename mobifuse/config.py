@@ -233,6 +233,9 @@ class BenchConfig:
     # its TrainConfig.lf_weight (the low-frequency residual term; None: train.lf_weight, which
     # the fixed-rig nets use)
     rig_lf_weight: NonNegFloat | None = None
+    # the cross-rig net takes its camera: ray-direction and field-of-view maps
+    # (`NetConfig.ray_channels`, `fov_channels`), the fixed-rig nets do not
+    rig_camera_maps: bool = False
     rig_test_scenes: PosInt = 12  # unseen-rig test scenes (test_rigs)
     rig_infamily_scenes: PosInt = 8  # held-out scenes of train_rigs
     pipeline_size: tuple[int, ...] = (640, 480)  # frame (W, H) of the end-to-end latency

@@ -134,7 +134,7 @@ def render_all(cfg: BenchConfig, budgets: list[tuple[int, int]], workers: int) -
 
 def one_net(job: tuple) -> dict:
     """Train one (arm, seed) net, save it, score it on every set."""
-    cfg, arm, budget, seed, out_dir = job
+    cfg, arm, budget, seed, out_dir, command = job
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     tc = arm_config(cfg, budget, seed)
@@ -144,8 +144,7 @@ def one_net(job: tuple) -> dict:
     model, metrics = train_fusion_net(tc, train, desc=f"{arm} seed {seed}")
     model = model.cpu()
     save_model(model, Path(out_dir) / "nets" / f"{arm}_s{seed}.safetensors",
-               model_meta(tc, f"python -m mobifuse.experiments.train_scale --arms {arm} "
-                              f"--seeds {seed} --set train.device={tc.device}"))
+               model_meta(tc, f"{command} (net {arm} seed {seed})"))
     row: dict = {"train_s": time.perf_counter() - t0, "final_loss": metrics["final_loss"],
                  "train_scenes": tc.train_scenes, "steps": tc.steps}
     for name, (family, seed0, n) in eval_sets(cfg).items():
@@ -199,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out_dir = Path(args.out or "results/mobifuse/train_scale")
     (out_dir / "nets").mkdir(parents=True, exist_ok=True)
-    jobs = [(cfg, a, ARMS[a], s, str(out_dir))  # the largest budgets first
+    command = "python -m mobifuse.experiments.train_scale " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+    jobs = [(cfg, a, ARMS[a], s, str(out_dir), command)  # the largest budgets first
             for a in sorted(args.arms, key=ARMS.get, reverse=True) for s in args.seeds]
     rows: list[dict] = []
     with ProcessPoolExecutor(min(args.workers, len(jobs)), mp_context=mp.get_context("spawn")
@@ -207,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         for fut in as_completed([pool.submit(one_net, j) for j in jobs]):
             rows.append(fut.result())  # written after each net: a cut-short run keeps its nets
             atomic_write_json(out_dir / "train_scale.json", {
-                "command": "python -m mobifuse.experiments.train_scale "
-                           + " ".join(argv if argv is not None else sys.argv[1:]),
+                "command": command,
                 "torch": torch.__version__,
                 "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                 "summary": summary(rows, list(args.arms)), "nets": rows})

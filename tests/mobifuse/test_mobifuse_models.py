@@ -400,6 +400,22 @@ def test_rig_lf_weight_sets_the_term_of_the_cross_rig_net_only():
     assert rig_train_config(none).lf_weight == 0.5
 
 
+def test_rig_camera_maps_turn_on_both_camera_inputs_of_the_cross_rig_net_only():
+    """`rig_camera_maps` gives the cross-rig net ray and field-of-view maps (and so its own
+    cache key); the fixed-rig nets (`train.net`) keep neither."""
+    from mobifuse.bench import net_key, rig_train_config
+    from mobifuse.config import BenchConfig
+    from shared.config import load_config
+
+    for on in (False, True):
+        cfg = load_config("configs/mobifuse/bench.yaml", BenchConfig, [f"rig_camera_maps={on}"])
+        net = rig_train_config(cfg).net
+        assert (net.ray_channels, net.fov_channels) == (on, on)
+        assert not (cfg.train.net.ray_channels or cfg.train.net.fov_channels)
+        key = net_key(rig_train_config(cfg), True)[1]["train"]["net"]
+        assert ("fov_channels" in key) is on and ("ray_channels" in key) is on
+
+
 def test_ray_maps_closed_form_and_a_ray_net_takes_two_more_channels():
     """`ray_maps`: (u - cx) / f and (v - cy) / f at every pixel (a loop), slope 1 / f, zero at
     the principal point; a net with ray_channels takes N_ERR + 2 err channels and `run_net`
