@@ -1,9 +1,9 @@
 """Does a cross-rig net's bias follow the field of view? Per fresh unseen scene (the S16 rule's
 48), the median signed error (positive: farther) of the net's raw output where the ToF measured,
 the stereo did not and no depth edge lies (the simulator's mask); per net its Spearman
-correlation with the scene's horizontal FOV and its mean absolute value. The shipped S16 net,
-S16 seeds 3-5, RAY's and RAY2's nets. Usage (repository root, PAPERBENCH_CACHE=.cache): python
-results/mobifuse/train_scale_rays/fov_check.py OUT.json"""
+correlation with the scene's horizontal FOV and its mean absolute value. S16 seed 0 (shipped
+until RAYFOV), S16 seeds 3-5, RAY's, RAY2's and RAYFOV's nets. Usage (repository root,
+PAPERBENCH_CACHE=.cache): python results/mobifuse/train_scale_rays/fov_check.py OUT.json"""
 import json
 import sys
 from pathlib import Path
@@ -23,11 +23,15 @@ torch.set_num_threads(1)
 _, cfg = parse_args([], BenchConfig, prog="fov_check", description="", quick=QUICK,
                     default_config="configs/mobifuse/bench.yaml")
 R = Path("results/mobifuse")
-NETS = {"S16 seed 0 (shipped)": WEIGHTS_DIR / "mobifuse-net-38dc784ec3d97dd2.safetensors",
+S16_0 = [WEIGHTS_DIR / "mobifuse-net-38dc784ec3d97dd2.safetensors",  # shipped until RAYFOV
+         R / "train_scale_cpu_s16/nets/S16_s0.safetensors"]  # kept here since
+NETS = {"S16 seed 0 (shipped)": next((p for p in S16_0 if p.is_file()), S16_0[0]),
         **{f"S16 seed {s}": R / f"train_scale_cpu_s16_b/nets/S16_s{s}.safetensors"
            for s in (3, 4, 5)},
         **{f"{arm} seed {s}": R / f"train_scale_{d}/nets/S16_s{s}.safetensors"
-           for arm, d in (("RAY", "rays"), ("RAY2", "rays2")) for s in (0, 1)}}
+           for arm, d in (("RAY", "rays"), ("RAY2", "rays2")) for s in (0, 1)},
+        **{f"RAYFOV seed {s}": R / f"train_scale_rayfov{'_s2' if s == 2 else ''}/nets/"
+                                   f"S16_s{s}.safetensors" for s in (0, 1, 2)}}
 frames = rule_sets(cfg)["fresh"]
 fov = np.array([2 * np.degrees(np.arctan(f["rig"][2] / 2 / f["rig"][1])) for f in frames])
 out = {"fov_deg": fov.tolist()}
