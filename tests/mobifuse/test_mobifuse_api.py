@@ -1,6 +1,8 @@
 """`fuse` on arrays: a simulated frame end to end, any image size, the calibration object,
 a Middlebury-layout folder of a closed-form scene, and clear errors on bad input."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -186,8 +188,8 @@ def test_a_ray_net_gets_the_rays_of_its_calibration_and_training_frames_theirs(f
     """`fuse()` appends the work grid's ray maps of a ray net's camera, principal point at the
     image centre as in training (work pixel j = image pixel 2 j: f / 2, (W - 1) / 4, f_y for
     v); `frame_tensors` appends a training frame's from its rig, odd and non-4:3 sizes
-    included; the bench's shipped cross-rig net keeps its cache key (the option off leaves
-    the key as it was)."""
+    included; the bench's shipped cross-rig net (camera maps on) is found by its cache key, and
+    with the options off the key is the one S16's net had before they existed."""
     from pathlib import Path
 
     import mobifuse.api as api
@@ -231,3 +233,6 @@ def test_a_ray_net_gets_the_rays_of_its_calibration_and_training_frames_theirs(f
     _, cfg = parse_args([], BenchConfig, prog="t", description="", default_config=str(bench_yaml))
     _, key = net_key(rig_train_config(cfg), True)
     assert (WEIGHTS_DIR / f"{cache_key('mobifuse-net', key, 1)}.safetensors").is_file()
+    off = dataclasses.replace(cfg, rig_camera_maps=False)  # S16's key, from before the options
+    assert cache_key("mobifuse-net", net_key(rig_train_config(off), True)[1], 1) \
+        == "mobifuse-net-38dc784ec3d97dd2"
