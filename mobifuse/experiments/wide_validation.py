@@ -66,7 +66,8 @@ from mobifuse.experiments.fusion_ceiling import (
     VAL_SEED0,
     build_frames_fixed,
 )
-from mobifuse.train import scene_seeds
+from mobifuse.models import N_ERR
+from mobifuse.train import scene_seeds, with_camera
 from shared.cli import parse_args, run
 from shared.io import atomic_write_json
 from shared.log import get_logger
@@ -79,9 +80,12 @@ FILL_GRID = ((0.15, 1.0), (0.15, 2.0), (0.15, 4.0), (0.05, 2.0), (0.3, 2.0))
 
 
 def flipped(net, f: dict) -> np.ndarray:
-    """The net's depth on the mirrored frame, mirrored back."""
-    return run_net(net, np.ascontiguousarray(f["geom"][..., ::-1]),
-                   np.ascontiguousarray(f["err"][..., ::-1]))[..., ::-1]
+    """The net's depth on the mirrored frame, mirrored back; a net with camera maps gets the
+    mirrored camera's (its u ray map negated, as `train._crops` gives a flipped crop)."""
+    e = np.ascontiguousarray(with_camera(f, net.cfg)[..., ::-1])
+    if net.cfg.ray_channels:
+        e[N_ERR] = -e[N_ERR]
+    return run_net(net, np.ascontiguousarray(f["geom"][..., ::-1]), e)[..., ::-1]
 
 
 def limits(frames: list[dict], fused: list[np.ndarray], dm, shifts: list[float]) -> list[dict]:

@@ -187,7 +187,8 @@ def test_a_ray_net_gets_the_rays_of_its_calibration_and_training_frames_theirs(f
                                                                                monkeypatch):
     """`fuse()` appends the work grid's ray maps of a ray net's camera, principal point at the
     image centre as in training (work pixel j = image pixel 2 j: f / 2, (W - 1) / 4, f_y for
-    v); `frame_tensors` appends a training frame's from its rig, odd and non-4:3 sizes
+    v), and for a net with FOV maps too W / (2 f_x), H / (2 f_y) of the full image (f_y made
+    to differ); `frame_tensors` appends a training frame's from its rig, odd and non-4:3 sizes
     included; the bench's shipped cross-rig net (camera maps on) is found by its cache key, and
     with the options off the key is the one S16's net had before they existed."""
     from pathlib import Path
@@ -216,6 +217,17 @@ def test_a_ray_net_gets_the_rays_of_its_calibration_and_training_frames_theirs(f
     fx, fy = c.K_left[0, 0], c.K_left[1, 1]
     np.testing.assert_allclose(seen["err"][N_ERR:],
                                ray_maps(h, w, fx / 2, (W - 1) / 4, (H - 1) / 4, fy / 2))
+    both = TwoStageFusionNet(NetConfig(widths=(4, 8, 8), ray_channels=True, fov_channels=True))
+    K = c.K_left.copy()
+    K[1, 1] *= 1.25
+    c = dataclasses.replace(c, K_left=K, K_right=K.copy())  # a rectified pair shares K
+    fx, fy = K[0, 0], K[1, 1]
+    fuse(raw["left"], raw["right"], tof, c, model=both, jit=False)
+    assert seen["err"].shape[0] == N_ERR + 4
+    np.testing.assert_allclose(seen["err"][N_ERR:N_ERR + 2],
+                               ray_maps(h, w, fx / 2, (W - 1) / 4, (H - 1) / 4, fy / 2))
+    np.testing.assert_allclose(seen["err"][N_ERR + 2], W / (2 * fx), rtol=1e-6)  # full size
+    np.testing.assert_allclose(seen["err"][N_ERR + 3], H / (2 * fy), rtol=1e-6)
 
     def frame_with(rig_w, rig_h, h, w):
         return {"geom": np.zeros((4, h, w), np.float32), "gt": np.ones((h, w), np.float32),

@@ -7,6 +7,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from mobifuse import bench, train
 from mobifuse import eval as mf_eval
@@ -107,6 +108,34 @@ def test_train_then_eval_then_resume(tmp_path):
     assert m["fused"]["mae"] < 1.0 and m["fused"]["coverage"] == 1.0
     assert {"inverse_variance", "tof_only", "stereo_only", "stereo_measured"} <= set(m)
     assert 0 < m["stereo_measured"]["coverage"] < 1
+
+
+def test_eval_gives_a_camera_net_each_scenes_rays_and_field_of_view(tmp_path, monkeypatch):
+    """`mobifuse.eval` on simulated scenes with a net that takes ray and FOV maps: the err it
+    predicts on ends with the scene's centred rays and W / (2f), H / (2f) of its rig."""
+    from mobifuse.config import NetConfig
+    from mobifuse.models import N_ERR, TwoStageFusionNet, centred_rays, save_model
+
+    torch.manual_seed(0)
+    run_dir = tmp_path / "run"
+    save_model(TwoStageFusionNet(NetConfig(widths=(4, 8, 8), ray_channels=True,
+                                           fov_channels=True)), run_dir / "model.safetensors")
+    seen = {}
+    real = mf_eval.predict
+
+    def spy(model, geom, err, batch=8):
+        seen["err"] = err.numpy()
+        return real(model, geom, err, batch)
+
+    monkeypatch.setattr(mf_eval, "predict", spy)
+    assert mf_eval.main(["--config", "configs/mobifuse/tiny.yaml", *TINY[:14], "--run",
+                         str(run_dir), "--scenes", "1", "--out", str(tmp_path / "ev")]) == 0
+    e = seen["err"][0]
+    h, w = e.shape[-2:]
+    assert e.shape[0] == N_ERR + 4
+    np.testing.assert_allclose(e[N_ERR:N_ERR + 2], centred_rays(h, w, 84.0, 96, 64), rtol=1e-6)
+    np.testing.assert_allclose(e[N_ERR + 2], 96 / (2 * 84.0), rtol=1e-6)
+    np.testing.assert_allclose(e[N_ERR + 3], 64 / (2 * 84.0), rtol=1e-6)
 
 
 def test_eval_middlebury_folder_reports_side_by_side(tmp_path):

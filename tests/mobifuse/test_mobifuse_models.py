@@ -191,7 +191,9 @@ def test_shipped_quick_nets_match_the_quick_setting():
         assert net.cfg.use_dei is use_dei
     trained_net(rig_train_config(cfg), no_training_data, True)
     full = rig_train_config(load_config("configs/mobifuse/bench.yaml", BenchConfig))
-    assert "train_scale --arms S16" in trained_net(full, no_training_data, True).meta["command"]
+    shipped = trained_net(full, no_training_data, True)
+    assert "train_scale --arms S16" in shipped.meta["command"]
+    assert shipped.cfg.ray_channels and shipped.cfg.fov_channels  # RAYFOV, rig_camera_maps
     assert len(list(WEIGHTS_DIR.glob("*.safetensors"))) == 5
     meta = default_model().meta
     assert "configs/mobifuse/default.yaml" in meta["command"] and meta["rigs"] is not None
@@ -480,9 +482,9 @@ def test_flipped_training_crops_get_the_mirrored_camera_and_no_dei_keeps_the_ray
 
 
 def test_fov_maps_closed_form_and_camera_maps_order_rays_then_fov():
-    """`fov_maps`: W / (2 f_x) and H / (2 f_y) in every pixel, the same on any work grid of the
-    image; `camera_maps` stacks the rays (`centred_rays`), then the FOV maps, as the options
-    say, none when both are off; a net with both takes N_ERR + 4 err channels."""
+    """`fov_maps`: W / (2 f_x) and H / (2 f_y) in every pixel; `camera_maps` stacks the rays
+    (`centred_rays`), then the FOV maps, as the options say, none when both are off; a net
+    with both takes N_ERR + 4 err channels."""
     from mobifuse.api import run_net
     from mobifuse.models import N_ERR, camera_maps, centred_rays, fov_maps, n_err
     from shared.errors import DataError
@@ -490,7 +492,6 @@ def test_fov_maps_closed_form_and_camera_maps_order_rays_then_fov():
     m = fov_maps(5, 7, 400.0, 640, 480, 500.0)
     assert m.shape == (2, 5, 7) and m.dtype == np.float32
     assert np.all(m[0] == np.float32(640 / 800)) and np.all(m[1] == np.float32(480 / 1000))
-    np.testing.assert_array_equal(fov_maps(2, 3, 400.0, 640, 480, 500.0)[:, 0, 0], m[:, 0, 0])
     assert np.all(fov_maps(3, 3, 250.0, 500, 250)[1] == np.float32(0.5))  # f_y defaults to f_x
     both = NetConfig(widths=(4, 8, 8), ray_channels=True, fov_channels=True)
     c = camera_maps(both, 6, 8, 300.0, 17, 13, 310.0)
@@ -526,9 +527,13 @@ def test_flipped_crops_leave_the_fov_maps_and_a_camera_net_trains_on_frames():
     e = torch.from_numpy(np.concatenate([rng.random((N_ERR, 12, 16)), cam]).astype(np.float32))
     y = torch.from_numpy(rng.random((1, 12, 16)).astype(np.float32))
     _, ce, _ = _crops([(g, e, y)], 16, 12, torch.Generator().manual_seed(0), rays=True)
+    n_flipped = 0
     for c in ce:
         assert np.all(np.diff(c[N_ERR].numpy(), axis=1) > 0)  # the u map, mirrored when flipped
         np.testing.assert_array_equal(c[N_ERR + 2:].numpy(), cam[2:, :12, :12])
+        n_flipped += not any(np.array_equal(c[0].numpy(), e[0, :, x:x + 12].numpy())
+                             for x in range(5))
+    assert 0 < n_flipped < len(ce)  # both kinds of crop were drawn
 
     fam = RigFamily(width=(130, 161), focal_px=(120.0, 200.0), tof_ratio=(2, 3))
     tc = TrainConfig(steps=3, batch_size=2, crop=32, net=cfg, rigs=fam,
@@ -539,3 +544,55 @@ def test_flipped_crops_leave_the_fov_maps_and_a_camera_net_trains_on_frames():
     assert all(p.shape == f["gt"].shape for p, f in zip(predict_frames(model, frames), frames))
     with pytest.raises(ValueError, match="fov_channels"):
         train_fusion_net(tc, build_dataset([1], tc.sim, tc.stereo, tc.dei))
+
+
+def test_a_fov_only_net_never_negates_a_channel_of_a_flipped_crop(monkeypatch):
+    """`train_fusion_net` asks `_crops` to mirror the u ray map only when the net has rays: a
+    net with FOV maps alone has none, and its first FOV map must come through a flip as is."""
+    import mobifuse.train as mf_train
+    from mobifuse.config import RigFamily, SimConfig, TrainConfig
+    from mobifuse.data import build_frames
+
+    seen = []
+    real = mf_train._crops
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("rays", args[6] if len(args) > 6 else False))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mf_train, "_crops", spy)
+    fam = RigFamily(width=(130, 161), focal_px=(120.0, 200.0), tof_ratio=(2, 3))
+    for rays in (False, True):
+        tc = TrainConfig(steps=2, batch_size=2, crop=32, rigs=fam, sim=SimConfig(supersample=1),
+                         net=NetConfig(widths=(4, 8, 8), ray_channels=rays, fov_channels=True))
+        seen.clear()
+        mf_train.train_fusion_net(tc, build_frames([1], tc.sim, tc.stereo, tc.dei, fam))
+        assert seen == [rays, rays]
+
+
+def test_wide_validation_flips_a_camera_net_with_its_mirrored_camera(monkeypatch):
+    """`wide_validation.flipped` gives a net with camera maps the mirrored frame's err with the
+    u ray map negated (increasing left to right, as in training) and the FOV maps as they were,
+    and returns the depth mirrored back."""
+    from mobifuse.experiments import wide_validation as wv
+    from mobifuse.models import N_ERR, camera_maps
+
+    cfg = NetConfig(widths=(4, 8, 8), ray_channels=True, fov_channels=True)
+    rng = np.random.default_rng(0)
+    f = {"geom": rng.uniform(1, 3, (4, 8, 16)).astype(np.float32),
+         "err": rng.random((N_ERR, 8, 16)).astype(np.float32),
+         "rig": [0.05, 200.0, 32, 16, 0, 2, 2e7, 1.0]}
+    seen = {}
+
+    def fake(net, geom, err, jit=False):
+        seen["err"] = err
+        return np.tile(np.arange(16, dtype=np.float32), (8, 1))
+
+    monkeypatch.setattr(wv, "run_net", fake)
+    out = wv.flipped(TwoStageFusionNet(cfg), f)
+    cam = camera_maps(cfg, 8, 16, 200.0, 32, 16)
+    np.testing.assert_array_equal(seen["err"][:N_ERR], f["err"][..., ::-1])
+    np.testing.assert_array_equal(seen["err"][N_ERR], -cam[0][:, ::-1])  # as `_crops` mirrors
+    assert np.all(np.diff(seen["err"][N_ERR], axis=1) > 0)
+    np.testing.assert_array_equal(seen["err"][N_ERR + 1:], cam[1:, :, ::-1])
+    np.testing.assert_array_equal(out, np.arange(16, dtype=np.float32)[::-1][None].repeat(8, 0))

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import torch
 
-from mobifuse.bench import QUICK, WEIGHTS_DIR, predict_frames, refined, rig_train_config
+from mobifuse.bench import QUICK, predict_frames, refined, rig_train_config
 from mobifuse.config import BenchConfig
 from mobifuse.data import build_frames
 from mobifuse.disocclusion import frame_shift
@@ -21,7 +21,7 @@ from shared.cli import parse_args
 torch.set_num_threads(2)
 _, cfg = parse_args([], BenchConfig, prog="fov_rule", description="", quick=QUICK,
                     default_config="configs/mobifuse/bench.yaml")
-net = load_model(WEIGHTS_DIR / "mobifuse-net-38dc784ec3d97dd2.safetensors")
+net = load_model("results/mobifuse/train_scale_cpu_s16/nets/S16_s0.safetensors")  # S16 seed 0
 PER_SCENE = 2000  # pixels sampled per training scene (each scene weighs the same)
 
 

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import torch
 
-from mobifuse.bench import QUICK, RIG_TEST_SEED0, WEIGHTS_DIR, predict_frames, refined, rig_frames
+from mobifuse.bench import QUICK, RIG_TEST_SEED0, predict_frames, refined, rig_frames
 from mobifuse.config import BenchConfig
 from mobifuse.disocclusion import frame_shift
 from mobifuse.experiments.train_scale import FRESH_SCENES, FRESH_SEED0
@@ -22,7 +22,7 @@ from shared.cli import parse_args
 torch.set_num_threads(1)
 _, cfg = parse_args([], BenchConfig, prog="diag", description="", quick=QUICK,
                     default_config="configs/mobifuse/bench.yaml")
-net = load_model(WEIGHTS_DIR / "mobifuse-net-38dc784ec3d97dd2.safetensors")
+net = load_model("results/mobifuse/train_scale_cpu_s16/nets/S16_s0.safetensors")  # S16 seed 0
 out = {}
 for name, seed0, n in (("fresh", FRESH_SEED0, FRESH_SCENES),
                        ("test_unseen", RIG_TEST_SEED0, cfg.rig_test_scenes)):

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import torch
 
-from mobifuse.bench import QUICK, WEIGHTS_DIR, predict_frames, refined
+from mobifuse.bench import QUICK, predict_frames, refined
 from mobifuse.config import BenchConfig
 from mobifuse.disocclusion import frame_shift
 from mobifuse.experiments.train_scale import rule_sets, set_scores
@@ -18,7 +18,7 @@ from shared.cli import parse_args
 torch.set_num_threads(1)
 _, cfg = parse_args([], BenchConfig, prog="pixel_gate", description="", quick=QUICK,
                     default_config="configs/mobifuse/bench.yaml")
-net = load_model(WEIGHTS_DIR / "mobifuse-net-38dc784ec3d97dd2.safetensors")
+net = load_model("results/mobifuse/train_scale_cpu_s16/nets/S16_s0.safetensors")  # S16 seed 0
 
 
 def pixel_gated(d, f, c):

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import torch
 
-from mobifuse.bench import QUICK, WEIGHTS_DIR, predict_frames, rig_frames, rig_refined
+from mobifuse.bench import QUICK, predict_frames, rig_frames, rig_refined
 from mobifuse.config import BenchConfig
 from mobifuse.experiments.cross_rig_seeds import ratios
 from mobifuse.experiments.train_scale import FRESH_SCENES, FRESH_SEED0
@@ -19,7 +19,7 @@ from shared.cli import parse_args
 torch.set_num_threads(1)
 _, cfg = parse_args([], BenchConfig, prog="unmeasured_share", description=__doc__,
                     default_config="configs/mobifuse/bench.yaml", quick=QUICK)
-net = load_model(WEIGHTS_DIR / "mobifuse-net-38dc784ec3d97dd2.safetensors")
+net = load_model("results/mobifuse/train_scale_cpu_s16/nets/S16_s0.safetensors")  # S16 seed 0
 frames = rig_frames(cfg, cfg.test_rigs, FRESH_SEED0, FRESH_SCENES, "fresh_unseen")
 fin = rig_refined(predict_frames(net, frames), frames, cfg.agree_k, cfg.train.sim)
 rows = []

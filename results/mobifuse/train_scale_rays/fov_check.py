@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from mobifuse.bench import QUICK, WEIGHTS_DIR
+from mobifuse.bench import QUICK
 from mobifuse.config import BenchConfig
 from mobifuse.experiments.train_scale import rule_sets
 from mobifuse.models import load_model
@@ -23,9 +23,7 @@ torch.set_num_threads(1)
 _, cfg = parse_args([], BenchConfig, prog="fov_check", description="", quick=QUICK,
                     default_config="configs/mobifuse/bench.yaml")
 R = Path("results/mobifuse")
-S16_0 = [WEIGHTS_DIR / "mobifuse-net-38dc784ec3d97dd2.safetensors",  # shipped until RAYFOV
-         R / "train_scale_cpu_s16/nets/S16_s0.safetensors"]  # kept here since
-NETS = {"S16 seed 0 (shipped)": next((p for p in S16_0 if p.is_file()), S16_0[0]),
+NETS = {"S16 seed 0 (shipped until RAYFOV)": R / "train_scale_cpu_s16/nets/S16_s0.safetensors",
         **{f"S16 seed {s}": R / f"train_scale_cpu_s16_b/nets/S16_s{s}.safetensors"
            for s in (3, 4, 5)},
         **{f"{arm} seed {s}": R / f"train_scale_{d}/nets/S16_s{s}.safetensors"
