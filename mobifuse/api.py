@@ -214,14 +214,14 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
     valid = np.isfinite(tof) & (tof > 0)
     fr = prepare_frame(left, right, np.nan_to_num(tof, nan=0.0), valid, calib, tof_amplitude,
                        tof_ambient, downsample, stereo, _dei_cfg(net, dei))
+    H, W = np.shape(left)[:2]
     if net is None:
         depth = inverse_variance_fusion(fr["tof"], fr["sigma_tof"], fr["st"], fr["sigma_st"])
     else:
         gate = model_offset_gate(net) if offset_gate is None else offset_gate
         geom, err = net_inputs(fr)
         if net.cfg.ray_channels or net.cfg.fov_channels:  # the calibration's camera, centred
-            H, W = np.shape(left)[:2]                       # as in training
-            K = fr["calib"].K_left
+            K = fr["calib"].K_left                          # as in training
             err = np.concatenate([err, camera_maps(net.cfg, *err.shape[-2:], K[0, 0], W, H,
                                                    K[1, 1])])
         depth = post_steps(  # the guard re-clip only for a net that has one
@@ -230,7 +230,6 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
             tof_shift(fr["K_work"][0, 0], fr["calib"].T_left_tof), gate, agree_k,
             denoise_c=denoise_c, guard_radius=net.cfg.guard_radius,
             guard=net.cfg.guard_radius > 0, fill_width=fill_width)
-    H, W = np.shape(left)[:2]
     return {"depth": depth.astype(np.float32), "depth_full": to_full(depth, (H, W), downsample),
             "tof": fr["tof"], "stereo": fr["st"], "sigma_tof": fr["sigma_tof"],
             "sigma_st": fr["sigma_st"], "K_work": fr["K_work"], "search": fr["search"],
