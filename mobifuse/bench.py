@@ -45,7 +45,7 @@ from mobifuse.baselines import (
     sgbm_only,
     tof_only,
 )
-from mobifuse.config import BenchConfig, TrainConfig
+from mobifuse.config import BenchConfig, DEIConfig, TrainConfig
 from mobifuse.data import DATA_VERSION, build_dataset, build_frames, dei_key, sim_calibration
 from mobifuse.dei import coverage
 from mobifuse.denoise import DENOISE_C
@@ -420,14 +420,16 @@ RIG_TEST_SEED0, RIG_INFAMILY_SEED0 = 60_000, 70_000
 
 def rig_train_config(cfg: BenchConfig) -> TrainConfig:
     """The cross-rig net's training: the bench's, on scenes of `train_rigs` only, with its own
-    weight of the low-frequency residual term (`rig_lf_weight`) when set, and its camera maps
-    (ray directions and field of view) with `rig_camera_maps`."""
+    weight of the low-frequency residual term (`rig_lf_weight`) when set, its camera maps
+    (ray directions and field of view) with `rig_camera_maps`, and its ToF multipath-compensated
+    with `rig_mpi_gain`."""
     lf = cfg.train.lf_weight if cfg.rig_lf_weight is None else cfg.rig_lf_weight
     net = cfg.train.net
     if cfg.rig_camera_maps:
         net = dataclasses.replace(net, ray_channels=True, fov_channels=True)
+    dei = dataclasses.replace(cfg.train.dei, tof_mpi_gain=cfg.rig_mpi_gain)
     return dataclasses.replace(cfg.train, rigs=cfg.train_rigs, train_scenes=cfg.rig_train_scenes,
-                               steps=cfg.rig_steps, lf_weight=lf, net=net)
+                               steps=cfg.rig_steps, lf_weight=lf, net=net, dei=dei)
 
 
 def rig_nets(cfg: BenchConfig) -> dict[str, TwoStageFusionNet]:
@@ -439,9 +441,12 @@ def rig_nets(cfg: BenchConfig) -> dict[str, TwoStageFusionNet]:
     return {"mobifuse": trained_net(tc, train, True), "default_model": default_model()}
 
 
-def rig_frames(cfg: BenchConfig, family, seed0: int, n: int, desc: str) -> list[dict]:
+def rig_frames(cfg: BenchConfig, family, seed0: int, n: int, desc: str,
+               dei: DEIConfig | None = None) -> list[dict]:
+    """Held-out frames of `family` with the bench's DEI config (or `dei`: the cross-rig net's)."""
     tc = cfg.train
-    return build_frames(held_out_seeds(cfg, seed0, n), tc.sim, tc.stereo, tc.dei, family, desc)
+    return build_frames(held_out_seeds(cfg, seed0, n), tc.sim, tc.stereo, dei or tc.dei, family,
+                        desc)
 
 
 def rig_refined(preds: list, frames: list[dict], k: float, sim=None,
@@ -452,17 +457,20 @@ def rig_refined(preds: list, frames: list[dict], k: float, sim=None,
                     offset_gate=offset_gate) for p, f in zip(preds, frames)]
 
 
-def rig_arms(frames: list[dict], nets: dict, k: float, sim=None, offset_gate: float = 0.0
-             ) -> dict[str, list[np.ndarray]]:
+def rig_arms(frames: list[dict], nets: dict, k: float, sim=None, offset_gate: float = 0.0,
+             net_frames: dict | None = None) -> dict[str, list[np.ndarray]]:
     """Every cross-rig arm's depth per frame (the nets' with the stereo-agreement refinement
     at threshold `k`, as `fuse()` returns them; the scene-wide stereo offset at `offset_gate`
-    for the bench's cross-rig net, at its own metadata's gate for the default model)."""
+    for the bench's cross-rig net, at its own metadata's gate for the default model).
+    `net_frames` (name -> frames): the same scenes prepared as that net's DEI config says
+    (a multipath-compensated ToF), for that net alone."""
     out = {"tof_only": [f["geom"][0] for f in frames], "sgbm_only": [f["geom"][2] for f in frames],
            "inv_var_dei": [inverse_variance_fusion(f["geom"][0], f["sigma_tof"], f["geom"][2],
                                                    f["sigma_st"]) for f in frames]}
     for name, net in nets.items():
         gate = offset_gate if name == "mobifuse" else model_offset_gate(net)
-        out[name] = rig_refined(predict_frames(net, frames), frames, k, sim, gate)
+        fr = (net_frames or {}).get(name, frames)
+        out[name] = rig_refined(predict_frames(net, fr), fr, k, sim, gate)
     return out
 
 
@@ -531,14 +539,19 @@ def cross_rig(rep: BenchReport, cfg: BenchConfig, run_dir) -> dict:
     """Train on `train_rigs`, test on unseen `test_rigs` and on held-out `train_rigs` scenes;
     rows per scene, the DEI's calibration on the unseen rigs, reliability.png."""
     nets = rig_nets(cfg)
-    unseen = rig_frames(cfg, cfg.test_rigs, RIG_TEST_SEED0, cfg.rig_test_scenes, "unseen rigs")
-    infam = rig_frames(cfg, cfg.train_rigs, RIG_INFAMILY_SEED0, cfg.rig_infamily_scenes,
-                       "in-family rigs")
+    sets = {"unseen": (cfg.test_rigs, RIG_TEST_SEED0, cfg.rig_test_scenes, "unseen rigs"),
+            "in_family": (cfg.train_rigs, RIG_INFAMILY_SEED0, cfg.rig_infamily_scenes,
+                          "in-family rigs")}
+    frames = {name: rig_frames(cfg, *a) for name, a in sets.items()}
+    net_dei = rig_train_config(cfg).dei
+    own = {name: {"mobifuse": rig_frames(cfg, *a, dei=net_dei)} if net_dei != cfg.train.dei
+           else None for name, a in sets.items()}
     k, sim, gate = cfg.agree_k, cfg.train.sim, cfg.offset_gate
-    res = {"unseen": rig_table(rep, unseen, rig_arms(unseen, nets, k, sim, gate), "unseen rigs"),
-           "in_family": rig_table(rep, infam, rig_arms(infam, nets, k, sim, gate),
-                                  "in-family rigs"),
-           "dei": dei_calibration(unseen)}
+    unseen = frames["unseen"]
+    res = {name: rig_table(rep, frames[name],
+                           rig_arms(frames[name], nets, k, sim, gate, own[name]), a[3])
+           for name, a in sets.items()}
+    res["dei"] = dei_calibration(unseen)
     reliability_plot(run_dir, res["dei"])
     return res
 

@@ -8,7 +8,9 @@ disparity d = x_left - x_right = f B / Z - doffs, so
 
 Fields: K_left (3, 3) at the RGB resolution; K_right (3, 3) or `doffs` (px); baseline (m);
 K_tof (3, 3) at the ToF resolution; T_left_tof (4, 4) maps ToF-frame points into the left
-frame; the ToF modulation frequency (Hz) and read noise (electrons) feed its DEI; an optional
+frame; the ToF modulation frequency (Hz) and read noise (electrons) feed its DEI, its radiometric
+power `tof_power` (amplitude in electrons of an albedo-1 target at 1 m, normal incidence; a
+white target at a known distance measures it) its multipath estimate; an optional
 `depth_range` (near, far) in metres bounds the stereo search (`stereo.disparity_search`).
 """
 
@@ -37,6 +39,7 @@ class Calibration:
     doffs: float | None = None
     mod_freq_hz: float = 30e6
     tof_read_noise: float = 20.0
+    tof_power: float = 6.0e4
     depth_range: tuple[float, float] | None = None
 
     def validate(self) -> None:
@@ -54,6 +57,7 @@ class Calibration:
                                          positive=True)
         self.tof_read_noise = finite_number(self.tof_read_noise, "calibration 'tof_read_noise'",
                                             nonnegative=True)
+        self.tof_power = finite_number(self.tof_power, "calibration 'tof_power'", positive=True)
         if self.doffs is not None:
             self.doffs = finite_number(self.doffs, "calibration 'doffs'")
         if self.K_right is not None:

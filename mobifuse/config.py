@@ -144,6 +144,10 @@ class DEIConfig:
     st_depth_ref: Literal["own", "local_quantile"] = "local_quantile"
     st_ref_quantile: Prob = 0.75  # quantile of the stereo depth in the window
     st_ref_window: Prob = 0.4  # window side as a fraction of the frame width
+    # ToF multipath compensation before everything else (`multipath.compensate_multipath`):
+    # the depth minus this gain x the radiometric one-bounce estimate from the frame's own depth
+    # and amplitude (0: off; 0.75 fitted on training-rig scenes, results/mobifuse/NOTES.md)
+    tof_mpi_gain: NonNegFloat = 0.0
     # calibration factors, fit by `python -m mobifuse.experiments.calibrate_dei` (95 % of
     # |error| <= 2 sigma on held-out scenes of the bench's training rigs)
     tof_scale: PosFloat = 0.4332  # calibration factor of sigma_tof
@@ -236,6 +240,9 @@ class BenchConfig:
     # the cross-rig net takes its camera: ray-direction and field-of-view maps
     # (`NetConfig.ray_channels`, `fov_channels`), the fixed-rig nets do not
     rig_camera_maps: bool = False
+    # the cross-rig net's ToF input multipath-compensated (`DEIConfig.tof_mpi_gain` of its
+    # training and of the frames it is scored on; the baselines keep the sensor's depth); 0: off
+    rig_mpi_gain: NonNegFloat = 0.0
     rig_test_scenes: PosInt = 12  # unseen-rig test scenes (test_rigs)
     rig_infamily_scenes: PosInt = 8  # held-out scenes of train_rigs
     pipeline_size: tuple[int, ...] = (640, 480)  # frame (W, H) of the end-to-end latency

@@ -63,7 +63,7 @@ def sim_calibration(cfg: SimConfig) -> Calibration:
     return Calibration(K_left=K_left, K_right=K_right,
                        K_tof=intrinsics(cfg.tof_width, cfg.tof_height, cfg.tof_focal_px),
                        T_left_tof=T, baseline_m=cfg.baseline_m, mod_freq_hz=cfg.mod_freq_hz,
-                       tof_read_noise=cfg.tof_read_noise)
+                       tof_read_noise=cfg.tof_read_noise, tof_power=cfg.tof_power)
 
 
 def rig_for_seed(seed: int, sim: SimConfig, family: RigFamily | None) -> SimConfig:
@@ -101,10 +101,13 @@ def _one(seed: int, sim: SimConfig, stereo: StereoConfig, dei: DEIConfig,
 
 def dei_key(dei: DEIConfig) -> dict:
     """The DEI config minus its calibration factors (they change no cached array) and minus
-    the stereo depth-reference fields at their no-op values (older keys stay valid)."""
+    the stereo depth-reference fields and the multipath gain at their no-op values (older keys
+    stay valid)."""
     d = {k: v for k, v in to_dict(dei).items() if k not in ("tof_scale", "st_scale")}
     if d["st_hole_scale"] == 1.0:
         del d["st_hole_scale"]
+    if d["tof_mpi_gain"] == 0:
+        del d["tof_mpi_gain"]
     if d["st_depth_ref"] == "own":
         for k in ("st_depth_ref", "st_ref_quantile", "st_ref_window"):
             del d[k]

@@ -20,6 +20,7 @@ from mobifuse.calibration import Calibration, as_calibration
 from mobifuse.config import DEIConfig, StereoConfig
 from mobifuse.dei import dei_channels, stereo_dei, texture_strength, tof_dei
 from mobifuse.geometry import densify_many, nearest_fill, reproject_tof
+from mobifuse.multipath import compensate_multipath
 from mobifuse.simulator import work_shape
 from mobifuse.stereo import run_stereo, sgbm_params, to_gray
 from mobifuse.threads import pool, wait_all
@@ -96,8 +97,8 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
     if not tof_valid.any():
         raise DataError("the ToF frame has no valid pixel (all-invalid depth)")
     tof_depth = np.where(tof_valid, tof_depth, 0.0)
-    if tof_amplitude is None:  # proxy: albedo 0.5, normal incidence, the simulator's power
-        tof_amplitude = 3.0e4 / np.maximum(tof_depth, 0.1) ** 2
+    if tof_amplitude is None:  # proxy: albedo 0.5, normal incidence
+        tof_amplitude = 0.5 * calib.tof_power / np.maximum(tof_depth, 0.1) ** 2
     if tof_ambient is None:
         tof_ambient = np.zeros_like(tof_depth)
     for name, arr in (("tof_amplitude", tof_amplitude), ("tof_ambient", tof_ambient)):
@@ -117,13 +118,17 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
     h, w = work_shape(H, W, s)
     Kw = _work_K(calib.K_left, s)
     f_full = float(calib.K_left[0, 0])
+    tof_search = tof_depth[tof_valid]  # the stereo search reads the sensor's own depths
+    if dei_cfg.tof_mpi_gain > 0:  # every ToF use below sees the multipath-compensated depth
+        tof_depth = compensate_multipath(tof_depth, tof_valid, tof_amplitude, calib.K_tof,
+                                         calib.mod_freq_hz, calib.tof_power, dei_cfg.tof_mpi_gain)
 
     # the ToF branch needs nothing from the stereo one: it runs beside SGBM (OpenCV, numpy and
     # scipy release the GIL in their array loops)
     tof_fut = pool().submit(_tof_branch, tof_depth, tof_valid, tof_amplitude, tof_ambient,
                             calib, Kw, (h, w), dei_cfg, left, s)
     try:
-        st = run_stereo(left, right, calib, stereo_cfg, s, tof_depth[tof_valid])
+        st = run_stereo(left, right, calib, stereo_cfg, s, tof_search)
     finally:
         wait_all([tof_fut])
     warped, tof_dense, dt, (gray_full, texture, bright) = tof_fut.result()

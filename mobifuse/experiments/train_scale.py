@@ -93,12 +93,13 @@ def set_scores(res: list[np.ndarray], frames: list[dict], label: str) -> dict:
     return out
 
 
-def _frames(cfg: BenchConfig, family, seeds: list[int]) -> list[dict]:
-    """Frames of `seeds` on rigs of `family`, built (and cached) in chunks of `CHUNK`."""
+def _frames(cfg: BenchConfig, family, seeds: list[int], dei=None) -> list[dict]:
+    """Frames of `seeds` on rigs of `family`, built (and cached) in chunks of `CHUNK`, with the
+    bench's DEI config or `dei` (the cross-rig net's: `BenchConfig.rig_mpi_gain`)."""
     tc = cfg.train
     out: list[dict] = []
     for i in range(0, len(seeds), CHUNK):
-        out += build_frames(seeds[i:i + CHUNK], tc.sim, tc.stereo, tc.dei, family,
+        out += build_frames(seeds[i:i + CHUNK], tc.sim, tc.stereo, dei or tc.dei, family,
                             desc=f"scenes {seeds[i]}+")
     return out
 
@@ -111,10 +112,10 @@ def arm_config(cfg: BenchConfig, budget: tuple[int, int], seed: int):
 
 
 def _render(job: tuple) -> int:
-    cfg, family, seeds = job
+    cfg, family, seeds, dei = job
     torch.set_num_threads(1)
     cv2.setNumThreads(1)  # one thread a process: OpenCV's own pool oversubscribes the cores
-    _frames(cfg, family, seeds)
+    _frames(cfg, family, seeds, dei)
     return len(seeds)
 
 
@@ -122,11 +123,12 @@ def render_all(cfg: BenchConfig, budgets: list[tuple[int, int]], workers: int) -
     """Every chunk the jobs will read, rendered in parallel into the frame cache."""
     tc = rig_train_config(cfg)
     train_seeds, _ = scene_seeds(dataclasses.replace(tc, train_scenes=max(b[0] for b in budgets)))
-    jobs = [(cfg, cfg.train_rigs, train_seeds[i:i + CHUNK])
+    jobs = [(cfg, cfg.train_rigs, train_seeds[i:i + CHUNK], tc.dei)
             for i in range(0, len(train_seeds), CHUNK)]
+    deis = [cfg.train.dei] + ([tc.dei] if tc.dei != cfg.train.dei else [])
     for family, seed0, n in eval_sets(cfg).values():
         seeds = held_out_seeds(cfg, seed0, n)
-        jobs += [(cfg, family, seeds[i:i + CHUNK]) for i in range(0, n, CHUNK)]
+        jobs += [(cfg, family, seeds[i:i + CHUNK], d) for i in range(0, n, CHUNK) for d in deis]
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
         done = sum(pool.map(_render, jobs))
     log.info("rendered %d scenes in %d chunks", done, len(jobs))
@@ -139,7 +141,7 @@ def one_net(job: tuple) -> dict:
     cv2.setNumThreads(1)
     tc = arm_config(cfg, budget, seed)
     seeds0, _ = scene_seeds(dataclasses.replace(tc, seed=cfg.train.seed))
-    train = _frames(cfg, cfg.train_rigs, seeds0)
+    train = _frames(cfg, cfg.train_rigs, seeds0, tc.dei)
     t0 = time.perf_counter()
     model, metrics = train_fusion_net(tc, train, desc=f"{arm} seed {seed}")
     model = model.cpu()
@@ -149,7 +151,9 @@ def one_net(job: tuple) -> dict:
                  "train_scenes": tc.train_scenes, "steps": tc.steps}
     for name, (family, seed0, n) in eval_sets(cfg).items():
         frames = _frames(cfg, family, held_out_seeds(cfg, seed0, n))
-        r = np.array(ratios(rig_refined(predict_frames(model, frames), frames, cfg.agree_k,
+        own = frames if tc.dei == cfg.train.dei else _frames(
+            cfg, family, held_out_seeds(cfg, seed0, n), tc.dei)  # the net's inputs
+        r = np.array(ratios(rig_refined(predict_frames(model, own), own, cfg.agree_k,
                                         cfg.train.sim), frames))
         row[name] = {"ratios": r.tolist(), "mean": float(r.mean()), "worst": float(r.max()),
                      "above_1": int((r > 1).sum()), "at_or_below_0.7": int((r <= 0.7).sum())}
