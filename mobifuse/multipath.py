@@ -27,7 +27,7 @@ import numpy as np
 
 from mobifuse.simulator import C_LIGHT, camera_rays
 
-__all__ = ["multipath_error", "compensate_multipath", "MAX_CORRECTION"]
+__all__ = ["multipath_error", "compensate_multipath", "indirect_ratio", "MAX_CORRECTION"]
 
 MAX_CORRECTION = 0.06  # the largest correction, as a fraction of the depth
 
@@ -59,6 +59,23 @@ def _surface(depth: np.ndarray, valid: np.ndarray, K: np.ndarray):
     return z, X, n, rn, cos_v
 
 
+def indirect_ratio(p_x, p_n, p_r, p_cos, q_x, q_n, q_rho, q_r, omega: float, k: float
+                   ) -> np.ndarray:
+    """I_p / a_p (P,) complex: the one-bounce indirect phasor of each receiver p over its direct
+    one (rho_p and P cancel). Receivers: points p_x (P, 3), unit normals p_n (P, 3), ranges p_r
+    (P,), view cosines p_cos (P,); patches: points q_x (Q, 3), unit normals q_n, albedos q_rho
+    (Q,), ranges q_r, solid angle omega; k the phase per metre of range. Patch-receiver
+    distances are floored at 5 cm and pairs closer than 2 cm (a patch with itself) dropped."""
+    v = q_x[None, :, :] - p_x[:, None, :]  # (P, Q, 3) receiver -> patch
+    d = np.linalg.norm(v, axis=-1)
+    dd = np.maximum(d, 0.05)
+    cos_p = np.clip(np.einsum("pqk,pk->pq", v, p_n) / dd, 0.0, 1.0)
+    cos_q = np.clip(-np.einsum("pqk,qk->pq", v, q_n) / dd, 0.0, 1.0)
+    wgt = np.where(d > 0.02, (q_rho / np.pi)[None, :] * omega * cos_p * cos_q / dd**2, 0.0)
+    rel = (wgt * np.exp(0.5j * k * (q_r[None, :] + d - p_r[:, None]))).sum(axis=1)
+    return rel * p_r**2 / p_cos
+
+
 def multipath_error(depth, valid, amplitude, K_tof, mod_freq_hz: float, tof_power: float,
                     n_recv: int = 1200, n_patch: int = 300) -> np.ndarray:
     """Estimated depth error (m, > 0 = reads far) of each ToF pixel from one-bounce diffuse
@@ -87,14 +104,7 @@ def multipath_error(depth, valid, amplitude, K_tof, mod_freq_hz: float, tof_powe
     p_n /= np.linalg.norm(p_n, axis=-1, keepdims=True) + 1e-12
     p_r, p_cos = _blocks(r, sp), _blocks(cos_v, sp)
 
-    v = q_x[None, :, :] - p_x[:, None, :]  # (P, Q, 3) receiver -> patch
-    d = np.linalg.norm(v, axis=-1)
-    dd = np.maximum(d, 0.05)
-    cos_p = np.clip(np.einsum("pqk,pk->pq", v, p_n) / dd, 0.0, 1.0)
-    cos_q = np.clip(-np.einsum("pqk,qk->pq", v, q_n) / dd, 0.0, 1.0)
-    wgt = np.where(d > 0.02, (q_rho / np.pi)[None, :] * omega * cos_p * cos_q / dd**2, 0.0)
-    rel = (wgt * np.exp(0.5j * k * (q_r[None, :] + d - p_r[:, None]))).sum(axis=1)
-    ratio = rel * p_r**2 / p_cos  # I_p / a_p: rho_p and P cancel
+    ratio = indirect_ratio(p_x, p_n, p_r, p_cos, q_x, q_n, q_rho, q_r, omega, k)
     err = (np.angle(1.0 + ratio) / k).reshape(-(-h // sp), -(-w // sp))
     up = cv2.resize(err.astype(np.float32), (err.shape[1] * sp, err.shape[0] * sp),
                     interpolation=cv2.INTER_LINEAR)[:h, :w]

@@ -4,7 +4,9 @@ Each arm of `ARMS` trains the bench's cross-rig net (phone rigs `train_rigs` onl
 config otherwise) on the arm's own training scenes and steps (S1: 96 / 1,600, the budget before
 S4; S4: 4x; S16: 16x), with net seeds `--seeds` (the seed changes the initialisation and the
 crop order; every seed of an arm trains on the same scenes). Each net is scored, after the
-bench's refinement, per scene as MAE / ToF-only MAE on:
+bench's refinement, per scene as MAE / ToF-only MAE (the sensor's depth: with
+`rig_mpi_gain` > 0 the net reads frames with a multipath-compensated ToF, the denominator
+frames without) on:
 
 - validation sets, the only ones a choice is made on: 48 fresh unseen-rig scenes (`test_rigs`,
   seeds 65,000+), 8 scenes of rigs between the families (`fusion_ceiling.VAL_RIGS`, 90,000+) and 8
