@@ -421,13 +421,14 @@ RIG_TEST_SEED0, RIG_INFAMILY_SEED0 = 60_000, 70_000
 def rig_train_config(cfg: BenchConfig) -> TrainConfig:
     """The cross-rig net's training: the bench's, on scenes of `train_rigs` only, with its own
     weight of the low-frequency residual term (`rig_lf_weight`) when set, its camera maps
-    (ray directions and field of view) with `rig_camera_maps`, and its ToF multipath-compensated
-    with `rig_mpi_gain`."""
+    (ray directions and field of view) with `rig_camera_maps`, its ToF multipath-compensated
+    with `rig_mpi_gain` and splatted by the surface rule with `rig_surface_tol`."""
     lf = cfg.train.lf_weight if cfg.rig_lf_weight is None else cfg.rig_lf_weight
     net = cfg.train.net
     if cfg.rig_camera_maps:
         net = dataclasses.replace(net, ray_channels=True, fov_channels=True)
-    dei = dataclasses.replace(cfg.train.dei, tof_mpi_gain=cfg.rig_mpi_gain)
+    dei = dataclasses.replace(cfg.train.dei, tof_mpi_gain=cfg.rig_mpi_gain,
+                              tof_surface_tol=cfg.rig_surface_tol)
     return dataclasses.replace(cfg.train, rigs=cfg.train_rigs, train_scenes=cfg.rig_train_scenes,
                                steps=cfg.rig_steps, lf_weight=lf, net=net, dei=dei)
 

@@ -148,6 +148,10 @@ class DEIConfig:
     # the depth minus this gain x the radiometric one-bounce estimate from the frame's own depth
     # and amplitude (0: off; 0.75 fitted on training-rig scenes, results/mobifuse/NOTES.md)
     tof_mpi_gain: NonNegFloat = 0.0
+    # ToF splatting into the view (`geometry.reproject_tof`): samples within (1 + this) x the
+    # nearest depth are one surface, and the one projected nearest the pixel centre wins
+    # (0: the nearest sample, which reads near where footprints overlap)
+    tof_surface_tol: NonNegFloat = 0.0
     # calibration factors, fit by `python -m mobifuse.experiments.calibrate_dei` (95 % of
     # |error| <= 2 sigma on held-out scenes of the bench's training rigs)
     tof_scale: PosFloat = 0.4332  # calibration factor of sigma_tof
@@ -243,6 +247,8 @@ class BenchConfig:
     # the cross-rig net's ToF input multipath-compensated (`DEIConfig.tof_mpi_gain` of its
     # training and of the frames it is scored on; the baselines keep the sensor's depth); 0: off
     rig_mpi_gain: NonNegFloat = 0.0
+    # the cross-rig net's ToF splatted by the surface rule (`DEIConfig.tof_surface_tol`); 0: off
+    rig_surface_tol: NonNegFloat = 0.0
     rig_test_scenes: PosInt = 12  # unseen-rig test scenes (test_rigs)
     rig_infamily_scenes: PosInt = 8  # held-out scenes of train_rigs
     pipeline_size: tuple[int, ...] = (640, 480)  # frame (W, H) of the end-to-end latency

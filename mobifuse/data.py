@@ -101,13 +101,14 @@ def _one(seed: int, sim: SimConfig, stereo: StereoConfig, dei: DEIConfig,
 
 def dei_key(dei: DEIConfig) -> dict:
     """The DEI config minus its calibration factors (they change no cached array) and minus
-    the stereo depth-reference fields and the multipath gain at their no-op values (older keys
-    stay valid)."""
+    the stereo depth-reference fields, the multipath gain and the splatting's surface tolerance
+    at their no-op values (older keys stay valid)."""
     d = {k: v for k, v in to_dict(dei).items() if k not in ("tof_scale", "st_scale")}
     if d["st_hole_scale"] == 1.0:
         del d["st_hole_scale"]
-    if d["tof_mpi_gain"] == 0:
-        del d["tof_mpi_gain"]
+    for k in ("tof_mpi_gain", "tof_surface_tol"):
+        if d[k] == 0:
+            del d[k]
     if d["st_depth_ref"] == "own":
         for k in ("st_depth_ref", "st_ref_quantile", "st_ref_window"):
             del d[k]

@@ -46,13 +46,19 @@ def backproject(depth: np.ndarray, K: np.ndarray, mask: np.ndarray | None = None
 
 def reproject_tof(depth: np.ndarray, valid: np.ndarray, K_tof: np.ndarray, K_left: np.ndarray,
                   T_left_tof: np.ndarray, out_shape: tuple[int, int],
-                  channels: dict[str, np.ndarray] | None = None) -> dict:
+                  channels: dict[str, np.ndarray] | None = None,
+                  surface_tol: float = 0.0) -> dict:
     """Warp ToF samples into the left view with a z-buffer (nearest surface wins).
 
     Each ToF pixel is splatted as a square footprint sized by the focal-length ratio, so a
     lower-resolution sensor covers the higher-resolution view without background samples
-    bleeding through foreground ones. Returns 'depth' (out_shape, 0 = hole), 'valid', and every
-    extra channel warped alongside (0 where no sample landed).
+    bleeding through foreground ones. Where footprints overlap (a non-integer ratio, e.g. 1.5
+    view pixels per ToF pixel under a 2 x 2 footprint), the nearest of several noisy samples of
+    one surface reads near by a share of the noise. `surface_tol` > 0: the samples within
+    (1 + surface_tol) x the nearest depth count as one surface, and of those the sample whose
+    projected centre lies nearest the pixel's centre wins (0: the nearest sample, as before).
+    Returns 'depth' (out_shape, 0 = hole), 'valid', and every extra channel warped alongside
+    (0 where no sample landed).
     """
     if depth.shape != valid.shape:
         raise DataError(f"ToF depth shape {depth.shape} != valid mask shape {valid.shape}")
@@ -85,6 +91,17 @@ def reproject_tof(depth: np.ndarray, valid: np.ndarray, K_tof: np.ndarray, K_lef
     first = np.ones(len(order), dtype=bool)
     first[1:] = pix_sorted[1:] != pix_sorted[:-1]
     win = order[first]
+    if surface_tol > 0 and len(order):
+        # the nearest depth of each entry's pixel, then (pixel, off the surface, distance of
+        # the sample's centre to the pixel's centre): the first entry per pixel wins
+        z_front = np.zeros(H * W)
+        z_front[pix[win]] = zs[win]
+        off = zs > z_front[pix] * (1.0 + surface_tol)
+        dist = (u[idx_src] - us[inside]) ** 2 + (v[idx_src] - vs[inside]) ** 2
+        order = np.lexsort((dist, off, pix))
+        pix_sorted = pix[order]
+        first[1:] = pix_sorted[1:] != pix_sorted[:-1]
+        win = order[first]
     out_depth = np.zeros(H * W, dtype=np.float32)
     out_depth[pix[win]] = zs[win]
     out = {"depth": out_depth.reshape(H, W), "valid": (out_depth > 0).reshape(H, W)}

@@ -58,7 +58,8 @@ def _tof_branch(tof_depth, tof_valid, tof_amplitude, tof_ambient, calib: Calibra
                       borderType=cv2.BORDER_REFLECT)[::s, ::s]
     warped = reproject_tof(tof_depth, tof_valid, calib.K_tof, Kw, calib.T_left_tof, shape,
                            {"amplitude": np.asarray(tof_amplitude, dtype=np.float64),
-                            "ambient": np.asarray(tof_ambient, dtype=np.float64)})
+                            "ambient": np.asarray(tof_ambient, dtype=np.float64)},
+                           dei_cfg.tof_surface_tol)
     if not warped["valid"].any():
         raise DataError("no ToF sample lands in the left view (check the extrinsics)")
     tof_dense, amp, amb = densify_many([warped["depth"], warped["amplitude"],
