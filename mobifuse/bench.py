@@ -414,7 +414,7 @@ def extras_and_notes(rep: BenchReport, cfg: BenchConfig, lat: dict, rho: dict,
 
 # ----------------------------------------------------------------------------- cross-rig
 
-RIG_ARMS = ("tof_only", "sgbm_only", "inv_var_dei", "mobifuse", "default_model")
+RIG_ARMS = ("tof_only", "sgbm_only", "inv_var_dei", "mobifuse", "default_model")  # + tof_prepared
 RIG_TEST_SEED0, RIG_INFAMILY_SEED0 = 60_000, 70_000
 
 
@@ -464,7 +464,8 @@ def rig_arms(frames: list[dict], nets: dict, k: float, sim=None, offset_gate: fl
     at threshold `k`, as `fuse()` returns them; the scene-wide stereo offset at `offset_gate`
     for the bench's cross-rig net, at its own metadata's gate for the default model).
     `net_frames` (name -> frames): the same scenes prepared as that net's DEI config says
-    (a multipath-compensated ToF), for that net alone."""
+    (a multipath-compensated ToF), for that net alone; the cross-rig net's own frames add the
+    reference arm 'tof_prepared', their ToF depth."""
     out = {"tof_only": [f["geom"][0] for f in frames], "sgbm_only": [f["geom"][2] for f in frames],
            "inv_var_dei": [inverse_variance_fusion(f["geom"][0], f["sigma_tof"], f["geom"][2],
                                                    f["sigma_st"]) for f in frames]}
@@ -472,6 +473,9 @@ def rig_arms(frames: list[dict], nets: dict, k: float, sim=None, offset_gate: fl
         gate = offset_gate if name == "mobifuse" else model_offset_gate(net)
         fr = (net_frames or {}).get(name, frames)
         out[name] = rig_refined(predict_frames(net, fr), fr, k, sim, gate)
+    if net_frames and "mobifuse" in net_frames:  # a reference: the sensor's depth with the
+        # cross-rig net's ToF preprocessing (multipath compensation, splatting), nothing else
+        out["tof_prepared"] = [f["geom"][0] for f in net_frames["mobifuse"]]
     return out
 
 
@@ -487,6 +491,9 @@ def rig_table(rep: BenchReport, frames: list[dict], preds: dict, setting: str) -
                     clipped_search=int(f["search"][2]))
         ratios["vs_best"].append(mae_i["mobifuse"] / min(mae_i["tof_only"], mae_i["sgbm_only"]))
         ratios["vs_tof"].append(mae_i["mobifuse"] / mae_i["tof_only"])
+        if "tof_prepared" in mae_i:
+            ratios.setdefault("vs_tof_prepared", []).append(mae_i["mobifuse"]
+                                                            / mae_i["tof_prepared"])
     for a, p in preds.items():
         rep.add(a, setting=f"{setting} mean", mae=float(np.mean(
             [depth_metrics(p[i], f["gt"])["mae"] for i, f in enumerate(frames)])))

@@ -188,8 +188,8 @@ def test_tof_power_round_trips_through_json():
 def test_rig_mpi_gain_sets_the_cross_rig_nets_dei_only_and_rig_arms_feed_it_its_frames(
         monkeypatch):
     """`rig_mpi_gain` reaches the cross-rig net's DEI config (and so its cache key), not the
-    bench's; `rig_arms` runs a net on its own frames where given and scores every baseline on
-    the sensor's frames."""
+    bench's; `rig_arms` runs a net on its own frames where given, scores every baseline on the
+    sensor's frames and adds the prepared ToF of the net's frames as a reference arm."""
     import mobifuse.bench as bench
     from mobifuse.config import BenchConfig
     from shared.config import load_config
@@ -218,3 +218,5 @@ def test_rig_mpi_gain_sets_the_cross_rig_nets_dei_only_and_rig_arms_feed_it_its_
     out = bench.rig_arms(raw, {"mobifuse": object()}, 0.1, net_frames={"mobifuse": own})
     assert seen == [own]
     assert out["tof_only"][0][0, 0] == 2.0 and out["mobifuse"][0][0, 0] == np.float32(1.9)
+    assert out["tof_prepared"][0][0, 0] == np.float32(1.9)  # the reference arm: its ToF
+    assert "tof_prepared" not in bench.rig_arms(raw, {"mobifuse": object()}, 0.1)
