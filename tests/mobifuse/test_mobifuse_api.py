@@ -189,8 +189,9 @@ def test_a_ray_net_gets_the_rays_of_its_calibration_and_training_frames_theirs(f
     image centre as in training (work pixel j = image pixel 2 j: f / 2, (W - 1) / 4, f_y for
     v), and for a net with FOV maps too W / (2 f_x), H / (2 f_y) of the full image (f_y made
     to differ); `frame_tensors` appends a training frame's from its rig, odd and non-4:3 sizes
-    included; the bench's shipped cross-rig net (camera maps on) is found by its cache key, and
-    with the options off the key is the one S16's net had before they existed."""
+    included; the bench's shipped cross-rig net (camera maps and ToF preprocessing on) is found
+    by its cache key, and with the options off the keys are RAYFOV's and S16's from before
+    they existed."""
     from pathlib import Path
 
     import mobifuse.api as api
@@ -245,6 +246,9 @@ def test_a_ray_net_gets_the_rays_of_its_calibration_and_training_frames_theirs(f
     _, cfg = parse_args([], BenchConfig, prog="t", description="", default_config=str(bench_yaml))
     _, key = net_key(rig_train_config(cfg), True)
     assert (WEIGHTS_DIR / f"{cache_key('mobifuse-net', key, 1)}.safetensors").is_file()
-    off = dataclasses.replace(cfg, rig_camera_maps=False)  # S16's key, from before the options
+    off = dataclasses.replace(cfg, rig_mpi_gain=0.0, rig_surface_tol=0.0)  # RAYFOV's key
+    assert cache_key("mobifuse-net", net_key(rig_train_config(off), True)[1], 1) \
+        == "mobifuse-net-eb5423685da3c171"
+    off = dataclasses.replace(off, rig_camera_maps=False)  # S16's, from before the options
     assert cache_key("mobifuse-net", net_key(rig_train_config(off), True)[1], 1) \
         == "mobifuse-net-38dc784ec3d97dd2"
