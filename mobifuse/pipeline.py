@@ -98,6 +98,7 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
     if not tof_valid.any():
         raise DataError("the ToF frame has no valid pixel (all-invalid depth)")
     tof_depth = np.where(tof_valid, tof_depth, 0.0)
+    amplitude_given = tof_amplitude is not None
     if tof_amplitude is None:  # proxy: albedo 0.5, normal incidence
         tof_amplitude = 0.5 * calib.tof_power / np.maximum(tof_depth, 0.1) ** 2
     if tof_ambient is None:
@@ -134,6 +135,9 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
         wait_all([tof_fut])
     warped, tof_dense, dt, (gray_full, texture, bright) = tof_fut.result()
     warnings = [st["search"]["message"]] if st["search"]["clipped"] else []
+    if dei_cfg.tof_mpi_gain > 0 and not amplitude_given:
+        warnings.append("ToF multipath compensation without a ToF amplitude: every surface "
+                        "taken as albedo 0.5 (pass the amplitude, or tof_mpi_gain=0)")
     st_depth = st["depth"][::s, ::s]
     st_valid = st["valid"][::s, ::s]
     if st_valid.any():

@@ -159,6 +159,11 @@ def test_prepare_frame_compensates_the_tof_branch_only_when_asked():
     np.testing.assert_array_equal(comp["tof"], ref["tof"])
     np.testing.assert_array_equal(comp["sigma_tof"], ref["sigma_tof"])
     assert not np.array_equal(comp["tof"], raw["tof"])
+    assert not any("amplitude" in w for w in comp["warnings"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        guess = prepare_frame(*args[:5], None, *args[6:], DEIConfig(tof_mpi_gain=0.75))
+    assert any("without a ToF amplitude" in w for w in guess["warnings"])
 
 
 def test_the_gain_keeps_old_cache_keys_and_travels_with_a_nets_metadata():
