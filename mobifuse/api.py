@@ -231,7 +231,8 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
             denoise_c=denoise_c, guard_radius=net.cfg.guard_radius,
             guard=net.cfg.guard_radius > 0, fill_width=fill_width)
     return {"depth": depth.astype(np.float32), "depth_full": to_full(depth, (H, W), downsample),
-            "tof": fr["tof"], "stereo": fr["st"], "sigma_tof": fr["sigma_tof"],
+            "tof": fr["tof"], "tof_sensor": fr["tof_sensor"], "stereo": fr["st"],
+            "sigma_tof": fr["sigma_tof"],
             "sigma_st": fr["sigma_st"], "K_work": fr["K_work"], "search": fr["search"],
             "tof_valid": fr["tof_valid"], "stereo_valid": fr["st_valid"],
             "warnings": fr["warnings"]}

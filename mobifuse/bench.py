@@ -67,6 +67,7 @@ from shared.bench import BenchReport, save_figure
 from shared.cache import cached_file
 from shared.cli import parse_args, run
 from shared.config import to_dict
+from shared.errors import ConfigError
 from shared.io import make_run_dir
 from shared.log import get_logger
 from shared.runtime import cpu_count
@@ -431,6 +432,15 @@ def rig_train_config(cfg: BenchConfig) -> TrainConfig:
                               tof_surface_tol=cfg.rig_surface_tol)
     return dataclasses.replace(cfg.train, rigs=cfg.train_rigs, train_scenes=cfg.rig_train_scenes,
                                steps=cfg.rig_steps, lf_weight=lf, net=net, dei=dei)
+
+
+def require_sensor_inputs(cfg: BenchConfig, prog: str) -> None:
+    """For the experiments that score the cross-rig net on the bench's frames (written before
+    its ToF preprocessing): a config that preprocesses its inputs is a one-line ConfigError."""
+    if rig_train_config(cfg).dei != cfg.train.dei:
+        raise ConfigError(f"{prog} scores the cross-rig net on the sensor's frames and predates "
+                          "its ToF preprocessing: add --set rig_mpi_gain=0 --set "
+                          "rig_surface_tol=0")
 
 
 def rig_nets(cfg: BenchConfig) -> dict[str, TwoStageFusionNet]:

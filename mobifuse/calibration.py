@@ -10,7 +10,8 @@ Fields: K_left (3, 3) at the RGB resolution; K_right (3, 3) or `doffs` (px); bas
 K_tof (3, 3) at the ToF resolution; T_left_tof (4, 4) maps ToF-frame points into the left
 frame; the ToF modulation frequency (Hz) and read noise (electrons) feed its DEI, its radiometric
 power `tof_power` (amplitude in electrons of an albedo-1 target at 1 m, normal incidence; a
-white target at a known distance measures it) its multipath estimate; an optional
+white target at a known distance measures it) its multipath estimate and, without a measured
+amplitude, the amplitude stand-in of its DEI; an optional
 `depth_range` (near, far) in metres bounds the stereo search (`stereo.disparity_search`).
 """
 

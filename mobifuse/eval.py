@@ -15,13 +15,14 @@ by side (dense arms cover every pixel; "measured" rows only where the sensor gav
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mobifuse.api import default_model, fuse, model_offset_gate, post_steps
+from mobifuse.api import _dei_cfg, default_model, fuse, model_offset_gate, post_steps
 from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import TrainConfig
 from mobifuse.data import build_dataset, load_capture, load_middlebury_scene, write_pfm
@@ -46,10 +47,11 @@ def side_by_side(out: dict, gt: np.ndarray) -> dict:
     if not known.any():
         raise DataError("the ground truth has no known depth")
     iv = inverse_variance_fusion(out["tof"], out["sigma_tof"], out["stereo"], out["sigma_st"])
+    tof = out.get("tof_sensor", out["tof"])  # the sensor's depth, without a net's preprocessing
     rows = {}
     for name, pred, m in (("fused", out["depth"], known), ("inverse_variance", iv, known),
-                          ("tof_only", out["tof"], known), ("stereo_only", out["stereo"], known),
-                          ("tof_measured", out["tof"], known & out["tof_valid"]),
+                          ("tof_only", tof, known), ("stereo_only", out["stereo"], known),
+                          ("tof_measured", tof, known & out["tof_valid"]),
                           ("stereo_measured", out["stereo"], known & out["stereo_valid"])):
         e = np.abs(pred - gt)[m]
         rows[name] = {"mae": float(e.mean()) if e.size else float("nan"),
@@ -121,15 +123,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.capture or args.middlebury:
         return _real(args, model, downsample)
     seeds = [cfg.seed * 100_000 + EVAL_SEED0 + i for i in range(args.scenes)]
-    d = build_dataset(seeds, cfg.sim, cfg.stereo, cfg.dei, desc="eval scenes")
-    geom, err, _ = to_tensors(d)
+    # the net reads the scenes with its ToF preprocessing (the config's DEI otherwise); the
+    # baselines read the sensor's ToF
+    sensor_dei = dataclasses.replace(cfg.dei, tof_mpi_gain=0.0, tof_surface_tol=0.0)
+    trained = _dei_cfg(model, None)  # the ToF preprocessing from the net's file, else none
+    net_dei = dataclasses.replace(cfg.dei, tof_mpi_gain=trained.tof_mpi_gain,
+                                  tof_surface_tol=trained.tof_surface_tol)
+    d = build_dataset(seeds, cfg.sim, cfg.stereo, sensor_dei, desc="eval scenes")
+    dn = d if net_dei == sensor_dei else build_dataset(seeds, cfg.sim, cfg.stereo, net_dei,
+                                                       desc="eval scenes, the net's inputs")
+    geom, err, _ = to_tensors(dn)
     if model.cfg.ray_channels or model.cfg.fov_channels:  # each scene's camera, as in training
         err = torch.cat([err, torch.from_numpy(np.stack(
-            [frame_camera({"err": e, "rig": r}, model.cfg) for e, r in zip(d["err"], d["rig"])]
+            [frame_camera({"err": e, "rig": r}, model.cfg) for e, r in zip(dn["err"], dn["rig"])]
         ))], 1)
-    g = d["geom"]
+    g = dn["geom"]
     fused = post_steps(predict(model, geom, err), g[:, 0], g[:, 1], g[:, 2], g[:, 3],
-                       d["sigma_tof"], d["sigma_st"], d["err"][:, 0], frame_shift(cfg.sim),
+                       dn["sigma_tof"], dn["sigma_st"], dn["err"][:, 0], frame_shift(cfg.sim),
                        gate, guard_radius=model.cfg.guard_radius)
     preds = {"mobifuse": fused, "tof_only": d["geom"][:, 0],
              "sgbm_only": d["geom"][:, 2],

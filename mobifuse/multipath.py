@@ -80,7 +80,8 @@ def multipath_error(depth, valid, amplitude, K_tof, mod_freq_hz: float, tof_powe
                     n_recv: int = 1200, n_patch: int = 300) -> np.ndarray:
     """Estimated depth error (m, > 0 = reads far) of each ToF pixel from one-bounce diffuse
     multipath (module docstring), shape of `depth`. `valid` (h, w) bool: the measured pixels
-    (the rest are filled from their neighbours for the geometry and emit nothing).
+    (the rest are filled from their neighbours for the geometry and emit nothing). `amplitude`
+    None: every measured surface at IR albedo 0.5.
     """
     depth = np.asarray(depth, dtype=np.float64)
     valid = np.asarray(valid, dtype=bool) & np.isfinite(depth) & (depth > 0)
@@ -90,9 +91,12 @@ def multipath_error(depth, valid, amplitude, K_tof, mod_freq_hz: float, tof_powe
     k = 4 * np.pi * mod_freq_hz / C_LIGHT  # phase per metre of range
     K = np.asarray(K_tof, dtype=np.float64)
     z, X, n, rn, cos_v = _surface(depth, valid, K)
-    amp = np.where(valid, np.asarray(amplitude, dtype=np.float64), 0.0)
     r = z * rn
-    rho = np.clip(amp * r**2 / (tof_power * cos_v), 0.0, 1.0)  # albedo; 0 where unmeasured
+    if amplitude is None:  # no radiometric evidence: every measured surface at albedo 0.5
+        rho = np.where(valid, 0.5, 0.0)
+    else:  # albedo; 0 where unmeasured
+        amp = np.where(valid, np.asarray(amplitude, dtype=np.float64), 0.0)
+        rho = np.clip(amp * r**2 / (tof_power * cos_v), 0.0, 1.0)
 
     sq = max(1, int(np.ceil(np.sqrt(h * w / n_patch))))
     q_x, q_n = _blocks(X, sq), _blocks(n, sq)

@@ -5,7 +5,9 @@ go through. Any image size works: everything it returns lives on the left camera
 subsampled by `downsample` (work pixel (i, j) = image pixel (s i, s j)), shapes
 (h, w) = (ceil(H / s), ceil(W / s)):
 
-- tof (densified, m), tof_valid (a sample landed), st (SGBM depth, nearest-filled),
+- tof (densified, m; multipath-compensated and splatted by surface where the DEI config says),
+  tof_sensor (the sensor's depth densified without those two steps; else tof itself),
+  tof_valid (a sample landed), st (SGBM depth, nearest-filled),
   st_valid (SGBM + left-right check), gray (0..1), sigma_tof, sigma_st (DEI, m),
   dei (len(DEI_CHANNELS), h, w), plus diagnostics (tof_sparse, texture, ...), 'search'
   (the stereo disparity search) and 'warnings' (list of str).
@@ -120,24 +122,30 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
     h, w = work_shape(H, W, s)
     Kw = _work_K(calib.K_left, s)
     f_full = float(calib.K_left[0, 0])
-    tof_search = tof_depth[tof_valid]  # the stereo search reads the sensor's own depths
+    sensor_depth = tof_depth  # the stereo search and `tof_sensor` read the sensor's own depths
     if dei_cfg.tof_mpi_gain > 0:  # every ToF use below sees the multipath-compensated depth
-        tof_depth = compensate_multipath(tof_depth, tof_valid, tof_amplitude, calib.K_tof,
-                                         calib.mod_freq_hz, calib.tof_power, dei_cfg.tof_mpi_gain)
+        tof_depth = compensate_multipath(tof_depth, tof_valid,
+                                         tof_amplitude if amplitude_given else None,
+                                         calib.K_tof, calib.mod_freq_hz, calib.tof_power,
+                                         dei_cfg.tof_mpi_gain)
 
     # the ToF branch needs nothing from the stereo one: it runs beside SGBM (OpenCV, numpy and
     # scipy release the GIL in their array loops)
     tof_fut = pool().submit(_tof_branch, tof_depth, tof_valid, tof_amplitude, tof_ambient,
                             calib, Kw, (h, w), dei_cfg, left, s)
     try:
-        st = run_stereo(left, right, calib, stereo_cfg, s, tof_search)
+        st = run_stereo(left, right, calib, stereo_cfg, s, sensor_depth[tof_valid])
     finally:
         wait_all([tof_fut])
     warped, tof_dense, dt, (gray_full, texture, bright) = tof_fut.result()
+    tof_sensor = tof_dense
+    if dei_cfg.tof_mpi_gain > 0 or dei_cfg.tof_surface_tol > 0:  # the sensor's own, as before
+        w0 = reproject_tof(sensor_depth, tof_valid, calib.K_tof, Kw, calib.T_left_tof, (h, w))
+        tof_sensor = densify_many([w0["depth"]], w0["valid"])[0]
     warnings = [st["search"]["message"]] if st["search"]["clipped"] else []
     if dei_cfg.tof_mpi_gain > 0 and not amplitude_given:
         warnings.append("ToF multipath compensation without a ToF amplitude: every surface "
-                        "taken as albedo 0.5 (pass the amplitude, or tof_mpi_gain=0)")
+                        "taken as IR albedo 0.5 (pass the amplitude, or tof_mpi_gain=0)")
     st_depth = st["depth"][::s, ::s]
     st_valid = st["valid"][::s, ::s]
     if st_valid.any():
@@ -153,6 +161,7 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
                     bright, f_full, calib.baseline_m, dei_cfg, st["curvature"])
     return {
         "tof": tof_dense, "tof_valid": warped["valid"], "tof_sparse": warped["depth"],
+        "tof_sensor": tof_sensor,
         "st": st_dense, "st_valid": st_valid, "gray": (gray_full[::s, ::s] / 255.0)
         .astype(np.float32), "sigma_tof": dt["sigma"], "sigma_st": ds["sigma"],
         "dei": dei_channels(dt, ds, st["uniqueness"]), "texture": texture,

@@ -46,6 +46,7 @@ from mobifuse.bench import (
     RIG_TEST_SEED0,
     predict_frames,
     refined,
+    require_sensor_inputs,
     rig_frames,
     rig_refined,
     rig_train_config,
@@ -212,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv, BenchConfig, prog="mobifuse.experiments.cross_rig_seeds",
                            description=__doc__.split("\n\n")[0], parser=parser,
                            default_config="configs/mobifuse/bench.yaml", quick=QUICK)
+    require_sensor_inputs(cfg, "mobifuse.experiments.cross_rig_seeds")
     torch.set_num_threads(cfg.train.threads)
     res: dict = {"seeds": args.seeds, "anchor_grid": list(ANCHOR_GRID), "variants": {},
                  "command": "python -m mobifuse.experiments.cross_rig_seeds "

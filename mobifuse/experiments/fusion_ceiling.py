@@ -45,6 +45,7 @@ from mobifuse.bench import (
     RIG_TEST_SEED0,
     predict_frames,
     refined,
+    require_sensor_inputs,
     rig_frames,
     rig_nets,
     trained_net,
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv, BenchConfig, prog="mobifuse.experiments.fusion_ceiling",
                            description=__doc__.split("\n\n")[0],
                            default_config="configs/mobifuse/bench.yaml", quick=QUICK)
+    require_sensor_inputs(cfg, "mobifuse.experiments.fusion_ceiling")
     torch.set_num_threads(cfg.train.threads)
     net = rig_nets(cfg)["mobifuse"]
     radius = net.cfg.guard_radius

@@ -51,6 +51,7 @@ from mobifuse.bench import (
     QUICK,
     predict_frames,
     refined,
+    require_sensor_inputs,
     rig_frames,
     rig_train_config,
     trained_net,
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv, BenchConfig, prog="mobifuse.experiments.wide_validation",
                            description=__doc__.split("\n\n")[0],
                            default_config="configs/mobifuse/bench.yaml", quick=QUICK)
+    require_sensor_inputs(cfg, "mobifuse.experiments.wide_validation")
     torch.set_num_threads(cfg.train.threads)
     k = cfg.agree_k
     sets = {"val_wide": rig_frames(cfg, cfg.test_rigs, VAL_WIDE_SEED0, VAL_WIDE_SCENES,

@@ -19,7 +19,8 @@ from mobifuse.train import scene_seeds
 from shared.cli import parse_args
 
 torch.set_num_threads(2)
-_, cfg = parse_args([], BenchConfig, prog="fov_rule", description="", quick=QUICK,
+_, cfg = parse_args(["--set", "rig_mpi_gain=0", "--set", "rig_surface_tol=0"],  # as it ran
+                    BenchConfig, prog="fov_rule", description="", quick=QUICK,
                     default_config="configs/mobifuse/bench.yaml")
 net = load_model("results/mobifuse/train_scale_cpu_s16/nets/S16_s0.safetensors")  # S16 seed 0
 PER_SCENE = 2000  # pixels sampled per training scene (each scene weighs the same)

@@ -8,7 +8,10 @@ from mobifuse.config import BenchConfig
 from mobifuse.train import predict_frames
 from shared.cli import parse_args
 
-C1_SETS = ["--set", "rig_lf_weight=1.0", "--set", "train.lf_target=gt"]
+C1_SETS = ["--set", "rig_lf_weight=1.0", "--set", "train.lf_target=gt",
+           # options added to bench.yaml after these probes ran, off as they were then
+           "--set", "rig_camera_maps=false", "--set", "rig_mpi_gain=0", "--set",
+           "rig_surface_tol=0"]
 
 
 def c1_config(argv=()) -> BenchConfig:

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import torch
 
-from mobifuse.bench import QUICK, rig_arms, rig_frames, rig_nets, rig_table
+from mobifuse.bench import (QUICK, require_sensor_inputs, rig_arms, rig_frames, rig_nets,
+                            rig_table)
 from mobifuse.config import BenchConfig
 from shared.cli import parse_args
 from shared.bench import BenchReport
@@ -16,6 +17,7 @@ from shared.bench import BenchReport
 seed0, n, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 _, cfg = parse_args(sys.argv[4:], BenchConfig, prog="fresh_unseen", description=__doc__,
                     default_config="configs/mobifuse/bench.yaml", quick=QUICK)
+require_sensor_inputs(cfg, "fresh_unseen.py")
 torch.set_num_threads(cfg.train.threads)
 nets = rig_nets(cfg)
 frames = rig_frames(cfg, cfg.test_rigs, seed0, n, "fresh unseen rigs")

@@ -2,10 +2,10 @@
 
 python results/mobifuse/zbuffer/zbuffer.py results/mobifuse/zbuffer/zbuffer.json [TOL]
 
-`geometry.reproject_tof` splats each ToF pixel as a square of ceil(ratio) - 1 work pixels a side
+`geometry.reproject_tof` splats each ToF pixel as a square of ceil(ratio) work pixels a side
 (ratio = work focal / ToF focal = tof_ratio / 2) and keeps the nearest sample per work pixel.
-Where footprints overlap (an odd tof_ratio: 1.5 x 1.5 work pixels per ToF pixel under a 2 x 2
-footprint), a work pixel keeps the minimum of several noisy samples of one surface, so the
+Where footprints overlap (a non-integer ratio, an odd tof_ratio: 1.5 x 1.5 work pixels per ToF
+pixel under a 2 x 2 footprint), a work pixel keeps the minimum of several noisy samples of one surface, so the
 ToF input reads near by a share of its noise. Per ToF ratio, 6 scenes of the bench's training
 rigs (seeds 790,000+, ratio forced): the median over the work pixels a sample landed on of the
 reprojected noisy ToF minus the reprojected noise-free ToF (same scene, wiggling and multipath
