@@ -33,17 +33,24 @@ def figures(rows: list[dict]) -> dict:
             "reported_test_in_family_worst": [n["in_family"]["worst"] for n in rows]}
 
 
-def main(out: str) -> None:
-    s, r = figures(nets(S16)), figures(nets(RAYFOV))
+def judge(out: str, base: tuple[str, list[Path]], cand: tuple[str, list[Path]]) -> None:
+    """The four clauses, candidate `cand` = (name, train_scale.json paths) against `base`;
+    writes OUT.json and prints it. Also the rules after RAYFOV's (train_scale_mpc/,
+    train_scale_mpcz/) call it, with RAYFOV as the base."""
+    s, r = figures(nets(base[1])), figures(nets(cand[1]))
     clauses = {"(i) higher fresh share": r["fresh_share"] > s["fresh_share"],
                "(ii) lower mean worst fresh": r["fresh_worst_mean"] < s["fresh_worst_mean"],
                "(iii) in-family worst no higher": r["in_family_worst_mean"]
                <= s["in_family_worst_mean"],
                "(iv) between-family mean at most 0.01 above": r["between_mean"]
                <= s["between_mean"] + 0.01}
-    res = {"S16": s, "RAYFOV": r, "clauses": clauses, "adopted": all(clauses.values())}
+    res = {base[0]: s, cand[0]: r, "clauses": clauses, "adopted": all(clauses.values())}
     Path(out).write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps(res, indent=1))
+
+
+def main(out: str) -> None:
+    judge(out, ("S16", S16), ("RAYFOV", RAYFOV))
 
 
 if __name__ == "__main__":
