@@ -50,10 +50,18 @@ def _work_K(K: np.ndarray, s: int) -> np.ndarray:
 
 def _tof_branch(tof_depth, tof_valid, tof_amplitude, tof_ambient, calib: Calibration,
                 Kw: np.ndarray, shape: tuple[int, int], dei_cfg: DEIConfig, left: np.ndarray,
-                s: int):
-    """The ToF warped into the left view at the work resolution, densified, and its DEI, plus
-    the left image's cues that the stereo DEI needs: (reproject_tof's dict, dense depth,
-    tof_dei's dict, (grey image, texture and brightness on the work grid))."""
+                s: int, amplitude_given: bool):
+    """The ToF (multipath-compensated where the DEI config says) warped into the left view at
+    the work resolution, densified, and its DEI, plus the left image's cues that the stereo DEI
+    needs: (reproject_tof's dict, dense depth, tof_dei's dict, (grey image, texture and
+    brightness on the work grid), the sensor's own depth densified without the ToF
+    preprocessing (the dense depth itself without any))."""
+    sensor_depth = tof_depth
+    if dei_cfg.tof_mpi_gain > 0:  # every ToF use below sees the multipath-compensated depth
+        tof_depth = compensate_multipath(tof_depth, tof_valid,
+                                         tof_amplitude if amplitude_given else None,
+                                         calib.K_tof, calib.mod_freq_hz, calib.tof_power,
+                                         dei_cfg.tof_mpi_gain)
     gray_full = to_gray(left)
     texture = texture_strength(gray_full)[::s, ::s]
     bright = cv2.blur(gray_full.astype(np.float32), (7, 7),  # = ndimage.uniform_filter(., 7)
@@ -70,7 +78,11 @@ def _tof_branch(tof_depth, tof_valid, tof_amplitude, tof_ambient, calib: Calibra
     hole = cv2.dilate(warped["valid"].astype(np.uint8), np.ones((3, 3), np.uint8)) == 0
     dt = tof_dei(tof_dense, amp, amb, hole, Kw[0, 0], calib.mod_freq_hz, calib.tof_read_noise,
                  dei_cfg)
-    return warped, tof_dense, dt, (gray_full, texture, bright)
+    tof_sensor = tof_dense
+    if dei_cfg.tof_mpi_gain > 0 or dei_cfg.tof_surface_tol > 0:  # the sensor's own, as before
+        w0 = reproject_tof(sensor_depth, tof_valid, calib.K_tof, Kw, calib.T_left_tof, shape)
+        tof_sensor = densify_many([w0["depth"]], w0["valid"])[0]
+    return warped, tof_dense, dt, (gray_full, texture, bright), tof_sensor
 
 
 def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
@@ -122,26 +134,17 @@ def prepare_frame(left, right, tof_depth, tof_valid, calib: Calibration | dict,
     h, w = work_shape(H, W, s)
     Kw = _work_K(calib.K_left, s)
     f_full = float(calib.K_left[0, 0])
-    sensor_depth = tof_depth  # the stereo search and `tof_sensor` read the sensor's own depths
-    if dei_cfg.tof_mpi_gain > 0:  # every ToF use below sees the multipath-compensated depth
-        tof_depth = compensate_multipath(tof_depth, tof_valid,
-                                         tof_amplitude if amplitude_given else None,
-                                         calib.K_tof, calib.mod_freq_hz, calib.tof_power,
-                                         dei_cfg.tof_mpi_gain)
 
-    # the ToF branch needs nothing from the stereo one: it runs beside SGBM (OpenCV, numpy and
-    # scipy release the GIL in their array loops)
+    # the ToF branch (its multipath compensation included) needs nothing from the stereo one:
+    # it runs beside SGBM (OpenCV, numpy and scipy release the GIL in their array loops); the
+    # stereo search reads the sensor's own depths
     tof_fut = pool().submit(_tof_branch, tof_depth, tof_valid, tof_amplitude, tof_ambient,
-                            calib, Kw, (h, w), dei_cfg, left, s)
+                            calib, Kw, (h, w), dei_cfg, left, s, amplitude_given)
     try:
-        st = run_stereo(left, right, calib, stereo_cfg, s, sensor_depth[tof_valid])
+        st = run_stereo(left, right, calib, stereo_cfg, s, tof_depth[tof_valid])
     finally:
         wait_all([tof_fut])
-    warped, tof_dense, dt, (gray_full, texture, bright) = tof_fut.result()
-    tof_sensor = tof_dense
-    if dei_cfg.tof_mpi_gain > 0 or dei_cfg.tof_surface_tol > 0:  # the sensor's own, as before
-        w0 = reproject_tof(sensor_depth, tof_valid, calib.K_tof, Kw, calib.T_left_tof, (h, w))
-        tof_sensor = densify_many([w0["depth"]], w0["valid"])[0]
+    warped, tof_dense, dt, (gray_full, texture, bright), tof_sensor = tof_fut.result()
     warnings = [st["search"]["message"]] if st["search"]["clipped"] else []
     if dei_cfg.tof_mpi_gain > 0 and not amplitude_given:
         warnings.append("ToF multipath compensation without a ToF amplitude: every surface "
