@@ -32,7 +32,8 @@ from twscardio.fusion import autocorrelation
 __all__ = ["estimate_period", "beat_period", "segment_periods", "local_period", "track_beats",
            "prefer_early", "matched_filter",
            "alternation", "envelope", "refine_peaks", "template_refine", "find_jpeaks", "find_ao",
-           "find_ac", "segment_hr", "window_interval_ratios", "is_octave", "octave_errors",
+           "anchored_ao", "find_ac", "segment_hr", "window_interval_ratios", "is_octave",
+           "octave_errors",
            "match_beats", "beat_metrics", "fiducial_metrics", "per_beat_pearson", "hrv"]
 
 
@@ -435,6 +436,26 @@ def find_ao(scg: np.ndarray, fs: float, wave_shift_s: float = 0.3,
     tightness > 0: the best rhythm-consistent chain instead of the picks (`find_jpeaks`)."""
     return find_jpeaks(scg, fs, polarity="positive", wave_shift_s=wave_shift_s,
                        periods_s=periods_s, tightness=tightness)
+
+
+def anchored_ao(scg: np.ndarray, fs: float, ao_pred_s: np.ndarray,
+                half_s: float) -> np.ndarray:
+    """AO times (s), one per predicted AO `ao_pred_s` (s, sample 0 = 0 s): the SCG's largest
+    sample within +-half_s of the prediction, timed as `find_ac` times AC (`template_refine`).
+    Predictions whose window leaves the recording are dropped; the result is sorted."""
+    scg = np.asarray(scg, dtype=np.float64)
+    pred = np.sort(np.asarray(ao_pred_s, dtype=np.float64))
+    pred = pred[np.isfinite(pred)]
+    H = int(round(half_s * fs))
+    if pred.size == 0 or H < 1:
+        return np.zeros(0)
+    base = np.round(pred * fs).astype(np.int64)
+    base = base[(base - H >= 0) & (base + H < len(scg))]
+    if base.size == 0:
+        return np.zeros(0)
+    idx = base[:, None] + np.arange(-H, H + 1)[None, :]
+    best = idx[np.arange(len(idx)), np.argmax(scg[idx], axis=1)]
+    return np.sort(template_refine(scg, fs, best, half_s=0.1, max_shift_s=0.04) / fs)
 
 
 def find_ac(scg: np.ndarray, fs: float, ao_s: np.ndarray) -> np.ndarray:

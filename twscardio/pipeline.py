@@ -23,7 +23,7 @@ import numpy as np
 
 from shared.errors import DataError
 from shared.validate import finite_number
-from twscardio.beats import find_ac, find_ao, find_jpeaks, segment_periods
+from twscardio.beats import anchored_ao, find_ac, find_ao, find_jpeaks, segment_periods
 from twscardio.beatsync import synchronous_scg, timing_features
 from twscardio.config import N_FEATURES, N_FEATURES_PRIOR, TrainConfig
 from twscardio.enhance import (
@@ -40,8 +40,9 @@ from twscardio.quality import NO_BEAT, assess_windows
 __all__ = ["switched", "prepare", "network_features", "window_starts", "reconstruct", "process",
            "fused_with_fallback", "fused_j_peaks", "sync_prior", "prior_channel", "band_gyro",
            "timing_input", "network_input",
-           "check_prior_model", "N_FEATURES_PRIOR", "N_FEATURES", "J_WAVE_SHIFT_S", "J_TIGHTNESS",
-           "j_peaks", "ao_peaks", "normalise_windows"]
+           "check_prior_model", "network_prior", "N_FEATURES_PRIOR", "N_FEATURES",
+           "J_WAVE_SHIFT_S", "J_TIGHTNESS", "J_AO_ANCHOR_S", "j_peaks", "ao_peaks",
+           "normalise_windows"]
 
 # J peaks on BCG (arms a, b): each beat aligned to the recording's median complex at shifts up to
 # this, so a cycle whose largest peak is another wave (I/K/L, a noise lobe) is moved onto the J
@@ -71,6 +72,10 @@ J_SCORE_SHARE: float | None = None
 # tracker at this tightness where the head is still and plain picking where it rotates
 # (`ao_peaks`); 0 = plain picking everywhere (`beats.find_ao`)
 J_AO_TIGHTNESS = 0.0
+# AO of the network arms (c, d) when the network takes the beat-synchronous prior: > 0 takes, for
+# each of the prior's AO (a fused J peak minus the timing model's lag), the SCG's largest sample
+# within +- this many seconds (`beats.anchored_ao`): one AO per fused J peak; 0 = `ao_peaks`
+J_AO_ANCHOR_S = 0.0
 
 
 @contextmanager
@@ -188,10 +193,15 @@ def prior_channel(prep: dict, fus: dict, timing, cfg: TrainConfig,
     default the fused signal's, `fused_j_peaks` over the fusion's windows with the rotating ones
     judged as `process` judges them), for training windows and inference alike."""
     if beats_s is None:
-        fs = prep["fs"]
-        bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)
-        beats_s = fused_j_peaks(fus, fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
+        beats_s = _recording_j_peaks(prep, fus, cfg)
     return sync_prior(prep, fus, beats_s, timing, cfg)["scg"]
+
+
+def _recording_j_peaks(prep: dict, fus: dict, cfg: TrainConfig) -> np.ndarray:
+    """`fused_j_peaks` over the fusion's windows, the rotating ones judged as `process` does."""
+    fs = prep["fs"]
+    bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)
+    return fused_j_peaks(fus, fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
 
 
 def check_prior_model(model):
@@ -206,17 +216,30 @@ def check_prior_model(model):
     return timing
 
 
-def network_input(prep: dict, fus: dict, model, cfg: TrainConfig,
-                  beats_s: np.ndarray | None = None) -> np.ndarray:
-    """The features `model` takes: the 17 channels, plus the beat-synchronous prior when it was
-    trained with one (18 input channels; its timing model attached as `model.timing` and the
-    template settings it trained with as `model.prior_sync`, by default cfg.sync), from the J
-    peaks `beats_s` (s; by default the fused signal's, `fused_j_peaks`)."""
+def network_prior(prep: dict, fus: dict, model, cfg: TrainConfig,
+                  beats_s: np.ndarray | None = None) -> dict | None:
+    """`sync_prior`'s dict for a network trained with the beat-synchronous prior (None for one
+    without): its timing model attached as `model.timing`, the template settings it trained with
+    as `model.prior_sync` (by default cfg.sync), from the J peaks `beats_s` (s; by default the
+    fused signal's, `fused_j_peaks`, as `prior_channel` takes them)."""
     timing = check_prior_model(model)
     if timing is None:
-        return network_features(prep, fus)
+        return None
     cfg = replace(cfg, sync=getattr(model, "prior_sync", cfg.sync))
-    return network_features(prep, fus, prior_channel(prep, fus, timing, cfg, beats_s))
+    if beats_s is None:
+        beats_s = _recording_j_peaks(prep, fus, cfg)
+    return sync_prior(prep, fus, beats_s, timing, cfg)
+
+
+def network_input(prep: dict, fus: dict, model, cfg: TrainConfig,
+                  beats_s: np.ndarray | None = None, prior: dict | None = None) -> np.ndarray:
+    """The features `model` takes: the 17 channels, plus the beat-synchronous prior's SCG when it
+    was trained with one (18 input channels; `network_prior`, or `prior`, its dict, when given)."""
+    if prior is None:
+        prior = network_prior(prep, fus, model, cfg, beats_s)
+    if prior is None:
+        return network_features(prep, fus)
+    return network_features(prep, fus, prior["scg"])
 
 
 def network_features(prep: dict, fus: dict, prior: np.ndarray | None = None) -> np.ndarray:
@@ -422,14 +445,19 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
                    ao_s=syn["ao_s"], ac_s=syn["ac_s"], j_s=j, lag_s=syn["lag_s"])
     else:
         try:
-            feats = network_input(prep, fus, model, cfg, win["j_s"])
+            syn = network_prior(prep, fus, model, cfg, win["j_s"])
+            feats = network_input(prep, fus, model, cfg, prior=syn)
         except DataError as e:
             raise DataError(f"arm '{arm}': {e}") from None
         scg = reconstruct(model, feats, fs, cfg.window_s, cfg.hop_s)
-        # the refractory distance from the fused BCG's octave-checked periods: an SCG has two
-        # waves (AO, AC) per beat, the BCG's envelope one hump (chosen on validation subjects:
-        # (d)'s octave errors 1.2-1.7 -> 0.9-1.0 % at 25 Hz/20 %, HR MAE lower, IBI +-0.5 ms)
-        ao = ao_peaks(scg, fs, segment_periods(fus["fused"], fs)[0], bounds, rotating)
+        if J_AO_ANCHOR_S > 0 and syn is not None and syn["ao_s"].size >= 2:
+            ao = anchored_ao(scg, fs, syn["ao_s"], J_AO_ANCHOR_S)
+        else:
+            # the refractory distance from the fused BCG's octave-checked periods: an SCG has
+            # two waves (AO, AC) per beat, the BCG's envelope one hump (chosen on validation
+            # subjects: (d)'s octave errors 1.2-1.7 -> 0.9-1.0 % at 25 Hz/20 %, HR MAE lower,
+            # IBI +-0.5 ms)
+            ao = ao_peaks(scg, fs, segment_periods(fus["fused"], fs)[0], bounds, rotating)
         out.update(beats_all_s=ao, fallback=scg, scg=scg, ao_s=ao, ac_s=find_ac(scg, fs, ao))
     rejected = ~win["reliable"] | moving
     win["hr_bpm"] = np.where(rejected, np.nan, window_hr(out["beats_all_s"], bounds, fs,

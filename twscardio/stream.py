@@ -24,7 +24,8 @@ import numpy as np
 
 from shared.errors import DataError
 from shared.validate import finite_number
-from twscardio.beats import find_ao, find_jpeaks
+from twscardio import pipeline
+from twscardio.beats import anchored_ao, find_ao, find_jpeaks
 from twscardio.config import TrainConfig
 from twscardio.enhance import check_timestamps
 from twscardio.fusion import fuse
@@ -32,6 +33,7 @@ from twscardio.pipeline import (
     J_WAVE_SHIFT_S,
     check_prior_model,
     network_input,
+    network_prior,
     prepare,
     reconstruct,
 )
@@ -230,9 +232,14 @@ class StreamingMonitor:
             return undecided(f"{NO_BEAT} (rotation {fus['gyro_rms'].max():.2f} rad/s)", sqi)
         t_grid0 = prep["t"][0]
         if self.model is not None:
-            scg = reconstruct(self.model, network_input(prep, fus, self.model, self.cfg), fs,
+            syn = network_prior(prep, fus, self.model, self.cfg)
+            scg = reconstruct(self.model, network_input(prep, fus, self.model, self.cfg,
+                                                        prior=syn), fs,
                               self.window_s, self.hop_s)
-            beats = find_ao(scg, fs)
+            if pipeline.J_AO_ANCHOR_S > 0 and syn is not None and syn["ao_s"].size >= 2:
+                beats = anchored_ao(scg, fs, syn["ao_s"], pipeline.J_AO_ANCHOR_S)
+            else:
+                beats = find_ao(scg, fs)
         else:
             scg = np.full(T, np.nan)
             beats = find_jpeaks(fus["fused"], fs, wave_shift_s=J_WAVE_SHIFT_S)
