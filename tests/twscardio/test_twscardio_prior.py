@@ -235,3 +235,26 @@ def test_get_model_attaches_the_timing_model_and_resume_keeps_sync():
     assert m.prior_sync == cfg.sync
     assert "sync" not in resume_free(cfg)
     assert resume_free(replace(cfg, prior="none")) == RESUME_FREE and "sync" in RESUME_FREE
+
+
+def test_anchored_ao_switch_takes_the_network_scg_peak_near_each_prior_ao():
+    """With `J_AO_TIGHTNESS`'s sibling `J_AO_ANCHOR_S` on, arm (d)'s AO are `anchored_ao` of
+    its SCG at the prior's AO (one per fused J peak, as arm (e) places them); off, `ao_peaks`."""
+    from twscardio.beats import anchored_ao
+
+    cfg = TrainConfig()
+    rec, timing = _rec(seed=6), _timing()
+    net = build_model(N_FEATURES_PRIOR, NetConfig(channels=4, dilations=[1]))
+    net.timing = timing
+    off = process(rec, cfg, "d", net)
+    e = process(rec, cfg, "e", timing)
+    with pipeline.switched(J_AO_ANCHOR_S=0.1):
+        on = process(rec, cfg, "d", net)
+    assert np.array_equal(on["scg"], off["scg"])
+    want = anchored_ao(on["scg"], on["prep"]["fs"], e["ao_s"], 0.1)
+    assert e["ao_s"].size > 10 and np.array_equal(on["ao_s"], want)
+    assert on["ao_s"].size <= e["ao_s"].size and not np.array_equal(on["ao_s"], off["ao_s"])
+    # the pick is within 0.1 s; its template alignment moves it at most 0.04 s plus the offset
+    # of the template's peak within its +-0.1 s (an untrained network's template is noise)
+    near = np.abs(on["ao_s"][:, None] - e["ao_s"][None, :]).min(axis=1)
+    assert near.max() <= 0.1 + 0.04 + 0.1 and np.median(near) < 0.1

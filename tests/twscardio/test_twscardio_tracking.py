@@ -327,3 +327,48 @@ def test_switched_sets_the_switches_for_the_block_and_restores_them():
         with pytest.raises(ValueError, match="no pipeline switch"), pipeline.switched(**bad):
             pass
     assert pipeline.N_FEATURES == 17
+
+
+def _anchored_ao_slow(x, fs, pred, half_s):
+    """`anchored_ao` written out prediction by prediction."""
+    from twscardio.beats import template_refine
+
+    H = int(round(half_s * fs))
+    best = []
+    for p in np.sort(pred):
+        b = int(round(p * fs))
+        if b - H < 0 or b + H >= len(x):
+            continue
+        seg = x[b - H:b + H + 1]
+        best.append(b - H + int(np.argmax(seg)))
+    best = np.array(best, dtype=np.int64)
+    return np.sort(template_refine(x, fs, best, half_s=0.1, max_shift_s=0.04) / fs)
+
+
+def test_anchored_ao_takes_one_ao_per_prediction_where_plain_picking_doubles():
+    """`beats.anchored_ao`: equal to the prediction-by-prediction reference; one AO per
+    prediction, on the planted AO and not its AC 0.3 s later, on a signal (every other AO weak)
+    where plain picking (`find_ao`) finds another number of beats."""
+    from twscardio.beats import anchored_ao, find_ao
+
+    rng = np.random.default_rng(11)
+    r = np.arange(0.5, 29.0, 0.8) + rng.normal(0, 0.02, 36)
+    amp = np.where(np.arange(r.size) % 2 == 0, 1.0, 0.35)  # alternans: every other AO weak
+    n = 3000
+    x = (render_atoms(n, FS, r, amp, np.full(r.size, 0.02), np.full(r.size, 12.0), 0.0)
+         + render_atoms(n, FS, r + 0.3, np.full(r.size, 0.6), np.full(r.size, 0.02),
+                        np.full(r.size, 12.0), 0.0) + rng.normal(0, 0.05, n))
+    pred = r + rng.normal(0, 0.02, r.size)  # the prior's AO, 20 ms off on average
+    got = anchored_ao(x, FS, pred, 0.1)
+    assert np.allclose(got, _anchored_ao_slow(x, FS, pred, 0.1))
+    assert got.size == r.size and np.all(np.diff(got) > 0.5)
+    assert np.abs(got - r).max() < 0.03  # on the AO, not its AC
+    assert np.median(np.abs(got - r)) < np.median(np.abs(pred - r))
+    plain = find_ao(x, FS)
+    assert plain.size != r.size  # the trap bites plain picking (asserted so the test can fail)
+    # a window leaving the recording drops its prediction; none or a zero window: no AO
+    edge = anchored_ao(x, FS, np.r_[0.05, pred, 29.97], 0.1)
+    assert np.allclose(edge, got)
+    assert anchored_ao(x, FS, np.zeros(0), 0.1).size == 0
+    assert anchored_ao(x, FS, pred, 0.0).size == 0
+    assert anchored_ao(x, FS, np.r_[np.nan, pred], 0.1).size == r.size
