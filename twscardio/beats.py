@@ -439,22 +439,28 @@ def find_ao(scg: np.ndarray, fs: float, wave_shift_s: float = 0.3,
 
 
 def anchored_ao(scg: np.ndarray, fs: float, ao_pred_s: np.ndarray,
-                half_s: float) -> np.ndarray:
+                half_s: float, refine: bool = True) -> np.ndarray:
     """AO times (s), one per predicted AO `ao_pred_s` (s, sample 0 = 0 s): the SCG's largest
-    sample within +-half_s of the prediction, timed as `find_ac` times AC (`template_refine`).
-    Predictions whose window leaves the recording are dropped; the result is sorted."""
+    sample within +-round(half_s fs) samples of the prediction (both edges included), timed as
+    `find_ac` times AC (`template_refine`; `refine=False` returns the picked samples / fs).
+    Predictions whose window leaves the recording are dropped, NaN ones too; the result is
+    sorted. Predictions closer than the window plus the refinement's shift may give two equal
+    times (J peaks, the usual predictions, are >= 0.33 s apart). A window below one sample is a
+    one-line DataError."""
     scg = np.asarray(scg, dtype=np.float64)
+    H = int(round(half_s * fs))
+    if H < 1:
+        raise DataError(f"anchored_ao: half_s = {half_s} s is below one sample at {fs} Hz")
     pred = np.sort(np.asarray(ao_pred_s, dtype=np.float64))
     pred = pred[np.isfinite(pred)]
-    H = int(round(half_s * fs))
-    if pred.size == 0 or H < 1:
-        return np.zeros(0)
     base = np.round(pred * fs).astype(np.int64)
     base = base[(base - H >= 0) & (base + H < len(scg))]
     if base.size == 0:
         return np.zeros(0)
     idx = base[:, None] + np.arange(-H, H + 1)[None, :]
     best = idx[np.arange(len(idx)), np.argmax(scg[idx], axis=1)]
+    if not refine:
+        return np.sort(best / fs)
     return np.sort(template_refine(scg, fs, best, half_s=0.1, max_shift_s=0.04) / fs)
 
 

@@ -156,6 +156,22 @@ def test_streaming_feeds_the_prior_to_a_prior_network(monkeypatch):
     assert any(u.status == "ok" for u in ups)
     assert seen and all(f.shape[1] == N_FEATURES_PRIOR for f in seen)
     assert any(np.abs(f[:, -1]).max() > 0.5 for f in seen)  # the prior holds beats
+    # with J_AO_ANCHOR_S on, each update's beats are `anchored_ao` picks of its window's SCG
+    anchored = []
+    real_anchor = stream.anchored_ao
+
+    def spy_anchor(*a, **k):
+        anchored.append(real_anchor(*a, **k))
+        return anchored[-1]
+
+    monkeypatch.setattr(stream, "anchored_ao", spy_anchor)
+    ups_off = run(StreamingMonitor(cfg, net, window_s=5.0, hop_s=1.0, fs_in=25.0))
+    assert not anchored  # off: plain `find_ao`
+    with pipeline.switched(J_AO_ANCHOR_S=0.1):
+        ups_on = run(StreamingMonitor(cfg, net, window_s=5.0, hop_s=1.0, fs_in=25.0))
+    ok = [(a, b) for a, b in zip(ups_off, ups_on) if b.status == "ok"]
+    assert anchored and len(anchored) == len(ok)
+    assert any(not np.array_equal(a.beats_s, b.beats_s) for a, b in ok)
     del net.timing
     with pytest.raises(DataError, match="timing model"):
         run(StreamingMonitor(cfg, net, window_s=5.0, hop_s=1.0, fs_in=25.0))

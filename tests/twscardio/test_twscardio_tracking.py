@@ -11,6 +11,7 @@ and recovers planted premature beats that the chain alone (asserted first) passe
 import numpy as np
 import pytest
 
+from shared.errors import DataError
 from twscardio.beats import (
     find_jpeaks,
     local_period,
@@ -370,5 +371,28 @@ def test_anchored_ao_takes_one_ao_per_prediction_where_plain_picking_doubles():
     edge = anchored_ao(x, FS, np.r_[0.05, pred, 29.97], 0.1)
     assert np.allclose(edge, got)
     assert anchored_ao(x, FS, np.zeros(0), 0.1).size == 0
-    assert anchored_ao(x, FS, pred, 0.0).size == 0
     assert anchored_ao(x, FS, np.r_[np.nan, pred], 0.1).size == r.size
+    with pytest.raises(DataError, match="half_s"):
+        anchored_ao(x, FS, pred, 0.004)  # below one sample at 100 Hz
+
+
+def test_anchored_ao_window_edges_and_order():
+    """The picks (`refine=False`) of `anchored_ao` by hand: a spike on either edge of the
+    +-10-sample window is taken, one a sample beyond it is not (the small bump at the
+    prediction is); a window touching the first or last sample is kept, one a sample beyond is
+    dropped; shuffled predictions give sorted picks; inside the window the largest sample wins,
+    also when it is the AC right after a weak AO."""
+    from twscardio.beats import anchored_ao
+
+    x = np.zeros(1000)
+    for b in (300, 400, 500, 600):
+        x[b] = 0.1  # a small bump at each prediction
+    x[190] = x[310] = 1.0  # on the windows' edges: 200 - 10 and 300 + 10 samples
+    x[389] = x[511] = 1.0  # one sample beyond the edges of 400 and 500
+    x[600], x[608] = 0.3, 0.9  # a weak AO and a larger AC 80 ms later, inside the window
+    pred = np.array([200, 300, 400, 500, 600]) / FS
+    got = anchored_ao(x, FS, pred[[3, 0, 4, 2, 1]], 0.1, refine=False)
+    assert np.allclose(got * FS, [190, 310, 400, 500, 608])
+    x[3], x[995] = 0.5, 0.5
+    keep = anchored_ao(x, FS, np.array([10, 989, 990]) / FS, 0.1, refine=False)
+    assert np.allclose(keep * FS, [3, 995])  # windows 0-20 and 979-999 kept, 980-1000 dropped
