@@ -82,7 +82,10 @@ def test_recording(cfg: TrainConfig, i: int, duration_s: float, family: str = "i
 
 def run_setting(bc: BenchConfig, models: dict, label: str, cfg: TrainConfig,
                 keep_example: bool = False, oracle: bool = False, family: str = "in",
-                outage_s: float = 0.0) -> tuple[dict, dict | None]:
+                outage_s: float = 0.0, keep: dict | None = None) -> tuple[dict, dict | None]:
+    """One setting on the bench's test subjects -> ({arm: metrics}, the first recording with
+    arms (c)-(e) when keep_example). keep: a dict that receives {label: {"res": per-recording
+    results, "oracle": per-recording oracle single-axis HR MAE}} for `check_intervals`."""
     res, example, orc = [], None, []
     for i in range(bc.n_test_subjects):
         rec = test_recording(cfg, i, bc.duration_s, family, outage_s)
@@ -94,6 +97,8 @@ def run_setting(bc: BenchConfig, models: dict, label: str, cfg: TrainConfig,
     agg = aggregate(res)
     if oracle:
         agg["a"]["hr_mae_oracle_axis"] = float(np.mean(orc))
+    if keep is not None:
+        keep[label] = {"res": res, "oracle": orc}
     log.info("%s: %s", label, ", ".join(f"{a} HR {m['hr_mae']:.2f} IBI {m['ibi_mae_ms']:.1f}"
                                        for a, m in agg.items()))
     return agg, example
@@ -152,28 +157,38 @@ def stream_errors(updates: list, truth: dict, window_s: float = 5.0) -> np.ndarr
     return np.array(err, dtype=np.float64)
 
 
-def stream_tails(bc: BenchConfig, models: dict) -> dict:
-    """{family: {arm: mean / median / p95 / share > 10 bpm of |HR error|, coverage}} of the
-    streaming API at 50 Hz / 10 % loss: arm (b) without a model (fused J peaks), (d) with it."""
+def tail_summary(errs: list[np.ndarray]) -> dict:
+    """Mean / median / p95 / share > 10 bpm of the finite |HR error| of the recordings' updates
+    (errs: one array per recording, NaN for "no reliable beat"), coverage and update count."""
+    err = np.concatenate(errs)
+    e = err[np.isfinite(err)]
+    return {"mean": float(e.mean()), "median": float(np.median(e)),
+            "p95": float(np.percentile(e, 95)), "share_gt10": float((e > 10).mean()),
+            "coverage": float(e.size / err.size), "updates": int(err.size)}
+
+
+def stream_tails(bc: BenchConfig, models: dict, keep: dict | None = None) -> dict:
+    """{family: {arm: `tail_summary`}} of the streaming API at 50 Hz / 10 % loss: arm (b)
+    without a model (fused J peaks), (d) with it. keep: receives {"stream": {family: {arm:
+    per-recording error arrays}}} for `check_intervals`."""
     cfg = setting_config(bc, 50.0, 0.1, 3.0, 0.0)
     out: dict[str, dict] = {}
     for family in ("in", "out"):
         for arm, model in (("b", None), ("d", models["d"])):
-            err = np.concatenate([stream_errors(stream(rec, cfg, model), rec["truth"])
-                                  for rec in (test_recording(cfg, i, bc.duration_s, family)
-                                              for i in range(bc.n_test_subjects))])
-            e = err[np.isfinite(err)]
-            out.setdefault(family, {})[arm] = {
-                "mean": float(e.mean()), "median": float(np.median(e)),
-                "p95": float(np.percentile(e, 95)), "share_gt10": float((e > 10).mean()),
-                "coverage": float(e.size / err.size), "updates": int(err.size)}
+            errs = [stream_errors(stream(rec, cfg, model), rec["truth"])
+                    for rec in (test_recording(cfg, i, bc.duration_s, family)
+                                for i in range(bc.n_test_subjects))]
+            out.setdefault(family, {})[arm] = tail_summary(errs)
+            if keep is not None:
+                keep.setdefault("stream", {}).setdefault(family, {})[arm] = errs
     log.info("streaming |HR error|: %s", out)
     return out
 
 
-def sqi_rejection(bc: BenchConfig) -> dict:
+def sqi_rejection(bc: BenchConfig, keep: dict | None = None) -> dict:
     """{family: {kind: {arm: share of windows rejected}}}: heartbeat-free recordings
-    (pure noise, no contact) of the training simulator's kind and of the out-of-family one."""
+    (pure noise, no contact) of the training simulator's kind and of the out-of-family one.
+    keep: receives {"sqi": {family: {kind: {arm: per-recording shares}}}}."""
     cfg = setting_config(bc, 50.0, 0.1, 3.0, 0.0)
     sc = replace(cfg.sim, duration_s=bc.duration_s)
     make = {"in": lambda i, k: simulate_no_beat(sc, subject_seed("test", 500 + i), k),
@@ -182,11 +197,57 @@ def sqi_rejection(bc: BenchConfig) -> dict:
     for family, fn in make.items():
         for kind in ("noise", "no_contact"):
             recs = [fn(i, kind) for i in range(bc.n_test_subjects)]
-            out.setdefault(family, {})[kind] = {
-                arm: float(np.mean([1 - process(r, cfg, arm)["windows"]["reliable"].mean()
-                                    for r in recs])) for arm in ("a", "b")}
+            per = {arm: [float(1 - process(r, cfg, arm)["windows"]["reliable"].mean())
+                         for r in recs] for arm in ("a", "b")}
+            out.setdefault(family, {})[kind] = {arm: float(np.mean(v)) for arm, v in per.items()}
+            if keep is not None:
+                keep.setdefault("sqi", {}).setdefault(family, {})[kind] = per
     log.info("SQI rejection of heartbeat-free windows: %s", out)
     return out
+
+
+# the settings the checks read (every other row is reported, not checked)
+CHECKED = ("50Hz loss10% rest", "25Hz loss20% rest", "25Hz loss20% motion3",
+           "OOF 50Hz loss10% rest", "OOF 25Hz loss20% rest")
+
+
+def check_values(results: dict, rt: dict, sqi: dict, tails: dict) -> list[float]:
+    """Every check's measured value, in the bench's order, from these figures (`checks` and
+    `generalisation_checks` on a scratch report)."""
+    rep = BenchReport("twscardio", baseline="a")
+    checks(rep, results, rt)
+    generalisation_checks(rep, results, sqi, tails)
+    return [c.measured for c in rep.checks]
+
+
+def check_intervals(keep: dict, rt: dict, n: int, draws: int, seed: int = 0) -> list[dict]:
+    """95 % subject-level bootstrap interval of every check -> [{"lo", "hi"}] in check order.
+
+    Each draw takes n subject indices with replacement, the same indices in every setting (test
+    subject i is one simulated person across settings; the heartbeat-free recordings and the
+    streamed recordings by their own index), recomputes each setting's metrics from the kept
+    per-recording results (`eval.aggregate`, the oracle mean, `tail_summary`, the SQI means) and
+    every check's value with the bench's own code (`check_values`). The real-time figure `rt` is
+    not resampled. keep: what `run_setting`, `stream_tails` and `sqi_rejection` kept."""
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(draws):
+        idx = rng.integers(0, n, n)
+        results = {}
+        for label in CHECKED:
+            k = keep[label]
+            agg = aggregate([k["res"][i] for i in idx])
+            if k["oracle"]:
+                agg["a"]["hr_mae_oracle_axis"] = float(np.mean([k["oracle"][i] for i in idx]))
+            results[label] = agg
+        tails = {fam: {arm: tail_summary([errs[i] for i in idx]) for arm, errs in per.items()}
+                 for fam, per in keep["stream"].items()}
+        sqi = {fam: {kind: {arm: float(np.mean([v[i] for i in idx])) for arm, v in per.items()}
+                     for kind, per in kinds.items()} for fam, kinds in keep["sqi"].items()}
+        vals.append(check_values(results, rt, sqi, tails))
+    v = np.array(vals, dtype=np.float64)
+    lo, hi = np.nanpercentile(v, 2.5, axis=0), np.nanpercentile(v, 97.5, axis=0)
+    return [{"lo": float(a), "hi": float(b)} for a, b in zip(lo, hi)]
 
 
 def _plot_sweeps(path, sweeps: dict) -> None:
@@ -272,11 +333,12 @@ OOF = {"OOF 50Hz loss10% rest": (50.0, 0.1, 3.0, 0.0),
 OOF_MAIN, OOF_LOW = list(OOF)[:2]
 
 
-def out_of_family(rep: BenchReport, bc: BenchConfig, models: dict, results: dict) -> None:
+def out_of_family(rep: BenchReport, bc: BenchConfig, models: dict, results: dict,
+                  keep: dict | None = None) -> None:
     """Every arm on the out-of-family generator's recordings (rows added to `results`)."""
     for label, (fs_in, loss, burst, outage) in progress(OOF.items(), desc="out of family"):
         agg = run_setting(bc, models, label, setting_config(bc, fs_in, loss, burst, 0.0),
-                          family="out", outage_s=outage)[0]
+                          family="out", outage_s=outage, keep=keep)[0]
         _add(rep, results, label, agg)
 
 
@@ -304,19 +366,20 @@ def _add(rep: BenchReport, results: dict, label: str, agg: dict) -> None:
         rep.add(arm, setting=label, **{k: v for k, v in m.items()})
 
 
-def main_settings(rep: BenchReport, bc: BenchConfig, models: dict) -> tuple[dict, dict]:
+def main_settings(rep: BenchReport, bc: BenchConfig, models: dict,
+                  keep: dict | None = None) -> tuple[dict, dict]:
     """The MAIN, LOW and MOTION settings (MOTION also scored on the oracle single axis).
     Returns ({label: {arm: metrics}}, MAIN's first recording with arms (c) and (d) for the
-    overlay plot)."""
+    overlay plot); keep: as `run_setting`'s."""
     results: dict[str, dict] = {}
     agg, example = run_setting(bc, models, MAIN, setting_config(bc, 50.0, 0.1, 3.0, 0.0),
-                               keep_example=True)
+                               keep_example=True, keep=keep)
     _add(rep, results, MAIN, agg)
     _add(rep, results, LOW,
-         run_setting(bc, models, LOW, setting_config(bc, 25.0, 0.2, 3.0, 0.0))[0])
+         run_setting(bc, models, LOW, setting_config(bc, 25.0, 0.2, 3.0, 0.0), keep=keep)[0])
     _add(rep, results, MOTION, run_setting(bc, models, MOTION,
                                            setting_config(bc, 25.0, 0.2, 3.0, 3.0),
-                                           oracle=True)[0])
+                                           oracle=True, keep=keep)[0])
     return results, example
 
 
@@ -477,7 +540,11 @@ def notes(rep: BenchReport, bc: BenchConfig, rt: dict) -> None:
         "hr_mae: per 10-s segment, bpm; ibi_mae_ms: consecutive cycles with one detection each, "
         "vs ECG R-R; beat_r_median: per-beat Pearson r of reconstructed vs reference SCG over "
         "[R-50 ms, R+550 ms], pooled median; coverage: share of windows not rejected.",
-        f"Test subjects per setting: {bc.n_test_subjects}, {bc.duration_s:g} s each.",
+        f"Test subjects per setting: {bc.n_test_subjects}, {bc.duration_s:g} s each."
+        + (f" check_intervals: each check's 95 % subject-level bootstrap interval "
+           f"({bc.bootstrap_draws} draws of the subjects, the same in every setting; real time "
+           f"not resampled); verdicts stay on the point estimates." if bc.bootstrap_draws
+           else ""),
         f"Streaming (5-s window every 1-s hop, packets pushed one by one): "
         f"{rt['rtf_stream']:.0f}x real time, worst update {rt['update_proc_s_max'] * 1000:.0f} ms, "
         f"latency bound {rt['latency_bound_s']:.2f} s (hop + lookahead + processing).",
@@ -499,15 +566,22 @@ def main(argv: list[str] | None = None) -> int:
     models = trained_models(bc)
     rep = BenchReport("twscardio", baseline="a", command=sys.argv)
 
-    results, example = main_settings(rep, bc, models)
+    keep: dict = {}  # per-recording results of the checked settings, for the intervals
+    results, example = main_settings(rep, bc, models, keep)
     sweep = sweeps(rep, bc, models, results)
-    out_of_family(rep, bc, models, results)
-    sqi, tails = sqi_rejection(bc), stream_tails(bc, models)
+    out_of_family(rep, bc, models, results, keep)
+    sqi, tails = sqi_rejection(bc, keep), stream_tails(bc, models, keep)
     rt = realtime(bc, models["d"])
     log.info("real time: %.0fx per window, %.0fx streaming", rt["rtf_window"], rt["rtf_stream"])
 
     checks(rep, results, rt)
     generalisation_checks(rep, results, sqi, tails)
+    if bc.bootstrap_draws:
+        ci = check_intervals(keep, rt, bc.n_test_subjects, bc.bootstrap_draws)
+        rep.extra["check_intervals"] = [{"name": c.name, "measured": c.measured, **iv}
+                                        for c, iv in zip(rep.checks, ci)]
+        for c, iv in zip(rep.checks, ci):
+            log.info("check %s: 95%% bootstrap interval %.4g - %.4g", c.name, iv["lo"], iv["hi"])
     extras(rep, models, rt, sqi, tails)
     headlines(rep, results, rt)
     notes(rep, bc, rt)

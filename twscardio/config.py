@@ -362,3 +362,6 @@ class BenchConfig:
     fs_sweep: list[PosFloat] = field(default_factory=lambda: [15.0, 25.0, 50.0, 100.0])
     motion_sweep: list[NonNegFloat] = field(default_factory=lambda: [0.0, 1.0, 2.0, 3.0])
     stream_seconds: PosFloat = 60.0  # signal streamed through the real-time API for timing
+    # subject-level bootstrap draws for each check's 95 % interval (reporting only: verdicts
+    # stay on the point estimates; `bench.check_intervals`); 0 = off
+    bootstrap_draws: NonNegInt = 200
