@@ -63,14 +63,19 @@ def main(argv: list[str]) -> None:
     rt = b["realtime"]
     print(f"\nHeartbeat-free windows rejected (noise, no contact; arms (a), (b); both families): "
           f"worst {100 * worst:.1f} %. Real time: {rt['rtf_window']:.0f}x per 5-s window, "
-          f"{rt['rtf_stream']:.0f}x streaming, worst update {1000 * rt['update_proc_s_max']:.0f} ms.")
+          f"{rt['rtf_stream']:.0f}x streaming, worst update "
+          f"{1000 * rt['update_proc_s_max']:.0f} ms.")
     held = sum(c["holds"] for c in b["checks"])
-    print(f"\nChecks ({held} of {len(b['checks'])} hold):\n")
-    print("| check | measured | target | holds |")
-    print("|---|---|---|---|")
-    for c in b["checks"]:
+    iv = b.get("check_intervals")
+    print(f"\nChecks ({held} of {len(b['checks'])} hold"
+          + ("; 95 % interval: subject-level bootstrap, verdicts on the point estimate" if iv
+             else "") + "):\n")
+    print("| check | measured | " + ("95 % interval | " if iv else "") + "target | holds |")
+    print("|---|---|" + ("---|" if iv else "") + "---|---|")
+    for k, c in enumerate(b["checks"]):
         name = c["name"].replace("|", "&#124;")
-        print(f"| {name} | {c['measured']:.4g} | {c['target']} | "
+        ci = f"{iv[k]['lo']:.4g} - {iv[k]['hi']:.4g} | " if iv else ""
+        print(f"| {name} | {c['measured']:.4g} | {ci}{c['target']} | "
               f"{'yes' if c['holds'] else '**no**'} |")
 
 
