@@ -451,7 +451,7 @@ def anchored_ao(scg: np.ndarray, fs: float, ao_pred_s: np.ndarray,
     H = int(round(half_s * fs))
     if H < 1:
         raise DataError(f"anchored_ao: half_s = {half_s} s is below one sample at {fs} Hz")
-    pred = np.sort(np.asarray(ao_pred_s, dtype=np.float64))
+    pred = np.asarray(ao_pred_s, dtype=np.float64)
     pred = pred[np.isfinite(pred)]
     base = np.round(pred * fs).astype(np.int64)
     base = base[(base - H >= 0) & (base + H < len(scg))]

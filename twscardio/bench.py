@@ -206,11 +206,6 @@ def sqi_rejection(bc: BenchConfig, keep: dict | None = None) -> dict:
     return out
 
 
-# the settings the checks read (every other row is reported, not checked)
-CHECKED = ("50Hz loss10% rest", "25Hz loss20% rest", "25Hz loss20% motion3",
-           "OOF 50Hz loss10% rest", "OOF 25Hz loss20% rest")
-
-
 def check_values(results: dict, rt: dict, sqi: dict, tails: dict) -> list[float]:
     """Every check's measured value, in the bench's order, from these figures (`checks` and
     `generalisation_checks` on a scratch report)."""
@@ -331,6 +326,8 @@ OOF = {"OOF 50Hz loss10% rest": (50.0, 0.1, 3.0, 0.0),
        "OOF 50Hz loss10% +1s outages": (50.0, 0.1, 3.0, 1.0),
        "OOF 25Hz loss0% rest": (25.0, 0.0, 3.0, 0.0)}
 OOF_MAIN, OOF_LOW = list(OOF)[:2]
+# the settings the checks read (every other row is reported, not checked)
+CHECKED = (MAIN, LOW, MOTION, OOF_MAIN, OOF_LOW)
 
 
 def out_of_family(rep: BenchReport, bc: BenchConfig, models: dict, results: dict,

@@ -39,10 +39,9 @@ from twscardio.quality import NO_BEAT, assess_windows
 
 __all__ = ["switched", "prepare", "network_features", "window_starts", "reconstruct", "process",
            "fused_with_fallback", "fused_j_peaks", "sync_prior", "prior_channel", "band_gyro",
-           "timing_input", "network_input",
-           "check_prior_model", "network_prior", "N_FEATURES_PRIOR", "N_FEATURES",
-           "J_WAVE_SHIFT_S", "J_TIGHTNESS", "J_AO_ANCHOR_S", "j_peaks", "ao_peaks",
-           "normalise_windows"]
+           "timing_input", "network_input", "check_prior_model", "network_prior",
+           "anchored_network_ao", "N_FEATURES_PRIOR", "N_FEATURES", "J_WAVE_SHIFT_S",
+           "J_TIGHTNESS", "J_AO_ANCHOR_S", "j_peaks", "ao_peaks", "normalise_windows"]
 
 # J peaks on BCG (arms a, b): each beat aligned to the recording's median complex at shifts up to
 # this, so a cycle whose largest peak is another wave (I/K/L, a noise lobe) is moved onto the J
@@ -192,16 +191,18 @@ def prior_channel(prep: dict, fus: dict, timing, cfg: TrainConfig,
     """The network's prior channel (T,): `sync_prior`'s SCG from the J peaks `beats_s` (s; by
     default the fused signal's, `fused_j_peaks` over the fusion's windows with the rotating ones
     judged as `process` judges them), for training windows and inference alike."""
+    return _prior(prep, fus, timing, cfg, beats_s)["scg"]
+
+
+def _prior(prep: dict, fus: dict, timing, cfg: TrainConfig,
+           beats_s: np.ndarray | None) -> dict:
+    """`sync_prior` at the J peaks `beats_s`, by default `fused_j_peaks` over the fusion's
+    windows, the rotating ones judged as `process` does."""
     if beats_s is None:
-        beats_s = _recording_j_peaks(prep, fus, cfg)
-    return sync_prior(prep, fus, beats_s, timing, cfg)["scg"]
-
-
-def _recording_j_peaks(prep: dict, fus: dict, cfg: TrainConfig) -> np.ndarray:
-    """`fused_j_peaks` over the fusion's windows, the rotating ones judged as `process` does."""
-    fs = prep["fs"]
-    bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)
-    return fused_j_peaks(fus, fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
+        fs = prep["fs"]
+        bounds = window_bounds(prep["t"].size, fs, cfg.fusion.window_s)
+        beats_s = fused_j_peaks(fus, fs, bounds, fus["gyro_rms"] > cfg.fusion.gate_gyro_rms)
+    return sync_prior(prep, fus, beats_s, timing, cfg)
 
 
 def check_prior_model(model):
@@ -225,10 +226,17 @@ def network_prior(prep: dict, fus: dict, model, cfg: TrainConfig,
     timing = check_prior_model(model)
     if timing is None:
         return None
-    cfg = replace(cfg, sync=getattr(model, "prior_sync", cfg.sync))
-    if beats_s is None:
-        beats_s = _recording_j_peaks(prep, fus, cfg)
-    return sync_prior(prep, fus, beats_s, timing, cfg)
+    return _prior(prep, fus, timing, replace(cfg, sync=getattr(model, "prior_sync", cfg.sync)),
+                  beats_s)
+
+
+def anchored_network_ao(scg: np.ndarray, fs: float, prior: dict | None) -> np.ndarray | None:
+    """The AO of a network's SCG anchored on its prior's (`beats.anchored_ao` at J_AO_ANCHOR_S),
+    or None where the switch is off, the network has no prior (`network_prior` gave None) or
+    the prior has fewer than 2 AO: then the caller picks AO its own way."""
+    if J_AO_ANCHOR_S > 0 and prior is not None and prior["ao_s"].size >= 2:
+        return anchored_ao(scg, fs, prior["ao_s"], J_AO_ANCHOR_S)
+    return None
 
 
 def network_input(prep: dict, fus: dict, model, cfg: TrainConfig,
@@ -450,9 +458,8 @@ def process(rec: dict, cfg: TrainConfig, arm: str = "b", model=None) -> dict:
         except DataError as e:
             raise DataError(f"arm '{arm}': {e}") from None
         scg = reconstruct(model, feats, fs, cfg.window_s, cfg.hop_s)
-        if J_AO_ANCHOR_S > 0 and syn is not None and syn["ao_s"].size >= 2:
-            ao = anchored_ao(scg, fs, syn["ao_s"], J_AO_ANCHOR_S)
-        else:
+        ao = anchored_network_ao(scg, fs, syn)
+        if ao is None:
             # the refractory distance from the fused BCG's octave-checked periods: an SCG has
             # two waves (AO, AC) per beat, the BCG's envelope one hump (chosen on validation
             # subjects: (d)'s octave errors 1.2-1.7 -> 0.9-1.0 % at 25 Hz/20 %, HR MAE lower,

@@ -24,13 +24,13 @@ import numpy as np
 
 from shared.errors import DataError
 from shared.validate import finite_number
-from twscardio import pipeline
-from twscardio.beats import anchored_ao, find_ao, find_jpeaks
+from twscardio.beats import find_ao, find_jpeaks
 from twscardio.config import TrainConfig
 from twscardio.enhance import check_timestamps
 from twscardio.fusion import fuse
 from twscardio.pipeline import (
     J_WAVE_SHIFT_S,
+    anchored_network_ao,
     check_prior_model,
     network_input,
     network_prior,
@@ -236,9 +236,8 @@ class StreamingMonitor:
             scg = reconstruct(self.model, network_input(prep, fus, self.model, self.cfg,
                                                         prior=syn), fs,
                               self.window_s, self.hop_s)
-            if pipeline.J_AO_ANCHOR_S > 0 and syn is not None and syn["ao_s"].size >= 2:
-                beats = anchored_ao(scg, fs, syn["ao_s"], pipeline.J_AO_ANCHOR_S)
-            else:
+            beats = anchored_network_ao(scg, fs, syn)
+            if beats is None:
                 beats = find_ao(scg, fs)
         else:
             scg = np.full(T, np.nan)

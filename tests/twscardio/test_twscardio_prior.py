@@ -158,13 +158,13 @@ def test_streaming_feeds_the_prior_to_a_prior_network(monkeypatch):
     assert any(np.abs(f[:, -1]).max() > 0.5 for f in seen)  # the prior holds beats
     # with J_AO_ANCHOR_S on, each update's beats are `anchored_ao` picks of its window's SCG
     anchored = []
-    real_anchor = stream.anchored_ao
+    real_anchor = pipeline.anchored_ao
 
     def spy_anchor(*a, **k):
         anchored.append(real_anchor(*a, **k))
         return anchored[-1]
 
-    monkeypatch.setattr(stream, "anchored_ao", spy_anchor)
+    monkeypatch.setattr(pipeline, "anchored_ao", spy_anchor)
     ups_off = run(StreamingMonitor(cfg, net, window_s=5.0, hop_s=1.0, fs_in=25.0))
     assert not anchored  # off: plain `find_ao`
     with pipeline.switched(J_AO_ANCHOR_S=0.1):
