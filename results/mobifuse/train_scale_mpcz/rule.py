@@ -8,10 +8,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "train_scale_rayfov"))
-from rule import judge  # noqa: E402  (RAYFOV's scoring and clauses, unchanged)
-
-RAYFOV = [ROOT / "train_scale_rayfov" / "train_scale.json",
-          ROOT / "train_scale_rayfov_s2" / "train_scale.json"]
+from rule import RAYFOV, judge  # noqa: E402  (RAYFOV's runs, scoring and clauses, unchanged)
 
 if __name__ == "__main__":
     judge(sys.argv[1], ("RAYFOV", RAYFOV), ("MPCZ", [HERE / "train_scale.json"]))
