@@ -39,7 +39,7 @@ from shared.config import from_dict
 from shared.errors import ConfigError, DataError
 
 __all__ = ["fuse", "default_model", "DEFAULT_MODEL", "net_inputs", "run_net",
-           "model_offset_gate", "post_steps"]
+           "model_offset_gate", "post_steps", "trained_dei_config"]
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "weights" / "mobifuse-default.safetensors"
 
@@ -127,7 +127,8 @@ def _model(model) -> TwoStageFusionNet | None:
     return model
 
 
-def _dei_cfg(net: TwoStageFusionNet | None, dei: DEIConfig | None) -> DEIConfig:
+def trained_dei_config(net: TwoStageFusionNet | None,
+                       dei: DEIConfig | None) -> DEIConfig:
     """The DEI config the net was trained with (its file says), unless one is given; the
     calibration factors are the package's (they never change the net's inputs), unless the net
     was trained with another stereo depth reference (then its file's)."""
@@ -213,7 +214,7 @@ def fuse(left, right, tof, calib, model="default", tof_amplitude=None, tof_ambie
         raise DataError("'tof' contains inf depth values")
     valid = np.isfinite(tof) & (tof > 0)
     fr = prepare_frame(left, right, np.nan_to_num(tof, nan=0.0), valid, calib, tof_amplitude,
-                       tof_ambient, downsample, stereo, _dei_cfg(net, dei))
+                       tof_ambient, downsample, stereo, trained_dei_config(net, dei))
     H, W = np.shape(left)[:2]
     if net is None:
         depth = inverse_variance_fusion(fr["tof"], fr["sigma_tof"], fr["st"], fr["sigma_st"])

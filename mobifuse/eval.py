@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mobifuse.api import _dei_cfg, default_model, fuse, model_offset_gate, post_steps
+from mobifuse.api import default_model, fuse, model_offset_gate, post_steps, trained_dei_config
 from mobifuse.baselines import inverse_variance_fusion
 from mobifuse.config import TrainConfig
 from mobifuse.data import build_dataset, load_capture, load_middlebury_scene, write_pfm
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     # the net reads the scenes with its ToF preprocessing (the config's DEI otherwise); the
     # baselines read the sensor's ToF
     sensor_dei = dataclasses.replace(cfg.dei, tof_mpi_gain=0.0, tof_surface_tol=0.0)
-    trained = _dei_cfg(model, None)  # the ToF preprocessing from the net's file, else none
+    trained = trained_dei_config(model, None)  # the net's file's ToF preprocessing, else none
     net_dei = dataclasses.replace(cfg.dei, tof_mpi_gain=trained.tof_mpi_gain,
                                   tof_surface_tol=trained.tof_surface_tol)
     d = build_dataset(seeds, cfg.sim, cfg.stereo, sensor_dei, desc="eval scenes")

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from mobifuse.api import _dei_cfg
+from mobifuse.api import trained_dei_config
 from mobifuse.calibration import Calibration, as_calibration
 from mobifuse.config import DEIConfig, RigFamily, SimConfig, StereoConfig
 from mobifuse.data import dei_key, sim_calibration
@@ -178,8 +178,8 @@ def test_the_gain_keeps_old_cache_keys_and_travels_with_a_nets_metadata():
     class Net:
         meta = {"dei": dataclasses.asdict(DEIConfig(tof_mpi_gain=0.75))}
 
-    assert _dei_cfg(Net(), None).tof_mpi_gain == 0.75
-    assert _dei_cfg(Net(), DEIConfig()).tof_mpi_gain == 0.0  # a caller's config wins
+    assert trained_dei_config(Net(), None).tof_mpi_gain == 0.75
+    assert trained_dei_config(Net(), DEIConfig()).tof_mpi_gain == 0.0  # a caller's config wins
 
 
 @pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
