@@ -1,5 +1,8 @@
 """`python -m twscardio.bench [--quick] [--out DIR]`: arms (a)-(d) side by side, sweeps, checks.
 
+The test subjects run on one process per CPU core (`--set workers=N`; 1: this process alone);
+the figures are the same for any number of workers.
+
 Arms, all on the same held-out simulated subjects and seeds:
   (a) linear fill + spline upsampling + J peaks on the best single accelerometer axis (by SQI);
   (b) (a) with the enhancement front-end + gyro-referenced cancellation + multi-axis fusion;
@@ -20,8 +23,11 @@ Writes bench.json (rows, ratios, checks, headline), bench.md, bench.png, sweeps.
 from __future__ import annotations
 
 import inspect
+import multiprocessing as mp
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -80,20 +86,83 @@ def test_recording(cfg: TrainConfig, i: int, duration_s: float, family: str = "i
     return simulate_out_of_family(replace(cfg.sim, duration_s=duration_s), i, outage_s=outage_s)
 
 
-def run_setting(bc: BenchConfig, models: dict, label: str, cfg: TrainConfig,
+_MODELS: dict = {}  # the models of the subject jobs: the bench's own, or a worker's copy
+
+
+def _init_worker(models: dict) -> None:
+    """A pool worker: one torch thread, the bench's models."""
+    import torch
+
+    torch.set_num_threads(1)
+    _MODELS.update(models)
+
+
+class SubjectMap:
+    """Runs the bench's per-subject jobs in subject order, in this process (workers 1) or on
+    `workers` spawned processes (0: one per CPU core) that receive the models once. Every job
+    is a function of its arguments and the models alone, and the networks run on one torch
+    thread in either case (a convolution's sums are ordered by its threads), so the figures do
+    not depend on the number of workers (tested)."""
+
+    def __init__(self, workers: int, models: dict):
+        self.workers = workers or os.cpu_count() or 1
+        self.models = models
+        self._pool: ProcessPoolExecutor | None = None
+        self._threads = 0
+
+    def __enter__(self) -> SubjectMap:
+        import torch
+
+        _MODELS.clear()
+        _MODELS.update(self.models)
+        if self.workers > 1:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
+                                             initializer=_init_worker, initargs=(self.models,))
+        else:
+            self._threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import torch
+
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+        if self._threads:
+            torch.set_num_threads(self._threads)
+            self._threads = 0
+
+    def __call__(self, fn, *iterables) -> list:
+        if self._pool is None:
+            return list(map(fn, *iterables))
+        return list(self._pool.map(fn, *iterables))
+
+
+def _evaluate_subject(cfg: TrainConfig, i: int, duration_s: float, family: str,
+                      outage_s: float, oracle: bool) -> tuple[dict, float | None]:
+    """Test subject i of one setting: every arm's metrics, and the oracle single axis's HR MAE
+    when asked."""
+    rec = test_recording(cfg, i, duration_s, family, outage_s)
+    return (evaluate_recording(rec, cfg, _MODELS),
+            oracle_single_axis_hr(rec, cfg) if oracle else None)
+
+
+def run_setting(bc: BenchConfig, pmap: SubjectMap, label: str, cfg: TrainConfig,
                 keep_example: bool = False, oracle: bool = False, family: str = "in",
                 outage_s: float = 0.0, keep: dict | None = None) -> tuple[dict, dict | None]:
     """One setting on the bench's test subjects -> ({arm: metrics}, the first recording with
     arms (c)-(e) when keep_example). keep: a dict that receives {label: {"res": per-recording
     results, "oracle": per-recording oracle single-axis HR MAE}} for `check_intervals`."""
-    res, example, orc = [], None, []
-    for i in range(bc.n_test_subjects):
-        rec = test_recording(cfg, i, bc.duration_s, family, outage_s)
-        res.append(evaluate_recording(rec, cfg, models))
-        if oracle:
-            orc.append(oracle_single_axis_hr(rec, cfg))
-        if keep_example and i == 0:
-            example = {"rec": rec, **{a: process(rec, cfg, a, models[a]) for a in "cde"}}
+    n = bc.n_test_subjects
+    out = pmap(_evaluate_subject, [cfg] * n, range(n), [bc.duration_s] * n, [family] * n,
+               [outage_s] * n, [oracle] * n)
+    res = [r for r, _ in out]
+    orc = [o for _, o in out] if oracle else []
+    example = None
+    if keep_example:
+        rec = test_recording(cfg, 0, bc.duration_s, family, outage_s)
+        example = {"rec": rec, **{a: process(rec, cfg, a, pmap.models[a]) for a in "cde"}}
     agg = aggregate(res)
     if oracle:
         agg["a"]["hr_mae_oracle_axis"] = float(np.mean(orc))
@@ -167,17 +236,24 @@ def tail_summary(errs: list[np.ndarray]) -> dict:
             "coverage": float(e.size / err.size), "updates": int(err.size)}
 
 
-def stream_tails(bc: BenchConfig, models: dict, keep: dict | None = None) -> dict:
+def _stream_subject(cfg: TrainConfig, i: int, duration_s: float, family: str,
+                    arm: str) -> np.ndarray:
+    """`stream_errors` of test subject i streamed through arm (b) (no model) or (d)."""
+    rec = test_recording(cfg, i, duration_s, family)
+    return stream_errors(stream(rec, cfg, _MODELS["d"] if arm == "d" else None), rec["truth"])
+
+
+def stream_tails(bc: BenchConfig, pmap: SubjectMap, keep: dict | None = None) -> dict:
     """{family: {arm: `tail_summary`}} of the streaming API at 50 Hz / 10 % loss: arm (b)
     without a model (fused J peaks), (d) with it. keep: receives {"stream": {family: {arm:
     per-recording error arrays}}} for `check_intervals`."""
     cfg = setting_config(bc, 50.0, 0.1, 3.0, 0.0)
+    n = bc.n_test_subjects
     out: dict[str, dict] = {}
     for family in ("in", "out"):
-        for arm, model in (("b", None), ("d", models["d"])):
-            errs = [stream_errors(stream(rec, cfg, model), rec["truth"])
-                    for rec in (test_recording(cfg, i, bc.duration_s, family)
-                                for i in range(bc.n_test_subjects))]
+        for arm in ("b", "d"):
+            errs = pmap(_stream_subject, [cfg] * n, range(n), [bc.duration_s] * n,
+                        [family] * n, [arm] * n)
             out.setdefault(family, {})[arm] = tail_summary(errs)
             if keep is not None:
                 keep.setdefault("stream", {}).setdefault(family, {})[arm] = errs
@@ -185,20 +261,29 @@ def stream_tails(bc: BenchConfig, models: dict, keep: dict | None = None) -> dic
     return out
 
 
-def sqi_rejection(bc: BenchConfig, keep: dict | None = None) -> dict:
+def _no_beat_subject(cfg: TrainConfig, i: int, duration_s: float, family: str,
+                     kind: str) -> dict[str, float]:
+    """{arm: share of windows rejected} of heartbeat-free recording i ("noise" or "no_contact")
+    of the training simulator's kind (family "in") or of the out-of-family generator."""
+    sc = replace(cfg.sim, duration_s=duration_s)
+    rec = (simulate_no_beat(sc, subject_seed("test", 500 + i), kind) if family == "in"
+           else simulate_out_of_family(sc, 500 + i, kind))
+    return {arm: float(1 - process(rec, cfg, arm)["windows"]["reliable"].mean())
+            for arm in ("a", "b")}
+
+
+def sqi_rejection(bc: BenchConfig, pmap: SubjectMap, keep: dict | None = None) -> dict:
     """{family: {kind: {arm: share of windows rejected}}}: heartbeat-free recordings
     (pure noise, no contact) of the training simulator's kind and of the out-of-family one.
     keep: receives {"sqi": {family: {kind: {arm: per-recording shares}}}}."""
     cfg = setting_config(bc, 50.0, 0.1, 3.0, 0.0)
-    sc = replace(cfg.sim, duration_s=bc.duration_s)
-    make = {"in": lambda i, k: simulate_no_beat(sc, subject_seed("test", 500 + i), k),
-            "out": lambda i, k: simulate_out_of_family(sc, 500 + i, k)}
+    n = bc.n_test_subjects
     out: dict[str, dict] = {}
-    for family, fn in make.items():
+    for family in ("in", "out"):
         for kind in ("noise", "no_contact"):
-            recs = [fn(i, kind) for i in range(bc.n_test_subjects)]
-            per = {arm: [float(1 - process(r, cfg, arm)["windows"]["reliable"].mean())
-                         for r in recs] for arm in ("a", "b")}
+            shares = pmap(_no_beat_subject, [cfg] * n, range(n), [bc.duration_s] * n,
+                          [family] * n, [kind] * n)
+            per = {arm: [s[arm] for s in shares] for arm in ("a", "b")}
             out.setdefault(family, {})[kind] = {arm: float(np.mean(v)) for arm, v in per.items()}
             if keep is not None:
                 keep.setdefault("sqi", {}).setdefault(family, {})[kind] = per
@@ -330,11 +415,11 @@ OOF_MAIN, OOF_LOW = list(OOF)[:2]
 CHECKED = (MAIN, LOW, MOTION, OOF_MAIN, OOF_LOW)
 
 
-def out_of_family(rep: BenchReport, bc: BenchConfig, models: dict, results: dict,
+def out_of_family(rep: BenchReport, bc: BenchConfig, pmap: SubjectMap, results: dict,
                   keep: dict | None = None) -> None:
     """Every arm on the out-of-family generator's recordings (rows added to `results`)."""
     for label, (fs_in, loss, burst, outage) in progress(OOF.items(), desc="out of family"):
-        agg = run_setting(bc, models, label, setting_config(bc, fs_in, loss, burst, 0.0),
+        agg = run_setting(bc, pmap, label, setting_config(bc, fs_in, loss, burst, 0.0),
                           family="out", outage_s=outage, keep=keep)[0]
         _add(rep, results, label, agg)
 
@@ -363,24 +448,25 @@ def _add(rep: BenchReport, results: dict, label: str, agg: dict) -> None:
         rep.add(arm, setting=label, **{k: v for k, v in m.items()})
 
 
-def main_settings(rep: BenchReport, bc: BenchConfig, models: dict,
+def main_settings(rep: BenchReport, bc: BenchConfig, pmap: SubjectMap,
                   keep: dict | None = None) -> tuple[dict, dict]:
     """The MAIN, LOW and MOTION settings (MOTION also scored on the oracle single axis).
     Returns ({label: {arm: metrics}}, MAIN's first recording with arms (c) and (d) for the
     overlay plot); keep: as `run_setting`'s."""
     results: dict[str, dict] = {}
-    agg, example = run_setting(bc, models, MAIN, setting_config(bc, 50.0, 0.1, 3.0, 0.0),
+    agg, example = run_setting(bc, pmap, MAIN, setting_config(bc, 50.0, 0.1, 3.0, 0.0),
                                keep_example=True, keep=keep)
     _add(rep, results, MAIN, agg)
     _add(rep, results, LOW,
-         run_setting(bc, models, LOW, setting_config(bc, 25.0, 0.2, 3.0, 0.0), keep=keep)[0])
-    _add(rep, results, MOTION, run_setting(bc, models, MOTION,
+         run_setting(bc, pmap, LOW, setting_config(bc, 25.0, 0.2, 3.0, 0.0), keep=keep)[0])
+    _add(rep, results, MOTION, run_setting(bc, pmap, MOTION,
                                            setting_config(bc, 25.0, 0.2, 3.0, 3.0),
                                            oracle=True, keep=keep)[0])
     return results, example
 
 
-def sweeps(rep: BenchReport, bc: BenchConfig, models: dict, results: dict) -> dict[str, list]:
+def sweeps(rep: BenchReport, bc: BenchConfig, pmap: SubjectMap,
+           results: dict) -> dict[str, list]:
     """Packet loss x burst (50 Hz, rest), input rate (10% loss) and motion level (25 Hz, 20%
     loss), reusing the settings already run; adds rows for the new ones. Returns {"loss" (burst 3
     only), "fs", "motion": [{arm: metrics} per sweep value]}."""
@@ -391,14 +477,14 @@ def sweeps(rep: BenchReport, bc: BenchConfig, models: dict, results: dict) -> di
             if loss == 0.1 and burst == 3.0:
                 agg = results[MAIN]
             else:
-                agg = run_setting(bc, models, label, setting_config(bc, 50.0, loss, burst, 0.0))[0]
+                agg = run_setting(bc, pmap, label, setting_config(bc, 50.0, loss, burst, 0.0))[0]
                 _add(rep, results, label, agg)
             if burst == 3.0:
                 loss_rows.append(agg)
     for fs_in in progress(bc.fs_sweep, desc="rate"):
         label = f"{fs_in:g}Hz loss10% rest"
         agg = results[MAIN] if fs_in == 50.0 else run_setting(
-            bc, models, label, setting_config(bc, fs_in, 0.1, 3.0, 0.0))[0]
+            bc, pmap, label, setting_config(bc, fs_in, 0.1, 3.0, 0.0))[0]
         if fs_in != 50.0:
             _add(rep, results, label, agg)
         fs_rows.append(agg)
@@ -406,7 +492,7 @@ def sweeps(rep: BenchReport, bc: BenchConfig, models: dict, results: dict) -> di
         label = f"25Hz loss20% motion{mot:g}"
         key = MOTION if mot == 3.0 else (LOW if mot == 0.0 else None)
         agg = results[key] if key else run_setting(
-            bc, models, label, setting_config(bc, 25.0, 0.2, 3.0, mot))[0]
+            bc, pmap, label, setting_config(bc, 25.0, 0.2, 3.0, mot))[0]
         if key is None:
             _add(rep, results, label, agg)
         mot_rows.append(agg)
@@ -564,10 +650,12 @@ def main(argv: list[str] | None = None) -> int:
     rep = BenchReport("twscardio", baseline="a", command=sys.argv)
 
     keep: dict = {}  # per-recording results of the checked settings, for the intervals
-    results, example = main_settings(rep, bc, models, keep)
-    sweep = sweeps(rep, bc, models, results)
-    out_of_family(rep, bc, models, results, keep)
-    sqi, tails = sqi_rejection(bc, keep), stream_tails(bc, models, keep)
+    with SubjectMap(bc.workers, models) as pmap:
+        log.info("test subjects on %d process(es)", pmap.workers)
+        results, example = main_settings(rep, bc, pmap, keep)
+        sweep = sweeps(rep, bc, pmap, results)
+        out_of_family(rep, bc, pmap, results, keep)
+        sqi, tails = sqi_rejection(bc, pmap, keep), stream_tails(bc, pmap, keep)
     rt = realtime(bc, models["d"])
     log.info("real time: %.0fx per window, %.0fx streaming", rt["rtf_window"], rt["rtf_stream"])
 

@@ -86,12 +86,14 @@ def test_bad_config_is_one_line_exit_2(args, msg, capsys, tmp_path):
     assert not (tmp_path / "x" / "model.safetensors").exists()
 
 
+SMOKE = ["--set", "train.steps=5", "--set", "train.n_subjects=1", "--set", "duration_s=20.0",
+         "--set", "loss_sweep=[0.1]", "--set", "burst_sweep=[3.0]", "--set", "fs_sweep=[50.0]",
+         "--set", "motion_sweep=[0.0, 3.0]", "--set", "stream_seconds=10.0"]
+
+
 @pytest.mark.slow
 def test_bench_smoke(tmp_path):
-    args = ["--out", str(tmp_path), "--set", "train.steps=5", "--set", "train.n_subjects=1",
-            "--set", "n_test_subjects=1", "--set", "duration_s=20.0",
-            "--set", "loss_sweep=[0.1]", "--set", "burst_sweep=[3.0]", "--set", "fs_sweep=[50.0]",
-            "--set", "motion_sweep=[0.0, 3.0]", "--set", "stream_seconds=10.0"]
+    args = ["--out", str(tmp_path), *SMOKE, "--set", "n_test_subjects=1"]
     assert bench.main(args) == 0
     b = json.loads((tmp_path / "bench.json").read_text())
     # in- and out-of-family, SQI, octave, streaming, accepted-window HR, (d) not the default
@@ -99,6 +101,26 @@ def test_bench_smoke(tmp_path):
     assert all({"name", "measured", "target", "holds"} <= set(c) for c in b["checks"])
     for f in ("bench.png", "sweeps.png", "overlay.png"):
         assert (tmp_path / f).is_file()
+
+
+@pytest.mark.slow
+def test_bench_figures_do_not_depend_on_workers(tmp_path):
+    """The test subjects on two spawned processes give the figures of one process exactly:
+    every row, every streaming and heartbeat-free figure and every check but the timing."""
+    out = {}
+    for w in (1, 2):
+        args = ["--out", str(tmp_path / f"w{w}"), *SMOKE, "--set", "n_test_subjects=2",
+                "--set", f"workers={w}", "--set", "bootstrap_draws=5"]
+        assert bench.main(args) == 0
+        out[w] = json.loads((tmp_path / f"w{w}" / "bench.json").read_text())
+    one, two = out[1], out[2]
+    assert json.dumps(one["rows"]) == json.dumps(two["rows"])  # NaN-safe, bit for bit
+    for key in ("sqi_rejection_no_beat", "stream_hr_error"):
+        assert json.dumps(one[key]) == json.dumps(two[key])
+    timing = "real time"
+    for a, b in zip(one["checks"], two["checks"]):
+        if not a["name"].startswith(timing):
+            assert json.dumps(a["measured"]) == json.dumps(b["measured"]), a["name"]
 
 
 def test_export_writes_earcardio_layout(tmp_path):
