@@ -4,8 +4,11 @@ Used only to *test* (bench rows marked out-of-family); never for training, calib
 selection. Everything that could share an assumption with the training simulator is drawn from
 another model:
 
-* rhythm: neurokit2 ECGSYN (McSharry et al. 2003, an LF/HF RR spectrum) at 52-112 bpm, R peaks
-  from its ECG (the simulator: sinusoidal RSA + 0.1 Hz wave, phase integration);
+* rhythm: ECGSYN's RR model (McSharry et al. 2003: an RR tachogram with Gaussian LF and HF
+  spectral peaks) at 52-112 bpm, R peaks stepped through the tachogram; the truth ECG is
+  ECGSYN's P-Q-R-S-T waves in beat phase, for display (the simulator: sinusoidal RSA + 0.1 Hz
+  wave, phase integration). ECGSYN's ODE is not used: its adaptive-step solver made the R
+  peaks depend on the CPU's SIMD level, so the test set differed from machine to machine;
 * beat complex: parametric H-I-J-K-L waves (Gaussian lobes, J dominant), latencies from R plus
   3 % of the RR deviation, 3 ms jitter per wave (simulator: aortic flow -> force -> head
   resonance);
@@ -49,31 +52,68 @@ _FS = 250.0  # internal rate
 _SEED_OFFSET = 7_700_000  # keeps these draws apart from every simulator seed in use
 
 
+# ECGSYN's RR spectrum (McSharry et al. 2003): Gaussian peaks at the Mayer-wave (LF) and
+# respiratory (HF) frequencies, their width, and the LF/HF power ratio
+_RR_FS, _F_LF, _F_HF, _F_SD, _LF_HF = 4.0, 0.1, 0.25, 0.01, 0.5
+# ECGSYN's P, Q, R, S, T waves: phase angles (rad from R), amplitudes, widths (rad)
+_ECG_ANGLE = np.deg2rad([-70.0, -15.0, 0.0, 15.0, 100.0])
+_ECG_AMP = np.array([1.2, -5.0, 30.0, -7.5, 0.75])
+_ECG_WIDTH = np.array([0.25, 0.1, 0.1, 0.1, 0.4])
+
+
+def _rr_tachogram(rng: np.random.Generator, hr: float, hr_sd: float,
+                  n: int) -> np.ndarray:
+    """RR intervals (s) at _RR_FS (n,): the bimodal-spectrum RR process, random phases, scaled
+    to mean 60 / hr and SD 60 hr_sd / hr^2 (hr, hr_sd in bpm)."""
+    f = np.fft.rfftfreq(n, 1 / _RR_FS)
+    power = (_LF_HF * np.exp(-0.5 * ((f - _F_LF) / _F_SD) ** 2)
+             + np.exp(-0.5 * ((f - _F_HF) / _F_SD) ** 2)) / (1 + _LF_HF)
+    x = np.fft.irfft(np.sqrt(power) * np.exp(2j * np.pi * rng.random(f.size)), n=n)
+    x = (x - x.mean()) / (x.std() + 1e-12)
+    return 60.0 / hr + 60.0 * hr_sd / hr ** 2 * x
+
+
+def _r_peaks(rr: np.ndarray, t0: float, end_s: float) -> np.ndarray:
+    """R peaks (s) from t0 stepping through the tachogram rr (sampled at _RR_FS from t0):
+    r_{k+1} = r_k + RR(r_k), until end_s."""
+    grid = t0 + np.arange(rr.size) / _RR_FS
+    r = [t0]
+    while r[-1] < end_s:  # ~1 step per beat
+        r.append(r[-1] + float(np.interp(r[-1], grid, rr)))
+    return np.array(r)
+
+
+def _ecg(r: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """ECGSYN's waves at the R peaks r (s) on the times t (display only): the phase of t in its
+    R-R cycle, wrapped to (-pi, pi] about the nearer R, and z = sum a_i b_i^2
+    exp(-(phase - angle_i)^2 / 2 b_i^2), the waveform ECGSYN's ODE draws on its limit cycle."""
+    k = np.clip(np.searchsorted(r, t) - 1, 0, r.size - 2)
+    phase = 2 * np.pi * (t - r[k]) / (r[k + 1] - r[k])
+    phase = np.angle(np.exp(1j * phase))
+    d = np.angle(np.exp(1j * (phase[:, None] - _ECG_ANGLE[None, :])))
+    return (_ECG_AMP * _ECG_WIDTH ** 2 * np.exp(-0.5 * (d / _ECG_WIDTH) ** 2)).sum(axis=1)
+
+
 @functools.lru_cache(maxsize=64)
 def _rhythm(seed: int, duration_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ECGSYN ECG at _FS, its R peaks (s, parabolic refinement) and a breathing waveform."""
+    """ECG at _FS (display), R peaks (s) and a breathing waveform, over duration_s + 2 s."""
     import neurokit2 as nk
 
     rng = np.random.default_rng(seed)
     hr = float(rng.uniform(*HR_RANGE))
+    hr_sd = float(rng.uniform(1.0, 4.0))
+    n_s = int(np.ceil(duration_s)) + 2
+    t0 = -float(rng.uniform(1.0, 2.0))  # the first R before the recording starts
+    rr = _rr_tachogram(rng, hr, hr_sd, int(np.ceil((n_s - t0 + 5) * _RR_FS)))
+    r = _r_peaks(rr, t0, n_s + 1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        n_s = int(np.ceil(duration_s)) + 2
-        ecg = nk.ecg_simulate(duration=n_s, sampling_rate=int(_FS), noise=0.0,
-                              heart_rate=hr, heart_rate_std=float(rng.uniform(1.0, 4.0)),
-                              method="ecgsyn", random_state=int(rng.integers(2**31)))
-        _, info = nk.ecg_peaks(ecg, sampling_rate=int(_FS))
         rsp = nk.rsp_simulate(duration=n_s, sampling_rate=int(_FS), noise=0.0,
                               respiratory_rate=float(rng.uniform(10, 22)),
                               random_state=int(rng.integers(2**31)))
-    i = np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
-    i = i[(i > 0) & (i < len(ecg) - 1)]
-    a, b, c = ecg[i - 1], ecg[i], ecg[i + 1]
-    den = a - 2 * b + c
-    frac = np.where(np.abs(den) > 1e-12, 0.5 * (a - c) / np.where(den == 0, 1, den), 0.0)
-    r = (i + np.clip(frac, -0.5, 0.5)) / _FS
+    ecg = _ecg(r, np.arange(int(n_s * _FS)) / _FS)
     rsp = (rsp - rsp.mean()) / (rsp.std() + 1e-12)
-    return np.asarray(ecg, dtype=np.float64), r, rsp
+    return ecg, r[(r >= 0) & (r < n_s)], rsp
 
 
 def _lobes(n: int, centres: np.ndarray, amps: np.ndarray, widths: np.ndarray,
