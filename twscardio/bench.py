@@ -612,7 +612,8 @@ def notes(rep: BenchReport, bc: BenchConfig, rt: dict) -> None:
     rep.notes += [
         "In-family: held-out subjects of the training simulator (twscardio.simulator, "
         "morphology 'randomised'); network arms trained on disjoint subjects. Out-of-family "
-        "(OOF rows): twscardio.outfamily (ECGSYN rhythm, H-I-J-K-L beat complex, random "
+        "(OOF rows): twscardio.outfamily (ECGSYN's RR model stepped without its ODE, "
+        "H-I-J-K-L beat complex, random "
         "coupling, 1/f noise, FIR anti-alias, log-normal loss bursts), never used for training, "
         "SQI calibration or selection.",
         "octave_pct: % of 5-s windows whose detected median interval is nearer a half or a "
