@@ -1,7 +1,7 @@
 """`python -m twscardio.bench [--quick] [--out DIR]`: arms (a)-(d) side by side, sweeps, checks.
 
-The test subjects run on one process per CPU core (`--set workers=N`; 1: this process alone);
-the figures are the same for any number of workers.
+The test subjects run on one process per usable CPU core, at most 8 (`--set workers=N`; 1: this
+process alone); the figures are the same for any number of workers.
 
 Arms, all on the same held-out simulated subjects and seeds:
   (a) linear fill + spline upsampling + J peaks on the best single accelerometer axis (by SQI);
@@ -97,15 +97,28 @@ def _init_worker(models: dict) -> None:
     _MODELS.update(models)
 
 
+MAX_AUTO_WORKERS = 8  # workers=0 takes the usable cores up to this (each worker ~0.45 GB)
+
+
+def auto_workers() -> int:
+    """The usable CPU cores (the process's affinity where the OS reports it), at most
+    MAX_AUTO_WORKERS."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, MAX_AUTO_WORKERS))
+
+
 class SubjectMap:
     """Runs the bench's per-subject jobs in subject order, in this process (workers 1) or on
-    `workers` spawned processes (0: one per CPU core) that receive the models once. Every job
+    `workers` spawned processes (0: `auto_workers`) that receive the models once. Every job
     is a function of its arguments and the models alone, and the networks run on one torch
     thread in either case (a convolution's sums are ordered by its threads), so the figures do
     not depend on the number of workers (tested)."""
 
     def __init__(self, workers: int, models: dict):
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or auto_workers()
         self.models = models
         self._pool: ProcessPoolExecutor | None = None
         self._threads = 0

@@ -365,6 +365,7 @@ class BenchConfig:
     # subject-level bootstrap draws for each check's 95 % interval (reporting only: verdicts
     # stay on the point estimates; `bench.check_intervals`); 0 = off
     bootstrap_draws: NonNegInt = 200
-    # processes for the test subjects (0: one per CPU core, 1: this process alone); the figures
-    # do not depend on it, the real-time timing runs alone after them
+    # processes for the test subjects (0: one per usable CPU core, at most 8, each ~0.45 GB;
+    # 1: this process alone); the figures do not depend on it, the real-time timing runs alone
+    # after them
     workers: NonNegInt = 0

@@ -169,3 +169,13 @@ def test_train_resumes_from_checkpoint(tmp_path, caplog, capsys):
     assert "resumed from step 2" in caplog.text
     state = Checkpointer(out).load()
     assert state["step"] == 3 and len(state["hist"]["loss"]) == 3
+
+
+def test_auto_workers_follows_the_usable_cores_up_to_the_cap(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert bench.auto_workers() == bench.MAX_AUTO_WORKERS
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert bench.auto_workers() == 1
+    assert bench.SubjectMap(0, {}).workers == 1 and bench.SubjectMap(5, {}).workers == 5
