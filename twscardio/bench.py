@@ -1,7 +1,8 @@
-"""`python -m twscardio.bench [--quick] [--out DIR]`: arms (a)-(d) side by side, sweeps, checks.
+"""`python -m twscardio.bench [--quick] [--out DIR] [--workers N]`: arms (a)-(d) side by side,
+sweeps, checks.
 
-The test subjects run on one process per usable CPU core, at most 8 (`--set workers=N`; 1: this
-process alone); the figures are the same for any number of workers.
+The test subjects run on one process per usable CPU core, at most 8 (`--workers N`, or `--set
+workers=N`; 1: this process alone); the figures are the same for any number of workers.
 
 Arms, all on the same held-out simulated subjects and seeds:
   (a) linear fill + spline upsampling + J peaks on the best single accelerometer axis (by SQI);
@@ -34,6 +35,7 @@ import numpy as np
 
 from shared.bench import BenchReport, measure, save_figure
 from shared.cli import build_parser, parse_args, run
+from shared.errors import UserError
 from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
 from shared.runtime import set_seed
@@ -656,8 +658,16 @@ def main(argv: list[str] | None = None) -> int:
         "held-out simulated subjects; sweeps over packet loss x burst, input rate and motion; "
         "real-time factor. Trained weights are cached, so reruns only evaluate.",
         default_config=None)
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="processes for the test subjects (same as --set workers=N; 0, the "
+                             "default: one per usable core, at most 8; 1: this process alone); "
+                             "the figures do not depend on it")
     args, bc = parse_args(argv, BenchConfig, prog="twscardio.bench", description="",
                           parser=parser, quick=QUICK)
+    if args.workers is not None:
+        if args.workers < 0:
+            raise UserError(f"--workers must be >= 0, got {args.workers}")
+        bc = replace(bc, workers=args.workers)
     set_seed(bc.train.seed)
     run_dir = make_run_dir(args.out, "twscardio", "bench")
     models = trained_models(bc)

@@ -109,8 +109,9 @@ def test_bench_figures_do_not_depend_on_workers(tmp_path):
     every row, every streaming and heartbeat-free figure and every check but the timing."""
     out = {}
     for w in (1, 2):
-        args = ["--out", str(tmp_path / f"w{w}"), *SMOKE, "--set", "n_test_subjects=2",
-                "--set", f"workers={w}", "--set", "bootstrap_draws=5"]
+        how = ["--set", "workers=1"] if w == 1 else ["--workers", "2"]  # both spellings
+        args = ["--out", str(tmp_path / f"w{w}"), *SMOKE, "--set", "n_test_subjects=2", *how,
+                "--set", "bootstrap_draws=5"]
         assert bench.main(args) == 0
         out[w] = json.loads((tmp_path / f"w{w}" / "bench.json").read_text())
     one, two = out[1], out[2]
@@ -179,3 +180,14 @@ def test_auto_workers_follows_the_usable_cores_up_to_the_cap(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
     assert bench.auto_workers() == 1
     assert bench.SubjectMap(0, {}).workers == 1 and bench.SubjectMap(5, {}).workers == 5
+
+
+@pytest.mark.parametrize("args, msg", [(["--workers", "-1"], "--workers must be >= 0"),
+                                       (["--set", "workers=-1"], "workers")])
+def test_bench_bad_workers_is_one_line_exit_2(args, msg, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        run(bench.main, ["--out", str(tmp_path / "x"), *args])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()
