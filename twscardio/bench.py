@@ -119,8 +119,9 @@ class SubjectMap:
     thread in either case (a convolution's sums are ordered by its threads), so the figures do
     not depend on the number of workers (tested)."""
 
-    def __init__(self, workers: int, models: dict):
-        self.workers = workers or auto_workers()
+    def __init__(self, workers: int, models: dict, jobs: int | None = None):
+        """jobs: the most jobs one call maps (no more workers than that are started)."""
+        self.workers = min(workers or auto_workers(), jobs or 1 << 30)
         self.models = models
         self._pool: ProcessPoolExecutor | None = None
         self._threads = 0
@@ -674,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
     rep = BenchReport("twscardio", baseline="a", command=sys.argv)
 
     keep: dict = {}  # per-recording results of the checked settings, for the intervals
-    with SubjectMap(bc.workers, models) as pmap:
+    with SubjectMap(bc.workers, models, jobs=bc.n_test_subjects) as pmap:
         log.info("test subjects on %d process(es)", pmap.workers)
         results, example = main_settings(rep, bc, pmap, keep)
         sweep = sweeps(rep, bc, pmap, results)

@@ -182,4 +182,5 @@ def test_auto_workers_follows_the_usable_cores_up_to_the_cap(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
     assert bench.auto_workers() == 1
     assert bench.SubjectMap(0, {}).workers == 1 and bench.SubjectMap(5, {}).workers == 5
+    assert bench.SubjectMap(5, {}, jobs=3).workers == 3  # no idle workers
 
