@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import inspect
 import multiprocessing as mp
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -38,7 +37,7 @@ from shared.cli import build_parser, parse_args, run
 from shared.errors import UserError
 from shared.io import atomic_write_json, make_run_dir
 from shared.log import get_logger, progress
-from shared.runtime import set_seed
+from shared.runtime import cpu_count, set_seed
 from twscardio.beats import beat_metrics, find_jpeaks
 from twscardio.config import BenchConfig, TrainConfig
 from twscardio.data import subject_seed
@@ -103,13 +102,9 @@ MAX_AUTO_WORKERS = 8  # workers=0 takes the usable cores up to this (each worker
 
 
 def auto_workers() -> int:
-    """The usable CPU cores (the process's affinity where the OS reports it), at most
+    """The usable CPU cores (`shared.runtime.cpu_count`: affinity and cgroup quota), at most
     MAX_AUTO_WORKERS."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
-    return max(1, min(n, MAX_AUTO_WORKERS))
+    return max(1, min(cpu_count(), MAX_AUTO_WORKERS))
 
 
 class SubjectMap:
