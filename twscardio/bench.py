@@ -29,6 +29,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
@@ -144,10 +145,11 @@ class SubjectMap:
             torch.set_num_threads(self._threads)
             self._threads = 0
 
-    def __call__(self, fn, *iterables) -> list:
+    def __call__(self, fn, n: int) -> list:
+        """[fn(i) for i in range(n)] (fn picklable: a module function or its partial)."""
         if self._pool is None:
-            return list(map(fn, *iterables))
-        return list(self._pool.map(fn, *iterables))
+            return list(map(fn, range(n)))
+        return list(self._pool.map(fn, range(n)))
 
 
 def _evaluate_subject(cfg: TrainConfig, i: int, duration_s: float, family: str,
@@ -165,9 +167,8 @@ def run_setting(bc: BenchConfig, pmap: SubjectMap, label: str, cfg: TrainConfig,
     """One setting on the bench's test subjects -> ({arm: metrics}, the first recording with
     arms (c)-(e) when keep_example). keep: a dict that receives {label: {"res": per-recording
     results, "oracle": per-recording oracle single-axis HR MAE}} for `check_intervals`."""
-    n = bc.n_test_subjects
-    out = pmap(_evaluate_subject, [cfg] * n, range(n), [bc.duration_s] * n, [family] * n,
-               [outage_s] * n, [oracle] * n)
+    out = pmap(partial(_evaluate_subject, cfg, duration_s=bc.duration_s, family=family,
+                       outage_s=outage_s, oracle=oracle), bc.n_test_subjects)
     res = [r for r, _ in out]
     orc = [o for _, o in out] if oracle else []
     example = None
@@ -259,12 +260,11 @@ def stream_tails(bc: BenchConfig, pmap: SubjectMap, keep: dict | None = None) ->
     without a model (fused J peaks), (d) with it. keep: receives {"stream": {family: {arm:
     per-recording error arrays}}} for `check_intervals`."""
     cfg = setting_config(bc, 50.0, 0.1, 3.0, 0.0)
-    n = bc.n_test_subjects
     out: dict[str, dict] = {}
     for family in ("in", "out"):
         for arm in ("b", "d"):
-            errs = pmap(_stream_subject, [cfg] * n, range(n), [bc.duration_s] * n,
-                        [family] * n, [arm] * n)
+            errs = pmap(partial(_stream_subject, cfg, duration_s=bc.duration_s, family=family,
+                                arm=arm), bc.n_test_subjects)
             out.setdefault(family, {})[arm] = tail_summary(errs)
             if keep is not None:
                 keep.setdefault("stream", {}).setdefault(family, {})[arm] = errs
@@ -288,12 +288,11 @@ def sqi_rejection(bc: BenchConfig, pmap: SubjectMap, keep: dict | None = None) -
     (pure noise, no contact) of the training simulator's kind and of the out-of-family one.
     keep: receives {"sqi": {family: {kind: {arm: per-recording shares}}}}."""
     cfg = setting_config(bc, 50.0, 0.1, 3.0, 0.0)
-    n = bc.n_test_subjects
     out: dict[str, dict] = {}
     for family in ("in", "out"):
         for kind in ("noise", "no_contact"):
-            shares = pmap(_no_beat_subject, [cfg] * n, range(n), [bc.duration_s] * n,
-                          [family] * n, [kind] * n)
+            shares = pmap(partial(_no_beat_subject, cfg, duration_s=bc.duration_s,
+                                  family=family, kind=kind), bc.n_test_subjects)
             per = {arm: [s[arm] for s in shares] for arm in ("a", "b")}
             out.setdefault(family, {})[kind] = {arm: float(np.mean(v)) for arm, v in per.items()}
             if keep is not None:
