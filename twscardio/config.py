@@ -118,6 +118,10 @@ class FusionConfig:
     # ... and only where at most this share of its windows rotate (gyro rms above the gate):
     # under head motion the refit helped and hurt about equally on validation
     refit_max_rotating: Prob = 0.2
+    # ... and the refit is kept only if its two buds' parts agree better than the first
+    # fusion's (`fusion.bud_agreement`, high-passed at cross_bud_hp_hz): a check that does not
+    # rest on the beats the refit was fitted to (results/twscardio/NOTES.md)
+    refit_check: bool = False
 
     def validate(self) -> None:
         if self.method not in ("global", "pica"):

@@ -50,7 +50,7 @@ __all__ = ["onset_polarity", "bandpass", "highpass", "motion_regressors", "cance
            "autocorrelation", "signal_quality", "cross_bud_covariance",
            "window_statistics", "periodic_weights", "lagged_covariance", "pica_weights",
            "windowed_pica", "combine", "fuse", "best_axis", "window_bounds", "standardise",
-           "beat_synchronous_weights", "refit_on_beats"]
+           "beat_synchronous_weights", "refit_on_beats", "bud_agreement"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -331,6 +331,33 @@ def refit_on_beats(fus: dict, fs: float, find_beats, iterations: int = 2) -> dic
         out.update(fused=sig, weights=w)
     out["sync_periodicity"] = lam
     return out
+
+
+def bud_agreement(fus: dict, fs: float, hp_hz: float = 0.0) -> float:
+    """Do the two buds' parts of the fused component carry the same signal? fus: a `fuse` (or
+    `refit_on_beats`) result. The left part z[:, :3] @ w[:3] and the right part z[:, 3:] @ w[3:]
+    (z the standardised axes, w fus["weights"]), each high-passed at hp_hz (0: not), Pearson r
+    over the samples where all six axes delivered. NaN with fewer than 32 such samples or a bud
+    without weight.
+
+    The BCG moves the head, so both buds see it; sensor noise and what a fit to wrong beats
+    picks up are each bud's own. The statistic is not what `beat_synchronous_weights` maximises
+    (beat-locked covariance of the whole component), so it can judge a refit on its own beats.
+    """
+    clean, bounds = fus["acc_clean"], fus["bounds"]
+    m = fus.get("axis_valid", clean != 0)
+    w = np.asarray(fus["weights"], dtype=np.float64)
+    both = m.all(axis=1)
+    if both.sum() < 32 or not (np.any(w[:3]) and np.any(w[3:])):
+        return float("nan")
+    z = standardise(clean, m, bounds)
+    parts = np.stack([z[:, :3] @ w[:3], z[:, 3:] @ w[3:]], axis=1)
+    if hp_hz > 0:
+        parts = highpass(parts, fs, hp_hz) * both[:, None]
+    a, b = parts[both, 0], parts[both, 1]
+    a, b = a - a.mean(), b - b.mean()
+    den = np.sqrt((a @ a) * (b @ b))
+    return float(a @ b / den) if den > 0 else float("nan")
 
 
 def fuse(X: np.ndarray, mask: np.ndarray, fs: float, cfg: FusionConfig) -> dict:

@@ -34,7 +34,14 @@ from twscardio.enhance import (
     output_grid,
     validate_stream,
 )
-from twscardio.fusion import bandpass, best_axis, fuse, refit_on_beats, window_bounds
+from twscardio.fusion import (
+    bandpass,
+    best_axis,
+    bud_agreement,
+    fuse,
+    refit_on_beats,
+    window_bounds,
+)
 from twscardio.quality import NO_BEAT, assess_windows
 
 __all__ = ["switched", "prepare", "network_features", "window_starts", "reconstruct", "process",
@@ -386,8 +393,10 @@ def fused_with_fallback(fus: dict, both_valid: np.ndarray, bounds: np.ndarray,
     head is mostly still (rotating (W,) bool: at most cfg.fusion.refit_max_rotating of the
     windows), the fusion re-weighted on its own beats (`fusion.refit_on_beats`) replaces it: a
     weak BCG whose RR varies loses its periodicity at any fixed lag, so the first fusion may
-    weight noise.
-    fus gets "refit" (bool)."""
+    weight noise. With cfg.fusion.refit_check the refit replaces it only if its two buds'
+    parts agree better (`fusion.bud_agreement`); a refit found on wrong beats locks each bud's
+    noise to them, which the buds do not share.
+    fus gets "refit" (bool), and "refit_declined" True where the check kept the first fusion."""
 
     def assess(f):
         j = fused_j_peaks(f, fs, bounds, rotating)
@@ -399,8 +408,13 @@ def fused_with_fallback(fus: dict, both_valid: np.ndarray, bounds: np.ndarray,
     if (float(np.mean(win["sqi"])) >= cfg.fusion.refit_below_sqi
             or float(np.mean(rotating)) > cfg.fusion.refit_max_rotating):
         return {**fus, "refit": False}, win
-    fus = refit_on_beats(fus, fs, lambda sig: j_peaks(sig, fs, bounds, rotating))
-    return {**fus, "refit": True}, assess(fus)
+    refit = refit_on_beats(fus, fs, lambda sig: j_peaks(sig, fs, bounds, rotating))
+    if cfg.fusion.refit_check:
+        hp = cfg.fusion.cross_bud_hp_hz
+        before, after = bud_agreement(fus, fs, hp), bud_agreement(refit, fs, hp)
+        if not after > before:  # NaN (a bud missing throughout): keep the first fusion
+            return {**fus, "refit": False, "refit_declined": True}, win
+    return {**refit, "refit": True}, assess(refit)
 
 
 def _in_windows(beats_s: np.ndarray, t0: float, fs: float, bounds: np.ndarray,
