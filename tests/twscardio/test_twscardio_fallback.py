@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 from scipy import linalg
 
+from twscardio import pipeline
 from twscardio.config import ChannelConfig, TrainConfig
 from twscardio.fusion import (
     bandpass,
     beat_synchronous_weights,
+    bud_agreement,
     combine,
+    highpass,
     periodic_weights,
     standardise,
     window_bounds,
@@ -152,3 +155,99 @@ def test_fallback_is_off_by_default_and_skips_rotating_recordings():
                                    TrainConfig())[0]["refit"]
     assert not fused_with_fallback(fus, np.ones(n, dtype=bool), fus["bounds"], moving, FS,
                                    _fallback_on())[0]["refit"]
+
+
+def _with_check(cfg: TrainConfig) -> TrainConfig:
+    return replace(cfg, fusion=replace(cfg.fusion, refit_check=True))
+
+
+def test_bud_agreement_matches_a_slow_reference():
+    rng = np.random.default_rng(5)
+    n = 3000
+    x = bandpass(rng.normal(size=(n, 6)), FS, [0.7, 15.0])
+    m = np.ones((n, 6), dtype=bool)
+    m[100:400, :3] = False  # the left bud silent for 3 s
+    m[2000:2100, 4] = False  # one right axis missing for 1 s
+    x = x * m
+    bounds = window_bounds(n, FS, 5.0)
+    w = rng.normal(size=6)
+    fus = {"acc_clean": x, "bounds": bounds, "weights": w, "axis_valid": m}
+    # written out: standardise per window over delivered samples, each bud's weighted sum,
+    # high-passed, then the plain correlation over the rows where all six axes delivered
+    z = np.zeros_like(x)
+    for s, e in bounds:
+        for c in range(6):
+            v = m[s:e, c]
+            z[s:e, c] = x[s:e, c] / (np.sqrt((x[s:e, c][v] ** 2).mean()) + 1e-12)
+    left = sum(w[c] * z[:, c] for c in range(3))
+    right = sum(w[c] * z[:, c] for c in range(3, 6))
+    both = m.all(axis=1)
+    for hp in (0.0, 2.0):
+        a, b = (highpass(left, FS, hp), highpass(right, FS, hp)) if hp else (left, right)
+        ref = np.corrcoef(a[both], b[both])[0, 1]
+        assert bud_agreement(fus, FS, hp) == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    assert np.isnan(bud_agreement({**fus, "weights": np.r_[w[:3], 0, 0, 0]}, FS))
+    few = m.copy()
+    few[31:] = False
+    assert np.isnan(bud_agreement({**fus, "axis_valid": few}, FS))
+
+
+def test_bud_agreement_separates_a_shared_beat_from_each_bud_s_noise():
+    n = 6000
+    beat, _ = _irregular_beats(n, 3)
+    x = np.random.default_rng(3).normal(size=(n, 6))
+    x[:, 1] += 0.5 * beat  # the BCG moves the head: both buds carry it
+    x[:, 4] += 0.5 * beat
+    fus = _first_fusion(bandpass(x, FS, [0.7, 15.0]))
+    on_beat = {**fus, "weights": np.array([0, 1.0, 0, 0, 1.0, 0])}
+    on_noise = {**fus, "weights": np.array([1.0, 0, 0, 1.0, 0, 0])}
+    assert bud_agreement(on_beat, FS, 2.0) > 0.1
+    assert abs(bud_agreement(on_noise, FS, 2.0)) < 0.05
+
+
+@pytest.mark.parametrize("seed", [0, 2, 4])
+def test_refit_check_keeps_a_refit_that_finds_a_shared_weak_beat(seed):
+    """A weak beat on one axis of each bud, RR SD 90 ms: the refit finds it, the buds' parts
+    agree better, so the check keeps it."""
+    n = 6000
+    beat, _ = _irregular_beats(n, seed)
+    x = np.random.default_rng(seed).normal(size=(n, 6))
+    x[:, 2] += 0.3 * beat
+    x[:, 4] += 0.3 * beat
+    fus = _first_fusion(bandpass(x, FS, [0.7, 15.0]))
+    bounds = fus["bounds"]
+    out, _ = fused_with_fallback(fus, np.ones(n, dtype=bool), bounds,
+                                 np.zeros(len(bounds), dtype=bool), FS,
+                                 _with_check(_fallback_on()))
+    assert out["refit"] and not out.get("refit_declined", False)
+    assert bud_agreement(out, FS, 2.0) > bud_agreement(fus, FS, 2.0)
+    r = lambda s: abs(np.corrcoef(s, beat)[0, 1])  # noqa: E731
+    assert r(out["fused"]) > r(fus["fused"])
+
+
+def test_refit_check_declines_a_refit_on_wrong_beats(monkeypatch):
+    """The refit fitted to beats that are not the heartbeat's (random times) locks each bud's
+    noise to them; its buds agree less than the first fusion's, so the check keeps the first
+    fusion. Without the check the wrong refit is taken (asserted first)."""
+    n = 6000
+    beat, _ = _irregular_beats(n, 1)
+    x = np.random.default_rng(1).normal(size=(n, 6))
+    x[:, 2] += 0.3 * beat
+    x[:, 4] += 0.3 * beat
+    fus = _first_fusion(bandpass(x, FS, [0.7, 15.0]))
+    bounds = fus["bounds"]
+    wrong = np.sort(np.random.default_rng(7).uniform(0.5, n / FS - 0.5, 60))
+    real = pipeline.refit_on_beats
+    monkeypatch.setattr(pipeline, "refit_on_beats",
+                        lambda f, fs, find_beats: real(f, fs, lambda sig: wrong))
+    args = (np.ones(n, dtype=bool), bounds, np.zeros(len(bounds), dtype=bool), FS)
+    taken, _ = fused_with_fallback(fus, *args, _fallback_on())
+    assert taken["refit"]
+    assert bud_agreement(taken, FS, 2.0) < bud_agreement(fus, FS, 2.0)
+    kept, _ = fused_with_fallback(fus, *args, _with_check(_fallback_on()))
+    assert not kept["refit"] and kept["refit_declined"]
+    assert kept["fused"] is fus["fused"] and kept["weights"] is fus["weights"]
+
+
+def test_refit_check_is_off_by_default():
+    assert TrainConfig().fusion.refit_check is False
