@@ -251,3 +251,24 @@ def test_refit_check_declines_a_refit_on_wrong_beats(monkeypatch):
 
 def test_refit_check_is_off_by_default():
     assert TrainConfig().fusion.refit_check is False
+
+
+def test_weak_stratum_redraws_only_the_bcg_amplitude():
+    from twscardio.data import subject_recording
+    from twscardio.experiments.refit_check import main as refit_check_main
+    from twscardio.experiments.refit_check import weak_recording
+
+    sc = replace(TrainConfig().sim, duration_s=10.0, fs_in=50.0,
+                 channel=ChannelConfig(loss=0.1, burst=3.0))
+    plain = subject_recording(sc, 123, randomised=True)
+    same = weak_recording(sc, 123, None)
+    np.testing.assert_array_equal(plain["left"]["acc"], same["left"]["acc"])
+    weak = weak_recording(sc, 123, (0.5, 1.5))
+    assert 0.5 <= weak["subject"]["bcg_mg"] <= 1.5
+    assert {k for k in plain["subject"] if not np.array_equal(plain["subject"][k],
+                                                              weak["subject"][k])} == {"bcg_mg"}
+    np.testing.assert_array_equal(plain["truth"]["r_s"], weak["truth"]["r_s"])
+    with pytest.raises(SystemExit) as e:
+        from shared.cli import run
+        run(refit_check_main, ["--weak-mg", "2", "1", "--out", "/nonexistent/x.json"])
+    assert e.value.code == 2

@@ -32,7 +32,7 @@ import numpy as np
 from shared.cli import run
 from shared.errors import ConfigError
 from shared.io import atomic_write_json
-from shared.log import get_logger, progress
+from shared.log import get_logger, progress, setup_logging
 from twscardio.beats import beat_metrics, octave_errors
 from twscardio.config import ChannelConfig, TrainConfig
 from twscardio.data import VALIDATION_SETTINGS, setting_sims, subject_seed
@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-beat", type=int, default=24, help="heartbeat-free recordings per kind")
     ap.add_argument("--out", type=Path, default=Path("runs/twscardio/refit_check.json"))
     a = ap.parse_args(argv)
+    setup_logging()
     if not 0 < a.weak_mg[0] < a.weak_mg[1]:
         raise ConfigError(f"--weak-mg {a.weak_mg} must be 0 < lo < hi")
     rows = recordings("family", a.subjects, a.first, None, a.duration) + recordings(
