@@ -1,0 +1,147 @@
+"""`python -m twscardio.experiments.weak_stratum`: arm (b) under config variants, on validation
+subjects of the training family and on validation subjects with a weak BCG.
+
+The weak stratum (`refit_check.weak_recording`: every draw as the family makes it, the BCG
+amplitude redrawn in `--weak-mg`) is where the fused signal holds little beat, as on the
+out-of-family recordings the SQI rejects; the family stratum keeps a variant honest on
+ordinary subjects, at rest (both bench rates) and, on half of them, at 25 Hz / 20 % with head
+motion level 3. Validation-split subjects only: never the bench's test subjects or the
+out-of-family generator.
+
+Variants: `--variant NAME:key=value,...` (TrainConfig overrides, e.g.
+`cb8:fusion.cross_bud=8`); "shipped" is the default config. Per variant, stratum and setting:
+(b)'s mean HR and IBI MAE, octave-error windows, clean windows rejected, the fused signal's |r|
+with the true BCG (a diagnosis: no method has the truth); and the share of heartbeat-free
+windows rejected (pure noise, no contact; both rates).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from shared.cli import run
+from shared.config import apply_overrides, from_dict, to_dict
+from shared.errors import ConfigError
+from shared.io import atomic_write_json
+from shared.log import get_logger, progress, setup_logging
+from twscardio.config import ChannelConfig, TrainConfig
+from twscardio.data import VALIDATION_SETTINGS, setting_sims, subject_seed
+from twscardio.experiments.refit_check import score, weak_recording
+from twscardio.pipeline import process
+from twscardio.simulator import simulate_no_beat
+
+log = get_logger("twscardio.experiments.weak_stratum")
+SETTINGS = {**{f"{k} rest": (*v, 0.0) for k, v in VALIDATION_SETTINGS.items()},
+            "25Hz loss20% motion3": (25.0, 0.2, 3.0)}
+
+
+def variants(texts: list[str]) -> dict[str, TrainConfig]:
+    """"shipped" plus each `NAME:key=value,...` (a one-line UserError on a malformed one)."""
+    out = {"shipped": TrainConfig()}
+    for text in texts:
+        name, _, body = text.partition(":")
+        if not name or not body or name in out:
+            raise ConfigError(f"--variant {text!r}: expected NAME:key=value,... with a new NAME")
+        try:
+            cfg = from_dict(TrainConfig, apply_overrides(to_dict(TrainConfig()),
+                                                         body.split(",")))
+            cfg.validate()
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"--variant {text!r}: {e}") from None
+        out[name] = cfg
+    return out
+
+
+def rows_for(stratum: str, subjects: range, weak_mg, cfgs: dict[str, TrainConfig],
+             duration_s: float) -> list[dict]:
+    base = TrainConfig()
+    rows = []
+    for i in progress(subjects, desc=f"{stratum} subjects"):
+        seed = subject_seed("val", i, base.seed)
+        for label, sc in setting_sims(base.sim, SETTINGS, duration_s).items():
+            moving = sc.motion_level > 0
+            if moving and (weak_mg is not None or i >= subjects.start + len(subjects) // 2):
+                continue  # motion: the family stratum's first half only
+            rec = weak_recording(sc, seed, weak_mg)
+            rows.append({"stratum": stratum, "subject": i, "setting": label,
+                         **{name: score(rec, c) for name, c in cfgs.items()}})
+    return rows
+
+
+def summary(rows: list[dict], names: list[str]) -> list[dict]:
+    out = []
+    for stratum in sorted({r["stratum"] for r in rows}):
+        for label in SETTINGS:
+            sel = [r for r in rows if r["stratum"] == stratum and r["setting"] == label]
+            if not sel:
+                continue
+            for name in names:
+                c = [r[name] for r in sel]
+                win = sum(a["windows"] for a in c)
+                out.append({
+                    "stratum": stratum, "setting": label, "variant": name, "recordings": len(c),
+                    "ibi_mean": float(np.nanmean([a["ibi"] for a in c])),
+                    "hr_mean": float(np.mean([a["hr"] for a in c])),
+                    "clean_rejected": 1.0 - sum(a["accepted"] for a in c) / max(win, 1),
+                    "octave_pct": 100.0 * sum(a["octave"][1] for a in c)
+                    / max(sum(a["octave"][0] for a in c), 1),
+                    "truth_r_mean": float(np.mean([a["truth_r"] for a in c]))})
+    return out
+
+
+def no_beat_rejection(n: int, cfgs: dict[str, TrainConfig], duration_s: float) -> dict:
+    base = TrainConfig()
+    out = {}
+    for label, (fs_in, loss) in VALIDATION_SETTINGS.items():
+        sc = replace(base.sim, fs_in=fs_in, duration_s=duration_s,
+                     channel=ChannelConfig(loss=loss, burst=3.0))
+        for kind in ("noise", "no_contact"):
+            recs = [simulate_no_beat(sc, subject_seed("val", i, base.seed) + 2, kind)
+                    for i in range(n)]
+            out[f"{kind} {label}"] = {
+                name: float(np.mean([1 - process(r, c)["windows"]["reliable"].mean()
+                                     for r in recs])) for name, c in cfgs.items()}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="twscardio.experiments.weak_stratum",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--variant", action="append", default=[],
+                    help="NAME:key=value,... (TrainConfig overrides); repeatable")
+    ap.add_argument("--subjects", type=int, default=48, help="family-stratum validation subjects")
+    ap.add_argument("--first", type=int, default=0, help="first family-stratum subject index")
+    ap.add_argument("--weak", type=int, default=48, help="weak-stratum validation subjects")
+    ap.add_argument("--weak-first", type=int, default=600, help="first weak-stratum subject")
+    ap.add_argument("--weak-mg", type=float, nargs=2, default=[0.5, 1.5],
+                    help="weak stratum: BCG amplitude range (mg)")
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--no-beat", type=int, default=24, help="heartbeat-free recordings per kind")
+    ap.add_argument("--out", type=Path, default=Path("runs/twscardio/weak_stratum.json"))
+    a = ap.parse_args(argv)
+    setup_logging()
+    if not 0 < a.weak_mg[0] < a.weak_mg[1]:
+        raise ConfigError(f"--weak-mg {a.weak_mg} must be 0 < lo < hi")
+    cfgs = variants(a.variant)
+    rows = rows_for("family", range(a.first, a.first + a.subjects), None, cfgs, a.duration) \
+        + rows_for("weak", range(a.weak_first, a.weak_first + a.weak), tuple(a.weak_mg), cfgs,
+                   a.duration)
+    tab = summary(rows, list(cfgs))
+    for t in tab:
+        log.info("%-6s %-20s %-10s IBI %6.2f ms, HR %6.3f bpm, clean rejected %6.2f %%, "
+                 "octave %5.2f %%, |r| %.3f", t["stratum"], t["setting"], t["variant"],
+                 t["ibi_mean"], t["hr_mean"], 100 * t["clean_rejected"], t["octave_pct"],
+                 t["truth_r_mean"])
+    nb = no_beat_rejection(a.no_beat, cfgs, a.duration)
+    log.info("heartbeat-free windows rejected: %s", nb)
+    atomic_write_json(a.out, {"args": {k: str(v) for k, v in vars(a).items()}, "rows": rows,
+                              "summary": tab, "no_beat_rejection": nb})
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
