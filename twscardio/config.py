@@ -109,9 +109,6 @@ class FusionConfig:
     # ms against 13.57 off, below off in all four; `experiments.cross_bud --hp`). 0 turns it off.
     cross_bud: NonNegFloat = 2.0
     cross_bud_hp_hz: NonNegFloat = 2.0
-    # the cross-bud covariance from windows where the head is still (gyro rms <= gate_gyro_rms)
-    # only: what both buds share while the head rotates includes the motion itself
-    cross_bud_still_only: bool = False
     # a recording whose mean window SQI (`quality`) is below this is re-fused on its own beats
     # (`fusion.refit_on_beats`); 0 (the default) turns the fallback off. 0.5 is the value
     # chosen on validation subjects (`python -m twscardio.experiments.fusion_fallback`), where

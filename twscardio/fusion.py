@@ -393,7 +393,7 @@ def fuse(X: np.ndarray, mask: np.ndarray, fs: float, cfg: FusionConfig) -> dict:
         cfg.cross_bud_hp_hz > 0 else z
     for k, (s, e) in enumerate(bounds):
         c0s[k], cts[k], sqi[k], period[k] = window_statistics(z[s:e], fs, cfg)
-        if cfg.cross_bud > 0 and not (cfg.cross_bud_still_only and grms[k] > cfg.gate_gyro_rms):
+        if cfg.cross_bud > 0:
             cxs[k] = cross_bud_covariance(zx[s:e])
     # BCG geometry is fixed per subject: one set of weights, quality-weighted over windows
     w = periodic_weights(c0s, cts, sqi.max(axis=1) ** 4, cxs, cfg.cross_bud)

@@ -61,9 +61,8 @@ def _view_dict(cfg: TrainConfig) -> dict:
     is the fusion fallback (`pipeline.fused_with_fallback`): training data and timing data
     are built with `fusion.fuse` alone, so it does not change them. The cross-bud weight
     (`fusion.cross_bud`) is left out while 0 (off: the fusion is the one the keys were made
-    with), its high-pass (`fusion.cross_bud_hp_hz`) while either is 0, its still-windows-only
-    switch (`fusion.cross_bud_still_only`) while off or unused; any other value changes the
-    fused signal and so the keys."""
+    with), its high-pass (`fusion.cross_bud_hp_hz`) while either is 0; any other value changes
+    the fused signal and so the keys."""
     d = to_dict(training_view(cfg))
     if cfg.prior == "none":  # the 17 channels alone: the keys made before the option existed
         d.pop("prior")
@@ -82,8 +81,6 @@ def _view_dict(cfg: TrainConfig) -> dict:
     if cfg.loss.local_r_weight == 0 or cfg.loss.kind == "l1":  # unused: the keys made before it
         for k in ("local_r_weight", "local_r_s", "local_r_hop_s"):
             d["loss"].pop(k)
-    if cfg.fusion.cross_bud == 0 or not cfg.fusion.cross_bud_still_only:  # unused / as before
-        d["fusion"].pop("cross_bud_still_only")
     if cfg.fusion.cross_bud == 0:
         d["fusion"].pop("cross_bud")
     if cfg.fusion.cross_bud == 0 or cfg.fusion.cross_bud_hp_hz == 0:  # unused / as before it

@@ -312,34 +312,3 @@ def test_choose_cli_names_a_missing_or_corrupt_file(tmp_path):
             main(["--choose", str(f)])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.json"]
 
-
-def test_cross_bud_still_only_drops_the_term_of_rotating_windows(monkeypatch):
-    """`cross_bud_still_only`: the windows whose gyro rms exceeds `gate_gyro_rms` add no
-    cross-bud covariance. At rest (no window above the gate) the fusion equals the plain term;
-    with every window above the gate (the gate lowered to 0) it equals the term off; with head
-    motion, exactly the windows above the gate lose their term (checked on the covariances
-    `periodic_weights` receives)."""
-    import twscardio.fusion as fusion
-
-    base = replace(TrainConfig(), sim=replace(TrainConfig().sim, duration_s=20.0))
-    rest = simulate(base.sim, seed=5)
-    still = replace(base.fusion, cross_bud_still_only=True)
-    plain = process(rest, base, "b")["fusion"]
-    assert np.all(plain["gyro_rms"] <= base.fusion.gate_gyro_rms)
-    same = process(rest, replace(base, fusion=still), "b")["fusion"]
-    np.testing.assert_array_equal(same["weights"], plain["weights"])
-    gate0 = replace(still, gate_gyro_rms=0.0)
-    off = replace(base.fusion, cross_bud=0.0, gate_gyro_rms=0.0)
-    a = process(rest, replace(base, fusion=gate0), "b")["fusion"]["weights"]
-    b = process(rest, replace(base, fusion=off), "b")["fusion"]["weights"]
-    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
-    moving = simulate(replace(base.sim, motion_level=2.0), seed=7)
-    seen = {}
-    pw = fusion.periodic_weights
-    monkeypatch.setattr(fusion, "periodic_weights",
-                        lambda c0s, cts, q, cxs=None, cb=0.0: seen.update(cxs=cxs.copy())
-                        or pw(c0s, cts, q, cxs, cb))
-    out = process(moving, replace(base, fusion=still), "b")["fusion"]
-    rot = out["gyro_rms"] > still.gate_gyro_rms
-    assert rot.any() and (~rot).any()
-    assert np.all(seen["cxs"][rot] == 0) and np.all(np.abs(seen["cxs"][~rot]).sum(axis=(1, 2)) > 0)
