@@ -220,9 +220,13 @@ def add_lora(model: nn.Module, cfg: LoraConfig) -> nn.Module:
         fused = {"q_proj": "qkv_proj", "k_proj": "qkv_proj", "v_proj": "qkv_proj",
                  "gate_proj": "gate_up_proj", "up_proj": "gate_up_proj"}
         targets = list(dict.fromkeys(fused.get(t, t) for t in targets))
-    # LongLoRA's trainable embeddings and norms: peft trains a copy of every module whose name
-    # ends in one of these (all *norm layers); weight tying keeps a tied lm_head the same copy
-    extra = dict(modules_to_save=["embed_tokens", "norm"], ensure_weight_tying=True) \
+    # LongLoRA's trainable embeddings and norms: peft trains a copy of every module named here
+    # (the embedding and every *norm layer); weight tying keeps a tied lm_head the same copy.
+    # Each norm's own name is listed: peft 0.22 matches a name only whole (after a "."), where
+    # 0.21 matched any suffix, so "norm" alone would leave the per-layer norms frozen
+    norms = sorted({n.rsplit(".", 1)[-1] for n, _ in model.named_modules()
+                    if n.rsplit(".", 1)[-1].endswith("norm")})
+    extra = dict(modules_to_save=["embed_tokens", *norms], ensure_weight_tying=True) \
         if cfg.train_embed_norm else {}
     pc = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                         target_modules=targets, bias="none", task_type="CAUSAL_LM", **extra)
