@@ -343,6 +343,8 @@ def bud_agreement(fus: dict, fs: float, hp_hz: float = 0.0) -> float:
     The BCG moves the head, so both buds see it; sensor noise and what a fit to wrong beats
     picks up are each bud's own. The statistic is not what `beat_synchronous_weights` maximises
     (beat-locked covariance of the whole component), so it can judge a refit on its own beats.
+    With `fusion.method` "pica" fus["weights"] is the mean of the windows' weights, so the
+    statistic describes that mean component, not the per-window fusion.
     """
     clean, bounds = fus["acc_clean"], fus["bounds"]
     m = fus.get("axis_valid", clean != 0)

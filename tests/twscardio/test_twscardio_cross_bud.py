@@ -311,4 +311,3 @@ def test_choose_cli_names_a_missing_or_corrupt_file(tmp_path):
         with pytest.raises(DataError, match=f.name):
             main(["--choose", str(f)])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.json"]
-

@@ -33,10 +33,12 @@ def test_tiny_run_scores_every_variant_on_the_same_recordings(tmp_path):
           "--weak", "1", "--weak-first", "9100", "--duration", "10", "--no-beat", "1",
           "--out", str(out)])
     d = json.loads(out.read_text())
-    strata = {(r["stratum"], r["setting"]) for r in d["rows"]}
-    assert ("family", "25Hz loss20% motion3") in strata  # the first half of the family only
-    assert ("weak", "25Hz loss20% motion3") not in strata
+    moving = [r for r in d["rows"] if r["setting"] == "25Hz loss20% motion3"]
+    assert [(r["stratum"], r["subject"]) for r in moving] == [("family", 9000)]  # first half
+    assert {(r["stratum"], r["subject"]) for r in d["rows"]} == {
+        ("family", 9000), ("family", 9001), ("weak", 9100)}
     assert all({"shipped", "cb0"} <= set(r) for r in d["rows"])
     assert {t["variant"] for t in d["summary"]} == {"shipped", "cb0"}
+    assert all(t["d_ibi_paired"] == 0 for t in d["summary"] if t["variant"] == "shipped")
     assert set(d["no_beat_rejection"]) == {f"{k} {s}" for k in ("noise", "no_contact")
                                            for s in ("50Hz loss10%", "25Hz loss20%")}

@@ -15,10 +15,12 @@ bench's test subjects or the out-of-family generator):
 
 Per recording at the bench's two rest settings (60 s): arm (b) with the fallback off, and with
 the refit forced, with each fusion's `fusion.bud_agreement` and its |r| with the true
-(band-passed) BCG (a diagnosis only: no method has the truth). Candidates, scored from these
-rows (and checked against `process` with each candidate's config): "off"; "refit" (mean window
-SQI below 0.5, at most 20 % of windows rotating); "refit+check" (the same, kept only where the
-buds agree better). Also the share of heartbeat-free windows rejected under each.
+(band-passed) BCG (a diagnosis only: no method has the truth). Candidates, each `process` with
+its own config on the recordings its fallback may act on (the others are scored as "off"):
+"off"; "refit" (mean window SQI below 0.5, at most 20 % of windows rotating); "refit+check"
+(the same, kept only where the buds agree better). The forced refit is kept in the rows as a
+diagnosis; the summary does not use it. Also the share of heartbeat-free windows rejected under
+each candidate.
 """
 
 from __future__ import annotations
@@ -96,8 +98,10 @@ def recordings(stratum: str, n: int, first: int, weak_mg, duration_s: float) -> 
                    "bcg_mg": rec["subject"]["bcg_mg"], "off": score(rec, off)}
             row["forced"] = score(rec, forced)
             for name in ("refit", "refit+check"):  # the pipeline's own decision
-                if row["off"]["sqi"] < 0.5 and row["off"]["rotating"] <= 0.2:
-                    row[name] = score(rec, candidate(cfg, name))
+                c = candidate(cfg, name)
+                if row["off"]["sqi"] < c.fusion.refit_below_sqi \
+                        and row["off"]["rotating"] <= c.fusion.refit_max_rotating:
+                    row[name] = score(rec, c)
             rows.append(row)
     return rows
 
@@ -109,8 +113,10 @@ def chosen(row: dict, name: str) -> dict:
 
 def summary(rows: list[dict]) -> list[dict]:
     """Per stratum, setting and candidate: recordings refit, summed HR / IBI change against off
-    (recordings with a finite IBI both ways), how many worse / better by > 10 ms, clean windows
-    rejected, octave-error windows, mean |r| with the truth."""
+    (recordings with a finite IBI both ways), how many worse / better by > 10 ms, how many lost
+    their IBI ("ibi_lost": none under the candidate, one under off), clean windows rejected,
+    octave-error windows, mean |r| with the truth. "ibi_mean" averages each candidate's own
+    recordings with an IBI (not paired)."""
     out = []
     for stratum in sorted({r["stratum"] for r in rows}):
         for label in VALIDATION_SETTINGS:
@@ -126,6 +132,8 @@ def summary(rows: list[dict]) -> list[dict]:
                     "d_hr_sum": float(sum(a["hr"] - r["off"]["hr"] for a, r in zip(c, sel))),
                     "d_ibi_sum": float(d_ibi.sum()), "worse_10ms": int((d_ibi > 10).sum()),
                     "better_10ms": int((d_ibi < -10).sum()),
+                    "ibi_lost": int(sum(np.isnan(a["ibi"]) and np.isfinite(r["off"]["ibi"])
+                                        for a, r in zip(c, sel))),
                     "ibi_mean": float(np.nanmean([a["ibi"] for a in c])),
                     "hr_mean": float(np.mean([a["hr"] for a in c])),
                     "clean_rejected": 1.0 - sum(a["accepted"] for a in c) / max(win, 1),

@@ -28,7 +28,9 @@ def one(rec, cfg):
     out = {}
     for t in THRESHOLDS:
         for g in GATES:
-            keep = (w["sqi"] >= t) & (w["beat_r"] >= g) & ~moving
+            keep = (w["sqi"] >= t) & ((g == 0) | (w["beat_r"] >= g)) & ~moving  # 0: no gate
+            if (t, g) == (cfg.quality.threshold, cfg.quality.min_beat_r):
+                assert np.array_equal(keep, w["reliable"] & ~moving), "not the pipeline's rule"
             beats = _in_windows(o["beats_all_s"], 0.0, fs, w["bounds"], keep)
             m = beat_metrics(beats, tr)
             scored, bad = octave_errors(beats, tr["r_s"], dur)
