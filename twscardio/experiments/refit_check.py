@@ -108,7 +108,28 @@ def recordings(stratum: str, n: int, first: int, weak_mg, duration_s: float) -> 
 
 def chosen(row: dict, name: str) -> dict:
     """The row's figures under candidate `name` (`process` with its config where it may act)."""
-    return row.get(name, row["off"]) if name != "off" else row["off"]
+    return row.get(name, row["off"])
+
+
+def paired_ibi(new: list[dict], base: list[dict]) -> tuple[np.ndarray, int]:
+    """IBI change of `score` dicts `new` against `base` (the same recordings, in order) over the
+    recordings with an IBI under both, and how many lost theirs (none in new, one in base)."""
+    ibi = np.array([[a["ibi"], b["ibi"]] for a, b in zip(new, base)]).reshape(-1, 2)
+    both = np.isfinite(ibi).all(axis=1)
+    return ibi[both, 0] - ibi[both, 1], int((np.isnan(ibi[:, 0]) & np.isfinite(ibi[:, 1])).sum())
+
+
+def pooled(scores: list[dict]) -> dict:
+    """Arm (b)'s figures pooled over `score` dicts: mean IBI (each recording with an IBI; not
+    paired), mean HR error, clean windows rejected, octave-error windows (%), mean |r| with the
+    truth."""
+    win = sum(a["windows"] for a in scores)
+    return {"ibi_mean": float(np.nanmean([a["ibi"] for a in scores])),
+            "hr_mean": float(np.mean([a["hr"] for a in scores])),
+            "clean_rejected": 1.0 - sum(a["accepted"] for a in scores) / max(win, 1),
+            "octave_pct": 100.0 * sum(a["octave"][1] for a in scores)
+            / max(sum(a["octave"][0] for a in scores), 1),
+            "truth_r_mean": float(np.mean([a["truth_r"] for a in scores]))}
 
 
 def summary(rows: list[dict]) -> list[dict]:
@@ -123,28 +144,21 @@ def summary(rows: list[dict]) -> list[dict]:
             sel = [r for r in rows if r["stratum"] == stratum and r["setting"] == label]
             for name in CANDIDATES:
                 c = [chosen(r, name) for r in sel]
-                d_ibi = np.array([a["ibi"] - r["off"]["ibi"] for a, r in zip(c, sel)
-                                  if np.isfinite(a["ibi"]) and np.isfinite(r["off"]["ibi"])])
-                win = sum(a["windows"] for a in c)
+                d_ibi, lost = paired_ibi(c, [r["off"] for r in sel])
                 out.append({
                     "stratum": stratum, "setting": label, "candidate": name,
                     "recordings": len(sel), "refit": int(sum(a["refit"] for a in c)),
                     "d_hr_sum": float(sum(a["hr"] - r["off"]["hr"] for a, r in zip(c, sel))),
                     "d_ibi_sum": float(d_ibi.sum()), "worse_10ms": int((d_ibi > 10).sum()),
                     "better_10ms": int((d_ibi < -10).sum()),
-                    "ibi_lost": int(sum(np.isnan(a["ibi"]) and np.isfinite(r["off"]["ibi"])
-                                        for a, r in zip(c, sel))),
-                    "ibi_mean": float(np.nanmean([a["ibi"] for a in c])),
-                    "hr_mean": float(np.mean([a["hr"] for a in c])),
-                    "clean_rejected": 1.0 - sum(a["accepted"] for a in c) / max(win, 1),
-                    "octave_pct": 100.0 * sum(a["octave"][1] for a in c)
-                    / max(sum(a["octave"][0] for a in c), 1),
-                    "truth_r_mean": float(np.mean([a["truth_r"] for a in c]))})
+                    "ibi_lost": lost, **pooled(c)})
     return out
 
 
-def no_beat_rejection(n: int, first: int, duration_s: float) -> dict:
-    """Share of heartbeat-free windows rejected per kind, rate and candidate."""
+def no_beat_rejection(n: int, first: int, cfgs: dict[str, TrainConfig],
+                      duration_s: float) -> dict:
+    """Share of heartbeat-free windows rejected per kind, rate and config of `cfgs` (name ->
+    config), on the heartbeat-free recordings of validation subjects first..first+n-1."""
     cfg = TrainConfig()
     out = {}
     for label, (fs_in, loss) in VALIDATION_SETTINGS.items():
@@ -154,14 +168,13 @@ def no_beat_rejection(n: int, first: int, duration_s: float) -> dict:
             recs = [simulate_no_beat(sc, subject_seed("val", i, cfg.seed) + 2, kind)
                     for i in range(first, first + n)]
             out[f"{kind} {label}"] = {
-                name: float(np.mean([1 - process(r, candidate(cfg, name))["windows"]["reliable"]
-                                     .mean() for r in recs])) for name in CANDIDATES}
+                name: float(np.mean([1 - process(r, c)["windows"]["reliable"].mean()
+                                     for r in recs])) for name, c in cfgs.items()}
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="twscardio.experiments.refit_check",
-                                 description=__doc__.split("\n\n")[0])
+def add_stratum_arguments(ap: argparse.ArgumentParser) -> None:
+    """The two strata's subjects, the weak stratum's BCG range, duration, heartbeat-free count."""
     ap.add_argument("--subjects", type=int, default=48, help="family-stratum validation subjects")
     ap.add_argument("--first", type=int, default=0, help="first family-stratum subject index")
     ap.add_argument("--weak", type=int, default=48, help="weak-stratum validation subjects")
@@ -170,13 +183,25 @@ def main(argv: list[str] | None = None) -> int:
                     help="weak stratum: BCG amplitude range (mg)")
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--no-beat", type=int, default=24, help="heartbeat-free recordings per kind")
+
+
+def weak_mg_range(a: argparse.Namespace) -> tuple[float, float]:
+    """The validated `--weak-mg` range (a one-line ConfigError otherwise)."""
+    if not 0 < a.weak_mg[0] < a.weak_mg[1]:
+        raise ConfigError(f"--weak-mg {a.weak_mg} must be 0 < lo < hi")
+    return a.weak_mg[0], a.weak_mg[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="twscardio.experiments.refit_check",
+                                 description=__doc__.split("\n\n")[0])
+    add_stratum_arguments(ap)
     ap.add_argument("--out", type=Path, default=Path("runs/twscardio/refit_check.json"))
     a = ap.parse_args(argv)
     setup_logging()
-    if not 0 < a.weak_mg[0] < a.weak_mg[1]:
-        raise ConfigError(f"--weak-mg {a.weak_mg} must be 0 < lo < hi")
+    weak_mg = weak_mg_range(a)
     rows = recordings("family", a.subjects, a.first, None, a.duration) + recordings(
-        "weak", a.weak, a.weak_first, tuple(a.weak_mg), a.duration)
+        "weak", a.weak, a.weak_first, weak_mg, a.duration)
     tab = summary(rows)
     for t in tab:
         log.info("%-6s %-13s %-11s refit %2d | sum dHR %+7.2f bpm, sum dIBI %+8.1f ms "
@@ -185,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
                  t["refit"], t["d_hr_sum"], t["d_ibi_sum"], t["worse_10ms"], t["better_10ms"],
                  t["ibi_mean"], t["hr_mean"], 100 * t["clean_rejected"], t["octave_pct"],
                  t["truth_r_mean"])
-    nb = no_beat_rejection(a.no_beat, a.first, a.duration)
+    base = TrainConfig()
+    nb = no_beat_rejection(a.no_beat, a.first, {n: candidate(base, n) for n in CANDIDATES},
+                           a.duration)
     log.info("heartbeat-free windows rejected: %s", nb)
     atomic_write_json(a.out, {"args": {k: str(v) for k, v in vars(a).items()}, "rows": rows,
                               "summary": tab, "no_beat_rejection": nb})

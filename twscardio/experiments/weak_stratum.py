@@ -18,21 +18,24 @@ windows rejected (pure noise, no contact; both rates).
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
 
 from shared.cli import run
 from shared.config import apply_overrides, from_dict, to_dict
 from shared.errors import ConfigError
 from shared.io import atomic_write_json
 from shared.log import get_logger, progress, setup_logging
-from twscardio.config import ChannelConfig, TrainConfig
+from twscardio.config import TrainConfig
 from twscardio.data import VALIDATION_SETTINGS, setting_sims, subject_seed
-from twscardio.experiments.refit_check import score, weak_recording
-from twscardio.pipeline import process
-from twscardio.simulator import simulate_no_beat
+from twscardio.experiments.refit_check import (
+    add_stratum_arguments,
+    no_beat_rejection,
+    paired_ibi,
+    pooled,
+    score,
+    weak_mg_range,
+    weak_recording,
+)
 
 log = get_logger("twscardio.experiments.weak_stratum")
 SETTINGS = {**{f"{k} rest": (*v, 0.0) for k, v in VALIDATION_SETTINGS.items()},
@@ -86,38 +89,11 @@ def summary(rows: list[dict], names: list[str]) -> list[dict]:
                 continue
             for name in names:
                 c = [r[name] for r in sel]
-                win = sum(a["windows"] for a in c)
-                ibi = np.array([[r[name]["ibi"], r["shipped"]["ibi"]] for r in sel])
-                both = np.isfinite(ibi).all(axis=1)
+                d_ibi, lost = paired_ibi(c, [r["shipped"] for r in sel])
                 out.append({
                     "stratum": stratum, "setting": label, "variant": name, "recordings": len(c),
-                    "ibi_mean": float(np.nanmean([a["ibi"] for a in c])),
-                    "d_ibi_paired": float(np.mean(ibi[both, 0] - ibi[both, 1]))
-                    if both.any() else float("nan"),
-                    "ibi_lost": int((np.isnan(ibi[:, 0]) & np.isfinite(ibi[:, 1])).sum()),
-                    "hr_mean": float(np.mean([a["hr"] for a in c])),
-                    "clean_rejected": 1.0 - sum(a["accepted"] for a in c) / max(win, 1),
-                    "octave_pct": 100.0 * sum(a["octave"][1] for a in c)
-                    / max(sum(a["octave"][0] for a in c), 1),
-                    "truth_r_mean": float(np.mean([a["truth_r"] for a in c]))})
-    return out
-
-
-def no_beat_rejection(n: int, cfgs: dict[str, TrainConfig], duration_s: float) -> dict:
-    """Share of heartbeat-free windows rejected per kind, rate and variant: the heartbeat-free
-    recordings of validation subjects 0..n-1, whatever `--first` (the same recordings in every
-    run)."""
-    base = TrainConfig()
-    out = {}
-    for label, (fs_in, loss) in VALIDATION_SETTINGS.items():
-        sc = replace(base.sim, fs_in=fs_in, duration_s=duration_s,
-                     channel=ChannelConfig(loss=loss, burst=3.0))
-        for kind in ("noise", "no_contact"):
-            recs = [simulate_no_beat(sc, subject_seed("val", i, base.seed) + 2, kind)
-                    for i in range(n)]
-            out[f"{kind} {label}"] = {
-                name: float(np.mean([1 - process(r, c)["windows"]["reliable"].mean()
-                                     for r in recs])) for name, c in cfgs.items()}
+                    "d_ibi_paired": float(d_ibi.mean()) if d_ibi.size else float("nan"),
+                    "ibi_lost": lost, **pooled(c)})
     return out
 
 
@@ -126,22 +102,14 @@ def main(argv: list[str] | None = None) -> int:
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--variant", action="append", default=[],
                     help="NAME:key=value,... (TrainConfig overrides); repeatable")
-    ap.add_argument("--subjects", type=int, default=48, help="family-stratum validation subjects")
-    ap.add_argument("--first", type=int, default=0, help="first family-stratum subject index")
-    ap.add_argument("--weak", type=int, default=48, help="weak-stratum validation subjects")
-    ap.add_argument("--weak-first", type=int, default=600, help="first weak-stratum subject")
-    ap.add_argument("--weak-mg", type=float, nargs=2, default=[0.5, 1.5],
-                    help="weak stratum: BCG amplitude range (mg)")
-    ap.add_argument("--duration", type=float, default=60.0)
-    ap.add_argument("--no-beat", type=int, default=24, help="heartbeat-free recordings per kind")
+    add_stratum_arguments(ap)
     ap.add_argument("--out", type=Path, default=Path("runs/twscardio/weak_stratum.json"))
     a = ap.parse_args(argv)
     setup_logging()
-    if not 0 < a.weak_mg[0] < a.weak_mg[1]:
-        raise ConfigError(f"--weak-mg {a.weak_mg} must be 0 < lo < hi")
+    weak_mg = weak_mg_range(a)
     cfgs = variants(a.variant)
     rows = rows_for("family", range(a.first, a.first + a.subjects), None, cfgs, a.duration) \
-        + rows_for("weak", range(a.weak_first, a.weak_first + a.weak), tuple(a.weak_mg), cfgs,
+        + rows_for("weak", range(a.weak_first, a.weak_first + a.weak), weak_mg, cfgs,
                    a.duration)
     tab = summary(rows, list(cfgs))
     for t in tab:
@@ -149,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                  "clean rejected %6.2f %%, octave %5.2f %%, |r| %.3f", t["stratum"],
                  t["setting"], t["variant"], t["ibi_mean"], t["d_ibi_paired"], t["ibi_lost"],
                  t["hr_mean"], 100 * t["clean_rejected"], t["octave_pct"], t["truth_r_mean"])
-    nb = no_beat_rejection(a.no_beat, cfgs, a.duration)
+    # the heartbeat-free recordings of validation subjects 0..n-1, whatever --first (the same
+    # recordings in every run)
+    nb = no_beat_rejection(a.no_beat, 0, cfgs, a.duration)
     log.info("heartbeat-free windows rejected: %s", nb)
     atomic_write_json(a.out, {"args": {k: str(v) for k, v in vars(a).items()}, "rows": rows,
                               "summary": tab, "no_beat_rejection": nb})
