@@ -3,8 +3,8 @@
 
 A logistic regression on per-window quantities arm (b) already has (the SQI's four features,
 its sqi, the beat consistency, and three of the detections' own: the spread of the window's
-detected intervals, their median against the window's period, and the share of the window's
-beats the detected intervals account for) predicts whether a window's own IBI error exceeds
+detected intervals, their median against the window's period, and the span from the first to
+the last detected beat over the window's length) predicts whether a window's own IBI error exceeds
 GROSS_MS. It is fitted on clean recordings of training subjects, then ranks the windows of
 validation subjects (the training family, and the weak-BCG stratum of
 `experiments.refit_check`): the accepted beats' IBI MAE at the oracle's rejected share, beside
@@ -33,7 +33,7 @@ REJECT_PCT = 4.86
 
 def detection_features(row) -> np.ndarray:
     """(W, 3): CV of the window's detected intervals, |median interval / period - 1|, and the
-    detected intervals' share of the window (1 when every beat is found once)."""
+    span from the first to the last detected beat over the window's length (at most 1)."""
     o = row["o"]
     w, fs = o["windows"], row["fs"]
     beats = np.sort(o["beats_all_s"])
